@@ -1,0 +1,379 @@
+#!/usr/bin/env bash
+# The local stack pgsink's tests and demo run against: PostgreSQL 15 (Debian),
+# Kafka 4.3 in KRaft combined mode and Kafka Connect with Debezium 3.6.1.Final,
+# all on loopback, all started from jars fetched by Maven. No Docker.
+#
+#   stack.sh up      start whatever is not running yet (a running stack is reused)
+#   stack.sh down    stop exactly the processes this script started (pid files)
+#   stack.sh env     print the addresses as shell exports (also in $STATE/env)
+#   stack.sh status  one line per service
+#   stack.sh fetch   download the jars into the cache (up does it when needed)
+#
+# Everything is configurable through the environment; see the defaults below.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+
+STATE=${PGSINK_STACK_DIR:-$repo/.stack}
+CACHE=${PGSINK_JAR_CACHE:-$repo/.cache/jars}
+PG_PORT=${PGSINK_PG_PORT:-55432}
+KAFKA_PORT=${PGSINK_KAFKA_PORT:-19092}
+CONTROLLER_PORT=${PGSINK_KAFKA_CONTROLLER_PORT:-19093}
+CONNECT_PORT=${PGSINK_CONNECT_PORT:-18083}
+READY_TIMEOUT=${PGSINK_STACK_TIMEOUT:-180}
+PG_BIN=${PGSINK_PG_BIN:-/usr/lib/postgresql/15/bin}
+JAVA=${JAVA:-java}
+HOST=127.0.0.1
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- helpers
+
+# alive PIDFILE MARKER: the pid in PIDFILE runs and its command line names
+# MARKER (our state folder), so a recycled pid is never mistaken for ours.
+alive() {
+  local pidfile=$1 marker=$2 pid
+  [ -f "$pidfile" ] || return 1
+  pid=$(head -n1 "$pidfile" 2>/dev/null) || return 1
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$marker"
+}
+
+port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+
+# wait_for WHAT LOGFILE PIDFILE MARKER CHECK...: poll CHECK until it succeeds,
+# failing fast when the process died and with the log's tail on time-out.
+wait_for() {
+  local what=$1 logfile=$2 pidfile=$3 marker=$4; shift 4
+  local deadline=$((SECONDS + READY_TIMEOUT))
+  until "$@" >/dev/null 2>&1; do
+    if ! alive "$pidfile" "$marker"; then
+      tail -n 40 "$logfile" >&2 || true
+      die "$what exited during start-up; full log: $logfile"
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      tail -n 40 "$logfile" >&2 || true
+      die "$what not ready after ${READY_TIMEOUT}s (PGSINK_STACK_TIMEOUT); full log: $logfile"
+    fi
+    sleep 0.5
+  done
+}
+
+# stop_pid NAME PIDFILE MARKER: TERM, wait up to 30 s, then KILL.
+stop_pid() {
+  local name=$1 pidfile=$2 marker=$3 pid i
+  if ! alive "$pidfile" "$marker"; then
+    rm -f "$pidfile"
+    log "$name: not running"
+    return 0
+  fi
+  pid=$(head -n1 "$pidfile")
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 1 60); do
+    alive "$pidfile" "$marker" || break
+    sleep 0.5
+  done
+  if alive "$pidfile" "$marker"; then
+    log "$name: still running after 30s, sending KILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    sleep 0.5
+  fi
+  rm -f "$pidfile"
+  log "$name: stopped (pid $pid)"
+}
+
+java_opts() {
+  echo "-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true"
+}
+
+# ---------------------------------------------------------------- jars
+
+fetch() {
+  if [ -f "$CACHE/.complete" ] && [ "$CACHE/.complete" -nt "$here/pom.xml" ]; then
+    return 0
+  fi
+  command -v mvn >/dev/null || die "mvn is not installed (apt-get install -y maven)"
+  log "fetching jars from Maven Central into $CACHE (first run only)"
+  local t0=$SECONDS
+  rm -rf "$CACHE.tmp" && mkdir -p "$CACHE.tmp"
+  mvn -q -B -f "$here/pom.xml" -Pkafka dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$CACHE.tmp/kafka" >&2
+  mvn -q -B -f "$here/pom.xml" -Pdebezium-postgres dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$CACHE.tmp/plugins/debezium-postgres" >&2
+  rm -rf "$CACHE" && mv "$CACHE.tmp" "$CACHE"
+  touch "$CACHE/.complete"
+  log "jars fetched in $((SECONDS - t0))s"
+}
+
+# ---------------------------------------------------------------- PostgreSQL
+
+pg_install() {
+  [ -x "$PG_BIN/postgres" ] && return 0
+  log "PostgreSQL 15 not found in $PG_BIN: installing Debian's postgresql-15"
+  [ "$(id -u)" = 0 ] || die "PostgreSQL 15 is missing and installing it needs root"
+  DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql-15 postgresql-client-15 >&2
+  [ -x "$PG_BIN/postgres" ] || die "postgresql-15 installed but $PG_BIN/postgres is missing"
+}
+
+# as_pg runs a PostgreSQL binary as the unprivileged postgres user when we are
+# root (initdb and postgres refuse to run as root).
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+pg_ready() { "$PG_BIN/pg_isready" -q -h "$HOST" -p "$PG_PORT"; }
+
+pg_up() {
+  local dir=$STATE/pg data=$STATE/pg/data
+  if alive "$data/postmaster.pid" "$data" && pg_ready; then
+    log "postgres: already up on $HOST:$PG_PORT"
+    return 0
+  fi
+  pg_install
+  mkdir -p "$dir"
+  if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$dir"; fi
+  if [ ! -f "$data/PG_VERSION" ]; then
+    log "postgres: initdb $data"
+    as_pg "$PG_BIN/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
+      { cat "$dir/initdb.log" >&2; die "initdb failed"; }
+    cat >>"$data/postgresql.conf" <<EOF
+
+# pgsink local stack
+listen_addresses = '$HOST'
+port = $PG_PORT
+unix_socket_directories = '$dir'
+wal_level = logical
+max_wal_senders = 40
+max_replication_slots = 40
+max_connections = 200
+shared_buffers = 512MB
+fsync = on
+log_min_messages = warning
+EOF
+  fi
+  log "postgres: starting on $HOST:$PG_PORT"
+  as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$dir/postgres.log" -w -t "$READY_TIMEOUT" start >/dev/null ||
+    { tail -n 40 "$dir/postgres.log" >&2; die "postgres did not start; log: $dir/postgres.log"; }
+  pg_bootstrap
+}
+
+psql_admin() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$HOST" -p "$PG_PORT" -U postgres "$@"; }
+
+# pg_bootstrap creates the roles and databases once; every statement is
+# idempotent so a half-initialised cluster is repaired on the next `up`.
+pg_bootstrap() {
+  psql_admin -d postgres <<'SQL'
+DO $$
+BEGIN
+  -- Debezium: logical replication, owns the source tables it publishes.
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'debezium') THEN
+    CREATE ROLE debezium LOGIN REPLICATION CREATEDB;
+  END IF;
+  -- pgsink: writes the target database, nothing more.
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgsink') THEN
+    CREATE ROLE pgsink LOGIN;
+  END IF;
+END $$;
+SQL
+  psql_admin -d postgres -tA -c "SELECT 1 FROM pg_database WHERE datname = 'source'" | grep -q 1 ||
+    psql_admin -d postgres -c "CREATE DATABASE source OWNER debezium"
+  psql_admin -d postgres -tA -c "SELECT 1 FROM pg_database WHERE datname = 'target'" | grep -q 1 ||
+    psql_admin -d postgres -c "CREATE DATABASE target OWNER pgsink"
+}
+
+pg_down() {
+  local data=$STATE/pg/data
+  if alive "$data/postmaster.pid" "$data"; then
+    as_pg "$PG_BIN/pg_ctl" -D "$data" -m fast -w -t 60 stop >/dev/null || die "pg_ctl stop failed"
+    log "postgres: stopped"
+  else
+    log "postgres: not running"
+  fi
+}
+
+# ---------------------------------------------------------------- Kafka
+
+kafka_cp() { echo "$CACHE/kafka/*"; }
+
+write_log4j() { # FILE LOGFILE
+  cat >"$1" <<EOF
+status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = $2
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.apache.name = org.apache.kafka
+logger.apache.level = INFO
+logger.reflections.name = org.reflections
+logger.reflections.level = ERROR
+EOF
+}
+
+kafka_ready() {
+  port_open "$KAFKA_PORT" && grep -q 'Kafka Server started' "$STATE/kafka/server.log"
+}
+
+kafka_up() {
+  local dir=$STATE/kafka
+  if alive "$dir/kafka.pid" "$dir" && kafka_ready; then
+    log "kafka: already up on $HOST:$KAFKA_PORT"
+    return 0
+  fi
+  mkdir -p "$dir"
+  cat >"$dir/server.properties" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=$HOST:$CONTROLLER_PORT
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+delete.topic.enable=true
+EOF
+  write_log4j "$dir/log4j2.properties" "$dir/server.log"
+  if [ ! -f "$dir/data/meta.properties" ]; then
+    local id
+    id=$("$JAVA" -Xmx256m -cp "$(kafka_cp)" kafka.tools.StorageTool random-uuid 2>"$dir/format.log") ||
+      { cat "$dir/format.log" >&2; die "kafka: StorageTool random-uuid failed"; }
+    "$JAVA" -Xmx256m -Dlog4j2.configurationFile="$dir/log4j2.properties" -cp "$(kafka_cp)" \
+      kafka.tools.StorageTool format --standalone -t "$id" -c "$dir/server.properties" >>"$dir/format.log" 2>&1 ||
+      { cat "$dir/format.log" >&2; die "kafka: storage format failed"; }
+    log "kafka: storage formatted (cluster $id)"
+  fi
+  : >"$dir/server.log"
+  log "kafka: starting on $HOST:$KAFKA_PORT"
+  # shellcheck disable=SC2046
+  nohup "$JAVA" -Xms512m -Xmx1g $(java_opts) -Dkafka.logs.dir="$dir" \
+    -Dlog4j2.configurationFile="$dir/log4j2.properties" \
+    -cp "$(kafka_cp)" kafka.Kafka "$dir/server.properties" >"$dir/stdout.log" 2>&1 &
+  echo $! >"$dir/kafka.pid"
+  wait_for kafka "$dir/server.log" "$dir/kafka.pid" "$dir" kafka_ready
+  log "kafka: ready"
+}
+
+kafka_down() { stop_pid kafka "$STATE/kafka/kafka.pid" "$STATE/kafka"; }
+
+# ---------------------------------------------------------------- Kafka Connect
+
+connect_url() { echo "http://$HOST:$CONNECT_PORT"; }
+
+connect_ready() {
+  curl -fsS "$(connect_url)/connector-plugins" 2>/dev/null |
+    grep -q 'io.debezium.connector.postgresql.PostgresConnector'
+}
+
+connect_up() {
+  local dir=$STATE/connect
+  if alive "$dir/connect.pid" "$dir" && connect_ready; then
+    log "connect: already up on $(connect_url)"
+    return 0
+  fi
+  mkdir -p "$dir"
+  cat >"$dir/worker.properties" <<EOF
+bootstrap.servers=$HOST:$KAFKA_PORT
+group.id=pgsink-stack-connect
+key.converter=org.apache.kafka.connect.json.JsonConverter
+value.converter=org.apache.kafka.connect.json.JsonConverter
+key.converter.schemas.enable=true
+value.converter.schemas.enable=true
+offset.storage.topic=_connect-offsets
+offset.storage.replication.factor=1
+offset.storage.partitions=1
+config.storage.topic=_connect-configs
+config.storage.replication.factor=1
+status.storage.topic=_connect-status
+status.storage.replication.factor=1
+status.storage.partitions=1
+offset.flush.interval.ms=1000
+listeners=http://$HOST:$CONNECT_PORT
+rest.advertised.host.name=$HOST
+rest.advertised.port=$CONNECT_PORT
+plugin.path=$CACHE/plugins
+# Every plugin on the path ships ServiceLoader manifests; skipping the
+# reflective scan saves seconds at start-up.
+plugin.discovery=service_load
+EOF
+  write_log4j "$dir/log4j2.properties" "$dir/connect.log"
+  : >"$dir/connect.log"
+  log "connect: starting on $(connect_url)"
+  # shellcheck disable=SC2046
+  nohup "$JAVA" -Xms256m -Xmx1g $(java_opts) -Dkafka.logs.dir="$dir" \
+    -Dlog4j2.configurationFile="$dir/log4j2.properties" \
+    -cp "$(kafka_cp)" org.apache.kafka.connect.cli.ConnectDistributed "$dir/worker.properties" \
+    >"$dir/stdout.log" 2>&1 &
+  echo $! >"$dir/connect.pid"
+  wait_for "kafka connect" "$dir/connect.log" "$dir/connect.pid" "$dir" connect_ready
+  log "connect: ready, Debezium PostgresConnector loaded"
+}
+
+connect_down() { stop_pid "kafka connect" "$STATE/connect/connect.pid" "$STATE/connect"; }
+
+# ---------------------------------------------------------------- env
+
+write_env() {
+  mkdir -p "$STATE"
+  cat >"$STATE/env" <<EOF
+# Written by test/stack/stack.sh; source it or read it from tests (test/stacktest).
+export PGSINK_STACK_DIR='$STATE'
+export PGSINK_PG_HOST='$HOST'
+export PGSINK_PG_PORT='$PG_PORT'
+export PGSINK_ADMIN_URL='postgres://postgres@$HOST:$PG_PORT/postgres?sslmode=disable'
+export PGSINK_SOURCE_URL='postgres://debezium@$HOST:$PG_PORT/source?sslmode=disable'
+export PGSINK_TARGET_URL='postgres://pgsink@$HOST:$PG_PORT/target?sslmode=disable'
+export PGSINK_KAFKA_BOOTSTRAP='$HOST:$KAFKA_PORT'
+export PGSINK_CONNECT_URL='$(connect_url)'
+export PGSINK_KAFKA_JARS='$CACHE/kafka'
+EOF
+}
+
+cmd_up() {
+  local t0=$SECONDS
+  fetch
+  pg_up
+  kafka_up
+  connect_up
+  write_env
+  log "stack up in $((SECONDS - t0))s; addresses: $STATE/env (make stack-env)"
+}
+
+cmd_down() {
+  connect_down
+  kafka_down
+  pg_down
+}
+
+cmd_status() {
+  local rc=0
+  if alive "$STATE/pg/data/postmaster.pid" "$STATE/pg/data" && pg_ready; then echo "postgres  up    $HOST:$PG_PORT"; else echo "postgres  down"; rc=1; fi
+  if alive "$STATE/kafka/kafka.pid" "$STATE/kafka" && kafka_ready; then echo "kafka     up    $HOST:$KAFKA_PORT"; else echo "kafka     down"; rc=1; fi
+  if alive "$STATE/connect/connect.pid" "$STATE/connect" && connect_ready; then echo "connect   up    $(connect_url)"; else echo "connect   down"; rc=1; fi
+  return $rc
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  env) write_env; grep '^export' "$STATE/env" ;;
+  status) cmd_status ;;
+  fetch) fetch ;;
+  *) echo "usage: $0 up|down|env|status|fetch" >&2; exit 2 ;;
+esac
