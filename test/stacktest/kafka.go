@@ -1,0 +1,108 @@
+package stacktest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/pgsink/pgsink/test/recording"
+)
+
+// FromMessage converts a consumed message to its recorded form.
+func FromMessage(m *kafka.Message) recording.Record {
+	r := recording.Record{
+		Topic:     *m.TopicPartition.Topic,
+		Partition: m.TopicPartition.Partition,
+		Offset:    int64(m.TopicPartition.Offset),
+		Timestamp: m.Timestamp.UTC(),
+	}
+	if m.Key != nil {
+		r.Key = recording.Bytes(m.Key)
+	}
+	if m.Value != nil {
+		r.Value = recording.Bytes(m.Value)
+	}
+	for _, h := range m.Headers {
+		r.Headers = append(r.Headers, recording.Header{Key: h.Key, Value: recording.Bytes(h.Value)})
+	}
+	return r
+}
+
+// ReadUntil consumes every topic whose name starts with prefix, from the
+// beginning, until done reports true for the records read so far or ctx ends.
+// New topics are picked up within a second (Debezium creates them lazily).
+func ReadUntil(ctx context.Context, bootstrap, prefix string, done func([]recording.Record) bool) ([]recording.Record, error) {
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{
+		"bootstrap.servers":                  bootstrap,
+		"group.id":                           fmt.Sprintf("stacktest-%d", time.Now().UnixNano()),
+		"auto.offset.reset":                  "earliest",
+		"enable.auto.commit":                 false,
+		"topic.metadata.refresh.interval.ms": 1000,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stacktest: consumer: %w", err)
+	}
+	defer c.Close()
+	if err := c.SubscribeTopics([]string{"^" + regexpQuote(prefix) + ".*"}, nil); err != nil {
+		return nil, fmt.Errorf("stacktest: subscribe %s*: %w", prefix, err)
+	}
+	var records []recording.Record
+	for !done(records) {
+		if err := ctx.Err(); err != nil {
+			return records, fmt.Errorf("stacktest: read %s*: %d record(s) before %w", prefix, len(records), err)
+		}
+		switch ev := c.Poll(100).(type) {
+		case *kafka.Message:
+			if ev.TopicPartition.Error != nil {
+				return records, fmt.Errorf("stacktest: read %s*: %w", prefix, ev.TopicPartition.Error)
+			}
+			records = append(records, FromMessage(ev))
+		case kafka.Error:
+			// Unknown-topic errors are expected while a regex matches nothing yet.
+			if ev.IsFatal() {
+				return records, fmt.Errorf("stacktest: read %s*: %w", prefix, ev)
+			}
+		}
+	}
+	return records, nil
+}
+
+// regexpQuote escapes the regex metacharacters librdkafka's regex subscription
+// understands; topic names only contain [a-zA-Z0-9._-].
+func regexpQuote(s string) string {
+	return strings.NewReplacer(".", `\.`, "-", `\-`).Replace(s)
+}
+
+// DeleteTopics deletes every topic whose name starts with prefix.
+func DeleteTopics(ctx context.Context, bootstrap, prefix string) error {
+	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
+	if err != nil {
+		return fmt.Errorf("stacktest: admin client: %w", err)
+	}
+	defer admin.Close()
+	md, err := admin.GetMetadata(nil, true, 10000)
+	if err != nil {
+		return fmt.Errorf("stacktest: metadata: %w", err)
+	}
+	var topics []string
+	for name := range md.Topics {
+		if strings.HasPrefix(name, prefix) {
+			topics = append(topics, name)
+		}
+	}
+	if len(topics) == 0 {
+		return nil
+	}
+	results, err := admin.DeleteTopics(ctx, topics)
+	if err != nil {
+		return fmt.Errorf("stacktest: delete topics %v: %w", topics, err)
+	}
+	for _, r := range results {
+		if r.Error.Code() != kafka.ErrNoError && r.Error.Code() != kafka.ErrUnknownTopicOrPart {
+			return fmt.Errorf("stacktest: delete topic %s: %w", r.Topic, r.Error)
+		}
+	}
+	return nil
+}
