@@ -32,6 +32,7 @@ func FromMessage(m *kafka.Message) recording.Record {
 
 // ReadUntil consumes every topic whose name starts with prefix, from the
 // beginning, until done reports true for the records read so far or ctx ends.
+// Records come in the order read, each (topic, partition, offset) once.
 // New topics are picked up within a second (Debezium creates them lazily).
 func ReadUntil(ctx context.Context, bootstrap, prefix string, done func([]recording.Record) bool) ([]recording.Record, error) {
 	c, err := kafka.NewConsumer(&kafka.ConfigMap{
@@ -48,6 +49,14 @@ func ReadUntil(ctx context.Context, bootstrap, prefix string, done func([]record
 	if err := c.SubscribeTopics([]string{"^" + regexpQuote(prefix) + ".*"}, nil); err != nil {
 		return nil, fmt.Errorf("stacktest: subscribe %s*: %w", prefix, err)
 	}
+	// The consumer commits nothing, so a rebalance (a new topic matching the
+	// pattern) rewinds to the beginning: keep each offset once.
+	type position struct {
+		topic     string
+		partition int32
+		offset    int64
+	}
+	seen := map[position]bool{}
 	var records []recording.Record
 	for !done(records) {
 		if err := ctx.Err(); err != nil {
@@ -58,7 +67,11 @@ func ReadUntil(ctx context.Context, bootstrap, prefix string, done func([]record
 			if ev.TopicPartition.Error != nil {
 				return records, fmt.Errorf("stacktest: read %s*: %w", prefix, ev.TopicPartition.Error)
 			}
-			records = append(records, FromMessage(ev))
+			r := FromMessage(ev)
+			if pos := (position{r.Topic, r.Partition, r.Offset}); !seen[pos] {
+				seen[pos] = true
+				records = append(records, r)
+			}
 		case kafka.Error:
 			// Unknown-topic errors are expected while a regex matches nothing yet.
 			if ev.IsFatal() {

@@ -38,9 +38,13 @@ func NewID(hint string) string {
 	if len(hint) > 24 {
 		hint = hint[:24]
 	}
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return "pgs_" + hint + "_" + hex.EncodeToString(b[:])
+	return "pgs_" + hint + "_" + randomHex(4)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // NewSandbox creates the sandbox's source database.
@@ -100,9 +104,11 @@ func DebeziumPostgres(sourceURL, slot, topicPrefix string) (map[string]string, e
 
 // RegisterDebezium registers a Debezium PostgreSQL connector on the sandbox's
 // database, overrides applied on top of DebeziumPostgres, and waits until it
-// runs. It returns the connector's name (ID + "_" + name).
+// runs. It returns the connector's name, which is also its slot's and its
+// publication's: ID, name and a random suffix, because Connect keeps a deleted
+// connector's offsets and a reused name would resume from them.
 func (s *Sandbox) RegisterDebezium(ctx context.Context, name string, overrides map[string]string) (string, error) {
-	full := s.ID + "_" + name
+	full := s.ID + "_" + name + "_" + randomHex(3)
 	cfg, err := DebeziumPostgres(s.SourceURL, full, s.TopicPrefix)
 	if err != nil {
 		return "", err
