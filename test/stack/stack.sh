@@ -26,6 +26,19 @@ PG_BIN=${PGSINK_PG_BIN:-/usr/lib/postgresql/15/bin}
 JAVA=${JAVA:-java}
 HOST=127.0.0.1
 
+# PostgreSQL runs as the unprivileged postgres user when we are root, and
+# that user must reach its data folder: when the state folder sits below a
+# folder it cannot enter (a mktemp -d clone, a private home), the cluster
+# lives under /var/tmp instead, named after the state folder.
+pg_home() {
+  mkdir -p "$STATE"
+  if [ "$(id -u)" = 0 ] && id postgres >/dev/null 2>&1 && ! runuser -u postgres -- test -x "$STATE"; then
+    echo "/var/tmp/pgsink-stack-$(printf %s "$STATE" | md5sum | cut -c1-12)/pg"
+  else
+    echo "$STATE/pg"
+  fi
+}
+
 log() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
 
@@ -127,12 +140,13 @@ as_pg() {
 pg_ready() { "$PG_BIN/pg_isready" -q -h "$HOST" -p "$PG_PORT"; }
 
 pg_up() {
-  local dir=$STATE/pg data=$STATE/pg/data
+  pg_install
+  local dir data
+  dir=$(pg_home) data=$dir/data
   if alive "$data/postmaster.pid" "$data" && pg_ready; then
     log "postgres: already up on $HOST:$PG_PORT"
     return 0
   fi
-  pg_install
   mkdir -p "$dir"
   if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$dir"; fi
   if [ ! -f "$data/PG_VERSION" ]; then
@@ -185,7 +199,8 @@ SQL
 }
 
 pg_down() {
-  local data=$STATE/pg/data
+  local data
+  data=$(pg_home)/data
   if alive "$data/postmaster.pid" "$data"; then
     as_pg "$PG_BIN/pg_ctl" -D "$data" -m fast -w -t 60 stop >/dev/null || die "pg_ctl stop failed"
     log "postgres: stopped"
@@ -333,6 +348,7 @@ write_env() {
   mkdir -p "$STATE"
   cat >"$STATE/env" <<EOF
 # Written by test/stack/stack.sh; source it or read it from tests (test/stacktest).
+# PostgreSQL's data and log: $(pg_home)
 export PGSINK_STACK_DIR='$STATE'
 export PGSINK_PG_HOST='$HOST'
 export PGSINK_PG_PORT='$PG_PORT'
@@ -363,7 +379,9 @@ cmd_down() {
 
 cmd_status() {
   local rc=0
-  if alive "$STATE/pg/data/postmaster.pid" "$STATE/pg/data" && pg_ready; then echo "postgres  up    $HOST:$PG_PORT"; else echo "postgres  down"; rc=1; fi
+  local pgdata
+  pgdata=$(pg_home)/data
+  if alive "$pgdata/postmaster.pid" "$pgdata" && pg_ready; then echo "postgres  up    $HOST:$PG_PORT"; else echo "postgres  down"; rc=1; fi
   if alive "$STATE/kafka/kafka.pid" "$STATE/kafka" && kafka_ready; then echo "kafka     up    $HOST:$KAFKA_PORT"; else echo "kafka     down"; rc=1; fi
   if alive "$STATE/connect/connect.pid" "$STATE/connect" && connect_ready; then echo "connect   up    $(connect_url)"; else echo "connect   down"; rc=1; fi
   return $rc

@@ -78,7 +78,7 @@ func TestNewIDIsAValidIdentifier(t *testing.T) {
 	if len(id) > 40 || unsafeIDChars.MatchString(id) {
 		t.Fatalf("NewID gave %q: want at most 40 characters of [a-z0-9_]", id)
 	}
-	if NewID("x") == NewID("x") {
+	if a, b := NewID("x"), NewID("x"); a == b {
 		t.Fatal("NewID is not unique")
 	}
 }
