@@ -56,6 +56,13 @@ alive() {
 
 port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
+# port_free PORT WHAT VARIABLE: refuse to start when something else (another
+# checkout's stack, a system service) already listens on our port.
+port_free() {
+  port_open "$1" || return 0
+  die "$2: port $HOST:$1 is already in use by a process this stack did not start (another checkout's stack?). Stop it, or choose another port with $3."
+}
+
 # wait_for WHAT LOGFILE PIDFILE MARKER CHECK...: poll CHECK until it succeeds,
 # failing fast when the process died and with the log's tail on time-out.
 wait_for() {
@@ -91,8 +98,12 @@ stop_pid() {
   if alive "$pidfile" "$marker"; then
     log "$name: still running after 30s, sending KILL"
     kill -KILL "$pid" 2>/dev/null || true
-    sleep 0.5
   fi
+  # Wait until the process is gone from the process table, not just exiting.
+  for i in $(seq 1 20); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.25
+  done
   rm -f "$pidfile"
   log "$name: stopped (pid $pid)"
 }
@@ -134,7 +145,7 @@ pg_install() {
 # as_pg runs a PostgreSQL binary as the unprivileged postgres user when we are
 # root (initdb and postgres refuse to run as root).
 as_pg() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 pg_ready() { "$PG_BIN/pg_isready" -q -h "$HOST" -p "$PG_PORT"; }
@@ -168,9 +179,10 @@ fsync = on
 log_min_messages = warning
 EOF
   fi
+  port_free "$PG_PORT" postgres PGSINK_PG_PORT
   log "postgres: starting on $HOST:$PG_PORT"
   as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$dir/postgres.log" -w -t "$READY_TIMEOUT" start >/dev/null ||
-    { tail -n 40 "$dir/postgres.log" >&2; die "postgres did not start; log: $dir/postgres.log"; }
+    { tail -n 8 "$dir/postgres.log" >&2; die "postgres did not start; log: $dir/postgres.log"; }
   pg_bootstrap
 }
 
@@ -242,6 +254,8 @@ kafka_up() {
     log "kafka: already up on $HOST:$KAFKA_PORT"
     return 0
   fi
+  port_free "$KAFKA_PORT" kafka PGSINK_KAFKA_PORT
+  port_free "$CONTROLLER_PORT" "kafka controller" PGSINK_KAFKA_CONTROLLER_PORT
   mkdir -p "$dir"
   cat >"$dir/server.properties" <<EOF
 process.roles=broker,controller
@@ -302,6 +316,7 @@ connect_up() {
     log "connect: already up on $(connect_url)"
     return 0
   fi
+  port_free "$CONNECT_PORT" "kafka connect" PGSINK_CONNECT_PORT
   mkdir -p "$dir"
   cat >"$dir/worker.properties" <<EOF
 bootstrap.servers=$HOST:$KAFKA_PORT
