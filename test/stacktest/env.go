@@ -108,6 +108,17 @@ func readEnvFile(path string) (map[string]string, error) {
 	return vars, sc.Err()
 }
 
+// CheckPostgres verifies that PostgreSQL answers, for tests that need only it.
+func (e Env) CheckPostgres(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, e.AdminURL)
+	if err != nil {
+		return fmt.Errorf("postgres at %s: %w\n%s", redactURL(e.AdminURL), err, startHint)
+	}
+	return conn.Close(ctx)
+}
+
 // Check verifies that every service answers, so a test fails at once with a
 // message that says what is down rather than timing out later.
 func (e Env) Check(ctx context.Context) error {

@@ -1,0 +1,161 @@
+package dedup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// DB is what the offset store needs of a connection, pool or transaction.
+type DB interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// PartitionID names one consumed Kafka partition of one consumer group.
+type PartitionID struct {
+	Group     string
+	Topic     string
+	Partition int32
+}
+
+func (p PartitionID) String() string { return fmt.Sprintf("%s/%s[%d]", p.Group, p.Topic, p.Partition) }
+
+// Claim is a partition's ownership: the epoch this owner holds and the next
+// offset it must apply. Every batch it commits moves NextOffset forward.
+type Claim struct {
+	PartitionID
+	Epoch      int64
+	NextOffset int64
+	Owner      string
+}
+
+// FencedError reports that another owner claimed the partition since this
+// one did: the holder of the old epoch must stop applying it (I2).
+type FencedError struct {
+	Partition PartitionID
+	Epoch     int64 // the epoch the caller held
+	Current   int64 // the epoch stored now
+	Owner     string
+}
+
+func (e *FencedError) Error() string {
+	return fmt.Sprintf("partition %s: fenced: epoch %d was superseded by epoch %d of %q", e.Partition, e.Epoch, e.Current, e.Owner)
+}
+
+// PositionMovedError reports that the stored position is not the one the
+// caller expected although it still holds the epoch: a replay rewound it, or
+// the caller's view is stale. The caller seeks to Stored and continues.
+type PositionMovedError struct {
+	Partition PartitionID
+	Expected  int64
+	Stored    int64
+}
+
+func (e *PositionMovedError) Error() string {
+	return fmt.Sprintf("partition %s: position moved: expected next offset %d, stored %d", e.Partition, e.Expected, e.Stored)
+}
+
+// ErrNotClaimed is returned for a partition that has no offsets row.
+var ErrNotClaimed = errors.New("partition has no stored offset: claim it first")
+
+// Offsets stores partition positions in the offsets table of a schema.
+type Offsets struct {
+	table string // quoted, schema-qualified
+}
+
+// NewOffsets returns the store for pgsink's tables in schema.
+func NewOffsets(schema string) Offsets {
+	return Offsets{table: pgx.Identifier{schema, "offsets"}.Sanitize()}
+}
+
+// Claim takes ownership of a partition for owner: it raises the epoch (or
+// creates the row at start, epoch 1) and returns where to resume. It waits
+// behind any transaction of a former owner that still holds the row, which
+// is what makes a zombie's in-flight batch either commit before the claim
+// or fail after it. Run it outside any batch transaction.
+func (o Offsets) Claim(ctx context.Context, db DB, p PartitionID, start int64, owner string) (Claim, error) {
+	if start < 0 {
+		return Claim{}, fmt.Errorf("partition %s: start offset %d must be a real offset (resolve earliest/latest first)", p, start)
+	}
+	c := Claim{PartitionID: p, Owner: owner}
+	err := db.QueryRow(ctx, `INSERT INTO `+o.table+` AS o (group_id, topic, partition, next_offset, epoch, owner)
+		VALUES ($1, $2, $3, $4, 1, $5)
+		ON CONFLICT (group_id, topic, partition) DO UPDATE
+		   SET epoch = o.epoch + 1, owner = excluded.owner, updated_at = now()
+		RETURNING next_offset, epoch`, p.Group, p.Topic, p.Partition, start, owner).Scan(&c.NextOffset, &c.Epoch)
+	if err != nil {
+		return Claim{}, fmt.Errorf("partition %s: claim: %w", p, err)
+	}
+	return c, nil
+}
+
+// Advance moves the claim's position to next inside tx, the transaction
+// that applies the records below next. It must be the transaction's first
+// statement: the row lock it takes serialises the partition's writers. On
+// success it updates c.NextOffset; when the row does not match the claim it
+// returns a *FencedError or a *PositionMovedError and the caller rolls back.
+func (o Offsets) Advance(ctx context.Context, tx DB, c *Claim, next int64) error {
+	if next < c.NextOffset {
+		return fmt.Errorf("partition %s: refusing to move the offset backwards from %d to %d", c.PartitionID, c.NextOffset, next)
+	}
+	tag, err := tx.Exec(ctx, `UPDATE `+o.table+` SET next_offset = $1, updated_at = now()
+		WHERE group_id = $2 AND topic = $3 AND partition = $4 AND epoch = $5 AND next_offset = $6`,
+		next, c.Group, c.Topic, c.Partition, c.Epoch, c.NextOffset)
+	if err != nil {
+		return fmt.Errorf("partition %s: advance offset: %w", c.PartitionID, err)
+	}
+	if tag.RowsAffected() == 1 {
+		c.NextOffset = next
+		return nil
+	}
+	stored, err := o.Read(ctx, tx, c.PartitionID)
+	if err != nil {
+		return err
+	}
+	return o.mismatch(*c, stored)
+}
+
+func (o Offsets) mismatch(mine, stored Claim) error {
+	if stored.Epoch != mine.Epoch {
+		return &FencedError{Partition: mine.PartitionID, Epoch: mine.Epoch, Current: stored.Epoch, Owner: stored.Owner}
+	}
+	return &PositionMovedError{Partition: mine.PartitionID, Expected: mine.NextOffset, Stored: stored.NextOffset}
+}
+
+// Read returns the stored row of a partition, or ErrNotClaimed.
+func (o Offsets) Read(ctx context.Context, db DB, p PartitionID) (Claim, error) {
+	c := Claim{PartitionID: p}
+	err := db.QueryRow(ctx, `SELECT next_offset, epoch, owner FROM `+o.table+`
+		WHERE group_id = $1 AND topic = $2 AND partition = $3`, p.Group, p.Topic, p.Partition).Scan(&c.NextOffset, &c.Epoch, &c.Owner)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Claim{}, fmt.Errorf("partition %s: %w", p, ErrNotClaimed)
+	}
+	if err != nil {
+		return Claim{}, fmt.Errorf("partition %s: read offset: %w", p, err)
+	}
+	return c, nil
+}
+
+// ResolveCommit settles a COMMIT whose outcome is unknown (the connection
+// failed during it): it re-reads the row on another connection. committed is
+// true when the row holds the claim's epoch at next; false when it still
+// holds the old position; otherwise the partition was fenced or moved and the
+// matching error says so.
+func (o Offsets) ResolveCommit(ctx context.Context, db DB, before Claim, next int64) (committed bool, err error) {
+	stored, err := o.Read(ctx, db, before.PartitionID)
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case stored.Epoch == before.Epoch && stored.NextOffset == next:
+		return true, nil
+	case stored.Epoch == before.Epoch && stored.NextOffset == before.NextOffset:
+		return false, nil
+	default:
+		return false, o.mismatch(before, stored)
+	}
+}

@@ -1,0 +1,257 @@
+//go:build integration
+
+package dedup_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/test/stacktest"
+)
+
+const schema = "pgsink"
+
+// migrated returns a pool on a fresh target database with pgsink's tables.
+func migrated(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	url := stacktest.TargetDB(t)
+	if err := dedup.NewMigrator(url, schema).Up(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+func TestIntegrationMigrations(t *testing.T) {
+	ctx := context.Background()
+	url := stacktest.TargetDB(t)
+	m := dedup.NewMigrator(url, "My Schema; DROP")
+	if v, dirty, err := m.Version(ctx); err != nil || v != 0 || dirty {
+		t.Fatalf("Version() before Up = %d, %v, %v; want 0, false, nil", v, dirty, err)
+	}
+	if err := m.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Up(ctx); err != nil {
+		t.Fatalf("a second Up must be a no-op: %v", err)
+	}
+	if v, dirty, err := m.Version(ctx); err != nil || v != 1 || dirty {
+		t.Fatalf("Version() after Up = %d, %v, %v; want 1, false, nil", v, dirty, err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var tables int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM information_schema.tables WHERE table_schema = 'My Schema; DROP'
+		AND table_name IN ('offsets', 'tombstones', 'outbox_events', 'dead_letters')`).Scan(&tables); err != nil {
+		t.Fatal(err)
+	}
+	if tables != 4 {
+		t.Fatalf("%d of pgsink's 4 tables in the quoted schema after Up", tables)
+	}
+	if err := m.Down(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM information_schema.tables WHERE table_schema = 'My Schema; DROP'
+		AND table_name <> 'schema_migrations'`).Scan(&tables); err != nil {
+		t.Fatal(err)
+	}
+	if tables != 0 {
+		t.Fatalf("%d tables left after Down", tables)
+	}
+}
+
+func TestIntegrationOffsetsClaimAndAdvance(t *testing.T) {
+	ctx := context.Background()
+	pool := migrated(t)
+	o := dedup.NewOffsets(schema)
+	p := dedup.PartitionID{Group: "g", Topic: "app.public.t", Partition: 3}
+
+	c, err := o.Claim(ctx, pool, p, 100, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Epoch != 1 || c.NextOffset != 100 {
+		t.Fatalf("first claim = epoch %d next %d, want epoch 1 at the start offset 100", c.Epoch, c.NextOffset)
+	}
+	apply := func(c *dedup.Claim, next int64) error {
+		return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return o.Advance(ctx, tx, c, next) })
+	}
+	if err := apply(&c, 150); err != nil {
+		t.Fatal(err)
+	}
+	if err := apply(&c, 140); err == nil {
+		t.Fatal("Advance backwards succeeded")
+	}
+
+	// A second owner claims: the epoch rises, the position is kept.
+	c2, err := o.Claim(ctx, pool, p, 0, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c2.Epoch != 2 || c2.NextOffset != 150 {
+		t.Fatalf("second claim = epoch %d next %d, want epoch 2 at the stored 150", c2.Epoch, c2.NextOffset)
+	}
+	// The first owner is now a zombie: fenced, and nothing moves.
+	var fenced *dedup.FencedError
+	if err := apply(&c, 200); !errors.As(err, &fenced) || fenced.Current != 2 || fenced.Owner != "b" {
+		t.Fatalf("zombie advance: %v, want a FencedError naming epoch 2 of b", err)
+	}
+	// A rewind (replay) under the same epoch is a position move.
+	if _, err := pool.Exec(ctx, `UPDATE pgsink.offsets SET next_offset = 10`); err != nil {
+		t.Fatal(err)
+	}
+	var moved *dedup.PositionMovedError
+	if err := apply(&c2, 160); !errors.As(err, &moved) || moved.Stored != 10 || moved.Expected != 150 {
+		t.Fatalf("advance after rewind: %v, want PositionMovedError expected 150 stored 10", err)
+	}
+	stored, err := o.Read(ctx, pool, p)
+	if err != nil || stored.NextOffset != 10 || stored.Epoch != 2 {
+		t.Fatalf("stored row = %+v, %v; want next 10 epoch 2, untouched by the failed advances", stored, err)
+	}
+	if _, err := o.Read(ctx, pool, dedup.PartitionID{Group: "g", Topic: "other"}); !errors.Is(err, dedup.ErrNotClaimed) {
+		t.Fatalf("Read of an unclaimed partition: %v, want ErrNotClaimed", err)
+	}
+}
+
+// TestIntegrationZombieRace races a zombie's batch transaction against a new
+// owner's claim on real connections: the claim waits for the zombie's row
+// lock, and whichever order results, every offset is written once and the
+// zombie can never write after the claim.
+func TestIntegrationZombieRace(t *testing.T) {
+	ctx := context.Background()
+	pool := migrated(t)
+	o := dedup.NewOffsets(schema)
+	p := dedup.PartitionID{Group: "g", Topic: "t", Partition: 0}
+	zombie, err := o.Claim(ctx, pool, p, 0, "zombie")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The zombie opens a batch and holds it while the new owner claims.
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }() // a no-op once committed
+	if err := o.Advance(ctx, tx, &zombie, 10); err != nil {
+		t.Fatal(err)
+	}
+	claimed := make(chan dedup.Claim, 1)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c, err := o.Claim(ctx, pool, p, 0, "owner")
+		if err != nil {
+			t.Error(err)
+		}
+		claimed <- c
+	}()
+	select {
+	case c := <-claimed:
+		t.Fatalf("claim returned %+v while the zombie's transaction held the row", c)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	owner := <-claimed
+	if owner.NextOffset != 10 || owner.Epoch != 2 {
+		t.Fatalf("new owner resumed at %d epoch %d, want 10 (after the zombie's committed batch) epoch 2", owner.NextOffset, owner.Epoch)
+	}
+
+	// Now both try to write concurrently; only the owner may.
+	var zombieErr, ownerErr error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		zombieErr = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return o.Advance(ctx, tx, &zombie, 20) })
+	}()
+	go func() {
+		defer wg.Done()
+		ownerErr = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return o.Advance(ctx, tx, &owner, 20) })
+	}()
+	wg.Wait()
+	var fenced *dedup.FencedError
+	if !errors.As(zombieErr, &fenced) {
+		t.Errorf("zombie write: %v, want FencedError", zombieErr)
+	}
+	if ownerErr != nil {
+		t.Errorf("owner write: %v", ownerErr)
+	}
+	stored, _ := o.Read(ctx, pool, p)
+	if stored.NextOffset != 20 || stored.Epoch != 2 || stored.Owner != "owner" {
+		t.Fatalf("stored %+v, want next 20, epoch 2, owner", stored)
+	}
+}
+
+// TestIntegrationAmbiguousCommit kills the connection of a batch during its
+// COMMIT and resolves the outcome by re-reading the row.
+func TestIntegrationAmbiguousCommit(t *testing.T) {
+	ctx := context.Background()
+	pool := migrated(t)
+	o := dedup.NewOffsets(schema)
+	p := dedup.PartitionID{Group: "g", Topic: "t", Partition: 0}
+	c, err := o.Claim(ctx, pool, p, 0, "me")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Not committed: the backend is terminated before COMMIT reaches it.
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := c
+	if err := o.Advance(ctx, tx, &c, 5); err != nil {
+		t.Fatal(err)
+	}
+	pid := conn.Conn().PgConn().PID()
+	if _, err := pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err == nil {
+		t.Fatal("COMMIT on a terminated connection succeeded")
+	}
+	conn.Release()
+	committed, err := o.ResolveCommit(ctx, pool, before, 5)
+	if err != nil || committed {
+		t.Fatalf("ResolveCommit = %v, %v; want not committed", committed, err)
+	}
+
+	// Committed: the outcome is known only from the row.
+	c = before
+	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return o.Advance(ctx, tx, &c, 5) }); err != nil {
+		t.Fatal(err)
+	}
+	committed, err = o.ResolveCommit(ctx, pool, before, 5)
+	if err != nil || !committed {
+		t.Fatalf("ResolveCommit = %v, %v; want committed", committed, err)
+	}
+	// Fenced meanwhile: neither, and the error says so.
+	if _, err := o.Claim(ctx, pool, p, 0, "other"); err != nil {
+		t.Fatal(err)
+	}
+	var fenced *dedup.FencedError
+	if _, err := o.ResolveCommit(ctx, pool, c, 9); !errors.As(err, &fenced) {
+		t.Fatalf("ResolveCommit after a new claim: %v, want FencedError", err)
+	}
+}
