@@ -1,0 +1,395 @@
+package sink
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgsink/pgsink/connector/debezium"
+	"github.com/pgsink/pgsink/dedup"
+)
+
+// Item is one record of a batch that the sink must account for. Either Err
+// is set (the record could not be decoded or routed: it goes to the dead
+// letters) or Table and Change are.
+type Item struct {
+	Record debezium.Record
+	Table  *Table
+	Change debezium.Change
+	Err    error
+}
+
+// Batch is consecutive records of ONE partition, applied in one transaction
+// together with that partition's offset (I1). Records that need no write
+// (tombstones, transaction markers) are not items: Next covers them.
+type Batch struct {
+	Claim *dedup.Claim
+	Items []Item // in offset order
+	Next  int64  // the offset after the batch's last record
+}
+
+// Options configure an Applier.
+type Options struct {
+	Schema string // pgsink's own tables (postgres.schema)
+	// Tolerance none stops the partition at the first record that cannot be
+	// applied; all isolates it into the dead-letter table.
+	StopOnError bool
+	// AsyncCommit sets synchronous_commit=off for apply transactions: a crash
+	// may lose the last transactions, but their offsets go with them, so
+	// Kafka redelivers and the effect stays exactly once.
+	AsyncCommit bool
+	Retry       Retry
+}
+
+// Retry bounds the retries of transient errors.
+type Retry struct {
+	MaxAttempts    int
+	InitialBackoff time.Duration
+	MaxBackoff     time.Duration
+}
+
+// Stats counts what one Apply did.
+type Stats struct {
+	Upserted, Deleted, Truncated int64 // rows sent to the target (guard may skip some)
+	DeadLetters                  int
+	Retries                      int
+	Transactions                 int
+}
+
+// Applier applies batches to the target database.
+type Applier struct {
+	pool    *pgxpool.Pool
+	opts    Options
+	offsets dedup.Offsets
+	dead    string // quoted dead_letters table
+
+	mu    sync.Mutex
+	stmts map[*Table]*statements
+}
+
+// NewApplier returns an Applier writing through pool.
+func NewApplier(pool *pgxpool.Pool, opts Options) *Applier {
+	if opts.Retry.MaxAttempts <= 0 {
+		opts.Retry = Retry{MaxAttempts: 10, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second}
+	}
+	return &Applier{
+		pool:    pool,
+		opts:    opts,
+		offsets: dedup.NewOffsets(opts.Schema),
+		dead:    pgx.Identifier{opts.Schema, "dead_letters"}.Sanitize(),
+		stmts:   map[*Table]*statements{},
+	}
+}
+
+// Apply applies b and moves its partition's offset to b.Next, all in one
+// transaction, or, when a record fails, in several: the records around it
+// are applied and it goes to the dead-letter table in the transaction that
+// moves the offset past it. On success b.Claim.NextOffset is b.Next.
+func (a *Applier) Apply(ctx context.Context, b *Batch) (Stats, error) {
+	var st Stats
+	err := a.applyRange(ctx, b, 0, len(b.Items), b.Next, &st)
+	return st, err
+}
+
+func (a *Applier) applyRange(ctx context.Context, b *Batch, lo, hi int, next int64, st *Stats) error {
+	err := a.retry(ctx, st, func() error { return a.applyOnce(ctx, b, lo, hi, next, -1, nil, st) })
+	if err == nil || classify(err) != classRecord {
+		return err
+	}
+	culprit := -1
+	var rec *RecordError
+	if errors.As(err, &rec) && rec.Item >= lo && rec.Item < hi {
+		culprit = rec.Item
+	}
+	if culprit < 0 && hi-lo == 1 {
+		culprit = lo
+	}
+	if culprit < 0 {
+		// The database refused the range without saying which record: halve
+		// it until the failing record stands alone.
+		mid := lo + (hi-lo)/2
+		if err := a.applyRange(ctx, b, lo, mid, b.Items[mid].Record.Offset, st); err != nil {
+			return err
+		}
+		return a.applyRange(ctx, b, mid, hi, next, st)
+	}
+	if a.opts.StopOnError {
+		r := b.Items[culprit].Record
+		// Apply what precedes the poison record, so the partition stops
+		// exactly at it.
+		if culprit > lo {
+			if err := a.applyRange(ctx, b, lo, culprit, r.Offset, st); err != nil {
+				return err
+			}
+		}
+		return &PoisonError{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
+	}
+	if culprit > lo {
+		if err := a.applyRange(ctx, b, lo, culprit, b.Items[culprit].Record.Offset, st); err != nil {
+			return err
+		}
+	}
+	after := next
+	if culprit+1 < hi {
+		after = b.Items[culprit+1].Record.Offset
+	}
+	if err := a.retry(ctx, st, func() error { return a.applyOnce(ctx, b, culprit, culprit, after, culprit, err, st) }); err != nil {
+		return err
+	}
+	if culprit+1 < hi {
+		return a.applyRange(ctx, b, culprit+1, hi, next, st)
+	}
+	return nil
+}
+
+// retry runs fn until it succeeds, fails for good, or the attempts run out.
+func (a *Applier) retry(ctx context.Context, st *Stats, fn func() error) error {
+	backoff := a.opts.Retry.InitialBackoff
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil || classify(err) != classTransient || attempt >= a.opts.Retry.MaxAttempts {
+			return err
+		}
+		st.Retries++
+		select {
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, a.opts.Retry.MaxBackoff)
+	}
+}
+
+// applyOnce runs one transaction: the offset CAS first, then the writes of
+// items [lo, hi), then the dead letter of item dead (if >= 0) with cause.
+func (a *Applier) applyOnce(ctx context.Context, b *Batch, lo, hi int, next int64, dead int, cause error, st *Stats) error {
+	conn, err := a.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("sink: acquire connection: %w", err)
+	}
+	defer conn.Release()
+	before := *b.Claim
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("sink: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	claim := before
+	if err := a.offsets.Advance(ctx, tx, &claim, next); err != nil {
+		return err
+	}
+	if a.opts.AsyncCommit {
+		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+			return fmt.Errorf("sink: %w", err)
+		}
+	}
+	var pending Stats
+	for i := lo; i < hi; i++ {
+		if b.Items[i].Err != nil {
+			return &RecordError{Item: i, Err: b.Items[i].Err}
+		}
+	}
+	pg := conn.Conn().PgConn()
+	created, err := a.write(ctx, pg, tx, b.Items, lo, hi, &pending)
+	if err != nil {
+		return err
+	}
+	if dead >= 0 {
+		if b.Items[dead].Err != nil {
+			cause = b.Items[dead].Err
+		}
+		if err := a.deadLetter(ctx, tx, b.Claim.Group, b.Items[dead], cause); err != nil {
+			return err
+		}
+		pending.DeadLetters++
+	}
+	if err := tx.Commit(ctx); err != nil {
+		committed, rerr := a.offsets.ResolveCommit(ctx, a.pool, before, next)
+		if rerr != nil {
+			return fmt.Errorf("sink: commit failed (%v) and its outcome is unknown: %w", err, rerr)
+		}
+		if !committed {
+			return fmt.Errorf("sink: commit: %w", err)
+		}
+	}
+	// A staging table created in a transaction that rolled back is gone
+	// with it: remember it only now.
+	for _, name := range created {
+		pg.CustomData()[name] = true
+	}
+	*b.Claim = claim
+	st.Upserted += pending.Upserted
+	st.Deleted += pending.Deleted
+	st.Truncated += pending.Truncated
+	st.DeadLetters += pending.DeadLetters
+	st.Transactions++
+	return nil
+}
+
+// write stages and applies items [lo, hi), table by table. It returns the
+// staging tables it created in this session.
+func (a *Applier) write(ctx context.Context, pg *pgconn.PgConn, tx pgx.Tx, items []Item, lo, hi int, st *Stats) (created []string, err error) {
+	byTable := map[*Table][]int{}
+	var tables []*Table
+	for i := lo; i < hi; i++ {
+		t := items[i].Table
+		if _, ok := byTable[t]; !ok {
+			tables = append(tables, t)
+		}
+		byTable[t] = append(byTable[t], i)
+	}
+	for _, t := range tables {
+		red, err := reduce(t, items, byTable[t])
+		if err != nil {
+			return created, err
+		}
+		made, err := a.writeTable(ctx, pg, tx, t, red, st)
+		if made {
+			created = append(created, a.statementsFor(t).stageName)
+		}
+		if err != nil {
+			return created, fmt.Errorf("sink: table %s: %w", t.Ref(), err)
+		}
+	}
+	return created, nil
+}
+
+func (a *Applier) statementsFor(t *Table) *statements {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := a.stmts[t]
+	if st == nil {
+		st = newStatements(t, a.opts.Schema)
+		a.stmts[t] = st
+	}
+	return st
+}
+
+// writeTable stages the table's reduced rows and applies them; it reports
+// whether it created the session's staging table.
+func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, tx pgx.Tx, t *Table, red *reduced, st *Stats) (created bool, err error) {
+	stmts := a.statementsFor(t)
+	var batch pgx.Batch
+	if red.truncate != nil {
+		batch.Queue(stmts.truncate, red.truncate.CommitLSN, red.truncate.LSN)
+		batch.Queue(stmts.truncateTS, t.Ref(), red.truncate.CommitLSN, red.truncate.LSN)
+		st.Truncated++
+	}
+	if len(red.rows) > 0 {
+		if pg.CustomData()[stmts.stageName] == nil {
+			if _, err := tx.Exec(ctx, stmts.createStage); err != nil {
+				return false, fmt.Errorf("create staging table: %w", err)
+			}
+			created = true
+		}
+		masks := map[string]int{}
+		var maskOrder [][]bool
+		rows := make([][]any, 0, len(red.rows))
+		var deletes bool
+		for _, r := range red.rows {
+			mask := 0
+			if r.op == opUpsert {
+				sig := maskSignature(r.unchanged)
+				m, ok := masks[sig]
+				if !ok {
+					m = len(maskOrder)
+					masks[sig] = m
+					maskOrder = append(maskOrder, r.unchanged)
+				}
+				mask = m
+				st.Upserted++
+			} else {
+				deletes = true
+				st.Deleted++
+			}
+			vals := make([]any, 0, 4+len(r.values))
+			vals = append(vals, string(rune(r.op)), int32(mask), r.version.CommitLSN, r.version.LSN)
+			for c, v := range r.values {
+				if r.unchanged[c] {
+					v = nil
+				}
+				vals = append(vals, v)
+			}
+			rows = append(rows, vals)
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"pg_temp", stmts.stageName}, stmts.stageCols, pgx.CopyFromRows(rows)); err != nil {
+			return created, fmt.Errorf("copy to staging: %w", err)
+		}
+		for m, unchanged := range maskOrder {
+			batch.Queue(stmts.upsert(unchanged), int32(m), t.Ref())
+		}
+		if deletes {
+			switch t.Deletes {
+			case DeleteHard:
+				batch.Queue(stmts.deleteHard)
+			case DeleteSoft:
+				batch.Queue(stmts.deleteSoft)
+			}
+			batch.Queue(stmts.tombstones, t.Ref())
+		}
+	}
+	if batch.Len() == 0 {
+		return created, nil
+	}
+	return created, tx.SendBatch(ctx, &batch).Close()
+}
+
+func maskSignature(unchanged []bool) string {
+	b := make([]byte, len(unchanged))
+	for i, u := range unchanged {
+		b[i] = '0'
+		if u {
+			b[i] = '1'
+		}
+	}
+	return string(b)
+}
+
+func (a *Applier) deadLetter(ctx context.Context, tx pgx.Tx, group string, it Item, cause error) error {
+	r := it.Record
+	headers := make([]map[string]any, 0, len(r.Headers))
+	for _, h := range r.Headers {
+		headers = append(headers, map[string]any{"key": h.Key, "value": string(h.Value)})
+	}
+	hjson, err := json.Marshal(headers)
+	if err != nil {
+		return err
+	}
+	var target *string
+	if it.Table != nil {
+		ref := it.Table.Ref()
+		target = &ref
+	}
+	msg := "unknown"
+	if cause != nil {
+		msg = cause.Error()
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO `+a.dead+` (group_id, topic, partition, "offset", target, key, value, headers, error, error_class)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		ON CONFLICT (group_id, topic, partition, "offset") DO UPDATE
+		   SET error = excluded.error, error_class = excluded.error_class, failed_at = now()`,
+		group, r.Topic, r.Partition, r.Offset, target, r.Key, r.Value, hjson, msg, errorClass(cause, it.Err != nil))
+	if err != nil {
+		return fmt.Errorf("sink: write dead letter for %s[%d]@%d: %w", r.Topic, r.Partition, r.Offset, err)
+	}
+	return nil
+}
+
+// errorClass names the kind of failure for operators and for Kafka
+// Connect–style error headers.
+func errorClass(err error, undecodable bool) string {
+	var pg *pgconn.PgError
+	switch {
+	case undecodable:
+		return "decode"
+	case errors.As(err, &pg):
+		return "postgres:" + pg.Code
+	}
+	return "apply"
+}

@@ -1,0 +1,80 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// RecordError is a failure caused by one record of a batch: applying the
+// rest of the batch can succeed without it. Item indexes Batch.Items.
+type RecordError struct {
+	Item int
+	Err  error
+}
+
+func (e *RecordError) Error() string { return fmt.Sprintf("record %d of the batch: %v", e.Item, e.Err) }
+func (e *RecordError) Unwrap() error { return e.Err }
+
+// PoisonError stops a partition under errors.tolerance=none: the record at
+// Offset cannot be applied and its offset was not moved (I5).
+type PoisonError struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Err       error
+}
+
+func (e *PoisonError) Error() string {
+	return fmt.Sprintf("%s[%d]@%d cannot be applied and errors.tolerance is none, so the partition stops here: %v", e.Topic, e.Partition, e.Offset, e.Err)
+}
+func (e *PoisonError) Unwrap() error { return e.Err }
+
+// class sorts an error by what the apply loop does about it.
+type class uint8
+
+const (
+	// classFatal stops the partition: configuration, privileges, a bug.
+	classFatal class = iota
+	// classTransient is retried with backoff: the same batch can succeed.
+	classTransient
+	// classRecord is caused by the data of some record in the batch.
+	classRecord
+)
+
+func classify(err error) class {
+	var rec *RecordError
+	if errors.As(err, &rec) {
+		return classRecord
+	}
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		switch {
+		case pg.Code == "40001", pg.Code == "40P01": // serialization failure, deadlock
+			return classTransient
+		case pg.Code == "55P03": // lock_not_available: lock_timeout behind a zombie
+			return classTransient
+		case pg.Code[:2] == "57", pg.Code[:2] == "53", pg.Code[:2] == "08": // shutdown, resources, connection
+			return classTransient
+		case pg.Code[:2] == "22", pg.Code[:2] == "23": // data exception, integrity constraint
+			return classRecord
+		}
+		return classFatal
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return classFatal
+	}
+	var netErr net.Error
+	if pgconn.SafeToRetry(err) || pgconn.Timeout(err) || errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return classTransient
+	}
+	var connect *pgconn.ConnectError
+	if errors.As(err, &connect) {
+		return classTransient
+	}
+	return classFatal
+}

@@ -1,0 +1,139 @@
+package sink
+
+import (
+	"fmt"
+	"hash/fnv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Bookkeeping columns of the staging table. Their names contain a dot, so no
+// target column can collide with them unnoticed (Validate rejects it).
+const (
+	stageOp     = "pgsink.op"
+	stageMask   = "pgsink.mask"
+	stageCommit = "pgsink.commit"
+	stageLSN    = "pgsink.lsn"
+)
+
+// statements are the SQL texts for one table, built once; every identifier
+// is quoted with pgx's sanitizer and every value is a bound parameter (I8).
+type statements struct {
+	stageName   string   // the staging table, a session's temporary table
+	stage       string   // its quoted pg_temp name
+	stageCols   []string // unquoted staging columns, in COPY order
+	createStage string
+	deleteHard  string
+	deleteSoft  string
+	tombstones  string
+	truncate    string
+	truncateTS  string
+	ledger      string // quoted tombstones table
+	table       *Table
+}
+
+func q(name string) string { return pgx.Identifier{name}.Sanitize() }
+
+func newStatements(t *Table, schema string) *statements {
+	h := fnv.New64a()
+	h.Write([]byte(t.Ref()))
+	name := fmt.Sprintf("pgsink_stage_%016x", h.Sum64())
+	st := &statements{
+		stageName: name,
+		stage:     pgx.Identifier{"pg_temp", name}.Sanitize(),
+		ledger:    pgx.Identifier{schema, "tombstones"}.Sanitize(),
+		table:     t,
+	}
+	st.stageCols = []string{stageOp, stageMask, stageCommit, stageLSN}
+	defs := []string{q(stageOp) + ` "char" NOT NULL`, q(stageMask) + " integer NOT NULL", q(stageCommit) + " bigint NOT NULL", q(stageLSN) + " bigint NOT NULL"}
+	for _, c := range t.Columns {
+		st.stageCols = append(st.stageCols, c.Name)
+		defs = append(defs, q(c.Name)+" "+c.Type)
+	}
+	// ON COMMIT DELETE ROWS empties it at each commit for free; it lives as
+	// long as the session, so each connection creates it once.
+	st.createStage = "CREATE TEMP TABLE IF NOT EXISTS " + st.stage + " (\n    " + strings.Join(defs, ",\n    ") + "\n) ON COMMIT DELETE ROWS"
+
+	keyMatch := st.keyMatch("t", "s")
+	older := st.olderThan("t", "s."+q(stageCommit), "s."+q(stageLSN))
+	st.deleteHard = "DELETE FROM " + t.Ident() + " AS t\n USING " + st.stage + " AS s\n WHERE s." + q(stageOp) + " = 'd'\n   AND " + keyMatch + "\n   AND " + older
+	if t.Deletes == DeleteSoft {
+		st.deleteSoft = "UPDATE " + t.Ident() + " AS t\n   SET " + q(t.SoftDeleteColumn) + " = true, " + q(t.CommitColumn) + " = s." + q(stageCommit) + ", " + q(t.LSNColumn) + " = s." + q(stageLSN) +
+			"\n  FROM " + st.stage + " AS s\n WHERE s." + q(stageOp) + " = 'd'\n   AND " + keyMatch + "\n   AND " + older
+	}
+	st.tombstones = "INSERT INTO " + st.ledger + " AS tb (target, key, commit_lsn, lsn)\nSELECT $1, " + st.keyJSON("s") + ", s." + q(stageCommit) + ", s." + q(stageLSN) +
+		"\n  FROM " + st.stage + " AS s\n WHERE s." + q(stageOp) + " = 'd'\n" + tombstoneConflict
+	st.truncate = "DELETE FROM " + t.Ident() + " AS t\n WHERE " + st.olderThan("t", "$1", "$2")
+	st.truncateTS = "INSERT INTO " + st.ledger + " AS tb (target, key, commit_lsn, lsn)\nVALUES ($1, 'null'::jsonb, $2, $3)\n" + tombstoneConflict
+	return st
+}
+
+const tombstoneConflict = "ON CONFLICT (target, key) DO UPDATE\n   SET commit_lsn = excluded.commit_lsn, lsn = excluded.lsn, deleted_at = now()\n WHERE (tb.commit_lsn, tb.lsn) < (excluded.commit_lsn, excluded.lsn)"
+
+// keyMatch joins the target row to the staged row on every key column.
+func (st *statements) keyMatch(t, s string) string {
+	var parts []string
+	for _, k := range st.table.Key {
+		parts = append(parts, t+"."+q(k)+" = "+s+"."+q(k))
+	}
+	return strings.Join(parts, " AND ")
+}
+
+// keyJSON renders a staged row's key as the tombstone ledger stores it:
+// PostgreSQL's own JSON rendering of the typed key values.
+func (st *statements) keyJSON(s string) string {
+	var parts []string
+	for _, k := range st.table.Key {
+		parts = append(parts, s+"."+q(k))
+	}
+	return "jsonb_build_array(" + strings.Join(parts, ", ") + ")"
+}
+
+// olderThan is the version guard (I3): the stored row's version is below the
+// given one. A row written before pgsink managed the table has no version and
+// counts as the oldest.
+func (st *statements) olderThan(t, commit, lsn string) string {
+	return fmt.Sprintf("(coalesce(%s.%s, -1), coalesce(%s.%s, -1)) < (%s, %s)", t, q(st.table.CommitColumn), t, q(st.table.LSNColumn), commit, lsn)
+}
+
+// upsert builds the guarded upsert of the staged rows of one mask group:
+// columns flagged in unchanged (TOAST placeholders) are neither inserted nor
+// updated, so the stored value stays (I7). The tombstone ledger stops an
+// event older than a delete or truncate of its key (I4).
+func (st *statements) upsert(unchanged []bool) string {
+	t := st.table
+	var insertCols, selectCols, sets []string
+	for c, col := range t.Columns {
+		if unchanged[c] {
+			continue
+		}
+		insertCols = append(insertCols, q(col.Name))
+		selectCols = append(selectCols, "s."+q(col.Name))
+		if !t.isKey(col.Name) {
+			sets = append(sets, q(col.Name)+" = excluded."+q(col.Name))
+		}
+	}
+	insertCols = append(insertCols, q(t.CommitColumn), q(t.LSNColumn))
+	selectCols = append(selectCols, "s."+q(stageCommit), "s."+q(stageLSN))
+	sets = append(sets, q(t.CommitColumn)+" = excluded."+q(t.CommitColumn), q(t.LSNColumn)+" = excluded."+q(t.LSNColumn))
+	if t.Deletes == DeleteSoft {
+		insertCols = append(insertCols, q(t.SoftDeleteColumn))
+		selectCols = append(selectCols, "false")
+		sets = append(sets, q(t.SoftDeleteColumn)+" = false")
+	}
+	var keyRefs []string
+	for _, k := range t.Key {
+		keyRefs = append(keyRefs, q(k))
+	}
+	return "INSERT INTO " + t.Ident() + " AS t (" + strings.Join(insertCols, ", ") + ")\n" +
+		"SELECT " + strings.Join(selectCols, ", ") + "\n" +
+		"  FROM " + st.stage + " AS s\n" +
+		" WHERE s." + q(stageOp) + " = 'u' AND s." + q(stageMask) + " = $1\n" +
+		"   AND NOT EXISTS (SELECT FROM " + st.ledger + " AS tb\n" +
+		"                    WHERE tb.target = $2 AND tb.key IN (" + st.keyJSON("s") + ", 'null'::jsonb)\n" +
+		"                      AND (tb.commit_lsn, tb.lsn) >= (s." + q(stageCommit) + ", s." + q(stageLSN) + "))\n" +
+		"ON CONFLICT (" + strings.Join(keyRefs, ", ") + ") DO UPDATE\n" +
+		"   SET " + strings.Join(sets, ", ") + "\n" +
+		" WHERE " + st.olderThan("t", "excluded."+q(t.CommitColumn), "excluded."+q(t.LSNColumn))
+}

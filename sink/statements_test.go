@@ -1,0 +1,87 @@
+package sink
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden SQL files in testdata/sql")
+
+// goldenTable has identifiers that must stay names, never SQL (I8).
+func goldenTable(deletes DeleteMode) *Table {
+	return &Table{
+		Schema: `App "Prod"`, Name: "Order; DROP TABLE x",
+		Columns: []Column{
+			{Name: "Order Id", Source: "Order Id", Type: "bigint"},
+			{Name: "region", Source: "region", Type: "text"},
+			{Name: "amount", Source: "amount", Type: "numeric(12,2)"},
+			{Name: "Notes", Source: "notes", Type: "text"},
+		},
+		Key:              []string{"Order Id", "region"},
+		Deletes:          deletes,
+		SoftDeleteColumn: "__deleted",
+		Truncates:        true,
+		CommitColumn:     "_pgsink_commit_lsn",
+		LSNColumn:        "_pgsink_lsn",
+	}
+}
+
+func TestStatementsGolden(t *testing.T) {
+	hard := newStatements(goldenTable(DeleteHard), "pgsink")
+	soft := newStatements(goldenTable(DeleteSoft), "pgsink")
+	cases := map[string]string{
+		"create_stage.sql":       hard.createStage,
+		"upsert.sql":             hard.upsert([]bool{false, false, false, false}),
+		"upsert_unchanged.sql":   hard.upsert([]bool{false, false, false, true}),
+		"upsert_soft.sql":        soft.upsert([]bool{false, false, false, false}),
+		"delete_hard.sql":        hard.deleteHard,
+		"delete_soft.sql":        soft.deleteSoft,
+		"tombstones.sql":         hard.tombstones,
+		"truncate.sql":           hard.truncate,
+		"truncate_tombstone.sql": hard.truncateTS,
+	}
+	for file, got := range cases {
+		t.Run(file, func(t *testing.T) {
+			path := filepath.Join("testdata", "sql", file)
+			if *update {
+				if err := os.WriteFile(path, []byte(got+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test ./sink -run Golden -update to create it)", err)
+			}
+			if got+"\n" != string(want) {
+				t.Errorf("%s changed; review and rerun with -update if intended.\n--- got:\n%s\n--- want:\n%s", file, got, want)
+			}
+		})
+	}
+}
+
+func TestValidateRejects(t *testing.T) {
+	tests := map[string]func(*Table){
+		"no key":              func(t *Table) { t.Key = nil },
+		"key not written":     func(t *Table) { t.Key = []string{"missing"} },
+		"duplicate column":    func(t *Table) { t.Columns = append(t.Columns, t.Columns[0]) },
+		"reserved column":     func(t *Table) { t.Columns[1].Name = "pgsink.op" },
+		"version column used": func(t *Table) { t.Columns[1].Name = t.CommitColumn },
+		"soft without marker": func(t *Table) { t.Deletes, t.SoftDeleteColumn = DeleteSoft, "" },
+		"no version columns":  func(t *Table) { t.LSNColumn = "" },
+		"no type":             func(t *Table) { t.Columns[2].Type = "" },
+	}
+	if err := goldenTable(DeleteHard).Validate(); err != nil {
+		t.Fatalf("valid table rejected: %v", err)
+	}
+	for name, mutate := range tests {
+		t.Run(name, func(t *testing.T) {
+			tbl := goldenTable(DeleteHard)
+			mutate(tbl)
+			if err := tbl.Validate(); err == nil {
+				t.Errorf("Validate accepted a table with %s", name)
+			}
+		})
+	}
+}

@@ -1,0 +1,109 @@
+package sink
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// DeleteMode says what a delete event does to the target.
+type DeleteMode uint8
+
+const (
+	// DeleteHard deletes the row and records the key in the tombstone ledger.
+	DeleteHard DeleteMode = iota + 1
+	// DeleteSoft keeps the row, sets its marker column and records the key
+	// in the tombstone ledger.
+	DeleteSoft
+	// DeleteIgnore leaves the target as it is.
+	DeleteIgnore
+)
+
+// Column is one target column the sink writes.
+type Column struct {
+	Name   string // the target column
+	Source string // the field of the change it takes its value from
+	Type   string // PostgreSQL type as format_type() renders it, for staging
+}
+
+// Table is a target table, resolved from configuration and the target
+// catalog. The sink writes only the columns listed here.
+type Table struct {
+	Schema, Name string
+	Columns      []Column // key columns included
+	Key          []string // target key columns: the primary key or a unique index
+	Deletes      DeleteMode
+	// SoftDeleteColumn is the boolean marker column of DeleteSoft.
+	SoftDeleteColumn string
+	// Truncates applies truncate events (as a version-guarded delete of all
+	// older rows); false ignores them.
+	Truncates bool
+	// CommitColumn and LSNColumn hold each row's source version (bigint).
+	// The guard compares them as a pair on every write (I3).
+	CommitColumn, LSNColumn string
+}
+
+// Ident returns the table's quoted, schema-qualified name.
+func (t *Table) Ident() string { return pgx.Identifier{t.Schema, t.Name}.Sanitize() }
+
+// Ref is the table's name in ledgers and dead letters: schema.table,
+// unquoted, which is unambiguous because it is only ever compared.
+func (t *Table) Ref() string { return t.Schema + "." + t.Name }
+
+// Validate reports a Table the statements cannot be built for.
+func (t *Table) Validate() error {
+	if t.Schema == "" || t.Name == "" {
+		return fmt.Errorf("sink: table %q.%q: schema and name are required", t.Schema, t.Name)
+	}
+	if len(t.Key) == 0 {
+		return fmt.Errorf("sink: table %s: no key columns", t.Ref())
+	}
+	if t.CommitColumn == "" || t.LSNColumn == "" {
+		return fmt.Errorf("sink: table %s: version columns are required", t.Ref())
+	}
+	seen := map[string]bool{}
+	for _, c := range t.Columns {
+		if c.Name == "" || c.Source == "" || c.Type == "" {
+			return fmt.Errorf("sink: table %s: column %+v needs a name, a source field and a type", t.Ref(), c)
+		}
+		if seen[c.Name] {
+			return fmt.Errorf("sink: table %s: column %q listed twice", t.Ref(), c.Name)
+		}
+		if c.Name == t.CommitColumn || c.Name == t.LSNColumn || c.Name == t.SoftDeleteColumn ||
+			c.Name == stageOp || c.Name == stageMask || c.Name == stageCommit || c.Name == stageLSN {
+			return fmt.Errorf("sink: table %s: column %q is reserved for pgsink's bookkeeping", t.Ref(), c.Name)
+		}
+		seen[c.Name] = true
+	}
+	for _, k := range t.Key {
+		if !seen[k] {
+			return fmt.Errorf("sink: table %s: key column %q is not among the written columns", t.Ref(), k)
+		}
+	}
+	switch t.Deletes {
+	case DeleteHard, DeleteIgnore:
+	case DeleteSoft:
+		if t.SoftDeleteColumn == "" {
+			return fmt.Errorf("sink: table %s: soft deletes need a marker column", t.Ref())
+		}
+	default:
+		return fmt.Errorf("sink: table %s: unknown delete mode %d", t.Ref(), t.Deletes)
+	}
+	return nil
+}
+
+func (t *Table) isKey(name string) bool { return slices.Contains(t.Key, name) }
+
+// keyColumns returns the key columns in Key order.
+func (t *Table) keyColumns() []Column {
+	cols := make([]Column, 0, len(t.Key))
+	for _, k := range t.Key {
+		for _, c := range t.Columns {
+			if c.Name == k {
+				cols = append(cols, c)
+			}
+		}
+	}
+	return cols
+}

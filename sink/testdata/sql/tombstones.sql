@@ -1,0 +1,7 @@
+INSERT INTO "pgsink"."tombstones" AS tb (target, key, commit_lsn, lsn)
+SELECT $1, jsonb_build_array(s."Order Id", s."region"), s."pgsink.commit", s."pgsink.lsn"
+  FROM "pg_temp"."pgsink_stage_51bcb0cd17cfa903" AS s
+ WHERE s."pgsink.op" = 'd'
+ON CONFLICT (target, key) DO UPDATE
+   SET commit_lsn = excluded.commit_lsn, lsn = excluded.lsn, deleted_at = now()
+ WHERE (tb.commit_lsn, tb.lsn) < (excluded.commit_lsn, excluded.lsn)

@@ -1,0 +1,10 @@
+INSERT INTO "App ""Prod"""."Order; DROP TABLE x" AS t ("Order Id", "region", "amount", "Notes", "_pgsink_commit_lsn", "_pgsink_lsn", "__deleted")
+SELECT s."Order Id", s."region", s."amount", s."Notes", s."pgsink.commit", s."pgsink.lsn", false
+  FROM "pg_temp"."pgsink_stage_51bcb0cd17cfa903" AS s
+ WHERE s."pgsink.op" = 'u' AND s."pgsink.mask" = $1
+   AND NOT EXISTS (SELECT FROM "pgsink"."tombstones" AS tb
+                    WHERE tb.target = $2 AND tb.key IN (jsonb_build_array(s."Order Id", s."region"), 'null'::jsonb)
+                      AND (tb.commit_lsn, tb.lsn) >= (s."pgsink.commit", s."pgsink.lsn"))
+ON CONFLICT ("Order Id", "region") DO UPDATE
+   SET "amount" = excluded."amount", "Notes" = excluded."Notes", "_pgsink_commit_lsn" = excluded."_pgsink_commit_lsn", "_pgsink_lsn" = excluded."_pgsink_lsn", "__deleted" = false
+ WHERE (coalesce(t."_pgsink_commit_lsn", -1), coalesce(t."_pgsink_lsn", -1)) < (excluded."_pgsink_commit_lsn", excluded."_pgsink_lsn")
