@@ -2,6 +2,8 @@ package config
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"fmt"
 	"os"
 	"reflect"
@@ -31,7 +33,9 @@ func Parse(file string, data []byte, lookup LookupEnv) (*Config, error) {
 
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil {
+	if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+		return nil, Problems{{Position: Position{File: file}, Message: "the file is empty"}}
+	} else if err != nil {
 		return nil, Problems{syntaxProblem(file, err)}
 	}
 	var extra yaml.Node
