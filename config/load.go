@@ -53,7 +53,7 @@ func Parse(file string, data []byte, lookup LookupEnv) (*Config, error) {
 	cfg.resolveDerived()
 	problems := append(d.problems, cfg.validate()...)
 	if len(problems) > 0 {
-		return nil, problems.sorted()
+		return nil, problems.Sorted()
 	}
 	return &cfg, nil
 }

@@ -48,9 +48,9 @@ func (ps Problems) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-// sorted orders problems by line, then key path, so that output is stable
+// Sorted orders problems by line, then key path, so that output is stable
 // whatever order the checks ran in.
-func (ps Problems) sorted() Problems {
+func (ps Problems) Sorted() Problems {
 	out := slices.Clone(ps)
 	slices.SortStableFunc(out, func(a, b Problem) int {
 		return cmp.Or(cmp.Compare(a.Position.Line, b.Position.Line), strings.Compare(a.Path, b.Path))

@@ -115,7 +115,7 @@ func checkCatalog(ctx context.Context, cfg *config.Config) config.Problems {
 			problems = append(problems, cfg.Problem(f.Path, "%s", f.Message))
 		}
 	}
-	return problems
+	return problems.Sorted()
 }
 
 // oneLine folds a multi-line driver error into the one line a problem gets.

@@ -4,10 +4,8 @@ package catalog_test
 
 import (
 	"context"
-	"net/url"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -15,56 +13,16 @@ import (
 	"github.com/pgsink/pgsink/test/stacktest"
 )
 
-// targetDB creates a fresh database owned by the superuser, runs setup in it
-// as the superuser, and returns a connection to it as the pgsink role, whose
-// privileges are exactly what setup granted.
+// targetDB connects as the pgsink role to a fresh database prepared by setup.
 func targetDB(t *testing.T, setup ...string) *pgx.Conn {
 	t.Helper()
-	env, err := stacktest.LoadEnv()
+	url := stacktest.TargetDatabase(t, setup...)
+	conn, err := pgx.Connect(context.Background(), url)
 	if err != nil {
-		t.Fatalf("stacktest: %v", err)
+		t.Fatalf("connect as the pgsink role: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	admin, err := url.Parse(env.AdminURL)
-	if err != nil {
-		t.Fatalf("PGSINK_ADMIN_URL: %v", err)
-	}
-	db := stacktest.NewID(t.Name())
-	if err := stacktest.CreateDatabase(ctx, env.AdminURL, db, admin.User.Username()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := stacktest.DropDatabase(ctx, env.AdminURL, db); err != nil {
-			t.Errorf("drop database %s: %v", db, err)
-		}
-	})
-	adminDB, err := stacktest.WithDatabase(env.AdminURL, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := pgx.Connect(ctx, adminDB)
-	if err != nil {
-		t.Fatalf("connect as admin to %s: %v", db, err)
-	}
-	defer conn.Close(context.Background())
-	for _, sql := range setup {
-		if _, err := conn.Exec(ctx, sql); err != nil {
-			t.Fatalf("setup: %v\nSQL: %s", err, sql)
-		}
-	}
-	targetDB, err := stacktest.WithDatabase(env.TargetURL, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	target, err := pgx.Connect(ctx, targetDB)
-	if err != nil {
-		t.Fatalf("connect as the pgsink role to %s: %v", db, err)
-	}
-	t.Cleanup(func() { target.Close(context.Background()) })
-	return target
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
 }
 
 func TestIntegrationReadHostileNames(t *testing.T) {
