@@ -39,6 +39,10 @@ type Apply struct {
 	Start Start `yaml:"start"`
 	Batch Batch `yaml:"batch"`
 	Retry Retry `yaml:"retry"`
+	// MaxBufferedBytes bounds the records fetched but not yet applied, over
+	// all partitions: past it the consumer pauses fetching (backpressure),
+	// so memory stays bounded whatever the lag.
+	MaxBufferedBytes ByteSize `yaml:"max_buffered_bytes"`
 }
 
 // Batch bounds one partition's batch; whichever limit is reached first closes it.

@@ -11,6 +11,7 @@ const (
 	DefaultBatchMaxRecords   = 5000
 	DefaultBatchMaxBytes     = 16 << 20
 	DefaultBatchMaxWait      = 100 * time.Millisecond
+	DefaultMaxBufferedBytes  = 256 << 20
 	DefaultRetryMaxAttempts  = 10
 	DefaultRetryInitial      = 100 * time.Millisecond
 	DefaultRetryMax          = 10 * time.Second
@@ -38,9 +39,10 @@ func Default() Config {
 			Schema:            DefaultPostgresSchema,
 		},
 		Apply: Apply{
-			Start: StartEarliest,
-			Batch: Batch{MaxRecords: DefaultBatchMaxRecords, MaxBytes: DefaultBatchMaxBytes, MaxWait: Duration(DefaultBatchMaxWait)},
-			Retry: Retry{MaxAttempts: DefaultRetryMaxAttempts, InitialBackoff: Duration(DefaultRetryInitial), MaxBackoff: Duration(DefaultRetryMax)},
+			Start:            StartEarliest,
+			Batch:            Batch{MaxRecords: DefaultBatchMaxRecords, MaxBytes: DefaultBatchMaxBytes, MaxWait: Duration(DefaultBatchMaxWait)},
+			Retry:            Retry{MaxAttempts: DefaultRetryMaxAttempts, InitialBackoff: Duration(DefaultRetryInitial), MaxBackoff: Duration(DefaultRetryMax)},
+			MaxBufferedBytes: DefaultMaxBufferedBytes,
 		},
 		Errors:          Errors{Tolerance: ToleranceAll, DeadLetter: DeadLetter{Destination: DestinationTable}},
 		Retention:       Retention{Tombstones: Duration(DefaultRetention), OutboxEvents: Duration(DefaultRetention)},

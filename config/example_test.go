@@ -22,8 +22,8 @@ func TestExampleValidates(t *testing.T) {
 		t.Errorf("the example's settings differ from the defaults it documents:\nexample  %+v %+v %+v\ndefaults %+v %+v %+v",
 			cfg.Apply, cfg.Retention, cfg.Log, def.Apply, def.Retention, def.Log)
 	}
-	if len(cfg.Tables) != 3 || cfg.Tables[1].Target != (TableName{"Billing", "Invoice"}) {
-		t.Errorf("want 3 tables, the second into \"Billing\".\"Invoice\"; got %+v", cfg.Tables)
+	if len(cfg.Tables) != 4 || cfg.Tables[1].Target != (TableName{"Billing", "Invoice"}) {
+		t.Errorf("want 4 tables, the second into \"Billing\".\"Invoice\"; got %+v", cfg.Tables)
 	}
 }
 

@@ -8,6 +8,10 @@ import (
 
 // Router resolves a Kafka topic to the table configuration that claims it.
 // It is built once per configuration and safe for concurrent use.
+//
+// Patterns are Go regular expressions: match them here against the topics
+// of the cluster's metadata rather than handing them to librdkafka, whose
+// subscription regex dialect is not Go's.
 type Router struct {
 	named    map[string]*Table // topic and topics entries
 	patterns []*Table          // topic_pattern entries, in file order
@@ -72,16 +76,6 @@ func (r *Router) Resolve(topic string) (*Table, error) {
 	return match, nil
 }
 
-// NamedTopics lists the topics named by topic and topics entries, for
-// subscribing; patterns are subscribed with Patterns.
+// NamedTopics lists the topics named by topic and topics entries; topics
+// matching a pattern are found with Resolve over the cluster's topic list.
 func (r *Router) NamedTopics() []string { return sortedKeys(r.named) }
-
-// Patterns lists the anchored regular expressions of topic_pattern entries in
-// librdkafka's subscription syntax (a leading "^").
-func (r *Router) Patterns() []string {
-	out := make([]string, len(r.patterns))
-	for i, t := range r.patterns {
-		out[i] = "^(?:" + t.TopicPattern.Source + ")$"
-	}
-	return out
-}

@@ -75,6 +75,8 @@ func (v *validator) apply(a Apply) {
 	v.intRange("apply.batch.max_records", a.Batch.MaxRecords, 1, maxBatchRecords)
 	if a.Batch.MaxBytes < 1<<10 || a.Batch.MaxBytes > maxBatchBytes {
 		v.fail("apply.batch.max_bytes", "must be between 1KiB and %s; got %s", ByteSize(maxBatchBytes), a.Batch.MaxBytes)
+	} else if a.MaxBufferedBytes < a.Batch.MaxBytes {
+		v.fail("apply.max_buffered_bytes", "must be at least apply.batch.max_bytes (%s); got %s", a.Batch.MaxBytes, a.MaxBufferedBytes)
 	}
 	v.intRange("apply.retry.max_attempts", a.Retry.MaxAttempts, 1, 1000)
 	v.positive("apply.retry.initial_backoff", a.Retry.InitialBackoff)

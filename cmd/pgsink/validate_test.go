@@ -48,7 +48,7 @@ tables:
 		wantStderr []string
 	}{
 		{name: "example", args: []string{"--config", "../../examples/pgsink.yaml", "--offline"}, wantCode: 0,
-			wantStdout: []string{"examples/pgsink.yaml: valid, 3 table(s) (offline: target catalog not checked)"}},
+			wantStdout: []string{"examples/pgsink.yaml: valid, 4 table(s) (offline: target catalog not checked)"}},
 		{name: "valid", args: []string{"--config", good, "--offline"}, wantCode: 0, wantStdout: []string{"valid, 1 table(s)"}},
 		{name: "every problem", args: []string{"--config", bad, "--offline"}, wantCode: 1,
 			wantStdout: []string{
