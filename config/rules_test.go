@@ -82,6 +82,8 @@ func TestRules(t *testing.T) {
 		{name: "rename not included", body: table + "    columns: { include: [b], rename: { a: c } }\n", want: []string{`tables[0].columns.rename.a: renames "a", which is not in include`}},
 		{name: "rename to empty", body: table + "    columns: { rename: { a: '' } }\n", want: []string{"tables[0].columns.rename.a: must not be empty"}},
 		{name: "key excluded", body: table + "    key: [id]\n    columns: { exclude: [id] }\n", want: []string{`tables[0].key[0]: names column "id", which columns.exclude drops`}},
+		{name: "key not included", body: table + "    key: [id]\n    columns: { include: [name] }\n", want: []string{`tables[0].key[0]: names column "id", which no field in columns.include is written to`}},
+		{name: "key included under a new name", body: table + "    key: [id]\n    columns: { include: [ID], rename: { ID: id } }\n"},
 		{name: "key repeated", body: table + "    key: [id, id]\n", want: []string{`tables[0].key[1]: "id" is listed twice`}},
 		{name: "long column", body: table + "    key: [" + strings.Repeat("k", 64) + "]\n", want: []string{`tables[0].key[0]: is longer than 63 bytes, which PostgreSQL would truncate: "` + strings.Repeat("k", 64) + `"`}},
 

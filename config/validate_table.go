@@ -101,10 +101,22 @@ func (v *validator) columns(t Table) {
 		}
 	}
 	for i, key := range t.Key {
-		if contains(c.Exclude, key) && c.Rename[key] == "" {
+		switch {
+		case contains(c.Exclude, key) && c.Rename[key] == "":
 			v.fail(indexPath(t.Path+".key", i), "names column %q, which columns.exclude drops", key)
+		case len(c.Include) > 0 && !writtenByInclude(c, key):
+			v.fail(indexPath(t.Path+".key", i), "names column %q, which no field in columns.include is written to", key)
 		}
 	}
+}
+
+func writtenByInclude(c Columns, column string) bool {
+	for _, field := range c.Include {
+		if to, ok := c.Column(field); ok && to == column {
+			return true
+		}
+	}
+	return false
 }
 
 func (v *validator) version(t Table) {
