@@ -13,20 +13,40 @@ import (
 	"github.com/pgsink/pgsink/test/stacktest"
 )
 
-// targetDB connects as the pgsink role to a fresh database prepared by setup.
-func targetDB(t *testing.T, setup ...string) *pgx.Conn {
+// queryExecModes are the pgx execution modes the catalog queries must work
+// under: prepared statements, and the simple protocol a pooler may force.
+var queryExecModes = []pgx.QueryExecMode{
+	pgx.QueryExecModeCacheStatement,
+	pgx.QueryExecModeCacheDescribe,
+	pgx.QueryExecModeDescribeExec,
+	pgx.QueryExecModeExec,
+	pgx.QueryExecModeSimpleProtocol,
+}
+
+// targetDB connects as the pgsink role to a fresh database prepared by
+// setup, once per query execution mode.
+func targetDB(t *testing.T, setup ...string) map[pgx.QueryExecMode]*pgx.Conn {
 	t.Helper()
 	url := stacktest.TargetDatabase(t, setup...)
-	conn, err := pgx.Connect(context.Background(), url)
-	if err != nil {
-		t.Fatalf("connect as the pgsink role: %v", err)
+	conns := map[pgx.QueryExecMode]*pgx.Conn{}
+	for _, mode := range queryExecModes {
+		cfg, err := pgx.ParseConfig(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.DefaultQueryExecMode = mode
+		conn, err := pgx.ConnectConfig(context.Background(), cfg)
+		if err != nil {
+			t.Fatalf("connect as the pgsink role: %v", err)
+		}
+		t.Cleanup(func() { conn.Close(context.Background()) })
+		conns[mode] = conn
 	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
+	return conns
 }
 
 func TestIntegrationReadHostileNames(t *testing.T) {
-	conn := targetDB(t,
+	conns := targetDB(t,
 		`CREATE SCHEMA "My Schema; DROP"`,
 		`CREATE TABLE "My Schema; DROP"."Order ""x""; --" (
 			"Tenant" text NOT NULL,
@@ -46,6 +66,12 @@ func TestIntegrationReadHostileNames(t *testing.T) {
 		`GRANT USAGE ON SCHEMA "My Schema; DROP" TO pgsink`,
 		`GRANT SELECT, INSERT, UPDATE ON "My Schema; DROP"."Order ""x""; --" TO pgsink`,
 	)
+	for mode, conn := range conns {
+		t.Run(mode.String(), func(t *testing.T) { checkHostileNames(t, conn) })
+	}
+}
+
+func checkHostileNames(t *testing.T, conn *pgx.Conn) {
 	got, err := catalog.Read(context.Background(), conn, "My Schema; DROP", `Order "x"; --`)
 	if err != nil {
 		t.Fatalf("Read: %v", err)
@@ -81,11 +107,17 @@ func TestIntegrationReadHostileNames(t *testing.T) {
 }
 
 func TestIntegrationReadMissing(t *testing.T) {
-	conn := targetDB(t,
+	conns := targetDB(t,
 		`CREATE SCHEMA app`,
 		`GRANT USAGE, CREATE ON SCHEMA app TO pgsink`,
 		`CREATE VIEW app.v AS SELECT 1 AS one`,
 	)
+	for mode, conn := range conns {
+		t.Run(mode.String(), func(t *testing.T) { checkMissing(t, conn) })
+	}
+}
+
+func checkMissing(t *testing.T, conn *pgx.Conn) {
 	ctx := context.Background()
 	noSchema, err := catalog.Read(ctx, conn, "nope", "t")
 	if err != nil || noSchema.SchemaExists || noSchema.Exists {
