@@ -1,7 +1,7 @@
 // Package config owns pgsink's YAML configuration: its schema, `${ENV}`
-// expansion for secrets, defaults, and validation that names the file, line
-// and key of every problem.
+// expansion for secrets, defaults, validation that names the file, line and
+// key of every problem, and the topic → table routing the runtime asks.
 //
-// It must never open a connection: checking a configuration against a live
-// catalog belongs to the sink package and the `validate` command.
+// It must never open a connection (checking against a live catalog belongs to
+// sink/catalog and the `validate` command), and never render a secret.
 package config

@@ -17,6 +17,7 @@ func TestRun(t *testing.T) {
 		{name: "help", args: []string{"--help"}, wantCode: 0, wantStdout: "Commands:"},
 		{name: "no args", args: nil, wantCode: 2, wantStderr: "Usage:"},
 		{name: "version", args: []string{"version"}, wantCode: 0, wantStdout: "librdkafka 2."},
+		{name: "help lists validate", args: []string{"help"}, wantCode: 0, wantStdout: "validate   check a configuration file"},
 		{name: "unknown", args: []string{"frobnicate"}, wantCode: 2, wantStderr: `unknown command "frobnicate"`},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,175 @@
+package config
+
+// Config is one pgsink configuration file, decoded, defaulted and validated.
+// Every field is documented by the YAML key it comes from; Keys lists them
+// all for the reference documentation.
+type Config struct {
+	// Kafka passes librdkafka properties through unchanged, as strings.
+	Kafka           map[string]string `yaml:"kafka"`
+	Postgres        Postgres          `yaml:"postgres"`
+	Apply           Apply             `yaml:"apply"`
+	Errors          Errors            `yaml:"errors"`
+	Retention       Retention         `yaml:"retention"`
+	Metrics         Metrics           `yaml:"metrics"`
+	Log             Log               `yaml:"log"`
+	ShutdownTimeout Duration          `yaml:"shutdown_timeout"`
+	Tables          []Table           `yaml:"tables"`
+
+	// source remembers where every key was, so that checks made after
+	// loading (the target catalog) can name a line too.
+	source *source
+}
+
+// Postgres is the target database.
+type Postgres struct {
+	URL string `yaml:"url"`
+	// MaxConnections bounds how many partitions are applied at once.
+	MaxConnections int `yaml:"max_connections"`
+	// SynchronousCommit "off" keeps the exactly-once effect (data and
+	// offset commit together, a lost commit is redelivered) but not the
+	// durability of side effects outside Postgres; see DESIGN.md.
+	SynchronousCommit SynchronousCommit `yaml:"synchronous_commit"`
+	// Schema holds pgsink's own tables (offsets, ledgers, dead letters).
+	Schema string `yaml:"schema"`
+}
+
+// Apply shapes batches and retries of the apply path.
+type Apply struct {
+	// Start is where a partition with no stored offset begins.
+	Start Start `yaml:"start"`
+	Batch Batch `yaml:"batch"`
+	Retry Retry `yaml:"retry"`
+	// MaxBufferedBytes bounds the records fetched but not yet applied, over
+	// all partitions: past it the consumer pauses fetching (backpressure),
+	// so memory stays bounded whatever the lag.
+	MaxBufferedBytes ByteSize `yaml:"max_buffered_bytes"`
+}
+
+// Batch bounds one partition's batch; whichever limit is reached first closes it.
+type Batch struct {
+	MaxRecords int      `yaml:"max_records"`
+	MaxBytes   ByteSize `yaml:"max_bytes"`
+	MaxWait    Duration `yaml:"max_wait"`
+}
+
+// Retry governs transient errors (serialization failure, deadlock, lost
+// connection): the batch is retried whole, with exponential backoff.
+type Retry struct {
+	MaxAttempts    int      `yaml:"max_attempts"`
+	InitialBackoff Duration `yaml:"initial_backoff"`
+	MaxBackoff     Duration `yaml:"max_backoff"`
+}
+
+// Errors decides what happens to a record that cannot be applied (I5).
+type Errors struct {
+	Tolerance  Tolerance  `yaml:"tolerance"`
+	DeadLetter DeadLetter `yaml:"dead_letter"`
+}
+
+// DeadLetter says where records that cannot be applied go when Tolerance is all.
+type DeadLetter struct {
+	// Destination "table" writes in the transaction that moves the offset
+	// (exactly once); "topic" produces before the offset moves (at least once).
+	Destination Destination `yaml:"destination"`
+	// Topic defaults to "<group.id>.dlq".
+	Topic string `yaml:"topic,omitempty"`
+	// Table defaults to "<postgres.schema>.dead_letters".
+	Table TableName `yaml:"table"`
+}
+
+// Retention bounds the exactly-once ledgers; entries younger than it are never pruned.
+type Retention struct {
+	Tombstones   Duration `yaml:"tombstones"`
+	OutboxEvents Duration `yaml:"outbox_events"`
+}
+
+// Metrics is the HTTP listener for /metrics, /healthz and /readyz.
+type Metrics struct {
+	Listen string `yaml:"listen"`
+}
+
+// Log configures zap.
+type Log struct {
+	Format LogFormat `yaml:"format"`
+	Level  LogLevel  `yaml:"level"`
+}
+
+// Table maps one topic, a topic list or a topic pattern to one target table.
+type Table struct {
+	// Exactly one of Topic, Topics and TopicPattern is set.
+	Topic        string   `yaml:"topic,omitempty"`
+	Topics       []string `yaml:"topics,omitempty"`
+	TopicPattern Pattern  `yaml:"topic_pattern,omitempty"`
+
+	Format Format    `yaml:"format"`
+	Target TableName `yaml:"target"`
+	// Key names target columns; empty means the record key's fields.
+	Key     []string `yaml:"key,omitempty"`
+	Columns Columns  `yaml:"columns"`
+
+	Deletes    Deletes    `yaml:"deletes"`
+	SoftDelete SoftDelete `yaml:"soft_delete"`
+	Truncate   Truncate   `yaml:"truncate"`
+	Version    Version    `yaml:"version"`
+	Schema     Schema     `yaml:"schema"`
+
+	// EventTypes filters outbox events by type; empty keeps all.
+	EventTypes []string `yaml:"event_types,omitempty"`
+	// Payload maps a target column to a JSON path into the outbox payload;
+	// empty maps each top-level payload field to the column of its name.
+	Payload map[string]JSONPath `yaml:"payload,omitempty"`
+
+	// Path is the table's key path in the file ("tables[2]"), for messages.
+	Path string `yaml:"-"`
+}
+
+// Columns selects and renames the fields of a change. Include and Exclude
+// name source fields; Rename maps a source field to a target column.
+type Columns struct {
+	Include []string          `yaml:"include,omitempty"`
+	Exclude []string          `yaml:"exclude,omitempty"`
+	Rename  map[string]string `yaml:"rename,omitempty"`
+}
+
+// SoftDelete is the marker column of deletes: soft.
+type SoftDelete struct {
+	Column string `yaml:"column"`
+}
+
+// Version is the stale-update guard (I3, I4): two bigint columns holding the
+// source's (commit LSN, LSN) pair of the row's last change.
+type Version struct {
+	Guard        bool   `yaml:"guard"`
+	CommitColumn string `yaml:"commit_column"`
+	LSNColumn    string `yaml:"lsn_column"`
+}
+
+// Schema says what pgsink may do to the target table's definition.
+type Schema struct {
+	Create bool   `yaml:"create"`
+	Evolve Evolve `yaml:"evolve"`
+}
+
+// Column returns the target column a source field is written to, and false
+// when the field is not written at all (excluded, or not included).
+func (c Columns) Column(field string) (string, bool) {
+	if len(c.Include) > 0 && !contains(c.Include, field) {
+		return "", false
+	}
+	if contains(c.Exclude, field) {
+		return "", false
+	}
+	if to, ok := c.Rename[field]; ok {
+		return to, true
+	}
+	return field, true
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

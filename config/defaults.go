@@ -1,0 +1,77 @@
+package config
+
+import "time"
+
+// Defaults of the keys that depend on no other key. Keys whose default
+// derives from another (errors.dead_letter.topic from kafka group.id) are
+// filled by resolveDerived after decoding.
+const (
+	DefaultPostgresSchema    = "pgsink"
+	DefaultMaxConnections    = 4
+	DefaultBatchMaxRecords   = 5000
+	DefaultBatchMaxBytes     = 16 << 20
+	DefaultBatchMaxWait      = 100 * time.Millisecond
+	DefaultMaxBufferedBytes  = 256 << 20
+	DefaultRetryMaxAttempts  = 10
+	DefaultRetryInitial      = 100 * time.Millisecond
+	DefaultRetryMax          = 10 * time.Second
+	DefaultRetention         = 7 * 24 * time.Hour
+	DefaultMetricsListen     = "127.0.0.1:9187"
+	DefaultShutdownTimeout   = 30 * time.Second
+	DefaultSoftDeleteColumn  = "__deleted"
+	DefaultCommitLSNColumn   = "_pgsink_commit_lsn"
+	DefaultLSNColumn         = "_pgsink_lsn"
+	DefaultDeadLetterTable   = "dead_letters"
+	deadLetterTopicSuffix    = ".dlq"
+	groupIDKey               = "group.id"
+	bootstrapServersKey      = "bootstrap.servers"
+	maxBatchRecords          = 1_000_000
+	maxBatchBytes            = 1 << 30
+	maxConnectionsUpperBound = 256
+)
+
+// Default returns a configuration with every default set and no tables.
+func Default() Config {
+	return Config{
+		Postgres: Postgres{
+			MaxConnections:    DefaultMaxConnections,
+			SynchronousCommit: SynchronousCommitOn,
+			Schema:            DefaultPostgresSchema,
+		},
+		Apply: Apply{
+			Start:            StartEarliest,
+			Batch:            Batch{MaxRecords: DefaultBatchMaxRecords, MaxBytes: DefaultBatchMaxBytes, MaxWait: Duration(DefaultBatchMaxWait)},
+			Retry:            Retry{MaxAttempts: DefaultRetryMaxAttempts, InitialBackoff: Duration(DefaultRetryInitial), MaxBackoff: Duration(DefaultRetryMax)},
+			MaxBufferedBytes: DefaultMaxBufferedBytes,
+		},
+		Errors:          Errors{Tolerance: ToleranceAll, DeadLetter: DeadLetter{Destination: DestinationTable}},
+		Retention:       Retention{Tombstones: Duration(DefaultRetention), OutboxEvents: Duration(DefaultRetention)},
+		Metrics:         Metrics{Listen: DefaultMetricsListen},
+		Log:             Log{Format: LogFormatJSON, Level: LogLevelInfo},
+		ShutdownTimeout: Duration(DefaultShutdownTimeout),
+	}
+}
+
+func (t *Table) setDefaults() {
+	*t = Table{
+		Format:     FormatTable,
+		Deletes:    DeletesHard,
+		SoftDelete: SoftDelete{Column: DefaultSoftDeleteColumn},
+		Truncate:   TruncateApply,
+		Version:    Version{Guard: true, CommitColumn: DefaultCommitLSNColumn, LSNColumn: DefaultLSNColumn},
+		Schema:     Schema{Evolve: EvolveNone},
+	}
+}
+
+// resolveDerived fills the defaults that depend on other keys.
+func (c *Config) resolveDerived() {
+	if c.Errors.DeadLetter.Topic == "" && c.Kafka[groupIDKey] != "" {
+		c.Errors.DeadLetter.Topic = c.Kafka[groupIDKey] + deadLetterTopicSuffix
+	}
+	if c.Errors.DeadLetter.Table.IsZero() {
+		c.Errors.DeadLetter.Table = TableName{Schema: c.Postgres.Schema, Name: DefaultDeadLetterTable}
+	}
+	for i := range c.Tables {
+		c.Tables[i].Path = indexPath("tables", i)
+	}
+}

@@ -1,0 +1,137 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Start is where a partition with no stored offset begins.
+type Start string
+
+// Start values.
+const (
+	StartEarliest Start = "earliest"
+	StartLatest   Start = "latest"
+)
+
+// SynchronousCommit is the synchronous_commit of the apply transactions.
+type SynchronousCommit string
+
+// SynchronousCommit values.
+const (
+	SynchronousCommitOn  SynchronousCommit = "on"
+	SynchronousCommitOff SynchronousCommit = "off"
+)
+
+// Tolerance is errors.tolerance: "all" dead-letters a record that cannot be
+// applied and moves on; "none" stops its partition with the offset unmoved.
+type Tolerance string
+
+// Tolerance values.
+const (
+	ToleranceAll  Tolerance = "all"
+	ToleranceNone Tolerance = "none"
+)
+
+// Destination is where dead letters go.
+type Destination string
+
+// Destination values.
+const (
+	DestinationTable Destination = "table"
+	DestinationTopic Destination = "topic"
+)
+
+// Format is what a table's topics carry.
+type Format string
+
+// Format values.
+const (
+	// FormatTable is a Debezium change event stream of one source table.
+	FormatTable Format = "table"
+	// FormatOutbox is the output of Debezium's Outbox Event Router.
+	FormatOutbox Format = "outbox"
+)
+
+// Deletes is how a delete event is applied.
+type Deletes string
+
+// Deletes values.
+const (
+	DeletesHard   Deletes = "hard"
+	DeletesSoft   Deletes = "soft"
+	DeletesIgnore Deletes = "ignore"
+)
+
+// Truncate is how a truncate event is applied.
+type Truncate string
+
+// Truncate values.
+const (
+	TruncateApply  Truncate = "apply"
+	TruncateIgnore Truncate = "ignore"
+)
+
+// Evolve is what pgsink may change in an existing target table.
+type Evolve string
+
+// Evolve values.
+const (
+	EvolveNone       Evolve = "none"
+	EvolveAddColumns Evolve = "add_columns"
+)
+
+// LogFormat is the zap encoder.
+type LogFormat string
+
+// LogFormat values.
+const (
+	LogFormatJSON    LogFormat = "json"
+	LogFormatConsole LogFormat = "console"
+)
+
+// LogLevel is the lowest level logged.
+type LogLevel string
+
+// LogLevel values.
+const (
+	LogLevelDebug LogLevel = "debug"
+	LogLevelInfo  LogLevel = "info"
+	LogLevelWarn  LogLevel = "warn"
+	LogLevelError LogLevel = "error"
+)
+
+func (v *Start) parseScalar(s string) error { return parseEnum(v, s, StartEarliest, StartLatest) }
+func (v *SynchronousCommit) parseScalar(s string) error {
+	return parseEnum(v, s, SynchronousCommitOn, SynchronousCommitOff)
+}
+func (v *Tolerance) parseScalar(s string) error { return parseEnum(v, s, ToleranceAll, ToleranceNone) }
+func (v *Destination) parseScalar(s string) error {
+	return parseEnum(v, s, DestinationTable, DestinationTopic)
+}
+func (v *Format) parseScalar(s string) error { return parseEnum(v, s, FormatTable, FormatOutbox) }
+func (v *Deletes) parseScalar(s string) error {
+	return parseEnum(v, s, DeletesHard, DeletesSoft, DeletesIgnore)
+}
+func (v *Truncate) parseScalar(s string) error { return parseEnum(v, s, TruncateApply, TruncateIgnore) }
+func (v *Evolve) parseScalar(s string) error   { return parseEnum(v, s, EvolveNone, EvolveAddColumns) }
+func (v *LogFormat) parseScalar(s string) error {
+	return parseEnum(v, s, LogFormatJSON, LogFormatConsole)
+}
+func (v *LogLevel) parseScalar(s string) error {
+	return parseEnum(v, s, LogLevelDebug, LogLevelInfo, LogLevelWarn, LogLevelError)
+}
+
+func parseEnum[T ~string](dst *T, s string, allowed ...T) error {
+	for _, a := range allowed {
+		if string(a) == s {
+			*dst = a
+			return nil
+		}
+	}
+	names := make([]string, len(allowed))
+	for i, a := range allowed {
+		names[i] = string(a)
+	}
+	return fmt.Errorf("must be one of %s; got %q", strings.Join(names, ", "), s)
+}

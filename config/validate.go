@@ -1,0 +1,176 @@
+package config
+
+import (
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// managedKafkaKeys are librdkafka properties pgsink sets itself because the
+// exactly-once protocol depends on them (DESIGN.md, confluent-kafka-go
+// specifics); the value says what to use instead.
+var managedKafkaKeys = map[string]string{
+	"enable.auto.offset.store":      "pgsink stores positions in PostgreSQL",
+	"auto.offset.reset":             "use apply.start for partitions with no stored position",
+	"partition.assignment.strategy": "pgsink needs cooperative-sticky",
+}
+
+// validator checks the rules that relate keys to each other, after decoding
+// checked each key's type and range of values.
+type validator struct {
+	src      *source
+	problems Problems
+}
+
+func (v *validator) fail(path, format string, args ...any) {
+	if v.src.decodeFailed(path) {
+		return
+	}
+	v.problems = append(v.problems, v.src.problem(path, format, args...))
+}
+
+func (c *Config) validate() Problems {
+	v := &validator{src: c.source}
+	v.kafka(c.Kafka)
+	v.postgres(c.Postgres)
+	v.apply(c.Apply)
+	v.errors(c.Errors)
+	v.positive("retention.tombstones", c.Retention.Tombstones)
+	v.positive("retention.outbox_events", c.Retention.OutboxEvents)
+	v.listen("metrics.listen", c.Metrics.Listen)
+	v.positive("shutdown_timeout", c.ShutdownTimeout)
+	if len(c.Tables) == 0 {
+		v.fail("tables", "at least one table is required")
+	}
+	for _, t := range c.Tables {
+		v.table(t)
+	}
+	v.topicClaims(c.Tables)
+	return v.problems
+}
+
+func (v *validator) kafka(props map[string]string) {
+	for _, key := range []string{bootstrapServersKey, groupIDKey} {
+		if props[key] == "" {
+			v.fail(joinPath("kafka", key), "is required")
+		}
+	}
+	for _, key := range sortedKeys(props) {
+		if why, ok := managedKafkaKeys[key]; ok {
+			v.fail(joinPath("kafka", key), "is set by pgsink and must not be configured (%s)", why)
+		}
+	}
+}
+
+func (v *validator) postgres(p Postgres) {
+	if p.URL == "" {
+		v.fail("postgres.url", "is required")
+	}
+	v.intRange("postgres.max_connections", p.MaxConnections, 1, maxConnectionsUpperBound)
+	v.identifier("postgres.schema", p.Schema)
+}
+
+func (v *validator) apply(a Apply) {
+	v.intRange("apply.batch.max_records", a.Batch.MaxRecords, 1, maxBatchRecords)
+	if a.Batch.MaxBytes < 1<<10 || a.Batch.MaxBytes > maxBatchBytes {
+		v.fail("apply.batch.max_bytes", "must be between 1KiB and %s; got %s", ByteSize(maxBatchBytes), a.Batch.MaxBytes)
+	} else if a.MaxBufferedBytes < a.Batch.MaxBytes {
+		v.fail("apply.max_buffered_bytes", "must be at least apply.batch.max_bytes (%s); got %s", a.Batch.MaxBytes, a.MaxBufferedBytes)
+	}
+	v.intRange("apply.retry.max_attempts", a.Retry.MaxAttempts, 1, 1000)
+	v.positive("apply.retry.initial_backoff", a.Retry.InitialBackoff)
+	if a.Retry.MaxBackoff < a.Retry.InitialBackoff {
+		v.fail("apply.retry.max_backoff", "must not be shorter than apply.retry.initial_backoff (%s); got %s", a.Retry.InitialBackoff, a.Retry.MaxBackoff)
+	}
+}
+
+func (v *validator) errors(e Errors) {
+	if e.DeadLetter.Topic != "" {
+		v.topicName("errors.dead_letter.topic", e.DeadLetter.Topic)
+	} else if e.DeadLetter.Destination == DestinationTopic {
+		v.fail("errors.dead_letter.topic", "is required when destination is topic and kafka group.id is not set")
+	}
+}
+
+func (v *validator) positive(path string, d Duration) {
+	if d <= 0 {
+		v.fail(path, "must be longer than 0")
+	}
+}
+
+func (v *validator) intRange(path string, n, lo, hi int) {
+	if n < lo || n > hi {
+		v.fail(path, "must be between %d and %d; got %d", lo, hi, n)
+	}
+}
+
+func (v *validator) listen(path, addr string) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		v.fail(path, "must be host:port (such as 127.0.0.1:9187); got %q", addr)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		v.fail(path, "has an invalid port %q", port)
+	}
+}
+
+// identifier checks a column or schema name, which is taken literally (not
+// parsed as SQL): only emptiness and PostgreSQL's length limit matter.
+func (v *validator) identifier(path, name string) bool {
+	switch {
+	case name == "":
+		v.fail(path, "must not be empty")
+		return false
+	case len(name) > maxIdentifierBytes:
+		v.fail(path, "is longer than %d bytes, which PostgreSQL would truncate: %q", maxIdentifierBytes, name)
+		return false
+	case strings.ContainsRune(name, 0):
+		v.fail(path, "must not contain a NUL character")
+		return false
+	}
+	return true
+}
+
+// topicName applies Kafka's rules for topic names.
+func (v *validator) topicName(path, topic string) {
+	if topic == "" {
+		v.fail(path, "must not be empty")
+		return
+	}
+	if len(topic) > 249 || topic == "." || topic == ".." {
+		v.fail(path, "is not a valid Kafka topic name: %q", topic)
+		return
+	}
+	for _, r := range topic {
+		if !(r == '.' || r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			v.fail(path, "is not a valid Kafka topic name (only letters, digits, '.', '_' and '-'): %q", topic)
+			return
+		}
+	}
+}
+
+// names checks a list of names for empty entries and repeats.
+func (v *validator) names(path string, list []string) {
+	seen := map[string]bool{}
+	for i, name := range list {
+		p := indexPath(path, i)
+		if !v.identifier(p, name) {
+			continue
+		}
+		if seen[name] {
+			v.fail(p, "%q is listed twice", name)
+		}
+		seen[name] = true
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
