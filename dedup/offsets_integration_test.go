@@ -20,7 +20,7 @@ const schema = "pgsink"
 // migrated returns a pool on a fresh target database with pgsink's tables.
 func migrated(t *testing.T) *pgxpool.Pool {
 	t.Helper()
-	url := stacktest.TargetDB(t)
+	url := stacktest.OwnedTargetDatabase(t)
 	if err := dedup.NewMigrator(url, schema).Up(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func migrated(t *testing.T) *pgxpool.Pool {
 
 func TestIntegrationMigrations(t *testing.T) {
 	ctx := context.Background()
-	url := stacktest.TargetDB(t)
+	url := stacktest.OwnedTargetDatabase(t)
 	m := dedup.NewMigrator(url, "My Schema; DROP")
 	if v, dirty, err := m.Version(ctx); err != nil || v != 0 || dirty {
 		t.Fatalf("Version() before Up = %d, %v, %v; want 0, false, nil", v, dirty, err)

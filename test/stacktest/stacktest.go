@@ -2,7 +2,6 @@ package stacktest
 
 import (
 	"context"
-	"net/url"
 	"testing"
 	"time"
 
@@ -92,39 +91,4 @@ func (s *T) ReadUntil(timeout time.Duration, done func([]recording.Record) bool)
 		s.tb.Fatalf("stacktest: %v", err)
 	}
 	return records
-}
-
-// TargetDB creates a fresh database owned by the sink's role (the user of
-// PGSINK_TARGET_URL) and returns its URL; the database is dropped at cleanup.
-// It fails tb (never skips) when the stack is down.
-func TargetDB(tb testing.TB) string {
-	tb.Helper()
-	env, err := LoadEnv()
-	if err != nil {
-		tb.Fatalf("stacktest: %v", err)
-	}
-	ctx := context.Background()
-	if err := env.CheckPostgres(ctx); err != nil {
-		tb.Fatalf("stacktest: %v", err)
-	}
-	u, err := url.Parse(env.TargetURL)
-	if err != nil {
-		tb.Fatalf("stacktest: PGSINK_TARGET_URL: %v", err)
-	}
-	name := NewID(tb.Name())
-	if err := CreateDatabase(ctx, env.AdminURL, name, u.User.Username()); err != nil {
-		tb.Fatalf("stacktest: %v", err)
-	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := DropDatabase(ctx, env.AdminURL, name); err != nil {
-			tb.Errorf("stacktest: drop %s: %v", name, err)
-		}
-	})
-	target, err := WithDatabase(env.TargetURL, name)
-	if err != nil {
-		tb.Fatalf("stacktest: %v", err)
-	}
-	return target
 }

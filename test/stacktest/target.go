@@ -16,27 +16,9 @@ import (
 // privilege tests need. It fails tb (never skips) when the stack is down.
 func TargetDatabase(tb testing.TB, setup ...string) string {
 	tb.Helper()
-	env, err := LoadEnv()
-	if err != nil {
-		tb.Fatalf("stacktest: %v", err)
-	}
+	env, db := freshDatabase(tb, func(e Env) string { return e.AdminURL })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	admin, err := url.Parse(env.AdminURL)
-	if err != nil {
-		tb.Fatalf("stacktest: PGSINK_ADMIN_URL: %v", err)
-	}
-	db := NewID(tb.Name())
-	if err := CreateDatabase(ctx, env.AdminURL, db, admin.User.Username()); err != nil {
-		tb.Fatalf("stacktest: %v", err)
-	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := DropDatabase(ctx, env.AdminURL, db); err != nil {
-			tb.Errorf("stacktest: %v", err)
-		}
-	})
 	adminURL, err := WithDatabase(env.AdminURL, db)
 	if err != nil {
 		tb.Fatalf("stacktest: %v", err)
@@ -56,4 +38,49 @@ func TargetDatabase(tb testing.TB, setup ...string) string {
 		tb.Fatalf("stacktest: %v", err)
 	}
 	return targetURL
+}
+
+// OwnedTargetDatabase creates a fresh database owned by the pgsink role, so
+// the role may create its schema and tables there, as in a deployment where
+// pgsink owns its target; it returns the role's URL and drops the database
+// at cleanup.
+func OwnedTargetDatabase(tb testing.TB) string {
+	tb.Helper()
+	env, db := freshDatabase(tb, func(e Env) string { return e.TargetURL })
+	targetURL, err := WithDatabase(env.TargetURL, db)
+	if err != nil {
+		tb.Fatalf("stacktest: %v", err)
+	}
+	return targetURL
+}
+
+// freshDatabase creates a database owned by the user of the URL ownerURL
+// picks, registers its drop at cleanup, and returns its name.
+func freshDatabase(tb testing.TB, ownerURL func(Env) string) (Env, string) {
+	tb.Helper()
+	env, err := LoadEnv()
+	if err != nil {
+		tb.Fatalf("stacktest: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := env.CheckPostgres(ctx); err != nil {
+		tb.Fatalf("stacktest: %v", err)
+	}
+	owner, err := url.Parse(ownerURL(env))
+	if err != nil {
+		tb.Fatalf("stacktest: owner URL: %v", err)
+	}
+	db := NewID(tb.Name())
+	if err := CreateDatabase(ctx, env.AdminURL, db, owner.User.Username()); err != nil {
+		tb.Fatalf("stacktest: %v", err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := DropDatabase(ctx, env.AdminURL, db); err != nil {
+			tb.Errorf("stacktest: %v", err)
+		}
+	})
+	return env, db
 }
