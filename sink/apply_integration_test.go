@@ -1,0 +1,314 @@
+//go:build integration
+
+package sink_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgsink/pgsink/connector/debezium"
+	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/sink"
+	"github.com/pgsink/pgsink/test/stacktest"
+)
+
+const schema = "pgsink"
+
+// fixture is a migrated target database with one table whose names need
+// quoting: a schema with a quote, a table with a semicolon, a column with a
+// space (I8).
+type fixture struct {
+	t       *testing.T
+	pool    *pgxpool.Pool
+	table   *sink.Table
+	applier *sink.Applier
+	claim   *dedup.Claim
+}
+
+func newFixture(t *testing.T, deletes sink.DeleteMode, stopOnError bool) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	url := stacktest.OwnedTargetDatabase(t)
+	if err := dedup.NewMigrator(url, schema).Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	tbl := &sink.Table{
+		Schema: `App "x"`, Name: "Orders; DROP TABLE y",
+		Columns: []sink.Column{
+			{Name: "Order Id", Source: "id", Type: "bigint"},
+			{Name: "status", Source: "status", Type: "text"},
+			{Name: "amount", Source: "amount", Type: "numeric(12,2)"},
+			{Name: "notes", Source: "notes", Type: "text"},
+		},
+		Key: []string{"Order Id"}, Deletes: deletes, SoftDeleteColumn: "deleted", Truncates: true,
+		CommitColumn: "_pgsink_commit_lsn", LSNColumn: "_pgsink_lsn",
+	}
+	if err := tbl.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `CREATE SCHEMA "App ""x"""; CREATE TABLE "App ""x"""."Orders; DROP TABLE y" (
+		"Order Id" bigint PRIMARY KEY, status text NOT NULL CHECK (status <> 'poison'), amount numeric(12,2), notes text,
+		deleted boolean NOT NULL DEFAULT false, _pgsink_commit_lsn bigint, _pgsink_lsn bigint)`); err != nil {
+		t.Fatal(err)
+	}
+	claim, err := dedup.NewOffsets(schema).Claim(ctx, pool, dedup.PartitionID{Group: "g", Topic: "src.public.orders", Partition: 0}, 0, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{t: t, pool: pool, table: tbl, claim: &claim,
+		applier: sink.NewApplier(pool, sink.Options{Schema: schema, StopOnError: stopOnError})}
+}
+
+// ev builds a change event as the decoder would hand it over.
+type ev struct {
+	op      debezium.Op
+	id      int64
+	status  string
+	notes   any // string, nil, or unchanged
+	version int64
+}
+
+var unchanged = struct{}{}
+
+func (f *fixture) batch(events ...ev) *sink.Batch {
+	b := &sink.Batch{Claim: f.claim}
+	for i, e := range events {
+		offset := f.claim.NextOffset + int64(i)
+		ch := debezium.Change{Topic: "src.public.orders", Offset: offset, Kind: debezium.KindChange, Op: e.op,
+			Schema: "public", Table: "orders", Key: debezium.Row{{Name: "id", Value: e.id}},
+			Version: debezium.Version{CommitLSN: e.version, LSN: e.version}}
+		if e.op != debezium.OpDelete && e.op != debezium.OpTruncate {
+			notes := debezium.Field{Name: "notes", Value: e.notes}
+			if e.notes == unchanged {
+				notes = debezium.Field{Name: "notes", Unchanged: true}
+			}
+			ch.After = debezium.Row{{Name: "id", Value: e.id}, {Name: "status", Value: e.status}, {Name: "amount", Value: "12.50"}, notes}
+		}
+		b.Items = append(b.Items, sink.Item{Table: f.table, Change: ch,
+			Record: debezium.Record{Topic: ch.Topic, Offset: offset, Key: []byte(fmt.Sprintf(`{"id":%d}`, e.id))}})
+		b.Next = offset + 1
+	}
+	return b
+}
+
+func (f *fixture) apply(events ...ev) sink.Stats {
+	f.t.Helper()
+	st, err := f.applier.Apply(context.Background(), f.batch(events...))
+	if err != nil {
+		f.t.Fatalf("Apply: %v", err)
+	}
+	return st
+}
+
+// state renders the target table, ordered by key.
+func (f *fixture) state() string {
+	f.t.Helper()
+	rows, err := f.pool.Query(context.Background(), `SELECT "Order Id", status, coalesce(notes, '∅'), deleted, _pgsink_lsn
+		FROM "App ""x"""."Orders; DROP TABLE y" ORDER BY 1`)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var out []string
+	var id, lsn int64
+	var status, notes string
+	var deleted bool
+	_, err = pgx.ForEachRow(rows, []any{&id, &status, &notes, &deleted, &lsn}, func() error {
+		d := ""
+		if deleted {
+			d = " deleted"
+		}
+		out = append(out, fmt.Sprintf("%d:%s:%s@%d%s", id, status, notes, lsn, d))
+		return nil
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return strings.Join(out, " ")
+}
+
+func (f *fixture) want(want string) {
+	f.t.Helper()
+	if got := f.state(); got != want {
+		f.t.Fatalf("target rows:\n got %q\nwant %q", got, want)
+	}
+}
+
+func (f *fixture) storedOffset() int64 {
+	f.t.Helper()
+	c, err := dedup.NewOffsets(schema).Read(context.Background(), f.pool, f.claim.PartitionID)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return c.NextOffset
+}
+
+// I1 and idempotence: a batch moves the offset with its data; applying the
+// same records again (a redelivery) changes nothing.
+func TestIntegrationApplyIdempotent(t *testing.T) {
+	f := newFixture(t, sink.DeleteHard, false)
+	events := []ev{{debezium.OpCreate, 1, "new", "a", 10}, {debezium.OpCreate, 2, "new", nil, 11}, {debezium.OpUpdate, 1, "paid", "b", 12}}
+	f.apply(events...)
+	f.want("1:paid:b@12 2:new:∅@11")
+	if got := f.storedOffset(); got != 3 {
+		t.Fatalf("stored offset %d after 3 records, want 3", got)
+	}
+	// Kafka redelivers the same records at the same offsets: the stored
+	// position rejects them before anything is written.
+	stale := *f.claim
+	stale.NextOffset = 0
+	b := f.batch(events...)
+	b.Claim = &stale
+	_, err := f.applier.Apply(context.Background(), b)
+	var moved *dedup.PositionMovedError
+	if !errors.As(err, &moved) {
+		t.Fatalf("redelivered batch: %v, want PositionMovedError", err)
+	}
+	// Debezium re-emits the same events at NEW offsets: the version guard
+	// makes them no-ops.
+	f.apply(events...)
+	f.want("1:paid:b@12 2:new:∅@11")
+}
+
+// I3: an older version never overwrites a newer one, within a batch or across.
+func TestIntegrationApplyNeverRegresses(t *testing.T) {
+	f := newFixture(t, sink.DeleteHard, false)
+	f.apply(ev{debezium.OpCreate, 1, "v20", "x", 20}, ev{debezium.OpUpdate, 1, "v15", "y", 15})
+	f.want("1:v20:x@20")
+	f.apply(ev{debezium.OpUpdate, 1, "v19", "z", 19})
+	f.want("1:v20:x@20")
+	f.apply(ev{debezium.OpUpdate, 1, "v21", "z", 21})
+	f.want("1:v21:z@21")
+}
+
+// I4: an old create replayed after a delete does not bring the row back, in
+// hard and soft modes; a newer create does.
+func TestIntegrationApplyNoResurrection(t *testing.T) {
+	for _, mode := range []sink.DeleteMode{sink.DeleteHard, sink.DeleteSoft} {
+		t.Run(fmt.Sprint(mode), func(t *testing.T) {
+			f := newFixture(t, mode, false)
+			f.apply(ev{debezium.OpCreate, 1, "new", "a", 10}, ev{debezium.OpCreate, 2, "new", "b", 11})
+			f.apply(ev{op: debezium.OpDelete, id: 1, version: 20})
+			deleted := ""
+			if mode == sink.DeleteSoft {
+				deleted = "1:new:a@20 deleted "
+			}
+			f.want(deleted + "2:new:b@11")
+			// Debezium restarts and re-emits the old create at a new offset.
+			f.apply(ev{debezium.OpCreate, 1, "new", "a", 10}, ev{debezium.OpUpdate, 1, "paid", "a", 15})
+			f.want(deleted + "2:new:b@11")
+			// A create newer than the delete is a real re-insert.
+			f.apply(ev{debezium.OpCreate, 1, "again", "c", 30})
+			f.want("1:again:c@30 2:new:b@11")
+		})
+	}
+}
+
+// Within one batch: delete then re-create, and create then delete, keep the
+// order of versions.
+func TestIntegrationApplyDeleteInsertOrderInBatch(t *testing.T) {
+	f := newFixture(t, sink.DeleteHard, false)
+	f.apply(ev{debezium.OpCreate, 1, "a", nil, 1}, ev{op: debezium.OpDelete, id: 1, version: 2}, ev{debezium.OpCreate, 1, "b", nil, 3},
+		ev{debezium.OpCreate, 2, "a", nil, 4}, ev{op: debezium.OpDelete, id: 2, version: 5})
+	f.want("1:b:∅@3")
+}
+
+// I7: the unchanged-TOAST marker leaves the stored value intact, and takes
+// the value of an older change of the same batch when there is one.
+func TestIntegrationApplyUnchangedToast(t *testing.T) {
+	f := newFixture(t, sink.DeleteHard, false)
+	f.apply(ev{debezium.OpCreate, 1, "new", "large value", 10})
+	f.apply(ev{debezium.OpUpdate, 1, "paid", unchanged, 11})
+	f.want("1:paid:large value@11")
+	f.apply(ev{debezium.OpUpdate, 1, "shipped", "changed in batch", 12}, ev{debezium.OpUpdate, 1, "done", unchanged, 13})
+	f.want("1:done:changed in batch@13")
+}
+
+// Truncate removes the rows older than it and blocks their replay.
+func TestIntegrationApplyTruncate(t *testing.T) {
+	f := newFixture(t, sink.DeleteHard, false)
+	f.apply(ev{debezium.OpCreate, 1, "a", nil, 1}, ev{debezium.OpCreate, 2, "a", nil, 2})
+	f.apply(ev{op: debezium.OpTruncate, version: 5}, ev{debezium.OpCreate, 3, "after", nil, 6})
+	f.want("3:after:∅@6")
+	f.apply(ev{debezium.OpCreate, 1, "replayed", nil, 1})
+	f.want("3:after:∅@6")
+}
+
+// I5: a poison record lands in the dead-letter table with its reason, the
+// rest of its batch is applied, and the offset passes it in that transaction.
+func TestIntegrationApplyPoisonRecord(t *testing.T) {
+	f := newFixture(t, sink.DeleteHard, false)
+	st := f.apply(ev{debezium.OpCreate, 1, "ok", nil, 1}, ev{debezium.OpCreate, 2, "poison", nil, 2}, ev{debezium.OpCreate, 3, "ok", nil, 3},
+		ev{debezium.OpCreate, 4, "ok", nil, 4})
+	f.want("1:ok:∅@1 3:ok:∅@3 4:ok:∅@4")
+	if st.DeadLetters != 1 || f.storedOffset() != 4 {
+		t.Fatalf("dead letters %d, stored offset %d; want 1 and 4", st.DeadLetters, f.storedOffset())
+	}
+	var offset int64
+	var key []byte
+	var reason, class string
+	if err := f.pool.QueryRow(context.Background(), `SELECT "offset", key, error, error_class FROM pgsink.dead_letters`).Scan(&offset, &key, &reason, &class); err != nil {
+		t.Fatal(err)
+	}
+	if offset != 1 || string(key) != `{"id":2}` || !strings.Contains(reason, "check constraint") || class != "postgres:23514" {
+		t.Fatalf("dead letter: offset %d key %s class %s reason %q", offset, key, class, reason)
+	}
+}
+
+// I5 with errors.tolerance=none: the partition stops at the poison record,
+// the records before it are applied, the offset stays on it.
+func TestIntegrationApplyStopOnError(t *testing.T) {
+	f := newFixture(t, sink.DeleteHard, true)
+	_, err := f.applier.Apply(context.Background(), f.batch(ev{debezium.OpCreate, 1, "ok", nil, 1}, ev{debezium.OpCreate, 2, "poison", nil, 2}, ev{debezium.OpCreate, 3, "ok", nil, 3}))
+	var poison *sink.PoisonError
+	if !errors.As(err, &poison) || poison.Offset != 1 {
+		t.Fatalf("Apply: %v, want PoisonError at offset 1", err)
+	}
+	f.want("1:ok:∅@1")
+	if got := f.storedOffset(); got != 1 {
+		t.Fatalf("stored offset %d, want 1 (on the poison record)", got)
+	}
+}
+
+// An undecodable record goes to the dead letters with class decode.
+func TestIntegrationApplyUndecodable(t *testing.T) {
+	f := newFixture(t, sink.DeleteHard, false)
+	b := f.batch(ev{debezium.OpCreate, 1, "ok", nil, 1}, ev{debezium.OpCreate, 2, "ok", nil, 2})
+	b.Items[1].Err = errors.New("truncated JSON at byte 17")
+	b.Items[1].Record.Value = []byte(`{"payload":{"op":`)
+	if _, err := f.applier.Apply(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	f.want("1:ok:∅@1")
+	var class, reason string
+	if err := f.pool.QueryRow(context.Background(), `SELECT error_class, error FROM pgsink.dead_letters WHERE "offset" = 1`).Scan(&class, &reason); err != nil {
+		t.Fatal(err)
+	}
+	if class != "decode" || reason != "truncated JSON at byte 17" {
+		t.Fatalf("dead letter class %q reason %q", class, reason)
+	}
+}
+
+// I2: a zombie's batch is rejected, nothing of it is written.
+func TestIntegrationApplyZombieFenced(t *testing.T) {
+	f := newFixture(t, sink.DeleteHard, false)
+	f.apply(ev{debezium.OpCreate, 1, "a", nil, 1})
+	if _, err := dedup.NewOffsets(schema).Claim(context.Background(), f.pool, f.claim.PartitionID, 0, "new owner"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.applier.Apply(context.Background(), f.batch(ev{debezium.OpUpdate, 1, "zombie", nil, 2}))
+	var fenced *dedup.FencedError
+	if !errors.As(err, &fenced) {
+		t.Fatalf("zombie Apply: %v, want FencedError", err)
+	}
+	f.want("1:a:∅@1")
+}
