@@ -276,6 +276,11 @@ func (a *Applier) statementsFor(t *Table) *statements {
 func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, tx pgx.Tx, t *Table, red *reduced, st *Stats) (created bool, err error) {
 	stmts := a.statementsFor(t)
 	var batch pgx.Batch
+	// The staging table has no statistics and its size changes per batch:
+	// a cached generic plan made for a small stage (a nested loop scanning
+	// it per target row) turns quadratic on a large one. Custom plans see
+	// the stage's real size. Queued first, it costs no round trip.
+	batch.Queue("SET LOCAL plan_cache_mode = force_custom_plan")
 	if red.truncate != nil {
 		batch.Queue(stmts.truncate, red.truncate.CommitLSN, red.truncate.LSN)
 		batch.Queue(stmts.truncateTS, t.Ref(), red.truncate.CommitLSN, red.truncate.LSN)
@@ -334,7 +339,7 @@ func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, tx pgx.Tx, 
 			batch.Queue(stmts.tombstones, t.Ref())
 		}
 	}
-	if batch.Len() == 0 {
+	if batch.Len() == 1 {
 		return created, nil
 	}
 	return created, tx.SendBatch(ctx, &batch).Close()
