@@ -1,0 +1,71 @@
+package sink
+
+import (
+	"fmt"
+
+	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/sink/catalog"
+)
+
+// Resolve builds the Table the sink writes from a table's configuration and
+// the target catalog (which `pgsink validate` checks with catalog.Check):
+// every writable target column that some event field maps to, through the
+// include/exclude/rename rules, in table order.
+func Resolve(cfg config.Table, cat *catalog.Table) (*Table, error) {
+	if cfg.Format == config.FormatOutbox {
+		return nil, fmt.Errorf("sink: %s (%s): format outbox is not supported by the apply path yet", cfg.Path, cat.Schema+"."+cat.Name)
+	}
+	if !cat.Exists {
+		return nil, fmt.Errorf("sink: %s: target %s.%s does not exist (schema.create is not implemented yet)", cfg.Path, cat.Schema, cat.Name)
+	}
+	t := &Table{
+		Schema: cat.Schema, Name: cat.Name,
+		Key:              cfg.Key,
+		SoftDeleteColumn: cfg.SoftDelete.Column,
+		Truncates:        cfg.Truncate == config.TruncateApply,
+		CommitColumn:     cfg.Version.CommitColumn,
+		LSNColumn:        cfg.Version.LSNColumn,
+	}
+	if !cfg.Version.Guard {
+		return nil, fmt.Errorf("sink: %s: version.guard false is not supported: the guard is what makes replays safe", cfg.Path)
+	}
+	switch cfg.Deletes {
+	case config.DeletesHard:
+		t.Deletes = DeleteHard
+	case config.DeletesSoft:
+		t.Deletes = DeleteSoft
+	case config.DeletesIgnore:
+		t.Deletes = DeleteIgnore
+	default:
+		return nil, fmt.Errorf("sink: %s: unknown deletes mode %q", cfg.Path, cfg.Deletes)
+	}
+	if len(t.Key) == 0 {
+		t.Key = cat.PrimaryKey
+	}
+	// A target column takes its value from the field renamed to it, or from
+	// the field of its own name unless that field is renamed elsewhere.
+	renamedTo := map[string]string{}
+	for from, to := range cfg.Columns.Rename {
+		renamedTo[to] = from
+	}
+	for _, c := range cat.Columns {
+		if c.Generated || c.Identity == "a" || c.Name == t.CommitColumn || c.Name == t.LSNColumn || c.Name == t.SoftDeleteColumn {
+			continue
+		}
+		source, ok := renamedTo[c.Name]
+		if !ok {
+			if _, renamedAway := cfg.Columns.Rename[c.Name]; renamedAway {
+				continue
+			}
+			source = c.Name
+		}
+		if target, ok := cfg.Columns.Column(source); !ok || target != c.Name {
+			continue
+		}
+		t.Columns = append(t.Columns, Column{Name: c.Name, Source: source, Type: c.Type})
+	}
+	if err := t.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.Path, err)
+	}
+	return t, nil
+}
