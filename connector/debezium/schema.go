@@ -64,6 +64,13 @@ type typ struct {
 	fields   []*field
 	byName   map[string]int // struct fields by name
 	unchange [][]byte       // raw JSON forms of the unavailable-value placeholder
+	// schemaless rows (from the catalog) leave out columns the payload
+	// does not have, instead of reporting them NULL.
+	schemaless bool
+	// open rows take any member, each kept as convJSON.
+	open bool
+	// env is set on a compiled change event schema.
+	env *envelopeType
 }
 
 type field struct {

@@ -111,7 +111,16 @@ func scalar(s *scanner, t *typ) (any, error) {
 		return point(s)
 	case convArray:
 		return array(s, t.items)
-	case convStruct, convMap, convJSON:
+	case convJSON:
+		if s.peek() == '"' {
+			return s.string()
+		}
+		raw, err := s.skip()
+		if err != nil {
+			return nil, err
+		}
+		return json.RawMessage(bytes.Clone(raw)), nil
+	case convStruct, convMap:
 		raw, err := s.skip()
 		if err != nil {
 			return nil, err

@@ -1,0 +1,86 @@
+package debezium
+
+// jsonAny is the member type of open rows.
+var jsonAny = &typ{conv: convJSON, optional: true}
+
+// row decodes a JSON object of column values with the struct type t.
+// Members are matched to fields by name; Debezium writes them in schema
+// order, so the expected field is tried before the map.
+func row(s *scanner, t *typ) (Row, error) {
+	if err := s.objectStart(); err != nil {
+		return nil, mismatch("want a row object")
+	}
+	var out Row
+	if t.open {
+		out = Row{}
+	} else {
+		out = make(Row, len(t.fields))
+	}
+	seen := 0
+	for first, i := true, 0; ; first, i = false, i+1 {
+		raw, escaped, ok, err := s.nextKey(first)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		name := string(raw)
+		if escaped {
+			b, err := unescape(raw)
+			if err != nil {
+				return nil, s.fail("%v", err)
+			}
+			name = string(b)
+		}
+		if t.open {
+			v, _, err := value(s, jsonAny)
+			if err != nil {
+				return nil, at(name, err)
+			}
+			out = append(out, Field{Name: name, Value: v})
+			continue
+		}
+		idx := -1
+		if i < len(t.fields) && t.fields[i].name == name {
+			idx = i
+		} else if j, ok := t.byName[name]; ok {
+			idx = j
+		}
+		if idx < 0 {
+			return nil, at(name, mismatch("column not in the schema"))
+		}
+		if out[idx].Name != "" {
+			return nil, at(name, mismatch("column given twice"))
+		}
+		f := t.fields[idx]
+		v, unchanged, err := value(s, f.t)
+		if err != nil {
+			return nil, at(name, err)
+		}
+		out[idx] = Field{Name: f.name, Value: v, Unchanged: unchanged}
+		seen++
+	}
+	if t.open || seen == len(t.fields) {
+		return out, nil
+	}
+	if t.schemaless {
+		// Compact: a column the payload lacks is left out, never NULLed.
+		kept := out[:0]
+		for _, f := range out {
+			if f.Name != "" {
+				kept = append(kept, f)
+			}
+		}
+		return kept, nil
+	}
+	for i, f := range t.fields {
+		if out[i].Name == "" {
+			if !f.t.optional {
+				return nil, at(f.name, mismatch("required column missing"))
+			}
+			out[i].Name = f.name
+		}
+	}
+	return out, nil
+}
