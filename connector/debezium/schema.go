@@ -58,9 +58,9 @@ type typ struct {
 	conv     conv
 	name     string // Connect logical name, for errors
 	optional bool
-	scale    int32  // convDecimal
-	bits     int    // convBits: length, 0 when unknown (varbit)
-	items    *typ   // convArray
+	scale    int32 // convDecimal
+	bits     int   // convBits: length, 0 when unknown (varbit)
+	items    *typ  // convArray
 	fields   []*field
 	byName   map[string]int // struct fields by name
 	unchange [][]byte       // raw JSON forms of the unavailable-value placeholder
