@@ -2,6 +2,7 @@ package debezium
 
 import (
 	"bytes"
+	"database/sql/driver"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -432,7 +433,7 @@ func equalPG(pgType, decimalMode string, got any, want json.RawMessage) (loss st
 		if err := json.Unmarshal(want, &ws); err != nil {
 			return "", err
 		}
-		gs, ok := got.([]any)
+		gs, ok := elements(got)
 		if !ok || len(gs) != len(ws) {
 			return "", mismatch()
 		}
@@ -474,6 +475,26 @@ func truncMillis(s string) string {
 		return s
 	}
 	return strings.TrimRight(strings.TrimRight(s[:i+4], "0"), ".")
+}
+
+// elements lists a decoded array's elements as driver values, nil for NULL.
+func elements(v any) ([]any, bool) {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Slice {
+		return nil, false
+	}
+	out := make([]any, rv.Len())
+	for i := range out {
+		e := rv.Index(i).Interface()
+		if dv, ok := e.(driver.Valuer); ok {
+			var err error
+			if e, err = dv.Value(); err != nil {
+				return nil, false
+			}
+		}
+		out[i] = e
+	}
+	return out, true
 }
 
 func abs32(n int32) int32 {

@@ -1,6 +1,7 @@
 package debezium
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -134,31 +135,35 @@ func (s *scanner) nextElem(first bool) (bool, error) {
 }
 
 // rawString reads a string and returns its bytes between the quotes,
-// escapes unresolved; escaped says whether there are any.
+// escapes unresolved; escaped says whether there are any. It finds the
+// closing quote with bytes.IndexByte (vectorised) rather than byte by byte,
+// and so accepts raw control characters, which strict JSON forbids and
+// Jackson never writes.
 func (s *scanner) rawString() (raw []byte, escaped bool, err error) {
 	if s.peek() != '"' {
 		return nil, false, s.fail("want a string")
 	}
 	start := s.pos + 1
 	i := start
-	for i < len(s.data) {
-		c := s.data[i]
-		switch {
-		case c == '"':
-			s.pos = i + 1
-			return s.data[start:i], escaped, nil
-		case c == '\\':
-			escaped = true
-			i += 2
-		case c < 0x20:
-			s.pos = i
-			return nil, false, s.fail("control character in string")
-		default:
-			i++
+	for {
+		j := bytes.IndexByte(s.data[i:], '"')
+		if j < 0 {
+			s.pos = len(s.data)
+			return nil, false, s.fail("unterminated string")
 		}
+		end := i + j
+		// The quote is escaped when an odd number of backslashes precede it.
+		k := end
+		for k > start && s.data[k-1] == '\\' {
+			k--
+		}
+		if (end-k)%2 == 0 {
+			raw = s.data[start:end]
+			s.pos = end + 1
+			return raw, bytes.IndexByte(raw, '\\') >= 0, nil
+		}
+		i = end + 1
 	}
-	s.pos = len(s.data)
-	return nil, false, s.fail("unterminated string")
 }
 
 // string reads a string and resolves its escapes.
@@ -315,17 +320,43 @@ func (s *scanner) number() ([]byte, error) {
 	return s.data[start:i], nil
 }
 
-// int reads an integer number that fits bits.
+// int reads an integer number that fits bits, in one pass over its
+// digits: integers are most of what a row holds.
 func (s *scanner) int(bits int) (int64, error) {
-	text, err := s.number()
-	if err != nil {
-		return 0, err
+	s.ws()
+	i := s.pos
+	neg := i < len(s.data) && s.data[i] == '-'
+	if neg {
+		i++
 	}
-	n, err := parseInt(text, bits)
-	if err != nil {
-		return 0, s.fail("%v", err)
+	digits := i
+	var u uint64
+	for i < len(s.data) && s.data[i] >= '0' && s.data[i] <= '9' && i-digits < 19 {
+		u = u*10 + uint64(s.data[i]-'0')
+		i++
 	}
-	return n, nil
+	if i == digits {
+		return 0, s.fail("want an integer")
+	}
+	if i < len(s.data) {
+		switch c := s.data[i]; {
+		case c >= '0' && c <= '9':
+			s.pos = i
+			return 0, s.fail("integer too long for %d bits", bits)
+		case c == '.' || c == 'e' || c == 'E':
+			s.pos = i
+			return 0, s.fail("want an integer, found a fraction or exponent")
+		}
+	}
+	limit := uint64(1) << (bits - 1)
+	if (!neg && u >= limit) || (neg && u > limit) {
+		return 0, s.fail("%s is out of range for %d bits", s.data[s.pos:i], bits)
+	}
+	s.pos = i
+	if neg {
+		return -int64(u), nil
+	}
+	return int64(u), nil
 }
 
 // parseInt parses a decimal integer without allocating.

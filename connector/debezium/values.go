@@ -146,13 +146,79 @@ func base64Value(s *scanner) ([]byte, error) {
 	return out[:n], nil
 }
 
-// array decodes a JSON array into []any, nil elements for NULL: pgx binds
-// it to any PostgreSQL array whose element type binds each element.
+// array decodes a JSON array. Arrays of the common element types become
+// slices of pgtype values (Valid false for a NULL element), one allocation
+// for the whole array; others become []any with nil for NULL. pgx binds
+// both to the matching PostgreSQL array type.
 func array(s *scanner, items *typ) (any, error) {
 	if err := s.arrayStart(); err != nil {
 		return nil, mismatch("want an array")
 	}
-	out := []any{}
+	switch items.conv {
+	case convInt16:
+		return typedArray(s, func(s *scanner) (pgtype.Int2, error) {
+			n, err := s.int(16)
+			return pgtype.Int2{Int16: int16(n), Valid: true}, err
+		})
+	case convInt32:
+		return typedArray(s, func(s *scanner) (pgtype.Int4, error) {
+			n, err := s.int(32)
+			return pgtype.Int4{Int32: int32(n), Valid: true}, err
+		})
+	case convInt64:
+		return typedArray(s, func(s *scanner) (pgtype.Int8, error) {
+			n, err := s.int(64)
+			return pgtype.Int8{Int64: n, Valid: true}, err
+		})
+	case convFloat32:
+		return typedArray(s, func(s *scanner) (pgtype.Float4, error) {
+			f, err := s.float(32)
+			return pgtype.Float4{Float32: float32(f), Valid: true}, err
+		})
+	case convFloat64:
+		return typedArray(s, func(s *scanner) (pgtype.Float8, error) {
+			f, err := s.float(64)
+			return pgtype.Float8{Float64: f, Valid: true}, err
+		})
+	case convBool:
+		return typedArray(s, func(s *scanner) (pgtype.Bool, error) {
+			b, err := s.bool()
+			return pgtype.Bool{Bool: b, Valid: true}, err
+		})
+	case convString:
+		return typedArray(s, func(s *scanner) (pgtype.Text, error) {
+			if s.peek() != '"' {
+				return pgtype.Text{}, mismatch("want a string")
+			}
+			str, err := s.string()
+			return pgtype.Text{String: str, Valid: true}, err
+		})
+	}
+	return typedArray(s, func(s *scanner) (any, error) { return scalar(s, items) })
+}
+
+// countElems estimates the elements of the array being read, to size its
+// slice once: exact for arrays of numbers and booleans (no ']' or ',' can
+// occur inside them), a lower bound or a guess otherwise.
+func (s *scanner) countElems() int {
+	rest := s.data[s.pos:]
+	end := bytes.IndexByte(rest, ']')
+	if end < 0 {
+		return 0
+	}
+	if bytes.IndexByte(rest[:end], '"') >= 0 || bytes.IndexByte(rest[:end], '{') >= 0 {
+		return 4
+	}
+	if len(bytes.TrimSpace(rest[:end])) == 0 {
+		return 0
+	}
+	return bytes.Count(rest[:end], []byte{','}) + 1
+}
+
+// typedArray reads the elements of an array whose '[' was consumed; a
+// NULL element is T's zero value (nil for any, Valid false for pgtype).
+func typedArray[T any](s *scanner, elem func(*scanner) (T, error)) ([]T, error) {
+	out := make([]T, 0, s.countElems())
 	for first := true; ; first = false {
 		more, err := s.nextElem(first)
 		if err != nil {
@@ -161,13 +227,11 @@ func array(s *scanner, items *typ) (any, error) {
 		if !more {
 			return out, nil
 		}
-		if s.null() {
-			out = append(out, nil)
-			continue
-		}
-		v, err := scalar(s, items)
-		if err != nil {
-			return nil, at("["+strconv.Itoa(len(out))+"]", err)
+		var v T
+		if !s.null() {
+			if v, err = elem(s); err != nil {
+				return nil, at("["+strconv.Itoa(len(out))+"]", err)
+			}
 		}
 		out = append(out, v)
 	}
