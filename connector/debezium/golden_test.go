@@ -20,10 +20,10 @@ import (
 
 // typeTally counts what the golden test checked per PostgreSQL type.
 type typeTally struct {
-	fixtures           map[string]bool
-	values, nulls, ph  int
-	debeziumLoss       int
-	lossNotes          map[string]bool
+	fixtures          map[string]bool
+	values, nulls, ph int
+	debeziumLoss      int
+	lossNotes         map[string]bool
 }
 
 // TestGolden decodes every recorded record and compares every decoded row
