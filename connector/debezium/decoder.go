@@ -30,6 +30,11 @@ type cached struct {
 	t   *typ
 }
 
+// maxCached bounds the schema and topic caches. Debezium sends few distinct
+// schemas (one per table version); a stream that keeps sending new ones
+// must not grow memory without end, so a full cache is simply emptied.
+const maxCached = 4096
+
 // NewDecoder returns a Decoder with opts, missing options defaulted.
 func NewDecoder(opts Options) *Decoder {
 	return &Decoder{
@@ -130,6 +135,9 @@ func (d *Decoder) unwrap(topic string, data []byte, key bool, compileSchema func
 	}
 	last := d.last[topic]
 	if last == nil {
+		if len(d.last) >= maxCached {
+			clear(d.last)
+		}
 		last = &lastSchemas{}
 		d.last[topic] = last
 	}
@@ -167,6 +175,9 @@ func (d *Decoder) unwrap(topic string, data []byte, key bool, compileSchema func
 				}
 				if t, err = compileSchema(cs); err != nil {
 					return nil, nil, at("schema", err)
+				}
+				if len(d.schemas) >= maxCached {
+					clear(d.schemas)
 				}
 				d.schemas[string(raw)] = t
 			}

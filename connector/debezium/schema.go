@@ -142,7 +142,8 @@ func compile(cs *connectSchema, ph string) (*typ, error) {
 		t.conv = convInterval
 	case nameBits:
 		t.conv = convBits
-		if n, err := strconv.Atoi(cs.Parameters["length"]); err == nil && n > 0 && n < 1<<31-1 {
+		// PostgreSQL's bit lengths stop at 83886080.
+		if n, err := strconv.Atoi(cs.Parameters["length"]); err == nil && n > 0 && n <= 83886080 {
 			t.bits = n // Debezium gives 2^31-1 for varbit: the length is unknown
 		}
 	case namePoint:
