@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgtype"
 )
@@ -64,12 +65,13 @@ const maxDecimalDigits = 147455
 // parseDecimal reads decimal.handling.mode=string text ("-12.34", "1E+5",
 // "NaN", "Infinity") into a Numeric, exactly.
 func parseDecimal(b []byte) (pgtype.Numeric, error) {
-	switch string(b) {
-	case "NaN":
+	// Debezium writes NaN as "NAN" in string mode; PostgreSQL accepts any case.
+	switch strings.ToLower(string(b)) {
+	case "nan":
 		return pgtype.Numeric{NaN: true, Valid: true}, nil
-	case "Infinity", "+Infinity":
+	case "infinity", "+infinity":
 		return pgtype.Numeric{InfinityModifier: pgtype.Infinity, Valid: true}, nil
-	case "-Infinity":
+	case "-infinity":
 		return pgtype.Numeric{InfinityModifier: pgtype.NegativeInfinity, Valid: true}, nil
 	}
 	if len(b) > maxDecimalDigits {
