@@ -132,10 +132,14 @@ func payloadText(s *scanner) ([]byte, error) {
 	if s.null() {
 		return nil, nil
 	}
+	var raw []byte
+	var err error
 	if s.peek() == '"' {
-		return s.stringBytes()
+		raw, err = s.stringBytes()
+	} else {
+		raw, err = s.skip()
 	}
-	raw, err := s.skip()
+	// Copied: the Change must not alias the caller's record buffer.
 	return bytes.Clone(raw), err
 }
 
