@@ -19,6 +19,8 @@ type Decoder struct {
 	last map[string]*lastSchemas
 	// tables caches catalog row types by "schema.table".
 	tables map[string]*typ
+	// names are the last source schema and table names, interned.
+	names [2]string
 }
 
 type lastSchemas struct {

@@ -88,15 +88,14 @@ func (d *Decoder) payload(s *scanner, env *envelopeType, ch *Change) error {
 		if !ok {
 			break
 		}
-		name := string(key)
-		switch name {
+		switch string(key) {
 		case "before", "after":
 			var r Row
 			if s.null() {
 				break
 			}
 			if env == nil {
-				if name == "before" {
+				if string(key) == "before" {
 					beforePos = s.pos
 				} else {
 					afterPos = s.pos
@@ -105,21 +104,21 @@ func (d *Decoder) payload(s *scanner, env *envelopeType, ch *Change) error {
 				break
 			}
 			t := env.after
-			if name == "before" {
+			if string(key) == "before" {
 				t = env.before
 			}
 			if t == nil {
-				return at(name, mismatch("image without a schema"))
+				return at(string(key), mismatch("image without a schema"))
 			}
 			if r, err = row(s, t); err == nil {
-				if name == "before" {
+				if string(key) == "before" {
 					ch.Before, haveBefore = r, true
 				} else {
 					ch.After, haveAfter = r, true
 				}
 			}
 		case "source":
-			err = source(s, ch)
+			err = source(s, ch, &d.names)
 		case "transaction":
 			if !s.null() {
 				ch.Transaction, err = transactionBlock(s)
@@ -140,7 +139,7 @@ func (d *Decoder) payload(s *scanner, env *envelopeType, ch *Change) error {
 			_, err = s.skip() // ts_ns and whatever later versions add
 		}
 		if err != nil {
-			return at(name, err)
+			return at(string(key), err)
 		}
 	}
 	ch.EventTs = micros(tsUs, tsMs)
@@ -209,8 +208,9 @@ func micros(us, ms int64) time.Time {
 	return time.Time{}
 }
 
-// source reads the members of the source block pgsink uses.
-func source(s *scanner, ch *Change) error {
+// source reads the members of the source block pgsink uses. names holds
+// the schema and table names of the previous event, reused when equal.
+func source(s *scanner, ch *Change, names *[2]string) error {
 	if err := s.objectStart(); err != nil {
 		return mismatch("want a source object")
 	}
@@ -224,15 +224,14 @@ func source(s *scanner, ch *Change) error {
 		if !ok {
 			break
 		}
-		name := string(key)
 		if s.null() {
 			continue
 		}
-		switch name {
+		switch string(key) {
 		case "schema":
-			ch.Schema, err = s.string()
+			ch.Schema, err = s.intern(&names[0])
 		case "table":
-			ch.Table, err = s.string()
+			ch.Table, err = s.intern(&names[1])
 		case "snapshot":
 			// A string ("true", "first", "last", "incremental", "false");
 			// older versions wrote a boolean.
@@ -257,7 +256,7 @@ func source(s *scanner, ch *Change) error {
 			_, err = s.skip()
 		}
 		if err != nil {
-			return at(name, err)
+			return at(string(key), err)
 		}
 	}
 	ch.SourceTs = micros(tsUs, tsMs)
@@ -323,8 +322,7 @@ func transactionBlock(s *scanner) (*Transaction, error) {
 		if !ok {
 			break
 		}
-		name := string(key)
-		switch name {
+		switch string(key) {
 		case "id":
 			if tx.ID, err = s.string(); err == nil {
 				tx.TxID, err = txIDOf(tx.ID)
@@ -337,7 +335,7 @@ func transactionBlock(s *scanner) (*Transaction, error) {
 			_, err = s.skip()
 		}
 		if err != nil {
-			return nil, at(name, err)
+			return nil, at(string(key), err)
 		}
 	}
 	return tx, nil
@@ -370,18 +368,17 @@ func message(s *scanner) (*LogicalMessage, error) {
 		if !ok {
 			break
 		}
-		name := string(key)
 		switch {
 		case s.null():
-		case name == "prefix":
+		case string(key) == "prefix":
 			m.Prefix, err = s.string()
-		case name == "content":
+		case string(key) == "content":
 			m.Content, err = base64Value(s)
 		default:
 			_, err = s.skip()
 		}
 		if err != nil {
-			return nil, at(name, err)
+			return nil, at(string(key), err)
 		}
 	}
 	return m, nil

@@ -25,38 +25,37 @@ func row(s *scanner, t *typ) (Row, error) {
 		if !ok {
 			break
 		}
-		name := string(raw)
 		if escaped {
-			b, err := unescape(raw)
-			if err != nil {
+			// Rare (Debezium's column names need no escapes): resolve first.
+			if raw, err = unescape(raw); err != nil {
 				return nil, s.fail("%v", err)
 			}
-			name = string(b)
 		}
 		if t.open {
 			v, _, err := value(s, jsonAny)
 			if err != nil {
-				return nil, at(name, err)
+				return nil, at(string(raw), err)
 			}
-			out = append(out, Field{Name: name, Value: v})
+			out = append(out, Field{Name: string(raw), Value: v})
 			continue
 		}
+		// Compared and looked up as string(raw): no allocation per column.
 		idx := -1
-		if i < len(t.fields) && t.fields[i].name == name {
+		if i < len(t.fields) && t.fields[i].name == string(raw) {
 			idx = i
-		} else if j, ok := t.byName[name]; ok {
+		} else if j, ok := t.byName[string(raw)]; ok {
 			idx = j
 		}
 		if idx < 0 {
-			return nil, at(name, mismatch("column not in the schema"))
+			return nil, at(string(raw), mismatch("column not in the schema"))
 		}
 		if out[idx].Name != "" {
-			return nil, at(name, mismatch("column given twice"))
+			return nil, at(string(raw), mismatch("column given twice"))
 		}
 		f := t.fields[idx]
 		v, unchanged, err := value(s, f.t)
 		if err != nil {
-			return nil, at(name, err)
+			return nil, at(f.name, err)
 		}
 		out[idx] = Field{Name: f.name, Value: v, Unchanged: unchanged}
 		seen++

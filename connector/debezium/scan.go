@@ -144,6 +144,22 @@ func (s *scanner) rawString() (raw []byte, escaped bool, err error) {
 		return nil, false, s.fail("want a string")
 	}
 	start := s.pos + 1
+	// Most strings (keys, short values) end within a few bytes: a plain loop
+	// beats a call to IndexByte there.
+	for i := start; i < len(s.data) && i < start+16; i++ {
+		switch s.data[i] {
+		case '"':
+			s.pos = i + 1
+			return s.data[start:i], false, nil
+		case '\\':
+			return s.longString(start)
+		}
+	}
+	return s.longString(start)
+}
+
+// longString finds the end of a string from start with IndexByte.
+func (s *scanner) longString(start int) (raw []byte, escaped bool, err error) {
 	i := start
 	for {
 		j := bytes.IndexByte(s.data[i:], '"')
@@ -180,6 +196,30 @@ func (s *scanner) string() (string, error) {
 		return "", s.fail("%v", err)
 	}
 	return string(b), nil
+}
+
+// intern reads a string, reusing *last when it is equal, so a stream of
+// events of one table does not allocate its name again and again.
+func (s *scanner) intern(last *string) (string, error) {
+	raw, escaped, err := s.rawString()
+	if err != nil {
+		return "", err
+	}
+	if !escaped && string(raw) == *last {
+		return *last, nil
+	}
+	var str string
+	if escaped {
+		b, err := unescape(raw)
+		if err != nil {
+			return "", s.fail("%v", err)
+		}
+		str = string(b)
+	} else {
+		str = string(raw)
+	}
+	*last = str
+	return str, nil
 }
 
 // stringBytes is string without the copy to a Go string, for values that

@@ -23,24 +23,23 @@ func (d *Decoder) transactionMarker(rec *Record, ch *Change) error {
 		if !ok {
 			break
 		}
-		name := string(key)
 		switch {
 		case s.null():
-		case name == "status":
+		case string(key) == "status":
 			m.Status, err = s.string()
-		case name == "id":
+		case string(key) == "id":
 			if m.ID, err = s.string(); err == nil {
 				m.TxID, err = txIDOf(m.ID)
 			}
-		case name == "event_count":
+		case string(key) == "event_count":
 			m.EventCount, err = s.int(64)
-		case name == "ts_ms":
+		case string(key) == "ts_ms":
 			tsMs, err = s.int(64)
 		default:
 			_, err = s.skip()
 		}
 		if err != nil {
-			return at("payload."+name, err)
+			return at("payload."+string(key), err)
 		}
 	}
 	if m.Status != "BEGIN" && m.Status != "END" {

@@ -161,6 +161,9 @@ func array(s *scanner, items *typ) (any, error) {
 			return pgtype.Int2{Int16: int16(n), Valid: true}, err
 		})
 	case convInt32:
+		if out, ok := int32Array(s); ok {
+			return out, nil
+		}
 		return typedArray(s, func(s *scanner) (pgtype.Int4, error) {
 			n, err := s.int(32)
 			return pgtype.Int4{Int32: int32(n), Valid: true}, err
@@ -195,6 +198,60 @@ func array(s *scanner, items *typ) (any, error) {
 		})
 	}
 	return typedArray(s, func(s *scanner) (any, error) { return scalar(s, items) })
+}
+
+// int32Array is the fast path for integer arrays as Jackson writes them
+// (no spaces, integers and nulls): one loop over the bytes, the hot spot of
+// large int[] columns. On anything else it reports false without moving,
+// and the general path reads the array (and reports the error, if any).
+func int32Array(s *scanner) ([]pgtype.Int4, bool) {
+	d, i := s.data, s.pos
+	out := make([]pgtype.Int4, 0, s.countElems())
+	if i < len(d) && d[i] == ']' {
+		s.pos = i + 1
+		return out, true
+	}
+	for i < len(d) {
+		if d[i] == 'n' {
+			if i+4 > len(d) || string(d[i:i+4]) != "null" {
+				return nil, false
+			}
+			out = append(out, pgtype.Int4{})
+			i += 4
+		} else {
+			neg := d[i] == '-'
+			if neg {
+				i++
+			}
+			start := i
+			var u uint64
+			for i < len(d) && d[i] >= '0' && d[i] <= '9' && i-start < 11 {
+				u = u*10 + uint64(d[i]-'0')
+				i++
+			}
+			if i == start || (!neg && u > 1<<31-1) || (neg && u > 1<<31) {
+				return nil, false
+			}
+			n := int64(u)
+			if neg {
+				n = -n
+			}
+			out = append(out, pgtype.Int4{Int32: int32(n), Valid: true})
+		}
+		if i >= len(d) {
+			return nil, false
+		}
+		switch d[i] {
+		case ',':
+			i++
+		case ']':
+			s.pos = i + 1
+			return out, true
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
 }
 
 // countElems estimates the elements of the array being read, to size its
