@@ -14,7 +14,7 @@ func catalogStruct(cols []Column, o *Options) *typ {
 		ft := catalogType(c.Type, o)
 		ft.optional = !c.NotNull
 		ft.unchange = placeholderForms(ft, o.Unavailable)
-		t.fields = append(t.fields, &field{name: c.Name, t: ft})
+		t.fields = append(t.fields, &field{name: c.Name, key: memberPrefix(c.Name), t: ft})
 		t.byName[c.Name] = i
 	}
 	return t

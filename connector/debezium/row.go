@@ -1,7 +1,21 @@
 package debezium
 
+import (
+	"bytes"
+	"strings"
+)
+
 // jsonAny is the member type of open rows.
 var jsonAny = &typ{conv: convJSON, optional: true}
+
+// memberPrefix is the text of a member up to its value, `"name":`, when
+// the name needs no JSON escape; nil otherwise (the slow path handles it).
+func memberPrefix(name string) []byte {
+	if strings.ContainsAny(name, "\"\\") || strings.IndexFunc(name, func(r rune) bool { return r < 0x20 }) >= 0 {
+		return nil
+	}
+	return []byte(`"` + name + `":`)
+}
 
 // row decodes a JSON object of column values with the struct type t.
 // Members are matched to fields by name; Debezium writes them in schema
@@ -18,6 +32,25 @@ func row(s *scanner, t *typ) (Row, error) {
 	}
 	seen := 0
 	for first, i := true, 0; ; first, i = false, i+1 {
+		// Fast path: the member is the expected column, written as Jackson
+		// writes it: one comparison instead of scanning the key.
+		if i < len(t.fields) && t.fields[i].key != nil {
+			p := s.pos
+			if !first && p < len(s.data) && s.data[p] == ',' {
+				p++
+			}
+			if (first || p > s.pos) && bytes.HasPrefix(s.data[p:], t.fields[i].key) && out[i].Name == "" {
+				s.pos = p + len(t.fields[i].key)
+				f := t.fields[i]
+				v, unchanged, err := value(s, f.t)
+				if err != nil {
+					return nil, at(f.name, err)
+				}
+				out[i] = Field{Name: f.name, Value: v, Unchanged: unchanged}
+				seen++
+				continue
+			}
+		}
 		raw, escaped, ok, err := s.nextKey(first)
 		if err != nil {
 			return nil, err

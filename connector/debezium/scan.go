@@ -36,7 +36,8 @@ func (s *scanner) fail(format string, args ...any) error {
 }
 
 func (s *scanner) ws() {
-	for s.pos < len(s.data) {
+	// Jackson writes no white space: one comparison decides the usual case.
+	for s.pos < len(s.data) && s.data[s.pos] <= ' ' {
 		switch s.data[s.pos] {
 		case ' ', '\t', '\n', '\r':
 			s.pos++
@@ -102,13 +103,14 @@ func (s *scanner) nextKey(first bool) (key []byte, escaped, ok bool, err error) 
 			return nil, false, false, s.fail("want ',' or '}' in object")
 		}
 		s.pos++
-		s.ws()
 	}
 	key, escaped, err = s.rawString()
 	if err != nil {
 		return nil, false, false, err
 	}
-	if err := s.expect(':'); err != nil {
+	if s.pos < len(s.data) && s.data[s.pos] == ':' {
+		s.pos++ // the usual case, without white space
+	} else if err := s.expect(':'); err != nil {
 		return nil, false, false, err
 	}
 	return key, escaped, true, nil

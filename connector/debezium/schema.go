@@ -75,6 +75,7 @@ type typ struct {
 
 type field struct {
 	name string
+	key  []byte // memberPrefix(name)
 	t    *typ
 }
 
@@ -188,7 +189,7 @@ func compile(cs *connectSchema, ph string) (*typ, error) {
 				if err != nil {
 					return nil, at(cs.Fields[i].Field, err)
 				}
-				t.fields = append(t.fields, &field{name: cs.Fields[i].Field, t: f})
+				t.fields = append(t.fields, &field{name: cs.Fields[i].Field, key: memberPrefix(cs.Fields[i].Field), t: f})
 				t.byName[cs.Fields[i].Field] = i
 			}
 		default:
