@@ -244,12 +244,13 @@ func (s *scanner) stringBytes() ([]byte, error) {
 func unescape(raw []byte) ([]byte, error) {
 	out := make([]byte, 0, len(raw))
 	for i := 0; i < len(raw); {
-		c := raw[i]
-		if c != '\\' {
-			out = append(out, c)
-			i++
-			continue
+		// Copy the run up to the next escape in one go.
+		j := bytes.IndexByte(raw[i:], '\\')
+		if j < 0 {
+			return append(out, raw[i:]...), nil
 		}
+		out = append(out, raw[i:i+j]...)
+		i += j
 		if i+1 >= len(raw) {
 			return nil, errors.New("truncated escape")
 		}

@@ -225,31 +225,34 @@ func int32Array(s *scanner) ([]pgtype.Int4, bool) {
 			}
 			start := i
 			var u uint64
-			for i < len(d) && d[i] >= '0' && d[i] <= '9' && i-start < 11 {
-				u = u*10 + uint64(d[i]-'0')
-				i++
+			for ; i < len(d); i++ {
+				c := d[i] - '0'
+				if c > 9 {
+					break
+				}
+				u = u*10 + uint64(c)
 			}
-			if i == start || (!neg && u > 1<<31-1) || (neg && u > 1<<31) {
+			if i == start || i-start > 10 || (!neg && u > 1<<31-1) || (neg && u > 1<<31) {
 				return nil, false
 			}
-			n := int64(u)
+			n := int32(u)
 			if neg {
-				n = -n
+				n = int32(-int64(u))
 			}
-			out = append(out, pgtype.Int4{Int32: int32(n), Valid: true})
+			out = append(out, pgtype.Int4{Int32: n, Valid: true})
 		}
 		if i >= len(d) {
 			return nil, false
 		}
-		switch d[i] {
-		case ',':
+		if d[i] == ',' {
 			i++
-		case ']':
+			continue
+		}
+		if d[i] == ']' {
 			s.pos = i + 1
 			return out, true
-		default:
-			return nil, false
 		}
+		return nil, false
 	}
 	return nil, false
 }
