@@ -21,6 +21,9 @@ type Decoder struct {
 	tables map[string]*typ
 	// names are the last source schema and table names, interned.
 	names [2]string
+	// keyScan and valueScan are reused for every record, sparing two
+	// allocations per record.
+	keyScan, valueScan scanner
 }
 
 type lastSchemas struct {
@@ -131,7 +134,11 @@ func (d *Decoder) Decode(rec Record) (Change, error) {
 // "payload": P}, returning the compiled S (through the caches) and a
 // scanner positioned at P. key selects which per-topic schema slot to try.
 func (d *Decoder) unwrap(topic string, data []byte, key bool, compileSchema func(*connectSchema) (*typ, error)) (*typ, *scanner, error) {
-	s := &scanner{data: data}
+	s := &d.valueScan
+	if key {
+		s = &d.keyScan
+	}
+	*s = scanner{data: data}
 	if err := s.objectStart(); err != nil {
 		return nil, nil, err
 	}
@@ -202,7 +209,8 @@ func (d *Decoder) unwrap(topic string, data []byte, key bool, compileSchema func
 	if t == nil || payload < 0 {
 		return nil, nil, mismatch("schemas are enabled but the record has no schema and payload")
 	}
-	return t, &scanner{data: data, pos: payload}, nil
+	s.pos = payload
+	return t, s, nil
 }
 
 // compileValue compiles a schema as a whole: used for keys, markers and
