@@ -1,0 +1,93 @@
+package debezium
+
+import (
+	"encoding/json"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// cpuTime is the CPU time this process used so far (user and system, all
+// threads, GC included). On a shared, busy machine wall time measures the
+// scheduler; records per CPU second measure the decoder.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchMix is the schemas.enable=true fixture mix: every record of the
+// scenarios with schemas, each with the options it was recorded under.
+func benchMix(b *testing.B) (decoders []*Decoder, records [][]Record, bytes int64, n int) {
+	b.Helper()
+	for _, f := range loadFixtures(b) {
+		if f.schemaless() {
+			continue
+		}
+		var recs []Record
+		for _, r := range f.records {
+			recs = append(recs, toRecord(r))
+			bytes += int64(len(r.Key) + len(r.Value))
+		}
+		decoders = append(decoders, NewDecoder(f.options()))
+		records = append(records, recs)
+		n += len(recs)
+	}
+	return decoders, records, bytes, n
+}
+
+// BenchmarkDecode decodes the mix; one iteration is every record once.
+func BenchmarkDecode(b *testing.B) {
+	decoders, records, size, n := benchMix(b)
+	b.SetBytes(size)
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime(b)
+	for b.Loop() {
+		for i, d := range decoders {
+			for _, rec := range records[i] {
+				if _, err := d.Decode(rec); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	b.ReportMetric(float64(n)*float64(b.N)/(cpuTime(b)-cpu0).Seconds(), "records/cpu-s")
+	b.ReportMetric(float64(b.N)*float64(size)/1e6/(cpuTime(b)-cpu0).Seconds(), "MB/cpu-s")
+	b.ReportMetric(float64(n), "records/op")
+}
+
+// BenchmarkStdlibMap is the baseline: encoding/json unmarshalling the same
+// keys and values into map[string]any, which is less work than decoding
+// (no typed values) and still slower.
+func BenchmarkStdlibMap(b *testing.B) {
+	_, records, size, n := benchMix(b)
+	b.SetBytes(size)
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime(b)
+	for b.Loop() {
+		for _, recs := range records {
+			for _, rec := range recs {
+				var k, v map[string]any
+				if rec.Key != nil {
+					if err := json.Unmarshal(rec.Key, &k); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if rec.Value != nil {
+					if err := json.Unmarshal(rec.Value, &v); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	b.ReportMetric(float64(n)*float64(b.N)/(cpuTime(b)-cpu0).Seconds(), "records/cpu-s")
+	b.ReportMetric(float64(b.N)*float64(size)/1e6/(cpuTime(b)-cpu0).Seconds(), "MB/cpu-s")
+	b.ReportMetric(float64(n), "records/op")
+}

@@ -1,0 +1,300 @@
+package debezium
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+)
+
+// Decoder turns Kafka records into Changes. It caches compiled schemas
+// (keyed by their exact bytes) and catalog tables, so it is not safe for
+// concurrent use: give each partition worker its own.
+type Decoder struct {
+	opts Options
+	// schemas maps a schema's JSON text to its compiled form.
+	schemas map[string]*typ
+	// last remembers the latest value and key schema per topic: Debezium
+	// repeats the same schema on every record of a table, so one byte
+	// comparison usually replaces scanning the schema at all.
+	last map[string]*lastSchemas
+	// tables caches catalog row types by "schema.table".
+	tables map[string]*typ
+	// names are the last source schema and table names, interned.
+	names [2]string
+	// keyScan and valueScan are reused for every record, sparing two
+	// allocations per record.
+	keyScan, valueScan scanner
+}
+
+type lastSchemas struct {
+	value, key cached
+}
+
+type cached struct {
+	raw []byte
+	t   *typ
+}
+
+// maxCached bounds the schema and topic caches. Debezium sends few distinct
+// schemas (one per table version); a stream that keeps sending new ones
+// must not grow memory without end, so a full cache is simply emptied.
+const maxCached = 4096
+
+// NewDecoder returns a Decoder with opts, missing options defaulted.
+func NewDecoder(opts Options) *Decoder {
+	return &Decoder{
+		opts:    opts.withDefaults(),
+		schemas: map[string]*typ{},
+		last:    map[string]*lastSchemas{},
+		tables:  map[string]*typ{},
+	}
+}
+
+// Forget drops a table's cached catalog columns, after the caller saw its
+// target table change.
+func (d *Decoder) Forget(schema, table string) {
+	delete(d.tables, schema+"."+table)
+}
+
+// Decode decodes one record. Every error is a *DecodeError.
+func (d *Decoder) Decode(rec Record) (Change, error) {
+	ch := Change{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}
+	fail := func(part string, err error) (Change, error) {
+		de := &DecodeError{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Part: part, Err: err}
+		var fe *fieldError
+		if errors.As(err, &fe) {
+			de.Field, de.Err = fe.path, fe.err
+		}
+		return Change{}, de
+	}
+	if n := len(rec.Key) + len(rec.Value); n > d.opts.MaxBytes {
+		return fail("value", fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, d.opts.MaxBytes))
+	}
+	format := d.opts.Format(rec.Topic)
+	switch {
+	case rec.Value == nil:
+		ch.Kind = KindTombstone
+		if format == FormatOutbox {
+			ch.Outbox = &OutboxEvent{}
+			if id, err := d.outboxKey(&rec); err != nil {
+				return fail("key", err)
+			} else {
+				ch.Outbox.AggregateID = id
+			}
+			return ch, nil
+		}
+		ch.Schema, ch.Table = d.opts.TableOf(rec.Topic)
+		key, err := d.key(&rec, ch.Schema, ch.Table)
+		if err != nil {
+			return fail("key", err)
+		}
+		ch.Key = key
+		return ch, nil
+	case format == FormatTransaction:
+		if err := d.transactionMarker(&rec, &ch); err != nil {
+			return fail("value", err)
+		}
+		return ch, nil
+	case format == FormatOutbox:
+		part, err := d.outbox(&rec, &ch)
+		if err != nil {
+			return fail(part, err)
+		}
+		return ch, nil
+	}
+	if err := d.envelope(&rec, &ch); err != nil {
+		return fail("value", err)
+	}
+	if ch.Kind == KindMessage {
+		return ch, nil // the key is the message prefix, already in Message
+	}
+	if ch.Op != OpTruncate {
+		key, err := d.key(&rec, ch.Schema, ch.Table)
+		if err != nil {
+			return fail("key", err)
+		}
+		ch.Key = key
+	}
+	for _, h := range rec.Headers {
+		var err error
+		switch h.Key {
+		case "__debezium.oldkey":
+			ch.OldKey, err = d.headerKey(rec.Topic, h.Value, ch.Schema, ch.Table)
+		case "__debezium.newkey":
+			ch.NewKey, err = d.headerKey(rec.Topic, h.Value, ch.Schema, ch.Table)
+		}
+		if err != nil {
+			return fail("header "+h.Key, err)
+		}
+	}
+	return ch, nil
+}
+
+// unwrap splits a JsonConverter value with schemas, {"schema": S,
+// "payload": P}, returning the compiled S (through the caches) and a
+// scanner positioned at P. key selects which per-topic schema slot to try.
+func (d *Decoder) unwrap(topic string, data []byte, key bool, compileSchema func(*connectSchema) (*typ, error)) (*typ, *scanner, error) {
+	s := &d.valueScan
+	if key {
+		s = &d.keyScan
+	}
+	*s = scanner{data: data}
+	if err := s.objectStart(); err != nil {
+		return nil, nil, err
+	}
+	last := d.last[topic]
+	if last == nil {
+		if len(d.last) >= maxCached {
+			clear(d.last)
+		}
+		last = &lastSchemas{}
+		d.last[topic] = last
+	}
+	slot := &last.value
+	if key {
+		slot = &last.key
+	}
+	var t *typ
+	payload := -1
+	for first := true; ; first = false {
+		k, _, ok, err := s.nextKey(first)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !ok {
+			break
+		}
+		switch string(k) {
+		case "schema":
+			s.ws()
+			if slot.t != nil && bytes.HasPrefix(s.data[s.pos:], slot.raw) {
+				s.pos += len(slot.raw)
+				t = slot.t
+				continue
+			}
+			raw, err := s.skip()
+			if err != nil {
+				return nil, nil, at("schema", err)
+			}
+			t = d.schemas[string(raw)]
+			if t == nil {
+				cs, err := parseSchema(raw)
+				if err != nil {
+					return nil, nil, at("schema", err)
+				}
+				if t, err = compileSchema(cs); err != nil {
+					return nil, nil, at("schema", err)
+				}
+				if len(d.schemas) >= maxCached {
+					clear(d.schemas)
+				}
+				d.schemas[string(raw)] = t
+			}
+			*slot = cached{raw: bytes.Clone(raw), t: t}
+		case "payload":
+			s.ws()
+			if t != nil {
+				// The schema came first, as JsonConverter writes it: the
+				// caller decodes the payload in place.
+				return t, s, nil
+			}
+			payload = s.pos
+			if _, err := s.skip(); err != nil {
+				return nil, nil, at("payload", err)
+			}
+		default:
+			return nil, nil, mismatch("unexpected member %q beside schema and payload", k)
+		}
+	}
+	if t == nil || payload < 0 {
+		return nil, nil, mismatch("schemas are enabled but the record has no schema and payload")
+	}
+	s.pos = payload
+	return t, s, nil
+}
+
+// compileValue compiles a schema as a whole: used for keys, markers and
+// outbox payloads, where the schema is one struct or primitive.
+func (d *Decoder) compileValue(cs *connectSchema) (*typ, error) {
+	return compile(cs, d.opts.Unavailable)
+}
+
+// key decodes a record key into a Row.
+func (d *Decoder) key(rec *Record, schema, table string) (Row, error) {
+	if rec.Key == nil {
+		return nil, nil
+	}
+	if d.opts.Schemaless {
+		t, err := d.catalogTable(schema, table)
+		if err != nil {
+			return nil, err
+		}
+		s := &scanner{data: rec.Key}
+		r, err := row(s, t)
+		if err != nil {
+			return nil, err
+		}
+		return r, s.end()
+	}
+	t, s, err := d.unwrap(rec.Topic, rec.Key, true, d.compileValue)
+	if err != nil {
+		return nil, err
+	}
+	if t.conv != convStruct {
+		return nil, at("schema", mismatch("a table key must be a struct, got %s", t.describe()))
+	}
+	r, err := row(s, t)
+	if err != nil {
+		return nil, at("payload", err)
+	}
+	if err := s.expect('}'); err != nil {
+		return nil, err
+	}
+	return r, s.end()
+}
+
+// headerKey decodes a __debezium.oldkey/newkey header: the key's payload
+// as JSON, without a schema, typed by the table's key where known.
+func (d *Decoder) headerKey(topic string, v []byte, schema, table string) (Row, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var t *typ
+	if d.opts.Schemaless {
+		var err error
+		if t, err = d.catalogTable(schema, table); err != nil {
+			return nil, err
+		}
+	} else if last := d.last[topic]; last != nil {
+		t = last.key.t
+	}
+	if t == nil {
+		// Types unknown: keep each value as its JSON text, which PostgreSQL
+		// casts from text for every key type Debezium emits.
+		t = &typ{conv: convStruct, schemaless: true, open: true}
+	}
+	s := &scanner{data: v}
+	r, err := row(s, t)
+	if err != nil {
+		return nil, err
+	}
+	return r, s.end()
+}
+
+// catalogTable returns the cached row type of a table without schemas.
+func (d *Decoder) catalogTable(schema, table string) (*typ, error) {
+	name := schema + "." + table
+	if t := d.tables[name]; t != nil {
+		return t, nil
+	}
+	if d.opts.Catalog == nil {
+		return nil, errors.New("record has no schema and Options.Catalog is nil")
+	}
+	cols, ok := d.opts.Catalog(schema, table)
+	if !ok {
+		return nil, fmt.Errorf("table %q.%q is not in the catalog", schema, table)
+	}
+	t := catalogStruct(cols, &d.opts)
+	d.tables[name] = t
+	return t, nil
+}

@@ -1,0 +1,385 @@
+package debezium
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// envelopeType is the compiled schema of a change event's value: only the
+// row images need types, the rest of the envelope has a fixed shape.
+type envelopeType struct {
+	before, after *typ
+}
+
+// compileEnvelope compiles an envelope schema, keeping the before/after
+// row types in a typ whose fields are looked up by the envelope decoder.
+func (d *Decoder) compileEnvelope(cs *connectSchema) (*typ, error) {
+	if cs.Type != "struct" {
+		return nil, mismatch("a change event's schema must be a struct, got %q", cs.Type)
+	}
+	env := &typ{conv: convStruct, name: cs.Name, env: &envelopeType{}}
+	for i := range cs.Fields {
+		f := &cs.Fields[i]
+		if f.Field != "before" && f.Field != "after" {
+			continue
+		}
+		t, err := compile(f, d.opts.Unavailable)
+		if err != nil {
+			return nil, at(f.Field, err)
+		}
+		if t.conv != convStruct {
+			return nil, at(f.Field, mismatch("a row image must be a struct"))
+		}
+		if f.Field == "before" {
+			env.env.before = t
+		} else {
+			env.env.after = t
+		}
+	}
+	return env, nil
+}
+
+// envelope decodes a table change event or logical message into ch.
+func (d *Decoder) envelope(rec *Record, ch *Change) error {
+	var env *envelopeType
+	var s *scanner
+	if d.opts.Schemaless {
+		s = &scanner{data: rec.Value}
+	} else {
+		t, ps, err := d.unwrap(rec.Topic, rec.Value, false, d.compileEnvelope)
+		if err != nil {
+			return err
+		}
+		if t.env == nil {
+			return at("schema", mismatch("not a change event schema"))
+		}
+		env, s = t.env, ps
+	}
+	if err := d.payload(s, env, ch); err != nil {
+		return at("payload", err)
+	}
+	if !d.opts.Schemaless {
+		if err := s.expect('}'); err != nil {
+			return err
+		}
+	}
+	return s.end()
+}
+
+// payload decodes the envelope's payload object. Without a schema the row
+// images are decoded after source names their table, so their bytes are
+// only remembered on the first pass.
+func (d *Decoder) payload(s *scanner, env *envelopeType, ch *Change) error {
+	if err := s.objectStart(); err != nil {
+		return mismatch("want an event object")
+	}
+	var beforePos, afterPos = -1, -1
+	var haveBefore, haveAfter bool
+	var op []byte
+	var tsMs, tsUs int64
+	for first := true; ; first = false {
+		key, _, ok, err := s.nextKey(first)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		switch string(key) {
+		case "before", "after":
+			var r Row
+			if s.null() {
+				break
+			}
+			if env == nil {
+				if string(key) == "before" {
+					beforePos = s.pos
+				} else {
+					afterPos = s.pos
+				}
+				_, err = s.skip()
+				break
+			}
+			t := env.after
+			if string(key) == "before" {
+				t = env.before
+			}
+			if t == nil {
+				return at(string(key), mismatch("image without a schema"))
+			}
+			if r, err = row(s, t); err == nil {
+				if string(key) == "before" {
+					ch.Before, haveBefore = r, true
+				} else {
+					ch.After, haveAfter = r, true
+				}
+			}
+		case "source":
+			err = source(s, ch, &d.names)
+		case "transaction":
+			if !s.null() {
+				ch.Transaction, err = transactionBlock(s)
+			}
+		case "op":
+			op, err = s.stringBytes()
+		case "ts_ms":
+			if !s.null() {
+				tsMs, err = s.int(64)
+			}
+		case "ts_us":
+			if !s.null() {
+				tsUs, err = s.int(64)
+			}
+		case "message":
+			ch.Message, err = message(s)
+		default:
+			_, err = s.skip() // ts_ns and whatever later versions add
+		}
+		if err != nil {
+			return at(string(key), err)
+		}
+	}
+	ch.EventTs = micros(tsUs, tsMs)
+	if env == nil {
+		// Schemaless: type the images from the catalog now that source
+		// named the table.
+		if beforePos >= 0 || afterPos >= 0 {
+			t, err := d.catalogTable(ch.Schema, ch.Table)
+			if err != nil {
+				return err
+			}
+			for _, img := range []struct {
+				pos  int
+				dst  *Row
+				have *bool
+				name string
+			}{{beforePos, &ch.Before, &haveBefore, "before"}, {afterPos, &ch.After, &haveAfter, "after"}} {
+				if img.pos < 0 {
+					continue
+				}
+				r, err := row(&scanner{data: s.data, pos: img.pos}, t)
+				if err != nil {
+					return at(img.name, err)
+				}
+				*img.dst, *img.have = r, true
+			}
+		}
+	}
+	if len(op) != 1 {
+		return at("op", fmt.Errorf("%w %q", ErrUnknownOp, op))
+	}
+	ch.Op = Op(op[0])
+	ch.Kind = KindChange
+	switch ch.Op {
+	case OpCreate, OpRead, OpUpdate:
+		if !haveAfter {
+			return at("after", fmt.Errorf("%w: op %q needs an after image", ErrMissingImage, op))
+		}
+	case OpDelete:
+		if haveAfter {
+			return at("after", mismatch("a delete has an after image"))
+		}
+	case OpTruncate:
+		if haveAfter || haveBefore {
+			return mismatch("a truncate has a row image")
+		}
+	case OpMessage:
+		ch.Kind = KindMessage
+		if ch.Message == nil {
+			return at("message", fmt.Errorf("%w: op \"m\" without a message", ErrMissingImage))
+		}
+		ch.Message.Transactional = ch.Transaction != nil
+	default:
+		return at("op", fmt.Errorf("%w %q", ErrUnknownOp, op))
+	}
+	return nil
+}
+
+func micros(us, ms int64) time.Time {
+	switch {
+	case us != 0:
+		return time.UnixMicro(us).UTC()
+	case ms != 0:
+		return time.UnixMilli(ms).UTC()
+	}
+	return time.Time{}
+}
+
+// source reads the members of the source block pgsink uses. names holds
+// the schema and table names of the previous event, reused when equal.
+func source(s *scanner, ch *Change, names *[2]string) error {
+	if err := s.objectStart(); err != nil {
+		return mismatch("want a source object")
+	}
+	var tsMs, tsUs, lsn int64
+	var seq []byte
+	for first := true; ; first = false {
+		key, _, ok, err := s.nextKey(first)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		if s.null() {
+			continue
+		}
+		switch string(key) {
+		case "schema":
+			ch.Schema, err = s.intern(&names[0])
+		case "table":
+			ch.Table, err = s.intern(&names[1])
+		case "snapshot":
+			// A string ("true", "first", "last", "incremental", "false");
+			// older versions wrote a boolean.
+			if c := s.peek(); c == 't' || c == 'f' {
+				ch.Snapshot, err = s.bool()
+			} else {
+				var v []byte
+				v, err = s.stringBytes()
+				ch.Snapshot = string(v) != "false"
+			}
+		case "txId":
+			ch.TxID, err = s.int(64)
+		case "lsn":
+			lsn, err = s.int(64)
+		case "sequence":
+			seq, err = s.stringBytes()
+		case "ts_ms":
+			tsMs, err = s.int(64)
+		case "ts_us":
+			tsUs, err = s.int(64)
+		default:
+			_, err = s.skip()
+		}
+		if err != nil {
+			return at(string(key), err)
+		}
+	}
+	ch.SourceTs = micros(tsUs, tsMs)
+	ch.Version = Version{LSN: lsn}
+	if seq != nil {
+		v, err := sequence(seq)
+		if err != nil {
+			return at("sequence", err)
+		}
+		ch.Version = v
+	}
+	return nil
+}
+
+// sequence parses source.sequence, a JSON array in a string:
+// ["lastCommitLsn","lsn"], either of which may be null.
+func sequence(b []byte) (Version, error) {
+	s := &scanner{data: b}
+	var pair [2]int64
+	if err := s.arrayStart(); err != nil {
+		return Version{}, err
+	}
+	n := 0
+	for first := true; ; first = false {
+		more, err := s.nextElem(first)
+		if err != nil {
+			return Version{}, err
+		}
+		if !more {
+			break
+		}
+		if n == 2 {
+			return Version{}, errors.New("more than two LSNs")
+		}
+		if !s.null() {
+			v, err := s.stringBytes()
+			if err != nil {
+				return Version{}, err
+			}
+			if pair[n], err = parseInt(v, 64); err != nil {
+				return Version{}, err
+			}
+		}
+		n++
+	}
+	if n != 2 {
+		return Version{}, errors.New("want two LSNs")
+	}
+	return Version{CommitLSN: pair[0], LSN: pair[1]}, s.end()
+}
+
+// transactionBlock reads an event's transaction block.
+func transactionBlock(s *scanner) (*Transaction, error) {
+	if err := s.objectStart(); err != nil {
+		return nil, mismatch("want a transaction object")
+	}
+	tx := &Transaction{}
+	for first := true; ; first = false {
+		key, _, ok, err := s.nextKey(first)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		switch string(key) {
+		case "id":
+			if tx.ID, err = s.string(); err == nil {
+				tx.TxID, err = txIDOf(tx.ID)
+			}
+		case "total_order":
+			tx.TotalOrder, err = s.int(64)
+		case "data_collection_order":
+			tx.DataCollectionOrder, err = s.int(64)
+		default:
+			_, err = s.skip()
+		}
+		if err != nil {
+			return nil, at(string(key), err)
+		}
+	}
+	return tx, nil
+}
+
+// txIDOf takes the transaction id out of Debezium's "<txId>:<lsn>".
+func txIDOf(id string) (int64, error) {
+	head, _, _ := bytes.Cut([]byte(id), []byte{':'})
+	n, err := strconv.ParseInt(string(head), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("transaction id %q is not <txId>:<lsn>", id)
+	}
+	return n, nil
+}
+
+// message reads a logical decoding message, {prefix, content}.
+func message(s *scanner) (*LogicalMessage, error) {
+	if s.null() {
+		return nil, nil
+	}
+	if err := s.objectStart(); err != nil {
+		return nil, mismatch("want a message object")
+	}
+	m := &LogicalMessage{}
+	for first := true; ; first = false {
+		key, _, ok, err := s.nextKey(first)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		switch {
+		case s.null():
+		case string(key) == "prefix":
+			m.Prefix, err = s.string()
+		case string(key) == "content":
+			m.Content, err = base64Value(s)
+		default:
+			_, err = s.skip()
+		}
+		if err != nil {
+			return nil, at(string(key), err)
+		}
+	}
+	return m, nil
+}
