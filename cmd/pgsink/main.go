@@ -22,6 +22,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{name: "version", summary: "print the version, commit and library versions", run: runVersion},
+		{name: "run", summary: "consume the configured topics and apply them to PostgreSQL", run: runRun},
 		{name: "migrate", summary: "create or upgrade pgsink's own tables (up, down, version)", run: runMigrate},
 		{name: "validate", summary: "check a configuration file and, unless --offline, the target catalog", run: runValidate},
 	}

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/connector"
+	"github.com/pgsink/pgsink/dedup"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+const runUsage = `Usage: pgsink run --config FILE [--log-format json|console] [--no-migrate]
+
+Consumes the configured topics in the consumer group kafka.group.id and
+applies every record to the target database exactly once. Stops gracefully
+on SIGTERM or SIGINT: batches in flight are finished and committed, the group
+is left, within shutdown_timeout. Serves /metrics, /healthz and /readyz on
+metrics.listen.
+
+Flags:
+`
+
+func runRun(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "the configuration `file` (required)")
+	logFormat := fs.String("log-format", "", "json or console (default: log.format of the configuration)")
+	noMigrate := fs.Bool("no-migrate", false, "do not apply pgsink's migrations at start (then run pgsink migrate up yourself)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), runUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return 0
+		}
+		return 2
+	}
+	if *path == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "pgsink run: --config FILE is required and no arguments are taken")
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "pgsink run: %v\n", err)
+		return 1
+	}
+	format := string(cfg.Log.Format)
+	if *logFormat != "" {
+		format = *logFormat
+	}
+	log, err := newLogger(format, string(cfg.Log.Level), stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "pgsink run: %v\n", err)
+		return 2
+	}
+	defer func() { _ = log.Sync() }()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := serve(ctx, cfg, log, *noMigrate); err != nil {
+		log.Error("pgsink stopped", zap.Error(err))
+		return 1
+	}
+	log.Info("pgsink stopped cleanly")
+	return 0
+}
+
+func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, noMigrate bool) error {
+	if !noMigrate {
+		if err := dedup.NewMigrator(cfg.Postgres.URL, cfg.Postgres.Schema).Up(ctx); err != nil {
+			return err
+		}
+	}
+	pool, err := newPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	metrics := connector.NewMetrics()
+	runner, err := connector.New(cfg, connector.Options{Pool: pool, Log: log, Metrics: metrics})
+	if err != nil {
+		return err
+	}
+	srv, err := startHTTP(cfg.Metrics.Listen, metrics, runner, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	log.Info("pgsink starting", zap.String("group", cfg.Kafka["group.id"]), zap.Int("tables", len(cfg.Tables)),
+		zap.String("metrics", cfg.Metrics.Listen), zap.String("postgres", config.RedactURL(cfg.Postgres.URL)))
+	return runner.Run(ctx)
+}
+
+// newPool opens the target pool. Session settings bound how long a zombie
+// can block the partition's new owner: an idle transaction is ended, a
+// lock wait gives up, and dead peers are noticed by TCP keepalives.
+func newPool(ctx context.Context, cfg *config.Config) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(cfg.Postgres.URL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres.url: %v", config.RedactURL(err.Error()))
+	}
+	// One connection per partition applied in parallel, one for claims and
+	// readiness checks.
+	pc.MaxConns = int32(cfg.Postgres.MaxConnections) + 1
+	rp := pc.ConnConfig.RuntimeParams
+	rp["application_name"] = "pgsink"
+	rp["idle_in_transaction_session_timeout"] = "15s"
+	rp["lock_timeout"] = "20s"
+	rp["tcp_keepalives_idle"] = "10"
+	rp["tcp_keepalives_interval"] = "5"
+	rp["tcp_keepalives_count"] = "3"
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	return pool, nil
+}
+
+func startHTTP(addr string, metrics *connector.Metrics, runner *connector.Runner, log *zap.Logger) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry(), promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := runner.Ready(ctx); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics.listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", zap.Error(err))
+		}
+	}()
+	return srv, nil
+}
+
+func newLogger(format, level string, w io.Writer) (*zap.Logger, error) {
+	var lvl zapcore.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: %w", level, err)
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	switch format {
+	case "json", "":
+		enc = zapcore.NewJSONEncoder(encCfg)
+	case "console":
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	default:
+		return nil, fmt.Errorf("log format %q: want json or console", format)
+	}
+	sink := zapcore.AddSync(w)
+	if f, ok := w.(*os.File); ok {
+		sink = zapcore.Lock(f)
+	}
+	return zap.New(zapcore.NewCore(enc, sink, lvl)), nil
+}

@@ -1,0 +1,223 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/pgsink/pgsink/connector/debezium"
+	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/sink"
+	"go.uber.org/zap"
+)
+
+// envelope is a fetched message stamped with the partition's generation at
+// dispatch: a seek bumps the generation, and the worker drops what was
+// fetched before it.
+type envelope struct {
+	msg *kafka.Message
+	gen uint64
+}
+
+// partition applies one owned partition: it batches its records in offset
+// order and hands each batch to the sink. One goroutine per partition.
+type partition struct {
+	r      *Runner
+	id     dedup.PartitionID
+	claim  dedup.Claim
+	in     chan envelope
+	gen    atomic.Uint64
+	log    *zap.Logger
+	labels [2]string // topic, partition number for metrics
+
+	// stopping asks the worker to finish the batch it holds and return;
+	// ctx cancellation abandons it (its transaction rolls back).
+	stopping chan struct{}
+	ctx      context.Context
+	cancel   context.CancelFunc
+	done     chan struct{}
+
+	// Backpressure, owned by the poll loop: records that did not fit in
+	// `in` while the partition is paused.
+	overflow []envelope
+	paused   bool
+
+	// stopped is set once the partition stopped on an error that needs an
+	// operator; it then holds its position until revoked.
+	stopped atomic.Bool
+	decoder *debezium.Decoder
+}
+
+func (p *partition) run() {
+	defer close(p.done)
+	for {
+		batch, last, more, err := p.collect()
+		if err != nil {
+			p.fail("cannot resolve the topic's target table; the offset is not moved", err)
+			p.park()
+			return
+		}
+		if len(batch.Items) > 0 || batch.Next > p.claim.NextOffset {
+			if !p.apply(batch, last) {
+				p.park()
+				return
+			}
+		}
+		if !more {
+			return
+		}
+	}
+}
+
+// park keeps a stopped partition's goroutine until it is revoked, draining
+// its input so the poll loop never blocks on it.
+func (p *partition) park() {
+	for {
+		select {
+		case <-p.in:
+		case <-p.stopping:
+			return
+		case <-p.ctx.Done():
+			return
+		}
+	}
+}
+
+// collect gathers the next batch: it waits for a first record, then takes
+// records until max_records, max_bytes or max_wait. more is false when the
+// partition must stop after this batch. An error means the records cannot
+// be routed at all (a table missing from the target, PostgreSQL down while
+// reading its catalog): that is no reason to dead-letter them.
+func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool, err error) {
+	cfg := p.r.cfg.Apply.Batch
+	batch = &sink.Batch{Claim: &p.claim, Next: p.claim.NextOffset}
+	var bytes int64
+	var timer <-chan time.Time
+	for {
+		select {
+		case <-p.stopping:
+			return batch, last, false, nil
+		case <-p.ctx.Done():
+			return &sink.Batch{Claim: &p.claim, Next: p.claim.NextOffset}, nil, false, nil
+		case <-timer:
+			return batch, last, true, nil
+		case e := <-p.in:
+			if e.gen != p.gen.Load() {
+				continue // fetched before a seek
+			}
+			m := e.msg
+			off := int64(m.TopicPartition.Offset)
+			if off < batch.Next {
+				p.r.metrics.Skipped.WithLabelValues(p.id.Topic, "below_position").Inc()
+				continue
+			}
+			p.r.metrics.Consumed.WithLabelValues(p.id.Topic).Inc()
+			item, ok, err := p.item(m)
+			if err != nil {
+				return batch, last, false, err
+			}
+			if ok {
+				batch.Items = append(batch.Items, item)
+			} else {
+				p.r.metrics.Skipped.WithLabelValues(p.id.Topic, "no_write").Inc()
+			}
+			batch.Next = off + 1
+			last = m
+			bytes += int64(len(m.Key) + len(m.Value))
+			if timer == nil {
+				timer = time.After(cfg.MaxWait.Std())
+			}
+			if len(batch.Items) >= cfg.MaxRecords || bytes >= int64(cfg.MaxBytes) {
+				return batch, last, true, nil
+			}
+		}
+	}
+}
+
+// item decodes and routes one record. ok is false for records that write
+// nothing: tombstones, transaction markers, logical messages. A record that
+// does not decode is an item with Err: the sink dead-letters it.
+func (p *partition) item(m *kafka.Message) (sink.Item, bool, error) {
+	rec := debezium.Record{Topic: p.id.Topic, Partition: p.id.Partition, Offset: int64(m.TopicPartition.Offset),
+		Timestamp: m.Timestamp, Key: m.Key, Value: m.Value}
+	for _, h := range m.Headers {
+		rec.Headers = append(rec.Headers, debezium.Header{Key: h.Key, Value: h.Value})
+	}
+	rt, err := p.r.router.resolve(p.ctx, p.id.Topic)
+	if err != nil {
+		return sink.Item{}, false, err
+	}
+	ch, err := p.decoder.Decode(rec)
+	if err != nil {
+		return sink.Item{Record: rec, Table: rt.table, Err: err}, true, nil
+	}
+	switch ch.Kind {
+	case debezium.KindChange, debezium.KindOutbox:
+		return sink.Item{Record: rec, Table: rt.table, Change: ch}, true, nil
+	}
+	return sink.Item{}, false, nil
+}
+
+// apply applies a batch and reports whether the partition may go on.
+func (p *partition) apply(batch *sink.Batch, last *kafka.Message) bool {
+	if err := p.r.deadLetters.divert(p.ctx, p.r.cfg.Kafka["group.id"], batch); err != nil {
+		p.fail("cannot write to the dead-letter topic; the offset is not moved", err)
+		return false
+	}
+	t0 := time.Now()
+	st, err := p.r.applier.Apply(p.ctx, batch)
+	p.r.metrics.Retries.Add(float64(st.Retries))
+	var fenced *dedup.FencedError
+	var moved *dedup.PositionMovedError
+	var poison *sink.PoisonError
+	switch {
+	case err == nil:
+	case errors.As(err, &fenced):
+		p.r.metrics.Fenced.Inc()
+		p.log.Warn("partition fenced: another instance claimed it; stopping here", zap.Error(err))
+		return false
+	case errors.As(err, &moved):
+		// A replay rewound the position under our epoch: seek there.
+		p.log.Info("stored position moved (replay): seeking", zap.Int64("from", moved.Expected), zap.Int64("to", moved.Stored))
+		p.claim.NextOffset = moved.Stored
+		p.r.requestSeek(p, moved.Stored)
+		return true
+	case errors.As(err, &poison):
+		p.fail("record cannot be applied and errors.tolerance is none: fix it or the target, then restart", err)
+		return false
+	case p.ctx.Err() != nil:
+		return false
+	default:
+		p.r.fatalf(p.log, "apply failed", err)
+		return false
+	}
+	elapsed := time.Since(t0)
+	p.r.metrics.ApplySeconds.Observe(elapsed.Seconds())
+	p.r.metrics.BatchRecords.Observe(float64(len(batch.Items)))
+	if st.DeadLetters > 0 {
+		p.r.metrics.DeadLetters.WithLabelValues(p.id.Topic, "table").Add(float64(st.DeadLetters))
+	}
+	if len(batch.Items) > 0 && batch.Items[0].Table != nil {
+		ref := batch.Items[0].Table.Ref()
+		p.r.metrics.Applied.WithLabelValues(ref, "upsert").Add(float64(st.Upserted))
+		p.r.metrics.Applied.WithLabelValues(ref, "delete").Add(float64(st.Deleted))
+		p.r.metrics.Applied.WithLabelValues(ref, "truncate").Add(float64(st.Truncated))
+	}
+	if last != nil && !last.Timestamp.IsZero() {
+		p.r.metrics.EndToEnd.Observe(time.Since(last.Timestamp).Seconds())
+	}
+	p.r.committed(p, batch.Next)
+	return true
+}
+
+// fail stops the partition without moving its offset (I5).
+func (p *partition) fail(what string, err error) {
+	p.stopped.Store(true)
+	p.r.metrics.Stopped.WithLabelValues(p.labels[0], p.labels[1]).Set(1)
+	p.log.Error("partition stopped: "+what, zap.Int64("offset", p.claim.NextOffset), zap.Error(err))
+}
+
+func partitionLabel(n int32) string { return strconv.Itoa(int(n)) }

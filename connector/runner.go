@@ -1,0 +1,476 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/connector/debezium"
+	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/sink"
+	"go.uber.org/zap"
+)
+
+// Runner is one pgsink instance: a consumer group member that applies the
+// partitions it is assigned.
+type Runner struct {
+	cfg         *config.Config
+	pool        *pgxpool.Pool
+	log         *zap.Logger
+	metrics     *Metrics
+	applier     *sink.Applier
+	offsets     dedup.Offsets
+	router      *router
+	deadLetters *deadLetterTopic
+	owner       string
+
+	consumer *kafka.Consumer
+	// workers is touched only by the poll goroutine (Run and the rebalance
+	// callback it drives).
+	workers map[dedup.PartitionID]*partition
+	ready   atomic.Bool
+
+	mu    sync.Mutex
+	seeks []seekRequest
+	fatal error
+}
+
+type seekRequest struct {
+	p      *partition
+	offset int64
+}
+
+// Options are what a Runner needs besides its configuration.
+type Options struct {
+	Pool    *pgxpool.Pool
+	Log     *zap.Logger
+	Metrics *Metrics
+	// Owner names this instance in the offsets table; default host:pid.
+	Owner string
+}
+
+// New builds a Runner. It does not connect to Kafka until Run.
+func New(cfg *config.Config, opts Options) (*Runner, error) {
+	owner := opts.Owner
+	if owner == "" {
+		host, _ := os.Hostname()
+		owner = fmt.Sprintf("%s:%d", host, os.Getpid())
+	}
+	r := &Runner{
+		cfg: cfg, pool: opts.Pool, log: opts.Log, metrics: opts.Metrics, owner: owner,
+		offsets: dedup.NewOffsets(cfg.Postgres.Schema),
+		router:  newRouter(cfg, opts.Pool),
+		workers: map[dedup.PartitionID]*partition{},
+		applier: sink.NewApplier(opts.Pool, sink.Options{
+			Schema:      cfg.Postgres.Schema,
+			StopOnError: cfg.Errors.Tolerance == config.ToleranceNone,
+			AsyncCommit: cfg.Postgres.SynchronousCommit == config.SynchronousCommitOff,
+			Retry: sink.Retry{MaxAttempts: cfg.Apply.Retry.MaxAttempts, InitialBackoff: cfg.Apply.Retry.InitialBackoff.Std(),
+				MaxBackoff: cfg.Apply.Retry.MaxBackoff.Std()},
+		}),
+	}
+	if cfg.Errors.DeadLetter.Destination == config.DestinationTopic && cfg.Errors.Tolerance == config.ToleranceAll {
+		producer, err := kafka.NewProducer(producerConfig(cfg))
+		if err != nil {
+			return nil, fmt.Errorf("dead-letter producer: %w", err)
+		}
+		r.deadLetters = &deadLetterTopic{producer: producer, topic: cfg.Errors.DeadLetter.Topic, metrics: opts.Metrics}
+	}
+	return r, nil
+}
+
+// consumerConfig passes every configured librdkafka property through and
+// sets the ones pgsink's protocol depends on.
+func consumerConfig(cfg *config.Config) *kafka.ConfigMap {
+	m := kafka.ConfigMap{}
+	for k, v := range cfg.Kafka {
+		m[k] = v
+	}
+	m["partition.assignment.strategy"] = "cooperative-sticky"
+	// Positions come from PostgreSQL (I6): never let Kafka pick one.
+	m["auto.offset.reset"] = "error"
+	// Kafka's committed offsets only feed lag dashboards: store them after
+	// each PostgreSQL commit and let librdkafka commit them in the background.
+	m["enable.auto.offset.store"] = false
+	m["enable.auto.commit"] = true
+	return &m
+}
+
+func producerConfig(cfg *config.Config) *kafka.ConfigMap {
+	m := kafka.ConfigMap{}
+	for k, v := range cfg.Kafka {
+		if k == "group.id" || k == "group.instance.id" || k == "session.timeout.ms" || k == "max.poll.interval.ms" {
+			continue
+		}
+		m[k] = v
+	}
+	m["enable.idempotence"] = true
+	m["acks"] = "all"
+	return &m
+}
+
+// Ready reports whether the instance joined its group and PostgreSQL answers.
+func (r *Runner) Ready(ctx context.Context) error {
+	if !r.ready.Load() {
+		return errors.New("not yet joined the consumer group")
+	}
+	return r.pool.Ping(ctx)
+}
+
+// Run consumes until ctx ends (a graceful shutdown: batches in flight are
+// finished, the group is left) or a fatal error.
+func (r *Runner) Run(ctx context.Context) error {
+	c, err := kafka.NewConsumer(consumerConfig(r.cfg))
+	if err != nil {
+		return fmt.Errorf("kafka consumer: %w", err)
+	}
+	r.consumer = c
+	topics, err := r.topics()
+	if err != nil {
+		c.Close()
+		return err
+	}
+	if err := c.SubscribeTopics(topics, r.rebalance); err != nil {
+		c.Close()
+		return fmt.Errorf("subscribe %v: %w", topics, err)
+	}
+	r.log.Info("consumer started", zap.Strings("topics", topics), zap.String("owner", r.owner))
+	for ctx.Err() == nil && r.fatalErr() == nil {
+		switch ev := c.Poll(100).(type) {
+		case *kafka.Message:
+			r.dispatch(ev)
+		case kafka.Error:
+			if ev.IsFatal() {
+				r.setFatal(fmt.Errorf("kafka: %w", ev))
+			} else {
+				r.log.Warn("kafka error", zap.Error(ev))
+			}
+		}
+		r.service()
+	}
+	r.shutdown()
+	if err := c.Close(); err != nil {
+		r.log.Warn("closing the consumer", zap.Error(err))
+	}
+	if r.deadLetters != nil {
+		r.deadLetters.producer.Flush(5000)
+		r.deadLetters.producer.Close()
+	}
+	return r.fatalErr()
+}
+
+// topics lists the named topics and, for topic_pattern tables, the
+// cluster's topics that match (librdkafka's regex dialect is not Go's, so
+// patterns are matched here, at start).
+func (r *Runner) topics() ([]string, error) {
+	router := r.cfg.Router()
+	set := map[string]bool{}
+	for _, t := range router.NamedTopics() {
+		set[t] = true
+	}
+	hasPattern := false
+	for _, t := range r.cfg.Tables {
+		hasPattern = hasPattern || !t.TopicPattern.IsZero()
+	}
+	if hasPattern {
+		md, err := r.consumer.GetMetadata(nil, true, 10000)
+		if err != nil {
+			return nil, fmt.Errorf("list topics for topic_pattern: %w", err)
+		}
+		for name := range md.Topics {
+			if _, err := router.Resolve(name); err == nil {
+				set[name] = true
+			}
+		}
+	}
+	var topics []string
+	for t := range set {
+		topics = append(topics, t)
+	}
+	sort.Strings(topics)
+	if len(topics) == 0 {
+		return nil, errors.New("no topic to consume: no table's topic exists and none is named")
+	}
+	return topics, nil
+}
+
+func (r *Runner) setFatal(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fatal == nil {
+		r.fatal = err
+	}
+}
+
+func (r *Runner) fatalErr() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.fatal
+}
+
+func (r *Runner) fatalf(log *zap.Logger, what string, err error) {
+	log.Error(what+": stopping the instance", zap.Error(err))
+	r.setFatal(fmt.Errorf("%s: %w", what, err))
+}
+
+// dispatch hands a message to its partition's worker without blocking the
+// poll loop: a full queue pauses the partition (backpressure) and keeps the
+// message aside until the worker catches up.
+func (r *Runner) dispatch(m *kafka.Message) {
+	id := dedup.PartitionID{Group: r.group(), Topic: *m.TopicPartition.Topic, Partition: m.TopicPartition.Partition}
+	p := r.workers[id]
+	if p == nil {
+		r.metrics.Skipped.WithLabelValues(id.Topic, "not_owned").Inc()
+		return
+	}
+	e := envelope{msg: m, gen: p.gen.Load()}
+	if len(p.overflow) == 0 {
+		select {
+		case p.in <- e:
+			return
+		default:
+		}
+	}
+	p.overflow = append(p.overflow, e)
+	if !p.paused {
+		if err := r.consumer.Pause([]kafka.TopicPartition{m.TopicPartition}); err != nil {
+			r.log.Warn("pause", zap.Error(err))
+		}
+		p.paused = true
+	}
+}
+
+// service runs the poll loop's periodic duties: seeks the workers asked
+// for, and resuming partitions whose queue drained.
+func (r *Runner) service() {
+	r.mu.Lock()
+	seeks := r.seeks
+	r.seeks = nil
+	r.mu.Unlock()
+	for _, s := range seeks {
+		if r.workers[s.p.id] != s.p {
+			continue
+		}
+		s.p.gen.Add(1)
+		s.p.overflow = nil
+		topic := s.p.id.Topic
+		tp := kafka.TopicPartition{Topic: &topic, Partition: s.p.id.Partition, Offset: kafka.Offset(s.offset)}
+		if err := r.consumer.Seek(tp, 0); err != nil {
+			r.fatalf(s.p.log, "seek after a moved position", err)
+		}
+	}
+	for _, p := range r.workers {
+		if !p.paused {
+			continue
+		}
+		for len(p.overflow) > 0 {
+			select {
+			case p.in <- p.overflow[0]:
+				p.overflow = p.overflow[1:]
+				continue
+			default:
+			}
+			break
+		}
+		if len(p.overflow) == 0 && len(p.in) < cap(p.in)/2 {
+			topic := p.id.Topic
+			if err := r.consumer.Resume([]kafka.TopicPartition{{Topic: &topic, Partition: p.id.Partition}}); err != nil {
+				r.log.Warn("resume", zap.Error(err))
+			}
+			p.paused = false
+		}
+	}
+}
+
+func (r *Runner) requestSeek(p *partition, offset int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seeks = append(r.seeks, seekRequest{p: p, offset: offset})
+}
+
+// committed records a batch's commit: the lag gauge, and the offset stored
+// for librdkafka's background commit (lag dashboards only, I6).
+func (r *Runner) committed(p *partition, next int64) {
+	topic := p.id.Topic
+	tp := kafka.TopicPartition{Topic: &topic, Partition: p.id.Partition, Offset: kafka.Offset(next)}
+	if _, err := r.consumer.StoreOffsets([]kafka.TopicPartition{tp}); err != nil {
+		p.log.Debug("store offset for lag", zap.Error(err))
+	}
+	if _, high, err := r.consumer.GetWatermarkOffsets(topic, p.id.Partition); err == nil && high >= next {
+		r.metrics.Lag.WithLabelValues(p.labels[0], p.labels[1]).Set(float64(high - next))
+	}
+}
+
+func (r *Runner) group() string { return r.cfg.Kafka["group.id"] }
+
+// rebalance is the consumer's rebalance callback, run inside Poll.
+func (r *Runner) rebalance(c *kafka.Consumer, ev kafka.Event) error {
+	switch e := ev.(type) {
+	case kafka.AssignedPartitions:
+		r.metrics.Rebalances.WithLabelValues("assigned").Inc()
+		r.assign(c, e.Partitions)
+		r.ready.Store(true)
+	case kafka.RevokedPartitions:
+		lost := c.AssignmentLost()
+		kind := "revoked"
+		if lost {
+			kind = "lost"
+		}
+		r.metrics.Rebalances.WithLabelValues(kind).Inc()
+		r.revoke(e.Partitions, lost)
+		if err := c.IncrementalUnassign(e.Partitions); err != nil {
+			r.setFatal(fmt.Errorf("incremental unassign: %w", err))
+		}
+	}
+	return nil
+}
+
+// assign claims each new partition in PostgreSQL (a new epoch: any former
+// owner is fenced from now on) and assigns it at the stored position. It
+// always assigns, even when a claim fails: returning without assigning would
+// make the client fall back to Kafka's committed offsets. A partition that
+// cannot be claimed is assigned paused and the instance stops.
+func (r *Runner) assign(c *kafka.Consumer, tps []kafka.TopicPartition) {
+	assign := make([]kafka.TopicPartition, 0, len(tps))
+	var pause []kafka.TopicPartition
+	for _, tp := range tps {
+		id := dedup.PartitionID{Group: r.group(), Topic: *tp.Topic, Partition: tp.Partition}
+		log := r.log.With(zap.String("topic", id.Topic), zap.Int32("partition", id.Partition))
+		claim, low, high, err := r.claim(c, id)
+		if err != nil {
+			r.fatalf(log, "claim partition", err)
+			tp.Offset = kafka.OffsetEnd
+			assign = append(assign, tp)
+			pause = append(pause, tp)
+			continue
+		}
+		tp.Offset = kafka.Offset(claim.NextOffset)
+		assign = append(assign, tp)
+		p := r.startPartition(id, claim, log)
+		if claim.NextOffset < low || claim.NextOffset > high {
+			p.fail("the stored offset is outside what Kafka holds", fmt.Errorf(
+				"stored next offset %d, Kafka has [%d, %d): the records in between were deleted (retention) or the topic was recreated; replay the table (pgsink replay --from earliest) to rebuild it",
+				claim.NextOffset, low, high))
+			pause = append(pause, tp)
+		}
+		log.Info("partition claimed", zap.Int64("epoch", claim.Epoch), zap.Int64("next_offset", claim.NextOffset))
+	}
+	if err := c.IncrementalAssign(assign); err != nil {
+		r.setFatal(fmt.Errorf("incremental assign: %w", err))
+		return
+	}
+	if len(pause) > 0 {
+		if err := c.Pause(pause); err != nil {
+			r.log.Warn("pause", zap.Error(err))
+		}
+	}
+	r.metrics.Owned.Set(float64(len(r.workers)))
+}
+
+// claim resolves the start position for a partition without a row and
+// claims it, retrying PostgreSQL errors for a while.
+func (r *Runner) claim(c *kafka.Consumer, id dedup.PartitionID) (dedup.Claim, int64, int64, error) {
+	low, high, err := c.QueryWatermarkOffsets(id.Topic, id.Partition, 10000)
+	if err != nil {
+		return dedup.Claim{}, 0, 0, fmt.Errorf("watermarks of %s: %w", id, err)
+	}
+	start := low
+	if r.cfg.Apply.Start == config.StartLatest {
+		start = high
+	}
+	backoff := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		claim, err := r.offsets.Claim(ctx, r.pool, id, start, r.owner)
+		cancel()
+		if err == nil {
+			return claim, low, high, nil
+		}
+		if attempt == 5 {
+			return dedup.Claim{}, 0, 0, err
+		}
+		r.log.Warn("claim failed, retrying", zap.Stringer("partition", id), zap.Error(err))
+		time.Sleep(backoff)
+		backoff *= 2
+	}
+}
+
+func (r *Runner) startPartition(id dedup.PartitionID, claim dedup.Claim, log *zap.Logger) *partition {
+	ctx, cancel := context.WithCancel(context.Background())
+	queue := max(2*r.cfg.Apply.Batch.MaxRecords, 64)
+	p := &partition{
+		r: r, id: id, claim: claim, in: make(chan envelope, queue), log: log,
+		labels:   [2]string{id.Topic, partitionLabel(id.Partition)},
+		stopping: make(chan struct{}), ctx: ctx, cancel: cancel, done: make(chan struct{}),
+	}
+	p.decoder = debezium.NewDecoder(debezium.Options{Format: func(topic string) debezium.Format {
+		if rt, err := r.router.resolve(ctx, topic); err == nil {
+			return rt.format
+		}
+		return debezium.DefaultFormat(topic)
+	}})
+	r.workers[id] = p
+	r.metrics.Stopped.WithLabelValues(p.labels[0], p.labels[1]).Set(0)
+	go p.run()
+	return p
+}
+
+// revoke stops the workers of revoked partitions. A revoked partition
+// finishes its batch in flight (bounded by the shutdown timeout); a lost one
+// is abandoned at once: another instance may own it already, and its epoch
+// fences anything this one would still write.
+func (r *Runner) revoke(tps []kafka.TopicPartition, lost bool) {
+	var stopping []*partition
+	for _, tp := range tps {
+		id := dedup.PartitionID{Group: r.group(), Topic: *tp.Topic, Partition: tp.Partition}
+		p := r.workers[id]
+		if p == nil {
+			continue
+		}
+		delete(r.workers, id)
+		if lost {
+			p.cancel()
+		} else {
+			close(p.stopping)
+		}
+		stopping = append(stopping, p)
+	}
+	r.wait(stopping)
+	r.metrics.Owned.Set(float64(len(r.workers)))
+}
+
+// wait waits for workers to finish, abandoning them at the shutdown timeout.
+func (r *Runner) wait(ps []*partition) {
+	deadline := time.After(r.cfg.ShutdownTimeout.Std())
+	for _, p := range ps {
+		select {
+		case <-p.done:
+		case <-deadline:
+			p.log.Warn("batch in flight not finished within shutdown_timeout: abandoning it (its transaction rolls back)")
+			p.cancel()
+			<-p.done
+		}
+		p.cancel()
+		r.metrics.Lag.DeleteLabelValues(p.labels[0], p.labels[1])
+	}
+}
+
+// shutdown finishes every worker's batch in flight and stops them.
+func (r *Runner) shutdown() {
+	var all []*partition
+	for id, p := range r.workers {
+		close(p.stopping)
+		all = append(all, p)
+		delete(r.workers, id)
+	}
+	r.wait(all)
+	r.log.Info("workers stopped", zap.Int("partitions", len(all)))
+}

@@ -1,0 +1,140 @@
+//go:build integration
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// binary is the pgsink built once for the package's tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "pgsink-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "pgsink")
+	build := exec.Command("go", "build", "-o", binary, "github.com/pgsink/pgsink/cmd/pgsink")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building pgsink:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// process is one running `pgsink run`.
+type process struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	logs bytes.Buffer
+	done chan error
+}
+
+type lockedWriter struct{ p *process }
+
+func (w lockedWriter) Write(b []byte) (int, error) {
+	w.p.mu.Lock()
+	defer w.p.mu.Unlock()
+	return w.p.logs.Write(b)
+}
+
+// startPgsink runs `pgsink run --config` with the given YAML; its logs are
+// printed if the test fails.
+func startPgsink(t *testing.T, yaml string, env ...string) *process {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "pgsink.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{t: t, done: make(chan error, 1)}
+	p.cmd = exec.Command(binary, "run", "--config", path, "--log-format", "console")
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = lockedWriter{p}, lockedWriter{p}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("pgsink (pid %d) logs:\n%s", p.cmd.Process.Pid, p.Logs())
+		}
+	})
+	return p
+}
+
+func (p *process) Logs() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.logs.String()
+}
+
+// stop sends SIGTERM and returns the exit code and how long the exit took.
+func (p *process) stop(timeout time.Duration) (int, time.Duration) {
+	p.t.Helper()
+	t0 := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		p.t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		p.t.Fatalf("pgsink did not exit within %s of SIGTERM", timeout)
+	}
+	return p.cmd.ProcessState.ExitCode(), time.Since(t0)
+}
+
+// checksum is an md5 over a table's rows in key order, as row_to_json
+// renders them: equal checksums mean equal contents, value for value.
+func checksum(t *testing.T, url, query string) string {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var sum *string
+	if err := conn.QueryRow(context.Background(), `SELECT md5(string_agg(row_to_json(q)::text, E'\n')) FROM (`+query+`) q`).Scan(&sum); err != nil {
+		t.Fatalf("checksum: %v\n%s", err, query)
+	}
+	if sum == nil {
+		return "empty"
+	}
+	return *sum
+}
+
+// eventually polls cond until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("%s: not reached within %s; last state: %s", what, timeout, last)
+}
