@@ -31,6 +31,7 @@ type Runner struct {
 	router      *router
 	deadLetters *deadLetterTopic
 	owner       string
+	audit       bool
 
 	consumer *kafka.Consumer
 	// workers is touched only by the poll goroutine (Run and the rebalance
@@ -64,18 +65,23 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 		host, _ := os.Hostname()
 		owner = fmt.Sprintf("%s:%d", host, os.Getpid())
 	}
+	sinkOpts := sink.Options{
+		Schema:      cfg.Postgres.Schema,
+		StopOnError: cfg.Errors.Tolerance == config.ToleranceNone,
+		AsyncCommit: cfg.Postgres.SynchronousCommit == config.SynchronousCommitOff,
+		Retry: sink.Retry{MaxAttempts: cfg.Apply.Retry.MaxAttempts, InitialBackoff: cfg.Apply.Retry.InitialBackoff.Std(),
+			MaxBackoff: cfg.Apply.Retry.MaxBackoff.Std()},
+	}
+	auditOn := os.Getenv(AuditEnv) == "1"
+	if auditOn {
+		sinkOpts.BeforeCommit = audit(cfg.Postgres.Schema)
+	}
 	r := &Runner{
-		cfg: cfg, pool: opts.Pool, log: opts.Log, metrics: opts.Metrics, owner: owner,
+		cfg: cfg, pool: opts.Pool, log: opts.Log, metrics: opts.Metrics, owner: owner, audit: auditOn,
 		offsets: dedup.NewOffsets(cfg.Postgres.Schema),
 		router:  newRouter(cfg, opts.Pool),
 		workers: map[dedup.PartitionID]*partition{},
-		applier: sink.NewApplier(opts.Pool, sink.Options{
-			Schema:      cfg.Postgres.Schema,
-			StopOnError: cfg.Errors.Tolerance == config.ToleranceNone,
-			AsyncCommit: cfg.Postgres.SynchronousCommit == config.SynchronousCommitOff,
-			Retry: sink.Retry{MaxAttempts: cfg.Apply.Retry.MaxAttempts, InitialBackoff: cfg.Apply.Retry.InitialBackoff.Std(),
-				MaxBackoff: cfg.Apply.Retry.MaxBackoff.Std()},
-		}),
+		applier: sink.NewApplier(opts.Pool, sinkOpts),
 	}
 	if cfg.Errors.DeadLetter.Destination == config.DestinationTopic && cfg.Errors.Tolerance == config.ToleranceAll {
 		producer, err := kafka.NewProducer(producerConfig(cfg))
@@ -128,6 +134,12 @@ func (r *Runner) Ready(ctx context.Context) error {
 // Run consumes until ctx ends (a graceful shutdown: batches in flight are
 // finished, the group is left) or a fatal error.
 func (r *Runner) Run(ctx context.Context) error {
+	if r.audit {
+		if err := createAudit(ctx, r.pool, r.cfg.Postgres.Schema); err != nil {
+			return err
+		}
+		r.log.Warn("apply audit on (" + AuditEnv + "=1): every applied record is also written to " + auditTable(r.cfg.Postgres.Schema))
+	}
 	c, err := kafka.NewConsumer(consumerConfig(r.cfg))
 	if err != nil {
 		return fmt.Errorf("kafka consumer: %w", err)

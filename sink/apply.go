@@ -45,6 +45,11 @@ type Options struct {
 	// Kafka redelivers and the effect stays exactly once.
 	AsyncCommit bool
 	Retry       Retry
+	// BeforeCommit, when set, runs inside each apply transaction just before
+	// COMMIT with the records the transaction accounts for (applied or
+	// dead-lettered). Tests use it to keep an audit that proves no record is
+	// applied twice.
+	BeforeCommit func(ctx context.Context, tx pgx.Tx, records []debezium.Record) error
 }
 
 // Retry bounds the retries of transient errors.
@@ -208,6 +213,18 @@ func (a *Applier) applyOnce(ctx context.Context, b *Batch, lo, hi int, next int6
 			return err
 		}
 		pending.DeadLetters++
+	}
+	if a.opts.BeforeCommit != nil {
+		records := make([]debezium.Record, 0, hi-lo+1)
+		for i := lo; i < hi; i++ {
+			records = append(records, b.Items[i].Record)
+		}
+		if dead >= 0 {
+			records = append(records, b.Items[dead].Record)
+		}
+		if err := a.opts.BeforeCommit(ctx, tx, records); err != nil {
+			return fmt.Errorf("sink: before commit: %w", err)
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		committed, rerr := a.offsets.ResolveCommit(ctx, a.pool, before, next)

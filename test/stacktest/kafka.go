@@ -119,3 +119,23 @@ func DeleteTopics(ctx context.Context, bootstrap, prefix string) error {
 	}
 	return nil
 }
+
+// CreateTopic creates a topic with the given partition count (replication
+// factor 1, the local stack has one broker).
+func CreateTopic(ctx context.Context, bootstrap, name string, partitions int) error {
+	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
+	if err != nil {
+		return fmt.Errorf("stacktest: admin client: %w", err)
+	}
+	defer admin.Close()
+	results, err := admin.CreateTopics(ctx, []kafka.TopicSpecification{{Topic: name, NumPartitions: partitions, ReplicationFactor: 1}})
+	if err != nil {
+		return fmt.Errorf("stacktest: create topic %s: %w", name, err)
+	}
+	for _, r := range results {
+		if r.Error.Code() != kafka.ErrNoError {
+			return fmt.Errorf("stacktest: create topic %s: %w", r.Topic, r.Error)
+		}
+	}
+	return nil
+}
