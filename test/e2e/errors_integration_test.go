@@ -1,0 +1,192 @@
+//go:build integration
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/jackc/pgx/v5"
+	"github.com/pgsink/pgsink/test/recording"
+	"github.com/pgsink/pgsink/test/stacktest"
+)
+
+// poisonPipeline is a source table streamed by Debezium, a target, and a
+// garbage record produced into the table's topic between valid events.
+type poisonPipeline struct {
+	st        *stacktest.T
+	topic     string
+	targetURL string
+}
+
+func newPoisonPipeline(t *testing.T) *poisonPipeline {
+	st := stacktest.New(t)
+	st.Exec(`CREATE TABLE public.items ` + itemsDDL)
+	st.RegisterDebezium("items", map[string]string{"table.include.list": "public.items"})
+	targetURL := stacktest.OwnedTargetDatabase(t)
+	conn, err := pgx.Connect(context.Background(), targetURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), `CREATE TABLE public.items `+itemsDDL[:len(itemsDDL)-1]+`, _pgsink_commit_lsn bigint, _pgsink_lsn bigint)`); err != nil {
+		t.Fatal(err)
+	}
+	pp := &poisonPipeline{st: st, topic: st.TopicPrefix + ".public.items", targetURL: targetURL}
+	st.Exec(`INSERT INTO public.items VALUES (1, 'before the poison', 1, now(), '{}', NULL)`)
+	st.ReadUntil(60*time.Second, func(rs []recording.Record) bool { return len(rs) >= 1 })
+	produce(t, st.Env.KafkaBootstrap, pp.topic, []byte(`{"id":2}`), []byte(`{"schema":{"type":"struct"},"payload":{"op":"c","after":`))
+	st.Exec(`INSERT INTO public.items VALUES (3, 'after the poison', 3, now(), '{}', NULL)`)
+	return pp
+}
+
+func produce(t *testing.T, bootstrap, topic string, key, value []byte) {
+	t.Helper()
+	p, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	done := make(chan kafka.Event, 1)
+	if err := p.Produce(&kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: 0}, Key: key, Value: value,
+		Headers: []kafka.Header{{Key: "origin", Value: []byte("test")}}}, done); err != nil {
+		t.Fatal(err)
+	}
+	if m := (<-done).(*kafka.Message); m.TopicPartition.Error != nil {
+		t.Fatal(m.TopicPartition.Error)
+	}
+}
+
+func (pp *poisonPipeline) config(extra string) string {
+	return fmt.Sprintf(`
+kafka:
+  bootstrap.servers: %s
+  group.id: %s
+postgres:
+  url: ${TARGET_URL}
+apply:
+  batch: { max_records: 100, max_wait: 50ms }
+metrics:
+  listen: 127.0.0.1:0
+%s
+tables:
+  - topic: %s
+    target: public.items
+`, pp.st.Env.KafkaBootstrap, pp.st.ID, extra, pp.topic)
+}
+
+func (pp *poisonPipeline) ids(t *testing.T) string {
+	conn, err := pgx.Connect(context.Background(), pp.targetURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var ids string
+	if err := conn.QueryRow(context.Background(), `SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM public.items`).Scan(&ids); err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// TestE2EDeadLetterTopic: an undecodable record goes to the dead-letter topic
+// with its key, value, original headers and Kafka Connect's error headers,
+// and the partition moves on to the next valid event.
+func TestE2EDeadLetterTopic(t *testing.T) {
+	pp := newPoisonPipeline(t)
+	dlq := pp.st.TopicPrefix + ".dlq"
+	p := startPgsink(t, pp.config(fmt.Sprintf("errors:\n  tolerance: all\n  dead_letter: { destination: topic, topic: %s }", dlq)),
+		"TARGET_URL="+pp.targetURL)
+	eventually(t, 60*time.Second, "valid events around the poison record applied", func() (bool, string) {
+		ids := pp.ids(t)
+		return ids == "1,3", "target ids " + ids
+	})
+	records := pp.st.ReadUntil(30*time.Second, func(rs []recording.Record) bool {
+		for _, r := range rs {
+			if r.Topic == dlq {
+				return true
+			}
+		}
+		return false
+	})
+	var dead recording.Record
+	for _, r := range records {
+		if r.Topic == dlq {
+			dead = r
+		}
+	}
+	want := map[string]string{
+		"origin": "test", "__connect.errors.topic": pp.topic, "__connect.errors.partition": "0", "__connect.errors.offset": "1",
+	}
+	for k, v := range want {
+		if got, _ := dead.Header(k); string(got) != v {
+			t.Errorf("dead letter header %s = %q, want %q", k, got, v)
+		}
+	}
+	if msg, _ := dead.Header("__connect.errors.exception.message"); !strings.Contains(string(msg), pp.topic) {
+		t.Errorf("exception message %q does not name the topic", msg)
+	}
+	if string(dead.Key) != `{"id":2}` || !strings.HasPrefix(string(dead.Value), `{"schema"`) {
+		t.Errorf("dead letter key %q value %q: want the original bytes", dead.Key, dead.Value)
+	}
+	if code, _ := p.stop(30 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+// TestE2EToleranceNone: with errors.tolerance none the partition stops at
+// the undecodable record, its offset unmoved, and says so in the log.
+func TestE2EToleranceNone(t *testing.T) {
+	pp := newPoisonPipeline(t)
+	p := startPgsink(t, pp.config("errors:\n  tolerance: none"), "TARGET_URL="+pp.targetURL)
+	eventually(t, 60*time.Second, "the partition stops at the poison record", func() (bool, string) {
+		return strings.Contains(p.Logs(), "partition stopped"), "no 'partition stopped' in the log yet"
+	})
+	time.Sleep(time.Second)
+	if ids := pp.ids(t); ids != "1" {
+		t.Fatalf("target ids %q, want only 1 (nothing past the poison record)", ids)
+	}
+	conn, err := pgx.Connect(context.Background(), pp.targetURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var next int64
+	if err := conn.QueryRow(context.Background(), `SELECT next_offset FROM pgsink.offsets`).Scan(&next); err != nil {
+		t.Fatal(err)
+	}
+	if next != 1 {
+		t.Fatalf("stored next offset %d, want 1 (the poison record's)", next)
+	}
+	if code, _ := p.stop(30 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+// TestE2ESecretsNeverLogged runs pgsink with a password in the database URL
+// and a SASL password in the Kafka settings, through start, an error and a
+// shutdown, and checks that neither value appears in any log line.
+func TestE2ESecretsNeverLogged(t *testing.T) {
+	pp := newPoisonPipeline(t)
+	const dbSecret, kafkaSecret = "db-Secret-4417", "kafka-Secret-9931"
+	// Trust authentication on the local stack accepts any password.
+	url := strings.Replace(pp.targetURL, "pgsink@", "pgsink:"+dbSecret+"@", 1)
+	cfg := strings.Replace(pp.config("errors:\n  tolerance: none"), "\n  group.id:", "\n  sasl.password: ${KAFKA_SECRET}\n  group.id:", 1)
+	p := startPgsink(t, cfg, "TARGET_URL="+url, "KAFKA_SECRET="+kafkaSecret)
+	eventually(t, 60*time.Second, "pgsink reaches the poison record", func() (bool, string) {
+		return strings.Contains(p.Logs(), "partition stopped"), "not yet"
+	})
+	p.stop(30 * time.Second)
+	logs := p.Logs()
+	for _, secret := range []string{dbSecret, kafkaSecret} {
+		if strings.Contains(logs, secret) {
+			t.Fatalf("secret %q appears in the logs:\n%s", secret, logs)
+		}
+	}
+	if !strings.Contains(logs, "pgsink starting") {
+		t.Fatalf("no start line in the logs; the test saw nothing:\n%s", logs)
+	}
+}
