@@ -57,8 +57,9 @@ fixtures: stack-up ## re-record testdata/debezium from the real Debezium
 	set -a && source .stack/env && set +a && \
 	  $(GO) run ./test/fixturegen -out testdata/debezium
 
-demo: ## the main job: stack up, Debezium registered, pgsink applying a live workload
-	@echo "make demo: not yet — the demo arrives with the operations issue (#6)."; exit 1
+DEMO_FLAGS ?=
+demo: build stack-up ## the main job: stack up, Debezium registered, pgsink applying a live workload
+	set -a && source .stack/env && set +a && $(GO) run ./examples/demo $(DEMO_FLAGS)
 
 bench: ## throughput against the physical limit and the Debezium JDBC sink
 	@echo "make bench: not yet — the benchmark arrives with its issue (#8)."; exit 1

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -100,6 +101,12 @@ func consumerConfig(cfg *config.Config) *kafka.ConfigMap {
 	for k, v := range cfg.Kafka {
 		m[k] = v
 	}
+	// A configured topic Debezium has not created yet (it creates them on
+	// the first event) is picked up at the next metadata refresh: librdkafka's
+	// default of 5 minutes is too long a wait for the first rows of a table.
+	if _, set := m["topic.metadata.refresh.interval.ms"]; !set {
+		m["topic.metadata.refresh.interval.ms"] = 5000
+	}
 	m["partition.assignment.strategy"] = "cooperative-sticky"
 	// Positions come from PostgreSQL (I6): never let Kafka pick one.
 	m["auto.offset.reset"] = "error"
@@ -155,7 +162,14 @@ func (r *Runner) Run(ctx context.Context) error {
 		return fmt.Errorf("subscribe %v: %w", topics, err)
 	}
 	r.log.Info("consumer started", zap.Strings("topics", topics), zap.String("owner", r.owner))
+	rescan := time.NewTicker(30 * time.Second)
+	defer rescan.Stop()
 	for ctx.Err() == nil && r.fatalErr() == nil {
+		select {
+		case <-rescan.C:
+			topics = r.resubscribe(topics)
+		default:
+		}
 		switch ev := c.Poll(100).(type) {
 		case *kafka.Message:
 			r.dispatch(ev)
@@ -212,6 +226,21 @@ func (r *Runner) topics() ([]string, error) {
 		return nil, errors.New("no topic to consume: no table's topic exists and none is named")
 	}
 	return topics, nil
+}
+
+// resubscribe picks up topics created since the last look that a
+// topic_pattern matches.
+func (r *Runner) resubscribe(current []string) []string {
+	topics, err := r.topics()
+	if err != nil || slices.Equal(topics, current) {
+		return current
+	}
+	if err := r.consumer.SubscribeTopics(topics, r.rebalance); err != nil {
+		r.log.Warn("resubscribe", zap.Error(err))
+		return current
+	}
+	r.log.Info("subscription changed", zap.Strings("topics", topics))
+	return topics
 }
 
 func (r *Runner) setFatal(err error) {

@@ -26,6 +26,9 @@ func Resolve(cfg config.Table, cat *catalog.Table) (*Table, error) {
 		CommitColumn:     cfg.Version.CommitColumn,
 		LSNColumn:        cfg.Version.LSNColumn,
 	}
+	if cfg.Schema.Evolve == config.EvolveAddColumns {
+		return nil, fmt.Errorf("sink: %s: schema.evolve add_columns is not implemented yet; add the columns to %s.%s yourself and set evolve: none", cfg.Path, cat.Schema, cat.Name)
+	}
 	if !cfg.Version.Guard {
 		return nil, fmt.Errorf("sink: %s: version.guard false is not supported: the guard is what makes replays safe", cfg.Path)
 	}

@@ -387,6 +387,8 @@ cmd_up() {
 }
 
 cmd_down() {
+  # The pgsink `make demo` leaves running, if any.
+  stop_pid "demo pgsink" "$STATE/demo/pgsink.pid" "demo.yaml"
   connect_down
   kafka_down
   pg_down

@@ -134,3 +134,19 @@ func (c *Connect) Delete(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// List returns the names of the worker's connectors.
+func (c *Connect) List(ctx context.Context) ([]string, error) {
+	code, body, err := c.do(ctx, http.MethodGet, "/connectors", nil)
+	if err != nil {
+		return nil, fmt.Errorf("connect: list: %w", err)
+	}
+	if code != http.StatusOK {
+		return nil, fmt.Errorf("connect: list: HTTP %d: %s", code, body)
+	}
+	var names []string
+	if err := json.Unmarshal(body, &names); err != nil {
+		return nil, fmt.Errorf("connect: list: %w", err)
+	}
+	return names, nil
+}
