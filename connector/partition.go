@@ -77,7 +77,8 @@ func (p *partition) run() {
 func (p *partition) park() {
 	for {
 		select {
-		case <-p.in:
+		case e := <-p.in:
+			p.r.buffered.Add(-messageBytes(e.msg))
 		case <-p.stopping:
 			return
 		case <-p.ctx.Done():
@@ -105,6 +106,7 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 		case <-timer:
 			return batch, last, true, nil
 		case e := <-p.in:
+			p.r.buffered.Add(-messageBytes(e.msg))
 			if e.gen != p.gen.Load() {
 				continue // fetched before a seek
 			}

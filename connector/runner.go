@@ -40,6 +40,10 @@ type Runner struct {
 	workers map[dedup.PartitionID]*partition
 	ready   atomic.Bool
 
+	// buffered counts the key and value bytes fetched but not yet taken by
+	// a worker, across partitions, against apply.max_buffered_bytes.
+	buffered atomic.Int64
+
 	mu    sync.Mutex
 	seeks []seekRequest
 	fatal error
@@ -273,7 +277,8 @@ func (r *Runner) dispatch(m *kafka.Message) {
 		return
 	}
 	e := envelope{msg: m, gen: p.gen.Load()}
-	if len(p.overflow) == 0 {
+	r.buffered.Add(messageBytes(m))
+	if len(p.overflow) == 0 && r.buffered.Load() <= int64(r.cfg.Apply.MaxBufferedBytes) {
 		select {
 		case p.in <- e:
 			return
@@ -301,6 +306,9 @@ func (r *Runner) service() {
 			continue
 		}
 		s.p.gen.Add(1)
+		for _, e := range s.p.overflow {
+			r.buffered.Add(-messageBytes(e.msg))
+		}
 		s.p.overflow = nil
 		topic := s.p.id.Topic
 		tp := kafka.TopicPartition{Topic: &topic, Partition: s.p.id.Partition, Offset: kafka.Offset(s.offset)}
@@ -321,7 +329,7 @@ func (r *Runner) service() {
 			}
 			break
 		}
-		if len(p.overflow) == 0 && len(p.in) < cap(p.in)/2 {
+		if len(p.overflow) == 0 && len(p.in) < cap(p.in)/2 && r.buffered.Load() <= int64(r.cfg.Apply.MaxBufferedBytes)/2 {
 			topic := p.id.Topic
 			if err := r.consumer.Resume([]kafka.TopicPartition{{Topic: &topic, Partition: p.id.Partition}}); err != nil {
 				r.log.Warn("resume", zap.Error(err))
@@ -330,6 +338,8 @@ func (r *Runner) service() {
 		}
 	}
 }
+
+func messageBytes(m *kafka.Message) int64 { return int64(len(m.Key) + len(m.Value)) }
 
 func (r *Runner) requestSeek(p *partition, offset int64) {
 	r.mu.Lock()
@@ -500,8 +510,26 @@ func (r *Runner) wait(ps []*partition) {
 			<-p.done
 		}
 		p.cancel()
+		r.release(p)
 		r.metrics.Lag.DeleteLabelValues(p.labels[0], p.labels[1])
 	}
+}
+
+// release returns the buffer budget of a stopped worker's unread records.
+func (r *Runner) release(p *partition) {
+	for {
+		select {
+		case e := <-p.in:
+			r.buffered.Add(-messageBytes(e.msg))
+			continue
+		default:
+		}
+		break
+	}
+	for _, e := range p.overflow {
+		r.buffered.Add(-messageBytes(e.msg))
+	}
+	p.overflow = nil
 }
 
 // shutdown finishes every worker's batch in flight and stops them.
