@@ -62,10 +62,10 @@ type Stats struct {
 	Skipped int64
 	// Duplicates counts outbox events already applied: in the ledger, or
 	// earlier in the same batch.
-	Duplicates  int64
-	DeadLetters int
-	Retries                      int
-	Transactions                 int
+	Duplicates   int64
+	DeadLetters  int
+	Retries      int
+	Transactions int
 }
 
 // Applier applies batches to the target database.

@@ -141,16 +141,3 @@ func (t *Table) validateOutbox() error {
 }
 
 func (t *Table) isKey(name string) bool { return slices.Contains(t.Key, name) }
-
-// keyColumns returns the key columns in Key order.
-func (t *Table) keyColumns() []Column {
-	cols := make([]Column, 0, len(t.Key))
-	for _, k := range t.Key {
-		for _, c := range t.Columns {
-			if c.Name == k {
-				cols = append(cols, c)
-			}
-		}
-	}
-	return cols
-}
