@@ -62,9 +62,15 @@ type Retry struct {
 // Stats counts what one Apply did.
 type Stats struct {
 	Upserted, Deleted, Truncated int64 // rows sent to the target (guard may skip some)
-	DeadLetters                  int
-	Retries                      int
-	Transactions                 int
+	// Skipped counts outbox events of a type their table does not take;
+	// their offsets are passed like any other.
+	Skipped int64
+	// Duplicates counts outbox events already applied: in the ledger, or
+	// earlier in the same batch.
+	Duplicates   int64
+	DeadLetters  int
+	Retries      int
+	Transactions int
 }
 
 // Applier applies batches to the target database.
@@ -74,8 +80,9 @@ type Applier struct {
 	offsets dedup.Offsets
 	dead    string // quoted dead_letters table
 
-	mu    sync.Mutex
-	stmts map[*Table]*statements
+	mu     sync.Mutex
+	stmts  map[*Table]*statements
+	outbox map[*Table]*outboxStatements
 }
 
 // NewApplier returns an Applier writing through pool.
@@ -89,6 +96,7 @@ func NewApplier(pool *pgxpool.Pool, opts Options) *Applier {
 		offsets: dedup.NewOffsets(opts.Schema),
 		dead:    pgx.Identifier{opts.Schema, "dead_letters"}.Sanitize(),
 		stmts:   map[*Table]*statements{},
+		outbox:  map[*Table]*outboxStatements{},
 	}
 }
 
@@ -201,7 +209,7 @@ func (a *Applier) applyOnce(ctx context.Context, b *Batch, lo, hi int, next int6
 		}
 	}
 	pg := conn.Conn().PgConn()
-	created, err := a.write(ctx, pg, tx, b.Items, lo, hi, &pending)
+	created, err := a.write(ctx, pg, tx, b.Items, lo, hi, partition{b.Claim.Topic, b.Claim.Partition}, &pending)
 	if err != nil {
 		return err
 	}
@@ -244,6 +252,8 @@ func (a *Applier) applyOnce(ctx context.Context, b *Batch, lo, hi int, next int6
 	st.Upserted += pending.Upserted
 	st.Deleted += pending.Deleted
 	st.Truncated += pending.Truncated
+	st.Skipped += pending.Skipped
+	st.Duplicates += pending.Duplicates
 	st.DeadLetters += pending.DeadLetters
 	st.Transactions++
 	return nil
@@ -251,7 +261,7 @@ func (a *Applier) applyOnce(ctx context.Context, b *Batch, lo, hi int, next int6
 
 // write stages and applies items [lo, hi), table by table. It returns the
 // staging tables it created in this session.
-func (a *Applier) write(ctx context.Context, pg *pgconn.PgConn, tx pgx.Tx, items []Item, lo, hi int, st *Stats) (created []string, err error) {
+func (a *Applier) write(ctx context.Context, pg *pgconn.PgConn, tx pgx.Tx, items []Item, lo, hi int, part partition, st *Stats) (created []string, err error) {
 	byTable := map[*Table][]int{}
 	var tables []*Table
 	for i := lo; i < hi; i++ {
@@ -262,6 +272,16 @@ func (a *Applier) write(ctx context.Context, pg *pgconn.PgConn, tx pgx.Tx, items
 		byTable[t] = append(byTable[t], i)
 	}
 	for _, t := range tables {
+		if t.Outbox != nil {
+			made, err := a.writeOutbox(ctx, pg, tx, t, items, byTable[t], part, st)
+			if made {
+				created = append(created, a.outboxStatementsFor(t).stageName)
+			}
+			if err != nil {
+				return created, fmt.Errorf("sink: table %s: %w", t.Ref(), err)
+			}
+			continue
+		}
 		red, err := reduce(t, items, byTable[t])
 		if err != nil {
 			return created, err

@@ -2,6 +2,7 @@ package sink
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/sink/catalog"
@@ -12,11 +13,11 @@ import (
 // every writable target column that some event field maps to, through the
 // include/exclude/rename rules, in table order.
 func Resolve(cfg config.Table, cat *catalog.Table) (*Table, error) {
-	if cfg.Format == config.FormatOutbox {
-		return nil, fmt.Errorf("sink: %s (%s): format outbox is not supported by the apply path yet", cfg.Path, cat.Schema+"."+cat.Name)
-	}
 	if !cat.Exists {
 		return nil, fmt.Errorf("sink: %s: target %s.%s does not exist (schema.create is not implemented yet)", cfg.Path, cat.Schema, cat.Name)
+	}
+	if cfg.Format == config.FormatOutbox {
+		return resolveOutbox(cfg, cat)
 	}
 	t := &Table{
 		Schema: cat.Schema, Name: cat.Name,
@@ -66,6 +67,44 @@ func Resolve(cfg config.Table, cat *catalog.Table) (*Table, error) {
 			continue
 		}
 		t.Columns = append(t.Columns, Column{Name: c.Name, Source: source, Type: c.Type})
+	}
+	if err := t.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.Path, err)
+	}
+	return t, nil
+}
+
+// resolveOutbox maps an outbox table: each target column named in payload
+// takes the value at its path; with no payload mapping, every writable
+// column takes the top-level payload member of its name. Columns follow the
+// table's order. The version columns are not written: outbox rows are
+// guarded by the event-id ledger alone (see writeOutbox).
+func resolveOutbox(cfg config.Table, cat *catalog.Table) (*Table, error) {
+	t := &Table{Schema: cat.Schema, Name: cat.Name, Key: cfg.Key, Deletes: DeleteIgnore,
+		Outbox: &Outbox{EventTypes: cfg.EventTypes}}
+	for _, c := range cat.Columns {
+		path, ok := cfg.Payload[c.Name]
+		if len(cfg.Payload) == 0 {
+			if c.Generated || c.Identity == "a" || c.Name == cfg.Version.CommitColumn || c.Name == cfg.Version.LSNColumn {
+				continue
+			}
+			source := "$." + c.Name
+			if strings.ContainsAny(c.Name, ".[]'") {
+				source = "$['" + c.Name + "']" // for messages only: Steps is what is evaluated
+			}
+			path, ok = config.JSONPath{Source: source, Steps: []config.PathStep{{Member: c.Name}}}, true
+		}
+		if ok {
+			t.Columns = append(t.Columns, Column{Name: c.Name, Source: path.Source, Type: c.Type, Path: path})
+		}
+	}
+	for col := range cfg.Payload {
+		if _, ok := cat.Column(col); !ok {
+			return nil, fmt.Errorf("sink: %s: payload maps column %q, which %s.%s does not have", cfg.Path, col, cat.Schema, cat.Name)
+		}
+	}
+	if len(t.Key) == 0 {
+		t.Key = cat.PrimaryKey
 	}
 	if err := t.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.Path, err)

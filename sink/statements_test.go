@@ -2,6 +2,8 @@ package sink
 
 import (
 	"flag"
+
+	"github.com/pgsink/pgsink/config"
 	"os"
 	"path/filepath"
 	"testing"
@@ -28,19 +30,39 @@ func goldenTable(deletes DeleteMode) *Table {
 	}
 }
 
+// goldenOutbox is an outbox table whose names must stay names (I8).
+func goldenOutbox(t *testing.T) *Table {
+	return &Table{
+		Schema: `App "Prod"`, Name: "Order; DROP TABLE x",
+		Columns: []Column{
+			{Name: "Order Id", Source: "$.id", Type: "text", Path: path(t, "$.id")},
+			{Name: "amount", Source: "$.amount", Type: "numeric(12,2)", Path: path(t, "$.amount")},
+			{Name: "Lines", Source: "$.lines", Type: "jsonb", Path: path(t, "$.lines")},
+		},
+		Key: []string{"Order Id"}, Deletes: DeleteIgnore,
+		Outbox: &Outbox{EventTypes: []string{"OrderCreated"}},
+	}
+}
+
 func TestStatementsGolden(t *testing.T) {
 	hard := newStatements(goldenTable(DeleteHard), "pgsink")
 	soft := newStatements(goldenTable(DeleteSoft), "pgsink")
+	outbox := newOutboxStatements(goldenOutbox(t), "pgsink")
+	keyOnly := goldenOutbox(t)
+	keyOnly.Columns = keyOnly.Columns[:1]
 	cases := map[string]string{
-		"create_stage.sql":       hard.createStage,
-		"upsert.sql":             hard.upsert([]bool{false, false, false, false}),
-		"upsert_unchanged.sql":   hard.upsert([]bool{false, false, false, true}),
-		"upsert_soft.sql":        soft.upsert([]bool{false, false, false, false}),
-		"delete_hard.sql":        hard.deleteHard,
-		"delete_soft.sql":        soft.deleteSoft,
-		"tombstones.sql":         hard.tombstones,
-		"truncate.sql":           hard.truncate,
-		"truncate_tombstone.sql": hard.truncateTS,
+		"create_stage.sql":          hard.createStage,
+		"upsert.sql":                hard.upsert([]bool{false, false, false, false}),
+		"upsert_unchanged.sql":      hard.upsert([]bool{false, false, false, true}),
+		"upsert_soft.sql":           soft.upsert([]bool{false, false, false, false}),
+		"delete_hard.sql":           hard.deleteHard,
+		"delete_soft.sql":           soft.deleteSoft,
+		"tombstones.sql":            hard.tombstones,
+		"truncate.sql":              hard.truncate,
+		"truncate_tombstone.sql":    hard.truncateTS,
+		"outbox_create_stage.sql":   outbox.createStage,
+		"outbox_apply.sql":          outbox.apply,
+		"outbox_apply_key_only.sql": newOutboxStatements(keyOnly, "pgsink").apply,
 	}
 	for file, got := range cases {
 		t.Run(file, func(t *testing.T) {
@@ -75,12 +97,36 @@ func TestValidateRejects(t *testing.T) {
 	if err := goldenTable(DeleteHard).Validate(); err != nil {
 		t.Fatalf("valid table rejected: %v", err)
 	}
+	if err := goldenOutbox(t).Validate(); err != nil {
+		t.Fatalf("valid outbox table rejected: %v", err)
+	}
 	for name, mutate := range tests {
 		t.Run(name, func(t *testing.T) {
 			tbl := goldenTable(DeleteHard)
 			mutate(tbl)
 			if err := tbl.Validate(); err == nil {
 				t.Errorf("Validate accepted a table with %s", name)
+			}
+		})
+	}
+}
+
+func TestValidateRejectsOutbox(t *testing.T) {
+	tests := map[string]func(*Table){
+		"no key":            func(t *Table) { t.Key = nil },
+		"key not written":   func(t *Table) { t.Key = []string{"missing"} },
+		"no path":           func(t *Table) { t.Columns[1].Path = config.JSONPath{} },
+		"reserved column":   func(t *Table) { t.Columns[1].Name = "pgsink.event" },
+		"deletes":           func(t *Table) { t.Deletes = DeleteHard },
+		"truncates":         func(t *Table) { t.Truncates = true },
+		"duplicate columns": func(t *Table) { t.Columns = append(t.Columns, t.Columns[1]) },
+	}
+	for name, mutate := range tests {
+		t.Run(name, func(t *testing.T) {
+			tbl := goldenOutbox(t)
+			mutate(tbl)
+			if err := tbl.Validate(); err == nil {
+				t.Errorf("Validate accepted an outbox table with %s", name)
 			}
 		})
 	}

@@ -1,0 +1,112 @@
+package dedup
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// DefaultPruneChunk bounds the rows one pruning statement deletes: each
+// chunk is its own short transaction, so pruning never holds many row locks
+// or a long snapshot while batches are applied.
+const DefaultPruneChunk = 10_000
+
+// Retention says how long the ledgers keep their entries (the retention
+// section of the configuration). An entry is pruned only once it is older
+// than its retention by the database's clock; a zero retention keeps its
+// ledger whole.
+type Retention struct {
+	Tombstones   time.Duration
+	OutboxEvents time.Duration
+	Chunk        int // rows per DELETE; DefaultPruneChunk when zero
+}
+
+// Pruned counts the entries one Prune removed.
+type Pruned struct {
+	Tombstones, OutboxEvents int64
+}
+
+// Ledgers prunes the tombstone and outbox-event ledgers of a schema.
+//
+// Pruning trades safety for space: a delete's tombstone older than the
+// retention no longer stops a replayed older event from bringing the row
+// back (I4), and a pruned event id no longer stops a re-published event.
+// The retention must exceed the longest replay an operator may run.
+type Ledgers struct {
+	tombstones, outboxEvents string // quoted, schema-qualified
+}
+
+// NewLedgers returns the ledgers of pgsink's tables in schema.
+func NewLedgers(schema string) Ledgers {
+	return Ledgers{
+		tombstones:   pgx.Identifier{schema, "tombstones"}.Sanitize(),
+		outboxEvents: pgx.Identifier{schema, "outbox_events"}.Sanitize(),
+	}
+}
+
+// Prune deletes, chunk by chunk, the entries older than the retention. Pass
+// a pool or a connection, not a transaction: each chunk must commit on its
+// own to keep its locks short. Rows an apply transaction holds are skipped
+// and left for the next run. The cutoff is taken once, from the database's
+// clock, so an entry written during the run is never considered.
+func (l Ledgers) Prune(ctx context.Context, db DB, r Retention) (Pruned, error) {
+	chunk := r.Chunk
+	if chunk <= 0 {
+		chunk = DefaultPruneChunk
+	}
+	var p Pruned
+	var err error
+	if r.Tombstones > 0 {
+		if p.Tombstones, err = l.prune(ctx, db, l.tombstones, "deleted_at", "target, key", r.Tombstones, chunk); err != nil {
+			return p, err
+		}
+	}
+	if r.OutboxEvents > 0 {
+		if p.OutboxEvents, err = l.prune(ctx, db, l.outboxEvents, "applied_at", "target, event_id", r.OutboxEvents, chunk); err != nil {
+			return p, err
+		}
+	}
+	return p, nil
+}
+
+func (l Ledgers) prune(ctx context.Context, db DB, table, at, key string, retention time.Duration, chunk int) (int64, error) {
+	var cutoff time.Time
+	if err := db.QueryRow(ctx, `SELECT now() - make_interval(secs => $1)`, retention.Seconds()).Scan(&cutoff); err != nil {
+		return 0, fmt.Errorf("dedup: prune %s: read the clock: %w", table, err)
+	}
+	// The index on the timestamp finds the oldest entries; SKIP LOCKED
+	// leaves those of running batches alone instead of waiting for them.
+	stmt := `DELETE FROM ` + table + ` WHERE (` + key + `) IN (
+		SELECT ` + key + ` FROM ` + table + ` WHERE ` + at + ` < $1
+		 ORDER BY ` + at + ` LIMIT $2 FOR UPDATE SKIP LOCKED)`
+	var total int64
+	for {
+		tag, err := db.Exec(ctx, stmt, cutoff, chunk)
+		if err != nil {
+			return total, fmt.Errorf("dedup: prune %s: %w", table, err)
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < int64(chunk) {
+			return total, nil
+		}
+	}
+}
+
+// PruneEvery runs Prune every interval until ctx ends, handing each result
+// to report (which may log it or count it); an error does not stop the loop,
+// the next run retries.
+func (l Ledgers) PruneEvery(ctx context.Context, db DB, r Retention, interval time.Duration, report func(Pruned, error)) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			p, err := l.Prune(ctx, db, r)
+			report(p, err)
+		}
+	}
+}

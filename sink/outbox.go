@@ -1,0 +1,120 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgsink/pgsink/connector/debezium"
+)
+
+// Outbox events are deduplicated by event id, not ordered by a version.
+//
+// They carry no source LSN, so the version guard of table rows has nothing
+// to compare. A Kafka offset is not a version either: it restarts when a
+// topic is recreated or migrated, and offsets of two partitions are not
+// comparable when a key moves after the partition count changed; a guard on
+// offsets would then drop new events silently, which is worse than what it
+// would prevent. So the ledger (outbox_events, written in the batch's
+// transaction) is the only guard:
+//
+//   - a re-published event (Debezium re-emits after its restarts, at new
+//     offsets, with the same id) and a replayed one are skipped while the
+//     ledger holds its id, that is within retention.outbox_events;
+//   - a replay reaching further back than the retention re-applies old
+//     events, and the later events of the same replay, in offset order,
+//     bring each row back to its latest state: such a replay regresses rows
+//     only while it runs. Keep the retention above the longest replay.
+//
+// Within a batch the offset order is the event order of one aggregate (one
+// key, one partition), so per key the fresh event of the highest offset wins.
+
+// stageOutbox turns a table's outbox events into staging rows: events of
+// other types are skipped, an event id seen earlier in the batch is a
+// duplicate, and a payload that cannot fill the columns is a record error.
+func stageOutbox(t *Table, items []Item, idx []int, st *Stats) ([][]any, error) {
+	rows := make([][]any, 0, len(idx))
+	seen := make(map[string]bool, len(idx))
+	for _, i := range idx {
+		ch := &items[i].Change
+		ev := ch.Outbox
+		if ch.Kind != debezium.KindOutbox || ev == nil {
+			return nil, &RecordError{Item: i, Err: errors.New("not an outbox event, but routed to an outbox table")}
+		}
+		if !t.Outbox.takes(ev.Type) {
+			st.Skipped++
+			continue
+		}
+		if ev.EventID == "" {
+			return nil, &RecordError{Item: i, Err: errors.New("outbox event without an event id, which deduplication needs")}
+		}
+		if seen[ev.EventID] {
+			st.Duplicates++
+			continue
+		}
+		seen[ev.EventID] = true
+		p, err := newPayload(ev.Payload)
+		if err != nil {
+			return nil, &RecordError{Item: i, Err: err}
+		}
+		row := make([]any, 0, 2+len(t.Columns))
+		row = append(row, ev.EventID, items[i].Record.Offset)
+		for _, c := range t.Columns {
+			v, err := p.text(c.Path, c.Type)
+			if err != nil {
+				return nil, &RecordError{Item: i, Err: fmt.Errorf("column %q: %w", c.Name, err)}
+			}
+			if v == nil && t.isKey(c.Name) {
+				return nil, &RecordError{Item: i, Err: fmt.Errorf("key column %q: payload path %s is null", c.Name, c.Path.Source)}
+			}
+			row = append(row, v)
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+func (a *Applier) outboxStatementsFor(t *Table) *outboxStatements {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := a.outbox[t]
+	if st == nil {
+		st = newOutboxStatements(t, a.opts.Schema)
+		a.outbox[t] = st
+	}
+	return st
+}
+
+// writeOutbox stages a table's events and applies them with the ledger in
+// one statement; it reports whether it created the session's staging table.
+func (a *Applier) writeOutbox(ctx context.Context, pg *pgconn.PgConn, tx pgx.Tx, t *Table, items []Item, idx []int, part partition, st *Stats) (created bool, err error) {
+	rows, err := stageOutbox(t, items, idx, st)
+	if err != nil || len(rows) == 0 {
+		return false, err
+	}
+	stmts := a.outboxStatementsFor(t)
+	if pg.CustomData()[stmts.stageName] == nil {
+		if _, err := tx.Exec(ctx, stmts.createStage); err != nil {
+			return false, fmt.Errorf("create outbox staging table: %w", err)
+		}
+		created = true
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"pg_temp", stmts.stageName}, stmts.stageCols, pgx.CopyFromRows(rows)); err != nil {
+		return created, fmt.Errorf("copy to outbox staging: %w", err)
+	}
+	var fresh, written int64
+	if err := tx.QueryRow(ctx, stmts.apply, t.Ref(), part.topic, part.partition).Scan(&fresh, &written); err != nil {
+		return created, fmt.Errorf("apply outbox events: %w", err)
+	}
+	st.Duplicates += int64(len(rows)) - fresh
+	st.Upserted += written
+	return created, nil
+}
+
+// partition names the ledger's record of where an event came from.
+type partition struct {
+	topic     string
+	partition int32
+}
