@@ -169,25 +169,12 @@ func tableConnector(sc scenario) map[string]string {
 }
 
 func outboxConnector(sc scenario, prefix string) map[string]string {
+	cfg := stacktest.OutboxRouter(prefix)
 	schemas := fmt.Sprint(sc.schemas)
-	return map[string]string{
-		"table.include.list":                                  "public.outbox",
-		"topic.prefix":                                        prefix + "_outbox",
-		"decimal.handling.mode":                               sc.decimalMode,
-		"key.converter.schemas.enable":                        schemas,
-		"value.converter.schemas.enable":                      schemas,
-		"transforms":                                          "outbox",
-		"transforms.outbox.type":                              "io.debezium.transforms.outbox.EventRouter",
-		"transforms.outbox.route.by.field":                    "aggregatetype",
-		"transforms.outbox.route.topic.replacement":           prefix + ".outbox.event.${routedByValue}",
-		"transforms.outbox.table.field.event.id":              "id",
-		"transforms.outbox.table.field.event.key":             "aggregateid",
-		"transforms.outbox.table.field.event.payload":         "payload",
-		"transforms.outbox.table.expand.json.payload":         "true",
-		"transforms.outbox.table.fields.additional.placement": "type:header:eventType",
-		// The expanded payload needs the JSON converter to infer a schema.
-		"value.converter.delegate.converter.type": "org.apache.kafka.connect.json.JsonConverter",
-	}
+	cfg["decimal.handling.mode"] = sc.decimalMode
+	cfg["key.converter.schemas.enable"] = schemas
+	cfg["value.converter.schemas.enable"] = schemas
+	return cfg
 }
 
 // readAll reads the sandbox's topics until the end marker and every outbox

@@ -138,3 +138,26 @@ func (s *Sandbox) Close(ctx context.Context) error {
 	errs = append(errs, DeleteTopics(ctx, s.Env.KafkaBootstrap, s.TopicPrefix))
 	return errors.Join(errs...)
 }
+
+// OutboxRouter returns the connector overrides that stream public.outbox
+// through Debezium's Outbox Event Router, as pgsink's tests, fixtures and
+// demo use it: topic <topicPrefix>.outbox.event.<aggregatetype>, key the
+// aggregate id, header `id` the event id, header `eventType` the type, and
+// the JSON payload expanded.
+func OutboxRouter(topicPrefix string) map[string]string {
+	return map[string]string{
+		"table.include.list":                                  "public.outbox",
+		"topic.prefix":                                        topicPrefix + "_outbox",
+		"transforms":                                          "outbox",
+		"transforms.outbox.type":                              "io.debezium.transforms.outbox.EventRouter",
+		"transforms.outbox.route.by.field":                    "aggregatetype",
+		"transforms.outbox.route.topic.replacement":           topicPrefix + ".outbox.event.${routedByValue}",
+		"transforms.outbox.table.field.event.id":              "id",
+		"transforms.outbox.table.field.event.key":             "aggregateid",
+		"transforms.outbox.table.field.event.payload":         "payload",
+		"transforms.outbox.table.expand.json.payload":         "true",
+		"transforms.outbox.table.fields.additional.placement": "type:header:eventType",
+		// The expanded payload needs the JSON converter to infer a schema.
+		"value.converter.delegate.converter.type": "org.apache.kafka.connect.json.JsonConverter",
+	}
+}
