@@ -191,7 +191,10 @@ func (d *Decoder) payload(s *scanner, env *envelopeType, ch *Change) error {
 		if ch.Message == nil {
 			return at("message", fmt.Errorf("%w: op \"m\" without a message", ErrMissingImage))
 		}
-		ch.Message.Transactional = ch.Transaction != nil
+		// Debezium's message has no flag: a transactional message carries
+		// its transaction's id, a non-transactional one none. The transaction
+		// block is no guide: it needs provide.transaction.metadata.
+		ch.Message.Transactional = ch.TxID != 0
 	default:
 		return at("op", fmt.Errorf("%w %q", ErrUnknownOp, op))
 	}

@@ -1,0 +1,105 @@
+package debezium
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestEnvelopeFacts checks the decoded metadata against what the fixtures'
+// README records about Debezium 3.6.1: versions, snapshots, transactions,
+// tombstones, primary-key changes and the logical message.
+func TestEnvelopeFacts(t *testing.T) {
+	for _, f := range loadFixtures(t) {
+		t.Run(f.name, func(t *testing.T) {
+			d := NewDecoder(f.options())
+			last := map[string]Version{}
+			txEvents := map[int64]int64{} // events per TxID
+			txEnds := map[int64]int64{}   // END markers' event_count per TxID
+			var messages, tombstones, truncates int
+			var prevDelete *Change
+			for _, r := range f.records {
+				ch, err := d.Decode(toRecord(r))
+				if err != nil {
+					t.Fatalf("%s@%d: %v", r.Topic, r.Offset, err)
+				}
+				where := r.Topic + "@" + itoa(r.Offset)
+				switch ch.Kind {
+				case KindChange:
+					if ch.Snapshot != (ch.Op == OpRead) {
+						t.Errorf("%s: snapshot=%v for op %c", where, ch.Snapshot, ch.Op)
+					}
+					if ch.Snapshot && ch.Version.CommitLSN != 0 {
+						t.Errorf("%s: snapshot row with CommitLSN %d, want 0 (lastCommitLsn is null)", where, ch.Version.CommitLSN)
+					}
+					if ch.Version.Less(last[ch.Topic]) {
+						t.Errorf("%s: version %+v goes back from %+v", where, ch.Version, last[ch.Topic])
+					}
+					last[ch.Topic] = ch.Version
+					if ch.Transaction != nil {
+						if ch.Transaction.TxID != ch.TxID || !strings.HasPrefix(ch.Transaction.ID, itoa(ch.TxID)+":") {
+							t.Errorf("%s: transaction %+v for txId %d", where, ch.Transaction, ch.TxID)
+						}
+						txEvents[ch.TxID]++
+					}
+					if ch.SourceTs.IsZero() || ch.EventTs.Before(ch.SourceTs) {
+						t.Errorf("%s: source ts %v, event ts %v", where, ch.SourceTs, ch.EventTs)
+					}
+					if ch.Op == OpTruncate {
+						truncates++
+						if ch.Key != nil || ch.Before != nil || ch.After != nil {
+							t.Errorf("%s: truncate with a key or image", where)
+						}
+					}
+					if ch.Op == OpDelete {
+						c := ch
+						prevDelete = &c
+					}
+				case KindTombstone:
+					tombstones++
+					if prevDelete == nil || fieldString(ch.Key, "id") != fieldString(prevDelete.Key, "id") {
+						t.Errorf("%s: tombstone key %v does not follow a delete of that key", where, ch.Key)
+					}
+					if ch.Table != "all_types" || ch.Schema != "public" {
+						t.Errorf("%s: tombstone of %s.%s, want public.all_types", where, ch.Schema, ch.Table)
+					}
+				case KindMessage:
+					messages++
+					m := ch.Message
+					if m.Prefix != "pgsink-fixture" || string(m.Content) != "a transactional logical message" || !m.Transactional || ch.Op != OpMessage {
+						t.Errorf("%s: message %+v", where, m)
+					}
+					if ch.Transaction != nil {
+						txEvents[ch.TxID]++
+					}
+				case KindTransaction:
+					if ch.TxMark.Status == "END" {
+						txEnds[ch.TxMark.TxID] = ch.TxMark.EventCount
+					}
+				}
+			}
+			if tombstones < 2 || truncates == 0 || messages == 0 {
+				t.Errorf("%d tombstones, %d truncates, %d messages; want ≥2, ≥1, ≥1", tombstones, truncates, messages)
+			}
+			for tx, n := range txEnds {
+				// Transactions none of whose events were recorded (the
+				// recorder stops at fixture_end, whose topic it does not keep)
+				// are skipped.
+				if txEvents[tx] != 0 && txEvents[tx] != n {
+					t.Errorf("transaction %d: END counts %d events, %d decoded", tx, n, txEvents[tx])
+				}
+			}
+		})
+	}
+}
+
+func fieldString(r Row, name string) string {
+	f, ok := r.Get(name)
+	if !ok {
+		return "<none>"
+	}
+	return fmt.Sprint(f.Value)
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
