@@ -1,10 +1,10 @@
 package debezium
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -346,8 +346,8 @@ func transactionBlock(s *scanner) (*Transaction, error) {
 
 // txIDOf takes the transaction id out of Debezium's "<txId>:<lsn>".
 func txIDOf(id string) (int64, error) {
-	head, _, _ := bytes.Cut([]byte(id), []byte{':'})
-	n, err := strconv.ParseInt(string(head), 10, 64)
+	head, _, _ := strings.Cut(id, ":")
+	n, err := strconv.ParseInt(head, 10, 64)
 	if err != nil {
 		return 0, fmt.Errorf("transaction id %q is not <txId>:<lsn>", id)
 	}
