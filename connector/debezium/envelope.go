@@ -151,20 +151,21 @@ func (d *Decoder) payload(s *scanner, env *envelopeType, ch *Change) error {
 			if err != nil {
 				return err
 			}
-			for _, img := range []struct {
-				pos  int
-				dst  *Row
-				have *bool
-				name string
-			}{{beforePos, &ch.Before, &haveBefore, "before"}, {afterPos, &ch.After, &haveAfter, "after"}} {
-				if img.pos < 0 {
-					continue
-				}
-				r, err := row(&scanner{data: s.data, pos: img.pos}, t)
+			// Plain statements, not a loop over pointers: those would move
+			// ch to the heap for every record.
+			if beforePos >= 0 {
+				r, err := row(&scanner{data: s.data, pos: beforePos}, t)
 				if err != nil {
-					return at(img.name, err)
+					return at("before", err)
 				}
-				*img.dst, *img.have = r, true
+				ch.Before, haveBefore = r, true
+			}
+			if afterPos >= 0 {
+				r, err := row(&scanner{data: s.data, pos: afterPos}, t)
+				if err != nil {
+					return at("after", err)
+				}
+				ch.After, haveAfter = r, true
 			}
 		}
 	}
