@@ -174,6 +174,9 @@ func (d *Decoder) payload(s *scanner, env *envelopeType, ch *Change) error {
 	}
 	ch.Op = Op(op[0])
 	ch.Kind = KindChange
+	if ch.Op != OpMessage && ch.Table == "" {
+		return at("source.table", mismatch("a table change without a table name"))
+	}
 	switch ch.Op {
 	case OpCreate, OpRead, OpUpdate:
 		if !haveAfter {
