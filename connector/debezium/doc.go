@@ -31,9 +31,11 @@
 //	bytes (bytea)                            []byte
 //	Decimal (base64 two's complement)        pgtype.Numeric (Int, Exp = -scale)
 //	VariableScaleDecimal {scale, value}      pgtype.Numeric, never a float
-//	decimal.handling.mode=string             string with schemas (the schema
-//	                                         says string); pgtype.Numeric from
-//	                                         the catalog
+//	decimal.handling.mode=string             pgtype.Numeric when the catalog
+//	                                         names the column numeric or money
+//	                                         (Options.Catalog); otherwise the
+//	                                         string, since the schema says
+//	                                         only string
 //	decimal.handling.mode=double             float64
 //	io.debezium.time.Date, connect Date      pgtype.Date (±infinity sentinels →
 //	                                         InfinityModifier)
@@ -71,7 +73,7 @@
 //     integers for integer arrays, a one-string array for text arrays): a real
 //     value equal to one of those forms cannot be told apart.
 //
-// A known pgx gap: under decimal.handling.mode=string with schemas, numeric
-// NaN is the plain string "NAN", which PostgreSQL accepts through the
-// extended protocol but pgx cannot convert for binary COPY.
+// A pgx gap to know: under decimal.handling.mode=string with schemas and no
+// catalog, numeric NaN stays the string "NAN", which PostgreSQL accepts
+// through the extended protocol but pgx cannot convert for binary COPY.
 package debezium

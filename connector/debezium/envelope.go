@@ -65,8 +65,43 @@ func (d *Decoder) envelope(rec *Record, ch *Change) error {
 		if err := s.expect('}'); err != nil {
 			return err
 		}
+		if d.opts.DecimalHandling == "string" && d.opts.Catalog != nil && ch.Kind == KindChange {
+			if err := d.stringDecimals(ch); err != nil {
+				return at("payload", err)
+			}
+		}
 	}
 	return s.end()
+}
+
+// stringDecimals parses the numeric and money columns of a change sent
+// under decimal.handling.mode=string. Their schema says only "string", so
+// without a catalog they stay text (which PostgreSQL parses, but pgx's
+// binary COPY cannot when Debezium writes NaN as "NAN"); with one, they
+// become pgtype.Numeric like the other decimal forms.
+func (d *Decoder) stringDecimals(ch *Change) error {
+	t, err := d.catalogTable(ch.Schema, ch.Table)
+	if err != nil {
+		return nil // a table the catalog does not know keeps its text
+	}
+	for _, img := range [2]Row{ch.Before, ch.After} {
+		for i := range img {
+			text, ok := img[i].Value.(string)
+			if !ok {
+				continue
+			}
+			j, ok := t.byName[img[i].Name]
+			if !ok || t.fields[j].t.conv != convDecimalString {
+				continue
+			}
+			n, err := parseDecimal([]byte(text))
+			if err != nil {
+				return at(img[i].Name, mismatch("%v", err))
+			}
+			img[i].Value = n
+		}
+	}
+	return nil
 }
 
 // payload decodes the envelope's payload object. Without a schema the row

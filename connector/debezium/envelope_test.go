@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // TestEnvelopeFacts checks the decoded metadata against what the fixtures'
@@ -103,3 +105,30 @@ func fieldString(r Row, name string) string {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestStringDecimalsNeedTheCatalog: under decimal.handling.mode=string the
+// schema calls a numeric column a string; only the catalog makes it a
+// pgtype.Numeric (which binary COPY needs for Debezium's "NAN").
+func TestStringDecimalsNeedTheCatalog(t *testing.T) {
+	rec, f := fixtureRecord(t, loadFixtures(t), "decimal_string", ".public.all_types", 4) // id 11, numeric NaN
+	withCatalog := f.options()
+	withoutCatalog := f.options()
+	withoutCatalog.Catalog = nil
+	for _, c := range []struct {
+		name string
+		opts Options
+		want string
+	}{{"with catalog", withCatalog, "pgtype.Numeric"}, {"without catalog", withoutCatalog, "string"}} {
+		ch, err := NewDecoder(c.opts).Decode(rec)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		v, _ := ch.After.Get("c_numeric_free")
+		if got := fmt.Sprintf("%T", v.Value); got != c.want {
+			t.Errorf("%s: c_numeric_free is %s (%v), want %s", c.name, got, v.Value, c.want)
+		}
+		if n, ok := v.Value.(pgtype.Numeric); ok && !n.NaN {
+			t.Errorf("%s: c_numeric_free %+v, want NaN", c.name, n)
+		}
+	}
+}
