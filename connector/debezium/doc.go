@@ -47,6 +47,8 @@
 //	ZonedTimestamp                           pgtype.Timestamptz ("infinity",
 //	                                         "-infinity" → InfinityModifier)
 //	MicroDuration                            pgtype.Interval{Microseconds}
+//	Interval (interval.handling.mode=string) pgtype.Interval{Months, Days,
+//	                                         Microseconds}, exact
 //	Bits                                     pgtype.Bits (most significant first)
 //	geometry.Point                           pgtype.Point
 //	array of int16/int32/int64/float/double/
@@ -60,7 +62,8 @@
 //
 //   - MicroDuration folds an interval's months into 30.4375-day units and sums
 //     everything into microseconds (saturating at ±2^63-1): the months/days/
-//     time split is gone; the decoder keeps the microseconds.
+//     time split is gone; the decoder keeps the microseconds. Configure
+//     interval.handling.mode=string to have intervals exact.
 //   - ZonedTime is normalised to UTC: timetz's original offset is gone; the
 //     instant is kept.
 //   - Numeric NaN arrives as null under decimal.handling.mode=precise.

@@ -52,4 +52,21 @@ func TestTemporalEdges(t *testing.T) {
 			t.Errorf("ZonedTimestamp %q: want an error", bad)
 		}
 	}
+	for in, want := range map[string]pgtype.Interval{
+		"P1Y2M3DT4H5M6.789S": {Months: 14, Days: 3, Microseconds: 14_706_789_000, Valid: true},
+		"P0Y0M-3DT0H0M-1S":   {Days: -3, Microseconds: -1_000_000, Valid: true},
+		"P178000000Y":        {Months: 2_136_000_000, Valid: true}, // saturates MicroDuration, exact here
+		"PT-0.000001S":       {Microseconds: -1, Valid: true},
+		"P2W":                {Days: 14, Valid: true},
+	} {
+		got, err := parseISODuration([]byte(in))
+		if err != nil || got != want {
+			t.Errorf("Interval %s: got %+v %v, want %+v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "P", "1Y", "PT1.0000001S", "P1X", "PT1H2"} {
+		if _, err := parseISODuration([]byte(bad)); err == nil {
+			t.Errorf("Interval %q: want an error", bad)
+		}
+	}
 }
