@@ -90,8 +90,13 @@ func (d *Decoder) stringDecimals(ch *Change) error {
 			if !ok {
 				continue
 			}
-			j, ok := t.byName[img[i].Name]
-			if !ok || t.fields[j].t.conv != convDecimalString {
+			j := i // the catalog is usually in the schema's order
+			if j >= len(t.fields) || t.fields[j].name != img[i].Name {
+				if j, ok = t.byName[img[i].Name]; !ok {
+					continue
+				}
+			}
+			if t.fields[j].t.conv != convDecimalString {
 				continue
 			}
 			n, err := parseDecimal([]byte(text))
