@@ -143,7 +143,7 @@ type Change struct {
 	OldKey Row
 	NewKey Row
 
-	Outbox  *OutboxEvent       // KindOutbox only
+	Outbox  *OutboxEvent       // KindOutbox; on a KindTombstone of an outbox topic, AggregateID only
 	Message *LogicalMessage    // KindMessage only
 	TxMark  *TransactionMarker // KindTransaction only
 }

@@ -75,12 +75,11 @@ func (d *Decoder) Decode(rec Record) (Change, error) {
 	case rec.Value == nil:
 		ch.Kind = KindTombstone
 		if format == FormatOutbox {
-			ch.Outbox = &OutboxEvent{}
-			if id, err := d.outboxKey(&rec); err != nil {
+			id, err := d.outboxKey(&rec)
+			if err != nil {
 				return fail("key", err)
-			} else {
-				ch.Outbox.AggregateID = id
 			}
+			ch.Outbox = &OutboxEvent{AggregateID: id}
 			return ch, nil
 		}
 		ch.Schema, ch.Table = d.opts.TableOf(rec.Topic)

@@ -31,9 +31,11 @@
 //	bytes (bytea)                            []byte
 //	Decimal (base64 two's complement)        pgtype.Numeric (Int, Exp = -scale)
 //	VariableScaleDecimal {scale, value}      pgtype.Numeric, never a float
-//	decimal.handling.mode=string             string with schemas (the schema
-//	                                         says string); pgtype.Numeric from
-//	                                         the catalog
+//	decimal.handling.mode=string             pgtype.Numeric when the catalog
+//	                                         names the column numeric or money
+//	                                         (Options.Catalog); otherwise the
+//	                                         string, since the schema says
+//	                                         only string
 //	decimal.handling.mode=double             float64
 //	io.debezium.time.Date, connect Date      pgtype.Date (±infinity sentinels →
 //	                                         InfinityModifier)
@@ -45,6 +47,8 @@
 //	ZonedTimestamp                           pgtype.Timestamptz ("infinity",
 //	                                         "-infinity" → InfinityModifier)
 //	MicroDuration                            pgtype.Interval{Microseconds}
+//	Interval (interval.handling.mode=string) pgtype.Interval{Months, Days,
+//	                                         Microseconds}, exact
 //	Bits                                     pgtype.Bits (most significant first)
 //	geometry.Point                           pgtype.Point
 //	array of int16/int32/int64/float/double/
@@ -58,7 +62,8 @@
 //
 //   - MicroDuration folds an interval's months into 30.4375-day units and sums
 //     everything into microseconds (saturating at ±2^63-1): the months/days/
-//     time split is gone; the decoder keeps the microseconds.
+//     time split is gone; the decoder keeps the microseconds. Configure
+//     interval.handling.mode=string to have intervals exact.
 //   - ZonedTime is normalised to UTC: timetz's original offset is gone; the
 //     instant is kept.
 //   - Numeric NaN arrives as null under decimal.handling.mode=precise.
@@ -71,7 +76,7 @@
 //     integers for integer arrays, a one-string array for text arrays): a real
 //     value equal to one of those forms cannot be told apart.
 //
-// A known pgx gap: under decimal.handling.mode=string with schemas, numeric
-// NaN is the plain string "NAN", which PostgreSQL accepts through the
-// extended protocol but pgx cannot convert for binary COPY.
+// A pgx gap to know: under decimal.handling.mode=string with schemas and no
+// catalog, numeric NaN stays the string "NAN", which PostgreSQL accepts
+// through the extended protocol but pgx cannot convert for binary COPY.
 package debezium

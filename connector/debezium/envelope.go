@@ -1,10 +1,10 @@
 package debezium
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -65,8 +65,48 @@ func (d *Decoder) envelope(rec *Record, ch *Change) error {
 		if err := s.expect('}'); err != nil {
 			return err
 		}
+		if d.opts.DecimalHandling == "string" && d.opts.Catalog != nil && ch.Kind == KindChange {
+			if err := d.stringDecimals(ch); err != nil {
+				return at("payload", err)
+			}
+		}
 	}
 	return s.end()
+}
+
+// stringDecimals parses the numeric and money columns of a change sent
+// under decimal.handling.mode=string. Their schema says only "string", so
+// without a catalog they stay text (which PostgreSQL parses, but pgx's
+// binary COPY cannot when Debezium writes NaN as "NAN"); with one, they
+// become pgtype.Numeric like the other decimal forms.
+func (d *Decoder) stringDecimals(ch *Change) error {
+	t, err := d.catalogTable(ch.Schema, ch.Table)
+	if err != nil {
+		return nil // a table the catalog does not know keeps its text
+	}
+	for _, img := range [2]Row{ch.Before, ch.After} {
+		for i := range img {
+			text, ok := img[i].Value.(string)
+			if !ok {
+				continue
+			}
+			j := i // the catalog is usually in the schema's order
+			if j >= len(t.fields) || t.fields[j].name != img[i].Name {
+				if j, ok = t.byName[img[i].Name]; !ok {
+					continue
+				}
+			}
+			if t.fields[j].t.conv != convDecimalString {
+				continue
+			}
+			n, err := parseDecimal([]byte(text))
+			if err != nil {
+				return at(img[i].Name, mismatch("%v", err))
+			}
+			img[i].Value = n
+		}
+	}
+	return nil
 }
 
 // payload decodes the envelope's payload object. Without a schema the row
@@ -151,20 +191,21 @@ func (d *Decoder) payload(s *scanner, env *envelopeType, ch *Change) error {
 			if err != nil {
 				return err
 			}
-			for _, img := range []struct {
-				pos  int
-				dst  *Row
-				have *bool
-				name string
-			}{{beforePos, &ch.Before, &haveBefore, "before"}, {afterPos, &ch.After, &haveAfter, "after"}} {
-				if img.pos < 0 {
-					continue
-				}
-				r, err := row(&scanner{data: s.data, pos: img.pos}, t)
+			// Plain statements, not a loop over pointers: those would move
+			// ch to the heap for every record.
+			if beforePos >= 0 {
+				r, err := row(&scanner{data: s.data, pos: beforePos}, t)
 				if err != nil {
-					return at(img.name, err)
+					return at("before", err)
 				}
-				*img.dst, *img.have = r, true
+				ch.Before, haveBefore = r, true
+			}
+			if afterPos >= 0 {
+				r, err := row(&scanner{data: s.data, pos: afterPos}, t)
+				if err != nil {
+					return at("after", err)
+				}
+				ch.After, haveAfter = r, true
 			}
 		}
 	}
@@ -173,6 +214,9 @@ func (d *Decoder) payload(s *scanner, env *envelopeType, ch *Change) error {
 	}
 	ch.Op = Op(op[0])
 	ch.Kind = KindChange
+	if ch.Op != OpMessage && ch.Table == "" {
+		return at("source.table", mismatch("a table change without a table name"))
+	}
 	switch ch.Op {
 	case OpCreate, OpRead, OpUpdate:
 		if !haveAfter {
@@ -191,7 +235,10 @@ func (d *Decoder) payload(s *scanner, env *envelopeType, ch *Change) error {
 		if ch.Message == nil {
 			return at("message", fmt.Errorf("%w: op \"m\" without a message", ErrMissingImage))
 		}
-		ch.Message.Transactional = ch.Transaction != nil
+		// Debezium's message has no flag: a transactional message carries
+		// its transaction's id, a non-transactional one none. The transaction
+		// block is no guide: it needs provide.transaction.metadata.
+		ch.Message.Transactional = ch.TxID != 0
 	default:
 		return at("op", fmt.Errorf("%w %q", ErrUnknownOp, op))
 	}
@@ -216,6 +263,7 @@ func source(s *scanner, ch *Change, names *[2]string) error {
 	}
 	var tsMs, tsUs, lsn int64
 	var seq []byte
+	var seqBuf [64]byte
 	for first := true; ; first = false {
 		key, _, ok, err := s.nextKey(first)
 		if err != nil {
@@ -247,7 +295,7 @@ func source(s *scanner, ch *Change, names *[2]string) error {
 		case "lsn":
 			lsn, err = s.int(64)
 		case "sequence":
-			seq, err = s.stringBytes()
+			seq, err = s.sequenceText(seqBuf[:0])
 		case "ts_ms":
 			tsMs, err = s.int(64)
 		case "ts_us":
@@ -269,6 +317,25 @@ func source(s *scanner, ch *Change, names *[2]string) error {
 		ch.Version = v
 	}
 	return nil
+}
+
+// sequenceText reads the sequence string into buf when its only escapes
+// are \" (as always: it is JSON in JSON), sparing an allocation per event.
+func (s *scanner) sequenceText(buf []byte) ([]byte, error) {
+	raw, escaped, err := s.rawString()
+	if err != nil || !escaped {
+		return raw, err
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] == '\\' {
+			if i+1 >= len(raw) || raw[i+1] != '"' {
+				return unescape(raw)
+			}
+			i++
+		}
+		buf = append(buf, raw[i])
+	}
+	return buf, nil
 }
 
 // sequence parses source.sequence, a JSON array in a string:
@@ -343,8 +410,8 @@ func transactionBlock(s *scanner) (*Transaction, error) {
 
 // txIDOf takes the transaction id out of Debezium's "<txId>:<lsn>".
 func txIDOf(id string) (int64, error) {
-	head, _, _ := bytes.Cut([]byte(id), []byte{':'})
-	n, err := strconv.ParseInt(string(head), 10, 64)
+	head, _, _ := strings.Cut(id, ":")
+	n, err := strconv.ParseInt(head, 10, 64)
 	if err != nil {
 		return 0, fmt.Errorf("transaction id %q is not <txId>:<lsn>", id)
 	}

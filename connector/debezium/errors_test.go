@@ -98,6 +98,9 @@ func TestMalformedRecords(t *testing.T) {
 		{name: "bad sequence", rec: with(create, func(r *Record) {
 			r.Value = edit(t, r.Value, `"sequence":"[null,\"68403664\"]"`, `"sequence":"[\"x\"]"`)
 		}), part: "value", field: "payload.source.sequence"},
+		{name: "change without a table name", rec: with(create, func(r *Record) {
+			r.Value = edit(t, r.Value, `"table":"all_types"`, `"table":""`)
+		}), part: "value", field: "payload.source.table", is: ErrSchemaMismatch},
 		{name: "truncated key", rec: with(create, func(r *Record) { r.Key = r.Key[:len(r.Key)-3] }), part: "key"},
 		{name: "malformed primary-key header", rec: with(del, func(r *Record) {
 			for i := range r.Headers {

@@ -56,6 +56,9 @@ type Options struct {
 	// time.precision.mode ("adaptive", "adaptive_time_microseconds",
 	// "connect") for schemaless records, whose JSON alone cannot tell a
 	// base64 Decimal from a decimal string. Empty means Debezium's default.
+	// With schemas, DecimalHandling "string" plus a Catalog turns the
+	// numeric and money columns (which the schema calls plain strings) into
+	// pgtype.Numeric.
 	DecimalHandling string
 	TimePrecision   string
 	// Format says what a topic carries; nil means DefaultFormat.

@@ -42,6 +42,12 @@ func row(s *scanner, t *typ) (Row, error) {
 			if (first || p > s.pos) && bytes.HasPrefix(s.data[p:], t.fields[i].key) && out[i].Name == "" {
 				s.pos = p + len(t.fields[i].key)
 				f := t.fields[i]
+				if f.t.optional && s.pos+4 <= len(s.data) && string(s.data[s.pos:s.pos+4]) == "null" {
+					s.pos += 4 // NULL, the commonest value of wide rows
+					out[i].Name = f.name
+					seen++
+					continue
+				}
 				v, unchanged, err := value(s, f.t)
 				if err != nil {
 					return nil, at(f.name, err)

@@ -410,18 +410,19 @@ func parseInt(text []byte, bits int) (int64, error) {
 		digits = text[1:]
 	}
 	if len(digits) == 0 || len(digits) > 19 {
-		return 0, fmt.Errorf("%q is not an integer of %d bits", text, bits)
+		// string(text): a copy, so text does not escape through the error.
+		return 0, fmt.Errorf("%q is not an integer of %d bits", string(text), bits)
 	}
 	var u uint64
 	for _, c := range digits {
 		if c < '0' || c > '9' {
-			return 0, fmt.Errorf("%q is not an integer", text)
+			return 0, fmt.Errorf("%q is not an integer", string(text))
 		}
 		u = u*10 + uint64(c-'0')
 	}
 	limit := uint64(1) << (bits - 1)
 	if (!neg && u >= limit) || (neg && u > limit) {
-		return 0, fmt.Errorf("%s is out of range for %d bits", text, bits)
+		return 0, fmt.Errorf("%s is out of range for %d bits", string(text), bits)
 	}
 	if neg {
 		return -int64(u), nil

@@ -45,6 +45,7 @@ const (
 	convTimestampNano   // NanoTimestamp
 	convZonedTimestamp  // ISO-8601 string or ±infinity
 	convInterval        // MicroDuration
+	convIntervalISO     // io.debezium.time.Interval (interval.handling.mode=string)
 	convBits            // io.debezium.data.Bits
 	convPoint           // io.debezium.data.geometry.Point
 	convArray
@@ -96,6 +97,7 @@ const (
 	nameZonedTimestamp  = "io.debezium.time.ZonedTimestamp"
 	nameZonedTime       = "io.debezium.time.ZonedTime"
 	nameMicroDuration   = "io.debezium.time.MicroDuration"
+	nameInterval        = "io.debezium.time.Interval"
 	nameBits            = "io.debezium.data.Bits"
 	namePoint           = "io.debezium.data.geometry.Point"
 )
@@ -141,6 +143,8 @@ func compile(cs *connectSchema, ph string) (*typ, error) {
 		t.conv = convZonedTimestamp
 	case nameMicroDuration:
 		t.conv = convInterval
+	case nameInterval:
+		t.conv = convIntervalISO
 	case nameBits:
 		t.conv = convBits
 		// PostgreSQL's bit lengths stop at 83886080.
@@ -214,7 +218,7 @@ func expectedType(c conv) string {
 		return "int32"
 	case convTimeMicro, convTimeNano, convTimestampMilli, convTimestampMicro, convTimestampNano, convInterval:
 		return "int64"
-	case convZonedTimestamp:
+	case convZonedTimestamp, convIntervalISO:
 		return "string"
 	}
 	return ""

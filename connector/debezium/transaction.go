@@ -26,7 +26,17 @@ func (d *Decoder) transactionMarker(rec *Record, ch *Change) error {
 		switch {
 		case s.null():
 		case string(key) == "status":
-			m.Status, err = s.string()
+			var raw []byte
+			if raw, err = s.stringBytes(); err == nil {
+				switch string(raw) { // the two statuses without allocating
+				case "BEGIN":
+					m.Status = "BEGIN"
+				case "END":
+					m.Status = "END"
+				default:
+					m.Status = string(raw)
+				}
+			}
 		case string(key) == "id":
 			if m.ID, err = s.string(); err == nil {
 				m.TxID, err = txIDOf(m.ID)

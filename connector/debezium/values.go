@@ -96,11 +96,26 @@ func scalar(s *scanner, t *typ) (any, error) {
 		}
 		return zonedTimestamp(b)
 	case convInterval:
+		if s.peek() == '"' {
+			// Schemaless under interval.handling.mode=string: the JSON kind
+			// tells the two forms apart.
+			b, err := s.stringBytes()
+			if err != nil {
+				return nil, err
+			}
+			return parseISODuration(b)
+		}
 		n, err := s.int(64)
 		if err != nil {
 			return nil, err
 		}
 		return pgtype.Interval{Microseconds: n, Valid: true}, nil
+	case convIntervalISO:
+		b, err := s.stringBytes()
+		if err != nil {
+			return nil, err
+		}
+		return parseISODuration(b)
 	case convBits:
 		b, err := base64Value(s)
 		if err != nil {
