@@ -13,9 +13,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/connector"
+	"github.com/pgsink/pgsink/connector/debezium"
 	"github.com/pgsink/pgsink/dedup"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
@@ -129,6 +131,16 @@ func newPool(ctx context.Context, cfg *config.Config) (*pgxpool.Pool, error) {
 	rp["tcp_keepalives_idle"] = "10"
 	rp["tcp_keepalives_interval"] = "5"
 	rp["tcp_keepalives_count"] = "3"
+	// pgx has no binary codec for timetz and money; the decoder ships them,
+	// and money's fraction digits follow the server's lc_monetary.
+	pc.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		var digits int
+		if err := conn.QueryRow(ctx, `SELECT scale('0'::money::numeric)`).Scan(&digits); err != nil {
+			return fmt.Errorf("read money's fraction digits: %w", err)
+		}
+		debezium.RegisterTypes(conn.TypeMap(), digits)
+		return nil
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
