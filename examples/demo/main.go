@@ -27,17 +27,37 @@ const (
 	topicPrefix = "demo"
 	// Connect keeps a deleted connector's offsets, and Debezium would resume
 	// from them (skipping its snapshot): each run registers a new name.
-	connectorPrefix = "demo-tables-"
-	slot            = "demo_tables"
+	connectorPrefix = "demo-"
+	tablesSlot      = "demo_tables"
+	outboxSlot      = "demo_outbox"
 )
 
-var tables = []struct{ name, ddl, checksum string }{
-	{"customers", `(id bigint PRIMARY KEY, name text NOT NULL, email text, credit numeric(14,2) NOT NULL DEFAULT 0,
-		created_at timestamptz NOT NULL DEFAULT now(), profile jsonb)`,
+// outboxDDL is the outbox the workload writes an event to in the same
+// transaction as each order change: the outbox pattern.
+const outboxDDL = `(id uuid PRIMARY KEY DEFAULT gen_random_uuid(), aggregatetype text NOT NULL, aggregateid text NOT NULL,
+	type text NOT NULL, payload jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT clock_timestamp())`
+
+// views are what the demo compares: each source query against the target
+// table pgsink fills.
+var views = []struct{ name, source, target string }{
+	{"customers", `SELECT id, name, email, credit, created_at, profile FROM public.customers ORDER BY id`,
 		`SELECT id, name, email, credit, created_at, profile FROM public.customers ORDER BY id`},
-	{"orders", `(id bigint PRIMARY KEY, customer_id bigint NOT NULL, status text NOT NULL, total numeric(12,2) NOT NULL,
-		placed_at timestamptz NOT NULL, lines jsonb NOT NULL)`,
+	{"orders", `SELECT id, customer_id, status, total, placed_at, lines FROM public.orders ORDER BY id`,
 		`SELECT id, customer_id, status, total, placed_at, lines FROM public.orders ORDER BY id`},
+	// The latest event per order, as the outbox says, against the table
+	// pgsink builds from the Outbox Event Router's topic.
+	{"order_status", `SELECT DISTINCT ON (aggregateid) aggregateid AS order_id, payload->>'status' AS status,
+		(payload->>'total')::numeric(12,2) AS total FROM public.outbox ORDER BY aggregateid, created_at DESC`,
+		`SELECT order_id, status, total FROM public.order_status ORDER BY order_id`},
+}
+
+// tables are the source tables Debezium streams; the target has the same
+// columns plus pgsink's version pair.
+var tables = []struct{ name, ddl string }{
+	{"customers", `(id bigint PRIMARY KEY, name text NOT NULL, email text, credit numeric(14,2) NOT NULL DEFAULT 0,
+		created_at timestamptz NOT NULL DEFAULT now(), profile jsonb)`},
+	{"orders", `(id bigint PRIMARY KEY, customer_id bigint NOT NULL, status text NOT NULL, total numeric(12,2) NOT NULL,
+		placed_at timestamptz NOT NULL, lines jsonb NOT NULL)`},
 }
 
 func main() {
@@ -69,7 +89,7 @@ func run(duration time.Duration, rate int, convergeTimeout time.Duration, binary
 	}
 	stopPrevious(stateDir)
 
-	say("resetting the demo: connectors %s*, slot %s, topics %s.*, tables in source and target", connectorPrefix, slot, topicPrefix)
+	say("resetting the demo: connectors %s*, slots %s and %s, topics %s.*, tables in source and target", connectorPrefix, tablesSlot, outboxSlot, topicPrefix)
 	c := stacktest.NewConnect(env.ConnectURL)
 	existing, err := c.List(ctx)
 	if err != nil {
@@ -82,7 +102,7 @@ func run(duration time.Duration, rate int, convergeTimeout time.Duration, binary
 			}
 		}
 	}
-	connector := connectorPrefix + strconv.FormatInt(time.Now().Unix(), 10)
+	runID := strconv.FormatInt(time.Now().Unix(), 10)
 	src, err := pgx.Connect(ctx, env.SourceURL)
 	if err != nil {
 		return err
@@ -93,8 +113,10 @@ func run(duration time.Duration, rate int, convergeTimeout time.Duration, binary
 		return err
 	}
 	defer dst.Close(ctx)
-	if err := dropSlot(ctx, env.AdminURL, slot); err != nil {
-		return err
+	for _, slot := range []string{tablesSlot, outboxSlot} {
+		if err := dropSlot(ctx, env.AdminURL, slot); err != nil {
+			return err
+		}
 	}
 	if err := stacktest.DeleteTopics(ctx, env.KafkaBootstrap, topicPrefix+"."); err != nil {
 		return err
@@ -110,6 +132,13 @@ func run(duration time.Duration, rate int, convergeTimeout time.Duration, binary
 			return fmt.Errorf("target table %s: %w", t.name, err)
 		}
 	}
+	if _, err := src.Exec(ctx, `DROP TABLE IF EXISTS public.outbox; CREATE TABLE public.outbox `+outboxDDL); err != nil {
+		return fmt.Errorf("source outbox: %w", err)
+	}
+	if _, err := dst.Exec(ctx, `DROP TABLE IF EXISTS public.order_status;
+		CREATE TABLE public.order_status (order_id text PRIMARY KEY, status text NOT NULL, total numeric(12,2))`); err != nil {
+		return fmt.Errorf("target order_status: %w", err)
+	}
 	if _, err := dst.Exec(ctx, `DROP SCHEMA IF EXISTS pgsink CASCADE`); err != nil {
 		return err
 	}
@@ -118,18 +147,27 @@ func run(duration time.Duration, rate int, convergeTimeout time.Duration, binary
 		return err
 	}
 
-	say("registering Debezium (snapshot of 500 customers, then streaming)")
-	cfg, err := stacktest.DebeziumPostgres(env.SourceURL, slot, topicPrefix)
+	say("registering Debezium: the tables (snapshot of 500 customers, then streaming) and the outbox (Event Router)")
+	tablesCfg, err := stacktest.DebeziumPostgres(env.SourceURL, tablesSlot, topicPrefix)
 	if err != nil {
 		return err
 	}
-	cfg["table.include.list"] = "public.customers,public.orders"
-	cfg["skipped.operations"] = "none"
-	if err := c.Put(ctx, connector, cfg); err != nil {
+	tablesCfg["table.include.list"] = "public.customers,public.orders"
+	tablesCfg["skipped.operations"] = "none"
+	outboxCfg, err := stacktest.DebeziumPostgres(env.SourceURL, outboxSlot, topicPrefix)
+	if err != nil {
 		return err
 	}
-	if err := c.WaitRunning(ctx, connector, 90*time.Second); err != nil {
-		return err
+	for k, v := range stacktest.OutboxRouter(topicPrefix) {
+		outboxCfg[k] = v
+	}
+	for name, cfg := range map[string]map[string]string{"tables-" + runID: tablesCfg, "outbox-" + runID: outboxCfg} {
+		if err := c.Put(ctx, connectorPrefix+name, cfg); err != nil {
+			return err
+		}
+		if err := c.WaitRunning(ctx, connectorPrefix+name, 90*time.Second); err != nil {
+			return err
+		}
 	}
 
 	logPath := filepath.Join(stateDir, "pgsink.log")
@@ -139,7 +177,7 @@ func run(duration time.Duration, rate int, convergeTimeout time.Duration, binary
 		return err
 	}
 
-	say("driving a live workload for %s (~%d transactions/s: new customers, orders placed, paid, shipped, cancelled)", duration, rate)
+	say("driving a live workload for %s (~%d transactions/s: new customers; orders placed, paid, shipped, cancelled, each with its outbox event)", duration, rate)
 	stopLoad := make(chan struct{})
 	loadErr := make(chan error, 1)
 	go func() { loadErr <- workload(ctx, env.SourceURL, rate, stopLoad) }()
@@ -170,19 +208,18 @@ func run(duration time.Duration, rate int, convergeTimeout time.Duration, binary
 		}
 		time.Sleep(2 * time.Second)
 	}
-	say("converged: every table matches its source row for row (checksums equal).")
+	say("converged: every table matches its source row for row (checksums equal), order_status included, built from outbox events.")
 	fmt.Printf(`
 pgsink (pid %d) keeps running. Things to try:
   - kill it and start it again; it resumes from its offsets in PostgreSQL, nothing lost or applied twice:
-      kill -9 %d; %s run --config examples/demo.yaml --log-format console
-    (with PGSINK_DATABASE_URL and PGSINK_KAFKA_BOOTSTRAP from 'make stack-env', as in %s)
+      kill -9 %d; source %s; %s run --config examples/demo.yaml --log-format console
   - write to the source and watch the target follow:
       psql '%s' -c "UPDATE customers SET credit = credit + 1 WHERE id < 10"
       psql '%s' -c "SELECT id, credit FROM customers WHERE id < 10"
   - look at the metrics: curl -s http://127.0.0.1:9187/metrics | grep ^pgsink_
   - read the offsets it keeps with the data: psql '%s' -c "TABLE pgsink.offsets"
   - stop everything: make stack-down
-`, pid, pid, binary, filepath.Join(stateDir, "env"), env.SourceURL, env.TargetURL, env.TargetURL)
+`, pid, pid, filepath.Join(stateDir, "env"), binary, env.SourceURL, env.TargetURL, env.TargetURL)
 	return nil
 }
 
@@ -238,7 +275,8 @@ func startPgsink(binary, stateDir, logPath string, env stacktest.Env) (int, erro
 	return pid, nil
 }
 
-// workload places and moves orders until stop is closed.
+// workload places and moves orders until stop is closed. Every order change
+// writes its event to the outbox in the same transaction.
 func workload(ctx context.Context, url string, rate int, stop <-chan struct{}) error {
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
@@ -249,34 +287,59 @@ func workload(ctx context.Context, url string, rate int, stop <-chan struct{}) e
 	tick := time.NewTicker(time.Second / time.Duration(max(rate, 1)))
 	defer tick.Stop()
 	var nextOrder, nextCustomer int64 = 1, 501
+	event := func(tx pgx.Tx, order int64, typ string) error {
+		_, err := tx.Exec(ctx, `INSERT INTO outbox (aggregatetype, aggregateid, type, payload)
+			SELECT 'Order', 'order-' || o.id, $2, jsonb_build_object('id', 'order-' || o.id, 'status', $3::text, 'total', o.total)
+			  FROM orders o WHERE o.id = $1`, order, typ, strings.ToLower(strings.TrimPrefix(typ, "Order")))
+		return err
+	}
+	step := func(tx pgx.Tx) error {
+		switch p := rng.IntN(100); {
+		case p < 10:
+			_, err := tx.Exec(ctx, `INSERT INTO customers (id, name, email, profile) VALUES ($1, $2, $3, '{"tier": 0}')`,
+				nextCustomer, fmt.Sprintf("customer %d", nextCustomer), fmt.Sprintf("c%d@example.com", nextCustomer))
+			nextCustomer++
+			return err
+		case p < 50:
+			id := nextOrder
+			nextOrder++
+			if _, err := tx.Exec(ctx, `INSERT INTO orders VALUES ($1, $2, 'placed', $3, now(), $4)`, id, rng.Int64N(nextCustomer-1)+1,
+				fmt.Sprintf("%d.%02d", rng.IntN(500), rng.IntN(100)), fmt.Sprintf(`[{"sku": "SKU-%d", "qty": %d}]`, rng.IntN(100), rng.IntN(5)+1)); err != nil {
+				return err
+			}
+			return event(tx, id, "OrderPlaced")
+		case p < 75:
+			id := rng.Int64N(nextOrder) + 1
+			var status string
+			err := tx.QueryRow(ctx, `UPDATE orders SET status = CASE status WHEN 'placed' THEN 'paid' ELSE 'shipped' END
+				WHERE id = $1 AND status IN ('placed', 'paid') RETURNING status`, id).Scan(&status)
+			if err == pgx.ErrNoRows {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			return event(tx, id, "Order"+strings.ToUpper(status[:1])+status[1:])
+		case p < 90:
+			_, err := tx.Exec(ctx, `UPDATE customers SET credit = credit + $2, profile = profile || '{"active": true}' WHERE id = $1`,
+				rng.Int64N(nextCustomer-1)+1, rng.IntN(100))
+			return err
+		default:
+			id := rng.Int64N(nextOrder) + 1
+			if err := event(tx, id, "OrderCancelled"); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `DELETE FROM orders WHERE id = $1`, id)
+			return err
+		}
+	}
 	for {
 		select {
 		case <-stop:
 			return nil
 		case <-tick.C:
 		}
-		var sql string
-		var args []any
-		switch p := rng.IntN(100); {
-		case p < 10:
-			sql, args = `INSERT INTO customers (id, name, email, profile) VALUES ($1, $2, $3, $4)`,
-				[]any{nextCustomer, fmt.Sprintf("customer %d", nextCustomer), fmt.Sprintf("c%d@example.com", nextCustomer), `{"tier": 0}`}
-			nextCustomer++
-		case p < 50:
-			sql, args = `INSERT INTO orders VALUES ($1, $2, 'placed', $3, now(), $4)`,
-				[]any{nextOrder, rng.Int64N(nextCustomer-1) + 1, fmt.Sprintf("%d.%02d", rng.IntN(500), rng.IntN(100)),
-					fmt.Sprintf(`[{"sku": "SKU-%d", "qty": %d}]`, rng.IntN(100), rng.IntN(5)+1)}
-			nextOrder++
-		case p < 75:
-			sql, args = `UPDATE orders SET status = CASE status WHEN 'placed' THEN 'paid' WHEN 'paid' THEN 'shipped' ELSE status END WHERE id = $1`,
-				[]any{rng.Int64N(nextOrder) + 1}
-		case p < 90:
-			sql, args = `UPDATE customers SET credit = credit + $2, profile = profile || '{"active": true}' WHERE id = $1`,
-				[]any{rng.Int64N(nextCustomer-1) + 1, rng.IntN(100)}
-		default:
-			sql, args = `DELETE FROM orders WHERE id = $1 AND status = 'placed'`, []any{rng.Int64N(nextOrder) + 1}
-		}
-		if _, err := conn.Exec(ctx, sql, args...); err != nil {
+		if err := pgx.BeginFunc(ctx, conn, step); err != nil {
 			return fmt.Errorf("workload: %w", err)
 		}
 	}
@@ -286,12 +349,12 @@ func workload(ctx context.Context, url string, rate int, stop <-chan struct{}) e
 func report(ctx context.Context, src, dst *pgx.Conn, phase string) (bool, error) {
 	all := true
 	var parts []string
-	for _, t := range tables {
-		sc, ss, err := countAndSum(ctx, src, t.checksum)
+	for _, t := range views {
+		sc, ss, err := countAndSum(ctx, src, t.source)
 		if err != nil {
 			return false, err
 		}
-		dc, ds, err := countAndSum(ctx, dst, t.checksum)
+		dc, ds, err := countAndSum(ctx, dst, t.target)
 		if err != nil {
 			return false, err
 		}
@@ -301,7 +364,7 @@ func report(ctx context.Context, src, dst *pgx.Conn, phase string) (bool, error)
 		} else {
 			all = false
 		}
-		parts = append(parts, fmt.Sprintf("%-9s source %6d rows %s  target %6d rows %s  %s", t.name, sc, ss[:8], dc, ds[:8], mark))
+		parts = append(parts, fmt.Sprintf("%-12s source %6d rows %s  target %6d rows %s  %s", t.name, sc, ss[:8], dc, ds[:8], mark))
 	}
 	fmt.Printf("[%s %s]\n  %s\n", time.Now().Format("15:04:05"), phase, strings.Join(parts, "\n  "))
 	return all, nil
