@@ -199,6 +199,12 @@ func (p *partition) apply(batch *sink.Batch, last *kafka.Message) bool {
 	elapsed := time.Since(t0)
 	p.r.metrics.ApplySeconds.Observe(elapsed.Seconds())
 	p.r.metrics.BatchRecords.Observe(float64(len(batch.Items)))
+	if st.Skipped > 0 {
+		p.r.metrics.Skipped.WithLabelValues(p.id.Topic, "event_type").Add(float64(st.Skipped))
+	}
+	if st.Duplicates > 0 {
+		p.r.metrics.Skipped.WithLabelValues(p.id.Topic, "duplicate").Add(float64(st.Duplicates))
+	}
 	if st.DeadLetters > 0 {
 		p.r.metrics.DeadLetters.WithLabelValues(p.id.Topic, "table").Add(float64(st.DeadLetters))
 	}
