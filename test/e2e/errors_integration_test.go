@@ -190,3 +190,55 @@ func TestE2ESecretsNeverLogged(t *testing.T) {
 		t.Fatalf("no start line in the logs; the test saw nothing:\n%s", logs)
 	}
 }
+
+// TestE2EStoredOffsetGone: when the stored position points below what Kafka
+// still holds (records deleted by retention), the partition stops with an
+// error that says so and what to do, instead of jumping silently.
+func TestE2EStoredOffsetGone(t *testing.T) {
+	ctx := context.Background()
+	pp := newPoisonPipeline(t)
+	cfg := pp.config("errors:\n  tolerance: all")
+	first := startPgsink(t, cfg, "TARGET_URL="+pp.targetURL)
+	eventually(t, 60*time.Second, "first run applies the topic", func() (bool, string) {
+		ids := pp.ids(t)
+		return ids == "1,3", "target ids " + ids
+	})
+	if code, _ := first.stop(30 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	// Retention deletes the first two records; the stored position is put
+	// back to 0, as an old backup of the target would have it.
+	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": pp.st.Env.KafkaBootstrap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	topic := pp.topic
+	res, err := admin.DeleteRecords(ctx, []kafka.TopicPartition{{Topic: &topic, Partition: 0, Offset: 2}})
+	if err != nil || res.DeleteRecordsResults[0].TopicPartition.Error != nil {
+		t.Fatalf("delete records: %v %v", err, res)
+	}
+	conn, err := pgx.Connect(ctx, pp.targetURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `UPDATE pgsink.offsets SET next_offset = 0`); err != nil {
+		t.Fatal(err)
+	}
+	second := startPgsink(t, cfg, "TARGET_URL="+pp.targetURL)
+	eventually(t, 60*time.Second, "the partition stops with a message naming the gap and the fix", func() (bool, string) {
+		logs := second.Logs()
+		return strings.Contains(logs, "outside what Kafka holds") && strings.Contains(logs, "pgsink replay"), "not yet"
+	})
+	var next int64
+	if err := conn.QueryRow(ctx, `SELECT next_offset FROM pgsink.offsets`).Scan(&next); err != nil {
+		t.Fatal(err)
+	}
+	if next != 0 {
+		t.Fatalf("stored next offset moved to %d; it must stay at 0 until an operator acts", next)
+	}
+	if code, _ := second.stop(30 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
