@@ -45,13 +45,8 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(fs.Output(), runUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
-			return 0
-		}
-		return 2
+	if code, done := parseFlags(fs, args, stdout); done {
+		return code
 	}
 	if *path == "" || fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "pgsink run: --config FILE is required and no arguments are taken")

@@ -41,13 +41,8 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(fs.Output(), validateUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
-			return 0
-		}
-		return 2
+	if code, done := parseFlags(fs, args, stdout); done {
+		return code
 	}
 	if *path == "" || fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "pgsink validate: --config FILE is required and no arguments are taken")
