@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -25,13 +26,17 @@ type envelope struct {
 // partition applies one owned partition: it batches its records in offset
 // order and hands each batch to the sink. One goroutine per partition.
 type partition struct {
-	r      *Runner
-	id     dedup.PartitionID
-	claim  dedup.Claim
-	in     chan envelope
-	gen    atomic.Uint64
-	log    *zap.Logger
-	labels [2]string // topic, partition number for metrics
+	r     *Runner
+	id    dedup.PartitionID
+	claim dedup.Claim
+	in    chan envelope
+	gen   atomic.Uint64
+	// seeking is set by the worker when it asks for a seek and cleared by
+	// the poll loop once the seek is done and the generation bumped: every
+	// record taken in between was fetched before the seek and is dropped.
+	seeking atomic.Bool
+	log     *zap.Logger
+	labels  [2]string // topic, partition number for metrics
 
 	// stopping asks the worker to finish the batch it holds and return;
 	// ctx cancellation abandons it (its transaction rolls back).
@@ -55,6 +60,10 @@ func (p *partition) run() {
 	defer close(p.done)
 	for {
 		batch, last, more, err := p.collect()
+		if errors.Is(err, errFenced) {
+			p.park()
+			return
+		}
 		if err != nil {
 			p.fail("cannot resolve the topic's target table; the offset is not moved", err)
 			p.park()
@@ -97,8 +106,20 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 	batch = &sink.Batch{Claim: &p.claim, Next: p.claim.NextOffset}
 	var bytes int64
 	var timer <-chan time.Time
+	idle := time.NewTicker(idleCheck)
+	defer idle.Stop()
 	for {
 		select {
+		case <-idle.C:
+			// Nothing to apply: make sure the partition is still ours, so
+			// a replay's rewind is noticed on a quiet topic too.
+			if timer != nil {
+				continue
+			}
+			if err := p.checkClaim(); err != nil {
+				return batch, nil, false, err
+			}
+			batch.Next = p.claim.NextOffset
 		case <-p.stopping:
 			return batch, last, false, nil
 		case <-p.ctx.Done():
@@ -107,7 +128,7 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 			return batch, last, true, nil
 		case e := <-p.in:
 			p.r.buffered.Add(-messageBytes(e.msg))
-			if e.gen != p.gen.Load() {
+			if p.seeking.Load() || e.gen != p.gen.Load() {
 				continue // fetched before a seek
 			}
 			m := e.msg
@@ -137,6 +158,48 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 			}
 		}
 	}
+}
+
+// idleCheck is how often an idle partition re-reads its offsets row.
+const idleCheck = 2 * time.Second
+
+// errFenced stops a worker whose partition another instance claimed.
+var errFenced = errors.New("partition claimed by another instance")
+
+// checkClaim re-reads the partition's row: a replay's rewind is taken over
+// (re-claim and seek), another owner's epoch stops the worker.
+func (p *partition) checkClaim() error {
+	stored, err := p.r.offsets.Read(p.ctx, p.r.pool, p.id)
+	if err != nil {
+		if p.ctx.Err() != nil {
+			return errFenced
+		}
+		p.log.Warn("checking the partition's stored position", zap.Error(err))
+		return nil
+	}
+	if stored.Epoch == p.claim.Epoch {
+		return nil
+	}
+	if strings.HasPrefix(stored.Owner, dedup.ReplayOwnerPrefix) {
+		return p.reclaim()
+	}
+	p.r.metrics.Fenced.Inc()
+	p.log.Warn("partition claimed by another instance; stopping here", zap.String("owner", stored.Owner), zap.Int64("epoch", stored.Epoch))
+	return errFenced
+}
+
+// reclaim takes a partition back after a replay rewound it, and seeks to
+// the rewound position.
+func (p *partition) reclaim() error {
+	claim, err := p.r.offsets.Claim(p.ctx, p.r.pool, p.id, 0, p.r.owner)
+	if err != nil {
+		p.r.fatalf(p.log, "re-claim after a replay", err)
+		return errFenced
+	}
+	p.log.Info("partition rewound by a replay: re-claimed", zap.Int64("epoch", claim.Epoch), zap.Int64("next_offset", claim.NextOffset))
+	p.claim = claim
+	p.r.requestSeek(p, claim.NextOffset)
+	return nil
 }
 
 // item decodes and routes one record. ok is false for records that write
@@ -177,6 +240,10 @@ func (p *partition) apply(batch *sink.Batch, last *kafka.Message) bool {
 	var poison *sink.PoisonError
 	switch {
 	case err == nil:
+	case errors.As(err, &fenced) && strings.HasPrefix(fenced.Owner, dedup.ReplayOwnerPrefix):
+		// `pgsink replay` rewound the partition under a new epoch: take it
+		// back (the replay is no instance) and continue from there.
+		return p.reclaim() == nil
 	case errors.As(err, &fenced):
 		p.r.metrics.Fenced.Inc()
 		p.log.Warn("partition fenced: another instance claimed it; stopping here", zap.Error(err))

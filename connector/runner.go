@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -199,35 +198,21 @@ func (r *Runner) Run(ctx context.Context) error {
 
 // topics lists the named topics and, for topic_pattern tables, the
 // cluster's topics that match (librdkafka's regex dialect is not Go's, so
-// patterns are matched here, at start).
+// patterns are matched here).
 func (r *Runner) topics() ([]string, error) {
-	router := r.cfg.Router()
-	set := map[string]bool{}
-	for _, t := range router.NamedTopics() {
-		set[t] = true
-	}
-	hasPattern := false
+	var md *kafka.Metadata
 	for _, t := range r.cfg.Tables {
-		hasPattern = hasPattern || !t.TopicPattern.IsZero()
-	}
-	if hasPattern {
-		md, err := r.consumer.GetMetadata(nil, true, 10000)
-		if err != nil {
-			return nil, fmt.Errorf("list topics for topic_pattern: %w", err)
-		}
-		for name := range md.Topics {
-			if _, err := router.Resolve(name); err == nil {
-				set[name] = true
+		if !t.TopicPattern.IsZero() {
+			var err error
+			if md, err = r.consumer.GetMetadata(nil, true, 10000); err != nil {
+				return nil, fmt.Errorf("list topics for topic_pattern: %w", err)
 			}
+			break
 		}
 	}
-	var topics []string
-	for t := range set {
-		topics = append(topics, t)
-	}
-	sort.Strings(topics)
+	topics := configuredTopics(r.cfg, md)
 	if len(topics) == 0 {
-		return nil, errors.New("no topic to consume: no table's topic exists and none is named")
+		return nil, errNoTopics
 	}
 	return topics, nil
 }
@@ -315,6 +300,7 @@ func (r *Runner) service() {
 		if err := r.consumer.Seek(tp, 0); err != nil {
 			r.fatalf(s.p.log, "seek after a moved position", err)
 		}
+		s.p.seeking.Store(false)
 	}
 	for _, p := range r.workers {
 		if !p.paused {
@@ -342,6 +328,7 @@ func (r *Runner) service() {
 func messageBytes(m *kafka.Message) int64 { return int64(len(m.Key) + len(m.Value)) }
 
 func (r *Runner) requestSeek(p *partition, offset int64) {
+	p.seeking.Store(true)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.seeks = append(r.seeks, seekRequest{p: p, offset: offset})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -158,4 +159,48 @@ func (o Offsets) ResolveCommit(ctx context.Context, db DB, before Claim, next in
 	default:
 		return false, o.mismatch(before, stored)
 	}
+}
+
+// ReplayOwnerPrefix marks an offsets row rewound by `pgsink replay`. A
+// running instance fenced by such a row re-claims the partition and
+// continues from the rewound position; fenced by anything else, it stops.
+const ReplayOwnerPrefix = "replay:"
+
+// Rewind sets a partition's position to next under a new epoch owned by a
+// replay (see ReplayOwnerPrefix), creating the row if needed. The new epoch
+// fences the running owner's next batch, so a batch in flight can never
+// move the position past the rewind.
+func (o Offsets) Rewind(ctx context.Context, db DB, p PartitionID, next int64, who string) (Claim, error) {
+	c := Claim{PartitionID: p, Owner: ReplayOwnerPrefix + who}
+	err := db.QueryRow(ctx, `INSERT INTO `+o.table+` AS o (group_id, topic, partition, next_offset, epoch, owner)
+		VALUES ($1, $2, $3, $4, 1, $5)
+		ON CONFLICT (group_id, topic, partition) DO UPDATE
+		   SET next_offset = excluded.next_offset, epoch = o.epoch + 1, owner = excluded.owner, updated_at = now()
+		RETURNING next_offset, epoch`, p.Group, p.Topic, p.Partition, next, c.Owner).Scan(&c.NextOffset, &c.Epoch)
+	if err != nil {
+		return Claim{}, fmt.Errorf("partition %s: rewind to %d: %w", p, next, err)
+	}
+	return c, nil
+}
+
+// Stored is one offsets row, for status reports.
+type Stored struct {
+	Claim
+	UpdatedAt time.Time
+}
+
+// List returns the stored rows of a consumer group, by topic and partition.
+func (o Offsets) List(ctx context.Context, db interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}, group string) ([]Stored, error) {
+	rows, err := db.Query(ctx, `SELECT topic, partition, next_offset, epoch, owner, updated_at FROM `+o.table+`
+		WHERE group_id = $1 ORDER BY topic, partition`, group)
+	if err != nil {
+		return nil, fmt.Errorf("list offsets of group %s: %w", group, err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Stored, error) {
+		s := Stored{Claim: Claim{PartitionID: PartitionID{Group: group}}}
+		err := r.Scan(&s.Topic, &s.Partition, &s.NextOffset, &s.Epoch, &s.Owner, &s.UpdatedAt)
+		return s, err
+	})
 }

@@ -1,0 +1,283 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/connector"
+	"github.com/pgsink/pgsink/dedup"
+)
+
+const replayUsage = `Usage: pgsink replay --config FILE (--table T | --topic X) [--partition N]
+                     --from earliest|offset:N|timestamp:RFC3339 [--rebuild] [--wait]
+
+Rewinds the stored positions of a table's topics (or of one topic) so the
+records from --from on are applied again. It goes through the same epoch
+fencing as running instances: they see the new epoch, re-claim the partition
+and continue from the rewound position, so it is safe while they run. Writes
+are version-guarded, so replaying over a live table never regresses a row.
+
+--rebuild empties the target table and its tombstone and outbox-event ledger
+entries first, in the same transaction, to rebuild it from a compacted topic.
+A position Kafka no longer holds is refused.
+
+Flags:
+`
+
+func runReplay(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "the configuration `file` (required)")
+	table := fs.String("table", "", "replay every topic of this target `table` (as in the configuration, e.g. public.orders)")
+	topic := fs.String("topic", "", "replay this `topic` only")
+	partition := fs.Int("partition", -1, "replay this partition only (default: all)")
+	from := fs.String("from", "", "earliest, offset:N or timestamp:RFC3339 (required)")
+	rebuild := fs.Bool("rebuild", false, "empty the target table and its ledgers first")
+	wait := fs.Bool("wait", false, "show progress until the replayed range is applied")
+	timeout := fs.Duration("wait-timeout", 0, "with --wait, give up after this long (0: never)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), replayUsage)
+		fs.PrintDefaults()
+	}
+	if code, done := parseFlags(fs, args, stdout); done {
+		return code
+	}
+	if *path == "" || *from == "" || (*table == "") == (*topic == "") || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "pgsink replay: --config, --from and exactly one of --table or --topic are required")
+		fs.Usage()
+		return 2
+	}
+	if *rebuild && *table == "" {
+		fmt.Fprintln(stderr, "pgsink replay: --rebuild needs --table: a topic alone does not say which table to empty")
+		return 2
+	}
+	pos, err := parseFrom(*from)
+	if err != nil {
+		fmt.Fprintf(stderr, "pgsink replay: --from: %v\n", err)
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "pgsink replay: %v\n", err)
+		return 1
+	}
+	if err := replay(context.Background(), cfg, replayRequest{table: *table, topic: *topic, partition: *partition, from: pos,
+		rebuild: *rebuild, wait: *wait, timeout: *timeout}, stdout); err != nil {
+		fmt.Fprintf(stderr, "pgsink replay: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// position is a parsed --from.
+type position struct {
+	earliest bool
+	offset   int64
+	at       time.Time
+}
+
+func parseFrom(s string) (position, error) {
+	switch {
+	case s == "earliest":
+		return position{earliest: true}, nil
+	case strings.HasPrefix(s, "offset:"):
+		n, err := strconv.ParseInt(strings.TrimPrefix(s, "offset:"), 10, 64)
+		if err != nil || n < 0 {
+			return position{}, fmt.Errorf("%q: want offset:N with N >= 0", s)
+		}
+		return position{offset: n}, nil
+	case strings.HasPrefix(s, "timestamp:"):
+		t, err := time.Parse(time.RFC3339, strings.TrimPrefix(s, "timestamp:"))
+		if err != nil {
+			return position{}, fmt.Errorf("%q: %v", s, err)
+		}
+		return position{at: t}, nil
+	}
+	return position{}, fmt.Errorf("%q: want earliest, offset:N or timestamp:RFC3339", s)
+}
+
+type replayRequest struct {
+	table, topic string
+	partition    int
+	from         position
+	rebuild      bool
+	wait         bool
+	timeout      time.Duration
+}
+
+// rewind is one partition to replay.
+type rewind struct {
+	id       dedup.PartitionID
+	from, to int64 // the new position and the high watermark when replayed
+}
+
+func replay(ctx context.Context, cfg *config.Config, req replayRequest, out io.Writer) error {
+	in, err := connector.NewInspector(cfg)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	topics, targets, err := replayTopics(cfg, in, req)
+	if err != nil {
+		return err
+	}
+	var plan []rewind
+	for _, topic := range topics {
+		parts, err := in.Partitions(topic)
+		if err != nil {
+			return err
+		}
+		for _, p := range parts {
+			if req.partition >= 0 && int(p) != req.partition {
+				continue
+			}
+			low, high, err := in.Watermarks(topic, p)
+			if err != nil {
+				return err
+			}
+			next := low
+			switch {
+			case req.from.earliest:
+			case !req.from.at.IsZero():
+				if next, err = in.OffsetAt(topic, p, req.from.at); err != nil {
+					return err
+				}
+			default:
+				next = req.from.offset
+			}
+			if next < low || next > high {
+				return fmt.Errorf("%s[%d]: offset %d is not in Kafka any more (it holds [%d, %d)): choose a later --from, or --from earliest",
+					topic, p, next, low, high)
+			}
+			plan = append(plan, rewind{id: dedup.PartitionID{Group: cfg.Kafka["group.id"], Topic: topic, Partition: p}, from: next, to: high})
+		}
+	}
+	if len(plan) == 0 {
+		return fmt.Errorf("no partition matches")
+	}
+
+	conn, err := pgx.Connect(ctx, cfg.Postgres.URL)
+	if err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	defer conn.Close(ctx)
+	host, _ := os.Hostname()
+	offsets := dedup.NewOffsets(cfg.Postgres.Schema)
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if req.rebuild {
+			for _, t := range targets {
+				if err := rebuildTarget(ctx, tx, cfg.Postgres.Schema, t); err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "emptied %s and its ledger entries\n", t)
+			}
+		}
+		for _, r := range plan {
+			if _, err := offsets.Rewind(ctx, tx, r.id, r.from, fmt.Sprintf("%s:%d", host, os.Getpid())); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var total int64
+	for _, r := range plan {
+		fmt.Fprintf(out, "%s[%d]: next offset %d (%d records to apply)\n", r.id.Topic, r.id.Partition, r.from, r.to-r.from)
+		total += r.to - r.from
+	}
+	fmt.Fprintf(out, "rewound %d partition(s); running instances re-claim them and apply %d records\n", len(plan), total)
+	if !req.wait {
+		return nil
+	}
+	return waitReplay(ctx, conn, offsets, plan, total, req.timeout, out)
+}
+
+// replayTopics resolves --table or --topic to topics and target tables.
+func replayTopics(cfg *config.Config, in *connector.Inspector, req replayRequest) (topics []string, targets []config.TableName, err error) {
+	router := cfg.Router()
+	if req.topic != "" {
+		t, err := router.Resolve(req.topic)
+		if err != nil {
+			return nil, nil, err
+		}
+		return []string{req.topic}, []config.TableName{t.Target}, nil
+	}
+	all, err := in.Topics(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, topic := range all {
+		t, err := router.Resolve(topic)
+		if err != nil {
+			continue
+		}
+		if t.Target.String() == req.table || t.Target.Schema+"."+t.Target.Name == req.table {
+			topics = append(topics, topic)
+			if len(targets) == 0 {
+				targets = append(targets, t.Target)
+			}
+		}
+	}
+	if len(topics) == 0 {
+		return nil, nil, fmt.Errorf("no existing topic is configured for table %s", req.table)
+	}
+	return topics, targets, nil
+}
+
+// rebuildTarget empties a target table and forgets its deletes and outbox
+// events, so the replay rebuilds it from nothing.
+func rebuildTarget(ctx context.Context, tx pgx.Tx, schema string, t config.TableName) error {
+	ref := t.Schema + "." + t.Name
+	if _, err := tx.Exec(ctx, "TRUNCATE "+pgx.Identifier{t.Schema, t.Name}.Sanitize()); err != nil {
+		return fmt.Errorf("empty %s: %w", ref, err)
+	}
+	for _, ledger := range []string{"tombstones", "outbox_events"} {
+		if _, err := tx.Exec(ctx, "DELETE FROM "+pgx.Identifier{schema, ledger}.Sanitize()+" WHERE target = $1", ref); err != nil {
+			return fmt.Errorf("clear %s of %s: %w", ledger, ref, err)
+		}
+	}
+	return nil
+}
+
+// waitReplay prints progress until every rewound partition's stored
+// position reaches the high watermark it had at the rewind.
+func waitReplay(ctx context.Context, conn *pgx.Conn, offsets dedup.Offsets, plan []rewind, total int64, timeout time.Duration, out io.Writer) error {
+	start := time.Now()
+	for {
+		var done int64
+		for _, r := range plan {
+			c, err := offsets.Read(ctx, conn, r.id)
+			if err != nil {
+				return err
+			}
+			done += min(max(c.NextOffset-r.from, 0), r.to-r.from)
+		}
+		elapsed := time.Since(start)
+		rate := float64(done) / max(elapsed.Seconds(), 0.001)
+		eta := "?"
+		if rate > 0 {
+			eta = (time.Duration(float64(total-done)/rate) * time.Second).Round(time.Second).String()
+		}
+		fmt.Fprintf(out, "\rreplayed %d/%d records (%.0f%%), %.0f records/s, lag %d, ETA %s   ",
+			done, total, 100*float64(done)/float64(max(total, 1)), rate, total-done, eta)
+		if done >= total {
+			fmt.Fprintf(out, "\nreplay applied in %s\n", elapsed.Round(time.Millisecond))
+			return nil
+		}
+		if timeout > 0 && elapsed > timeout {
+			fmt.Fprintln(out)
+			return fmt.Errorf("replay not applied within %s (is an instance running?)", timeout)
+		}
+		time.Sleep(time.Second)
+	}
+}

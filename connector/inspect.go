@@ -1,0 +1,110 @@
+package connector
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/pgsink/pgsink/config"
+)
+
+// Inspector reads topic metadata and offsets from Kafka without joining the
+// consumer group, for `replay` and `status`.
+type Inspector struct {
+	c *kafka.Consumer
+}
+
+// NewInspector connects with the configured Kafka settings.
+func NewInspector(cfg *config.Config) (*Inspector, error) {
+	c, err := kafka.NewConsumer(consumerConfig(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("kafka: %w", err)
+	}
+	return &Inspector{c: c}, nil
+}
+
+// Close releases the client.
+func (in *Inspector) Close() { in.c.Close() }
+
+// Topics lists the topics the configuration consumes that exist now.
+func (in *Inspector) Topics(cfg *config.Config) ([]string, error) {
+	md, err := in.c.GetMetadata(nil, true, 10000)
+	if err != nil {
+		return nil, fmt.Errorf("kafka metadata: %w", err)
+	}
+	return configuredTopics(cfg, md), nil
+}
+
+// Partitions returns a topic's partition numbers.
+func (in *Inspector) Partitions(topic string) ([]int32, error) {
+	md, err := in.c.GetMetadata(&topic, false, 10000)
+	if err != nil {
+		return nil, fmt.Errorf("kafka metadata of %s: %w", topic, err)
+	}
+	t, ok := md.Topics[topic]
+	if !ok || t.Error.Code() == kafka.ErrUnknownTopicOrPart || len(t.Partitions) == 0 {
+		return nil, fmt.Errorf("topic %s does not exist", topic)
+	}
+	var ps []int32
+	for _, p := range t.Partitions {
+		ps = append(ps, p.ID)
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
+	return ps, nil
+}
+
+// Watermarks returns the earliest offset Kafka holds and the next one it
+// will write.
+func (in *Inspector) Watermarks(topic string, partition int32) (low, high int64, err error) {
+	low, high, err = in.c.QueryWatermarkOffsets(topic, partition, 10000)
+	if err != nil {
+		return 0, 0, fmt.Errorf("watermarks of %s[%d]: %w", topic, partition, err)
+	}
+	return low, high, nil
+}
+
+// OffsetAt returns the first offset whose timestamp is at or after t; the
+// high watermark when none is.
+func (in *Inspector) OffsetAt(topic string, partition int32, t time.Time) (int64, error) {
+	tp := kafka.TopicPartition{Topic: &topic, Partition: partition, Offset: kafka.Offset(t.UnixMilli())}
+	res, err := in.c.OffsetsForTimes([]kafka.TopicPartition{tp}, 10000)
+	if err != nil || len(res) != 1 {
+		return 0, fmt.Errorf("offset of %s[%d] at %s: %v", topic, partition, t.Format(time.RFC3339), err)
+	}
+	if res[0].Error != nil {
+		return 0, fmt.Errorf("offset of %s[%d] at %s: %w", topic, partition, t.Format(time.RFC3339), res[0].Error)
+	}
+	if res[0].Offset < 0 { // no record at or after t
+		_, high, err := in.Watermarks(topic, partition)
+		return high, err
+	}
+	return int64(res[0].Offset), nil
+}
+
+// configuredTopics lists the topics of md the configuration claims: named
+// ones and those a topic_pattern matches.
+func configuredTopics(cfg *config.Config, md *kafka.Metadata) []string {
+	router := cfg.Router()
+	set := map[string]bool{}
+	for _, t := range router.NamedTopics() {
+		set[t] = true
+	}
+	if md != nil {
+		for name := range md.Topics {
+			if _, err := router.Resolve(name); err == nil {
+				set[name] = true
+			}
+		}
+	}
+	topics := make([]string, 0, len(set))
+	for t := range set {
+		topics = append(topics, t)
+	}
+	sort.Strings(topics)
+	return topics
+}
+
+// errNoTopics is returned when nothing is there to consume.
+var errNoTopics = errors.New("no topic to consume: no table's topic exists and none is named")

@@ -1,0 +1,110 @@
+//go:build integration
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/jackc/pgx/v5"
+	"github.com/pgsink/pgsink/test/stacktest"
+)
+
+// TestE2EReplayWhileRunning rebuilds a table from its topic with `pgsink
+// replay --rebuild --wait` while an instance runs: the instance sees the new
+// epoch, re-claims and re-applies, and the target ends equal to the source.
+// A --from that Kafka no longer holds is refused.
+func TestE2EReplayWhileRunning(t *testing.T) {
+	ctx := context.Background()
+	st := stacktest.New(t)
+	st.Exec(`CREATE TABLE public.items ` + itemsDDL)
+	st.RegisterDebezium("items", map[string]string{"table.include.list": "public.items"})
+	targetURL := stacktest.OwnedTargetDatabase(t)
+	target, err := pgx.Connect(ctx, targetURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close(ctx)
+	if _, err := target.Exec(ctx, `CREATE TABLE public.items `+itemsDDL[:len(itemsDDL)-1]+`, _pgsink_commit_lsn bigint, _pgsink_lsn bigint)`); err != nil {
+		t.Fatal(err)
+	}
+	yaml := fmt.Sprintf(`
+kafka:
+  bootstrap.servers: %s
+  group.id: %s
+postgres:
+  url: ${TARGET_URL}
+metrics:
+  listen: 127.0.0.1:0
+tables:
+  - topic: %s.public.items
+    target: public.items
+`, st.Env.KafkaBootstrap, st.ID, st.TopicPrefix)
+	p := startPgsink(t, yaml, "TARGET_URL="+targetURL)
+	st.Exec(`INSERT INTO public.items SELECT i, 'item ' || i, i, now(), '{}', NULL FROM generate_series(1, 500) i`)
+	st.Exec(`UPDATE public.items SET amount = amount * 2 WHERE id % 2 = 0`)
+	st.Exec(`DELETE FROM public.items WHERE id % 5 = 0`)
+	query := `SELECT ` + itemsColumns + ` FROM public.items ORDER BY id`
+	converged := func(what string) {
+		eventually(t, 60*time.Second, what, func() (bool, string) {
+			src, dst := checksum(t, st.SourceURL, query), checksum(t, targetURL, query)
+			return src == dst, fmt.Sprintf("source %s, target %s", src, dst)
+		})
+	}
+	converged("initial apply")
+
+	// Someone damages the target; a rebuild replays the topic into it.
+	if _, err := target.Exec(ctx, `UPDATE public.items SET name = 'damaged' WHERE id < 100`); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(t.TempDir(), "pgsink.yaml")
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	replay := func(args ...string) (string, error) {
+		cmd := exec.Command(binary, append([]string{"replay", "--config", cfgPath}, args...)...)
+		cmd.Env = append(os.Environ(), "TARGET_URL="+targetURL)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := replay("--table", "public.items", "--from", "earliest", "--rebuild", "--wait", "--wait-timeout", "60s")
+	if err != nil {
+		t.Fatalf("replay: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "replay applied") {
+		t.Fatalf("replay output has no completion line:\n%s", out)
+	}
+	t.Logf("replay output:\n%s", out)
+	converged("after the rebuild")
+	if !strings.Contains(p.Logs(), "rewound by a replay: re-claimed") {
+		t.Fatalf("the running instance did not re-claim the partition:\n%s", p.Logs())
+	}
+	// Writes still flow after the replay.
+	st.Exec(`UPDATE public.items SET name = 'after replay' WHERE id = 1`)
+	converged("after the replay, live changes still apply")
+
+	// Retention removed the start of the topic: an offset before it is refused.
+	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": st.Env.KafkaBootstrap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	topic := st.TopicPrefix + ".public.items"
+	if _, err := admin.DeleteRecords(ctx, []kafka.TopicPartition{{Topic: &topic, Partition: 0, Offset: 10}}); err != nil {
+		t.Fatal(err)
+	}
+	out, err = replay("--topic", topic, "--from", "offset:3")
+	if err == nil || !strings.Contains(out, "not in Kafka any more") {
+		t.Fatalf("replay from a deleted offset: err %v, output:\n%s\nwant a refusal", err, out)
+	}
+	if code, _ := p.stop(30 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
