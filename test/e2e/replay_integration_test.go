@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -89,6 +90,28 @@ tables:
 	// Writes still flow after the replay.
 	st.Exec(`UPDATE public.items SET name = 'after replay' WHERE id = 1`)
 	converged("after the replay, live changes still apply")
+
+	// status shows the partition caught up, owned by the running instance.
+	cmd := exec.Command(binary, "status", "--config", cfgPath, "--json")
+	cmd.Env = append(os.Environ(), "TARGET_URL="+targetURL)
+	statusOut, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	var report struct {
+		Partitions []struct {
+			Lag   *int64 `json:"lag"`
+			Owner string `json:"owner"`
+		} `json:"partitions"`
+	}
+	if err := json.Unmarshal(statusOut, &report); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, statusOut)
+	}
+	wantOwner := fmt.Sprintf(":%d", p.cmd.Process.Pid)
+	if len(report.Partitions) != 1 || report.Partitions[0].Lag == nil || *report.Partitions[0].Lag != 0 ||
+		!strings.HasSuffix(report.Partitions[0].Owner, wantOwner) {
+		t.Fatalf("status: %s\nwant one partition, lag 0, owned by pid %d", statusOut, p.cmd.Process.Pid)
+	}
 
 	// Retention removed the start of the topic: an offset before it is refused.
 	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": st.Env.KafkaBootstrap})

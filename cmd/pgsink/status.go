@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/connector"
+	"github.com/pgsink/pgsink/dedup"
+)
+
+const statusUsage = `Usage: pgsink status --config FILE [--json]
+
+Prints one line per partition of the configured topics: the position stored
+in PostgreSQL, Kafka's high watermark, the lag between them, the owner and
+epoch, and when the position last moved; then the dead letters per table and
+topic.
+
+Flags:
+`
+
+// partitionStatus is one line of the report.
+type partitionStatus struct {
+	Topic         string     `json:"topic"`
+	Partition     int32      `json:"partition"`
+	NextOffset    *int64     `json:"next_offset"` // nil: never claimed
+	HighWatermark int64      `json:"high_watermark"`
+	Lag           *int64     `json:"lag"`
+	Owner         string     `json:"owner,omitempty"`
+	Epoch         int64      `json:"epoch,omitempty"`
+	UpdatedAt     *time.Time `json:"updated_at,omitempty"`
+}
+
+type deadLetterStatus struct {
+	Target string    `json:"target"`
+	Topic  string    `json:"topic"`
+	Count  int64     `json:"count"`
+	Last   time.Time `json:"last_failed_at"`
+}
+
+type statusReport struct {
+	Group       string             `json:"group"`
+	Partitions  []partitionStatus  `json:"partitions"`
+	DeadLetters []deadLetterStatus `json:"dead_letters"`
+}
+
+func runStatus(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "the configuration `file` (required)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), statusUsage)
+		fs.PrintDefaults()
+	}
+	if code, done := parseFlags(fs, args, stdout); done {
+		return code
+	}
+	if *path == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "pgsink status: --config FILE is required and no arguments are taken")
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "pgsink status: %v\n", err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	report, err := status(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "pgsink status: %v\n", err)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(report); err != nil {
+			return 1
+		}
+		return 0
+	}
+	printStatus(stdout, report)
+	return 0
+}
+
+func status(ctx context.Context, cfg *config.Config) (*statusReport, error) {
+	in, err := connector.NewInspector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	conn, err := pgx.Connect(ctx, cfg.Postgres.URL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	defer conn.Close(ctx)
+	group := cfg.Kafka["group.id"]
+	stored, err := dedup.NewOffsets(cfg.Postgres.Schema).List(ctx, conn, group)
+	if err != nil {
+		return nil, err
+	}
+	byPartition := map[dedup.PartitionID]dedup.Stored{}
+	for _, s := range stored {
+		byPartition[s.PartitionID] = s
+	}
+	topics, err := in.Topics(cfg)
+	if err != nil {
+		return nil, err
+	}
+	report := &statusReport{Group: group, Partitions: []partitionStatus{}, DeadLetters: []deadLetterStatus{}}
+	for _, topic := range topics {
+		parts, err := in.Partitions(topic)
+		if err != nil {
+			continue // a named topic Debezium has not created yet
+		}
+		for _, p := range parts {
+			_, high, err := in.Watermarks(topic, p)
+			if err != nil {
+				return nil, err
+			}
+			line := partitionStatus{Topic: topic, Partition: p, HighWatermark: high}
+			if s, ok := byPartition[dedup.PartitionID{Group: group, Topic: topic, Partition: p}]; ok {
+				next, lag, at := s.NextOffset, high-s.NextOffset, s.UpdatedAt
+				line.NextOffset, line.Lag, line.UpdatedAt = &next, &lag, &at
+				line.Owner, line.Epoch = s.Owner, s.Epoch
+			}
+			report.Partitions = append(report.Partitions, line)
+		}
+	}
+	rows, err := conn.Query(ctx, `SELECT coalesce(target, ''), topic, count(*), max(failed_at) FROM `+
+		pgx.Identifier{cfg.Postgres.Schema, "dead_letters"}.Sanitize()+` WHERE group_id = $1 GROUP BY 1, 2 ORDER BY 1, 2`, group)
+	if err != nil {
+		return nil, fmt.Errorf("dead letters: %w", err)
+	}
+	var d deadLetterStatus
+	if _, err := pgx.ForEachRow(rows, []any{&d.Target, &d.Topic, &d.Count, &d.Last}, func() error {
+		report.DeadLetters = append(report.DeadLetters, d)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("dead letters: %w", err)
+	}
+	return report, nil
+}
+
+func printStatus(w io.Writer, r *statusReport) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "TOPIC\tPARTITION\tPOSITION\tHIGH WATERMARK\tLAG\tOWNER\tEPOCH\tLAST APPLIED\n")
+	for _, p := range r.Partitions {
+		if p.NextOffset == nil {
+			fmt.Fprintf(tw, "%s\t%d\t-\t%d\t-\t(never claimed)\t-\t-\n", p.Topic, p.Partition, p.HighWatermark)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%d\t%s ago\n", p.Topic, p.Partition, *p.NextOffset, p.HighWatermark, *p.Lag,
+			p.Owner, p.Epoch, time.Since(*p.UpdatedAt).Round(time.Second))
+	}
+	tw.Flush()
+	if len(r.DeadLetters) == 0 {
+		fmt.Fprintln(w, "\nno dead letters")
+		return
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "TABLE\tTOPIC\tDEAD LETTERS\tLAST\n")
+	for _, d := range r.DeadLetters {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", d.Target, d.Topic, d.Count, d.Last.Format(time.RFC3339))
+	}
+	tw.Flush()
+}
