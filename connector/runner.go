@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/connector/debezium"
@@ -32,6 +33,7 @@ type Runner struct {
 	deadLetters *deadLetterTopic
 	owner       string
 	audit       bool
+	failpoints  failpoints
 
 	consumer *kafka.Consumer
 	// workers is touched only by the poll goroutine (Run and the rebalance
@@ -77,11 +79,27 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 			MaxBackoff: cfg.Apply.Retry.MaxBackoff.Std()},
 	}
 	auditOn := os.Getenv(AuditEnv) == "1"
+	fp, err := parseFailpoints(os.Getenv(FailpointEnv))
+	if err != nil {
+		return nil, err
+	}
+	var auditHook func(ctx context.Context, tx pgx.Tx, records []debezium.Record) error
 	if auditOn {
-		sinkOpts.BeforeCommit = audit(cfg.Postgres.Schema)
+		auditHook = audit(cfg.Postgres.Schema)
+	}
+	if auditOn || len(fp) > 0 {
+		sinkOpts.BeforeCommit = func(ctx context.Context, tx pgx.Tx, records []debezium.Record) error {
+			if auditHook != nil {
+				if err := auditHook(ctx, tx, records); err != nil {
+					return err
+				}
+			}
+			fp.hit("before-commit")
+			return nil
+		}
 	}
 	r := &Runner{
-		cfg: cfg, pool: opts.Pool, log: opts.Log, metrics: opts.Metrics, owner: owner, audit: auditOn,
+		cfg: cfg, pool: opts.Pool, log: opts.Log, metrics: opts.Metrics, owner: owner, audit: auditOn, failpoints: fp,
 		offsets: dedup.NewOffsets(cfg.Postgres.Schema),
 		router:  newRouter(cfg, opts.Pool),
 		workers: map[dedup.PartitionID]*partition{},
@@ -149,6 +167,9 @@ func (r *Runner) Run(ctx context.Context) error {
 			return err
 		}
 		r.log.Warn("apply audit on (" + AuditEnv + "=1): every applied record is also written to " + auditTable(r.cfg.Postgres.Schema))
+	}
+	if len(r.failpoints) > 0 {
+		r.log.Warn("failpoints armed ("+FailpointEnv+"): this process will kill itself", zap.Any("failpoints", r.failpoints))
 	}
 	c, err := kafka.NewConsumer(consumerConfig(r.cfg))
 	if err != nil {
@@ -339,8 +360,17 @@ func (r *Runner) requestSeek(p *partition, offset int64) {
 func (r *Runner) committed(p *partition, next int64) {
 	topic := p.id.Topic
 	tp := kafka.TopicPartition{Topic: &topic, Partition: p.id.Partition, Offset: kafka.Offset(next)}
+	r.failpoints.hit("after-commit")
 	if _, err := r.consumer.StoreOffsets([]kafka.TopicPartition{tp}); err != nil {
 		p.log.Debug("store offset for lag", zap.Error(err))
+	}
+	if _, armed := r.failpoints["after-kafka-commit"]; armed {
+		// Commit now rather than at the next auto-commit, so the point is
+		// really after Kafka holds the offset.
+		if _, err := r.consumer.CommitOffsets([]kafka.TopicPartition{tp}); err != nil {
+			p.log.Debug("commit offset for lag", zap.Error(err))
+		}
+		r.failpoints.hit("after-kafka-commit")
 	}
 	if _, high, err := r.consumer.GetWatermarkOffsets(topic, p.id.Partition); err == nil && high >= next {
 		r.metrics.Lag.WithLabelValues(p.labels[0], p.labels[1]).Set(float64(high - next))
