@@ -27,15 +27,7 @@ func newPoisonPipeline(t *testing.T) *poisonPipeline {
 	st := stacktest.New(t)
 	st.Exec(`CREATE TABLE public.items ` + itemsDDL)
 	st.RegisterDebezium("items", map[string]string{"table.include.list": "public.items"})
-	targetURL := stacktest.OwnedTargetDatabase(t)
-	conn, err := pgx.Connect(context.Background(), targetURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(context.Background(), `CREATE TABLE public.items `+itemsDDL[:len(itemsDDL)-1]+`, _pgsink_commit_lsn bigint, _pgsink_lsn bigint)`); err != nil {
-		t.Fatal(err)
-	}
+	targetURL, _ := itemsTarget(t)
 	pp := &poisonPipeline{st: st, topic: st.TopicPrefix + ".public.items", targetURL: targetURL}
 	st.Exec(`INSERT INTO public.items VALUES (1, 'before the poison', 1, now(), '{}', NULL)`)
 	st.ReadUntil(60*time.Second, func(rs []recording.Record) bool { return len(rs) >= 1 })

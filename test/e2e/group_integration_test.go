@@ -37,15 +37,7 @@ func TestE2EGroupOfThree(t *testing.T) {
 	}
 	st.RegisterDebezium("items", map[string]string{"table.include.list": "public.items"})
 
-	targetURL := stacktest.OwnedTargetDatabase(t)
-	target, err := pgx.Connect(ctx, targetURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer target.Close(ctx)
-	if _, err := target.Exec(ctx, `CREATE TABLE public.items `+itemsDDL[:len(itemsDDL)-1]+`, _pgsink_commit_lsn bigint, _pgsink_lsn bigint)`); err != nil {
-		t.Fatal(err)
-	}
+	targetURL, target := itemsTarget(t)
 
 	// A steady workload: small transactions of inserts, updates and deletes
 	// over 2,000 keys, until stopped.

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
-	"github.com/jackc/pgx/v5"
 	"github.com/pgsink/pgsink/test/stacktest"
 )
 
@@ -27,15 +26,7 @@ func TestE2EReplayWhileRunning(t *testing.T) {
 	st := stacktest.New(t)
 	st.Exec(`CREATE TABLE public.items ` + itemsDDL)
 	st.RegisterDebezium("items", map[string]string{"table.include.list": "public.items"})
-	targetURL := stacktest.OwnedTargetDatabase(t)
-	target, err := pgx.Connect(ctx, targetURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer target.Close(ctx)
-	if _, err := target.Exec(ctx, `CREATE TABLE public.items `+itemsDDL[:len(itemsDDL)-1]+`, _pgsink_commit_lsn bigint, _pgsink_lsn bigint)`); err != nil {
-		t.Fatal(err)
-	}
+	targetURL, target := itemsTarget(t)
 	yaml := fmt.Sprintf(`
 kafka:
   bootstrap.servers: %s

@@ -16,6 +16,24 @@ const itemsDDL = `(id integer PRIMARY KEY, name text NOT NULL, amount numeric(12
 
 const itemsColumns = `id, name, amount, updated_at, doc, note`
 
+// itemsTarget creates a fresh target database with the items table pgsink
+// writes (the source's columns and the version pair) and returns its URL and
+// a connection to it, closed at cleanup.
+func itemsTarget(t *testing.T) (string, *pgx.Conn) {
+	t.Helper()
+	url := stacktest.OwnedTargetDatabase(t)
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	if _, err := conn.Exec(context.Background(), `CREATE TABLE public.items `+itemsDDL[:len(itemsDDL)-1]+
+		`, _pgsink_commit_lsn bigint, _pgsink_lsn bigint)`); err != nil {
+		t.Fatal(err)
+	}
+	return url, conn
+}
+
 // TestE2ERunTableChanges runs the whole pipeline: rows written to a source
 // table flow through Debezium and Kafka into the target through
 // `pgsink run`, for inserts, updates (one leaving a TOASTed value
@@ -27,16 +45,7 @@ func TestE2ERunTableChanges(t *testing.T) {
 	st.Exec(`INSERT INTO public.items VALUES (1, 'snapshot row', 1.50, '2026-01-01T00:00:00Z', '{"a": 1}', NULL)`)
 	st.RegisterDebezium("items", map[string]string{"table.include.list": "public.items", "skipped.operations": "none"})
 
-	targetURL := stacktest.OwnedTargetDatabase(t)
-	target, err := pgx.Connect(context.Background(), targetURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer target.Close(context.Background())
-	if _, err := target.Exec(context.Background(), `CREATE TABLE public.items `+itemsDDL[:len(itemsDDL)-1]+
-		`, _pgsink_commit_lsn bigint, _pgsink_lsn bigint)`); err != nil {
-		t.Fatal(err)
-	}
+	targetURL, _ := itemsTarget(t)
 
 	p := startPgsink(t, fmt.Sprintf(`
 kafka:
