@@ -337,7 +337,10 @@ func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, tx pgx.Tx, 
 				st.Deleted++
 			}
 			vals := make([]any, 0, 4+len(r.values))
-			vals = append(vals, string(rune(r.op)), int32(mask), r.version.CommitLSN, r.version.LSN)
+			// byte(op): pgx encodes a "char" from a byte directly; a string
+			// fails its binary plan and retries through text, with an error
+			// built and dropped per row.
+			vals = append(vals, byte(r.op), int32(mask), r.version.CommitLSN, r.version.LSN)
 			for c, v := range r.values {
 				if r.unchanged[c] {
 					v = nil
