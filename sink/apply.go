@@ -303,7 +303,7 @@ func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, tx pgx.Tx, 
 	// for the cost it expects of the tombstone probes the upsert mostly
 	// skips, takes longer than these statements run (50 ms against 100 at
 	// 5,000 rows). Queued first, it costs no round trip.
-	batch.Queue("SELECT set_config('plan_cache_mode', 'force_custom_plan', true), set_config('jit', 'off', true)")
+	batch.Queue(applySettings)
 	if red.truncate != nil {
 		batch.Queue(stmts.truncate, red.truncate.CommitLSN, red.truncate.LSN)
 		batch.Queue(stmts.truncateTS, t.Ref(), red.truncate.CommitLSN, red.truncate.LSN)
@@ -370,6 +370,9 @@ func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, tx pgx.Tx, 
 	}
 	return created, tx.SendBatch(ctx, &batch).Close()
 }
+
+// applySettings is queued before the statements that read a staging table.
+const applySettings = "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), set_config('jit', 'off', true)"
 
 func maskSignature(unchanged []bool) string {
 	b := make([]byte, len(unchanged))
