@@ -45,8 +45,8 @@ func TestIntegrationMigrations(t *testing.T) {
 	if err := m.Up(ctx); err != nil {
 		t.Fatalf("a second Up must be a no-op: %v", err)
 	}
-	if v, dirty, err := m.Version(ctx); err != nil || v != 1 || dirty {
-		t.Fatalf("Version() after Up = %d, %v, %v; want 1, false, nil", v, dirty, err)
+	if v, dirty, err := m.Version(ctx); err != nil || v != 2 || dirty {
+		t.Fatalf("Version() after Up = %d, %v, %v; want 2, false, nil", v, dirty, err)
 	}
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {

@@ -105,7 +105,14 @@ func (a *Applier) writeOutbox(ctx context.Context, pg *pgconn.PgConn, tx pgx.Tx,
 		return created, fmt.Errorf("copy to outbox staging: %w", err)
 	}
 	var fresh, written int64
-	if err := tx.QueryRow(ctx, stmts.apply, t.Ref(), part.topic, part.partition).Scan(&fresh, &written); err != nil {
+	var batch pgx.Batch
+	// As for table rows (see writeTable): custom plans for a stage whose
+	// size changes per batch, no JIT for a statement this short.
+	batch.Queue(applySettings)
+	batch.Queue(stmts.apply, t.Ref(), part.topic, part.partition).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&fresh, &written)
+	})
+	if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
 		return created, fmt.Errorf("apply outbox events: %w", err)
 	}
 	st.Duplicates += int64(len(rows)) - fresh

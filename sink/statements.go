@@ -126,13 +126,31 @@ func (st *statements) upsert(unchanged []bool) string {
 	for _, k := range t.Key {
 		keyRefs = append(keyRefs, q(k))
 	}
-	return "INSERT INTO " + t.Ident() + " AS t (" + strings.Join(insertCols, ", ") + ")\n" +
+	version := "(s." + q(stageCommit) + ", s." + q(stageLSN) + ")"
+	// newest is the newest tombstone of all targets, read once per
+	// statement in the statement's own snapshot, so no weaker than the
+	// per-row probe: a staged row newer than it cannot be blocked by any
+	// tombstone and skips the probe (sources with LSNs far apart only make
+	// the skip rarer, never wrong). MATERIALIZED keeps PostgreSQL from
+	// inlining it per row. The probe compares keys with plain equality, not
+	// key IN (k, null): without statistics for a new target the planner
+	// would rather scan all the target's tombstones per row than descend
+	// the index twice. Its version test is written NOT (... < ...) so that
+	// the version index cannot serve it: only the (target, key) key does.
+	return "WITH newest AS MATERIALIZED (\n" +
+		"    SELECT tb.commit_lsn, tb.lsn FROM " + st.ledger + " AS tb\n" +
+		"     ORDER BY tb.commit_lsn DESC, tb.lsn DESC LIMIT 1)\n" +
+		"INSERT INTO " + t.Ident() + " AS t (" + strings.Join(insertCols, ", ") + ")\n" +
 		"SELECT " + strings.Join(selectCols, ", ") + "\n" +
 		"  FROM " + st.stage + " AS s\n" +
 		" WHERE s." + q(stageOp) + " = 'u' AND s." + q(stageMask) + " = $1\n" +
-		"   AND NOT EXISTS (SELECT FROM " + st.ledger + " AS tb\n" +
-		"                    WHERE tb.target = $2 AND tb.key IN (" + st.keyJSON("s") + ", 'null'::jsonb)\n" +
-		"                      AND (tb.commit_lsn, tb.lsn) >= (s." + q(stageCommit) + ", s." + q(stageLSN) + "))\n" +
+		"   AND (" + version + " > ALL (SELECT commit_lsn, lsn FROM newest)\n" +
+		"        OR (NOT EXISTS (SELECT FROM " + st.ledger + " AS tb\n" +
+		"                        WHERE tb.target = $2 AND tb.key = " + st.keyJSON("s") + "\n" +
+		"                          AND NOT (tb.commit_lsn, tb.lsn) < " + version + ")\n" +
+		"       AND NOT EXISTS (SELECT FROM " + st.ledger + " AS tb\n" +
+		"                        WHERE tb.target = $2 AND tb.key = 'null'::jsonb\n" +
+		"                          AND NOT (tb.commit_lsn, tb.lsn) < " + version + ")))\n" +
 		"ON CONFLICT (" + strings.Join(keyRefs, ", ") + ") DO UPDATE\n" +
 		"   SET " + strings.Join(sets, ", ") + "\n" +
 		" WHERE " + st.olderThan("t", "excluded."+q(t.CommitColumn), "excluded."+q(t.LSNColumn))

@@ -92,6 +92,8 @@ func TestCheck(t *testing.T) {
 		{name: "guard off needs no version columns", table: base + "    version: { guard: false }\n", target: func(t *Table) { t.Columns = t.Columns[:4] }},
 		{name: "soft delete column", table: base + "    deletes: soft\n    soft_delete: { column: gone }\n",
 			want: []string{`tables[0].soft_delete.column: column "gone" does not exist in "public"."customers"`}},
+		{name: "outbox needs no version columns", table: "  - topic: o\n    format: outbox\n    target: public.customers\n    key: [id]\n",
+			target: func(t *Table) { t.Columns = t.Columns[:4] }},
 		{name: "outbox payload", table: "  - topic: o\n    format: outbox\n    target: public.customers\n    key: [id]\n    payload: { id: $.id, nickname: $.nick }\n",
 			target: func(t *Table) { t.Columns[2].NotNull = true },
 			want: []string{
