@@ -186,6 +186,17 @@ func (r *Runner) Run(ctx context.Context) error {
 		return fmt.Errorf("subscribe %v: %w", topics, err)
 	}
 	r.log.Info("consumer started", zap.Strings("topics", topics), zap.String("owner", r.owner))
+	pruneCtx, stopPruning := context.WithCancel(ctx)
+	defer stopPruning()
+	go dedup.NewLedgers(r.cfg.Postgres.Schema).PruneEvery(pruneCtx, r.pool, dedup.Retention{
+		Tombstones: r.cfg.Retention.Tombstones.Std(), OutboxEvents: r.cfg.Retention.OutboxEvents.Std(),
+	}, pruneInterval, func(p dedup.Pruned, err error) {
+		if err != nil {
+			r.log.Warn("pruning the ledgers", zap.Error(err))
+		} else if p.Tombstones+p.OutboxEvents > 0 {
+			r.log.Info("ledgers pruned", zap.Int64("tombstones", p.Tombstones), zap.Int64("outbox_events", p.OutboxEvents))
+		}
+	})
 	rescan := time.NewTicker(30 * time.Second)
 	defer rescan.Stop()
 	for ctx.Err() == nil && r.fatalErr() == nil {
@@ -345,6 +356,11 @@ func (r *Runner) service() {
 		}
 	}
 }
+
+// pruneInterval is how often each instance prunes the ledgers; pruning is
+// idempotent and skips rows other transactions hold, so instances need not
+// coordinate.
+const pruneInterval = 10 * time.Minute
 
 func messageBytes(m *kafka.Message) int64 { return int64(len(m.Key) + len(m.Value)) }
 
