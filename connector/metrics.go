@@ -37,7 +37,7 @@ func NewMetrics() *Metrics {
 		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_dead_letters_total",
 			Help: "Records written to the dead-letter queue instead of the target."}, []string{"topic", "destination"}),
 		Skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_records_skipped_total",
-			Help: "Records passed over, by reason: no_write (tombstones, transaction markers, messages), below_position (redelivered), not_owned, event_type (outbox type filter), duplicate (outbox event id already applied)."}, []string{"topic", "reason"}),
+			Help: "Records passed over, by reason: no_write (tombstones, transaction markers, messages), below_position (redelivered), not_owned, event_type (outbox type filter), duplicate (outbox event id already applied), stale (older than the target row: refused by the version guard or a tombstone)."}, []string{"topic", "reason"}),
 		Fenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_fenced_batches_total",
 			Help: "Batches rejected because another instance claimed the partition (a zombie write stopped)."}),
 		Rebalances: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_rebalances_total",

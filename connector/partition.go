@@ -266,6 +266,9 @@ func (p *partition) apply(batch *sink.Batch, last *kafka.Message) bool {
 	elapsed := time.Since(t0)
 	p.r.metrics.ApplySeconds.Observe(elapsed.Seconds())
 	p.r.metrics.BatchRecords.Observe(float64(len(batch.Items)))
+	if st.Stale > 0 {
+		p.r.metrics.Skipped.WithLabelValues(p.id.Topic, "stale").Add(float64(st.Stale))
+	}
 	if st.Skipped > 0 {
 		p.r.metrics.Skipped.WithLabelValues(p.id.Topic, "event_type").Add(float64(st.Skipped))
 	}

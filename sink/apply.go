@@ -62,6 +62,9 @@ type Retry struct {
 // Stats counts what one Apply did.
 type Stats struct {
 	Upserted, Deleted, Truncated int64 // rows sent to the target (guard may skip some)
+	// Stale counts upserted rows the version guard or a tombstone refused:
+	// older than what the target holds (Debezium re-emissions, replays).
+	Stale int64
 	// Skipped counts outbox events of a type their table does not take;
 	// their offsets are passed like any other.
 	Skipped int64
@@ -252,6 +255,7 @@ func (a *Applier) applyOnce(ctx context.Context, b *Batch, lo, hi int, next int6
 	st.Upserted += pending.Upserted
 	st.Deleted += pending.Deleted
 	st.Truncated += pending.Truncated
+	st.Stale += pending.Stale
 	st.Skipped += pending.Skipped
 	st.Duplicates += pending.Duplicates
 	st.DeadLetters += pending.DeadLetters
@@ -335,6 +339,7 @@ func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, tx pgx.Tx, 
 		}
 		masks := map[string]int{}
 		var maskOrder [][]bool
+		var maskRows []int64
 		rows := make([][]any, 0, len(red.rows))
 		var deletes bool
 		for _, r := range red.rows {
@@ -346,8 +351,10 @@ func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, tx pgx.Tx, 
 					m = len(maskOrder)
 					masks[sig] = m
 					maskOrder = append(maskOrder, r.unchanged)
+					maskRows = append(maskRows, 0)
 				}
 				mask = m
+				maskRows[m]++
 				st.Upserted++
 			} else {
 				deletes = true
@@ -370,7 +377,13 @@ func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, tx pgx.Tx, 
 			return created, fmt.Errorf("copy to staging: %w", err)
 		}
 		for m, unchanged := range maskOrder {
-			batch.Queue(stmts.upsert(unchanged), int32(m), t.Ref())
+			staged := maskRows[m]
+			// Rows the upsert did not write were refused by the version
+			// guard or a tombstone: stale events, counted, never applied.
+			batch.Queue(stmts.upsert(unchanged), int32(m), t.Ref()).Exec(func(tag pgconn.CommandTag) error {
+				st.Stale += staged - tag.RowsAffected()
+				return nil
+			})
 		}
 		if deletes {
 			switch t.Deletes {

@@ -184,7 +184,9 @@ func TestIntegrationApplyNeverRegresses(t *testing.T) {
 	f := newFixture(t, sink.DeleteHard, false)
 	f.apply(ev{debezium.OpCreate, 1, "v20", "x", 20}, ev{debezium.OpUpdate, 1, "v15", "y", 15})
 	f.want("1:v20:x@20")
-	f.apply(ev{debezium.OpUpdate, 1, "v19", "z", 19})
+	if st := f.apply(ev{debezium.OpUpdate, 1, "v19", "z", 19}); st.Stale != 1 {
+		t.Errorf("Stats.Stale = %d after a stale update, want 1", st.Stale)
+	}
 	f.want("1:v20:x@20")
 	f.apply(ev{debezium.OpUpdate, 1, "v21", "z", 21})
 	f.want("1:v21:z@21")
