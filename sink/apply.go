@@ -252,15 +252,21 @@ func (a *Applier) applyOnce(ctx context.Context, b *Batch, lo, hi int, next int6
 		pg.CustomData()[name] = true
 	}
 	*b.Claim = claim
-	st.Upserted += pending.Upserted
-	st.Deleted += pending.Deleted
-	st.Truncated += pending.Truncated
-	st.Stale += pending.Stale
-	st.Skipped += pending.Skipped
-	st.Duplicates += pending.Duplicates
-	st.DeadLetters += pending.DeadLetters
+	st.add(pending)
 	st.Transactions++
 	return nil
+}
+
+// add counts a committed transaction's work; Retries and Transactions are
+// counted by the caller.
+func (s *Stats) add(o Stats) {
+	s.Upserted += o.Upserted
+	s.Deleted += o.Deleted
+	s.Truncated += o.Truncated
+	s.Stale += o.Stale
+	s.Skipped += o.Skipped
+	s.Duplicates += o.Duplicates
+	s.DeadLetters += o.DeadLetters
 }
 
 // write stages and applies items [lo, hi), table by table. It returns the
