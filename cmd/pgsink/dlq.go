@@ -18,10 +18,15 @@ import (
 
 const dlqUsage = `Usage: pgsink dlq list --config FILE [--table T] [--topic X] [--limit N]
        pgsink dlq show --config FILE ID...
+       pgsink dlq retry --config FILE ID...
 
-Inspects the dead-letter table (errors.dead_letter.destination: table):
+Works on the dead-letter table (errors.dead_letter.destination: table):
 list prints one line per record that could not be applied, newest first;
-show prints records in full: position, key, value, headers and the error.
+show prints records in full: position, key, value, headers and the error;
+retry applies records again through the normal apply path, once their cause
+is fixed, each in one transaction that also removes its dead letter. Writes
+are version-guarded, so a retried record older than the target row changes
+nothing. A record that still fails stays, with the new error printed.
 
 Flags:
 `
@@ -42,7 +47,7 @@ type deadLetter struct {
 }
 
 func runDLQ(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (args[0] != "list" && args[0] != "show" && args[0] != "-h" && args[0] != "--help") {
+	if len(args) == 0 || (args[0] != "list" && args[0] != "show" && args[0] != "retry" && args[0] != "-h" && args[0] != "--help") {
 		fmt.Fprint(stderr, dlqUsage)
 		return 2
 	}
@@ -65,8 +70,8 @@ func runDLQ(args []string, stdout, stderr io.Writer) int {
 	if code, done := parseFlags(fs, args[1:], stdout); done {
 		return code
 	}
-	if *path == "" || (action == "show" && fs.NArg() == 0) || (action == "list" && fs.NArg() > 0) {
-		fmt.Fprintln(stderr, "pgsink dlq: --config FILE is required; show takes dead-letter IDs, list none")
+	if *path == "" || (action != "list" && fs.NArg() == 0) || (action == "list" && fs.NArg() > 0) {
+		fmt.Fprintln(stderr, "pgsink dlq: --config FILE is required; show and retry take dead-letter IDs, list none")
 		return 2
 	}
 	var ids []int64
@@ -92,6 +97,14 @@ func runDLQ(args []string, stdout, stderr io.Writer) int {
 	}
 	if action == "list" {
 		printDeadLetters(stdout, letters)
+		return 0
+	}
+	if action == "retry" {
+		failed := retryDeadLetters(ctx, cfg, letters, stdout)
+		if failed > 0 || len(letters) < len(ids) {
+			fmt.Fprintf(stderr, "pgsink dlq retry: %d failed, %d not found\n", failed, len(ids)-len(letters))
+			return 1
+		}
 		return 0
 	}
 	for _, d := range letters {

@@ -5,6 +5,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -232,5 +235,77 @@ func TestE2EStoredOffsetGone(t *testing.T) {
 	}
 	if code, _ := second.stop(30 * time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
+	}
+}
+
+// TestE2EDeadLetterRetry: a record the target refuses (a CHECK constraint)
+// lands in the dead-letter table while the rest applies; once the cause is
+// fixed, `pgsink dlq retry` applies it through the normal path and removes
+// the dead letter in the same transaction.
+func TestE2EDeadLetterRetry(t *testing.T) {
+	ctx := context.Background()
+	st := stacktest.New(t)
+	st.Exec(`CREATE TABLE public.items ` + itemsDDL)
+	st.RegisterDebezium("items", map[string]string{"table.include.list": "public.items"})
+	targetURL, target := itemsTarget(t)
+	if _, err := target.Exec(ctx, `ALTER TABLE public.items ADD CONSTRAINT no_poison CHECK (name <> 'poison')`); err != nil {
+		t.Fatal(err)
+	}
+	yaml := fmt.Sprintf(`
+kafka:
+  bootstrap.servers: %s
+  group.id: %s
+postgres:
+  url: ${TARGET_URL}
+metrics:
+  listen: 127.0.0.1:0
+tables:
+  - topic: %s.public.items
+    target: public.items
+`, st.Env.KafkaBootstrap, st.ID, st.TopicPrefix)
+	p := startPgsink(t, yaml, "TARGET_URL="+targetURL)
+	st.Exec(`INSERT INTO public.items VALUES (1, 'ok', 1, now(), '{}', NULL), (2, 'poison', 2, now(), '{"x": 1}', NULL), (3, 'ok', 3, now(), '{}', NULL)`)
+	query := `SELECT ` + itemsColumns + ` FROM public.items ORDER BY id`
+	eventually(t, 60*time.Second, "the good rows applied, the poison one dead-lettered", func() (bool, string) {
+		var dead int
+		_ = target.QueryRow(ctx, `SELECT count(*) FROM pgsink.dead_letters`).Scan(&dead)
+		var ids string
+		_ = target.QueryRow(ctx, `SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM public.items`).Scan(&ids)
+		return ids == "1,3" && dead == 1, fmt.Sprintf("target ids %q, %d dead letters", ids, dead)
+	})
+	if code, _ := p.stop(30 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+
+	cfgPath := filepath.Join(t.TempDir(), "pgsink.yaml")
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// dlq runs `pgsink dlq ACTION --config F IDS...`.
+	dlq := func(action string, ids ...string) (string, error) {
+		cmd := exec.Command(binary, append([]string{"dlq", action, "--config", cfgPath}, ids...)...)
+		cmd.Env = append(os.Environ(), "TARGET_URL="+targetURL)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	var id string
+	if err := target.QueryRow(ctx, `SELECT id::text FROM pgsink.dead_letters`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	out, err := dlq("retry", id)
+	if err == nil || !strings.Contains(out, "still fails") || !strings.Contains(out, "no_poison") {
+		t.Fatalf("retry before the fix: err %v, output:\n%s\nwant it to fail with the constraint named", err, out)
+	}
+	if _, err := target.Exec(ctx, `ALTER TABLE public.items DROP CONSTRAINT no_poison`); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := dlq("retry", id); err != nil || !strings.Contains(out, "applied and removed") {
+		t.Fatalf("retry after the fix: %v\n%s", err, out)
+	}
+	if src, dst := checksum(t, st.SourceURL, query), checksum(t, targetURL, query); src != dst {
+		t.Fatalf("after the retry the target differs from the source: %s vs %s", src, dst)
+	}
+	if out, err := dlq("list"); err != nil || !strings.Contains(out, "no dead letters") {
+		t.Fatalf("dlq list after the retry: %v\n%s", err, out)
 	}
 }

@@ -1,0 +1,61 @@
+package sink
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ApplyDetached applies items outside any partition's position: no offset
+// moves, so it is for records whose offsets are already behind the stored
+// position, such as dead letters retried after their cause was fixed. The
+// writes are version-guarded like any other, so retrying a record older
+// than the target row changes nothing. inTx runs in the same transaction
+// before COMMIT (for example, to delete the dead letter). A record that
+// still fails is not isolated: the whole call fails and nothing is written.
+func (a *Applier) ApplyDetached(ctx context.Context, items []Item, inTx func(context.Context, pgx.Tx) error) (Stats, error) {
+	var st Stats
+	if len(items) == 0 {
+		return st, nil
+	}
+	for i, it := range items {
+		if it.Err != nil {
+			return st, &RecordError{Item: i, Err: it.Err}
+		}
+	}
+	part := partition{items[0].Record.Topic, items[0].Record.Partition}
+	err := a.retry(ctx, &st, func() error {
+		conn, err := a.pool.Acquire(ctx)
+		if err != nil {
+			return fmt.Errorf("sink: acquire connection: %w", err)
+		}
+		defer conn.Release()
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			return fmt.Errorf("sink: begin: %w", err)
+		}
+		defer func() { _ = tx.Rollback(ctx) }()
+		var pending Stats
+		pg := conn.Conn().PgConn()
+		created, err := a.write(ctx, pg, tx, items, 0, len(items), part, &pending)
+		if err != nil {
+			return err
+		}
+		if inTx != nil {
+			if err := inTx(ctx, tx); err != nil {
+				return err
+			}
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return fmt.Errorf("sink: commit: %w", err)
+		}
+		for _, name := range created {
+			pg.CustomData()[name] = true
+		}
+		st.add(pending)
+		st.Transactions++
+		return nil
+	})
+	return st, err
+}
