@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -181,13 +182,26 @@ func run(duration time.Duration, rate int, convergeTimeout time.Duration, binary
 	stopLoad := make(chan struct{})
 	loadErr := make(chan error, 1)
 	go func() { loadErr <- workload(ctx, env.SourceURL, rate, stopLoad) }()
-	deadline := time.Now().Add(duration)
-	for time.Now().Before(deadline) {
-		time.Sleep(2 * time.Second)
-		if _, err := report(ctx, src, dst, "live"); err != nil {
-			return err
+	// Ctrl-C ends the workload early; the demo then waits for convergence
+	// as usual (a second Ctrl-C ends it at once).
+	interrupted, stopSignals := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	deadline := time.After(duration)
+live:
+	for {
+		select {
+		case <-deadline:
+			break live
+		case <-interrupted.Done():
+			stopSignals()
+			say("interrupted: stopping the workload")
+			break live
+		case <-time.After(2 * time.Second):
+			if _, err := report(ctx, src, dst, "live"); err != nil {
+				return err
+			}
 		}
 	}
+	stopSignals()
 	close(stopLoad)
 	if err := <-loadErr; err != nil {
 		return err
