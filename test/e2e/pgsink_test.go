@@ -27,7 +27,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "pgsink")
-	build := exec.Command("go", "build", "-o", binary, "github.com/pgsink/pgsink/cmd/pgsink")
+	// -race: the end-to-end tests are where the runtime meets real
+	// concurrency (rebalances, seeks, shutdowns), so let them catch races.
+	build := exec.Command("go", "build", "-race", "-o", binary, "github.com/pgsink/pgsink/cmd/pgsink")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building pgsink:", err)
