@@ -18,6 +18,7 @@ type Metrics struct {
 	ApplySeconds prometheus.Histogram   // duration of one Apply
 	Lag          *prometheus.GaugeVec   // topic, partition: high watermark - stored position
 	Owned        prometheus.Gauge       // partitions this instance applies
+	Buffered     prometheus.Gauge       // fetched but unapplied key+value bytes
 	Retries      prometheus.Counter     // transient errors retried
 	Stopped      *prometheus.GaugeVec   // topic, partition: 1 when a partition stopped on an error
 	EndToEnd     prometheus.Histogram   // Kafka append time to target commit
@@ -50,6 +51,8 @@ func NewMetrics() *Metrics {
 			Help: "High watermark minus the stored position, per owned partition."}, []string{"topic", "partition"}),
 		Owned: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgsink_partitions_owned",
 			Help: "Partitions this instance holds the epoch of."}),
+		Buffered: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgsink_buffered_bytes",
+			Help: "Key and value bytes fetched but not yet taken by a partition worker, bounded by apply.max_buffered_bytes."}),
 		Retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_apply_retries_total",
 			Help: "Transient apply errors retried with backoff."}),
 		Stopped: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgsink_partition_stopped",
@@ -59,7 +62,7 @@ func NewMetrics() *Metrics {
 		registry: r,
 	}
 	r.MustRegister(m.Consumed, m.Applied, m.DeadLetters, m.Skipped, m.Fenced, m.Rebalances, m.BatchRecords,
-		m.ApplySeconds, m.Lag, m.Owned, m.Retries, m.Stopped, m.EndToEnd)
+		m.ApplySeconds, m.Lag, m.Owned, m.Buffered, m.Retries, m.Stopped, m.EndToEnd)
 	return m
 }
 

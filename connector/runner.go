@@ -128,6 +128,12 @@ func consumerConfig(cfg *config.Config) *kafka.ConfigMap {
 	if _, set := m["topic.metadata.refresh.interval.ms"]; !set {
 		m["topic.metadata.refresh.interval.ms"] = 5000
 	}
+	// librdkafka prefetches into its own queue (64 MiB by default): keep
+	// that at half of apply.max_buffered_bytes, so fetched-but-unapplied
+	// records stay within about 1.5 times the budget whatever the lag.
+	if _, set := m["queued.max.messages.kbytes"]; !set && cfg.Apply.MaxBufferedBytes > 0 {
+		m["queued.max.messages.kbytes"] = max(1024, int(cfg.Apply.MaxBufferedBytes/2/1024))
+	}
 	m["partition.assignment.strategy"] = "cooperative-sticky"
 	// Positions come from PostgreSQL (I6): never let Kafka pick one.
 	m["auto.offset.reset"] = "error"
@@ -314,6 +320,7 @@ func (r *Runner) dispatch(m *kafka.Message) {
 // service runs the poll loop's periodic duties: seeks the workers asked
 // for, and resuming partitions whose queue drained.
 func (r *Runner) service() {
+	r.metrics.Buffered.Set(float64(r.buffered.Load()))
 	r.mu.Lock()
 	seeks := r.seeks
 	r.seeks = nil

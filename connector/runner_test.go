@@ -21,6 +21,10 @@ func TestConsumerConfigForcesTheProtocol(t *testing.T) {
 			t.Errorf("%s = %v, want %v", k, m[k], v)
 		}
 	}
+	cfg.Apply.MaxBufferedBytes = 64 << 20
+	if got := (*consumerConfig(cfg))["queued.max.messages.kbytes"]; got != 32768 {
+		t.Errorf("queued.max.messages.kbytes = %v, want half of max_buffered_bytes (32768)", got)
+	}
 	cfg.Kafka["topic.metadata.refresh.interval.ms"] = "60000"
 	if got := (*consumerConfig(cfg))["topic.metadata.refresh.interval.ms"]; got != "60000" {
 		t.Errorf("a configured metadata refresh was overridden: %v", got)

@@ -73,6 +73,13 @@ func startPgsink(t *testing.T, yaml string, env ...string) *process {
 		t.Fatal(err)
 	}
 	go func() { p.done <- p.cmd.Wait() }()
+	// A configuration error ends the process at once: fail here with its
+	// message rather than time out later waiting for data.
+	select {
+	case err := <-p.done:
+		t.Fatalf("pgsink exited at start (%v):\n%s", err, p.Logs())
+	case <-time.After(500 * time.Millisecond):
+	}
 	t.Cleanup(func() {
 		if p.cmd.ProcessState == nil {
 			_ = p.cmd.Process.Kill()

@@ -139,3 +139,17 @@ func CreateTopic(ctx context.Context, bootstrap, name string, partitions int) er
 	}
 	return nil
 }
+
+// HighWatermark returns the next offset Kafka will write to a partition.
+func HighWatermark(bootstrap, topic string, partition int32) (int64, error) {
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "group.id": "stacktest-watermarks"})
+	if err != nil {
+		return 0, fmt.Errorf("stacktest: consumer: %w", err)
+	}
+	defer c.Close()
+	_, high, err := c.QueryWatermarkOffsets(topic, partition, 5000)
+	if err != nil {
+		return 0, fmt.Errorf("stacktest: watermarks of %s[%d]: %w", topic, partition, err)
+	}
+	return high, nil
+}
