@@ -1,18 +1,22 @@
 #!/bin/sh
-# Registers every connector file mounted under /connectors with Kafka Connect
-# (PUT /connectors/<file name>/config: creates it, or updates it to the file),
-# then waits until each runs. compose's `register` service runs it once.
+# Registers every connector file in $CONNECTOR_DIR (compose mounts them under
+# /connectors) with Kafka Connect: PUT /connectors/<file name>/config creates
+# the connector or updates it to the file. Then waits until each runs.
+# compose's `register` service runs it once; docker/register_test.go runs it
+# against a fake Connect.
 set -eu
 : "${CONNECT_URL:=http://connect:8083}"
+: "${CONNECTOR_DIR:=/connectors}"
+: "${POLL_SECONDS:=2}"
 
 tries=0
 until curl -fsS -o /dev/null "$CONNECT_URL/connectors"; do
   tries=$((tries + 1))
   [ "$tries" -lt 90 ] || { echo "register: Kafka Connect did not answer at $CONNECT_URL" >&2; exit 1; }
-  sleep 2
+  sleep "$POLL_SECONDS"
 done
 
-for file in /connectors/*.json; do
+for file in "$CONNECTOR_DIR"/*.json; do
   name=$(basename "$file" .json)
   echo "register: $name"
   curl -fsS -X PUT -H 'Content-Type: application/json' --data-binary "@$file" \
@@ -21,7 +25,7 @@ done
 
 # A connector is up once its status lists a RUNNING task; a FAILED one ends
 # the wait with Connect's answer, which holds the stack trace.
-for file in /connectors/*.json; do
+for file in "$CONNECTOR_DIR"/*.json; do
   name=$(basename "$file" .json)
   tries=0
   while :; do
@@ -32,6 +36,6 @@ for file in /connectors/*.json; do
     esac
     tries=$((tries + 1))
     [ "$tries" -lt 60 ] || { echo "register: $name not running: $status" >&2; exit 1; }
-    sleep 2
+    sleep "$POLL_SECONDS"
   done
 done
