@@ -33,6 +33,9 @@ type composeService struct {
 	Deploy      struct {
 		Replicas int `yaml:"replicas"`
 	} `yaml:"deploy"`
+	Healthcheck struct {
+		Test []string `yaml:"test"`
+	} `yaml:"healthcheck"`
 	DependsOn map[string]struct {
 		Condition string `yaml:"condition"`
 	} `yaml:"depends_on"`
@@ -106,6 +109,13 @@ func TestComposeHasTheDemo(t *testing.T) {
 	}
 	if target := c.service(t, "target"); !strings.HasPrefix(target.Image, "postgres:15.") {
 		t.Errorf("target image %q, want PostgreSQL 15", target.Image)
+	}
+	// The databases are healthy only once their init scripts ran: the
+	// image's temporary init server does not listen on TCP.
+	for _, name := range []string{"source", "target"} {
+		if hc := c.Services[name].Healthcheck.Test; !slices.Contains(hc, "127.0.0.1") {
+			t.Errorf("%s healthcheck %q does not probe over TCP; it would pass while the init scripts still run", name, hc)
+		}
 	}
 	// Data lives in named volumes, declared at the top level.
 	for name, s := range c.Services {
