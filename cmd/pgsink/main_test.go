@@ -17,7 +17,8 @@ func TestRun(t *testing.T) {
 		{name: "help", args: []string{"--help"}, wantCode: 0, wantStdout: "Commands:"},
 		{name: "no args", args: nil, wantCode: 2, wantStderr: "Usage:"},
 		{name: "version", args: []string{"version"}, wantCode: 0, wantStdout: "librdkafka 2."},
-		{name: "help lists validate", args: []string{"help"}, wantCode: 0, wantStdout: "validate   check a configuration file"},
+		{name: "help lists validate", args: []string{"help"}, wantCode: 0, wantStdout: "validate     check a configuration file"},
+		{name: "help lists healthcheck", args: []string{"help"}, wantCode: 0, wantStdout: "healthcheck  exit 0 if a URL"},
 		{name: "unknown", args: []string{"frobnicate"}, wantCode: 2, wantStderr: `unknown command "frobnicate"`},
 	}
 	for _, tt := range tests {

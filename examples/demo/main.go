@@ -21,11 +21,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgsink/pgsink/docker"
 	"github.com/pgsink/pgsink/test/stacktest"
 )
 
 const (
-	topicPrefix = "demo"
+	topicPrefix = docker.TopicPrefix
 	// Connect keeps a deleted connector's offsets, and Debezium would resume
 	// from them (skipping its snapshot): each run registers a new name.
 	connectorPrefix = "demo-"
@@ -149,18 +150,15 @@ func run(duration time.Duration, rate int, convergeTimeout time.Duration, binary
 	}
 
 	say("registering Debezium: the tables (snapshot of 500 customers, then streaming) and the outbox (Event Router)")
-	tablesCfg, err := stacktest.DebeziumPostgres(env.SourceURL, tablesSlot, topicPrefix)
+	// The same connector files docker/compose.yaml registers, pointed at the
+	// local stack's source database.
+	tablesCfg, err := stacktest.ConnectorFile(docker.TablesConnector, stacktest.Run{SourceURL: env.SourceURL, Slot: tablesSlot, TopicPrefix: topicPrefix})
 	if err != nil {
 		return err
 	}
-	tablesCfg["table.include.list"] = "public.customers,public.orders"
-	tablesCfg["skipped.operations"] = "none"
-	outboxCfg, err := stacktest.DebeziumPostgres(env.SourceURL, outboxSlot, topicPrefix)
+	outboxCfg, err := stacktest.ConnectorFile(docker.OutboxConnector, stacktest.Run{SourceURL: env.SourceURL, Slot: outboxSlot, TopicPrefix: topicPrefix})
 	if err != nil {
 		return err
-	}
-	for k, v := range stacktest.OutboxRouter(topicPrefix) {
-		outboxCfg[k] = v
 	}
 	for name, cfg := range map[string]map[string]string{"tables-" + runID: tablesCfg, "outbox-" + runID: outboxCfg} {
 		if err := c.Put(ctx, connectorPrefix+name, cfg); err != nil {

@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/pgsink/pgsink/docker"
 )
 
 // Sandbox is one test's private corner of the stack: a fresh source database
@@ -72,34 +74,19 @@ func NewSandbox(ctx context.Context, env Env, id string) (*Sandbox, error) {
 }
 
 // DebeziumPostgres returns the connector configuration pgsink's tests start
-// from: pgoutput, a filtered publication (the debezium role owns the tables
-// but is no superuser), JSON with schemas, and the given slot and topic prefix.
+// from: docker/connectors/demo-tables.json (pgoutput, a filtered publication
+// since the debezium role owns the tables but is no superuser, JSON with
+// schemas) on sourceURL with the given slot and topic prefix. The demo's table
+// selection and skipped.operations are left out: each test chooses its
+// tables, and keeps Debezium's default of skipping truncates unless it asks.
 func DebeziumPostgres(sourceURL, slot, topicPrefix string) (map[string]string, error) {
-	u, err := url.Parse(sourceURL)
+	cfg, err := ConnectorFile(docker.TablesConnector, Run{SourceURL: sourceURL, Slot: slot, TopicPrefix: topicPrefix})
 	if err != nil {
-		return nil, fmt.Errorf("stacktest: source URL: %w", err)
+		return nil, err
 	}
-	password, _ := u.User.Password()
-	return map[string]string{
-		"connector.class":                "io.debezium.connector.postgresql.PostgresConnector",
-		"tasks.max":                      "1",
-		"plugin.name":                    "pgoutput",
-		"database.hostname":              u.Hostname(),
-		"database.port":                  u.Port(),
-		"database.user":                  u.User.Username(),
-		"database.password":              password,
-		"database.dbname":                strings.TrimPrefix(u.Path, "/"),
-		"topic.prefix":                   topicPrefix,
-		"slot.name":                      slot,
-		"publication.name":               slot,
-		"publication.autocreate.mode":    "filtered",
-		"snapshot.mode":                  "initial",
-		"key.converter":                  "org.apache.kafka.connect.json.JsonConverter",
-		"value.converter":                "org.apache.kafka.connect.json.JsonConverter",
-		"key.converter.schemas.enable":   "true",
-		"value.converter.schemas.enable": "true",
-		"poll.interval.ms":               "100",
-	}, nil
+	delete(cfg, "table.include.list")
+	delete(cfg, "skipped.operations")
+	return cfg, nil
 }
 
 // RegisterDebezium registers a Debezium PostgreSQL connector on the sandbox's
@@ -141,23 +128,21 @@ func (s *Sandbox) Close(ctx context.Context) error {
 
 // OutboxRouter returns the connector overrides that stream public.outbox
 // through Debezium's Outbox Event Router, as pgsink's tests, fixtures and
-// demo use it: topic <topicPrefix>.outbox.event.<aggregatetype>, key the
+// demo use it: docker/connectors/demo-outbox.json without its database and
+// slot, so topic <topicPrefix>.outbox.event.<aggregatetype>, key the
 // aggregate id, header `id` the event id, header `eventType` the type, and
-// the JSON payload expanded.
+// the JSON payload expanded. It panics if the embedded file is broken, which
+// the docker package's tests rule out.
 func OutboxRouter(topicPrefix string) map[string]string {
-	return map[string]string{
-		"table.include.list":                                  "public.outbox",
-		"topic.prefix":                                        topicPrefix + "_outbox",
-		"transforms":                                          "outbox",
-		"transforms.outbox.type":                              "io.debezium.transforms.outbox.EventRouter",
-		"transforms.outbox.route.by.field":                    "aggregatetype",
-		"transforms.outbox.route.topic.replacement":           topicPrefix + ".outbox.event.${routedByValue}",
-		"transforms.outbox.table.field.event.id":              "id",
-		"transforms.outbox.table.field.event.key":             "aggregateid",
-		"transforms.outbox.table.field.event.payload":         "payload",
-		"transforms.outbox.table.expand.json.payload":         "true",
-		"transforms.outbox.table.fields.additional.placement": "type:header:eventType",
-		// The expanded payload needs the JSON converter to infer a schema.
-		"value.converter.delegate.converter.type": "org.apache.kafka.connect.json.JsonConverter",
+	cfg, err := docker.Connector(docker.OutboxConnector)
+	if err == nil {
+		err = retarget(cfg, topicPrefix)
 	}
+	if err != nil {
+		panic(fmt.Sprintf("stacktest: %v", err))
+	}
+	for _, k := range runKeys {
+		delete(cfg, k)
+	}
+	return cfg
 }
