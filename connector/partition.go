@@ -211,19 +211,24 @@ func (p *partition) item(m *kafka.Message) (sink.Item, bool, error) {
 	for _, h := range m.Headers {
 		rec.Headers = append(rec.Headers, debezium.Header{Key: h.Key, Value: h.Value})
 	}
-	rt, err := p.r.router.resolve(p.ctx, p.id.Topic)
+	ch, err := p.decoder.Decode(rec)
+	if err != nil {
+		// Undecodable: dead-lettered. Its table is only for the dead letter's
+		// target column, so a missing one is no reason to stop.
+		var table *sink.Table
+		if tc, cerr := p.r.cfg.Router().Resolve(p.id.Topic); cerr == nil {
+			table = &sink.Table{Schema: tc.Target.Schema, Name: tc.Target.Name}
+		}
+		return sink.Item{Record: rec, Table: table, Err: err}, true, nil
+	}
+	if ch.Kind != debezium.KindChange && ch.Kind != debezium.KindOutbox {
+		return sink.Item{}, false, nil
+	}
+	rt, err := p.r.router.resolve(p.ctx, &ch)
 	if err != nil {
 		return sink.Item{}, false, err
 	}
-	ch, err := p.decoder.Decode(rec)
-	if err != nil {
-		return sink.Item{Record: rec, Table: rt.table, Err: err}, true, nil
-	}
-	switch ch.Kind {
-	case debezium.KindChange, debezium.KindOutbox:
-		return sink.Item{Record: rec, Table: rt.table, Change: ch}, true, nil
-	}
-	return sink.Item{}, false, nil
+	return sink.Item{Record: rec, Table: rt.table, Change: ch}, true, nil
 }
 
 // apply applies a batch and reports whether the partition may go on.

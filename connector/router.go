@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -13,54 +14,132 @@ import (
 
 // route is where the records of one topic go.
 type route struct {
-	cfg    *config.Table
-	table  *sink.Table
-	format debezium.Format
+	cfg   *config.Table
+	table *sink.Table
+	// checked is the first column of the event schema last compared with
+	// the target (schema.evolve): Changes of one schema share the slice.
+	checked *debezium.Column
 }
 
-// router resolves topics to target tables once per topic: the configuration
-// names the table, the target catalog gives its columns.
+// router resolves topics to target tables: the configuration names the
+// table, the target catalog gives its columns. With schema.create it creates
+// a missing target from the first event; with schema.evolve add_columns it
+// adds the columns an event brings that the target lacks.
 type router struct {
 	cfg    *config.Router
 	q      catalog.Querier
+	db     sink.Execer
 	mu     sync.Mutex
 	routes map[string]*route
 	tables map[string]*sink.Table // by target, so topics sharing a table share it
 }
 
-func newRouter(cfg *config.Config, q catalog.Querier) *router {
-	return &router{cfg: cfg.Router(), q: q, routes: map[string]*route{}, tables: map[string]*sink.Table{}}
+func newRouter(cfg *config.Config, db interface {
+	catalog.Querier
+	sink.Execer
+}) *router {
+	return &router{cfg: cfg.Router(), q: db, db: db, routes: map[string]*route{}, tables: map[string]*sink.Table{}}
 }
 
-// resolve returns the route of topic, reading the target catalog the first
-// time a table is met.
-func (r *router) resolve(ctx context.Context, topic string) (*route, error) {
+// format says how to decode a topic, from the configuration alone.
+func (r *router) format(topic string) debezium.Format {
+	tc, err := r.cfg.Resolve(topic)
+	if err != nil {
+		return debezium.DefaultFormat(topic)
+	}
+	if tc.Format == config.FormatOutbox {
+		return debezium.FormatOutbox
+	}
+	return debezium.FormatTable
+}
+
+// resolve returns the route of a change's topic, creating or extending the
+// target first when the configuration asks for it.
+func (r *router) resolve(ctx context.Context, ch *debezium.Change) (*route, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if rt, ok := r.routes[topic]; ok {
-		return rt, nil
+	rt, ok := r.routes[ch.Topic]
+	if !ok {
+		tc, err := r.cfg.Resolve(ch.Topic)
+		if err != nil {
+			return nil, err
+		}
+		rt = &route{cfg: tc}
+		if rt.table, err = r.table(ctx, tc, ch); err != nil {
+			return nil, err
+		}
+		r.routes[ch.Topic] = rt
 	}
-	tc, err := r.cfg.Resolve(topic)
+	if err := r.evolve(ctx, rt, ch); err != nil {
+		return nil, err
+	}
+	return rt, nil
+}
+
+// table reads the target catalog of tc the first time it is met.
+func (r *router) table(ctx context.Context, tc *config.Table, ch *debezium.Change) (*sink.Table, error) {
+	ref := tc.Target.String()
+	if tbl, ok := r.tables[ref]; ok {
+		return tbl, nil
+	}
+	tbl, err := r.read(ctx, tc)
+	if errors.Is(err, sink.ErrNoTarget) && tc.Schema.Create && ch.Kind == debezium.KindChange {
+		var key []string
+		for _, f := range ch.Key {
+			key = append(key, f.Name)
+		}
+		if err := sink.CreateTable(ctx, r.db, *tc, ch.Columns, key); err != nil {
+			return nil, err
+		}
+		tbl, err = r.read(ctx, tc)
+	}
 	if err != nil {
 		return nil, err
 	}
-	ref := tc.Target.String()
-	tbl, ok := r.tables[ref]
-	if !ok {
-		cat, err := catalog.Read(ctx, r.q, tc.Target.Schema, tc.Target.Name)
-		if err != nil {
-			return nil, fmt.Errorf("read target catalog of %s: %w", ref, err)
+	r.tables[ref] = tbl
+	return tbl, nil
+}
+
+func (r *router) read(ctx context.Context, tc *config.Table) (*sink.Table, error) {
+	cat, err := catalog.Read(ctx, r.q, tc.Target.Schema, tc.Target.Name)
+	if err != nil {
+		return nil, fmt.Errorf("read target catalog of %s: %w", tc.Target, err)
+	}
+	return sink.Resolve(*tc, cat)
+}
+
+// evolve adds the columns a change's schema has and its target lacks, once
+// per distinct schema, and points every route of that target at the
+// extended table.
+func (r *router) evolve(ctx context.Context, rt *route, ch *debezium.Change) error {
+	if rt.cfg.Schema.Evolve != config.EvolveAddColumns || len(ch.Columns) == 0 || rt.checked == &ch.Columns[0] {
+		return nil
+	}
+	cat, err := catalog.Read(ctx, r.q, rt.cfg.Target.Schema, rt.cfg.Target.Name)
+	if err != nil {
+		return fmt.Errorf("read target catalog of %s: %w", rt.cfg.Target, err)
+	}
+	if missing := sink.MissingColumns(*rt.cfg, cat, ch.Columns); len(missing) > 0 {
+		if err := sink.AddColumns(ctx, r.db, *rt.cfg, missing); err != nil {
+			return err
 		}
-		if tbl, err = sink.Resolve(*tc, cat); err != nil {
-			return nil, err
+		if cat, err = catalog.Read(ctx, r.q, rt.cfg.Target.Schema, rt.cfg.Target.Name); err != nil {
+			return fmt.Errorf("read target catalog of %s: %w", rt.cfg.Target, err)
 		}
+	}
+	tbl, err := sink.Resolve(*rt.cfg, cat)
+	if err != nil {
+		return err
+	}
+	if len(tbl.Columns) != len(rt.table.Columns) {
+		ref := rt.cfg.Target.String()
 		r.tables[ref] = tbl
+		for _, other := range r.routes {
+			if other.cfg.Target.String() == ref {
+				other.table = tbl
+			}
+		}
 	}
-	format := debezium.FormatTable
-	if tc.Format == config.FormatOutbox {
-		format = debezium.FormatOutbox
-	}
-	rt := &route{cfg: tc, table: tbl, format: format}
-	r.routes[topic] = rt
-	return rt, nil
+	rt.checked = &ch.Columns[0]
+	return nil
 }

@@ -502,12 +502,7 @@ func (r *Runner) startPartition(id dedup.PartitionID, claim dedup.Claim, log *za
 		labels:   [2]string{id.Topic, partitionLabel(id.Partition)},
 		stopping: make(chan struct{}), ctx: ctx, cancel: cancel, done: make(chan struct{}),
 	}
-	p.decoder = debezium.NewDecoder(debezium.Options{Format: func(topic string) debezium.Format {
-		if rt, err := r.router.resolve(ctx, topic); err == nil {
-			return rt.format
-		}
-		return debezium.DefaultFormat(topic)
-	}})
+	p.decoder = debezium.NewDecoder(debezium.Options{Format: r.router.format})
 	r.workers[id] = p
 	r.metrics.Stopped.WithLabelValues(p.labels[0], p.labels[1]).Set(0)
 	go p.run()

@@ -32,6 +32,11 @@ type outboxStatements struct {
 func newOutboxStatements(t *Table, schema string) *outboxStatements {
 	h := fnv.New64a()
 	h.Write([]byte(t.Ref()))
+	// The columns are part of the name: after schema.evolve adds a column,
+	// the table gets a new staging table rather than the session's old one.
+	for _, c := range t.Columns {
+		h.Write([]byte("\x00" + c.Name + "\x00" + c.Type))
+	}
 	st := &outboxStatements{stageName: fmt.Sprintf("pgsink_outbox_%016x", h.Sum64())}
 	stage := pgx.Identifier{"pg_temp", st.stageName}.Sanitize()
 	ledger := pgx.Identifier{schema, "outbox_events"}.Sanitize()

@@ -14,7 +14,7 @@ import (
 // include/exclude/rename rules, in table order.
 func Resolve(cfg config.Table, cat *catalog.Table) (*Table, error) {
 	if !cat.Exists {
-		return nil, fmt.Errorf("sink: %s: target %s.%s does not exist (schema.create is not implemented yet)", cfg.Path, cat.Schema, cat.Name)
+		return nil, fmt.Errorf("sink: %s: target %s.%s does not exist (create it, or set schema.create: true): %w", cfg.Path, cat.Schema, cat.Name, ErrNoTarget)
 	}
 	if cfg.Format == config.FormatOutbox {
 		return resolveOutbox(cfg, cat)
@@ -26,9 +26,6 @@ func Resolve(cfg config.Table, cat *catalog.Table) (*Table, error) {
 		Truncates:        cfg.Truncate == config.TruncateApply,
 		CommitColumn:     cfg.Version.CommitColumn,
 		LSNColumn:        cfg.Version.LSNColumn,
-	}
-	if cfg.Schema.Evolve == config.EvolveAddColumns {
-		return nil, fmt.Errorf("sink: %s: schema.evolve add_columns is not implemented yet; add the columns to %s.%s yourself and set evolve: none", cfg.Path, cat.Schema, cat.Name)
 	}
 	if !cfg.Version.Guard {
 		return nil, fmt.Errorf("sink: %s: version.guard false is not supported: the guard is what makes replays safe", cfg.Path)

@@ -38,6 +38,11 @@ func q(name string) string { return pgx.Identifier{name}.Sanitize() }
 func newStatements(t *Table, schema string) *statements {
 	h := fnv.New64a()
 	h.Write([]byte(t.Ref()))
+	// The columns are part of the name: after schema.evolve adds a column,
+	// the table gets a new staging table rather than the session's old one.
+	for _, c := range t.Columns {
+		h.Write([]byte("\x00" + c.Name + "\x00" + c.Type))
+	}
 	name := fmt.Sprintf("pgsink_stage_%016x", h.Sum64())
 	st := &statements{
 		stageName: name,

@@ -125,6 +125,11 @@ type Change struct {
 	Schema string
 	Table  string
 
+	// Columns are the row image's columns with the PostgreSQL type each
+	// maps to, from the event's schema: what schema.create and
+	// schema.evolve build from. Shared between Changes; nil without schemas.
+	Columns []Column
+
 	Key    Row // the record key's fields
 	Before Row // nil unless the event carries a before image
 	After  Row // nil for deletes and truncates

@@ -12,6 +12,9 @@ import (
 // row images need types, the rest of the envelope has a fixed shape.
 type envelopeType struct {
 	before, after *typ
+	// columns are the row image's columns with PostgreSQL types, shared by
+	// every Change decoded with this schema.
+	columns []Column
 }
 
 // compileEnvelope compiles an envelope schema, keeping the before/after
@@ -35,8 +38,12 @@ func (d *Decoder) compileEnvelope(cs *connectSchema) (*typ, error) {
 		}
 		if f.Field == "before" {
 			env.env.before = t
+			if env.env.columns == nil {
+				env.env.columns = columnsOf(f)
+			}
 		} else {
 			env.env.after = t
+			env.env.columns = columnsOf(f)
 		}
 	}
 	return env, nil
@@ -60,6 +67,9 @@ func (d *Decoder) envelope(rec *Record, ch *Change) error {
 	}
 	if err := d.payload(s, env, ch); err != nil {
 		return at("payload", err)
+	}
+	if env != nil && ch.Kind == KindChange {
+		ch.Columns = env.columns
 	}
 	if !d.opts.Schemaless {
 		if err := s.expect('}'); err != nil {

@@ -147,3 +147,22 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() (b
 	}
 	t.Fatalf("%s: not reached within %s; last state: %s", what, timeout, last)
 }
+
+// checksumOrMissing is checksum, or "missing" while the table or a column
+// does not exist yet.
+func checksumOrMissing(t *testing.T, url, query string) string {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var sum *string
+	if err := conn.QueryRow(context.Background(), `SELECT md5(string_agg(row_to_json(q)::text, E'\n')) FROM (`+query+`) q`).Scan(&sum); err != nil {
+		return "missing (" + err.Error() + ")"
+	}
+	if sum == nil {
+		return "empty"
+	}
+	return *sum
+}

@@ -1,4 +1,4 @@
-CREATE TEMP TABLE IF NOT EXISTS "pg_temp"."pgsink_stage_51bcb0cd17cfa903" (
+CREATE TEMP TABLE IF NOT EXISTS "pg_temp"."pgsink_stage_87a23aa6581d77d5" (
     "pgsink.op" "char" NOT NULL,
     "pgsink.mask" integer NOT NULL,
     "pgsink.commit" bigint NOT NULL,

@@ -1,6 +1,6 @@
 UPDATE "App ""Prod"""."Order; DROP TABLE x" AS t
    SET "__deleted" = true, "_pgsink_commit_lsn" = s."pgsink.commit", "_pgsink_lsn" = s."pgsink.lsn"
-  FROM "pg_temp"."pgsink_stage_51bcb0cd17cfa903" AS s
+  FROM "pg_temp"."pgsink_stage_87a23aa6581d77d5" AS s
  WHERE s."pgsink.op" = 'd'
    AND t."Order Id" = s."Order Id" AND t."region" = s."region"
    AND (coalesce(t."_pgsink_commit_lsn", -1), coalesce(t."_pgsink_lsn", -1)) < (s."pgsink.commit", s."pgsink.lsn")

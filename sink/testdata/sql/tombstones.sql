@@ -1,6 +1,6 @@
 INSERT INTO "pgsink"."tombstones" AS tb (target, key, commit_lsn, lsn)
 SELECT $1, jsonb_build_array(s."Order Id", s."region"), s."pgsink.commit", s."pgsink.lsn"
-  FROM "pg_temp"."pgsink_stage_51bcb0cd17cfa903" AS s
+  FROM "pg_temp"."pgsink_stage_87a23aa6581d77d5" AS s
  WHERE s."pgsink.op" = 'd'
 ON CONFLICT (target, key) DO UPDATE
    SET commit_lsn = excluded.commit_lsn, lsn = excluded.lsn, deleted_at = now()

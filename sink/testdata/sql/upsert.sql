@@ -3,7 +3,7 @@ WITH newest AS MATERIALIZED (
      ORDER BY tb.commit_lsn DESC, tb.lsn DESC LIMIT 1)
 INSERT INTO "App ""Prod"""."Order; DROP TABLE x" AS t ("Order Id", "region", "amount", "Notes", "_pgsink_commit_lsn", "_pgsink_lsn")
 SELECT s."Order Id", s."region", s."amount", s."Notes", s."pgsink.commit", s."pgsink.lsn"
-  FROM "pg_temp"."pgsink_stage_51bcb0cd17cfa903" AS s
+  FROM "pg_temp"."pgsink_stage_87a23aa6581d77d5" AS s
  WHERE s."pgsink.op" = 'u' AND s."pgsink.mask" = $1
    AND ((s."pgsink.commit", s."pgsink.lsn") > ALL (SELECT commit_lsn, lsn FROM newest)
         OR (NOT EXISTS (SELECT FROM "pgsink"."tombstones" AS tb
