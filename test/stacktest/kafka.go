@@ -121,14 +121,20 @@ func DeleteTopics(ctx context.Context, bootstrap, prefix string) error {
 }
 
 // CreateTopic creates a topic with the given partition count (replication
-// factor 1, the local stack has one broker).
-func CreateTopic(ctx context.Context, bootstrap, name string, partitions int) error {
+// factor 1, the local stack has one broker) and topic configs, if any.
+func CreateTopic(ctx context.Context, bootstrap, name string, partitions int, configs ...map[string]string) error {
 	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
 	if err != nil {
 		return fmt.Errorf("stacktest: admin client: %w", err)
 	}
 	defer admin.Close()
-	results, err := admin.CreateTopics(ctx, []kafka.TopicSpecification{{Topic: name, NumPartitions: partitions, ReplicationFactor: 1}})
+	spec := kafka.TopicSpecification{Topic: name, NumPartitions: partitions, ReplicationFactor: 1, Config: map[string]string{}}
+	for _, c := range configs {
+		for k, v := range c {
+			spec.Config[k] = v
+		}
+	}
+	results, err := admin.CreateTopics(ctx, []kafka.TopicSpecification{spec})
 	if err != nil {
 		return fmt.Errorf("stacktest: create topic %s: %w", name, err)
 	}
