@@ -16,6 +16,11 @@ import (
 // per record.
 const AuditEnv = "PGSINK_TEST_AUDIT"
 
+// BreakEnv breaks pgsink on purpose for the fault suite's self-test:
+// "no-version-guard" makes every write ignore the stored row version (I3).
+// Never set it anywhere else.
+const BreakEnv = "PGSINK_TEST_BREAK"
+
 func auditTable(schema string) string { return pgx.Identifier{schema, "apply_audit"}.Sanitize() }
 
 // createAudit creates the audit table if needed.
