@@ -264,7 +264,9 @@ func (s *scenario) waitQuiet(timeout time.Duration) bool {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	s.t.Logf("%s: not quiet within %s: %s", s.name, timeout, last)
+	if timeout > 5*time.Second {
+		s.t.Logf("%s: not quiet within %s: %s", s.name, timeout, last)
+	}
 	return false
 }
 

@@ -4,6 +4,7 @@ package faults
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
@@ -119,6 +120,44 @@ func (s *scenario) republish(t *testing.T, n int) int {
 		}
 	}
 	return count
+}
+
+// tombstonesBelow counts, per partition, the records with a null value
+// (Debezium's tombstones) below the given end offsets.
+func (s *scenario) tombstonesBelow(ends map[int32]int64) (map[int32]int64, error) {
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": s.st.Env.KafkaBootstrap, "group.id": s.st.ID + "-tombstones",
+		"enable.auto.commit": false})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	out := map[int32]int64{}
+	for partition, end := range ends {
+		if end == 0 {
+			continue
+		}
+		if err := c.Assign([]kafka.TopicPartition{{Topic: &s.topic, Partition: partition, Offset: 0}}); err != nil {
+			return nil, err
+		}
+		deadline := time.Now().Add(60 * time.Second)
+		for next := int64(0); next < end; {
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("partition %d: read stuck at %d of %d", partition, next, end)
+			}
+			m, err := c.ReadMessage(time.Second)
+			if err != nil {
+				continue
+			}
+			if int64(m.TopicPartition.Offset) >= end {
+				break
+			}
+			next = int64(m.TopicPartition.Offset) + 1
+			if m.Value == nil {
+				out[partition]++
+			}
+		}
+	}
+	return out, nil
 }
 
 // servicePid reads a stack service's pid file and checks that the process

@@ -10,7 +10,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
 )
 
 // long reports whether the long form runs (PGSINK_FAULTS=long, make faults).
@@ -56,9 +55,9 @@ func TestFaults1Failpoints(t *testing.T) {
 		t.Run(point, func(t *testing.T) {
 			s := newScenario(t, "1 kill -9 at "+point, scenarioOptions{})
 			s.result.FaultKinds = "SIGKILL at " + point
-			s.extraEnv = []string{"PGSINK_FAILPOINTS=" + point + ":0.04"}
+			s.extraEnv = []string{"PGSINK_FAILPOINTS=" + point + ":0.1"}
 			s.load.run(500, 3*time.Millisecond)
-			quiet := s.supervise(4*time.Minute, 80)
+			quiet := s.supervise(3*time.Minute, 80)
 			s.load.halt()
 			s.stopAll()
 			s.checkAll(quiet, 0)
