@@ -176,7 +176,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.log.Warn("apply audit on (" + AuditEnv + "=1): every applied record is also written to " + auditTable(r.cfg.Postgres.Schema))
 	}
 	if os.Getenv(BreakEnv) != "" {
-		r.log.Warn("pgsink broken on purpose ("+BreakEnv+"="+os.Getenv(BreakEnv)+"): for the fault suite's self-test only")
+		r.log.Warn("pgsink broken on purpose (" + BreakEnv + "=" + os.Getenv(BreakEnv) + "): for the fault suite's self-test only")
 	}
 	if len(r.failpoints) > 0 {
 		r.log.Warn("failpoints armed ("+FailpointEnv+"): this process will kill itself", zap.Any("failpoints", r.failpoints))

@@ -5,6 +5,7 @@ package faults
 import (
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -86,10 +87,14 @@ func writeResults(path string) error {
 	b.WriteString("\"n/m\": not measurable — pgsink's version guard skips stale rows inside SQL without counting them.\n\n## Details\n\n")
 	for _, r := range results {
 		fmt.Fprintf(&b, "### %s\n\n", r.Scenario)
-		for _, c := range checkOrder {
-			if v, ok := r.Checks[c]; ok {
-				fmt.Fprintf(&b, "- %s: %s — %s\n", c, mark(v, true), v.Detail)
-			}
+		var names []string
+		for c := range r.Checks {
+			names = append(names, c)
+		}
+		sort.Strings(names)
+		for _, c := range names {
+			v := r.Checks[c]
+			fmt.Fprintf(&b, "- %s: %s — %s\n", c, mark(v, true), strings.ReplaceAll(v.Detail, "\n", " "))
 		}
 		b.WriteString("\n")
 	}
