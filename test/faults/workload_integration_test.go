@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,7 +29,10 @@ type workload struct {
 	nextID int
 	events int
 	dels   int // deletes, each followed by a tombstone record
-	stop   chan struct{}
+	// ignoreErrors ends the workload quietly on an error (a server restart
+	// scenario expects them) instead of failing the test.
+	ignoreErrors atomic.Bool
+	stop         chan struct{}
 	done   chan struct{}
 }
 
@@ -109,7 +113,7 @@ func (w *workload) run(max int, pause time.Duration) {
 			w.t.Error(err)
 			return
 		}
-		defer conn.Close(ctx)
+		defer conn.Close(context.Background())
 		for i := 0; max <= 0 || i < max; i++ {
 			select {
 			case <-w.stop:
@@ -117,6 +121,10 @@ func (w *workload) run(max int, pause time.Duration) {
 			case <-time.After(pause):
 			}
 			if err := w.transaction(ctx, conn); err != nil {
+				if w.ignoreErrors.Load() {
+					w.t.Logf("workload ends on an expected error: %v", err)
+					return
+				}
 				w.t.Errorf("workload: %v", err)
 				return
 			}
