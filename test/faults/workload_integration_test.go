@@ -33,7 +33,7 @@ type workload struct {
 	// scenario expects them) instead of failing the test.
 	ignoreErrors atomic.Bool
 	stop         chan struct{}
-	done   chan struct{}
+	done         chan struct{}
 }
 
 func newWorkload(t *testing.T, url string) *workload {
