@@ -103,7 +103,23 @@ func TestFaults3Zombie(t *testing.T) {
 	for attempt := 0; attempt < 3 && !fenced; attempt++ {
 		time.Sleep(3 * time.Second)
 		zombie := b
+		// Freeze the zombie inside an apply transaction, past its offset
+		// compare-and-set: a SHARE lock on the audit table holds every
+		// instance at its audit insert; the zombie is stopped there, then
+		// the lock goes and the others carry on. Resumed, the zombie
+		// finds its partition claimed by a newer epoch.
+		held, err := s.target.Begin(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := held.Exec(context.Background(), `LOCK TABLE pgsink.apply_audit IN SHARE MODE`); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
 		zombie.signal(syscall.SIGSTOP)
+		if err := held.Rollback(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		s.result.Faults++
 		t.Logf("SIGSTOP %s (pid %d)", zombie.name, zombie.cmd.Process.Pid)
 		time.Sleep(15 * time.Second)
