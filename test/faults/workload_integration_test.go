@@ -185,10 +185,6 @@ func (w *workload) transaction(ctx context.Context, conn *pgx.Conn) error {
 		return err
 	}
 	defer tx.Rollback(ctx)
-	type change struct {
-		add, remove []int
-	}
-	var ch change
 	n := 1 + w.rng.IntN(4)
 	events := 0
 	for range n {
@@ -207,7 +203,6 @@ func (w *workload) transaction(ctx context.Context, conn *pgx.Conn) error {
 				big = &s
 			}
 			_, err = tx.Exec(ctx, `INSERT INTO public.accounts VALUES ($1::int, 1, $2::numeric, now(), $3::text)`, id, fmt.Sprintf("%d.%02d", w.rng.IntN(100000), w.rng.IntN(100)), big)
-			ch.add = append(ch.add, id)
 			w.addKey(id)
 		case op < 80: // update: big unchanged
 			_, err = tx.Exec(ctx, `UPDATE public.accounts SET seq = seq + 1, balance = balance + $2::numeric, updated_at = now() WHERE id = $1`,
