@@ -22,10 +22,16 @@ func long(t *testing.T) {
 // supervise keeps one instance running — restarting it whenever it dies,
 // as a process supervisor would — until the workload is done and the target
 // equals the source, or until timeout. It counts failpoint kills.
-func (s *scenario) supervise(timeout time.Duration, maxRestarts int) bool {
+// The workload, unbounded, is halted once minKills kills happened or after
+// loadFor.
+func (s *scenario) supervise(timeout time.Duration, maxRestarts, minKills int, loadFor time.Duration) bool {
 	deadline := time.Now().Add(timeout)
+	stopLoad := time.Now().Add(loadFor)
 	var current *proc
 	for time.Now().Before(deadline) {
+		if !s.load.finished() && (s.result.Faults >= minKills || time.Now().After(stopLoad)) {
+			s.load.halt()
+		}
 		if current == nil || current.exited() {
 			if current != nil {
 				if !current.killedByFailpoint() {
@@ -53,11 +59,13 @@ func (s *scenario) supervise(timeout time.Duration, maxRestarts int) bool {
 func TestFaults1Failpoints(t *testing.T) {
 	for _, point := range []string{"before-commit", "after-commit", "after-kafka-commit"} {
 		t.Run(point, func(t *testing.T) {
-			s := newScenario(t, "1 kill -9 at "+point, scenarioOptions{})
+			// The shortest session timeout the broker allows: a killed
+			// member's partitions are held until it expires.
+			s := newScenario(t, "1 kill -9 at "+point, scenarioOptions{sessionMS: 6000})
 			s.result.FaultKinds = "SIGKILL at " + point
 			s.extraEnv = []string{"PGSINK_FAILPOINTS=" + point + ":0.1"}
-			s.load.run(500, 3*time.Millisecond)
-			quiet := s.supervise(3*time.Minute, 80)
+			s.load.run(0, 3*time.Millisecond)
+			quiet := s.supervise(3*time.Minute, 80, 4, 40*time.Second)
 			s.load.halt()
 			s.stopAll()
 			s.checkAll(quiet, 0)
@@ -329,7 +337,6 @@ func TestFaults8Republish(t *testing.T) {
 // republishScenario runs the workload, then re-publishes every partition's
 // first records and waits until the instances have consumed them.
 func republishScenario(t *testing.T, s *scenario) {
-	s.result.FaultKinds = "old topic range re-published"
 	s.start("a")
 	s.load.run(400, 2*time.Millisecond)
 	s.load.wait()
@@ -337,7 +344,8 @@ func republishScenario(t *testing.T, s *scenario) {
 		t.Fatal("not quiet before re-publishing")
 	}
 	n := s.republish(t, 1500)
-	s.result.Faults += n
+	s.result.Faults++
+	s.result.FaultKinds = fmt.Sprintf("%d records of an old range re-published", n)
 	t.Logf("re-published %d records", n)
 	// Quiet again: the stored positions reach the topic's end.
 	deadline := time.Now().Add(2 * time.Minute)
