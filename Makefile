@@ -15,7 +15,7 @@ INTEGRATION_TAGS := integration
 TEST_TIMEOUT ?= 25m
 
 .PHONY: help build test test-unit test-integration lint stack-up stack-down stack-env stack-status \
-        fixtures demo bench clean docker-check
+        fixtures demo bench clean docker-check faults
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -23,9 +23,18 @@ help: ## list the targets
 build: ## build bin/pgsink (cgo, librdkafka bundled)
 	CGO_ENABLED=1 $(GO) build $(GOFLAGS_BUILD) -o bin/pgsink ./cmd/pgsink
 
-test: lint docker-check stack-up ## every test: lint, docker/ checks, unit, then integration and end-to-end against the local stack
+# The fault suite runs after the other packages, never beside them: its
+# scenarios kill and restart the stack's Kafka Connect worker.
+FAULTS_PKG := ./test/faults
+test: lint docker-check stack-up ## every test: lint, docker/ checks, unit, integration, end-to-end, then the short fault suite (scenarios 1, 3, 7, 9, 10)
 	set -a && source .stack/env && set +a && \
-	  $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -tags $(INTEGRATION_TAGS) ./...
+	  $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -tags $(INTEGRATION_TAGS) $$($(GO) list ./... | grep -v /test/faults) && \
+	  $(GO) test -count=1 -timeout 15m -tags $(INTEGRATION_TAGS) $(FAULTS_PKG)
+
+faults: stack-up ## the long fault-injection suite; writes test/faults/RESULTS.md
+	set -a && source .stack/env && set +a && \
+	  PGSINK_FAULTS=long PGSINK_FAULTS_RESULTS=$(CURDIR)/test/faults/RESULTS.md \
+	  $(GO) test -count=1 -timeout 60m -tags $(INTEGRATION_TAGS) -v $(FAULTS_PKG)
 
 test-unit: ## unit tests only: no services needed
 	$(GO) test -race -count=1 ./...

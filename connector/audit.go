@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -16,15 +17,28 @@ import (
 // per record.
 const AuditEnv = "PGSINK_TEST_AUDIT"
 
+// BreakEnv breaks pgsink on purpose for the fault suite's self-test:
+// "no-version-guard" makes every write ignore the stored row version (I3).
+// Never set it anywhere else.
+const BreakEnv = "PGSINK_TEST_BREAK"
+
 func auditTable(schema string) string { return pgx.Identifier{schema, "apply_audit"}.Sanitize() }
 
 // createAudit creates the audit table if needed.
 func createAudit(ctx context.Context, db interface {
 	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
 }, schema string) error {
-	_, err := db.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+auditTable(schema)+` (
+	create := `CREATE TABLE IF NOT EXISTS ` + auditTable(schema) + ` (
 		topic text NOT NULL, partition integer NOT NULL, "offset" bigint NOT NULL,
-		applied_at timestamptz NOT NULL DEFAULT now(), UNIQUE (topic, partition, "offset"))`)
+		applied_at timestamptz NOT NULL DEFAULT now(), UNIQUE (topic, partition, "offset"))`
+	_, err := db.Exec(ctx, create)
+	// Instances started together race on IF NOT EXISTS, which is not atomic
+	// in PostgreSQL: the loser gets a unique violation on pg_type (23505) or
+	// "already exists" (42P07). The table then exists; check once more.
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "42P07") {
+		_, err = db.Exec(ctx, create)
+	}
 	if err != nil {
 		return fmt.Errorf("create apply audit table: %w", err)
 	}

@@ -79,6 +79,13 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 			MaxBackoff: cfg.Apply.Retry.MaxBackoff.Std()},
 	}
 	auditOn := os.Getenv(AuditEnv) == "1"
+	switch brk := os.Getenv(BreakEnv); brk {
+	case "":
+	case "no-version-guard":
+		sinkOpts.TestNoVersionGuard = true
+	default:
+		return nil, fmt.Errorf("%s: %q: the only way to break pgsink is no-version-guard", BreakEnv, brk)
+	}
 	fp, err := parseFailpoints(os.Getenv(FailpointEnv))
 	if err != nil {
 		return nil, err
@@ -173,6 +180,9 @@ func (r *Runner) Run(ctx context.Context) error {
 			return err
 		}
 		r.log.Warn("apply audit on (" + AuditEnv + "=1): every applied record is also written to " + auditTable(r.cfg.Postgres.Schema))
+	}
+	if os.Getenv(BreakEnv) != "" {
+		r.log.Warn("pgsink broken on purpose (" + BreakEnv + "=" + os.Getenv(BreakEnv) + "): for the fault suite's self-test only")
 	}
 	if len(r.failpoints) > 0 {
 		r.log.Warn("failpoints armed ("+FailpointEnv+"): this process will kill itself", zap.Any("failpoints", r.failpoints))

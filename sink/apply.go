@@ -50,6 +50,11 @@ type Options struct {
 	// dead-lettered). Tests use it to keep an audit that proves no record is
 	// applied twice.
 	BeforeCommit func(ctx context.Context, tx pgx.Tx, records []debezium.Record) error
+	// TestNoVersionGuard breaks pgsink on purpose: writes no longer check
+	// the stored version, so stale events regress rows. Only the fault
+	// suite sets it (PGSINK_TEST_BREAK=no-version-guard) to prove its
+	// invariant checks catch a broken apply.
+	TestNoVersionGuard bool
 }
 
 // Retry bounds the retries of transient errors.
@@ -312,7 +317,7 @@ func (a *Applier) statementsFor(t *Table) *statements {
 	defer a.mu.Unlock()
 	st := a.stmts[t]
 	if st == nil {
-		st = newStatements(t, a.opts.Schema)
+		st = buildStatements(t, a.opts.Schema, a.opts.TestNoVersionGuard)
 		a.stmts[t] = st
 	}
 	return st

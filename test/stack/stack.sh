@@ -69,7 +69,11 @@ wait_for() {
   local what=$1 logfile=$2 pidfile=$3 marker=$4; shift 4
   local deadline=$((SECONDS + READY_TIMEOUT))
   until "$@" >/dev/null 2>&1; do
-    if ! alive "$pidfile" "$marker"; then
+    # kill -0, not alive: right after `nohup java … &` the pid is still the
+    # forked shell, whose command line does not name the marker yet, and
+    # alive would call a starting service dead. The pid was written by this
+    # very run, so it cannot be a recycled one.
+    if ! kill -0 "$(head -n1 "$pidfile" 2>/dev/null)" 2>/dev/null; then
       tail -n 40 "$logfile" >&2 || true
       die "$what exited during start-up; full log: $logfile"
     fi

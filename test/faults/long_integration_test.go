@@ -1,0 +1,143 @@
+//go:build integration
+
+package faults
+
+import (
+	"bufio"
+	"context"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// restartConnector asks Connect to restart the connector and its tasks,
+// for a task that gave up while a service was down.
+func (s *scenario) restartConnector() {
+	req, _ := http.NewRequest(http.MethodPost, s.st.Connect.URL+"/connectors/"+url.PathEscape(s.connector)+"/restart?includeTasks=true&onlyFailed=true", nil)
+	client := http.Client{Timeout: 30 * time.Second}
+	if resp, err := client.Do(req); err == nil {
+		resp.Body.Close()
+	}
+}
+
+// waitConnector waits for the Debezium connector to run again, restarting
+// it once if it failed during the outage.
+func (s *scenario) waitConnector() {
+	s.t.Helper()
+	ctx := context.Background()
+	for attempt := 0; attempt < 3; attempt++ {
+		if err := s.st.Connect.WaitRunning(ctx, s.connector, 90*time.Second); err == nil {
+			return
+		} else {
+			s.t.Logf("connector not running (attempt %d): %.300s", attempt+1, err)
+		}
+		s.restartConnector()
+		time.Sleep(2 * time.Second)
+	}
+	s.t.Fatalf("%s: the Debezium connector did not run again", s.name)
+}
+
+// Scenario 5: the Kafka broker killed with -9 mid-stream and restarted.
+func TestFaults5BrokerKill(t *testing.T) {
+	long(t)
+	s := newScenario(t, "5 Kafka broker kill -9", scenarioOptions{})
+	s.result.FaultKinds = "broker SIGKILL + restart"
+	s.start("a")
+	s.start("b")
+	s.load.run(0, 3*time.Millisecond)
+	time.Sleep(5 * time.Second)
+	killService(t, "kafka")
+	s.result.Faults++
+	time.Sleep(5 * time.Second)
+	stackUp(t)
+	s.waitConnector()
+	time.Sleep(5 * time.Second)
+	s.load.halt()
+	quiet := s.waitQuiet(3 * time.Minute)
+	s.stopAll()
+	s.checkAll(quiet, 0)
+}
+
+// pgData returns the stack's PostgreSQL data folder, from the comment
+// stack.sh writes into its env file.
+func pgData(t *testing.T) string {
+	t.Helper()
+	f, err := os.Open(filepath.Join(stackDir(), "env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if home, ok := strings.CutPrefix(sc.Text(), "# PostgreSQL's data and log: "); ok {
+			return filepath.Join(strings.TrimSpace(home), "data")
+		}
+	}
+	t.Fatal("the stack's env file names no PostgreSQL folder")
+	return ""
+}
+
+// Scenario 6: PostgreSQL (source and target alike) restarted in immediate
+// mode — a crash and recovery — mid-stream.
+func TestFaults6PostgresRestart(t *testing.T) {
+	long(t)
+	s := newScenario(t, "6 PostgreSQL immediate restart", scenarioOptions{})
+	s.result.FaultKinds = "pg_ctl -m immediate restart"
+	s.start("a")
+	s.start("b")
+	// The workload's connection dies with the server: it runs in bursts.
+	s.load.run(250, 3*time.Millisecond)
+	time.Sleep(1500 * time.Millisecond)
+	data := pgData(t)
+	bin := os.Getenv("PGSINK_PG_BIN")
+	if bin == "" {
+		bin = "/usr/lib/postgresql/15/bin"
+	}
+	args := []string{filepath.Join(bin, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "-t", "120", "-l", filepath.Join(filepath.Dir(data), "postgres.log"), "restart"}
+	if os.Getuid() == 0 {
+		args = append([]string{"runuser", "-u", "postgres", "--"}, args...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	s.load.ignoreErrors.Store(true)
+	out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pg_ctl restart: %v\n%s", err, out)
+	}
+	s.result.Faults++
+	s.load.wait()
+	s.load.ignoreErrors.Store(false)
+	s.reconnect()
+	s.waitConnector()
+	s.load.run(250, 3*time.Millisecond)
+	s.load.wait()
+	quiet := s.waitQuiet(3 * time.Minute)
+	s.stopAll()
+	s.checkAll(quiet, 0)
+}
+
+// reconnect replaces the target connection after a server restart.
+func (s *scenario) reconnect() {
+	s.t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		conn, err := pgx.Connect(ctx, s.targetURL)
+		if err == nil {
+			s.target = conn
+			s.t.Cleanup(func() { conn.Close(context.Background()) })
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("reconnect: %v", err)
+		}
+		time.Sleep(time.Second)
+	}
+}

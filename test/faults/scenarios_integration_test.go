@@ -1,0 +1,393 @@
+//go:build integration
+
+package faults
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// long reports whether the long form runs (PGSINK_FAULTS=long, make faults).
+func long(t *testing.T) {
+	if os.Getenv("PGSINK_FAULTS") != "long" {
+		t.Skip("long scenario: runs with PGSINK_FAULTS=long (make faults)")
+	}
+}
+
+// supervise keeps one instance running — restarting it whenever it dies,
+// as a process supervisor would — until the workload is done and the target
+// equals the source, or until timeout. It counts failpoint kills.
+// The workload, unbounded, is halted once minKills kills happened or after
+// loadFor.
+func (s *scenario) supervise(timeout time.Duration, maxRestarts, minKills int, loadFor time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	stopLoad := time.Now().Add(loadFor)
+	var current *proc
+	for time.Now().Before(deadline) {
+		if !s.load.finished() && (s.result.Faults >= minKills || time.Now().After(stopLoad)) {
+			s.load.halt()
+		}
+		if current == nil || current.exited() {
+			if current != nil {
+				if !current.killedByFailpoint() {
+					s.t.Logf("%s: %s ended unexpectedly: %s", s.name, current.name, current.exitProblem())
+					return false
+				}
+				s.result.Faults++
+			}
+			if len(s.procs) > maxRestarts {
+				s.t.Logf("%s: more than %d restarts", s.name, maxRestarts)
+				return false
+			}
+			current = s.start(fmt.Sprintf("i%d", len(s.procs)+1))
+		}
+		if s.load.finished() && s.waitQuiet(time.Second) {
+			return true
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return false
+}
+
+// Scenario 1: pgsink SIGKILLs itself at a failpoint; a supervisor restarts it
+// until the workload is applied.
+func TestFaults1Failpoints(t *testing.T) {
+	for _, point := range []string{"before-commit", "after-commit", "after-kafka-commit"} {
+		t.Run(point, func(t *testing.T) {
+			// The shortest session timeout the broker allows: a killed
+			// member's partitions are held until it expires.
+			s := newScenario(t, "1 kill -9 at "+point, scenarioOptions{sessionMS: 6000})
+			s.result.FaultKinds = "SIGKILL at " + point
+			s.extraEnv = []string{"PGSINK_FAILPOINTS=" + point + ":0.1"}
+			s.load.run(0, 3*time.Millisecond)
+			quiet := s.supervise(3*time.Minute, 80, 4, 40*time.Second)
+			s.load.halt()
+			s.stopAll()
+			s.checkAll(quiet, 0)
+			if s.result.Faults == 0 {
+				t.Errorf("no failpoint fired: the scenario tested nothing")
+			}
+		})
+	}
+}
+
+// waitOwned waits until the live instances own every partition between them,
+// each at least one.
+func (s *scenario) waitOwned(partitions int, timeout time.Duration) {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		total, each := 0.0, true
+		for _, p := range s.live() {
+			n := p.metric("pgsink_partitions_owned")
+			total += n
+			each = each && n >= 1
+		}
+		if int(total) == partitions && each {
+			return
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	s.t.Fatalf("%s: partitions not spread over the live instances within %s", s.name, timeout)
+}
+
+// Scenario 3: one of three instances is paused (SIGSTOP) longer than the
+// session timeout, so the group gives its partitions away; resumed
+// (SIGCONT), its in-flight batch must be fenced, and nothing applied twice.
+func TestFaults3Zombie(t *testing.T) {
+	s := newScenario(t, "3 SIGSTOP past session timeout", scenarioOptions{partitions: 3, sessionMS: 6000})
+	s.result.FaultKinds = "SIGSTOP 15 s + SIGCONT"
+	// As DESIGN.md asks of deployments: the server ends a zombie's idle
+	// transaction, so the new owner's claim does not wait for the zombie
+	// and the zombie's resumed write meets the new epoch.
+	s.exec(`DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET idle_in_transaction_session_timeout = %L', current_database(), '3s'); END $$`)
+	a, b, c := s.start("a"), s.start("b"), s.start("c")
+	_ = a
+	_ = c
+	s.load.run(0, 2*time.Millisecond)
+	s.waitOwned(3, 90*time.Second)
+	fenced := false
+	for attempt := 0; attempt < 2 && !fenced; attempt++ {
+		time.Sleep(3 * time.Second)
+		zombie := b
+		// Try to freeze the zombie inside an apply transaction, past its
+		// offset compare-and-set: a SHARE lock on the audit table holds
+		// every instance at its audit insert; the zombie is stopped there,
+		// then the lock goes and the others carry on, and the server ends
+		// the zombie's idle transaction. In practice librdkafka revokes on
+		// SIGCONT before the worker runs again (see below), so this rarely
+		// fences; it does make the zombie hold a transaction and row lock
+		// across the rebalance, which the invariants then judge.
+		held, err := s.target.Begin(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := held.Exec(context.Background(), `LOCK TABLE pgsink.apply_audit IN SHARE MODE`); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		zombie.signal(syscall.SIGSTOP)
+		if err := held.Rollback(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		s.result.Faults++
+		t.Logf("SIGSTOP %s (pid %d)", zombie.name, zombie.cmd.Process.Pid)
+		time.Sleep(15 * time.Second)
+		zombie.signal(syscall.SIGCONT)
+		t.Logf("SIGCONT %s", zombie.name)
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) && !fenced {
+			fenced = zombie.metric("pgsink_fenced_batches_total") > 0 || strings.Contains(zombie.Logs(), "partition claimed by another instance")
+			time.Sleep(500 * time.Millisecond)
+		}
+		s.waitOwned(3, 90*time.Second)
+	}
+	sessionTimeouts := strings.Count(b.Logs(), "SESSTMOUT")
+	t.Logf("after %d pauses: fenced on resume %v; the zombie's own client saw its session time out %d time(s) and revoked first", s.result.Faults, fenced, sessionTimeouts)
+	if !fenced {
+		// librdkafka notices the expired session on SIGCONT and revokes
+		// before the worker writes, so the pause alone rarely reaches the
+		// fence. Make the zombie the fence's case directly: another owner
+		// claims one of b's partitions behind its back (a new epoch, as an
+		// instance on the far side of a network partition would), while b
+		// still holds it in Kafka.
+		stolen, err := s.target.Exec(context.Background(), `UPDATE pgsink.offsets SET epoch = epoch + 1, owner = 'faults-thief:0'
+			WHERE topic = $1 AND partition = (SELECT min(partition) FROM pgsink.offsets WHERE topic = $1 AND owner LIKE '%:' || $2)`,
+			s.topic, fmt.Sprint(b.cmd.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.result.Faults++
+		s.result.FaultKinds += ", epoch stolen under a live owner"
+		t.Logf("stole %d partition(s) of b", stolen.RowsAffected())
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) && !fenced {
+			fenced = b.metric("pgsink_fenced_batches_total") > 0
+			time.Sleep(300 * time.Millisecond)
+		}
+		// The fenced partition stays parked on b: hand it over.
+		s.scrape(b)
+		b.stop(60 * time.Second)
+	}
+	s.load.halt()
+	quiet := s.waitQuiet(2 * time.Minute)
+	s.stopAll()
+	s.result.Fenced = max(s.result.Fenced, countFenced(b))
+	s.checkAll(quiet, 0)
+	if !fenced {
+		t.Errorf("the zombie was never fenced (no pgsink_fenced_batches_total > 0, no fencing in its log)")
+	}
+}
+
+// countFenced counts the fencing lines of an instance's log (its metrics
+// die with it).
+func countFenced(p *proc) int {
+	return strings.Count(p.Logs(), "partition claimed by another instance")
+}
+
+// stackDir is the stack whose services the scenarios kill: the one the
+// tests' addresses come from.
+func stackDir() string {
+	if d := os.Getenv("PGSINK_STACK_DIR"); d != "" {
+		return d
+	}
+	return repoRoot() + "/.stack"
+}
+
+func repoRoot() string {
+	dir, _ := os.Getwd()
+	for d := dir; ; {
+		if _, err := os.Stat(d + "/go.mod"); err == nil {
+			return d
+		}
+		parent := d[:max(strings.LastIndexByte(d, '/'), 1)]
+		if parent == d {
+			return dir
+		}
+		d = parent
+	}
+}
+
+// Scenario 7: the Kafka Connect worker is killed with -9 mid-stream and
+// restarted; Debezium resumes from its last flushed source offset, so it
+// re-emits events at new Kafka offsets, which the version guard and the
+// tombstones must absorb.
+func TestFaults7ConnectKill(t *testing.T) {
+	s := newScenario(t, "7 Kafka Connect kill -9", scenarioOptions{})
+	s.result.FaultKinds = "Connect worker SIGKILL + restart"
+	s.start("a")
+	s.start("b")
+	s.load.run(0, 2*time.Millisecond)
+	for range 2 {
+		time.Sleep(4 * time.Second)
+		before := s.topicEnd()
+		killService(t, "connect")
+		s.result.Faults++
+		time.Sleep(3 * time.Second) // the workload goes on; the slot keeps the WAL
+		stackUp(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		if err := s.st.Connect.WaitRunning(ctx, s.connector, 2*time.Minute); err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		cancel()
+		t.Logf("Connect restarted; topic end %d before the kill", before)
+	}
+	time.Sleep(3 * time.Second)
+	s.load.halt()
+	quiet := s.waitQuiet(3 * time.Minute)
+	// Re-emitted events: records in Kafka beyond one per source change
+	// (tombstones aside) — a lower bound of the stale events pgsink met.
+	s.result.Stale = fmt.Sprintf("≥%d re-emitted", max(0, int(s.topicEnd())-s.load.Events()-s.load.deletes()))
+	s.stopAll()
+	s.checkAll(quiet, 0)
+}
+
+// Scenario 9: `pgsink replay --table --from earliest` while two instances run
+// and the workload goes on. The replay re-applies every record: the guard
+// skips the stale ones. The audit table is set aside first (the pipeline
+// quiet) because a replay applies each offset a second time by design; the
+// fresh audit then proves each offset is applied once after the rewind.
+func TestFaults9Replay(t *testing.T) {
+	s := newScenario(t, "9 replay from earliest while running", scenarioOptions{})
+	s.result.FaultKinds = "replay --table --from earliest"
+	s.start("a")
+	s.start("b")
+	s.load.run(300, 3*time.Millisecond)
+	s.load.wait()
+	if !s.waitQuiet(2 * time.Minute) {
+		t.Fatal("not quiet before the replay")
+	}
+	s.exec(`ALTER TABLE pgsink.apply_audit RENAME TO apply_audit_before_replay;
+		CREATE TABLE pgsink.apply_audit (LIKE pgsink.apply_audit_before_replay INCLUDING ALL)`)
+	s.load.run(400, 3*time.Millisecond)
+	out, err := runCommand(3*time.Minute, []string{"TARGET_URL=" + s.targetURL, "METRICS_PORT=0"},
+		"replay", "--config", s.configPath, "--table", "public.accounts", "--from", "earliest", "--wait", "--wait-timeout", "150s")
+	if err != nil {
+		t.Fatalf("replay: %v\n%s", err, out)
+	}
+	t.Logf("replay:\n%s", out)
+	s.result.Faults++
+	s.result.Replays++
+	s.load.wait()
+	quiet := s.waitQuiet(2 * time.Minute)
+	s.stopAll()
+	s.checkAll(quiet, 0)
+	if len(s.logsContaining("rewound by a replay: re-claimed")) == 0 {
+		t.Errorf("no instance re-claimed a rewound partition: the replay did not reach the running instances")
+	}
+}
+
+// Scenario 10: poison records interleaved with the workload: malformed JSON
+// and a 5 MB value produced straight to the topic, and source rows the
+// target's CHECK rejects. Each must be dead-lettered, nothing else.
+func TestFaults10Poison(t *testing.T) {
+	s := newScenario(t, "10 poison records", scenarioOptions{})
+	s.result.FaultKinds = "malformed JSON, 5 MB value, CHECK violation"
+	s.start("a")
+	s.start("b")
+	s.load.run(0, 3*time.Millisecond)
+	injected := 0
+	ctx := context.Background()
+	for round := range 2 {
+		time.Sleep(2 * time.Second)
+		s.produce(t, int32(round%3), []byte(`{"payload":{"id":`), []byte(`{"schema": {"type": "struct"`))
+		s.produce(t, int32((round+1)%3), []byte(`{"payload":{"id":1}}`), []byte(`{"junk":"`+strings.Repeat("x", 5<<20)+`"}`))
+		injected += 2
+		// A source row the target rejects; once dead-lettered, deleted in
+		// the source so both sides end equal.
+		id := 900000 + round
+		s.st.Exec(`INSERT INTO public.accounts VALUES ($1, -1, 0, now(), NULL)`, id)
+		injected++
+		s.result.Faults += 3
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			var n int
+			if err := s.target.QueryRow(ctx, `SELECT count(*) FROM pgsink.dead_letters`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n >= injected {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d dead letters after 60 s, %d injected", n, injected)
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+		s.st.Exec(`DELETE FROM public.accounts WHERE id = $1`, id)
+	}
+	s.load.halt()
+	quiet := s.waitQuiet(2 * time.Minute)
+	s.stopAll()
+	s.checkAll(quiet, injected)
+}
+
+// Scenario 8: an old range of the topic is produced again, old creates of
+// keys deleted since included; the guard and the tombstones must make it a
+// no-op.
+func TestFaults8Republish(t *testing.T) {
+	long(t)
+	s := newScenario(t, "8 re-publish an old range", scenarioOptions{})
+	republishScenario(t, s)
+	s.checkAll(s.waitQuiet(2*time.Minute), 0)
+}
+
+// republishScenario runs the workload, then re-publishes every partition's
+// first records and waits until the instances have consumed them.
+func republishScenario(t *testing.T, s *scenario) {
+	s.start("a")
+	s.load.run(400, 2*time.Millisecond)
+	s.load.wait()
+	if !s.waitQuiet(2*time.Minute) && s.result.Expect != "fail" {
+		t.Fatal("not quiet before re-publishing")
+	}
+	n := s.republish(t, 1500)
+	s.result.Faults++
+	s.result.FaultKinds = fmt.Sprintf("%d records of an old range re-published", n)
+	t.Logf("re-published %d records", n)
+	// Quiet again: the stored positions reach the topic's end.
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		var stored int64
+		_ = s.target.QueryRow(context.Background(), `SELECT coalesce(sum(next_offset), 0) FROM pgsink.offsets WHERE topic = $1`, s.topic).Scan(&stored)
+		// Every instance dead (the broken self-test's fate) ends the wait.
+		if stored >= s.topicEnd() || len(s.live()) == 0 {
+			break
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	s.stopAll()
+}
+
+// TestFaultsSelfTestBrokenGuard breaks pgsink on purpose
+// (PGSINK_TEST_BREAK=no-version-guard) and re-publishes an old range: the
+// suite's checks must report the regression.
+func TestFaultsSelfTestBrokenGuard(t *testing.T) {
+	s := newScenario(t, "self-test: version guard disabled + re-publish", scenarioOptions{})
+	s.extraEnv = []string{"PGSINK_TEST_BREAK=no-version-guard"}
+	s.result.Expect = "fail"
+	republishScenario(t, s)
+	s.checkAllExpectingFailure(s.waitQuiet(20*time.Second), 0)
+}
+
+// checkAllExpectingFailure runs the checks on a pipeline broken on purpose:
+// the test passes only if at least one invariant check fails.
+func (s *scenario) checkAllExpectingFailure(quiet bool, injected int) {
+	s.evaluate(quiet, injected)
+	var failed []string
+	for _, c := range checkOrder {
+		if v := s.result.Checks[c]; !v.OK {
+			failed = append(failed, c+": "+v.Detail)
+		}
+	}
+	if len(failed) == 0 {
+		s.t.Errorf("pgsink broken on purpose, yet every invariant check passed: the checks are blind")
+		return
+	}
+	s.t.Logf("as required, the broken pipeline failed %d check(s):\n%s", len(failed), strings.Join(failed, "\n"))
+}

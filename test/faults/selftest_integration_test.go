@@ -1,0 +1,101 @@
+//go:build integration
+
+package faults
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestFaultsSelfTestCorruption proves each invariant check can fail: a clean
+// run passes them all, then the target is corrupted by hand, one invariant
+// at a time, and the matching check (or trigger) must report it.
+func TestFaultsSelfTestCorruption(t *testing.T) {
+	ctx := context.Background()
+	s := newScenario(t, "self-test: hand-corrupted target", scenarioOptions{seedKeys: 500})
+	s.result.Expect = "fail"
+	s.start("a")
+	s.load.run(150, 2*time.Millisecond)
+	s.load.wait()
+	quiet := s.waitQuiet(2 * time.Minute)
+	s.stopAll()
+	s.evaluate(quiet, 0)
+	for _, c := range checkOrder {
+		if v := s.result.Checks[c]; !v.OK {
+			t.Fatalf("clean run: %s failed before any corruption: %s", c, v.Detail)
+		}
+	}
+	caught := map[string]verdict{}
+	expectFail := func(name string, v verdict) {
+		t.Helper()
+		if v.OK {
+			t.Errorf("%s: corruption not detected: %s", name, v.Detail)
+			return
+		}
+		caught[name] = v
+		t.Logf("%s caught: %s", name, v.Detail)
+	}
+	expectRaise := func(name, mark, sql string) {
+		t.Helper()
+		_, err := s.target.Exec(ctx, sql)
+		if err == nil || !strings.Contains(err.Error(), mark) {
+			t.Errorf("%s: %q did not raise %s: %v", name, sql, mark, err)
+			return
+		}
+		caught[name] = fail("trigger raised: %v", err)
+		t.Logf("%s caught: %v", name, err)
+	}
+
+	// C: one value changed behind pgsink's back (version untouched).
+	s.exec(`UPDATE public.accounts SET balance = balance + 1 WHERE id = (SELECT min(id) FROM public.accounts)`)
+	expectFail("C", s.checkC(ctx, true))
+	s.exec(`UPDATE public.accounts SET balance = balance - 1 WHERE id = (SELECT min(id) FROM public.accounts)`)
+
+	// R: a key the source does not have.
+	s.exec(`INSERT INTO public.accounts VALUES (-5, 1, 0, now(), NULL, 1, 1)`)
+	expectFail("R", s.checkR(ctx))
+	s.exec(`DELETE FROM public.accounts WHERE id = -5`)
+
+	// M: a position moved back in the same epoch, an epoch moved back.
+	expectRaise("M", markM, `UPDATE pgsink.offsets SET next_offset = next_offset - 1 WHERE next_offset > 0`)
+	expectRaise("M epoch", markM, `UPDATE pgsink.offsets SET epoch = epoch - 1`)
+
+	// V: a row's version moved back.
+	expectRaise("V", markV, `UPDATE public.accounts SET _pgsink_lsn = _pgsink_lsn - 1 WHERE id = (SELECT min(id) FROM public.accounts)`)
+
+	// U: a record audited twice is refused by UNIQUE; a record missing from
+	// the audit is a gap; an instance that exits non-zero fails U.
+	_, err := s.target.Exec(ctx, `INSERT INTO pgsink.apply_audit (topic, partition, "offset") SELECT topic, partition, "offset" FROM pgsink.apply_audit LIMIT 1`)
+	if err == nil || !strings.Contains(err.Error(), "23505") {
+		t.Errorf("U: a duplicate audit row was accepted: %v", err)
+	} else {
+		caught["U duplicate"] = fail("%v", err)
+	}
+	s.exec(`CREATE TABLE pgsink.audit_saved AS SELECT * FROM pgsink.apply_audit WHERE "offset" = 5`)
+	s.exec(`DELETE FROM pgsink.apply_audit WHERE "offset" = 5`)
+	expectFail("U", s.checkU(ctx))
+	s.exec(`INSERT INTO pgsink.apply_audit SELECT * FROM pgsink.audit_saved`)
+	bad := s.start("bad exit", "PGSINK_TEST_BREAK=unknown-way") // refused at start: exit 1
+	select {
+	case <-bad.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("an instance with a bad PGSINK_TEST_BREAK did not exit")
+	}
+	expectFail("U exit", s.checkU(ctx))
+	s.procs = s.procs[:len(s.procs)-1]
+
+	// DL: a dead letter nobody injected.
+	s.exec(`INSERT INTO pgsink.dead_letters (group_id, topic, partition, "offset", error, error_class) VALUES ('g', 't', 0, 0, 'made up', 'test')`)
+	expectFail("DL", s.checkDL(ctx, 0))
+
+	s.result.Checks = caught
+	s.result.FaultKinds = "hand corruption of each invariant"
+	s.result.Faults = len(caught)
+	for _, c := range checkOrder {
+		if _, ok := caught[c]; !ok {
+			t.Errorf("invariant %s: no corruption caught", c)
+		}
+	}
+}
