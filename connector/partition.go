@@ -54,6 +54,9 @@ type partition struct {
 	// operator; it then holds its position until revoked.
 	stopped atomic.Bool
 	decoder *debezium.Decoder
+	// fenced is set (by the worker) when another owner's epoch rejected a
+	// batch: the worker waits for the group to revoke the partition.
+	fenced bool
 }
 
 func (p *partition) run() {
@@ -61,7 +64,9 @@ func (p *partition) run() {
 	for {
 		batch, last, more, err := p.collect()
 		if errors.Is(err, errFenced) {
-			p.park()
+			if p.awaitFence() {
+				continue
+			}
 			return
 		}
 		if err != nil {
@@ -71,6 +76,9 @@ func (p *partition) run() {
 		}
 		if len(batch.Items) > 0 || batch.Next > p.claim.NextOffset {
 			if !p.apply(batch, last) {
+				if p.fenced && p.awaitFence() {
+					continue
+				}
 				p.park()
 				return
 			}
@@ -83,6 +91,37 @@ func (p *partition) run() {
 
 // park keeps a stopped partition's goroutine until it is revoked, draining
 // its input so the poll loop never blocks on it.
+// fenceGrace is how long a fenced partition waits for the group to take it
+// away before it claims it back. Longer than a default session timeout
+// (45 s): if this instance is the zombie, its client notices by then and
+// revokes the partition; if Kafka still assigns it here after that, the
+// other claimant is the stale one and this instance must go on applying.
+const fenceGrace = 60 * time.Second
+
+// awaitFence parks a fenced partition until it is revoked (false) or, still
+// assigned here after fenceGrace, re-claims it (true: go on).
+func (p *partition) awaitFence() bool {
+	grace := time.NewTimer(fenceGrace)
+	defer grace.Stop()
+	for {
+		select {
+		case e := <-p.in:
+			p.r.buffered.Add(-messageBytes(e.msg))
+		case <-p.stopping:
+			return false
+		case <-p.ctx.Done():
+			return false
+		case <-grace.C:
+			p.log.Warn("fenced partition still assigned to this instance after the grace period: claiming it back")
+			if err := p.reclaim("fenced partition still assigned here"); err != nil {
+				return false
+			}
+			p.fenced = false
+			return true
+		}
+	}
+}
+
 func (p *partition) park() {
 	for {
 		select {
@@ -181,22 +220,24 @@ func (p *partition) checkClaim() error {
 		return nil
 	}
 	if strings.HasPrefix(stored.Owner, dedup.ReplayOwnerPrefix) {
-		return p.reclaim()
+		return p.reclaim("partition rewound by a replay")
 	}
 	p.r.metrics.Fenced.Inc()
-	p.log.Warn("partition claimed by another instance; stopping here", zap.String("owner", stored.Owner), zap.Int64("epoch", stored.Epoch))
+	p.fenced = true
+	p.log.Warn("partition claimed by another instance; waiting for the group to move it", zap.String("owner", stored.Owner), zap.Int64("epoch", stored.Epoch))
 	return errFenced
 }
 
-// reclaim takes a partition back after a replay rewound it, and seeks to
-// the rewound position.
-func (p *partition) reclaim() error {
+// reclaim takes the partition back under a new epoch and seeks to its
+// stored position: after a replay rewound it, or after a stale claimant
+// fenced it while the group still assigns it here.
+func (p *partition) reclaim(why string) error {
 	claim, err := p.r.offsets.Claim(p.ctx, p.r.pool, p.id, 0, p.r.owner)
 	if err != nil {
 		p.r.fatalf(p.log, "re-claim after a replay", err)
 		return errFenced
 	}
-	p.log.Info("partition rewound by a replay: re-claimed", zap.Int64("epoch", claim.Epoch), zap.Int64("next_offset", claim.NextOffset))
+	p.log.Info(why+": re-claimed", zap.Int64("epoch", claim.Epoch), zap.Int64("next_offset", claim.NextOffset))
 	p.claim = claim
 	p.r.requestSeek(p, claim.NextOffset)
 	return nil
@@ -248,10 +289,11 @@ func (p *partition) apply(batch *sink.Batch, last *kafka.Message) bool {
 	case errors.As(err, &fenced) && strings.HasPrefix(fenced.Owner, dedup.ReplayOwnerPrefix):
 		// `pgsink replay` rewound the partition under a new epoch: take it
 		// back (the replay is no instance) and continue from there.
-		return p.reclaim() == nil
+		return p.reclaim("partition rewound by a replay") == nil
 	case errors.As(err, &fenced):
 		p.r.metrics.Fenced.Inc()
-		p.log.Warn("partition fenced: another instance claimed it; stopping here", zap.Error(err))
+		p.fenced = true
+		p.log.Warn("partition fenced: another instance claimed it; waiting for the group to move it", zap.Error(err))
 		return false
 	case errors.As(err, &moved):
 		// A replay rewound the position under our epoch: seek there.

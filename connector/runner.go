@@ -468,6 +468,12 @@ func (r *Runner) assign(c *kafka.Consumer, tps []kafka.TopicPartition) {
 		r.setFatal(fmt.Errorf("incremental assign: %w", err))
 		return
 	}
+	// A partition this instance paused for backpressure before it was
+	// revoked may come back still paused in the client: resume every newly
+	// assigned one, then pause those that must wait.
+	if err := c.Resume(assign); err != nil {
+		r.log.Warn("resume assigned partitions", zap.Error(err))
+	}
 	if len(pause) > 0 {
 		if err := c.Pause(pause); err != nil {
 			r.log.Warn("pause", zap.Error(err))
