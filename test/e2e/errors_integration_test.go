@@ -251,18 +251,7 @@ func TestE2EDeadLetterRetry(t *testing.T) {
 	if _, err := target.Exec(ctx, `ALTER TABLE public.items ADD CONSTRAINT no_poison CHECK (name <> 'poison')`); err != nil {
 		t.Fatal(err)
 	}
-	yaml := fmt.Sprintf(`
-kafka:
-  bootstrap.servers: %s
-  group.id: %s
-postgres:
-  url: ${TARGET_URL}
-metrics:
-  listen: 127.0.0.1:0
-tables:
-  - topic: %s.public.items
-    target: public.items
-`, st.Env.KafkaBootstrap, st.ID, st.TopicPrefix)
+	yaml := itemsConfig(st, st.TopicPrefix+".public.items", "")
 	p := startPgsink(t, yaml, "TARGET_URL="+targetURL)
 	st.Exec(`INSERT INTO public.items VALUES (1, 'ok', 1, now(), '{}', NULL), (2, 'poison', 2, now(), '{"x": 1}', NULL), (3, 'ok', 3, now(), '{}', NULL)`)
 	query := `SELECT ` + itemsColumns + ` FROM public.items ORDER BY id`

@@ -27,18 +27,7 @@ func TestE2EReplayWhileRunning(t *testing.T) {
 	st.Exec(`CREATE TABLE public.items ` + itemsDDL)
 	st.RegisterDebezium("items", map[string]string{"table.include.list": "public.items"})
 	targetURL, target := itemsTarget(t)
-	yaml := fmt.Sprintf(`
-kafka:
-  bootstrap.servers: %s
-  group.id: %s
-postgres:
-  url: ${TARGET_URL}
-metrics:
-  listen: 127.0.0.1:0
-tables:
-  - topic: %s.public.items
-    target: public.items
-`, st.Env.KafkaBootstrap, st.ID, st.TopicPrefix)
+	yaml := itemsConfig(st, st.TopicPrefix+".public.items", "")
 	p := startPgsink(t, yaml, "TARGET_URL="+targetURL)
 	st.Exec(`INSERT INTO public.items SELECT i, 'item ' || i, i, now(), '{}', NULL FROM generate_series(1, 500) i`)
 	st.Exec(`UPDATE public.items SET amount = amount * 2 WHERE id % 2 = 0`)
@@ -142,18 +131,7 @@ func TestE2ERebuildFromCompactedTopic(t *testing.T) {
 	}
 	st.RegisterDebezium("items", map[string]string{"table.include.list": "public.items"})
 	targetURL, target := itemsTarget(t)
-	yaml := fmt.Sprintf(`
-kafka:
-  bootstrap.servers: %s
-  group.id: %s
-postgres:
-  url: ${TARGET_URL}
-metrics:
-  listen: 127.0.0.1:0
-tables:
-  - topic: %s
-    target: public.items
-`, st.Env.KafkaBootstrap, st.ID, topic)
+	yaml := itemsConfig(st, topic, "")
 	p := startPgsink(t, yaml, "TARGET_URL="+targetURL)
 	st.Exec(`INSERT INTO public.items SELECT i, 'v0', i, now(), '{}', NULL FROM generate_series(1, 20) i`)
 	for v := 1; v <= 30; v++ {

@@ -16,6 +16,24 @@ const itemsDDL = `(id integer PRIMARY KEY, name text NOT NULL, amount numeric(12
 
 const itemsColumns = `id, name, amount, updated_at, doc, note`
 
+// itemsConfig is the pgsink configuration the items tests share: the
+// sandbox's group and the items topic into public.items, with the target URL
+// from $TARGET_URL; tableExtra is appended to the table entry (indented).
+func itemsConfig(st *stacktest.T, topic, tableExtra string) string {
+	return fmt.Sprintf(`
+kafka:
+  bootstrap.servers: %s
+  group.id: %s
+postgres:
+  url: ${TARGET_URL}
+metrics:
+  listen: 127.0.0.1:0
+tables:
+  - topic: %s
+    target: public.items
+%s`, st.Env.KafkaBootstrap, st.ID, topic, tableExtra)
+}
+
 // itemsTarget creates a fresh target database with the items table pgsink
 // writes (the source's columns and the version pair) and returns its URL and
 // a connection to it, closed at cleanup.

@@ -19,19 +19,7 @@ func TestE2ESchemaCreateAndEvolve(t *testing.T) {
 	st.Exec(`CREATE TABLE public.items ` + itemsDDL)
 	st.RegisterDebezium("items", map[string]string{"table.include.list": "public.items"})
 	targetURL := stacktest.OwnedTargetDatabase(t)
-	p := startPgsink(t, fmt.Sprintf(`
-kafka:
-  bootstrap.servers: %s
-  group.id: %s
-postgres:
-  url: ${TARGET_URL}
-metrics:
-  listen: 127.0.0.1:0
-tables:
-  - topic: %s.public.items
-    target: public.items
-    schema: { create: true, evolve: add_columns }
-`, st.Env.KafkaBootstrap, st.ID, st.TopicPrefix), "TARGET_URL="+targetURL)
+	p := startPgsink(t, itemsConfig(st, st.TopicPrefix+".public.items", "    schema: { create: true, evolve: add_columns }\n"), "TARGET_URL="+targetURL)
 
 	st.Exec(`INSERT INTO public.items SELECT i, 'item ' || i, i * 1.5, now(), jsonb_build_object('i', i), NULL FROM generate_series(1, 50) i`)
 	before := `SELECT ` + itemsColumns + ` FROM public.items ORDER BY id`
