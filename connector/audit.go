@@ -2,11 +2,9 @@ package connector
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgsink/pgsink/connector/debezium"
 )
 
@@ -24,21 +22,22 @@ const BreakEnv = "PGSINK_TEST_BREAK"
 
 func auditTable(schema string) string { return pgx.Identifier{schema, "apply_audit"}.Sanitize() }
 
-// createAudit creates the audit table if needed.
+// createAudit creates the audit table if needed. Instances start together,
+// and CREATE TABLE IF NOT EXISTS is not atomic in PostgreSQL (the loser of
+// the race fails on pg_type or pg_class): a transaction-scoped advisory lock
+// makes the creators take turns.
 func createAudit(ctx context.Context, db interface {
-	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+	Begin(context.Context) (pgx.Tx, error)
 }, schema string) error {
-	create := `CREATE TABLE IF NOT EXISTS ` + auditTable(schema) + ` (
-		topic text NOT NULL, partition integer NOT NULL, "offset" bigint NOT NULL,
-		applied_at timestamptz NOT NULL DEFAULT now(), UNIQUE (topic, partition, "offset"))`
-	_, err := db.Exec(ctx, create)
-	// Instances started together race on IF NOT EXISTS, which is not atomic
-	// in PostgreSQL: the loser gets a unique violation on pg_type (23505) or
-	// "already exists" (42P07). The table then exists; check once more.
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "42P07") {
-		_, err = db.Exec(ctx, create)
-	}
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, "pgsink.apply_audit:"+schema); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+auditTable(schema)+` (
+			topic text NOT NULL, partition integer NOT NULL, "offset" bigint NOT NULL,
+			applied_at timestamptz NOT NULL DEFAULT now(), UNIQUE (topic, partition, "offset"))`)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("create apply audit table: %w", err)
 	}
