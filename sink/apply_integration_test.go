@@ -30,18 +30,26 @@ type fixture struct {
 	claim   *dedup.Claim
 }
 
-func newFixture(t *testing.T, deletes sink.DeleteMode, stopOnError bool) *fixture {
+// migratedPool returns a pool on a fresh target database, owned by the
+// sink's role, with pgsink's migrations applied.
+func migratedPool(t *testing.T) *pgxpool.Pool {
 	t.Helper()
-	ctx := context.Background()
 	url := stacktest.OwnedTargetDatabase(t)
-	if err := dedup.NewMigrator(url, schema).Up(ctx); err != nil {
+	if err := dedup.NewMigrator(url, schema).Up(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	pool, err := pgxpool.New(ctx, url)
+	pool, err := pgxpool.New(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
+	return pool
+}
+
+func newFixture(t *testing.T, deletes sink.DeleteMode, stopOnError bool) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	pool := migratedPool(t)
 	tbl := &sink.Table{
 		Schema: `App "x"`, Name: "Orders; DROP TABLE y",
 		Columns: []sink.Column{

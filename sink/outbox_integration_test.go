@@ -17,7 +17,6 @@ import (
 	"github.com/pgsink/pgsink/sink"
 	"github.com/pgsink/pgsink/sink/catalog"
 	"github.com/pgsink/pgsink/test/recording"
-	"github.com/pgsink/pgsink/test/stacktest"
 )
 
 // outboxFixture is a migrated target with an outbox table whose names need
@@ -54,15 +53,7 @@ tables:
 func newOutboxFixture(t *testing.T, ddl, yaml string) *outboxFixture {
 	t.Helper()
 	ctx := context.Background()
-	url := stacktest.OwnedTargetDatabase(t)
-	if err := dedup.NewMigrator(url, schema).Up(ctx); err != nil {
-		t.Fatal(err)
-	}
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := migratedPool(t)
 	if _, err := pool.Exec(ctx, ddl); err != nil {
 		t.Fatal(err)
 	}
