@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -348,50 +349,23 @@ func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, tx pgx.Tx, 
 			}
 			created = true
 		}
-		masks := map[string]int{}
-		var maskOrder [][]bool
-		var maskRows []int64
-		rows := make([][]any, 0, len(red.rows))
-		var deletes bool
-		for _, r := range red.rows {
-			mask := 0
-			if r.op == opUpsert {
-				sig := maskSignature(r.unchanged)
-				m, ok := masks[sig]
-				if !ok {
-					m = len(maskOrder)
-					masks[sig] = m
-					maskOrder = append(maskOrder, r.unchanged)
-					maskRows = append(maskRows, 0)
-				}
-				mask = m
-				maskRows[m]++
-				st.Upserted++
-			} else {
-				deletes = true
-				st.Deleted++
-			}
-			vals := make([]any, 0, 4+len(r.values))
-			// byte(op): pgx encodes a "char" from a byte directly; a string
-			// fails its binary plan and retries through text, with an error
-			// built and dropped per row.
-			vals = append(vals, byte(r.op), int32(mask), r.version.CommitLSN, r.version.LSN)
-			for c, v := range r.values {
-				if r.unchanged[c] {
-					v = nil
-				}
-				vals = append(vals, v)
-			}
-			rows = append(rows, vals)
+		rows, groups := stagingRows(red)
+		deletes := groups[0].rows > 0
+		st.Deleted += groups[0].rows
+		for _, g := range groups[1:] {
+			st.Upserted += g.rows
 		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"pg_temp", stmts.stageName}, stmts.stageCols, pgx.CopyFromRows(rows)); err != nil {
 			return created, fmt.Errorf("copy to staging: %w", err)
 		}
-		for m, unchanged := range maskOrder {
-			staged := maskRows[m]
+		for m, g := range groups {
+			if m == 0 || g.rows == 0 {
+				continue
+			}
+			staged := g.rows
 			// Rows the upsert did not write were refused by the version
 			// guard or a tombstone: stale events, counted, never applied.
-			batch.Queue(stmts.upsert(unchanged), int32(m), t.Ref()).Exec(func(tag pgconn.CommandTag) error {
+			batch.Queue(stmts.upsert(g.unchanged), int32(m), t.Ref()).Exec(func(tag pgconn.CommandTag) error {
 				st.Stale += staged - tag.RowsAffected()
 				return nil
 			})
@@ -414,6 +388,63 @@ func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, tx pgx.Tx, 
 
 // applySettings is queued before the statements that read a staging table.
 const applySettings = "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), set_config('jit', 'off', true)"
+
+// maskGroup is the staged rows that share one set of unchanged-TOAST
+// columns, written by one upsert statement; the group of deletes has a nil
+// unchanged.
+type maskGroup struct {
+	unchanged []bool
+	rows      int64
+}
+
+// stagingRows renders the reduced rows in the staging table's column order
+// and groups them by mask: the index of their group in the result. Group 0
+// is the deletes, group 1 the rows that carry every column (nearly all).
+func stagingRows(red *reduced) ([][]any, []maskGroup) {
+	groups := []maskGroup{{}, {unchanged: nil}}
+	var full []bool
+	masks := map[string]int{}
+	rows := make([][]any, 0, len(red.rows))
+	width := 4
+	if len(red.rows) > 0 {
+		width += len(red.rows[0].values)
+	}
+	slab := make([]any, len(red.rows)*width)
+	for i, r := range red.rows {
+		mask := 0
+		if r.op == opUpsert {
+			mask = 1
+			if slices.Contains(r.unchanged, true) {
+				sig := maskSignature(r.unchanged)
+				m, ok := masks[sig]
+				if !ok {
+					m = len(groups)
+					masks[sig] = m
+					groups = append(groups, maskGroup{unchanged: r.unchanged})
+				}
+				mask = m
+			} else if full == nil {
+				full = r.unchanged
+			}
+		}
+		groups[mask].rows++
+		vals := slab[i*width : (i+1)*width : (i+1)*width]
+		// byte(op): pgx encodes a "char" from a byte directly; a string
+		// fails its binary plan and retries through text, with an error
+		// built and dropped per row.
+		vals[0], vals[1], vals[2], vals[3] = byte(r.op), int32(mask), r.version.CommitLSN, r.version.LSN
+		for c, v := range r.values {
+			if !r.unchanged[c] {
+				vals[4+c] = v
+			}
+		}
+		rows = append(rows, vals)
+	}
+	if full != nil {
+		groups[1].unchanged = full
+	}
+	return rows, groups
+}
 
 func maskSignature(unchanged []bool) string {
 	b := make([]byte, len(unchanged))

@@ -3,7 +3,7 @@ package sink
 import (
 	"database/sql/driver"
 	"fmt"
-	"strings"
+	"strconv"
 
 	"github.com/pgsink/pgsink/connector/debezium"
 )
@@ -39,8 +39,10 @@ type reduced struct {
 // against what is stored.
 func reduce(t *Table, items []Item, idx []int) (*reduced, error) {
 	out := &reduced{}
-	byKey := map[string]*row{}
-	var order []string
+	byKey := make(map[string]*row, len(idx))
+	order := make([]string, 0, len(idx))
+	m := newRowMaker(t, len(idx))
+	var kb []byte
 	for _, i := range idx {
 		ch := &items[i].Change
 		switch {
@@ -55,13 +57,14 @@ func reduce(t *Table, items []Item, idx []int) (*reduced, error) {
 		case ch.Op == debezium.OpDelete && t.Deletes == DeleteIgnore:
 			continue
 		}
-		next, err := toRow(t, ch, i)
+		next, err := m.toRow(ch, i)
 		if err != nil {
 			return nil, err
 		}
-		key := keyString(t, next)
-		prev, ok := byKey[key]
+		kb = m.appendKey(kb[:0], next)
+		prev, ok := byKey[string(kb)]
 		if !ok {
+			key := string(kb)
 			byKey[key] = next
 			order = append(order, key)
 			continue
@@ -77,7 +80,7 @@ func reduce(t *Table, items []Item, idx []int) (*reduced, error) {
 				}
 			}
 		}
-		byKey[key] = newer
+		byKey[string(kb)] = newer
 	}
 	out.rows = make([]*row, 0, len(order))
 	for _, k := range order {
@@ -86,9 +89,64 @@ func reduce(t *Table, items []Item, idx []int) (*reduced, error) {
 	return out, nil
 }
 
+// rowMaker maps changes onto one table's columns. It allocates the rows of
+// a batch in slabs: three allocations per batch instead of three per row.
+type rowMaker struct {
+	t         *Table
+	isKey     []bool // per Table.Columns
+	keyCols   []int
+	rows      []row
+	values    []any
+	unchanged []bool
+}
+
+func newRowMaker(t *Table, n int) *rowMaker {
+	m := &rowMaker{t: t, isKey: make([]bool, len(t.Columns))}
+	for c, col := range t.Columns {
+		if t.isKey(col.Name) {
+			m.isKey[c] = true
+			m.keyCols = append(m.keyCols, c)
+		}
+	}
+	m.rows = make([]row, 0, n)
+	m.values = make([]any, 0, n*len(t.Columns))
+	m.unchanged = make([]bool, 0, n*len(t.Columns))
+	return m
+}
+
+// newRow returns a zeroed row from the slabs.
+func (m *rowMaker) newRow() *row {
+	n := len(m.t.Columns)
+	if len(m.rows) == cap(m.rows) || len(m.values)+n > cap(m.values) {
+		// Past the expected count (never, for a batch's own size): a
+		// row of its own.
+		return &row{values: make([]any, n), unchanged: make([]bool, n)}
+	}
+	m.rows = m.rows[:len(m.rows)+1]
+	r := &m.rows[len(m.rows)-1]
+	lo := len(m.values)
+	m.values = m.values[:lo+n]
+	m.unchanged = m.unchanged[:lo+n]
+	r.values = m.values[lo : lo+n : lo+n]
+	r.unchanged = m.unchanged[lo : lo+n : lo+n]
+	return r
+}
+
+// field finds a column's source field in an image, looking first at the
+// column's own position: images usually list the source table's columns in
+// the target's order.
+func field(image debezium.Row, c int, name string) (debezium.Field, bool) {
+	if c < len(image) && image[c].Name == name {
+		return image[c], true
+	}
+	return image.Get(name)
+}
+
 // toRow maps a change onto the table's columns.
-func toRow(t *Table, ch *debezium.Change, item int) (*row, error) {
-	r := &row{version: ch.Version, item: item, values: make([]any, len(t.Columns)), unchanged: make([]bool, len(t.Columns))}
+func (m *rowMaker) toRow(ch *debezium.Change, item int) (*row, error) {
+	t := m.t
+	r := m.newRow()
+	r.version, r.item = ch.Version, item
 	var image debezium.Row
 	switch ch.Op {
 	case debezium.OpCreate, debezium.OpRead, debezium.OpUpdate:
@@ -105,9 +163,9 @@ func toRow(t *Table, ch *debezium.Change, item int) (*row, error) {
 		var f debezium.Field
 		var ok bool
 		if r.op == opUpsert {
-			f, ok = image.Get(col.Source)
+			f, ok = field(image, c, col.Source)
 		}
-		if t.isKey(col.Name) {
+		if m.isKey[c] {
 			// The record key is authoritative for key columns; deletes
 			// carry nothing else under REPLICA IDENTITY DEFAULT.
 			if kf, kok := ch.Key.Get(col.Source); kok {
@@ -118,8 +176,7 @@ func toRow(t *Table, ch *debezium.Change, item int) (*row, error) {
 			if !ok || f.Value == nil || f.Unchanged {
 				return nil, &RecordError{Item: item, Err: fmt.Errorf("key column %q has no value", col.Name)}
 			}
-		}
-		if r.op == opDelete && !t.isKey(col.Name) {
+		} else if r.op == opDelete {
 			continue
 		}
 		if !ok {
@@ -133,22 +190,32 @@ func toRow(t *Table, ch *debezium.Change, item int) (*row, error) {
 	return r, nil
 }
 
-// keyString renders a row's key for grouping. Values that implement
+// appendKey renders a row's key for grouping. Values that implement
 // driver.Valuer (the pgtype types) render through it, so equal numerics with
-// different pointers group together.
-func keyString(t *Table, r *row) string {
-	var b strings.Builder
-	for c, col := range t.Columns {
-		if !t.isKey(col.Name) {
-			continue
-		}
+// different pointers group together; the common plain types render
+// directly, the others through fmt.
+func (m *rowMaker) appendKey(b []byte, r *row) []byte {
+	for _, c := range m.keyCols {
 		v := r.values[c]
 		if dv, ok := v.(driver.Valuer); ok {
 			if plain, err := dv.Value(); err == nil {
 				v = plain
 			}
 		}
-		fmt.Fprintf(&b, "%T:%v\x00", v, v)
+		switch x := v.(type) {
+		case int64:
+			b = strconv.AppendInt(append(b, 'q'), x, 10)
+		case int32:
+			b = strconv.AppendInt(append(b, 'q'), int64(x), 10)
+		case int16:
+			b = strconv.AppendInt(append(b, 'q'), int64(x), 10)
+		case string:
+			b = append(strconv.AppendInt(append(b, 's'), int64(len(x)), 10), ':')
+			b = append(b, x...)
+		default:
+			b = fmt.Appendf(b, "%T:%v", v, v)
+		}
+		b = append(b, 0)
 	}
-	return b.String()
+	return b
 }
