@@ -178,7 +178,7 @@ func BenchmarkIntegrationApply(b *testing.B) {
 		async                      bool
 	}{
 		{5000, 1, benchChanges, false}, {5000, 2, benchChanges, false}, {5000, 2, benchChanges, true},
-		{20000, 2, benchChanges, false}, {1, 1, 5000, false},
+		{20000, 2, benchChanges, false}, {5000, 4, benchChanges, false}, {5000, 4, benchChanges, true}, {1, 1, 5000, false},
 	} {
 		name := fmt.Sprintf("sink/batch=%d/partitions=%d/async_commit=%v", bc.batch, bc.partitions, bc.async)
 		b.Run(name, func(b *testing.B) {

@@ -228,19 +228,39 @@ func int32Array(s *scanner) (any, bool) {
 		s.pos = i + 1
 		return []int32{}, true
 	}
-	out := make([]int32, 0, s.countElems())
+	// Sized by the commas up to the first ']': exact for a well-formed
+	// int[], and the general path takes over when it is not.
+	n := 0
+	if end := bytes.IndexByte(d[i:], ']'); end > 0 {
+		n = bytes.Count(d[i:i+end], []byte{','}) + 1
+	}
+	out := make([]int32, 0, n)
 	for i < len(d) {
 		if d[i] == 'n' {
 			return int32ArrayWithNulls(s, out, i)
 		}
-		n, next, ok := parseInt32(d, i)
-		if !ok {
+		// The digit loop is written out here, not called: this loop is
+		// the decoder's hottest on large int[] values.
+		neg := d[i] == '-'
+		if neg {
+			i++
+		}
+		start := i
+		var u uint64
+		for ; i < len(d); i++ {
+			c := d[i] - '0'
+			if c > 9 {
+				break
+			}
+			u = u*10 + uint64(c)
+		}
+		if i == start || i-start > 10 || u > 1<<31 || (!neg && u == 1<<31) || i >= len(d) {
 			return nil, false
 		}
-		out = append(out, n)
-		i = next
-		if i >= len(d) {
-			return nil, false
+		if neg {
+			out = append(out, int32(-int64(u)))
+		} else {
+			out = append(out, int32(u))
 		}
 		switch d[i] {
 		case ',':
