@@ -56,7 +56,11 @@ func (d *Decoder) Forget(schema, table string) {
 	delete(d.tables, schema+"."+table)
 }
 
-// Decode decodes one record. Every error is a *DecodeError.
+// Decode decodes one record. Every error is a *DecodeError. String values
+// of the Change share memory with rec.Key and rec.Value rather than copy
+// them: the caller must not modify those bytes while the Change is in use
+// (Kafka clients hand each message its own buffer; a reader that reuses
+// one, like bufio.Scanner, must copy first).
 func (d *Decoder) Decode(rec Record) (Change, error) {
 	ch := Change{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}
 	fail := func(part string, err error) (Change, error) {

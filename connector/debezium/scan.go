@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // maxDepth bounds the nesting the scanner follows, so hostile input cannot
@@ -190,14 +191,23 @@ func (s *scanner) string() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if len(raw) == 0 {
+		return "", nil
+	}
 	if !escaped {
-		return string(raw), nil
+		// No copy: the string shares the record's bytes, which the decoder
+		// never writes and its callers must not write either (see Decode).
+		return unsafe.String(&raw[0], len(raw)), nil
 	}
 	b, err := unescape(raw)
 	if err != nil {
 		return "", s.fail("%v", err)
 	}
-	return string(b), nil
+	if len(b) == 0 {
+		return "", nil
+	}
+	// b is fresh and referenced nowhere else: it becomes the string.
+	return unsafe.String(&b[0], len(b)), nil
 }
 
 // intern reads a string, reusing *last when it is equal, so a stream of
