@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pgsink/pgsink/test/stacktest"
+)
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "[bench %s] %s\n", time.Now().UTC().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func repoRoot() string {
+	out, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		wd, _ := os.Getwd()
+		return wd
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func main() {
+	events := flag.Int("events", 1_000_000, "change events in the workload topic")
+	pgsinkBin := flag.String("pgsink", "bin/pgsink", "the pgsink binary to measure")
+	out := flag.String("out", "BENCHMARKS.md", "the report to write")
+	only := flag.String("only", "", "comma-separated phases to run (workload,copy,pgsink,alo,batch1,jdbc,latency); default all")
+	batch1Cap := flag.Duration("batch1-cap", 60*time.Second, "how long pgsink with batches of 1 runs (its rate is read from its progress)")
+	jdbcCap := flag.Duration("jdbc-cap", 15*time.Minute, "how long one Debezium JDBC sink run may take before its rate is read from its progress")
+	latencyRate := flag.Int("latency-rate", 5000, "events/s produced for the latency run")
+	latencyFor := flag.Duration("latency-for", 30*time.Second, "how long the latency run produces")
+	flag.Parse()
+
+	env, err := stacktest.LoadEnv()
+	if err != nil {
+		logf("%v", err)
+		os.Exit(1)
+	}
+	run := func(name string) bool {
+		if *only == "" {
+			return true
+		}
+		for _, p := range strings.Split(*only, ",") {
+			if p == name {
+				return true
+			}
+		}
+		return false
+	}
+	ctx := context.Background()
+	res := &Results{Started: time.Now().UTC(), Machine: describeMachine(ctx, env)}
+	bin, _ := filepath.Abs(*pgsinkBin)
+	res.Command = "make bench"
+
+	w, err := ensureWorkload(ctx, env, *events)
+	check(err)
+	res.Workload = w
+	if run("workload") && *only == "workload" {
+		return
+	}
+	if run("copy") {
+		res.Copy, err = copyLimit(ctx, env, w)
+		check(err)
+	}
+	if run("pgsink") {
+		res.PgsinkDefault, err = drainPgsink(ctx, env, bin, w, pgsinkRun{label: "exactly_once", profile: true})
+		check(err)
+	}
+	if run("alo") {
+		res.PgsinkALO, err = drainPgsink(ctx, env, bin, w, pgsinkRun{label: "at_least_once", offsetsKafka: true})
+		check(err)
+	}
+	if run("batch1") {
+		res.PgsinkBatch1, err = drainPgsink(ctx, env, bin, w, pgsinkRun{label: "batch_1", batch: 1, limit: *batch1Cap})
+		check(err)
+	}
+	if run("jdbc") {
+		res.JDBCUnnest, err = drainJDBC(ctx, env, w, true, *jdbcCap)
+		check(err)
+		res.JDBCNoUnnest, err = drainJDBC(ctx, env, w, false, *jdbcCap)
+		check(err)
+	}
+	if run("latency") {
+		res.Latency, err = measureLatency(ctx, env, bin, w, *latencyRate, *latencyFor)
+		check(err)
+	}
+	res.Finished = time.Now().UTC()
+	b, _ := json.MarshalIndent(res, "", "  ")
+	_ = os.WriteFile(filepath.Join(filepath.Dir(stateFile(env)), "results.json"), b, 0o644)
+	check(os.WriteFile(*out, []byte(report(res)), 0o644))
+	logf("wrote %s", *out)
+}
+
+func check(err error) {
+	if err != nil {
+		logf("FAILED: %v", err)
+		os.Exit(1)
+	}
+}
