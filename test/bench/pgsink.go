@@ -320,11 +320,16 @@ func takeProfile(port int, dir, label string) string {
 	if err != nil {
 		return err.Error()
 	}
-	out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=25", path).CombinedOutput()
+	flat, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=22", path).CombinedOutput()
 	if err != nil {
-		return string(out) + err.Error()
+		return string(flat) + err.Error()
 	}
-	return string(out)
+	// Cumulative, pgsink's own functions only: which stage costs what.
+	cum, err := exec.Command("go", "tool", "pprof", "-top", "-cum", "-nodecount=22", "-focus=pgsink|pgx|kafka", path).CombinedOutput()
+	if err != nil {
+		return string(flat) + string(cum) + err.Error()
+	}
+	return string(flat) + "\n-- by cumulative time --\n" + string(cum)
 }
 
 // verify compares the target table with the source's final state.
