@@ -31,7 +31,7 @@ func main() {
 	events := flag.Int("events", 1_000_000, "change events in the workload topic")
 	pgsinkBin := flag.String("pgsink", "bin/pgsink", "the pgsink binary to measure")
 	out := flag.String("out", "BENCHMARKS.md", "the report to write")
-	only := flag.String("only", "", "comma-separated phases to run (workload,copy,pgsink,alo,batch1,jdbc,latency); default all")
+	only := flag.String("only", "", "comma-separated phases to run (workload,copy,pgsink,alo,lowmem,batch1,jdbc,latency); default all")
 	batch1Cap := flag.Duration("batch1-cap", 60*time.Second, "how long pgsink with batches of 1 runs (its rate is read from its progress)")
 	jdbcCap := flag.Duration("jdbc-cap", 15*time.Minute, "how long one Debezium JDBC sink run may take before its rate is read from its progress")
 	latencyRate := flag.Int("latency-rate", 5000, "events/s produced for the latency run")
@@ -75,6 +75,10 @@ func main() {
 	}
 	if run("alo") {
 		res.PgsinkALO, err = drainPgsink(ctx, env, bin, w, pgsinkRun{label: "at_least_once", offsetsKafka: true})
+		check(err)
+	}
+	if run("lowmem") {
+		res.PgsinkLowMem, err = drainPgsink(ctx, env, bin, w, pgsinkRun{label: "low_memory", buffered: "64MiB", env: []string{"GOMEMLIMIT=160MiB"}})
 		check(err)
 	}
 	if run("batch1") {

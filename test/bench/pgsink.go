@@ -28,6 +28,8 @@ type pgsinkRun struct {
 	batch        int           // apply.batch.max_records; 0 = default
 	limit        time.Duration // stop after this long and report the rate so far
 	topic        string        // default: the workload topic
+	buffered     string        // apply.max_buffered_bytes; "" = default
+	env          []string      // extra environment (GOMEMLIMIT)
 }
 
 // Drain is one sink's drain of the workload topic.
@@ -122,6 +124,9 @@ func startPgsink(ctx context.Context, env stacktest.Env, bin string, r pgsinkRun
 	if r.batch > 0 {
 		fmt.Fprintf(&extra, "  batch: { max_records: %d }\n", r.batch)
 	}
+	if r.buffered != "" {
+		fmt.Fprintf(&extra, "  max_buffered_bytes: %s\n", r.buffered)
+	}
 	cfg := fmt.Sprintf(`kafka:
   bootstrap.servers: %s
   group.id: %s
@@ -148,7 +153,7 @@ tables:
 		return nil, err
 	}
 	cmd := exec.Command(bin, "run", "--config", cfgPath)
-	cmd.Env = append(os.Environ(), "PGSINK_PPROF=1")
+	cmd.Env = append(append(os.Environ(), "PGSINK_PPROF=1"), r.env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	p := &running{cmd: cmd, port: port, url: url, group: group, log: logFile.Name(), exited: make(chan error, 1), started: time.Now()}
 	if err := cmd.Start(); err != nil {

@@ -23,6 +23,7 @@ type Results struct {
 	Copy          *Copy     `json:"copy,omitempty"`
 	PgsinkDefault *Drain    `json:"pgsink_exactly_once,omitempty"`
 	PgsinkALO     *Drain    `json:"pgsink_at_least_once,omitempty"`
+	PgsinkLowMem  *Drain    `json:"pgsink_low_memory,omitempty"`
 	PgsinkBatch1  *Drain    `json:"pgsink_batch_1,omitempty"`
 	JDBCUnnest    *Drain    `json:"jdbc_unnest_on,omitempty"`
 	JDBCNoUnnest  *Drain    `json:"jdbc_unnest_off,omitempty"`
@@ -115,6 +116,7 @@ func report(r *Results) string {
 	}
 	row("pgsink, default settings (exactly once)", r.PgsinkDefault)
 	row("pgsink, `apply.offsets: kafka` (at least once)", r.PgsinkALO)
+	row("pgsink, `max_buffered_bytes: 64MiB` and GOMEMLIMIT=160MiB (exactly once)", r.PgsinkLowMem)
 	row("pgsink, batches of 1 (exactly once)", r.PgsinkBatch1)
 	row("Debezium JDBC sink, unnest insert ON", r.JDBCUnnest)
 	row("Debezium JDBC sink, unnest insert OFF", r.JDBCNoUnnest)
