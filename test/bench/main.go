@@ -67,39 +67,48 @@ func main() {
 	}
 	if run("copy") {
 		res.Copy, err = copyLimit(ctx, env, w)
-		check(err)
+		res.soft("copy", err)
 	}
 	if run("pgsink") {
 		res.PgsinkDefault, err = drainPgsink(ctx, env, bin, w, pgsinkRun{label: "exactly_once", profile: true})
-		check(err)
+		res.soft("PgsinkDefault", err)
 	}
 	if run("alo") {
 		res.PgsinkALO, err = drainPgsink(ctx, env, bin, w, pgsinkRun{label: "at_least_once", offsetsKafka: true})
-		check(err)
+		res.soft("PgsinkALO", err)
 	}
 	if run("lowmem") {
 		res.PgsinkLowMem, err = drainPgsink(ctx, env, bin, w, pgsinkRun{label: "low_memory", buffered: "64MiB", env: []string{"GOMEMLIMIT=160MiB"}})
-		check(err)
+		res.soft("PgsinkLowMem", err)
 	}
 	if run("batch1") {
 		res.PgsinkBatch1, err = drainPgsink(ctx, env, bin, w, pgsinkRun{label: "batch_1", batch: 1, limit: *batch1Cap})
-		check(err)
+		res.soft("PgsinkBatch1", err)
 	}
 	if run("jdbc") {
 		res.JDBCUnnest, err = drainJDBC(ctx, env, w, true, *jdbcCap)
-		check(err)
+		res.soft("JDBCUnnest", err)
 		res.JDBCNoUnnest, err = drainJDBC(ctx, env, w, false, *jdbcCap)
-		check(err)
+		res.soft("JDBCNoUnnest", err)
 	}
 	if run("latency") {
 		res.Latency, err = measureLatency(ctx, env, bin, w, *latencyRate, *latencyFor)
-		check(err)
+		res.soft("Latency", err)
 	}
 	res.Finished = time.Now().UTC()
 	b, _ := json.MarshalIndent(res, "", "  ")
 	_ = os.WriteFile(filepath.Join(filepath.Dir(stateFile(env)), "results.json"), b, 0o644)
 	check(os.WriteFile(*out, []byte(report(res)), 0o644))
 	logf("wrote %s", *out)
+}
+
+// soft records a failed measurement and goes on: one broken phase must not
+// cost the figures of the others.
+func (r *Results) soft(phase string, err error) {
+	if err != nil {
+		logf("%s FAILED: %v", phase, err)
+		r.Errors = append(r.Errors, fmt.Sprintf("%s: %v", phase, err))
+	}
 }
 
 func check(err error) {

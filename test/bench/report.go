@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -28,6 +29,7 @@ type Results struct {
 	JDBCUnnest    *Drain    `json:"jdbc_unnest_on,omitempty"`
 	JDBCNoUnnest  *Drain    `json:"jdbc_unnest_off,omitempty"`
 	Latency       *Latency  `json:"latency,omitempty"`
+	Errors        []string  `json:"errors,omitempty"`
 }
 
 func describeMachine(ctx context.Context, env stacktest.Env) string {
@@ -151,9 +153,18 @@ func report(r *Results) string {
 	if b1 := r.PgsinkBatch1; b1 != nil && r.PgsinkDefault != nil {
 		p("\nBatching buys **%s** (default batches vs batches of 1).\n", ratio(r.PgsinkDefault.EventsPS, b1.EventsPS))
 	}
+	if len(r.Errors) > 0 {
+		p("\n## Failed measurements\n\n")
+		for _, e := range r.Errors {
+			p("- %s\n", firstLines(e, 3))
+		}
+	}
 	if d := r.PgsinkDefault; d != nil && d.Profile != "" {
 		p("\n## Profile of the drain (pgsink, default settings)\n\n")
 		p("A 10-second CPU profile taken 3 s into the drain (`PGSINK_PPROF=1` serves net/http/pprof on the metrics listener), `go tool pprof -top`:\n\n```\n%s```\n", trimProfile(d.Profile))
+	}
+	if notes, err := os.ReadFile(filepath.Join(repoRoot(), "test", "bench", "analysis.md")); err == nil {
+		p("\n%s", notes)
 	}
 	return b.String()
 }

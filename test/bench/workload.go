@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -337,5 +336,3 @@ func logDirBytes(name string) int64 {
 	}
 	return total
 }
-
-var errTimeout = errors.New("timed out")
