@@ -19,7 +19,8 @@ const latencyTopic = "bench.latency.orders"
 
 // Latency is pgsink's commit latency at a steady produce rate.
 type Latency struct {
-	Rate        int     `json:"rate"` // events/s produced
+	MaxWait     string  `json:"max_wait"` // apply.batch.max_wait of the run
+	Rate        int     `json:"rate"`     // events/s produced
 	Events      int64   `json:"events"`
 	Seconds     float64 `json:"seconds"`
 	AchievedPS  float64 `json:"achieved_per_s"`
@@ -29,13 +30,18 @@ type Latency struct {
 	CPUPerM     float64 `json:"cpu_s_per_million_events"`
 	PeakRSSMiB  float64 `json:"peak_rss_mib"`
 	CommitCount int64   `json:"samples"`
+	// The apply transactions' own share: pgsink_apply_seconds per batch,
+	// and the mean batch size.
+	ApplyP50ms float64 `json:"apply_p50_ms"`
+	ApplyP99ms float64 `json:"apply_p99_ms"`
+	MeanBatch  float64 `json:"mean_batch_records"`
 }
 
 // measureLatency produces the workload's records (their keys and values as
 // Debezium wrote them) at a steady rate into a LogAppendTime topic that a
 // running pgsink applies, and reads pgsink's per-record "Kafka append time
 // to target commit" histogram.
-func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Workload, rate int, dur time.Duration) (*Latency, error) {
+func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Workload, rate int, dur time.Duration, maxWait string) (*Latency, error) {
 	if err := stacktest.DeleteTopics(ctx, env.KafkaBootstrap, latencyTopic); err != nil {
 		return nil, err
 	}
@@ -49,7 +55,11 @@ func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Worklo
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	p, err := startPgsink(ctx, env, bin, pgsinkRun{label: "latency", topic: latencyTopic})
+	label := "latency"
+	if maxWait != "" {
+		label += "_wait_" + maxWait
+	}
+	p, err := startPgsink(ctx, env, bin, pgsinkRun{label: label, topic: latencyTopic, maxWait: maxWait})
 	if err != nil {
 		return nil, err
 	}
@@ -83,11 +93,19 @@ func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Worklo
 	if err != nil {
 		return nil, err
 	}
+	ab, ac, err := scrapeHistogram(p.port, "pgsink_apply_seconds")
+	if err != nil {
+		return nil, err
+	}
 	cpu, rss := procStats(p.pid)
-	l := &Latency{Rate: rate, Events: sent, Seconds: took.Seconds(), AchievedPS: float64(sent) / took.Seconds(),
+	l := &Latency{ApplyP50ms: quantile(ab, ac, 0.5) * 1000, ApplyP99ms: quantile(ab, ac, 0.99) * 1000, MeanBatch: float64(count) / ac, MaxWait: maxWait, Rate: rate, Events: sent, Seconds: took.Seconds(), AchievedPS: float64(sent) / took.Seconds(),
 		P50ms: quantile(buckets, count, 0.50) * 1000, P99ms: quantile(buckets, count, 0.99) * 1000,
 		Maxms: quantile(buckets, count, 1) * 1000, CPUPerM: cpu / float64(sent) * 1e6, PeakRSSMiB: rss, CommitCount: int64(count)}
-	logf("latency: %d events at %.0f/s: p50 %.1f ms, p99 %.1f ms (from %d samples)", sent, l.AchievedPS, l.P50ms, l.P99ms, l.CommitCount)
+	if l.MaxWait == "" {
+		l.MaxWait = "100ms (default)"
+	}
+	logf("latency, max_wait %s: %d events at %.0f/s: p50 %.1f ms, p99 %.1f ms (from %d samples); apply p50 %.1f ms, p99 %.1f ms, %.0f records per batch",
+		l.MaxWait, sent, l.AchievedPS, l.P50ms, l.P99ms, l.CommitCount, l.ApplyP50ms, l.ApplyP99ms, l.MeanBatch)
 	return l, nil
 }
 

@@ -92,8 +92,11 @@ func main() {
 		res.soft("JDBCNoUnnest", err)
 	}
 	if run("latency") {
-		res.Latency, err = measureLatency(ctx, env, bin, w, *latencyRate, *latencyFor)
+		res.Latency, err = measureLatency(ctx, env, bin, w, *latencyRate, *latencyFor, "")
 		res.soft("Latency", err)
+		// What the default 100 ms batch wait costs in latency.
+		res.LatencyShortWait, err = measureLatency(ctx, env, bin, w, *latencyRate, *latencyFor, "10ms")
+		res.soft("LatencyShortWait", err)
 	}
 	res.Finished = time.Now().UTC()
 	b, _ := json.MarshalIndent(res, "", "  ")

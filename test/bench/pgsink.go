@@ -29,6 +29,7 @@ type pgsinkRun struct {
 	limit        time.Duration // stop after this long and report the rate so far
 	topic        string        // default: the workload topic
 	buffered     string        // apply.max_buffered_bytes; "" = default
+	maxWait      string        // apply.batch.max_wait; "" = default
 	env          []string      // extra environment (GOMEMLIMIT)
 }
 
@@ -121,8 +122,13 @@ func startPgsink(ctx context.Context, env stacktest.Env, bin string, r pgsinkRun
 	if r.offsetsKafka {
 		extra.WriteString("  offsets: kafka\n")
 	}
-	if r.batch > 0 {
+	switch {
+	case r.batch > 0 && r.maxWait != "":
+		fmt.Fprintf(&extra, "  batch: { max_records: %d, max_wait: %s }\n", r.batch, r.maxWait)
+	case r.batch > 0:
 		fmt.Fprintf(&extra, "  batch: { max_records: %d }\n", r.batch)
+	case r.maxWait != "":
+		fmt.Fprintf(&extra, "  batch: { max_wait: %s }\n", r.maxWait)
 	}
 	if r.buffered != "" {
 		fmt.Fprintf(&extra, "  max_buffered_bytes: %s\n", r.buffered)
