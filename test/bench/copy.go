@@ -20,6 +20,8 @@ type Copy struct {
 	// EventsPS is the workload's events over the same time: the rate a
 	// sink would need to match COPY's wall time for the same end state.
 	EventsPS float64 `json:"events_per_s_equivalent"`
+	// PGCPUPerM is the server's CPU seconds per million rows copied.
+	PGCPUPerM float64 `json:"postgres_cpu_s_per_million_rows"`
 }
 
 func copyLimit(ctx context.Context, env stacktest.Env, w Workload) (*Copy, error) {
@@ -42,13 +44,16 @@ func copyLimit(ctx context.Context, env stacktest.Env, w Workload) (*Copy, error
 	}
 	defer dst.Close(ctx)
 	size := int64(buf.Len())
+	pg0 := postgresCPU(ctx, env)
 	t0 := time.Now()
 	tag, err := dst.PgConn().CopyFrom(ctx, &buf, `COPY public.orders FROM STDIN`)
 	if err != nil {
 		return nil, err
 	}
 	el := time.Since(t0).Seconds()
-	c := &Copy{Rows: tag.RowsAffected(), Bytes: size, Seconds: el, RowsPS: float64(tag.RowsAffected()) / el, EventsPS: float64(w.Events) / el}
+	pg1 := postgresCPU(ctx, env)
+	c := &Copy{Rows: tag.RowsAffected(), Bytes: size, Seconds: el, RowsPS: float64(tag.RowsAffected()) / el, EventsPS: float64(w.Events) / el,
+		PGCPUPerM: (pg1 - pg0) / float64(max(tag.RowsAffected(), 1)) * 1e6}
 	logf("copy: %d final rows (%.0f MB) in %.2fs = %.0f rows/s", c.Rows, float64(size)/1e6, el, c.RowsPS)
 	if c.Rows != w.FinalRows {
 		return c, fmt.Errorf("copy: %d rows, the source has %d", c.Rows, w.FinalRows)

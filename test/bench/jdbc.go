@@ -69,6 +69,7 @@ func drainJDBC(ctx context.Context, env stacktest.Env, w Workload, unnest bool, 
 	}
 	connectPID := readPID(filepath.Join(stackDir(), "connect", "connect.pid"))
 	cpu0, _ := procStats(connectPID)
+	pg0 := postgresCPU(ctx, env)
 	logf("jdbc %s: draining %d records of %s", label, total, w.Topic)
 	t0 := time.Now()
 	if err := connect.Put(ctx, name, cfg); err != nil {
@@ -104,11 +105,13 @@ func drainJDBC(ctx context.Context, env stacktest.Env, w Workload, unnest bool, 
 	}
 	elapsed := time.Since(t0)
 	cpu1, _ := procStats(connectPID)
+	pg1 := postgresCPU(ctx, env)
 	d := &Drain{Label: label, Records: done, Seconds: elapsed.Seconds(), CPUSeconds: cpu1 - cpu0, Complete: complete}
 	d.Events = int64(float64(done) * float64(w.Events) / float64(w.Records))
 	d.EventsPS = float64(d.Events) / d.Seconds
 	d.MBPS = float64(w.KVBytes) * float64(done) / float64(w.Records) / d.Seconds / 1e6
 	d.CPUPerM = d.CPUSeconds / float64(max(d.Events, 1)) * 1e6
+	d.PGCPUPerM = (pg1 - pg0) / float64(max(d.Events, 1)) * 1e6
 	d.Note = "CPU of the whole Kafka Connect JVM (idle otherwise) during the run; committed offsets lag by up to offset.flush.interval.ms = 1s"
 	if complete {
 		d.Verified = verify(ctx, env, url, false)

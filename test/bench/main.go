@@ -36,7 +36,17 @@ func main() {
 	jdbcCap := flag.Duration("jdbc-cap", 15*time.Minute, "how long one Debezium JDBC sink run may take before its rate is read from its progress")
 	latencyRate := flag.Int("latency-rate", 5000, "events/s produced for the latency run")
 	latencyFor := flag.Duration("latency-for", 30*time.Second, "how long the latency run produces")
+	reportOnly := flag.Bool("report-only", false, "rewrite the report from the last run's .stack/bench/results.json (after editing test/bench/analysis.md)")
 	flag.Parse()
+	if *reportOnly {
+		var res Results
+		b, err := os.ReadFile(filepath.Join(benchDir(), "results.json"))
+		check(err)
+		check(json.Unmarshal(b, &res))
+		check(os.WriteFile(*out, []byte(report(&res)), 0o644))
+		logf("rewrote %s from the run of %s", *out, res.Started.Format(time.RFC3339))
+		return
+	}
 
 	env, err := stacktest.LoadEnv()
 	if err != nil {

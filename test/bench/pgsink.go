@@ -44,10 +44,12 @@ type Drain struct {
 	CPUSeconds float64 `json:"cpu_seconds"`
 	CPUPerM    float64 `json:"cpu_s_per_million_events"`
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
-	Complete   bool    `json:"complete"` // drained to the end (not capped)
-	Verified   string  `json:"verified"` // target compared with the source
-	Profile    string  `json:"profile,omitempty"`
-	Note       string  `json:"note,omitempty"`
+	// PGCPUPerM is the target PostgreSQL's CPU seconds per million events.
+	PGCPUPerM float64 `json:"postgres_cpu_s_per_million_events"`
+	Complete  bool    `json:"complete"` // drained to the end (not capped)
+	Verified  string  `json:"verified"` // target compared with the source
+	Profile   string  `json:"profile,omitempty"`
+	Note      string  `json:"note,omitempty"`
 }
 
 func freePort() int {
@@ -184,6 +186,7 @@ func drainPgsink(ctx context.Context, env stacktest.Env, bin string, w Workload,
 		total += h
 	}
 	logf("pgsink %s: draining %d records of %s", r.label, total, r.topic)
+	pg0 := postgresCPU(ctx, env)
 	p, err := startPgsink(ctx, env, bin, r)
 	if err != nil {
 		return nil, err
@@ -216,6 +219,7 @@ func drainPgsink(ctx context.Context, env stacktest.Env, bin string, w Workload,
 	}
 	elapsed := time.Since(t0)
 	cpu, rss := procStats(p.pid)
+	pg1 := postgresCPU(ctx, env)
 	d := &Drain{Label: r.label, Records: done, Seconds: elapsed.Seconds(), CPUSeconds: cpu, PeakRSSMiB: rss, Complete: complete}
 	// Events are Kafka records minus tombstones; a capped run assumes the
 	// workload's ratio.
@@ -223,6 +227,7 @@ func drainPgsink(ctx context.Context, env stacktest.Env, bin string, w Workload,
 	d.EventsPS = float64(d.Events) / d.Seconds
 	d.MBPS = float64(w.KVBytes) * float64(done) / float64(w.Records) / d.Seconds / 1e6
 	d.CPUPerM = d.CPUSeconds / float64(max(d.Events, 1)) * 1e6
+	d.PGCPUPerM = (pg1 - pg0) / float64(max(d.Events, 1)) * 1e6
 	if !complete {
 		d.Note = fmt.Sprintf("capped at %s: rate from its committed progress", r.limit)
 	}

@@ -98,8 +98,8 @@ func report(r *Results) string {
 	if r.Copy != nil {
 		copyPS = r.Copy.RowsPS
 	}
-	p("| run | events/s | MB/s | time | vs COPY rows/s | vs best JDBC sink | CPU-s per M events | peak RSS | end state |\n")
-	p("|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	p("| run | events/s | MB/s | time | vs COPY rows/s | vs best JDBC sink | sink CPU-s per M events | PostgreSQL CPU-s per M events | peak RSS | end state |\n")
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	row := func(name string, d *Drain) {
 		if d == nil {
 			return
@@ -116,7 +116,7 @@ func report(r *Results) string {
 		if !d.Complete {
 			state = "not drained: " + d.Note
 		}
-		p("| %s | %.0f | %.1f | %.1f s | %s | %s | %.1f | %s | %s |\n", name, d.EventsPS, d.MBPS, d.Seconds, ratio(d.EventsPS, copyPS), jd, d.CPUPerM, rss, state)
+		p("| %s | %.0f | %.1f | %.1f s | %s | %s | %.1f | %.1f | %s | %s |\n", name, d.EventsPS, d.MBPS, d.Seconds, ratio(d.EventsPS, copyPS), jd, d.CPUPerM, d.PGCPUPerM, rss, state)
 	}
 	row("pgsink, default settings (exactly once)", r.PgsinkDefault)
 	row("pgsink, `apply.offsets: kafka` (at least once)", r.PgsinkALO)
@@ -125,10 +125,10 @@ func report(r *Results) string {
 	row("Debezium JDBC sink, unnest insert ON", r.JDBCUnnest)
 	row("Debezium JDBC sink, unnest insert OFF", r.JDBCNoUnnest)
 	if r.Copy != nil {
-		p("| COPY of the %d final row images into an empty keyed table (the limit) | %.0f rows/s | – | %.1f s | 1.00× | – | – | – | – |\n", r.Copy.Rows, r.Copy.RowsPS, r.Copy.Seconds)
+		p("| COPY of the %d final row images into an empty keyed table (the limit) | %.0f rows/s | – | %.1f s | 1.00× | – | – | %.1f per M rows | – | – |\n", r.Copy.Rows, r.Copy.RowsPS, r.Copy.Seconds, r.Copy.PGCPUPerM)
 	}
 	p("\nTimes run from starting the sink (pgsink process start, or the JDBC connector's registration) to the moment its committed positions cover the whole topic, so they include start-up and group join. ")
-	p("pgsink's CPU and RSS are the process's own (`/proc/PID/stat` utime+stime, `VmHWM`); the JDBC sink's CPU is the Kafka Connect JVM's during its run (the worker does nothing else then) — its RSS is not comparable (a JVM heap sized by -Xmx1g) and is left out. ")
+	p("PostgreSQL's CPU is the whole target server's (postmaster, backends, WAL writer, checkpointer) over the run. pgsink's CPU and RSS are the process's own (`/proc/PID/stat` utime+stime, `VmHWM`); the JDBC sink's CPU is the Kafka Connect JVM's during its run (the worker does nothing else then) — its RSS is not comparable (a JVM heap sized by -Xmx1g) and is left out. ")
 	p("End state: the target table compared with the source table (row count and a digest of every column).\n\n")
 	if l := r.Latency; l != nil {
 		p("**Latency** at a steady %d events/s (%d Debezium records of the workload re-produced at that rate for %.0f s into a 6-partition `LogAppendTime` topic, pgsink at default settings): ", l.Rate, l.Events, l.Seconds)
