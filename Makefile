@@ -81,10 +81,14 @@ DEMO_FLAGS ?=
 demo: build stack-up ## the main job: stack up, Debezium registered, pgsink applying a live workload
 	set -a && source .stack/env && set +a && $(GO) run ./examples/demo $(DEMO_FLAGS)
 
-bench: stack-up ## the benchmarks so far: decoding vs encoding/json, apply vs COPY limits (the JDBC-sink comparison of #8 is not there yet)
-	$(GO) test -run XXX -bench . -benchmem -cpu 1 ./connector/debezium/
+BENCH_FLAGS ?=
+bench: stack-up build ## issue 8 in one run: pgsink vs COPY vs the Debezium JDBC sink, at-least-once, batches of 1, latency -> BENCHMARKS.md; then the decoder and apply micro-benchmarks
 	set -a && source .stack/env && set +a && \
-	  $(GO) test -tags $(INTEGRATION_TAGS) -run XXX -bench IntegrationApply -benchtime 1x -timeout 30m ./sink/
+	  $(GO) run ./test/bench -pgsink bin/pgsink -out BENCHMARKS.md $(BENCH_FLAGS)
+	$(GO) test -run XXX -bench . -benchmem -cpu 1 ./connector/debezium/
+	$(GO) test -run XXX -bench Reduce -benchmem ./sink/
+	set -a && source .stack/env && set +a && \
+	  $(GO) test -tags $(INTEGRATION_TAGS) -run XXX -bench 'Integration(Apply|WriteStrategies)' -benchtime 1x -timeout 30m ./sink/
 
 clean: ## remove build output (not the jar cache nor the stack state)
 	rm -rf bin

@@ -43,6 +43,12 @@ type Apply struct {
 	// all partitions: past it the consumer pauses fetching (backpressure),
 	// so memory stays bounded whatever the lag.
 	MaxBufferedBytes ByteSize `yaml:"max_buffered_bytes"`
+	// Offsets is where positions live: "table" (the default) moves them in
+	// the apply transaction, exactly once (I1, I2); "kafka" commits them to
+	// Kafka after the transaction, at least once, like Kafka Connect sinks.
+	// It exists to measure what exactly-once costs and for targets where
+	// replays are harmless; the version guard still refuses stale rows.
+	Offsets Offsets `yaml:"offsets"`
 }
 
 // Batch bounds one partition's batch; whichever limit is reached first closes it.

@@ -43,6 +43,7 @@ func Default() Config {
 			Batch:            Batch{MaxRecords: DefaultBatchMaxRecords, MaxBytes: DefaultBatchMaxBytes, MaxWait: Duration(DefaultBatchMaxWait)},
 			Retry:            Retry{MaxAttempts: DefaultRetryMaxAttempts, InitialBackoff: Duration(DefaultRetryInitial), MaxBackoff: Duration(DefaultRetryMax)},
 			MaxBufferedBytes: DefaultMaxBufferedBytes,
+			Offsets:          OffsetsTable,
 		},
 		Errors:          Errors{Tolerance: ToleranceAll, DeadLetter: DeadLetter{Destination: DestinationTable}},
 		Retention:       Retention{Tombstones: Duration(DefaultRetention), OutboxEvents: Duration(DefaultRetention)},

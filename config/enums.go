@@ -23,6 +23,15 @@ const (
 	SynchronousCommitOff SynchronousCommit = "off"
 )
 
+// Offsets is apply.offsets: where a partition's position is kept.
+type Offsets string
+
+// Offsets values.
+const (
+	OffsetsTable Offsets = "table"
+	OffsetsKafka Offsets = "kafka"
+)
+
 // Tolerance is errors.tolerance: "all" dead-letters a record that cannot be
 // applied and moves on; "none" stops its partition with the offset unmoved.
 type Tolerance string
@@ -105,6 +114,7 @@ func (v *Start) parseScalar(s string) error { return parseEnum(v, s, StartEarlie
 func (v *SynchronousCommit) parseScalar(s string) error {
 	return parseEnum(v, s, SynchronousCommitOn, SynchronousCommitOff)
 }
+func (v *Offsets) parseScalar(s string) error   { return parseEnum(v, s, OffsetsTable, OffsetsKafka) }
 func (v *Tolerance) parseScalar(s string) error { return parseEnum(v, s, ToleranceAll, ToleranceNone) }
 func (v *Destination) parseScalar(s string) error {
 	return parseEnum(v, s, DestinationTable, DestinationTopic)

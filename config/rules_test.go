@@ -37,6 +37,8 @@ func TestRules(t *testing.T) {
 		{name: "backoff order", body: table + "apply: { retry: { initial_backoff: 5s, max_backoff: 1s } }\n", want: []string{"apply.retry.max_backoff: must not be shorter than apply.retry.initial_backoff (5s); got 1s"}},
 		{name: "max_connections range", src: "kafka: { bootstrap.servers: k, group.id: g }\npostgres: { url: u, max_connections: 0 }\n" + table, want: []string{"postgres.max_connections: must be between 1 and 256; got 0"}},
 		{name: "tolerance", body: table + "errors: { tolerance: some }\n", want: []string{`errors.tolerance: must be one of all, none; got "some"`}},
+		{name: "offsets", body: table + "apply: { offsets: postgres }\n", want: []string{`apply.offsets: must be one of table, kafka; got "postgres"`}},
+		{name: "offsets kafka", body: table + "apply: { offsets: kafka }\n"},
 		{name: "start", body: table + "apply: { start: beginning }\n", want: []string{`apply.start: must be one of earliest, latest; got "beginning"`}},
 		{name: "synchronous_commit", src: "kafka: { bootstrap.servers: k, group.id: g }\npostgres: { url: u, synchronous_commit: true }\n" + table, want: []string{`postgres.synchronous_commit: must be one of on, off; got "true"`}},
 		{name: "synchronous_commit off", src: "kafka: { bootstrap.servers: k, group.id: g }\npostgres: { url: u, synchronous_commit: off }\n" + table},

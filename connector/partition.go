@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/connector/debezium"
 	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/sink"
@@ -208,6 +209,9 @@ var errFenced = errors.New("partition claimed by another instance")
 // checkClaim re-reads the partition's row: a replay's rewind is taken over
 // (re-claim and seek), another owner's epoch stops the worker.
 func (p *partition) checkClaim() error {
+	if p.r.cfg.Apply.Offsets == config.OffsetsKafka {
+		return nil // no offsets row: Kafka's group protocol alone assigns
+	}
 	stored, err := p.r.offsets.Read(p.ctx, p.r.pool, p.id)
 	if err != nil {
 		if p.ctx.Err() != nil {
@@ -331,8 +335,16 @@ func (p *partition) apply(batch *sink.Batch, last *kafka.Message) bool {
 		p.r.metrics.Applied.WithLabelValues(ref, "delete").Add(float64(st.Deleted))
 		p.r.metrics.Applied.WithLabelValues(ref, "truncate").Add(float64(st.Truncated))
 	}
+	now := time.Now()
 	if last != nil && !last.Timestamp.IsZero() {
-		p.r.metrics.EndToEnd.Observe(time.Since(last.Timestamp).Seconds())
+		p.r.metrics.EndToEnd.Observe(now.Sub(last.Timestamp).Seconds())
+	}
+	// Every record, not only the batch's youngest: the batch's oldest
+	// record waited longest, and the percentiles must see it.
+	for i := range batch.Items {
+		if ts := batch.Items[i].Record.Timestamp; !ts.IsZero() {
+			p.r.metrics.RecordLatency.Observe(now.Sub(ts).Seconds())
+		}
 	}
 	p.r.committed(p, batch.Next)
 	return true

@@ -72,9 +72,10 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 		owner = fmt.Sprintf("%s:%d", host, os.Getpid())
 	}
 	sinkOpts := sink.Options{
-		Schema:      cfg.Postgres.Schema,
-		StopOnError: cfg.Errors.Tolerance == config.ToleranceNone,
-		AsyncCommit: cfg.Postgres.SynchronousCommit == config.SynchronousCommitOff,
+		Schema:       cfg.Postgres.Schema,
+		StopOnError:  cfg.Errors.Tolerance == config.ToleranceNone,
+		AsyncCommit:  cfg.Postgres.SynchronousCommit == config.SynchronousCommitOff,
+		KafkaOffsets: cfg.Apply.Offsets == config.OffsetsKafka,
 		Retry: sink.Retry{MaxAttempts: cfg.Apply.Retry.MaxAttempts, InitialBackoff: cfg.Apply.Retry.InitialBackoff.Std(),
 			MaxBackoff: cfg.Apply.Retry.MaxBackoff.Std()},
 	}
@@ -142,6 +143,15 @@ func consumerConfig(cfg *config.Config) *kafka.ConfigMap {
 		m["queued.max.messages.kbytes"] = max(1024, int(cfg.Apply.MaxBufferedBytes/2/1024))
 	}
 	m["partition.assignment.strategy"] = "cooperative-sticky"
+	if cfg.Apply.Offsets == config.OffsetsKafka {
+		// At least once: the group's committed offsets are the positions,
+		// committed by the workers right after each PostgreSQL commit (an
+		// auto-commit could commit past a batch that then fails).
+		m["auto.offset.reset"] = string(cfg.Apply.Start)
+		m["enable.auto.offset.store"] = false
+		m["enable.auto.commit"] = false
+		return &m
+	}
 	// Positions come from PostgreSQL (I6): never let Kafka pick one.
 	m["auto.offset.reset"] = "error"
 	// Kafka's committed offsets only feed lag dashboards: store them after
@@ -394,7 +404,13 @@ func (r *Runner) committed(p *partition, next int64) {
 	topic := p.id.Topic
 	tp := kafka.TopicPartition{Topic: &topic, Partition: p.id.Partition, Offset: kafka.Offset(next)}
 	r.failpoints.hit("after-commit")
-	if _, err := r.consumer.StoreOffsets([]kafka.TopicPartition{tp}); err != nil {
+	if r.cfg.Apply.Offsets == config.OffsetsKafka {
+		// The position itself (at least once): a failed commit re-applies
+		// the batch after a restart or rebalance, nothing worse.
+		if _, err := r.consumer.CommitOffsets([]kafka.TopicPartition{tp}); err != nil {
+			p.log.Warn("commit offset to Kafka (apply.offsets: kafka)", zap.Error(err))
+		}
+	} else if _, err := r.consumer.StoreOffsets([]kafka.TopicPartition{tp}); err != nil {
 		p.log.Debug("store offset for lag", zap.Error(err))
 	}
 	if _, armed := r.failpoints["after-kafka-commit"]; armed {
@@ -493,6 +509,9 @@ func (r *Runner) claim(c *kafka.Consumer, id dedup.PartitionID) (dedup.Claim, in
 	if r.cfg.Apply.Start == config.StartLatest {
 		start = high
 	}
+	if r.cfg.Apply.Offsets == config.OffsetsKafka {
+		return r.kafkaPosition(c, id, start, low, high)
+	}
 	backoff := 200 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -508,6 +527,23 @@ func (r *Runner) claim(c *kafka.Consumer, id dedup.PartitionID) (dedup.Claim, in
 		time.Sleep(backoff)
 		backoff *= 2
 	}
+}
+
+// kafkaPosition is claim for apply.offsets: kafka: the group's committed
+// offset, or start when it has none. There is no epoch and no fencing: two
+// instances may apply a partition for a moment during a rebalance, which
+// at-least-once accepts.
+func (r *Runner) kafkaPosition(c *kafka.Consumer, id dedup.PartitionID, start, low, high int64) (dedup.Claim, int64, int64, error) {
+	topic := id.Topic
+	committed, err := c.Committed([]kafka.TopicPartition{{Topic: &topic, Partition: id.Partition}}, 10000)
+	if err != nil {
+		return dedup.Claim{}, 0, 0, fmt.Errorf("committed offset of %s: %w", id, err)
+	}
+	next := start
+	if len(committed) == 1 && committed[0].Offset >= 0 {
+		next = int64(committed[0].Offset)
+	}
+	return dedup.Claim{PartitionID: id, NextOffset: next, Owner: r.owner}, low, high, nil
 }
 
 func (r *Runner) startPartition(id dedup.PartitionID, claim dedup.Claim, log *zap.Logger) *partition {

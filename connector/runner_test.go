@@ -31,6 +31,23 @@ func TestConsumerConfigForcesTheProtocol(t *testing.T) {
 	}
 }
 
+// With apply.offsets: kafka the group's offsets are the positions: the
+// workers commit them after each PostgreSQL commit, never librdkafka on its
+// own timer, and apply.start decides where a new group begins.
+func TestConsumerConfigOffsetsInKafka(t *testing.T) {
+	cfg := &config.Config{Kafka: map[string]string{"bootstrap.servers": "b", "group.id": "g"}}
+	cfg.Apply.Offsets = config.OffsetsKafka
+	cfg.Apply.Start = config.StartEarliest
+	m := *consumerConfig(cfg)
+	want := map[string]any{"partition.assignment.strategy": "cooperative-sticky", "auto.offset.reset": "earliest",
+		"enable.auto.offset.store": false, "enable.auto.commit": false}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("%s = %v, want %v", k, m[k], v)
+		}
+	}
+}
+
 func TestProducerConfigIsIdempotentAndDropsConsumerKeys(t *testing.T) {
 	cfg := &config.Config{Kafka: map[string]string{"bootstrap.servers": "b", "group.id": "g", "session.timeout.ms": "10000", "sasl.username": "u"}}
 	m := *producerConfig(cfg)

@@ -46,6 +46,10 @@ type Options struct {
 	// Kafka redelivers and the effect stays exactly once.
 	AsyncCommit bool
 	Retry       Retry
+	// KafkaOffsets (apply.offsets: kafka) leaves the offsets table alone:
+	// the caller commits positions to Kafka after the transaction, at
+	// least once.
+	KafkaOffsets bool
 	// BeforeCommit, when set, runs inside each apply transaction just before
 	// COMMIT with the records the transaction accounts for (applied or
 	// dead-lettered). Tests use it to keep an audit that proves no record is
@@ -203,7 +207,9 @@ func (a *Applier) applyOnce(ctx context.Context, b *Batch, lo, hi int, next int6
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
 	claim := before
-	if err := a.offsets.Advance(ctx, tx, &claim, next); err != nil {
+	if a.opts.KafkaOffsets {
+		claim.NextOffset = next
+	} else if err := a.offsets.Advance(ctx, tx, &claim, next); err != nil {
 		return err
 	}
 	if a.opts.AsyncCommit {
@@ -243,7 +249,9 @@ func (a *Applier) applyOnce(ctx context.Context, b *Batch, lo, hi int, next int6
 			return fmt.Errorf("sink: before commit: %w", err)
 		}
 	}
-	if err := tx.Commit(ctx); err != nil {
+	if err := tx.Commit(ctx); err != nil && a.opts.KafkaOffsets {
+		return fmt.Errorf("sink: commit: %w", err) // redelivered: at least once
+	} else if err != nil {
 		committed, rerr := a.offsets.ResolveCommit(ctx, a.pool, before, next)
 		if rerr != nil {
 			return fmt.Errorf("sink: commit failed (%v) and its outcome is unknown: %w", err, rerr)

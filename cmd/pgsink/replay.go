@@ -69,6 +69,12 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pgsink replay: %v\n", err)
 		return 1
 	}
+	if cfg.Apply.Offsets == config.OffsetsKafka {
+		// Its instances never read pgsink.offsets: a rewind there would be
+		// accepted and silently do nothing.
+		fmt.Fprintln(stderr, "pgsink replay: apply.offsets is kafka: positions are the consumer group's; reset them with Kafka's tools (kafka-consumer-groups --reset-offsets) while pgsink is stopped")
+		return 2
+	}
 	if err := replay(context.Background(), cfg, replayRequest{table: *table, topic: *topic, partition: *partition, from: pos,
 		rebuild: *rebuild, wait: *wait, timeout: *timeout}, stdout); err != nil {
 		fmt.Fprintf(stderr, "pgsink replay: %v\n", err)

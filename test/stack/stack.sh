@@ -118,8 +118,21 @@ java_opts() {
 
 # ---------------------------------------------------------------- jars
 
+# fetch_jdbc adds the benchmark's peer, the Debezium JDBC sink, as its own
+# plugin folder to a cache that lacks it (caches fetched before it existed).
+fetch_jdbc() {
+  [ -d "$CACHE/plugins/debezium-jdbc" ] && return 0
+  command -v mvn >/dev/null || die "mvn is not installed (apt-get install -y maven)"
+  log "fetching the Debezium JDBC sink into $CACHE/plugins/debezium-jdbc"
+  rm -rf "$CACHE/plugins/debezium-jdbc.tmp"
+  mvn -q -B -f "$here/pom.xml" -Pdebezium-jdbc dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$CACHE/plugins/debezium-jdbc.tmp" >&2
+  mv "$CACHE/plugins/debezium-jdbc.tmp" "$CACHE/plugins/debezium-jdbc"
+}
+
 fetch() {
   if [ -f "$CACHE/.complete" ] && [ "$CACHE/.complete" -nt "$here/pom.xml" ]; then
+    fetch_jdbc
     return 0
   fi
   command -v mvn >/dev/null || die "mvn is not installed (apt-get install -y maven)"
@@ -130,6 +143,8 @@ fetch() {
     -DincludeScope=runtime -DoutputDirectory="$CACHE.tmp/kafka" >&2
   mvn -q -B -f "$here/pom.xml" -Pdebezium-postgres dependency:copy-dependencies \
     -DincludeScope=runtime -DoutputDirectory="$CACHE.tmp/plugins/debezium-postgres" >&2
+  mvn -q -B -f "$here/pom.xml" -Pdebezium-jdbc dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$CACHE.tmp/plugins/debezium-jdbc" >&2
   rm -rf "$CACHE" && mv "$CACHE.tmp" "$CACHE"
   touch "$CACHE/.complete"
   log "jars fetched in $((SECONDS - t0))s"
@@ -342,6 +357,9 @@ listeners=http://$HOST:$CONNECT_PORT
 rest.advertised.host.name=$HOST
 rest.advertised.port=$CONNECT_PORT
 plugin.path=$CACHE/plugins
+# Lets a connector tune its own clients (the benchmark raises the JDBC
+# sink's consumer.override.max.poll.records).
+connector.client.config.override.policy=All
 # Every plugin on the path ships ServiceLoader manifests; skipping the
 # reflective scan saves seconds at start-up.
 plugin.discovery=service_load

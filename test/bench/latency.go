@@ -1,0 +1,240 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/pgsink/pgsink/test/stacktest"
+)
+
+const latencyTopic = "bench.latency.orders"
+
+// Latency is pgsink's commit latency at a steady produce rate.
+type Latency struct {
+	MaxWait     string  `json:"max_wait"` // apply.batch.max_wait of the run
+	Rate        int     `json:"rate"`     // events/s produced
+	Events      int64   `json:"events"`
+	Seconds     float64 `json:"seconds"`
+	AchievedPS  float64 `json:"achieved_per_s"`
+	P50ms       float64 `json:"p50_ms"`
+	P99ms       float64 `json:"p99_ms"`
+	Maxms       float64 `json:"max_bucket_ms"`
+	CPUPerM     float64 `json:"cpu_s_per_million_events"`
+	PeakRSSMiB  float64 `json:"peak_rss_mib"`
+	CommitCount int64   `json:"samples"`
+	// The apply transactions' own share: pgsink_apply_seconds per batch,
+	// and the mean batch size.
+	ApplyP50ms float64 `json:"apply_p50_ms"`
+	ApplyP99ms float64 `json:"apply_p99_ms"`
+	MeanBatch  float64 `json:"mean_batch_records"`
+}
+
+// measureLatency produces the workload's records (their keys and values as
+// Debezium wrote them) at a steady rate into a LogAppendTime topic that a
+// running pgsink applies, and reads pgsink's per-record "Kafka append time
+// to target commit" histogram.
+func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Workload, rate int, dur time.Duration, maxWait string) (*Latency, error) {
+	if err := stacktest.DeleteTopics(ctx, env.KafkaBootstrap, latencyTopic); err != nil {
+		return nil, err
+	}
+	for i := 0; ; i++ {
+		err := stacktest.CreateTopic(ctx, env.KafkaBootstrap, latencyTopic, partitions, map[string]string{"message.timestamp.type": "LogAppendTime"})
+		if err == nil {
+			break
+		}
+		if i == 40 {
+			return nil, err
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	label := "latency"
+	if maxWait != "" {
+		label += "_wait_" + maxWait
+	}
+	p, err := startPgsink(ctx, env, bin, pgsinkRun{label: label, topic: latencyTopic, maxWait: maxWait})
+	if err != nil {
+		return nil, err
+	}
+	defer p.stop()
+	if err := waitReady(p, 60*time.Second); err != nil {
+		return nil, err
+	}
+	time.Sleep(2 * time.Second) // the assignment settles
+	n := int64(rate) * int64(dur/time.Second)
+	logf("latency: producing %d events at %d/s into %s", n, rate, latencyTopic)
+	sent, took, err := produceAtRate(env.KafkaBootstrap, w.Topic, latencyTopic, rate, n)
+	if err != nil {
+		return nil, err
+	}
+	total, err := topicRecords(env.KafkaBootstrap, latencyTopic)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	pos := positionReader(ctx, env, p.url, p.group, pgsinkRun{topic: latencyTopic})
+	for {
+		if done, err := pos(); err == nil && done >= total {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("latency: pgsink did not catch up within 2 minutes")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	buckets, count, err := scrapeHistogram(p.port, "pgsink_record_commit_latency_seconds")
+	if err != nil {
+		return nil, err
+	}
+	ab, ac, err := scrapeHistogram(p.port, "pgsink_apply_seconds")
+	if err != nil {
+		return nil, err
+	}
+	cpu, rss := procStats(p.pid)
+	l := &Latency{ApplyP50ms: quantile(ab, ac, 0.5) * 1000, ApplyP99ms: quantile(ab, ac, 0.99) * 1000, MeanBatch: float64(count) / ac, MaxWait: maxWait, Rate: rate, Events: sent, Seconds: took.Seconds(), AchievedPS: float64(sent) / took.Seconds(),
+		P50ms: quantile(buckets, count, 0.50) * 1000, P99ms: quantile(buckets, count, 0.99) * 1000,
+		Maxms: quantile(buckets, count, 1) * 1000, CPUPerM: cpu / float64(sent) * 1e6, PeakRSSMiB: rss, CommitCount: int64(count)}
+	if l.MaxWait == "" {
+		l.MaxWait = "100ms (default)"
+	}
+	logf("latency, max_wait %s: %d events at %.0f/s: p50 %.1f ms, p99 %.1f ms (from %d samples); apply p50 %.1f ms, p99 %.1f ms, %.0f records per batch",
+		l.MaxWait, sent, l.AchievedPS, l.P50ms, l.P99ms, l.CommitCount, l.ApplyP50ms, l.ApplyP99ms, l.MeanBatch)
+	return l, nil
+}
+
+func waitReady(p *running, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-p.exited:
+			return fmt.Errorf("pgsink exited (%v); log: %s", err, p.log)
+		default:
+		}
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", p.port))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("pgsink not ready after %s; log: %s", timeout, p.log)
+}
+
+// produceAtRate copies n records from one topic to another, paced to rate
+// per second in 10 ms steps.
+func produceAtRate(bootstrap, from, to string, rate int, n int64) (int64, time.Duration, error) {
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "group.id": "bench-latency-reader", "enable.auto.commit": false})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer c.Close()
+	t := from
+	var tps []kafka.TopicPartition
+	for p := int32(0); p < partitions; p++ {
+		tps = append(tps, kafka.TopicPartition{Topic: &t, Partition: p, Offset: kafka.OffsetBeginning})
+	}
+	if err := c.Assign(tps); err != nil {
+		return 0, 0, err
+	}
+	pr, err := kafka.NewProducer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "linger.ms": 1, "acks": "all",
+		"enable.idempotence": true, "go.delivery.reports": false})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer pr.Close()
+	go func() {
+		for range pr.Events() { // drain errors, if any
+		}
+	}()
+	dst := to
+	t0 := time.Now()
+	var sent int64
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for sent < n {
+		<-tick.C
+		due := min(n, int64(time.Since(t0).Seconds()*float64(rate)))
+		for sent < due {
+			m, err := c.ReadMessage(5 * time.Second)
+			if err != nil {
+				return sent, time.Since(t0), fmt.Errorf("reading %s: %w", from, err)
+			}
+			if err := pr.Produce(&kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &dst, Partition: kafka.PartitionAny},
+				Key: m.Key, Value: m.Value}, nil); err != nil {
+				return sent, time.Since(t0), err
+			}
+			sent++
+		}
+	}
+	took := time.Since(t0)
+	pr.Flush(30000)
+	return sent, took, nil
+}
+
+type bucket struct {
+	le    float64
+	count float64
+}
+
+// scrapeHistogram reads a classic histogram's cumulative buckets from /metrics.
+func scrapeHistogram(port int, name string) ([]bucket, float64, error) {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	var bs []bucket
+	var count float64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, name+"_bucket{le=\""):
+			rest := strings.TrimPrefix(line, name+"_bucket{le=\"")
+			le, val, _ := strings.Cut(rest, "\"} ")
+			v, _ := strconv.ParseFloat(val, 64)
+			f := math.Inf(1)
+			if le != "+Inf" {
+				f, _ = strconv.ParseFloat(le, 64)
+			}
+			bs = append(bs, bucket{le: f, count: v})
+		case strings.HasPrefix(line, name+"_count "):
+			count, _ = strconv.ParseFloat(strings.TrimPrefix(line, name+"_count "), 64)
+		}
+	}
+	sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
+	if count == 0 {
+		return nil, 0, fmt.Errorf("histogram %s is empty or missing", name)
+	}
+	return bs, count, sc.Err()
+}
+
+// quantile interpolates linearly inside the bucket holding the q-th
+// observation, as Prometheus' histogram_quantile does.
+func quantile(bs []bucket, count, q float64) float64 {
+	rank := q * count
+	prevLE, prevCount := 0.0, 0.0
+	for _, b := range bs {
+		if b.count >= rank {
+			if math.IsInf(b.le, 1) {
+				return prevLE
+			}
+			if b.count == prevCount {
+				return b.le
+			}
+			return prevLE + (b.le-prevLE)*(rank-prevCount)/(b.count-prevCount)
+		}
+		prevLE, prevCount = b.le, b.count
+	}
+	return prevLE
+}

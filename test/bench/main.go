@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pgsink/pgsink/test/stacktest"
+)
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "[bench %s] %s\n", time.Now().UTC().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func repoRoot() string {
+	out, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		wd, _ := os.Getwd()
+		return wd
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func main() {
+	events := flag.Int("events", 1_000_000, "change events in the workload topic")
+	pgsinkBin := flag.String("pgsink", "bin/pgsink", "the pgsink binary to measure")
+	out := flag.String("out", "BENCHMARKS.md", "the report to write")
+	only := flag.String("only", "", "comma-separated phases to run (workload,copy,pgsink,alo,lowmem,batch1,jdbc,latency); default all")
+	batch1Cap := flag.Duration("batch1-cap", 60*time.Second, "how long pgsink with batches of 1 runs (its rate is read from its progress)")
+	jdbcCap := flag.Duration("jdbc-cap", 15*time.Minute, "how long one Debezium JDBC sink run may take before its rate is read from its progress")
+	latencyRate := flag.Int("latency-rate", 5000, "events/s produced for the latency run")
+	latencyFor := flag.Duration("latency-for", 30*time.Second, "how long the latency run produces")
+	reportOnly := flag.Bool("report-only", false, "rewrite the report from the last run's .stack/bench/results.json (after editing test/bench/analysis.md)")
+	flag.Parse()
+	if *reportOnly {
+		var res Results
+		b, err := os.ReadFile(filepath.Join(benchDir(), "results.json"))
+		check(err)
+		check(json.Unmarshal(b, &res))
+		check(os.WriteFile(*out, []byte(report(&res)), 0o644))
+		logf("rewrote %s from the run of %s", *out, res.Started.Format(time.RFC3339))
+		return
+	}
+
+	env, err := stacktest.LoadEnv()
+	if err != nil {
+		logf("%v", err)
+		os.Exit(1)
+	}
+	run := func(name string) bool {
+		if *only == "" {
+			return true
+		}
+		for _, p := range strings.Split(*only, ",") {
+			if p == name {
+				return true
+			}
+		}
+		return false
+	}
+	ctx := context.Background()
+	res := &Results{Started: time.Now().UTC(), Machine: describeMachine(ctx, env)}
+	bin, _ := filepath.Abs(*pgsinkBin)
+	res.Command = "make bench"
+
+	w, err := ensureWorkload(ctx, env, *events)
+	check(err)
+	res.Workload = w
+	if run("workload") && *only == "workload" {
+		return
+	}
+	if run("copy") {
+		res.Copy, err = copyLimit(ctx, env, w)
+		res.soft("copy", err)
+	}
+	if run("pgsink") {
+		res.PgsinkDefault, err = drainPgsink(ctx, env, bin, w, pgsinkRun{label: "exactly_once", profile: true})
+		res.soft("PgsinkDefault", err)
+	}
+	if run("alo") {
+		res.PgsinkALO, err = drainPgsink(ctx, env, bin, w, pgsinkRun{label: "at_least_once", offsetsKafka: true})
+		res.soft("PgsinkALO", err)
+	}
+	if run("lowmem") {
+		res.PgsinkLowMem, err = drainPgsink(ctx, env, bin, w, pgsinkRun{label: "low_memory", buffered: "64MiB", env: []string{"GOMEMLIMIT=160MiB"}})
+		res.soft("PgsinkLowMem", err)
+	}
+	if run("batch1") {
+		res.PgsinkBatch1, err = drainPgsink(ctx, env, bin, w, pgsinkRun{label: "batch_1", batch: 1, limit: *batch1Cap})
+		res.soft("PgsinkBatch1", err)
+	}
+	if run("jdbc") {
+		res.JDBCUnnest, err = drainJDBC(ctx, env, w, true, *jdbcCap)
+		res.soft("JDBCUnnest", err)
+		res.JDBCNoUnnest, err = drainJDBC(ctx, env, w, false, *jdbcCap)
+		res.soft("JDBCNoUnnest", err)
+	}
+	if run("latency") {
+		res.Latency, err = measureLatency(ctx, env, bin, w, *latencyRate, *latencyFor, "")
+		res.soft("Latency", err)
+		// What the default 100 ms batch wait costs in latency.
+		res.LatencyShortWait, err = measureLatency(ctx, env, bin, w, *latencyRate, *latencyFor, "10ms")
+		res.soft("LatencyShortWait", err)
+	}
+	res.Finished = time.Now().UTC()
+	b, _ := json.MarshalIndent(res, "", "  ")
+	_ = os.WriteFile(filepath.Join(filepath.Dir(stateFile(env)), "results.json"), b, 0o644)
+	check(os.WriteFile(*out, []byte(report(res)), 0o644))
+	logf("wrote %s", *out)
+}
+
+// soft records a failed measurement and goes on: one broken phase must not
+// cost the figures of the others.
+func (r *Results) soft(phase string, err error) {
+	if err != nil {
+		logf("%s FAILED: %v", phase, err)
+		r.Errors = append(r.Errors, fmt.Sprintf("%s: %v", phase, err))
+	}
+}
+
+func check(err error) {
+	if err != nil {
+		logf("FAILED: %v", err)
+		os.Exit(1)
+	}
+}

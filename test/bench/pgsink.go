@@ -1,0 +1,380 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/jackc/pgx/v5"
+	"github.com/pgsink/pgsink/test/stacktest"
+)
+
+// pgsinkRun is one pgsink measurement: default settings unless said.
+type pgsinkRun struct {
+	label        string
+	profile      bool          // take a CPU profile during the drain
+	offsetsKafka bool          // apply.offsets: kafka (at least once)
+	batch        int           // apply.batch.max_records; 0 = default
+	limit        time.Duration // stop after this long and report the rate so far
+	topic        string        // default: the workload topic
+	buffered     string        // apply.max_buffered_bytes; "" = default
+	maxWait      string        // apply.batch.max_wait; "" = default
+	env          []string      // extra environment (GOMEMLIMIT)
+}
+
+// Drain is one sink's drain of the workload topic.
+type Drain struct {
+	Label      string  `json:"label"`
+	Events     int64   `json:"events"`  // change events applied (estimated from offsets when capped)
+	Records    int64   `json:"records"` // Kafka records consumed (events + tombstones)
+	Seconds    float64 `json:"seconds"`
+	EventsPS   float64 `json:"events_per_s"`
+	MBPS       float64 `json:"mb_per_s"` // of Kafka data (key + value bytes)
+	CPUSeconds float64 `json:"cpu_seconds"`
+	CPUPerM    float64 `json:"cpu_s_per_million_events"`
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	// PGCPUPerM is the target PostgreSQL's CPU seconds per million events.
+	PGCPUPerM float64 `json:"postgres_cpu_s_per_million_events"`
+	Complete  bool    `json:"complete"` // drained to the end (not capped)
+	Verified  string  `json:"verified"` // target compared with the source
+	Profile   string  `json:"profile,omitempty"`
+	Note      string  `json:"note,omitempty"`
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// freshDatabase (re)creates a target database owned by the pgsink role with
+// the benchmark table, and returns its URL for that role.
+func freshDatabase(ctx context.Context, env stacktest.Env, name, ddl string) (string, error) {
+	if err := stacktest.DropDatabase(ctx, env.AdminURL, name); err != nil {
+		return "", err
+	}
+	if err := stacktest.CreateDatabase(ctx, env.AdminURL, name, "pgsink"); err != nil {
+		return "", err
+	}
+	u, err := stacktest.WithDatabase(env.TargetURL, name)
+	if err != nil {
+		return "", err
+	}
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, ddl)
+	return u, err
+}
+
+const pgsinkDDL = `CREATE TABLE public.orders (id bigint PRIMARY KEY, customer_id bigint, status text,
+	amount numeric(12,2), created_at timestamptz, attrs jsonb, _pgsink_commit_lsn bigint, _pgsink_lsn bigint)`
+
+func benchDir() string { return filepath.Dir(stateFile(stacktest.Env{})) }
+
+// running is a started pgsink process.
+type running struct {
+	cmd     *exec.Cmd
+	pid     int
+	port    int
+	url     string
+	group   string
+	log     string
+	exited  chan error
+	started time.Time
+}
+
+func (p *running) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(40 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+// startPgsink starts pgsink with default settings (except what r says) on
+// a fresh target database.
+func startPgsink(ctx context.Context, env stacktest.Env, bin string, r pgsinkRun) (*running, error) {
+	db := "bench_pgsink_" + r.label
+	url, err := freshDatabase(ctx, env, db, pgsinkDDL)
+	if err != nil {
+		return nil, err
+	}
+	group := fmt.Sprintf("bench-%s-%d", r.label, time.Now().Unix())
+	port := freePort()
+	var extra strings.Builder
+	if r.offsetsKafka {
+		extra.WriteString("  offsets: kafka\n")
+	}
+	switch {
+	case r.batch > 0 && r.maxWait != "":
+		fmt.Fprintf(&extra, "  batch: { max_records: %d, max_wait: %s }\n", r.batch, r.maxWait)
+	case r.batch > 0:
+		fmt.Fprintf(&extra, "  batch: { max_records: %d }\n", r.batch)
+	case r.maxWait != "":
+		fmt.Fprintf(&extra, "  batch: { max_wait: %s }\n", r.maxWait)
+	}
+	if r.buffered != "" {
+		fmt.Fprintf(&extra, "  max_buffered_bytes: %s\n", r.buffered)
+	}
+	cfg := fmt.Sprintf(`kafka:
+  bootstrap.servers: %s
+  group.id: %s
+postgres:
+  url: %s
+apply:
+  start: earliest
+%smetrics:
+  listen: 127.0.0.1:%d
+log:
+  format: json
+  level: info
+tables:
+  - topic: %s
+    target: public.orders
+`, env.KafkaBootstrap, group, url, extra.String(), port, r.topic)
+	dir := benchDir()
+	cfgPath := filepath.Join(dir, "pgsink-"+r.label+".yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	logFile, err := os.Create(filepath.Join(dir, "pgsink-"+r.label+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "run", "--config", cfgPath)
+	cmd.Env = append(append(os.Environ(), "PGSINK_PPROF=1"), r.env...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	p := &running{cmd: cmd, port: port, url: url, group: group, log: logFile.Name(), exited: make(chan error, 1), started: time.Now()}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, err
+	}
+	p.pid = cmd.Process.Pid
+	go func() { p.exited <- cmd.Wait(); logFile.Close() }()
+	return p, nil
+}
+
+func drainPgsink(ctx context.Context, env stacktest.Env, bin string, w Workload, r pgsinkRun) (*Drain, error) {
+	if r.topic == "" {
+		r.topic = w.Topic
+	}
+	hw, err := highWatermarks(env.KafkaBootstrap, r.topic)
+	if err != nil {
+		return nil, err
+	}
+	var total int64
+	for _, h := range hw {
+		total += h
+	}
+	logf("pgsink %s: draining %d records of %s", r.label, total, r.topic)
+	pg0 := postgresCPU(ctx, env)
+	p, err := startPgsink(ctx, env, bin, r)
+	if err != nil {
+		return nil, err
+	}
+	t0 := p.started
+	profDone := make(chan string, 1)
+	if r.profile {
+		go func() { profDone <- takeProfile(p.port, benchDir(), r.label) }()
+	}
+	pos := positionReader(ctx, env, p.url, p.group, r)
+	var done int64
+	complete := false
+	for {
+		select {
+		case err := <-p.exited:
+			return nil, fmt.Errorf("pgsink %s exited during the drain (%v); log: %s", r.label, err, p.log)
+		case <-time.After(100 * time.Millisecond):
+		}
+		n, err := pos()
+		if err == nil {
+			done = n
+		}
+		if done >= total {
+			complete = true
+			break
+		}
+		if r.limit > 0 && time.Since(t0) > r.limit {
+			break
+		}
+	}
+	elapsed := time.Since(t0)
+	cpu, rss := procStats(p.pid)
+	pg1 := postgresCPU(ctx, env)
+	d := &Drain{Label: r.label, Records: done, Seconds: elapsed.Seconds(), CPUSeconds: cpu, PeakRSSMiB: rss, Complete: complete}
+	// Events are Kafka records minus tombstones; a capped run assumes the
+	// workload's ratio.
+	d.Events = int64(float64(done) * float64(w.Events) / float64(w.Records))
+	d.EventsPS = float64(d.Events) / d.Seconds
+	d.MBPS = float64(w.KVBytes) * float64(done) / float64(w.Records) / d.Seconds / 1e6
+	d.CPUPerM = d.CPUSeconds / float64(max(d.Events, 1)) * 1e6
+	d.PGCPUPerM = (pg1 - pg0) / float64(max(d.Events, 1)) * 1e6
+	if !complete {
+		d.Note = fmt.Sprintf("capped at %s: rate from its committed progress", r.limit)
+	}
+	if r.profile {
+		select {
+		case d.Profile = <-profDone:
+		case <-time.After(30 * time.Second):
+		}
+	}
+	p.stop()
+	if complete && r.topic == w.Topic {
+		d.Verified = verify(ctx, env, p.url, true)
+	}
+	logf("pgsink %s: %d events in %.1fs = %.0f events/s, %.1f MB/s, %.1f CPU-s/M events, peak RSS %.0f MiB, %s",
+		r.label, d.Events, d.Seconds, d.EventsPS, d.MBPS, d.CPUPerM, d.PeakRSSMiB, d.Verified)
+	return d, nil
+}
+
+// positionReader returns how many records of the topic the run has
+// committed: from pgsink.offsets, or the group's Kafka offsets when
+// positions live there.
+func positionReader(ctx context.Context, env stacktest.Env, url, group string, r pgsinkRun) func() (int64, error) {
+	if r.offsetsKafka {
+		return func() (int64, error) { return groupPosition(env.KafkaBootstrap, group, r.topic) }
+	}
+	return func() (int64, error) {
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			return 0, err
+		}
+		defer conn.Close(ctx)
+		var n int64
+		err = conn.QueryRow(ctx, `SELECT coalesce(sum(next_offset), 0) FROM pgsink.offsets WHERE group_id = $1 AND topic = $2`, group, r.topic).Scan(&n)
+		return n, err
+	}
+}
+
+// groupPosition sums a consumer group's committed offsets on the topic.
+func groupPosition(bootstrap, group, topicName string) (int64, error) {
+	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
+	if err != nil {
+		return 0, err
+	}
+	defer admin.Close()
+	t := topicName
+	var tps []kafka.TopicPartition
+	for p := int32(0); p < partitions; p++ {
+		tps = append(tps, kafka.TopicPartition{Topic: &t, Partition: p})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := admin.ListConsumerGroupOffsets(ctx, []kafka.ConsumerGroupTopicPartitions{{Group: group, Partitions: tps}})
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, g := range res.ConsumerGroupsTopicPartitions {
+		for _, tp := range g.Partitions {
+			if tp.Offset >= 0 {
+				n += int64(tp.Offset)
+			}
+		}
+	}
+	return n, nil
+}
+
+// procStats reads a process's CPU time (user + system) and peak RSS.
+func procStats(pid int) (cpuSeconds, peakMiB float64) {
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		s := string(b)
+		// Fields after the command name, which is in parentheses.
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+		utime, _ := strconv.ParseFloat(f[11], 64)
+		stime, _ := strconv.ParseFloat(f[12], 64)
+		cpuSeconds = (utime + stime) / 100 // USER_HZ
+	}
+	if f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+				kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
+				peakMiB = kb / 1024
+			}
+		}
+	}
+	return cpuSeconds, peakMiB
+}
+
+// takeProfile takes a 10-second CPU profile early in the drain and returns
+// the top of `go tool pprof -top`.
+func takeProfile(port int, dir, label string) string {
+	time.Sleep(3 * time.Second)
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=10", port))
+	if err != nil {
+		return "profile failed: " + err.Error()
+	}
+	defer resp.Body.Close()
+	path := filepath.Join(dir, "pgsink-"+label+".cpu.pprof")
+	f, err := os.Create(path)
+	if err != nil {
+		return err.Error()
+	}
+	_, err = io.Copy(f, resp.Body)
+	f.Close()
+	if err != nil {
+		return err.Error()
+	}
+	flat, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=22", path).CombinedOutput()
+	if err != nil {
+		return string(flat) + err.Error()
+	}
+	// Cumulative, pgsink's own functions only: which stage costs what.
+	cum, err := exec.Command("go", "tool", "pprof", "-top", "-cum", "-nodecount=22", "-focus=pgsink|pgx|kafka", path).CombinedOutput()
+	if err != nil {
+		return string(flat) + string(cum) + err.Error()
+	}
+	return string(flat) + "\n-- by cumulative time --\n" + string(cum)
+}
+
+// verify compares the target table with the source's final state.
+func verify(ctx context.Context, env stacktest.Env, targetURL string, _ bool) string {
+	const digest = `SELECT count(*), coalesce(sum(hashtext(id::text || '|' || coalesce(customer_id::text,'') || '|' || coalesce(status,'') || '|' ||
+		coalesce(amount::text,'') || '|' || coalesce(created_at::text,'') || '|' || coalesce(attrs::text,''))::bigint), 0) FROM public.orders`
+	read := func(url string) (int64, int64, error) {
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, `SET TIME ZONE 'UTC'`); err != nil {
+			return 0, 0, err
+		}
+		var n, h int64
+		err = conn.QueryRow(ctx, digest).Scan(&n, &h)
+		return n, h, err
+	}
+	sn, sh, err := read(sourceURL(env))
+	if err != nil {
+		return "not verified: " + err.Error()
+	}
+	tn, th, err := read(targetURL)
+	if err != nil {
+		return "not verified: " + err.Error()
+	}
+	if sn == tn && sh == th {
+		return fmt.Sprintf("identical to the source (%d rows)", tn)
+	}
+	return fmt.Sprintf("DIFFERS from the source: %d rows vs %d, digest %d vs %d", tn, sn, th, sh)
+}

@@ -1,0 +1,338 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/jackc/pgx/v5"
+	"github.com/pgsink/pgsink/test/stacktest"
+)
+
+const (
+	sourceDB    = "bench_source"
+	topicPrefix = "bench"
+	topic       = "bench.public.orders"
+	partitions  = 6
+	// tableDDL is the issue's benchmark table; targets add pgsink's two
+	// version columns.
+	tableDDL = `(id bigint PRIMARY KEY, customer_id bigint, status text, amount numeric(12,2),
+		created_at timestamptz, attrs jsonb)`
+)
+
+// Workload is what the topic holds; it is saved beside the stack and a
+// later run reuses the topic while it still matches.
+type Workload struct {
+	Topic      string `json:"topic"`
+	Events     int64  `json:"events"` // change events: creates + updates + deletes
+	Creates    int64  `json:"creates"`
+	Updates    int64  `json:"updates"`
+	Deletes    int64  `json:"deletes"`
+	Records    int64  `json:"records"` // Kafka records: events + a tombstone per delete
+	Keys       int64  `json:"keys"`    // distinct ids touched
+	FinalRows  int64  `json:"final_rows"`
+	LogBytes   int64  `json:"log_bytes"` // the topic's segment files on disk
+	KVBytes    int64  `json:"kv_bytes"`  // sum of key and value sizes
+	ProducedIn string `json:"produced_in"`
+	DebeziumPS int64  `json:"debezium_events_per_s"`
+}
+
+// The mix of one round, run as one source transaction: 100 rounds give
+// 700,000 creates, 250,000 updates and 50,000 deletes.
+type mix struct{ rounds, creates, updates, deletes int }
+
+func (m mix) events() int64 { return int64(m.rounds * (m.creates + m.updates + m.deletes)) }
+
+func mixFor(events int) mix {
+	rounds := max(1, events/10_000)
+	per := events / rounds
+	return mix{rounds: rounds, creates: per * 70 / 100, updates: per * 25 / 100, deletes: per * 5 / 100}
+}
+
+func stateFile(env stacktest.Env) string {
+	dir := os.Getenv("PGSINK_STACK_DIR")
+	if dir == "" {
+		dir = filepath.Join(repoRoot(), ".stack")
+	}
+	return filepath.Join(dir, "bench", "workload.json")
+}
+
+// ensureWorkload reuses the topic when it matches the saved workload, and
+// otherwise produces it again through Debezium.
+func ensureWorkload(ctx context.Context, env stacktest.Env, events int) (Workload, error) {
+	m := mixFor(events)
+	var w Workload
+	if b, err := os.ReadFile(stateFile(env)); err == nil && json.Unmarshal(b, &w) == nil &&
+		w.Events == m.events() && w.Topic == topic {
+		total, err := topicRecords(env.KafkaBootstrap, topic)
+		if err == nil && total == w.Records {
+			if n, err := sourceRows(ctx, env); err == nil && n == w.FinalRows {
+				logf("workload: reusing topic %s (%d records, produced by Debezium in %s)", topic, total, w.ProducedIn)
+				return w, nil
+			}
+		}
+	}
+	return produceWorkload(ctx, env, m)
+}
+
+func sourceURL(env stacktest.Env) string {
+	u, err := stacktest.WithDatabase(env.SourceURL, sourceDB)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
+
+func sourceRows(ctx context.Context, env stacktest.Env) (int64, error) {
+	conn, err := pgx.Connect(ctx, sourceURL(env))
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	var n int64
+	err = conn.QueryRow(ctx, `SELECT count(*) FROM public.orders`).Scan(&n)
+	return n, err
+}
+
+func produceWorkload(ctx context.Context, env stacktest.Env, m mix) (Workload, error) {
+	logf("workload: producing %d events through Debezium (%d rounds of %d creates, %d updates, %d deletes)",
+		m.events(), m.rounds, m.creates, m.updates, m.deletes)
+	connect := stacktest.NewConnect(env.ConnectURL)
+	names, _ := connect.List(ctx)
+	for _, n := range names {
+		if len(n) > len(sourceDB) && n[:len(sourceDB)] == sourceDB {
+			_ = connect.Delete(ctx, n)
+		}
+	}
+	if err := stacktest.DropDatabase(ctx, env.AdminURL, sourceDB); err != nil {
+		return Workload{}, err
+	}
+	if err := stacktest.DeleteTopics(ctx, env.KafkaBootstrap, topic); err != nil {
+		return Workload{}, err
+	}
+	if err := stacktest.CreateDatabase(ctx, env.AdminURL, sourceDB, "debezium"); err != nil {
+		return Workload{}, err
+	}
+	conn, err := pgx.Connect(ctx, sourceURL(env))
+	if err != nil {
+		return Workload{}, err
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE public.orders `+tableDDL); err != nil {
+		return Workload{}, err
+	}
+	// Deleting a topic is asynchronous in Kafka: retry the creation.
+	for i := 0; ; i++ {
+		err := stacktest.CreateTopic(ctx, env.KafkaBootstrap, topic, partitions)
+		if err == nil {
+			break
+		}
+		if i == 40 {
+			return Workload{}, err
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	name := sourceDB + "_" + fmt.Sprint(time.Now().Unix())
+	cfg, err := stacktest.DebeziumPostgres(sourceURL(env), name, topicPrefix)
+	if err != nil {
+		return Workload{}, err
+	}
+	for k, v := range map[string]string{
+		"table.include.list": "public.orders",
+		"snapshot.mode":      "no_data",
+		// Debezium's own throughput knobs: bigger batches and queue, and a
+		// producer that batches (the topic is what is measured, not this).
+		"max.batch.size":                 "8192",
+		"max.queue.size":                 "65536",
+		"producer.override.linger.ms":    "20",
+		"producer.override.batch.size":   "524288",
+		"slot.drop.on.stop":              "true",
+		"provide.transaction.metadata":   "false",
+		"heartbeat.interval.ms":          "0",
+		"tombstones.on.delete":           "true",
+		"decimal.handling.mode":          "precise",
+		"time.precision.mode":            "adaptive_time_microseconds",
+		"value.converter.schemas.enable": "true",
+	} {
+		cfg[k] = v
+	}
+	if err := connect.Put(ctx, name, cfg); err != nil {
+		return Workload{}, err
+	}
+	defer func() { _ = connect.Delete(context.Background(), name) }()
+	if err := connect.WaitRunning(ctx, name, 120*time.Second); err != nil {
+		return Workload{}, err
+	}
+	t0 := time.Now()
+	if _, err := conn.Exec(ctx, `SELECT setseed(0.42)`); err != nil {
+		return Workload{}, err
+	}
+	var w Workload
+	w.Topic = topic
+	next := int64(1)
+	for r := 0; r < m.rounds; r++ {
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			return Workload{}, err
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO public.orders
+			SELECT g, (random()*50000)::bigint, (ARRAY['new','paid','shipped'])[1+(random()*2)::int],
+			       round((random()*100000)::numeric, 2), now() - random()*interval '365 days', `+attrsSQL+`
+			FROM generate_series($1::bigint, $2::bigint) g`, next, next+int64(m.creates)-1)
+		if err != nil {
+			return Workload{}, err
+		}
+		w.Creates += tag.RowsAffected()
+		next += int64(m.creates)
+		// Uniformly random live ids: oversample, keep the first n that exist.
+		tag, err = tx.Exec(ctx, `UPDATE public.orders o SET status = (ARRAY['paid','shipped','returned'])[1+(random()*2)::int],
+			amount = round((random()*100000)::numeric, 2), attrs = `+attrsSQL+`
+			WHERE o.id IN (SELECT id FROM public.orders WHERE id = ANY(ARRAY(
+				SELECT 1 + (random()*($1::bigint-2))::bigint FROM generate_series(1, $2::int * 2))) LIMIT $2)`, next, m.updates)
+		if err != nil {
+			return Workload{}, err
+		}
+		w.Updates += tag.RowsAffected()
+		tag, err = tx.Exec(ctx, `DELETE FROM public.orders WHERE id IN (SELECT id FROM public.orders WHERE id = ANY(ARRAY(
+				SELECT 1 + (random()*($1::bigint-2))::bigint FROM generate_series(1, $2::int * 2))) LIMIT $2)`, next, m.deletes)
+		if err != nil {
+			return Workload{}, err
+		}
+		w.Deletes += tag.RowsAffected()
+		if err := tx.Commit(ctx); err != nil {
+			return Workload{}, err
+		}
+	}
+	w.Events = w.Creates + w.Updates + w.Deletes
+	w.Records = w.Events + w.Deletes
+	w.Keys = next - 1
+	logf("workload: source done in %s: %d creates, %d updates, %d deletes; waiting for Debezium", time.Since(t0).Round(time.Millisecond), w.Creates, w.Updates, w.Deletes)
+	if w.Events != m.events() {
+		logf("workload: %d events instead of %d (the random id sample fell short)", w.Events, m.events())
+	}
+	last, lastAt := int64(-1), time.Now()
+	for {
+		n, err := topicRecords(env.KafkaBootstrap, topic)
+		if err != nil {
+			return Workload{}, err
+		}
+		if n >= w.Records {
+			break
+		}
+		if n != last {
+			last, lastAt = n, time.Now()
+		} else if time.Since(lastAt) > 2*time.Minute {
+			return Workload{}, fmt.Errorf("debezium stalled at %d of %d records", n, w.Records)
+		}
+		time.Sleep(time.Second)
+	}
+	elapsed := time.Since(t0)
+	w.ProducedIn = elapsed.Round(time.Second).String()
+	w.DebeziumPS = int64(float64(w.Events) / elapsed.Seconds())
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM public.orders`).Scan(&w.FinalRows); err != nil {
+		return Workload{}, err
+	}
+	logf("workload: %d records in Kafka after %s (Debezium ≈ %d events/s end to end)", w.Records, w.ProducedIn, w.DebeziumPS)
+	if w.KVBytes, err = topicBytes(env.KafkaBootstrap, topic); err != nil {
+		return Workload{}, err
+	}
+	w.LogBytes = logDirBytes(topic)
+	b, _ := json.MarshalIndent(w, "", "  ")
+	if err := os.MkdirAll(filepath.Dir(stateFile(env)), 0o755); err != nil {
+		return Workload{}, err
+	}
+	return w, os.WriteFile(stateFile(env), b, 0o644)
+}
+
+// attrsSQL builds a ~200-byte jsonb document per row.
+const attrsSQL = `jsonb_build_object('channel', (ARRAY['web','app','store'])[1+(random()*2)::int],
+	'tags', jsonb_build_array('a', 'b', (random()*9)::int), 'note', md5(random()::text) || md5(random()::text),
+	'items', jsonb_build_array(jsonb_build_object('sku', left(md5(random()::text), 8), 'qty', (random()*5)::int),
+	                           jsonb_build_object('sku', left(md5(random()::text), 8), 'qty', (random()*5)::int)),
+	'score', (random()*1000)::int)`
+
+// topicRecords sums the partitions' high watermarks (the topic has no
+// compaction nor transactions, so that is its record count).
+func topicRecords(bootstrap, name string) (int64, error) {
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "group.id": "bench-watermarks"})
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	var total int64
+	for p := int32(0); p < partitions; p++ {
+		low, high, err := c.QueryWatermarkOffsets(name, p, 5000)
+		if err != nil {
+			return 0, err
+		}
+		total += high - low
+	}
+	return total, nil
+}
+
+func highWatermarks(bootstrap, name string) ([]int64, error) {
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "group.id": "bench-watermarks"})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	hw := make([]int64, partitions)
+	for p := int32(0); p < partitions; p++ {
+		_, high, err := c.QueryWatermarkOffsets(name, p, 5000)
+		if err != nil {
+			return nil, err
+		}
+		hw[p] = high
+	}
+	return hw, nil
+}
+
+// topicBytes reads the whole topic once and sums key and value sizes.
+func topicBytes(bootstrap, name string) (int64, error) {
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "group.id": "bench-reader",
+		"enable.auto.commit": false, "enable.partition.eof": true})
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	var tps []kafka.TopicPartition
+	t := name
+	for p := int32(0); p < partitions; p++ {
+		tps = append(tps, kafka.TopicPartition{Topic: &t, Partition: p, Offset: kafka.OffsetBeginning})
+	}
+	if err := c.Assign(tps); err != nil {
+		return 0, err
+	}
+	var total int64
+	eof := 0
+	for eof < partitions {
+		switch ev := c.Poll(1000).(type) {
+		case *kafka.Message:
+			total += int64(len(ev.Key) + len(ev.Value))
+		case kafka.PartitionEOF:
+			eof++
+		case kafka.Error:
+			return 0, ev
+		}
+	}
+	return total, nil
+}
+
+func logDirBytes(name string) int64 {
+	dir := os.Getenv("PGSINK_STACK_DIR")
+	if dir == "" {
+		dir = filepath.Join(repoRoot(), ".stack")
+	}
+	var total int64
+	matches, _ := filepath.Glob(filepath.Join(dir, "kafka", "data", name+"-*", "*.log"))
+	for _, f := range matches {
+		if st, err := os.Stat(f); err == nil {
+			total += st.Size()
+		}
+	}
+	return total
+}
