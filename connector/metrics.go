@@ -13,6 +13,7 @@ type Metrics struct {
 	DeadLetters  *prometheus.CounterVec // topic, destination
 	Skipped      *prometheus.CounterVec // topic, reason (no_table|not_owned|below_position|no_write)
 	Fenced       prometheus.Counter     // batches rejected because another owner holds the epoch
+	Unresolved   *prometheus.CounterVec // table: rows created with unchanged-TOAST columns nobody holds
 	Rebalances   *prometheus.CounterVec // kind (assigned|revoked|lost)
 	BatchRecords prometheus.Histogram   // records per applied batch
 	ApplySeconds prometheus.Histogram   // duration of one Apply
@@ -42,6 +43,8 @@ func NewMetrics() *Metrics {
 			Help: "Records written to the dead-letter queue instead of the target."}, []string{"topic", "destination"}),
 		Skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_records_skipped_total",
 			Help: "Records passed over, by reason: no_write (tombstones, transaction markers, messages), below_position (redelivered), not_owned, event_type (outbox type filter), duplicate (outbox event id already applied), stale (older than the target row: refused by the version guard or a tombstone)."}, []string{"topic", "reason"}),
+		Unresolved: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_unresolved_unchanged_rows_total",
+			Help: "Rows created from an event with Debezium's unchanged-TOAST placeholder while the target held no row to keep the value from: those columns were written as NULL. Set REPLICA IDENTITY FULL on the source table."}, []string{"table"}),
 		Fenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_fenced_batches_total",
 			Help: "Batches rejected because another instance claimed the partition (a zombie write stopped)."}),
 		Rebalances: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_rebalances_total",
@@ -67,7 +70,7 @@ func NewMetrics() *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 1.25, 56)}),
 		registry: r,
 	}
-	r.MustRegister(m.Consumed, m.Applied, m.DeadLetters, m.Skipped, m.Fenced, m.Rebalances, m.BatchRecords,
+	r.MustRegister(m.Consumed, m.Applied, m.DeadLetters, m.Skipped, m.Fenced, m.Unresolved, m.Rebalances, m.BatchRecords,
 		m.ApplySeconds, m.Lag, m.Owned, m.Buffered, m.Retries, m.Stopped, m.EndToEnd, m.RecordLatency)
 	return m
 }

@@ -331,6 +331,11 @@ func (p *partition) apply(batch *sink.Batch, last *kafka.Message) bool {
 	}
 	if len(batch.Items) > 0 && batch.Items[0].Table != nil {
 		ref := batch.Items[0].Table.Ref()
+		if st.Unresolved > 0 {
+			p.r.metrics.Unresolved.WithLabelValues(ref).Add(float64(st.Unresolved))
+			p.log.Warn("rows created from events with unchanged-TOAST placeholders and no stored row to keep the values from: those columns are NULL; set REPLICA IDENTITY FULL on the source table",
+				zap.String("table", ref), zap.Int64("rows", st.Unresolved), zap.Int64("next_offset", batch.Next))
+		}
 		p.r.metrics.Applied.WithLabelValues(ref, "upsert").Add(float64(st.Upserted))
 		p.r.metrics.Applied.WithLabelValues(ref, "delete").Add(float64(st.Deleted))
 		p.r.metrics.Applied.WithLabelValues(ref, "truncate").Add(float64(st.Truncated))

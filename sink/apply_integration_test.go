@@ -243,6 +243,24 @@ func TestIntegrationApplyUnchangedToast(t *testing.T) {
 	f.want("1:done:changed in batch@13")
 }
 
+// A create whose TOAST column is a placeholder for a key the target does not
+// hold (the new key of a primary-key change under REPLICA IDENTITY DEFAULT)
+// has no stored value to keep: the column is NULL, and Stats says so rather
+// than leaving it silent. A placeholder for a key the target holds is not
+// counted.
+func TestIntegrationApplyUnresolvedToastCounted(t *testing.T) {
+	f := newFixture(t, sink.DeleteHard, false)
+	f.apply(ev{debezium.OpCreate, 1, "new", "large value", 10})
+	st := f.apply(ev{debezium.OpUpdate, 1, "paid", unchanged, 11}, ev{debezium.OpCreate, 2, "moved", unchanged, 12})
+	f.want("1:paid:large value@11 2:moved:∅@12")
+	if st.Unresolved != 1 || st.Upserted != 2 {
+		t.Fatalf("stats %+v: want Unresolved 1 (key 2) of Upserted 2", st)
+	}
+	if st := f.apply(ev{debezium.OpUpdate, 2, "paid", unchanged, 13}); st.Unresolved != 0 {
+		t.Fatalf("stats %+v: key 2 is stored now, want Unresolved 0", st)
+	}
+}
+
 // Truncate removes the rows older than it and blocks their replay.
 func TestIntegrationApplyTruncate(t *testing.T) {
 	f := newFixture(t, sink.DeleteHard, false)

@@ -29,8 +29,12 @@ type statements struct {
 	tombstones  string
 	truncate    string
 	truncateTS  string
-	ledger      string // quoted tombstones table
-	table       *Table
+	// unresolved counts the staged upserts of one mask group whose key the
+	// target does not hold: their unchanged-TOAST columns have no stored
+	// value to keep (see Stats.Unresolved).
+	unresolved string
+	ledger     string // quoted tombstones table
+	table      *Table
 	// noGuard drops the version guard: test-only (Options.TestNoVersionGuard).
 	noGuard bool
 }
@@ -77,6 +81,7 @@ func buildStatements(t *Table, schema string, noGuard bool) *statements {
 	}
 	st.tombstones = "INSERT INTO " + st.ledger + " AS tb (target, key, commit_lsn, lsn)\nSELECT $1, " + st.keyJSON("s") + ", s." + q(stageCommit) + ", s." + q(stageLSN) +
 		"\n  FROM " + st.stage + " AS s\n WHERE s." + q(stageOp) + " = 'd'\n" + tombstoneConflict
+	st.unresolved = "SELECT count(*) FROM " + st.stage + " AS s\n WHERE s." + q(stageOp) + " = 'u' AND s." + q(stageMask) + " = $1\n   AND NOT EXISTS (SELECT FROM " + t.Ident() + " AS t WHERE " + keyMatch + ")"
 	st.truncate = "DELETE FROM " + t.Ident() + " AS t\n WHERE " + st.olderThan("t", "$1", "$2")
 	st.truncateTS = "INSERT INTO " + st.ledger + " AS tb (target, key, commit_lsn, lsn)\nVALUES ($1, 'null'::jsonb, $2, $3)\n" + tombstoneConflict
 	return st

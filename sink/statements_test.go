@@ -54,6 +54,7 @@ func TestStatementsGolden(t *testing.T) {
 		"create_stage.sql":          hard.createStage,
 		"upsert.sql":                hard.upsert([]bool{false, false, false, false}),
 		"upsert_unchanged.sql":      hard.upsert([]bool{false, false, false, true}),
+		"unresolved_unchanged.sql":  hard.unresolved,
 		"upsert_soft.sql":           soft.upsert([]bool{false, false, false, false}),
 		"delete_hard.sql":           hard.deleteHard,
 		"delete_soft.sql":           soft.deleteSoft,
