@@ -124,7 +124,7 @@ func (s *scenario) republish(t *testing.T, n int) int {
 
 // tombstonesBelow counts, per partition, the records with a null value
 // (Debezium's tombstones) below the given end offsets.
-func (s *scenario) tombstonesBelow(ends map[int32]int64) (map[int32]int64, error) {
+func (s *scenario) tombstonesBelow(topic string, ends map[int32]int64) (map[int32]int64, error) {
 	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": s.st.Env.KafkaBootstrap, "group.id": s.st.ID + "-tombstones",
 		"enable.auto.commit": false})
 	if err != nil {
@@ -136,7 +136,7 @@ func (s *scenario) tombstonesBelow(ends map[int32]int64) (map[int32]int64, error
 		if end == 0 {
 			continue
 		}
-		if err := c.Assign([]kafka.TopicPartition{{Topic: &s.topic, Partition: partition, Offset: 0}}); err != nil {
+		if err := c.Assign([]kafka.TopicPartition{{Topic: &topic, Partition: partition, Offset: 0}}); err != nil {
 			return nil, err
 		}
 		deadline := time.Now().Add(60 * time.Second)
