@@ -15,6 +15,7 @@ type counters struct {
 	mu         sync.Mutex
 	stale      float64 // pgsink_records_skipped_total{reason="stale"}: the version guard or a tombstone refused
 	duplicates float64 // {reason="duplicate"}: outbox events already in the ledger
+	dead       float64 // pgsink_dead_letters_total
 }
 
 // sample reads the counters of a live instance; it keeps the last reading
@@ -22,6 +23,7 @@ type counters struct {
 func (p *proc) sample() {
 	stale := p.metricWhere("pgsink_records_skipped_total", `reason="stale"`)
 	dups := p.metricWhere("pgsink_records_skipped_total", `reason="duplicate"`)
+	dead := p.metric("pgsink_dead_letters_total")
 	p.counters.mu.Lock()
 	defer p.counters.mu.Unlock()
 	if stale >= 0 {
@@ -29,6 +31,9 @@ func (p *proc) sample() {
 	}
 	if dups >= 0 {
 		p.counters.duplicates = max(p.counters.duplicates, dups)
+	}
+	if dead >= 0 {
+		p.counters.dead = max(p.counters.dead, dead)
 	}
 }
 
@@ -57,6 +62,17 @@ func (p *proc) killed() bool {
 	}
 	ws, _ := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
 	return ws.Signaled() && ws.Signal() == syscall.SIGKILL
+}
+
+// deadLettersCounted sums the instances' dead-letter counters.
+func (s *scenario) deadLettersCounted() int {
+	n := 0
+	for _, p := range s.procs {
+		p.counters.mu.Lock()
+		n += int(p.counters.dead)
+		p.counters.mu.Unlock()
+	}
+	return n
 }
 
 // staleSkipped sums the instances' stale and duplicate counters for the

@@ -288,7 +288,7 @@ func TestFaults9Replay(t *testing.T) {
 // target's CHECK rejects. Each must be dead-lettered, nothing else.
 func TestFaults10Poison(t *testing.T) {
 	s := newScenario(t, "10 poison records", scenarioOptions{})
-	s.result.FaultKinds = "malformed JSON, 5 MB value, CHECK violation"
+	s.result.FaultKinds = "malformed JSON, 5 MB value, unknown table, CHECK violation"
 	s.start("a")
 	s.start("b")
 	s.load.run(0, 3*time.Millisecond)
@@ -299,12 +299,17 @@ func TestFaults10Poison(t *testing.T) {
 		s.produce(t, int32(round%3), []byte(`{"payload":{"id":`), []byte(`{"schema": {"type": "struct"`))
 		s.produce(t, int32((round+1)%3), []byte(`{"payload":{"id":1}}`), []byte(`{"junk":"`+strings.Repeat("x", 5<<20)+`"}`))
 		injected += 2
+		// An unknown table: a well-formed change of a table no
+		// configuration names, on the subscribed topic.
+		gk, gv := s.ghostRecord(t)
+		s.produce(t, int32((round+2)%3), gk, gv)
+		injected++
 		// A source row the target rejects; once dead-lettered, deleted in
 		// the source so both sides end equal.
 		id := 900000 + round
 		s.st.Exec(`INSERT INTO public.accounts VALUES ($1, -1, 0, now(), NULL)`, id)
 		injected++
-		s.result.Faults += 3
+		s.result.Faults += 4
 		deadline := time.Now().Add(60 * time.Second)
 		for {
 			var n int
@@ -325,6 +330,28 @@ func TestFaults10Poison(t *testing.T) {
 	quiet := s.waitQuiet(2 * time.Minute)
 	s.stopAll()
 	s.checkAll(quiet, injected)
+	// Each kind is among the dead letters, with its reason, and counted in
+	// the instances' metrics (none was killed, so the counts are whole).
+	kinds := map[string]string{
+		"malformed JSON":  `value LIKE '{"schema": {"type": "struct"%'`,
+		"5 MB value":      `length(value) > 5000000`,
+		"unknown table":   `position('"table":"ghosts"' in convert_from(value, 'UTF8')) > 0`,
+		"CHECK violation": `error LIKE '%check constraint%'`,
+	}
+	for kind, where := range kinds {
+		var n int
+		var reason string
+		if err := s.target.QueryRow(ctx, `SELECT count(*), coalesce(left(min(error), 200), '') FROM pgsink.dead_letters WHERE `+where).Scan(&n, &reason); err != nil {
+			t.Fatalf("dead letters of kind %s: %v", kind, err)
+		}
+		if n != 2 {
+			t.Errorf("%s: %d dead letters, want 2 (one a round)", kind, n)
+		}
+		t.Logf("dead-lettered %s: %d, e.g. %s", kind, n, reason)
+	}
+	if counted := s.deadLettersCounted(); counted != injected {
+		t.Errorf("pgsink_dead_letters_total summed over the instances is %d, %d injected", counted, injected)
+	}
 }
 
 // Scenario 8: an old range of the topic is produced again, old creates of
