@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -157,7 +158,7 @@ kafka:
   heartbeat.interval.ms: 1000
 postgres:
   url: ${TARGET_URL}
-  max_connections: 3
+  max_connections: %d
 apply:
   batch: { max_records: 300, max_wait: 50ms }
 errors:
@@ -169,7 +170,7 @@ tables:
   - topic: %s
     target: public.accounts
     deletes: hard
-%s`+outboxTableYAML, s.st.Env.KafkaBootstrap, s.st.ID, o.sessionMS, s.topic, evolve, s.outboxTopic)
+%s`+outboxTableYAML, s.st.Env.KafkaBootstrap, s.st.ID, o.sessionMS, poolSize(t), s.topic, evolve, s.outboxTopic)
 	if err := os.WriteFile(s.configPath, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -329,4 +330,20 @@ func (s *scenario) logsContaining(sub string) []string {
 		}
 	}
 	return names
+}
+
+// poolSize is postgres.max_connections of the instances: 3, or
+// PGSINK_FAULTS_MAX_CONNECTIONS to run a scenario with another pool (a pool
+// of 1 makes every ambiguous COMMIT of scenario 2 need a second connection
+// while the first is still held).
+func poolSize(t *testing.T) int {
+	v := os.Getenv("PGSINK_FAULTS_MAX_CONNECTIONS")
+	if v == "" {
+		return 3
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("PGSINK_FAULTS_MAX_CONNECTIONS=%q: want a positive integer", v)
+	}
+	return n
 }
