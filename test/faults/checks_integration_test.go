@@ -50,11 +50,18 @@ func (s *scenario) evaluate(quiet bool, injected int) {
 	r.Checks["V"] = s.checkV(ctx)
 	r.Checks["DL"] = s.checkDL(ctx, injected)
 	r.Checks["R"] = s.checkR(ctx)
+	r.Checks["O"] = s.checkO(ctx)
+	stale, dups, lower := s.staleSkipped()
+	bound := ""
+	if lower {
+		bound = "≥"
+	}
+	r.Stale = fmt.Sprintf("%s%d (+%s%d outbox dup.)", bound, stale, bound, dups)
 	r.Duration = time.Since(r.Started)
 	recordResult(r)
 }
 
-var checkOrder = []string{"C", "M", "U", "V", "DL", "R"}
+var checkOrder = []string{"C", "M", "U", "V", "DL", "R", "O"}
 
 // checkC: the target's checksum equals the source's.
 func (s *scenario) checkC(ctx context.Context, quiet bool) verdict {
@@ -63,16 +70,16 @@ func (s *scenario) checkC(ctx context.Context, quiet bool) verdict {
 		return fail("source: %v", err)
 	}
 	defer src.Close(ctx)
-	a, n, err := checksum(ctx, src)
+	a, n, err := s.checksum(ctx, src)
 	if err != nil {
 		return fail("source checksum: %v", err)
 	}
-	b, m, err := checksum(ctx, s.target)
+	b, m, err := s.checksum(ctx, s.target)
 	if err != nil {
 		return fail("target checksum: %v", err)
 	}
 	if a != b {
-		return fail("source %s (%d rows) != target %s (%d rows) (quiet: %v); first differences: %s", a, n, b, m, quiet, diffRows(ctx, src, s.target))
+		return fail("source %s (%d rows) != target %s (%d rows) (quiet: %v); first differences: %s", a, n, b, m, quiet, s.diffRows(ctx, src, s.target))
 	}
 	return pass(fmt.Sprintf("%d rows, md5 %s", n, a))
 }
@@ -106,12 +113,34 @@ func (s *scenario) checkU(ctx context.Context) verdict {
 	if who := s.logsContaining("a record applied twice"); len(who) > 0 {
 		problems = append(problems, fmt.Sprintf("audit violation logged by %v", who))
 	}
+	var audited int64
+	var parts []string
+	for _, topic := range []string{s.topic, s.outboxTopic} {
+		n, detail, err := s.auditTopic(ctx, topic, &problems)
+		if err != nil {
+			return fail("%s: %v", topic, err)
+		}
+		audited += n
+		parts = append(parts, detail)
+	}
+	s.result.Applied = int(audited)
+	if len(problems) > 0 {
+		return fail("%s", strings.Join(problems, "; "))
+	}
+	return pass(fmt.Sprintf("%d records audited once each (%s)", audited, strings.Join(parts, "; ")))
+}
+
+// auditTopic compares one topic's audit with its stored positions: every
+// offset below a partition's position audited once or a tombstone, none at
+// or past it. It appends what is wrong to problems and returns the number
+// of audited records and a summary.
+func (s *scenario) auditTopic(ctx context.Context, topic string, problems *[]string) (int64, string, error) {
 	rows, err := s.target.Query(ctx, `SELECT o.partition, o.next_offset,
 		  (SELECT count(*) FROM pgsink.apply_audit a WHERE a.topic = o.topic AND a.partition = o.partition AND a."offset" < o.next_offset),
 		  (SELECT count(*) FROM pgsink.apply_audit a WHERE a.topic = o.topic AND a.partition = o.partition AND a."offset" >= o.next_offset)
-		FROM pgsink.offsets o WHERE o.topic = $1 ORDER BY 1`, s.topic)
+		FROM pgsink.offsets o WHERE o.topic = $1 ORDER BY 1`, topic)
 	if err != nil {
-		return fail("audit query: %v", err)
+		return 0, "", fmt.Errorf("audit query: %w", err)
 	}
 	type row struct {
 		partition          int32
@@ -123,7 +152,7 @@ func (s *scenario) checkU(ctx context.Context) verdict {
 		got = append(got, r)
 		return nil
 	}); err != nil {
-		return fail("audit query: %v", err)
+		return 0, "", fmt.Errorf("audit query: %w", err)
 	}
 	// Tombstones (null values after deletes) are passed over, not applied,
 	// so the audit does not list them: count them from the topic.
@@ -131,9 +160,9 @@ func (s *scenario) checkU(ctx context.Context) verdict {
 	for _, r := range got {
 		ends[r.partition] = r.next
 	}
-	tombstones, err := s.tombstonesBelow(ends)
+	tombstones, err := s.tombstonesBelow(topic, ends)
 	if err != nil {
-		return fail("reading the topic: %v", err)
+		return 0, "", fmt.Errorf("reading the topic: %w", err)
 	}
 	var audited int64
 	var parts []string
@@ -141,18 +170,17 @@ func (s *scenario) checkU(ctx context.Context) verdict {
 		audited += r.below
 		parts = append(parts, fmt.Sprintf("p%d: position %d = %d audited + %d tombstones", r.partition, r.next, r.below, tombstones[r.partition]))
 		if r.above > 0 {
-			problems = append(problems, fmt.Sprintf("partition %d: %d audited offsets at or past the stored position %d (applied but position not moved: I1)", r.partition, r.above, r.next))
+			*problems = append(*problems, fmt.Sprintf("%s partition %d: %d audited offsets at or past the stored position %d (applied but position not moved: I1)", topic, r.partition, r.above, r.next))
 		}
 		if r.below+tombstones[r.partition] != r.next {
-			problems = append(problems, fmt.Sprintf("partition %d: %d audited offsets + %d tombstones below position %d: a gap (a record passed without being applied or dead-lettered)",
-				r.partition, r.below, tombstones[r.partition], r.next))
+			*problems = append(*problems, fmt.Sprintf("%s partition %d: %d audited offsets + %d tombstones below position %d: a gap (a record passed without being applied or dead-lettered)",
+				topic, r.partition, r.below, tombstones[r.partition], r.next))
 		}
 	}
-	s.result.Applied = int(audited)
-	if len(problems) > 0 {
-		return fail("%s", strings.Join(problems, "; "))
+	if len(got) == 0 && topic == s.topic {
+		*problems = append(*problems, fmt.Sprintf("%s: no stored position at all", topic))
 	}
-	return pass(fmt.Sprintf("%d records audited once each (%s)", audited, strings.Join(parts, ", ")))
+	return audited, topic + ": " + strings.Join(parts, ", "), nil
 }
 
 // checkV: the version trigger never fired, in a log or a dead letter, and
@@ -249,10 +277,10 @@ func (s *scenario) checkR(ctx context.Context) verdict {
 }
 
 // diffRows lists the first rows that differ, to say what went wrong.
-func diffRows(ctx context.Context, src, dst *pgx.Conn) string {
+func (s *scenario) diffRows(ctx context.Context, src, dst *pgx.Conn) string {
 	rows := func(conn *pgx.Conn) map[int32]string {
 		out := map[int32]string{}
-		r, _ := conn.Query(ctx, `SELECT id, row_to_json(q)::text FROM (`+sourceQuery+`) q`)
+		r, _ := conn.Query(ctx, `SELECT id, row_to_json(q)::text FROM (`+s.sourceQuery()+`) q`)
 		var id int32
 		var j string
 		_, _ = pgx.ForEachRow(r, []any{&id, &j}, func() error { out[id] = j; return nil })

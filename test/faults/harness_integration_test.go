@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -78,10 +79,15 @@ CREATE TRIGGER faults_offsets_guard BEFORE UPDATE ON pgsink.offsets
 // Debezium connector (a stacktest sandbox), a topic, a target database with
 // the invariant triggers, and the pgsink processes started on it.
 type scenario struct {
-	t          *testing.T
-	st         *stacktest.T
-	name       string
-	topic      string
+	t     *testing.T
+	st    *stacktest.T
+	name  string
+	topic string
+	// outboxTopic carries the workload's outbox events (Event Router).
+	outboxTopic string
+	// columns are source columns added mid-stream (scenario 11) that C
+	// compares too.
+	columns    []string
 	connector  string
 	targetURL  string
 	configPath string
@@ -97,6 +103,8 @@ type scenarioOptions struct {
 	partitions int
 	seedKeys   int
 	sessionMS  int // kafka session.timeout.ms
+	// evolve adds schema.evolve: add_columns to the accounts table.
+	evolve bool
 }
 
 func newScenario(t *testing.T, name string, o scenarioOptions) *scenario {
@@ -114,13 +122,17 @@ func newScenario(t *testing.T, name string, o scenarioOptions) *scenario {
 	s := &scenario{t: t, name: name, st: stacktest.New(t), started: time.Now(),
 		result: &result{Scenario: name, Started: time.Now()}}
 	s.st.Exec(sourceDDL)
+	s.st.Exec(outboxSourceDDL)
 	s.topic = s.st.TopicPrefix + ".public.accounts"
-	if err := createTopic(ctx, s.st.Env.KafkaBootstrap, s.topic, o.partitions); err != nil {
-		t.Fatal(err)
+	s.outboxTopic = outboxTopic(s.st.TopicPrefix)
+	for _, topic := range []string{s.topic, s.outboxTopic} {
+		if err := createTopic(ctx, s.st.Env.KafkaBootstrap, topic, o.partitions); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s.load = newWorkload(t, s.st.SourceURL)
 	s.load.seed(o.seedKeys) // streamed by the snapshot
-	s.connector = s.st.RegisterDebezium("accounts", map[string]string{"table.include.list": "public.accounts"})
+	s.connector = s.st.RegisterDebezium("accounts", debeziumOverrides(s.st.TopicPrefix))
 
 	s.targetURL = stacktest.OwnedTargetDatabase(t)
 	target, err := pgx.Connect(ctx, s.targetURL)
@@ -131,6 +143,11 @@ func newScenario(t *testing.T, name string, o scenarioOptions) *scenario {
 	s.target = target
 	s.exec(targetDDL)
 	s.exec(versionTrigger)
+	s.exec(outboxTargetDDL)
+	evolve := ""
+	if o.evolve {
+		evolve = "    schema: { evolve: add_columns }\n"
+	}
 
 	s.configPath = filepath.Join(t.TempDir(), "pgsink.yaml")
 	yaml := fmt.Sprintf(`
@@ -141,7 +158,7 @@ kafka:
   heartbeat.interval.ms: 1000
 postgres:
   url: ${TARGET_URL}
-  max_connections: 3
+  max_connections: %d
 apply:
   batch: { max_records: 300, max_wait: 50ms }
 errors:
@@ -153,7 +170,7 @@ tables:
   - topic: %s
     target: public.accounts
     deletes: hard
-`, s.st.Env.KafkaBootstrap, s.st.ID, o.sessionMS, s.topic)
+%s`+outboxTableYAML, s.st.Env.KafkaBootstrap, s.st.ID, o.sessionMS, poolSize(t), s.topic, evolve, s.outboxTopic)
 	if err := os.WriteFile(s.configPath, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -192,6 +209,7 @@ func (s *scenario) start(name string, env ...string) *proc {
 	env = append([]string{"TARGET_URL=" + s.targetURL, fmt.Sprintf("METRICS_PORT=%d", port), "PGSINK_TEST_AUDIT=1"}, append(s.extraEnv, env...)...)
 	p := startProc(s.t, name, s.configPath, env...)
 	p.port = port
+	p.sampleEvery(time.Second)
 	s.procs = append(s.procs, p)
 	s.t.Logf("%s: started %s (pid %d)", s.name, name, p.cmd.Process.Pid)
 	return p
@@ -218,19 +236,26 @@ func (s *scenario) stopAll() {
 
 // scrape adds an instance's counters to the result.
 func (s *scenario) scrape(p *proc) {
+	p.sample()
 	if v := p.metric("pgsink_fenced_batches_total"); v > 0 {
 		s.result.Fenced += int(v)
 	}
 }
 
 // sourceQuery renders what C compares: every column but the version ones,
-// the TOASTed text by its md5.
-const sourceQuery = `SELECT id, seq, balance, updated_at, md5(big) AS big FROM public.accounts ORDER BY id`
+// the TOASTed text by its md5, and the columns a scenario added.
+func (s *scenario) sourceQuery() string {
+	cols := "id, seq, balance, updated_at, md5(big) AS big"
+	for _, c := range s.columns {
+		cols += ", " + pgx.Identifier{c}.Sanitize()
+	}
+	return `SELECT ` + cols + ` FROM public.accounts ORDER BY id`
+}
 
-func checksum(ctx context.Context, conn *pgx.Conn) (string, int, error) {
+func (s *scenario) checksum(ctx context.Context, conn *pgx.Conn) (string, int, error) {
 	var sum *string
 	var n int
-	err := conn.QueryRow(ctx, `SELECT md5(string_agg(row_to_json(q)::text, E'\n')), count(*) FROM (`+sourceQuery+`) q`).Scan(&sum, &n)
+	err := conn.QueryRow(ctx, `SELECT md5(string_agg(row_to_json(q)::text, E'\n')), count(*) FROM (`+s.sourceQuery()+`) q`).Scan(&sum, &n)
 	if err != nil {
 		return "", 0, err
 	}
@@ -252,12 +277,16 @@ func (s *scenario) waitQuiet(timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	var last string
 	for time.Now().Before(deadline) {
-		a, n, err1 := checksum(ctx, src)
-		b, m, err2 := checksum(ctx, s.target)
-		if err1 == nil && err2 == nil && a == b {
+		a, n, err1 := s.checksum(ctx, src)
+		b, m, err2 := s.checksum(ctx, s.target)
+		// The outbox events too: every source event has its target row.
+		var events, applied int
+		err3 := src.QueryRow(ctx, `SELECT count(*) FROM public.outbox`).Scan(&events)
+		err4 := s.target.QueryRow(ctx, `SELECT count(*) FROM public.account_events`).Scan(&applied)
+		if err1 == nil && err2 == nil && err3 == nil && err4 == nil && a == b && events == applied {
 			return true
 		}
-		last = fmt.Sprintf("source %s (%d rows), target %s (%d rows) %v %v", a, n, b, m, err1, err2)
+		last = fmt.Sprintf("source %s (%d rows), target %s (%d rows), outbox events %d source / %d target %v %v %v %v", a, n, b, m, events, applied, err1, err2, err3, err4)
 		// Every instance dead means nothing will converge any more.
 		if len(s.procs) > 0 && len(s.live()) == 0 {
 			break
@@ -301,4 +330,20 @@ func (s *scenario) logsContaining(sub string) []string {
 		}
 	}
 	return names
+}
+
+// poolSize is postgres.max_connections of the instances: 3, or
+// PGSINK_FAULTS_MAX_CONNECTIONS to run a scenario with another pool (a pool
+// of 1 makes every ambiguous COMMIT of scenario 2 need a second connection
+// while the first is still held).
+func poolSize(t *testing.T) int {
+	v := os.Getenv("PGSINK_FAULTS_MAX_CONNECTIONS")
+	if v == "" {
+		return 3
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("PGSINK_FAULTS_MAX_CONNECTIONS=%q: want a positive integer", v)
+	}
+	return n
 }

@@ -124,7 +124,7 @@ func (s *scenario) republish(t *testing.T, n int) int {
 
 // tombstonesBelow counts, per partition, the records with a null value
 // (Debezium's tombstones) below the given end offsets.
-func (s *scenario) tombstonesBelow(ends map[int32]int64) (map[int32]int64, error) {
+func (s *scenario) tombstonesBelow(topic string, ends map[int32]int64) (map[int32]int64, error) {
 	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": s.st.Env.KafkaBootstrap, "group.id": s.st.ID + "-tombstones",
 		"enable.auto.commit": false})
 	if err != nil {
@@ -136,7 +136,7 @@ func (s *scenario) tombstonesBelow(ends map[int32]int64) (map[int32]int64, error
 		if end == 0 {
 			continue
 		}
-		if err := c.Assign([]kafka.TopicPartition{{Topic: &s.topic, Partition: partition, Offset: 0}}); err != nil {
+		if err := c.Assign([]kafka.TopicPartition{{Topic: &topic, Partition: partition, Offset: 0}}); err != nil {
 			return nil, err
 		}
 		deadline := time.Now().Add(60 * time.Second)
@@ -247,4 +247,34 @@ func controllerPort() string {
 		}
 	}
 	return ""
+}
+
+// ghostRecord returns a copy of the topic's first record made into a change
+// of a table nothing knows: source.table "ghosts" and the key column
+// "ghost_id" in place of "id", in the schema and the payload alike. It is
+// still a well-formed Debezium event, on a subscribed topic.
+func (s *scenario) ghostRecord(t *testing.T) (key, value []byte) {
+	t.Helper()
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": s.st.Env.KafkaBootstrap, "group.id": s.st.ID + "-ghost",
+		"enable.auto.commit": false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Assign([]kafka.TopicPartition{{Topic: &s.topic, Partition: 0, Offset: 0}}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.ReadMessage(30 * time.Second)
+	if err != nil {
+		t.Fatalf("reading a record to disguise: %v", err)
+	}
+	ghost := func(b []byte) []byte {
+		out := strings.ReplaceAll(string(b), `"id"`, `"ghost_id"`)
+		return []byte(strings.ReplaceAll(out, `"table":"accounts"`, `"table":"ghosts"`))
+	}
+	key, value = ghost(m.Key), ghost(m.Value)
+	if !strings.Contains(string(value), `"table":"ghosts"`) || !strings.Contains(string(key), `"ghost_id"`) {
+		t.Fatalf("the record did not take the disguise: key %.200s value %.300s", key, value)
+	}
+	return key, value
 }

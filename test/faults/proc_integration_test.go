@@ -50,13 +50,14 @@ func TestMain(m *testing.M) {
 // proc is one `pgsink run` process. Its logs are kept whole: the checks
 // search them for invariant markers and fencing.
 type proc struct {
-	name    string
-	cmd     *exec.Cmd
-	port    int // metrics
-	mu      sync.Mutex
-	logs    bytes.Buffer
-	done    chan struct{}
-	signals []syscall.Signal // sent by the harness, to tell expected deaths from failures
+	name     string
+	cmd      *exec.Cmd
+	port     int // metrics
+	mu       sync.Mutex
+	logs     bytes.Buffer
+	done     chan struct{}
+	signals  []syscall.Signal // sent by the harness, to tell expected deaths from failures
+	counters counters
 }
 
 type procWriter struct{ p *proc }
@@ -157,6 +158,12 @@ func tail(s string, n int) string {
 // metric reads one unlabelled series, or the sum of a labelled one, from the
 // instance's /metrics; -1 when it does not answer.
 func (p *proc) metric(name string) float64 {
+	return p.metricWhere(name, "")
+}
+
+// metricWhere is metric restricted to the series whose labels contain label
+// (e.g. `reason="stale"`); "" takes every series.
+func (p *proc) metricWhere(name, label string) float64 {
 	if p.exited() {
 		return -1
 	}
@@ -167,10 +174,13 @@ func (p *proc) metric(name string) float64 {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `(?:\{[^}]*\})? ([0-9.e+-]+)$`)
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `(\{[^}]*\})? ([0-9.e+-]+)$`)
 	total, found := 0.0, false
 	for _, m := range re.FindAllSubmatch(body, -1) {
-		v, err := strconv.ParseFloat(string(m[1]), 64)
+		if label != "" && !bytes.Contains(m[1], []byte(label)) {
+			continue
+		}
+		v, err := strconv.ParseFloat(string(m[2]), 64)
 		if err == nil {
 			total += v
 			found = true

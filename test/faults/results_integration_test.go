@@ -17,10 +17,11 @@ type result struct {
 	Started             time.Time
 	Duration            time.Duration
 	Events              int    // row changes written to the source
+	OutboxEvents        int    // outbox events written to the source
 	Applied             int    // records audited (applied or dead-lettered) once
 	Faults              int    // faults injected (kills, stops, restarts, replays, poison records)
 	FaultKinds          string // what they were
-	Stale               string // stale events skipped, when measurable
+	Stale               string // stale events skipped, from the instances' metrics
 	Fenced              int
 	DeadLettered        int
 	DeadLettersInjected int
@@ -57,17 +58,20 @@ func writeResults(path string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Fault-injection results\n\nWritten by `make faults` (test/faults) on %s. Invariants: C target checksum = source,\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	b.WriteString("M offsets/epochs never decreased (trigger), U no record applied twice (UNIQUE audit, exit codes, no audit gap),\n")
-	b.WriteString("V no version regression (trigger), DL dead letters = poison injected, R no deleted key resurrected.\n")
+	b.WriteString("V no version regression (trigger), DL dead letters = poison injected, R no deleted key resurrected,\n")
+	b.WriteString("O each outbox event id applied exactly once (trigger + id sets). Stale skipped: pgsink_records_skipped_total{reason=\"stale\"}\n")
+	b.WriteString("(and {reason=\"duplicate\"} for outbox events), summed over the instances; \"≥\" when a SIGKILLed instance took its last counts with it.\n")
 	b.WriteString("Self-test rows break pgsink on purpose and must show a FAIL.\n\n")
-	b.WriteString("| scenario | s | events | applied | faults injected | stale skipped | fenced | dead-lettered | C | M | U | V | DL | R |\n")
-	b.WriteString("|---|---:|---:|---:|---|---|---:|---:|---|---|---|---|---|---|\n")
-	var events, applied, faults int
+	b.WriteString("| scenario | s | events | outbox events | applied | faults injected | stale skipped | fenced | dead-lettered | C | M | U | V | DL | R | O |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---|---|---:|---:|---|---|---|---|---|---|---|\n")
+	var events, outbox, applied, faults int
 	for _, r := range results {
 		name := r.Scenario
 		if r.Expect == "fail" {
 			name += " (self-test: must FAIL)"
 		} else {
 			events += r.Events
+			outbox += r.OutboxEvents
 			applied += r.Applied
 			faults += r.Faults
 		}
@@ -75,7 +79,7 @@ func writeResults(path string) error {
 		if stale == "" {
 			stale = "n/m"
 		}
-		fmt.Fprintf(&b, "| %s | %.0f | %d | %d | %d: %s | %s | %d | %d/%d |", name, r.Duration.Seconds(), r.Events, r.Applied, r.Faults, r.FaultKinds,
+		fmt.Fprintf(&b, "| %s | %.0f | %d | %d | %d | %d: %s | %s | %d | %d/%d |", name, r.Duration.Seconds(), r.Events, r.OutboxEvents, r.Applied, r.Faults, r.FaultKinds,
 			stale, r.Fenced, r.DeadLettered, r.DeadLettersInjected)
 		for _, c := range checkOrder {
 			v, ok := r.Checks[c]
@@ -83,8 +87,7 @@ func writeResults(path string) error {
 		}
 		b.WriteString("\n")
 	}
-	fmt.Fprintf(&b, "\nTotals (scenarios, self-tests excluded): %d source events, %d records applied once, %d faults injected.\n", events, applied, faults)
-	b.WriteString("\"n/m\": not measurable — pgsink's version guard skips stale rows inside SQL without counting them.\n\n## Details\n\n")
+	fmt.Fprintf(&b, "\nTotals (scenarios, self-tests excluded): %d source row changes and %d outbox events, %d records applied once, %d faults injected.\n\n## Details\n\n", events, outbox, applied, faults)
 	for _, r := range results {
 		fmt.Fprintf(&b, "### %s\n\n", r.Scenario)
 		var names []string

@@ -100,6 +100,7 @@ func (s *scenario) waitOwned(partitions int, timeout time.Duration) {
 // session timeout, so the group gives its partitions away; resumed
 // (SIGCONT), its in-flight batch must be fenced, and nothing applied twice.
 func TestFaults3Zombie(t *testing.T) {
+	// Three partitions of each topic (table and outbox): six in all.
 	s := newScenario(t, "3 SIGSTOP past session timeout", scenarioOptions{partitions: 3, sessionMS: 6000})
 	s.result.FaultKinds = "SIGSTOP 15 s + SIGCONT"
 	// As DESIGN.md asks of deployments: the server ends a zombie's idle
@@ -110,7 +111,7 @@ func TestFaults3Zombie(t *testing.T) {
 	_ = a
 	_ = c
 	s.load.run(0, 2*time.Millisecond)
-	s.waitOwned(3, 90*time.Second)
+	s.waitOwned(6, 90*time.Second)
 	fenced := false
 	for attempt := 0; attempt < 2 && !fenced; attempt++ {
 		time.Sleep(3 * time.Second)
@@ -145,7 +146,7 @@ func TestFaults3Zombie(t *testing.T) {
 			fenced = zombie.metric("pgsink_fenced_batches_total") > 0 || strings.Contains(zombie.Logs(), "partition claimed by another instance")
 			time.Sleep(500 * time.Millisecond)
 		}
-		s.waitOwned(3, 90*time.Second)
+		s.waitOwned(6, 90*time.Second)
 	}
 	sessionTimeouts := strings.Count(b.Logs(), "SESSTMOUT")
 	t.Logf("after %d pauses: fenced on resume %v; the zombie's own client saw its session time out %d time(s) and revoked first", s.result.Faults, fenced, sessionTimeouts)
@@ -156,9 +157,11 @@ func TestFaults3Zombie(t *testing.T) {
 		// claims one of b's partitions behind its back (a new epoch, as an
 		// instance on the far side of a network partition would), while b
 		// still holds it in Kafka.
+		// Any of b's partitions, of either topic: after the rebalances b
+		// may hold only outbox partitions.
 		stolen, err := s.target.Exec(context.Background(), `UPDATE pgsink.offsets SET epoch = epoch + 1, owner = 'faults-thief:0'
-			WHERE topic = $1 AND partition = (SELECT min(partition) FROM pgsink.offsets WHERE topic = $1 AND owner LIKE '%:' || $2)`,
-			s.topic, fmt.Sprint(b.cmd.Process.Pid))
+			WHERE (topic, partition) = (SELECT topic, partition FROM pgsink.offsets WHERE owner LIKE '%:' || $1 ORDER BY topic, partition LIMIT 1)`,
+			fmt.Sprint(b.cmd.Process.Pid))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -243,16 +246,17 @@ func TestFaults7ConnectKill(t *testing.T) {
 	quiet := s.waitQuiet(3 * time.Minute)
 	// Re-emitted events: records in Kafka beyond one per source change
 	// (tombstones aside) — a lower bound of the stale events pgsink met.
-	s.result.Stale = fmt.Sprintf("≥%d re-emitted", max(0, int(s.topicEnd())-s.load.Events()-s.load.deletes()))
+	s.result.FaultKinds += fmt.Sprintf(" (≥%d table records re-emitted)", max(0, int(s.topicEnd())-s.load.Events()-s.load.deletes()))
 	s.stopAll()
 	s.checkAll(quiet, 0)
 }
 
 // Scenario 9: `pgsink replay --table --from earliest` while two instances run
 // and the workload goes on. The replay re-applies every record: the guard
-// skips the stale ones. The audit table is set aside first (the pipeline
-// quiet) because a replay applies each offset a second time by design; the
-// fresh audit then proves each offset is applied once after the rewind.
+// skips the stale ones. The table topic's audit rows are set aside first
+// (the pipeline quiet) because a replay applies each offset a second time by
+// design; the fresh audit then proves each offset is applied once after the
+// rewind. The outbox topic is not replayed: its audit stays.
 func TestFaults9Replay(t *testing.T) {
 	s := newScenario(t, "9 replay from earliest while running", scenarioOptions{})
 	s.result.FaultKinds = "replay --table --from earliest"
@@ -263,8 +267,8 @@ func TestFaults9Replay(t *testing.T) {
 	if !s.waitQuiet(2 * time.Minute) {
 		t.Fatal("not quiet before the replay")
 	}
-	s.exec(`ALTER TABLE pgsink.apply_audit RENAME TO apply_audit_before_replay;
-		CREATE TABLE pgsink.apply_audit (LIKE pgsink.apply_audit_before_replay INCLUDING ALL)`)
+	s.exec(`CREATE TABLE pgsink.apply_audit_before_replay AS SELECT * FROM pgsink.apply_audit WHERE topic = $1`, s.topic)
+	s.exec(`DELETE FROM pgsink.apply_audit WHERE topic = $1`, s.topic)
 	s.load.run(400, 3*time.Millisecond)
 	out, err := runCommand(3*time.Minute, []string{"TARGET_URL=" + s.targetURL, "METRICS_PORT=0"},
 		"replay", "--config", s.configPath, "--table", "public.accounts", "--from", "earliest", "--wait", "--wait-timeout", "150s")
@@ -288,7 +292,7 @@ func TestFaults9Replay(t *testing.T) {
 // target's CHECK rejects. Each must be dead-lettered, nothing else.
 func TestFaults10Poison(t *testing.T) {
 	s := newScenario(t, "10 poison records", scenarioOptions{})
-	s.result.FaultKinds = "malformed JSON, 5 MB value, CHECK violation"
+	s.result.FaultKinds = "malformed JSON, 5 MB value, unknown table, CHECK violation"
 	s.start("a")
 	s.start("b")
 	s.load.run(0, 3*time.Millisecond)
@@ -299,12 +303,17 @@ func TestFaults10Poison(t *testing.T) {
 		s.produce(t, int32(round%3), []byte(`{"payload":{"id":`), []byte(`{"schema": {"type": "struct"`))
 		s.produce(t, int32((round+1)%3), []byte(`{"payload":{"id":1}}`), []byte(`{"junk":"`+strings.Repeat("x", 5<<20)+`"}`))
 		injected += 2
+		// An unknown table: a well-formed change of a table no
+		// configuration names, on the subscribed topic.
+		gk, gv := s.ghostRecord(t)
+		s.produce(t, int32((round+2)%3), gk, gv)
+		injected++
 		// A source row the target rejects; once dead-lettered, deleted in
 		// the source so both sides end equal.
 		id := 900000 + round
 		s.st.Exec(`INSERT INTO public.accounts VALUES ($1, -1, 0, now(), NULL)`, id)
 		injected++
-		s.result.Faults += 3
+		s.result.Faults += 4
 		deadline := time.Now().Add(60 * time.Second)
 		for {
 			var n int
@@ -325,6 +334,28 @@ func TestFaults10Poison(t *testing.T) {
 	quiet := s.waitQuiet(2 * time.Minute)
 	s.stopAll()
 	s.checkAll(quiet, injected)
+	// Each kind is among the dead letters, with its reason, and counted in
+	// the instances' metrics (none was killed, so the counts are whole).
+	kinds := map[string]string{
+		"malformed JSON":  `value LIKE '{"schema": {"type": "struct"%'`,
+		"5 MB value":      `length(value) > 5000000`,
+		"unknown table":   `position('"table":"ghosts"' in convert_from(value, 'UTF8')) > 0`,
+		"CHECK violation": `error LIKE '%check constraint%'`,
+	}
+	for kind, where := range kinds {
+		var n int
+		var reason string
+		if err := s.target.QueryRow(ctx, `SELECT count(*), coalesce(left(min(error), 200), '') FROM pgsink.dead_letters WHERE `+where).Scan(&n, &reason); err != nil {
+			t.Fatalf("dead letters of kind %s: %v", kind, err)
+		}
+		if n != 2 {
+			t.Errorf("%s: %d dead letters, want 2 (one a round)", kind, n)
+		}
+		t.Logf("dead-lettered %s: %d, e.g. %s", kind, n, reason)
+	}
+	if counted := s.deadLettersCounted(); counted != injected {
+		t.Errorf("pgsink_dead_letters_total summed over the instances is %d, %d injected", counted, injected)
+	}
 }
 
 // Scenario 8: an old range of the topic is produced again, old creates of

@@ -86,6 +86,16 @@ func TestFaultsSelfTestCorruption(t *testing.T) {
 	expectFail("U exit", s.checkU(ctx))
 	s.procs = s.procs[:len(s.procs)-1]
 
+	// O: an event applied a second time raises; an event lost fails the
+	// id comparison.
+	expectRaise("O", markO, `UPDATE public.account_events SET delta = delta WHERE event_id = (SELECT event_id FROM public.account_events ORDER BY event_id LIMIT 1)`)
+	s.exec(`CREATE TABLE public.events_saved AS SELECT * FROM public.account_events WHERE event_id = (SELECT event_id FROM public.account_events ORDER BY event_id LIMIT 1)`)
+	s.exec(`ALTER TABLE public.account_events DISABLE TRIGGER faults_outbox_once`)
+	s.exec(`DELETE FROM public.account_events WHERE event_id = (SELECT event_id FROM public.events_saved)`)
+	expectFail("O lost", s.checkO(ctx))
+	s.exec(`INSERT INTO public.account_events SELECT * FROM public.events_saved`)
+	s.exec(`ALTER TABLE public.account_events ENABLE TRIGGER faults_outbox_once`)
+
 	// DL: a dead letter nobody injected.
 	s.exec(`INSERT INTO pgsink.dead_letters (group_id, topic, partition, "offset", error, error_class) VALUES ('g', 't', 0, 0, 'made up', 'test')`)
 	expectFail("DL", s.checkDL(ctx, 0))

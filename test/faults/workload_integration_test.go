@@ -29,6 +29,10 @@ type workload struct {
 	nextID int
 	events int
 	dels   int // deletes, each followed by a tombstone record
+	outbox int // outbox events written
+	// extraSet, once a scenario added columns to the source, is the SET
+	// clause updates also run, so the new columns carry data.
+	extraSet string
 	// ignoreErrors ends the workload quietly on an error (a server restart
 	// scenario expects them) instead of failing the test.
 	ignoreErrors atomic.Bool
@@ -186,7 +190,7 @@ func (w *workload) transaction(ctx context.Context, conn *pgx.Conn) error {
 	}
 	defer tx.Rollback(ctx)
 	n := 1 + w.rng.IntN(4)
-	events := 0
+	events, pendingOutbox := 0, 0
 	for range n {
 		pick := func() int { return w.keys[w.rng.IntN(len(w.keys))] }
 		op := w.rng.IntN(100)
@@ -204,9 +208,14 @@ func (w *workload) transaction(ctx context.Context, conn *pgx.Conn) error {
 			}
 			_, err = tx.Exec(ctx, `INSERT INTO public.accounts VALUES ($1::int, 1, $2::numeric, now(), $3::text)`, id, fmt.Sprintf("%d.%02d", w.rng.IntN(100000), w.rng.IntN(100)), big)
 			w.addKey(id)
-		case op < 80: // update: big unchanged
-			_, err = tx.Exec(ctx, `UPDATE public.accounts SET seq = seq + 1, balance = balance + $2::numeric, updated_at = now() WHERE id = $1`,
-				pick(), fmt.Sprintf("%d.%02d", w.rng.IntN(50), w.rng.IntN(100)))
+		case op < 80: // update: big unchanged; half of them also write an outbox event
+			id := pick()
+			_, err = tx.Exec(ctx, `UPDATE public.accounts SET seq = seq + 1, balance = balance + $2::numeric, updated_at = now()`+w.extraSet+` WHERE id = $1`,
+				id, fmt.Sprintf("%d.%02d", w.rng.IntN(50), w.rng.IntN(100)))
+			if err == nil && op%2 == 0 {
+				_, err = tx.Exec(ctx, outboxInsert, id, w.rng.IntN(1000)-500)
+				pendingOutbox++
+			}
 		case op < 85: // update of big itself
 			id := pick()
 			_, err = tx.Exec(ctx, `UPDATE public.accounts SET seq = seq + 1, big = $2 WHERE id = $1`, id, bigText(id, w.rng.IntN(1000)))
@@ -237,5 +246,29 @@ func (w *workload) transaction(ctx context.Context, conn *pgx.Conn) error {
 		return err
 	}
 	w.events += events
+	w.outbox += pendingOutbox
 	return nil
+}
+
+func (w *workload) outboxEvents() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.outbox
+}
+
+// alter runs DDL on the source between two workload transactions, and from
+// then on updates also run set (", col = expr", or "" for none).
+func (w *workload) alter(ddl, set string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, w.url)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, ddl); err != nil {
+		w.t.Fatalf("source DDL: %v\n%s", err, ddl)
+	}
+	w.extraSet = set
 }

@@ -1,0 +1,72 @@
+//go:build integration
+
+package faults
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// stormDuration is how long scenario 4 bounces instances: 3 minutes, or
+// PGSINK_FAULTS_STORM (a Go duration) to try it shorter.
+func stormDuration(t *testing.T) time.Duration {
+	if v := os.Getenv("PGSINK_FAULTS_STORM"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("PGSINK_FAULTS_STORM: %v", err)
+		}
+		return d
+	}
+	return 3 * time.Minute
+}
+
+// Scenario 4: a rebalance storm. Three instances run; every 2–6 s one of
+// them, at random, is ended with SIGTERM (a clean leave) or SIGKILL (a
+// crash the group notices only at its session timeout) and a new one
+// started in its place, so the group rebalances continually while the
+// workload runs. Then the storm stops and the survivors must converge.
+func TestFaults4RebalanceStorm(t *testing.T) {
+	long(t)
+	s := newScenario(t, "4 rebalance storm", scenarioOptions{sessionMS: 6000})
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 4))
+	for range 3 {
+		s.start(fmt.Sprintf("i%d", len(s.procs)+1))
+	}
+	s.load.run(0, 4*time.Millisecond)
+	var terms, kills int
+	end := time.Now().Add(stormDuration(t))
+	for time.Now().Before(end) {
+		time.Sleep(time.Duration(2000+rng.IntN(4000)) * time.Millisecond)
+		live := s.live()
+		if len(live) > 0 {
+			victim := live[rng.IntN(len(live))]
+			s.scrape(victim)
+			if rng.IntN(2) == 0 {
+				victim.signal(syscall.SIGTERM)
+				terms++
+			} else {
+				victim.signal(syscall.SIGKILL)
+				kills++
+			}
+			s.result.Faults++
+		}
+		// Replace it, and any instance that ended by itself (which U
+		// then reports), to keep three members.
+		for range 3 - len(s.live()) {
+			s.start(fmt.Sprintf("i%d", len(s.procs)+1))
+		}
+	}
+	s.result.FaultKinds = fmt.Sprintf("%d SIGTERM + %d SIGKILL over %s, %d instances in all", terms, kills, stormDuration(t), len(s.procs))
+	t.Log(s.result.FaultKinds)
+	s.load.halt()
+	quiet := s.waitQuiet(3 * time.Minute)
+	s.stopAll()
+	s.checkAll(quiet, 0)
+	if terms == 0 || kills == 0 {
+		t.Errorf("the storm lacked a kind of end: %s", s.result.FaultKinds)
+	}
+}
