@@ -207,7 +207,12 @@ func (a *Applier) applyOnce(ctx context.Context, b *Batch, lo, hi int, next int6
 	if err != nil {
 		return fmt.Errorf("sink: acquire connection: %w", err)
 	}
-	defer conn.Release()
+	released := false
+	defer func() {
+		if !released {
+			conn.Release()
+		}
+	}()
 	before := *b.Claim
 	tx, err := conn.Begin(ctx)
 	if err != nil {
@@ -260,18 +265,38 @@ func (a *Applier) applyOnce(ctx context.Context, b *Batch, lo, hi int, next int6
 	if err := tx.Commit(ctx); err != nil && a.opts.KafkaOffsets {
 		return fmt.Errorf("sink: commit: %w", err) // redelivered: at least once
 	} else if err != nil {
-		committed, rerr := a.offsets.ResolveCommit(ctx, a.pool, before, next)
+		// The connection that failed during COMMIT is closed and given
+		// back before the outcome is read on another: holding it while
+		// waiting for a second one deadlocks a pool whose connections all
+		// failed at once (a failover; a pool of one), and the wait is
+		// bounded so an unreachable server is an error, not a hang.
+		closeCtx, cancelClose := context.WithTimeout(context.Background(), time.Second)
+		_ = conn.Conn().Close(closeCtx)
+		cancelClose()
+		conn.Release()
+		released = true
+		resolveCtx, cancelResolve := context.WithTimeout(ctx, resolveTimeout)
+		committed, rerr := a.offsets.ResolveCommit(resolveCtx, a.pool, before, next)
+		cancelResolve()
 		if rerr != nil {
-			return fmt.Errorf("sink: commit failed (%v) and its outcome is unknown: %w", err, rerr)
+			// Another owner or a replay moved the row meanwhile: that is
+			// the answer, as from Advance. Otherwise try again.
+			if ctx.Err() != nil || errors.As(rerr, new(*dedup.FencedError)) || errors.As(rerr, new(*dedup.PositionMovedError)) {
+				return fmt.Errorf("sink: commit failed (%v) and its outcome is unknown: %w", err, rerr)
+			}
+			return &UnknownCommitError{Commit: err, Resolve: rerr}
 		}
 		if !committed {
 			return fmt.Errorf("sink: commit: %w", err)
 		}
 	}
 	// A staging table created in a transaction that rolled back is gone
-	// with it: remember it only now.
-	for _, name := range created {
-		pg.CustomData()[name] = true
+	// with it: remember it only now (and only on a connection that lives
+	// on: after an ambiguous COMMIT it was closed).
+	if !released {
+		for _, name := range created {
+			pg.CustomData()[name] = true
+		}
 	}
 	*b.Claim = claim
 	st.add(pending)
@@ -412,6 +437,13 @@ func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, tx pgx.Tx, 
 	}
 	return created, tx.SendBatch(ctx, &batch).Close()
 }
+
+// resolveTimeout bounds the reading of the offsets row after a COMMIT
+// whose outcome is unknown. Past it the batch fails as a transient error
+// and is retried: a retry of a batch that did commit is refused by the
+// offset compare-and-set and reported as a moved position, never applied
+// twice (I1, I2).
+const resolveTimeout = 30 * time.Second
 
 // applySettings is queued before the statements that read a staging table.
 const applySettings = "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), set_config('jit', 'off', true)"

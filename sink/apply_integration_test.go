@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -355,4 +356,71 @@ func TestIntegrationApplyTombstoneProbePerKey(t *testing.T) {
 	f.apply(ev{op: debezium.OpTruncate, version: 40})
 	f.apply(ev{debezium.OpCreate, 3, "stale", nil, 35}, ev{debezium.OpCreate, 4, "new", nil, 41})
 	f.want("4:new:∅@41")
+}
+
+// A COMMIT killed in flight on a pool of one connection: the outcome is read
+// on a new connection once the dead one is given back (holding it while
+// waiting for another used to hang forever), and the batch, which did not
+// commit, is applied on the retry, once.
+func TestIntegrationApplyAmbiguousCommitOnePooledConnection(t *testing.T) {
+	f := newFixture(t, sink.DeleteHard, false)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// A deferred trigger keeps COMMIT busy long enough to be killed.
+	if _, err := f.pool.Exec(ctx, `
+		CREATE FUNCTION "App ""x""".slow_commit() RETURNS trigger LANGUAGE plpgsql AS
+		$$ BEGIN IF NEW.status = 'slow' THEN PERFORM pg_sleep(2); END IF; RETURN NULL; END $$;
+		CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT OR UPDATE ON "App ""x"""."Orders; DROP TABLE y"
+		DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION "App ""x""".slow_commit()`); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pgxpool.ParseConfig(f.pool.Config().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 1
+	one, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	env, err := stacktest.LoadEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := pgx.Connect(ctx, env.AdminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	killed := make(chan error, 1)
+	go func() {
+		// Once: the retry's COMMIT sleeps too, and must be let through.
+		for ctx.Err() == nil {
+			var n int
+			err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+				WHERE datname = $1 AND wait_event = 'PgSleep'`, cfg.ConnConfig.Database).Scan(&n)
+			if err != nil || n > 0 {
+				killed <- err
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		killed <- ctx.Err()
+	}()
+	applier := sink.NewApplier(one, sink.Options{Schema: schema})
+	st, err := applier.Apply(ctx, f.batch(ev{debezium.OpCreate, 1, "slow", "n", 5}))
+	if err != nil {
+		t.Fatalf("Apply after a killed COMMIT: %v", err)
+	}
+	if err := <-killed; err != nil {
+		t.Fatalf("terminating the COMMIT: %v", err)
+	}
+	if st.Retries < 1 || st.Transactions != 1 {
+		t.Fatalf("stats %+v: want the killed transaction retried and one commit", st)
+	}
+	f.want("1:slow:n@5")
+	if got := f.storedOffset(); got != 1 {
+		t.Fatalf("stored offset %d, want 1", got)
+	}
 }

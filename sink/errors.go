@@ -34,6 +34,19 @@ func (e *PoisonError) Error() string {
 }
 func (e *PoisonError) Unwrap() error { return e.Err }
 
+// UnknownCommitError is a COMMIT that failed without saying whether it took
+// effect, and whose outcome could not be read back in time either. It is
+// transient: the batch is applied again, and if the lost COMMIT did take
+// effect, the offset compare-and-set refuses the retry.
+type UnknownCommitError struct {
+	Commit, Resolve error
+}
+
+func (e *UnknownCommitError) Error() string {
+	return fmt.Sprintf("commit failed (%v) and its outcome could not be read: %v", e.Commit, e.Resolve)
+}
+func (e *UnknownCommitError) Unwrap() error { return e.Resolve }
+
 // class sorts an error by what the apply loop does about it.
 type class uint8
 
@@ -50,6 +63,10 @@ func classify(err error) class {
 	var rec *RecordError
 	if errors.As(err, &rec) {
 		return classRecord
+	}
+	var unknown *UnknownCommitError
+	if errors.As(err, &unknown) {
+		return classTransient
 	}
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
