@@ -294,9 +294,20 @@ func (s *scenario) waitQuiet(timeout time.Duration) bool {
 		time.Sleep(500 * time.Millisecond)
 	}
 	if timeout > 5*time.Second {
-		s.t.Logf("%s: not quiet within %s: %s", s.name, timeout, last)
+		s.t.Logf("%s: not quiet within %s: %s; %s", s.name, timeout, last, s.positions(ctx))
 	}
 	return false
+}
+
+// positions says where a pipeline that did not converge stands: the table
+// topic's end against pgsink's stored positions. Equal, the missing events
+// never reached Kafka (Debezium); apart, pgsink is behind.
+func (s *scenario) positions(ctx context.Context) string {
+	var stored int64
+	if err := s.target.QueryRow(ctx, `SELECT coalesce(sum(next_offset), 0) FROM pgsink.offsets WHERE topic = $1`, s.topic).Scan(&stored); err != nil {
+		return fmt.Sprintf("positions unknown: %v", err)
+	}
+	return fmt.Sprintf("table topic: end %d, pgsink's stored positions %d", s.topicEnd(), stored)
 }
 
 // createTopic creates the table topic with room for the 5 MB poison value.
