@@ -2,9 +2,11 @@ package connector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgsink/pgsink/connector/debezium"
 )
 
@@ -59,11 +61,18 @@ func audit(schema string) func(ctx context.Context, tx pgx.Tx, records []debeziu
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO `+table+` (topic, partition, "offset") SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[])`,
 			topics, partitions, offsets)
-		if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
 			// Not wrapped: a unique violation here means a record was
 			// applied twice, which must stop the instance, not be
 			// isolated into the dead letters like a bad record.
-			return fmt.Errorf("apply audit (a record applied twice?): %v", err)
+			return fmt.Errorf("apply audit: a record applied twice: %v", err)
+		}
+		if err != nil {
+			// Anything else (the connection lost in a PostgreSQL restart)
+			// is the transaction's failure like any other: wrapped, so the
+			// sink retries it as it would its own statements.
+			return fmt.Errorf("apply audit: %w", err)
 		}
 		return nil
 	}
