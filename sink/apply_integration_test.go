@@ -33,7 +33,7 @@ type fixture struct {
 
 // migratedPool returns a pool on a fresh target database, owned by the
 // sink's role, with pgsink's migrations applied.
-func migratedPool(t *testing.T) *pgxpool.Pool {
+func migratedPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	url := stacktest.OwnedTargetDatabase(t)
 	if err := dedup.NewMigrator(url, schema).Up(context.Background()); err != nil {

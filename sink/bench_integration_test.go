@@ -13,11 +13,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsink/pgsink/connector/debezium"
 	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/sink"
-	"github.com/pgsink/pgsink/test/stacktest"
 )
 
 // The benchmark workload of issue 4: 200,000 changes to a 6-column table
@@ -91,15 +89,7 @@ func rowImage(ch debezium.Change) []any {
 // go test -tags integration -run XXX -bench IntegrationApply -benchtime 1x ./sink/).
 func BenchmarkIntegrationApply(b *testing.B) {
 	ctx := context.Background()
-	url := stacktest.OwnedTargetDatabase(b)
-	if err := dedup.NewMigrator(url, schema).Up(ctx); err != nil {
-		b.Fatal(err)
-	}
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pool.Close()
+	pool := migratedPool(b)
 	changes := benchWorkload(benchChanges)
 	names := make([]string, len(benchColumns))
 	for i, c := range benchColumns {

@@ -14,8 +14,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsink/pgsink/connector/debezium"
-	"github.com/pgsink/pgsink/dedup"
-	"github.com/pgsink/pgsink/test/stacktest"
 )
 
 // BenchmarkIntegrationWriteStrategies is the measurement behind the sink's
@@ -30,15 +28,7 @@ import (
 //	go test -tags integration -run XXX -bench IntegrationWriteStrategies -benchtime 1x ./sink/
 func BenchmarkIntegrationWriteStrategies(b *testing.B) {
 	ctx := context.Background()
-	url := stacktest.OwnedTargetDatabase(b)
-	if err := dedup.NewMigrator(url, schema).Up(ctx); err != nil {
-		b.Fatal(err)
-	}
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pool.Close()
+	pool := migratedPool(b)
 	batches := strategyBatches(benchWorkload(benchChanges), 5000)
 	names := []string{"id", "customer_id", "status", "amount", "created_at", "attrs", "_pgsink_commit_lsn", "_pgsink_lsn"}
 	cols := strings.Join(names, ", ")
