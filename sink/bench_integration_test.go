@@ -108,9 +108,7 @@ func BenchmarkIntegrationApply(b *testing.B) {
 		}
 		return name
 	}
-	report := func(b *testing.B, rows int, elapsed time.Duration) {
-		b.ReportMetric(float64(rows)/elapsed.Seconds(), "rows/s")
-	}
+	server := serverCPU(b, pool)
 
 	b.Run("limit=copy_all_images_unkeyed", func(b *testing.B) {
 		var images [][]any
@@ -123,13 +121,13 @@ func BenchmarkIntegrationApply(b *testing.B) {
 			b.StopTimer()
 			name := fresh(b, false)
 			b.StartTimer()
-			t0 := time.Now()
+			meter := startCPU(b, server)
 			if _, err := pool.CopyFrom(ctx, pgx.Identifier{"public", name}, names, pgx.CopyFromRows(images)); err != nil {
 				b.Fatal(err)
 			}
 			// Rated per change, like the sink, so the ratio compares the
 			// same unit of work.
-			report(b, len(changes), time.Since(t0))
+			meter.report(len(changes))
 		}
 	})
 	b.Run("limit=copy_final_images_keyed", func(b *testing.B) {
@@ -156,18 +154,18 @@ func BenchmarkIntegrationApply(b *testing.B) {
 			b.StopTimer()
 			name := fresh(b, true)
 			b.StartTimer()
-			t0 := time.Now()
+			meter := startCPU(b, server)
 			if _, err := pool.CopyFrom(ctx, pgx.Identifier{"public", name}, names, pgx.CopyFromRows(images)); err != nil {
 				b.Fatal(err)
 			}
-			report(b, len(changes), time.Since(t0))
+			meter.report(len(changes))
 		}
 	})
 	for _, bc := range []struct {
 		batch, partitions, changes int
 		async                      bool
 	}{
-		{5000, 1, benchChanges, false}, {5000, 2, benchChanges, false}, {5000, 2, benchChanges, true},
+		{5000, 1, benchChanges, false}, {5000, 2, benchChanges, false}, {5000, 3, benchChanges, false}, {5000, 2, benchChanges, true},
 		{20000, 2, benchChanges, false}, {5000, 4, benchChanges, false}, {5000, 4, benchChanges, true}, {1, 1, 5000, false},
 	} {
 		name := fmt.Sprintf("sink/batch=%d/partitions=%d/async_commit=%v", bc.batch, bc.partitions, bc.async)
@@ -201,7 +199,7 @@ func BenchmarkIntegrationApply(b *testing.B) {
 					claims[p] = &c
 				}
 				b.StartTimer()
-				t0 := time.Now()
+				meter := startCPU(b, server)
 				var wg sync.WaitGroup
 				errs := make(chan error, bc.partitions)
 				for p := range parts {
@@ -224,7 +222,7 @@ func BenchmarkIntegrationApply(b *testing.B) {
 				for err := range errs {
 					b.Fatal(err)
 				}
-				report(b, bc.changes, time.Since(t0))
+				meter.report(bc.changes)
 			}
 		})
 	}

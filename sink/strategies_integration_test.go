@@ -5,8 +5,6 @@ package sink_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -202,15 +200,10 @@ func backendCPU(b *testing.B, conn *pgxpool.Conn) func() time.Duration {
 		b.Fatal(err)
 	}
 	return func() time.Duration {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
+		cpu, _, ok := procCPU(pid, false)
+		if !ok {
 			return -1
 		}
-		// Fields after the command's closing parenthesis: utime and stime
-		// are the 12th and 13th, in clock ticks of 10 ms.
-		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		utime, _ := strconv.ParseInt(f[11], 10, 64)
-		stime, _ := strconv.ParseInt(f[12], 10, 64)
-		return time.Duration(utime+stime) * 10 * time.Millisecond
+		return cpu
 	}
 }

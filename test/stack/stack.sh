@@ -428,9 +428,10 @@ cmd_status() {
 
 case "${1:-}" in
   up) cmd_up ;;
+  pg-up) pg_up; write_env ;; # PostgreSQL alone: quieter for the sink benchmarks
   down) cmd_down ;;
   env) write_env; grep '^export' "$STATE/env" ;;
   status) cmd_status ;;
   fetch) fetch ;;
-  *) echo "usage: $0 up|down|env|status|fetch" >&2; exit 2 ;;
+  *) echo "usage: $0 up|pg-up|down|env|status|fetch" >&2; exit 2 ;;
 esac
