@@ -26,7 +26,11 @@ type Metrics struct {
 	// RecordLatency is EndToEnd for every applied record, with buckets fine
 	// enough (25% apart) to read a p99 from.
 	RecordLatency prometheus.Histogram
-	registry      *prometheus.Registry
+	// ReceiveLatency is the part of RecordLatency before pgsink's batching
+	// and apply: Kafka's delivery and pgsink's fetch buffer. It tells a
+	// slow consumer from a slow target.
+	ReceiveLatency prometheus.Histogram
+	registry       *prometheus.Registry
 }
 
 // NewMetrics registers the series in a fresh registry (with Go and process
@@ -68,10 +72,13 @@ func NewMetrics() *Metrics {
 		RecordLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgsink_record_commit_latency_seconds",
 			Help:    "From each applied record's Kafka timestamp (append time with LogAppendTime topics, else the producer's create time) to the commit of its transaction in the target.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 1.25, 56)}),
+		ReceiveLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgsink_record_receive_latency_seconds",
+			Help:    "From each record's Kafka timestamp to the moment its partition worker takes it into a batch: Kafka's delivery plus pgsink's fetch buffer. The rest of pgsink_record_commit_latency_seconds is batching and the apply.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 1.25, 56)}),
 		registry: r,
 	}
 	r.MustRegister(m.Consumed, m.Applied, m.DeadLetters, m.Skipped, m.Fenced, m.Unresolved, m.Rebalances, m.BatchRecords,
-		m.ApplySeconds, m.Lag, m.Owned, m.Buffered, m.Retries, m.Stopped, m.EndToEnd, m.RecordLatency)
+		m.ApplySeconds, m.Lag, m.Owned, m.Buffered, m.Retries, m.Stopped, m.EndToEnd, m.RecordLatency, m.ReceiveLatency)
 	return m
 }
 

@@ -178,6 +178,9 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 				continue
 			}
 			p.r.metrics.Consumed.WithLabelValues(p.id.Topic).Inc()
+			if !m.Timestamp.IsZero() {
+				p.r.metrics.ReceiveLatency.Observe(time.Since(m.Timestamp).Seconds())
+			}
 			item, ok, err := p.item(m)
 			if err != nil {
 				return batch, last, false, err

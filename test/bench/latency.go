@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/test/stacktest"
 )
 
@@ -19,17 +20,28 @@ const latencyTopic = "bench.latency.orders"
 
 // Latency is pgsink's commit latency at a steady produce rate.
 type Latency struct {
-	MaxWait     string  `json:"max_wait"` // apply.batch.max_wait of the run
-	Rate        int     `json:"rate"`     // events/s produced
-	Events      int64   `json:"events"`
-	Seconds     float64 `json:"seconds"`
-	AchievedPS  float64 `json:"achieved_per_s"`
-	P50ms       float64 `json:"p50_ms"`
-	P99ms       float64 `json:"p99_ms"`
-	Maxms       float64 `json:"max_bucket_ms"`
-	CPUPerM     float64 `json:"cpu_s_per_million_events"`
-	PeakRSSMiB  float64 `json:"peak_rss_mib"`
-	CommitCount int64   `json:"samples"`
+	MaxWait    string  `json:"max_wait"` // apply.batch.max_wait of the run
+	Rate       int     `json:"rate"`     // events/s produced
+	Events     int64   `json:"events"`
+	Seconds    float64 `json:"seconds"`
+	AchievedPS float64 `json:"achieved_per_s"`
+	P50ms      float64 `json:"p50_ms"`
+	P99ms      float64 `json:"p99_ms"`
+	// Steady*: the same quantiles without the first WarmupSeconds of the
+	// run, when the consumer group, the connections and the plans are
+	// still being set up: the rate the issue asks about is a steady one.
+	WarmupSeconds float64 `json:"warmup_seconds"`
+	SteadyP50ms   float64 `json:"steady_p50_ms"`
+	SteadyP99ms   float64 `json:"steady_p99_ms"`
+	// Receive*: the steady state's share before batching and the apply
+	// (pgsink_record_receive_latency_seconds): Kafka's delivery and
+	// pgsink's fetch buffer.
+	ReceiveP50ms float64 `json:"steady_receive_p50_ms"`
+	ReceiveP99ms float64 `json:"steady_receive_p99_ms"`
+	Maxms        float64 `json:"max_bucket_ms"`
+	CPUPerM      float64 `json:"cpu_s_per_million_events"`
+	PeakRSSMiB   float64 `json:"peak_rss_mib"`
+	CommitCount  int64   `json:"samples"`
 	// The apply transactions' own share: pgsink_apply_seconds per batch,
 	// and the mean batch size.
 	ApplyP50ms float64 `json:"apply_p50_ms"`
@@ -41,7 +53,7 @@ type Latency struct {
 // Debezium wrote them) at a steady rate into a LogAppendTime topic that a
 // running pgsink applies, and reads pgsink's per-record "Kafka append time
 // to target commit" histogram.
-func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Workload, rate int, dur time.Duration, maxWait string) (*Latency, error) {
+func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Workload, rate int, dur, warmup time.Duration, maxWait string) (*Latency, error) {
 	if err := stacktest.DeleteTopics(ctx, env.KafkaBootstrap, latencyTopic); err != nil {
 		return nil, err
 	}
@@ -70,10 +82,30 @@ func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Worklo
 	time.Sleep(2 * time.Second) // the assignment settles
 	n := int64(rate) * int64(dur/time.Second)
 	logf("latency: producing %d events at %d/s into %s", n, rate, latencyTopic)
-	sent, took, err := produceAtRate(env.KafkaBootstrap, w.Topic, latencyTopic, rate, n)
-	if err != nil {
-		return nil, err
+	type produced struct {
+		sent int64
+		took time.Duration
+		err  error
 	}
+	done := make(chan produced, 1)
+	go func() {
+		sent, took, err := produceAtRate(env.KafkaBootstrap, w.Topic, latencyTopic, rate, n)
+		done <- produced{sent, took, err}
+	}()
+	time.Sleep(warmup)
+	warm, warmCount, err := scrapeHistogram(p.port, "pgsink_record_commit_latency_seconds")
+	if err != nil {
+		return nil, fmt.Errorf("latency: after the warm-up: %w", err)
+	}
+	warmRecv, warmRecvCount, err := scrapeHistogram(p.port, "pgsink_record_receive_latency_seconds")
+	if err != nil {
+		return nil, fmt.Errorf("latency: after the warm-up: %w", err)
+	}
+	pr := <-done
+	if pr.err != nil {
+		return nil, pr.err
+	}
+	sent, took := pr.sent, pr.took
 	total, err := topicRecords(env.KafkaBootstrap, latencyTopic)
 	if err != nil {
 		return nil, err
@@ -97,15 +129,24 @@ func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Worklo
 	if err != nil {
 		return nil, err
 	}
+	recv, recvCount, err := scrapeHistogram(p.port, "pgsink_record_receive_latency_seconds")
+	if err != nil {
+		return nil, err
+	}
 	cpu, rss := procStats(p.pid)
 	l := &Latency{ApplyP50ms: quantile(ab, ac, 0.5) * 1000, ApplyP99ms: quantile(ab, ac, 0.99) * 1000, MeanBatch: float64(count) / ac, MaxWait: maxWait, Rate: rate, Events: sent, Seconds: took.Seconds(), AchievedPS: float64(sent) / took.Seconds(),
 		P50ms: quantile(buckets, count, 0.50) * 1000, P99ms: quantile(buckets, count, 0.99) * 1000,
 		Maxms: quantile(buckets, count, 1) * 1000, CPUPerM: cpu / float64(sent) * 1e6, PeakRSSMiB: rss, CommitCount: int64(count)}
+	steady := since(buckets, warm)
+	l.WarmupSeconds = warmup.Seconds()
+	l.SteadyP50ms, l.SteadyP99ms = quantile(steady, count-warmCount, 0.50)*1000, quantile(steady, count-warmCount, 0.99)*1000
+	steadyRecv := since(recv, warmRecv)
+	l.ReceiveP50ms, l.ReceiveP99ms = quantile(steadyRecv, recvCount-warmRecvCount, 0.50)*1000, quantile(steadyRecv, recvCount-warmRecvCount, 0.99)*1000
 	if l.MaxWait == "" {
-		l.MaxWait = "100ms (default)"
+		l.MaxWait = config.DefaultBatchMaxWait.String() + " (default)"
 	}
-	logf("latency, max_wait %s: %d events at %.0f/s: p50 %.1f ms, p99 %.1f ms (from %d samples); apply p50 %.1f ms, p99 %.1f ms, %.0f records per batch",
-		l.MaxWait, sent, l.AchievedPS, l.P50ms, l.P99ms, l.CommitCount, l.ApplyP50ms, l.ApplyP99ms, l.MeanBatch)
+	logf("latency, max_wait %s: %d events at %.0f/s: p50 %.1f ms, p99 %.1f ms (from %d samples); after the first %.0f s: p50 %.1f ms, p99 %.1f ms (received: p50 %.1f ms, p99 %.1f ms); apply p50 %.1f ms, p99 %.1f ms, %.0f records per batch",
+		l.MaxWait, sent, l.AchievedPS, l.P50ms, l.P99ms, l.CommitCount, l.WarmupSeconds, l.SteadyP50ms, l.SteadyP99ms, l.ReceiveP50ms, l.ReceiveP99ms, l.ApplyP50ms, l.ApplyP99ms, l.MeanBatch)
 	return l, nil
 }
 
@@ -217,6 +258,21 @@ func scrapeHistogram(port int, name string) ([]bucket, float64, error) {
 		return nil, 0, fmt.Errorf("histogram %s is empty or missing", name)
 	}
 	return bs, count, sc.Err()
+}
+
+// since subtracts an earlier scrape of the same histogram: the
+// observations made between the two.
+func since(now, before []bucket) []bucket {
+	out := make([]bucket, len(now))
+	for i, b := range now {
+		out[i] = b
+		for _, o := range before {
+			if o.le == b.le {
+				out[i].count -= o.count
+			}
+		}
+	}
+	return out
 }
 
 // quantile interpolates linearly inside the bucket holding the q-th

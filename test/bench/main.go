@@ -35,7 +35,9 @@ func main() {
 	batch1Cap := flag.Duration("batch1-cap", 60*time.Second, "how long pgsink with batches of 1 runs (its rate is read from its progress)")
 	jdbcCap := flag.Duration("jdbc-cap", 15*time.Minute, "how long one Debezium JDBC sink run may take before its rate is read from its progress")
 	latencyRate := flag.Int("latency-rate", 5000, "events/s produced for the latency run")
-	latencyFor := flag.Duration("latency-for", 30*time.Second, "how long the latency run produces")
+	latencyFor := flag.Duration("latency-for", 40*time.Second, "how long the latency run produces")
+	latencyWaits := flag.String("latency-waits", "100ms", "comma-separated apply.batch.max_wait values measured for latency besides the default")
+	latencyWarmup := flag.Duration("latency-warmup", 10*time.Second, "the start of the latency run left out of its steady-state quantiles")
 	reportOnly := flag.Bool("report-only", false, "rewrite the report from the last run's .stack/bench/results.json (after editing test/bench/analysis.md)")
 	flag.Parse()
 	if *reportOnly {
@@ -102,11 +104,19 @@ func main() {
 		res.soft("JDBCNoUnnest", err)
 	}
 	if run("latency") {
-		res.Latency, err = measureLatency(ctx, env, bin, w, *latencyRate, *latencyFor, "")
+		res.Latency, err = measureLatency(ctx, env, bin, w, *latencyRate, *latencyFor, *latencyWarmup, "")
 		res.soft("Latency", err)
-		// What the default 100 ms batch wait costs in latency.
-		res.LatencyShortWait, err = measureLatency(ctx, env, bin, w, *latencyRate, *latencyFor, "10ms")
-		res.soft("LatencyShortWait", err)
+		// What other batch waits trade between latency and CPU.
+		for _, wait := range strings.Split(*latencyWaits, ",") {
+			if wait = strings.TrimSpace(wait); wait == "" {
+				continue
+			}
+			l, err := measureLatency(ctx, env, bin, w, *latencyRate, *latencyFor, *latencyWarmup, wait)
+			res.soft("Latency max_wait "+wait, err)
+			if l != nil {
+				res.LatencyOtherWaits = append(res.LatencyOtherWaits, l)
+			}
+		}
 	}
 	res.Finished = time.Now().UTC()
 	b, _ := json.MarshalIndent(res, "", "  ")
