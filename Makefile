@@ -15,7 +15,7 @@ INTEGRATION_TAGS := integration
 TEST_TIMEOUT ?= 25m
 
 .PHONY: help build test test-unit test-integration lint stack-up stack-down stack-env stack-status \
-        fixtures demo bench clean docker-check faults
+        fixtures demo demo-clean bench clean docker-check faults
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -81,8 +81,11 @@ DEMO_FLAGS ?=
 demo: build stack-up ## the main job: stack up, Debezium registered, pgsink applying a live workload
 	set -a && source .stack/env && set +a && $(GO) run ./examples/demo $(DEMO_FLAGS)
 
+demo-clean: stack-up ## stop the demo's pgsink and remove its connectors, replication slots and topics (a slot left behind keeps all WAL)
+	set -a && source .stack/env && set +a && $(GO) run ./examples/demo -clean
+
 BENCH_FLAGS ?=
-bench: stack-up build ## issue 8 in one run: pgsink vs COPY vs the Debezium JDBC sink, at-least-once, batches of 1, latency -> BENCHMARKS.md; then the decoder and apply micro-benchmarks
+bench: stack-up build demo-clean ## issue 8 in one run: pgsink vs COPY vs the Debezium JDBC sink, at-least-once, batches of 1, latency -> BENCHMARKS.md; then the decoder and apply micro-benchmarks
 	set -a && source .stack/env && set +a && \
 	  $(GO) run ./test/bench -pgsink bin/pgsink -out BENCHMARKS.md $(BENCH_FLAGS)
 	$(GO) test -run XXX -bench . -benchmem -cpu 1 ./connector/debezium/

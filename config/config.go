@@ -39,9 +39,10 @@ type Apply struct {
 	Start Start `yaml:"start"`
 	Batch Batch `yaml:"batch"`
 	Retry Retry `yaml:"retry"`
-	// MaxBufferedBytes bounds the records fetched but not yet applied, over
-	// all partitions: past it the consumer pauses fetching (backpressure),
-	// so memory stays bounded whatever the lag.
+	// MaxBufferedBytes bounds the records fetched but not yet applied
+	// (queued for a worker or in its batch), over all partitions: past it
+	// the consumer stops fetching (backpressure), so memory stays bounded
+	// whatever the lag. pgsink run derives the Go heap's soft limit from it.
 	MaxBufferedBytes ByteSize `yaml:"max_buffered_bytes"`
 	// Offsets is where positions live: "table" (the default) moves them in
 	// the apply transaction, exactly once (I1, I2); "kafka" commits them to

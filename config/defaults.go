@@ -16,7 +16,7 @@ const (
 	// under 100 ms at 5,000 events/s on 2 cores, at about 25% more pgsink
 	// CPU than 100 ms at that rate (make bench, BENCHMARKS.md).
 	DefaultBatchMaxWait      = 10 * time.Millisecond
-	DefaultMaxBufferedBytes  = 256 << 20
+	DefaultMaxBufferedBytes  = 64 << 20
 	DefaultRetryMaxAttempts  = 10
 	DefaultRetryInitial      = 100 * time.Millisecond
 	DefaultRetryMax          = 10 * time.Second

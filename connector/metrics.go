@@ -62,7 +62,7 @@ func NewMetrics() *Metrics {
 		Owned: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgsink_partitions_owned",
 			Help: "Partitions this instance holds the epoch of."}),
 		Buffered: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgsink_buffered_bytes",
-			Help: "Key and value bytes fetched but not yet taken by a partition worker, bounded by apply.max_buffered_bytes."}),
+			Help: "Key and value bytes fetched and not yet applied (queued, or in a batch), bounded by apply.max_buffered_bytes."}),
 		Retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_apply_retries_total",
 			Help: "Transient apply errors retried with backoff."}),
 		Stopped: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgsink_partition_stopped",

@@ -58,13 +58,27 @@ type partition struct {
 	// fenced is set (by the worker) when another owner's epoch rejected a
 	// batch: the worker waits for the group to revoke the partition.
 	fenced bool
+	// held is the key and value bytes of the records the worker took into
+	// its current batch: they stay in apply.max_buffered_bytes until the
+	// batch is done, so the budget bounds every record pgsink holds, not
+	// only the queued ones.
+	held int64
+}
+
+// releaseHeld gives the current batch's bytes back to the buffer budget.
+func (p *partition) releaseHeld() {
+	p.r.buffered.Add(-p.held)
+	p.held = 0
 }
 
 func (p *partition) run() {
 	defer close(p.done)
+	defer p.releaseHeld()
 	for {
+		p.releaseHeld() // the previous batch is done
 		batch, last, more, err := p.collect()
 		if errors.Is(err, errFenced) {
+			p.releaseHeld()
 			if p.awaitFence() {
 				continue
 			}
@@ -72,11 +86,13 @@ func (p *partition) run() {
 		}
 		if err != nil {
 			p.fail("cannot resolve the topic's target table; the offset is not moved", err)
+			p.releaseHeld()
 			p.park()
 			return
 		}
 		if len(batch.Items) > 0 || batch.Next > p.claim.NextOffset {
 			if !p.apply(batch, last) {
+				p.releaseHeld()
 				if p.fenced && p.awaitFence() {
 					continue
 				}
@@ -167,16 +183,19 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 		case <-timer:
 			return batch, last, true, nil
 		case e := <-p.in:
-			p.r.buffered.Add(-messageBytes(e.msg))
+			size := messageBytes(e.msg)
 			if p.seeking.Load() || e.gen != p.gen.Load() {
+				p.r.buffered.Add(-size)
 				continue // fetched before a seek
 			}
 			m := e.msg
 			off := int64(m.TopicPartition.Offset)
 			if off < batch.Next {
+				p.r.buffered.Add(-size)
 				p.r.metrics.Skipped.WithLabelValues(p.id.Topic, "below_position").Inc()
 				continue
 			}
+			p.held += size
 			p.r.metrics.Consumed.WithLabelValues(p.id.Topic).Inc()
 			if !m.Timestamp.IsZero() {
 				p.r.metrics.ReceiveLatency.Observe(time.Since(m.Timestamp).Seconds())
@@ -192,7 +211,7 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 			}
 			batch.Next = off + 1
 			last = m
-			bytes += int64(len(m.Key) + len(m.Value))
+			bytes += size
 			if timer == nil {
 				timer = time.After(cfg.MaxWait.Std())
 			}

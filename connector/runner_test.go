@@ -22,8 +22,11 @@ func TestConsumerConfigForcesTheProtocol(t *testing.T) {
 		}
 	}
 	cfg.Apply.MaxBufferedBytes = 64 << 20
-	if got := (*consumerConfig(cfg))["queued.max.messages.kbytes"]; got != 32768 {
-		t.Errorf("queued.max.messages.kbytes = %v, want half of max_buffered_bytes (32768)", got)
+	if got := (*consumerConfig(cfg))["queued.max.messages.kbytes"]; got != 16384 {
+		t.Errorf("queued.max.messages.kbytes = %v, want a quarter of max_buffered_bytes (16384)", got)
+	}
+	if got := (*consumerConfig(cfg))["fetch.queue.backoff.ms"]; got != 10 {
+		t.Errorf("fetch.queue.backoff.ms = %v, want 10: pgsink pauses partitions itself", got)
 	}
 	cfg.Kafka["topic.metadata.refresh.interval.ms"] = "60000"
 	if got := (*consumerConfig(cfg))["topic.metadata.refresh.interval.ms"]; got != "60000" {

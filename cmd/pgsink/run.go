@@ -11,6 +11,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -104,8 +105,10 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, noMigrate b
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
+	limit, source := setMemoryLimit(cfg)
 	log.Info("pgsink starting", zap.String("group", cfg.Kafka["group.id"]), zap.Int("tables", len(cfg.Tables)),
-		zap.String("metrics", cfg.Metrics.Listen), zap.String("postgres", config.RedactURL(cfg.Postgres.URL)))
+		zap.String("metrics", cfg.Metrics.Listen), zap.String("postgres", config.RedactURL(cfg.Postgres.URL)),
+		zap.String("memory_limit", config.ByteSize(limit).String()), zap.String("memory_limit_from", source))
 	return runner.Run(ctx)
 }
 
@@ -207,4 +210,20 @@ func newLogger(format, level string, w io.Writer) (*zap.Logger, error) {
 		sink = zapcore.Lock(f)
 	}
 	return zap.New(zapcore.NewCore(enc, sink, lvl)), nil
+}
+
+// setMemoryLimit gives the Go heap a soft limit derived from
+// apply.max_buffered_bytes, unless GOMEMLIMIT sets one. The budget bounds
+// the raw records pgsink holds; their decoded form, the COPY buffers and
+// the runtime come on top, hence twice the budget plus 64 MiB. Without a
+// limit the heap grows to twice what is live before the GC runs (GOGC=100):
+// about 3.5 times the budget in RSS (make bench, BENCHMARKS.md). A soft
+// limit costs only GC work while the live heap stays under it.
+func setMemoryLimit(cfg *config.Config) (limit int64, source string) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return debug.SetMemoryLimit(-1), "GOMEMLIMIT"
+	}
+	limit = 2*int64(cfg.Apply.MaxBufferedBytes) + 64<<20
+	debug.SetMemoryLimit(limit)
+	return limit, "apply.max_buffered_bytes"
 }

@@ -67,7 +67,15 @@ func main() {
 	rate := flag.Int("rate", 100, "workload transactions per second")
 	converge := flag.Duration("converge-timeout", 2*time.Minute, "give up waiting for the target to match after this")
 	binary := flag.String("pgsink", "bin/pgsink", "the pgsink binary")
+	cleanOnly := flag.Bool("clean", false, "stop the demo's pgsink, remove its connectors, replication slots and topics, and exit")
 	flag.Parse()
+	if *cleanOnly {
+		if err := clean(); err != nil {
+			fmt.Fprintln(os.Stderr, "demo:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*duration, *rate, *converge, *binary); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
@@ -92,18 +100,10 @@ func run(duration time.Duration, rate int, convergeTimeout time.Duration, binary
 	stopPrevious(stateDir)
 
 	say("resetting the demo: connectors %s*, slots %s and %s, topics %s.*, tables in source and target", connectorPrefix, tablesSlot, outboxSlot, topicPrefix)
-	c := stacktest.NewConnect(env.ConnectURL)
-	existing, err := c.List(ctx)
-	if err != nil {
+	if err := removeStreams(ctx, env); err != nil {
 		return err
 	}
-	for _, name := range existing {
-		if strings.HasPrefix(name, connectorPrefix) {
-			if err := c.Delete(ctx, name); err != nil {
-				return err
-			}
-		}
-	}
+	c := stacktest.NewConnect(env.ConnectURL)
 	runID := strconv.FormatInt(time.Now().Unix(), 10)
 	src, err := pgx.Connect(ctx, env.SourceURL)
 	if err != nil {
@@ -115,14 +115,6 @@ func run(duration time.Duration, rate int, convergeTimeout time.Duration, binary
 		return err
 	}
 	defer dst.Close(ctx)
-	for _, slot := range []string{tablesSlot, outboxSlot} {
-		if err := dropSlot(ctx, env.AdminURL, slot); err != nil {
-			return err
-		}
-	}
-	if err := stacktest.DeleteTopics(ctx, env.KafkaBootstrap, topicPrefix+"."); err != nil {
-		return err
-	}
 	for _, t := range tables {
 		if _, err := src.Exec(ctx, fmt.Sprintf(`DROP TABLE IF EXISTS public.%s; CREATE TABLE public.%s %s`, t.name, t.name, t.ddl)); err != nil {
 			return fmt.Errorf("source table %s: %w", t.name, err)
@@ -387,6 +379,47 @@ func countAndSum(ctx context.Context, conn *pgx.Conn, query string) (int64, stri
 	var sum string
 	err := conn.QueryRow(ctx, `SELECT count(*), coalesce(md5(string_agg(row_to_json(q)::text, E'\n')), md5('')) FROM (`+query+`) q`).Scan(&n, &sum)
 	return n, sum, err
+}
+
+// removeStreams deletes what the demo leaves streaming after it ends: its
+// Debezium connectors, their replication slots and its topics. A slot left
+// behind keeps every WAL segment the source writes from then on, and when
+// Kafka Connect runs again its walsender decodes them all: gigabytes after
+// a benchmark, and both cores busy for minutes.
+func removeStreams(ctx context.Context, env stacktest.Env) error {
+	c := stacktest.NewConnect(env.ConnectURL)
+	existing, err := c.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, name := range existing {
+		if strings.HasPrefix(name, connectorPrefix) {
+			if err := c.Delete(ctx, name); err != nil {
+				return err
+			}
+		}
+	}
+	for _, slot := range []string{tablesSlot, outboxSlot} {
+		if err := dropSlot(ctx, env.AdminURL, slot); err != nil {
+			return err
+		}
+	}
+	return stacktest.DeleteTopics(ctx, env.KafkaBootstrap, topicPrefix+".")
+}
+
+// clean stops the demo's pgsink and removes its streams.
+func clean() error {
+	ctx := context.Background()
+	env, err := stacktest.LoadEnv()
+	if err != nil {
+		return err
+	}
+	if err := env.Check(ctx); err != nil {
+		return err
+	}
+	stopPrevious(filepath.Join(os.Getenv("PGSINK_STACK_DIR"), "demo"))
+	say("removing the demo's connectors %s*, slots %s and %s, topics %s.*", connectorPrefix, tablesSlot, outboxSlot, topicPrefix)
+	return removeStreams(ctx, env)
 }
 
 func dropSlot(ctx context.Context, adminURL, name string) error {

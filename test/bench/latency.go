@@ -260,6 +260,26 @@ func scrapeHistogram(port int, name string) ([]bucket, float64, error) {
 	return bs, count, sc.Err()
 }
 
+// scrapeSum reads a histogram's _sum from /metrics.
+func scrapeSum(port int, name string) (float64, error) {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+"_sum "); ok {
+			return strconv.ParseFloat(v, 64)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("%s_sum missing", name)
+}
+
 // since subtracts an earlier scrape of the same histogram: the
 // observations made between the two.
 func since(now, before []bucket) []bucket {

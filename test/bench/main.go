@@ -31,13 +31,14 @@ func main() {
 	events := flag.Int("events", 1_000_000, "change events in the workload topic")
 	pgsinkBin := flag.String("pgsink", "bin/pgsink", "the pgsink binary to measure")
 	out := flag.String("out", "BENCHMARKS.md", "the report to write")
-	only := flag.String("only", "", "comma-separated phases to run (workload,copy,pgsink,alo,lowmem,batch1,jdbc,latency); default all")
+	only := flag.String("only", "", "comma-separated phases to run (workload,copy,pgsink,alo,budgets,batch1,jdbc,latency); default all")
 	batch1Cap := flag.Duration("batch1-cap", 60*time.Second, "how long pgsink with batches of 1 runs (its rate is read from its progress)")
 	jdbcCap := flag.Duration("jdbc-cap", 15*time.Minute, "how long one Debezium JDBC sink run may take before its rate is read from its progress")
 	latencyRate := flag.Int("latency-rate", 5000, "events/s produced for the latency run")
 	latencyFor := flag.Duration("latency-for", 40*time.Second, "how long the latency run produces")
 	latencyWaits := flag.String("latency-waits", "100ms", "comma-separated apply.batch.max_wait values measured for latency besides the default")
 	latencyWarmup := flag.Duration("latency-warmup", 10*time.Second, "the start of the latency run left out of its steady-state quantiles")
+	budgets := flag.String("budgets", "128MiB,256MiB", "comma-separated apply.max_buffered_bytes values drained besides the default: what a larger memory budget buys")
 	reportOnly := flag.Bool("report-only", false, "rewrite the report from the last run's .stack/bench/results.json (after editing test/bench/analysis.md)")
 	flag.Parse()
 	if *reportOnly {
@@ -89,9 +90,18 @@ func main() {
 		res.PgsinkALO, err = drainPgsink(ctx, env, bin, w, pgsinkRun{label: "at_least_once", offsetsKafka: true})
 		res.soft("PgsinkALO", err)
 	}
-	if run("lowmem") {
-		res.PgsinkLowMem, err = drainPgsink(ctx, env, bin, w, pgsinkRun{label: "low_memory", buffered: "64MiB", env: []string{"GOMEMLIMIT=160MiB"}})
-		res.soft("PgsinkLowMem", err)
+	if run("budgets") {
+		for _, b := range strings.Split(*budgets, ",") {
+			if b = strings.TrimSpace(b); b == "" {
+				continue
+			}
+			d, err := drainPgsink(ctx, env, bin, w, pgsinkRun{label: "budget_" + b, buffered: b})
+			res.soft("pgsink max_buffered_bytes "+b, err)
+			if d != nil {
+				d.Budget = b
+				res.PgsinkBudgets = append(res.PgsinkBudgets, d)
+			}
+		}
 	}
 	if run("batch1") {
 		res.PgsinkBatch1, err = drainPgsink(ctx, env, bin, w, pgsinkRun{label: "batch_1", batch: 1, limit: *batch1Cap})

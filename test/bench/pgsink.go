@@ -30,7 +30,6 @@ type pgsinkRun struct {
 	topic        string        // default: the workload topic
 	buffered     string        // apply.max_buffered_bytes; "" = default
 	maxWait      string        // apply.batch.max_wait; "" = default
-	env          []string      // extra environment (GOMEMLIMIT)
 }
 
 // Drain is one sink's drain of the workload topic.
@@ -44,6 +43,11 @@ type Drain struct {
 	CPUSeconds float64 `json:"cpu_seconds"`
 	CPUPerM    float64 `json:"cpu_s_per_million_events"`
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	// MeanBatch is records per applied batch (pgsink_batch_records), and
+	// PGCPUPerM below PostgreSQL's CPU: together they show a run starved
+	// into small batches, which cost PostgreSQL more per event.
+	MeanBatch float64 `json:"mean_batch_records,omitempty"`
+	Budget    string  `json:"max_buffered_bytes,omitempty"` // when not the default
 	// PGCPUPerM is the target PostgreSQL's CPU seconds per million events.
 	PGCPUPerM float64 `json:"postgres_cpu_s_per_million_events"`
 	Complete  bool    `json:"complete"` // drained to the end (not capped)
@@ -161,7 +165,7 @@ tables:
 		return nil, err
 	}
 	cmd := exec.Command(bin, "run", "--config", cfgPath)
-	cmd.Env = append(append(os.Environ(), "PGSINK_PPROF=1"), r.env...)
+	cmd.Env = append(os.Environ(), "PGSINK_PPROF=1")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	p := &running{cmd: cmd, port: port, url: url, group: group, log: logFile.Name(), exited: make(chan error, 1), started: time.Now()}
 	if err := cmd.Start(); err != nil {
@@ -221,6 +225,11 @@ func drainPgsink(ctx context.Context, env stacktest.Env, bin string, w Workload,
 	cpu, rss := procStats(p.pid)
 	pg1 := postgresCPU(ctx, env)
 	d := &Drain{Label: r.label, Records: done, Seconds: elapsed.Seconds(), CPUSeconds: cpu, PeakRSSMiB: rss, Complete: complete}
+	if _, batches, err := scrapeHistogram(p.port, "pgsink_batch_records"); err == nil {
+		if records, err := scrapeSum(p.port, "pgsink_batch_records"); err == nil {
+			d.MeanBatch = records / batches
+		}
+	}
 	// Events are Kafka records minus tombstones; a capped run assumes the
 	// workload's ratio.
 	d.Events = int64(float64(done) * float64(w.Events) / float64(w.Records))
@@ -241,8 +250,8 @@ func drainPgsink(ctx context.Context, env stacktest.Env, bin string, w Workload,
 	if complete && r.topic == w.Topic {
 		d.Verified = verify(ctx, env, p.url, true)
 	}
-	logf("pgsink %s: %d events in %.1fs = %.0f events/s, %.1f MB/s, %.1f CPU-s/M events, peak RSS %.0f MiB, %s",
-		r.label, d.Events, d.Seconds, d.EventsPS, d.MBPS, d.CPUPerM, d.PeakRSSMiB, d.Verified)
+	logf("pgsink %s: %d events in %.1fs = %.0f events/s, %.1f MB/s, %.1f CPU-s/M events (PostgreSQL %.1f), peak RSS %.0f MiB, %.0f records per batch, %s",
+		r.label, d.Events, d.Seconds, d.EventsPS, d.MBPS, d.CPUPerM, d.PGCPUPerM, d.PeakRSSMiB, d.MeanBatch, d.Verified)
 	return d, nil
 }
 

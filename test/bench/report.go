@@ -24,11 +24,12 @@ type Results struct {
 	Copy          *Copy     `json:"copy,omitempty"`
 	PgsinkDefault *Drain    `json:"pgsink_exactly_once,omitempty"`
 	PgsinkALO     *Drain    `json:"pgsink_at_least_once,omitempty"`
-	PgsinkLowMem  *Drain    `json:"pgsink_low_memory,omitempty"`
-	PgsinkBatch1  *Drain    `json:"pgsink_batch_1,omitempty"`
-	JDBCUnnest    *Drain    `json:"jdbc_unnest_on,omitempty"`
-	JDBCNoUnnest  *Drain    `json:"jdbc_unnest_off,omitempty"`
-	Latency       *Latency  `json:"latency,omitempty"`
+	// PgsinkBudgets are drains with other apply.max_buffered_bytes.
+	PgsinkBudgets []*Drain `json:"pgsink_budgets,omitempty"`
+	PgsinkBatch1  *Drain   `json:"pgsink_batch_1,omitempty"`
+	JDBCUnnest    *Drain   `json:"jdbc_unnest_on,omitempty"`
+	JDBCNoUnnest  *Drain   `json:"jdbc_unnest_off,omitempty"`
+	Latency       *Latency `json:"latency,omitempty"`
 	// LatencyOtherWaits is the same with other apply.batch.max_wait values.
 	LatencyOtherWaits []*Latency `json:"latency_other_max_waits,omitempty"`
 	Errors            []string   `json:"errors,omitempty"`
@@ -120,7 +121,9 @@ func report(r *Results) string {
 	}
 	row("pgsink, default settings (exactly once)", r.PgsinkDefault)
 	row("pgsink, `apply.offsets: kafka` (at least once)", r.PgsinkALO)
-	row("pgsink, `max_buffered_bytes: 64MiB` and GOMEMLIMIT=160MiB (exactly once)", r.PgsinkLowMem)
+	for _, d := range r.PgsinkBudgets {
+		row(fmt.Sprintf("pgsink, `max_buffered_bytes: %s` (exactly once)", d.Budget), d)
+	}
 	row("pgsink, batches of 1 (exactly once)", r.PgsinkBatch1)
 	row("Debezium JDBC sink, unnest insert ON", r.JDBCUnnest)
 	row("Debezium JDBC sink, unnest insert OFF", r.JDBCNoUnnest)
