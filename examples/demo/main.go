@@ -84,20 +84,29 @@ func main() {
 
 func say(format string, args ...any) { fmt.Printf("==> "+format+"\n", args...) }
 
+// stack reads the local stack's addresses, checks every service answers,
+// and stops the pgsink an earlier demo left running.
+func stack(ctx context.Context) (env stacktest.Env, stateDir string, err error) {
+	if env, err = stacktest.LoadEnv(); err != nil {
+		return env, "", err
+	}
+	if err = env.Check(ctx); err != nil {
+		return env, "", err
+	}
+	stateDir = filepath.Join(os.Getenv("PGSINK_STACK_DIR"), "demo")
+	if err = os.MkdirAll(stateDir, 0o755); err != nil {
+		return env, "", err
+	}
+	stopPrevious(stateDir)
+	return env, stateDir, nil
+}
+
 func run(duration time.Duration, rate int, convergeTimeout time.Duration, binary string) error {
 	ctx := context.Background()
-	env, err := stacktest.LoadEnv()
+	env, stateDir, err := stack(ctx)
 	if err != nil {
 		return err
 	}
-	if err := env.Check(ctx); err != nil {
-		return err
-	}
-	stateDir := filepath.Join(os.Getenv("PGSINK_STACK_DIR"), "demo")
-	if err := os.MkdirAll(stateDir, 0o755); err != nil {
-		return err
-	}
-	stopPrevious(stateDir)
 
 	say("resetting the demo: connectors %s*, slots %s and %s, topics %s.*, tables in source and target", connectorPrefix, tablesSlot, outboxSlot, topicPrefix)
 	if err := removeStreams(ctx, env); err != nil {
@@ -410,14 +419,10 @@ func removeStreams(ctx context.Context, env stacktest.Env) error {
 // clean stops the demo's pgsink and removes its streams.
 func clean() error {
 	ctx := context.Background()
-	env, err := stacktest.LoadEnv()
+	env, _, err := stack(ctx)
 	if err != nil {
 		return err
 	}
-	if err := env.Check(ctx); err != nil {
-		return err
-	}
-	stopPrevious(filepath.Join(os.Getenv("PGSINK_STACK_DIR"), "demo"))
 	say("removing the demo's connectors %s*, slots %s and %s, topics %s.*", connectorPrefix, tablesSlot, outboxSlot, topicPrefix)
 	return removeStreams(ctx, env)
 }
