@@ -154,12 +154,19 @@ func consumerConfig(cfg *config.Config) *kafka.ConfigMap {
 	}
 	m["partition.assignment.strategy"] = "cooperative-sticky"
 	if cfg.Apply.Offsets == config.OffsetsKafka {
-		// At least once: the group's committed offsets are the positions,
-		// committed by the workers right after each PostgreSQL commit (an
-		// auto-commit could commit past a batch that then fails).
+		// At least once: the group's committed offsets are the positions.
+		// A worker stores its partition's position only after the
+		// PostgreSQL commit, and librdkafka commits what is stored in the
+		// background, on revocation and on close, never past a batch not
+		// applied. As in Kafka Connect, a crash re-applies what the last
+		// commits did not cover (here at most a second); a synchronous
+		// commit after every batch would cost a broker round trip each.
 		m["auto.offset.reset"] = string(cfg.Apply.Start)
 		m["enable.auto.offset.store"] = false
-		m["enable.auto.commit"] = false
+		m["enable.auto.commit"] = true
+		if _, set := m["auto.commit.interval.ms"]; !set {
+			m["auto.commit.interval.ms"] = 1000
+		}
 		return &m
 	}
 	// Positions come from PostgreSQL (I6): never let Kafka pick one.
@@ -457,14 +464,15 @@ func (r *Runner) committed(p *partition, next int64) {
 	topic := p.id.Topic
 	tp := kafka.TopicPartition{Topic: &topic, Partition: p.id.Partition, Offset: kafka.Offset(next)}
 	r.failpoints.hit("after-commit")
-	if r.cfg.Apply.Offsets == config.OffsetsKafka {
-		// The position itself (at least once): a failed commit re-applies
-		// the batch after a restart or rebalance, nothing worse.
-		if _, err := r.consumer.CommitOffsets([]kafka.TopicPartition{tp}); err != nil {
-			p.log.Warn("commit offset to Kafka (apply.offsets: kafka)", zap.Error(err))
+	// With apply.offsets: kafka the stored offset is the position (at
+	// least once: librdkafka commits it in the background); otherwise it
+	// only feeds lag dashboards.
+	if _, err := r.consumer.StoreOffsets([]kafka.TopicPartition{tp}); err != nil {
+		if r.cfg.Apply.Offsets == config.OffsetsKafka {
+			p.log.Warn("store offset (apply.offsets: kafka): the batch may be applied again after a restart", zap.Error(err))
+		} else {
+			p.log.Debug("store offset for lag", zap.Error(err))
 		}
-	} else if _, err := r.consumer.StoreOffsets([]kafka.TopicPartition{tp}); err != nil {
-		p.log.Debug("store offset for lag", zap.Error(err))
 	}
 	if _, armed := r.failpoints["after-kafka-commit"]; armed {
 		// Commit now rather than at the next auto-commit, so the point is
@@ -496,6 +504,14 @@ func (r *Runner) rebalance(c *kafka.Consumer, ev kafka.Event) error {
 		}
 		r.metrics.Rebalances.WithLabelValues(kind).Inc()
 		r.revoke(e.Partitions, lost)
+		if r.cfg.Apply.Offsets == config.OffsetsKafka && !lost {
+			// The workers stored their last positions: commit them now,
+			// so the next owner does not apply those batches again.
+			var kerr kafka.Error
+			if _, err := c.Commit(); err != nil && !(errors.As(err, &kerr) && kerr.Code() == kafka.ErrNoOffset) {
+				r.log.Warn("commit positions of revoked partitions (apply.offsets: kafka)", zap.Error(err))
+			}
+		}
 		if err := c.IncrementalUnassign(e.Partitions); err != nil {
 			r.setFatal(fmt.Errorf("incremental unassign: %w", err))
 		}

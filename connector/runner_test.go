@@ -35,15 +35,16 @@ func TestConsumerConfigForcesTheProtocol(t *testing.T) {
 }
 
 // With apply.offsets: kafka the group's offsets are the positions: the
-// workers commit them after each PostgreSQL commit, never librdkafka on its
-// own timer, and apply.start decides where a new group begins.
+// workers store them after each PostgreSQL commit (never librdkafka on its
+// own), librdkafka commits what is stored every second, and apply.start
+// decides where a new group begins.
 func TestConsumerConfigOffsetsInKafka(t *testing.T) {
 	cfg := &config.Config{Kafka: map[string]string{"bootstrap.servers": "b", "group.id": "g"}}
 	cfg.Apply.Offsets = config.OffsetsKafka
 	cfg.Apply.Start = config.StartEarliest
 	m := *consumerConfig(cfg)
 	want := map[string]any{"partition.assignment.strategy": "cooperative-sticky", "auto.offset.reset": "earliest",
-		"enable.auto.offset.store": false, "enable.auto.commit": false}
+		"enable.auto.offset.store": false, "enable.auto.commit": true, "auto.commit.interval.ms": 1000}
 	for k, v := range want {
 		if m[k] != v {
 			t.Errorf("%s = %v, want %v", k, m[k], v)

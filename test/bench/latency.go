@@ -111,7 +111,7 @@ func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Worklo
 		return nil, err
 	}
 	deadline := time.Now().Add(2 * time.Minute)
-	pos := positionReader(ctx, env, p.url, p.group, pgsinkRun{topic: latencyTopic})
+	pos := positionReader(ctx, p, pgsinkRun{topic: latencyTopic}, nil)
 	for {
 		if done, err := pos(); err == nil && done >= total {
 			break

@@ -200,7 +200,7 @@ func drainPgsink(ctx context.Context, env stacktest.Env, bin string, w Workload,
 	if r.profile {
 		go func() { profDone <- takeProfile(p.port, benchDir(), r.label) }()
 	}
-	pos := positionReader(ctx, env, p.url, p.group, r)
+	pos := positionReader(ctx, p, r, hw)
 	var done int64
 	complete := false
 	for {
@@ -258,20 +258,60 @@ func drainPgsink(ctx context.Context, env stacktest.Env, bin string, w Workload,
 // positionReader returns how many records of the topic the run has
 // committed: from pgsink.offsets, or the group's Kafka offsets when
 // positions live there.
-func positionReader(ctx context.Context, env stacktest.Env, url, group string, r pgsinkRun) func() (int64, error) {
+func positionReader(ctx context.Context, p *running, r pgsinkRun, hw []int64) func() (int64, error) {
 	if r.offsetsKafka {
-		return func() (int64, error) { return groupPosition(env.KafkaBootstrap, group, r.topic) }
+		// Not the group's committed offsets: librdkafka commits them once
+		// a second, which would add up to a second to the run. Each
+		// worker's lag gauge is set right after its PostgreSQL commit.
+		return func() (int64, error) { return lagPosition(p.port, r.topic, hw) }
 	}
 	return func() (int64, error) {
-		conn, err := pgx.Connect(ctx, url)
+		conn, err := pgx.Connect(ctx, p.url)
 		if err != nil {
 			return 0, err
 		}
 		defer conn.Close(ctx)
 		var n int64
-		err = conn.QueryRow(ctx, `SELECT coalesce(sum(next_offset), 0) FROM pgsink.offsets WHERE group_id = $1 AND topic = $2`, group, r.topic).Scan(&n)
+		err = conn.QueryRow(ctx, `SELECT coalesce(sum(next_offset), 0) FROM pgsink.offsets WHERE group_id = $1 AND topic = $2`, p.group, r.topic).Scan(&n)
 		return n, err
 	}
+}
+
+// lagPosition is how many records pgsink has committed, from its
+// pgsink_partition_lag_records gauges and the topic's high watermarks
+// (hw, per partition): a partition without a gauge has committed nothing.
+func lagPosition(port int, topic string, hw []int64) (int64, error) {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	done := make([]int64, len(hw))
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var part int
+		var lag float64
+		line := sc.Text()
+		if !strings.HasPrefix(line, "pgsink_partition_lag_records{") || !strings.Contains(line, `topic="`+topic+`"`) {
+			continue
+		}
+		i := strings.Index(line, `partition="`)
+		if i < 0 {
+			continue
+		}
+		if _, err := fmt.Sscanf(line[i:], `partition="%d"`, &part); err != nil || part < 0 || part >= len(hw) {
+			continue
+		}
+		if _, err := fmt.Sscanf(line[strings.LastIndexByte(line, ' ')+1:], "%g", &lag); err == nil {
+			done[part] = hw[part] - int64(lag)
+		}
+	}
+	var n int64
+	for _, d := range done {
+		n += d
+	}
+	return n, sc.Err()
 }
 
 // groupPosition sums a consumer group's committed offsets on the topic.
