@@ -55,6 +55,8 @@ func copyLimit(ctx context.Context, env stacktest.Env, w Workload) (*Copy, error
 	c := &Copy{Rows: tag.RowsAffected(), Bytes: size, Seconds: el, RowsPS: float64(tag.RowsAffected()) / el, EventsPS: float64(w.Events) / el,
 		PGCPUPerM: (pg1 - pg0) / float64(max(tag.RowsAffected(), 1)) * 1e6}
 	logf("copy: %d final rows (%.0f MB) in %.2fs = %.0f rows/s", c.Rows, float64(size)/1e6, el, c.RowsPS)
+	dst.Close(ctx)
+	settle(ctx, env, "bench_copy")
 	if c.Rows != w.FinalRows {
 		return c, fmt.Errorf("copy: %d rows, the source has %d", c.Rows, w.FinalRows)
 	}

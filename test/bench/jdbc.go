@@ -118,6 +118,8 @@ func drainJDBC(ctx context.Context, env stacktest.Env, w Workload, unnest bool, 
 	} else {
 		d.Note = fmt.Sprintf("capped at %s: rate from its committed progress; ", limit) + d.Note
 	}
+	_ = connect.Delete(ctx, name) // before its database goes
+	settle(ctx, env, db)
 	logf("jdbc %s: %d events in %.1fs = %.0f events/s, %.1f CPU-s/M events (Connect JVM), %s", label, d.Events, d.Seconds, d.EventsPS, d.CPUPerM, d.Verified)
 	return d, nil
 }

@@ -71,6 +71,7 @@ func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Worklo
 	if maxWait != "" {
 		label += "_wait_" + maxWait
 	}
+	defer settle(ctx, env, "bench_pgsink_"+label) // after p.stop, deferred below
 	p, err := startPgsink(ctx, env, bin, pgsinkRun{label: label, topic: latencyTopic, maxWait: maxWait})
 	if err != nil {
 		return nil, err

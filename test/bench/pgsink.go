@@ -87,6 +87,25 @@ func freshDatabase(ctx context.Context, env stacktest.Env, name, ddl string) (st
 	return u, err
 }
 
+// settle drops a finished run's database and checkpoints, so the next
+// phase does not share the machine with its autovacuum and its dirty
+// buffers: the latency runs, which come after the drains, were the most
+// disturbed by them.
+func settle(ctx context.Context, env stacktest.Env, db string) {
+	if err := stacktest.DropDatabase(ctx, env.AdminURL, db); err != nil {
+		logf("dropping %s: %v", db, err)
+	}
+	conn, err := pgx.Connect(ctx, env.AdminURL)
+	if err != nil {
+		logf("checkpoint: %v", err)
+		return
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
+		logf("checkpoint: %v", err)
+	}
+}
+
 const pgsinkDDL = `CREATE TABLE public.orders (id bigint PRIMARY KEY, customer_id bigint, status text,
 	amount numeric(12,2), created_at timestamptz, attrs jsonb, _pgsink_commit_lsn bigint, _pgsink_lsn bigint)`
 
@@ -250,6 +269,7 @@ func drainPgsink(ctx context.Context, env stacktest.Env, bin string, w Workload,
 	if complete && r.topic == w.Topic {
 		d.Verified = verify(ctx, env, p.url, true)
 	}
+	settle(ctx, env, "bench_pgsink_"+r.label)
 	logf("pgsink %s: %d events in %.1fs = %.0f events/s, %.1f MB/s, %.1f CPU-s/M events (PostgreSQL %.1f), peak RSS %.0f MiB, %.0f records per batch, %s",
 		r.label, d.Events, d.Seconds, d.EventsPS, d.MBPS, d.CPUPerM, d.PGCPUPerM, d.PeakRSSMiB, d.MeanBatch, d.Verified)
 	return d, nil
