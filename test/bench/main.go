@@ -31,7 +31,7 @@ func main() {
 	events := flag.Int("events", 1_000_000, "change events in the workload topic")
 	pgsinkBin := flag.String("pgsink", "bin/pgsink", "the pgsink binary to measure")
 	out := flag.String("out", "BENCHMARKS.md", "the report to write")
-	only := flag.String("only", "", "comma-separated phases to run (workload,copy,pgsink,alo,budgets,batch1,jdbc,latency); default all")
+	only := flag.String("only", "", "comma-separated phases to run (workload,copy,pgsink,alo,budgets,batch1,jdbc,latency); default all. Such a run writes .stack/bench/results-partial.json and, unless -out is given, .stack/bench/BENCHMARKS-partial.md")
 	batch1Cap := flag.Duration("batch1-cap", 60*time.Second, "how long pgsink with batches of 1 runs (its rate is read from its progress)")
 	jdbcCap := flag.Duration("jdbc-cap", 15*time.Minute, "how long one Debezium JDBC sink run may take before its rate is read from its progress")
 	latencyRate := flag.Int("latency-rate", 5000, "events/s produced for the latency run")
@@ -142,7 +142,19 @@ func main() {
 	}
 	res.Finished = time.Now().UTC()
 	b, _ := json.MarshalIndent(res, "", "  ")
-	_ = os.WriteFile(filepath.Join(filepath.Dir(stateFile(env)), "results.json"), b, 0o644)
+	// A run of some phases (-only) must not replace the last full run's
+	// figures, which -report-only rewrites the report from, nor its report.
+	results, report_ := "results.json", *out
+	if *only != "" {
+		results = "results-partial.json"
+		explicit := false
+		flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "out" })
+		if !explicit {
+			report_ = filepath.Join(benchDir(), "BENCHMARKS-partial.md")
+		}
+	}
+	_ = os.WriteFile(filepath.Join(filepath.Dir(stateFile(env)), results), b, 0o644)
+	*out = report_
 	check(os.WriteFile(*out, []byte(report(res)), 0o644))
 	logf("wrote %s", *out)
 }
