@@ -144,17 +144,17 @@ func main() {
 	b, _ := json.MarshalIndent(res, "", "  ")
 	// A run of some phases (-only) must not replace the last full run's
 	// figures, which -report-only rewrites the report from, nor its report.
-	results, report_ := "results.json", *out
+	results, reportPath := "results.json", *out
 	if *only != "" {
 		results = "results-partial.json"
 		explicit := false
 		flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "out" })
 		if !explicit {
-			report_ = filepath.Join(benchDir(), "BENCHMARKS-partial.md")
+			reportPath = filepath.Join(benchDir(), "BENCHMARKS-partial.md")
 		}
 	}
 	_ = os.WriteFile(filepath.Join(filepath.Dir(stateFile(env)), results), b, 0o644)
-	*out = report_
+	*out = reportPath
 	check(os.WriteFile(*out, []byte(report(res)), 0o644))
 	logf("wrote %s", *out)
 }
