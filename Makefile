@@ -5,6 +5,8 @@ SHELL := /bin/bash
 
 GO        ?= go
 STACK     := test/stack/stack.sh
+# Where stack.sh keeps the stack's state and writes its addresses (env).
+STACK_ENV := $(or $(PGSINK_STACK_DIR),.stack)/env
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 # cgo is required: confluent-kafka-go links the librdkafka it bundles.
@@ -27,12 +29,12 @@ build: ## build bin/pgsink (cgo, librdkafka bundled)
 # scenarios kill and restart the stack's Kafka Connect worker.
 FAULTS_PKG := ./test/faults
 test: lint docker-check stack-up ## every test: lint, docker/ checks, unit, integration, end-to-end, then the short fault suite (scenarios 1, 3, 7, 9, 10)
-	set -a && source .stack/env && set +a && \
+	set -a && source $(STACK_ENV) && set +a && \
 	  $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -tags $(INTEGRATION_TAGS) $$($(GO) list ./... | grep -v /test/faults) && \
 	  $(GO) test -count=1 -timeout 15m -tags $(INTEGRATION_TAGS) $(FAULTS_PKG)
 
 faults: stack-up ## the long fault-injection suite; writes test/faults/RESULTS.md
-	set -a && source .stack/env && set +a && \
+	set -a && source $(STACK_ENV) && set +a && \
 	  PGSINK_FAULTS=long PGSINK_FAULTS_RESULTS=$(CURDIR)/test/faults/RESULTS.md \
 	  $(GO) test -count=1 -timeout 60m -tags $(INTEGRATION_TAGS) -v $(FAULTS_PKG)
 
@@ -40,7 +42,7 @@ test-unit: ## unit tests only: no services needed
 	$(GO) test -race -count=1 ./...
 
 test-integration: stack-up ## integration and end-to-end tests only
-	set -a && source .stack/env && set +a && \
+	set -a && source $(STACK_ENV) && set +a && \
 	  $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -tags $(INTEGRATION_TAGS) -run 'Integration|E2E' ./...
 
 lint: ## gofmt, go vet and staticcheck (staticcheck.conf, pinned in go.mod)
@@ -74,23 +76,23 @@ stack-status: ## one line per stack service
 	@$(STACK) status
 
 fixtures: stack-up ## re-record testdata/debezium from the real Debezium
-	set -a && source .stack/env && set +a && \
+	set -a && source $(STACK_ENV) && set +a && \
 	  $(GO) run ./test/fixturegen -out testdata/debezium
 
 DEMO_FLAGS ?=
 demo: build stack-up ## the main job: stack up, Debezium registered, pgsink applying a live workload
-	set -a && source .stack/env && set +a && $(GO) run ./examples/demo $(DEMO_FLAGS)
+	set -a && source $(STACK_ENV) && set +a && $(GO) run ./examples/demo $(DEMO_FLAGS)
 
 demo-clean: stack-up ## stop the demo's pgsink and remove its connectors, replication slots and topics (a slot left behind keeps all WAL)
-	set -a && source .stack/env && set +a && $(GO) run ./examples/demo -clean
+	set -a && source $(STACK_ENV) && set +a && $(GO) run ./examples/demo -clean
 
 BENCH_FLAGS ?=
 bench: stack-up build demo-clean ## issue 8 in one run: pgsink vs COPY vs the Debezium JDBC sink, at-least-once, batches of 1, latency -> BENCHMARKS.md; then the decoder and apply micro-benchmarks
-	set -a && source .stack/env && set +a && \
+	set -a && source $(STACK_ENV) && set +a && \
 	  $(GO) run ./test/bench -pgsink bin/pgsink -out BENCHMARKS.md $(BENCH_FLAGS)
 	$(GO) test -run XXX -bench . -benchmem -cpu 1 ./connector/debezium/
 	$(GO) test -run XXX -bench Reduce -benchmem ./sink/
-	set -a && source .stack/env && set +a && \
+	set -a && source $(STACK_ENV) && set +a && \
 	  $(GO) test -tags $(INTEGRATION_TAGS) -run XXX -bench 'Integration(Apply|WriteStrategies)' -benchtime 1x -timeout 30m ./sink/
 
 clean: ## remove build output (not the jar cache nor the stack state)
