@@ -227,22 +227,27 @@ type bucket struct {
 	count float64
 }
 
-// scrapeHistogram reads a classic histogram's cumulative buckets from /metrics.
-func scrapeHistogram(port int, name string) ([]bucket, float64, error) {
+// metricLines calls visit with each line of pgsink's /metrics.
+func metricLines(port int, visit func(line string)) error {
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
 	if err != nil {
-		return nil, 0, err
+		return err
 	}
 	defer resp.Body.Close()
-	var bs []bucket
-	var count float64
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(line, name+"_bucket{le=\""):
-			rest := strings.TrimPrefix(line, name+"_bucket{le=\"")
+		visit(sc.Text())
+	}
+	return sc.Err()
+}
+
+// scrapeHistogram reads a classic histogram's cumulative buckets from /metrics.
+func scrapeHistogram(port int, name string) ([]bucket, float64, error) {
+	var bs []bucket
+	var count float64
+	err := metricLines(port, func(line string) {
+		if rest, ok := strings.CutPrefix(line, name+"_bucket{le=\""); ok {
 			le, val, _ := strings.Cut(rest, "\"} ")
 			v, _ := strconv.ParseFloat(val, 64)
 			f := math.Inf(1)
@@ -250,35 +255,33 @@ func scrapeHistogram(port int, name string) ([]bucket, float64, error) {
 				f, _ = strconv.ParseFloat(le, 64)
 			}
 			bs = append(bs, bucket{le: f, count: v})
-		case strings.HasPrefix(line, name+"_count "):
-			count, _ = strconv.ParseFloat(strings.TrimPrefix(line, name+"_count "), 64)
+		} else if v, ok := strings.CutPrefix(line, name+"_count "); ok {
+			count, _ = strconv.ParseFloat(v, 64)
 		}
+	})
+	if err != nil {
+		return nil, 0, err
 	}
 	sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
 	if count == 0 {
 		return nil, 0, fmt.Errorf("histogram %s is empty or missing", name)
 	}
-	return bs, count, sc.Err()
+	return bs, count, nil
 }
 
 // scrapeSum reads a histogram's _sum from /metrics.
 func scrapeSum(port int, name string) (float64, error) {
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+"_sum "); ok {
-			return strconv.ParseFloat(v, 64)
+	sum, found := 0.0, false
+	err := metricLines(port, func(line string) {
+		if v, ok := strings.CutPrefix(line, name+"_sum "); ok {
+			sum, _ = strconv.ParseFloat(v, 64)
+			found = true
 		}
+	})
+	if err == nil && !found {
+		err = fmt.Errorf("%s_sum missing", name)
 	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, fmt.Errorf("%s_sum missing", name)
+	return sum, err
 }
 
 // since subtracts an earlier scrape of the same histogram: the

@@ -301,37 +301,29 @@ func positionReader(ctx context.Context, p *running, r pgsinkRun, hw []int64) fu
 // pgsink_partition_lag_records gauges and the topic's high watermarks
 // (hw, per partition): a partition without a gauge has committed nothing.
 func lagPosition(port int, topic string, hw []int64) (int64, error) {
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
 	done := make([]int64, len(hw))
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var part int
-		var lag float64
-		line := sc.Text()
+	err := metricLines(port, func(line string) {
 		if !strings.HasPrefix(line, "pgsink_partition_lag_records{") || !strings.Contains(line, `topic="`+topic+`"`) {
-			continue
+			return
 		}
 		i := strings.Index(line, `partition="`)
+		var part int
+		var lag float64
 		if i < 0 {
-			continue
+			return
 		}
 		if _, err := fmt.Sscanf(line[i:], `partition="%d"`, &part); err != nil || part < 0 || part >= len(hw) {
-			continue
+			return
 		}
 		if _, err := fmt.Sscanf(line[strings.LastIndexByte(line, ' ')+1:], "%g", &lag); err == nil {
 			done[part] = hw[part] - int64(lag)
 		}
-	}
+	})
 	var n int64
 	for _, d := range done {
 		n += d
 	}
-	return n, sc.Err()
+	return n, err
 }
 
 // groupPosition sums a consumer group's committed offsets on the topic.
