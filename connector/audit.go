@@ -46,12 +46,13 @@ func createAudit(ctx context.Context, db interface {
 	return nil
 }
 
-// audit returns the sink's BeforeCommit hook writing the audit rows.
-func audit(schema string) func(ctx context.Context, tx pgx.Tx, records []debezium.Record) error {
+// audit returns the sink's BeforeCommit hook, which queues the audit rows
+// into the transaction's last pipeline.
+func audit(schema string) func(b *pgx.Batch, records []debezium.Record) {
 	table := auditTable(schema)
-	return func(ctx context.Context, tx pgx.Tx, records []debezium.Record) error {
+	return func(b *pgx.Batch, records []debezium.Record) {
 		if len(records) == 0 {
-			return nil
+			return
 		}
 		topics := make([]string, len(records))
 		partitions := make([]int32, len(records))
@@ -59,21 +60,24 @@ func audit(schema string) func(ctx context.Context, tx pgx.Tx, records []debeziu
 		for i, r := range records {
 			topics[i], partitions[i], offsets[i] = r.Topic, r.Partition, r.Offset
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO `+table+` (topic, partition, "offset") SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[])`,
-			topics, partitions, offsets)
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
-			// Not wrapped: a unique violation here means a record was
-			// applied twice, which must stop the instance, not be
-			// isolated into the dead letters like a bad record.
-			return fmt.Errorf("apply audit: a record applied twice: %v", err)
+		b.Queue(`INSERT INTO `+table+` (topic, partition, "offset") SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[])`,
+			topics, partitions, offsets).Fn = func(br pgx.BatchResults) error {
+			_, err := br.Exec()
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
+				// Not wrapped: a unique violation here means a record was
+				// applied twice, which must stop the instance, not be
+				// isolated into the dead letters like a bad record.
+				return fmt.Errorf("apply audit: a record applied twice: %v", err)
+			}
+			if err != nil {
+				// Anything else (the connection lost in a PostgreSQL
+				// restart) is the transaction's failure like any other:
+				// wrapped, so the sink retries it as it would its own
+				// statements.
+				return fmt.Errorf("apply audit: %w", err)
+			}
+			return nil
 		}
-		if err != nil {
-			// Anything else (the connection lost in a PostgreSQL restart)
-			// is the transaction's failure like any other: wrapped, so the
-			// sink retries it as it would its own statements.
-			return fmt.Errorf("apply audit: %w", err)
-		}
-		return nil
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -118,6 +119,66 @@ func (o Offsets) Advance(ctx context.Context, tx DB, c *Claim, next int64) error
 		return err
 	}
 	return o.mismatch(*c, stored)
+}
+
+// ErrNotAdvanced is the error of the compare-and-set QueueAdvance queued
+// when the offsets row does not match the claim: the transaction is aborted
+// and Mismatch says why.
+var ErrNotAdvanced = errors.New("offsets row does not match the claim")
+
+// advanceMismatch is the text of the error PostgreSQL raises for a
+// compare-and-set that matched no row: it ends up in the server's log, so it
+// says what happened.
+const advanceMismatch = "pgsink: offset compare-and-set matched no row"
+
+// QueueAdvance queues Advance's compare-and-set into b, a pipelined
+// transaction: BEGIN before it, the batch's writes and possibly its COMMIT
+// after it, all sent at once. Nothing of the pipeline may then run past a
+// row that does not match, so the statement fails instead of reporting 0
+// rows, which aborts the transaction (and skips its COMMIT), and its error
+// is ErrNotAdvanced. The caller rolls back and asks Mismatch for the
+// *FencedError or *PositionMovedError. On success c.NextOffset is next
+// once the transaction commits; QueueAdvance does not change c.
+func (o Offsets) QueueAdvance(b *pgx.Batch, c Claim, next int64) error {
+	if next < c.NextOffset {
+		return fmt.Errorf("partition %s: refusing to move the offset backwards from %d to %d", c.PartitionID, c.NextOffset, next)
+	}
+	// The failing branch must not be a constant, or the planner would
+	// evaluate (and raise) it whatever the count: count(*) makes it
+	// depend on the row the UPDATE matched.
+	b.Queue(`WITH moved AS (
+    UPDATE `+o.table+` SET next_offset = $1, updated_at = now()
+     WHERE group_id = $2 AND topic = $3 AND partition = $4 AND epoch = $5 AND next_offset = $6
+    RETURNING 1)
+SELECT CASE count(*) WHEN 1 THEN 1 ELSE ('`+advanceMismatch+` (' || count(*) || ')')::integer END FROM moved`,
+		next, c.Group, c.Topic, c.Partition, c.Epoch, c.NextOffset).Fn = func(br pgx.BatchResults) error {
+		_, err := br.Exec()
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "22P02" && strings.Contains(pgErr.Message, advanceMismatch) {
+			return fmt.Errorf("partition %s: %w", c.PartitionID, ErrNotAdvanced)
+		}
+		if err != nil {
+			return fmt.Errorf("partition %s: advance offset: %w", c.PartitionID, err)
+		}
+		return nil
+	}
+	return nil
+}
+
+// Mismatch reads the stored row of a claim whose compare-and-set failed
+// (ErrNotAdvanced) and returns the *FencedError or *PositionMovedError that
+// describes it. Run it after the rollback.
+func (o Offsets) Mismatch(ctx context.Context, db DB, c Claim) error {
+	stored, err := o.Read(ctx, db, c.PartitionID)
+	if err != nil {
+		return err
+	}
+	if stored.Epoch == c.Epoch && stored.NextOffset == c.NextOffset {
+		// The row matches now: it did not when the statement ran, so a
+		// concurrent writer moved it and back, which only a replay does.
+		return &PositionMovedError{Partition: c.PartitionID, Expected: c.NextOffset, Stored: stored.NextOffset}
+	}
+	return o.mismatch(c, stored)
 }
 
 func (o Offsets) mismatch(mine, stored Claim) error {

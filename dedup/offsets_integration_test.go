@@ -255,3 +255,75 @@ func TestIntegrationAmbiguousCommit(t *testing.T) {
 		t.Fatalf("ResolveCommit after a new claim: %v, want FencedError", err)
 	}
 }
+
+// QueueAdvance in a pipeline that also carries the transaction's writes and
+// COMMIT: a claim that no longer matches fails the compare-and-set, which
+// aborts the transaction, so the writes queued after it never commit; the
+// position moves only for the matching claim.
+func TestIntegrationQueueAdvancePipelined(t *testing.T) {
+	ctx := context.Background()
+	pool := migrated(t)
+	if _, err := pool.Exec(ctx, `CREATE TABLE written (n int)`); err != nil {
+		t.Fatal(err)
+	}
+	o := dedup.NewOffsets(schema)
+	p := dedup.PartitionID{Group: "g", Topic: "t", Partition: 0}
+	mine, err := o.Claim(ctx, pool, p, 0, "me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	pipeline := func(c dedup.Claim, next int64, n int) error {
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		if err := o.QueueAdvance(b, c, next); err != nil {
+			return err
+		}
+		b.Queue(`INSERT INTO written VALUES ($1)`, n)
+		b.Queue("COMMIT")
+		err := conn.SendBatch(ctx, b).Close()
+		if conn.Conn().PgConn().TxStatus() != 'I' {
+			if _, rerr := conn.Exec(ctx, "ROLLBACK"); rerr != nil {
+				t.Fatal(rerr)
+			}
+		}
+		return err
+	}
+	if err := pipeline(mine, 5, 1); err != nil {
+		t.Fatalf("matching claim: %v", err)
+	}
+	// The same claim again: its position is stale now.
+	err = pipeline(mine, 9, 2)
+	if !errors.Is(err, dedup.ErrNotAdvanced) {
+		t.Fatalf("stale position: %v, want ErrNotAdvanced", err)
+	}
+	var moved *dedup.PositionMovedError
+	if err := o.Mismatch(ctx, pool, mine); !errors.As(err, &moved) || moved.Stored != 5 {
+		t.Fatalf("Mismatch for a stale position: %v, want PositionMovedError stored 5", err)
+	}
+	// A zombie: another owner claimed the partition.
+	mine.NextOffset = 5
+	if _, err := o.Claim(ctx, pool, p, 0, "other"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pipeline(mine, 9, 3); !errors.Is(err, dedup.ErrNotAdvanced) {
+		t.Fatalf("fenced claim: %v, want ErrNotAdvanced", err)
+	}
+	var fenced *dedup.FencedError
+	if err := o.Mismatch(ctx, pool, mine); !errors.As(err, &fenced) {
+		t.Fatalf("Mismatch for a superseded epoch: %v, want FencedError", err)
+	}
+	var got []int32
+	rows, _ := pool.Query(ctx, `SELECT n FROM written ORDER BY n`)
+	got, err = pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil || len(got) != 1 || got[0] != 1 {
+		t.Fatalf("rows written: %v, %v; want only [1], the write of the matching claim", got, err)
+	}
+	if err := o.QueueAdvance(&pgx.Batch{}, mine, 4); err == nil {
+		t.Fatal("QueueAdvance accepted a position behind the claim's")
+	}
+}

@@ -2,7 +2,6 @@ package sink
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -54,7 +53,7 @@ type Options struct {
 	// COMMIT with the records the transaction accounts for (applied or
 	// dead-lettered). Tests use it to keep an audit that proves no record is
 	// applied twice.
-	BeforeCommit func(ctx context.Context, tx pgx.Tx, records []debezium.Record) error
+	BeforeCommit func(b *pgx.Batch, records []debezium.Record)
 	// TestNoVersionGuard breaks pgsink on purpose: writes no longer check
 	// the stored version, so stale events regress rows. Only the fault
 	// suite sets it (PGSINK_TEST_BREAK=no-version-guard) to prove its
@@ -202,7 +201,13 @@ func (a *Applier) retry(ctx context.Context, st *Stats, fn func() error) error {
 
 // applyOnce runs one transaction: the offset CAS first, then the writes of
 // items [lo, hi), then the dead letter of item dead (if >= 0) with cause.
+// Its statements are pipelined (see txn): a small batch is one round trip.
 func (a *Applier) applyOnce(ctx context.Context, b *Batch, lo, hi int, next int64, dead int, cause error, st *Stats) error {
+	for i := lo; i < hi; i++ {
+		if b.Items[i].Err != nil {
+			return &RecordError{Item: i, Err: b.Items[i].Err}
+		}
+	}
 	conn, err := a.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("sink: acquire connection: %w", err)
@@ -213,41 +218,44 @@ func (a *Applier) applyOnce(ctx context.Context, b *Batch, lo, hi int, next int6
 			conn.Release()
 		}
 	}()
+	x := newTxn(conn.Conn())
+	defer func() {
+		// A transaction left open or aborted on the server is rolled
+		// back, so the connection can go back to the pool (which would
+		// otherwise drop it); a connection that cannot is dropped.
+		if !released && !conn.Conn().IsClosed() && conn.Conn().PgConn().TxStatus() != 'I' {
+			rollbackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+			_, _ = conn.Conn().Exec(rollbackCtx, "ROLLBACK")
+			cancel()
+		}
+	}()
 	before := *b.Claim
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("sink: begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
 	claim := before
+	x.queue.Queue("BEGIN")
 	if a.opts.KafkaOffsets {
 		claim.NextOffset = next
-	} else if err := a.offsets.Advance(ctx, tx, &claim, next); err != nil {
-		return err
+	} else {
+		// The first statement: its row lock serialises the partition's
+		// writers (see dedup.Offsets.Advance).
+		if err := a.offsets.QueueAdvance(x.queue, before, next); err != nil {
+			return err
+		}
+		claim.NextOffset = next
 	}
 	if a.opts.AsyncCommit {
-		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
-			return fmt.Errorf("sink: %w", err)
-		}
+		x.queue.Queue("SET LOCAL synchronous_commit = off")
 	}
 	var pending Stats
-	for i := lo; i < hi; i++ {
-		if b.Items[i].Err != nil {
-			return &RecordError{Item: i, Err: b.Items[i].Err}
-		}
-	}
 	pg := conn.Conn().PgConn()
-	created, err := a.write(ctx, pg, tx, b.Items, lo, hi, partition{b.Claim.Topic, b.Claim.Partition}, &pending)
+	created, err := a.write(ctx, pg, x, b.Items, lo, hi, partition{b.Claim.Topic, b.Claim.Partition}, &pending)
 	if err != nil {
-		return err
+		return a.aborted(ctx, conn.Conn(), before, err)
 	}
 	if dead >= 0 {
 		if b.Items[dead].Err != nil {
 			cause = b.Items[dead].Err
 		}
-		if err := a.deadLetter(ctx, tx, b.Claim.Group, b.Items[dead], cause); err != nil {
-			return err
-		}
+		a.deadLetter(x, b.Claim.Group, b.Items[dead], cause)
 		pending.DeadLetters++
 	}
 	if a.opts.BeforeCommit != nil {
@@ -258,13 +266,16 @@ func (a *Applier) applyOnce(ctx context.Context, b *Batch, lo, hi int, next int6
 		if dead >= 0 {
 			records = append(records, b.Items[dead].Record)
 		}
-		if err := a.opts.BeforeCommit(ctx, tx, records); err != nil {
-			return fmt.Errorf("sink: before commit: %w", err)
-		}
+		a.opts.BeforeCommit(x.queue, records)
 	}
-	if err := tx.Commit(ctx); err != nil && a.opts.KafkaOffsets {
+	outcome, err := x.commit(ctx)
+	switch {
+	case outcome == committed:
+	case outcome == notCommitted:
+		return a.aborted(ctx, conn.Conn(), before, err)
+	case a.opts.KafkaOffsets:
 		return fmt.Errorf("sink: commit: %w", err) // redelivered: at least once
-	} else if err != nil {
+	default:
 		// The connection that failed during COMMIT is closed and given
 		// back before the outcome is read on another: holding it while
 		// waiting for a second one deadlocks a pool whose connections all
@@ -276,7 +287,7 @@ func (a *Applier) applyOnce(ctx context.Context, b *Batch, lo, hi int, next int6
 		conn.Release()
 		released = true
 		resolveCtx, cancelResolve := context.WithTimeout(ctx, resolveTimeout)
-		committed, rerr := a.offsets.ResolveCommit(resolveCtx, a.pool, before, next)
+		done, rerr := a.offsets.ResolveCommit(resolveCtx, a.pool, before, next)
 		cancelResolve()
 		if rerr != nil {
 			// Another owner or a replay moved the row meanwhile: that is
@@ -286,14 +297,18 @@ func (a *Applier) applyOnce(ctx context.Context, b *Batch, lo, hi int, next int6
 			}
 			return &UnknownCommitError{Commit: err, Resolve: rerr}
 		}
-		if !committed {
+		if !done {
 			return fmt.Errorf("sink: commit: %w", err)
 		}
+	}
+	if err != nil && !released {
+		// Committed, but the session failed after: drop it.
+		_ = conn.Conn().Close(context.WithoutCancel(ctx))
 	}
 	// A staging table created in a transaction that rolled back is gone
 	// with it: remember it only now (and only on a connection that lives
 	// on: after an ambiguous COMMIT it was closed).
-	if !released {
+	if !released && !conn.Conn().IsClosed() {
 		for _, name := range created {
 			pg.CustomData()[name] = true
 		}
@@ -302,6 +317,19 @@ func (a *Applier) applyOnce(ctx context.Context, b *Batch, lo, hi int, next int6
 	st.add(pending)
 	st.Transactions++
 	return nil
+}
+
+// aborted rolls back a transaction that failed before it committed and
+// returns its error; when its offsets compare-and-set failed, the error
+// says why: fenced, or the position moved.
+func (a *Applier) aborted(ctx context.Context, conn *pgx.Conn, before dedup.Claim, err error) error {
+	if !errors.Is(err, dedup.ErrNotAdvanced) {
+		return err
+	}
+	if _, rerr := conn.Exec(ctx, "ROLLBACK"); rerr != nil {
+		return fmt.Errorf("%w (and the rollback failed: %v)", err, rerr)
+	}
+	return a.offsets.Mismatch(ctx, conn, before)
 }
 
 // add counts a committed transaction's work; Retries and Transactions are
@@ -319,7 +347,7 @@ func (s *Stats) add(o Stats) {
 
 // write stages and applies items [lo, hi), table by table. It returns the
 // staging tables it created in this session.
-func (a *Applier) write(ctx context.Context, pg *pgconn.PgConn, tx pgx.Tx, items []Item, lo, hi int, part partition, st *Stats) (created []string, err error) {
+func (a *Applier) write(ctx context.Context, pg *pgconn.PgConn, x *txn, items []Item, lo, hi int, part partition, st *Stats) (created []string, err error) {
 	byTable := map[*Table][]int{}
 	var tables []*Table
 	for i := lo; i < hi; i++ {
@@ -331,7 +359,7 @@ func (a *Applier) write(ctx context.Context, pg *pgconn.PgConn, tx pgx.Tx, items
 	}
 	for _, t := range tables {
 		if t.Outbox != nil {
-			made, err := a.writeOutbox(ctx, pg, tx, t, items, byTable[t], part, st)
+			made, err := a.writeOutbox(ctx, pg, x, t, items, byTable[t], part, st)
 			if made {
 				created = append(created, a.outboxStatementsFor(t).stageName)
 			}
@@ -344,7 +372,7 @@ func (a *Applier) write(ctx context.Context, pg *pgconn.PgConn, tx pgx.Tx, items
 		if err != nil {
 			return created, err
 		}
-		made, err := a.writeTable(ctx, pg, tx, t, red, st)
+		made, err := a.writeTable(ctx, pg, x, t, red, st)
 		if made {
 			created = append(created, a.statementsFor(t).stageName)
 		}
@@ -368,28 +396,30 @@ func (a *Applier) statementsFor(t *Table) *statements {
 
 // writeTable stages the table's reduced rows and applies them; it reports
 // whether it created the session's staging table.
-func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, tx pgx.Tx, t *Table, red *reduced, st *Stats) (created bool, err error) {
+func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, x *txn, t *Table, red *reduced, st *Stats) (created bool, err error) {
 	stmts := a.statementsFor(t)
-	var batch pgx.Batch
 	// The staging table has no statistics and its size changes per batch:
 	// a cached generic plan made for a small stage (a nested loop scanning
 	// it per target row) turns quadratic on a large one. Custom plans see
 	// the stage's real size. JIT compilation, which the planner turns on
 	// for the cost it expects of the tombstone probes the upsert mostly
 	// skips, takes longer than these statements run (50 ms against 100 at
-	// 5,000 rows). Queued first, it costs no round trip.
-	batch.Queue(applySettings)
+	// 5,000 rows). Pipelined, it costs no round trip.
+	x.queue.Queue(applySettings)
 	if red.truncate != nil {
-		batch.Queue(stmts.truncate, red.truncate.CommitLSN, red.truncate.LSN)
-		batch.Queue(stmts.truncateTS, t.Ref(), red.truncate.CommitLSN, red.truncate.LSN)
+		x.queue.Queue(stmts.truncate, red.truncate.CommitLSN, red.truncate.LSN)
+		x.queue.Queue(stmts.truncateTS, t.Ref(), red.truncate.CommitLSN, red.truncate.LSN)
 		st.Truncated++
 	}
 	if len(red.rows) > 0 {
 		if pg.CustomData()[stmts.stageName] == nil {
-			if _, err := tx.Exec(ctx, stmts.createStage); err != nil {
-				return false, fmt.Errorf("create staging table: %w", err)
-			}
+			// Created in its own round trip: pgx prepares the statements
+			// that name it before it runs any of the pipeline.
+			x.queue.Queue(stmts.createStage)
 			created = true
+			if err := x.flush(ctx); err != nil {
+				return created, fmt.Errorf("create staging table: %w", err)
+			}
 		}
 		rows, groups := stagingRows(red)
 		deletes := groups[0].rows > 0
@@ -397,8 +427,8 @@ func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, tx pgx.Tx, 
 		for _, g := range groups[1:] {
 			st.Upserted += g.rows
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"pg_temp", stmts.stageName}, stmts.stageCols, pgx.CopyFromRows(rows)); err != nil {
-			return created, fmt.Errorf("copy to staging: %w", err)
+		if err := x.stage(ctx, stmts.stageName, stmts.stageCols, rows); err != nil {
+			return created, fmt.Errorf("stage rows: %w", err)
 		}
 		for m, g := range groups {
 			if m == 0 || g.rows == 0 {
@@ -408,7 +438,7 @@ func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, tx pgx.Tx, 
 			if slices.Contains(g.unchanged, true) {
 				// Asked before the upsert creates them. Rare: only
 				// events with TOAST placeholders come here.
-				batch.Queue(stmts.unresolved, int32(m)).QueryRow(func(row pgx.Row) error {
+				x.queue.Queue(stmts.unresolved, int32(m)).QueryRow(func(row pgx.Row) error {
 					var n int64
 					err := row.Scan(&n)
 					st.Unresolved += n
@@ -423,32 +453,30 @@ func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, tx pgx.Tx, 
 			// custom plans below.
 			small := len(rows) <= genericPlanRows
 			if small {
-				batch.Queue(genericPlans)
+				x.queue.Queue(genericPlans)
 			}
 			// Rows the upsert did not write were refused by the version
 			// guard or a tombstone: stale events, counted, never applied.
-			batch.Queue(stmts.upsert(g.unchanged), int32(m), t.Ref()).Exec(func(tag pgconn.CommandTag) error {
+			x.queue.Queue(stmts.upsert(g.unchanged), int32(m), t.Ref()).Exec(func(tag pgconn.CommandTag) error {
 				st.Stale += staged - tag.RowsAffected()
 				return nil
 			})
 			if small {
-				batch.Queue(customPlans)
+				x.queue.Queue(customPlans)
 			}
 		}
 		if deletes {
 			switch t.Deletes {
 			case DeleteHard:
-				batch.Queue(stmts.deleteHard)
+				x.queue.Queue(stmts.deleteHard)
 			case DeleteSoft:
-				batch.Queue(stmts.deleteSoft)
+				x.queue.Queue(stmts.deleteSoft)
 			}
-			batch.Queue(stmts.tombstones, t.Ref())
+			x.queue.Queue(stmts.tombstones, t.Ref())
 		}
+		x.unstage(pg, stmts.stage, len(rows))
 	}
-	if batch.Len() == 1 {
-		return created, nil
-	}
-	return created, tx.SendBatch(ctx, &batch).Close()
+	return created, nil
 }
 
 // resolveTimeout bounds the reading of the offsets row after a COMMIT
@@ -457,6 +485,10 @@ func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, tx pgx.Tx, 
 // offset compare-and-set and reported as a moved position, never applied
 // twice (I1, I2).
 const resolveTimeout = 30 * time.Second
+
+// rollbackTimeout bounds the ROLLBACK of a failed transaction; past it the
+// connection is dropped, which rolls back as well.
+const rollbackTimeout = 5 * time.Second
 
 // applySettings is queued before the statements that read a staging table.
 const applySettings = "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), set_config('jit', 'off', true)"
@@ -537,15 +569,11 @@ func maskSignature(unchanged []bool) string {
 	return string(b)
 }
 
-func (a *Applier) deadLetter(ctx context.Context, tx pgx.Tx, group string, it Item, cause error) error {
+func (a *Applier) deadLetter(x *txn, group string, it Item, cause error) {
 	r := it.Record
 	headers := make([]map[string]any, 0, len(r.Headers))
 	for _, h := range r.Headers {
 		headers = append(headers, map[string]any{"key": h.Key, "value": string(h.Value)})
-	}
-	hjson, err := json.Marshal(headers)
-	if err != nil {
-		return err
 	}
 	var target *string
 	if it.Table != nil {
@@ -556,15 +584,14 @@ func (a *Applier) deadLetter(ctx context.Context, tx pgx.Tx, group string, it It
 	if cause != nil {
 		msg = cause.Error()
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO `+a.dead+` (group_id, topic, partition, "offset", target, key, value, headers, error, error_class)
+	x.queueWrapped(`INSERT INTO `+a.dead+` (group_id, topic, partition, "offset", target, key, value, headers, error, error_class)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (group_id, topic, partition, "offset") DO UPDATE
 		   SET error = excluded.error, error_class = excluded.error_class, failed_at = now()`,
-		group, r.Topic, r.Partition, r.Offset, target, r.Key, r.Value, hjson, msg, errorClass(cause, it.Err != nil))
-	if err != nil {
-		return fmt.Errorf("sink: write dead letter for %s[%d]@%d: %w", r.Topic, r.Partition, r.Offset, err)
-	}
-	return nil
+		[]any{group, r.Topic, r.Partition, r.Offset, target, r.Key, r.Value, headers, msg, errorClass(cause, it.Err != nil)},
+		func(err error) error {
+			return fmt.Errorf("sink: write dead letter for %s[%d]@%d: %w", r.Topic, r.Partition, r.Offset, err)
+		})
 }
 
 // errorClass names the kind of failure for operators and for Kafka

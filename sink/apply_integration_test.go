@@ -424,3 +424,81 @@ func TestIntegrationApplyAmbiguousCommitOnePooledConnection(t *testing.T) {
 		t.Fatalf("stored offset %d, want 1", got)
 	}
 }
+
+// The two ways a stage is filled — INSERT … VALUES in the transaction's
+// pipeline for a small batch, COPY for a large one — apply the same history
+// to the same rows: creates, updates, an unchanged-TOAST update, stale
+// re-emissions and deletes, in one batch and in batches of 7.
+func TestIntegrationApplyStagedEitherWay(t *testing.T) {
+	var events []ev
+	for id := int64(1); id <= 120; id++ {
+		events = append(events, ev{debezium.OpCreate, id, "new", fmt.Sprintf("n%d", id), id})
+	}
+	for id := int64(1); id <= 40; id++ {
+		events = append(events, ev{debezium.OpUpdate, id, "paid", unchanged, 200 + id})
+	}
+	events = append(events, ev{debezium.OpUpdate, 3, "stale", "old", 2}) // older than the update at 203
+	for id := int64(101); id <= 120; id++ {
+		events = append(events, ev{op: debezium.OpDelete, id: id, version: 300 + id})
+	}
+	events = append(events, ev{debezium.OpCreate, 110, "resurrected?", nil, 105}) // older than its delete
+	whole := newFixture(t, sink.DeleteHard, false)
+	whole.apply(events...)
+	pieces := newFixture(t, sink.DeleteHard, false)
+	for lo := 0; lo < len(events); lo += 7 {
+		pieces.apply(events[lo:min(lo+7, len(events))]...)
+	}
+	got := whole.state()
+	if !strings.HasPrefix(got, "1:paid:n1@201 2:paid:n2@202 3:paid:n3@203") || strings.Contains(got, "110:") || strings.Contains(got, "stale") {
+		t.Fatalf("one batch: unexpected rows %q", got)
+	}
+	pieces.want(got)
+	if whole.storedOffset() != int64(len(events)) || pieces.storedOffset() != int64(len(events)) {
+		t.Fatalf("stored offsets %d and %d, want %d", whole.storedOffset(), pieces.storedOffset(), len(events))
+	}
+}
+
+// Each transaction empties its staging table before it commits (DELETE, and
+// TRUNCATE once enough rows went through), on a connection that stays in
+// the pool: the next batch must find it empty, whatever the sizes.
+func TestIntegrationApplyLeavesStageEmpty(t *testing.T) {
+	f := newFixture(t, sink.DeleteHard, false)
+	ctx := context.Background()
+	cfg := f.pool.Config().Copy()
+	cfg.MaxConns = 1
+	one, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	f.applier = sink.NewApplier(one, sink.Options{Schema: schema})
+	var big []ev
+	for id := int64(1); id <= 5000; id++ { // past the TRUNCATE threshold, and COPY
+		big = append(big, ev{debezium.OpCreate, id, "new", nil, id})
+	}
+	for _, events := range [][]ev{
+		{{debezium.OpCreate, 1, "a", nil, 1}},
+		big,
+		{{debezium.OpUpdate, 1, "b", nil, 6000}, {op: debezium.OpDelete, id: 2, version: 6001}},
+		{{debezium.OpUpdate, 3, "c", nil, 6002}},
+	} {
+		f.apply(events...)
+		var staged int64
+		err := one.QueryRow(ctx, `SELECT coalesce(sum((xpath('/row/n/text()',
+			query_to_xml(format('SELECT count(*) AS n FROM pg_temp.%I', c.relname), false, true, '')))[1]::text::bigint), 0)
+			FROM pg_class c WHERE c.relnamespace = pg_my_temp_schema() AND c.relkind = 'r'`).Scan(&staged)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if staged != 0 {
+			t.Fatalf("after a batch of %d: %d rows left in the session's staging tables", len(events), staged)
+		}
+	}
+	var rows int64
+	if err := f.pool.QueryRow(ctx, `SELECT count(*) FROM "App ""x"""."Orders; DROP TABLE y"`).Scan(&rows); err != nil || rows != 4999 {
+		t.Fatalf("%d target rows (%v), want 4999", rows, err)
+	}
+	if !strings.HasPrefix(f.state(), "1:b:∅@6000 3:c:∅@6002 4:new:∅@4") {
+		t.Fatalf("target rows start %q", f.state()[:60])
+	}
+}

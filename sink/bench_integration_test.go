@@ -167,6 +167,8 @@ func BenchmarkIntegrationApply(b *testing.B) {
 	}{
 		{5000, 1, benchChanges, false}, {5000, 2, benchChanges, false}, {5000, 3, benchChanges, false}, {5000, 2, benchChanges, true},
 		{20000, 2, benchChanges, false}, {5000, 4, benchChanges, false}, {5000, 4, benchChanges, true}, {1, 1, 5000, false},
+		// Batches the size of a steady 5,000 events/s in 6 partitions.
+		{20, 3, 20000, false},
 	} {
 		name := fmt.Sprintf("sink/batch=%d/partitions=%d/async_commit=%v", bc.batch, bc.partitions, bc.async)
 		b.Run(name, func(b *testing.B) {

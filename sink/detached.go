@@ -38,7 +38,11 @@ func (a *Applier) ApplyDetached(ctx context.Context, items []Item, inTx func(con
 		defer func() { _ = tx.Rollback(ctx) }()
 		var pending Stats
 		pg := conn.Conn().PgConn()
-		created, err := a.write(ctx, pg, tx, items, 0, len(items), part, &pending)
+		x := newTxn(conn.Conn())
+		created, err := a.write(ctx, pg, x, items, 0, len(items), part, &pending)
+		if err == nil {
+			err = x.flush(ctx)
+		}
 		if err != nil {
 			return err
 		}

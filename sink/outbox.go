@@ -89,34 +89,37 @@ func (a *Applier) outboxStatementsFor(t *Table) *outboxStatements {
 
 // writeOutbox stages a table's events and applies them with the ledger in
 // one statement; it reports whether it created the session's staging table.
-func (a *Applier) writeOutbox(ctx context.Context, pg *pgconn.PgConn, tx pgx.Tx, t *Table, items []Item, idx []int, part partition, st *Stats) (created bool, err error) {
+func (a *Applier) writeOutbox(ctx context.Context, pg *pgconn.PgConn, x *txn, t *Table, items []Item, idx []int, part partition, st *Stats) (created bool, err error) {
 	rows, err := stageOutbox(t, items, idx, st)
 	if err != nil || len(rows) == 0 {
 		return false, err
 	}
 	stmts := a.outboxStatementsFor(t)
 	if pg.CustomData()[stmts.stageName] == nil {
-		if _, err := tx.Exec(ctx, stmts.createStage); err != nil {
-			return false, fmt.Errorf("create outbox staging table: %w", err)
-		}
+		// In its own round trip, as for table rows (see writeTable).
+		x.queue.Queue(stmts.createStage)
 		created = true
+		if err := x.flush(ctx); err != nil {
+			return created, fmt.Errorf("create outbox staging table: %w", err)
+		}
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"pg_temp", stmts.stageName}, stmts.stageCols, pgx.CopyFromRows(rows)); err != nil {
-		return created, fmt.Errorf("copy to outbox staging: %w", err)
+	if err := x.stage(ctx, stmts.stageName, stmts.stageCols, rows); err != nil {
+		return created, fmt.Errorf("stage outbox events: %w", err)
 	}
-	var fresh, written int64
-	var batch pgx.Batch
 	// As for table rows (see writeTable): custom plans for a stage whose
 	// size changes per batch, no JIT for a statement this short.
-	batch.Queue(applySettings)
-	batch.Queue(stmts.apply, t.Ref(), part.topic, part.partition).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&fresh, &written)
-	})
-	if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
-		return created, fmt.Errorf("apply outbox events: %w", err)
+	x.queue.Queue(applySettings)
+	staged := int64(len(rows))
+	x.queue.Queue(stmts.apply, t.Ref(), part.topic, part.partition).Fn = func(br pgx.BatchResults) error {
+		var fresh, written int64
+		if err := br.QueryRow().Scan(&fresh, &written); err != nil {
+			return fmt.Errorf("apply outbox events of %s: %w", t.Ref(), err)
+		}
+		st.Duplicates += staged - fresh
+		st.Upserted += written
+		return nil
 	}
-	st.Duplicates += int64(len(rows)) - fresh
-	st.Upserted += written
+	x.unstage(pg, stmts.stage, len(rows))
 	return created, nil
 }
 

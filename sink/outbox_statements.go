@@ -20,6 +20,7 @@ const (
 // statement with a data exception, which isolates its record (I5).
 type outboxStatements struct {
 	stageName   string
+	stage       string   // its quoted pg_temp name
 	stageCols   []string // unquoted, in COPY order
 	createStage string
 	// apply records the staged events in the ledger and upserts, per key,
@@ -39,6 +40,7 @@ func newOutboxStatements(t *Table, schema string) *outboxStatements {
 	}
 	st := &outboxStatements{stageName: fmt.Sprintf("pgsink_outbox_%016x", h.Sum64())}
 	stage := pgx.Identifier{"pg_temp", st.stageName}.Sanitize()
+	st.stage = stage
 	ledger := pgx.Identifier{schema, "outbox_events"}.Sanitize()
 
 	st.stageCols = []string{stageEvent, stageOffset}
@@ -56,7 +58,7 @@ func newOutboxStatements(t *Table, schema string) *outboxStatements {
 	for _, k := range t.Key {
 		keys = append(keys, q(k))
 	}
-	st.createStage = "CREATE TEMP TABLE IF NOT EXISTS " + stage + " (\n    " + strings.Join(defs, ",\n    ") + "\n) ON COMMIT DELETE ROWS"
+	st.createStage = "CREATE TEMP TABLE IF NOT EXISTS " + stage + " (\n    " + strings.Join(defs, ",\n    ") + "\n)"
 
 	onConflict := "ON CONFLICT (" + strings.Join(keys, ", ") + ") DO NOTHING"
 	if len(sets) > 0 {

@@ -68,9 +68,9 @@ func buildStatements(t *Table, schema string, noGuard bool) *statements {
 		st.stageCols = append(st.stageCols, c.Name)
 		defs = append(defs, q(c.Name)+" "+c.Type)
 	}
-	// ON COMMIT DELETE ROWS empties it at each commit for free; it lives as
-	// long as the session, so each connection creates it once.
-	st.createStage = "CREATE TEMP TABLE IF NOT EXISTS " + st.stage + " (\n    " + strings.Join(defs, ",\n    ") + "\n) ON COMMIT DELETE ROWS"
+	// It lives as long as the session, so each connection creates it
+	// once; each transaction empties it before it commits (see unstage).
+	st.createStage = "CREATE TEMP TABLE IF NOT EXISTS " + st.stage + " (\n    " + strings.Join(defs, ",\n    ") + "\n)"
 
 	keyMatch := st.keyMatch("t", "s")
 	older := st.olderThan("t", "s."+q(stageCommit), "s."+q(stageLSN))

@@ -64,6 +64,7 @@ func TestStatementsGolden(t *testing.T) {
 		"outbox_create_stage.sql":   outbox.createStage,
 		"outbox_apply.sql":          outbox.apply,
 		"outbox_apply_key_only.sql": newOutboxStatements(keyOnly, "pgsink").apply,
+		"stage_values.sql":          stageValues(hard.stage, hard.stageCols, 2),
 	}
 	for file, got := range cases {
 		t.Run(file, func(t *testing.T) {

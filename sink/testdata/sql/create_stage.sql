@@ -7,4 +7,4 @@ CREATE TEMP TABLE IF NOT EXISTS "pg_temp"."pgsink_stage_87a23aa6581d77d5" (
     "region" text,
     "amount" numeric(12,2),
     "Notes" text
-) ON COMMIT DELETE ROWS
+)

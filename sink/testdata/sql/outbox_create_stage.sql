@@ -4,4 +4,4 @@ CREATE TEMP TABLE IF NOT EXISTS "pg_temp"."pgsink_outbox_7aabd2f2e9a2a171" (
     "Order Id" text,
     "amount" text,
     "Lines" text
-) ON COMMIT DELETE ROWS
+)
