@@ -17,11 +17,13 @@ import (
 )
 
 // envelope is a fetched message stamped with the partition's generation at
-// dispatch: a seek bumps the generation, and the worker drops what was
-// fetched before it.
+// dispatch (a seek bumps the generation, and the worker drops what was
+// fetched before it) and with the time of dispatch, from which its batch's
+// max_wait counts.
 type envelope struct {
 	msg *kafka.Message
 	gen uint64
+	at  time.Time
 }
 
 // partition applies one owned partition: it batches its records in offset
@@ -157,14 +159,69 @@ func (p *partition) park() {
 // partition must stop after this batch. An error means the records cannot
 // be routed at all (a table missing from the target, PostgreSQL down while
 // reading its catalog): that is no reason to dead-letter them.
+//
+// max_wait counts from the first record's dispatch, not from the moment
+// collect takes it: records that arrived while the previous batch was
+// being applied have waited already. Once it is up, collect still takes
+// every record already waiting (a group commit), but waits for no more.
 func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool, err error) {
 	cfg := p.r.cfg.Apply.Batch
 	batch = &sink.Batch{Claim: &p.claim, Next: p.claim.NextOffset}
 	var bytes int64
 	var timer <-chan time.Time
+	var deadline time.Time
+	// take adds a record to the batch and reports whether the batch is full.
+	take := func(e envelope) (full bool, err error) {
+		size := messageBytes(e.msg)
+		if p.seeking.Load() || e.gen != p.gen.Load() {
+			p.r.buffered.Add(-size)
+			return false, nil // fetched before a seek
+		}
+		m := e.msg
+		off := int64(m.TopicPartition.Offset)
+		if off < batch.Next {
+			p.r.buffered.Add(-size)
+			p.r.metrics.Skipped.WithLabelValues(p.id.Topic, "below_position").Inc()
+			return false, nil
+		}
+		p.held += size
+		p.r.metrics.Consumed.WithLabelValues(p.id.Topic).Inc()
+		if !m.Timestamp.IsZero() {
+			p.r.metrics.ReceiveLatency.Observe(time.Since(m.Timestamp).Seconds())
+		}
+		item, ok, err := p.item(m)
+		if err != nil {
+			return false, err
+		}
+		if ok {
+			batch.Items = append(batch.Items, item)
+		} else {
+			p.r.metrics.Skipped.WithLabelValues(p.id.Topic, "no_write").Inc()
+		}
+		batch.Next = off + 1
+		last = m
+		bytes += size
+		if timer == nil {
+			deadline = e.at.Add(cfg.MaxWait.Std())
+			timer = time.After(time.Until(deadline))
+		}
+		return len(batch.Items) >= cfg.MaxRecords || bytes >= int64(cfg.MaxBytes), nil
+	}
 	idle := time.NewTicker(idleCheck)
 	defer idle.Stop()
 	for {
+		if timer != nil && !time.Now().Before(deadline) {
+			// The batch's time is up: take only what is already waiting.
+			select {
+			case e := <-p.in:
+				if full, err := take(e); err != nil || full {
+					return batch, last, err == nil, err
+				}
+				continue
+			default:
+				return batch, last, true, nil
+			}
+		}
 		select {
 		case <-idle.C:
 			// Nothing to apply: make sure the partition is still ours, so
@@ -183,40 +240,8 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 		case <-timer:
 			return batch, last, true, nil
 		case e := <-p.in:
-			size := messageBytes(e.msg)
-			if p.seeking.Load() || e.gen != p.gen.Load() {
-				p.r.buffered.Add(-size)
-				continue // fetched before a seek
-			}
-			m := e.msg
-			off := int64(m.TopicPartition.Offset)
-			if off < batch.Next {
-				p.r.buffered.Add(-size)
-				p.r.metrics.Skipped.WithLabelValues(p.id.Topic, "below_position").Inc()
-				continue
-			}
-			p.held += size
-			p.r.metrics.Consumed.WithLabelValues(p.id.Topic).Inc()
-			if !m.Timestamp.IsZero() {
-				p.r.metrics.ReceiveLatency.Observe(time.Since(m.Timestamp).Seconds())
-			}
-			item, ok, err := p.item(m)
-			if err != nil {
-				return batch, last, false, err
-			}
-			if ok {
-				batch.Items = append(batch.Items, item)
-			} else {
-				p.r.metrics.Skipped.WithLabelValues(p.id.Topic, "no_write").Inc()
-			}
-			batch.Next = off + 1
-			last = m
-			bytes += size
-			if timer == nil {
-				timer = time.After(cfg.MaxWait.Std())
-			}
-			if len(batch.Items) >= cfg.MaxRecords || bytes >= int64(cfg.MaxBytes) {
-				return batch, last, true, nil
+			if full, err := take(e); err != nil || full {
+				return batch, last, err == nil, err
 			}
 		}
 	}

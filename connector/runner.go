@@ -358,7 +358,7 @@ func (r *Runner) dispatch(m *kafka.Message) {
 		r.metrics.Skipped.WithLabelValues(id.Topic, "not_owned").Inc()
 		return
 	}
-	e := envelope{msg: m, gen: p.gen.Load()}
+	e := envelope{msg: m, gen: p.gen.Load(), at: time.Now()}
 	r.buffered.Add(messageBytes(m))
 	if len(p.overflow) == 0 && r.buffered.Load() <= int64(r.cfg.Apply.MaxBufferedBytes) {
 		select {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -37,6 +38,9 @@ type statements struct {
 	table      *Table
 	// noGuard drops the version guard: test-only (Options.TestNoVersionGuard).
 	noGuard bool
+	// upserts caches upsert's texts by unchanged-column signature: every
+	// batch asks for one, and partitions share the statements.
+	upserts sync.Map
 }
 
 func q(name string) string { return pgx.Identifier{name}.Sanitize() }
@@ -123,6 +127,16 @@ func (st *statements) olderThan(t, commit, lsn string) string {
 // updated, so the stored value stays (I7). The tombstone ledger stops an
 // event older than a delete or truncate of its key (I4).
 func (st *statements) upsert(unchanged []bool) string {
+	sig := maskSignature(unchanged)
+	if sql, ok := st.upserts.Load(sig); ok {
+		return sql.(string)
+	}
+	sql := st.buildUpsert(unchanged)
+	st.upserts.Store(sig, sql)
+	return sql
+}
+
+func (st *statements) buildUpsert(unchanged []bool) string {
 	t := st.table
 	var insertCols, selectCols, sets []string
 	for c, col := range t.Columns {
