@@ -41,6 +41,7 @@ func TestRules(t *testing.T) {
 		{name: "offsets kafka", body: table + "apply: { offsets: kafka }\n"},
 		{name: "start", body: table + "apply: { start: beginning }\n", want: []string{`apply.start: must be one of earliest, latest; got "beginning"`}},
 		{name: "synchronous_commit", src: "kafka: { bootstrap.servers: k, group.id: g }\npostgres: { url: u, synchronous_commit: true }\n" + table, want: []string{`postgres.synchronous_commit: must be one of on, off; got "true"`}},
+		{name: "synchronous_commit off with kafka offsets", src: "kafka: { bootstrap.servers: k, group.id: g }\npostgres: { url: u, synchronous_commit: off }\napply: { offsets: kafka }\n" + table, want: []string{"postgres.synchronous_commit: off would lose rows with apply.offsets: kafka (a crash can undo commits whose position Kafka already has); use it only with apply.offsets: table"}},
 		{name: "synchronous_commit off", src: "kafka: { bootstrap.servers: k, group.id: g }\npostgres: { url: u, synchronous_commit: off }\n" + table},
 		{name: "postgres schema empty", src: "kafka: { bootstrap.servers: k, group.id: g }\npostgres: { url: u, schema: '' }\n" + table, want: []string{"postgres.schema: must not be empty"}},
 		{name: "postgres url missing", src: "kafka: { bootstrap.servers: k, group.id: g }\npostgres: { schema: s }\n" + table, want: []string{"postgres.url: is required"}},

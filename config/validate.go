@@ -35,6 +35,12 @@ func (c *Config) validate() Problems {
 	v.kafka(c.Kafka)
 	v.postgres(c.Postgres)
 	v.apply(c.Apply)
+	if c.Postgres.SynchronousCommit == SynchronousCommitOff && c.Apply.Offsets == OffsetsKafka {
+		// The position committed to Kafka after a commit PostgreSQL may
+		// still lose: a crash would drop rows that are never redelivered.
+		// With the offsets table, the position is lost with them.
+		v.fail("postgres.synchronous_commit", "off would lose rows with apply.offsets: kafka (a crash can undo commits whose position Kafka already has); use it only with apply.offsets: table")
+	}
 	v.errors(c.Errors)
 	v.positive("retention.tombstones", c.Retention.Tombstones)
 	v.positive("retention.outbox_events", c.Retention.OutboxEvents)

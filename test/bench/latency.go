@@ -20,13 +20,15 @@ const latencyTopic = "bench.latency.orders"
 
 // Latency is pgsink's commit latency at a steady produce rate.
 type Latency struct {
-	MaxWait    string  `json:"max_wait"` // apply.batch.max_wait of the run
-	Rate       int     `json:"rate"`     // events/s produced
-	Events     int64   `json:"events"`
-	Seconds    float64 `json:"seconds"`
-	AchievedPS float64 `json:"achieved_per_s"`
-	P50ms      float64 `json:"p50_ms"`
-	P99ms      float64 `json:"p99_ms"`
+	MaxWait string `json:"max_wait"` // apply.batch.max_wait of the run
+	// SynchronousCommit is postgres.synchronous_commit when not the default.
+	SynchronousCommit string  `json:"synchronous_commit,omitempty"`
+	Rate              int     `json:"rate"` // events/s produced
+	Events            int64   `json:"events"`
+	Seconds           float64 `json:"seconds"`
+	AchievedPS        float64 `json:"achieved_per_s"`
+	P50ms             float64 `json:"p50_ms"`
+	P99ms             float64 `json:"p99_ms"`
 	// Steady*: the same quantiles without the first WarmupSeconds of the
 	// run, when the consumer group, the connections and the plans are
 	// still being set up: the rate the issue asks about is a steady one.
@@ -53,7 +55,14 @@ type Latency struct {
 // Debezium wrote them) at a steady rate into a LogAppendTime topic that a
 // running pgsink applies, and reads pgsink's per-record "Kafka append time
 // to target commit" histogram.
-func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Workload, rate int, dur, warmup time.Duration, maxWait string) (*Latency, error) {
+// latencyVariant is what a latency run changes from the default settings.
+type latencyVariant struct {
+	maxWait string // apply.batch.max_wait; "" = default
+	syncOff bool   // postgres.synchronous_commit: off
+}
+
+func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Workload, rate int, dur, warmup time.Duration, v latencyVariant) (*Latency, error) {
+	maxWait := v.maxWait
 	if err := stacktest.DeleteTopics(ctx, env.KafkaBootstrap, latencyTopic); err != nil {
 		return nil, err
 	}
@@ -71,8 +80,11 @@ func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Worklo
 	if maxWait != "" {
 		label += "_wait_" + maxWait
 	}
+	if v.syncOff {
+		label += "_sync_off"
+	}
 	defer settle(ctx, env, "bench_pgsink_"+label) // after p.stop, deferred below
-	p, err := startPgsink(ctx, env, bin, pgsinkRun{label: label, topic: latencyTopic, maxWait: maxWait})
+	p, err := startPgsink(ctx, env, bin, pgsinkRun{label: label, topic: latencyTopic, maxWait: maxWait, syncOff: v.syncOff})
 	if err != nil {
 		return nil, err
 	}
@@ -146,8 +158,11 @@ func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Worklo
 	if l.MaxWait == "" {
 		l.MaxWait = config.DefaultBatchMaxWait.String() + " (default)"
 	}
-	logf("latency, max_wait %s: %d events at %.0f/s: p50 %.1f ms, p99 %.1f ms (from %d samples); after the first %.0f s: p50 %.1f ms, p99 %.1f ms (received: p50 %.1f ms, p99 %.1f ms); apply p50 %.1f ms, p99 %.1f ms, %.0f records per batch",
-		l.MaxWait, sent, l.AchievedPS, l.P50ms, l.P99ms, l.CommitCount, l.WarmupSeconds, l.SteadyP50ms, l.SteadyP99ms, l.ReceiveP50ms, l.ReceiveP99ms, l.ApplyP50ms, l.ApplyP99ms, l.MeanBatch)
+	if v.syncOff {
+		l.SynchronousCommit = "off"
+	}
+	logf("latency, max_wait %s, synchronous_commit %q: %d events at %.0f/s: p50 %.1f ms, p99 %.1f ms (from %d samples); after the first %.0f s: p50 %.1f ms, p99 %.1f ms (received: p50 %.1f ms, p99 %.1f ms); apply p50 %.1f ms, p99 %.1f ms, %.0f records per batch",
+		l.MaxWait, l.SynchronousCommit, sent, l.AchievedPS, l.P50ms, l.P99ms, l.CommitCount, l.WarmupSeconds, l.SteadyP50ms, l.SteadyP99ms, l.ReceiveP50ms, l.ReceiveP99ms, l.ApplyP50ms, l.ApplyP99ms, l.MeanBatch)
 	return l, nil
 }
 

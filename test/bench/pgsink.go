@@ -30,6 +30,7 @@ type pgsinkRun struct {
 	topic        string        // default: the workload topic
 	buffered     string        // apply.max_buffered_bytes; "" = default
 	maxWait      string        // apply.batch.max_wait; "" = default
+	syncOff      bool          // postgres.synchronous_commit: off
 }
 
 // Drain is one sink's drain of the workload topic.
@@ -158,12 +159,16 @@ func startPgsink(ctx context.Context, env stacktest.Env, bin string, r pgsinkRun
 	if r.buffered != "" {
 		fmt.Fprintf(&extra, "  max_buffered_bytes: %s\n", r.buffered)
 	}
+	pgExtra := ""
+	if r.syncOff {
+		pgExtra = "  synchronous_commit: \"off\"\n"
+	}
 	cfg := fmt.Sprintf(`kafka:
   bootstrap.servers: %s
   group.id: %s
 postgres:
   url: %s
-apply:
+%sapply:
   start: earliest
 %smetrics:
   listen: 127.0.0.1:%d
@@ -173,7 +178,7 @@ log:
 tables:
   - topic: %s
     target: public.orders
-`, env.KafkaBootstrap, group, url, extra.String(), port, r.topic)
+`, env.KafkaBootstrap, group, url, pgExtra, extra.String(), port, r.topic)
 	dir := benchDir()
 	cfgPath := filepath.Join(dir, "pgsink-"+r.label+".yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
