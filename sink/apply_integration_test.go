@@ -502,3 +502,43 @@ func TestIntegrationApplyLeavesStageEmpty(t *testing.T) {
 		t.Fatalf("target rows start %q", f.state()[:60])
 	}
 }
+
+// I5 in a batch staged by COPY (more rows than go through the pipeline): the
+// transaction that fails after its COPY is rolled back on its connection,
+// the halves are retried, and the poison record alone is dead-lettered, on
+// a pool of one connection that must survive all of it.
+func TestIntegrationApplyPoisonInLargeBatch(t *testing.T) {
+	f := newFixture(t, sink.DeleteHard, false)
+	cfg := f.pool.Config().Copy()
+	cfg.MaxConns = 1
+	one, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	f.applier = sink.NewApplier(one, sink.Options{Schema: schema})
+	var events []ev
+	for id := int64(1); id <= 300; id++ {
+		status := "ok"
+		if id == 217 {
+			status = "poison"
+		}
+		events = append(events, ev{debezium.OpCreate, id, status, nil, id})
+	}
+	st := f.apply(events...)
+	if st.DeadLetters != 1 || f.storedOffset() != 300 {
+		t.Fatalf("stats %+v, stored offset %d; want 1 dead letter and offset 300", st, f.storedOffset())
+	}
+	var rows, deadOffset int64
+	if err := f.pool.QueryRow(context.Background(), `SELECT count(*), (SELECT "offset" FROM pgsink.dead_letters) FROM "App ""x"""."Orders; DROP TABLE y"`).Scan(&rows, &deadOffset); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 299 || deadOffset != 216 {
+		t.Fatalf("%d target rows and the dead letter at offset %d; want 299 and 216", rows, deadOffset)
+	}
+	// The connection went back to the pool clean: the next batch applies.
+	f.apply(ev{debezium.OpUpdate, 1, "again", nil, 1000})
+	if !strings.HasPrefix(f.state(), "1:again:∅@1000 2:ok") {
+		t.Fatalf("after the poison batch: %q", f.state()[:40])
+	}
+}
