@@ -96,7 +96,8 @@ func (o Offsets) Claim(ctx context.Context, db DB, p PartitionID, start int64, o
 }
 
 // Advance moves the claim's position to next inside tx, the transaction
-// that applies the records below next. It must be the transaction's first
+// that applies the records below next. (The sink pipelines the same
+// compare-and-set with its writes: QueueAdvance.) It must be the transaction's first
 // statement: the row lock it takes serialises the partition's writers. On
 // success it updates c.NextOffset; when the row does not match the claim it
 // returns a *FencedError or a *PositionMovedError and the caller rolls back.
@@ -104,9 +105,7 @@ func (o Offsets) Advance(ctx context.Context, tx DB, c *Claim, next int64) error
 	if next < c.NextOffset {
 		return fmt.Errorf("partition %s: refusing to move the offset backwards from %d to %d", c.PartitionID, c.NextOffset, next)
 	}
-	tag, err := tx.Exec(ctx, `UPDATE `+o.table+` SET next_offset = $1, updated_at = now()
-		WHERE group_id = $2 AND topic = $3 AND partition = $4 AND epoch = $5 AND next_offset = $6`,
-		next, c.Group, c.Topic, c.Partition, c.Epoch, c.NextOffset)
+	tag, err := tx.Exec(ctx, o.advanceSQL(), next, c.Group, c.Topic, c.Partition, c.Epoch, c.NextOffset)
 	if err != nil {
 		return fmt.Errorf("partition %s: advance offset: %w", c.PartitionID, err)
 	}
@@ -146,10 +145,7 @@ func (o Offsets) QueueAdvance(b *pgx.Batch, c Claim, next int64) error {
 	// The failing branch must not be a constant, or the planner would
 	// evaluate (and raise) it whatever the count: count(*) makes it
 	// depend on the row the UPDATE matched.
-	b.Queue(`WITH moved AS (
-    UPDATE `+o.table+` SET next_offset = $1, updated_at = now()
-     WHERE group_id = $2 AND topic = $3 AND partition = $4 AND epoch = $5 AND next_offset = $6
-    RETURNING 1)
+	b.Queue(`WITH moved AS (`+o.advanceSQL()+` RETURNING 1)
 SELECT CASE count(*) WHEN 1 THEN 1 ELSE ('`+advanceMismatch+` (' || count(*) || ')')::integer END FROM moved`,
 		next, c.Group, c.Topic, c.Partition, c.Epoch, c.NextOffset).Fn = func(br pgx.BatchResults) error {
 		_, err := br.Exec()
@@ -179,6 +175,13 @@ func (o Offsets) Mismatch(ctx context.Context, db DB, c Claim) error {
 		return &PositionMovedError{Partition: c.PartitionID, Expected: c.NextOffset, Stored: stored.NextOffset}
 	}
 	return o.mismatch(c, stored)
+}
+
+// advanceSQL is the compare-and-set of Advance and QueueAdvance: $1 the new
+// position; $2–$4 the partition; $5 and $6 the claim's epoch and position.
+func (o Offsets) advanceSQL() string {
+	return `UPDATE ` + o.table + ` SET next_offset = $1, updated_at = now()
+     WHERE group_id = $2 AND topic = $3 AND partition = $4 AND epoch = $5 AND next_offset = $6`
 }
 
 func (o Offsets) mismatch(mine, stored Claim) error {

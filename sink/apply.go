@@ -231,16 +231,14 @@ func (a *Applier) applyOnce(ctx context.Context, b *Batch, lo, hi int, next int6
 	}()
 	before := *b.Claim
 	claim := before
+	claim.NextOffset = next // once committed
 	x.queue.Queue("BEGIN")
-	if a.opts.KafkaOffsets {
-		claim.NextOffset = next
-	} else {
+	if !a.opts.KafkaOffsets {
 		// The first statement: its row lock serialises the partition's
 		// writers (see dedup.Offsets.Advance).
 		if err := a.offsets.QueueAdvance(x.queue, before, next); err != nil {
 			return err
 		}
-		claim.NextOffset = next
 	}
 	if a.opts.AsyncCommit {
 		x.queue.Queue("SET LOCAL synchronous_commit = off")
