@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -104,6 +105,26 @@ func stageValues(stage string, cols []string, n int) string {
 	return b.String()
 }
 
+// stageValuesTexts caches stageValues by staging table and row count: every
+// small batch needs one, like the upsert texts (see statements.upsert). The
+// staging table's name covers its columns, so it is key enough.
+var stageValuesTexts sync.Map // stageValuesKey -> string
+
+type stageValuesKey struct {
+	stage string
+	rows  int
+}
+
+func cachedStageValues(stage string, cols []string, n int) string {
+	key := stageValuesKey{stage, n}
+	if sql, ok := stageValuesTexts.Load(key); ok {
+		return sql.(string)
+	}
+	sql := stageValues(stage, cols, n)
+	stageValuesTexts.Store(key, sql)
+	return sql
+}
+
 // flatten lays rows out as one statement's parameters.
 func flatten(rows [][]any) []any {
 	if len(rows) == 0 {
@@ -123,7 +144,7 @@ func flatten(rows [][]any) []any {
 func (x *txn) stage(ctx context.Context, name string, cols []string, rows [][]any) error {
 	stage := pgx.Identifier{"pg_temp", name}
 	if valuesFit(len(rows), len(cols)) {
-		x.queueWrapped(stageValues(stage.Sanitize(), cols, len(rows)), flatten(rows), func(err error) error {
+		x.queueWrapped(cachedStageValues(stage.Sanitize(), cols, len(rows)), flatten(rows), func(err error) error {
 			return fmt.Errorf("stage rows: %w", err)
 		})
 		return nil
