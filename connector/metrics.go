@@ -21,8 +21,11 @@ type Metrics struct {
 	Owned        prometheus.Gauge       // partitions this instance applies
 	Buffered     prometheus.Gauge       // fetched but unapplied key+value bytes
 	Retries      prometheus.Counter     // transient errors retried
-	Stopped      *prometheus.GaugeVec   // topic, partition: 1 when a partition stopped on an error
-	EndToEnd     prometheus.Histogram   // Kafka append time to target commit
+	// InsertConflicts counts batches applied a second time, with upserts
+	// only, after a create met a key the target already held.
+	InsertConflicts *prometheus.CounterVec // table
+	Stopped         *prometheus.GaugeVec   // topic, partition: 1 when a partition stopped on an error
+	EndToEnd        prometheus.Histogram   // Kafka append time to target commit
 	// RecordLatency is EndToEnd for every applied record, with buckets fine
 	// enough (25% apart) to read a p99 from.
 	RecordLatency prometheus.Histogram
@@ -65,6 +68,8 @@ func NewMetrics() *Metrics {
 			Help: "Key and value bytes fetched and not yet applied (queued, or in a batch), bounded by apply.max_buffered_bytes."}),
 		Retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_apply_retries_total",
 			Help: "Transient apply errors retried with backoff."}),
+		InsertConflicts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_insert_conflicts_total",
+			Help: "Batches applied a second time with upserts only because a create or snapshot read, written by plain INSERT, met a key the target already held (Debezium re-emitting after a restart, a snapshot or replay over a populated table). The table then takes upserts for its next 64 batches. Steady growth means a stream of such events; harmless, but each costs a transaction."}, []string{"table"}),
 		Stopped: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgsink_partition_stopped",
 			Help: "1 while a partition is stopped on an error that needs an operator."}, []string{"topic", "partition"}),
 		EndToEnd: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgsink_end_to_end_seconds",
@@ -78,7 +83,7 @@ func NewMetrics() *Metrics {
 		registry: r,
 	}
 	r.MustRegister(m.Consumed, m.Applied, m.DeadLetters, m.Skipped, m.Fenced, m.Unresolved, m.Rebalances, m.BatchRecords,
-		m.ApplySeconds, m.Lag, m.Owned, m.Buffered, m.Retries, m.Stopped, m.EndToEnd, m.RecordLatency, m.ReceiveLatency)
+		m.ApplySeconds, m.Lag, m.Owned, m.Buffered, m.Retries, m.InsertConflicts, m.Stopped, m.EndToEnd, m.RecordLatency, m.ReceiveLatency)
 	return m
 }
 

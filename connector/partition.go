@@ -383,6 +383,9 @@ func (p *partition) apply(batch *sink.Batch, last *kafka.Message) bool {
 			p.log.Warn("rows created from events with unchanged-TOAST placeholders and no stored row to keep the values from: those columns are NULL; set REPLICA IDENTITY FULL on the source table",
 				zap.String("table", ref), zap.Int64("rows", st.Unresolved), zap.Int64("next_offset", batch.Next))
 		}
+		if st.InsertConflicts > 0 {
+			p.r.metrics.InsertConflicts.WithLabelValues(ref).Add(float64(st.InsertConflicts))
+		}
 		p.r.metrics.Applied.WithLabelValues(ref, "upsert").Add(float64(st.Upserted))
 		p.r.metrics.Applied.WithLabelValues(ref, "delete").Add(float64(st.Deleted))
 		p.r.metrics.Applied.WithLabelValues(ref, "truncate").Add(float64(st.Truncated))

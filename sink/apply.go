@@ -54,6 +54,10 @@ type Options struct {
 	// dead-lettered). Tests use it to keep an audit that proves no record is
 	// applied twice.
 	BeforeCommit func(b *pgx.Batch, records []debezium.Record)
+	// UpsertOnly writes every row with the guarded upsert, also those a
+	// plain INSERT would create faster (see statements.buildInsert), so
+	// benchmarks can compare the two.
+	UpsertOnly bool
 	// TestNoVersionGuard breaks pgsink on purpose: writes no longer check
 	// the stored version, so stale events regress rows. Only the fault
 	// suite sets it (PGSINK_TEST_BREAK=no-version-guard) to prove its
@@ -87,10 +91,14 @@ type Stats struct {
 	Skipped int64
 	// Duplicates counts outbox events already applied: in the ledger, or
 	// earlier in the same batch.
-	Duplicates   int64
-	DeadLetters  int
-	Retries      int
-	Transactions int
+	Duplicates  int64
+	DeadLetters int
+	Retries     int
+	// InsertConflicts counts transactions applied a second time, with
+	// upserts only, because a plain INSERT of rows expected to be new met
+	// an existing key.
+	InsertConflicts int
+	Transactions    int
 }
 
 // Applier applies batches to the target database.
@@ -202,7 +210,31 @@ func (a *Applier) retry(ctx context.Context, st *Stats, fn func() error) error {
 // applyOnce runs one transaction: the offset CAS first, then the writes of
 // items [lo, hi), then the dead letter of item dead (if >= 0) with cause.
 // Its statements are pipelined (see txn): a small batch is one round trip.
+//
+// Rows expected to create their key go in by plain INSERT. When one meets
+// an existing key after all, the transaction fails with a unique violation
+// and is run once more with upserts only, which decide by version as
+// always; so such a violation is never taken for a poison record, and one
+// that the upserts meet too (another unique index) is one.
 func (a *Applier) applyOnce(ctx context.Context, b *Batch, lo, hi int, next int64, dead int, cause error, st *Stats) error {
+	x := newTxn(true)
+	err := a.transact(ctx, x, b, lo, hi, next, dead, cause, st)
+	var pg *pgconn.PgError
+	if len(x.inserted) == 0 || !errors.As(err, &pg) || pg.Code != uniqueViolation {
+		return err
+	}
+	for _, stmts := range x.inserted {
+		stmts.conflicted()
+	}
+	st.InsertConflicts++
+	return a.transact(ctx, newTxn(false), b, lo, hi, next, dead, cause, st)
+}
+
+// uniqueViolation is SQLSTATE unique_violation.
+const uniqueViolation = "23505"
+
+// transact is one attempt of applyOnce, in x.
+func (a *Applier) transact(ctx context.Context, x *txn, b *Batch, lo, hi int, next int64, dead int, cause error, st *Stats) error {
 	for i := lo; i < hi; i++ {
 		if b.Items[i].Err != nil {
 			return &RecordError{Item: i, Err: b.Items[i].Err}
@@ -218,7 +250,7 @@ func (a *Applier) applyOnce(ctx context.Context, b *Batch, lo, hi int, next int6
 			conn.Release()
 		}
 	}()
-	x := newTxn(conn.Conn())
+	x.conn = conn.Conn()
 	defer func() {
 		// A transaction left open or aborted on the server is rolled
 		// back, so the connection can go back to the pool (which would
@@ -419,14 +451,31 @@ func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, x *txn, t *
 				return created, fmt.Errorf("create staging table: %w", err)
 			}
 		}
-		rows, groups := stagingRows(red)
+		insert := x.optimistic && !a.opts.UpsertOnly && stmts.optimistic()
+		rows, groups, inserts := stagingRows(red, insert)
 		deletes := groups[0].rows > 0
 		st.Deleted += groups[0].rows
+		st.Upserted += inserts
 		for _, g := range groups[1:] {
 			st.Upserted += g.rows
 		}
 		if err := x.stage(ctx, stmts.stageName, stmts.stageCols, rows); err != nil {
 			return created, fmt.Errorf("stage rows: %w", err)
+		}
+		// Generic or custom plans, as for the upserts below.
+		small := len(rows) <= genericPlanRows
+		if inserts > 0 {
+			x.inserted = append(x.inserted, stmts)
+			if small {
+				x.queue.Queue(genericPlans)
+			}
+			x.queue.Queue(stmts.insert, t.Ref()).Exec(func(tag pgconn.CommandTag) error {
+				st.Stale += inserts - tag.RowsAffected()
+				return nil
+			})
+			if small {
+				x.queue.Queue(customPlans)
+			}
 		}
 		for m, g := range groups {
 			if m == 0 || g.rows == 0 {
@@ -449,7 +498,6 @@ func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, x *txn, t *
 			// size (one scan of the stage, index probes per row), unlike
 			// the statements that join the stage, which go back to
 			// custom plans below.
-			small := len(rows) <= genericPlanRows
 			if small {
 				x.queue.Queue(genericPlans)
 			}
@@ -510,11 +558,13 @@ type maskGroup struct {
 // stagingRows renders the reduced rows in the staging table's column order
 // and groups them by mask: the index of their group in the result. Group 0
 // is the deletes, group 1 the rows that carry every column (nearly all).
-func stagingRows(red *reduced) ([][]any, []maskGroup) {
-	groups := []maskGroup{{}, {unchanged: nil}}
+// With insert, fresh rows are staged as opInsert instead, counted apart
+// from the groups.
+func stagingRows(red *reduced, insert bool) (rows [][]any, groups []maskGroup, inserts int64) {
+	groups = []maskGroup{{}, {unchanged: nil}}
 	var full []bool
 	masks := map[string]int{}
-	rows := make([][]any, 0, len(red.rows))
+	rows = make([][]any, 0, len(red.rows))
 	width := 4
 	if len(red.rows) > 0 {
 		width += len(red.rows[0].values)
@@ -537,12 +587,18 @@ func stagingRows(red *reduced) ([][]any, []maskGroup) {
 				full = r.unchanged
 			}
 		}
-		groups[mask].rows++
+		op := r.op
+		if insert && r.fresh {
+			op = opInsert
+			inserts++
+		} else {
+			groups[mask].rows++
+		}
 		vals := slab[i*width : (i+1)*width : (i+1)*width]
 		// byte(op): pgx encodes a "char" from a byte directly; a string
 		// fails its binary plan and retries through text, with an error
 		// built and dropped per row.
-		vals[0], vals[1], vals[2], vals[3] = byte(r.op), int32(mask), r.version.CommitLSN, r.version.LSN
+		vals[0], vals[1], vals[2], vals[3] = byte(op), int32(mask), r.version.CommitLSN, r.version.LSN
 		for c, v := range r.values {
 			if !r.unchanged[c] {
 				vals[4+c] = v
@@ -553,7 +609,7 @@ func stagingRows(red *reduced) ([][]any, []maskGroup) {
 	if full != nil {
 		groups[1].unchanged = full
 	}
-	return rows, groups
+	return rows, groups, inserts
 }
 
 func maskSignature(unchanged []bool) string {

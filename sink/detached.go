@@ -38,7 +38,10 @@ func (a *Applier) ApplyDetached(ctx context.Context, items []Item, inTx func(con
 		defer func() { _ = tx.Rollback(ctx) }()
 		var pending Stats
 		pg := conn.Conn().PgConn()
-		x := newTxn(conn.Conn())
+		// Upserts only: a plain INSERT's conflict would abort the caller's
+		// transaction, which applyOnce's second attempt cannot redo.
+		x := newTxn(false)
+		x.conn = conn.Conn()
 		created, err := a.write(ctx, pg, x, items, 0, len(items), part, &pending)
 		if err == nil {
 			err = x.flush(ctx)

@@ -14,6 +14,9 @@ type rowOp byte
 const (
 	opUpsert rowOp = 'u'
 	opDelete rowOp = 'd'
+	// opInsert is staged for an upsert expected to create its key (see
+	// row.fresh); it is never a reduced row's op.
+	opInsert rowOp = 'i'
 )
 
 // row is the net effect of a batch on one key of one table: the newest
@@ -25,6 +28,11 @@ type row struct {
 	values    []any  // per Table.Columns; delete rows carry only the key
 	unchanged []bool // per Table.Columns: keep the stored value (I7)
 	item      int    // index of the newest change in the batch, for errors
+	// fresh marks an upsert that is the batch's only change of its key, a
+	// create or snapshot read carrying every column: the key is most likely
+	// new to the target, so it may be written by a plain INSERT (see
+	// statements.insert).
+	fresh bool
 }
 
 // reduced is one table's share of a batch after reduction.
@@ -80,6 +88,7 @@ func reduce(t *Table, items []Item, idx []int) (*reduced, error) {
 				}
 			}
 		}
+		newer.fresh = false
 		byKey[string(kb)] = newer
 	}
 	out.rows = make([]*row, 0, len(order))
@@ -151,6 +160,7 @@ func (m *rowMaker) toRow(ch *debezium.Change, item int) (*row, error) {
 	switch ch.Op {
 	case debezium.OpCreate, debezium.OpRead, debezium.OpUpdate:
 		r.op, image = opUpsert, ch.After
+		r.fresh = ch.Op != debezium.OpUpdate
 		if image == nil {
 			return nil, &RecordError{Item: item, Err: fmt.Errorf("%c event without an after image", ch.Op)}
 		}
@@ -182,10 +192,11 @@ func (m *rowMaker) toRow(ch *debezium.Change, item int) (*row, error) {
 		if !ok {
 			// A column the event does not carry (added to the target only):
 			// keep what is stored rather than write NULL over it.
-			r.unchanged[c] = true
+			r.unchanged[c], r.fresh = true, false
 			continue
 		}
 		r.values[c], r.unchanged[c] = f.Value, f.Unchanged
+		r.fresh = r.fresh && !f.Unchanged
 	}
 	return r, nil
 }

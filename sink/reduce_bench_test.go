@@ -43,7 +43,7 @@ func BenchmarkReduce(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		rows, _ := stagingRows(red)
+		rows, _, _ := stagingRows(red, true)
 		if len(rows) == 0 {
 			b.Fatal("no rows")
 		}

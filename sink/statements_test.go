@@ -56,6 +56,8 @@ func TestStatementsGolden(t *testing.T) {
 		"upsert_unchanged.sql":      hard.upsert([]bool{false, false, false, true}),
 		"unresolved_unchanged.sql":  hard.unresolved,
 		"upsert_soft.sql":           soft.upsert([]bool{false, false, false, false}),
+		"insert.sql":                hard.insert,
+		"insert_soft.sql":           soft.insert,
 		"delete_hard.sql":           hard.deleteHard,
 		"delete_soft.sql":           soft.deleteSoft,
 		"tombstones.sql":            hard.tombstones,

@@ -24,10 +24,17 @@ import (
 type txn struct {
 	conn  *pgx.Conn
 	queue *pgx.Batch
+	// optimistic lets the transaction write fresh rows with a plain
+	// INSERT; inserted lists the tables it did so for. If one meets an
+	// existing key, the transaction fails and is applied again without
+	// (see Applier.applyOnce).
+	optimistic bool
+	inserted   []*statements
 }
 
-func newTxn(conn *pgx.Conn) *txn {
-	return &txn{conn: conn, queue: &pgx.Batch{}}
+// newTxn returns an empty transaction; its connection is set once acquired.
+func newTxn(optimistic bool) *txn {
+	return &txn{queue: &pgx.Batch{}, optimistic: optimistic}
 }
 
 // flush sends the queued statements and reads their results, running their

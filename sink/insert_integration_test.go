@@ -1,0 +1,138 @@
+//go:build integration
+
+package sink_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgsink/pgsink/connector/debezium"
+	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/sink"
+)
+
+// Creates and snapshot reads go in by plain INSERT. One for a key the target
+// already holds (Debezium re-emitting after a restart, a snapshot over a
+// populated table) fails that INSERT with a unique violation: the batch is
+// applied again with upserts, which decide by version, and the violation is
+// never taken for a poison record. The table then takes upserts for a
+// while, so a run of such events costs no second attempt per batch.
+func TestIntegrationApplyCreateOfExistingKey(t *testing.T) {
+	f := newFixture(t, sink.DeleteHard, false)
+	f.apply(ev{debezium.OpCreate, 1, "a", "x", 10}, ev{debezium.OpCreate, 2, "a", "y", 11})
+	st := f.apply(ev{debezium.OpCreate, 1, "re-emitted", "old", 5}, ev{debezium.OpCreate, 3, "new", nil, 12},
+		ev{debezium.OpRead, 2, "snapshot", "newer", 13})
+	f.want("1:a:x@10 2:snapshot:newer@13 3:new:∅@12")
+	if st.InsertConflicts != 1 || st.Stale != 1 || st.Upserted != 3 || st.DeadLetters != 0 || st.Transactions != 1 {
+		t.Fatalf("stats %+v: want one insert conflict, key 1 stale, 3 upserted, no dead letter, one commit", st)
+	}
+	if got := f.storedOffset(); got != 5 {
+		t.Fatalf("stored offset %d, want 5", got)
+	}
+	st = f.apply(ev{debezium.OpCreate, 1, "re-emitted", "old", 6}, ev{debezium.OpCreate, 4, "new", nil, 14})
+	f.want("1:a:x@10 2:snapshot:newer@13 3:new:∅@12 4:new:∅@14")
+	if st.InsertConflicts != 0 || st.Stale != 1 {
+		t.Fatalf("stats %+v: the next batch should have used upserts only (no conflict), key 1 stale", st)
+	}
+}
+
+// A unique violation that the upserts meet too (another unique index) is
+// the record's own fault: it goes to the dead-letter table and the rest of
+// its batch is applied, as before plain INSERTs.
+func TestIntegrationApplyCreateViolatingOtherUniqueIndex(t *testing.T) {
+	f := newFixture(t, sink.DeleteHard, false)
+	if _, err := f.pool.Exec(context.Background(), `CREATE UNIQUE INDEX ON "App ""x"""."Orders; DROP TABLE y" (notes)`); err != nil {
+		t.Fatal(err)
+	}
+	f.apply(ev{debezium.OpCreate, 1, "a", "taken", 1})
+	st := f.apply(ev{debezium.OpCreate, 2, "a", "free", 2}, ev{debezium.OpCreate, 3, "a", "taken", 3}, ev{debezium.OpCreate, 4, "a", nil, 4})
+	f.want("1:a:taken@1 2:a:free@2 4:a:∅@4")
+	if st.DeadLetters != 1 || st.InsertConflicts < 1 {
+		t.Fatalf("stats %+v: want key 3 dead-lettered after an insert conflict", st)
+	}
+	var class, reason string
+	if err := f.pool.QueryRow(context.Background(), `SELECT error_class, error FROM pgsink.dead_letters`).Scan(&class, &reason); err != nil {
+		t.Fatal(err)
+	}
+	if class != "postgres:23505" || !strings.Contains(reason, "notes") {
+		t.Fatalf("dead letter class %s reason %q, want the unique violation on notes", class, reason)
+	}
+}
+
+// Two partitions create the same key at once (two topics routed to one
+// table): the second plain INSERT waits for the first transaction, meets
+// its committed row, and the second attempt's upsert keeps the newer
+// version, whichever partition holds it; nothing is dead-lettered.
+func TestIntegrationApplyConcurrentCreatesOfOneKey(t *testing.T) {
+	for _, secondNewer := range []bool{true, false} {
+		t.Run(fmt.Sprintf("second_newer=%v", secondNewer), func(t *testing.T) {
+			f := newFixture(t, sink.DeleteHard, false)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			// The first transaction holds its uncommitted row for a while.
+			holding := sink.NewApplier(f.pool, sink.Options{Schema: schema,
+				BeforeCommit: func(b *pgx.Batch, _ []debezium.Record) { b.Queue("SELECT pg_sleep(1.5)") }})
+			other, err := dedup.NewOffsets(schema).Claim(ctx, f.pool, dedup.PartitionID{Group: "g", Topic: "src.public.orders", Partition: 1}, 0, "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			firstVersion, secondVersion := int64(20), int64(10)
+			if secondNewer {
+				firstVersion, secondVersion = 10, 20
+			}
+			first := f.batch(ev{debezium.OpCreate, 7, "first", nil, firstVersion})
+			done := make(chan error, 1)
+			go func() {
+				_, err := holding.Apply(ctx, first)
+				done <- err
+			}()
+			waitFor(t, ctx, f, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep'`)
+			f.claim = &other
+			var st sink.Stats
+			second := make(chan error, 1)
+			go func() {
+				var err error
+				st, err = f.applier.Apply(ctx, f.batch(ev{debezium.OpCreate, 7, "second", nil, secondVersion}))
+				second <- err
+			}()
+			if err := <-done; err != nil {
+				t.Fatalf("first Apply: %v", err)
+			}
+			if err := <-second; err != nil {
+				t.Fatalf("second Apply: %v", err)
+			}
+			if secondNewer {
+				f.want("7:second:∅@20")
+			} else {
+				f.want("7:first:∅@20")
+			}
+			if st.InsertConflicts != 1 || st.DeadLetters != 0 {
+				t.Fatalf("second batch stats %+v: want one insert conflict and no dead letter", st)
+			}
+		})
+	}
+}
+
+// waitFor polls query (a count) until it is positive.
+func waitFor(t *testing.T, ctx context.Context, f *fixture, query string) {
+	t.Helper()
+	for {
+		var n int
+		if err := f.pool.QueryRow(ctx, query).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal(errors.Join(ctx.Err(), fmt.Errorf("waiting for %s", query)))
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
