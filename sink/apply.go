@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsink/pgsink/connector/debezium"
 	"github.com/pgsink/pgsink/dedup"
@@ -452,6 +453,17 @@ func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, x *txn, t *
 			}
 		}
 		insert := x.optimistic && !a.opts.UpsertOnly && stmts.optimistic()
+		if insert && !valuesFit(len(red.rows), len(stmts.stageCols)) {
+			rest, copied, err := copyFresh(ctx, x, stmts, red)
+			if err != nil {
+				return created, err
+			}
+			st.Upserted += copied
+			red = rest
+		}
+		if len(red.rows) == 0 {
+			return created, nil
+		}
 		rows, groups, inserts := stagingRows(red, insert)
 		deletes := groups[0].rows > 0
 		st.Deleted += groups[0].rows
@@ -523,6 +535,53 @@ func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, x *txn, t *
 		x.unstage(pg, stmts.stage, len(rows))
 	}
 	return created, nil
+}
+
+// copyFresh COPYs a large batch's fresh rows straight into the target,
+// those newer than every tombstone of the ledger (read first, in the
+// transaction), and returns the rest of the batch for the staging table.
+// They skip the stage and its scan, and COPY writes them with PostgreSQL's
+// multi-row heap insert, one WAL record per page rather than per row. A row
+// no tombstone is as new as cannot be one a delete or truncate must block
+// (I4): it is the upsert's and the plain INSERT's own shortcut, taken once
+// per batch. A key the target holds after all fails the COPY with a unique
+// violation, which applyOnce answers as for the plain INSERT.
+func copyFresh(ctx context.Context, x *txn, stmts *statements, red *reduced) (rest *reduced, copied int64, err error) {
+	var commit, lsn pgtype.Int8
+	x.queue.Queue(stmts.newestTombstoneRow).QueryRow(func(row pgx.Row) error { return row.Scan(&commit, &lsn) })
+	if err := x.flush(ctx); err != nil {
+		return nil, 0, fmt.Errorf("read the newest tombstone: %w", err)
+	}
+	newest := debezium.Version{CommitLSN: commit.Int64, LSN: lsn.Int64}
+	rest = &reduced{truncate: red.truncate, rows: make([]*row, 0, len(red.rows))}
+	width := len(stmts.insertCols)
+	var slab []any
+	var fresh [][]any
+	for _, r := range red.rows {
+		if !r.fresh || (commit.Valid && !newest.Less(r.version)) {
+			rest.rows = append(rest.rows, r)
+			continue
+		}
+		if slab == nil {
+			slab = make([]any, 0, len(red.rows)*width)
+		}
+		lo := len(slab)
+		slab = append(slab, r.values...)
+		slab = append(slab, r.version.CommitLSN, r.version.LSN)
+		if stmts.table.Deletes == DeleteSoft {
+			slab = append(slab, false)
+		}
+		fresh = append(fresh, slab[lo:len(slab):len(slab)])
+	}
+	if len(fresh) == 0 {
+		return rest, 0, nil
+	}
+	x.inserted = append(x.inserted, stmts)
+	t := stmts.table
+	if err := x.copyFrom(ctx, pgx.Identifier{t.Schema, t.Name}, stmts.insertCols, fresh); err != nil {
+		return nil, 0, fmt.Errorf("copy new rows: %w", err)
+	}
+	return rest, int64(len(fresh)), nil
 }
 
 // resolveTimeout bounds the reading of the offsets row after a COMMIT

@@ -36,6 +36,12 @@ type statements struct {
 	// value to keep (see Stats.Unresolved).
 	unresolved string
 	insert     string // see buildInsert
+	// insertCols are the target columns a fresh row fills, unquoted, in
+	// COPY order (see copyFresh).
+	insertCols []string
+	// newestTombstoneRow reads the ledger's newest tombstone: one row,
+	// NULLs when the ledger is empty.
+	newestTombstoneRow string
 	ledger     string // quoted tombstones table
 	table      *Table
 	// noGuard drops the version guard: test-only (Options.TestNoVersionGuard).
@@ -118,6 +124,15 @@ func buildStatements(t *Table, schema string, noGuard bool) *statements {
 	st.unresolved = "SELECT count(*) FROM " + st.stage + " AS s\n WHERE s." + q(stageOp) + " = 'u' AND s." + q(stageMask) + " = $1\n   AND NOT EXISTS (SELECT FROM " + t.Ident() + " AS t WHERE " + keyMatch + ")"
 	st.truncate = "DELETE FROM " + t.Ident() + " AS t\n WHERE " + st.olderThan("t", "$1", "$2")
 	st.insert = st.buildInsert()
+	for _, c := range t.Columns {
+		st.insertCols = append(st.insertCols, c.Name)
+	}
+	st.insertCols = append(st.insertCols, t.CommitColumn, t.LSNColumn)
+	if t.Deletes == DeleteSoft {
+		st.insertCols = append(st.insertCols, t.SoftDeleteColumn)
+	}
+	st.newestTombstoneRow = "SELECT n.commit_lsn, n.lsn FROM (SELECT) AS one\n  LEFT JOIN LATERAL (SELECT tb.commit_lsn, tb.lsn FROM " + st.ledger + " AS tb\n" +
+		"                     ORDER BY tb.commit_lsn DESC, tb.lsn DESC LIMIT 1) AS n ON true"
 	st.truncateTS = "INSERT INTO " + st.ledger + " AS tb (target, key, commit_lsn, lsn)\nVALUES ($1, 'null'::jsonb, $2, $3)\n" + tombstoneConflict
 	return st
 }

@@ -58,6 +58,7 @@ func TestStatementsGolden(t *testing.T) {
 		"upsert_soft.sql":           soft.upsert([]bool{false, false, false, false}),
 		"insert.sql":                hard.insert,
 		"insert_soft.sql":           soft.insert,
+		"newest_tombstone.sql":      hard.newestTombstoneRow,
 		"delete_hard.sql":           hard.deleteHard,
 		"delete_soft.sql":           soft.deleteSoft,
 		"tombstones.sql":            hard.tombstones,
