@@ -42,8 +42,8 @@ type statements struct {
 	// newestTombstoneRow reads the ledger's newest tombstone: one row,
 	// NULLs when the ledger is empty.
 	newestTombstoneRow string
-	ledger     string // quoted tombstones table
-	table      *Table
+	ledger             string // quoted tombstones table
+	table              *Table
 	// noGuard drops the version guard: test-only (Options.TestNoVersionGuard).
 	noGuard bool
 	// upserts caches upsert's texts by unchanged-column signature: every
