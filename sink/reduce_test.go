@@ -1,0 +1,76 @@
+package sink
+
+import (
+	"testing"
+
+	"github.com/pgsink/pgsink/connector/debezium"
+)
+
+// A row is fresh (written without ON CONFLICT) only when a create or a
+// snapshot read is the batch's one change of its key and carries every
+// column; stagingRows stages exactly those as inserts, when asked to.
+func TestReduceMarksFreshRows(t *testing.T) {
+	tbl := &Table{Schema: "public", Name: "t", Key: []string{"id"}, Deletes: DeleteHard,
+		CommitColumn: "_c", LSNColumn: "_l",
+		Columns: []Column{{Name: "id", Source: "id", Type: "bigint"}, {Name: "note", Source: "note", Type: "text"}}}
+	change := func(op debezium.Op, id int64, v int64, note *debezium.Field) Item {
+		ch := debezium.Change{Kind: debezium.KindChange, Op: op, Version: debezium.Version{CommitLSN: v, LSN: v},
+			Key: debezium.Row{{Name: "id", Value: id}}}
+		if op != debezium.OpDelete {
+			ch.After = debezium.Row{{Name: "id", Value: id}}
+			if note != nil {
+				ch.After = append(ch.After, *note)
+			}
+		}
+		return Item{Table: tbl, Change: ch}
+	}
+	text := &debezium.Field{Name: "note", Value: "x"}
+	toast := &debezium.Field{Name: "note", Unchanged: true}
+	items := []Item{
+		change(debezium.OpCreate, 1, 1, text), // fresh
+		change(debezium.OpRead, 2, 2, text),   // fresh: a snapshot read
+		change(debezium.OpUpdate, 3, 3, text), // an update: the key should exist
+		change(debezium.OpCreate, 4, 4, text), // then updated in the batch
+		change(debezium.OpUpdate, 4, 5, text),
+		change(debezium.OpCreate, 5, 6, nil),   // a column the event lacks
+		change(debezium.OpCreate, 6, 7, toast), // a TOAST placeholder
+		change(debezium.OpDelete, 7, 8, nil),
+		change(debezium.OpDelete, 8, 9, nil), // deleted, then created again
+		change(debezium.OpCreate, 8, 10, text),
+	}
+	idx := make([]int, len(items))
+	for i := range idx {
+		idx[i] = i
+	}
+	red, err := reduce(tbl, items, idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int64]bool{1: true, 2: true, 3: false, 4: false, 5: false, 6: false, 7: false, 8: false}
+	if len(red.rows) != len(want) {
+		t.Fatalf("%d reduced rows, want %d", len(red.rows), len(want))
+	}
+	for _, r := range red.rows {
+		id := r.values[0].(int64)
+		if r.fresh != want[id] {
+			t.Errorf("key %d: fresh %v, want %v", id, r.fresh, want[id])
+		}
+	}
+	for _, insert := range []bool{false, true} {
+		rows, groups, inserts := stagingRows(red, insert)
+		var staged int64
+		for _, vals := range rows {
+			id := vals[4].(int64)
+			isInsert := vals[0].(byte) == byte(opInsert)
+			if isInsert != (insert && want[id]) {
+				t.Errorf("insert=%v: key %d staged as %q", insert, id, vals[0])
+			}
+		}
+		for _, g := range groups {
+			staged += g.rows
+		}
+		if staged+inserts != int64(len(rows)) || (insert && inserts != 2) || (!insert && inserts != 0) {
+			t.Errorf("insert=%v: %d in groups and %d inserts for %d rows", insert, staged, inserts, len(rows))
+		}
+	}
+}
