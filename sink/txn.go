@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"strings"
 	"sync"
@@ -132,6 +133,23 @@ func cachedStageValues(stage string, cols []string, n int) string {
 	return sql
 }
 
+// valuesChunks splits n rows staged by INSERT … VALUES into powers of two,
+// largest first (37: 32, 4, 1). Each row count is a statement that pgx
+// prepares and caches per connection; with every count from 1 to
+// valuesRows, a few tables would fill pgx's statement cache (512) and
+// every batch would wait for a round trip to prepare again. Powers of two
+// bound it to 7 per table, for a statement or two more per batch, which
+// ride in the same pipeline.
+func valuesChunks(n int) []int {
+	var chunks []int
+	for n > 0 {
+		c := 1 << (bits.Len(uint(n)) - 1)
+		chunks = append(chunks, c)
+		n -= c
+	}
+	return chunks
+}
+
 // flatten lays rows out as one statement's parameters.
 func flatten(rows [][]any) []any {
 	if len(rows) == 0 {
@@ -151,9 +169,12 @@ func flatten(rows [][]any) []any {
 func (x *txn) stage(ctx context.Context, name string, cols []string, rows [][]any) error {
 	stage := pgx.Identifier{"pg_temp", name}
 	if valuesFit(len(rows), len(cols)) {
-		x.queueWrapped(cachedStageValues(stage.Sanitize(), cols, len(rows)), flatten(rows), func(err error) error {
-			return fmt.Errorf("stage rows: %w", err)
-		})
+		for _, n := range valuesChunks(len(rows)) {
+			x.queueWrapped(cachedStageValues(stage.Sanitize(), cols, n), flatten(rows[:n]), func(err error) error {
+				return fmt.Errorf("stage rows: %w", err)
+			})
+			rows = rows[n:]
+		}
 		return nil
 	}
 	return x.copyFrom(ctx, stage, cols, rows)
