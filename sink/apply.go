@@ -10,7 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsink/pgsink/connector/debezium"
 	"github.com/pgsink/pgsink/dedup"
@@ -537,38 +536,74 @@ func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, x *txn, t *
 	return created, nil
 }
 
-// copyFresh COPYs a large batch's fresh rows straight into the target,
-// those newer than every tombstone of the ledger (read first, in the
-// transaction), and returns the rest of the batch for the staging table.
-// They skip the stage and its scan, and COPY writes them with PostgreSQL's
-// multi-row heap insert, one WAL record per page rather than per row. A row
-// no tombstone is as new as cannot be one a delete or truncate must block
-// (I4): it is the upsert's and the plain INSERT's own shortcut, taken once
-// per batch. A key the target holds after all fails the COPY with a unique
-// violation, which applyOnce answers as for the plain INSERT.
+// copyFresh COPYs a large batch's fresh rows straight into the target, all
+// but those a tombstone may block, and returns the rest of the batch for the
+// staging table. They skip the stage and its scan, and COPY writes them
+// with PostgreSQL's multi-row heap insert, one WAL record per page rather
+// than per row. Which fresh rows a tombstone may block is asked first, in
+// the transaction's pipeline (statements.blockedFresh): those go through
+// the stage, whose INSERT applies the tombstone test again (I4). A key the
+// target holds after all fails the COPY with a unique violation, which
+// applyOnce answers as for the plain INSERT.
 func copyFresh(ctx context.Context, x *txn, stmts *statements, red *reduced) (rest *reduced, copied int64, err error) {
-	var commit, lsn pgtype.Int8
-	x.queue.Queue(stmts.newestTombstoneRow).QueryRow(func(row pgx.Row) error { return row.Scan(&commit, &lsn) })
-	if err := x.flush(ctx); err != nil {
-		return nil, 0, fmt.Errorf("read the newest tombstone: %w", err)
-	}
-	newest := debezium.Version{CommitLSN: commit.Int64, LSN: lsn.Int64}
-	rest = &reduced{truncate: red.truncate, rows: make([]*row, 0, len(red.rows))}
-	width := len(stmts.insertCols)
-	var slab []any
-	var fresh [][]any
+	var candidates []*row
 	for _, r := range red.rows {
-		if !r.fresh || (commit.Valid && !newest.Less(r.version)) {
+		if r.fresh {
+			candidates = append(candidates, r)
+		}
+	}
+	if len(candidates) == 0 {
+		return red, 0, nil
+	}
+	t := stmts.table
+	commits := make([]int64, len(candidates))
+	lsns := make([]int64, len(candidates))
+	args := []any{commits, lsns}
+	if stmts.freshKeyCols != nil {
+		args = []any{t.Ref(), commits, lsns}
+	}
+	for _, c := range stmts.freshKeyCols {
+		keys := make([]any, len(candidates))
+		for i, r := range candidates {
+			keys[i] = r.values[c]
+		}
+		args = append(args, keys)
+	}
+	for i, r := range candidates {
+		commits[i], lsns[i] = r.version.CommitLSN, r.version.LSN
+	}
+	blocked := map[int64]bool{}
+	x.queue.Queue(stmts.blockedFresh, args...).Query(func(rows pgx.Rows) error {
+		var i int64
+		_, err := pgx.ForEachRow(rows, []any{&i}, func() error {
+			blocked[i-1] = true // WITH ORDINALITY counts from 1
+			return nil
+		})
+		return err
+	})
+	if err := x.flush(ctx); err != nil {
+		return nil, 0, fmt.Errorf("ask which new rows a tombstone may block: %w", err)
+	}
+	rest = &reduced{truncate: red.truncate, rows: make([]*row, 0, len(red.rows)-len(candidates)+len(blocked))}
+	width := len(stmts.insertCols)
+	slab := make([]any, 0, (len(candidates)-len(blocked))*width)
+	fresh := make([][]any, 0, len(candidates)-len(blocked))
+	next := 0 // index into candidates, which keep red.rows' order
+	for _, r := range red.rows {
+		if !r.fresh {
 			rest.rows = append(rest.rows, r)
 			continue
 		}
-		if slab == nil {
-			slab = make([]any, 0, len(red.rows)*width)
+		i := next
+		next++
+		if blocked[int64(i)] {
+			rest.rows = append(rest.rows, r)
+			continue
 		}
 		lo := len(slab)
 		slab = append(slab, r.values...)
 		slab = append(slab, r.version.CommitLSN, r.version.LSN)
-		if stmts.table.Deletes == DeleteSoft {
+		if t.Deletes == DeleteSoft {
 			slab = append(slab, false)
 		}
 		fresh = append(fresh, slab[lo:len(slab):len(slab)])
@@ -577,7 +612,6 @@ func copyFresh(ctx context.Context, x *txn, stmts *statements, red *reduced) (re
 		return rest, 0, nil
 	}
 	x.inserted = append(x.inserted, stmts)
-	t := stmts.table
 	if err := x.copyFrom(ctx, pgx.Identifier{t.Schema, t.Name}, stmts.insertCols, fresh); err != nil {
 		return nil, 0, fmt.Errorf("copy new rows: %w", err)
 	}

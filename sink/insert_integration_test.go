@@ -6,11 +6,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/pgsink/pgsink/connector/debezium"
 	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/sink"
@@ -185,4 +187,61 @@ func TestIntegrationApplyLargeBatchOfCreates(t *testing.T) {
 		t.Fatalf("stats %+v: want one insert conflict, nothing stale, no dead letter", st)
 	}
 	f.want("1:re-created:∅@500 " + created + " " + strings.Join(again, " "))
+}
+
+// A key whose type blockedFresh does not take as arrays (numeric here):
+// every fresh row not newer than the newest tombstone goes through the
+// stage, whose tombstone test still stops a create older than its key's
+// delete; the others are copied.
+func TestIntegrationApplyLargeBatchOfCreatesNumericKey(t *testing.T) {
+	ctx := context.Background()
+	pool := migratedPool(t)
+	tbl := &sink.Table{Schema: "public", Name: "by_code",
+		Columns: []sink.Column{{Name: "code", Source: "code", Type: "numeric(10,0)"}, {Name: "note", Source: "note", Type: "text"}},
+		Key:     []string{"code"}, Deletes: sink.DeleteHard, CommitColumn: "_c", LSNColumn: "_l"}
+	if _, err := pool.Exec(ctx, `CREATE TABLE public.by_code (code numeric(10,0) PRIMARY KEY, note text, _c bigint, _l bigint)`); err != nil {
+		t.Fatal(err)
+	}
+	claim, err := dedup.NewOffsets(schema).Claim(ctx, pool, dedup.PartitionID{Group: "g", Topic: "codes", Partition: 0}, 0, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	applier := sink.NewApplier(pool, sink.Options{Schema: schema})
+	apply := func(changes ...debezium.Change) sink.Stats {
+		t.Helper()
+		b := &sink.Batch{Claim: &claim}
+		for _, ch := range changes {
+			ch.Kind, ch.Offset = debezium.KindChange, claim.NextOffset+int64(len(b.Items))
+			b.Items = append(b.Items, sink.Item{Table: tbl, Change: ch, Record: debezium.Record{Topic: "codes", Offset: ch.Offset}})
+			b.Next = ch.Offset + 1
+		}
+		st, err := applier.Apply(ctx, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	code := func(n int64) pgtype.Numeric { return pgtype.Numeric{Int: big.NewInt(n), Valid: true} }
+	create := func(n, v int64) debezium.Change {
+		return debezium.Change{Op: debezium.OpCreate, Version: debezium.Version{CommitLSN: v, LSN: v},
+			Key: debezium.Row{{Name: "code", Value: code(n)}}, After: debezium.Row{{Name: "code", Value: code(n)}, {Name: "note", Value: "v"}}}
+	}
+	apply(create(1, 10))
+	apply(debezium.Change{Op: debezium.OpDelete, Version: debezium.Version{CommitLSN: 20, LSN: 20}, Key: debezium.Row{{Name: "code", Value: code(1)}}})
+	var batch []debezium.Change
+	for n := int64(100); n < 200; n++ {
+		batch = append(batch, create(n, n%30)) // a third newer than the tombstone
+	}
+	batch = append(batch, create(1, 15)) // older than its delete
+	if st := apply(batch...); st.Stale != 1 || st.Upserted != 101 || st.InsertConflicts != 0 {
+		t.Fatalf("stats %+v: want 101 rows sent, code 1 stale, no conflict", st)
+	}
+	var rows int
+	var one bool
+	if err := pool.QueryRow(ctx, `SELECT count(*), bool_or(code = 1) FROM public.by_code`).Scan(&rows, &one); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 100 || one {
+		t.Fatalf("%d rows, code 1 present %v: want the 100 new codes and code 1 still deleted", rows, one)
+	}
 }

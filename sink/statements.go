@@ -3,6 +3,7 @@ package sink
 import (
 	"fmt"
 	"hash/fnv"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,11 +40,13 @@ type statements struct {
 	// insertCols are the target columns a fresh row fills, unquoted, in
 	// COPY order (see copyFresh).
 	insertCols []string
-	// newestTombstoneRow reads the ledger's newest tombstone: one row,
-	// NULLs when the ledger is empty.
-	newestTombstoneRow string
-	ledger             string // quoted tombstones table
-	table              *Table
+	// blockedFresh answers which of a batch's fresh rows a tombstone may
+	// block (see buildBlockedFresh); freshKeyCols are the key columns it
+	// takes, as arrays, by index into Table.Columns.
+	blockedFresh string
+	freshKeyCols []int
+	ledger       string // quoted tombstones table
+	table        *Table
 	// noGuard drops the version guard: test-only (Options.TestNoVersionGuard).
 	noGuard bool
 	// upserts caches upsert's texts by unchanged-column signature: every
@@ -131,8 +134,7 @@ func buildStatements(t *Table, schema string, noGuard bool) *statements {
 	if t.Deletes == DeleteSoft {
 		st.insertCols = append(st.insertCols, t.SoftDeleteColumn)
 	}
-	st.newestTombstoneRow = "SELECT n.commit_lsn, n.lsn FROM (SELECT) AS one\n  LEFT JOIN LATERAL (SELECT tb.commit_lsn, tb.lsn FROM " + st.ledger + " AS tb\n" +
-		"                     ORDER BY tb.commit_lsn DESC, tb.lsn DESC LIMIT 1) AS n ON true"
+	st.blockedFresh, st.freshKeyCols = st.buildBlockedFresh()
 	st.truncateTS = "INSERT INTO " + st.ledger + " AS tb (target, key, commit_lsn, lsn)\nVALUES ($1, 'null'::jsonb, $2, $3)\n" + tombstoneConflict
 	return st
 }
@@ -257,6 +259,63 @@ func (st *statements) buildUpsert(unchanged []bool) string {
 		"ON CONFLICT (" + strings.Join(keyRefs, ", ") + ") DO UPDATE\n" +
 		"   SET " + strings.Join(sets, ", ") + "\n" +
 		" WHERE " + st.olderThan("t", "excluded."+q(t.CommitColumn), "excluded."+q(t.LSNColumn))
+}
+
+// arrayKeyTypes are the key column types whose values blockedFresh takes
+// as arrays: pgx encodes the decoder's values for them element by element
+// as it does for COPY. A key of another type is not probed per key.
+var arrayKeyTypes = map[string]bool{"smallint": true, "integer": true, "bigint": true, "text": true, "uuid": true}
+
+func arrayKeyType(typ string) bool {
+	return arrayKeyTypes[typ] || strings.HasPrefix(typ, "character varying") || strings.HasPrefix(typ, "character(")
+}
+
+// buildBlockedFresh returns the query that lists, by ordinality, the fresh
+// rows (given as the target's name $1, arrays of versions $2 and $3, and
+// of key values from $4 on) that the tombstone test would refuse or might:
+// the staged INSERT's own test (notTombstoned) on the same values, so that
+// it passes exactly the rows the INSERT would. When a key column's type is
+// not one arrays are sent for, the query takes the versions alone ($1, $2)
+// and every row not newer than the newest tombstone counts as blocked,
+// which only sends more rows through the stage.
+func (st *statements) buildBlockedFresh() (string, []int) {
+	t := st.table
+	types := []string{"bigint[]", "bigint[]"}
+	aliases := []string{q(stageCommit), q(stageLSN)}
+	var keyCols []int
+	perKey := true
+	for _, k := range t.Key {
+		for c, col := range t.Columns {
+			if col.Name != k {
+				continue
+			}
+			if !arrayKeyType(col.Type) {
+				perKey = false
+			}
+			keyCols = append(keyCols, c)
+			types = append(types, col.Type+"[]")
+			aliases = append(aliases, q(col.Name))
+		}
+	}
+	if !perKey {
+		types, aliases, keyCols = types[:2], aliases[:2], nil
+	}
+	// $1 is the target's name, for the per-key probe only.
+	first := 2
+	if !perKey {
+		first = 1
+	}
+	var params []string
+	for i, typ := range types {
+		params = append(params, "$"+strconv.Itoa(i+first)+"::"+typ)
+	}
+	test := st.notTombstoned("$1")
+	if !perKey {
+		test = "(s." + q(stageCommit) + ", s." + q(stageLSN) + ") > ALL (SELECT commit_lsn, lsn FROM newest)"
+	}
+	return st.newestTombstone() +
+		"SELECT s.i FROM unnest(" + strings.Join(params, ", ") + ") WITH ORDINALITY AS s(" + strings.Join(aliases, ", ") + ", i)\n" +
+		" WHERE NOT " + test, keyCols
 }
 
 // buildInsert is the plain INSERT of the staged rows expected to create

@@ -51,14 +51,19 @@ func TestStatementsGolden(t *testing.T) {
 	keyOnly := goldenOutbox(t)
 	keyOnly.Columns = keyOnly.Columns[:1]
 	cases := map[string]string{
-		"create_stage.sql":          hard.createStage,
-		"upsert.sql":                hard.upsert([]bool{false, false, false, false}),
-		"upsert_unchanged.sql":      hard.upsert([]bool{false, false, false, true}),
-		"unresolved_unchanged.sql":  hard.unresolved,
-		"upsert_soft.sql":           soft.upsert([]bool{false, false, false, false}),
-		"insert.sql":                hard.insert,
-		"insert_soft.sql":           soft.insert,
-		"newest_tombstone.sql":      hard.newestTombstoneRow,
+		"create_stage.sql":         hard.createStage,
+		"upsert.sql":               hard.upsert([]bool{false, false, false, false}),
+		"upsert_unchanged.sql":     hard.upsert([]bool{false, false, false, true}),
+		"unresolved_unchanged.sql": hard.unresolved,
+		"upsert_soft.sql":          soft.upsert([]bool{false, false, false, false}),
+		"insert.sql":               hard.insert,
+		"insert_soft.sql":          soft.insert,
+		"blocked_fresh.sql":        hard.blockedFresh,
+		"blocked_fresh_no_arrays.sql": newStatements(func() *Table {
+			t := goldenTable(DeleteHard)
+			t.Columns[1].Type = "inet"
+			return t
+		}(), "pgsink").blockedFresh,
 		"delete_hard.sql":           hard.deleteHard,
 		"delete_soft.sql":           soft.deleteSoft,
 		"tombstones.sql":            hard.tombstones,
