@@ -473,20 +473,23 @@ func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, x *txn, t *
 		if err := x.stage(ctx, stmts.stageName, stmts.stageCols, rows); err != nil {
 			return created, fmt.Errorf("stage rows: %w", err)
 		}
-		// Generic or custom plans, as for the upserts below.
+		// A small stage keeps the generic plans of the insert and the
+		// upserts: planning them afresh took 15% of PostgreSQL's CPU per
+		// transaction at a record per batch. Their plans do not depend on
+		// the stage's size (one scan of the stage, index probes per row),
+		// unlike the statements that join the stage, which go back to
+		// custom plans after them. The unresolved count runs in between
+		// with the generic plan too: it probes the target per staged row.
 		small := len(rows) <= genericPlanRows
+		if small {
+			x.queue.Queue(genericPlans)
+		}
 		if inserts > 0 {
 			x.inserted = append(x.inserted, stmts)
-			if small {
-				x.queue.Queue(genericPlans)
-			}
 			x.queue.Queue(stmts.insert, t.Ref()).Exec(func(tag pgconn.CommandTag) error {
 				st.Stale += inserts - tag.RowsAffected()
 				return nil
 			})
-			if small {
-				x.queue.Queue(customPlans)
-			}
 		}
 		for m, g := range groups {
 			if m == 0 || g.rows == 0 {
@@ -503,24 +506,15 @@ func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, x *txn, t *
 					return err
 				})
 			}
-			// A small stage keeps the upsert's generic plan: planning it
-			// afresh took 15% of PostgreSQL's CPU per transaction at a
-			// record per batch. Its plan does not depend on the stage's
-			// size (one scan of the stage, index probes per row), unlike
-			// the statements that join the stage, which go back to
-			// custom plans below.
-			if small {
-				x.queue.Queue(genericPlans)
-			}
 			// Rows the upsert did not write were refused by the version
 			// guard or a tombstone: stale events, counted, never applied.
 			x.queue.Queue(stmts.upsert(g.unchanged), int32(m), t.Ref()).Exec(func(tag pgconn.CommandTag) error {
 				st.Stale += staged - tag.RowsAffected()
 				return nil
 			})
-			if small {
-				x.queue.Queue(customPlans)
-			}
+		}
+		if small {
+			x.queue.Queue(customPlans)
 		}
 		if deletes {
 			switch t.Deletes {
