@@ -540,10 +540,15 @@ func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, x *txn, t *
 // target holds after all fails the COPY with a unique violation, which
 // applyOnce answers as for the plain INSERT.
 func copyFresh(ctx context.Context, x *txn, stmts *statements, red *reduced) (rest *reduced, copied int64, err error) {
+	// The rest goes through the stage, where row order does not matter:
+	// a reduced batch has one row per key.
+	rest = &reduced{truncate: red.truncate}
 	var candidates []*row
 	for _, r := range red.rows {
 		if r.fresh {
 			candidates = append(candidates, r)
+		} else {
+			rest.rows = append(rest.rows, r)
 		}
 	}
 	if len(candidates) == 0 {
@@ -552,6 +557,9 @@ func copyFresh(ctx context.Context, x *txn, stmts *statements, red *reduced) (re
 	t := stmts.table
 	commits := make([]int64, len(candidates))
 	lsns := make([]int64, len(candidates))
+	for i, r := range candidates {
+		commits[i], lsns[i] = r.version.CommitLSN, r.version.LSN
+	}
 	args := []any{commits, lsns}
 	if stmts.freshKeyCols != nil {
 		args = []any{t.Ref(), commits, lsns}
@@ -563,13 +571,13 @@ func copyFresh(ctx context.Context, x *txn, stmts *statements, red *reduced) (re
 		}
 		args = append(args, keys)
 	}
-	for i, r := range candidates {
-		commits[i], lsns[i] = r.version.CommitLSN, r.version.LSN
-	}
-	blocked := map[int64]bool{}
+	blocked := make([]bool, len(candidates))
 	x.queue.Queue(stmts.blockedFresh, args...).Query(func(rows pgx.Rows) error {
 		var i int64
 		_, err := pgx.ForEachRow(rows, []any{&i}, func() error {
+			if i < 1 || i > int64(len(blocked)) {
+				return fmt.Errorf("blocked row %d of %d", i, len(blocked))
+			}
 			blocked[i-1] = true // WITH ORDINALITY counts from 1
 			return nil
 		})
@@ -578,19 +586,11 @@ func copyFresh(ctx context.Context, x *txn, stmts *statements, red *reduced) (re
 	if err := x.flush(ctx); err != nil {
 		return nil, 0, fmt.Errorf("ask which new rows a tombstone may block: %w", err)
 	}
-	rest = &reduced{truncate: red.truncate, rows: make([]*row, 0, len(red.rows)-len(candidates)+len(blocked))}
 	width := len(stmts.insertCols)
-	slab := make([]any, 0, (len(candidates)-len(blocked))*width)
-	fresh := make([][]any, 0, len(candidates)-len(blocked))
-	next := 0 // index into candidates, which keep red.rows' order
-	for _, r := range red.rows {
-		if !r.fresh {
-			rest.rows = append(rest.rows, r)
-			continue
-		}
-		i := next
-		next++
-		if blocked[int64(i)] {
+	slab := make([]any, 0, len(candidates)*width)
+	fresh := make([][]any, 0, len(candidates))
+	for i, r := range candidates {
+		if blocked[i] {
 			rest.rows = append(rest.rows, r)
 			continue
 		}
