@@ -358,6 +358,42 @@ func TestIntegrationApplyTombstoneProbePerKey(t *testing.T) {
 	f.want("4:new:∅@41")
 }
 
+// The rows older than the newest tombstone are tested against the keys of
+// the recent tombstones (the window from the oldest row on) when there are
+// fewer of those than rows, and probed one by one otherwise. Both ways stop
+// exactly the rows older than their own key's delete.
+func TestIntegrationApplyTombstoneWindow(t *testing.T) {
+	f := newFixture(t, sink.DeleteHard, false)
+	// Tombstones of keys 1000..3099 at the same versions: more than the
+	// window holds.
+	var deletes []ev
+	for id := int64(1000); id < 3100; id++ {
+		deletes = append(deletes, ev{op: debezium.OpDelete, id: id, version: id})
+	}
+	f.apply(deletes...)
+	// Two rows against a window of 2,100 tombstones: probed. Key 3099's
+	// tombstone is past the keys the window keeps, so only the probe
+	// stops its create.
+	f.apply(ev{debezium.OpCreate, 3099, "stale", nil, 500}, ev{debezium.OpCreate, 30, "new", nil, 500})
+	f.want("30:new:∅@500")
+	// Fourteen rows against a window of four tombstones (3096..3099):
+	// tested against its keys. Key 3098 at 3099 is newer than its delete,
+	// key 3090's delete is older than the window; keys 3096 and 3097 at
+	// 3096 are not newer than their deletes (3096's is the window's first,
+	// as old as the oldest row); keys 40.. have none.
+	batch := []ev{{debezium.OpCreate, 3098, "back", nil, 3099}, {debezium.OpCreate, 3090, "back", nil, 3097},
+		{debezium.OpCreate, 3097, "stale", nil, 3096}, {debezium.OpCreate, 3096, "stale", nil, 3096}}
+	var want []string
+	for id := int64(40); id < 50; id++ {
+		batch = append(batch, ev{debezium.OpCreate, id, "new", nil, 3096})
+		want = append(want, fmt.Sprintf("%d:new:∅@3096", id))
+	}
+	if st := f.apply(batch...); st.Stale != 2 || st.Upserted != 14 {
+		t.Fatalf("stats %+v: want 14 rows, keys 3096 and 3097 stale", st)
+	}
+	f.want("30:new:∅@500 " + strings.Join(want, " ") + " 3090:back:∅@3097 3098:back:∅@3099")
+}
+
 // A COMMIT killed in flight on a pool of one connection: the outcome is read
 // on a new connection once the dead one is given back (holding it while
 // waiting for another used to hang forever), and the batch, which did not
