@@ -39,7 +39,17 @@ func migratedPool(t testing.TB) *pgxpool.Pool {
 	if err := dedup.NewMigrator(url, schema).Up(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	pool, err := pgxpool.New(context.Background(), url)
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The codecs pgsink's own pool registers (cmd/pgsink's newPool), so
+	// that the tests and benchmarks encode as pgsink does.
+	pc.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
+		debezium.RegisterTypes(conn.TypeMap(), 2)
+		return nil
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
 	if err != nil {
 		t.Fatal(err)
 	}

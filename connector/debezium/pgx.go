@@ -21,12 +21,14 @@ const (
 // RegisterTypes adds to m the codecs pgx v5 lacks for two types the decoder
 // produces values for: time with time zone (ZonedTime strings) and money
 // (Decimal). The extended protocol binds them without these, in text
-// format; binary COPY needs them. moneyFractionDigits is the database's
+// format; binary COPY needs them. It also replaces numeric's codec with one
+// that encodes the common decimals without math/big (numericCodec). moneyFractionDigits is the database's
 // lc_monetary fraction digits (2 for most locales), the unit of money's
 // binary form; a value with more digits is refused, never rounded.
 func RegisterTypes(m *pgtype.Map, moneyFractionDigits int) {
 	m.RegisterType(&pgtype.Type{Name: "timetz", OID: timetzOID, Codec: timetzCodec{}})
 	m.RegisterType(&pgtype.Type{Name: "money", OID: moneyOID, Codec: moneyCodec{digits: int32(moneyFractionDigits)}})
+	m.RegisterType(&pgtype.Type{Name: "numeric", OID: pgtype.NumericOID, Codec: numericCodec{}})
 }
 
 // textCodec carries what the two codecs share: text passes through, scans
