@@ -223,13 +223,13 @@ func (st *statements) writtenColumns(unchanged []bool) (cols, selects, sets []st
 // is older than newest.
 func (st *statements) tombstoneCTEs(target, rows string) string {
 	ctes := "WITH newest AS MATERIALIZED (\n" +
-		"    SELECT tb.commit_lsn, tb.lsn FROM " + st.ledger + " AS tb\n" +
-		"     ORDER BY tb.commit_lsn DESC, tb.lsn DESC LIMIT 1)"
+		"    " + atLeastOne("SELECT tb.commit_lsn, tb.lsn FROM "+st.ledger+" AS tb\n"+
+		"     ORDER BY tb.commit_lsn DESC, tb.lsn DESC LIMIT 1") + ")"
 	if target != "" {
 		ctes += ",\n" +
 			"truncated AS MATERIALIZED (\n" +
-			"    SELECT tb.commit_lsn, tb.lsn FROM " + st.ledger + " AS tb\n" +
-			"     WHERE tb.target = " + target + " AND tb.key = 'null'::jsonb),\n" +
+			"    " + atLeastOne("SELECT tb.commit_lsn, tb.lsn FROM "+st.ledger+" AS tb\n"+
+			"     WHERE tb.target = "+target+" AND tb.key = 'null'::jsonb") + "),\n" +
 			"tested AS MATERIALIZED (\n" +
 			"    " + rows + "),\n" +
 			"recent AS MATERIALIZED (\n" +
@@ -239,6 +239,20 @@ func (st *statements) tombstoneCTEs(target, rows string) string {
 	}
 	return ctes + "\n"
 }
+
+// atLeastOne wraps a query of at most one version (commit_lsn, lsn) so that
+// it returns exactly one row, the lowest bigints when the query has none.
+// A row compared with it is then an uncorrelated row comparison, which
+// PostgreSQL evaluates once per statement (an InitPlan), where "> ALL" of
+// the query was a subplan run again for every row: 0.5 against 0.16 µs a
+// row in psql. The lowest version is as good as no tombstone: a staged
+// version equal to it is only sent on to the probe, which finds nothing.
+func atLeastOne(query string) string {
+	return "SELECT coalesce(v.commit_lsn, " + lowestVersion + ") AS commit_lsn, coalesce(v.lsn, " + lowestVersion + ") AS lsn\n" +
+		"      FROM (SELECT) AS one LEFT JOIN LATERAL (" + query + ") AS v ON true"
+}
+
+const lowestVersion = "'-9223372036854775808'::bigint"
 
 // notTombstoned is true for a staged row that no tombstone of its key, nor
 // of a truncate of its table, is as new as (I4); target is the parameter
@@ -266,8 +280,8 @@ func (st *statements) tombstoneCTEs(target, rows string) string {
 // index cannot serve it: only the (target, key) key does.
 func (st *statements) notTombstoned(target string) string {
 	version := "(s." + q(stageCommit) + ", s." + q(stageLSN) + ")"
-	return "(" + version + " > ALL (SELECT commit_lsn, lsn FROM newest)\n" +
-		"        OR (" + version + " > ALL (SELECT commit_lsn, lsn FROM truncated)\n" +
+	return "(" + version + " > (SELECT commit_lsn, lsn FROM newest)\n" +
+		"        OR (" + version + " > (SELECT commit_lsn, lsn FROM truncated)\n" +
 		"            AND (((SELECT count(*) FROM (SELECT FROM recent LIMIT (SELECT n FROM tested)) AS w) < (SELECT n FROM tested)\n" +
 		"                  AND " + st.keyJSON("s") + " NOT IN (SELECT key FROM recent))\n" +
 		"                 OR NOT EXISTS (SELECT FROM " + st.ledger + " AS tb\n" +
@@ -366,7 +380,7 @@ func (st *statements) buildBlockedFresh() (string, []int) {
 	test := st.notTombstoned("$1")
 	if !perKey {
 		ctes = st.tombstoneCTEs("", "")
-		test = "(s." + q(stageCommit) + ", s." + q(stageLSN) + ") > ALL (SELECT commit_lsn, lsn FROM newest)"
+		test = "(s." + q(stageCommit) + ", s." + q(stageLSN) + ") > (SELECT commit_lsn, lsn FROM newest)"
 	}
 	return ctes +
 		"SELECT s.i FROM unnest(" + strings.Join(params, ", ") + ") WITH ORDINALITY AS s(" + strings.Join(aliases, ", ") + ", i)\n" +

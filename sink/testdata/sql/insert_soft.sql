@@ -1,9 +1,11 @@
 WITH newest AS MATERIALIZED (
-    SELECT tb.commit_lsn, tb.lsn FROM "pgsink"."tombstones" AS tb
-     ORDER BY tb.commit_lsn DESC, tb.lsn DESC LIMIT 1),
+    SELECT coalesce(v.commit_lsn, '-9223372036854775808'::bigint) AS commit_lsn, coalesce(v.lsn, '-9223372036854775808'::bigint) AS lsn
+      FROM (SELECT) AS one LEFT JOIN LATERAL (SELECT tb.commit_lsn, tb.lsn FROM "pgsink"."tombstones" AS tb
+     ORDER BY tb.commit_lsn DESC, tb.lsn DESC LIMIT 1) AS v ON true),
 truncated AS MATERIALIZED (
-    SELECT tb.commit_lsn, tb.lsn FROM "pgsink"."tombstones" AS tb
-     WHERE tb.target = $1 AND tb.key = 'null'::jsonb),
+    SELECT coalesce(v.commit_lsn, '-9223372036854775808'::bigint) AS commit_lsn, coalesce(v.lsn, '-9223372036854775808'::bigint) AS lsn
+      FROM (SELECT) AS one LEFT JOIN LATERAL (SELECT tb.commit_lsn, tb.lsn FROM "pgsink"."tombstones" AS tb
+     WHERE tb.target = $1 AND tb.key = 'null'::jsonb) AS v ON true),
 tested AS MATERIALIZED (
     SELECT min(s."pgsink.commit") AS oldest, least(count(*), 2048) AS n FROM "pg_temp"."pgsink_stage_87a23aa6581d77d5" AS s WHERE s."pgsink.op" = 'i'),
 recent AS MATERIALIZED (
@@ -14,8 +16,8 @@ INSERT INTO "App ""Prod"""."Order; DROP TABLE x" ("Order Id", "region", "amount"
 SELECT s."Order Id", s."region", s."amount", s."Notes", s."pgsink.commit", s."pgsink.lsn", false
   FROM "pg_temp"."pgsink_stage_87a23aa6581d77d5" AS s
  WHERE s."pgsink.op" = 'i'
-   AND ((s."pgsink.commit", s."pgsink.lsn") > ALL (SELECT commit_lsn, lsn FROM newest)
-        OR ((s."pgsink.commit", s."pgsink.lsn") > ALL (SELECT commit_lsn, lsn FROM truncated)
+   AND ((s."pgsink.commit", s."pgsink.lsn") > (SELECT commit_lsn, lsn FROM newest)
+        OR ((s."pgsink.commit", s."pgsink.lsn") > (SELECT commit_lsn, lsn FROM truncated)
             AND (((SELECT count(*) FROM (SELECT FROM recent LIMIT (SELECT n FROM tested)) AS w) < (SELECT n FROM tested)
                   AND jsonb_build_array(s."Order Id", s."region") NOT IN (SELECT key FROM recent))
                  OR NOT EXISTS (SELECT FROM "pgsink"."tombstones" AS tb
