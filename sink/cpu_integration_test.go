@@ -102,13 +102,15 @@ func startCPU(b *testing.B, server func() time.Duration) *cpuMeter {
 // report ends the section and reports rows/s, the CPU per row of the
 // server and of this process (the client: pgsink's side), and how many
 // of the machine's cores the two kept busy on average.
-func (m *cpuMeter) report(rows int) {
+func (m *cpuMeter) report(rows int) (rate float64) {
 	elapsed := time.Since(m.t0)
 	pg, self := m.server()-m.pg0, selfCPU(m.b)-m.self0
-	m.b.ReportMetric(float64(rows)/elapsed.Seconds(), "rows/s")
+	rate = float64(rows) / elapsed.Seconds()
+	m.b.ReportMetric(rate, "rows/s")
 	m.b.ReportMetric(float64(self.Microseconds())/float64(rows), "client-cpu-µs/row")
 	if m.pg0 >= 0 {
 		m.b.ReportMetric(float64(pg.Microseconds())/float64(rows), "pg-cpu-µs/row")
 		m.b.ReportMetric((pg+self).Seconds()/elapsed.Seconds(), "cores-busy")
 	}
+	return rate
 }
