@@ -51,12 +51,13 @@ func (s *scenario) evaluate(quiet bool, injected int) {
 	r.Checks["DL"] = s.checkDL(ctx, injected)
 	r.Checks["R"] = s.checkR(ctx)
 	r.Checks["O"] = s.checkO(ctx)
-	stale, dups, lower := s.staleSkipped()
+	stale, dups, conflicts, lower := s.staleSkipped()
 	bound := ""
 	if lower {
 		bound = "≥"
 	}
 	r.Stale = fmt.Sprintf("%s%d (+%s%d outbox dup.)", bound, stale, bound, dups)
+	r.InsertConflicts = fmt.Sprintf("%s%d", bound, conflicts)
 	r.Duration = time.Since(r.Started)
 	recordResult(r)
 }

@@ -16,6 +16,7 @@ type counters struct {
 	stale      float64 // pgsink_records_skipped_total{reason="stale"}: the version guard or a tombstone refused
 	duplicates float64 // {reason="duplicate"}: outbox events already in the ledger
 	dead       float64 // pgsink_dead_letters_total
+	conflicts  float64 // pgsink_insert_conflicts_total: batches applied again with upserts only
 }
 
 // sample reads the counters of a live instance; it keeps the last reading
@@ -24,6 +25,7 @@ func (p *proc) sample() {
 	stale := p.metricWhere("pgsink_records_skipped_total", `reason="stale"`)
 	dups := p.metricWhere("pgsink_records_skipped_total", `reason="duplicate"`)
 	dead := p.metric("pgsink_dead_letters_total")
+	conflicts := p.metric("pgsink_insert_conflicts_total")
 	p.counters.mu.Lock()
 	defer p.counters.mu.Unlock()
 	if stale >= 0 {
@@ -34,6 +36,9 @@ func (p *proc) sample() {
 	}
 	if dead >= 0 {
 		p.counters.dead = max(p.counters.dead, dead)
+	}
+	if conflicts >= 0 {
+		p.counters.conflicts = max(p.counters.conflicts, conflicts)
 	}
 }
 
@@ -75,15 +80,17 @@ func (s *scenario) deadLettersCounted() int {
 	return n
 }
 
-// staleSkipped sums the instances' stale and duplicate counters for the
-// results table: "≥" when a killed instance may have counted more.
-func (s *scenario) staleSkipped() (stale, dups int, lowerBound bool) {
+// staleSkipped sums the instances' stale, duplicate and insert-conflict
+// counters for the results table: "≥" when a killed instance may have
+// counted more.
+func (s *scenario) staleSkipped() (stale, dups, conflicts int, lowerBound bool) {
 	for _, p := range s.procs {
 		p.counters.mu.Lock()
 		stale += int(p.counters.stale)
 		dups += int(p.counters.duplicates)
+		conflicts += int(p.counters.conflicts)
 		p.counters.mu.Unlock()
 		lowerBound = lowerBound || p.killed()
 	}
-	return stale, dups, lowerBound
+	return stale, dups, conflicts, lowerBound
 }

@@ -22,6 +22,7 @@ type result struct {
 	Faults              int    // faults injected (kills, stops, restarts, replays, poison records)
 	FaultKinds          string // what they were
 	Stale               string // stale events skipped, from the instances' metrics
+	InsertConflicts     string // batches applied again with upserts only, from the instances' metrics
 	Fenced              int
 	DeadLettered        int
 	DeadLettersInjected int
@@ -61,9 +62,10 @@ func writeResults(path string) error {
 	b.WriteString("V no version regression (trigger), DL dead letters = poison injected, R no deleted key resurrected,\n")
 	b.WriteString("O each outbox event id applied exactly once (trigger + id sets). Stale skipped: pgsink_records_skipped_total{reason=\"stale\"}\n")
 	b.WriteString("(and {reason=\"duplicate\"} for outbox events), summed over the instances; \"≥\" when a SIGKILLed instance took its last counts with it.\n")
+	b.WriteString("Insert conflicts: pgsink_insert_conflicts_total, batches whose new keys the target held, applied again with upserts only.\n")
 	b.WriteString("Self-test rows break pgsink on purpose and must show a FAIL.\n\n")
-	b.WriteString("| scenario | s | events | outbox events | applied | faults injected | stale skipped | fenced | dead-lettered | C | M | U | V | DL | R | O |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---|---|---:|---:|---|---|---|---|---|---|---|\n")
+	b.WriteString("| scenario | s | events | outbox events | applied | faults injected | stale skipped | insert conflicts | fenced | dead-lettered | C | M | U | V | DL | R | O |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---|---|---:|---:|---:|---|---|---|---|---|---|---|\n")
 	var events, outbox, applied, faults int
 	for _, r := range results {
 		name := r.Scenario
@@ -75,12 +77,15 @@ func writeResults(path string) error {
 			applied += r.Applied
 			faults += r.Faults
 		}
-		stale := r.Stale
+		stale, conflicts := r.Stale, r.InsertConflicts
 		if stale == "" {
 			stale = "n/m"
 		}
-		fmt.Fprintf(&b, "| %s | %.0f | %d | %d | %d | %d: %s | %s | %d | %d/%d |", name, r.Duration.Seconds(), r.Events, r.OutboxEvents, r.Applied, r.Faults, r.FaultKinds,
-			stale, r.Fenced, r.DeadLettered, r.DeadLettersInjected)
+		if conflicts == "" {
+			conflicts = "n/m"
+		}
+		fmt.Fprintf(&b, "| %s | %.0f | %d | %d | %d | %d: %s | %s | %s | %d | %d/%d |", name, r.Duration.Seconds(), r.Events, r.OutboxEvents, r.Applied, r.Faults, r.FaultKinds,
+			stale, conflicts, r.Fenced, r.DeadLettered, r.DeadLettersInjected)
 		for _, c := range checkOrder {
 			v, ok := r.Checks[c]
 			fmt.Fprintf(&b, " %s |", mark(v, ok))
