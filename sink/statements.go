@@ -216,11 +216,11 @@ func (st *statements) writtenColumns(unchanged []bool) (cols, selects, sets []st
 // target (the parameter holding the table's ledger name) is given, so are
 // truncated, the table's truncate tombstone if it has one, and recent, the
 // tombstone keys of the window the statement's rows fall in: rows is a
-// query of the oldest commit LSN and the number of the rows the statement
-// tests, and recent holds the keys of every tombstone at least that new, of
-// any target, if there are fewer of them than rows. MATERIALIZED keeps
-// PostgreSQL from inlining any of them per row; none is read unless a row
-// is older than newest.
+// query of the oldest commit LSN (oldest) and the number (n, see
+// testedCount) of the rows the statement tests, and recent holds the keys
+// of the tombstones at least that new, of any target, oldest first, up to
+// recentTombstones. MATERIALIZED keeps PostgreSQL from inlining any of them
+// per row; none is read unless a row is older than newest.
 func (st *statements) tombstoneCTEs(target, rows string) string {
 	ctes := "WITH newest AS MATERIALIZED (\n" +
 		"    " + atLeastOne("SELECT tb.commit_lsn, tb.lsn FROM "+st.ledger+" AS tb\n"+
@@ -268,12 +268,12 @@ const lowestVersion = "'-9223372036854775808'::bigint"
 // deletes has every row older). For those, the truncate is compared with
 // the statement-wide row, and the key with recent: a tombstone that blocks
 // a row is at least as new as the row, so it is in recent when recent is
-// complete (fewer keys than rows; it is cut off at that number, so that a
-// long window, as in a replay, costs no more than the probes would). Only
-// a row whose key is in recent, or every row when recent is not complete,
-// probes the ledger's (target, key) index; each probe compares jsonb keys
-// down a btree, 4.6 µs a row in psql against about 1 µs for the hashed
-// lookup in recent. The probe compares keys with plain equality, not key
+// complete: when fewer than n of its keys are read, which is checked by
+// reading at most n, so that a long window (a replay) costs no more than
+// the probes it spares. Only a row whose key is in recent, or every row
+// when recent is not complete, probes the ledger's (target, key) index.
+// Each probe compares jsonb keys down a btree, 4.6 µs a row in psql; the
+// whole test of 1,500 lagging rows took 3.8 ms by recent. The probe compares keys with plain equality, not key
 // IN (k, null): without statistics for a new target the planner would
 // rather scan all the target's tombstones per row than descend the index
 // twice. Its version test is written NOT (... < ...) so that the version
