@@ -296,17 +296,17 @@ func (st *statements) notTombstoned(target string) string {
 // does not hash compares every key of recent with every row.
 const recentTombstones = 2048
 
-// testedCount is the n of tombstoneCTEs' rows query: the number of rows,
-// at most recentTombstones. recent is complete when fewer than n of its
+// testedCount is the n of tombstoneCTEs' rows query: the number of rows
+// (count(*) over them), at most recentTombstones. recent is complete when fewer than n of its
 // keys are read: it then holds all of the window, and reading it costs
 // fewer steps than the probes it replaces.
-func testedCount(count string) string {
-	return "least(" + count + ", " + strconv.Itoa(recentTombstones) + ")"
+func testedCount() string {
+	return "least(count(*), " + strconv.Itoa(recentTombstones) + ")"
 }
 
 // testedRows is the query tombstoneCTEs takes for rows of the stage.
 func (st *statements) testedRows(where string) string {
-	return "SELECT min(s." + q(stageCommit) + ") AS oldest, " + testedCount("count(*)") + " AS n FROM " + st.stage + " AS s WHERE " + where
+	return "SELECT min(s." + q(stageCommit) + ") AS oldest, " + testedCount() + " AS n FROM " + st.stage + " AS s WHERE " + where
 }
 
 func (st *statements) buildUpsert(unchanged []bool) string {
@@ -376,9 +376,11 @@ func (st *statements) buildBlockedFresh() (string, []int) {
 	for i, typ := range types {
 		params = append(params, "$"+strconv.Itoa(i+first)+"::"+typ)
 	}
-	ctes := st.tombstoneCTEs("$1", "SELECT min(c) AS oldest, "+testedCount("count(*)")+" AS n FROM unnest($2::bigint[]) AS c")
-	test := st.notTombstoned("$1")
-	if !perKey {
+	var ctes, test string
+	if perKey {
+		ctes = st.tombstoneCTEs("$1", "SELECT min(c) AS oldest, "+testedCount()+" AS n FROM unnest($2::bigint[]) AS c")
+		test = st.notTombstoned("$1")
+	} else {
 		ctes = st.tombstoneCTEs("", "")
 		test = "(s." + q(stageCommit) + ", s." + q(stageLSN) + ") > (SELECT commit_lsn, lsn FROM newest)"
 	}
