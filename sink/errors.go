@@ -8,6 +8,7 @@ import (
 	"net"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgsink/pgsink/sink/pgcopy"
 )
 
 // RecordError is a failure caused by one record of a batch: applying the
@@ -62,6 +63,12 @@ const (
 func classify(err error) class {
 	var rec *RecordError
 	if errors.As(err, &rec) {
+		return classRecord
+	}
+	// A value with no encoding for its column (a type mismatch the
+	// catalog check could not see) fails its row wherever it is.
+	var encode *pgcopy.EncodeError
+	if errors.As(err, &encode) {
 		return classRecord
 	}
 	var unknown *UnknownCommitError

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/sink/pgcopy"
 )
 
 // txn is one apply transaction whose statements are pipelined: they are
@@ -54,7 +55,7 @@ func (x *txn) copyFrom(ctx context.Context, table pgx.Identifier, cols []string,
 	if err := x.flush(ctx); err != nil {
 		return err
 	}
-	_, err := x.conn.CopyFrom(ctx, table, cols, pgx.CopyFromRows(rows))
+	_, err := pgcopy.Copy(ctx, x.conn, table, cols, rows)
 	return err
 }
 
