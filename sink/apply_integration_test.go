@@ -589,38 +589,54 @@ func TestIntegrationApplyPoisonInLargeBatch(t *testing.T) {
 	}
 }
 
-// I5 for a value that cannot be encoded for its column (text that is no
-// number, for a numeric column), in a batch COPYed into the target: the
-// record is dead-lettered with its reason, the rest applied. The
-// encoder's error, not the server's answer to an abandoned COPY (a
-// query_canceled, which would be retried for ever), decides.
+// I5 for a value that cannot be encoded for its column, in a batch COPYed
+// into the target and in one small enough for the pipeline: the record is
+// dead-lettered with its reason, the rest applied. Text that is no number
+// fails in the client's COPY and in the server's parse of a parameter; a
+// map has no encoding at all, and fails in the client either way. The
+// client's error decides, not the server's answer to an abandoned COPY
+// (query_canceled, which would be retried for ever).
 func TestIntegrationApplyUnencodableValue(t *testing.T) {
-	f := newFixture(t, sink.DeleteHard, false)
-	var events []ev
-	for id := int64(1); id <= 300; id++ {
-		events = append(events, ev{debezium.OpCreate, id, "ok", nil, id})
-	}
-	b := f.batch(events...)
-	after := b.Items[122].Change.After
-	for i := range after {
-		if after[i].Name == "amount" {
-			after[i].Value = "twelve and a half"
-		}
-	}
-	st, err := f.applier.Apply(context.Background(), b)
-	if err != nil {
-		t.Fatalf("Apply: %v", err)
-	}
-	if st.DeadLetters != 1 || f.storedOffset() != 300 {
-		t.Fatalf("stats %+v, stored offset %d; want 1 dead letter and offset 300", st, f.storedOffset())
-	}
-	var rows, deadOffset int64
-	var reason string
-	if err := f.pool.QueryRow(context.Background(), `SELECT count(*), (SELECT "offset" FROM pgsink.dead_letters), (SELECT error FROM pgsink.dead_letters)
-		FROM "App ""x"""."Orders; DROP TABLE y"`).Scan(&rows, &deadOffset, &reason); err != nil {
-		t.Fatal(err)
-	}
-	if rows != 299 || deadOffset != 122 || !strings.Contains(reason, "twelve and a half") {
-		t.Fatalf("%d target rows, the dead letter at offset %d with %q; want 299, 122 and the value named", rows, deadOffset, reason)
+	for _, tc := range []struct {
+		rows   int64
+		value  any
+		reason string
+	}{
+		{300, "twelve and a half", "twelve and a half"},
+		{3, "twelve and a half", "twelve and a half"},
+		{300, map[string]int{"twelve": 1}, "unable to encode"},
+		{3, map[string]int{"twelve": 1}, "unable to encode"},
+	} {
+		t.Run(fmt.Sprintf("%d rows, %T", tc.rows, tc.value), func(t *testing.T) {
+			f := newFixture(t, sink.DeleteHard, false)
+			var events []ev
+			for id := int64(1); id <= tc.rows; id++ {
+				events = append(events, ev{debezium.OpCreate, id, "ok", nil, id})
+			}
+			b := f.batch(events...)
+			poison := tc.rows / 2
+			after := b.Items[poison].Change.After
+			for i := range after {
+				if after[i].Name == "amount" {
+					after[i].Value = tc.value
+				}
+			}
+			st, err := f.applier.Apply(context.Background(), b)
+			if err != nil {
+				t.Fatalf("Apply: %v", err)
+			}
+			if st.DeadLetters != 1 || f.storedOffset() != tc.rows {
+				t.Fatalf("stats %+v, stored offset %d; want 1 dead letter and offset %d", st, f.storedOffset(), tc.rows)
+			}
+			var rows, deadOffset int64
+			var reason string
+			if err := f.pool.QueryRow(context.Background(), `SELECT count(*), (SELECT "offset" FROM pgsink.dead_letters), (SELECT error FROM pgsink.dead_letters)
+				FROM "App ""x"""."Orders; DROP TABLE y"`).Scan(&rows, &deadOffset, &reason); err != nil {
+				t.Fatal(err)
+			}
+			if rows != tc.rows-1 || deadOffset != poison || !strings.Contains(reason, tc.reason) {
+				t.Fatalf("%d target rows, the dead letter at offset %d with %q; want %d, %d and %q", rows, deadOffset, reason, tc.rows-1, poison, tc.reason)
+			}
+		})
 	}
 }

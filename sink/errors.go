@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgsink/pgsink/sink/pgcopy"
 )
@@ -66,9 +68,17 @@ func classify(err error) class {
 		return classRecord
 	}
 	// A value with no encoding for its column (a type mismatch the
-	// catalog check could not see) fails its row wherever it is.
+	// catalog check could not see) fails its row wherever it is: in a
+	// COPY, or among the bound parameters of a pipelined statement, where
+	// pgx reports it as the "build" step of the batch (argument encoding,
+	// on the client, before anything is sent). Kafka Connect's
+	// errors.tolerance covers such conversion failures too.
 	var encode *pgcopy.EncodeError
 	if errors.As(err, &encode) {
+		return classRecord
+	}
+	var batch pgx.ErrPreprocessingBatch
+	if errors.As(err, &batch) && strings.HasPrefix(batch.Error(), "error preprocessing batch (build)") {
 		return classRecord
 	}
 	var unknown *UnknownCommitError
