@@ -17,7 +17,7 @@ INTEGRATION_TAGS := integration
 TEST_TIMEOUT ?= 25m
 
 .PHONY: help build test test-unit test-integration lint stack-up stack-down stack-env stack-status \
-        fixtures demo demo-clean bench clean docker-check faults
+        fixtures demo demo-clean bench bench-sink clean docker-check faults
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -92,8 +92,20 @@ bench: stack-up build demo-clean ## issue 8 in one run: pgsink vs COPY vs the De
 	  $(GO) run ./test/bench -pgsink bin/pgsink -out BENCHMARKS.md $(BENCH_FLAGS)
 	$(GO) test -run XXX -bench . -benchmem -cpu 1 ./connector/debezium/
 	$(GO) test -run XXX -bench Reduce -benchmem ./sink/
+	$(MAKE) bench-sink
 	set -a && source $(STACK_ENV) && set +a && \
-	  $(GO) test -tags $(INTEGRATION_TAGS) -run XXX -bench 'Integration(Apply|WriteStrategies)' -benchtime 1x -timeout 30m ./sink/
+	  $(GO) test -tags $(INTEGRATION_TAGS) -run XXX -bench 'IntegrationWriteStrategies' -benchtime 1x -timeout 30m ./sink/
+
+# One run of a case is at the mercy of this machine, whose speed drifts by up
+# to 2x within minutes: every case runs APPLY_BENCH_COUNT times, each sink
+# run is rated against a COPY just before and one just after it (x-copy),
+# and benchstat gives the medians with their 95% confidence intervals.
+APPLY_BENCH_COUNT ?= 6
+bench-sink: stack-up ## issue 4: the apply path (batches of 5,000 and others) against two COPY limits, APPLY_BENCH_COUNT runs of each, medians by benchstat; raw output in .stack/bench/apply.txt
+	mkdir -p .stack/bench
+	set -a && source $(STACK_ENV) && set +a && \
+	  $(GO) test -tags $(INTEGRATION_TAGS) -run XXX -bench 'IntegrationApply' -benchtime 1x -count $(APPLY_BENCH_COUNT) -timeout 60m ./sink/ | tee .stack/bench/apply.txt
+	$(GO) tool benchstat .stack/bench/apply.txt
 
 clean: ## remove build output (not the jar cache nor the stack state)
 	rm -rf bin
