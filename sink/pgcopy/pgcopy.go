@@ -30,8 +30,10 @@ func (e *EncodeError) Unwrap() error { return e.Err }
 // holding one value per column, and returns the number of rows copied.
 //
 // The columns' type oids are asked of the server once per connection and
-// statement text, and asked again after a COPY that failed, in case the
-// table changed under it.
+// statement text, and asked again after a COPY that failed. A column whose
+// type is altered in place while the connection lives is not noticed until
+// such a failure, as with pgx's own cached descriptions: the sink's
+// operators stop it to alter a target column's type (README).
 func Copy(ctx context.Context, conn *pgx.Conn, table pgx.Identifier, cols []string, rows [][]any) (int64, error) {
 	quoted := make([]string, len(cols))
 	for i, c := range cols {
