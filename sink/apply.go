@@ -211,8 +211,9 @@ func (a *Applier) retry(ctx context.Context, st *Stats, fn func() error) error {
 // items [lo, hi), then the dead letter of item dead (if >= 0) with cause.
 // Its statements are pipelined (see txn): a small batch is one round trip.
 //
-// Rows expected to create their key go in by plain INSERT. When one meets
-// an existing key after all, the transaction fails with a unique violation
+// Rows expected to create their key go in by plain INSERT, and so do the
+// tombstones of deleted keys. When one meets an existing key after all, the
+// transaction fails with a unique violation
 // and is run once more with upserts only, which decide by version as
 // always; so such a violation is never taken for a poison record, and one
 // that the upserts meet too (another unique index) is one.
@@ -523,7 +524,16 @@ func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, x *txn, t *
 			case DeleteSoft:
 				x.queue.Queue(stmts.deleteSoft)
 			}
-			x.queue.Queue(stmts.tombstones, t.Ref())
+			if insert {
+				// A key deleted again (recreated in between, or a delete
+				// Debezium re-emitted) has a tombstone already: the unique
+				// violation sends the transaction back to upserts only, as
+				// for a fresh row whose key exists.
+				x.inserted = append(x.inserted, stmts)
+				x.queue.Queue(stmts.tombstonesNew, t.Ref())
+			} else {
+				x.queue.Queue(stmts.tombstones, t.Ref())
+			}
 		}
 		x.unstage(pg, stmts.stage, len(rows))
 	}

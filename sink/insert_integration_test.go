@@ -43,6 +43,55 @@ func TestIntegrationApplyCreateOfExistingKey(t *testing.T) {
 	}
 }
 
+// Deleted keys' tombstones go into the ledger by plain INSERT too. A key
+// deleted a second time (recreated in between, or a delete re-emitted) has
+// one already: the violation sends the batch back to upserts, where the
+// newer delete moves the tombstone forward, and an older create replayed
+// afterwards stays dead (I4). Each case in a small batch (pipelined
+// staging) and a large one (COPY).
+func TestIntegrationApplyDeleteOfDeletedKey(t *testing.T) {
+	for _, n := range []int64{3, 300} {
+		t.Run(fmt.Sprintf("%d keys", n), func(t *testing.T) {
+			f := newFixture(t, sink.DeleteHard, false)
+			batch := func(op debezium.Op, version int64) []ev {
+				var evs []ev
+				for id := int64(1); id <= n; id++ {
+					evs = append(evs, ev{op, id, "a", nil, version + id})
+				}
+				return evs
+			}
+			tombstone := func(id int64) (v int64) {
+				t.Helper()
+				err := f.pool.QueryRow(context.Background(), `SELECT commit_lsn FROM pgsink.tombstones WHERE key = jsonb_build_array($1::bigint)`, id).Scan(&v)
+				if err != nil {
+					t.Fatalf("tombstone of key %d: %v", id, err)
+				}
+				return v
+			}
+			f.apply(batch(debezium.OpCreate, 1000)...)
+			if st := f.apply(batch(debezium.OpDelete, 2000)...); st.InsertConflicts != 0 || st.Deleted != n {
+				t.Fatalf("first deletes: stats %+v; want %d deleted without an insert conflict", st, n)
+			}
+			f.apply(batch(debezium.OpCreate, 3000)...)
+			st := f.apply(batch(debezium.OpDelete, 4000)...)
+			if st.InsertConflicts != 1 || st.Deleted != n || st.DeadLetters != 0 {
+				t.Fatalf("second deletes: stats %+v; want one insert conflict, %d deleted, no dead letter", st, n)
+			}
+			if got := tombstone(n); got != 4000+n {
+				t.Fatalf("tombstone of key %d at %d, want the second delete's %d", n, got, 4000+n)
+			}
+			// Between the two deletes: must not come back.
+			if st := f.apply(ev{debezium.OpCreate, n, "replayed", nil, 3500}); st.Stale != 1 {
+				t.Fatalf("a create older than the second delete: stats %+v, want it stale", st)
+			}
+			f.want("")
+			if got := f.storedOffset(); got != 4*n+1 {
+				t.Fatalf("stored offset %d, want %d", got, 4*n+1)
+			}
+		})
+	}
+}
+
 // A unique violation that the upserts meet too (another unique index) is
 // the record's own fault: it goes to the dead-letter table and the rest of
 // its batch is applied, as before plain INSERTs.

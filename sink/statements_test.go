@@ -67,6 +67,7 @@ func TestStatementsGolden(t *testing.T) {
 		"delete_hard.sql":           hard.deleteHard,
 		"delete_soft.sql":           soft.deleteSoft,
 		"tombstones.sql":            hard.tombstones,
+		"tombstones_new.sql":        hard.tombstonesNew,
 		"truncate.sql":              hard.truncate,
 		"truncate_tombstone.sql":    hard.truncateTS,
 		"outbox_create_stage.sql":   outbox.createStage,
