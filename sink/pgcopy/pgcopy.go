@@ -7,6 +7,7 @@ import (
 	"io"
 	"reflect"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -52,11 +53,11 @@ func Copy(ctx context.Context, conn *pgx.Conn, table pgx.Identifier, cols []stri
 	r := newReader(NewEncoder(conn.TypeMap(), cols, oids), rows)
 	tag, err := pg.CopyFrom(ctx, r, "COPY "+table.Sanitize()+" ("+list+") FROM STDIN BINARY")
 	var pgErr *pgconn.PgError
-	if r.err != nil && errors.As(err, &pgErr) && pgErr.Code == queryCanceled {
+	if rowErr := r.failure(); rowErr != nil && errors.As(err, &pgErr) && pgErr.Code == queryCanceled {
 		// The COPY was abandoned because of the row (CopyFail); the
 		// server's answer says only that. An error the server raised
 		// first, such as a permission denied, is its own answer.
-		err = r.err
+		err = rowErr
 	}
 	if err != nil {
 		delete(pg.CustomData(), oidsKey(describe))
@@ -241,16 +242,26 @@ func appendInt32(b []byte, n int32) []byte {
 }
 
 // reader streams rows as a binary COPY, encoding them as they are read, a
-// chunk at a time. It is read by pgconn's copy goroutine; err is read by
-// Copy after CopyFrom returned, which waits for that goroutine.
+// chunk at a time. It is read by pgconn's copy goroutine, which CopyFrom
+// does not always wait for (not when the connection fails): the encoding
+// error is therefore kept under a lock for Copy to read.
 type reader struct {
 	enc  *Encoder
 	rows [][]any
 	next int // the first row not yet encoded
 	buf  []byte
 	off  int // what of buf was read
-	err  error
 	done bool
+
+	mu  sync.Mutex
+	err error
+}
+
+// failure is the encoding error that ended the stream, if any.
+func (r *reader) failure() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
 }
 
 // chunkBytes is how much a reader encodes ahead of what was read: about
@@ -263,8 +274,8 @@ func newReader(enc *Encoder, rows [][]any) *reader {
 
 func (r *reader) Read(p []byte) (int, error) {
 	for r.off == len(r.buf) {
-		if r.err != nil {
-			return 0, r.err
+		if err := r.failure(); err != nil {
+			return 0, err
 		}
 		if r.done {
 			return 0, io.EOF
@@ -284,7 +295,10 @@ func (r *reader) fill() {
 	for len(buf) < chunkBytes && r.next < len(r.rows) {
 		out, err := r.enc.AppendRow(buf, r.next, r.rows[r.next])
 		if err != nil {
-			r.buf, r.err = buf, err
+			r.buf = buf
+			r.mu.Lock()
+			r.err = err
+			r.mu.Unlock()
 			return
 		}
 		buf = out

@@ -118,8 +118,8 @@ func TestReaderStream(t *testing.T) {
 			break
 		}
 	}
-	if r.err != nil {
-		t.Fatal(r.err)
+	if err := r.failure(); err != nil {
+		t.Fatal(err)
 	}
 	want := AppendHeader(nil)
 	for i := range n {
