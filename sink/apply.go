@@ -213,10 +213,10 @@ func (a *Applier) retry(ctx context.Context, st *Stats, fn func() error) error {
 //
 // Rows expected to create their key go in by plain INSERT, and so do the
 // tombstones of deleted keys. When one meets an existing key after all, the
-// transaction fails with a unique violation
-// and is run once more with upserts only, which decide by version as
-// always; so such a violation is never taken for a poison record, and one
-// that the upserts meet too (another unique index) is one.
+// transaction fails with a unique violation and is run once more with
+// upserts only, which decide by version as always; so such a violation is
+// never taken for a poison record, and one that the upserts meet too
+// (another unique index) is one.
 func (a *Applier) applyOnce(ctx context.Context, b *Batch, lo, hi int, next int64, dead int, cause error, st *Stats) error {
 	x := newTxn(true)
 	err := a.transact(ctx, x, b, lo, hi, next, dead, cause, st)
@@ -486,7 +486,7 @@ func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, x *txn, t *
 			x.queue.Queue(genericPlans)
 		}
 		if inserts > 0 {
-			x.inserted = append(x.inserted, stmts)
+			x.expectNew(stmts)
 			x.queue.Queue(stmts.insert, t.Ref()).Exec(func(tag pgconn.CommandTag) error {
 				st.Stale += inserts - tag.RowsAffected()
 				return nil
@@ -529,7 +529,7 @@ func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, x *txn, t *
 				// Debezium re-emitted) has a tombstone already: the unique
 				// violation sends the transaction back to upserts only, as
 				// for a fresh row whose key exists.
-				x.inserted = append(x.inserted, stmts)
+				x.expectNew(stmts)
 				x.queue.Queue(stmts.tombstonesNew, t.Ref())
 			} else {
 				x.queue.Queue(stmts.tombstones, t.Ref())
@@ -615,7 +615,7 @@ func copyFresh(ctx context.Context, x *txn, stmts *statements, red *reduced) (re
 	if len(fresh) == 0 {
 		return rest, 0, nil
 	}
-	x.inserted = append(x.inserted, stmts)
+	x.expectNew(stmts)
 	if err := x.copyFrom(ctx, pgx.Identifier{t.Schema, t.Name}, stmts.insertCols, fresh); err != nil {
 		return nil, 0, fmt.Errorf("copy new rows: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,6 +33,15 @@ type txn struct {
 	// (see Applier.applyOnce).
 	optimistic bool
 	inserted   []*statements
+}
+
+// expectNew records that the transaction wrote keys of stmts' table, rows
+// or tombstones, by plain INSERT: a unique violation then sends it back to
+// upserts only (see Applier.applyOnce).
+func (x *txn) expectNew(stmts *statements) {
+	if !slices.Contains(x.inserted, stmts) {
+		x.inserted = append(x.inserted, stmts)
+	}
 }
 
 // newTxn returns an empty transaction; its connection is set once acquired.
