@@ -485,6 +485,7 @@ func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, x *txn, t *
 		if small {
 			x.queue.Queue(genericPlans)
 		}
+		nested := false
 		if inserts > 0 {
 			x.expectNew(stmts)
 			x.queue.Queue(stmts.insert, t.Ref()).Exec(func(tag pgconn.CommandTag) error {
@@ -507,10 +508,27 @@ func (a *Applier) writeTable(ctx context.Context, pg *pgconn.PgConn, x *txn, t *
 					return err
 				})
 			}
-			// Rows the upsert did not write were refused by the version
+			// Rows neither statement wrote were refused by the version
 			// guard or a tombstone: stale events, counted, never applied.
-			x.queue.Queue(stmts.upsert(g.unchanged), int32(m), t.Ref()).Exec(func(tag pgconn.CommandTag) error {
-				st.Stale += staged - tag.RowsAffected()
+			if small {
+				x.queue.Queue(stmts.upsert(g.unchanged), int32(m), t.Ref()).Exec(func(tag pgconn.CommandTag) error {
+					st.Stale += staged - tag.RowsAffected()
+					return nil
+				})
+				continue
+			}
+			// A large stage updates the keys the target holds first, and
+			// upserts the rest only if there are any (see buildUpdate).
+			if !nested {
+				x.queue.Queue(nestedLoops)
+				nested = true
+			}
+			var updated int64
+			x.queue.Queue(stmts.update(g.unchanged), int32(m)).QueryRow(func(row pgx.Row) error {
+				return row.Scan(&updated, nil)
+			})
+			x.queue.Queue(stmts.upsertMissing(g.unchanged), int32(m), t.Ref(), staged).Exec(func(tag pgconn.CommandTag) error {
+				st.Stale += staged - updated - tag.RowsAffected()
 				return nil
 			})
 		}
@@ -635,6 +653,12 @@ const rollbackTimeout = 5 * time.Second
 
 // applySettings is queued before the statements that read a staging table.
 const applySettings = "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), set_config('jit', 'off', true)"
+
+// nestedLoops is queued before the first UPDATE … FROM the stage of a
+// transaction, and holds until it ends. The stage has no statistics: the
+// planner may hash the whole target to join it to a stage it takes for
+// large, where every staged row should probe the target's key.
+const nestedLoops = "SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)"
 
 // genericPlanRows is the largest stage whose upsert runs its cached
 // generic plan; genericPlans and customPlans switch around it.

@@ -132,7 +132,7 @@ func (f *fixture) apply(events ...ev) sink.Stats {
 // state renders the target table, ordered by key.
 func (f *fixture) state() string {
 	f.t.Helper()
-	rows, err := f.pool.Query(context.Background(), `SELECT "Order Id", status, coalesce(notes, '∅'), deleted, _pgsink_lsn
+	rows, err := f.pool.Query(context.Background(), `SELECT "Order Id", status, coalesce(notes, '∅'), deleted, coalesce(_pgsink_lsn, -1)
 		FROM "App ""x"""."Orders; DROP TABLE y" ORDER BY 1`)
 	if err != nil {
 		f.t.Fatal(err)

@@ -294,3 +294,65 @@ func TestIntegrationApplyLargeBatchOfCreatesNumericKey(t *testing.T) {
 		t.Fatalf("%d rows, code 1 present %v: want the 100 new codes and code 1 still deleted", rows, one)
 	}
 }
+
+// A large stage's updates go to the keys the target holds by UPDATE, and
+// the rest by the upsert, only when the UPDATE left some (buildUpdate). The
+// history below has every kind of rest: stale updates (the stored row is
+// newer), updates of keys the target lacks, of keys a newer delete blocks,
+// and of a row stored without a version (written before pgsink). Applied in
+// one batch (the UPDATE) and in batches of 7 (the upsert), it must leave the
+// same rows and count the same stale events.
+func TestIntegrationApplyLargeStageUpdates(t *testing.T) {
+	var setup, updates []ev
+	for id := int64(1); id <= 100; id++ {
+		setup = append(setup, ev{debezium.OpCreate, id, "new", fmt.Sprintf("n%d", id), id})
+	}
+	for id := int64(91); id <= 100; id++ {
+		setup = append(setup, ev{op: debezium.OpDelete, id: id, version: 500 + id})
+	}
+	for id := int64(1); id <= 80; id++ {
+		notes := any(fmt.Sprintf("u%d", id))
+		if id > 40 {
+			notes = unchanged // a second mask group, which keeps the stored notes
+		}
+		updates = append(updates, ev{debezium.OpUpdate, id, "paid", notes, 1000 + id})
+	}
+	for id := int64(81); id <= 90; id++ {
+		updates = append(updates, ev{debezium.OpUpdate, id, "stale", "old", 5})
+	}
+	for id := int64(91); id <= 100; id++ {
+		updates = append(updates, ev{debezium.OpUpdate, id, "deleted later", "old", 100 + id})
+	}
+	for id := int64(101); id <= 110; id++ {
+		updates = append(updates, ev{debezium.OpUpdate, id, "missing", nil, 2000 + id})
+	}
+	updates = append(updates, ev{debezium.OpUpdate, 200, "versioned", "v", 3000})
+
+	apply := func(f *fixture, size int) (stale int64) {
+		if _, err := f.pool.Exec(context.Background(), `INSERT INTO "App ""x"""."Orders; DROP TABLE y" ("Order Id", status) VALUES (200, 'legacy')`); err != nil {
+			t.Fatal(err)
+		}
+		f.apply(setup...)
+		for lo := 0; lo < len(updates); lo += size {
+			stale += f.apply(updates[lo:min(lo+size, len(updates))]...).Stale
+		}
+		return stale
+	}
+	whole := newFixture(t, sink.DeleteHard, false)
+	pieces := newFixture(t, sink.DeleteHard, false)
+	wholeStale, piecesStale := apply(whole, len(updates)), apply(pieces, 7)
+	got := whole.state()
+	for _, want := range []string{"1:paid:u1@1001 ", "41:paid:n41@1041 ", "80:paid:n80@1080 ", "81:new:n81@81 ", "90:new:n90@90 ",
+		"101:missing:∅@2101 ", "110:missing:∅@2110 ", "200:versioned:v@3000"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("one batch: no %q in %q", want, got)
+		}
+	}
+	if strings.Contains(got, "deleted later") || strings.Contains(got, "stale") {
+		t.Errorf("one batch: a stale or deleted update was applied: %q", got)
+	}
+	pieces.want(got)
+	if wholeStale != 20 || piecesStale != 20 {
+		t.Errorf("stale events counted %d in one batch and %d in batches of 7, want 20 (81–100)", wholeStale, piecesStale)
+	}
+}

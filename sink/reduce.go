@@ -3,6 +3,7 @@ package sink
 import (
 	"database/sql/driver"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/pgsink/pgsink/connector/debezium"
@@ -28,10 +29,14 @@ type row struct {
 	values    []any  // per Table.Columns; delete rows carry only the key
 	unchanged []bool // per Table.Columns: keep the stored value (I7)
 	item      int    // index of the newest change in the batch, for errors
-	// fresh marks an upsert that is the batch's only change of its key, a
-	// create or snapshot read carrying every column: the key is most likely
-	// new to the target, so it may be written by a plain INSERT (see
-	// statements.insert).
+	// fresh marks an upsert whose oldest change in the batch is a create
+	// or snapshot read carrying every column, and that carries every column
+	// after its changes are folded: the key is most likely new to the
+	// target, so it may be written by a plain INSERT (see
+	// statements.insert). A key created and then updated within the batch
+	// is fresh too: staged as an update, it would miss the UPDATE that
+	// writes stored keys and send the whole group through the upsert
+	// (see buildUpdate).
 	fresh bool
 }
 
@@ -81,14 +86,16 @@ func reduce(t *Table, items []Item, idx []int) (*reduced, error) {
 		if next.version.Less(prev.version) {
 			older, newer = next, prev
 		}
+		fresh := false
 		if newer.op == opUpsert && older.op == opUpsert {
 			for c := range newer.unchanged {
 				if newer.unchanged[c] && !older.unchanged[c] {
 					newer.values[c], newer.unchanged[c] = older.values[c], false
 				}
 			}
+			fresh = older.fresh && !slices.Contains(newer.unchanged, true)
 		}
-		newer.fresh = false
+		newer.fresh = fresh
 		byKey[string(kb)] = newer
 	}
 	out.rows = make([]*row, 0, len(order))

@@ -6,9 +6,10 @@ import (
 	"github.com/pgsink/pgsink/connector/debezium"
 )
 
-// A row is fresh (written without ON CONFLICT) only when a create or a
-// snapshot read is the batch's one change of its key and carries every
-// column; stagingRows stages exactly those as inserts, when asked to.
+// A row is fresh (written without ON CONFLICT) only when the oldest change
+// of its key in the batch is a create or a snapshot read that carries every
+// column, and the folded row carries every column; stagingRows stages
+// exactly those as inserts, when asked to.
 func TestReduceMarksFreshRows(t *testing.T) {
 	tbl := &Table{Schema: "public", Name: "t", Key: []string{"id"}, Deletes: DeleteHard,
 		CommitColumn: "_c", LSNColumn: "_l",
@@ -30,13 +31,21 @@ func TestReduceMarksFreshRows(t *testing.T) {
 		change(debezium.OpCreate, 1, 1, text), // fresh
 		change(debezium.OpRead, 2, 2, text),   // fresh: a snapshot read
 		change(debezium.OpUpdate, 3, 3, text), // an update: the key should exist
-		change(debezium.OpCreate, 4, 4, text), // then updated in the batch
+		change(debezium.OpCreate, 4, 4, text), // fresh: created, then updated in the batch
 		change(debezium.OpUpdate, 4, 5, text),
 		change(debezium.OpCreate, 5, 6, nil),   // a column the event lacks
 		change(debezium.OpCreate, 6, 7, toast), // a TOAST placeholder
 		change(debezium.OpDelete, 7, 8, nil),
 		change(debezium.OpDelete, 8, 9, nil), // deleted, then created again
 		change(debezium.OpCreate, 8, 10, text),
+		change(debezium.OpCreate, 9, 11, text), // fresh: the update's placeholder takes the create's value
+		change(debezium.OpUpdate, 9, 12, toast),
+		change(debezium.OpCreate, 10, 13, toast), // a placeholder the update does not fill
+		change(debezium.OpUpdate, 10, 14, toast),
+		change(debezium.OpUpdate, 11, 16, text), // fresh: a create re-emitted after its update is still the oldest change
+		change(debezium.OpCreate, 11, 15, text),
+		change(debezium.OpUpdate, 12, 17, text), // an update, then a create newer than it
+		change(debezium.OpCreate, 12, 18, text),
 	}
 	idx := make([]int, len(items))
 	for i := range idx {
@@ -46,7 +55,8 @@ func TestReduceMarksFreshRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[int64]bool{1: true, 2: true, 3: false, 4: false, 5: false, 6: false, 7: false, 8: false}
+	want := map[int64]bool{1: true, 2: true, 3: false, 4: true, 5: false, 6: false, 7: false, 8: false,
+		9: true, 10: false, 11: true, 12: false}
 	if len(red.rows) != len(want) {
 		t.Fatalf("%d reduced rows, want %d", len(red.rows), len(want))
 	}
@@ -69,7 +79,7 @@ func TestReduceMarksFreshRows(t *testing.T) {
 		for _, g := range groups {
 			staged += g.rows
 		}
-		if staged+inserts != int64(len(rows)) || (insert && inserts != 2) || (!insert && inserts != 0) {
+		if staged+inserts != int64(len(rows)) || (insert && inserts != 5) || (!insert && inserts != 0) {
 			t.Errorf("insert=%v: %d in groups and %d inserts for %d rows", insert, staged, inserts, len(rows))
 		}
 	}
