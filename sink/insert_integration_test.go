@@ -300,8 +300,8 @@ func TestIntegrationApplyLargeBatchOfCreatesNumericKey(t *testing.T) {
 // history below has every kind of rest: stale updates (the stored row is
 // newer), updates of keys the target lacks, of keys a newer delete blocks,
 // and of a row stored without a version (written before pgsink). Applied in
-// one batch (the UPDATE) and in batches of 7 (the upsert), it must leave the
-// same rows and count the same stale events.
+// one batch (the UPDATE) and in batches of 7 (the upsert), in hard and soft
+// delete modes, it must leave the same rows and count the same stale events.
 func TestIntegrationApplyLargeStageUpdates(t *testing.T) {
 	var setup, updates []ev
 	for id := int64(1); id <= 100; id++ {
@@ -330,7 +330,7 @@ func TestIntegrationApplyLargeStageUpdates(t *testing.T) {
 
 	apply := func(f *fixture, size int) (stale int64) {
 		if _, err := f.pool.Exec(context.Background(), `INSERT INTO "App ""x"""."Orders; DROP TABLE y" ("Order Id", status) VALUES (200, 'legacy')`); err != nil {
-			t.Fatal(err)
+			f.t.Fatal(err)
 		}
 		f.apply(setup...)
 		for lo := 0; lo < len(updates); lo += size {
@@ -338,21 +338,25 @@ func TestIntegrationApplyLargeStageUpdates(t *testing.T) {
 		}
 		return stale
 	}
-	whole := newFixture(t, sink.DeleteHard, false)
-	pieces := newFixture(t, sink.DeleteHard, false)
-	wholeStale, piecesStale := apply(whole, len(updates)), apply(pieces, 7)
-	got := whole.state()
-	for _, want := range []string{"1:paid:u1@1001 ", "41:paid:n41@1041 ", "80:paid:n80@1080 ", "81:new:n81@81 ", "90:new:n90@90 ",
-		"101:missing:∅@2101 ", "110:missing:∅@2110 ", "200:versioned:v@3000"} {
-		if !strings.Contains(got, want) {
-			t.Errorf("one batch: no %q in %q", want, got)
-		}
-	}
-	if strings.Contains(got, "deleted later") || strings.Contains(got, "stale") {
-		t.Errorf("one batch: a stale or deleted update was applied: %q", got)
-	}
-	pieces.want(got)
-	if wholeStale != 20 || piecesStale != 20 {
-		t.Errorf("stale events counted %d in one batch and %d in batches of 7, want 20 (81–100)", wholeStale, piecesStale)
+	for _, mode := range []sink.DeleteMode{sink.DeleteHard, sink.DeleteSoft} {
+		t.Run(fmt.Sprint(mode), func(t *testing.T) {
+			whole := newFixture(t, mode, false)
+			pieces := newFixture(t, mode, false)
+			wholeStale, piecesStale := apply(whole, len(updates)), apply(pieces, 7)
+			got := whole.state()
+			for _, want := range []string{"1:paid:u1@1001 ", "41:paid:n41@1041 ", "80:paid:n80@1080 ", "81:new:n81@81 ", "90:new:n90@90 ",
+				"101:missing:∅@2101 ", "110:missing:∅@2110 ", "200:versioned:v@3000"} {
+				if !strings.Contains(got, want) {
+					t.Errorf("one batch: no %q in %q", want, got)
+				}
+			}
+			if strings.Contains(got, "deleted later") || strings.Contains(got, "stale") {
+				t.Errorf("one batch: a stale or deleted update was applied: %q", got)
+			}
+			pieces.want(got)
+			if wholeStale != 20 || piecesStale != 20 {
+				t.Errorf("stale events counted %d in one batch and %d in batches of 7, want 20 (81–100)", wholeStale, piecesStale)
+			}
+		})
 	}
 }
