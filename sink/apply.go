@@ -599,6 +599,15 @@ func copyFresh(ctx context.Context, x *txn, stmts *statements, red *reduced) (re
 		}
 		args = append(args, keys)
 	}
+	// The COPY sends each value in its column's binary form, which must be
+	// the column's type now, not when this connection first described it:
+	// the lock keeps the table's definition from here to the COPY, and the
+	// revision read under it tells pgcopy whether to describe it again.
+	var revision string
+	x.queue.Queue(stmts.lockTarget)
+	x.queue.Queue(tableRevision, t.Ident()).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&revision)
+	})
 	blocked := make([]bool, len(candidates))
 	x.queue.Queue(stmts.blockedFresh, args...).Query(func(rows pgx.Rows) error {
 		var i int64
@@ -634,7 +643,7 @@ func copyFresh(ctx context.Context, x *txn, stmts *statements, red *reduced) (re
 		return rest, 0, nil
 	}
 	x.expectNew(stmts)
-	if err := x.copyFrom(ctx, pgx.Identifier{t.Schema, t.Name}, stmts.insertCols, fresh); err != nil {
+	if err := x.copyFrom(ctx, pgx.Identifier{t.Schema, t.Name}, stmts.insertCols, fresh, revision); err != nil {
 		return nil, 0, fmt.Errorf("copy new rows: %w", err)
 	}
 	return rest, int64(len(fresh)), nil

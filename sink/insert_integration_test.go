@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsink/pgsink/connector/debezium"
 	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/sink"
@@ -358,5 +359,60 @@ func TestIntegrationApplyLargeStageUpdates(t *testing.T) {
 				t.Errorf("stale events counted %d in one batch and %d in batches of 7, want 20 (81–100)", wholeStale, piecesStale)
 			}
 		})
+	}
+}
+
+// A target column's type altered while pgsink runs: the COPY of fresh rows
+// on a connection that described the table before must send the new type's
+// binary form. bigint's form read by numeric's receive function is a valid
+// number for a small value (zero with a display scale), so a stale
+// description stored zeros without an error.
+func TestIntegrationApplyCopyAfterAlterType(t *testing.T) {
+	ctx := context.Background()
+	pool := migratedPool(t)
+	cfg := pool.Config().Copy()
+	cfg.MaxConns = 1 // one connection, which keeps what it described
+	one, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	if _, err := pool.Exec(ctx, `CREATE TABLE public.stock (id bigint PRIMARY KEY, qty bigint, _c bigint, _l bigint)`); err != nil {
+		t.Fatal(err)
+	}
+	tbl := &sink.Table{Schema: "public", Name: "stock", Key: []string{"id"}, Deletes: sink.DeleteHard,
+		CommitColumn: "_c", LSNColumn: "_l",
+		Columns: []sink.Column{{Name: "id", Source: "id", Type: "bigint"}, {Name: "qty", Source: "qty", Type: "bigint"}}}
+	claim, err := dedup.NewOffsets(schema).Claim(ctx, pool, dedup.PartitionID{Group: "g", Topic: "stock", Partition: 0}, 0, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	applier := sink.NewApplier(one, sink.Options{Schema: schema})
+	creates := func(from, to int64) {
+		b := &sink.Batch{Claim: &claim}
+		for id := from; id <= to; id++ {
+			offset := claim.NextOffset + id - from
+			b.Items = append(b.Items, sink.Item{Table: tbl, Record: debezium.Record{Offset: offset}, Change: debezium.Change{
+				Kind: debezium.KindChange, Op: debezium.OpCreate, Offset: offset,
+				Version: debezium.Version{CommitLSN: id, LSN: id}, Key: debezium.Row{{Name: "id", Value: id}},
+				After: debezium.Row{{Name: "id", Value: id}, {Name: "qty", Value: id + 7}}}})
+			b.Next = offset + 1
+		}
+		st, err := applier.Apply(ctx, b)
+		if err != nil || st.Upserted != to-from+1 {
+			t.Fatalf("apply %d–%d: %+v, %v", from, to, st, err)
+		}
+	}
+	creates(1, 300) // COPYed: the connection describes stock's columns
+	if _, err := pool.Exec(ctx, `ALTER TABLE public.stock ALTER COLUMN qty TYPE numeric`); err != nil {
+		t.Fatal(err)
+	}
+	creates(301, 600)
+	var rows, wrong int64
+	if err := pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE qty IS DISTINCT FROM id + 7) FROM public.stock`).Scan(&rows, &wrong); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 600 || wrong != 0 {
+		t.Fatalf("%d rows, %d with a wrong qty; want 600 rows, all qty = id + 7", rows, wrong)
 	}
 }

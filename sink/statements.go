@@ -50,7 +50,11 @@ type statements struct {
 	blockedFresh string
 	freshKeyCols []int
 	ledger       string // quoted tombstones table
-	table        *Table
+	// lockTarget takes the lock a COPY into the target takes, early, so
+	// that the table's definition read under it holds until the COPY (see
+	// copyFresh and tableRevision).
+	lockTarget string
+	table      *Table
 	// noGuard drops the version guard: test-only (Options.TestNoVersionGuard).
 	noGuard bool
 	// upserts caches upsert's texts by unchanged-column signature: every
@@ -141,6 +145,7 @@ func buildStatements(t *Table, schema string, noGuard bool) *statements {
 		st.insertCols = append(st.insertCols, t.SoftDeleteColumn)
 	}
 	st.blockedFresh, st.freshKeyCols = st.buildBlockedFresh()
+	st.lockTarget = "LOCK TABLE " + t.Ident() + " IN ROW EXCLUSIVE MODE"
 	st.truncateTS = "INSERT INTO " + st.ledger + " AS tb (target, key, commit_lsn, lsn)\nVALUES ($1, 'null'::jsonb, $2, $3)\n" + tombstoneConflict
 	return st
 }
@@ -175,6 +180,14 @@ func (st *statements) olderThan(t, commit, lsn string) string {
 	}
 	return fmt.Sprintf("(coalesce(%s.%s, -1), coalesce(%s.%s, -1)) < (%s, %s)", t, q(st.table.CommitColumn), t, q(st.table.LSNColumn), commit, lsn)
 }
+
+// tableRevision names the current definition of the table whose quoted
+// name is $1: its oid, and each column's number, type and catalog row
+// version (xmin), which every ALTER of the column replaces.
+const tableRevision = "SELECT a.attrelid::text || ':' || string_agg(a.attnum || '.' || a.atttypid || '.' || a.xmin, ',' ORDER BY a.attnum)\n" +
+	"  FROM pg_catalog.pg_attribute AS a\n" +
+	" WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped\n" +
+	" GROUP BY a.attrelid"
 
 // upsert builds the guarded upsert of the staged rows of one mask group:
 // columns flagged in unchanged (TOAST placeholders) are neither inserted nor

@@ -78,6 +78,8 @@ func TestStatementsGolden(t *testing.T) {
 		"outbox_apply.sql":          outbox.apply,
 		"outbox_apply_key_only.sql": newOutboxStatements(keyOnly, "pgsink").apply,
 		"stage_values.sql":          stageValues(hard.stage, hard.stageCols, 2),
+		"lock_target.sql":           hard.lockTarget,
+		"table_revision.sql":        tableRevision,
 	}
 	for file, got := range cases {
 		t.Run(file, func(t *testing.T) {

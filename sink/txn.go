@@ -60,12 +60,14 @@ func (x *txn) flush(ctx context.Context) error {
 	return x.conn.SendBatch(ctx, b).Close()
 }
 
-// copyFrom sends what is queued, then COPYs rows into a staging table.
-func (x *txn) copyFrom(ctx context.Context, table pgx.Identifier, cols []string, rows [][]any) error {
+// copyFrom sends what is queued, then COPYs rows into table; revision
+// names its definition for pgcopy.CopyAt ("" for a staging table, which
+// the sink defines).
+func (x *txn) copyFrom(ctx context.Context, table pgx.Identifier, cols []string, rows [][]any, revision string) error {
 	if err := x.flush(ctx); err != nil {
 		return err
 	}
-	_, err := pgcopy.Copy(ctx, x.conn, table, cols, rows)
+	_, err := pgcopy.CopyAt(ctx, x.conn, table, cols, rows, revision)
 	return err
 }
 
@@ -188,7 +190,7 @@ func (x *txn) stage(ctx context.Context, name string, cols []string, rows [][]an
 		}
 		return nil
 	}
-	return x.copyFrom(ctx, stage, cols, rows)
+	return x.copyFrom(ctx, stage, cols, rows, "")
 }
 
 // unstage queues, after the statements that read it, the emptying of a

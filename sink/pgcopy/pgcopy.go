@@ -32,10 +32,21 @@ func (e *EncodeError) Unwrap() error { return e.Err }
 //
 // The columns' type oids are asked of the server once per connection and
 // statement text, and asked again after a COPY that failed. A column whose
-// type is altered in place while the connection lives is not noticed until
-// such a failure, as with pgx's own cached descriptions: the sink's
-// operators stop it to alter a target column's type (README).
+// type is altered in place while the connection lives is not noticed: Copy
+// is for tables whose definition the caller controls (a staging table it
+// created). CopyAt notices.
 func Copy(ctx context.Context, conn *pgx.Conn, table pgx.Identifier, cols []string, rows [][]any) (int64, error) {
+	return CopyAt(ctx, conn, table, cols, rows, "")
+}
+
+// CopyAt is Copy for a table whose columns may be altered while the
+// connection lives: revision names the definition of the table the caller
+// read in its transaction, under a lock that keeps the definition until the
+// COPY (see the sink's copyFresh), and type oids described under another
+// revision are described again. Without it, a bigint column altered to
+// numeric would be sent bigint's binary form, which numeric's receive
+// function reads as a valid number for small values: zero, silently.
+func CopyAt(ctx context.Context, conn *pgx.Conn, table pgx.Identifier, cols []string, rows [][]any, revision string) (int64, error) {
 	quoted := make([]string, len(cols))
 	for i, c := range cols {
 		quoted[i] = pgx.Identifier{c}.Sanitize()
@@ -43,7 +54,7 @@ func Copy(ctx context.Context, conn *pgx.Conn, table pgx.Identifier, cols []stri
 	list := strings.Join(quoted, ", ")
 	describe := "SELECT " + list + " FROM " + table.Sanitize()
 	pg := conn.PgConn()
-	oids, err := columnOIDs(ctx, pg, describe)
+	oids, err := columnOIDs(ctx, pg, describe, revision)
 	if err != nil {
 		return 0, fmt.Errorf("describe the columns of %s: %w", table.Sanitize(), err)
 	}
@@ -72,13 +83,19 @@ const queryCanceled = "57014"
 // oidsKey is where a connection keeps the type oids a query returns.
 func oidsKey(describe string) string { return "pgcopy oids: " + describe }
 
+// described is what a connection remembers of a query's result columns.
+type described struct {
+	revision string // the caller's name for the table's definition
+	oids     []uint32
+}
+
 // columnOIDs returns the type oids of describe's result columns, from the
-// connection's memory or from the server (the unnamed statement, which the
-// next statement replaces).
-func columnOIDs(ctx context.Context, pg *pgconn.PgConn, describe string) ([]uint32, error) {
+// connection's memory when they were described under revision, else from
+// the server (the unnamed statement, which the next statement replaces).
+func columnOIDs(ctx context.Context, pg *pgconn.PgConn, describe, revision string) ([]uint32, error) {
 	key := oidsKey(describe)
-	if oids, ok := pg.CustomData()[key].([]uint32); ok {
-		return oids, nil
+	if d, ok := pg.CustomData()[key].(described); ok && d.revision == revision {
+		return d.oids, nil
 	}
 	sd, err := pg.Prepare(ctx, "", describe, nil)
 	if err != nil {
@@ -88,7 +105,7 @@ func columnOIDs(ctx context.Context, pg *pgconn.PgConn, describe string) ([]uint
 	for i, f := range sd.Fields {
 		oids[i] = f.DataTypeOID
 	}
-	pg.CustomData()[key] = oids
+	pg.CustomData()[key] = described{revision: revision, oids: oids}
 	return oids, nil
 }
 

@@ -1,0 +1,1 @@
+LOCK TABLE "App ""Prod"""."Order; DROP TABLE x" IN ROW EXCLUSIVE MODE
