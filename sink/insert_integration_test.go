@@ -416,3 +416,56 @@ func TestIntegrationApplyCopyAfterAlterType(t *testing.T) {
 		t.Fatalf("%d rows, %d with a wrong qty; want 600 rows, all qty = id + 7", rows, wrong)
 	}
 }
+
+// Another transaction writing a key of a large stage's updates (a second
+// topic feeding the table, or a repartitioned one) while the batch runs:
+// the UPDATE does not see its uncommitted row, nor does upsertMissing's
+// reading of the target, and the upsert's ON CONFLICT waits for it and
+// then lets the newer version win, whichever it is.
+func TestIntegrationApplyLargeStageUpdateRacesInsert(t *testing.T) {
+	for _, other := range []int64{5, 50} {
+		t.Run(fmt.Sprintf("other at %d", other), func(t *testing.T) {
+			ctx := context.Background()
+			f := newFixture(t, sink.DeleteHard, false)
+			var setup, updates []ev
+			for id := int64(1); id <= 100; id++ {
+				setup = append(setup, ev{debezium.OpCreate, id, "new", nil, id})
+				updates = append(updates, ev{debezium.OpUpdate, id, "paid", nil, 1000 + id})
+			}
+			updates = append(updates, ev{debezium.OpUpdate, 500, "ours", nil, 10})
+			f.apply(setup...)
+			tx, err := f.pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = tx.Rollback(ctx) }()
+			if _, err := tx.Exec(ctx, `INSERT INTO "App ""x"""."Orders; DROP TABLE y" ("Order Id", status, _pgsink_commit_lsn, _pgsink_lsn)
+				VALUES (500, 'theirs', $1, $1)`, other); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := f.applier.Apply(ctx, f.batch(updates...))
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				t.Fatalf("the batch finished (%v) while the other transaction held key 500", err)
+			case <-time.After(300 * time.Millisecond):
+			}
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			want := "500:ours:∅@10"
+			if other > 10 {
+				want = fmt.Sprintf("500:theirs:∅@%d", other)
+			}
+			if got := f.state(); !strings.HasSuffix(got, want) || !strings.HasPrefix(got, "1:paid:∅@1001 ") {
+				t.Fatalf("target rows %q, want 1–100 paid and %s", got, want)
+			}
+		})
+	}
+}

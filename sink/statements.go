@@ -403,15 +403,25 @@ func (st *statements) buildUpsert(unchanged []bool, gated bool) string {
 		keyRefs = append(keyRefs, q(k))
 	}
 	rows := "s." + q(stageOp) + " = 'u' AND s." + q(stageMask) + " = $1"
-	gate := ""
+	from := st.stage + " AS s\n WHERE " + rows
 	if gated {
-		gate = "   AND coalesce(current_setting('" + updatedSetting + "', true)::bigint, -1) < $3\n"
+		// The rows the target holds at their staged version or newer
+		// (updated by update, or stale) are left out before the tombstone
+		// test, which PostgreSQL would otherwise run first on every row
+		// (OFFSET 0 keeps it outside). A row stored since update ran, by
+		// a transaction writing the same key, is older than the staged
+		// one or left out: the upsert's guard decides, as always.
+		from = "(SELECT * FROM " + st.stage + " AS s\n" +
+			"         WHERE " + rows + "\n" +
+			"           AND coalesce(current_setting('" + updatedSetting + "', true)::bigint, -1) < $3\n" +
+			"           AND NOT EXISTS (SELECT FROM " + t.Ident() + " AS t WHERE " + st.keyMatch("t", "s") + "\n" +
+			"                              AND NOT " + st.olderThan("t", "s."+q(stageCommit), "s."+q(stageLSN)) + ")\n" +
+			"        OFFSET 0) AS s\n WHERE true"
 	}
 	return st.tombstoneCTEs("$2", st.testedRows(rows)) +
 		"INSERT INTO " + t.Ident() + " AS t (" + strings.Join(insertCols, ", ") + ")\n" +
 		"SELECT " + strings.Join(selectCols, ", ") + "\n" +
-		"  FROM " + st.stage + " AS s\n" +
-		" WHERE " + rows + "\n" + gate +
+		"  FROM " + from + "\n" +
 		"   AND " + st.notTombstoned("$2") + "\n" +
 		"ON CONFLICT (" + strings.Join(keyRefs, ", ") + ") DO UPDATE\n" +
 		"   SET " + strings.Join(sets, ", ") + "\n" +

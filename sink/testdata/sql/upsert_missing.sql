@@ -14,9 +14,13 @@ recent AS MATERIALIZED (
      ORDER BY tb.commit_lsn, tb.lsn LIMIT 2048)
 INSERT INTO "App ""Prod"""."Order; DROP TABLE x" AS t ("Order Id", "region", "amount", "Notes", "_pgsink_commit_lsn", "_pgsink_lsn")
 SELECT s."Order Id", s."region", s."amount", s."Notes", s."pgsink.commit", s."pgsink.lsn"
-  FROM "pg_temp"."pgsink_stage_87a23aa6581d77d5" AS s
- WHERE s."pgsink.op" = 'u' AND s."pgsink.mask" = $1
-   AND coalesce(current_setting('pgsink.updated', true)::bigint, -1) < $3
+  FROM (SELECT * FROM "pg_temp"."pgsink_stage_87a23aa6581d77d5" AS s
+         WHERE s."pgsink.op" = 'u' AND s."pgsink.mask" = $1
+           AND coalesce(current_setting('pgsink.updated', true)::bigint, -1) < $3
+           AND NOT EXISTS (SELECT FROM "App ""Prod"""."Order; DROP TABLE x" AS t WHERE t."Order Id" = s."Order Id" AND t."region" = s."region"
+                              AND NOT (coalesce(t."_pgsink_commit_lsn", -1), coalesce(t."_pgsink_lsn", -1)) < (s."pgsink.commit", s."pgsink.lsn"))
+        OFFSET 0) AS s
+ WHERE true
    AND ((s."pgsink.commit", s."pgsink.lsn") > (SELECT commit_lsn, lsn FROM newest)
         OR ((s."pgsink.commit", s."pgsink.lsn") > (SELECT commit_lsn, lsn FROM truncated)
             AND (((SELECT count(*) FROM (SELECT FROM recent LIMIT (SELECT n FROM tested)) AS w) < (SELECT n FROM tested)
