@@ -597,7 +597,7 @@ func copyFresh(ctx context.Context, x *txn, stmts *statements, red *reduced) (re
 		for i, r := range candidates {
 			keys[i] = r.values[c]
 		}
-		args = append(args, keys)
+		args = append(args, typedSlice(keys))
 	}
 	// The COPY sends each value in its column's binary form, which must be
 	// the column's type now, not when this connection first described it:
@@ -647,6 +647,32 @@ func copyFresh(ctx context.Context, x *txn, stmts *statements, red *reduced) (re
 		return nil, 0, fmt.Errorf("copy new rows: %w", err)
 	}
 	return rest, int64(len(fresh)), nil
+}
+
+// typedSlice returns values as a []int64 or []string when they all are of
+// that type, else as they are. pgx encodes a typed slice's elements with
+// one plan, and a []any's element by element through reflection: at 3,500
+// keys a batch, that was 15% of the client's CPU in IntegrationApply.
+func typedSlice(values []any) any {
+	if out, ok := sliceOf[int64](values); ok {
+		return out
+	}
+	if out, ok := sliceOf[string](values); ok {
+		return out
+	}
+	return values
+}
+
+func sliceOf[T any](values []any) ([]T, bool) {
+	out := make([]T, len(values))
+	for i, v := range values {
+		x, ok := v.(T)
+		if !ok {
+			return nil, false
+		}
+		out[i] = x
+	}
+	return out, true
 }
 
 // resolveTimeout bounds the reading of the offsets row after a COMMIT
