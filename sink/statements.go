@@ -242,16 +242,7 @@ const updatedSetting = "pgsink.updated"
 // nestedLoops): the stage has no statistics.
 func (st *statements) buildUpdate(unchanged []bool) string {
 	t := st.table
-	var sets []string
-	for c, col := range t.Columns {
-		if !unchanged[c] && !t.isKey(col.Name) {
-			sets = append(sets, q(col.Name)+" = s."+q(col.Name))
-		}
-	}
-	sets = append(sets, q(t.CommitColumn)+" = s."+q(stageCommit), q(t.LSNColumn)+" = s."+q(stageLSN))
-	if t.Deletes == DeleteSoft {
-		sets = append(sets, q(t.SoftDeleteColumn)+" = false")
-	}
+	sets := st.assignments(unchanged, func(_, staged string) string { return "s." + q(staged) })
 	guard := "(t." + q(t.CommitColumn) + ", t." + q(t.LSNColumn) + ") < (s." + q(stageCommit) + ", s." + q(stageLSN) + ")"
 	if st.noGuard {
 		guard = "true"
@@ -279,19 +270,34 @@ func (st *statements) writtenColumns(unchanged []bool) (cols, selects, sets []st
 		}
 		cols = append(cols, q(col.Name))
 		selects = append(selects, "s."+q(col.Name))
-		if !t.isKey(col.Name) {
-			sets = append(sets, q(col.Name)+" = excluded."+q(col.Name))
-		}
 	}
 	cols = append(cols, q(t.CommitColumn), q(t.LSNColumn))
 	selects = append(selects, "s."+q(stageCommit), "s."+q(stageLSN))
-	sets = append(sets, q(t.CommitColumn)+" = excluded."+q(t.CommitColumn), q(t.LSNColumn)+" = excluded."+q(t.LSNColumn))
 	if t.Deletes == DeleteSoft {
 		cols = append(cols, q(t.SoftDeleteColumn))
 		selects = append(selects, "false")
+	}
+	sets = st.assignments(unchanged, func(target, _ string) string { return "excluded." + q(target) })
+	return cols, selects, sets
+}
+
+// assignments are the SET items that write a row over a stored one: the
+// non-key columns not flagged unchanged, the version columns and the
+// soft-delete marker, cleared. value renders a target column's new value
+// from its name and the name of the staging column that holds it.
+func (st *statements) assignments(unchanged []bool, value func(target, staged string) string) []string {
+	t := st.table
+	var sets []string
+	for c, col := range t.Columns {
+		if !unchanged[c] && !t.isKey(col.Name) {
+			sets = append(sets, q(col.Name)+" = "+value(col.Name, col.Name))
+		}
+	}
+	sets = append(sets, q(t.CommitColumn)+" = "+value(t.CommitColumn, stageCommit), q(t.LSNColumn)+" = "+value(t.LSNColumn, stageLSN))
+	if t.Deletes == DeleteSoft {
 		sets = append(sets, q(t.SoftDeleteColumn)+" = false")
 	}
-	return cols, selects, sets
+	return sets
 }
 
 // tombstoneCTEs are the statement-wide reads the tombstone test uses (see
