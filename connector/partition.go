@@ -166,7 +166,11 @@ func (p *partition) park() {
 // every record already waiting (a group commit), but waits for no more.
 func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool, err error) {
 	cfg := p.r.cfg.Apply.Batch
-	batch = &sink.Batch{Claim: &p.claim, Next: p.claim.NextOffset}
+	// Sized for what is already queued: an Item is 480 bytes, and growing
+	// the slice by appends cost 4% of the drain's CPU in copies and write
+	// barriers (make bench's profile).
+	batch = &sink.Batch{Claim: &p.claim, Next: p.claim.NextOffset,
+		Items: make([]sink.Item, 0, min(cfg.MaxRecords, max(len(p.in), 16)))}
 	var bytes int64
 	var timer <-chan time.Time
 	var deadline time.Time
@@ -300,8 +304,11 @@ func (p *partition) reclaim(why string) error {
 func (p *partition) item(m *kafka.Message) (sink.Item, bool, error) {
 	rec := debezium.Record{Topic: p.id.Topic, Partition: p.id.Partition, Offset: int64(m.TopicPartition.Offset),
 		Timestamp: m.Timestamp, Key: m.Key, Value: m.Value}
-	for _, h := range m.Headers {
-		rec.Headers = append(rec.Headers, debezium.Header{Key: h.Key, Value: h.Value})
+	if len(m.Headers) > 0 {
+		rec.Headers = make([]debezium.Header, len(m.Headers))
+		for i, h := range m.Headers {
+			rec.Headers[i] = debezium.Header{Key: h.Key, Value: h.Value}
+		}
 	}
 	ch, err := p.decoder.Decode(rec)
 	if err != nil {
