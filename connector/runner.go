@@ -356,9 +356,11 @@ func (r *Runner) fatalf(log *zap.Logger, what string, err error) {
 // polling once it is spent, so the message that crosses it is the last
 // one taken and the overshoot is that one record. Pausing its partition
 // as well cost the drain a second each time: librdkafka drops a paused
-// partition's prefetched messages, and the resumed partition's next fetch
-// came 0.4-1 s later with every core idle (make bench's workload: three
-// or four such stalls in a 23-s drain at the default budget).
+// partition's prefetched messages (librdkafka#5343), and the resumed
+// partition's next fetch came 0.4-1 s later with every core idle, when
+// the broker thread next decided what to fetch (confluent-kafka-go#630
+// shows the same wait). make bench's drain had three or four such stalls
+// in 23 s at the default budget.
 func (r *Runner) dispatch(m *kafka.Message) {
 	id := dedup.PartitionID{Group: r.group(), Topic: *m.TopicPartition.Topic, Partition: m.TopicPartition.Partition}
 	p := r.workers[id]
