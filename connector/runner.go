@@ -145,7 +145,7 @@ func consumerConfig(cfg *config.Config) *kafka.ConfigMap {
 	if _, set := m["queued.max.messages.kbytes"]; !set && cfg.Apply.MaxBufferedBytes > 0 {
 		m["queued.max.messages.kbytes"] = max(1024, int(cfg.Apply.MaxBufferedBytes/4/1024))
 	}
-	// pgsink's own buffer applies backpressure (it pauses partitions), so
+	// pgsink's own buffer applies backpressure by not polling, so
 	// librdkafka's queue reaching its limit is normal here, not a reason
 	// to stop fetching a partition for librdkafka's default of a second:
 	// with a 64 MiB budget that stall halved the drain rate (16,044 vs
