@@ -33,7 +33,11 @@ type Metrics struct {
 	// and apply: Kafka's delivery and pgsink's fetch buffer. It tells a
 	// slow consumer from a slow target.
 	ReceiveLatency prometheus.Histogram
-	registry       *prometheus.Registry
+	// BufferFull is the time the poll loop took no records because the
+	// buffer budget was spent; Pauses counts partition pauses by reason.
+	BufferFull prometheus.Counter
+	Pauses     *prometheus.CounterVec // reason (queue_full|buffer_full)
+	registry   *prometheus.Registry
 }
 
 // NewMetrics registers the series in a fresh registry (with Go and process
@@ -80,10 +84,15 @@ func NewMetrics() *Metrics {
 		ReceiveLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgsink_record_receive_latency_seconds",
 			Help:    "From each record's Kafka timestamp to the moment its partition worker takes it into a batch: Kafka's delivery plus pgsink's fetch buffer. The rest of pgsink_record_commit_latency_seconds is batching and the apply.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 1.25, 56)}),
+		BufferFull: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_buffer_full_seconds_total",
+			Help: "Seconds the poll loop took no records because apply.max_buffered_bytes was spent. While it grows as fast as the clock, the apply, not Kafka, sets the pace; a larger budget buys larger batches and a little throughput."}),
+		Pauses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_partition_pauses_total",
+			Help: "Partitions paused, by reason: queue_full (a partition's worker is behind), buffer_full (the budget stayed spent for half a second, so every partition is paused to keep serving the group). librdkafka drops a paused partition's prefetched records and fetches them again after the resume."}, []string{"reason"}),
 		registry: r,
 	}
 	r.MustRegister(m.Consumed, m.Applied, m.DeadLetters, m.Skipped, m.Fenced, m.Unresolved, m.Rebalances, m.BatchRecords,
-		m.ApplySeconds, m.Lag, m.Owned, m.Buffered, m.Retries, m.InsertConflicts, m.Stopped, m.EndToEnd, m.RecordLatency, m.ReceiveLatency)
+		m.ApplySeconds, m.Lag, m.Owned, m.Buffered, m.Retries, m.InsertConflicts, m.Stopped, m.EndToEnd, m.RecordLatency, m.ReceiveLatency,
+		m.BufferFull, m.Pauses)
 	return m
 }
 

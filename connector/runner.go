@@ -243,12 +243,18 @@ func (r *Runner) Run(ctx context.Context) error {
 	})
 	rescan := time.NewTicker(30 * time.Second)
 	defer rescan.Stop()
-	var full time.Time // since when the buffer budget is spent
+	var full time.Time    // since when the buffer budget is spent
+	var counted time.Time // how far that time is in pgsink_buffer_full_seconds_total
 	for ctx.Err() == nil && r.fatalErr() == nil {
 		select {
 		case <-rescan.C:
 			topics = r.resubscribe(topics)
 		default:
+		}
+		if !full.IsZero() {
+			now := time.Now()
+			r.metrics.BufferFull.Add(now.Sub(counted).Seconds())
+			counted = now
 		}
 		if r.buffered.Load() >= int64(r.cfg.Apply.MaxBufferedBytes) {
 			// The workers hold the whole budget: stop taking messages
@@ -260,6 +266,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			// slow.
 			if full.IsZero() {
 				full = time.Now()
+				counted = full
 			}
 			if time.Since(full) < budgetWait {
 				time.Sleep(time.Millisecond)
@@ -382,6 +389,7 @@ func (r *Runner) dispatch(m *kafka.Message) {
 		if err := r.consumer.Pause([]kafka.TopicPartition{m.TopicPartition}); err != nil {
 			r.log.Warn("pause", zap.Error(err))
 		}
+		r.metrics.Pauses.WithLabelValues("queue_full").Inc()
 		p.paused = true
 	}
 }
@@ -404,6 +412,7 @@ func (r *Runner) pauseAll() {
 			r.log.Warn("pause", zap.Error(err))
 			continue
 		}
+		r.metrics.Pauses.WithLabelValues("buffer_full").Inc()
 		p.paused = true
 	}
 }

@@ -18,7 +18,8 @@ import (
 // buffer budget and samples pgsink_buffered_bytes while it catches up: the
 // fetched-but-unapplied bytes (queued or in a batch) stay within
 // apply.max_buffered_bytes (plus a record's worth of slack), the target
-// converges, and the count returns to zero.
+// converges, the count returns to zero, and the time the budget held the
+// poll loop back is counted.
 func TestE2EBackpressure(t *testing.T) {
 	st := stacktest.New(t)
 	st.Exec(`CREATE TABLE public.items ` + itemsDDL)
@@ -80,6 +81,11 @@ tables:
 		v, ok := metricValue(port, "pgsink_buffered_bytes")
 		return ok && v == 0, fmt.Sprintf("pgsink_buffered_bytes %.0f", v)
 	})
+	// A backlog ten times the budget keeps the budget spent: the poll loop
+	// must have waited for the apply, and said so.
+	if v, ok := metricValue(port, "pgsink_buffer_full_seconds_total"); !ok || v <= 0 {
+		t.Errorf("pgsink_buffer_full_seconds_total = %v (exported %v): want the time the budget stopped the poll loop", v, ok)
+	}
 	if code, _ := p.stop(30 * time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
