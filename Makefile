@@ -90,7 +90,7 @@ BENCH_FLAGS ?=
 bench: stack-up build demo-clean ## issue 8 in one run: pgsink vs COPY vs the Debezium JDBC sink, at-least-once, batches of 1, latency -> BENCHMARKS.md; then the decoder and apply micro-benchmarks
 	set -a && source $(STACK_ENV) && set +a && \
 	  $(GO) run ./test/bench -pgsink bin/pgsink -out BENCHMARKS.md $(BENCH_FLAGS)
-	$(GO) test -run XXX -bench . -benchmem -cpu 1 ./connector/debezium/
+	$(GO) test -run XXX -bench . -benchmem -cpu 1 ./debezium/
 	$(GO) test -run XXX -bench Reduce -benchmem ./sink/
 	$(MAKE) bench-sink
 	set -a && source $(STACK_ENV) && set +a && \

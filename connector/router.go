@@ -7,7 +7,7 @@ import (
 	"sync"
 
 	"github.com/pgsink/pgsink/config"
-	"github.com/pgsink/pgsink/connector/debezium"
+	"github.com/pgsink/pgsink/debezium"
 	"github.com/pgsink/pgsink/sink"
 	"github.com/pgsink/pgsink/sink/catalog"
 )

@@ -10,11 +10,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pgsink/pgsink/internal/faults"
+
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsink/pgsink/config"
-	"github.com/pgsink/pgsink/connector/debezium"
+	"github.com/pgsink/pgsink/debezium"
 	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/sink"
 	"go.uber.org/zap"
@@ -32,8 +34,7 @@ type Runner struct {
 	router      *router
 	deadLetters *deadLetterTopic
 	owner       string
-	audit       bool
-	failpoints  failpoints
+	faults      faults.Hooks
 
 	consumer *kafka.Consumer
 	// workers is touched only by the poll goroutine (Run and the rebalance
@@ -63,6 +64,8 @@ type Options struct {
 	Metrics *Metrics
 	// Owner names this instance in the offsets table; default host:pid.
 	Owner string
+	// Faults are the test-only hooks (internal/faults), off in production.
+	Faults faults.Hooks
 }
 
 // New builds a Runner. It does not connect to Kafka until Run.
@@ -80,23 +83,13 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 		Retry: sink.Retry{MaxAttempts: cfg.Apply.Retry.MaxAttempts, InitialBackoff: cfg.Apply.Retry.InitialBackoff.Std(),
 			MaxBackoff: cfg.Apply.Retry.MaxBackoff.Std()},
 	}
-	auditOn := os.Getenv(AuditEnv) == "1"
-	switch brk := os.Getenv(BreakEnv); brk {
-	case "":
-	case "no-version-guard":
-		sinkOpts.TestNoVersionGuard = true
-	default:
-		return nil, fmt.Errorf("%s: %q: the only way to break pgsink is no-version-guard", BreakEnv, brk)
-	}
-	fp, err := parseFailpoints(os.Getenv(FailpointEnv))
-	if err != nil {
-		return nil, err
-	}
+	hooks := opts.Faults
+	sinkOpts.TestNoVersionGuard = hooks.NoVersionGuard()
 	var auditHook func(b *pgx.Batch, records []debezium.Record)
-	if auditOn {
-		auditHook = audit(cfg.Postgres.Schema)
+	if hooks.Audit {
+		auditHook = faults.AuditHook(cfg.Postgres.Schema)
 	}
-	if auditOn || len(fp) > 0 {
+	if hooks.Audit || len(hooks.Failpoints) > 0 {
 		// The hook runs when the transaction's last round trip, with its
 		// COMMIT, is about to be sent: the before-commit failpoint kills
 		// the process with the transaction open (or not begun, for a
@@ -105,11 +98,11 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 			if auditHook != nil {
 				auditHook(b, records)
 			}
-			fp.hit("before-commit")
+			hooks.Failpoints.Hit("before-commit")
 		}
 	}
 	r := &Runner{
-		cfg: cfg, pool: opts.Pool, log: opts.Log, metrics: opts.Metrics, owner: owner, audit: auditOn, failpoints: fp,
+		cfg: cfg, pool: opts.Pool, log: opts.Log, metrics: opts.Metrics, owner: owner, faults: hooks,
 		offsets: dedup.NewOffsets(cfg.Postgres.Schema),
 		router:  newRouter(cfg, opts.Pool),
 		workers: map[dedup.PartitionID]*partition{},
@@ -203,17 +196,17 @@ func (r *Runner) Ready(ctx context.Context) error {
 // Run consumes until ctx ends (a graceful shutdown: batches in flight are
 // finished, the group is left) or a fatal error.
 func (r *Runner) Run(ctx context.Context) error {
-	if r.audit {
-		if err := createAudit(ctx, r.pool, r.cfg.Postgres.Schema); err != nil {
+	if r.faults.Audit {
+		if err := faults.CreateAudit(ctx, r.pool, r.cfg.Postgres.Schema); err != nil {
 			return err
 		}
-		r.log.Warn("apply audit on (" + AuditEnv + "=1): every applied record is also written to " + auditTable(r.cfg.Postgres.Schema))
+		r.log.Warn("apply audit on (" + faults.AuditEnv + "=1): every applied record is also written to " + faults.AuditTable(r.cfg.Postgres.Schema))
 	}
-	if os.Getenv(BreakEnv) != "" {
-		r.log.Warn("pgsink broken on purpose (" + BreakEnv + "=" + os.Getenv(BreakEnv) + "): for the fault suite's self-test only")
+	if r.faults.Break != "" {
+		r.log.Warn("pgsink broken on purpose (" + faults.BreakEnv + "=" + r.faults.Break + "): for the fault suite's self-test only")
 	}
-	if len(r.failpoints) > 0 {
-		r.log.Warn("failpoints armed ("+FailpointEnv+"): this process will kill itself", zap.Any("failpoints", r.failpoints))
+	if len(r.faults.Failpoints) > 0 {
+		r.log.Warn("failpoints armed ("+faults.FailpointEnv+"): this process will kill itself", zap.Any("failpoints", r.faults.Failpoints))
 	}
 	c, err := kafka.NewConsumer(consumerConfig(r.cfg))
 	if err != nil {
@@ -483,7 +476,7 @@ func (r *Runner) requestSeek(p *partition, offset int64) {
 func (r *Runner) committed(p *partition, next int64) {
 	topic := p.id.Topic
 	tp := kafka.TopicPartition{Topic: &topic, Partition: p.id.Partition, Offset: kafka.Offset(next)}
-	r.failpoints.hit("after-commit")
+	r.faults.Failpoints.Hit("after-commit")
 	// With apply.offsets: kafka the stored offset is the position (at
 	// least once: librdkafka commits it in the background); otherwise it
 	// only feeds lag dashboards.
@@ -494,13 +487,13 @@ func (r *Runner) committed(p *partition, next int64) {
 			p.log.Debug("store offset for lag", zap.Error(err))
 		}
 	}
-	if _, armed := r.failpoints["after-kafka-commit"]; armed {
+	if _, armed := r.faults.Failpoints["after-kafka-commit"]; armed {
 		// Commit now rather than at the next auto-commit, so the point is
 		// really after Kafka holds the offset.
 		if _, err := r.consumer.CommitOffsets([]kafka.TopicPartition{tp}); err != nil {
 			p.log.Debug("commit offset for lag", zap.Error(err))
 		}
-		r.failpoints.hit("after-kafka-commit")
+		r.faults.Failpoints.Hit("after-kafka-commit")
 	}
 	if _, high, err := r.consumer.GetWatermarkOffsets(topic, p.id.Partition); err == nil && high >= next {
 		r.metrics.Lag.WithLabelValues(p.labels[0], p.labels[1]).Set(float64(high - next))

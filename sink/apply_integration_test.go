@@ -10,9 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgsink/pgsink/sink/pgcopy"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/pgsink/pgsink/connector/debezium"
+	"github.com/pgsink/pgsink/debezium"
 	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/sink"
 	"github.com/pgsink/pgsink/test/stacktest"
@@ -46,7 +48,7 @@ func migratedPool(t testing.TB) *pgxpool.Pool {
 	// The codecs pgsink's own pool registers (cmd/pgsink's newPool), so
 	// that the tests and benchmarks encode as pgsink does.
 	pc.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
-		debezium.RegisterTypes(conn.TypeMap(), 2)
+		pgcopy.RegisterTypes(conn.TypeMap(), 2)
 		return nil
 	}
 	pool, err := pgxpool.NewWithConfig(context.Background(), pc)

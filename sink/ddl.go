@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgsink/pgsink/config"
-	"github.com/pgsink/pgsink/connector/debezium"
+	"github.com/pgsink/pgsink/debezium"
 	"github.com/pgsink/pgsink/sink/catalog"
 )
 

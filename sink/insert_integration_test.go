@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/pgsink/pgsink/connector/debezium"
+	"github.com/pgsink/pgsink/debezium"
 	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/sink"
 )

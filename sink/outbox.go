@@ -7,7 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/pgsink/pgsink/connector/debezium"
+	"github.com/pgsink/pgsink/debezium"
 )
 
 // Outbox events are deduplicated by event id, not ordered by a version.

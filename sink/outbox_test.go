@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pgsink/pgsink/connector/debezium"
+	"github.com/pgsink/pgsink/debezium"
 )
 
 func TestStageOutbox(t *testing.T) {

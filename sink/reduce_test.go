@@ -3,7 +3,7 @@ package sink
 import (
 	"testing"
 
-	"github.com/pgsink/pgsink/connector/debezium"
+	"github.com/pgsink/pgsink/debezium"
 )
 
 // A row is fresh (written without ON CONFLICT) only when the oldest change

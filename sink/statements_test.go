@@ -3,10 +3,11 @@ package sink
 import (
 	"flag"
 
-	"github.com/pgsink/pgsink/config"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/pgsink/pgsink/config"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden SQL files in testdata/sql")

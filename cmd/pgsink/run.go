@@ -15,11 +15,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pgsink/pgsink/internal/faults"
+
+	"github.com/pgsink/pgsink/sink/pgcopy"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/connector"
-	"github.com/pgsink/pgsink/connector/debezium"
 	"github.com/pgsink/pgsink/dedup"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
@@ -92,7 +95,11 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, noMigrate b
 	}
 	defer pool.Close()
 	metrics := connector.NewMetrics()
-	runner, err := connector.New(cfg, connector.Options{Pool: pool, Log: log, Metrics: metrics})
+	hooks, err := faults.FromEnv()
+	if err != nil {
+		return err
+	}
+	runner, err := connector.New(cfg, connector.Options{Pool: pool, Log: log, Metrics: metrics, Faults: hooks})
 	if err != nil {
 		return err
 	}
@@ -137,7 +144,7 @@ func newPool(ctx context.Context, cfg *config.Config) (*pgxpool.Pool, error) {
 		if err := conn.QueryRow(ctx, `SELECT scale('0'::money::numeric)`).Scan(&digits); err != nil {
 			return fmt.Errorf("read money's fraction digits: %w", err)
 		}
-		debezium.RegisterTypes(conn.TypeMap(), digits)
+		pgcopy.RegisterTypes(conn.TypeMap(), digits)
 		return nil
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)

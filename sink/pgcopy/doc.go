@@ -14,4 +14,8 @@
 // encoded again). A value that cannot be encoded at all is an *EncodeError
 // naming its row and column, reported before the server sees anything of
 // that row; the caller can tell it apart from a failure of the server.
+//
+// It also holds the pgx codecs binary COPY needs for the decoder's values
+// (RegisterTypes): timetz and money, which pgx v5 lacks, and a numeric
+// encoder that skips math/big for common decimals.
 package pgcopy

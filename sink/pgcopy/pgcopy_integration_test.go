@@ -15,7 +15,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
-	"github.com/pgsink/pgsink/connector/debezium"
 	"github.com/pgsink/pgsink/sink/pgcopy"
 	"github.com/pgsink/pgsink/test/stacktest"
 )
@@ -62,7 +61,7 @@ func connect(t *testing.T, url string) *pgx.Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	debezium.RegisterTypes(conn.TypeMap(), 2)
+	pgcopy.RegisterTypes(conn.TypeMap(), 2)
 	t.Cleanup(func() { conn.Close(context.Background()) })
 	return conn
 }

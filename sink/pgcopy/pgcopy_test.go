@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
-	"github.com/pgsink/pgsink/connector/debezium"
 )
 
 // pgxField is a field as pgx's CopyFrom writes it: pgx's Encode of the
@@ -137,7 +136,7 @@ func TestReaderStream(t *testing.T) {
 
 func BenchmarkAppendRow(b *testing.B) {
 	m := pgtype.NewMap()
-	debezium.RegisterTypes(m, 2) // the numeric codec pgsink's pool uses
+	RegisterTypes(m, 2) // the numeric codec pgsink's pool uses
 	oids := []uint32{pgtype.Int8OID, pgtype.Int8OID, pgtype.TextOID, pgtype.NumericOID, pgtype.TimestamptzOID, pgtype.JSONBOID}
 	row := []any{int64(1), int64(2), "shipped", pgtype.Numeric{Int: big.NewInt(12345), Exp: -2, Valid: true}, time.Now(), `{"a": "0123456789012345678901234567890123456789"}`}
 	b.Run("pgcopy", func(b *testing.B) {

@@ -18,7 +18,7 @@
 // Field.Value is nil for SQL NULL. Otherwise its Go type depends on the
 // Debezium (Kafka Connect) type, chosen so that pgx v5 binds it to the
 // column's PostgreSQL type without loss through the extended protocol and
-// CopyFrom (proved by TestIntegrationRoundTrip; call RegisterTypes on the
+// CopyFrom (proved by TestIntegrationRoundTrip; call pgcopy.RegisterTypes on the
 // connection's type map for timetz and money under COPY):
 //
 //	Connect type / logical name              Go value

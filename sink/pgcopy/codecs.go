@@ -1,4 +1,4 @@
-package debezium
+package pgcopy
 
 import (
 	"database/sql/driver"
@@ -9,8 +9,13 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pgsink/pgsink/internal/decimal"
+
 	"github.com/jackc/pgx/v5/pgtype"
 )
+
+// microsPerDay is the largest time of day: 24:00:00 is a valid time.
+const microsPerDay = 86_400_000_000
 
 // PostgreSQL type OIDs of the types pgx has no codec for.
 const (
@@ -219,9 +224,9 @@ func moneyNumeric(v any) (pgtype.Numeric, error) {
 	case pgtype.Numeric:
 		return v, nil
 	case string:
-		return parseDecimal([]byte(v))
+		return decimal.Parse([]byte(v))
 	case float64:
-		return parseDecimal(strconv.AppendFloat(nil, v, 'f', -1, 64))
+		return decimal.Parse(strconv.AppendFloat(nil, v, 'f', -1, 64))
 	}
 	return pgtype.Numeric{}, fmt.Errorf("cannot write %T as money", v)
 }

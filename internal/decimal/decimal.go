@@ -1,70 +1,22 @@
-package debezium
+package decimal
 
 import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-// decimalFromBytes reads Connect's Decimal: the unscaled value as big-endian
-// two's complement bytes. An empty value is zero (Debezium sends one for
-// 0.00 in some versions).
-func decimalFromBytes(b []byte, scale int32) pgtype.Numeric {
-	n := new(big.Int).SetBytes(b)
-	if len(b) > 0 && b[0]&0x80 != 0 {
-		// Negative: subtract 2^(8*len) to undo the two's complement.
-		n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(len(b))*8))
-	}
-	return pgtype.Numeric{Int: n, Exp: -scale, Valid: true}
-}
-
-// variableDecimal reads io.debezium.data.VariableScaleDecimal, {scale,
-// value}, exactly: never through a float.
-func variableDecimal(s *scanner) (any, error) {
-	if err := s.objectStart(); err != nil {
-		return nil, mismatch("want a VariableScaleDecimal struct")
-	}
-	var scale int64
-	var unscaled []byte
-	var haveScale, haveValue bool
-	for first := true; ; first = false {
-		key, _, ok, err := s.nextKey(first)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			break
-		}
-		switch string(key) {
-		case "scale":
-			scale, err = s.int(32)
-			haveScale = true
-		case "value":
-			unscaled, err = base64Value(s)
-			haveValue = true
-		default:
-			err = mismatch("unexpected field in VariableScaleDecimal")
-		}
-		if err != nil {
-			return nil, at(string(key), err)
-		}
-	}
-	if !haveScale || !haveValue {
-		return nil, mismatch("VariableScaleDecimal needs scale and value")
-	}
-	return decimalFromBytes(unscaled, int32(scale)), nil
-}
-
-// maxDecimalDigits bounds the digits parseDecimal accepts; PostgreSQL's
+// maxDigits bounds the digits Parse accepts; PostgreSQL's
 // numeric holds up to 131072 before and 16383 after the point.
-const maxDecimalDigits = 147455
+const maxDigits = 147455
 
-// parseDecimal reads decimal.handling.mode=string text ("-12.34", "1E+5",
+// Parse reads decimal.handling.mode=string text ("-12.34", "1E+5",
 // "NaN", "Infinity") into a Numeric, exactly.
-func parseDecimal(b []byte) (pgtype.Numeric, error) {
+func Parse(b []byte) (pgtype.Numeric, error) {
 	// Debezium writes NaN as "NAN" in string mode; PostgreSQL accepts any case.
 	switch strings.ToLower(string(b)) {
 	case "nan":
@@ -74,7 +26,7 @@ func parseDecimal(b []byte) (pgtype.Numeric, error) {
 	case "-infinity":
 		return pgtype.Numeric{InfinityModifier: pgtype.NegativeInfinity, Valid: true}, nil
 	}
-	if len(b) > maxDecimalDigits {
+	if len(b) > maxDigits {
 		return pgtype.Numeric{}, errors.New("decimal string too long")
 	}
 	i := 0
@@ -110,7 +62,7 @@ exponent:
 		if b[i] != 'e' && b[i] != 'E' {
 			return pgtype.Numeric{}, fmt.Errorf("%q is not a decimal", b)
 		}
-		e, err := parseInt(trimPlus(b[i+1:]), 32)
+		e, err := parseExponent(trimPlus(b[i+1:]))
 		if err != nil {
 			return pgtype.Numeric{}, fmt.Errorf("%q: bad exponent", b)
 		}
@@ -135,4 +87,16 @@ func trimPlus(b []byte) []byte {
 		return b[1:]
 	}
 	return b
+}
+
+// parseExponent reads a signed decimal int32 of at most 19 digits.
+func parseExponent(b []byte) (int64, error) {
+	digits := b
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 || len(digits) > 19 || strings.ContainsAny(string(digits), "+-") {
+		return 0, fmt.Errorf("%q is not an integer of 32 bits", string(b))
+	}
+	return strconv.ParseInt(string(b), 10, 32)
 }

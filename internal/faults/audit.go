@@ -1,4 +1,4 @@
-package connector
+package faults
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/pgsink/pgsink/connector/debezium"
+	"github.com/pgsink/pgsink/debezium"
 )
 
 // AuditEnv turns on the apply audit when set to 1: every record a
@@ -22,20 +22,20 @@ const AuditEnv = "PGSINK_TEST_AUDIT"
 // Never set it anywhere else.
 const BreakEnv = "PGSINK_TEST_BREAK"
 
-func auditTable(schema string) string { return pgx.Identifier{schema, "apply_audit"}.Sanitize() }
+func AuditTable(schema string) string { return pgx.Identifier{schema, "apply_audit"}.Sanitize() }
 
-// createAudit creates the audit table if needed. Instances start together,
+// CreateAudit creates the audit table if needed. Instances start together,
 // and CREATE TABLE IF NOT EXISTS is not atomic in PostgreSQL (the loser of
 // the race fails on pg_type or pg_class): a transaction-scoped advisory lock
 // makes the creators take turns.
-func createAudit(ctx context.Context, db interface {
+func CreateAudit(ctx context.Context, db interface {
 	Begin(context.Context) (pgx.Tx, error)
 }, schema string) error {
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, "pgsink.apply_audit:"+schema); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+auditTable(schema)+` (
+		_, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+AuditTable(schema)+` (
 			topic text NOT NULL, partition integer NOT NULL, "offset" bigint NOT NULL,
 			applied_at timestamptz NOT NULL DEFAULT now(), UNIQUE (topic, partition, "offset"))`)
 		return err
@@ -46,10 +46,10 @@ func createAudit(ctx context.Context, db interface {
 	return nil
 }
 
-// audit returns the sink's BeforeCommit hook, which queues the audit rows
+// AuditHook returns the sink's BeforeCommit hook, which queues the audit rows
 // into the transaction's last pipeline.
-func audit(schema string) func(b *pgx.Batch, records []debezium.Record) {
-	table := auditTable(schema)
+func AuditHook(schema string) func(b *pgx.Batch, records []debezium.Record) {
+	table := AuditTable(schema)
 	return func(b *pgx.Batch, records []debezium.Record) {
 		if len(records) == 0 {
 			return

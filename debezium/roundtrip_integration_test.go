@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgsink/pgsink/sink/pgcopy"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/pgsink/pgsink/test/stacktest"
 )
@@ -53,7 +55,7 @@ func TestIntegrationRoundTrip(t *testing.T) {
 	}
 	defer conn.Close(ctx)
 	// timetz and money have no pgx codec: CopyFrom needs the decoder's.
-	RegisterTypes(conn.TypeMap(), 2)
+	pgcopy.RegisterTypes(conn.TypeMap(), 2)
 
 	fixtures := loadFixtures(t)
 	cols := fixtures[0].catalog["public.all_types"]

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pgsink/pgsink/internal/decimal"
 )
 
 // envelopeType is the compiled schema of a change event's value: only the
@@ -109,7 +111,7 @@ func (d *Decoder) stringDecimals(ch *Change) error {
 			if t.fields[j].t.conv != convDecimalString {
 				continue
 			}
-			n, err := parseDecimal([]byte(text))
+			n, err := decimal.Parse([]byte(text))
 			if err != nil {
 				return at(img[i].Name, mismatch("%v", err))
 			}

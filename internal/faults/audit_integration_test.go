@@ -1,6 +1,6 @@
 //go:build integration
 
-package connector
+package faults
 
 import (
 	"context"
@@ -34,7 +34,7 @@ func TestIntegrationCreateAuditRace(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				errs <- createAudit(ctx, pool, "pgsink")
+				errs <- CreateAudit(ctx, pool, "pgsink")
 			}()
 		}
 		wg.Wait()

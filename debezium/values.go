@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"strconv"
 
+	"github.com/pgsink/pgsink/internal/decimal"
+
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
@@ -66,7 +68,7 @@ func scalar(s *scanner, t *typ) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return parseDecimal(b)
+		return decimal.Parse(b)
 	case convDate:
 		n, err := s.int(32)
 		if err != nil {

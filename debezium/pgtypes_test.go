@@ -10,7 +10,7 @@ import (
 // TestColumnsFromRecordedSchema maps the recorded all_types schema to
 // PostgreSQL types: what a table created by schema.create would have.
 func TestColumnsFromRecordedSchema(t *testing.T) {
-	records, err := recording.ReadFile(filepath.Join("..", "..", "testdata", "debezium", "identity_default", "records.jsonl"))
+	records, err := recording.ReadFile(filepath.Join("..", "testdata", "debezium", "identity_default", "records.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 )
 
 // fixtureDir holds the recordings of test/fixturegen.
-var fixtureDir = filepath.Join("..", "..", "testdata", "debezium")
+var fixtureDir = filepath.Join("..", "testdata", "debezium")
 
 // fixture is one recorded scenario.
 type fixture struct {

@@ -1,4 +1,4 @@
-package connector
+package faults
 
 import (
 	"fmt"
@@ -19,13 +19,13 @@ import (
 // after-kafka-commit (the offset also stored for Kafka's lag commit).
 const FailpointEnv = "PGSINK_FAILPOINTS"
 
-// failpoints are the armed points and their probabilities.
-type failpoints map[string]float64
+// Failpoints are the armed points and their probabilities.
+type Failpoints map[string]float64
 
 var knownFailpoints = map[string]bool{"before-commit": true, "after-commit": true, "after-kafka-commit": true}
 
-func parseFailpoints(spec string) (failpoints, error) {
-	fp := failpoints{}
+func ParseFailpoints(spec string) (Failpoints, error) {
+	fp := Failpoints{}
 	if spec == "" {
 		return fp, nil
 	}
@@ -40,8 +40,8 @@ func parseFailpoints(spec string) (failpoints, error) {
 	return fp, nil
 }
 
-// hit kills the process at an armed point, with its probability.
-func (fp failpoints) hit(point string) {
+// Hit kills the process at an armed point, with its probability.
+func (fp Failpoints) Hit(point string) {
 	if p, ok := fp[point]; ok && rand.Float64() < p {
 		fmt.Fprintf(os.Stderr, "failpoint %s: SIGKILL\n", point)
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)

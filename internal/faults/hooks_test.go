@@ -1,0 +1,27 @@
+package faults
+
+import "testing"
+
+func TestFromEnv(t *testing.T) {
+	t.Setenv(AuditEnv, "1")
+	t.Setenv(BreakEnv, "no-version-guard")
+	t.Setenv(FailpointEnv, "after-commit:0.25")
+	h, err := FromEnv()
+	if err != nil || !h.Audit || !h.NoVersionGuard() || h.Failpoints["after-commit"] != 0.25 || !h.Armed() {
+		t.Fatalf("FromEnv = %+v, %v", h, err)
+	}
+	t.Setenv(BreakEnv, "everything")
+	if _, err := FromEnv(); err == nil {
+		t.Fatal("FromEnv accepted an unknown break")
+	}
+	t.Setenv(BreakEnv, "")
+	t.Setenv(FailpointEnv, "nowhere:1")
+	if _, err := FromEnv(); err == nil {
+		t.Fatal("FromEnv accepted an unknown failpoint")
+	}
+	t.Setenv(AuditEnv, "")
+	t.Setenv(FailpointEnv, "")
+	if h, err := FromEnv(); err != nil || h.Armed() {
+		t.Fatalf("nothing set: %+v, %v", h, err)
+	}
+}
