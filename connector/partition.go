@@ -298,9 +298,7 @@ func (p *partition) reclaim(why string) error {
 	return nil
 }
 
-// item decodes and routes one record. ok is false for records that write
-// nothing: tombstones, transaction markers, logical messages. A record that
-// does not decode is an item with Err: the sink dead-letters it.
+// item decodes and routes one record (sink.Router.Item).
 func (p *partition) item(m *kafka.Message) (sink.Item, bool, error) {
 	rec := debezium.Record{Topic: p.id.Topic, Partition: p.id.Partition, Offset: int64(m.TopicPartition.Offset),
 		Timestamp: m.Timestamp, Key: m.Key, Value: m.Value}
@@ -310,24 +308,7 @@ func (p *partition) item(m *kafka.Message) (sink.Item, bool, error) {
 			rec.Headers[i] = debezium.Header{Key: h.Key, Value: h.Value}
 		}
 	}
-	ch, err := p.decoder.Decode(rec)
-	if err != nil {
-		// Undecodable: dead-lettered. Its table is only for the dead letter's
-		// target column, so a missing one is no reason to stop.
-		var table *sink.Table
-		if tc, cerr := p.r.cfg.Router().Resolve(p.id.Topic); cerr == nil {
-			table = &sink.Table{Schema: tc.Target.Schema, Name: tc.Target.Name}
-		}
-		return sink.Item{Record: rec, Table: table, Err: err}, true, nil
-	}
-	if ch.Kind != debezium.KindChange && ch.Kind != debezium.KindOutbox {
-		return sink.Item{}, false, nil
-	}
-	rt, err := p.r.router.resolve(p.ctx, &ch)
-	if err != nil {
-		return sink.Item{}, false, err
-	}
-	return sink.Item{Record: rec, Table: rt.table, Change: ch}, true, nil
+	return p.r.router.Item(p.ctx, p.decoder, rec)
 }
 
 // apply applies a batch and reports whether the partition may go on.

@@ -31,7 +31,7 @@ type Runner struct {
 	metrics     *Metrics
 	applier     *sink.Applier
 	offsets     dedup.Offsets
-	router      *router
+	router      *sink.Router
 	deadLetters *deadLetterTopic
 	owner       string
 	faults      faults.Hooks
@@ -104,7 +104,7 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 	r := &Runner{
 		cfg: cfg, pool: opts.Pool, log: opts.Log, metrics: opts.Metrics, owner: owner, faults: hooks,
 		offsets: dedup.NewOffsets(cfg.Postgres.Schema),
-		router:  newRouter(cfg, opts.Pool),
+		router:  sink.NewRouter(cfg, opts.Pool),
 		workers: map[dedup.PartitionID]*partition{},
 		applier: sink.NewApplier(opts.Pool, sinkOpts),
 	}
@@ -636,7 +636,7 @@ func (r *Runner) startPartition(id dedup.PartitionID, claim dedup.Claim, log *za
 		labels:   [2]string{id.Topic, partitionLabel(id.Partition)},
 		stopping: make(chan struct{}), ctx: ctx, cancel: cancel, done: make(chan struct{}),
 	}
-	p.decoder = debezium.NewDecoder(debezium.Options{Format: r.router.format})
+	p.decoder = r.router.NewDecoder()
 	r.workers[id] = p
 	r.metrics.Stopped.WithLabelValues(p.labels[0], p.labels[1]).Set(0)
 	go p.run()

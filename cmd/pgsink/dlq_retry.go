@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 
@@ -10,7 +11,6 @@ import (
 	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/debezium"
 	"github.com/pgsink/pgsink/sink"
-	"github.com/pgsink/pgsink/sink/catalog"
 )
 
 // retryDeadLetters applies each dead letter again and removes it in the same
@@ -23,10 +23,11 @@ func retryDeadLetters(ctx context.Context, cfg *config.Config, letters []deadLet
 	}
 	defer pool.Close()
 	applier := sink.NewApplier(pool, sink.Options{Schema: cfg.Postgres.Schema})
-	router := cfg.Router()
+	router := sink.NewRouter(cfg, pool)
+	decoder := router.NewDecoder()
 	dead := pgx.Identifier{cfg.Postgres.Schema, "dead_letters"}.Sanitize()
 	for _, d := range letters {
-		item, err := retryItem(ctx, cfg, router, pool, d)
+		item, err := retryItem(ctx, router, decoder, d)
 		if err == nil {
 			_, err = applier.ApplyDetached(ctx, []sink.Item{item}, func(ctx context.Context, tx pgx.Tx) error {
 				_, err := tx.Exec(ctx, `DELETE FROM `+dead+` WHERE id = $1`, d.ID)
@@ -43,9 +44,9 @@ func retryDeadLetters(ctx context.Context, cfg *config.Config, letters []deadLet
 	return failed
 }
 
-// retryItem rebuilds the record of a dead letter, routes and decodes it as
-// `pgsink run` would.
-func retryItem(ctx context.Context, cfg *config.Config, router *config.Router, q catalog.Querier, d deadLetter) (sink.Item, error) {
+// retryItem rebuilds the record of a dead letter, decodes and routes it
+// as `pgsink run` would (sink.Router: schema.create and schema.evolve too).
+func retryItem(ctx context.Context, router *sink.Router, decoder *debezium.Decoder, d deadLetter) (sink.Item, error) {
 	rec := debezium.Record{Topic: d.Topic, Partition: d.Partition, Offset: d.Offset, Key: d.Key, Value: d.Value}
 	var headers []struct{ Key, Value string }
 	if err := json.Unmarshal(d.Headers, &headers); err != nil {
@@ -54,28 +55,14 @@ func retryItem(ctx context.Context, cfg *config.Config, router *config.Router, q
 	for _, h := range headers {
 		rec.Headers = append(rec.Headers, debezium.Header{Key: h.Key, Value: []byte(h.Value)})
 	}
-	tc, err := router.Resolve(d.Topic)
-	if err != nil {
+	item, ok, err := router.Item(ctx, decoder, rec)
+	switch {
+	case err != nil:
 		return sink.Item{}, err
+	case item.Err != nil:
+		return sink.Item{}, item.Err
+	case !ok:
+		return sink.Item{}, errors.New("the record decodes to nothing to apply")
 	}
-	cat, err := catalog.Read(ctx, q, tc.Target.Schema, tc.Target.Name)
-	if err != nil {
-		return sink.Item{}, err
-	}
-	table, err := sink.Resolve(*tc, cat)
-	if err != nil {
-		return sink.Item{}, err
-	}
-	format := debezium.FormatTable
-	if tc.Format == config.FormatOutbox {
-		format = debezium.FormatOutbox
-	}
-	ch, err := debezium.NewDecoder(debezium.Options{Format: func(string) debezium.Format { return format }}).Decode(rec)
-	if err != nil {
-		return sink.Item{}, err
-	}
-	if ch.Kind != debezium.KindChange && ch.Kind != debezium.KindOutbox {
-		return sink.Item{}, fmt.Errorf("the record decodes to nothing to apply (kind %d)", ch.Kind)
-	}
-	return sink.Item{Record: rec, Table: table, Change: ch}, nil
+	return item, nil
 }

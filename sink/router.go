@@ -1,4 +1,4 @@
-package connector
+package sink
 
 import (
 	"context"
@@ -8,41 +8,42 @@ import (
 
 	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/debezium"
-	"github.com/pgsink/pgsink/sink"
 	"github.com/pgsink/pgsink/sink/catalog"
 )
 
 // route is where the records of one topic go.
 type route struct {
 	cfg   *config.Table
-	table *sink.Table
+	table *Table
 	// checked is the first column of the event schema last compared with
 	// the target (schema.evolve): Changes of one schema share the slice.
 	checked *debezium.Column
 }
 
-// router resolves topics to target tables: the configuration names the
+// Router resolves topics to target tables: the configuration names the
 // table, the target catalog gives its columns. With schema.create it creates
 // a missing target from the first event; with schema.evolve add_columns it
-// adds the columns an event brings that the target lacks.
-type router struct {
+// adds the columns an event brings that the target lacks. `pgsink run` and
+// `pgsink dlq retry` route through it alike. It is safe for concurrent use.
+type Router struct {
 	cfg    *config.Router
 	q      catalog.Querier
-	db     sink.Execer
+	db     Execer
 	mu     sync.Mutex
 	routes map[string]*route
-	tables map[string]*sink.Table // by target, so topics sharing a table share it
+	tables map[string]*Table // by target, so topics sharing a table share it
 }
 
-func newRouter(cfg *config.Config, db interface {
+// NewRouter returns a Router over the target db.
+func NewRouter(cfg *config.Config, db interface {
 	catalog.Querier
-	sink.Execer
-}) *router {
-	return &router{cfg: cfg.Router(), q: db, db: db, routes: map[string]*route{}, tables: map[string]*sink.Table{}}
+	Execer
+}) *Router {
+	return &Router{cfg: cfg.Router(), q: db, db: db, routes: map[string]*route{}, tables: map[string]*Table{}}
 }
 
-// format says how to decode a topic, from the configuration alone.
-func (r *router) format(topic string) debezium.Format {
+// Format says how to decode a topic, from the configuration alone.
+func (r *Router) Format(topic string) debezium.Format {
 	tc, err := r.cfg.Resolve(topic)
 	if err != nil {
 		return debezium.DefaultFormat(topic)
@@ -55,7 +56,7 @@ func (r *router) format(topic string) debezium.Format {
 
 // resolve returns the route of a change's topic, creating or extending the
 // target first when the configuration asks for it.
-func (r *router) resolve(ctx context.Context, ch *debezium.Change) (*route, error) {
+func (r *Router) resolve(ctx context.Context, ch *debezium.Change) (*route, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rt, ok := r.routes[ch.Topic]
@@ -77,18 +78,18 @@ func (r *router) resolve(ctx context.Context, ch *debezium.Change) (*route, erro
 }
 
 // table reads the target catalog of tc the first time it is met.
-func (r *router) table(ctx context.Context, tc *config.Table, ch *debezium.Change) (*sink.Table, error) {
+func (r *Router) table(ctx context.Context, tc *config.Table, ch *debezium.Change) (*Table, error) {
 	ref := tc.Target.String()
 	if tbl, ok := r.tables[ref]; ok {
 		return tbl, nil
 	}
 	tbl, err := r.read(ctx, tc)
-	if errors.Is(err, sink.ErrNoTarget) && tc.Schema.Create && ch.Kind == debezium.KindChange {
+	if errors.Is(err, ErrNoTarget) && tc.Schema.Create && ch.Kind == debezium.KindChange {
 		var key []string
 		for _, f := range ch.Key {
 			key = append(key, f.Name)
 		}
-		if err := sink.CreateTable(ctx, r.db, *tc, ch.Columns, key); err != nil {
+		if err := CreateTable(ctx, r.db, *tc, ch.Columns, key); err != nil {
 			return nil, err
 		}
 		tbl, err = r.read(ctx, tc)
@@ -100,18 +101,18 @@ func (r *router) table(ctx context.Context, tc *config.Table, ch *debezium.Chang
 	return tbl, nil
 }
 
-func (r *router) read(ctx context.Context, tc *config.Table) (*sink.Table, error) {
+func (r *Router) read(ctx context.Context, tc *config.Table) (*Table, error) {
 	cat, err := catalog.Read(ctx, r.q, tc.Target.Schema, tc.Target.Name)
 	if err != nil {
 		return nil, fmt.Errorf("read target catalog of %s: %w", tc.Target, err)
 	}
-	return sink.Resolve(*tc, cat)
+	return Resolve(*tc, cat)
 }
 
 // evolve adds the columns a change's schema has and its target lacks, once
 // per distinct schema, and points every route of that target at the
 // extended table.
-func (r *router) evolve(ctx context.Context, rt *route, ch *debezium.Change) error {
+func (r *Router) evolve(ctx context.Context, rt *route, ch *debezium.Change) error {
 	if rt.cfg.Schema.Evolve != config.EvolveAddColumns || len(ch.Columns) == 0 || rt.checked == &ch.Columns[0] {
 		return nil
 	}
@@ -119,15 +120,15 @@ func (r *router) evolve(ctx context.Context, rt *route, ch *debezium.Change) err
 	if err != nil {
 		return fmt.Errorf("read target catalog of %s: %w", rt.cfg.Target, err)
 	}
-	if missing := sink.MissingColumns(*rt.cfg, cat, ch.Columns); len(missing) > 0 {
-		if err := sink.AddColumns(ctx, r.db, *rt.cfg, missing); err != nil {
+	if missing := MissingColumns(*rt.cfg, cat, ch.Columns); len(missing) > 0 {
+		if err := AddColumns(ctx, r.db, *rt.cfg, missing); err != nil {
 			return err
 		}
 		if cat, err = catalog.Read(ctx, r.q, rt.cfg.Target.Schema, rt.cfg.Target.Name); err != nil {
 			return fmt.Errorf("read target catalog of %s: %w", rt.cfg.Target, err)
 		}
 	}
-	tbl, err := sink.Resolve(*rt.cfg, cat)
+	tbl, err := Resolve(*rt.cfg, cat)
 	if err != nil {
 		return err
 	}
@@ -142,4 +143,36 @@ func (r *router) evolve(ctx context.Context, rt *route, ch *debezium.Change) err
 	}
 	rt.checked = &ch.Columns[0]
 	return nil
+}
+
+// NewDecoder returns a decoder that reads each topic in the format its
+// table entry names. A decoder is for one goroutine.
+func (r *Router) NewDecoder() *debezium.Decoder {
+	return debezium.NewDecoder(debezium.Options{Format: r.Format})
+}
+
+// Item decodes and routes one record. ok is false for records that write
+// nothing: tombstones, transaction markers, logical messages. A record that
+// does not decode is an Item with Err, for the dead letters; its Table names
+// the configured target when there is one (only for the dead letter's target
+// column, so a missing one is no reason to stop). An error means the record
+// cannot be routed at all (no table for its topic, the target missing, its
+// catalog unreadable): no reason to dead-letter it.
+func (r *Router) Item(ctx context.Context, dec *debezium.Decoder, rec debezium.Record) (Item, bool, error) {
+	ch, err := dec.Decode(rec)
+	if err != nil {
+		var table *Table
+		if tc, cerr := r.cfg.Resolve(rec.Topic); cerr == nil {
+			table = &Table{Schema: tc.Target.Schema, Name: tc.Target.Name}
+		}
+		return Item{Record: rec, Table: table, Err: err}, true, nil
+	}
+	if ch.Kind != debezium.KindChange && ch.Kind != debezium.KindOutbox {
+		return Item{}, false, nil
+	}
+	rt, err := r.resolve(ctx, &ch)
+	if err != nil {
+		return Item{}, false, err
+	}
+	return Item{Record: rec, Table: rt.table, Change: ch}, true, nil
 }
