@@ -76,6 +76,12 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := serve(ctx, cfg, log, *noMigrate); err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			// SIGTERM while starting (migrating, connecting): nothing was
+			// applied yet, so this is a clean stop, not a failure.
+			log.Info("pgsink stopped before it started: signalled", zap.NamedError("interrupted", err))
+			return 0
+		}
 		log.Error("pgsink stopped", zap.Error(err))
 		return 1
 	}
