@@ -36,13 +36,11 @@ func (a *Applier) ApplyDetached(ctx context.Context, items []Item, inTx func(con
 			return fmt.Errorf("sink: begin: %w", err)
 		}
 		defer func() { _ = tx.Rollback(ctx) }()
-		var pending Stats
-		pg := conn.Conn().PgConn()
 		// Upserts only: a plain INSERT's conflict would abort the caller's
 		// transaction, which applyOnce's second attempt cannot redo.
-		x := newTxn(false)
+		x := newTxn(part, false)
 		x.conn = conn.Conn()
-		created, err := a.write(ctx, pg, x, items, 0, len(items), part, &pending)
+		err = a.write(ctx, x, items, 0, len(items))
 		if err == nil {
 			err = x.flush(ctx)
 		}
@@ -57,10 +55,8 @@ func (a *Applier) ApplyDetached(ctx context.Context, items []Item, inTx func(con
 		if err := tx.Commit(ctx); err != nil {
 			return fmt.Errorf("sink: commit: %w", err)
 		}
-		for _, name := range created {
-			pg.CustomData()[name] = true
-		}
-		st.add(pending)
+		x.keepStages()
+		st.add(x.stats)
 		st.Transactions++
 		return nil
 	})

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgsink/pgsink/debezium"
 )
 
@@ -88,39 +87,36 @@ func (a *Applier) outboxStatementsFor(t *Table) *outboxStatements {
 }
 
 // writeOutbox stages a table's events and applies them with the ledger in
-// one statement; it reports whether it created the session's staging table.
-func (a *Applier) writeOutbox(ctx context.Context, pg *pgconn.PgConn, x *txn, t *Table, items []Item, idx []int, part partition, st *Stats) (created bool, err error) {
-	rows, err := stageOutbox(t, items, idx, st)
+// one statement.
+func (a *Applier) writeOutbox(ctx context.Context, x *txn, t *Table, items []Item, idx []int) error {
+	rows, err := stageOutbox(t, items, idx, &x.stats)
 	if err != nil || len(rows) == 0 {
-		return false, err
+		return err
 	}
 	stmts := a.outboxStatementsFor(t)
-	if pg.CustomData()[stmts.stageName] == nil {
-		// In its own round trip, as for table rows (see writeTable).
-		x.queue.Queue(stmts.createStage)
-		created = true
-		if err := x.flush(ctx); err != nil {
-			return created, fmt.Errorf("create outbox staging table: %w", err)
+	if !x.hasStage(stmts.stageName) {
+		if err := x.createStage(ctx, stmts.stageName, stmts.createStage); err != nil {
+			return fmt.Errorf("create outbox staging table: %w", err)
 		}
 	}
 	if err := x.stage(ctx, stmts.stageName, stmts.stageCols, rows); err != nil {
-		return created, fmt.Errorf("stage outbox events: %w", err)
+		return fmt.Errorf("stage outbox events: %w", err)
 	}
 	// As for table rows (see writeTable): custom plans for a stage whose
 	// size changes per batch, no JIT for a statement this short.
 	x.queue.Queue(applySettings)
 	staged := int64(len(rows))
-	x.queue.Queue(stmts.apply, t.Ref(), part.topic, part.partition).Fn = func(br pgx.BatchResults) error {
+	x.queue.Queue(stmts.apply, t.Ref(), x.part.topic, x.part.partition).Fn = func(br pgx.BatchResults) error {
 		var fresh, written int64
 		if err := br.QueryRow().Scan(&fresh, &written); err != nil {
 			return fmt.Errorf("apply outbox events of %s: %w", t.Ref(), err)
 		}
-		st.Duplicates += staged - fresh
-		st.Upserted += written
+		x.stats.Duplicates += staged - fresh
+		x.stats.Upserted += written
 		return nil
 	}
-	x.unstage(pg, stmts.stage, len(rows))
-	return created, nil
+	x.unstage(stmts.stage, len(rows))
+	return nil
 }
 
 // partition names the ledger's record of where an event came from.

@@ -1,0 +1,347 @@
+package sink
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// write stages and applies items [lo, hi), table by table, in x.
+func (a *Applier) write(ctx context.Context, x *txn, items []Item, lo, hi int) error {
+	byTable := map[*Table][]int{}
+	var tables []*Table
+	for i := lo; i < hi; i++ {
+		t := items[i].Table
+		if _, ok := byTable[t]; !ok {
+			tables = append(tables, t)
+		}
+		byTable[t] = append(byTable[t], i)
+	}
+	for _, t := range tables {
+		var err error
+		if t.Outbox != nil {
+			err = a.writeOutbox(ctx, x, t, items, byTable[t])
+		} else {
+			red, rerr := reduce(t, items, byTable[t])
+			if rerr != nil {
+				return rerr
+			}
+			err = a.writeTable(ctx, x, t, red)
+		}
+		if err != nil {
+			return fmt.Errorf("sink: table %s: %w", t.Ref(), err)
+		}
+	}
+	return nil
+}
+
+func (a *Applier) statementsFor(t *Table) *statements {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := a.stmts[t]
+	if st == nil {
+		st = buildStatements(t, a.opts.Schema, a.opts.TestNoVersionGuard)
+		a.stmts[t] = st
+	}
+	return st
+}
+
+// writeTable applies the table's reduced rows: a large batch's fresh rows
+// by COPY into the target, the others through the staging table.
+func (a *Applier) writeTable(ctx context.Context, x *txn, t *Table, red *reduced) error {
+	stmts := a.statementsFor(t)
+	// The staging table has no statistics and its size changes per batch:
+	// a cached generic plan made for a small stage (a nested loop scanning
+	// it per target row) turns quadratic on a large one. Custom plans see
+	// the stage's real size. JIT compilation, which the planner turns on
+	// for the cost it expects of the tombstone probes the upsert mostly
+	// skips, costs these statements more time than it saves. Pipelined,
+	// it costs no round trip.
+	x.queue.Queue(applySettings)
+	if red.truncate != nil {
+		x.queue.Queue(stmts.truncate, red.truncate.CommitLSN, red.truncate.LSN)
+		x.queue.Queue(stmts.truncateTS, t.Ref(), red.truncate.CommitLSN, red.truncate.LSN)
+		x.stats.Truncated++
+	}
+	if len(red.rows) == 0 {
+		return nil
+	}
+	if !x.hasStage(stmts.stageName) {
+		if err := x.createStage(ctx, stmts.stageName, stmts.createStage); err != nil {
+			return fmt.Errorf("create staging table: %w", err)
+		}
+	}
+	insert := x.optimistic && !a.opts.UpsertOnly && stmts.optimistic()
+	if insert && !valuesFit(len(red.rows), len(stmts.stageCols)) {
+		rest, copied, err := copyFresh(ctx, x, stmts, red)
+		if err != nil {
+			return err
+		}
+		x.stats.Upserted += copied
+		red = rest
+	}
+	if len(red.rows) == 0 {
+		return nil
+	}
+	return writeStaged(ctx, x, stmts, red, insert)
+}
+
+// writeStaged stages the reduced rows and applies them from the stage:
+// with insert, fresh rows by plain INSERT; the others by guarded upserts,
+// one per group of unchanged-TOAST columns; then the deletes and their
+// tombstones.
+func writeStaged(ctx context.Context, x *txn, stmts *statements, red *reduced, insert bool) error {
+	t := stmts.table
+	rows, groups, inserts := stagingRows(red, insert)
+	deletes := groups[0].rows > 0
+	x.stats.Deleted += groups[0].rows
+	x.stats.Upserted += inserts
+	for _, g := range groups[1:] {
+		x.stats.Upserted += g.rows
+	}
+	if err := x.stage(ctx, stmts.stageName, stmts.stageCols, rows); err != nil {
+		return fmt.Errorf("stage rows: %w", err)
+	}
+	// A small stage keeps the generic plans of the insert and the
+	// upserts: planning them afresh is a large share of the server's work
+	// for a transaction of a few records. Their plans do not depend on
+	// the stage's size (one scan of the stage, index probes per row),
+	// unlike the statements that join the stage, which go back to
+	// custom plans after them. The unresolved count runs in between
+	// with the generic plan too: it probes the target per staged row.
+	small := len(rows) <= genericPlanRows
+	if small {
+		x.queue.Queue(genericPlans)
+	}
+	if inserts > 0 {
+		x.expectNew(stmts)
+		x.queue.Queue(stmts.insert, t.Ref()).Exec(func(tag pgconn.CommandTag) error {
+			x.stats.Stale += inserts - tag.RowsAffected()
+			return nil
+		})
+	}
+	queueUpserts(x, stmts, groups, small)
+	if small {
+		x.queue.Queue(customPlans)
+	}
+	if deletes {
+		queueDeletes(x, stmts, insert)
+	}
+	x.unstage(stmts.stage, len(rows))
+	return nil
+}
+
+// queueUpserts queues the upsert of each group of staged rows but the
+// deletes (group 0).
+func queueUpserts(x *txn, stmts *statements, groups []maskGroup, small bool) {
+	t := stmts.table
+	nested := false
+	for m, g := range groups {
+		if m == 0 || g.rows == 0 {
+			continue
+		}
+		staged := g.rows
+		if slices.Contains(g.unchanged, true) {
+			// Asked before the upsert creates them. Rare: only
+			// events with TOAST placeholders come here.
+			x.queue.Queue(stmts.unresolved, int32(m)).QueryRow(func(row pgx.Row) error {
+				var n int64
+				err := row.Scan(&n)
+				x.stats.Unresolved += n
+				return err
+			})
+		}
+		// Rows neither statement wrote were refused by the version
+		// guard or a tombstone: stale events, counted, never applied.
+		if small {
+			x.queue.Queue(stmts.upsert(g.unchanged), int32(m), t.Ref()).Exec(func(tag pgconn.CommandTag) error {
+				x.stats.Stale += staged - tag.RowsAffected()
+				return nil
+			})
+			continue
+		}
+		// A large stage updates the keys the target holds first, and
+		// upserts the rest only if there are any (see buildUpdate).
+		if !nested {
+			x.queue.Queue(nestedLoops)
+			nested = true
+		}
+		var updated int64
+		x.queue.Queue(stmts.update(g.unchanged), int32(m)).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&updated, nil)
+		})
+		x.queue.Queue(stmts.upsertMissing(g.unchanged), int32(m), t.Ref(), staged).Exec(func(tag pgconn.CommandTag) error {
+			x.stats.Stale += staged - updated - tag.RowsAffected()
+			return nil
+		})
+	}
+}
+
+// queueDeletes queues the deletes of the staged keys and their tombstones.
+func queueDeletes(x *txn, stmts *statements, insert bool) {
+	t := stmts.table
+	switch t.Deletes {
+	case DeleteHard:
+		x.queue.Queue(stmts.deleteHard)
+	case DeleteSoft:
+		x.queue.Queue(stmts.deleteSoft)
+	}
+	if insert {
+		// A key deleted again (recreated in between, or a delete
+		// Debezium re-emitted) has a tombstone already: the unique
+		// violation sends the transaction back to upserts only, as
+		// for a fresh row whose key exists.
+		x.expectNew(stmts)
+		x.queue.Queue(stmts.tombstonesNew, t.Ref())
+	} else {
+		x.queue.Queue(stmts.tombstones, t.Ref())
+	}
+}
+
+// copyFresh COPYs a large batch's fresh rows straight into the target, all
+// but those a tombstone may block, and returns the rest of the batch for the
+// staging table. They skip the stage and its scan, and COPY writes them
+// with PostgreSQL's multi-row heap insert, one WAL record per page rather
+// than per row. Which fresh rows a tombstone may block is asked first, in
+// the transaction's pipeline (statements.blockedFresh): those go through
+// the stage, whose INSERT applies the tombstone test again (I4). A key the
+// target holds after all fails the COPY with a unique violation, which
+// applyOnce answers as for the plain INSERT.
+func copyFresh(ctx context.Context, x *txn, stmts *statements, red *reduced) (rest *reduced, copied int64, err error) {
+	// The rest goes through the stage, where row order does not matter:
+	// a reduced batch has one row per key.
+	rest = &reduced{truncate: red.truncate}
+	var candidates []*row
+	for _, r := range red.rows {
+		if r.fresh {
+			candidates = append(candidates, r)
+		} else {
+			rest.rows = append(rest.rows, r)
+		}
+	}
+	if len(candidates) == 0 {
+		return red, 0, nil
+	}
+	blocked, revision, err := blockedFresh(ctx, x, stmts, candidates)
+	if err != nil {
+		return nil, 0, err
+	}
+	t := stmts.table
+	width := len(stmts.insertCols)
+	slab := make([]any, 0, len(candidates)*width)
+	fresh := make([][]any, 0, len(candidates))
+	for i, r := range candidates {
+		if blocked[i] {
+			rest.rows = append(rest.rows, r)
+			continue
+		}
+		lo := len(slab)
+		slab = append(slab, r.values...)
+		slab = append(slab, r.version.CommitLSN, r.version.LSN)
+		if t.Deletes == DeleteSoft {
+			slab = append(slab, false)
+		}
+		fresh = append(fresh, slab[lo:len(slab):len(slab)])
+	}
+	if len(fresh) == 0 {
+		return rest, 0, nil
+	}
+	x.expectNew(stmts)
+	if err := x.copyFrom(ctx, pgx.Identifier{t.Schema, t.Name}, stmts.insertCols, fresh, revision); err != nil {
+		return nil, 0, fmt.Errorf("copy new rows: %w", err)
+	}
+	return rest, int64(len(fresh)), nil
+}
+
+// blockedFresh asks which of the candidates, fresh rows, a tombstone may
+// block (statements.blockedFresh), and reads the target's revision under
+// the lock that keeps its definition until the COPY.
+func blockedFresh(ctx context.Context, x *txn, stmts *statements, candidates []*row) (blocked []bool, revision string, err error) {
+	t := stmts.table
+	commits := make([]int64, len(candidates))
+	lsns := make([]int64, len(candidates))
+	for i, r := range candidates {
+		commits[i], lsns[i] = r.version.CommitLSN, r.version.LSN
+	}
+	args := []any{commits, lsns}
+	if stmts.freshKeyCols != nil {
+		args = []any{t.Ref(), commits, lsns}
+	}
+	for _, c := range stmts.freshKeyCols {
+		keys := make([]any, len(candidates))
+		for i, r := range candidates {
+			keys[i] = r.values[c]
+		}
+		args = append(args, typedSlice(keys))
+	}
+	// The COPY sends each value in its column's binary form, which must be
+	// the column's type now, not when this connection first described it:
+	// the lock keeps the table's definition from here to the COPY, and the
+	// revision read under it tells pgcopy whether to describe it again.
+	x.queue.Queue(stmts.lockTarget)
+	x.queue.Queue(tableRevision, t.Ident()).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&revision)
+	})
+	blocked = make([]bool, len(candidates))
+	x.queue.Queue(stmts.blockedFresh, args...).Query(func(rows pgx.Rows) error {
+		var i int64
+		_, err := pgx.ForEachRow(rows, []any{&i}, func() error {
+			if i < 1 || i > int64(len(blocked)) {
+				return fmt.Errorf("blocked row %d of %d", i, len(blocked))
+			}
+			blocked[i-1] = true // WITH ORDINALITY counts from 1
+			return nil
+		})
+		return err
+	})
+	if err := x.flush(ctx); err != nil {
+		return nil, "", fmt.Errorf("ask which new rows a tombstone may block: %w", err)
+	}
+	return blocked, revision, nil
+}
+
+// typedSlice returns values as a []int64 or []string when they all are of
+// that type, else as they are. pgx encodes a typed slice's elements with
+// one plan, and a []any's element by element through reflection, which on
+// a large batch's keys is a large share of the client's CPU.
+func typedSlice(values []any) any {
+	if out, ok := sliceOf[int64](values); ok {
+		return out
+	}
+	if out, ok := sliceOf[string](values); ok {
+		return out
+	}
+	return values
+}
+
+func sliceOf[T any](values []any) ([]T, bool) {
+	out := make([]T, len(values))
+	for i, v := range values {
+		x, ok := v.(T)
+		if !ok {
+			return nil, false
+		}
+		out[i] = x
+	}
+	return out, true
+}
+
+// applySettings is queued before the statements that read a staging table.
+const applySettings = "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), set_config('jit', 'off', true)"
+
+// nestedLoops is queued before the first UPDATE … FROM the stage of a
+// transaction, and holds until it ends. The stage has no statistics: the
+// planner may hash the whole target to join it to a stage it takes for
+// large, where every staged row should probe the target's key.
+const nestedLoops = "SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)"
+
+// genericPlanRows is the largest stage whose upsert runs its cached
+// generic plan; genericPlans and customPlans switch around it.
+const (
+	genericPlanRows = 64
+	genericPlans    = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)"
+	customPlans     = "SELECT set_config('plan_cache_mode', 'force_custom_plan', true)"
+)
