@@ -8,7 +8,9 @@ import (
 )
 
 func TestParse(t *testing.T) {
-	num := func(v int64, exp int32) pgtype.Numeric { return pgtype.Numeric{Int: big.NewInt(v), Exp: exp, Valid: true} }
+	num := func(v int64, exp int32) pgtype.Numeric {
+		return pgtype.Numeric{Int: big.NewInt(v), Exp: exp, Valid: true}
+	}
 	for _, c := range []struct {
 		in   string
 		want pgtype.Numeric
