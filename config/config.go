@@ -81,10 +81,9 @@ type DeadLetter struct {
 	// Destination "table" writes in the transaction that moves the offset
 	// (exactly once); "topic" produces before the offset moves (at least once).
 	Destination Destination `yaml:"destination"`
-	// Topic defaults to "<group.id>.dlq".
+	// Topic defaults to "<group.id>.dlq". The table is always
+	// "<postgres.schema>.dead_letters", beside pgsink's other tables.
 	Topic string `yaml:"topic,omitempty"`
-	// Table defaults to "<postgres.schema>.dead_letters".
-	Table TableName `yaml:"table"`
 }
 
 // Retention bounds the exactly-once ledgers; entries younger than it are never pruned.
@@ -149,6 +148,8 @@ type SoftDelete struct {
 // Version is the stale-update guard (I3, I4): two bigint columns holding the
 // source's (commit LSN, LSN) pair of the row's last change.
 type Version struct {
+	// Guard must be true for format: table (validation refuses false):
+	// the guard is what makes replays safe.
 	Guard        bool   `yaml:"guard"`
 	CommitColumn string `yaml:"commit_column"`
 	LSNColumn    string `yaml:"lsn_column"`

@@ -117,6 +117,14 @@ func (d *decoder) decodeScalar(n *yaml.Node, path string, parse func(string) err
 	}
 }
 
+// removedKeys are keys pgsink once accepted and no longer does, with what to
+// do instead: a file that still sets one is refused with that advice rather
+// than with a bare "unknown key".
+var removedKeys = map[string]string{
+	"errors.dead_letter.table": "is no longer a setting (it was never honoured): dead letters always go to " +
+		"<postgres.schema>.dead_letters; delete this line (postgres.schema moves every pgsink table, dead letters included)",
+}
+
 func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind != yaml.MappingNode {
 		d.fail(n, path, "must be a mapping of keys, not a %s", kindName(n))
@@ -125,6 +133,10 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	fields := structFields(v.Type())
 	d.eachKey(n, path, func(key string, keyNode, value *yaml.Node, keyPath string) {
 		i, ok := fields[key]
+		if why, removed := removedKeys[keyPath]; removed && !ok {
+			d.fail(keyNode, keyPath, "%s", why)
+			return
+		}
 		if !ok {
 			d.fail(keyNode, keyPath, "unknown key%s", suggest(key, fields))
 			return

@@ -26,7 +26,6 @@ const (
 	DefaultSoftDeleteColumn  = "__deleted"
 	DefaultCommitLSNColumn   = "_pgsink_commit_lsn"
 	DefaultLSNColumn         = "_pgsink_lsn"
-	DefaultDeadLetterTable   = "dead_letters"
 	deadLetterTopicSuffix    = ".dlq"
 	groupIDKey               = "group.id"
 	bootstrapServersKey      = "bootstrap.servers"
@@ -73,9 +72,6 @@ func (t *Table) setDefaults() {
 func (c *Config) resolveDerived() {
 	if c.Errors.DeadLetter.Topic == "" && c.Kafka[groupIDKey] != "" {
 		c.Errors.DeadLetter.Topic = c.Kafka[groupIDKey] + deadLetterTopicSuffix
-	}
-	if c.Errors.DeadLetter.Table.IsZero() {
-		c.Errors.DeadLetter.Table = TableName{Schema: c.Postgres.Schema, Name: DefaultDeadLetterTable}
 	}
 	for i := range c.Tables {
 		c.Tables[i].Path = indexPath("tables", i)

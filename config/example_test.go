@@ -39,7 +39,6 @@ func TestDefaults(t *testing.T) {
 		got, want any
 	}{
 		{"dead letter topic", cfg.Errors.DeadLetter.Topic, "sink.dlq"},
-		{"dead letter table", cfg.Errors.DeadLetter.Table, TableName{"pgsink", "dead_letters"}},
 		{"destination", cfg.Errors.DeadLetter.Destination, DestinationTable},
 		{"max_wait", cfg.Apply.Batch.MaxWait.String(), "10ms"},
 		{"format", tbl.Format, FormatTable},

@@ -51,6 +51,7 @@ func TestRules(t *testing.T) {
 		}},
 		{name: "metrics listen", body: table + "metrics: { listen: localhost }\n", want: []string{`metrics.listen: must be host:port (such as 127.0.0.1:9187); got "localhost"`}},
 		{name: "dead letter topic name", body: table + "errors: { dead_letter: { topic: 'bad topic' } }\n", want: []string{`errors.dead_letter.topic: is not a valid Kafka topic name (only letters, digits, '.', '_' and '-'): "bad topic"`}},
+		{name: "dead letter table removed", body: table + "errors: { dead_letter: { table: audit.failures } }\n", want: []string{"errors.dead_letter.table: is no longer a setting (it was never honoured): dead letters always go to <postgres.schema>.dead_letters; delete this line"}},
 		{name: "dead letter destination", body: table + "errors: { dead_letter: { destination: kafka } }\n", want: []string{`errors.dead_letter.destination: must be one of table, topic; got "kafka"`}},
 		{name: "kafka required keys", src: "kafka: { client.id: x }\npostgres: { url: u }\n" + table, want: []string{"kafka.bootstrap.servers: is required", "kafka.group.id: is required"}},
 		{name: "managed kafka key", src: "kafka: { bootstrap.servers: k, group.id: g, auto.offset.reset: earliest }\npostgres: { url: u }\n" + table, want: []string{"kafka.auto.offset.reset: is set by pgsink and must not be configured (use apply.start for partitions with no stored position)"}},
@@ -98,7 +99,8 @@ func TestRules(t *testing.T) {
 		{name: "truncate value", body: table + "    truncate: yes\n", want: []string{`tables[0].truncate: must be one of apply, ignore; got "yes"`}},
 		{name: "version columns equal", body: table + "    version: { commit_column: v, lsn_column: v }\n", want: []string{`tables[0].version.lsn_column: must differ from commit_column (both are "v")`}},
 		{name: "version column is key", body: table + "    key: [_pgsink_lsn]\n", want: []string{`tables[0].key: "_pgsink_lsn" is also a version column`}},
-		{name: "version off ignores columns", body: table + "    version: { guard: false, commit_column: '' }\n"},
+		{name: "version off refused", body: table + "    version: { guard: false, commit_column: '' }\n", want: []string{"tables[0].version.guard: false is not supported: the guard is what makes replays safe"}},
+		{name: "version off on outbox", body: "tables:\n  - topic: o\n    format: outbox\n    target: public.orders\n    key: [id]\n    version: { guard: false }\n"},
 		{name: "evolve value", body: table + "    schema: { evolve: everything }\n", want: []string{`tables[0].schema.evolve: must be one of none, add_columns; got "everything"`}},
 
 		// formats

@@ -120,10 +120,14 @@ func writtenByInclude(c Columns, column string) bool {
 }
 
 func (v *validator) version(t Table) {
+	p := t.Path + ".version"
 	if !t.Version.Guard {
+		// Outbox rows are guarded by the event-id ledger, not by versions.
+		if t.Format == FormatTable {
+			v.fail(p+".guard", "false is not supported: the guard is what makes replays safe (remove the key; every table is version-guarded)")
+		}
 		return
 	}
-	p := t.Path + ".version"
 	okCommit := v.identifier(p+".commit_column", t.Version.CommitColumn)
 	okLSN := v.identifier(p+".lsn_column", t.Version.LSNColumn)
 	if okCommit && okLSN && t.Version.CommitColumn == t.Version.LSNColumn {

@@ -17,6 +17,11 @@ type DB interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
+// Querier is what a listing needs of a connection, pool or transaction.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
 // PartitionID names one consumed Kafka partition of one consumer group.
 type PartitionID struct {
 	Group     string
@@ -254,9 +259,7 @@ type Stored struct {
 }
 
 // List returns the stored rows of a consumer group, by topic and partition.
-func (o Offsets) List(ctx context.Context, db interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}, group string) ([]Stored, error) {
+func (o Offsets) List(ctx context.Context, db Querier, group string) ([]Stored, error) {
 	rows, err := db.Query(ctx, `SELECT topic, partition, next_offset, epoch, owner, updated_at FROM `+o.table+`
 		WHERE group_id = $1 ORDER BY topic, partition`, group)
 	if err != nil {

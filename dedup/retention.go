@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // DefaultPruneChunk bounds the rows one pruning statement deletes: each
@@ -41,8 +39,8 @@ type Ledgers struct {
 // NewLedgers returns the ledgers of pgsink's tables in schema.
 func NewLedgers(schema string) Ledgers {
 	return Ledgers{
-		tombstones:   pgx.Identifier{schema, "tombstones"}.Sanitize(),
-		outboxEvents: pgx.Identifier{schema, "outbox_events"}.Sanitize(),
+		tombstones:   TombstonesTable(schema),
+		outboxEvents: OutboxEventsTable(schema),
 	}
 }
 

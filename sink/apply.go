@@ -118,7 +118,7 @@ type Applier struct {
 	pool    *pgxpool.Pool
 	opts    Options
 	offsets dedup.Offsets
-	dead    string // quoted dead_letters table
+	dead    dedup.DeadLetters
 
 	mu     sync.Mutex
 	stmts  map[*Table]*statements
@@ -134,7 +134,7 @@ func NewApplier(pool *pgxpool.Pool, opts Options) *Applier {
 		pool:    pool,
 		opts:    opts,
 		offsets: dedup.NewOffsets(opts.Schema),
-		dead:    pgx.Identifier{opts.Schema, "dead_letters"}.Sanitize(),
+		dead:    dedup.NewDeadLetters(opts.Schema),
 		stmts:   map[*Table]*statements{},
 		outbox:  map[*Table]*outboxStatements{},
 	}
@@ -213,27 +213,21 @@ func (a *Applier) retry(ctx context.Context, st *Stats, fn func() error) error {
 
 func (a *Applier) deadLetter(x *txn, group string, it Item, cause error) {
 	r := it.Record
-	headers := make([]map[string]any, 0, len(r.Headers))
+	l := dedup.DeadLetter{Group: group, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value,
+		Headers: make([]dedup.Header, 0, len(r.Headers)), Error: "unknown", Class: errorClass(cause, it.Err != nil)}
 	for _, h := range r.Headers {
-		headers = append(headers, map[string]any{"key": h.Key, "value": string(h.Value)})
+		l.Headers = append(l.Headers, dedup.Header{Key: h.Key, Value: string(h.Value)})
 	}
-	var target *string
 	if it.Table != nil {
-		ref := it.Table.Ref()
-		target = &ref
+		l.Target = it.Table.Ref()
 	}
-	msg := "unknown"
 	if cause != nil {
-		msg = cause.Error()
+		l.Error = cause.Error()
 	}
-	x.queueWrapped(`INSERT INTO `+a.dead+` (group_id, topic, partition, "offset", target, key, value, headers, error, error_class)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-		ON CONFLICT (group_id, topic, partition, "offset") DO UPDATE
-		   SET error = excluded.error, error_class = excluded.error_class, failed_at = now()`,
-		[]any{group, r.Topic, r.Partition, r.Offset, target, r.Key, r.Value, headers, msg, errorClass(cause, it.Err != nil)},
-		func(err error) error {
-			return fmt.Errorf("sink: write dead letter for %s[%d]@%d: %w", r.Topic, r.Partition, r.Offset, err)
-		})
+	sql, args := a.dead.Insert(l)
+	x.queueWrapped(sql, args, func(err error) error {
+		return fmt.Errorf("sink: write dead letter for %s[%d]@%d: %w", r.Topic, r.Partition, r.Offset, err)
+	})
 }
 
 // errorClass names the kind of failure for operators and for Kafka

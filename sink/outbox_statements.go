@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgsink/pgsink/dedup"
 )
 
 // Bookkeeping columns of an outbox table's staging table.
@@ -41,7 +42,7 @@ func newOutboxStatements(t *Table, schema string) *outboxStatements {
 	st := &outboxStatements{stageName: fmt.Sprintf("pgsink_outbox_%016x", h.Sum64())}
 	stage := pgx.Identifier{"pg_temp", st.stageName}.Sanitize()
 	st.stage = stage
-	ledger := pgx.Identifier{schema, "outbox_events"}.Sanitize()
+	ledger := dedup.OutboxEventsTable(schema)
 
 	st.stageCols = []string{stageEvent, stageOffset}
 	defs := []string{q(stageEvent) + " text NOT NULL", q(stageOffset) + " bigint NOT NULL"}

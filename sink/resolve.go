@@ -11,7 +11,8 @@ import (
 // Resolve builds the Table the sink writes from a table's configuration and
 // the target catalog (which `pgsink validate` checks with catalog.Check):
 // every writable target column that some event field maps to, through the
-// include/exclude/rename rules, in table order.
+// include/exclude/rename rules, in table order. cfg has passed config
+// validation, which refuses what the sink cannot do (version.guard: false).
 func Resolve(cfg config.Table, cat *catalog.Table) (*Table, error) {
 	if !cat.Exists {
 		return nil, fmt.Errorf("sink: %s: target %s.%s does not exist (create it, or set schema.create: true): %w", cfg.Path, cat.Schema, cat.Name, ErrNoTarget)
@@ -26,9 +27,6 @@ func Resolve(cfg config.Table, cat *catalog.Table) (*Table, error) {
 		Truncates:        cfg.Truncate == config.TruncateApply,
 		CommitColumn:     cfg.Version.CommitColumn,
 		LSNColumn:        cfg.Version.LSNColumn,
-	}
-	if !cfg.Version.Guard {
-		return nil, fmt.Errorf("sink: %s: version.guard false is not supported: the guard is what makes replays safe", cfg.Path)
 	}
 	switch cfg.Deletes {
 	case config.DeletesHard:

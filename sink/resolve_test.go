@@ -34,7 +34,6 @@ func TestResolve(t *testing.T) {
 
 	for name, mutate := range map[string]func(*config.Table, *catalog.Table){
 		"missing table": func(_ *config.Table, c *catalog.Table) { c.Exists = false },
-		"guard off":     func(t *config.Table, _ *catalog.Table) { t.Version.Guard = false },
 		"no key":        func(_ *config.Table, c *catalog.Table) { c.PrimaryKey = nil },
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgsink/pgsink/dedup"
 )
 
 // Bookkeeping columns of the staging table. Their names contain a dot, so no
@@ -110,7 +111,7 @@ func buildStatements(t *Table, schema string, noGuard bool) *statements {
 	st := &statements{
 		stageName: name,
 		stage:     pgx.Identifier{"pg_temp", name}.Sanitize(),
-		ledger:    pgx.Identifier{schema, "tombstones"}.Sanitize(),
+		ledger:    dedup.TombstonesTable(schema),
 		table:     t,
 		noGuard:   noGuard,
 	}

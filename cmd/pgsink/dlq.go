@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/dedup"
 )
 
 const dlqUsage = `Usage: pgsink dlq list --config FILE [--table T] [--topic X] [--limit N]
@@ -31,27 +32,7 @@ nothing. A record that still fails stays, with the new error printed.
 Flags:
 `
 
-// deadLetter is one row of the dead-letter table.
-type deadLetter struct {
-	ID        int64           `json:"id"`
-	Topic     string          `json:"topic"`
-	Partition int32           `json:"partition"`
-	Offset    int64           `json:"offset"`
-	Target    string          `json:"target,omitempty"`
-	Key       []byte          `json:"-"`
-	Value     []byte          `json:"-"`
-	Headers   json.RawMessage `json:"headers"`
-	Error     string          `json:"error"`
-	Class     string          `json:"error_class"`
-	FailedAt  time.Time       `json:"failed_at"`
-}
-
 func runDLQ(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (args[0] != "list" && args[0] != "show" && args[0] != "retry" && args[0] != "-h" && args[0] != "--help") {
-		fmt.Fprint(stderr, dlqUsage)
-		return 2
-	}
-	action := args[0]
 	fs := flag.NewFlagSet("dlq", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "the configuration `file` (required)")
@@ -62,10 +43,24 @@ func runDLQ(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(fs.Output(), dlqUsage)
 		fs.PrintDefaults()
 	}
-	if action == "-h" || action == "--help" {
+	var action string
+	if len(args) > 0 {
+		action = args[0]
+	}
+	switch {
+	case action == "list" || action == "show" || action == "retry":
+	case action == "-h" || action == "-help" || action == "--help":
 		fs.SetOutput(stdout)
 		fs.Usage()
 		return 0
+	default:
+		problem := fmt.Sprintf("unknown subcommand %q", action)
+		if action == "" || strings.HasPrefix(action, "-") {
+			problem = "missing subcommand" // flags come after it
+		}
+		fmt.Fprintf(stderr, "pgsink dlq: %s: want list, show or retry\n\n", problem)
+		fs.Usage()
+		return 2
 	}
 	if code, done := parseFlags(fs, args[1:], stdout); done {
 		return code
@@ -90,7 +85,7 @@ func runDLQ(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	letters, err := readDeadLetters(ctx, cfg, *table, *topic, ids, *limit)
+	letters, err := readDeadLetters(ctx, cfg, dedup.DeadLetterFilter{Group: cfg.Kafka["group.id"], Target: *table, Topic: *topic, IDs: ids, Limit: *limit})
 	if err != nil {
 		fmt.Fprintf(stderr, "pgsink dlq: %v\n", err)
 		return 1
@@ -117,45 +112,16 @@ func runDLQ(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func readDeadLetters(ctx context.Context, cfg *config.Config, table, topic string, ids []int64, limit int) ([]deadLetter, error) {
+func readDeadLetters(ctx context.Context, cfg *config.Config, f dedup.DeadLetterFilter) ([]dedup.DeadLetter, error) {
 	conn, err := pgx.Connect(ctx, cfg.Postgres.URL)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	defer conn.Close(ctx)
-	where := []string{"group_id = $1"}
-	args := []any{cfg.Kafka["group.id"]}
-	if table != "" {
-		args = append(args, table)
-		where = append(where, fmt.Sprintf("target = $%d", len(args)))
-	}
-	if topic != "" {
-		args = append(args, topic)
-		where = append(where, fmt.Sprintf("topic = $%d", len(args)))
-	}
-	if len(ids) > 0 {
-		args = append(args, ids)
-		where = append(where, fmt.Sprintf("id = ANY($%d)", len(args)))
-	} else {
-		args = append(args, limit)
-	}
-	query := `SELECT id, topic, partition, "offset", coalesce(target, ''), key, value, coalesce(headers, '[]'), error, error_class, failed_at
-		FROM ` + pgx.Identifier{cfg.Postgres.Schema, "dead_letters"}.Sanitize() + ` WHERE ` + strings.Join(where, " AND ") + ` ORDER BY id DESC`
-	if len(ids) == 0 {
-		query += fmt.Sprintf(" LIMIT $%d", len(args))
-	}
-	rows, err := conn.Query(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("read dead letters: %w", err)
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (deadLetter, error) {
-		var d deadLetter
-		err := r.Scan(&d.ID, &d.Topic, &d.Partition, &d.Offset, &d.Target, &d.Key, &d.Value, &d.Headers, &d.Error, &d.Class, &d.FailedAt)
-		return d, err
-	})
+	return dedup.NewDeadLetters(cfg.Postgres.Schema).List(ctx, conn, f)
 }
 
-func printDeadLetters(w io.Writer, letters []deadLetter) {
+func printDeadLetters(w io.Writer, letters []dedup.DeadLetter) {
 	if len(letters) == 0 {
 		fmt.Fprintln(w, "no dead letters")
 		return
@@ -173,10 +139,11 @@ func printDeadLetters(w io.Writer, letters []deadLetter) {
 	tw.Flush()
 }
 
-func showDeadLetter(w io.Writer, d deadLetter) {
+func showDeadLetter(w io.Writer, d dedup.DeadLetter) {
 	fmt.Fprintf(w, "dead letter %d: %s[%d]@%d\n  table:     %s\n  failed at: %s\n  class:     %s\n  error:     %s\n",
 		d.ID, d.Topic, d.Partition, d.Offset, d.Target, d.FailedAt.Format(time.RFC3339), d.Class, d.Error)
-	fmt.Fprintf(w, "  headers:   %s\n  key:       %s\n  value:     %s\n\n", d.Headers, printable(d.Key), printable(d.Value))
+	headers, _ := json.Marshal(d.Headers) // strings only: it cannot fail
+	fmt.Fprintf(w, "  headers:   %s\n  key:       %s\n  value:     %s\n\n", headers, printable(d.Key), printable(d.Value))
 }
 
 // printable shows JSON indented, other text as is, and binary as a quoted

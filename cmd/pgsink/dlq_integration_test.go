@@ -7,6 +7,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -26,16 +27,23 @@ func TestIntegrationDLQCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	var id string
-	if err := conn.QueryRow(ctx, `INSERT INTO pgsink.dead_letters (group_id, topic, partition, "offset", target, key, value, headers, error, error_class)
-		VALUES ('g', 'app.public.t', 2, 41, 'public.t', '{"id":7}', $1, '[{"key":"origin","value":"x"}]', 'new row violates check constraint "t_status_check"', 'postgres:23514')
-		RETURNING id::text`, []byte("\x00binary\x1b[31m")).Scan(&id); err != nil {
-		t.Fatal(err)
+	dead := dedup.NewDeadLetters("pgsink")
+	for _, l := range []dedup.DeadLetter{
+		{Group: "g", Topic: "app.public.t", Partition: 2, Offset: 41, Target: "public.t", Key: []byte(`{"id":7}`), Value: []byte("\x00binary\x1b[31m"),
+			Headers: []dedup.Header{{Key: "origin", Value: "x"}}, Error: `new row violates check constraint "t_status_check"`, Class: "postgres:23514"},
+		{Group: "g", Topic: "app.public.u", Partition: 0, Offset: 3, Target: "public.u", Error: "other table", Class: "apply"},
+		{Group: "other group", Topic: "app.public.t", Partition: 0, Offset: 1, Error: "not ours", Class: "decode"},
+	} {
+		sql, args := dead.Insert(l)
+		if _, err := conn.Exec(ctx, sql, args...); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := conn.Exec(ctx, `INSERT INTO pgsink.dead_letters (group_id, topic, partition, "offset", error, error_class)
-		VALUES ('other group', 'app.public.t', 0, 1, 'not ours', 'decode')`); err != nil {
-		t.Fatal(err)
+	listed, err := dead.List(ctx, conn, dedup.DeadLetterFilter{Group: "g", Topic: "app.public.t", Limit: 1})
+	if err != nil || len(listed) != 1 {
+		t.Fatalf("the dead letter just written: %v, %v", listed, err)
 	}
+	id := strconv.FormatInt(listed[0].ID, 10)
 	t.Setenv("PGSINK_TEST_DB_URL", url)
 	path := filepath.Join(t.TempDir(), "pgsink.yaml")
 	if err := os.WriteFile(path, []byte("kafka:\n  bootstrap.servers: 127.0.0.1:1\n  group.id: g\npostgres:\n  url: ${PGSINK_TEST_DB_URL}\ntables:\n  - topic: app.public.t\n    target: public.t\n"), 0o644); err != nil {
@@ -45,8 +53,17 @@ func TestIntegrationDLQCommands(t *testing.T) {
 	if code := run([]string{"dlq", "list", "--config", path}, &out, &errOut); code != 0 {
 		t.Fatalf("dlq list: exit %d: %s", code, errOut.String())
 	}
-	if !strings.Contains(out.String(), "app.public.t[2]@41") || strings.Contains(out.String(), "not ours") {
-		t.Fatalf("dlq list shows:\n%s\nwant this group's record only", out.String())
+	if !strings.Contains(out.String(), "app.public.t[2]@41") || !strings.Contains(out.String(), "app.public.u[0]@3") || strings.Contains(out.String(), "not ours") {
+		t.Fatalf("dlq list shows:\n%s\nwant this group's records only", out.String())
+	}
+	for _, filter := range [][]string{{"--table", "public.t"}, {"--topic", "app.public.t"}} {
+		out.Reset()
+		if code := run(append([]string{"dlq", "list", "--config", path}, filter...), &out, &errOut); code != 0 {
+			t.Fatalf("dlq list %v: exit %d: %s", filter, code, errOut.String())
+		}
+		if !strings.Contains(out.String(), "app.public.t[2]@41") || strings.Contains(out.String(), "app.public.u") {
+			t.Fatalf("dlq list %v shows:\n%s\nwant the record of public.t only", filter, out.String())
+		}
 	}
 	out.Reset()
 	if code := run([]string{"dlq", "show", "--config", path, id}, &out, &errOut); code != 0 {

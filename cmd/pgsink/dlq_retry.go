@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,12 +9,13 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/debezium"
+	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/sink"
 )
 
 // retryDeadLetters applies each dead letter again and removes it in the same
 // transaction; it prints one line per record and returns how many failed.
-func retryDeadLetters(ctx context.Context, cfg *config.Config, letters []deadLetter, out io.Writer) (failed int) {
+func retryDeadLetters(ctx context.Context, cfg *config.Config, letters []dedup.DeadLetter, out io.Writer) (failed int) {
 	pool, err := newPool(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(out, "cannot connect: %v\n", err)
@@ -25,13 +25,12 @@ func retryDeadLetters(ctx context.Context, cfg *config.Config, letters []deadLet
 	applier := sink.NewApplier(pool, sink.Options{Schema: cfg.Postgres.Schema})
 	router := sink.NewRouter(cfg, pool)
 	decoder := router.NewDecoder()
-	dead := pgx.Identifier{cfg.Postgres.Schema, "dead_letters"}.Sanitize()
+	dead := dedup.NewDeadLetters(cfg.Postgres.Schema)
 	for _, d := range letters {
 		item, err := retryItem(ctx, router, decoder, d)
 		if err == nil {
 			_, err = applier.ApplyDetached(ctx, []sink.Item{item}, func(ctx context.Context, tx pgx.Tx) error {
-				_, err := tx.Exec(ctx, `DELETE FROM `+dead+` WHERE id = $1`, d.ID)
-				return err
+				return dead.Delete(ctx, tx, d.ID)
 			})
 		}
 		if err != nil {
@@ -46,13 +45,9 @@ func retryDeadLetters(ctx context.Context, cfg *config.Config, letters []deadLet
 
 // retryItem rebuilds the record of a dead letter, decodes and routes it
 // as `pgsink run` would (sink.Router: schema.create and schema.evolve too).
-func retryItem(ctx context.Context, router *sink.Router, decoder *debezium.Decoder, d deadLetter) (sink.Item, error) {
+func retryItem(ctx context.Context, router *sink.Router, decoder *debezium.Decoder, d dedup.DeadLetter) (sink.Item, error) {
 	rec := debezium.Record{Topic: d.Topic, Partition: d.Partition, Offset: d.Offset, Key: d.Key, Value: d.Value}
-	var headers []struct{ Key, Value string }
-	if err := json.Unmarshal(d.Headers, &headers); err != nil {
-		return sink.Item{}, fmt.Errorf("stored headers: %w", err)
-	}
-	for _, h := range headers {
+	for _, h := range d.Headers {
 		rec.Headers = append(rec.Headers, debezium.Header{Key: h.Key, Value: []byte(h.Value)})
 	}
 	item, ok, err := router.Item(ctx, decoder, rec)

@@ -247,12 +247,7 @@ func rebuildTarget(ctx context.Context, tx pgx.Tx, schema string, t config.Table
 	if _, err := tx.Exec(ctx, "TRUNCATE "+pgx.Identifier{t.Schema, t.Name}.Sanitize()); err != nil {
 		return fmt.Errorf("empty %s: %w", ref, err)
 	}
-	for _, ledger := range []string{"tombstones", "outbox_events"} {
-		if _, err := tx.Exec(ctx, "DELETE FROM "+pgx.Identifier{schema, ledger}.Sanitize()+" WHERE target = $1", ref); err != nil {
-			return fmt.Errorf("clear %s of %s: %w", ledger, ref, err)
-		}
-	}
-	return nil
+	return dedup.NewLedgers(schema).Forget(ctx, tx, ref)
 }
 
 // waitReplay prints progress until every rewound partition's stored

@@ -134,17 +134,12 @@ func status(ctx context.Context, cfg *config.Config) (*statusReport, error) {
 			report.Partitions = append(report.Partitions, line)
 		}
 	}
-	rows, err := conn.Query(ctx, `SELECT coalesce(target, ''), topic, count(*), max(failed_at) FROM `+
-		pgx.Identifier{cfg.Postgres.Schema, "dead_letters"}.Sanitize()+` WHERE group_id = $1 GROUP BY 1, 2 ORDER BY 1, 2`, group)
+	counts, err := dedup.NewDeadLetters(cfg.Postgres.Schema).Count(ctx, conn, group)
 	if err != nil {
-		return nil, fmt.Errorf("dead letters: %w", err)
+		return nil, err
 	}
-	var d deadLetterStatus
-	if _, err := pgx.ForEachRow(rows, []any{&d.Target, &d.Topic, &d.Count, &d.Last}, func() error {
-		report.DeadLetters = append(report.DeadLetters, d)
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("dead letters: %w", err)
+	for _, c := range counts {
+		report.DeadLetters = append(report.DeadLetters, deadLetterStatus{Target: c.Target, Topic: c.Topic, Count: c.Count, Last: c.Last})
 	}
 	return report, nil
 }

@@ -173,8 +173,9 @@ func (c *checker) columns() {
 
 func (c *checker) version() {
 	// Outbox rows are guarded by the event-id ledger, not by versions:
-	// their events carry none (see sink.writeOutbox).
-	if !c.cfg.Version.Guard || c.cfg.Format == config.FormatOutbox {
+	// their events carry none (see sink.writeOutbox). A table is always
+	// guarded: config refuses version.guard: false for it.
+	if c.cfg.Format == config.FormatOutbox {
 		return
 	}
 	for _, v := range []struct{ path, col string }{
@@ -183,7 +184,7 @@ func (c *checker) version() {
 	} {
 		col, ok := c.t.Column(v.col)
 		if !ok {
-			c.fail(v.path, "column %q does not exist in %s (add it: ALTER TABLE %s ADD COLUMN %s bigint, or set version.guard: false)",
+			c.fail(v.path, "column %q does not exist in %s (add it: ALTER TABLE %s ADD COLUMN %s bigint)",
 				v.col, c.name, c.name, pgx.Identifier{v.col}.Sanitize())
 			continue
 		}

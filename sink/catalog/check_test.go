@@ -86,10 +86,9 @@ func TestCheck(t *testing.T) {
 			want: []string{`tables[0].columns.rename.terms: column "search" of "public"."customers" is generated and cannot be written`}},
 		{name: "version columns missing", table: base + "    version: { commit_column: vc, lsn_column: name }\n",
 			want: []string{
-				`tables[0].version.commit_column: column "vc" does not exist in "public"."customers" (add it: ALTER TABLE "public"."customers" ADD COLUMN "vc" bigint, or set version.guard: false)`,
+				`tables[0].version.commit_column: column "vc" does not exist in "public"."customers" (add it: ALTER TABLE "public"."customers" ADD COLUMN "vc" bigint)`,
 				`tables[0].version.lsn_column: column "name" of "public"."customers" is text; a version column must be bigint`,
 			}},
-		{name: "guard off needs no version columns", table: base + "    version: { guard: false }\n", target: func(t *Table) { t.Columns = t.Columns[:4] }},
 		{name: "soft delete column", table: base + "    deletes: soft\n    soft_delete: { column: gone }\n",
 			want: []string{`tables[0].soft_delete.column: column "gone" does not exist in "public"."customers"`}},
 		{name: "outbox needs no version columns", table: "  - topic: o\n    format: outbox\n    target: public.customers\n    key: [id]\n",

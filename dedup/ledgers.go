@@ -1,0 +1,33 @@
+package dedup
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TombstonesTable is the quoted, schema-qualified delete-tombstone ledger
+// of pgsink's tables in schema: one row per deleted key and its version,
+// which the version guard consults (I4).
+func TombstonesTable(schema string) string {
+	return pgx.Identifier{schema, "tombstones"}.Sanitize()
+}
+
+// OutboxEventsTable is the quoted, schema-qualified outbox event-id ledger
+// of pgsink's tables in schema: one row per applied outbox event.
+func OutboxEventsTable(schema string) string {
+	return pgx.Identifier{schema, "outbox_events"}.Sanitize()
+}
+
+// Forget deletes inside tx every ledger entry of target (schema.table), so
+// that a replay rebuilding it from nothing is refused neither by its old
+// deletes nor by its old event ids.
+func (l Ledgers) Forget(ctx context.Context, tx DB, target string) error {
+	for _, ledger := range []struct{ name, table string }{{"tombstones", l.tombstones}, {"outbox_events", l.outboxEvents}} {
+		if _, err := tx.Exec(ctx, "DELETE FROM "+ledger.table+" WHERE target = $1", target); err != nil {
+			return fmt.Errorf("clear %s of %s: %w", ledger.name, target, err)
+		}
+	}
+	return nil
+}
