@@ -21,7 +21,9 @@ var (
 func runVersion(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("version", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(fs.Output(), "Usage: pgsink version\n\nPrints the version, commit and library versions.") }
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: pgsink version\n\nPrints the version, commit and library versions.")
+	}
 	if code, done := parseFlags(fs, args, stdout); done {
 		return code
 	}
