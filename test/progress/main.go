@@ -13,9 +13,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -127,7 +128,7 @@ func filter(in io.Reader, out io.Writer, scenarios *regexp.Regexp) int {
 			p.done = true
 			// Tests cut short (a panic, a timeout) have no end event of
 			// their own: their output explains the failure.
-			for _, name := range sortedKeys(p.tests) {
+			for _, name := range slices.Sorted(maps.Keys(p.tests)) {
 				fmt.Fprint(out, p.tests[name].String())
 			}
 			fmt.Fprint(out, p.out.String())
@@ -137,7 +138,7 @@ func filter(in io.Reader, out io.Writer, scenarios *regexp.Regexp) int {
 		fmt.Fprintln(out, "progress: reading go test's output:", err)
 		failed = true
 	}
-	for _, name := range sortedKeys(pkgs) {
+	for _, name := range slices.Sorted(maps.Keys(pkgs)) {
 		if p := pkgs[name]; !p.done && name != "" {
 			fmt.Fprintf(out, "progress: %s never finished (go test interrupted?)\n", name)
 			failed = true
@@ -147,13 +148,4 @@ func filter(in io.Reader, out io.Writer, scenarios *regexp.Regexp) int {
 		return 1
 	}
 	return 0
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
