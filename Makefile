@@ -28,10 +28,15 @@ build: ## build bin/pgsink (cgo, librdkafka bundled)
 # The fault suite runs after the other packages, never beside them: its
 # scenarios kill and restart the stack's Kafka Connect worker.
 FAULTS_PKG := ./test/faults
+# go test -json through test/progress: a line when each package starts, go
+# test's own ok/FAIL line when it ends, a line per end-to-end test and fault
+# scenario as it starts and ends, and every failure in full. pipefail keeps
+# go test's exit code.
+PROGRESS := $(GO) run ./test/progress -scenarios '/test/(e2e|faults)$$'
 test: lint docker-check stack-up ## every test: lint, docker/ checks, unit, integration, end-to-end, then the short fault suite (scenarios 1, 3, 7, 9, 10)
-	set -a && source $(STACK_ENV) && set +a && \
-	  $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -tags $(INTEGRATION_TAGS) $$($(GO) list ./... | grep -v /test/faults) && \
-	  $(GO) test -count=1 -timeout 15m -tags $(INTEGRATION_TAGS) $(FAULTS_PKG)
+	set -o pipefail && set -a && source $(STACK_ENV) && set +a && \
+	  $(GO) test -json -race -count=1 -timeout $(TEST_TIMEOUT) -tags $(INTEGRATION_TAGS) $$($(GO) list ./... | grep -v /test/faults) | $(PROGRESS) && \
+	  $(GO) test -json -count=1 -timeout 15m -tags $(INTEGRATION_TAGS) $(FAULTS_PKG) | $(PROGRESS)
 
 faults: stack-up ## the long fault-injection suite; writes test/faults/RESULTS.md
 	set -a && source $(STACK_ENV) && set +a && \

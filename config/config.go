@@ -28,9 +28,9 @@ type Postgres struct {
 	// SynchronousCommit "off" keeps the exactly-once effect (data and
 	// offset commit together, a lost commit is redelivered) but not the
 	// durability of side effects outside Postgres; see DESIGN.md. It takes
-	// the WAL flush out of each commit's wait: at 5,000 events/s here the
-	// p99 went from 57-165 ms to 38-42 ms. With apply.offsets: kafka it
-	// would lose rows, and is refused.
+	// the WAL flush out of each commit's wait, which is most of the latency
+	// tail when the disk is shared (docs/benchmarks.md). With
+	// apply.offsets: kafka it would lose rows, and is refused.
 	SynchronousCommit SynchronousCommit `yaml:"synchronous_commit"`
 	// Schema holds pgsink's own tables (offsets, ledgers, dead letters).
 	Schema string `yaml:"schema"`

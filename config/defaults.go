@@ -12,9 +12,8 @@ const (
 	DefaultBatchMaxBytes   = 16 << 20
 	// DefaultBatchMaxWait is short: under a backlog batches fill to their
 	// size limits at once and the wait never applies; when records trickle
-	// in, it is latency. 10 ms keeps the p99 from Kafka append to commit
-	// under 100 ms at 5,000 events/s on 2 cores, at about 25% more pgsink
-	// CPU than 100 ms at that rate (make bench, BENCHMARKS.md).
+	// in, it is latency. A short wait means smaller batches at moderate
+	// rates, paid in pgsink CPU; docs/benchmarks.md has the trade measured.
 	DefaultBatchMaxWait      = 10 * time.Millisecond
 	DefaultMaxBufferedBytes  = 64 << 20
 	DefaultRetryMaxAttempts  = 10

@@ -33,7 +33,8 @@ type statements struct {
 	tombstones  string
 	// tombstonesNew writes the same tombstones without ON CONFLICT, for a
 	// transaction that expects its deleted keys to have none yet (see
-	// optimistic): the speculative insertion cost 39% of the ledger's time.
+	// optimistic): the speculative insertion is a large share of the
+	// ledger's time (docs/benchmarks.md).
 	tombstonesNew string
 	truncate      string
 	truncateTS    string
@@ -230,10 +231,9 @@ func cachedText(cache *sync.Map, unchanged []bool, build func() string) string {
 const updatedSetting = "pgsink.updated"
 
 // buildUpdate is the common case of a large stage's upserts: their keys are
-// stored, at an older version. UPDATE … FROM the stage writes them for 18%
-// less than INSERT … ON CONFLICT DO UPDATE (psql, 1,250 rows of the
-// benchmark's table: 12.3–13.1 ms against 14.8–16.4 ms): it skips the
-// speculative insertion's probe and the tombstone test, which a stored row
+// stored, at an older version. UPDATE … FROM the stage writes them more
+// cheaply than INSERT … ON CONFLICT DO UPDATE (docs/benchmarks.md): it skips
+// the speculative insertion's probe and the tombstone test, which a stored row
 // does not need: a delete removes every older row of its key and a create
 // older than the delete is refused, so a stored row is newer than its
 // key's tombstone, and a staged row newer than the stored one is too.
@@ -334,8 +334,8 @@ func (st *statements) tombstoneCTEs(target, rows string) string {
 // it returns exactly one row, the lowest bigints when the query has none.
 // A row compared with it is then an uncorrelated row comparison, which
 // PostgreSQL evaluates once per statement (an InitPlan), where "> ALL" of
-// the query was a subplan run again for every row: 0.5 against 0.16 µs a
-// row in psql. The lowest version is as good as no tombstone: a staged
+// the query was a subplan run again for every row, several times dearer
+// (docs/benchmarks.md). The lowest version is as good as no tombstone: a staged
 // version equal to it is only sent on to the probe, which finds nothing.
 func atLeastOne(query string) string {
 	return "SELECT coalesce(v.commit_lsn, " + lowestVersion + ") AS commit_lsn, coalesce(v.lsn, " + lowestVersion + ") AS lsn\n" +
@@ -362,8 +362,10 @@ const lowestVersion = "'-9223372036854775808'::bigint"
 // reading at most n, so that a long window (a replay) costs no more than
 // the probes it spares. Only a row whose key is in recent, or every row
 // when recent is not complete, probes the ledger's (target, key) index.
-// Each probe compares jsonb keys down a btree, 4.6 µs a row in psql; the
-// whole test of 1,500 lagging rows took 3.8 ms by recent. The probe compares keys with plain equality, not key
+// Each probe compares jsonb keys down a btree, dear for every row it is
+// paid on; testing by recent spares it to every row whose key has no recent
+// tombstone (docs/benchmarks.md).
+// The probe compares keys with plain equality, not key
 // IN (k, null): without statistics for a new target the planner would
 // rather scan all the target's tombstones per row than descend the index
 // twice. Its version test is written NOT (... < ...) so that the version
@@ -499,8 +501,8 @@ func (st *statements) buildBlockedFresh() (string, []int) {
 // buildInsert is the plain INSERT of the staged rows expected to create
 // their key (op 'i', every column carried). Without ON CONFLICT it skips
 // the speculative insertion an upsert pays per row: an index probe before
-// the heap insert and a confirmation record after (in psql, 3,750 new rows
-// took 22 ms this way against 36 ms as an upsert). A key that exists after
+// the heap insert and a confirmation record after (measured in
+// docs/benchmarks.md). A key that exists after
 // all fails the statement with a unique violation; the transaction is then
 // applied again with upserts only (see Applier.applyOnce). The tombstone
 // test is the upsert's: a create older than a delete of its key must not

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"strconv"
 )
 
 // parseFlags parses a command's flags. On -h or --help it prints the usage
@@ -27,4 +28,24 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) (code int, do
 		return 2, true
 	}
 	return 0, false
+}
+
+// allOrOne is an optional partition number: -1, its default, means every
+// partition, and --help says "all" instead of the flag package's "-1".
+type allOrOne int
+
+func (p *allOrOne) String() string {
+	if p == nil || *p < 0 {
+		return "all"
+	}
+	return strconv.Itoa(int(*p))
+}
+
+func (p *allOrOne) Set(s string) error {
+	n, err := strconv.ParseInt(s, 0, strconv.IntSize)
+	if err != nil {
+		return errors.New("parse error")
+	}
+	*p = allOrOne(n)
+	return nil
 }

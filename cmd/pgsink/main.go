@@ -25,7 +25,7 @@ func commands() []command {
 		{name: "run", summary: "consume the configured topics and apply them to PostgreSQL", run: runRun},
 		{name: "replay", summary: "rewind a table's or a topic's positions to apply records again", run: runReplay},
 		{name: "status", summary: "positions, lag, owners and dead letters per partition", run: runStatus},
-		{name: "dlq", summary: "list and show records in the dead-letter table", run: runDLQ},
+		{name: "dlq", summary: "list, show and retry records in the dead-letter table", run: runDLQ},
 		{name: "migrate", summary: "create or upgrade pgsink's own tables (up, down, version)", run: runMigrate},
 		{name: "validate", summary: "check a configuration file and, unless --offline, the target catalog", run: runValidate},
 		{name: "healthcheck", summary: "exit 0 if a URL (the container's /readyz) answers 2xx, else 1", run: runHealthcheck},

@@ -38,7 +38,9 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	path := fs.String("config", "", "the configuration `file` (required)")
 	table := fs.String("table", "", "replay every topic of this target `table` (as in the configuration, e.g. public.orders)")
 	topic := fs.String("topic", "", "replay this `topic` only")
-	partition := fs.Int("partition", -1, "replay this partition only (default: all)")
+	partition := new(int)
+	*partition = -1 // every partition, shown as "all"
+	fs.Var((*allOrOne)(partition), "partition", "replay partition `N` only")
 	from := fs.String("from", "", "earliest, offset:N or timestamp:RFC3339 (required)")
 	rebuild := fs.Bool("rebuild", false, "empty the target table and its ledgers first")
 	wait := fs.Bool("wait", false, "show progress until the replayed range is applied")

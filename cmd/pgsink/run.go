@@ -229,8 +229,8 @@ func newLogger(format, level string, w io.Writer) (*zap.Logger, error) {
 // apply.max_buffered_bytes, unless GOMEMLIMIT sets one. The budget bounds
 // the raw records pgsink holds; their decoded form, the COPY buffers and
 // the runtime come on top, hence twice the budget plus 64 MiB. Without a
-// limit the heap grows to twice what is live before the GC runs (GOGC=100):
-// about 3.5 times the budget in RSS (make bench, BENCHMARKS.md). A soft
+// limit the heap grows to twice what is live before the GC runs (GOGC=100),
+// several times the budget in RSS (docs/benchmarks.md). A soft
 // limit costs only GC work while the live heap stays under it.
 func setMemoryLimit(cfg *config.Config) (limit int64, source string) {
 	if os.Getenv("GOMEMLIMIT") != "" {

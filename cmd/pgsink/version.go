@@ -21,8 +21,11 @@ var (
 func runVersion(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("version", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: pgsink version\n\nPrints the version, commit and library versions.")
+	}
+	if code, done := parseFlags(fs, args, stdout); done {
+		return code
 	}
 	_, librdkafka := kafka.LibraryVersion()
 	fmt.Fprintf(stdout, "pgsink %s (commit %s, %s, librdkafka %s)\n", version, buildCommit(), runtime.Version(), librdkafka)

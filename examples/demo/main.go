@@ -2,8 +2,8 @@
 // creates a small shop schema in the source database, registers Debezium
 // for it, starts `pgsink run` with examples/demo.yaml, drives a live
 // workload, and prints source and target row counts and checksums per table
-// until they match. pgsink keeps running afterwards; `make stack-down` stops
-// it with the stack.
+// until they match. pgsink keeps running afterwards; `make demo-clean` or
+// `make stack-down` stops it.
 package main
 
 import (
@@ -32,6 +32,9 @@ const (
 	connectorPrefix = "demo-"
 	tablesSlot      = "demo_tables"
 	outboxSlot      = "demo_outbox"
+	// demoConfig is the configuration the demo's pgsink runs, relative to
+	// the repository root, where make runs the demo.
+	demoConfig = "examples/demo.yaml"
 )
 
 // outboxDDL is the outbox the workload writes an event to in the same
@@ -222,39 +225,105 @@ live:
 		time.Sleep(2 * time.Second)
 	}
 	say("converged: every table matches its source row for row (checksums equal), order_status included, built from outbox events.")
+	envFile := filepath.Join(stateDir, "env")
+	pidFile := filepath.Join(stateDir, "pgsink.pid")
 	fmt.Printf(`
-pgsink (pid %d) keeps running. Things to try:
-  - kill it and start it again; it resumes from its offsets in PostgreSQL, nothing lost or applied twice:
-      kill -9 %d; source %s; %s run --config examples/demo.yaml --log-format console
+pgsink (pid %[1]d) keeps running (log: %[2]s). Things to try, from this directory:
+  - load the addresses examples/demo.yaml reads (PGSINK_DATABASE_URL, PGSINK_KAFKA_BOOTSTRAP) into your shell:
+      source %[3]s
+  - positions, lag, owner and epoch per partition, and the dead-letter count:
+      %[4]s status --config examples/demo.yaml
+  - the dead letters, if a record could not be applied (none in this demo):
+      %[4]s dlq list --config examples/demo.yaml
+  - apply a table's topic again from its start while pgsink runs; the version guard keeps every row as it is:
+      %[4]s replay --config examples/demo.yaml --table public.orders --from earliest --wait
+  - kill it and start it again; it resumes from its offsets in PostgreSQL, nothing lost or applied twice.
+    The new instance waits about 40 s before it gets its partitions: Kafka keeps them with the killed
+    member until its session times out (session.timeout.ms, 45 s by default). The pid file lets
+    make demo-clean and make stack-down stop it:
+      kill -9 %[1]d
+      sh -c 'echo $$ > %[5]s; exec %[4]s run --config examples/demo.yaml --log-format console'
   - write to the source and watch the target follow:
-      psql '%s' -c "UPDATE customers SET credit = credit + 1 WHERE id < 10"
-      psql '%s' -c "SELECT id, credit FROM customers WHERE id < 10"
+      psql '%[6]s' -c "UPDATE customers SET credit = credit + 1 WHERE id < 10"
+      psql '%[7]s' -c "SELECT id, credit FROM customers WHERE id < 10"
   - look at the metrics: curl -s http://127.0.0.1:9187/metrics | grep ^pgsink_
-  - read the offsets it keeps with the data: psql '%s' -c "TABLE pgsink.offsets"
-  - stop everything: make stack-down
-`, pid, pid, filepath.Join(stateDir, "env"), binary, env.SourceURL, env.TargetURL, env.TargetURL)
+  - read the offsets it keeps with the data: psql '%[7]s' -c "TABLE pgsink.offsets"
+  - stop pgsink and remove the demo's connectors, replication slots and topics: make demo-clean
+    (make stack-down then stops the stack)
+`, pid, logPath, envFile, binary, pidFile, env.SourceURL, env.TargetURL)
 	return nil
 }
 
-// stopPrevious stops the pgsink an earlier demo left running.
+// stopPrevious stops the pgsinks an earlier demo left running: the one its
+// pid file names (the demo's own, or one restarted from its tips) and any
+// started by hand with this clone's examples/demo.yaml. A process is only
+// stopped when its command line is `pgsink run` with that configuration
+// file, so another clone's demo, or a pid reused since, is left alone.
 func stopPrevious(stateDir string) {
-	b, err := os.ReadFile(filepath.Join(stateDir, "pgsink.pid"))
+	config, err := filepath.Abs(demoConfig)
 	if err != nil {
 		return
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return
-	}
-	if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && strings.Contains(string(cmdline), "demo.yaml") {
-		_ = syscall.Kill(pid, syscall.SIGTERM)
-		for i := 0; i < 100; i++ {
-			if syscall.Kill(pid, 0) != nil {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
+	pids := map[int]bool{}
+	if b, err := os.ReadFile(filepath.Join(stateDir, "pgsink.pid")); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && runsConfig(pid, config) {
+			pids[pid] = true
 		}
 	}
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, dir := range procs {
+		if pid, err := strconv.Atoi(filepath.Base(dir)); err == nil && pid != os.Getpid() && runsConfig(pid, config) {
+			pids[pid] = true
+		}
+	}
+	for pid := range pids {
+		say("stopping the demo's pgsink (pid %d)", pid)
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+		for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if syscall.Kill(pid, 0) == nil && runsConfig(pid, config) {
+			say("pgsink (pid %d) still running after 10 s: killing it (its offsets are in PostgreSQL, nothing is lost)", pid)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	_ = os.Remove(filepath.Join(stateDir, "pgsink.pid"))
+}
+
+// runsConfig reports whether process pid is `pgsink run` with config (an
+// absolute path) as its --config, resolved against its working directory.
+func runsConfig(pid int, config string) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+	if len(args) < 2 || filepath.Base(args[0]) != "pgsink" || args[1] != "run" {
+		return false
+	}
+	cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+	if err != nil {
+		return false
+	}
+	for i, a := range args[2:] {
+		var path string
+		switch {
+		case a == "--config" || a == "-config":
+			if i+3 < len(args) {
+				path = args[i+3]
+			}
+		case strings.HasPrefix(a, "--config="), strings.HasPrefix(a, "-config="):
+			path = a[strings.Index(a, "=")+1:]
+		}
+		if path == "" {
+			continue
+		}
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(cwd, path)
+		}
+		return filepath.Clean(path) == config
+	}
+	return false
 }
 
 func startPgsink(binary, stateDir, logPath string, env stacktest.Env) (int, error) {
@@ -267,7 +336,7 @@ func startPgsink(binary, stateDir, logPath string, env stacktest.Env) (int, erro
 	if err := os.WriteFile(filepath.Join(stateDir, "env"), []byte("export "+strings.Join(vars, "\nexport ")+"\n"), 0o600); err != nil {
 		return 0, err
 	}
-	cmd := exec.Command(binary, "run", "--config", "examples/demo.yaml", "--log-format", "console")
+	cmd := exec.Command(binary, "run", "--config", demoConfig, "--log-format", "console")
 	cmd.Env = append(os.Environ(), vars...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Its own process group: it outlives the demo and `make`.

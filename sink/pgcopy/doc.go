@@ -4,8 +4,8 @@
 //
 // pgx's CopyFrom finds a value's encode plan by two map lookups (the column's
 // type oid, then the value's Go type) and a reflection test for nil on every
-// value; for the sink's six-column rows that was a third of the time spent
-// encoding a COPY. A column of a COPY almost always holds values of one Go
+// value; for the sink's rows that was a large share of the time spent
+// encoding a COPY (docs/benchmarks.md). A column of a COPY almost always holds values of one Go
 // type, so each column remembers the last type it saw and its plan.
 //
 // The bytes are those pgx writes: the same plans, the same treatment of nil

@@ -10,9 +10,9 @@ import (
 // the decimals Debezium sends: a scale of a few digits on an unscaled value
 // that fits in 50 bits. pgx converts every value to base 10,000 with
 // math/big (a power of ten, a division per four digits, and their
-// allocations): 890 ns a value against this encoder's 101 ns
-// (BenchmarkNumericEncoding), and the largest single cost of pgsink's COPY
-// encoding on a table with one numeric column. This encoder writes the
+// allocations), which made it the largest single cost of pgsink's COPY
+// encoding on a table with one numeric column (BenchmarkNumericEncoding;
+// docs/benchmarks.md). This encoder writes the
 // same bytes with machine integers and leaves every other value (NaN,
 // infinities, large or very precise numbers, other Go types, the text
 // format) to pgx. TestNumericEncodingMatchesPgx holds it to pgx's output

@@ -40,7 +40,7 @@ func main() {
 	latencyWarmup := flag.Duration("latency-warmup", 10*time.Second, "the start of the latency run left out of its steady-state quantiles")
 	latencyRepeat := flag.Int("latency-repeat", 2, "how many times the default settings' latency is measured, alternating with synchronous_commit: off (one 40-s run's p99 is at the mercy of the disk)")
 	budgets := flag.String("budgets", "128MiB,256MiB", "comma-separated apply.max_buffered_bytes values drained besides the default: what a larger memory budget buys")
-	reportOnly := flag.Bool("report-only", false, "rewrite the report from the last run's .stack/bench/results.json (after editing test/bench/analysis.md)")
+	reportOnly := flag.Bool("report-only", false, "rewrite the report from the last run's .stack/bench/results.json (after editing docs/benchmark-analysis.md)")
 	flag.Parse()
 	if *reportOnly {
 		var res Results

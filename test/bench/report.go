@@ -221,7 +221,7 @@ func report(r *Results) string {
 		p("\n## Profile of the drain (pgsink, default settings)\n\n")
 		p("A 10-second CPU profile taken 3 s into the drain (`PGSINK_PPROF=1` serves net/http/pprof on the metrics listener), `go tool pprof -top`:\n\n```\n%s```\n", trimProfile(d.Profile))
 	}
-	if notes, err := os.ReadFile(filepath.Join(repoRoot(), "test", "bench", "analysis.md")); err == nil {
+	if notes, err := os.ReadFile(filepath.Join(repoRoot(), "docs", "benchmark-analysis.md")); err == nil {
 		p("\n%s", notes)
 	}
 	return b.String()
