@@ -50,17 +50,8 @@ func take(r *Runner, p *partition, n int) (offsets []int64) {
 	return offsets
 }
 
-func (c *fakeConsumer) pauses() []int32 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.paused)
-}
-
-func (c *fakeConsumer) resumes() []int32 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.resumed)
-}
+func (c *fakeConsumer) pauses() []int32  { return c.noted(&c.paused) }
+func (c *fakeConsumer) resumes() []int32 { return c.noted(&c.resumed) }
 
 // The record that crosses apply.max_buffered_bytes goes to its worker like
 // any other: the poll loop stops taking records at the budget, and pausing

@@ -3,6 +3,7 @@ package connector
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -261,22 +262,24 @@ func newFakeConsumer() *fakeConsumer {
 	return &fakeConsumer{stored: make(chan kafka.TopicPartition, 64)}
 }
 
-func (c *fakeConsumer) Pause(tps []kafka.TopicPartition) error {
+func (c *fakeConsumer) Pause(tps []kafka.TopicPartition) error  { return c.note(&c.paused, tps) }
+func (c *fakeConsumer) Resume(tps []kafka.TopicPartition) error { return c.note(&c.resumed, tps) }
+
+// note adds the partitions of tps to a list of calls.
+func (c *fakeConsumer) note(calls *[]int32, tps []kafka.TopicPartition) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, tp := range tps {
-		c.paused = append(c.paused, tp.Partition)
+		*calls = append(*calls, tp.Partition)
 	}
 	return nil
 }
 
-func (c *fakeConsumer) Resume(tps []kafka.TopicPartition) error {
+// noted reads a list of calls.
+func (c *fakeConsumer) noted(calls *[]int32) []int32 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, tp := range tps {
-		c.resumed = append(c.resumed, tp.Partition)
-	}
-	return nil
+	return slices.Clone(*calls)
 }
 
 func (c *fakeConsumer) Seek(tp kafka.TopicPartition, _ int) error {
