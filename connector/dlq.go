@@ -18,14 +18,15 @@ import (
 type deadLetterTopic struct {
 	producer *kafka.Producer // nil: dead letters go to the table
 	topic    string
+	group    string // named as the connector in the error headers
 	metrics  *Metrics
 }
 
 // divert produces the failed items of batch to the topic and removes them
 // from it; batch.Next still covers them. With no producer it leaves the
 // batch alone and the sink writes them to the dead-letter table.
-func (d *deadLetterTopic) divert(ctx context.Context, group string, batch *sink.Batch) error {
-	if d == nil || d.producer == nil {
+func (d *deadLetterTopic) divert(ctx context.Context, batch *sink.Batch) error {
+	if d.producer == nil {
 		return nil
 	}
 	kept := batch.Items[:0]
@@ -44,7 +45,7 @@ func (d *deadLetterTopic) divert(ctx context.Context, group string, batch *sink.
 			kafka.Header{Key: "__connect.errors.topic", Value: []byte(r.Topic)},
 			kafka.Header{Key: "__connect.errors.partition", Value: []byte(strconv.Itoa(int(r.Partition)))},
 			kafka.Header{Key: "__connect.errors.offset", Value: []byte(strconv.FormatInt(r.Offset, 10))},
-			kafka.Header{Key: "__connect.errors.connector.name", Value: []byte(group)},
+			kafka.Header{Key: "__connect.errors.connector.name", Value: []byte(d.group)},
 			kafka.Header{Key: "__connect.errors.stage", Value: []byte("VALUE_CONVERTER")},
 			kafka.Header{Key: "__connect.errors.class.name", Value: []byte("pgsink.connector.debezium.Decoder")},
 			kafka.Header{Key: "__connect.errors.exception.class.name", Value: []byte(fmt.Sprintf("%T", it.Err))},

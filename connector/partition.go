@@ -26,10 +26,63 @@ type envelope struct {
 	at  time.Time
 }
 
+// applier applies a batch in one transaction together with its
+// partition's offset (*sink.Applier).
+type applier interface {
+	Apply(ctx context.Context, b *sink.Batch) (sink.Stats, error)
+}
+
+// positions are this instance's rows in the offsets table
+// (storedPositions: dedup.Offsets on the pool, claimed as this owner).
+type positions interface {
+	Read(ctx context.Context, id dedup.PartitionID) (dedup.Claim, error)
+	Claim(ctx context.Context, id dedup.PartitionID, start int64) (dedup.Claim, error)
+}
+
+// router decodes a record and routes it to its target table (*sink.Router).
+type router interface {
+	Item(ctx context.Context, dec *debezium.Decoder, rec debezium.Record) (sink.Item, bool, error)
+}
+
+// diverter takes the records that cannot be decoded out of a batch, to the
+// dead-letter topic (*deadLetterTopic).
+type diverter interface {
+	divert(ctx context.Context, batch *sink.Batch) error
+}
+
+// pollLoop is what a worker asks of the poll loop that feeds it (*Runner):
+// only the poll loop touches the consumer.
+type pollLoop interface {
+	// requestSeek asks for the partition to be fetched again from offset.
+	requestSeek(p *partition, offset int64)
+	// committed reports that PostgreSQL committed the partition up to next.
+	committed(p *partition, next int64)
+	// release gives bytes of fetched records back to the buffer budget.
+	release(bytes int64)
+	// fatalf stops the instance.
+	fatalf(log *zap.Logger, what string, err error)
+}
+
+// workerDeps are a partition worker's collaborators, shared by every
+// partition of a Runner.
+type workerDeps struct {
+	batch config.Batch
+	// kafkaOffsets is apply.offsets: kafka: there is no offsets row to
+	// check, Kafka's group protocol alone assigns.
+	kafkaOffsets bool
+	fenceGrace   time.Duration
+	applier      applier
+	positions    positions
+	router       router
+	deadLetters  diverter
+	metrics      *Metrics
+	loop         pollLoop
+}
+
 // partition applies one owned partition: it batches its records in offset
 // order and hands each batch to the sink. One goroutine per partition.
 type partition struct {
-	r     *Runner
+	*workerDeps
 	id    dedup.PartitionID
 	claim dedup.Claim
 	in    chan envelope
@@ -67,9 +120,20 @@ type partition struct {
 	held int64
 }
 
+// newPartition builds the worker of a claimed partition; run starts it.
+func newPartition(deps *workerDeps, id dedup.PartitionID, claim dedup.Claim, dec *debezium.Decoder, log *zap.Logger) *partition {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &partition{
+		workerDeps: deps, id: id, claim: claim, decoder: dec, log: log,
+		in:       make(chan envelope, max(2*deps.batch.MaxRecords, 64)),
+		labels:   [2]string{id.Topic, partitionLabel(id.Partition)},
+		stopping: make(chan struct{}), ctx: ctx, cancel: cancel, done: make(chan struct{}),
+	}
+}
+
 // releaseHeld gives the current batch's bytes back to the buffer budget.
 func (p *partition) releaseHeld() {
-	p.r.buffered.Add(-p.held)
+	p.loop.release(p.held)
 	p.held = 0
 }
 
@@ -108,8 +172,6 @@ func (p *partition) run() {
 	}
 }
 
-// park keeps a stopped partition's goroutine until it is revoked, draining
-// its input so the poll loop never blocks on it.
 // fenceGrace is how long a fenced partition waits for the group to take it
 // away before it claims it back. Longer than a default session timeout
 // (45 s): if this instance is the zombie, its client notices by then and
@@ -120,12 +182,12 @@ const fenceGrace = 60 * time.Second
 // awaitFence parks a fenced partition until it is revoked (false) or, still
 // assigned here after fenceGrace, re-claims it (true: go on).
 func (p *partition) awaitFence() bool {
-	grace := time.NewTimer(fenceGrace)
+	grace := time.NewTimer(p.fenceGrace)
 	defer grace.Stop()
 	for {
 		select {
 		case e := <-p.in:
-			p.r.buffered.Add(-messageBytes(e.msg))
+			p.loop.release(messageBytes(e.msg))
 		case <-p.stopping:
 			return false
 		case <-p.ctx.Done():
@@ -141,11 +203,13 @@ func (p *partition) awaitFence() bool {
 	}
 }
 
+// park keeps a stopped partition's goroutine until it is revoked, draining
+// its input so the poll loop never blocks on it.
 func (p *partition) park() {
 	for {
 		select {
 		case e := <-p.in:
-			p.r.buffered.Add(-messageBytes(e.msg))
+			p.loop.release(messageBytes(e.msg))
 		case <-p.stopping:
 			return
 		case <-p.ctx.Done():
@@ -165,10 +229,10 @@ func (p *partition) park() {
 // being applied have waited already. Once it is up, collect still takes
 // every record already waiting (a group commit), but waits for no more.
 func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool, err error) {
-	cfg := p.r.cfg.Apply.Batch
-	// Sized for what is already queued: an Item is 480 bytes, and growing
-	// the slice by appends cost 4% of the drain's CPU in copies and write
-	// barriers (make bench's profile).
+	cfg := p.batch
+	// Sized for what is already queued: an Item is large, and growing the
+	// slice by appends showed up in the drain's CPU profile as copies and
+	// write barriers.
 	batch = &sink.Batch{Claim: &p.claim, Next: p.claim.NextOffset,
 		Items: make([]sink.Item, 0, min(cfg.MaxRecords, max(len(p.in), 16)))}
 	var bytes int64
@@ -178,20 +242,20 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 	take := func(e envelope) (full bool, err error) {
 		size := messageBytes(e.msg)
 		if p.seeking.Load() || e.gen != p.gen.Load() {
-			p.r.buffered.Add(-size)
+			p.loop.release(size)
 			return false, nil // fetched before a seek
 		}
 		m := e.msg
 		off := int64(m.TopicPartition.Offset)
 		if off < batch.Next {
-			p.r.buffered.Add(-size)
-			p.r.metrics.Skipped.WithLabelValues(p.id.Topic, "below_position").Inc()
+			p.loop.release(size)
+			p.metrics.Skipped.WithLabelValues(p.id.Topic, "below_position").Inc()
 			return false, nil
 		}
 		p.held += size
-		p.r.metrics.Consumed.WithLabelValues(p.id.Topic).Inc()
+		p.metrics.Consumed.WithLabelValues(p.id.Topic).Inc()
 		if !m.Timestamp.IsZero() {
-			p.r.metrics.ReceiveLatency.Observe(time.Since(m.Timestamp).Seconds())
+			p.metrics.ReceiveLatency.Observe(time.Since(m.Timestamp).Seconds())
 		}
 		item, ok, err := p.item(m)
 		if err != nil {
@@ -200,7 +264,7 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 		if ok {
 			batch.Items = append(batch.Items, item)
 		} else {
-			p.r.metrics.Skipped.WithLabelValues(p.id.Topic, "no_write").Inc()
+			p.metrics.Skipped.WithLabelValues(p.id.Topic, "no_write").Inc()
 		}
 		batch.Next = off + 1
 		last = m
@@ -260,10 +324,10 @@ var errFenced = errors.New("partition claimed by another instance")
 // checkClaim re-reads the partition's row: a replay's rewind is taken over
 // (re-claim and seek), another owner's epoch stops the worker.
 func (p *partition) checkClaim() error {
-	if p.r.cfg.Apply.Offsets == config.OffsetsKafka {
+	if p.kafkaOffsets {
 		return nil // no offsets row: Kafka's group protocol alone assigns
 	}
-	stored, err := p.r.offsets.Read(p.ctx, p.r.pool, p.id)
+	stored, err := p.positions.Read(p.ctx, p.id)
 	if err != nil {
 		if p.ctx.Err() != nil {
 			return errFenced
@@ -277,7 +341,7 @@ func (p *partition) checkClaim() error {
 	if strings.HasPrefix(stored.Owner, dedup.ReplayOwnerPrefix) {
 		return p.reclaim("partition rewound by a replay")
 	}
-	p.r.metrics.Fenced.Inc()
+	p.metrics.Fenced.Inc()
 	p.fenced = true
 	p.log.Warn("partition claimed by another instance; waiting for the group to move it", zap.String("owner", stored.Owner), zap.Int64("epoch", stored.Epoch))
 	return errFenced
@@ -287,15 +351,22 @@ func (p *partition) checkClaim() error {
 // stored position: after a replay rewound it, or after a stale claimant
 // fenced it while the group still assigns it here.
 func (p *partition) reclaim(why string) error {
-	claim, err := p.r.offsets.Claim(p.ctx, p.r.pool, p.id, 0, p.r.owner)
+	claim, err := p.positions.Claim(p.ctx, p.id, 0)
 	if err != nil {
-		p.r.fatalf(p.log, "re-claim after a replay", err)
+		p.loop.fatalf(p.log, "re-claim after a replay", err)
 		return errFenced
 	}
 	p.log.Info(why+": re-claimed", zap.Int64("epoch", claim.Epoch), zap.Int64("next_offset", claim.NextOffset))
 	p.claim = claim
-	p.r.requestSeek(p, claim.NextOffset)
+	p.seek(claim.NextOffset)
 	return nil
+}
+
+// seek has the poll loop fetch the partition again from offset; until it
+// has, every record taken was fetched before the seek and is dropped.
+func (p *partition) seek(offset int64) {
+	p.seeking.Store(true)
+	p.loop.requestSeek(p, offset)
 }
 
 // item decodes and routes one record (sink.Router.Item).
@@ -308,18 +379,18 @@ func (p *partition) item(m *kafka.Message) (sink.Item, bool, error) {
 			rec.Headers[i] = debezium.Header{Key: h.Key, Value: h.Value}
 		}
 	}
-	return p.r.router.Item(p.ctx, p.decoder, rec)
+	return p.router.Item(p.ctx, p.decoder, rec)
 }
 
 // apply applies a batch and reports whether the partition may go on.
 func (p *partition) apply(batch *sink.Batch, last *kafka.Message) bool {
-	if err := p.r.deadLetters.divert(p.ctx, p.r.cfg.Kafka["group.id"], batch); err != nil {
+	if err := p.deadLetters.divert(p.ctx, batch); err != nil {
 		p.fail("cannot write to the dead-letter topic; the offset is not moved", err)
 		return false
 	}
 	t0 := time.Now()
-	st, err := p.r.applier.Apply(p.ctx, batch)
-	p.r.metrics.Retries.Add(float64(st.Retries))
+	st, err := p.applier.Apply(p.ctx, batch)
+	p.metrics.Retries.Add(float64(st.Retries))
 	var fenced *dedup.FencedError
 	var moved *dedup.PositionMovedError
 	var poison *sink.PoisonError
@@ -330,7 +401,7 @@ func (p *partition) apply(batch *sink.Batch, last *kafka.Message) bool {
 		// back (the replay is no instance) and continue from there.
 		return p.reclaim("partition rewound by a replay") == nil
 	case errors.As(err, &fenced):
-		p.r.metrics.Fenced.Inc()
+		p.metrics.Fenced.Inc()
 		p.fenced = true
 		p.log.Warn("partition fenced: another instance claimed it; waiting for the group to move it", zap.Error(err))
 		return false
@@ -338,7 +409,7 @@ func (p *partition) apply(batch *sink.Batch, last *kafka.Message) bool {
 		// A replay rewound the position under our epoch: seek there.
 		p.log.Info("stored position moved (replay): seeking", zap.Int64("from", moved.Expected), zap.Int64("to", moved.Stored))
 		p.claim.NextOffset = moved.Stored
-		p.r.requestSeek(p, moved.Stored)
+		p.seek(moved.Stored)
 		return true
 	case errors.As(err, &poison):
 		p.fail("record cannot be applied and errors.tolerance is none: fix it or the target, then restart", err)
@@ -346,57 +417,61 @@ func (p *partition) apply(batch *sink.Batch, last *kafka.Message) bool {
 	case p.ctx.Err() != nil:
 		return false
 	default:
-		p.r.fatalf(p.log, "apply failed", err)
+		p.loop.fatalf(p.log, "apply failed", err)
 		return false
 	}
-	elapsed := time.Since(t0)
-	p.r.metrics.ApplySeconds.Observe(elapsed.Seconds())
-	p.r.metrics.BatchRecords.Observe(float64(len(batch.Items)))
+	p.report(batch, st, last, time.Since(t0))
+	p.loop.committed(p, batch.Next)
+	return true
+}
+
+// report counts what an applied batch did.
+func (p *partition) report(batch *sink.Batch, st sink.Stats, last *kafka.Message, elapsed time.Duration) {
+	p.metrics.ApplySeconds.Observe(elapsed.Seconds())
+	p.metrics.BatchRecords.Observe(float64(len(batch.Items)))
 	if st.Stale > 0 {
-		p.r.metrics.Skipped.WithLabelValues(p.id.Topic, "stale").Add(float64(st.Stale))
+		p.metrics.Skipped.WithLabelValues(p.id.Topic, "stale").Add(float64(st.Stale))
 	}
 	if st.Skipped > 0 {
-		p.r.metrics.Skipped.WithLabelValues(p.id.Topic, "event_type").Add(float64(st.Skipped))
+		p.metrics.Skipped.WithLabelValues(p.id.Topic, "event_type").Add(float64(st.Skipped))
 	}
 	if st.Duplicates > 0 {
-		p.r.metrics.Skipped.WithLabelValues(p.id.Topic, "duplicate").Add(float64(st.Duplicates))
+		p.metrics.Skipped.WithLabelValues(p.id.Topic, "duplicate").Add(float64(st.Duplicates))
 	}
 	if st.DeadLetters > 0 {
-		p.r.metrics.DeadLetters.WithLabelValues(p.id.Topic, "table").Add(float64(st.DeadLetters))
+		p.metrics.DeadLetters.WithLabelValues(p.id.Topic, "table").Add(float64(st.DeadLetters))
 	}
 	if len(batch.Items) > 0 && batch.Items[0].Table != nil {
 		ref := batch.Items[0].Table.Ref()
 		if st.Unresolved > 0 {
-			p.r.metrics.Unresolved.WithLabelValues(ref).Add(float64(st.Unresolved))
+			p.metrics.Unresolved.WithLabelValues(ref).Add(float64(st.Unresolved))
 			p.log.Warn("rows created from events with unchanged-TOAST placeholders and no stored row to keep the values from: those columns are NULL; set REPLICA IDENTITY FULL on the source table",
 				zap.String("table", ref), zap.Int64("rows", st.Unresolved), zap.Int64("next_offset", batch.Next))
 		}
 		if st.InsertConflicts > 0 {
-			p.r.metrics.InsertConflicts.WithLabelValues(ref).Add(float64(st.InsertConflicts))
+			p.metrics.InsertConflicts.WithLabelValues(ref).Add(float64(st.InsertConflicts))
 		}
-		p.r.metrics.Applied.WithLabelValues(ref, "upsert").Add(float64(st.Upserted))
-		p.r.metrics.Applied.WithLabelValues(ref, "delete").Add(float64(st.Deleted))
-		p.r.metrics.Applied.WithLabelValues(ref, "truncate").Add(float64(st.Truncated))
+		p.metrics.Applied.WithLabelValues(ref, "upsert").Add(float64(st.Upserted))
+		p.metrics.Applied.WithLabelValues(ref, "delete").Add(float64(st.Deleted))
+		p.metrics.Applied.WithLabelValues(ref, "truncate").Add(float64(st.Truncated))
 	}
 	now := time.Now()
 	if last != nil && !last.Timestamp.IsZero() {
-		p.r.metrics.EndToEnd.Observe(now.Sub(last.Timestamp).Seconds())
+		p.metrics.EndToEnd.Observe(now.Sub(last.Timestamp).Seconds())
 	}
 	// Every record, not only the batch's youngest: the batch's oldest
 	// record waited longest, and the percentiles must see it.
 	for i := range batch.Items {
 		if ts := batch.Items[i].Record.Timestamp; !ts.IsZero() {
-			p.r.metrics.RecordLatency.Observe(now.Sub(ts).Seconds())
+			p.metrics.RecordLatency.Observe(now.Sub(ts).Seconds())
 		}
 	}
-	p.r.committed(p, batch.Next)
-	return true
 }
 
 // fail stops the partition without moving its offset (I5).
 func (p *partition) fail(what string, err error) {
 	p.stopped.Store(true)
-	p.r.metrics.Stopped.WithLabelValues(p.labels[0], p.labels[1]).Set(1)
+	p.metrics.Stopped.WithLabelValues(p.labels[0], p.labels[1]).Set(1)
 	p.log.Error("partition stopped: "+what, zap.Int64("offset", p.claim.NextOffset), zap.Error(err))
 }
 

@@ -3,9 +3,7 @@ package connector
 import (
 	"testing"
 
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/pgsink/pgsink/config"
-	"github.com/pgsink/pgsink/dedup"
 )
 
 func TestConsumerConfigForcesTheProtocol(t *testing.T) {
@@ -64,31 +62,5 @@ func TestProducerConfigIsIdempotentAndDropsConsumerKeys(t *testing.T) {
 		if _, ok := m[k]; ok {
 			t.Errorf("consumer-only key %s passed to the producer", k)
 		}
-	}
-}
-
-// The record that crosses apply.max_buffered_bytes goes to its worker like
-// any other: the poll loop stops taking records at the budget, and pausing
-// the partition too made librdkafka drop its prefetched messages and fetch
-// again a second later (a stall of the whole drain each time the budget
-// filled).
-func TestDispatchAcrossTheBudgetQueuesWithoutPausing(t *testing.T) {
-	cfg := &config.Config{Kafka: map[string]string{"group.id": "g"}}
-	cfg.Apply.MaxBufferedBytes = 1000
-	topic := "t"
-	id := dedup.PartitionID{Group: "g", Topic: topic, Partition: 2}
-	p := &partition{id: id, in: make(chan envelope, 4)}
-	r := &Runner{cfg: cfg, workers: map[dedup.PartitionID]*partition{id: p}}
-	r.buffered.Store(990)
-	m := &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: 2, Offset: 7}, Value: make([]byte, 100)}
-	r.dispatch(m) // r.consumer is nil: a Pause would panic
-	if len(p.in) != 1 || p.paused || len(p.overflow) != 0 {
-		t.Fatalf("queued %d, paused %v, overflow %d: want the record queued and the partition fetching", len(p.in), p.paused, len(p.overflow))
-	}
-	if got := r.buffered.Load(); got != 1090 {
-		t.Errorf("buffered %d bytes, want 1090: the record still counts against the budget", got)
-	}
-	if e := <-p.in; e.msg != m {
-		t.Errorf("queued %v, want the dispatched message", e.msg)
 	}
 }

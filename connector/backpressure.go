@@ -1,0 +1,170 @@
+package connector
+
+import (
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/pgsink/pgsink/dedup"
+	"go.uber.org/zap"
+)
+
+// consumer is what the poll loop's dispatch, seeks and commit reports ask
+// of the Kafka client (*kafka.Consumer).
+type consumer interface {
+	Pause(partitions []kafka.TopicPartition) error
+	Resume(partitions []kafka.TopicPartition) error
+	Seek(partition kafka.TopicPartition, ignoredTimeoutMs int) error
+	StoreOffsets(offsets []kafka.TopicPartition) ([]kafka.TopicPartition, error)
+	CommitOffsets(offsets []kafka.TopicPartition) ([]kafka.TopicPartition, error)
+	GetWatermarkOffsets(topic string, partition int32) (low, high int64, err error)
+}
+
+// mayPoll tells the poll loop whether to poll now, given the buffer
+// budget, and counts the time the budget is spent in
+// pgsink_buffer_full_seconds_total.
+//
+// While the workers hold the whole budget the loop stops taking messages
+// and lets librdkafka's queue fill up to its own bound, which stops its
+// fetcher without losing what it prefetched (a pause throws that away and
+// fetches it again on resume). Past budgetWait it pauses every partition
+// instead and polls again, so Poll still serves the group's rebalances
+// while the target is slow.
+func (r *Runner) mayPoll(now time.Time) bool {
+	if !r.fullSince.IsZero() {
+		r.metrics.BufferFull.Add(now.Sub(r.fullCounted).Seconds())
+		r.fullCounted = now
+	}
+	if r.buffered.Load() < int64(r.cfg.Apply.MaxBufferedBytes) {
+		r.fullSince = time.Time{}
+		return true
+	}
+	if r.fullSince.IsZero() {
+		r.fullSince = now
+		r.fullCounted = now
+	}
+	if now.Sub(r.fullSince) < budgetWait {
+		return false
+	}
+	r.pauseAll()
+	return true
+}
+
+// dispatch hands a message to its partition's worker without blocking the
+// poll loop: a full queue pauses the partition (backpressure) and keeps the
+// message aside until the worker catches up.
+//
+// The buffer budget is not dispatch's to enforce: the poll loop stops
+// polling once it is spent, so the message that crosses it is the last
+// one taken and the overshoot is that one record. Pausing its partition
+// as well stalled the whole drain each time: librdkafka drops a paused
+// partition's prefetched messages (librdkafka#5343), and the resumed
+// partition's next fetch came only when the broker thread next decided
+// what to fetch, with every core idle meanwhile (confluent-kafka-go#630
+// shows the same wait).
+func (r *Runner) dispatch(m *kafka.Message) {
+	id := dedup.PartitionID{Group: r.group(), Topic: *m.TopicPartition.Topic, Partition: m.TopicPartition.Partition}
+	p := r.workers[id]
+	if p == nil {
+		r.metrics.Skipped.WithLabelValues(id.Topic, "not_owned").Inc()
+		return
+	}
+	e := envelope{msg: m, gen: p.gen.Load(), at: time.Now()}
+	r.buffered.Add(messageBytes(m))
+	if len(p.overflow) == 0 {
+		select {
+		case p.in <- e:
+			return
+		default:
+		}
+	}
+	p.overflow = append(p.overflow, e)
+	if !p.paused {
+		if err := r.consumer.Pause([]kafka.TopicPartition{m.TopicPartition}); err != nil {
+			r.log.Warn("pause", zap.Error(err))
+		}
+		r.metrics.Pauses.WithLabelValues("queue_full").Inc()
+		p.paused = true
+	}
+}
+
+// budgetWait is how long the poll loop stops polling while the buffer
+// budget is spent before it pauses the partitions instead: long enough to
+// ride out the wait for a batch to commit, short enough that a rebalance
+// is not held up.
+const budgetWait = 500 * time.Millisecond
+
+// pauseAll pauses every partition not paused yet; service resumes each
+// once the budget and its queue have room.
+func (r *Runner) pauseAll() {
+	for _, p := range r.workers {
+		if p.paused {
+			continue
+		}
+		topic := p.id.Topic
+		if err := r.consumer.Pause([]kafka.TopicPartition{{Topic: &topic, Partition: p.id.Partition}}); err != nil {
+			r.log.Warn("pause", zap.Error(err))
+			continue
+		}
+		r.metrics.Pauses.WithLabelValues("buffer_full").Inc()
+		p.paused = true
+	}
+}
+
+// service runs the poll loop's periodic duties: seeks the workers asked
+// for, and resuming partitions whose queue drained.
+func (r *Runner) service() {
+	r.metrics.Buffered.Set(float64(r.buffered.Load()))
+	r.mu.Lock()
+	seeks := r.seeks
+	r.seeks = nil
+	r.mu.Unlock()
+	for _, s := range seeks {
+		if r.workers[s.p.id] != s.p {
+			continue
+		}
+		s.p.gen.Add(1)
+		for _, e := range s.p.overflow {
+			r.release(messageBytes(e.msg))
+		}
+		s.p.overflow = nil
+		topic := s.p.id.Topic
+		tp := kafka.TopicPartition{Topic: &topic, Partition: s.p.id.Partition, Offset: kafka.Offset(s.offset)}
+		if err := r.consumer.Seek(tp, 0); err != nil {
+			r.fatalf(s.p.log, "seek after a moved position", err)
+		}
+		s.p.seeking.Store(false)
+	}
+	for _, p := range r.workers {
+		if !p.paused {
+			continue
+		}
+		for len(p.overflow) > 0 {
+			select {
+			case p.in <- p.overflow[0]:
+				p.overflow = p.overflow[1:]
+				continue
+			default:
+			}
+			break
+		}
+		if len(p.overflow) == 0 && len(p.in) < cap(p.in)/2 && r.buffered.Load() <= int64(r.cfg.Apply.MaxBufferedBytes)/2 {
+			topic := p.id.Topic
+			if err := r.consumer.Resume([]kafka.TopicPartition{{Topic: &topic, Partition: p.id.Partition}}); err != nil {
+				r.log.Warn("resume", zap.Error(err))
+			}
+			p.paused = false
+		}
+	}
+}
+
+// requestSeek queues a worker's seek for the poll loop (service).
+func (r *Runner) requestSeek(p *partition, offset int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seeks = append(r.seeks, seekRequest{p: p, offset: offset})
+}
+
+// release gives bytes of fetched records back to the buffer budget.
+func (r *Runner) release(bytes int64) { r.buffered.Add(-bytes) }
+
+func messageBytes(m *kafka.Message) int64 { return int64(len(m.Key) + len(m.Value)) }

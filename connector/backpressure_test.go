@@ -1,0 +1,257 @@
+package connector
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/dedup"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// newTestRunner is a Runner's poll-loop side on a fake consumer, with a
+// buffer budget of budget bytes and no workers yet.
+func newTestRunner(budget int64) (*Runner, *fakeConsumer) {
+	cfg := &config.Config{Kafka: map[string]string{"group.id": "g"}}
+	cfg.Apply.MaxBufferedBytes = config.ByteSize(budget)
+	cfg.ShutdownTimeout = config.Duration(time.Minute)
+	c := newFakeConsumer()
+	return &Runner{cfg: cfg, log: zap.NewNop(), metrics: NewMetrics(), consumer: c, workers: map[dedup.PartitionID]*partition{}}, c
+}
+
+// own adds a partition whose worker does not run: the test takes its
+// records.
+func (r *Runner) own(n int32, queue int) *partition {
+	id := dedup.PartitionID{Group: "g", Topic: testTopic, Partition: n}
+	p := &partition{id: id, in: make(chan envelope, queue), log: zap.NewNop(), labels: [2]string{testTopic, partitionLabel(n)}}
+	r.workers[id] = p
+	return p
+}
+
+// hundredBytes is a record of 100 key and value bytes at offset.
+func hundredBytes(n int32, offset int64) *kafka.Message {
+	m := message(offset, strings.Repeat("v", 99))
+	m.TopicPartition.Partition = n
+	return m
+}
+
+// take is the worker taking n records off its queue and, done with them,
+// giving their bytes back.
+func take(r *Runner, p *partition, n int) (offsets []int64) {
+	for range n {
+		e := <-p.in
+		offsets = append(offsets, int64(e.msg.TopicPartition.Offset))
+		r.release(messageBytes(e.msg))
+	}
+	return offsets
+}
+
+func (c *fakeConsumer) pauses() []int32  { return c.noted(&c.paused) }
+func (c *fakeConsumer) resumes() []int32 { return c.noted(&c.resumed) }
+
+// The record that crosses apply.max_buffered_bytes goes to its worker like
+// any other: the poll loop stops taking records at the budget, and pausing
+// the partition too made librdkafka drop its prefetched messages and fetch
+// them again only later (a stall of the whole drain each time the budget
+// filled).
+func TestDispatchAcrossTheBudgetQueuesWithoutPausing(t *testing.T) {
+	cfg := &config.Config{Kafka: map[string]string{"group.id": "g"}}
+	cfg.Apply.MaxBufferedBytes = 1000
+	topic := "t"
+	id := dedup.PartitionID{Group: "g", Topic: topic, Partition: 2}
+	p := &partition{id: id, in: make(chan envelope, 4)}
+	r := &Runner{cfg: cfg, workers: map[dedup.PartitionID]*partition{id: p}}
+	r.buffered.Store(990)
+	m := &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: 2, Offset: 7}, Value: make([]byte, 100)}
+	r.dispatch(m) // r.consumer is nil: a Pause would panic
+	if len(p.in) != 1 || p.paused || len(p.overflow) != 0 {
+		t.Fatalf("queued %d, paused %v, overflow %d: want the record queued and the partition fetching", len(p.in), p.paused, len(p.overflow))
+	}
+	if got := r.buffered.Load(); got != 1090 {
+		t.Errorf("buffered %d bytes, want 1090: the record still counts against the budget", got)
+	}
+	if e := <-p.in; e.msg != m {
+		t.Errorf("queued %v, want the dispatched message", e.msg)
+	}
+}
+
+// A worker behind its queue gets its partition paused once; what keeps
+// coming until the pause takes effect waits in order behind the queue.
+func TestDispatchPausesAFullQueueOnce(t *testing.T) {
+	r, c := newTestRunner(1 << 20)
+	p := r.own(0, 2)
+	for off := range int64(4) {
+		r.dispatch(hundredBytes(0, off))
+	}
+	if !p.paused || !slices.Equal(c.pauses(), []int32{0}) || len(p.overflow) != 2 {
+		t.Fatalf("paused %v (consumer pauses %v), overflow %d: want the partition paused once and two records aside", p.paused, c.pauses(), len(p.overflow))
+	}
+	if got := value(r.metrics.Pauses.WithLabelValues("queue_full")); got != 1 {
+		t.Errorf("queue_full pauses = %v, want 1", got)
+	}
+	// The queue has room again, but a record must not overtake those aside.
+	take(r, p, 1)
+	r.dispatch(hundredBytes(0, 4))
+	if len(p.in) != 1 || len(p.overflow) != 3 || !slices.Equal(c.pauses(), []int32{0}) {
+		t.Errorf("queued %d, aside %d, pauses %v: want the new record aside, behind the others, and no second pause", len(p.in), len(p.overflow), c.pauses())
+	}
+	if got := r.buffered.Load(); got != 400 {
+		t.Errorf("buffered %d bytes, want 400 (five dispatched, one done)", got)
+	}
+	r.dispatch(hundredBytes(7, 0))
+	if got := value(r.metrics.Skipped.WithLabelValues(testTopic, "not_owned")); got != 1 || r.buffered.Load() != 400 {
+		t.Errorf("record of a partition not owned: skipped %v, buffered %d; want it skipped and not buffered", got, r.buffered.Load())
+	}
+}
+
+// service resumes a paused partition once its records aside are queued,
+// its queue is at most half full and the budget at most half spent.
+func TestServiceResumesWhenQueueAndBudgetHaveRoom(t *testing.T) {
+	r, c := newTestRunner(1000)
+	p := r.own(0, 4)
+	for off := range int64(6) {
+		r.dispatch(hundredBytes(0, off))
+	}
+	take(r, p, 4)
+	r.service()
+	if len(p.overflow) != 0 || len(p.in) != 2 || !p.paused {
+		t.Fatalf("aside %d, queued %d, paused %v: want the records aside queued and the partition still paused (queue half full)", len(p.overflow), len(p.in), p.paused)
+	}
+	if got := take(r, p, 2); !slices.Equal(got, []int64{4, 5}) {
+		t.Errorf("worker took %v, want [4 5]: the records aside, in order", got)
+	}
+	r.buffered.Add(501) // other partitions hold more than half the budget
+	r.service()
+	if !p.paused || len(c.resumes()) != 0 {
+		t.Fatalf("resumed with %d of 1000 bytes buffered", r.buffered.Load())
+	}
+	r.release(1)
+	r.service()
+	if p.paused || !slices.Equal(c.resumes(), []int32{0}) {
+		t.Errorf("paused %v, consumer resumes %v: want partition 0 resumed at half the budget", p.paused, c.resumes())
+	}
+	if got := value(r.metrics.Buffered); got != 500 {
+		t.Errorf("buffered gauge = %v, want 500", got)
+	}
+}
+
+// With the budget spent, the poll loop first stops polling, and only past
+// budgetWait pauses every partition, so the group's rebalances are still
+// served; the time spent counts in pgsink_buffer_full_seconds_total.
+func TestMayPollAgainstTheBudget(t *testing.T) {
+	r, c := newTestRunner(1000)
+	r.own(0, 4)
+	r.own(1, 4).paused = true // behind its queue already
+	t0 := time.Now()
+	if !r.mayPoll(t0) {
+		t.Fatal("no polling with the budget unspent")
+	}
+	r.buffered.Store(1000)
+	if r.mayPoll(t0) || r.mayPoll(t0.Add(budgetWait-time.Millisecond)) {
+		t.Fatal("polled with the budget spent, before budgetWait")
+	}
+	if len(c.pauses()) != 0 {
+		t.Fatalf("paused %v before budgetWait: a pause throws prefetched records away", c.pauses())
+	}
+	if !r.mayPoll(t0.Add(budgetWait)) {
+		t.Fatal("no polling past budgetWait: rebalances would wait")
+	}
+	if !slices.Equal(c.pauses(), []int32{0}) || !r.workers[dedup.PartitionID{Group: "g", Topic: testTopic, Partition: 0}].paused {
+		t.Errorf("consumer pauses %v, want partition 0 paused (1 was already)", c.pauses())
+	}
+	if got := value(r.metrics.Pauses.WithLabelValues("buffer_full")); got != 1 {
+		t.Errorf("buffer_full pauses = %v, want 1", got)
+	}
+	r.buffered.Store(999)
+	if !r.mayPoll(t0.Add(budgetWait + 100*time.Millisecond)) {
+		t.Fatal("no polling with the budget unspent")
+	}
+	r.mayPoll(t0.Add(time.Hour))
+	want := (budgetWait + 100*time.Millisecond).Seconds()
+	if got := value(r.metrics.BufferFull); got < want-1e-9 || got > want+1e-9 {
+		t.Errorf("buffer full for %v s, want %v s: from the budget spent to the first poll under it", got, want)
+	}
+}
+
+// service does the seeks workers asked for: a new generation, the records
+// aside (fetched before the seek) dropped and their budget given back.
+func TestServiceSeeks(t *testing.T) {
+	r, c := newTestRunner(1 << 20)
+	p := r.own(0, 1)
+	for off := range int64(3) {
+		r.dispatch(hundredBytes(0, off))
+	}
+	revoked := &partition{id: dedup.PartitionID{Group: "g", Topic: testTopic, Partition: 9}, log: zap.NewNop()}
+	for _, s := range []*partition{p, revoked} {
+		s.seeking.Store(true)
+		r.requestSeek(s, 42)
+	}
+	r.service()
+	if p.gen.Load() != 1 || p.seeking.Load() || len(p.overflow) != 0 {
+		t.Errorf("generation %d, seeking %v, aside %d: want generation 1, seek done, nothing aside", p.gen.Load(), p.seeking.Load(), len(p.overflow))
+	}
+	if got := r.buffered.Load(); got != 100 {
+		t.Errorf("buffered %d, want 100: the queued record is the worker's to drop", got)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.seeks) != 1 || c.seeks[0].Partition != 0 || c.seeks[0].Offset != 42 {
+		t.Errorf("consumer seeks %v, want partition 0 to 42 only: a revoked partition's seek is dropped", c.seeks)
+	}
+}
+
+func TestCommittedStoresTheOffsetForLag(t *testing.T) {
+	r, c := newTestRunner(1 << 20)
+	p := r.own(3, 1)
+	c.high = 50
+	r.committed(p, 42)
+	tp := next(t, c.stored, "stored offset")
+	if *tp.Topic != testTopic || tp.Partition != 3 || tp.Offset != 42 {
+		t.Errorf("stored %v, want %s[3]@42", tp, testTopic)
+	}
+	if got := value(r.metrics.Lag.WithLabelValues(testTopic, "3")); got != 8 {
+		t.Errorf("lag = %v, want 8", got)
+	}
+}
+
+// The poll loop and a worker together: dispatched records are applied,
+// the commit is stored for lag, and a revocation gives the budget back.
+func TestRunnerAppliesAndRevokes(t *testing.T) {
+	r, c := newTestRunner(1 << 20)
+	c.high = 3
+	a := newFakeApplier()
+	r.deps = &workerDeps{batch: batchOf(3, 1<<20, time.Minute), fenceGrace: time.Hour, applier: a,
+		positions: &fakePositions{}, router: fakeRouter{}, deadLetters: fakeDiverter{}, metrics: r.metrics, loop: r}
+	id := dedup.PartitionID{Group: "g", Topic: testTopic, Partition: 0}
+	p := newPartition(r.deps, id, dedup.Claim{PartitionID: id, Epoch: 1}, nil, zap.NewNop())
+	r.workers[id] = p
+	go p.run()
+	for off := range int64(3) {
+		r.dispatch(hundredBytes(0, off))
+	}
+	if got := next(t, a.calls, "apply"); !slices.Equal(got.offsets, []int64{0, 1, 2}) {
+		t.Errorf("applied %v, want [0 1 2]", got.offsets)
+	}
+	if tp := next(t, c.stored, "stored offset"); tp.Offset != 3 {
+		t.Errorf("stored offset %d, want 3", tp.Offset)
+	}
+	topic := testTopic
+	r.revoke([]kafka.TopicPartition{{Topic: &topic, Partition: 0}}, false)
+	if len(r.workers) != 0 || r.buffered.Load() != 0 || value(r.metrics.Owned) != 0 {
+		t.Errorf("after revocation: %d workers, %d bytes buffered, owned gauge %v; want none", len(r.workers), r.buffered.Load(), value(r.metrics.Owned))
+	}
+	if n := series(r.metrics.Lag); n != 0 {
+		t.Errorf("%d lag series left for a revoked partition", n)
+	}
+}
+
+func series(c prometheus.Collector) int {
+	ch := make(chan prometheus.Metric, 64)
+	c.Collect(ch)
+	close(ch)
+	return len(ch)
+}

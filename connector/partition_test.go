@@ -1,0 +1,343 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/sink"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+func batchOf(records int, bytes config.ByteSize, wait time.Duration) config.Batch {
+	return config.Batch{MaxRecords: records, MaxBytes: bytes, MaxWait: config.Duration(wait)}
+}
+
+func TestBatchBoundaries(t *testing.T) {
+	hundredBytes := strings.Repeat("v", 99) // and a one-byte key
+	tests := []struct {
+		name     string
+		batch    config.Batch
+		position int64 // the claim's next offset
+		first    int64 // the first queued record's offset
+		values   []string
+		want     [][]int64 // offsets applied, batch by batch
+		wantNext []int64   // each batch's next offset, as committed
+	}{
+		{name: "max_records closes a batch", batch: batchOf(3, 1<<20, time.Minute),
+			values: []string{"a", "b", "c", "d", "e"}, want: [][]int64{{0, 1, 2}, {3, 4}}, wantNext: []int64{3, 5}},
+		{name: "max_bytes closes a batch", batch: batchOf(100, 250, time.Minute),
+			values: slices.Repeat([]string{hundredBytes}, 5), want: [][]int64{{0, 1, 2}, {3, 4}}, wantNext: []int64{3, 5}},
+		{name: "once max_wait is up, every record waiting joins the batch", batch: batchOf(100, 1<<20, time.Minute),
+			values: []string{"a", "b", "c", "d"}, want: [][]int64{{0, 1, 2, 3}}, wantNext: []int64{4}},
+		{name: "records below the position are dropped", batch: batchOf(100, 1<<20, time.Minute), position: 10, first: 8,
+			values: []string{"a", "b", "c", "d"}, want: [][]int64{{10, 11}}, wantNext: []int64{12}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorker(t, tt.batch, tt.position, newFakeApplier())
+			w.queue(0, tt.first, tt.values...)
+			w.start()
+			for i, want := range tt.want {
+				got := next(t, w.applies.calls, "apply")
+				if !slices.Equal(got.offsets, want) || got.next != tt.wantNext[i] {
+					t.Errorf("batch %d: offsets %v, next %d; want %v, next %d", i, got.offsets, got.next, want, tt.wantNext[i])
+				}
+				if c := next(t, w.poll.commits, "commit report"); c != tt.wantNext[i] {
+					t.Errorf("batch %d: reported the commit up to %d, want %d", i, c, tt.wantNext[i])
+				}
+			}
+			w.stop()
+			none(t, w.applies.calls, "apply")
+			if n := w.unreleased(); n != 0 {
+				t.Errorf("%d bytes still counted against the buffer budget after the worker stopped, want 0", n)
+			}
+			below := value(w.metrics.Skipped.WithLabelValues(testTopic, "below_position"))
+			if want := float64(tt.position - tt.first); below != want {
+				t.Errorf("skipped below_position = %v, want %v", below, want)
+			}
+		})
+	}
+}
+
+// A batch that is not full waits for max_wait, counted from its first
+// record's dispatch, and is applied then without anything else happening.
+func TestBatchClosesAtMaxWait(t *testing.T) {
+	const wait = 20 * time.Millisecond
+	w := newWorker(t, batchOf(100, 1<<20, wait), 0, newFakeApplier())
+	w.at = time.Now()
+	w.queue(0, 0, "a")
+	w.start()
+	got := next(t, w.applies.calls, "apply at max_wait")
+	if elapsed := time.Since(w.at); elapsed < wait {
+		t.Errorf("applied %s after dispatch, before max_wait (%s)", elapsed, wait)
+	}
+	if !slices.Equal(got.offsets, []int64{0}) {
+		t.Errorf("applied %v, want [0]", got.offsets)
+	}
+}
+
+// Records fetched before a seek (while the worker waits for it, or of an
+// older generation) never reach a batch: the seek fetches them again.
+//
+// Records queued while a worker runs are dispatched now and close their
+// batch at max_records, so the batch is the same however the worker and
+// the test interleave.
+func TestRecordsFetchedBeforeASeekAreDropped(t *testing.T) {
+	w := newWorker(t, batchOf(2, 1<<20, time.Minute), 0, newFakeApplier())
+	w.at = time.Now()
+	w.seeking.Store(true) // the worker asked for a seek the poll loop has not done yet
+	w.queue(0, 0, "before", "before", "before")
+	w.start()
+	w.awaitReleased(t)
+	none(t, w.applies.calls, "apply of records fetched before the seek")
+
+	// The poll loop seeks (service): a new generation.
+	w.gen.Add(1)
+	w.seeking.Store(false)
+	w.queue(0, 2, "stale") // dispatched before the seek, taken after it
+	w.queue(1, 0, "after", "after")
+	got := next(t, w.applies.calls, "apply")
+	if !slices.Equal(got.values, []string{"after", "after"}) || got.next != 2 {
+		t.Errorf("applied %v up to %d, want the two records fetched after the seek, up to 2", got.values, got.next)
+	}
+}
+
+func TestApplyReportsTheCommitAndCounts(t *testing.T) {
+	stats := sink.Stats{Upserted: 2, Deleted: 1, Stale: 1, Duplicates: 1}
+	w := newWorker(t, batchOf(3, 1<<20, time.Minute), 7, newFakeApplier(applyResult{stats: stats}))
+	w.queue(0, 7, "a", "b", "c")
+	w.start()
+	if got := next(t, w.applies.calls, "apply"); got.epoch != 1 {
+		t.Errorf("batch applied under epoch %d, want the claim's (1)", got.epoch)
+	}
+	if c := next(t, w.poll.commits, "commit report"); c != 10 {
+		t.Errorf("reported the commit up to %d, want 10", c)
+	}
+	w.stop()
+	for _, c := range []struct {
+		name string
+		got  float64
+		want float64
+	}{
+		{"consumed", value(w.metrics.Consumed.WithLabelValues(testTopic)), 3},
+		{"applied upserts", value(w.metrics.Applied.WithLabelValues("public.t", "upsert")), 2},
+		{"applied deletes", value(w.metrics.Applied.WithLabelValues("public.t", "delete")), 1},
+		{"skipped stale", value(w.metrics.Skipped.WithLabelValues(testTopic, "stale")), 1},
+		{"skipped duplicate", value(w.metrics.Skipped.WithLabelValues(testTopic, "duplicate")), 1},
+		{"stopped", value(w.metrics.Stopped.WithLabelValues(testTopic, "0")), 0},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+// Under errors.tolerance: none a poison record stops the partition where
+// it is (I5): no commit, the stopped gauge set, and nothing applied after
+// it, while its input is still drained so the poll loop never blocks.
+func TestPoisonRecordStopsThePartition(t *testing.T) {
+	poison := &sink.PoisonError{Topic: testTopic, Offset: 5, Err: errors.New("value too long")}
+	w := newWorker(t, batchOf(2, 1<<20, time.Minute), 5, newFakeApplier(applyResult{err: poison}))
+	core, logs := observer.New(zapcore.InfoLevel)
+	w.log = zap.New(core)
+	w.queue(0, 5, "a", "b")
+	w.start()
+	next(t, w.applies.calls, "apply")
+	w.queue(0, 7, "c")
+	w.awaitReleased(t)
+	none(t, w.applies.calls, "apply after the poison record")
+	none(t, w.poll.commits, "commit report")
+	if !w.stopped.Load() || value(w.metrics.Stopped.WithLabelValues(testTopic, "0")) != 1 {
+		t.Error("partition not marked stopped")
+	}
+	entries := logs.FilterMessageSnippet("partition stopped: record cannot be applied").All()
+	if len(entries) != 1 || entries[0].ContextMap()["offset"] != int64(5) {
+		t.Errorf("logged %v, want one stop at offset 5", logs.All())
+	}
+	w.stop() // a revocation still ends it
+}
+
+// Records the worker cannot route or dead-letter stop the partition too,
+// without an apply.
+func TestUndeliverableRecordsStopThePartition(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		value string
+		set   func(*workerDeps)
+	}{
+		{name: "no target table", value: "unroutable"},
+		{name: "dead-letter topic down", value: "a", set: func(d *workerDeps) { d.deadLetters = fakeDiverter{err: errors.New("broker down")} }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var set []func(*workerDeps)
+			if tt.set != nil {
+				set = append(set, tt.set)
+			}
+			w := newWorker(t, batchOf(1, 1<<20, time.Minute), 0, newFakeApplier(), set...)
+			w.queue(0, 0, tt.value)
+			w.start()
+			w.awaitReleased(t)
+			w.stop()
+			none(t, w.applies.calls, "apply")
+			none(t, w.poll.commits, "commit report")
+			if value(w.metrics.Stopped.WithLabelValues(testTopic, "0")) != 1 {
+				t.Error("stopped gauge not set")
+			}
+		})
+	}
+}
+
+// An apply error that is neither fencing, a moved position nor poison
+// stops the instance.
+func TestApplyErrorIsFatal(t *testing.T) {
+	w := newWorker(t, batchOf(1, 1<<20, time.Minute), 0, newFakeApplier(applyResult{err: errors.New("disk full")}))
+	w.queue(0, 0, "a", "b")
+	w.start()
+	if what := next(t, w.poll.fatals, "fatal error"); what != "apply failed" {
+		t.Errorf("fatal %q, want \"apply failed\"", what)
+	}
+	w.awaitReleased(t)
+	if got := len(w.applies.calls); got != 1 {
+		t.Errorf("%d applies, want 1: nothing after the failed batch", got)
+	}
+}
+
+// A batch another instance's epoch rejected (I2) stops the worker from
+// applying: it drains its input and waits for the group to revoke the
+// partition.
+func TestFencedWorkerStopsApplying(t *testing.T) {
+	fenced := &dedup.FencedError{Epoch: 1, Current: 2, Owner: "other:1"}
+	w := newWorker(t, batchOf(2, 1<<20, time.Minute), 0, newFakeApplier(applyResult{err: fenced}))
+	w.queue(0, 0, "a", "b")
+	w.start()
+	next(t, w.applies.calls, "apply")
+	w.queue(0, 2, "c", "d")
+	w.awaitReleased(t)
+	none(t, w.applies.calls, "apply by a fenced worker")
+	none(t, w.poll.commits, "commit report")
+	none(t, w.store.claims, "claim")
+	if got := value(w.metrics.Fenced); got != 1 {
+		t.Errorf("fenced batches = %v, want 1", got)
+	}
+	w.stop()
+}
+
+// A worker re-claims its partition and goes on where a fencing came from
+// no competing instance: at once for a replay's rewind, after the grace
+// period for a claimant the group does not assign the partition to.
+func TestFencedWorkerReclaims(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		owner  string
+		grace  time.Duration
+		fenced float64
+	}{
+		{name: "replay rewound the partition", owner: dedup.ReplayOwnerPrefix + "ops", grace: time.Hour},
+		{name: "still assigned after the grace period", owner: "other:1", grace: time.Millisecond, fenced: 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fenced := &dedup.FencedError{Epoch: 1, Current: 2, Owner: tt.owner}
+			w := newWorker(t, batchOf(2, 1<<20, time.Minute), 4, newFakeApplier(applyResult{err: fenced}),
+				func(d *workerDeps) { d.fenceGrace = tt.grace })
+			w.store.claimed = dedup.Claim{PartitionID: w.id, Epoch: 3, NextOffset: 2, Owner: "me"}
+			w.queue(0, 4, "a", "b")
+			w.start()
+			w.at = time.Now()
+			next(t, w.applies.calls, "apply")
+			if start := next(t, w.poll.seeks, "seek"); start != 2 {
+				t.Errorf("seek to %d, want the re-claimed position 2", start)
+			}
+			if !w.seeking.Load() {
+				t.Error("seek requested without marking the worker seeking")
+			}
+			// The poll loop seeks; the records come again from offset 2.
+			w.gen.Add(1)
+			w.seeking.Store(false)
+			w.queue(1, 2, "c", "d")
+			got := next(t, w.applies.calls, "apply after the re-claim")
+			if got.epoch != 3 || !slices.Equal(got.offsets, []int64{2, 3}) {
+				t.Errorf("applied %v under epoch %d, want [2 3] under the new epoch 3", got.offsets, got.epoch)
+			}
+			if c := next(t, w.poll.commits, "commit report"); c != 4 {
+				t.Errorf("reported the commit up to %d, want 4", c)
+			}
+			if got := value(w.metrics.Fenced); got != tt.fenced {
+				t.Errorf("fenced batches = %v, want %v", got, tt.fenced)
+			}
+		})
+	}
+}
+
+// A replay that rewound the position under this worker's epoch makes it
+// seek there and go on.
+func TestMovedPositionSeeks(t *testing.T) {
+	moved := &dedup.PositionMovedError{Expected: 3, Stored: 1}
+	w := newWorker(t, batchOf(3, 1<<20, time.Minute), 3, newFakeApplier(applyResult{err: moved}))
+	w.queue(0, 3, "a")
+	w.start()
+	w.at = time.Now()
+	next(t, w.applies.calls, "apply")
+	if start := next(t, w.poll.seeks, "seek"); start != 1 {
+		t.Errorf("seek to %d, want the stored position 1", start)
+	}
+	w.gen.Add(1)
+	w.seeking.Store(false)
+	w.queue(1, 1, "b", "c", "d")
+	if got := next(t, w.applies.calls, "apply after the seek"); !slices.Equal(got.offsets, []int64{1, 2, 3}) {
+		t.Errorf("applied %v, want [1 2 3]", got.offsets)
+	}
+	none(t, w.poll.fatals, "fatal error")
+}
+
+// checkClaim is what an idle worker runs to notice a replay or another
+// owner on a quiet topic.
+func TestCheckClaim(t *testing.T) {
+	other := dedup.Claim{Epoch: 2, Owner: "other:1"}
+	replay := dedup.Claim{Epoch: 2, Owner: dedup.ReplayOwnerPrefix + "ops", NextOffset: 1}
+	for _, tt := range []struct {
+		name         string
+		stored       dedup.Claim
+		readErr      error
+		cancelled    bool
+		kafkaOffsets bool
+		wantErr      error
+		wantSeek     bool
+	}{
+		{name: "still ours", stored: dedup.Claim{Epoch: 1, Owner: "me"}},
+		{name: "another owner fences", stored: other, wantErr: errFenced},
+		{name: "a replay is taken over", stored: replay, wantSeek: true},
+		{name: "apply.offsets kafka has no row to check", stored: other, kafkaOffsets: true},
+		{name: "a read error is no fencing", readErr: errors.New("connection refused")},
+		{name: "a read error on a revoked partition ends it", readErr: context.Canceled, cancelled: true, wantErr: errFenced},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorker(t, batchOf(1, 1, time.Minute), 0, newFakeApplier(), func(d *workerDeps) { d.kafkaOffsets = tt.kafkaOffsets })
+			w.store.stored, w.store.readErr = tt.stored, tt.readErr
+			w.store.claimed = dedup.Claim{Epoch: 3, NextOffset: replay.NextOffset}
+			if tt.cancelled {
+				w.cancel()
+			}
+			if err := w.checkClaim(); !errors.Is(err, tt.wantErr) {
+				t.Fatalf("checkClaim: %v, want %v", err, tt.wantErr)
+			}
+			if w.fenced != (tt.wantErr != nil && !tt.cancelled) {
+				t.Errorf("fenced = %v", w.fenced)
+			}
+			if tt.wantSeek {
+				if start := next(t, w.poll.seeks, "seek"); start != 1 || w.claim.Epoch != 3 {
+					t.Errorf("seek to %d under epoch %d, want 1 under the new epoch 3", start, w.claim.Epoch)
+				}
+			} else {
+				none(t, w.poll.seeks, "seek")
+			}
+		})
+	}
+}

@@ -1,0 +1,232 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/dedup"
+	"go.uber.org/zap"
+)
+
+// storedPositions are this instance's rows in the offsets table.
+type storedPositions struct {
+	offsets dedup.Offsets
+	db      dedup.DB
+	owner   string
+}
+
+func (s storedPositions) Read(ctx context.Context, id dedup.PartitionID) (dedup.Claim, error) {
+	return s.offsets.Read(ctx, s.db, id)
+}
+
+func (s storedPositions) Claim(ctx context.Context, id dedup.PartitionID, start int64) (dedup.Claim, error) {
+	return s.offsets.Claim(ctx, s.db, id, start, s.owner)
+}
+
+// rebalance is the consumer's rebalance callback, run inside Poll.
+func (r *Runner) rebalance(c *kafka.Consumer, ev kafka.Event) error {
+	switch e := ev.(type) {
+	case kafka.AssignedPartitions:
+		r.metrics.Rebalances.WithLabelValues("assigned").Inc()
+		r.assign(c, e.Partitions)
+		r.ready.Store(true)
+	case kafka.RevokedPartitions:
+		lost := c.AssignmentLost()
+		kind := "revoked"
+		if lost {
+			kind = "lost"
+		}
+		r.metrics.Rebalances.WithLabelValues(kind).Inc()
+		r.revoke(e.Partitions, lost)
+		if r.cfg.Apply.Offsets == config.OffsetsKafka && !lost {
+			// The workers stored their last positions: commit them now,
+			// so the next owner does not apply those batches again.
+			var kerr kafka.Error
+			if _, err := c.Commit(); err != nil && !(errors.As(err, &kerr) && kerr.Code() == kafka.ErrNoOffset) {
+				r.log.Warn("commit positions of revoked partitions (apply.offsets: kafka)", zap.Error(err))
+			}
+		}
+		if err := c.IncrementalUnassign(e.Partitions); err != nil {
+			r.setFatal(fmt.Errorf("incremental unassign: %w", err))
+		}
+	}
+	return nil
+}
+
+// assign claims each new partition in PostgreSQL (a new epoch: any former
+// owner is fenced from now on) and assigns it at the stored position. It
+// always assigns, even when a claim fails: returning without assigning would
+// make the client fall back to Kafka's committed offsets. A partition that
+// cannot be claimed is assigned paused and the instance stops.
+func (r *Runner) assign(c *kafka.Consumer, tps []kafka.TopicPartition) {
+	assign := make([]kafka.TopicPartition, 0, len(tps))
+	var pause []kafka.TopicPartition
+	for _, tp := range tps {
+		id := dedup.PartitionID{Group: r.group(), Topic: *tp.Topic, Partition: tp.Partition}
+		log := r.log.With(zap.String("topic", id.Topic), zap.Int32("partition", id.Partition))
+		claim, low, high, err := r.claim(c, id)
+		if err != nil {
+			r.fatalf(log, "claim partition", err)
+			tp.Offset = kafka.OffsetEnd
+			assign = append(assign, tp)
+			pause = append(pause, tp)
+			continue
+		}
+		tp.Offset = kafka.Offset(claim.NextOffset)
+		assign = append(assign, tp)
+		p := r.startPartition(id, claim, log)
+		if claim.NextOffset < low || claim.NextOffset > high {
+			p.fail("the stored offset is outside what Kafka holds", fmt.Errorf(
+				"stored next offset %d, Kafka has [%d, %d): the records in between were deleted (retention) or the topic was recreated; replay the table (pgsink replay --from earliest) to rebuild it",
+				claim.NextOffset, low, high))
+			pause = append(pause, tp)
+		}
+		log.Info("partition claimed", zap.Int64("epoch", claim.Epoch), zap.Int64("next_offset", claim.NextOffset))
+	}
+	if err := c.IncrementalAssign(assign); err != nil {
+		r.setFatal(fmt.Errorf("incremental assign: %w", err))
+		return
+	}
+	// A partition this instance paused for backpressure before it was
+	// revoked may come back still paused in the client: resume every newly
+	// assigned one, then pause those that must wait.
+	if err := c.Resume(assign); err != nil {
+		r.log.Warn("resume assigned partitions", zap.Error(err))
+	}
+	if len(pause) > 0 {
+		if err := c.Pause(pause); err != nil {
+			r.log.Warn("pause", zap.Error(err))
+		}
+	}
+	r.metrics.Owned.Set(float64(len(r.workers)))
+}
+
+// claim resolves the start position for a partition without a row and
+// claims it, retrying PostgreSQL errors for a while.
+func (r *Runner) claim(c *kafka.Consumer, id dedup.PartitionID) (dedup.Claim, int64, int64, error) {
+	low, high, err := c.QueryWatermarkOffsets(id.Topic, id.Partition, 10000)
+	if err != nil {
+		return dedup.Claim{}, 0, 0, fmt.Errorf("watermarks of %s: %w", id, err)
+	}
+	start := low
+	if r.cfg.Apply.Start == config.StartLatest {
+		start = high
+	}
+	if r.cfg.Apply.Offsets == config.OffsetsKafka {
+		return r.kafkaPosition(c, id, start, low, high)
+	}
+	backoff := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		claim, err := r.positions.Claim(ctx, id, start)
+		cancel()
+		if err == nil {
+			return claim, low, high, nil
+		}
+		if attempt == 5 {
+			return dedup.Claim{}, 0, 0, err
+		}
+		r.log.Warn("claim failed, retrying", zap.Stringer("partition", id), zap.Error(err))
+		time.Sleep(backoff)
+		backoff *= 2
+	}
+}
+
+// kafkaPosition is claim for apply.offsets: kafka: the group's committed
+// offset, or start when it has none. There is no epoch and no fencing: two
+// instances may apply a partition for a moment during a rebalance, which
+// at-least-once accepts.
+func (r *Runner) kafkaPosition(c *kafka.Consumer, id dedup.PartitionID, start, low, high int64) (dedup.Claim, int64, int64, error) {
+	topic := id.Topic
+	committed, err := c.Committed([]kafka.TopicPartition{{Topic: &topic, Partition: id.Partition}}, 10000)
+	if err != nil {
+		return dedup.Claim{}, 0, 0, fmt.Errorf("committed offset of %s: %w", id, err)
+	}
+	next := start
+	if len(committed) == 1 && committed[0].Offset >= 0 {
+		next = int64(committed[0].Offset)
+	}
+	return dedup.Claim{PartitionID: id, NextOffset: next, Owner: r.owner}, low, high, nil
+}
+
+func (r *Runner) startPartition(id dedup.PartitionID, claim dedup.Claim, log *zap.Logger) *partition {
+	p := newPartition(r.deps, id, claim, r.router.NewDecoder(), log)
+	r.workers[id] = p
+	r.metrics.Stopped.WithLabelValues(p.labels[0], p.labels[1]).Set(0)
+	go p.run()
+	return p
+}
+
+// revoke stops the workers of revoked partitions. A revoked partition
+// finishes its batch in flight (bounded by the shutdown timeout); a lost one
+// is abandoned at once: another instance may own it already, and its epoch
+// fences anything this one would still write.
+func (r *Runner) revoke(tps []kafka.TopicPartition, lost bool) {
+	var stopping []*partition
+	for _, tp := range tps {
+		id := dedup.PartitionID{Group: r.group(), Topic: *tp.Topic, Partition: tp.Partition}
+		p := r.workers[id]
+		if p == nil {
+			continue
+		}
+		delete(r.workers, id)
+		if lost {
+			p.cancel()
+		} else {
+			close(p.stopping)
+		}
+		stopping = append(stopping, p)
+	}
+	r.wait(stopping)
+	r.metrics.Owned.Set(float64(len(r.workers)))
+}
+
+// wait waits for workers to finish, abandoning them at the shutdown timeout.
+func (r *Runner) wait(ps []*partition) {
+	deadline := time.After(r.cfg.ShutdownTimeout.Std())
+	for _, p := range ps {
+		select {
+		case <-p.done:
+		case <-deadline:
+			p.log.Warn("batch in flight not finished within shutdown_timeout: abandoning it (its transaction rolls back)")
+			p.cancel()
+			<-p.done
+		}
+		p.cancel()
+		r.discard(p)
+		r.metrics.Lag.DeleteLabelValues(p.labels[0], p.labels[1])
+	}
+}
+
+// discard returns the buffer budget of a stopped worker's unread records.
+func (r *Runner) discard(p *partition) {
+	for {
+		select {
+		case e := <-p.in:
+			r.release(messageBytes(e.msg))
+			continue
+		default:
+		}
+		break
+	}
+	for _, e := range p.overflow {
+		r.release(messageBytes(e.msg))
+	}
+	p.overflow = nil
+}
+
+// shutdown finishes every worker's batch in flight and stops them.
+func (r *Runner) shutdown() {
+	var all []*partition
+	for id, p := range r.workers {
+		close(p.stopping)
+		all = append(all, p)
+		delete(r.workers, id)
+	}
+	r.wait(all)
+	r.log.Info("workers stopped", zap.Int("partitions", len(all)))
+}
