@@ -63,7 +63,7 @@ type Batch struct {
 }
 
 // Retry governs transient errors (serialization failure, deadlock, lost
-// connection): the batch is retried whole, with exponential backoff.
+// connection): the batch is retried whole, with jittered exponential backoff (internal/backoff).
 type Retry struct {
 	MaxAttempts    int      `yaml:"max_attempts"`
 	InitialBackoff Duration `yaml:"initial_backoff"`

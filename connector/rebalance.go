@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pgsink/pgsink/internal/backoff"
+
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/dedup"
@@ -119,7 +121,7 @@ func (r *Runner) claim(c *kafka.Consumer, id dedup.PartitionID) (dedup.Claim, in
 	if r.cfg.Apply.Offsets == config.OffsetsKafka {
 		return r.kafkaPosition(c, id, start, low, high)
 	}
-	backoff := 200 * time.Millisecond
+	waits := backoff.New(200*time.Millisecond, 5*time.Second)
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		claim, err := r.positions.Claim(ctx, id, start)
@@ -131,8 +133,7 @@ func (r *Runner) claim(c *kafka.Consumer, id dedup.PartitionID) (dedup.Claim, in
 			return dedup.Claim{}, 0, 0, err
 		}
 		r.log.Warn("claim failed, retrying", zap.Stringer("partition", id), zap.Error(err))
-		time.Sleep(backoff)
-		backoff *= 2
+		time.Sleep(waits.Next())
 	}
 }
 

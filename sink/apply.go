@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pgsink/pgsink/internal/backoff"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -195,7 +197,9 @@ func (a *Applier) applyRetried(ctx context.Context, s span) error {
 
 // retry runs fn until it succeeds, fails for good, or the attempts run out.
 func (a *Applier) retry(ctx context.Context, st *Stats, fn func() error) error {
-	backoff := a.opts.Retry.InitialBackoff
+	// Jittered: after a PostgreSQL restart every partition of every
+	// instance fails at once, and must not come back at once.
+	waits := backoff.New(a.opts.Retry.InitialBackoff, a.opts.Retry.MaxBackoff)
 	for attempt := 1; ; attempt++ {
 		err := fn()
 		if err == nil || classify(err) != classTransient || attempt >= a.opts.Retry.MaxAttempts {
@@ -205,9 +209,8 @@ func (a *Applier) retry(ctx context.Context, st *Stats, fn func() error) error {
 		select {
 		case <-ctx.Done():
 			return errors.Join(ctx.Err(), err)
-		case <-time.After(backoff):
+		case <-time.After(waits.Next()):
 		}
-		backoff = min(2*backoff, a.opts.Retry.MaxBackoff)
 	}
 }
 

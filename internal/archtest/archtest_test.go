@@ -12,8 +12,8 @@ const module = "github.com/pgsink/pgsink/"
 // module packages it may import. A package missing here may import none.
 var allowed = map[string][]string{
 	"cmd/pgsink":      {"config", "connector", "debezium", "dedup", "sink", "sink/catalog", "sink/pgcopy", "internal/faults"},
-	"connector":       {"config", "debezium", "dedup", "sink", "sink/catalog", "internal/faults"},
-	"sink":            {"config", "debezium", "dedup", "sink/catalog", "sink/pgcopy"},
+	"connector":       {"config", "debezium", "dedup", "sink", "sink/catalog", "internal/faults", "internal/backoff"},
+	"sink":            {"config", "debezium", "dedup", "sink/catalog", "sink/pgcopy", "internal/backoff"},
 	"sink/catalog":    {"config"},
 	"sink/pgcopy":     {"internal/decimal"},
 	"debezium":        {"internal/decimal"},
