@@ -114,9 +114,14 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 		workers:     map[dedup.PartitionID]*partition{},
 	}
 	if cfg.Errors.DeadLetter.Destination == config.DestinationTopic && cfg.Errors.Tolerance == config.ToleranceAll {
-		producer, err := kafka.NewProducer(producerConfig(cfg))
+		pc := producerConfig(cfg)
+		logs := logsToChannel(pc)
+		producer, err := kafka.NewProducer(pc)
 		if err != nil {
 			return nil, fmt.Errorf("dead-letter producer: %w", err)
+		}
+		if logs {
+			go forwardClientLogs(producer.Logs(), opts.Log.Named("librdkafka"))
 		}
 		r.deadLetters.producer, r.deadLetters.topic = producer, cfg.Errors.DeadLetter.Topic
 	}
@@ -151,9 +156,14 @@ func (r *Runner) Run(ctx context.Context) error {
 	if len(r.faults.Failpoints) > 0 {
 		r.log.Warn("failpoints armed ("+faults.FailpointEnv+"): this process will kill itself", zap.Any("failpoints", r.faults.Failpoints))
 	}
-	c, err := kafka.NewConsumer(consumerConfig(r.cfg))
+	cc := consumerConfig(r.cfg)
+	logs := logsToChannel(cc)
+	c, err := kafka.NewConsumer(cc)
 	if err != nil {
 		return fmt.Errorf("kafka consumer: %w", err)
+	}
+	if logs {
+		go forwardClientLogs(c.Logs(), r.log.Named("librdkafka"))
 	}
 	r.consumer = c
 	topics, err := r.topics(c)
