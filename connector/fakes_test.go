@@ -81,6 +81,15 @@ type fakePositions struct {
 	readErr error
 	claimed dedup.Claim
 	claims  chan int64
+	// stopReasons are the reasons MarkStopped noted.
+	stopReasons []string
+}
+
+func (f *fakePositions) MarkStopped(_ context.Context, _ dedup.Claim, reason string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stopReasons = append(f.stopReasons, reason)
+	return nil
 }
 
 func (f *fakePositions) Read(context.Context, dedup.PartitionID) (dedup.Claim, error) {
@@ -118,15 +127,17 @@ type fakeLoop struct {
 	commits  chan int64
 	fatals   chan string
 	released chan int64 // each non-empty release
+	stops    chan string
 }
 
 func newFakeLoop() *fakeLoop {
-	return &fakeLoop{seeks: make(chan int64, 64), commits: make(chan int64, 64), fatals: make(chan string, 64), released: make(chan int64, 256)}
+	return &fakeLoop{seeks: make(chan int64, 64), commits: make(chan int64, 64), fatals: make(chan string, 64), released: make(chan int64, 256), stops: make(chan string, 64)}
 }
 
 func (l *fakeLoop) requestSeek(_ *partition, offset int64)     { l.seeks <- offset }
 func (l *fakeLoop) committed(_ *partition, next int64)         { l.commits <- next }
 func (l *fakeLoop) fatalf(_ *zap.Logger, what string, _ error) { l.fatals <- what }
+func (l *fakeLoop) stopped(_ *partition, reason string)        { l.stops <- reason }
 func (l *fakeLoop) release(bytes int64) {
 	if bytes != 0 {
 		l.released <- bytes

@@ -37,6 +37,9 @@ type applier interface {
 type positions interface {
 	Read(ctx context.Context, id dedup.PartitionID) (dedup.Claim, error)
 	Claim(ctx context.Context, id dedup.PartitionID, start int64) (dedup.Claim, error)
+	// MarkStopped records on the claim's row why its partition stopped,
+	// for `pgsink status` on any machine.
+	MarkStopped(ctx context.Context, c dedup.Claim, reason string) error
 }
 
 // router decodes a record and routes it to its target table (*sink.Router).
@@ -61,6 +64,9 @@ type pollLoop interface {
 	release(bytes int64)
 	// fatalf stops the instance.
 	fatalf(log *zap.Logger, what string, err error)
+	// stopped reports that the partition stopped on an error that needs an
+	// operator: the instance is then not ready (/readyz).
+	stopped(p *partition, reason string)
 }
 
 // workerDeps are a partition worker's collaborators, shared by every
@@ -473,6 +479,20 @@ func (p *partition) fail(what string, err error) {
 	p.stopped.Store(true)
 	p.metrics.Stopped.WithLabelValues(p.labels[0], p.labels[1]).Set(1)
 	p.log.Error("partition stopped: "+what, zap.Int64("offset", p.claim.NextOffset), zap.Error(err))
+	reason := what + ": " + err.Error()
+	p.loop.stopped(p, reason)
+	if p.kafkaOffsets {
+		return // no offsets row to note it on
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), markStoppedTimeout)
+	defer cancel()
+	if err := p.positions.MarkStopped(ctx, p.claim, reason); err != nil {
+		p.log.Warn("noting the stop in the offsets table failed; pgsink status will not show it", zap.Error(err))
+	}
 }
+
+// markStoppedTimeout bounds noting a stop in the offsets table: PostgreSQL
+// being down may be why the partition stopped.
+const markStoppedTimeout = 10 * time.Second
 
 func partitionLabel(n int32) string { return strconv.Itoa(int(n)) }

@@ -162,6 +162,17 @@ func TestPoisonRecordStopsThePartition(t *testing.T) {
 	if len(entries) != 1 || entries[0].ContextMap()["offset"] != int64(5) {
 		t.Errorf("logged %v, want one stop at offset 5", logs.All())
 	}
+	// The poll loop (so /readyz) and the offsets row (so pgsink status)
+	// learn why.
+	if reason := next(t, w.poll.stops, "stop report"); !strings.Contains(reason, "value too long") {
+		t.Errorf("stop reported as %q, want the record's error in it", reason)
+	}
+	w.store.mu.Lock()
+	marked := slices.Clone(w.store.stopReasons)
+	w.store.mu.Unlock()
+	if len(marked) != 1 || !strings.Contains(marked[0], "errors.tolerance is none") {
+		t.Errorf("offsets row marked %q, want one reason naming errors.tolerance", marked)
+	}
 	w.stop() // a revocation still ends it
 }
 
@@ -339,5 +350,23 @@ func TestCheckClaim(t *testing.T) {
 				none(t, w.poll.seeks, "seek")
 			}
 		})
+	}
+}
+
+// TestReadyFailsWhileAPartitionIsStopped: a joined instance with a stopped
+// partition is not ready, and says which partition and why, until the
+// partition is no longer its own.
+func TestReadyFailsWhileAPartitionIsStopped(t *testing.T) {
+	r := &Runner{}
+	r.ready.Store(true)
+	id := dedup.PartitionID{Group: "g", Topic: testTopic, Partition: 3}
+	r.stops.add(id, 42, "record cannot be applied and errors.tolerance is none: value too long")
+	err := r.Ready(context.Background())
+	if err == nil || !strings.Contains(err.Error(), testTopic+"[3] stopped at offset 42") || !strings.Contains(err.Error(), "value too long") {
+		t.Fatalf("Ready = %v, want the stopped partition, its offset and reason", err)
+	}
+	r.stops.clear(id)
+	if err := r.stops.err(); err != nil {
+		t.Fatalf("after the partition was revoked: %v", err)
 	}
 }

@@ -29,6 +29,10 @@ func (s storedPositions) Claim(ctx context.Context, id dedup.PartitionID, start 
 	return s.offsets.Claim(ctx, s.db, id, start, s.owner)
 }
 
+func (s storedPositions) MarkStopped(ctx context.Context, c dedup.Claim, reason string) error {
+	return s.offsets.MarkStopped(ctx, s.db, c, reason)
+}
+
 // rebalance is the consumer's rebalance callback, run inside Poll.
 func (r *Runner) rebalance(c *kafka.Consumer, ev kafka.Event) error {
 	switch e := ev.(type) {
@@ -175,6 +179,7 @@ func (r *Runner) revoke(tps []kafka.TopicPartition, lost bool) {
 			continue
 		}
 		delete(r.workers, id)
+		r.stops.clear(id)
 		if lost {
 			p.cancel()
 		} else {
@@ -227,6 +232,7 @@ func (r *Runner) shutdown() {
 		close(p.stopping)
 		all = append(all, p)
 		delete(r.workers, id)
+		r.stops.clear(id)
 	}
 	r.wait(all)
 	r.log.Info("workers stopped", zap.Int("partitions", len(all)))

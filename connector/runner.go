@@ -41,6 +41,9 @@ type Runner struct {
 	// workers is touched only by the poll goroutine (Run and the rebalance
 	// callback it drives).
 	workers map[dedup.PartitionID]*partition
+	// stops are the owned partitions stopped on an error, read by Ready
+	// from the HTTP server's goroutines.
+	stops stoppedPartitions
 	ready   atomic.Bool
 
 	// buffered counts the key and value bytes fetched and not yet applied
@@ -138,8 +141,14 @@ func (r *Runner) Ready(ctx context.Context) error {
 	if !r.ready.Load() {
 		return errors.New("not yet joined the consumer group")
 	}
+	if err := r.stops.err(); err != nil {
+		return err
+	}
 	return r.pool.Ping(ctx)
 }
+
+// stopped notes a stopped partition for Ready (pollLoop).
+func (r *Runner) stopped(p *partition, reason string) { r.stops.add(p.id, p.claim.NextOffset, reason) }
 
 // Run consumes until ctx ends (a graceful shutdown: batches in flight are
 // finished, the group is left) or a fatal error.

@@ -92,7 +92,7 @@ func (o Offsets) Claim(ctx context.Context, db DB, p PartitionID, start int64, o
 	err := db.QueryRow(ctx, `INSERT INTO `+o.table+` AS o (group_id, topic, partition, next_offset, epoch, owner)
 		VALUES ($1, $2, $3, $4, 1, $5)
 		ON CONFLICT (group_id, topic, partition) DO UPDATE
-		   SET epoch = o.epoch + 1, owner = excluded.owner, updated_at = now()
+		   SET epoch = o.epoch + 1, owner = excluded.owner, updated_at = now(), stopped_reason = NULL, stopped_at = NULL
 		RETURNING next_offset, epoch`, p.Group, p.Topic, p.Partition, start, owner).Scan(&c.NextOffset, &c.Epoch)
 	if err != nil {
 		return Claim{}, fmt.Errorf("partition %s: claim: %w", p, err)
@@ -256,18 +256,34 @@ func (o Offsets) Rewind(ctx context.Context, db DB, p PartitionID, next int64, w
 type Stored struct {
 	Claim
 	UpdatedAt time.Time
+	// StoppedReason says why the owner stopped applying the partition;
+	// "" while it applies. StoppedAt is when.
+	StoppedReason string
+	StoppedAt     *time.Time
+}
+
+// MarkStopped records on c's row, if c still holds it, why its owner
+// stopped applying the partition; the next Claim clears it. Run it outside
+// any batch transaction: it moves nothing.
+func (o Offsets) MarkStopped(ctx context.Context, db DB, c Claim, reason string) error {
+	_, err := db.Exec(ctx, `UPDATE `+o.table+` SET stopped_reason = $1, stopped_at = now()
+		WHERE group_id = $2 AND topic = $3 AND partition = $4 AND epoch = $5`, reason, c.Group, c.Topic, c.Partition, c.Epoch)
+	if err != nil {
+		return fmt.Errorf("partition %s: mark stopped: %w", c.PartitionID, err)
+	}
+	return nil
 }
 
 // List returns the stored rows of a consumer group, by topic and partition.
 func (o Offsets) List(ctx context.Context, db Querier, group string) ([]Stored, error) {
-	rows, err := db.Query(ctx, `SELECT topic, partition, next_offset, epoch, owner, updated_at FROM `+o.table+`
+	rows, err := db.Query(ctx, `SELECT topic, partition, next_offset, epoch, owner, updated_at, coalesce(stopped_reason, ''), stopped_at FROM `+o.table+`
 		WHERE group_id = $1 ORDER BY topic, partition`, group)
 	if err != nil {
 		return nil, fmt.Errorf("list offsets of group %s: %w", group, err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Stored, error) {
 		s := Stored{Claim: Claim{PartitionID: PartitionID{Group: group}}}
-		err := r.Scan(&s.Topic, &s.Partition, &s.NextOffset, &s.Epoch, &s.Owner, &s.UpdatedAt)
+		err := r.Scan(&s.Topic, &s.Partition, &s.NextOffset, &s.Epoch, &s.Owner, &s.UpdatedAt, &s.StoppedReason, &s.StoppedAt)
 		return s, err
 	})
 }

@@ -45,8 +45,8 @@ func TestIntegrationMigrations(t *testing.T) {
 	if err := m.Up(ctx); err != nil {
 		t.Fatalf("a second Up must be a no-op: %v", err)
 	}
-	if v, dirty, err := m.Version(ctx); err != nil || v != 2 || dirty {
-		t.Fatalf("Version() after Up = %d, %v, %v; want 2, false, nil", v, dirty, err)
+	if v, dirty, err := m.Version(ctx); err != nil || v != 3 || dirty {
+		t.Fatalf("Version() after Up = %d, %v, %v; want 3, false, nil", v, dirty, err)
 	}
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
@@ -325,5 +325,47 @@ func TestIntegrationQueueAdvancePipelined(t *testing.T) {
 	}
 	if err := o.QueueAdvance(&pgx.Batch{}, mine, 4); err == nil {
 		t.Fatal("QueueAdvance accepted a position behind the claim's")
+	}
+}
+
+// TestIntegrationMarkStopped: an owner notes why its partition stopped; a
+// former owner (an older epoch) cannot; the next claim clears it.
+func TestIntegrationMarkStopped(t *testing.T) {
+	ctx := context.Background()
+	pool := migrated(t)
+	o := dedup.NewOffsets(schema)
+	id := dedup.PartitionID{Group: "g", Topic: "app.public.items", Partition: 2}
+	old, err := o.Claim(ctx, pool, id, 0, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	current, err := o.Claim(ctx, pool, id, 0, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stoppedReason := func() (string, bool) {
+		rows, err := o.List(ctx, pool, "g")
+		if err != nil || len(rows) != 1 {
+			t.Fatalf("List = %v, %v", rows, err)
+		}
+		return rows[0].StoppedReason, rows[0].StoppedAt != nil
+	}
+	if err := o.MarkStopped(ctx, pool, old, "from a zombie"); err != nil {
+		t.Fatal(err)
+	}
+	if reason, at := stoppedReason(); reason != "" || at {
+		t.Fatalf("a former owner marked the row: %q", reason)
+	}
+	if err := o.MarkStopped(ctx, pool, current, "record cannot be applied"); err != nil {
+		t.Fatal(err)
+	}
+	if reason, at := stoppedReason(); reason != "record cannot be applied" || !at {
+		t.Fatalf("stopped = %q (at set: %v), want the owner's reason", reason, at)
+	}
+	if _, err := o.Claim(ctx, pool, id, 0, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if reason, at := stoppedReason(); reason != "" || at {
+		t.Fatalf("a new claim kept the old stop: %q", reason)
 	}
 }

@@ -35,6 +35,10 @@ type partitionStatus struct {
 	Owner         string     `json:"owner,omitempty"`
 	Epoch         int64      `json:"epoch,omitempty"`
 	UpdatedAt     *time.Time `json:"updated_at,omitempty"`
+	// Stopped says why the owner stopped applying the partition (it needs
+	// an operator); empty while it applies.
+	Stopped   string     `json:"stopped,omitempty"`
+	StoppedAt *time.Time `json:"stopped_at,omitempty"`
 }
 
 type deadLetterStatus struct {
@@ -130,6 +134,7 @@ func status(ctx context.Context, cfg *config.Config) (*statusReport, error) {
 				next, lag, at := s.NextOffset, high-s.NextOffset, s.UpdatedAt
 				line.NextOffset, line.Lag, line.UpdatedAt = &next, &lag, &at
 				line.Owner, line.Epoch = s.Owner, s.Epoch
+				line.Stopped, line.StoppedAt = s.StoppedReason, s.StoppedAt
 			}
 			report.Partitions = append(report.Partitions, line)
 		}
@@ -156,6 +161,7 @@ func printStatus(w io.Writer, r *statusReport) {
 			p.Owner, p.Epoch, time.Since(*p.UpdatedAt).Round(time.Second))
 	}
 	tw.Flush()
+	printStopped(w, r.Partitions)
 	if len(r.DeadLetters) == 0 {
 		fmt.Fprintln(w, "\nno dead letters")
 		return
@@ -167,4 +173,24 @@ func printStatus(w io.Writer, r *statusReport) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", d.Target, d.Topic, d.Count, d.Last.Format(time.RFC3339))
 	}
 	tw.Flush()
+}
+
+// printStopped lists the partitions whose owner stopped applying them, with
+// the reason: each needs an operator.
+func printStopped(w io.Writer, parts []partitionStatus) {
+	header := false
+	for _, p := range parts {
+		if p.Stopped == "" {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w, "\nstopped partitions (fix the cause, then restart the owner or let the group move them):")
+			header = true
+		}
+		since := ""
+		if p.StoppedAt != nil {
+			since = " since " + p.StoppedAt.Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "  %s[%d] at offset %d%s: stopped: %s\n", p.Topic, p.Partition, *p.NextOffset, since, p.Stopped)
+	}
 }

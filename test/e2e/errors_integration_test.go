@@ -4,7 +4,10 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -136,7 +139,9 @@ func TestE2EDeadLetterTopic(t *testing.T) {
 // the undecodable record, its offset unmoved, and says so in the log.
 func TestE2EToleranceNone(t *testing.T) {
 	pp := newPoisonPipeline(t)
-	p := startPgsink(t, pp.config("errors:\n  tolerance: none"), "TARGET_URL="+pp.targetURL)
+	port := freePort(t)
+	cfg := strings.Replace(pp.config("errors:\n  tolerance: none"), "listen: 127.0.0.1:0", fmt.Sprintf("listen: 127.0.0.1:%d", port), 1)
+	p := startPgsink(t, cfg, "TARGET_URL="+pp.targetURL)
 	eventually(t, 60*time.Second, "the partition stops at the poison record", func() (bool, string) {
 		return strings.Contains(p.Logs(), "partition stopped"), "no 'partition stopped' in the log yet"
 	})
@@ -155,6 +160,38 @@ func TestE2EToleranceNone(t *testing.T) {
 	}
 	if next != 1 {
 		t.Fatalf("stored next offset %d, want 1 (the poison record's)", next)
+	}
+	// The stop is visible to an orchestrator and an operator: /readyz
+	// fails naming the partition, and status shows why.
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), pp.topic+"[0] stopped at offset 1") {
+		t.Fatalf("/readyz = %d %q, want 503 naming %s[0] stopped at offset 1", resp.StatusCode, body, pp.topic)
+	}
+	cfgPath := filepath.Join(t.TempDir(), "pgsink.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "status", "--config", cfgPath, "--json")
+	cmd.Env = append(os.Environ(), "TARGET_URL="+pp.targetURL)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	var report struct {
+		Partitions []struct {
+			Stopped string `json:"stopped"`
+		} `json:"partitions"`
+	}
+	if err := json.Unmarshal(out, &report); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	if len(report.Partitions) != 1 || !strings.Contains(report.Partitions[0].Stopped, "errors.tolerance is none") {
+		t.Fatalf("status: %s\nwant the partition stopped with its reason", out)
 	}
 	if code, _ := p.stop(30 * time.Second); code != 0 {
 		t.Fatalf("exit %d", code)

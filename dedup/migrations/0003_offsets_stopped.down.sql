@@ -1,0 +1,1 @@
+ALTER TABLE offsets DROP COLUMN stopped_reason, DROP COLUMN stopped_at;
