@@ -44,7 +44,7 @@ type Runner struct {
 	// stops are the owned partitions stopped on an error, read by Ready
 	// from the HTTP server's goroutines.
 	stops stoppedPartitions
-	ready   atomic.Bool
+	ready atomic.Bool
 
 	// buffered counts the key and value bytes fetched and not yet applied
 	// (queued for a worker, or in its batch), across partitions, against
