@@ -21,6 +21,8 @@ func TestRules(t *testing.T) {
 		{name: "unknown top-level key", body: table + "tabels: []\n", want: []string{`tabels: unknown key (did you mean "tables"?)`}},
 		{name: "unknown nested key", body: table + "    deletez: hard\n", want: []string{`tables[0].deletez: unknown key (did you mean "deletes"?)`}},
 		{name: "duplicate key", body: table + "    target: public.u\n", want: []string{"tables[0].target: duplicate key (first on line 8)"}},
+		{name: "kafka key misspelt", src: "kafka: { bootstrap.servers: k, group.id: g, fetch.max.bytez: 1048576 }\npostgres: { url: u }\n" + table, want: []string{"kafka.fetch.max.bytez: is not a property of the Kafka client (librdkafka); did you mean fetch.max.bytes?"}},
+		{name: "kafka key unknown", src: "kafka: { bootstrap.servers: k, group.id: g, turbo: on }\npostgres: { url: u }\n" + table, want: []string{"kafka.turbo: is not a property of the Kafka client (librdkafka): see its CONFIGURATION.md"}},
 		{name: "kafka value not scalar", src: "kafka: { bootstrap.servers: [a, b], group.id: g }\npostgres: { url: u }\n" + table, want: []string{"kafka.bootstrap.servers: must be a single value, not a list"}},
 		{name: "int not a number", body: table + "apply: { batch: { max_records: many } }\n", want: []string{`apply.batch.max_records: must be an integer; got "many"`}},
 		{name: "int out of range", body: table + "apply: { batch: { max_records: 0 } }\n", want: []string{"apply.batch.max_records: must be between 1 and 1000000; got 0"}},

@@ -65,6 +65,14 @@ func (v *validator) kafka(props map[string]string) {
 	for _, key := range sortedKeys(props) {
 		if why, ok := managedKafkaKeys[key]; ok {
 			v.fail(joinPath("kafka", key), "is set by pgsink and must not be configured (%s)", why)
+			continue
+		}
+		if !kafkaProperties[key] {
+			if near, ok := closestKafkaProperty(key); ok {
+				v.fail(joinPath("kafka", key), "is not a property of the Kafka client (librdkafka); did you mean %s?", near)
+			} else {
+				v.fail(joinPath("kafka", key), "is not a property of the Kafka client (librdkafka): see its CONFIGURATION.md")
+			}
 		}
 	}
 }
