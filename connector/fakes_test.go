@@ -34,6 +34,7 @@ var testTable = &sink.Table{Schema: "public", Name: "t"}
 type applied struct {
 	offsets []int64 // of the batch's items
 	values  []string
+	errs    []error // of the batch's items
 	next    int64
 	epoch   int64 // of the batch's claim
 }
@@ -48,6 +49,7 @@ type fakeApplier struct {
 type applyResult struct {
 	stats sink.Stats
 	err   error
+	panic any // when set, Apply panics with it
 }
 
 func newFakeApplier(results ...applyResult) *fakeApplier {
@@ -63,10 +65,14 @@ func (a *fakeApplier) Apply(_ context.Context, b *sink.Batch) (sink.Stats, error
 	for _, it := range b.Items {
 		got.offsets = append(got.offsets, it.Record.Offset)
 		got.values = append(got.values, string(it.Record.Value))
+		got.errs = append(got.errs, it.Err)
 	}
 	a.calls <- got
 	select {
 	case r := <-a.results:
+		if r.panic != nil {
+			panic(r.panic)
+		}
 		return r.stats, r.err
 	default:
 		return sink.Stats{Upserted: int64(len(b.Items))}, nil
@@ -111,6 +117,9 @@ func (f *fakePositions) Claim(_ context.Context, _ dedup.PartitionID, start int6
 type fakeRouter struct{}
 
 func (fakeRouter) Item(_ context.Context, _ *debezium.Decoder, rec debezium.Record) (sink.Item, bool, error) {
+	if string(rec.Value) == "panics" {
+		panic("a decoder bug")
+	}
 	if string(rec.Value) == "unroutable" {
 		return sink.Item{}, false, errors.New("no table for the topic")
 	}

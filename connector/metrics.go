@@ -21,6 +21,10 @@ type Metrics struct {
 	Owned        prometheus.Gauge       // partitions this instance applies
 	Buffered     prometheus.Gauge       // fetched but unapplied key+value bytes
 	Retries      prometheus.Counter     // transient errors retried
+	// Panics counts panics recovered, by where: decode (decoding or
+	// routing a record), apply (writing a span), worker (anywhere else in
+	// a partition's worker, which then stops).
+	Panics *prometheus.CounterVec
 	// InsertConflicts counts batches applied a second time, with upserts
 	// only, after a create met a key the target already held.
 	InsertConflicts *prometheus.CounterVec // table
@@ -72,6 +76,8 @@ func NewMetrics() *Metrics {
 			Help: "Key and value bytes fetched and not yet applied (queued, or in a batch), bounded by apply.max_buffered_bytes."}),
 		Retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_apply_retries_total",
 			Help: "Transient apply errors retried with backoff."}),
+		Panics: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_panics_total",
+			Help: "Panics recovered (a bug met on some input), by where: decode and apply isolate the record into the dead letters (or stop its partition under errors.tolerance none); worker stops the partition. The process and the other partitions go on. Any growth is worth a bug report with the stack from the dead letter or the log."}, []string{"where"}),
 		InsertConflicts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_insert_conflicts_total",
 			Help: "Batches applied a second time with upserts only because a create or snapshot read, written by plain INSERT, met a key the target already held (Debezium re-emitting after a restart, a snapshot or replay over a populated table). The table then takes upserts for its next 64 batches. Steady growth means a stream of such events; harmless, but each costs a transaction."}, []string{"table"}),
 		Stopped: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgsink_partition_stopped",
@@ -91,7 +97,7 @@ func NewMetrics() *Metrics {
 		registry: r,
 	}
 	r.MustRegister(m.Consumed, m.Applied, m.DeadLetters, m.Skipped, m.Fenced, m.Unresolved, m.Rebalances, m.BatchRecords,
-		m.ApplySeconds, m.Lag, m.Owned, m.Buffered, m.Retries, m.InsertConflicts, m.Stopped, m.EndToEnd, m.RecordLatency, m.ReceiveLatency,
+		m.ApplySeconds, m.Lag, m.Owned, m.Buffered, m.Retries, m.Panics, m.InsertConflicts, m.Stopped, m.EndToEnd, m.RecordLatency, m.ReceiveLatency,
 		m.BufferFull, m.Pauses)
 	return m
 }

@@ -83,6 +83,9 @@ type workerDeps struct {
 	deadLetters  diverter
 	metrics      *Metrics
 	loop         pollLoop
+	// panicOn is a test-only hook (internal/faults) run on every record
+	// before it is decoded; nil in production.
+	panicOn func(debezium.Record)
 }
 
 // partition applies one owned partition: it batches its records in offset
@@ -146,6 +149,17 @@ func (p *partition) releaseHeld() {
 func (p *partition) run() {
 	defer close(p.done)
 	defer p.releaseHeld()
+	defer func() {
+		// A bug outside decoding and applying (those recover per record):
+		// this partition stops with its offset unmoved, the process and
+		// the other partitions go on.
+		if v := recover(); v != nil {
+			p.metrics.Panics.WithLabelValues("worker").Inc()
+			p.fail("internal error (a bug in pgsink; please report it with this stack); the offset is not moved", sink.NewPanicError(v))
+			p.releaseHeld()
+			p.park()
+		}
+	}()
 	for {
 		p.releaseHeld() // the previous batch is done
 		batch, last, more, err := p.collect()
@@ -385,6 +399,23 @@ func (p *partition) item(m *kafka.Message) (sink.Item, bool, error) {
 			rec.Headers[i] = debezium.Header{Key: h.Key, Value: h.Value}
 		}
 	}
+	return p.routeRecovered(rec)
+}
+
+// routeRecovered is router.Item with a panic turned into an undecodable
+// item, so that the record goes to the dead letters (or stops the
+// partition under errors.tolerance none) and nothing else is lost.
+func (p *partition) routeRecovered(rec debezium.Record) (it sink.Item, ok bool, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.metrics.Panics.WithLabelValues("decode").Inc()
+			p.log.Error("panic decoding or routing a record: it goes to the dead letters", zap.Int64("offset", rec.Offset), zap.Any("panic", v))
+			it, ok, err = sink.Item{Record: rec, Err: sink.NewPanicError(v)}, true, nil
+		}
+	}()
+	if p.panicOn != nil {
+		p.panicOn(rec)
+	}
 	return p.router.Item(p.ctx, p.decoder, rec)
 }
 
@@ -397,6 +428,9 @@ func (p *partition) apply(batch *sink.Batch, last *kafka.Message) bool {
 	t0 := time.Now()
 	st, err := p.applier.Apply(p.ctx, batch)
 	p.metrics.Retries.Add(float64(st.Retries))
+	if st.Panics > 0 {
+		p.metrics.Panics.WithLabelValues("apply").Add(float64(st.Panics))
+	}
 	var fenced *dedup.FencedError
 	var moved *dedup.PositionMovedError
 	var poison *sink.PoisonError

@@ -370,3 +370,47 @@ func TestReadyFailsWhileAPartitionIsStopped(t *testing.T) {
 		t.Fatalf("after the partition was revoked: %v", err)
 	}
 }
+
+// A panic decoding or routing a record makes that record an undecodable
+// item (for the dead letters); the records around it are applied in the
+// same batch and the panic is counted.
+func TestDecodePanicBecomesADeadLetter(t *testing.T) {
+	w := newWorker(t, batchOf(3, 1<<20, time.Minute), 0, newFakeApplier())
+	w.queue(0, 0, "a", "panics", "c")
+	w.start()
+	got := next(t, w.applies.calls, "apply")
+	if !slices.Equal(got.offsets, []int64{0, 1, 2}) {
+		t.Fatalf("applied offsets %v, want all three (the panicking one as a dead letter)", got.offsets)
+	}
+	var panicked *sink.PanicError
+	if got.errs[0] != nil || !errors.As(got.errs[1], &panicked) || got.errs[2] != nil {
+		t.Fatalf("item errors %v, want only the second a *sink.PanicError", got.errs)
+	}
+	if c := next(t, w.poll.commits, "commit report"); c != 3 {
+		t.Errorf("commit reported to %d, want 3", c)
+	}
+	if n := value(w.metrics.Panics.WithLabelValues("decode")); n != 1 {
+		t.Errorf("pgsink_panics_total{where=decode} = %v, want 1", n)
+	}
+	if w.stopped.Load() {
+		t.Error("partition stopped on a record the dead letters take")
+	}
+}
+
+// A panic anywhere else in the worker stops only its partition, with the
+// offset unmoved; the process goes on.
+func TestWorkerPanicStopsOnlyItsPartition(t *testing.T) {
+	w := newWorker(t, batchOf(1, 1<<20, time.Minute), 0, newFakeApplier(applyResult{panic: "a bug"}))
+	w.queue(0, 0, "a")
+	w.start()
+	next(t, w.applies.calls, "apply")
+	reason := next(t, w.poll.stops, "stop report")
+	if !strings.Contains(reason, "internal error") || !strings.Contains(reason, "a bug") {
+		t.Errorf("stop reason %q, want the internal error and the panic", reason)
+	}
+	none(t, w.poll.commits, "commit report")
+	if n := value(w.metrics.Panics.WithLabelValues("worker")); n != 1 || !w.stopped.Load() {
+		t.Errorf("panics{worker} = %v, stopped %v; want 1 and true", n, w.stopped.Load())
+	}
+	w.stop() // a revocation still ends it
+}

@@ -97,6 +97,9 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 	if hooks.Audit {
 		auditHook = faults.AuditHook(cfg.Postgres.Schema)
 	}
+	if hooks.PanicWhere == "apply" {
+		sinkOpts.TestPanicOn = func(rec debezium.Record) bool { return hooks.PanicsOn("apply", rec.Value) }
+	}
 	if hooks.Audit || len(hooks.Failpoints) > 0 {
 		// The hook runs when the transaction's last round trip, with its
 		// COMMIT, is about to be sent: the before-commit failpoint kills
@@ -132,6 +135,13 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 		batch: cfg.Apply.Batch, kafkaOffsets: cfg.Apply.Offsets == config.OffsetsKafka, fenceGrace: fenceGrace,
 		applier: sink.NewApplier(opts.Pool, sinkOpts), positions: r.positions, router: r.router,
 		deadLetters: r.deadLetters, metrics: opts.Metrics, loop: r,
+	}
+	if hooks.PanicWhere == "decode" {
+		r.deps.panicOn = func(rec debezium.Record) {
+			if hooks.PanicsOn("decode", rec.Value) {
+				panic(fmt.Sprintf("%s: record at offset %d", faults.PanicEnv, rec.Offset))
+			}
+		}
 	}
 	return r, nil
 }

@@ -64,6 +64,11 @@ type Options struct {
 	// suite sets it (PGSINK_TEST_BREAK=no-version-guard) to prove its
 	// invariant checks catch a broken apply.
 	TestNoVersionGuard bool
+	// TestPanicOn, when set, makes writing a span panic at a record it
+	// returns true for (not when that record is only dead-lettered): the
+	// fault suite's proof that a panic is contained to its record
+	// (PGSINK_TEST_PANIC=apply:MARKER).
+	TestPanicOn func(debezium.Record) bool
 }
 
 // Retry bounds the retries of transient errors.
@@ -100,6 +105,9 @@ type Stats struct {
 	// an existing key.
 	InsertConflicts int
 	Transactions    int
+	// Panics counts panics recovered while writing a span: each isolates
+	// a record (PanicError).
+	Panics int
 }
 
 // add counts a committed transaction's work; Retries and Transactions are
@@ -237,7 +245,10 @@ func (a *Applier) deadLetter(x *txn, group string, it Item, cause error) {
 // Connect–style error headers.
 func errorClass(err error, undecodable bool) string {
 	var pg *pgconn.PgError
+	var panicked *PanicError
 	switch {
+	case errors.As(err, &panicked):
+		return "panic"
 	case undecodable:
 		return "decode"
 	case errors.As(err, &pg):

@@ -642,3 +642,45 @@ func TestIntegrationApplyUnencodableValue(t *testing.T) {
 		})
 	}
 }
+
+// A panic while writing a record is contained to that record: under
+// tolerance all it goes to the dead letters with class panic and the stack
+// in its reason, the records around it are applied; under none the
+// partition stops at it with the offset unmoved.
+func TestIntegrationApplyPanicIsolated(t *testing.T) {
+	panicAt := func(offset int64) func(debezium.Record) bool {
+		return func(r debezium.Record) bool { return r.Offset == offset }
+	}
+	t.Run("tolerance all", func(t *testing.T) {
+		f := newFixture(t, sink.DeleteHard, false)
+		f.applier = sink.NewApplier(f.pool, sink.Options{Schema: schema, TestPanicOn: panicAt(2)})
+		st := f.apply(ev{debezium.OpCreate, 1, "ok", nil, 1}, ev{debezium.OpCreate, 2, "ok", nil, 2}, ev{debezium.OpCreate, 3, "trips a bug", nil, 3},
+			ev{debezium.OpCreate, 4, "ok", nil, 4}, ev{debezium.OpCreate, 5, "ok", nil, 5})
+		f.want("1:ok:∅@1 2:ok:∅@2 4:ok:∅@4 5:ok:∅@5")
+		if st.DeadLetters != 1 || st.Panics == 0 || f.storedOffset() != 5 {
+			t.Fatalf("dead letters %d, panics %d, stored offset %d; want 1, > 0 and 5", st.DeadLetters, st.Panics, f.storedOffset())
+		}
+		var offset int64
+		var reason, class string
+		if err := f.pool.QueryRow(context.Background(), `SELECT "offset", error, error_class FROM pgsink.dead_letters`).Scan(&offset, &reason, &class); err != nil {
+			t.Fatal(err)
+		}
+		if offset != 2 || class != "panic" || !strings.Contains(reason, "TestPanicOn") || !strings.Contains(reason, "goroutine") {
+			t.Fatalf("dead letter: offset %d class %s reason %q; want offset 2, class panic, the panic and its stack", offset, class, reason)
+		}
+	})
+	t.Run("tolerance none", func(t *testing.T) {
+		f := newFixture(t, sink.DeleteHard, true)
+		f.applier = sink.NewApplier(f.pool, sink.Options{Schema: schema, StopOnError: true, TestPanicOn: panicAt(1)})
+		_, err := f.applier.Apply(context.Background(), f.batch(ev{debezium.OpCreate, 1, "ok", nil, 1}, ev{debezium.OpCreate, 2, "trips a bug", nil, 2}, ev{debezium.OpCreate, 3, "ok", nil, 3}))
+		var poison *sink.PoisonError
+		var panicked *sink.PanicError
+		if !errors.As(err, &poison) || poison.Offset != 1 || !errors.As(err, &panicked) {
+			t.Fatalf("Apply: %v, want a PoisonError at offset 1 wrapping the PanicError", err)
+		}
+		f.want("1:ok:∅@1")
+		if got := f.storedOffset(); got != 1 {
+			t.Fatalf("stored offset %d, want 1 (on the record that panics)", got)
+		}
+	})
+}

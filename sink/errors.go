@@ -67,6 +67,12 @@ func classify(err error) class {
 	if errors.As(err, &rec) {
 		return classRecord
 	}
+	// A panic is the input's doing as far as the apply can tell: isolate
+	// the record rather than stop every partition.
+	var panicked *PanicError
+	if errors.As(err, &panicked) {
+		return classRecord
+	}
 	// A value with no encoding for its column (a type mismatch the
 	// catalog check could not see) fails its row wherever it is: in a
 	// COPY, or among the bound parameters of a pipelined statement, where

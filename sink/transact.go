@@ -58,7 +58,16 @@ func (a *Applier) transact(ctx context.Context, x *txn, s span) error {
 	}()
 	x.conn = conn.Conn()
 	before := *s.batch.Claim
-	if err := a.queueSpan(ctx, x, s); err != nil {
+	if err := a.queueSpanRecovered(ctx, x, s); err != nil {
+		var panicked *PanicError
+		if errors.As(err, &panicked) {
+			// What the pipeline holds is unknown: drop the session,
+			// which rolls back whatever it had begun.
+			closeAndRelease(conn)
+			released = true
+			s.stats.Panics++
+			return err
+		}
 		return a.aborted(ctx, conn.Conn(), before, err)
 	}
 	outcome, err := x.commit(ctx)
@@ -94,6 +103,17 @@ func (a *Applier) transact(ctx context.Context, x *txn, s span) error {
 	return nil
 }
 
+// queueSpanRecovered is queueSpan with a panic (reducing, staging,
+// encoding a record) turned into a *PanicError.
+func (a *Applier) queueSpanRecovered(ctx context.Context, x *txn, s span) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = NewPanicError(v)
+		}
+	}()
+	return a.queueSpan(ctx, x, s)
+}
+
 // queueSpan queues the span's transaction up to its COMMIT: BEGIN, the
 // offsets compare-and-set, the writes, the dead letter. A write that needs
 // the server's answer before it can go on sends what is queued before it.
@@ -108,6 +128,13 @@ func (a *Applier) queueSpan(ctx context.Context, x *txn, s span) error {
 	}
 	if a.opts.AsyncCommit {
 		x.queue.Queue("SET LOCAL synchronous_commit = off")
+	}
+	if a.opts.TestPanicOn != nil {
+		for i := s.lo; i < s.hi; i++ {
+			if a.opts.TestPanicOn(s.batch.Items[i].Record) {
+				panic(fmt.Sprintf("TestPanicOn: the record at offset %d", s.batch.Items[i].Record.Offset))
+			}
+		}
 	}
 	if err := a.write(ctx, x, s.batch.Items, s.lo, s.hi); err != nil {
 		return err

@@ -19,8 +19,17 @@ func TestFromEnv(t *testing.T) {
 	if _, err := FromEnv(); err == nil {
 		t.Fatal("FromEnv accepted an unknown failpoint")
 	}
-	t.Setenv(AuditEnv, "")
 	t.Setenv(FailpointEnv, "")
+	t.Setenv(PanicEnv, "apply:poison-me")
+	if h, err := FromEnv(); err != nil || !h.PanicsOn("apply", []byte(`{"v":"poison-me"}`)) || h.PanicsOn("decode", []byte("poison-me")) || h.PanicsOn("apply", []byte("clean")) {
+		t.Fatalf("panic hook: %+v, %v", h, err)
+	}
+	t.Setenv(PanicEnv, "everywhere:x")
+	if _, err := FromEnv(); err == nil {
+		t.Fatal("FromEnv accepted an unknown panic site")
+	}
+	t.Setenv(PanicEnv, "")
+	t.Setenv(AuditEnv, "")
 	if h, err := FromEnv(); err != nil || h.Armed() {
 		t.Fatalf("nothing set: %+v, %v", h, err)
 	}

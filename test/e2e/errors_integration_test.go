@@ -335,3 +335,46 @@ func TestE2EDeadLetterRetry(t *testing.T) {
 		t.Fatalf("dlq list after the retry: %v\n%s", err, out)
 	}
 }
+
+// TestE2EPanicContained: a record that trips a panic (injected with
+// PGSINK_TEST_PANIC, in decoding and in writing) goes to the dead letters
+// with class panic; the process lives and the records after it apply.
+func TestE2EPanicContained(t *testing.T) {
+	for _, where := range []string{"decode", "apply"} {
+		t.Run(where, func(t *testing.T) {
+			st := stacktest.New(t)
+			st.Exec(`CREATE TABLE public.items ` + itemsDDL)
+			st.RegisterDebezium("items", map[string]string{"table.include.list": "public.items"})
+			targetURL, _ := itemsTarget(t)
+			pp := &poisonPipeline{st: st, topic: st.TopicPrefix + ".public.items", targetURL: targetURL}
+			st.Exec(`INSERT INTO public.items VALUES (1, 'fine', 1, now(), '{}', NULL)`)
+			st.Exec(`INSERT INTO public.items VALUES (2, 'trips-a-bug', 2, now(), '{}', NULL)`)
+			st.Exec(`INSERT INTO public.items VALUES (3, 'fine', 3, now(), '{}', NULL)`)
+			p := startPgsink(t, pp.config("errors:\n  tolerance: all"), "TARGET_URL="+targetURL, "PGSINK_TEST_PANIC="+where+":trips-a-bug")
+			eventually(t, 60*time.Second, "the records around the panicking one applied", func() (bool, string) {
+				ids := pp.ids(t)
+				return ids == "1,3", "target ids " + ids
+			})
+			st.Exec(`INSERT INTO public.items VALUES (4, 'after', 4, now(), '{}', NULL)`)
+			eventually(t, 60*time.Second, "the process goes on applying", func() (bool, string) {
+				ids := pp.ids(t)
+				return ids == "1,3,4", "target ids " + ids
+			})
+			conn, err := pgx.Connect(context.Background(), targetURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(context.Background())
+			var class, reason string
+			if err := conn.QueryRow(context.Background(), `SELECT error_class, error FROM pgsink.dead_letters`).Scan(&class, &reason); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(reason, "panic") || !strings.Contains(reason, "goroutine") {
+				t.Fatalf("dead letter class %q reason %q: want the panic with its stack", class, reason)
+			}
+			if code, _ := p.stop(30 * time.Second); code != 0 {
+				t.Fatalf("exit %d, want a clean stop", code)
+			}
+		})
+	}
+}
