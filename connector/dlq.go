@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -19,6 +20,7 @@ type deadLetterTopic struct {
 	producer *kafka.Producer // nil: dead letters go to the table
 	topic    string
 	group    string // named as the connector in the error headers
+	owner    string // this instance, named in the task id
 	metrics  *Metrics
 }
 
@@ -50,7 +52,17 @@ func (d *deadLetterTopic) divert(ctx context.Context, batch *sink.Batch) error {
 			kafka.Header{Key: "__connect.errors.class.name", Value: []byte("pgsink.connector.debezium.Decoder")},
 			kafka.Header{Key: "__connect.errors.exception.class.name", Value: []byte(fmt.Sprintf("%T", it.Err))},
 			kafka.Header{Key: "__connect.errors.exception.message", Value: []byte(it.Err.Error())},
+			// Kafka Connect numbers its tasks; pgsink's unit of work is an
+			// instance applying a partition.
+			kafka.Header{Key: "__connect.errors.task.id", Value: []byte(d.owner + "/" + strconv.Itoa(int(r.Partition)))},
 		)
+		var panicked *sink.PanicError
+		if errors.As(it.Err, &panicked) {
+			// Kafka Connect sends the exception's stack trace; a decoding
+			// error has none worth sending, a recovered panic has its Go
+			// stack.
+			headers = append(headers, kafka.Header{Key: "__connect.errors.exception.stacktrace", Value: panicked.Stack})
+		}
 		done := make(chan kafka.Event, 1)
 		topic := d.topic
 		err := d.producer.Produce(&kafka.Message{

@@ -116,7 +116,7 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 		cfg: cfg, pool: opts.Pool, log: opts.Log, metrics: opts.Metrics, owner: owner, faults: hooks,
 		positions:   storedPositions{offsets: dedup.NewOffsets(cfg.Postgres.Schema), db: opts.Pool, owner: owner},
 		router:      sink.NewRouter(cfg, opts.Pool),
-		deadLetters: &deadLetterTopic{group: cfg.Kafka["group.id"], metrics: opts.Metrics},
+		deadLetters: &deadLetterTopic{group: cfg.Kafka["group.id"], owner: owner, metrics: opts.Metrics},
 		workers:     map[dedup.PartitionID]*partition{},
 	}
 	if cfg.Errors.DeadLetter.Destination == config.DestinationTopic && cfg.Errors.Tolerance == config.ToleranceAll {

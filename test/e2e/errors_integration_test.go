@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -126,6 +127,9 @@ func TestE2EDeadLetterTopic(t *testing.T) {
 	}
 	if msg, _ := dead.Header("__connect.errors.exception.message"); !strings.Contains(string(msg), pp.topic) {
 		t.Errorf("exception message %q does not name the topic", msg)
+	}
+	if task, _ := dead.Header("__connect.errors.task.id"); !regexp.MustCompile(`^.+:[0-9]+/0$`).Match(task) {
+		t.Errorf("task id %q, want the instance (host:pid) and the partition", task)
 	}
 	if string(dead.Key) != `{"id":2}` || !strings.HasPrefix(string(dead.Value), `{"schema"`) {
 		t.Errorf("dead letter key %q value %q: want the original bytes", dead.Key, dead.Value)
