@@ -90,11 +90,16 @@ func (c *checker) privileges() {
 		// ON CONFLICT … WHERE reads the stored version, which needs SELECT.
 		{p.Select, "SELECT", "to compare versions and keys"},
 	}
-	if c.cfg.Format == config.FormatTable && c.cfg.Deletes == config.DeletesHard {
+	switch hard, truncate := c.cfg.Deletes == config.DeletesHard, c.cfg.Truncate == config.TruncateApply; {
+	case c.cfg.Format != config.FormatTable:
+	case hard && truncate:
+		need = append(need, privilege{p.Delete, "DELETE", "for deletes: hard and truncate: apply"})
+	case hard:
 		need = append(need, privilege{p.Delete, "DELETE", "for deletes: hard"})
-	}
-	if c.cfg.Format == config.FormatTable && c.cfg.Truncate == config.TruncateApply {
-		need = append(need, privilege{p.Truncate, "TRUNCATE", "for truncate: apply"})
+	case truncate:
+		// A truncate is applied as a version-guarded DELETE of the rows
+		// older than it, never as TRUNCATE: rows a later event wrote stay.
+		need = append(need, privilege{p.Delete, "DELETE", "for truncate: apply, which deletes the rows older than the truncate"})
 	}
 	for _, n := range need {
 		if !n.has {

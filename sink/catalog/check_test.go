@@ -72,9 +72,11 @@ func TestCheck(t *testing.T) {
 			want: []string{
 				`tables[0].target: role "pgsink" lacks UPDATE on "public"."customers" (for upserts)`,
 				`tables[0].target: role "pgsink" lacks SELECT on "public"."customers" (to compare versions and keys)`,
-				`tables[0].target: role "pgsink" lacks DELETE on "public"."customers" (for deletes: hard)`,
-				`tables[0].target: role "pgsink" lacks TRUNCATE on "public"."customers" (for truncate: apply)`,
+				`tables[0].target: role "pgsink" lacks DELETE on "public"."customers" (for deletes: hard and truncate: apply)`,
 			}},
+		{name: "truncate applied by DELETE, not TRUNCATE", table: base + "    deletes: ignore\n", target: func(t *Table) { t.Privileges.Delete = false },
+			want: []string{`tables[0].target: role "pgsink" lacks DELETE on "public"."customers" (for truncate: apply, which deletes the rows older than the truncate)`}},
+		{name: "TRUNCATE itself is never needed", table: base, target: func(t *Table) { t.Privileges.Truncate = false }},
 		{name: "no delete or truncate needed", table: base + "    deletes: ignore\n    truncate: ignore\n", target: func(t *Table) { t.Privileges.Delete, t.Privileges.Truncate = false, false }},
 		{name: "renamed and included columns", table: base + "    columns: { include: [id, fullname, phone], rename: { fullname: full_name } }\n",
 			want: []string{
