@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/sink/catalog"
 )
 
@@ -18,7 +19,7 @@ import (
 // firewalled database fails the command instead of hanging it.
 const catalogTimeout = 30 * time.Second
 
-const validateUsage = `Usage: pgsink validate --config FILE [--offline] [--print]
+const validateUsage = `Usage: pgsink validate --config FILE [--offline] [--no-migrate] [--print]
 
 Checks a configuration file and prints every problem as
 FILE:LINE: KEY: MESSAGE, then exits 1 if there was any.
@@ -26,7 +27,11 @@ FILE:LINE: KEY: MESSAGE, then exits 1 if there was any.
 Without --offline it also connects to postgres.url and checks each table
 against the target catalog: the table exists (unless schema.create), the key
 is its primary key or a unique index, every mapped column and the version and
-soft-delete columns exist, and the role has the privileges the sink needs.
+soft-delete columns exist, and the role has the privileges the sink needs;
+and that the role can migrate pgsink's own tables at start as pgsink run
+does (CREATE on the database or the schema, ownership of the tables), or,
+with --no-migrate, that an owner migrated them to this version and the role
+may read and write them.
 
 Flags:
 `
@@ -36,6 +41,7 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "the configuration `file` (required)")
 	offline := fs.Bool("offline", false, "check the file only; do not connect to PostgreSQL")
+	noMigrate := fs.Bool("no-migrate", false, "check as for pgsink run --no-migrate: pgsink's tables migrated by their owner, not by this role")
 	printConfig := fs.Bool("print", false, "print the effective configuration, defaults filled in and secrets redacted")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), validateUsage)
@@ -62,7 +68,7 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	if !*offline {
 		ctx, cancel := context.WithTimeout(context.Background(), catalogTimeout)
 		defer cancel()
-		problems = checkCatalog(ctx, cfg)
+		problems = checkCatalog(ctx, cfg, !*noMigrate)
 	}
 	if *printConfig {
 		rendered, err := cfg.Render()
@@ -91,15 +97,23 @@ func report(stdout, stderr io.Writer, path string, problems config.Problems) int
 	return 1
 }
 
-// checkCatalog compares every table with the target database. A connection
-// failure is itself a problem, reported at postgres.url.
-func checkCatalog(ctx context.Context, cfg *config.Config) config.Problems {
+// checkCatalog compares every table with the target database, and checks
+// what pgsink's own tables need (migrate: as run migrates them at start). A
+// connection failure is itself a problem, reported at postgres.url.
+func checkCatalog(ctx context.Context, cfg *config.Config, migrate bool) config.Problems {
 	conn, err := pgx.Connect(ctx, cfg.Postgres.URL)
 	if err != nil {
 		return config.Problems{cfg.Problem("postgres.url", "cannot connect to %s: %s", config.RedactURL(cfg.Postgres.URL), oneLine(err))}
 	}
 	defer conn.Close(context.Background())
 	var problems config.Problems
+	access, err := dedup.AccessProblems(ctx, conn, cfg.Postgres.Schema, migrate)
+	if err != nil {
+		problems = append(problems, cfg.Problem("postgres.schema", "%s", oneLine(err)))
+	}
+	for _, a := range access {
+		problems = append(problems, cfg.Problem("postgres.schema", "%s", a))
+	}
 	for _, t := range cfg.Tables {
 		target, err := catalog.Read(ctx, conn, t.Target.Schema, t.Target.Name)
 		if err != nil {

@@ -4,9 +4,13 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/test/stacktest"
 )
 
@@ -25,6 +29,7 @@ func TestIntegrationValidateCatalog(t *testing.T) {
 		`GRANT USAGE ON SCHEMA "Sales; Dept" TO pgsink`,
 		`GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA "Sales; Dept" TO pgsink`,
 		`GRANT SELECT, INSERT, UPDATE ON public.customers, public.orders TO pgsink`,
+		`CREATE SCHEMA pgsink AUTHORIZATION pgsink`, // pgsink run migrates its tables there at start
 	)
 	t.Setenv("PGSINK_DATABASE_URL", targetURL)
 	good := writeConfig(t, `kafka: { bootstrap.servers: 127.0.0.1:9092, group.id: sink }
@@ -82,5 +87,84 @@ tables:
 	}
 	if stdout.String() != wantOut.String() {
 		t.Errorf("problems, in line order:\ngot:\n%s\nwant:\n%s", stdout.String(), wantOut.String())
+	}
+}
+
+// TestIntegrationValidatePgsinkTables: validate reports what stops the role
+// from migrating pgsink's own tables at start (as run does) or, with
+// --no-migrate, from using the tables an owner migrated — and nothing once
+// the role may.
+func TestIntegrationValidatePgsinkTables(t *testing.T) {
+	ctx := context.Background()
+	targetURL := stacktest.TargetDatabase(t, `CREATE TABLE public.items (id bigint PRIMARY KEY, _pgsink_commit_lsn bigint, _pgsink_lsn bigint)`,
+		`GRANT SELECT, INSERT, UPDATE, DELETE ON public.items TO pgsink`)
+	t.Setenv("PGSINK_DATABASE_URL", targetURL)
+	cfg := writeConfig(t, `kafka: { bootstrap.servers: 127.0.0.1:9092, group.id: sink }
+postgres:
+  url: ${PGSINK_DATABASE_URL}
+tables:
+  - topic: app.public.items
+    target: public.items
+`)
+	validate := func(args ...string) string {
+		var stdout, stderr bytes.Buffer
+		run(append([]string{"validate", "--config", cfg}, args...), &stdout, &stderr)
+		return stdout.String()
+	}
+	if out := validate(); !strings.Contains(out, `postgres.schema: role "pgsink" lacks CREATE on database`) {
+		t.Fatalf("a role that cannot create pgsink's schema:\n%s", out)
+	}
+	if out := validate("--no-migrate"); !strings.Contains(out, `postgres.schema: schema "pgsink" does not exist: run pgsink migrate up`) {
+		t.Fatalf("--no-migrate before any migration:\n%s", out)
+	}
+
+	// An owner migrates; the role has no grant on the tables yet.
+	env, err := stacktest.LoadEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(targetURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminURL, err := stacktest.WithDatabase(env.AdminURL, strings.TrimPrefix(u.Path, "/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dedup.NewMigrator(adminURL, "pgsink").Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{nil, {"--no-migrate"}} {
+		out := validate(args...)
+		if !strings.Contains(out, `role "pgsink" lacks USAGE on schema "pgsink"`) {
+			t.Fatalf("validate %v on an owner's schema without grants:\n%s", args, out)
+		}
+	}
+	admin, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, `GRANT USAGE ON SCHEMA pgsink TO pgsink`); err != nil {
+		t.Fatal(err)
+	}
+	if out := validate("--no-migrate"); !strings.Contains(out, `role "pgsink" lacks SELECT on "pgsink".schema_migrations`) {
+		t.Fatalf("--no-migrate without a grant on the version table:\n%s", out)
+	}
+	if _, err := admin.Exec(ctx, `GRANT SELECT ON pgsink.schema_migrations TO pgsink`); err != nil {
+		t.Fatal(err)
+	}
+	if out := validate("--no-migrate"); !strings.Contains(out, `role "pgsink" lacks DELETE on pgsink.dead_letters`) ||
+		!strings.Contains(out, `role "pgsink" lacks SELECT on pgsink.offsets`) {
+		t.Fatalf("--no-migrate without table grants:\n%s", out)
+	}
+	if _, err := admin.Exec(ctx, `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA pgsink TO pgsink`); err != nil {
+		t.Fatal(err)
+	}
+	if out := validate("--no-migrate"); out != cfg+": valid, 1 table(s) (target catalog checked)\n" {
+		t.Fatalf("--no-migrate with the grants the role recipe gives:\n%s", out)
+	}
+	if out := validate(); out != cfg+": valid, 1 table(s) (target catalog checked)\n" {
+		t.Fatalf("the tables current, the role granted: run needs no migration:\n%s", out)
 	}
 }
