@@ -61,12 +61,18 @@ func (w lockedWriter) Write(b []byte) (int, error) {
 // printed if the test fails.
 func startPgsink(t *testing.T, yaml string, env ...string) *process {
 	t.Helper()
+	return startPgsinkArgs(t, yaml, nil, env...)
+}
+
+// startPgsinkArgs is startPgsink with more flags for run.
+func startPgsinkArgs(t *testing.T, yaml string, args []string, env ...string) *process {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "pgsink.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	p := &process{t: t, done: make(chan error, 1)}
-	p.cmd = exec.Command(binary, "run", "--config", path, "--log-format", "console")
+	p.cmd = exec.Command(binary, append([]string{"run", "--config", path, "--log-format", "console"}, args...)...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = lockedWriter{p}, lockedWriter{p}
 	if err := p.cmd.Start(); err != nil {
