@@ -20,6 +20,12 @@ CACHE=${PGSINK_JAR_CACHE:-$repo/.cache/jars}
 PG_PORT=${PGSINK_PG_PORT:-55432}
 KAFKA_PORT=${PGSINK_KAFKA_PORT:-19092}
 CONTROLLER_PORT=${PGSINK_KAFKA_CONTROLLER_PORT:-19093}
+# The broker's TLS listeners, beside the plaintext one the rest of the stack
+# uses: SSL, and SASL_SSL with SCRAM-SHA-256 (users are added through the
+# admin API by the tests that need them). Next to KAFKA_PORT by default, so a
+# stack on other ports moves them too.
+KAFKA_SSL_PORT=${PGSINK_KAFKA_SSL_PORT:-$((KAFKA_PORT + 2))}
+KAFKA_SASL_PORT=${PGSINK_KAFKA_SASL_PORT:-$((KAFKA_PORT + 3))}
 CONNECT_PORT=${PGSINK_CONNECT_PORT:-18083}
 READY_TIMEOUT=${PGSINK_STACK_TIMEOUT:-180}
 PG_BIN=${PGSINK_PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -167,14 +173,55 @@ as_pg() {
   if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
+# ---------------------------------------------------------------- TLS
+
+# tls_init makes, once, a private CA and a server certificate for localhost
+# and 127.0.0.1 that PostgreSQL and the broker's TLS listeners present, so
+# that clients can verify them (sslmode=verify-full, ssl.ca.location).
+tls_init() {
+  local dir=$STATE/tls
+  [ -s "$dir/server.pem" ] && return 0
+  mkdir -p "$dir"
+  command -v openssl >/dev/null || die "openssl is needed for the stack's TLS listeners (apt-get install openssl)"
+  (
+    cd "$dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 -subj "/CN=pgsink local stack CA" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:%s\n' "$HOST" >server.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 3650 -extfile server.ext 2>/dev/null
+    cat server.key server.crt >server.pem
+    chmod 600 ca.key server.key server.pem
+  ) || die "tls: could not make the certificates in $dir"
+  log "tls: CA and server certificate in $dir"
+}
+
+# pg_tls turns TLS on in a running PostgreSQL (a reload is enough), with
+# the stack's server certificate copied where the postgres user can read it.
+pg_tls() {
+  local dir
+  dir=$(pg_home)/tls
+  mkdir -p "$dir"
+  cp "$STATE/tls/server.crt" "$STATE/tls/server.key" "$dir/"
+  chmod 600 "$dir/server.key"
+  if [ "$(id -u)" = 0 ]; then chown -R postgres:postgres "$dir"; fi
+  psql_admin -d postgres <<SQL
+ALTER SYSTEM SET ssl_cert_file = '$dir/server.crt';
+ALTER SYSTEM SET ssl_key_file = '$dir/server.key';
+ALTER SYSTEM SET ssl = on;
+SELECT pg_reload_conf();
+SQL
+}
+
 pg_ready() { "$PG_BIN/pg_isready" -q -h "$HOST" -p "$PG_PORT"; }
 
 pg_up() {
   pg_install
   local dir data
   dir=$(pg_home) data=$dir/data
+  tls_init
   if alive "$data/postmaster.pid" "$data" && pg_ready; then
     log "postgres: already up on $HOST:$PG_PORT"
+    pg_tls >/dev/null
     return 0
   fi
   mkdir -p "$dir"
@@ -203,6 +250,7 @@ EOF
   as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$dir/postgres.log" -w -t "$READY_TIMEOUT" start >/dev/null ||
     { tail -n 8 "$dir/postgres.log" >&2; die "postgres did not start; log: $dir/postgres.log"; }
   pg_bootstrap
+  pg_tls >/dev/null
 }
 
 psql_admin() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$HOST" -p "$PG_PORT" -U postgres "$@"; }
@@ -264,7 +312,8 @@ EOF
 }
 
 kafka_ready() {
-  port_open "$KAFKA_PORT" && grep -q 'Kafka Server started' "$STATE/kafka/server.log"
+  port_open "$KAFKA_PORT" && port_open "$KAFKA_SSL_PORT" && port_open "$KAFKA_SASL_PORT" &&
+    grep -q 'Kafka Server started' "$STATE/kafka/server.log"
 }
 
 kafka_up() {
@@ -273,18 +322,30 @@ kafka_up() {
     log "kafka: already up on $HOST:$KAFKA_PORT"
     return 0
   fi
+  if alive "$dir/kafka.pid" "$dir" && port_open "$KAFKA_PORT" && ! port_open "$KAFKA_SSL_PORT"; then
+    # Started by a stack.sh from before the TLS listeners: restart it with them.
+    log "kafka: running without its TLS listeners; restarting it"
+    kafka_down
+  fi
   port_free "$KAFKA_PORT" kafka PGSINK_KAFKA_PORT
   port_free "$CONTROLLER_PORT" "kafka controller" PGSINK_KAFKA_CONTROLLER_PORT
+  port_free "$KAFKA_SSL_PORT" "kafka SSL listener" PGSINK_KAFKA_SSL_PORT
+  port_free "$KAFKA_SASL_PORT" "kafka SASL_SSL listener" PGSINK_KAFKA_SASL_PORT
+  tls_init
   mkdir -p "$dir"
   cat >"$dir/server.properties" <<EOF
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=$HOST:$CONTROLLER_PORT
-listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$CONTROLLER_PORT,SSL://$HOST:$KAFKA_SSL_PORT,SASL_SSL://$HOST:$KAFKA_SASL_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$CONTROLLER_PORT,SSL://$HOST:$KAFKA_SSL_PORT,SASL_SSL://$HOST:$KAFKA_SASL_PORT
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL
+ssl.keystore.type=PEM
+ssl.keystore.location=$STATE/tls/server.pem
+sasl.enabled.mechanisms=SCRAM-SHA-256
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 log.dirs=$dir/data
 num.partitions=1
 offsets.topic.replication.factor=1
@@ -393,6 +454,9 @@ export PGSINK_ADMIN_URL='postgres://postgres@$HOST:$PG_PORT/postgres?sslmode=dis
 export PGSINK_SOURCE_URL='postgres://debezium@$HOST:$PG_PORT/source?sslmode=disable'
 export PGSINK_TARGET_URL='postgres://pgsink@$HOST:$PG_PORT/target?sslmode=disable'
 export PGSINK_KAFKA_BOOTSTRAP='$HOST:$KAFKA_PORT'
+export PGSINK_KAFKA_SSL_BOOTSTRAP='$HOST:$KAFKA_SSL_PORT'
+export PGSINK_KAFKA_SASL_SSL_BOOTSTRAP='$HOST:$KAFKA_SASL_PORT'
+export PGSINK_TLS_CA='$STATE/tls/ca.crt'
 export PGSINK_CONNECT_URL='$(connect_url)'
 export PGSINK_KAFKA_JARS='$CACHE/kafka'
 EOF
