@@ -9,18 +9,39 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/debezium"
+	"github.com/pgsink/pgsink/internal/sqltype"
 	"github.com/pgsink/pgsink/sink/catalog"
 )
 
 // ErrNoTarget is wrapped by Resolve when the target table does not exist.
 var ErrNoTarget = errors.New("target table missing")
 
-// Execer runs DDL.
+// Execer is the target database as DDL uses it: QueryRow checks the
+// types a statement will name, Exec runs the statement. Router gives DDL
+// a oneStatement, so that no statement text can carry a second one.
 type Execer interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
+
+// TypeError is a column type an event's schema asks for that pgsink will
+// not write into DDL: a parameter PostgreSQL would refuse, a name that is
+// no type name, a type the target does not have. The record is at fault,
+// not the table: it goes to the dead letters (or stops its partition
+// under errors.tolerance none) and the records after it go on.
+type TypeError struct {
+	Table  string // the configured target, schema.table
+	Column string // the event's column
+	Err    error
+}
+
+func (e *TypeError) Error() string {
+	return fmt.Sprintf("sink: %s: column %q: no valid PostgreSQL type for DDL: %v", e.Table, e.Column, e.Err)
+}
+func (e *TypeError) Unwrap() error { return e.Err }
 
 // CreateTable creates a table's target from an event's columns
 // (schema.create): every column the include/exclude/rename rules keep, typed
@@ -42,19 +63,27 @@ func CreateTable(ctx context.Context, db Execer, cfg config.Table, cols []debezi
 	if len(key) == 0 {
 		return fmt.Errorf("sink: %s: schema.create needs a key: set key, or give the records a key", cfg.Path)
 	}
-	var defs []string
+	var kept []debezium.Column
 	var names []string
 	for _, c := range cols {
 		target, ok := cfg.Columns.Column(c.Name)
 		if !ok {
 			continue
 		}
-		def := q(target) + " " + c.Type
-		if c.NotNull || slices.Contains(key, target) {
+		kept = append(kept, c)
+		names = append(names, target)
+	}
+	types, err := columnTypes(ctx, db, cfg, kept)
+	if err != nil {
+		return err
+	}
+	var defs []string
+	for i, c := range kept {
+		def := q(names[i]) + " " + types[i]
+		if c.NotNull || slices.Contains(key, names[i]) {
 			def += " NOT NULL"
 		}
 		defs = append(defs, def)
-		names = append(names, target)
 	}
 	for _, k := range key {
 		if !slices.Contains(names, k) {
@@ -90,7 +119,8 @@ func MissingColumns(cfg config.Table, cat *catalog.Table, cols []debezium.Column
 			continue
 		}
 		if _, exists := cat.Column(target); !exists {
-			missing = append(missing, debezium.Column{Name: target, Type: c.Type})
+			c.Name = target
+			missing = append(missing, c)
 		}
 	}
 	return missing
@@ -103,13 +133,80 @@ func AddColumns(ctx context.Context, db Execer, cfg config.Table, cols []debeziu
 	if len(cols) == 0 {
 		return nil
 	}
+	types, err := columnTypes(ctx, db, cfg, cols)
+	if err != nil {
+		return err
+	}
 	table := pgx.Identifier{cfg.Target.Schema, cfg.Target.Name}.Sanitize()
 	var adds []string
-	for _, c := range cols {
-		adds = append(adds, "ADD COLUMN IF NOT EXISTS "+q(c.Name)+" "+c.Type)
+	for i, c := range cols {
+		adds = append(adds, "ADD COLUMN IF NOT EXISTS "+q(c.Name)+" "+types[i])
 	}
 	if _, err := db.Exec(ctx, "ALTER TABLE "+table+" "+strings.Join(adds, ", ")); err != nil {
 		return fmt.Errorf("sink: %s: add columns to %s: %w", cfg.Path, table, err)
 	}
 	return nil
+}
+
+// columnTypes renders the types of cols for DDL: each parsed by sqltype
+// and rendered again from what was parsed, so that the text is fixed
+// spellings, a quoted name and checked integers whatever the event said;
+// then looked up in the target, so that a type it lacks is the record's
+// TypeError rather than a failed statement.
+func columnTypes(ctx context.Context, db Execer, cfg config.Table, cols []debezium.Column) ([]string, error) {
+	types := make([]string, len(cols))
+	for i, c := range cols {
+		err := c.TypeErr
+		if err == nil {
+			var t sqltype.Type
+			if t, err = sqltype.Parse(c.Type); err == nil {
+				types[i] = t.String()
+			}
+		}
+		if err != nil {
+			return nil, &TypeError{Table: cfg.Target.String(), Column: c.Name, Err: err}
+		}
+	}
+	if len(types) == 0 {
+		return types, nil
+	}
+	var missing int
+	err := db.QueryRow(ctx, missingTypeQuery, types).Scan(&missing)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return types, nil
+	case err != nil:
+		return nil, fmt.Errorf("sink: %s: look up column types %v in the target: %w", cfg.Path, types, err)
+	}
+	return nil, &TypeError{Table: cfg.Target.String(), Column: cols[missing-1].Name,
+		Err: fmt.Errorf("type %s does not exist in the target database", types[missing-1])}
+}
+
+// missingTypeQuery finds the first of a list of types the target lacks (its
+// position, from 1). The types are sqltype's renderings: to_regtype parses
+// each as a type name and nothing else.
+const missingTypeQuery = `SELECT i::int FROM unnest($1::text[]) WITH ORDINALITY AS u(t, i) WHERE to_regtype(t) IS NULL ORDER BY i LIMIT 1`
+
+// oneStatement runs DDL through the extended protocol, whose Parse step
+// refuses a string that holds more than one statement. pgx's Exec without
+// arguments would take the simple protocol, which runs every statement a
+// string holds: a mistake in a builder would then be an injection.
+type oneStatement struct{ pool *pgxpool.Pool }
+
+func (o oneStatement) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	conn, err := o.pool.Acquire(ctx)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	defer conn.Release()
+	if len(args) > 0 {
+		// An explicit mode, so that a default_query_exec_mode of
+		// simple_protocol in the connection string does not apply.
+		return conn.Exec(ctx, sql, append([]any{pgx.QueryExecModeExec}, args...)...)
+	}
+	return conn.Conn().PgConn().ExecParams(ctx, sql, nil, nil, nil, nil).Close()
+}
+
+func (o oneStatement) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return o.pool.QueryRow(ctx, sql, append([]any{pgx.QueryExecModeExec}, args...)...)
 }
