@@ -33,7 +33,7 @@ type Execer interface {
 // not the table: it goes to the dead letters (or stops its partition
 // under errors.tolerance none) and the records after it go on.
 type TypeError struct {
-	Table  string // the configured target, schema.table
+	Table  string // the configured target, as config.TableName renders it
 	Column string // the event's column
 	Err    error
 }
@@ -49,8 +49,24 @@ func (e *TypeError) Unwrap() error { return e.Err }
 // bookkeeping columns the guard and soft deletes need. It is idempotent: an
 // instance racing another one finds the table there.
 func CreateTable(ctx context.Context, db Execer, cfg config.Table, cols []debezium.Column, recordKey []string) error {
+	sql, types, err := createTableStatement(cfg, cols, recordKey)
+	if err != nil {
+		return err
+	}
+	if err := checkTypes(ctx, db, cfg, types); err != nil {
+		return err
+	}
+	if _, err := db.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("sink: %s: create %s: %w", cfg.Path, cfg.Target, err)
+	}
+	return nil
+}
+
+// createTableStatement builds CreateTable's statement; types are the
+// column types it names, for checkTypes.
+func createTableStatement(cfg config.Table, cols []debezium.Column, recordKey []string) (string, []columnType, error) {
 	if len(cols) == 0 {
-		return fmt.Errorf("sink: %s: schema.create needs the event's schema (key and value converters with schemas.enable=true)", cfg.Path)
+		return "", nil, fmt.Errorf("sink: %s: schema.create needs the event's schema (key and value converters with schemas.enable=true)", cfg.Path)
 	}
 	key := cfg.Key
 	if len(key) == 0 {
@@ -61,7 +77,7 @@ func CreateTable(ctx context.Context, db Execer, cfg config.Table, cols []debezi
 		}
 	}
 	if len(key) == 0 {
-		return fmt.Errorf("sink: %s: schema.create needs a key: set key, or give the records a key", cfg.Path)
+		return "", nil, fmt.Errorf("sink: %s: schema.create needs a key: set key, or give the records a key", cfg.Path)
 	}
 	var kept []debezium.Column
 	var names []string
@@ -73,22 +89,22 @@ func CreateTable(ctx context.Context, db Execer, cfg config.Table, cols []debezi
 		kept = append(kept, c)
 		names = append(names, target)
 	}
-	types, err := columnTypes(ctx, db, cfg, kept)
+	for _, k := range key {
+		if !slices.Contains(names, k) {
+			return "", nil, fmt.Errorf("sink: %s: key column %q is not among the event's columns %v", cfg.Path, k, names)
+		}
+	}
+	types, err := columnTypes(cfg, kept)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	var defs []string
 	for i, c := range kept {
-		def := q(names[i]) + " " + types[i]
+		def := q(names[i]) + " " + types[i].sql
 		if c.NotNull || slices.Contains(key, names[i]) {
 			def += " NOT NULL"
 		}
 		defs = append(defs, def)
-	}
-	for _, k := range key {
-		if !slices.Contains(names, k) {
-			return fmt.Errorf("sink: %s: key column %q is not among the event's columns %v", cfg.Path, k, names)
-		}
 	}
 	if cfg.Version.Guard {
 		defs = append(defs, q(cfg.Version.CommitColumn)+" bigint", q(cfg.Version.LSNColumn)+" bigint")
@@ -102,11 +118,7 @@ func CreateTable(ctx context.Context, db Execer, cfg config.Table, cols []debezi
 	}
 	defs = append(defs, "PRIMARY KEY ("+strings.Join(keyRefs, ", ")+")")
 	table := pgx.Identifier{cfg.Target.Schema, cfg.Target.Name}.Sanitize()
-	sql := "CREATE TABLE IF NOT EXISTS " + table + " (\n    " + strings.Join(defs, ",\n    ") + "\n)"
-	if _, err := db.Exec(ctx, sql); err != nil {
-		return fmt.Errorf("sink: %s: create %s: %w", cfg.Path, table, err)
-	}
-	return nil
+	return "CREATE TABLE IF NOT EXISTS " + table + " (\n    " + strings.Join(defs, ",\n    ") + "\n)", types, nil
 }
 
 // MissingColumns lists the event's columns that the configuration keeps but
@@ -133,53 +145,79 @@ func AddColumns(ctx context.Context, db Execer, cfg config.Table, cols []debeziu
 	if len(cols) == 0 {
 		return nil
 	}
-	types, err := columnTypes(ctx, db, cfg, cols)
+	sql, types, err := addColumnsStatement(cfg, cols)
 	if err != nil {
 		return err
 	}
-	table := pgx.Identifier{cfg.Target.Schema, cfg.Target.Name}.Sanitize()
-	var adds []string
-	for i, c := range cols {
-		adds = append(adds, "ADD COLUMN IF NOT EXISTS "+q(c.Name)+" "+types[i])
+	if err := checkTypes(ctx, db, cfg, types); err != nil {
+		return err
 	}
-	if _, err := db.Exec(ctx, "ALTER TABLE "+table+" "+strings.Join(adds, ", ")); err != nil {
-		return fmt.Errorf("sink: %s: add columns to %s: %w", cfg.Path, table, err)
+	if _, err := db.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("sink: %s: add columns to %s: %w", cfg.Path, cfg.Target, err)
 	}
 	return nil
 }
 
+// addColumnsStatement builds AddColumns' statement; cols have their target
+// names already (MissingColumns).
+func addColumnsStatement(cfg config.Table, cols []debezium.Column) (string, []columnType, error) {
+	types, err := columnTypes(cfg, cols)
+	if err != nil {
+		return "", nil, err
+	}
+	var adds []string
+	for i, c := range cols {
+		adds = append(adds, "ADD COLUMN IF NOT EXISTS "+q(c.Name)+" "+types[i].sql)
+	}
+	return "ALTER TABLE " + pgx.Identifier{cfg.Target.Schema, cfg.Target.Name}.Sanitize() + " " + strings.Join(adds, ", "), types, nil
+}
+
+// columnType is the type a DDL statement gives a column.
+type columnType struct {
+	column string // the event's column, for the TypeError
+	sql    string
+}
+
 // columnTypes renders the types of cols for DDL: each parsed by sqltype
 // and rendered again from what was parsed, so that the text is fixed
-// spellings, a quoted name and checked integers whatever the event said;
-// then looked up in the target, so that a type it lacks is the record's
-// TypeError rather than a failed statement.
-func columnTypes(ctx context.Context, db Execer, cfg config.Table, cols []debezium.Column) ([]string, error) {
-	types := make([]string, len(cols))
+// spellings, a quoted name and checked integers whatever the event said.
+func columnTypes(cfg config.Table, cols []debezium.Column) ([]columnType, error) {
+	types := make([]columnType, len(cols))
 	for i, c := range cols {
 		err := c.TypeErr
 		if err == nil {
 			var t sqltype.Type
 			if t, err = sqltype.Parse(c.Type); err == nil {
-				types[i] = t.String()
+				types[i] = columnType{column: c.Name, sql: t.String()}
 			}
 		}
 		if err != nil {
 			return nil, &TypeError{Table: cfg.Target.String(), Column: c.Name, Err: err}
 		}
 	}
+	return types, nil
+}
+
+// checkTypes looks the types up in the target, so that one it lacks is the
+// record's TypeError rather than a failed statement.
+func checkTypes(ctx context.Context, db Execer, cfg config.Table, types []columnType) error {
 	if len(types) == 0 {
-		return types, nil
+		return nil
+	}
+	texts := make([]string, len(types))
+	for i, t := range types {
+		texts[i] = t.sql
 	}
 	var missing int
-	err := db.QueryRow(ctx, missingTypeQuery, types).Scan(&missing)
+	err := db.QueryRow(ctx, missingTypeQuery, texts).Scan(&missing)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return types, nil
+		return nil
 	case err != nil:
-		return nil, fmt.Errorf("sink: %s: look up column types %v in the target: %w", cfg.Path, types, err)
+		return fmt.Errorf("sink: %s: look up column types %v in the target: %w", cfg.Path, texts, err)
 	}
-	return nil, &TypeError{Table: cfg.Target.String(), Column: cols[missing-1].Name,
-		Err: fmt.Errorf("type %s does not exist in the target database", types[missing-1])}
+	t := types[missing-1]
+	return &TypeError{Table: cfg.Target.String(), Column: t.column, Err: fmt.Errorf("type %s does not exist in the target database", t.sql)}
 }
 
 // missingTypeQuery finds the first of a list of types the target lacks (its

@@ -204,7 +204,7 @@ func Parse(s string) (Type, error) {
 	}
 	t, err := New(name, mods...)
 	if err != nil {
-		return Type{}, err
+		return Type{}, fmt.Errorf("type %q: %w", s, err)
 	}
 	t.array = array
 	return t, nil
