@@ -88,7 +88,9 @@ func TestDDLRefusesHostileTypes(t *testing.T) {
 			func() (string, []columnType, error) {
 				return createTableStatement(goldenDDLTable(config.DeletesHard), cols, []string{"Order Id"})
 			},
-			func() (string, []columnType, error) { return addColumnsStatement(goldenDDLTable(config.DeletesHard), cols[2:]) },
+			func() (string, []columnType, error) {
+				return addColumnsStatement(goldenDDLTable(config.DeletesHard), cols[2:])
+			},
 		} {
 			sql, _, err := build()
 			var typeErr *TypeError

@@ -1,6 +1,9 @@
 package sqltype
 
-import "testing"
+import (
+	"regexp"
+	"testing"
+)
 
 func TestParseRendersCanonically(t *testing.T) {
 	tests := map[string]string{
@@ -62,4 +65,32 @@ func TestNewChecksLimits(t *testing.T) {
 			t.Errorf("numeric%v accepted", bad)
 		}
 	}
+}
+
+// rendered is every text String may produce: a builtin's spelling or a
+// quoted lowercase name, integer modifiers, an array mark.
+var rendered = regexp.MustCompile(`^([a-z ]+|"[a-z_][a-z0-9_]*")(\(-?[0-9]+(,-?[0-9]+)?\))?( with(out)? time zone)?(\[\])?$`)
+
+// FuzzParse: whatever text a record gives as a type, what Parse accepts
+// renders as fixed spellings, one quoted name and integers, and parses
+// back to itself.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"numeric(12,2)", "numeric(10,2)); DROP TABLE victim; --", "timestamp(3) with time zone",
+		`"mood"[]`, "text not null default 'x'", "character varying(20)", "bit varying(8)", "interval(6)", "int4[][]"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		typ, err := Parse(s)
+		if err != nil {
+			return
+		}
+		out := typ.String()
+		if !rendered.MatchString(out) {
+			t.Fatalf("Parse(%q) renders as %q", s, out)
+		}
+		again, err := Parse(out)
+		if err != nil || again.String() != out {
+			t.Fatalf("Parse(%q) renders as %q, which parses to %q, %v", s, out, again, err)
+		}
+	})
 }
