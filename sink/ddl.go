@@ -53,11 +53,17 @@ func CreateTable(ctx context.Context, db Execer, cfg config.Table, cols []debezi
 	if err != nil {
 		return err
 	}
+	return runDDL(ctx, db, cfg, "create", sql, types)
+}
+
+// runDDL checks the types a built statement names in the target, then
+// runs it; what names the statement in its error.
+func runDDL(ctx context.Context, db Execer, cfg config.Table, what, sql string, types []columnType) error {
 	if err := checkTypes(ctx, db, cfg, types); err != nil {
 		return err
 	}
 	if _, err := db.Exec(ctx, sql); err != nil {
-		return fmt.Errorf("sink: %s: create %s: %w", cfg.Path, cfg.Target, err)
+		return fmt.Errorf("sink: %s: %s %s: %w", cfg.Path, what, cfg.Target, err)
 	}
 	return nil
 }
@@ -149,13 +155,7 @@ func AddColumns(ctx context.Context, db Execer, cfg config.Table, cols []debeziu
 	if err != nil {
 		return err
 	}
-	if err := checkTypes(ctx, db, cfg, types); err != nil {
-		return err
-	}
-	if _, err := db.Exec(ctx, sql); err != nil {
-		return fmt.Errorf("sink: %s: add columns to %s: %w", cfg.Path, cfg.Target, err)
-	}
-	return nil
+	return runDDL(ctx, db, cfg, "add columns to", sql, types)
 }
 
 // addColumnsStatement builds AddColumns' statement; cols have their target

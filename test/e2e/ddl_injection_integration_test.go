@@ -35,7 +35,7 @@ type injectionPipeline struct {
 
 func newInjectionPipeline(t *testing.T) *injectionPipeline {
 	st := stacktest.New(t)
-	ip := &injectionPipeline{st: st, topic: st.TopicPrefix + ".public.all_types", targetURL: stacktest.OwnedTargetDatabase(t)}
+	ip := &injectionPipeline{st: st, topic: st.TopicPrefix + ".public.items", targetURL: stacktest.OwnedTargetDatabase(t)}
 	ctx := context.Background()
 	var err error
 	if ip.target, err = pgx.Connect(ctx, ip.targetURL); err != nil {
@@ -93,24 +93,10 @@ func withPrecision(t *testing.T, value []byte, precision string) []byte {
 	return param.ReplaceAllLiteral(value, append([]byte(`"connect.decimal.precision":`), quoted...))
 }
 
+// config writes the topic into public.items, created from the records'
+// schema, under errors.tolerance (top-level, after the table entry).
 func (ip *injectionPipeline) config(tolerance string) string {
-	return fmt.Sprintf(`
-kafka:
-  bootstrap.servers: %s
-  group.id: %s
-postgres:
-  url: ${TARGET_URL}
-apply:
-  batch: { max_records: 100, max_wait: 50ms }
-metrics:
-  listen: 127.0.0.1:0
-errors:
-  tolerance: %s
-tables:
-  - topic: %s
-    target: public.all_types
-    schema: { create: true }
-`, ip.st.Env.KafkaBootstrap, ip.st.ID, tolerance, ip.topic)
+	return itemsConfig(ip.st, ip.topic, "    schema: { create: true }\nerrors:\n  tolerance: "+tolerance+"\n")
 }
 
 func (ip *injectionPipeline) victimRows(t *testing.T) int {
@@ -133,7 +119,7 @@ func TestE2EHostileDecimalPrecision(t *testing.T) {
 	ctx := context.Background()
 	eventually(t, 60*time.Second, "the good record applied after the hostile one", func() (bool, string) {
 		var rows int
-		err := ip.target.QueryRow(ctx, `SELECT count(*) FROM public.all_types`).Scan(&rows)
+		err := ip.target.QueryRow(ctx, `SELECT count(*) FROM public.items`).Scan(&rows)
 		return err == nil && rows == 1, fmt.Sprintf("rows %d, %v", rows, err)
 	})
 	var offset int64
@@ -143,15 +129,16 @@ func TestE2EHostileDecimalPrecision(t *testing.T) {
 		t.Fatalf("no dead letter for the hostile record: %v", err)
 	}
 	if offset != 0 || !strings.Contains(reason, "connect.decimal.precision") || !strings.Contains(reason, "is not an integer") ||
-		!strings.Contains(reason, "c_numeric") || target != "public.all_types" {
+		!strings.Contains(reason, "c_numeric") || target != "public.items" {
 		t.Errorf("dead letter at offset %d for %q: %q; want offset 0 and a reason naming c_numeric's connect.decimal.precision", offset, target, reason)
 	}
+	t.Logf("dead letter of offset %d: %s", offset, reason)
 	if n := ip.victimRows(t); n != 1 {
 		t.Errorf("victim has %d rows, want 1", n)
 	}
 	var numericType string
 	if err := ip.target.QueryRow(ctx, `SELECT format_type(atttypid, atttypmod) FROM pg_attribute
-		WHERE attrelid = 'public.all_types'::regclass AND attname = 'c_numeric'`).Scan(&numericType); err != nil || numericType != "numeric(12,2)" {
+		WHERE attrelid = 'public.items'::regclass AND attname = 'c_numeric'`).Scan(&numericType); err != nil || numericType != "numeric(12,2)" {
 		t.Errorf("c_numeric created as %q (%v), want numeric(12,2) from the good record", numericType, err)
 	}
 	if code, _ := p.stop(30 * time.Second); code != 0 {
@@ -180,13 +167,13 @@ func TestE2EHostileDecimalPrecisionToleranceNone(t *testing.T) {
 	// Routing the batch may have created the target from the good record
 	// after the hostile one; no row may be written past the stop.
 	var created bool
-	if err := ip.target.QueryRow(ctx, `SELECT to_regclass('public.all_types') IS NOT NULL`).Scan(&created); err != nil {
+	if err := ip.target.QueryRow(ctx, `SELECT to_regclass('public.items') IS NOT NULL`).Scan(&created); err != nil {
 		t.Fatal(err)
 	}
 	if created {
 		var rows int
-		if err := ip.target.QueryRow(ctx, `SELECT count(*) FROM public.all_types`).Scan(&rows); err != nil || rows != 0 {
-			t.Errorf("public.all_types has %d rows (%v), want none past the stop", rows, err)
+		if err := ip.target.QueryRow(ctx, `SELECT count(*) FROM public.items`).Scan(&rows); err != nil || rows != 0 {
+			t.Errorf("public.items has %d rows (%v), want none past the stop", rows, err)
 		}
 	}
 	if n := ip.victimRows(t); n != 1 {
