@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/debezium"
 	"github.com/pgsink/pgsink/dedup"
@@ -78,7 +79,8 @@ func (in builderInput) harmless() builderInput {
 	return in
 }
 
-// statements are every statement the builders make for an input; nil
+// statements are every statement the builders make for an input (the
+// table's, and the dead-letter and offset statements of pgsink's schema); nil
 // when Validate refuses its table.
 func (in builderInput) statements() []string {
 	t, ok := in.table()
@@ -98,7 +100,9 @@ func (in builderInput) statements() []string {
 		}
 	}
 	dl, _ := dedup.NewDeadLetters(in.Own).Insert(dedup.DeadLetter{Topic: in.Table, Target: t.Ref(), Error: in.Column})
-	return append(out, dl)
+	var advance pgx.Batch
+	_ = dedup.NewOffsets(in.Own).QueueAdvance(&advance, dedup.Claim{PartitionID: dedup.PartitionID{Group: in.Key, Topic: in.Table}}, 1)
+	return append(out, dl, advance.QueuedQueries[0].SQL)
 }
 
 // ddlInput is one input of FuzzDDL: a schema.create table's names and the
