@@ -17,7 +17,7 @@ INTEGRATION_TAGS := integration
 TEST_TIMEOUT ?= 25m
 
 .PHONY: help build test test-unit test-integration lint stack-up stack-down stack-env stack-status \
-        fixtures demo demo-clean bench bench-sink clean docker-check faults
+        fixtures demo demo-clean bench bench-sink clean docker-check faults fuzz
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -49,6 +49,18 @@ test-unit: ## unit tests only: no services needed
 test-integration: stack-up ## integration and end-to-end tests only
 	set -a && source $(STACK_ENV) && set +a && \
 	  $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -tags $(INTEGRATION_TAGS) -run 'Integration|E2E' ./...
+
+# Each fuzz target, as package:target, runs FUZZTIME on its own (go test
+# -fuzz takes one target at a time); new failing inputs land in the
+# package's testdata/fuzz, the committed corpus every `go test` replays.
+FUZZTIME ?= 20s
+FUZZ_TARGETS := ./internal/sqltype:FuzzParse ./debezium:FuzzColumnType ./debezium:FuzzDecode \
+                ./sink:FuzzDDL ./sink:FuzzStatementBuilders
+fuzz: ## run each fuzz target (DDL, statement builders, type mapping, decoder) for FUZZTIME (20s) each
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "fuzz $${t#*:} in $${t%:*} for $(FUZZTIME)"; \
+	  $(GO) test -run XXX -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) "$${t%:*}"; \
+	done
 
 lint: ## gofmt, go vet and staticcheck (staticcheck.conf, pinned in go.mod)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

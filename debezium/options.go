@@ -39,6 +39,9 @@ type Column struct {
 	// "timestamp(3) without time zone", "integer[]", "mood".
 	Type    string
 	NotNull bool
+	// TypeErr says why the event's schema gives the column no valid type
+	// (Type is then empty): a parameter PostgreSQL would refuse in DDL.
+	TypeErr error
 }
 
 // Options configure a Decoder. The zero value decodes Debezium's defaults:

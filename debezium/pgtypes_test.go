@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/pgsink/pgsink/internal/sqltype"
 	"github.com/pgsink/pgsink/test/recording"
 )
 
@@ -49,14 +50,84 @@ func TestColumnsFromRecordedSchema(t *testing.T) {
 	}
 }
 
-func TestSourceColumnTypeIsPreferredAndSafe(t *testing.T) {
-	cs := &connectSchema{Type: "string", Parameters: map[string]string{
-		"__debezium.source.column.type": "VARCHAR", "__debezium.source.column.length": "20"}}
-	if got := pgTypeOf(cs); got != "varchar(20)" {
-		t.Errorf("propagated VARCHAR(20) maps to %q", got)
+func TestSourceColumnTypeIsPreferred(t *testing.T) {
+	tests := []struct {
+		params map[string]string
+		want   string
+	}{
+		{map[string]string{"__debezium.source.column.type": "VARCHAR", "__debezium.source.column.length": "20"}, "character varying(20)"},
+		{map[string]string{"__debezium.source.column.type": "VARCHAR", "__debezium.source.column.length": "2147483647"}, "character varying"},
+		{map[string]string{"__debezium.source.column.type": "NUMERIC", "__debezium.source.column.length": "12", "__debezium.source.column.scale": "2"}, "numeric(12,2)"},
+		{map[string]string{"__debezium.source.column.type": "NUMERIC", "__debezium.source.column.length": "12"}, "numeric(12)"},
+		{map[string]string{"__debezium.source.column.type": "NUMERIC", "__debezium.source.column.length": "0", "__debezium.source.column.scale": "0"}, "numeric"},
+		{map[string]string{"__debezium.source.column.type": "TIMESTAMPTZ", "__debezium.source.column.length": "35"}, "timestamp with time zone"},
+		{map[string]string{"__debezium.source.column.type": "MOOD"}, `"mood"`},
+		{map[string]string{"__debezium.source.column.type": "_INT4"}, `"_int4"`},
 	}
-	cs.Parameters["__debezium.source.column.type"] = `text"; DROP TABLE x; --`
-	if got := pgTypeOf(cs); got != "text" {
-		t.Errorf("a hostile source type name gave %q, want the plain mapping", got)
+	for _, tt := range tests {
+		got, err := pgTypeOf(&connectSchema{Type: "string", Parameters: tt.params})
+		if err != nil || got.String() != tt.want {
+			t.Errorf("%v maps to %q, %v; want %q", tt.params, got, err, tt.want)
+		}
+	}
+}
+
+// TestHostileTypeParametersAreErrors: a schema parameter that would put
+// text of the record into DDL is a column type error, never SQL (issue 21).
+func TestHostileTypeParametersAreErrors(t *testing.T) {
+	tests := []*connectSchema{
+		{Type: "bytes", Name: nameDecimal, Parameters: map[string]string{"connect.decimal.precision": "10,2)); DROP TABLE victim; --", "scale": "2"}},
+		{Type: "bytes", Name: nameDecimal, Parameters: map[string]string{"connect.decimal.precision": "10", "scale": "2); DROP TABLE victim; --"}},
+		{Type: "bytes", Name: nameDecimal, Parameters: map[string]string{"connect.decimal.precision": "1001", "scale": "2"}},
+		{Type: "bytes", Name: nameDecimal, Parameters: map[string]string{"connect.decimal.precision": "0", "scale": "0"}},
+		{Type: "bytes", Name: nameDecimal, Parameters: map[string]string{"connect.decimal.precision": "10", "scale": "1001"}},
+		{Type: "string", Parameters: map[string]string{"__debezium.source.column.type": `text"; DROP TABLE x; --`}},
+		{Type: "string", Parameters: map[string]string{"__debezium.source.column.type": "text not null default 1"}},
+		{Type: "string", Parameters: map[string]string{"__debezium.source.column.type": "VARCHAR", "__debezium.source.column.length": "20) NOT NULL"}},
+		{Type: "string", Parameters: map[string]string{"__debezium.source.column.type": "NUMERIC", "__debezium.source.column.length": "12", "__debezium.source.column.scale": "2000"}},
+		{Type: "array", Items: &connectSchema{Type: "bytes", Name: nameDecimal, Parameters: map[string]string{"connect.decimal.precision": "x", "scale": "0"}}},
+	}
+	for _, cs := range tests {
+		if got, err := pgTypeOf(cs); err == nil {
+			t.Errorf("%+v maps to %q, want an error", cs, got)
+		}
+		cols := columnsOf(&connectSchema{Type: "struct", Fields: []connectSchema{*withField(cs, "amount")}})
+		if cols[0].TypeErr == nil || cols[0].Type != "" {
+			t.Errorf("%+v: column %+v, want no type and a TypeErr", cs, cols[0])
+		}
+	}
+}
+
+func withField(cs *connectSchema, name string) *connectSchema {
+	c := *cs
+	c.Field = name
+	return &c
+}
+
+// TestRecordedSchemasMapToDDLTypes: every column of every recorded change
+// event maps to a type DDL accepts, so the checks that refuse hostile
+// schemas refuse nothing the real Debezium sends.
+func TestRecordedSchemasMapToDDLTypes(t *testing.T) {
+	checked := 0
+	for _, fx := range loadFixtures(t) {
+		d := NewDecoder(fx.options())
+		for _, r := range fx.records {
+			ch, err := d.Decode(toRecord(r))
+			if err != nil {
+				continue // fixtures_test checks decoding; here only the types matter
+			}
+			for _, c := range ch.Columns {
+				checked++
+				if c.TypeErr != nil {
+					t.Fatalf("%s: %s@%d: column %q: %v", fx.name, r.Topic, r.Offset, c.Name, c.TypeErr)
+				}
+				if typ, err := sqltype.Parse(c.Type); err != nil || typ.String() != c.Type {
+					t.Fatalf("%s: %s@%d: column %q type %q parses to %q, %v", fx.name, r.Topic, r.Offset, c.Name, c.Type, typ, err)
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no recorded column checked")
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/debezium"
 	"github.com/pgsink/pgsink/sink/catalog"
@@ -34,12 +36,10 @@ type Router struct {
 	tables map[string]*Table // by target, so topics sharing a table share it
 }
 
-// NewRouter returns a Router over the target db.
-func NewRouter(cfg *config.Config, db interface {
-	catalog.Querier
-	Execer
-}) *Router {
-	return &Router{cfg: cfg.Router(), q: db, db: db, routes: map[string]*route{}, tables: map[string]*Table{}}
+// NewRouter returns a Router over the target pool. Its DDL runs one
+// statement per call (oneStatement).
+func NewRouter(cfg *config.Config, pool *pgxpool.Pool) *Router {
+	return &Router{cfg: cfg.Router(), q: pool, db: oneStatement{pool}, routes: map[string]*route{}, tables: map[string]*Table{}}
 }
 
 // Format says how to decode a topic, from the configuration alone.
@@ -155,24 +155,33 @@ func (r *Router) NewDecoder() *debezium.Decoder {
 // nothing: tombstones, transaction markers, logical messages. A record that
 // does not decode is an Item with Err, for the dead letters; its Table names
 // the configured target when there is one (only for the dead letter's target
-// column, so a missing one is no reason to stop). An error means the record
-// cannot be routed at all (no table for its topic, the target missing, its
-// catalog unreadable): no reason to dead-letter it.
+// column, so a missing one is no reason to stop). So is a record whose
+// schema asks for a column type no DDL may name (TypeError). An error means
+// the record cannot be routed at all (no table for its topic, the target
+// missing, its catalog unreadable): no reason to dead-letter it.
 func (r *Router) Item(ctx context.Context, dec *debezium.Decoder, rec debezium.Record) (Item, bool, error) {
 	ch, err := dec.Decode(rec)
 	if err != nil {
-		var table *Table
-		if tc, cerr := r.cfg.Resolve(rec.Topic); cerr == nil {
-			table = &Table{Schema: tc.Target.Schema, Name: tc.Target.Name}
-		}
-		return Item{Record: rec, Table: table, Err: err}, true, nil
+		return r.failed(rec, err), true, nil
 	}
 	if ch.Kind != debezium.KindChange && ch.Kind != debezium.KindOutbox {
 		return Item{}, false, nil
 	}
 	rt, err := r.resolve(ctx, &ch)
+	if typeErr := (*TypeError)(nil); errors.As(err, &typeErr) {
+		return r.failed(rec, err), true, nil
+	}
 	if err != nil {
 		return Item{}, false, err
 	}
 	return Item{Record: rec, Table: rt.table, Change: ch}, true, nil
+}
+
+// failed is the Item of a record that goes to the dead letters for err.
+func (r *Router) failed(rec debezium.Record, err error) Item {
+	var table *Table
+	if tc, cerr := r.cfg.Resolve(rec.Topic); cerr == nil {
+		table = &Table{Schema: tc.Target.Schema, Name: tc.Target.Name}
+	}
+	return Item{Record: rec, Table: table, Err: err}
 }

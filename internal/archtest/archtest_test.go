@@ -13,10 +13,10 @@ const module = "github.com/pgsink/pgsink/"
 var allowed = map[string][]string{
 	"cmd/pgsink":      {"config", "connector", "debezium", "dedup", "sink", "sink/catalog", "sink/pgcopy", "internal/faults"},
 	"connector":       {"config", "debezium", "dedup", "sink", "sink/catalog", "internal/faults", "internal/backoff"},
-	"sink":            {"config", "debezium", "dedup", "sink/catalog", "sink/pgcopy", "internal/backoff"},
+	"sink":            {"config", "debezium", "dedup", "sink/catalog", "sink/pgcopy", "internal/backoff", "internal/sqltype"},
 	"sink/catalog":    {"config"},
 	"sink/pgcopy":     {"internal/decimal"},
-	"debezium":        {"internal/decimal"},
+	"debezium":        {"internal/decimal", "internal/sqltype"},
 	"dedup":           {"config"},
 	"config":          {},
 	"internal/faults": {"debezium"},

@@ -1,0 +1,1 @@
+ALTER TABLE "App ""Prod"""."Order; DROP TABLE x" ADD COLUMN IF NOT EXISTS "amount" numeric(12,2), ADD COLUMN IF NOT EXISTS "note" character varying(20), ADD COLUMN IF NOT EXISTS "at" timestamp(3) with time zone, ADD COLUMN IF NOT EXISTS "mood" "mood"
