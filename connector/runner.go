@@ -113,6 +113,7 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 		deadLetters: &deadLetterTopic{group: cfg.Kafka["group.id"], metrics: opts.Metrics},
 		workers:     map[dedup.PartitionID]*partition{},
 	}
+	r.router.OnSchemaChange(func(c sink.SchemaChange) { reportSchemaChange(opts.Log, opts.Metrics, c) })
 	if cfg.Errors.DeadLetter.Destination == config.DestinationTopic && cfg.Errors.Tolerance == config.ToleranceAll {
 		producer, err := kafka.NewProducer(producerConfig(cfg))
 		if err != nil {
