@@ -40,6 +40,13 @@ func TestDriftGolden(t *testing.T) {
 		"stored_keys.sql":      keysHard,
 		"stored_keys_soft.sql": keysSoft,
 	}
+	compareGolden(t, cases)
+}
+
+// compareGolden compares each statement with its golden file in
+// testdata/sql, or rewrites the files with -update.
+func compareGolden(t *testing.T, cases map[string]string) {
+	t.Helper()
 	for file, got := range cases {
 		t.Run(file, func(t *testing.T) {
 			path := filepath.Join("testdata", "sql", file)

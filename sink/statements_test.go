@@ -2,9 +2,6 @@ package sink
 
 import (
 	"flag"
-
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/pgsink/pgsink/config"
@@ -82,23 +79,7 @@ func TestStatementsGolden(t *testing.T) {
 		"lock_target.sql":           hard.lockTarget,
 		"table_revision.sql":        tableRevision,
 	}
-	for file, got := range cases {
-		t.Run(file, func(t *testing.T) {
-			path := filepath.Join("testdata", "sql", file)
-			if *update {
-				if err := os.WriteFile(path, []byte(got+"\n"), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test ./sink -run Golden -update to create it)", err)
-			}
-			if got+"\n" != string(want) {
-				t.Errorf("%s changed; review and rerun with -update if intended.\n--- got:\n%s\n--- want:\n%s", file, got, want)
-			}
-		})
-	}
+	compareGolden(t, cases)
 }
 
 func TestValidateRejects(t *testing.T) {

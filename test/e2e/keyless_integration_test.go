@@ -16,14 +16,7 @@ import (
 // keylessPipeline streams a source table without a primary key (REPLICA
 // IDENTITY FULL, so Debezium sends no record key and full before images)
 // into a target keyed on (a, b), with errors.tolerance: none.
-type keylessPipeline struct {
-	st        *stacktest.T
-	targetURL string
-	target    *pgx.Conn
-	p         *process
-	port      int
-	topic     string
-}
+type keylessPipeline struct{ pipeline }
 
 const pairsColumns = `a, b, d`
 
@@ -42,7 +35,7 @@ func newKeylessPipeline(t *testing.T, snapshotRows string) *keylessPipeline {
 	if _, err := conn.Exec(context.Background(), `CREATE TABLE public.pairs (a integer, b text, d integer, _pgsink_commit_lsn bigint, _pgsink_lsn bigint, PRIMARY KEY (a, b))`); err != nil {
 		t.Fatal(err)
 	}
-	k := &keylessPipeline{st: st, targetURL: targetURL, target: conn, port: freePort(t), topic: st.TopicPrefix + ".public.pairs"}
+	k := &keylessPipeline{pipeline{st: st, targetURL: targetURL, target: conn, port: freePort(t), topic: st.TopicPrefix + ".public.pairs"}}
 	k.p = startPgsink(t, fmt.Sprintf(`
 kafka:
   bootstrap.servers: %s
@@ -76,19 +69,27 @@ func (k *keylessPipeline) converge(t *testing.T, what string) {
 // checks that its stored offset is the duplicate's.
 func (k *keylessPipeline) expectStopAt(t *testing.T, offset int64) {
 	t.Helper()
-	eventually(t, 60*time.Second, "the partition stopped on the duplicate key", func() (bool, string) {
-		v, _ := metricValue(k.port, `pgsink_partition_stopped{partition="0",topic="`+k.topic+`"}`)
-		return v == 1, fmt.Sprintf("pgsink_partition_stopped %v", v)
-	})
+	waitStoppedAt(t, k.port, k.target, k.topic, offset)
 	if logs := k.p.Logs(); !strings.Contains(logs, "two source rows share the target key") || !strings.Contains(logs, "no primary key") {
 		t.Errorf("the stop does not say that two source rows share a key:\n%s", logs)
 	}
+}
+
+// waitStoppedAt waits until partition 0 of topic is stopped
+// (pgsink_partition_stopped on the metrics port) and checks that its stored
+// position is offset: the record it stopped at was not passed.
+func waitStoppedAt(t *testing.T, port int, target *pgx.Conn, topic string, offset int64) {
+	t.Helper()
+	eventually(t, 60*time.Second, "the partition stopped", func() (bool, string) {
+		v, _ := metricValue(port, `pgsink_partition_stopped{partition="0",topic="`+topic+`"}`)
+		return v == 1, fmt.Sprintf("pgsink_partition_stopped %v", v)
+	})
 	var next int64
-	if err := k.target.QueryRow(context.Background(), `SELECT next_offset FROM pgsink.offsets WHERE topic = $1 AND partition = 0`, k.topic).Scan(&next); err != nil {
+	if err := target.QueryRow(context.Background(), `SELECT next_offset FROM pgsink.offsets WHERE topic = $1 AND partition = 0`, topic).Scan(&next); err != nil {
 		t.Fatal(err)
 	}
 	if next != offset {
-		t.Errorf("stored offset %d, want %d (the duplicate's own)", next, offset)
+		t.Errorf("stored offset %d, want %d: the record the partition stopped at must not be passed", next, offset)
 	}
 }
 
