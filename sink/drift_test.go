@@ -102,6 +102,9 @@ func TestDiffSchema(t *testing.T) {
 			if added != tt.added || missing != tt.missing {
 				t.Errorf("added %q missing %q, want %q and %q", added, missing, tt.added, tt.missing)
 			}
+			if got, want := matches(&cfg, tbl, tt.cols), tt.name == "same"; got != want {
+				t.Errorf("matches = %v, want %v (only the unchanged schema skips the catalog)", got, want)
+			}
 			if _, _, rename := d.rename(); rename != tt.rename {
 				t.Errorf("rename %v, want %v", rename, tt.rename)
 			}

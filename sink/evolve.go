@@ -17,6 +17,12 @@ import (
 // schema lacks. Called under r.mu, once per event schema and route.
 func (r *Router) drift(ctx context.Context, rt *route, ch *debezium.Change) (*Table, error) {
 	cfg := rt.cfg
+	if matches(cfg, rt.table, ch.Columns) {
+		// The common case, a new decoder meeting the schema already
+		// known: no catalog read, which would make a partition's start
+		// depend on the target answering.
+		return rt.table, nil
+	}
 	cat, base, err := r.readResolved(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -138,3 +144,27 @@ func (r *Router) once(c SchemaChange) bool {
 
 // note reports a change pgsink made: each is its own event, never deduplicated.
 func (r *Router) note(c SchemaChange) { r.observe(c) }
+
+// matches reports whether an event schema carries exactly the columns t
+// writes: every field the configuration keeps has its column, and every
+// column its field. A false answer is checked against the catalog, which
+// knows the columns t does not write (generated, bookkeeping).
+func matches(cfg *config.Table, t *Table, cols []debezium.Column) bool {
+	written := make(map[string]bool, len(t.Columns))
+	for _, c := range t.Columns {
+		written[c.Name] = true
+	}
+	carried := make(map[string]bool, len(cols))
+	for _, c := range cols {
+		carried[c.Name] = true
+		if target, ok := cfg.Columns.Column(c.Name); ok && !written[target] {
+			return false
+		}
+	}
+	for _, c := range t.Columns {
+		if !carried[c.Source] {
+			return false
+		}
+	}
+	return true
+}
