@@ -132,6 +132,11 @@ func keylessChanges(items []Item, lo, hi int) (out []keylessChange, creates int)
 		for _, k := range m.keyCols {
 			c.values = append(c.values, r.values[k])
 		}
+		if moved, ok := movedFrom(m, ch, i, c.key); ok {
+			// An update that changes the key leaves its old key: a row
+			// created there later is no duplicate.
+			out = append(out, keylessChange{item: i, ref: c.ref, table: t, op: debezium.OpDelete, version: ch.Version, key: moved})
+		}
 		out = append(out, c)
 		if ch.Op == debezium.OpCreate || ch.Op == debezium.OpRead {
 			creates++
@@ -224,4 +229,19 @@ func storedKeysQuery(t *Table, chunk []keylessChange) (string, []any) {
 		" FROM (VALUES " + strings.Join(values, ", ") + ") AS v(" + strings.Join(names, ", ") + ")" +
 		" JOIN " + t.Ident() + " AS t ON " + strings.Join(match, " AND ") + live +
 		" WHERE t." + q(t.CommitColumn) + " IS NOT NULL", args
+}
+
+// movedFrom returns the key an update's before image had, when it differs
+// from the key of its after image (key).
+func movedFrom(m *rowMaker, ch *debezium.Change, item int, key string) (string, bool) {
+	if ch.Op != debezium.OpUpdate || ch.Before == nil {
+		return "", false
+	}
+	before := debezium.Change{Kind: ch.Kind, Op: debezium.OpDelete, Before: ch.Before, Version: ch.Version}
+	r, err := m.toRow(&before, item)
+	if err != nil {
+		return "", false
+	}
+	old := string(m.appendKey(nil, r))
+	return old, old != key
 }
