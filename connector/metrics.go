@@ -8,22 +8,19 @@ import (
 // Metrics are the connector's Prometheus series. Tables are labelled by
 // their schema-qualified target name, partitions by topic and number.
 type Metrics struct {
-	Consumed    *prometheus.CounterVec // topic
-	Applied     *prometheus.CounterVec // table, op (upsert|delete|truncate)
-	DeadLetters *prometheus.CounterVec // topic, destination
-	Skipped     *prometheus.CounterVec // topic, reason (no_table|not_owned|below_position|no_write)
-	Fenced      prometheus.Counter     // batches rejected because another owner holds the epoch
-	Unresolved  *prometheus.CounterVec // table: rows created with unchanged-TOAST columns nobody holds
-	// SchemaChanges counts each difference between a source schema and
-	// its target, once per table and column, and each change pgsink made.
-	SchemaChanges *prometheus.CounterVec // table, change (sink.SchemaChangeKind)
-	Rebalances    *prometheus.CounterVec // kind (assigned|revoked|lost)
-	BatchRecords  prometheus.Histogram   // records per applied batch
-	ApplySeconds  prometheus.Histogram   // duration of one Apply
-	Lag           *prometheus.GaugeVec   // topic, partition: high watermark - stored position
-	Owned         prometheus.Gauge       // partitions this instance applies
-	Buffered      prometheus.Gauge       // fetched but unapplied key+value bytes
-	Retries       prometheus.Counter     // transient errors retried
+	Consumed     *prometheus.CounterVec // topic
+	Applied      *prometheus.CounterVec // table, op (upsert|delete|truncate)
+	DeadLetters  *prometheus.CounterVec // topic, destination
+	Skipped      *prometheus.CounterVec // topic, reason (no_table|not_owned|below_position|no_write)
+	Fenced       prometheus.Counter     // batches rejected because another owner holds the epoch
+	Unresolved   *prometheus.CounterVec // table: rows created with unchanged-TOAST columns nobody holds
+	Rebalances   *prometheus.CounterVec // kind (assigned|revoked|lost)
+	BatchRecords prometheus.Histogram   // records per applied batch
+	ApplySeconds prometheus.Histogram   // duration of one Apply
+	Lag          *prometheus.GaugeVec   // topic, partition: high watermark - stored position
+	Owned        prometheus.Gauge       // partitions this instance applies
+	Buffered     prometheus.Gauge       // fetched but unapplied key+value bytes
+	Retries      prometheus.Counter     // transient errors retried
 	// InsertConflicts counts batches applied a second time, with upserts
 	// only, after a create met a key the target already held.
 	InsertConflicts *prometheus.CounterVec // table
@@ -36,6 +33,9 @@ type Metrics struct {
 	// and apply: Kafka's delivery and pgsink's fetch buffer. It tells a
 	// slow consumer from a slow target.
 	ReceiveLatency prometheus.Histogram
+	// SchemaChanges counts each difference between a source schema and
+	// its target, once per table and column, and each change pgsink made.
+	SchemaChanges *prometheus.CounterVec // table, change (sink.SchemaChangeKind)
 	// BufferFull is the time the poll loop took no records because the
 	// buffer budget was spent; Pauses counts partition pauses by reason.
 	BufferFull prometheus.Counter
@@ -59,8 +59,6 @@ func NewMetrics() *Metrics {
 			Help: "Records passed over, by reason: no_write (tombstones, transaction markers, messages), below_position (redelivered), not_owned, event_type (outbox type filter), duplicate (outbox event id already applied), stale (older than the target row: refused by the version guard or a tombstone)."}, []string{"topic", "reason"}),
 		Unresolved: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_unresolved_unchanged_rows_total",
 			Help: "Rows created from an event with Debezium's unchanged-TOAST placeholder while the target held no row to keep the value from: those columns were written as NULL. Set REPLICA IDENTITY FULL on the source table."}, []string{"table"}),
-		SchemaChanges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_schema_changes_total",
-			Help: "Source schema differences seen (once per table and column: new_field, missing_field, likely_rename) and changes pgsink made to a target for them (add_column, drop_not_null)."}, []string{"table", "change"}),
 		Fenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_fenced_batches_total",
 			Help: "Batches rejected because another instance claimed the partition (a zombie write stopped)."}),
 		Rebalances: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_rebalances_total",
@@ -93,11 +91,14 @@ func NewMetrics() *Metrics {
 			Help: "Seconds the poll loop took no records because apply.max_buffered_bytes was spent. While it grows as fast as the clock, the apply, not Kafka, sets the pace; a larger budget buys larger batches and a little throughput."}),
 		Pauses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_partition_pauses_total",
 			Help: "Partitions paused, by reason: queue_full (a partition's worker is behind), buffer_full (the budget stayed spent for half a second, so every partition is paused to keep serving the group). librdkafka drops a paused partition's prefetched records and fetches them again after the resume."}, []string{"reason"}),
+		SchemaChanges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_schema_changes_total",
+			Help: "Source schema differences seen (once per table and column: new_field, missing_field, likely_rename) and changes pgsink made to a target for them (add_column, drop_not_null)."}, []string{"table", "change"}),
 		registry: r,
 	}
-	r.MustRegister(m.Consumed, m.Applied, m.DeadLetters, m.Skipped, m.Fenced, m.Unresolved, m.SchemaChanges, m.Rebalances, m.BatchRecords,
+	r.MustRegister(m.Consumed, m.Applied, m.DeadLetters, m.Skipped, m.Fenced, m.Unresolved, m.Rebalances, m.BatchRecords,
 		m.ApplySeconds, m.Lag, m.Owned, m.Buffered, m.Retries, m.InsertConflicts, m.Stopped, m.EndToEnd, m.RecordLatency, m.ReceiveLatency,
 		m.BufferFull, m.Pauses)
+	r.MustRegister(m.SchemaChanges)
 	return m
 }
 

@@ -106,11 +106,11 @@ func (a *Applier) queueSpan(ctx context.Context, x *txn, s span) error {
 			return err
 		}
 	}
-	if a.opts.AsyncCommit {
-		x.queue.Queue("SET LOCAL synchronous_commit = off")
-	}
 	if err := a.checkUniqueAtSource(ctx, x, s.batch.Items, s.lo, s.hi); err != nil {
 		return err
+	}
+	if a.opts.AsyncCommit {
+		x.queue.Queue("SET LOCAL synchronous_commit = off")
 	}
 	if err := a.write(ctx, x, s.batch.Items, s.lo, s.hi); err != nil {
 		return err
