@@ -81,13 +81,24 @@ const (
 	TruncateIgnore Truncate = "ignore"
 )
 
-// Evolve is what pgsink may change in an existing target table.
+// Evolve is what pgsink does when a source's schema drifts from its
+// existing target table. Whatever the value, every difference is logged
+// and counted once per table.
 type Evolve string
 
 // Evolve values.
 const (
-	EvolveNone       Evolve = "none"
+	// EvolveNone changes nothing: new fields are not written, columns the
+	// source stopped sending are left alone.
+	EvolveNone Evolve = "none"
+	// EvolveAddColumns adds the new fields as nullable columns.
 	EvolveAddColumns Evolve = "add_columns"
+	// EvolveFollow adds new columns and relaxes NOT NULL on the columns
+	// the source stopped sending.
+	EvolveFollow Evolve = "follow"
+	// EvolveStrict stops the partition, offset unmoved, at the first
+	// record whose fields differ from the target's columns.
+	EvolveStrict Evolve = "strict"
 )
 
 // LogFormat is the zap encoder.
@@ -124,7 +135,9 @@ func (v *Deletes) parseScalar(s string) error {
 	return parseEnum(v, s, DeletesHard, DeletesSoft, DeletesIgnore)
 }
 func (v *Truncate) parseScalar(s string) error { return parseEnum(v, s, TruncateApply, TruncateIgnore) }
-func (v *Evolve) parseScalar(s string) error   { return parseEnum(v, s, EvolveNone, EvolveAddColumns) }
+func (v *Evolve) parseScalar(s string) error {
+	return parseEnum(v, s, EvolveNone, EvolveAddColumns, EvolveFollow, EvolveStrict)
+}
 func (v *LogFormat) parseScalar(s string) error {
 	return parseEnum(v, s, LogFormatJSON, LogFormatConsole)
 }

@@ -103,7 +103,7 @@ func TestRules(t *testing.T) {
 		{name: "version column is key", body: table + "    key: [_pgsink_lsn]\n", want: []string{`tables[0].key: "_pgsink_lsn" is also a version column`}},
 		{name: "version off refused", body: table + "    version: { guard: false, commit_column: '' }\n", want: []string{"tables[0].version.guard: false is not supported: the guard is what makes replays safe"}},
 		{name: "version off on outbox", body: "tables:\n  - topic: o\n    format: outbox\n    target: public.orders\n    key: [id]\n    version: { guard: false }\n"},
-		{name: "evolve value", body: table + "    schema: { evolve: everything }\n", want: []string{`tables[0].schema.evolve: must be one of none, add_columns; got "everything"`}},
+		{name: "evolve value", body: table + "    schema: { evolve: everything }\n", want: []string{`tables[0].schema.evolve: must be one of none, add_columns, follow, strict; got "everything"`}},
 
 		// formats
 		{name: "format value", body: table + "    format: avro\n", want: []string{`tables[0].format: must be one of table, outbox; got "avro"`}},

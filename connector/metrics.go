@@ -37,6 +37,9 @@ type Metrics struct {
 	// and apply: Kafka's delivery and pgsink's fetch buffer. It tells a
 	// slow consumer from a slow target.
 	ReceiveLatency prometheus.Histogram
+	// SchemaChanges counts each difference between a source schema and
+	// its target, once per table and column, and each change pgsink made.
+	SchemaChanges *prometheus.CounterVec // table, change (sink.SchemaChangeKind)
 	// BufferFull is the time the poll loop took no records because the
 	// buffer budget was spent; Pauses counts partition pauses by reason.
 	BufferFull prometheus.Counter
@@ -94,11 +97,14 @@ func NewMetrics() *Metrics {
 			Help: "Seconds the poll loop took no records because apply.max_buffered_bytes was spent. While it grows as fast as the clock, the apply, not Kafka, sets the pace; a larger budget buys larger batches and a little throughput."}),
 		Pauses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_partition_pauses_total",
 			Help: "Partitions paused, by reason: queue_full (a partition's worker is behind), buffer_full (the budget stayed spent for half a second, so every partition is paused to keep serving the group). librdkafka drops a paused partition's prefetched records and fetches them again after the resume."}, []string{"reason"}),
+		SchemaChanges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_schema_changes_total",
+			Help: "Source schema differences seen (once per table and column: new_field, missing_field, likely_rename) and changes pgsink made to a target for them (add_column, drop_not_null)."}, []string{"table", "change"}),
 		registry: r,
 	}
 	r.MustRegister(m.Consumed, m.Applied, m.DeadLetters, m.Skipped, m.Fenced, m.Unresolved, m.Rebalances, m.BatchRecords,
 		m.ApplySeconds, m.Lag, m.Owned, m.Buffered, m.Retries, m.Panics, m.InsertConflicts, m.Stopped, m.EndToEnd, m.RecordLatency, m.ReceiveLatency,
 		m.BufferFull, m.Pauses)
+	r.MustRegister(m.SchemaChanges)
 	return m
 }
 

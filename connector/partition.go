@@ -171,7 +171,12 @@ func (p *partition) run() {
 			return
 		}
 		if err != nil {
-			p.fail("cannot resolve the topic's target table; the offset is not moved", err)
+			what := "cannot resolve the topic's target table; the offset is not moved"
+			var drift *sink.SchemaDriftError
+			if errors.As(err, &drift) {
+				what = "the source schema differs from the target and schema.evolve is strict; the offset is not moved"
+			}
+			p.fail(what, err)
 			p.releaseHeld()
 			p.park()
 			return

@@ -119,6 +119,7 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 		deadLetters: &deadLetterTopic{group: cfg.Kafka["group.id"], owner: owner, metrics: opts.Metrics},
 		workers:     map[dedup.PartitionID]*partition{},
 	}
+	r.router.OnSchemaChange(func(c sink.SchemaChange) { reportSchemaChange(opts.Log, opts.Metrics, c) })
 	if cfg.Errors.DeadLetter.Destination == config.DestinationTopic && cfg.Errors.Tolerance == config.ToleranceAll {
 		pc := producerConfig(cfg)
 		logs := logsToChannel(pc)

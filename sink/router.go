@@ -17,16 +17,18 @@ import (
 type route struct {
 	cfg   *config.Table
 	table *Table
-	// checked is the first column of the event schema last compared with
-	// the target (schema.evolve): Changes of one schema share the slice.
-	checked *debezium.Column
+	// bySchema is the table each event schema met so far writes to (see
+	// Router.drift), by the schema's first column: Changes decoded with
+	// one schema share the slice. Cleared when the target changes.
+	bySchema map[*debezium.Column]*Table
 }
 
 // Router resolves topics to target tables: the configuration names the
 // table, the target catalog gives its columns. With schema.create it creates
-// a missing target from the first event; with schema.evolve add_columns it
-// adds the columns an event brings that the target lacks. `pgsink run` and
-// `pgsink dlq retry` route through it alike. It is safe for concurrent use.
+// a missing target from the first event; it compares each new event schema
+// with the target and acts as schema.evolve says (see drift.go). `pgsink
+// run` and `pgsink dlq retry` route through it alike. It is safe for
+// concurrent use.
 type Router struct {
 	cfg    *config.Router
 	q      catalog.Querier
@@ -34,12 +36,30 @@ type Router struct {
 	mu     sync.Mutex
 	routes map[string]*route
 	tables map[string]*Table // by target, so topics sharing a table share it
+	// views are the tables without the columns an event schema lacks, by
+	// target and those columns, so that every schema alike shares one
+	// (and the statements built for it).
+	views map[string]*Table
+	// reported holds each schema difference already reported, so that
+	// it is logged and counted once per table.
+	reported map[string]bool
+	observe  func(SchemaChange)
 }
 
 // NewRouter returns a Router over the target pool. Its DDL runs one
 // statement per call (oneStatement).
 func NewRouter(cfg *config.Config, pool *pgxpool.Pool) *Router {
-	return &Router{cfg: cfg.Router(), q: pool, db: oneStatement{pool}, routes: map[string]*route{}, tables: map[string]*Table{}}
+	return &Router{cfg: cfg.Router(), q: pool, db: oneStatement{pool}, routes: map[string]*route{}, tables: map[string]*Table{},
+		views: map[string]*Table{}, reported: map[string]bool{}, observe: func(SchemaChange) {}}
+}
+
+// OnSchemaChange has fn called (under the Router's lock) with each schema
+// difference and each change pgsink makes to a target, once per table and
+// column: the caller logs and counts them.
+func (r *Router) OnSchemaChange(fn func(SchemaChange)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.observe = fn
 }
 
 // Format says how to decode a topic, from the configuration alone.
@@ -54,9 +74,9 @@ func (r *Router) Format(topic string) debezium.Format {
 	return debezium.FormatTable
 }
 
-// resolve returns the route of a change's topic, creating or extending the
-// target first when the configuration asks for it.
-func (r *Router) resolve(ctx context.Context, ch *debezium.Change) (*route, error) {
+// resolve returns the table a change is written to, creating or extending
+// the target first when the configuration asks for it.
+func (r *Router) resolve(ctx context.Context, ch *debezium.Change) (*Table, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rt, ok := r.routes[ch.Topic]
@@ -65,16 +85,26 @@ func (r *Router) resolve(ctx context.Context, ch *debezium.Change) (*route, erro
 		if err != nil {
 			return nil, err
 		}
-		rt = &route{cfg: tc}
+		rt = &route{cfg: tc, bySchema: map[*debezium.Column]*Table{}}
 		if rt.table, err = r.table(ctx, tc, ch); err != nil {
 			return nil, err
 		}
 		r.routes[ch.Topic] = rt
 	}
-	if err := r.evolve(ctx, rt, ch); err != nil {
+	if rt.table.Outbox != nil || len(ch.Columns) == 0 {
+		// No schema to compare (schemas.enable=false, outbox payloads):
+		// fields the event lacks are kept as stored.
+		return rt.table, nil
+	}
+	if t, ok := rt.bySchema[&ch.Columns[0]]; ok {
+		return t, nil
+	}
+	t, err := r.drift(ctx, rt, ch)
+	if err != nil {
 		return nil, err
 	}
-	return rt, nil
+	rt.bySchema[&ch.Columns[0]] = t
+	return t, nil
 }
 
 // table reads the target catalog of tc the first time it is met.
@@ -109,42 +139,6 @@ func (r *Router) read(ctx context.Context, tc *config.Table) (*Table, error) {
 	return Resolve(*tc, cat)
 }
 
-// evolve adds the columns a change's schema has and its target lacks, once
-// per distinct schema, and points every route of that target at the
-// extended table.
-func (r *Router) evolve(ctx context.Context, rt *route, ch *debezium.Change) error {
-	if rt.cfg.Schema.Evolve != config.EvolveAddColumns || len(ch.Columns) == 0 || rt.checked == &ch.Columns[0] {
-		return nil
-	}
-	cat, err := catalog.Read(ctx, r.q, rt.cfg.Target.Schema, rt.cfg.Target.Name)
-	if err != nil {
-		return fmt.Errorf("read target catalog of %s: %w", rt.cfg.Target, err)
-	}
-	if missing := MissingColumns(*rt.cfg, cat, ch.Columns); len(missing) > 0 {
-		if err := AddColumns(ctx, r.db, *rt.cfg, missing); err != nil {
-			return err
-		}
-		if cat, err = catalog.Read(ctx, r.q, rt.cfg.Target.Schema, rt.cfg.Target.Name); err != nil {
-			return fmt.Errorf("read target catalog of %s: %w", rt.cfg.Target, err)
-		}
-	}
-	tbl, err := Resolve(*rt.cfg, cat)
-	if err != nil {
-		return err
-	}
-	if len(tbl.Columns) != len(rt.table.Columns) {
-		ref := rt.cfg.Target.String()
-		r.tables[ref] = tbl
-		for _, other := range r.routes {
-			if other.cfg.Target.String() == ref {
-				other.table = tbl
-			}
-		}
-	}
-	rt.checked = &ch.Columns[0]
-	return nil
-}
-
 // NewDecoder returns a decoder that reads each topic in the format its
 // table entry names. A decoder is for one goroutine.
 func (r *Router) NewDecoder() *debezium.Decoder {
@@ -167,14 +161,14 @@ func (r *Router) Item(ctx context.Context, dec *debezium.Decoder, rec debezium.R
 	if ch.Kind != debezium.KindChange && ch.Kind != debezium.KindOutbox {
 		return Item{}, false, nil
 	}
-	rt, err := r.resolve(ctx, &ch)
+	t, err := r.resolve(ctx, &ch)
 	if typeErr := (*TypeError)(nil); errors.As(err, &typeErr) {
 		return r.failed(rec, err), true, nil
 	}
 	if err != nil {
 		return Item{}, false, err
 	}
-	return Item{Record: rec, Table: rt.table, Change: ch}, true, nil
+	return Item{Record: rec, Table: t, Change: ch}, true, nil
 }
 
 // failed is the Item of a record that goes to the dead letters for err.

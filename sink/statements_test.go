@@ -2,7 +2,6 @@ package sink
 
 import (
 	"flag"
-
 	"os"
 	"path/filepath"
 	"testing"

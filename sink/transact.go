@@ -126,6 +126,9 @@ func (a *Applier) queueSpan(ctx context.Context, x *txn, s span) error {
 			return err
 		}
 	}
+	if err := a.checkUniqueAtSource(ctx, x, s.batch.Items, s.lo, s.hi); err != nil {
+		return err
+	}
 	if a.opts.AsyncCommit {
 		x.queue.Queue("SET LOCAL synchronous_commit = off")
 	}

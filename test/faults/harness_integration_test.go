@@ -103,8 +103,11 @@ type scenarioOptions struct {
 	partitions int
 	seedKeys   int
 	sessionMS  int // kafka session.timeout.ms
-	// evolve adds schema.evolve: add_columns to the accounts table.
-	evolve bool
+	// evolve is the accounts table's schema.evolve ("": the default).
+	evolve string
+	// extraSourceDDL and extraTargetDDL run after the tables are created, before
+	// the snapshot: a scenario's own columns.
+	extraSourceDDL, extraTargetDDL string
 }
 
 func newScenario(t *testing.T, name string, o scenarioOptions) *scenario {
@@ -122,6 +125,9 @@ func newScenario(t *testing.T, name string, o scenarioOptions) *scenario {
 	s := &scenario{t: t, name: name, st: stacktest.New(t), started: time.Now(),
 		result: &result{Scenario: name, Started: time.Now()}}
 	s.st.Exec(sourceDDL)
+	if o.extraSourceDDL != "" {
+		s.st.Exec(o.extraSourceDDL)
+	}
 	s.st.Exec(outboxSourceDDL)
 	s.topic = s.st.TopicPrefix + ".public.accounts"
 	s.outboxTopic = outboxTopic(s.st.TopicPrefix)
@@ -142,11 +148,14 @@ func newScenario(t *testing.T, name string, o scenarioOptions) *scenario {
 	t.Cleanup(func() { target.Close(context.Background()) })
 	s.target = target
 	s.exec(targetDDL)
+	if o.extraTargetDDL != "" {
+		s.exec(o.extraTargetDDL)
+	}
 	s.exec(versionTrigger)
 	s.exec(outboxTargetDDL)
 	evolve := ""
-	if o.evolve {
-		evolve = "    schema: { evolve: add_columns }\n"
+	if o.evolve != "" {
+		evolve = "    schema: { evolve: " + o.evolve + " }\n"
 	}
 
 	s.configPath = filepath.Join(t.TempDir(), "pgsink.yaml")

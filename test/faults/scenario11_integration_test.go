@@ -14,7 +14,7 @@ import (
 // target as the first event carrying them arrives, and C compares them too.
 func TestFaults11AddColumn(t *testing.T) {
 	long(t)
-	s := newScenario(t, "11 source ADD COLUMN mid-stream (evolve: add_columns)", scenarioOptions{evolve: true})
+	s := newScenario(t, "11 source ADD COLUMN mid-stream (evolve: add_columns)", scenarioOptions{evolve: "add_columns"})
 	s.result.FaultKinds = "ALTER TABLE ADD COLUMN note text, score numeric(10,3), seen_at timestamptz"
 	s.start("a")
 	s.start("b")

@@ -1,0 +1,1 @@
+UPDATE "App ""Prod"""."Order; DROP TABLE x" SET "Remarks; --" = "Notes" WHERE "Remarks; --" IS NULL AND ("_pgsink_commit_lsn", "_pgsink_lsn") < (10, 12); then, once nothing reads it: ALTER TABLE "App ""Prod"""."Order; DROP TABLE x" DROP COLUMN "Notes"

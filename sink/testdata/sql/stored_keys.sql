@@ -1,0 +1,1 @@
+SELECT v.n, t."_pgsink_commit_lsn", t."_pgsink_lsn" FROM (VALUES ($1::integer, $2::bigint, $3::text), ($4::integer, $5::bigint, $6::text)) AS v(n, k0, k1) JOIN "App ""Prod"""."Order; DROP TABLE x" AS t ON t."Order Id" = v.k0 AND t."region" = v.k1 WHERE t."_pgsink_commit_lsn" IS NOT NULL
