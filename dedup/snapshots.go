@@ -31,8 +31,10 @@ type Snapshots struct {
 
 // NewSnapshots returns the store for pgsink's tables in schema.
 func NewSnapshots(schema string) Snapshots {
-	return Snapshots{table: pgx.Identifier{schema, "snapshots"}.Sanitize(), offsets: pgx.Identifier{schema, "offsets"}.Sanitize()}
+	return Snapshots{table: snapshotsTable(schema), offsets: pgx.Identifier{schema, "offsets"}.Sanitize()}
 }
+
+func snapshotsTable(schema string) string { return pgx.Identifier{schema, "snapshots"}.Sanitize() }
 
 // QueueEnd queues, in the transaction that applies a table's last snapshot
 // record, the record of that snapshot's end. A redelivery of the record
