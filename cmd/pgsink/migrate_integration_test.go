@@ -26,7 +26,7 @@ func TestIntegrationMigrateCommand(t *testing.T) {
 		{[]string{"version"}, "version 0 (clean)"},
 		{[]string{"up"}, "migrations up done"},
 		{[]string{"up"}, "migrations up done"},
-		{[]string{"version"}, "version 2 (clean)"},
+		{[]string{"version"}, "version 3 (clean)"},
 		{[]string{"down"}, "migrations down done"},
 		{[]string{"version"}, "version 0 (clean)"},
 	} {
