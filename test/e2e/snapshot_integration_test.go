@@ -81,7 +81,9 @@ tables:
 	if err := st.Connect.Delete(ctx, name); err != nil {
 		t.Fatal(err)
 	}
-	dropSlot(t, st, name)
+	if err := st.LoseSlots(ctx); err != nil {
+		t.Fatal(err)
+	}
 	st.Exec(`DELETE FROM public.items WHERE id % 7 = 0`)
 	const gapDeletes = 500 / 7
 	st.Exec(`UPDATE public.items SET name = name || ' (updated in the gap)' WHERE id % 5 = 0`)
@@ -128,29 +130,6 @@ tables:
 	if code, _ := p.stop(30 * time.Second); code != 0 {
 		t.Fatalf("pgsink exited %d after SIGTERM, want 0", code)
 	}
-}
-
-// dropSlot drops the replication slot, waiting for its walsender to let go.
-func dropSlot(t *testing.T, st *stacktest.T, slot string) {
-	t.Helper()
-	url, err := stacktest.WithDatabase(st.Env.AdminURL, st.SourceDB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := pgx.Connect(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	eventually(t, 60*time.Second, "the slot "+slot+" dropped", func() (bool, string) {
-		_, err := conn.Exec(context.Background(), `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active`, slot)
-		if err != nil {
-			return false, err.Error()
-		}
-		var left int
-		err = conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&left)
-		return err == nil && left == 0, fmt.Sprintf("%d slots named %s (%v)", left, slot, err)
-	})
 }
 
 var sweptRE = regexp.MustCompile(`(?m)^pgsink_snapshot_swept_rows_total\{table="public\.items"\} (\d+)`)
