@@ -83,21 +83,26 @@ func TestStatementsGolden(t *testing.T) {
 		"table_revision.sql":        tableRevision,
 	}
 	for file, got := range cases {
-		t.Run(file, func(t *testing.T) {
-			path := filepath.Join("testdata", "sql", file)
-			if *update {
-				if err := os.WriteFile(path, []byte(got+"\n"), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test ./sink -run Golden -update to create it)", err)
-			}
-			if got+"\n" != string(want) {
-				t.Errorf("%s changed; review and rerun with -update if intended.\n--- got:\n%s\n--- want:\n%s", file, got, want)
-			}
-		})
+		t.Run(file, func(t *testing.T) { checkGolden(t, file, got) })
+	}
+}
+
+// checkGolden compares a statement with its golden file in testdata/sql,
+// rewriting the file first with -update.
+func checkGolden(t *testing.T, file, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", "sql", file)
+	if *update {
+		if err := os.WriteFile(path, []byte(got+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./sink -run Golden -update to create it)", err)
+	}
+	if got+"\n" != string(want) {
+		t.Errorf("%s changed; review and rerun with -update if intended.\n--- got:\n%s\n--- want:\n%s", file, got, want)
 	}
 }
 

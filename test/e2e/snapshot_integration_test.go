@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,27 +42,11 @@ func TestE2EResnapshotSweepsDeletesInTheGap(t *testing.T) {
 	}
 	name := st.RegisterDebezium("items", map[string]string{"table.include.list": "public.items"})
 	port := freePort(t)
-	cfg := fmt.Sprintf(`
-kafka:
-  bootstrap.servers: %s
-  group.id: %s
-postgres:
-  url: ${TARGET_URL}
-metrics:
-  listen: 127.0.0.1:%d
-tables:
-  - topic: %s
-    target: public.items
-`, st.Env.KafkaBootstrap, st.ID, port, topic)
+	// itemsConfig on a known metrics port, to read the swept count from.
+	cfg := strings.Replace(itemsConfig(st, topic, ""), "listen: 127.0.0.1:0", fmt.Sprintf("listen: 127.0.0.1:%d", port), 1)
 	p := startPgsink(t, cfg, "TARGET_URL="+targetURL)
 
-	query := `SELECT ` + itemsColumns + ` FROM public.items ORDER BY id`
-	converge := func(what string) {
-		eventually(t, 120*time.Second, what, func() (bool, string) {
-			src, dst := checksum(t, st.SourceURL, query), checksum(t, targetURL, query)
-			return src == dst, fmt.Sprintf("source %s, target %s", src, dst)
-		})
-	}
+	converge := itemsConverge(t, st, targetURL, 120*time.Second)
 	converge("the initial snapshot over a populated target: target equals source")
 	waitSwept := func(want int64) {
 		eventually(t, 60*time.Second, fmt.Sprintf("%d rows swept in all", want), func() (bool, string) {
