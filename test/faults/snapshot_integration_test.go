@@ -91,13 +91,27 @@ func (s *scenario) waitSwept(n int, timeout time.Duration) []int64 {
 // the second are in no record; the sweep after the second removes them.
 func TestFaults5BrokerKillDuringSnapshot(t *testing.T) {
 	long(t)
-	s := newScenario(t, "5s Kafka broker kill -9 during the initial snapshot", scenarioOptions{seedKeys: snapshotSeedKeys})
-	s.result.FaultKinds = "broker SIGKILL + restart during the snapshot"
+	killDuringSnapshot(t, "5s Kafka broker kill -9 during the initial snapshot", "kafka")
+}
+
+// Scenario 7s: the Kafka Connect worker killed with -9 while the initial
+// snapshot runs: the same retake, from Debezium's side.
+func TestFaults7ConnectKillDuringSnapshot(t *testing.T) {
+	long(t)
+	killDuringSnapshot(t, "7s Kafka Connect kill -9 during the initial snapshot", "connect")
+}
+
+// killDuringSnapshot runs a scenario that kills service with -9 once the
+// initial snapshot is seen running, restarts it, and checks every
+// invariant once the retaken snapshot is swept.
+func killDuringSnapshot(t *testing.T, name, service string) {
+	s := newScenario(t, name, scenarioOptions{seedKeys: snapshotSeedKeys})
+	s.result.FaultKinds = service + " SIGKILL + restart during the snapshot"
 	s.start("a")
 	s.start("b")
 	s.load.run(0, 3*time.Millisecond)
 	s.waitSnapshotRunning(3 * time.Minute)
-	killService(t, "kafka")
+	killService(t, service)
 	s.result.Faults++
 	time.Sleep(5 * time.Second) // the outage
 	stackUp(t)
