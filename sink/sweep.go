@@ -90,7 +90,9 @@ func sweptVersion(v debezium.Version) debezium.Version {
 // how many. $4 is the table's ledger name (hard deletes only).
 func (st *statements) sweep() string {
 	t := st.table
-	older := st.olderThan("t", "$1", "$2")
+	// The guard's comparison, also where a test breaks the guard on purpose
+	// (noGuard): a sweep without it would delete the snapshot's own rows.
+	older := fmt.Sprintf("(coalesce(t.%s, -1), coalesce(t.%s, -1)) < ($1, $2)", q(t.CommitColumn), q(t.LSNColumn))
 	if t.Deletes == DeleteSoft {
 		return "WITH swept AS (\n    UPDATE " + t.Ident() + " AS t\n       SET " + q(t.SoftDeleteColumn) + " = true, " + q(t.CommitColumn) + " = $1, " + q(t.LSNColumn) + " = $3\n" +
 			"     WHERE " + older + " AND t." + q(t.SoftDeleteColumn) + " IS DISTINCT FROM true\n     RETURNING 1)\n" +
