@@ -121,6 +121,7 @@ type Table struct {
 	Truncate   Truncate   `yaml:"truncate"`
 	Version    Version    `yaml:"version"`
 	Schema     Schema     `yaml:"schema"`
+	Snapshot   Snapshot   `yaml:"snapshot"`
 
 	// EventTypes filters outbox events by type; empty keeps all.
 	EventTypes []string `yaml:"event_types,omitempty"`
@@ -153,6 +154,15 @@ type Version struct {
 	Guard        bool   `yaml:"guard"`
 	CommitColumn string `yaml:"commit_column"`
 	LSNColumn    string `yaml:"lsn_column"`
+}
+
+// Snapshot is what a Debezium snapshot of the table does beyond its rows.
+type Snapshot struct {
+	// Reconcile deletes, once a snapshot of the table has been applied in
+	// full, the target rows it did not read (and older than it). Turn it
+	// off for a snapshot that does not read the whole table
+	// (snapshot.select.statement.overrides, a filtered snapshot).
+	Reconcile bool `yaml:"reconcile"`
 }
 
 // Schema says what pgsink may do to the target table's definition.

@@ -64,6 +64,7 @@ func (t *Table) setDefaults() {
 		Truncate:   TruncateApply,
 		Version:    Version{Guard: true, CommitColumn: DefaultCommitLSNColumn, LSNColumn: DefaultLSNColumn},
 		Schema:     Schema{Evolve: EvolveNone},
+		Snapshot:   Snapshot{Reconcile: true},
 	}
 }
 

@@ -7,7 +7,7 @@ import (
 
 // tableOnlyKeys are the keys that mean nothing for format: outbox, whose
 // columns come from the payload mapping and whose events are never deleted.
-var tableOnlyKeys = []string{"columns", "deletes", "soft_delete", "truncate"}
+var tableOnlyKeys = []string{"columns", "deletes", "soft_delete", "truncate", "snapshot"}
 
 // outboxOnlyKeys are the keys that mean nothing for format: table.
 var outboxOnlyKeys = []string{"event_types", "payload"}

@@ -44,7 +44,10 @@ type Metrics struct {
 	// buffer budget was spent; Pauses counts partition pauses by reason.
 	BufferFull prometheus.Counter
 	Pauses     *prometheus.CounterVec // reason (queue_full|buffer_full)
-	registry   *prometheus.Registry
+	// SnapshotSwept counts the target rows deleted by snapshot
+	// reconciliation: rows a completed snapshot did not read.
+	SnapshotSwept *prometheus.CounterVec // table
+	registry      *prometheus.Registry
 }
 
 // NewMetrics registers the series in a fresh registry (with Go and process
@@ -99,11 +102,13 @@ func NewMetrics() *Metrics {
 			Help: "Partitions paused, by reason: queue_full (a partition's worker is behind), buffer_full (the budget stayed spent for half a second, so every partition is paused to keep serving the group). librdkafka drops a paused partition's prefetched records and fetches them again after the resume."}, []string{"reason"}),
 		SchemaChanges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_schema_changes_total",
 			Help: "Source schema differences seen (once per table and column: new_field, missing_field, likely_rename) and changes pgsink made to a target for them (add_column, drop_not_null)."}, []string{"table", "change"}),
+		SnapshotSwept: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_snapshot_swept_rows_total",
+			Help: "Target rows deleted (per the table's deletes mode) because a completed Debezium snapshot of their table did not read them: rows deleted in the source while no change stream reached pgsink (a lost slot, an interrupted snapshot, a populated target)."}, []string{"table"}),
 		registry: r,
 	}
 	r.MustRegister(m.Consumed, m.Applied, m.DeadLetters, m.Skipped, m.Fenced, m.Unresolved, m.Rebalances, m.BatchRecords,
 		m.ApplySeconds, m.Lag, m.Owned, m.Buffered, m.Retries, m.Panics, m.InsertConflicts, m.Stopped, m.EndToEnd, m.RecordLatency, m.ReceiveLatency,
-		m.BufferFull, m.Pauses)
+		m.BufferFull, m.Pauses, m.SnapshotSwept)
 	r.MustRegister(m.SchemaChanges)
 	return m
 }

@@ -114,7 +114,7 @@ func (r *Runner) assign(c *kafka.Consumer, tps []kafka.TopicPartition) {
 // claim resolves the start position for a partition without a row and
 // claims it, retrying PostgreSQL errors for a while.
 func (r *Runner) claim(c *kafka.Consumer, id dedup.PartitionID) (dedup.Claim, int64, int64, error) {
-	low, high, err := c.QueryWatermarkOffsets(id.Topic, id.Partition, 10000)
+	low, high, err := r.watermarks(c, id)
 	if err != nil {
 		return dedup.Claim{}, 0, 0, fmt.Errorf("watermarks of %s: %w", id, err)
 	}
@@ -138,6 +138,27 @@ func (r *Runner) claim(c *kafka.Consumer, id dedup.PartitionID) (dedup.Claim, in
 		}
 		r.log.Warn("claim failed, retrying", zap.Stringer("partition", id), zap.Error(err))
 		time.Sleep(waits.Next())
+	}
+}
+
+// watermarkAttempts bounds how long a claim waits for Kafka to answer
+// (10 s each, with growing pauses between): long enough to ride out a
+// broker restart, after which giving up stops the instance.
+const watermarkAttempts = 6
+
+// watermarks reads a partition's watermarks for its claim, retrying while
+// the broker does not answer: a broker that restarts during a rebalance
+// must not stop the instance.
+func (r *Runner) watermarks(c *kafka.Consumer, id dedup.PartitionID) (low, high int64, err error) {
+	backoff := time.Second
+	for attempt := 1; ; attempt++ {
+		low, high, err = c.QueryWatermarkOffsets(id.Topic, id.Partition, 10000)
+		if err == nil || attempt == watermarkAttempts {
+			return low, high, err
+		}
+		r.log.Warn("watermarks unavailable, retrying", zap.Stringer("partition", id), zap.Error(err))
+		time.Sleep(backoff)
+		backoff *= 2
 	}
 }
 

@@ -30,6 +30,7 @@ type Runner struct {
 	log         *zap.Logger
 	metrics     *Metrics
 	router      *sink.Router
+	applier     *sink.Applier
 	positions   storedPositions
 	deadLetters *deadLetterTopic
 	owner       string
@@ -132,9 +133,10 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 		}
 		r.deadLetters.producer, r.deadLetters.topic = producer, cfg.Errors.DeadLetter.Topic
 	}
+	r.applier = sink.NewApplier(opts.Pool, sinkOpts)
 	r.deps = &workerDeps{
 		batch: cfg.Apply.Batch, kafkaOffsets: cfg.Apply.Offsets == config.OffsetsKafka, fenceGrace: fenceGrace,
-		applier: sink.NewApplier(opts.Pool, sinkOpts), positions: r.positions, router: r.router,
+		applier: r.applier, positions: r.positions, router: r.router,
 		deadLetters: r.deadLetters, metrics: opts.Metrics, loop: r,
 	}
 	if hooks.PanicWhere == "decode" {
@@ -207,6 +209,10 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.log.Info("ledgers pruned", zap.Int64("tombstones", p.Tombstones), zap.Int64("outbox_events", p.OutboxEvents))
 		}
 	})
+	if err := r.startSweeper(pruneCtx); err != nil {
+		c.Close()
+		return err
+	}
 	rescan := time.NewTicker(30 * time.Second)
 	defer rescan.Stop()
 	for ctx.Err() == nil && r.fatalErr() == nil {

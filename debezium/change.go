@@ -136,9 +136,12 @@ type Change struct {
 
 	Version  Version
 	TxID     int64
-	Snapshot bool      // source.snapshot is anything but "false"
-	SourceTs time.Time // source.ts_us (ts_ms when ts_us is absent)
-	EventTs  time.Time // the envelope's ts_us (ts_ms when absent)
+	Snapshot bool // source.snapshot is anything but "false"
+	// SnapshotMark is where in its snapshot a snapshot record stands
+	// (source.snapshot); SnapshotNone for streamed records.
+	SnapshotMark SnapshotMark
+	SourceTs     time.Time // source.ts_us (ts_ms when ts_us is absent)
+	EventTs      time.Time // the envelope's ts_us (ts_ms when absent)
 
 	Transaction *Transaction // nil unless provide.transaction.metadata
 

@@ -301,6 +301,7 @@ func source(s *scanner, ch *Change, names *[2]string) error {
 				var v []byte
 				v, err = s.stringBytes()
 				ch.Snapshot = string(v) != "false"
+				ch.SnapshotMark = snapshotMark(v)
 			}
 		case "txId":
 			ch.TxID, err = s.int(64)
@@ -327,6 +328,14 @@ func source(s *scanner, ch *Change, names *[2]string) error {
 			return at("sequence", err)
 		}
 		ch.Version = v
+	}
+	if ch.Version.CommitLSN == 0 {
+		// Debezium's lastCommitLsn is null for snapshot rows and for the
+		// first event streamed after a start: the event's own LSN stands in,
+		// so that a snapshot taken at LSN L orders after every event
+		// streamed before it (their commit LSNs are below L) and a
+		// re-snapshot overwrites what streaming wrote before it.
+		ch.Version.CommitLSN = ch.Version.LSN
 	}
 	return nil
 }

@@ -32,8 +32,11 @@ func TestEnvelopeFacts(t *testing.T) {
 					if ch.Snapshot != (ch.Op == OpRead) {
 						t.Errorf("%s: snapshot=%v for op %c", where, ch.Snapshot, ch.Op)
 					}
-					if ch.Snapshot && ch.Version.CommitLSN != 0 {
-						t.Errorf("%s: snapshot row with CommitLSN %d, want 0 (lastCommitLsn is null)", where, ch.Version.CommitLSN)
+					if ch.Snapshot && ch.Version.CommitLSN != ch.Version.LSN {
+						t.Errorf("%s: snapshot row with CommitLSN %d, want its LSN %d (lastCommitLsn is null)", where, ch.Version.CommitLSN, ch.Version.LSN)
+					}
+					if ch.Snapshot && ch.SnapshotMark == SnapshotNone {
+						t.Errorf("%s: snapshot record without a snapshot mark", where)
 					}
 					if ch.Version.Less(last[ch.Topic]) {
 						t.Errorf("%s: version %+v goes back from %+v", where, ch.Version, last[ch.Topic])

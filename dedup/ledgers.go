@@ -22,9 +22,10 @@ func OutboxEventsTable(schema string) string {
 
 // Forget deletes inside tx every ledger entry of target (schema.table), so
 // that a replay rebuilding it from nothing is refused neither by its old
-// deletes nor by its old event ids.
+// deletes nor by its old event ids, and sweeps again after the snapshots
+// it replays (a swept snapshot end would not).
 func (l Ledgers) Forget(ctx context.Context, tx DB, target string) error {
-	for _, ledger := range []struct{ name, table string }{{"tombstones", l.tombstones}, {"outbox_events", l.outboxEvents}} {
+	for _, ledger := range []struct{ name, table string }{{"tombstones", l.tombstones}, {"outbox_events", l.outboxEvents}, {"snapshots", l.snapshots}} {
 		if _, err := tx.Exec(ctx, "DELETE FROM "+ledger.table+" WHERE target = $1", target); err != nil {
 			return fmt.Errorf("clear %s of %s: %w", ledger.name, target, err)
 		}

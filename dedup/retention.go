@@ -34,6 +34,7 @@ type Pruned struct {
 // The retention must exceed the longest replay an operator may run.
 type Ledgers struct {
 	tombstones, outboxEvents string // quoted, schema-qualified
+	snapshots                string // quoted, schema-qualified
 }
 
 // NewLedgers returns the ledgers of pgsink's tables in schema.
@@ -41,6 +42,7 @@ func NewLedgers(schema string) Ledgers {
 	return Ledgers{
 		tombstones:   TombstonesTable(schema),
 		outboxEvents: OutboxEventsTable(schema),
+		snapshots:    snapshotsTable(schema),
 	}
 }
 

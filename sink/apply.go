@@ -129,6 +129,8 @@ type Applier struct {
 	opts    Options
 	offsets dedup.Offsets
 	dead    dedup.DeadLetters
+	// snapshots records the table snapshot ends the batches apply.
+	snapshots dedup.Snapshots
 
 	mu     sync.Mutex
 	stmts  map[*Table]*statements
@@ -141,12 +143,13 @@ func NewApplier(pool *pgxpool.Pool, opts Options) *Applier {
 		opts.Retry = Retry{MaxAttempts: 10, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second}
 	}
 	return &Applier{
-		pool:    pool,
-		opts:    opts,
-		offsets: dedup.NewOffsets(opts.Schema),
-		dead:    dedup.NewDeadLetters(opts.Schema),
-		stmts:   map[*Table]*statements{},
-		outbox:  map[*Table]*outboxStatements{},
+		pool:      pool,
+		opts:      opts,
+		offsets:   dedup.NewOffsets(opts.Schema),
+		dead:      dedup.NewDeadLetters(opts.Schema),
+		snapshots: dedup.NewSnapshots(opts.Schema),
+		stmts:     map[*Table]*statements{},
+		outbox:    map[*Table]*outboxStatements{},
 	}
 }
 

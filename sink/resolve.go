@@ -27,6 +27,7 @@ func Resolve(cfg config.Table, cat *catalog.Table) (*Table, error) {
 		Truncates:        cfg.Truncate == config.TruncateApply,
 		CommitColumn:     cfg.Version.CommitColumn,
 		LSNColumn:        cfg.Version.LSNColumn,
+		Reconcile:        cfg.Snapshot.Reconcile,
 	}
 	switch cfg.Deletes {
 	case config.DeletesHard:

@@ -46,6 +46,9 @@ type Table struct {
 	// CommitColumn and LSNColumn hold each row's source version (bigint).
 	// The guard compares them as a pair on every write (I3).
 	CommitColumn, LSNColumn string
+	// Reconcile sweeps, once a snapshot of the table has been applied, the
+	// rows it did not read (snapshot.reconcile; see sweep.go).
+	Reconcile bool
 	// Outbox is set for a table fed by Outbox Event Router events rather
 	// than by table change events; the version columns are then unused.
 	Outbox *Outbox

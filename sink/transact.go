@@ -142,6 +142,7 @@ func (a *Applier) queueSpan(ctx context.Context, x *txn, s span) error {
 	if err := a.write(ctx, x, s.batch.Items, s.lo, s.hi); err != nil {
 		return err
 	}
+	a.queueSnapshotEnds(x, s)
 	if s.dead >= 0 {
 		a.deadLetter(x, s.batch.Claim.Group, s.batch.Items[s.dead], s.deadCause())
 		x.stats.DeadLetters++

@@ -32,13 +32,7 @@ func TestE2EReplayWhileRunning(t *testing.T) {
 	st.Exec(`INSERT INTO public.items SELECT i, 'item ' || i, i, now(), '{}', NULL FROM generate_series(1, 500) i`)
 	st.Exec(`UPDATE public.items SET amount = amount * 2 WHERE id % 2 = 0`)
 	st.Exec(`DELETE FROM public.items WHERE id % 5 = 0`)
-	query := `SELECT ` + itemsColumns + ` FROM public.items ORDER BY id`
-	converged := func(what string) {
-		eventually(t, 60*time.Second, what, func() (bool, string) {
-			src, dst := checksum(t, st.SourceURL, query), checksum(t, targetURL, query)
-			return src == dst, fmt.Sprintf("source %s, target %s", src, dst)
-		})
-	}
+	converged := itemsConverge(t, st, targetURL, 60*time.Second)
 	converged("initial apply")
 
 	// Someone damages the target; a rebuild replays the topic into it.
@@ -138,13 +132,7 @@ func TestE2ERebuildFromCompactedTopic(t *testing.T) {
 		st.Exec(fmt.Sprintf(`UPDATE public.items SET name = 'v%d'`, v))
 	}
 	st.Exec(`DELETE FROM public.items WHERE id > 15`)
-	query := `SELECT ` + itemsColumns + ` FROM public.items ORDER BY id`
-	converged := func(what string) {
-		eventually(t, 60*time.Second, what, func() (bool, string) {
-			src, dst := checksum(t, st.SourceURL, query), checksum(t, targetURL, query)
-			return src == dst, fmt.Sprintf("source %s, target %s", src, dst)
-		})
-	}
+	converged := itemsConverge(t, st, targetURL, 60*time.Second)
 	converged("initial apply")
 	// A later record makes the cleaner's dirty segments eligible; wait for
 	// the topic to hold fewer records than its offsets span.

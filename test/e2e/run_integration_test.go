@@ -34,6 +34,19 @@ tables:
 %s`, st.Env.KafkaBootstrap, st.ID, topic, tableExtra)
 }
 
+// itemsConverge returns a wait, up to timeout, for the target's items to
+// equal the source's, row for row; what names the state in a failure.
+func itemsConverge(t *testing.T, st *stacktest.T, targetURL string, timeout time.Duration) func(what string) {
+	query := `SELECT ` + itemsColumns + ` FROM public.items ORDER BY id`
+	return func(what string) {
+		t.Helper()
+		eventually(t, timeout, what, func() (bool, string) {
+			src, dst := checksum(t, st.SourceURL, query), checksum(t, targetURL, query)
+			return src == dst, fmt.Sprintf("source %s, target %s", src, dst)
+		})
+	}
+}
+
 // itemsTarget creates a fresh target database with the items table pgsink
 // writes (the source's columns and the version pair) and returns its URL and
 // a connection to it, closed at cleanup.
@@ -87,13 +100,7 @@ tables:
 	st.Exec(`UPDATE public.items SET id = 10000 + id WHERE id BETWEEN 100 AND 110`) // primary-key changes
 	st.Exec(`UPDATE public.items SET doc = '{"changed": true}' WHERE id % 10 = 0`)  // leaves the TOASTed note unchanged
 
-	query := `SELECT ` + itemsColumns + ` FROM public.items ORDER BY id`
-	converge := func(what string) {
-		eventually(t, 90*time.Second, what, func() (bool, string) {
-			src, dst := checksum(t, st.SourceURL, query), checksum(t, targetURL, query)
-			return src == dst, fmt.Sprintf("source %s, target %s", src, dst)
-		})
-	}
+	converge := itemsConverge(t, st, targetURL, 90*time.Second)
 	converge("target equals source after inserts, updates, deletes and key changes")
 
 	st.Exec(`TRUNCATE public.items`)

@@ -44,7 +44,8 @@ func (s *scenario) waitConnector() {
 	s.t.Fatalf("%s: the Debezium connector did not run again", s.name)
 }
 
-// Scenario 5: the Kafka broker killed with -9 mid-stream and restarted.
+// Scenario 5: the Kafka broker killed with -9 mid-stream and restarted;
+// 5s (snapshot_integration_test.go) kills it during the snapshot.
 func TestFaults5BrokerKill(t *testing.T) {
 	long(t)
 	s := newScenario(t, "5 Kafka broker kill -9", scenarioOptions{})
@@ -52,7 +53,7 @@ func TestFaults5BrokerKill(t *testing.T) {
 	s.start("a")
 	s.start("b")
 	s.load.run(0, 3*time.Millisecond)
-	time.Sleep(5 * time.Second)
+	s.waitSwept(1, 3*time.Minute) // the snapshot is over: the kill falls in streaming
 	killService(t, "kafka")
 	s.result.Faults++
 	time.Sleep(5 * time.Second)
