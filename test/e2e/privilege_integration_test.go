@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/test/stacktest"
 )
 
@@ -102,7 +103,7 @@ tables:
 	for _, grant := range []string{
 		`GRANT USAGE ON SCHEMA pgsink TO ` + quoted,
 		`GRANT SELECT ON pgsink.schema_migrations TO ` + quoted,
-		`GRANT SELECT, INSERT, UPDATE, DELETE ON pgsink.offsets, pgsink.tombstones, pgsink.outbox_events, pgsink.dead_letters TO ` + quoted,
+		`GRANT SELECT, INSERT, UPDATE, DELETE ON pgsink.` + strings.Join(dedup.Tables, ", pgsink.") + ` TO ` + quoted,
 		`GRANT USAGE ON SCHEMA public TO ` + quoted,
 		`GRANT SELECT, INSERT, UPDATE, DELETE ON public.items TO ` + quoted,
 	} {
