@@ -85,6 +85,13 @@ type Stats struct {
 	// FULL on the source table avoids it. An upper bound: a row among them
 	// that the version guard or a tombstone refuses is counted too.
 	Unresolved int64
+	// UndetectableMoves counts updates of a table whose key is not the
+	// source's primary key and whose before image does not carry it
+	// (REPLICA IDENTITY other than FULL): had such an update changed a
+	// key column, the old key's row would stay in the target. The new
+	// image is applied as usual; REPLICA IDENTITY FULL on the source
+	// table makes the move visible and applied (see keyMove).
+	UndetectableMoves int64
 	// Skipped counts outbox events of a type their table does not take;
 	// their offsets are passed like any other.
 	Skipped int64
@@ -108,6 +115,7 @@ func (s *Stats) add(o Stats) {
 	s.Truncated += o.Truncated
 	s.Stale += o.Stale
 	s.Unresolved += o.Unresolved
+	s.UndetectableMoves += o.UndetectableMoves
 	s.Skipped += o.Skipped
 	s.Duplicates += o.Duplicates
 	s.DeadLetters += o.DeadLetters

@@ -29,6 +29,7 @@ func (a *Applier) write(ctx context.Context, x *txn, items []Item, lo, hi int) e
 			if rerr != nil {
 				return rerr
 			}
+			x.stats.UndetectableMoves += red.undetectable
 			err = a.writeTable(ctx, x, t, red)
 		}
 		if err != nil {
