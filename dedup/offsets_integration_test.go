@@ -45,8 +45,8 @@ func TestIntegrationMigrations(t *testing.T) {
 	if err := m.Up(ctx); err != nil {
 		t.Fatalf("a second Up must be a no-op: %v", err)
 	}
-	if v, dirty, err := m.Version(ctx); err != nil || v != 2 || dirty {
-		t.Fatalf("Version() after Up = %d, %v, %v; want 2, false, nil", v, dirty, err)
+	if v, dirty, err := m.Version(ctx); err != nil || v != 3 || dirty {
+		t.Fatalf("Version() after Up = %d, %v, %v; want 3, false, nil", v, dirty, err)
 	}
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
@@ -55,11 +55,11 @@ func TestIntegrationMigrations(t *testing.T) {
 	defer conn.Close(ctx)
 	var tables int
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM information_schema.tables WHERE table_schema = 'My Schema; DROP'
-		AND table_name IN ('offsets', 'tombstones', 'outbox_events', 'dead_letters')`).Scan(&tables); err != nil {
+		AND table_name IN ('offsets', 'tombstones', 'moved_rows', 'outbox_events', 'dead_letters')`).Scan(&tables); err != nil {
 		t.Fatal(err)
 	}
-	if tables != 4 {
-		t.Fatalf("%d of pgsink's 4 tables in the quoted schema after Up", tables)
+	if tables != 5 {
+		t.Fatalf("%d of pgsink's 5 tables in the quoted schema after Up", tables)
 	}
 	if err := m.Down(ctx); err != nil {
 		t.Fatal(err)

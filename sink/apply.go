@@ -78,12 +78,14 @@ type Stats struct {
 	// older than what the target holds (Debezium re-emissions, replays).
 	Stale int64
 	// Unresolved counts rows created (their key was not in the target)
-	// from an event carrying Debezium's unchanged-TOAST placeholder: the
-	// source did not send those columns and no stored row holds them, so
-	// they take their default, NULL. It happens to the new key of a
-	// primary-key change under REPLICA IDENTITY DEFAULT; REPLICA IDENTITY
-	// FULL on the source table avoids it. An upper bound: a row among them
-	// that the version guard or a tombstone refuses is counted too.
+	// from an event carrying Debezium's unchanged-TOAST placeholder whose
+	// value is nowhere: the source did not send it and no stored row holds
+	// it, so the column takes its default, NULL. The new key of a
+	// primary-key change is not counted while its old key's row can still
+	// give the value (see takeMoved): only when the old key's delete came
+	// and found no row to keep. REPLICA IDENTITY FULL on the source table
+	// avoids it. An upper bound: a row among them that the version guard or
+	// a tombstone refuses is counted too.
 	Unresolved int64
 	// UndetectableMoves counts updates of a table whose key is not the
 	// source's primary key and whose before image does not carry it

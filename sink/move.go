@@ -3,6 +3,7 @@ package sink
 import (
 	"bytes"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/pgsink/pgsink/debezium"
 )
 
@@ -59,4 +60,82 @@ func (m *rowMaker) keyMove(ch *debezium.Change, after *row, item int) (*row, key
 		old.values[c] = m.scratch.values[c]
 	}
 	return old, keyMoved
+}
+
+// moveSource is where the upsert of a moved row finds the values its event
+// left unchanged: the row of the old key, as it was before the move.
+type moveSource struct {
+	key     []any // the old key's values, in Table.Key's order
+	version debezium.Version
+}
+
+// moveSource returns the old key of a create that carries Debezium's
+// __debezium.oldkey header, or nil when the header lacks a key column (the
+// table is keyed on other columns than the source's primary key).
+func (m *rowMaker) moveSource(ch *debezium.Change) *moveSource {
+	src := &moveSource{version: ch.Version, key: make([]any, 0, len(m.t.Key))}
+	for _, c := range m.t.keyColumns() {
+		f, ok := ch.OldKey.Get(m.t.Columns[c].Source)
+		if !ok || f.Value == nil {
+			return nil
+		}
+		src.key = append(src.key, f.Value)
+	}
+	return src
+}
+
+// movesAway reports whether a reduced batch deletes a key a row moved
+// away from.
+func movesAway(red *reduced) bool {
+	for _, r := range red.rows {
+		if r.op == opDelete && r.movedAway {
+			return true
+		}
+	}
+	return false
+}
+
+// queueMovedAway queues, before the staged deletes run, the keeping of the
+// rows moved away from the staged keys, and the filling of the rows a
+// create applied before them left waiting. A move whose create waits while
+// the old key's row is not in the target is unresolved: the values are
+// nowhere.
+func queueMovedAway(x *txn, stmts *statements) {
+	t := stmts.table
+	x.queue.Queue(stmts.moves.keepMoved, t.Ref()).Query(func(rows pgx.Rows) error {
+		var lost bool
+		_, err := pgx.ForEachRow(rows, []any{&lost}, func() error {
+			if lost {
+				x.stats.Unresolved++
+			}
+			return nil
+		})
+		return err
+	})
+	if stmts.moves.resolveMoved != "" {
+		x.queue.Queue(stmts.moves.resolveMoved, append([]any{t.Ref()}, stmts.moves.resolveNames...)...)
+	}
+}
+
+// queueMovedTo queues, after the upserts, the filling of the unchanged
+// columns of each row that moved to its key (see takeMoved). A row whose
+// values were nowhere while its old key's delete had come is unresolved;
+// one whose delete has not come yet is filled when it does.
+func queueMovedTo(x *txn, stmts *statements, red *reduced) {
+	for _, r := range red.rows {
+		if r.op != opUpsert || r.movedFrom == nil {
+			continue
+		}
+		x.queue.Queue(stmts.takeMoved(r.unchanged), stmts.takeMovedArgs(r)...).QueryRow(func(row pgx.Row) error {
+			var found, deleted bool
+			var filled, noted int64
+			if err := row.Scan(&found, &deleted, &filled, &noted); err != nil {
+				return err
+			}
+			if !found && deleted {
+				x.stats.Unresolved++
+			}
+			return nil
+		})
+	}
 }

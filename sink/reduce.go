@@ -38,6 +38,14 @@ type row struct {
 	// writes stored keys and send the whole group through the upsert
 	// (see buildUpdate).
 	fresh bool
+	// movedAway marks the delete of a key its row moved away from (the
+	// delete half of Debezium's primary-key change, or of an update that
+	// changed the key): what the row held is kept for the new key's row.
+	movedAway bool
+	// movedFrom is set on the upsert of a key a row moved to from another
+	// key, when it carries TOAST placeholders: their values are the old
+	// key's row's (see takeMoved).
+	movedFrom *moveSource
 }
 
 // reduced is one table's share of a batch after reduction.
@@ -116,6 +124,9 @@ func fold(byKey map[string]*row, order []string, key string, next *row) []string
 	}
 	fresh := false
 	if newer.op == opUpsert && older.op == opUpsert {
+		if newer.movedFrom == nil {
+			newer.movedFrom = older.movedFrom
+		}
 		for c := range newer.unchanged {
 			if newer.unchanged[c] && !older.unchanged[c] {
 				newer.values[c], newer.unchanged[c] = older.values[c], false
@@ -200,6 +211,7 @@ func (m *rowMaker) toRow(ch *debezium.Change, item int) (*row, error) {
 		}
 	case debezium.OpDelete:
 		r.op = opDelete
+		r.movedAway = ch.NewKey != nil
 	default:
 		return nil, &RecordError{Item: item, Err: fmt.Errorf("operation %q cannot be applied to a table", ch.Op)}
 	}
@@ -240,6 +252,9 @@ func (m *rowMaker) toRow(ch *debezium.Change, item int) (*row, error) {
 		}
 		r.values[c], r.unchanged[c] = f.Value, f.Unchanged
 		r.fresh = r.fresh && !f.Unchanged
+	}
+	if ch.OldKey != nil && slices.Contains(r.unchanged, true) {
+		r.movedFrom = m.moveSource(ch)
 	}
 	return r, nil
 }

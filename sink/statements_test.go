@@ -81,6 +81,9 @@ func TestStatementsGolden(t *testing.T) {
 		"stage_values.sql":          stageValues(hard.stage, hard.stageCols, 2),
 		"lock_target.sql":           hard.lockTarget,
 		"table_revision.sql":        tableRevision,
+		"moved_keep.sql":            hard.moves.keepMoved,
+		"moved_resolve.sql":         hard.moves.resolveMoved,
+		"moved_take.sql":            hard.takeMoved([]bool{false, false, false, true}),
 	}
 	for file, got := range cases {
 		t.Run(file, func(t *testing.T) {

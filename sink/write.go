@@ -113,6 +113,11 @@ func writeStaged(ctx context.Context, x *txn, stmts *statements, red *reduced, i
 	// unlike the statements that join the stage, which go back to
 	// custom plans after them. The unresolved count runs in between
 	// with the generic plan too: it probes the target per staged row.
+	if movesAway(red) {
+		// Before the upserts, so that a create of the same batch takes
+		// what the delete keeps.
+		queueMovedAway(x, stmts)
+	}
 	small := len(rows) <= genericPlanRows
 	if small {
 		x.queue.Queue(genericPlans)
@@ -128,6 +133,7 @@ func writeStaged(ctx context.Context, x *txn, stmts *statements, red *reduced, i
 	if small {
 		x.queue.Queue(customPlans)
 	}
+	queueMovedTo(x, stmts, red)
 	if deletes {
 		queueDeletes(x, stmts, insert)
 	}
@@ -145,7 +151,7 @@ func queueUpserts(x *txn, stmts *statements, groups []maskGroup, small bool) {
 			continue
 		}
 		staged := g.rows
-		if slices.Contains(g.unchanged, true) {
+		if slices.Contains(g.unchanged, true) && !g.moved {
 			// Asked before the upsert creates them. Rare: only
 			// events with TOAST placeholders come here.
 			x.queue.Queue(stmts.unresolved, int32(m)).QueryRow(func(row pgx.Row) error {
