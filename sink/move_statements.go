@@ -54,7 +54,7 @@ func (st *statements) buildMoves() {
 			continue
 		}
 		names = append(names, col.Name)
-		sets = append(sets, q(col.Name)+" = CASE WHEN $"+strconv.Itoa(len(names)+1)+"::text = ANY (m.awaiting) THEN k."+q(col.Name)+" ELSE n."+q(col.Name)+" END")
+		sets = append(sets, q(col.Name)+" = CASE WHEN $"+strconv.Itoa(len(names)+1)+"::text = ANY (c.cols) THEN k."+q(col.Name)+" ELSE n."+q(col.Name)+" END")
 	}
 	if len(sets) == 0 {
 		return
@@ -62,19 +62,44 @@ func (st *statements) buildMoves() {
 	var newKey []string
 	for i, c := range t.keyColumns() {
 		col := t.Columns[c]
-		newKey = append(newKey, "n."+q(col.Name)+" = (m.new_key ->> "+strconv.Itoa(i)+")::"+col.Type)
+		newKey = append(newKey, "n."+q(col.Name)+" = (c.new_key ->> "+strconv.Itoa(i)+")::"+col.Type)
 	}
+	keptVersion := "(jsonb_populate_record(NULL::" + t.Ident() + ", m.kept))."
 	st.moves.resolveNames = names
-	st.moves.resolveMoved = "UPDATE " + t.Ident() + " AS n\n" +
+	// chain follows each move whose delete is staged (its kept row exact)
+	// to the moves onward from its new key that kept the new row while it
+	// still held a copied value (kept at the version the create wrote):
+	// in each, the columns copied are corrected in kept (kept_cols) and
+	// in the row the move wrote, as far as its create copied them too
+	// (cols).
+	st.moves.resolveMoved = "WITH RECURSIVE chain (key, commit_lsn, lsn, new_key, new_commit_lsn, new_lsn, kept_cols, cols, source) AS (\n" +
+		"    SELECT m.key, m.commit_lsn, m.lsn, m.new_key, m.new_commit_lsn, m.new_lsn, NULL::text[], m.awaiting, m.kept\n" +
+		"      FROM " + st.stage + " AS s\n" +
+		"      JOIN " + ledger + " AS m ON m.target = $1 AND m.key = " + st.keyJSON("s") + "\n" +
+		"       AND m.commit_lsn = s." + q(stageCommit) + " AND m.lsn = s." + q(stageLSN) + "\n" +
+		"     WHERE s." + q(stageOp) + " = 'd' AND s." + q(stageMask) + " = " + strconv.Itoa(movedMask) + "\n" +
+		"       AND m.kept IS NOT NULL AND m.awaiting IS NOT NULL\n" +
+		"    UNION ALL\n" +
+		"    SELECT m.key, m.commit_lsn, m.lsn, m.new_key, m.new_commit_lsn, m.new_lsn, c.cols,\n" +
+		"           ARRAY(SELECT unnest(c.cols) INTERSECT SELECT unnest(coalesce(m.awaiting, '{}'))), c.source\n" +
+		"      FROM chain AS c\n" +
+		"      JOIN " + ledger + " AS m ON m.target = $1 AND m.key = c.new_key\n" +
+		"       AND " + keptVersion + q(t.CommitColumn) + " = c.new_commit_lsn AND " + keptVersion + q(t.LSNColumn) + " = c.new_lsn\n" +
+		"     WHERE cardinality(c.cols) > 0),\n" +
+		"kept_fixed AS (\n" +
+		"    UPDATE " + ledger + " AS m\n" +
+		"       SET kept = m.kept || (SELECT jsonb_object_agg(a, c.source -> a) FROM unnest(c.kept_cols) AS a)\n" +
+		"      FROM chain AS c\n" +
+		"     WHERE cardinality(c.kept_cols) > 0\n" +
+		"       AND m.target = $1 AND m.key = c.key AND m.commit_lsn = c.commit_lsn AND m.lsn = c.lsn\n" +
+		"    RETURNING 1)\n" +
+		"UPDATE " + t.Ident() + " AS n\n" +
 		"   SET " + strings.Join(sets, ",\n       ") + "\n" +
-		"  FROM " + st.stage + " AS s\n" +
-		"  JOIN " + ledger + " AS m ON m.target = $1 AND m.key = " + st.keyJSON("s") + "\n" +
-		"   AND m.commit_lsn = s." + q(stageCommit) + " AND m.lsn = s." + q(stageLSN) + "\n" +
-		" CROSS JOIN LATERAL jsonb_populate_record(NULL::" + t.Ident() + ", m.kept) AS k\n" +
-		" WHERE s." + q(stageOp) + " = 'd' AND s." + q(stageMask) + " = " + strconv.Itoa(movedMask) + "\n" +
-		"   AND m.kept IS NOT NULL AND m.awaiting IS NOT NULL\n" +
+		"  FROM chain AS c\n" +
+		" CROSS JOIN LATERAL jsonb_populate_record(NULL::" + t.Ident() + ", c.source) AS k\n" +
+		" WHERE cardinality(c.cols) > 0\n" +
 		"   AND " + strings.Join(newKey, " AND ") + "\n" +
-		"   AND n." + q(t.CommitColumn) + " = m.new_commit_lsn AND n." + q(t.LSNColumn) + " = m.new_lsn"
+		"   AND n." + q(t.CommitColumn) + " = c.new_commit_lsn AND n." + q(t.LSNColumn) + " = c.new_lsn"
 }
 
 // takeMoved is the statement that fills, after its upsert, the columns a
@@ -97,20 +122,20 @@ func (st *statements) buildTakeMoved(unchanged []bool) string {
 		p++
 		return "$" + strconv.Itoa(p) + "::" + typ
 	}
-	var oldKey, oldMatch, newMatch, newKey []string
-	for _, c := range keys {
-		col := t.Columns[c]
-		v := param(col.Type)
-		oldKey = append(oldKey, v)
-		oldMatch = append(oldMatch, "o."+q(col.Name)+" = "+v)
+	// keyParams takes the next parameters for the key's values and
+	// matches the row alias's key columns with them.
+	keyParams := func(alias string) (values, matches []string) {
+		for _, c := range keys {
+			col := t.Columns[c]
+			v := param(col.Type)
+			values = append(values, v)
+			matches = append(matches, alias+"."+q(col.Name)+" = "+v)
+		}
+		return values, matches
 	}
+	oldKey, oldMatch := keyParams("o")
 	moveCommit, moveLSN := param("bigint"), param("bigint")
-	for _, c := range keys {
-		col := t.Columns[c]
-		v := param(col.Type)
-		newKey = append(newKey, v)
-		newMatch = append(newMatch, "n."+q(col.Name)+" = "+v)
-	}
+	newKey, newMatch := keyParams("n")
 	rowCommit, rowLSN := param("bigint"), param("bigint")
 	awaiting := param("text[]")
 	var sets []string
