@@ -84,6 +84,27 @@ func (m *rowMaker) moveSource(ch *debezium.Change) *moveSource {
 	return src
 }
 
+// takesPartInMoves reports whether a reduced batch holds a half of a key
+// move that the moved_rows ledger joins: a delete of a moved-away key, or
+// an upsert of a moved-in key with unchanged columns.
+func takesPartInMoves(red *reduced) bool {
+	for _, r := range red.rows {
+		if r.movedAway || r.movedFrom != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// lockMoves serialises the transactions that apply halves of key moves of
+// one table ($1): the two halves of a move, and the moves of a chain, are
+// on different partitions and would otherwise commit concurrently, each
+// missing what the other wrote (READ COMMITTED reads only committed rows).
+// Taken before the transaction's writes of the table, by transactions with
+// moves only, so it waits on no row lock; each later statement of the
+// transaction reads everything an earlier holder committed.
+const lockMoves = "SELECT pg_advisory_xact_lock(hashtext('pgsink key moves'), hashtext($1))"
+
 // movesAway reports whether a reduced batch deletes a key a row moved
 // away from.
 func movesAway(red *reduced) bool {

@@ -178,6 +178,40 @@ func TestIntegrationApplyToastAcrossKeyMove(t *testing.T) {
 		f.applyCounting(create3, 0)
 		f.want("3:moved:large@12")
 	})
+	t.Run("moved on in the batch that moved it in", func(t *testing.T) {
+		// 2's create and delete in one batch, with 1's partition behind:
+		// what 2's delete keeps is the copied value, corrected later.
+		f := newFixture(t, sink.DeleteHard, false)
+		f.apply(ev{debezium.OpCreate, 1, "new", "stale", 9})
+		del1, create2 := f.pkMove(1, 2, 11)
+		del2, create3 := f.pkMove(2, 3, 12)
+		b := f.batch()
+		b.Items = append(create2.Items, del2.Items...)
+		f.applyBatch(b)
+		f.applyBatch(create3)
+		f.apply(ev{debezium.OpUpdate, 1, "paid", "large", 10})
+		f.applyBatch(del1)
+		f.want("3:moved:large@12")
+	})
+	t.Run("old key updated in the delete's batch", func(t *testing.T) {
+		// The update folds into the delete, but the row the delete keeps
+		// must hold it.
+		for _, createFirst := range []bool{false, true} {
+			f := newFixture(t, sink.DeleteHard, false)
+			f.apply(ev{debezium.OpCreate, 1, "new", "stale", 9})
+			del, create := f.pkMove(1, 2, 11)
+			if createFirst {
+				f.applyBatch(create)
+			}
+			b := f.batch(ev{debezium.OpUpdate, 1, "paid", "large", 10})
+			b.Items = append(b.Items, del.Items...)
+			f.applyBatch(b)
+			if !createFirst {
+				f.applyBatch(create)
+			}
+			f.want(moved)
+		}
+	})
 	t.Run("create first, old key not applied yet", func(t *testing.T) {
 		f := newFixture(t, sink.DeleteHard, false)
 		del, create := f.pkMove(1, 2, 11)

@@ -46,6 +46,10 @@ type row struct {
 	// key, when it carries TOAST placeholders: their values are the old
 	// key's row's (see takeMoved).
 	movedFrom *moveSource
+	// before is the upsert a movedAway delete superseded in the batch: it
+	// is applied first, so that the row the delete keeps for the new key
+	// holds its values.
+	before *row
 }
 
 // reduced is one table's share of a batch after reduction.
@@ -58,7 +62,8 @@ type reduced struct {
 	undetectable int64
 }
 
-// reduce folds a table's changes, in offset order, to one row per key. The
+// reduce folds a table's changes, in offset order, to one row per key (and
+// the upsert a moved key's delete supersedes, see row.before). The
 // newest version wins, not the last offset: Debezium re-emits old events at
 // new offsets after a restart, and the guard in SQL repeats this decision
 // against what is stored.
@@ -104,7 +109,11 @@ func reduce(t *Table, items []Item, idx []int) (*reduced, error) {
 	}
 	out.rows = make([]*row, 0, len(order))
 	for _, k := range order {
-		out.rows = append(out.rows, byKey[k])
+		r := byKey[k]
+		if r.before != nil {
+			out.rows = append(out.rows, r.before)
+		}
+		out.rows = append(out.rows, r)
 	}
 	return out, nil
 }
@@ -121,6 +130,14 @@ func fold(byKey map[string]*row, order []string, key string, next *row) []string
 	older, newer := prev, next
 	if next.version.Less(prev.version) {
 		older, newer = next, prev
+	}
+	if newer.op == opDelete && newer.movedAway && newer.before == nil {
+		switch older.op {
+		case opUpsert:
+			newer.before = older
+		case opDelete:
+			newer.before = older.before
+		}
 	}
 	fresh := false
 	if newer.op == opUpsert && older.op == opUpsert {

@@ -84,6 +84,7 @@ func TestStatementsGolden(t *testing.T) {
 		"moved_keep.sql":            hard.moves.keepMoved,
 		"moved_resolve.sql":         hard.moves.resolveMoved,
 		"moved_take.sql":            hard.takeMoved([]bool{false, false, false, true}),
+		"moved_lock.sql":            lockMoves,
 	}
 	for file, got := range cases {
 		t.Run(file, func(t *testing.T) {

@@ -62,6 +62,12 @@ func (a *Applier) writeTable(ctx context.Context, x *txn, t *Table, red *reduced
 	// skips, costs these statements more time than it saves. Pipelined,
 	// it costs no round trip.
 	x.queue.Queue(applySettings)
+	if takesPartInMoves(red) {
+		// Transactions with halves of key moves of one table run one
+		// after the other from here on, so that each reads the ledger
+		// and the rows the others wrote (see lockMoves).
+		x.queue.Queue(lockMoves, t.Ref())
+	}
 	if red.truncate != nil {
 		x.queue.Queue(stmts.truncate, red.truncate.CommitLSN, red.truncate.LSN)
 		x.queue.Queue(stmts.truncateTS, t.Ref(), red.truncate.CommitLSN, red.truncate.LSN)
@@ -113,11 +119,6 @@ func writeStaged(ctx context.Context, x *txn, stmts *statements, red *reduced, i
 	// unlike the statements that join the stage, which go back to
 	// custom plans after them. The unresolved count runs in between
 	// with the generic plan too: it probes the target per staged row.
-	if movesAway(red) {
-		// Before the upserts, so that a create of the same batch takes
-		// what the delete keeps.
-		queueMovedAway(x, stmts)
-	}
 	small := len(rows) <= genericPlanRows
 	if small {
 		x.queue.Queue(genericPlans)
@@ -133,7 +134,14 @@ func writeStaged(ctx context.Context, x *txn, stmts *statements, red *reduced, i
 	if small {
 		x.queue.Queue(customPlans)
 	}
+	// After the upserts: the creates of moved rows fill their unchanged
+	// columns, from the target's old row when its delete is in this batch
+	// (its last change, row.before, written by now); then the deletes keep
+	// the rows they delete, filled ones included, for later creates.
 	queueMovedTo(x, stmts, red)
+	if movesAway(red) {
+		queueMovedAway(x, stmts)
+	}
 	if deletes {
 		queueDeletes(x, stmts, insert)
 	}
@@ -219,7 +227,7 @@ func queueDeletes(x *txn, stmts *statements, insert bool) {
 // applyOnce answers as for the plain INSERT.
 func copyFresh(ctx context.Context, x *txn, stmts *statements, red *reduced) (rest *reduced, copied int64, err error) {
 	// The rest goes through the stage, where row order does not matter:
-	// a reduced batch has one row per key.
+	// a reduced batch has one row per key and operation.
 	rest = &reduced{truncate: red.truncate}
 	var candidates []*row
 	for _, r := range red.rows {
