@@ -118,23 +118,23 @@ func (f *fixture) pkMove(from, to, version int64) (del, create *sink.Batch) {
 // row changed in between; Unresolved counts only a create whose values are
 // nowhere.
 func TestIntegrationApplyToastAcrossKeyMove(t *testing.T) {
-	const moved = "2:moved:large@11"
+	const movedRow = "2:moved:large@11"
 	t.Run("delete first", func(t *testing.T) {
 		f := newFixture(t, sink.DeleteHard, false)
 		f.apply(ev{debezium.OpCreate, 1, "new", "large", 10})
 		del, create := f.pkMove(1, 2, 11)
 		f.applyBatch(del)
 		f.applyCounting(create, 0)
-		f.want(moved)
+		f.want(movedRow)
 	})
 	t.Run("create first", func(t *testing.T) {
 		f := newFixture(t, sink.DeleteHard, false)
 		f.apply(ev{debezium.OpCreate, 1, "new", "large", 10})
 		del, create := f.pkMove(1, 2, 11)
 		f.applyCounting(create, 0)
-		f.want("1:new:large@10 " + moved)
+		f.want("1:new:large@10 " + movedRow)
 		f.applyBatch(del)
-		f.want(moved)
+		f.want(movedRow)
 	})
 	t.Run("create first, old key behind", func(t *testing.T) {
 		// The old key's partition has not applied the update before the
@@ -147,7 +147,7 @@ func TestIntegrationApplyToastAcrossKeyMove(t *testing.T) {
 		f.want("1:new:stale@9 2:moved:stale@11")
 		f.apply(ev{debezium.OpUpdate, 1, "paid", "large", 10})
 		f.applyBatch(del)
-		f.want(moved)
+		f.want(movedRow)
 	})
 	t.Run("moved twice, first old key behind", func(t *testing.T) {
 		// 1 → 2 → 3, the second move applied whole before the first
@@ -209,7 +209,7 @@ func TestIntegrationApplyToastAcrossKeyMove(t *testing.T) {
 			if !createFirst {
 				f.applyBatch(create)
 			}
-			f.want(moved)
+			f.want(movedRow)
 		}
 	})
 	t.Run("create first, old key not applied yet", func(t *testing.T) {
@@ -219,7 +219,7 @@ func TestIntegrationApplyToastAcrossKeyMove(t *testing.T) {
 		f.want("2:moved:∅@11")
 		f.apply(ev{debezium.OpCreate, 1, "new", "large", 10})
 		f.applyBatch(del)
-		f.want(moved)
+		f.want(movedRow)
 	})
 	for _, order := range []string{"delete, create", "create, delete"} {
 		t.Run("one batch: "+order, func(t *testing.T) {
@@ -232,7 +232,7 @@ func TestIntegrationApplyToastAcrossKeyMove(t *testing.T) {
 				b.Items = append(create.Items, del.Items...)
 			}
 			f.applyCounting(b, 0)
-			f.want(moved)
+			f.want(movedRow)
 		})
 	}
 	t.Run("soft deletes", func(t *testing.T) {
@@ -241,7 +241,7 @@ func TestIntegrationApplyToastAcrossKeyMove(t *testing.T) {
 		del, create := f.pkMove(1, 2, 11)
 		f.applyBatch(del)
 		f.applyBatch(create)
-		f.want("1:new:large@11 deleted " + moved)
+		f.want("1:new:large@11 deleted " + movedRow)
 	})
 	t.Run("nowhere", func(t *testing.T) {
 		// The delete came and found no row to keep: truly unresolved.
