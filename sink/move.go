@@ -2,6 +2,7 @@ package sink
 
 import (
 	"bytes"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgsink/pgsink/debezium"
@@ -144,7 +145,7 @@ func queueMovedAway(x *txn, stmts *statements) {
 // one whose delete has not come yet is filled when it does.
 func queueMovedTo(x *txn, stmts *statements, red *reduced) {
 	for _, r := range red.rows {
-		if r.op != opUpsert || r.movedFrom == nil {
+		if r.op != opUpsert || r.movedFrom == nil || !slices.Contains(r.unchanged, true) {
 			continue
 		}
 		x.queue.Queue(stmts.takeMoved(r.unchanged), stmts.takeMovedArgs(r)...).QueryRow(func(row pgx.Row) error {

@@ -4,6 +4,7 @@ package sink_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/pgsink/pgsink/debezium"
@@ -235,6 +236,23 @@ func TestIntegrationApplyToastAcrossKeyMove(t *testing.T) {
 			f.want(movedRow)
 		})
 	}
+	t.Run("the new key updated in the create's batch", func(t *testing.T) {
+		// An update that carries the value folds the create's placeholder
+		// away; one that does not keeps the create's old key to take it.
+		for _, notes := range []any{"updated", unchanged} {
+			f := newFixture(t, sink.DeleteHard, false)
+			f.apply(ev{debezium.OpCreate, 1, "new", "large", 10})
+			del, create := f.pkMove(1, 2, 11)
+			b := f.batch(ev{debezium.OpUpdate, 2, "paid", notes, 12})
+			b.Items = append(create.Items, b.Items...)
+			f.applyCounting(b, 0)
+			f.applyBatch(del)
+			if notes == unchanged {
+				notes = "large"
+			}
+			f.want(fmt.Sprintf("2:paid:%s@12", notes))
+		}
+	})
 	t.Run("soft deletes", func(t *testing.T) {
 		f := newFixture(t, sink.DeleteSoft, false)
 		f.apply(ev{debezium.OpCreate, 1, "new", "large", 10})

@@ -141,13 +141,18 @@ func fold(byKey map[string]*row, order []string, key string, next *row) []string
 	}
 	fresh := false
 	if newer.op == opUpsert && older.op == opUpsert {
-		if newer.movedFrom == nil {
-			newer.movedFrom = older.movedFrom
-		}
 		for c := range newer.unchanged {
 			if newer.unchanged[c] && !older.unchanged[c] {
 				newer.values[c], newer.unchanged[c] = older.values[c], false
 			}
+		}
+		// The placeholders left are the older create's, if it was a
+		// moved row's: they take its old key's values.
+		if newer.movedFrom == nil {
+			newer.movedFrom = older.movedFrom
+		}
+		if !slices.Contains(newer.unchanged, true) {
+			newer.movedFrom = nil
 		}
 		fresh = older.fresh && !slices.Contains(newer.unchanged, true)
 	}
