@@ -29,6 +29,7 @@ type moveStatements struct {
 	// ledger's awaiting list; empty when the table has no non-key column.
 	resolveMoved string
 	resolveNames []any
+	unfixed      string
 	takes        sync.Map // takeMoved's texts by unchanged-column signature
 }
 
@@ -59,13 +60,20 @@ func (st *statements) buildMoves() {
 	if len(sets) == 0 {
 		return
 	}
-	var newKey []string
-	for i, c := range t.keyColumns() {
-		col := t.Columns[c]
-		newKey = append(newKey, "n."+q(col.Name)+" = (c.new_key ->> "+strconv.Itoa(i)+")::"+col.Type)
-	}
+	newKey := st.newKeyMatch("c")
 	keptVersion := "(jsonb_populate_record(NULL::" + t.Ident() + ", m.kept))."
 	st.moves.resolveNames = names
+	// unfixed counts the moves whose create waits for this delete while
+	// its row has been written again since: the waiting columns cannot be
+	// told apart from what later events wrote, and stay as they are.
+	st.moves.unfixed = "SELECT count(*)\n" +
+		"  FROM " + st.stage + " AS s\n" +
+		"  JOIN " + ledger + " AS m ON m.target = $1 AND m.key = " + st.keyJSON("s") + "\n" +
+		"   AND m.commit_lsn = s." + q(stageCommit) + " AND m.lsn = s." + q(stageLSN) + "\n" +
+		"  JOIN " + t.Ident() + " AS n ON " + strings.Join(st.newKeyMatch("m"), " AND ") + "\n" +
+		" WHERE s." + q(stageOp) + " = 'd' AND s." + q(stageMask) + " = " + strconv.Itoa(movedMask) + "\n" +
+		"   AND m.kept IS NOT NULL AND cardinality(m.awaiting) > 0\n" +
+		"   AND (n." + q(t.CommitColumn) + ", n." + q(t.LSNColumn) + ") > (m.new_commit_lsn, m.new_lsn)"
 	// chain follows each move whose delete is staged (its kept row exact)
 	// to the moves onward from its new key that kept the new row while it
 	// still held a copied value (kept at the version the create wrote):
@@ -100,6 +108,18 @@ func (st *statements) buildMoves() {
 		" WHERE cardinality(c.cols) > 0\n" +
 		"   AND " + strings.Join(newKey, " AND ") + "\n" +
 		"   AND n." + q(t.CommitColumn) + " = c.new_commit_lsn AND n." + q(t.LSNColumn) + " = c.new_lsn"
+}
+
+// newKeyMatch matches the target row n with the new key a ledger entry
+// (its alias) holds.
+func (st *statements) newKeyMatch(entry string) []string {
+	t := st.table
+	var match []string
+	for i, c := range t.keyColumns() {
+		col := t.Columns[c]
+		match = append(match, "n."+q(col.Name)+" = ("+entry+".new_key ->> "+strconv.Itoa(i)+")::"+col.Type)
+	}
+	return match
 }
 
 // takeMoved is the statement that fills, after its upsert, the columns a
