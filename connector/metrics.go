@@ -58,7 +58,7 @@ func NewMetrics() *Metrics {
 		Skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_records_skipped_total",
 			Help: "Records passed over, by reason: no_write (tombstones, transaction markers, messages), below_position (redelivered), not_owned, event_type (outbox type filter), duplicate (outbox event id already applied), stale (older than the target row: refused by the version guard or a tombstone)."}, []string{"topic", "reason"}),
 		Unresolved: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_unresolved_unchanged_rows_total",
-			Help: "Rows written from an event with Debezium's unchanged-TOAST placeholder whose value was nowhere: no stored row, and for a primary-key change no old key's row in time (see docs/internals.md, Key moves): those columns hold NULL or an older value. Set REPLICA IDENTITY FULL on the source table."}, []string{"table"}),
+			Help: "Rows written from an event with Debezium's unchanged-TOAST placeholder whose value was nowhere: no stored row, and for a primary-key change no old key's row (see docs/internals.md, Key moves): those columns hold NULL. Set REPLICA IDENTITY FULL on the source table."}, []string{"table"}),
 		UndetectableMoves: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_undetectable_key_moves_total",
 			Help: "Updates of a table keyed on other columns than the source's primary key whose before image does not carry the key: a change of a key column would leave the old key's row in the target. Set REPLICA IDENTITY FULL on the source table."}, []string{"table"}),
 		Fenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_fenced_batches_total",

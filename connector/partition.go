@@ -463,7 +463,7 @@ func (p *partition) report(batch *sink.Batch, st sink.Stats, last *kafka.Message
 		ref := batch.Items[0].Table.Ref()
 		if st.Unresolved > 0 {
 			p.metrics.Unresolved.WithLabelValues(ref).Add(float64(st.Unresolved))
-			p.log.Warn("rows whose unchanged-TOAST placeholders found no value: no stored row to keep it from, nor an old key's row in time for a primary-key change; those columns are NULL or an older value; set REPLICA IDENTITY FULL on the source table",
+			p.log.Warn("rows whose unchanged-TOAST placeholders found no value: no stored row to keep it from, nor an old key's row for a primary-key change; those columns are NULL; set REPLICA IDENTITY FULL on the source table",
 				zap.String("table", ref), zap.Int64("rows", st.Unresolved), zap.Int64("next_offset", batch.Next))
 		}
 		if st.UndetectableMoves > 0 {

@@ -135,12 +135,6 @@ func queueMovedAway(x *txn, stmts *statements) {
 		return err
 	})
 	if stmts.moves.resolveMoved != "" {
-		x.queue.Queue(stmts.moves.unfixed, t.Ref()).QueryRow(func(row pgx.Row) error {
-			var n int64
-			err := row.Scan(&n)
-			x.stats.Unresolved += n
-			return err
-		})
 		x.queue.Queue(stmts.moves.resolveMoved, append([]any{t.Ref()}, stmts.moves.resolveNames...)...)
 	}
 }

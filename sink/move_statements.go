@@ -29,7 +29,6 @@ type moveStatements struct {
 	// ledger's awaiting list; empty when the table has no non-key column.
 	resolveMoved string
 	resolveNames []any
-	unfixed      string
 	takes        sync.Map // takeMoved's texts by unchanged-column signature
 }
 
@@ -55,7 +54,10 @@ func (st *statements) buildMoves() {
 			continue
 		}
 		names = append(names, col.Name)
-		sets = append(sets, q(col.Name)+" = CASE WHEN $"+strconv.Itoa(len(names)+1)+"::text = ANY (c.cols) THEN k."+q(col.Name)+" ELSE n."+q(col.Name)+" END")
+		name := "$" + strconv.Itoa(len(names)+1) + "::text"
+		sets = append(sets, q(col.Name)+" = CASE WHEN "+name+" = ANY (c.cols)\n"+
+			"                AND coalesce(to_jsonb(n."+q(col.Name)+"), 'null') = coalesce(c.copied -> "+name+", 'null')\n"+
+			"           THEN k."+q(col.Name)+" ELSE n."+q(col.Name)+" END")
 	}
 	if len(sets) == 0 {
 		return
@@ -63,40 +65,30 @@ func (st *statements) buildMoves() {
 	newKey := st.newKeyMatch("c")
 	keptVersion := "(jsonb_populate_record(NULL::" + t.Ident() + ", m.kept))."
 	st.moves.resolveNames = names
-	// unfixed counts the moves whose create waits for this delete while
-	// its row has been written again since: the waiting columns cannot be
-	// told apart from what later events wrote, and stay as they are.
-	st.moves.unfixed = "SELECT count(*)\n" +
-		"  FROM " + st.stage + " AS s\n" +
-		"  JOIN " + ledger + " AS m ON m.target = $1 AND m.key = " + st.keyJSON("s") + "\n" +
-		"   AND m.commit_lsn = s." + q(stageCommit) + " AND m.lsn = s." + q(stageLSN) + "\n" +
-		"  JOIN " + t.Ident() + " AS n ON " + strings.Join(st.newKeyMatch("m"), " AND ") + "\n" +
-		" WHERE s." + q(stageOp) + " = 'd' AND s." + q(stageMask) + " = " + strconv.Itoa(movedMask) + "\n" +
-		"   AND m.kept IS NOT NULL AND cardinality(m.awaiting) > 0\n" +
-		"   AND (n." + q(t.CommitColumn) + ", n." + q(t.LSNColumn) + ") > (m.new_commit_lsn, m.new_lsn)"
 	// chain follows each move whose delete is staged (its kept row exact)
 	// to the moves onward from its new key that kept the new row while it
 	// still held a copied value (kept at the version the create wrote):
 	// in each, the columns copied are corrected in kept (kept_cols) and
 	// in the row the move wrote, as far as its create copied them too
 	// (cols).
-	st.moves.resolveMoved = "WITH RECURSIVE chain (key, commit_lsn, lsn, new_key, new_commit_lsn, new_lsn, kept_cols, cols, source) AS (\n" +
-		"    SELECT m.key, m.commit_lsn, m.lsn, m.new_key, m.new_commit_lsn, m.new_lsn, NULL::text[], m.awaiting, m.kept\n" +
+	st.moves.resolveMoved = "WITH RECURSIVE chain (key, commit_lsn, lsn, new_key, new_commit_lsn, new_lsn, kept_cols, kept_copied, cols, copied, source) AS (\n" +
+		"    SELECT m.key, m.commit_lsn, m.lsn, m.new_key, m.new_commit_lsn, m.new_lsn, NULL::text[], NULL::jsonb, m.awaiting, m.copied, m.kept\n" +
 		"      FROM " + st.stage + " AS s\n" +
 		"      JOIN " + ledger + " AS m ON m.target = $1 AND m.key = " + st.keyJSON("s") + "\n" +
 		"       AND m.commit_lsn = s." + q(stageCommit) + " AND m.lsn = s." + q(stageLSN) + "\n" +
 		"     WHERE s." + q(stageOp) + " = 'd' AND s." + q(stageMask) + " = " + strconv.Itoa(movedMask) + "\n" +
 		"       AND m.kept IS NOT NULL AND m.awaiting IS NOT NULL\n" +
 		"    UNION ALL\n" +
-		"    SELECT m.key, m.commit_lsn, m.lsn, m.new_key, m.new_commit_lsn, m.new_lsn, c.cols,\n" +
-		"           ARRAY(SELECT unnest(c.cols) INTERSECT SELECT unnest(coalesce(m.awaiting, '{}'))), c.source\n" +
+		"    SELECT m.key, m.commit_lsn, m.lsn, m.new_key, m.new_commit_lsn, m.new_lsn, c.cols, c.copied,\n" +
+		"           ARRAY(SELECT unnest(c.cols) INTERSECT SELECT unnest(coalesce(m.awaiting, '{}'))), m.copied, c.source\n" +
 		"      FROM chain AS c\n" +
 		"      JOIN " + ledger + " AS m ON m.target = $1 AND m.key = c.new_key\n" +
-		"       AND " + keptVersion + q(t.CommitColumn) + " = c.new_commit_lsn AND " + keptVersion + q(t.LSNColumn) + " = c.new_lsn\n" +
+		"       AND (" + keptVersion + q(t.CommitColumn) + ", " + keptVersion + q(t.LSNColumn) + ") >= (c.new_commit_lsn, c.new_lsn)\n" +
 		"     WHERE cardinality(c.cols) > 0),\n" +
 		"kept_fixed AS (\n" +
 		"    UPDATE " + ledger + " AS m\n" +
-		"       SET kept = m.kept || (SELECT jsonb_object_agg(a, c.source -> a) FROM unnest(c.kept_cols) AS a)\n" +
+		"       SET kept = m.kept || coalesce((SELECT jsonb_object_agg(a, c.source -> a) FROM unnest(c.kept_cols) AS a\n" +
+		"                                       WHERE coalesce(m.kept -> a, 'null') = coalesce(c.kept_copied -> a, 'null')), '{}')\n" +
 		"      FROM chain AS c\n" +
 		"     WHERE cardinality(c.kept_cols) > 0\n" +
 		"       AND m.target = $1 AND m.key = c.key AND m.commit_lsn = c.commit_lsn AND m.lsn = c.lsn\n" +
@@ -107,7 +99,7 @@ func (st *statements) buildMoves() {
 		" CROSS JOIN LATERAL jsonb_populate_record(NULL::" + t.Ident() + ", c.source) AS k\n" +
 		" WHERE cardinality(c.cols) > 0\n" +
 		"   AND " + strings.Join(newKey, " AND ") + "\n" +
-		"   AND n." + q(t.CommitColumn) + " = c.new_commit_lsn AND n." + q(t.LSNColumn) + " = c.new_lsn"
+		"   AND (n." + q(t.CommitColumn) + ", n." + q(t.LSNColumn) + ") >= (c.new_commit_lsn, c.new_lsn)"
 }
 
 // newKeyMatch matches the target row n with the new key a ledger entry
@@ -181,10 +173,13 @@ func (st *statements) buildTakeMoved(unchanged []bool) string {
 		"       AND n." + q(t.CommitColumn) + " = " + rowCommit + " AND n." + q(t.LSNColumn) + " = " + rowLSN + "\n" +
 		"    RETURNING 1),\n" +
 		"noted AS (\n" +
-		"    INSERT INTO " + st.movedLedger + " AS m (target, key, commit_lsn, lsn, new_key, new_commit_lsn, new_lsn, awaiting)\n" +
-		"    VALUES ($1, " + ledgerKey + ", " + moveCommit + ", " + moveLSN + ", jsonb_build_array(" + strings.Join(newKey, ", ") + "), " + rowCommit + ", " + rowLSN + ", " + awaiting + ")\n" +
+		"    INSERT INTO " + st.movedLedger + " AS m (target, key, commit_lsn, lsn, new_key, new_commit_lsn, new_lsn, awaiting, copied)\n" +
+		"    SELECT $1, " + ledgerKey + ", " + moveCommit + ", " + moveLSN + ", jsonb_build_array(" + strings.Join(newKey, ", ") + "), " + rowCommit + ", " + rowLSN + ", " + awaiting + ",\n" +
+		"           (SELECT jsonb_object_agg(a, source.kept -> a) FROM unnest(" + awaiting + ") AS a)\n" +
+		"      FROM source\n" +
 		"    ON CONFLICT (target, key, commit_lsn, lsn) DO UPDATE\n" +
-		"       SET new_key = excluded.new_key, new_commit_lsn = excluded.new_commit_lsn, new_lsn = excluded.new_lsn, awaiting = excluded.awaiting\n" +
+		"       SET new_key = excluded.new_key, new_commit_lsn = excluded.new_commit_lsn, new_lsn = excluded.new_lsn,\n" +
+		"           awaiting = excluded.awaiting, copied = excluded.copied\n" +
 		"    RETURNING 1)\n" +
 		"SELECT (SELECT kept IS NOT NULL FROM source), EXISTS (SELECT FROM moved), (SELECT count(*) FROM filled), (SELECT count(*) FROM noted)"
 }

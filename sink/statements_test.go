@@ -85,7 +85,6 @@ func TestStatementsGolden(t *testing.T) {
 		"moved_resolve.sql":         hard.moves.resolveMoved,
 		"moved_take.sql":            hard.takeMoved([]bool{false, false, false, true}),
 		"moved_lock.sql":            lockMoves,
-		"moved_unfixed.sql":         hard.moves.unfixed,
 	}
 	for file, got := range cases {
 		t.Run(file, func(t *testing.T) {

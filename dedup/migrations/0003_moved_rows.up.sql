@@ -8,9 +8,11 @@
 --     move's version, which both halves carry;
 --   kept: the old key's row just before the move (to_jsonb of the target
 --     row), written by the delete before it deletes the row;
---   new_key, new_commit_lsn, new_lsn, awaiting: the new key, the version
---     its row was written at and the columns the create left unchanged,
---     written by the create, so that a delete applied later can fill them.
+--   new_key, new_commit_lsn, new_lsn, awaiting, copied: the new key, the
+--     version its row was written at, the columns the create left unchanged
+--     and the values it copied into them (JSON null where none), written by
+--     the create, so that a delete applied later can correct them while the
+--     new row still holds what was copied.
 -- Pruned with the tombstones (retention.tombstones).
 CREATE TABLE moved_rows (
     target         text        NOT NULL,
@@ -22,6 +24,7 @@ CREATE TABLE moved_rows (
     new_commit_lsn bigint,
     new_lsn        bigint,
     awaiting       text[],
+    copied         jsonb,
     moved_at       timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (target, key, commit_lsn, lsn)
 );

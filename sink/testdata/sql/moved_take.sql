@@ -14,9 +14,12 @@ filled AS (
        AND n."_pgsink_commit_lsn" = $8::bigint AND n."_pgsink_lsn" = $9::bigint
     RETURNING 1),
 noted AS (
-    INSERT INTO "pgsink"."moved_rows" AS m (target, key, commit_lsn, lsn, new_key, new_commit_lsn, new_lsn, awaiting)
-    VALUES ($1, jsonb_build_array($2::bigint, $3::text), $4::bigint, $5::bigint, jsonb_build_array($6::bigint, $7::text), $8::bigint, $9::bigint, $10::text[])
+    INSERT INTO "pgsink"."moved_rows" AS m (target, key, commit_lsn, lsn, new_key, new_commit_lsn, new_lsn, awaiting, copied)
+    SELECT $1, jsonb_build_array($2::bigint, $3::text), $4::bigint, $5::bigint, jsonb_build_array($6::bigint, $7::text), $8::bigint, $9::bigint, $10::text[],
+           (SELECT jsonb_object_agg(a, source.kept -> a) FROM unnest($10::text[]) AS a)
+      FROM source
     ON CONFLICT (target, key, commit_lsn, lsn) DO UPDATE
-       SET new_key = excluded.new_key, new_commit_lsn = excluded.new_commit_lsn, new_lsn = excluded.new_lsn, awaiting = excluded.awaiting
+       SET new_key = excluded.new_key, new_commit_lsn = excluded.new_commit_lsn, new_lsn = excluded.new_lsn,
+           awaiting = excluded.awaiting, copied = excluded.copied
     RETURNING 1)
 SELECT (SELECT kept IS NOT NULL FROM source), EXISTS (SELECT FROM moved), (SELECT count(*) FROM filled), (SELECT count(*) FROM noted)
