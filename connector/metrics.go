@@ -8,19 +8,22 @@ import (
 // Metrics are the connector's Prometheus series. Tables are labelled by
 // their schema-qualified target name, partitions by topic and number.
 type Metrics struct {
-	Consumed     *prometheus.CounterVec // topic
-	Applied      *prometheus.CounterVec // table, op (upsert|delete|truncate)
-	DeadLetters  *prometheus.CounterVec // topic, destination
-	Skipped      *prometheus.CounterVec // topic, reason (no_table|not_owned|below_position|no_write)
-	Fenced       prometheus.Counter     // batches rejected because another owner holds the epoch
-	Unresolved   *prometheus.CounterVec // table: rows created with unchanged-TOAST columns nobody holds
-	Rebalances   *prometheus.CounterVec // kind (assigned|revoked|lost)
-	BatchRecords prometheus.Histogram   // records per applied batch
-	ApplySeconds prometheus.Histogram   // duration of one Apply
-	Lag          *prometheus.GaugeVec   // topic, partition: high watermark - stored position
-	Owned        prometheus.Gauge       // partitions this instance applies
-	Buffered     prometheus.Gauge       // fetched but unapplied key+value bytes
-	Retries      prometheus.Counter     // transient errors retried
+	Consumed    *prometheus.CounterVec // topic
+	Applied     *prometheus.CounterVec // table, op (upsert|delete|truncate)
+	DeadLetters *prometheus.CounterVec // topic, destination
+	Skipped     *prometheus.CounterVec // topic, reason (no_table|not_owned|below_position|no_write)
+	Fenced      prometheus.Counter     // batches rejected because another owner holds the epoch
+	Unresolved  *prometheus.CounterVec // table: rows created with unchanged-TOAST columns nobody holds
+	// UndetectableMoves, per table: updates whose before image lacks the
+	// configured key, so a key change would go unseen.
+	UndetectableMoves *prometheus.CounterVec
+	Rebalances        *prometheus.CounterVec // kind (assigned|revoked|lost)
+	BatchRecords      prometheus.Histogram   // records per applied batch
+	ApplySeconds      prometheus.Histogram   // duration of one Apply
+	Lag               *prometheus.GaugeVec   // topic, partition: high watermark - stored position
+	Owned             prometheus.Gauge       // partitions this instance applies
+	Buffered          prometheus.Gauge       // fetched but unapplied key+value bytes
+	Retries           prometheus.Counter     // transient errors retried
 	// Panics counts panics recovered, by where: decode (decoding or
 	// routing a record), apply (writing a span), worker (anywhere else in
 	// a partition's worker, which then stops).
@@ -65,7 +68,9 @@ func NewMetrics() *Metrics {
 		Skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_records_skipped_total",
 			Help: "Records passed over, by reason: no_write (tombstones, transaction markers, messages), below_position (redelivered), not_owned, event_type (outbox type filter), duplicate (outbox event id already applied), stale (older than the target row: refused by the version guard or a tombstone)."}, []string{"topic", "reason"}),
 		Unresolved: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_unresolved_unchanged_rows_total",
-			Help: "Rows created from an event with Debezium's unchanged-TOAST placeholder while the target held no row to keep the value from: those columns were written as NULL. Set REPLICA IDENTITY FULL on the source table."}, []string{"table"}),
+			Help: "Rows written from an event with Debezium's unchanged-TOAST placeholder whose value was nowhere: no stored row, and for a primary-key change no old key's row (see docs/internals.md, Key moves): those columns hold NULL. Set REPLICA IDENTITY FULL on the source table."}, []string{"table"}),
+		UndetectableMoves: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_undetectable_key_moves_total",
+			Help: "Updates of a table keyed on other columns than the source's primary key whose before image does not carry the key: a change of a key column would leave the old key's row in the target. Set REPLICA IDENTITY FULL on the source table."}, []string{"table"}),
 		Fenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_fenced_batches_total",
 			Help: "Batches rejected because another instance claimed the partition (a zombie write stopped)."}),
 		Rebalances: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_rebalances_total",
@@ -106,7 +111,7 @@ func NewMetrics() *Metrics {
 			Help: "Target rows deleted (per the table's deletes mode) because a completed Debezium snapshot of their table did not read them: rows deleted in the source while no change stream reached pgsink (a lost slot, an interrupted snapshot, a populated target)."}, []string{"table"}),
 		registry: r,
 	}
-	r.MustRegister(m.Consumed, m.Applied, m.DeadLetters, m.Skipped, m.Fenced, m.Unresolved, m.Rebalances, m.BatchRecords,
+	r.MustRegister(m.Consumed, m.Applied, m.DeadLetters, m.Skipped, m.Fenced, m.Unresolved, m.UndetectableMoves, m.Rebalances, m.BatchRecords,
 		m.ApplySeconds, m.Lag, m.Owned, m.Buffered, m.Retries, m.Panics, m.InsertConflicts, m.Stopped, m.EndToEnd, m.RecordLatency, m.ReceiveLatency,
 		m.BufferFull, m.Pauses, m.SnapshotSwept)
 	r.MustRegister(m.SchemaChanges)

@@ -127,6 +127,10 @@ type partition struct {
 	// batch is done, so the budget bounds every record pgsink holds, not
 	// only the queued ones.
 	held int64
+	// movesWarned holds the tables whose undetectable key moves the
+	// worker has warned about: once per table and partition, the metric
+	// counts the rest.
+	movesWarned map[string]bool
 }
 
 // newPartition builds the worker of a claimed partition; run starts it.
@@ -470,6 +474,20 @@ func (p *partition) apply(batch *sink.Batch, last *kafka.Message) bool {
 	return true
 }
 
+// warnUndetectableMoves says, once per table, that updates arrive whose
+// key change pgsink cannot see.
+func (p *partition) warnUndetectableMoves(table string, n, next int64) {
+	if p.movesWarned[table] {
+		return
+	}
+	if p.movesWarned == nil {
+		p.movesWarned = map[string]bool{}
+	}
+	p.movesWarned[table] = true
+	p.log.Warn("updates whose before image does not carry the table's key (not the source's primary key): a change of a key column would leave the old row in the target; set REPLICA IDENTITY FULL on the source table (counted in pgsink_undetectable_key_moves_total, warned once)",
+		zap.String("table", table), zap.Int64("updates", n), zap.Int64("next_offset", next))
+}
+
 // report counts what an applied batch did.
 func (p *partition) report(batch *sink.Batch, st sink.Stats, last *kafka.Message, elapsed time.Duration) {
 	p.metrics.ApplySeconds.Observe(elapsed.Seconds())
@@ -490,8 +508,12 @@ func (p *partition) report(batch *sink.Batch, st sink.Stats, last *kafka.Message
 		ref := batch.Items[0].Table.Ref()
 		if st.Unresolved > 0 {
 			p.metrics.Unresolved.WithLabelValues(ref).Add(float64(st.Unresolved))
-			p.log.Warn("rows created from events with unchanged-TOAST placeholders and no stored row to keep the values from: those columns are NULL; set REPLICA IDENTITY FULL on the source table",
+			p.log.Warn("rows whose unchanged-TOAST placeholders found no value: no stored row to keep it from, nor an old key's row for a primary-key change; those columns are NULL; set REPLICA IDENTITY FULL on the source table",
 				zap.String("table", ref), zap.Int64("rows", st.Unresolved), zap.Int64("next_offset", batch.Next))
+		}
+		if st.UndetectableMoves > 0 {
+			p.metrics.UndetectableMoves.WithLabelValues(ref).Add(float64(st.UndetectableMoves))
+			p.warnUndetectableMoves(ref, st.UndetectableMoves, batch.Next)
 		}
 		if st.InsertConflicts > 0 {
 			p.metrics.InsertConflicts.WithLabelValues(ref).Add(float64(st.InsertConflicts))

@@ -205,8 +205,8 @@ func (r *Runner) Run(ctx context.Context) error {
 	}, pruneInterval, func(p dedup.Pruned, err error) {
 		if err != nil {
 			r.log.Warn("pruning the ledgers", zap.Error(err))
-		} else if p.Tombstones+p.OutboxEvents > 0 {
-			r.log.Info("ledgers pruned", zap.Int64("tombstones", p.Tombstones), zap.Int64("outbox_events", p.OutboxEvents))
+		} else if p.Tombstones+p.OutboxEvents+p.MovedRows > 0 {
+			r.log.Info("ledgers pruned", zap.Int64("tombstones", p.Tombstones), zap.Int64("outbox_events", p.OutboxEvents), zap.Int64("moved_rows", p.MovedRows))
 		}
 	})
 	if err := r.startSweeper(pruneCtx); err != nil {

@@ -22,15 +22,19 @@ func TestIntegrationForgetLedgers(t *testing.T) {
 		if _, err := pool.Exec(ctx, `INSERT INTO pgsink.outbox_events (target, event_id, topic, partition, "offset") VALUES ($1, 'e-1', 'o', 0, 0)`, target); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := pool.Exec(ctx, `INSERT INTO pgsink.moved_rows (target, key, commit_lsn, lsn) VALUES ($1, '[1]', 1, 1)`, target); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return dedup.NewLedgers(schema).Forget(ctx, tx, "public.t") }); err != nil {
 		t.Fatal(err)
 	}
-	var tombstones, events string
-	if err := pool.QueryRow(ctx, `SELECT (SELECT string_agg(target, ',') FROM pgsink.tombstones), (SELECT string_agg(target, ',') FROM pgsink.outbox_events)`).Scan(&tombstones, &events); err != nil {
+	var tombstones, events, moved string
+	if err := pool.QueryRow(ctx, `SELECT (SELECT string_agg(target, ',') FROM pgsink.tombstones), (SELECT string_agg(target, ',') FROM pgsink.outbox_events),
+		(SELECT string_agg(target, ',') FROM pgsink.moved_rows)`).Scan(&tombstones, &events, &moved); err != nil {
 		t.Fatal(err)
 	}
-	if tombstones != "public.u" || events != "public.u" {
-		t.Fatalf("after Forget(public.t): tombstones of %q, outbox events of %q; want public.u's only in both", tombstones, events)
+	if tombstones != "public.u" || events != "public.u" || moved != "public.u" {
+		t.Fatalf("after Forget(public.t): tombstones of %q, outbox events of %q, moved rows of %q; want public.u's only in each", tombstones, events, moved)
 	}
 }

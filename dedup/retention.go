@@ -24,6 +24,8 @@ type Retention struct {
 // Pruned counts the entries one Prune removed.
 type Pruned struct {
 	Tombstones, OutboxEvents int64
+	// MovedRows are key-move entries, pruned with the tombstones.
+	MovedRows int64
 }
 
 // Ledgers prunes the tombstone and outbox-event ledgers of a schema.
@@ -33,8 +35,8 @@ type Pruned struct {
 // back (I4), and a pruned event id no longer stops a re-published event.
 // The retention must exceed the longest replay an operator may run.
 type Ledgers struct {
-	tombstones, outboxEvents string // quoted, schema-qualified
-	snapshots                string // quoted, schema-qualified
+	tombstones, outboxEvents, movedRows string // quoted, schema-qualified
+	snapshots                           string // quoted, schema-qualified
 }
 
 // NewLedgers returns the ledgers of pgsink's tables in schema.
@@ -43,6 +45,7 @@ func NewLedgers(schema string) Ledgers {
 		tombstones:   TombstonesTable(schema),
 		outboxEvents: OutboxEventsTable(schema),
 		snapshots:    snapshotsTable(schema),
+		movedRows:    MovedRowsTable(schema),
 	}
 }
 
@@ -60,6 +63,9 @@ func (l Ledgers) Prune(ctx context.Context, db DB, r Retention) (Pruned, error) 
 	var err error
 	if r.Tombstones > 0 {
 		if p.Tombstones, err = l.prune(ctx, db, l.tombstones, "deleted_at", "target, key", r.Tombstones, chunk); err != nil {
+			return p, err
+		}
+		if p.MovedRows, err = l.prune(ctx, db, l.movedRows, "moved_at", "target, key, commit_lsn, lsn", r.Tombstones, chunk); err != nil {
 			return p, err
 		}
 	}

@@ -42,6 +42,10 @@ func TestIntegrationPruneLedgers(t *testing.T) {
 				VALUES ('public.t', $1::jsonb, 1, 1, now() - $2::interval)`, key, a.age); err != nil {
 				t.Fatal(err)
 			}
+			if _, err := pool.Exec(ctx, `INSERT INTO pgsink.moved_rows (target, key, commit_lsn, lsn, moved_at)
+				VALUES ('public.t', $1::jsonb, 1, 1, now() - $2::interval)`, key, a.age); err != nil {
+				t.Fatal(err)
+			}
 			if _, err := pool.Exec(ctx, `INSERT INTO pgsink.outbox_events (target, event_id, topic, partition, "offset", applied_at)
 				VALUES ('public.t', $1, 'o', 0, 0, now() - $2::interval)`, key, a.age); err != nil {
 				t.Fatal(err)
@@ -59,11 +63,12 @@ func TestIntegrationPruneLedgers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Tombstones != int64(wantTombstones) || got.OutboxEvents != int64(wantEvents) {
-		t.Fatalf("Prune removed %d tombstones and %d events, want %d and %d", got.Tombstones, got.OutboxEvents, wantTombstones, wantEvents)
+	if got.Tombstones != int64(wantTombstones) || got.OutboxEvents != int64(wantEvents) || got.MovedRows != int64(wantTombstones) {
+		t.Fatalf("Prune removed %d tombstones, %d moved rows and %d events, want %d, %d (with the tombstones' retention) and %d",
+			got.Tombstones, got.MovedRows, got.OutboxEvents, wantTombstones, wantTombstones, wantEvents)
 	}
 	for _, q := range []struct{ table, at, retention string }{
-		{"tombstones", "deleted_at", "1 hour"}, {"outbox_events", "applied_at", "2 hours"},
+		{"tombstones", "deleted_at", "1 hour"}, {"moved_rows", "moved_at", "1 hour"}, {"outbox_events", "applied_at", "2 hours"},
 	} {
 		var older, newer int
 		if err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE `+q.at+` < now() - $1::interval),

@@ -85,13 +85,22 @@ type Stats struct {
 	// older than what the target holds (Debezium re-emissions, replays).
 	Stale int64
 	// Unresolved counts rows created (their key was not in the target)
-	// from an event carrying Debezium's unchanged-TOAST placeholder: the
-	// source did not send those columns and no stored row holds them, so
-	// they take their default, NULL. It happens to the new key of a
-	// primary-key change under REPLICA IDENTITY DEFAULT; REPLICA IDENTITY
-	// FULL on the source table avoids it. An upper bound: a row among them
-	// that the version guard or a tombstone refuses is counted too.
+	// from an event carrying Debezium's unchanged-TOAST placeholder whose
+	// value is nowhere: the source did not send it and no stored row holds
+	// it, so the column takes its default, NULL. The new key of a
+	// primary-key change is not counted while its old key's row can still
+	// give the value (see takeMoved): only when the old key's delete came
+	// and found no row to keep. REPLICA IDENTITY FULL on the source table
+	// avoids it. An upper bound: a row among them that the version guard or
+	// a tombstone refuses is counted too.
 	Unresolved int64
+	// UndetectableMoves counts updates of a table whose key is not the
+	// source's primary key and whose before image does not carry it
+	// (REPLICA IDENTITY other than FULL): had such an update changed a
+	// key column, the old key's row would stay in the target. The new
+	// image is applied as usual; REPLICA IDENTITY FULL on the source
+	// table makes the move visible and applied (see keyMove).
+	UndetectableMoves int64
 	// Skipped counts outbox events of a type their table does not take;
 	// their offsets are passed like any other.
 	Skipped int64
@@ -118,6 +127,7 @@ func (s *Stats) add(o Stats) {
 	s.Truncated += o.Truncated
 	s.Stale += o.Stale
 	s.Unresolved += o.Unresolved
+	s.UndetectableMoves += o.UndetectableMoves
 	s.Skipped += o.Skipped
 	s.Duplicates += o.Duplicates
 	s.DeadLetters += o.DeadLetters

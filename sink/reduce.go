@@ -38,15 +38,32 @@ type row struct {
 	// writes stored keys and send the whole group through the upsert
 	// (see buildUpdate).
 	fresh bool
+	// movedAway marks the delete of a key its row moved away from (the
+	// delete half of Debezium's primary-key change, or of an update that
+	// changed the key): what the row held is kept for the new key's row.
+	movedAway bool
+	// movedFrom is set on the upsert of a key a row moved to from another
+	// key, when it carries TOAST placeholders: their values are the old
+	// key's row's (see takeMoved).
+	movedFrom *moveSource
+	// before is the upsert a movedAway delete superseded in the batch: it
+	// is applied first, so that the row the delete keeps for the new key
+	// holds its values.
+	before *row
 }
 
 // reduced is one table's share of a batch after reduction.
 type reduced struct {
 	rows     []*row
 	truncate *debezium.Version // newest truncate, nil if none
+	// undetectable counts updates whose before image lacks a key column
+	// the record key does not carry either: whether they moved their row
+	// to another key cannot be told (see Stats.UndetectableMoves).
+	undetectable int64
 }
 
-// reduce folds a table's changes, in offset order, to one row per key. The
+// reduce folds a table's changes, in offset order, to one row per key (and
+// the upsert a moved key's delete supersedes, see row.before). The
 // newest version wins, not the last offset: Debezium re-emits old events at
 // new offsets after a restart, and the guard in SQL repeats this decision
 // against what is stored.
@@ -74,35 +91,74 @@ func reduce(t *Table, items []Item, idx []int) (*reduced, error) {
 		if err != nil {
 			return nil, err
 		}
-		kb = m.appendKey(kb[:0], next)
-		prev, ok := byKey[string(kb)]
-		if !ok {
-			key := string(kb)
-			byKey[key] = next
-			order = append(order, key)
-			continue
-		}
-		older, newer := prev, next
-		if next.version.Less(prev.version) {
-			older, newer = next, prev
-		}
-		fresh := false
-		if newer.op == opUpsert && older.op == opUpsert {
-			for c := range newer.unchanged {
-				if newer.unchanged[c] && !older.unchanged[c] {
-					newer.values[c], newer.unchanged[c] = older.values[c], false
-				}
+		if ch.Op == debezium.OpUpdate {
+			// An update that moves its row to another key deletes the
+			// old key, at the update's version, as Debezium's delete of
+			// a primary-key change does (see keyMove).
+			old, move := m.keyMove(ch, next, i)
+			switch {
+			case move == keyUnknown:
+				out.undetectable++
+			case move == keyMoved && t.Deletes != DeleteIgnore:
+				kb = m.appendKey(kb[:0], old)
+				order = fold(byKey, order, string(kb), old)
 			}
-			fresh = older.fresh && !slices.Contains(newer.unchanged, true)
 		}
-		newer.fresh = fresh
-		byKey[string(kb)] = newer
+		kb = m.appendKey(kb[:0], next)
+		order = fold(byKey, order, string(kb), next)
 	}
 	out.rows = make([]*row, 0, len(order))
 	for _, k := range order {
-		out.rows = append(out.rows, byKey[k])
+		r := byKey[k]
+		if r.before != nil {
+			out.rows = append(out.rows, r.before)
+		}
+		out.rows = append(out.rows, r)
 	}
 	return out, nil
+}
+
+// fold merges next into the batch's row of its key: the newer of the two
+// wins, taking the unchanged-TOAST columns the older upsert carried. It
+// returns order with key appended if the key is new to the batch.
+func fold(byKey map[string]*row, order []string, key string, next *row) []string {
+	prev, ok := byKey[key]
+	if !ok {
+		byKey[key] = next
+		return append(order, key)
+	}
+	older, newer := prev, next
+	if next.version.Less(prev.version) {
+		older, newer = next, prev
+	}
+	if newer.op == opDelete && newer.movedAway && newer.before == nil {
+		switch older.op {
+		case opUpsert:
+			newer.before = older
+		case opDelete:
+			newer.before = older.before
+		}
+	}
+	fresh := false
+	if newer.op == opUpsert && older.op == opUpsert {
+		for c := range newer.unchanged {
+			if newer.unchanged[c] && !older.unchanged[c] {
+				newer.values[c], newer.unchanged[c] = older.values[c], false
+			}
+		}
+		// The placeholders left are the older create's, if it was a
+		// moved row's: they take its old key's values.
+		if newer.movedFrom == nil {
+			newer.movedFrom = older.movedFrom
+		}
+		if !slices.Contains(newer.unchanged, true) {
+			newer.movedFrom = nil
+		}
+		fresh = older.fresh && !slices.Contains(newer.unchanged, true)
+	}
+	newer.fresh = fresh
+	byKey[key] = newer
+	return order
 }
 
 // rowMaker maps changes onto one table's columns. It allocates the rows of
@@ -114,6 +170,10 @@ type rowMaker struct {
 	rows      []row
 	values    []any
 	unchanged []bool
+	// scratch, oldKey and newKey are keyMove's working space, reused
+	// for every update of the batch.
+	scratch        *row
+	oldKey, newKey []byte
 }
 
 func newRowMaker(t *Table, n int) *rowMaker {
@@ -173,6 +233,7 @@ func (m *rowMaker) toRow(ch *debezium.Change, item int) (*row, error) {
 		}
 	case debezium.OpDelete:
 		r.op = opDelete
+		r.movedAway = ch.NewKey != nil
 	default:
 		return nil, &RecordError{Item: item, Err: fmt.Errorf("operation %q cannot be applied to a table", ch.Op)}
 	}
@@ -202,8 +263,20 @@ func (m *rowMaker) toRow(ch *debezium.Change, item int) (*row, error) {
 			r.unchanged[c], r.fresh = true, false
 			continue
 		}
+		if f.Unchanged && ch.Op == debezium.OpUpdate {
+			// Under REPLICA IDENTITY FULL the before image holds the
+			// value the placeholder stands for: the update left it as
+			// it was. A NULL there may only be a column the replica
+			// identity leaves out (USING INDEX): the stored value stays.
+			if bf, bok := field(ch.Before, c, col.Source); bok && !bf.Unchanged && bf.Value != nil {
+				f = bf
+			}
+		}
 		r.values[c], r.unchanged[c] = f.Value, f.Unchanged
 		r.fresh = r.fresh && !f.Unchanged
+	}
+	if ch.OldKey != nil && slices.Contains(r.unchanged, true) {
+		r.movedFrom = m.moveSource(ch)
 	}
 	return r, nil
 }

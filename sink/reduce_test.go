@@ -1,6 +1,8 @@
 package sink
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/pgsink/pgsink/debezium"
@@ -82,5 +84,41 @@ func TestReduceMarksFreshRows(t *testing.T) {
 		if staged+inserts != int64(len(rows)) || (insert && inserts != 5) || (!insert && inserts != 0) {
 			t.Errorf("insert=%v: %d in groups and %d inserts for %d rows", insert, staged, inserts, len(rows))
 		}
+	}
+}
+
+// An update whose before image holds another key than its after image adds
+// the delete of the old key at the update's version; one whose before image
+// lacks the key (and whose record key does not carry it) is counted as a
+// move that cannot be seen; one whose key is the record key never moves.
+func TestReduceKeyMoves(t *testing.T) {
+	tbl := &Table{Schema: "public", Name: "t", Key: []string{"a"}, Deletes: DeleteHard,
+		CommitColumn: "_c", LSNColumn: "_l",
+		Columns: []Column{{Name: "a", Source: "a", Type: "bigint"}, {Name: "note", Source: "note", Type: "text"}}}
+	update := func(key debezium.Row, before debezium.Row, a int64, v int64) Item {
+		return Item{Table: tbl, Change: debezium.Change{Kind: debezium.KindChange, Op: debezium.OpUpdate,
+			Version: debezium.Version{CommitLSN: v, LSN: v}, Key: key, Before: before,
+			After: debezium.Row{{Name: "a", Value: a}, {Name: "note", Unchanged: true}}}}
+	}
+	full := func(a int64) debezium.Row {
+		return debezium.Row{{Name: "a", Value: a}, {Name: "note", Value: "kept"}}
+	}
+	items := []Item{
+		update(nil, full(1), 2, 10),                                    // moves 1 → 2
+		update(nil, full(3), 3, 11),                                    // keeps 3
+		update(nil, nil, 4, 12),                                        // cannot tell
+		update(debezium.Row{{Name: "a", Value: int64(5)}}, nil, 5, 13), // the record key: kept
+	}
+	red, err := reduce(tbl, items, []int{0, 1, 2, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range red.rows {
+		got = append(got, fmt.Sprintf("%c%d@%d:%v", r.op, r.values[0], r.version.LSN, r.values[1]))
+	}
+	want := "d1@10:<nil> u2@10:kept u3@11:kept u4@12:<nil> u5@13:<nil>"
+	if strings.Join(got, " ") != want || red.undetectable != 1 {
+		t.Fatalf("reduced %v, %d undetectable; want %s, 1", got, red.undetectable, want)
 	}
 }

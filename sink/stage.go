@@ -18,6 +18,9 @@ import (
 type maskGroup struct {
 	unchanged []bool
 	rows      int64
+	// moved groups the upserts of keys rows moved to (row.movedFrom):
+	// their unchanged columns are filled by takeMoved, not left unresolved.
+	moved bool
 }
 
 // stagingRows renders the reduced rows in the staging table's column order
@@ -41,11 +44,14 @@ func stagingRows(red *reduced, insert bool) (rows [][]any, groups []maskGroup, i
 			mask = 1
 			if slices.Contains(r.unchanged, true) {
 				sig := maskSignature(r.unchanged)
+				if r.movedFrom != nil {
+					sig += "m"
+				}
 				m, ok := masks[sig]
 				if !ok {
 					m = len(groups)
 					masks[sig] = m
-					groups = append(groups, maskGroup{unchanged: r.unchanged})
+					groups = append(groups, maskGroup{unchanged: r.unchanged, moved: r.movedFrom != nil})
 				}
 				mask = m
 			} else if full == nil {
@@ -63,7 +69,11 @@ func stagingRows(red *reduced, insert bool) (rows [][]any, groups []maskGroup, i
 		// byte(op): pgx encodes a "char" from a byte directly; a string
 		// fails its binary plan and retries through text, with an error
 		// built and dropped per row.
-		vals[0], vals[1], vals[2], vals[3] = byte(op), int32(mask), r.version.CommitLSN, r.version.LSN
+		staged := int32(mask)
+		if r.op == opDelete && r.movedAway {
+			staged = movedMask
+		}
+		vals[0], vals[1], vals[2], vals[3] = byte(op), staged, r.version.CommitLSN, r.version.LSN
 		for c, v := range r.values {
 			if !r.unchanged[c] {
 				vals[4+c] = v

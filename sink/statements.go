@@ -52,6 +52,8 @@ type statements struct {
 	blockedFresh string
 	freshKeyCols []int
 	ledger       string // quoted tombstones table
+	movedLedger  string // quoted moved_rows table
+	moves        moveStatements
 	// lockTarget takes the lock a COPY into the target takes, early, so
 	// that the table's definition read under it holds until the COPY (see
 	// copyFresh and tableRevision).
@@ -110,11 +112,12 @@ func buildStatements(t *Table, schema string, noGuard bool) *statements {
 	}
 	name := fmt.Sprintf("pgsink_stage_%016x", h.Sum64())
 	st := &statements{
-		stageName: name,
-		stage:     pgx.Identifier{"pg_temp", name}.Sanitize(),
-		ledger:    dedup.TombstonesTable(schema),
-		table:     t,
-		noGuard:   noGuard,
+		stageName:   name,
+		stage:       pgx.Identifier{"pg_temp", name}.Sanitize(),
+		ledger:      dedup.TombstonesTable(schema),
+		movedLedger: dedup.MovedRowsTable(schema),
+		table:       t,
+		noGuard:     noGuard,
 	}
 	st.stageCols = []string{stageOp, stageMask, stageCommit, stageLSN}
 	defs := []string{q(stageOp) + ` "char" NOT NULL`, q(stageMask) + " integer NOT NULL", q(stageCommit) + " bigint NOT NULL", q(stageLSN) + " bigint NOT NULL"}
@@ -148,6 +151,7 @@ func buildStatements(t *Table, schema string, noGuard bool) *statements {
 	}
 	st.blockedFresh, st.freshKeyCols = st.buildBlockedFresh()
 	st.lockTarget = "LOCK TABLE " + t.Ident() + " IN ROW EXCLUSIVE MODE"
+	st.buildMoves()
 	st.truncateTS = "INSERT INTO " + st.ledger + " AS tb (target, key, commit_lsn, lsn)\nVALUES ($1, 'null'::jsonb, $2, $3)\n" + tombstoneConflict
 	return st
 }

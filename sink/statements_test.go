@@ -80,6 +80,10 @@ func TestStatementsGolden(t *testing.T) {
 		"stage_values.sql":          stageValues(hard.stage, hard.stageCols, 2),
 		"lock_target.sql":           hard.lockTarget,
 		"table_revision.sql":        tableRevision,
+		"moved_keep.sql":            hard.moves.keepMoved,
+		"moved_resolve.sql":         hard.moves.resolveMoved,
+		"moved_take.sql":            hard.takeMoved([]bool{false, false, false, true}),
+		"moved_lock.sql":            lockMoves,
 	}
 	for file, got := range cases {
 		t.Run(file, func(t *testing.T) { checkGolden(t, file, got) })

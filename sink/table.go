@@ -144,3 +144,16 @@ func (t *Table) validateOutbox() error {
 }
 
 func (t *Table) isKey(name string) bool { return slices.Contains(t.Key, name) }
+
+// keyColumns are the indexes into Columns of the key columns, in Key's order.
+func (t *Table) keyColumns() []int {
+	idx := make([]int, 0, len(t.Key))
+	for _, k := range t.Key {
+		for c, col := range t.Columns {
+			if col.Name == k {
+				idx = append(idx, c)
+			}
+		}
+	}
+	return idx
+}

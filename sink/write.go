@@ -29,6 +29,7 @@ func (a *Applier) write(ctx context.Context, x *txn, items []Item, lo, hi int) e
 			if rerr != nil {
 				return rerr
 			}
+			x.stats.UndetectableMoves += red.undetectable
 			err = a.writeTable(ctx, x, t, red)
 		}
 		if err != nil {
@@ -61,6 +62,12 @@ func (a *Applier) writeTable(ctx context.Context, x *txn, t *Table, red *reduced
 	// skips, costs these statements more time than it saves. Pipelined,
 	// it costs no round trip.
 	x.queue.Queue(applySettings)
+	if takesPartInMoves(red) {
+		// Transactions with halves of key moves of one table run one
+		// after the other from here on, so that each reads the ledger
+		// and the rows the others wrote (see lockMoves).
+		x.queue.Queue(lockMoves, t.Ref())
+	}
 	if red.truncate != nil {
 		x.queue.Queue(stmts.truncate, red.truncate.CommitLSN, red.truncate.LSN)
 		x.queue.Queue(stmts.truncateTS, t.Ref(), red.truncate.CommitLSN, red.truncate.LSN)
@@ -127,6 +134,14 @@ func writeStaged(ctx context.Context, x *txn, stmts *statements, red *reduced, i
 	if small {
 		x.queue.Queue(customPlans)
 	}
+	// After the upserts: the creates of moved rows fill their unchanged
+	// columns, from the target's old row when its delete is in this batch
+	// (its last change, row.before, written by now); then the deletes keep
+	// the rows they delete, filled ones included, for later creates.
+	queueMovedTo(x, stmts, red)
+	if movesAway(red) {
+		queueMovedAway(x, stmts)
+	}
 	if deletes {
 		queueDeletes(x, stmts, insert)
 	}
@@ -144,7 +159,7 @@ func queueUpserts(x *txn, stmts *statements, groups []maskGroup, small bool) {
 			continue
 		}
 		staged := g.rows
-		if slices.Contains(g.unchanged, true) {
+		if slices.Contains(g.unchanged, true) && !g.moved {
 			// Asked before the upsert creates them. Rare: only
 			// events with TOAST placeholders come here.
 			x.queue.Queue(stmts.unresolved, int32(m)).QueryRow(func(row pgx.Row) error {
@@ -212,7 +227,7 @@ func queueDeletes(x *txn, stmts *statements, insert bool) {
 // applyOnce answers as for the plain INSERT.
 func copyFresh(ctx context.Context, x *txn, stmts *statements, red *reduced) (rest *reduced, copied int64, err error) {
 	// The rest goes through the stage, where row order does not matter:
-	// a reduced batch has one row per key.
+	// a reduced batch has one row per key and operation.
 	rest = &reduced{truncate: red.truncate}
 	var candidates []*row
 	for _, r := range red.rows {

@@ -20,6 +20,13 @@ const itemsColumns = `id, name, amount, updated_at, doc, note`
 // sandbox's group and the items topic into public.items, with the target URL
 // from $TARGET_URL; tableExtra is appended to the table entry (indented).
 func itemsConfig(st *stacktest.T, topic, tableExtra string) string {
+	return tableConfig(st, topic, "public.items", tableExtra)
+}
+
+// tableConfig is a pgsink configuration of one table: the sandbox's group,
+// topic into target, with the target URL from $TARGET_URL; tableExtra is
+// appended to the table entry (indented).
+func tableConfig(st *stacktest.T, topic, target, tableExtra string) string {
 	return fmt.Sprintf(`
 kafka:
   bootstrap.servers: %s
@@ -30,8 +37,8 @@ metrics:
   listen: 127.0.0.1:0
 tables:
   - topic: %s
-    target: public.items
-%s`, st.Env.KafkaBootstrap, st.ID, topic, tableExtra)
+    target: %s
+%s`, st.Env.KafkaBootstrap, st.ID, topic, target, tableExtra)
 }
 
 // itemsConverge returns a wait, up to timeout, for the target's items to
@@ -52,17 +59,33 @@ func itemsConverge(t *testing.T, st *stacktest.T, targetURL string, timeout time
 // a connection to it, closed at cleanup.
 func itemsTarget(t *testing.T) (string, *pgx.Conn) {
 	t.Helper()
+	return targetWith(t, `CREATE TABLE public.items `+itemsDDL[:len(itemsDDL)-1]+`, _pgsink_commit_lsn bigint, _pgsink_lsn bigint)`)
+}
+
+// targetWith creates a fresh target database, runs ddl in it, and returns
+// its URL and a connection to it, closed at cleanup.
+func targetWith(t *testing.T, ddl string) (string, *pgx.Conn) {
+	t.Helper()
 	url := stacktest.OwnedTargetDatabase(t)
 	conn, err := pgx.Connect(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close(context.Background()) })
-	if _, err := conn.Exec(context.Background(), `CREATE TABLE public.items `+itemsDDL[:len(itemsDDL)-1]+
-		`, _pgsink_commit_lsn bigint, _pgsink_lsn bigint)`); err != nil {
+	if _, err := conn.Exec(context.Background(), ddl); err != nil {
 		t.Fatal(err)
 	}
 	return url, conn
+}
+
+// convergeTo waits until query reads the same rows in the source and in
+// the target.
+func convergeTo(t *testing.T, st *stacktest.T, targetURL, query, what string) {
+	t.Helper()
+	eventually(t, 90*time.Second, what, func() (bool, string) {
+		src, dst := checksum(t, st.SourceURL, query), checksum(t, targetURL, query)
+		return src == dst, fmt.Sprintf("source %s, target %s", src, dst)
+	})
 }
 
 // TestE2ERunTableChanges runs the whole pipeline: rows written to a source
