@@ -61,22 +61,12 @@ func produce(t *testing.T, bootstrap, topic string, key, value []byte) {
 }
 
 func (pp *poisonPipeline) config(extra string) string {
-	return fmt.Sprintf(`
-kafka:
-  bootstrap.servers: %s
-  group.id: %s
-postgres:
-  url: ${TARGET_URL}
-apply:
-  batch: { max_records: 100, max_wait: 50ms }
-metrics:
-  listen: 127.0.0.1:0
-%s
-tables:
-  - topic: %s
-    target: public.items
-`, pp.st.Env.KafkaBootstrap, pp.st.ID, extra, pp.topic)
+	return itemsConfig(pp.st, pp.topic, quickBatches+extra+"\n")
 }
+
+// quickBatches are the small, quick batches of the error tests, a
+// top-level section to append to itemsConfig.
+const quickBatches = "apply:\n  batch: { max_records: 100, max_wait: 50ms }\n"
 
 func (pp *poisonPipeline) ids(t *testing.T) string {
 	conn, err := pgx.Connect(context.Background(), pp.targetURL)

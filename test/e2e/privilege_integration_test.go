@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
@@ -69,20 +68,7 @@ func TestE2ELeastPrivilege(t *testing.T) {
 	u.User = url.User(role)
 	appURL := u.String()
 
-	cfg := fmt.Sprintf(`
-kafka:
-  bootstrap.servers: %s
-  group.id: %s
-postgres:
-  url: ${TARGET_URL}
-apply:
-  batch: { max_records: 100, max_wait: 50ms }
-metrics:
-  listen: 127.0.0.1:0
-tables:
-  - topic: %s.public.items
-    target: public.items
-`, st.Env.KafkaBootstrap, st.ID, st.TopicPrefix)
+	cfg := itemsConfig(st, st.TopicPrefix+".public.items", quickBatches)
 	cfgPath := filepath.Join(t.TempDir(), "pgsink.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
