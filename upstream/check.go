@@ -114,8 +114,8 @@ func (c *checker) converters() {
 		}
 		switch {
 		case c.t.Schema.Create:
-			c.add(Error, key, nil, "records carry no schema, so pgsink cannot create the missing target (schema.create): "+
-				"its records are refused (dead letters) until the table exists",
+			c.add(Error, key, nil, "records carry no schema, so pgsink cannot create the missing target (schema.create) from them: "+
+				"nothing of this table is applied until the table exists",
 				"set "+key+"=true on the connector, or create the target table yourself")
 		case c.t.Schema.Evolve != config.EvolveNone:
 			c.add(Warning, key, nil, fmt.Sprintf("records carry no schema, so schema.evolve: %s never sees a source column change", c.t.Schema.Evolve),
