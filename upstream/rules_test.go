@@ -78,6 +78,8 @@ func TestCheckRules(t *testing.T) {
 		{name: "an include list of expressions, matched from the topic", config: table(""), settings: map[string]string{"table.include.list": `PUBLIC\.pri.*`, "decimal.handling.mode": "double"},
 			columns: []catalog.Column{col("amount", "numeric")}, want: []string{"error decimal.handling.mode=double amount"}},
 		{name: "another topic.prefix", config: table(""), settings: map[string]string{"topic.prefix": "other"}, want: []string{"warning  "}},
+		{name: "the class by its alias", config: table(""), settings: map[string]string{"connector.class": "PostgresConnector", "skipped.operations": "t"},
+			want: []string{"error skipped.operations=t "}},
 		{name: "not a PostgreSQL connector", config: table(""), settings: map[string]string{"connector.class": "io.debezium.connector.mysql.MySqlConnector"}, want: []string{"warning  "}},
 	}
 	for _, tt := range tests {

@@ -19,8 +19,14 @@ var debeziumDefaults = map[string]string{
 // connectors are not checked.
 const postgresConnectorClass = "io.debezium.connector.postgresql.PostgresConnector"
 
+// isDebeziumPostgres also accepts the aliases Connect resolves a class
+// from: its simple name, and that name without "Connector".
 func (c Connector) isDebeziumPostgres() bool {
-	return c.Config["connector.class"] == postgresConnectorClass
+	switch c.Config["connector.class"] {
+	case postgresConnectorClass, "PostgresConnector", "Postgres":
+		return true
+	}
+	return false
 }
 
 // setting returns a setting's value, Debezium's default when it is not set,
