@@ -17,7 +17,7 @@ INTEGRATION_TAGS := integration
 TEST_TIMEOUT ?= 25m
 
 .PHONY: help build test test-unit test-integration lint stack-up stack-down stack-env stack-status \
-        fixtures demo demo-clean bench bench-sink clean docker-check faults fuzz
+        fixtures fixtures-upstream demo demo-clean bench bench-sink clean docker-check faults fuzz
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -95,6 +95,10 @@ stack-status: ## one line per stack service
 fixtures: stack-up ## re-record testdata/debezium from the real Debezium
 	set -a && source $(STACK_ENV) && set +a && \
 	  $(GO) run ./test/fixturegen -out testdata/debezium
+
+fixtures-upstream: stack-up ## re-record upstream/testdata/connectors.json (Connect's GET /connectors?expand=info) from the real Connect
+	set -a && source $(STACK_ENV) && set +a && \
+	  $(GO) test -count=1 -tags integration -run TestIntegrationConnectFixtures ./upstream -record
 
 DEMO_FLAGS ?=
 demo: build stack-up ## the main job: stack up, Debezium registered, pgsink applying a live workload

@@ -7,6 +7,7 @@ type Config struct {
 	// Kafka passes librdkafka properties through unchanged, as strings.
 	Kafka           map[string]string `yaml:"kafka"`
 	Postgres        Postgres          `yaml:"postgres"`
+	Debezium        Debezium          `yaml:"debezium"`
 	Apply           Apply             `yaml:"apply"`
 	Errors          Errors            `yaml:"errors"`
 	Retention       Retention         `yaml:"retention"`
@@ -34,6 +35,22 @@ type Postgres struct {
 	SynchronousCommit SynchronousCommit `yaml:"synchronous_commit"`
 	// Schema holds pgsink's own tables (offsets, ledgers, dead letters).
 	Schema string `yaml:"schema"`
+}
+
+// Debezium is where validate and run read the Debezium connectors'
+// settings, to report those that lose data before it flows (package
+// upstream). Nothing is read when ConnectURL is empty.
+type Debezium struct {
+	// ConnectURL is Kafka Connect's REST API (http or https), without
+	// credentials: they go in User and Password, which are never printed.
+	ConnectURL string `yaml:"connect_url,omitempty"`
+	// User and Password are HTTP basic authentication, for a Connect
+	// secured by rest.extension.classes' BasicAuthSecurityRestExtension.
+	User     string `yaml:"user,omitempty"`
+	Password string `yaml:"password,omitempty"`
+	// TLSCA is a PEM file of the certificate authorities of an https
+	// ConnectURL; empty trusts the system's.
+	TLSCA string `yaml:"tls_ca,omitempty"`
 }
 
 // Apply shapes batches and retries of the apply path.

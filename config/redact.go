@@ -51,6 +51,9 @@ func RedactURL(conn string) string {
 func (c *Config) Redacted() *Config {
 	out := *c
 	out.Postgres.URL = RedactURL(c.Postgres.URL)
+	if out.Debezium.Password != "" {
+		out.Debezium.Password = redacted
+	}
 	out.Kafka = maps.Clone(c.Kafka)
 	for key := range out.Kafka {
 		if IsSecretKafkaKey(key) {

@@ -44,6 +44,10 @@ func TestRenderHidesSecrets(t *testing.T) {
   ssl.key.password: ${KAFKA_PASSWORD}
 postgres:
   url: ${PGSINK_DATABASE_URL}
+debezium:
+  connect_url: https://connect.example:8443
+  user: pgsink
+  password: ${KAFKA_PASSWORD}
 tables:
   - topic: a
     target: public.a
@@ -60,7 +64,7 @@ tables:
 			t.Errorf("rendering contains the secret %q:\n%s", secret, out)
 		}
 	}
-	for _, kept := range []string{"bootstrap.servers: 127.0.0.1:9092", "url: postgres://pgsink:REDACTED@db.example:5432/target", "max_bytes: 16MiB", "topic: sink.dlq"} {
+	for _, kept := range []string{"bootstrap.servers: 127.0.0.1:9092", "url: postgres://pgsink:REDACTED@db.example:5432/target", "max_bytes: 16MiB", "topic: sink.dlq", "connect_url: https://connect.example:8443", "password: REDACTED"} {
 		if !strings.Contains(out, kept) {
 			t.Errorf("rendering lacks %q:\n%s", kept, out)
 		}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"net"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,6 +35,7 @@ func (c *Config) validate() Problems {
 	v := &validator{src: c.source}
 	v.kafka(c.Kafka)
 	v.postgres(c.Postgres)
+	v.debezium(c.Debezium)
 	v.apply(c.Apply)
 	if c.Postgres.SynchronousCommit == SynchronousCommitOff && c.Apply.Offsets == OffsetsKafka {
 		// The position committed to Kafka after a commit PostgreSQL may
@@ -83,6 +85,34 @@ func (v *validator) postgres(p Postgres) {
 	}
 	v.intRange("postgres.max_connections", p.MaxConnections, 1, maxConnectionsUpperBound)
 	v.identifier("postgres.schema", p.Schema)
+}
+
+func (v *validator) debezium(d Debezium) {
+	if d.ConnectURL == "" {
+		for path, set := range map[string]bool{"debezium.user": d.User != "", "debezium.password": d.Password != "", "debezium.tls_ca": d.TLSCA != ""} {
+			if set {
+				v.fail(path, "has no use without debezium.connect_url")
+			}
+		}
+		return
+	}
+	u, err := url.Parse(d.ConnectURL)
+	switch {
+	case err != nil || u.Host == "" || u.Scheme != "http" && u.Scheme != "https":
+		// The value is not quoted: a malformed URL may carry credentials.
+		v.fail("debezium.connect_url", "must be an http:// or https:// URL of Kafka Connect's REST API (such as http://connect:8083)")
+		return
+	case u.User != nil:
+		v.fail("debezium.connect_url", "must not carry credentials; set debezium.user and debezium.password (from the environment) instead")
+	case u.RawQuery != "" || u.Fragment != "":
+		v.fail("debezium.connect_url", "must not have a query or fragment: pgsink appends the API's paths to it")
+	}
+	if d.Password != "" && d.User == "" {
+		v.fail("debezium.password", "needs debezium.user")
+	}
+	if d.TLSCA != "" && u.Scheme != "https" {
+		v.fail("debezium.tls_ca", "applies to an https:// debezium.connect_url only")
+	}
 }
 
 func (v *validator) apply(a Apply) {

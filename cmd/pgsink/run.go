@@ -100,6 +100,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, noMigrate b
 		return err
 	}
 	defer pool.Close()
+	warnUpstream(ctx, cfg, pool, log)
 	metrics := connector.NewMetrics()
 	hooks, err := faults.FromEnv()
 	if err != nil {

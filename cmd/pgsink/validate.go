@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/sink/catalog"
+	"github.com/pgsink/pgsink/upstream"
 )
 
 // catalogTimeout bounds the whole online check, connection included, so a
@@ -33,6 +35,11 @@ does (CREATE on the database or the schema, ownership of the tables), or,
 with --no-migrate, that an owner migrated them to this version and the role
 may read and write them.
 
+With debezium.connect_url it also reads the Debezium connectors from Kafka
+Connect and reports, at the line of each table, every connector setting
+that loses the data of one of its target columns (error) or may (warning).
+Warnings are printed but do not change the exit code.
+
 Flags:
 `
 
@@ -40,7 +47,7 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "the configuration `file` (required)")
-	offline := fs.Bool("offline", false, "check the file only; do not connect to PostgreSQL")
+	offline := fs.Bool("offline", false, "check the file only; do not connect to PostgreSQL or Kafka Connect")
 	noMigrate := fs.Bool("no-migrate", false, "check as for pgsink run --no-migrate: pgsink's tables migrated by their owner, not by this role")
 	printConfig := fs.Bool("print", false, "print the effective configuration, defaults filled in and secrets redacted")
 	fs.Usage = func() {
@@ -60,15 +67,21 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	var problems config.Problems
 	switch {
 	case errors.As(err, &problems):
-		return report(stdout, stderr, *path, problems)
+		return report(stdout, stderr, *path, problems, nil)
 	case err != nil:
 		fmt.Fprintf(stderr, "pgsink validate: %v\n", err)
 		return 1
 	}
+	var warnings config.Problems
 	if !*offline {
 		ctx, cancel := context.WithTimeout(context.Background(), catalogTimeout)
 		defer cancel()
-		problems = checkCatalog(ctx, cfg, !*noMigrate)
+		var targets map[string]*catalog.Table
+		problems, targets = checkCatalog(ctx, cfg, !*noMigrate)
+		if cfg.Debezium.ConnectURL != "" {
+			errs, warns := validateUpstream(ctx, cfg, targets)
+			problems, warnings = append(problems, errs...).Sorted(), warns
+		}
 	}
 	if *printConfig {
 		rendered, err := cfg.Render()
@@ -79,31 +92,63 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, rendered)
 	}
 	if len(problems) > 0 {
-		return report(stdout, stderr, *path, problems)
+		return report(stdout, stderr, *path, problems, warnings)
+	}
+	for _, w := range warnings {
+		fmt.Fprintln(stdout, w)
 	}
 	checked := "target catalog checked"
-	if *offline {
+	switch {
+	case *offline:
 		checked = "offline: target catalog not checked"
+	case cfg.Debezium.ConnectURL != "":
+		checked = fmt.Sprintf("target catalog and Debezium connectors checked, %d warning(s)", len(warnings))
 	}
 	fmt.Fprintf(stdout, "%s: valid, %d table(s) (%s)\n", *path, len(cfg.Tables), checked)
 	return 0
 }
 
-func report(stdout, stderr io.Writer, path string, problems config.Problems) int {
-	for _, p := range problems {
+// report prints problems and warnings in line order and exits 1: only
+// problems fail the command.
+func report(stdout, stderr io.Writer, path string, problems, warnings config.Problems) int {
+	for _, p := range append(slices.Clone(problems), warnings...).Sorted() {
 		fmt.Fprintln(stdout, p)
 	}
-	fmt.Fprintf(stderr, "pgsink validate: %s: %d problem(s)\n", path, len(problems))
+	if len(warnings) > 0 {
+		fmt.Fprintf(stderr, "pgsink validate: %s: %d problem(s), %d warning(s)\n", path, len(problems), len(warnings))
+	} else {
+		fmt.Fprintf(stderr, "pgsink validate: %s: %d problem(s)\n", path, len(problems))
+	}
 	return 1
+}
+
+// validateUpstream runs the upstream check: its errors are problems, its
+// warnings only printed. Connect not answering is a problem at
+// debezium.connect_url, as the database not answering is at postgres.url.
+func validateUpstream(ctx context.Context, cfg *config.Config, targets map[string]*catalog.Table) (errs, warnings config.Problems) {
+	findings, err := checkUpstream(ctx, cfg, targets)
+	if err != nil {
+		return config.Problems{cfg.Problem("debezium.connect_url", "%s", oneLine(err))}, nil
+	}
+	for _, f := range findings {
+		if f.Severity == upstream.Error {
+			errs = append(errs, upstreamProblem(cfg, f))
+		} else {
+			warnings = append(warnings, upstreamProblem(cfg, f))
+		}
+	}
+	return errs, warnings.Sorted()
 }
 
 // checkCatalog compares every table with the target database, and checks
 // what pgsink's own tables need (migrate: as run migrates them at start). A
-// connection failure is itself a problem, reported at postgres.url.
-func checkCatalog(ctx context.Context, cfg *config.Config, migrate bool) config.Problems {
+// connection failure is itself a problem, reported at postgres.url. It
+// returns the targets it read, by the key path of their table.
+func checkCatalog(ctx context.Context, cfg *config.Config, migrate bool) (config.Problems, map[string]*catalog.Table) {
+	targets := map[string]*catalog.Table{}
 	conn, err := pgx.Connect(ctx, cfg.Postgres.URL)
 	if err != nil {
-		return config.Problems{cfg.Problem("postgres.url", "cannot connect to %s: %s", config.RedactURL(cfg.Postgres.URL), oneLine(err))}
+		return config.Problems{cfg.Problem("postgres.url", "cannot connect to %s: %s", config.RedactURL(cfg.Postgres.URL), oneLine(err))}, targets
 	}
 	defer conn.Close(context.Background())
 	var problems config.Problems
@@ -120,11 +165,12 @@ func checkCatalog(ctx context.Context, cfg *config.Config, migrate bool) config.
 			problems = append(problems, cfg.Problem(t.Path+".target", "%s", oneLine(err)))
 			continue
 		}
+		targets[t.Path] = target
 		for _, f := range catalog.Check(t, target) {
 			problems = append(problems, cfg.Problem(f.Path, "%s", f.Message))
 		}
 	}
-	return problems.Sorted()
+	return problems.Sorted(), targets
 }
 
 // oneLine folds a multi-line driver error into the one line a problem gets.

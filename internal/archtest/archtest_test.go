@@ -11,7 +11,7 @@ const module = "github.com/pgsink/pgsink/"
 // allowed maps each production package (by path below the module) to the
 // module packages it may import. A package missing here may import none.
 var allowed = map[string][]string{
-	"cmd/pgsink":      {"config", "connector", "debezium", "dedup", "sink", "sink/catalog", "sink/pgcopy", "internal/faults"},
+	"cmd/pgsink":      {"config", "connector", "debezium", "dedup", "sink", "sink/catalog", "sink/pgcopy", "upstream", "internal/faults"},
 	"connector":       {"config", "debezium", "dedup", "sink", "sink/catalog", "internal/faults", "internal/backoff"},
 	"sink":            {"config", "debezium", "dedup", "sink/catalog", "sink/pgcopy", "internal/backoff", "internal/sqltype"},
 	"sink/catalog":    {"config"},
@@ -19,6 +19,7 @@ var allowed = map[string][]string{
 	"debezium":        {"internal/decimal", "internal/sqltype"},
 	"dedup":           {"config"},
 	"config":          {},
+	"upstream":        {"config", "sink/catalog"},
 	"internal/faults": {"debezium"},
 }
 
@@ -30,6 +31,7 @@ var forbidden = map[string][]string{
 	"sink/catalog": {"github.com/confluentinc/"},
 	"sink/pgcopy":  {"github.com/confluentinc/"},
 	"dedup":        {"github.com/confluentinc/"},
+	"upstream":     {"github.com/confluentinc/"},
 	"config":       {"github.com/confluentinc/", "github.com/jackc/"},
 	"debezium": {"github.com/confluentinc/", "github.com/jackc/pgx/v5/pgconn", "github.com/jackc/pgx/v5/pgxpool",
 		"github.com/jackc/pgx/v5\x00"},

@@ -52,6 +52,10 @@ type Column struct {
 	Identity string
 	// Generated is true for a generated column, which cannot be written.
 	Generated bool
+	// Dims is pg_attribute.attndims: the dimensions an array column was
+	// declared with (int[][] is 2), 0 for other types. PostgreSQL does not
+	// enforce it, but a declared multi-dimensional column says what it holds.
+	Dims int
 }
 
 // Privileges are the current role's table privileges.
@@ -107,7 +111,7 @@ func readColumns(ctx context.Context, q Querier, oid uint32) ([]Column, error) {
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Column, error) {
 		var c Column
 		var def *string
-		err := row.Scan(&c.Name, &c.Type, &c.TypeOID, &c.NotNull, &def, &c.Identity, &c.Generated)
+		err := row.Scan(&c.Name, &c.Type, &c.TypeOID, &c.NotNull, &def, &c.Identity, &c.Generated, &c.Dims)
 		if def != nil {
 			c.Default = *def
 		}

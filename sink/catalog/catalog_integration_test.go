@@ -55,6 +55,7 @@ func TestIntegrationReadHostileNames(t *testing.T) {
 			placed timestamptz,
 			doc jsonb,
 			total numeric GENERATED ALWAYS AS (amount * 2) STORED,
+			grid int[][],
 			_pgsink_commit_lsn bigint,
 			_pgsink_lsn bigint,
 			dropped int,
@@ -86,6 +87,7 @@ func checkHostileNames(t *testing.T, conn *pgx.Conn) {
 		{Name: "placed", Type: "timestamp with time zone", TypeOID: pgtype.TimestamptzOID},
 		{Name: "doc", Type: "jsonb", TypeOID: pgtype.JSONBOID},
 		{Name: "total", Type: "numeric", TypeOID: pgtype.NumericOID, Default: "(amount * (2)::numeric)", Generated: true},
+		{Name: "grid", Type: "integer[]", TypeOID: pgtype.Int4ArrayOID, Dims: 2},
 		{Name: "_pgsink_commit_lsn", Type: "bigint", TypeOID: pgtype.Int8OID},
 		{Name: "_pgsink_lsn", Type: "bigint", TypeOID: pgtype.Int8OID},
 	}

@@ -32,7 +32,8 @@ SELECT a.attname::text,
        a.attnotnull,
        pg_catalog.pg_get_expr(d.adbin, d.adrelid),
        a.attidentity::text,
-       a.attgenerated <> ''
+       a.attgenerated <> '',
+       a.attndims::int
   FROM pg_catalog.pg_attribute a
   LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
  WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped

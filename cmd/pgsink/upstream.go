@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/sink/catalog"
+	"github.com/pgsink/pgsink/upstream"
+	"go.uber.org/zap"
+)
+
+// upstreamTimeout bounds run's check of the connectors at start, catalog
+// reads included: Connect being down must not hold pgsink's start for long.
+const upstreamTimeout = 20 * time.Second
+
+// checkUpstream reads the connectors of debezium.connect_url and checks
+// them against cfg and the targets read from the catalog (by key path).
+func checkUpstream(ctx context.Context, cfg *config.Config, targets map[string]*catalog.Table) ([]upstream.Finding, error) {
+	client, err := upstream.NewClient(cfg.Debezium)
+	if err != nil {
+		return nil, err
+	}
+	connectors, err := client.Connectors(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return upstream.Check(cfg, connectors, targets), nil
+}
+
+// upstreamProblem is a finding as validate prints it: at the line of its
+// table entry.
+func upstreamProblem(cfg *config.Config, f upstream.Finding) config.Problem {
+	return cfg.Problem(f.Path, "%s", f.Message())
+}
+
+// warnUpstream logs, at run's start, every finding of the upstream check as
+// a warning: run applies what arrives whatever the connectors lose, and
+// validate is where a finding fails. A check that cannot be made is a
+// warning too.
+func warnUpstream(ctx context.Context, cfg *config.Config, q catalog.Querier, log *zap.Logger) {
+	if cfg.Debezium.ConnectURL == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, upstreamTimeout)
+	defer cancel()
+	targets := map[string]*catalog.Table{}
+	for _, t := range cfg.Tables {
+		// A target that cannot be read is checked without its columns;
+		// the sink reports the reason when it meets the table.
+		if target, err := catalog.Read(ctx, q, t.Target.Schema, t.Target.Name); err == nil {
+			targets[t.Path] = target
+		}
+	}
+	findings, err := checkUpstream(ctx, cfg, targets)
+	if err != nil {
+		log.Warn("upstream check not made: the Debezium connectors' settings are not checked",
+			zap.String("connect_url", cfg.Debezium.ConnectURL), zap.Error(err))
+		return
+	}
+	for _, f := range findings {
+		log.Warn("upstream check: "+upstreamProblem(cfg, f).String(),
+			zap.String("severity", f.Severity.String()), zap.String("table", f.Path), zap.String("connector", f.Connector),
+			zap.String("setting", f.Setting), zap.String("column", f.Column))
+	}
+	if len(findings) > 0 {
+		log.Warn("upstream check: the connectors lose data pgsink cannot bring back; pgsink validate lists the same findings",
+			zap.Int("findings", len(findings)))
+	}
+}
