@@ -17,13 +17,12 @@ const maxDigits = 147455
 // Parse reads decimal.handling.mode=string text ("-12.34", "1E+5",
 // "NaN", "Infinity") into a Numeric, exactly.
 func Parse(b []byte) (pgtype.Numeric, error) {
-	// Debezium writes NaN as "NAN" in string mode; PostgreSQL accepts any case.
-	switch strings.ToLower(string(b)) {
-	case "nan":
+	switch Special(b) {
+	case NaN:
 		return pgtype.Numeric{NaN: true, Valid: true}, nil
-	case "infinity", "+infinity":
+	case PositiveInfinity:
 		return pgtype.Numeric{InfinityModifier: pgtype.Infinity, Valid: true}, nil
-	case "-infinity":
+	case NegativeInfinity:
 		return pgtype.Numeric{InfinityModifier: pgtype.NegativeInfinity, Valid: true}, nil
 	}
 	if len(b) > maxDigits {
@@ -80,6 +79,50 @@ exponent:
 		return pgtype.Numeric{}, fmt.Errorf("%q: exponent out of range", b)
 	}
 	return pgtype.Numeric{Int: n, Exp: int32(e), Valid: true}, nil
+}
+
+// Kind tells a finite decimal from the special values.
+type Kind uint8
+
+const (
+	Finite Kind = iota
+	NaN
+	PositiveInfinity
+	NegativeInfinity
+)
+
+// Special reports which special value b spells, in any of the spellings
+// that reach pgsink: PostgreSQL's ("NaN", "Infinity", "-Infinity", "inf",
+// any case) and Debezium 3.6.1's under decimal.handling.mode=string
+// ("NAN", "POSITIVE_INFINITY", "NEGATIVE_INFINITY"), which PostgreSQL
+// refuses but for "NAN". Finite for anything else.
+func Special(b []byte) Kind {
+	if len(b) < 3 || len(b) > len("NEGATIVE_INFINITY") {
+		return Finite
+	}
+	switch strings.ToLower(string(b)) {
+	case "nan":
+		return NaN
+	case "infinity", "+infinity", "inf", "+inf", "positive_infinity":
+		return PositiveInfinity
+	case "-infinity", "-inf", "negative_infinity":
+		return NegativeInfinity
+	}
+	return Finite
+}
+
+// PostgreSQL returns the spelling PostgreSQL's numeric and float inputs
+// accept for a special value k: "NaN", "Infinity" or "-Infinity".
+func (k Kind) PostgreSQL() string {
+	switch k {
+	case NaN:
+		return "NaN"
+	case PositiveInfinity:
+		return "Infinity"
+	case NegativeInfinity:
+		return "-Infinity"
+	}
+	return ""
 }
 
 func trimPlus(b []byte) []byte {
