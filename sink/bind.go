@@ -1,0 +1,123 @@
+package sink
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/pgsink/pgsink/internal/decimal"
+)
+
+// binder turns a decoded value into the one its target column takes
+// exactly, in COPY and in bound parameters alike; nil leaves values as the
+// decoder made them.
+//
+// It exists for decimal.handling.mode=string, whose schema calls a numeric
+// a plain string: the decoder keeps Debezium's text, and the column's type
+// says how to read it. Left as text, a numeric would reach PostgreSQL
+// through its input function, which refuses Debezium's "POSITIVE_INFINITY",
+// and binary COPY through pgx's text parser, which refuses "NAN" too; read
+// here, both paths send a pgtype.Numeric. A text column takes the string as
+// Debezium sent it (no binder).
+type binder func(v any) (any, error)
+
+// binderFor returns the binder of a column of PostgreSQL type typ
+// (format_type text), or nil.
+func binderFor(typ string) binder {
+	if elem, ok := strings.CutSuffix(typ, "[]"); ok {
+		if b := scalarBinder(elem); b != nil {
+			return arrayBinder(b)
+		}
+		return nil
+	}
+	return scalarBinder(typ)
+}
+
+func scalarBinder(typ string) binder {
+	base, _, _ := strings.Cut(typ, "(")
+	switch base {
+	case "numeric", "money":
+		return bindNumeric
+	case "double precision":
+		return bindFloat(64)
+	case "real":
+		return bindFloat(32)
+	}
+	return nil
+}
+
+func bindNumeric(v any) (any, error) {
+	s, ok := v.(string)
+	if !ok {
+		return v, nil
+	}
+	n, err := decimal.Parse([]byte(s))
+	if err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// bindFloat reads decimal text as PostgreSQL's float input does: rounded
+// once, to the nearest value of the column's width.
+func bindFloat(bits int) binder {
+	return func(v any) (any, error) {
+		s, ok := v.(string)
+		if !ok {
+			return v, nil
+		}
+		var f float64
+		switch decimal.Special([]byte(s)) {
+		case decimal.NaN:
+			f = math.NaN()
+		case decimal.PositiveInfinity:
+			f = math.Inf(1)
+		case decimal.NegativeInfinity:
+			f = math.Inf(-1)
+		default:
+			var err error
+			if f, err = strconv.ParseFloat(s, bits); err != nil {
+				return nil, fmt.Errorf("%q is not a number of %d bits", s, bits)
+			}
+		}
+		if bits == 32 {
+			return float32(f), nil
+		}
+		return f, nil
+	}
+}
+
+// arrayBinder binds each element of the arrays the decoder makes of
+// strings ([]pgtype.Text) and of other elements ([]any).
+func arrayBinder(elem binder) binder {
+	return func(v any) (any, error) {
+		switch a := v.(type) {
+		case []pgtype.Text:
+			out := make([]any, len(a))
+			for i, t := range a {
+				if !t.Valid {
+					continue
+				}
+				b, err := elem(t.String)
+				if err != nil {
+					return nil, fmt.Errorf("[%d]: %w", i, err)
+				}
+				out[i] = b
+			}
+			return out, nil
+		case []any:
+			out := make([]any, len(a))
+			for i, x := range a {
+				b, err := elem(x)
+				if err != nil {
+					return nil, fmt.Errorf("[%d]: %w", i, err)
+				}
+				out[i] = b
+			}
+			return out, nil
+		}
+		return v, nil
+	}
+}
