@@ -81,12 +81,23 @@ func bindFloat(bits int) binder {
 			if f, err = strconv.ParseFloat(s, bits); err != nil {
 				return nil, fmt.Errorf("%q is not a number of %d bits", s, bits)
 			}
+			if f == 0 && !zero(s) {
+				// PostgreSQL's float input refuses an underflow too.
+				return nil, fmt.Errorf("%q is out of range for a float of %d bits", s, bits)
+			}
 		}
 		if bits == 32 {
 			return float32(f), nil
 		}
 		return f, nil
 	}
+}
+
+// zero reports whether decimal text s spells zero: no digit but 0 before
+// its exponent.
+func zero(s string) bool {
+	mantissa, _, _ := strings.Cut(strings.ToLower(s), "e")
+	return strings.Trim(mantissa, "+-.0") == ""
 }
 
 // arrayBinder binds each element of the arrays the decoder makes of

@@ -14,7 +14,9 @@ import (
 // it, becomes the exact value of its target column's type; other columns
 // and other values are left as they are.
 func TestBinders(t *testing.T) {
-	num := func(v int64, exp int32) pgtype.Numeric { return pgtype.Numeric{Int: big.NewInt(v), Exp: exp, Valid: true} }
+	num := func(v int64, exp int32) pgtype.Numeric {
+		return pgtype.Numeric{Int: big.NewInt(v), Exp: exp, Valid: true}
+	}
 	nan := pgtype.Numeric{NaN: true, Valid: true}
 	inf := pgtype.Numeric{InfinityModifier: pgtype.Infinity, Valid: true}
 	ninf := pgtype.Numeric{InfinityModifier: pgtype.NegativeInfinity, Valid: true}
@@ -34,6 +36,8 @@ func TestBinders(t *testing.T) {
 		{"double precision", "0.1", 0.1},
 		{"real", "NEGATIVE_INFINITY", float32(math.Inf(-1))},
 		{"real", "0.1", float32(0.1)},
+		{"real", "-0.000e5", float32(0)},
+		{"double precision", "4.9e-324", 4.9e-324},
 		{"numeric[]", []pgtype.Text{{String: "NAN", Valid: true}, {}, {String: "1.5", Valid: true}}, []any{nan, nil, num(15, -1)}},
 		{"numeric(5,1)[]", []any{"POSITIVE_INFINITY", nil}, []any{inf, nil}},
 	} {
@@ -52,7 +56,8 @@ func TestBinders(t *testing.T) {
 			t.Errorf("%s has a binder: its values are written as Debezium sent them", typ)
 		}
 	}
-	for typ, bad := range map[string]any{"numeric": "1,5", "double precision": "x", "numeric[]": []any{"1", "y"}} {
+	for typ, bad := range map[string]any{"numeric": "1,5", "double precision": "x", "numeric[]": []any{"1", "y"},
+		"real": "1e-46", "double precision[]": []any{"0." + strings.Repeat("0", 999) + "1"}} {
 		if got, err := binderFor(typ)(bad); err == nil {
 			t.Errorf("%s %v: got %#v, want an error", typ, bad, got)
 		}
