@@ -31,6 +31,7 @@ func baseWant() map[string]string {
 		"decimal.handling.mode":          "string",
 		"interval.handling.mode":         "string",
 		"time.precision.mode":            "adaptive",
+		"datatype.propagate.source.type": `.+\.NUMERIC,.+\.MONEY`,
 		"key.converter":                  "org.apache.kafka.connect.json.JsonConverter",
 		"value.converter":                "org.apache.kafka.connect.json.JsonConverter",
 		"key.converter.schemas.enable":   "true",
