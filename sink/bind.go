@@ -53,7 +53,7 @@ func bindNumeric(v any) (any, error) {
 	if !ok {
 		return v, nil
 	}
-	n, err := decimal.Parse([]byte(s))
+	n, err := decimal.ParseString(s)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +69,7 @@ func bindFloat(bits int) binder {
 			return v, nil
 		}
 		var f float64
-		switch decimal.Special([]byte(s)) {
+		switch decimal.Special(s) {
 		case decimal.NaN:
 			f = math.NaN()
 		case decimal.PositiveInfinity:

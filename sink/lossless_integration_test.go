@@ -41,7 +41,7 @@ var losslessCases = []losslessCase{
 // floatLiteral spells Debezium's special values as PostgreSQL's float
 // input does.
 func floatLiteral(s string) string {
-	if k := decimal.Special([]byte(s)); k != decimal.Finite {
+	if k := decimal.Special(s); k != decimal.Finite {
 		return k.PostgreSQL()
 	}
 	return s

@@ -57,3 +57,21 @@ func TestSpecialSpellings(t *testing.T) {
 		}
 	}
 }
+
+// TestParseAroundSmallDigits: values on both sides of the digit count read
+// without math/big are read alike, by both entry points.
+func TestParseAroundSmallDigits(t *testing.T) {
+	for _, in := range []string{"9999999999999999999", "18446744073709551615", "99999999999999999999.5", "-1234567890123456789.0123",
+		"0000000000000000000000001", "1" + strings.Repeat("0", 40), "-0.0000000000000000000000000000000000000001e-5"} {
+		got, err := Parse([]byte(in))
+		gotS, errS := ParseString(in)
+		mantissa, _, _ := strings.Cut(strings.ReplaceAll(strings.TrimLeft(in, "-"), ".", ""), "e")
+		want, _ := new(big.Int).SetString(mantissa, 10)
+		if strings.HasPrefix(in, "-") {
+			want.Neg(want)
+		}
+		if err != nil || errS != nil || got.Int.Cmp(want) != 0 || gotS.Int.Cmp(want) != 0 || got.Exp != gotS.Exp {
+			t.Errorf("Parse(%q) = %v e%d, %v; ParseString %v e%d, %v; want %v", in, got.Int, got.Exp, err, gotS.Int, gotS.Exp, errS, want)
+		}
+	}
+}

@@ -39,7 +39,7 @@ func (c numericCodec) PlanEncode(m *pgtype.Map, oid uint32, format int16, value 
 // pgx has no binary plan for a string: its COPY would go through its text
 // parser, which refuses "NAN" and "POSITIVE_INFINITY".
 func encodeNumericText(value any, buf []byte) ([]byte, error) {
-	n, err := decimal.Parse([]byte(value.(string)))
+	n, err := decimal.ParseString(value.(string))
 	if err != nil {
 		return nil, err
 	}
