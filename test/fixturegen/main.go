@@ -43,6 +43,7 @@ var scenarios = []scenario{
 	{"schemaless", "REPLICA IDENTITY DEFAULT, schemas disabled, decimal.handling.mode=precise", "DEFAULT", false, "precise", "adaptive", "numeric"},
 	{"decimal_string", "REPLICA IDENTITY DEFAULT, schemas enabled, decimal.handling.mode=string", "DEFAULT", true, "string", "adaptive", "numeric"},
 	{"decimal_double", "REPLICA IDENTITY DEFAULT, schemas enabled, decimal.handling.mode=double, time.precision.mode=connect", "DEFAULT", true, "double", "connect", "numeric"},
+	{"shipped", "the shipped connector files (docker/connectors): decimal.handling.mode=string, interval.handling.mode=string, numeric source types propagated", "DEFAULT", true, "string", "adaptive", "string"},
 }
 
 func (sc scenario) prefix() string { return "fixture_" + sc.name }
