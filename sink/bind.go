@@ -3,6 +3,7 @@ package sink
 import (
 	"fmt"
 	"math"
+	"math/big"
 	"strconv"
 	"strings"
 
@@ -44,6 +45,12 @@ func scalarBinder(typ string) binder {
 		return bindFloat(64)
 	case "real":
 		return bindFloat(32)
+	case "smallint":
+		return bindInteger(16)
+	case "integer":
+		return bindInteger(32)
+	case "bigint":
+		return bindInteger(64)
 	}
 	return nil
 }
@@ -91,6 +98,53 @@ func bindFloat(bits int) binder {
 		}
 		return f, nil
 	}
+}
+
+// bindInteger reads decimal text into an integer column: a whole number
+// in the column's range, whatever its scale ("12.00" is 12); a fraction, a
+// special value or an overflow is the record's error, never rounded.
+func bindInteger(bits int) binder {
+	return func(v any) (any, error) {
+		s, ok := v.(string)
+		if !ok {
+			return v, nil
+		}
+		if n, err := strconv.ParseInt(s, 10, bits); err == nil {
+			return sized(n, bits), nil
+		}
+		d, err := decimal.ParseString(s)
+		if err != nil {
+			return nil, err
+		}
+		if d.NaN || d.InfinityModifier != pgtype.Finite {
+			return nil, fmt.Errorf("%q has no integer value", s)
+		}
+		n := new(big.Int).Set(d.Int)
+		ten := big.NewInt(10)
+		for e := d.Exp; e < 0; e++ {
+			var rem big.Int
+			if n.QuoRem(n, ten, &rem); rem.Sign() != 0 {
+				return nil, fmt.Errorf("%q is not a whole number", s)
+			}
+		}
+		if d.Exp > 0 {
+			n.Mul(n, new(big.Int).Exp(ten, big.NewInt(int64(d.Exp)), nil))
+		}
+		if !n.IsInt64() || n.Int64() < -1<<(bits-1) || n.Int64() > 1<<(bits-1)-1 {
+			return nil, fmt.Errorf("%q is out of range for an integer of %d bits", s, bits)
+		}
+		return sized(n.Int64(), bits), nil
+	}
+}
+
+func sized(n int64, bits int) any {
+	switch bits {
+	case 16:
+		return int16(n)
+	case 32:
+		return int32(n)
+	}
+	return n
 }
 
 // zero reports whether decimal text s spells zero: no digit but 0 before

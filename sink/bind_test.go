@@ -37,6 +37,11 @@ func TestBinders(t *testing.T) {
 		{"real", "NEGATIVE_INFINITY", float32(math.Inf(-1))},
 		{"real", "0.1", float32(0.1)},
 		{"real", "-0.000e5", float32(0)},
+		{"bigint", "-9223372036854775808", int64(math.MinInt64)},
+		{"bigint", "12.00", int64(12)},
+		{"integer", "1.2E+3", int32(1200)},
+		{"smallint", "-32768", int16(-32768)},
+		{"integer[]", []any{"7", nil}, []any{int32(7), nil}},
 		{"double precision", "4.9e-324", 4.9e-324},
 		{"numeric[]", []pgtype.Text{{String: "NAN", Valid: true}, {}, {String: "1.5", Valid: true}}, []any{nan, nil, num(15, -1)}},
 		{"numeric(5,1)[]", []any{"POSITIVE_INFINITY", nil}, []any{inf, nil}},
@@ -51,13 +56,14 @@ func TestBinders(t *testing.T) {
 			t.Errorf("%s %v: got %#v, %v; want %#v", c.typ, c.in, got, err, c.want)
 		}
 	}
-	for _, typ := range []string{"text", "character varying(20)", "interval", "bigint", "jsonb", "text[]"} {
+	for _, typ := range []string{"text", "character varying(20)", "interval", "jsonb", "text[]", "boolean"} {
 		if binderFor(typ) != nil {
 			t.Errorf("%s has a binder: its values are written as Debezium sent them", typ)
 		}
 	}
 	for typ, bad := range map[string]any{"numeric": "1,5", "double precision": "x", "numeric[]": []any{"1", "y"},
-		"real": "1e-46", "double precision[]": []any{"0." + strings.Repeat("0", 999) + "1"}} {
+		"real": "1e-46", "double precision[]": []any{"0." + strings.Repeat("0", 999) + "1"},
+		"bigint": "NAN", "integer": "1.5", "smallint": "32768", "integer[]": []any{"2147483648"}} {
 		if got, err := binderFor(typ)(bad); err == nil {
 			t.Errorf("%s %v: got %#v, want an error", typ, bad, got)
 		}
