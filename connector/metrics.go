@@ -31,8 +31,11 @@ type Metrics struct {
 	// InsertConflicts counts batches applied a second time, with upserts
 	// only, after a create met a key the target already held.
 	InsertConflicts *prometheus.CounterVec // table
-	Stopped         *prometheus.GaugeVec   // topic, partition: 1 when a partition stopped on an error
-	EndToEnd        prometheus.Histogram   // Kafka append time to target commit
+	// Splits counts transactions refused for a record's data without
+	// naming it, applied again in halves.
+	Splits   *prometheus.CounterVec // table
+	Stopped  *prometheus.GaugeVec   // topic, partition: 1 when a partition stopped on an error
+	EndToEnd prometheus.Histogram   // Kafka append time to target commit
 	// RecordLatency is EndToEnd for every applied record, with buckets fine
 	// enough (25% apart) to read a p99 from.
 	RecordLatency prometheus.Histogram
@@ -91,6 +94,8 @@ func NewMetrics() *Metrics {
 			Help: "Panics recovered (a bug met on some input), by where: decode and apply isolate the record into the dead letters (or stop its partition under errors.tolerance none); worker stops the partition. The process and the other partitions go on. Any growth is worth a bug report with the stack from the dead letter or the log."}, []string{"where"}),
 		InsertConflicts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_insert_conflicts_total",
 			Help: "Batches applied a second time with upserts only because a create or snapshot read, written by plain INSERT, met a key the target already held (Debezium re-emitting after a restart, a snapshot or replay over a populated table). The table then takes upserts for its next 64 batches. Steady growth means a stream of such events; harmless, but each costs a transaction."}, []string{"table"}),
+		Splits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_apply_splits_total",
+			Help: "Transactions the target refused for some record's data without naming the record (a value that cannot be encoded for its column in a COPY, a constraint), applied again in halves until the record stood alone: it then goes to the dead letters, or, if it applies alone (by bound parameters where the large batch used COPY), is written by another way than the one that refused it. Expected to stay 0; any growth is worth a look at the warning logged once per table."}, []string{"table"}),
 		Stopped: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgsink_partition_stopped",
 			Help: "1 while a partition is stopped on an error that needs an operator."}, []string{"topic", "partition"}),
 		EndToEnd: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgsink_end_to_end_seconds",
@@ -112,7 +117,7 @@ func NewMetrics() *Metrics {
 		registry: r,
 	}
 	r.MustRegister(m.Consumed, m.Applied, m.DeadLetters, m.Skipped, m.Fenced, m.Unresolved, m.UndetectableMoves, m.Rebalances, m.BatchRecords,
-		m.ApplySeconds, m.Lag, m.Owned, m.Buffered, m.Retries, m.Panics, m.InsertConflicts, m.Stopped, m.EndToEnd, m.RecordLatency, m.ReceiveLatency,
+		m.ApplySeconds, m.Lag, m.Owned, m.Buffered, m.Retries, m.Panics, m.InsertConflicts, m.Splits, m.Stopped, m.EndToEnd, m.RecordLatency, m.ReceiveLatency,
 		m.BufferFull, m.Pauses, m.SnapshotSwept)
 	r.MustRegister(m.SchemaChanges)
 	return m

@@ -83,6 +83,9 @@ type workerDeps struct {
 	deadLetters  diverter
 	metrics      *Metrics
 	loop         pollLoop
+	// warned is shared by every partition: retries and fallbacks are
+	// logged once per table, not once per partition.
+	warned *warnOnce
 	// panicOn is a test-only hook (internal/faults) run on every record
 	// before it is decoded; nil in production.
 	panicOn func(debezium.Record)
@@ -436,7 +439,7 @@ func (p *partition) apply(batch *sink.Batch, last *kafka.Message) bool {
 	}
 	t0 := time.Now()
 	st, err := p.applier.Apply(p.ctx, batch)
-	p.metrics.Retries.Add(float64(st.Retries))
+	p.reportFallbacks(batch, st)
 	if st.Panics > 0 {
 		p.metrics.Panics.WithLabelValues("apply").Add(float64(st.Panics))
 	}
@@ -488,6 +491,40 @@ func (p *partition) warnUndetectableMoves(table string, n, next int64) {
 		zap.String("table", table), zap.Int64("updates", n), zap.Int64("next_offset", next))
 }
 
+// reportFallbacks counts, applied or not, the transactions a batch took
+// beyond its one: transient errors retried, upserts-only second attempts,
+// splits around a record's data. Each kind is also logged once per table
+// (counted from then on by its metric only), so that no way around a
+// failure goes unnoticed.
+func (p *partition) reportFallbacks(batch *sink.Batch, st sink.Stats) {
+	p.metrics.Retries.Add(float64(st.Retries))
+	if len(batch.Items) == 0 || batch.Items[0].Table == nil {
+		if st.Retries > 0 && p.warned.first("retry", "") {
+			p.log.Warn("transient apply error retried (counted in pgsink_apply_retries_total, warned once)", zap.Error(st.RetryCause))
+		}
+		return
+	}
+	ref := batch.Items[0].Table.Ref()
+	if st.Retries > 0 && p.warned.first("retry", ref) {
+		p.log.Warn("transient apply error retried (counted in pgsink_apply_retries_total, warned once per table)",
+			zap.String("table", ref), zap.Int("retries", st.Retries), zap.Error(st.RetryCause))
+	}
+	if st.InsertConflicts > 0 {
+		p.metrics.InsertConflicts.WithLabelValues(ref).Add(float64(st.InsertConflicts))
+		if p.warned.first("insert_conflict", ref) {
+			p.log.Warn("a create met a key the target already held: the batch was applied again with upserts only (counted in pgsink_insert_conflicts_total, warned once per table)",
+				zap.String("table", ref), zap.Int64("next_offset", batch.Next))
+		}
+	}
+	if st.Splits > 0 {
+		p.metrics.Splits.WithLabelValues(ref).Add(float64(st.Splits))
+		if p.warned.first("split", ref) {
+			p.log.Warn("the target refused a transaction for some record's data without naming the record: it was applied again in halves, and what fails alone goes to the dead letters (counted in pgsink_apply_splits_total, warned once per table)",
+				zap.String("table", ref), zap.Int("splits", st.Splits), zap.Int64("next_offset", batch.Next), zap.Error(st.SplitCause))
+		}
+	}
+}
+
 // report counts what an applied batch did.
 func (p *partition) report(batch *sink.Batch, st sink.Stats, last *kafka.Message, elapsed time.Duration) {
 	p.metrics.ApplySeconds.Observe(elapsed.Seconds())
@@ -514,9 +551,6 @@ func (p *partition) report(batch *sink.Batch, st sink.Stats, last *kafka.Message
 		if st.UndetectableMoves > 0 {
 			p.metrics.UndetectableMoves.WithLabelValues(ref).Add(float64(st.UndetectableMoves))
 			p.warnUndetectableMoves(ref, st.UndetectableMoves, batch.Next)
-		}
-		if st.InsertConflicts > 0 {
-			p.metrics.InsertConflicts.WithLabelValues(ref).Add(float64(st.InsertConflicts))
 		}
 		p.metrics.Applied.WithLabelValues(ref, "upsert").Add(float64(st.Upserted))
 		p.metrics.Applied.WithLabelValues(ref, "delete").Add(float64(st.Deleted))

@@ -137,7 +137,7 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 	r.deps = &workerDeps{
 		batch: cfg.Apply.Batch, kafkaOffsets: cfg.Apply.Offsets == config.OffsetsKafka, fenceGrace: fenceGrace,
 		applier: r.applier, positions: r.positions, router: r.router,
-		deadLetters: r.deadLetters, metrics: opts.Metrics, loop: r,
+		deadLetters: r.deadLetters, metrics: opts.Metrics, loop: r, warned: &warnOnce{},
 	}
 	if hooks.PanicWhere == "decode" {
 		r.deps.panicOn = func(rec debezium.Record) {

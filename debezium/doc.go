@@ -34,8 +34,10 @@
 //	decimal.handling.mode=string             pgtype.Numeric when the catalog
 //	                                         names the column numeric or money
 //	                                         (Options.Catalog); otherwise the
-//	                                         string, since the schema says
-//	                                         only string
+//	                                         string ("NAN", "POSITIVE_INFINITY"
+//	                                         included), since the schema says
+//	                                         only string: the sink reads it by
+//	                                         its target column's type
 //	decimal.handling.mode=double             float64
 //	io.debezium.time.Date, connect Date      pgtype.Date (±infinity sentinels →
 //	                                         InfinityModifier)
@@ -47,8 +49,10 @@
 //	ZonedTimestamp                           pgtype.Timestamptz ("infinity",
 //	                                         "-infinity" → InfinityModifier)
 //	MicroDuration                            pgtype.Interval{Microseconds}
-//	Interval (interval.handling.mode=string) pgtype.Interval{Months, Days,
-//	                                         Microseconds}, exact
+//	Interval (interval.handling.mode=string) ISOInterval: pgtype.Interval
+//	                                         {Months, Days, Microseconds},
+//	                                         exact, and the ISO text for text
+//	                                         columns
 //	Bits                                     pgtype.Bits (most significant first)
 //	geometry.Point                           pgtype.Point
 //	array of int16/int32/int64/float/double/
@@ -76,7 +80,9 @@
 //     integers for integer arrays, a one-string array for text arrays): a real
 //     value equal to one of those forms cannot be told apart.
 //
-// A pgx gap to know: under decimal.handling.mode=string with schemas and no
-// catalog, numeric NaN stays the string "NAN", which PostgreSQL accepts
-// through the extended protocol but pgx cannot convert for binary COPY.
+// Under decimal.handling.mode=string with schemas and no catalog, a numeric
+// stays Debezium's string, whose special values ("NAN", "POSITIVE_INFINITY",
+// "NEGATIVE_INFINITY") neither pgx's binary COPY nor PostgreSQL's numeric
+// input take as they are: internal/decimal reads them, and the sink binds
+// such strings by the target column's type.
 package debezium

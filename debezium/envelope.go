@@ -111,7 +111,7 @@ func (d *Decoder) stringDecimals(ch *Change) error {
 			if t.fields[j].t.conv != convDecimalString {
 				continue
 			}
-			n, err := decimal.Parse([]byte(text))
+			n, err := decimal.ParseString(text)
 			if err != nil {
 				return at(img[i].Name, mismatch("%v", err))
 			}

@@ -419,6 +419,14 @@ func equalPG(pgType, decimalMode string, got any, want json.RawMessage) (loss st
 			return "", mismatch()
 		}
 	case pgType == "interval":
+		if iso, ok := got.(ISOInterval); ok {
+			// interval.handling.mode=string: months, days and time exact.
+			w, err := pgInterval(wantStr)
+			if err != nil || iso.Interval != w {
+				return "", fmt.Errorf("got %#v, want %+v of %s (%v)", got, w, want, err)
+			}
+			return "", nil
+		}
 		g, ok := got.(pgtype.Interval)
 		w, err := debeziumMicros(wantStr)
 		if !ok || err != nil || g.Months != 0 || g.Days != 0 || g.Microseconds != w {
@@ -567,6 +575,52 @@ func timetzUTC(s string) int64 {
 // debeziumMicros computes what Debezium's MicroDuration sends for a
 // PostgreSQL interval text: months are 30.4375 days (365.25/12), and the
 // sum saturates at the int64 limits.
+// pgInterval reads PostgreSQL's rendering of an interval ("1 year 2 mons
+// 3 days -04:05:06.789") into its exact months, days and microseconds.
+func pgInterval(s string) (pgtype.Interval, error) {
+	iv := pgtype.Interval{Valid: true}
+	f := strings.Fields(s)
+	for i := 0; i < len(f); i++ {
+		if strings.Contains(f[i], ":") {
+			clock, neg := strings.CutPrefix(f[i], "-")
+			hms, frac, _ := strings.Cut(clock, ".")
+			var h, m, sec int64
+			if _, err := fmt.Sscanf(hms, "%d:%d:%d", &h, &m, &sec); err != nil {
+				return iv, fmt.Errorf("interval %q: %v", s, err)
+			}
+			us := (h*3600 + m*60 + sec) * 1_000_000
+			if frac != "" {
+				n, err := strconv.ParseInt((frac + "000000")[:6], 10, 64)
+				if err != nil {
+					return iv, fmt.Errorf("interval %q: %v", s, err)
+				}
+				us += n
+			}
+			if neg {
+				us = -us
+			}
+			iv.Microseconds += us
+			continue
+		}
+		n, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil || i+1 >= len(f) {
+			return iv, fmt.Errorf("interval %q", s)
+		}
+		i++
+		switch strings.TrimSuffix(f[i], "s") {
+		case "year":
+			iv.Months += int32(n * 12)
+		case "mon":
+			iv.Months += int32(n)
+		case "day":
+			iv.Days += int32(n)
+		default:
+			return iv, fmt.Errorf("interval %q: unit %q", s, f[i])
+		}
+	}
+	return iv, nil
+}
+
 func debeziumMicros(s string) (int64, error) {
 	f := strings.Fields(s)
 	total := new(big.Int)

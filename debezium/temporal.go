@@ -198,67 +198,6 @@ func parseISO(b []byte) (time.Time, error) {
 	return t.Add(-time.Duration(offset) * time.Second), nil
 }
 
-// parseISODuration reads io.debezium.time.Interval, the ISO-8601 duration
-// interval.handling.mode=string sends ("P1Y2M3DT4H5M6.789S", components
-// signed independently, as PostgreSQL's are). Unlike MicroDuration it keeps
-// months, days and time apart, so the interval is exact.
-func parseISODuration(b []byte) (pgtype.Interval, error) {
-	if len(b) < 2 || b[0] != 'P' {
-		return pgtype.Interval{}, fmt.Errorf("interval %q is not an ISO-8601 duration", b)
-	}
-	var iv pgtype.Interval
-	inTime := false
-	for i := 1; i < len(b); {
-		if b[i] == 'T' {
-			inTime = true
-			i++
-			continue
-		}
-		start := i
-		if b[i] == '-' || b[i] == '+' {
-			i++
-		}
-		for i < len(b) && (b[i] >= '0' && b[i] <= '9' || b[i] == '.') {
-			i++
-		}
-		if i == start || i >= len(b) {
-			return pgtype.Interval{}, fmt.Errorf("interval %q: bad component", b)
-		}
-		num, unit := b[start:i], b[i]
-		i++
-		if unit == 'S' && inTime {
-			us, err := secondsToMicros(num)
-			if err != nil {
-				return pgtype.Interval{}, fmt.Errorf("interval %q: %w", b, err)
-			}
-			iv.Microseconds += us
-			continue
-		}
-		n, err := parseInt(num, 32)
-		if err != nil {
-			return pgtype.Interval{}, fmt.Errorf("interval %q: %w", b, err)
-		}
-		switch {
-		case !inTime && unit == 'Y':
-			iv.Months += int32(n * 12)
-		case !inTime && unit == 'M':
-			iv.Months += int32(n)
-		case !inTime && unit == 'W':
-			iv.Days += int32(n * 7)
-		case !inTime && unit == 'D':
-			iv.Days += int32(n)
-		case inTime && unit == 'H':
-			iv.Microseconds += n * 3600_000_000
-		case inTime && unit == 'M':
-			iv.Microseconds += n * 60_000_000
-		default:
-			return pgtype.Interval{}, fmt.Errorf("interval %q: unit %q", b, unit)
-		}
-	}
-	iv.Valid = true
-	return iv, nil
-}
-
 // secondsToMicros reads "[-]S[.ffffff]" exactly.
 func secondsToMicros(b []byte) (int64, error) {
 	whole, frac, _ := strings.Cut(string(b), ".")

@@ -105,7 +105,7 @@ func scalar(s *scanner, t *typ) (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			return parseISODuration(b)
+			return isoInterval(b)
 		}
 		n, err := s.int(64)
 		if err != nil {
@@ -117,7 +117,7 @@ func scalar(s *scanner, t *typ) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return parseISODuration(b)
+		return isoInterval(b)
 	case convBits:
 		b, err := base64Value(s)
 		if err != nil {

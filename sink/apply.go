@@ -109,6 +109,18 @@ type Stats struct {
 	Duplicates  int64
 	DeadLetters int
 	Retries     int
+	// RetryCause is the first transient error retried, for the log.
+	RetryCause error
+	// Splits counts transactions the database refused for some record's
+	// data without naming the record, and that were therefore applied
+	// again in halves until it stood alone (see applyRange). The records
+	// that fail alone go to the dead letters; a record that succeeds alone
+	// was written by another way than the one that refused it (a small
+	// stage takes bound parameters where a large one takes a COPY), which
+	// must not go unnoticed.
+	Splits int
+	// SplitCause is the first error that split a transaction, for the log.
+	SplitCause error
 	// InsertConflicts counts transactions applied a second time, with
 	// upserts only, because a plain INSERT of rows expected to be new met
 	// an existing key.
@@ -185,6 +197,10 @@ func (a *Applier) applyRange(ctx context.Context, s span) error {
 	if culprit < 0 {
 		// The database refused the range without saying which record: halve
 		// it until the failing record stands alone.
+		s.stats.Splits++
+		if s.stats.SplitCause == nil {
+			s.stats.SplitCause = err
+		}
 		mid := s.lo + (s.hi-s.lo)/2
 		if err := a.applyRange(ctx, s.before(mid)); err != nil {
 			return err
@@ -227,6 +243,9 @@ func (a *Applier) retry(ctx context.Context, st *Stats, fn func() error) error {
 			return err
 		}
 		st.Retries++
+		if st.RetryCause == nil {
+			st.RetryCause = err
+		}
 		select {
 		case <-ctx.Done():
 			return errors.Join(ctx.Err(), err)

@@ -164,9 +164,13 @@ func fold(byKey map[string]*row, order []string, key string, next *row) []string
 // rowMaker maps changes onto one table's columns. It allocates the rows of
 // a batch in slabs: three allocations per batch instead of three per row.
 type rowMaker struct {
-	t         *Table
-	isKey     []bool // per Table.Columns
-	keyCols   []int
+	t       *Table
+	isKey   []bool // per Table.Columns
+	keyCols []int
+	// bind holds, per column, the binder its values go through (nil for
+	// most); bound lists the columns that have one.
+	bind      []binder
+	bound     []int
 	rows      []row
 	values    []any
 	unchanged []bool
@@ -177,11 +181,14 @@ type rowMaker struct {
 }
 
 func newRowMaker(t *Table, n int) *rowMaker {
-	m := &rowMaker{t: t, isKey: make([]bool, len(t.Columns))}
+	m := &rowMaker{t: t, isKey: make([]bool, len(t.Columns)), bind: make([]binder, len(t.Columns))}
 	for c, col := range t.Columns {
 		if t.isKey(col.Name) {
 			m.isKey[c] = true
 			m.keyCols = append(m.keyCols, c)
+		}
+		if m.bind[c] = binderFor(col.Type); m.bind[c] != nil {
+			m.bound = append(m.bound, c)
 		}
 	}
 	m.rows = make([]row, 0, n)
@@ -274,6 +281,16 @@ func (m *rowMaker) toRow(ch *debezium.Change, item int) (*row, error) {
 		}
 		r.values[c], r.unchanged[c] = f.Value, f.Unchanged
 		r.fresh = r.fresh && !f.Unchanged
+	}
+	for _, c := range m.bound {
+		if r.values[c] == nil || r.unchanged[c] {
+			continue
+		}
+		v, err := m.bind[c](r.values[c])
+		if err != nil {
+			return nil, &RecordError{Item: item, Err: fmt.Errorf("column %q (%s): %w", t.Columns[c].Name, t.Columns[c].Type, err)}
+		}
+		r.values[c] = v
 	}
 	if ch.OldKey != nil && slices.Contains(r.unchanged, true) {
 		r.movedFrom = m.moveSource(ch)

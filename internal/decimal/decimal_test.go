@@ -2,6 +2,7 @@ package decimal
 
 import (
 	"math/big"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgtype"
@@ -23,6 +24,11 @@ func TestParse(t *testing.T) {
 		{"NAN", pgtype.Numeric{NaN: true, Valid: true}},
 		{"Infinity", pgtype.Numeric{InfinityModifier: pgtype.Infinity, Valid: true}},
 		{"-infinity", pgtype.Numeric{InfinityModifier: pgtype.NegativeInfinity, Valid: true}},
+		// Debezium 3.6.1's spellings under decimal.handling.mode=string.
+		{"POSITIVE_INFINITY", pgtype.Numeric{InfinityModifier: pgtype.Infinity, Valid: true}},
+		{"NEGATIVE_INFINITY", pgtype.Numeric{InfinityModifier: pgtype.NegativeInfinity, Valid: true}},
+		{"-0.0000", num(0, -4)},
+		{"0." + strings.Repeat("0", 999) + "12345", num(12345, -1004)},
 	} {
 		got, err := Parse([]byte(c.in))
 		if err != nil {
@@ -34,9 +40,38 @@ func TestParse(t *testing.T) {
 			t.Errorf("Parse(%q) = %+v, want %+v", c.in, got, c.want)
 		}
 	}
-	for _, bad := range []string{"", "-", ".", "abc", "1.2.3", "1e", "1e++2", "1e--2", "1e99999999999", "1x"} {
+	for _, bad := range []string{"", "-", ".", "abc", "1.2.3", "1e", "1e++2", "1e--2", "1e99999999999", "1x", "POSITIVE_INFINITYX", "infinit"} {
 		if got, err := Parse([]byte(bad)); err == nil {
 			t.Errorf("Parse(%q) = %+v, want an error", bad, got)
+		}
+	}
+}
+
+func TestSpecialSpellings(t *testing.T) {
+	for in, want := range map[string]string{
+		"NAN": "NaN", "nan": "NaN", "POSITIVE_INFINITY": "Infinity", "Infinity": "Infinity", "inf": "Infinity",
+		"NEGATIVE_INFINITY": "-Infinity", "-infinity": "-Infinity", "1.5": "", "": "", "-": "",
+	} {
+		if got := Special([]byte(in)).PostgreSQL(); got != want {
+			t.Errorf("Special(%q).PostgreSQL() = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestParseAroundSmallDigits: values on both sides of the digit count read
+// without math/big are read alike, by both entry points.
+func TestParseAroundSmallDigits(t *testing.T) {
+	for _, in := range []string{"9999999999999999999", "18446744073709551615", "99999999999999999999.5", "-1234567890123456789.0123",
+		"0000000000000000000000001", "1" + strings.Repeat("0", 40), "-0.0000000000000000000000000000000000000001e-5"} {
+		got, err := Parse([]byte(in))
+		gotS, errS := ParseString(in)
+		mantissa, _, _ := strings.Cut(strings.ReplaceAll(strings.TrimLeft(in, "-"), ".", ""), "e")
+		want, _ := new(big.Int).SetString(mantissa, 10)
+		if strings.HasPrefix(in, "-") {
+			want.Neg(want)
+		}
+		if err != nil || errS != nil || got.Int.Cmp(want) != 0 || gotS.Int.Cmp(want) != 0 || got.Exp != gotS.Exp {
+			t.Errorf("Parse(%q) = %v e%d, %v; ParseString %v e%d, %v; want %v", in, got.Int, got.Exp, err, gotS.Int, gotS.Exp, errS, want)
 		}
 	}
 }

@@ -224,7 +224,7 @@ func moneyNumeric(v any) (pgtype.Numeric, error) {
 	case pgtype.Numeric:
 		return v, nil
 	case string:
-		return decimal.Parse([]byte(v))
+		return decimal.ParseString(v)
 	case float64:
 		return decimal.Parse(strconv.AppendFloat(nil, v, 'f', -1, 64))
 	}

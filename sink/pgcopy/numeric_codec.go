@@ -3,6 +3,8 @@ package pgcopy
 import (
 	"encoding/binary"
 
+	"github.com/pgsink/pgsink/internal/decimal"
+
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
@@ -15,15 +17,33 @@ import (
 // docs/benchmarks.md). This encoder writes the
 // same bytes with machine integers and leaves every other value (NaN,
 // infinities, large or very precise numbers, other Go types, the text
-// format) to pgx. TestNumericEncodingMatchesPgx holds it to pgx's output
+// format) to pgx, but for decimal text, which pgx cannot write in binary
+// (encodeNumericText). TestNumericEncodingMatchesPgx holds it to pgx's output
 // byte for byte.
 type numericCodec struct{ pgtype.NumericCodec }
 
 func (c numericCodec) PlanEncode(m *pgtype.Map, oid uint32, format int16, value any) pgtype.EncodePlan {
-	if _, ok := value.(pgtype.Numeric); ok && format == pgtype.BinaryFormatCode {
-		return encodeFunc(encodeNumeric)
+	if format == pgtype.BinaryFormatCode {
+		switch value.(type) {
+		case pgtype.Numeric:
+			return encodeFunc(encodeNumeric)
+		case string:
+			return encodeFunc(encodeNumericText)
+		}
 	}
 	return c.NumericCodec.PlanEncode(m, oid, format, value)
+}
+
+// encodeNumericText writes decimal text (decimal.handling.mode=string,
+// Debezium's spellings of NaN and the infinities included) in binary.
+// pgx has no binary plan for a string: its COPY would go through its text
+// parser, which refuses "NAN" and "POSITIVE_INFINITY".
+func encodeNumericText(value any, buf []byte) ([]byte, error) {
+	n, err := decimal.ParseString(value.(string))
+	if err != nil {
+		return nil, err
+	}
+	return encodeNumeric(n, buf)
 }
 
 // pgxNumericBinary is pgx's own binary encoder of a pgtype.Numeric, for the

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/big"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgtype"
@@ -62,7 +63,7 @@ func TestRegisteredNumericCodec(t *testing.T) {
 	if err != nil || string(text) != "-12345.67" {
 		t.Fatalf("text %q, %v", text, err)
 	}
-	for _, v := range []any{"12.50", float64(12.5), int64(12)} {
+	for _, v := range []any{float64(12.5), int64(12)} {
 		for _, format := range []int16{pgtype.BinaryFormatCode, pgtype.TextFormatCode} {
 			got, gotErr := m.Encode(pgtype.NumericOID, format, v, nil)
 			want, wantErr := pgtype.NewMap().Encode(pgtype.NumericOID, format, v, nil)
@@ -70,6 +71,34 @@ func TestRegisteredNumericCodec(t *testing.T) {
 				t.Fatalf("%T in format %d: %x, %v; pgx %x, %v", v, format, got, gotErr, want, wantErr)
 			}
 		}
+	}
+}
+
+// TestNumericTextInBinary: decimal text, which pgx cannot write in binary
+// at all, is written as the Numeric it spells, Debezium's spellings of the
+// special values included (decimal.handling.mode=string), so a COPY never
+// needs a way around it.
+func TestNumericTextInBinary(t *testing.T) {
+	m := pgtype.NewMap()
+	RegisterTypes(m, 2)
+	huge := "-0." + strings.Repeat("0", 1000) + "12345"
+	for text, want := range map[string]pgtype.Numeric{
+		"12.50":             {Int: big.NewInt(1250), Exp: -2, Valid: true},
+		"NAN":               {NaN: true, Valid: true},
+		"POSITIVE_INFINITY": {InfinityModifier: pgtype.Infinity, Valid: true},
+		"NEGATIVE_INFINITY": {InfinityModifier: pgtype.NegativeInfinity, Valid: true},
+		huge:                {Int: big.NewInt(-12345), Exp: -1005, Valid: true},
+		"99999999999999999999999999999999999999.99999999999999999999": {
+			Int: new(big.Int).Sub(new(big.Int).Exp(big.NewInt(10), big.NewInt(58), nil), big.NewInt(1)), Exp: -20, Valid: true},
+	} {
+		got, err := m.Encode(pgtype.NumericOID, pgtype.BinaryFormatCode, text, nil)
+		wantBin, _ := pgxNumericBinary.Encode(want, nil)
+		if err != nil || !bytes.Equal(got, wantBin) {
+			t.Errorf("%.30s in binary: %x, %v; want %x", text, got, err, wantBin)
+		}
+	}
+	if _, err := m.Encode(pgtype.NumericOID, pgtype.BinaryFormatCode, "12,5", nil); err == nil {
+		t.Error("12,5 encoded as a numeric, want an error")
 	}
 }
 

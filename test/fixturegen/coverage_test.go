@@ -299,6 +299,9 @@ func TestFixturesCoverEveryType(t *testing.T) {
 				if m, ok := connectTime[col]; ok && sc.timeMode == "connect" {
 					want = m
 				}
+				if col == "c_interval" && sc.intervalMode == "string" {
+					want = "io.debezium.time.Interval"
+				}
 				if got[col] != want {
 					t.Errorf("column %s has schema name %q, want %q", col, got[col], want)
 				}
