@@ -11,13 +11,14 @@ const module = "github.com/pgsink/pgsink/"
 // allowed maps each production package (by path below the module) to the
 // module packages it may import. A package missing here may import none.
 var allowed = map[string][]string{
-	"cmd/pgsink":      {"config", "connector", "debezium", "dedup", "sink", "sink/catalog", "sink/pgcopy", "internal/faults"},
+	"cmd/pgsink":      {"config", "connector", "debezium", "dedup", "sink", "sink/catalog", "sink/pgcopy", "internal/faults", "verify"},
 	"connector":       {"config", "debezium", "dedup", "sink", "sink/catalog", "internal/faults", "internal/backoff"},
 	"sink":            {"config", "debezium", "dedup", "sink/catalog", "sink/pgcopy", "internal/backoff", "internal/sqltype"},
 	"sink/catalog":    {"config"},
 	"sink/pgcopy":     {"internal/decimal"},
 	"debezium":        {"internal/decimal", "internal/sqltype"},
 	"dedup":           {"config"},
+	"verify":          {"config", "dedup", "sink/catalog"},
 	"config":          {},
 	"internal/faults": {"debezium"},
 }
@@ -30,6 +31,7 @@ var forbidden = map[string][]string{
 	"sink/catalog": {"github.com/confluentinc/"},
 	"sink/pgcopy":  {"github.com/confluentinc/"},
 	"dedup":        {"github.com/confluentinc/"},
+	"verify":       {"github.com/confluentinc/"},
 	"config":       {"github.com/confluentinc/", "github.com/jackc/"},
 	"debezium": {"github.com/confluentinc/", "github.com/jackc/pgx/v5/pgconn", "github.com/jackc/pgx/v5/pgxpool",
 		"github.com/jackc/pgx/v5\x00"},
