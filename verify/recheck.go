@@ -74,7 +74,7 @@ func (v *Verifier) settle(ctx context.Context, t *Table, cands []candidate, res 
 			case !sameSource(a, b) || (tr != nil && tr.commitLSN != nil && *tr.commitLSN > lsn):
 				again = append(again, c)
 			default:
-				res.add(t, c, a, tr, v.opts.MaxKeys)
+				res.add(t, c, a, tr, lsn, v.opts.MaxKeys)
 			}
 		}
 		cands = again

@@ -10,30 +10,40 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/debezium"
+	"github.com/pgsink/pgsink/sink"
 )
 
 // Repair heals the confirmed drift of res through Debezium: it inserts
 // execute-snapshot signals (an incremental snapshot with
 // additional-conditions naming the differing keys) into the connector's
 // signal table, so the source's current rows flow through Kafka and are
-// applied by pgsink's guarded apply path like any change; then it checks the
-// keys again until they are clean or timeout passes. It returns the keys
-// still differing. Two kinds no snapshot heals stay, reported (see
-// docs/recovery.md): keys the source no longer holds (a snapshot reads no
-// deletes), and versions ahead of the source (the guard keeps them).
-func (v *Verifier) Repair(ctx context.Context, t *Table, res *TableResult, signal config.TableName, timeout time.Duration) (*TableResult, error) {
-	var snap []driftKey
+// applied by pgsink's guarded apply path like any change. Keys the source no
+// longer holds, which no snapshot deletes, are deleted through the sink's
+// delete path (see deleteGone). Then it checks the keys again until they are
+// clean or the timeout passes, and returns what still differs: versions ahead
+// of the source stay, since the guard keeps them (see docs/recovery.md).
+func (v *Verifier) Repair(ctx context.Context, t *Table, res *TableResult, r RepairTarget) (*TableResult, error) {
+	var snap, gone []driftKey
 	for _, k := range res.keys {
-		if k.kind == Missing || k.kind == Changed {
+		switch k.kind {
+		case Missing, Changed:
 			snap = append(snap, k)
+		case Extra:
+			gone = append(gone, k)
 		}
 	}
 	for _, filter := range filters(sourceSide(t), snap, maxSignalData) {
-		if err := v.signal(ctx, t, signal, filter); err != nil {
+		if err := v.signal(ctx, t, r.SignalTable, filter); err != nil {
 			return nil, err
 		}
 	}
+	if err := deleteGone(ctx, t, r, gone); err != nil {
+		return nil, err
+	}
+	timeout := r.Timeout
 	var cands []candidate
 	for _, k := range res.keys {
 		if k.kind != VersionAhead {
@@ -54,7 +64,7 @@ func (v *Verifier) Repair(ctx context.Context, t *Table, res *TableResult, signa
 		// versions ahead of the source, which the guard keeps.
 		healable := false
 		for _, k := range after.keys {
-			healable = healable || k.kind == Missing || k.kind == Changed
+			healable = healable || k.kind != VersionAhead
 		}
 		after.Elapsed = res.Elapsed
 		if (!healable && len(after.Unsettled) == 0) || time.Now().After(deadline) {
@@ -66,6 +76,40 @@ func (v *Verifier) Repair(ctx context.Context, t *Table, res *TableResult, signa
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// RepairTarget is what --repair writes through: the connector's signal
+// table at the source, and pgsink's own apply path at the target.
+type RepairTarget struct {
+	SignalTable config.TableName
+	Pool        *pgxpool.Pool
+	Config      *config.Config
+	Timeout     time.Duration
+}
+
+// deleteGone deletes the target rows of keys the source no longer holds
+// through sink.DeleteKeys, the path Debezium's delete events take, at the
+// version (L, L) of the re-check that confirmed each: pgsink had applied
+// everything the source committed up to L, so the source's delete of the key
+// is older, and a later re-creation of the key is newer and passes the
+// tombstone; a re-creation already applied holds a newer version, which the
+// delete's guard leaves alone. The tombstone keeps Debezium's re-emissions of
+// older events out (I4) as any delete's does.
+func deleteGone(ctx context.Context, t *Table, r RepairTarget, gone []driftKey) error {
+	byVersion := map[int64][]debezium.Row{}
+	for _, k := range gone {
+		row := make(debezium.Row, len(t.Key))
+		for i, c := range t.Key {
+			row[i] = debezium.Field{Name: c.Source, Value: k.values[i]}
+		}
+		byVersion[k.checkedAt] = append(byVersion[k.checkedAt], row)
+	}
+	for lsn, keys := range byVersion {
+		if _, err := sink.DeleteKeys(ctx, r.Pool, r.Config, t.Topics[0], keys, debezium.Version{CommitLSN: lsn, LSN: lsn}); err != nil {
+			return fmt.Errorf("verify: delete keys the source no longer has: %w", err)
+		}
+	}
+	return nil
 }
 
 // maxSignalData keeps one signal's data within the varchar(2048) of

@@ -51,11 +51,14 @@ type driftKey struct {
 	candidate
 	kind    string
 	keyText []*string // the key's values as text, from the source row
+	// checkedAt is the source WAL position L of the re-check that confirmed
+	// the key: pgsink had applied everything up to it.
+	checkedAt int64
 }
 
-func (r *TableResult) add(t *Table, c candidate, s *sourceRow, d *targetRow, maxKeys int) {
+func (r *TableResult) add(t *Table, c candidate, s *sourceRow, d *targetRow, lsn int64, maxKeys int) {
 	r.Drift++
-	k := driftKey{candidate: c}
+	k := driftKey{candidate: c, checkedAt: lsn}
 	diff := Diff{Key: c.text}
 	switch {
 	case s == nil:

@@ -9,6 +9,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/connector"
 	"github.com/pgsink/pgsink/dedup"
@@ -123,6 +124,15 @@ func runVerification(ctx context.Context, cfg *config.Config, req verifyRequest,
 	settler := &verify.PositionSettler{Source: src, Target: dst, Slot: vc.Slot, Group: cfg.Kafka["group.id"],
 		Offsets: dedup.NewOffsets(cfg.Postgres.Schema), Marks: inspectorMarks(in), Timeout: opts.SettleTimeout}
 	v := verify.New(src, dst, opts, settler, progress)
+	var pool *pgxpool.Pool
+	if req.repair {
+		// pgsink's own sessions, for the deletes --repair applies
+		// through the sink.
+		if pool, err = pgxpool.New(ctx, cfg.Postgres.URL); err != nil {
+			return nil, fmt.Errorf("postgres: %w", err)
+		}
+		defer pool.Close()
+	}
 
 	var results []*verify.TableResult
 	for i := range cfg.Tables {
@@ -149,7 +159,7 @@ func runVerification(ctx context.Context, cfg *config.Config, req verifyRequest,
 		}
 		if req.repair && !res.Clean() {
 			fmt.Fprintf(progress, "%s: %d differing key(s); signalling Debezium to send them again\n", res.Target, res.Drift)
-			if res, err = v.Repair(ctx, t, res, vc.SignalTable, req.repairTimeout); err != nil {
+			if res, err = v.Repair(ctx, t, res, verify.RepairTarget{SignalTable: vc.SignalTable, Pool: pool, Config: cfg, Timeout: req.repairTimeout}); err != nil {
 				return nil, err
 			}
 		}

@@ -18,7 +18,7 @@ var allowed = map[string][]string{
 	"sink/pgcopy":     {"internal/decimal"},
 	"debezium":        {"internal/decimal", "internal/sqltype"},
 	"dedup":           {"config"},
-	"verify":          {"config", "dedup", "sink/catalog"},
+	"verify":          {"config", "debezium", "dedup", "sink", "sink/catalog"},
 	"config":          {},
 	"internal/faults": {"debezium"},
 }

@@ -106,9 +106,9 @@ func (r verifyReport) kinds() []string {
 // TestE2EVerifyFindsAndRepairsDrift injects drift by hand in the target: an
 // UPDATE, a DELETE, an INSERT of a key the source lacks and a version column
 // moved past the source. verify reports exactly those keys; --repair heals
-// the rows the source has through Debezium, and a second verify finds only
-// what no snapshot can heal (docs/recovery.md): the extra key and the
-// version ahead.
+// the rows the source has through Debezium and deletes the extra key through
+// the sink's delete path, and a second verify finds only what the version
+// guard keeps by design (docs/recovery.md): the version ahead.
 func TestE2EVerifyFindsAndRepairsDrift(t *testing.T) {
 	ctx := context.Background()
 	p := newVerifyPipeline(t, 3000)
@@ -141,7 +141,7 @@ func TestE2EVerifyFindsAndRepairsDrift(t *testing.T) {
 	}
 
 	code, r = p.verify(t, "--repair", "--repair-timeout", "120s")
-	wantLeft := []string{"extra (9999)", "version-ahead (2999)"}
+	wantLeft := []string{"version-ahead (2999)"}
 	if code != 1 || !slices.Equal(r.kinds(), wantLeft) {
 		t.Fatalf("verify --repair: exit %d, keys %v; want exit 1 and only what a snapshot cannot heal %v", code, r.kinds(), wantLeft)
 	}
@@ -150,11 +150,14 @@ func TestE2EVerifyFindsAndRepairsDrift(t *testing.T) {
 		t.Fatalf("verify after the repair: exit %d, keys %v; want %v", code, r.kinds(), wantLeft)
 	}
 	var name string
-	var present bool
-	if err := p.target.QueryRow(ctx, `SELECT (SELECT name FROM public.items WHERE id = 10), EXISTS (SELECT FROM public.items WHERE id = 1500)`).Scan(&name, &present); err != nil {
+	var present, extra, tombstone bool
+	if err := p.target.QueryRow(ctx, `SELECT (SELECT name FROM public.items WHERE id = 10), EXISTS (SELECT FROM public.items WHERE id = 1500),
+		EXISTS (SELECT FROM public.items WHERE id = 9999),
+		EXISTS (SELECT FROM pgsink.tombstones WHERE target = 'public.items' AND key = '[9999]'::jsonb)`).Scan(&name, &present, &extra, &tombstone); err != nil {
 		t.Fatal(err)
 	}
-	if name != "item 10" || !present {
-		t.Fatalf("after the repair id 10 is %q and id 1500 present=%v; want the source's row back", name, present)
+	if name != "item 10" || !present || extra || !tombstone {
+		t.Fatalf("after the repair id 10 is %q, id 1500 present=%v, id 9999 present=%v with tombstone=%v; want the source's rows back and 9999 deleted with its tombstone",
+			name, present, extra, tombstone)
 	}
 }
