@@ -67,6 +67,21 @@ func (s side) after(bounded bool, first int) string {
 	return s.keyTuple() + " > " + params(first, len(s.key))
 }
 
+// between is a chunk's key range: after the lower bound ($1...), when
+// there is one, and up to the upper bound (the parameters after it).
+func (s side) between(lower, upper bool) string {
+	n := len(s.key)
+	where := s.after(lower, 1)
+	if upper {
+		first := 1
+		if lower {
+			first += n
+		}
+		where += " AND " + s.keyTuple() + " <= " + params(first, n)
+	}
+	return where
+}
+
 // sourceChunk hashes the next chunk of at most $1 rows after the bound
 // ($2...) and returns its row count, its hash and its last key.
 func (s side) sourceChunk(bounded bool) string {
@@ -83,30 +98,14 @@ SELECT (SELECT count(*) FROM c), (SELECT md5(string_agg(r, E'\n' ORDER BY %[1]s)
 // targetChunk hashes the rows after the lower bound and up to the upper
 // one (none: to the end), the same way sourceChunk does.
 func (s side) targetChunk(lower, upper bool) string {
-	n := len(s.key)
-	where := s.after(lower, 1)
-	if upper {
-		first := 1
-		if lower {
-			first += n
-		}
-		where += " AND " + s.keyTuple() + " <= " + params(first, n)
-	}
+	where := s.between(lower, upper)
 	return fmt.Sprintf(`SELECT count(*), md5(string_agg(r, E'\n' ORDER BY %[1]s)) FROM (SELECT %[1]s, %[2]s AS r FROM %[3]s WHERE %[4]s) c`,
 		s.keyList(), s.rowText(), s.table, where)
 }
 
 // rangeRows lists a chunk's rows as key text, row hash and key values.
 func (s side) rangeRows(lower, upper bool) string {
-	n := len(s.key)
-	where := s.after(lower, 1)
-	if upper {
-		first := 1
-		if lower {
-			first += n
-		}
-		where += " AND " + s.keyTuple() + " <= " + params(first, n)
-	}
+	where := s.between(lower, upper)
 	return fmt.Sprintf(`SELECT %s, md5(%s), %s FROM %s WHERE %s`, s.keyText(), s.rowText(), s.keyList(), s.table, where)
 }
 
