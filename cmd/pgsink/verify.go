@@ -25,8 +25,10 @@ everything the source had committed, so changes in flight are not drift.
 The source comes from verify.source_url; docs/recovery.md has the runbook.
 
 --repair asks Debezium to send the differing rows again (an incremental
-snapshot signal into verify.signal_table), waits for pgsink to apply them,
-and checks those keys again.
+snapshot signal into verify.signal_table) and deletes the rows the source no
+longer has through pgsink's own delete path (version-guarded, with their
+tombstones), waits for them to be applied, and checks those keys again.
+A version ahead of the source stays: the guard keeps it (docs/recovery.md).
 
 Exit status: 0 clean, 1 drift, 2 error.
 
