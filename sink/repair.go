@@ -12,8 +12,9 @@ import (
 
 // DeleteKeys deletes keys of the table topic is routed to, as a batch of
 // Debezium delete events of them at version v would: reduced per key,
-// deleted only where the stored version is older (I3), their tombstones
-// written to the ledger in the same transaction (I4). It moves no partition's
+// deleted (or, with deletes: soft, marked) only where the stored version is
+// older (I3), their tombstones written to the ledger in the same transaction
+// (I4). It moves no partition's
 // offset, since the deletes come from no record. `pgsink verify --repair`
 // uses it for rows the source no longer has, which no snapshot deletes; keys
 // are rows of the record key's fields (the source's column names).
@@ -31,8 +32,8 @@ func DeleteKeys(ctx context.Context, pool *pgxpool.Pool, cfg *config.Config, top
 		if err != nil {
 			return Stats{}, fmt.Errorf("sink: delete keys of %s: %w", topic, err)
 		}
-		if t.Deletes != DeleteHard {
-			return Stats{}, fmt.Errorf("sink: delete keys of %s: table %s does not take hard deletes", topic, t.Ref())
+		if t.Deletes == DeleteIgnore {
+			return Stats{}, fmt.Errorf("sink: delete keys of %s: table %s ignores deletes", topic, t.Ref())
 		}
 		items[i] = Item{Record: debezium.Record{Topic: topic, Partition: -1, Offset: int64(i)}, Table: t, Change: ch}
 	}

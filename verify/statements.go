@@ -15,6 +15,9 @@ type side struct {
 	table   string   // quoted, schema-qualified
 	key     []string // quoted key columns, in key order
 	columns []string // quoted compared columns, in source order
+	// live keeps the rows that stand for source rows: with deletes: soft,
+	// not those marked deleted. Empty: every row.
+	live string
 }
 
 func sourceSide(t *Table) side {
@@ -22,7 +25,19 @@ func sourceSide(t *Table) side {
 }
 
 func targetSide(t *Table) side {
-	return newSide(t.Target.Schema, t.Target.Name, t.Key, t.Columns, func(c Column) string { return c.Target })
+	s := newSide(t.Target.Schema, t.Target.Name, t.Key, t.Columns, func(c Column) string { return c.Target })
+	if t.SoftDeleteColumn != "" {
+		s.live = "NOT coalesce(" + pgx.Identifier{t.SoftDeleteColumn}.Sanitize() + ", false)"
+	}
+	return s
+}
+
+// andLive adds the live-row condition to where.
+func (s side) andLive(where string) string {
+	if s.live == "" {
+		return where
+	}
+	return where + " AND " + s.live
 }
 
 func newSide(schema, name string, key, cols []Column, pick func(Column) string) side {
@@ -79,7 +94,7 @@ func (s side) between(lower, upper bool) string {
 		}
 		where += " AND " + s.keyTuple() + " <= " + params(first, n)
 	}
-	return where
+	return s.andLive(where)
 }
 
 // sourceChunk hashes the next chunk of at most $1 rows after the bound
@@ -130,6 +145,7 @@ func (s side) rowsByKey(count int, version string) string {
 	for i, k := range s.key {
 		keyTexts[i] = k + "::text"
 	}
-	return fmt.Sprintf(`SELECT %s, ARRAY[%s], ARRAY[%s]%s FROM %s WHERE %s IN (%s)`,
-		s.keyText(), strings.Join(keyTexts, ", "), strings.Join(cols, ", "), extra, s.table, s.keyTuple(), strings.Join(tuples, ", "))
+	return fmt.Sprintf(`SELECT %s, ARRAY[%s], ARRAY[%s]%s FROM %s WHERE %s`,
+		s.keyText(), strings.Join(keyTexts, ", "), strings.Join(cols, ", "), extra, s.table,
+		s.andLive(s.keyTuple()+" IN ("+strings.Join(tuples, ", ")+")"))
 }

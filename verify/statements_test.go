@@ -36,6 +36,10 @@ func TestStatementsGolden(t *testing.T) {
 		"source_rows_by_key_2": src.rowsByKey(2, ""),
 		"target_rows_by_key_2": dst.rowsByKey(2, hostile.CommitColumn),
 	}
+	soft := *hostile
+	soft.SoftDeleteColumn = `del"eted`
+	cases["target_chunk_middle_soft"] = targetSide(&soft).targetChunk(true, true)
+	cases["target_rows_by_key_soft"] = targetSide(&soft).rowsByKey(1, soft.CommitColumn)
 	for name, got := range cases {
 		path := filepath.Join("testdata", "sql", name+".sql")
 		if *update {

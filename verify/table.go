@@ -26,6 +26,9 @@ type Table struct {
 	Unmapped []string
 	// CommitColumn is the target's version column of commit LSNs.
 	CommitColumn string
+	// SoftDeleteColumn, with deletes: soft, marks the target rows the
+	// source deleted: they count as absent.
+	SoftDeleteColumn string
 	// Topics are the Kafka topics routed to the target (for the wait
 	// until pgsink has applied a position).
 	Topics []string
@@ -37,8 +40,8 @@ func Describe(ctx context.Context, src, dst catalog.Querier, tc *config.Table, s
 	if tc.Format != config.FormatTable {
 		return nil, fmt.Errorf("verify: %s is an outbox table: its rows are events, not a mirror of a source table", tc.Target)
 	}
-	if tc.Deletes != config.DeletesHard {
-		return nil, fmt.Errorf("verify: %s keeps deleted rows (deletes: %s): only deletes: hard mirrors the source's rows", tc.Target, tc.Deletes)
+	if tc.Deletes == config.DeletesIgnore {
+		return nil, fmt.Errorf("verify: %s keeps the rows the source deleted (deletes: ignore), unmarked: it does not mirror the source's rows", tc.Target)
 	}
 	s, err := catalog.Read(ctx, src, source.Schema, source.Name)
 	if err != nil {
@@ -56,6 +59,13 @@ func Describe(ctx context.Context, src, dst catalog.Querier, tc *config.Table, s
 	}
 	t := &Table{Source: source, Target: tc.Target, CommitColumn: tc.Version.CommitColumn}
 	bookkeeping := []string{tc.Version.CommitColumn, tc.Version.LSNColumn}
+	if tc.Deletes == config.DeletesSoft {
+		t.SoftDeleteColumn = tc.SoftDelete.Column
+		bookkeeping = append(bookkeeping, tc.SoftDelete.Column)
+		if _, ok := d.Column(tc.SoftDelete.Column); !ok {
+			return nil, fmt.Errorf("verify: target %s has no soft-delete column %q", tc.Target, tc.SoftDelete.Column)
+		}
+	}
 	targetOf := map[string]string{}
 	for _, c := range s.Columns {
 		to, ok := tc.Columns.Column(c.Name)

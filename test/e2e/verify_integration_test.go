@@ -32,6 +32,12 @@ type verifyPipeline struct {
 }
 
 func newVerifyPipeline(t *testing.T, rows int) *verifyPipeline {
+	return newVerifyPipelineWith(t, rows, "", "")
+}
+
+// newVerifyPipelineWith is newVerifyPipeline with tableExtra appended to the
+// table's configuration and targetExtra run in the target.
+func newVerifyPipelineWith(t *testing.T, rows int, tableExtra, targetExtra string) *verifyPipeline {
 	st := stacktest.New(t)
 	st.Exec(`CREATE TABLE public.items ` + itemsDDL)
 	st.Exec(`CREATE TABLE public.debezium_signal (id varchar(64) PRIMARY KEY, type varchar(32) NOT NULL, data varchar(2048))`)
@@ -44,7 +50,12 @@ func newVerifyPipeline(t *testing.T, rows int) *verifyPipeline {
 		"heartbeat.action.query": "INSERT INTO public.debezium_heartbeat VALUES (1, now()) ON CONFLICT (id) DO UPDATE SET at = now()",
 	})
 	targetURL, target := itemsTarget(t)
-	yaml := itemsConfig(st, st.TopicPrefix+".public.items", "") + fmt.Sprintf(`verify:
+	if targetExtra != "" {
+		if _, err := target.Exec(context.Background(), targetExtra); err != nil {
+			t.Fatal(err)
+		}
+	}
+	yaml := itemsConfig(st, st.TopicPrefix+".public.items", tableExtra) + fmt.Sprintf(`verify:
   source_url: ${SOURCE_URL}
   slot: %s
   signal_table: public.debezium_signal
@@ -239,4 +250,48 @@ func TestE2EVerifyUnderLiveWorkload(t *testing.T) {
 		t.Fatalf("the workload made %.0f changes/s, want at least 1,000", rate)
 	}
 	itemsConverge(t, p.st, p.targetURL, 120*time.Second)("after the workload")
+}
+
+// TestE2EVerifySoftDeletes: with deletes: soft, rows the source deleted stay
+// marked in the target and count as absent. A row deleted at the source is
+// no drift; a row marked deleted by hand is missing, an unmarked one the
+// source lacks is extra, and --repair heals both: the first through
+// Debezium, the second marked through the sink's delete path.
+func TestE2EVerifySoftDeletes(t *testing.T) {
+	ctx := context.Background()
+	p := newVerifyPipelineWith(t, 500, "    deletes: soft\n", `ALTER TABLE public.items ADD COLUMN __deleted boolean`)
+	eventually(t, 90*time.Second, "the snapshot reconciled", func() (bool, string) {
+		return strings.Contains(p.pgsink.Logs(), "snapshot reconciled"), "not yet"
+	})
+	p.st.Exec(`DELETE FROM public.items WHERE id <= 10`)
+	eventually(t, 60*time.Second, "the deletes marked", func() (bool, string) {
+		var n int
+		err := p.target.QueryRow(ctx, `SELECT count(*) FROM public.items WHERE __deleted`).Scan(&n)
+		return err == nil && n == 10, fmt.Sprintf("%d marked (%v)", n, err)
+	})
+	if code, r := p.verify(t); code != 0 || !r.Clean {
+		t.Fatalf("verify with rows soft-deleted as the source deleted them: exit %d, %v; want 0, clean", code, r.kinds())
+	}
+	for _, sql := range []string{
+		`UPDATE public.items SET __deleted = true WHERE id = 100`,
+		`UPDATE public.items SET __deleted = false WHERE id = 5`,
+	} {
+		if _, err := p.target.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"extra (5)", "missing (100)"}
+	if code, r := p.verify(t); code != 1 || !slices.Equal(r.kinds(), want) {
+		t.Fatalf("verify after marking by hand: exit %d, %v; want 1 and %v", code, r.kinds(), want)
+	}
+	if code, r := p.verify(t, "--repair", "--repair-timeout", "120s"); code != 0 || !r.Clean {
+		t.Fatalf("verify --repair: exit %d, %v; want 0, clean", code, r.kinds())
+	}
+	var marked5, marked100 *bool
+	if err := p.target.QueryRow(ctx, `SELECT (SELECT __deleted FROM public.items WHERE id = 5), (SELECT __deleted FROM public.items WHERE id = 100)`).Scan(&marked5, &marked100); err != nil {
+		t.Fatal(err)
+	}
+	if marked5 == nil || !*marked5 || (marked100 != nil && *marked100) {
+		t.Fatalf("after the repair id 5 marked %v, id 100 marked %v; want 5 marked deleted and 100 live", marked5, marked100)
+	}
 }
