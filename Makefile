@@ -17,7 +17,7 @@ INTEGRATION_TAGS := integration
 TEST_TIMEOUT ?= 25m
 
 .PHONY: help build test test-unit test-integration lint stack-up stack-down stack-env stack-status \
-        fixtures fixtures-upstream demo demo-clean bench bench-sink clean docker-check faults fuzz
+        fixtures fixtures-upstream demo demo-clean bench bench-sink bench-verify clean docker-check faults fuzz
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -114,6 +114,7 @@ bench: stack-up build demo-clean ## issue 8 in one run: pgsink vs COPY vs the De
 	$(GO) test -run XXX -bench . -benchmem -cpu 1 ./debezium/
 	$(GO) test -run XXX -bench Reduce -benchmem ./sink/
 	$(MAKE) bench-sink
+	$(MAKE) bench-verify
 	set -a && source $(STACK_ENV) && set +a && \
 	  $(GO) test -tags $(INTEGRATION_TAGS) -run XXX -bench 'IntegrationWriteStrategies' -benchtime 1x -timeout 30m ./sink/
 
@@ -128,6 +129,13 @@ bench-sink: ## issue 4: the apply path (batches of 5,000 and others) against two
 	set -a && source $(STACK_ENV) && set +a && \
 	  $(GO) test -tags $(INTEGRATION_TAGS) -run XXX -bench 'IntegrationApply' -benchtime 1x -count $(APPLY_BENCH_COUNT) -timeout 60m ./sink/ | tee .stack/bench/apply.txt
 	$(GO) tool benchstat .stack/bench/apply.txt
+
+VERIFY_BENCH_COUNT ?= 3
+bench-verify: ## issue 25: pgsink verify of 1,000,000 equal rows against the floor (one plain hashing SELECT per table), the ratio measured in the same run
+	$(STACK) pg-up # PostgreSQL is all it needs
+	mkdir -p .stack/bench
+	set -a && source $(STACK_ENV) && set +a && \
+	  $(GO) test -tags $(INTEGRATION_TAGS) -run XXX -bench 'IntegrationVerify' -benchtime 1x -count $(VERIFY_BENCH_COUNT) -timeout 60m ./verify/ | tee .stack/bench/verify.txt
 
 clean: ## remove build output (not the jar cache nor the stack state)
 	rm -rf bin

@@ -14,6 +14,7 @@ type Config struct {
 	Metrics         Metrics           `yaml:"metrics"`
 	Log             Log               `yaml:"log"`
 	ShutdownTimeout Duration          `yaml:"shutdown_timeout"`
+	Verify          Verify            `yaml:"verify"`
 	Tables          []Table           `yaml:"tables"`
 
 	// source remembers where every key was, so that checks made after
@@ -112,6 +113,31 @@ type Retention struct {
 // Metrics is the HTTP listener for /metrics, /healthz and /readyz.
 type Metrics struct {
 	Listen string `yaml:"listen"`
+}
+
+// Verify is how `pgsink verify` reads the source database and bounds the
+// load it puts there; only verify reads it.
+type Verify struct {
+	// SourceURL is the source database (a read-only role is enough for
+	// verify; --repair also inserts into SignalTable). Put the password in
+	// the environment: ${PGSINK_SOURCE_URL}.
+	SourceURL string `yaml:"source_url,omitempty"`
+	// Slot is the Debezium connector's replication slot, whose confirmed
+	// position tells when every change before a point has reached Kafka.
+	Slot string `yaml:"slot,omitempty"`
+	// SignalTable is the connector's signal.data.collection, where
+	// --repair inserts its execute-snapshot signals.
+	SignalTable TableName `yaml:"signal_table,omitempty"`
+	// ChunkRows is how many rows one chunk hashes on each side.
+	ChunkRows int `yaml:"chunk_rows"`
+	// MaxRowsPerSecond bounds the rows read from the source per second; 0
+	// does not bound them.
+	MaxRowsPerSecond int `yaml:"max_rows_per_second"`
+	// StatementTimeout bounds each statement on the source and the target.
+	StatementTimeout Duration `yaml:"statement_timeout"`
+	// SettleTimeout bounds the wait for pgsink to apply what the source
+	// had committed when a difference was found.
+	SettleTimeout Duration `yaml:"settle_timeout"`
 }
 
 // Log configures zap.

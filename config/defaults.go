@@ -25,6 +25,10 @@ const (
 	DefaultSoftDeleteColumn  = "__deleted"
 	DefaultCommitLSNColumn   = "_pgsink_commit_lsn"
 	DefaultLSNColumn         = "_pgsink_lsn"
+	DefaultVerifyChunkRows   = 10000
+	DefaultVerifyStatement   = 30 * time.Second
+	DefaultVerifySettle      = 60 * time.Second
+	maxVerifyChunkRows       = 1_000_000
 	deadLetterTopicSuffix    = ".dlq"
 	groupIDKey               = "group.id"
 	bootstrapServersKey      = "bootstrap.servers"
@@ -53,6 +57,8 @@ func Default() Config {
 		Metrics:         Metrics{Listen: DefaultMetricsListen},
 		Log:             Log{Format: LogFormatJSON, Level: LogLevelInfo},
 		ShutdownTimeout: Duration(DefaultShutdownTimeout),
+		Verify: Verify{ChunkRows: DefaultVerifyChunkRows, StatementTimeout: Duration(DefaultVerifyStatement),
+			SettleTimeout: Duration(DefaultVerifySettle)},
 	}
 }
 

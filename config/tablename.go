@@ -123,3 +123,11 @@ func quoteIfNeeded(name string) string {
 	}
 	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
 }
+
+// ParseTableName parses a schema-qualified name written as in the
+// configuration (for command-line flags).
+func ParseTableName(s string) (TableName, error) {
+	var t TableName
+	err := t.parseScalar(s)
+	return t, err
+}

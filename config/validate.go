@@ -48,6 +48,12 @@ func (c *Config) validate() Problems {
 	v.positive("retention.outbox_events", c.Retention.OutboxEvents)
 	v.listen("metrics.listen", c.Metrics.Listen)
 	v.positive("shutdown_timeout", c.ShutdownTimeout)
+	v.intRange("verify.chunk_rows", c.Verify.ChunkRows, 1, maxVerifyChunkRows)
+	if c.Verify.MaxRowsPerSecond < 0 {
+		v.fail("verify.max_rows_per_second", "must be 0 (no bound) or more; got %d", c.Verify.MaxRowsPerSecond)
+	}
+	v.positive("verify.statement_timeout", c.Verify.StatementTimeout)
+	v.positive("verify.settle_timeout", c.Verify.SettleTimeout)
 	if len(c.Tables) == 0 {
 		v.fail("tables", "at least one table is required")
 	}

@@ -24,6 +24,7 @@ func commands() []command {
 		{name: "version", summary: "print the version, commit and library versions", run: runVersion},
 		{name: "run", summary: "consume the configured topics and apply them to PostgreSQL", run: runRun},
 		{name: "replay", summary: "rewind a table's or a topic's positions to apply records again", run: runReplay},
+		{name: "verify", summary: "compare source tables with their targets; --repair heals drift through Debezium", run: runVerify},
 		{name: "status", summary: "positions, lag, owners and dead letters per partition", run: runStatus},
 		{name: "dlq", summary: "list, show and retry records in the dead-letter table", run: runDLQ},
 		{name: "migrate", summary: "create or upgrade pgsink's own tables (up, down, version)", run: runMigrate},

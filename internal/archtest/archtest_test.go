@@ -11,13 +11,14 @@ const module = "github.com/pgsink/pgsink/"
 // allowed maps each production package (by path below the module) to the
 // module packages it may import. A package missing here may import none.
 var allowed = map[string][]string{
-	"cmd/pgsink":      {"config", "connector", "debezium", "dedup", "sink", "sink/catalog", "sink/pgcopy", "upstream", "internal/faults"},
+	"cmd/pgsink":      {"config", "connector", "debezium", "dedup", "sink", "sink/catalog", "sink/pgcopy", "upstream", "verify", "internal/faults"},
 	"connector":       {"config", "debezium", "dedup", "sink", "sink/catalog", "internal/faults", "internal/backoff"},
 	"sink":            {"config", "debezium", "dedup", "sink/catalog", "sink/pgcopy", "internal/backoff", "internal/decimal", "internal/sqltype"},
 	"sink/catalog":    {"config"},
 	"sink/pgcopy":     {"internal/decimal"},
 	"debezium":        {"internal/decimal", "internal/sqltype"},
 	"dedup":           {"config"},
+	"verify":          {"config", "debezium", "dedup", "sink", "sink/catalog"},
 	"config":          {},
 	"upstream":        {"config", "sink/catalog"},
 	"internal/faults": {"debezium"},
@@ -32,6 +33,7 @@ var forbidden = map[string][]string{
 	"sink/pgcopy":  {"github.com/confluentinc/"},
 	"dedup":        {"github.com/confluentinc/"},
 	"upstream":     {"github.com/confluentinc/"},
+	"verify":       {"github.com/confluentinc/"},
 	"config":       {"github.com/confluentinc/", "github.com/jackc/"},
 	"debezium": {"github.com/confluentinc/", "github.com/jackc/pgx/v5/pgconn", "github.com/jackc/pgx/v5/pgxpool",
 		"github.com/jackc/pgx/v5\x00"},

@@ -5,7 +5,8 @@
 // run, a re-published range, poison records, a source ADD COLUMN, a source
 // ADD, RENAME and DROP COLUMN under schema.evolve: follow, the broker or
 // Connect killed during Debezium's initial snapshot, a lost replication slot
-// with deletes in the gap — and
+// with deletes in the gap, a target corrupted by hand and healed by
+// pgsink verify --repair — and
 // checks the invariants of DESIGN.md once the pipeline is quiet, for the
 // table rows and for the outbox events the workload writes beside them.
 //
@@ -13,6 +14,6 @@
 // (test/stack/stack.sh, addresses from $PGSINK_STACK_DIR/env). The short
 // form (scenarios 1, 3, 7, 9, 10 and the self-tests) runs by default;
 // PGSINK_FAULTS=long adds the long scenarios (2, 4, 5, 5s, 6, 7s, 8, 11,
-// 12, 13), and
+// 12, 13, 14), and
 // PGSINK_FAULTS_RESULTS=path writes the results table there.
 package faults

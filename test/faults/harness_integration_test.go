@@ -108,6 +108,10 @@ type scenarioOptions struct {
 	// extraSourceDDL and extraTargetDDL run after the tables are created, before
 	// the snapshot: a scenario's own columns.
 	extraSourceDDL, extraTargetDDL string
+	// verify configures the connector and pgsink as `pgsink verify
+	// --repair` needs them (docs/recovery.md): a signal table, a writing
+	// heartbeat, and the verify section.
+	verify bool
 }
 
 func newScenario(t *testing.T, name string, o scenarioOptions) *scenario {
@@ -138,7 +142,19 @@ func newScenario(t *testing.T, name string, o scenarioOptions) *scenario {
 	}
 	s.load = newWorkload(t, s.st.SourceURL)
 	s.load.seed(o.seedKeys) // streamed by the snapshot
-	s.connector = s.st.RegisterDebezium("accounts", debeziumOverrides(s.st.TopicPrefix))
+	overrides := debeziumOverrides(s.st.TopicPrefix)
+	verifyYAML := ""
+	if o.verify {
+		s.st.Exec(verifySourceDDL)
+		for k, v := range verifyOverrides {
+			overrides[k] = v
+		}
+		overrides["table.include.list"] += "," + verifyTables
+	}
+	s.connector = s.st.RegisterDebezium("accounts", overrides)
+	if o.verify {
+		verifyYAML = fmt.Sprintf("verify:\n  source_url: %s\n  slot: %s\n  signal_table: public.debezium_signal\n", s.st.SourceURL, s.connector)
+	}
 
 	s.targetURL = stacktest.OwnedTargetDatabase(t)
 	target, err := pgx.Connect(ctx, s.targetURL)
@@ -175,11 +191,11 @@ errors:
   dead_letter: { destination: table }
 metrics:
   listen: 127.0.0.1:${METRICS_PORT}
-tables:
+%stables:
   - topic: %s
     target: public.accounts
     deletes: hard
-%s`+outboxTableYAML, s.st.Env.KafkaBootstrap, s.st.ID, o.sessionMS, poolSize(t), s.topic, evolve, s.outboxTopic)
+%s`+outboxTableYAML, s.st.Env.KafkaBootstrap, s.st.ID, o.sessionMS, poolSize(t), verifyYAML, s.topic, evolve, s.outboxTopic)
 	if err := os.WriteFile(s.configPath, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,1 @@
+SELECT ROW("Tenant""", "id")::text, md5(ROW("Tenant""", "id", "note")::text), "Tenant""", "id" FROM "App ""Prod"""."Order; DROP TABLE x" WHERE ("Tenant""", "id") > ($1, $2) AND ("Tenant""", "id") <= ($3, $4)

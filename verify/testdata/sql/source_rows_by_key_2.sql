@@ -1,0 +1,1 @@
+SELECT ROW("Tenant""", "id")::text, ARRAY["Tenant"""::text, "id"::text], ARRAY["Tenant"""::text, "id"::text, "note"::text] FROM "App ""Prod"""."Order; DROP TABLE x" WHERE ("Tenant""", "id") IN (($1, $2), ($3, $4))

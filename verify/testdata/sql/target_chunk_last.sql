@@ -1,0 +1,1 @@
+SELECT count(*), md5(string_agg(r, E'\n' ORDER BY "tenant", "ID; --")) FROM (SELECT "tenant", "ID; --", ROW("tenant", "ID; --", "a""b")::text AS r FROM "public"."orders""--" WHERE ("tenant", "ID; --") > ($1, $2)) c

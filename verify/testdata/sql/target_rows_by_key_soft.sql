@@ -1,0 +1,1 @@
+SELECT ROW("tenant", "ID; --")::text, ARRAY["tenant"::text, "ID; --"::text], ARRAY["tenant"::text, "ID; --"::text, "a""b"::text], "v""commit" FROM "public"."orders""--" WHERE ("tenant", "ID; --") IN (($1, $2)) AND NOT coalesce("del""eted", false)
