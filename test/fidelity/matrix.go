@@ -118,8 +118,12 @@ func (m *Matrix) Regressions(exp Expectations) []string {
 	for _, r := range m.Rows {
 		for _, run := range m.Runs {
 			o := m.Outcomes[run][r.ID]
-			if o.Class == Dropped || exp[key(r, run)] == Exact && o.Class != Exact {
-				out = append(out, fmt.Sprintf("%s %q under %s: %s (%s)", r.Column, r.Case.Name, run, o.Class, o.How))
+			switch {
+			case o.Class == Dropped:
+				out = append(out, fmt.Sprintf("%s %q under %s: dropped, which pgsink must never do (%s)", r.Column, r.Case.Name, run, o.How))
+			case exp[key(r, run)] == Exact && o.Class != Exact:
+				out = append(out, fmt.Sprintf("%s %q under %s: the committed matrix says exact, now %s (%s); if that is meant, run make fidelity and commit",
+					r.Column, r.Case.Name, run, o.Class, o.How))
 			}
 		}
 	}
