@@ -228,27 +228,19 @@ func newFidelitySink(t *testing.T, st *stacktest.T, topic, path string, maxRecor
 		targetURL: targetURL, target: target, maxRecords: maxRecords, stops: map[int]string{}}
 }
 
-// config is the instance's configuration; maxRecords > 0 caps its batches.
+// config is the instance's configuration: tableConfig's with the
+// instance's own group, dead letters in the table, and batches capped at
+// maxRecords when it is above 0.
 func (s *fidelitySink) config(maxRecords int) string {
-	batch := ""
-	if maxRecords > 0 {
-		batch = fmt.Sprintf("apply:\n  batch:\n    max_records: %d\n", maxRecords)
+	cfg := strings.Replace(tableConfig(s.st, s.topic, "public.fidelity", ""), "group.id: "+s.st.ID+"\n", "group.id: "+s.group+"\n", 1)
+	if !strings.Contains(cfg, "group.id: "+s.group+"\n") {
+		s.t.Fatalf("tableConfig changed shape: no group.id line to replace in\n%s", cfg)
 	}
-	return fmt.Sprintf(`kafka:
-  bootstrap.servers: %s
-  group.id: %s
-postgres:
-  url: ${TARGET_URL}
-metrics:
-  listen: 127.0.0.1:0
-errors:
-  tolerance: all
-  dead_letter:
-    destination: table
-%stables:
-  - topic: %s
-    target: public.fidelity
-`, s.st.Env.KafkaBootstrap, s.group, batch, s.topic)
+	cfg += "errors:\n  tolerance: all\n  dead_letter:\n    destination: table\n"
+	if maxRecords > 0 {
+		cfg += fmt.Sprintf("apply:\n  batch:\n    max_records: %d\n", maxRecords)
+	}
+	return cfg
 }
 
 func (s *fidelitySink) start() { s.startWith(s.maxRecords) }
@@ -329,11 +321,11 @@ func (s *fidelitySink) finish(records []recording.Record) {
 			reason = m[len(m)-1][1]
 		}
 		s.stops[id] = "pgsink stopped (offset unmoved): " + fidelity.Show(reason, 100)
-		replay := exec.Command(binary, "replay", "--config", filepath.Join(s.t.TempDir(), "replay.yaml"), "--topic", s.topic,
-			"--from", fmt.Sprintf("offset:%d", next+1))
-		if err := os.WriteFile(replay.Args[3], []byte(s.config(0)), 0o600); err != nil {
+		config := filepath.Join(s.t.TempDir(), "replay.yaml")
+		if err := os.WriteFile(config, []byte(s.config(0)), 0o600); err != nil {
 			s.t.Fatal(err)
 		}
+		replay := exec.Command(binary, "replay", "--config", config, "--topic", s.topic, "--from", fmt.Sprintf("offset:%d", next+1))
 		replay.Env = append(os.Environ(), "TARGET_URL="+s.targetURL)
 		if out, err := replay.CombinedOutput(); err != nil {
 			s.t.Fatalf("pgsink replay past offset %d: %v\n%s", next, err, out)
