@@ -17,7 +17,7 @@ INTEGRATION_TAGS := integration
 TEST_TIMEOUT ?= 25m
 
 .PHONY: help build test test-unit test-integration lint stack-up stack-down stack-env stack-status \
-        fixtures fixtures-upstream demo demo-clean bench bench-sink bench-verify clean docker-check faults fuzz
+        fixtures fixtures-upstream fidelity demo demo-clean bench bench-sink bench-verify clean docker-check faults fuzz
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -42,6 +42,12 @@ faults: stack-up ## the long fault-injection suite; writes test/faults/RESULTS.m
 	set -a && source $(STACK_ENV) && set +a && \
 	  PGSINK_FAULTS=long PGSINK_FAULTS_RESULTS=$(CURDIR)/test/faults/RESULTS.md \
 	  $(GO) test -count=1 -timeout 60m -tags $(INTEGRATION_TAGS) -v $(FAULTS_PKG)
+
+# The fidelity matrix: TestE2EFidelity (part of `make test`, where it checks
+# the committed expectations) run to rewrite them and docs/fidelity.md.
+fidelity: stack-up ## round-trip every PostgreSQL type through the stack; rewrites docs/fidelity.md and test/fidelity/testdata/expected.tsv
+	set -a && source $(STACK_ENV) && set +a && \
+	  PGSINK_FIDELITY_WRITE=1 $(GO) test -count=1 -timeout 15m -tags $(INTEGRATION_TAGS) -run '^TestE2EFidelity$$' -v ./test/e2e
 
 test-unit: ## unit tests only: no services needed
 	$(GO) test -race -count=1 ./...
