@@ -123,3 +123,11 @@ func quoteIfNeeded(name string) string {
 	}
 	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
 }
+
+// ParseTableName reads a schema-qualified table name as the configuration
+// spells it (quoted parts allowed), for names given on a command line.
+func ParseTableName(s string) (TableName, error) {
+	var t TableName
+	err := t.parseScalar(s)
+	return t, err
+}

@@ -88,15 +88,8 @@ func TestE2EReplayWhileRunning(t *testing.T) {
 	}
 
 	// Retention removed the start of the topic: an offset before it is refused.
-	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": st.Env.KafkaBootstrap})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
 	topic := st.TopicPrefix + ".public.items"
-	if _, err := admin.DeleteRecords(ctx, []kafka.TopicPartition{{Topic: &topic, Partition: 0, Offset: 10}}); err != nil {
-		t.Fatal(err)
-	}
+	deleteRecordsBefore(t, st, topic, 10)
 	out, err = replay("--topic", topic, "--from", "offset:3")
 	if err == nil || !strings.Contains(out, "not in Kafka any more") {
 		t.Fatalf("replay from a deleted offset: err %v, output:\n%s\nwant a refusal", err, out)
@@ -193,4 +186,18 @@ func countRecords(t *testing.T, st *stacktest.T, topic string) int {
 		}
 	}
 	return n
+}
+
+// deleteRecordsBefore has Kafka delete partition 0's records below offset,
+// as retention would.
+func deleteRecordsBefore(t *testing.T, st *stacktest.T, topic string, offset int64) {
+	t.Helper()
+	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": st.Env.KafkaBootstrap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := admin.DeleteRecords(context.Background(), []kafka.TopicPartition{{Topic: &topic, Partition: 0, Offset: kafka.Offset(offset)}}); err != nil {
+		t.Fatal(err)
+	}
 }
