@@ -156,6 +156,16 @@ func NewFill(cfg *config.Config, opts FillOptions) (*Fill, error) {
 	return f, nil
 }
 
+// EndAt gives partitions a new end (the live table's positions, for an
+// online rebuild's last catch-up): the next Run stops each there.
+func (f *Fill) EndAt(ends map[dedup.PartitionID]int64) {
+	for _, p := range f.order {
+		if end, ok := ends[p.id]; ok {
+			p.end, p.done = end, false
+		}
+	}
+}
+
 // Progress returns each partition's position.
 func (f *Fill) Progress() []FillProgress {
 	out := make([]FillProgress, len(f.order))

@@ -32,7 +32,79 @@ func CreateLike(ctx context.Context, db Execer, into, from config.TableName) err
 	return nil
 }
 
-// dropStatement drops a table filled beside a target.
+// swapStatements lock live and replace it by shadow (both in one schema):
+// live is renamed to old and shadow takes live's name. Readers queued on
+// live's lock look its name up again once the lock is theirs, so they read
+// the new table, whole.
+func swapStatements(live, shadow, old config.TableName) []string {
+	return []string{
+		"LOCK TABLE " + ident(live) + " IN ACCESS EXCLUSIVE MODE",
+		"ALTER TABLE " + ident(live) + " RENAME TO " + pgx.Identifier{old.Name}.Sanitize(),
+		"ALTER TABLE " + ident(shadow) + " RENAME TO " + pgx.Identifier{live.Name}.Sanitize(),
+	}
+}
+
+// Swap replaces live by shadow inside tx (swapStatements); live is then
+// named old, and the shadow's indexes (and the constraints they back) take
+// the names of live's (swapIndexNames). The caller commits, with the
+// ledgers and offsets moved in the same transaction.
+func Swap(ctx context.Context, tx Execer, live, shadow, old config.TableName) error {
+	if live.Schema != shadow.Schema || live.Schema != old.Schema {
+		return fmt.Errorf("swap %s with %s: a shadow must be in its table's schema", live, shadow)
+	}
+	statements := swapStatements(live, shadow, old)
+	if _, err := tx.Exec(ctx, statements[0]); err != nil { // the lock
+		return fmt.Errorf("swap %s with %s: %w", live, shadow, err)
+	}
+	var liveNames, shadowNames []string
+	var oids []uint32
+	if err := tx.QueryRow(ctx, indexPairsQuery, ident(live), ident(shadow)).Scan(&liveNames, &shadowNames, &oids); err != nil {
+		return fmt.Errorf("swap %s with %s: match their indexes: %w", live, shadow, err)
+	}
+	statements = append(statements, swapIndexNames(live.Schema, liveNames, shadowNames, oids)...)
+	for _, sql := range statements[1:] {
+		if _, err := tx.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("swap %s with %s: %w", live, shadow, err)
+		}
+	}
+	return nil
+}
+
+// indexPairsQuery pairs each index of the live table ($1) with the one of
+// the shadow ($2) that LIKE … INCLUDING ALL made from it: the same
+// definition after the index and table names, the same uniqueness. An
+// index with no single twin keeps its name.
+const indexPairsQuery = `WITH l AS (
+    SELECT i.indexrelid AS oid, c.relname, i.indisprimary, i.indisunique,
+           regexp_replace(pg_get_indexdef(i.indexrelid), '^.*? USING ', '') AS def
+      FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1::regclass
+), s AS (
+    SELECT c.relname, i.indisprimary, i.indisunique,
+           regexp_replace(pg_get_indexdef(i.indexrelid), '^.*? USING ', '') AS def
+      FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $2::regclass
+), pairs AS (
+    SELECT l.oid, l.relname AS live, s.relname AS shadow,
+           count(*) OVER (PARTITION BY l.oid) AS twins, count(*) OVER (PARTITION BY s.relname) AS twins_back
+      FROM l JOIN s USING (def, indisprimary, indisunique)
+)
+SELECT coalesce(array_agg(live), '{}'), coalesce(array_agg(shadow), '{}'), coalesce(array_agg(oid), '{}')
+  FROM pairs WHERE twins = 1 AND twins_back = 1`
+
+// swapIndexNames renames, after the tables' swap, each index of the
+// replaced table to a name of its own (pgsink_old_<oid>, unique: an oid is)
+// and its shadow twin to the name it had.
+func swapIndexNames(schema string, live, shadow []string, oids []uint32) []string {
+	var out []string
+	for i := range live {
+		out = append(out,
+			"ALTER INDEX "+pgx.Identifier{schema, live[i]}.Sanitize()+" RENAME TO "+pgx.Identifier{fmt.Sprintf("pgsink_old_%d", oids[i])}.Sanitize(),
+			"ALTER INDEX "+pgx.Identifier{schema, shadow[i]}.Sanitize()+" RENAME TO "+pgx.Identifier{live[i]}.Sanitize())
+	}
+	return out
+}
+
+// dropStatement drops a table filled beside a target: a rebuild's
+// replaced table, or a shadow abandoned to start again.
 func dropStatement(t config.TableName) string { return "DROP TABLE IF EXISTS " + ident(t) }
 
 // Drop drops t if it exists (dropStatement).

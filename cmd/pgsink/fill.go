@@ -73,6 +73,25 @@ func planFill(ctx context.Context, cfg *config.Config, in *connector.Inspector, 
 	return plan, nil
 }
 
+// partitions are the fill's partitions: bounded, each ends at the high
+// watermark read when planned; otherwise followed until stopped.
+func (plan fillPlan) partitions(bounded bool) []connector.FillPartition {
+	parts := make([]connector.FillPartition, len(plan.ids))
+	for i, id := range plan.ids {
+		parts[i] = connector.FillPartition{ID: id, End: -1}
+		if bounded {
+			parts[i].End = plan.high[id]
+		}
+	}
+	return parts
+}
+
+// live is the instances' partition a fill's partition mirrors.
+func live(cfg *config.Config, id dedup.PartitionID) dedup.PartitionID {
+	id.Group = cfg.Kafka["group.id"]
+	return id
+}
+
 // prepareFill creates the filled table with the source's definition and
 // the fill's positions at the start of each partition, in one transaction
 // (a fill killed before it left nothing). A table and positions both left
@@ -147,10 +166,14 @@ type fillProgress struct {
 	plan  fillPlan
 	start time.Time
 	last  time.Time
+	// base is what was applied at the first report: a resumed fill's rate
+	// counts what this run applied.
+	base    int64
+	counted bool
 }
 
 func (p *fillProgress) print(progress []connector.FillProgress, extra string) {
-	if time.Since(p.last) < time.Second {
+	if p.counted && time.Since(p.last) < time.Second {
 		return
 	}
 	p.last = time.Now()
@@ -160,7 +183,10 @@ func (p *fillProgress) print(progress []connector.FillProgress, extra string) {
 		total += high - low
 		done += min(max(f.Next-low, 0), high-low)
 	}
-	rate := float64(done) / max(time.Since(p.start).Seconds(), 0.001)
+	if !p.counted {
+		p.base, p.counted = done, true
+	}
+	rate := float64(done-p.base) / max(time.Since(p.start).Seconds(), 0.001)
 	fmt.Fprintf(p.out, "\rfilled %d/%d records (%.0f%%), %.0f records/s%s   ", done, total, 100*float64(done)/float64(max(total, 1)), rate, extra)
 }
 
@@ -177,9 +203,9 @@ func reportFillDeadLetters(ctx context.Context, conn *pgx.Conn, cfg *config.Conf
 	}
 }
 
-// runFill runs `replay --into` until done,
+// runFill runs `replay --into` or `replay --rebuild --online` until done,
 // or until SIGTERM/SIGINT, which stops it where it stands (resumable).
-func runFill(cfg *config.Config, req replayRequest, stdout, stderr io.Writer) int {
+func runFill(cfg *config.Config, req replayRequest, online bool, stdout, stderr io.Writer) int {
 	log, err := newLogger(string(cfg.Log.Format), string(cfg.Log.Level), stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "pgsink replay: %v\n", err)
@@ -188,7 +214,12 @@ func runFill(cfg *config.Config, req replayRequest, stdout, stderr io.Writer) in
 	defer func() { _ = log.Sync() }()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := replayInto(ctx, cfg, req, stdout, log); err != nil {
+	if online {
+		err = replayOnline(ctx, cfg, req, stdout, log)
+	} else {
+		err = replayInto(ctx, cfg, req, stdout, log)
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "pgsink replay: %v\n", err)
 		return 1
 	}

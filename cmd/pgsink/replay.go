@@ -18,6 +18,7 @@ import (
 
 const replayUsage = `Usage: pgsink replay --config FILE (--table T | --topic X) [--partition N]
                      --from earliest|offset:N|timestamp:RFC3339 [--rebuild] [--wait]
+       pgsink replay --config FILE --table T --rebuild --online [--max-lag N]
        pgsink replay --config FILE --table T --into T_AT [--until RFC3339|lsn:X/Y]
 
 Rewinds the stored positions of a table's topics (or of one topic) so the
@@ -29,6 +30,11 @@ are version-guarded, so replaying over a live table never regresses a row.
 --rebuild empties the target table and its tombstone and outbox-event ledger
 entries first, in the same transaction, to rebuild it from a compacted topic.
 A position Kafka no longer holds is refused.
+
+--rebuild --online builds a shadow of the table from the earliest offset
+while running instances keep applying the table, then swaps the two in one
+transaction (ledgers and positions with them): readers never see it empty
+or partial. Killed, it resumes when run again.
 
 --into fills another table, created with T's definition, with T's state
 as of --until: every record up to that source commit time or LSN. Refused
@@ -51,6 +57,8 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	rebuild := fs.Bool("rebuild", false, "empty the target table and its ledgers first")
 	wait := fs.Bool("wait", false, "show progress until the replayed range is applied")
 	timeout := fs.Duration("wait-timeout", 0, "with --wait, give up after this long (0: never)")
+	online := fs.Bool("online", false, "with --rebuild: build a shadow table and swap it in, the table staying live")
+	maxLag := fs.Int64("max-lag", 1000, "with --online: swap once the shadow trails the live table by at most `N` records")
 	into := fs.String("into", "", "fill this new `table` with --table's state as of --until, instead of replaying into --table")
 	until := fs.String("until", "", "with --into: a source commit time (RFC3339) or lsn:X/Y; default: the records Kafka holds now")
 	fs.Usage = func() {
@@ -60,7 +68,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	if code, done := parseFlags(fs, args, stdout); done {
 		return code
 	}
-	fill := *into != ""
+	fill := *into != "" || *online
 	if fill && (*from == "" || *from == "earliest") {
 		*from = "earliest" // a fill always starts at the beginning
 	}
@@ -75,7 +83,10 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	}
 	switch {
 	case fill && (*table == "" || *partition >= 0 || *from != "earliest" || *wait):
-		fmt.Fprintln(stderr, "pgsink replay: --into takes --table, no --topic, --partition, --wait or --from other than earliest: they fill a whole table from the beginning")
+		fmt.Fprintln(stderr, "pgsink replay: --into and --online take --table, no --topic, --partition, --wait or --from other than earliest: they fill a whole table from the beginning")
+		return 2
+	case *online && (!*rebuild || *into != ""):
+		fmt.Fprintln(stderr, "pgsink replay: --online goes with --rebuild, and not with --into")
 		return 2
 	case *into != "" && *rebuild:
 		fmt.Fprintln(stderr, "pgsink replay: --into fills another table: --rebuild does not apply")
@@ -83,9 +94,12 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	case *until != "" && *into == "":
 		fmt.Fprintln(stderr, "pgsink replay: --until goes with --into")
 		return 2
+	case *maxLag < 0:
+		fmt.Fprintln(stderr, "pgsink replay: --max-lag must be >= 0")
+		return 2
 	}
 	req := replayRequest{table: *table, topic: *topic, partition: *partition, rebuild: *rebuild, wait: *wait, timeout: *timeout,
-		untilText: "now"}
+		maxLag: *maxLag, untilText: "now"}
 	if *into != "" {
 		var err error
 		if req.into, err = config.ParseTableName(*into); err != nil {
@@ -111,7 +125,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pgsink replay: %v\n", err)
 		return 1
 	}
-	if cfg.Apply.Offsets == config.OffsetsKafka && *into == "" {
+	if cfg.Apply.Offsets == config.OffsetsKafka && (*into == "" || *online) {
 		// Its instances never read pgsink.offsets: a rewind there would be
 		// accepted and silently do nothing.
 		fmt.Fprintln(stderr, "pgsink replay: apply.offsets is kafka: positions are the consumer group's; reset them with Kafka's tools (kafka-consumer-groups --reset-offsets) while pgsink is stopped")
@@ -119,7 +133,7 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	}
 	req.from = pos
 	if fill {
-		return runFill(cfg, req, stdout, stderr)
+		return runFill(cfg, req, *online, stdout, stderr)
 	}
 	if err := replay(context.Background(), cfg, req, stdout); err != nil {
 		fmt.Fprintf(stderr, "pgsink replay: %v\n", err)
@@ -162,10 +176,11 @@ type replayRequest struct {
 	rebuild      bool
 	wait         bool
 	timeout      time.Duration
-	// A fill: --into (with --until).
+	// A fill: --into (with --until) or --rebuild --online (with --max-lag).
 	into      config.TableName
 	until     connector.Bound
 	untilText string
+	maxLag    int64
 }
 
 // rewind is one partition to replay.

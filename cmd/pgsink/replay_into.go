@@ -72,12 +72,8 @@ func replayInto(ctx context.Context, cfg *config.Config, req replayRequest, out 
 	// Each partition ends at the first record past the bound, or at the
 	// high watermark read now: records appended later are newer than the
 	// bound unless Debezium lags behind it (see docs/operations.md).
-	parts := make([]connector.FillPartition, len(plan.ids))
-	for i, id := range plan.ids {
-		parts[i] = connector.FillPartition{ID: id, End: plan.high[id]}
-	}
 	fill, err := connector.NewFill(cfg, connector.FillOptions{Pool: pool, Log: log, Owner: fillOwner(), Group: plan.group,
-		Source: plan.source, Into: plan.into, Partitions: parts, Until: req.until})
+		Source: plan.source, Into: plan.into, Partitions: plan.partitions(true), Until: req.until})
 	if err != nil {
 		return err
 	}

@@ -44,13 +44,16 @@ func TestParseUntil(t *testing.T) {
 // any configuration.
 func TestReplayFillFlags(t *testing.T) {
 	tests := map[string][]string{
-		"into with a topic":     {"--topic", "x", "--into", "public.t_at"},
-		"into with a partition": {"--table", "public.t", "--into", "public.t_at", "--partition", "1"},
-		"into from an offset":   {"--table", "public.t", "--into", "public.t_at", "--from", "offset:3"},
-		"into with rebuild":     {"--table", "public.t", "--into", "public.t_at", "--rebuild"},
-		"until without into":    {"--table", "public.t", "--from", "earliest", "--until", "2026-01-01T00:00:00Z"},
-		"into not qualified":    {"--table", "public.t", "--into", "t_at"},
-		"until in a bad form":   {"--table", "public.t", "--into", "public.t_at", "--until", "lsn:x"},
+		"into with a topic":        {"--topic", "x", "--into", "public.t_at"},
+		"into with a partition":    {"--table", "public.t", "--into", "public.t_at", "--partition", "1"},
+		"into from an offset":      {"--table", "public.t", "--into", "public.t_at", "--from", "offset:3"},
+		"into with rebuild":        {"--table", "public.t", "--into", "public.t_at", "--rebuild"},
+		"online without rebuild":   {"--table", "public.t", "--online"},
+		"until without into":       {"--table", "public.t", "--from", "earliest", "--until", "2026-01-01T00:00:00Z"},
+		"into not qualified":       {"--table", "public.t", "--into", "t_at"},
+		"until in a bad form":      {"--table", "public.t", "--into", "public.t_at", "--until", "lsn:x"},
+		"online with a wait":       {"--table", "public.t", "--rebuild", "--online", "--wait"},
+		"online with negative lag": {"--table", "public.t", "--rebuild", "--online", "--max-lag", "-1"},
 	}
 	for name, args := range tests {
 		var stdout, stderr bytes.Buffer
