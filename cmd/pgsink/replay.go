@@ -37,9 +37,9 @@ transaction (ledgers and positions with them): readers never see it empty
 or partial. Killed, it resumes when run again.
 
 --into fills another table, created with T's definition, with T's state
-as of --until: every record up to that source commit time or LSN. Refused
-when Kafka no longer holds the beginning of T's topics. Killed, it resumes
-when run again.
+as of --until: every change committed at or before that source commit
+time, or every change before that WAL position. Refused when Kafka no
+longer holds the beginning of T's topics. Killed, it resumes when run again.
 
 Flags:
 `
