@@ -3,6 +3,7 @@ package sink
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgsink/pgsink/config"
@@ -45,8 +46,9 @@ func swapStatements(live, shadow, old config.TableName) []string {
 }
 
 // Swap replaces live by shadow inside tx (swapStatements); live is then
-// named old, and the shadow's indexes (and the constraints they back) take
-// the names of live's (swapIndexNames). The caller commits, with the
+// named old, the shadow gets live's table grants (grantStatements), and its
+// indexes (and the constraints they back) take the names of live's
+// (swapIndexNames). The caller commits, with the
 // ledgers and offsets moved in the same transaction.
 func Swap(ctx context.Context, tx Execer, live, shadow, old config.TableName) error {
 	if live.Schema != shadow.Schema || live.Schema != old.Schema {
@@ -62,6 +64,17 @@ func Swap(ctx context.Context, tx Execer, live, shadow, old config.TableName) er
 		return fmt.Errorf("swap %s with %s: match their indexes: %w", live, shadow, err)
 	}
 	statements = append(statements, swapIndexNames(live.Schema, liveNames, shadowNames, oids)...)
+	var grantees, privileges []string
+	var grantable []bool
+	if err := tx.QueryRow(ctx, grantsQuery, ident(live)).Scan(&grantees, &privileges, &grantable); err != nil {
+		return fmt.Errorf("swap %s with %s: read its grants: %w", live, shadow, err)
+	}
+	grants, err := grantStatements(shadow, grantees, privileges, grantable)
+	if err != nil {
+		return fmt.Errorf("swap %s with %s: %w", live, shadow, err)
+	}
+	// Before the renames, while the shadow has its own name.
+	statements = append(statements[:1], append(grants, statements[1:]...)...)
 	for _, sql := range statements[1:] {
 		if _, err := tx.Exec(ctx, sql); err != nil {
 			return fmt.Errorf("swap %s with %s: %w", live, shadow, err)
@@ -113,4 +126,88 @@ func Drop(ctx context.Context, db Execer, t config.TableName) error {
 		return fmt.Errorf("drop %s: %w", t, err)
 	}
 	return nil
+}
+
+// swappableQuery reads what a swap by rename would lose or break about the
+// table $1: whether this role may rename it (owns it), and the objects
+// LIKE … INCLUDING ALL does not copy or that refer to the table by oid and
+// would follow the replaced one: views and rules, foreign keys either way,
+// triggers, row-level security, column grants, partitioning and
+// inheritance. Table grants are copied (grantStatements).
+const swappableQuery = `SELECT c.relkind::text,
+       pg_has_role(c.relowner, 'USAGE'),
+       array(SELECT DISTINCT 'view or rule ' || r.ev_class::regclass::text FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+              WHERE d.refobjid = c.oid AND d.classid = 'pg_rewrite'::regclass AND r.ev_class <> c.oid)
+    || array(SELECT 'foreign key ' || conname || ' of ' || conrelid::regclass::text FROM pg_constraint WHERE contype = 'f' AND (confrelid = c.oid OR conrelid = c.oid))
+    || array(SELECT 'trigger ' || tgname FROM pg_trigger WHERE tgrelid = c.oid AND NOT tgisinternal)
+    || array(SELECT 'row-level security' WHERE c.relrowsecurity)
+    || array(SELECT 'column grants on ' || attname FROM pg_attribute WHERE attrelid = c.oid AND attacl IS NOT NULL)
+    || array(SELECT 'inheritance with ' || inhrelid::regclass::text FROM pg_inherits WHERE inhparent = c.oid OR inhrelid = c.oid)
+  FROM pg_class c WHERE c.oid = $1::regclass`
+
+// SwapBlockedError says why a table cannot be rebuilt by a swap: what a
+// rename would lose or leave pointing at the replaced table.
+type SwapBlockedError struct {
+	Table   config.TableName
+	Reasons []string
+}
+
+func (e *SwapBlockedError) Error() string {
+	return fmt.Sprintf("%s cannot be swapped for a rebuilt copy: %s", e.Table, strings.Join(e.Reasons, "; "))
+}
+
+// CheckSwappable returns a *SwapBlockedError when live cannot be replaced
+// by a shadow without loss (swappableQuery).
+func CheckSwappable(ctx context.Context, db Execer, live config.TableName) error {
+	var kind string
+	var owner bool
+	var found []string
+	if err := db.QueryRow(ctx, swappableQuery, ident(live)).Scan(&kind, &owner, &found); err != nil {
+		return fmt.Errorf("read %s from the catalog: %w", live, err)
+	}
+	var reasons []string
+	if kind != "r" {
+		reasons = append(reasons, "it is not a plain table (relkind "+kind+")")
+	}
+	if !owner {
+		reasons = append(reasons, "pgsink's role does not own it, and only an owner may rename it")
+	}
+	for _, f := range found {
+		reasons = append(reasons, f+" would not follow")
+	}
+	if len(reasons) > 0 {
+		return &SwapBlockedError{Table: live, Reasons: reasons}
+	}
+	return nil
+}
+
+// grantsQuery lists the table grants of $1 to roles other than its owner
+// (whose rights are its own), as (grantee, privilege, grantable); grantee
+// "" is PUBLIC.
+const grantsQuery = `SELECT coalesce(array_agg(coalesce(r.rolname, '')), '{}'), coalesce(array_agg(a.privilege_type), '{}'), coalesce(array_agg(a.is_grantable), '{}')
+  FROM pg_class c, aclexplode(c.relacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee
+ WHERE c.oid = $1::regclass AND a.grantee <> c.relowner`
+
+// tablePrivileges are the privileges a table grant may name.
+var tablePrivileges = map[string]bool{"SELECT": true, "INSERT": true, "UPDATE": true, "DELETE": true,
+	"TRUNCATE": true, "REFERENCES": true, "TRIGGER": true, "MAINTAIN": true}
+
+// grantStatements gives shadow the grants live has (grantsQuery's rows).
+func grantStatements(shadow config.TableName, grantees, privileges []string, grantable []bool) ([]string, error) {
+	out := make([]string, 0, len(grantees))
+	for i, g := range grantees {
+		if !tablePrivileges[privileges[i]] {
+			return nil, fmt.Errorf("grant of %q on the table: not a table privilege pgsink knows", privileges[i])
+		}
+		to := "PUBLIC"
+		if g != "" {
+			to = pgx.Identifier{g}.Sanitize()
+		}
+		sql := "GRANT " + privileges[i] + " ON " + ident(shadow) + " TO " + to
+		if grantable[i] {
+			sql += " WITH GRANT OPTION"
+		}
+		out = append(out, sql)
+	}
+	return out, nil
 }

@@ -72,6 +72,9 @@ func replayOnline(ctx context.Context, cfg *config.Config, req replayRequest, ou
 		return fmt.Errorf("postgres: %w", err)
 	}
 	defer conn.Close(ctx)
+	if err := sink.CheckSwappable(ctx, conn, target); err != nil {
+		return fmt.Errorf("%w: rebuild it in place instead (replay --rebuild --from earliest)", err)
+	}
 	// A rebuild killed after its swap committed left the table it replaced.
 	if err := sink.Drop(ctx, conn, replaced); err != nil {
 		return err
