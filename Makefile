@@ -17,7 +17,7 @@ INTEGRATION_TAGS := integration
 TEST_TIMEOUT ?= 25m
 
 .PHONY: help build test test-unit test-integration lint stack-up stack-down stack-env stack-status \
-        fixtures demo demo-clean bench bench-sink bench-rebuild clean docker-check faults fuzz
+        fixtures demo demo-clean bench bench-sink clean docker-check faults fuzz
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -125,12 +125,13 @@ bench-sink: ## issue 4: the apply path (batches of 5,000 and others) against two
 	  $(GO) test -tags $(INTEGRATION_TAGS) -run XXX -bench 'IntegrationApply' -benchtime 1x -count $(APPLY_BENCH_COUNT) -timeout 60m ./sink/ | tee .stack/bench/apply.txt
 	$(GO) tool benchstat .stack/bench/apply.txt
 
+clean: ## remove build output (not the jar cache nor the stack state)
+	rm -rf bin
+
 # Online rebuild against today's --rebuild on one table of REBUILD_BENCH_ROWS
 # rows (the issue's target is stated for 1,000,000), ABBA, ratio of the sums.
+.PHONY: bench-rebuild
 REBUILD_BENCH_ROWS ?= 1000000
 bench-rebuild: stack-up ## issue 25: replay --rebuild --online against replay --rebuild on one table; prints seconds of each and online/offline (target <= 1.5)
 	set -a && source $(STACK_ENV) && set +a && PGSINK_REBUILD_BENCH_ROWS=$(REBUILD_BENCH_ROWS) \
 	  $(GO) test -tags $(INTEGRATION_TAGS) -run XXX -bench 'IntegrationRebuild' -benchtime 1x -timeout 60m ./test/e2e/
-
-clean: ## remove build output (not the jar cache nor the stack state)
-	rm -rf bin

@@ -124,8 +124,8 @@ func quoteIfNeeded(name string) string {
 	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
 }
 
-// ParseTableName reads a schema-qualified table name as the configuration
-// spells it (quoted parts allowed), for names given on a command line.
+// ParseTableName parses a schema-qualified name written as in the
+// configuration (for command-line flags).
 func ParseTableName(s string) (TableName, error) {
 	var t TableName
 	err := t.parseScalar(s)
