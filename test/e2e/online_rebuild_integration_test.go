@@ -133,15 +133,18 @@ func TestE2EOnlineRebuild(t *testing.T) {
 		cmd.Env = append(append(os.Environ(), "TARGET_URL="+targetURL), env...)
 		return cmd
 	}
-	mustRebuild := func(what string) {
+	mustRebuild := func(what string, resumes bool) {
 		t.Helper()
 		out, err := rebuild().CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "swapped the rebuilt table in") {
 			t.Fatalf("%s: %v\n%s", what, err, out)
 		}
+		if strings.Contains(string(out), "resuming the rebuild") != resumes {
+			t.Fatalf("%s: resumed %v, want %v\n%s", what, !resumes, resumes, out)
+		}
 		t.Logf("%s:\n%s", what, out)
 	}
-	mustRebuild("online rebuild")
+	mustRebuild("online rebuild", false)
 
 	// kill -9 in the middle of the fill: once its positions have moved.
 	cmd := rebuild()
@@ -178,14 +181,14 @@ func TestE2EOnlineRebuild(t *testing.T) {
 		report.Fills[0].Table != "public.accounts__pgsink_shadow" {
 		t.Fatalf("status after the killed fill: %s (%v); want the shadow's fill with its progress", statusOut, err)
 	}
-	mustRebuild("online rebuild resumed after kill -9 in the fill")
+	mustRebuild("online rebuild resumed after kill -9 in the fill", true)
 
 	// kill -9 inside the swap transaction, before its COMMIT.
 	killed, err := rebuild("PGSINK_FAILPOINTS=swap-before-commit:1").CombinedOutput()
 	if err == nil || !strings.Contains(string(killed), "failpoint swap-before-commit") {
 		t.Fatalf("the swap failpoint did not kill the rebuild: %v\n%s", err, killed)
 	}
-	mustRebuild("online rebuild resumed after kill -9 in the swap")
+	mustRebuild("online rebuild resumed after kill -9 in the swap", true)
 
 	// The workload stops; what it wrote since the last swap flows into the
 	// swapped-in table.
