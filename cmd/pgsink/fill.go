@@ -172,6 +172,12 @@ type fillProgress struct {
 	counted bool
 }
 
+// final prints the progress line once more, whenever the last one was.
+func (p *fillProgress) final(progress []connector.FillProgress) {
+	p.last = time.Time{}
+	p.print(progress, "")
+}
+
 func (p *fillProgress) print(progress []connector.FillProgress, extra string) {
 	if p.counted && time.Since(p.last) < time.Second {
 		return

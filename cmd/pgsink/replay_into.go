@@ -81,6 +81,7 @@ func replayInto(ctx context.Context, cfg *config.Config, req replayRequest, out 
 	if err := fill.Run(ctx, func(p []connector.FillProgress) bool { progress.print(p, ""); return false }); err != nil {
 		return fmt.Errorf("fill %s (rerun the same command to resume): %w", plan.into, err)
 	}
+	progress.final(fill.Progress())
 	fmt.Fprintln(out)
 	stops := fill.Progress()
 	// The copy is nobody's target: its positions and ledger entries go,

@@ -121,6 +121,7 @@ func replayOnline(ctx context.Context, cfg *config.Config, req replayRequest, ou
 	if lagErr != nil {
 		return fmt.Errorf("fill %s (rerun the same command to resume): %w", shadow, lagErr)
 	}
+	progress.final(fill.Progress())
 	fmt.Fprintln(out)
 	t0 := time.Now()
 	if err := swapShadow(ctx, conn, cfg, plan, fill, target, replaced, hooks); err != nil {
