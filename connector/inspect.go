@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -108,3 +109,25 @@ func configuredTopics(cfg *config.Config, md *kafka.Metadata) []string {
 
 // errNoTopics is returned when nothing is there to consume.
 var errNoTopics = errors.New("no topic to consume: no table's topic exists and none is named")
+
+// CleanupPolicy returns a topic's cleanup.policy ("delete", "compact" or
+// both, comma-separated): whether Kafka may have dropped its old records.
+func (in *Inspector) CleanupPolicy(ctx context.Context, topic string) (string, error) {
+	admin, err := kafka.NewAdminClientFromConsumer(in.c)
+	if err != nil {
+		return "", fmt.Errorf("kafka admin: %w", err)
+	}
+	defer admin.Close()
+	res, err := admin.DescribeConfigs(ctx, []kafka.ConfigResource{{Type: kafka.ResourceTopic, Name: topic}})
+	if err != nil {
+		return "", fmt.Errorf("configuration of %s: %w", topic, err)
+	}
+	if len(res) != 1 || res[0].Error.Code() != kafka.ErrNoError {
+		return "", fmt.Errorf("configuration of %s: %v", topic, res)
+	}
+	e, ok := res[0].Config["cleanup.policy"]
+	if !ok {
+		return "", fmt.Errorf("configuration of %s: no cleanup.policy", topic)
+	}
+	return e.Value, nil
+}

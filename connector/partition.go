@@ -403,15 +403,7 @@ func (p *partition) seek(offset int64) {
 
 // item decodes and routes one record (sink.Router.Item).
 func (p *partition) item(m *kafka.Message) (sink.Item, bool, error) {
-	rec := debezium.Record{Topic: p.id.Topic, Partition: p.id.Partition, Offset: int64(m.TopicPartition.Offset),
-		Timestamp: m.Timestamp, Key: m.Key, Value: m.Value}
-	if len(m.Headers) > 0 {
-		rec.Headers = make([]debezium.Header, len(m.Headers))
-		for i, h := range m.Headers {
-			rec.Headers[i] = debezium.Header{Key: h.Key, Value: h.Value}
-		}
-	}
-	return p.routeRecovered(rec)
+	return p.routeRecovered(toRecord(p.id, m))
 }
 
 // routeRecovered is router.Item with a panic turned into an undecodable

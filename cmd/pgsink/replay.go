@@ -18,6 +18,8 @@ import (
 
 const replayUsage = `Usage: pgsink replay --config FILE (--table T | --topic X) [--partition N]
                      --from earliest|offset:N|timestamp:RFC3339 [--rebuild] [--wait]
+       pgsink replay --config FILE --table T --rebuild --online [--max-lag N]
+       pgsink replay --config FILE --table T --into T_AT [--until RFC3339|lsn:X/Y]
 
 Rewinds the stored positions of a table's topics (or of one topic) so the
 records from --from on are applied again. It goes through the same epoch
@@ -28,6 +30,16 @@ are version-guarded, so replaying over a live table never regresses a row.
 --rebuild empties the target table and its tombstone and outbox-event ledger
 entries first, in the same transaction, to rebuild it from a compacted topic.
 A position Kafka no longer holds is refused.
+
+--rebuild --online builds a shadow of the table from the earliest offset
+while running instances keep applying the table, then swaps the two in one
+transaction (ledgers and positions with them): readers never see it empty
+or partial. Killed, it resumes when run again.
+
+--into fills another table, created with T's definition, with T's state
+as of --until: every change committed at or before that source commit
+time, or every change before that WAL position. Refused when Kafka no
+longer holds the beginning of T's topics. Killed, it resumes when run again.
 
 Flags:
 `
@@ -45,12 +57,20 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	rebuild := fs.Bool("rebuild", false, "empty the target table and its ledgers first")
 	wait := fs.Bool("wait", false, "show progress until the replayed range is applied")
 	timeout := fs.Duration("wait-timeout", 0, "with --wait, give up after this long (0: never)")
+	online := fs.Bool("online", false, "with --rebuild: build a shadow table and swap it in, the table staying live")
+	maxLag := fs.Int64("max-lag", 1000, "with --online: swap once the shadow trails the live table by at most `N` records")
+	into := fs.String("into", "", "fill this new `table` with --table's state as of --until, instead of replaying into --table")
+	until := fs.String("until", "", "with --into: a source commit time (RFC3339) or lsn:X/Y; default: the records Kafka holds now")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), replayUsage)
 		fs.PrintDefaults()
 	}
 	if code, done := parseFlags(fs, args, stdout); done {
 		return code
+	}
+	fill := *into != "" || *online
+	if fill && (*from == "" || *from == "earliest") {
+		*from = "earliest" // a fill always starts at the beginning
 	}
 	if *path == "" || *from == "" || (*table == "") == (*topic == "") || fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "pgsink replay: --config, --from and exactly one of --table or --topic are required")
@@ -60,6 +80,40 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	if *rebuild && *table == "" {
 		fmt.Fprintln(stderr, "pgsink replay: --rebuild needs --table: a topic alone does not say which table to empty")
 		return 2
+	}
+	switch {
+	case fill && (*table == "" || *partition >= 0 || *from != "earliest" || *wait):
+		fmt.Fprintln(stderr, "pgsink replay: --into and --online take --table, no --topic, --partition, --wait or --from other than earliest: they fill a whole table from the beginning")
+		return 2
+	case *online && (!*rebuild || *into != ""):
+		fmt.Fprintln(stderr, "pgsink replay: --online goes with --rebuild, and not with --into")
+		return 2
+	case *into != "" && *rebuild:
+		fmt.Fprintln(stderr, "pgsink replay: --into fills another table: --rebuild does not apply")
+		return 2
+	case *until != "" && *into == "":
+		fmt.Fprintln(stderr, "pgsink replay: --until goes with --into")
+		return 2
+	case *maxLag < 0:
+		fmt.Fprintln(stderr, "pgsink replay: --max-lag must be >= 0")
+		return 2
+	}
+	req := replayRequest{table: *table, topic: *topic, partition: *partition, rebuild: *rebuild, wait: *wait, timeout: *timeout,
+		maxLag: *maxLag, untilText: "now"}
+	if *into != "" {
+		var err error
+		if req.into, err = config.ParseTableName(*into); err != nil {
+			fmt.Fprintf(stderr, "pgsink replay: --into: %v\n", err)
+			return 2
+		}
+	}
+	if *until != "" {
+		var err error
+		if req.until, err = parseUntil(*until, time.Now()); err != nil {
+			fmt.Fprintf(stderr, "pgsink replay: --until: %v\n", err)
+			return 2
+		}
+		req.untilText = *until
 	}
 	pos, err := parseFrom(*from)
 	if err != nil {
@@ -71,14 +125,17 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pgsink replay: %v\n", err)
 		return 1
 	}
-	if cfg.Apply.Offsets == config.OffsetsKafka {
+	if cfg.Apply.Offsets == config.OffsetsKafka && (*into == "" || *online) {
 		// Its instances never read pgsink.offsets: a rewind there would be
 		// accepted and silently do nothing.
 		fmt.Fprintln(stderr, "pgsink replay: apply.offsets is kafka: positions are the consumer group's; reset them with Kafka's tools (kafka-consumer-groups --reset-offsets) while pgsink is stopped")
 		return 2
 	}
-	if err := replay(context.Background(), cfg, replayRequest{table: *table, topic: *topic, partition: *partition, from: pos,
-		rebuild: *rebuild, wait: *wait, timeout: *timeout}, stdout); err != nil {
+	req.from = pos
+	if fill {
+		return runFill(cfg, req, *online, stdout, stderr)
+	}
+	if err := replay(context.Background(), cfg, req, stdout); err != nil {
 		fmt.Fprintf(stderr, "pgsink replay: %v\n", err)
 		return 1
 	}
@@ -119,6 +176,11 @@ type replayRequest struct {
 	rebuild      bool
 	wait         bool
 	timeout      time.Duration
+	// A fill: --into (with --until) or --rebuild --online (with --max-lag).
+	into      config.TableName
+	until     connector.Bound
+	untilText string
+	maxLag    int64
 }
 
 // rewind is one partition to replay.

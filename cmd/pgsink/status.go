@@ -19,8 +19,9 @@ const statusUsage = `Usage: pgsink status --config FILE [--json]
 
 Prints one line per partition of the configured topics: the position stored
 in PostgreSQL, Kafka's high watermark, the lag between them, the owner and
-epoch, and when the position last moved; then the dead letters per table and
-topic.
+epoch, and when the position last moved; then the progress of fills
+(replay --into, replay --rebuild --online), running or killed; then the dead
+letters per table and topic.
 
 Flags:
 `
@@ -52,6 +53,7 @@ type statusReport struct {
 	Group       string             `json:"group"`
 	Partitions  []partitionStatus  `json:"partitions"`
 	DeadLetters []deadLetterStatus `json:"dead_letters"`
+	Fills       []fillStatus       `json:"fills"`
 }
 
 func runStatus(args []string, stdout, stderr io.Writer) int {
@@ -146,6 +148,9 @@ func status(ctx context.Context, cfg *config.Config) (*statusReport, error) {
 	for _, c := range counts {
 		report.DeadLetters = append(report.DeadLetters, deadLetterStatus{Target: c.Target, Topic: c.Topic, Count: c.Count, Last: c.Last})
 	}
+	if report.Fills, err = fills(ctx, cfg, conn, in); err != nil {
+		return nil, err
+	}
 	return report, nil
 }
 
@@ -162,6 +167,7 @@ func printStatus(w io.Writer, r *statusReport) {
 	}
 	tw.Flush()
 	printStopped(w, r.Partitions)
+	printFills(w, r.Fills)
 	if len(r.DeadLetters) == 0 {
 		fmt.Fprintln(w, "\nno dead letters")
 		return

@@ -16,13 +16,16 @@ import (
 //
 // Points: before-commit (inside the apply transaction, just before COMMIT),
 // after-commit (the transaction committed, nothing else done yet),
-// after-kafka-commit (the offset also stored for Kafka's lag commit).
+// after-kafka-commit (the offset also stored for Kafka's lag commit);
+// swap-before-commit and swap-after-commit (an online rebuild's swap
+// transaction, just before and just after its COMMIT).
 const FailpointEnv = "PGSINK_FAILPOINTS"
 
 // Failpoints are the armed points and their probabilities.
 type Failpoints map[string]float64
 
-var knownFailpoints = map[string]bool{"before-commit": true, "after-commit": true, "after-kafka-commit": true}
+var knownFailpoints = map[string]bool{"before-commit": true, "after-commit": true, "after-kafka-commit": true,
+	"swap-before-commit": true, "swap-after-commit": true}
 
 func ParseFailpoints(spec string) (Failpoints, error) {
 	fp := Failpoints{}
@@ -33,7 +36,7 @@ func ParseFailpoints(spec string) (Failpoints, error) {
 		name, prob, ok := strings.Cut(strings.TrimSpace(part), ":")
 		p, err := strconv.ParseFloat(prob, 64)
 		if !ok || err != nil || p < 0 || p > 1 || !knownFailpoints[name] {
-			return nil, fmt.Errorf("%s: %q: want point:probability with a point among before-commit, after-commit, after-kafka-commit and 0 <= probability <= 1", FailpointEnv, part)
+			return nil, fmt.Errorf("%s: %q: want point:probability with a point among before-commit, after-commit, after-kafka-commit, swap-before-commit, swap-after-commit and 0 <= probability <= 1", FailpointEnv, part)
 		}
 		fp[name] = p
 	}

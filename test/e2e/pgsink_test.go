@@ -121,7 +121,7 @@ func (p *process) stop(timeout time.Duration) (int, time.Duration) {
 
 // checksum is an md5 over a table's rows in key order, as row_to_json
 // renders them: equal checksums mean equal contents, value for value.
-func checksum(t *testing.T, url, query string) string {
+func checksum(t testing.TB, url, query string) string {
 	t.Helper()
 	conn, err := pgx.Connect(context.Background(), url)
 	if err != nil {

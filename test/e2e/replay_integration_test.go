@@ -88,15 +88,8 @@ func TestE2EReplayWhileRunning(t *testing.T) {
 	}
 
 	// Retention removed the start of the topic: an offset before it is refused.
-	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": st.Env.KafkaBootstrap})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
 	topic := st.TopicPrefix + ".public.items"
-	if _, err := admin.DeleteRecords(ctx, []kafka.TopicPartition{{Topic: &topic, Partition: 0, Offset: 10}}); err != nil {
-		t.Fatal(err)
-	}
+	deleteRecordsBefore(t, st, topic, 10)
 	out, err = replay("--topic", topic, "--from", "offset:3")
 	if err == nil || !strings.Contains(out, "not in Kafka any more") {
 		t.Fatalf("replay from a deleted offset: err %v, output:\n%s\nwant a refusal", err, out)
@@ -109,7 +102,8 @@ func TestE2EReplayWhileRunning(t *testing.T) {
 // TestE2ERebuildFromCompactedTopic rebuilds a table from a compacted topic:
 // after Kafka's log cleaner removed the superseded records (the offsets now
 // have gaps), `replay --rebuild --from earliest` empties the target and
-// rebuilds it from what is left, which is the latest record per key.
+// rebuilds it from what is left, which is the latest record per key; so
+// does `replay --rebuild --online`, and a point in time is refused.
 func TestE2ERebuildFromCompactedTopic(t *testing.T) {
 	ctx := context.Background()
 	st := stacktest.New(t)
@@ -159,6 +153,23 @@ func TestE2ERebuildFromCompactedTopic(t *testing.T) {
 		t.Fatalf("replay --rebuild: %v\n%s", err, out)
 	}
 	converged("rebuilt from the compacted topic")
+
+	// An online rebuild from the compacted topic too; a point in time is
+	// refused: compaction kept each key's latest record, not its history.
+	if _, err := target.Exec(ctx, `UPDATE public.items SET name = 'damaged'`); err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command(binary, "replay", "--config", cfgPath, "--table", "public.items", "--rebuild", "--online")
+	cmd.Env = append(os.Environ(), "TARGET_URL="+targetURL)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("replay --rebuild --online: %v\n%s", err, out)
+	}
+	converged("rebuilt online from the compacted topic")
+	cmd = exec.Command(binary, "replay", "--config", cfgPath, "--table", "public.items", "--into", "public.items_at")
+	cmd.Env = append(os.Environ(), "TARGET_URL="+targetURL)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "is compacted") {
+		t.Fatalf("replay --into from a compacted topic: err %v, output:\n%s\nwant a refusal", err, out)
+	}
 	if code, _ := p.stop(30 * time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
@@ -193,4 +204,18 @@ func countRecords(t *testing.T, st *stacktest.T, topic string) int {
 		}
 	}
 	return n
+}
+
+// deleteRecordsBefore has Kafka delete partition 0's records below offset,
+// as retention would.
+func deleteRecordsBefore(t *testing.T, st *stacktest.T, topic string, offset int64) {
+	t.Helper()
+	admin, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": st.Env.KafkaBootstrap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := admin.DeleteRecords(context.Background(), []kafka.TopicPartition{{Topic: &topic, Partition: 0, Offset: kafka.Offset(offset)}}); err != nil {
+		t.Fatal(err)
+	}
 }

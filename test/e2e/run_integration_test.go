@@ -57,14 +57,14 @@ func itemsConverge(t *testing.T, st *stacktest.T, targetURL string, timeout time
 // itemsTarget creates a fresh target database with the items table pgsink
 // writes (the source's columns and the version pair) and returns its URL and
 // a connection to it, closed at cleanup.
-func itemsTarget(t *testing.T) (string, *pgx.Conn) {
+func itemsTarget(t testing.TB) (string, *pgx.Conn) {
 	t.Helper()
 	return targetWith(t, `CREATE TABLE public.items `+itemsDDL[:len(itemsDDL)-1]+`, _pgsink_commit_lsn bigint, _pgsink_lsn bigint)`)
 }
 
 // targetWith creates a fresh target database, runs ddl in it, and returns
 // its URL and a connection to it, closed at cleanup.
-func targetWith(t *testing.T, ddl string) (string, *pgx.Conn) {
+func targetWith(t testing.TB, ddl string) (string, *pgx.Conn) {
 	t.Helper()
 	url := stacktest.OwnedTargetDatabase(t)
 	conn, err := pgx.Connect(context.Background(), url)

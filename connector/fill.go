@@ -1,0 +1,373 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/debezium"
+	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/sink"
+	"go.uber.org/zap"
+)
+
+// Fill applies a table's topics into another table (a point-in-time copy,
+// or the shadow of an online rebuild) through the same sink.Applier as the
+// instances: version guard, tombstones, ledgers, offsets in the
+// transaction. It is no consumer-group member: it assigns the partitions
+// itself and keeps its positions in pgsink.offsets under a group of its own
+// (dedup.FillGroup), so it never fences an instance nor is fenced by one,
+// and a fill killed at any point resumes from what it committed.
+type Fill struct {
+	cfg     *config.Config // the table's rules, aimed at the filled table
+	pool    *pgxpool.Pool
+	log     *zap.Logger
+	owner   string
+	group   string
+	until   Bound
+	offsets dedup.Offsets
+	router  *sink.Router
+	applier *sink.Applier
+	parts   map[fillKey]*fillPart
+	order   []*fillPart
+}
+
+// FillOptions are what a Fill needs besides the configuration.
+type FillOptions struct {
+	Pool  *pgxpool.Pool
+	Log   *zap.Logger
+	Owner string // names the fill in its offsets rows
+	// Group is the fill's offsets group (dedup.FillGroup).
+	Group string
+	// Source is the configured target whose rules are followed, Into the
+	// table they fill instead.
+	Source, Into config.TableName
+	// Partitions are the partitions to fill, each with its end: the
+	// offset at which it is done (a bounded fill stops at the high
+	// watermark it read at its start), or -1 to follow it until stopped.
+	Partitions []FillPartition
+	// Until stops each partition at its first record past the bound.
+	Until Bound
+}
+
+// FillPartition is one partition of a fill and where it ends (-1: never).
+type FillPartition struct {
+	ID  dedup.PartitionID
+	End int64
+}
+
+// FillProgress is a partition's stored position in a running fill.
+type FillProgress struct {
+	ID   dedup.PartitionID
+	Next int64
+	Done bool
+}
+
+// Bound is the point in time of a fill: a source commit time
+// (source.ts_us, else ts_ms), up to and including it, or a source WAL
+// position (source.lsn), changes before it: what pg_current_wal_insert_lsn()
+// reads at a moment is the first position of the changes made after it,
+// and the LSN of a bad change is where the state just before it ends. The
+// zero Bound is none.
+type Bound struct {
+	At  time.Time
+	LSN int64
+}
+
+// IsZero reports whether b bounds nothing.
+func (b Bound) IsZero() bool { return b.At.IsZero() && b.LSN == 0 }
+
+// past reports whether ch happened after b. A record that carries no
+// source position cannot be placed: an error, never a guess.
+func (b Bound) past(ch *debezium.Change) (bool, error) {
+	if !b.At.IsZero() {
+		if ch.SourceTs.IsZero() {
+			return false, fmt.Errorf("%s[%d]@%d carries no source time (source.ts_ms): a point in time cannot place it", ch.Topic, ch.Partition, ch.Offset)
+		}
+		return ch.SourceTs.After(b.At), nil
+	}
+	if ch.Version.LSN == 0 {
+		return false, fmt.Errorf("%s[%d]@%d carries no source LSN (source.lsn): a point in time cannot place it", ch.Topic, ch.Partition, ch.Offset)
+	}
+	return ch.Version.LSN >= b.LSN, nil
+}
+
+type fillKey struct {
+	topic     string
+	partition int32
+}
+
+type fillPart struct {
+	id      dedup.PartitionID
+	claim   dedup.Claim
+	end     int64
+	dec     *debezium.Decoder
+	pending []*kafka.Message
+	done    bool
+}
+
+// NewFill builds a fill of opts.Into from the rules of opts.Source.
+func NewFill(cfg *config.Config, opts FillOptions) (*Fill, error) {
+	derived := *cfg
+	derived.Tables = nil
+	for _, t := range cfg.Tables {
+		if t.Target == opts.Source {
+			t.Target = opts.Into
+			// The filled table exists (created from the source table's
+			// definition): it is filled, never created nor evolved.
+			t.Schema.Create = false
+			derived.Tables = append(derived.Tables, t)
+		}
+	}
+	if len(derived.Tables) == 0 {
+		return nil, fmt.Errorf("no table of the configuration targets %s", opts.Source)
+	}
+	derived.Kafka = map[string]string{}
+	for k, v := range cfg.Kafka {
+		derived.Kafka[k] = v
+	}
+	derived.Kafka["group.id"] = opts.Group
+	f := &Fill{
+		cfg: &derived, pool: opts.Pool, log: opts.Log, owner: opts.Owner, group: opts.Group, until: opts.Until,
+		offsets: dedup.NewOffsets(cfg.Postgres.Schema),
+		router:  sink.NewRouter(&derived, opts.Pool),
+		applier: sink.NewApplier(opts.Pool, sink.Options{
+			Schema:      cfg.Postgres.Schema,
+			StopOnError: cfg.Errors.Tolerance == config.ToleranceNone,
+			AsyncCommit: cfg.Postgres.SynchronousCommit == config.SynchronousCommitOff,
+			Retry: sink.Retry{MaxAttempts: cfg.Apply.Retry.MaxAttempts, InitialBackoff: cfg.Apply.Retry.InitialBackoff.Std(),
+				MaxBackoff: cfg.Apply.Retry.MaxBackoff.Std()},
+		}),
+		parts: map[fillKey]*fillPart{},
+	}
+	for _, p := range opts.Partitions {
+		if p.ID.Group != opts.Group {
+			return nil, fmt.Errorf("partition %s is not of the fill's group %s", p.ID, opts.Group)
+		}
+		fp := &fillPart{id: p.ID, end: p.End, dec: f.router.NewDecoder()}
+		f.parts[fillKey{p.ID.Topic, p.ID.Partition}] = fp
+		f.order = append(f.order, fp)
+	}
+	return f, nil
+}
+
+// EndAt gives partitions a new end (the live table's positions, for an
+// online rebuild's last catch-up): the next Run stops each there.
+func (f *Fill) EndAt(ends map[dedup.PartitionID]int64) {
+	for _, p := range f.order {
+		if end, ok := ends[p.id]; ok {
+			p.end, p.done = end, false
+		}
+	}
+}
+
+// Progress returns each partition's position.
+func (f *Fill) Progress() []FillProgress {
+	out := make([]FillProgress, len(f.order))
+	for i, p := range f.order {
+		out[i] = FillProgress{ID: p.id, Next: p.claim.NextOffset, Done: p.done}
+	}
+	return out
+}
+
+// Run fills until every partition is done (each has an end, or the bound
+// has passed on it), stop returns true (asked after each round of
+// batches, with the positions committed so far), or ctx ends. The
+// partitions' offsets rows must exist (the caller creates them with the
+// table, in one transaction): Run claims them under a new epoch, which
+// fences a former fill still running, and resumes where they stand.
+func (f *Fill) Run(ctx context.Context, stop func([]FillProgress) bool) error {
+	var assign []kafka.TopicPartition
+	for _, p := range f.order {
+		stored, err := f.offsets.Read(ctx, f.pool, p.id)
+		if err != nil {
+			return err
+		}
+		if p.claim, err = f.offsets.Claim(ctx, f.pool, p.id, stored.NextOffset, f.owner); err != nil {
+			return err
+		}
+		if p.end >= 0 && p.claim.NextOffset >= p.end {
+			p.done = true
+			continue
+		}
+		assign = append(assign, kafka.TopicPartition{Topic: &p.id.Topic, Partition: p.id.Partition, Offset: kafka.Offset(p.claim.NextOffset)})
+	}
+	if len(assign) == 0 {
+		return nil
+	}
+	cc := consumerConfig(f.cfg)
+	// Positions are the fill's offsets rows: nothing is committed to Kafka.
+	(*cc)["enable.auto.commit"] = false
+	c, err := kafka.NewConsumer(cc)
+	if err != nil {
+		return fmt.Errorf("kafka consumer: %w", err)
+	}
+	defer c.Close()
+	if err := c.Assign(assign); err != nil {
+		return fmt.Errorf("assign %d partitions: %w", len(assign), err)
+	}
+	batch := f.cfg.Apply.Batch
+	last := time.Now()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		full := false
+		switch ev := c.Poll(50).(type) {
+		case *kafka.Message:
+			p := f.parts[fillKey{*ev.TopicPartition.Topic, ev.TopicPartition.Partition}]
+			if p != nil && !p.done {
+				p.pending = append(p.pending, ev)
+				full = len(p.pending) >= batch.MaxRecords
+			}
+			if !full && time.Since(last) < batch.MaxWait.Std() {
+				continue
+			}
+		case kafka.Error:
+			if ev.IsFatal() || ev.Code() == kafka.ErrOffsetOutOfRange {
+				return fmt.Errorf("kafka: %w", ev)
+			}
+			f.log.Warn("kafka error", zap.Error(ev))
+		}
+		if err := f.flush(ctx, c); err != nil {
+			return err
+		}
+		f.passedEnds(c)
+		last = time.Now()
+		if f.allDone() || (stop != nil && stop(f.Progress())) {
+			return nil
+		}
+	}
+}
+
+// passedEnds marks done the partitions whose consumer has fetched past
+// their end with nothing left to apply: the last offsets below a high
+// watermark can be transaction markers, which are never delivered.
+func (f *Fill) passedEnds(c *kafka.Consumer) {
+	var ask []kafka.TopicPartition
+	for _, p := range f.order {
+		if !p.done && p.end >= 0 && len(p.pending) == 0 {
+			ask = append(ask, kafka.TopicPartition{Topic: &p.id.Topic, Partition: p.id.Partition})
+		}
+	}
+	if len(ask) == 0 {
+		return
+	}
+	pos, err := c.Position(ask)
+	if err != nil {
+		return
+	}
+	for _, tp := range pos {
+		if p := f.parts[fillKey{*tp.Topic, tp.Partition}]; p != nil && tp.Offset >= 0 && int64(tp.Offset) >= p.end {
+			p.done = true
+		}
+	}
+}
+
+func (f *Fill) allDone() bool {
+	for _, p := range f.order {
+		if !p.done {
+			return false
+		}
+	}
+	return true
+}
+
+// flush applies every partition's pending records, the partitions in
+// parallel as the instances apply them, and stops fetching the partitions
+// that are done.
+func (f *Fill) flush(ctx context.Context, c *kafka.Consumer) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(f.order))
+	for i, p := range f.order {
+		if len(p.pending) == 0 && (p.done || p.end < 0 || p.claim.NextOffset < p.end) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f.apply(ctx, p)
+		}()
+	}
+	wg.Wait()
+	var done []kafka.TopicPartition
+	for _, p := range f.order {
+		if p.done && p.pending != nil {
+			p.pending = nil
+			done = append(done, kafka.TopicPartition{Topic: &p.id.Topic, Partition: p.id.Partition})
+		}
+	}
+	if len(done) > 0 {
+		if err := c.Pause(done); err != nil {
+			f.log.Warn("pausing filled partitions", zap.Error(err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// apply applies a partition's pending records up to its end or its first
+// record past the bound, in one transaction with its position (I1).
+func (f *Fill) apply(ctx context.Context, p *fillPart) error {
+	b := &sink.Batch{Claim: &p.claim, Next: p.claim.NextOffset, Items: make([]sink.Item, 0, len(p.pending))}
+	for _, m := range p.pending {
+		off := int64(m.TopicPartition.Offset)
+		if off < b.Next {
+			continue
+		}
+		if p.end >= 0 && off >= p.end {
+			p.done = true
+			break
+		}
+		it, ok, err := f.router.Item(ctx, p.dec, toRecord(p.id, m))
+		if err != nil {
+			return fmt.Errorf("%s@%d: %w", p.id, off, err)
+		}
+		if ok && it.Err == nil && !f.until.IsZero() {
+			past, err := f.until.past(&it.Change)
+			if err != nil {
+				return err
+			}
+			if past {
+				p.done = true
+				break
+			}
+		}
+		if ok {
+			b.Items = append(b.Items, it)
+		}
+		b.Next = off + 1
+	}
+	p.pending = p.pending[:0]
+	if p.end >= 0 && b.Next >= p.end {
+		p.done = true
+	}
+	if len(b.Items) == 0 && b.Next == p.claim.NextOffset {
+		return nil
+	}
+	if _, err := f.applier.Apply(ctx, b); err != nil {
+		var fenced *dedup.FencedError
+		if errors.As(err, &fenced) {
+			return fmt.Errorf("another fill of the same table took over (%s): %w", fenced.Owner, err)
+		}
+		return err
+	}
+	return nil
+}
+
+// toRecord is a fetched message as the decoder reads it.
+func toRecord(id dedup.PartitionID, m *kafka.Message) debezium.Record {
+	rec := debezium.Record{Topic: id.Topic, Partition: id.Partition, Offset: int64(m.TopicPartition.Offset),
+		Timestamp: m.Timestamp, Key: m.Key, Value: m.Value}
+	if len(m.Headers) > 0 {
+		rec.Headers = make([]debezium.Header, len(m.Headers))
+		for i, h := range m.Headers {
+			rec.Headers[i] = debezium.Header{Key: h.Key, Value: h.Value}
+		}
+	}
+	return rec
+}

@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS "App ""Prod"""."Order; DROP TABLE x__pgsink_old"
