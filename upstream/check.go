@@ -39,6 +39,7 @@ func Check(cfg *config.Config, connectors []Connector, targets map[string]*catal
 			c := &checker{t: t, feed: f}
 			c.operations()
 			if !f.outbox {
+				c.partialSnapshot()
 				c.converters()
 				if target != nil {
 					c.columns(target)
@@ -58,7 +59,12 @@ type checker struct {
 }
 
 func (c *checker) add(sev Severity, key string, col *catalog.Column, consequence, fix string) {
-	f := Finding{Severity: sev, Path: c.t.Path, Connector: c.feed.connector.Name, Consequence: consequence, Fix: fix}
+	c.addAt(c.t.Path, sev, key, col, consequence, fix)
+}
+
+// addAt adds a finding at a key path of the table's own ("tables[0].snapshot.reconcile").
+func (c *checker) addAt(path string, sev Severity, key string, col *catalog.Column, consequence, fix string) {
+	f := Finding{Severity: sev, Path: path, Connector: c.feed.connector.Name, Consequence: consequence, Fix: fix}
 	if key != "" {
 		value, isDefault := c.feed.connector.setting(key)
 		f.Setting = key + "=" + value
@@ -205,8 +211,12 @@ var maskKey = regexp.MustCompile(`^column\.(?:truncate\.to\.(\d+)\.chars|mask\.w
 
 var timeType = regexp.MustCompile(`^(?:time|timestamp)(?:\((\d)\))? without time zone$`)
 
-// values checks the settings that change the values of col's type.
+// values checks what Debezium does to the values of col's type: not
+// sending them, and the settings and behaviours that change them.
 func (c *checker) values(col *catalog.Column) {
+	if !c.carried(col) {
+		return
+	}
 	base, _ := strings.CutSuffix(col.Type, "[]")
 	conn := c.feed.connector
 	decimal, _ := conn.setting("decimal.handling.mode")
@@ -246,4 +256,5 @@ func (c *checker) values(col *catalog.Column) {
 		c.add(Error, "", col, "Debezium does not carry multi-dimensional arrays: every such value arrives as an array of nulls",
 			"keep the column one-dimensional at the source, or carry the values in a jsonb or text column")
 	}
+	c.typeLosses(col)
 }
