@@ -6,12 +6,10 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
-	"maps"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/test/stacktest"
@@ -72,7 +70,7 @@ func TestIntegrationConnectFixtures(t *testing.T) {
 		type text NOT NULL, payload jsonb)`)
 	names := map[string]string{} // full name -> short name
 	for short, overrides := range fixtureConnectors(st.TopicPrefix) {
-		names[registerFixture(t, st, short, overrides)] = short
+		names[st.RegisterDebeziumWithout(short, representationKeys, overrides)] = short
 	}
 	client, err := NewClient(config.Debezium{ConnectURL: st.Env.ConnectURL})
 	if err != nil {
@@ -132,32 +130,3 @@ func TestIntegrationConnectFixtures(t *testing.T) {
 var representationKeys = []string{"decimal.handling.mode", "interval.handling.mode", "time.precision.mode",
 	"binary.handling.mode", "hstore.handling.mode", "money.fraction.digits", "include.unknown.datatypes",
 	"unavailable.value.placeholder", "column.propagate.source.type", "datatype.propagate.source.type", "converters"}
-
-// registerFixture registers a connector as stacktest.RegisterDebezium
-// does, but on Debezium's defaults rather than the shipped file's
-// representation settings, and returns its name.
-func registerFixture(t *testing.T, st *stacktest.T, short string, overrides map[string]string) string {
-	t.Helper()
-	ctx := context.Background()
-	name := st.ID + "_" + short + "_connector" // not a prefix of the topics: the recording replaces it
-	cfg, err := stacktest.DebeziumPostgres(st.SourceURL, name, st.TopicPrefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range representationKeys {
-		delete(cfg, k)
-	}
-	maps.Copy(cfg, overrides)
-	t.Cleanup(func() {
-		if err := st.Connect.Delete(context.Background(), name); err != nil {
-			t.Error(err)
-		}
-	})
-	if err := st.Connect.Put(ctx, name, cfg); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Connect.WaitRunning(ctx, name, 90*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	return name
-}
