@@ -211,6 +211,20 @@ var maskKey = regexp.MustCompile(`^column\.(?:truncate\.to\.(\d+)\.chars|mask\.w
 
 var timeType = regexp.MustCompile(`^(?:time|timestamp)(?:\((\d)\))? without time zone$`)
 
+// fractionalDigits is the precision of a time or timestamp without time
+// zone (6 when the type names none), and whether base is one.
+func fractionalDigits(base string) (int, bool) {
+	m := timeType.FindStringSubmatch(base)
+	if m == nil {
+		return 0, false
+	}
+	if m[1] == "" {
+		return 6, true
+	}
+	precision, _ := strconv.Atoi(m[1])
+	return precision, true
+}
+
 // values checks what Debezium does to the values of col's type: not
 // sending them, and the settings and behaviours that change them.
 func (c *checker) values(col *catalog.Column) {
@@ -241,11 +255,7 @@ func (c *checker) values(col *catalog.Column) {
 				"('1 year 2 mons 3 days 04:05:06.789' is written as 10303:05:06.789)", "set interval.handling.mode=string on the connector")
 		}
 	default:
-		if m := timeType.FindStringSubmatch(base); m != nil {
-			precision := 6
-			if m[1] != "" {
-				precision, _ = strconv.Atoi(m[1])
-			}
+		if precision, ok := fractionalDigits(base); ok {
 			if mode, _ := conn.setting("time.precision.mode"); mode == "connect" && precision > 3 {
 				c.add(Error, "time.precision.mode", col, "values arrive in milliseconds: their microseconds are dropped",
 					"set time.precision.mode=adaptive (Debezium's default) on the connector")

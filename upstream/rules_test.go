@@ -94,10 +94,11 @@ func TestCheckRules(t *testing.T) {
 			kind("l1", "ltree", "b"), kind("t1", "tsvector", "b"), kind("mo", "money", "b"), kind("r", "int4range[]", "r"), kind("ns", "numeric(10,2)", "b"),
 			// Left out, so the settings and dimensions of the type are not reported too.
 			{Name: "ivs", Type: "interval[]", Kind: "b", Dims: 2},
+			{Name: "req", Type: "circle", Kind: "b", NotNull: true},
 		}, settings: map[string]string{"interval.handling.mode": "numeric", "decimal.handling.mode": "double"},
 			want: []string{"error  ln", "error  pg", "error  mr", "error  mrs", "error  dom", "error  vb", "error  m", "error  n", "error  x",
 				"error  iv", "error  pt", "error  b8", "error  b1", "error  en", "error  lt", "error  ts", "error  nm",
-				"error decimal.handling.mode=double mo", "error decimal.handling.mode=double ns", "error  ivs"}},
+				"error decimal.handling.mode=double mo", "error decimal.handling.mode=double ns", "error  ivs", "error  req"}},
 		{name: "values Debezium alters, whatever its settings", config: table(""), columns: []catalog.Column{
 			col("tz", "time(3) with time zone"), col("tzs", "time with time zone[]"), col("t", "time without time zone[]"),
 			col("t4", "time(4) without time zone[]"), col("t3", "time(3) without time zone[]"), col("n", "numeric[]"), col("n2", "numeric(10,2)[]"),
@@ -145,5 +146,23 @@ func TestOutboxRouterDefaultTopic(t *testing.T) {
 	got := Check(cfg, []Connector{conn}, nil)
 	if len(got) != 1 || got[0].Connector != "outbox" || !strings.Contains(got[0].Consequence, "outbox events are inserts") {
 		t.Errorf("want the skipped inserts of the matched connector, got %+v", got)
+	}
+}
+
+// TestLeftOutNotNull: a left-out column that is NOT NULL without a default
+// refuses every new row, which the finding says; with a default it does not.
+func TestLeftOutNotNull(t *testing.T) {
+	cfg := parseConfig(t, "kafka: { bootstrap.servers: k, group.id: g }\npostgres: { url: u }\ntables:\n  - topic: shop.public.prices\n    target: public.prices\n")
+	target := &catalog.Table{Schema: "public", Name: "prices", Exists: true, Columns: []catalog.Column{
+		{Name: "req", Type: "box", Kind: "b", NotNull: true},
+		{Name: "dflt", Type: "box", Kind: "b", NotNull: true, Default: "'(0,0),(1,1)'::box"},
+	}}
+	got := Check(cfg, connectors(t, "lossless"), map[string]*catalog.Table{"tables[0]": target})
+	if len(got) != 2 {
+		t.Fatalf("want one finding per column, got %+v", got)
+	}
+	const refused = "every new row is refused (dead letters)"
+	if !strings.Contains(got[0].Consequence, refused) || strings.Contains(got[1].Consequence, refused) {
+		t.Errorf("want %q for %s only:\n%s\n%s", refused, got[0].Column, got[0].Consequence, got[1].Consequence)
 	}
 }

@@ -61,8 +61,11 @@ func (c column) unmodified() string {
 func (c *checker) carried(col *catalog.Column) bool {
 	t := columnOf(col)
 	name := t.unmodified()
-	const leftOut = "Debezium 3.6.1 leaves columns of this type out of its events (Connect logs \"No converter found for column\"): " +
+	leftOut := "Debezium 3.6.1 leaves columns of this type out of its events (Connect logs \"No converter found for column\"): " +
 		"no value of it reaches the target"
+	if col.NotNull && col.Default == "" && col.Identity == "" {
+		leftOut += ", and as the column is NOT NULL without a default, every new row is refused (dead letters)"
+	}
 	switch {
 	case geometricTypes[name]:
 		c.add(Error, "", col, leftOut, "carry the values at the source in a type Debezium sends (text, or point for one point)")
@@ -100,7 +103,7 @@ func (c *checker) typeLosses(col *catalog.Column) {
 		c.add(Warning, "", col, "Debezium converts arrays of timetz to UTC and whole seconds: offsets and fractional seconds are lost",
 			"carry the values at the source as text[]")
 	case t.array && name == "time without time zone":
-		if m := timeType.FindStringSubmatch(t.base); m != nil && (m[1] == "" || m[1] > "3") {
+		if precision, _ := fractionalDigits(t.base); precision > 3 {
 			c.add(Warning, "", col, "Debezium sends arrays of time in milliseconds: microseconds are dropped, and 24:00:00 arrives as 00:00:00",
 				"declare the source column time(3)[] if milliseconds are enough, or carry the values as text[]")
 		}
