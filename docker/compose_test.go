@@ -243,7 +243,8 @@ func TestComposeTopicsMirrorTheDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	demo, err := config.Parse("examples/demo.yaml", data, lookup(map[string]string{
-		"PGSINK_KAFKA_BOOTSTRAP": "127.0.0.1:9092", "PGSINK_DATABASE_URL": "postgres://u@127.0.0.1/t"}))
+		"PGSINK_KAFKA_BOOTSTRAP": "127.0.0.1:9092", "PGSINK_DATABASE_URL": "postgres://u@127.0.0.1/t",
+		"PGSINK_CONNECT_URL": "http://127.0.0.1:8083"}))
 	if err != nil {
 		t.Fatalf("examples/demo.yaml: %v", err)
 	}

@@ -39,6 +39,7 @@ func Check(cfg *config.Config, connectors []Connector, targets map[string]*catal
 			c := &checker{t: t, feed: f}
 			c.operations()
 			if !f.outbox {
+				c.partialSnapshot()
 				c.converters()
 				if target != nil {
 					c.columns(target)
@@ -58,7 +59,12 @@ type checker struct {
 }
 
 func (c *checker) add(sev Severity, key string, col *catalog.Column, consequence, fix string) {
-	f := Finding{Severity: sev, Path: c.t.Path, Connector: c.feed.connector.Name, Consequence: consequence, Fix: fix}
+	c.addAt(c.t.Path, sev, key, col, consequence, fix)
+}
+
+// addAt adds a finding at a key path of the table's own ("tables[0].snapshot.reconcile").
+func (c *checker) addAt(path string, sev Severity, key string, col *catalog.Column, consequence, fix string) {
+	f := Finding{Severity: sev, Path: path, Connector: c.feed.connector.Name, Consequence: consequence, Fix: fix}
 	if key != "" {
 		value, isDefault := c.feed.connector.setting(key)
 		f.Setting = key + "=" + value
@@ -205,8 +211,26 @@ var maskKey = regexp.MustCompile(`^column\.(?:truncate\.to\.(\d+)\.chars|mask\.w
 
 var timeType = regexp.MustCompile(`^(?:time|timestamp)(?:\((\d)\))? without time zone$`)
 
-// values checks the settings that change the values of col's type.
+// fractionalDigits is the precision of a time or timestamp without time
+// zone (6 when the type names none), and whether base is one.
+func fractionalDigits(base string) (int, bool) {
+	m := timeType.FindStringSubmatch(base)
+	if m == nil {
+		return 0, false
+	}
+	if m[1] == "" {
+		return 6, true
+	}
+	precision, _ := strconv.Atoi(m[1])
+	return precision, true
+}
+
+// values checks what Debezium does to the values of col's type: not
+// sending them, and the settings and behaviours that change them.
 func (c *checker) values(col *catalog.Column) {
+	if !c.carried(col) {
+		return
+	}
 	base, _ := strings.CutSuffix(col.Type, "[]")
 	conn := c.feed.connector
 	decimal, _ := conn.setting("decimal.handling.mode")
@@ -231,11 +255,7 @@ func (c *checker) values(col *catalog.Column) {
 				"('1 year 2 mons 3 days 04:05:06.789' is written as 10303:05:06.789)", "set interval.handling.mode=string on the connector")
 		}
 	default:
-		if m := timeType.FindStringSubmatch(base); m != nil {
-			precision := 6
-			if m[1] != "" {
-				precision, _ = strconv.Atoi(m[1])
-			}
+		if precision, ok := fractionalDigits(base); ok {
 			if mode, _ := conn.setting("time.precision.mode"); mode == "connect" && precision > 3 {
 				c.add(Error, "time.precision.mode", col, "values arrive in milliseconds: their microseconds are dropped",
 					"set time.precision.mode=adaptive (Debezium's default) on the connector")
@@ -246,4 +266,5 @@ func (c *checker) values(col *catalog.Column) {
 		c.add(Error, "", col, "Debezium does not carry multi-dimensional arrays: every such value arrives as an array of nulls",
 			"keep the column one-dimensional at the source, or carry the values in a jsonb or text column")
 	}
+	c.typeLosses(col)
 }

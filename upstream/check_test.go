@@ -109,6 +109,16 @@ func TestCheckRecordedConnectors(t *testing.T) {
 				`fix: remove "c" from skipped.operations on the connector (skipped.operations=none skips nothing)`,
 			"tables[3]: " + unmatched,
 		}},
+		{name: "a partial snapshot: the table's reconcile named", connectors: []string{"partial"}, want: []string{
+			`tables[0].snapshot.reconcile: error: connector "partial" snapshot.select.statement.overrides=public.prices: ` +
+				`the connector's snapshot of public.prices reads only the rows its SELECT picks, which pgsink cannot tell from a whole snapshot: ` +
+				`the sweep after it (snapshot.reconcile) deletes every target row the SELECT left out; ` +
+				`fix: set snapshot.reconcile: false on this table, or remove public.prices from snapshot.select.statement.overrides on the connector`,
+			`tables[0]: error: connector "partial": ` + multiDim,
+			"tables[1]: " + unmatched,
+			"tables[2]: " + unmatched,
+			"tables[3]: " + unmatched,
+		}},
 		{name: "every lossy setting", connectors: []string{"lossy"}, want: []string{
 			`tables[0]: error: connector "lossy" skipped.operations=d,t: deletes never reach the target (this table has deletes: hard): rows deleted at the source stay; ` +
 				`fix: remove "d" from skipped.operations on the connector (skipped.operations=none skips nothing), or set deletes: ignore on this table to keep deleted rows`,

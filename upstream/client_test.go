@@ -54,7 +54,7 @@ func TestClientBasicAuth(t *testing.T) {
 	for _, c := range got {
 		names = append(names, c.Name)
 	}
-	if want := "lossless lossy outbox precise routed"; strings.Join(names, " ") != want {
+	if want := "lossless lossy outbox partial precise routed"; strings.Join(names, " ") != want {
 		t.Errorf("connectors = %v, want %s in name order", names, want)
 	}
 

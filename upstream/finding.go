@@ -30,7 +30,8 @@ func (s Severity) String() string {
 // table, or of one of its target columns.
 type Finding struct {
 	Severity Severity
-	// Path is the pgsink table's key path ("tables[2]").
+	// Path is the key path of the pgsink table ("tables[2]") or of the
+	// table's setting that meets the connector's ("tables[2].snapshot.reconcile").
 	Path string
 	// Connector is the connector's name; empty when no connector feeds the table.
 	Connector string

@@ -32,6 +32,7 @@ func TestCheckRules(t *testing.T) {
 		return "kafka: { bootstrap.servers: k, group.id: g }\npostgres: { url: u }\ntables:\n  - topic: shop.public.prices\n    target: public.prices\n" + extra
 	}
 	col := func(name, typ string) catalog.Column { return catalog.Column{Name: name, Type: typ} }
+	kind := func(name, typ, kind string) catalog.Column { return catalog.Column{Name: name, Type: typ, Kind: kind} }
 	tests := []struct {
 		name     string
 		config   string
@@ -42,17 +43,19 @@ func TestCheckRules(t *testing.T) {
 		{name: "lossless", config: table(""), columns: []catalog.Column{col("amount", "numeric"), col("span", "interval")}},
 		{name: "numeric arrays and every numeric typmod", config: table(""), settings: map[string]string{"decimal.handling.mode": ""},
 			columns: []catalog.Column{col("a", "numeric[]"), col("b", "numeric(5,0)"), col("c", "integer")},
-			want:    []string{"error decimal.handling.mode=precise (Debezium's default) a", "error decimal.handling.mode=precise (Debezium's default) b"}},
+			want: []string{"error decimal.handling.mode=precise (Debezium's default) a", "warning  a",
+				"error decimal.handling.mode=precise (Debezium's default) b"}},
 		{name: "money under double only", config: table(""), settings: map[string]string{"decimal.handling.mode": "double"},
 			columns: []catalog.Column{col("m", "money"), col("r", "double precision")},
 			want:    []string{"error decimal.handling.mode=double m"}},
 		{name: "interval typmods", config: table(""), settings: map[string]string{"interval.handling.mode": "numeric"},
-			columns: []catalog.Column{col("y", "interval year to month"), col("s", "interval(3)[]")},
+			columns: []catalog.Column{col("y", "interval year to month"), col("s", "interval(3)")},
 			want:    []string{"error interval.handling.mode=numeric y", "error interval.handling.mode=numeric s"}},
 		{name: "connect time precision: milliseconds and zoned types are kept", config: table(""), settings: map[string]string{"time.precision.mode": "connect"},
 			columns: []catalog.Column{col("t6", "time without time zone"), col("t3", "timestamp(3) without time zone"), col("t4", "timestamp(4) without time zone"),
 				col("tz", "timestamp with time zone"), col("ttz", "time with time zone"), col("d", "date")},
-			want: []string{"error time.precision.mode=connect t6", "error time.precision.mode=connect t4"}},
+			want: []string{"error time.precision.mode=connect t6", "error time.precision.mode=connect t4",
+				"warning  ttz", "warning snapshot.mode=initial d"}},
 		{name: "renamed, excluded by pgsink, generated and version columns", config: table("    columns: { rename: { price: amount }, exclude: [cost] }\n"),
 			settings: map[string]string{"decimal.handling.mode": "precise", "column.exclude.list": `public\.prices\.price`},
 			columns:  []catalog.Column{{Name: "amount", Type: "numeric"}, col("cost", "numeric"), {Name: "total", Type: "numeric", Generated: true}, col("_pgsink_lsn", "numeric")},
@@ -80,6 +83,42 @@ func TestCheckRules(t *testing.T) {
 		{name: "another topic.prefix", config: table(""), settings: map[string]string{"topic.prefix": "other"}, want: []string{"warning  "}},
 		{name: "the class by its alias", config: table(""), settings: map[string]string{"connector.class": "PostgresConnector", "skipped.operations": "t"},
 			want: []string{"error skipped.operations=t "}},
+		{name: "types Debezium 3.6.1 leaves out or sends as null", config: table(""), columns: []catalog.Column{
+			kind("ln", "line", "b"), kind("pg", "polygon[]", "b"), kind("mr", "int4multirange", "m"), kind("mrs", "datemultirange[]", "m"),
+			kind("dom", `"My Types".posint[]`, "d"), kind("vb", "bit varying(5)[]", "b"), kind("m", "money[]", "b"), kind("n", "name[]", "b"),
+			kind("x", "xml[]", "b"), kind("iv", "interval year to month[]", "b"), kind("pt", "point[]", "b"),
+			kind("b8", "bit(8)[]", "b"), kind("b1", "bit(1)[]", "b"), kind("en", "mood[]", "e"), kind("lt", "public.ltree[]", "b"),
+			kind("ts", "tsvector[]", "b"), kind("nm", "name", "b"),
+			// What Debezium sends: the scalars of those arrays, domains, enums and ranges.
+			kind("p", "point", "b"), kind("d1", "posint", "d"), kind("e1", "mood", "e"), kind("bits", "bit(8)", "b"), kind("vbs", "bit varying", "b"),
+			kind("l1", "ltree", "b"), kind("t1", "tsvector", "b"), kind("mo", "money", "b"), kind("r", "int4range[]", "r"), kind("ns", "numeric(10,2)", "b"),
+			// Left out, so the settings and dimensions of the type are not reported too.
+			{Name: "ivs", Type: "interval[]", Kind: "b", Dims: 2},
+			{Name: "req", Type: "circle", Kind: "b", NotNull: true},
+		}, settings: map[string]string{"interval.handling.mode": "numeric", "decimal.handling.mode": "double"},
+			want: []string{"error  ln", "error  pg", "error  mr", "error  mrs", "error  dom", "error  vb", "error  m", "error  n", "error  x",
+				"error  iv", "error  pt", "error  b8", "error  b1", "error  en", "error  lt", "error  ts", "error  nm",
+				"error decimal.handling.mode=double mo", "error decimal.handling.mode=double ns", "error  ivs", "error  req"}},
+		{name: "values Debezium alters, whatever its settings", config: table(""), columns: []catalog.Column{
+			col("tz", "time(3) with time zone"), col("tzs", "time with time zone[]"), col("t", "time without time zone[]"),
+			col("t4", "time(4) without time zone[]"), col("t3", "time(3) without time zone[]"), col("n", "numeric[]"), col("n2", "numeric(10,2)[]"),
+			col("ds", "date[]"), col("tss", "timestamp(3) without time zone[]"), col("tzz", "timestamp with time zone[]"), col("d", "date"),
+			col("ok", "timestamp with time zone"), col("f", "double precision[]")},
+			want: []string{"warning  tz", "warning  tzs", "warning  t", "warning  t4", "warning  n", "warning  n2",
+				"warning  ds", "warning  tss", "warning  tzz", "warning snapshot.mode=initial d"}},
+		{name: "date without a snapshot", config: table(""), settings: map[string]string{"snapshot.mode": "no_data"}, columns: []catalog.Column{col("d", "date")}},
+		{name: "date under configuration_based without data", config: table(""), settings: map[string]string{"snapshot.mode": "configuration_based"},
+			columns: []catalog.Column{col("d", "date")}},
+		{name: "date under configuration_based with data", config: table(""),
+			settings: map[string]string{"snapshot.mode": "configuration_based", "snapshot.mode.configuration.based.snapshot.data": "true"},
+			columns:  []catalog.Column{col("d", "date")}, want: []string{"warning snapshot.mode=configuration_based d"}},
+		{name: "date under Debezium's default snapshot.mode", config: table(""), settings: map[string]string{"snapshot.mode": ""},
+			columns: []catalog.Column{col("d", "date")}, want: []string{"warning snapshot.mode=initial (Debezium's default) d"}},
+		{name: "a partial snapshot of a reconciled table", config: table(""), settings: map[string]string{"snapshot.select.statement.overrides": "public.other, public.prices"},
+			want: []string{"error snapshot.select.statement.overrides=public.other, public.prices "}},
+		{name: "a partial snapshot of a table that does not reconcile", config: table("    snapshot: { reconcile: false }\n"),
+			settings: map[string]string{"snapshot.select.statement.overrides": "public.prices"}},
+		{name: "a partial snapshot of another table", config: table(""), settings: map[string]string{"snapshot.select.statement.overrides": "public.other"}},
 		{name: "not a PostgreSQL connector", config: table(""), settings: map[string]string{"connector.class": "io.debezium.connector.mysql.MySqlConnector"}, want: []string{"warning  "}},
 	}
 	for _, tt := range tests {
@@ -107,5 +146,23 @@ func TestOutboxRouterDefaultTopic(t *testing.T) {
 	got := Check(cfg, []Connector{conn}, nil)
 	if len(got) != 1 || got[0].Connector != "outbox" || !strings.Contains(got[0].Consequence, "outbox events are inserts") {
 		t.Errorf("want the skipped inserts of the matched connector, got %+v", got)
+	}
+}
+
+// TestLeftOutNotNull: a left-out column that is NOT NULL without a default
+// refuses every new row, which the finding says; with a default it does not.
+func TestLeftOutNotNull(t *testing.T) {
+	cfg := parseConfig(t, "kafka: { bootstrap.servers: k, group.id: g }\npostgres: { url: u }\ntables:\n  - topic: shop.public.prices\n    target: public.prices\n")
+	target := &catalog.Table{Schema: "public", Name: "prices", Exists: true, Columns: []catalog.Column{
+		{Name: "req", Type: "box", Kind: "b", NotNull: true},
+		{Name: "dflt", Type: "box", Kind: "b", NotNull: true, Default: "'(0,0),(1,1)'::box"},
+	}}
+	got := Check(cfg, connectors(t, "lossless"), map[string]*catalog.Table{"tables[0]": target})
+	if len(got) != 2 {
+		t.Fatalf("want one finding per column, got %+v", got)
+	}
+	const refused = "every new row is refused (dead letters)"
+	if !strings.Contains(got[0].Consequence, refused) || strings.Contains(got[1].Consequence, refused) {
+		t.Errorf("want %q for %s only:\n%s\n%s", refused, got[0].Column, got[0].Consequence, got[1].Consequence)
 	}
 }

@@ -13,6 +13,7 @@ var debeziumDefaults = map[string]string{
 	"interval.handling.mode": "numeric",
 	"time.precision.mode":    "adaptive",
 	"skipped.operations":     "t",
+	"snapshot.mode":          "initial",
 }
 
 // postgresConnectorClass is the Debezium PostgreSQL connector; other
@@ -113,4 +114,18 @@ func (c Connector) captures(table string) bool {
 // by its column include and exclude lists.
 func (c Connector) sendsColumn(column string) bool {
 	return selects(newFilter(c.Config["column.include.list"]), newFilter(c.Config["column.exclude.list"]), column)
+}
+
+// snapshots reports whether the connector's snapshot.mode reads the
+// tables' rows: every mode but no_data (and never, its old name) may, and
+// configuration_based when it is told to snapshot data.
+func (c Connector) snapshots() bool {
+	mode, _ := c.setting("snapshot.mode")
+	switch strings.ToLower(mode) {
+	case "no_data", "never":
+		return false
+	case "configuration_based":
+		return strings.EqualFold(strings.TrimSpace(c.Config["snapshot.mode.configuration.based.snapshot.data"]), "true")
+	}
+	return true
 }

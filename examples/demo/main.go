@@ -229,7 +229,7 @@ live:
 	pidFile := filepath.Join(stateDir, "pgsink.pid")
 	fmt.Printf(`
 pgsink (pid %[1]d) keeps running (log: %[2]s). Things to try, from this directory:
-  - load the addresses examples/demo.yaml reads (PGSINK_DATABASE_URL, PGSINK_KAFKA_BOOTSTRAP) into your shell:
+  - load the addresses examples/demo.yaml reads (PGSINK_DATABASE_URL, PGSINK_KAFKA_BOOTSTRAP, PGSINK_CONNECT_URL) into your shell:
       source %[3]s
   - positions, lag, owner and epoch per partition, and the dead-letter count:
       %[4]s status --config examples/demo.yaml
@@ -332,7 +332,7 @@ func startPgsink(binary, stateDir, logPath string, env stacktest.Env) (int, erro
 		return 0, err
 	}
 	defer logFile.Close()
-	vars := []string{"PGSINK_DATABASE_URL=" + env.TargetURL, "PGSINK_KAFKA_BOOTSTRAP=" + env.KafkaBootstrap}
+	vars := []string{"PGSINK_DATABASE_URL=" + env.TargetURL, "PGSINK_KAFKA_BOOTSTRAP=" + env.KafkaBootstrap, "PGSINK_CONNECT_URL=" + env.ConnectURL}
 	if err := os.WriteFile(filepath.Join(stateDir, "env"), []byte("export "+strings.Join(vars, "\nexport ")+"\n"), 0o600); err != nil {
 		return 0, err
 	}

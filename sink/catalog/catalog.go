@@ -56,6 +56,11 @@ type Column struct {
 	// declared with (int[][] is 2), 0 for other types. PostgreSQL does not
 	// enforce it, but a declared multi-dimensional column says what it holds.
 	Dims int
+	// Kind is pg_type.typtype of the column's type or, for an array, of its
+	// element type: "b" base, "d" domain, "e" enum, "r" range, "m"
+	// multirange, "c" composite, "p" pseudo. Debezium sends some kinds
+	// differently (an array of a domain not at all), whatever their names.
+	Kind string
 }
 
 // Privileges are the current role's table privileges.
@@ -111,7 +116,7 @@ func readColumns(ctx context.Context, q Querier, oid uint32) ([]Column, error) {
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Column, error) {
 		var c Column
 		var def *string
-		err := row.Scan(&c.Name, &c.Type, &c.TypeOID, &c.NotNull, &def, &c.Identity, &c.Generated, &c.Dims)
+		err := row.Scan(&c.Name, &c.Type, &c.TypeOID, &c.NotNull, &def, &c.Identity, &c.Generated, &c.Dims, &c.Kind)
 		if def != nil {
 			c.Default = *def
 		}

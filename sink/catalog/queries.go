@@ -33,8 +33,13 @@ SELECT a.attname::text,
        pg_catalog.pg_get_expr(d.adbin, d.adrelid),
        a.attidentity::text,
        a.attgenerated <> '',
-       a.attndims::int
+       a.attndims::int,
+       coalesce(e.typtype, t.typtype)::text
   FROM pg_catalog.pg_attribute a
+  JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+  -- A true array is of variable length; point and name, which also have an
+  -- element type, are not arrays.
+  LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem AND t.typlen = -1
   LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
  WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
  ORDER BY a.attnum`

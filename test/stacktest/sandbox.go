@@ -95,10 +95,20 @@ func DebeziumPostgres(sourceURL, slot, topicPrefix string) (map[string]string, e
 // publication's: ID, name and a random suffix, because Connect keeps a deleted
 // connector's offsets and a reused name would resume from them.
 func (s *Sandbox) RegisterDebezium(ctx context.Context, name string, overrides map[string]string) (string, error) {
+	return s.RegisterDebeziumWithout(ctx, name, nil, overrides)
+}
+
+// RegisterDebeziumWithout is RegisterDebezium with the keys of without
+// removed from DebeziumPostgres before the overrides apply: Debezium's
+// defaults for settings the shipped file sets.
+func (s *Sandbox) RegisterDebeziumWithout(ctx context.Context, name string, without []string, overrides map[string]string) (string, error) {
 	full := s.ID + "_" + name + "_" + randomHex(3)
 	cfg, err := DebeziumPostgres(s.SourceURL, full, s.TopicPrefix)
 	if err != nil {
 		return "", err
+	}
+	for _, k := range without {
+		delete(cfg, k)
 	}
 	for k, v := range overrides {
 		cfg[k] = v

@@ -77,6 +77,16 @@ func (s *T) RegisterDebezium(name string, overrides map[string]string) string {
 	return full
 }
 
+// RegisterDebeziumWithout registers a connector (see Sandbox.RegisterDebeziumWithout).
+func (s *T) RegisterDebeziumWithout(name string, without []string, overrides map[string]string) string {
+	s.tb.Helper()
+	full, err := s.Sandbox.RegisterDebeziumWithout(context.Background(), name, without, overrides)
+	if err != nil {
+		s.tb.Fatalf("stacktest: %v", err)
+	}
+	return full
+}
+
 // ReadUntil reads the sandbox's topics until done is true, failing the test
 // after timeout with what was read.
 func (s *T) ReadUntil(timeout time.Duration, done func([]recording.Record) bool) []recording.Record {
