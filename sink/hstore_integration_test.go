@@ -1,0 +1,104 @@
+//go:build integration
+
+package sink_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/pgsink/pgsink/debezium"
+	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/sink"
+)
+
+// TestIntegrationApplyHstoreAndBit: hstore and hstore[] as Debezium 3.6.1
+// sends them (JSON text under hstore.handling.mode=json, the JSON object
+// under map; recorded by the fidelity matrix), and bit(1) as its boolean,
+// reach their columns exactly: in a large batch (binary COPY into the
+// target for the creates, into the stage for the updates) and in a small
+// one (bound parameters), with no retry, split or dead letter.
+func TestIntegrationApplyHstoreAndBit(t *testing.T) {
+	type hcase struct {
+		json, literal string
+		bit           bool
+	}
+	cases := []hcase{
+		{`{"a":"1","b":null,"c d":"e"}`, `"a"=>"1", "b"=>NULL, "c d"=>"e"`, true},
+		{`{}`, ``, false},
+		{`{"q\"k":"back\\slash","":"=>, {}"}`, `"q\"k"=>"back\\slash", ""=>"=>, {}"`, true},
+	}
+	for _, rows := range []int64{3, 300} {
+		t.Run(fmt.Sprintf("%d rows", rows), func(t *testing.T) {
+			ctx := context.Background()
+			pool := migratedPool(t)
+			if _, err := pool.Exec(ctx, `CREATE EXTENSION hstore`); err != nil {
+				t.Fatal(err)
+			}
+			tbl := &sink.Table{Schema: "public", Name: "hs", Key: []string{"id"},
+				Deletes: sink.DeleteHard, CommitColumn: "_pgsink_commit_lsn", LSNColumn: "_pgsink_lsn"}
+			ddl := "id bigint PRIMARY KEY"
+			tbl.Columns = []sink.Column{{Name: "id", Source: "id", Type: "bigint"}}
+			for _, c := range [][2]string{{"h", "hstore"}, {"hm", "hstore"}, {"ha", "hstore[]"}, {"hma", "hstore[]"}, {"b", "bit(1)"}} {
+				tbl.Columns = append(tbl.Columns, sink.Column{Name: c[0], Source: c[0], Type: c[1]})
+				ddl += ", " + c[0] + " " + c[1]
+			}
+			if _, err := pool.Exec(ctx, "CREATE TABLE public.hs ("+ddl+", _pgsink_commit_lsn bigint, _pgsink_lsn bigint)"); err != nil {
+				t.Fatal(err)
+			}
+			claim, err := dedup.NewOffsets(schema).Claim(ctx, pool, dedup.PartitionID{Group: "g", Topic: "src.public.hs"}, 0, "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			applier := sink.NewApplier(pool, sink.Options{Schema: schema})
+			n := int64(len(cases))
+			batch := func(op debezium.Op, version, shift int64) *sink.Batch {
+				b := &sink.Batch{Claim: &claim}
+				for id := int64(1); id <= rows; id++ {
+					c := cases[(id+shift)%n]
+					offset := claim.NextOffset + id - 1
+					after := debezium.Row{{Name: "id", Value: id},
+						{Name: "h", Value: c.json}, {Name: "hm", Value: json.RawMessage(c.json)},
+						{Name: "ha", Value: []pgtype.Text{{String: c.json, Valid: true}, {}}},
+						{Name: "hma", Value: []any{json.RawMessage(c.json), nil}},
+						{Name: "b", Value: c.bit}}
+					ch := debezium.Change{Topic: "src.public.hs", Offset: offset, Kind: debezium.KindChange, Op: op,
+						Schema: "public", Table: "hs", Key: debezium.Row{{Name: "id", Value: id}}, After: after,
+						Version: debezium.Version{CommitLSN: version + id, LSN: version + id}}
+					b.Items = append(b.Items, sink.Item{Table: tbl, Change: ch, Record: debezium.Record{Topic: ch.Topic, Offset: offset}})
+					b.Next = offset + 1
+				}
+				return b
+			}
+			for _, step := range []struct {
+				op             debezium.Op
+				version, shift int64
+			}{{debezium.OpCreate, 1000, 0}, {debezium.OpUpdate, 2000, 1}} {
+				st, err := applier.Apply(ctx, batch(step.op, step.version, step.shift))
+				if err != nil {
+					t.Fatalf("%c: Apply: %v", step.op, err)
+				}
+				if st.Retries != 0 || st.Splits != 0 || st.DeadLetters != 0 || st.Transactions != 1 || st.Upserted != rows {
+					t.Fatalf("%c: stats %+v; want every row applied in one transaction: no retry, split or dead letter", step.op, st)
+				}
+				for id := int64(1); id <= rows; id++ {
+					c := cases[(id+step.shift)%n]
+					var exact bool
+					var got string
+					err := pool.QueryRow(ctx, `SELECT h = $2::hstore AND hm = $2::hstore
+						AND ha::text = array[$2::hstore, NULL]::text AND hma::text = ha::text
+						AND b = (CASE WHEN $3 THEN B'1' ELSE B'0' END),
+						row_to_json(x)::text FROM public.hs x WHERE id = $1`, id, c.literal, c.bit).Scan(&exact, &got)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !exact {
+						t.Fatalf("%c: row %d is %s; want hstore %s and bit %v", step.op, id, got, c.literal, c.bit)
+					}
+				}
+			}
+		})
+	}
+}
