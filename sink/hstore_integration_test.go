@@ -5,6 +5,7 @@ package sink_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -98,6 +99,56 @@ func TestIntegrationApplyHstoreAndBit(t *testing.T) {
 						t.Fatalf("%c: row %d is %s; want hstore %s and bit %v", step.op, id, got, c.literal, c.bit)
 					}
 				}
+			}
+		})
+	}
+}
+
+// TestIntegrationApplyMalformedHstore: text hstore's input refuses raises an
+// internal error (XX000) in PostgreSQL; it is the record's fault, so under
+// errors.tolerance=all the record goes to the dead letters and the rest of
+// the batch is applied, and under none its partition stops at it
+// (PoisonError), rather than the whole process stopping.
+func TestIntegrationApplyMalformedHstore(t *testing.T) {
+	for _, stop := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stop on error %v", stop), func(t *testing.T) {
+			ctx := context.Background()
+			pool := migratedPool(t)
+			if _, err := pool.Exec(ctx, `CREATE EXTENSION hstore; CREATE TABLE public.hs (id bigint PRIMARY KEY, h hstore, _pgsink_commit_lsn bigint, _pgsink_lsn bigint)`); err != nil {
+				t.Fatal(err)
+			}
+			tbl := &sink.Table{Schema: "public", Name: "hs", Key: []string{"id"}, Deletes: sink.DeleteHard,
+				CommitColumn: "_pgsink_commit_lsn", LSNColumn: "_pgsink_lsn",
+				Columns: []sink.Column{{Name: "id", Source: "id", Type: "bigint"}, {Name: "h", Source: "h", Type: "hstore"}}}
+			claim, err := dedup.NewOffsets(schema).Claim(ctx, pool, dedup.PartitionID{Group: "g", Topic: "src.public.hs"}, 0, "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := &sink.Batch{Claim: &claim}
+			first := claim.NextOffset
+			for id, h := range []string{`"a"=>"1"`, `a b c`, `{"b":"2"}`} {
+				offset := first + int64(id)
+				ch := debezium.Change{Topic: "src.public.hs", Offset: offset, Kind: debezium.KindChange, Op: debezium.OpCreate,
+					Schema: "public", Table: "hs", Key: debezium.Row{{Name: "id", Value: int64(id)}},
+					After:   debezium.Row{{Name: "id", Value: int64(id)}, {Name: "h", Value: h}},
+					Version: debezium.Version{CommitLSN: 100 + int64(id), LSN: 100 + int64(id)}}
+				b.Items = append(b.Items, sink.Item{Table: tbl, Change: ch, Record: debezium.Record{Topic: ch.Topic, Offset: offset}})
+				b.Next = offset + 1
+			}
+			st, err := sink.NewApplier(pool, sink.Options{Schema: schema, StopOnError: stop}).Apply(ctx, b)
+			var poison *sink.PoisonError
+			if stop {
+				if !errors.As(err, &poison) || poison.Offset != first+1 {
+					t.Fatalf("got %v, want the partition stopped at the malformed record (offset %d)", err, first+1)
+				}
+				return
+			}
+			if err != nil || st.DeadLetters != 1 {
+				t.Fatalf("got %v, stats %+v; want the malformed record in the dead letters and no error", err, st)
+			}
+			var applied int
+			if err := pool.QueryRow(ctx, `SELECT count(*) FROM public.hs WHERE (id = 0 AND h = '"a"=>"1"') OR (id = 2 AND h = '"b"=>"2"')`).Scan(&applied); err != nil || applied != 2 {
+				t.Fatalf("got %d rows (%v), want the two well-formed records applied", applied, err)
 			}
 		})
 	}
