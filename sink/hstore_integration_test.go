@@ -11,7 +11,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/pgsink/pgsink/debezium"
-	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/sink"
 )
 
@@ -38,40 +37,19 @@ func TestIntegrationApplyHstoreAndBit(t *testing.T) {
 			if _, err := pool.Exec(ctx, `CREATE EXTENSION hstore`); err != nil {
 				t.Fatal(err)
 			}
-			tbl := &sink.Table{Schema: "public", Name: "hs", Key: []string{"id"},
-				Deletes: sink.DeleteHard, CommitColumn: "_pgsink_commit_lsn", LSNColumn: "_pgsink_lsn"}
-			ddl := "id bigint PRIMARY KEY"
-			tbl.Columns = []sink.Column{{Name: "id", Source: "id", Type: "bigint"}}
-			for _, c := range [][2]string{{"h", "hstore"}, {"hm", "hstore"}, {"ha", "hstore[]"}, {"hma", "hstore[]"}, {"b", "bit(1)"}} {
-				tbl.Columns = append(tbl.Columns, sink.Column{Name: c[0], Source: c[0], Type: c[1]})
-				ddl += ", " + c[0] + " " + c[1]
-			}
-			if _, err := pool.Exec(ctx, "CREATE TABLE public.hs ("+ddl+", _pgsink_commit_lsn bigint, _pgsink_lsn bigint)"); err != nil {
-				t.Fatal(err)
-			}
-			claim, err := dedup.NewOffsets(schema).Claim(ctx, pool, dedup.PartitionID{Group: "g", Topic: "src.public.hs"}, 0, "test")
-			if err != nil {
-				t.Fatal(err)
-			}
+			tbl, claim := columnTable(t, pool, "hs", [][2]string{{"h", "hstore"}, {"hm", "hstore"}, {"ha", "hstore[]"},
+				{"hma", "hstore[]"}, {"b", "bit(1)"}})
 			applier := sink.NewApplier(pool, sink.Options{Schema: schema})
 			n := int64(len(cases))
 			batch := func(op debezium.Op, version, shift int64) *sink.Batch {
-				b := &sink.Batch{Claim: &claim}
-				for id := int64(1); id <= rows; id++ {
+				return rowsBatch(claim, tbl, op, version, rows, func(id int64) debezium.Row {
 					c := cases[(id+shift)%n]
-					offset := claim.NextOffset + id - 1
-					after := debezium.Row{{Name: "id", Value: id},
+					return debezium.Row{{Name: "id", Value: id},
 						{Name: "h", Value: c.json}, {Name: "hm", Value: json.RawMessage(c.json)},
 						{Name: "ha", Value: []pgtype.Text{{String: c.json, Valid: true}, {}}},
 						{Name: "hma", Value: []any{json.RawMessage(c.json), nil}},
 						{Name: "b", Value: c.bit}}
-					ch := debezium.Change{Topic: "src.public.hs", Offset: offset, Kind: debezium.KindChange, Op: op,
-						Schema: "public", Table: "hs", Key: debezium.Row{{Name: "id", Value: id}}, After: after,
-						Version: debezium.Version{CommitLSN: version + id, LSN: version + id}}
-					b.Items = append(b.Items, sink.Item{Table: tbl, Change: ch, Record: debezium.Record{Topic: ch.Topic, Offset: offset}})
-					b.Next = offset + 1
-				}
-				return b
+				})
 			}
 			for _, step := range []struct {
 				op             debezium.Op
@@ -114,27 +92,15 @@ func TestIntegrationApplyMalformedHstore(t *testing.T) {
 		t.Run(fmt.Sprintf("stop on error %v", stop), func(t *testing.T) {
 			ctx := context.Background()
 			pool := migratedPool(t)
-			if _, err := pool.Exec(ctx, `CREATE EXTENSION hstore; CREATE TABLE public.hs (id bigint PRIMARY KEY, h hstore, _pgsink_commit_lsn bigint, _pgsink_lsn bigint)`); err != nil {
+			if _, err := pool.Exec(ctx, `CREATE EXTENSION hstore`); err != nil {
 				t.Fatal(err)
 			}
-			tbl := &sink.Table{Schema: "public", Name: "hs", Key: []string{"id"}, Deletes: sink.DeleteHard,
-				CommitColumn: "_pgsink_commit_lsn", LSNColumn: "_pgsink_lsn",
-				Columns: []sink.Column{{Name: "id", Source: "id", Type: "bigint"}, {Name: "h", Source: "h", Type: "hstore"}}}
-			claim, err := dedup.NewOffsets(schema).Claim(ctx, pool, dedup.PartitionID{Group: "g", Topic: "src.public.hs"}, 0, "test")
-			if err != nil {
-				t.Fatal(err)
-			}
-			b := &sink.Batch{Claim: &claim}
+			tbl, claim := columnTable(t, pool, "hs", [][2]string{{"h", "hstore"}})
 			first := claim.NextOffset
-			for id, h := range []string{`"a"=>"1"`, `a b c`, `{"b":"2"}`} {
-				offset := first + int64(id)
-				ch := debezium.Change{Topic: "src.public.hs", Offset: offset, Kind: debezium.KindChange, Op: debezium.OpCreate,
-					Schema: "public", Table: "hs", Key: debezium.Row{{Name: "id", Value: int64(id)}},
-					After:   debezium.Row{{Name: "id", Value: int64(id)}, {Name: "h", Value: h}},
-					Version: debezium.Version{CommitLSN: 100 + int64(id), LSN: 100 + int64(id)}}
-				b.Items = append(b.Items, sink.Item{Table: tbl, Change: ch, Record: debezium.Record{Topic: ch.Topic, Offset: offset}})
-				b.Next = offset + 1
-			}
+			values := []string{`"a"=>"1"`, `a b c`, `{"b":"2"}`}
+			b := rowsBatch(claim, tbl, debezium.OpCreate, 100, int64(len(values)), func(id int64) debezium.Row {
+				return debezium.Row{{Name: "id", Value: id}, {Name: "h", Value: values[id-1]}}
+			})
 			st, err := sink.NewApplier(pool, sink.Options{Schema: schema, StopOnError: stop}).Apply(ctx, b)
 			var poison *sink.PoisonError
 			if stop {
@@ -147,7 +113,7 @@ func TestIntegrationApplyMalformedHstore(t *testing.T) {
 				t.Fatalf("got %v, stats %+v; want the malformed record in the dead letters and no error", err, st)
 			}
 			var applied int
-			if err := pool.QueryRow(ctx, `SELECT count(*) FROM public.hs WHERE (id = 0 AND h = '"a"=>"1"') OR (id = 2 AND h = '"b"=>"2"')`).Scan(&applied); err != nil || applied != 2 {
+			if err := pool.QueryRow(ctx, `SELECT count(*) FROM public.hs WHERE (id = 1 AND h = '"a"=>"1"') OR (id = 3 AND h = '"b"=>"2"')`).Scan(&applied); err != nil || applied != 2 {
 				t.Fatalf("got %d rows (%v), want the two well-formed records applied", applied, err)
 			}
 		})
