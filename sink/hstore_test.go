@@ -1,11 +1,14 @@
 package sink
 
 import (
+	"bytes"
 	"encoding/json"
+	"os"
 	"reflect"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/pgsink/pgsink/debezium"
 )
 
 // TestHstoreBinder: Debezium 3.6.1's hstore values (recorded by the
@@ -61,6 +64,44 @@ func TestBitBinder(t *testing.T) {
 		got, err := binderFor(c.typ)(c.in)
 		if err != nil || !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s %v: got %#v, %v; want %#v", c.typ, c.in, got, err, c.want)
+		}
+	}
+}
+
+// TestHstoreMapMode: events recorded from Debezium 3.6.1 with
+// hstore.handling.mode=map (testdata/hstore_map_mode.jsonl: an hstore
+// column and an hstore[] column, snapshot and streamed), decoded as pgsink
+// does and bound for their columns, give hstore's text form.
+func TestHstoreMapMode(t *testing.T) {
+	data, err := os.ReadFile("testdata/hstore_map_mode.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int32][2]string{
+		1: {`"a"=>"1", "b"=>NULL, "c d"=>"e", "q\"k"=>"x\\y"`, `{"\"a\"=>\"1\"",NULL,""}`},
+		3: {`"a"=>"1", "b"=>NULL`, `{"\"z\"=>NULL"}`},
+	}
+	dec := debezium.NewDecoder(debezium.Options{})
+	lines := bytes.Split(bytes.TrimSpace(data), []byte("\n"))
+	if len(lines) != len(want) {
+		t.Fatalf("%d recorded events, want %d", len(lines), len(want))
+	}
+	for i, line := range lines {
+		ch, err := dec.Decode(debezium.Record{Topic: "pfx.public.hm", Offset: int64(i), Value: line})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := ch.After.Get("id")
+		w, ok := want[id.Value.(int32)]
+		if !ok {
+			t.Fatalf("unexpected id %v", id.Value)
+		}
+		for j, col := range [][2]string{{"h", "hstore"}, {"ha", "hstore[]"}} {
+			f, _ := ch.After.Get(col[0])
+			got, err := binderFor(col[1])(f.Value)
+			if err != nil || got != w[j] {
+				t.Errorf("id %v %s %s: got %#v, %v; want %#v", id.Value, col[0], f.Value, got, err, w[j])
+			}
 		}
 	}
 }
