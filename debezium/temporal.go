@@ -106,8 +106,20 @@ func zonedTimestamp(b []byte) (pgtype.Timestamptz, error) {
 	if err != nil {
 		return pgtype.Timestamptz{}, err
 	}
+	if t.Year() == zonedArrayNegInfinityYear {
+		return pgtype.Timestamptz{InfinityModifier: pgtype.NegativeInfinity, Valid: true}, nil
+	}
 	return pgtype.Timestamptz{Time: t, Valid: true}, nil
 }
+
+// zonedArrayNegInfinityYear is the year of the string Debezium sends for
+// -infinity inside a timestamptz[] ("+292269055-12-02T23:00:00.000000Z",
+// recorded; a scalar arrives as "-infinity", and +infinity in an array as
+// "infinity"): pgjdbc's -infinity instant, read through a calendar that
+// drops its era, so the year comes out positive. The time of day follows
+// the Connect JVM's zone, the year does not. PostgreSQL's timestamps end in
+// 294276 AD, so no real value has this year.
+const zonedArrayNegInfinityYear = 292269055
 
 var errISO = errors.New("not an ISO-8601 timestamp with offset")
 

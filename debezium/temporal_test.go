@@ -47,6 +47,21 @@ func TestTemporalEdges(t *testing.T) {
 			t.Errorf("ZonedTimestamp %s: got %v %v, want %v", in, got.Time, err, want)
 		}
 	}
+	// A timestamptz[]'s elements as Debezium 3.6.1 sent them (recorded by
+	// the fidelity matrix): -infinity is a far-future string, which
+	// PostgreSQL refuses ("timestamp out of range"). The same instant
+	// under another JVM zone keeps the year.
+	for in, want := range map[string]pgtype.InfinityModifier{
+		"infinity":                          pgtype.Infinity,
+		"-infinity":                         pgtype.NegativeInfinity,
+		"+292269055-12-02T23:00:00.000000Z": pgtype.NegativeInfinity,
+		"+292269055-12-03T08:00:00+09:00":   pgtype.NegativeInfinity,
+	} {
+		got, err := zonedTimestamp([]byte(in))
+		if err != nil || !got.Valid || got.InfinityModifier != want {
+			t.Errorf("ZonedTimestamp %s: got %+v %v, want infinity modifier %v", in, got, err, want)
+		}
+	}
 	for _, bad := range []string{"2024-02-29", "2024-02-29T13:45:30", "2024-13-01T00:00:00Z", "tomorrow"} {
 		if _, err := zonedTimestamp([]byte(bad)); err == nil {
 			t.Errorf("ZonedTimestamp %q: want an error", bad)

@@ -22,12 +22,19 @@ import (
 // and binary COPY through pgx's text parser, which refuses "NAN" too; read
 // here, both paths send a pgtype.Numeric. A text column takes the string as
 // Debezium sent it (no binder).
+//
+// It also writes values whose Debezium form PostgreSQL's input for the
+// column cannot read: hstore's JSON object (bindHstore) and bit(1)'s
+// boolean (bindBit).
 type binder func(v any) (any, error)
 
 // binderFor returns the binder of a column of PostgreSQL type typ
 // (format_type text), or nil.
 func binderFor(typ string) binder {
 	if elem, ok := strings.CutSuffix(typ, "[]"); ok {
+		if isHstore(elem) {
+			return bindHstoreArray
+		}
 		if b := scalarBinder(elem); b != nil {
 			return arrayBinder(b)
 		}
@@ -51,8 +58,28 @@ func scalarBinder(typ string) binder {
 		return bindInteger(32)
 	case "bigint":
 		return bindInteger(64)
+	case "bit", "bit varying":
+		return bindBit
+	}
+	if isHstore(base) {
+		return bindHstore
 	}
 	return nil
+}
+
+// bindBit writes Debezium's boolean, which it sends for bit(1) (and bit
+// without a length), as the one bit it stands for. Other values (bit(n),
+// sent as io.debezium.data.Bits) are already pgtype.Bits.
+func bindBit(v any) (any, error) {
+	b, ok := v.(bool)
+	if !ok {
+		return v, nil
+	}
+	bit := byte(0)
+	if b {
+		bit = 0x80
+	}
+	return pgtype.Bits{Bytes: []byte{bit}, Len: 1, Valid: true}, nil
 }
 
 func bindNumeric(v any) (any, error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"regexp"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -102,6 +103,8 @@ func classify(err error) class {
 			return classTransient
 		case pg.Code[:2] == "22", pg.Code[:2] == "23": // data exception, integrity constraint
 			return classRecord
+		case pg.Code == "XX000" && inInputFunction(pg):
+			return classRecord
 		}
 		return classFatal
 	}
@@ -117,4 +120,25 @@ func classify(err error) class {
 		return classTransient
 	}
 	return classFatal
+}
+
+// inputContext matches the context PostgreSQL adds to an error raised while
+// a type's input (or binary receive) function reads one value: of a bound
+// parameter ("unnamed portal parameter $3 = '…'", or `portal "p" parameter
+// $3`), or of a COPY field ("COPY t, line 5, column c: …"; the column is
+// named only while its value is being read, not while triggers, constraints
+// or indexes run for the row).
+var inputContext = regexp.MustCompile(`(?m)^(?:unnamed portal|portal ".*") parameter \$\d+|^COPY .+, line \d+, column `)
+
+// inInputFunction reports whether an internal error (XX000) was raised by
+// the input function of a value's type. Some types' input functions report
+// malformed text that way rather than as a data exception: hstore's does
+// (`Syntax error near "d" at position 21`). Such an error is the value's,
+// like 22P02, and goes the way of the record (its dead letter, or its
+// partition stopping under errors.tolerance=none). Every other XX000 stays
+// fatal: an internal error outside reading a value (a corrupt page, a
+// cache lookup failure) is the server's, and must not send every record
+// that meets it to the dead letters.
+func inInputFunction(pg *pgconn.PgError) bool {
+	return inputContext.MatchString(pg.Where)
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/pgsink/pgsink/debezium"
-	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/internal/decimal"
 	"github.com/pgsink/pgsink/sink"
 )
@@ -63,39 +62,17 @@ func TestIntegrationApplyLosslessValues(t *testing.T) {
 		t.Run(fmt.Sprintf("%d rows", rows), func(t *testing.T) {
 			ctx := context.Background()
 			pool := migratedPool(t)
-			tbl := &sink.Table{Schema: "public", Name: "lossless", Key: []string{"id"},
-				Deletes: sink.DeleteHard, CommitColumn: "_pgsink_commit_lsn", LSNColumn: "_pgsink_lsn"}
-			ddl := "id bigint PRIMARY KEY"
-			for _, c := range [][2]string{{"n", "numeric"}, {"n_text", "text"}, {"f", "double precision"}, {"r", "real"},
-				{"na", "numeric[]"}, {"iv", "interval"}, {"iv_text", "text"}} {
-				tbl.Columns = append(tbl.Columns, sink.Column{Name: c[0], Source: c[0], Type: c[1]})
-				ddl += ", " + c[0] + " " + c[1]
-			}
-			tbl.Columns = append([]sink.Column{{Name: "id", Source: "id", Type: "bigint"}}, tbl.Columns...)
-			if _, err := pool.Exec(ctx, "CREATE TABLE public.lossless ("+ddl+", _pgsink_commit_lsn bigint, _pgsink_lsn bigint)"); err != nil {
-				t.Fatal(err)
-			}
-			claim, err := dedup.NewOffsets(schema).Claim(ctx, pool, dedup.PartitionID{Group: "g", Topic: "src.public.lossless"}, 0, "test")
-			if err != nil {
-				t.Fatal(err)
-			}
+			tbl, claim := columnTable(t, pool, "lossless", [][2]string{{"n", "numeric"}, {"n_text", "text"}, {"f", "double precision"},
+				{"r", "real"}, {"na", "numeric[]"}, {"iv", "interval"}, {"iv_text", "text"}})
 			applier := sink.NewApplier(pool, sink.Options{Schema: schema})
 			batch := func(op debezium.Op, version int64, caseOf func(id int64) losslessCase) *sink.Batch {
-				b := &sink.Batch{Claim: &claim}
-				for id := int64(1); id <= rows; id++ {
+				return rowsBatch(claim, tbl, op, version, rows, func(id int64) debezium.Row {
 					c := caseOf(id)
-					offset := claim.NextOffset + id - 1
-					after := debezium.Row{{Name: "id", Value: id}, {Name: "n", Value: c.numeric}, {Name: "n_text", Value: c.numeric},
+					return debezium.Row{{Name: "id", Value: id}, {Name: "n", Value: c.numeric}, {Name: "n_text", Value: c.numeric},
 						{Name: "f", Value: c.float}, {Name: "r", Value: c.float},
 						{Name: "na", Value: []pgtype.Text{{String: c.numeric, Valid: true}, {}}},
 						{Name: "iv", Value: c.interval}, {Name: "iv_text", Value: c.interval}}
-					ch := debezium.Change{Topic: "src.public.lossless", Offset: offset, Kind: debezium.KindChange, Op: op,
-						Schema: "public", Table: "lossless", Key: debezium.Row{{Name: "id", Value: id}}, After: after,
-						Version: debezium.Version{CommitLSN: version + id, LSN: version + id}}
-					b.Items = append(b.Items, sink.Item{Table: tbl, Change: ch, Record: debezium.Record{Topic: ch.Topic, Offset: offset}})
-					b.Next = offset + 1
-				}
-				return b
+				})
 			}
 			n := int64(len(losslessCases))
 			for _, step := range []struct {

@@ -17,5 +17,7 @@
 //
 // It also holds the pgx codecs binary COPY needs for the decoder's values
 // (RegisterTypes): timetz and money, which pgx v5 lacks, and a numeric
-// encoder that skips math/big for common decimals.
+// encoder that skips math/big for common decimals; and, registered by Copy
+// itself when a column's oid is unknown, hstore's, whose oid is the
+// database's.
 package pgcopy

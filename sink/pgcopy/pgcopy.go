@@ -61,6 +61,9 @@ func CopyAt(ctx context.Context, conn *pgx.Conn, table pgx.Identifier, cols []st
 	if len(oids) != len(cols) {
 		return 0, fmt.Errorf("describe the columns of %s: %d columns for %d names", table.Sanitize(), len(oids), len(cols))
 	}
+	if err := registerExtensionTypes(ctx, conn, oids); err != nil {
+		return 0, err
+	}
 	r := newReader(NewEncoder(conn.TypeMap(), cols, oids), rows)
 	tag, err := pg.CopyFrom(ctx, r, "COPY "+table.Sanitize()+" ("+list+") FROM STDIN BINARY")
 	var pgErr *pgconn.PgError
