@@ -39,6 +39,7 @@ func Check(cfg *config.Config, connectors []Connector, targets map[string]*catal
 			c := &checker{t: t, feed: f}
 			c.operations()
 			if !f.outbox {
+				c.snapshots()
 				c.converters()
 				if target != nil {
 					c.columns(target)
@@ -101,6 +102,26 @@ func (c *checker) operations() {
 	if skipped["t"] && c.t.Truncate == config.TruncateApply {
 		c.add(Error, key, nil, "a TRUNCATE at the source never reaches pgsink (this table has truncate: apply): the target keeps every row",
 			"set skipped.operations=none on the connector (Debezium skips truncates by default), or truncate: ignore on this table")
+	}
+}
+
+// snapshots checks that the connector's snapshots of the table read all of
+// it when the table reconciles them: a sweep after a snapshot deletes the
+// rows it did not read, and nothing in a filtered snapshot's records says
+// it was filtered (docs/internals.md, "Snapshot reconciliation"). A
+// blocking snapshot signal with additional-conditions is not configuration
+// and is not seen here.
+func (c *checker) snapshots() {
+	if !c.t.Snapshot.Reconcile || c.t.Deletes == config.DeletesIgnore || c.feed.source == "" {
+		return
+	}
+	const key = "snapshot.select.statement.overrides"
+	for _, source := range splitList(c.feed.connector.Config[key]) {
+		if source == c.feed.source {
+			c.add(Error, key, nil, "the connector's snapshots of "+source+" read the rows of its override statement only, "+
+				"and the sweep after each snapshot (snapshot.reconcile) deletes every row it did not read",
+				"set snapshot.reconcile: false on this table, or remove "+source+" from "+key+" on the connector")
+		}
 	}
 }
 

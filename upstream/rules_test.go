@@ -80,6 +80,14 @@ func TestCheckRules(t *testing.T) {
 		{name: "another topic.prefix", config: table(""), settings: map[string]string{"topic.prefix": "other"}, want: []string{"warning  "}},
 		{name: "the class by its alias", config: table(""), settings: map[string]string{"connector.class": "PostgresConnector", "skipped.operations": "t"},
 			want: []string{"error skipped.operations=t "}},
+		{name: "a partial snapshot of a reconciled table", config: table(""),
+			settings: map[string]string{"snapshot.select.statement.overrides": "public.other, public.prices",
+				"snapshot.select.statement.overrides.public.prices": "SELECT * FROM public.prices WHERE id > 10"},
+			want: []string{"error snapshot.select.statement.overrides=public.other, public.prices "}},
+		{name: "a partial snapshot of a table that does not reconcile", config: table("    snapshot: { reconcile: false }\n"),
+			settings: map[string]string{"snapshot.select.statement.overrides": "public.prices"}},
+		{name: "a partial snapshot of another table", config: table(""),
+			settings: map[string]string{"snapshot.select.statement.overrides": "public.other"}},
 		{name: "not a PostgreSQL connector", config: table(""), settings: map[string]string{"connector.class": "io.debezium.connector.mysql.MySqlConnector"}, want: []string{"warning  "}},
 	}
 	for _, tt := range tests {
