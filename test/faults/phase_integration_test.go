@@ -79,9 +79,9 @@ func (s *scenario) checkAimed() {
 	if s.aim != inSnapshot {
 		return
 	}
-	s.t.Logf("%s: %d of %d faults fell while pgsink applied the snapshot", s.name, s.faultsInSnapshot, s.result.Faults)
+	s.t.Logf("%s: %d of %d faults fell in the snapshot phase, before its sweep", s.name, s.faultsInSnapshot, s.result.Faults)
 	if s.faultsInSnapshot == 0 {
-		s.t.Errorf("%s: no fault fell while pgsink applied the snapshot (%d in all): the snapshot phase was not tested", s.name, s.result.Faults)
+		s.t.Errorf("%s: no fault fell in the snapshot phase, before its sweep (%d in all): the snapshot was not tested", s.name, s.result.Faults)
 	}
 }
 
