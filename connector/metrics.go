@@ -53,7 +53,10 @@ type Metrics struct {
 	// SnapshotSwept counts the target rows deleted by snapshot
 	// reconciliation: rows a completed snapshot did not read.
 	SnapshotSwept *prometheus.CounterVec // table
-	registry      *prometheus.Registry
+	// SnapshotsUnswept counts completed snapshots of a table that takes
+	// deletes that no sweep follows.
+	SnapshotsUnswept *prometheus.CounterVec // table, reason (sink.SweepSkipReason)
+	registry         *prometheus.Registry
 }
 
 // NewMetrics registers the series in a fresh registry (with Go and process
@@ -114,11 +117,13 @@ func NewMetrics() *Metrics {
 			Help: "Source schema differences seen (once per table and column: new_field, missing_field, likely_rename) and changes pgsink made to a target for them (add_column, drop_not_null)."}, []string{"table", "change"}),
 		SnapshotSwept: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_snapshot_swept_rows_total",
 			Help: "Target rows deleted (per the table's deletes mode) because a completed Debezium snapshot of their table did not read them: rows deleted in the source while no change stream reached pgsink (a lost slot, an interrupted snapshot, a populated target)."}, []string{"table"}),
+		SnapshotsUnswept: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_snapshot_sweeps_skipped_total",
+			Help: "Completed Debezium snapshots of a table (its last snapshot record applied) after which nothing is swept, by reason: reconcile_off (snapshot.reconcile: false, a table whose snapshots may be partial), kafka_offsets (apply.offsets: kafka). Rows deleted in the source while nothing streamed may remain in the target."}, []string{"table", "reason"}),
 		registry: r,
 	}
 	r.MustRegister(m.Consumed, m.Applied, m.DeadLetters, m.Skipped, m.Fenced, m.Unresolved, m.UndetectableMoves, m.Rebalances, m.BatchRecords,
 		m.ApplySeconds, m.Lag, m.Owned, m.Buffered, m.Retries, m.Panics, m.InsertConflicts, m.Splits, m.Stopped, m.EndToEnd, m.RecordLatency, m.ReceiveLatency,
-		m.BufferFull, m.Pauses, m.SnapshotSwept)
+		m.BufferFull, m.Pauses, m.SnapshotSwept, m.SnapshotsUnswept)
 	r.MustRegister(m.SchemaChanges)
 	return m
 }

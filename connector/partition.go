@@ -544,6 +544,11 @@ func (p *partition) report(batch *sink.Batch, st sink.Stats, last *kafka.Message
 			p.metrics.UndetectableMoves.WithLabelValues(ref).Add(float64(st.UndetectableMoves))
 			p.warnUndetectableMoves(ref, st.UndetectableMoves, batch.Next)
 		}
+		for reason, n := range st.UnsweptSnapshots {
+			p.metrics.SnapshotsUnswept.WithLabelValues(ref, string(reason)).Add(float64(n))
+			p.log.Warn("a snapshot of the table completed and is not reconciled: rows deleted in the source while nothing streamed stay in the target (counted in pgsink_snapshot_sweeps_skipped_total)",
+				zap.String("table", ref), zap.String("reason", string(reason)), zap.Int64("next_offset", batch.Next))
+		}
 		p.metrics.Applied.WithLabelValues(ref, "upsert").Add(float64(st.Upserted))
 		p.metrics.Applied.WithLabelValues(ref, "delete").Add(float64(st.Deleted))
 		p.metrics.Applied.WithLabelValues(ref, "truncate").Add(float64(st.Truncated))

@@ -129,6 +129,10 @@ type Stats struct {
 	// Panics counts panics recovered while writing a span: each isolates
 	// a record (PanicError).
 	Panics int
+	// UnsweptSnapshots counts the table's completed snapshots (their last
+	// record applied) that no sweep will follow, by reason: see
+	// SweepSkipReason.
+	UnsweptSnapshots map[SweepSkipReason]int64
 }
 
 // add counts a committed transaction's work; Retries and Transactions are
@@ -143,6 +147,16 @@ func (s *Stats) add(o Stats) {
 	s.Skipped += o.Skipped
 	s.Duplicates += o.Duplicates
 	s.DeadLetters += o.DeadLetters
+	for reason, n := range o.UnsweptSnapshots {
+		s.countUnswept(reason, n)
+	}
+}
+
+func (s *Stats) countUnswept(reason SweepSkipReason, n int64) {
+	if s.UnsweptSnapshots == nil {
+		s.UnsweptSnapshots = map[SweepSkipReason]int64{}
+	}
+	s.UnsweptSnapshots[reason] += n
 }
 
 // Applier applies batches to the target database.

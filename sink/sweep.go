@@ -24,15 +24,47 @@ func (t *Table) reconciles() bool {
 	return t.Reconcile && t.Outbox == nil && t.Deletes != DeleteIgnore
 }
 
-// queueSnapshotEnds records, in the span's transaction, the snapshot ends
-// whose last record the span applies.
-func (a *Applier) queueSnapshotEnds(x *txn, s span) {
-	if a.opts.KafkaOffsets {
-		return // no offsets rows to tell when every partition has passed
+// SweepSkipReason says why a completed snapshot of a table that takes
+// deletes is not followed by a sweep.
+type SweepSkipReason string
+
+const (
+	// SweepOff: snapshot.reconcile is false, as for a table whose
+	// snapshots read only part of it. Debezium's records do not say so.
+	SweepOff SweepSkipReason = "reconcile_off"
+	// SweepNoPositions: apply.offsets: kafka keeps no positions in
+	// PostgreSQL to tell when every partition has passed the snapshot.
+	SweepNoPositions SweepSkipReason = "kafka_offsets"
+)
+
+// sweepSkipped says why a completed snapshot of t is not swept, or "" if
+// it is, or if t takes no deletes (outbox tables, deletes: ignore), for
+// which a sweep means nothing.
+func (a *Applier) sweepSkipped(t *Table) SweepSkipReason {
+	switch {
+	case t.Outbox != nil || t.Deletes == DeleteIgnore:
+		return ""
+	case !t.Reconcile:
+		return SweepOff
+	case a.opts.KafkaOffsets:
+		return SweepNoPositions
 	}
+	return ""
+}
+
+// queueSnapshotEnds records, in the span's transaction, the snapshot ends
+// whose last record the span applies, and counts those no sweep follows.
+func (a *Applier) queueSnapshotEnds(x *txn, s span) {
 	for i := s.lo; i < s.hi; i++ {
 		it := &s.batch.Items[i]
-		if it.Err != nil || it.Table == nil || !it.Change.SnapshotMark.EndsTable() || !it.Table.reconciles() {
+		if it.Err != nil || it.Table == nil || !it.Change.SnapshotMark.EndsTable() {
+			continue
+		}
+		if reason := a.sweepSkipped(it.Table); reason != "" {
+			x.stats.countUnswept(reason, 1)
+			continue
+		}
+		if !it.Table.reconciles() {
 			continue
 		}
 		a.snapshots.QueueEnd(x.queue, dedup.SnapshotEnd{

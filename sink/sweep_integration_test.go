@@ -117,12 +117,17 @@ func TestSweepSoft(t *testing.T) {
 }
 
 // TestSweepOptOut: a table with snapshot.reconcile off records no snapshot
-// end, so nothing is swept.
+// end, so nothing is swept, and the completed snapshot is counted as not
+// reconciled.
 func TestSweepOptOut(t *testing.T) {
 	f := newFixture(t, sink.DeleteHard, false)
 	f.apply(ev{debezium.OpCreate, 2, "b", "n", 20})
-	if _, err := f.applier.Apply(context.Background(), f.snapshotBatch(100, 1)); err != nil {
+	st, err := f.applier.Apply(context.Background(), f.snapshotBatch(100, 1))
+	if err != nil {
 		t.Fatal(err)
+	}
+	if n := st.UnsweptSnapshots[sink.SweepOff]; n != 1 || len(st.UnsweptSnapshots) != 1 {
+		t.Fatalf("unswept snapshots %v, want one %s", st.UnsweptSnapshots, sink.SweepOff)
 	}
 	pending, err := dedup.NewSnapshots(schema).Pending(context.Background(), f.pool, "g")
 	if err != nil || len(pending) != 0 {

@@ -3,17 +3,22 @@
 // terminated during COMMIT, a paused group member, a rebalance storm, the
 // broker, PostgreSQL and Kafka Connect killed, a replay while instances
 // run, a re-published range, poison records, a source ADD COLUMN, a source
-// ADD, RENAME and DROP COLUMN under schema.evolve: follow, the broker or
-// Connect killed during Debezium's initial snapshot, a lost replication slot
-// with deletes in the gap, a target corrupted by hand and healed by
+// ADD, RENAME and DROP COLUMN under schema.evolve: follow, a lost replication
+// slot with deletes in the gap, a target corrupted by hand and healed by
 // pgsink verify --repair — and
 // checks the invariants of DESIGN.md once the pipeline is quiet, for the
 // table rows and for the outbox events the workload writes beside them.
 //
+// Each kill scenario (1, 3, 4, 5, 7) aims its fault at a phase (phase_integration_test.go):
+// in streaming, once the initial snapshot is swept, and, as 1s, 3s, 4s, 5s
+// and 7s, while Debezium takes the initial snapshot (5s, 7s) or pgsink
+// applies it (1s, 3s, 4s), on a seed large enough to be seen running; a
+// scenario aimed at the snapshot fails if none of its faults fell in it.
+//
 // The tests carry the integration build tag and run against the local stack
 // (test/stack/stack.sh, addresses from $PGSINK_STACK_DIR/env). The short
 // form (scenarios 1, 3, 7, 9, 10 and the self-tests) runs by default;
-// PGSINK_FAULTS=long adds the long scenarios (2, 4, 5, 5s, 6, 7s, 8, 11,
-// 12, 13, 14), and
+// PGSINK_FAULTS=long adds the long scenarios (1s, 2, 3s, 4, 4s, 5, 5s, 6,
+// 7s, 8, 11, 12, 13, 14), and
 // PGSINK_FAULTS_RESULTS=path writes the results table there.
 package faults

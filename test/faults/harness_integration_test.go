@@ -97,6 +97,10 @@ type scenario struct {
 	result     *result
 	extraEnv   []string
 	started    time.Time
+	// aim is the phase the scenario's faults fall in; faultsInSnapshot
+	// counts those seen before the snapshot's sweep.
+	aim              phase
+	faultsInSnapshot int
 }
 
 type scenarioOptions struct {
@@ -112,6 +116,9 @@ type scenarioOptions struct {
 	// --repair` needs them (docs/recovery.md): a signal table, a writing
 	// heartbeat, and the verify section.
 	verify bool
+	// aim inSnapshot seeds snapshotSeedKeys keys (unless seedKeys says
+	// otherwise), so the initial snapshot lasts long enough to be hit.
+	aim phase
 }
 
 func newScenario(t *testing.T, name string, o scenarioOptions) *scenario {
@@ -120,13 +127,16 @@ func newScenario(t *testing.T, name string, o scenarioOptions) *scenario {
 	if o.partitions == 0 {
 		o.partitions = 3
 	}
+	if o.seedKeys == 0 && o.aim == inSnapshot {
+		o.seedKeys = snapshotSeedKeys
+	}
 	if o.seedKeys == 0 {
 		o.seedKeys = 2000
 	}
 	if o.sessionMS == 0 {
 		o.sessionMS = 10000
 	}
-	s := &scenario{t: t, name: name, st: stacktest.New(t), started: time.Now(),
+	s := &scenario{t: t, name: name, st: stacktest.New(t), started: time.Now(), aim: o.aim,
 		result: &result{Scenario: name, Started: time.Now()}}
 	s.st.Exec(sourceDDL)
 	if o.extraSourceDDL != "" {

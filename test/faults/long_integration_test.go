@@ -53,9 +53,9 @@ func TestFaults5BrokerKill(t *testing.T) {
 	s.start("a")
 	s.start("b")
 	s.load.run(0, 3*time.Millisecond)
-	s.waitSwept(1, 3*time.Minute) // the snapshot is over: the kill falls in streaming
+	s.aimFaults()
 	killService(t, "kafka")
-	s.result.Faults++
+	s.fault()
 	time.Sleep(5 * time.Second)
 	stackUp(t)
 	s.waitConnector()

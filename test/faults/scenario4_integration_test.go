@@ -31,16 +31,30 @@ func stormDuration(t *testing.T) time.Duration {
 // workload runs. Then the storm stops and the survivors must converge.
 func TestFaults4RebalanceStorm(t *testing.T) {
 	long(t)
-	s := newScenario(t, "4 rebalance storm", scenarioOptions{sessionMS: 6000})
+	stormScenario(t, inStreaming)
+}
+
+// Scenario 4s: the storm breaks out while the instances apply the initial
+// snapshot, its first end at once.
+func TestFaults4RebalanceStormDuringSnapshot(t *testing.T) {
+	long(t)
+	stormScenario(t, inSnapshot)
+}
+
+func stormScenario(t *testing.T, aim phase) {
+	s := newScenario(t, "4"+aim.suffix()+" rebalance storm", scenarioOptions{sessionMS: 6000, aim: aim})
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 4))
 	for range 3 {
 		s.start(fmt.Sprintf("i%d", len(s.procs)+1))
 	}
 	s.load.run(0, 4*time.Millisecond)
+	s.aimFaults()
 	var terms, kills int
 	end := time.Now().Add(stormDuration(t))
-	for time.Now().Before(end) {
-		time.Sleep(time.Duration(2000+rng.IntN(4000)) * time.Millisecond)
+	for first := true; time.Now().Before(end); first = false {
+		if !first || aim == inStreaming {
+			time.Sleep(time.Duration(2000+rng.IntN(4000)) * time.Millisecond)
+		}
 		live := s.live()
 		if len(live) > 0 {
 			victim := live[rng.IntN(len(live))]
@@ -52,7 +66,7 @@ func TestFaults4RebalanceStorm(t *testing.T) {
 				victim.signal(syscall.SIGKILL)
 				kills++
 			}
-			s.result.Faults++
+			s.fault()
 		}
 		// Replace it, and any instance that ended by itself (which U
 		// then reports), to keep three members.
@@ -66,6 +80,7 @@ func TestFaults4RebalanceStorm(t *testing.T) {
 	quiet := s.waitQuiet(3 * time.Minute)
 	s.stopAll()
 	s.checkAll(quiet, 0)
+	s.checkAimed()
 	if terms == 0 || kills == 0 {
 		t.Errorf("the storm lacked a kind of end: %s", s.result.FaultKinds)
 	}

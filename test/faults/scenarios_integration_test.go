@@ -38,7 +38,7 @@ func (s *scenario) supervise(timeout time.Duration, maxRestarts, minKills int, l
 					s.t.Logf("%s: %s ended unexpectedly: %s", s.name, current.name, current.exitProblem())
 					return false
 				}
-				s.result.Faults++
+				s.fault()
 			}
 			if len(s.procs) > maxRestarts {
 				s.t.Logf("%s: more than %d restarts", s.name, maxRestarts)
@@ -54,24 +54,43 @@ func (s *scenario) supervise(timeout time.Duration, maxRestarts, minKills int, l
 	return false
 }
 
-// Scenario 1: pgsink SIGKILLs itself at a failpoint; a supervisor restarts it
-// until the workload is applied.
+// Scenario 1: pgsink SIGKILLs itself at a failpoint once the initial
+// snapshot is swept; a supervisor restarts it until the workload is applied.
 func TestFaults1Failpoints(t *testing.T) {
+	failpointScenario(t, inStreaming)
+}
+
+// Scenario 1s: the same failpoints armed while Debezium's initial snapshot
+// runs, so pgsink dies again and again while it applies the snapshot.
+func TestFaults1FailpointsDuringSnapshot(t *testing.T) {
+	long(t)
+	failpointScenario(t, inSnapshot)
+}
+
+func failpointScenario(t *testing.T, aim phase) {
 	for _, point := range []string{"before-commit", "after-commit", "after-kafka-commit"} {
 		t.Run(point, func(t *testing.T) {
 			// The shortest session timeout the broker allows: a killed
 			// member's partitions are held until it expires.
-			s := newScenario(t, "1 kill -9 at "+point, scenarioOptions{sessionMS: 6000})
+			s := newScenario(t, "1"+aim.suffix()+" kill -9 at "+point, scenarioOptions{sessionMS: 6000, aim: aim})
 			s.result.FaultKinds = "SIGKILL at " + point
-			s.extraEnv = []string{"PGSINK_FAILPOINTS=" + point + ":0.1"}
+			// The snapshot's batches are many: a lower rate keeps its
+			// restarts, each a session timeout long, in bounds.
+			rate, timeout := "0.1", 3*time.Minute
+			if aim == inSnapshot {
+				rate, timeout = "0.03", 6*time.Minute
+			}
 			s.load.run(0, 3*time.Millisecond)
-			quiet := s.supervise(3*time.Minute, 80, 4, 40*time.Second)
+			s.aimFaults()
+			s.extraEnv = []string{"PGSINK_FAILPOINTS=" + point + ":" + rate}
+			quiet := s.supervise(timeout, 80, 4, 40*time.Second)
 			s.load.halt()
 			s.stopAll()
 			s.checkAll(quiet, 0)
 			if s.result.Faults == 0 {
 				t.Errorf("no failpoint fired: the scenario tested nothing")
 			}
+			s.checkAimed()
 		})
 	}
 }
@@ -100,8 +119,19 @@ func (s *scenario) waitOwned(partitions int, timeout time.Duration) {
 // session timeout, so the group gives its partitions away; resumed
 // (SIGCONT), its in-flight batch must be fenced, and nothing applied twice.
 func TestFaults3Zombie(t *testing.T) {
+	zombieScenario(t, inStreaming)
+}
+
+// Scenario 3s: the same pause while the instances apply the initial
+// snapshot.
+func TestFaults3ZombieDuringSnapshot(t *testing.T) {
+	long(t)
+	zombieScenario(t, inSnapshot)
+}
+
+func zombieScenario(t *testing.T, aim phase) {
 	// Three partitions of each topic (table and outbox): six in all.
-	s := newScenario(t, "3 SIGSTOP past session timeout", scenarioOptions{partitions: 3, sessionMS: 6000})
+	s := newScenario(t, "3"+aim.suffix()+" SIGSTOP past session timeout", scenarioOptions{partitions: 3, sessionMS: 6000, aim: aim})
 	s.result.FaultKinds = "SIGSTOP 15 s + SIGCONT"
 	// As DESIGN.md asks of deployments: the server ends a zombie's idle
 	// transaction, so the new owner's claim does not wait for the zombie
@@ -111,10 +141,20 @@ func TestFaults3Zombie(t *testing.T) {
 	_ = a
 	_ = c
 	s.load.run(0, 2*time.Millisecond)
-	s.waitOwned(6, 90*time.Second)
+	if aim == inSnapshot {
+		// The first pause falls at once, while the snapshot is applied;
+		// every instance must own some of it.
+		s.waitOwned(6, 90*time.Second)
+		s.aimFaults()
+	} else {
+		s.aimFaults()
+		s.waitOwned(6, 90*time.Second)
+	}
 	fenced := false
 	for attempt := 0; attempt < 2 && !fenced; attempt++ {
-		time.Sleep(3 * time.Second)
+		if attempt > 0 || aim == inStreaming {
+			time.Sleep(3 * time.Second)
+		}
 		zombie := b
 		// Try to freeze the zombie inside an apply transaction, past its
 		// offset compare-and-set: a SHARE lock on the audit table holds
@@ -133,10 +173,10 @@ func TestFaults3Zombie(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 		zombie.signal(syscall.SIGSTOP)
+		s.fault() // while the lock holds every apply: in the phase aimed at
 		if err := held.Rollback(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		s.result.Faults++
 		t.Logf("SIGSTOP %s (pid %d)", zombie.name, zombie.cmd.Process.Pid)
 		time.Sleep(15 * time.Second)
 		zombie.signal(syscall.SIGCONT)
@@ -182,6 +222,7 @@ func TestFaults3Zombie(t *testing.T) {
 	s.stopAll()
 	s.result.Fenced = max(s.result.Fenced, countFenced(b))
 	s.checkAll(quiet, 0)
+	s.checkAimed()
 	if !fenced {
 		t.Errorf("the zombie was never fenced (no pgsink_fenced_batches_total > 0, no fencing in its log)")
 	}
@@ -226,11 +267,12 @@ func TestFaults7ConnectKill(t *testing.T) {
 	s.start("a")
 	s.start("b")
 	s.load.run(0, 2*time.Millisecond)
+	s.aimFaults()
 	for range 2 {
 		time.Sleep(4 * time.Second)
 		before := s.topicEnd()
 		killService(t, "connect")
-		s.result.Faults++
+		s.fault()
 		time.Sleep(3 * time.Second) // the workload goes on; the slot keeps the WAL
 		stackUp(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
