@@ -105,7 +105,7 @@ func TestE2EPartialSnapshotsNotSwept(t *testing.T) {
 		return path
 	}
 	code, out, _ := validate(t, writeYAML(p.config("")+withConnect), "TARGET_URL="+targetURL)
-	if code != 1 || !strings.Contains(out, "tables[0]: error: connector \""+p.connector+"\" "+finding) || !strings.Contains(out, "set snapshot.reconcile: false") {
+	if code != 1 || !strings.Contains(out, "tables[0].snapshot.reconcile: error: connector \""+p.connector+"\" "+finding) || !strings.Contains(out, "set snapshot.reconcile: false") {
 		t.Fatalf("validate with snapshot.reconcile on: exit %d, want 1 and the partial snapshot at tables[0]:\n%s", code, out)
 	}
 	notReconciling := p.config("    snapshot: { reconcile: false }\n")
