@@ -84,6 +84,8 @@ func TestStatementsGolden(t *testing.T) {
 		"moved_resolve.sql":         hard.moves.resolveMoved,
 		"moved_take.sql":            hard.takeMoved([]bool{false, false, false, true}),
 		"moved_lock.sql":            lockMoves,
+		"lower_future_versions.sql": lowerFutureVersionsSQL(config.TableName{Schema: `App "Prod"`, Name: "Order; DROP TABLE x"},
+			config.Version{CommitColumn: `commit"; --`, LSNColumn: "_pgsink_lsn"}),
 	}
 	for file, got := range cases {
 		t.Run(file, func(t *testing.T) { checkGolden(t, file, got) })

@@ -22,17 +22,27 @@ import (
 // signal table, so the source's current rows flow through Kafka and are
 // applied by pgsink's guarded apply path like any change. Keys the source no
 // longer holds, which no snapshot deletes, are deleted through the sink's
-// delete path (see deleteGone). Then it checks the keys again until they are
-// clean or the timeout passes, and returns what still differs: versions ahead
-// of the source stay, since the guard keeps them (see docs/recovery.md).
+// delete path (see deleteGone). Rows whose stored version is past the
+// source's position, which the guard would keep against every snapshot, first
+// have it lowered to that position (sink.LowerFutureVersions), then are
+// re-read like the others. Then it checks the keys again until they are clean
+// or the timeout passes, and returns what still differs.
 func (v *Verifier) Repair(ctx context.Context, t *Table, res *TableResult, r RepairTarget) (*TableResult, error) {
 	var snap, gone []driftKey
+	ahead := false
 	for _, k := range res.keys {
 		switch k.kind {
 		case Missing, Changed:
 			snap = append(snap, k)
+		case VersionAhead:
+			snap, ahead = append(snap, k), true
 		case Extra:
 			gone = append(gone, k)
+		}
+	}
+	if ahead {
+		if err := v.lowerFutureVersions(ctx, t, r); err != nil {
+			return nil, err
 		}
 	}
 	for _, filter := range filters(sourceSide(t), snap, maxSignalData) {
@@ -46,9 +56,7 @@ func (v *Verifier) Repair(ctx context.Context, t *Table, res *TableResult, r Rep
 	timeout := r.Timeout
 	var cands []candidate
 	for _, k := range res.keys {
-		if k.kind != VersionAhead {
-			cands = append(cands, k.candidate)
-		}
+		cands = append(cands, k.candidate)
 	}
 	deadline := time.Now().Add(timeout)
 	for {
@@ -60,14 +68,8 @@ func (v *Verifier) Repair(ctx context.Context, t *Table, res *TableResult, r Rep
 		if err := v.settle(ctx, t, cands, after); err != nil {
 			return nil, err
 		}
-		// Keys a snapshot cannot heal: rows the source no longer has, and
-		// versions ahead of the source, which the guard keeps.
-		healable := false
-		for _, k := range after.keys {
-			healable = healable || k.kind != VersionAhead
-		}
 		after.Elapsed = res.Elapsed
-		if (!healable && len(after.Unsettled) == 0) || time.Now().After(deadline) {
+		if (len(after.keys) == 0 && len(after.Unsettled) == 0) || time.Now().After(deadline) {
 			return after, nil
 		}
 		select {
@@ -76,6 +78,18 @@ func (v *Verifier) Repair(ctx context.Context, t *Table, res *TableResult, r Rep
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// lowerFutureVersions reads the source's WAL position and has the sink set
+// every target version past it to it: no event carries such a version, and
+// the snapshot signal that follows rewrites the rows' content at a real one.
+func (v *Verifier) lowerFutureVersions(ctx context.Context, t *Table, r RepairTarget) error {
+	var lsn int64
+	if err := v.src.QueryRow(ctx, `SELECT (pg_current_wal_insert_lsn() - '0/0')::bigint`).Scan(&lsn); err != nil {
+		return fmt.Errorf("verify: source WAL position: %w", err)
+	}
+	_, err := sink.LowerFutureVersions(ctx, r.Pool, t.Target, config.Version{CommitColumn: t.CommitColumn, LSNColumn: t.LSNColumn}, lsn)
+	return err
 }
 
 // RepairTarget is what --repair writes through: the connector's signal

@@ -24,8 +24,8 @@ type Table struct {
 	Columns []Column
 	// Unmapped are source columns with no target column: not compared.
 	Unmapped []string
-	// CommitColumn is the target's version column of commit LSNs.
-	CommitColumn string
+	// CommitColumn and LSNColumn are the target's version columns.
+	CommitColumn, LSNColumn string
 	// SoftDeleteColumn, with deletes: soft, marks the target rows the
 	// source deleted: they count as absent.
 	SoftDeleteColumn string
@@ -57,7 +57,7 @@ func Describe(ctx context.Context, src, dst catalog.Querier, tc *config.Table, s
 	if !d.Exists {
 		return nil, fmt.Errorf("verify: target table %s does not exist", tc.Target)
 	}
-	t := &Table{Source: source, Target: tc.Target, CommitColumn: tc.Version.CommitColumn}
+	t := &Table{Source: source, Target: tc.Target, CommitColumn: tc.Version.CommitColumn, LSNColumn: tc.Version.LSNColumn}
 	bookkeeping := []string{tc.Version.CommitColumn, tc.Version.LSNColumn}
 	if tc.Deletes == config.DeletesSoft {
 		t.SoftDeleteColumn = tc.SoftDelete.Column

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -26,15 +27,30 @@ func (v *Verifier) versionsAhead(ctx context.Context, t *Table, res *TableResult
 	}
 	s := targetSide(t)
 	commit := pgx.Identifier{t.CommitColumn}.Sanitize()
-	rows, err := v.dst.Query(ctx, fmt.Sprintf(`SELECT %s, %s FROM %s WHERE %s > $1 ORDER BY %s LIMIT %d`,
-		s.keyText(), commit, s.table, commit, s.keyList(), maxAhead), lsn)
+	keyTexts := make([]string, len(s.key))
+	for i, k := range s.key {
+		keyTexts[i] = k + "::text"
+	}
+	rows, err := v.dst.Query(ctx, fmt.Sprintf(`SELECT %s, %s, ARRAY[%s], %s FROM %s WHERE %s > $1 ORDER BY %s LIMIT %d`,
+		s.keyText(), commit, strings.Join(keyTexts, ", "), s.keyList(), s.table, commit, s.keyList(), maxAhead), lsn)
 	if err != nil {
 		return nil, fmt.Errorf("verify: target %s: versions: %w", t.Target, err)
 	}
+	defer rows.Close()
 	ahead := map[string]bool{}
-	var key string
-	var version int64
-	_, err = pgx.ForEachRow(rows, []any{&key, &version}, func() error {
+	for rows.Next() {
+		// The key's values (bound back for the re-check) and their text
+		// (--repair's snapshot signal) come with it.
+		vals, err := rows.Values()
+		if err != nil {
+			return nil, fmt.Errorf("verify: target %s: versions: %w", t.Target, err)
+		}
+		var key string
+		var version int64
+		var keyText []*string
+		if err := rows.Scan(append([]any{&key, &version, &keyText}, scanNothing(len(s.key))...)...); err != nil {
+			return nil, fmt.Errorf("verify: target %s: versions: %w", t.Target, err)
+		}
 		ahead[key] = true
 		res.Drift++
 		if len(res.Diffs) < v.opts.MaxKeys {
@@ -42,11 +58,20 @@ func (v *Verifier) versionsAhead(ctx context.Context, t *Table, res *TableResult
 			res.Diffs = append(res.Diffs, Diff{Key: key, Kind: VersionAhead,
 				Columns: []ColumnDiff{{Column: t.CommitColumn, Source: &src, Target: &dst}}})
 		}
-		res.keys = append(res.keys, driftKey{candidate: candidate{text: key}, kind: VersionAhead})
-		return nil
-	})
-	if err != nil {
+		res.keys = append(res.keys, driftKey{candidate: candidate{text: key, values: vals[3 : 3+len(s.key)]},
+			kind: VersionAhead, keyText: keyText})
+	}
+	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("verify: target %s: versions: %w", t.Target, err)
 	}
 	return ahead, nil
+}
+
+// scanNothing is n scan targets that discard their values.
+func scanNothing(n int) []any {
+	out := make([]any, n)
+	for i := range out {
+		out[i] = new(any)
+	}
+	return out
 }

@@ -27,8 +27,9 @@ The source comes from verify.source_url; docs/recovery.md has the runbook.
 --repair asks Debezium to send the differing rows again (an incremental
 snapshot signal into verify.signal_table) and deletes the rows the source no
 longer has through pgsink's own delete path (version-guarded, with their
-tombstones), waits for them to be applied, and checks those keys again.
-A version ahead of the source stays: the guard keeps it (docs/recovery.md).
+tombstones), lowers a version ahead of the source's position to that
+position (no event carries one) and has those rows sent again too, waits for
+them to be applied, and checks those keys again (docs/recovery.md).
 
 Exit status: 0 clean, 1 drift, 2 error.
 
