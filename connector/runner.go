@@ -71,7 +71,8 @@ type Options struct {
 	Pool    *pgxpool.Pool
 	Log     *zap.Logger
 	Metrics *Metrics
-	// Owner names this instance in the offsets table; default host:pid.
+	// Owner names this instance in the offsets table; default its
+	// instance name, or host:pid for a dynamic member.
 	Owner string
 	// Faults are the test-only hooks (internal/faults), off in production.
 	Faults faults.Hooks
@@ -80,6 +81,9 @@ type Options struct {
 // New builds a Runner. It does not connect to Kafka until Run.
 func New(cfg *config.Config, opts Options) (*Runner, error) {
 	owner := opts.Owner
+	if owner == "" {
+		owner = cfg.Instance.Name
+	}
 	if owner == "" {
 		host, _ := os.Hostname()
 		owner = fmt.Sprintf("%s:%d", host, os.Getpid())
@@ -178,7 +182,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	if len(r.faults.Failpoints) > 0 {
 		r.log.Warn("failpoints armed ("+faults.FailpointEnv+"): this process will kill itself", zap.Any("failpoints", r.faults.Failpoints))
 	}
-	cc := consumerConfig(r.cfg)
+	cc := memberConfig(r.cfg, r.owner)
 	logs := logsToChannel(cc)
 	c, err := kafka.NewConsumer(cc)
 	if err != nil {
