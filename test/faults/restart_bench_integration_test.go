@@ -101,8 +101,9 @@ func BenchmarkIntegrationResumeAfterKill(b *testing.B) {
 					// member's name until the dead one's session ends,
 					// and the refused instance exits.
 					if p.exited() {
-						exits++
-						b.Logf("%s, restart %d: the instance exited (%s), starting it again:\n%s", m.name, kill, p.cmd.ProcessState, tail(p.Logs(), 3))
+						if exits++; exits == 1 {
+							b.Logf("%s, restart %d: the instance exited (%s), starting it again:\n%s", m.name, kill, p.cmd.ProcessState, tail(p.Logs(), 3))
+						}
 						time.Sleep(time.Second)
 						p = startProc(b, fmt.Sprintf("%s-%d.%d", m.name, kill, exits), path, env...)
 					}
