@@ -148,6 +148,15 @@ clean: ## remove build output (not the jar cache nor the stack state)
 
 # Online rebuild against today's --rebuild on one table of REBUILD_BENCH_ROWS
 # rows (the issue's target is stated for 1,000,000), ABBA, ratio of the sums.
+# Resume after kill -9 (issue 24): per membership (dynamic, static, and the
+# same two under KIP-848's group.protocol=consumer), the median of 5 kills of
+# the time from the restart to the first and to the last record applied.
+.PHONY: bench-restart
+RESTART_MEMBERSHIPS ?= .
+bench-restart: stack-up ## issue 24: resume after kill -9, median of 5, per group membership (dynamic, static, KIP-848)
+	set -a && source $(STACK_ENV) && set +a && \
+	  $(GO) test -tags $(INTEGRATION_TAGS) -run XXX -bench 'IntegrationResumeAfterKill/$(RESTART_MEMBERSHIPS)' -benchtime 1x -timeout 60m ./test/faults/
+
 .PHONY: bench-rebuild
 REBUILD_BENCH_ROWS ?= 1000000
 bench-rebuild: stack-up ## issue 25: replay --rebuild --online against replay --rebuild on one table; prints seconds of each and online/offline (target <= 1.5)

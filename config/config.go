@@ -6,6 +6,7 @@ package config
 type Config struct {
 	// Kafka passes librdkafka properties through unchanged, as strings.
 	Kafka           map[string]string `yaml:"kafka"`
+	Instance        Instance          `yaml:"instance"`
 	Postgres        Postgres          `yaml:"postgres"`
 	Debezium        Debezium          `yaml:"debezium"`
 	Apply           Apply             `yaml:"apply"`
@@ -20,6 +21,18 @@ type Config struct {
 	// source remembers where every key was, so that checks made after
 	// loading (the target catalog) can name a line too.
 	source *source
+}
+
+// Instance names this process in its consumer group. A name that survives
+// a restart (a StatefulSet pod's, a systemd unit's) makes it a static member
+// (group.instance.id): restarted after a crash, it takes its partitions back
+// at once instead of after the dead member's session times out.
+type Instance struct {
+	// Name is the group.instance.id; PGSINK_INSTANCE_NAME overrides it.
+	// Empty (the default): a dynamic member, as before.
+	Name string `yaml:"name,omitempty"`
+	// nameFromEnv: Name came from InstanceNameEnv, for messages.
+	nameFromEnv bool
 }
 
 // Postgres is the target database.

@@ -76,6 +76,9 @@ func (t *Table) setDefaults() {
 
 // resolveDerived fills the defaults that depend on other keys.
 func (c *Config) resolveDerived() {
+	if c.Instance.Name == "" {
+		c.Instance.Name = c.Kafka[groupInstanceIDKey]
+	}
 	if c.Errors.DeadLetter.Topic == "" && c.Kafka[groupIDKey] != "" {
 		c.Errors.DeadLetter.Topic = c.Kafka[groupIDKey] + deadLetterTopicSuffix
 	}

@@ -50,6 +50,7 @@ func Parse(file string, data []byte, lookup LookupEnv) (*Config, error) {
 		return nil, Problems{{Position: Position{File: file, Line: root.Line}, Message: "must be a mapping of keys (kafka:, postgres:, tables:, …)"}}
 	}
 	d.decode(root, reflect.ValueOf(&cfg).Elem(), "")
+	cfg.overrideInstanceName(lookup)
 	cfg.resolveDerived()
 	problems := append(d.problems, cfg.validate()...)
 	if len(problems) > 0 {

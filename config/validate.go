@@ -34,6 +34,7 @@ func (v *validator) fail(path, format string, args ...any) {
 func (c *Config) validate() Problems {
 	v := &validator{src: c.source}
 	v.kafka(c.Kafka)
+	v.instance(c.Instance, c.Kafka)
 	v.postgres(c.Postgres)
 	v.debezium(c.Debezium)
 	v.apply(c.Apply)

@@ -12,6 +12,10 @@ func consumerConfig(cfg *config.Config) *kafka.ConfigMap {
 	for k, v := range cfg.Kafka {
 		m[k] = v
 	}
+	// Only the group member (memberConfig) takes the instance's name: a
+	// fill's or status's client carrying it would fence the running
+	// instance out of its group.
+	delete(m, "group.instance.id")
 	// A configured topic Debezium has not created yet (it creates them on
 	// the first event) is picked up at the next metadata refresh: librdkafka's
 	// default of 5 minutes is too long a wait for the first rows of a table.
@@ -32,7 +36,12 @@ func consumerConfig(cfg *config.Config) *kafka.ConfigMap {
 	if _, set := m["fetch.queue.backoff.ms"]; !set {
 		m["fetch.queue.backoff.ms"] = 10
 	}
-	m["partition.assignment.strategy"] = "cooperative-sticky"
+	if m["group.protocol"] != GroupProtocolConsumer {
+		m["partition.assignment.strategy"] = "cooperative-sticky"
+	}
+	// With group.protocol=consumer (KIP-848) the broker assigns, always
+	// incrementally: the client refuses an assignment strategy, and the
+	// rebalance callback sees the same incremental assign and revoke.
 	if cfg.Apply.Offsets == config.OffsetsKafka {
 		// At least once: the group's committed offsets are the positions.
 		// A worker stores its partition's position only after the
@@ -57,6 +66,26 @@ func consumerConfig(cfg *config.Config) *kafka.ConfigMap {
 	m["enable.auto.commit"] = true
 	return &m
 }
+
+// memberConfig is consumerConfig for the instance's group member.
+func memberConfig(cfg *config.Config, owner string) *kafka.ConfigMap {
+	m := consumerConfig(cfg)
+	// A static member: restarted under the same name, it takes its
+	// partitions back without waiting for the dead member's session to end.
+	if cfg.Instance.Name != "" {
+		(*m)["group.instance.id"] = cfg.Instance.Name
+	}
+	// The group's member list names each client: status tells a live owner
+	// in the offsets table from a dead one by it.
+	if _, set := (*m)["client.id"]; !set {
+		(*m)["client.id"] = owner
+	}
+	return m
+}
+
+// GroupProtocolConsumer is the group.protocol value of KIP-848's consumer
+// group protocol.
+const GroupProtocolConsumer = "consumer"
 
 func producerConfig(cfg *config.Config) *kafka.ConfigMap {
 	m := kafka.ConfigMap{}

@@ -64,3 +64,33 @@ func TestProducerConfigIsIdempotentAndDropsConsumerKeys(t *testing.T) {
 		}
 	}
 }
+
+// Only the group member carries the instance's name: a status or fill
+// client with it would fence the running instance out of its group.
+func TestMemberConfigIsStaticOnlyForTheMember(t *testing.T) {
+	cfg := &config.Config{Kafka: map[string]string{"bootstrap.servers": "b", "group.id": "g", "group.instance.id": "sink-0"}}
+	cfg.Instance.Name = "sink-0"
+	if m := *consumerConfig(cfg); m["group.instance.id"] != nil {
+		t.Errorf("consumerConfig has group.instance.id %v, want none", m["group.instance.id"])
+	}
+	m := *memberConfig(cfg, "sink-0")
+	if m["group.instance.id"] != "sink-0" || m["client.id"] != "sink-0" {
+		t.Errorf("member config group.instance.id %v, client.id %v: want sink-0 for both", m["group.instance.id"], m["client.id"])
+	}
+	cfg.Instance.Name = ""
+	delete(cfg.Kafka, "group.instance.id")
+	cfg.Kafka["client.id"] = "mine"
+	m = *memberConfig(cfg, "host:42")
+	if m["group.instance.id"] != nil || m["client.id"] != "mine" {
+		t.Errorf("dynamic member config group.instance.id %v, client.id %v: want none and the configured client.id", m["group.instance.id"], m["client.id"])
+	}
+}
+
+// KIP-848's consumer protocol assigns on the broker: the client refuses an
+// assignment strategy.
+func TestConsumerConfigUnderTheConsumerProtocol(t *testing.T) {
+	cfg := &config.Config{Kafka: map[string]string{"bootstrap.servers": "b", "group.id": "g", "group.protocol": "consumer"}}
+	if m := *consumerConfig(cfg); m["partition.assignment.strategy"] != nil {
+		t.Errorf("partition.assignment.strategy = %v under group.protocol=consumer, want unset", m["partition.assignment.strategy"])
+	}
+}

@@ -33,7 +33,10 @@ func (s storedPositions) MarkStopped(ctx context.Context, c dedup.Claim, reason 
 	return s.offsets.MarkStopped(ctx, s.db, c, reason)
 }
 
-// rebalance is the consumer's rebalance callback, run inside Poll.
+// rebalance is the consumer's rebalance callback, run inside Poll. Under the
+// classic protocol (cooperative-sticky) and under KIP-848's consumer
+// protocol alike, librdkafka delivers incremental assignments and
+// revocations, so the same incremental calls apply.
 func (r *Runner) rebalance(c *kafka.Consumer, ev kafka.Event) error {
 	switch e := ev.(type) {
 	case kafka.AssignedPartitions:

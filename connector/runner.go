@@ -71,7 +71,8 @@ type Options struct {
 	Pool    *pgxpool.Pool
 	Log     *zap.Logger
 	Metrics *Metrics
-	// Owner names this instance in the offsets table; default host:pid.
+	// Owner names this instance in the offsets table; default its
+	// instance name, or host:pid for a dynamic member.
 	Owner string
 	// Faults are the test-only hooks (internal/faults), off in production.
 	Faults faults.Hooks
@@ -80,6 +81,9 @@ type Options struct {
 // New builds a Runner. It does not connect to Kafka until Run.
 func New(cfg *config.Config, opts Options) (*Runner, error) {
 	owner := opts.Owner
+	if owner == "" {
+		owner = cfg.Instance.Name
+	}
 	if owner == "" {
 		host, _ := os.Hostname()
 		owner = fmt.Sprintf("%s:%d", host, os.Getpid())
@@ -178,7 +182,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	if len(r.faults.Failpoints) > 0 {
 		r.log.Warn("failpoints armed ("+faults.FailpointEnv+"): this process will kill itself", zap.Any("failpoints", r.faults.Failpoints))
 	}
-	cc := consumerConfig(r.cfg)
+	cc := memberConfig(r.cfg, r.owner)
 	logs := logsToChannel(cc)
 	c, err := kafka.NewConsumer(cc)
 	if err != nil {
@@ -213,6 +217,8 @@ func (r *Runner) Run(ctx context.Context) error {
 		c.Close()
 		return err
 	}
+	// clientFailed: librdkafka raised a fatal error; the client is unusable.
+	clientFailed := false
 	rescan := time.NewTicker(30 * time.Second)
 	defer rescan.Stop()
 	for ctx.Err() == nil && r.fatalErr() == nil {
@@ -230,7 +236,10 @@ func (r *Runner) Run(ctx context.Context) error {
 		case *kafka.Message:
 			r.dispatch(ev)
 		case kafka.Error:
-			if ev.IsFatal() {
+			clientFailed = clientFailed || ev.IsFatal()
+			if ev.Code() == kafka.ErrFencedInstanceID || ev.Code() == kafka.ErrUnreleasedInstanceID {
+				r.setFatal(r.nameTaken(ev))
+			} else if ev.IsFatal() {
 				r.setFatal(fmt.Errorf("kafka: %w", ev))
 			} else {
 				r.log.Warn("kafka error", zap.Error(ev))
@@ -239,14 +248,35 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.service()
 	}
 	r.shutdown()
-	if err := c.Close(); err != nil {
-		r.log.Warn("closing the consumer", zap.Error(err))
-	}
+	r.close(c, clientFailed)
 	if r.deadLetters.producer != nil {
 		r.deadLetters.producer.Flush(5000)
 		r.deadLetters.producer.Close()
 	}
 	return r.fatalErr()
+}
+
+// close leaves the group and closes the client. confluent-kafka-go's Close
+// waits forever for a close librdkafka refuses to start after a fatal error
+// (confluent-kafka-go#1588, fixed after the version used), and the fatal
+// error may not have reached Poll yet when another error stopped the
+// instance: such a client is left to the process's exit, which ends its
+// connections; the group dropped it already.
+func (r *Runner) close(c *kafka.Consumer, failed bool) {
+	if failed {
+		r.log.Warn("the Kafka client failed: not closing it")
+		return
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			r.log.Warn("closing the consumer", zap.Error(err))
+		}
+	case <-time.After(r.cfg.ShutdownTimeout.Std()):
+		r.log.Warn("closing the consumer did not finish within shutdown_timeout: leaving it to the exit")
+	}
 }
 
 // topics lists the named topics and, for topic_pattern tables, the
@@ -283,6 +313,15 @@ func (r *Runner) resubscribe(c *kafka.Consumer, current []string) []string {
 	}
 	r.log.Info("subscription changed", zap.Strings("topics", topics))
 	return topics
+}
+
+// nameTaken explains the broker refusing this static member: another
+// process holds its instance name. A paused process (a zombie) meets it when
+// it wakes after its replacement joined; the epochs in the offsets table
+// already fence whatever it would still write (I2), and it stops here.
+func (r *Runner) nameTaken(ev kafka.Error) error {
+	return fmt.Errorf("kafka: another process is a group member under instance.name %q, so this one stops (two running instances must never share a name; under group.protocol=consumer a crashed one's name is held until its session times out): %w",
+		r.cfg.Instance.Name, ev)
 }
 
 func (r *Runner) setFatal(err error) {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -28,14 +29,19 @@ Flags:
 
 // partitionStatus is one line of the report.
 type partitionStatus struct {
-	Topic         string     `json:"topic"`
-	Partition     int32      `json:"partition"`
-	NextOffset    *int64     `json:"next_offset"` // nil: never claimed
-	HighWatermark int64      `json:"high_watermark"`
-	Lag           *int64     `json:"lag"`
-	Owner         string     `json:"owner,omitempty"`
-	Epoch         int64      `json:"epoch,omitempty"`
-	UpdatedAt     *time.Time `json:"updated_at,omitempty"`
+	Topic         string `json:"topic"`
+	Partition     int32  `json:"partition"`
+	NextOffset    *int64 `json:"next_offset"` // nil: never claimed
+	HighWatermark int64  `json:"high_watermark"`
+	Lag           *int64 `json:"lag"`
+	Owner         string `json:"owner,omitempty"`
+	// OwnerLive says whether the owner is a member of the consumer group;
+	// false: it died (or left) and its partition waits for the group to
+	// move it. Absent when the group could not be described, or for a
+	// replay's row.
+	OwnerLive *bool      `json:"owner_live,omitempty"`
+	Epoch     int64      `json:"epoch,omitempty"`
+	UpdatedAt *time.Time `json:"updated_at,omitempty"`
 	// Stopped says why the owner stopped applying the partition (it needs
 	// an operator); empty while it applies.
 	Stopped   string     `json:"stopped,omitempty"`
@@ -50,10 +56,13 @@ type deadLetterStatus struct {
 }
 
 type statusReport struct {
-	Group       string             `json:"group"`
-	Partitions  []partitionStatus  `json:"partitions"`
-	DeadLetters []deadLetterStatus `json:"dead_letters"`
-	Fills       []fillStatus       `json:"fills"`
+	Group string `json:"group"`
+	// MembersError says why owners could not be checked against the
+	// group's members.
+	MembersError string             `json:"members_error,omitempty"`
+	Partitions   []partitionStatus  `json:"partitions"`
+	DeadLetters  []deadLetterStatus `json:"dead_letters"`
+	Fills        []fillStatus       `json:"fills"`
 }
 
 func runStatus(args []string, stdout, stderr io.Writer) int {
@@ -121,6 +130,10 @@ func status(ctx context.Context, cfg *config.Config) (*statusReport, error) {
 		return nil, err
 	}
 	report := &statusReport{Group: group, Partitions: []partitionStatus{}, DeadLetters: []deadLetterStatus{}}
+	members, membersErr := in.GroupMembers(ctx, group)
+	if membersErr != nil {
+		report.MembersError = membersErr.Error()
+	}
 	for _, topic := range topics {
 		parts, err := in.Partitions(topic)
 		if err != nil {
@@ -136,6 +149,10 @@ func status(ctx context.Context, cfg *config.Config) (*statusReport, error) {
 				next, lag, at := s.NextOffset, high-s.NextOffset, s.UpdatedAt
 				line.NextOffset, line.Lag, line.UpdatedAt = &next, &lag, &at
 				line.Owner, line.Epoch = s.Owner, s.Epoch
+				if membersErr == nil && !strings.HasPrefix(s.Owner, dedup.ReplayOwnerPrefix) {
+					live := members.Has(s.Owner)
+					line.OwnerLive = &live
+				}
 				line.Stopped, line.StoppedAt = s.StoppedReason, s.StoppedAt
 			}
 			report.Partitions = append(report.Partitions, line)
@@ -162,10 +179,17 @@ func printStatus(w io.Writer, r *statusReport) {
 			fmt.Fprintf(tw, "%s\t%d\t-\t%d\t-\t(never claimed)\t-\t-\n", p.Topic, p.Partition, p.HighWatermark)
 			continue
 		}
+		owner := p.Owner
+		if p.OwnerLive != nil && !*p.OwnerLive {
+			owner += " (dead)"
+		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%d\t%s ago\n", p.Topic, p.Partition, *p.NextOffset, p.HighWatermark, *p.Lag,
-			p.Owner, p.Epoch, time.Since(*p.UpdatedAt).Round(time.Second))
+			owner, p.Epoch, time.Since(*p.UpdatedAt).Round(time.Second))
 	}
 	tw.Flush()
+	if r.MembersError != "" {
+		fmt.Fprintf(w, "\nowners not checked against the group's members: %s\n", r.MembersError)
+	}
 	printStopped(w, r.Partitions)
 	printFills(w, r.Fills)
 	if len(r.DeadLetters) == 0 {

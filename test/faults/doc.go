@@ -3,9 +3,11 @@
 // terminated during COMMIT, a paused group member, a rebalance storm, the
 // broker, PostgreSQL and Kafka Connect killed, a replay while instances
 // run, a re-published range, poison records, a source ADD COLUMN, a source
-// ADD, RENAME and DROP COLUMN under schema.evolve: follow, a lost replication
-// slot with deletes in the gap, a target corrupted by hand and healed by
-// pgsink verify --repair — and
+// ADD, RENAME and DROP COLUMN under schema.evolve: follow, the broker or
+// Connect killed during Debezium's initial snapshot, a lost replication slot
+// with deletes in the gap, a target corrupted by hand and healed by
+// pgsink verify --repair, a static member paused while its replacement
+// takes its name (and status seeing a killed owner gone) — and
 // checks the invariants of DESIGN.md once the pipeline is quiet, for the
 // table rows and for the outbox events the workload writes beside them.
 //
@@ -17,8 +19,11 @@
 //
 // The tests carry the integration build tag and run against the local stack
 // (test/stack/stack.sh, addresses from $PGSINK_STACK_DIR/env). The short
-// form (scenarios 1, 3, 7, 9, 10 and the self-tests) runs by default;
+// form (scenarios 1, 3, 7, 9, 10, the static member zombie, the dead owner
+// in status, and the self-tests) runs by default;
 // PGSINK_FAULTS=long adds the long scenarios (1s, 2, 3s, 4, 4s, 5, 5s, 6,
 // 7s, 8, 11, 12, 13, 14), and
 // PGSINK_FAULTS_RESULTS=path writes the results table there.
+// BenchmarkIntegrationResumeAfterKill (make bench-restart) measures resume
+// after kill -9 per group membership.
 package faults

@@ -68,7 +68,7 @@ func (w procWriter) Write(b []byte) (int, error) {
 	return w.p.logs.Write(b)
 }
 
-func startProc(t *testing.T, name, configPath string, env ...string) *proc {
+func startProc(t testing.TB, name, configPath string, env ...string) *proc {
 	t.Helper()
 	p := &proc{name: name, done: make(chan struct{})}
 	p.cmd = exec.Command(binary, "run", "--config", configPath, "--log-format", "console")
@@ -192,7 +192,7 @@ func (p *proc) metricWhere(name, label string) float64 {
 	return total
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
