@@ -43,6 +43,16 @@ type Metrics struct {
 	// and apply: Kafka's delivery and pgsink's fetch buffer. It tells a
 	// slow consumer from a slow target.
 	ReceiveLatency prometheus.Histogram
+	// SourceLag is, per partition, the time from the source commit of the
+	// newest change a batch applied (Debezium's source.ts_us, else ts_ms)
+	// to that batch's commit in the target; TableSourceLag the same per
+	// target table; SourceApplied that source commit time itself (Unix
+	// seconds), from which time() - SourceApplied tells a stuck partition.
+	// SourceLagRecords is SourceLag for every applied record.
+	SourceLag        *prometheus.GaugeVec // topic, partition
+	TableSourceLag   *prometheus.GaugeVec // table
+	SourceApplied    *prometheus.GaugeVec // topic, partition
+	SourceLagRecords prometheus.Histogram
 	// SchemaChanges counts each difference between a source schema and
 	// its target, once per table and column, and each change pgsink made.
 	SchemaChanges *prometheus.CounterVec // table, change (sink.SchemaChangeKind)
@@ -106,6 +116,15 @@ func NewMetrics() *Metrics {
 		ReceiveLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgsink_record_receive_latency_seconds",
 			Help:    "From each record's Kafka timestamp to the moment its partition worker takes it into a batch: Kafka's delivery plus pgsink's fetch buffer. The rest of pgsink_record_commit_latency_seconds is batching and the apply.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 1.25, 56)}),
+		SourceLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgsink_source_lag_seconds",
+			Help: "Per owned partition, from the source commit time (Debezium's source.ts_us, else ts_ms) of the newest change the last batch applied to that batch's commit in the target: how far the target is behind the source. Set at each commit; while no batch commits it keeps its value (see pgsink_source_applied_timestamp_seconds)."}, []string{"topic", "partition"}),
+		TableSourceLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgsink_table_source_lag_seconds",
+			Help: "pgsink_source_lag_seconds per target table: set by the last batch of any partition that applied changes to it."}, []string{"table"}),
+		SourceApplied: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgsink_source_applied_timestamp_seconds",
+			Help: "Per owned partition, the source commit time (Unix seconds) of the newest change applied: time() minus it grows while records wait and nothing commits."}, []string{"topic", "partition"}),
+		SourceLagRecords: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgsink_record_source_lag_seconds",
+			Help:    "From each applied record's source commit time to the commit of its transaction in the target.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 1.5, 40)}),
 		BufferFull: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_buffer_full_seconds_total",
 			Help: "Seconds the poll loop took no records because apply.max_buffered_bytes was spent. While it grows as fast as the clock, the apply, not Kafka, sets the pace; a larger budget buys larger batches and a little throughput."}),
 		Pauses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_partition_pauses_total",
@@ -119,7 +138,7 @@ func NewMetrics() *Metrics {
 	r.MustRegister(m.Consumed, m.Applied, m.DeadLetters, m.Skipped, m.Fenced, m.Unresolved, m.UndetectableMoves, m.Rebalances, m.BatchRecords,
 		m.ApplySeconds, m.Lag, m.Owned, m.Buffered, m.Retries, m.Panics, m.InsertConflicts, m.Splits, m.Stopped, m.EndToEnd, m.RecordLatency, m.ReceiveLatency,
 		m.BufferFull, m.Pauses, m.SnapshotSwept)
-	r.MustRegister(m.SchemaChanges)
+	r.MustRegister(m.SchemaChanges, m.SourceLag, m.TableSourceLag, m.SourceApplied, m.SourceLagRecords)
 	return m
 }
 

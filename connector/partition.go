@@ -559,6 +559,33 @@ func (p *partition) report(batch *sink.Batch, st sink.Stats, last *kafka.Message
 			p.metrics.RecordLatency.Observe(now.Sub(ts).Seconds())
 		}
 	}
+	p.reportSourceLag(batch, now)
+}
+
+// reportSourceLag sets how far behind the source the batch committed at
+// now left its partition and tables. A source clock ahead of this one
+// would make a lag negative: it counts as 0.
+func (p *partition) reportSourceLag(batch *sink.Batch, now time.Time) {
+	newest := sink.NewestSourceTs(batch.Items)
+	if newest.IsZero() {
+		return // tombstones, markers, or records without a source time
+	}
+	p.metrics.SourceLag.WithLabelValues(p.labels[0], p.labels[1]).Set(max(now.Sub(newest), 0).Seconds())
+	p.metrics.SourceApplied.WithLabelValues(p.labels[0], p.labels[1]).Set(float64(newest.UnixMicro()) / 1e6)
+	byTable := map[*sink.Table]time.Time{}
+	for i := range batch.Items {
+		it := &batch.Items[i]
+		if it.Err != nil || it.Table == nil || it.Change.SourceTs.IsZero() {
+			continue
+		}
+		p.metrics.SourceLagRecords.Observe(max(now.Sub(it.Change.SourceTs), 0).Seconds())
+		if it.Change.SourceTs.After(byTable[it.Table]) {
+			byTable[it.Table] = it.Change.SourceTs
+		}
+	}
+	for table, ts := range byTable {
+		p.metrics.TableSourceLag.WithLabelValues(table.Ref()).Set(max(now.Sub(ts), 0).Seconds())
+	}
 }
 
 // fail stops the partition without moving its offset (I5).
