@@ -49,6 +49,9 @@ type Latency struct {
 	ApplyP50ms float64 `json:"apply_p50_ms"`
 	ApplyP99ms float64 `json:"apply_p99_ms"`
 	MeanBatch  float64 `json:"mean_batch_records"`
+	// Round is the run's place among the interleaved rounds of the
+	// latency phase, from 1.
+	Round int `json:"round,omitempty"`
 }
 
 // measureLatency produces the workload's records (their keys and values as
@@ -59,6 +62,16 @@ type Latency struct {
 type latencyVariant struct {
 	maxWait string // apply.batch.max_wait; "" = default
 	syncOff bool   // postgres.synchronous_commit: off
+}
+
+func (v latencyVariant) String() string {
+	switch {
+	case v.syncOff:
+		return "synchronous_commit off"
+	case v.maxWait != "":
+		return "max_wait " + v.maxWait
+	}
+	return "default settings"
 }
 
 func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Workload, rate int, dur, warmup time.Duration, v latencyVariant) (*Latency, error) {
