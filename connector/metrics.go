@@ -43,6 +43,13 @@ type Metrics struct {
 	// and apply: Kafka's delivery and pgsink's fetch buffer. It tells a
 	// slow consumer from a slow target.
 	ReceiveLatency prometheus.Histogram
+	// ReceiveLatency in two stages: DispatchLatency from the Kafka
+	// timestamp to the poll loop handing the record to its partition's
+	// queue (the broker, librdkafka's fetch and queue, the poll loop);
+	// QueuedLatency from there until the worker takes it, which includes
+	// waiting for the partition's batch in flight to commit.
+	DispatchLatency prometheus.Histogram
+	QueuedLatency   prometheus.Histogram
 	// SourceLag is, per partition, the time from the source commit of the
 	// newest change a batch applied (Debezium's source.ts_us, else ts_ms)
 	// to that batch's commit in the target; TableSourceLag the same per
@@ -125,6 +132,12 @@ func NewMetrics() *Metrics {
 		SourceLagRecords: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgsink_record_source_lag_seconds",
 			Help:    "From each applied record's source commit time to the commit of its transaction in the target.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 1.5, 40)}),
+		DispatchLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgsink_record_dispatch_latency_seconds",
+			Help:    "From each record's Kafka timestamp to the poll loop handing it to its partition's queue: the broker, librdkafka's fetch and queue, and the poll loop. The first part of pgsink_record_receive_latency_seconds.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 1.25, 56)}),
+		QueuedLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgsink_record_queued_seconds",
+			Help:    "From the poll loop handing a record to its partition's queue to the worker taking it into a batch: mostly the wait for the partition's batch in flight to commit. The second part of pgsink_record_receive_latency_seconds.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 1.25, 56)}),
 		BufferFull: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_buffer_full_seconds_total",
 			Help: "Seconds the poll loop took no records because apply.max_buffered_bytes was spent. While it grows as fast as the clock, the apply, not Kafka, sets the pace; a larger budget buys larger batches and a little throughput."}),
 		Pauses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_partition_pauses_total",
@@ -138,6 +151,7 @@ func NewMetrics() *Metrics {
 	r.MustRegister(m.Consumed, m.Applied, m.DeadLetters, m.Skipped, m.Fenced, m.Unresolved, m.UndetectableMoves, m.Rebalances, m.BatchRecords,
 		m.ApplySeconds, m.Lag, m.Owned, m.Buffered, m.Retries, m.Panics, m.InsertConflicts, m.Splits, m.Stopped, m.EndToEnd, m.RecordLatency, m.ReceiveLatency,
 		m.BufferFull, m.Pauses, m.SnapshotSwept)
+	r.MustRegister(m.DispatchLatency, m.QueuedLatency)
 	r.MustRegister(m.SchemaChanges, m.SourceLag, m.TableSourceLag, m.SourceApplied, m.SourceLagRecords)
 	return m
 }

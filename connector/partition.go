@@ -286,8 +286,11 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 		}
 		p.held += size
 		p.metrics.Consumed.WithLabelValues(p.id.Topic).Inc()
+		taken := time.Now()
+		p.metrics.QueuedLatency.Observe(taken.Sub(e.at).Seconds())
 		if !m.Timestamp.IsZero() {
-			p.metrics.ReceiveLatency.Observe(time.Since(m.Timestamp).Seconds())
+			p.metrics.ReceiveLatency.Observe(taken.Sub(m.Timestamp).Seconds())
+			p.metrics.DispatchLatency.Observe(e.at.Sub(m.Timestamp).Seconds())
 		}
 		item, ok, err := p.item(m)
 		if err != nil {

@@ -69,17 +69,20 @@ func medianLatency(runs []*Latency) *Latency {
 	}
 	return &Latency{
 		MaxWait: runs[0].MaxWait, SynchronousCommit: runs[0].SynchronousCommit, Rate: runs[0].Rate, WarmupSeconds: runs[0].WarmupSeconds,
-		SteadyP50ms:  med(func(x *Latency) float64 { return x.SteadyP50ms }),
-		SteadyP99ms:  med(func(x *Latency) float64 { return x.SteadyP99ms }),
-		P50ms:        med(func(x *Latency) float64 { return x.P50ms }),
-		P99ms:        med(func(x *Latency) float64 { return x.P99ms }),
-		ReceiveP50ms: med(func(x *Latency) float64 { return x.ReceiveP50ms }),
-		ReceiveP99ms: med(func(x *Latency) float64 { return x.ReceiveP99ms }),
-		ApplyP50ms:   med(func(x *Latency) float64 { return x.ApplyP50ms }),
-		ApplyP99ms:   med(func(x *Latency) float64 { return x.ApplyP99ms }),
-		MeanBatch:    med(func(x *Latency) float64 { return x.MeanBatch }),
-		CPUPerM:      med(func(x *Latency) float64 { return x.CPUPerM }),
-		PeakRSSMiB:   med(func(x *Latency) float64 { return x.PeakRSSMiB }),
+		SteadyP50ms:   med(func(x *Latency) float64 { return x.SteadyP50ms }),
+		SteadyP99ms:   med(func(x *Latency) float64 { return x.SteadyP99ms }),
+		P50ms:         med(func(x *Latency) float64 { return x.P50ms }),
+		P99ms:         med(func(x *Latency) float64 { return x.P99ms }),
+		ReceiveP50ms:  med(func(x *Latency) float64 { return x.ReceiveP50ms }),
+		ReceiveP99ms:  med(func(x *Latency) float64 { return x.ReceiveP99ms }),
+		DispatchP99ms: med(func(x *Latency) float64 { return x.DispatchP99ms }),
+		QueuedP99ms:   med(func(x *Latency) float64 { return x.QueuedP99ms }),
+		Pauses:        med(func(x *Latency) float64 { return x.Pauses }),
+		ApplyP50ms:    med(func(x *Latency) float64 { return x.ApplyP50ms }),
+		ApplyP99ms:    med(func(x *Latency) float64 { return x.ApplyP99ms }),
+		MeanBatch:     med(func(x *Latency) float64 { return x.MeanBatch }),
+		CPUPerM:       med(func(x *Latency) float64 { return x.CPUPerM }),
+		PeakRSSMiB:    med(func(x *Latency) float64 { return x.PeakRSSMiB }),
 	}
 }
 

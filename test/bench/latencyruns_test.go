@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // The latency runs are grouped per setting, in the order a round ran them,
 // each by round; the median is taken per figure, of an odd or even count.
@@ -32,5 +35,9 @@ func TestLatencySettingsAndMedians(t *testing.T) {
 	}
 	if got := receivedMetCount(settings[0]); got != 3 {
 		t.Errorf("received p99 ≤ 10 ms in %d runs, want 3", got)
+	}
+	out := report(r)
+	if strings.Contains(out, "%!") || !strings.Contains(out, "*median of 5*") || !strings.Contains(out, "met in 3 of 5 runs") {
+		t.Errorf("report: a formatting error, or no median row, or no count of runs meeting the targets:\n%s", out)
 	}
 }
