@@ -33,7 +33,7 @@ func TestLatencySettingsAndMedians(t *testing.T) {
 	if m := medianLatency(settings[0][:4]); m.SteadyP99ms != 195 {
 		t.Errorf("median of 4 runs = %v, want 195 (the mean of the middle two)", m.SteadyP99ms)
 	}
-	if got := receivedMetCount(settings[0]); got != 3 {
+	if got := metCount(settings[0], receivedP99, 10); got != 3 {
 		t.Errorf("received p99 ≤ 10 ms in %d runs, want 3", got)
 	}
 	out := report(r)
