@@ -128,6 +128,11 @@ func TestE2ESourceLag(t *testing.T) {
 	if b := s.Partitions[0].BehindSource; !s.Partitions[0].CaughtUp || b == nil || *b < 0 || *b >= stoppedFor.Seconds() {
 		t.Fatalf("status while running: %+v, want caught up and less than %s behind source", s.Partitions[0], stoppedFor)
 	}
+	cmd := exec.Command(binary, "status", "--config", cfgPath)
+	cmd.Env = append(os.Environ(), "TARGET_URL="+targetURL)
+	if out, err := cmd.Output(); err != nil || !strings.Contains(string(out), "BEHIND SOURCE") || !strings.Contains(string(out), "caught up (") {
+		t.Fatalf("status: %v\n%s\nwant a BEHIND SOURCE column saying caught up", err, out)
+	}
 	if code, _ := p.stop(30 * time.Second); code != 0 {
 		t.Fatalf("pgsink exited %d after SIGTERM, want 0", code)
 	}
