@@ -151,8 +151,8 @@ func NewMetrics() *Metrics {
 	r.MustRegister(m.Consumed, m.Applied, m.DeadLetters, m.Skipped, m.Fenced, m.Unresolved, m.UndetectableMoves, m.Rebalances, m.BatchRecords,
 		m.ApplySeconds, m.Lag, m.Owned, m.Buffered, m.Retries, m.Panics, m.InsertConflicts, m.Splits, m.Stopped, m.EndToEnd, m.RecordLatency, m.ReceiveLatency,
 		m.BufferFull, m.Pauses, m.SnapshotSwept)
-	r.MustRegister(m.DispatchLatency, m.QueuedLatency)
-	r.MustRegister(m.SchemaChanges, m.SourceLag, m.TableSourceLag, m.SourceApplied, m.SourceLagRecords)
+	r.MustRegister(m.SchemaChanges)
+	r.MustRegister(m.DispatchLatency, m.QueuedLatency, m.SourceLag, m.TableSourceLag, m.SourceApplied, m.SourceLagRecords)
 	return m
 }
 
