@@ -126,7 +126,7 @@ func NewMetrics() *Metrics {
 		SourceLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgsink_source_lag_seconds",
 			Help: "Per owned partition, from the source commit time (Debezium's source.ts_us, else ts_ms) of the newest change the last batch applied to that batch's commit in the target: how far the target is behind the source. Set at each commit; while no batch commits it keeps its value (see pgsink_source_applied_timestamp_seconds)."}, []string{"topic", "partition"}),
 		TableSourceLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgsink_table_source_lag_seconds",
-			Help: "pgsink_source_lag_seconds per target table: set by the last batch of any partition that applied changes to it."}, []string{"table"}),
+			Help: "pgsink_source_lag_seconds per target table: set by the last batch of any of this instance's partitions that applied changes to it; gone when such a partition is revoked, until another sets it again."}, []string{"table"}),
 		SourceApplied: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgsink_source_applied_timestamp_seconds",
 			Help: "Per owned partition, the source commit time (Unix seconds) of the newest change applied: time() minus it grows while records wait and nothing commits."}, []string{"topic", "partition"}),
 		SourceLagRecords: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgsink_record_source_lag_seconds",

@@ -134,6 +134,10 @@ type partition struct {
 	// worker has warned about: once per table and partition, the metric
 	// counts the rest.
 	movesWarned map[string]bool
+	// lagTables are the tables whose pgsink_table_source_lag_seconds this
+	// partition set: their series go when it is revoked, rather than
+	// keep a lag nobody here updates.
+	lagTables map[string]bool
 }
 
 // newPartition builds the worker of a claimed partition; run starts it.
@@ -587,7 +591,12 @@ func (p *partition) reportSourceLag(batch *sink.Batch, now time.Time) {
 		}
 	}
 	for table, ts := range byTable {
-		p.metrics.TableSourceLag.WithLabelValues(table.Ref()).Set(max(now.Sub(ts), 0).Seconds())
+		ref := table.Ref()
+		if p.lagTables == nil {
+			p.lagTables = map[string]bool{}
+		}
+		p.lagTables[ref] = true
+		p.metrics.TableSourceLag.WithLabelValues(ref).Set(max(now.Sub(ts), 0).Seconds())
 	}
 }
 

@@ -40,6 +40,10 @@ func TestSourceLagPerPartitionAndTable(t *testing.T) {
 		}
 	}
 
+	if !p.lagTables["public.a"] || !p.lagTables["public.b"] || len(p.lagTables) != 2 {
+		t.Errorf("tables whose series the revocation drops: %v, want public.a and public.b", p.lagTables)
+	}
+
 	p.reportSourceLag(&sink.Batch{Items: []sink.Item{item(a, -time.Second)}}, now)
 	if got := value(m.SourceLag.WithLabelValues("t", "0")); got != 0 {
 		t.Errorf("pgsink_source_lag_seconds with the source clock ahead = %v, want 0", got)
