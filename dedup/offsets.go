@@ -286,19 +286,25 @@ type Stored struct {
 }
 
 // BehindSource says how far the target is behind the source on this
-// partition, at now: with records waiting (caughtUp false) the time since
-// the source committed the newest change applied, which grows until the
-// next batch commits; caught up, the lag that change had when it was
-// applied, which stays true while the source sends nothing newer. ok is
-// false until a batch carried a source time. A source clock ahead of this
-// one would make it negative: it is then 0.
-func (s Stored) BehindSource(now time.Time, caughtUp bool) (lag time.Duration, ok bool) {
+// partition, at now. Caught up (no record waits), it is the lag the newest
+// applied change had when it was applied, which stays true while the
+// source sends nothing newer. With records waiting, it is the time since
+// the oldest of them was committed at the source: no earlier than the
+// newest applied change's source commit, no later than waiting, the Kafka
+// time of the oldest waiting record (zero when unknown), so the time since
+// waiting, or since the applied change when that is unknown or earlier.
+// ok is false until a batch carried a source time. A source clock ahead of
+// this one would make it negative: it is then 0.
+func (s Stored) BehindSource(now time.Time, caughtUp bool, waiting time.Time) (lag time.Duration, ok bool) {
 	if s.SourceTs == nil || s.SourceAppliedAt == nil {
 		return 0, false
 	}
-	if caughtUp {
+	switch {
+	case caughtUp:
 		lag = s.SourceAppliedAt.Sub(*s.SourceTs)
-	} else {
+	case waiting.After(*s.SourceTs):
+		lag = now.Sub(waiting)
+	default:
 		lag = now.Sub(*s.SourceTs)
 	}
 	return max(lag, 0), true

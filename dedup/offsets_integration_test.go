@@ -411,7 +411,7 @@ func TestIntegrationOffsetsSourceTime(t *testing.T) {
 	if first.SourceTs == nil || !first.SourceTs.Equal(src) || first.SourceAppliedAt == nil {
 		t.Fatalf("stored source time %v applied at %v, want %v and a time", first.SourceTs, first.SourceAppliedAt, src)
 	}
-	if lag, ok := first.BehindSource(time.Now(), true); !ok || lag < time.Minute {
+	if lag, ok := first.BehindSource(time.Now(), true, time.Time{}); !ok || lag < time.Minute {
 		t.Fatalf("BehindSource caught up = %v, %v; want at least the minute between source commit and apply", lag, ok)
 	}
 	advance(5, time.Time{})

@@ -21,8 +21,8 @@ Prints one line per partition of the configured topics: the position stored
 in PostgreSQL, Kafka's high watermark, the lag between them, the owner and
 epoch, when the position last moved, and how far the target is behind
 the source (from Debezium's source commit time: with records waiting,
-the time since the source committed the newest change applied; caught up,
-the lag that change had when it was applied); then the progress of fills
+the time since the oldest of them reached Kafka; caught up, the lag the
+newest applied change had when it was applied); then the progress of fills
 (replay --into, replay --rebuild --online), running or killed; then the dead
 letters per table and topic.
 
@@ -153,7 +153,12 @@ func status(ctx context.Context, cfg *config.Config) (*statusReport, error) {
 				line.Owner, line.Epoch = s.Owner, s.Epoch
 				line.Stopped, line.StoppedAt = s.StoppedReason, s.StoppedAt
 				line.CaughtUp = lag <= 0
-				if behind, ok := s.BehindSource(now, line.CaughtUp); ok {
+				var waiting time.Time
+				if !line.CaughtUp && s.SourceTs != nil {
+					// Unknown (a read that fails) leaves the upper bound.
+					waiting, _ = in.TimestampAt(topic, p, next, waitingReadTimeout)
+				}
+				if behind, ok := s.BehindSource(now, line.CaughtUp, waiting); ok {
 					secs := behind.Seconds()
 					line.SourceTs, line.BehindSource = s.SourceTs, &secs
 				}
@@ -200,6 +205,10 @@ func printStatus(w io.Writer, r *statusReport) {
 	}
 	tw.Flush()
 }
+
+// waitingReadTimeout bounds reading the oldest waiting record of a
+// partition that is behind, for its Kafka time.
+const waitingReadTimeout = 5 * time.Second
 
 // behindSource is the BEHIND SOURCE column: "3.2 s behind source" while
 // records wait, "caught up (0.1 s at apply)" when none does, "-" before any

@@ -33,7 +33,7 @@ type sourceLagStatus struct {
 // than that. The delay is measured on the source's clock, which also stamps
 // Debezium's source.ts_ms and (one server) the target's times.
 func TestE2ESourceLag(t *testing.T) {
-	const stoppedFor = 6 * time.Second
+	const stoppedFor, idleFor = 6 * time.Second, 4 * time.Second
 	st := stacktest.New(t)
 	st.Exec(`CREATE TABLE public.items ` + itemsDDL)
 	st.Exec(`INSERT INTO public.items VALUES (1, 'snapshot row', 1, now(), '{}', NULL)`)
@@ -83,24 +83,34 @@ func TestE2ESourceLag(t *testing.T) {
 		t.Fatalf("pgsink exited %d after SIGTERM, want 0", code)
 	}
 
-	// Stopped: the next change waits in Kafka, and status says how long
-	// the target has been behind: at least since the applied insert.
+	// Stopped, after an idle spell: the next change waits in Kafka, and
+	// status counts the target behind since that change reached Kafka, not
+	// since the last applied one (which would add the idle spell).
+	waitFor := func(since time.Time, d time.Duration, what string) {
+		t.Helper()
+		eventually(t, 2*d+10*time.Second, what, func() (bool, string) {
+			waited := sourceClock().Sub(since)
+			return waited >= d, waited.String()
+		})
+	}
+	waitFor(committed, idleFor, "the partition to stay idle")
+	beforeInsert := sourceClock()
 	st.Exec(`INSERT INTO public.items VALUES (3, 'while stopped', 3, now(), '{}', NULL)`)
 	delayed := sourceClock()
-	var behind sourceLagStatus
-	var floor float64
 	eventually(t, 60*time.Second, "status shows the partition behind once Debezium has published the change", func() (bool, string) {
-		floor = sourceClock().Sub(committed).Seconds()
-		behind = status()
-		return !behind.Partitions[0].CaughtUp, fmt.Sprintf("%+v", behind.Partitions[0])
+		s := status()
+		return !s.Partitions[0].CaughtUp, fmt.Sprintf("%+v", s.Partitions[0])
 	})
-	if b := behind.Partitions[0].BehindSource; b == nil || *b < floor {
-		t.Fatalf("status while stopped: behind_source_seconds %v, want at least %.3f (since the last applied change's commit)", b, floor)
+	seen := sourceClock() // the waiting record was in Kafka before this
+	waitFor(delayed, stoppedFor, "the source clock to pass the delay")
+	before := sourceClock()
+	behind := status()
+	after := sourceClock()
+	floor, ceiling := before.Sub(seen).Seconds(), after.Sub(beforeInsert).Seconds()
+	if b := behind.Partitions[0].BehindSource; behind.Partitions[0].CaughtUp || b == nil || *b < floor || *b > ceiling {
+		t.Fatalf("status while stopped: %+v (behind_source_seconds %v), want behind by %.3f–%.3f s (since the waiting change reached Kafka, without the idle %s before it)",
+			behind.Partitions[0], b, floor, ceiling, idleFor)
 	}
-	eventually(t, 2*stoppedFor, "the source clock to pass the delay", func() (bool, string) {
-		waited := sourceClock().Sub(delayed)
-		return waited >= stoppedFor, waited.String()
-	})
 
 	p = startPgsink(t, cfg, "TARGET_URL="+targetURL)
 	converge("the change made while stopped")
