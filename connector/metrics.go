@@ -40,8 +40,8 @@ type Metrics struct {
 	// enough (25% apart) to read a p99 from.
 	RecordLatency prometheus.Histogram
 	// ReceiveLatency is the part of RecordLatency before pgsink's batching
-	// and apply: Kafka's delivery and pgsink's fetch buffer. It tells a
-	// slow consumer from a slow target.
+	// and apply: Kafka's delivery, pgsink's fetch buffer, and the wait
+	// behind the partition's batch in flight.
 	ReceiveLatency prometheus.Histogram
 	// ReceiveLatency in two stages: DispatchLatency from the Kafka
 	// timestamp to the poll loop handing the record to its partition's
@@ -121,7 +121,7 @@ func NewMetrics() *Metrics {
 			Help:    "From each applied record's Kafka timestamp (append time with LogAppendTime topics, else the producer's create time) to the commit of its transaction in the target.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 1.25, 56)}),
 		ReceiveLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgsink_record_receive_latency_seconds",
-			Help:    "From each record's Kafka timestamp to the moment its partition worker takes it into a batch: Kafka's delivery plus pgsink's fetch buffer. The rest of pgsink_record_commit_latency_seconds is batching and the apply.",
+			Help:    "From each record's Kafka timestamp to the moment its partition worker takes it into a batch: Kafka's delivery, pgsink's fetch buffer, and the wait behind the partition's batch in flight (pgsink_record_dispatch_latency_seconds and pgsink_record_queued_seconds split it). The rest of pgsink_record_commit_latency_seconds is batching and the apply.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 1.25, 56)}),
 		SourceLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgsink_source_lag_seconds",
 			Help: "Per owned partition, from the source commit time (Debezium's source.ts_us, else ts_ms) of the newest change the last batch applied to that batch's commit in the target: how far the target is behind the source. Set at each commit; while no batch commits it keeps its value (see pgsink_source_applied_timestamp_seconds)."}, []string{"topic", "partition"}),
