@@ -84,6 +84,33 @@ func (in *Inspector) OffsetAt(topic string, partition int32, t time.Time) (int64
 	return int64(res[0].Offset), nil
 }
 
+// TimestampAt returns the Kafka timestamp of the first record at or after
+// offset (the producer's create time, Debezium's produce time, or the
+// append time of a LogAppendTime topic), waiting up to timeout for it. It
+// assigns the partition to the inspector's client without joining the
+// group and stores no offset, so it commits nothing.
+func (in *Inspector) TimestampAt(topic string, partition int32, offset int64, timeout time.Duration) (time.Time, error) {
+	tp := kafka.TopicPartition{Topic: &topic, Partition: partition, Offset: kafka.Offset(offset)}
+	if err := in.c.Assign([]kafka.TopicPartition{tp}); err != nil {
+		return time.Time{}, fmt.Errorf("read %s[%d]@%d: %w", topic, partition, offset, err)
+	}
+	defer func() { _ = in.c.Unassign() }()
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); {
+		switch e := in.c.Poll(100).(type) {
+		case *kafka.Message:
+			if e.TopicPartition.Error != nil {
+				return time.Time{}, fmt.Errorf("read %s[%d]@%d: %w", topic, partition, offset, e.TopicPartition.Error)
+			}
+			if e.TopicPartition.Partition == partition && int64(e.TopicPartition.Offset) >= offset {
+				return e.Timestamp, nil
+			}
+		case kafka.Error:
+			return time.Time{}, fmt.Errorf("read %s[%d]@%d: %w", topic, partition, offset, e)
+		}
+	}
+	return time.Time{}, fmt.Errorf("read %s[%d]@%d: no record within %s", topic, partition, offset, timeout)
+}
+
 // configuredTopics lists the topics of md the configuration claims: named
 // ones and those a topic_pattern matches.
 func configuredTopics(cfg *config.Config, md *kafka.Metadata) []string {

@@ -40,9 +40,26 @@ type Metrics struct {
 	// enough (25% apart) to read a p99 from.
 	RecordLatency prometheus.Histogram
 	// ReceiveLatency is the part of RecordLatency before pgsink's batching
-	// and apply: Kafka's delivery and pgsink's fetch buffer. It tells a
-	// slow consumer from a slow target.
+	// and apply: Kafka's delivery, pgsink's fetch buffer, and the wait
+	// behind the partition's batch in flight.
 	ReceiveLatency prometheus.Histogram
+	// ReceiveLatency in two stages: DispatchLatency from the Kafka
+	// timestamp to the poll loop handing the record to its partition's
+	// queue (the broker, librdkafka's fetch and queue, the poll loop);
+	// QueuedLatency from there until the worker takes it, which includes
+	// waiting for the partition's batch in flight to commit.
+	DispatchLatency prometheus.Histogram
+	QueuedLatency   prometheus.Histogram
+	// SourceLag is, per partition, the time from the source commit of the
+	// newest change a batch applied (Debezium's source.ts_us, else ts_ms)
+	// to that batch's commit in the target; TableSourceLag the same per
+	// target table; SourceApplied that source commit time itself (Unix
+	// seconds), from which time() - SourceApplied tells a stuck partition.
+	// SourceLagRecords is SourceLag for every applied record.
+	SourceLag        *prometheus.GaugeVec // topic, partition
+	TableSourceLag   *prometheus.GaugeVec // table
+	SourceApplied    *prometheus.GaugeVec // topic, partition
+	SourceLagRecords prometheus.Histogram
 	// SchemaChanges counts each difference between a source schema and
 	// its target, once per table and column, and each change pgsink made.
 	SchemaChanges *prometheus.CounterVec // table, change (sink.SchemaChangeKind)
@@ -107,7 +124,22 @@ func NewMetrics() *Metrics {
 			Help:    "From each applied record's Kafka timestamp (append time with LogAppendTime topics, else the producer's create time) to the commit of its transaction in the target.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 1.25, 56)}),
 		ReceiveLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgsink_record_receive_latency_seconds",
-			Help:    "From each record's Kafka timestamp to the moment its partition worker takes it into a batch: Kafka's delivery plus pgsink's fetch buffer. The rest of pgsink_record_commit_latency_seconds is batching and the apply.",
+			Help:    "From each record's Kafka timestamp to the moment its partition worker takes it into a batch: Kafka's delivery, pgsink's fetch buffer, and the wait behind the partition's batch in flight (pgsink_record_dispatch_latency_seconds and pgsink_record_queued_seconds split it). The rest of pgsink_record_commit_latency_seconds is batching and the apply.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 1.25, 56)}),
+		SourceLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgsink_source_lag_seconds",
+			Help: "Per owned partition, from the source commit time (Debezium's source.ts_us, else ts_ms) of the newest change the last batch applied to that batch's commit in the target: how far the target is behind the source. Set at each commit; while no batch commits it keeps its value (see pgsink_source_applied_timestamp_seconds)."}, []string{"topic", "partition"}),
+		TableSourceLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgsink_table_source_lag_seconds",
+			Help: "pgsink_source_lag_seconds per target table: set by the last batch of any of this instance's partitions that applied changes to it; gone when such a partition is revoked, until another sets it again."}, []string{"table"}),
+		SourceApplied: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgsink_source_applied_timestamp_seconds",
+			Help: "Per owned partition, the source commit time (Unix seconds) of the newest change applied: time() minus it grows while records wait and nothing commits."}, []string{"topic", "partition"}),
+		SourceLagRecords: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgsink_record_source_lag_seconds",
+			Help:    "From each applied record's source commit time to the commit of its transaction in the target.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 1.5, 40)}),
+		DispatchLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgsink_record_dispatch_latency_seconds",
+			Help:    "From each record's Kafka timestamp to the poll loop handing it to its partition's queue: the broker, librdkafka's fetch and queue, and the poll loop. The first part of pgsink_record_receive_latency_seconds.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 1.25, 56)}),
+		QueuedLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgsink_record_queued_seconds",
+			Help:    "From the poll loop handing a record to its partition's queue to the worker taking it into a batch: mostly the wait for the partition's batch in flight to commit. The second part of pgsink_record_receive_latency_seconds.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 1.25, 56)}),
 		BufferFull: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_buffer_full_seconds_total",
 			Help: "Seconds the poll loop took no records because apply.max_buffered_bytes was spent. While it grows as fast as the clock, the apply, not Kafka, sets the pace; a larger budget buys larger batches and a little throughput."}),
@@ -125,6 +157,7 @@ func NewMetrics() *Metrics {
 		m.ApplySeconds, m.Lag, m.Owned, m.Buffered, m.Retries, m.Panics, m.InsertConflicts, m.Splits, m.Stopped, m.EndToEnd, m.RecordLatency, m.ReceiveLatency,
 		m.BufferFull, m.Pauses, m.SnapshotSwept, m.SnapshotsUnswept)
 	r.MustRegister(m.SchemaChanges)
+	r.MustRegister(m.DispatchLatency, m.QueuedLatency, m.SourceLag, m.TableSourceLag, m.SourceApplied, m.SourceLagRecords)
 	return m
 }
 

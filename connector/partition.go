@@ -134,6 +134,10 @@ type partition struct {
 	// worker has warned about: once per table and partition, the metric
 	// counts the rest.
 	movesWarned map[string]bool
+	// lagTables are the tables whose pgsink_table_source_lag_seconds this
+	// partition set: their series go when it is revoked, rather than
+	// keep a lag nobody here updates.
+	lagTables map[string]bool
 }
 
 // newPartition builds the worker of a claimed partition; run starts it.
@@ -286,8 +290,11 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 		}
 		p.held += size
 		p.metrics.Consumed.WithLabelValues(p.id.Topic).Inc()
+		taken := time.Now()
+		p.metrics.QueuedLatency.Observe(taken.Sub(e.at).Seconds())
 		if !m.Timestamp.IsZero() {
-			p.metrics.ReceiveLatency.Observe(time.Since(m.Timestamp).Seconds())
+			p.metrics.ReceiveLatency.Observe(taken.Sub(m.Timestamp).Seconds())
+			p.metrics.DispatchLatency.Observe(e.at.Sub(m.Timestamp).Seconds())
 		}
 		item, ok, err := p.item(m)
 		if err != nil {
@@ -563,6 +570,38 @@ func (p *partition) report(batch *sink.Batch, st sink.Stats, last *kafka.Message
 		if ts := batch.Items[i].Record.Timestamp; !ts.IsZero() {
 			p.metrics.RecordLatency.Observe(now.Sub(ts).Seconds())
 		}
+	}
+	p.reportSourceLag(batch, now)
+}
+
+// reportSourceLag sets how far behind the source the batch committed at
+// now left its partition and tables. A source clock ahead of this one
+// would make a lag negative: it counts as 0.
+func (p *partition) reportSourceLag(batch *sink.Batch, now time.Time) {
+	newest := sink.NewestSourceTs(batch.Items)
+	if newest.IsZero() {
+		return // tombstones, markers, or records without a source time
+	}
+	p.metrics.SourceLag.WithLabelValues(p.labels[0], p.labels[1]).Set(max(now.Sub(newest), 0).Seconds())
+	p.metrics.SourceApplied.WithLabelValues(p.labels[0], p.labels[1]).Set(float64(newest.UnixMicro()) / 1e6)
+	byTable := map[*sink.Table]time.Time{}
+	for i := range batch.Items {
+		it := &batch.Items[i]
+		if it.Err != nil || it.Table == nil || it.Change.SourceTs.IsZero() {
+			continue
+		}
+		p.metrics.SourceLagRecords.Observe(max(now.Sub(it.Change.SourceTs), 0).Seconds())
+		if it.Change.SourceTs.After(byTable[it.Table]) {
+			byTable[it.Table] = it.Change.SourceTs
+		}
+	}
+	for table, ts := range byTable {
+		ref := table.Ref()
+		if p.lagTables == nil {
+			p.lagTables = map[string]bool{}
+		}
+		p.lagTables[ref] = true
+		p.metrics.TableSourceLag.WithLabelValues(ref).Set(max(now.Sub(ts), 0).Seconds())
 	}
 }
 

@@ -229,6 +229,11 @@ func (r *Runner) wait(ps []*partition) {
 		p.cancel()
 		r.discard(p)
 		r.metrics.Lag.DeleteLabelValues(p.labels[0], p.labels[1])
+		r.metrics.SourceLag.DeleteLabelValues(p.labels[0], p.labels[1])
+		r.metrics.SourceApplied.DeleteLabelValues(p.labels[0], p.labels[1])
+		for table := range p.lagTables {
+			r.metrics.TableSourceLag.DeleteLabelValues(table)
+		}
 	}
 }
 

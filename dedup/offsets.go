@@ -110,7 +110,7 @@ func (o Offsets) Advance(ctx context.Context, tx DB, c *Claim, next int64) error
 	if next < c.NextOffset {
 		return fmt.Errorf("partition %s: refusing to move the offset backwards from %d to %d", c.PartitionID, c.NextOffset, next)
 	}
-	tag, err := tx.Exec(ctx, o.advanceSQL(), next, c.Group, c.Topic, c.Partition, c.Epoch, c.NextOffset)
+	tag, err := tx.Exec(ctx, o.advanceSQL(), next, c.Group, c.Topic, c.Partition, c.Epoch, c.NextOffset, nil)
 	if err != nil {
 		return fmt.Errorf("partition %s: advance offset: %w", c.PartitionID, err)
 	}
@@ -143,7 +143,12 @@ const advanceMismatch = "pgsink: offset compare-and-set matched no row"
 // is ErrNotAdvanced. The caller rolls back and asks Mismatch for the
 // *FencedError or *PositionMovedError. On success c.NextOffset is next
 // once the transaction commits; QueueAdvance does not change c.
-func (o Offsets) QueueAdvance(b *pgx.Batch, c Claim, next int64) error {
+//
+// sourceTs is the source commit time of the newest change the transaction
+// applies; it is stored with the position, with the time it was applied,
+// for Stored.BehindSource. The zero time (a batch of tombstones, or of
+// records that carry no source time) keeps the stored one.
+func (o Offsets) QueueAdvance(b *pgx.Batch, c Claim, next int64, sourceTs time.Time) error {
 	if next < c.NextOffset {
 		return fmt.Errorf("partition %s: refusing to move the offset backwards from %d to %d", c.PartitionID, c.NextOffset, next)
 	}
@@ -152,7 +157,7 @@ func (o Offsets) QueueAdvance(b *pgx.Batch, c Claim, next int64) error {
 	// depend on the row the UPDATE matched.
 	b.Queue(`WITH moved AS (`+o.advanceSQL()+` RETURNING 1)
 SELECT CASE count(*) WHEN 1 THEN 1 ELSE ('`+advanceMismatch+` (' || count(*) || ')')::integer END FROM moved`,
-		next, c.Group, c.Topic, c.Partition, c.Epoch, c.NextOffset).Fn = func(br pgx.BatchResults) error {
+		next, c.Group, c.Topic, c.Partition, c.Epoch, c.NextOffset, nullTime(sourceTs)).Fn = func(br pgx.BatchResults) error {
 		_, err := br.Exec()
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "22P02" && strings.Contains(pgErr.Message, advanceMismatch) {
@@ -183,10 +188,22 @@ func (o Offsets) Mismatch(ctx context.Context, db DB, c Claim) error {
 }
 
 // advanceSQL is the compare-and-set of Advance and QueueAdvance: $1 the new
-// position; $2–$4 the partition; $5 and $6 the claim's epoch and position.
+// position; $2–$4 the partition; $5 and $6 the claim's epoch and position;
+// $7 the source commit time of the newest change applied, or NULL to keep
+// the stored one.
 func (o Offsets) advanceSQL() string {
-	return `UPDATE ` + o.table + ` SET next_offset = $1, updated_at = now()
+	return `UPDATE ` + o.table + ` SET next_offset = $1, updated_at = now(),
+       source_ts = coalesce($7::timestamptz, source_ts),
+       source_applied_at = CASE WHEN $7::timestamptz IS NULL THEN source_applied_at ELSE now() END
      WHERE group_id = $2 AND topic = $3 AND partition = $4 AND epoch = $5 AND next_offset = $6`
+}
+
+// nullTime is t, or NULL for the zero time.
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 func (o Offsets) mismatch(mine, stored Claim) error {
@@ -260,6 +277,37 @@ type Stored struct {
 	// "" while it applies. StoppedAt is when.
 	StoppedReason string
 	StoppedAt     *time.Time
+	// SourceTs is the source commit time of the newest change applied
+	// (Debezium's source.ts_us, else ts_ms), SourceAppliedAt when the
+	// transaction that applied it began; both nil until a batch carried
+	// a source time.
+	SourceTs        *time.Time
+	SourceAppliedAt *time.Time
+}
+
+// BehindSource says how far the target is behind the source on this
+// partition, at now. Caught up (no record waits), it is the lag the newest
+// applied change had when it was applied, which stays true while the
+// source sends nothing newer. With records waiting, it is the time since
+// the oldest of them was committed at the source: no earlier than the
+// newest applied change's source commit, no later than waiting, the Kafka
+// time of the oldest waiting record (zero when unknown), so the time since
+// waiting, or since the applied change when that is unknown or earlier.
+// ok is false until a batch carried a source time. A source clock ahead of
+// this one would make it negative: it is then 0.
+func (s Stored) BehindSource(now time.Time, caughtUp bool, waiting time.Time) (lag time.Duration, ok bool) {
+	if s.SourceTs == nil || s.SourceAppliedAt == nil {
+		return 0, false
+	}
+	switch {
+	case caughtUp:
+		lag = s.SourceAppliedAt.Sub(*s.SourceTs)
+	case waiting.After(*s.SourceTs):
+		lag = now.Sub(waiting)
+	default:
+		lag = now.Sub(*s.SourceTs)
+	}
+	return max(lag, 0), true
 }
 
 // MarkStopped records on c's row, if c still holds it, why its owner
@@ -276,14 +324,15 @@ func (o Offsets) MarkStopped(ctx context.Context, db DB, c Claim, reason string)
 
 // List returns the stored rows of a consumer group, by topic and partition.
 func (o Offsets) List(ctx context.Context, db Querier, group string) ([]Stored, error) {
-	rows, err := db.Query(ctx, `SELECT topic, partition, next_offset, epoch, owner, updated_at, coalesce(stopped_reason, ''), stopped_at FROM `+o.table+`
+	rows, err := db.Query(ctx, `SELECT topic, partition, next_offset, epoch, owner, updated_at, coalesce(stopped_reason, ''), stopped_at,
+		source_ts, source_applied_at FROM `+o.table+`
 		WHERE group_id = $1 ORDER BY topic, partition`, group)
 	if err != nil {
 		return nil, fmt.Errorf("list offsets of group %s: %w", group, err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Stored, error) {
 		s := Stored{Claim: Claim{PartitionID: PartitionID{Group: group}}}
-		err := r.Scan(&s.Topic, &s.Partition, &s.NextOffset, &s.Epoch, &s.Owner, &s.UpdatedAt, &s.StoppedReason, &s.StoppedAt)
+		err := r.Scan(&s.Topic, &s.Partition, &s.NextOffset, &s.Epoch, &s.Owner, &s.UpdatedAt, &s.StoppedReason, &s.StoppedAt, &s.SourceTs, &s.SourceAppliedAt)
 		return s, err
 	})
 }

@@ -280,7 +280,7 @@ func TestIntegrationQueueAdvancePipelined(t *testing.T) {
 	pipeline := func(c dedup.Claim, next int64, n int) error {
 		b := &pgx.Batch{}
 		b.Queue("BEGIN")
-		if err := o.QueueAdvance(b, c, next); err != nil {
+		if err := o.QueueAdvance(b, c, next, time.Time{}); err != nil {
 			return err
 		}
 		b.Queue(`INSERT INTO written VALUES ($1)`, n)
@@ -323,7 +323,7 @@ func TestIntegrationQueueAdvancePipelined(t *testing.T) {
 	if err != nil || len(got) != 1 || got[0] != 1 {
 		t.Fatalf("rows written: %v, %v; want only [1], the write of the matching claim", got, err)
 	}
-	if err := o.QueueAdvance(&pgx.Batch{}, mine, 4); err == nil {
+	if err := o.QueueAdvance(&pgx.Batch{}, mine, 4, time.Time{}); err == nil {
 		t.Fatal("QueueAdvance accepted a position behind the claim's")
 	}
 }
@@ -367,5 +367,55 @@ func TestIntegrationMarkStopped(t *testing.T) {
 	}
 	if reason, at := stoppedReason(); reason != "" || at {
 		t.Fatalf("a new claim kept the old stop: %q", reason)
+	}
+}
+
+// The source time a batch's compare-and-set carries is stored with the
+// position, stamped with the time it was applied; a batch without one keeps
+// both, so status goes on saying how far behind the last real change was.
+func TestIntegrationOffsetsSourceTime(t *testing.T) {
+	ctx := context.Background()
+	pool := migrated(t)
+	o := dedup.NewOffsets(schema)
+	c, err := o.Claim(ctx, pool, dedup.PartitionID{Group: "g", Topic: "t", Partition: 0}, 0, "me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	advance := func(next int64, sourceTs time.Time) {
+		t.Helper()
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		if err := o.QueueAdvance(b, c, next, sourceTs); err != nil {
+			t.Fatal(err)
+		}
+		b.Queue("COMMIT")
+		if err := pool.SendBatch(ctx, b).Close(); err != nil {
+			t.Fatal(err)
+		}
+		c.NextOffset = next
+	}
+	stored := func() dedup.Stored {
+		t.Helper()
+		rows, err := o.List(ctx, pool, "g")
+		if err != nil || len(rows) != 1 {
+			t.Fatalf("List = %v, %v", rows, err)
+		}
+		return rows[0]
+	}
+	if s := stored(); s.SourceTs != nil || s.SourceAppliedAt != nil {
+		t.Fatalf("a fresh claim has source time %v applied at %v, want none", s.SourceTs, s.SourceAppliedAt)
+	}
+	src := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
+	advance(3, src)
+	first := stored()
+	if first.SourceTs == nil || !first.SourceTs.Equal(src) || first.SourceAppliedAt == nil {
+		t.Fatalf("stored source time %v applied at %v, want %v and a time", first.SourceTs, first.SourceAppliedAt, src)
+	}
+	if lag, ok := first.BehindSource(time.Now(), true, time.Time{}); !ok || lag < time.Minute {
+		t.Fatalf("BehindSource caught up = %v, %v; want at least the minute between source commit and apply", lag, ok)
+	}
+	advance(5, time.Time{})
+	if s := stored(); !s.SourceTs.Equal(src) || !s.SourceAppliedAt.Equal(*first.SourceAppliedAt) {
+		t.Fatalf("a batch without source time changed the stored one to %v applied at %v", s.SourceTs, s.SourceAppliedAt)
 	}
 }

@@ -1,6 +1,8 @@
 package sink
 
 import (
+	"time"
+
 	"errors"
 
 	"github.com/pgsink/pgsink/debezium"
@@ -96,6 +98,26 @@ func (s span) records() []debezium.Record {
 		records = append(records, s.batch.Items[s.dead].Record)
 	}
 	return records
+}
+
+// sourceTs is the source commit time of the newest change the span
+// applies, stored with its offset; zero when none carries one.
+func (s span) sourceTs() time.Time {
+	return NewestSourceTs(s.batch.Items[s.lo:s.hi])
+}
+
+// NewestSourceTs is the newest source commit time (Debezium's
+// source.ts_us, else ts_ms) among the decoded items, or the zero time.
+// Newest rather than last: events Debezium re-emits after a restart come
+// after newer ones, and the target has caught up to the newest.
+func NewestSourceTs(items []Item) time.Time {
+	var newest time.Time
+	for i := range items {
+		if ts := items[i].Change.SourceTs; items[i].Err == nil && ts.After(newest) {
+			newest = ts
+		}
+	}
+	return newest
 }
 
 // committed moves the batch's claim past the span, whose transaction

@@ -1,6 +1,8 @@
 package sink
 
 import (
+	"time"
+
 	"errors"
 	"fmt"
 	"regexp"
@@ -101,7 +103,7 @@ func (in builderInput) statements() []string {
 	}
 	dl, _ := dedup.NewDeadLetters(in.Own).Insert(dedup.DeadLetter{Topic: in.Table, Target: t.Ref(), Error: in.Column})
 	var advance pgx.Batch
-	_ = dedup.NewOffsets(in.Own).QueueAdvance(&advance, dedup.Claim{PartitionID: dedup.PartitionID{Group: in.Key, Topic: in.Table}}, 1)
+	_ = dedup.NewOffsets(in.Own).QueueAdvance(&advance, dedup.Claim{PartitionID: dedup.PartitionID{Group: in.Key, Topic: in.Table}}, 1, time.Time{})
 	return append(out, dl, advance.QueuedQueries[0].SQL)
 }
 

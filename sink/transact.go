@@ -122,7 +122,7 @@ func (a *Applier) queueSpan(ctx context.Context, x *txn, s span) error {
 	if !a.opts.KafkaOffsets {
 		// The first statement: its row lock serialises the partition's
 		// writers (see dedup.Offsets.Advance).
-		if err := a.offsets.QueueAdvance(x.queue, *s.batch.Claim, s.next); err != nil {
+		if err := a.offsets.QueueAdvance(x.queue, *s.batch.Claim, s.next, s.sourceTs()); err != nil {
 			return err
 		}
 	}

@@ -40,15 +40,27 @@ type Latency struct {
 	// pgsink's fetch buffer.
 	ReceiveP50ms float64 `json:"steady_receive_p50_ms"`
 	ReceiveP99ms float64 `json:"steady_receive_p99_ms"`
-	Maxms        float64 `json:"max_bucket_ms"`
-	CPUPerM      float64 `json:"cpu_s_per_million_events"`
-	PeakRSSMiB   float64 `json:"peak_rss_mib"`
-	CommitCount  int64   `json:"samples"`
+	// Received in two stages: Dispatch* from the Kafka timestamp to the
+	// poll loop's hand-over (pgsink_record_dispatch_latency_seconds),
+	// Queued* from there to the worker taking the record
+	// (pgsink_record_queued_seconds); Pauses the partition pauses of the run.
+	DispatchP50ms float64 `json:"steady_dispatch_p50_ms,omitempty"`
+	DispatchP99ms float64 `json:"steady_dispatch_p99_ms,omitempty"`
+	QueuedP50ms   float64 `json:"steady_queued_p50_ms,omitempty"`
+	QueuedP99ms   float64 `json:"steady_queued_p99_ms,omitempty"`
+	Pauses        float64 `json:"pauses"`
+	Maxms         float64 `json:"max_bucket_ms"`
+	CPUPerM       float64 `json:"cpu_s_per_million_events"`
+	PeakRSSMiB    float64 `json:"peak_rss_mib"`
+	CommitCount   int64   `json:"samples"`
 	// The apply transactions' own share: pgsink_apply_seconds per batch,
 	// and the mean batch size.
 	ApplyP50ms float64 `json:"apply_p50_ms"`
 	ApplyP99ms float64 `json:"apply_p99_ms"`
 	MeanBatch  float64 `json:"mean_batch_records"`
+	// Round is the run's place among the interleaved rounds of the
+	// latency phase, from 1.
+	Round int `json:"round,omitempty"`
 }
 
 // measureLatency produces the workload's records (their keys and values as
@@ -59,6 +71,16 @@ type Latency struct {
 type latencyVariant struct {
 	maxWait string // apply.batch.max_wait; "" = default
 	syncOff bool   // postgres.synchronous_commit: off
+}
+
+func (v latencyVariant) String() string {
+	switch {
+	case v.syncOff:
+		return "synchronous_commit off"
+	case v.maxWait != "":
+		return "max_wait " + v.maxWait
+	}
+	return "default settings"
 }
 
 func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Workload, rate int, dur, warmup time.Duration, v latencyVariant) (*Latency, error) {
@@ -114,6 +136,7 @@ func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Worklo
 	if err != nil {
 		return nil, fmt.Errorf("latency: after the warm-up: %w", err)
 	}
+	stages := newStages(p.port, "pgsink_record_dispatch_latency_seconds", "pgsink_record_queued_seconds")
 	pr := <-done
 	if pr.err != nil {
 		return nil, pr.err
@@ -155,14 +178,21 @@ func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Worklo
 	l.SteadyP50ms, l.SteadyP99ms = quantile(steady, count-warmCount, 0.50)*1000, quantile(steady, count-warmCount, 0.99)*1000
 	steadyRecv := since(recv, warmRecv)
 	l.ReceiveP50ms, l.ReceiveP99ms = quantile(steadyRecv, recvCount-warmRecvCount, 0.50)*1000, quantile(steadyRecv, recvCount-warmRecvCount, 0.99)*1000
+	if q, err := stages.steady(); err == nil {
+		l.DispatchP50ms, l.DispatchP99ms = q[0][0], q[0][1]
+		l.QueuedP50ms, l.QueuedP99ms = q[1][0], q[1][1]
+	} else {
+		logf("latency: stages: %v", err)
+	}
+	l.Pauses = scrapeCounter(p.port, "pgsink_partition_pauses_total")
 	if l.MaxWait == "" {
 		l.MaxWait = config.DefaultBatchMaxWait.String() + " (default)"
 	}
 	if v.syncOff {
 		l.SynchronousCommit = "off"
 	}
-	logf("latency, max_wait %s, synchronous_commit %q: %d events at %.0f/s: p50 %.1f ms, p99 %.1f ms (from %d samples); after the first %.0f s: p50 %.1f ms, p99 %.1f ms (received: p50 %.1f ms, p99 %.1f ms); apply p50 %.1f ms, p99 %.1f ms, %.0f records per batch",
-		l.MaxWait, l.SynchronousCommit, sent, l.AchievedPS, l.P50ms, l.P99ms, l.CommitCount, l.WarmupSeconds, l.SteadyP50ms, l.SteadyP99ms, l.ReceiveP50ms, l.ReceiveP99ms, l.ApplyP50ms, l.ApplyP99ms, l.MeanBatch)
+	logf("latency, max_wait %s, synchronous_commit %q: %d events at %.0f/s: p50 %.1f ms, p99 %.1f ms (from %d samples); after the first %.0f s: p50 %.1f ms, p99 %.1f ms (received: p50 %.1f ms, p99 %.1f ms; of which dispatched p99 %.1f ms, queued p99 %.1f ms; %.0f pauses); apply p50 %.1f ms, p99 %.1f ms, %.0f records per batch",
+		l.MaxWait, l.SynchronousCommit, sent, l.AchievedPS, l.P50ms, l.P99ms, l.CommitCount, l.WarmupSeconds, l.SteadyP50ms, l.SteadyP99ms, l.ReceiveP50ms, l.ReceiveP99ms, l.DispatchP99ms, l.QueuedP99ms, l.Pauses, l.ApplyP50ms, l.ApplyP99ms, l.MeanBatch)
 	return l, nil
 }
 
@@ -282,6 +312,51 @@ func scrapeHistogram(port int, name string) ([]bucket, float64, error) {
 		return nil, 0, fmt.Errorf("histogram %s is empty or missing", name)
 	}
 	return bs, count, nil
+}
+
+// stages are histograms scraped after the warm-up, for their steady
+// quantiles at the end.
+type stages struct {
+	port   int
+	names  []string
+	warm   [][]bucket
+	counts []float64
+}
+
+func newStages(port int, names ...string) *stages {
+	st := &stages{port: port, names: names}
+	for _, n := range names {
+		b, c, _ := scrapeHistogram(port, n) // absent in an older binary: steady then fails
+		st.warm, st.counts = append(st.warm, b), append(st.counts, c)
+	}
+	return st
+}
+
+// steady returns each histogram's p50 and p99 in ms since the warm-up.
+func (st *stages) steady() ([][2]float64, error) {
+	var out [][2]float64
+	for i, n := range st.names {
+		b, c, err := scrapeHistogram(st.port, n)
+		if err != nil {
+			return nil, err
+		}
+		d, dc := since(b, st.warm[i]), c-st.counts[i]
+		out = append(out, [2]float64{quantile(d, dc, 0.5) * 1000, quantile(d, dc, 0.99) * 1000})
+	}
+	return out, nil
+}
+
+// scrapeCounter sums every series of a counter from /metrics (0 when absent).
+func scrapeCounter(port int, name string) float64 {
+	var sum float64
+	_ = metricLines(port, func(line string) {
+		if rest, ok := strings.CutPrefix(line, name); ok && (strings.HasPrefix(rest, "{") || strings.HasPrefix(rest, " ")) {
+			fields := strings.Fields(rest)
+			v, _ := strconv.ParseFloat(fields[len(fields)-1], 64)
+			sum += v
+		}
+	})
+	return sum
 }
 
 // scrapeSum reads a histogram's _sum from /metrics.

@@ -38,7 +38,7 @@ func main() {
 	latencyFor := flag.Duration("latency-for", 40*time.Second, "how long the latency run produces")
 	latencyWaits := flag.String("latency-waits", "100ms", "comma-separated apply.batch.max_wait values measured for latency besides the default")
 	latencyWarmup := flag.Duration("latency-warmup", 10*time.Second, "the start of the latency run left out of its steady-state quantiles")
-	latencyRepeat := flag.Int("latency-repeat", 2, "how many times the default settings' latency is measured, alternating with synchronous_commit: off (one 40-s run's p99 is at the mercy of the disk)")
+	latencyRepeat := flag.Int("latency-repeat", 5, "how many rounds of the latency phase run: each round measures every setting once (the default, synchronous_commit: off, each of -latency-waits), interleaved, and the report gives each run and the median per setting (one 40-s run's p99 is at the mercy of the machine's phases)")
 	budgets := flag.String("budgets", "128MiB,256MiB", "comma-separated apply.max_buffered_bytes values drained besides the default: what a larger memory budget buys")
 	reportOnly := flag.Bool("report-only", false, "rewrite the report from the last run's .stack/bench/results.json (after editing docs/benchmark-analysis.md)")
 	flag.Parse()
@@ -119,32 +119,26 @@ func main() {
 		res.soft("PgsinkBatch1", err)
 	}
 	if run("latency") {
-		// The default settings, alternating with synchronous_commit: off,
-		// which keeps the exactly-once effect and takes the WAL flush out
-		// of the commit: its tail is the disk's (shared with Kafka here).
-		for i := 0; i < max(1, *latencyRepeat); i++ {
-			l, err := measureLatency(ctx, env, bin, w, *latencyRate, *latencyFor, *latencyWarmup, latencyVariant{})
-			res.soft("Latency", err)
-			if l != nil && res.Latency == nil {
-				res.Latency = l
-			} else if l != nil {
-				res.LatencyRepeats = append(res.LatencyRepeats, l)
-			}
-			l, err = measureLatency(ctx, env, bin, w, *latencyRate, *latencyFor, *latencyWarmup, latencyVariant{syncOff: true})
-			res.soft("Latency synchronous_commit off", err)
-			if l != nil {
-				res.LatencySyncOff = append(res.LatencySyncOff, l)
+		// Every setting once per round, the rounds one after another: a
+		// tail that comes and goes with the machine's phases then falls on
+		// every setting alike, and the report shows each run and the
+		// median. synchronous_commit: off keeps the exactly-once effect and
+		// takes the WAL flush out of the commit: its tail is the disk's
+		// (shared with Kafka here). Other batch waits trade latency for CPU.
+		variants := []latencyVariant{{}, {syncOff: true}}
+		for _, wait := range strings.Split(*latencyWaits, ",") {
+			if wait = strings.TrimSpace(wait); wait != "" {
+				variants = append(variants, latencyVariant{maxWait: wait})
 			}
 		}
-		// What other batch waits trade between latency and CPU.
-		for _, wait := range strings.Split(*latencyWaits, ",") {
-			if wait = strings.TrimSpace(wait); wait == "" {
-				continue
-			}
-			l, err := measureLatency(ctx, env, bin, w, *latencyRate, *latencyFor, *latencyWarmup, latencyVariant{maxWait: wait})
-			res.soft("Latency max_wait "+wait, err)
-			if l != nil {
-				res.LatencyOtherWaits = append(res.LatencyOtherWaits, l)
+		for round := 1; round <= max(1, *latencyRepeat); round++ {
+			for _, v := range variants {
+				l, err := measureLatency(ctx, env, bin, w, *latencyRate, *latencyFor, *latencyWarmup, v)
+				res.soft(fmt.Sprintf("Latency %s, round %d", v, round), err)
+				if l != nil {
+					l.Round = round
+					res.addLatency(v, l)
+				}
 			}
 		}
 	}
