@@ -153,8 +153,9 @@ type Table struct {
 	Topics       []string `yaml:"topics,omitempty"`
 	TopicPattern Pattern  `yaml:"topic_pattern,omitempty"`
 
-	Format Format    `yaml:"format"`
-	Target TableName `yaml:"target"`
+	Format Format `yaml:"format"`
+	// Target is a fixed name or a template (see TargetTemplate).
+	Target Target `yaml:"target"`
 	// Key names target columns; empty means the record key's fields.
 	Key     []string `yaml:"key,omitempty"`
 	Columns Columns  `yaml:"columns"`

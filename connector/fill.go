@@ -116,8 +116,8 @@ func NewFill(cfg *config.Config, opts FillOptions) (*Fill, error) {
 	derived := *cfg
 	derived.Tables = nil
 	for _, t := range cfg.Tables {
-		if t.Target == opts.Source {
-			t.Target = opts.Into
+		if t.Target.Template == nil && t.Target.TableName == opts.Source {
+			t.Target = config.Target{TableName: opts.Into}
 			// The filled table exists (created from the source table's
 			// definition): it is filled, never created nor evolved.
 			t.Schema.Create = false
