@@ -175,6 +175,10 @@ type Table struct {
 
 	// Path is the table's key path in the file ("tables[2]"), for messages.
 	Path string `yaml:"-"`
+
+	// topicVars are the template variables of the topic a templated
+	// entry was derived for (Router.Resolve).
+	topicVars map[string]string
 }
 
 // Columns selects and renames the fields of a change. Include and Exclude
