@@ -15,6 +15,10 @@ type TargetTemplate struct {
 	Source string
 	schema []segment
 	table  []segment
+	// headers and needsRecord are derived once at parsing: the router
+	// asks them of every record.
+	headers     []string
+	needsRecord bool
 }
 
 // segment is literal text or, when variable is set, a variable.
@@ -68,6 +72,12 @@ func parseTemplate(s string) (*TargetTemplate, error) {
 		return nil, fmt.Errorf("has an empty schema or table part; got %q", s)
 	}
 	t.schema, t.table = mergeLiterals(parts[0]), mergeLiterals(parts[1])
+	for _, v := range t.Variables() {
+		if h, ok := strings.CutPrefix(v, varHeaderPrefix); ok {
+			t.headers = append(t.headers, h)
+		}
+		t.needsRecord = t.needsRecord || v == varSourceSchema || v == varSourceTable || strings.HasPrefix(v, varHeaderPrefix)
+	}
 	return t, nil
 }
 
@@ -127,16 +137,12 @@ func isCaptureVariable(v string) bool {
 	return v != varTopic && v != varSourceSchema && v != varSourceTable && !strings.HasPrefix(v, varHeaderPrefix)
 }
 
+// Headers lists the names of the headers the template reads.
+func (t *TargetTemplate) Headers() []string { return t.headers }
+
 // NeedsRecord reports whether the target depends on the record, not only
 // on its topic: then each record is routed by its own values.
-func (t *TargetTemplate) NeedsRecord() bool {
-	for _, v := range t.Variables() {
-		if v == varSourceSchema || v == varSourceTable || strings.HasPrefix(v, varHeaderPrefix) {
-			return true
-		}
-	}
-	return false
-}
+func (t *TargetTemplate) NeedsRecord() bool { return t.needsRecord }
 
 // RecordValues are the values of one record a template may use.
 type RecordValues struct {

@@ -1,0 +1,134 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/debezium"
+)
+
+const routerTestConfig = `kafka: { bootstrap.servers: k, group.id: g }
+postgres: { url: u }
+tables:
+  - topic_pattern: 'app\.(?P<schema>[^.]+)\.(?P<table>.+)'
+    target: '${schema}.${table}'
+    deletes: soft
+  - topic: app.public.orders
+    target: public.order_override
+  - topic_pattern: 'fixed\..*'
+    target: public.fixed
+  - topic: merged
+    target: 'public.${source.table}'
+  - topic: outbox
+    format: outbox
+    key: [id]
+    target: 'events.${header.aggregatetype}'
+`
+
+// testRouter is a Router whose targets are known in advance, so that no
+// catalog is read: every target a test routes to must be in targets.
+func testRouter(t testing.TB, src string, targets ...config.TableName) *Router {
+	t.Helper()
+	cfg, err := config.Parse("test.yaml", []byte(src), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRouter(cfg, nil)
+	for _, n := range targets {
+		r.tables[n.String()] = &Table{Schema: n.Schema, Name: n.Name}
+	}
+	return r
+}
+
+func TestRouterTemplates(t *testing.T) {
+	r := testRouter(t, routerTestConfig,
+		config.TableName{Schema: "public", Name: "customers"}, config.TableName{Schema: "Sales", Name: "Order"},
+		config.TableName{Schema: "public", Name: "order_override"}, config.TableName{Schema: "public", Name: "a"},
+		config.TableName{Schema: "public", Name: "b"}, config.TableName{Schema: "events", Name: "Order"})
+	ctx := context.Background()
+	route := func(topic, schema, table string, headers ...debezium.Header) (*Table, error) {
+		ch := debezium.Change{Topic: topic, Kind: debezium.KindChange, Schema: schema, Table: table}
+		return r.resolve(ctx, &ch, headers)
+	}
+	tests := []struct {
+		topic, schema, table string
+		headers              []debezium.Header
+		want                 string // the target's Ref, or the error's text
+	}{
+		{topic: "app.public.customers", want: "public.customers"},
+		{topic: "app.Sales.Order", want: "Sales.Order"},
+		{topic: "app.public.orders", want: "public.order_override"},
+		{topic: "merged", schema: "public", table: "a", want: "public.a"},
+		{topic: "merged", schema: "public", table: "b", want: "public.b"},
+		{topic: "outbox", headers: []debezium.Header{{Key: "aggregatetype", Value: []byte("Order")}}, want: "events.Order"},
+		{topic: "merged", schema: "public", want: `tables[3]: target "public.${source.table}" for topic "merged": ${source.table} is empty in the record`},
+		{topic: "outbox", want: `tables[4]: target "events.${header.aggregatetype}" for topic "outbox": the record has no header "aggregatetype"`},
+		{topic: "app.public.x.y", want: `tables[0]: target "${schema}.${table}" for topic "app.public.x.y": ${table} is "x.y", whose dot makes the schema.table name ambiguous`},
+		{topic: "nothing", want: `topic "nothing": no table is configured for this topic`},
+	}
+	for _, tt := range tests {
+		got, err := route(tt.topic, tt.schema, tt.table, tt.headers...)
+		var text string
+		if err != nil {
+			text = err.Error()
+		} else {
+			text = got.Ref()
+		}
+		if text != tt.want {
+			t.Errorf("route %s %s.%s %v = %s; want %s", tt.topic, tt.schema, tt.table, tt.headers, text, tt.want)
+		}
+	}
+	// One state per derived table: the same pointer for the same target,
+	// distinct tables for the records of one topic.
+	a1, _ := route("merged", "public", "a")
+	a2, _ := route("merged", "public", "a")
+	b, _ := route("merged", "public", "b")
+	if a1 != a2 || a1 == b {
+		t.Errorf("per-record routes: a %p and %p (want equal), b %p (want different)", a1, a2, b)
+	}
+	var tmplErr *config.TemplateError
+	if _, err := route("merged", "public", ""); !errors.As(err, &tmplErr) {
+		t.Errorf("want a *config.TemplateError the partition stops with, got %T", err)
+	}
+}
+
+// BenchmarkRouterResolve compares routing through explicit entries with
+// routing through one template, over the same topics: the template's cost
+// is its derivation, once per topic (docs/benchmarks.md has the ratio).
+func BenchmarkRouterResolve(b *testing.B) {
+	const topics = 200
+	explicit := "kafka: { bootstrap.servers: k, group.id: g }\npostgres: { url: u }\ntables:\n"
+	var targets []config.TableName
+	for i := 0; i < topics; i++ {
+		explicit += fmt.Sprintf("  - topic: app.public.t%d\n    target: public.t%d\n", i, i)
+		targets = append(targets, config.TableName{Schema: "public", Name: fmt.Sprintf("t%d", i)})
+	}
+	templated := "kafka: { bootstrap.servers: k, group.id: g }\npostgres: { url: u }\ntables:\n" +
+		"  - topic_pattern: 'app\\.(?P<schema>[^.]+)\\.(?P<table>.+)'\n    target: '${schema}.${table}'\n"
+	record := "kafka: { bootstrap.servers: k, group.id: g }\npostgres: { url: u }\ntables:\n" +
+		"  - topic_pattern: 'app\\..*'\n    target: '${source.schema}.${source.table}'\n"
+	changes := make([]debezium.Change, topics)
+	for i := range changes {
+		changes[i] = debezium.Change{Topic: fmt.Sprintf("app.public.t%d", i), Kind: debezium.KindChange, Schema: "public", Table: fmt.Sprintf("t%d", i)}
+	}
+	for _, bc := range []struct{ name, src string }{{"explicit", explicit}, {"templated", templated}, {"record", record}} {
+		b.Run(bc.name, func(b *testing.B) {
+			r := testRouter(b, bc.src, targets...)
+			ctx := context.Background()
+			for i := range changes { // the first record of each topic derives its route
+				if _, err := r.resolve(ctx, &changes[i], nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := r.resolve(ctx, &changes[i%topics], nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
