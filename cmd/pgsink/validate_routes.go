@@ -63,7 +63,7 @@ func resolveRoutes(cfg *config.Config, topics []string) routes {
 			out.problems = append(out.problems, routeProblem(cfg, err))
 			continue
 		}
-		at := cfg.Position(t.Path + ".target").String() + ": " + t.Path
+		at := cfg.Position(t.Path+".target").String() + ": " + t.Path
 		if t.Target.Template == nil {
 			out.lines = append(out.lines, fmt.Sprintf("%s: topic %s → %s", at, topic, t.Target.TableName))
 			continue
