@@ -6,9 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -19,23 +16,6 @@ import (
 )
 
 const routedDDL = `(id integer PRIMARY KEY, name text NOT NULL, qty integer)`
-
-// routedConfig is a configuration of the sandbox's group whose tables are
-// the given YAML list.
-func routedConfig(st *stacktest.T, tables string) string {
-	return fmt.Sprintf(`
-kafka:
-  bootstrap.servers: %s
-  group.id: %s
-postgres:
-  url: ${TARGET_URL}
-apply:
-  batch: { max_records: 500, max_wait: 50ms }
-metrics:
-  listen: 127.0.0.1:0
-tables:
-%s`, st.Env.KafkaBootstrap, st.ID, tables)
-}
 
 // writeSource inserts, updates and deletes rows of each table, after the
 // snapshot.
@@ -88,7 +68,7 @@ func TestE2ETemplatedRouting(t *testing.T) {
 
 	targetURL, conn := targetWith(t, `CREATE SCHEMA sales`)
 	prefix := regexp.QuoteMeta(st.TopicPrefix)
-	cfg := routedConfig(st, fmt.Sprintf(`  - topic_pattern: '%s\.(?P<schema>[^.]+)\.(?P<table>.+)'
+	cfg := tablesConfig(st, fmt.Sprintf(`  - topic_pattern: '%s\.(?P<schema>[^.]+)\.(?P<table>.+)'
     target: '${schema}.${table}'
     schema: { create: true }
   - topic: %s.sales.refunds
@@ -106,16 +86,7 @@ func TestE2ETemplatedRouting(t *testing.T) {
 		t.Errorf("target tables %s, want %s (one per source table, the override's instead of the template's)", got, want)
 	}
 
-	path := filepath.Join(t.TempDir(), "pgsink.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(binary, "validate", "--config", path)
-	cmd.Env = append(os.Environ(), "TARGET_URL="+targetURL)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("validate: %v\n%s", err, out)
-	}
+	out := pgsinkOutput(t, cfg, []string{"TARGET_URL=" + targetURL}, "validate")
 	for _, want := range []string{
 		fmt.Sprintf(`tables[0]: topic %s.public.Items → public."Items"`, st.TopicPrefix),
 		fmt.Sprintf(`tables[0]: topic %s.sales.orders → sales.orders`, st.TopicPrefix),
@@ -153,7 +124,7 @@ func TestE2EOneTopicManyTables(t *testing.T) {
 	})
 
 	targetURL, conn := targetWith(t, `SELECT 1`)
-	cfg := routedConfig(st, fmt.Sprintf(`  - topic: %s
+	cfg := tablesConfig(st, fmt.Sprintf(`  - topic: %s
     target: 'public.${source.table}_c'
     schema: { create: true }
 `, merged))
@@ -190,16 +161,7 @@ func TestE2EOneTopicManyTables(t *testing.T) {
 	eventually(t, 90*time.Second, "the partition stops at the record with no valid target", func() (bool, string) {
 		return strings.Contains(p.Logs(), "partition stopped"), "no 'partition stopped' in the log yet"
 	})
-	path := filepath.Join(t.TempDir(), "pgsink.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(binary, "status", "--config", path, "--json")
-	cmd.Env = append(os.Environ(), "TARGET_URL="+targetURL)
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("status: %v", err)
-	}
+	out := pgsinkOutput(t, cfg, []string{"TARGET_URL=" + targetURL}, "status", "--json")
 	var report struct {
 		Partitions []struct {
 			Topic      string `json:"topic"`
