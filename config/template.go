@@ -18,6 +18,7 @@ type TargetTemplate struct {
 	// headers and needsRecord are derived once at parsing: the router
 	// asks them of every record.
 	headers     []string
+	fields      []string
 	needsRecord bool
 }
 
@@ -33,6 +34,7 @@ const (
 	varSourceSchema = "source.schema"
 	varSourceTable  = "source.table"
 	varHeaderPrefix = "header."
+	varFieldPrefix  = "field."
 )
 
 func isTemplate(s string) bool { return strings.Contains(s, "${") }
@@ -76,7 +78,10 @@ func parseTemplate(s string) (*TargetTemplate, error) {
 		if h, ok := strings.CutPrefix(v, varHeaderPrefix); ok {
 			t.headers = append(t.headers, h)
 		}
-		t.needsRecord = t.needsRecord || v == varSourceSchema || v == varSourceTable || strings.HasPrefix(v, varHeaderPrefix)
+		if f, ok := strings.CutPrefix(v, varFieldPrefix); ok {
+			t.fields = append(t.fields, f)
+		}
+		t.needsRecord = t.needsRecord || !isCaptureVariable(v) && v != varTopic
 	}
 	return t, nil
 }
@@ -98,9 +103,9 @@ func checkVariable(name string) error {
 	switch {
 	case name == varTopic, name == varSourceSchema, name == varSourceTable:
 		return nil
-	case strings.HasPrefix(name, varHeaderPrefix):
-		if name == varHeaderPrefix {
-			return fmt.Errorf("${%s} names no header (write ${header.NAME})", name)
+	case strings.HasPrefix(name, varHeaderPrefix), strings.HasPrefix(name, varFieldPrefix):
+		if name == varHeaderPrefix || name == varFieldPrefix {
+			return fmt.Errorf("${%s} names nothing (write ${header.NAME} or ${field.NAME})", name)
 		}
 		return nil
 	case strings.HasPrefix(name, "source."):
@@ -108,7 +113,7 @@ func checkVariable(name string) error {
 	case isEnvName(name):
 		return nil // a capture group, checked against the pattern
 	}
-	return fmt.Errorf("${%s} is not a template variable (a capture group name, topic, source.schema, source.table or header.NAME)", name)
+	return fmt.Errorf("${%s} is not a template variable (a capture group name, topic, source.schema, source.table, header.NAME or field.NAME)", name)
 }
 
 // Variables lists the template's variables in order, each once.
@@ -134,11 +139,14 @@ func (t *TargetTemplate) CaptureGroups() []string {
 }
 
 func isCaptureVariable(v string) bool {
-	return v != varTopic && v != varSourceSchema && v != varSourceTable && !strings.HasPrefix(v, varHeaderPrefix)
+	return v != varTopic && v != varSourceSchema && v != varSourceTable && !strings.HasPrefix(v, varHeaderPrefix) && !strings.HasPrefix(v, varFieldPrefix)
 }
 
 // Headers lists the names of the headers the template reads.
 func (t *TargetTemplate) Headers() []string { return t.headers }
+
+// Fields lists the names of the outbox envelope fields the template reads.
+func (t *TargetTemplate) Fields() []string { return t.fields }
 
 // NeedsRecord reports whether the target depends on the record, not only
 // on its topic: then each record is routed by its own values.
@@ -150,6 +158,9 @@ type RecordValues struct {
 	SourceTable  string
 	// Header returns a header's value; nil when the record has none.
 	Header func(name string) (string, bool)
+	// Field returns an outbox envelope field's value, placed there by the
+	// Outbox Event Router's table.fields.additional.placement.
+	Field func(name string) (string, bool)
 }
 
 // TemplateError is a target template that yields no valid name for a topic
@@ -229,6 +240,15 @@ func lookupVariable(name string, topicVars map[string]string, rec *RecordValues)
 		v = rec.SourceSchema
 	case name == varSourceTable:
 		v = rec.SourceTable
+	case strings.HasPrefix(name, varFieldPrefix):
+		f := strings.TrimPrefix(name, varFieldPrefix)
+		var ok bool
+		if rec.Field != nil {
+			v, ok = rec.Field(f)
+		}
+		if !ok {
+			return "", fmt.Sprintf("the record has no string envelope field %q (outbox events only)", f)
+		}
 	default:
 		h := strings.TrimPrefix(name, varHeaderPrefix)
 		var ok bool

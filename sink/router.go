@@ -31,7 +31,7 @@ type route struct {
 // recordKey is what a record-decided target depends on.
 type recordKey struct {
 	schema, table string
-	headers       string // the values of the template's headers, joined
+	values        string // the values of the template's headers and fields, joined
 }
 
 // Router resolves topics to target tables: the configuration names the
@@ -129,16 +129,17 @@ func (r *Router) resolve(ctx context.Context, ch *debezium.Change, headers []deb
 // recordRoute returns the route of a record whose values decide its
 // target, deriving it the first time those values are met.
 func (r *Router) recordRoute(ctx context.Context, topicRoute *route, ch *debezium.Change, headers []debezium.Header) (*route, error) {
-	names := topicRoute.cfg.Target.Template.Headers()
+	tpl := topicRoute.cfg.Target.Template
 	key := recordKey{schema: ch.Schema, table: ch.Table}
-	if len(names) > 0 {
-		key.headers = headerValues(names, headers)
+	if len(tpl.Headers())+len(tpl.Fields()) > 0 {
+		key.values = recordValues(tpl, ch, headers)
 	}
 	if rt, ok := topicRoute.byRecord[key]; ok {
 		return rt, nil
 	}
 	tc, err := r.cfg.ForRecord(topicRoute.cfg, ch.Topic, config.RecordValues{SourceSchema: ch.Schema, SourceTable: ch.Table,
-		Header: func(name string) (string, bool) { return header(headers, name) }})
+		Header: func(name string) (string, bool) { return header(headers, name) },
+		Field:  func(name string) (string, bool) { return outboxField(ch, name) }})
 	if err != nil {
 		return nil, err
 	}
@@ -161,16 +162,31 @@ func header(headers []debezium.Header, name string) (string, bool) {
 	return "", false
 }
 
-// headerValues joins the values of the named headers into a cache key; a
-// missing header and an empty one differ.
-func headerValues(names []string, headers []debezium.Header) string {
+// outboxField returns an outbox envelope field's value when it is a string.
+func outboxField(ch *debezium.Change, name string) (string, bool) {
+	if ch.Outbox == nil {
+		return "", false
+	}
+	v, ok := ch.Outbox.Fields[name].(string)
+	return v, ok
+}
+
+// recordValues joins the values of the template's headers and fields into
+// a cache key; a missing value and an empty one differ.
+func recordValues(tpl *config.TargetTemplate, ch *debezium.Change, headers []debezium.Header) string {
 	var b strings.Builder
-	for _, name := range names {
-		if v, ok := header(headers, name); ok {
+	add := func(v string, ok bool) {
+		if ok {
 			b.WriteByte(1)
 			b.WriteString(v)
 		}
 		b.WriteByte(0)
+	}
+	for _, name := range tpl.Headers() {
+		add(header(headers, name))
+	}
+	for _, name := range tpl.Fields() {
+		add(outboxField(ch, name))
 	}
 	return b.String()
 }

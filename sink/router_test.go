@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +28,10 @@ tables:
     format: outbox
     key: [id]
     target: 'events.${header.aggregatetype}'
+  - topic: outbox_fields
+    format: outbox
+    key: [id]
+    target: 'events.${field.kind}'
 `
 
 // testRouter is a Router whose targets are known in advance, so that no
@@ -48,7 +53,8 @@ func TestRouterTemplates(t *testing.T) {
 	r := testRouter(t, routerTestConfig,
 		config.TableName{Schema: "public", Name: "customers"}, config.TableName{Schema: "Sales", Name: "Order"},
 		config.TableName{Schema: "public", Name: "order_override"}, config.TableName{Schema: "public", Name: "a"},
-		config.TableName{Schema: "public", Name: "b"}, config.TableName{Schema: "events", Name: "Order"})
+		config.TableName{Schema: "public", Name: "b"}, config.TableName{Schema: "events", Name: "Order"},
+		config.TableName{Schema: "events", Name: "Invoice"})
 	ctx := context.Background()
 	route := func(topic, schema, table string, headers ...debezium.Header) (*Table, error) {
 		ch := debezium.Change{Topic: topic, Kind: debezium.KindChange, Schema: schema, Table: table}
@@ -81,6 +87,16 @@ func TestRouterTemplates(t *testing.T) {
 		if text != tt.want {
 			t.Errorf("route %s %s.%s %v = %s; want %s", tt.topic, tt.schema, tt.table, tt.headers, text, tt.want)
 		}
+	}
+	outbox := func(fields map[string]any) (*Table, error) {
+		ch := debezium.Change{Topic: "outbox_fields", Kind: debezium.KindOutbox, Outbox: &debezium.OutboxEvent{Fields: fields}}
+		return r.resolve(ctx, &ch, nil)
+	}
+	if got, err := outbox(map[string]any{"kind": "Invoice"}); err != nil || got.Ref() != "events.Invoice" {
+		t.Errorf("outbox routed by its envelope field kind: %v, %v; want events.Invoice", got, err)
+	}
+	if _, err := outbox(map[string]any{"kind": 7.0}); err == nil || !strings.Contains(err.Error(), `no string envelope field "kind"`) {
+		t.Errorf("outbox with a numeric kind: %v; want an error naming the field", err)
 	}
 	// One state per derived table: the same pointer for the same target,
 	// distinct tables for the records of one topic.
