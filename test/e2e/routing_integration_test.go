@@ -186,3 +186,53 @@ func TestE2EOneTopicManyTables(t *testing.T) {
 		t.Fatalf("pgsink exited %d after SIGTERM, want 0", code)
 	}
 }
+
+// TestE2EOutboxSplitByAggregateType: the Outbox Event Router sends every
+// event to one topic, its aggregatetype in a header; one entry routes each
+// event by that header into the table of its aggregate type.
+func TestE2EOutboxSplitByAggregateType(t *testing.T) {
+	st := stacktest.New(t)
+	st.Exec(`CREATE TABLE public.outbox (id uuid PRIMARY KEY, aggregatetype text NOT NULL, aggregateid text NOT NULL,
+		type text NOT NULL, payload jsonb)`)
+	topic := st.TopicPrefix + ".outbox.all"
+	router := stacktest.OutboxRouter(st.TopicPrefix)
+	router["transforms.outbox.route.topic.replacement"] = topic
+	router["transforms.outbox.table.fields.additional.placement"] = "type:header:eventType,aggregatetype:header:aggregatetype"
+	st.RegisterDebezium("outbox", router)
+
+	targetURL, conn := targetWith(t, `CREATE SCHEMA sales;
+		CREATE TABLE sales.order (id text PRIMARY KEY, status text NOT NULL);
+		CREATE TABLE sales.invoice (id text PRIMARY KEY, status text NOT NULL)`)
+	p := startPgsink(t, tablesConfig(st, fmt.Sprintf(`  - topic: %s
+    format: outbox
+    key: [id]
+    target: 'sales.${header.aggregatetype}'
+    payload: { id: $.id, status: $.status }
+`, topic)), "TARGET_URL="+targetURL)
+
+	for i := 1; i <= 10; i++ {
+		for _, agg := range []string{"order", "invoice"} {
+			st.Exec(`INSERT INTO public.outbox VALUES (gen_random_uuid(), $1, $2, 'Created', jsonb_build_object('id', $2::text, 'status', 'created'))`,
+				agg, fmt.Sprintf("%s-%d", agg, i))
+			if i%2 == 0 {
+				st.Exec(`INSERT INTO public.outbox VALUES (gen_random_uuid(), $1, $2, 'Done', jsonb_build_object('id', $2::text, 'status', 'done'))`,
+					agg, fmt.Sprintf("%s-%d", agg, i))
+			}
+		}
+	}
+	for _, agg := range []string{"order", "invoice"} {
+		want := fmt.Sprintf(`SELECT '%[1]s-' || i AS id, CASE WHEN i %% 2 = 0 THEN 'done' ELSE 'created' END AS status FROM generate_series(1, 10) AS i ORDER BY 1`, agg)
+		got := fmt.Sprintf(`SELECT id, status FROM sales.%s ORDER BY 1`, agg)
+		eventually(t, 90*time.Second, "sales."+agg+" built from its aggregate type's events", func() (bool, string) {
+			w, g := checksum(t, targetURL, want), checksumOrMissing(t, targetURL, got)
+			return w == g, fmt.Sprintf("want %s, got %s", w, g)
+		})
+	}
+	var partitions int
+	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pgsink.offsets WHERE topic = $1`, topic).Scan(&partitions); err != nil || partitions != 1 {
+		t.Fatalf("offset rows of %s: %d (%v), want 1", topic, partitions, err)
+	}
+	if code, _ := p.stop(30 * time.Second); code != 0 {
+		t.Fatalf("pgsink exited %d after SIGTERM, want 0", code)
+	}
+}
