@@ -240,23 +240,17 @@ func lookupVariable(name string, topicVars map[string]string, rec *RecordValues)
 		v = rec.SourceSchema
 	case name == varSourceTable:
 		v = rec.SourceTable
-	case strings.HasPrefix(name, varFieldPrefix):
-		f := strings.TrimPrefix(name, varFieldPrefix)
-		var ok bool
-		if rec.Field != nil {
-			v, ok = rec.Field(f)
-		}
-		if !ok {
-			return "", fmt.Sprintf("the record has no string envelope field %q (outbox events only)", f)
-		}
 	default:
-		h := strings.TrimPrefix(name, varHeaderPrefix)
+		what, key, get := "header", strings.TrimPrefix(name, varHeaderPrefix), rec.Header
+		if f, ok := strings.CutPrefix(name, varFieldPrefix); ok {
+			what, key, get = "string envelope field (outbox events only)", f, rec.Field
+		}
 		var ok bool
-		if rec.Header != nil {
-			v, ok = rec.Header(h)
+		if get != nil {
+			v, ok = get(key)
 		}
 		if !ok {
-			return "", fmt.Sprintf("the record has no header %q", h)
+			return "", fmt.Sprintf("the record has no %s %q", what, key)
 		}
 	}
 	if v == "" {

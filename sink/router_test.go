@@ -95,7 +95,7 @@ func TestRouterTemplates(t *testing.T) {
 	if got, err := outbox(map[string]any{"kind": "Invoice"}); err != nil || got.Ref() != "events.Invoice" {
 		t.Errorf("outbox routed by its envelope field kind: %v, %v; want events.Invoice", got, err)
 	}
-	if _, err := outbox(map[string]any{"kind": 7.0}); err == nil || !strings.Contains(err.Error(), `no string envelope field "kind"`) {
+	if _, err := outbox(map[string]any{"kind": 7.0}); err == nil || !strings.Contains(err.Error(), `no string envelope field (outbox events only) "kind"`) {
 		t.Errorf("outbox with a numeric kind: %v; want an error naming the field", err)
 	}
 	// One state per derived table: the same pointer for the same target,
