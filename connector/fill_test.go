@@ -63,7 +63,7 @@ tables:
 		return FillPartition{ID: dedup.PartitionID{Group: "fill", Topic: topic}}
 	}
 	got := templatedFillTables(cfg, FillOptions{Source: config.TableName{Schema: "public", Name: "orders"},
-		Into: config.TableName{Schema: "public", Name: "orders_new"},
+		Into:       config.TableName{Schema: "public", Name: "orders_new"},
 		Partitions: []FillPartition{part("app.public.orders"), part("app.public.orders"), part("app.public.customers")}})
 	if len(got) != 1 || got[0].Topic != "app.public.orders" || got[0].Target.TableName != (config.TableName{Schema: "public", Name: "orders_new"}) ||
 		got[0].Target.Template != nil || !got[0].TopicPattern.IsZero() || got[0].Deletes != config.DeletesSoft || got[0].Schema.Create {
