@@ -142,6 +142,13 @@ func TestE2EOneTopicManyTables(t *testing.T) {
 	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pgsink.offsets WHERE topic = $1`, merged).Scan(&partitions); err != nil || partitions != 1 {
 		t.Fatalf("offset rows of %s: %d (%v), want 1: one partition, several tables", merged, partitions, err)
 	}
+	// The sweeper finds a record-derived table by the target its snapshot
+	// end recorded (only m_one had rows to snapshot).
+	eventually(t, 60*time.Second, "the snapshot of m_one swept in public.m_one_c", func() (bool, string) {
+		var swept int
+		err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pgsink.snapshots WHERE target = 'public.m_one_c' AND swept_at IS NOT NULL`).Scan(&swept)
+		return err == nil && swept == 1, fmt.Sprintf("%d swept (%v)", swept, err)
+	})
 	// Every record so far applied: the next one is the one that cannot be.
 	var before int64
 	eventually(t, 60*time.Second, "the stored offset reaches the topic's end", func() (bool, string) {
