@@ -166,8 +166,9 @@ type Table struct {
 	Topics       []string `yaml:"topics,omitempty"`
 	TopicPattern Pattern  `yaml:"topic_pattern,omitempty"`
 
-	Format Format    `yaml:"format"`
-	Target TableName `yaml:"target"`
+	Format Format `yaml:"format"`
+	// Target is a fixed name or a template (see TargetTemplate).
+	Target Target `yaml:"target"`
 	// Key names target columns; empty means the record key's fields.
 	Key     []string `yaml:"key,omitempty"`
 	Columns Columns  `yaml:"columns"`
@@ -187,6 +188,10 @@ type Table struct {
 
 	// Path is the table's key path in the file ("tables[2]"), for messages.
 	Path string `yaml:"-"`
+
+	// topicVars are the template variables of the topic a templated
+	// entry was derived for (Router.Resolve).
+	topicVars map[string]string
 }
 
 // Columns selects and renames the fields of a change. Include and Exclude

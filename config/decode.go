@@ -54,6 +54,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if isNull(n) {
 		return // an empty value keeps the default
 	}
+	if p, ok := v.Addr().Interface().(rawParser); ok {
+		d.decodeRaw(n, path, p.parseRaw)
+		return
+	}
 	if p, ok := v.Addr().Interface().(scalarParser); ok {
 		d.decodeScalar(n, path, p.parseScalar)
 		return
@@ -92,6 +96,21 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 
 func isNull(n *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
+}
+
+// rawParser is implemented by the types whose text is not ${ENV}-expanded.
+type rawParser interface {
+	parseRaw(s string) error
+}
+
+func (d *decoder) decodeRaw(n *yaml.Node, path string, parse func(string) error) {
+	if n.Kind != yaml.ScalarNode {
+		d.fail(n, path, "must be a single value, not a %s", kindName(n))
+		return
+	}
+	if err := parse(n.Value); err != nil {
+		d.fail(n, path, "%s", err)
+	}
 }
 
 // decodeScalar expands ${ENV} references and hands the text to parse. A

@@ -22,7 +22,7 @@ func TestExampleValidates(t *testing.T) {
 		t.Errorf("the example's settings differ from the defaults it documents:\nexample  %+v %+v %+v\ndefaults %+v %+v %+v",
 			cfg.Apply, cfg.Retention, cfg.Log, def.Apply, def.Retention, def.Log)
 	}
-	if len(cfg.Tables) != 4 || cfg.Tables[1].Target != (TableName{"Billing", "Invoice"}) {
+	if len(cfg.Tables) != 4 || cfg.Tables[1].Target.TableName != (TableName{"Billing", "Invoice"}) {
 		t.Errorf("want 4 tables, the second into \"Billing\".\"Invoice\"; got %+v", cfg.Tables)
 	}
 }

@@ -36,3 +36,17 @@ func (p *Pattern) parseScalar(s string) error {
 	*p = Pattern{Source: s, re: re}
 	return nil
 }
+
+// groups lists the names of the pattern's named capture groups.
+func (p Pattern) groups() []string {
+	if p.re == nil {
+		return nil
+	}
+	var out []string
+	for _, name := range p.re.SubexpNames() {
+		if name != "" {
+			out = append(out, name)
+		}
+	}
+	return out
+}

@@ -18,6 +18,7 @@ func (v *validator) table(t Table) {
 	if t.Target.IsZero() && !v.src.present(p+".target") {
 		v.fail(p+".target", "is required (schema.table)")
 	}
+	v.targetTemplate(t)
 	v.names(p+".key", t.Key)
 	v.columns(t)
 	if t.Deletes == DeletesSoft {
@@ -207,4 +208,29 @@ func tableOf(path string) string {
 		return path[:i+1]
 	}
 	return path
+}
+
+// targetTemplate checks that each capture group a template names exists in
+// the entry's topic_pattern: a missing one would fail every record.
+func (v *validator) targetTemplate(t Table) {
+	tpl := t.Target.Template
+	if tpl == nil {
+		return
+	}
+	groups := t.TopicPattern.groups()
+	for _, name := range tpl.CaptureGroups() {
+		switch {
+		case t.TopicPattern.IsZero():
+			v.fail(t.Path+".target", "${%s} names a capture group, but only a topic_pattern has capture groups (use ${topic}, ${source.schema}, ${source.table} or ${header.NAME})", name)
+		case !contains(groups, name):
+			v.fail(t.Path+".target", "${%s} names no capture group of topic_pattern %q (its groups: %s)", name, t.TopicPattern.Source, listOrNone(groups))
+		}
+	}
+}
+
+func listOrNone(names []string) string {
+	if len(names) == 0 {
+		return "none; name one with (?P<name>…)"
+	}
+	return strings.Join(names, ", ")
 }

@@ -116,14 +116,15 @@ func NewFill(cfg *config.Config, opts FillOptions) (*Fill, error) {
 	derived := *cfg
 	derived.Tables = nil
 	for _, t := range cfg.Tables {
-		if t.Target == opts.Source {
-			t.Target = opts.Into
+		if t.Target.Template == nil && t.Target.TableName == opts.Source {
+			t.Target = config.Target{TableName: opts.Into}
 			// The filled table exists (created from the source table's
 			// definition): it is filled, never created nor evolved.
 			t.Schema.Create = false
 			derived.Tables = append(derived.Tables, t)
 		}
 	}
+	derived.Tables = append(derived.Tables, templatedFillTables(cfg, opts)...)
 	if len(derived.Tables) == 0 {
 		return nil, fmt.Errorf("no table of the configuration targets %s", opts.Source)
 	}
@@ -370,4 +371,30 @@ func toRecord(id dedup.PartitionID, m *kafka.Message) debezium.Record {
 		}
 	}
 	return rec
+}
+
+// templatedFillTables turns each templated rule that derives opts.Source for
+// one of the fill's topics into an entry of that topic into opts.Into. A
+// target the record decides is not filled this way: its topic feeds other
+// tables too.
+func templatedFillTables(cfg *config.Config, opts FillOptions) []config.Table {
+	router := cfg.Router()
+	var out []config.Table
+	seen := map[string]bool{}
+	for _, p := range opts.Partitions {
+		if seen[p.ID.Topic] {
+			continue
+		}
+		seen[p.ID.Topic] = true
+		t, err := router.Resolve(p.ID.Topic)
+		if err != nil || t.Target.Template == nil || t.Target.TableName != opts.Source {
+			continue
+		}
+		entry := *t
+		entry.Topic, entry.Topics, entry.TopicPattern = p.ID.Topic, nil, config.Pattern{}
+		entry.Target = config.Target{TableName: opts.Into}
+		entry.Schema.Create = false
+		out = append(out, entry)
+	}
+	return out
 }

@@ -5,7 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/debezium"
+	"github.com/pgsink/pgsink/dedup"
 )
 
 func TestBoundPast(t *testing.T) {
@@ -39,5 +41,32 @@ func TestBoundPast(t *testing.T) {
 		if err != nil || past != tt.past {
 			t.Errorf("%s: past = %v, %v; want %v", tt.name, past, err, tt.past)
 		}
+	}
+}
+
+// TestTemplatedFillTables: a rule whose template derives the filled target
+// for one of the fill's topics becomes an entry of that topic into the
+// fill's table; other topics of the rule are not filled.
+func TestTemplatedFillTables(t *testing.T) {
+	cfg, err := config.Parse("test.yaml", []byte(`kafka: { bootstrap.servers: k, group.id: g }
+postgres: { url: u }
+tables:
+  - topic_pattern: 'app\.(?P<schema>[^.]+)\.(?P<table>.+)'
+    target: '${schema}.${table}'
+    deletes: soft
+    schema: { create: true }
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := func(topic string) FillPartition {
+		return FillPartition{ID: dedup.PartitionID{Group: "fill", Topic: topic}}
+	}
+	got := templatedFillTables(cfg, FillOptions{Source: config.TableName{Schema: "public", Name: "orders"},
+		Into:       config.TableName{Schema: "public", Name: "orders_new"},
+		Partitions: []FillPartition{part("app.public.orders"), part("app.public.orders"), part("app.public.customers")}})
+	if len(got) != 1 || got[0].Topic != "app.public.orders" || got[0].Target.TableName != (config.TableName{Schema: "public", Name: "orders_new"}) ||
+		got[0].Target.Template != nil || !got[0].TopicPattern.IsZero() || got[0].Deletes != config.DeletesSoft || got[0].Schema.Create {
+		t.Fatalf("got %+v; want one entry of app.public.orders into public.orders_new, deletes soft, not created", got)
 	}
 }

@@ -121,7 +121,9 @@ func configuredTopics(cfg *config.Config, md *kafka.Metadata) []string {
 	}
 	if md != nil {
 		for name := range md.Topics {
-			if _, err := router.Resolve(name); err == nil {
+			// A topic a rule matches but cannot route (ambiguous, a template
+			// failing) is consumed too: its partitions stop with the reason.
+			if _, err := router.Resolve(name); !errors.Is(err, config.ErrNoTable) {
 				set[name] = true
 			}
 		}

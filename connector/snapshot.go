@@ -87,7 +87,7 @@ func (s *sweeper) readWatermarks(ctx context.Context, snaps dedup.Snapshots, e d
 
 // sweep sweeps e if it is due, and tells.
 func (s *sweeper) sweep(ctx context.Context, e dedup.SnapshotEnd) error {
-	table, err := s.router.TableOf(ctx, e.Topic)
+	table, err := s.router.TableOf(ctx, e.Topic, e.Target)
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,7 @@ import (
 // goldenDDLTable is a schema.create table whose names must stay names (I8).
 func goldenDDLTable(deletes config.Deletes) config.Table {
 	return config.Table{Path: "tables[0]", Format: config.FormatTable, Deletes: deletes,
-		Target:     config.TableName{Schema: `App "Prod"`, Name: "Order; DROP TABLE x"},
+		Target:     config.Target{TableName: config.TableName{Schema: `App "Prod"`, Name: "Order; DROP TABLE x"}},
 		SoftDelete: config.SoftDelete{Column: `deleted"; --`},
 		Columns:    config.Columns{Exclude: []string{"secret"}, Rename: map[string]string{"note": `Note"); DROP TABLE x; --`}},
 		Version:    config.Version{Guard: true, CommitColumn: "_pgsink_commit_lsn", LSNColumn: "_pgsink_lsn"},

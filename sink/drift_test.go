@@ -30,7 +30,7 @@ func (r *recordingExecer) QueryRow(context.Context, string, ...any) pgx.Row {
 // check build, with identifiers that must stay names (I8).
 func TestDriftGolden(t *testing.T) {
 	var ddl recordingExecer
-	cfg := config.Table{Path: "tables[0]", Target: config.TableName{Schema: `App "Prod"`, Name: "Order; DROP TABLE x"}}
+	cfg := config.Table{Path: "tables[0]", Target: config.Target{TableName: config.TableName{Schema: `App "Prod"`, Name: "Order; DROP TABLE x"}}}
 	if err := DropNotNull(context.Background(), &ddl, cfg, []string{"Notes", `a"b`}); err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ func DeleteKeys(ctx context.Context, pool *pgxpool.Pool, cfg *config.Config, top
 	for i, k := range keys {
 		ch := debezium.Change{Topic: topic, Partition: -1, Offset: int64(i), Kind: debezium.KindChange, Op: debezium.OpDelete,
 			Key: k, Before: k, Version: v}
-		t, err := r.resolve(ctx, &ch)
+		t, err := r.resolve(ctx, &ch, nil)
 		if err != nil {
 			return Stats{}, fmt.Errorf("sink: delete keys of %s: %w", topic, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -21,6 +22,16 @@ type route struct {
 	// Router.drift), by the schema's first column: Changes decoded with
 	// one schema share the slice. Cleared when the target changes.
 	bySchema map[*debezium.Column]*Table
+	// byRecord is set when the record decides the target (a template
+	// naming ${source.table} or a header): the route of each distinct set
+	// of values met so far, each with its own target and state.
+	byRecord map[recordKey]*route
+}
+
+// recordKey is what a record-decided target depends on.
+type recordKey struct {
+	schema, table string
+	values        string // the values of the template's headers and fields, joined
 }
 
 // Router resolves topics to target tables: the configuration names the
@@ -76,7 +87,7 @@ func (r *Router) Format(topic string) debezium.Format {
 
 // resolve returns the table a change is written to, creating or extending
 // the target first when the configuration asks for it.
-func (r *Router) resolve(ctx context.Context, ch *debezium.Change) (*Table, error) {
+func (r *Router) resolve(ctx context.Context, ch *debezium.Change, headers []debezium.Header) (*Table, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rt, ok := r.routes[ch.Topic]
@@ -86,10 +97,18 @@ func (r *Router) resolve(ctx context.Context, ch *debezium.Change) (*Table, erro
 			return nil, err
 		}
 		rt = &route{cfg: tc, bySchema: map[*debezium.Column]*Table{}}
-		if rt.table, err = r.table(ctx, tc, ch); err != nil {
+		if tc.Target.TableName.IsZero() {
+			rt.byRecord = map[recordKey]*route{}
+		} else if rt.table, err = r.table(ctx, tc, ch); err != nil {
 			return nil, err
 		}
 		r.routes[ch.Topic] = rt
+	}
+	if rt.byRecord != nil {
+		var err error
+		if rt, err = r.recordRoute(ctx, rt, ch, headers); err != nil {
+			return nil, err
+		}
 	}
 	if rt.table.Outbox != nil || len(ch.Columns) == 0 {
 		// No schema to compare (schemas.enable=false, outbox payloads):
@@ -105,6 +124,71 @@ func (r *Router) resolve(ctx context.Context, ch *debezium.Change) (*Table, erro
 	}
 	rt.bySchema[&ch.Columns[0]] = t
 	return t, nil
+}
+
+// recordRoute returns the route of a record whose values decide its
+// target, deriving it the first time those values are met.
+func (r *Router) recordRoute(ctx context.Context, topicRoute *route, ch *debezium.Change, headers []debezium.Header) (*route, error) {
+	tpl := topicRoute.cfg.Target.Template
+	key := recordKey{schema: ch.Schema, table: ch.Table}
+	if len(tpl.Headers())+len(tpl.Fields()) > 0 {
+		key.values = recordValues(tpl, ch, headers)
+	}
+	if rt, ok := topicRoute.byRecord[key]; ok {
+		return rt, nil
+	}
+	tc, err := r.cfg.ForRecord(topicRoute.cfg, ch.Topic, config.RecordValues{SourceSchema: ch.Schema, SourceTable: ch.Table,
+		Header: func(name string) (string, bool) { return header(headers, name) },
+		Field:  func(name string) (string, bool) { return outboxField(ch, name) }})
+	if err != nil {
+		return nil, err
+	}
+	rt := &route{cfg: tc, bySchema: map[*debezium.Column]*Table{}}
+	if rt.table, err = r.table(ctx, tc, ch); err != nil {
+		return nil, err
+	}
+	topicRoute.byRecord[key] = rt
+	return rt, nil
+}
+
+// header returns the value of the last header called name, as Kafka
+// clients read a repeated header.
+func header(headers []debezium.Header, name string) (string, bool) {
+	for i := len(headers) - 1; i >= 0; i-- {
+		if headers[i].Key == name {
+			return string(headers[i].Value), true
+		}
+	}
+	return "", false
+}
+
+// outboxField returns an outbox envelope field's value when it is a string.
+func outboxField(ch *debezium.Change, name string) (string, bool) {
+	if ch.Outbox == nil {
+		return "", false
+	}
+	v, ok := ch.Outbox.Fields[name].(string)
+	return v, ok
+}
+
+// recordValues joins the values of the template's headers and fields into
+// a cache key; a missing value and an empty one differ.
+func recordValues(tpl *config.TargetTemplate, ch *debezium.Change, headers []debezium.Header) string {
+	var b strings.Builder
+	add := func(v string, ok bool) {
+		if ok {
+			b.WriteByte(1)
+			b.WriteString(v)
+		}
+		b.WriteByte(0)
+	}
+	for _, name := range tpl.Headers() {
+		add(header(headers, name))
+	}
+	for _, name := range tpl.Fields() {
+		add(outboxField(ch, name))
+	}
+	return b.String()
 }
 
 // table reads the target catalog of tc the first time it is met.
@@ -161,7 +245,7 @@ func (r *Router) Item(ctx context.Context, dec *debezium.Decoder, rec debezium.R
 	if ch.Kind != debezium.KindChange && ch.Kind != debezium.KindOutbox {
 		return Item{}, false, nil
 	}
-	t, err := r.resolve(ctx, &ch)
+	t, err := r.resolve(ctx, &ch, rec.Headers)
 	if typeErr := (*TypeError)(nil); errors.As(err, &typeErr) {
 		return r.failed(rec, err), true, nil
 	}
@@ -174,7 +258,7 @@ func (r *Router) Item(ctx context.Context, dec *debezium.Decoder, rec debezium.R
 // failed is the Item of a record that goes to the dead letters for err.
 func (r *Router) failed(rec debezium.Record, err error) Item {
 	var table *Table
-	if tc, cerr := r.cfg.Resolve(rec.Topic); cerr == nil {
+	if tc, cerr := r.cfg.Resolve(rec.Topic); cerr == nil && !tc.Target.TableName.IsZero() {
 		table = &Table{Schema: tc.Target.Schema, Name: tc.Target.Name}
 	}
 	return Item{Record: rec, Table: table, Err: err}

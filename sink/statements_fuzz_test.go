@@ -127,7 +127,7 @@ var ddlSeeds = []ddlInput{
 
 func (in ddlInput) config() config.Table {
 	cfg := config.Table{Path: "tables[0]", Format: config.FormatTable, Deletes: config.DeletesHard,
-		Target:  config.TableName{Schema: in.Schema, Name: in.Table},
+		Target:  config.Target{TableName: config.TableName{Schema: in.Schema, Name: in.Table}},
 		Columns: config.Columns{Rename: map[string]string{in.Column: in.Renamed}},
 		Version: config.Version{Guard: true, CommitColumn: in.Soft + "_commit", LSNColumn: in.Soft + "_lsn"}}
 	if in.Flags&1 != 0 {

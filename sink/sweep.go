@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/debezium"
 	"github.com/pgsink/pgsink/dedup"
 )
@@ -136,16 +138,29 @@ func (st *statements) sweep() string {
 }
 
 // TableOf returns the target table of topic, reading its catalog the first
-// time, for a sweep that no batch of this instance has routed yet.
-func (r *Router) TableOf(ctx context.Context, topic string) (*Table, error) {
+// time, for a sweep that no batch of this instance has routed yet. target
+// is the table's Ref as the snapshot end recorded it: when the record
+// decides a topic's target, the topic alone does not name the table.
+func (r *Router) TableOf(ctx context.Context, topic, target string) (*Table, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if rt, ok := r.routes[topic]; ok {
+	if rt, ok := r.routes[topic]; ok && rt.table != nil {
 		return rt.table, nil
 	}
 	tc, err := r.cfg.Resolve(topic)
 	if err != nil {
 		return nil, err
+	}
+	if tc.Target.TableName.IsZero() {
+		// The snapshot end was recorded under this topic's rule, whose
+		// options apply to every table it derives.
+		schema, name, ok := strings.Cut(target, ".")
+		if !ok {
+			return nil, fmt.Errorf("sink: snapshot end of topic %q names no schema-qualified target: %q", topic, target)
+		}
+		derived := *tc
+		derived.Target.TableName = config.TableName{Schema: schema, Name: name}
+		tc = &derived
 	}
 	if tbl, ok := r.tables[tc.Target.String()]; ok {
 		return tbl, nil

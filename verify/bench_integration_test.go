@@ -64,7 +64,7 @@ func BenchmarkIntegrationVerify(b *testing.B) {
 	}
 	cfg := config.Default()
 	opts := verify.OptionsFrom(cfg.Verify)
-	tc := &config.Table{Format: config.FormatTable, Target: config.TableName{Schema: "public", Name: "orders"}, Deletes: config.DeletesHard,
+	tc := &config.Table{Format: config.FormatTable, Target: config.Target{TableName: config.TableName{Schema: "public", Name: "orders"}}, Deletes: config.DeletesHard,
 		Version: config.Version{Guard: true, CommitColumn: config.DefaultCommitLSNColumn, LSNColumn: config.DefaultLSNColumn}}
 
 	floorSQL := `SELECT md5(string_agg(ROW(id, customer_id, status, amount, created_at, attrs)::text, E'\n' ORDER BY id)) FROM public.orders`
@@ -100,7 +100,7 @@ func BenchmarkIntegrationVerify(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		t, err := verify.Describe(ctx, src, dst, tc, tc.Target)
+		t, err := verify.Describe(ctx, src, dst, tc, tc.Target.TableName)
 		if err != nil {
 			b.Fatal(err)
 		}

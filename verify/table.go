@@ -57,7 +57,7 @@ func Describe(ctx context.Context, src, dst catalog.Querier, tc *config.Table, s
 	if !d.Exists {
 		return nil, fmt.Errorf("verify: target table %s does not exist", tc.Target)
 	}
-	t := &Table{Source: source, Target: tc.Target, CommitColumn: tc.Version.CommitColumn, LSNColumn: tc.Version.LSNColumn}
+	t := &Table{Source: source, Target: tc.Target.TableName, CommitColumn: tc.Version.CommitColumn, LSNColumn: tc.Version.LSNColumn}
 	bookkeeping := []string{tc.Version.CommitColumn, tc.Version.LSNColumn}
 	if tc.Deletes == config.DeletesSoft {
 		t.SoftDeleteColumn = tc.SoftDelete.Column

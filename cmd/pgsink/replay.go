@@ -280,7 +280,7 @@ func replayTopics(cfg *config.Config, in *connector.Inspector, req replayRequest
 		if err != nil {
 			return nil, nil, err
 		}
-		return []string{req.topic}, []config.TableName{t.Target}, nil
+		return []string{req.topic}, []config.TableName{t.Target.TableName}, nil
 	}
 	all, err := in.Topics(cfg)
 	if err != nil {
@@ -294,7 +294,7 @@ func replayTopics(cfg *config.Config, in *connector.Inspector, req replayRequest
 		if t.Target.String() == req.table || t.Target.Schema+"."+t.Target.Name == req.table {
 			topics = append(topics, topic)
 			if len(targets) == 0 {
-				targets = append(targets, t.Target)
+				targets = append(targets, t.Target.TableName)
 			}
 		}
 	}

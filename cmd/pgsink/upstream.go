@@ -46,6 +46,9 @@ func warnUpstream(ctx context.Context, cfg *config.Config, q catalog.Querier, lo
 	defer cancel()
 	targets := map[string]*catalog.Table{}
 	for _, t := range cfg.Tables {
+		if t.Target.Template != nil {
+			continue // derived per topic or record: checked without columns
+		}
 		// A target that cannot be read is checked without its columns;
 		// the sink reports the reason when it meets the table.
 		if target, err := catalog.Read(ctx, q, t.Target.Schema, t.Target.Name); err == nil {

@@ -21,7 +21,7 @@ import (
 // firewalled database fails the command instead of hanging it.
 const catalogTimeout = 30 * time.Second
 
-const validateUsage = `Usage: pgsink validate --config FILE [--offline] [--no-migrate] [--print]
+const validateUsage = `Usage: pgsink validate --config FILE [--offline] [--no-migrate] [--print] [--topics T1,T2]
 
 Checks a configuration file and prints every problem as
 FILE:LINE: KEY: MESSAGE, then exits 1 if there was any.
@@ -40,6 +40,13 @@ Connect and reports, at the line of each table, every connector setting
 that loses the data of one of its target columns (error) or may (warning).
 Warnings are printed but do not change the exit code.
 
+A table whose target is a template (${schema}.${table}) is listed with what
+it resolves to for each topic: the topics given with --topics, else, unless
+--offline, the topics of the Kafka cluster that a table claims. A topic
+that two rules of equal precedence claim, or for which a template yields an
+invalid or ambiguous name, is a problem at the rule's line; each derived
+target is checked against the catalog like a fixed one.
+
 Flags:
 `
 
@@ -50,6 +57,7 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	offline := fs.Bool("offline", false, "check the file only; do not connect to PostgreSQL or Kafka Connect")
 	noMigrate := fs.Bool("no-migrate", false, "check as for pgsink run --no-migrate: pgsink's tables migrated by their owner, not by this role")
 	printConfig := fs.Bool("print", false, "print the effective configuration, defaults filled in and secrets redacted")
+	topicList := fs.String("topics", "", "comma-separated `topics` to resolve the table templates for (default: the cluster's, unless --offline)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), validateUsage)
 		fs.PrintDefaults()
@@ -73,11 +81,18 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	var warnings config.Problems
+	topics := splitTopics(*topicList)
+	if len(topics) == 0 && !*offline && hasTemplates(cfg) {
+		if topics, err = clusterTopics(cfg); err != nil {
+			warnings = append(warnings, cfg.Problem("kafka.bootstrap.servers", "cannot list the topics the table templates resolve for: %s", oneLine(err)))
+		}
+	}
+	resolved := resolveRoutes(cfg, topics)
 	if !*offline {
 		ctx, cancel := context.WithTimeout(context.Background(), catalogTimeout)
 		defer cancel()
 		var targets map[string]*catalog.Table
-		problems, targets = checkCatalog(ctx, cfg, !*noMigrate)
+		problems, targets = checkCatalog(ctx, cfg, !*noMigrate, resolved.derived)
 		if cfg.Debezium.ConnectURL != "" {
 			errs, warns := validateUpstream(ctx, cfg, targets)
 			problems, warnings = append(problems, errs...).Sorted(), warns
@@ -91,6 +106,10 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprint(stdout, rendered)
 	}
+	for _, line := range resolved.lines {
+		fmt.Fprintln(stdout, line)
+	}
+	problems = append(problems, resolved.problems...).Sorted()
 	if len(problems) > 0 {
 		return report(stdout, stderr, *path, problems, warnings)
 	}
@@ -143,8 +162,9 @@ func validateUpstream(ctx context.Context, cfg *config.Config, targets map[strin
 // checkCatalog compares every table with the target database, and checks
 // what pgsink's own tables need (migrate: as run migrates them at start). A
 // connection failure is itself a problem, reported at postgres.url. It
-// returns the targets it read, by the key path of their table.
-func checkCatalog(ctx context.Context, cfg *config.Config, migrate bool) (config.Problems, map[string]*catalog.Table) {
+// returns the targets it read, by the key path of their table. A templated
+// table is checked through the targets derived for it.
+func checkCatalog(ctx context.Context, cfg *config.Config, migrate bool, derived []*config.Table) (config.Problems, map[string]*catalog.Table) {
 	targets := map[string]*catalog.Table{}
 	conn, err := pgx.Connect(ctx, cfg.Postgres.URL)
 	if err != nil {
@@ -159,15 +179,30 @@ func checkCatalog(ctx context.Context, cfg *config.Config, migrate bool) (config
 	for _, a := range access {
 		problems = append(problems, cfg.Problem("postgres.schema", "%s", a))
 	}
+	var tables []config.Table
 	for _, t := range cfg.Tables {
+		if t.Target.Template == nil {
+			tables = append(tables, t)
+		}
+	}
+	for _, t := range derived {
+		tables = append(tables, *t)
+	}
+	for _, t := range tables {
 		target, err := catalog.Read(ctx, conn, t.Target.Schema, t.Target.Name)
 		if err != nil {
-			problems = append(problems, cfg.Problem(t.Path+".target", "%s", oneLine(err)))
+			problems = append(problems, cfg.Problem(t.Path+".target", "%s: %s", t.Target.TableName, oneLine(err)))
 			continue
 		}
-		targets[t.Path] = target
+		prefix := ""
+		if t.Target.Template != nil {
+			// Several targets derive from one entry: say which.
+			prefix = "derived target " + t.Target.TableName.String() + ": "
+		} else {
+			targets[t.Path] = target
+		}
 		for _, f := range catalog.Check(t, target) {
-			problems = append(problems, cfg.Problem(f.Path, "%s", f.Message))
+			problems = append(problems, cfg.Problem(f.Path, "%s%s", prefix, f.Message))
 		}
 	}
 	return problems.Sorted(), targets

@@ -137,9 +137,12 @@ func runVerification(ctx context.Context, cfg *config.Config, req verifyRequest,
 		defer pool.Close()
 	}
 
+	tables, err := verifyTables(cfg, in, progress)
+	if err != nil {
+		return nil, err
+	}
 	var results []*verify.TableResult
-	for i := range cfg.Tables {
-		tc := &cfg.Tables[i]
+	for _, tc := range tables {
 		if tc.Format != config.FormatTable || (req.table != "" && tc.Target.String() != req.table && tc.Target.Schema+"."+tc.Target.Name != req.table) {
 			continue
 		}
@@ -212,4 +215,44 @@ func inspectorMarks(in *connector.Inspector) func(context.Context, []string) ([]
 		}
 		return marks, nil
 	}
+}
+
+// verifyTables lists the tables to verify: each fixed target, and each
+// target a template derives for the cluster's topics. A target the record
+// decides cannot be listed from topics; verify says so and goes on.
+func verifyTables(cfg *config.Config, in *connector.Inspector, progress io.Writer) ([]*config.Table, error) {
+	var out []*config.Table
+	for i := range cfg.Tables {
+		if cfg.Tables[i].Target.Template == nil {
+			out = append(out, &cfg.Tables[i])
+		}
+	}
+	if !hasTemplates(cfg) {
+		return out, nil
+	}
+	topics, err := in.Topics(cfg)
+	if err != nil {
+		return nil, err
+	}
+	router := cfg.Router()
+	seen := map[config.TableName]bool{}
+	perRecord := map[string]bool{}
+	for _, topic := range topics {
+		t, err := router.Resolve(topic)
+		if err != nil || t.Target.Template == nil {
+			continue // fixed targets are listed above; routing errors are validate's
+		}
+		if t.Target.TableName.IsZero() {
+			if !perRecord[t.Path] {
+				perRecord[t.Path] = true
+				fmt.Fprintf(progress, "%s: target %s is decided per record: not verified (verify lists tables from topics)\n", t.Path, t.Target.Template.Source)
+			}
+			continue
+		}
+		if !seen[t.Target.TableName] {
+			seen[t.Target.TableName] = true
+			out = append(out, t)
+		}
+	}
+	return out, nil
 }

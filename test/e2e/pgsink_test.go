@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -171,4 +172,24 @@ func checksumOrMissing(t *testing.T, url, query string) string {
 		return "empty"
 	}
 	return *sum
+}
+
+// pgsinkOutput runs `pgsink COMMAND --config FILE ARGS…` on the
+// configuration yaml with env added, and returns its standard output; a
+// non-zero exit fails t with both outputs.
+func pgsinkOutput(t *testing.T, yaml string, env []string, command string, args ...string) []byte {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "pgsink.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, append([]string{command, "--config", path}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("pgsink %s: %v\n%s%s", command, err, out, stderr.String())
+	}
+	return out
 }

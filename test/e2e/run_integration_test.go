@@ -27,6 +27,12 @@ func itemsConfig(st *stacktest.T, topic, tableExtra string) string {
 // topic into target, with the target URL from $TARGET_URL; tableExtra is
 // appended to the table entry (indented).
 func tableConfig(st *stacktest.T, topic, target, tableExtra string) string {
+	return tablesConfig(st, fmt.Sprintf("  - topic: %s\n    target: %s\n%s", topic, target, tableExtra))
+}
+
+// tablesConfig is a pgsink configuration of the sandbox's group, with the
+// target URL from $TARGET_URL, whose tables are the given YAML list.
+func tablesConfig(st *stacktest.T, tables string) string {
 	return fmt.Sprintf(`
 kafka:
   bootstrap.servers: %s
@@ -36,9 +42,7 @@ postgres:
 metrics:
   listen: 127.0.0.1:0
 tables:
-  - topic: %s
-    target: %s
-%s`, st.Env.KafkaBootstrap, st.ID, topic, target, tableExtra)
+%s`, st.Env.KafkaBootstrap, st.ID, tables)
 }
 
 // itemsConverge returns a wait, up to timeout, for the target's items to
