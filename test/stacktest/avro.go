@@ -22,8 +22,6 @@ func AvroConverter(registryURL string) map[string]string {
 		cfg[p+".apicurio.registry.as-confluent"] = "true"
 		cfg[p+".apicurio.registry.use-id"] = "contentId"
 		cfg[p+".apicurio.registry.headers.enabled"] = "false"
-		// The JSON converter's setting, meaningless here.
-		cfg[p+".schemas.enable"] = "false"
 	}
 	return cfg
 }
