@@ -56,6 +56,7 @@ func Default() Config {
 		Retention:       Retention{Tombstones: Duration(DefaultRetention), OutboxEvents: Duration(DefaultRetention)},
 		Metrics:         Metrics{Listen: DefaultMetricsListen},
 		Log:             Log{Format: LogFormatJSON, Level: LogLevelInfo},
+		Encoding:        EncodingJSON,
 		ShutdownTimeout: Duration(DefaultShutdownTimeout),
 		Verify: Verify{ChunkRows: DefaultVerifyChunkRows, StatementTimeout: Duration(DefaultVerifyStatement),
 			SettleTimeout: Duration(DefaultVerifySettle)},
@@ -76,6 +77,11 @@ func (t *Table) setDefaults() {
 
 // resolveDerived fills the defaults that depend on other keys.
 func (c *Config) resolveDerived() {
+	for i := range c.Tables {
+		if c.Tables[i].Encoding == "" {
+			c.Tables[i].Encoding = c.Encoding
+		}
+	}
 	if c.Errors.DeadLetter.Topic == "" && c.Kafka[groupIDKey] != "" {
 		c.Errors.DeadLetter.Topic = c.Kafka[groupIDKey] + deadLetterTopicSuffix
 	}
