@@ -10,6 +10,7 @@
 #   stack.sh env     print the addresses as shell exports (also in $STATE/env)
 #   stack.sh status  one line per service
 #   stack.sh fetch   download the jars into the cache (up does it when needed)
+#   stack.sh registry-down / registry-up   stop / start the schema registry alone
 #
 # Everything is configurable through the environment; see the defaults below.
 set -euo pipefail
@@ -509,8 +510,10 @@ registry_ready() {
   curl -fsS "$(registry_url)/health/ready" 2>/dev/null | grep -q '"status" *: *"UP"'
 }
 
-# registry_up starts Apicurio Registry with its default in-memory storage:
-# schemas live as long as the process, like the topics of a fresh stack.
+# registry_up starts Apicurio Registry on an H2 database in its state folder
+# rather than its default in memory: the ids a connector's converter cached
+# must still name the same schemas after the registry restarts (the Avro
+# outage tests stop and start it).
 registry_up() {
   local dir=$STATE/registry
   if alive "$dir/registry.pid" "$dir" && registry_ready; then
@@ -525,6 +528,7 @@ registry_up() {
   # alive tells our process from a recycled pid.
   nohup "$JAVA" -Xmx256m -XX:+UseSerialGC -Djava.awt.headless=true -Dpgsink.stack="$dir" \
     -Dquarkus.http.host="$HOST" -Dquarkus.http.port="$REGISTRY_PORT" \
+    -DREGISTRY_DATASOURCE_URL="jdbc:h2:file:$dir/data/registry" \
     -jar "$CACHE/apicurio-registry/$REGISTRY_RUNNER" >"$dir/registry.log" 2>&1 &
   echo $! >"$dir/registry.pid"
   wait_for "schema registry" "$dir/registry.log" "$dir/registry.pid" "$dir" registry_ready
@@ -590,9 +594,11 @@ cmd_status() {
 case "${1:-}" in
   up) cmd_up ;;
   pg-up) pg_up; write_env ;; # PostgreSQL alone: quieter for the sink benchmarks
+  registry-up) fetch_registry; registry_up ;;   # the schema registry alone (outage tests)
+  registry-down) registry_down ;;
   down) cmd_down ;;
   env) write_env; grep '^export' "$STATE/env" ;;
   status) cmd_status ;;
   fetch) fetch ;;
-  *) echo "usage: $0 up|pg-up|down|env|status|fetch" >&2; exit 2 ;;
+  *) echo "usage: $0 up|pg-up|registry-up|registry-down|down|env|status|fetch" >&2; exit 2 ;;
 esac
