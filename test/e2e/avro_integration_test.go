@@ -3,10 +3,14 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/pgsink/pgsink/test/recording"
 	"github.com/pgsink/pgsink/test/stacktest"
 )
 
@@ -69,5 +73,48 @@ func TestE2EAvroTableChanges(t *testing.T) {
 
 	if code, _ := p.stop(30 * time.Second); code != 0 {
 		t.Fatalf("pgsink exited %d after SIGTERM, want 0", code)
+	}
+}
+
+// TestE2EAvroBadInput: on an Avro topic, a record without the Confluent
+// magic byte and one whose schema id the registry does not have are dead
+// letters whose reasons say so (naming the id); the rows Debezium writes
+// around them are applied.
+func TestE2EAvroBadInput(t *testing.T) {
+	st := stacktest.New(t)
+	registry, err := st.Env.Registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Exec(`CREATE TABLE public.items ` + itemsDDL)
+	overrides := stacktest.AvroConverter(registry)
+	overrides["table.include.list"] = "public.items"
+	st.RegisterDebezium("items", overrides)
+	topic := st.TopicPrefix + ".public.items"
+	st.Exec(`INSERT INTO public.items VALUES (1, 'before the poison', 1, now(), '{}', NULL)`)
+	records := st.ReadUntil(60*time.Second, func(rs []recording.Record) bool { return len(rs) >= 1 })
+	good := records[0]
+	produce(t, st.Env.KafkaBootstrap, topic, good.Key, []byte(`{"schema":{"type":"struct"},"payload":{}}`))
+	unknown := append([]byte{0, 0x7f, 0xff, 0xff, 0xfe}, good.Value[5:]...)
+	produce(t, st.Env.KafkaBootstrap, topic, good.Key, unknown)
+	st.Exec(`INSERT INTO public.items VALUES (3, 'after the poison', 3, now(), '{}', NULL)`)
+
+	targetURL, target := itemsTarget(t)
+	p := startPgsink(t, avroConfig(t, st, topic, "public.items", ""), "TARGET_URL="+targetURL)
+	defer p.stop(30 * time.Second)
+	convergeTo(t, st, targetURL, `SELECT `+itemsColumns+` FROM public.items ORDER BY id`, "rows around the poison applied")
+	var reasons []string
+	eventually(t, 60*time.Second, "two dead letters", func() (bool, string) {
+		rows, err := target.Query(context.Background(), `SELECT error FROM pgsink.dead_letters ORDER BY "offset"`)
+		if err != nil {
+			return false, err.Error()
+		}
+		reasons, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err == nil && len(reasons) == 2, fmt.Sprintf("%d dead letters: %v", len(reasons), reasons)
+	})
+	for i, want := range []string{"not the Confluent wire format", "schema id 2147483646"} {
+		if !strings.Contains(reasons[i], want) {
+			t.Errorf("dead letter %d: %q does not say %q", i, reasons[i], want)
+		}
 	}
 }
