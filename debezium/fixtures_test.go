@@ -67,11 +67,8 @@ func (f *fixture) schemaless() bool { return f.setting("value.converter.schemas.
 func (f *fixture) options() Options {
 	var avroTopic func(string) bool
 	if f.avro() {
-		// The outbox connector of an Avro scenario stays on JSON.
-		prefix := f.scenario.TopicPrefix + "."
-		avroTopic = func(topic string) bool {
-			return strings.HasPrefix(topic, prefix) && !strings.Contains(topic, ".outbox.event.")
-		}
+		// Both connectors of an Avro scenario write Avro.
+		avroTopic = func(string) bool { return true }
 	}
 	return Options{
 		Avro:            avroTopic,
@@ -146,18 +143,12 @@ func toRecord(r recording.Record) Record {
 // ("Order Id" arrives as "Order_Id"): the original name is not in the
 // record, so an Avro fixture's decoded rows carry the Avro name.
 func (f *fixture) avroNames() {
-	for table, cols := range f.catalog {
-		if strings.TrimPrefix(table, "public.") == "outbox" {
-			continue // the outbox connector stays on JSON
-		}
+	for _, cols := range f.catalog {
 		for i := range cols {
 			cols[i].Name = avroName(cols[i].Name)
 		}
 	}
 	for i := range f.rows {
-		if f.rows[i].Table == "outbox" {
-			continue
-		}
 		for _, img := range []map[string]json.RawMessage{f.rows[i].Old, f.rows[i].New} {
 			for k, v := range img {
 				if n := avroName(k); n != k {

@@ -37,7 +37,7 @@ type scenario struct {
 	// because the connector files the recorder starts from ship "string"
 	// while these scenarios were recorded under Debezium's "numeric".
 	intervalMode string
-	// avro puts the table connector on Apicurio's Avro converter in the
+	// avro puts the connectors on Apicurio's Avro converter in the
 	// Confluent wire format; the schemas its records name are saved beside
 	// them (schemas.json), so decoding tests need no registry.
 	avro bool
@@ -50,7 +50,7 @@ var scenarios = []scenario{
 	{"decimal_string", "REPLICA IDENTITY DEFAULT, schemas enabled, decimal.handling.mode=string", "DEFAULT", true, "string", "adaptive", "numeric", false},
 	{"decimal_double", "REPLICA IDENTITY DEFAULT, schemas enabled, decimal.handling.mode=double, time.precision.mode=connect", "DEFAULT", true, "double", "connect", "numeric", false},
 	{"shipped", "the shipped connector files (docker/connectors): decimal.handling.mode=string, interval.handling.mode=string, numeric source types propagated", "DEFAULT", true, "string", "adaptive", "string", false},
-	{"shipped_avro", "shipped, with the table connector on Apicurio's Avro converter (Confluent wire format, contentIds); the outbox connector stays on JSON", "DEFAULT", true, "string", "adaptive", "string", true},
+	{"shipped_avro", "shipped, with both connectors on Apicurio's Avro converter (Confluent wire format, contentIds)", "DEFAULT", true, "string", "adaptive", "string", true},
 }
 
 func (sc scenario) prefix() string { return "fixture_" + sc.name }
@@ -141,7 +141,10 @@ func record(env stacktest.Env, sc scenario, dir string, timeout time.Duration) (
 	if err != nil {
 		return 0, err
 	}
-	outbox := outboxConnector(sc, sb.TopicPrefix)
+	outbox, err := outboxConnector(sc, sb.TopicPrefix, env)
+	if err != nil {
+		return 0, err
+	}
 	if _, err := sb.RegisterDebezium(ctx, "tables", tables); err != nil {
 		return 0, err
 	}
@@ -166,7 +169,7 @@ func record(env stacktest.Env, sc scenario, dir string, timeout time.Duration) (
 		return 0, err
 	}
 	if sc.avro {
-		if err := saveSchemas(dir, env, records, sb.TopicPrefix); err != nil {
+		if err := saveSchemas(dir, env, records); err != nil {
 			return 0, err
 		}
 	}
@@ -200,17 +203,14 @@ func tableConnector(sc scenario, env stacktest.Env) (map[string]string, error) {
 }
 
 // saveSchemas writes schemas.json: the registry's schema text of every id
-// the Avro records (all but the outbox topics, which stay on JSON) carry.
-func saveSchemas(dir string, env stacktest.Env, records []recording.Record, prefix string) error {
+// the Avro records carry.
+func saveSchemas(dir string, env stacktest.Env, records []recording.Record) error {
 	registry, err := env.Registry()
 	if err != nil {
 		return err
 	}
 	schemas := map[string]string{}
 	for _, r := range records {
-		if strings.HasPrefix(r.Topic, prefix+".outbox.event.") {
-			continue
-		}
 		for _, b := range [][]byte{r.Key, r.Value} {
 			if len(b) < 5 || b[0] != 0 {
 				continue
@@ -231,14 +231,26 @@ func saveSchemas(dir string, env stacktest.Env, records []recording.Record, pref
 	return writeJSON(filepath.Join(dir, "schemas.json"), schemas)
 }
 
-func outboxConnector(sc scenario, prefix string) map[string]string {
+func outboxConnector(sc scenario, prefix string, env stacktest.Env) (map[string]string, error) {
 	cfg := stacktest.OutboxRouter(prefix)
 	schemas := fmt.Sprint(sc.schemas)
 	cfg["decimal.handling.mode"] = sc.decimalMode
 	cfg["interval.handling.mode"] = sc.intervalMode
 	cfg["key.converter.schemas.enable"] = schemas
 	cfg["value.converter.schemas.enable"] = schemas
-	return cfg
+	if sc.avro {
+		registry, err := env.Registry()
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range stacktest.AvroConverter(registry) {
+			cfg[k] = v
+		}
+		// The router's expanded payload is a Connect struct the Avro
+		// converter writes as a record; the JSON delegate is for JSON.
+		delete(cfg, "value.converter.delegate.converter.type")
+	}
+	return cfg, nil
 }
 
 // readAll reads the sandbox's topics until the end marker and every outbox
