@@ -86,7 +86,7 @@ docker-check: $(HADOLINT) ## docker/ without a Docker engine: hadolint, then com
 	$(HADOLINT) docker/Dockerfile
 	$(GO) test -count=1 ./docker/ ./test/stacktest/
 
-stack-up: ## start PostgreSQL, Kafka and Kafka Connect + Debezium (reuses a running stack)
+stack-up: ## start PostgreSQL, Kafka, Kafka Connect + Debezium and the Apicurio schema registry (reuses a running stack)
 	$(STACK) up
 
 stack-down: ## stop exactly the processes stack-up started

@@ -5,18 +5,22 @@ package config
 // all for the reference documentation.
 type Config struct {
 	// Kafka passes librdkafka properties through unchanged, as strings.
-	Kafka           map[string]string `yaml:"kafka"`
-	Instance        Instance          `yaml:"instance"`
-	Postgres        Postgres          `yaml:"postgres"`
-	Debezium        Debezium          `yaml:"debezium"`
-	Apply           Apply             `yaml:"apply"`
-	Errors          Errors            `yaml:"errors"`
-	Retention       Retention         `yaml:"retention"`
-	Metrics         Metrics           `yaml:"metrics"`
-	Log             Log               `yaml:"log"`
-	ShutdownTimeout Duration          `yaml:"shutdown_timeout"`
-	Verify          Verify            `yaml:"verify"`
-	Tables          []Table           `yaml:"tables"`
+	Kafka    map[string]string `yaml:"kafka"`
+	Instance Instance          `yaml:"instance"`
+	Postgres Postgres          `yaml:"postgres"`
+	Debezium Debezium          `yaml:"debezium"`
+	// Encoding is how records' keys and values are serialised, for every
+	// table that does not set its own.
+	Encoding        Encoding       `yaml:"encoding"`
+	SchemaRegistry  SchemaRegistry `yaml:"schema_registry"`
+	Apply           Apply          `yaml:"apply"`
+	Errors          Errors         `yaml:"errors"`
+	Retention       Retention      `yaml:"retention"`
+	Metrics         Metrics        `yaml:"metrics"`
+	Log             Log            `yaml:"log"`
+	ShutdownTimeout Duration       `yaml:"shutdown_timeout"`
+	Verify          Verify         `yaml:"verify"`
+	Tables          []Table        `yaml:"tables"`
 
 	// source remembers where every key was, so that checks made after
 	// loading (the target catalog) can name a line too.
@@ -64,6 +68,20 @@ type Debezium struct {
 	Password string `yaml:"password,omitempty"`
 	// TLSCA is a PEM file of the certificate authorities of an https
 	// ConnectURL; empty trusts the system's.
+	TLSCA string `yaml:"tls_ca,omitempty"`
+}
+
+// SchemaRegistry is where encoding: avro reads the schemas of records by
+// their id, through the Confluent-compatible API (Confluent Schema Registry,
+// or Apicurio Registry's /apis/ccompat/v7).
+type SchemaRegistry struct {
+	URL string `yaml:"url,omitempty"`
+	// User and Password are HTTP basic authentication; the password comes
+	// from the environment and is never printed.
+	User     string `yaml:"user,omitempty"`
+	Password string `yaml:"password,omitempty"`
+	// TLSCA is a PEM file of the certificate authorities of an https URL;
+	// empty trusts the system's.
 	TLSCA string `yaml:"tls_ca,omitempty"`
 }
 
@@ -167,6 +185,9 @@ type Table struct {
 	TopicPattern Pattern  `yaml:"topic_pattern,omitempty"`
 
 	Format Format `yaml:"format"`
+	// Encoding overrides the file's encoding for this table's topics;
+	// Load fills it from it when absent.
+	Encoding Encoding `yaml:"encoding"`
 	// Target is a fixed name or a template (see TargetTemplate).
 	Target Target `yaml:"target"`
 	// Key names target columns; empty means the record key's fields.

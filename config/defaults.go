@@ -56,6 +56,7 @@ func Default() Config {
 		Retention:       Retention{Tombstones: Duration(DefaultRetention), OutboxEvents: Duration(DefaultRetention)},
 		Metrics:         Metrics{Listen: DefaultMetricsListen},
 		Log:             Log{Format: LogFormatJSON, Level: LogLevelInfo},
+		Encoding:        EncodingJSON,
 		ShutdownTimeout: Duration(DefaultShutdownTimeout),
 		Verify: Verify{ChunkRows: DefaultVerifyChunkRows, StatementTimeout: Duration(DefaultVerifyStatement),
 			SettleTimeout: Duration(DefaultVerifySettle)},
@@ -78,6 +79,11 @@ func (t *Table) setDefaults() {
 func (c *Config) resolveDerived() {
 	if c.Instance.Name == "" {
 		c.Instance.Name = c.Kafka[groupInstanceIDKey]
+	}
+	for i := range c.Tables {
+		if c.Tables[i].Encoding == "" {
+			c.Tables[i].Encoding = c.Encoding
+		}
 	}
 	if c.Errors.DeadLetter.Topic == "" && c.Kafka[groupIDKey] != "" {
 		c.Errors.DeadLetter.Topic = c.Kafka[groupIDKey] + deadLetterTopicSuffix

@@ -62,6 +62,18 @@ const (
 	FormatOutbox Format = "outbox"
 )
 
+// Encoding is how a record's key and value are serialised.
+type Encoding string
+
+// Encoding values.
+const (
+	// EncodingJSON is Kafka Connect's JsonConverter.
+	EncodingJSON Encoding = "json"
+	// EncodingAvro is Avro in the Confluent wire format (magic byte, 4-byte
+	// schema id, body), its schemas in schema_registry.
+	EncodingAvro Encoding = "avro"
+)
+
 // Deletes is how a delete event is applied.
 type Deletes string
 
@@ -130,7 +142,8 @@ func (v *Tolerance) parseScalar(s string) error { return parseEnum(v, s, Toleran
 func (v *Destination) parseScalar(s string) error {
 	return parseEnum(v, s, DestinationTable, DestinationTopic)
 }
-func (v *Format) parseScalar(s string) error { return parseEnum(v, s, FormatTable, FormatOutbox) }
+func (v *Format) parseScalar(s string) error   { return parseEnum(v, s, FormatTable, FormatOutbox) }
+func (v *Encoding) parseScalar(s string) error { return parseEnum(v, s, EncodingJSON, EncodingAvro) }
 func (v *Deletes) parseScalar(s string) error {
 	return parseEnum(v, s, DeletesHard, DeletesSoft, DeletesIgnore)
 }

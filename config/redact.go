@@ -54,6 +54,9 @@ func (c *Config) Redacted() *Config {
 	if out.Debezium.Password != "" {
 		out.Debezium.Password = redacted
 	}
+	if out.SchemaRegistry.Password != "" {
+		out.SchemaRegistry.Password = redacted
+	}
 	out.Kafka = maps.Clone(c.Kafka)
 	for key := range out.Kafka {
 		if IsSecretKafkaKey(key) {

@@ -48,6 +48,11 @@ debezium:
   connect_url: https://connect.example:8443
   user: pgsink
   password: ${KAFKA_PASSWORD}
+encoding: avro
+schema_registry:
+  url: https://registry.example:8081
+  user: registry
+  password: ${KAFKA_PASSWORD}
 tables:
   - topic: a
     target: public.a
@@ -64,7 +69,8 @@ tables:
 			t.Errorf("rendering contains the secret %q:\n%s", secret, out)
 		}
 	}
-	for _, kept := range []string{"bootstrap.servers: 127.0.0.1:9092", "url: postgres://pgsink:REDACTED@db.example:5432/target", "max_bytes: 16MiB", "topic: sink.dlq", "connect_url: https://connect.example:8443", "password: REDACTED"} {
+	for _, kept := range []string{"bootstrap.servers: 127.0.0.1:9092", "url: postgres://pgsink:REDACTED@db.example:5432/target", "max_bytes: 16MiB", "topic: sink.dlq", "connect_url: https://connect.example:8443", "password: REDACTED",
+		"url: https://registry.example:8081", "encoding: avro"} {
 		if !strings.Contains(out, kept) {
 			t.Errorf("rendering lacks %q:\n%s", kept, out)
 		}

@@ -37,6 +37,7 @@ func (c *Config) validate() Problems {
 	v.instance(c.Instance, c.Kafka)
 	v.postgres(c.Postgres)
 	v.debezium(c.Debezium)
+	v.schemaRegistry(c)
 	v.apply(c.Apply)
 	if c.Postgres.SynchronousCommit == SynchronousCommitOff && c.Apply.Offsets == OffsetsKafka {
 		// The position committed to Kafka after a commit PostgreSQL may
@@ -95,30 +96,61 @@ func (v *validator) postgres(p Postgres) {
 }
 
 func (v *validator) debezium(d Debezium) {
-	if d.ConnectURL == "" {
-		for path, set := range map[string]bool{"debezium.user": d.User != "", "debezium.password": d.Password != "", "debezium.tls_ca": d.TLSCA != ""} {
+	v.restEndpoint(restEndpoint{section: "debezium", urlKey: "connect_url", what: "Kafka Connect's REST API (such as http://connect:8083)",
+		url: d.ConnectURL, user: d.User, password: d.Password, tlsCA: d.TLSCA})
+}
+
+// schemaRegistry checks schema_registry against the tables that need it.
+func (v *validator) schemaRegistry(c *Config) {
+	r := c.SchemaRegistry
+	if r.URL == "" {
+		for _, t := range c.Tables {
+			if t.Encoding == EncodingAvro {
+				v.fail("schema_registry.url", "is required by encoding: avro")
+				break
+			}
+		}
+	}
+	v.restEndpoint(restEndpoint{section: "schema_registry", urlKey: "url",
+		what: "the registry's Confluent-compatible API (such as http://registry:8081, or http://apicurio:8080/apis/ccompat/v7)",
+		url:  r.URL, user: r.User, password: r.Password, tlsCA: r.TLSCA})
+}
+
+// restEndpoint is the address and credentials of a REST API pgsink reads.
+type restEndpoint struct {
+	section, urlKey, what      string
+	url, user, password, tlsCA string
+}
+
+// restEndpoint checks an optional REST API's settings: an http(s) URL
+// without credentials, query or fragment, and user, password and tls_ca
+// only where they apply.
+func (v *validator) restEndpoint(e restEndpoint) {
+	key := func(k string) string { return e.section + "." + k }
+	if e.url == "" {
+		for k, set := range map[string]bool{"user": e.user != "", "password": e.password != "", "tls_ca": e.tlsCA != ""} {
 			if set {
-				v.fail(path, "has no use without debezium.connect_url")
+				v.fail(key(k), "has no use without %s", key(e.urlKey))
 			}
 		}
 		return
 	}
-	u, err := url.Parse(d.ConnectURL)
+	u, err := url.Parse(e.url)
 	switch {
 	case err != nil || u.Host == "" || u.Scheme != "http" && u.Scheme != "https":
 		// The value is not quoted: a malformed URL may carry credentials.
-		v.fail("debezium.connect_url", "must be an http:// or https:// URL of Kafka Connect's REST API (such as http://connect:8083)")
+		v.fail(key(e.urlKey), "must be an http:// or https:// URL of %s", e.what)
 		return
 	case u.User != nil:
-		v.fail("debezium.connect_url", "must not carry credentials; set debezium.user and debezium.password (from the environment) instead")
+		v.fail(key(e.urlKey), "must not carry credentials; set %s and %s (from the environment) instead", key("user"), key("password"))
 	case u.RawQuery != "" || u.Fragment != "":
-		v.fail("debezium.connect_url", "must not have a query or fragment: pgsink appends the API's paths to it")
+		v.fail(key(e.urlKey), "must not have a query or fragment: pgsink appends the API's paths to it")
 	}
-	if d.Password != "" && d.User == "" {
-		v.fail("debezium.password", "needs debezium.user")
+	if e.password != "" && e.user == "" {
+		v.fail(key("password"), "needs %s", key("user"))
 	}
-	if d.TLSCA != "" && u.Scheme != "https" {
-		v.fail("debezium.tls_ca", "applies to an https:// debezium.connect_url only")
+	if e.tlsCA != "" && u.Scheme != "https" {
+		v.fail(key("tls_ca"), "applies to an https:// %s only", key(e.urlKey))
 	}
 }
 

@@ -146,6 +146,9 @@ func NewFill(cfg *config.Config, opts FillOptions) (*Fill, error) {
 		}),
 		parts: map[fillKey]*fillPart{},
 	}
+	if err := useSchemaRegistry(&derived, f.router); err != nil {
+		return nil, err
+	}
 	for _, p := range opts.Partitions {
 		if p.ID.Group != opts.Group {
 			return nil, fmt.Errorf("partition %s is not of the fill's group %s", p.ID, opts.Group)

@@ -33,9 +33,13 @@ type Metrics struct {
 	InsertConflicts *prometheus.CounterVec // table
 	// Splits counts transactions refused for a record's data without
 	// naming it, applied again in halves.
-	Splits   *prometheus.CounterVec // table
-	Stopped  *prometheus.GaugeVec   // topic, partition: 1 when a partition stopped on an error
-	EndToEnd prometheus.Histogram   // Kafka append time to target commit
+	Splits  *prometheus.CounterVec // table
+	Stopped *prometheus.GaugeVec   // topic, partition: 1 when a partition stopped on an error
+	// SchemaWaits counts retries of a record whose Avro schema the
+	// registry could not serve; SchemaWaiting is 1 while a partition waits.
+	SchemaWaits   *prometheus.CounterVec // topic
+	SchemaWaiting *prometheus.GaugeVec   // topic, partition
+	EndToEnd      prometheus.Histogram   // Kafka append time to target commit
 	// RecordLatency is EndToEnd for every applied record, with buckets fine
 	// enough (25% apart) to read a p99 from.
 	RecordLatency prometheus.Histogram
@@ -118,6 +122,10 @@ func NewMetrics() *Metrics {
 			Help: "Transactions the target refused for some record's data without naming the record (a value that cannot be encoded for its column in a COPY, a constraint), applied again in halves until the record stood alone: it then goes to the dead letters, or, if it applies alone (by bound parameters where the large batch used COPY), is written by another way than the one that refused it. Expected to stay 0; any growth is worth a look at the warning logged once per table."}, []string{"table"}),
 		Stopped: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgsink_partition_stopped",
 			Help: "1 while a partition is stopped on an error that needs an operator."}, []string{"topic", "partition"}),
+		SchemaWaits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_schema_registry_unavailable_total",
+			Help: "Attempts to fetch a record's Avro schema that failed because the schema registry could not be reached or failed (encoding: avro). The record's partition waits with its offset unmoved and retries with backoff; records whose schema ids were fetched before keep flowing."}, []string{"topic"}),
+		SchemaWaiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgsink_partition_waiting_schema",
+			Help: "1 while a partition waits for the schema registry to serve a record's schema (its offset unmoved)."}, []string{"topic", "partition"}),
 		EndToEnd: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgsink_end_to_end_seconds",
 			Help: "From the Kafka append time of a batch's last record to its commit in the target.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
 		RecordLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgsink_record_commit_latency_seconds",
@@ -156,7 +164,7 @@ func NewMetrics() *Metrics {
 	r.MustRegister(m.Consumed, m.Applied, m.DeadLetters, m.Skipped, m.Fenced, m.Unresolved, m.UndetectableMoves, m.Rebalances, m.BatchRecords,
 		m.ApplySeconds, m.Lag, m.Owned, m.Buffered, m.Retries, m.Panics, m.InsertConflicts, m.Splits, m.Stopped, m.EndToEnd, m.RecordLatency, m.ReceiveLatency,
 		m.BufferFull, m.Pauses, m.SnapshotSwept, m.SnapshotsUnswept)
-	r.MustRegister(m.SchemaChanges)
+	r.MustRegister(m.SchemaChanges, m.SchemaWaits, m.SchemaWaiting)
 	r.MustRegister(m.DispatchLatency, m.QueuedLatency, m.SourceLag, m.TableSourceLag, m.SourceApplied, m.SourceLagRecords)
 	return m
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/debezium"
 	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/internal/backoff"
 	"github.com/pgsink/pgsink/sink"
 	"go.uber.org/zap"
 )
@@ -174,6 +175,12 @@ func (p *partition) run() {
 	for {
 		p.releaseHeld() // the previous batch is done
 		batch, last, more, err := p.collect()
+		if errors.Is(err, errSchemaWaitStopped) {
+			// Revoked or shutting down while waiting for the registry:
+			// nothing of the batch is applied, its offset stays where it
+			// was, and the next owner reads those records again.
+			return
+		}
 		if errors.Is(err, errFenced) {
 			p.releaseHeld()
 			if p.awaitFence() {
@@ -408,10 +415,52 @@ func (p *partition) seek(offset int64) {
 	p.loop.requestSeek(p, offset)
 }
 
-// item decodes and routes one record (sink.Router.Item).
+// item decodes and routes one record (sink.Router.Item). A record whose
+// Avro schema the registry cannot serve now is retried here, with backoff,
+// until it can or the partition stops: the partition waits with its offset
+// unmoved, and nothing is dead-lettered for the registry's sake.
 func (p *partition) item(m *kafka.Message) (sink.Item, bool, error) {
-	return p.routeRecovered(toRecord(p.id, m))
+	rec := toRecord(p.id, m)
+	it, ok, err := p.routeRecovered(rec)
+	var unavailable *debezium.SchemaUnavailableError
+	if !errors.As(err, &unavailable) {
+		return it, ok, err
+	}
+	waiting := p.metrics.SchemaWaiting.WithLabelValues(p.labels[0], p.labels[1])
+	waiting.Set(1)
+	defer waiting.Set(0)
+	wait := backoff.New(schemaRetryBase, schemaRetryLimit)
+	for errors.As(err, &unavailable) {
+		p.metrics.SchemaWaits.WithLabelValues(p.id.Topic).Inc()
+		d := wait.Next()
+		p.log.Warn("partition waits for the schema registry: the record's schema cannot be fetched; the offset is not moved",
+			zap.Int64("offset", rec.Offset), zap.Uint32("schema_id", unavailable.ID), zap.Duration("retry_in", d), zap.Error(unavailable.Err))
+		select {
+		case <-time.After(d):
+		case <-p.stopping:
+			return sink.Item{}, false, errSchemaWaitStopped
+		case <-p.ctx.Done():
+			return sink.Item{}, false, errSchemaWaitStopped
+		}
+		it, ok, err = p.routeRecovered(rec)
+	}
+	if err == nil {
+		p.log.Info("schema registry answered again: the partition goes on", zap.Int64("offset", rec.Offset))
+	}
+	return it, ok, err
 }
+
+// The schema registry's retry schedule: a short outage is bridged quickly,
+// a long one is not hammered.
+const (
+	schemaRetryBase  = 500 * time.Millisecond
+	schemaRetryLimit = 30 * time.Second
+)
+
+// errSchemaWaitStopped ends a batch whose next record waited for the schema
+// registry when the partition was revoked or the process stops: the record
+// is not taken, and the next owner reads it again.
+var errSchemaWaitStopped = errors.New("stopped while waiting for the schema registry")
 
 // routeRecovered is router.Item with a panic turned into an undecodable
 // item, so that the record goes to the dead letters (or stops the

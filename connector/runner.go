@@ -125,6 +125,9 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 		workers:     map[dedup.PartitionID]*partition{},
 	}
 	r.router.OnSchemaChange(func(c sink.SchemaChange) { reportSchemaChange(opts.Log, opts.Metrics, c) })
+	if err := useSchemaRegistry(cfg, r.router); err != nil {
+		return nil, err
+	}
 	if cfg.Errors.DeadLetter.Destination == config.DestinationTopic && cfg.Errors.Tolerance == config.ToleranceAll {
 		pc := producerConfig(cfg)
 		logs := logsToChannel(pc)

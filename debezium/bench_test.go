@@ -2,6 +2,7 @@ package debezium
 
 import (
 	"encoding/json"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -18,12 +19,13 @@ func cpuTime(b *testing.B) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// benchMix is the schemas.enable=true fixture mix: every record of the
-// scenarios with schemas, each with the options it was recorded under.
+// benchMix is the schemas.enable=true fixture mix: every record of the JSON
+// scenarios with schemas, each with the options it was recorded under (the
+// Avro scenario has BenchmarkDecodeAvro).
 func benchMix(b *testing.B) (decoders []*Decoder, records [][]Record, bytes int64, n int) {
 	b.Helper()
 	for _, f := range loadFixtures(b) {
-		if f.schemaless() {
+		if f.schemaless() || f.avro() {
 			continue
 		}
 		var recs []Record
@@ -90,4 +92,47 @@ func BenchmarkStdlibMap(b *testing.B) {
 	b.ReportMetric(float64(n)*float64(b.N)/(cpuTime(b)-cpu0).Seconds(), "records/cpu-s")
 	b.ReportMetric(float64(b.N)*float64(size)/1e6/(cpuTime(b)-cpu0).Seconds(), "MB/cpu-s")
 	b.ReportMetric(float64(n), "records/op")
+}
+
+// BenchmarkDecodeAvro decodes the table change events of one workload
+// recorded twice, through the JsonConverter (shipped) and through
+// Apicurio's Avro converter (shipped_avro): the same rows, so records/cpu-s
+// of the two compare the encodings. One iteration is every record once.
+func BenchmarkDecodeAvro(b *testing.B) {
+	fixtures := loadFixtures(b)
+	for _, name := range []string{"shipped", "shipped_avro"} {
+		var f *fixture
+		for _, x := range fixtures {
+			if x.name == name {
+				f = x
+			}
+		}
+		if f == nil {
+			b.Fatalf("no fixture %s", name)
+		}
+		var recs []Record
+		var size int64
+		for _, r := range f.records {
+			if strings.HasSuffix(r.Topic, ".public.all_types") && r.Value != nil {
+				recs = append(recs, toRecord(r))
+				size += int64(len(r.Key) + len(r.Value))
+			}
+		}
+		b.Run(name, func(b *testing.B) {
+			d := NewDecoder(f.options())
+			b.SetBytes(size)
+			b.ReportAllocs()
+			cpu0 := cpuTime(b)
+			for b.Loop() {
+				for _, rec := range recs {
+					if _, err := d.Decode(rec); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			n := float64(len(recs)) * float64(b.N)
+			b.ReportMetric(n/(cpuTime(b)-cpu0).Seconds(), "records/cpu-s")
+			b.ReportMetric(float64(size)/float64(len(recs)), "bytes/record")
+		})
+	}
 }

@@ -24,6 +24,7 @@ type Decoder struct {
 	// keyScan and valueScan are reused for every record, sparing two
 	// allocations per record.
 	keyScan, valueScan scanner
+	avro               avroState
 }
 
 type lastSchemas struct {
@@ -56,7 +57,9 @@ func (d *Decoder) Forget(schema, table string) {
 	delete(d.tables, schema+"."+table)
 }
 
-// Decode decodes one record. Every error is a *DecodeError. String values
+// Decode decodes one record. Every error is a *DecodeError but one: a
+// *SchemaUnavailableError when an Avro record's schema cannot be fetched
+// (the registry is down), which is no fault of the record. String values
 // of the Change share memory with rec.Key and rec.Value rather than copy
 // them: the caller must not modify those bytes while the Change is in use
 // (Kafka clients hand each message its own buffer; a reader that reuses
@@ -73,6 +76,15 @@ func (d *Decoder) Decode(rec Record) (Change, error) {
 	}
 	if n := len(rec.Key) + len(rec.Value); n > d.opts.MaxBytes {
 		return fail("value", fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, d.opts.MaxBytes))
+	}
+	if d.opts.Avro != nil && d.opts.Avro(rec.Topic) {
+		if part, err := d.fromAvro(&rec); err != nil {
+			var su *SchemaUnavailableError
+			if errors.As(err, &su) {
+				return Change{}, su
+			}
+			return fail(part, err)
+		}
 	}
 	format := d.opts.Format(rec.Topic)
 	switch {

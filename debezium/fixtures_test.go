@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -20,10 +21,33 @@ type fixture struct {
 	rows     []auditRow
 	catalog  map[string][]Column
 	scenario struct {
-		Connectors struct {
+		TopicPrefix string `json:"topic_prefix"`
+		Connectors  struct {
 			Tables map[string]string `json:"tables"`
 		} `json:"connectors"`
 	}
+	// schemas are the registry's schemas of an Avro scenario, by id.
+	schemas fixtureSchemas
+}
+
+// fixtureSchemas is a SchemaSource of recorded schemas; it counts fetches.
+type fixtureSchemas struct {
+	byID    map[string]string
+	fetches map[uint32]int
+}
+
+func (s fixtureSchemas) Schema(id uint32) (string, error) {
+	text, ok := s.byID[strconv.FormatUint(uint64(id), 10)]
+	if !ok {
+		return "", ErrUnknownSchemaID
+	}
+	s.fetches[id]++
+	return text, nil
+}
+
+// avro reports whether the scenario's table connector writes Avro.
+func (f *fixture) avro() bool {
+	return strings.HasSuffix(f.setting("value.converter"), "AvroConverter")
 }
 
 // auditRow is one line of rows.jsonl: PostgreSQL's row_to_json of OLD/NEW.
@@ -41,7 +65,14 @@ func (f *fixture) setting(key string) string { return f.scenario.Connectors.Tabl
 func (f *fixture) schemaless() bool { return f.setting("value.converter.schemas.enable") == "false" }
 
 func (f *fixture) options() Options {
+	var avroTopic func(string) bool
+	if f.avro() {
+		// Both connectors of an Avro scenario write Avro.
+		avroTopic = func(string) bool { return true }
+	}
 	return Options{
+		Avro:            avroTopic,
+		Schemas:         f.schemas,
 		Schemaless:      f.schemaless(),
 		DecimalHandling: f.setting("decimal.handling.mode"),
 		TimePrecision:   f.setting("time.precision.mode"),
@@ -85,6 +116,15 @@ func loadFixtures(t testing.TB) []*fixture {
 				t.Fatalf("%s/%s: %v", f.name, name, err)
 			}
 		}
+		if data, err := os.ReadFile(filepath.Join(dir, "schemas.json")); err == nil {
+			f.schemas = fixtureSchemas{byID: map[string]string{}, fetches: map[uint32]int{}}
+			if err := json.Unmarshal(data, &f.schemas.byID); err != nil {
+				t.Fatalf("%s/schemas.json: %v", f.name, err)
+			}
+		}
+		if f.avro() {
+			f.avroNames()
+		}
 		out = append(out, f)
 	}
 	return out
@@ -96,4 +136,38 @@ func toRecord(r recording.Record) Record {
 		rec.Headers = append(rec.Headers, Header{Key: h.Key, Value: h.Value})
 	}
 	return rec
+}
+
+// avroNames renames the catalog's and the audit rows' columns the way
+// Apicurio's converter renames fields whose names are not Avro names
+// ("Order Id" arrives as "Order_Id"): the original name is not in the
+// record, so an Avro fixture's decoded rows carry the Avro name.
+func (f *fixture) avroNames() {
+	for _, cols := range f.catalog {
+		for i := range cols {
+			cols[i].Name = avroName(cols[i].Name)
+		}
+	}
+	for i := range f.rows {
+		for _, img := range []map[string]json.RawMessage{f.rows[i].Old, f.rows[i].New} {
+			for k, v := range img {
+				if n := avroName(k); n != k {
+					delete(img, k)
+					img[n] = v
+				}
+			}
+		}
+	}
+}
+
+// avroName replaces each character Avro does not allow in a name with _.
+func avroName(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		ok := c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9'
+		if !ok {
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }

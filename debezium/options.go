@@ -78,6 +78,11 @@ type Options struct {
 	MaxBytes int
 	// Outbox configures Outbox Event Router topics.
 	Outbox OutboxOptions
+	// Avro reports the topics whose keys and values are Avro in the
+	// Confluent wire format (format: avro); nil means none. Their schemas
+	// come from Schemas by id.
+	Avro    func(topic string) bool
+	Schemas SchemaSource
 }
 
 // OutboxOptions mirror the Event Router's settings.

@@ -55,13 +55,41 @@ type Router struct {
 	// it is logged and counted once per table.
 	reported map[string]bool
 	observe  func(SchemaChange)
+	// encoding is the file's encoding, for topics no table claims; avro
+	// says whether any topic may carry Avro at all.
+	encoding config.Encoding
+	avro     bool
+	schemas  debezium.SchemaSource
 }
 
 // NewRouter returns a Router over the target pool. Its DDL runs one
 // statement per call (oneStatement).
 func NewRouter(cfg *config.Config, pool *pgxpool.Pool) *Router {
+	avro := cfg.Encoding == config.EncodingAvro
+	for _, t := range cfg.Tables {
+		avro = avro || t.Encoding == config.EncodingAvro
+	}
 	return &Router{cfg: cfg.Router(), q: pool, db: oneStatement{pool}, routes: map[string]*route{}, tables: map[string]*Table{},
-		views: map[string]*Table{}, reported: map[string]bool{}, observe: func(SchemaChange) {}}
+		views: map[string]*Table{}, reported: map[string]bool{}, observe: func(SchemaChange) {},
+		encoding: cfg.Encoding, avro: avro}
+}
+
+// UseSchemas gives the decoders NewDecoder returns from now on the schema
+// registry of encoding: avro.
+func (r *Router) UseSchemas(s debezium.SchemaSource) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.schemas = s
+}
+
+// Avro reports whether topic's records are Avro (encoding: avro of its
+// table, or of the file for a topic no table claims).
+func (r *Router) Avro(topic string) bool {
+	tc, err := r.cfg.Resolve(topic)
+	if err != nil {
+		return r.encoding == config.EncodingAvro
+	}
+	return tc.Encoding == config.EncodingAvro
 }
 
 // OnSchemaChange has fn called (under the Router's lock) with each schema
@@ -226,7 +254,13 @@ func (r *Router) read(ctx context.Context, tc *config.Table) (*Table, error) {
 // NewDecoder returns a decoder that reads each topic in the format its
 // table entry names. A decoder is for one goroutine.
 func (r *Router) NewDecoder() *debezium.Decoder {
-	return debezium.NewDecoder(debezium.Options{Format: r.Format})
+	opts := debezium.Options{Format: r.Format}
+	if r.avro {
+		r.mu.Lock()
+		opts.Avro, opts.Schemas = r.Avro, r.schemas
+		r.mu.Unlock()
+	}
+	return debezium.NewDecoder(opts)
 }
 
 // Item decodes and routes one record. ok is false for records that write
@@ -236,9 +270,13 @@ func (r *Router) NewDecoder() *debezium.Decoder {
 // column, so a missing one is no reason to stop). So is a record whose
 // schema asks for a column type no DDL may name (TypeError). An error means
 // the record cannot be routed at all (no table for its topic, the target
-// missing, its catalog unreadable): no reason to dead-letter it.
+// missing, its catalog unreadable, its Avro schema not fetchable from the
+// registry — a *debezium.SchemaUnavailableError): no reason to dead-letter it.
 func (r *Router) Item(ctx context.Context, dec *debezium.Decoder, rec debezium.Record) (Item, bool, error) {
 	ch, err := dec.Decode(rec)
+	if unavailable := (*debezium.SchemaUnavailableError)(nil); errors.As(err, &unavailable) {
+		return Item{}, false, err
+	}
 	if err != nil {
 		return r.failed(rec, err), true, nil
 	}

@@ -2,18 +2,16 @@ package upstream
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/internal/tlsca"
 )
 
 // Connector is one connector as Kafka Connect stores it: only the settings
@@ -41,17 +39,9 @@ const maxBody = 64 << 20
 // NewClient returns a client for the worker of d.ConnectURL, trusting the
 // CAs of d.TLSCA when set.
 func NewClient(d config.Debezium) (*Client, error) {
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	if d.TLSCA != "" {
-		pem, err := os.ReadFile(d.TLSCA)
-		if err != nil {
-			return nil, fmt.Errorf("debezium.tls_ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("debezium.tls_ca: %s holds no PEM certificate", d.TLSCA)
-		}
-		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	transport, err := tlsca.Transport(d.TLSCA, "debezium.tls_ca")
+	if err != nil {
+		return nil, err
 	}
 	return &Client{
 		base:     strings.TrimRight(d.ConnectURL, "/"),

@@ -10,6 +10,7 @@ import (
 	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/debezium"
 	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/schemaregistry"
 	"github.com/pgsink/pgsink/sink"
 )
 
@@ -24,6 +25,14 @@ func retryDeadLetters(ctx context.Context, cfg *config.Config, letters []dedup.D
 	defer pool.Close()
 	applier := sink.NewApplier(pool, sink.Options{Schema: cfg.Postgres.Schema})
 	router := sink.NewRouter(cfg, pool)
+	if cfg.SchemaRegistry.URL != "" {
+		client, err := schemaregistry.New(cfg.SchemaRegistry)
+		if err != nil {
+			fmt.Fprintf(out, "schema registry: %v\n", err)
+			return len(letters)
+		}
+		router.UseSchemas(client)
+	}
 	decoder := router.NewDecoder()
 	dead := dedup.NewDeadLetters(cfg.Postgres.Schema)
 	for _, d := range letters {

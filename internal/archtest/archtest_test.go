@@ -11,8 +11,8 @@ const module = "github.com/pgsink/pgsink/"
 // allowed maps each production package (by path below the module) to the
 // module packages it may import. A package missing here may import none.
 var allowed = map[string][]string{
-	"cmd/pgsink":      {"config", "connector", "debezium", "dedup", "sink", "sink/catalog", "sink/pgcopy", "upstream", "verify", "internal/faults"},
-	"connector":       {"config", "debezium", "dedup", "sink", "sink/catalog", "internal/faults", "internal/backoff"},
+	"cmd/pgsink":      {"config", "connector", "debezium", "dedup", "sink", "sink/catalog", "sink/pgcopy", "upstream", "verify", "internal/faults", "schemaregistry"},
+	"connector":       {"config", "debezium", "dedup", "sink", "sink/catalog", "internal/faults", "internal/backoff", "schemaregistry"},
 	"sink":            {"config", "debezium", "dedup", "sink/catalog", "sink/pgcopy", "internal/backoff", "internal/decimal", "internal/sqltype"},
 	"sink/catalog":    {"config"},
 	"sink/pgcopy":     {"internal/decimal"},
@@ -20,7 +20,9 @@ var allowed = map[string][]string{
 	"dedup":           {"config"},
 	"verify":          {"config", "debezium", "dedup", "sink", "sink/catalog"},
 	"config":          {},
-	"upstream":        {"config", "sink/catalog"},
+	"upstream":        {"config", "sink/catalog", "internal/tlsca"},
+	"schemaregistry":  {"config", "debezium", "internal/tlsca"},
+	"internal/tlsca":  {},
 	"internal/faults": {"debezium"},
 }
 

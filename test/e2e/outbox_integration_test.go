@@ -16,12 +16,31 @@ import (
 // Debezium's Outbox Event Router and Kafka into a target table through
 // `pgsink run`: per order the latest event wins, events of other types are
 // filtered out, and the event ids are in the ledger.
-func TestE2ERunOutbox(t *testing.T) {
+func TestE2ERunOutbox(t *testing.T) { runOutbox(t, false) }
+
+// TestE2EAvroOutbox is TestE2ERunOutbox with the router's connector on
+// Apicurio's Avro converter and pgsink on encoding: avro.
+func TestE2EAvroOutbox(t *testing.T) { runOutbox(t, true) }
+
+func runOutbox(t *testing.T, avro bool) {
 	ctx := context.Background()
 	st := stacktest.New(t)
 	st.Exec(`CREATE TABLE public.outbox (id uuid PRIMARY KEY, aggregatetype text NOT NULL, aggregateid text NOT NULL,
 		type text NOT NULL, payload jsonb)`)
-	st.RegisterDebezium("outbox", stacktest.OutboxRouter(st.TopicPrefix))
+	connector := stacktest.OutboxRouter(st.TopicPrefix)
+	encoding := ""
+	if avro {
+		registry, err := st.Env.Registry()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range stacktest.AvroConverter(registry) {
+			connector[k] = v
+		}
+		delete(connector, "value.converter.delegate.converter.type") // for JSON only
+		encoding = fmt.Sprintf("encoding: avro\nschema_registry: { url: %s/apis/ccompat/v7 }\n", registry)
+	}
+	st.RegisterDebezium("outbox", connector)
 
 	targetURL := stacktest.OwnedTargetDatabase(t)
 	target, err := pgx.Connect(ctx, targetURL)
@@ -47,7 +66,7 @@ tables:
     key: [order_id]
     event_types: [OrderCreated, OrderPaid]
     payload: { order_id: $.id, customer_id: $.customerId, status: $.status, total: $.total }
-`, st.Env.KafkaBootstrap, st.ID, st.TopicPrefix), "TARGET_URL="+targetURL)
+%s`, st.Env.KafkaBootstrap, st.ID, st.TopicPrefix, encoding), "TARGET_URL="+targetURL)
 
 	for i := 1; i <= 20; i++ {
 		st.Exec(`INSERT INTO public.outbox VALUES (gen_random_uuid(), 'Order', $1, 'OrderCreated',

@@ -92,6 +92,18 @@ func convergeTo(t *testing.T, st *stacktest.T, targetURL, query, what string) {
 	})
 }
 
+// itemsWorkload writes the items tests' changes to a source holding row 1:
+// inserts, updates (one leaving a TOASTed note unchanged), deletes and
+// primary-key changes.
+func itemsWorkload(st *stacktest.T) {
+	st.Exec(`INSERT INTO public.items SELECT i, 'item ' || i, i * 1.25, '2026-01-01T00:00:00Z'::timestamptz + i * interval '1 minute',
+		jsonb_build_object('i', i), CASE WHEN i % 10 = 0 THEN repeat(md5(i::text), 200) END FROM generate_series(2, 300) AS i`)
+	st.Exec(`UPDATE public.items SET name = name || ' (updated)', amount = amount + 0.01 WHERE id % 3 = 0`)
+	st.Exec(`DELETE FROM public.items WHERE id % 7 = 0`)
+	st.Exec(`UPDATE public.items SET id = 10000 + id WHERE id BETWEEN 100 AND 110`) // primary-key changes
+	st.Exec(`UPDATE public.items SET doc = '{"changed": true}' WHERE id % 10 = 0`)  // leaves the TOASTed note unchanged
+}
+
 // TestE2ERunTableChanges runs the whole pipeline: rows written to a source
 // table flow through Debezium and Kafka into the target through
 // `pgsink run`, for inserts, updates (one leaving a TOASTed value
@@ -120,12 +132,7 @@ tables:
     target: public.items
 `, st.Env.KafkaBootstrap, st.ID, st.TopicPrefix), "TARGET_URL="+targetURL)
 
-	st.Exec(`INSERT INTO public.items SELECT i, 'item ' || i, i * 1.25, '2026-01-01T00:00:00Z'::timestamptz + i * interval '1 minute',
-		jsonb_build_object('i', i), CASE WHEN i % 10 = 0 THEN repeat(md5(i::text), 200) END FROM generate_series(2, 300) AS i`)
-	st.Exec(`UPDATE public.items SET name = name || ' (updated)', amount = amount + 0.01 WHERE id % 3 = 0`)
-	st.Exec(`DELETE FROM public.items WHERE id % 7 = 0`)
-	st.Exec(`UPDATE public.items SET id = 10000 + id WHERE id BETWEEN 100 AND 110`) // primary-key changes
-	st.Exec(`UPDATE public.items SET doc = '{"changed": true}' WHERE id % 10 = 0`)  // leaves the TOASTed note unchanged
+	itemsWorkload(st)
 
 	converge := itemsConverge(t, st, targetURL, 90*time.Second)
 	converge("target equals source after inserts, updates, deletes and key changes")

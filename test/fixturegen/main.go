@@ -9,12 +9,14 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,15 +37,20 @@ type scenario struct {
 	// because the connector files the recorder starts from ship "string"
 	// while these scenarios were recorded under Debezium's "numeric".
 	intervalMode string
+	// avro puts the connectors on Apicurio's Avro converter in the
+	// Confluent wire format; the schemas its records name are saved beside
+	// them (schemas.json), so decoding tests need no registry.
+	avro bool
 }
 
 var scenarios = []scenario{
-	{"identity_default", "REPLICA IDENTITY DEFAULT, schemas enabled, decimal.handling.mode=precise", "DEFAULT", true, "precise", "adaptive", "numeric"},
-	{"identity_full", "REPLICA IDENTITY FULL, schemas enabled, decimal.handling.mode=precise", "FULL", true, "precise", "adaptive", "numeric"},
-	{"schemaless", "REPLICA IDENTITY DEFAULT, schemas disabled, decimal.handling.mode=precise", "DEFAULT", false, "precise", "adaptive", "numeric"},
-	{"decimal_string", "REPLICA IDENTITY DEFAULT, schemas enabled, decimal.handling.mode=string", "DEFAULT", true, "string", "adaptive", "numeric"},
-	{"decimal_double", "REPLICA IDENTITY DEFAULT, schemas enabled, decimal.handling.mode=double, time.precision.mode=connect", "DEFAULT", true, "double", "connect", "numeric"},
-	{"shipped", "the shipped connector files (docker/connectors): decimal.handling.mode=string, interval.handling.mode=string, numeric source types propagated", "DEFAULT", true, "string", "adaptive", "string"},
+	{"identity_default", "REPLICA IDENTITY DEFAULT, schemas enabled, decimal.handling.mode=precise", "DEFAULT", true, "precise", "adaptive", "numeric", false},
+	{"identity_full", "REPLICA IDENTITY FULL, schemas enabled, decimal.handling.mode=precise", "FULL", true, "precise", "adaptive", "numeric", false},
+	{"schemaless", "REPLICA IDENTITY DEFAULT, schemas disabled, decimal.handling.mode=precise", "DEFAULT", false, "precise", "adaptive", "numeric", false},
+	{"decimal_string", "REPLICA IDENTITY DEFAULT, schemas enabled, decimal.handling.mode=string", "DEFAULT", true, "string", "adaptive", "numeric", false},
+	{"decimal_double", "REPLICA IDENTITY DEFAULT, schemas enabled, decimal.handling.mode=double, time.precision.mode=connect", "DEFAULT", true, "double", "connect", "numeric", false},
+	{"shipped", "the shipped connector files (docker/connectors): decimal.handling.mode=string, interval.handling.mode=string, numeric source types propagated", "DEFAULT", true, "string", "adaptive", "string", false},
+	{"shipped_avro", "shipped, with both connectors on Apicurio's Avro converter (Confluent wire format, contentIds)", "DEFAULT", true, "string", "adaptive", "string", true},
 }
 
 func (sc scenario) prefix() string { return "fixture_" + sc.name }
@@ -130,8 +137,14 @@ func record(env stacktest.Env, sc scenario, dir string, timeout time.Duration) (
 	// The outbox connector's Event Router routes into the sandbox's prefix so
 	// that parallel runs and teardown stay isolated; the stack's own default
 	// (outbox.event.<aggregatetype>) differs only in that prefix.
-	tables := tableConnector(sc)
-	outbox := outboxConnector(sc, sb.TopicPrefix)
+	tables, err := tableConnector(sc, env)
+	if err != nil {
+		return 0, err
+	}
+	outbox, err := outboxConnector(sc, sb.TopicPrefix, env)
+	if err != nil {
+		return 0, err
+	}
 	if _, err := sb.RegisterDebezium(ctx, "tables", tables); err != nil {
 		return 0, err
 	}
@@ -155,14 +168,19 @@ func record(env stacktest.Env, sc scenario, dir string, timeout time.Duration) (
 	if err != nil {
 		return 0, err
 	}
+	if sc.avro {
+		if err := saveSchemas(dir, env, records); err != nil {
+			return 0, err
+		}
+	}
 	return len(records), save(dir, sc, records, rows, catalog, map[string]map[string]string{
 		"tables": tables, "outbox": outbox,
 	})
 }
 
-func tableConnector(sc scenario) map[string]string {
+func tableConnector(sc scenario, env stacktest.Env) (map[string]string, error) {
 	schemas := fmt.Sprint(sc.schemas)
-	return map[string]string{
+	cfg := map[string]string{
 		"table.include.list":             `public.all_types,public.CamelCase,public.fixture_end`,
 		"decimal.handling.mode":          sc.decimalMode,
 		"time.precision.mode":            sc.timeMode,
@@ -172,16 +190,67 @@ func tableConnector(sc scenario) map[string]string {
 		"key.converter.schemas.enable":   schemas,
 		"value.converter.schemas.enable": schemas,
 	}
+	if sc.avro {
+		registry, err := env.Registry()
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range stacktest.AvroConverter(registry) {
+			cfg[k] = v
+		}
+	}
+	return cfg, nil
 }
 
-func outboxConnector(sc scenario, prefix string) map[string]string {
+// saveSchemas writes schemas.json: the registry's schema text of every id
+// the Avro records carry.
+func saveSchemas(dir string, env stacktest.Env, records []recording.Record) error {
+	registry, err := env.Registry()
+	if err != nil {
+		return err
+	}
+	schemas := map[string]string{}
+	for _, r := range records {
+		for _, b := range [][]byte{r.Key, r.Value} {
+			if len(b) < 5 || b[0] != 0 {
+				continue
+			}
+			id := binary.BigEndian.Uint32(b[1:5])
+			key := strconv.FormatUint(uint64(id), 10)
+			if _, ok := schemas[key]; ok {
+				continue
+			}
+			if schemas[key], err = stacktest.RegistrySchema(registry, id); err != nil {
+				return fmt.Errorf("schema id %d: %w", id, err)
+			}
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return writeJSON(filepath.Join(dir, "schemas.json"), schemas)
+}
+
+func outboxConnector(sc scenario, prefix string, env stacktest.Env) (map[string]string, error) {
 	cfg := stacktest.OutboxRouter(prefix)
 	schemas := fmt.Sprint(sc.schemas)
 	cfg["decimal.handling.mode"] = sc.decimalMode
 	cfg["interval.handling.mode"] = sc.intervalMode
 	cfg["key.converter.schemas.enable"] = schemas
 	cfg["value.converter.schemas.enable"] = schemas
-	return cfg
+	if sc.avro {
+		registry, err := env.Registry()
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range stacktest.AvroConverter(registry) {
+			cfg[k] = v
+		}
+		// The router's expanded payload is a Connect struct the Avro
+		// converter writes as a record; the JSON delegate is for JSON.
+		delete(cfg, "value.converter.delegate.converter.type")
+	}
+	return cfg, nil
 }
 
 // readAll reads the sandbox's topics until the end marker and every outbox

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The local stack pgsink's tests and demo run against: PostgreSQL 15 (Debian),
-# Kafka 4.3 in KRaft combined mode and Kafka Connect with Debezium 3.6.1.Final,
-# all on loopback, all started from jars fetched by Maven. No Docker.
+# Kafka 4.3 in KRaft combined mode, Kafka Connect with Debezium 3.6.1.Final and
+# Apicurio's Avro converter, and Apicurio Registry 2.6.13 (the schema registry
+# the Avro format reads through its Confluent-compatible API), all on loopback,
+# all started from jars fetched by Maven. No Docker.
 #
 #   stack.sh up      start whatever is not running yet (a running stack is reused)
 #   stack.sh down    stop exactly the processes this script started (pid files)
 #   stack.sh env     print the addresses as shell exports (also in $STATE/env)
 #   stack.sh status  one line per service
 #   stack.sh fetch   download the jars into the cache (up does it when needed)
+#   stack.sh registry-down / registry-up   stop / start the schema registry alone
 #
 # Everything is configurable through the environment; see the defaults below.
 set -euo pipefail
@@ -27,6 +30,7 @@ CONTROLLER_PORT=${PGSINK_KAFKA_CONTROLLER_PORT:-19093}
 KAFKA_SSL_PORT=${PGSINK_KAFKA_SSL_PORT:-$((KAFKA_PORT + 2))}
 KAFKA_SASL_PORT=${PGSINK_KAFKA_SASL_PORT:-$((KAFKA_PORT + 3))}
 CONNECT_PORT=${PGSINK_CONNECT_PORT:-18083}
+REGISTRY_PORT=${PGSINK_REGISTRY_PORT:-18081}
 READY_TIMEOUT=${PGSINK_STACK_TIMEOUT:-180}
 PG_BIN=${PGSINK_PG_BIN:-/usr/lib/postgresql/15/bin}
 JAVA=${JAVA:-java}
@@ -136,9 +140,51 @@ fetch_jdbc() {
   mv "$CACHE/plugins/debezium-jdbc.tmp" "$CACHE/plugins/debezium-jdbc"
 }
 
+# fetch_registry adds the schema registry (the unpacked zip:all release
+# bundle) and Apicurio's Connect converter (its own plugin folder: Debezium's
+# folder ships another Jackson) to a cache that lacks them. They live in
+# registry-pom.xml so that a cache fetched before them is completed, not
+# fetched again.
+fetch_registry() {
+  local app=$CACHE/apicurio-registry conv=$CACHE/plugins/apicurio-converter
+  [ -f "$app/.complete" ] && [ -f "$conv/.complete" ] && return 0
+  command -v mvn >/dev/null || die "mvn is not installed (apt-get install -y maven)"
+  if [ ! -f "$app/.complete" ]; then
+    log "fetching Apicurio Registry into $app"
+    rm -rf "$app.tmp" "$app.zip" "$app"
+    command -v unzip >/dev/null || die "unzip is not installed (apt-get install -y unzip)"
+    # copy, then unzip: dependency:unpack leaves markers beside the pom that
+    # make it skip the bundle on the next fetch into an empty folder.
+    mvn -q -B -f "$here/registry-pom.xml" dependency:copy \
+      -Dartifact=io.apicurio:apicurio-registry-app:2.6.13.Final:zip:all -DoutputDirectory="$app.zip" >&2
+    unzip -q -d "$app.tmp" "$app.zip"/apicurio-registry-app-2.6.13.Final-all.zip
+    rm -rf "$app.zip"
+    [ -f "$app.tmp/$REGISTRY_RUNNER" ] || die "the Apicurio bundle has no $REGISTRY_RUNNER"
+    touch "$app.tmp/.complete"
+    mv "$app.tmp" "$app"
+  fi
+  if [ ! -f "$conv/.complete" ]; then
+    log "fetching Apicurio's Avro converter into $conv"
+    rm -rf "$conv.tmp" "$conv"
+    mvn -q -B -f "$here/registry-pom.xml" -Pregistry-converter dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$conv.tmp" >&2
+    # The worker discovers plugins by their ServiceLoader manifests
+    # (plugin.discovery=service_load) and Apicurio's jar ships none.
+    mkdir -p "$conv.tmp/manifest/META-INF/services"
+    echo io.apicurio.registry.utils.converter.AvroConverter \
+      >"$conv.tmp/manifest/META-INF/services/org.apache.kafka.connect.storage.Converter"
+    (cd "$conv.tmp/manifest" && jar cf ../apicurio-converter-manifest.jar META-INF) ||
+      die "could not build the converter's ServiceLoader manifest jar (jar from a JDK is needed)"
+    rm -rf "$conv.tmp/manifest"
+    touch "$conv.tmp/.complete"
+    mv "$conv.tmp" "$conv"
+  fi
+}
+
 fetch() {
   if [ -f "$CACHE/.complete" ] && [ "$CACHE/.complete" -nt "$here/pom.xml" ]; then
     fetch_jdbc
+    fetch_registry
     return 0
   fi
   command -v mvn >/dev/null || die "mvn is not installed (apt-get install -y maven)"
@@ -153,6 +199,7 @@ fetch() {
     -DincludeScope=runtime -DoutputDirectory="$CACHE.tmp/plugins/debezium-jdbc" >&2
   rm -rf "$CACHE" && mv "$CACHE.tmp" "$CACHE"
   touch "$CACHE/.complete"
+  fetch_registry
   log "jars fetched in $((SECONDS - t0))s"
 }
 
@@ -390,11 +437,23 @@ connect_ready() {
     grep -q 'io.debezium.connector.postgresql.PostgresConnector'
 }
 
+# connect_has_avro: the worker loaded Apicurio's converter (the Avro format's
+# tests and demo need it; a worker started before it existed does not have it).
+connect_has_avro() {
+  curl -fsS "$(connect_url)/connector-plugins?connectorsOnly=false" 2>/dev/null |
+    grep -q 'io.apicurio.registry.utils.converter.AvroConverter'
+}
+
 connect_up() {
   local dir=$STATE/connect
   if alive "$dir/connect.pid" "$dir" && connect_ready; then
-    log "connect: already up on $(connect_url)"
-    return 0
+    if connect_has_avro; then
+      log "connect: already up on $(connect_url)"
+      return 0
+    fi
+    # Started by a stack.sh from before the Avro converter: restart it with it.
+    log "connect: running without Apicurio's Avro converter; restarting it"
+    connect_down
   fi
   port_free "$CONNECT_PORT" "kafka connect" PGSINK_CONNECT_PORT
   mkdir -p "$dir"
@@ -435,10 +494,48 @@ EOF
     >"$dir/stdout.log" 2>&1 &
   echo $! >"$dir/connect.pid"
   wait_for "kafka connect" "$dir/connect.log" "$dir/connect.pid" "$dir" connect_ready
-  log "connect: ready, Debezium PostgresConnector loaded"
+  connect_has_avro || die "kafka connect: Apicurio's AvroConverter is not among its plugins (folder $CACHE/plugins/apicurio-converter); log: $dir/connect.log"
+  log "connect: ready, Debezium PostgresConnector and Apicurio's AvroConverter loaded"
 }
 
 connect_down() { stop_pid "kafka connect" "$STATE/connect/connect.pid" "$STATE/connect"; }
+
+# ---------------------------------------------------------------- schema registry
+
+REGISTRY_RUNNER=apicurio-registry-app-2.6.13.Final-runner.jar
+
+registry_url() { echo "http://$HOST:$REGISTRY_PORT"; }
+
+registry_ready() {
+  curl -fsS "$(registry_url)/health/ready" 2>/dev/null | grep -q '"status" *: *"UP"'
+}
+
+# registry_up starts Apicurio Registry on an H2 database in its state folder
+# rather than its default in memory: the ids a connector's converter cached
+# must still name the same schemas after the registry restarts (the Avro
+# outage tests stop and start it).
+registry_up() {
+  local dir=$STATE/registry
+  if alive "$dir/registry.pid" "$dir" && registry_ready; then
+    log "registry: already up on $(registry_url)"
+    return 0
+  fi
+  port_free "$REGISTRY_PORT" "schema registry" PGSINK_REGISTRY_PORT
+  mkdir -p "$dir"
+  : >"$dir/registry.log"
+  log "registry: starting on $(registry_url)"
+  # -Dpgsink.stack names the state folder on the command line, which is how
+  # alive tells our process from a recycled pid.
+  nohup "$JAVA" -Xmx256m -XX:+UseSerialGC -Djava.awt.headless=true -Dpgsink.stack="$dir" \
+    -Dquarkus.http.host="$HOST" -Dquarkus.http.port="$REGISTRY_PORT" \
+    -DREGISTRY_DATASOURCE_URL="jdbc:h2:file:$dir/data/registry" \
+    -jar "$CACHE/apicurio-registry/$REGISTRY_RUNNER" >"$dir/registry.log" 2>&1 &
+  echo $! >"$dir/registry.pid"
+  wait_for "schema registry" "$dir/registry.log" "$dir/registry.pid" "$dir" registry_ready
+  log "registry: ready"
+}
+
+registry_down() { stop_pid "schema registry" "$STATE/registry/registry.pid" "$STATE/registry"; }
 
 # ---------------------------------------------------------------- env
 
@@ -459,6 +556,7 @@ export PGSINK_KAFKA_SASL_SSL_BOOTSTRAP='$HOST:$KAFKA_SASL_PORT'
 export PGSINK_TLS_CA='$STATE/tls/ca.crt'
 export PGSINK_CONNECT_URL='$(connect_url)'
 export PGSINK_KAFKA_JARS='$CACHE/kafka'
+export PGSINK_REGISTRY_URL='$(registry_url)'
 EOF
 }
 
@@ -467,6 +565,7 @@ cmd_up() {
   fetch
   pg_up
   kafka_up
+  registry_up
   connect_up
   write_env
   log "stack up in $((SECONDS - t0))s; addresses: $STATE/env (make stack-env)"
@@ -476,6 +575,7 @@ cmd_down() {
   # The pgsink `make demo` leaves running, if any.
   stop_pid "demo pgsink" "$STATE/demo/pgsink.pid" "demo.yaml"
   connect_down
+  registry_down
   kafka_down
   pg_down
 }
@@ -486,16 +586,19 @@ cmd_status() {
   pgdata=$(pg_home)/data
   if alive "$pgdata/postmaster.pid" "$pgdata" && pg_ready; then echo "postgres  up    $HOST:$PG_PORT"; else echo "postgres  down"; rc=1; fi
   if alive "$STATE/kafka/kafka.pid" "$STATE/kafka" && kafka_ready; then echo "kafka     up    $HOST:$KAFKA_PORT"; else echo "kafka     down"; rc=1; fi
-  if alive "$STATE/connect/connect.pid" "$STATE/connect" && connect_ready; then echo "connect   up    $(connect_url)"; else echo "connect   down"; rc=1; fi
+  if alive "$STATE/connect/connect.pid" "$STATE/connect" && connect_ready && connect_has_avro; then echo "connect   up    $(connect_url)"; else echo "connect   down"; rc=1; fi
+  if alive "$STATE/registry/registry.pid" "$STATE/registry" && registry_ready; then echo "registry  up    $(registry_url)"; else echo "registry  down"; rc=1; fi
   return $rc
 }
 
 case "${1:-}" in
   up) cmd_up ;;
   pg-up) pg_up; write_env ;; # PostgreSQL alone: quieter for the sink benchmarks
+  registry-up) fetch_registry; registry_up ;;   # the schema registry alone (outage tests)
+  registry-down) registry_down ;;
   down) cmd_down ;;
   env) write_env; grep '^export' "$STATE/env" ;;
   status) cmd_status ;;
   fetch) fetch ;;
-  *) echo "usage: $0 up|pg-up|down|env|status|fetch" >&2; exit 2 ;;
+  *) echo "usage: $0 up|pg-up|registry-up|registry-down|down|env|status|fetch" >&2; exit 2 ;;
 esac
