@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgsink/pgsink/debezium"
 	"github.com/pgsink/pgsink/sink"
@@ -27,14 +26,7 @@ const statementsPerTableBound = 25
 func TestIntegrationCostPerTableOnAConnection(t *testing.T) {
 	f := newFixture(t, sink.DeleteHard, false)
 	ctx := context.Background()
-	cfg := f.pool.Config().Copy()
-	cfg.MaxConns = 1
-	one, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer one.Close()
-	f.applier = sink.NewApplier(one, sink.Options{Schema: schema})
+	one := f.onOneConnection()
 
 	version := int64(1)
 	next := func() int64 { version++; return version }
@@ -62,7 +54,7 @@ func TestIntegrationCostPerTableOnAConnection(t *testing.T) {
 	f.apply(ev{debezium.OpTruncate, 0, "", nil, next()}, ev{debezium.OpCreate, 5, "after", "n", next()})
 
 	var stages, prepared, forTable int64
-	err = one.QueryRow(ctx, `SELECT
+	err := one.QueryRow(ctx, `SELECT
 		(SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema() AND relkind = 'r'),
 		(SELECT count(*) FROM pg_prepared_statements),
 		(SELECT count(*) FROM pg_prepared_statements
