@@ -90,6 +90,22 @@ func newFixture(t *testing.T, deletes sink.DeleteMode, stopOnError bool) *fixtur
 		applier: sink.NewApplier(pool, sink.Options{Schema: schema, StopOnError: stopOnError})}
 }
 
+// onOneConnection has the fixture apply through a pool of one connection,
+// which it returns: what a session keeps (staging tables, prepared
+// statements) is then that connection's, and can be read on it.
+func (f *fixture) onOneConnection() *pgxpool.Pool {
+	f.t.Helper()
+	cfg := f.pool.Config().Copy()
+	cfg.MaxConns = 1
+	one, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(one.Close)
+	f.applier = sink.NewApplier(one, sink.Options{Schema: schema})
+	return one
+}
+
 // ev builds a change event as the decoder would hand it over.
 type ev struct {
 	op      debezium.Op
@@ -512,14 +528,7 @@ func TestIntegrationApplyStagedEitherWay(t *testing.T) {
 func TestIntegrationApplyLeavesStageEmpty(t *testing.T) {
 	f := newFixture(t, sink.DeleteHard, false)
 	ctx := context.Background()
-	cfg := f.pool.Config().Copy()
-	cfg.MaxConns = 1
-	one, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer one.Close()
-	f.applier = sink.NewApplier(one, sink.Options{Schema: schema})
+	one := f.onOneConnection()
 	var big []ev
 	for id := int64(1); id <= 5000; id++ { // past the TRUNCATE threshold, and COPY
 		big = append(big, ev{debezium.OpCreate, id, "new", nil, id})
@@ -557,14 +566,7 @@ func TestIntegrationApplyLeavesStageEmpty(t *testing.T) {
 // a pool of one connection that must survive all of it.
 func TestIntegrationApplyPoisonInLargeBatch(t *testing.T) {
 	f := newFixture(t, sink.DeleteHard, false)
-	cfg := f.pool.Config().Copy()
-	cfg.MaxConns = 1
-	one, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer one.Close()
-	f.applier = sink.NewApplier(one, sink.Options{Schema: schema})
+	f.onOneConnection()
 	var events []ev
 	for id := int64(1); id <= 300; id++ {
 		status := "ok"

@@ -130,6 +130,26 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, noMigrate b
 // can block the partition's new owner: an idle transaction is ended, a
 // lock wait gives up, and dead peers are noticed by TCP keepalives.
 func newPool(ctx context.Context, cfg *config.Config) (*pgxpool.Pool, error) {
+	pc, err := poolConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	return pool, nil
+}
+
+// poolConfig is the target pool's configuration: postgres.url as pgx reads
+// it (so statement_cache_capacity and the other pgx and libpq parameters of
+// the URL apply; docs/scaling.md sizes the statement cache), with the pool
+// size and session settings pgsink needs.
+func poolConfig(cfg *config.Config) (*pgxpool.Config, error) {
 	pc, err := pgxpool.ParseConfig(cfg.Postgres.URL)
 	if err != nil {
 		return nil, fmt.Errorf("postgres.url: %v", config.RedactURL(err.Error()))
@@ -154,15 +174,7 @@ func newPool(ctx context.Context, cfg *config.Config) (*pgxpool.Pool, error) {
 		pgcopy.RegisterTypes(conn.TypeMap(), digits)
 		return nil
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
-	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("postgres: %w", err)
-	}
-	return pool, nil
+	return pc, nil
 }
 
 // pprofEnv=1 serves net/http/pprof on metrics.listen.
