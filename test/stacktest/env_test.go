@@ -12,6 +12,7 @@ func clearEnv(t *testing.T) {
 	for key := range envKeys {
 		t.Setenv(key, "")
 	}
+	t.Setenv("PGSINK_REGISTRY_URL", "") // optional, so not among envKeys
 }
 
 func TestLoadEnvFromFile(t *testing.T) {
@@ -24,6 +25,7 @@ export PGSINK_SOURCE_URL='postgres://debezium@127.0.0.1:1/source'
 export PGSINK_TARGET_URL='postgres://pgsink@127.0.0.1:1/target'
 export PGSINK_KAFKA_BOOTSTRAP='127.0.0.1:2'
 export PGSINK_CONNECT_URL='http://127.0.0.1:3'
+export PGSINK_REGISTRY_URL='http://127.0.0.1:4'
 `
 	if err := os.WriteFile(filepath.Join(dir, "env"), []byte(file), 0o644); err != nil {
 		t.Fatal(err)
@@ -39,6 +41,7 @@ export PGSINK_CONNECT_URL='http://127.0.0.1:3'
 		TargetURL:      "postgres://pgsink@127.0.0.1:1/target",
 		KafkaBootstrap: "127.0.0.1:9",
 		ConnectURL:     "http://127.0.0.1:3",
+		RegistryURL:    "http://127.0.0.1:4",
 	}
 	if env != want {
 		t.Fatalf("LoadEnv() = %+v, want %+v", env, want)
