@@ -281,6 +281,15 @@ func (r *Router) NewDecoder() *debezium.Decoder {
 // missing, its catalog unreadable, its Avro schema not fetchable from the
 // registry — a *debezium.SchemaUnavailableError): no reason to dead-letter it.
 func (r *Router) Item(ctx context.Context, dec *debezium.Decoder, rec debezium.Record) (Item, bool, error) {
+	// A topic some entry claims but cannot route (a template that derives
+	// no valid target, two patterns alike) is not decoded: its entry's
+	// encoding is unknown here (Avro would fall back to the file's), and
+	// a record failing to decode would be dead-lettered for what is the
+	// configuration's fault. A topic no table claims still decodes: its
+	// transaction markers write nothing.
+	if _, err := r.cfg.Resolve(rec.Topic); err != nil && !errors.Is(err, config.ErrNoTable) {
+		return Item{}, false, err
+	}
 	ch, err := dec.Decode(rec)
 	if unavailable := (*debezium.SchemaUnavailableError)(nil); errors.As(err, &unavailable) {
 		return Item{}, false, err

@@ -229,3 +229,24 @@ func TestRouterTemplateFanInWithReconcile(t *testing.T) {
 		}
 	}
 }
+
+// A topic whose templated entry cannot derive its target stops its
+// partition with the routing error, whatever the entry's encoding: the
+// decoder must not read an Avro entry's records as the file's JSON (or
+// without the registry) and dead-letter them as undecodable.
+func TestRouterItemRoutingErrorBeforeDecode(t *testing.T) {
+	r := testRouter(t, `kafka: { bootstrap.servers: k, group.id: g }
+postgres: { url: u }
+schema_registry: { url: 'http://registry:8081' }
+tables:
+  - topic_pattern: 'app\.(?P<s>[^.]+)\.(?P<t>.+)'
+    target: '${s}.${t}'
+    encoding: avro
+`)
+	rec := debezium.Record{Topic: "app.public.x.y", Value: []byte{0, 0, 0, 0, 1, 2}}
+	item, _, err := r.Item(context.Background(), r.NewDecoder(), rec)
+	var tmplErr *config.TemplateError
+	if !errors.As(err, &tmplErr) || item.Err != nil {
+		t.Fatalf("Item: error %v, item error %v; want the *config.TemplateError, no dead letter", err, item.Err)
+	}
+}
