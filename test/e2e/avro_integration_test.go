@@ -118,3 +118,40 @@ func TestE2EAvroBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EAvroConverterDefaultHeaders: Apicurio's AvroConverter left at
+// apicurio.registry.headers.enabled (its default) writes each schema id in
+// a binary record header and the body without the Confluent magic byte and
+// id. Every record is bad input for encoding: avro, and each must become a
+// dead letter with its reason and its headers byte for byte (they hold NUL
+// bytes, which a JSON text column refuses), the offset moving on.
+func TestE2EAvroConverterDefaultHeaders(t *testing.T) {
+	st := stacktest.New(t)
+	registry, err := st.Env.Registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Exec(`CREATE TABLE public.items ` + itemsDDL)
+	overrides := stacktest.AvroConverter(registry)
+	overrides["table.include.list"] = "public.items"
+	for _, side := range []string{"key", "value"} {
+		delete(overrides, side+".converter.apicurio.registry.headers.enabled")
+	}
+	st.RegisterDebezium("items", overrides)
+	topic := st.TopicPrefix + ".public.items"
+	st.Exec(`INSERT INTO public.items VALUES (1, 'one', 1, now(), '{}', NULL), (2, 'two', 2, now(), '{}', NULL)`)
+	records := st.ReadUntil(60*time.Second, func(rs []recording.Record) bool { return len(rs) >= 2 })
+	if len(records[0].Headers) == 0 {
+		t.Fatalf("the converter wrote no headers: %+v", records[0])
+	}
+
+	targetURL, target := itemsTarget(t)
+	p := startPgsink(t, avroConfig(t, st, topic, "public.items", ""), "TARGET_URL="+targetURL)
+	defer p.stop(30 * time.Second)
+	eventually(t, 60*time.Second, "both records dead letters with their binary headers", func() (bool, string) {
+		var n, withBinary int
+		err := target.QueryRow(context.Background(), `SELECT count(*), count(*) FILTER (WHERE headers::text LIKE '%value_base64%')
+			FROM pgsink.dead_letters WHERE error LIKE '%not the Confluent wire format%'`).Scan(&n, &withBinary)
+		return err == nil && n == 2 && withBinary == 2, fmt.Sprintf("%d dead letters, %d with binary headers (%v)", n, withBinary, err)
+	})
+}
