@@ -26,10 +26,11 @@ type DeadLetter struct {
 	FailedAt  time.Time // set when listed
 }
 
-// Header is one Kafka header of a dead letter.
+// Header is one Kafka header of a dead letter. Key and Value hold the
+// header's bytes, which need not be text (see header.go).
 type Header struct {
-	Key   string `json:"key"`
-	Value string `json:"value"`
+	Key   string
+	Value string
 }
 
 // DeadLetterFilter selects the dead letters of one consumer group.

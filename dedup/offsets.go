@@ -255,13 +255,16 @@ const ReplayOwnerPrefix = "replay:"
 // Rewind sets a partition's position to next under a new epoch owned by a
 // replay (see ReplayOwnerPrefix), creating the row if needed. The new epoch
 // fences the running owner's next batch, so a batch in flight can never
-// move the position past the rewind.
+// move the position past the rewind. The stored source time goes with the
+// old position: status says nothing of the lag behind the source until a
+// batch from the new one carries a source time.
 func (o Offsets) Rewind(ctx context.Context, db DB, p PartitionID, next int64, who string) (Claim, error) {
 	c := Claim{PartitionID: p, Owner: ReplayOwnerPrefix + who}
 	err := db.QueryRow(ctx, `INSERT INTO `+o.table+` AS o (group_id, topic, partition, next_offset, epoch, owner)
 		VALUES ($1, $2, $3, $4, 1, $5)
 		ON CONFLICT (group_id, topic, partition) DO UPDATE
-		   SET next_offset = excluded.next_offset, epoch = o.epoch + 1, owner = excluded.owner, updated_at = now()
+		   SET next_offset = excluded.next_offset, epoch = o.epoch + 1, owner = excluded.owner, updated_at = now(),
+		       source_ts = NULL, source_applied_at = NULL
 		RETURNING next_offset, epoch`, p.Group, p.Topic, p.Partition, next, c.Owner).Scan(&c.NextOffset, &c.Epoch)
 	if err != nil {
 		return Claim{}, fmt.Errorf("partition %s: rewind to %d: %w", p, next, err)

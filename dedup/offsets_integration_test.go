@@ -418,4 +418,15 @@ func TestIntegrationOffsetsSourceTime(t *testing.T) {
 	if s := stored(); !s.SourceTs.Equal(src) || !s.SourceAppliedAt.Equal(*first.SourceAppliedAt) {
 		t.Fatalf("a batch without source time changed the stored one to %v applied at %v", s.SourceTs, s.SourceAppliedAt)
 	}
+	// A rewind (replay, replay --rebuild's emptied table, an online
+	// rebuild's swap to the shadow's position) moves the position to
+	// records whose source times nobody has read: the stored one described
+	// the old position, and would report the target minutes behind while
+	// it replays days of records.
+	if _, err := o.Rewind(ctx, pool, c.PartitionID, 0, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if s := stored(); s.SourceTs != nil || s.SourceAppliedAt != nil {
+		t.Fatalf("after a rewind the source time is %v applied at %v, want none until a batch carries one", s.SourceTs, s.SourceAppliedAt)
+	}
 }

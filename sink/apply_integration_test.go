@@ -686,3 +686,30 @@ func TestIntegrationApplyPanicIsolated(t *testing.T) {
 		}
 	})
 }
+
+// A record with binary headers goes to the dead letters with them intact:
+// Apicurio's AvroConverter at its defaults puts each schema id in a header
+// as 8 big-endian bytes (NULs among them) and leaves the body without the
+// magic byte, so exactly those records are dead letters.
+func TestIntegrationApplyDeadLetterBinaryHeaders(t *testing.T) {
+	f := newFixture(t, sink.DeleteHard, false)
+	b := f.batch(ev{debezium.OpCreate, 1, "ok", nil, 1}, ev{debezium.OpCreate, 2, "ok", nil, 2})
+	globalID := []byte{0, 0, 0, 0, 0, 0, 0, 7}
+	notUTF8 := []byte{0xff, 0xfe, 'x'}
+	b.Items[1].Err = debezium.ErrNoMagicByte
+	b.Items[1].Record.Headers = []debezium.Header{{Key: "apicurio.value.globalId", Value: globalID}, {Key: "raw", Value: notUTF8}}
+	if _, err := f.applier.Apply(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	f.want("1:ok:∅@1")
+	letters, err := dedup.NewDeadLetters("pgsink").List(context.Background(), f.pool, dedup.DeadLetterFilter{Group: b.Claim.Group, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(letters) != 1 || len(letters[0].Headers) != 2 {
+		t.Fatalf("dead letters %+v, want one with two headers", letters)
+	}
+	if h := letters[0].Headers; h[0].Key != "apicurio.value.globalId" || h[0].Value != string(globalID) || h[1].Value != string(notUTF8) {
+		t.Fatalf("headers %q, want the bytes %q and %q", h, globalID, notUTF8)
+	}
+}

@@ -60,6 +60,11 @@ type Router struct {
 	encoding config.Encoding
 	avro     bool
 	schemas  debezium.SchemaSource
+	// sources is the first source met of each templated target that is
+	// swept after snapshots (see checkSource); kafkaOffsets says there is
+	// no sweep at all (apply.offsets: kafka).
+	sources      map[string]string
+	kafkaOffsets bool
 }
 
 // NewRouter returns a Router over the target pool. Its DDL runs one
@@ -71,7 +76,7 @@ func NewRouter(cfg *config.Config, pool *pgxpool.Pool) *Router {
 	}
 	return &Router{cfg: cfg.Router(), q: pool, db: oneStatement{pool}, routes: map[string]*route{}, tables: map[string]*Table{},
 		views: map[string]*Table{}, reported: map[string]bool{}, observe: func(SchemaChange) {},
-		encoding: cfg.Encoding, avro: avro}
+		encoding: cfg.Encoding, avro: avro, sources: map[string]string{}, kafkaOffsets: cfg.Apply.Offsets == config.OffsetsKafka}
 }
 
 // UseSchemas gives the decoders NewDecoder returns from now on the schema
@@ -221,6 +226,9 @@ func recordValues(tpl *config.TargetTemplate, ch *debezium.Change, headers []deb
 
 // table reads the target catalog of tc the first time it is met.
 func (r *Router) table(ctx context.Context, tc *config.Table, ch *debezium.Change) (*Table, error) {
+	if err := r.checkSource(tc, ch); err != nil {
+		return nil, err
+	}
 	ref := tc.Target.String()
 	if tbl, ok := r.tables[ref]; ok {
 		return tbl, nil
@@ -273,6 +281,15 @@ func (r *Router) NewDecoder() *debezium.Decoder {
 // missing, its catalog unreadable, its Avro schema not fetchable from the
 // registry — a *debezium.SchemaUnavailableError): no reason to dead-letter it.
 func (r *Router) Item(ctx context.Context, dec *debezium.Decoder, rec debezium.Record) (Item, bool, error) {
+	// A topic some entry claims but cannot route (a template that derives
+	// no valid target, two patterns alike) is not decoded: its entry's
+	// encoding is unknown here (Avro would fall back to the file's), and
+	// a record failing to decode would be dead-lettered for what is the
+	// configuration's fault. A topic no table claims still decodes: its
+	// transaction markers write nothing.
+	if _, err := r.cfg.Resolve(rec.Topic); err != nil && !errors.Is(err, config.ErrNoTable) {
+		return Item{}, false, err
+	}
 	ch, err := dec.Decode(rec)
 	if unavailable := (*debezium.SchemaUnavailableError)(nil); errors.As(err, &unavailable) {
 		return Item{}, false, err

@@ -187,3 +187,66 @@ func BenchmarkRouterTemplateRatio(b *testing.B) {
 	b.ReportMetric(float64(best[1])/float64(best[0]), "templated/explicit")
 	b.ReportMetric(float64(best[2])/float64(best[0]), "record/explicit")
 }
+
+// A template that derives one target from two source tables makes a
+// fan-in: the sweep after one table's snapshot would delete the rows of
+// the other, which that snapshot did not read. With snapshot.reconcile on
+// it is refused (the partition stops with the reason), never swept.
+func TestRouterTemplateFanInWithReconcile(t *testing.T) {
+	const head = "kafka: { bootstrap.servers: k, group.id: g }\npostgres: { url: u }\ntables:\n"
+	tenants := config.TableName{Schema: "public", Name: "orders"}
+	ctx := context.Background()
+	route := func(r *Router, topic, schema string) error {
+		ch := debezium.Change{Topic: topic, Kind: debezium.KindChange, Schema: schema, Table: "orders"}
+		_, err := r.resolve(ctx, &ch, nil)
+		return err
+	}
+	byRecord := head + "  - topic: merged\n    target: 'public.${source.table}'\n"
+	r := testRouter(t, byRecord, tenants)
+	if err := route(r, "merged", "tenant_a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := route(r, "merged", "tenant_a"); err != nil {
+		t.Fatalf("the same source again: %v", err)
+	}
+	var shared *SharedTargetError
+	if err := route(r, "merged", "tenant_b"); !errors.As(err, &shared) ||
+		!strings.Contains(err.Error(), "tenant_a.orders") || !strings.Contains(err.Error(), "tenant_b.orders") {
+		t.Fatalf("a second source table into public.orders: %v; want a *SharedTargetError naming both", err)
+	}
+	byTopic := head + "  - topic_pattern: '(?P<db>[a-z]+)\\.(?P<s>[a-z_]+)\\.(?P<t>[a-z]+)'\n    target: '${s}.${t}'\n"
+	r = testRouter(t, byTopic, tenants)
+	if err := route(r, "one.public.orders", "public"); err != nil {
+		t.Fatal(err)
+	}
+	if err := route(r, "two.public.orders", "public"); !errors.As(err, &shared) {
+		t.Fatalf("a second topic into public.orders: %v; want a *SharedTargetError", err)
+	}
+	for _, opts := range []string{"    snapshot: { reconcile: false }\n", "    deletes: ignore\n"} {
+		r = testRouter(t, byRecord+opts, tenants)
+		if err := errors.Join(route(r, "merged", "tenant_a"), route(r, "merged", "tenant_b")); err != nil {
+			t.Errorf("fan-in with %s: %v; want it routed, no sweep follows", strings.TrimSpace(opts), err)
+		}
+	}
+}
+
+// A topic whose templated entry cannot derive its target stops its
+// partition with the routing error, whatever the entry's encoding: the
+// decoder must not read an Avro entry's records as the file's JSON (or
+// without the registry) and dead-letter them as undecodable.
+func TestRouterItemRoutingErrorBeforeDecode(t *testing.T) {
+	r := testRouter(t, `kafka: { bootstrap.servers: k, group.id: g }
+postgres: { url: u }
+schema_registry: { url: 'http://registry:8081' }
+tables:
+  - topic_pattern: 'app\.(?P<s>[^.]+)\.(?P<t>.+)'
+    target: '${s}.${t}'
+    encoding: avro
+`)
+	rec := debezium.Record{Topic: "app.public.x.y", Value: []byte{0, 0, 0, 0, 1, 2}}
+	item, _, err := r.Item(context.Background(), r.NewDecoder(), rec)
+	var tmplErr *config.TemplateError
+	if !errors.As(err, &tmplErr) || item.Err != nil {
+		t.Fatalf("Item: error %v, item error %v; want the *config.TemplateError, no dead letter", err, item.Err)
+	}
+}

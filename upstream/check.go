@@ -38,6 +38,7 @@ func Check(cfg *config.Config, connectors []Connector, targets map[string]*catal
 		for _, f := range feeds {
 			c := &checker{t: t, feed: f}
 			c.operations()
+			c.encoding()
 			if !f.outbox {
 				c.partialSnapshot()
 				c.converters()
@@ -112,9 +113,14 @@ func (c *checker) operations() {
 
 // converters checks that the event schemas schema.create and schema.evolve
 // need are sent. Only a converter setting made on the connector is seen:
-// the worker's defaults are not in Connect's REST API.
+// the worker's defaults are not in Connect's REST API. schemas.enable is
+// JsonConverter's: an Avro converter always sends the schema.
 func (c *checker) converters() {
-	for _, key := range []string{"key.converter.schemas.enable", "value.converter.schemas.enable"} {
+	for _, side := range []string{"key", "value"} {
+		key := side + ".converter.schemas.enable"
+		if class := c.converterClass(side); class != "" && class != jsonConverter {
+			continue
+		}
 		if !strings.EqualFold(strings.TrimSpace(c.feed.connector.Config[key]), "false") {
 			continue
 		}

@@ -32,6 +32,23 @@ func TestCheckRules(t *testing.T) {
 		return "kafka: { bootstrap.servers: k, group.id: g }\npostgres: { url: u }\ntables:\n  - topic: shop.public.prices\n    target: public.prices\n" + extra
 	}
 	col := func(name, typ string) catalog.Column { return catalog.Column{Name: name, Type: typ} }
+	avro := func(extra string) string {
+		return "schema_registry: { url: http://registry:8081 }\n" + table("    encoding: avro\n"+extra)
+	}
+	// apicurio is Apicurio's AvroConverter on both sides as
+	// docs/configuration.md asks for it, with changes.
+	apicurio := func(changes map[string]string) map[string]string {
+		s := map[string]string{}
+		for _, side := range []string{"key", "value"} {
+			p := side + ".converter"
+			s[p] = apicurioConverter
+			s[p+".apicurio.registry.headers.enabled"] = "false"
+			s[p+".apicurio.registry.as-confluent"] = "true"
+			s[p+".apicurio.registry.use-id"] = "contentId"
+		}
+		maps.Copy(s, changes)
+		return s
+	}
 	kind := func(name, typ, kind string) catalog.Column { return catalog.Column{Name: name, Type: typ, Kind: kind} }
 	tests := []struct {
 		name     string
@@ -119,6 +136,21 @@ func TestCheckRules(t *testing.T) {
 		{name: "a partial snapshot of a table that does not reconcile", config: table("    snapshot: { reconcile: false }\n"),
 			settings: map[string]string{"snapshot.select.statement.overrides": "public.prices"}},
 		{name: "a partial snapshot of another table", config: table(""), settings: map[string]string{"snapshot.select.statement.overrides": "public.other"}},
+		{name: "encoding: avro read from a JsonConverter", config: avro(""),
+			want: []string{"error key.converter=org.apache.kafka.connect.json.JsonConverter ", "error value.converter=org.apache.kafka.connect.json.JsonConverter "}},
+		{name: "encoding: json read from Apicurio's AvroConverter", config: table(""), settings: apicurio(nil),
+			want: []string{"error key.converter=" + apicurioConverter + " ", "error value.converter=" + apicurioConverter + " "}},
+		{name: "encoding: avro from Apicurio's AvroConverter in the Confluent wire format, schemas.enable left over", config: avro("    schema: { create: true }\n"),
+			settings: apicurio(map[string]string{"value.converter.schemas.enable": "false", "key.converter.schemas.enable": "false"})},
+		{name: "encoding: avro from Confluent's AvroConverter", config: avro(""),
+			settings: map[string]string{"key.converter": "io.confluent.connect.avro.AvroConverter", "value.converter": "io.confluent.connect.avro.AvroConverter"}},
+		{name: "Apicurio's AvroConverter with its defaults: ids in headers, global ids", config: avro(""),
+			settings: apicurio(map[string]string{"value.converter.apicurio.registry.headers.enabled": "", "value.converter.apicurio.registry.as-confluent": "",
+				"value.converter.apicurio.registry.use-id": "", "key.converter.apicurio.registry.use-id": "globalId"}),
+			want: []string{"error key.converter.apicurio.registry.use-id=globalId ",
+				"error value.converter.apicurio.registry.headers.enabled=true (the converter's default) ",
+				"error value.converter.apicurio.registry.as-confluent=false (the converter's default) ",
+				"error value.converter.apicurio.registry.use-id=globalId (the converter's default) "}},
 		{name: "not a PostgreSQL connector", config: table(""), settings: map[string]string{"connector.class": "io.debezium.connector.mysql.MySqlConnector"}, want: []string{"warning  "}},
 	}
 	for _, tt := range tests {

@@ -286,20 +286,37 @@ func replayTopics(cfg *config.Config, in *connector.Inspector, req replayRequest
 	if err != nil {
 		return nil, nil, err
 	}
+	return tableTopics(router, all, req.table)
+}
+
+// tableTopics picks from all the topics whose target is table. A table
+// only a record can name (a template reading the record) has no topic of
+// its own: the error says so, rather than that nothing feeds it.
+func tableTopics(router *config.Router, all []string, table string) (topics []string, targets []config.TableName, err error) {
+	var perRecord []string
 	for _, topic := range all {
 		t, err := router.Resolve(topic)
 		if err != nil {
 			continue
 		}
-		if t.Target.String() == req.table || t.Target.Schema+"."+t.Target.Name == req.table {
+		if t.Target.TableName.IsZero() {
+			perRecord = append(perRecord, fmt.Sprintf("%s (%s: %s)", topic, t.Path, t.Target.Template.Source))
+			continue
+		}
+		if t.Target.String() == table || t.Target.Schema+"."+t.Target.Name == table {
 			topics = append(topics, topic)
 			if len(targets) == 0 {
 				targets = append(targets, t.Target.TableName)
 			}
 		}
 	}
+	if len(topics) == 0 && len(perRecord) > 0 {
+		return nil, nil, fmt.Errorf("no existing topic is configured for table %s by its name; the targets of %s are decided per record, "+
+			"so a table they write has no topics of its own to replay, fill or rebuild from: replay such a topic with --topic "+
+			"(it replays every table the topic writes)", table, strings.Join(perRecord, ", "))
+	}
 	if len(topics) == 0 {
-		return nil, nil, fmt.Errorf("no existing topic is configured for table %s", req.table)
+		return nil, nil, fmt.Errorf("no existing topic is configured for table %s", table)
 	}
 	return topics, targets, nil
 }

@@ -82,15 +82,7 @@ func TestE2EAvroTableChanges(t *testing.T) {
 // around them are applied.
 func TestE2EAvroBadInput(t *testing.T) {
 	st := stacktest.New(t)
-	registry, err := st.Env.Registry()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.Exec(`CREATE TABLE public.items ` + itemsDDL)
-	overrides := stacktest.AvroConverter(registry)
-	overrides["table.include.list"] = "public.items"
-	st.RegisterDebezium("items", overrides)
-	topic := st.TopicPrefix + ".public.items"
+	topic := avroItemsSource(t, st, nil)
 	st.Exec(`INSERT INTO public.items VALUES (1, 'before the poison', 1, now(), '{}', NULL)`)
 	records := st.ReadUntil(60*time.Second, func(rs []recording.Record) bool { return len(rs) >= 1 })
 	good := records[0]
@@ -117,4 +109,53 @@ func TestE2EAvroBadInput(t *testing.T) {
 			t.Errorf("dead letter %d: %q does not say %q", i, reasons[i], want)
 		}
 	}
+}
+
+// TestE2EAvroConverterDefaultHeaders: Apicurio's AvroConverter left at
+// apicurio.registry.headers.enabled (its default) writes each schema id in
+// a binary record header and the body without the Confluent magic byte and
+// id. Every record is bad input for encoding: avro, and each must become a
+// dead letter with its reason and its headers byte for byte (they hold NUL
+// bytes, which a JSON text column refuses), the offset moving on.
+func TestE2EAvroConverterDefaultHeaders(t *testing.T) {
+	st := stacktest.New(t)
+	topic := avroItemsSource(t, st, func(overrides map[string]string) {
+		for _, side := range []string{"key", "value"} {
+			delete(overrides, side+".converter.apicurio.registry.headers.enabled")
+		}
+	})
+	st.Exec(`INSERT INTO public.items VALUES (1, 'one', 1, now(), '{}', NULL), (2, 'two', 2, now(), '{}', NULL)`)
+	records := st.ReadUntil(60*time.Second, func(rs []recording.Record) bool { return len(rs) >= 2 })
+	if len(records[0].Headers) == 0 {
+		t.Fatalf("the converter wrote no headers: %+v", records[0])
+	}
+
+	targetURL, target := itemsTarget(t)
+	p := startPgsink(t, avroConfig(t, st, topic, "public.items", ""), "TARGET_URL="+targetURL)
+	defer p.stop(30 * time.Second)
+	eventually(t, 60*time.Second, "both records dead letters with their binary headers", func() (bool, string) {
+		var n, withBinary int
+		err := target.QueryRow(context.Background(), `SELECT count(*), count(*) FILTER (WHERE headers::text LIKE '%value_base64%')
+			FROM pgsink.dead_letters WHERE error LIKE '%not the Confluent wire format%'`).Scan(&n, &withBinary)
+		return err == nil && n == 2 && withBinary == 2, fmt.Sprintf("%d dead letters, %d with binary headers (%v)", n, withBinary, err)
+	})
+}
+
+// avroItemsSource creates public.items at the source and a connector on
+// Apicurio's Avro converter capturing it, its settings changed by change
+// (if not nil); it returns the table's topic.
+func avroItemsSource(t *testing.T, st *stacktest.T, change func(map[string]string)) string {
+	t.Helper()
+	registry, err := st.Env.Registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Exec(`CREATE TABLE public.items ` + itemsDDL)
+	overrides := stacktest.AvroConverter(registry)
+	overrides["table.include.list"] = "public.items"
+	if change != nil {
+		change(overrides)
+	}
+	st.RegisterDebezium("items", overrides)
+	return st.TopicPrefix + ".public.items"
 }
