@@ -107,8 +107,11 @@ fixtures-upstream: stack-up ## re-record upstream/testdata/connectors.json (Conn
 	  $(GO) test -count=1 -tags integration -run TestIntegrationConnectFixtures ./upstream -record
 
 DEMO_FLAGS ?=
-demo: build stack-up ## the main job: stack up, Debezium registered, pgsink applying a live workload
-	set -a && source $(STACK_ENV) && set +a && $(GO) run ./examples/demo $(DEMO_FLAGS)
+# json, or avro: Debezium on Apicurio's Avro converter and pgsink on
+# encoding: avro through the stack's schema registry.
+DEMO_FORMAT ?= json
+demo: build stack-up ## the main job: stack up, Debezium registered, pgsink applying a live workload (DEMO_FORMAT=avro: over Avro)
+	set -a && source $(STACK_ENV) && set +a && $(GO) run ./examples/demo -format $(DEMO_FORMAT) $(DEMO_FLAGS)
 
 demo-clean: stack-up ## stop the demo's pgsink and remove its connectors, replication slots and topics (a slot left behind keeps all WAL)
 	set -a && source $(STACK_ENV) && set +a && $(GO) run ./examples/demo -clean

@@ -244,7 +244,7 @@ func TestComposeTopicsMirrorTheDemo(t *testing.T) {
 	}
 	demo, err := config.Parse("examples/demo.yaml", data, lookup(map[string]string{
 		"PGSINK_KAFKA_BOOTSTRAP": "127.0.0.1:9092", "PGSINK_DATABASE_URL": "postgres://u@127.0.0.1/t",
-		"PGSINK_CONNECT_URL": "http://127.0.0.1:8083"}))
+		"PGSINK_CONNECT_URL": "http://127.0.0.1:8083", "PGSINK_ENCODING": "json", "PGSINK_SCHEMA_REGISTRY_URL": ""}))
 	if err != nil {
 		t.Fatalf("examples/demo.yaml: %v", err)
 	}

@@ -71,6 +71,7 @@ func main() {
 	converge := flag.Duration("converge-timeout", 2*time.Minute, "give up waiting for the target to match after this")
 	binary := flag.String("pgsink", "bin/pgsink", "the pgsink binary")
 	cleanOnly := flag.Bool("clean", false, "stop the demo's pgsink, remove its connectors, replication slots and topics, and exit")
+	format := flag.String("format", "json", "the connectors' converter and pgsink's encoding: json, or avro through the stack's schema registry")
 	flag.Parse()
 	if *cleanOnly {
 		if err := clean(); err != nil {
@@ -79,7 +80,11 @@ func main() {
 		}
 		return
 	}
-	if err := run(*duration, *rate, *converge, *binary); err != nil {
+	if *format != "json" && *format != "avro" {
+		fmt.Fprintf(os.Stderr, "demo: -format must be json or avro; got %q\n", *format)
+		os.Exit(2)
+	}
+	if err := run(*duration, *rate, *converge, *binary, *format); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
@@ -104,11 +109,19 @@ func stack(ctx context.Context) (env stacktest.Env, stateDir string, err error) 
 	return env, stateDir, nil
 }
 
-func run(duration time.Duration, rate int, convergeTimeout time.Duration, binary string) error {
+func run(duration time.Duration, rate int, convergeTimeout time.Duration, binary, format string) error {
 	ctx := context.Background()
 	env, stateDir, err := stack(ctx)
 	if err != nil {
 		return err
+	}
+	// The registry's address: set only for Avro, so a JSON demo runs on a
+	// stack without one too.
+	var registry string
+	if format == "avro" {
+		if registry, err = env.Registry(); err != nil {
+			return err
+		}
 	}
 
 	say("resetting the demo: connectors %s*, slots %s and %s, topics %s.*, tables in source and target", connectorPrefix, tablesSlot, outboxSlot, topicPrefix)
@@ -153,7 +166,7 @@ func run(duration time.Duration, rate int, convergeTimeout time.Duration, binary
 		return err
 	}
 
-	say("registering Debezium: the tables (snapshot of 500 customers, then streaming) and the outbox (Event Router)")
+	say("registering Debezium on the %s converter: the tables (snapshot of 500 customers, then streaming) and the outbox (Event Router)", format)
 	// The same connector files docker/compose.yaml registers, pointed at the
 	// local stack's source database.
 	tablesCfg, err := stacktest.ConnectorFile(docker.TablesConnector, stacktest.Run{SourceURL: env.SourceURL, Slot: tablesSlot, TopicPrefix: topicPrefix})
@@ -165,6 +178,9 @@ func run(duration time.Duration, rate int, convergeTimeout time.Duration, binary
 		return err
 	}
 	for name, cfg := range map[string]map[string]string{"tables-" + runID: tablesCfg, "outbox-" + runID: outboxCfg} {
+		if registry != "" {
+			stacktest.UseAvro(cfg, registry)
+		}
 		if err := c.Put(ctx, connectorPrefix+name, cfg); err != nil {
 			return err
 		}
@@ -174,8 +190,8 @@ func run(duration time.Duration, rate int, convergeTimeout time.Duration, binary
 	}
 
 	logPath := filepath.Join(stateDir, "pgsink.log")
-	say("starting pgsink run --config examples/demo.yaml (log: %s, metrics: http://127.0.0.1:9187/metrics)", logPath)
-	pid, err := startPgsink(binary, stateDir, logPath, env)
+	say("starting pgsink run --config examples/demo.yaml, encoding %s (log: %s, metrics: http://127.0.0.1:9187/metrics)", format, logPath)
+	pid, err := startPgsink(binary, stateDir, logPath, env, format, registry)
 	if err != nil {
 		return err
 	}
@@ -229,7 +245,8 @@ live:
 	pidFile := filepath.Join(stateDir, "pgsink.pid")
 	fmt.Printf(`
 pgsink (pid %[1]d) keeps running (log: %[2]s). Things to try, from this directory:
-  - load the addresses examples/demo.yaml reads (PGSINK_DATABASE_URL, PGSINK_KAFKA_BOOTSTRAP, PGSINK_CONNECT_URL) into your shell:
+  - load the addresses and encoding examples/demo.yaml reads (PGSINK_DATABASE_URL, PGSINK_KAFKA_BOOTSTRAP, PGSINK_CONNECT_URL,
+    PGSINK_ENCODING, PGSINK_SCHEMA_REGISTRY_URL) into your shell:
       source %[3]s
   - positions, lag, owner and epoch per partition, and the dead-letter count:
       %[4]s status --config examples/demo.yaml
@@ -326,13 +343,20 @@ func runsConfig(pid int, config string) bool {
 	return false
 }
 
-func startPgsink(binary, stateDir, logPath string, env stacktest.Env) (int, error) {
+// startPgsink starts pgsink on examples/demo.yaml with the stack's addresses
+// and the encoding in its environment; registry is empty for JSON.
+func startPgsink(binary, stateDir, logPath string, env stacktest.Env, format, registry string) (int, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return 0, err
 	}
 	defer logFile.Close()
-	vars := []string{"PGSINK_DATABASE_URL=" + env.TargetURL, "PGSINK_KAFKA_BOOTSTRAP=" + env.KafkaBootstrap, "PGSINK_CONNECT_URL=" + env.ConnectURL}
+	registryAPI := ""
+	if registry != "" {
+		registryAPI = stacktest.ConfluentAPI(registry)
+	}
+	vars := []string{"PGSINK_DATABASE_URL=" + env.TargetURL, "PGSINK_KAFKA_BOOTSTRAP=" + env.KafkaBootstrap, "PGSINK_CONNECT_URL=" + env.ConnectURL,
+		"PGSINK_ENCODING=" + format, "PGSINK_SCHEMA_REGISTRY_URL=" + registryAPI}
 	if err := os.WriteFile(filepath.Join(stateDir, "env"), []byte("export "+strings.Join(vars, "\nexport ")+"\n"), 0o600); err != nil {
 		return 0, err
 	}

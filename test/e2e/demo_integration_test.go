@@ -15,12 +15,18 @@ import (
 // TestE2EDemo runs `make demo`'s program with a short workload and checks it
 // converges, so the README's first command cannot rot unnoticed. It uses the
 // stack's shared source and target databases, as the demo does.
-func TestE2EDemo(t *testing.T) {
+func TestE2EDemo(t *testing.T) { runDemo(t, "json") }
+
+// TestE2EDemoAvro is TestE2EDemo under `make demo DEMO_FORMAT=avro`: the
+// demo's connectors on Apicurio's Avro converter, pgsink on encoding: avro.
+func TestE2EDemoAvro(t *testing.T) { runDemo(t, "avro") }
+
+func runDemo(t *testing.T, format string) {
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("go", "run", "./examples/demo", "-duration", "5s", "-rate", "50", "-pgsink", binary)
+	cmd := exec.Command("go", "run", "./examples/demo", "-format", format, "-duration", "5s", "-rate", "50", "-pgsink", binary)
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
 	// The demo leaves pgsink running for the user; stop it here.

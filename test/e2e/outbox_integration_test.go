@@ -34,11 +34,8 @@ func runOutbox(t *testing.T, avro bool) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for k, v := range stacktest.AvroConverter(registry) {
-			connector[k] = v
-		}
-		delete(connector, "value.converter.delegate.converter.type") // for JSON only
-		encoding = fmt.Sprintf("encoding: avro\nschema_registry: { url: %s/apis/ccompat/v7 }\n", registry)
+		stacktest.UseAvro(connector, registry)
+		encoding = fmt.Sprintf("encoding: avro\nschema_registry: { url: %s }\n", stacktest.ConfluentAPI(registry))
 	}
 	st.RegisterDebezium("outbox", connector)
 

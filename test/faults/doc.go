@@ -16,13 +16,16 @@
 // and 7s, while Debezium takes the initial snapshot (5s, 7s) or pgsink
 // applies it (1s, 3s, 4s), on a seed large enough to be seen running; a
 // scenario aimed at the snapshot fails if none of its faults fell in it.
+// Scenarios run on JSON; 1a, 7a and 9a are 1, 7 and 9 over Avro
+// (encoding_integration_test.go): Debezium on Apicurio's Avro converter,
+// pgsink on encoding: avro through the stack's registry.
 //
 // The tests carry the integration build tag and run against the local stack
 // (test/stack/stack.sh, addresses from $PGSINK_STACK_DIR/env). The short
 // form (scenarios 1, 3, 7, 9, 10, the static member zombie, the dead owner
 // in status, and the self-tests) runs by default;
 // PGSINK_FAULTS=long adds the long scenarios (1s, 2, 3s, 4, 4s, 5, 5s, 6,
-// 7s, 8, 11, 12, 13, 14), and
+// 7s, 8, 11, 12, 13, 14, and 1a, 7a, 9a on Avro), and
 // PGSINK_FAULTS_RESULTS=path writes the results table there.
 // BenchmarkIntegrationResumeAfterKill (make bench-restart) measures resume
 // after kill -9 per group membership.

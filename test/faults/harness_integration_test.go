@@ -14,6 +14,7 @@ import (
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/jackc/pgx/v5"
+	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/test/stacktest"
 )
 
@@ -119,6 +120,9 @@ type scenarioOptions struct {
 	// aim inSnapshot seeds snapshotSeedKeys keys (unless seedKeys says
 	// otherwise), so the initial snapshot lasts long enough to be hit.
 	aim phase
+	// encoding is the connector's converter and pgsink's encoding ("":
+	// JSON).
+	encoding config.Encoding
 }
 
 func newScenario(t *testing.T, name string, o scenarioOptions) *scenario {
@@ -161,6 +165,7 @@ func newScenario(t *testing.T, name string, o scenarioOptions) *scenario {
 		}
 		overrides["table.include.list"] += "," + verifyTables
 	}
+	encodingYAML := s.useEncoding(o.encoding, overrides)
 	s.connector = s.st.RegisterDebezium("accounts", overrides)
 	if o.verify {
 		verifyYAML = fmt.Sprintf("verify:\n  source_url: %s\n  slot: %s\n  signal_table: public.debezium_signal\n", s.st.SourceURL, s.connector)
@@ -185,7 +190,7 @@ func newScenario(t *testing.T, name string, o scenarioOptions) *scenario {
 	}
 
 	s.configPath = filepath.Join(t.TempDir(), "pgsink.yaml")
-	yaml := fmt.Sprintf(`
+	yaml := encodingYAML + fmt.Sprintf(`
 kafka:
   bootstrap.servers: %s
   group.id: %s

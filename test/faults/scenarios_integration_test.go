@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pgsink/pgsink/config"
 )
 
 // long reports whether the long form runs (PGSINK_FAULTS=long, make faults).
@@ -57,22 +59,28 @@ func (s *scenario) supervise(timeout time.Duration, maxRestarts, minKills int, l
 // Scenario 1: pgsink SIGKILLs itself at a failpoint once the initial
 // snapshot is swept; a supervisor restarts it until the workload is applied.
 func TestFaults1Failpoints(t *testing.T) {
-	failpointScenario(t, inStreaming)
+	failpointScenario(t, inStreaming, config.EncodingJSON)
+}
+
+// Scenario 1a: scenario 1 over Avro.
+func TestFaults1FailpointsAvro(t *testing.T) {
+	long(t)
+	failpointScenario(t, inStreaming, config.EncodingAvro)
 }
 
 // Scenario 1s: the same failpoints armed while Debezium's initial snapshot
 // runs, so pgsink dies again and again while it applies the snapshot.
 func TestFaults1FailpointsDuringSnapshot(t *testing.T) {
 	long(t)
-	failpointScenario(t, inSnapshot)
+	failpointScenario(t, inSnapshot, config.EncodingJSON)
 }
 
-func failpointScenario(t *testing.T, aim phase) {
+func failpointScenario(t *testing.T, aim phase, enc config.Encoding) {
 	for _, point := range []string{"before-commit", "after-commit", "after-kafka-commit"} {
 		t.Run(point, func(t *testing.T) {
 			// The shortest session timeout the broker allows: a killed
 			// member's partitions are held until it expires.
-			s := newScenario(t, "1"+aim.suffix()+" kill -9 at "+point, scenarioOptions{sessionMS: 6000, aim: aim})
+			s := newScenario(t, "1"+aim.suffix()+encodingSuffix(enc)+" kill -9 at "+point, scenarioOptions{sessionMS: 6000, aim: aim, encoding: enc})
 			s.result.FaultKinds = "SIGKILL at " + point
 			// The snapshot's batches are many: a lower rate keeps its
 			// restarts, each a session timeout long, in bounds.
@@ -261,8 +269,16 @@ func repoRoot() string {
 // restarted; Debezium resumes from its last flushed source offset, so it
 // re-emits events at new Kafka offsets, which the version guard and the
 // tombstones must absorb.
-func TestFaults7ConnectKill(t *testing.T) {
-	s := newScenario(t, "7 Kafka Connect kill -9", scenarioOptions{})
+func TestFaults7ConnectKill(t *testing.T) { connectKillScenario(t, config.EncodingJSON) }
+
+// Scenario 7a: scenario 7 over Avro.
+func TestFaults7ConnectKillAvro(t *testing.T) {
+	long(t)
+	connectKillScenario(t, config.EncodingAvro)
+}
+
+func connectKillScenario(t *testing.T, enc config.Encoding) {
+	s := newScenario(t, "7"+encodingSuffix(enc)+" Kafka Connect kill -9", scenarioOptions{encoding: enc})
 	s.result.FaultKinds = "Connect worker SIGKILL + restart"
 	s.start("a")
 	s.start("b")
@@ -299,8 +315,16 @@ func TestFaults7ConnectKill(t *testing.T) {
 // (the pipeline quiet) because a replay applies each offset a second time by
 // design; the fresh audit then proves each offset is applied once after the
 // rewind. The outbox topic is not replayed: its audit stays.
-func TestFaults9Replay(t *testing.T) {
-	s := newScenario(t, "9 replay from earliest while running", scenarioOptions{})
+func TestFaults9Replay(t *testing.T) { replayScenario(t, config.EncodingJSON) }
+
+// Scenario 9a: scenario 9 over Avro.
+func TestFaults9ReplayAvro(t *testing.T) {
+	long(t)
+	replayScenario(t, config.EncodingAvro)
+}
+
+func replayScenario(t *testing.T, enc config.Encoding) {
+	s := newScenario(t, "9"+encodingSuffix(enc)+" replay from earliest while running", scenarioOptions{encoding: enc})
 	s.result.FaultKinds = "replay --table --from earliest"
 	s.start("a")
 	s.start("b")

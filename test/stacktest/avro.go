@@ -3,7 +3,9 @@ package stacktest
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"strings"
 )
 
 // AvroConverter returns the connector settings that make Debezium write key
@@ -26,10 +28,28 @@ func AvroConverter(registryURL string) map[string]string {
 	return cfg
 }
 
+// UseAvro switches connector settings written for Kafka Connect's
+// JsonConverter (the demo's connector files, OutboxRouter) to AvroConverter's
+// against registryURL. The settings only the JSON converter reads go: its
+// schemas.enable, and the Outbox Event Router's delegate converter, which
+// infers a schema from the expanded JSON payload.
+func UseAvro(cfg map[string]string, registryURL string) {
+	for k := range cfg {
+		if strings.HasSuffix(k, ".converter.schemas.enable") || k == "value.converter.delegate.converter.type" {
+			delete(cfg, k)
+		}
+	}
+	maps.Copy(cfg, AvroConverter(registryURL))
+}
+
+// ConfluentAPI is the address of the registry's Confluent-compatible API,
+// the schema_registry.url pgsink reads Avro schemas from.
+func ConfluentAPI(registryURL string) string { return registryURL + "/apis/ccompat/v7" }
+
 // RegistrySchema fetches the schema text of id from the registry's
 // Confluent-compatible API.
 func RegistrySchema(registryURL string, id uint32) (string, error) {
-	resp, err := http.Get(fmt.Sprintf("%s/apis/ccompat/v7/schemas/ids/%d", registryURL, id))
+	resp, err := http.Get(fmt.Sprintf("%s/schemas/ids/%d", ConfluentAPI(registryURL), id))
 	if err != nil {
 		return "", err
 	}
