@@ -255,3 +255,33 @@ func series(c prometheus.Collector) int {
 	close(ch)
 	return len(ch)
 }
+
+// A revoked partition's per-partition series go with it: a stopped
+// partition handed to another instance must not keep
+// pgsink_partition_stopped at 1 on this one.
+func TestRevokedPartitionLeavesNoStoppedSeries(t *testing.T) {
+	r, _ := newTestRunner(1 << 20)
+	p := r.own(4, 1)
+	p.done = make(chan struct{})
+	close(p.done)
+	p.cancel = func() {}
+	r.metrics.Stopped.WithLabelValues(p.labels[0], p.labels[1]).Set(1)
+	r.metrics.SchemaWaiting.WithLabelValues(p.labels[0], p.labels[1]).Set(1)
+	r.wait([]*partition{p})
+	for name, vec := range map[string]*prometheus.GaugeVec{"stopped": r.metrics.Stopped, "waiting_schema": r.metrics.SchemaWaiting} {
+		if n := seriesOf(vec); n != 0 {
+			t.Errorf("pgsink_partition_%s has %d series after the revoke, want 0", name, n)
+		}
+	}
+}
+
+// seriesOf counts the series a collector exports now.
+func seriesOf(c prometheus.Collector) int {
+	ch := make(chan prometheus.Metric, 16)
+	go func() { c.Collect(ch); close(ch) }()
+	n := 0
+	for range ch {
+		n++
+	}
+	return n
+}

@@ -231,6 +231,11 @@ func (r *Runner) wait(ps []*partition) {
 		r.metrics.Lag.DeleteLabelValues(p.labels[0], p.labels[1])
 		r.metrics.SourceLag.DeleteLabelValues(p.labels[0], p.labels[1])
 		r.metrics.SourceApplied.DeleteLabelValues(p.labels[0], p.labels[1])
+		// A partition that is no longer ours is neither stopped nor
+		// waiting here: left at 1, the series would page an operator about
+		// a partition another instance now applies.
+		r.metrics.Stopped.DeleteLabelValues(p.labels[0], p.labels[1])
+		r.metrics.SchemaWaiting.DeleteLabelValues(p.labels[0], p.labels[1])
 		for table := range p.lagTables {
 			r.metrics.TableSourceLag.DeleteLabelValues(table)
 		}
