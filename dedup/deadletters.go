@@ -36,6 +36,7 @@ type Header struct {
 // DeadLetterFilter selects the dead letters of one consumer group.
 type DeadLetterFilter struct {
 	Group  string
+	Fills  bool    // also those of Group's fills (FillGroup), each with its own Group
 	Target string  // "" for every target
 	Topic  string  // "" for every topic
 	IDs    []int64 // these only, whatever Limit says; nil for any
@@ -83,6 +84,10 @@ func (d DeadLetters) Insert(l DeadLetter) (sql string, args []any) {
 func (d DeadLetters) List(ctx context.Context, db Querier, f DeadLetterFilter) ([]DeadLetter, error) {
 	where := []string{"group_id = $1"}
 	args := []any{f.Group}
+	if f.Fills {
+		args = append(args, FillGroupPrefix+f.Group+":")
+		where[0] = "(group_id = $1 OR starts_with(group_id, $2))"
+	}
 	if f.Target != "" {
 		args = append(args, f.Target)
 		where = append(where, fmt.Sprintf("target = $%d", len(args)))
@@ -95,7 +100,7 @@ func (d DeadLetters) List(ctx context.Context, db Querier, f DeadLetterFilter) (
 		args = append(args, f.IDs)
 		where = append(where, fmt.Sprintf("id = ANY($%d)", len(args)))
 	}
-	query := `SELECT id, topic, partition, "offset", coalesce(target, ''), key, value, coalesce(headers, '[]'), error, error_class, failed_at
+	query := `SELECT id, group_id, topic, partition, "offset", coalesce(target, ''), key, value, coalesce(headers, '[]'), error, error_class, failed_at
 		FROM ` + d.table + ` WHERE ` + strings.Join(where, " AND ") + ` ORDER BY id DESC`
 	if len(f.IDs) == 0 {
 		args = append(args, f.Limit)
@@ -106,8 +111,8 @@ func (d DeadLetters) List(ctx context.Context, db Querier, f DeadLetterFilter) (
 		return nil, fmt.Errorf("read dead letters: %w", err)
 	}
 	letters, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DeadLetter, error) {
-		l := DeadLetter{Group: f.Group}
-		err := r.Scan(&l.ID, &l.Topic, &l.Partition, &l.Offset, &l.Target, &l.Key, &l.Value, &l.Headers, &l.Error, &l.Class, &l.FailedAt)
+		var l DeadLetter
+		err := r.Scan(&l.ID, &l.Group, &l.Topic, &l.Partition, &l.Offset, &l.Target, &l.Key, &l.Value, &l.Headers, &l.Error, &l.Class, &l.FailedAt)
 		return l, err
 	})
 	if err != nil {

@@ -85,7 +85,7 @@ func runDLQ(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	letters, err := readDeadLetters(ctx, cfg, dedup.DeadLetterFilter{Group: cfg.Kafka["group.id"], Target: *table, Topic: *topic, IDs: ids, Limit: *limit})
+	letters, err := readDeadLetters(ctx, cfg, dedup.DeadLetterFilter{Group: cfg.Kafka["group.id"], Fills: true, Target: *table, Topic: *topic, IDs: ids, Limit: *limit})
 	if err != nil {
 		fmt.Fprintf(stderr, "pgsink dlq: %v\n", err)
 		return 1
@@ -133,15 +133,25 @@ func printDeadLetters(w io.Writer, letters []dedup.DeadLetter) {
 		if len(msg) > 80 {
 			msg = msg[:77] + "..."
 		}
-		fmt.Fprintf(tw, "%d\t%s[%d]@%d\t%s\t%s\t%s\t%s\n", d.ID, d.Topic, d.Partition, d.Offset, d.Target, d.Class,
+		fmt.Fprintf(tw, "%d\t%s[%d]@%d\t%s\t%s\t%s\t%s\n", d.ID, d.Topic, d.Partition, d.Offset, tableOf(d), d.Class,
 			d.FailedAt.Format(time.RFC3339), msg)
 	}
 	tw.Flush()
 }
 
+// tableOf is a dead letter's target as list and show print it: a fill's
+// (pgsink replay --into, --rebuild --online) says so, since retry does not
+// apply it (retryDeadLetters).
+func tableOf(d dedup.DeadLetter) string {
+	if strings.HasPrefix(d.Group, dedup.FillGroupPrefix) {
+		return d.Target + " (fill)"
+	}
+	return d.Target
+}
+
 func showDeadLetter(w io.Writer, d dedup.DeadLetter) {
 	fmt.Fprintf(w, "dead letter %d: %s[%d]@%d\n  table:     %s\n  failed at: %s\n  class:     %s\n  error:     %s\n",
-		d.ID, d.Topic, d.Partition, d.Offset, d.Target, d.FailedAt.Format(time.RFC3339), d.Class, d.Error)
+		d.ID, d.Topic, d.Partition, d.Offset, tableOf(d), d.FailedAt.Format(time.RFC3339), d.Class, d.Error)
 	headers, _ := json.Marshal(d.Headers) // strings only: it cannot fail
 	fmt.Fprintf(w, "  headers:   %s\n  key:       %s\n  value:     %s\n\n", headers, printable(d.Key), printable(d.Value))
 }

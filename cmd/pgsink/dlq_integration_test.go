@@ -33,6 +33,8 @@ func TestIntegrationDLQCommands(t *testing.T) {
 			Headers: []dedup.Header{{Key: "origin", Value: "x"}}, Error: `new row violates check constraint "t_status_check"`, Class: "postgres:23514"},
 		{Group: "g", Topic: "app.public.u", Partition: 0, Offset: 3, Target: "public.u", Error: "other table", Class: "apply"},
 		{Group: "other group", Topic: "app.public.t", Partition: 0, Offset: 1, Error: "not ours", Class: "decode"},
+		{Group: dedup.FillGroup("g", "public.t_copy"), Topic: "app.public.t", Partition: 1, Offset: 9, Target: "public.t_copy", Error: "fill's own", Class: "apply"},
+		{Group: dedup.FillGroup("other group", "public.t_copy"), Topic: "app.public.t", Partition: 1, Offset: 8, Target: "public.t_copy", Error: "another group's fill", Class: "apply"},
 	} {
 		sql, args := dead.Insert(l)
 		if _, err := conn.Exec(ctx, sql, args...); err != nil {
@@ -53,8 +55,28 @@ func TestIntegrationDLQCommands(t *testing.T) {
 	if code := run([]string{"dlq", "list", "--config", path}, &out, &errOut); code != 0 {
 		t.Fatalf("dlq list: exit %d: %s", code, errOut.String())
 	}
-	if !strings.Contains(out.String(), "app.public.t[2]@41") || !strings.Contains(out.String(), "app.public.u[0]@3") || strings.Contains(out.String(), "not ours") {
+	if !strings.Contains(out.String(), "app.public.t[2]@41") || !strings.Contains(out.String(), "app.public.u[0]@3") || strings.Contains(out.String(), "not ours") ||
+		strings.Contains(out.String(), "another group's fill") {
 		t.Fatalf("dlq list shows:\n%s\nwant this group's records only", out.String())
+	}
+	// A fill's dead letter is listed with its group's, marked: it is a
+	// record missing from the fill's table, which must not go unseen.
+	if !strings.Contains(out.String(), "app.public.t[1]@9") || !strings.Contains(out.String(), "public.t_copy (fill)") {
+		t.Fatalf("dlq list shows:\n%s\nwant the fill's dead letter, marked", out.String())
+	}
+	fills, err := dead.List(ctx, conn, dedup.DeadLetterFilter{Group: "g", Fills: true, Target: "public.t_copy", Limit: 10})
+	if err != nil || len(fills) != 1 || fills[0].Group != dedup.FillGroup("g", "public.t_copy") {
+		t.Fatalf("the fill's dead letters: %+v, %v; want one, with the fill's group", fills, err)
+	}
+	// retry applies through the configured routes, which do not lead to a
+	// fill's table: it refuses, says why, and leaves the dead letter.
+	out.Reset()
+	errOut.Reset()
+	if code := run([]string{"dlq", "retry", "--config", path, strconv.FormatInt(fills[0].ID, 10)}, &out, &errOut); code != 1 || !strings.Contains(out.String(), "not retried: written by the fill into public.t_copy") {
+		t.Fatalf("dlq retry of a fill's dead letter: exit %d:\n%s%s\nwant a refusal naming the fill", code, out.String(), errOut.String())
+	}
+	if again, err := dead.List(ctx, conn, dedup.DeadLetterFilter{Group: "g", Fills: true, IDs: []int64{fills[0].ID}}); err != nil || len(again) != 1 {
+		t.Fatalf("the refused dead letter: %v, %v; want it kept", again, err)
 	}
 	for _, filter := range [][]string{{"--table", "public.t"}, {"--topic", "app.public.t"}} {
 		out.Reset()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgsink/pgsink/config"
@@ -36,6 +37,12 @@ func retryDeadLetters(ctx context.Context, cfg *config.Config, letters []dedup.D
 	decoder := router.NewDecoder()
 	dead := dedup.NewDeadLetters(cfg.Postgres.Schema)
 	for _, d := range letters {
+		if strings.HasPrefix(d.Group, dedup.FillGroupPrefix) {
+			failed++
+			fmt.Fprintf(out, "dead letter %d (%s[%d]@%d): not retried: written by the fill into %s (%s), and retry applies through the configured routes, which do not lead there; fix the cause and run the fill again over its offsets, or, after an online rebuild's swap, replay the record into the live table\n",
+				d.ID, d.Topic, d.Partition, d.Offset, d.Target, d.Group)
+			continue
+		}
 		item, err := retryItem(ctx, router, decoder, d)
 		if err == nil {
 			_, err = applier.ApplyDetached(ctx, []sink.Item{item}, func(ctx context.Context, tx pgx.Tx) error {
