@@ -39,7 +39,7 @@ func retryDeadLetters(ctx context.Context, cfg *config.Config, letters []dedup.D
 	for _, d := range letters {
 		if strings.HasPrefix(d.Group, dedup.FillGroupPrefix) {
 			failed++
-			fmt.Fprintf(out, "dead letter %d (%s[%d]@%d): not retried: written by the fill into %s (%s), and retry applies through the configured routes, which do not lead there; fix the cause and run the fill again over its offsets, or, after an online rebuild's swap, replay the record into the live table\n",
+			fmt.Fprintf(out, "dead letter %d (%s[%d]@%d): not retried: written by the fill into %s (%s), and retry applies through the configured routes, which do not lead there; fix the cause and run the fill again from its start, or, after an online rebuild's swap, mend the live table with pgsink verify --repair\n",
 				d.ID, d.Topic, d.Partition, d.Offset, d.Target, d.Group)
 			continue
 		}
