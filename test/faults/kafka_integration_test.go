@@ -216,6 +216,15 @@ func stackUp(t *testing.T) {
 	if port := controllerPort(); port != "" {
 		env = append(env, "PGSINK_KAFKA_CONTROLLER_PORT="+port)
 	}
+	// A second stack (other ports, a shared jar cache) must come back on
+	// its own registry and jars, not on the defaults, which may be another
+	// stack's.
+	if u, err := url.Parse(os.Getenv("PGSINK_REGISTRY_URL")); err == nil && u.Port() != "" {
+		env = append(env, "PGSINK_REGISTRY_PORT="+u.Port())
+	}
+	if jars := os.Getenv("PGSINK_KAFKA_JARS"); jars != "" && os.Getenv("PGSINK_JAR_CACHE") == "" {
+		env = append(env, "PGSINK_JAR_CACHE="+filepath.Dir(jars))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(repoRoot(), "test/stack/stack.sh"), "up")
