@@ -124,6 +124,10 @@ func BenchmarkIntegrationFleet(b *testing.B) {
 		}
 		first, all = append(first, firstAt.Sub(restarted)), append(all, time.Since(restarted))
 		observe(p)
+		if kill == 1 {
+			// Where a restart's seconds go: the log is timestamped.
+			b.Logf("restart 1, the instance's first log lines:\n%s", head(p.Logs(), 25))
+		}
 		b.Logf("restart %d: first marker applied after %s, all %d after %s", kill,
 			first[kill-1].Round(time.Millisecond), m.want, all[kill-1].Round(time.Millisecond))
 	}
@@ -172,6 +176,11 @@ func (f *fleet) insertMarkers(ctx context.Context, kill int, hot *int) markers {
 		err := f.target.QueryRow(ctx, query, hotIDs).Scan(&n)
 		return n, err
 	}}
+}
+
+func head(s string, n int) string {
+	lines := strings.SplitN(s, "\n", n+1)
+	return strings.Join(lines[:min(n, len(lines))], "\n")
 }
 
 // vmHWM reads a process's peak resident set size in KiB.
