@@ -96,6 +96,7 @@ func BenchmarkIntegrationFleet(b *testing.B) {
 	rate := float64(records) / time.Since(firstApply).Seconds()
 	drainStmts, _, _, _ := counter.held()
 	b.Logf("drain: %d prepared statements held at its end", drainStmts)
+	b.Logf("drain: %s", claimSpan(p.Logs(), started))
 	b.Logf("drain: first batch committed %s after the start, %d records in %s (%.0f records/s from the first commit); peak RSS %d MiB, %d sessions",
 		toFirst.Round(time.Millisecond), records, drained.Round(time.Millisecond), rate, drainRSS/1024, peakSessions)
 
@@ -124,12 +125,8 @@ func BenchmarkIntegrationFleet(b *testing.B) {
 		}
 		first, all = append(first, firstAt.Sub(restarted)), append(all, time.Since(restarted))
 		observe(p)
-		if kill == 1 {
-			// Where a restart's seconds go: the log is timestamped.
-			b.Logf("restart 1, the instance's first log lines:\n%s", head(p.Logs(), 25))
-		}
-		b.Logf("restart %d: first marker applied after %s, all %d after %s", kill,
-			first[kill-1].Round(time.Millisecond), m.want, all[kill-1].Round(time.Millisecond))
+		b.Logf("restart %d: first marker applied after %s, all %d after %s; %s", kill,
+			first[kill-1].Round(time.Millisecond), m.want, all[kill-1].Round(time.Millisecond), claimSpan(p.Logs(), restarted))
 	}
 	_, stmtsPeak, stmtsPerSession, err := counter.held()
 	if err != nil {
@@ -178,9 +175,37 @@ func (f *fleet) insertMarkers(ctx context.Context, kill int, hot *int) markers {
 	}}
 }
 
-func head(s string, n int) string {
-	lines := strings.SplitN(s, "\n", n+1)
-	return strings.Join(lines[:min(n, len(lines))], "\n")
+// claimSpan says where a restart's time went, from the instance's
+// timestamped log: when the consumer started, and when it claimed its first
+// and its last partition, each after the process's start.
+func claimSpan(logs string, started time.Time) string {
+	var consumer, firstClaim, lastClaim time.Time
+	claims := 0
+	for _, line := range strings.Split(logs, "\n") {
+		stamp, rest, ok := strings.Cut(line, "\t")
+		if !ok {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, stamp)
+		if err != nil {
+			continue
+		}
+		switch {
+		case strings.Contains(rest, "consumer started") && consumer.IsZero():
+			consumer = at
+		case strings.Contains(rest, "partition claimed"):
+			if claims == 0 {
+				firstClaim = at
+			}
+			lastClaim = at
+			claims++
+		}
+	}
+	if claims == 0 {
+		return "no claim logged"
+	}
+	return fmt.Sprintf("consumer started at %s, %d claims from %s to %s", consumer.Sub(started).Round(time.Millisecond), claims,
+		firstClaim.Sub(started).Round(time.Millisecond), lastClaim.Sub(started).Round(time.Millisecond))
 }
 
 // vmHWM reads a process's peak resident set size in KiB.
