@@ -27,17 +27,7 @@ func TestFaults15FleetRebalance(t *testing.T) {
 	name := fmt.Sprintf("15 fleet: %d tables, 2 instances, rebalance under load", o.tables)
 	s := &scenario{t: t, st: f.st, name: name, targetURL: f.targetURL, target: f.target, configPath: f.configPath,
 		started: time.Now(), result: &result{Scenario: name, Started: time.Now(), FaultKinds: "instance joins, leaves (SIGTERM), SIGKILL + restart"}}
-	t.Cleanup(func() {
-		for _, p := range s.procs {
-			if !p.exited() {
-				p.signal(9)
-				<-p.done
-			}
-			if t.Failed() {
-				t.Logf("%s (pid %d) log tail:\n%s", p.name, p.cmd.Process.Pid, tail(p.Logs(), 40))
-			}
-		}
-	})
+	t.Cleanup(s.killAll)
 	s.exec(offsetsTrigger)
 	s.exec(strings.SplitN(versionTrigger, "CREATE TRIGGER", 2)[0])
 	var triggers strings.Builder
@@ -303,15 +293,7 @@ func (s *scenario) checkFleetC(ctx context.Context, f *fleet, quiet bool) verdic
 // audited exactly once (the connector sends no tombstones) and none at or
 // past it.
 func (s *scenario) checkFleetU(ctx context.Context, f *fleet) verdict {
-	var problems []string
-	for _, p := range s.procs {
-		if msg := p.exitProblem(); msg != "" {
-			problems = append(problems, msg)
-		}
-	}
-	if who := s.logsContaining("a record applied twice"); len(who) > 0 {
-		problems = append(problems, fmt.Sprintf("audit violation logged by %v", who))
-	}
+	problems := s.processProblems()
 	rows, _ := s.target.Query(ctx, `SELECT o.topic, o.partition, o.next_offset,
 		  (SELECT count(*) FROM pgsink.apply_audit a WHERE a.topic = o.topic AND a.partition = o.partition AND a."offset" < o.next_offset),
 		  (SELECT count(*) FROM pgsink.apply_audit a WHERE a.topic = o.topic AND a.partition = o.partition AND a."offset" >= o.next_offset)
@@ -381,43 +363,24 @@ func (s *scenario) checkFleetV(ctx context.Context, f *fleet) verdict {
 // checkFleetR: per table, no key the source lacks (resurrected) and none
 // missing.
 func (s *scenario) checkFleetR(ctx context.Context, f *fleet) verdict {
-	keys := func(conn *pgx.Conn) (map[string]bool, error) {
-		var q strings.Builder
-		for i := range f.o.tables {
-			if i > 0 {
-				q.WriteString(" UNION ALL ")
-			}
-			fmt.Fprintf(&q, `SELECT '%s/' || id FROM %s`, fleetTable(i), pgx.Identifier{"public", fleetTable(i)}.Sanitize())
+	var q strings.Builder
+	for i := range f.o.tables {
+		if i > 0 {
+			q.WriteString(" UNION ALL ")
 		}
-		rows, _ := conn.Query(ctx, q.String())
-		all, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		set := map[string]bool{}
-		for _, k := range all {
-			set[k] = true
-		}
-		return set, err
+		fmt.Fprintf(&q, `SELECT '%s/' || id FROM %s`, fleetTable(i), pgx.Identifier{"public", fleetTable(i)}.Sanitize())
 	}
-	a, err := keys(f.st.Source())
+	a, err := keySet[string](ctx, f.st.Source(), q.String())
 	if err != nil {
 		return fail("source: %v", err)
 	}
-	b, err := keys(s.target)
+	b, err := keySet[string](ctx, s.target, q.String())
 	if err != nil {
 		return fail("target: %v", err)
 	}
-	var extra, missing []string
-	for k := range b {
-		if !a[k] {
-			extra = append(extra, k)
-		}
-	}
-	for k := range a {
-		if !b[k] {
-			missing = append(missing, k)
-		}
-	}
+	extra, missing := setDiff(a, b)
 	if len(extra) > 0 || len(missing) > 0 {
-		return fail("%d keys resurrected (e.g. %v), %d missing (e.g. %v)", len(extra), extra[:min(5, len(extra))], len(missing), missing[:min(5, len(missing))])
+		return fail("%d keys resurrected (e.g. %v), %d missing (e.g. %v)", len(extra), first(extra, 5), len(missing), first(missing, 5))
 	}
 	return pass(fmt.Sprintf("%d keys over %d tables, none resurrected", len(a), f.o.tables))
 }
