@@ -165,3 +165,17 @@ REBUILD_BENCH_ROWS ?= 1000000
 bench-rebuild: stack-up ## issue 25: replay --rebuild --online against replay --rebuild on one table; prints seconds of each and online/offline (target <= 1.5)
 	set -a && source $(STACK_ENV) && set +a && PGSINK_REBUILD_BENCH_ROWS=$(REBUILD_BENCH_ROWS) \
 	  $(GO) test -tags $(INTEGRATION_TAGS) -run XXX -bench 'IntegrationRebuild' -benchtime 1x -timeout 60m ./test/e2e/
+
+# Fleet scale (issue 24, point 5): FLEET_TABLES tables through one Debezium
+# connector, the hot one on a topic of FLEET_PARTITIONS partitions, one
+# pgsink with one routing rule; raw output in .stack/bench/fleet.txt.
+.PHONY: bench-fleet
+FLEET_TABLES ?= 500
+FLEET_PARTITIONS ?= 100
+FLEET_ROWS ?= 20
+FLEET_HOT_ROWS ?= 20000
+bench-fleet: stack-up ## issue 24: 500 tables, one connector, one rule, a 100-partition topic: peak RSS, sessions, prepared statements, first apply, drain rate, resume after kill -9
+	mkdir -p .stack/bench
+	set -o pipefail && set -a && source $(STACK_ENV) && set +a && \
+	  PGSINK_FLEET_TABLES=$(FLEET_TABLES) PGSINK_FLEET_PARTITIONS=$(FLEET_PARTITIONS) PGSINK_FLEET_ROWS=$(FLEET_ROWS) PGSINK_FLEET_HOT_ROWS=$(FLEET_HOT_ROWS) \
+	  $(GO) test -tags $(INTEGRATION_TAGS) -run XXX -bench 'IntegrationFleet' -benchtime 1x -timeout 90m -v ./test/faults/ | tee .stack/bench/fleet.txt

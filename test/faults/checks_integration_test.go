@@ -105,15 +105,7 @@ func (s *scenario) checkM(ctx context.Context) verdict {
 // and every offset below each partition's stored position is audited
 // exactly once when nothing was replayed.
 func (s *scenario) checkU(ctx context.Context) verdict {
-	var problems []string
-	for _, p := range s.procs {
-		if msg := p.exitProblem(); msg != "" {
-			problems = append(problems, msg)
-		}
-	}
-	if who := s.logsContaining("a record applied twice"); len(who) > 0 {
-		problems = append(problems, fmt.Sprintf("audit violation logged by %v", who))
-	}
+	problems := s.processProblems()
 	var audited int64
 	var parts []string
 	for _, topic := range []string{s.topic, s.outboxTopic} {
@@ -129,6 +121,21 @@ func (s *scenario) checkU(ctx context.Context) verdict {
 		return fail("%s", strings.Join(problems, "; "))
 	}
 	return pass(fmt.Sprintf("%d records audited once each (%s)", audited, strings.Join(parts, "; ")))
+}
+
+// processProblems lists the instances that ended other than by SIGTERM→0
+// or SIGKILL, and those that logged an audit violation.
+func (s *scenario) processProblems() []string {
+	var problems []string
+	for _, p := range s.procs {
+		if msg := p.exitProblem(); msg != "" {
+			problems = append(problems, msg)
+		}
+	}
+	if who := s.logsContaining("a record applied twice"); len(who) > 0 {
+		problems = append(problems, fmt.Sprintf("audit violation logged by %v", who))
+	}
+	return problems
 }
 
 // auditTopic compares one topic's audit with its stored positions: every
@@ -240,34 +247,16 @@ func (s *scenario) checkR(ctx context.Context) verdict {
 		return fail("%v", err)
 	}
 	defer src.Close(ctx)
-	keys := func(conn *pgx.Conn) (map[int32]bool, error) {
-		rows, _ := conn.Query(ctx, `SELECT id FROM public.accounts`)
-		ids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
-		set := map[int32]bool{}
-		for _, id := range ids {
-			set[id] = true
-		}
-		return set, err
-	}
-	a, err := keys(src)
+	const query = `SELECT id FROM public.accounts`
+	a, err := keySet[int32](ctx, src, query)
 	if err != nil {
 		return fail("%v", err)
 	}
-	b, err := keys(s.target)
+	b, err := keySet[int32](ctx, s.target, query)
 	if err != nil {
 		return fail("%v", err)
 	}
-	var extra, missing []int32
-	for id := range b {
-		if !a[id] {
-			extra = append(extra, id)
-		}
-	}
-	for id := range a {
-		if !b[id] {
-			missing = append(missing, id)
-		}
-	}
+	extra, missing := setDiff(a, b)
 	if len(extra) > 0 {
 		return fail("%d deleted keys present in the target (resurrected), e.g. %v; %d missing", len(extra), first(extra, 5), len(missing))
 	}
@@ -304,7 +293,34 @@ func clip(s string) string {
 	return s
 }
 
-func first(ids []int32, n int) []int32 {
+// keySet reads the one-column result of query into a set.
+func keySet[K comparable](ctx context.Context, conn *pgx.Conn, query string) (map[K]bool, error) {
+	rows, _ := conn.Query(ctx, query)
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[K])
+	set := map[K]bool{}
+	for _, k := range keys {
+		set[k] = true
+	}
+	return set, err
+}
+
+// setDiff returns the keys of target the source lacks (extra) and those of
+// source the target lacks (missing).
+func setDiff[K comparable](source, target map[K]bool) (extra, missing []K) {
+	for k := range target {
+		if !source[k] {
+			extra = append(extra, k)
+		}
+	}
+	for k := range source {
+		if !target[k] {
+			missing = append(missing, k)
+		}
+	}
+	return extra, missing
+}
+
+func first[K any](ids []K, n int) []K {
 	if len(ids) > n {
 		return ids[:n]
 	}

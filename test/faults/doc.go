@@ -25,8 +25,10 @@
 // form (scenarios 1, 3, 7, 9, 10, the static member zombie, the dead owner
 // in status, and the self-tests) runs by default;
 // PGSINK_FAULTS=long adds the long scenarios (1s, 2, 3s, 4, 4s, 5, 5s, 6,
-// 7s, 8, 11, 12, 13, 14, and 1a, 7a, 9a on Avro), and
+// 7s, 8, 11, 12, 13, 14, 15 — two instances over 500 tables with a
+// rebalance under load —, and 1a, 7a, 9a on Avro), and
 // PGSINK_FAULTS_RESULTS=path writes the results table there.
 // BenchmarkIntegrationResumeAfterKill (make bench-restart) measures resume
-// after kill -9 per group membership.
+// after kill -9 per group membership; BenchmarkIntegrationFleet (make
+// bench-fleet) the costs of one instance over 500 tables.
 package faults

@@ -221,18 +221,22 @@ metrics:
 		t.Fatalf("pgsink migrate up: %v\n%s", err, out)
 	}
 	s.exec(offsetsTrigger)
-	t.Cleanup(func() {
-		for _, p := range s.procs {
-			if !p.exited() {
-				p.signal(9)
-				<-p.done
-			}
-			if t.Failed() {
-				t.Logf("%s (pid %d) log tail:\n%s", p.name, p.cmd.Process.Pid, tail(p.Logs(), 60))
-			}
-		}
-	})
+	t.Cleanup(s.killAll)
 	return s
+}
+
+// killAll, at a scenario's cleanup, kills the instances still running and,
+// if the test failed, logs the tail of each one's log.
+func (s *scenario) killAll() {
+	for _, p := range s.procs {
+		if !p.exited() {
+			p.signal(9)
+			<-p.done
+		}
+		if s.t.Failed() {
+			s.t.Logf("%s (pid %d) log tail:\n%s", p.name, p.cmd.Process.Pid, tail(p.Logs(), 60))
+		}
+	}
 }
 
 func (s *scenario) exec(sql string, args ...any) {

@@ -78,7 +78,7 @@ func BenchmarkIntegrationResumeAfterKill(b *testing.B) {
 			}
 			p := startProc(b, m.name+"-0", path, env...)
 			defer func() { p.signal(9); <-p.done }()
-			if _, err := applied(ctx, target, insert(1), 3*time.Minute, func() {}); err != nil {
+			if _, err := applied(marks(ctx, target, insert(1)), 3*time.Minute, func() {}); err != nil {
 				b.Fatalf("%s: the first instance applied nothing: %v\n%s", m.name, err, tail(p.Logs(), 30))
 			}
 			var first, all []time.Duration
@@ -96,7 +96,7 @@ func BenchmarkIntegrationResumeAfterKill(b *testing.B) {
 				started := time.Now()
 				p = startProc(b, fmt.Sprintf("%s-%d", m.name, kill), path, env...)
 				exits := 0
-				firstAt, err := applied(ctx, target, ids, 3*time.Minute, func() {
+				firstAt, err := applied(marks(ctx, target, ids), 3*time.Minute, func() {
 					// A supervisor's restart: KIP-848 refuses a static
 					// member's name until the dead one's session ends,
 					// and the refused instance exits.
@@ -122,26 +122,41 @@ func BenchmarkIntegrationResumeAfterKill(b *testing.B) {
 	}
 }
 
-// applied polls the target until every id is there, and returns when the
-// first of them was; between polls it calls each.
-func applied(ctx context.Context, target *pgx.Conn, ids []int, timeout time.Duration, each func()) (time.Time, error) {
+// markers counts the ids of want in the target's public.marks: what
+// applied polls.
+type markers struct {
+	want  int
+	count func() (int, error)
+}
+
+func marks(ctx context.Context, target *pgx.Conn, ids []int) markers {
+	return markers{want: len(ids), count: func() (int, error) {
+		var n int
+		err := target.QueryRow(ctx, `SELECT count(*) FROM public.marks WHERE id = ANY($1)`, ids).Scan(&n)
+		return n, err
+	}}
+}
+
+// applied polls the target until every marker is there, and returns when
+// the first of them was; between polls it calls each.
+func applied(m markers, timeout time.Duration, each func()) (time.Time, error) {
 	var first time.Time
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		var n int
-		if err := target.QueryRow(ctx, `SELECT count(*) FROM public.marks WHERE id = ANY($1)`, ids).Scan(&n); err != nil {
+		n, err := m.count()
+		if err != nil {
 			return first, err
 		}
 		if n > 0 && first.IsZero() {
 			first = time.Now()
 		}
-		if n == len(ids) {
+		if n == m.want {
 			return first, nil
 		}
 		each()
 		time.Sleep(10 * time.Millisecond)
 	}
-	return first, fmt.Errorf("records %v not all applied within %s", ids, timeout)
+	return first, fmt.Errorf("%d markers not all applied within %s", m.want, timeout)
 }
 
 // highWatermarks sums a topic's high watermarks over its partitions.
