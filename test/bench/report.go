@@ -40,7 +40,12 @@ type Results struct {
 	LatencySyncOff []*Latency `json:"latency_synchronous_commit_off,omitempty"`
 	// LatencyOtherWaits is the same with other apply.batch.max_wait values.
 	LatencyOtherWaits []*Latency `json:"latency_other_max_waits,omitempty"`
-	Errors            []string   `json:"errors,omitempty"`
+	// Avro is issue 23's phase: pgsink on Avro and on JSON, the JDBC sink
+	// on Avro.
+	Avro *AvroRuns `json:"avro,omitempty"`
+	// Phases is -only when a run's report is the Avro phase alone.
+	Phases string   `json:"phases,omitempty"`
+	Errors []string `json:"errors,omitempty"`
 }
 
 func describeMachine(ctx context.Context, env stacktest.Env) string {
@@ -80,6 +85,9 @@ func ratio(a, b float64) string {
 }
 
 func report(r *Results) string {
+	if r.Phases == "avro" {
+		return avroReport(r)
+	}
 	var b strings.Builder
 	w := r.Workload
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
@@ -211,20 +219,38 @@ func report(r *Results) string {
 	if b1 := r.PgsinkBatch1; b1 != nil && r.PgsinkDefault != nil {
 		p("\nBatching buys **%s** (default batches vs batches of 1).\n", ratio(r.PgsinkDefault.EventsPS, b1.EventsPS))
 	}
-	if len(r.Errors) > 0 {
-		p("\n## Failed measurements\n\n")
-		for _, e := range r.Errors {
-			p("- %s\n", firstLines(e, 3))
-		}
+	if r.Avro != nil {
+		p("\n%s", avroSection(r))
 	}
-	if d := r.PgsinkDefault; d != nil && d.Profile != "" {
-		p("\n## Profile of the drain (pgsink, default settings)\n\n")
-		p("A 10-second CPU profile taken 3 s into the drain (`PGSINK_PPROF=1` serves net/http/pprof on the metrics listener), `go tool pprof -top`:\n\n```\n%s```\n", trimProfile(d.Profile))
-	}
+	b.WriteString(failedSection(r))
+	b.WriteString(profileSection("pgsink, default settings", r.PgsinkDefault))
 	if notes, err := os.ReadFile(filepath.Join(repoRoot(), "docs", "benchmark-analysis.md")); err == nil {
 		p("\n%s", notes)
 	}
 	return b.String()
+}
+
+// failedSection lists the measurements that failed, if any.
+func failedSection(r *Results) string {
+	if len(r.Errors) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("\n## Failed measurements\n\n")
+	for _, e := range r.Errors {
+		fmt.Fprintf(&b, "- %s\n", firstLines(e, 3))
+	}
+	return b.String()
+}
+
+// profileSection shows the CPU profile of a drain that took one.
+func profileSection(what string, d *Drain) string {
+	if d == nil || d.Profile == "" {
+		return ""
+	}
+	return fmt.Sprintf("\n## Profile of the drain (%s)\n\n"+
+		"A 10-second CPU profile taken 3 s into the drain (`PGSINK_PPROF=1` serves net/http/pprof on the metrics listener), `go tool pprof -top`:\n\n```\n%s```\n",
+		what, trimProfile(d.Profile))
 }
 
 func met(ok bool) string {
