@@ -69,7 +69,7 @@ func main() {
 		return false
 	}
 	ctx := context.Background()
-	res := &Results{Started: time.Now().UTC(), Machine: describeMachine(ctx, env)}
+	res := &Results{Started: time.Now().UTC(), Machine: describeMachine(ctx, env), Commit: describeCommit()}
 	bin, _ := filepath.Abs(*pgsinkBin)
 	res.Command = "make bench"
 	if *only == "avro" {

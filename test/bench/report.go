@@ -19,6 +19,7 @@ type Results struct {
 	Started       time.Time `json:"started"`
 	Finished      time.Time `json:"finished"`
 	Machine       string    `json:"machine"`
+	Commit        string    `json:"commit,omitempty"` // of the worktree the run was started in
 	Command       string    `json:"command"`
 	Workload      Workload  `json:"workload"`
 	Copy          *Copy     `json:"copy,omitempty"`
@@ -77,6 +78,27 @@ func describeMachine(ctx context.Context, env stacktest.Env) string {
 	return b.String()
 }
 
+// describeCommit names the checked-out commit, and says so when tracked
+// files differ from it: the figures are then of code no commit holds.
+func describeCommit() string {
+	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	c := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+		c += " with uncommitted changes"
+	}
+	return c
+}
+
+func onCommit(r *Results) string {
+	if r.Commit == "" {
+		return ""
+	}
+	return ", commit `" + r.Commit + "`"
+}
+
 func ratio(a, b float64) string {
 	if a == 0 || b == 0 {
 		return "–"
@@ -92,8 +114,8 @@ func report(r *Results) string {
 	w := r.Workload
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	p("# Benchmarks\n\n")
-	p("Written by `make bench` (test/bench) on %s, run %s–%s UTC. Every figure below comes from that ONE run;\n",
-		r.Finished.Format("2006-01-02"), r.Started.Format("15:04"), r.Finished.Format("15:04"))
+	p("Written by `make bench` (test/bench) on %s, run %s–%s UTC%s. Every figure below comes from that ONE run;\n",
+		r.Finished.Format("2006-01-02"), r.Started.Format("15:04"), r.Finished.Format("15:04"), onCommit(r))
 	p("compare the ratios, not absolute figures from different runs.\n\n")
 	p("**Machine:** %s.\n\n", r.Machine)
 	p("**Reproduce:** `make bench` (brings the stack up; reuses the workload topic while it matches, `rm .stack/bench/workload.json` forces a new one). Raw figures: `.stack/bench/results.json`; logs, configurations and the CPU profile: `.stack/bench/`.\n\n")

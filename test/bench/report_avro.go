@@ -12,8 +12,8 @@ func avroReport(r *Results) string {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	p("# Benchmarks: Avro through the schema registry\n\n")
-	p("Written by `%s` (test/bench `-only avro`) on %s, run %s–%s UTC. Every figure below comes from that ONE run; ",
-		r.Command, r.Finished.Format("2006-01-02"), r.Started.Format("15:04"), r.Finished.Format("15:04"))
+	p("Written by `%s` (test/bench `-only avro`) on %s, run %s–%s UTC%s. Every figure below comes from that ONE run; ",
+		r.Command, r.Finished.Format("2006-01-02"), r.Started.Format("15:04"), r.Finished.Format("15:04"), onCommit(r))
 	p("[BENCHMARKS.md](BENCHMARKS.md) is the last full `make bench`, which includes this phase.\n\n")
 	p("**Machine:** %s.\n\n", r.Machine)
 	p("**Reproduce:** `make bench-avro` (brings the stack up; reuses both workload topics while they match, `rm .stack/bench/workload*.json` forces new ones). Raw figures: `.stack/bench/results-partial.json`; logs, configurations and the CPU profiles: `.stack/bench/`.\n\n")
