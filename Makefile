@@ -17,7 +17,7 @@ INTEGRATION_TAGS := integration
 TEST_TIMEOUT ?= 25m
 
 .PHONY: help build test test-unit test-integration lint stack-up stack-down stack-env stack-status \
-        fixtures fixtures-upstream fidelity demo demo-clean bench bench-sink bench-verify clean docker-check faults fuzz
+        fixtures fixtures-upstream fidelity demo demo-clean bench bench-avro bench-sink bench-verify clean docker-check faults fuzz
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -117,7 +117,7 @@ demo-clean: stack-up ## stop the demo's pgsink and remove its connectors, replic
 	set -a && source $(STACK_ENV) && set +a && $(GO) run ./examples/demo -clean
 
 BENCH_FLAGS ?=
-bench: stack-up build demo-clean ## issue 8 in one run: pgsink vs COPY vs the Debezium JDBC sink, at-least-once, batches of 1, latency -> BENCHMARKS.md; then the decoder and apply micro-benchmarks
+bench: stack-up build demo-clean ## issue 8 in one run: pgsink vs COPY vs the Debezium JDBC sink, at-least-once, batches of 1, latency, the Avro phase of bench-avro -> BENCHMARKS.md; then the decoder and apply micro-benchmarks
 	set -a && source $(STACK_ENV) && set +a && \
 	  $(GO) run ./test/bench -pgsink bin/pgsink -out BENCHMARKS.md $(BENCH_FLAGS)
 	$(GO) test -run XXX -bench . -benchmem -cpu 1 ./debezium/
@@ -138,6 +138,12 @@ bench-sink: ## issue 4: the apply path (batches of 5,000 and others) against two
 	set -a && source $(STACK_ENV) && set +a && \
 	  $(GO) test -tags $(INTEGRATION_TAGS) -run XXX -bench 'IntegrationApply' -benchtime 1x -count $(APPLY_BENCH_COUNT) -timeout 60m ./sink/ | tee .stack/bench/apply.txt
 	$(GO) tool benchstat .stack/bench/apply.txt
+
+# Issue 23's phase alone: the Avro workload beside the JSON one, pgsink on
+# each and the JDBC sink on Avro, in one run; make bench runs it too.
+bench-avro: stack-up build demo-clean ## issue 23: pgsink on Avro, pgsink on JSON and the Debezium JDBC sink on Avro in one run -> BENCHMARKS-avro.md
+	set -a && source $(STACK_ENV) && set +a && \
+	  $(GO) run ./test/bench -pgsink bin/pgsink -only avro -out BENCHMARKS-avro.md $(BENCH_FLAGS)
 
 VERIFY_BENCH_COUNT ?= 3
 bench-verify: ## issue 25: pgsink verify of 1,000,000 equal rows against the floor (one plain hashing SELECT per table), the ratio measured in the same run

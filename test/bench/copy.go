@@ -25,7 +25,7 @@ type Copy struct {
 }
 
 func copyLimit(ctx context.Context, env stacktest.Env, w Workload) (*Copy, error) {
-	src, err := pgx.Connect(ctx, sourceURL(env))
+	src, err := pgx.Connect(ctx, sourceURL(env, w.source()))
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,11 +15,21 @@ import (
 
 // drainJDBC runs the Debezium JDBC sink connector on the workload topic into
 // its own database and times it until its consumer group has committed
-// the whole topic.
+// the whole topic. An Avro workload is read through the converter that
+// wrote it, against the same registry.
 func drainJDBC(ctx context.Context, env stacktest.Env, w Workload, unnest bool, limit time.Duration) (*Drain, error) {
 	label := "jdbc_unnest_off"
 	if unnest {
 		label = "jdbc_unnest_on"
+	}
+	var converters map[string]string
+	if w.Format == avroSource.format {
+		registry, err := env.Registry()
+		if err != nil {
+			return nil, err
+		}
+		converters = stacktest.AvroConverter(registry)
+		label = "jdbc_avro_" + strings.TrimPrefix(label, "jdbc_")
 	}
 	db := "bench_" + label
 	// The same table as pgsink's, without the version columns the JDBC sink
@@ -56,6 +67,7 @@ func drainJDBC(ctx context.Context, env stacktest.Env, w Workload, unnest bool, 
 		"connection.pool.max_size":               "4",
 		"dialect.postgres.unnest.insert.enabled": strconv.FormatBool(unnest),
 	}
+	maps.Copy(cfg, converters)
 	if os.Getenv("PGSINK_PG_HOST") == "" {
 		cfg["connection.url"] = "jdbc:postgresql://127.0.0.1:" + portOf(env.AdminURL) + "/" + db
 	}
@@ -114,7 +126,7 @@ func drainJDBC(ctx context.Context, env stacktest.Env, w Workload, unnest bool, 
 	d.PGCPUPerM = (pg1 - pg0) / float64(max(d.Events, 1)) * 1e6
 	d.Note = "CPU of the whole Kafka Connect JVM (idle otherwise) during the run; committed offsets lag by up to offset.flush.interval.ms = 1s"
 	if complete {
-		d.Verified = verify(ctx, env, url, false)
+		d.Verified = verify(ctx, env, w, url)
 	} else {
 		d.Note = fmt.Sprintf("capped at %s: rate from its committed progress; ", limit) + d.Note
 	}

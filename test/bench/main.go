@@ -31,7 +31,7 @@ func main() {
 	events := flag.Int("events", 1_000_000, "change events in the workload topic")
 	pgsinkBin := flag.String("pgsink", "bin/pgsink", "the pgsink binary to measure")
 	out := flag.String("out", "BENCHMARKS.md", "the report to write")
-	only := flag.String("only", "", "comma-separated phases to run (workload,copy,pgsink,alo,budgets,batch1,jdbc,latency); default all. Such a run writes .stack/bench/results-partial.json and, unless -out is given, .stack/bench/BENCHMARKS-partial.md")
+	only := flag.String("only", "", "comma-separated phases to run (workload,copy,pgsink,alo,budgets,batch1,jdbc,latency,avro); default all. Such a run writes .stack/bench/results-partial.json and, unless -out is given, .stack/bench/BENCHMARKS-partial.md")
 	batch1Cap := flag.Duration("batch1-cap", 60*time.Second, "how long pgsink with batches of 1 runs (its rate is read from its progress)")
 	jdbcCap := flag.Duration("jdbc-cap", 15*time.Minute, "how long one Debezium JDBC sink run may take before its rate is read from its progress")
 	latencyRate := flag.Int("latency-rate", 5000, "events/s produced for the latency run")
@@ -69,11 +69,14 @@ func main() {
 		return false
 	}
 	ctx := context.Background()
-	res := &Results{Started: time.Now().UTC(), Machine: describeMachine(ctx, env)}
+	res := &Results{Started: time.Now().UTC(), Machine: describeMachine(ctx, env), Commit: describeCommit()}
 	bin, _ := filepath.Abs(*pgsinkBin)
 	res.Command = "make bench"
+	if *only == "avro" {
+		res.Command, res.Phases = "make bench-avro", *only
+	}
 
-	w, err := ensureWorkload(ctx, env, *events)
+	w, err := ensureWorkload(ctx, env, *events, jsonSource)
 	check(err)
 	res.Workload = w
 	if run("workload") && *only == "workload" {
@@ -142,6 +145,9 @@ func main() {
 			}
 		}
 	}
+	if run("avro") {
+		res.Avro = measureAvro(ctx, env, bin, w, *events, *jdbcCap, res)
+	}
 	// Last: the JDBC sink leaves Kafka Connect's JVM with a large heap to
 	// collect, which disturbed the latency run that used to follow it.
 	if run("jdbc") {
@@ -163,7 +169,7 @@ func main() {
 			reportPath = filepath.Join(benchDir(), "BENCHMARKS-partial.md")
 		}
 	}
-	_ = os.WriteFile(filepath.Join(filepath.Dir(stateFile(env)), results), b, 0o644)
+	_ = os.WriteFile(filepath.Join(benchDir(), results), b, 0o644)
 	*out = reportPath
 	check(os.WriteFile(*out, []byte(report(res)), 0o644))
 	logf("wrote %s", *out)

@@ -31,6 +31,7 @@ type pgsinkRun struct {
 	buffered     string        // apply.max_buffered_bytes; "" = default
 	maxWait      string        // apply.batch.max_wait; "" = default
 	syncOff      bool          // postgres.synchronous_commit: off
+	registry     string        // encoding: avro with this schema_registry.url; "" = JSON
 }
 
 // Drain is one sink's drain of the workload topic.
@@ -121,7 +122,7 @@ func settle(ctx context.Context, env stacktest.Env, db string) {
 const pgsinkDDL = `CREATE TABLE public.orders (id bigint PRIMARY KEY, customer_id bigint, status text,
 	amount numeric(12,2), created_at timestamptz, attrs jsonb, _pgsink_commit_lsn bigint, _pgsink_lsn bigint)`
 
-func benchDir() string { return filepath.Dir(stateFile(stacktest.Env{})) }
+func benchDir() string { return filepath.Join(stackDir(), "bench") }
 
 // running is a started pgsink process.
 type running struct {
@@ -174,7 +175,11 @@ func startPgsink(ctx context.Context, env stacktest.Env, bin string, r pgsinkRun
 	if r.syncOff {
 		pgExtra = "  synchronous_commit: \"off\"\n"
 	}
-	cfg := fmt.Sprintf(`kafka:
+	encoding := ""
+	if r.registry != "" {
+		encoding = fmt.Sprintf("encoding: avro\nschema_registry:\n  url: %s\n", r.registry)
+	}
+	cfg := fmt.Sprintf(`%skafka:
   bootstrap.servers: %s
   group.id: %s
 postgres:
@@ -189,7 +194,7 @@ log:
 tables:
   - topic: %s
     target: public.orders
-`, env.KafkaBootstrap, group, url, pgExtra, extra.String(), port, r.topic)
+`, encoding, env.KafkaBootstrap, group, url, pgExtra, extra.String(), port, r.topic)
 	dir := benchDir()
 	cfgPath := filepath.Join(dir, "pgsink-"+r.label+".yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
@@ -283,7 +288,7 @@ func drainPgsink(ctx context.Context, env stacktest.Env, bin string, w Workload,
 	}
 	p.stop()
 	if complete && r.topic == w.Topic {
-		d.Verified = verify(ctx, env, p.url, true)
+		d.Verified = verify(ctx, env, w, p.url)
 	}
 	settle(ctx, env, "bench_pgsink_"+r.label)
 	logf("pgsink %s: %d events in %.1fs = %.0f events/s, %.1f MB/s, %.1f CPU-s/M events (PostgreSQL %.1f), peak RSS %.0f MiB, %.0f records per batch, %s",
@@ -425,8 +430,9 @@ func takeProfile(port int, dir, label string) string {
 	return string(flat) + "\n-- by cumulative time --\n" + string(cum)
 }
 
-// verify compares the target table with the source's final state.
-func verify(ctx context.Context, env stacktest.Env, targetURL string, _ bool) string {
+// verify compares the target table with the final state of the source w
+// was written from.
+func verify(ctx context.Context, env stacktest.Env, w Workload, targetURL string) string {
 	const digest = `SELECT count(*), coalesce(sum(hashtext(id::text || '|' || coalesce(customer_id::text,'') || '|' || coalesce(status,'') || '|' ||
 		coalesce(amount::text,'') || '|' || coalesce(created_at::text,'') || '|' || coalesce(attrs::text,''))::bigint), 0) FROM public.orders`
 	read := func(url string) (int64, int64, error) {
@@ -442,7 +448,7 @@ func verify(ctx context.Context, env stacktest.Env, targetURL string, _ bool) st
 		err = conn.QueryRow(ctx, digest).Scan(&n, &h)
 		return n, h, err
 	}
-	sn, sh, err := read(sourceURL(env))
+	sn, sh, err := read(sourceURL(env, w.source()))
 	if err != nil {
 		return "not verified: " + err.Error()
 	}

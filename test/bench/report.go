@@ -19,6 +19,7 @@ type Results struct {
 	Started       time.Time `json:"started"`
 	Finished      time.Time `json:"finished"`
 	Machine       string    `json:"machine"`
+	Commit        string    `json:"commit,omitempty"` // of the worktree the run was started in
 	Command       string    `json:"command"`
 	Workload      Workload  `json:"workload"`
 	Copy          *Copy     `json:"copy,omitempty"`
@@ -40,7 +41,12 @@ type Results struct {
 	LatencySyncOff []*Latency `json:"latency_synchronous_commit_off,omitempty"`
 	// LatencyOtherWaits is the same with other apply.batch.max_wait values.
 	LatencyOtherWaits []*Latency `json:"latency_other_max_waits,omitempty"`
-	Errors            []string   `json:"errors,omitempty"`
+	// Avro is issue 23's phase: pgsink on Avro and on JSON, the JDBC sink
+	// on Avro.
+	Avro *AvroRuns `json:"avro,omitempty"`
+	// Phases is -only when a run's report is the Avro phase alone.
+	Phases string   `json:"phases,omitempty"`
+	Errors []string `json:"errors,omitempty"`
 }
 
 func describeMachine(ctx context.Context, env stacktest.Env) string {
@@ -72,6 +78,27 @@ func describeMachine(ctx context.Context, env stacktest.Env) string {
 	return b.String()
 }
 
+// describeCommit names the checked-out commit, and says so when tracked
+// files differ from it: the figures are then of code no commit holds.
+func describeCommit() string {
+	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	c := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+		c += " with uncommitted changes"
+	}
+	return c
+}
+
+func onCommit(r *Results) string {
+	if r.Commit == "" {
+		return ""
+	}
+	return ", commit `" + r.Commit + "`"
+}
+
 func ratio(a, b float64) string {
 	if a == 0 || b == 0 {
 		return "–"
@@ -80,12 +107,15 @@ func ratio(a, b float64) string {
 }
 
 func report(r *Results) string {
+	if r.Phases == "avro" {
+		return avroReport(r)
+	}
 	var b strings.Builder
 	w := r.Workload
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	p("# Benchmarks\n\n")
-	p("Written by `make bench` (test/bench) on %s, run %s–%s UTC. Every figure below comes from that ONE run;\n",
-		r.Finished.Format("2006-01-02"), r.Started.Format("15:04"), r.Finished.Format("15:04"))
+	p("Written by `make bench` (test/bench) on %s, run %s–%s UTC%s. Every figure below comes from that ONE run;\n",
+		r.Finished.Format("2006-01-02"), r.Started.Format("15:04"), r.Finished.Format("15:04"), onCommit(r))
 	p("compare the ratios, not absolute figures from different runs.\n\n")
 	p("**Machine:** %s.\n\n", r.Machine)
 	p("**Reproduce:** `make bench` (brings the stack up; reuses the workload topic while it matches, `rm .stack/bench/workload.json` forces a new one). Raw figures: `.stack/bench/results.json`; logs, configurations and the CPU profile: `.stack/bench/`.\n\n")
@@ -211,20 +241,38 @@ func report(r *Results) string {
 	if b1 := r.PgsinkBatch1; b1 != nil && r.PgsinkDefault != nil {
 		p("\nBatching buys **%s** (default batches vs batches of 1).\n", ratio(r.PgsinkDefault.EventsPS, b1.EventsPS))
 	}
-	if len(r.Errors) > 0 {
-		p("\n## Failed measurements\n\n")
-		for _, e := range r.Errors {
-			p("- %s\n", firstLines(e, 3))
-		}
+	if r.Avro != nil {
+		p("\n%s", avroSection(r))
 	}
-	if d := r.PgsinkDefault; d != nil && d.Profile != "" {
-		p("\n## Profile of the drain (pgsink, default settings)\n\n")
-		p("A 10-second CPU profile taken 3 s into the drain (`PGSINK_PPROF=1` serves net/http/pprof on the metrics listener), `go tool pprof -top`:\n\n```\n%s```\n", trimProfile(d.Profile))
-	}
+	b.WriteString(failedSection(r))
+	b.WriteString(profileSection("pgsink, default settings", r.PgsinkDefault))
 	if notes, err := os.ReadFile(filepath.Join(repoRoot(), "docs", "benchmark-analysis.md")); err == nil {
 		p("\n%s", notes)
 	}
 	return b.String()
+}
+
+// failedSection lists the measurements that failed, if any.
+func failedSection(r *Results) string {
+	if len(r.Errors) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("\n## Failed measurements\n\n")
+	for _, e := range r.Errors {
+		fmt.Fprintf(&b, "- %s\n", firstLines(e, 3))
+	}
+	return b.String()
+}
+
+// profileSection shows the CPU profile of a drain that took one.
+func profileSection(what string, d *Drain) string {
+	if d == nil || d.Profile == "" {
+		return ""
+	}
+	return fmt.Sprintf("\n## Profile of the drain (%s)\n\n"+
+		"A 10-second CPU profile taken 3 s into the drain (`PGSINK_PPROF=1` serves net/http/pprof on the metrics listener), `go tool pprof -top`:\n\n```\n%s```\n",
+		what, trimProfile(d.Profile))
 }
 
 func met(ok bool) string {

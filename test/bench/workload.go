@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -14,19 +15,36 @@ import (
 )
 
 const (
-	sourceDB    = "bench_source"
-	topicPrefix = "bench"
-	topic       = "bench.public.orders"
-	partitions  = 6
+	partitions = 6
 	// tableDDL is the issue's benchmark table; targets add pgsink's two
 	// version columns.
 	tableDDL = `(id bigint PRIMARY KEY, customer_id bigint, status text, amount numeric(12,2),
 		created_at timestamptz, attrs jsonb)`
 )
 
+// source is where one workload is written and read from: its source
+// database, the Debezium topic prefix, the topic and the file its Workload
+// is saved in. The JSON and the Avro workloads come from the same statements
+// and seed in two source databases, each with its own connector: the same
+// change events in each wire format, and each sink's end state is compared
+// with its own source.
+type source struct {
+	format string // the connector's converter: json, or avro through the stack's registry
+	db     string
+	prefix string
+	topic  string
+	state  string
+}
+
+var (
+	jsonSource = source{format: "json", db: "bench_source", prefix: "bench", topic: "bench.public.orders", state: "workload.json"}
+	avroSource = source{format: "avro", db: "bench_source_avro", prefix: "bench_avro", topic: "bench_avro.public.orders", state: "workload-avro.json"}
+)
+
 // Workload is what the topic holds; it is saved beside the stack and a
 // later run reuses the topic while it still matches.
 type Workload struct {
+	Format     string `json:"format,omitempty"` // "" is json: workload.json files from before Avro
 	Topic      string `json:"topic"`
 	Events     int64  `json:"events"` // change events: creates + updates + deletes
 	Creates    int64  `json:"creates"`
@@ -53,42 +71,47 @@ func mixFor(events int) mix {
 	return mix{rounds: rounds, creates: per * 70 / 100, updates: per * 25 / 100, deletes: per * 5 / 100}
 }
 
-func stateFile(env stacktest.Env) string {
-	dir := os.Getenv("PGSINK_STACK_DIR")
-	if dir == "" {
-		dir = filepath.Join(repoRoot(), ".stack")
+// source is the one the workload was written from.
+func (w Workload) source() source {
+	if w.Format == avroSource.format {
+		return avroSource
 	}
-	return filepath.Join(dir, "bench", "workload.json")
+	return jsonSource
+}
+
+func stateFile(name string) string {
+	return filepath.Join(stackDir(), "bench", name)
 }
 
 // ensureWorkload reuses the topic when it matches the saved workload, and
 // otherwise produces it again through Debezium.
-func ensureWorkload(ctx context.Context, env stacktest.Env, events int) (Workload, error) {
+func ensureWorkload(ctx context.Context, env stacktest.Env, events int, s source) (Workload, error) {
 	m := mixFor(events)
 	var w Workload
-	if b, err := os.ReadFile(stateFile(env)); err == nil && json.Unmarshal(b, &w) == nil &&
-		w.Events == m.events() && w.Topic == topic {
-		total, err := topicRecords(env.KafkaBootstrap, topic)
+	if b, err := os.ReadFile(stateFile(s.state)); err == nil && json.Unmarshal(b, &w) == nil &&
+		w.Events == m.events() && w.Topic == s.topic {
+		total, err := topicRecords(env.KafkaBootstrap, s.topic)
 		if err == nil && total == w.Records {
-			if n, err := sourceRows(ctx, env); err == nil && n == w.FinalRows {
-				logf("workload: reusing topic %s (%d records, produced by Debezium in %s)", topic, total, w.ProducedIn)
+			if n, err := sourceRows(ctx, env, s); err == nil && n == w.FinalRows {
+				logf("workload: reusing topic %s (%d records, produced by Debezium in %s)", s.topic, total, w.ProducedIn)
+				w.Format = s.format
 				return w, nil
 			}
 		}
 	}
-	return produceWorkload(ctx, env, m)
+	return produceWorkload(ctx, env, m, s)
 }
 
-func sourceURL(env stacktest.Env) string {
-	u, err := stacktest.WithDatabase(env.SourceURL, sourceDB)
+func sourceURL(env stacktest.Env, s source) string {
+	u, err := stacktest.WithDatabase(env.SourceURL, s.db)
 	if err != nil {
 		panic(err)
 	}
 	return u
 }
 
-func sourceRows(ctx context.Context, env stacktest.Env) (int64, error) {
-	conn, err := pgx.Connect(ctx, sourceURL(env))
+func sourceRows(ctx context.Context, env stacktest.Env, s source) (int64, error) {
+	conn, err := pgx.Connect(ctx, sourceURL(env, s))
 	if err != nil {
 		return 0, err
 	}
@@ -98,26 +121,34 @@ func sourceRows(ctx context.Context, env stacktest.Env) (int64, error) {
 	return n, err
 }
 
-func produceWorkload(ctx context.Context, env stacktest.Env, m mix) (Workload, error) {
-	logf("workload: producing %d events through Debezium (%d rounds of %d creates, %d updates, %d deletes)",
-		m.events(), m.rounds, m.creates, m.updates, m.deletes)
+func produceWorkload(ctx context.Context, env stacktest.Env, m mix, s source) (Workload, error) {
+	logf("workload: producing %d events through Debezium with the %s converter (%d rounds of %d creates, %d updates, %d deletes)",
+		m.events(), s.format, m.rounds, m.creates, m.updates, m.deletes)
+	var registry string
+	if s.format == avroSource.format {
+		var err error
+		if registry, err = env.Registry(); err != nil {
+			return Workload{}, err
+		}
+	}
 	connect := stacktest.NewConnect(env.ConnectURL)
 	names, _ := connect.List(ctx)
 	for _, n := range names {
-		if len(n) > len(sourceDB) && n[:len(sourceDB)] == sourceDB {
+		// This source's connectors only: the other's name extends its prefix.
+		if rest, ok := strings.CutPrefix(n, s.db+"_"); ok && rest != "" && rest[0] >= '0' && rest[0] <= '9' {
 			_ = connect.Delete(ctx, n)
 		}
 	}
-	if err := stacktest.DropDatabase(ctx, env.AdminURL, sourceDB); err != nil {
+	if err := stacktest.DropDatabase(ctx, env.AdminURL, s.db); err != nil {
 		return Workload{}, err
 	}
-	if err := stacktest.DeleteTopics(ctx, env.KafkaBootstrap, topic); err != nil {
+	if err := stacktest.DeleteTopics(ctx, env.KafkaBootstrap, s.topic); err != nil {
 		return Workload{}, err
 	}
-	if err := stacktest.CreateDatabase(ctx, env.AdminURL, sourceDB, "debezium"); err != nil {
+	if err := stacktest.CreateDatabase(ctx, env.AdminURL, s.db, "debezium"); err != nil {
 		return Workload{}, err
 	}
-	conn, err := pgx.Connect(ctx, sourceURL(env))
+	conn, err := pgx.Connect(ctx, sourceURL(env, s))
 	if err != nil {
 		return Workload{}, err
 	}
@@ -127,7 +158,7 @@ func produceWorkload(ctx context.Context, env stacktest.Env, m mix) (Workload, e
 	}
 	// Deleting a topic is asynchronous in Kafka: retry the creation.
 	for i := 0; ; i++ {
-		err := stacktest.CreateTopic(ctx, env.KafkaBootstrap, topic, partitions)
+		err := stacktest.CreateTopic(ctx, env.KafkaBootstrap, s.topic, partitions)
 		if err == nil {
 			break
 		}
@@ -136,8 +167,8 @@ func produceWorkload(ctx context.Context, env stacktest.Env, m mix) (Workload, e
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	name := sourceDB + "_" + fmt.Sprint(time.Now().Unix())
-	cfg, err := stacktest.DebeziumPostgres(sourceURL(env), name, topicPrefix)
+	name := s.db + "_" + fmt.Sprint(time.Now().Unix())
+	cfg, err := stacktest.DebeziumPostgres(sourceURL(env, s), name, s.prefix)
 	if err != nil {
 		return Workload{}, err
 	}
@@ -160,6 +191,9 @@ func produceWorkload(ctx context.Context, env stacktest.Env, m mix) (Workload, e
 	} {
 		cfg[k] = v
 	}
+	if registry != "" {
+		stacktest.UseAvro(cfg, registry)
+	}
 	if err := connect.Put(ctx, name, cfg); err != nil {
 		return Workload{}, err
 	}
@@ -171,8 +205,7 @@ func produceWorkload(ctx context.Context, env stacktest.Env, m mix) (Workload, e
 	if _, err := conn.Exec(ctx, `SELECT setseed(0.42)`); err != nil {
 		return Workload{}, err
 	}
-	var w Workload
-	w.Topic = topic
+	w := Workload{Format: s.format, Topic: s.topic}
 	next := int64(1)
 	for r := 0; r < m.rounds; r++ {
 		tx, err := conn.Begin(ctx)
@@ -181,7 +214,7 @@ func produceWorkload(ctx context.Context, env stacktest.Env, m mix) (Workload, e
 		}
 		tag, err := tx.Exec(ctx, `INSERT INTO public.orders
 			SELECT g, (random()*50000)::bigint, (ARRAY['new','paid','shipped'])[1+(random()*2)::int],
-			       round((random()*100000)::numeric, 2), now() - random()*interval '365 days', `+attrsSQL+`
+			       round((random()*100000)::numeric, 2), `+createdAtSQL+`, `+attrsSQL+`
 			FROM generate_series($1::bigint, $2::bigint) g`, next, next+int64(m.creates)-1)
 		if err != nil {
 			return Workload{}, err
@@ -216,7 +249,7 @@ func produceWorkload(ctx context.Context, env stacktest.Env, m mix) (Workload, e
 	}
 	last, lastAt := int64(-1), time.Now()
 	for {
-		n, err := topicRecords(env.KafkaBootstrap, topic)
+		n, err := topicRecords(env.KafkaBootstrap, s.topic)
 		if err != nil {
 			return Workload{}, err
 		}
@@ -237,16 +270,20 @@ func produceWorkload(ctx context.Context, env stacktest.Env, m mix) (Workload, e
 		return Workload{}, err
 	}
 	logf("workload: %d records in Kafka after %s (Debezium ≈ %d events/s end to end)", w.Records, w.ProducedIn, w.DebeziumPS)
-	if w.KVBytes, err = topicBytes(env.KafkaBootstrap, topic); err != nil {
+	if w.KVBytes, err = topicBytes(env.KafkaBootstrap, s.topic); err != nil {
 		return Workload{}, err
 	}
-	w.LogBytes = logDirBytes(topic)
+	w.LogBytes = logDirBytes(s.topic)
 	b, _ := json.MarshalIndent(w, "", "  ")
-	if err := os.MkdirAll(filepath.Dir(stateFile(env)), 0o755); err != nil {
+	if err := os.MkdirAll(benchDir(), 0o755); err != nil {
 		return Workload{}, err
 	}
-	return w, os.WriteFile(stateFile(env), b, 0o644)
+	return w, os.WriteFile(stateFile(s.state), b, 0o644)
 }
+
+// createdAtSQL is a timestamp within a fixed year: with the seed, the JSON
+// and the Avro sources then hold the very same rows.
+const createdAtSQL = `timestamptz '2026-01-01 00:00:00+00' - random()*interval '365 days'`
 
 // attrsSQL builds a ~200-byte jsonb document per row.
 const attrsSQL = `jsonb_build_object('channel', (ARRAY['web','app','store'])[1+(random()*2)::int],
@@ -323,12 +360,8 @@ func topicBytes(bootstrap, name string) (int64, error) {
 }
 
 func logDirBytes(name string) int64 {
-	dir := os.Getenv("PGSINK_STACK_DIR")
-	if dir == "" {
-		dir = filepath.Join(repoRoot(), ".stack")
-	}
 	var total int64
-	matches, _ := filepath.Glob(filepath.Join(dir, "kafka", "data", name+"-*", "*.log"))
+	matches, _ := filepath.Glob(filepath.Join(stackDir(), "kafka", "data", name+"-*", "*.log"))
 	for _, f := range matches {
 		if st, err := os.Stat(f); err == nil {
 			total += st.Size()
