@@ -9,10 +9,10 @@ const (
 	DefaultPostgresSchema = "pgsink"
 	DefaultMaxConnections = 4
 	// DefaultStagingTables keeps every staging table of an instance that
-	// writes up to a few hundred tables on each connection (recreating one
-	// is a round trip and catalog writes per batch), and bounds the
-	// server's temporary tables beyond: docs/scaling.md sizes it.
-	DefaultStagingTables   = 256
+	// writes up to a thousand tables (recreating one costs its batch a
+	// round trip, and the catalog rows written and deleted), and bounds
+	// the server's temporary tables beyond: docs/scaling.md sizes it.
+	DefaultStagingTables   = 1024
 	DefaultBatchMaxRecords = 5000
 	DefaultBatchMaxBytes   = 16 << 20
 	// DefaultBatchMaxWait is short: under a backlog batches fill to their
