@@ -5,11 +5,15 @@ package sink_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/debezium"
 	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/sink"
@@ -180,4 +184,66 @@ func TestIntegrationManyTablesOnAConnectionStayBounded(t *testing.T) {
 			t.Errorf("table %d holds %q, want %q", i, got, want)
 		}
 	}
+}
+
+// What one connection of an instance writing 500 tables holds on the
+// server at the defaults: staging tables, prepared statements, and, when
+// PostgreSQL runs on this host, its backend's private memory (RssAnon).
+// docs/scaling.md quotes the figures, and others measured with
+// PGSINK_COST_STAGES and PGSINK_COST_STATEMENTS overriding
+// postgres.staging_tables_per_connection and pgx's statement_cache_capacity.
+func TestIntegrationFleetSessionCost(t *testing.T) {
+	const tables = 500
+	stages := envInt(t, "PGSINK_COST_STAGES", config.DefaultStagingTables)
+	statements := envInt(t, "PGSINK_COST_STATEMENTS", 512) // pgx's default
+	f := newFleet(t, tables, stages, statements)
+	var pid int
+	if err := f.one.QueryRow(context.Background(), "SELECT pg_backend_pid()", pgx.QueryExecModeSimpleProtocol).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 {
+		for i := range tables {
+			f.apply(change{i, int64(2*round + 1), "a"}, change{i, int64(2*round + 2), "b"})
+		}
+		s := f.session()
+		t.Logf("%d tables, bounds %d stages and %d statements, round %d: %d staging tables, %d prepared statements; backend %s",
+			tables, stages, statements, round+1, s.stages, s.prepared, backendMemory(pid))
+		if s.stages > int64(min(stages, tables)) || s.prepared > int64(statements) {
+			t.Errorf("%d staging tables and %d prepared statements, want at most %d and %d", s.stages, s.prepared, min(stages, tables), statements)
+		}
+	}
+	for i := range tables {
+		if got, want := f.rows(i), "1:a 2:b 3:a 4:b "; got != want {
+			t.Fatalf("table %d holds %q, want %q", i, got, want)
+		}
+	}
+}
+
+func envInt(t *testing.T, name string, def int) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
+}
+
+// backendMemory reads a local backend's resident and private memory, or
+// says it cannot.
+func backendMemory(pid int) string {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "memory unknown (PostgreSQL is not on this host)"
+	}
+	var out []string
+	for _, line := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") || strings.HasPrefix(line, "RssAnon:") {
+			out = append(out, strings.Join(strings.Fields(line), " "))
+		}
+	}
+	return strings.Join(out, ", ")
 }
