@@ -54,3 +54,43 @@ func TestE2EStagingTablesBounded(t *testing.T) {
 		t.Fatalf("pgsink exited %d after SIGTERM, want 0", code)
 	}
 }
+
+// TestE2EIdlePartitionsHeap: pgsink owning 100 partitions that carry no
+// record holds no queue for them: its Go heap stays far below the 40 MiB
+// that queues allocated up front (2 × max_records slots each) took.
+// docs/scaling.md has the figures before and after.
+func TestE2EIdlePartitionsHeap(t *testing.T) {
+	st := stacktest.New(t)
+	topic := st.TopicPrefix + ".idle"
+	if err := stacktest.CreateTopic(context.Background(), st.Env.KafkaBootstrap, topic, 100); err != nil {
+		t.Fatal(err)
+	}
+	targetURL, _ := targetWith(t, `CREATE TABLE public.idle `+routedDDL)
+	port := freePort(t)
+	p := startPgsink(t, fmt.Sprintf(`
+kafka:
+  bootstrap.servers: %s
+  group.id: %s
+postgres:
+  url: ${TARGET_URL}
+metrics:
+  listen: 127.0.0.1:%d
+tables:
+  - topic: %s
+    target: public.idle
+`, st.Env.KafkaBootstrap, st.ID, port, topic), "TARGET_URL="+targetURL)
+	eventually(t, 120*time.Second, "100 partitions owned", func() (bool, string) {
+		v, ok := metricValue(port, "pgsink_partitions_owned")
+		return ok && v == 100, fmt.Sprintf("%v owned", v)
+	})
+	const bound = 24 << 20
+	eventually(t, 30*time.Second, "Go heap under 24 MiB with 100 idle partitions", func() (bool, string) {
+		heap, _ := metricValue(port, "go_memstats_heap_alloc_bytes")
+		rss, _ := metricValue(port, "process_resident_memory_bytes")
+		t.Logf("100 idle partitions: Go heap %.1f MiB, RSS %.1f MiB", heap/(1<<20), rss/(1<<20))
+		return heap > 0 && heap < bound, fmt.Sprintf("heap %.1f MiB", heap/(1<<20))
+	})
+	if code, _ := p.stop(30 * time.Second); code != 0 {
+		t.Fatalf("pgsink exited %d after SIGTERM, want 0", code)
+	}
+}
