@@ -67,18 +67,9 @@ func TestE2EIdlePartitionsHeap(t *testing.T) {
 	}
 	targetURL, _ := targetWith(t, `CREATE TABLE public.idle `+routedDDL)
 	port := freePort(t)
-	p := startPgsink(t, fmt.Sprintf(`
-kafka:
-  bootstrap.servers: %s
-  group.id: %s
-postgres:
-  url: ${TARGET_URL}
-metrics:
-  listen: 127.0.0.1:%d
-tables:
-  - topic: %s
-    target: public.idle
-`, st.Env.KafkaBootstrap, st.ID, port, topic), "TARGET_URL="+targetURL)
+	cfg := tablesConfig(st, fmt.Sprintf("  - topic: %s\n    target: public.idle\n", topic))
+	cfg = strings.Replace(cfg, "listen: 127.0.0.1:0", fmt.Sprintf("listen: 127.0.0.1:%d", port), 1)
+	p := startPgsink(t, cfg, "TARGET_URL="+targetURL)
 	eventually(t, 120*time.Second, "100 partitions owned", func() (bool, string) {
 		v, ok := metricValue(port, "pgsink_partitions_owned")
 		return ok && v == 100, fmt.Sprintf("%v owned", v)
