@@ -44,6 +44,10 @@ type Postgres struct {
 	URL string `yaml:"url"`
 	// MaxConnections bounds how many partitions are applied at once.
 	MaxConnections int `yaml:"max_connections"`
+	// StagingTablesPerConnection bounds the temporary staging tables each
+	// connection keeps between transactions, one per target table (and
+	// column set) it wrote: past it the least recently used is dropped.
+	StagingTablesPerConnection int `yaml:"staging_tables_per_connection"`
 	// SynchronousCommit "off" keeps the exactly-once effect (data and
 	// offset commit together, a lost commit is redelivered) but not the
 	// durability of side effects outside Postgres; see DESIGN.md. It takes

@@ -6,8 +6,13 @@ import "time"
 // derives from another (errors.dead_letter.topic from kafka group.id) are
 // filled by resolveDerived after decoding.
 const (
-	DefaultPostgresSchema  = "pgsink"
-	DefaultMaxConnections  = 4
+	DefaultPostgresSchema = "pgsink"
+	DefaultMaxConnections = 4
+	// DefaultStagingTables keeps every staging table of an instance that
+	// writes up to a thousand tables (recreating one costs its batch a
+	// round trip, and the catalog rows written and deleted), and bounds
+	// the server's temporary tables beyond: docs/scaling.md sizes it.
+	DefaultStagingTables   = 1024
 	DefaultBatchMaxRecords = 5000
 	DefaultBatchMaxBytes   = 16 << 20
 	// DefaultBatchMaxWait is short: under a backlog batches fill to their
@@ -35,15 +40,17 @@ const (
 	maxBatchRecords          = 1_000_000
 	maxBatchBytes            = 1 << 30
 	maxConnectionsUpperBound = 256
+	maxStagingTables         = 100_000
 )
 
 // Default returns a configuration with every default set and no tables.
 func Default() Config {
 	return Config{
 		Postgres: Postgres{
-			MaxConnections:    DefaultMaxConnections,
-			SynchronousCommit: SynchronousCommitOn,
-			Schema:            DefaultPostgresSchema,
+			MaxConnections:             DefaultMaxConnections,
+			StagingTablesPerConnection: DefaultStagingTables,
+			SynchronousCommit:          SynchronousCommitOn,
+			Schema:                     DefaultPostgresSchema,
 		},
 		Apply: Apply{
 			Start:            StartEarliest,

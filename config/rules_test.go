@@ -40,6 +40,7 @@ func TestRules(t *testing.T) {
 		{name: "size out of range", body: table + "apply: { batch: { max_bytes: 2GiB } }\n", want: []string{"apply.batch.max_bytes: must be between 1KiB and 1GiB; got 2GiB"}},
 		{name: "buffer below batch", body: table + "apply: { max_buffered_bytes: 1MiB }\n", want: []string{"apply.max_buffered_bytes: must be at least apply.batch.max_bytes (16MiB); got 1MiB"}},
 		{name: "backoff order", body: table + "apply: { retry: { initial_backoff: 5s, max_backoff: 1s } }\n", want: []string{"apply.retry.max_backoff: must not be shorter than apply.retry.initial_backoff (5s); got 1s"}},
+		{name: "staging_tables_per_connection range", src: "kafka: { bootstrap.servers: k, group.id: g }\npostgres: { url: u, staging_tables_per_connection: 0 }\n" + table, want: []string{"postgres.staging_tables_per_connection: must be between 1 and 100000; got 0"}},
 		{name: "max_connections range", src: "kafka: { bootstrap.servers: k, group.id: g }\npostgres: { url: u, max_connections: 0 }\n" + table, want: []string{"postgres.max_connections: must be between 1 and 256; got 0"}},
 		{name: "tolerance", body: table + "errors: { tolerance: some }\n", want: []string{`errors.tolerance: must be one of all, none; got "some"`}},
 		{name: "offsets", body: table + "apply: { offsets: postgres }\n", want: []string{`apply.offsets: must be one of table, kafka; got "postgres"`}},

@@ -92,6 +92,7 @@ func (v *validator) postgres(p Postgres) {
 		v.fail("postgres.url", "is required")
 	}
 	v.intRange("postgres.max_connections", p.MaxConnections, 1, maxConnectionsUpperBound)
+	v.intRange("postgres.staging_tables_per_connection", p.StagingTablesPerConnection, 1, maxStagingTables)
 	v.identifier("postgres.schema", p.Schema)
 }
 

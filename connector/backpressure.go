@@ -71,10 +71,8 @@ func (r *Runner) dispatch(m *kafka.Message) {
 	e := envelope{msg: m, gen: p.gen.Load(), at: time.Now()}
 	r.buffered.Add(messageBytes(m))
 	if len(p.overflow) == 0 {
-		select {
-		case p.in <- e:
+		if p.in.offer(e) {
 			return
-		default:
 		}
 	}
 	p.overflow = append(p.overflow, e)
@@ -138,16 +136,10 @@ func (r *Runner) service() {
 		if !p.paused {
 			continue
 		}
-		for len(p.overflow) > 0 {
-			select {
-			case p.in <- p.overflow[0]:
-				p.overflow = p.overflow[1:]
-				continue
-			default:
-			}
-			break
+		for len(p.overflow) > 0 && p.in.offer(p.overflow[0]) {
+			p.overflow = p.overflow[1:]
 		}
-		if len(p.overflow) == 0 && len(p.in) < cap(p.in)/2 && r.buffered.Load() <= int64(r.cfg.Apply.MaxBufferedBytes)/2 {
+		if len(p.overflow) == 0 && p.in.len() < p.in.limit/2 && r.buffered.Load() <= int64(r.cfg.Apply.MaxBufferedBytes)/2 {
 			topic := p.id.Topic
 			if err := r.consumer.Resume([]kafka.TopicPartition{{Topic: &topic, Partition: p.id.Partition}}); err != nil {
 				r.log.Warn("resume", zap.Error(err))
@@ -167,4 +159,9 @@ func (r *Runner) requestSeek(p *partition, offset int64) {
 // release gives bytes of fetched records back to the buffer budget.
 func (r *Runner) release(bytes int64) { r.buffered.Add(-bytes) }
 
-func messageBytes(m *kafka.Message) int64 { return int64(len(m.Key) + len(m.Value)) }
+// messageBytes is what a fetched record counts in the buffer budget.
+func messageBytes(m *kafka.Message) int64 { return payloadBytes(m) + recordOverhead }
+
+// payloadBytes is a record's key and value bytes, what apply.batch.max_bytes
+// counts.
+func payloadBytes(m *kafka.Message) int64 { return int64(len(m.Key) + len(m.Value)) }

@@ -27,7 +27,7 @@ func newTestRunner(budget int64) (*Runner, *fakeConsumer) {
 // records.
 func (r *Runner) own(n int32, queue int) *partition {
 	id := dedup.PartitionID{Group: "g", Topic: testTopic, Partition: n}
-	p := &partition{id: id, in: make(chan envelope, queue), log: zap.NewNop(), labels: [2]string{testTopic, partitionLabel(n)}}
+	p := &partition{id: id, in: newRecordQueue(queue), log: zap.NewNop(), labels: [2]string{testTopic, partitionLabel(n)}}
 	r.workers[id] = p
 	return p
 }
@@ -43,7 +43,10 @@ func hundredBytes(n int32, offset int64) *kafka.Message {
 // giving their bytes back.
 func take(r *Runner, p *partition, n int) (offsets []int64) {
 	for range n {
-		e := <-p.in
+		e, ok := p.in.take()
+		if !ok {
+			panic("take: the queue is empty")
+		}
 		offsets = append(offsets, int64(e.msg.TopicPartition.Offset))
 		r.release(messageBytes(e.msg))
 	}
@@ -63,18 +66,18 @@ func TestDispatchAcrossTheBudgetQueuesWithoutPausing(t *testing.T) {
 	cfg.Apply.MaxBufferedBytes = 1000
 	topic := "t"
 	id := dedup.PartitionID{Group: "g", Topic: topic, Partition: 2}
-	p := &partition{id: id, in: make(chan envelope, 4)}
+	p := &partition{id: id, in: newRecordQueue(4)}
 	r := &Runner{cfg: cfg, workers: map[dedup.PartitionID]*partition{id: p}}
 	r.buffered.Store(990)
 	m := &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: 2, Offset: 7}, Value: make([]byte, 100)}
 	r.dispatch(m) // r.consumer is nil: a Pause would panic
-	if len(p.in) != 1 || p.paused || len(p.overflow) != 0 {
-		t.Fatalf("queued %d, paused %v, overflow %d: want the record queued and the partition fetching", len(p.in), p.paused, len(p.overflow))
+	if p.in.len() != 1 || p.paused || len(p.overflow) != 0 {
+		t.Fatalf("queued %d, paused %v, overflow %d: want the record queued and the partition fetching", p.in.len(), p.paused, len(p.overflow))
 	}
-	if got := r.buffered.Load(); got != 1090 {
-		t.Errorf("buffered %d bytes, want 1090: the record still counts against the budget", got)
+	if got, want := r.buffered.Load(), 1090+recordOverhead; got != want {
+		t.Errorf("buffered %d bytes, want %d: the record still counts against the budget", got, want)
 	}
-	if e := <-p.in; e.msg != m {
+	if e, _ := p.in.take(); e.msg != m {
 		t.Errorf("queued %v, want the dispatched message", e.msg)
 	}
 }
@@ -84,6 +87,7 @@ func TestDispatchAcrossTheBudgetQueuesWithoutPausing(t *testing.T) {
 func TestDispatchPausesAFullQueueOnce(t *testing.T) {
 	r, c := newTestRunner(1 << 20)
 	p := r.own(0, 2)
+	unit := messageBytes(hundredBytes(0, 0))
 	for off := range int64(4) {
 		r.dispatch(hundredBytes(0, off))
 	}
@@ -96,14 +100,14 @@ func TestDispatchPausesAFullQueueOnce(t *testing.T) {
 	// The queue has room again, but a record must not overtake those aside.
 	take(r, p, 1)
 	r.dispatch(hundredBytes(0, 4))
-	if len(p.in) != 1 || len(p.overflow) != 3 || !slices.Equal(c.pauses(), []int32{0}) {
-		t.Errorf("queued %d, aside %d, pauses %v: want the new record aside, behind the others, and no second pause", len(p.in), len(p.overflow), c.pauses())
+	if p.in.len() != 1 || len(p.overflow) != 3 || !slices.Equal(c.pauses(), []int32{0}) {
+		t.Errorf("queued %d, aside %d, pauses %v: want the new record aside, behind the others, and no second pause", p.in.len(), len(p.overflow), c.pauses())
 	}
-	if got := r.buffered.Load(); got != 400 {
-		t.Errorf("buffered %d bytes, want 400 (five dispatched, one done)", got)
+	if got := r.buffered.Load(); got != 4*unit {
+		t.Errorf("buffered %d bytes, want %d (five dispatched, one done)", got, 4*unit)
 	}
 	r.dispatch(hundredBytes(7, 0))
-	if got := value(r.metrics.Skipped.WithLabelValues(testTopic, "not_owned")); got != 1 || r.buffered.Load() != 400 {
+	if got := value(r.metrics.Skipped.WithLabelValues(testTopic, "not_owned")); got != 1 || r.buffered.Load() != 4*unit {
 		t.Errorf("record of a partition not owned: skipped %v, buffered %d; want it skipped and not buffered", got, r.buffered.Load())
 	}
 }
@@ -111,31 +115,32 @@ func TestDispatchPausesAFullQueueOnce(t *testing.T) {
 // service resumes a paused partition once its records aside are queued,
 // its queue is at most half full and the budget at most half spent.
 func TestServiceResumesWhenQueueAndBudgetHaveRoom(t *testing.T) {
-	r, c := newTestRunner(1000)
+	unit := messageBytes(hundredBytes(0, 0))
+	r, c := newTestRunner(10 * unit)
 	p := r.own(0, 4)
 	for off := range int64(6) {
 		r.dispatch(hundredBytes(0, off))
 	}
 	take(r, p, 4)
 	r.service()
-	if len(p.overflow) != 0 || len(p.in) != 2 || !p.paused {
-		t.Fatalf("aside %d, queued %d, paused %v: want the records aside queued and the partition still paused (queue half full)", len(p.overflow), len(p.in), p.paused)
+	if len(p.overflow) != 0 || p.in.len() != 2 || !p.paused {
+		t.Fatalf("aside %d, queued %d, paused %v: want the records aside queued and the partition still paused (queue half full)", len(p.overflow), p.in.len(), p.paused)
 	}
 	if got := take(r, p, 2); !slices.Equal(got, []int64{4, 5}) {
 		t.Errorf("worker took %v, want [4 5]: the records aside, in order", got)
 	}
-	r.buffered.Add(501) // other partitions hold more than half the budget
+	r.buffered.Add(5*unit + 1) // other partitions hold more than half the budget
 	r.service()
 	if !p.paused || len(c.resumes()) != 0 {
-		t.Fatalf("resumed with %d of 1000 bytes buffered", r.buffered.Load())
+		t.Fatalf("resumed with %d of %d bytes buffered", r.buffered.Load(), 10*unit)
 	}
 	r.release(1)
 	r.service()
 	if p.paused || !slices.Equal(c.resumes(), []int32{0}) {
 		t.Errorf("paused %v, consumer resumes %v: want partition 0 resumed at half the budget", p.paused, c.resumes())
 	}
-	if got := value(r.metrics.Buffered); got != 500 {
-		t.Errorf("buffered gauge = %v, want 500", got)
+	if got := value(r.metrics.Buffered); got != float64(5*unit) {
+		t.Errorf("buffered gauge = %v, want %d", got, 5*unit)
 	}
 }
 
@@ -194,8 +199,8 @@ func TestServiceSeeks(t *testing.T) {
 	if p.gen.Load() != 1 || p.seeking.Load() || len(p.overflow) != 0 {
 		t.Errorf("generation %d, seeking %v, aside %d: want generation 1, seek done, nothing aside", p.gen.Load(), p.seeking.Load(), len(p.overflow))
 	}
-	if got := r.buffered.Load(); got != 100 {
-		t.Errorf("buffered %d, want 100: the queued record is the worker's to drop", got)
+	if got, want := r.buffered.Load(), messageBytes(hundredBytes(0, 0)); got != want {
+		t.Errorf("buffered %d, want %d: the queued record is the worker's to drop", got, want)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

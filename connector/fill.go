@@ -138,9 +138,10 @@ func NewFill(cfg *config.Config, opts FillOptions) (*Fill, error) {
 		offsets: dedup.NewOffsets(cfg.Postgres.Schema),
 		router:  sink.NewRouter(&derived, opts.Pool),
 		applier: sink.NewApplier(opts.Pool, sink.Options{
-			Schema:      cfg.Postgres.Schema,
-			StopOnError: cfg.Errors.Tolerance == config.ToleranceNone,
-			AsyncCommit: cfg.Postgres.SynchronousCommit == config.SynchronousCommitOff,
+			Schema:                     cfg.Postgres.Schema,
+			StopOnError:                cfg.Errors.Tolerance == config.ToleranceNone,
+			AsyncCommit:                cfg.Postgres.SynchronousCommit == config.SynchronousCommitOff,
+			StagingTablesPerConnection: cfg.Postgres.StagingTablesPerConnection,
 			Retry: sink.Retry{MaxAttempts: cfg.Apply.Retry.MaxAttempts, InitialBackoff: cfg.Apply.Retry.InitialBackoff.Std(),
 				MaxBackoff: cfg.Apply.Retry.MaxBackoff.Std()},
 		}),

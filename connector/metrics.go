@@ -111,7 +111,7 @@ func NewMetrics() *Metrics {
 		Owned: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgsink_partitions_owned",
 			Help: "Partitions this instance holds the epoch of."}),
 		Buffered: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgsink_buffered_bytes",
-			Help: "Key and value bytes fetched and not yet applied (queued, or in a batch), bounded by apply.max_buffered_bytes."}),
+			Help: "Bytes of the records fetched and not yet applied (queued, or in a batch): key and value, and each record's message, envelope and queue slots; bounded by apply.max_buffered_bytes."}),
 		Retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_apply_retries_total",
 			Help: "Transient apply errors retried with backoff."}),
 		Panics: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_panics_total",

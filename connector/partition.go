@@ -98,7 +98,7 @@ type partition struct {
 	*workerDeps
 	id    dedup.PartitionID
 	claim dedup.Claim
-	in    chan envelope
+	in    *recordQueue
 	gen   atomic.Uint64
 	// seeking is set by the worker when it asks for a seek and cleared by
 	// the poll loop once the seek is done and the generation bumped: every
@@ -146,7 +146,7 @@ func newPartition(deps *workerDeps, id dedup.PartitionID, claim dedup.Claim, dec
 	ctx, cancel := context.WithCancel(context.Background())
 	return &partition{
 		workerDeps: deps, id: id, claim: claim, decoder: dec, log: log,
-		in:       make(chan envelope, max(2*deps.batch.MaxRecords, 64)),
+		in:       newRecordQueue(max(2*deps.batch.MaxRecords, 64)),
 		labels:   [2]string{id.Topic, partitionLabel(id.Partition)},
 		stopping: make(chan struct{}), ctx: ctx, cancel: cancel, done: make(chan struct{}),
 	}
@@ -229,8 +229,8 @@ func (p *partition) awaitFence() bool {
 	defer grace.Stop()
 	for {
 		select {
-		case e := <-p.in:
-			p.loop.release(messageBytes(e.msg))
+		case <-p.in.waiting():
+			p.in.drain(func(e envelope) { p.loop.release(messageBytes(e.msg)) })
 		case <-p.stopping:
 			return false
 		case <-p.ctx.Done():
@@ -251,8 +251,8 @@ func (p *partition) awaitFence() bool {
 func (p *partition) park() {
 	for {
 		select {
-		case e := <-p.in:
-			p.loop.release(messageBytes(e.msg))
+		case <-p.in.waiting():
+			p.in.drain(func(e envelope) { p.loop.release(messageBytes(e.msg)) })
 		case <-p.stopping:
 			return
 		case <-p.ctx.Done():
@@ -277,7 +277,7 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 	// slice by appends showed up in the drain's CPU profile as copies and
 	// write barriers.
 	batch = &sink.Batch{Claim: &p.claim, Next: p.claim.NextOffset,
-		Items: make([]sink.Item, 0, min(cfg.MaxRecords, max(len(p.in), 16)))}
+		Items: make([]sink.Item, 0, min(cfg.MaxRecords, max(p.in.len(), 16)))}
 	var bytes int64
 	var timer <-chan time.Time
 	var deadline time.Time
@@ -314,7 +314,7 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 		}
 		batch.Next = off + 1
 		last = m
-		bytes += size
+		bytes += payloadBytes(m)
 		if timer == nil {
 			deadline = e.at.Add(cfg.MaxWait.Std())
 			timer = time.After(time.Until(deadline))
@@ -326,15 +326,14 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 	for {
 		if timer != nil && !time.Now().Before(deadline) {
 			// The batch's time is up: take only what is already waiting.
-			select {
-			case e := <-p.in:
-				if full, err := take(e); err != nil || full {
-					return batch, last, err == nil, err
-				}
-				continue
-			default:
+			e, ok := p.in.take()
+			if !ok {
 				return batch, last, true, nil
 			}
+			if full, err := take(e); err != nil || full {
+				return batch, last, err == nil, err
+			}
+			continue
 		}
 		select {
 		case <-idle.C:
@@ -353,7 +352,11 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 			return &sink.Batch{Claim: &p.claim, Next: p.claim.NextOffset}, nil, false, nil
 		case <-timer:
 			return batch, last, true, nil
-		case e := <-p.in:
+		case <-p.in.waiting():
+			e, ok := p.in.take()
+			if !ok {
+				continue
+			}
 			if full, err := take(e); err != nil || full {
 				return batch, last, err == nil, err
 			}

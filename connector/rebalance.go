@@ -244,15 +244,7 @@ func (r *Runner) wait(ps []*partition) {
 
 // discard returns the buffer budget of a stopped worker's unread records.
 func (r *Runner) discard(p *partition) {
-	for {
-		select {
-		case e := <-p.in:
-			r.release(messageBytes(e.msg))
-			continue
-		default:
-		}
-		break
-	}
+	p.in.drain(func(e envelope) { r.release(messageBytes(e.msg)) })
 	for _, e := range p.overflow {
 		r.release(messageBytes(e.msg))
 	}

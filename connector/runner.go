@@ -89,10 +89,11 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 		owner = fmt.Sprintf("%s:%d", host, os.Getpid())
 	}
 	sinkOpts := sink.Options{
-		Schema:       cfg.Postgres.Schema,
-		StopOnError:  cfg.Errors.Tolerance == config.ToleranceNone,
-		AsyncCommit:  cfg.Postgres.SynchronousCommit == config.SynchronousCommitOff,
-		KafkaOffsets: cfg.Apply.Offsets == config.OffsetsKafka,
+		Schema:                     cfg.Postgres.Schema,
+		StopOnError:                cfg.Errors.Tolerance == config.ToleranceNone,
+		AsyncCommit:                cfg.Postgres.SynchronousCommit == config.SynchronousCommitOff,
+		KafkaOffsets:               cfg.Apply.Offsets == config.OffsetsKafka,
+		StagingTablesPerConnection: cfg.Postgres.StagingTablesPerConnection,
 		Retry: sink.Retry{MaxAttempts: cfg.Apply.Retry.MaxAttempts, InitialBackoff: cfg.Apply.Retry.InitialBackoff.Std(),
 			MaxBackoff: cfg.Apply.Retry.MaxBackoff.Std()},
 	}

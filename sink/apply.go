@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/debezium"
 	"github.com/pgsink/pgsink/dedup"
 )
@@ -46,6 +47,11 @@ type Options struct {
 	// Kafka redelivers and the effect stays exactly once.
 	AsyncCommit bool
 	Retry       Retry
+	// StagingTablesPerConnection bounds the temporary staging tables each
+	// connection keeps between transactions (postgres.staging_tables_per_connection);
+	// the least recently used go first (see sessionStages). Zero means
+	// config.DefaultStagingTables.
+	StagingTablesPerConnection int
 	// KafkaOffsets (apply.offsets: kafka) leaves the offsets table alone:
 	// the caller commits positions to Kafka after the transaction, at
 	// least once.
@@ -169,8 +175,8 @@ type Applier struct {
 	snapshots dedup.Snapshots
 
 	mu     sync.Mutex
-	stmts  map[*Table]*statements
-	outbox map[*Table]*outboxStatements
+	stmts  *lru[*Table, *statements]
+	outbox *lru[*Table, *outboxStatements]
 }
 
 // NewApplier returns an Applier writing through pool.
@@ -178,14 +184,17 @@ func NewApplier(pool *pgxpool.Pool, opts Options) *Applier {
 	if opts.Retry.MaxAttempts <= 0 {
 		opts.Retry = Retry{MaxAttempts: 10, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second}
 	}
+	if opts.StagingTablesPerConnection <= 0 {
+		opts.StagingTablesPerConnection = config.DefaultStagingTables
+	}
 	return &Applier{
 		pool:      pool,
 		opts:      opts,
 		offsets:   dedup.NewOffsets(opts.Schema),
 		dead:      dedup.NewDeadLetters(opts.Schema),
 		snapshots: dedup.NewSnapshots(opts.Schema),
-		stmts:     map[*Table]*statements{},
-		outbox:    map[*Table]*outboxStatements{},
+		stmts:     newLRU[*Table, *statements](statementSets),
+		outbox:    newLRU[*Table, *outboxStatements](statementSets),
 	}
 }
 

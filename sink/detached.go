@@ -39,9 +39,10 @@ func (a *Applier) ApplyDetached(ctx context.Context, items []Item, inTx func(con
 		// Upserts only: a plain INSERT's conflict would abort the caller's
 		// transaction, which applyOnce's second attempt cannot redo.
 		x := newTxn(part, false)
-		x.conn = conn.Conn()
+		x.conn, x.maxStages = conn.Conn(), a.opts.StagingTablesPerConnection
 		err = a.write(ctx, x, items, 0, len(items))
 		if err == nil {
+			x.queueStageEvictions()
 			err = x.flush(ctx)
 		}
 		if err != nil {

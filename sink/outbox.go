@@ -78,10 +78,10 @@ func stageOutbox(t *Table, items []Item, idx []int, st *Stats) ([][]any, error) 
 func (a *Applier) outboxStatementsFor(t *Table) *outboxStatements {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	st := a.outbox[t]
-	if st == nil {
+	st, ok := a.outbox.get(t)
+	if !ok {
 		st = newOutboxStatements(t, a.opts.Schema)
-		a.outbox[t] = st
+		a.outbox.put(t, st)
 	}
 	return st
 }
@@ -94,10 +94,8 @@ func (a *Applier) writeOutbox(ctx context.Context, x *txn, t *Table, items []Ite
 		return err
 	}
 	stmts := a.outboxStatementsFor(t)
-	if !x.hasStage(stmts.stageName) {
-		if err := x.createStage(ctx, stmts.stageName, stmts.createStage); err != nil {
-			return fmt.Errorf("create outbox staging table: %w", err)
-		}
+	if err := x.useStage(ctx, stmts.stageName, stmts.createStage); err != nil {
+		return fmt.Errorf("create outbox staging table: %w", err)
 	}
 	if err := x.stage(ctx, stmts.stageName, stmts.stageCols, rows); err != nil {
 		return fmt.Errorf("stage outbox events: %w", err)

@@ -24,7 +24,8 @@ func DeleteKeys(ctx context.Context, pool *pgxpool.Pool, cfg *config.Config, top
 		return Stats{}, nil
 	}
 	r := NewRouter(cfg, pool)
-	a := NewApplier(pool, Options{Schema: cfg.Postgres.Schema, StopOnError: true, KafkaOffsets: true})
+	a := NewApplier(pool, Options{Schema: cfg.Postgres.Schema, StopOnError: true, KafkaOffsets: true,
+		StagingTablesPerConnection: cfg.Postgres.StagingTablesPerConnection})
 	items := make([]Item, len(keys))
 	for i, k := range keys {
 		ch := debezium.Change{Topic: topic, Partition: -1, Offset: int64(i), Kind: debezium.KindChange, Op: debezium.OpDelete,

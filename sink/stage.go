@@ -144,8 +144,13 @@ func stageValues(stage string, cols []string, n int) string {
 
 // stageValuesTexts caches stageValues by staging table and row count: every
 // small batch needs one, like the upsert texts (see statements.upsert). The
-// staging table's name covers its columns, so it is key enough.
-var stageValuesTexts sync.Map // stageValuesKey -> string
+// staging table's name covers its columns, so it is key enough. Up to 7 a
+// staging table (valuesChunks), for as many tables as the applier keeps
+// statements of.
+var stageValuesTexts = struct {
+	sync.Mutex
+	*lru[stageValuesKey, string]
+}{lru: newLRU[stageValuesKey, string](7 * statementSets)}
 
 type stageValuesKey struct {
 	stage string
@@ -154,11 +159,13 @@ type stageValuesKey struct {
 
 func cachedStageValues(stage string, cols []string, n int) string {
 	key := stageValuesKey{stage, n}
-	if sql, ok := stageValuesTexts.Load(key); ok {
-		return sql.(string)
+	stageValuesTexts.Lock()
+	defer stageValuesTexts.Unlock()
+	if sql, ok := stageValuesTexts.get(key); ok {
+		return sql
 	}
 	sql := stageValues(stage, cols, n)
-	stageValuesTexts.Store(key, sql)
+	stageValuesTexts.put(key, sql)
 	return sql
 }
 
@@ -223,7 +230,7 @@ func (x *txn) stage(ctx context.Context, name string, cols []string, rows [][]an
 // line pointers and pages pruning cannot give back.
 func (x *txn) unstage(stage string, staged int) {
 	pg := x.conn.PgConn()
-	key := stage + " rows since truncate"
+	key := stageRowsKey(stage)
 	n, _ := pg.CustomData()[key].(int)
 	n += staged
 	if n >= truncateStageRows {
@@ -234,6 +241,10 @@ func (x *txn) unstage(stage string, staged int) {
 	}
 	pg.CustomData()[key] = n
 }
+
+// stageRowsKey is where a connection counts the rows staged into a staging
+// table (its quoted name) since its last TRUNCATE.
+func stageRowsKey(stage string) string { return stage + " rows since truncate" }
 
 // truncateStageRows is how many rows a connection stages into a table
 // between two TRUNCATEs of it: a batch of that many is truncated at once.

@@ -56,7 +56,7 @@ func (a *Applier) transact(ctx context.Context, x *txn, s span) error {
 			conn.Release()
 		}
 	}()
-	x.conn = conn.Conn()
+	x.conn, x.maxStages = conn.Conn(), a.opts.StagingTablesPerConnection
 	before := *s.batch.Claim
 	if err := a.queueSpanRecovered(ctx, x, s); err != nil {
 		var panicked *PanicError

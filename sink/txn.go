@@ -32,11 +32,17 @@ type txn struct {
 	// (see Applier.applyOnce).
 	optimistic bool
 	inserted   []*statements
-	// stats counts what the transaction wrote and created names the
-	// staging tables it created in its session: both count only once it
-	// commits.
-	stats   Stats
-	created []string
+	// stats counts what the transaction wrote; created, usedStages and
+	// dropped name the staging tables it created, used (created ones
+	// included) and dropped in its session (see sessionStages): all count
+	// only once it commits.
+	stats      Stats
+	created    []string
+	usedStages []string
+	dropped    []string
+	// maxStages bounds the staging tables its session keeps
+	// (Options.StagingTablesPerConnection).
+	maxStages int
 }
 
 // newTxn returns an empty transaction; its connection is set once acquired.
@@ -50,29 +56,6 @@ func newTxn(part partition, optimistic bool) *txn {
 func (x *txn) expectNew(stmts *statements) {
 	if !slices.Contains(x.inserted, stmts) {
 		x.inserted = append(x.inserted, stmts)
-	}
-}
-
-// createStage creates the session's staging table name with createSQL, in
-// its own round trip: pgx prepares the statements that name it before it
-// runs any of the pipeline.
-func (x *txn) createStage(ctx context.Context, name, createSQL string) error {
-	x.queue.Queue(createSQL)
-	x.created = append(x.created, name)
-	return x.flush(ctx)
-}
-
-// hasStage reports whether the session holds the staging table name.
-func (x *txn) hasStage(name string) bool {
-	return x.conn.PgConn().CustomData()[name] != nil
-}
-
-// keepStages remembers on the connection the staging tables the
-// transaction created, once it committed: a staging table created in a
-// transaction that rolled back is gone with it.
-func (x *txn) keepStages() {
-	for _, name := range x.created {
-		x.conn.PgConn().CustomData()[name] = true
 	}
 }
 
@@ -129,6 +112,7 @@ const (
 // error of the round trip, whatever the outcome.
 func (x *txn) commit(ctx context.Context) (commitOutcome, error) {
 	done := false
+	x.queueStageEvictions()
 	x.queue.Queue("COMMIT").Fn = func(br pgx.BatchResults) error {
 		tag, err := br.Exec()
 		if err != nil {

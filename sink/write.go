@@ -42,10 +42,10 @@ func (a *Applier) write(ctx context.Context, x *txn, items []Item, lo, hi int) e
 func (a *Applier) statementsFor(t *Table) *statements {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	st := a.stmts[t]
-	if st == nil {
+	st, ok := a.stmts.get(t)
+	if !ok {
 		st = buildStatements(t, a.opts.Schema, a.opts.TestNoVersionGuard)
-		a.stmts[t] = st
+		a.stmts.put(t, st)
 	}
 	return st
 }
@@ -76,10 +76,8 @@ func (a *Applier) writeTable(ctx context.Context, x *txn, t *Table, red *reduced
 	if len(red.rows) == 0 {
 		return nil
 	}
-	if !x.hasStage(stmts.stageName) {
-		if err := x.createStage(ctx, stmts.stageName, stmts.createStage); err != nil {
-			return fmt.Errorf("create staging table: %w", err)
-		}
+	if err := x.useStage(ctx, stmts.stageName, stmts.createStage); err != nil {
+		return fmt.Errorf("create staging table: %w", err)
 	}
 	insert := x.optimistic && !a.opts.UpsertOnly && stmts.optimistic()
 	if insert && !valuesFit(len(red.rows), len(stmts.stageCols)) {

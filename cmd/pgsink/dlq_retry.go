@@ -24,7 +24,7 @@ func retryDeadLetters(ctx context.Context, cfg *config.Config, letters []dedup.D
 		return len(letters)
 	}
 	defer pool.Close()
-	applier := sink.NewApplier(pool, sink.Options{Schema: cfg.Postgres.Schema})
+	applier := sink.NewApplier(pool, sink.Options{Schema: cfg.Postgres.Schema, StagingTablesPerConnection: cfg.Postgres.StagingTablesPerConnection})
 	router := sink.NewRouter(cfg, pool)
 	if cfg.SchemaRegistry.URL != "" {
 		client, err := schemaregistry.New(cfg.SchemaRegistry)

@@ -1,0 +1,125 @@
+package connector
+
+import (
+	"sync"
+	"unsafe"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+)
+
+// recordQueue hands a partition's records from the poll loop to its worker,
+// in order. Unlike a buffered channel, whose ring is allocated in full when
+// it is made, its slots grow with the records queued and go once it
+// drains: a partition that receives nothing holds no slots, so the memory
+// of many idle partitions is not theirs to keep, and what the slots of the
+// busy ones cost is in the buffer budget (recordOverhead).
+//
+// One poll loop offers, one worker takes; ready tells the worker that
+// something may be waiting.
+type recordQueue struct {
+	mu    sync.Mutex
+	slots []envelope // a ring: count records from head
+	head  int
+	count int
+	// limit is how many records the queue takes before offer refuses:
+	// the partition's backpressure point, not an allocation.
+	limit int
+	ready chan struct{}
+}
+
+func newRecordQueue(limit int) *recordQueue {
+	return &recordQueue{limit: limit, ready: make(chan struct{}, 1)}
+}
+
+// minQueueSlots is the first allocation, and the largest ring kept once
+// the queue drains: a partition with a trickle of records keeps a small
+// ring instead of allocating one per record.
+const minQueueSlots = 16
+
+// recordOverhead is what one record in flight costs pgsink besides its key
+// and value bytes, counted in apply.max_buffered_bytes with them: its
+// message, its envelope, and up to two queue slots (the ring doubles).
+const recordOverhead = int64(unsafe.Sizeof(kafka.Message{}) + 3*unsafe.Sizeof(envelope{}))
+
+// offer queues e unless the queue holds limit records already.
+func (q *recordQueue) offer(e envelope) bool {
+	q.mu.Lock()
+	if q.count >= q.limit {
+		q.mu.Unlock()
+		return false
+	}
+	if q.count == len(q.slots) {
+		q.grow()
+	}
+	q.slots[(q.head+q.count)%len(q.slots)] = e
+	q.count++
+	q.mu.Unlock()
+	q.signal()
+	return true
+}
+
+func (q *recordQueue) grow() {
+	slots := make([]envelope, max(2*len(q.slots), minQueueSlots))
+	for i := range q.count {
+		slots[i] = q.slots[(q.head+i)%len(q.slots)]
+	}
+	q.slots, q.head = slots, 0
+}
+
+// take removes the oldest record; ok is false when there is none.
+func (q *recordQueue) take() (e envelope, ok bool) {
+	q.mu.Lock()
+	if q.count == 0 {
+		q.mu.Unlock()
+		return envelope{}, false
+	}
+	e = q.slots[q.head]
+	q.slots[q.head] = envelope{} // the message is the batch's now
+	q.head = (q.head + 1) % len(q.slots)
+	q.count--
+	more := q.count > 0
+	if !more && len(q.slots) > minQueueSlots {
+		q.slots, q.head = nil, 0
+	}
+	q.mu.Unlock()
+	if more {
+		q.signal()
+	}
+	return e, true
+}
+
+// waiting is ready's channel: a receive means take may have a record.
+func (q *recordQueue) waiting() <-chan struct{} { return q.ready }
+
+func (q *recordQueue) signal() {
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// len is how many records are queued.
+func (q *recordQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.count
+}
+
+// slotsAllocated is the ring's size, for tests of what an idle partition
+// holds.
+func (q *recordQueue) slotsAllocated() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.slots)
+}
+
+// drain takes every queued record and passes each to fn.
+func (q *recordQueue) drain(fn func(envelope)) {
+	for {
+		e, ok := q.take()
+		if !ok {
+			return
+		}
+		fn(e)
+	}
+}
