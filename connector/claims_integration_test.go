@@ -57,7 +57,7 @@ func claimsTopic(t *testing.T, group string) (string, *kafka.Consumer) {
 	return topic, consumer
 }
 
-func claimsPool(t *testing.T) *pgxpool.Pool {
+func claimsPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	url := stacktest.OwnedTargetDatabase(t)
 	if err := dedup.NewMigrator(url, "pgsink").Up(context.Background()); err != nil {
