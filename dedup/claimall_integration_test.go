@@ -112,18 +112,7 @@ func TestIntegrationClaimAllWaitsForZombie(t *testing.T) {
 	o := dedup.NewOffsets(schema)
 	a := dedup.PartitionID{Group: "g", Topic: "t", Partition: 0}
 	b := dedup.PartitionID{Group: "g", Topic: "t", Partition: 1}
-	zombie, err := o.Claim(ctx, pool, a, 0, "zombie")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }() // a no-op once committed
-	if err := o.Advance(ctx, tx, &zombie, 10); err != nil {
-		t.Fatal(err)
-	}
+	zombie, tx := zombieBatch(t, pool, o, a, 10)
 	type result struct {
 		claims []dedup.Claim
 		err    error
@@ -153,6 +142,27 @@ func TestIntegrationClaimAllWaitsForZombie(t *testing.T) {
 	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return o.Advance(ctx, tx, &zombie, 20) }); !errors.As(err, &fenced) {
 		t.Fatalf("zombie write after the bulk claim: %v; want FencedError", err)
 	}
+}
+
+// zombieBatch claims p for "zombie" and opens its batch transaction, which
+// moves the position to next and holds the row until the caller commits it
+// (cleanup rolls back one left open).
+func zombieBatch(t *testing.T, pool *pgxpool.Pool, o dedup.Offsets, p dedup.PartitionID, next int64) (dedup.Claim, pgx.Tx) {
+	t.Helper()
+	ctx := context.Background()
+	zombie, err := o.Claim(ctx, pool, p, 0, "zombie")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(ctx) }) // a no-op once committed
+	if err := o.Advance(ctx, tx, &zombie, next); err != nil {
+		t.Fatal(err)
+	}
+	return zombie, tx
 }
 
 // waitForLockWait polls until a session of pool waits for a row lock.
