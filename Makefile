@@ -166,6 +166,14 @@ bench-restart: stack-up ## issue 24: resume after kill -9, median of 5, per grou
 	set -a && source $(STACK_ENV) && set +a && \
 	  $(GO) test -tags $(INTEGRATION_TAGS) -run XXX -bench 'IntegrationResumeAfterKill/$(RESTART_MEMBERSHIPS)' -benchtime 1x -timeout 60m ./test/faults/
 
+# Claiming a restarted instance's assignment in the fleet's shape (599
+# partitions over 500 topics), one partition after another as before against
+# the bulk claim, alternated, medians of 5 (issue 24).
+.PHONY: bench-claim
+bench-claim: stack-up ## issue 24: claim 599 partitions one by one against in bulk, medians of 5
+	set -a && source $(STACK_ENV) && set +a && \
+	  $(GO) test -tags $(INTEGRATION_TAGS) -run XXX -bench 'IntegrationClaimAssignment' -benchtime 1x -timeout 20m ./connector/
+
 .PHONY: bench-rebuild
 REBUILD_BENCH_ROWS ?= 1000000
 bench-rebuild: stack-up ## issue 25: replay --rebuild --online against replay --rebuild on one table; prints seconds of each and online/offline (target <= 1.5)

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/pgsink/pgsink/internal/backoff"
-
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/dedup"
@@ -17,8 +15,11 @@ import (
 // storedPositions are this instance's rows in the offsets table.
 type storedPositions struct {
 	offsets dedup.Offsets
-	db      dedup.DB
-	owner   string
+	db      interface {
+		dedup.DB
+		dedup.Querier
+	}
+	owner string
 }
 
 func (s storedPositions) Read(ctx context.Context, id dedup.PartitionID) (dedup.Claim, error) {
@@ -27,6 +28,10 @@ func (s storedPositions) Read(ctx context.Context, id dedup.PartitionID) (dedup.
 
 func (s storedPositions) Claim(ctx context.Context, id dedup.PartitionID, start int64) (dedup.Claim, error) {
 	return s.offsets.Claim(ctx, s.db, id, start, s.owner)
+}
+
+func (s storedPositions) ClaimAll(ctx context.Context, starts []dedup.Start) ([]dedup.Claim, error) {
+	return s.offsets.ClaimAll(ctx, s.db, starts, s.owner)
 }
 
 func (s storedPositions) MarkStopped(ctx context.Context, c dedup.Claim, reason string) error {
@@ -66,32 +71,40 @@ func (r *Runner) rebalance(c *kafka.Consumer, ev kafka.Event) error {
 	return nil
 }
 
-// assign claims each new partition in PostgreSQL (a new epoch: any former
-// owner is fenced from now on) and assigns it at the stored position. It
-// always assigns, even when a claim fails: returning without assigning would
-// make the client fall back to Kafka's committed offsets. A partition that
-// cannot be claimed is assigned paused and the instance stops.
+// assign claims the new partitions in PostgreSQL (a new epoch each: any
+// former owner is fenced from now on), all together (claimer), and assigns
+// them at their stored positions. It always assigns, even when a claim
+// fails: returning without assigning would make the client fall back to
+// Kafka's committed offsets. A partition that cannot be claimed is assigned
+// paused and the instance stops.
 func (r *Runner) assign(c *kafka.Consumer, tps []kafka.TopicPartition) {
+	ids := make([]dedup.PartitionID, len(tps))
+	for i, tp := range tps {
+		ids[i] = dedup.PartitionID{Group: r.group(), Topic: *tp.Topic, Partition: tp.Partition}
+	}
+	began := time.Now()
+	claims := r.claimer().claimAll(c, ids)
+	r.log.Info("partitions claimed", zap.Int("partitions", len(ids)), zap.Duration("took", time.Since(began)))
 	assign := make([]kafka.TopicPartition, 0, len(tps))
 	var pause []kafka.TopicPartition
-	for _, tp := range tps {
-		id := dedup.PartitionID{Group: r.group(), Topic: *tp.Topic, Partition: tp.Partition}
-		log := r.log.With(zap.String("topic", id.Topic), zap.Int32("partition", id.Partition))
-		claim, low, high, err := r.claim(c, id)
-		if err != nil {
-			r.fatalf(log, "claim partition", err)
+	for i, tp := range tps {
+		cl := claims[i]
+		log := r.log.With(zap.String("topic", cl.id.Topic), zap.Int32("partition", cl.id.Partition))
+		if cl.err != nil {
+			r.fatalf(log, "claim partition", cl.err)
 			tp.Offset = kafka.OffsetEnd
 			assign = append(assign, tp)
 			pause = append(pause, tp)
 			continue
 		}
+		claim := cl.claim
 		tp.Offset = kafka.Offset(claim.NextOffset)
 		assign = append(assign, tp)
-		p := r.startPartition(id, claim, log)
-		if claim.NextOffset < low || claim.NextOffset > high {
+		p := r.startPartition(cl.id, claim, log)
+		if claim.NextOffset < cl.low || claim.NextOffset > cl.high {
 			p.fail("the stored offset is outside what Kafka holds", fmt.Errorf(
 				"stored next offset %d, Kafka has [%d, %d): the records in between were deleted (retention) or the topic was recreated; replay the table (pgsink replay --from earliest) to rebuild it",
-				claim.NextOffset, low, high))
+				claim.NextOffset, cl.low, cl.high))
 			pause = append(pause, tp)
 		}
 		log.Info("partition claimed", zap.Int64("epoch", claim.Epoch), zap.Int64("next_offset", claim.NextOffset))
@@ -114,72 +127,12 @@ func (r *Runner) assign(c *kafka.Consumer, tps []kafka.TopicPartition) {
 	r.metrics.Owned.Set(float64(len(r.workers)))
 }
 
-// claim resolves the start position for a partition without a row and
-// claims it, retrying PostgreSQL errors for a while.
-func (r *Runner) claim(c *kafka.Consumer, id dedup.PartitionID) (dedup.Claim, int64, int64, error) {
-	low, high, err := r.watermarks(c, id)
-	if err != nil {
-		return dedup.Claim{}, 0, 0, fmt.Errorf("watermarks of %s: %w", id, err)
+// claimer claims this instance's assignments.
+func (r *Runner) claimer() claimer {
+	return claimer{
+		start: r.cfg.Apply.Start, kafkaOffsets: r.cfg.Apply.Offsets == config.OffsetsKafka, owner: r.owner,
+		store: r.positions, log: r.log, firstWait: time.Second,
 	}
-	start := low
-	if r.cfg.Apply.Start == config.StartLatest {
-		start = high
-	}
-	if r.cfg.Apply.Offsets == config.OffsetsKafka {
-		return r.kafkaPosition(c, id, start, low, high)
-	}
-	waits := backoff.New(200*time.Millisecond, 5*time.Second)
-	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		claim, err := r.positions.Claim(ctx, id, start)
-		cancel()
-		if err == nil {
-			return claim, low, high, nil
-		}
-		if attempt == 5 {
-			return dedup.Claim{}, 0, 0, err
-		}
-		r.log.Warn("claim failed, retrying", zap.Stringer("partition", id), zap.Error(err))
-		time.Sleep(waits.Next())
-	}
-}
-
-// watermarkAttempts bounds how long a claim waits for Kafka to answer
-// (10 s each, with growing pauses between): long enough to ride out a
-// broker restart, after which giving up stops the instance.
-const watermarkAttempts = 6
-
-// watermarks reads a partition's watermarks for its claim, retrying while
-// the broker does not answer: a broker that restarts during a rebalance
-// must not stop the instance.
-func (r *Runner) watermarks(c *kafka.Consumer, id dedup.PartitionID) (low, high int64, err error) {
-	backoff := time.Second
-	for attempt := 1; ; attempt++ {
-		low, high, err = c.QueryWatermarkOffsets(id.Topic, id.Partition, 10000)
-		if err == nil || attempt == watermarkAttempts {
-			return low, high, err
-		}
-		r.log.Warn("watermarks unavailable, retrying", zap.Stringer("partition", id), zap.Error(err))
-		time.Sleep(backoff)
-		backoff *= 2
-	}
-}
-
-// kafkaPosition is claim for apply.offsets: kafka: the group's committed
-// offset, or start when it has none. There is no epoch and no fencing: two
-// instances may apply a partition for a moment during a rebalance, which
-// at-least-once accepts.
-func (r *Runner) kafkaPosition(c *kafka.Consumer, id dedup.PartitionID, start, low, high int64) (dedup.Claim, int64, int64, error) {
-	topic := id.Topic
-	committed, err := c.Committed([]kafka.TopicPartition{{Topic: &topic, Partition: id.Partition}}, 10000)
-	if err != nil {
-		return dedup.Claim{}, 0, 0, fmt.Errorf("committed offset of %s: %w", id, err)
-	}
-	next := start
-	if len(committed) == 1 && committed[0].Offset >= 0 {
-		next = int64(committed[0].Offset)
-	}
-	return dedup.Claim{PartitionID: id, NextOffset: next, Owner: r.owner}, low, high, nil
 }
 
 func (r *Runner) startPartition(id dedup.PartitionID, claim dedup.Claim, log *zap.Logger) *partition {

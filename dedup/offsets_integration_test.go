@@ -135,20 +135,8 @@ func TestIntegrationZombieRace(t *testing.T) {
 	pool := migrated(t)
 	o := dedup.NewOffsets(schema)
 	p := dedup.PartitionID{Group: "g", Topic: "t", Partition: 0}
-	zombie, err := o.Claim(ctx, pool, p, 0, "zombie")
-	if err != nil {
-		t.Fatal(err)
-	}
-
 	// The zombie opens a batch and holds it while the new owner claims.
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }() // a no-op once committed
-	if err := o.Advance(ctx, tx, &zombie, 10); err != nil {
-		t.Fatal(err)
-	}
+	zombie, tx := zombieBatch(t, pool, o, p, 10)
 	claimed := make(chan dedup.Claim, 1)
 	var wg sync.WaitGroup
 	wg.Add(1)

@@ -1,0 +1,209 @@
+package connector
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/internal/backoff"
+	"go.uber.org/zap"
+)
+
+// offsetsClient is what claiming an assignment asks of the consumer
+// (*kafka.Consumer).
+type offsetsClient interface {
+	QueryWatermarkOffsets(topic string, partition int32, timeoutMs int) (low, high int64, err error)
+	Committed(partitions []kafka.TopicPartition, timeoutMs int) ([]kafka.TopicPartition, error)
+}
+
+// bulkPositions claims many partitions in one transaction
+// (storedPositions: dedup.Offsets.ClaimAll).
+type bulkPositions interface {
+	ClaimAll(ctx context.Context, starts []dedup.Start) ([]dedup.Claim, error)
+}
+
+// claimed is one assigned partition's claim and Kafka's watermarks for it,
+// or why it could not be claimed.
+type claimed struct {
+	id        dedup.PartitionID
+	claim     dedup.Claim
+	low, high int64
+	err       error
+}
+
+// claimer claims the partitions of an assignment together: a restarted
+// instance is assigned all of its partitions at once, and claiming them
+// one after another, two round trips each, kept every one of them waiting
+// for the last.
+type claimer struct {
+	start        config.Start
+	kafkaOffsets bool
+	owner        string
+	store        bulkPositions
+	log          *zap.Logger
+	// firstWait is the first pause before a retry (watermarks, claims);
+	// later ones grow.
+	firstWait time.Duration
+}
+
+// watermarkParallelism bounds the watermark requests in flight at once:
+// enough to overlap the round trips of a large assignment, few enough not
+// to flood the brokers after a mass restart.
+const watermarkParallelism = 16
+
+// claimChunk bounds the partitions of one claim statement, so one
+// transaction's locks and arguments stay bounded whatever the assignment.
+const claimChunk = 1000
+
+// claimAttempts bounds the tries of one claim statement against PostgreSQL
+// errors, after which the partitions it holds are not claimed and the
+// instance stops.
+const claimAttempts = 5
+
+// watermarkAttempts bounds how long a claim waits for Kafka to answer
+// (10 s each, with growing pauses between): long enough to ride out a
+// broker restart, after which giving up stops the instance.
+const watermarkAttempts = 6
+
+// claimAll resolves the start of every partition in ids (its watermarks,
+// fetched concurrently) and claims them: under apply.offsets: postgres in
+// one statement per claimChunk partitions, under apply.offsets: kafka by
+// one request for the group's committed offsets. The results are in the
+// order of ids; a partition whose err is set is not claimed.
+func (c claimer) claimAll(client offsetsClient, ids []dedup.PartitionID) []claimed {
+	out := make([]claimed, len(ids))
+	for i, id := range ids {
+		out[i].id = id
+	}
+	c.watermarks(client, out)
+	var ready []*claimed
+	for i := range out {
+		if out[i].err == nil {
+			ready = append(ready, &out[i])
+		}
+	}
+	if c.kafkaOffsets {
+		c.committed(client, ready)
+		return out
+	}
+	for len(ready) > 0 {
+		n := min(len(ready), claimChunk)
+		c.claimStored(ready[:n])
+		ready = ready[n:]
+	}
+	return out
+}
+
+// startOf is where a partition with no stored position begins.
+func (c claimer) startOf(p *claimed) int64 {
+	if c.start == config.StartLatest {
+		return p.high
+	}
+	return p.low
+}
+
+// watermarks fills in each partition's watermarks from at most
+// watermarkParallelism requests at a time.
+func (c claimer) watermarks(client offsetsClient, ps []claimed) {
+	work := make(chan *claimed)
+	var wg sync.WaitGroup
+	for range min(watermarkParallelism, len(ps)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range work {
+				p.low, p.high, p.err = c.watermarksOf(client, p.id)
+				if p.err != nil {
+					p.err = fmt.Errorf("watermarks of %s: %w", p.id, p.err)
+				}
+			}
+		}()
+	}
+	for i := range ps {
+		work <- &ps[i]
+	}
+	close(work)
+	wg.Wait()
+}
+
+// watermarksOf reads a partition's watermarks, retrying while the broker
+// does not answer: a broker that restarts during a rebalance must not stop
+// the instance.
+func (c claimer) watermarksOf(client offsetsClient, id dedup.PartitionID) (low, high int64, err error) {
+	wait := c.firstWait
+	for attempt := 1; ; attempt++ {
+		low, high, err = client.QueryWatermarkOffsets(id.Topic, id.Partition, 10000)
+		if err == nil || attempt == watermarkAttempts {
+			return low, high, err
+		}
+		c.log.Warn("watermarks unavailable, retrying", zap.Stringer("partition", id), zap.Error(err))
+		time.Sleep(wait)
+		wait *= 2
+	}
+}
+
+// claimStored claims ps in the offsets table in one statement, retrying
+// it on PostgreSQL errors; when every attempt failed, none is claimed.
+func (c claimer) claimStored(ps []*claimed) {
+	starts := make([]dedup.Start, len(ps))
+	for i, p := range ps {
+		starts[i] = dedup.Start{PartitionID: p.id, Offset: c.startOf(p)}
+	}
+	waits := backoff.New(c.firstWait/5, 5*c.firstWait)
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		claims, err := c.store.ClaimAll(ctx, starts)
+		cancel()
+		if err == nil {
+			for i, p := range ps {
+				p.claim = claims[i]
+			}
+			return
+		}
+		if attempt == claimAttempts {
+			for _, p := range ps {
+				p.err = err
+			}
+			return
+		}
+		c.log.Warn("claim failed, retrying", zap.Int("partitions", len(ps)), zap.Error(err))
+		time.Sleep(waits.Next())
+	}
+}
+
+// committed is the claim for apply.offsets: kafka: the group's committed
+// offset, or the start when it has none. There is no epoch and no fencing:
+// two instances may apply a partition for a moment during a rebalance,
+// which at-least-once accepts.
+func (c claimer) committed(client offsetsClient, ps []*claimed) {
+	if len(ps) == 0 {
+		return
+	}
+	tps := make([]kafka.TopicPartition, len(ps))
+	for i, p := range ps {
+		topic := p.id.Topic
+		tps[i] = kafka.TopicPartition{Topic: &topic, Partition: p.id.Partition}
+	}
+	got, err := client.Committed(tps, 10000)
+	offsets := make(map[dedup.PartitionID]kafka.Offset, len(got))
+	for _, tp := range got {
+		if tp.Topic != nil && tp.Error == nil {
+			offsets[dedup.PartitionID{Group: ps[0].id.Group, Topic: *tp.Topic, Partition: tp.Partition}] = tp.Offset
+		}
+	}
+	for _, p := range ps {
+		if err != nil {
+			p.err = fmt.Errorf("committed offset of %s: %w", p.id, err)
+			continue
+		}
+		next := c.startOf(p)
+		if o, ok := offsets[p.id]; ok && o >= 0 {
+			next = int64(o)
+		}
+		p.claim = dedup.Claim{PartitionID: p.id, NextOffset: next, Owner: c.owner}
+	}
+}
