@@ -17,6 +17,15 @@ type avroType struct {
 	// connect is the Connect schema text, compiled through the JSON path.
 	connect []byte
 	root    avro.Schema
+	// node is the writer schema as the plans read it.
+	node *avroNode
+	// The plans, compiled on first use as a key or as a change event.
+	key         *avroRow
+	keyErr      error
+	keyCompiled bool
+	env         *avroEnvelope
+	envErr      error
+	envCompiled bool
 }
 
 // compileAvro parses an Avro schema (the registry's text) and derives its
@@ -37,7 +46,11 @@ func compileAvro(text string) (*avroType, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &avroType{connect: raw, root: s}, nil
+	node, err := avroNodes{}.of(s)
+	if err != nil {
+		return nil, err
+	}
+	return &avroType{connect: raw, root: s, node: node}, nil
 }
 
 // connectSchemaJSON is connectSchema with the members JsonConverter leaves

@@ -221,6 +221,12 @@ func (d *Decoder) payload(s *scanner, env *envelopeType, ch *Change) error {
 			}
 		}
 	}
+	return finishEvent(ch, op, haveBefore, haveAfter)
+}
+
+// finishEvent checks a decoded event's op against its row images, the
+// same for both wire formats.
+func finishEvent(ch *Change, op []byte, haveBefore, haveAfter bool) error {
 	if len(op) != 1 {
 		return at("op", fmt.Errorf("%w %q", ErrUnknownOp, op))
 	}
@@ -320,6 +326,12 @@ func source(s *scanner, ch *Change, names *[2]string) error {
 			return at(string(key), err)
 		}
 	}
+	return finishSource(ch, tsUs, tsMs, lsn, seq)
+}
+
+// finishSource sets the event's source time and version from the source
+// block's members, the same for both wire formats.
+func finishSource(ch *Change, tsUs, tsMs, lsn int64, seq []byte) error {
 	ch.SourceTs = micros(tsUs, tsMs)
 	ch.Version = Version{LSN: lsn}
 	if seq != nil {
