@@ -26,6 +26,18 @@ func (r *avroReader) fail(format string, args ...any) {
 
 // long reads a zigzag varint: Avro's int and long share the encoding.
 func (r *avroReader) long() int64 {
+	// One byte (-64..63: union branches, lengths, small numbers) is the
+	// common case and inlines.
+	if r.pos < len(r.buf) {
+		if b := r.buf[r.pos]; b < 0x80 {
+			r.pos++
+			return int64(b>>1) ^ -int64(b&1)
+		}
+	}
+	return r.longSlow()
+}
+
+func (r *avroReader) longSlow() int64 {
 	var u uint64
 	for shift := uint(0); shift < 70; shift += 7 {
 		if r.pos >= len(r.buf) {
