@@ -74,6 +74,9 @@ type avroState struct {
 	types  map[uint32]*avroType
 	reader *avro.Reader
 	r      avroReader
+	// fields and txs are the unused rest of the current slabs.
+	fields []Field
+	txs    []Transaction
 }
 
 // avroJSON turns a Confluent wire-format record part into the JsonConverter

@@ -145,24 +145,33 @@ func (m avroNodes) of(s avro.Schema) (*avroNode, error) {
 
 // skipAvro reads past a value of n.
 func skipAvro(r *avroReader, n *avroNode) {
+	switch n.kind {
+	case avroNull:
+		return
+	case avroBool:
+		r.bool()
+		return
+	case avroInt, avroLong, avroEnum:
+		r.long()
+		return
+	case avroFloat:
+		r.float()
+		return
+	case avroDouble:
+		r.double()
+		return
+	case avroString, avroBytes:
+		r.bytes()
+		return
+	case avroFixed:
+		r.fixed(n.size)
+		return
+	}
 	if !r.enter() {
 		return
 	}
 	defer r.leave()
 	switch n.kind {
-	case avroNull:
-	case avroBool:
-		r.bool()
-	case avroInt, avroLong, avroEnum:
-		r.long()
-	case avroFloat:
-		r.float()
-	case avroDouble:
-		r.double()
-	case avroString, avroBytes:
-		r.bytes()
-	case avroFixed:
-		r.fixed(n.size)
 	case avroRecord:
 		for _, f := range n.fields {
 			skipAvro(r, f.node)

@@ -62,9 +62,8 @@ func compileAvroRow(n *avroNode, t *typ, ph string) (*avroRow, error) {
 	return p, nil
 }
 
-// read decodes one row image.
-func (p *avroRow) read(r *avroReader) (Row, error) {
-	out := make(Row, len(p.cols))
+// read decodes one row image into out, of len(p.cols) zero Fields.
+func (p *avroRow) read(r *avroReader, out Row) (Row, error) {
 	for i := range p.cols {
 		c := &p.cols[i]
 		out[i].Name = c.name

@@ -38,20 +38,21 @@ func (r *avroReader) long() int64 {
 }
 
 func (r *avroReader) longSlow() int64 {
+	buf := r.buf[r.pos:]
 	var u uint64
-	for shift := uint(0); shift < 70; shift += 7 {
-		if r.pos >= len(r.buf) {
-			r.fail("the Avro body ends inside a number")
-			return 0
-		}
-		b := r.buf[r.pos]
-		r.pos++
-		u |= uint64(b&0x7f) << shift
+	for i := 0; i < 10 && i < len(buf); i++ {
+		b := buf[i]
+		u |= uint64(b&0x7f) << (7 * i)
 		if b < 0x80 {
+			r.pos += i + 1
 			return int64(u>>1) ^ -int64(u&1)
 		}
 	}
-	r.fail("an Avro varint longer than 10 bytes")
+	if len(buf) < 10 {
+		r.fail("the Avro body ends inside a number")
+	} else {
+		r.fail("an Avro varint longer than 10 bytes")
+	}
 	return 0
 }
 

@@ -65,7 +65,7 @@ func (d *Decoder) avroKeyRow(p avroPart) (Row, *typ, error) {
 		return nil, nil, avroFault(p.id, p.t.keyErr)
 	}
 	r := d.reader(p)
-	row, err := p.t.key.read(r)
+	row, err := p.t.key.read(r, d.avro.row(len(p.t.key.cols)))
 	if err == nil {
 		err = r.done()
 	}
@@ -163,6 +163,36 @@ func (d *Decoder) avroTable(rec *Record, ch *Change) (string, *typ, error) {
 	return "key", kt, err
 }
 
+// slabSize is how many Fields (and Transactions) one allocation holds.
+const slabSize = 512
+
+// row returns n zero Fields. Rows are cut from a slab, one allocation for
+// many records' rows instead of one per row image: a batch holds its
+// Changes together anyway, so a slab lives no longer than its batch's
+// last Change. Each row's capacity is its length, so appending to one
+// never writes into the next.
+func (a *avroState) row(n int) Row {
+	if n > slabSize/8 {
+		return make(Row, n)
+	}
+	if len(a.fields) < n {
+		a.fields = make([]Field, slabSize)
+	}
+	out := a.fields[:n:n]
+	a.fields = a.fields[n:]
+	return out
+}
+
+// transaction returns a zero Transaction, cut from a slab like rows.
+func (a *avroState) transaction() *Transaction {
+	if len(a.txs) == 0 {
+		a.txs = make([]Transaction, slabSize/8)
+	}
+	tx := &a.txs[0]
+	a.txs = a.txs[1:]
+	return tx
+}
+
 // avroEnvelope reads a change event's fields in the writer's order.
 func (d *Decoder) avroEnvelope(r *avroReader, p *avroEnvelope, ch *Change) error {
 	var op []byte
@@ -192,15 +222,15 @@ func (d *Decoder) avroEnvelope(r *avroReader, p *avroEnvelope, ch *Change) error
 		var err error
 		switch f.role {
 		case envBefore:
-			ch.Before, err = f.row.read(r)
+			ch.Before, err = f.row.read(r, d.avro.row(len(f.row.cols)))
 			haveBefore = err == nil
 		case envAfter:
-			ch.After, err = f.row.read(r)
+			ch.After, err = f.row.read(r, d.avro.row(len(f.row.cols)))
 			haveAfter = err == nil
 		case envSource:
 			err = d.avroSource(r, n, f.members, ch)
 		case envTransaction:
-			ch.Transaction, err = avroTransaction(r, n, f.members)
+			ch.Transaction, err = avroTransaction(r, n, f.members, d.avro.transaction())
 		case envMessage:
 			ch.Message = avroMessage(r, n, f.members)
 		case envOp:
@@ -294,8 +324,7 @@ func internBytes(b []byte, last *string) string {
 }
 
 // avroTransaction reads an event's transaction block.
-func avroTransaction(r *avroReader, n *avroNode, roles []envRole) (*Transaction, error) {
-	tx := &Transaction{}
+func avroTransaction(r *avroReader, n *avroNode, roles []envRole, tx *Transaction) (*Transaction, error) {
 	for i, m := range n.fields {
 		role := roles[i]
 		if avroMember(r, m.node, role) == nil {

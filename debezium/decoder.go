@@ -17,8 +17,9 @@ type Decoder struct {
 	// repeats the same schema on every record of a table, so one byte
 	// comparison usually replaces scanning the schema at all.
 	last map[string]*lastSchemas
-	// tables caches catalog row types by "schema.table".
-	tables map[string]*typ
+	// tables caches catalog row types; a struct key is looked up without
+	// building a "schema.table" string per record.
+	tables map[tableName]*typ
 	// names are the last source schema and table names, interned.
 	names [2]string
 	// keyScan and valueScan are reused for every record, sparing two
@@ -26,6 +27,8 @@ type Decoder struct {
 	keyScan, valueScan scanner
 	avro               avroState
 }
+
+type tableName struct{ schema, table string }
 
 type lastSchemas struct {
 	value, key cached
@@ -47,14 +50,14 @@ func NewDecoder(opts Options) *Decoder {
 		opts:    opts.withDefaults(),
 		schemas: map[string]*typ{},
 		last:    map[string]*lastSchemas{},
-		tables:  map[string]*typ{},
+		tables:  map[tableName]*typ{},
 	}
 }
 
 // Forget drops a table's cached catalog columns, after the caller saw its
 // target table change.
 func (d *Decoder) Forget(schema, table string) {
-	delete(d.tables, schema+"."+table)
+	delete(d.tables, tableName{schema, table})
 }
 
 // Decode decodes one record. Every error is a *DecodeError but one: a
@@ -340,7 +343,7 @@ func (d *Decoder) headerKey(v []byte, schema, table string, keyType *typ) (Row, 
 
 // catalogTable returns the cached row type of a table without schemas.
 func (d *Decoder) catalogTable(schema, table string) (*typ, error) {
-	name := schema + "." + table
+	name := tableName{schema, table}
 	if t := d.tables[name]; t != nil {
 		return t, nil
 	}
