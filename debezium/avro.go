@@ -77,6 +77,8 @@ type avroState struct {
 	// fields and txs are the unused rest of the current slabs.
 	fields []Field
 	txs    []Transaction
+	// last is the last key's and value's schema (id and type).
+	last [2]avroPart
 }
 
 // avroJSON turns a Confluent wire-format record part into the JsonConverter
@@ -138,6 +140,7 @@ func (d *Decoder) avroType(id uint32) (*avroType, error) {
 	}
 	if d.avro.types == nil || len(d.avro.types) >= maxCached {
 		d.avro.types = map[uint32]*avroType{}
+		d.avro.last = [2]avroPart{}
 	}
 	d.avro.types[id] = t
 	return t, nil

@@ -13,17 +13,23 @@ type avroPart struct {
 	body []byte
 }
 
-// avroPartOf splits data, fetching its schema (once per id).
-func (d *Decoder) avroPartOf(data []byte) (avroPart, error) {
+// avroPartOf splits data, fetching its schema (once per id). slot is 0
+// for keys, 1 for values: each remembers its last schema, which the next
+// record of a table carries too.
+func (d *Decoder) avroPartOf(data []byte, slot int) (avroPart, error) {
 	if len(data) < 5 || data[0] != 0 {
 		return avroPart{}, ErrNoMagicByte
 	}
 	id := binary.BigEndian.Uint32(data[1:5])
-	t, err := d.avroType(id)
-	if err != nil {
-		return avroPart{}, err
+	last := &d.avro.last[slot]
+	if last.t == nil || last.id != id {
+		t, err := d.avroType(id)
+		if err != nil {
+			return avroPart{}, err
+		}
+		*last = avroPart{id: id, t: t}
 	}
-	return avroPart{id: id, t: t, body: data[5:]}, nil
+	return avroPart{id: id, t: last.t, body: data[5:]}, nil
 }
 
 // avroFault names the schema id in err, keeping err's field path for the
@@ -114,7 +120,7 @@ func (d *Decoder) avroTable(rec *Record, ch *Change) (string, *typ, error) {
 	var key avroPart
 	if rec.Key != nil {
 		var err error
-		if key, err = d.avroPartOf(rec.Key); err != nil {
+		if key, err = d.avroPartOf(rec.Key, 0); err != nil {
 			return "key", nil, err
 		}
 	}
@@ -128,7 +134,7 @@ func (d *Decoder) avroTable(rec *Record, ch *Change) (string, *typ, error) {
 		ch.Key = row
 		return "key", kt, err
 	}
-	val, err := d.avroPartOf(rec.Value)
+	val, err := d.avroPartOf(rec.Value, 1)
 	if err != nil {
 		return "value", nil, err
 	}
