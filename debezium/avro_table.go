@@ -82,13 +82,9 @@ func (d *Decoder) avroKeyRow(p avroPart) (Row, *typ, error) {
 }
 
 func (d *Decoder) compileAvroKey(t *avroType) (*avroRow, error) {
-	cs, err := parseSchema(t.connect)
+	kt, err := t.compileConnect(d.compileValue)
 	if err != nil {
-		return nil, at("schema", err)
-	}
-	kt, err := d.compileValue(cs)
-	if err != nil {
-		return nil, at("schema", err)
+		return nil, err
 	}
 	if kt.conv != convStruct {
 		return nil, at("schema", mismatch("a table key must be a struct, got %s", kt.describe()))
@@ -98,16 +94,22 @@ func (d *Decoder) compileAvroKey(t *avroType) (*avroRow, error) {
 }
 
 func (d *Decoder) compileAvroEnvelope(t *avroType) (*avroEnvelope, error) {
+	et, err := t.compileConnect(d.compileEnvelope)
+	if err != nil {
+		return nil, err
+	}
+	p, err := compileAvroEnvelope(t.node, et, d.opts.Unavailable)
+	return p, at("schema", err)
+}
+
+// compileConnect compiles t's Connect schema as the JSON path would.
+func (t *avroType) compileConnect(compile func(*connectSchema) (*typ, error)) (*typ, error) {
 	cs, err := parseSchema(t.connect)
 	if err != nil {
 		return nil, at("schema", err)
 	}
-	et, err := d.compileEnvelope(cs)
-	if err != nil {
-		return nil, at("schema", err)
-	}
-	p, err := compileAvroEnvelope(t.node, et, d.opts.Unavailable)
-	return p, at("schema", err)
+	ct, err := compile(cs)
+	return ct, at("schema", err)
 }
 
 // avroTable decodes a record of a table topic in Avro straight into ch,

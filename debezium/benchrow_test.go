@@ -30,18 +30,5 @@ func BenchmarkDecodeAvroBenchRow(b *testing.B) {
 		}
 		size += int64(len(r.Key) + len(r.Value))
 	}
-	b.SetBytes(size)
-	b.ReportAllocs()
-	cpu0 := cpuTime(b)
-	for b.Loop() {
-		for _, rec := range recs {
-			if _, err := d.Decode(rec); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	n := float64(len(recs)) * float64(b.N)
-	b.ReportMetric(n/(cpuTime(b)-cpu0).Seconds(), "records/cpu-s")
-	b.ReportMetric(float64(size)/float64(len(recs)), "bytes/record")
-	b.ReportMetric(float64(len(recs)), "records/op")
+	decodeLoop(b, d, recs, size)
 }

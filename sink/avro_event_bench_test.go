@@ -5,9 +5,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/pgsink/pgsink/debezium"
-	"github.com/pgsink/pgsink/sink/pgcopy"
 	"github.com/pgsink/pgsink/test/avrorow"
 )
 
@@ -30,23 +28,9 @@ func BenchmarkAvroEvent(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	// typ is the column's format_type(), oid its pgtype name.
-	columns := []struct{ name, typ, oid string }{{"id", "integer", "int4"}, {"c_bigint", "bigint", "int8"}, {"c_text", "text", "text"},
+	columns := []benchColumn{{"id", "integer", "int4"}, {"c_bigint", "bigint", "int8"}, {"c_text", "text", "text"},
 		{"c_numeric", "numeric(12,2)", "numeric"}, {"c_timestamptz", "timestamp with time zone", "timestamptz"}, {"c_jsonb", "jsonb", "jsonb"}}
-	types := pgtype.NewMap()
-	pgcopy.RegisterTypes(types, 2)
-	names := make([]string, len(columns))
-	oids := make([]uint32, len(columns))
-	binders := make([]binder, len(columns))
-	for i, c := range columns {
-		names[i], binders[i] = c.name, binderFor(c.typ)
-		t, ok := types.TypeForName(c.oid)
-		if !ok {
-			b.Fatalf("no type %s", c.oid)
-		}
-		oids[i] = t.OID
-	}
-	enc := pgcopy.NewEncoder(types, names, oids)
+	binders, enc := copyColumns(b, columns)
 	dec := debezium.NewDecoder(debezium.Options{Schemas: mapSchemas(schemas),
 		Encoding: func(string) debezium.Encoding { return debezium.EncodingAvro }})
 	records := make([]debezium.Record, len(rows))
