@@ -118,3 +118,44 @@ func FuzzAvroBody(f *testing.F) {
 		}
 	})
 }
+
+// editedSchemas serves the fixture's schemas with one text edited.
+type editedSchemas struct {
+	SchemaSource
+	from, to string
+}
+
+func (e editedSchemas) Schema(id uint32) (string, error) {
+	s, err := e.SchemaSource.Schema(id)
+	return strings.ReplaceAll(s, e.from, e.to), err
+}
+
+// TestAvroSchemaRefused: a registry schema whose logical type its Avro type
+// cannot carry (a Date on a string) makes every record of it a DecodeError
+// naming the schema id and the field, not a panic or a guess.
+func TestAvroSchemaRefused(t *testing.T) {
+	f := fixtureNamed(t, loadFixtures(t), "shipped_avro")
+	opts := f.options()
+	opts.Schemas = editedSchemas{SchemaSource: f.schemas,
+		from: `{"type":"int","connect.version":1,"connect.name":"io.debezium.time.Date"}`,
+		to:   `{"type":"string","connect.version":1,"connect.name":"io.debezium.time.Date"}`}
+	d := NewDecoder(opts)
+	for _, r := range f.records {
+		if !strings.HasSuffix(r.Topic, ".public.all_types") || r.Value == nil {
+			continue
+		}
+		_, err := d.Decode(toRecord(r))
+		var de *DecodeError
+		if !errors.As(err, &de) || !errors.Is(err, ErrSchemaMismatch) {
+			t.Fatalf("got %v, want a DecodeError wrapping ErrSchemaMismatch", err)
+		}
+		t.Log(err)
+		for _, want := range []string{"schema id ", "c_date", "io.debezium.time.Date"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%q does not say %q", err, want)
+			}
+		}
+		return
+	}
+	t.Fatal("no all_types record")
+}
