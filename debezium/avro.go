@@ -136,7 +136,7 @@ func (d *Decoder) avroType(id uint32) (*avroType, error) {
 	}
 	t, err := compileAvro(text)
 	if err != nil {
-		return nil, fmt.Errorf("schema id %d: %w", id, err)
+		return nil, avroFault(id, err)
 	}
 	if d.avro.types == nil || len(d.avro.types) >= maxCached {
 		d.avro.types = map[uint32]*avroType{}

@@ -159,3 +159,22 @@ func TestAvroSchemaRefused(t *testing.T) {
 	}
 	t.Fatal("no all_types record")
 }
+
+// oneSchema serves text under every id.
+type oneSchema string
+
+func (s oneSchema) Schema(uint32) (string, error) { return string(s), nil }
+
+// TestAvroRecursiveSchema: a registry schema whose record refers to
+// itself, which no Connect schema can be, is refused with a DecodeError
+// rather than followed without end.
+func TestAvroRecursiveSchema(t *testing.T) {
+	d := NewDecoder(Options{Encoding: func(string) Encoding { return EncodingAvro },
+		Schemas: oneSchema(`{"type":"record","name":"R","fields":[{"name":"next","type":["null","R"]}]}`)})
+	_, err := d.Decode(Record{Topic: "p.public.t", Value: []byte{0, 0, 0, 0, 1, 0}})
+	var de *DecodeError
+	if !errors.As(err, &de) || !strings.Contains(err.Error(), "schema id 1") {
+		t.Fatalf("got %v, want a DecodeError naming schema id 1", err)
+	}
+	t.Log(err)
+}

@@ -38,7 +38,7 @@ func compileAvro(text string) (*avroType, error) {
 	if err != nil {
 		return nil, mismatch("not an Avro schema: %v", err)
 	}
-	cs, err := connectOfAvro(s, false)
+	cs, err := connectOfAvro(s, false, map[string]bool{})
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +71,11 @@ type connectSchemaJSON struct {
 // from: a ["null", T] union is an optional T; connect.name, connect.type
 // and connect.parameters restore the logical name, the narrow integer types
 // and the parameters.
-func connectOfAvro(s avro.Schema, optional bool) (*connectSchemaJSON, error) {
+//
+// open holds the records being mapped: Avro allows a record to contain
+// itself, which no Connect schema can, and which would otherwise recurse
+// without end.
+func connectOfAvro(s avro.Schema, optional bool, open map[string]bool) (*connectSchemaJSON, error) {
 	if ref, ok := s.(*avro.RefSchema); ok {
 		s = ref.Schema()
 	}
@@ -98,14 +102,19 @@ func connectOfAvro(s avro.Schema, optional bool) (*connectSchemaJSON, error) {
 			return nil, mismatch("an Avro union other than [null, T]: %s", t.String())
 		}
 		_, i := t.Indices()
-		return connectOfAvro(types[i], true)
+		return connectOfAvro(types[i], true, open)
 	case *avro.RecordSchema:
 		cs.Type = "struct"
+		if open[t.FullName()] {
+			return nil, mismatch("Avro record %s contains itself", t.FullName())
+		}
+		open[t.FullName()] = true
+		defer delete(open, t.FullName())
 		if cs.Name == "" {
 			cs.Name = t.FullName()
 		}
 		for _, f := range t.Fields() {
-			fs, err := connectOfAvro(f.Type(), false)
+			fs, err := connectOfAvro(f.Type(), false, open)
 			if err != nil {
 				return nil, at(f.Name(), err)
 			}
@@ -114,14 +123,14 @@ func connectOfAvro(s avro.Schema, optional bool) (*connectSchemaJSON, error) {
 		}
 	case *avro.ArraySchema:
 		cs.Type = "array"
-		items, err := connectOfAvro(t.Items(), false)
+		items, err := connectOfAvro(t.Items(), false, open)
 		if err != nil {
 			return nil, err
 		}
 		cs.Items = items
 	case *avro.MapSchema:
 		cs.Type = "map"
-		values, err := connectOfAvro(t.Values(), false)
+		values, err := connectOfAvro(t.Values(), false, open)
 		if err != nil {
 			return nil, err
 		}
