@@ -72,6 +72,9 @@ const (
 	// EncodingAvro is Avro in the Confluent wire format (magic byte, 4-byte
 	// schema id, body), its schemas in schema_registry.
 	EncodingAvro Encoding = "avro"
+	// EncodingAuto tells the two apart per record: a value starting with
+	// the magic byte 0 is Avro, one starting with '{' is JSON.
+	EncodingAuto Encoding = "auto"
 )
 
 // Deletes is how a delete event is applied.
@@ -142,8 +145,10 @@ func (v *Tolerance) parseScalar(s string) error { return parseEnum(v, s, Toleran
 func (v *Destination) parseScalar(s string) error {
 	return parseEnum(v, s, DestinationTable, DestinationTopic)
 }
-func (v *Format) parseScalar(s string) error   { return parseEnum(v, s, FormatTable, FormatOutbox) }
-func (v *Encoding) parseScalar(s string) error { return parseEnum(v, s, EncodingJSON, EncodingAvro) }
+func (v *Format) parseScalar(s string) error { return parseEnum(v, s, FormatTable, FormatOutbox) }
+func (v *Encoding) parseScalar(s string) error {
+	return parseEnum(v, s, EncodingJSON, EncodingAvro, EncodingAuto)
+}
 func (v *Deletes) parseScalar(s string) error {
 	return parseEnum(v, s, DeletesHard, DeletesSoft, DeletesIgnore)
 }

@@ -105,11 +105,19 @@ func (v *validator) debezium(d Debezium) {
 func (v *validator) schemaRegistry(c *Config) {
 	r := c.SchemaRegistry
 	if r.URL == "" {
+		// auto reads Avro whenever a record carries the magic byte: it needs
+		// the registry as much as avro does.
+		needs := c.Encoding
 		for _, t := range c.Tables {
-			if t.Encoding == EncodingAvro {
-				v.fail("schema_registry.url", "is required by encoding: avro")
-				break
+			if needs == EncodingJSON || needs == "" {
+				needs = t.Encoding
 			}
+		}
+		switch needs {
+		case EncodingAvro:
+			v.fail("schema_registry.url", "is required by encoding: avro")
+		case EncodingAuto:
+			v.fail("schema_registry.url", "is required by encoding: auto (a record with the Avro magic byte needs its schema)")
 		}
 	}
 	v.restEndpoint(restEndpoint{section: "schema_registry", urlKey: "url",

@@ -24,6 +24,35 @@ var ErrUnknownSchemaID = errors.New("the schema registry has no schema with this
 // wire format (magic byte 0, a 4-byte schema id, the Avro body).
 var ErrNoMagicByte = errors.New("not the Confluent wire format (magic byte 0 and a 4-byte schema id)")
 
+// ErrUnknownEncoding is a record of a topic with encoding auto that is
+// neither Avro (magic byte 0) nor a JSON object.
+var ErrUnknownEncoding = errors.New("neither Avro in the Confluent wire format (magic byte 0) nor JSON (an object)")
+
+// detectEncoding tells Avro from JSON by the value's first byte, or the
+// key's for a tombstone (whose null value is neither).
+func detectEncoding(rec *Record) (Encoding, error) {
+	if rec.Value == nil {
+		if len(rec.Key) > 0 && rec.Key[0] == 0 {
+			return EncodingAvro, nil
+		}
+		return EncodingJSON, nil
+	}
+	v := rec.Value
+	if len(v) > 0 && v[0] == 0 {
+		return EncodingAvro, nil
+	}
+	for i, c := range v {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case '{':
+			return EncodingJSON, nil
+		}
+		return 0, fmt.Errorf("%w: byte %d is 0x%02x", ErrUnknownEncoding, i, c)
+	}
+	return 0, fmt.Errorf("%w: %d bytes of whitespace", ErrUnknownEncoding, len(v))
+}
+
 // SchemaUnavailableError says that a record's schema could not be fetched
 // because the registry is unreachable or failing: nothing is wrong with the
 // record, so Decode returns this error itself, not in a DecodeError, and the
@@ -44,6 +73,12 @@ func (e *SchemaUnavailableError) Unwrap() error { return e.Err }
 type avroState struct {
 	types  map[uint32]*avroType
 	reader *avro.Reader
+	r      avroReader
+	// fields and txs are the unused rest of the current slabs.
+	fields []Field
+	txs    []Transaction
+	// last is the last key's and value's schema (id and type).
+	last [2]avroPart
 }
 
 // avroJSON turns a Confluent wire-format record part into the JsonConverter
@@ -101,10 +136,11 @@ func (d *Decoder) avroType(id uint32) (*avroType, error) {
 	}
 	t, err := compileAvro(text)
 	if err != nil {
-		return nil, fmt.Errorf("schema id %d: %w", id, err)
+		return nil, avroFault(id, err)
 	}
 	if d.avro.types == nil || len(d.avro.types) >= maxCached {
 		d.avro.types = map[uint32]*avroType{}
+		d.avro.last = [2]avroPart{}
 	}
 	d.avro.types[id] = t
 	return t, nil

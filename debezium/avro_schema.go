@@ -17,6 +17,15 @@ type avroType struct {
 	// connect is the Connect schema text, compiled through the JSON path.
 	connect []byte
 	root    avro.Schema
+	// node is the writer schema as the plans read it.
+	node *avroNode
+	// The plans, compiled on first use as a key or as a change event.
+	key         *avroRow
+	keyErr      error
+	keyCompiled bool
+	env         *avroEnvelope
+	envErr      error
+	envCompiled bool
 }
 
 // compileAvro parses an Avro schema (the registry's text) and derives its
@@ -29,7 +38,7 @@ func compileAvro(text string) (*avroType, error) {
 	if err != nil {
 		return nil, mismatch("not an Avro schema: %v", err)
 	}
-	cs, err := connectOfAvro(s, false)
+	cs, err := connectOfAvro(s, false, map[string]bool{})
 	if err != nil {
 		return nil, err
 	}
@@ -37,7 +46,11 @@ func compileAvro(text string) (*avroType, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &avroType{connect: raw, root: s}, nil
+	node, err := avroNodes{}.of(s)
+	if err != nil {
+		return nil, err
+	}
+	return &avroType{connect: raw, root: s, node: node}, nil
 }
 
 // connectSchemaJSON is connectSchema with the members JsonConverter leaves
@@ -58,7 +71,11 @@ type connectSchemaJSON struct {
 // from: a ["null", T] union is an optional T; connect.name, connect.type
 // and connect.parameters restore the logical name, the narrow integer types
 // and the parameters.
-func connectOfAvro(s avro.Schema, optional bool) (*connectSchemaJSON, error) {
+//
+// open holds the records being mapped: Avro allows a record to contain
+// itself, which no Connect schema can, and which would otherwise recurse
+// without end.
+func connectOfAvro(s avro.Schema, optional bool, open map[string]bool) (*connectSchemaJSON, error) {
 	if ref, ok := s.(*avro.RefSchema); ok {
 		s = ref.Schema()
 	}
@@ -85,14 +102,19 @@ func connectOfAvro(s avro.Schema, optional bool) (*connectSchemaJSON, error) {
 			return nil, mismatch("an Avro union other than [null, T]: %s", t.String())
 		}
 		_, i := t.Indices()
-		return connectOfAvro(types[i], true)
+		return connectOfAvro(types[i], true, open)
 	case *avro.RecordSchema:
 		cs.Type = "struct"
+		if open[t.FullName()] {
+			return nil, mismatch("Avro record %s contains itself", t.FullName())
+		}
+		open[t.FullName()] = true
+		defer delete(open, t.FullName())
 		if cs.Name == "" {
 			cs.Name = t.FullName()
 		}
 		for _, f := range t.Fields() {
-			fs, err := connectOfAvro(f.Type(), false)
+			fs, err := connectOfAvro(f.Type(), false, open)
 			if err != nil {
 				return nil, at(f.Name(), err)
 			}
@@ -101,14 +123,14 @@ func connectOfAvro(s avro.Schema, optional bool) (*connectSchemaJSON, error) {
 		}
 	case *avro.ArraySchema:
 		cs.Type = "array"
-		items, err := connectOfAvro(t.Items(), false)
+		items, err := connectOfAvro(t.Items(), false, open)
 		if err != nil {
 			return nil, err
 		}
 		cs.Items = items
 	case *avro.MapSchema:
 		cs.Type = "map"
-		values, err := connectOfAvro(t.Values(), false)
+		values, err := connectOfAvro(t.Values(), false, open)
 		if err != nil {
 			return nil, err
 		}

@@ -12,7 +12,7 @@ import (
 )
 
 // fixtureNamed returns the loaded fixture called name.
-func fixtureNamed(t *testing.T, fixtures []*fixture, name string) *fixture {
+func fixtureNamed(t testing.TB, fixtures []*fixture, name string) *fixture {
 	t.Helper()
 	for _, f := range fixtures {
 		if f.name == name {

@@ -17,8 +17,9 @@ type Decoder struct {
 	// repeats the same schema on every record of a table, so one byte
 	// comparison usually replaces scanning the schema at all.
 	last map[string]*lastSchemas
-	// tables caches catalog row types by "schema.table".
-	tables map[string]*typ
+	// tables caches catalog row types; a struct key is looked up without
+	// building a "schema.table" string per record.
+	tables map[tableName]*typ
 	// names are the last source schema and table names, interned.
 	names [2]string
 	// keyScan and valueScan are reused for every record, sparing two
@@ -26,6 +27,8 @@ type Decoder struct {
 	keyScan, valueScan scanner
 	avro               avroState
 }
+
+type tableName struct{ schema, table string }
 
 type lastSchemas struct {
 	value, key cached
@@ -47,14 +50,14 @@ func NewDecoder(opts Options) *Decoder {
 		opts:    opts.withDefaults(),
 		schemas: map[string]*typ{},
 		last:    map[string]*lastSchemas{},
-		tables:  map[string]*typ{},
+		tables:  map[tableName]*typ{},
 	}
 }
 
 // Forget drops a table's cached catalog columns, after the caller saw its
 // target table change.
 func (d *Decoder) Forget(schema, table string) {
-	delete(d.tables, schema+"."+table)
+	delete(d.tables, tableName{schema, table})
 }
 
 // Decode decodes one record. Every error is a *DecodeError but one: a
@@ -77,16 +80,45 @@ func (d *Decoder) Decode(rec Record) (Change, error) {
 	if n := len(rec.Key) + len(rec.Value); n > d.opts.MaxBytes {
 		return fail("value", fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, d.opts.MaxBytes))
 	}
-	if d.opts.Avro != nil && d.opts.Avro(rec.Topic) {
-		if part, err := d.fromAvro(&rec); err != nil {
+	format := d.opts.Format(rec.Topic)
+	enc := EncodingJSON
+	if d.opts.Encoding != nil {
+		enc = d.opts.Encoding(rec.Topic)
+	}
+	if enc == EncodingAuto {
+		var err error
+		if enc, err = detectEncoding(&rec); err != nil {
+			return fail("value", err)
+		}
+	}
+	if enc == EncodingAvro {
+		var err error
+		var part string
+		var keyType *typ
+		if format == FormatTable {
+			// Table change events, the bulk of a stream, are read straight
+			// into the Change.
+			part, keyType, err = d.avroTable(&rec, &ch)
+		} else {
+			part, err = d.fromAvro(&rec)
+		}
+		if err != nil {
 			var su *SchemaUnavailableError
 			if errors.As(err, &su) {
 				return Change{}, su
 			}
 			return fail(part, err)
 		}
+		if format == FormatTable {
+			if ch.Kind != KindChange {
+				return ch, nil
+			}
+			if part, err := d.keyHeaders(&rec, &ch, keyType); err != nil {
+				return fail(part, err)
+			}
+			return ch, nil
+		}
 	}
-	format := d.opts.Format(rec.Topic)
 	switch {
 	case rec.Value == nil:
 		ch.Kind = KindTombstone
@@ -130,19 +162,32 @@ func (d *Decoder) Decode(rec Record) (Change, error) {
 		}
 		ch.Key = key
 	}
+	var keyType *typ
+	if last := d.last[rec.Topic]; last != nil {
+		keyType = last.key.t
+	}
+	if part, err := d.keyHeaders(&rec, &ch, keyType); err != nil {
+		return fail(part, err)
+	}
+	return ch, nil
+}
+
+// keyHeaders decodes the __debezium.oldkey and __debezium.newkey headers
+// of a primary-key change, typed by keyType, the record key's type.
+func (d *Decoder) keyHeaders(rec *Record, ch *Change, keyType *typ) (string, error) {
 	for _, h := range rec.Headers {
 		var err error
 		switch h.Key {
 		case "__debezium.oldkey":
-			ch.OldKey, err = d.headerKey(rec.Topic, h.Value, ch.Schema, ch.Table)
+			ch.OldKey, err = d.headerKey(h.Value, ch.Schema, ch.Table, keyType)
 		case "__debezium.newkey":
-			ch.NewKey, err = d.headerKey(rec.Topic, h.Value, ch.Schema, ch.Table)
+			ch.NewKey, err = d.headerKey(h.Value, ch.Schema, ch.Table, keyType)
 		}
 		if err != nil {
-			return fail("header "+h.Key, err)
+			return "header " + h.Key, err
 		}
 	}
-	return ch, nil
+	return "", nil
 }
 
 // unwrap splits a JsonConverter value with schemas, {"schema": S,
@@ -270,7 +315,7 @@ func (d *Decoder) key(rec *Record, schema, table string) (Row, error) {
 
 // headerKey decodes a __debezium.oldkey/newkey header: the key's payload
 // as JSON, without a schema, typed by the table's key where known.
-func (d *Decoder) headerKey(topic string, v []byte, schema, table string) (Row, error) {
+func (d *Decoder) headerKey(v []byte, schema, table string, keyType *typ) (Row, error) {
 	if v == nil {
 		return nil, nil
 	}
@@ -280,8 +325,8 @@ func (d *Decoder) headerKey(topic string, v []byte, schema, table string) (Row, 
 		if t, err = d.catalogTable(schema, table); err != nil {
 			return nil, err
 		}
-	} else if last := d.last[topic]; last != nil {
-		t = last.key.t
+	} else {
+		t = keyType
 	}
 	if t == nil {
 		// Types unknown: keep each value as its JSON text, which PostgreSQL
@@ -298,7 +343,7 @@ func (d *Decoder) headerKey(topic string, v []byte, schema, table string) (Row, 
 
 // catalogTable returns the cached row type of a table without schemas.
 func (d *Decoder) catalogTable(schema, table string) (*typ, error) {
-	name := schema + "." + table
+	name := tableName{schema, table}
 	if t := d.tables[name]; t != nil {
 		return t, nil
 	}

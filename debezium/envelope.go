@@ -221,6 +221,12 @@ func (d *Decoder) payload(s *scanner, env *envelopeType, ch *Change) error {
 			}
 		}
 	}
+	return finishEvent(ch, op, haveBefore, haveAfter)
+}
+
+// finishEvent checks a decoded event's op against its row images, the
+// same for both wire formats.
+func finishEvent(ch *Change, op []byte, haveBefore, haveAfter bool) error {
 	if len(op) != 1 {
 		return at("op", fmt.Errorf("%w %q", ErrUnknownOp, op))
 	}
@@ -320,6 +326,12 @@ func source(s *scanner, ch *Change, names *[2]string) error {
 			return at(string(key), err)
 		}
 	}
+	return finishSource(ch, tsUs, tsMs, lsn, seq)
+}
+
+// finishSource sets the event's source time and version from the source
+// block's members, the same for both wire formats.
+func finishSource(ch *Change, tsUs, tsMs, lsn int64, seq []byte) error {
 	ch.SourceTs = micros(tsUs, tsMs)
 	ch.Version = Version{LSN: lsn}
 	if seq != nil {
@@ -362,6 +374,9 @@ func (s *scanner) sequenceText(buf []byte) ([]byte, error) {
 // sequence parses source.sequence, a JSON array in a string:
 // ["lastCommitLsn","lsn"], either of which may be null.
 func sequence(b []byte) (Version, error) {
+	if v, ok := compactSequence(b); ok {
+		return v, nil
+	}
 	s := &scanner{data: b}
 	var pair [2]int64
 	if err := s.arrayStart(); err != nil {
@@ -394,6 +409,48 @@ func sequence(b []byte) (Version, error) {
 		return Version{}, errors.New("want two LSNs")
 	}
 	return Version{CommitLSN: pair[0], LSN: pair[1]}, s.end()
+}
+
+// compactSequence reads the sequence as Debezium writes it, without
+// spaces: ["<digits>","<digits>"], either part possibly null. Anything else
+// reports false, for sequence's general reading (and its errors).
+func compactSequence(b []byte) (Version, bool) {
+	var pair [2]int64
+	i := 0
+	if i >= len(b) || b[i] != '[' {
+		return Version{}, false
+	}
+	i++
+	for n := 0; n < 2; n++ {
+		if n == 1 {
+			if i >= len(b) || b[i] != ',' {
+				return Version{}, false
+			}
+			i++
+		}
+		if len(b)-i >= 4 && string(b[i:i+4]) == "null" {
+			i += 4
+			continue
+		}
+		if i >= len(b) || b[i] != '"' {
+			return Version{}, false
+		}
+		i++
+		start := i
+		var u uint64
+		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+			u = u*10 + uint64(b[i]-'0')
+		}
+		if i == start || i-start > 18 || i >= len(b) || b[i] != '"' {
+			return Version{}, false
+		}
+		i++
+		pair[n] = int64(u)
+	}
+	if i != len(b)-1 || b[i] != ']' {
+		return Version{}, false
+	}
+	return Version{CommitLSN: pair[0], LSN: pair[1]}, true
 }
 
 // transactionBlock reads an event's transaction block.

@@ -135,3 +135,32 @@ func TestStringDecimalsNeedTheCatalog(t *testing.T) {
 		}
 	}
 }
+
+// TestCompactSequence: the fast reading of source.sequence agrees with the
+// general one on Debezium's forms and leaves every other text to it.
+func TestCompactSequence(t *testing.T) {
+	for _, c := range []struct {
+		text string
+		want Version
+		fast bool
+	}{
+		{`["122599608","122599704"]`, Version{122599608, 122599704}, true},
+		{`[null,"23"]`, Version{0, 23}, true},
+		{`["1",null]`, Version{1, 0}, true},
+		{`[null,null]`, Version{}, true},
+		{`[ "1", "2" ]`, Version{1, 2}, false},
+		{`["-1","2"]`, Version{-1, 2}, false},
+		{`["1","2"] `, Version{1, 2}, false},
+		{`["99999999999999999999","2"]`, Version{}, false},
+		{`["1"]`, Version{}, false},
+	} {
+		got, ok := compactSequence([]byte(c.text))
+		if ok != c.fast || (ok && got != c.want) {
+			t.Errorf("compactSequence(%s) = %v, %v; want %v, %v", c.text, got, ok, c.want, c.fast)
+		}
+		general, err := sequence([]byte(c.text))
+		if ok && (err != nil || general != got) {
+			t.Errorf("sequence(%s) = %v, %v; the fast reading gave %v", c.text, general, err, got)
+		}
+	}
+}

@@ -65,13 +65,13 @@ func (f *fixture) setting(key string) string { return f.scenario.Connectors.Tabl
 func (f *fixture) schemaless() bool { return f.setting("value.converter.schemas.enable") == "false" }
 
 func (f *fixture) options() Options {
-	var avroTopic func(string) bool
+	var avroTopic func(string) Encoding
 	if f.avro() {
 		// Both connectors of an Avro scenario write Avro.
-		avroTopic = func(string) bool { return true }
+		avroTopic = func(string) Encoding { return EncodingAvro }
 	}
 	return Options{
-		Avro:            avroTopic,
+		Encoding:        avroTopic,
 		Schemas:         f.schemas,
 		Schemaless:      f.schemaless(),
 		DecimalHandling: f.setting("decimal.handling.mode"),

@@ -32,6 +32,21 @@ func DefaultFormat(topic string) Format {
 	return FormatTable
 }
 
+// Encoding is how a topic's keys and values are serialised.
+type Encoding uint8
+
+const (
+	// EncodingJSON is Kafka Connect's JsonConverter.
+	EncodingJSON Encoding = iota
+	// EncodingAvro is Avro in the Confluent wire format: magic byte 0, a
+	// 4-byte schema id, the Avro body.
+	EncodingAvro
+	// EncodingAuto tells the two apart per record by the value's first
+	// byte (the key's for a tombstone): 0 is Avro, '{' (after whitespace)
+	// is JSON, anything else is an ErrUnknownEncoding.
+	EncodingAuto
+)
+
 // Column is one column of a target table, for records without schemas.
 type Column struct {
 	Name string
@@ -78,11 +93,10 @@ type Options struct {
 	MaxBytes int
 	// Outbox configures Outbox Event Router topics.
 	Outbox OutboxOptions
-	// Avro reports the topics whose keys and values are Avro in the
-	// Confluent wire format (format: avro); nil means none. Their schemas
-	// come from Schemas by id.
-	Avro    func(topic string) bool
-	Schemas SchemaSource
+	// Encoding says how a topic's keys and values are serialised; nil
+	// means EncodingJSON. Avro schemas come from Schemas by id.
+	Encoding func(topic string) Encoding
+	Schemas  SchemaSource
 }
 
 // OutboxOptions mirror the Event Router's settings.

@@ -15,8 +15,30 @@ import (
 
 // decimalColumns are the recorded all_types table's numeric and money
 // columns, the only ones decimal.handling.mode changes.
-var decimalColumns = []struct{ name, typ string }{
-	{"c_numeric", "numeric(12,2)"}, {"c_numeric_free", "numeric"}, {"c_money", "money"},
+var decimalColumns = []benchColumn{
+	{"c_numeric", "numeric(12,2)", "numeric"}, {"c_numeric_free", "numeric", "numeric"}, {"c_money", "money", "money"},
+}
+
+// benchColumn is a target column of a benchmark: its name, its type as
+// format_type() gives it, and that type's name in pgtype's map.
+type benchColumn struct{ name, typ, pgtype string }
+
+// copyColumns returns the binders of cols and their binary COPY encoder.
+func copyColumns(b *testing.B, cols []benchColumn) ([]binder, *pgcopy.Encoder) {
+	types := pgtype.NewMap()
+	pgcopy.RegisterTypes(types, 2)
+	names := make([]string, len(cols))
+	oids := make([]uint32, len(cols))
+	binders := make([]binder, len(cols))
+	for i, c := range cols {
+		names[i], binders[i] = c.name, binderFor(c.typ)
+		t, ok := types.TypeForName(c.pgtype)
+		if !ok {
+			b.Fatalf("no type %s", c.pgtype)
+		}
+		oids[i] = t.OID
+	}
+	return binders, pgcopy.NewEncoder(types, names, oids)
 }
 
 // BenchmarkDecimalModes measures what decimal.handling.mode=string costs
@@ -41,21 +63,7 @@ func BenchmarkDecimalModes(b *testing.B) {
 					size += int64(len(r.Key) + len(r.Value))
 				}
 			}
-			types := pgtype.NewMap()
-			pgcopy.RegisterTypes(types, 2)
-			names := make([]string, len(decimalColumns))
-			oids := make([]uint32, len(decimalColumns))
-			binders := make([]binder, len(decimalColumns))
-			for i, c := range decimalColumns {
-				names[i], binders[i] = c.name, binderFor(c.typ)
-				base, _, _ := strings.Cut(c.typ, "(")
-				t, ok := types.TypeForName(base)
-				if !ok {
-					b.Fatalf("no type %s", base)
-				}
-				oids[i] = t.OID
-			}
-			enc := pgcopy.NewEncoder(types, names, oids)
+			binders, enc := copyColumns(b, decimalColumns)
 			dec := debezium.NewDecoder(debezium.Options{})
 			row := make([]any, len(decimalColumns))
 			buf := make([]byte, 0, 4096)

@@ -70,9 +70,9 @@ type Router struct {
 // NewRouter returns a Router over the target pool. Its DDL runs one
 // statement per call (oneStatement).
 func NewRouter(cfg *config.Config, pool *pgxpool.Pool) *Router {
-	avro := cfg.Encoding == config.EncodingAvro
+	avro := cfg.Encoding != config.EncodingJSON
 	for _, t := range cfg.Tables {
-		avro = avro || t.Encoding == config.EncodingAvro
+		avro = avro || t.Encoding != config.EncodingJSON
 	}
 	return &Router{cfg: cfg.Router(), q: pool, db: oneStatement{pool}, routes: map[string]*route{}, tables: map[string]*Table{},
 		views: map[string]*Table{}, reported: map[string]bool{}, observe: func(SchemaChange) {},
@@ -87,14 +87,20 @@ func (r *Router) UseSchemas(s debezium.SchemaSource) {
 	r.schemas = s
 }
 
-// Avro reports whether topic's records are Avro (encoding: avro of its
-// table, or of the file for a topic no table claims).
-func (r *Router) Avro(topic string) bool {
-	tc, err := r.cfg.Resolve(topic)
-	if err != nil {
-		return r.encoding == config.EncodingAvro
+// Encoding is how topic's records are serialised (encoding: of its table,
+// or of the file for a topic no table claims).
+func (r *Router) Encoding(topic string) debezium.Encoding {
+	enc := r.encoding
+	if tc, err := r.cfg.Resolve(topic); err == nil {
+		enc = tc.Encoding
 	}
-	return tc.Encoding == config.EncodingAvro
+	switch enc {
+	case config.EncodingAvro:
+		return debezium.EncodingAvro
+	case config.EncodingAuto:
+		return debezium.EncodingAuto
+	}
+	return debezium.EncodingJSON
 }
 
 // OnSchemaChange has fn called (under the Router's lock) with each schema
@@ -265,7 +271,7 @@ func (r *Router) NewDecoder() *debezium.Decoder {
 	opts := debezium.Options{Format: r.Format}
 	if r.avro {
 		r.mu.Lock()
-		opts.Avro, opts.Schemas = r.Avro, r.schemas
+		opts.Encoding, opts.Schemas = r.Encoding, r.schemas
 		r.mu.Unlock()
 	}
 	return debezium.NewDecoder(opts)

@@ -47,7 +47,8 @@ func (c *checker) encoding() {
 		case c.t.Encoding == config.EncodingJSON && avro:
 			c.add(Error, key, nil, "this table has encoding: json but the connector writes Avro: every record is a dead letter",
 				"set encoding: avro on this table (with schema_registry.url), or "+key+"="+jsonConverter+" on the connector")
-		case c.t.Encoding == config.EncodingAvro && class == apicurioConverter:
+		case c.t.Encoding != config.EncodingJSON && class == apicurioConverter:
+			// auto reads Avro too, in the Confluent wire format only.
 			for _, s := range apicurioWireFormat {
 				setting := key + "." + s.key
 				value, set := c.feed.connector.Config[setting]
