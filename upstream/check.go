@@ -39,6 +39,7 @@ func Check(cfg *config.Config, connectors []Connector, targets map[string]*catal
 			c := &checker{t: t, feed: f}
 			c.operations()
 			c.encoding()
+			c.transactionMetadata(cfg.Apply)
 			if !f.outbox {
 				c.partialSnapshot()
 				c.converters()

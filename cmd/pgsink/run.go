@@ -62,6 +62,10 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pgsink run: %v\n", err)
 		return 1
 	}
+	if err := refuseUnwired(cfg); err != nil {
+		fmt.Fprintf(stderr, "pgsink run: %v\n", err)
+		return 1
+	}
 	format := string(cfg.Log.Format)
 	if *logFormat != "" {
 		format = *logFormat
