@@ -1,0 +1,2 @@
+DROP TABLE tx_resolved;
+DROP TABLE tx_staged;
