@@ -55,6 +55,11 @@ type Options struct {
 	// dead-lettered). Tests use it to keep an audit that proves no record is
 	// applied twice.
 	BeforeCommit func(b *pgx.Batch, records []debezium.Record)
+	// StageTransactions (apply.consistency: transaction) stages the records
+	// that carry Debezium's transaction block in the batch's transaction
+	// instead of writing them: the resolver writes each source transaction
+	// whole (docs/transactions.md). Other records are written as usual.
+	StageTransactions bool
 	// UpsertOnly writes every row with the guarded upsert, also those a
 	// plain INSERT would create faster (see statements.buildInsert), so
 	// benchmarks can compare the two.
@@ -126,6 +131,9 @@ type Stats struct {
 	// an existing key.
 	InsertConflicts int
 	Transactions    int
+	// Staged counts records of source transactions staged for the
+	// resolver instead of written (StageTransactions).
+	Staged int64
 	// Panics counts panics recovered while writing a span: each isolates
 	// a record (PanicError).
 	Panics int
@@ -147,6 +155,7 @@ func (s *Stats) add(o Stats) {
 	s.Skipped += o.Skipped
 	s.Duplicates += o.Duplicates
 	s.DeadLetters += o.DeadLetters
+	s.Staged += o.Staged
 	for reason, n := range o.UnsweptSnapshots {
 		s.countUnswept(reason, n)
 	}
@@ -167,6 +176,8 @@ type Applier struct {
 	dead    dedup.DeadLetters
 	// snapshots records the table snapshot ends the batches apply.
 	snapshots dedup.Snapshots
+	// transactions stages records of source transactions (StageTransactions).
+	transactions dedup.Transactions
 
 	mu     sync.Mutex
 	stmts  map[*Table]*statements
@@ -179,13 +190,14 @@ func NewApplier(pool *pgxpool.Pool, opts Options) *Applier {
 		opts.Retry = Retry{MaxAttempts: 10, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second}
 	}
 	return &Applier{
-		pool:      pool,
-		opts:      opts,
-		offsets:   dedup.NewOffsets(opts.Schema),
-		dead:      dedup.NewDeadLetters(opts.Schema),
-		snapshots: dedup.NewSnapshots(opts.Schema),
-		stmts:     map[*Table]*statements{},
-		outbox:    map[*Table]*outboxStatements{},
+		pool:         pool,
+		opts:         opts,
+		offsets:      dedup.NewOffsets(opts.Schema),
+		dead:         dedup.NewDeadLetters(opts.Schema),
+		snapshots:    dedup.NewSnapshots(opts.Schema),
+		transactions: dedup.NewTransactions(opts.Schema),
+		stmts:        map[*Table]*statements{},
+		outbox:       map[*Table]*outboxStatements{},
 	}
 }
 

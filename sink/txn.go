@@ -32,6 +32,9 @@ type txn struct {
 	// (see Applier.applyOnce).
 	optimistic bool
 	inserted   []*statements
+	// stageTx stages the records of source transactions instead of
+	// writing them (Options.StageTransactions; see queueStaging).
+	stageTx bool
 	// stats counts what the transaction wrote and created names the
 	// staging tables it created in its session: both count only once it
 	// commits.
