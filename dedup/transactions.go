@@ -184,6 +184,9 @@ type Unresolved struct {
 	TxID        int64
 	Records     int64
 	FirstStaged time.Time
+	// Age is how long ago its first record was staged, by the database's
+	// clock, which also stamped it.
+	Age time.Duration
 }
 
 // OldestUnresolved returns the transaction staged longest ago and not
@@ -192,10 +195,13 @@ type Unresolved struct {
 // apply.transaction.max_wait once it has read every END there is; status
 // shows both.
 func (t Transactions) OldestUnresolved(ctx context.Context, db DB, group string) (oldest Unresolved, staged int64, ok bool, err error) {
+	var ageMicros int64
 	err = db.QueryRow(ctx, `SELECT (SELECT count(*) FROM `+t.staged+` WHERE group_id = $1), o.tx_id,
-		(SELECT count(*) FROM `+t.staged+` s WHERE s.group_id = $1 AND s.tx_id = o.tx_id), o.staged_at
+		(SELECT count(*) FROM `+t.staged+` s WHERE s.group_id = $1 AND s.tx_id = o.tx_id), o.staged_at,
+		(extract(epoch FROM now() - o.staged_at) * 1e6)::bigint
 		FROM (SELECT tx_id, staged_at FROM `+t.staged+` WHERE group_id = $1 ORDER BY staged_at LIMIT 1) o`, group).
-		Scan(&staged, &oldest.TxID, &oldest.Records, &oldest.FirstStaged)
+		Scan(&staged, &oldest.TxID, &oldest.Records, &oldest.FirstStaged, &ageMicros)
+	oldest.Age = time.Duration(ageMicros) * time.Microsecond
 	if err == pgx.ErrNoRows {
 		return Unresolved{}, 0, false, nil
 	}

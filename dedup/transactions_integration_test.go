@@ -81,7 +81,7 @@ func TestIntegrationTransactionStaging(t *testing.T) {
 	}
 
 	oldest, staged, ok, err := tx.OldestUnresolved(ctx, pool, "g")
-	if err != nil || !ok || oldest.TxID != 7 || oldest.Records != 3 || staged != 5 {
+	if err != nil || !ok || oldest.TxID != 7 || oldest.Records != 3 || staged != 5 || oldest.Age < 0 || oldest.Age > time.Hour {
 		t.Fatalf("OldestUnresolved = %+v, %d staged, %v, %v; want transaction 7 with 3 records, 5 staged", oldest, staged, ok, err)
 	}
 

@@ -1,6 +1,7 @@
 package txapply
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -60,12 +61,12 @@ func (e *NoEndError) Error() string {
 
 // StopReason names why the resolver stopped, for the metrics' label.
 func StopReason(err error) string {
-	switch err.(type) {
-	case *IncompleteError:
+	switch {
+	case errors.As(err, new(*IncompleteError)):
 		return "incomplete"
-	case *NoEndError:
+	case errors.As(err, new(*NoEndError)):
 		return "no_end"
-	case *OverstagedError:
+	case errors.As(err, new(*OverstagedError)):
 		return "overstaged"
 	}
 	return "error"

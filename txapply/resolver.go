@@ -245,3 +245,15 @@ func record(s dedup.StagedRecord) debezium.Record {
 	}
 	return rec
 }
+
+// CheckEnds returns a *NoEndError when a staged transaction's first record
+// is older than maxWait. Call it only once the resolver has read every END
+// of the transaction topic (its position at the high watermark): a lagging
+// resolver has not read the END yet, and its transactions wait for that.
+func (r *Resolver) CheckEnds(ctx context.Context, group string, maxWait time.Duration) error {
+	oldest, _, ok, err := r.staging.OldestUnresolved(ctx, r.pool, group)
+	if err != nil || !ok || oldest.Age <= maxWait {
+		return err
+	}
+	return &NoEndError{TxID: oldest.TxID, Records: oldest.Records, FirstStaged: oldest.FirstStaged}
+}
