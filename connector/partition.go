@@ -33,6 +33,13 @@ type applier interface {
 	Apply(ctx context.Context, b *sink.Batch) (sink.Stats, error)
 }
 
+// stopper is an error that stops the partition with its own account of
+// what stopped (the resolver's, txapply.StoppedError).
+type stopper interface {
+	error
+	StopWhat() string
+}
+
 // positions are this instance's rows in the offsets table
 // (storedPositions: dedup.Offsets on the pool, claimed as this owner).
 type positions interface {
@@ -193,6 +200,10 @@ func (p *partition) run() {
 			var drift *sink.SchemaDriftError
 			if errors.As(err, &drift) {
 				what = "the source schema differs from the target and schema.evolve is strict; the offset is not moved"
+			}
+			var stop stopper
+			if errors.As(err, &stop) {
+				what = stop.StopWhat()
 			}
 			p.fail(what, err)
 			p.releaseHeld()
@@ -494,6 +505,7 @@ func (p *partition) apply(batch *sink.Batch, last *kafka.Message) bool {
 	var fenced *dedup.FencedError
 	var moved *dedup.PositionMovedError
 	var poison *sink.PoisonError
+	var stop stopper
 	switch {
 	case err == nil:
 	case errors.As(err, &fenced) && strings.HasPrefix(fenced.Owner, dedup.ReplayOwnerPrefix):
@@ -513,6 +525,9 @@ func (p *partition) apply(batch *sink.Batch, last *kafka.Message) bool {
 		return true
 	case errors.As(err, &poison):
 		p.fail("record cannot be applied and errors.tolerance is none: fix it or the target, then restart", err)
+		return false
+	case errors.As(err, &stop):
+		p.fail(stop.StopWhat(), err)
 		return false
 	case p.ctx.Err() != nil:
 		return false

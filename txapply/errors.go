@@ -71,3 +71,41 @@ func StopReason(err error) string {
 	}
 	return "error"
 }
+
+// StoppedError is why the resolver stops: the transaction topic's
+// partition stops with it, its offset unmoved, until an operator acts.
+type StoppedError struct{ Err error }
+
+func (e *StoppedError) Error() string { return e.Err.Error() }
+func (e *StoppedError) Unwrap() error { return e.Err }
+
+// StopWhat says what stopped, for the partition's stop reason (status).
+func (e *StoppedError) StopWhat() string {
+	switch StopReason(e.Err) {
+	case "incomplete":
+		return "the resolver waited apply.transaction.max_wait for a transaction's events (a topic not configured, a filtered table, or a partition stopped); nothing after it is applied"
+	case "no_end":
+		return "a transaction's events were staged and its END never came within apply.transaction.max_wait; nothing after it is applied"
+	case "overstaged":
+		return "staged events and the transaction's END disagree; nothing after it is applied"
+	}
+	return "the resolver stopped; nothing after it is applied"
+}
+
+// MarkerError is a record of the transaction topic that is no transaction
+// marker: it cannot be passed over, since it may be a transaction's END.
+type MarkerError struct {
+	Topic  string
+	Offset int64
+	Err    error
+}
+
+func (e *MarkerError) Error() string {
+	return fmt.Sprintf("%s@%d is no transaction marker: %v", e.Topic, e.Offset, e.Err)
+}
+func (e *MarkerError) Unwrap() error { return e.Err }
+
+// StopWhat says what stopped, for the partition's stop reason (status).
+func (e *MarkerError) StopWhat() string {
+	return "a record of the transaction topic cannot be read; nothing after it is applied"
+}

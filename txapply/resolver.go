@@ -66,19 +66,23 @@ type Result struct {
 // Resolve applies, in one target transaction that moves claim past them,
 // the longest prefix of ends (consecutive END markers of the transaction
 // topic, in its order) whose transactions are staged whole or applied
-// already. When the first END's transaction is not staged whole, nothing is
-// applied and the error is its *IncompleteError: the caller waits for the
-// partitions and calls again, and stops with it past max_wait. Other errors
-// leave the claim unmoved; a *dedup.FencedError means the transaction
-// topic's partition has another owner.
-func (r *Resolver) Resolve(ctx context.Context, claim *dedup.Claim, ends []End) (Result, error) {
+// already; when that is all of them, the claim moves to next (past BEGIN
+// markers after the last END). When the first END's transaction is not
+// staged whole, nothing is applied and the error is its *IncompleteError:
+// the caller waits for the partitions and calls again, and stops with it
+// past max_wait. Other errors leave the claim unmoved; a
+// *dedup.FencedError means the transaction topic's partition has another
+// owner.
+func (r *Resolver) Resolve(ctx context.Context, claim *dedup.Claim, ends []End, next int64) (Result, error) {
 	var ready []End
 	var resolved []bool
 	for _, end := range ends {
 		done, err := r.check(ctx, claim.Group, end)
 		var incomplete *IncompleteError
 		if errors.As(err, &incomplete) && len(ready) > 0 {
-			break // apply what is ready; the caller comes back for this one
+			// Apply what is ready; the caller comes back for this one.
+			next = ready[len(ready)-1].Offset + 1
+			break
 		}
 		if err != nil {
 			return Result{}, err
@@ -86,7 +90,10 @@ func (r *Resolver) Resolve(ctx context.Context, claim *dedup.Claim, ends []End) 
 		ready = append(ready, end)
 		resolved = append(resolved, done)
 	}
-	return r.apply(ctx, claim, ready, resolved)
+	if next == claim.NextOffset && len(ready) == 0 {
+		return Result{}, nil
+	}
+	return r.apply(ctx, claim, ready, resolved, next)
 }
 
 // check reports whether end's transaction was applied already, or returns
@@ -127,12 +134,12 @@ func (r *Resolver) check(ctx context.Context, group string, end End) (resolved b
 }
 
 // apply runs the target transaction of Resolve.
-func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, resolved []bool) (res Result, err error) {
-	if len(ends) == 0 {
-		return Result{}, nil
+func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, resolved []bool, next int64) (res Result, err error) {
+	var sourceTs time.Time
+	lastID := "none (BEGIN markers only)"
+	if len(ends) > 0 {
+		sourceTs, lastID = ends[len(ends)-1].SourceTs, ends[len(ends)-1].Marker.ID
 	}
-	last := ends[len(ends)-1]
-	next := last.Offset + 1
 	conn, err := r.pool.Acquire(ctx)
 	if err != nil {
 		return Result{}, fmt.Errorf("txapply: acquire connection: %w", err)
@@ -151,7 +158,7 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 	// resolvers, and a fenced one stops before writing (I2).
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
-	if err := r.offsets.QueueAdvance(b, before, next, last.SourceTs); err != nil {
+	if err := r.offsets.QueueAdvance(b, before, next, sourceTs); err != nil {
 		return Result{}, err
 	}
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
@@ -186,7 +193,7 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 	if !committed {
 		var pgErr *pgconn.PgError
 		if err != nil && errors.As(err, &pgErr) && pgErr.Severity == "ERROR" {
-			return Result{}, fmt.Errorf("txapply: apply transactions up to %s: %w", last.Marker.ID, err)
+			return Result{}, fmt.Errorf("txapply: apply transactions up to %s: %w", lastID, err)
 		}
 		// The COMMIT's outcome is unknown: read it from the offsets row
 		// on another connection, as a batch does.
@@ -195,7 +202,7 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 		released = true
 		done, rerr := r.offsets.ResolveCommit(ctx, r.pool, before, next)
 		if rerr != nil || !done {
-			return Result{}, fmt.Errorf("txapply: commit of transactions up to %s: %v (outcome: %v)", last.Marker.ID, err, errors.Join(rerr))
+			return Result{}, fmt.Errorf("txapply: commit of transactions up to %s: %v (outcome: %v)", lastID, err, errors.Join(rerr))
 		}
 	} else {
 		w.Committed()

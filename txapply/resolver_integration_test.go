@@ -315,7 +315,7 @@ func violation(t *testing.T, pool *pgxpool.Pool) string {
 
 func resolve(t *testing.T, r *txapply.Resolver, claim *dedup.Claim, es []txapply.End) txapply.Result {
 	t.Helper()
-	res, err := r.Resolve(context.Background(), claim, es)
+	res, err := r.Resolve(context.Background(), claim, es, es[len(es)-1].Offset+1)
 	if err != nil {
 		t.Fatalf("Resolve at offset %d: %v", claim.NextOffset, err)
 	}
@@ -378,7 +378,7 @@ func TestIntegrationTransactionConsistentApply(t *testing.T) {
 				if applied%2 == 1 {
 					take = len(pending)
 				}
-				res, err := resolver.Resolve(ctx, &claim, pending[:take])
+				res, err := resolver.Resolve(ctx, &claim, pending[:take], pending[take-1].Offset+1)
 				var inc *txapply.IncompleteError
 				if errors.As(err, &inc) {
 					return
@@ -407,7 +407,7 @@ func TestIntegrationTransactionConsistentApply(t *testing.T) {
 		if applied != transfers {
 			t.Fatalf("with every partition but %s staged, %d transactions applied, want the %d transfers", linesPart, applied, transfers)
 		}
-		_, err = resolver.Resolve(ctx, &claim, pending)
+		_, err = resolver.Resolve(ctx, &claim, pending, pending[len(pending)-1].Offset+1)
 		var inc *txapply.IncompleteError
 		if !errors.As(err, &inc) || !strings.Contains(err.Error(), "public.order_lines: 0 of") {
 			t.Fatalf("an order's END with its lines not staged: Resolve = %v, want an IncompleteError naming public.order_lines", err)
@@ -455,7 +455,7 @@ func TestIntegrationTransactionConsistentApply(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := resolver.Resolve(ctx, &stale, es[:1]); !errors.As(err, new(*dedup.FencedError)) {
+		if _, err := resolver.Resolve(ctx, &stale, es[:1], es[0].Offset+1); !errors.As(err, new(*dedup.FencedError)) {
 			t.Fatalf("a resolver of a superseded epoch: Resolve = %v, want a FencedError", err)
 		}
 		// A replay of the transaction topic, under the new claim rewound to

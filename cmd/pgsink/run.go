@@ -62,10 +62,6 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pgsink run: %v\n", err)
 		return 1
 	}
-	if err := refuseUnwired(cfg); err != nil {
-		fmt.Fprintf(stderr, "pgsink run: %v\n", err)
-		return 1
-	}
 	format := string(cfg.Log.Format)
 	if *logFormat != "" {
 		format = *logFormat
@@ -104,6 +100,9 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, noMigrate b
 		return err
 	}
 	defer pool.Close()
+	if err := checkModeSwitch(ctx, pool, cfg); err != nil {
+		return err
+	}
 	warnUpstream(ctx, cfg, pool, log)
 	metrics := connector.NewMetrics()
 	hooks, err := faults.FromEnv()

@@ -1,0 +1,158 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/debezium"
+	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/sink"
+	"github.com/pgsink/pgsink/txapply"
+	"go.uber.org/zap"
+)
+
+// apply.consistency: transaction (docs/transactions.md). Data partitions
+// stage their transactional records (sink.Options.StageTransactions); the
+// owner of the transaction topic's one partition runs the resolver: its
+// worker is a partition like any other (claimed, fenced, batched, stopped
+// with its reason), whose router keeps the END markers and whose applier
+// resolves them.
+
+// transactionTopic is the topic the resolver reads, or "" in partition mode.
+func transactionTopic(cfg *config.Config) string {
+	if cfg.Apply.Consistency != config.ConsistencyTransaction {
+		return ""
+	}
+	return cfg.Apply.Transaction.Topic
+}
+
+// resolverDeps returns the collaborators of the transaction topic's worker:
+// r.deps with the router and applier of the resolver.
+func (r *Runner) resolverDeps(sinkOpts sink.Options) *workerDeps {
+	sinkOpts.StageTransactions = false // the resolver writes what was staged
+	sinkOpts.StopOnError = true        // a transaction is applied whole or not at all
+	res := txapply.New(r.pool, sink.NewApplier(r.pool, sinkOpts), r.router,
+		txapply.Options{Schema: r.cfg.Postgres.Schema, Chunk: r.cfg.Apply.Batch.MaxRecords})
+	deps := *r.deps
+	deps.router = &markerRouter{}
+	deps.applier = &resolverApplier{resolver: res, maxWait: r.cfg.Apply.Transaction.MaxWait.Std(), log: r.log.Named("resolver")}
+	return &deps
+}
+
+// depsFor returns the collaborators of a partition's worker.
+func (r *Runner) depsFor(id dedup.PartitionID) *workerDeps {
+	if id.Topic == transactionTopic(r.cfg) && r.txDeps != nil {
+		return r.txDeps
+	}
+	return r.deps
+}
+
+// markerRouter decodes the transaction topic: an END marker is an Item for
+// the resolver, a BEGIN writes nothing. The topic is JSON (the Avro
+// transaction topic is not read yet). One worker uses it at a time, but a
+// revoked worker may still finish while the next starts: hence the lock.
+type markerRouter struct {
+	mu  sync.Mutex
+	dec *debezium.Decoder
+}
+
+func (m *markerRouter) Item(_ context.Context, _ *debezium.Decoder, rec debezium.Record) (sink.Item, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.dec == nil {
+		m.dec = debezium.NewDecoder(debezium.Options{Format: func(string) debezium.Format { return debezium.FormatTransaction }})
+	}
+	ch, err := m.dec.Decode(rec)
+	if err != nil {
+		// Not dead-lettered: a transaction boundary cannot be skipped.
+		return sink.Item{}, false, &txapply.MarkerError{Topic: rec.Topic, Offset: rec.Offset, Err: err}
+	}
+	if ch.TxMark.Status != "END" {
+		return sink.Item{}, false, nil
+	}
+	return sink.Item{Record: rec, Change: ch}, true, nil
+}
+
+// resolverApplier applies a batch of the transaction topic: its END
+// markers, each once every event of its transaction is staged.
+type resolverApplier struct {
+	resolver *txapply.Resolver
+	maxWait  time.Duration
+	log      *zap.Logger
+}
+
+// stagingPoll is how often the resolver looks again at the staged counts
+// of a transaction whose END arrived before all its events were staged.
+const stagingPoll = 50 * time.Millisecond
+
+func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (sink.Stats, error) {
+	ends := make([]txapply.End, 0, len(b.Items))
+	for _, it := range b.Items {
+		ends = append(ends, txapply.End{Offset: it.Record.Offset, Marker: it.Change.TxMark, SourceTs: it.Change.EventTs})
+	}
+	var st sink.Stats
+	var waitingSince time.Time
+	for {
+		res, err := a.resolver.Resolve(ctx, b.Claim, ends, b.Next)
+		st.Upserted += res.Stats.Upserted
+		st.Deleted += res.Stats.Deleted
+		st.Stale += res.Stats.Stale
+		st.Duplicates += res.Stats.Duplicates
+		var incomplete *txapply.IncompleteError
+		switch {
+		case err == nil:
+		case errors.As(err, &incomplete):
+			if waitingSince.IsZero() {
+				waitingSince = time.Now()
+			} else if time.Since(waitingSince) > a.maxWait {
+				return st, &txapply.StoppedError{Err: err}
+			}
+		default:
+			return st, err
+		}
+		ends = ends[res.Applied+res.Passed:]
+		if len(ends) == 0 && b.Claim.NextOffset == b.Next {
+			return st, nil
+		}
+		if res.Applied+res.Passed > 0 {
+			waitingSince = time.Time{}
+		}
+		select {
+		case <-ctx.Done():
+			return st, ctx.Err()
+		case <-time.After(stagingPoll):
+		}
+	}
+}
+
+// checkTransactionTopic returns why the transaction topic cannot order the
+// source's transactions: it does not exist, or it has more than one
+// partition (whose ENDs would have no order between them).
+func checkTransactionTopic(c *kafka.Consumer, topic string) error {
+	md, err := c.GetMetadata(&topic, false, 10000)
+	if err != nil {
+		return fmt.Errorf("kafka metadata of apply.transaction.topic %s: %w", topic, err)
+	}
+	t, ok := md.Topics[topic]
+	switch {
+	case !ok || t.Error.Code() == kafka.ErrUnknownTopicOrPart || len(t.Partitions) == 0:
+		return fmt.Errorf("apply.transaction.topic %s does not exist: the connector writes it with provide.transaction.metadata=true (create it with one partition, or check topic.transaction)", topic)
+	case len(t.Partitions) != 1:
+		return fmt.Errorf("apply.transaction.topic %s has %d partitions; it needs exactly one, which orders the source's transactions", topic, len(t.Partitions))
+	}
+	return nil
+}
+
+// CheckTransactionTopic is checkTransactionTopic for validate; nil in
+// partition mode.
+func (in *Inspector) CheckTransactionTopic(cfg *config.Config) error {
+	if t := transactionTopic(cfg); t != "" {
+		return checkTransactionTopic(in.c, t)
+	}
+	return nil
+}

@@ -1,0 +1,218 @@
+//go:build integration
+
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgsink/pgsink/test/stacktest"
+)
+
+// The bank workload of apply.consistency: transaction (docs/transactions.md):
+// accounts with a constant total, transfers between two accounts (keys on
+// different partitions) and orders with their lines in a second table, each
+// a source transaction.
+const (
+	bankAccounts  = 16
+	bankBalance   = 1000
+	bankTransfers = 300
+	bankOrders    = 40
+)
+
+const bankDDL = `CREATE TABLE public.accounts (id int PRIMARY KEY, balance bigint NOT NULL%[1]s);
+CREATE TABLE public.orders (id int PRIMARY KEY, customer text NOT NULL%[1]s);
+CREATE TABLE public.order_lines (order_id int, line int, amount bigint NOT NULL%[1]s, PRIMARY KEY (order_id, line))`
+
+// bankReader polls the target in REPEATABLE READ until stopped and records
+// every snapshot that shows what the source never committed.
+type bankReader struct {
+	pool       *pgxpool.Pool
+	mu         sync.Mutex
+	snapshots  int // with every account present
+	violations []string
+	stop       chan struct{}
+	done       chan struct{}
+}
+
+func startBankReader(t *testing.T, url string) *bankReader {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	r := &bankReader{pool: pool, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		for {
+			select {
+			case <-r.stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			full, v, err := r.look(context.Background())
+			r.mu.Lock()
+			if err != nil {
+				r.violations = append(r.violations, "reader: "+err.Error())
+			}
+			if full {
+				r.snapshots++
+			}
+			if v != "" {
+				r.violations = append(r.violations, v)
+			}
+			r.mu.Unlock()
+		}
+	}()
+	return r
+}
+
+// look reads one snapshot: full says every account was there.
+func (r *bankReader) look(ctx context.Context) (full bool, violation string, err error) {
+	tx, err := r.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return false, "", err
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	var n, total int64
+	if err := tx.QueryRow(ctx, `SELECT count(*), coalesce(sum(balance), 0) FROM public.accounts`).Scan(&n, &total); err != nil {
+		return false, "", err
+	}
+	full = n == bankAccounts
+	if full && total != bankAccounts*bankBalance {
+		return full, fmt.Sprintf("the accounts total %d, the source's is always %d", total, bankAccounts*bankBalance), nil
+	}
+	var order, lines int64
+	err = tx.QueryRow(ctx, `SELECT o.id, (SELECT count(*) FROM public.order_lines l WHERE l.order_id = o.id) AS n FROM public.orders o
+		WHERE (SELECT count(*) FROM public.order_lines l WHERE l.order_id = o.id) <> o.id % 4 + 1 LIMIT 1`).Scan(&order, &lines)
+	if err == nil {
+		return full, fmt.Sprintf("order %d is visible with %d of its %d lines", order, lines, order%4+1), nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return full, "", err
+	}
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM public.order_lines l WHERE NOT EXISTS (SELECT 1 FROM public.orders o WHERE o.id = l.order_id)`).Scan(&lines); err != nil {
+		return full, "", err
+	}
+	if lines > 0 {
+		return full, fmt.Sprintf("%d order lines are visible without their order", lines), nil
+	}
+	return full, "", nil
+}
+
+func (r *bankReader) finish() (snapshots int, violations []string) {
+	close(r.stop)
+	<-r.done
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.snapshots, r.violations
+}
+
+// runBank streams the bank workload through `pgsink run` in the given
+// apply.consistency and returns what the reader saw.
+func runBank(t *testing.T, consistency string) (snapshots int, violations []string) {
+	st := stacktest.New(t)
+	ctx := context.Background()
+	st.Exec(fmt.Sprintf(bankDDL, ""))
+	st.Exec(fmt.Sprintf(`INSERT INTO public.accounts SELECT i, %d FROM generate_series(1, %d) i`, bankBalance, bankAccounts))
+	topic := func(table string) string { return st.TopicPrefix + ".public." + table }
+	txTopic := st.TopicPrefix + ".transaction"
+	for name, partitions := range map[string]int{topic("accounts"): 4, topic("orders"): 2, topic("order_lines"): 3, txTopic: 1} {
+		if err := stacktest.CreateTopic(ctx, st.Env.KafkaBootstrap, name, partitions); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.RegisterDebezium("bank", map[string]string{
+		"provide.transaction.metadata": "true",
+		"table.include.list":           "public.accounts,public.orders,public.order_lines",
+	})
+	targetURL, _ := targetWith(t, fmt.Sprintf(bankDDL, ", _pgsink_commit_lsn bigint, _pgsink_lsn bigint"))
+	cfg := tablesConfig(st, fmt.Sprintf("  - topic: %s\n    target: public.accounts\n  - topic: %s\n    target: public.orders\n  - topic: %s\n    target: public.order_lines\n",
+		topic("accounts"), topic("orders"), topic("order_lines"))) +
+		fmt.Sprintf("apply:\n  consistency: %s\n  batch: { max_records: 50 }\n  transaction: { topic: %s, max_wait: 2m }\n", consistency, txTopic)
+	reader := startBankReader(t, targetURL)
+	p := startPgsink(t, cfg, "TARGET_URL="+targetURL)
+
+	src := st.Source()
+	rnd := rand.New(rand.NewPCG(7, 11))
+	order := 0
+	for i := 0; i < bankTransfers; i++ {
+		from, to := 1+rnd.IntN(bankAccounts), 1+rnd.IntN(bankAccounts-1)
+		if to >= from {
+			to++
+		}
+		amount := 1 + rnd.IntN(50)
+		tx, err := src.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE public.accounts SET balance = balance - $2 WHERE id = $1`, from, amount); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE public.accounts SET balance = balance + $2 WHERE id = $1`, to, amount); err != nil {
+			t.Fatal(err)
+		}
+		if i%(bankTransfers/bankOrders) == 0 && order < bankOrders {
+			order++
+			if _, err := tx.Exec(ctx, `INSERT INTO public.orders VALUES ($1::int, 'customer ' || $1::int)`, order); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO public.order_lines SELECT $1::int, l, l * 10 FROM generate_series(1, $1::int % 4 + 1) l`, order); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	query := `SELECT (SELECT string_agg(id || ':' || balance, ',' ORDER BY id) FROM public.accounts) AS a,
+		(SELECT count(*) FROM public.orders) AS o, (SELECT count(*) FROM public.order_lines) AS l`
+	convergeTo(t, st, targetURL, query, "the target's accounts, orders and lines equal the source's")
+	if consistency == "transaction" {
+		// Every streamed change went through staging and the resolver.
+		var staged, resolved int
+		if err := reader.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM pgsink.tx_staged), (SELECT count(*) FROM pgsink.tx_resolved)`).Scan(&staged, &resolved); err != nil {
+			t.Fatal(err)
+		}
+		if staged != 0 || resolved != bankTransfers {
+			t.Errorf("%d records left staged and %d source transactions resolved; want none and %d", staged, resolved, bankTransfers)
+		}
+	}
+	if code, _ := p.stop(30 * time.Second); code != 0 {
+		t.Errorf("pgsink exited with %d", code)
+	}
+	return reader.finish()
+}
+
+// TestE2ETransactionConsistency: with apply.consistency: transaction a
+// reader polling the target in REPEATABLE READ never sees a total other than
+// the constant nor an order without its lines while the bank workload
+// streams through `pgsink run`.
+func TestE2ETransactionConsistency(t *testing.T) {
+	snapshots, violations := runBank(t, "transaction")
+	if len(violations) > 0 {
+		t.Fatalf("the reader saw %d violations in %d snapshots, the first: %s", len(violations), snapshots, violations[0])
+	}
+	if snapshots == 0 {
+		t.Fatal("the reader never saw every account: it checked nothing")
+	}
+	t.Logf("%d snapshots with every account, none broken", snapshots)
+}
+
+// TestE2EPartitionConsistencySelfTest: the same workload per partition
+// shows the reader half-applied transactions, so the checker can fail.
+func TestE2EPartitionConsistencySelfTest(t *testing.T) {
+	snapshots, violations := runBank(t, "partition")
+	if len(violations) == 0 {
+		t.Fatalf("per partition, the reader saw no violation in %d snapshots: the checker cannot fail, or the workload does not cross partitions", snapshots)
+	}
+	t.Logf("per partition, %d violations in %d snapshots, the first: %s", len(violations), snapshots, violations[0])
+}
