@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -135,11 +136,12 @@ func runBank(t *testing.T, consistency string) (snapshots int, violations []stri
 		"table.include.list":           "public.accounts,public.orders,public.order_lines",
 	})
 	targetURL, _ := targetWith(t, fmt.Sprintf(bankDDL, ", _pgsink_commit_lsn bigint, _pgsink_lsn bigint"))
-	cfg := tablesConfig(st, fmt.Sprintf("  - topic: %s\n    target: public.accounts\n  - topic: %s\n    target: public.orders\n  - topic: %s\n    target: public.order_lines\n",
-		topic("accounts"), topic("orders"), topic("order_lines"))) +
+	cfg := strings.Replace(tablesConfig(st, fmt.Sprintf("  - topic: %s\n    target: public.accounts\n  - topic: %s\n    target: public.orders\n  - topic: %s\n    target: public.order_lines\n",
+		topic("accounts"), topic("orders"), topic("order_lines"))), "kafka:\n", "kafka:\n  session.timeout.ms: 6000\n", 1) +
 		fmt.Sprintf("apply:\n  consistency: %s\n  batch: { max_records: 50 }\n  transaction: { topic: %s, max_wait: 2m }\n", consistency, txTopic)
 	reader := startBankReader(t, targetURL)
-	p := startPgsink(t, cfg, "TARGET_URL="+targetURL)
+	first := startPgsink(t, cfg, "TARGET_URL="+targetURL)
+	var second *process
 
 	src := st.Source()
 	rnd := rand.New(rand.NewPCG(7, 11))
@@ -148,6 +150,16 @@ func runBank(t *testing.T, consistency string) (snapshots int, violations []stri
 		from, to := 1+rnd.IntN(bankAccounts), 1+rnd.IntN(bankAccounts-1)
 		if to >= from {
 			to++
+		}
+		switch i {
+		case bankTransfers / 3:
+			// A second instance joins: the group rebalances, partitions
+			// (maybe the transaction topic's) move while data streams.
+			second = startPgsink(t, cfg, "TARGET_URL="+targetURL)
+		case 2 * bankTransfers / 3:
+			// The first is killed with its batches and resolver in flight.
+			_ = first.cmd.Process.Kill()
+			<-first.done
 		}
 		amount := 1 + rnd.IntN(50)
 		tx, err := src.Begin(ctx)
@@ -186,7 +198,7 @@ func runBank(t *testing.T, consistency string) (snapshots int, violations []stri
 			t.Errorf("%d records left staged and %d source transactions resolved; want none and %d", staged, resolved, bankTransfers)
 		}
 	}
-	if code, _ := p.stop(30 * time.Second); code != 0 {
+	if code, _ := second.stop(30 * time.Second); code != 0 {
 		t.Errorf("pgsink exited with %d", code)
 	}
 	return reader.finish()
@@ -195,7 +207,8 @@ func runBank(t *testing.T, consistency string) (snapshots int, violations []stri
 // TestE2ETransactionConsistency: with apply.consistency: transaction a
 // reader polling the target in REPEATABLE READ never sees a total other than
 // the constant nor an order without its lines while the bank workload
-// streams through `pgsink run`.
+// streams through `pgsink run`, through a second instance joining (a
+// rebalance) and the first killed with -9; every record applied once.
 func TestE2ETransactionConsistency(t *testing.T) {
 	snapshots, violations := runBank(t, "transaction")
 	if len(violations) > 0 {
