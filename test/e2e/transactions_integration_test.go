@@ -4,8 +4,12 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -228,4 +232,76 @@ func TestE2EPartitionConsistencySelfTest(t *testing.T) {
 		t.Fatalf("per partition, the reader saw no violation in %d snapshots: the checker cannot fail, or the workload does not cross partitions", snapshots)
 	}
 	t.Logf("per partition, %d violations in %d snapshots, the first: %s", len(violations), snapshots, violations[0])
+}
+
+// TestE2ETransactionIncomplete: a source transaction that also writes a
+// table pgsink is not configured for never has all its events staged: the
+// resolver waits apply.transaction.max_wait, then stops with the reason in
+// `pgsink status`, and neither that transaction nor any later one is
+// applied (nothing out of order), while the earlier one is.
+func TestE2ETransactionIncomplete(t *testing.T) {
+	st := stacktest.New(t)
+	ctx := context.Background()
+	st.Exec(fmt.Sprintf(bankDDL, ""))
+	topic := func(table string) string { return st.TopicPrefix + ".public." + table }
+	txTopic := st.TopicPrefix + ".transaction"
+	for name, partitions := range map[string]int{topic("accounts"): 2, topic("orders"): 1, txTopic: 1} {
+		if err := stacktest.CreateTopic(ctx, st.Env.KafkaBootstrap, name, partitions); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.RegisterDebezium("incomplete", map[string]string{
+		"provide.transaction.metadata": "true",
+		"table.include.list":           "public.accounts,public.orders",
+	})
+	targetURL, target := targetWith(t, fmt.Sprintf(bankDDL, ", _pgsink_commit_lsn bigint, _pgsink_lsn bigint"))
+	cfg := tableConfig(st, topic("accounts"), "public.accounts", "") +
+		fmt.Sprintf("apply:\n  consistency: transaction\n  transaction: { topic: %s, max_wait: 2s }\n", txTopic)
+	p := startPgsink(t, cfg, "TARGET_URL="+targetURL)
+	st.Exec(`INSERT INTO public.accounts VALUES (1, 100), (2, 100)`)
+	st.Exec(`BEGIN; UPDATE public.accounts SET balance = 90 WHERE id = 1; INSERT INTO public.orders VALUES (1, 'not configured'); COMMIT`)
+	st.Exec(`UPDATE public.accounts SET balance = 110 WHERE id = 2`)
+
+	cfgPath := filepath.Join(t.TempDir(), "pgsink.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stopped string
+	eventually(t, 90*time.Second, "the transaction topic's partition stopped in pgsink status", func() (bool, string) {
+		cmd := exec.Command(binary, "status", "--config", cfgPath, "--json")
+		cmd.Env = append(os.Environ(), "TARGET_URL="+targetURL)
+		out, err := cmd.Output()
+		if err != nil {
+			return false, err.Error()
+		}
+		var report struct {
+			Partitions []struct {
+				Topic   string `json:"topic"`
+				Stopped string `json:"stopped"`
+			} `json:"partitions"`
+		}
+		if err := json.Unmarshal(out, &report); err != nil {
+			t.Fatalf("status --json: %v\n%s", err, out)
+		}
+		for _, part := range report.Partitions {
+			if part.Topic == txTopic && part.Stopped != "" {
+				stopped = part.Stopped
+				return true, ""
+			}
+		}
+		return false, string(out)
+	})
+	if !strings.Contains(stopped, "apply.transaction.max_wait") || !strings.Contains(stopped, "public.orders: 0 of 1") {
+		t.Fatalf("stop reason %q does not say the resolver waited for public.orders", stopped)
+	}
+	var balances string
+	if err := target.QueryRow(ctx, `SELECT string_agg(id || ':' || balance, ',' ORDER BY id) FROM public.accounts`).Scan(&balances); err != nil {
+		t.Fatal(err)
+	}
+	if balances != "1:100,2:100" {
+		t.Fatalf("accounts %s: want the first transaction applied and neither the incomplete one nor the one after it (1:100,2:100)", balances)
+	}
+	if code, _ := p.stop(30 * time.Second); code != 0 {
+		t.Errorf("pgsink exited with %d", code)
+	}
 }
