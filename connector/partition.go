@@ -97,6 +97,10 @@ type workerDeps struct {
 	// panicOn is a test-only hook (internal/faults) run on every record
 	// before it is decoded; nil in production.
 	panicOn func(debezium.Record)
+	// idle, when set, runs with the claim each time the worker finds no
+	// record for idleCheck; an error stops the partition (the resolver's
+	// check for transactions whose END never came).
+	idle func(ctx context.Context, claim dedup.Claim) error
 }
 
 // partition applies one owned partition: it batches its records in offset
@@ -356,6 +360,11 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 			}
 			if err := p.checkClaim(); err != nil {
 				return batch, nil, false, err
+			}
+			if p.idle != nil {
+				if err := p.idle(p.ctx, p.claim); err != nil {
+					return batch, nil, false, err
+				}
 			}
 			batch.Next = p.claim.NextOffset
 		case <-p.stopping:

@@ -40,7 +40,17 @@ func (r *Runner) resolverDeps(sinkOpts sink.Options) *workerDeps {
 		txapply.Options{Schema: r.cfg.Postgres.Schema, Chunk: r.cfg.Apply.Batch.MaxRecords})
 	deps := *r.deps
 	deps.router = &markerRouter{}
-	deps.applier = &resolverApplier{resolver: res, maxWait: r.cfg.Apply.Transaction.MaxWait.Std(), log: r.log.Named("resolver")}
+	maxWait := r.cfg.Apply.Transaction.MaxWait.Std()
+	deps.applier = &resolverApplier{resolver: res, maxWait: maxWait, log: r.log.Named("resolver")}
+	// An idle resolver has read every END the topic holds so far: records
+	// staged longer than max_wait ago are of a transaction whose END is
+	// not coming.
+	deps.idle = func(ctx context.Context, claim dedup.Claim) error {
+		if err := res.CheckEnds(ctx, claim.Group, maxWait); errors.As(err, new(*txapply.NoEndError)) {
+			return &txapply.StoppedError{Err: err}
+		}
+		return nil // a failed look is tried again at the next idle check
+	}
 	return &deps
 }
 

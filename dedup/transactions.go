@@ -191,7 +191,10 @@ type Unresolved struct {
 
 // OldestUnresolved returns the transaction staged longest ago and not
 // applied, and the number of staged records of the group; ok is false
-// when nothing is staged. The resolver stops on one older than
+// when nothing is staged. A record of an applied transaction can be left
+// staged when a duplicate of it (a Debezium re-emission, a replay) was
+// staged while the resolver applied the transaction; it is never applied
+// and passed over here. The resolver stops on one older than
 // apply.transaction.max_wait once it has read every END there is; status
 // shows both.
 func (t Transactions) OldestUnresolved(ctx context.Context, db DB, group string) (oldest Unresolved, staged int64, ok bool, err error) {
@@ -199,7 +202,9 @@ func (t Transactions) OldestUnresolved(ctx context.Context, db DB, group string)
 	err = db.QueryRow(ctx, `SELECT (SELECT count(*) FROM `+t.staged+` WHERE group_id = $1), o.tx_id,
 		(SELECT count(*) FROM `+t.staged+` s WHERE s.group_id = $1 AND s.tx_id = o.tx_id), o.staged_at,
 		(extract(epoch FROM now() - o.staged_at) * 1e6)::bigint
-		FROM (SELECT tx_id, staged_at FROM `+t.staged+` WHERE group_id = $1 ORDER BY staged_at LIMIT 1) o`, group).
+		FROM (SELECT tx_id, staged_at FROM `+t.staged+` s WHERE group_id = $1
+		        AND NOT EXISTS (SELECT 1 FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = s.tx_id)
+		      ORDER BY staged_at LIMIT 1) o`, group).
 		Scan(&staged, &oldest.TxID, &oldest.Records, &oldest.FirstStaged, &ageMicros)
 	oldest.Age = time.Duration(ageMicros) * time.Microsecond
 	if err == pgx.ErrNoRows {

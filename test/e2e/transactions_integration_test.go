@@ -7,10 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -262,6 +262,26 @@ func TestE2ETransactionIncomplete(t *testing.T) {
 	st.Exec(`BEGIN; UPDATE public.accounts SET balance = 90 WHERE id = 1; INSERT INTO public.orders VALUES (1, 'not configured'); COMMIT`)
 	st.Exec(`UPDATE public.accounts SET balance = 110 WHERE id = 2`)
 
+	stopped := resolverStopped(t, cfg, targetURL, txTopic)
+	if !strings.Contains(stopped, "apply.transaction.max_wait") || !strings.Contains(stopped, "public.orders: 0 of 1") {
+		t.Fatalf("stop reason %q does not say the resolver waited for public.orders", stopped)
+	}
+	var balances string
+	if err := target.QueryRow(ctx, `SELECT string_agg(id || ':' || balance, ',' ORDER BY id) FROM public.accounts`).Scan(&balances); err != nil {
+		t.Fatal(err)
+	}
+	if balances != "1:100,2:100" {
+		t.Fatalf("accounts %s: want the first transaction applied and neither the incomplete one nor the one after it (1:100,2:100)", balances)
+	}
+	if code, _ := p.stop(30 * time.Second); code != 0 {
+		t.Errorf("pgsink exited with %d", code)
+	}
+}
+
+// resolverStopped waits until pgsink status shows the transaction topic's
+// partition stopped, and returns the reason.
+func resolverStopped(t *testing.T, cfg, targetURL, txTopic string) string {
+	t.Helper()
 	cfgPath := filepath.Join(t.TempDir(), "pgsink.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -291,15 +311,42 @@ func TestE2ETransactionIncomplete(t *testing.T) {
 		}
 		return false, string(out)
 	})
-	if !strings.Contains(stopped, "apply.transaction.max_wait") || !strings.Contains(stopped, "public.orders: 0 of 1") {
-		t.Fatalf("stop reason %q does not say the resolver waited for public.orders", stopped)
+	return stopped
+}
+
+// TestE2ETransactionWithoutEnd: data of source transactions whose END
+// never reaches the configured transaction topic (the connector writes its
+// markers to another one) is staged, never applied, and once it waited
+// apply.transaction.max_wait the idle resolver stops naming the
+// transaction in pgsink status.
+func TestE2ETransactionWithoutEnd(t *testing.T) {
+	st := stacktest.New(t)
+	ctx := context.Background()
+	st.Exec(fmt.Sprintf(bankDDL, ""))
+	topic := st.TopicPrefix + ".public.accounts"
+	txTopic := st.TopicPrefix + ".transaction"
+	for name, partitions := range map[string]int{topic: 2, txTopic: 1} {
+		if err := stacktest.CreateTopic(ctx, st.Env.KafkaBootstrap, name, partitions); err != nil {
+			t.Fatal(err)
+		}
 	}
-	var balances string
-	if err := target.QueryRow(ctx, `SELECT string_agg(id || ':' || balance, ',' ORDER BY id) FROM public.accounts`).Scan(&balances); err != nil {
-		t.Fatal(err)
+	st.RegisterDebezium("noend", map[string]string{
+		"provide.transaction.metadata": "true",
+		"topic.transaction":            "elsewhere",
+		"table.include.list":           "public.accounts",
+	})
+	targetURL, target := targetWith(t, fmt.Sprintf(bankDDL, ", _pgsink_commit_lsn bigint, _pgsink_lsn bigint"))
+	cfg := tableConfig(st, topic, "public.accounts", "") +
+		fmt.Sprintf("apply:\n  consistency: transaction\n  transaction: { topic: %s, max_wait: 2s }\n", txTopic)
+	p := startPgsink(t, cfg, "TARGET_URL="+targetURL)
+	st.Exec(`INSERT INTO public.accounts VALUES (1, 100), (2, 100)`)
+	stopped := resolverStopped(t, cfg, targetURL, txTopic)
+	if !strings.Contains(stopped, "its END never came") || !strings.Contains(stopped, "2 events staged since") {
+		t.Fatalf("stop reason %q does not name the transaction staged without an END", stopped)
 	}
-	if balances != "1:100,2:100" {
-		t.Fatalf("accounts %s: want the first transaction applied and neither the incomplete one nor the one after it (1:100,2:100)", balances)
+	var rows int
+	if err := target.QueryRow(ctx, `SELECT count(*) FROM public.accounts`).Scan(&rows); err != nil || rows != 0 {
+		t.Fatalf("%d rows applied of a transaction without END (%v); want none", rows, err)
 	}
 	if code, _ := p.stop(30 * time.Second); code != 0 {
 		t.Errorf("pgsink exited with %d", code)
