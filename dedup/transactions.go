@@ -13,7 +13,7 @@ import (
 // tx_staged, the records of source transactions not applied yet, and
 // tx_resolved, the transactions the resolver applied (docs/transactions.md).
 type Transactions struct {
-	staged, resolved string // quoted, schema-qualified
+	staged, resolved, modes string // quoted, schema-qualified
 }
 
 // NewTransactions returns the staging tables of pgsink's tables in schema.
@@ -21,6 +21,7 @@ func NewTransactions(schema string) Transactions {
 	return Transactions{
 		staged:   pgx.Identifier{schema, "tx_staged"}.Sanitize(),
 		resolved: pgx.Identifier{schema, "tx_resolved"}.Sanitize(),
+		modes:    pgx.Identifier{schema, "consistency_modes"}.Sanitize(),
 	}
 }
 
@@ -214,4 +215,29 @@ func (t Transactions) OldestUnresolved(ctx context.Context, db DB, group string)
 		return Unresolved{}, 0, false, fmt.Errorf("dedup: read the oldest staged transaction: %w", err)
 	}
 	return oldest, staged, true, nil
+}
+
+// Mode returns the apply.consistency group's positions were made under, ""
+// when no run recorded one (a new group, or one older than the record).
+func (t Transactions) Mode(ctx context.Context, db DB, group string) (string, error) {
+	var mode string
+	err := db.QueryRow(ctx, `SELECT consistency FROM `+t.modes+` WHERE group_id = $1`, group).Scan(&mode)
+	if err == pgx.ErrNoRows {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("dedup: read the consistency of group %s: %w", group, err)
+	}
+	return mode, nil
+}
+
+// SetMode records that group runs under the apply.consistency mode.
+func (t Transactions) SetMode(ctx context.Context, db DB, group, mode string) error {
+	_, err := db.Exec(ctx, `INSERT INTO `+t.modes+` (group_id, consistency) VALUES ($1, $2)
+		ON CONFLICT (group_id) DO UPDATE SET consistency = excluded.consistency, since = now()
+		WHERE `+t.modes+`.consistency <> excluded.consistency`, group, mode)
+	if err != nil {
+		return fmt.Errorf("dedup: record the consistency of group %s: %w", group, err)
+	}
+	return nil
 }

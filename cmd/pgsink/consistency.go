@@ -11,35 +11,44 @@ import (
 )
 
 // checkModeSwitch refuses to start a pipeline whose stored state belongs to
-// the other apply.consistency (docs/transactions.md, "Switching modes"):
+// the other apply.consistency (docs/transactions.md, "Switching modes"),
+// and records the mode it starts in:
 //   - partition after transaction, with records still staged: nothing
 //     would ever apply them;
-//   - transaction after partition, with data positions and none for the
-//     transaction topic: the transactions applied per partition were never
-//     staged, so the resolver would wait for them until it stops.
+//   - transaction for a group with positions made in partition mode (or
+//     before modes were recorded): the transactions it applied per
+//     partition were never staged, so the resolver would wait for them.
 func checkModeSwitch(ctx context.Context, pool *pgxpool.Pool, cfg *config.Config) error {
 	group := cfg.Kafka["group.id"]
-	if cfg.Apply.Consistency != config.ConsistencyTransaction {
-		_, staged, ok, err := dedup.NewTransactions(cfg.Postgres.Schema).OldestUnresolved(ctx, pool, group)
-		if err != nil || !ok {
-			return err
-		}
-		return fmt.Errorf("apply.consistency is partition, but %d records of source transactions are staged for group %s by an earlier run in transaction mode, "+
-			"and nothing would apply them: run in transaction mode until pgsink status shows none staged, then switch", staged, group)
-	}
-	stored, err := dedup.NewOffsets(cfg.Postgres.Schema).List(ctx, pool, group)
-	if err != nil || len(stored) == 0 {
+	tx := dedup.NewTransactions(cfg.Postgres.Schema)
+	mode, err := tx.Mode(ctx, pool, group)
+	if err != nil {
 		return err
 	}
-	for _, s := range stored {
-		if s.Topic == cfg.Apply.Transaction.Topic {
-			return nil
+	want := string(cfg.Apply.Consistency)
+	switch {
+	case want == mode:
+	case cfg.Apply.Consistency == config.ConsistencyTransaction:
+		stored, err := dedup.NewOffsets(cfg.Postgres.Schema).List(ctx, pool, group)
+		if err != nil {
+			return err
+		}
+		if len(stored) > 0 {
+			return fmt.Errorf("apply.consistency is transaction, but group %s has positions from a run in partition mode: "+
+				"the transactions it applied per partition were never staged, so the resolver would wait for them; "+
+				"switching a running pipeline is not supported yet: start transaction mode under a new group.id (with a rebuilt target) instead", group)
+		}
+	default:
+		_, staged, ok, err := tx.OldestUnresolved(ctx, pool, group)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return fmt.Errorf("apply.consistency is partition, but %d records of source transactions are staged for group %s by a run in transaction mode, "+
+				"and nothing would apply them: run in transaction mode until pgsink status shows the transaction topic caught up and none staged, then switch", staged, group)
 		}
 	}
-	return fmt.Errorf("apply.consistency is transaction, but group %s has positions from an earlier run in partition mode and none for %s: "+
-		"the transactions it applied per partition were never staged, so the resolver would wait for them; "+
-		"switching a running pipeline is not supported yet: start transaction mode under a new group.id (with a rebuilt target) instead",
-		group, cfg.Apply.Transaction.Topic)
+	return tx.SetMode(ctx, pool, group, want)
 }
 
 // checkTransactionTopic is validate's check of apply.transaction.topic in

@@ -44,23 +44,21 @@ tables:
 		return cfg
 	}
 	partition, transaction := parse("partition"), parse("transaction")
-	for _, cfg := range []*config.Config{partition, transaction} {
-		if err := checkModeSwitch(ctx, pool, cfg); err != nil {
-			t.Fatalf("a new pipeline in %s mode: %v", cfg.Apply.Consistency, err)
+	offsets := dedup.NewOffsets("pgsink")
+	claim := func(topic string) {
+		t.Helper()
+		if _, err := offsets.Claim(ctx, pool, dedup.PartitionID{Group: "g", Topic: topic, Partition: 0}, 0, "test"); err != nil {
+			t.Fatal(err)
 		}
 	}
-	offsets := dedup.NewOffsets("pgsink")
-	if _, err := offsets.Claim(ctx, pool, dedup.PartitionID{Group: "g", Topic: "app.public.t", Partition: 0}, 0, "test"); err != nil {
-		t.Fatal(err)
-	}
-	if err := checkModeSwitch(ctx, pool, transaction); err == nil || !strings.Contains(err.Error(), "positions from an earlier run in partition mode and none for app.transaction") {
-		t.Fatalf("transaction mode after partition mode: %v, want a refusal", err)
-	}
-	if _, err := offsets.Claim(ctx, pool, dedup.PartitionID{Group: "g", Topic: "app.transaction", Partition: 0}, 0, "test"); err != nil {
-		t.Fatal(err)
-	}
+	// A new group in transaction mode; a second instance starts while the
+	// first has claimed data partitions and not yet the transaction topic's.
 	if err := checkModeSwitch(ctx, pool, transaction); err != nil {
-		t.Fatalf("transaction mode with the resolver's position: %v", err)
+		t.Fatalf("a new pipeline in transaction mode: %v", err)
+	}
+	claim("app.public.t")
+	if err := checkModeSwitch(ctx, pool, transaction); err != nil {
+		t.Fatalf("a second instance of a pipeline in transaction mode: %v", err)
 	}
 	b := &pgx.Batch{}
 	if err := dedup.NewTransactions("pgsink").QueueStage(b, "g", []dedup.StagedRecord{{TxID: 1, TotalOrder: 1, DataCollection: "public.t", Topic: "app.public.t"}}); err != nil {
@@ -72,8 +70,17 @@ tables:
 	if err := checkModeSwitch(ctx, pool, partition); err == nil || !strings.Contains(err.Error(), "1 records of source transactions are staged for group g") {
 		t.Fatalf("partition mode with records staged: %v, want a refusal", err)
 	}
-	if err := checkModeSwitch(ctx, pool, transaction); err != nil {
-		t.Fatalf("transaction mode with records staged: %v", err)
+	if _, err := pool.Exec(ctx, `DELETE FROM pgsink.tx_staged`); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkModeSwitch(ctx, pool, partition); err != nil {
+		t.Fatalf("partition mode once nothing is staged: %v", err)
+	}
+	if err := checkModeSwitch(ctx, pool, transaction); err == nil || !strings.Contains(err.Error(), "group g has positions from a run in partition mode") {
+		t.Fatalf("transaction mode after partition mode: %v, want a refusal", err)
+	}
+	if err := checkModeSwitch(ctx, pool, partition); err != nil {
+		t.Fatalf("partition mode again: %v", err)
 	}
 }
 

@@ -36,3 +36,12 @@ CREATE TABLE tx_resolved (
     PRIMARY KEY (group_id, tx_id)
 );
 CREATE INDEX tx_resolved_at ON tx_resolved (resolved_at);
+-- consistency_modes: the apply.consistency a group's positions were made
+-- under, set at start: a switch that would stall or lose records is refused
+-- (positions of partition mode under transaction mode: their transactions
+-- were never staged).
+CREATE TABLE consistency_modes (
+    group_id    text        PRIMARY KEY,
+    consistency text        NOT NULL,
+    since       timestamptz NOT NULL DEFAULT now()
+);

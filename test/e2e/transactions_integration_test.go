@@ -121,25 +121,53 @@ func (r *bankReader) finish() (snapshots int, violations []string) {
 	return r.snapshots, r.violations
 }
 
-// runBank streams the bank workload through `pgsink run` in the given
-// apply.consistency and returns what the reader saw.
-func runBank(t *testing.T, consistency string) (snapshots int, violations []string) {
+// bankPipeline is the bank's source and target: the source tables, their
+// topics created with the given partitions (by table; the transaction
+// topic with one), a Debezium connector with transaction metadata and
+// the given overrides, and a target database with the tables.
+type bankPipeline struct {
+	st        *stacktest.T
+	txTopic   string
+	targetURL string
+	target    *pgx.Conn
+}
+
+func newBankPipeline(t *testing.T, partitions map[string]int, connector map[string]string, seed ...string) *bankPipeline {
+	t.Helper()
 	st := stacktest.New(t)
-	ctx := context.Background()
 	st.Exec(fmt.Sprintf(bankDDL, ""))
-	st.Exec(fmt.Sprintf(`INSERT INTO public.accounts SELECT i, %d FROM generate_series(1, %d) i`, bankBalance, bankAccounts))
-	topic := func(table string) string { return st.TopicPrefix + ".public." + table }
-	txTopic := st.TopicPrefix + ".transaction"
-	for name, partitions := range map[string]int{topic("accounts"): 4, topic("orders"): 2, topic("order_lines"): 3, txTopic: 1} {
-		if err := stacktest.CreateTopic(ctx, st.Env.KafkaBootstrap, name, partitions); err != nil {
+	for _, sql := range seed {
+		st.Exec(sql) // before the connector: read by its snapshot
+	}
+	b := &bankPipeline{st: st, txTopic: st.TopicPrefix + ".transaction"}
+	topics := map[string]int{b.txTopic: 1}
+	for table, n := range partitions {
+		topics[b.topic(table)] = n
+	}
+	for name, n := range topics {
+		if err := stacktest.CreateTopic(context.Background(), st.Env.KafkaBootstrap, name, n); err != nil {
 			t.Fatal(err)
 		}
 	}
-	st.RegisterDebezium("bank", map[string]string{
-		"provide.transaction.metadata": "true",
-		"table.include.list":           "public.accounts,public.orders,public.order_lines",
-	})
-	targetURL, _ := targetWith(t, fmt.Sprintf(bankDDL, ", _pgsink_commit_lsn bigint, _pgsink_lsn bigint"))
+	overrides := map[string]string{"provide.transaction.metadata": "true"}
+	for k, v := range connector {
+		overrides[k] = v
+	}
+	st.RegisterDebezium("bank", overrides)
+	b.targetURL, b.target = targetWith(t, fmt.Sprintf(bankDDL, ", _pgsink_commit_lsn bigint, _pgsink_lsn bigint"))
+	return b
+}
+
+func (b *bankPipeline) topic(table string) string { return b.st.TopicPrefix + ".public." + table }
+
+// runBank streams the bank workload through `pgsink run` in the given
+// apply.consistency and returns what the reader saw.
+func runBank(t *testing.T, consistency string) (snapshots int, violations []string) {
+	ctx := context.Background()
+	b := newBankPipeline(t, map[string]int{"accounts": 4, "orders": 2, "order_lines": 3},
+		map[string]string{"table.include.list": "public.accounts,public.orders,public.order_lines"},
+		fmt.Sprintf(`INSERT INTO public.accounts SELECT i, %d FROM generate_series(1, %d) i`, bankBalance, bankAccounts))
+	st, topic, txTopic, targetURL := b.st, b.topic, b.txTopic, b.targetURL
 	cfg := strings.Replace(tablesConfig(st, fmt.Sprintf("  - topic: %s\n    target: public.accounts\n  - topic: %s\n    target: public.orders\n  - topic: %s\n    target: public.order_lines\n",
 		topic("accounts"), topic("orders"), topic("order_lines"))), "kafka:\n", "kafka:\n  session.timeout.ms: 6000\n", 1) +
 		fmt.Sprintf("apply:\n  consistency: %s\n  batch: { max_records: 50 }\n  transaction: { topic: %s, max_wait: 2m }\n", consistency, txTopic)
@@ -240,21 +268,9 @@ func TestE2EPartitionConsistencySelfTest(t *testing.T) {
 // `pgsink status`, and neither that transaction nor any later one is
 // applied (nothing out of order), while the earlier one is.
 func TestE2ETransactionIncomplete(t *testing.T) {
-	st := stacktest.New(t)
 	ctx := context.Background()
-	st.Exec(fmt.Sprintf(bankDDL, ""))
-	topic := func(table string) string { return st.TopicPrefix + ".public." + table }
-	txTopic := st.TopicPrefix + ".transaction"
-	for name, partitions := range map[string]int{topic("accounts"): 2, topic("orders"): 1, txTopic: 1} {
-		if err := stacktest.CreateTopic(ctx, st.Env.KafkaBootstrap, name, partitions); err != nil {
-			t.Fatal(err)
-		}
-	}
-	st.RegisterDebezium("incomplete", map[string]string{
-		"provide.transaction.metadata": "true",
-		"table.include.list":           "public.accounts,public.orders",
-	})
-	targetURL, target := targetWith(t, fmt.Sprintf(bankDDL, ", _pgsink_commit_lsn bigint, _pgsink_lsn bigint"))
+	b := newBankPipeline(t, map[string]int{"accounts": 2, "orders": 1}, map[string]string{"table.include.list": "public.accounts,public.orders"})
+	st, topic, txTopic, targetURL, target := b.st, b.topic, b.txTopic, b.targetURL, b.target
 	cfg := tableConfig(st, topic("accounts"), "public.accounts", "") +
 		fmt.Sprintf("apply:\n  consistency: transaction\n  transaction: { topic: %s, max_wait: 2s }\n", txTopic)
 	p := startPgsink(t, cfg, "TARGET_URL="+targetURL)
@@ -320,23 +336,10 @@ func resolverStopped(t *testing.T, cfg, targetURL, txTopic string) string {
 // apply.transaction.max_wait the idle resolver stops naming the
 // transaction in pgsink status.
 func TestE2ETransactionWithoutEnd(t *testing.T) {
-	st := stacktest.New(t)
 	ctx := context.Background()
-	st.Exec(fmt.Sprintf(bankDDL, ""))
-	topic := st.TopicPrefix + ".public.accounts"
-	txTopic := st.TopicPrefix + ".transaction"
-	for name, partitions := range map[string]int{topic: 2, txTopic: 1} {
-		if err := stacktest.CreateTopic(ctx, st.Env.KafkaBootstrap, name, partitions); err != nil {
-			t.Fatal(err)
-		}
-	}
-	st.RegisterDebezium("noend", map[string]string{
-		"provide.transaction.metadata": "true",
-		"topic.transaction":            "elsewhere",
-		"table.include.list":           "public.accounts",
-	})
-	targetURL, target := targetWith(t, fmt.Sprintf(bankDDL, ", _pgsink_commit_lsn bigint, _pgsink_lsn bigint"))
-	cfg := tableConfig(st, topic, "public.accounts", "") +
+	b := newBankPipeline(t, map[string]int{"accounts": 2}, map[string]string{"topic.transaction": "elsewhere", "table.include.list": "public.accounts"})
+	st, txTopic, targetURL, target := b.st, b.txTopic, b.targetURL, b.target
+	cfg := tableConfig(st, b.topic("accounts"), "public.accounts", "") +
 		fmt.Sprintf("apply:\n  consistency: transaction\n  transaction: { topic: %s, max_wait: 2s }\n", txTopic)
 	p := startPgsink(t, cfg, "TARGET_URL="+targetURL)
 	st.Exec(`INSERT INTO public.accounts VALUES (1, 100), (2, 100)`)
