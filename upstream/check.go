@@ -50,7 +50,7 @@ func Check(cfg *config.Config, connectors []Connector, targets map[string]*catal
 			out = append(out, c.findings...)
 		}
 	}
-	return out
+	return append(out, transactionCoverage(cfg, connectors)...)
 }
 
 // checker collects the findings of one connector feeding one table.
