@@ -355,3 +355,86 @@ func TestE2ETransactionWithoutEnd(t *testing.T) {
 		t.Errorf("pgsink exited with %d", code)
 	}
 }
+
+// TestE2ELargeTransaction: one source transaction of many rows (200,000;
+// PGSINK_TEST_LARGE_TX_ROWS=1000000 for the issue's million) becomes
+// visible in the target at once — a REPEATABLE READ reader sees none of
+// its rows or all — while pgsink's peak resident memory, measured on a
+// binary built without the race detector, stays within a budget derived
+// from apply.max_buffered_bytes: the resolver holds a chunk, not the
+// transaction.
+func TestE2ELargeTransaction(t *testing.T) {
+	rows := 200_000
+	if v := os.Getenv("PGSINK_TEST_LARGE_TX_ROWS"); v != "" {
+		if _, err := fmt.Sscan(v, &rows); err != nil {
+			t.Fatalf("PGSINK_TEST_LARGE_TX_ROWS=%q: %v", v, err)
+		}
+	}
+	plain := filepath.Join(t.TempDir(), "pgsink")
+	build := exec.Command("go", "build", "-o", plain, "github.com/pgsink/pgsink/cmd/pgsink")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building pgsink without -race: %v\n%s", err, out)
+	}
+	ctx := context.Background()
+	b := newBankPipeline(t, map[string]int{"accounts": 4}, map[string]string{"table.include.list": "public.accounts"})
+	cfg := tableConfig(b.st, b.topic("accounts"), "public.accounts", "") +
+		fmt.Sprintf("apply:\n  consistency: transaction\n  max_buffered_bytes: 16MiB\n  batch: { max_bytes: 4MiB }\n  transaction: { topic: %s, max_wait: 10m }\n", b.txTopic)
+	const budget = 256 << 20 // the Go heap's soft limit (2 × 16 MiB + 64 MiB) and librdkafka's queues, with room
+	p := startPgsinkBinary(t, plain, cfg, "TARGET_URL="+b.targetURL)
+
+	reader, err := pgxpool.New(ctx, b.targetURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	b.st.Exec(fmt.Sprintf(`INSERT INTO public.accounts SELECT i, 0 FROM generate_series(1, %d) i`, rows))
+	var seen []int64
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		var n int64
+		if err := reader.QueryRow(ctx, `SELECT count(*) FROM public.accounts`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 && n != int64(rows) {
+			t.Fatalf("a reader saw %d of the transaction's %d rows", n, rows)
+		}
+		if len(seen) == 0 || seen[len(seen)-1] != n {
+			seen = append(seen, n)
+		}
+		if n == int64(rows) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the transaction of %d rows was not applied within 10 minutes", rows)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	peak := peakRSS(t, p.cmd.Process.Pid)
+	if code, _ := p.stop(30 * time.Second); code != 0 {
+		t.Errorf("pgsink exited with %d", code)
+	}
+	t.Logf("%d rows applied at once (the reader saw %v); pgsink's peak RSS %d MiB, budget %d MiB", rows, seen, peak>>20, budget>>20)
+	if peak > budget {
+		t.Errorf("peak RSS %d MiB over the budget of %d MiB", peak>>20, budget>>20)
+	}
+}
+
+// peakRSS reads a process's peak resident set size (VmHWM) from /proc.
+func peakRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			if _, err := fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), &kb); err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM in /proc status")
+	return 0
+}
