@@ -11,6 +11,7 @@ import (
 	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/debezium"
 	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/internal/backoff"
 	"github.com/pgsink/pgsink/sink"
 	"github.com/pgsink/pgsink/txapply"
 	"go.uber.org/zap"
@@ -41,7 +42,7 @@ func (r *Runner) resolverDeps(sinkOpts sink.Options) *workerDeps {
 	deps := *r.deps
 	deps.router = &markerRouter{}
 	maxWait := r.cfg.Apply.Transaction.MaxWait.Std()
-	deps.applier = &resolverApplier{resolver: res, maxWait: maxWait, log: r.log.Named("resolver")}
+	deps.applier = &resolverApplier{resolver: res, maxWait: maxWait, retry: r.cfg.Apply.Retry, log: r.log.Named("resolver")}
 	// An idle resolver has read every END the topic holds so far: records
 	// staged longer than max_wait ago are of a transaction whose END is
 	// not coming.
@@ -93,6 +94,7 @@ func (m *markerRouter) Item(_ context.Context, _ *debezium.Decoder, rec debezium
 type resolverApplier struct {
 	resolver *txapply.Resolver
 	maxWait  time.Duration
+	retry    config.Retry
 	log      *zap.Logger
 }
 
@@ -107,8 +109,20 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (sink.Stats,
 	}
 	var st sink.Stats
 	var waitingSince time.Time
+	waits := backoff.New(a.retry.InitialBackoff.Std(), a.retry.MaxBackoff.Std())
+	attempts := 0
+	// one is set once a target transaction of several source transactions
+	// failed for a record: they are then applied one by one, so that those
+	// before the failing one are applied and the resolver stops exactly at
+	// it.
+	one := false
 	for {
-		res, err := a.resolver.Resolve(ctx, b.Claim, ends, b.Next)
+		pause := stagingPoll
+		take, next := ends, b.Next
+		if one && len(ends) > 1 {
+			take, next = ends[:1], ends[0].Offset+1
+		}
+		res, err := a.resolver.Resolve(ctx, b.Claim, take, next)
 		st.Upserted += res.Stats.Upserted
 		st.Deleted += res.Stats.Deleted
 		st.Stale += res.Stats.Stale
@@ -122,8 +136,21 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (sink.Stats,
 			} else if time.Since(waitingSince) > a.maxWait {
 				return st, &txapply.StoppedError{Err: err}
 			}
+		case sink.Transient(err) && attempts+1 < a.retry.MaxAttempts:
+			attempts++
+			st.Retries++
+			pause = waits.Next()
+			a.log.Warn("resolver transaction failed; retrying", zap.Int("attempt", attempts), zap.Duration("retry_in", pause), zap.Error(err))
+		case errors.As(err, new(*dedup.FencedError)), errors.As(err, new(*dedup.PositionMovedError)),
+			ctx.Err() != nil, sink.Transient(err):
+			return st, err // the partition worker's to handle, as for a batch
+		case !one && len(ends) > 1:
+			one, pause = true, 0
 		default:
-			return st, err
+			// A staged record that does not decode or route, or that the
+			// target refuses: the transaction cannot be applied without
+			// it, so the resolver stops there with the reason.
+			return st, &txapply.StoppedError{Err: err}
 		}
 		ends = ends[res.Applied+res.Passed:]
 		if len(ends) == 0 && b.Claim.NextOffset == b.Next {
@@ -135,7 +162,7 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (sink.Stats,
 		select {
 		case <-ctx.Done():
 			return st, ctx.Err()
-		case <-time.After(stagingPoll):
+		case <-time.After(pause):
 		}
 	}
 }

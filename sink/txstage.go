@@ -99,3 +99,8 @@ func (w *TxWriter) Committed() { w.x.keepStages() }
 
 // Stats counts what the writer wrote; valid once the transaction commits.
 func (w *TxWriter) Stats() Stats { return w.x.stats }
+
+// Transient reports an error the apply retries (a serialization failure, a
+// deadlock, a lost connection): the resolver retries its transaction on
+// it, as a batch does.
+func Transient(err error) bool { return classify(err) == classTransient }
