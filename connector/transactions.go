@@ -89,10 +89,17 @@ func (m *markerRouter) Item(_ context.Context, _ *debezium.Decoder, rec debezium
 	return sink.Item{Record: rec, Change: ch}, true, nil
 }
 
+// resolving is what the resolver's worker asks of the resolver
+// (*txapply.Resolver).
+type resolving interface {
+	Resolve(ctx context.Context, claim *dedup.Claim, ends []txapply.End, next int64) (txapply.Result, error)
+	CheckEnds(ctx context.Context, group string, maxWait time.Duration) error
+}
+
 // resolverApplier applies a batch of the transaction topic: its END
 // markers, each once every event of its transaction is staged.
 type resolverApplier struct {
-	resolver *txapply.Resolver
+	resolver resolving
 	maxWait  time.Duration
 	retry    config.Retry
 	log      *zap.Logger
