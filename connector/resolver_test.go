@@ -73,15 +73,21 @@ func TestResolverApplier(t *testing.T) {
 		{name: "waits for its events", maxWait: time.Minute, script: []error{incomplete, incomplete, nil},
 			wantCalls: [][]int64{{10, 12}, {10, 12}, {10, 12}}, wantNext: 14},
 		{name: "stops past max_wait", script: []error{incomplete, incomplete},
-			wantErr:   func(err error) bool { return errors.As(err, new(*txapply.StoppedError)) && errors.As(err, new(*txapply.IncompleteError)) },
+			wantErr: func(err error) bool {
+				return errors.As(err, new(*txapply.StoppedError)) && errors.As(err, new(*txapply.IncompleteError))
+			},
 			wantCalls: [][]int64{{10, 12}, {10, 12}}, wantNext: 10},
 		{name: "transient errors retried", maxWait: time.Minute, script: []error{deadlock, deadlock, nil},
 			wantCalls: [][]int64{{10, 12}, {10, 12}, {10, 12}}, wantNext: 14},
 		{name: "a refused record: one by one, stop at it", script: []error{refused, nil, refused},
-			wantErr:   func(err error) bool { return errors.As(err, new(*txapply.StoppedError)) && errors.As(err, new(*pgconn.PgError)) },
+			wantErr: func(err error) bool {
+				return errors.As(err, new(*txapply.StoppedError)) && errors.As(err, new(*pgconn.PgError))
+			},
 			wantCalls: [][]int64{{10, 12}, {10}, {12}}, wantNext: 11},
 		{name: "fenced: the worker's to handle", script: []error{fenced},
-			wantErr:   func(err error) bool { return errors.As(err, new(*dedup.FencedError)) && !errors.As(err, new(*txapply.StoppedError)) },
+			wantErr: func(err error) bool {
+				return errors.As(err, new(*dedup.FencedError)) && !errors.As(err, new(*txapply.StoppedError))
+			},
 			wantCalls: [][]int64{{10, 12}}, wantNext: 10},
 	}
 	for _, tc := range tests {
