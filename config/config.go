@@ -106,6 +106,24 @@ type Apply struct {
 	// It exists to measure what exactly-once costs and for targets where
 	// replays are harmless; the version guard still refuses stale rows.
 	Offsets Offsets `yaml:"offsets"`
+	// Consistency is what a reader of the target sees: "partition" (the
+	// default) applies each partition on its own; "transaction" makes each
+	// source transaction visible whole, in commit order (docs/transactions.md).
+	Consistency Consistency `yaml:"consistency"`
+	// Transaction configures apply.consistency: transaction.
+	Transaction TransactionApply `yaml:"transaction"`
+}
+
+// TransactionApply configures the transaction-consistent apply.
+type TransactionApply struct {
+	// Topic is the Debezium connector's transaction metadata topic
+	// (<topic.prefix>.transaction), whose one partition orders the
+	// source's transactions.
+	Topic string `yaml:"topic"`
+	// MaxWait is how long a transaction's END may wait for its staged
+	// events, and staged events for their END, before the resolver stops
+	// with the reason.
+	MaxWait Duration `yaml:"max_wait"`
 }
 
 // Batch bounds one partition's batch; whichever limit is reached first closes it.

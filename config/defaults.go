@@ -19,28 +19,32 @@ const (
 	// size limits at once and the wait never applies; when records trickle
 	// in, it is latency. A short wait means smaller batches at moderate
 	// rates, paid in pgsink CPU; docs/benchmarks.md has the trade measured.
-	DefaultBatchMaxWait      = 10 * time.Millisecond
-	DefaultMaxBufferedBytes  = 64 << 20
-	DefaultRetryMaxAttempts  = 10
-	DefaultRetryInitial      = 100 * time.Millisecond
-	DefaultRetryMax          = 10 * time.Second
-	DefaultRetention         = 7 * 24 * time.Hour
-	DefaultMetricsListen     = "127.0.0.1:9187"
-	DefaultShutdownTimeout   = 30 * time.Second
-	DefaultSoftDeleteColumn  = "__deleted"
-	DefaultCommitLSNColumn   = "_pgsink_commit_lsn"
-	DefaultLSNColumn         = "_pgsink_lsn"
-	DefaultVerifyChunkRows   = 10000
-	DefaultVerifyStatement   = 30 * time.Second
-	DefaultVerifySettle      = 60 * time.Second
-	maxVerifyChunkRows       = 1_000_000
-	deadLetterTopicSuffix    = ".dlq"
-	groupIDKey               = "group.id"
-	bootstrapServersKey      = "bootstrap.servers"
-	maxBatchRecords          = 1_000_000
-	maxBatchBytes            = 1 << 30
-	maxConnectionsUpperBound = 256
-	maxStagingTables         = 100_000
+	DefaultBatchMaxWait     = 10 * time.Millisecond
+	DefaultMaxBufferedBytes = 64 << 20
+	DefaultRetryMaxAttempts = 10
+	DefaultRetryInitial     = 100 * time.Millisecond
+	DefaultRetryMax         = 10 * time.Second
+	DefaultRetention        = 7 * 24 * time.Hour
+	// DefaultTransactionMaxWait is long enough for a partition that lags
+	// behind a rebalance or a restart, short enough that a transaction that
+	// can never complete stops the resolver while someone still looks.
+	DefaultTransactionMaxWait = 5 * time.Minute
+	DefaultMetricsListen      = "127.0.0.1:9187"
+	DefaultShutdownTimeout    = 30 * time.Second
+	DefaultSoftDeleteColumn   = "__deleted"
+	DefaultCommitLSNColumn    = "_pgsink_commit_lsn"
+	DefaultLSNColumn          = "_pgsink_lsn"
+	DefaultVerifyChunkRows    = 10000
+	DefaultVerifyStatement    = 30 * time.Second
+	DefaultVerifySettle       = 60 * time.Second
+	maxVerifyChunkRows        = 1_000_000
+	deadLetterTopicSuffix     = ".dlq"
+	groupIDKey                = "group.id"
+	bootstrapServersKey       = "bootstrap.servers"
+	maxBatchRecords           = 1_000_000
+	maxBatchBytes             = 1 << 30
+	maxConnectionsUpperBound  = 256
+	maxStagingTables          = 100_000
 )
 
 // Default returns a configuration with every default set and no tables.
@@ -58,6 +62,8 @@ func Default() Config {
 			Retry:            Retry{MaxAttempts: DefaultRetryMaxAttempts, InitialBackoff: Duration(DefaultRetryInitial), MaxBackoff: Duration(DefaultRetryMax)},
 			MaxBufferedBytes: DefaultMaxBufferedBytes,
 			Offsets:          OffsetsTable,
+			Consistency:      ConsistencyPartition,
+			Transaction:      TransactionApply{MaxWait: Duration(DefaultTransactionMaxWait)},
 		},
 		Errors:          Errors{Tolerance: ToleranceAll, DeadLetter: DeadLetter{Destination: DestinationTable}},
 		Retention:       Retention{Tombstones: Duration(DefaultRetention), OutboxEvents: Duration(DefaultRetention)},

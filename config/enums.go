@@ -32,6 +32,19 @@ const (
 	OffsetsKafka Offsets = "kafka"
 )
 
+// Consistency is apply.consistency: what a reader of the target may see.
+type Consistency string
+
+// Consistency values.
+const (
+	// ConsistencyPartition applies each partition on its own: a reader may
+	// see part of a source transaction.
+	ConsistencyPartition Consistency = "partition"
+	// ConsistencyTransaction applies whole source transactions in commit
+	// order, from Debezium's transaction metadata.
+	ConsistencyTransaction Consistency = "transaction"
+)
+
 // Tolerance is errors.tolerance: "all" dead-letters a record that cannot be
 // applied and moves on; "none" stops its partition with the offset unmoved.
 type Tolerance string
@@ -140,7 +153,10 @@ func (v *Start) parseScalar(s string) error { return parseEnum(v, s, StartEarlie
 func (v *SynchronousCommit) parseScalar(s string) error {
 	return parseEnum(v, s, SynchronousCommitOn, SynchronousCommitOff)
 }
-func (v *Offsets) parseScalar(s string) error   { return parseEnum(v, s, OffsetsTable, OffsetsKafka) }
+func (v *Offsets) parseScalar(s string) error { return parseEnum(v, s, OffsetsTable, OffsetsKafka) }
+func (v *Consistency) parseScalar(s string) error {
+	return parseEnum(v, s, ConsistencyPartition, ConsistencyTransaction)
+}
 func (v *Tolerance) parseScalar(s string) error { return parseEnum(v, s, ToleranceAll, ToleranceNone) }
 func (v *Destination) parseScalar(s string) error {
 	return parseEnum(v, s, DestinationTable, DestinationTopic)

@@ -39,6 +39,7 @@ func (c *Config) validate() Problems {
 	v.debezium(c.Debezium)
 	v.schemaRegistry(c)
 	v.apply(c.Apply)
+	v.consistency(c)
 	if c.Postgres.SynchronousCommit == SynchronousCommitOff && c.Apply.Offsets == OffsetsKafka {
 		// The position committed to Kafka after a commit PostgreSQL may
 		// still lose: a crash would drop rows that are never redelivered.

@@ -33,6 +33,13 @@ type applier interface {
 	Apply(ctx context.Context, b *sink.Batch) (sink.Stats, error)
 }
 
+// stopper is an error that stops the partition with its own account of
+// what stopped (the resolver's, txapply.StoppedError).
+type stopper interface {
+	error
+	StopWhat() string
+}
+
 // positions are this instance's rows in the offsets table
 // (storedPositions: dedup.Offsets on the pool, claimed as this owner).
 type positions interface {
@@ -90,6 +97,10 @@ type workerDeps struct {
 	// panicOn is a test-only hook (internal/faults) run on every record
 	// before it is decoded; nil in production.
 	panicOn func(debezium.Record)
+	// idle, when set, runs with the claim each time the worker finds no
+	// record for idleCheck; an error stops the partition (the resolver's
+	// check for transactions whose END never came).
+	idle func(ctx context.Context, claim dedup.Claim) error
 }
 
 // partition applies one owned partition: it batches its records in offset
@@ -193,6 +204,10 @@ func (p *partition) run() {
 			var drift *sink.SchemaDriftError
 			if errors.As(err, &drift) {
 				what = "the source schema differs from the target and schema.evolve is strict; the offset is not moved"
+			}
+			var stop stopper
+			if errors.As(err, &stop) {
+				what = stop.StopWhat()
 			}
 			p.fail(what, err)
 			p.releaseHeld()
@@ -344,6 +359,11 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 			}
 			if err := p.checkClaim(); err != nil {
 				return batch, nil, false, err
+			}
+			if p.idle != nil {
+				if err := p.idle(p.ctx, p.claim); err != nil {
+					return batch, nil, false, err
+				}
 			}
 			batch.Next = p.claim.NextOffset
 		case <-p.stopping:
@@ -497,6 +517,7 @@ func (p *partition) apply(batch *sink.Batch, last *kafka.Message) bool {
 	var fenced *dedup.FencedError
 	var moved *dedup.PositionMovedError
 	var poison *sink.PoisonError
+	var stop stopper
 	switch {
 	case err == nil:
 	case errors.As(err, &fenced) && strings.HasPrefix(fenced.Owner, dedup.ReplayOwnerPrefix):
@@ -516,6 +537,9 @@ func (p *partition) apply(batch *sink.Batch, last *kafka.Message) bool {
 		return true
 	case errors.As(err, &poison):
 		p.fail("record cannot be applied and errors.tolerance is none: fix it or the target, then restart", err)
+		return false
+	case errors.As(err, &stop):
+		p.fail(stop.StopWhat(), err)
 		return false
 	case p.ctx.Err() != nil:
 		return false

@@ -136,7 +136,7 @@ func (r *Runner) claimer() claimer {
 }
 
 func (r *Runner) startPartition(id dedup.PartitionID, claim dedup.Claim, log *zap.Logger) *partition {
-	p := newPartition(r.deps, id, claim, r.router.NewDecoder(), log)
+	p := newPartition(r.depsFor(id), id, claim, r.router.NewDecoder(), log)
 	r.workers[id] = p
 	r.metrics.Stopped.WithLabelValues(p.labels[0], p.labels[1]).Set(0)
 	go p.run()

@@ -37,6 +37,9 @@ type Runner struct {
 	faults      faults.Hooks
 	// deps are what every partition worker is built with.
 	deps *workerDeps
+	// txDeps are the resolver's, for the transaction topic's partition
+	// (apply.consistency: transaction); nil otherwise.
+	txDeps *workerDeps
 
 	consumer consumer
 	// workers is touched only by the poll goroutine (Run and the rebalance
@@ -141,11 +144,15 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 		}
 		r.deadLetters.producer, r.deadLetters.topic = producer, cfg.Errors.DeadLetter.Topic
 	}
+	sinkOpts.StageTransactions = transactionTopic(cfg) != ""
 	r.applier = sink.NewApplier(opts.Pool, sinkOpts)
 	r.deps = &workerDeps{
 		batch: cfg.Apply.Batch, kafkaOffsets: cfg.Apply.Offsets == config.OffsetsKafka, fenceGrace: fenceGrace,
 		applier: r.applier, positions: r.positions, router: r.router,
 		deadLetters: r.deadLetters, metrics: opts.Metrics, loop: r, warned: &warnOnce{},
+	}
+	if sinkOpts.StageTransactions {
+		r.txDeps = r.resolverDeps(sinkOpts)
 	}
 	if hooks.PanicWhere == "decode" {
 		r.deps.panicOn = func(rec debezium.Record) {
@@ -298,6 +305,14 @@ func (r *Runner) topics(c *kafka.Consumer) ([]string, error) {
 		}
 	}
 	topics := configuredTopics(r.cfg, md)
+	if t := transactionTopic(r.cfg); t != "" {
+		if err := checkTransactionTopic(c, t); err != nil {
+			return nil, err
+		}
+		if !slices.Contains(topics, t) {
+			topics = append(topics, t)
+		}
+	}
 	if len(topics) == 0 {
 		return nil, errNoTopics
 	}

@@ -181,4 +181,13 @@ type TransactionMarker struct {
 	ID         string
 	TxID       int64
 	EventCount int64 // END only
+	// DataCollections are END's events per captured table, as Debezium
+	// names them ("public.orders").
+	DataCollections []CollectionCount
+}
+
+// CollectionCount is one captured table's share of a transaction's events.
+type CollectionCount struct {
+	DataCollection string
+	EventCount     int64
 }

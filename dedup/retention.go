@@ -26,6 +26,10 @@ type Pruned struct {
 	Tombstones, OutboxEvents int64
 	// MovedRows are key-move entries, pruned with the tombstones.
 	MovedRows int64
+	// TxResolved are applied source transactions (apply.consistency:
+	// transaction), pruned with the tombstones: past the retention a
+	// replay of a data partition stages their records again.
+	TxResolved int64
 }
 
 // Ledgers prunes the tombstone and outbox-event ledgers of a schema.
@@ -37,6 +41,7 @@ type Pruned struct {
 type Ledgers struct {
 	tombstones, outboxEvents, movedRows string // quoted, schema-qualified
 	snapshots                           string // quoted, schema-qualified
+	txResolved                          string // quoted, schema-qualified
 }
 
 // NewLedgers returns the ledgers of pgsink's tables in schema.
@@ -46,6 +51,7 @@ func NewLedgers(schema string) Ledgers {
 		outboxEvents: OutboxEventsTable(schema),
 		snapshots:    snapshotsTable(schema),
 		movedRows:    MovedRowsTable(schema),
+		txResolved:   NewTransactions(schema).resolved,
 	}
 }
 
@@ -66,6 +72,9 @@ func (l Ledgers) Prune(ctx context.Context, db DB, r Retention) (Pruned, error) 
 			return p, err
 		}
 		if p.MovedRows, err = l.prune(ctx, db, l.movedRows, "moved_at", "target, key, commit_lsn, lsn", r.Tombstones, chunk); err != nil {
+			return p, err
+		}
+		if p.TxResolved, err = l.prune(ctx, db, l.txResolved, "resolved_at", "group_id, tx_id", r.Tombstones, chunk); err != nil {
 			return p, err
 		}
 	}

@@ -61,6 +61,11 @@ type Options struct {
 	// dead-lettered). Tests use it to keep an audit that proves no record is
 	// applied twice.
 	BeforeCommit func(b *pgx.Batch, records []debezium.Record)
+	// StageTransactions (apply.consistency: transaction) stages the records
+	// that carry Debezium's transaction block in the batch's transaction
+	// instead of writing them: the resolver writes each source transaction
+	// whole (docs/transactions.md). Other records are written as usual.
+	StageTransactions bool
 	// UpsertOnly writes every row with the guarded upsert, also those a
 	// plain INSERT would create faster (see statements.buildInsert), so
 	// benchmarks can compare the two.
@@ -132,6 +137,9 @@ type Stats struct {
 	// an existing key.
 	InsertConflicts int
 	Transactions    int
+	// Staged counts records of source transactions staged for the
+	// resolver instead of written (StageTransactions).
+	Staged int64
 	// Panics counts panics recovered while writing a span: each isolates
 	// a record (PanicError).
 	Panics int
@@ -153,6 +161,7 @@ func (s *Stats) add(o Stats) {
 	s.Skipped += o.Skipped
 	s.Duplicates += o.Duplicates
 	s.DeadLetters += o.DeadLetters
+	s.Staged += o.Staged
 	for reason, n := range o.UnsweptSnapshots {
 		s.countUnswept(reason, n)
 	}
@@ -173,6 +182,8 @@ type Applier struct {
 	dead    dedup.DeadLetters
 	// snapshots records the table snapshot ends the batches apply.
 	snapshots dedup.Snapshots
+	// transactions stages records of source transactions (StageTransactions).
+	transactions dedup.Transactions
 
 	mu     sync.Mutex
 	stmts  *lru[*Table, *statements]
@@ -188,13 +199,14 @@ func NewApplier(pool *pgxpool.Pool, opts Options) *Applier {
 		opts.StagingTablesPerConnection = config.DefaultStagingTables
 	}
 	return &Applier{
-		pool:      pool,
-		opts:      opts,
-		offsets:   dedup.NewOffsets(opts.Schema),
-		dead:      dedup.NewDeadLetters(opts.Schema),
-		snapshots: dedup.NewSnapshots(opts.Schema),
-		stmts:     newLRU[*Table, *statements](statementSets),
-		outbox:    newLRU[*Table, *outboxStatements](statementSets),
+		pool:         pool,
+		opts:         opts,
+		offsets:      dedup.NewOffsets(opts.Schema),
+		dead:         dedup.NewDeadLetters(opts.Schema),
+		snapshots:    dedup.NewSnapshots(opts.Schema),
+		stmts:        newLRU[*Table, *statements](statementSets),
+		outbox:       newLRU[*Table, *outboxStatements](statementSets),
+		transactions: dedup.NewTransactions(opts.Schema),
 	}
 }
 

@@ -139,6 +139,11 @@ func (a *Applier) queueSpan(ctx context.Context, x *txn, s span) error {
 			}
 		}
 	}
+	if x.stageTx = a.opts.StageTransactions; x.stageTx {
+		if err := a.queueStaging(x, s.batch.Claim.Group, s.batch.Items, s.lo, s.hi); err != nil {
+			return err
+		}
+	}
 	if err := a.write(ctx, x, s.batch.Items, s.lo, s.hi); err != nil {
 		return err
 	}

@@ -32,6 +32,9 @@ type txn struct {
 	// (see Applier.applyOnce).
 	optimistic bool
 	inserted   []*statements
+	// stageTx stages the records of source transactions instead of
+	// writing them (Options.StageTransactions; see queueStaging).
+	stageTx bool
 	// stats counts what the transaction wrote; created, usedStages and
 	// dropped name the staging tables it created, used (created ones
 	// included) and dropped in its session (see sessionStages): all count

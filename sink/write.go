@@ -14,6 +14,9 @@ func (a *Applier) write(ctx context.Context, x *txn, items []Item, lo, hi int) e
 	byTable := map[*Table][]int{}
 	var tables []*Table
 	for i := lo; i < hi; i++ {
+		if x.transactional(&items[i]) {
+			continue // staged instead (see queueStaging)
+		}
 		t := items[i].Table
 		if _, ok := byTable[t]; !ok {
 			tables = append(tables, t)

@@ -39,6 +39,7 @@ func Check(cfg *config.Config, connectors []Connector, targets map[string]*catal
 			c := &checker{t: t, feed: f}
 			c.operations()
 			c.encoding()
+			c.transactionMetadata(cfg.Apply)
 			if !f.outbox {
 				c.partialSnapshot()
 				c.converters()
@@ -49,7 +50,7 @@ func Check(cfg *config.Config, connectors []Connector, targets map[string]*catal
 			out = append(out, c.findings...)
 		}
 	}
-	return out
+	return append(out, transactionCoverage(cfg, connectors)...)
 }
 
 // checker collects the findings of one connector feeding one table.

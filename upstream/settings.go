@@ -9,11 +9,13 @@ import (
 // settings checked here (Debezium 3.x): Connect's REST API returns only the
 // settings a connector was given.
 var debeziumDefaults = map[string]string{
-	"decimal.handling.mode":  "precise",
-	"interval.handling.mode": "numeric",
-	"time.precision.mode":    "adaptive",
-	"skipped.operations":     "t",
-	"snapshot.mode":          "initial",
+	"decimal.handling.mode":        "precise",
+	"interval.handling.mode":       "numeric",
+	"time.precision.mode":          "adaptive",
+	"skipped.operations":           "t",
+	"snapshot.mode":                "initial",
+	"provide.transaction.metadata": "false",
+	"topic.transaction":            "transaction",
 }
 
 // postgresConnectorClass is the Debezium PostgreSQL connector; other

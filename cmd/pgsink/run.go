@@ -100,6 +100,9 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, noMigrate b
 		return err
 	}
 	defer pool.Close()
+	if err := checkModeSwitch(ctx, pool, cfg); err != nil {
+		return err
+	}
 	warnUpstream(ctx, cfg, pool, log)
 	metrics := connector.NewMetrics()
 	hooks, err := faults.FromEnv()

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -137,6 +138,11 @@ func status(ctx context.Context, cfg *config.Config) (*statusReport, error) {
 	topics, err := in.Topics(cfg)
 	if err != nil {
 		return nil, err
+	}
+	// The resolver's partition, under apply.consistency: transaction:
+	// where it stands, and why it stopped.
+	if t := cfg.Apply.Transaction.Topic; cfg.Apply.Consistency == config.ConsistencyTransaction && !slices.Contains(topics, t) {
+		topics = append(topics, t)
 	}
 	report := &statusReport{Group: group, Partitions: []partitionStatus{}, DeadLetters: []deadLetterStatus{}}
 	members, membersErr := in.GroupMembers(ctx, group)

@@ -93,6 +93,7 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		defer cancel()
 		var targets map[string]*catalog.Table
 		problems, targets = checkCatalog(ctx, cfg, !*noMigrate, resolved.derived)
+		problems = append(problems, checkTransactionTopic(cfg)...)
 		if cfg.Debezium.ConnectURL != "" {
 			errs, warns := validateUpstream(ctx, cfg, targets)
 			problems, warnings = append(problems, errs...).Sorted(), warns

@@ -12,13 +12,14 @@ const module = "github.com/pgsink/pgsink/"
 // module packages it may import. A package missing here may import none.
 var allowed = map[string][]string{
 	"cmd/pgsink":      {"config", "connector", "debezium", "dedup", "sink", "sink/catalog", "sink/pgcopy", "upstream", "verify", "internal/faults", "schemaregistry"},
-	"connector":       {"config", "debezium", "dedup", "sink", "sink/catalog", "internal/faults", "internal/backoff", "schemaregistry"},
+	"connector":       {"config", "debezium", "dedup", "sink", "sink/catalog", "internal/faults", "internal/backoff", "schemaregistry", "txapply"},
 	"sink":            {"config", "debezium", "dedup", "sink/catalog", "sink/pgcopy", "internal/backoff", "internal/decimal", "internal/sqltype"},
 	"sink/catalog":    {"config"},
 	"sink/pgcopy":     {"internal/decimal"},
 	"debezium":        {"internal/decimal", "internal/sqltype"},
 	"dedup":           {"config"},
 	"verify":          {"config", "debezium", "dedup", "sink", "sink/catalog"},
+	"txapply":         {"debezium", "dedup", "sink"},
 	"config":          {},
 	"upstream":        {"config", "sink/catalog", "internal/tlsca"},
 	"schemaregistry":  {"config", "debezium", "internal/tlsca"},
@@ -36,6 +37,7 @@ var forbidden = map[string][]string{
 	"dedup":        {"github.com/confluentinc/"},
 	"upstream":     {"github.com/confluentinc/"},
 	"verify":       {"github.com/confluentinc/"},
+	"txapply":      {"github.com/confluentinc/"},
 	"config":       {"github.com/confluentinc/", "github.com/jackc/"},
 	"debezium": {"github.com/confluentinc/", "github.com/jackc/pgx/v5/pgconn", "github.com/jackc/pgx/v5/pgxpool",
 		"github.com/jackc/pgx/v5\x00"},

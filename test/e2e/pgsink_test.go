@@ -68,12 +68,23 @@ func startPgsink(t *testing.T, yaml string, env ...string) *process {
 // startPgsinkArgs is startPgsink with more flags for run.
 func startPgsinkArgs(t *testing.T, yaml string, args []string, env ...string) *process {
 	t.Helper()
+	return startBinary(t, binary, yaml, args, env...)
+}
+
+// startPgsinkBinary is startPgsink of another build of pgsink.
+func startPgsinkBinary(t *testing.T, bin, yaml string, env ...string) *process {
+	t.Helper()
+	return startBinary(t, bin, yaml, nil, env...)
+}
+
+func startBinary(t *testing.T, bin, yaml string, args []string, env ...string) *process {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "pgsink.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	p := &process{t: t, done: make(chan error, 1)}
-	p.cmd = exec.Command(binary, append([]string{"run", "--config", path, "--log-format", "console"}, args...)...)
+	p.cmd = exec.Command(bin, append([]string{"run", "--config", path, "--log-format", "console"}, args...)...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = lockedWriter{p}, lockedWriter{p}
 	if err := p.cmd.Start(); err != nil {

@@ -1,0 +1,119 @@
+//go:build integration
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/test/stacktest"
+)
+
+// TestIntegrationModeSwitchRefused: a pipeline's stored state of one
+// apply.consistency refuses a start in the other where that would lose or
+// stall data, and only there.
+func TestIntegrationModeSwitchRefused(t *testing.T) {
+	ctx := context.Background()
+	url := stacktest.OwnedTargetDatabase(t)
+	if err := dedup.NewMigrator(url, "pgsink").Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	parse := func(consistency string) *config.Config {
+		cfg, err := config.Parse("pgsink.yaml", []byte(fmt.Sprintf(`kafka: { bootstrap.servers: k, group.id: g }
+postgres: { url: u }
+apply: { consistency: %s, transaction: { topic: app.transaction } }
+tables:
+  - topic: app.public.t
+    target: public.t
+`, consistency)), func(string) (string, bool) { return "", false })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	partition, transaction := parse("partition"), parse("transaction")
+	offsets := dedup.NewOffsets("pgsink")
+	claim := func(topic string) {
+		t.Helper()
+		if _, err := offsets.Claim(ctx, pool, dedup.PartitionID{Group: "g", Topic: topic, Partition: 0}, 0, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A new group in transaction mode; a second instance starts while the
+	// first has claimed data partitions and not yet the transaction topic's.
+	if err := checkModeSwitch(ctx, pool, transaction); err != nil {
+		t.Fatalf("a new pipeline in transaction mode: %v", err)
+	}
+	claim("app.public.t")
+	if err := checkModeSwitch(ctx, pool, transaction); err != nil {
+		t.Fatalf("a second instance of a pipeline in transaction mode: %v", err)
+	}
+	b := &pgx.Batch{}
+	if err := dedup.NewTransactions("pgsink").QueueStage(b, "g", []dedup.StagedRecord{{TxID: 1, TotalOrder: 1, DataCollection: "public.t", Topic: "app.public.t"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkModeSwitch(ctx, pool, partition); err == nil || !strings.Contains(err.Error(), "1 records of source transactions are staged for group g") {
+		t.Fatalf("partition mode with records staged: %v, want a refusal", err)
+	}
+	if _, err := pool.Exec(ctx, `DELETE FROM pgsink.tx_staged`); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkModeSwitch(ctx, pool, partition); err != nil {
+		t.Fatalf("partition mode once nothing is staged: %v", err)
+	}
+	if err := checkModeSwitch(ctx, pool, transaction); err == nil || !strings.Contains(err.Error(), "group g has positions from a run in partition mode") {
+		t.Fatalf("transaction mode after partition mode: %v, want a refusal", err)
+	}
+	if err := checkModeSwitch(ctx, pool, partition); err != nil {
+		t.Fatalf("partition mode again: %v", err)
+	}
+}
+
+// TestIntegrationValidateTransactionTopic: validate checks that the
+// transaction topic exists with one partition, before any data flows.
+func TestIntegrationValidateTransactionTopic(t *testing.T) {
+	env, err := stacktest.LoadEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := stacktest.OwnedTargetDatabase(t)
+	prefix := stacktest.NewID("txtopic")
+	path := writeConfig(t, fmt.Sprintf(`kafka: { bootstrap.servers: %s, group.id: g }
+postgres: { url: '%s', schema: pgsink }
+apply: { consistency: transaction, transaction: { topic: %s.transaction } }
+tables:
+  - topic: %s.public.t
+    target: public.t
+    schema: { create: true }
+`, env.KafkaBootstrap, url, prefix, prefix))
+	t.Cleanup(func() { _ = stacktest.DeleteTopics(context.Background(), env.KafkaBootstrap, prefix+".") })
+	validate := func() string {
+		var stdout, stderr bytes.Buffer
+		run([]string{"validate", "--config", path}, &stdout, &stderr)
+		return stdout.String() + stderr.String()
+	}
+	if out := validate(); !strings.Contains(out, "apply.transaction.topic: apply.transaction.topic "+prefix+".transaction does not exist") {
+		t.Fatalf("validate with no transaction topic:\n%s", out)
+	}
+	if err := stacktest.CreateTopic(context.Background(), env.KafkaBootstrap, prefix+".transaction", 2); err != nil {
+		t.Fatal(err)
+	}
+	if out := validate(); !strings.Contains(out, "has 2 partitions; it needs exactly one") {
+		t.Fatalf("validate with a transaction topic of 2 partitions:\n%s", out)
+	}
+}

@@ -1,0 +1,29 @@
+package config
+
+import "slices"
+
+// consistency checks apply.consistency and, for transaction, what the
+// resolver needs that can be checked without Kafka: its topic named, not
+// also a table's, and positions kept in PostgreSQL, where the staging and
+// the resolver's fencing live. validate checks the topic's partitions and
+// the connector's provide.transaction.metadata against the running system.
+func (v *validator) consistency(c *Config) {
+	if c.Apply.Consistency != ConsistencyTransaction {
+		return
+	}
+	tx := c.Apply.Transaction
+	v.positive("apply.transaction.max_wait", tx.MaxWait)
+	if tx.Topic == "" {
+		v.fail("apply.transaction.topic", "is required with apply.consistency: transaction: the connector's transaction metadata topic (<topic.prefix>.transaction, with provide.transaction.metadata=true)")
+	} else {
+		v.topicName("apply.transaction.topic", tx.Topic)
+		for _, t := range c.Tables {
+			if t.Topic == tx.Topic || slices.Contains(t.Topics, tx.Topic) || t.TopicPattern.Match(tx.Topic) {
+				v.fail(t.Path, "routes the transaction metadata topic %q to a table; apply.transaction.topic is read by the resolver, not applied", tx.Topic)
+			}
+		}
+	}
+	if c.Apply.Offsets != OffsetsTable {
+		v.fail("apply.offsets", "must be table with apply.consistency: transaction: staging and the resolver's fencing keep their positions in PostgreSQL; got %s", c.Apply.Offsets)
+	}
+}

@@ -1,0 +1,116 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/debezium"
+	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/sink"
+	"github.com/pgsink/pgsink/txapply"
+	"go.uber.org/zap"
+)
+
+// fakeResolver answers Resolve from a script: each call takes the next
+// answer; an answer with err nil applies the ends it is given, as the
+// resolver would, moving the claim.
+type fakeResolver struct {
+	script []error
+	calls  [][]int64 // the END offsets of each call
+}
+
+func (f *fakeResolver) Resolve(_ context.Context, claim *dedup.Claim, ends []txapply.End, next int64) (txapply.Result, error) {
+	var offsets []int64
+	for _, e := range ends {
+		offsets = append(offsets, e.Offset)
+	}
+	f.calls = append(f.calls, offsets)
+	var err error
+	if len(f.script) > 0 {
+		err, f.script = f.script[0], f.script[1:]
+	}
+	if err != nil {
+		return txapply.Result{}, err
+	}
+	claim.NextOffset = next
+	return txapply.Result{Applied: len(ends)}, nil
+}
+
+func (f *fakeResolver) CheckEnds(context.Context, string, time.Duration) error { return nil }
+
+func endsBatch(claim *dedup.Claim, offsets ...int64) *sink.Batch {
+	b := &sink.Batch{Claim: claim}
+	for _, o := range offsets {
+		b.Items = append(b.Items, sink.Item{Record: debezium.Record{Offset: o},
+			Change: debezium.Change{TxMark: &debezium.TransactionMarker{Status: "END", ID: "tx"}}})
+		b.Next = o + 2 // a BEGIN after each END
+	}
+	return b
+}
+
+// TestResolverApplier holds the resolver worker's decisions: wait for an
+// incomplete transaction and stop past max_wait, retry transient errors,
+// apply one by one after a record failure so the stop is exactly at the
+// failing transaction, and leave fencing to the partition worker.
+func TestResolverApplier(t *testing.T) {
+	incomplete := &txapply.IncompleteError{ID: "tx", Want: map[string]int64{"public.a": 1}, WantTotal: 1}
+	deadlock := &pgconn.PgError{Code: "40P01", Severity: "ERROR"}
+	refused := &pgconn.PgError{Code: "23514", Severity: "ERROR"}
+	fenced := &dedup.FencedError{Epoch: 1, Current: 2}
+	tests := []struct {
+		name      string
+		maxWait   time.Duration
+		script    []error
+		wantErr   func(error) bool
+		wantCalls [][]int64
+		wantNext  int64
+	}{
+		{name: "applied at once", wantCalls: [][]int64{{10, 12}}, wantNext: 14},
+		{name: "waits for its events", maxWait: time.Minute, script: []error{incomplete, incomplete, nil},
+			wantCalls: [][]int64{{10, 12}, {10, 12}, {10, 12}}, wantNext: 14},
+		{name: "stops past max_wait", script: []error{incomplete, incomplete},
+			wantErr: func(err error) bool {
+				return errors.As(err, new(*txapply.StoppedError)) && errors.As(err, new(*txapply.IncompleteError))
+			},
+			wantCalls: [][]int64{{10, 12}, {10, 12}}, wantNext: 10},
+		{name: "transient errors retried", maxWait: time.Minute, script: []error{deadlock, deadlock, nil},
+			wantCalls: [][]int64{{10, 12}, {10, 12}, {10, 12}}, wantNext: 14},
+		{name: "a refused record: one by one, stop at it", script: []error{refused, nil, refused},
+			wantErr: func(err error) bool {
+				return errors.As(err, new(*txapply.StoppedError)) && errors.As(err, new(*pgconn.PgError))
+			},
+			wantCalls: [][]int64{{10, 12}, {10}, {12}}, wantNext: 11},
+		{name: "fenced: the worker's to handle", script: []error{fenced},
+			wantErr: func(err error) bool {
+				return errors.As(err, new(*dedup.FencedError)) && !errors.As(err, new(*txapply.StoppedError))
+			},
+			wantCalls: [][]int64{{10, 12}}, wantNext: 10},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeResolver{script: tc.script}
+			a := &resolverApplier{resolver: f, maxWait: tc.maxWait, log: zap.NewNop(),
+				retry: config.Retry{MaxAttempts: 5, InitialBackoff: config.Duration(time.Millisecond), MaxBackoff: config.Duration(time.Millisecond)}}
+			claim := &dedup.Claim{NextOffset: 10}
+			_, err := a.Apply(context.Background(), endsBatch(claim, 10, 12))
+			if tc.wantErr == nil && err != nil || tc.wantErr != nil && !tc.wantErr(err) {
+				t.Fatalf("Apply = %v", err)
+			}
+			if len(f.calls) != len(tc.wantCalls) {
+				t.Fatalf("Resolve called with %v, want %v", f.calls, tc.wantCalls)
+			}
+			for i := range f.calls {
+				if len(f.calls[i]) != len(tc.wantCalls[i]) || f.calls[i][0] != tc.wantCalls[i][0] {
+					t.Fatalf("Resolve called with %v, want %v", f.calls, tc.wantCalls)
+				}
+			}
+			if claim.NextOffset != tc.wantNext {
+				t.Errorf("claim at %d, want %d", claim.NextOffset, tc.wantNext)
+			}
+		})
+	}
+}

@@ -1,0 +1,202 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/debezium"
+	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/internal/backoff"
+	"github.com/pgsink/pgsink/sink"
+	"github.com/pgsink/pgsink/txapply"
+	"go.uber.org/zap"
+)
+
+// apply.consistency: transaction (docs/transactions.md). Data partitions
+// stage their transactional records (sink.Options.StageTransactions); the
+// owner of the transaction topic's one partition runs the resolver: its
+// worker is a partition like any other (claimed, fenced, batched, stopped
+// with its reason), whose router keeps the END markers and whose applier
+// resolves them.
+
+// transactionTopic is the topic the resolver reads, or "" in partition mode.
+func transactionTopic(cfg *config.Config) string {
+	if cfg.Apply.Consistency != config.ConsistencyTransaction {
+		return ""
+	}
+	return cfg.Apply.Transaction.Topic
+}
+
+// resolverDeps returns the collaborators of the transaction topic's worker:
+// r.deps with the router and applier of the resolver.
+func (r *Runner) resolverDeps(sinkOpts sink.Options) *workerDeps {
+	sinkOpts.StageTransactions = false // the resolver writes what was staged
+	sinkOpts.StopOnError = true        // a transaction is applied whole or not at all
+	res := txapply.New(r.pool, sink.NewApplier(r.pool, sinkOpts), r.router,
+		txapply.Options{Schema: r.cfg.Postgres.Schema, Chunk: r.cfg.Apply.Batch.MaxRecords})
+	deps := *r.deps
+	deps.router = &markerRouter{}
+	maxWait := r.cfg.Apply.Transaction.MaxWait.Std()
+	deps.applier = &resolverApplier{resolver: res, maxWait: maxWait, retry: r.cfg.Apply.Retry, log: r.log.Named("resolver")}
+	// An idle resolver has read every END the topic holds so far: records
+	// staged longer than max_wait ago are of a transaction whose END is
+	// not coming.
+	deps.idle = func(ctx context.Context, claim dedup.Claim) error {
+		if err := res.CheckEnds(ctx, claim.Group, maxWait); errors.As(err, new(*txapply.NoEndError)) {
+			return &txapply.StoppedError{Err: err}
+		}
+		return nil // a failed look is tried again at the next idle check
+	}
+	return &deps
+}
+
+// depsFor returns the collaborators of a partition's worker.
+func (r *Runner) depsFor(id dedup.PartitionID) *workerDeps {
+	if id.Topic == transactionTopic(r.cfg) && r.txDeps != nil {
+		return r.txDeps
+	}
+	return r.deps
+}
+
+// markerRouter decodes the transaction topic: an END marker is an Item for
+// the resolver, a BEGIN writes nothing. The topic is JSON (the Avro
+// transaction topic is not read yet). One worker uses it at a time, but a
+// revoked worker may still finish while the next starts: hence the lock.
+type markerRouter struct {
+	mu  sync.Mutex
+	dec *debezium.Decoder
+}
+
+func (m *markerRouter) Item(_ context.Context, _ *debezium.Decoder, rec debezium.Record) (sink.Item, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.dec == nil {
+		m.dec = debezium.NewDecoder(debezium.Options{Format: func(string) debezium.Format { return debezium.FormatTransaction }})
+	}
+	ch, err := m.dec.Decode(rec)
+	if err != nil {
+		// Not dead-lettered: a transaction boundary cannot be skipped.
+		return sink.Item{}, false, &txapply.MarkerError{Topic: rec.Topic, Offset: rec.Offset, Err: err}
+	}
+	if ch.TxMark.Status != "END" {
+		return sink.Item{}, false, nil
+	}
+	return sink.Item{Record: rec, Change: ch}, true, nil
+}
+
+// resolving is what the resolver's worker asks of the resolver
+// (*txapply.Resolver).
+type resolving interface {
+	Resolve(ctx context.Context, claim *dedup.Claim, ends []txapply.End, next int64) (txapply.Result, error)
+	CheckEnds(ctx context.Context, group string, maxWait time.Duration) error
+}
+
+// resolverApplier applies a batch of the transaction topic: its END
+// markers, each once every event of its transaction is staged.
+type resolverApplier struct {
+	resolver resolving
+	maxWait  time.Duration
+	retry    config.Retry
+	log      *zap.Logger
+}
+
+// stagingPoll is how often the resolver looks again at the staged counts
+// of a transaction whose END arrived before all its events were staged.
+const stagingPoll = 50 * time.Millisecond
+
+func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (sink.Stats, error) {
+	ends := make([]txapply.End, 0, len(b.Items))
+	for _, it := range b.Items {
+		ends = append(ends, txapply.End{Offset: it.Record.Offset, Marker: it.Change.TxMark, SourceTs: it.Change.EventTs})
+	}
+	var st sink.Stats
+	var waitingSince time.Time
+	waits := backoff.New(a.retry.InitialBackoff.Std(), a.retry.MaxBackoff.Std())
+	attempts := 0
+	// one is set once a target transaction of several source transactions
+	// failed for a record: they are then applied one by one, so that those
+	// before the failing one are applied and the resolver stops exactly at
+	// it.
+	one := false
+	for {
+		pause := stagingPoll
+		take, next := ends, b.Next
+		if one && len(ends) > 1 {
+			take, next = ends[:1], ends[0].Offset+1
+		}
+		res, err := a.resolver.Resolve(ctx, b.Claim, take, next)
+		st.Upserted += res.Stats.Upserted
+		st.Deleted += res.Stats.Deleted
+		st.Stale += res.Stats.Stale
+		st.Duplicates += res.Stats.Duplicates
+		var incomplete *txapply.IncompleteError
+		switch {
+		case err == nil:
+		case errors.As(err, &incomplete):
+			if waitingSince.IsZero() {
+				waitingSince = time.Now()
+			} else if time.Since(waitingSince) > a.maxWait {
+				return st, &txapply.StoppedError{Err: err}
+			}
+		case sink.Transient(err) && attempts+1 < a.retry.MaxAttempts:
+			attempts++
+			st.Retries++
+			pause = waits.Next()
+			a.log.Warn("resolver transaction failed; retrying", zap.Int("attempt", attempts), zap.Duration("retry_in", pause), zap.Error(err))
+		case errors.As(err, new(*dedup.FencedError)), errors.As(err, new(*dedup.PositionMovedError)),
+			ctx.Err() != nil, sink.Transient(err):
+			return st, err // the partition worker's to handle, as for a batch
+		case !one && len(ends) > 1:
+			one, pause = true, 0
+		default:
+			// A staged record that does not decode or route, or that the
+			// target refuses: the transaction cannot be applied without
+			// it, so the resolver stops there with the reason.
+			return st, &txapply.StoppedError{Err: err}
+		}
+		ends = ends[res.Applied+res.Passed:]
+		if len(ends) == 0 && b.Claim.NextOffset == b.Next {
+			return st, nil
+		}
+		if res.Applied+res.Passed > 0 {
+			waitingSince = time.Time{}
+		}
+		select {
+		case <-ctx.Done():
+			return st, ctx.Err()
+		case <-time.After(pause):
+		}
+	}
+}
+
+// checkTransactionTopic returns why the transaction topic cannot order the
+// source's transactions: it does not exist, or it has more than one
+// partition (whose ENDs would have no order between them).
+func checkTransactionTopic(c *kafka.Consumer, topic string) error {
+	md, err := c.GetMetadata(&topic, false, 10000)
+	if err != nil {
+		return fmt.Errorf("kafka metadata of apply.transaction.topic %s: %w", topic, err)
+	}
+	t, ok := md.Topics[topic]
+	switch {
+	case !ok || t.Error.Code() == kafka.ErrUnknownTopicOrPart || len(t.Partitions) == 0:
+		return fmt.Errorf("apply.transaction.topic %s does not exist: the connector writes it with provide.transaction.metadata=true (create it with one partition, or check topic.transaction)", topic)
+	case len(t.Partitions) != 1:
+		return fmt.Errorf("apply.transaction.topic %s has %d partitions; it needs exactly one, which orders the source's transactions", topic, len(t.Partitions))
+	}
+	return nil
+}
+
+// CheckTransactionTopic is checkTransactionTopic for validate; nil in
+// partition mode.
+func (in *Inspector) CheckTransactionTopic(cfg *config.Config) error {
+	if t := transactionTopic(cfg); t != "" {
+		return checkTransactionTopic(in.c, t)
+	}
+	return nil
+}

@@ -1,0 +1,243 @@
+package dedup
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Transactions stores the staging of apply.consistency: transaction:
+// tx_staged, the records of source transactions not applied yet, and
+// tx_resolved, the transactions the resolver applied (docs/transactions.md).
+type Transactions struct {
+	staged, resolved, modes string // quoted, schema-qualified
+}
+
+// NewTransactions returns the staging tables of pgsink's tables in schema.
+func NewTransactions(schema string) Transactions {
+	return Transactions{
+		staged:   pgx.Identifier{schema, "tx_staged"}.Sanitize(),
+		resolved: pgx.Identifier{schema, "tx_resolved"}.Sanitize(),
+		modes:    pgx.Identifier{schema, "consistency_modes"}.Sanitize(),
+	}
+}
+
+// StagedRecord is one Kafka record of a source transaction, staged by the
+// partition that consumed it.
+type StagedRecord struct {
+	TxID           int64
+	TotalOrder     int64
+	DataCollection string
+	Topic          string
+	Partition      int32
+	Offset         int64
+	Timestamp      time.Time
+	Key, Value     []byte
+	Headers        []Header
+	// Dead marks a record the stager dead-lettered: it counts towards its
+	// transaction's END, and is not applied.
+	Dead bool
+}
+
+// QueueStage queues into b, a batch transaction after its offsets
+// compare-and-set, the staging of records. A record whose (transaction,
+// place) is staged already (Debezium re-emits events at new offsets after
+// its restarts) is kept once; one of a transaction the resolver applied
+// already (a replay) is not staged again, so no staged row waits for an
+// END that was consumed.
+func (t Transactions) QueueStage(b *pgx.Batch, group string, records []StagedRecord) error {
+	if len(records) == 0 {
+		return nil
+	}
+	n := len(records)
+	txIDs, orders, offsets := make([]int64, n), make([]int64, n), make([]int64, n)
+	collections, topics, headers := make([]string, n), make([]string, n), make([]string, n)
+	partitions := make([]int32, n)
+	stamps := make([]*time.Time, n)
+	keys, values := make([][]byte, n), make([][]byte, n)
+	dead := make([]bool, n)
+	for i, r := range records {
+		txIDs[i], orders[i], offsets[i] = r.TxID, r.TotalOrder, r.Offset
+		collections[i], topics[i], partitions[i] = r.DataCollection, r.Topic, r.Partition
+		if !r.Timestamp.IsZero() {
+			stamps[i] = &records[i].Timestamp
+		}
+		keys[i], values[i], dead[i] = r.Key, r.Value, r.Dead
+		hs := r.Headers
+		if hs == nil {
+			hs = []Header{}
+		}
+		h, err := json.Marshal(hs)
+		if err != nil {
+			return fmt.Errorf("dedup: stage %s[%d]@%d: headers: %w", r.Topic, r.Partition, r.Offset, err)
+		}
+		headers[i] = string(h)
+	}
+	b.Queue(`INSERT INTO `+t.staged+` (group_id, tx_id, total_order, data_collection, topic, partition, kafka_offset,
+		record_ts, record_key, record_value, headers, dead)
+SELECT $1, r.tx_id, r.total_order, r.data_collection, r.topic, r.partition, r.kafka_offset,
+       r.record_ts, r.record_key, r.record_value, r.headers::jsonb, r.dead
+  FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::integer[], $7::bigint[],
+              $8::timestamptz[], $9::bytea[], $10::bytea[], $11::text[], $12::boolean[])
+       AS r(tx_id, total_order, data_collection, topic, partition, kafka_offset, record_ts, record_key, record_value, headers, dead)
+ WHERE NOT EXISTS (SELECT 1 FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = r.tx_id)
+ON CONFLICT (group_id, tx_id, total_order) DO NOTHING`,
+		group, txIDs, orders, collections, topics, partitions, offsets, stamps, keys, values, headers, dead).Fn = func(br pgx.BatchResults) error {
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("dedup: stage %d records of transactions: %w", n, err)
+		}
+		return nil
+	}
+	return nil
+}
+
+// StagedCounts returns how many records of transaction txID are staged,
+// per data collection.
+func (t Transactions) StagedCounts(ctx context.Context, db Querier, group string, txID int64) (map[string]int64, error) {
+	rows, err := db.Query(ctx, `SELECT data_collection, count(*) FROM `+t.staged+`
+		WHERE group_id = $1 AND tx_id = $2 GROUP BY data_collection`, group, txID)
+	if err != nil {
+		return nil, fmt.Errorf("dedup: count staged records of transaction %d: %w", txID, err)
+	}
+	out := map[string]int64{}
+	var collection string
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&collection, &n}, func() error {
+		out[collection] = n
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dedup: count staged records of transaction %d: %w", txID, err)
+	}
+	return out, nil
+}
+
+// Resolved reports whether the resolver applied transaction txID.
+func (t Transactions) Resolved(ctx context.Context, db DB, group string, txID int64) (bool, error) {
+	var ok bool
+	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+t.resolved+` WHERE group_id = $1 AND tx_id = $2)`, group, txID).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("dedup: read whether transaction %d is applied: %w", txID, err)
+	}
+	return ok, nil
+}
+
+// ReadStaged returns up to limit staged records of transaction txID after
+// the place after, in the transaction's order: the resolver reads a
+// transaction of any size a chunk at a time, within its apply transaction.
+func (t Transactions) ReadStaged(ctx context.Context, db Querier, group string, txID, after int64, limit int) ([]StagedRecord, error) {
+	rows, err := db.Query(ctx, `SELECT total_order, data_collection, topic, partition, kafka_offset, record_ts,
+		record_key, record_value, headers, dead
+		FROM `+t.staged+` WHERE group_id = $1 AND tx_id = $2 AND total_order > $3
+		ORDER BY total_order LIMIT $4`, group, txID, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("dedup: read staged records of transaction %d: %w", txID, err)
+	}
+	var out []StagedRecord
+	var r StagedRecord
+	var ts *time.Time
+	var headers []byte
+	_, err = pgx.ForEachRow(rows, []any{&r.TotalOrder, &r.DataCollection, &r.Topic, &r.Partition, &r.Offset, &ts,
+		&r.Key, &r.Value, &headers, &r.Dead}, func() error {
+		rec := r
+		rec.TxID = txID
+		if ts != nil {
+			rec.Timestamp = *ts
+		}
+		if err := json.Unmarshal(headers, &rec.Headers); err != nil {
+			return fmt.Errorf("headers of %s[%d]@%d: %w", r.Topic, r.Partition, r.Offset, err)
+		}
+		out = append(out, rec)
+		r = StagedRecord{}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dedup: read staged records of transaction %d: %w", txID, err)
+	}
+	return out, nil
+}
+
+// QueueResolve queues into b, the resolver's apply transaction, the record
+// that transaction txID of eventCount events is applied and the deletion
+// of its staged records. A transaction applied twice fails on the
+// primary key rather than apply twice.
+func (t Transactions) QueueResolve(b *pgx.Batch, group string, txID, eventCount int64) {
+	b.Queue(`INSERT INTO `+t.resolved+` (group_id, tx_id, event_count) VALUES ($1, $2, $3)`, group, txID, eventCount).Fn =
+		func(br pgx.BatchResults) error {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("dedup: record transaction %d applied: %w", txID, err)
+			}
+			return nil
+		}
+	b.Queue(`DELETE FROM `+t.staged+` WHERE group_id = $1 AND tx_id = $2`, group, txID).Fn = func(br pgx.BatchResults) error {
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("dedup: delete staged records of transaction %d: %w", txID, err)
+		}
+		return nil
+	}
+}
+
+// Unresolved is a transaction with records staged and not applied.
+type Unresolved struct {
+	TxID        int64
+	Records     int64
+	FirstStaged time.Time
+	// Age is how long ago its first record was staged, by the database's
+	// clock, which also stamped it.
+	Age time.Duration
+}
+
+// OldestUnresolved returns the transaction staged longest ago and not
+// applied, and the number of staged records of the group; ok is false
+// when nothing is staged. A record of an applied transaction can be left
+// staged when a duplicate of it (a Debezium re-emission, a replay) was
+// staged while the resolver applied the transaction; it is never applied
+// and passed over here. The resolver stops on one older than
+// apply.transaction.max_wait once it has read every END there is; status
+// shows both.
+func (t Transactions) OldestUnresolved(ctx context.Context, db DB, group string) (oldest Unresolved, staged int64, ok bool, err error) {
+	var ageMicros int64
+	err = db.QueryRow(ctx, `SELECT (SELECT count(*) FROM `+t.staged+` WHERE group_id = $1), o.tx_id,
+		(SELECT count(*) FROM `+t.staged+` s WHERE s.group_id = $1 AND s.tx_id = o.tx_id), o.staged_at,
+		(extract(epoch FROM now() - o.staged_at) * 1e6)::bigint
+		FROM (SELECT tx_id, staged_at FROM `+t.staged+` s WHERE group_id = $1
+		        AND NOT EXISTS (SELECT 1 FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = s.tx_id)
+		      ORDER BY staged_at LIMIT 1) o`, group).
+		Scan(&staged, &oldest.TxID, &oldest.Records, &oldest.FirstStaged, &ageMicros)
+	oldest.Age = time.Duration(ageMicros) * time.Microsecond
+	if err == pgx.ErrNoRows {
+		return Unresolved{}, 0, false, nil
+	}
+	if err != nil {
+		return Unresolved{}, 0, false, fmt.Errorf("dedup: read the oldest staged transaction: %w", err)
+	}
+	return oldest, staged, true, nil
+}
+
+// Mode returns the apply.consistency group's positions were made under, ""
+// when no run recorded one (a new group, or one older than the record).
+func (t Transactions) Mode(ctx context.Context, db DB, group string) (string, error) {
+	var mode string
+	err := db.QueryRow(ctx, `SELECT consistency FROM `+t.modes+` WHERE group_id = $1`, group).Scan(&mode)
+	if err == pgx.ErrNoRows {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("dedup: read the consistency of group %s: %w", group, err)
+	}
+	return mode, nil
+}
+
+// SetMode records that group runs under the apply.consistency mode.
+func (t Transactions) SetMode(ctx context.Context, db DB, group, mode string) error {
+	_, err := db.Exec(ctx, `INSERT INTO `+t.modes+` (group_id, consistency) VALUES ($1, $2)
+		ON CONFLICT (group_id) DO UPDATE SET consistency = excluded.consistency, since = now()
+		WHERE `+t.modes+`.consistency <> excluded.consistency`, group, mode)
+	if err != nil {
+		return fmt.Errorf("dedup: record the consistency of group %s: %w", group, err)
+	}
+	return nil
+}

@@ -1,0 +1,111 @@
+//go:build integration
+
+package dedup_test
+
+import (
+	"context"
+	"maps"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgsink/pgsink/dedup"
+)
+
+// TestIntegrationTransactionStaging: records are staged once per place in
+// their transaction (a re-emission at a new offset is kept once), counted
+// per collection, read back in order a chunk at a time with their bytes and
+// headers, and, once their transaction is resolved, deleted and never
+// staged again (a replay).
+func TestIntegrationTransactionStaging(t *testing.T) {
+	ctx := context.Background()
+	pool := migrated(t)
+	tx := dedup.NewTransactions(schema)
+	stage := func(records ...dedup.StagedRecord) {
+		t.Helper()
+		b := &pgx.Batch{}
+		if err := tx.QueueStage(b, "g", records); err != nil {
+			t.Fatal(err)
+		}
+		if err := pool.SendBatch(ctx, b).Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	rec := func(txID, order int64, collection string, offset int64) dedup.StagedRecord {
+		return dedup.StagedRecord{TxID: txID, TotalOrder: order, DataCollection: collection, Topic: `app "x"`, Partition: int32(order % 2),
+			Offset: offset, Timestamp: at, Key: []byte{0, 1}, Value: []byte(`{"v":1}`), Headers: []dedup.Header{{Key: "k", Value: "\x00bin"}}}
+	}
+	stage(rec(7, 1, "public.accounts", 10), rec(7, 3, "public.orders", 11))
+	stage(rec(7, 2, "public.accounts", 12), rec(7, 1, "public.accounts", 99)) // 99: a re-emission of place 1
+	stage(rec(8, 1, "public.accounts", 13))
+	// A record without key, value, timestamp and headers is staged too.
+	stage(dedup.StagedRecord{TxID: 8, TotalOrder: 2, DataCollection: "public.accounts", Topic: "t", Dead: true})
+
+	counts, err := tx.StagedCounts(ctx, pool, "g", 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]int64{"public.accounts": 2, "public.orders": 1}; !maps.Equal(counts, want) {
+		t.Fatalf("staged counts of transaction 7 = %v, want %v", counts, want)
+	}
+	var got []dedup.StagedRecord
+	for after := int64(0); ; {
+		chunk, err := tx.ReadStaged(ctx, pool, "g", 7, after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(chunk) == 0 {
+			break
+		}
+		got = append(got, chunk...)
+		after = chunk[len(chunk)-1].TotalOrder
+	}
+	if len(got) != 3 {
+		t.Fatalf("read %d staged records of transaction 7, want 3: %+v", len(got), got)
+	}
+	for i, r := range got {
+		if r.TotalOrder != int64(i+1) {
+			t.Errorf("record %d has place %d: not in the transaction's order", i, r.TotalOrder)
+		}
+		if r.Offset == 99 {
+			t.Errorf("the re-emission at offset 99 replaced the staged record")
+		}
+		if string(r.Value) != `{"v":1}` || len(r.Key) != 2 || !r.Timestamp.Equal(at) || len(r.Headers) != 1 || r.Headers[0].Value != "\x00bin" || r.Topic != `app "x"` {
+			t.Errorf("record %d did not come back as staged: %+v", i, r)
+		}
+	}
+	dead, err := tx.ReadStaged(ctx, pool, "g", 8, 1, 10)
+	if err != nil || len(dead) != 1 || !dead[0].Dead || dead[0].Key != nil || dead[0].Value != nil || !dead[0].Timestamp.IsZero() {
+		t.Fatalf("the dead placeholder of transaction 8 came back as %+v, %v", dead, err)
+	}
+
+	oldest, staged, ok, err := tx.OldestUnresolved(ctx, pool, "g")
+	if err != nil || !ok || oldest.TxID != 7 || oldest.Records != 3 || staged != 5 || oldest.Age < 0 || oldest.Age > time.Hour {
+		t.Fatalf("OldestUnresolved = %+v, %d staged, %v, %v; want transaction 7 with 3 records, 5 staged", oldest, staged, ok, err)
+	}
+
+	b := &pgx.Batch{}
+	tx.QueueResolve(b, "g", 7, 3)
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if resolved, err := tx.Resolved(ctx, pool, "g", 7); err != nil || !resolved {
+		t.Fatalf("Resolved(7) = %v, %v after QueueResolve", resolved, err)
+	}
+	if counts, err := tx.StagedCounts(ctx, pool, "g", 7); err != nil || len(counts) != 0 {
+		t.Fatalf("staged counts of resolved transaction 7 = %v, %v; want none", counts, err)
+	}
+	stage(rec(7, 1, "public.accounts", 10)) // a replay of its partition
+	if counts, err := tx.StagedCounts(ctx, pool, "g", 7); err != nil || len(counts) != 0 {
+		t.Fatalf("a replayed record of resolved transaction 7 was staged again: %v, %v", counts, err)
+	}
+	b = &pgx.Batch{}
+	tx.QueueResolve(b, "g", 7, 3)
+	if err := pool.SendBatch(ctx, b).Close(); err == nil {
+		t.Fatal("resolving transaction 7 a second time succeeded; it must fail on tx_resolved's key")
+	}
+	if resolved, err := tx.Resolved(ctx, pool, "other group", 7); err != nil || resolved {
+		t.Fatalf("Resolved(7) of another group = %v, %v", resolved, err)
+	}
+}

@@ -1,0 +1,106 @@
+package sink
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgsink/pgsink/debezium"
+	"github.com/pgsink/pgsink/dedup"
+)
+
+// Transaction-consistent apply (docs/transactions.md): under
+// Options.StageTransactions a batch stages the records that carry
+// Debezium's transaction block instead of writing them, in the transaction
+// that moves its offset (I1); the resolver later writes them, a whole
+// source transaction at a time, through a TxWriter.
+
+// transactional reports whether an item is staged rather than written:
+// a decoded record of a source transaction, in a batch that stages.
+func (x *txn) transactional(it *Item) bool {
+	return x.stageTx && it.Err == nil && it.Change.Transaction != nil
+}
+
+// queueStaging queues the staging of the transactional items of [lo, hi);
+// write passes over them and writes the others as usual.
+func (a *Applier) queueStaging(x *txn, group string, items []Item, lo, hi int) error {
+	var staged []dedup.StagedRecord
+	for i := lo; i < hi; i++ {
+		it := &items[i]
+		if !x.transactional(it) {
+			continue
+		}
+		r := it.Record
+		s := dedup.StagedRecord{TxID: it.Change.Transaction.TxID, TotalOrder: it.Change.Transaction.TotalOrder,
+			DataCollection: debezium.CollectionOf(&it.Change), Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
+			Timestamp: r.Timestamp, Key: r.Key, Value: r.Value}
+		for _, h := range r.Headers {
+			s.Headers = append(s.Headers, dedup.Header{Key: h.Key, Value: string(h.Value)})
+		}
+		staged = append(staged, s)
+	}
+	if err := a.transactions.QueueStage(x.queue, group, staged); err != nil {
+		return err
+	}
+	x.stats.Staged += int64(len(staged))
+	return nil
+}
+
+// TxWriter writes items into a transaction its caller owns: the
+// resolver's, which moves the transaction topic's offset, records the
+// source transactions it applies and deletes their staged records around
+// the writes. Items are written with the guarded upserts only, never by
+// plain INSERT: a unique violation would abort the whole transaction.
+type TxWriter struct {
+	a *Applier
+	x *txn
+}
+
+// WriteIn returns a TxWriter for the transaction open on conn.
+func (a *Applier) WriteIn(conn *pgx.Conn) *TxWriter {
+	x := newTxn(partition{}, false)
+	x.conn = conn
+	return &TxWriter{a: a, x: x}
+}
+
+// Write writes items in their order and sends them: on return they are
+// written in the transaction, or it is aborted with the error. Items of
+// one partition in a row are written together, so that the outbox ledger
+// names the partition each event came from.
+func (w *TxWriter) Write(ctx context.Context, items []Item) error {
+	for lo := 0; lo < len(items); {
+		hi := lo + 1
+		for hi < len(items) && items[hi].Record.Topic == items[lo].Record.Topic && items[hi].Record.Partition == items[lo].Record.Partition {
+			hi++
+		}
+		for i := lo; i < hi; i++ {
+			if items[i].Err != nil {
+				// A source transaction cannot be applied minus a record,
+				// nor can a dead letter be part of it.
+				r := items[i].Record
+				return fmt.Errorf("sink: %s[%d]@%d of a source transaction cannot be applied, so its transaction is not: %w", r.Topic, r.Partition, r.Offset, items[i].Err)
+			}
+		}
+		w.x.part = partition{items[lo].Record.Topic, items[lo].Record.Partition}
+		if err := w.a.write(ctx, w.x, items, lo, hi); err != nil {
+			return err
+		}
+		if err := w.x.flush(ctx); err != nil {
+			return fmt.Errorf("sink: write staged records: %w", err)
+		}
+		lo = hi
+	}
+	return nil
+}
+
+// Committed tells the writer its transaction committed: the staging
+// tables it created in the session live on with the connection.
+func (w *TxWriter) Committed() { w.x.keepStages() }
+
+// Stats counts what the writer wrote; valid once the transaction commits.
+func (w *TxWriter) Stats() Stats { return w.x.stats }
+
+// Transient reports an error the apply retries (a serialization failure, a
+// deadlock, a lost connection): the resolver retries its transaction on
+// it, as a batch does.
+func Transient(err error) bool { return classify(err) == classTransient }

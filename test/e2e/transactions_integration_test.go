@@ -1,0 +1,489 @@
+//go:build integration
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgsink/pgsink/test/stacktest"
+)
+
+// The bank workload of apply.consistency: transaction (docs/transactions.md):
+// accounts with a constant total, transfers between two accounts (keys on
+// different partitions) and orders with their lines in a second table, each
+// a source transaction.
+const (
+	bankAccounts  = 16
+	bankBalance   = 1000
+	bankTransfers = 300
+	bankOrders    = 40
+)
+
+const bankDDL = `CREATE TABLE public.accounts (id int PRIMARY KEY, balance bigint NOT NULL%[1]s);
+CREATE TABLE public.orders (id int PRIMARY KEY, customer text NOT NULL%[1]s);
+CREATE TABLE public.order_lines (order_id int, line int, amount bigint NOT NULL%[1]s, PRIMARY KEY (order_id, line))`
+
+// bankReader polls the target in REPEATABLE READ until stopped and records
+// every snapshot that shows what the source never committed.
+type bankReader struct {
+	pool       *pgxpool.Pool
+	mu         sync.Mutex
+	snapshots  int // with every account present
+	violations []string
+	stop       chan struct{}
+	done       chan struct{}
+}
+
+func startBankReader(t *testing.T, url string) *bankReader {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	r := &bankReader{pool: pool, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		for {
+			select {
+			case <-r.stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			full, v, err := r.look(context.Background())
+			r.mu.Lock()
+			if err != nil {
+				r.violations = append(r.violations, "reader: "+err.Error())
+			}
+			if full {
+				r.snapshots++
+			}
+			if v != "" {
+				r.violations = append(r.violations, v)
+			}
+			r.mu.Unlock()
+		}
+	}()
+	return r
+}
+
+// look reads one snapshot: full says every account was there.
+func (r *bankReader) look(ctx context.Context) (full bool, violation string, err error) {
+	tx, err := r.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return false, "", err
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	var n, total int64
+	if err := tx.QueryRow(ctx, `SELECT count(*), coalesce(sum(balance), 0) FROM public.accounts`).Scan(&n, &total); err != nil {
+		return false, "", err
+	}
+	full = n == bankAccounts
+	if full && total != bankAccounts*bankBalance {
+		return full, fmt.Sprintf("the accounts total %d, the source's is always %d", total, bankAccounts*bankBalance), nil
+	}
+	var order, lines int64
+	err = tx.QueryRow(ctx, `SELECT o.id, (SELECT count(*) FROM public.order_lines l WHERE l.order_id = o.id) AS n FROM public.orders o
+		WHERE (SELECT count(*) FROM public.order_lines l WHERE l.order_id = o.id) <> o.id % 4 + 1 LIMIT 1`).Scan(&order, &lines)
+	if err == nil {
+		return full, fmt.Sprintf("order %d is visible with %d of its %d lines", order, lines, order%4+1), nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return full, "", err
+	}
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM public.order_lines l WHERE NOT EXISTS (SELECT 1 FROM public.orders o WHERE o.id = l.order_id)`).Scan(&lines); err != nil {
+		return full, "", err
+	}
+	if lines > 0 {
+		return full, fmt.Sprintf("%d order lines are visible without their order", lines), nil
+	}
+	return full, "", nil
+}
+
+func (r *bankReader) finish() (snapshots int, violations []string) {
+	close(r.stop)
+	<-r.done
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.snapshots, r.violations
+}
+
+// bankPipeline is the bank's source and target: the source tables, their
+// topics created with the given partitions (by table; the transaction
+// topic with one), a Debezium connector with transaction metadata and
+// the given overrides, and a target database with the tables.
+type bankPipeline struct {
+	st        *stacktest.T
+	txTopic   string
+	targetURL string
+	target    *pgx.Conn
+}
+
+func newBankPipeline(t *testing.T, partitions map[string]int, connector map[string]string, seed ...string) *bankPipeline {
+	t.Helper()
+	st := stacktest.New(t)
+	st.Exec(fmt.Sprintf(bankDDL, ""))
+	for _, sql := range seed {
+		st.Exec(sql) // before the connector: read by its snapshot
+	}
+	b := &bankPipeline{st: st, txTopic: st.TopicPrefix + ".transaction"}
+	topics := map[string]int{b.txTopic: 1}
+	for table, n := range partitions {
+		topics[b.topic(table)] = n
+	}
+	for name, n := range topics {
+		if err := stacktest.CreateTopic(context.Background(), st.Env.KafkaBootstrap, name, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	overrides := map[string]string{"provide.transaction.metadata": "true"}
+	for k, v := range connector {
+		overrides[k] = v
+	}
+	st.RegisterDebezium("bank", overrides)
+	b.targetURL, b.target = targetWith(t, fmt.Sprintf(bankDDL, ", _pgsink_commit_lsn bigint, _pgsink_lsn bigint"))
+	return b
+}
+
+func (b *bankPipeline) topic(table string) string { return b.st.TopicPrefix + ".public." + table }
+
+// runBank streams the bank workload through `pgsink run` in the given
+// apply.consistency and returns what the reader saw.
+func runBank(t *testing.T, consistency string) (snapshots int, violations []string) {
+	ctx := context.Background()
+	b := newBankPipeline(t, map[string]int{"accounts": 4, "orders": 2, "order_lines": 3},
+		map[string]string{"table.include.list": "public.accounts,public.orders,public.order_lines"},
+		fmt.Sprintf(`INSERT INTO public.accounts SELECT i, %d FROM generate_series(1, %d) i`, bankBalance, bankAccounts))
+	st, topic, txTopic, targetURL := b.st, b.topic, b.txTopic, b.targetURL
+	cfg := strings.Replace(tablesConfig(st, fmt.Sprintf("  - topic: %s\n    target: public.accounts\n  - topic: %s\n    target: public.orders\n  - topic: %s\n    target: public.order_lines\n",
+		topic("accounts"), topic("orders"), topic("order_lines"))), "kafka:\n", "kafka:\n  session.timeout.ms: 6000\n", 1) +
+		fmt.Sprintf("apply:\n  consistency: %s\n  batch: { max_records: 50 }\n  transaction: { topic: %s, max_wait: 2m }\n", consistency, txTopic)
+	reader := startBankReader(t, targetURL)
+	first := startPgsink(t, cfg, "TARGET_URL="+targetURL)
+	var second *process
+
+	src := st.Source()
+	rnd := rand.New(rand.NewPCG(7, 11))
+	order := 0
+	for i := 0; i < bankTransfers; i++ {
+		from, to := 1+rnd.IntN(bankAccounts), 1+rnd.IntN(bankAccounts-1)
+		if to >= from {
+			to++
+		}
+		switch i {
+		case bankTransfers / 3:
+			// A second instance joins: the group rebalances, partitions
+			// (maybe the transaction topic's) move while data streams.
+			second = startPgsink(t, cfg, "TARGET_URL="+targetURL)
+		case 2 * bankTransfers / 3:
+			// The first is killed with its batches and resolver in flight.
+			_ = first.cmd.Process.Kill()
+			<-first.done
+		}
+		amount := 1 + rnd.IntN(50)
+		tx, err := src.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE public.accounts SET balance = balance - $2 WHERE id = $1`, from, amount); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE public.accounts SET balance = balance + $2 WHERE id = $1`, to, amount); err != nil {
+			t.Fatal(err)
+		}
+		if i%(bankTransfers/bankOrders) == 0 && order < bankOrders {
+			order++
+			if _, err := tx.Exec(ctx, `INSERT INTO public.orders VALUES ($1::int, 'customer ' || $1::int)`, order); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO public.order_lines SELECT $1::int, l, l * 10 FROM generate_series(1, $1::int % 4 + 1) l`, order); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	query := `SELECT (SELECT string_agg(id || ':' || balance, ',' ORDER BY id) FROM public.accounts) AS a,
+		(SELECT count(*) FROM public.orders) AS o, (SELECT count(*) FROM public.order_lines) AS l`
+	convergeTo(t, st, targetURL, query, "the target's accounts, orders and lines equal the source's")
+	if consistency == "transaction" {
+		// A replay of the accounts from the beginning, while the reader
+		// reads: records of resolved transactions are not staged again,
+		// snapshot records are refused by the version guard.
+		cfgPath := filepath.Join(t.TempDir(), "pgsink.yaml")
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		replay := exec.Command(binary, "replay", "--config", cfgPath, "--table", "public.accounts", "--from", "earliest", "--wait", "--wait-timeout", "120s")
+		replay.Env = append(os.Environ(), "TARGET_URL="+targetURL)
+		if out, err := replay.CombinedOutput(); err != nil {
+			t.Fatalf("replay: %v\n%s", err, out)
+		}
+		convergeTo(t, st, targetURL, query, "the target equals the source after the replay")
+		// Every streamed change went through staging and the resolver.
+		var staged, resolved int
+		if err := reader.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM pgsink.tx_staged), (SELECT count(*) FROM pgsink.tx_resolved)`).Scan(&staged, &resolved); err != nil {
+			t.Fatal(err)
+		}
+		if staged != 0 || resolved != bankTransfers {
+			t.Errorf("%d records left staged and %d source transactions resolved; want none and %d", staged, resolved, bankTransfers)
+		}
+	}
+	if code, _ := second.stop(30 * time.Second); code != 0 {
+		t.Errorf("pgsink exited with %d", code)
+	}
+	return reader.finish()
+}
+
+// TestE2ETransactionConsistency: with apply.consistency: transaction a
+// reader polling the target in REPEATABLE READ never sees a total other than
+// the constant nor an order without its lines while the bank workload
+// streams through `pgsink run`, through a second instance joining (a
+// rebalance), the first killed with -9 and a replay of the accounts from
+// the beginning; every record applied once.
+func TestE2ETransactionConsistency(t *testing.T) {
+	snapshots, violations := runBank(t, "transaction")
+	if len(violations) > 0 {
+		t.Fatalf("the reader saw %d violations in %d snapshots, the first: %s", len(violations), snapshots, violations[0])
+	}
+	if snapshots == 0 {
+		t.Fatal("the reader never saw every account: it checked nothing")
+	}
+	t.Logf("%d snapshots with every account, none broken", snapshots)
+}
+
+// TestE2EPartitionConsistencySelfTest: the same workload per partition
+// shows the reader half-applied transactions, so the checker can fail.
+func TestE2EPartitionConsistencySelfTest(t *testing.T) {
+	snapshots, violations := runBank(t, "partition")
+	if len(violations) == 0 {
+		t.Fatalf("per partition, the reader saw no violation in %d snapshots: the checker cannot fail, or the workload does not cross partitions", snapshots)
+	}
+	t.Logf("per partition, %d violations in %d snapshots, the first: %s", len(violations), snapshots, violations[0])
+}
+
+// TestE2ETransactionIncomplete: a source transaction that also writes a
+// table pgsink is not configured for never has all its events staged: the
+// resolver waits apply.transaction.max_wait, then stops with the reason in
+// `pgsink status`, and neither that transaction nor any later one is
+// applied (nothing out of order), while the earlier one is.
+func TestE2ETransactionIncomplete(t *testing.T) {
+	ctx := context.Background()
+	b := newBankPipeline(t, map[string]int{"accounts": 2, "orders": 1}, map[string]string{"table.include.list": "public.accounts,public.orders"})
+	st, topic, txTopic, targetURL, target := b.st, b.topic, b.txTopic, b.targetURL, b.target
+	cfg := tableConfig(st, topic("accounts"), "public.accounts", "") +
+		fmt.Sprintf("apply:\n  consistency: transaction\n  transaction: { topic: %s, max_wait: 2s }\n", txTopic)
+	p := startPgsink(t, cfg, "TARGET_URL="+targetURL)
+	st.Exec(`INSERT INTO public.accounts VALUES (1, 100), (2, 100)`)
+	st.Exec(`BEGIN; UPDATE public.accounts SET balance = 90 WHERE id = 1; INSERT INTO public.orders VALUES (1, 'not configured'); COMMIT`)
+	st.Exec(`UPDATE public.accounts SET balance = 110 WHERE id = 2`)
+
+	stopped := resolverStopped(t, cfg, targetURL, txTopic)
+	if !strings.Contains(stopped, "apply.transaction.max_wait") || !strings.Contains(stopped, "public.orders: 0 of 1") {
+		t.Fatalf("stop reason %q does not say the resolver waited for public.orders", stopped)
+	}
+	var balances string
+	if err := target.QueryRow(ctx, `SELECT string_agg(id || ':' || balance, ',' ORDER BY id) FROM public.accounts`).Scan(&balances); err != nil {
+		t.Fatal(err)
+	}
+	if balances != "1:100,2:100" {
+		t.Fatalf("accounts %s: want the first transaction applied and neither the incomplete one nor the one after it (1:100,2:100)", balances)
+	}
+	if code, _ := p.stop(30 * time.Second); code != 0 {
+		t.Errorf("pgsink exited with %d", code)
+	}
+}
+
+// resolverStopped waits until pgsink status shows the transaction topic's
+// partition stopped, and returns the reason.
+func resolverStopped(t *testing.T, cfg, targetURL, txTopic string) string {
+	t.Helper()
+	cfgPath := filepath.Join(t.TempDir(), "pgsink.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stopped string
+	eventually(t, 90*time.Second, "the transaction topic's partition stopped in pgsink status", func() (bool, string) {
+		cmd := exec.Command(binary, "status", "--config", cfgPath, "--json")
+		cmd.Env = append(os.Environ(), "TARGET_URL="+targetURL)
+		out, err := cmd.Output()
+		if err != nil {
+			return false, err.Error()
+		}
+		var report struct {
+			Partitions []struct {
+				Topic   string `json:"topic"`
+				Stopped string `json:"stopped"`
+			} `json:"partitions"`
+		}
+		if err := json.Unmarshal(out, &report); err != nil {
+			t.Fatalf("status --json: %v\n%s", err, out)
+		}
+		for _, part := range report.Partitions {
+			if part.Topic == txTopic && part.Stopped != "" {
+				stopped = part.Stopped
+				return true, ""
+			}
+		}
+		return false, string(out)
+	})
+	return stopped
+}
+
+// TestE2ETransactionWithoutEnd: data of source transactions whose END
+// never reaches the configured transaction topic (the connector writes its
+// markers to another one) is staged, never applied, and once it waited
+// apply.transaction.max_wait the idle resolver stops naming the
+// transaction in pgsink status.
+func TestE2ETransactionWithoutEnd(t *testing.T) {
+	ctx := context.Background()
+	b := newBankPipeline(t, map[string]int{"accounts": 2}, map[string]string{"topic.transaction": "elsewhere", "table.include.list": "public.accounts"})
+	st, txTopic, targetURL, target := b.st, b.txTopic, b.targetURL, b.target
+	cfg := tableConfig(st, b.topic("accounts"), "public.accounts", "") +
+		fmt.Sprintf("apply:\n  consistency: transaction\n  transaction: { topic: %s, max_wait: 2s }\n", txTopic)
+	p := startPgsink(t, cfg, "TARGET_URL="+targetURL)
+	st.Exec(`INSERT INTO public.accounts VALUES (1, 100), (2, 100)`)
+	stopped := resolverStopped(t, cfg, targetURL, txTopic)
+	if !strings.Contains(stopped, "its END never came") || !strings.Contains(stopped, "2 events staged since") {
+		t.Fatalf("stop reason %q does not name the transaction staged without an END", stopped)
+	}
+	var rows int
+	if err := target.QueryRow(ctx, `SELECT count(*) FROM public.accounts`).Scan(&rows); err != nil || rows != 0 {
+		t.Fatalf("%d rows applied of a transaction without END (%v); want none", rows, err)
+	}
+	if code, _ := p.stop(30 * time.Second); code != 0 {
+		t.Errorf("pgsink exited with %d", code)
+	}
+}
+
+// TestE2ELargeTransaction: one source transaction of many rows (200,000;
+// PGSINK_TEST_LARGE_TX_ROWS=1000000 for the issue's million) becomes
+// visible in the target at once — a REPEATABLE READ reader sees none of
+// its rows or all — while pgsink's peak resident memory, measured on a
+// binary built without the race detector, stays within a budget derived
+// from apply.max_buffered_bytes: the resolver holds a chunk, not the
+// transaction.
+func TestE2ELargeTransaction(t *testing.T) {
+	rows := 200_000
+	if v := os.Getenv("PGSINK_TEST_LARGE_TX_ROWS"); v != "" {
+		if _, err := fmt.Sscan(v, &rows); err != nil {
+			t.Fatalf("PGSINK_TEST_LARGE_TX_ROWS=%q: %v", v, err)
+		}
+	}
+	plain := filepath.Join(t.TempDir(), "pgsink")
+	build := exec.Command("go", "build", "-o", plain, "github.com/pgsink/pgsink/cmd/pgsink")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building pgsink without -race: %v\n%s", err, out)
+	}
+	ctx := context.Background()
+	b := newBankPipeline(t, map[string]int{"accounts": 4}, map[string]string{"table.include.list": "public.accounts"})
+	cfg := tableConfig(b.st, b.topic("accounts"), "public.accounts", "") +
+		fmt.Sprintf("apply:\n  consistency: transaction\n  max_buffered_bytes: 16MiB\n  batch: { max_bytes: 4MiB }\n  transaction: { topic: %s, max_wait: 10m }\n", b.txTopic)
+	const budget = 256 << 20 // the Go heap's soft limit (2 × 16 MiB + 64 MiB) and librdkafka's queues, with room
+	p := startPgsinkBinary(t, plain, cfg, "TARGET_URL="+b.targetURL)
+
+	reader, err := pgxpool.New(ctx, b.targetURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	b.st.Exec(fmt.Sprintf(`INSERT INTO public.accounts SELECT i, 0 FROM generate_series(1, %d) i`, rows))
+	var seen []int64
+	wait := time.Duration(rows) * 3 * time.Millisecond // generous: Debezium, staging and the apply share a loaded machine
+	deadline := time.Now().Add(wait)
+	for {
+		var n int64
+		if err := reader.QueryRow(ctx, `SELECT count(*) FROM public.accounts`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 && n != int64(rows) {
+			t.Fatalf("a reader saw %d of the transaction's %d rows", n, rows)
+		}
+		if len(seen) == 0 || seen[len(seen)-1] != n {
+			seen = append(seen, n)
+		}
+		if n == int64(rows) {
+			break
+		}
+		if time.Now().After(deadline) {
+			var staged, resolved int64
+			_ = reader.QueryRow(ctx, `SELECT (SELECT count(*) FROM pgsink.tx_staged), (SELECT count(*) FROM pgsink.tx_resolved)`).Scan(&staged, &resolved)
+			t.Fatalf("the transaction of %d rows was not applied within %s: %d records staged, %d transactions resolved", rows, wait, staged, resolved)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	peak := peakRSS(t, p.cmd.Process.Pid)
+	if code, _ := p.stop(30 * time.Second); code != 0 {
+		t.Errorf("pgsink exited with %d", code)
+	}
+	t.Logf("%d rows applied at once (the reader saw %v); pgsink's peak RSS %d MiB, budget %d MiB", rows, seen, peak>>20, budget>>20)
+	if peak > budget {
+		t.Errorf("peak RSS %d MiB over the budget of %d MiB", peak>>20, budget>>20)
+	}
+}
+
+// peakRSS reads a process's peak resident set size (VmHWM) from /proc.
+func peakRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			if _, err := fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), &kb); err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM in /proc status")
+	return 0
+}
+
+// TestE2ETransactionRefusedRecord: a staged record the target refuses (a
+// constraint only the target has) stops the resolver with the reason in
+// status; its transaction is not applied minus the record, nor is any
+// later one.
+func TestE2ETransactionRefusedRecord(t *testing.T) {
+	ctx := context.Background()
+	b := newBankPipeline(t, map[string]int{"accounts": 2}, map[string]string{"table.include.list": "public.accounts"})
+	if _, err := b.target.Exec(ctx, `ALTER TABLE public.accounts ADD CHECK (balance >= 0)`); err != nil {
+		t.Fatal(err)
+	}
+	cfg := tableConfig(b.st, b.topic("accounts"), "public.accounts", "") +
+		fmt.Sprintf("apply:\n  consistency: transaction\n  transaction: { topic: %s }\n", b.txTopic)
+	p := startPgsink(t, cfg, "TARGET_URL="+b.targetURL)
+	b.st.Exec(`INSERT INTO public.accounts VALUES (1, 100), (2, 100)`)
+	b.st.Exec(`BEGIN; UPDATE public.accounts SET balance = 250 WHERE id = 1; UPDATE public.accounts SET balance = -50 WHERE id = 2; COMMIT`)
+	b.st.Exec(`UPDATE public.accounts SET balance = 7 WHERE id = 1`)
+	stopped := resolverStopped(t, cfg, b.targetURL, b.txTopic)
+	if !strings.Contains(stopped, "the resolver stopped; nothing after it is applied") || !strings.Contains(stopped, "23514") {
+		t.Fatalf("stop reason %q does not say the target refused a record of the transaction", stopped)
+	}
+	var balances string
+	if err := b.target.QueryRow(ctx, `SELECT string_agg(id || ':' || balance, ',' ORDER BY id) FROM public.accounts`).Scan(&balances); err != nil {
+		t.Fatal(err)
+	}
+	if balances != "1:100,2:100" {
+		t.Fatalf("accounts %s: want the refused transaction not applied in part, nor the one after it (1:100,2:100)", balances)
+	}
+	if code, _ := p.stop(30 * time.Second); code != 0 {
+		t.Errorf("pgsink exited with %d", code)
+	}
+}

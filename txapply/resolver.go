@@ -1,0 +1,266 @@
+package txapply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgsink/pgsink/debezium"
+	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/sink"
+)
+
+// End is an END marker of the transaction topic, at Offset.
+type End struct {
+	Offset int64
+	Marker *debezium.TransactionMarker
+	// SourceTs is the transaction's commit time (the marker's ts_ms),
+	// stored with the resolver's position for the lag status shows.
+	SourceTs time.Time
+}
+
+// Options configure a Resolver.
+type Options struct {
+	Schema string // pgsink's own tables (postgres.schema)
+	// Chunk bounds the staged records read, decoded and written at a
+	// time (apply.batch.max_records): what the resolver holds in memory,
+	// whatever a transaction's size.
+	Chunk int
+}
+
+// Resolver applies whole source transactions from staging.
+type Resolver struct {
+	pool    *pgxpool.Pool
+	applier *sink.Applier
+	router  *sink.Router
+	decoder *debezium.Decoder
+	offsets dedup.Offsets
+	staging dedup.Transactions
+	chunk   int
+}
+
+// New returns a Resolver writing through applier's statements (its
+// Options.StageTransactions must be off: the resolver writes what the
+// partitions staged) and routing by router. A Resolver is for one goroutine.
+func New(pool *pgxpool.Pool, applier *sink.Applier, router *sink.Router, opts Options) *Resolver {
+	if opts.Chunk <= 0 {
+		opts.Chunk = 5000
+	}
+	return &Resolver{pool: pool, applier: applier, router: router, decoder: router.NewDecoder(),
+		offsets: dedup.NewOffsets(opts.Schema), staging: dedup.NewTransactions(opts.Schema), chunk: opts.Chunk}
+}
+
+// Result counts what one Resolve did.
+type Result struct {
+	// Applied are the source transactions applied; Passed those applied
+	// before (a replay of the transaction topic), passed over.
+	Applied, Passed int
+	Stats           sink.Stats
+}
+
+// Resolve applies, in one target transaction that moves claim past them,
+// the longest prefix of ends (consecutive END markers of the transaction
+// topic, in its order) whose transactions are staged whole or applied
+// already; when that is all of them, the claim moves to next (past BEGIN
+// markers after the last END). When the first END's transaction is not
+// staged whole, nothing is applied and the error is its *IncompleteError:
+// the caller waits for the partitions and calls again, and stops with it
+// past max_wait. Other errors leave the claim unmoved; a
+// *dedup.FencedError means the transaction topic's partition has another
+// owner.
+func (r *Resolver) Resolve(ctx context.Context, claim *dedup.Claim, ends []End, next int64) (Result, error) {
+	var ready []End
+	var resolved []bool
+	for _, end := range ends {
+		done, err := r.check(ctx, claim.Group, end)
+		var incomplete *IncompleteError
+		if errors.As(err, &incomplete) && len(ready) > 0 {
+			// Apply what is ready; the caller comes back for this one.
+			next = ready[len(ready)-1].Offset + 1
+			break
+		}
+		if err != nil {
+			return Result{}, err
+		}
+		ready = append(ready, end)
+		resolved = append(resolved, done)
+	}
+	if next == claim.NextOffset && len(ready) == 0 {
+		return Result{}, nil
+	}
+	return r.apply(ctx, claim, ready, resolved, next)
+}
+
+// check reports whether end's transaction was applied already, or returns
+// an *IncompleteError or *OverstagedError when its staged events are not
+// exactly those its END counts. Logical decoding messages are not counted:
+// pgsink applies none, so none is staged.
+func (r *Resolver) check(ctx context.Context, group string, end End) (resolved bool, err error) {
+	m := end.Marker
+	if resolved, err = r.staging.Resolved(ctx, r.pool, group, m.TxID); err != nil || resolved {
+		return resolved, err
+	}
+	staged, err := r.staging.StagedCounts(ctx, r.pool, group, m.TxID)
+	if err != nil {
+		return false, err
+	}
+	want := map[string]int64{}
+	for _, c := range m.DataCollections {
+		if name := c.Collection(); name != debezium.MessageCollection {
+			want[name] += c.EventCount
+		}
+	}
+	inc := &IncompleteError{ID: m.ID, Offset: end.Offset, Staged: staged, Want: want}
+	for c, n := range staged {
+		inc.StagedTotal += n
+		if n > want[c] {
+			return false, &OverstagedError{ID: m.ID, Collection: c, Staged: n, Want: want[c]}
+		}
+	}
+	complete := true
+	for c, n := range want {
+		inc.WantTotal += n
+		complete = complete && staged[c] == n
+	}
+	if !complete {
+		return false, inc
+	}
+	return false, nil
+}
+
+// apply runs the target transaction of Resolve.
+func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, resolved []bool, next int64) (res Result, err error) {
+	var sourceTs time.Time
+	lastID := "none (BEGIN markers only)"
+	if len(ends) > 0 {
+		sourceTs, lastID = ends[len(ends)-1].SourceTs, ends[len(ends)-1].Marker.ID
+	}
+	conn, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return Result{}, fmt.Errorf("txapply: acquire connection: %w", err)
+	}
+	released := false
+	defer func() {
+		if !released {
+			if !conn.Conn().IsClosed() && conn.Conn().PgConn().TxStatus() != 'I' {
+				_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+			}
+			conn.Release()
+		}
+	}()
+	before := *claim
+	// The offsets compare-and-set first: its row lock serialises the
+	// resolvers, and a fenced one stops before writing (I2).
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	if err := r.offsets.QueueAdvance(b, before, next, sourceTs); err != nil {
+		return Result{}, err
+	}
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		if errors.Is(err, dedup.ErrNotAdvanced) {
+			_, _ = conn.Exec(ctx, "ROLLBACK")
+			return Result{}, r.offsets.Mismatch(ctx, conn, before)
+		}
+		return Result{}, fmt.Errorf("txapply: begin: %w", err)
+	}
+	w := r.applier.WriteIn(conn.Conn())
+	b = &pgx.Batch{}
+	for i, end := range ends {
+		if resolved[i] {
+			res.Passed++
+			continue
+		}
+		if err := r.writeStaged(ctx, conn, w, claim.Group, end); err != nil {
+			return Result{}, err
+		}
+		r.staging.QueueResolve(b, claim.Group, end.Marker.TxID, end.Marker.EventCount)
+		res.Applied++
+	}
+	committed := false
+	b.Queue("COMMIT").Fn = func(br pgx.BatchResults) error {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		committed = true
+		return nil
+	}
+	err = conn.SendBatch(ctx, b).Close()
+	if !committed {
+		var pgErr *pgconn.PgError
+		if err != nil && errors.As(err, &pgErr) && pgErr.Severity == "ERROR" {
+			return Result{}, fmt.Errorf("txapply: apply transactions up to %s: %w", lastID, err)
+		}
+		// The COMMIT's outcome is unknown: read it from the offsets row
+		// on another connection, as a batch does.
+		_ = conn.Conn().Close(context.WithoutCancel(ctx))
+		conn.Release()
+		released = true
+		done, rerr := r.offsets.ResolveCommit(ctx, r.pool, before, next)
+		if rerr != nil || !done {
+			return Result{}, fmt.Errorf("txapply: commit of transactions up to %s: %v (outcome: %v)", lastID, err, errors.Join(rerr))
+		}
+	} else {
+		w.Committed()
+	}
+	claim.NextOffset = next
+	res.Stats = w.Stats()
+	return res, nil
+}
+
+// writeStaged writes end's transaction from staging in its order, a chunk
+// at a time, in the transaction open on conn.
+func (r *Resolver) writeStaged(ctx context.Context, conn *pgxpool.Conn, w *sink.TxWriter, group string, end End) error {
+	after := int64(math.MinInt64)
+	for {
+		staged, err := r.staging.ReadStaged(ctx, conn, group, end.Marker.TxID, after, r.chunk)
+		if err != nil {
+			return err
+		}
+		if len(staged) == 0 {
+			return nil
+		}
+		items := make([]sink.Item, 0, len(staged))
+		for _, s := range staged {
+			after = s.TotalOrder
+			if s.Dead {
+				continue
+			}
+			it, ok, err := r.router.Item(ctx, r.decoder, record(s))
+			if err != nil {
+				return fmt.Errorf("txapply: transaction %s: %s[%d]@%d: %w", end.Marker.ID, s.Topic, s.Partition, s.Offset, err)
+			}
+			if ok {
+				items = append(items, it)
+			}
+		}
+		if err := w.Write(ctx, items); err != nil {
+			return fmt.Errorf("txapply: transaction %s: %w", end.Marker.ID, err)
+		}
+	}
+}
+
+// record is the Kafka record a staged row keeps.
+func record(s dedup.StagedRecord) debezium.Record {
+	rec := debezium.Record{Topic: s.Topic, Partition: s.Partition, Offset: s.Offset, Timestamp: s.Timestamp, Key: s.Key, Value: s.Value}
+	for _, h := range s.Headers {
+		rec.Headers = append(rec.Headers, debezium.Header{Key: h.Key, Value: []byte(h.Value)})
+	}
+	return rec
+}
+
+// CheckEnds returns a *NoEndError when a staged transaction's first record
+// is older than maxWait. Call it only once the resolver has read every END
+// of the transaction topic (its position at the high watermark): a lagging
+// resolver has not read the END yet, and its transactions wait for that.
+func (r *Resolver) CheckEnds(ctx context.Context, group string, maxWait time.Duration) error {
+	oldest, _, ok, err := r.staging.OldestUnresolved(ctx, r.pool, group)
+	if err != nil || !ok || oldest.Age <= maxWait {
+		return err
+	}
+	return &NoEndError{TxID: oldest.TxID, Records: oldest.Records, FirstStaged: oldest.FirstStaged}
+}

@@ -1,0 +1,517 @@
+//go:build integration
+
+package txapply_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/debezium"
+	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/sink"
+	"github.com/pgsink/pgsink/sink/pgcopy"
+	"github.com/pgsink/pgsink/test/recording"
+	"github.com/pgsink/pgsink/test/stacktest"
+	"github.com/pgsink/pgsink/txapply"
+)
+
+const (
+	schema   = "pgsink"
+	group    = "g"
+	accounts = 8
+	balance  = 100
+	// transfers move money between two accounts each; orders insert an
+	// order and its lines in a second table.
+	transfers = 20
+	orders    = 3
+)
+
+// bank is the source workload recorded from the real Debezium: accounts
+// read by the snapshot, then transfers and orders streamed, each a source
+// transaction, on topics of several partitions.
+type bank struct {
+	prefix  string
+	records []recording.Record
+}
+
+func (b bank) topic(table string) string { return b.prefix + ".public." + table }
+func (b bank) txTopic() string           { return b.prefix + ".transaction" }
+
+// recordBank runs the workload on the stack and reads back every record:
+// the snapshot of the accounts, then every END and every event.
+func recordBank(t *testing.T) bank {
+	st := stacktest.New(t)
+	ctx := context.Background()
+	st.Exec(`CREATE TABLE accounts (id int PRIMARY KEY, balance bigint NOT NULL);
+		CREATE TABLE orders (id int PRIMARY KEY, customer text NOT NULL);
+		CREATE TABLE order_lines (order_id int, line int, amount bigint NOT NULL, PRIMARY KEY (order_id, line))`)
+	st.Exec(fmt.Sprintf(`INSERT INTO accounts SELECT i, %d FROM generate_series(1, %d) i`, balance, accounts))
+	b := bank{prefix: st.TopicPrefix}
+	for table, partitions := range map[string]int{"accounts": 4, "orders": 2, "order_lines": 3} {
+		if err := stacktest.CreateTopic(ctx, st.Env.KafkaBootstrap, b.topic(table), partitions); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := stacktest.CreateTopic(ctx, st.Env.KafkaBootstrap, b.txTopic(), 1); err != nil {
+		t.Fatal(err)
+	}
+	st.RegisterDebezium("bank", map[string]string{
+		"provide.transaction.metadata": "true",
+		"table.include.list":           "public.accounts,public.orders,public.order_lines",
+	})
+	// The snapshot first, so that the streamed transactions come after it.
+	st.ReadUntil(2*time.Minute, func(rs []recording.Record) bool { return count(rs, b.topic("accounts")) == accounts })
+	src := st.Source()
+	rnd := rand.New(rand.NewPCG(1, 2))
+	events := accounts
+	for i := 0; i < transfers; i++ {
+		from, to := 1+rnd.IntN(accounts), 1+rnd.IntN(accounts-1)
+		if to >= from {
+			to++
+		}
+		if _, err := src.Exec(ctx, `BEGIN; UPDATE accounts SET balance = balance - 7 WHERE id = $1; UPDATE accounts SET balance = balance + 7 WHERE id = $2; COMMIT`, from, to); err == nil {
+			continue
+		}
+		// pgx runs a multi-statement string only without arguments.
+		tx, err := src.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE accounts SET balance = balance - 7 WHERE id = $1`, from); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE accounts SET balance = balance + 7 WHERE id = $1`, to); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		events += 2
+	}
+	for o := 1; o <= orders; o++ {
+		st.Exec(fmt.Sprintf(`BEGIN; INSERT INTO orders VALUES (%d, 'c%d');
+			INSERT INTO order_lines SELECT %d, l, l * 10 FROM generate_series(1, %d) l; COMMIT`, o, o, o, o+1))
+		events += 1 + o + 1
+	}
+	ends := transfers + orders
+	b.records = st.ReadUntil(2*time.Minute, func(rs []recording.Record) bool {
+		return countEnds(t, rs, b.txTopic()) == ends && len(rs)-count(rs, b.txTopic()) == events
+	})
+	return b
+}
+
+func count(rs []recording.Record, topic string) int {
+	n := 0
+	for _, r := range rs {
+		if r.Topic == topic {
+			n++
+		}
+	}
+	return n
+}
+
+func countEnds(t *testing.T, rs []recording.Record, topic string) int {
+	dec := debezium.NewDecoder(debezium.Options{})
+	n := 0
+	for _, r := range rs {
+		if r.Topic != topic {
+			continue
+		}
+		ch, err := dec.Decode(toRecord(r))
+		if err != nil {
+			t.Fatalf("transaction topic record %d does not decode: %v", r.Offset, err)
+		}
+		if ch.TxMark.Status == "END" {
+			n++
+		}
+	}
+	return n
+}
+
+func toRecord(r recording.Record) debezium.Record {
+	rec := debezium.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp, Key: r.Key, Value: r.Value}
+	for _, h := range r.Headers {
+		rec.Headers = append(rec.Headers, debezium.Header{Key: h.Key, Value: h.Value})
+	}
+	return rec
+}
+
+// target is a migrated target database with the bank's tables.
+type target struct {
+	pool    *pgxpool.Pool
+	router  *sink.Router
+	stager  *sink.Applier
+	writer  *sink.Applier
+	offsets dedup.Offsets
+}
+
+func newTarget(t *testing.T, b bank, stage bool) *target {
+	t.Helper()
+	ctx := context.Background()
+	url := stacktest.OwnedTargetDatabase(t)
+	if err := dedup.NewMigrator(url, schema).Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
+		pgcopy.RegisterTypes(conn.TypeMap(), 2)
+		return nil
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	// Qualified: the role's search_path starts with its own schema, pgsink.
+	if _, err := pool.Exec(ctx, `CREATE TABLE public.accounts (id int PRIMARY KEY, balance bigint NOT NULL, _pgsink_commit_lsn bigint, _pgsink_lsn bigint);
+		CREATE TABLE public.orders (id int PRIMARY KEY, customer text NOT NULL, _pgsink_commit_lsn bigint, _pgsink_lsn bigint);
+		CREATE TABLE public.order_lines (order_id int, line int, amount bigint NOT NULL, _pgsink_commit_lsn bigint, _pgsink_lsn bigint, PRIMARY KEY (order_id, line))`); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`kafka: { bootstrap.servers: k, group.id: %s }
+postgres: { url: u }
+apply: { consistency: transaction, transaction: { topic: %s } }
+tables:
+  - topic: %s
+    target: public.accounts
+  - topic: %s
+    target: public.orders
+  - topic: %s
+    target: public.order_lines
+`, group, b.txTopic(), b.topic("accounts"), b.topic("orders"), b.topic("order_lines"))), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &target{pool: pool, router: sink.NewRouter(cfg, pool),
+		stager:  sink.NewApplier(pool, sink.Options{Schema: schema, StopOnError: true, StageTransactions: stage}),
+		writer:  sink.NewApplier(pool, sink.Options{Schema: schema, StopOnError: true}),
+		offsets: dedup.NewOffsets(schema)}
+}
+
+// applyPartition applies (or stages) every record of one data partition, in
+// batches of size, as the connector would, calling between after each.
+func (tg *target) applyPartition(t *testing.T, records []recording.Record, topic string, partition int32, size int, between func()) {
+	t.Helper()
+	ctx := context.Background()
+	claim, err := tg.offsets.Claim(ctx, tg.pool, dedup.PartitionID{Group: group, Topic: topic, Partition: partition}, 0, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := tg.router.NewDecoder()
+	var batch []sink.Item
+	flush := func(next int64) {
+		if err := tg.apply(ctx, &claim, batch, next); err != nil {
+			t.Fatalf("%s[%d]: %v", topic, partition, err)
+		}
+		batch = nil
+		if between != nil {
+			between()
+		}
+	}
+	for _, r := range records {
+		if r.Topic != topic || r.Partition != partition {
+			continue
+		}
+		it, ok, err := tg.router.Item(ctx, dec, toRecord(r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			batch = append(batch, it)
+		}
+		if len(batch) == size {
+			flush(r.Offset + 1)
+		}
+	}
+	if len(batch) > 0 {
+		flush(batch[len(batch)-1].Record.Offset + 1)
+	}
+}
+
+func (tg *target) apply(ctx context.Context, claim *dedup.Claim, items []sink.Item, next int64) error {
+	_, err := tg.stager.Apply(ctx, &sink.Batch{Claim: claim, Items: items, Next: next})
+	return err
+}
+
+// ends are the END markers of the transaction topic, in its order.
+func ends(t *testing.T, b bank) []txapply.End {
+	dec := debezium.NewDecoder(debezium.Options{})
+	var out []txapply.End
+	for _, r := range b.records {
+		if r.Topic != b.txTopic() {
+			continue
+		}
+		ch, err := dec.Decode(toRecord(r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ch.TxMark.Status == "END" {
+			out = append(out, txapply.End{Offset: r.Offset, Marker: ch.TxMark, SourceTs: ch.EventTs})
+		}
+	}
+	return out
+}
+
+// partitions lists the data partitions of the bank's records.
+func partitions(b bank) []dedup.PartitionID {
+	var out []dedup.PartitionID
+	for _, r := range b.records {
+		p := dedup.PartitionID{Group: group, Topic: r.Topic, Partition: r.Partition}
+		if r.Topic != b.txTopic() && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// violation reads the target in one REPEATABLE READ snapshot and says what
+// a reader sees that the source never committed: a total other than the
+// constant, an order without all its lines. Accounts not applied yet (the
+// snapshot's) count as empty: the check starts once they are all there.
+func violation(t *testing.T, pool *pgxpool.Pool) string {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	var n, total int64
+	if err := tx.QueryRow(ctx, `SELECT count(*), coalesce(sum(balance), 0) FROM public.accounts`).Scan(&n, &total); err != nil {
+		t.Fatal(err)
+	}
+	if n == accounts && total != accounts*balance {
+		return fmt.Sprintf("the accounts total %d, the source's is always %d", total, accounts*balance)
+	}
+	var order, lines int64
+	err = tx.QueryRow(ctx, `SELECT o.id, (SELECT count(*) FROM public.order_lines l WHERE l.order_id = o.id) FROM public.orders o
+		WHERE (SELECT count(*) FROM public.order_lines l WHERE l.order_id = o.id) <> o.id + 1 LIMIT 1`).Scan(&order, &lines)
+	if err == nil {
+		return fmt.Sprintf("order %d is visible with %d of its %d lines", order, lines, order+1)
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		t.Fatal(err)
+	}
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM public.order_lines l WHERE NOT EXISTS (SELECT 1 FROM public.orders o WHERE o.id = l.order_id)`).Scan(&lines); err != nil {
+		t.Fatal(err)
+	}
+	if lines > 0 {
+		return fmt.Sprintf("%d order lines are visible without their order", lines)
+	}
+	return ""
+}
+
+func resolve(t *testing.T, r *txapply.Resolver, claim *dedup.Claim, es []txapply.End) txapply.Result {
+	t.Helper()
+	res, err := r.Resolve(context.Background(), claim, es, es[len(es)-1].Offset+1)
+	if err != nil {
+		t.Fatalf("Resolve at offset %d: %v", claim.NextOffset, err)
+	}
+	return res
+}
+
+// TestIntegrationTransactionConsistentApply stages the bank's partitions
+// one after the other, in small batches, and resolves its transactions as
+// their events arrive: a reader never sees a total other than the constant
+// nor an order without its lines; an END whose events are not all staged
+// waits, naming the collection; the resolver is fenced by the transaction
+// topic's epoch; a replay of a data partition or of the transaction topic
+// changes nothing. The same records applied per partition show the reader
+// a violation: the checker can fail.
+func TestIntegrationTransactionConsistentApply(t *testing.T) {
+	b := recordBank(t)
+	ctx := context.Background()
+	ps := partitions(b)
+	es := ends(t, b)
+
+	t.Run("partition mode shows violations", func(t *testing.T) {
+		tg := newTarget(t, b, false)
+		var seen []string
+		check := func() {
+			if v := violation(t, tg.pool); v != "" {
+				seen = append(seen, v)
+			}
+		}
+		for _, p := range ps {
+			tg.applyPartition(t, b.records, p.Topic, p.Partition, 1, check)
+		}
+		if len(seen) == 0 {
+			t.Fatal("applying per partition showed the reader no violation: the checker cannot fail, or the workload does not cross partitions")
+		}
+		if v := violation(t, tg.pool); v != "" {
+			t.Errorf("once every partition is applied the target still shows: %s", v)
+		}
+		t.Logf("per partition, the reader saw %d violations, the first: %s", len(seen), seen[0])
+	})
+
+	t.Run("transaction mode", func(t *testing.T) {
+		tg := newTarget(t, b, true)
+		resolver := txapply.New(tg.pool, tg.writer, tg.router, txapply.Options{Schema: schema, Chunk: 2})
+		txPart := dedup.PartitionID{Group: group, Topic: b.txTopic(), Partition: 0}
+		claim, err := tg.offsets.Claim(ctx, tg.pool, txPart, 0, "resolver")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending := es
+		applied := 0
+		midway := 0 // reader checks with some transactions applied and some not
+		// Between every staged batch of every partition: resolve what is
+		// complete, one END at a time or all at once, and look.
+		step := func() {
+			if v := violation(t, tg.pool); v != "" {
+				t.Fatalf("after staging, before resolving: %s", v)
+			}
+			for len(pending) > 0 {
+				take := 1
+				if applied%2 == 1 {
+					take = len(pending)
+				}
+				res, err := resolver.Resolve(ctx, &claim, pending[:take], pending[take-1].Offset+1)
+				var inc *txapply.IncompleteError
+				if errors.As(err, &inc) {
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				applied += res.Applied
+				pending = pending[res.Applied+res.Passed:]
+				if v := violation(t, tg.pool); v != "" {
+					t.Fatalf("after resolving %d transactions: %s", applied, v)
+				}
+				if applied < transfers+orders {
+					midway++
+				}
+			}
+		}
+		var linesPart dedup.PartitionID
+		for _, p := range ps {
+			if p.Topic == b.topic("order_lines") {
+				linesPart = p // staged last: the orders' ENDs wait for it
+				continue
+			}
+			tg.applyPartition(t, b.records, p.Topic, p.Partition, 3, step)
+		}
+		if applied != transfers {
+			t.Fatalf("with every partition but %s staged, %d transactions applied, want the %d transfers", linesPart, applied, transfers)
+		}
+		_, err = resolver.Resolve(ctx, &claim, pending, pending[len(pending)-1].Offset+1)
+		var inc *txapply.IncompleteError
+		if !errors.As(err, &inc) || !strings.Contains(err.Error(), "public.order_lines: 0 of") {
+			t.Fatalf("an order's END with its lines not staged: Resolve = %v, want an IncompleteError naming public.order_lines", err)
+		}
+		var orderCount int
+		if err := tg.pool.QueryRow(ctx, `SELECT count(*) FROM public.orders`).Scan(&orderCount); err != nil || orderCount != 0 {
+			t.Fatalf("orders applied before their lines were staged: %d, %v", orderCount, err)
+		}
+		for _, p := range ps {
+			if p.Topic == b.topic("order_lines") {
+				tg.applyPartition(t, b.records, p.Topic, p.Partition, 3, step)
+			}
+		}
+		if len(pending) != 0 {
+			t.Fatalf("%d ENDs not applied once every partition is staged", len(pending))
+		}
+		if err := resolver.CheckEnds(ctx, group, 0); err != nil {
+			t.Fatalf("with nothing staged, CheckEnds = %v", err)
+		}
+		if midway == 0 {
+			t.Fatal("the reader never looked between two resolved transactions: the test proves nothing about what it sees")
+		}
+		var staged, resolvedN int
+		if err := tg.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM pgsink.tx_staged), (SELECT count(*) FROM pgsink.tx_resolved)`).Scan(&staged, &resolvedN); err != nil {
+			t.Fatal(err)
+		}
+		if staged != 0 || resolvedN != transfers+orders {
+			t.Fatalf("after resolving: %d records still staged, %d transactions recorded; want 0 and %d", staged, resolvedN, transfers+orders)
+		}
+		snapshot := func() string {
+			var s string
+			if err := tg.pool.QueryRow(ctx, `SELECT (SELECT string_agg(id || ':' || balance, ',' ORDER BY id) FROM public.accounts) || '|' ||
+				(SELECT string_agg(order_id || '/' || line || ':' || amount, ',' ORDER BY order_id, line) FROM public.order_lines)`).Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+		final := snapshot()
+
+		// A zombie resolver: the transaction topic claimed again under a
+		// new epoch, the old claim refused.
+		stale := claim
+		stale.NextOffset = 0
+		newer, err := tg.offsets.Claim(ctx, tg.pool, txPart, 0, "other")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := resolver.Resolve(ctx, &stale, es[:1], es[0].Offset+1); !errors.As(err, new(*dedup.FencedError)) {
+			t.Fatalf("a resolver of a superseded epoch: Resolve = %v, want a FencedError", err)
+		}
+		// A replay of the transaction topic, under the new claim rewound to
+		// its beginning: every END passed over, nothing applied again.
+		if _, err := tg.pool.Exec(ctx, `UPDATE pgsink.offsets SET next_offset = 0 WHERE topic = $1`, b.txTopic()); err != nil {
+			t.Fatal(err)
+		}
+		newer.NextOffset = 0
+		res := resolve(t, resolver, &newer, es)
+		if res.Applied != 0 || res.Passed != len(es) {
+			t.Fatalf("replaying the transaction topic: %+v, want every END passed over", res)
+		}
+		// A replay of a data partition: its records are of resolved
+		// transactions, and are not staged again.
+		for _, p := range ps {
+			if _, err := tg.pool.Exec(ctx, `UPDATE pgsink.offsets SET next_offset = 0 WHERE topic = $1 AND partition = $2`, p.Topic, p.Partition); err != nil {
+				t.Fatal(err)
+			}
+			tg.applyPartition(t, b.records, p.Topic, p.Partition, 100, nil)
+		}
+		if err := tg.pool.QueryRow(ctx, `SELECT count(*) FROM pgsink.tx_staged`).Scan(&staged); err != nil || staged != 0 {
+			t.Fatalf("replaying the data partitions staged %d records again (%v); want none", staged, err)
+		}
+		if got := snapshot(); got != final {
+			t.Fatalf("replays changed the target:\n%s\nwas\n%s", got, final)
+		}
+		if v := violation(t, tg.pool); v != "" {
+			t.Fatal(v)
+		}
+	})
+}
+
+// TestIntegrationNoEnd: records of a transaction staged longer than
+// max_wait ago, with no END read, stop the resolver with the transaction
+// named; younger ones do not.
+func TestIntegrationNoEnd(t *testing.T) {
+	b := bank{prefix: "noend"}
+	tg := newTarget(t, b, true)
+	ctx := context.Background()
+	resolver := txapply.New(tg.pool, tg.writer, tg.router, txapply.Options{Schema: schema})
+	batch := &pgx.Batch{}
+	if err := dedup.NewTransactions(schema).QueueStage(batch, group, []dedup.StagedRecord{{TxID: 42, TotalOrder: 1, DataCollection: "public.accounts", Topic: b.topic("accounts")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.pool.SendBatch(ctx, batch).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := resolver.CheckEnds(ctx, group, time.Hour); err != nil {
+		t.Fatalf("a transaction staged just now, max_wait 1h: CheckEnds = %v", err)
+	}
+	if _, err := tg.pool.Exec(ctx, `UPDATE pgsink.tx_staged SET staged_at = now() - interval '2 hours'`); err != nil {
+		t.Fatal(err)
+	}
+	err := resolver.CheckEnds(ctx, group, time.Hour)
+	var noEnd *txapply.NoEndError
+	if !errors.As(err, &noEnd) || noEnd.TxID != 42 || noEnd.Records != 1 {
+		t.Fatalf("a transaction staged 2h ago, max_wait 1h: CheckEnds = %v, want a NoEndError for transaction 42", err)
+	}
+}

@@ -1,0 +1,95 @@
+package upstream
+
+import (
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestTransactionMetadata checks that apply.consistency: transaction needs
+// the connector's transaction metadata, on the recorded connector with the
+// lossless settings (whose only other finding is the multi-dimensional array).
+func TestTransactionMetadata(t *testing.T) {
+	const txConfig = `kafka: { bootstrap.servers: k, group.id: g }
+postgres: { url: u }
+apply: { consistency: transaction, transaction: { topic: shop.transaction } }
+tables:
+  - topic: shop.public.prices
+    target: public.prices
+`
+	cfg := parseConfig(t, txConfig)
+	base := connectors(t, "lossless")[0]
+	with := func(settings map[string]string) []Connector {
+		c := Connector{Name: base.Name, Config: maps.Clone(base.Config)}
+		maps.Copy(c.Config, settings)
+		return []Connector{c}
+	}
+	txFindings := func(cs []Connector) []string {
+		var out []string
+		for _, m := range messages(Check(cfg, cs, nil)) {
+			if strings.Contains(m, "transaction") {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	tests := []struct {
+		name     string
+		settings map[string]string
+		want     []string
+	}{
+		{name: "no metadata (Debezium's default)", want: []string{
+			`tables[0]: error: connector "lossless" provide.transaction.metadata=false (Debezium's default): events carry no transaction block and no transaction topic is written, ` +
+				`so apply.consistency: transaction cannot keep source transactions whole; fix: set provide.transaction.metadata=true on the connector`,
+		}},
+		{name: "metadata on", settings: map[string]string{"provide.transaction.metadata": "true"}},
+		{name: "another transaction topic", settings: map[string]string{"provide.transaction.metadata": "true", "topic.transaction": "txs"}, want: []string{
+			`apply.transaction.topic: error: connector "lossless" topic.transaction=txs: the connector writes its transaction metadata to shop.txs, not to shop.transaction, ` +
+				`so the resolver would never see this table's transactions end; fix: set apply.transaction.topic: shop.txs`,
+		}},
+		{name: "a captured table no table routes", settings: map[string]string{"provide.transaction.metadata": "true", "table.include.list": "public.prices,public.orders"}, want: []string{
+			`apply.transaction.topic: error: connector "lossless" table.include.list=public.prices,public.orders: the connector captures public.orders (topic shop.public.orders), which no table routes: ` +
+				`every transaction that writes it waits for events pgsink never stages, and the resolver stops; fix: add a table for shop.public.orders, or remove public.orders from the connector's table.include.list`,
+		}},
+		{name: "an include list of expressions", settings: map[string]string{"provide.transaction.metadata": "true", "table.include.list": "public.pri.*"}, want: []string{
+			`apply.transaction.topic: warning: connector "lossless" table.include.list=public.pri.*: the include list is empty or has expressions, so the tables the connector captures cannot be listed: ` +
+				`one no table routes would stop the resolver at the first transaction that writes it; fix: list the captured tables literally in table.include.list`,
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := txFindings(with(tc.settings)); !slices.Equal(got, tc.want) {
+				t.Errorf("findings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			}
+		})
+	}
+}
+
+// TestTransactionCoverageOutbox: an Event Router drops the transaction
+// block, so transaction mode refuses the connector that carries one.
+func TestTransactionCoverageOutbox(t *testing.T) {
+	cfg := parseConfig(t, `kafka: { bootstrap.servers: k, group.id: g }
+postgres: { url: u }
+apply: { consistency: transaction, transaction: { topic: shop_outbox.transaction } }
+tables:
+  - topic: shop.outbox.event.Order
+    format: outbox
+    target: public.orders
+    key: [id]
+`)
+	c := connectors(t, "outbox")[0]
+	c.Config = maps.Clone(c.Config)
+	c.Config["provide.transaction.metadata"] = "true"
+	var got []string
+	for _, m := range messages(Check(cfg, []Connector{c}, nil)) {
+		if strings.HasPrefix(m, "apply.transaction.topic:") {
+			got = append(got, m)
+		}
+	}
+	want := []string{`apply.transaction.topic: error: connector "outbox" table.include.list=public.outbox: the connector's Outbox Event Router drops each event's transaction block, ` +
+		`so the transactions that write the outbox table never complete and the resolver stops; fix: use apply.consistency: partition for outbox tables (transaction mode does not support them yet)`}
+	if !slices.Equal(got, want) {
+		t.Errorf("findings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
