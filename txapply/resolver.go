@@ -181,6 +181,9 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 		r.staging.QueueResolve(b, claim.Group, end.Marker.TxID, end.Marker.EventCount)
 		res.Applied++
 	}
+	if err := w.Finish(ctx); err != nil {
+		return Result{}, err
+	}
 	committed := false
 	b.Queue("COMMIT").Fn = func(br pgx.BatchResults) error {
 		if _, err := br.Exec(); err != nil {
