@@ -78,6 +78,11 @@ func (m *markerRouter) Item(_ context.Context, _ *debezium.Decoder, rec debezium
 	if m.dec == nil {
 		m.dec = debezium.NewDecoder(debezium.Options{Format: func(string) debezium.Format { return debezium.FormatTransaction }})
 	}
+	if len(rec.Value) > 0 && rec.Value[0] == 0 {
+		// The Confluent wire format's magic byte (encoding: auto lets
+		// such a connector through config validation).
+		return sink.Item{}, false, &txapply.MarkerError{Topic: rec.Topic, Offset: rec.Offset, Err: errAvroMarker}
+	}
 	ch, err := m.dec.Decode(rec)
 	if err != nil {
 		// Not dead-lettered: a transaction boundary cannot be skipped.
@@ -88,6 +93,10 @@ func (m *markerRouter) Item(_ context.Context, _ *debezium.Decoder, rec debezium
 	}
 	return sink.Item{Record: rec, Change: ch}, true, nil
 }
+
+// errAvroMarker is why a transaction marker in Avro stops the resolver.
+var errAvroMarker = errors.New("the transaction topic is in Avro (magic byte 0), and transaction markers are read as JSON only: " +
+	"set the connector's value.converter to org.apache.kafka.connect.json.JsonConverter, or use apply.consistency: partition")
 
 // resolving is what the resolver's worker asks of the resolver
 // (*txapply.Resolver).
