@@ -24,8 +24,8 @@ import (
 // with its reason), whose router keeps the END markers and whose applier
 // resolves them.
 
-// transactionTopic is the topic the resolver reads, or "" in partition mode.
-func transactionTopic(cfg *config.Config) string {
+// TransactionTopic is the topic the resolver reads, or "" in partition mode.
+func TransactionTopic(cfg *config.Config) string {
 	if cfg.Apply.Consistency != config.ConsistencyTransaction {
 		return ""
 	}
@@ -57,7 +57,7 @@ func (r *Runner) resolverDeps(sinkOpts sink.Options) *workerDeps {
 
 // depsFor returns the collaborators of a partition's worker.
 func (r *Runner) depsFor(id dedup.PartitionID) *workerDeps {
-	if id.Topic == transactionTopic(r.cfg) && r.txDeps != nil {
+	if id.Topic == TransactionTopic(r.cfg) && r.txDeps != nil {
 		return r.txDeps
 	}
 	return r.deps
@@ -204,7 +204,7 @@ func checkTransactionTopic(c *kafka.Consumer, topic string) error {
 // CheckTransactionTopic is checkTransactionTopic for validate; nil in
 // partition mode.
 func (in *Inspector) CheckTransactionTopic(cfg *config.Config) error {
-	if t := transactionTopic(cfg); t != "" {
+	if t := TransactionTopic(cfg); t != "" {
 		return checkTransactionTopic(in.c, t)
 	}
 	return nil
