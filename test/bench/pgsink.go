@@ -179,10 +179,16 @@ func startPgsink(ctx context.Context, env stacktest.Env, bin string, r pgsinkRun
 	if r.registry != "" {
 		encoding = fmt.Sprintf("encoding: avro\nschema_registry:\n  url: %s\n", r.registry)
 	}
+	// PGSINK_BENCH_KAFKA_STATS=<ms> has pgsink log librdkafka's
+	// statistics (fetch round trips, queues) at that interval.
+	kafkaExtra := ""
+	if ms := os.Getenv("PGSINK_BENCH_KAFKA_STATS"); ms != "" {
+		kafkaExtra = "  statistics.interval.ms: " + ms + "\n"
+	}
 	cfg := fmt.Sprintf(`%skafka:
   bootstrap.servers: %s
   group.id: %s
-postgres:
+%spostgres:
   url: %s
 %sapply:
   start: earliest
@@ -194,7 +200,7 @@ log:
 tables:
   - topic: %s
     target: public.orders
-`, encoding, env.KafkaBootstrap, group, url, pgExtra, extra.String(), port, r.topic)
+`, encoding, env.KafkaBootstrap, group, kafkaExtra, url, pgExtra, extra.String(), port, r.topic)
 	dir := benchDir()
 	cfgPath := filepath.Join(dir, "pgsink-"+r.label+".yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {

@@ -181,8 +181,23 @@ fetch_registry() {
   fi
 }
 
+# pom_digest names what a cache was fetched for: the content of pom.xml,
+# not its modification time, which every fresh clone or worktree renews (a
+# time comparison made each new checkout fetch again and, with a jar cache
+# shared between stacks, delete jars running services still read).
+pom_digest() {
+  sha256sum "$here/pom.xml" | cut -d' ' -f1
+}
+
 fetch() {
-  if [ -f "$CACHE/.complete" ] && [ "$CACHE/.complete" -nt "$here/pom.xml" ]; then
+  local digest
+  digest=$(pom_digest)
+  # A cache marked before the digest was written (an empty .complete) and
+  # newer than pom.xml is taken as it was before: complete for this pom.
+  if [ -f "$CACHE/.complete" ] && [ ! -s "$CACHE/.complete" ] && [ "$CACHE/.complete" -nt "$here/pom.xml" ]; then
+    echo "$digest" >"$CACHE/.complete"
+  fi
+  if [ -f "$CACHE/.complete" ] && [ "$(cat "$CACHE/.complete")" = "$digest" ]; then
     fetch_jdbc
     fetch_registry
     return 0
@@ -198,7 +213,7 @@ fetch() {
   mvn -q -B -f "$here/pom.xml" -Pdebezium-jdbc dependency:copy-dependencies \
     -DincludeScope=runtime -DoutputDirectory="$CACHE.tmp/plugins/debezium-jdbc" >&2
   rm -rf "$CACHE" && mv "$CACHE.tmp" "$CACHE"
-  touch "$CACHE/.complete"
+  echo "$digest" >"$CACHE/.complete"
   fetch_registry
   log "jars fetched in $((SECONDS - t0))s"
 }
