@@ -3,6 +3,7 @@ package connector
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -61,6 +62,8 @@ func TestResolverApplier(t *testing.T) {
 	deadlock := &pgconn.PgError{Code: "40P01", Severity: "ERROR"}
 	refused := &pgconn.PgError{Code: "23514", Severity: "ERROR"}
 	fenced := &dedup.FencedError{Epoch: 1, Current: 2}
+	// As txapply wraps it: a staged record's decode.
+	unavailable := fmt.Errorf("txapply: transaction tx: t[0]@3: %w", &debezium.SchemaUnavailableError{ID: 7, Err: errors.New("connection refused")})
 	tests := []struct {
 		name      string
 		maxWait   time.Duration
@@ -84,6 +87,8 @@ func TestResolverApplier(t *testing.T) {
 				return errors.As(err, new(*txapply.StoppedError)) && errors.As(err, new(*pgconn.PgError))
 			},
 			wantCalls: [][]int64{{10, 12}, {10}, {12}}, wantNext: 11},
+		{name: "schema registry unavailable: waits", script: []error{unavailable, unavailable, nil},
+			wantCalls: [][]int64{{10, 12}, {10, 12}, {10, 12}}, wantNext: 14},
 		{name: "fenced: the worker's to handle", script: []error{fenced},
 			wantErr: func(err error) bool {
 				return errors.As(err, new(*dedup.FencedError)) && !errors.As(err, new(*txapply.StoppedError))
@@ -93,7 +98,7 @@ func TestResolverApplier(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &fakeResolver{script: tc.script}
-			a := &resolverApplier{resolver: f, maxWait: tc.maxWait, log: zap.NewNop(),
+			a := &resolverApplier{resolver: f, maxWait: tc.maxWait, log: zap.NewNop(), schemaRetryBase: time.Millisecond,
 				retry: config.Retry{MaxAttempts: 5, InitialBackoff: config.Duration(time.Millisecond), MaxBackoff: config.Duration(time.Millisecond)}}
 			claim := &dedup.Claim{NextOffset: 10}
 			_, err := a.Apply(context.Background(), endsBatch(claim, 10, 12))

@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -112,6 +113,9 @@ type resolverApplier struct {
 	maxWait  time.Duration
 	retry    config.Retry
 	log      *zap.Logger
+	// schemaRetryBase is the first wait for the schema registry (tests
+	// shorten it); zero is schemaRetryBase, as partitions wait.
+	schemaRetryBase time.Duration
 }
 
 // stagingPoll is how often the resolver looks again at the staged counts
@@ -126,6 +130,7 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (sink.Stats,
 	var st sink.Stats
 	var waitingSince time.Time
 	waits := backoff.New(a.retry.InitialBackoff.Std(), a.retry.MaxBackoff.Std())
+	schemaWaits := backoff.New(cmp.Or(a.schemaRetryBase, schemaRetryBase), schemaRetryLimit)
 	attempts := 0
 	// one is set once a target transaction of several source transactions
 	// failed for a record: they are then applied one by one, so that those
@@ -144,8 +149,16 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (sink.Stats,
 		st.Stale += res.Stats.Stale
 		st.Duplicates += res.Stats.Duplicates
 		var incomplete *txapply.IncompleteError
+		var unavailable *debezium.SchemaUnavailableError
 		switch {
 		case err == nil:
+		case errors.As(err, &unavailable):
+			// A staged Avro record whose schema the registry cannot serve
+			// now: the resolver waits, as a partition does (partition.item),
+			// rather than stop for the registry's sake.
+			pause = schemaWaits.Next()
+			a.log.Warn("resolver waits for the schema registry: a staged record's schema cannot be fetched; the position is not moved",
+				zap.Uint32("schema_id", unavailable.ID), zap.Duration("retry_in", pause), zap.Error(err))
 		case errors.As(err, &incomplete):
 			if waitingSince.IsZero() {
 				waitingSince = time.Now()
