@@ -119,3 +119,47 @@ func TestResolverApplier(t *testing.T) {
 		})
 	}
 }
+
+// noEnds is a resolver whose staging holds a record older than max_wait
+// of a transaction whose END it has not read.
+type noEnds struct {
+	fakeResolver
+	checks int
+}
+
+func (n *noEnds) CheckEnds(context.Context, string, time.Duration) error {
+	n.checks++
+	return &txapply.NoEndError{TxID: 7, Records: 1}
+}
+
+// TestResolverIdle: an idle resolver stops for a transaction without END
+// only at the transaction topic's high watermark; one whose queue ran dry
+// with ENDs unread (its partition paused while the buffer budget is spent)
+// goes on waiting for them.
+func TestResolverIdle(t *testing.T) {
+	claim := dedup.Claim{PartitionID: dedup.PartitionID{Group: "g", Topic: "app.transaction"}, NextOffset: 40}
+	for _, tc := range []struct {
+		name     string
+		high     int64
+		highErr  error
+		wantStop bool
+	}{
+		{name: "ENDs unread", high: 90},
+		{name: "high watermark unknown", highErr: errors.New("broker down")},
+		{name: "every END read", high: 40, wantStop: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := &noEnds{}
+			idle := resolverIdle(res, time.Minute, func(topic string, partition int32) (int64, error) {
+				if topic != claim.Topic || partition != claim.Partition {
+					t.Errorf("high watermark of %s[%d] asked, want %s[%d]", topic, partition, claim.Topic, claim.Partition)
+				}
+				return tc.high, tc.highErr
+			})
+			err := idle(context.Background(), claim)
+			if stopped := errors.As(err, new(*txapply.StoppedError)); stopped != tc.wantStop {
+				t.Errorf("idle check = %v (%d staging checks), want a stop: %v", err, res.checks, tc.wantStop)
+			}
+		})
+	}
+}

@@ -44,16 +44,31 @@ func (r *Runner) resolverDeps(sinkOpts sink.Options) *workerDeps {
 	deps.router = &markerRouter{}
 	maxWait := r.cfg.Apply.Transaction.MaxWait.Std()
 	deps.applier = &resolverApplier{resolver: res, maxWait: maxWait, retry: r.cfg.Apply.Retry, log: r.log.Named("resolver")}
-	// An idle resolver has read every END the topic holds so far: records
-	// staged longer than max_wait ago are of a transaction whose END is
-	// not coming.
-	deps.idle = func(ctx context.Context, claim dedup.Claim) error {
+	deps.idle = resolverIdle(res, maxWait, func(topic string, partition int32) (int64, error) {
+		_, high, err := r.consumer.QueryWatermarkOffsets(topic, partition, 5000)
+		return high, err
+	})
+	return &deps
+}
+
+// resolverIdle returns the resolver worker's idle check. A resolver that
+// has read every END the topic holds so far knows that records staged
+// longer than max_wait ago are of a transaction whose END is not coming.
+// An empty queue does not say so: the poll loop pauses every partition
+// while the buffer budget is spent, and a resolver that lags the
+// partitions' staging (it writes every transaction itself) sees its queue
+// run dry under such a pause with ENDs still unread. So the check runs only
+// at the topic's high watermark, asked of the broker.
+func resolverIdle(res resolving, maxWait time.Duration, high func(topic string, partition int32) (int64, error)) func(context.Context, dedup.Claim) error {
+	return func(ctx context.Context, claim dedup.Claim) error {
+		if h, err := high(claim.Topic, claim.Partition); err != nil || claim.NextOffset < h {
+			return nil // ENDs unread, or not known: looked at again at the next idle check
+		}
 		if err := res.CheckEnds(ctx, claim.Group, maxWait); errors.As(err, new(*txapply.NoEndError)) {
 			return &txapply.StoppedError{Err: err}
 		}
 		return nil // a failed look is tried again at the next idle check
 	}
-	return &deps
 }
 
 // depsFor returns the collaborators of a partition's worker.
