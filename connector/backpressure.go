@@ -157,6 +157,10 @@ func (r *Runner) requestSeek(p *partition, offset int64) {
 	r.seeks = append(r.seeks, seekRequest{p: p, offset: offset})
 }
 
+// charge counts bytes a worker holds besides its fetched records in the
+// buffer budget.
+func (r *Runner) charge(bytes int64) { r.buffered.Add(bytes) }
+
 // release gives bytes of fetched records back to the buffer budget.
 func (r *Runner) release(bytes int64) { r.buffered.Add(-bytes) }
 

@@ -290,3 +290,20 @@ func seriesOf(c prometheus.Collector) int {
 	}
 	return n
 }
+
+// What workers charge for their decoded items spends the budget like
+// fetched records do: the poll loop stops taking records until the
+// batches holding them are done.
+func TestChargesSpendTheBudget(t *testing.T) {
+	r, _ := newTestRunner(1000)
+	r.own(0, 4)
+	t0 := time.Now()
+	r.charge(1000)
+	if r.mayPoll(t0) {
+		t.Fatal("polled with the budget spent on decoded items")
+	}
+	r.release(1000)
+	if !r.mayPoll(t0) {
+		t.Fatal("no polling once the decoded items were released")
+	}
+}

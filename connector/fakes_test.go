@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -123,6 +126,16 @@ func (fakeRouter) Item(_ context.Context, _ *debezium.Decoder, rec debezium.Reco
 	if string(rec.Value) == "unroutable" {
 		return sink.Item{}, false, errors.New("no table for the topic")
 	}
+	if v, ok := strings.CutPrefix(string(rec.Value), "wide:"); ok {
+		// A compact encoding's record: a few bytes on the wire that decode
+		// into a row far larger.
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return sink.Item{}, false, err
+		}
+		after := debezium.Row{{Name: "payload", Value: strings.Repeat("x", n)}}
+		return sink.Item{Record: rec, Table: testTable, Change: debezium.Change{After: after}}, true, nil
+	}
 	return sink.Item{Record: rec, Table: testTable}, true, nil
 }
 
@@ -137,6 +150,7 @@ type fakeLoop struct {
 	fatals   chan string
 	released chan int64 // each non-empty release
 	stops    chan string
+	charged  atomic.Int64 // every charge, summed
 }
 
 func newFakeLoop() *fakeLoop {
@@ -147,6 +161,7 @@ func (l *fakeLoop) requestSeek(_ *partition, offset int64)     { l.seeks <- offs
 func (l *fakeLoop) committed(_ *partition, next int64)         { l.commits <- next }
 func (l *fakeLoop) fatalf(_ *zap.Logger, what string, _ error) { l.fatals <- what }
 func (l *fakeLoop) stopped(_ *partition, reason string)        { l.stops <- reason }
+func (l *fakeLoop) charge(bytes int64)                         { l.charged.Add(bytes) }
 func (l *fakeLoop) release(bytes int64) {
 	if bytes != 0 {
 		l.released <- bytes
@@ -156,12 +171,13 @@ func (l *fakeLoop) release(bytes int64) {
 // worker is a partition under test with its fakes.
 type worker struct {
 	*partition
-	applies *fakeApplier
-	store   *fakePositions
-	poll    *fakeLoop
-	queued  int64     // bytes queued and not yet seen released
-	at      time.Time // when queued records count as dispatched
-	started bool
+	applies  *fakeApplier
+	store    *fakePositions
+	poll     *fakeLoop
+	queued   int64     // bytes queued
+	released int64     // bytes seen released
+	at       time.Time // when queued records count as dispatched
+	started  bool
 }
 
 // newWorker builds a partition at claim offset next; set tunes its
@@ -217,27 +233,32 @@ func (w *worker) queue(gen uint64, first int64, values ...string) {
 	}
 }
 
-// awaitReleased waits until the worker gave every queued byte back to the
-// buffer budget: dropped, drained or done with.
+// awaitReleased waits until the worker gave every queued byte, and every
+// byte it charged for its decoded items, back to the buffer budget:
+// dropped, drained or done with.
 func (w *worker) awaitReleased(t *testing.T) {
 	t.Helper()
-	for w.queued > 0 {
-		w.queued -= next(t, w.poll.released, "release of buffered bytes")
+	for w.owed() > 0 {
+		w.released += next(t, w.poll.released, "release of buffered bytes")
 	}
-	if w.queued < 0 {
-		t.Fatalf("released %d bytes more than were queued", -w.queued)
+	if owed := w.owed(); owed < 0 {
+		t.Fatalf("released %d bytes more than were queued and charged", -owed)
 	}
 }
 
-// unreleased is what the worker has not given back of what was queued:
-// once it stopped, 0 unless it leaks or double-counts the budget.
+// owed is what the worker has taken of the budget (records queued, items
+// charged) and not given back as far as the test has seen.
+func (w *worker) owed() int64 { return w.queued + w.poll.charged.Load() - w.released }
+
+// unreleased is what the worker has not given back of what was queued and
+// charged: once it stopped, 0 unless it leaks or double-counts the budget.
 func (w *worker) unreleased() int64 {
 	for {
 		select {
 		case b := <-w.poll.released:
-			w.queued -= b
+			w.released += b
 		default:
-			return w.queued
+			return w.owed()
 		}
 	}
 }

@@ -22,7 +22,7 @@ type Metrics struct {
 	ApplySeconds      prometheus.Histogram   // duration of one Apply
 	Lag               *prometheus.GaugeVec   // topic, partition: high watermark - stored position
 	Owned             prometheus.Gauge       // partitions this instance applies
-	Buffered          prometheus.Gauge       // fetched but unapplied key+value bytes
+	Buffered          prometheus.Gauge       // fetched but unapplied records, decoded items included
 	Retries           prometheus.Counter     // transient errors retried
 	// Panics counts panics recovered, by where: decode (decoding or
 	// routing a record), apply (writing a span), worker (anywhere else in
@@ -111,7 +111,7 @@ func NewMetrics() *Metrics {
 		Owned: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgsink_partitions_owned",
 			Help: "Partitions this instance holds the epoch of."}),
 		Buffered: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgsink_buffered_bytes",
-			Help: "Bytes of the records fetched and not yet applied (queued, or in a batch): key and value, and each record's message, envelope and queue slots; bounded by apply.max_buffered_bytes."}),
+			Help: "Bytes of the records fetched and not yet applied (queued, or in a batch): key and value, each record's message, envelope and queue slots, and the estimated decoded size of the records in a batch; bounded by apply.max_buffered_bytes."}),
 		Retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_apply_retries_total",
 			Help: "Transient apply errors retried with backoff."}),
 		Panics: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_panics_total",

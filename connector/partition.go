@@ -68,6 +68,10 @@ type pollLoop interface {
 	requestSeek(p *partition, offset int64)
 	// committed reports that PostgreSQL committed the partition up to next.
 	committed(p *partition, next int64)
+	// charge counts bytes a worker holds besides its fetched records (the
+	// decoded items of its batch) in the buffer budget; release gives them
+	// back with the records.
+	charge(bytes int64)
 	// release gives bytes of fetched records back to the buffer budget.
 	release(bytes int64)
 	// fatalf stops the instance.
@@ -137,10 +141,11 @@ type partition struct {
 	// fenced is set (by the worker) when another owner's epoch rejected a
 	// batch: the worker waits for the group to revoke the partition.
 	fenced bool
-	// held is the key and value bytes of the records the worker took into
-	// its current batch: they stay in apply.max_buffered_bytes until the
-	// batch is done, so the budget bounds every record pgsink holds, not
-	// only the queued ones.
+	// held is what the records the worker took into its current batch
+	// count in apply.max_buffered_bytes (fetched bytes, and each decoded
+	// item's estimated size): they stay in the budget until the batch is
+	// done, so it bounds every record pgsink holds, not only the queued
+	// ones.
 	held int64
 	// movesWarned holds the tables whose undetectable key moves the
 	// worker has warned about: once per table and partition, the metric
@@ -161,6 +166,16 @@ func newPartition(deps *workerDeps, id dedup.PartitionID, claim dedup.Claim, dec
 		labels:   [2]string{id.Topic, partitionLabel(id.Partition)},
 		stopping: make(chan struct{}), ctx: ctx, cancel: cancel, done: make(chan struct{}),
 	}
+}
+
+// hold charges bytes the worker's current batch holds besides its fetched
+// records (their decoded items) to the buffer budget, until the batch is
+// done. The poll loop sees the budget spent and stops taking records; it
+// never blocks the worker, which finishes its batch whatever the budget,
+// so a batch larger than the budget still goes through.
+func (p *partition) hold(bytes int64) {
+	p.loop.charge(bytes)
+	p.held += bytes
 }
 
 // releaseHeld gives the current batch's bytes back to the buffer budget.
@@ -322,14 +337,18 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 		if err != nil {
 			return false, err
 		}
+		weight := payloadBytes(m)
 		if ok {
 			batch.Items = append(batch.Items, item)
+			decoded := decodedBytes(&item)
+			p.hold(decoded)
+			weight += decoded
 		} else {
 			p.metrics.Skipped.WithLabelValues(p.id.Topic, "no_write").Inc()
 		}
 		batch.Next = off + 1
 		last = m
-		bytes += payloadBytes(m)
+		bytes += weight
 		if timer == nil {
 			deadline = e.at.Add(cfg.MaxWait.Std())
 			timer = time.After(time.Until(deadline))

@@ -3,6 +3,7 @@ package connector
 import (
 	"context"
 	"errors"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -22,6 +23,8 @@ func batchOf(records int, bytes config.ByteSize, wait time.Duration) config.Batc
 
 func TestBatchBoundaries(t *testing.T) {
 	hundredBytes := strings.Repeat("v", 99) // and a one-byte key
+	// Each record weighs its key and value and its decoded item.
+	hundredWeight := 100 + decodedBytes(&sink.Item{Table: testTable})
 	tests := []struct {
 		name     string
 		batch    config.Batch
@@ -33,8 +36,14 @@ func TestBatchBoundaries(t *testing.T) {
 	}{
 		{name: "max_records closes a batch", batch: batchOf(3, 1<<20, time.Minute),
 			values: []string{"a", "b", "c", "d", "e"}, want: [][]int64{{0, 1, 2}, {3, 4}}, wantNext: []int64{3, 5}},
-		{name: "max_bytes closes a batch", batch: batchOf(100, 250, time.Minute),
+		{name: "max_bytes closes a batch", batch: batchOf(100, config.ByteSize(2*hundredWeight+hundredWeight/2), time.Minute),
 			values: slices.Repeat([]string{hundredBytes}, 5), want: [][]int64{{0, 1, 2}, {3, 4}}, wantNext: []int64{3, 5}},
+		// Ten bytes each on the wire, a kilobyte each decoded: max_bytes
+		// counts what the batch holds, not what Kafka sent.
+		{name: "max_bytes counts the decoded size", batch: batchOf(100, 2000, time.Minute),
+			values: slices.Repeat([]string{"wide:1000"}, 5), want: [][]int64{{0, 1}, {2, 3}, {4}}, wantNext: []int64{2, 4, 5}},
+		{name: "a record larger than max_bytes decoded goes alone", batch: batchOf(100, 1024, time.Minute),
+			values: []string{"wide:5000", "a"}, want: [][]int64{{0}, {1}}, wantNext: []int64{1, 2}},
 		{name: "once max_wait is up, every record waiting joins the batch", batch: batchOf(100, 1<<20, time.Minute),
 			values: []string{"a", "b", "c", "d"}, want: [][]int64{{0, 1, 2, 3}}, wantNext: []int64{4}},
 		{name: "records below the position are dropped", batch: batchOf(100, 1<<20, time.Minute), position: 10, first: 8,
@@ -413,4 +422,29 @@ func TestWorkerPanicStopsOnlyItsPartition(t *testing.T) {
 		t.Errorf("panics{worker} = %v, stopped %v; want 1 and true", n, w.stopped.Load())
 	}
 	w.stop() // a revocation still ends it
+}
+
+// A batch's decoded items stay charged to the buffer budget while it is
+// applied, and go back with its records once it is done.
+func TestDecodedItemsChargedUntilApplied(t *testing.T) {
+	applies := &fakeApplier{results: make(chan applyResult), calls: make(chan applied)} // Apply waits for the test
+	w := newWorker(t, batchOf(100, 1<<20, time.Minute), 0, applies)
+	w.queue(0, 0, slices.Repeat([]string{"wide:1000"}, 3)...)
+	w.start()
+	for w.poll.charged.Load() < 3*1000 {
+		runtime.Gosched()
+	}
+	if got, want := w.unreleased(), w.queued+w.poll.charged.Load(); got != want {
+		t.Errorf("%d bytes counted while the batch is applied, want %d: its records and decoded items", got, want)
+	}
+	got := next(t, applies.calls, "apply")
+	if !slices.Equal(got.offsets, []int64{0, 1, 2}) {
+		t.Errorf("applied %v, want [0 1 2]", got.offsets)
+	}
+	next(t, w.poll.commits, "commit report")
+	w.awaitReleased(t)
+	w.stop()
+	if n := w.unreleased(); n != 0 {
+		t.Errorf("%d bytes still counted against the buffer budget after the batch, want 0", n)
+	}
 }

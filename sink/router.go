@@ -47,6 +47,9 @@ type Router struct {
 	mu     sync.Mutex
 	routes map[string]*route
 	tables map[string]*Table // by target, so topics sharing a table share it
+	// reading is each target whose catalog is being read with mu
+	// released (readUnlocked), closed once the read is done.
+	reading map[string]chan struct{}
 	// views are the tables without the columns an event schema lacks, by
 	// target and those columns, so that every schema alike shares one
 	// (and the statements built for it).
@@ -75,7 +78,7 @@ func NewRouter(cfg *config.Config, pool *pgxpool.Pool) *Router {
 		avro = avro || t.Encoding != config.EncodingJSON
 	}
 	return &Router{cfg: cfg.Router(), q: pool, db: oneStatement{pool}, routes: map[string]*route{}, tables: map[string]*Table{},
-		views: map[string]*Table{}, reported: map[string]bool{}, observe: func(SchemaChange) {},
+		reading: map[string]chan struct{}{}, views: map[string]*Table{}, reported: map[string]bool{}, observe: func(SchemaChange) {},
 		encoding: cfg.Encoding, avro: avro, sources: map[string]string{}, kafkaOffsets: cfg.Apply.Offsets == config.OffsetsKafka}
 }
 
@@ -141,7 +144,13 @@ func (r *Router) resolve(ctx context.Context, ch *debezium.Change, headers []deb
 		} else if rt.table, err = r.table(ctx, tc, ch); err != nil {
 			return nil, err
 		}
-		r.routes[ch.Topic] = rt
+		// r.table may release the lock while it reads the catalog: a
+		// route another record stored meanwhile is the one kept.
+		if first, ok := r.routes[ch.Topic]; ok {
+			rt = first
+		} else {
+			r.routes[ch.Topic] = rt
+		}
 	}
 	if rt.byRecord != nil {
 		var err error
@@ -185,6 +194,9 @@ func (r *Router) recordRoute(ctx context.Context, topicRoute *route, ch *debeziu
 	rt := &route{cfg: tc, bySchema: map[*debezium.Column]*Table{}}
 	if rt.table, err = r.table(ctx, tc, ch); err != nil {
 		return nil, err
+	}
+	if first, ok := topicRoute.byRecord[key]; ok { // stored while r.table read the catalog
+		return first, nil
 	}
 	topicRoute.byRecord[key] = rt
 	return rt, nil
@@ -239,7 +251,12 @@ func (r *Router) table(ctx context.Context, tc *config.Table, ch *debezium.Chang
 	if tbl, ok := r.tables[ref]; ok {
 		return tbl, nil
 	}
-	tbl, err := r.read(ctx, tc)
+	tbl, err := r.readUnlocked(ctx, tc)
+	if stored, ok := r.tables[ref]; ok {
+		// Read, created or evolved by another record while the lock was
+		// released: the stored one is the newer.
+		return stored, nil
+	}
 	if errors.Is(err, ErrNoTarget) && tc.Schema.Create && ch.Kind == debezium.KindChange {
 		var key []string
 		for _, f := range ch.Key {
@@ -255,6 +272,43 @@ func (r *Router) table(ctx context.Context, tc *config.Table, ch *debezium.Chang
 	}
 	r.tables[ref] = tbl
 	return tbl, nil
+}
+
+// readUnlocked reads tc's catalog with r.mu (held by the caller) released
+// for the round trip, and holds it again on return: the catalog read waits
+// for a connection of the pool, which the appliers keep busy, and routing
+// to every table already read (and to the others' reads) goes on
+// meanwhile instead of queueing behind it. One read per target at a time:
+// a record for a target being read waits for that read, then finds the
+// table stored, or reads again if that read failed.
+func (r *Router) readUnlocked(ctx context.Context, tc *config.Table) (*Table, error) {
+	ref := tc.Target.String()
+	for {
+		if tbl, ok := r.tables[ref]; ok {
+			return tbl, nil
+		}
+		wait, busy := r.reading[ref]
+		if !busy {
+			break
+		}
+		r.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+		}
+		r.mu.Lock()
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	done := make(chan struct{})
+	r.reading[ref] = done
+	r.mu.Unlock()
+	tbl, err := r.read(ctx, tc)
+	r.mu.Lock()
+	delete(r.reading, ref)
+	close(done)
+	return tbl, err
 }
 
 func (r *Router) read(ctx context.Context, tc *config.Table) (*Table, error) {

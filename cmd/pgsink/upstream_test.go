@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgsink/pgsink/config"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -28,6 +29,18 @@ func (unreadableCatalog) QueryRow(context.Context, string, ...any) pgx.Row { ret
 func (unreadableCatalog) Query(context.Context, string, ...any) (pgx.Rows, error) {
 	return nil, errors.New("permission denied")
 }
+func (unreadableCatalog) SendBatch(context.Context, *pgx.Batch) pgx.BatchResults { return errBatch{} }
+
+// errBatch is a pipeline whose every statement is refused.
+type errBatch struct{}
+
+func (errBatch) Exec() (pgconn.CommandTag, error) {
+	return pgconn.CommandTag{}, errors.New("permission denied")
+}
+func (errBatch) Query() (pgx.Rows, error) { return nil, errors.New("permission denied") }
+func (errBatch) QueryRow() pgx.Row        { return errRow{} }
+func (errBatch) Close() error             { return errors.New("permission denied") }
+func (errBatch) Tx() pgx.Tx               { return nil }
 
 // TestRunWarnsUpstream: at run's start, every upstream finding is logged as
 // a warning, at its table's line, and Connect not answering is one warning.

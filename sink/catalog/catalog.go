@@ -13,6 +13,7 @@ import (
 type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
 // Table is one target table as the catalog describes it to the current role.
@@ -79,19 +80,28 @@ func (t *Table) Column(name string) (Column, bool) {
 }
 
 // Read describes table schema.name. A missing schema or table is no error:
-// Exists and SchemaExists say so.
-func Read(ctx context.Context, q Querier, schema, name string) (*Table, error) {
-	t := &Table{Schema: schema, Name: name}
+// Exists and SchemaExists say so. Its four queries go in one pipeline, one
+// round trip.
+func Read(ctx context.Context, q Querier, schema, name string) (t *Table, err error) {
+	b := &pgx.Batch{}
+	b.Queue(schemaQuery, schema)
+	b.Queue(tableQuery, schema, name)
+	b.Queue(columnsQuery, schema, name)
+	b.Queue(keysQuery, schema, name)
+	br := q.SendBatch(ctx, b)
+	defer func() {
+		if cerr := br.Close(); cerr != nil && err == nil {
+			t, err = nil, fmt.Errorf("catalog: read table %q.%q: %w", schema, name, cerr)
+		}
+	}()
+	t = &Table{Schema: schema, Name: name}
 	var schemaOID *uint32
-	if err := q.QueryRow(ctx, schemaQuery, schema).Scan(&t.Role, &schemaOID, &t.SchemaUsage, &t.SchemaCreate); err != nil {
+	if err := br.QueryRow().Scan(&t.Role, &schemaOID, &t.SchemaUsage, &t.SchemaCreate); err != nil {
 		return nil, fmt.Errorf("catalog: read schema %q: %w", schema, err)
 	}
 	t.SchemaExists = schemaOID != nil
-	if !t.SchemaExists {
-		return t, nil
-	}
 	p := &t.Privileges
-	err := q.QueryRow(ctx, tableQuery, schema, name).Scan(&t.OID, &t.Kind, &p.Select, &p.Insert, &p.Update, &p.Delete, &p.Truncate)
+	err = br.QueryRow().Scan(&t.OID, &t.Kind, &p.Select, &p.Insert, &p.Update, &p.Delete, &p.Truncate)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, nil
 	}
@@ -99,17 +109,17 @@ func Read(ctx context.Context, q Querier, schema, name string) (*Table, error) {
 		return nil, fmt.Errorf("catalog: read table %q.%q: %w", schema, name, err)
 	}
 	t.Exists = true
-	if t.Columns, err = readColumns(ctx, q, t.OID); err != nil {
+	if t.Columns, err = readColumns(br); err != nil {
 		return nil, fmt.Errorf("catalog: read columns of %q.%q: %w", schema, name, err)
 	}
-	if err := readKeys(ctx, q, t); err != nil {
+	if err := readKeys(br, t); err != nil {
 		return nil, fmt.Errorf("catalog: read keys of %q.%q: %w", schema, name, err)
 	}
 	return t, nil
 }
 
-func readColumns(ctx context.Context, q Querier, oid uint32) ([]Column, error) {
-	rows, err := q.Query(ctx, columnsQuery, oid)
+func readColumns(br pgx.BatchResults) ([]Column, error) {
+	rows, err := br.Query()
 	if err != nil {
 		return nil, err
 	}
@@ -124,8 +134,8 @@ func readColumns(ctx context.Context, q Querier, oid uint32) ([]Column, error) {
 	})
 }
 
-func readKeys(ctx context.Context, q Querier, t *Table) error {
-	rows, err := q.Query(ctx, keysQuery, t.OID)
+func readKeys(br pgx.BatchResults, t *Table) error {
+	rows, err := br.Query()
 	if err != nil {
 		return err
 	}
