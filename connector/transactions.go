@@ -39,7 +39,7 @@ func (r *Runner) resolverDeps(sinkOpts sink.Options) *workerDeps {
 	sinkOpts.StageTransactions = false // the resolver writes what was staged
 	sinkOpts.StopOnError = true        // a transaction is applied whole or not at all
 	res := txapply.New(r.pool, sink.NewApplier(r.pool, sinkOpts), r.router,
-		txapply.Options{Schema: r.cfg.Postgres.Schema, Chunk: r.cfg.Apply.Batch.MaxRecords})
+		txapply.Options{Schema: r.cfg.Postgres.Schema, Chunk: r.cfg.Apply.Batch.MaxRecords, ChunkBytes: int64(r.cfg.Apply.Batch.MaxBytes)})
 	deps := *r.deps
 	deps.router = &markerRouter{}
 	maxWait := r.cfg.Apply.Transaction.MaxWait.Std()
