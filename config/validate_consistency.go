@@ -23,7 +23,21 @@ func (v *validator) consistency(c *Config) {
 			}
 		}
 	}
+	// The resolver decodes the transaction topic as JSON only
+	// (connector.markerRouter), and a connector writes all its topics,
+	// the transaction topic too, with its one value converter. A table
+	// that inherits the file's encoding is reported once, at encoding.
+	if c.Encoding == EncodingAvro {
+		v.fail("encoding", avroTransactionTopic)
+	}
+	for _, t := range c.Tables {
+		if t.Encoding == EncodingAvro && c.Encoding != EncodingAvro {
+			v.fail(t.Path+".encoding", avroTransactionTopic)
+		}
+	}
 	if c.Apply.Offsets != OffsetsTable {
 		v.fail("apply.offsets", "must be table with apply.consistency: transaction: staging and the resolver's fencing keep their positions in PostgreSQL; got %s", c.Apply.Offsets)
 	}
 }
+
+const avroTransactionTopic = "avro cannot be used with apply.consistency: transaction: the resolver reads the transaction topic's markers as JSON only, and a connector writing Avro writes them in Avro; use encoding: json (or auto, with the connector's value.converter JSON)"

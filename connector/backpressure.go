@@ -17,6 +17,7 @@ type consumer interface {
 	StoreOffsets(offsets []kafka.TopicPartition) ([]kafka.TopicPartition, error)
 	CommitOffsets(offsets []kafka.TopicPartition) ([]kafka.TopicPartition, error)
 	GetWatermarkOffsets(topic string, partition int32) (low, high int64, err error)
+	QueryWatermarkOffsets(topic string, partition int32, timeoutMs int) (low, high int64, err error)
 }
 
 // mayPoll tells the poll loop whether to poll now, given the buffer

@@ -349,6 +349,10 @@ func (c *fakeConsumer) GetWatermarkOffsets(string, int32) (int64, int64, error) 
 	return 0, c.high, nil
 }
 
+func (c *fakeConsumer) QueryWatermarkOffsets(topic string, partition int32, _ int) (int64, int64, error) {
+	return c.GetWatermarkOffsets(topic, partition)
+}
+
 // value reads a counter or gauge.
 func value(m prometheus.Metric) float64 {
 	var d dto.Metric

@@ -3,6 +3,7 @@ package connector
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -61,6 +62,8 @@ func TestResolverApplier(t *testing.T) {
 	deadlock := &pgconn.PgError{Code: "40P01", Severity: "ERROR"}
 	refused := &pgconn.PgError{Code: "23514", Severity: "ERROR"}
 	fenced := &dedup.FencedError{Epoch: 1, Current: 2}
+	// As txapply wraps it: a staged record's decode.
+	unavailable := fmt.Errorf("txapply: transaction tx: t[0]@3: %w", &debezium.SchemaUnavailableError{ID: 7, Err: errors.New("connection refused")})
 	tests := []struct {
 		name      string
 		maxWait   time.Duration
@@ -84,6 +87,8 @@ func TestResolverApplier(t *testing.T) {
 				return errors.As(err, new(*txapply.StoppedError)) && errors.As(err, new(*pgconn.PgError))
 			},
 			wantCalls: [][]int64{{10, 12}, {10}, {12}}, wantNext: 11},
+		{name: "schema registry unavailable: waits", script: []error{unavailable, unavailable, nil},
+			wantCalls: [][]int64{{10, 12}, {10, 12}, {10, 12}}, wantNext: 14},
 		{name: "fenced: the worker's to handle", script: []error{fenced},
 			wantErr: func(err error) bool {
 				return errors.As(err, new(*dedup.FencedError)) && !errors.As(err, new(*txapply.StoppedError))
@@ -93,7 +98,7 @@ func TestResolverApplier(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &fakeResolver{script: tc.script}
-			a := &resolverApplier{resolver: f, maxWait: tc.maxWait, log: zap.NewNop(),
+			a := &resolverApplier{resolver: f, maxWait: tc.maxWait, log: zap.NewNop(), schemaRetryBase: time.Millisecond,
 				retry: config.Retry{MaxAttempts: 5, InitialBackoff: config.Duration(time.Millisecond), MaxBackoff: config.Duration(time.Millisecond)}}
 			claim := &dedup.Claim{NextOffset: 10}
 			_, err := a.Apply(context.Background(), endsBatch(claim, 10, 12))
@@ -110,6 +115,50 @@ func TestResolverApplier(t *testing.T) {
 			}
 			if claim.NextOffset != tc.wantNext {
 				t.Errorf("claim at %d, want %d", claim.NextOffset, tc.wantNext)
+			}
+		})
+	}
+}
+
+// noEnds is a resolver whose staging holds a record older than max_wait
+// of a transaction whose END it has not read.
+type noEnds struct {
+	fakeResolver
+	checks int
+}
+
+func (n *noEnds) CheckEnds(context.Context, string, time.Duration) error {
+	n.checks++
+	return &txapply.NoEndError{TxID: 7, Records: 1}
+}
+
+// TestResolverIdle: an idle resolver stops for a transaction without END
+// only at the transaction topic's high watermark; one whose queue ran dry
+// with ENDs unread (its partition paused while the buffer budget is spent)
+// goes on waiting for them.
+func TestResolverIdle(t *testing.T) {
+	claim := dedup.Claim{PartitionID: dedup.PartitionID{Group: "g", Topic: "app.transaction"}, NextOffset: 40}
+	for _, tc := range []struct {
+		name     string
+		high     int64
+		highErr  error
+		wantStop bool
+	}{
+		{name: "ENDs unread", high: 90},
+		{name: "high watermark unknown", highErr: errors.New("broker down")},
+		{name: "every END read", high: 40, wantStop: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := &noEnds{}
+			idle := resolverIdle(res, time.Minute, func(topic string, partition int32) (int64, error) {
+				if topic != claim.Topic || partition != claim.Partition {
+					t.Errorf("high watermark of %s[%d] asked, want %s[%d]", topic, partition, claim.Topic, claim.Partition)
+				}
+				return tc.high, tc.highErr
+			})
+			err := idle(context.Background(), claim)
+			if stopped := errors.As(err, new(*txapply.StoppedError)); stopped != tc.wantStop {
+				t.Errorf("idle check = %v (%d staging checks), want a stop: %v", err, res.checks, tc.wantStop)
 			}
 		})
 	}

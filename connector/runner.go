@@ -144,7 +144,7 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 		}
 		r.deadLetters.producer, r.deadLetters.topic = producer, cfg.Errors.DeadLetter.Topic
 	}
-	sinkOpts.StageTransactions = transactionTopic(cfg) != ""
+	sinkOpts.StageTransactions = TransactionTopic(cfg) != ""
 	r.applier = sink.NewApplier(opts.Pool, sinkOpts)
 	r.deps = &workerDeps{
 		batch: cfg.Apply.Batch, kafkaOffsets: cfg.Apply.Offsets == config.OffsetsKafka, fenceGrace: fenceGrace,
@@ -307,7 +307,7 @@ func (r *Runner) topics(c *kafka.Consumer) ([]string, error) {
 		}
 	}
 	topics := configuredTopics(r.cfg, md)
-	if t := transactionTopic(r.cfg); t != "" {
+	if t := TransactionTopic(r.cfg); t != "" {
 		if err := checkTransactionTopic(c, t); err != nil {
 			return nil, err
 		}

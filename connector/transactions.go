@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,8 +25,8 @@ import (
 // with its reason), whose router keeps the END markers and whose applier
 // resolves them.
 
-// transactionTopic is the topic the resolver reads, or "" in partition mode.
-func transactionTopic(cfg *config.Config) string {
+// TransactionTopic is the topic the resolver reads, or "" in partition mode.
+func TransactionTopic(cfg *config.Config) string {
 	if cfg.Apply.Consistency != config.ConsistencyTransaction {
 		return ""
 	}
@@ -38,26 +39,41 @@ func (r *Runner) resolverDeps(sinkOpts sink.Options) *workerDeps {
 	sinkOpts.StageTransactions = false // the resolver writes what was staged
 	sinkOpts.StopOnError = true        // a transaction is applied whole or not at all
 	res := txapply.New(r.pool, sink.NewApplier(r.pool, sinkOpts), r.router,
-		txapply.Options{Schema: r.cfg.Postgres.Schema, Chunk: r.cfg.Apply.Batch.MaxRecords})
+		txapply.Options{Schema: r.cfg.Postgres.Schema, Chunk: r.cfg.Apply.Batch.MaxRecords, ChunkBytes: int64(r.cfg.Apply.Batch.MaxBytes)})
 	deps := *r.deps
 	deps.router = &markerRouter{}
 	maxWait := r.cfg.Apply.Transaction.MaxWait.Std()
 	deps.applier = &resolverApplier{resolver: res, maxWait: maxWait, retry: r.cfg.Apply.Retry, log: r.log.Named("resolver")}
-	// An idle resolver has read every END the topic holds so far: records
-	// staged longer than max_wait ago are of a transaction whose END is
-	// not coming.
-	deps.idle = func(ctx context.Context, claim dedup.Claim) error {
+	deps.idle = resolverIdle(res, maxWait, func(topic string, partition int32) (int64, error) {
+		_, high, err := r.consumer.QueryWatermarkOffsets(topic, partition, 5000)
+		return high, err
+	})
+	return &deps
+}
+
+// resolverIdle returns the resolver worker's idle check. A resolver that
+// has read every END the topic holds so far knows that records staged
+// longer than max_wait ago are of a transaction whose END is not coming.
+// An empty queue does not say so: the poll loop pauses every partition
+// while the buffer budget is spent, and a resolver that lags the
+// partitions' staging (it writes every transaction itself) sees its queue
+// run dry under such a pause with ENDs still unread. So the check runs only
+// at the topic's high watermark, asked of the broker.
+func resolverIdle(res resolving, maxWait time.Duration, high func(topic string, partition int32) (int64, error)) func(context.Context, dedup.Claim) error {
+	return func(ctx context.Context, claim dedup.Claim) error {
+		if h, err := high(claim.Topic, claim.Partition); err != nil || claim.NextOffset < h {
+			return nil // ENDs unread, or not known: looked at again at the next idle check
+		}
 		if err := res.CheckEnds(ctx, claim.Group, maxWait); errors.As(err, new(*txapply.NoEndError)) {
 			return &txapply.StoppedError{Err: err}
 		}
 		return nil // a failed look is tried again at the next idle check
 	}
-	return &deps
 }
 
 // depsFor returns the collaborators of a partition's worker.
 func (r *Runner) depsFor(id dedup.PartitionID) *workerDeps {
-	if id.Topic == transactionTopic(r.cfg) && r.txDeps != nil {
+	if id.Topic == TransactionTopic(r.cfg) && r.txDeps != nil {
 		return r.txDeps
 	}
 	return r.deps
@@ -78,6 +94,11 @@ func (m *markerRouter) Item(_ context.Context, _ *debezium.Decoder, rec debezium
 	if m.dec == nil {
 		m.dec = debezium.NewDecoder(debezium.Options{Format: func(string) debezium.Format { return debezium.FormatTransaction }})
 	}
+	if len(rec.Value) > 0 && rec.Value[0] == 0 {
+		// The Confluent wire format's magic byte (encoding: auto lets
+		// such a connector through config validation).
+		return sink.Item{}, false, &txapply.MarkerError{Topic: rec.Topic, Offset: rec.Offset, Err: errAvroMarker}
+	}
 	ch, err := m.dec.Decode(rec)
 	if err != nil {
 		// Not dead-lettered: a transaction boundary cannot be skipped.
@@ -88,6 +109,10 @@ func (m *markerRouter) Item(_ context.Context, _ *debezium.Decoder, rec debezium
 	}
 	return sink.Item{Record: rec, Change: ch}, true, nil
 }
+
+// errAvroMarker is why a transaction marker in Avro stops the resolver.
+var errAvroMarker = errors.New("the transaction topic is in Avro (magic byte 0), and transaction markers are read as JSON only: " +
+	"set the connector's value.converter to org.apache.kafka.connect.json.JsonConverter, or use apply.consistency: partition")
 
 // resolving is what the resolver's worker asks of the resolver
 // (*txapply.Resolver).
@@ -103,6 +128,9 @@ type resolverApplier struct {
 	maxWait  time.Duration
 	retry    config.Retry
 	log      *zap.Logger
+	// schemaRetryBase is the first wait for the schema registry (tests
+	// shorten it); zero is schemaRetryBase, as partitions wait.
+	schemaRetryBase time.Duration
 }
 
 // stagingPoll is how often the resolver looks again at the staged counts
@@ -117,6 +145,7 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (sink.Stats,
 	var st sink.Stats
 	var waitingSince time.Time
 	waits := backoff.New(a.retry.InitialBackoff.Std(), a.retry.MaxBackoff.Std())
+	schemaWaits := backoff.New(cmp.Or(a.schemaRetryBase, schemaRetryBase), schemaRetryLimit)
 	attempts := 0
 	// one is set once a target transaction of several source transactions
 	// failed for a record: they are then applied one by one, so that those
@@ -135,8 +164,16 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (sink.Stats,
 		st.Stale += res.Stats.Stale
 		st.Duplicates += res.Stats.Duplicates
 		var incomplete *txapply.IncompleteError
+		var unavailable *debezium.SchemaUnavailableError
 		switch {
 		case err == nil:
+		case errors.As(err, &unavailable):
+			// A staged Avro record whose schema the registry cannot serve
+			// now: the resolver waits, as a partition does (partition.item),
+			// rather than stop for the registry's sake.
+			pause = schemaWaits.Next()
+			a.log.Warn("resolver waits for the schema registry: a staged record's schema cannot be fetched; the position is not moved",
+				zap.Uint32("schema_id", unavailable.ID), zap.Duration("retry_in", pause), zap.Error(err))
 		case errors.As(err, &incomplete):
 			if waitingSince.IsZero() {
 				waitingSince = time.Now()
@@ -195,7 +232,7 @@ func checkTransactionTopic(c *kafka.Consumer, topic string) error {
 // CheckTransactionTopic is checkTransactionTopic for validate; nil in
 // partition mode.
 func (in *Inspector) CheckTransactionTopic(cfg *config.Config) error {
-	if t := transactionTopic(cfg); t != "" {
+	if t := TransactionTopic(cfg); t != "" {
 		return checkTransactionTopic(in.c, t)
 	}
 	return nil

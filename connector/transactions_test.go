@@ -48,4 +48,8 @@ func TestMarkerRouter(t *testing.T) {
 	if !errors.As(err, &marker) || marker.Offset != 7 {
 		t.Fatalf("a record that is no marker: %v, want a MarkerError at offset 7", err)
 	}
+	_, _, err = m.Item(context.Background(), nil, debezium.Record{Topic: "x.transaction", Offset: 8, Value: []byte{0, 0, 0, 0, 1, 2, 'i', 'd'}})
+	if !errors.As(err, &marker) || marker.Offset != 8 || !errors.Is(err, errAvroMarker) {
+		t.Fatalf("a marker in Avro: %v, want a MarkerError at offset 8 saying markers are read as JSON only", err)
+	}
 }

@@ -3,6 +3,7 @@ package dedup
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -128,7 +129,10 @@ func (t Transactions) Resolved(ctx context.Context, db DB, group string, txID in
 // ReadStaged returns up to limit staged records of transaction txID after
 // the place after, in the transaction's order: the resolver reads a
 // transaction of any size a chunk at a time, within its apply transaction.
-func (t Transactions) ReadStaged(ctx context.Context, db Querier, group string, txID, after int64, limit int) ([]StagedRecord, error) {
+// With maxBytes > 0 the chunk also ends with the record that brings its
+// keys and values to maxBytes (at least one record), so that a chunk of
+// large records stays within apply.batch.max_bytes as a batch does.
+func (t Transactions) ReadStaged(ctx context.Context, db Querier, group string, txID, after int64, limit int, maxBytes int64) ([]StagedRecord, error) {
 	rows, err := db.Query(ctx, `SELECT total_order, data_collection, topic, partition, kafka_offset, record_ts,
 		record_key, record_value, headers, dead
 		FROM `+t.staged+` WHERE group_id = $1 AND tx_id = $2 AND total_order > $3
@@ -138,6 +142,7 @@ func (t Transactions) ReadStaged(ctx context.Context, db Querier, group string, 
 	}
 	var out []StagedRecord
 	var r StagedRecord
+	var bytes int64
 	var ts *time.Time
 	var headers []byte
 	_, err = pgx.ForEachRow(rows, []any{&r.TotalOrder, &r.DataCollection, &r.Topic, &r.Partition, &r.Offset, &ts,
@@ -152,13 +157,19 @@ func (t Transactions) ReadStaged(ctx context.Context, db Querier, group string, 
 		}
 		out = append(out, rec)
 		r = StagedRecord{}
+		if bytes += int64(len(rec.Key) + len(rec.Value)); maxBytes > 0 && bytes >= maxBytes {
+			return errChunkFull
+		}
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, errChunkFull) {
 		return nil, fmt.Errorf("dedup: read staged records of transaction %d: %w", txID, err)
 	}
 	return out, nil
 }
+
+// errChunkFull ends the reading of a chunk of staged records at its bytes.
+var errChunkFull = errors.New("chunk full")
 
 // QueueResolve queues into b, the resolver's apply transaction, the record
 // that transaction txID of eventCount events is applied and the deletion

@@ -51,7 +51,7 @@ func TestIntegrationTransactionStaging(t *testing.T) {
 	}
 	var got []dedup.StagedRecord
 	for after := int64(0); ; {
-		chunk, err := tx.ReadStaged(ctx, pool, "g", 7, after, 2)
+		chunk, err := tx.ReadStaged(ctx, pool, "g", 7, after, 2, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,7 +75,16 @@ func TestIntegrationTransactionStaging(t *testing.T) {
 			t.Errorf("record %d did not come back as staged: %+v", i, r)
 		}
 	}
-	dead, err := tx.ReadStaged(ctx, pool, "g", 8, 1, 10)
+	// A chunk ends with the record that brings it to its bytes: records
+	// of 9 bytes, a bound of 10, two records.
+	bounded, err := tx.ReadStaged(ctx, pool, "g", 7, 0, 10, 10)
+	if err != nil || len(bounded) != 2 || bounded[1].TotalOrder != 2 {
+		t.Fatalf("a chunk of at most 10 records and 10 bytes: %d records (%v), want the first 2", len(bounded), err)
+	}
+	if one, err := tx.ReadStaged(ctx, pool, "g", 7, 0, 10, 1); err != nil || len(one) != 1 {
+		t.Fatalf("a chunk bounded below one record's bytes: %d records (%v), want 1", len(one), err)
+	}
+	dead, err := tx.ReadStaged(ctx, pool, "g", 8, 1, 10, 0)
 	if err != nil || len(dead) != 1 || !dead[0].Dead || dead[0].Key != nil || dead[0].Value != nil || !dead[0].Timestamp.IsZero() {
 		t.Fatalf("the dead placeholder of transaction 8 came back as %+v, %v", dead, err)
 	}

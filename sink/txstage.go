@@ -59,7 +59,7 @@ type TxWriter struct {
 // WriteIn returns a TxWriter for the transaction open on conn.
 func (a *Applier) WriteIn(conn *pgx.Conn) *TxWriter {
 	x := newTxn(partition{}, false)
-	x.conn = conn
+	x.conn, x.maxStages = conn, a.opts.StagingTablesPerConnection
 	return &TxWriter{a: a, x: x}
 }
 
@@ -89,6 +89,18 @@ func (w *TxWriter) Write(ctx context.Context, items []Item) error {
 			return fmt.Errorf("sink: write staged records: %w", err)
 		}
 		lo = hi
+	}
+	return nil
+}
+
+// Finish drops the staging tables beyond the session's bound
+// (Options.StagingTablesPerConnection), as a batch does before its COMMIT:
+// call it once every Write is done, before the caller's COMMIT. A
+// transaction that rolls back takes the drops back with it.
+func (w *TxWriter) Finish(ctx context.Context) error {
+	w.x.queueStageEvictions()
+	if err := w.x.flush(ctx); err != nil {
+		return fmt.Errorf("sink: drop staging tables beyond the bound: %w", err)
 	}
 	return nil
 }

@@ -31,6 +31,9 @@ type Options struct {
 	// time (apply.batch.max_records): what the resolver holds in memory,
 	// whatever a transaction's size.
 	Chunk int
+	// ChunkBytes bounds a chunk's record keys and values as well
+	// (apply.batch.max_bytes); 0: records only.
+	ChunkBytes int64
 }
 
 // Resolver applies whole source transactions from staging.
@@ -42,6 +45,7 @@ type Resolver struct {
 	offsets dedup.Offsets
 	staging dedup.Transactions
 	chunk   int
+	bytes   int64
 }
 
 // New returns a Resolver writing through applier's statements (its
@@ -52,7 +56,7 @@ func New(pool *pgxpool.Pool, applier *sink.Applier, router *sink.Router, opts Op
 		opts.Chunk = 5000
 	}
 	return &Resolver{pool: pool, applier: applier, router: router, decoder: router.NewDecoder(),
-		offsets: dedup.NewOffsets(opts.Schema), staging: dedup.NewTransactions(opts.Schema), chunk: opts.Chunk}
+		offsets: dedup.NewOffsets(opts.Schema), staging: dedup.NewTransactions(opts.Schema), chunk: opts.Chunk, bytes: opts.ChunkBytes}
 }
 
 // Result counts what one Resolve did.
@@ -181,6 +185,9 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 		r.staging.QueueResolve(b, claim.Group, end.Marker.TxID, end.Marker.EventCount)
 		res.Applied++
 	}
+	if err := w.Finish(ctx); err != nil {
+		return Result{}, err
+	}
 	committed := false
 	b.Queue("COMMIT").Fn = func(br pgx.BatchResults) error {
 		if _, err := br.Exec(); err != nil {
@@ -217,7 +224,7 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 func (r *Resolver) writeStaged(ctx context.Context, conn *pgxpool.Conn, w *sink.TxWriter, group string, end End) error {
 	after := int64(math.MinInt64)
 	for {
-		staged, err := r.staging.ReadStaged(ctx, conn, group, end.Marker.TxID, after, r.chunk)
+		staged, err := r.staging.ReadStaged(ctx, conn, group, end.Marker.TxID, after, r.chunk, r.bytes)
 		if err != nil {
 			return err
 		}

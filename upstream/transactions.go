@@ -24,6 +24,11 @@ func (c *checker) transactionMetadata(a config.Apply) {
 			"set provide.transaction.metadata=true on the connector")
 		return
 	}
+	if class := c.converterClass("value"); class == confluentConverter || class == apicurioConverter {
+		c.addAt("apply.transaction.topic", Error, "value.converter", nil,
+			"the connector writes its transaction topic in Avro, and the resolver reads transaction markers as JSON only: it stops at the first",
+			"set value.converter="+jsonConverter+" on the connector (encoding: json or auto), or use apply.consistency: partition")
+	}
 	suffix, _ := c.feed.connector.setting("topic.transaction")
 	if want := c.feed.connector.Config["topic.prefix"] + "." + suffix; want != a.Transaction.Topic {
 		c.addAt("apply.transaction.topic", Error, "topic.transaction", nil,

@@ -48,6 +48,10 @@ tables:
 			`apply.transaction.topic: error: connector "lossless" topic.transaction=txs: the connector writes its transaction metadata to shop.txs, not to shop.transaction, ` +
 				`so the resolver would never see this table's transactions end; fix: set apply.transaction.topic: shop.txs`,
 		}},
+		{name: "transaction topic in Avro", settings: map[string]string{"provide.transaction.metadata": "true", "value.converter": confluentConverter}, want: []string{
+			`apply.transaction.topic: error: connector "lossless" value.converter=` + confluentConverter + `: the connector writes its transaction topic in Avro, and the resolver reads transaction markers as JSON only: it stops at the first; ` +
+				`fix: set value.converter=` + jsonConverter + ` on the connector (encoding: json or auto), or use apply.consistency: partition`,
+		}},
 		{name: "a captured table no table routes", settings: map[string]string{"provide.transaction.metadata": "true", "table.include.list": "public.prices,public.orders"}, want: []string{
 			`apply.transaction.topic: error: connector "lossless" table.include.list=public.prices,public.orders: the connector captures public.orders (topic shop.public.orders), which no table routes: ` +
 				`every transaction that writes it waits for events pgsink never stages, and the resolver stops; fix: add a table for shop.public.orders, or remove public.orders from the connector's table.include.list`,

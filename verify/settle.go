@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,6 +30,21 @@ type PositionSettler struct {
 	// Marks reads the high watermarks of topics' partitions.
 	Marks   func(ctx context.Context, topics []string) ([]Mark, error)
 	Timeout time.Duration
+	// TransactionTopic is apply.transaction.topic under apply.consistency:
+	// transaction, else empty. There a data partition's position passes
+	// a record once it is staged; the record is applied when the
+	// resolver's position passes its transaction's END, so the
+	// transaction topic must reach its mark too.
+	TransactionTopic string
+}
+
+// markedTopics are the topics whose positions must reach their high
+// watermarks before t is compared.
+func (p *PositionSettler) markedTopics(t *Table) []string {
+	if p.TransactionTopic == "" {
+		return t.Topics
+	}
+	return append(slices.Clip(t.Topics), p.TransactionTopic)
 }
 
 const settlePoll = 200 * time.Millisecond
@@ -52,7 +68,7 @@ func (p *PositionSettler) Settle(ctx context.Context, t *Table, lsn int64) error
 			return err
 		}
 	}
-	marks, err := p.Marks(ctx, t.Topics)
+	marks, err := p.Marks(ctx, p.markedTopics(t))
 	if err != nil {
 		return err
 	}

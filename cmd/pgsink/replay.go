@@ -131,6 +131,14 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "pgsink replay: apply.offsets is kafka: positions are the consumer group's; reset them with Kafka's tools (kafka-consumer-groups --reset-offsets) while pgsink is stopped")
 		return 2
 	}
+	if cfg.Apply.Consistency == config.ConsistencyTransaction && *rebuild && !*online {
+		// The instances would read the rewound records back, but those of
+		// transactions the resolver applied are neither staged nor written
+		// again (pgsink.tx_resolved): the emptied table would stay empty.
+		fmt.Fprintln(stderr, "pgsink replay: --rebuild empties the table for the running instances to refill, but under apply.consistency: transaction they do not apply again the records of transactions already resolved: "+
+			"use --rebuild --online (or --into), which fill the table from the topics directly")
+		return 2
+	}
 	req.from = pos
 	if fill {
 		return runFill(cfg, req, *online, stdout, stderr)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -60,5 +62,27 @@ func TestReplayFillFlags(t *testing.T) {
 		if code := run(append([]string{"replay", "--config", "unused.yaml"}, args...), &stdout, &stderr); code != 2 {
 			t.Errorf("%s: exit %d, want 2 (a usage error)\n%s", name, code, stderr.String())
 		}
+	}
+}
+
+// TestReplayRebuildRefusedInTransactionMode: an offline rebuild leaves the
+// refill to the instances, which do not apply records of resolved
+// transactions again; the online rebuild fills the table itself.
+func TestReplayRebuildRefusedInTransactionMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pgsink.yaml")
+	yaml := `kafka: { bootstrap.servers: 127.0.0.1:1, group.id: g }
+postgres: { url: 'postgres://127.0.0.1:1/none' }
+apply: { consistency: transaction, transaction: { topic: app.transaction } }
+tables:
+  - topic: app.public.t
+    target: public.t
+`
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"replay", "--config", path, "--table", "public.t", "--from", "earliest", "--rebuild"}, &stdout, &stderr)
+	if code != 2 || !strings.Contains(stderr.String(), "use --rebuild --online") {
+		t.Errorf("replay --rebuild in transaction mode: exit %d, want 2 naming --rebuild --online\n%s", code, stderr.String())
 	}
 }

@@ -125,7 +125,8 @@ func runVerification(ctx context.Context, cfg *config.Config, req verifyRequest,
 	defer src.Close(ctx)
 	defer dst.Close(ctx)
 	settler := &verify.PositionSettler{Source: src, Target: dst, Slot: vc.Slot, Group: cfg.Kafka["group.id"],
-		Offsets: dedup.NewOffsets(cfg.Postgres.Schema), Marks: inspectorMarks(in), Timeout: opts.SettleTimeout}
+		Offsets: dedup.NewOffsets(cfg.Postgres.Schema), Marks: inspectorMarks(in), Timeout: opts.SettleTimeout,
+		TransactionTopic: connector.TransactionTopic(cfg)}
 	v := verify.New(src, dst, opts, settler, progress)
 	var pool *pgxpool.Pool
 	if req.repair {
