@@ -69,8 +69,9 @@ func (r *Runner) dispatch(m *kafka.Message) {
 		r.metrics.Skipped.WithLabelValues(id.Topic, "not_owned").Inc()
 		return
 	}
-	e := envelope{msg: m, gen: p.gen.Load(), at: time.Now()}
-	r.buffered.Add(messageBytes(m))
+	est := p.decoded.of(payloadBytes(m))
+	e := envelope{msg: m, gen: p.gen.Load(), at: time.Now(), cost: messageBytes(m) + est, estimate: est}
+	r.buffered.Add(e.cost)
 	if len(p.overflow) == 0 {
 		if p.in.offer(e) {
 			return
@@ -123,7 +124,7 @@ func (r *Runner) service() {
 		}
 		s.p.gen.Add(1)
 		for _, e := range s.p.overflow {
-			r.release(messageBytes(e.msg))
+			r.release(e.cost)
 		}
 		s.p.overflow = nil
 		topic := s.p.id.Topic

@@ -24,10 +24,12 @@ func newTestRunner(budget int64) (*Runner, *fakeConsumer) {
 }
 
 // own adds a partition whose worker does not run: the test takes its
-// records.
+// records. It predicts no decoded size, so its records cost their
+// messageBytes.
 func (r *Runner) own(n int32, queue int) *partition {
 	id := dedup.PartitionID{Group: "g", Topic: testTopic, Partition: n}
-	p := &partition{id: id, in: newRecordQueue(queue), log: zap.NewNop(), labels: [2]string{testTopic, partitionLabel(n)}}
+	p := &partition{id: id, in: newRecordQueue(queue), log: zap.NewNop(), labels: [2]string{testTopic, partitionLabel(n)},
+		decoded: &decodedEstimate{}}
 	r.workers[id] = p
 	return p
 }
@@ -48,7 +50,7 @@ func take(r *Runner, p *partition, n int) (offsets []int64) {
 			panic("take: the queue is empty")
 		}
 		offsets = append(offsets, int64(e.msg.TopicPartition.Offset))
-		r.release(messageBytes(e.msg))
+		r.release(e.cost)
 	}
 	return offsets
 }
@@ -66,7 +68,7 @@ func TestDispatchAcrossTheBudgetQueuesWithoutPausing(t *testing.T) {
 	cfg.Apply.MaxBufferedBytes = 1000
 	topic := "t"
 	id := dedup.PartitionID{Group: "g", Topic: topic, Partition: 2}
-	p := &partition{id: id, in: newRecordQueue(4)}
+	p := &partition{id: id, in: newRecordQueue(4), decoded: &decodedEstimate{}}
 	r := &Runner{cfg: cfg, workers: map[dedup.PartitionID]*partition{id: p}}
 	r.buffered.Store(990)
 	m := &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: 2, Offset: 7}, Value: make([]byte, 100)}

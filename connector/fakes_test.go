@@ -227,7 +227,7 @@ func (w *worker) queue(gen uint64, first int64, values ...string) {
 	for i, v := range values {
 		m := message(first+int64(i), v)
 		w.queued += messageBytes(m)
-		if !w.in.offer(envelope{msg: m, gen: gen, at: w.at}) {
+		if !w.in.offer(envelope{msg: m, gen: gen, at: w.at, cost: messageBytes(m)}) {
 			panic("the test queued more records than the partition's queue takes")
 		}
 	}

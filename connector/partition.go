@@ -25,6 +25,13 @@ type envelope struct {
 	msg *kafka.Message
 	gen uint64
 	at  time.Time
+	// cost is what the record was charged to the buffer budget when it
+	// was dispatched: its wire bytes and overhead (messageBytes), plus
+	// estimate, the decoded size predicted for it. Whoever drops the
+	// record gives cost back; the worker that decodes it corrects the
+	// estimate to the decoded size.
+	cost     int64
+	estimate int64
 }
 
 // applier applies a batch in one transaction together with its
@@ -105,6 +112,9 @@ type workerDeps struct {
 	// record for idleCheck; an error stops the partition (the resolver's
 	// check for transactions whose END never came).
 	idle func(ctx context.Context, claim dedup.Claim) error
+	// decodedSeed is the last partition's decoded-size prediction, the
+	// starting point of a newly claimed one's.
+	decodedSeed *decodedEstimate
 }
 
 // partition applies one owned partition: it batches its records in offset
@@ -155,6 +165,9 @@ type partition struct {
 	// partition set: their series go when it is revoked, rather than
 	// keep a lag nobody here updates.
 	lagTables map[string]bool
+	// decoded predicts the decoded size of this partition's records for
+	// the poll loop's charge at dispatch; its worker keeps it current.
+	decoded *decodedEstimate
 }
 
 // newPartition builds the worker of a claimed partition; run starts it.
@@ -163,6 +176,7 @@ func newPartition(deps *workerDeps, id dedup.PartitionID, claim dedup.Claim, dec
 	return &partition{
 		workerDeps: deps, id: id, claim: claim, decoder: dec, log: log,
 		in:       newRecordQueue(max(2*deps.batch.MaxRecords, 64)),
+		decoded:  newDecodedEstimate(deps.decodedSeed),
 		labels:   [2]string{id.Topic, partitionLabel(id.Partition)},
 		stopping: make(chan struct{}), ctx: ctx, cancel: cancel, done: make(chan struct{}),
 	}
@@ -260,7 +274,7 @@ func (p *partition) awaitFence() bool {
 	for {
 		select {
 		case <-p.in.waiting():
-			p.in.drain(func(e envelope) { p.loop.release(messageBytes(e.msg)) })
+			p.in.drain(func(e envelope) { p.loop.release(e.cost) })
 		case <-p.stopping:
 			return false
 		case <-p.ctx.Done():
@@ -282,7 +296,7 @@ func (p *partition) park() {
 	for {
 		select {
 		case <-p.in.waiting():
-			p.in.drain(func(e envelope) { p.loop.release(messageBytes(e.msg)) })
+			p.in.drain(func(e envelope) { p.loop.release(e.cost) })
 		case <-p.stopping:
 			return
 		case <-p.ctx.Done():
@@ -313,19 +327,18 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 	var deadline time.Time
 	// take adds a record to the batch and reports whether the batch is full.
 	take := func(e envelope) (full bool, err error) {
-		size := messageBytes(e.msg)
 		if p.seeking.Load() || e.gen != p.gen.Load() {
-			p.loop.release(size)
+			p.loop.release(e.cost)
 			return false, nil // fetched before a seek
 		}
 		m := e.msg
 		off := int64(m.TopicPartition.Offset)
 		if off < batch.Next {
-			p.loop.release(size)
+			p.loop.release(e.cost)
 			p.metrics.Skipped.WithLabelValues(p.id.Topic, "below_position").Inc()
 			return false, nil
 		}
-		p.held += size
+		p.held += e.cost
 		p.metrics.Consumed.WithLabelValues(p.id.Topic).Inc()
 		taken := time.Now()
 		p.metrics.QueuedLatency.Observe(taken.Sub(e.at).Seconds())
@@ -341,9 +354,14 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 		if ok {
 			batch.Items = append(batch.Items, item)
 			decoded := decodedBytes(&item)
-			p.hold(decoded)
+			p.decoded.observe(weight, decoded)
+			p.decodedSeed.observe(weight, decoded)
+			// Dispatch charged a prediction; the batch holds the
+			// measured size.
+			p.hold(decoded - e.estimate)
 			weight += decoded
 		} else {
+			p.hold(-e.estimate)
 			p.metrics.Skipped.WithLabelValues(p.id.Topic, "no_write").Inc()
 		}
 		batch.Next = off + 1

@@ -197,9 +197,9 @@ func (r *Runner) wait(ps []*partition) {
 
 // discard returns the buffer budget of a stopped worker's unread records.
 func (r *Runner) discard(p *partition) {
-	p.in.drain(func(e envelope) { r.release(messageBytes(e.msg)) })
+	p.in.drain(func(e envelope) { r.release(e.cost) })
 	for _, e := range p.overflow {
-		r.release(messageBytes(e.msg))
+		r.release(e.cost)
 	}
 	p.overflow = nil
 }

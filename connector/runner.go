@@ -150,6 +150,7 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 		batch: cfg.Apply.Batch, kafkaOffsets: cfg.Apply.Offsets == config.OffsetsKafka, fenceGrace: fenceGrace,
 		applier: r.applier, positions: r.positions, router: r.router,
 		deadLetters: r.deadLetters, metrics: opts.Metrics, loop: r, warned: &warnOnce{},
+		decodedSeed: newDecodedEstimate(nil),
 	}
 	if sinkOpts.StageTransactions {
 		r.txDeps = r.resolverDeps(sinkOpts)

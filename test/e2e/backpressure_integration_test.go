@@ -70,7 +70,9 @@ tables:
 		t.Fatalf("only %d metric samples: the test saw too little of the catch-up", samples)
 	}
 	// A record is counted when dispatched and may overshoot the budget by
-	// itself before the partition pauses.
+	// itself before the poll loop stops; its decoded size is counted from
+	// dispatch too, predicted, and the prediction's error is the rest of
+	// the slack.
 	if peak > budget+64<<10 {
 		t.Fatalf("buffered bytes peaked at %.0f, over the budget of %d", peak, budget)
 	}
