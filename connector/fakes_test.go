@@ -119,12 +119,21 @@ func (f *fakePositions) Claim(_ context.Context, _ dedup.PartitionID, start int6
 // value is "unroutable".
 type fakeRouter struct{}
 
+// DeletesApplied: every test topic is a source table's with deletes applied.
+func (fakeRouter) DeletesApplied(string) bool { return true }
+
 func (fakeRouter) Item(_ context.Context, _ *debezium.Decoder, rec debezium.Record) (sink.Item, bool, error) {
 	if string(rec.Value) == "panics" {
 		panic("a decoder bug")
 	}
 	if string(rec.Value) == "unroutable" {
 		return sink.Item{}, false, errors.New("no table for the topic")
+	}
+	if rec.Value == nil {
+		return sink.Item{}, false, nil // a tombstone writes nothing
+	}
+	if string(rec.Value) == "delete" {
+		return sink.Item{Record: rec, Table: testTable, Change: debezium.Change{Kind: debezium.KindChange, Op: debezium.OpDelete}}, true, nil
 	}
 	if v, ok := strings.CutPrefix(string(rec.Value), "wide:"); ok {
 		// A compact encoding's record: a few bytes on the wire that decode

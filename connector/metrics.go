@@ -17,13 +17,16 @@ type Metrics struct {
 	// UndetectableMoves, per table: updates whose before image lacks the
 	// configured key, so a key change would go unseen.
 	UndetectableMoves *prometheus.CounterVec
-	Rebalances        *prometheus.CounterVec // kind (assigned|revoked|lost)
-	BatchRecords      prometheus.Histogram   // records per applied batch
-	ApplySeconds      prometheus.Histogram   // duration of one Apply
-	Lag               *prometheus.GaugeVec   // topic, partition: high watermark - stored position
-	Owned             prometheus.Gauge       // partitions this instance applies
-	Buffered          prometheus.Gauge       // fetched but unapplied records, decoded items included
-	Retries           prometheus.Counter     // transient errors retried
+	// CompactedDeletes, per topic: tombstones whose delete event log
+	// compaction removed (watchTombstones).
+	CompactedDeletes *prometheus.CounterVec
+	Rebalances       *prometheus.CounterVec // kind (assigned|revoked|lost)
+	BatchRecords     prometheus.Histogram   // records per applied batch
+	ApplySeconds     prometheus.Histogram   // duration of one Apply
+	Lag              *prometheus.GaugeVec   // topic, partition: high watermark - stored position
+	Owned            prometheus.Gauge       // partitions this instance applies
+	Buffered         prometheus.Gauge       // fetched but unapplied records, decoded items included
+	Retries          prometheus.Counter     // transient errors retried
 	// Panics counts panics recovered, by where: decode (decoding or
 	// routing a record), apply (writing a span), worker (anywhere else in
 	// a partition's worker, which then stops).
@@ -96,6 +99,8 @@ func NewMetrics() *Metrics {
 			Help: "Records passed over, by reason: no_write (tombstones, transaction markers, messages), below_position (redelivered), not_owned, event_type (outbox type filter), duplicate (outbox event id already applied), stale (older than the target row: refused by the version guard or a tombstone)."}, []string{"topic", "reason"}),
 		Unresolved: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_unresolved_unchanged_rows_total",
 			Help: "Rows written from an event with Debezium's unchanged-TOAST placeholder whose value was nowhere: no stored row, and for a primary-key change no old key's row (see docs/internals.md, Key moves): those columns hold NULL. Set REPLICA IDENTITY FULL on the source table."}, []string{"table"}),
+		CompactedDeletes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_compacted_deletes_total",
+			Help: "Kafka tombstones whose delete event log compaction removed: the delete was not applied, and a row the target held for that key may remain. pgsink verify --repair removes rows the source no longer has."}, []string{"topic"}),
 		UndetectableMoves: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_undetectable_key_moves_total",
 			Help: "Updates of a table keyed on other columns than the source's primary key whose before image does not carry the key: a change of a key column would leave the old key's row in the target. Set REPLICA IDENTITY FULL on the source table."}, []string{"table"}),
 		Fenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_fenced_batches_total",
@@ -161,7 +166,7 @@ func NewMetrics() *Metrics {
 			Help: "Completed Debezium snapshots of a table (its last snapshot record applied) after which nothing is swept, by reason: reconcile_off (snapshot.reconcile: false, a table whose snapshots may be partial), kafka_offsets (apply.offsets: kafka). Rows deleted in the source while nothing streamed may remain in the target."}, []string{"table", "reason"}),
 		registry: r,
 	}
-	r.MustRegister(m.Consumed, m.Applied, m.DeadLetters, m.Skipped, m.Fenced, m.Unresolved, m.UndetectableMoves, m.Rebalances, m.BatchRecords,
+	r.MustRegister(m.Consumed, m.Applied, m.DeadLetters, m.Skipped, m.Fenced, m.Unresolved, m.UndetectableMoves, m.CompactedDeletes, m.Rebalances, m.BatchRecords,
 		m.ApplySeconds, m.Lag, m.Owned, m.Buffered, m.Retries, m.Panics, m.InsertConflicts, m.Splits, m.Stopped, m.EndToEnd, m.RecordLatency, m.ReceiveLatency,
 		m.BufferFull, m.Pauses, m.SnapshotSwept, m.SnapshotsUnswept)
 	r.MustRegister(m.SchemaChanges, m.SchemaWaits, m.SchemaWaiting)

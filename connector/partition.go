@@ -60,6 +60,7 @@ type positions interface {
 // router decodes a record and routes it to its target table (*sink.Router).
 type router interface {
 	Item(ctx context.Context, dec *debezium.Decoder, rec debezium.Record) (sink.Item, bool, error)
+	DeletesApplied(topic string) bool
 }
 
 // diverter takes the records that cannot be decoded out of a batch, to the
@@ -165,6 +166,11 @@ type partition struct {
 	// partition set: their series go when it is revoked, rather than
 	// keep a lag nobody here updates.
 	lagTables map[string]bool
+	// deletedKey is the Kafka key of the record before the one being
+	// taken if that record was a delete event, else nil: a tombstone with
+	// another key lost its delete event to log compaction
+	// (watchTombstones).
+	deletedKey []byte
 	// decoded predicts the decoded size of this partition's records for
 	// the poll loop's charge at dispatch; its worker keeps it current.
 	decoded *decodedEstimate
@@ -350,6 +356,7 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 		if err != nil {
 			return false, err
 		}
+		p.watchTombstones(m, &item, ok)
 		weight := payloadBytes(m)
 		if ok {
 			batch.Items = append(batch.Items, item)

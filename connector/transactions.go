@@ -88,6 +88,9 @@ type markerRouter struct {
 	dec *debezium.Decoder
 }
 
+// DeletesApplied is false: the transaction topic holds no table's deletes.
+func (m *markerRouter) DeletesApplied(string) bool { return false }
+
 func (m *markerRouter) Item(_ context.Context, _ *debezium.Decoder, rec debezium.Record) (sink.Item, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -370,6 +370,16 @@ func (r *Router) Item(ctx context.Context, dec *debezium.Decoder, rec debezium.R
 	return Item{Record: rec, Table: t, Change: ch}, true, nil
 }
 
+// DeletesApplied reports whether a Kafka tombstone on topic stands for a
+// delete pgsink applies: a source table's topic (not an outbox's, whose
+// tombstones are no deletes) whose deletes are not ignored. The connector
+// asks it to tell a tombstone that follows its delete event, which it
+// passes over, from one whose delete event log compaction removed.
+func (r *Router) DeletesApplied(topic string) bool {
+	tc, err := r.cfg.Resolve(topic)
+	return err == nil && tc.Format == config.FormatTable && tc.Deletes != config.DeletesIgnore
+}
+
 // failed is the Item of a record that goes to the dead letters for err.
 func (r *Router) failed(rec debezium.Record, err error) Item {
 	var table *Table

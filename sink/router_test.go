@@ -250,3 +250,31 @@ tables:
 		t.Fatalf("Item: error %v, item error %v; want the *config.TemplateError, no dead letter", err, item.Err)
 	}
 }
+
+// A tombstone stands for a delete pgsink applies only on a source table's
+// topic whose deletes are applied: not an outbox's, not one whose deletes
+// are ignored, not a topic no entry claims.
+func TestRouterDeletesApplied(t *testing.T) {
+	r := testRouter(t, `
+postgres: { url: postgres://x }
+kafka: { bootstrap.servers: x, group.id: g }
+tables:
+  - topic: hard
+    target: public.hard
+  - topic: soft
+    target: public.soft
+    deletes: soft
+  - topic: ignored
+    target: public.ignored
+    deletes: ignore
+  - topic: outbox
+    format: outbox
+    key: [id]
+    target: public.events
+`)
+	for topic, want := range map[string]bool{"hard": true, "soft": true, "ignored": false, "outbox": false, "unclaimed": false} {
+		if got := r.DeletesApplied(topic); got != want {
+			t.Errorf("DeletesApplied(%q) = %v, want %v", topic, got, want)
+		}
+	}
+}

@@ -1,0 +1,46 @@
+package connector
+
+import (
+	"bytes"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/pgsink/pgsink/debezium"
+	"github.com/pgsink/pgsink/sink"
+	"go.uber.org/zap"
+)
+
+// watchTombstones counts the tombstones whose delete event is gone.
+//
+// Debezium writes a delete as two records of the same key, back to back in
+// the key's partition: the delete event, which pgsink applies, and a
+// tombstone, which only lets log compaction remove the key's earlier
+// records. Compaction may remove the delete event too, leaving the
+// tombstone alone: a consumer that reads the partition after that (one
+// that fell behind, a replay, a rebuild) never learns of the delete, and a
+// row the target already holds for that key stays there.
+//
+// A tombstone alone carries no source position, so pgsink cannot apply it
+// under the version guard: a replayed or re-emitted range would let it
+// delete a row a newer event wrote. What it does is say so: each such
+// tombstone counts in pgsink_compacted_deletes_total, the first one of a
+// topic is logged, and `pgsink verify --repair` removes the rows the
+// source no longer has. The count errs on the loud side: a partition
+// claimed right between a delete and its tombstone counts that tombstone.
+func (p *partition) watchTombstones(m *kafka.Message, it *sink.Item, ok bool) {
+	if ok && it.Err == nil && it.Change.Kind == debezium.KindChange && it.Change.Op == debezium.OpDelete {
+		p.deletedKey = m.Key
+		return
+	}
+	followsItsDelete := p.deletedKey != nil && bytes.Equal(m.Key, p.deletedKey)
+	p.deletedKey = nil
+	if ok || m.Value != nil || m.Key == nil || followsItsDelete || !p.router.DeletesApplied(p.id.Topic) {
+		return
+	}
+	p.metrics.CompactedDeletes.WithLabelValues(p.id.Topic).Inc()
+	if p.warned.first("compacted_delete", p.id.Topic) {
+		p.log.Warn("a tombstone arrived without its delete event: log compaction removed the delete, "+
+			"so a row the target holds for this key may be one the source deleted; "+
+			"pgsink_compacted_deletes_total counts them, `pgsink verify --repair` removes such rows (logged once per topic)",
+			zap.Int64("offset", int64(m.TopicPartition.Offset)))
+	}
+}
