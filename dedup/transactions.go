@@ -252,3 +252,47 @@ func (t Transactions) SetMode(ctx context.Context, db DB, group, mode string) er
 	}
 	return nil
 }
+
+// StagedPartition is what a data partition has staged and the resolver has
+// not applied yet, under apply.consistency: transaction: its records passed
+// its stored position, but the target does not show them.
+type StagedPartition struct {
+	Topic     string
+	Partition int32
+	Records   int64
+	// Oldest is the Kafka time of the oldest of them (zero when none has
+	// one): the target is behind the source by at least the time since.
+	Oldest time.Time
+}
+
+// StagedByPartition returns, per data partition of group, the staged
+// records of transactions not applied yet (dead-lettered ones, which no
+// one applies, and leftovers of applied transactions excluded), for
+// `pgsink status`. It reads every such row: a status command's cost, not a
+// hot path's.
+func (t Transactions) StagedByPartition(ctx context.Context, db Querier, group string) ([]StagedPartition, error) {
+	rows, err := db.Query(ctx, `SELECT s.topic, s.partition, count(*), min(s.record_ts)
+		FROM `+t.staged+` s
+		WHERE s.group_id = $1 AND NOT s.dead
+		  AND NOT EXISTS (SELECT 1 FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = s.tx_id)
+		GROUP BY s.topic, s.partition ORDER BY s.topic, s.partition`, group)
+	if err != nil {
+		return nil, fmt.Errorf("dedup: read the staged records per partition: %w", err)
+	}
+	var out []StagedPartition
+	for rows.Next() {
+		var p StagedPartition
+		var oldest *time.Time
+		if err := rows.Scan(&p.Topic, &p.Partition, &p.Records, &oldest); err != nil {
+			return nil, fmt.Errorf("dedup: read the staged records per partition: %w", err)
+		}
+		if oldest != nil {
+			p.Oldest = *oldest
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("dedup: read the staged records per partition: %w", err)
+	}
+	return out, nil
+}

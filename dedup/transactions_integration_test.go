@@ -94,6 +94,25 @@ func TestIntegrationTransactionStaging(t *testing.T) {
 		t.Fatalf("OldestUnresolved = %+v, %d staged, %v, %v; want transaction 7 with 3 records, 5 staged", oldest, staged, ok, err)
 	}
 
+	byPartition := func() map[int32]int64 {
+		t.Helper()
+		list, err := tx.StagedByPartition(ctx, pool, "g")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[int32]int64{}
+		for _, p := range list {
+			if p.Topic != `app "x"` || !p.Oldest.Equal(at) {
+				t.Errorf("staged per partition: %+v, want only topic app \"x\" with the records' time (the dead record's topic is not there)", p)
+			}
+			out[p.Partition] = p.Records
+		}
+		return out
+	}
+	if got, want := byPartition(), map[int32]int64{0: 1, 1: 3}; !maps.Equal(got, want) {
+		t.Fatalf("staged records per partition %v, want %v (transaction 7's three and 8's live one)", got, want)
+	}
+
 	b := &pgx.Batch{}
 	tx.QueueResolve(b, "g", 7, 3)
 	if err := pool.SendBatch(ctx, b).Close(); err != nil {
@@ -104,6 +123,9 @@ func TestIntegrationTransactionStaging(t *testing.T) {
 	}
 	if counts, err := tx.StagedCounts(ctx, pool, "g", 7); err != nil || len(counts) != 0 {
 		t.Fatalf("staged counts of resolved transaction 7 = %v, %v; want none", counts, err)
+	}
+	if got, want := byPartition(), map[int32]int64{1: 1}; !maps.Equal(got, want) {
+		t.Fatalf("staged records per partition after transaction 7 was applied: %v, want %v", got, want)
 	}
 	stage(rec(7, 1, "public.accounts", 10)) // a replay of its partition
 	if counts, err := tx.StagedCounts(ctx, pool, "g", 7); err != nil || len(counts) != 0 {

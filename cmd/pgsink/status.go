@@ -24,7 +24,9 @@ in PostgreSQL, Kafka's high watermark, the lag between them, the owner and
 epoch, when the position last moved, and how far the target is behind
 the source (from Debezium's source commit time: with records waiting,
 the time since the oldest of them reached Kafka; caught up, the lag the
-newest applied change had when it was applied); then the progress of fills
+newest applied change had when it was applied). Under apply.consistency:
+transaction, LAG also shows the records past the position still staged for
+their transaction ("+N staged"): the target does not show them yet. Then the progress of fills
 (replay --into, replay --rebuild --online), running or killed; then the dead
 letters per table and topic.
 
@@ -56,6 +58,11 @@ type partitionStatus struct {
 	SourceTs     *time.Time `json:"source_ts,omitempty"`
 	BehindSource *float64   `json:"behind_source_seconds,omitempty"`
 	CaughtUp     bool       `json:"caught_up"`
+	// Staged, under apply.consistency: transaction, counts the records
+	// past the position that wait in staging for their transaction to be
+	// applied whole: the target does not show them yet, so a partition
+	// with any is not caught up, whatever its lag.
+	Staged int64 `json:"staged,omitempty"`
 }
 
 type deadLetterStatus struct {
@@ -155,6 +162,10 @@ func status(ctx context.Context, cfg *config.Config) (*statusReport, error) {
 	if err := conn.QueryRow(ctx, "SELECT now()").Scan(&now); err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
+	staged, err := stagedByPartition(ctx, cfg, conn, group)
+	if err != nil {
+		return nil, err
+	}
 	for _, topic := range topics {
 		parts, err := in.Partitions(topic)
 		if err != nil {
@@ -175,15 +186,25 @@ func status(ctx context.Context, cfg *config.Config) (*statusReport, error) {
 					line.OwnerLive = &live
 				}
 				line.Stopped, line.StoppedAt = s.StoppedReason, s.StoppedAt
-				line.CaughtUp = lag <= 0
+				st := staged[dedup.PartitionID{Group: group, Topic: topic, Partition: p}]
+				line.Staged = st.Records
+				line.CaughtUp = lag <= 0 && st.Records == 0
 				var waiting time.Time
-				if !line.CaughtUp && s.SourceTs != nil {
+				if lag > 0 && s.SourceTs != nil {
 					// Unknown (a read that fails) leaves the upper bound.
 					waiting, _ = in.TimestampAt(topic, p, next, waitingReadTimeout)
 				}
 				if behind, ok := s.BehindSource(now, line.CaughtUp, waiting); ok {
 					secs := behind.Seconds()
 					line.SourceTs, line.BehindSource = s.SourceTs, &secs
+				}
+				if st.Records > 0 && !st.Oldest.IsZero() {
+					// The stored source time is the newest change staged,
+					// not applied: the target is behind by at least the
+					// time since the oldest staged record reached Kafka,
+					// older than any record past the position.
+					secs := max(now.Sub(st.Oldest), 0).Seconds()
+					line.BehindSource = &secs
 				}
 			}
 			report.Partitions = append(report.Partitions, line)
@@ -214,7 +235,11 @@ func printStatus(w io.Writer, r *statusReport) {
 		if p.OwnerLive != nil && !*p.OwnerLive {
 			owner += " (dead)"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%d\t%s ago\t%s\n", p.Topic, p.Partition, *p.NextOffset, p.HighWatermark, *p.Lag,
+		lag := fmt.Sprint(*p.Lag)
+		if p.Staged > 0 {
+			lag += fmt.Sprintf(" (+%d staged)", p.Staged)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%d\t%s ago\t%s\n", p.Topic, p.Partition, *p.NextOffset, p.HighWatermark, lag,
 			owner, p.Epoch, time.Since(*p.UpdatedAt).Round(time.Second), behindSource(p))
 	}
 	tw.Flush()
@@ -234,6 +259,23 @@ func printStatus(w io.Writer, r *statusReport) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", d.Target, d.Topic, d.Count, d.Last.Format(time.RFC3339))
 	}
 	tw.Flush()
+}
+
+// stagedByPartition reads, under apply.consistency: transaction, what each
+// data partition has staged and the resolver not applied; nil otherwise.
+func stagedByPartition(ctx context.Context, cfg *config.Config, conn *pgx.Conn, group string) (map[dedup.PartitionID]dedup.StagedPartition, error) {
+	if cfg.Apply.Consistency != config.ConsistencyTransaction {
+		return nil, nil
+	}
+	list, err := dedup.NewTransactions(cfg.Postgres.Schema).StagedByPartition(ctx, conn, group)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[dedup.PartitionID]dedup.StagedPartition, len(list))
+	for _, p := range list {
+		out[dedup.PartitionID{Group: group, Topic: p.Topic, Partition: p.Partition}] = p
+	}
+	return out, nil
 }
 
 // waitingReadTimeout bounds reading the oldest waiting record of a

@@ -303,6 +303,23 @@ func TestE2ETransactionIncomplete(t *testing.T) {
 	if balances != "1:100,2:100" {
 		t.Fatalf("accounts %s: want the first transaction applied and neither the incomplete one nor the one after it (1:100,2:100)", balances)
 	}
+	// status does not count what waits in staging as applied: the two
+	// staged account updates show on their partitions, which are then
+	// not caught up, whatever their lag.
+	var staged int64
+	for _, part := range statusPartitions(t, cfg, targetURL) {
+		if part.Topic != topic("accounts") {
+			continue
+		}
+		staged += part.Staged
+		if part.Staged > 0 && (part.CaughtUp || part.BehindSource == nil || *part.BehindSource <= 0) {
+			t.Errorf("partition %d has %d staged records but status says caught_up %v, %v s behind source",
+				part.Partition, part.Staged, part.CaughtUp, part.BehindSource)
+		}
+	}
+	if staged != 2 {
+		t.Errorf("status shows %d staged records on the accounts topic, want 2 (the incomplete transaction's and the one after it)", staged)
+	}
 	if code, _ := p.stop(30 * time.Second); code != 0 {
 		t.Errorf("pgsink exited with %d", code)
 	}
@@ -486,4 +503,37 @@ func TestE2ETransactionRefusedRecord(t *testing.T) {
 	if code, _ := p.stop(30 * time.Second); code != 0 {
 		t.Errorf("pgsink exited with %d", code)
 	}
+}
+
+// statusPartition is what the tests read of a partition's line in
+// `pgsink status --json`.
+type statusPartition struct {
+	Topic        string   `json:"topic"`
+	Partition    int32    `json:"partition"`
+	Stopped      string   `json:"stopped"`
+	Staged       int64    `json:"staged"`
+	CaughtUp     bool     `json:"caught_up"`
+	BehindSource *float64 `json:"behind_source_seconds"`
+}
+
+// statusPartitions runs `pgsink status --json` once.
+func statusPartitions(t *testing.T, cfg, targetURL string) []statusPartition {
+	t.Helper()
+	cfgPath := filepath.Join(t.TempDir(), "pgsink.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "status", "--config", cfgPath, "--json")
+	cmd.Env = append(os.Environ(), "TARGET_URL="+targetURL)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	var report struct {
+		Partitions []statusPartition `json:"partitions"`
+	}
+	if err := json.Unmarshal(out, &report); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	return report.Partitions
 }
