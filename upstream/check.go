@@ -50,6 +50,7 @@ func Check(cfg *config.Config, connectors []Connector, targets map[string]*catal
 			out = append(out, c.findings...)
 		}
 	}
+	out = append(out, prefixClashes(cfg, connectors)...)
 	return append(out, transactionCoverage(cfg, connectors)...)
 }
 

@@ -108,6 +108,10 @@ func TestCheckRecordedConnectors(t *testing.T) {
 			"tables[2]: error: connector \"outbox\" skipped.operations=c: outbox events are inserts, and the connector drops every one; " +
 				`fix: remove "c" from skipped.operations on the connector (skipped.operations=none skips nothing)`,
 			"tables[3]: " + unmatched,
+			// Recorded from one Connect cluster, where both ran at once.
+			`tables[0]: warning: connector "lossless" topic.prefix=shop: connectors "lossless", "routed" share topic.prefix "shop", ` +
+				`which Debezium requires unique across connectors: their changes mix in the same topics and their metrics share one name, ` +
+				`so one connector's lag and errors are not seen; fix: give each connector its own topic.prefix (and route each prefix's topics in pgsink.yaml)`,
 		}},
 		{name: "a partial snapshot: the table's reconcile named", connectors: []string{"partial"}, want: []string{
 			`tables[0].snapshot.reconcile: error: connector "partial" snapshot.select.statement.overrides=public.prices: ` +
@@ -149,5 +153,25 @@ func TestCheckRecordedConnectors(t *testing.T) {
 				t.Errorf("findings:\ngot\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(tt.want, "\n  "))
 			}
 		})
+	}
+}
+
+// Connectors sharing a prefix are reported only when one of them feeds a
+// table of the configuration; distinct prefixes never are.
+func TestPrefixClashesOnlyForFedTables(t *testing.T) {
+	cfg := parseConfig(t, checkConfig)
+	pg := func(name, prefix, include string) Connector {
+		return Connector{Name: name, Config: map[string]string{"connector.class": postgresConnectorClass,
+			"topic.prefix": prefix, "table.include.list": include}}
+	}
+	if got := prefixClashes(cfg, []Connector{pg("a", "other", "public.x"), pg("b", "other", "public.y")}); len(got) != 0 {
+		t.Errorf("two connectors feeding no table of the configuration: %v, want no finding", messages(got))
+	}
+	if got := prefixClashes(cfg, []Connector{pg("a", "shop", "public.prices"), pg("b", "shop2", "public.prices")}); len(got) != 0 {
+		t.Errorf("distinct prefixes: %v, want no finding", messages(got))
+	}
+	got := prefixClashes(cfg, []Connector{pg("b", "shop", "public.y"), pg("a", "shop", "public.prices")})
+	if len(got) != 1 || got[0].Path != "tables[0]" || got[0].Severity != Warning || !strings.Contains(got[0].Consequence, `"a", "b"`) {
+		t.Errorf("two connectors sharing the prefix of tables[0]'s topic: %v, want one warning at tables[0] naming both", messages(got))
 	}
 }
