@@ -311,6 +311,9 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 	var bytes int64
 	var timer <-chan time.Time
 	var deadline time.Time
+	// Looked up once a batch: WithLabelValues hashes the label and takes a
+	// lock, which every record paid for.
+	consumed := p.metrics.Consumed.WithLabelValues(p.id.Topic)
 	// take adds a record to the batch and reports whether the batch is full.
 	take := func(e envelope) (full bool, err error) {
 		size := messageBytes(e.msg)
@@ -326,7 +329,7 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 			return false, nil
 		}
 		p.held += size
-		p.metrics.Consumed.WithLabelValues(p.id.Topic).Inc()
+		consumed.Inc()
 		taken := time.Now()
 		p.metrics.QueuedLatency.Observe(taken.Sub(e.at).Seconds())
 		if !m.Timestamp.IsZero() {
