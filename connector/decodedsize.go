@@ -1,9 +1,13 @@
 package connector
 
 import (
+	"encoding/json"
+	"math/big"
 	"reflect"
 	"time"
 	"unsafe"
+
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/pgsink/pgsink/debezium"
 	"github.com/pgsink/pgsink/sink"
@@ -70,6 +74,26 @@ func valueBytes(v any) int64 {
 		return 8
 	case time.Time:
 		return int64(unsafe.Sizeof(x))
+	// The decoders' own value types, every record's: the reflective walk
+	// below costs about half a record's decoding.
+	case pgtype.Timestamptz:
+		return int64(unsafe.Sizeof(x))
+	case pgtype.Timestamp:
+		return int64(unsafe.Sizeof(x))
+	case pgtype.Date:
+		return int64(unsafe.Sizeof(x))
+	case pgtype.Time:
+		return int64(unsafe.Sizeof(x))
+	case pgtype.Interval:
+		return int64(unsafe.Sizeof(x))
+	case pgtype.Numeric:
+		n := int64(unsafe.Sizeof(x))
+		if x.Int != nil {
+			n += int64(unsafe.Sizeof(*x.Int)) + int64(cap(x.Int.Bits()))*int64(unsafe.Sizeof(big.Word(0)))
+		}
+		return n
+	case json.RawMessage:
+		return int64(unsafe.Sizeof(x)) + int64(cap(x))
 	}
 	return reflectBytes(reflect.ValueOf(v), 0)
 }

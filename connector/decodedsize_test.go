@@ -1,11 +1,15 @@
 package connector
 
 import (
+	"encoding/json"
+	"math/big"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 	"unsafe"
 
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/pgsink/pgsink/debezium"
 	"github.com/pgsink/pgsink/sink"
 )
@@ -33,6 +37,17 @@ func TestDecodedBytesCountsTheValues(t *testing.T) {
 		{"time", time.Now(), 24},
 		{"array of strings (reflect)", []string{strings.Repeat("a", 300), strings.Repeat("b", 300)}, 600},
 		{"map (reflect)", map[string]any{"k": strings.Repeat("v", 500)}, 500},
+		{"timestamptz", pgtype.Timestamptz{Time: time.Now(), Valid: true}, 24},
+		{"numeric", pgtype.Numeric{Int: new(big.Int).Lsh(big.NewInt(1), 1000), Exp: -2, Valid: true}, 1000 / 8},
+		{"json", json.RawMessage(strings.Repeat("j", 700)), 700},
+	}
+	// Each fast path counts what the reflective walk counts, or more: a
+	// big.Int's words by capacity, which the walk counts by length.
+	for _, v := range []any{pgtype.Timestamptz{Time: time.Now().UTC(), Valid: true}, pgtype.Date{Valid: true},
+		pgtype.Numeric{Int: new(big.Int).Lsh(big.NewInt(1), 1000), Exp: -2, Valid: true}, json.RawMessage(strings.Repeat("j", 700))} {
+		if fast, walked := valueBytes(v), reflectBytes(reflect.ValueOf(v), 0); fast < walked || fast > walked+64 {
+			t.Errorf("%T weighs %d, the walk %d", v, fast, walked)
+		}
 	}
 	for _, tt := range tests {
 		got := decodedBytes(row(tt.value)) - empty - field

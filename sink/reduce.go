@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"unsafe"
 
 	"github.com/pgsink/pgsink/debezium"
 )
@@ -72,7 +73,7 @@ func reduce(t *Table, items []Item, idx []int) (*reduced, error) {
 	byKey := make(map[string]*row, len(idx))
 	order := make([]string, 0, len(idx))
 	m := newRowMaker(t, len(idx))
-	var kb []byte
+	keys := newKeySlab(len(idx))
 	for _, i := range idx {
 		ch := &items[i].Change
 		switch {
@@ -100,12 +101,10 @@ func reduce(t *Table, items []Item, idx []int) (*reduced, error) {
 			case move == keyUnknown:
 				out.undetectable++
 			case move == keyMoved && t.Deletes != DeleteIgnore:
-				kb = m.appendKey(kb[:0], old)
-				order = fold(byKey, order, string(kb), old)
+				order = fold(byKey, order, keys.add(m, old), old)
 			}
 		}
-		kb = m.appendKey(kb[:0], next)
-		order = fold(byKey, order, string(kb), next)
+		order = fold(byKey, order, keys.add(m, next), next)
 	}
 	out.rows = make([]*row, 0, len(order))
 	for _, k := range order {
@@ -116,6 +115,28 @@ func reduce(t *Table, items []Item, idx []int) (*reduced, error) {
 		out.rows = append(out.rows, r)
 	}
 	return out, nil
+}
+
+// keySlab holds the texts of a batch's keys back to back, each map key a
+// string over its own bytes: one allocation per growth of the slab rather
+// than one per change. Bytes once written are never written again (a
+// growth copies them to a new array and leaves the old one to the strings
+// over it), so the strings stay what they were.
+type keySlab struct{ b []byte }
+
+// keyBytesGuess is a key's usual text: a tag, an integer and a separator.
+const keyBytesGuess = 16
+
+func newKeySlab(n int) *keySlab { return &keySlab{b: make([]byte, 0, n*keyBytesGuess)} }
+
+// add renders r's key and returns it as a string over the slab.
+func (s *keySlab) add(m *rowMaker, r *row) string {
+	start := len(s.b)
+	s.b = m.appendKey(s.b, r)
+	if len(s.b) == start {
+		return ""
+	}
+	return unsafe.String(&s.b[start], len(s.b)-start)
 }
 
 // fold merges next into the batch's row of its key: the newer of the two

@@ -185,9 +185,13 @@ func (r *Router) recordRoute(ctx context.Context, topicRoute *route, ch *debeziu
 	if rt, ok := topicRoute.byRecord[key]; ok {
 		return rt, nil
 	}
+	// The closure takes the outbox event, not ch: a closure holding ch
+	// would move every record's Change to the heap in Item (escape
+	// analysis cannot tell that this path is rare).
+	outbox := ch.Outbox
 	tc, err := r.cfg.ForRecord(topicRoute.cfg, ch.Topic, config.RecordValues{SourceSchema: ch.Schema, SourceTable: ch.Table,
 		Header: func(name string) (string, bool) { return header(headers, name) },
-		Field:  func(name string) (string, bool) { return outboxField(ch, name) }})
+		Field:  func(name string) (string, bool) { return outboxField(outbox, name) }})
 	if err != nil {
 		return nil, err
 	}
@@ -214,11 +218,11 @@ func header(headers []debezium.Header, name string) (string, bool) {
 }
 
 // outboxField returns an outbox envelope field's value when it is a string.
-func outboxField(ch *debezium.Change, name string) (string, bool) {
-	if ch.Outbox == nil {
+func outboxField(outbox *debezium.OutboxEvent, name string) (string, bool) {
+	if outbox == nil {
 		return "", false
 	}
-	v, ok := ch.Outbox.Fields[name].(string)
+	v, ok := outbox.Fields[name].(string)
 	return v, ok
 }
 
@@ -237,7 +241,7 @@ func recordValues(tpl *config.TargetTemplate, ch *debezium.Change, headers []deb
 		add(header(headers, name))
 	}
 	for _, name := range tpl.Fields() {
-		add(outboxField(ch, name))
+		add(outboxField(ch.Outbox, name))
 	}
 	return b.String()
 }
@@ -350,21 +354,23 @@ func (r *Router) Item(ctx context.Context, dec *debezium.Decoder, rec debezium.R
 	if _, err := r.cfg.Resolve(rec.Topic); err != nil && !errors.Is(err, config.ErrNoTable) {
 		return Item{}, false, err
 	}
+	// errors.As only under err != nil: its target escapes, and would be
+	// a heap allocation per record in the path every record takes.
 	ch, err := dec.Decode(rec)
-	if unavailable := (*debezium.SchemaUnavailableError)(nil); errors.As(err, &unavailable) {
-		return Item{}, false, err
-	}
 	if err != nil {
+		if unavailable := (*debezium.SchemaUnavailableError)(nil); errors.As(err, &unavailable) {
+			return Item{}, false, err
+		}
 		return r.failed(rec, err), true, nil
 	}
 	if ch.Kind != debezium.KindChange && ch.Kind != debezium.KindOutbox {
 		return Item{}, false, nil
 	}
 	t, err := r.resolve(ctx, &ch, rec.Headers)
-	if typeErr := (*TypeError)(nil); errors.As(err, &typeErr) {
-		return r.failed(rec, err), true, nil
-	}
 	if err != nil {
+		if typeErr := (*TypeError)(nil); errors.As(err, &typeErr) {
+			return r.failed(rec, err), true, nil
+		}
 		return Item{}, false, err
 	}
 	return Item{Record: rec, Table: t, Change: ch}, true, nil

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // maskGroup is the staged rows that share one set of unchanged-TOAST
@@ -38,6 +39,12 @@ func stagingRows(red *reduced, insert bool) (rows [][]any, groups []maskGroup, i
 		width += len(red.rows[0].values)
 	}
 	slab := make([]any, len(red.rows)*width)
+	// The version columns are staged as pointers into one slab: an int64
+	// in an interface is a heap allocation per value, and pgx's int8
+	// codec encodes a *pgtype.Int8 (an Int64Valuer) without one, where a
+	// plain *int64 would go through its reflective dereference, which
+	// boxes again.
+	versions := make([]pgtype.Int8, 2*len(red.rows))
 	for i, r := range red.rows {
 		mask := 0
 		if r.op == opUpsert {
@@ -73,7 +80,9 @@ func stagingRows(red *reduced, insert bool) (rows [][]any, groups []maskGroup, i
 		if r.op == opDelete && r.movedAway {
 			staged = movedMask
 		}
-		vals[0], vals[1], vals[2], vals[3] = byte(op), staged, r.version.CommitLSN, r.version.LSN
+		commit, lsn := &versions[2*i], &versions[2*i+1]
+		*commit, *lsn = pgtype.Int8{Int64: r.version.CommitLSN, Valid: true}, pgtype.Int8{Int64: r.version.LSN, Valid: true}
+		vals[0], vals[1], vals[2], vals[3] = byte(op), staged, commit, lsn
 		for c, v := range r.values {
 			if !r.unchanged[c] {
 				vals[4+c] = v

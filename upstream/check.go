@@ -12,12 +12,13 @@ import (
 )
 
 // Check reports, for every table of cfg, what the connectors feeding it
-// lose. targets holds the tables' targets as Read from the catalog, by key
+// lose, and (Info) the settings that only cost. targets holds the tables' targets as Read from the catalog, by key
 // path ("tables[0]"); a table absent there or not existing (schema.create,
 // or a catalog that could not be read) is checked without its columns.
 func Check(cfg *config.Config, connectors []Connector, targets map[string]*catalog.Table) []Finding {
 	router := cfg.Router()
 	var out []Finding
+	fed := map[string]string{} // connector name -> the first table it feeds
 	for i := range cfg.Tables {
 		t := &cfg.Tables[i]
 		var feeds []feed
@@ -36,6 +37,9 @@ func Check(cfg *config.Config, connectors []Connector, targets map[string]*catal
 			target = nil
 		}
 		for _, f := range feeds {
+			if _, ok := fed[f.connector.Name]; !ok {
+				fed[f.connector.Name] = t.Path
+			}
 			c := &checker{t: t, feed: f}
 			c.operations()
 			c.encoding()
@@ -51,7 +55,8 @@ func Check(cfg *config.Config, connectors []Connector, targets map[string]*catal
 		}
 	}
 	out = append(out, prefixClashes(cfg, connectors)...)
-	return append(out, transactionCoverage(cfg, connectors)...)
+	out = append(out, transactionCoverage(cfg, connectors)...)
+	return append(out, contextHeaders(cfg, connectors, fed)...)
 }
 
 // checker collects the findings of one connector feeding one table.

@@ -5,11 +5,15 @@ import (
 	"strings"
 )
 
-// Severity says whether a setting loses data (Error) or may (Warning).
+// Severity says whether a setting loses data (Error), may (Warning), or
+// loses nothing but costs (Info).
 type Severity int
 
 // Severities.
 const (
+	// Info: nothing is lost, but the setting costs pgsink work per record
+	// for nothing it reads.
+	Info Severity = iota - 1
 	// Warning: data may be lost, depending on what validate cannot see
 	// (the source's own column types, whether a column is meant to stay
 	// empty).
@@ -20,14 +24,17 @@ const (
 )
 
 func (s Severity) String() string {
-	if s == Error {
+	switch s {
+	case Error:
 		return "error"
+	case Info:
+		return "info"
 	}
 	return "warning"
 }
 
 // Finding is one setting of one connector that loses data of one pgsink
-// table, or of one of its target columns.
+// table, or of one of its target columns, or (Info) that costs it work.
 type Finding struct {
 	Severity Severity
 	// Path is the key path of the pgsink table ("tables[2]") or of the

@@ -151,6 +151,13 @@ func TestCheckRules(t *testing.T) {
 				"error value.converter.apicurio.registry.headers.enabled=true (the converter's default) ",
 				"error value.converter.apicurio.registry.as-confluent=false (the converter's default) ",
 				"error value.converter.apicurio.registry.use-id=globalId (the converter's default) "}},
+		{name: "Debezium's context headers on by default", config: table(""), settings: map[string]string{"extended.headers.enabled": ""},
+			want: []string{"info extended.headers.enabled=true (Debezium's default) "}},
+		{name: "Debezium's context headers on", config: table(""), settings: map[string]string{"extended.headers.enabled": "TRUE"},
+			want: []string{"info extended.headers.enabled=TRUE "}},
+		{name: "Debezium's context headers on, a template reads one", settings: map[string]string{"extended.headers.enabled": ""},
+			config: "kafka: { bootstrap.servers: k, group.id: g }\npostgres: { url: u }\ntables:\n  - topic: shop.public.prices\n" +
+				"    target: public.${header.__debezium.context.connectorName}\n"},
 		{name: "not a PostgreSQL connector", config: table(""), settings: map[string]string{"connector.class": "io.debezium.connector.mysql.MySqlConnector"}, want: []string{"warning  "}},
 	}
 	for _, tt := range tests {

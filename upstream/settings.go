@@ -16,6 +16,7 @@ var debeziumDefaults = map[string]string{
 	"snapshot.mode":                "initial",
 	"provide.transaction.metadata": "false",
 	"topic.transaction":            "transaction",
+	"extended.headers.enabled":     "true",
 }
 
 // postgresConnectorClass is the Debezium PostgreSQL connector; other

@@ -35,7 +35,7 @@ func upstreamProblem(cfg *config.Config, f upstream.Finding) config.Problem {
 }
 
 // warnUpstream logs, at run's start, every finding of the upstream check as
-// a warning: run applies what arrives whatever the connectors lose, and
+// a warning (one that only costs, Info, at info level): run applies what arrives whatever the connectors lose, and
 // validate is where a finding fails. A check that cannot be made is a
 // warning too.
 func warnUpstream(ctx context.Context, cfg *config.Config, q catalog.Querier, log *zap.Logger) {
@@ -61,13 +61,20 @@ func warnUpstream(ctx context.Context, cfg *config.Config, q catalog.Querier, lo
 			zap.String("connect_url", cfg.Debezium.ConnectURL), zap.Error(err))
 		return
 	}
+	losses := 0
 	for _, f := range findings {
-		log.Warn("upstream check: "+upstreamProblem(cfg, f).String(),
+		logAt := log.Warn
+		if f.Severity == upstream.Info {
+			logAt = log.Info
+		} else {
+			losses++
+		}
+		logAt("upstream check: "+upstreamProblem(cfg, f).String(),
 			zap.String("severity", f.Severity.String()), zap.String("table", f.Path), zap.String("connector", f.Connector),
 			zap.String("setting", f.Setting), zap.String("column", f.Column))
 	}
-	if len(findings) > 0 {
+	if losses > 0 {
 		log.Warn("upstream check: the connectors lose data pgsink cannot bring back; pgsink validate lists the same findings",
-			zap.Int("findings", len(findings)))
+			zap.Int("findings", losses))
 	}
 }

@@ -71,12 +71,15 @@ tables:
 	}
 	// The recorded "precise" and "lossy" connectors skip truncates, and
 	// "lossy" deletes too; "partial" snapshots part of the table, which
-	// reconciles; without the target's columns nothing more is known.
+	// reconciles; without the target's columns nothing more is known. The
+	// recording's connectors ran on one Connect cluster, all with the
+	// prefix "shop".
 	want := []string{
 		path + `:5: tables[0]: error: connector "lossy" skipped.operations=d,t: deletes never reach the target`,
 		path + `:5: tables[0]: error: connector "lossy" skipped.operations=d,t: a TRUNCATE at the source never reaches pgsink`,
 		path + `:5: tables[0].snapshot.reconcile: error: connector "partial" snapshot.select.statement.overrides=public.prices: `,
 		path + `:5: tables[0]: error: connector "precise" skipped.operations=t (Debezium's default): a TRUNCATE at the source never reaches pgsink`,
+		path + `:5: tables[0]: warning: connector "lossless" topic.prefix=shop: connectors "lossless", "lossy", "partial", "precise", "routed" share topic.prefix "shop"`,
 		"upstream check: the connectors lose data pgsink cannot bring back; pgsink validate lists the same findings",
 	}
 	if len(got) != len(want) {

@@ -75,12 +75,12 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	var problems config.Problems
 	switch {
 	case errors.As(err, &problems):
-		return report(stdout, stderr, *path, problems, nil)
+		return report(stdout, stderr, *path, problems, nil, nil)
 	case err != nil:
 		fmt.Fprintf(stderr, "pgsink validate: %v\n", err)
 		return 1
 	}
-	var warnings config.Problems
+	var warnings, notes config.Problems
 	topics := splitTopics(*topicList)
 	if len(topics) == 0 && !*offline && hasTemplates(cfg) {
 		if topics, err = clusterTopics(cfg); err != nil {
@@ -95,8 +95,8 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		problems, targets = checkCatalog(ctx, cfg, !*noMigrate, resolved.derived)
 		problems = append(problems, checkTransactionTopic(cfg)...)
 		if cfg.Debezium.ConnectURL != "" {
-			errs, warns := validateUpstream(ctx, cfg, targets)
-			problems, warnings = append(problems, errs...).Sorted(), warns
+			errs, warns, upstreamNotes := validateUpstream(ctx, cfg, targets)
+			problems, warnings, notes = append(problems, errs...).Sorted(), warns, upstreamNotes
 		}
 	}
 	if *printConfig {
@@ -112,9 +112,9 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 	}
 	problems = append(problems, resolved.problems...).Sorted()
 	if len(problems) > 0 {
-		return report(stdout, stderr, *path, problems, warnings)
+		return report(stdout, stderr, *path, problems, warnings, notes)
 	}
-	for _, w := range warnings {
+	for _, w := range append(warnings, notes...) {
 		fmt.Fprintln(stdout, w)
 	}
 	checked := "target catalog checked"
@@ -123,16 +123,22 @@ func runValidate(args []string, stdout, stderr io.Writer) int {
 		checked = "offline: target catalog not checked"
 	case cfg.Debezium.ConnectURL != "":
 		checked = fmt.Sprintf("target catalog and Debezium connectors checked, %d warning(s)", len(warnings))
+		if len(notes) > 0 {
+			checked += fmt.Sprintf(", %d note(s)", len(notes))
+		}
 	}
 	fmt.Fprintf(stdout, "%s: valid, %d table(s) (%s)\n", *path, len(cfg.Tables), checked)
 	return 0
 }
 
-// report prints problems and warnings in line order and exits 1: only
-// problems fail the command.
-func report(stdout, stderr io.Writer, path string, problems, warnings config.Problems) int {
+// report prints problems and warnings in line order, then the notes, and
+// exits 1: only problems fail the command.
+func report(stdout, stderr io.Writer, path string, problems, warnings, notes config.Problems) int {
 	for _, p := range append(slices.Clone(problems), warnings...).Sorted() {
 		fmt.Fprintln(stdout, p)
+	}
+	for _, n := range notes {
+		fmt.Fprintln(stdout, n)
 	}
 	if len(warnings) > 0 {
 		fmt.Fprintf(stderr, "pgsink validate: %s: %d problem(s), %d warning(s)\n", path, len(problems), len(warnings))
@@ -143,21 +149,24 @@ func report(stdout, stderr io.Writer, path string, problems, warnings config.Pro
 }
 
 // validateUpstream runs the upstream check: its errors are problems, its
-// warnings only printed. Connect not answering is a problem at
+// warnings and notes (settings that cost, not lose) only printed. Connect not answering is a problem at
 // debezium.connect_url, as the database not answering is at postgres.url.
-func validateUpstream(ctx context.Context, cfg *config.Config, targets map[string]*catalog.Table) (errs, warnings config.Problems) {
+func validateUpstream(ctx context.Context, cfg *config.Config, targets map[string]*catalog.Table) (errs, warnings, notes config.Problems) {
 	findings, err := checkUpstream(ctx, cfg, targets)
 	if err != nil {
-		return config.Problems{cfg.Problem("debezium.connect_url", "%s", oneLine(err))}, nil
+		return config.Problems{cfg.Problem("debezium.connect_url", "%s", oneLine(err))}, nil, nil
 	}
 	for _, f := range findings {
-		if f.Severity == upstream.Error {
+		switch f.Severity {
+		case upstream.Error:
 			errs = append(errs, upstreamProblem(cfg, f))
-		} else {
+		case upstream.Info:
+			notes = append(notes, upstreamProblem(cfg, f))
+		default:
 			warnings = append(warnings, upstreamProblem(cfg, f))
 		}
 	}
-	return errs, warnings.Sorted()
+	return errs, warnings.Sorted(), notes.Sorted()
 }
 
 // checkCatalog compares every table with the target database, and checks

@@ -43,6 +43,8 @@ func avroSection(r *Results) string {
 		avroSource.db, partitions, w.Topic)
 	p("%d change events (%d creates, %d updates, %d deletes), %d Kafka records, %.0f MB of keys and values (%.0f MB of log segments). Debezium took %s (≈ %d events/s). ",
 		w.Events, w.Creates, w.Updates, w.Deletes, w.Records, float64(w.KVBytes)/1e6, float64(w.LogBytes)/1e6, w.ProducedIn, w.DebeziumPS)
+	p("Debezium's `__debezium.context.*` headers: **%s** on both topics (`extended.headers.enabled`, off in the shipped connector files; `PGSINK_BENCH_CONTEXT_HEADERS=1` turns them on). ",
+		headersSetting(w, jsonW))
 	p("Bytes per event are all key and value bytes of the topic (tombstones' keys included) over its change events: **%.0f B on Avro, %.0f B on JSON** with schemas (%s smaller).\n\n",
 		perEvent(w), perEvent(jsonW), ratio(perEvent(jsonW), perEvent(w)))
 	p("Three drains in this order, each from the start of the sink to its committed positions covering the whole topic: pgsink on the Avro topic (`encoding: avro`, `schema_registry.url` the registry's Confluent-compatible API), pgsink on the JSON topic — both at default settings (exactly once), each with the same 10-s CPU profile — and the Debezium JDBC sink (unnest inserts on; the batch settings of its JSON runs) reading the Avro topic through the same `AvroConverter`. ")
@@ -90,4 +92,19 @@ func avroSection(r *Results) string {
 	}
 	p("- Avro decode ≥ 1,000,000 records/s on one core: the decoder's micro-benchmark, `go test -run XXX -bench . -benchmem -cpu 1 ./debezium/`, which `make bench` runs after this report is written; not in this report.\n")
 	return b.String()
+}
+
+// headersSetting says whether the two topics carry Debezium's context
+// headers, and says so when they differ.
+func headersSetting(avro, json Workload) string {
+	name := func(w Workload) string {
+		if w.ContextHeaders == "" {
+			return "unknown"
+		}
+		return w.ContextHeaders
+	}
+	if name(avro) == name(json) {
+		return name(avro)
+	}
+	return name(avro) + " on Avro, " + name(json) + " on JSON"
 }

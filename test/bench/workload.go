@@ -44,19 +44,23 @@ var (
 // Workload is what the topic holds; it is saved beside the stack and a
 // later run reuses the topic while it still matches.
 type Workload struct {
-	Format     string `json:"format,omitempty"` // "" is json: workload.json files from before Avro
-	Topic      string `json:"topic"`
-	Events     int64  `json:"events"` // change events: creates + updates + deletes
-	Creates    int64  `json:"creates"`
-	Updates    int64  `json:"updates"`
-	Deletes    int64  `json:"deletes"`
-	Records    int64  `json:"records"` // Kafka records: events + a tombstone per delete
-	Keys       int64  `json:"keys"`    // distinct ids touched
-	FinalRows  int64  `json:"final_rows"`
-	LogBytes   int64  `json:"log_bytes"` // the topic's segment files on disk
-	KVBytes    int64  `json:"kv_bytes"`  // sum of key and value sizes
-	ProducedIn string `json:"produced_in"`
-	DebeziumPS int64  `json:"debezium_events_per_s"`
+	Format    string `json:"format,omitempty"` // "" is json: workload.json files from before Avro
+	Topic     string `json:"topic"`
+	Events    int64  `json:"events"` // change events: creates + updates + deletes
+	Creates   int64  `json:"creates"`
+	Updates   int64  `json:"updates"`
+	Deletes   int64  `json:"deletes"`
+	Records   int64  `json:"records"` // Kafka records: events + a tombstone per delete
+	Keys      int64  `json:"keys"`    // distinct ids touched
+	FinalRows int64  `json:"final_rows"`
+	LogBytes  int64  `json:"log_bytes"` // the topic's segment files on disk
+	KVBytes   int64  `json:"kv_bytes"`  // sum of key and value sizes
+	// ContextHeaders is "on" when Debezium wrote its __debezium.context.*
+	// headers into the topic, "off" when not; "" (saved before the
+	// setting) matches neither, so such a topic is produced again.
+	ContextHeaders string `json:"context_headers"`
+	ProducedIn     string `json:"produced_in"`
+	DebeziumPS     int64  `json:"debezium_events_per_s"`
 }
 
 // The mix of one round, run as one source transaction: 100 rounds give
@@ -89,7 +93,7 @@ func ensureWorkload(ctx context.Context, env stacktest.Env, events int, s source
 	m := mixFor(events)
 	var w Workload
 	if b, err := os.ReadFile(stateFile(s.state)); err == nil && json.Unmarshal(b, &w) == nil &&
-		w.Events == m.events() && w.Topic == s.topic {
+		w.Events == m.events() && w.Topic == s.topic && w.ContextHeaders == contextHeaders() {
 		total, err := topicRecords(env.KafkaBootstrap, s.topic)
 		if err == nil && total == w.Records {
 			if n, err := sourceRows(ctx, env, s); err == nil && n == w.FinalRows {
@@ -100,6 +104,20 @@ func ensureWorkload(ctx context.Context, env stacktest.Env, events int, s source
 		}
 	}
 	return produceWorkload(ctx, env, m, s)
+}
+
+// contextHeaders is "on" when PGSINK_BENCH_CONTEXT_HEADERS is set: the
+// workload is then produced with Debezium's four __debezium.context.*
+// headers on every record, its default, which the shipped connector files
+// (and so stacktest.DebeziumPostgres) turn off because pgsink does not
+// read them and copies them out of every record
+// (docs/benchmark-analysis.md). A saved workload is reused only under the
+// same setting.
+func contextHeaders() string {
+	if os.Getenv("PGSINK_BENCH_CONTEXT_HEADERS") != "" {
+		return "on"
+	}
+	return "off"
 }
 
 func sourceURL(env stacktest.Env, s source) string {
@@ -194,12 +212,8 @@ func produceWorkload(ctx context.Context, env stacktest.Env, m mix, s source) (W
 	if registry != "" {
 		stacktest.UseAvro(cfg, registry)
 	}
-	// PGSINK_BENCH_NO_CONTEXT_HEADERS=1 has Debezium leave out its four
-	// __debezium.context.* headers, which pgsink copies out of every record
-	// and never reads (docs/benchmark-analysis.md). Delete the saved
-	// workloads to re-produce them either way.
-	if os.Getenv("PGSINK_BENCH_NO_CONTEXT_HEADERS") != "" {
-		cfg["extended.headers.enabled"] = "false"
+	if contextHeaders() == "on" {
+		cfg["extended.headers.enabled"] = "true"
 	}
 	if err := connect.Put(ctx, name, cfg); err != nil {
 		return Workload{}, err
@@ -212,7 +226,7 @@ func produceWorkload(ctx context.Context, env stacktest.Env, m mix, s source) (W
 	if _, err := conn.Exec(ctx, `SELECT setseed(0.42)`); err != nil {
 		return Workload{}, err
 	}
-	w := Workload{Format: s.format, Topic: s.topic}
+	w := Workload{Format: s.format, Topic: s.topic, ContextHeaders: contextHeaders()}
 	next := int64(1)
 	for r := 0; r < m.rounds; r++ {
 		tx, err := conn.Begin(ctx)

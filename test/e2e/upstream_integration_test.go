@@ -145,6 +145,22 @@ func TestE2EValidateUpstream(t *testing.T) {
 			code, stdout, valid, stderr)
 	}
 
+	// Debezium's context headers left at its default (on): a note, which
+	// loses nothing and leaves the exit code at 0.
+	headers := st.RegisterDebeziumWithout("headers", []string{"extended.headers.enabled"}, map[string]string{"table.include.list": "public.prices",
+		"skipped.operations": "none", "decimal.handling.mode": "string", "interval.handling.mode": "string"})
+	wantNote := fmt.Sprintf(`%s:%d: tables[0]: info: connector %q extended.headers.enabled=true (Debezium's default): `+
+		`every record carries four __debezium.context.* headers (about 180 bytes), which pgsink does not read but copies out of the Kafka client `+
+		`for each record, a cost in CPU and memory per record; nothing is lost; fix: set extended.headers.enabled=false on the connector`+"\n",
+		path, tableLine, headers) + path + ": valid, 1 table(s) (target catalog and Debezium connectors checked, 0 warning(s), 1 note(s))\n"
+	if code, stdout, stderr := validate(t, path, env...); code != 0 || stdout != wantNote {
+		t.Fatalf("validate with extended.headers.enabled at its default: exit %d, want 0 and the note\nstdout:\n%s\nwant:\n%s\nstderr:\n%s",
+			code, stdout, wantNote, stderr)
+	}
+	if err := st.Connect.Delete(context.Background(), headers); err != nil {
+		t.Fatal(err)
+	}
+
 	// A warning alone is printed and leaves the exit code at 0: here, a
 	// table whose topic no connector produces.
 	if _, err := target.Exec(context.Background(), `CREATE TABLE public.other (id integer PRIMARY KEY, _pgsink_commit_lsn bigint, _pgsink_lsn bigint)`); err != nil {
