@@ -12,9 +12,12 @@ import (
 )
 
 // Check reports, for every table of cfg, what the connectors feeding it
-// lose, and (Info) the settings that only cost. targets holds the tables' targets as Read from the catalog, by key
-// path ("tables[0]"); a table absent there or not existing (schema.create,
-// or a catalog that could not be read) is checked without its columns.
+// lose, and (Info) the settings that only cost. targets holds the tables'
+// targets as Read from the catalog: a fixed target by its entry's key path
+// ("tables[0]"), a target a template derives from a topic by its name
+// (DerivedKey). A table absent there or not existing (schema.create, a
+// catalog that could not be read, a target decided per record) is checked
+// without its columns.
 func Check(cfg *config.Config, connectors []Connector, targets map[string]*catalog.Table) []Finding {
 	router := cfg.Router()
 	var out []Finding
@@ -47,7 +50,12 @@ func Check(cfg *config.Config, connectors []Connector, targets map[string]*catal
 			if !f.outbox {
 				c.partialSnapshot()
 				c.converters()
-				if target != nil {
+				if t.Target.Template != nil {
+					c.derived = derivedTarget(router, f.topic, targets)
+					if c.derived != nil {
+						c.columns(c.derived)
+					}
+				} else if target != nil {
 					c.columns(target)
 				}
 			}
@@ -59,10 +67,34 @@ func Check(cfg *config.Config, connectors []Connector, targets map[string]*catal
 	return append(out, contextHeaders(cfg, connectors, fed)...)
 }
 
+// DerivedKey is the key of targets (Check) for a target a template
+// derives: its name, which no key path ("tables[0]") can be.
+func DerivedKey(name config.TableName) string { return "derived " + name.String() }
+
+// derivedTarget is the target a templated entry derives for topic, as Read
+// into targets; nil when the template decides per record, or the target is
+// not there or does not exist.
+func derivedTarget(router *config.Router, topic string, targets map[string]*catalog.Table) *catalog.Table {
+	if topic == "" {
+		return nil
+	}
+	d, err := router.Resolve(topic)
+	if err != nil || d.Target.TableName.IsZero() {
+		return nil
+	}
+	if t := targets[DerivedKey(d.Target.TableName)]; t != nil && t.Exists {
+		return t
+	}
+	return nil
+}
+
 // checker collects the findings of one connector feeding one table.
 type checker struct {
-	t        *config.Table
-	feed     feed
+	t    *config.Table
+	feed feed
+	// derived is the target a templated entry derives for the feed's
+	// topic, named in each column finding: one entry has several.
+	derived  *catalog.Table
 	findings []Finding
 }
 
@@ -81,6 +113,9 @@ func (c *checker) addAt(path string, sev Severity, key string, col *catalog.Colu
 		}
 	}
 	if col != nil {
+		if c.derived != nil {
+			f.Target = c.derived.Schema + "." + c.derived.Name
+		}
 		f.Column, f.ColumnType = col.Name, col.Type
 		if col.Dims > 1 {
 			f.ColumnType = fmt.Sprintf("%s, declared with %d dimensions", col.Type, col.Dims)

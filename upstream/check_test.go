@@ -175,3 +175,26 @@ func TestPrefixClashesOnlyForFedTables(t *testing.T) {
 		t.Errorf("two connectors sharing the prefix of tables[0]'s topic: %v, want one warning at tables[0] naming both", messages(got))
 	}
 }
+
+// A templated entry's targets are checked column by column too, each
+// finding naming the target the template derived for the connector's topic.
+func TestCheckDerivedTargetColumns(t *testing.T) {
+	cfg := parseConfig(t, `kafka: { bootstrap.servers: k, group.id: g }
+postgres: { url: u }
+tables:
+  - topic_pattern: 'shop\.public\.(?P<table>.+)'
+    target: 'public.${table}'
+`)
+	targets := map[string]*catalog.Table{DerivedKey(config.TableName{Schema: "public", Name: "prices"}): pricesTarget()}
+	got := messages(Check(cfg, connectors(t, "precise"), targets))
+	want := `tables[0]: error: connector "precise" interval.handling.mode=numeric (Debezium's default): derived target public.prices: column "span" (interval): `
+	if !slices.ContainsFunc(got, func(m string) bool { return strings.HasPrefix(m, want) }) {
+		t.Errorf("findings:\n%s\nwant one starting %q", strings.Join(got, "\n"), want)
+	}
+	// Without the derived target's catalog, only the table-wide findings.
+	for _, m := range messages(Check(cfg, connectors(t, "precise"), nil)) {
+		if strings.Contains(m, "column ") {
+			t.Errorf("a column finding without the target's catalog: %s", m)
+		}
+	}
+}

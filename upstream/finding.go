@@ -44,6 +44,9 @@ type Finding struct {
 	Connector string
 	// Setting is the connector's key and value, as "decimal.handling.mode=precise".
 	Setting string
+	// Target names the table a template derived, for a column of it; empty
+	// for a fixed target (the entry names it).
+	Target string
 	// Column and ColumnType name the target column; empty for the table as a whole.
 	Column, ColumnType string
 	Consequence        string
@@ -61,6 +64,9 @@ func (f Finding) Message() string {
 			b.WriteString(" " + f.Setting)
 		}
 		b.WriteString(": ")
+	}
+	if f.Target != "" {
+		fmt.Fprintf(&b, "derived target %s: ", f.Target)
 	}
 	if f.Column != "" {
 		fmt.Fprintf(&b, "column %q (%s): ", f.Column, f.ColumnType)

@@ -12,6 +12,9 @@ type feed struct {
 	// source is the captured table ("schema.table") whose topic the pgsink
 	// table claims; empty for the topics of an Event Router.
 	source string
+	// topic is the source table's topic, as the connector names and
+	// routes it; empty for an Event Router's.
+	topic  string
 	outbox bool
 }
 
@@ -60,7 +63,7 @@ func feedsOf(c Connector, t *config.Table, router *config.Router) []feed {
 			topic, followed = r.apply(topic)
 		}
 		if followed && claims(topic) {
-			add(feed{connector: c, source: source})
+			add(feed{connector: c, source: source, topic: topic})
 		}
 	}
 	if len(routes) == 0 {
@@ -69,7 +72,7 @@ func feedsOf(c Connector, t *config.Table, router *config.Router) []feed {
 		for _, topic := range namedTopics(t) {
 			source, ok := strings.CutPrefix(topic, prefix+".")
 			if ok && strings.Contains(source, ".") && c.captures(source) {
-				add(feed{connector: c, source: source})
+				add(feed{connector: c, source: source, topic: topic})
 			}
 		}
 	}

@@ -208,6 +208,7 @@ func checkCatalog(ctx context.Context, cfg *config.Config, migrate bool, derived
 		if t.Target.Template != nil {
 			// Several targets derive from one entry: say which.
 			prefix = "derived target " + t.Target.TableName.String() + ": "
+			targets[upstream.DerivedKey(t.Target.TableName)] = target
 		} else {
 			targets[t.Path] = target
 		}
