@@ -313,9 +313,14 @@ func (a *Applier) deadLetter(x *txn, group string, it Item, cause error) {
 func errorClass(err error, undecodable bool) string {
 	var pg *pgconn.PgError
 	var panicked *PanicError
+	var typeErr *TypeError
 	switch {
 	case errors.As(err, &panicked):
 		return "panic"
+	case errors.As(err, &typeErr):
+		// The record decoded; its schema asks for a column no DDL may
+		// name: a schema problem, not the bytes'.
+		return "schema"
 	case undecodable:
 		return "decode"
 	case errors.As(err, &pg):
