@@ -105,34 +105,13 @@ func compactedDeletes(t *testing.T, port int, topic string) float64 {
 // topic's partition 0 holds.
 func deletesAndTombstones(t *testing.T, st *stacktest.T, topic string) (deletes, tombstones int) {
 	t.Helper()
-	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": st.Env.KafkaBootstrap, "group.id": "count-" + st.ID,
-		"auto.offset.reset": "earliest", "enable.auto.commit": false})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	high, err := stacktest.HighWatermark(st.Env.KafkaBootstrap, topic, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Assign([]kafka.TopicPartition{{Topic: &topic, Partition: 0, Offset: kafka.OffsetBeginning}}); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		m, err := c.ReadMessage(time.Second)
-		if err != nil {
-			continue
-		}
+	readPartition0(t, st, topic, func(m *kafka.Message) {
 		switch {
 		case m.Value == nil:
 			tombstones++
 		case strings.Contains(string(m.Value), `"op":"d"`):
 			deletes++
 		}
-		if int64(m.TopicPartition.Offset) >= high-1 {
-			break
-		}
-	}
+	})
 	return deletes, tombstones
 }

@@ -178,6 +178,15 @@ func TestE2ERebuildFromCompactedTopic(t *testing.T) {
 // countRecords reads a topic from the start and counts its records.
 func countRecords(t *testing.T, st *stacktest.T, topic string) int {
 	t.Helper()
+	n := 0
+	readPartition0(t, st, topic, func(*kafka.Message) { n++ })
+	return n
+}
+
+// readPartition0 hands each record partition 0 of topic holds, up to its
+// high watermark as it was at the call, to each, for up to 20 seconds.
+func readPartition0(t *testing.T, st *stacktest.T, topic string, each func(*kafka.Message)) {
+	t.Helper()
 	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": st.Env.KafkaBootstrap, "group.id": "count-" + st.ID,
 		"auto.offset.reset": "earliest", "enable.auto.commit": false})
 	if err != nil {
@@ -191,19 +200,17 @@ func countRecords(t *testing.T, st *stacktest.T, topic string) int {
 	if err := c.Assign([]kafka.TopicPartition{{Topic: &topic, Partition: 0, Offset: kafka.OffsetBeginning}}); err != nil {
 		t.Fatal(err)
 	}
-	n := 0
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		m, err := c.ReadMessage(time.Second)
 		if err != nil {
 			continue
 		}
-		n++
+		each(m)
 		if int64(m.TopicPartition.Offset) >= high-1 {
 			break
 		}
 	}
-	return n
 }
 
 // deleteRecordsBefore has Kafka delete partition 0's records below offset,
