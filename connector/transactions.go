@@ -39,7 +39,8 @@ func (r *Runner) resolverDeps(sinkOpts sink.Options) *workerDeps {
 	sinkOpts.StageTransactions = false // the resolver writes what was staged
 	sinkOpts.StopOnError = true        // a transaction is applied whole or not at all
 	res := txapply.New(r.pool, sink.NewApplier(r.pool, sinkOpts), r.router,
-		txapply.Options{Schema: r.cfg.Postgres.Schema, Chunk: r.cfg.Apply.Batch.MaxRecords, ChunkBytes: int64(r.cfg.Apply.Batch.MaxBytes)})
+		txapply.Options{Schema: r.cfg.Postgres.Schema, Chunk: r.cfg.Apply.Batch.MaxRecords, ChunkBytes: int64(r.cfg.Apply.Batch.MaxBytes),
+			BeforeCommit: func() { r.faults.Failpoints.Hit("before-commit") }})
 	deps := *r.deps
 	deps.router = &markerRouter{}
 	maxWait := r.cfg.Apply.Transaction.MaxWait.Std()
