@@ -27,11 +27,11 @@
 //
 // The tests carry the integration build tag and run against the local stack
 // (test/stack/stack.sh, addresses from $PGSINK_STACK_DIR/env). The short
-// form (scenarios 1, 3, 7, 9, 10, the static member zombie, the dead owner
-// in status, and the self-tests) runs by default;
+// form (scenarios 1, 3, 4t, 7, 9, 10, the static member zombie, the dead
+// owner in status, and the self-tests) runs by default;
 // PGSINK_FAULTS=long adds the long scenarios (1s, 2, 3s, 4, 4s, 5, 5s, 6,
 // 7s, 8, 11, 12, 13, 14, 15 — two instances over 500 tables with a
-// rebalance under load —, 1a, 7a, 9a on Avro, and 1t, 3t, 4t, 7t in
+// rebalance under load —, 1a, 7a, 9a on Avro, and 1t, 3t, 7t in
 // transaction mode), and
 // PGSINK_FAULTS_RESULTS=path writes the results table there.
 // BenchmarkIntegrationResumeAfterKill (make bench-restart) measures resume
