@@ -27,11 +27,8 @@ func fail(format string, args ...any) verdict {
 // poison records the scenario produced; quiet says whether C converged.
 func (s *scenario) checkAll(quiet bool, injected int) {
 	s.evaluate(quiet, injected)
-	for _, name := range checkOrder {
-		v, checked := s.result.Checks[name]
-		if !checked {
-			continue // not this scenario's (O without the outbox, T outside transaction mode)
-		}
+	for _, name := range s.checked() {
+		v := s.result.Checks[name]
 		if !v.OK {
 			s.t.Errorf("%s: invariant %s FAILED: %s", s.name, name, v.Detail)
 		} else {
@@ -70,6 +67,18 @@ func (s *scenario) evaluate(quiet bool, injected int) {
 }
 
 var checkOrder = []string{"C", "M", "U", "V", "DL", "R", "O", "T"}
+
+// checked lists, in checkOrder, the checks evaluate ran for this scenario:
+// O without the outbox and T outside transaction mode are not.
+func (s *scenario) checked() []string {
+	var out []string
+	for _, c := range checkOrder {
+		if _, ok := s.result.Checks[c]; ok {
+			out = append(out, c)
+		}
+	}
+	return out
+}
 
 // checkC: the target's checksum equals the source's.
 func (s *scenario) checkC(ctx context.Context, quiet bool) verdict {

@@ -23,7 +23,9 @@
 // (txbank_integration_test.go): Debezium with transaction metadata, a bank
 // workload in every source transaction, and the T invariant — a reader in
 // REPEATABLE READ never sees part of a source transaction, each is
-// resolved once; 7t kills a pgsink instance while Connect is down.
+// resolved once; 7t kills a pgsink instance while Connect is down. A
+// self-test corrupts the target under T as the other self-test does under
+// the rest.
 //
 // The tests carry the integration build tag and run against the local stack
 // (test/stack/stack.sh, addresses from $PGSINK_STACK_DIR/env). The short

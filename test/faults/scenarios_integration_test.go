@@ -537,7 +537,7 @@ func TestFaultsSelfTestBrokenGuard(t *testing.T) {
 func (s *scenario) checkAllExpectingFailure(quiet bool, injected int) {
 	s.evaluate(quiet, injected)
 	var failed []string
-	for _, c := range checkOrder {
+	for _, c := range s.checked() {
 		if v := s.result.Checks[c]; !v.OK {
 			failed = append(failed, c+": "+v.Detail)
 		}

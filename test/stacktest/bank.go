@@ -113,6 +113,14 @@ func (r *BankReader) look(ctx context.Context) (full bool, violation string, err
 	return full, "", nil
 }
 
+// Seen returns how many snapshots with every account the reader has
+// checked so far.
+func (r *BankReader) Seen() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.snapshots
+}
+
 // Finish stops the reader and returns the snapshots it saw with every
 // account present and the violations it recorded, in order. It may be
 // called more than once.
