@@ -18,17 +18,7 @@ func TestFaultsSelfTestCorruption(t *testing.T) {
 	ctx := context.Background()
 	s := newScenario(t, "self-test: hand-corrupted target", scenarioOptions{seedKeys: 500})
 	s.result.Expect = "fail"
-	s.start("a")
-	s.load.run(150, 2*time.Millisecond)
-	s.load.wait()
-	quiet := s.waitQuiet(2 * time.Minute)
-	s.stopAll()
-	s.evaluate(quiet, 0)
-	for _, c := range s.checked() {
-		if v := s.result.Checks[c]; !v.OK {
-			t.Fatalf("clean run: %s failed before any corruption: %s", c, v.Detail)
-		}
-	}
+	s.cleanRun(150, 2*time.Millisecond)
 	caught := map[string]verdict{}
 	expectFail := func(name string, v verdict) {
 		t.Helper()
@@ -120,17 +110,7 @@ func TestFaultsSelfTestTransactionCorruption(t *testing.T) {
 	ctx := context.Background()
 	s := newScenario(t, "self-test: hand-corrupted target (transaction mode)", scenarioOptions{seedKeys: 500, transaction: true})
 	s.result.Expect = "fail"
-	s.start("a")
-	s.load.run(100, 0)
-	s.load.wait()
-	quiet := s.waitQuiet(2 * time.Minute)
-	s.stopAll()
-	s.evaluate(quiet, 0)
-	for _, c := range s.checked() {
-		if v := s.result.Checks[c]; !v.OK {
-			t.Fatalf("clean run: %s failed before any corruption: %s", c, v.Detail)
-		}
-	}
+	s.cleanRun(100, 0)
 	var caught []string
 	expectFail := func(what string, v verdict) {
 		t.Helper()
@@ -167,5 +147,23 @@ func (s *scenario) readerLooks(n int) {
 			s.t.Fatalf("the bank reader checked no snapshot within 30 s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// cleanRun runs one instance until the workload's transactions are
+// applied, then every check, which must all pass before a self-test
+// corrupts anything.
+func (s *scenario) cleanRun(transactions int, pause time.Duration) {
+	s.t.Helper()
+	s.start("a")
+	s.load.run(transactions, pause)
+	s.load.wait()
+	quiet := s.waitQuiet(2 * time.Minute)
+	s.stopAll()
+	s.evaluate(quiet, 0)
+	for _, c := range s.checked() {
+		if v := s.result.Checks[c]; !v.OK {
+			s.t.Fatalf("clean run: %s failed before any corruption: %s", c, v.Detail)
+		}
 	}
 }
