@@ -559,7 +559,7 @@ func (p *partition) apply(batch *sink.Batch, last *kafka.Message) bool {
 		return false
 	}
 	t0 := time.Now()
-	st, err := p.applier.Apply(p.ctx, batch)
+	st, err := p.applier.Apply(withStopping(p.ctx, p.stopping), batch)
 	p.reportFallbacks(batch, st)
 	if st.Panics > 0 {
 		p.metrics.Panics.WithLabelValues("apply").Add(float64(st.Panics))
@@ -591,7 +591,7 @@ func (p *partition) apply(batch *sink.Batch, last *kafka.Message) bool {
 	case errors.As(err, &stop):
 		p.fail(stop.StopWhat(), err)
 		return false
-	case p.ctx.Err() != nil:
+	case p.ctx.Err() != nil, errors.Is(err, errResolverStopping):
 		return false
 	default:
 		p.loop.fatalf(p.log, "apply failed", err)

@@ -120,6 +120,40 @@ func TestResolverApplier(t *testing.T) {
 	}
 }
 
+// TestResolverApplierRevokedWhileWaiting: a resolver waiting for a
+// transaction's events gives up the wait when its partition is revoked,
+// rather than hold the rebalance until max_wait or shutdown_timeout; what
+// it applied before stays applied, the rest is left unmoved.
+func TestResolverApplierRevokedWhileWaiting(t *testing.T) {
+	incomplete := &txapply.IncompleteError{ID: "tx", Want: map[string]int64{"public.a": 1}, WantTotal: 1}
+	script := make([]error, 1000)
+	for i := range script {
+		script[i] = incomplete
+	}
+	f := &fakeResolver{script: script}
+	a := &resolverApplier{resolver: f, maxWait: time.Hour, log: zap.NewNop(),
+		retry: config.Retry{MaxAttempts: 5, InitialBackoff: config.Duration(time.Millisecond), MaxBackoff: config.Duration(time.Millisecond)}}
+	stopping := make(chan struct{})
+	claim := &dedup.Claim{NextOffset: 10}
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.Apply(withStopping(context.Background(), stopping), endsBatch(claim, 10, 12))
+		done <- err
+	}()
+	close(stopping)
+	select {
+	case err := <-done:
+		if !errors.Is(err, errResolverStopping) {
+			t.Fatalf("Apply = %v, want errResolverStopping", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting resolver did not give up its wait on revocation")
+	}
+	if claim.NextOffset != 10 {
+		t.Errorf("claim at %d, want 10 (nothing applied)", claim.NextOffset)
+	}
+}
+
 // noEnds is a resolver whose staging holds a record older than max_wait
 // of a transaction whose END it has not read.
 type noEnds struct {

@@ -39,7 +39,8 @@ func (r *Runner) resolverDeps(sinkOpts sink.Options) *workerDeps {
 	sinkOpts.StageTransactions = false // the resolver writes what was staged
 	sinkOpts.StopOnError = true        // a transaction is applied whole or not at all
 	res := txapply.New(r.pool, sink.NewApplier(r.pool, sinkOpts), r.router,
-		txapply.Options{Schema: r.cfg.Postgres.Schema, Chunk: r.cfg.Apply.Batch.MaxRecords, ChunkBytes: int64(r.cfg.Apply.Batch.MaxBytes)})
+		txapply.Options{Schema: r.cfg.Postgres.Schema, Chunk: r.cfg.Apply.Batch.MaxRecords, ChunkBytes: int64(r.cfg.Apply.Batch.MaxBytes),
+			BeforeCommit: func() { r.faults.Failpoints.Hit("before-commit") }})
 	deps := *r.deps
 	deps.router = &markerRouter{}
 	maxWait := r.cfg.Apply.Transaction.MaxWait.Std()
@@ -209,9 +210,35 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (sink.Stats,
 		select {
 		case <-ctx.Done():
 			return st, ctx.Err()
+		case <-stoppingOf(ctx):
+			// Revoked or shutting down between two looks: what is applied
+			// is committed with its position; the rest is the next
+			// owner's, which reads from that position.
+			return st, errResolverStopping
 		case <-time.After(pause):
 		}
 	}
+}
+
+// errResolverStopping ends the resolver's batch when its partition is
+// revoked (or the instance stops) while it waits for staged events, rather
+// than hold the rebalance up to shutdown_timeout.
+var errResolverStopping = errors.New("revoked or stopping while waiting for a transaction's events")
+
+// stoppingKey carries a partition worker's stopping channel to its
+// applier: the resolver waits between its transactions, and gives up the
+// wait when the partition is revoked.
+type stoppingKey struct{}
+
+func withStopping(ctx context.Context, stopping <-chan struct{}) context.Context {
+	return context.WithValue(ctx, stoppingKey{}, stopping)
+}
+
+// stoppingOf returns the channel withStopping put in ctx, or nil (which
+// never fires).
+func stoppingOf(ctx context.Context) <-chan struct{} {
+	ch, _ := ctx.Value(stoppingKey{}).(<-chan struct{})
+	return ch
 }
 
 // checkTransactionTopic returns why the transaction topic cannot order the

@@ -95,35 +95,57 @@ ON CONFLICT (group_id, tx_id, total_order) DO NOTHING`,
 	return nil
 }
 
-// StagedCounts returns how many records of transaction txID are staged,
-// per data collection.
-func (t Transactions) StagedCounts(ctx context.Context, db Querier, group string, txID int64) (map[string]int64, error) {
-	rows, err := db.Query(ctx, `SELECT data_collection, count(*) FROM `+t.staged+`
-		WHERE group_id = $1 AND tx_id = $2 GROUP BY data_collection`, group, txID)
+// TxProgress is where one source transaction stands in staging: applied
+// by the resolver already, or how many of its records are staged, per data
+// collection.
+type TxProgress struct {
+	Resolved bool
+	Staged   map[string]int64
+}
+
+// Progress returns where each of the transactions txIDs stands, in one
+// round trip: the resolver looks at every END of a batch at once.
+func (t Transactions) Progress(ctx context.Context, db Querier, group string, txIDs []int64) (map[int64]TxProgress, error) {
+	rows, err := db.Query(ctx, `SELECT i.tx_id, r.tx_id IS NOT NULL, s.data_collection, count(s.tx_id)
+		FROM unnest($2::bigint[]) AS i(tx_id)
+		LEFT JOIN `+t.resolved+` r ON r.group_id = $1 AND r.tx_id = i.tx_id
+		LEFT JOIN `+t.staged+` s ON s.group_id = $1 AND s.tx_id = i.tx_id
+		GROUP BY i.tx_id, r.tx_id, s.data_collection`, group, txIDs)
 	if err != nil {
-		return nil, fmt.Errorf("dedup: count staged records of transaction %d: %w", txID, err)
+		return nil, fmt.Errorf("dedup: read the progress of %d transactions: %w", len(txIDs), err)
 	}
-	out := map[string]int64{}
-	var collection string
-	var n int64
-	_, err = pgx.ForEachRow(rows, []any{&collection, &n}, func() error {
-		out[collection] = n
+	out := make(map[int64]TxProgress, len(txIDs))
+	var id, n int64
+	var resolved bool
+	var collection *string
+	_, err = pgx.ForEachRow(rows, []any{&id, &resolved, &collection, &n}, func() error {
+		p, ok := out[id]
+		if !ok {
+			p = TxProgress{Resolved: resolved, Staged: map[string]int64{}}
+		}
+		if collection != nil {
+			p.Staged[*collection] = n
+		}
+		out[id] = p
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("dedup: count staged records of transaction %d: %w", txID, err)
+		return nil, fmt.Errorf("dedup: read the progress of %d transactions: %w", len(txIDs), err)
 	}
 	return out, nil
 }
 
+// StagedCounts returns how many records of transaction txID are staged,
+// per data collection.
+func (t Transactions) StagedCounts(ctx context.Context, db Querier, group string, txID int64) (map[string]int64, error) {
+	p, err := t.Progress(ctx, db, group, []int64{txID})
+	return p[txID].Staged, err
+}
+
 // Resolved reports whether the resolver applied transaction txID.
-func (t Transactions) Resolved(ctx context.Context, db DB, group string, txID int64) (bool, error) {
-	var ok bool
-	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+t.resolved+` WHERE group_id = $1 AND tx_id = $2)`, group, txID).Scan(&ok)
-	if err != nil {
-		return false, fmt.Errorf("dedup: read whether transaction %d is applied: %w", txID, err)
-	}
-	return ok, nil
+func (t Transactions) Resolved(ctx context.Context, db Querier, group string, txID int64) (bool, error) {
+	p, err := t.Progress(ctx, db, group, []int64{txID})
+	return p[txID].Resolved, err
 }
 
 // ReadStaged returns up to limit staged records of transaction txID after

@@ -1,10 +1,12 @@
 package txapply
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -34,6 +36,10 @@ type Options struct {
 	// ChunkBytes bounds a chunk's record keys and values as well
 	// (apply.batch.max_bytes); 0: records only.
 	ChunkBytes int64
+	// BeforeCommit, when set, runs with the apply transaction open, every
+	// write sent, just before its COMMIT: the fault suite's before-commit
+	// failpoint, which must reach the resolver as it reaches a batch.
+	BeforeCommit func()
 }
 
 // Resolver applies whole source transactions from staging.
@@ -46,6 +52,8 @@ type Resolver struct {
 	staging dedup.Transactions
 	chunk   int
 	bytes   int64
+	// beforeCommit is Options.BeforeCommit.
+	beforeCommit func()
 }
 
 // New returns a Resolver writing through applier's statements (its
@@ -56,7 +64,8 @@ func New(pool *pgxpool.Pool, applier *sink.Applier, router *sink.Router, opts Op
 		opts.Chunk = 5000
 	}
 	return &Resolver{pool: pool, applier: applier, router: router, decoder: router.NewDecoder(),
-		offsets: dedup.NewOffsets(opts.Schema), staging: dedup.NewTransactions(opts.Schema), chunk: opts.Chunk, bytes: opts.ChunkBytes}
+		offsets: dedup.NewOffsets(opts.Schema), staging: dedup.NewTransactions(opts.Schema), chunk: opts.Chunk, bytes: opts.ChunkBytes,
+		beforeCommit: opts.BeforeCommit}
 }
 
 // Result counts what one Resolve did.
@@ -80,8 +89,16 @@ type Result struct {
 func (r *Resolver) Resolve(ctx context.Context, claim *dedup.Claim, ends []End, next int64) (Result, error) {
 	var ready []End
 	var resolved []bool
+	ids := make([]int64, len(ends))
+	for i, end := range ends {
+		ids[i] = end.Marker.TxID
+	}
+	progress, err := r.staging.Progress(ctx, r.pool, claim.Group, ids)
+	if err != nil {
+		return Result{}, err
+	}
 	for _, end := range ends {
-		done, err := r.check(ctx, claim.Group, end)
+		done, err := check(end, progress[end.Marker.TxID])
 		var incomplete *IncompleteError
 		if errors.As(err, &incomplete) && len(ready) > 0 {
 			// Apply what is ready; the caller comes back for this one.
@@ -104,15 +121,12 @@ func (r *Resolver) Resolve(ctx context.Context, claim *dedup.Claim, ends []End, 
 // an *IncompleteError or *OverstagedError when its staged events are not
 // exactly those its END counts. Logical decoding messages are not counted:
 // pgsink applies none, so none is staged.
-func (r *Resolver) check(ctx context.Context, group string, end End) (resolved bool, err error) {
+func check(end End, progress dedup.TxProgress) (resolved bool, err error) {
 	m := end.Marker
-	if resolved, err = r.staging.Resolved(ctx, r.pool, group, m.TxID); err != nil || resolved {
-		return resolved, err
+	if progress.Resolved {
+		return true, nil
 	}
-	staged, err := r.staging.StagedCounts(ctx, r.pool, group, m.TxID)
-	if err != nil {
-		return false, err
-	}
+	staged := progress.Staged
 	want := map[string]int64{}
 	for _, c := range m.DataCollections {
 		if name := c.Collection(); name != debezium.MessageCollection {
@@ -172,21 +186,28 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 		}
 		return Result{}, fmt.Errorf("txapply: begin: %w", err)
 	}
-	w := r.applier.WriteIn(conn.Conn())
+	c := &chunk{w: r.applier.WriteIn(conn.Conn())}
+	w := c.w
 	b = &pgx.Batch{}
 	for i, end := range ends {
 		if resolved[i] {
 			res.Passed++
 			continue
 		}
-		if err := r.writeStaged(ctx, conn, w, claim.Group, end); err != nil {
+		if err := r.writeStaged(ctx, conn, c, claim.Group, end); err != nil {
 			return Result{}, err
 		}
 		r.staging.QueueResolve(b, claim.Group, end.Marker.TxID, end.Marker.EventCount)
 		res.Applied++
 	}
+	if err := c.flush(ctx); err != nil {
+		return Result{}, err
+	}
 	if err := w.Finish(ctx); err != nil {
 		return Result{}, err
+	}
+	if r.beforeCommit != nil {
+		r.beforeCommit()
 	}
 	committed := false
 	b.Queue("COMMIT").Fn = func(br pgx.BatchResults) error {
@@ -219,19 +240,25 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 	return res, nil
 }
 
-// writeStaged writes end's transaction from staging in its order, a chunk
-// at a time, in the transaction open on conn.
-func (r *Resolver) writeStaged(ctx context.Context, conn *pgxpool.Conn, w *sink.TxWriter, group string, end End) error {
+// writeStaged adds end's transaction from staging, in its order, to the
+// chunk, which writes itself into the transaction open on conn whenever it
+// is full: the records of several small transactions are written together.
+func (r *Resolver) writeStaged(ctx context.Context, conn *pgxpool.Conn, c *chunk, group string, end End) error {
 	after := int64(math.MinInt64)
 	for {
-		staged, err := r.staging.ReadStaged(ctx, conn, group, end.Marker.TxID, after, r.chunk, r.bytes)
+		// The chunk never holds more than apply.batch.max_records records
+		// (and about max_bytes): what is read is what is left of it.
+		limit, maxBytes := r.chunk-len(c.items), int64(0)
+		if r.bytes > 0 {
+			maxBytes = max(1, r.bytes-c.bytes)
+		}
+		staged, err := r.staging.ReadStaged(ctx, conn, group, end.Marker.TxID, after, limit, maxBytes)
 		if err != nil {
 			return err
 		}
 		if len(staged) == 0 {
 			return nil
 		}
-		items := make([]sink.Item, 0, len(staged))
 		for _, s := range staged {
 			after = s.TotalOrder
 			if s.Dead {
@@ -242,13 +269,70 @@ func (r *Resolver) writeStaged(ctx context.Context, conn *pgxpool.Conn, w *sink.
 				return fmt.Errorf("txapply: transaction %s: %s[%d]@%d: %w", end.Marker.ID, s.Topic, s.Partition, s.Offset, err)
 			}
 			if ok {
-				items = append(items, it)
+				if err := c.add(ctx, it, end.Marker.ID, int64(len(s.Key)+len(s.Value))); err != nil {
+					return err
+				}
 			}
 		}
-		if err := w.Write(ctx, items); err != nil {
-			return fmt.Errorf("txapply: transaction %s: %w", end.Marker.ID, err)
+		if len(c.items) >= r.chunk || (r.bytes > 0 && c.bytes >= r.bytes) {
+			if err := c.flush(ctx); err != nil {
+				return err
+			}
 		}
 	}
+}
+
+// chunk is the staged records read and not written yet, of one or more
+// source transactions of one target transaction.
+type chunk struct {
+	w           *sink.TxWriter
+	items       []sink.Item
+	bytes       int64
+	first, last string // the transactions the chunk holds records of
+}
+
+// add adds a record to the chunk. A record without a key (a truncate, a
+// row of a keyless table) may be on any partition and its place among the
+// table's other records matters: it is written on its own, after what the
+// chunk holds and before what follows.
+func (c *chunk) add(ctx context.Context, it sink.Item, txID string, bytes int64) error {
+	barrier := len(it.Record.Key) == 0 || it.Change.Op == debezium.OpTruncate
+	if barrier {
+		if err := c.flush(ctx); err != nil {
+			return err
+		}
+	}
+	if len(c.items) == 0 {
+		c.first = txID
+	}
+	c.items, c.last, c.bytes = append(c.items, it), txID, c.bytes+bytes
+	if barrier {
+		return c.flush(ctx)
+	}
+	return nil
+}
+
+// flush writes the chunk, its records grouped by partition, each
+// partition's in their order: a partition's records are written in one go
+// instead of a round trip at each change of partition. The order between
+// partitions does not matter: they hold different keys, and all of them
+// commit together.
+func (c *chunk) flush(ctx context.Context) error {
+	if len(c.items) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(c.items, func(a, b sink.Item) int {
+		return cmp.Or(cmp.Compare(a.Record.Topic, b.Record.Topic), cmp.Compare(a.Record.Partition, b.Record.Partition))
+	})
+	if err := c.w.Write(ctx, c.items); err != nil {
+		if c.first == c.last {
+			return fmt.Errorf("txapply: transaction %s: %w", c.first, err)
+		}
+		return fmt.Errorf("txapply: transactions %s to %s: %w", c.first, c.last, err)
+	}
+	clear(c.items)
+	c.items, c.bytes = c.items[:0], 0
+	return nil
 }
 
 // record is the Kafka record a staged row keeps.

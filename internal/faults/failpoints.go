@@ -14,7 +14,8 @@ import (
 // armed point the process kills itself with SIGKILL with that probability,
 // the harshest crash there is: no deferred call, no flush, no goodbye.
 //
-// Points: before-commit (inside the apply transaction, just before COMMIT),
+// Points: before-commit (inside the apply transaction, a batch's or the
+// transaction-consistent resolver's, just before COMMIT),
 // after-commit (the transaction committed, nothing else done yet),
 // after-kafka-commit (the offset also stored for Kafka's lag commit);
 // swap-before-commit and swap-after-commit (an online rebuild's swap

@@ -5,14 +5,12 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -36,90 +34,8 @@ const bankDDL = `CREATE TABLE public.accounts (id int PRIMARY KEY, balance bigin
 CREATE TABLE public.orders (id int PRIMARY KEY, customer text NOT NULL%[1]s);
 CREATE TABLE public.order_lines (order_id int, line int, amount bigint NOT NULL%[1]s, PRIMARY KEY (order_id, line))`
 
-// bankReader polls the target in REPEATABLE READ until stopped and records
-// every snapshot that shows what the source never committed.
-type bankReader struct {
-	pool       *pgxpool.Pool
-	mu         sync.Mutex
-	snapshots  int // with every account present
-	violations []string
-	stop       chan struct{}
-	done       chan struct{}
-}
-
-func startBankReader(t *testing.T, url string) *bankReader {
-	t.Helper()
-	pool, err := pgxpool.New(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	r := &bankReader{pool: pool, stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(r.done)
-		for {
-			select {
-			case <-r.stop:
-				return
-			case <-time.After(2 * time.Millisecond):
-			}
-			full, v, err := r.look(context.Background())
-			r.mu.Lock()
-			if err != nil {
-				r.violations = append(r.violations, "reader: "+err.Error())
-			}
-			if full {
-				r.snapshots++
-			}
-			if v != "" {
-				r.violations = append(r.violations, v)
-			}
-			r.mu.Unlock()
-		}
-	}()
-	return r
-}
-
-// look reads one snapshot: full says every account was there.
-func (r *bankReader) look(ctx context.Context) (full bool, violation string, err error) {
-	tx, err := r.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return false, "", err
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	var n, total int64
-	if err := tx.QueryRow(ctx, `SELECT count(*), coalesce(sum(balance), 0) FROM public.accounts`).Scan(&n, &total); err != nil {
-		return false, "", err
-	}
-	full = n == bankAccounts
-	if full && total != bankAccounts*bankBalance {
-		return full, fmt.Sprintf("the accounts total %d, the source's is always %d", total, bankAccounts*bankBalance), nil
-	}
-	var order, lines int64
-	err = tx.QueryRow(ctx, `SELECT o.id, (SELECT count(*) FROM public.order_lines l WHERE l.order_id = o.id) AS n FROM public.orders o
-		WHERE (SELECT count(*) FROM public.order_lines l WHERE l.order_id = o.id) <> o.id % 4 + 1 LIMIT 1`).Scan(&order, &lines)
-	if err == nil {
-		return full, fmt.Sprintf("order %d is visible with %d of its %d lines", order, lines, order%4+1), nil
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return full, "", err
-	}
-	if err := tx.QueryRow(ctx, `SELECT count(*) FROM public.order_lines l WHERE NOT EXISTS (SELECT 1 FROM public.orders o WHERE o.id = l.order_id)`).Scan(&lines); err != nil {
-		return full, "", err
-	}
-	if lines > 0 {
-		return full, fmt.Sprintf("%d order lines are visible without their order", lines), nil
-	}
-	return full, "", nil
-}
-
-func (r *bankReader) finish() (snapshots int, violations []string) {
-	close(r.stop)
-	<-r.done
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.snapshots, r.violations
-}
+// bank is the bank workload's shape in the target (stacktest.BankReader).
+var bank = stacktest.Bank{Accounts: "public.accounts", Orders: "public.orders", Lines: "public.order_lines", N: bankAccounts, Balance: bankBalance}
 
 // bankPipeline is the bank's source and target: the source tables, their
 // topics created with the given partitions (by table; the transaction
@@ -171,7 +87,7 @@ func runBank(t *testing.T, consistency string) (snapshots int, violations []stri
 	cfg := strings.Replace(tablesConfig(st, fmt.Sprintf("  - topic: %s\n    target: public.accounts\n  - topic: %s\n    target: public.orders\n  - topic: %s\n    target: public.order_lines\n",
 		topic("accounts"), topic("orders"), topic("order_lines"))), "kafka:\n", "kafka:\n  session.timeout.ms: 6000\n", 1) +
 		fmt.Sprintf("apply:\n  consistency: %s\n  batch: { max_records: 50 }\n  transaction: { topic: %s, max_wait: 2m }\n", consistency, txTopic)
-	reader := startBankReader(t, targetURL)
+	reader := stacktest.StartBankReader(t, targetURL, bank, 2*time.Millisecond)
 	first := startPgsink(t, cfg, "TARGET_URL="+targetURL)
 	var second *process
 
@@ -209,7 +125,7 @@ func runBank(t *testing.T, consistency string) (snapshots int, violations []stri
 			if _, err := tx.Exec(ctx, `INSERT INTO public.orders VALUES ($1::int, 'customer ' || $1::int)`, order); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO public.order_lines SELECT $1::int, l, l * 10 FROM generate_series(1, $1::int % 4 + 1) l`, order); err != nil {
+			if _, err := tx.Exec(ctx, `INSERT INTO public.order_lines SELECT $1::int, l, l * 10 FROM generate_series(1, $2::int) l`, order, stacktest.OrderLines(order)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -236,7 +152,7 @@ func runBank(t *testing.T, consistency string) (snapshots int, violations []stri
 		convergeTo(t, st, targetURL, query, "the target equals the source after the replay")
 		// Every streamed change went through staging and the resolver.
 		var staged, resolved int
-		if err := reader.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM pgsink.tx_staged), (SELECT count(*) FROM pgsink.tx_resolved)`).Scan(&staged, &resolved); err != nil {
+		if err := reader.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM pgsink.tx_staged), (SELECT count(*) FROM pgsink.tx_resolved)`).Scan(&staged, &resolved); err != nil {
 			t.Fatal(err)
 		}
 		if staged != 0 || resolved != bankTransfers {
@@ -246,7 +162,7 @@ func runBank(t *testing.T, consistency string) (snapshots int, violations []stri
 	if code, _ := second.stop(30 * time.Second); code != 0 {
 		t.Errorf("pgsink exited with %d", code)
 	}
-	return reader.finish()
+	return reader.Finish()
 }
 
 // TestE2ETransactionConsistency: with apply.consistency: transaction a

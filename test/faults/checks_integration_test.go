@@ -27,7 +27,7 @@ func fail(format string, args ...any) verdict {
 // poison records the scenario produced; quiet says whether C converged.
 func (s *scenario) checkAll(quiet bool, injected int) {
 	s.evaluate(quiet, injected)
-	for _, name := range checkOrder {
+	for _, name := range s.checked() {
 		v := s.result.Checks[name]
 		if !v.OK {
 			s.t.Errorf("%s: invariant %s FAILED: %s", s.name, name, v.Detail)
@@ -50,7 +50,11 @@ func (s *scenario) evaluate(quiet bool, injected int) {
 	r.Checks["V"] = s.checkV(ctx)
 	r.Checks["DL"] = s.checkDL(ctx, injected)
 	r.Checks["R"] = s.checkR(ctx)
-	r.Checks["O"] = s.checkO(ctx)
+	if s.tx != nil {
+		r.Checks["T"] = s.checkT(ctx)
+	} else {
+		r.Checks["O"] = s.checkO(ctx)
+	}
 	stale, dups, conflicts, lower := s.staleSkipped()
 	bound := ""
 	if lower {
@@ -62,7 +66,19 @@ func (s *scenario) evaluate(quiet bool, injected int) {
 	recordResult(r)
 }
 
-var checkOrder = []string{"C", "M", "U", "V", "DL", "R", "O"}
+var checkOrder = []string{"C", "M", "U", "V", "DL", "R", "O", "T"}
+
+// checked lists, in checkOrder, the checks evaluate ran for this scenario:
+// O without the outbox and T outside transaction mode are not.
+func (s *scenario) checked() []string {
+	var out []string
+	for _, c := range checkOrder {
+		if _, ok := s.result.Checks[c]; ok {
+			out = append(out, c)
+		}
+	}
+	return out
+}
 
 // checkC: the target's checksum equals the source's.
 func (s *scenario) checkC(ctx context.Context, quiet bool) verdict {
@@ -108,7 +124,7 @@ func (s *scenario) checkU(ctx context.Context) verdict {
 	problems := s.processProblems()
 	var audited int64
 	var parts []string
-	for _, topic := range []string{s.topic, s.outboxTopic} {
+	for _, topic := range s.auditedTopics() {
 		n, detail, err := s.auditTopic(ctx, topic, &problems)
 		if err != nil {
 			return fail("%s: %v", topic, err)
@@ -294,8 +310,8 @@ func clip(s string) string {
 }
 
 // keySet reads the one-column result of query into a set.
-func keySet[K comparable](ctx context.Context, conn *pgx.Conn, query string) (map[K]bool, error) {
-	rows, _ := conn.Query(ctx, query)
+func keySet[K comparable](ctx context.Context, conn *pgx.Conn, query string, args ...any) (map[K]bool, error) {
+	rows, _ := conn.Query(ctx, query, args...)
 	keys, err := pgx.CollectRows(rows, pgx.RowTo[K])
 	set := map[K]bool{}
 	for _, k := range keys {

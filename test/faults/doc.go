@@ -18,15 +18,23 @@
 // scenario aimed at the snapshot fails if none of its faults fell in it.
 // Scenarios run on JSON; 1a, 7a and 9a are 1, 7 and 9 over Avro
 // (encoding_integration_test.go): Debezium on Apicurio's Avro converter,
-// pgsink on encoding: avro through the stack's registry.
+// pgsink on encoding: avro through the stack's registry. 1t, 3t, 4t and 7t
+// are 1, 3, 4 and 7 under apply.consistency: transaction
+// (txbank_integration_test.go): Debezium with transaction metadata, a bank
+// workload in every source transaction, and the T invariant — a reader in
+// REPEATABLE READ never sees part of a source transaction, each is
+// resolved once; 7t kills a pgsink instance while Connect is down. A
+// self-test corrupts the target under T as the other self-test does under
+// the rest.
 //
 // The tests carry the integration build tag and run against the local stack
 // (test/stack/stack.sh, addresses from $PGSINK_STACK_DIR/env). The short
-// form (scenarios 1, 3, 7, 9, 10, the static member zombie, the dead owner
-// in status, and the self-tests) runs by default;
+// form (scenarios 1, 3, 4t, 7, 9, 10, the static member zombie, the dead
+// owner in status, and the self-tests) runs by default;
 // PGSINK_FAULTS=long adds the long scenarios (1s, 2, 3s, 4, 4s, 5, 5s, 6,
 // 7s, 8, 11, 12, 13, 14, 15 — two instances over 500 tables with a
-// rebalance under load —, and 1a, 7a, 9a on Avro), and
+// rebalance under load —, 1a, 7a, 9a on Avro, and 1t, 3t, 7t in
+// transaction mode), and
 // PGSINK_FAULTS_RESULTS=path writes the results table there.
 // BenchmarkIntegrationResumeAfterKill (make bench-restart) measures resume
 // after kill -9 per group membership; BenchmarkIntegrationFleet (make

@@ -102,6 +102,10 @@ type scenario struct {
 	// counts those seen before the snapshot's sweep.
 	aim              phase
 	faultsInSnapshot int
+	// tx is the transaction-consistent form (apply.consistency:
+	// transaction, transaction_integration_test.go): the bank tables
+	// beside the accounts, no outbox, the reader of the T invariant.
+	tx *txScenario
 }
 
 type scenarioOptions struct {
@@ -123,6 +127,9 @@ type scenarioOptions struct {
 	// encoding is the connector's converter and pgsink's encoding ("":
 	// JSON).
 	encoding config.Encoding
+	// transaction runs the scenario under apply.consistency: transaction
+	// with the bank workload (the T invariant).
+	transaction bool
 }
 
 func newScenario(t *testing.T, name string, o scenarioOptions) *scenario {
@@ -157,6 +164,9 @@ func newScenario(t *testing.T, name string, o scenarioOptions) *scenario {
 	s.load = newWorkload(t, s.st.SourceURL)
 	s.load.seed(o.seedKeys) // streamed by the snapshot
 	overrides := debeziumOverrides(s.st.TopicPrefix)
+	if o.transaction {
+		s.tx = s.transactionSource(overrides)
+	}
 	verifyYAML := ""
 	if o.verify {
 		s.st.Exec(verifySourceDDL)
@@ -184,6 +194,10 @@ func newScenario(t *testing.T, name string, o scenarioOptions) *scenario {
 	}
 	s.exec(versionTrigger)
 	s.exec(outboxTargetDDL)
+	tablesYAML, applyYAML := fmt.Sprintf(outboxTableYAML, s.outboxTopic), ""
+	if s.tx != nil {
+		tablesYAML, applyYAML = s.transactionTarget()
+	}
 	evolve := ""
 	if o.evolve != "" {
 		evolve = "    schema: { evolve: " + o.evolve + " }\n"
@@ -201,7 +215,7 @@ postgres:
   max_connections: %d
 apply:
   batch: { max_records: 300, max_wait: 50ms }
-errors:
+%serrors:
   tolerance: all
   dead_letter: { destination: table }
 metrics:
@@ -210,7 +224,7 @@ metrics:
   - topic: %s
     target: public.accounts
     deletes: hard
-%s`+outboxTableYAML, s.st.Env.KafkaBootstrap, s.st.ID, o.sessionMS, poolSize(t), verifyYAML, s.topic, evolve, s.outboxTopic)
+%s`, s.st.Env.KafkaBootstrap, s.st.ID, o.sessionMS, poolSize(t), applyYAML, verifyYAML, s.topic, evolve) + tablesYAML
 	if err := os.WriteFile(s.configPath, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -303,10 +317,14 @@ func (s *scenario) checksum(ctx context.Context, conn *pgx.Conn) (string, int, e
 	if err != nil {
 		return "", 0, err
 	}
-	if sum == nil {
-		return "empty", n, nil
+	bank, err := s.bankChecksum(ctx, conn)
+	if err != nil {
+		return "", 0, err
 	}
-	return *sum, n, nil
+	if sum == nil {
+		return "empty" + bank, n, nil
+	}
+	return *sum + bank, n, nil
 }
 
 // waitQuiet waits until the target equals the source (C), at most timeout.

@@ -21,20 +21,26 @@ import (
 // topicEnd is the sum of the topic's high watermarks.
 func (s *scenario) topicEnd() int64 {
 	s.t.Helper()
-	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": s.st.Env.KafkaBootstrap, "group.id": s.st.ID + "-probe"})
+	return topicEnd(s.t, s.st.Env.KafkaBootstrap, s.topic)
+}
+
+// topicEnd sums the high watermarks of topic's partitions.
+func topicEnd(t *testing.T, bootstrap, topic string) int64 {
+	t.Helper()
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "group.id": "pgsink-faults-probe"})
 	if err != nil {
-		s.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer c.Close()
-	md, err := c.GetMetadata(&s.topic, false, 10000)
+	md, err := c.GetMetadata(&topic, false, 10000)
 	if err != nil {
-		s.t.Fatal(err)
+		t.Fatal(err)
 	}
 	var total int64
-	for _, p := range md.Topics[s.topic].Partitions {
-		_, high, err := c.QueryWatermarkOffsets(s.topic, p.ID, 10000)
+	for _, p := range md.Topics[topic].Partitions {
+		_, high, err := c.QueryWatermarkOffsets(topic, p.ID, 10000)
 		if err != nil {
-			s.t.Fatal(err)
+			t.Fatal(err)
 		}
 		total += high
 	}

@@ -60,12 +60,13 @@ func writeResults(path string) error {
 	fmt.Fprintf(&b, "# Fault-injection results\n\nWritten by `make faults` (test/faults) on %s. Invariants: C target checksum = source,\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	b.WriteString("M offsets/epochs never decreased (trigger), U no record applied twice (UNIQUE audit, exit codes, no audit gap),\n")
 	b.WriteString("V no version regression (trigger), DL dead letters = poison injected, R no deleted key resurrected,\n")
-	b.WriteString("O each outbox event id applied exactly once (trigger + id sets). Stale skipped: pgsink_records_skipped_total{reason=\"stale\"}\n")
+	b.WriteString("O each outbox event id applied exactly once (trigger + id sets), T (apply.consistency: transaction, scenarios 1t, 3t, 4t, 7t) a reader in REPEATABLE READ\n")
+	b.WriteString("never saw part of a source transaction and each was resolved once. Stale skipped: pgsink_records_skipped_total{reason=\"stale\"}\n")
 	b.WriteString("(and {reason=\"duplicate\"} for outbox events), summed over the instances; \"≥\" when a SIGKILLed instance took its last counts with it.\n")
 	b.WriteString("Insert conflicts: pgsink_insert_conflicts_total, batches whose new keys the target held, applied again with upserts only.\n")
 	b.WriteString("Self-test rows break pgsink on purpose and must show a FAIL.\n\n")
-	b.WriteString("| scenario | s | events | outbox events | applied | faults injected | stale skipped | insert conflicts | fenced | dead-lettered | C | M | U | V | DL | R | O |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---|---|---:|---:|---:|---|---|---|---|---|---|---|\n")
+	b.WriteString("| scenario | s | events | outbox events | applied | faults injected | stale skipped | insert conflicts | fenced | dead-lettered | C | M | U | V | DL | R | O | T |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---|---|---:|---:|---:|---|---|---|---|---|---|---|---|\n")
 	var events, outbox, applied, faults int
 	for _, r := range results {
 		name := r.Scenario

@@ -31,18 +31,30 @@ func stormDuration(t *testing.T) time.Duration {
 // workload runs. Then the storm stops and the survivors must converge.
 func TestFaults4RebalanceStorm(t *testing.T) {
 	long(t)
-	stormScenario(t, inStreaming)
+	stormScenario(t, inStreaming, false)
+}
+
+// Scenario 4t: the storm under apply.consistency: transaction, with the
+// bank workload and the T invariant: the resolver moves between instances
+// and dies with them. A sixth of the storm's duration (30 s): the cheapest
+// of the transaction-mode scenarios, in the short suite.
+func TestFaults4tRebalanceStorm(t *testing.T) {
+	stormScenario(t, inStreaming, true)
 }
 
 // Scenario 4s: the storm breaks out while the instances apply the initial
 // snapshot, its first end at once.
 func TestFaults4RebalanceStormDuringSnapshot(t *testing.T) {
 	long(t)
-	stormScenario(t, inSnapshot)
+	stormScenario(t, inSnapshot, false)
 }
 
-func stormScenario(t *testing.T, aim phase) {
-	s := newScenario(t, "4"+aim.suffix()+" rebalance storm", scenarioOptions{sessionMS: 6000, aim: aim})
+func stormScenario(t *testing.T, aim phase, transaction bool) {
+	name, storm := "4"+aim.suffix()+" rebalance storm", stormDuration(t)
+	if transaction {
+		name, storm = "4t rebalance storm (transaction mode)", storm/6
+	}
+	s := newScenario(t, name, scenarioOptions{sessionMS: 6000, aim: aim, transaction: transaction})
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 4))
 	for range 3 {
 		s.start(fmt.Sprintf("i%d", len(s.procs)+1))
@@ -50,7 +62,7 @@ func stormScenario(t *testing.T, aim phase) {
 	s.load.run(0, 4*time.Millisecond)
 	s.aimFaults()
 	var terms, kills int
-	end := time.Now().Add(stormDuration(t))
+	end := time.Now().Add(storm)
 	for first := true; time.Now().Before(end); first = false {
 		if !first || aim == inStreaming {
 			time.Sleep(time.Duration(2000+rng.IntN(4000)) * time.Millisecond)
@@ -74,7 +86,7 @@ func stormScenario(t *testing.T, aim phase) {
 			s.start(fmt.Sprintf("i%d", len(s.procs)+1))
 		}
 	}
-	s.result.FaultKinds = fmt.Sprintf("%d SIGTERM + %d SIGKILL over %s, %d instances in all", terms, kills, stormDuration(t), len(s.procs))
+	s.result.FaultKinds = fmt.Sprintf("%d SIGTERM + %d SIGKILL over %s, %d instances in all", terms, kills, storm, len(s.procs))
 	t.Log(s.result.FaultKinds)
 	s.load.halt()
 	quiet := s.waitQuiet(3 * time.Minute)

@@ -88,19 +88,37 @@ func failpointScenario(t *testing.T, aim phase, enc config.Encoding) {
 			if aim == inSnapshot {
 				rate, timeout = "0.03", 6*time.Minute
 			}
-			s.load.run(0, 3*time.Millisecond)
-			s.aimFaults()
-			s.extraEnv = []string{"PGSINK_FAILPOINTS=" + point + ":" + rate}
-			quiet := s.supervise(timeout, 80, 4, 40*time.Second)
-			s.load.halt()
-			s.stopAll()
-			s.checkAll(quiet, 0)
-			if s.result.Faults == 0 {
-				t.Errorf("no failpoint fired: the scenario tested nothing")
-			}
-			s.checkAimed()
+			s.killAtFailpoints(point+":"+rate, timeout, 4)
 		})
 	}
+}
+
+// Scenario 1t: scenario 1 under apply.consistency: transaction, its three
+// failpoints armed at once in one run (the resolver's transaction has a
+// before-commit point too), with the bank workload and the T invariant.
+func TestFaults1tFailpoints(t *testing.T) {
+	long(t)
+	s := newScenario(t, "1t kill -9 at before-commit, after-commit, after-kafka-commit (transaction mode)", scenarioOptions{sessionMS: 6000, transaction: true})
+	s.result.FaultKinds = "SIGKILL at a failpoint"
+	s.killAtFailpoints("before-commit:0.03,after-commit:0.03,after-kafka-commit:0.03", 3*time.Minute, 6)
+}
+
+// killAtFailpoints runs one instance with the failpoints armed (a
+// PGSINK_FAILPOINTS value), restarting it whenever it kills itself, until
+// the workload, halted after minKills kills or 40 s, is applied; then
+// checks the invariants.
+func (s *scenario) killAtFailpoints(failpoints string, timeout time.Duration, minKills int) {
+	s.load.run(0, 3*time.Millisecond)
+	s.aimFaults()
+	s.extraEnv = []string{"PGSINK_FAILPOINTS=" + failpoints}
+	quiet := s.supervise(timeout, 80, minKills, 40*time.Second)
+	s.load.halt()
+	s.stopAll()
+	s.checkAll(quiet, 0)
+	if s.result.Faults == 0 {
+		s.t.Errorf("no failpoint fired: the scenario tested nothing")
+	}
+	s.checkAimed()
 }
 
 // waitOwned waits until the live instances own every partition between them,
@@ -127,19 +145,33 @@ func (s *scenario) waitOwned(partitions int, timeout time.Duration) {
 // session timeout, so the group gives its partitions away; resumed
 // (SIGCONT), its in-flight batch must be fenced, and nothing applied twice.
 func TestFaults3Zombie(t *testing.T) {
-	zombieScenario(t, inStreaming)
+	zombieScenario(t, inStreaming, false)
+}
+
+// Scenario 3t: scenario 3 under apply.consistency: transaction, with the
+// bank workload and the T invariant; the zombie may hold the resolver.
+func TestFaults3tZombie(t *testing.T) {
+	long(t)
+	zombieScenario(t, inStreaming, true)
 }
 
 // Scenario 3s: the same pause while the instances apply the initial
 // snapshot.
 func TestFaults3ZombieDuringSnapshot(t *testing.T) {
 	long(t)
-	zombieScenario(t, inSnapshot)
+	zombieScenario(t, inSnapshot, false)
 }
 
-func zombieScenario(t *testing.T, aim phase) {
-	// Three partitions of each topic (table and outbox): six in all.
-	s := newScenario(t, "3"+aim.suffix()+" SIGSTOP past session timeout", scenarioOptions{partitions: 3, sessionMS: 6000, aim: aim})
+func zombieScenario(t *testing.T, aim phase, transaction bool) {
+	// Three partitions of each topic (table and outbox): six in all; in
+	// transaction mode the accounts', the bank tables' and the
+	// transaction topic's.
+	name := "3" + aim.suffix() + " SIGSTOP past session timeout"
+	if transaction {
+		name = "3t SIGSTOP past session timeout (transaction mode)"
+	}
+	s := newScenario(t, name, scenarioOptions{partitions: 3, sessionMS: 6000, aim: aim, transaction: transaction})
+	partitions := s.partitions(3)
 	s.result.FaultKinds = "SIGSTOP 15 s + SIGCONT"
 	// As DESIGN.md asks of deployments: the server ends a zombie's idle
 	// transaction, so the new owner's claim does not wait for the zombie
@@ -152,11 +184,11 @@ func zombieScenario(t *testing.T, aim phase) {
 	if aim == inSnapshot {
 		// The first pause falls at once, while the snapshot is applied;
 		// every instance must own some of it.
-		s.waitOwned(6, 90*time.Second)
+		s.waitOwned(partitions, 90*time.Second)
 		s.aimFaults()
 	} else {
 		s.aimFaults()
-		s.waitOwned(6, 90*time.Second)
+		s.waitOwned(partitions, 90*time.Second)
 	}
 	fenced := false
 	for attempt := 0; attempt < 2 && !fenced; attempt++ {
@@ -194,7 +226,7 @@ func zombieScenario(t *testing.T, aim phase) {
 			fenced = zombie.metric("pgsink_fenced_batches_total") > 0 || strings.Contains(zombie.Logs(), "partition claimed by another instance")
 			time.Sleep(500 * time.Millisecond)
 		}
-		s.waitOwned(6, 90*time.Second)
+		s.waitOwned(partitions, 90*time.Second)
 	}
 	sessionTimeouts := strings.Count(b.Logs(), "SESSTMOUT")
 	t.Logf("after %d pauses: fenced on resume %v; the zombie's own client saw its session time out %d time(s) and revoked first", s.result.Faults, fenced, sessionTimeouts)
@@ -269,27 +301,55 @@ func repoRoot() string {
 // restarted; Debezium resumes from its last flushed source offset, so it
 // re-emits events at new Kafka offsets, which the version guard and the
 // tombstones must absorb.
-func TestFaults7ConnectKill(t *testing.T) { connectKillScenario(t, config.EncodingJSON) }
+func TestFaults7ConnectKill(t *testing.T) { connectKillScenario(t, config.EncodingJSON, false) }
+
+// Scenario 7t: scenario 7 under apply.consistency: transaction, with the
+// bank workload and the T invariant: one Connect kill -9, and one pgsink
+// instance killed with -9 while Connect is down: the bank's source
+// transactions stay whole through kill -9 of Connect and of pgsink.
+func TestFaults7tConnectKill(t *testing.T) {
+	long(t)
+	connectKillScenario(t, config.EncodingJSON, true)
+}
 
 // Scenario 7a: scenario 7 over Avro.
 func TestFaults7ConnectKillAvro(t *testing.T) {
 	long(t)
-	connectKillScenario(t, config.EncodingAvro)
+	connectKillScenario(t, config.EncodingAvro, false)
 }
 
-func connectKillScenario(t *testing.T, enc config.Encoding) {
-	s := newScenario(t, "7"+encodingSuffix(enc)+" Kafka Connect kill -9", scenarioOptions{encoding: enc})
+func connectKillScenario(t *testing.T, enc config.Encoding, transaction bool) {
+	name := "7" + encodingSuffix(enc) + " Kafka Connect kill -9"
+	if transaction {
+		name = "7t Kafka Connect kill -9, and pgsink's (transaction mode)"
+	}
+	s := newScenario(t, name, scenarioOptions{encoding: enc, transaction: transaction})
 	s.result.FaultKinds = "Connect worker SIGKILL + restart"
-	s.start("a")
+	a := s.start("a")
 	s.start("b")
 	s.load.run(0, 2*time.Millisecond)
 	s.aimFaults()
-	for range 2 {
+	// In transaction mode one Connect kill, a pgsink instance killed while
+	// Connect is down: the restart of Connect is the scenario's cost.
+	kills := 2
+	if transaction {
+		kills = 1
+	}
+	for range kills {
 		time.Sleep(4 * time.Second)
 		before := s.topicEnd()
 		killService(t, "connect")
 		s.fault()
 		time.Sleep(3 * time.Second) // the workload goes on; the slot keeps the WAL
+		if transaction {
+			// Its partitions (maybe the resolver) move once its session
+			// expires, Debezium's re-emitted events in them.
+			s.scrape(a)
+			a.signal(syscall.SIGKILL)
+			s.fault()
+			s.result.FaultKinds += ", a pgsink instance SIGKILL while Connect is down"
+			s.start("c")
+		}
 		stackUp(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		if err := s.st.Connect.WaitRunning(ctx, s.connector, 2*time.Minute); err != nil {
@@ -304,7 +364,7 @@ func connectKillScenario(t *testing.T, enc config.Encoding) {
 	quiet := s.waitQuiet(3 * time.Minute)
 	// Re-emitted events: records in Kafka beyond one per source change
 	// (tombstones aside) — a lower bound of the stale events pgsink met.
-	s.result.FaultKinds += fmt.Sprintf(" (≥%d table records re-emitted)", max(0, int(s.topicEnd())-s.load.Events()-s.load.deletes()))
+	s.result.FaultKinds += fmt.Sprintf(" (≥%d table records re-emitted)", max(0, int(s.topicEnd())-s.load.accountEvents()-s.load.deletes()))
 	s.stopAll()
 	s.checkAll(quiet, 0)
 }
@@ -477,7 +537,7 @@ func TestFaultsSelfTestBrokenGuard(t *testing.T) {
 func (s *scenario) checkAllExpectingFailure(quiet bool, injected int) {
 	s.evaluate(quiet, injected)
 	var failed []string
-	for _, c := range checkOrder {
+	for _, c := range s.checked() {
 		if v := s.result.Checks[c]; !v.OK {
 			failed = append(failed, c+": "+v.Detail)
 		}

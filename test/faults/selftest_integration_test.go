@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgsink/pgsink/test/stacktest"
 )
 
 // TestFaultsSelfTestCorruption proves each invariant check can fail: a clean
@@ -16,17 +18,7 @@ func TestFaultsSelfTestCorruption(t *testing.T) {
 	ctx := context.Background()
 	s := newScenario(t, "self-test: hand-corrupted target", scenarioOptions{seedKeys: 500})
 	s.result.Expect = "fail"
-	s.start("a")
-	s.load.run(150, 2*time.Millisecond)
-	s.load.wait()
-	quiet := s.waitQuiet(2 * time.Minute)
-	s.stopAll()
-	s.evaluate(quiet, 0)
-	for _, c := range checkOrder {
-		if v := s.result.Checks[c]; !v.OK {
-			t.Fatalf("clean run: %s failed before any corruption: %s", c, v.Detail)
-		}
-	}
+	s.cleanRun(150, 2*time.Millisecond)
 	caught := map[string]verdict{}
 	expectFail := func(name string, v verdict) {
 		t.Helper()
@@ -104,8 +96,74 @@ func TestFaultsSelfTestCorruption(t *testing.T) {
 	s.result.FaultKinds = "hand corruption of each invariant"
 	s.result.Faults = len(caught)
 	for _, c := range checkOrder {
-		if _, ok := caught[c]; !ok {
+		if _, ok := caught[c]; !ok && c != "T" { // T: TestFaultsSelfTestTransactionCorruption
 			t.Errorf("invariant %s: no corruption caught", c)
+		}
+	}
+}
+
+// TestFaultsSelfTestTransactionCorruption proves T can fail: a clean run in
+// transaction mode passes every check, then the target shows a reader what
+// the source never committed (one side of a transfer), and then a resolved
+// transaction's record goes missing; T must report each.
+func TestFaultsSelfTestTransactionCorruption(t *testing.T) {
+	ctx := context.Background()
+	s := newScenario(t, "self-test: hand-corrupted target (transaction mode)", scenarioOptions{seedKeys: 500, transaction: true})
+	s.result.Expect = "fail"
+	s.cleanRun(100, 0)
+	var caught []string
+	expectFail := func(what string, v verdict) {
+		t.Helper()
+		if v.OK {
+			t.Errorf("T: %s not detected: %s", what, v.Detail)
+			return
+		}
+		caught = append(caught, what)
+		t.Logf("T caught %s: %s", what, v.Detail)
+	}
+	// A fresh reader sees the money one side of a transfer moved.
+	s.tx.reader = stacktest.StartBankReader(t, s.targetURL, txBank, 5*time.Millisecond)
+	s.exec(`UPDATE public.bank SET balance = balance + 7 WHERE id = 1`)
+	s.readerLooks(2)
+	expectFail("a half-applied transfer", s.checkT(ctx))
+	s.exec(`UPDATE public.bank SET balance = balance - 7 WHERE id = 1`)
+	// A committed source transaction no longer recorded as resolved.
+	s.tx.reader = stacktest.StartBankReader(t, s.targetURL, txBank, 5*time.Millisecond)
+	s.readerLooks(1)
+	s.exec(`DELETE FROM pgsink.tx_resolved WHERE tx_id = (SELECT min(tx_id) FROM pgsink.tx_resolved)`)
+	expectFail("a transaction not resolved", s.checkT(ctx))
+	s.result.Checks["T"] = fail("caught: %s", strings.Join(caught, ", "))
+	s.result.FaultKinds = "hand corruption of T"
+	s.result.Faults = len(caught)
+}
+
+// readerLooks waits until the bank reader has checked n more snapshots
+// with every account (n >= 2: at least one begun after this call).
+func (s *scenario) readerLooks(n int) {
+	s.t.Helper()
+	want := s.tx.reader.Seen() + n
+	for deadline := time.Now().Add(30 * time.Second); s.tx.reader.Seen() < want; {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("the bank reader checked no snapshot within 30 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// cleanRun runs one instance until the workload's transactions are
+// applied, then every check, which must all pass before a self-test
+// corrupts anything.
+func (s *scenario) cleanRun(transactions int, pause time.Duration) {
+	s.t.Helper()
+	s.start("a")
+	s.load.run(transactions, pause)
+	s.load.wait()
+	quiet := s.waitQuiet(2 * time.Minute)
+	s.stopAll()
+	s.evaluate(quiet, 0)
+	for _, c := range s.checked() {
+		if v := s.result.Checks[c]; !v.OK {
+			s.t.Fatalf("clean run: %s failed before any corruption: %s", c, v.Detail)
 		}
 	}
 }

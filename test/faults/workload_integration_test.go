@@ -33,6 +33,11 @@ type workload struct {
 	// extraSet, once a scenario added columns to the source, is the SET
 	// clause updates also run, so the new columns carry data.
 	extraSet string
+	// bank, in the transaction-consistent scenarios, adds to each
+	// transaction a transfer between two bank accounts and, to some, an
+	// order with its lines, writes no outbox event, and records each
+	// transaction's id (txbank_integration_test.go).
+	bank *bankLoad
 	// ignoreErrors ends the workload quietly on an error (a server restart
 	// scenario expects them) instead of failing the test.
 	ignoreErrors atomic.Bool
@@ -106,8 +111,15 @@ func (w *workload) seed(n int) {
 }
 
 // run starts the workload: transactions until stop, or until max
-// transactions when max > 0; pause between transactions.
-func (w *workload) run(max int, pause time.Duration) {
+// transactions when count > 0; pause between transactions.
+func (w *workload) run(count int, pause time.Duration) {
+	if w.bank != nil {
+		// One resolver applies every source transaction in order, behind
+		// Debezium's transaction markers: the transaction-consistent
+		// scenarios write at a pace they catch up with after a fault on a
+		// shared machine, not at the pace of the partitions.
+		pause = max(pause, txPause)
+	}
 	w.stop, w.done = make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(w.done)
@@ -118,7 +130,7 @@ func (w *workload) run(max int, pause time.Duration) {
 			return
 		}
 		defer conn.Close(context.Background())
-		for i := 0; max <= 0 || i < max; i++ {
+		for i := 0; count <= 0 || i < count; i++ {
 			select {
 			case <-w.stop:
 				return
@@ -178,6 +190,9 @@ func (w *workload) halt() {
 func (w *workload) Events() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.bank != nil {
+		return w.events + w.bank.events
+	}
 	return w.events
 }
 
@@ -212,7 +227,7 @@ func (w *workload) transaction(ctx context.Context, conn *pgx.Conn) error {
 			id := pick()
 			_, err = tx.Exec(ctx, `UPDATE public.accounts SET seq = seq + 1, balance = balance + $2::numeric, updated_at = now()`+w.extraSet+` WHERE id = $1`,
 				id, fmt.Sprintf("%d.%02d", w.rng.IntN(50), w.rng.IntN(100)))
-			if err == nil && op%2 == 0 {
+			if err == nil && op%2 == 0 && w.bank == nil {
 				_, err = tx.Exec(ctx, outboxInsert, id, w.rng.IntN(1000)-500)
 				pendingOutbox++
 			}
@@ -243,12 +258,29 @@ func (w *workload) transaction(ctx context.Context, conn *pgx.Conn) error {
 		}
 		events++
 	}
+	var bank bankTx
+	if w.bank != nil {
+		if bank, err = w.bank.write(ctx, tx, w.rng); err != nil {
+			return err
+		}
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return err
 	}
 	w.events += events
 	w.outbox += pendingOutbox
+	if w.bank != nil {
+		w.bank.committed(bank)
+	}
 	return nil
+}
+
+// accountEvents counts the accounts table's row changes alone (Events
+// counts the bank's too).
+func (w *workload) accountEvents() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.events
 }
 
 func (w *workload) outboxEvents() int {
