@@ -93,6 +93,9 @@ func TestIntegrationTransactionStaging(t *testing.T) {
 	if err != nil || !ok || oldest.TxID != 7 || oldest.Records != 3 || staged != 5 || oldest.Age < 0 || oldest.Age > time.Hour {
 		t.Fatalf("OldestUnresolved = %+v, %d staged, %v, %v; want transaction 7 with 3 records, 5 staged", oldest, staged, ok, err)
 	}
+	if first, ok, err := tx.OldestStaged(ctx, pool, "g"); err != nil || !ok || first.TxID != 7 || !first.FirstStaged.Equal(oldest.FirstStaged) || first.Age < 0 {
+		t.Fatalf("OldestStaged = %+v, %v, %v; want transaction 7 first staged at %s, as OldestUnresolved says", first, ok, err, oldest.FirstStaged)
+	}
 
 	b := &pgx.Batch{}
 	tx.QueueResolve(b, "g", 7, 3)

@@ -34,18 +34,24 @@ type Options struct {
 	// ChunkBytes bounds a chunk's record keys and values as well
 	// (apply.batch.max_bytes); 0: records only.
 	ChunkBytes int64
+	// Progress, when set, is told after each chunk how many staged records
+	// the apply transaction in progress has written so far, and 0 once it
+	// ends: a transaction of a million rows is one long apply, and this is
+	// how an operator sees it move.
+	Progress func(written int64)
 }
 
 // Resolver applies whole source transactions from staging.
 type Resolver struct {
-	pool    *pgxpool.Pool
-	applier *sink.Applier
-	router  *sink.Router
-	decoder *debezium.Decoder
-	offsets dedup.Offsets
-	staging dedup.Transactions
-	chunk   int
-	bytes   int64
+	pool     *pgxpool.Pool
+	applier  *sink.Applier
+	router   *sink.Router
+	decoder  *debezium.Decoder
+	offsets  dedup.Offsets
+	staging  dedup.Transactions
+	chunk    int
+	bytes    int64
+	progress func(int64)
 }
 
 // New returns a Resolver writing through applier's statements (its
@@ -56,7 +62,8 @@ func New(pool *pgxpool.Pool, applier *sink.Applier, router *sink.Router, opts Op
 		opts.Chunk = 5000
 	}
 	return &Resolver{pool: pool, applier: applier, router: router, decoder: router.NewDecoder(),
-		offsets: dedup.NewOffsets(opts.Schema), staging: dedup.NewTransactions(opts.Schema), chunk: opts.Chunk, bytes: opts.ChunkBytes}
+		offsets: dedup.NewOffsets(opts.Schema), staging: dedup.NewTransactions(opts.Schema), chunk: opts.Chunk, bytes: opts.ChunkBytes,
+		progress: opts.Progress}
 }
 
 // Result counts what one Resolve did.
@@ -65,6 +72,18 @@ type Result struct {
 	// before (a replay of the transaction topic), passed over.
 	Applied, Passed int
 	Stats           sink.Stats
+	// Records are the staged records written (tombstones and records no
+	// table routes included: they were read).
+	Records int64
+	// FirstStaged holds, per applied transaction, the Kafka timestamp of
+	// its oldest staged record: how long its first event waited to become
+	// visible (pgsink_transaction_commit_latency_seconds).
+	FirstStaged []time.Time
+	// Where the Resolve's time went: checking the staged counts, writing
+	// the staged records (reading, decoding and the target's statements),
+	// and the rest of the transaction (the resolved rows, the deletion of
+	// the staged ones, COMMIT).
+	Checking, Writing, Committing time.Duration
 }
 
 // Resolve applies, in one target transaction that moves claim past them,
@@ -80,6 +99,7 @@ type Result struct {
 func (r *Resolver) Resolve(ctx context.Context, claim *dedup.Claim, ends []End, next int64) (Result, error) {
 	var ready []End
 	var resolved []bool
+	started := time.Now()
 	for _, end := range ends {
 		done, err := r.check(ctx, claim.Group, end)
 		var incomplete *IncompleteError
@@ -97,7 +117,10 @@ func (r *Resolver) Resolve(ctx context.Context, claim *dedup.Claim, ends []End, 
 	if next == claim.NextOffset && len(ready) == 0 {
 		return Result{}, nil
 	}
-	return r.apply(ctx, claim, ready, resolved, next)
+	checking := time.Since(started)
+	res, err := r.apply(ctx, claim, ready, resolved, next)
+	res.Checking = checking
+	return res, err
 }
 
 // check reports whether end's transaction was applied already, or returns
@@ -174,20 +197,28 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 	}
 	w := r.applier.WriteIn(conn.Conn())
 	b = &pgx.Batch{}
+	writing := time.Now()
+	if r.progress != nil {
+		defer r.progress(0)
+	}
 	for i, end := range ends {
 		if resolved[i] {
 			res.Passed++
 			continue
 		}
-		if err := r.writeStaged(ctx, conn, w, claim.Group, end); err != nil {
+		first, err := r.writeStaged(ctx, conn, w, claim.Group, end, &res.Records)
+		if err != nil {
 			return Result{}, err
 		}
 		r.staging.QueueResolve(b, claim.Group, end.Marker.TxID, end.Marker.EventCount)
 		res.Applied++
+		res.FirstStaged = append(res.FirstStaged, first)
 	}
 	if err := w.Finish(ctx); err != nil {
 		return Result{}, err
 	}
+	res.Writing = time.Since(writing)
+	committing := time.Now()
 	committed := false
 	b.Queue("COMMIT").Fn = func(br pgx.BatchResults) error {
 		if _, err := br.Exec(); err != nil {
@@ -216,37 +247,46 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 	}
 	claim.NextOffset = next
 	res.Stats = w.Stats()
+	res.Committing = time.Since(committing)
 	return res, nil
 }
 
 // writeStaged writes end's transaction from staging in its order, a chunk
-// at a time, in the transaction open on conn.
-func (r *Resolver) writeStaged(ctx context.Context, conn *pgxpool.Conn, w *sink.TxWriter, group string, end End) error {
+// at a time, in the transaction open on conn, adding the records read to
+// *written; it returns the oldest Kafka timestamp among them.
+func (r *Resolver) writeStaged(ctx context.Context, conn *pgxpool.Conn, w *sink.TxWriter, group string, end End, written *int64) (first time.Time, err error) {
 	after := int64(math.MinInt64)
 	for {
 		staged, err := r.staging.ReadStaged(ctx, conn, group, end.Marker.TxID, after, r.chunk, r.bytes)
 		if err != nil {
-			return err
+			return first, err
 		}
 		if len(staged) == 0 {
-			return nil
+			return first, nil
 		}
 		items := make([]sink.Item, 0, len(staged))
 		for _, s := range staged {
 			after = s.TotalOrder
+			if !s.Timestamp.IsZero() && (first.IsZero() || s.Timestamp.Before(first)) {
+				first = s.Timestamp
+			}
 			if s.Dead {
 				continue
 			}
 			it, ok, err := r.router.Item(ctx, r.decoder, record(s))
 			if err != nil {
-				return fmt.Errorf("txapply: transaction %s: %s[%d]@%d: %w", end.Marker.ID, s.Topic, s.Partition, s.Offset, err)
+				return first, fmt.Errorf("txapply: transaction %s: %s[%d]@%d: %w", end.Marker.ID, s.Topic, s.Partition, s.Offset, err)
 			}
 			if ok {
 				items = append(items, it)
 			}
 		}
 		if err := w.Write(ctx, items); err != nil {
-			return fmt.Errorf("txapply: transaction %s: %w", end.Marker.ID, err)
+			return first, fmt.Errorf("txapply: transaction %s: %w", end.Marker.ID, err)
+		}
+		*written += int64(len(staged))
+		if r.progress != nil {
+			r.progress(*written)
 		}
 	}
 }
@@ -265,9 +305,17 @@ func record(s dedup.StagedRecord) debezium.Record {
 // of the transaction topic (its position at the high watermark): a lagging
 // resolver has not read the END yet, and its transactions wait for that.
 func (r *Resolver) CheckEnds(ctx context.Context, group string, maxWait time.Duration) error {
-	oldest, _, ok, err := r.staging.OldestUnresolved(ctx, r.pool, group)
+	oldest, ok, err := r.staging.OldestStaged(ctx, r.pool, group)
 	if err != nil || !ok || oldest.Age <= maxWait {
 		return err
 	}
-	return &NoEndError{TxID: oldest.TxID, Records: oldest.Records, FirstStaged: oldest.FirstStaged}
+	counts, err := r.staging.StagedCounts(ctx, r.pool, group, oldest.TxID)
+	if err != nil {
+		return err
+	}
+	var records int64
+	for _, n := range counts {
+		records += n
+	}
+	return &NoEndError{TxID: oldest.TxID, Records: records, FirstStaged: oldest.FirstStaged}
 }

@@ -73,8 +73,11 @@ func mixFor(events int) mix {
 
 // source is the one the workload was written from.
 func (w Workload) source() source {
-	if w.Format == avroSource.format {
+	switch w.Format {
+	case avroSource.format:
 		return avroSource
+	case txSource.format:
+		return txSource
 	}
 	return jsonSource
 }
@@ -87,6 +90,9 @@ func stateFile(name string) string {
 // otherwise produces it again through Debezium.
 func ensureWorkload(ctx context.Context, env stacktest.Env, events int, s source) (Workload, error) {
 	m := mixFor(events)
+	if s == txSource {
+		m = txMix(events)
+	}
 	var w Workload
 	if b, err := os.ReadFile(stateFile(s.state)); err == nil && json.Unmarshal(b, &w) == nil &&
 		w.Events == m.events() && w.Topic == s.topic {
@@ -142,8 +148,14 @@ func produceWorkload(ctx context.Context, env stacktest.Env, m mix, s source) (W
 	if err := stacktest.DropDatabase(ctx, env.AdminURL, s.db); err != nil {
 		return Workload{}, err
 	}
-	if err := stacktest.DeleteTopics(ctx, env.KafkaBootstrap, s.topic); err != nil {
-		return Workload{}, err
+	topics := map[string]int{s.topic: partitions}
+	if s == txSource {
+		topics[txTopicOf(s)] = 1 // orders the source's transactions
+	}
+	for t := range topics {
+		if err := stacktest.DeleteTopics(ctx, env.KafkaBootstrap, t); err != nil {
+			return Workload{}, err
+		}
 	}
 	if err := stacktest.CreateDatabase(ctx, env.AdminURL, s.db, "debezium"); err != nil {
 		return Workload{}, err
@@ -157,15 +169,17 @@ func produceWorkload(ctx context.Context, env stacktest.Env, m mix, s source) (W
 		return Workload{}, err
 	}
 	// Deleting a topic is asynchronous in Kafka: retry the creation.
-	for i := 0; ; i++ {
-		err := stacktest.CreateTopic(ctx, env.KafkaBootstrap, s.topic, partitions)
-		if err == nil {
-			break
+	for t, n := range topics {
+		for i := 0; ; i++ {
+			err := stacktest.CreateTopic(ctx, env.KafkaBootstrap, t, n)
+			if err == nil {
+				break
+			}
+			if i == 40 {
+				return Workload{}, err
+			}
+			time.Sleep(500 * time.Millisecond)
 		}
-		if i == 40 {
-			return Workload{}, err
-		}
-		time.Sleep(500 * time.Millisecond)
 	}
 	name := s.db + "_" + fmt.Sprint(time.Now().Unix())
 	cfg, err := stacktest.DebeziumPostgres(sourceURL(env, s), name, s.prefix)
@@ -201,6 +215,9 @@ func produceWorkload(ctx context.Context, env stacktest.Env, m mix, s source) (W
 	if os.Getenv("PGSINK_BENCH_NO_CONTEXT_HEADERS") != "" {
 		cfg["extended.headers.enabled"] = "false"
 	}
+	if s == txSource {
+		cfg["provide.transaction.metadata"] = "true"
+	}
 	if err := connect.Put(ctx, name, cfg); err != nil {
 		return Workload{}, err
 	}
@@ -214,7 +231,13 @@ func produceWorkload(ctx context.Context, env stacktest.Env, m mix, s source) (W
 	}
 	w := Workload{Format: s.format, Topic: s.topic}
 	next := int64(1)
-	for r := 0; r < m.rounds; r++ {
+	if s == txSource {
+		if err := runRounds(ctx, conn, m, next, &w); err != nil {
+			return Workload{}, err
+		}
+		next += int64(m.rounds * m.creates)
+	}
+	for r := 0; r < m.rounds && s != txSource; r++ {
 		tx, err := conn.Begin(ctx)
 		if err != nil {
 			return Workload{}, err
