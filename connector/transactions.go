@@ -41,7 +41,13 @@ func (r *Runner) resolverDeps(sinkOpts sink.Options) *workerDeps {
 	tm := r.deps.metrics.Tx
 	res := txapply.New(r.pool, sink.NewApplier(r.pool, sinkOpts), r.router,
 		txapply.Options{Schema: r.cfg.Postgres.Schema, Chunk: r.cfg.Apply.Batch.MaxRecords, ChunkBytes: int64(r.cfg.Apply.Batch.MaxBytes),
-			Progress: func(written int64) { tm.Writing.Set(float64(written)) }})
+			Progress: func(written int64) {
+				tm.Writing.Set(float64(written))
+				if written > 0 { // writing: the END waited at is complete
+					tm.Waiting.Reset()
+					tm.WaitSeconds.Set(0)
+				}
+			}})
 	deps := *r.deps
 	deps.router = &markerRouter{}
 	maxWait := r.cfg.Apply.Transaction.MaxWait.Std()
