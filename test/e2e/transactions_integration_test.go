@@ -432,11 +432,12 @@ func TestE2ELargeTransaction(t *testing.T) {
 	}
 	took := time.Since(start)
 	peak := peakRSS(t, p.cmd.Process.Pid)
+	cpu := processCPU(t, p.cmd.Process.Pid)
 	if code, _ := p.stop(30 * time.Second); code != 0 {
 		t.Errorf("pgsink exited with %d", code)
 	}
-	t.Logf("%d rows applied at once %s after the source's INSERT (the reader saw %v); pgsink's peak RSS %d MiB, budget %d MiB; %s",
-		rows, took.Round(time.Second), seen, peak>>20, budget>>20, applyPhases(t, p.Logs()))
+	t.Logf("%d rows applied at once %s after the source's INSERT (the reader saw %v); pgsink's peak RSS %d MiB, budget %d MiB (the Go heap's soft limit 96 MiB); pgsink's CPU %.1f s; %s",
+		rows, took.Round(time.Second), seen, peak>>20, budget>>20, cpu.Seconds(), applyPhases(t, p.Logs()))
 	if peak > budget {
 		t.Errorf("peak RSS %d MiB over the budget of %d MiB", peak>>20, budget>>20)
 	}
@@ -496,6 +497,27 @@ func applyPhases(t *testing.T, logs string) string {
 		return "no resolver timing in the log"
 	}
 	return strings.Join(phases, "; ")
+}
+
+// processCPU reads a process's user and system CPU time from /proc.
+func processCPU(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fields after the command name, which is in parentheses: utime
+	// and stime are the 12th and 13th, in clock ticks (100 a second on
+	// Linux).
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	var utime, stime int64
+	if _, err := fmt.Sscan(fields[11], &utime); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fmt.Sscan(fields[12], &stime); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // peakRSS reads a process's peak resident set size (VmHWM) from /proc.
