@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -104,12 +103,7 @@ var txLatencySource = source{format: "json-tx", db: "bench_source_txlat", prefix
 func newLiveSource(ctx context.Context, env stacktest.Env) (*liveSource, error) {
 	s := txLatencySource
 	connect := stacktest.NewConnect(env.ConnectURL)
-	names, _ := connect.List(ctx)
-	for _, n := range names {
-		if rest, ok := strings.CutPrefix(n, s.db+"_"); ok && rest != "" && rest[0] >= '0' && rest[0] <= '9' {
-			_ = connect.Delete(ctx, n)
-		}
-	}
+	deleteConnectors(ctx, connect, s)
 	if err := stacktest.DropDatabase(ctx, env.AdminURL, s.db); err != nil {
 		return nil, err
 	}
@@ -136,16 +130,9 @@ func newLiveSource(ctx context.Context, env stacktest.Env) (*liveSource, error) 
 			l.close()
 			return nil, err
 		}
-		for i := 0; ; i++ {
-			err := stacktest.CreateTopic(ctx, env.KafkaBootstrap, t, n, map[string]string{"message.timestamp.type": "LogAppendTime"})
-			if err == nil {
-				break
-			}
-			if i == 40 {
-				l.close()
-				return nil, err
-			}
-			time.Sleep(500 * time.Millisecond)
+		if err := createTopic(ctx, env.KafkaBootstrap, t, n, map[string]string{"message.timestamp.type": "LogAppendTime"}); err != nil {
+			l.close()
+			return nil, err
 		}
 	}
 	l.name = s.db + "_" + fmt.Sprint(time.Now().Unix())

@@ -138,13 +138,7 @@ func produceWorkload(ctx context.Context, env stacktest.Env, m mix, s source) (W
 		}
 	}
 	connect := stacktest.NewConnect(env.ConnectURL)
-	names, _ := connect.List(ctx)
-	for _, n := range names {
-		// This source's connectors only: the other's name extends its prefix.
-		if rest, ok := strings.CutPrefix(n, s.db+"_"); ok && rest != "" && rest[0] >= '0' && rest[0] <= '9' {
-			_ = connect.Delete(ctx, n)
-		}
-	}
+	deleteConnectors(ctx, connect, s)
 	if err := stacktest.DropDatabase(ctx, env.AdminURL, s.db); err != nil {
 		return Workload{}, err
 	}
@@ -168,17 +162,9 @@ func produceWorkload(ctx context.Context, env stacktest.Env, m mix, s source) (W
 	if _, err := conn.Exec(ctx, `CREATE TABLE public.orders `+tableDDL); err != nil {
 		return Workload{}, err
 	}
-	// Deleting a topic is asynchronous in Kafka: retry the creation.
 	for t, n := range topics {
-		for i := 0; ; i++ {
-			err := stacktest.CreateTopic(ctx, env.KafkaBootstrap, t, n)
-			if err == nil {
-				break
-			}
-			if i == 40 {
-				return Workload{}, err
-			}
-			time.Sleep(500 * time.Millisecond)
+		if err := createTopic(ctx, env.KafkaBootstrap, t, n); err != nil {
+			return Workload{}, err
 		}
 	}
 	name := s.db + "_" + fmt.Sprint(time.Now().Unix())
@@ -309,6 +295,29 @@ func produceWorkload(ctx context.Context, env stacktest.Env, m mix, s source) (W
 		return Workload{}, err
 	}
 	return w, os.WriteFile(stateFile(s.state), b, 0o644)
+}
+
+// deleteConnectors deletes the connectors a run of source s left behind.
+func deleteConnectors(ctx context.Context, connect *stacktest.Connect, s source) {
+	names, _ := connect.List(ctx)
+	for _, n := range names {
+		// This source's connectors only: another's name may extend its prefix.
+		if rest, ok := strings.CutPrefix(n, s.db+"_"); ok && rest != "" && rest[0] >= '0' && rest[0] <= '9' {
+			_ = connect.Delete(ctx, n)
+		}
+	}
+}
+
+// createTopic creates a topic just deleted: deleting a topic is
+// asynchronous in Kafka, so the creation is retried.
+func createTopic(ctx context.Context, bootstrap, name string, partitions int, configs ...map[string]string) error {
+	for i := 0; ; i++ {
+		err := stacktest.CreateTopic(ctx, bootstrap, name, partitions, configs...)
+		if err == nil || i == 40 {
+			return err
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 // createdAtSQL is a timestamp within a fixed year: with the seed, the JSON
