@@ -116,6 +116,39 @@ func (t Transactions) StagedCounts(ctx context.Context, db Querier, group string
 	return out, nil
 }
 
+// StagedState returns, for transactions txIDs at once, those the resolver
+// applied and the records staged of each per data collection (none: no
+// entry): the resolver checks a batch of ENDs in two queries rather than
+// two per END.
+func (t Transactions) StagedState(ctx context.Context, db Querier, group string, txIDs []int64) (resolved map[int64]bool, staged map[int64]map[string]int64, err error) {
+	resolved, staged = map[int64]bool{}, map[int64]map[string]int64{}
+	rows, err := db.Query(ctx, `SELECT tx_id FROM `+t.resolved+` WHERE group_id = $1 AND tx_id = ANY($2)`, group, txIDs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dedup: read which of %d transactions are applied: %w", len(txIDs), err)
+	}
+	var id, n int64
+	if _, err = pgx.ForEachRow(rows, []any{&id}, func() error { resolved[id] = true; return nil }); err != nil {
+		return nil, nil, fmt.Errorf("dedup: read which of %d transactions are applied: %w", len(txIDs), err)
+	}
+	rows, err = db.Query(ctx, `SELECT tx_id, data_collection, count(*) FROM `+t.staged+`
+		WHERE group_id = $1 AND tx_id = ANY($2) GROUP BY tx_id, data_collection`, group, txIDs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dedup: count staged records of %d transactions: %w", len(txIDs), err)
+	}
+	var collection string
+	_, err = pgx.ForEachRow(rows, []any{&id, &collection, &n}, func() error {
+		if staged[id] == nil {
+			staged[id] = map[string]int64{}
+		}
+		staged[id][collection] = n
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("dedup: count staged records of %d transactions: %w", len(txIDs), err)
+	}
+	return resolved, staged, nil
+}
+
 // Resolved reports whether the resolver applied transaction txID.
 func (t Transactions) Resolved(ctx context.Context, db DB, group string, txID int64) (bool, error) {
 	var ok bool

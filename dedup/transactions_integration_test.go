@@ -49,6 +49,10 @@ func TestIntegrationTransactionStaging(t *testing.T) {
 	if want := map[string]int64{"public.accounts": 2, "public.orders": 1}; !maps.Equal(counts, want) {
 		t.Fatalf("staged counts of transaction 7 = %v, want %v", counts, want)
 	}
+	resolvedOf, stagedOf, err := tx.StagedState(ctx, pool, "g", []int64{7, 8, 42})
+	if err != nil || len(resolvedOf) != 0 || !maps.Equal(stagedOf[7], counts) || stagedOf[8]["public.accounts"] != 2 || stagedOf[42] != nil {
+		t.Fatalf("StagedState(7, 8, 42) = %v, %v, %v; want none applied, 7 as StagedCounts says, 8 with 2 records, 42 with none", resolvedOf, stagedOf, err)
+	}
 	var got []dedup.StagedRecord
 	for after := int64(0); ; {
 		chunk, err := tx.ReadStaged(ctx, pool, "g", 7, after, 2, 0)
@@ -104,6 +108,9 @@ func TestIntegrationTransactionStaging(t *testing.T) {
 	}
 	if resolved, err := tx.Resolved(ctx, pool, "g", 7); err != nil || !resolved {
 		t.Fatalf("Resolved(7) = %v, %v after QueueResolve", resolved, err)
+	}
+	if resolvedOf, stagedOf, err := tx.StagedState(ctx, pool, "g", []int64{7, 8}); err != nil || !resolvedOf[7] || resolvedOf[8] || stagedOf[7] != nil {
+		t.Fatalf("StagedState(7, 8) after resolving 7 = %v, %v, %v; want 7 applied with nothing staged, 8 not applied", resolvedOf, stagedOf, err)
 	}
 	if counts, err := tx.StagedCounts(ctx, pool, "g", 7); err != nil || len(counts) != 0 {
 		t.Fatalf("staged counts of resolved transaction 7 = %v, %v; want none", counts, err)

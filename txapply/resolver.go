@@ -100,8 +100,16 @@ func (r *Resolver) Resolve(ctx context.Context, claim *dedup.Claim, ends []End, 
 	var ready []End
 	var resolved []bool
 	started := time.Now()
+	ids := make([]int64, len(ends))
+	for i, end := range ends {
+		ids[i] = end.Marker.TxID
+	}
+	applied, staged, err := r.staging.StagedState(ctx, r.pool, claim.Group, ids)
+	if err != nil {
+		return Result{}, err
+	}
 	for _, end := range ends {
-		done, err := r.check(ctx, claim.Group, end)
+		done, err := check(end, applied[end.Marker.TxID], staged[end.Marker.TxID])
 		var incomplete *IncompleteError
 		if errors.As(err, &incomplete) && len(ready) > 0 {
 			// Apply what is ready; the caller comes back for this one.
@@ -123,19 +131,19 @@ func (r *Resolver) Resolve(ctx context.Context, claim *dedup.Claim, ends []End, 
 	return res, err
 }
 
-// check reports whether end's transaction was applied already, or returns
-// an *IncompleteError or *OverstagedError when its staged events are not
-// exactly those its END counts. Logical decoding messages are not counted:
-// pgsink applies none, so none is staged.
-func (r *Resolver) check(ctx context.Context, group string, end End) (resolved bool, err error) {
+// check reports whether end's transaction was applied already (resolved),
+// or returns an *IncompleteError or *OverstagedError when its staged
+// events (per data collection) are not exactly those its END counts.
+// Logical decoding messages are not counted: pgsink applies none, so none
+// is staged.
+func check(end End, resolved bool, staged map[string]int64) (bool, error) {
+	if resolved {
+		return true, nil
+	}
+	if staged == nil {
+		staged = map[string]int64{}
+	}
 	m := end.Marker
-	if resolved, err = r.staging.Resolved(ctx, r.pool, group, m.TxID); err != nil || resolved {
-		return resolved, err
-	}
-	staged, err := r.staging.StagedCounts(ctx, r.pool, group, m.TxID)
-	if err != nil {
-		return false, err
-	}
 	want := map[string]int64{}
 	for _, c := range m.DataCollections {
 		if name := c.Collection(); name != debezium.MessageCollection {
@@ -201,12 +209,13 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 	if r.progress != nil {
 		defer r.progress(0)
 	}
+	out := &pending{w: w, chunk: r.chunk, bytes: r.bytes, progress: r.progress}
 	for i, end := range ends {
 		if resolved[i] {
 			res.Passed++
 			continue
 		}
-		first, err := r.writeStaged(ctx, conn, w, claim.Group, end, &res.Records)
+		first, err := r.writeStaged(ctx, conn, out, claim.Group, end)
 		if err != nil {
 			return Result{}, err
 		}
@@ -214,6 +223,10 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 		res.Applied++
 		res.FirstStaged = append(res.FirstStaged, first)
 	}
+	if err := out.flush(ctx); err != nil {
+		return Result{}, err
+	}
+	res.Records = out.written
 	if err := w.Finish(ctx); err != nil {
 		return Result{}, err
 	}
@@ -251,10 +264,10 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 	return res, nil
 }
 
-// writeStaged writes end's transaction from staging in its order, a chunk
-// at a time, in the transaction open on conn, adding the records read to
-// *written; it returns the oldest Kafka timestamp among them.
-func (r *Resolver) writeStaged(ctx context.Context, conn *pgxpool.Conn, w *sink.TxWriter, group string, end End, written *int64) (first time.Time, err error) {
+// writeStaged reads end's transaction from staging in its order, a chunk
+// at a time, in the transaction open on conn, and hands its records to out;
+// it returns the oldest Kafka timestamp among them.
+func (r *Resolver) writeStaged(ctx context.Context, conn *pgxpool.Conn, out *pending, group string, end End) (first time.Time, err error) {
 	after := int64(math.MinInt64)
 	for {
 		staged, err := r.staging.ReadStaged(ctx, conn, group, end.Marker.TxID, after, r.chunk, r.bytes)
@@ -264,31 +277,84 @@ func (r *Resolver) writeStaged(ctx context.Context, conn *pgxpool.Conn, w *sink.
 		if len(staged) == 0 {
 			return first, nil
 		}
-		items := make([]sink.Item, 0, len(staged))
 		for _, s := range staged {
 			after = s.TotalOrder
 			if !s.Timestamp.IsZero() && (first.IsZero() || s.Timestamp.Before(first)) {
 				first = s.Timestamp
 			}
 			if s.Dead {
+				out.skip()
 				continue
 			}
 			it, ok, err := r.router.Item(ctx, r.decoder, record(s))
 			if err != nil {
 				return first, fmt.Errorf("txapply: transaction %s: %s[%d]@%d: %w", end.Marker.ID, s.Topic, s.Partition, s.Offset, err)
 			}
-			if ok {
-				items = append(items, it)
+			if err := out.add(ctx, end.Marker.ID, it, ok, int64(len(s.Key)+len(s.Value))); err != nil {
+				return first, err
 			}
 		}
-		if err := w.Write(ctx, items); err != nil {
-			return first, fmt.Errorf("txapply: transaction %s: %w", end.Marker.ID, err)
-		}
-		*written += int64(len(staged))
-		if r.progress != nil {
-			r.progress(*written)
-		}
 	}
+}
+
+// pending gathers the decoded records of the transactions one Resolve
+// applies and writes them a chunk at a time: a chunk holds the records of
+// many small source transactions (in their commit order, each in its own
+// order), so that small transactions cost about what a partition's batch
+// costs per record rather than a write each; a large one is written in
+// chunks as it is read. What the resolver holds stays bounded by a chunk.
+type pending struct {
+	w        *sink.TxWriter
+	chunk    int
+	bytes    int64
+	progress func(int64)
+	items    []sink.Item
+	size     int64
+	read     int64 // records taken since the last write
+	written  int64 // records written, tombstones and records routed nowhere included
+	// firstID and lastID name the transactions of the records taken since
+	// the last write, for an error.
+	firstID, lastID string
+}
+
+// skip counts a record read that writes nothing.
+func (p *pending) skip() { p.read++ }
+
+// add takes a record of transaction id (ok: it writes something) and
+// writes the chunk once it is full.
+func (p *pending) add(ctx context.Context, id string, it sink.Item, ok bool, size int64) error {
+	if p.firstID == "" {
+		p.firstID = id
+	}
+	p.lastID = id
+	p.read++
+	if ok {
+		p.items = append(p.items, it)
+	}
+	if p.size += size; int(p.read) >= p.chunk || p.bytes > 0 && p.size >= p.bytes {
+		return p.flush(ctx)
+	}
+	return nil
+}
+
+// flush writes the records taken.
+func (p *pending) flush(ctx context.Context) error {
+	if p.read == 0 {
+		return nil
+	}
+	if err := p.w.Write(ctx, p.items); err != nil {
+		which := "transaction " + p.firstID
+		if p.lastID != p.firstID {
+			which = "transactions " + p.firstID + " to " + p.lastID
+		}
+		return fmt.Errorf("txapply: %s: %w", which, err)
+	}
+	p.written += p.read
+	p.items, p.size, p.read, p.firstID, p.lastID = nil, 0, 0, "", ""
+	if p.progress != nil {
+		p.progress(p.written)
+	}
+	return nil
 }
 
 // record is the Kafka record a staged row keeps.

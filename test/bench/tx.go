@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgsink/pgsink/test/stacktest"
 )
 
@@ -95,8 +98,14 @@ type liveSource struct {
 	name    string
 	connect *stacktest.Connect
 	conn    *pgx.Conn
-	next    int64
+	// drivers write the source transactions: one session does not keep
+	// 250 transactions a second on this machine.
+	drivers []*pgx.Conn
+	next    atomic.Int64 // the first id of the next transaction's creates
 }
+
+// liveDrivers is how many sessions write a latency run's transactions.
+const liveDrivers = 4
 
 var txLatencySource = source{format: "json-tx", db: "bench_source_txlat", prefix: "bench_txlat", topic: "bench_txlat.public.orders"}
 
@@ -114,7 +123,8 @@ func newLiveSource(ctx context.Context, env stacktest.Env) (*liveSource, error) 
 	if err != nil {
 		return nil, err
 	}
-	l := &liveSource{s: s, connect: connect, conn: conn, next: 1}
+	l := &liveSource{s: s, connect: connect, conn: conn}
+	l.next.Store(1)
 	// The source's durability is not what is measured: without a WAL
 	// flush per commit one session keeps the rate.
 	if _, err := conn.Exec(ctx, `CREATE TABLE public.orders `+tableDDL+`; SET synchronous_commit = off`); err != nil {
@@ -124,6 +134,17 @@ func newLiveSource(ctx context.Context, env stacktest.Env) (*liveSource, error) 
 	if _, err := conn.Exec(ctx, roundsProcedure); err != nil {
 		l.close()
 		return nil, err
+	}
+	for range liveDrivers {
+		d, err := pgx.Connect(ctx, sourceURL(env, s))
+		if err == nil {
+			l.drivers = append(l.drivers, d)
+			_, err = d.Exec(ctx, `SET synchronous_commit = off`)
+		}
+		if err != nil {
+			l.close()
+			return nil, err
+		}
 	}
 	for t, n := range map[string]int{s.topic: partitions, txTopicOf(s): 1} {
 		if err := stacktest.DeleteTopics(ctx, env.KafkaBootstrap, t); err != nil {
@@ -162,6 +183,9 @@ func (l *liveSource) close() {
 		_ = l.connect.Delete(context.Background(), l.name)
 	}
 	_ = l.conn.Close(context.Background())
+	for _, d := range l.drivers {
+		_ = d.Close(context.Background())
+	}
 }
 
 // measure starts pgsink in mode at the topics' ends, writes source
@@ -196,22 +220,44 @@ func (l *liveSource) measure(ctx context.Context, env stacktest.Env, bin, mode s
 	done := make(chan driven, 1)
 	go func() {
 		t0 := time.Now()
-		var txs int64
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for time.Since(t0) < dur {
-			<-tick.C
-			due := int64(time.Since(t0).Seconds() * float64(rate) / float64(per))
-			for ; txs < due; txs++ {
-				if _, err := l.conn.Exec(ctx, fmt.Sprintf(`CALL public.bench_rounds(%d, 1, %d, %d, %d)`, l.next, m.creates, m.updates, m.deletes),
-					pgx.QueryExecModeSimpleProtocol); err != nil {
-					done <- driven{txs, time.Since(t0), err}
-					return
+		var claimed atomic.Int64
+		errs := make(chan error, len(l.drivers))
+		for _, conn := range l.drivers {
+			go func() {
+				for time.Since(t0) < dur {
+					due := int64(time.Since(t0).Seconds() * float64(rate) / float64(per))
+					if claimed.Load() >= due {
+						time.Sleep(2 * time.Millisecond)
+						continue
+					}
+					if claimed.Add(1) > due {
+						claimed.Add(-1)
+						continue
+					}
+					first := l.next.Add(int64(m.creates)) - int64(m.creates)
+					_, err := conn.Exec(ctx, fmt.Sprintf(`CALL public.bench_rounds(%d, 1, %d, %d, %d)`, first, m.creates, m.updates, m.deletes),
+						pgx.QueryExecModeSimpleProtocol)
+					var pgErr *pgconn.PgError
+					if errors.As(err, &pgErr) && pgErr.Code == "40P01" {
+						// Two sessions updated the same rows in another
+						// order: the transaction rolled back, emitted
+						// nothing, and is written again.
+						claimed.Add(-1)
+						continue
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
 				}
-				l.next += int64(m.creates)
-			}
+				errs <- nil
+			}()
 		}
-		done <- driven{txs, time.Since(t0), nil}
+		var err error
+		for range l.drivers {
+			err = errors.Join(err, <-errs)
+		}
+		done <- driven{claimed.Load(), time.Since(t0), err}
 	}()
 	time.Sleep(warmup)
 	warm, warmCount, err := scrapeHistogram(p.port, metric)
