@@ -40,11 +40,15 @@ func main() {
 	latencyWarmup := flag.Duration("latency-warmup", 10*time.Second, "the start of the latency run left out of its steady-state quantiles")
 	latencyRepeat := flag.Int("latency-repeat", 5, "how many rounds of the latency phase run: each round measures every setting once (the default, synchronous_commit: off, each of -latency-waits), interleaved, and the report gives each run and the median per setting (one 40-s run's p99 is at the mercy of the machine's phases)")
 	budgets := flag.String("budgets", "128MiB,256MiB", "comma-separated apply.max_buffered_bytes values drained besides the default: what a larger memory budget buys")
-	reportOnly := flag.Bool("report-only", false, "rewrite the report from the last run's .stack/bench/results.json (after editing docs/benchmark-analysis.md)")
+	reportOnly := flag.Bool("report-only", false, "rewrite the report from the last run's .stack/bench/results.json (after editing docs/benchmark-analysis.md); with -only, from results-partial.json")
 	flag.Parse()
 	if *reportOnly {
 		var res Results
-		b, err := os.ReadFile(filepath.Join(benchDir(), "results.json"))
+		results := "results.json"
+		if *only != "" {
+			results = "results-partial.json" // what a run of -only wrote
+		}
+		b, err := os.ReadFile(filepath.Join(benchDir(), results))
 		check(err)
 		check(json.Unmarshal(b, &res))
 		check(os.WriteFile(*out, []byte(report(&res)), 0o644))

@@ -68,9 +68,10 @@ func txSection(r *Results) string {
 	}
 	if len(x.Latency) > 0 {
 		p("### Latency at a steady rate\n\n")
-		p("A live source (`%s`, its own connector with transaction metadata, LogAppendTime topics) written with source transactions of the same shape at a steady rate while pgsink runs in each mode from the topics' ends; the first %s of each run left out. ",
-			txLatencySource.db, "10 s")
+		p("A live source (`%s`, its own connector with transaction metadata, LogAppendTime topics) written by %d sessions with source transactions of the same shape at a steady rate for `-latency-for` (40 s by default) while pgsink runs in each mode from the topics' ends; the first `-latency-warmup` (10 s) of each run left out. ",
+			txLatencySource.db, liveDrivers)
 		p("Partition mode: per record, from its Kafka append time to the commit of its batch (`pgsink_record_commit_latency_seconds`). Transaction mode: per source transaction, from the append time of its **oldest** record to the resolver's commit that made the transaction visible (`pgsink_transaction_commit_latency_seconds`): the wait of the transaction's first event, the longest of its events.\n\n")
+		p("PostgreSQL's CPU here is the whole server's, the source's transactions and Debezium's WAL sender included (the same server holds source and target).\n\n")
 		p("| mode | events/s asked | achieved | measure | samples | p50 | p99 | pgsink CPU-µs per event | PostgreSQL CPU-µs per event | peak RSS |\n")
 		p("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|\n")
 		for _, l := range x.Latency {
