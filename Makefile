@@ -17,7 +17,7 @@ INTEGRATION_TAGS := integration
 TEST_TIMEOUT ?= 25m
 
 .PHONY: help build test test-unit test-integration lint stack-up stack-down stack-env stack-status \
-        fixtures fixtures-upstream fidelity demo demo-clean bench bench-avro bench-sink bench-verify clean docker-check faults fuzz
+        fixtures fixtures-upstream fidelity demo demo-clean bench bench-avro bench-tx bench-sink bench-verify clean docker-check faults fuzz
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -117,11 +117,12 @@ demo-clean: stack-up ## stop the demo's pgsink and remove its connectors, replic
 	set -a && source $(STACK_ENV) && set +a && $(GO) run ./examples/demo -clean
 
 BENCH_FLAGS ?=
-bench: stack-up build demo-clean ## issue 8 in one run: pgsink vs COPY vs the Debezium JDBC sink, at-least-once, batches of 1, latency, the Avro phase of bench-avro -> BENCHMARKS.md; then the decoder and apply micro-benchmarks
+bench: stack-up build demo-clean ## issue 8 in one run: pgsink vs COPY vs the Debezium JDBC sink, at-least-once, batches of 1, latency, the Avro phase of bench-avro -> BENCHMARKS.md; then bench-tx, the decoder and apply micro-benchmarks
 	set -a && source $(STACK_ENV) && set +a && \
 	  $(GO) run ./test/bench -pgsink bin/pgsink -out BENCHMARKS.md $(BENCH_FLAGS)
 	$(GO) test -run XXX -bench . -benchmem -cpu 1 ./debezium/
 	$(GO) test -run XXX -bench Reduce -benchmem ./sink/
+	$(MAKE) bench-tx
 	$(MAKE) bench-sink
 	$(MAKE) bench-verify
 	set -a && source $(STACK_ENV) && set +a && \
@@ -144,6 +145,12 @@ bench-sink: ## issue 4: the apply path (batches of 5,000 and others) against two
 bench-avro: stack-up build demo-clean ## issue 23: pgsink on Avro, pgsink on JSON and the Debezium JDBC sink on Avro in one run -> BENCHMARKS-avro.md
 	set -a && source $(STACK_ENV) && set +a && \
 	  $(GO) run ./test/bench -pgsink bin/pgsink -only avro -out BENCHMARKS-avro.md $(BENCH_FLAGS)
+
+# Issue 26's phase: the same source transactions per partition and in
+# transaction mode, and each mode's latency; make bench runs it too.
+bench-tx: stack-up build demo-clean ## issue 26: 1M events in source transactions of 20, per partition and in transaction mode in one run (events/s, CPU per event), p99 latency at 5,000 events/s in each -> BENCHMARKS-tx.md
+	set -a && source $(STACK_ENV) && set +a && \
+	  $(GO) run ./test/bench -pgsink bin/pgsink -only tx -out BENCHMARKS-tx.md $(BENCH_FLAGS)
 
 VERIFY_BENCH_COUNT ?= 3
 bench-verify: ## issue 25: pgsink verify of 1,000,000 equal rows against the floor (one plain hashing SELECT per table), the ratio measured in the same run

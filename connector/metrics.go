@@ -80,6 +80,7 @@ type Metrics struct {
 	// SnapshotsUnswept counts completed snapshots of a table that takes
 	// deletes that no sweep follows.
 	SnapshotsUnswept *prometheus.CounterVec // table, reason (sink.SweepSkipReason)
+	Tx               *TxMetrics
 	registry         *prometheus.Registry
 }
 
@@ -171,6 +172,7 @@ func NewMetrics() *Metrics {
 		m.BufferFull, m.Pauses, m.SnapshotSwept, m.SnapshotsUnswept)
 	r.MustRegister(m.SchemaChanges, m.SchemaWaits, m.SchemaWaiting)
 	r.MustRegister(m.DispatchLatency, m.QueuedLatency, m.SourceLag, m.TableSourceLag, m.SourceApplied, m.SourceLagRecords)
+	m.Tx = newTxMetrics(r)
 	return m
 }
 

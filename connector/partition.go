@@ -666,6 +666,9 @@ func (p *partition) report(batch *sink.Batch, st sink.Stats, last *kafka.Message
 	if st.DeadLetters > 0 {
 		p.metrics.DeadLetters.WithLabelValues(p.id.Topic, "table").Add(float64(st.DeadLetters))
 	}
+	if st.Staged > 0 {
+		p.metrics.Tx.Staged.WithLabelValues(p.id.Topic).Add(float64(st.Staged))
+	}
 	if len(batch.Items) > 0 && batch.Items[0].Table != nil {
 		ref := batch.Items[0].Table.Ref()
 		if st.Unresolved > 0 {

@@ -197,3 +197,19 @@ func TestResolverIdle(t *testing.T) {
 		})
 	}
 }
+
+// TestStagingPause: a slow count of a large transaction's staged rows
+// spaces the next count out, so counting does not take the database from
+// the partitions still staging; a quick one keeps the short poll.
+func TestStagingPause(t *testing.T) {
+	for _, tc := range []struct{ took, want time.Duration }{
+		{0, stagingPoll},
+		{5 * time.Millisecond, stagingPoll},
+		{100 * time.Millisecond, 400 * time.Millisecond},
+		{time.Minute, maxStagingPoll},
+	} {
+		if got := stagingPause(tc.took); got != tc.want {
+			t.Errorf("stagingPause(%s) = %s, want %s", tc.took, got, tc.want)
+		}
+	}
+}

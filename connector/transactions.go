@@ -38,13 +38,21 @@ func TransactionTopic(cfg *config.Config) string {
 func (r *Runner) resolverDeps(sinkOpts sink.Options) *workerDeps {
 	sinkOpts.StageTransactions = false // the resolver writes what was staged
 	sinkOpts.StopOnError = true        // a transaction is applied whole or not at all
+	tm := r.deps.metrics.Tx
 	res := txapply.New(r.pool, sink.NewApplier(r.pool, sinkOpts), r.router,
 		txapply.Options{Schema: r.cfg.Postgres.Schema, Chunk: r.cfg.Apply.Batch.MaxRecords, ChunkBytes: int64(r.cfg.Apply.Batch.MaxBytes),
-			BeforeCommit: func() { r.faults.Failpoints.Hit("before-commit") }})
+			BeforeCommit: func() { r.faults.Failpoints.Hit("before-commit") },
+			Progress: func(written int64) {
+				tm.Writing.Set(float64(written))
+				if written > 0 { // writing: the END waited at is complete
+					tm.Waiting.Reset()
+					tm.WaitSeconds.Set(0)
+				}
+			}})
 	deps := *r.deps
 	deps.router = &markerRouter{}
 	maxWait := r.cfg.Apply.Transaction.MaxWait.Std()
-	deps.applier = &resolverApplier{resolver: res, maxWait: maxWait, retry: r.cfg.Apply.Retry, log: r.log.Named("resolver")}
+	deps.applier = &resolverApplier{resolver: res, maxWait: maxWait, retry: r.cfg.Apply.Retry, log: r.log.Named("resolver"), metrics: tm}
 	deps.idle = resolverIdle(res, maxWait, func(topic string, partition int32) (int64, error) {
 		_, high, err := r.consumer.QueryWatermarkOffsets(topic, partition, 5000)
 		return high, err
@@ -132,14 +140,33 @@ type resolverApplier struct {
 	maxWait  time.Duration
 	retry    config.Retry
 	log      *zap.Logger
+	metrics  *TxMetrics
 	// schemaRetryBase is the first wait for the schema registry (tests
 	// shorten it); zero is schemaRetryBase, as partitions wait.
 	schemaRetryBase time.Duration
 }
 
+// slowResolve is the Resolve that is logged with where its time went: a
+// large source transaction, or a resolver falling behind.
+const slowResolve = time.Second
+
 // stagingPoll is how often the resolver looks again at the staged counts
 // of a transaction whose END arrived before all its events were staged.
-const stagingPoll = 50 * time.Millisecond
+// Counting scans the transaction's staged rows: for a large one the look
+// waits countPause times as long as the last count took (at most
+// maxStagingPoll), so that counting takes no more than a fraction of the
+// database's time from the partitions still staging it.
+const (
+	stagingPoll    = 50 * time.Millisecond
+	maxStagingPoll = 5 * time.Second
+	countPause     = 4
+)
+
+// stagingPause is the wait before counting again after a count that took
+// took.
+func stagingPause(took time.Duration) time.Duration {
+	return min(max(stagingPoll, countPause*took), maxStagingPoll)
+}
 
 func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (sink.Stats, error) {
 	ends := make([]txapply.End, 0, len(b.Items))
@@ -162,7 +189,9 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (sink.Stats,
 		if one && len(ends) > 1 {
 			take, next = ends[:1], ends[0].Offset+1
 		}
+		started := time.Now()
 		res, err := a.resolver.Resolve(ctx, b.Claim, take, next)
+		a.report(b.Claim, res, time.Since(started))
 		st.Upserted += res.Stats.Upserted
 		st.Deleted += res.Stats.Deleted
 		st.Stale += res.Stats.Stale
@@ -179,11 +208,13 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (sink.Stats,
 			a.log.Warn("resolver waits for the schema registry: a staged record's schema cannot be fetched; the position is not moved",
 				zap.Uint32("schema_id", unavailable.ID), zap.Duration("retry_in", pause), zap.Error(err))
 		case errors.As(err, &incomplete):
+			pause = stagingPause(time.Since(started))
 			if waitingSince.IsZero() {
 				waitingSince = time.Now()
 			} else if time.Since(waitingSince) > a.maxWait {
 				return st, &txapply.StoppedError{Err: err}
 			}
+			a.waiting(incomplete, time.Since(waitingSince))
 		case sink.Transient(err) && attempts+1 < a.retry.MaxAttempts:
 			attempts++
 			st.Retries++
@@ -204,8 +235,9 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (sink.Stats,
 		if len(ends) == 0 && b.Claim.NextOffset == b.Next {
 			return st, nil
 		}
-		if res.Applied+res.Passed > 0 {
+		if res.Applied+res.Passed > 0 || err == nil {
 			waitingSince = time.Time{}
+			a.waiting(nil, 0)
 		}
 		select {
 		case <-ctx.Done():
@@ -239,6 +271,45 @@ func withStopping(ctx context.Context, stopping <-chan struct{}) context.Context
 func stoppingOf(ctx context.Context) <-chan struct{} {
 	ch, _ := ctx.Value(stoppingKey{}).(<-chan struct{})
 	return ch
+}
+
+// report counts what one Resolve applied, and logs where the time of a
+// slow one went.
+func (a *resolverApplier) report(claim *dedup.Claim, res txapply.Result, took time.Duration) {
+	if a.metrics == nil {
+		return
+	}
+	a.metrics.Position.Set(float64(claim.NextOffset))
+	if res.Applied == 0 {
+		return
+	}
+	now := time.Now()
+	a.metrics.Resolved.Add(float64(res.Records))
+	a.metrics.Transactions.Add(float64(res.Applied))
+	for _, first := range res.FirstStaged {
+		if !first.IsZero() {
+			a.metrics.CommitLatency.Observe(max(now.Sub(first), 0).Seconds())
+		}
+	}
+	if took >= slowResolve {
+		a.log.Info("resolver applied", zap.Int("transactions", res.Applied), zap.Int64("records", res.Records),
+			zap.Duration("took", took), zap.Duration("checking_counts", res.Checking), zap.Duration("writing", res.Writing),
+			zap.Duration("committing", res.Committing), zap.Int64("next_offset", claim.NextOffset))
+	}
+}
+
+// waiting sets the gauges of the END the resolver waits at; nil: none.
+func (a *resolverApplier) waiting(inc *txapply.IncompleteError, since time.Duration) {
+	if a.metrics == nil {
+		return
+	}
+	var staged, expected int64
+	if inc != nil {
+		staged, expected = inc.StagedTotal, inc.WantTotal
+	}
+	a.metrics.Waiting.WithLabelValues("staged").Set(float64(staged))
+	a.metrics.Waiting.WithLabelValues("expected").Set(float64(expected))
+	a.metrics.WaitSeconds.Set(since.Seconds())
 }
 
 // checkTransactionTopic returns why the transaction topic cannot order the

@@ -250,6 +250,26 @@ func (t Transactions) OldestUnresolved(ctx context.Context, db DB, group string)
 	return oldest, staged, true, nil
 }
 
+// OldestStaged is OldestUnresolved without its counts (Records is 0):
+// the resolver's idle check runs it every few seconds, and counting the
+// staged records there would scan the whole staging table, a large
+// transaction's million rows included, each time.
+func (t Transactions) OldestStaged(ctx context.Context, db DB, group string) (oldest Unresolved, ok bool, err error) {
+	var ageMicros int64
+	err = db.QueryRow(ctx, `SELECT s.tx_id, s.staged_at, (extract(epoch FROM now() - s.staged_at) * 1e6)::bigint
+		FROM `+t.staged+` s WHERE group_id = $1
+		 AND NOT EXISTS (SELECT 1 FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = s.tx_id)
+		ORDER BY staged_at LIMIT 1`, group).Scan(&oldest.TxID, &oldest.FirstStaged, &ageMicros)
+	if err == pgx.ErrNoRows {
+		return Unresolved{}, false, nil
+	}
+	if err != nil {
+		return Unresolved{}, false, fmt.Errorf("dedup: read the oldest staged transaction: %w", err)
+	}
+	oldest.Age = time.Duration(ageMicros) * time.Microsecond
+	return oldest, true, nil
+}
+
 // Mode returns the apply.consistency group's positions were made under, ""
 // when no run recorded one (a new group, or one older than the record).
 func (t Transactions) Mode(ctx context.Context, db DB, group string) (string, error) {

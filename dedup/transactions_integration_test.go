@@ -49,6 +49,10 @@ func TestIntegrationTransactionStaging(t *testing.T) {
 	if want := map[string]int64{"public.accounts": 2, "public.orders": 1}; !maps.Equal(counts, want) {
 		t.Fatalf("staged counts of transaction 7 = %v, want %v", counts, want)
 	}
+	progress, err := tx.Progress(ctx, pool, "g", []int64{7, 8, 42})
+	if err != nil || progress[7].Resolved || !maps.Equal(progress[7].Staged, counts) || progress[8].Staged["public.accounts"] != 2 || len(progress[42].Staged) != 0 {
+		t.Fatalf("Progress(7, 8, 42) = %v, %v; want none applied, 7 as StagedCounts says, 8 with 2 records, 42 with none", progress, err)
+	}
 	var got []dedup.StagedRecord
 	for after := int64(0); ; {
 		chunk, err := tx.ReadStaged(ctx, pool, "g", 7, after, 2, 0)
@@ -93,6 +97,9 @@ func TestIntegrationTransactionStaging(t *testing.T) {
 	if err != nil || !ok || oldest.TxID != 7 || oldest.Records != 3 || staged != 5 || oldest.Age < 0 || oldest.Age > time.Hour {
 		t.Fatalf("OldestUnresolved = %+v, %d staged, %v, %v; want transaction 7 with 3 records, 5 staged", oldest, staged, ok, err)
 	}
+	if first, ok, err := tx.OldestStaged(ctx, pool, "g"); err != nil || !ok || first.TxID != 7 || !first.FirstStaged.Equal(oldest.FirstStaged) || first.Age < 0 {
+		t.Fatalf("OldestStaged = %+v, %v, %v; want transaction 7 first staged at %s, as OldestUnresolved says", first, ok, err, oldest.FirstStaged)
+	}
 
 	byPartition := func() map[int32]int64 {
 		t.Helper()
@@ -120,6 +127,9 @@ func TestIntegrationTransactionStaging(t *testing.T) {
 	}
 	if resolved, err := tx.Resolved(ctx, pool, "g", 7); err != nil || !resolved {
 		t.Fatalf("Resolved(7) = %v, %v after QueueResolve", resolved, err)
+	}
+	if progress, err := tx.Progress(ctx, pool, "g", []int64{7, 8}); err != nil || !progress[7].Resolved || progress[8].Resolved {
+		t.Fatalf("Progress(7, 8) after resolving 7 = %v, %v; want 7 applied, 8 not", progress, err)
 	}
 	if counts, err := tx.StagedCounts(ctx, pool, "g", 7); err != nil || len(counts) != 0 {
 		t.Fatalf("staged counts of resolved transaction 7 = %v, %v; want none", counts, err)

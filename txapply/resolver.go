@@ -1,12 +1,10 @@
 package txapply
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -40,6 +38,11 @@ type Options struct {
 	// write sent, just before its COMMIT: the fault suite's before-commit
 	// failpoint, which must reach the resolver as it reaches a batch.
 	BeforeCommit func()
+	// Progress, when set, is told after each chunk how many staged records
+	// the apply transaction in progress has written so far, and 0 once it
+	// ends: a transaction of a million rows is one long apply, and this is
+	// how an operator sees it move.
+	Progress func(written int64)
 }
 
 // Resolver applies whole source transactions from staging.
@@ -52,8 +55,9 @@ type Resolver struct {
 	staging dedup.Transactions
 	chunk   int
 	bytes   int64
-	// beforeCommit is Options.BeforeCommit.
+	// beforeCommit is Options.BeforeCommit; progress Options.Progress.
 	beforeCommit func()
+	progress     func(int64)
 }
 
 // New returns a Resolver writing through applier's statements (its
@@ -65,7 +69,7 @@ func New(pool *pgxpool.Pool, applier *sink.Applier, router *sink.Router, opts Op
 	}
 	return &Resolver{pool: pool, applier: applier, router: router, decoder: router.NewDecoder(),
 		offsets: dedup.NewOffsets(opts.Schema), staging: dedup.NewTransactions(opts.Schema), chunk: opts.Chunk, bytes: opts.ChunkBytes,
-		beforeCommit: opts.BeforeCommit}
+		beforeCommit: opts.BeforeCommit, progress: opts.Progress}
 }
 
 // Result counts what one Resolve did.
@@ -74,6 +78,18 @@ type Result struct {
 	// before (a replay of the transaction topic), passed over.
 	Applied, Passed int
 	Stats           sink.Stats
+	// Records are the staged records written (tombstones and records no
+	// table routes included: they were read).
+	Records int64
+	// FirstStaged holds, per applied transaction, the Kafka timestamp of
+	// its oldest staged record: how long its first event waited to become
+	// visible (pgsink_transaction_commit_latency_seconds).
+	FirstStaged []time.Time
+	// Where the Resolve's time went: checking the staged counts, writing
+	// the staged records (reading, decoding and the target's statements),
+	// and the rest of the transaction (the resolved rows, the deletion of
+	// the staged ones, COMMIT).
+	Checking, Writing, Committing time.Duration
 }
 
 // Resolve applies, in one target transaction that moves claim past them,
@@ -89,6 +105,7 @@ type Result struct {
 func (r *Resolver) Resolve(ctx context.Context, claim *dedup.Claim, ends []End, next int64) (Result, error) {
 	var ready []End
 	var resolved []bool
+	started := time.Now()
 	ids := make([]int64, len(ends))
 	for i, end := range ends {
 		ids[i] = end.Marker.TxID
@@ -114,7 +131,10 @@ func (r *Resolver) Resolve(ctx context.Context, claim *dedup.Claim, ends []End, 
 	if next == claim.NextOffset && len(ready) == 0 {
 		return Result{}, nil
 	}
-	return r.apply(ctx, claim, ready, resolved, next)
+	checking := time.Since(started)
+	res, err := r.apply(ctx, claim, ready, resolved, next)
+	res.Checking = checking
+	return res, err
 }
 
 // check reports whether end's transaction was applied already, or returns
@@ -186,26 +206,35 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 		}
 		return Result{}, fmt.Errorf("txapply: begin: %w", err)
 	}
-	c := &chunk{w: r.applier.WriteIn(conn.Conn())}
+	c := &chunk{w: r.applier.WriteIn(conn.Conn()), progress: r.progress}
 	w := c.w
 	b = &pgx.Batch{}
+	writing := time.Now()
+	if r.progress != nil {
+		defer r.progress(0)
+	}
 	for i, end := range ends {
 		if resolved[i] {
 			res.Passed++
 			continue
 		}
-		if err := r.writeStaged(ctx, conn, c, claim.Group, end); err != nil {
+		first, err := r.writeStaged(ctx, conn, c, claim.Group, end)
+		if err != nil {
 			return Result{}, err
 		}
 		r.staging.QueueResolve(b, claim.Group, end.Marker.TxID, end.Marker.EventCount)
 		res.Applied++
+		res.FirstStaged = append(res.FirstStaged, first)
 	}
 	if err := c.flush(ctx); err != nil {
 		return Result{}, err
 	}
+	res.Records = c.written
 	if err := w.Finish(ctx); err != nil {
 		return Result{}, err
 	}
+	res.Writing = time.Since(writing)
+	committing := time.Now()
 	if r.beforeCommit != nil {
 		r.beforeCommit()
 	}
@@ -237,13 +266,15 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 	}
 	claim.NextOffset = next
 	res.Stats = w.Stats()
+	res.Committing = time.Since(committing)
 	return res, nil
 }
 
 // writeStaged adds end's transaction from staging, in its order, to the
 // chunk, which writes itself into the transaction open on conn whenever it
 // is full: the records of several small transactions are written together.
-func (r *Resolver) writeStaged(ctx context.Context, conn *pgxpool.Conn, c *chunk, group string, end End) error {
+// It returns the oldest Kafka timestamp among the transaction's records.
+func (r *Resolver) writeStaged(ctx context.Context, conn *pgxpool.Conn, c *chunk, group string, end End) (first time.Time, err error) {
 	after := int64(math.MinInt64)
 	for {
 		// The chunk never holds more than apply.batch.max_records records
@@ -254,29 +285,33 @@ func (r *Resolver) writeStaged(ctx context.Context, conn *pgxpool.Conn, c *chunk
 		}
 		staged, err := r.staging.ReadStaged(ctx, conn, group, end.Marker.TxID, after, limit, maxBytes)
 		if err != nil {
-			return err
+			return first, err
 		}
 		if len(staged) == 0 {
-			return nil
+			return first, nil
 		}
 		for _, s := range staged {
 			after = s.TotalOrder
+			if !s.Timestamp.IsZero() && (first.IsZero() || s.Timestamp.Before(first)) {
+				first = s.Timestamp
+			}
+			c.read++
 			if s.Dead {
 				continue
 			}
 			it, ok, err := r.router.Item(ctx, r.decoder, record(s))
 			if err != nil {
-				return fmt.Errorf("txapply: transaction %s: %s[%d]@%d: %w", end.Marker.ID, s.Topic, s.Partition, s.Offset, err)
+				return first, fmt.Errorf("txapply: transaction %s: %s[%d]@%d: %w", end.Marker.ID, s.Topic, s.Partition, s.Offset, err)
 			}
 			if ok {
 				if err := c.add(ctx, it, end.Marker.ID, int64(len(s.Key)+len(s.Value))); err != nil {
-					return err
+					return first, err
 				}
 			}
 		}
 		if len(c.items) >= r.chunk || (r.bytes > 0 && c.bytes >= r.bytes) {
 			if err := c.flush(ctx); err != nil {
-				return err
+				return first, err
 			}
 		}
 	}
@@ -289,6 +324,11 @@ type chunk struct {
 	items       []sink.Item
 	bytes       int64
 	first, last string // the transactions the chunk holds records of
+	// read counts the staged records read since the last write, those
+	// that write nothing (tombstones, dead-lettered ones) included;
+	// written, those of every write so far, told to progress.
+	read, written int64
+	progress      func(int64)
 }
 
 // add adds a record to the chunk. A record without a key (a truncate, a
@@ -312,18 +352,17 @@ func (c *chunk) add(ctx context.Context, it sink.Item, txID string, bytes int64)
 	return nil
 }
 
-// flush writes the chunk, its records grouped by partition, each
-// partition's in their order: a partition's records are written in one go
-// instead of a round trip at each change of partition. The order between
-// partitions does not matter: they hold different keys, and all of them
-// commit together.
+// flush writes the chunk. sink.TxWriter.Write groups its records by
+// partition, each partition's in their order: a partition's records are
+// written in one go instead of a round trip at each change of partition.
+// The order between partitions does not matter: they hold different keys,
+// and all of them commit together; what has no key was written alone
+// (add).
 func (c *chunk) flush(ctx context.Context) error {
 	if len(c.items) == 0 {
+		c.wrote()
 		return nil
 	}
-	slices.SortStableFunc(c.items, func(a, b sink.Item) int {
-		return cmp.Or(cmp.Compare(a.Record.Topic, b.Record.Topic), cmp.Compare(a.Record.Partition, b.Record.Partition))
-	})
 	if err := c.w.Write(ctx, c.items); err != nil {
 		if c.first == c.last {
 			return fmt.Errorf("txapply: transaction %s: %w", c.first, err)
@@ -332,7 +371,20 @@ func (c *chunk) flush(ctx context.Context) error {
 	}
 	clear(c.items)
 	c.items, c.bytes = c.items[:0], 0
+	c.wrote()
 	return nil
+}
+
+// wrote counts the records read as written and tells progress.
+func (c *chunk) wrote() {
+	if c.read == 0 {
+		return
+	}
+	c.written += c.read
+	c.read = 0
+	if c.progress != nil {
+		c.progress(c.written)
+	}
 }
 
 // record is the Kafka record a staged row keeps.
@@ -349,9 +401,17 @@ func record(s dedup.StagedRecord) debezium.Record {
 // of the transaction topic (its position at the high watermark): a lagging
 // resolver has not read the END yet, and its transactions wait for that.
 func (r *Resolver) CheckEnds(ctx context.Context, group string, maxWait time.Duration) error {
-	oldest, _, ok, err := r.staging.OldestUnresolved(ctx, r.pool, group)
+	oldest, ok, err := r.staging.OldestStaged(ctx, r.pool, group)
 	if err != nil || !ok || oldest.Age <= maxWait {
 		return err
 	}
-	return &NoEndError{TxID: oldest.TxID, Records: oldest.Records, FirstStaged: oldest.FirstStaged}
+	counts, err := r.staging.StagedCounts(ctx, r.pool, group, oldest.TxID)
+	if err != nil {
+		return err
+	}
+	var records int64
+	for _, n := range counts {
+		records += n
+	}
+	return &NoEndError{TxID: oldest.TxID, Records: records, FirstStaged: oldest.FirstStaged}
 }

@@ -88,15 +88,8 @@ func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Worklo
 	if err := stacktest.DeleteTopics(ctx, env.KafkaBootstrap, latencyTopic); err != nil {
 		return nil, err
 	}
-	for i := 0; ; i++ {
-		err := stacktest.CreateTopic(ctx, env.KafkaBootstrap, latencyTopic, partitions, map[string]string{"message.timestamp.type": "LogAppendTime"})
-		if err == nil {
-			break
-		}
-		if i == 40 {
-			return nil, err
-		}
-		time.Sleep(500 * time.Millisecond)
+	if err := createTopic(ctx, env.KafkaBootstrap, latencyTopic, partitions, map[string]string{"message.timestamp.type": "LogAppendTime"}); err != nil {
+		return nil, err
 	}
 	label := "latency"
 	if maxWait != "" {

@@ -31,7 +31,7 @@ func main() {
 	events := flag.Int("events", 1_000_000, "change events in the workload topic")
 	pgsinkBin := flag.String("pgsink", "bin/pgsink", "the pgsink binary to measure")
 	out := flag.String("out", "BENCHMARKS.md", "the report to write")
-	only := flag.String("only", "", "comma-separated phases to run (workload,copy,pgsink,alo,budgets,batch1,jdbc,latency,avro); default all. Such a run writes .stack/bench/results-partial.json and, unless -out is given, .stack/bench/BENCHMARKS-partial.md")
+	only := flag.String("only", "", "comma-separated phases to run (workload,copy,pgsink,alo,budgets,batch1,jdbc,latency,avro,tx); default all but tx (make bench-tx, which make bench runs after). Such a run writes .stack/bench/results-partial.json and, unless -out is given, .stack/bench/BENCHMARKS-partial.md")
 	batch1Cap := flag.Duration("batch1-cap", 60*time.Second, "how long pgsink with batches of 1 runs (its rate is read from its progress)")
 	jdbcCap := flag.Duration("jdbc-cap", 15*time.Minute, "how long one Debezium JDBC sink run may take before its rate is read from its progress")
 	latencyRate := flag.Int("latency-rate", 5000, "events/s produced for the latency run")
@@ -40,11 +40,15 @@ func main() {
 	latencyWarmup := flag.Duration("latency-warmup", 10*time.Second, "the start of the latency run left out of its steady-state quantiles")
 	latencyRepeat := flag.Int("latency-repeat", 5, "how many rounds of the latency phase run: each round measures every setting once (the default, synchronous_commit: off, each of -latency-waits), interleaved, and the report gives each run and the median per setting (one 40-s run's p99 is at the mercy of the machine's phases)")
 	budgets := flag.String("budgets", "128MiB,256MiB", "comma-separated apply.max_buffered_bytes values drained besides the default: what a larger memory budget buys")
-	reportOnly := flag.Bool("report-only", false, "rewrite the report from the last run's .stack/bench/results.json (after editing docs/benchmark-analysis.md)")
+	reportOnly := flag.Bool("report-only", false, "rewrite the report from the last run's .stack/bench/results.json (after editing docs/benchmark-analysis.md); with -only, from results-partial.json")
 	flag.Parse()
 	if *reportOnly {
 		var res Results
-		b, err := os.ReadFile(filepath.Join(benchDir(), "results.json"))
+		results := "results.json"
+		if *only != "" {
+			results = "results-partial.json" // what a run of -only wrote
+		}
+		b, err := os.ReadFile(filepath.Join(benchDir(), results))
 		check(err)
 		check(json.Unmarshal(b, &res))
 		check(os.WriteFile(*out, []byte(report(&res)), 0o644))
@@ -72,8 +76,19 @@ func main() {
 	res := &Results{Started: time.Now().UTC(), Machine: describeMachine(ctx, env), Commit: describeCommit()}
 	bin, _ := filepath.Abs(*pgsinkBin)
 	res.Command = "make bench"
-	if *only == "avro" {
+	switch *only {
+	case "avro":
 		res.Command, res.Phases = "make bench-avro", *only
+	case "tx":
+		// The transaction phase has its own workload and report.
+		res.Command, res.Phases = "make bench-tx", *only
+		res.Tx = measureTx(ctx, env, bin, *events, *latencyRate, *latencyFor, *latencyWarmup, res)
+		res.Finished = time.Now().UTC()
+		b, _ := json.MarshalIndent(res, "", "  ")
+		_ = os.WriteFile(filepath.Join(benchDir(), "results-partial.json"), b, 0o644)
+		check(os.WriteFile(*out, []byte(report(res)), 0o644))
+		logf("wrote %s", *out)
+		return
 	}
 
 	w, err := ensureWorkload(ctx, env, *events, jsonSource)

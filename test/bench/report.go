@@ -44,6 +44,9 @@ type Results struct {
 	// Avro is issue 23's phase: pgsink on Avro and on JSON, the JDBC sink
 	// on Avro.
 	Avro *AvroRuns `json:"avro,omitempty"`
+	// Tx is issue 26's phase: the same source transactions per partition
+	// and in transaction mode, and each mode's latency.
+	Tx *TxRuns `json:"transactions,omitempty"`
 	// Phases is -only when a run's report is the Avro phase alone.
 	Phases string   `json:"phases,omitempty"`
 	Errors []string `json:"errors,omitempty"`
@@ -107,8 +110,11 @@ func ratio(a, b float64) string {
 }
 
 func report(r *Results) string {
-	if r.Phases == "avro" {
+	switch r.Phases {
+	case "avro":
 		return avroReport(r)
+	case "tx":
+		return txReport(r)
 	}
 	var b strings.Builder
 	w := r.Workload

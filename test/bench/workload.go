@@ -77,8 +77,11 @@ func mixFor(events int) mix {
 
 // source is the one the workload was written from.
 func (w Workload) source() source {
-	if w.Format == avroSource.format {
+	switch w.Format {
+	case avroSource.format:
 		return avroSource
+	case txSource.format:
+		return txSource
 	}
 	return jsonSource
 }
@@ -91,9 +94,14 @@ func stateFile(name string) string {
 // otherwise produces it again through Debezium.
 func ensureWorkload(ctx context.Context, env stacktest.Env, events int, s source) (Workload, error) {
 	m := mixFor(events)
+	if s == txSource {
+		m = txMix(events)
+	}
 	var w Workload
+	// Creates, not events: the random samples of updates and deletes may
+	// fall a few short of the mix, the creates never.
 	if b, err := os.ReadFile(stateFile(s.state)); err == nil && json.Unmarshal(b, &w) == nil &&
-		w.Events == m.events() && w.Topic == s.topic && w.ContextHeaders == contextHeaders() {
+		w.Creates == int64(m.rounds*m.creates) && w.Topic == s.topic && w.ContextHeaders == contextHeaders() {
 		total, err := topicRecords(env.KafkaBootstrap, s.topic)
 		if err == nil && total == w.Records {
 			if n, err := sourceRows(ctx, env, s); err == nil && n == w.FinalRows {
@@ -150,18 +158,18 @@ func produceWorkload(ctx context.Context, env stacktest.Env, m mix, s source) (W
 		}
 	}
 	connect := stacktest.NewConnect(env.ConnectURL)
-	names, _ := connect.List(ctx)
-	for _, n := range names {
-		// This source's connectors only: the other's name extends its prefix.
-		if rest, ok := strings.CutPrefix(n, s.db+"_"); ok && rest != "" && rest[0] >= '0' && rest[0] <= '9' {
-			_ = connect.Delete(ctx, n)
-		}
-	}
+	deleteConnectors(ctx, connect, s)
 	if err := stacktest.DropDatabase(ctx, env.AdminURL, s.db); err != nil {
 		return Workload{}, err
 	}
-	if err := stacktest.DeleteTopics(ctx, env.KafkaBootstrap, s.topic); err != nil {
-		return Workload{}, err
+	topics := map[string]int{s.topic: partitions}
+	if s == txSource {
+		topics[txTopicOf(s)] = 1 // orders the source's transactions
+	}
+	for t := range topics {
+		if err := stacktest.DeleteTopics(ctx, env.KafkaBootstrap, t); err != nil {
+			return Workload{}, err
+		}
 	}
 	if err := stacktest.CreateDatabase(ctx, env.AdminURL, s.db, "debezium"); err != nil {
 		return Workload{}, err
@@ -174,16 +182,10 @@ func produceWorkload(ctx context.Context, env stacktest.Env, m mix, s source) (W
 	if _, err := conn.Exec(ctx, `CREATE TABLE public.orders `+tableDDL); err != nil {
 		return Workload{}, err
 	}
-	// Deleting a topic is asynchronous in Kafka: retry the creation.
-	for i := 0; ; i++ {
-		err := stacktest.CreateTopic(ctx, env.KafkaBootstrap, s.topic, partitions)
-		if err == nil {
-			break
-		}
-		if i == 40 {
+	for t, n := range topics {
+		if err := createTopic(ctx, env.KafkaBootstrap, t, n); err != nil {
 			return Workload{}, err
 		}
-		time.Sleep(500 * time.Millisecond)
 	}
 	name := s.db + "_" + fmt.Sprint(time.Now().Unix())
 	cfg, err := stacktest.DebeziumPostgres(sourceURL(env, s), name, s.prefix)
@@ -215,6 +217,9 @@ func produceWorkload(ctx context.Context, env stacktest.Env, m mix, s source) (W
 	if contextHeaders() == "on" {
 		cfg["extended.headers.enabled"] = "true"
 	}
+	if s == txSource {
+		cfg["provide.transaction.metadata"] = "true"
+	}
 	if err := connect.Put(ctx, name, cfg); err != nil {
 		return Workload{}, err
 	}
@@ -228,7 +233,13 @@ func produceWorkload(ctx context.Context, env stacktest.Env, m mix, s source) (W
 	}
 	w := Workload{Format: s.format, Topic: s.topic, ContextHeaders: contextHeaders()}
 	next := int64(1)
-	for r := 0; r < m.rounds; r++ {
+	if s == txSource {
+		if err := runRounds(ctx, conn, m, next, &w); err != nil {
+			return Workload{}, err
+		}
+		next += int64(m.rounds * m.creates)
+	}
+	for r := 0; r < m.rounds && s != txSource; r++ {
 		tx, err := conn.Begin(ctx)
 		if err != nil {
 			return Workload{}, err
@@ -300,6 +311,29 @@ func produceWorkload(ctx context.Context, env stacktest.Env, m mix, s source) (W
 		return Workload{}, err
 	}
 	return w, os.WriteFile(stateFile(s.state), b, 0o644)
+}
+
+// deleteConnectors deletes the connectors a run of source s left behind.
+func deleteConnectors(ctx context.Context, connect *stacktest.Connect, s source) {
+	names, _ := connect.List(ctx)
+	for _, n := range names {
+		// This source's connectors only: another's name may extend its prefix.
+		if rest, ok := strings.CutPrefix(n, s.db+"_"); ok && rest != "" && rest[0] >= '0' && rest[0] <= '9' {
+			_ = connect.Delete(ctx, n)
+		}
+	}
+}
+
+// createTopic creates a topic just deleted: deleting a topic is
+// asynchronous in Kafka, so the creation is retried.
+func createTopic(ctx context.Context, bootstrap, name string, partitions int, configs ...map[string]string) error {
+	for i := 0; ; i++ {
+		err := stacktest.CreateTopic(ctx, bootstrap, name, partitions, configs...)
+		if err == nil || i == 40 {
+			return err
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 // createdAtSQL is a timestamp within a fixed year: with the seed, the JSON

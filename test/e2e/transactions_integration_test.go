@@ -337,7 +337,9 @@ func TestE2ELargeTransaction(t *testing.T) {
 	b.st.Exec(fmt.Sprintf(`INSERT INTO public.accounts SELECT i, 0 FROM generate_series(1, %d) i`, rows))
 	var seen []int64
 	wait := time.Duration(rows) * 3 * time.Millisecond // generous: Debezium, staging and the apply share a loaded machine
-	deadline := time.Now().Add(wait)
+	start := time.Now()
+	deadline := start.Add(wait)
+	nextReport := start.Add(30 * time.Second)
 	for {
 		var n int64
 		if err := reader.QueryRow(ctx, `SELECT count(*) FROM public.accounts`).Scan(&n); err != nil {
@@ -353,20 +355,102 @@ func TestE2ELargeTransaction(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			var staged, resolved int64
-			_ = reader.QueryRow(ctx, `SELECT (SELECT count(*) FROM pgsink.tx_staged), (SELECT count(*) FROM pgsink.tx_resolved)`).Scan(&staged, &resolved)
-			t.Fatalf("the transaction of %d rows was not applied within %s: %d records staged, %d transactions resolved", rows, wait, staged, resolved)
+			t.Fatalf("the transaction of %d rows was not applied within %s; where it stood: %s", rows, wait, largeTxProgress(ctx, reader, b.st.ID, b.txTopic))
+		}
+		if time.Now().After(nextReport) {
+			t.Logf("after %s: %s", time.Since(start).Round(time.Second), largeTxProgress(ctx, reader, b.st.ID, b.txTopic))
+			nextReport = time.Now().Add(30 * time.Second)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	took := time.Since(start)
 	peak := peakRSS(t, p.cmd.Process.Pid)
+	cpu := processCPU(t, p.cmd.Process.Pid)
 	if code, _ := p.stop(30 * time.Second); code != 0 {
 		t.Errorf("pgsink exited with %d", code)
 	}
-	t.Logf("%d rows applied at once (the reader saw %v); pgsink's peak RSS %d MiB, budget %d MiB", rows, seen, peak>>20, budget>>20)
+	t.Logf("%d rows applied at once %s after the source's INSERT (the reader saw %v); pgsink's peak RSS %d MiB, budget %d MiB (the Go heap's soft limit 96 MiB); pgsink's CPU %.1f s; %s",
+		rows, took.Round(time.Second), seen, peak>>20, budget>>20, cpu.Seconds(), applyPhases(t, p.Logs()))
 	if peak > budget {
 		t.Errorf("peak RSS %d MiB over the budget of %d MiB", peak>>20, budget>>20)
 	}
+}
+
+// largeTxProgress says where a large transaction stands, for a failure
+// and for the progress log: the records staged and the transactions
+// resolved, the resolver's position, and what pgsink's sessions do in the
+// target (staging, counting, or the resolver's long apply transaction).
+func largeTxProgress(ctx context.Context, db *pgxpool.Pool, group, txTopic string) string {
+	var staged, resolved, position int64
+	var stopped *string
+	err := db.QueryRow(ctx, `SELECT (SELECT count(*) FROM pgsink.tx_staged WHERE group_id = $1),
+		(SELECT count(*) FROM pgsink.tx_resolved WHERE group_id = $1),
+		coalesce((SELECT next_offset FROM pgsink.offsets WHERE group_id = $1 AND topic = $2), -1),
+		(SELECT stopped_reason FROM pgsink.offsets WHERE group_id = $1 AND topic = $2)`, group, txTopic).
+		Scan(&staged, &resolved, &position, &stopped)
+	if err != nil {
+		return fmt.Sprintf("(progress unreadable: %v)", err)
+	}
+	out := fmt.Sprintf("%d records staged, %d transactions resolved, resolver at offset %d", staged, resolved, position)
+	if stopped != nil {
+		out += ", resolver stopped: " + *stopped
+	}
+	rows, err := db.Query(ctx, `SELECT state, coalesce(wait_event, ''), coalesce(extract(epoch FROM now() - xact_start)::int, 0),
+		regexp_replace(left(query, 90), '\s+', ' ', 'g')
+		FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgsink'`)
+	if err != nil {
+		return out + fmt.Sprintf("; sessions unreadable: %v", err)
+	}
+	var sessions []string
+	var state, wait, query string
+	var xactAge int
+	_, err = pgx.ForEachRow(rows, []any{&state, &wait, &xactAge, &query}, func() error {
+		if state != "idle" {
+			sessions = append(sessions, fmt.Sprintf("[%s %s xact %ds: %s]", state, wait, xactAge, query))
+		}
+		return nil
+	})
+	if err != nil {
+		return out + fmt.Sprintf("; sessions unreadable: %v", err)
+	}
+	return out + "; busy sessions: " + strings.Join(sessions, " ")
+}
+
+// applyPhases picks the resolver's timing of its apply out of pgsink's log
+// (the resolver logs each transaction's phases at info).
+func applyPhases(t *testing.T, logs string) string {
+	t.Helper()
+	var phases []string
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, "resolver applied") {
+			phases = append(phases, strings.TrimSpace(line))
+		}
+	}
+	if len(phases) == 0 {
+		return "no resolver timing in the log"
+	}
+	return strings.Join(phases, "; ")
+}
+
+// processCPU reads a process's user and system CPU time from /proc.
+func processCPU(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fields after the command name, which is in parentheses: utime
+	// and stime are the 12th and 13th, in clock ticks (100 a second on
+	// Linux).
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	var utime, stime int64
+	if _, err := fmt.Sscan(fields[11], &utime); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fmt.Sscan(fields[12], &stime); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // peakRSS reads a process's peak resident set size (VmHWM) from /proc.

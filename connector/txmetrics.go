@@ -1,0 +1,51 @@
+package connector
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// TxMetrics are the series of apply.consistency: transaction
+// (docs/transactions.md): what the partitions staged, where the resolver
+// stands, and what it waits for. In partition mode they stay at zero.
+type TxMetrics struct {
+	Staged *prometheus.CounterVec // topic: records staged by this instance's partitions
+	// Resolved counts the staged records the resolver wrote, Transactions
+	// the source transactions it applied: staged minus resolved records,
+	// summed over the group's instances, is what waits in pgsink.tx_staged.
+	Resolved     prometheus.Counter
+	Transactions prometheus.Counter
+	Position     prometheus.Gauge // the transaction topic's offset the resolver stands at
+	// Writing is the staged records the resolver's apply transaction in
+	// progress has written so far (0 between transactions).
+	Writing prometheus.Gauge
+	// Waiting is, for the END the resolver waits at, its events staged so
+	// far and those it counts (both 0 when it does not wait); WaitSeconds
+	// how long it has waited (it stops past apply.transaction.max_wait).
+	Waiting     *prometheus.GaugeVec // of (staged|expected)
+	WaitSeconds prometheus.Gauge
+	// CommitLatency is, per applied source transaction, the time from its
+	// oldest staged record's Kafka timestamp to the resolver's commit.
+	CommitLatency prometheus.Histogram
+}
+
+func newTxMetrics(r *prometheus.Registry) *TxMetrics {
+	m := &TxMetrics{
+		Staged: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_transaction_staged_records_total",
+			Help: "apply.consistency: transaction: records of source transactions staged in pgsink.tx_staged by this instance's partitions."}, []string{"topic"}),
+		Resolved: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_transaction_resolved_records_total",
+			Help: "Staged records the resolver wrote to the targets (and deleted from staging). Summed over the group's instances, staged minus resolved is what waits in pgsink.tx_staged."}),
+		Transactions: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_transactions_resolved_total",
+			Help: "Source transactions the resolver applied whole."}),
+		Position: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgsink_transaction_resolver_position",
+			Help: "The transaction topic's offset the resolver of this instance stands at: every END before it is applied."}),
+		Writing: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgsink_transaction_resolver_writing_records",
+			Help: "Staged records written so far by the resolver's apply transaction in progress (0 between transactions): a large source transaction is one long apply, and this shows it move."}),
+		Waiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgsink_transaction_waiting_records",
+			Help: "For the END the resolver waits at (its events not all staged yet): of=staged, the events staged so far; of=expected, the events END counts. Both 0 when it does not wait."}, []string{"of"}),
+		WaitSeconds: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgsink_transaction_waiting_seconds",
+			Help: "How long the resolver has waited at an END for its events to be staged (0 when it does not wait); past apply.transaction.max_wait it stops."}),
+		CommitLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgsink_transaction_commit_latency_seconds",
+			Help:    "Per applied source transaction, from the Kafka timestamp of its oldest staged record to the commit of the resolver's transaction that made it visible.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 1.25, 56)}),
+	}
+	r.MustRegister(m.Staged, m.Resolved, m.Transactions, m.Position, m.Writing, m.Waiting, m.WaitSeconds, m.CommitLatency)
+	return m
+}
