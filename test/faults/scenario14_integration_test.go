@@ -31,6 +31,9 @@ var verifyOverrides = map[string]string{
 // (the extra keys), and once the workload stops, a last verify must find the
 // target clean and every invariant hold: the repair's rows went through the
 // version guard (V), its deletes left no key the source lacks (R), and C.
+// Drift the load creates from the corruption after the repair looked (a key
+// move carrying a corrupted row's TOAST value) takes another repair once the
+// load stopped.
 func TestFaults14VerifyRepair(t *testing.T) {
 	long(t)
 	s := newScenario(t, "14 hand-corrupted target healed by verify --repair", scenarioOptions{verify: true})
@@ -71,7 +74,19 @@ func TestFaults14VerifyRepair(t *testing.T) {
 	}
 	t.Logf("verify --repair:\n%s", out)
 	s.load.halt()
-	quiet := s.waitQuiet(3 * time.Minute)
+	// A key move of the load copies the old key's unchanged TOAST value
+	// from the target's row (Debezium does not send it): where the hand
+	// corruption had deleted that row, or the repair's re-read of the old
+	// key came after the move, the new key gets NULL, and pgsink counts it
+	// (pgsink_unresolved_unchanged_rows_total). That drift appears after
+	// the repair looked, so the repair is run again, as an operator would
+	// on that counter, until the target converges: at most twice more.
+	quiet := s.waitQuiet(time.Minute)
+	for round := 2; !quiet && round <= 3; round++ {
+		code, out = verify("--repair")
+		t.Logf("verify --repair, round %d, the load stopped (exit %d):\n%s", round, code, out)
+		quiet = s.waitQuiet(2 * time.Minute)
+	}
 	if code, out = verify(); code != 0 {
 		t.Errorf("verify after the repair and the load: exit %d, want 0:\n%s", code, out)
 	}
