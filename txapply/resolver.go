@@ -312,18 +312,19 @@ func (c *chunk) add(ctx context.Context, it sink.Item, txID string, bytes int64)
 	return nil
 }
 
-// flush writes the chunk, its records grouped by partition, each
-// partition's in their order: a partition's records are written in one go
-// instead of a round trip at each change of partition. The order between
-// partitions does not matter: they hold different keys, and all of them
-// commit together.
+// flush writes the chunk, each run of one topic's records (in total order)
+// grouped by partition, each partition's in their order: a partition's
+// records are written in one go instead of a round trip at each change of
+// partition. Within a run the order between partitions does not matter:
+// they hold different keys of the same table, and all of them commit
+// together. Between runs it does: the target may check a foreign key at
+// once (an order's lines reference it), so a table's records are never
+// moved ahead of another table's that came before them.
 func (c *chunk) flush(ctx context.Context) error {
 	if len(c.items) == 0 {
 		return nil
 	}
-	slices.SortStableFunc(c.items, func(a, b sink.Item) int {
-		return cmp.Or(cmp.Compare(a.Record.Topic, b.Record.Topic), cmp.Compare(a.Record.Partition, b.Record.Partition))
-	})
+	groupPartitions(c.items)
 	if err := c.w.Write(ctx, c.items); err != nil {
 		if c.first == c.last {
 			return fmt.Errorf("txapply: transaction %s: %w", c.first, err)
@@ -333,6 +334,19 @@ func (c *chunk) flush(ctx context.Context) error {
 	clear(c.items)
 	c.items, c.bytes = c.items[:0], 0
 	return nil
+}
+
+// groupPartitions sorts each run of consecutive records of one topic by
+// partition, keeping each partition's records, and the runs, in order.
+func groupPartitions(items []sink.Item) {
+	for lo := 0; lo < len(items); {
+		hi := lo + 1
+		for hi < len(items) && items[hi].Record.Topic == items[lo].Record.Topic {
+			hi++
+		}
+		slices.SortStableFunc(items[lo:hi], func(a, b sink.Item) int { return cmp.Compare(a.Record.Partition, b.Record.Partition) })
+		lo = hi
+	}
 }
 
 // record is the Kafka record a staged row keeps.
