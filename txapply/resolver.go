@@ -97,8 +97,16 @@ func (r *Resolver) Resolve(ctx context.Context, claim *dedup.Claim, ends []End, 
 	if err != nil {
 		return Result{}, err
 	}
+	// A transaction's END may come twice (Debezium re-emits after a
+	// Connect restart): the second is passed over like an END of a
+	// transaction applied before, not applied again in the same target
+	// transaction, where its tx_resolved row would fail on the first's.
+	readyIDs := make(map[int64]bool, len(ends))
 	for _, end := range ends {
 		done, err := check(end, progress[end.Marker.TxID])
+		if readyIDs[end.Marker.TxID] {
+			done, err = true, nil
+		}
 		var incomplete *IncompleteError
 		if errors.As(err, &incomplete) && len(ready) > 0 {
 			// Apply what is ready; the caller comes back for this one.
@@ -110,6 +118,7 @@ func (r *Resolver) Resolve(ctx context.Context, claim *dedup.Claim, ends []End, 
 		}
 		ready = append(ready, end)
 		resolved = append(resolved, done)
+		readyIDs[end.Marker.TxID] = true
 	}
 	if next == claim.NextOffset && len(ready) == 0 {
 		return Result{}, nil

@@ -555,3 +555,26 @@ func TestIntegrationResolverKeepsTheOrderBetweenTables(t *testing.T) {
 		t.Errorf("%d orders in the target (%v), want %d", n, err, orders)
 	}
 }
+
+// TestIntegrationResolverPassesARepeatedEnd resolves the bank's ENDs with
+// one of them repeated further on, as Debezium re-emits after a Connect
+// restart, in one call: the repeat is passed over, not applied a second
+// time in the same target transaction (whose tx_resolved row would fail
+// on the first's and roll every transaction of the call back).
+func TestIntegrationResolverPassesARepeatedEnd(t *testing.T) {
+	b := recordBank(t)
+	tg := newTarget(t, b, true)
+	claim := tg.stageAll(t, b, 100)
+	es := ends(t, b)
+	again := es[1]
+	again.Offset = es[len(es)-1].Offset + 1
+	es = append(es, again)
+	resolver := txapply.New(tg.pool, tg.writer, tg.router, txapply.Options{Schema: schema, Chunk: 1000})
+	res := resolve(t, resolver, &claim, es)
+	if res.Applied != transfers+orders || res.Passed != 1 {
+		t.Errorf("applied %d and passed %d transactions, want %d and 1 (the repeated END)", res.Applied, res.Passed, transfers+orders)
+	}
+	if v := violation(t, tg.pool); v != "" {
+		t.Errorf("after resolving every transaction: %s", v)
+	}
+}
