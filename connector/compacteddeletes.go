@@ -4,8 +4,6 @@ import (
 	"bytes"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
-	"github.com/pgsink/pgsink/debezium"
-	"github.com/pgsink/pgsink/sink"
 	"go.uber.org/zap"
 )
 
@@ -26,14 +24,21 @@ import (
 // topic is logged, and `pgsink verify --repair` removes the rows the
 // source no longer has. The count errs on the loud side: a partition
 // claimed right between a delete and its tombstone counts that tombstone.
-func (p *partition) watchTombstones(m *kafka.Message, it *sink.Item, ok bool) {
-	if ok && it.Err == nil && it.Change.Kind == debezium.KindChange && it.Change.Op == debezium.OpDelete {
-		p.deletedKey = m.Key
+//
+// Any record of the tombstone's key right before it is taken for its
+// delete event, whatever it decoded to: a delete that went to the dead
+// letters (undecodable, a decoder's panic, a type the target cannot take)
+// was not lost to compaction, and the dead letter says so already.
+// Compaction keeps a key's newest records only, so a record of the key
+// still there before the tombstone means nothing of it was removed.
+func (p *partition) watchTombstones(m *kafka.Message, ok bool) {
+	if ok || m.Value != nil {
+		p.previousKey = m.Key
 		return
 	}
-	followsItsDelete := p.deletedKey != nil && bytes.Equal(m.Key, p.deletedKey)
-	p.deletedKey = nil
-	if ok || m.Value != nil || m.Key == nil || followsItsDelete || !p.router.DeletesApplied(p.id.Topic) {
+	followsItsDelete := p.previousKey != nil && bytes.Equal(m.Key, p.previousKey)
+	p.previousKey = nil
+	if m.Key == nil || followsItsDelete || !p.router.DeletesApplied(p.id.Topic) {
 		return
 	}
 	p.metrics.CompactedDeletes.WithLabelValues(p.id.Topic).Inc()

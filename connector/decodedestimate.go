@@ -1,6 +1,9 @@
 package connector
 
-import "sync/atomic"
+import (
+	"math"
+	"sync/atomic"
+)
 
 // decodedEstimate predicts what a fetched record will cost once decoded,
 // from the size of its key and value, so that the poll loop can charge it
@@ -10,43 +13,61 @@ import "sync/atomic"
 // then bounded the wire bytes, and a format that decodes into several
 // times its bytes (Avro) overshot it by that many times the queues.
 //
-// The prediction is a ratio of decoded to wire bytes, in 1/1024ths, moved
-// by every record the worker decodes (a moving average over the last few
-// records): the worker corrects each record's charge to its decoded size
-// when it takes it, so a wrong prediction costs accuracy for the records
-// queued meanwhile, never a byte of the account.
+// The prediction is the ratio of two moving averages over the last few
+// records the worker decoded: of their decoded bytes and of their wire
+// bytes. The worker corrects each record's charge to its decoded size when
+// it takes it, so a wrong prediction costs accuracy for the records queued
+// meanwhile, never a byte of the account.
+//
+// A ratio of averages, not an average of each record's ratio: a record of
+// a few bytes decodes into many times them (an Item's fixed size alone is
+// hundreds of bytes), and its ratio averaged in would have multiplied the
+// prediction for the records after it, large ones included, by as much.
+// Weighed by their bytes, small records move the prediction little.
 type decodedEstimate struct {
-	ratio atomic.Int64
+	// wire and decoded are float64 bits (math.Float64bits) of the moving
+	// averages; wire is 0 in a zero decodedEstimate, which predicts 0.
+	wire, decoded atomic.Uint64
 }
 
-// ratioOne is a ratio of 1 in decodedEstimate's fixed point.
-const ratioOne = 1024
+// seedBytes is the weight of newDecodedEstimate's starting ratio of 1: one
+// record of that size decoding into as many bytes.
+const seedBytes = 1024
 
-// newDecodedEstimate starts from seed's ratio if it has seen a record (a
+// newDecodedEstimate starts from seed's averages if it has seen a record (a
 // partition of a busy instance decodes like its others), else from 1.
 func newDecodedEstimate(seed *decodedEstimate) *decodedEstimate {
 	e := &decodedEstimate{}
-	r := int64(ratioOne)
-	if seed != nil {
-		if s := seed.ratio.Load(); s > 0 {
-			r = s
-		}
+	w, d := math.Float64bits(seedBytes), math.Float64bits(seedBytes)
+	if seed != nil && math.Float64frombits(seed.wire.Load()) > 0 {
+		w, d = seed.wire.Load(), seed.decoded.Load()
 	}
-	e.ratio.Store(r)
+	e.wire.Store(w)
+	e.decoded.Store(d)
 	return e
 }
 
 // of is the decoded bytes predicted for a record of wire bytes.
-func (e *decodedEstimate) of(wire int64) int64 { return wire * e.ratio.Load() / ratioOne }
+func (e *decodedEstimate) of(wire int64) int64 {
+	w := math.Float64frombits(e.wire.Load())
+	if w <= 0 {
+		return 0
+	}
+	return int64(float64(wire) * math.Float64frombits(e.decoded.Load()) / w)
+}
 
-// observe moves the ratio towards a record's measured one. A partition's
-// is moved by its worker alone; the instance's seed by every worker, where
-// an update lost to a concurrent one costs nothing but that sample.
+// observe moves the averages towards a record's measured sizes. A
+// partition's is moved by its worker alone; the instance's seed by every
+// worker, where an update lost to a concurrent one costs nothing but that
+// sample.
 func (e *decodedEstimate) observe(wire, decoded int64) {
 	if e == nil || wire <= 0 {
 		return
 	}
-	measured := decoded * ratioOne / wire
-	old := e.ratio.Load()
-	e.ratio.Store(old + (measured-old)/8)
+	move := func(avg *atomic.Uint64, sample int64) {
+		old := math.Float64frombits(avg.Load())
+		avg.Store(math.Float64bits(old + (float64(sample)-old)/8))
+	}
+	move(&e.wire, wire)
+	move(&e.decoded, decoded)
 }

@@ -90,3 +90,22 @@ func TestWorkerCorrectsThePrediction(t *testing.T) {
 		t.Errorf("bytes not given back after the batch: %d, %d, %d; want none", exactOwed, overOwed, underOwed)
 	}
 }
+
+// One tiny record (a byte on the wire, an Item's hundreds of bytes
+// decoded) among records decoding into twice their bytes does not multiply
+// the prediction for the next large record: the records are weighed by
+// their bytes.
+func TestDecodedEstimateTinyRecordDoesNotBlowUp(t *testing.T) {
+	e := newDecodedEstimate(nil)
+	for range 64 {
+		e.observe(1000, 2000)
+	}
+	e.observe(1, 600)
+	if got := e.of(100_000); got < 150_000 || got > 250_000 {
+		t.Errorf("after one tiny record, a record of 100000 bytes is predicted to decode into %d, want about 200000", got)
+	}
+	e.observe(0, 600) // nothing on the wire: no sample
+	if got := e.of(1000); got < 1500 || got > 2500 {
+		t.Errorf("after an empty record, the prediction for 1000 bytes is %d, want about 2000", got)
+	}
+}

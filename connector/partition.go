@@ -166,11 +166,11 @@ type partition struct {
 	// partition set: their series go when it is revoked, rather than
 	// keep a lag nobody here updates.
 	lagTables map[string]bool
-	// deletedKey is the Kafka key of the record before the one being
-	// taken if that record was a delete event, else nil: a tombstone with
+	// previousKey is the Kafka key of the record before the one being
+	// taken unless that record was a tombstone, else nil: a tombstone with
 	// another key lost its delete event to log compaction
 	// (watchTombstones).
-	deletedKey []byte
+	previousKey []byte
 	// decoded predicts the decoded size of this partition's records for
 	// the poll loop's charge at dispatch; its worker keeps it current.
 	decoded *decodedEstimate
@@ -359,7 +359,7 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 		if err != nil {
 			return false, err
 		}
-		p.watchTombstones(m, &item, ok)
+		p.watchTombstones(m, ok)
 		weight := payloadBytes(m)
 		if ok {
 			batch.Items = append(batch.Items, item)

@@ -104,10 +104,12 @@ type TxProgress struct {
 }
 
 // Progress returns where each of the transactions txIDs stands, in one
-// round trip: the resolver looks at every END of a batch at once.
+// round trip: the resolver looks at every END of a batch at once. An id
+// may come more than once (an END Debezium re-emitted): each counts its
+// staged records once.
 func (t Transactions) Progress(ctx context.Context, db Querier, group string, txIDs []int64) (map[int64]TxProgress, error) {
 	rows, err := db.Query(ctx, `SELECT i.tx_id, r.tx_id IS NOT NULL, s.data_collection, count(s.tx_id)
-		FROM unnest($2::bigint[]) AS i(tx_id)
+		FROM (SELECT DISTINCT unnest($2::bigint[])) AS i(tx_id)
 		LEFT JOIN `+t.resolved+` r ON r.group_id = $1 AND r.tx_id = i.tx_id
 		LEFT JOIN `+t.staged+` s ON s.group_id = $1 AND s.tx_id = i.tx_id
 		GROUP BY i.tx_id, r.tx_id, s.data_collection`, group, txIDs)

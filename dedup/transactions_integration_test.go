@@ -93,6 +93,13 @@ func TestIntegrationTransactionStaging(t *testing.T) {
 		t.Fatalf("the dead placeholder of transaction 8 came back as %+v, %v", dead, err)
 	}
 
+	// An END Debezium re-emitted asks for its transaction twice: its
+	// records count once.
+	progress, err = tx.Progress(ctx, pool, "g", []int64{7, 7})
+	if n := progress[7].Staged["public.accounts"]; err != nil || n != 2 {
+		t.Fatalf("Progress of transaction 7 asked twice: %d staged records of public.accounts (%v), want 2", n, err)
+	}
+
 	oldest, staged, ok, err := tx.OldestUnresolved(ctx, pool, "g")
 	if err != nil || !ok || oldest.TxID != 7 || oldest.Records != 3 || staged != 5 || oldest.Age < 0 || oldest.Age > time.Hour {
 		t.Fatalf("OldestUnresolved = %+v, %d staged, %v, %v; want transaction 7 with 3 records, 5 staged", oldest, staged, ok, err)

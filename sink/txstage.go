@@ -63,18 +63,14 @@ func (a *Applier) WriteIn(conn *pgx.Conn) *TxWriter {
 	return &TxWriter{a: a, x: x}
 }
 
-// Write writes items and sends them: on return they are written in the
-// transaction, or it is aborted with the error. The items of each
-// partition are written together, in their order, so that the outbox
-// ledger names the partition each event came from; the partitions in the
-// order each first appears. Records of one key share a partition, so each
-// key's changes keep their order, as in a partition's batch; the order
-// between partitions is no more than a partition's batch has either.
-// Writing each run of one partition in the transaction's order instead
-// would mean a write (statements and a round trip) every record or two: a
-// source transaction's events alternate between partitions.
+// Write writes items in their order and sends them: on return they are
+// written in the transaction, or it is aborted with the error. Items of
+// one partition in a row are written together, so that the outbox ledger
+// names the partition each event came from. Grouping is the caller's: only
+// it knows which reorderings its records allow (the resolver groups by
+// partition within a run of one table's records, never across tables, a
+// foreign key between them may be checked at once).
 func (w *TxWriter) Write(ctx context.Context, items []Item) error {
-	items = byPartition(items)
 	for lo := 0; lo < len(items); {
 		hi := lo + 1
 		for hi < len(items) && items[hi].Record.Topic == items[lo].Record.Topic && items[hi].Record.Partition == items[lo].Record.Partition {
@@ -98,31 +94,6 @@ func (w *TxWriter) Write(ctx context.Context, items []Item) error {
 		lo = hi
 	}
 	return nil
-}
-
-// byPartition returns items grouped by partition, stably: each
-// partition's items in their order, the partitions in the order each first
-// appears.
-func byPartition(items []Item) []Item {
-	var order []partition
-	groups := map[partition][]int{}
-	for i := range items {
-		p := partition{items[i].Record.Topic, items[i].Record.Partition}
-		if _, ok := groups[p]; !ok {
-			order = append(order, p)
-		}
-		groups[p] = append(groups[p], i)
-	}
-	if len(order) <= 1 {
-		return items
-	}
-	out := make([]Item, 0, len(items))
-	for _, p := range order {
-		for _, i := range groups[p] {
-			out = append(out, items[i])
-		}
-	}
-	return out
 }
 
 // Finish drops the staging tables beyond the session's bound

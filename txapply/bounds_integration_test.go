@@ -8,7 +8,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/sink"
 	"github.com/pgsink/pgsink/txapply"
 )
@@ -23,9 +22,7 @@ func TestIntegrationResolverStagingTablesBounded(t *testing.T) {
 	b := recordBank(t)
 	ctx := context.Background()
 	tg := newTarget(t, b, true)
-	for _, p := range partitions(b) {
-		tg.applyPartition(t, b.records, p.Topic, p.Partition, 50, nil)
-	}
+	claim := tg.stageAll(t, b, 50)
 	cfg := tg.pool.Config().Copy()
 	cfg.MaxConns = 1
 	one, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -35,10 +32,6 @@ func TestIntegrationResolverStagingTablesBounded(t *testing.T) {
 	t.Cleanup(one.Close)
 	writer := sink.NewApplier(one, sink.Options{Schema: schema, StopOnError: true, StagingTablesPerConnection: 1})
 	resolver := txapply.New(one, writer, tg.router, txapply.Options{Schema: schema})
-	claim, err := tg.offsets.Claim(ctx, tg.pool, dedup.PartitionID{Group: group, Topic: b.txTopic(), Partition: 0}, 0, "resolver")
-	if err != nil {
-		t.Fatal(err)
-	}
 	es := ends(t, b)
 	// One END at a time: every table is written by some transaction, the
 	// last ones by the orders, which write two.

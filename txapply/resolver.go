@@ -1,10 +1,12 @@
 package txapply
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -114,8 +116,16 @@ func (r *Resolver) Resolve(ctx context.Context, claim *dedup.Claim, ends []End, 
 	if err != nil {
 		return Result{}, err
 	}
+	// A transaction's END may come twice (Debezium re-emits after a
+	// Connect restart): the second is passed over like an END of a
+	// transaction applied before, not applied again in the same target
+	// transaction, where its tx_resolved row would fail on the first's.
+	readyIDs := make(map[int64]bool, len(ends))
 	for _, end := range ends {
 		done, err := check(end, progress[end.Marker.TxID])
+		if readyIDs[end.Marker.TxID] {
+			done, err = true, nil
+		}
 		var incomplete *IncompleteError
 		if errors.As(err, &incomplete) && len(ready) > 0 {
 			// Apply what is ready; the caller comes back for this one.
@@ -127,6 +137,7 @@ func (r *Resolver) Resolve(ctx context.Context, claim *dedup.Claim, ends []End, 
 		}
 		ready = append(ready, end)
 		resolved = append(resolved, done)
+		readyIDs[end.Marker.TxID] = true
 	}
 	if next == claim.NextOffset && len(ready) == 0 {
 		return Result{}, nil
@@ -352,17 +363,20 @@ func (c *chunk) add(ctx context.Context, it sink.Item, txID string, bytes int64)
 	return nil
 }
 
-// flush writes the chunk. sink.TxWriter.Write groups its records by
-// partition, each partition's in their order: a partition's records are
-// written in one go instead of a round trip at each change of partition.
-// The order between partitions does not matter: they hold different keys,
-// and all of them commit together; what has no key was written alone
-// (add).
+// flush writes the chunk, each run of one topic's records (in total order)
+// grouped by partition, each partition's in their order: a partition's
+// records are written in one go instead of a round trip at each change of
+// partition. Within a run the order between partitions does not matter:
+// they hold different keys of the same table, and all of them commit
+// together. Between runs it does: the target may check a foreign key at
+// once (an order's lines reference it), so a table's records are never
+// moved ahead of another table's that came before them.
 func (c *chunk) flush(ctx context.Context) error {
 	if len(c.items) == 0 {
 		c.wrote()
 		return nil
 	}
+	groupPartitions(c.items)
 	if err := c.w.Write(ctx, c.items); err != nil {
 		if c.first == c.last {
 			return fmt.Errorf("txapply: transaction %s: %w", c.first, err)
@@ -384,6 +398,19 @@ func (c *chunk) wrote() {
 	c.read = 0
 	if c.progress != nil {
 		c.progress(c.written)
+	}
+}
+
+// groupPartitions sorts each run of consecutive records of one topic by
+// partition, keeping each partition's records, and the runs, in order.
+func groupPartitions(items []sink.Item) {
+	for lo := 0; lo < len(items); {
+		hi := lo + 1
+		for hi < len(items) && items[hi].Record.Topic == items[lo].Record.Topic {
+			hi++
+		}
+		slices.SortStableFunc(items[lo:hi], func(a, b sink.Item) int { return cmp.Compare(a.Record.Partition, b.Record.Partition) })
+		lo = hi
 	}
 }
 

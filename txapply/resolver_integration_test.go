@@ -240,6 +240,20 @@ func (tg *target) applyPartition(t *testing.T, records []recording.Record, topic
 	}
 }
 
+// stageAll stages every data partition of b in batches of size, and
+// claims the transaction topic's partition for a resolver.
+func (tg *target) stageAll(t *testing.T, b bank, size int) dedup.Claim {
+	t.Helper()
+	for _, p := range partitions(b) {
+		tg.applyPartition(t, b.records, p.Topic, p.Partition, size, nil)
+	}
+	claim, err := tg.offsets.Claim(context.Background(), tg.pool, dedup.PartitionID{Group: group, Topic: b.txTopic(), Partition: 0}, 0, "resolver")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return claim
+}
+
 func (tg *target) apply(ctx context.Context, claim *dedup.Claim, items []sink.Item, next int64) error {
 	_, err := tg.stager.Apply(ctx, &sink.Batch{Claim: claim, Items: items, Next: next})
 	return err
@@ -513,5 +527,54 @@ func TestIntegrationNoEnd(t *testing.T) {
 	var noEnd *txapply.NoEndError
 	if !errors.As(err, &noEnd) || noEnd.TxID != 42 || noEnd.Records != 1 {
 		t.Fatalf("a transaction staged 2h ago, max_wait 1h: CheckEnds = %v, want a NoEndError for transaction 42", err)
+	}
+}
+
+// TestIntegrationResolverKeepsTheOrderBetweenTables resolves the bank's
+// transactions, several to a chunk, into a target whose order lines
+// reference their order by a foreign key checked at once (not deferred):
+// the kind of constraint transaction mode is for. A chunk may group a
+// table's records by partition, but an order must still be written before
+// its lines, as the source wrote it, whatever the topics' names (the
+// lines' sorts first).
+func TestIntegrationResolverKeepsTheOrderBetweenTables(t *testing.T) {
+	b := recordBank(t)
+	ctx := context.Background()
+	tg := newTarget(t, b, true)
+	if _, err := tg.pool.Exec(ctx, `ALTER TABLE public.order_lines ADD FOREIGN KEY (order_id) REFERENCES public.orders (id)`); err != nil {
+		t.Fatal(err)
+	}
+	claim := tg.stageAll(t, b, 100)
+	resolver := txapply.New(tg.pool, tg.writer, tg.router, txapply.Options{Schema: schema, Chunk: 1000})
+	res := resolve(t, resolver, &claim, ends(t, b))
+	if res.Applied != transfers+orders {
+		t.Errorf("applied %d transactions, want %d", res.Applied, transfers+orders)
+	}
+	var n int
+	if err := tg.pool.QueryRow(ctx, `SELECT count(*) FROM public.orders`).Scan(&n); err != nil || n != orders {
+		t.Errorf("%d orders in the target (%v), want %d", n, err, orders)
+	}
+}
+
+// TestIntegrationResolverPassesARepeatedEnd resolves the bank's ENDs with
+// one of them repeated further on, as Debezium re-emits after a Connect
+// restart, in one call: the repeat is passed over, not applied a second
+// time in the same target transaction (whose tx_resolved row would fail
+// on the first's and roll every transaction of the call back).
+func TestIntegrationResolverPassesARepeatedEnd(t *testing.T) {
+	b := recordBank(t)
+	tg := newTarget(t, b, true)
+	claim := tg.stageAll(t, b, 100)
+	es := ends(t, b)
+	again := es[1]
+	again.Offset = es[len(es)-1].Offset + 1
+	es = append(es, again)
+	resolver := txapply.New(tg.pool, tg.writer, tg.router, txapply.Options{Schema: schema, Chunk: 1000})
+	res := resolve(t, resolver, &claim, es)
+	if res.Applied != transfers+orders || res.Passed != 1 {
+		t.Errorf("applied %d and passed %d transactions, want %d and 1 (the repeated END)", res.Applied, res.Passed, transfers+orders)
+	}
+	if v := violation(t, tg.pool); v != "" {
+		t.Errorf("after resolving every transaction: %s", v)
 	}
 }
