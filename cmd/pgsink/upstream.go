@@ -74,7 +74,7 @@ func warnUpstream(ctx context.Context, cfg *config.Config, q catalog.Querier, lo
 			zap.String("setting", f.Setting), zap.String("column", f.Column))
 	}
 	if losses > 0 {
-		log.Warn("upstream check: the connectors lose data pgsink cannot bring back; pgsink validate lists the same findings",
+		log.Warn("upstream check: the connectors lose data pgsink cannot bring back; pgsink validate lists these findings, and those of the columns of targets a template derives",
 			zap.Int("findings", losses))
 	}
 }
