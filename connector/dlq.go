@@ -39,6 +39,7 @@ func (d *deadLetterTopic) divert(ctx context.Context, batch *sink.Batch) error {
 			continue
 		}
 		r := it.Record
+		stage, class := errorStage(it.Err)
 		headers := make([]kafka.Header, 0, len(r.Headers)+8)
 		for _, h := range r.Headers {
 			headers = append(headers, kafka.Header{Key: h.Key, Value: h.Value})
@@ -48,8 +49,8 @@ func (d *deadLetterTopic) divert(ctx context.Context, batch *sink.Batch) error {
 			kafka.Header{Key: "__connect.errors.partition", Value: []byte(strconv.Itoa(int(r.Partition)))},
 			kafka.Header{Key: "__connect.errors.offset", Value: []byte(strconv.FormatInt(r.Offset, 10))},
 			kafka.Header{Key: "__connect.errors.connector.name", Value: []byte(d.group)},
-			kafka.Header{Key: "__connect.errors.stage", Value: []byte("VALUE_CONVERTER")},
-			kafka.Header{Key: "__connect.errors.class.name", Value: []byte("pgsink.connector.debezium.Decoder")},
+			kafka.Header{Key: "__connect.errors.stage", Value: []byte(stage)},
+			kafka.Header{Key: "__connect.errors.class.name", Value: []byte(class)},
 			kafka.Header{Key: "__connect.errors.exception.class.name", Value: []byte(fmt.Sprintf("%T", it.Err))},
 			kafka.Header{Key: "__connect.errors.exception.message", Value: []byte(it.Err.Error())},
 			// Kafka Connect numbers its tasks; pgsink's unit of work is an
@@ -89,4 +90,15 @@ func (d *deadLetterTopic) divert(ctx context.Context, batch *sink.Batch) error {
 	}
 	batch.Items = kept
 	return nil
+}
+
+// errorStage names, in Kafka Connect's terms, where a dead letter's record
+// failed: decoding it (VALUE_CONVERTER, as Connect's converters), or, for a
+// record that decoded but whose schema asks for a column type no DDL may
+// name, handing it to the target (TASK_PUT, as a sink task's put).
+func errorStage(err error) (stage, class string) {
+	if typeErr := (*sink.TypeError)(nil); errors.As(err, &typeErr) {
+		return "TASK_PUT", "pgsink.sink.Router"
+	}
+	return "VALUE_CONVERTER", "pgsink.connector.debezium.Decoder"
 }
