@@ -186,6 +186,25 @@ func TestIntegrationApplyToastAcrossKeyMove(t *testing.T) {
 		f.applyBatch(del1)
 		f.want("3:moved again:large@12")
 	})
+	t.Run("moved twice, last create first", func(t *testing.T) {
+		// 1 → 2 → 3 with 3's partition ahead of 2's and 2's ahead of 1's:
+		// 3's create finds no row of 2 and copies nothing; 2's create
+		// copies 1's stale value; 2's delete keeps it and fills 3 with it.
+		// 1's delete must then correct 3 too, which holds what 2's delete
+		// filled in, not what 3's create copied.
+		f := newFixture(t, sink.DeleteHard, false)
+		f.apply(ev{debezium.OpCreate, 1, "new", "stale", 9})
+		del1, create2 := f.pkMove(1, 2, 11)
+		del2, create3 := f.pkMove(2, 3, 12)
+		create3.Items[0].Change.After[1].Value = "moved again"
+		f.applyBatch(create3)
+		f.applyBatch(create2)
+		f.applyBatch(del2)
+		f.want("1:new:stale@9 3:moved again:stale@12")
+		f.apply(ev{debezium.OpUpdate, 1, "paid", "large", 10})
+		f.applyBatch(del1)
+		f.want("3:moved again:large@12")
+	})
 	t.Run("moved twice, last create after the chain is fixed", func(t *testing.T) {
 		f := newFixture(t, sink.DeleteHard, false)
 		f.apply(ev{debezium.OpCreate, 1, "new", "stale", 9})

@@ -70,7 +70,11 @@ func (st *statements) buildMoves() {
 	// still held a copied value (kept at the version the create wrote):
 	// in each, the columns copied are corrected in kept (kept_cols) and
 	// in the row the move wrote, as far as its create copied them too
-	// (cols).
+	// (cols). What a correction writes into a row becomes that move's
+	// copied value (ledger_fixed): a later correction down the chain,
+	// from a delete further back, must recognise it as a copy, not as a
+	// value an event wrote (the last create of a chain applied first
+	// copies nothing, and its row is filled by the next delete).
 	st.moves.resolveMoved = "WITH RECURSIVE chain (key, commit_lsn, lsn, new_key, new_commit_lsn, new_lsn, kept_cols, kept_copied, cols, copied, source) AS (\n" +
 		"    SELECT m.key, m.commit_lsn, m.lsn, m.new_key, m.new_commit_lsn, m.new_lsn, NULL::text[], NULL::jsonb, m.awaiting, m.copied, m.kept\n" +
 		"      FROM " + st.stage + " AS s\n" +
@@ -85,12 +89,19 @@ func (st *statements) buildMoves() {
 		"      JOIN " + ledger + " AS m ON m.target = $1 AND m.key = c.new_key\n" +
 		"       AND (" + keptVersion + q(t.CommitColumn) + ", " + keptVersion + q(t.LSNColumn) + ") >= (c.new_commit_lsn, c.new_lsn)\n" +
 		"     WHERE cardinality(c.cols) > 0),\n" +
-		"kept_fixed AS (\n" +
+		"ledger_fixed AS (\n" +
 		"    UPDATE " + ledger + " AS m\n" +
-		"       SET kept = m.kept || coalesce((SELECT jsonb_object_agg(a, c.source -> a) FROM unnest(c.kept_cols) AS a\n" +
-		"                                       WHERE coalesce(m.kept -> a, 'null') = coalesce(c.kept_copied -> a, 'null')), '{}')\n" +
+		"       SET kept = CASE WHEN cardinality(c.kept_cols) > 0\n" +
+		"                  THEN m.kept || coalesce((SELECT jsonb_object_agg(a, c.source -> a) FROM unnest(c.kept_cols) AS a\n" +
+		"                                           WHERE coalesce(m.kept -> a, 'null') = coalesce(c.kept_copied -> a, 'null')), '{}')\n" +
+		"                  ELSE m.kept END,\n" +
+		"           copied = coalesce(m.copied, '{}') || coalesce((SELECT jsonb_object_agg(a, c.source -> a) FROM unnest(c.cols) AS a\n" +
+		"                                           WHERE coalesce(r.cur -> a, 'null') = coalesce(c.copied -> a, 'null')), '{}')\n" +
 		"      FROM chain AS c\n" +
-		"     WHERE cardinality(c.kept_cols) > 0\n" +
+		"      LEFT JOIN LATERAL (SELECT to_jsonb(n) AS cur FROM " + t.Ident() + " AS n\n" +
+		"                          WHERE " + strings.Join(newKey, " AND ") + "\n" +
+		"                            AND (n." + q(t.CommitColumn) + ", n." + q(t.LSNColumn) + ") >= (c.new_commit_lsn, c.new_lsn)) AS r ON true\n" +
+		"     WHERE (cardinality(c.kept_cols) > 0 OR (cardinality(c.cols) > 0 AND r.cur IS NOT NULL))\n" +
 		"       AND m.target = $1 AND m.key = c.key AND m.commit_lsn = c.commit_lsn AND m.lsn = c.lsn\n" +
 		"    RETURNING 1)\n" +
 		"UPDATE " + t.Ident() + " AS n\n" +

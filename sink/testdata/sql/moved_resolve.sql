@@ -12,12 +12,19 @@ WITH RECURSIVE chain (key, commit_lsn, lsn, new_key, new_commit_lsn, new_lsn, ke
       JOIN "pgsink"."moved_rows" AS m ON m.target = $1 AND m.key = c.new_key
        AND ((jsonb_populate_record(NULL::"App ""Prod"""."Order; DROP TABLE x", m.kept))."_pgsink_commit_lsn", (jsonb_populate_record(NULL::"App ""Prod"""."Order; DROP TABLE x", m.kept))."_pgsink_lsn") >= (c.new_commit_lsn, c.new_lsn)
      WHERE cardinality(c.cols) > 0),
-kept_fixed AS (
+ledger_fixed AS (
     UPDATE "pgsink"."moved_rows" AS m
-       SET kept = m.kept || coalesce((SELECT jsonb_object_agg(a, c.source -> a) FROM unnest(c.kept_cols) AS a
-                                       WHERE coalesce(m.kept -> a, 'null') = coalesce(c.kept_copied -> a, 'null')), '{}')
+       SET kept = CASE WHEN cardinality(c.kept_cols) > 0
+                  THEN m.kept || coalesce((SELECT jsonb_object_agg(a, c.source -> a) FROM unnest(c.kept_cols) AS a
+                                           WHERE coalesce(m.kept -> a, 'null') = coalesce(c.kept_copied -> a, 'null')), '{}')
+                  ELSE m.kept END,
+           copied = coalesce(m.copied, '{}') || coalesce((SELECT jsonb_object_agg(a, c.source -> a) FROM unnest(c.cols) AS a
+                                           WHERE coalesce(r.cur -> a, 'null') = coalesce(c.copied -> a, 'null')), '{}')
       FROM chain AS c
-     WHERE cardinality(c.kept_cols) > 0
+      LEFT JOIN LATERAL (SELECT to_jsonb(n) AS cur FROM "App ""Prod"""."Order; DROP TABLE x" AS n
+                          WHERE n."Order Id" = (c.new_key ->> 0)::bigint AND n."region" = (c.new_key ->> 1)::text
+                            AND (n."_pgsink_commit_lsn", n."_pgsink_lsn") >= (c.new_commit_lsn, c.new_lsn)) AS r ON true
+     WHERE (cardinality(c.kept_cols) > 0 OR (cardinality(c.cols) > 0 AND r.cur IS NOT NULL))
        AND m.target = $1 AND m.key = c.key AND m.commit_lsn = c.commit_lsn AND m.lsn = c.lsn
     RETURNING 1)
 UPDATE "App ""Prod"""."Order; DROP TABLE x" AS n
