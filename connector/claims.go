@@ -48,6 +48,9 @@ type claimer struct {
 	// firstWait is the first pause before a retry (watermarks, claims);
 	// later ones grow.
 	firstWait time.Duration
+	// claimFor is how long a claim statement is retried against
+	// PostgreSQL errors, at least claimAttempts times.
+	claimFor time.Duration
 }
 
 // watermarkParallelism bounds the watermark requests in flight at once:
@@ -59,10 +62,16 @@ const watermarkParallelism = 16
 // transaction's locks and arguments stay bounded whatever the assignment.
 const claimChunk = 1000
 
-// claimAttempts bounds the tries of one claim statement against PostgreSQL
-// errors, after which the partitions it holds are not claimed and the
-// instance stops.
-const claimAttempts = 5
+// claimAttempts is the fewest tries of one claim statement against
+// PostgreSQL errors, and claimRetryFor the least time they span, after
+// which the partitions it holds are not claimed and the instance stops: a
+// PostgreSQL restart or failover takes seconds (its recovery refuses
+// connections meanwhile), and five quick tries gave up within two, stopping
+// an instance that a rebalance had met with the target restarting.
+const (
+	claimAttempts = 5
+	claimRetryFor = time.Minute
+)
 
 // watermarkAttempts bounds how long a claim waits for Kafka to answer
 // (10 s each, with growing pauses between): long enough to ride out a
@@ -154,6 +163,7 @@ func (c claimer) claimStored(ps []*claimed) {
 		starts[i] = dedup.Start{PartitionID: p.id, Offset: c.startOf(p)}
 	}
 	waits := backoff.New(c.firstWait/5, 5*c.firstWait)
+	deadline := time.Now().Add(c.claimFor)
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		claims, err := c.store.ClaimAll(ctx, starts)
@@ -164,7 +174,7 @@ func (c claimer) claimStored(ps []*claimed) {
 			}
 			return
 		}
-		if attempt == claimAttempts {
+		if attempt >= claimAttempts && !time.Now().Before(deadline) {
 			for _, p := range ps {
 				p.err = err
 			}

@@ -191,6 +191,23 @@ func TestClaimAllGivesUpAfterAttempts(t *testing.T) {
 	}
 }
 
+// A PostgreSQL restart refuses connections for seconds: the claim goes on
+// retrying past claimAttempts while within claimFor.
+func TestClaimAllRetriesForItsTime(t *testing.T) {
+	store := &fakeBulkPositions{fails: claimAttempts + 3}
+	c := testClaimer(store)
+	c.claimFor = time.Minute
+	got := c.claimAll(&fakeOffsetsClient{}, partitionIDs(2))
+	if len(store.calls) != claimAttempts+4 {
+		t.Fatalf("%d claim statements; want %d (every failure retried within claimFor)", len(store.calls), claimAttempts+4)
+	}
+	for _, cl := range got {
+		if cl.err != nil || cl.claim.Epoch != 1 {
+			t.Fatalf("claim %+v; want epoch 1 after the retries", cl)
+		}
+	}
+}
+
 func TestClaimAllRidesOutUnansweredWatermarks(t *testing.T) {
 	store := &fakeBulkPositions{}
 	// Partition 1's broker answers on the third try; partition 2's never.

@@ -131,7 +131,7 @@ func (r *Runner) assign(c *kafka.Consumer, tps []kafka.TopicPartition) {
 func (r *Runner) claimer() claimer {
 	return claimer{
 		start: r.cfg.Apply.Start, kafkaOffsets: r.cfg.Apply.Offsets == config.OffsetsKafka, owner: r.owner,
-		store: r.positions, log: r.log, firstWait: time.Second,
+		store: r.positions, log: r.log, firstWait: time.Second, claimFor: claimRetryFor,
 	}
 }
 
