@@ -47,7 +47,7 @@ func warnUpstream(ctx context.Context, cfg *config.Config, q catalog.Querier, lo
 	targets := map[string]*catalog.Table{}
 	for _, t := range cfg.Tables {
 		if t.Target.Template != nil {
-			continue // derived per topic or record: checked without columns
+			continue // derived per topic: read below, for the topics that exist
 		}
 		// A target that cannot be read is checked without its columns;
 		// the sink reports the reason when it meets the table.
@@ -55,6 +55,7 @@ func warnUpstream(ctx context.Context, cfg *config.Config, q catalog.Querier, lo
 			targets[t.Path] = target
 		}
 	}
+	readDerivedTargets(ctx, cfg, q, targets, log)
 	findings, err := checkUpstream(ctx, cfg, targets)
 	if err != nil {
 		log.Warn("upstream check not made: the Debezium connectors' settings are not checked",
@@ -74,7 +75,29 @@ func warnUpstream(ctx context.Context, cfg *config.Config, q catalog.Querier, lo
 			zap.String("setting", f.Setting), zap.String("column", f.Column))
 	}
 	if losses > 0 {
-		log.Warn("upstream check: the connectors lose data pgsink cannot bring back; pgsink validate lists these findings, and those of the columns of targets a template derives",
+		log.Warn("upstream check: the connectors lose data pgsink cannot bring back; pgsink validate lists these findings",
 			zap.Int("findings", losses))
+	}
+}
+
+// readDerivedTargets adds to targets the catalog of every target a template
+// derives from a topic that exists now, keyed as upstream.Check looks them
+// up, so that run's check covers their columns as validate's does. A
+// target derived per record, or from a topic created later, is not known
+// here; the log says when the topics cannot be listed at all.
+func readDerivedTargets(ctx context.Context, cfg *config.Config, q catalog.Querier, targets map[string]*catalog.Table, log *zap.Logger) {
+	if !hasTemplates(cfg) {
+		return
+	}
+	topics, err := clusterTopics(cfg)
+	if err != nil {
+		log.Warn("upstream check: the topics could not be listed, so the columns of targets a template derives are not checked; pgsink validate checks them",
+			zap.Error(err))
+		return
+	}
+	for _, t := range resolveRoutes(cfg, topics).derived {
+		if target, err := catalog.Read(ctx, q, t.Target.Schema, t.Target.Name); err == nil {
+			targets[upstream.DerivedKey(t.Target.TableName)] = target
+		}
 	}
 }

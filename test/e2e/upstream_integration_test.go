@@ -44,6 +44,33 @@ func validate(t *testing.T, path string, env ...string) (int, string, string) {
 	return cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()
 }
 
+// TestE2ERunChecksDerivedTargets: at run's start, the columns of a target a
+// routing template derives from a topic that exists are checked against
+// the connector's settings, as validate checks them, and a lossy setting
+// is a warning naming the derived target and its column.
+func TestE2ERunChecksDerivedTargets(t *testing.T) {
+	st := stacktest.New(t)
+	st.Exec(`CREATE TABLE public.prices ` + pricesDDL)
+	targetURL, _ := targetWith(t, `CREATE TABLE public.prices `+pricesDDL[:len(pricesDDL)-1]+`, _pgsink_commit_lsn bigint, _pgsink_lsn bigint)`)
+	yaml := tablesConfig(st, fmt.Sprintf("  - topic_pattern: '%s\\.public\\.(?P<table>.+)'\n    target: 'public.${table}'\n", strings.ReplaceAll(st.TopicPrefix, ".", `\.`))) +
+		"debezium:\n  connect_url: ${CONNECT_URL}\n"
+	env := []string{"TARGET_URL=" + targetURL, "CONNECT_URL=" + st.Env.ConnectURL}
+	precise := st.RegisterDebezium("precise", map[string]string{"table.include.list": "public.prices", "skipped.operations": "none",
+		"decimal.handling.mode": "precise", "interval.handling.mode": "string"})
+	st.Exec(`INSERT INTO public.prices VALUES (1, 'NaN', '1 day')`)
+	st.ReadUntil(60*time.Second, func(rs []recording.Record) bool { return len(rs) >= 1 }) // the topic exists before pgsink starts
+
+	p := startPgsink(t, yaml, env...)
+	want := fmt.Sprintf(`tables[0]: error: connector %q decimal.handling.mode=precise: derived target public.prices: column "amount" (numeric(12,2)): `, precise)
+	eventually(t, 30*time.Second, "run's warning on the derived target's column", func() (bool, string) {
+		logs := p.Logs()
+		return strings.Contains(logs, "\twarn\tupstream check: ") && strings.Contains(logs, want), logs
+	})
+	if code, _ := p.stop(30 * time.Second); code != 0 {
+		t.Fatalf("pgsink run exited %d", code)
+	}
+}
+
 // TestE2EValidateUpstream registers Debezium connectors over a table with a
 // numeric column and checks what `pgsink validate` and `pgsink run` say of
 // them: precise decimals are an error naming the column and the fix (a
