@@ -103,7 +103,10 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, noMigrate b
 	if err := checkModeSwitch(ctx, pool, cfg); err != nil {
 		return err
 	}
-	warnUpstream(ctx, cfg, pool, log)
+	// The check only logs: it must not hold the start of the apply (a slow
+	// Connect, or the catalogs of hundreds of derived targets, would delay
+	// a restart's resume by as long).
+	go warnUpstream(ctx, cfg, pool, log)
 	metrics := connector.NewMetrics()
 	hooks, err := faults.FromEnv()
 	if err != nil {
