@@ -174,7 +174,9 @@ func TestIntegrationTransactionStagingSchemas(t *testing.T) {
 	tx := dedup.NewTransactions(schema)
 	valueSchema := `{"type":"struct","fields":[{"type":"int64","optional":false,"field":"id"},{"type":"string","optional":true,"field":"note"}],"optional":false,"name":"t.Value"}`
 	keySchema := `{"type":"struct","fields":[{"type":"int64","optional":false,"field":"id"}],"optional":false,"name":"t.Key"}`
-	envelope := func(schema, payload string) []byte { return []byte(`{"schema":` + schema + `,"payload":` + payload + `}`) }
+	envelope := func(schema, payload string) []byte {
+		return []byte(`{"schema":` + schema + `,"payload":` + payload + `}`)
+	}
 	rec := func(txID, order int64) dedup.StagedRecord {
 		return dedup.StagedRecord{TxID: txID, TotalOrder: order, DataCollection: "public.t", Topic: "t", Offset: txID*10 + order,
 			Key:   envelope(keySchema, fmt.Sprintf(`{"id":%d}`, order)),
