@@ -143,10 +143,31 @@ func (r *Resolver) Resolve(ctx context.Context, claim *dedup.Claim, ends []End, 
 		return Result{}, nil
 	}
 	checking := time.Since(started)
-	res, err := r.apply(ctx, claim, ready, resolved, next)
+	var events int64
+	for i, end := range ready {
+		if !resolved[i] {
+			events += end.Marker.EventCount
+		}
+	}
+	optimistic := events <= int64(r.chunk)*optimisticChunks
+	res, err := r.apply(ctx, claim, ready, resolved, next, optimistic)
+	if errors.Is(err, errConflicted) {
+		res, err = r.apply(ctx, claim, ready, resolved, next, false)
+		res.Stats.InsertConflicts++
+	}
 	res.Checking = checking
 	return res, err
 }
+
+// optimisticChunks bounds, in chunks, the source transactions a resolve
+// writes with plain INSERTs for the rows they create (sink.WriteIn): a
+// key that exists after all makes the resolve run again with upserts only,
+// and that should not redo a large transaction.
+const optimisticChunks = 8
+
+// errConflicted is an optimistic apply whose plain INSERT met an existing
+// key: nothing was applied, and it is run again with upserts only.
+var errConflicted = errors.New("txapply: a plain INSERT met an existing key")
 
 // check reports whether end's transaction was applied already, or returns
 // an *IncompleteError or *OverstagedError when its staged events are not
@@ -183,7 +204,7 @@ func check(end End, progress dedup.TxProgress) (resolved bool, err error) {
 }
 
 // apply runs the target transaction of Resolve.
-func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, resolved []bool, next int64) (res Result, err error) {
+func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, resolved []bool, next int64, optimistic bool) (res Result, err error) {
 	var sourceTs time.Time
 	lastID := "none (BEGIN markers only)"
 	if len(ends) > 0 {
@@ -217,8 +238,13 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 		}
 		return Result{}, fmt.Errorf("txapply: begin: %w", err)
 	}
-	c := &chunk{w: r.applier.WriteIn(conn.Conn()), progress: r.progress}
+	c := &chunk{w: r.applier.WriteIn(conn.Conn(), optimistic), progress: r.progress}
 	w := c.w
+	defer func() {
+		if err != nil && w.Conflicted(err) {
+			err = fmt.Errorf("%w: %w", errConflicted, err)
+		}
+	}()
 	b = &pgx.Batch{}
 	writing := time.Now()
 	if r.progress != nil {
