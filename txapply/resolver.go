@@ -163,7 +163,7 @@ func (r *Resolver) Resolve(ctx context.Context, claim *dedup.Claim, ends []End, 
 // writes with plain INSERTs for the rows they create (sink.WriteIn): a
 // key that exists after all makes the resolve run again with upserts only,
 // and that should not redo a large transaction.
-const optimisticChunks = 8
+const optimisticChunks = 32
 
 // errConflicted is an optimistic apply whose plain INSERT met an existing
 // key: nothing was applied, and it is run again with upserts only.
