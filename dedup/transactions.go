@@ -232,8 +232,12 @@ func (t Transactions) readStaged(ctx context.Context, db Querier, maxBytes int64
 		if ts != nil {
 			rec.Timestamp = *ts
 		}
-		if err := json.Unmarshal(headers, &rec.Headers); err != nil {
-			return fmt.Errorf("headers of %s[%d]@%d: %w", r.Topic, r.Partition, r.Offset, err)
+		// Most records have no headers: jsonb gives back '[]' as it was
+		// staged.
+		if string(headers) != "[]" {
+			if err := json.Unmarshal(headers, &rec.Headers); err != nil {
+				return fmt.Errorf("headers of %s[%d]@%d: %w", r.Topic, r.Partition, r.Offset, err)
+			}
 		}
 		out = append(out, rec)
 		digests = append(digests, [2][]byte{keySchema, valueSchema})
