@@ -102,7 +102,12 @@ func (t Transactions) QueueStage(b *pgx.Batch, group string, records []StagedRec
 	if len(schemas) > 0 {
 		t.queueSchemas(b, schemas)
 	}
-	b.Queue(`INSERT INTO `+t.staged+` (group_id, tx_id, total_order, data_collection, topic, partition, kafka_offset,
+	// done reads the batch's resolved transactions by the key of
+	// tx_resolved: a NOT EXISTS against the table itself is planned as an
+	// anti-join that reads every resolved transaction of the retention
+	// period per batch.
+	b.Queue(`WITH done AS (SELECT x.tx_id FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = ANY($2::bigint[]))
+INSERT INTO `+t.staged+` (group_id, tx_id, total_order, data_collection, topic, partition, kafka_offset,
 		record_ts, record_key, record_value, headers, dead, key_schema, value_schema)
 SELECT $1, r.tx_id, r.total_order, r.data_collection, r.topic, r.partition, r.kafka_offset,
        r.record_ts, r.record_key, r.record_value, r.headers::jsonb, r.dead, r.key_schema, r.value_schema
@@ -110,7 +115,7 @@ SELECT $1, r.tx_id, r.total_order, r.data_collection, r.topic, r.partition, r.ka
               $8::timestamptz[], $9::bytea[], $10::bytea[], $11::text[], $12::boolean[], $13::bytea[], $14::bytea[])
        AS r(tx_id, total_order, data_collection, topic, partition, kafka_offset, record_ts, record_key, record_value, headers, dead,
             key_schema, value_schema)
- WHERE NOT EXISTS (SELECT 1 FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = r.tx_id)
+ WHERE NOT EXISTS (SELECT 1 FROM done WHERE done.tx_id = r.tx_id)
 ON CONFLICT (group_id, tx_id, total_order) DO NOTHING`,
 		group, txIDs, orders, collections, topics, partitions, offsets, stamps, keys, values, headers, dead,
 		keySchemas, valueSchemas).Fn = func(br pgx.BatchResults) error {
@@ -135,10 +140,12 @@ type TxProgress struct {
 // may come more than once (an END Debezium re-emitted): each counts its
 // staged records once.
 func (t Transactions) Progress(ctx context.Context, db Querier, group string, txIDs []int64) (map[int64]TxProgress, error) {
+	// Both tables are read by their keys for the ids asked (= ANY): a
+	// plain join may be planned as a hash join over all of tx_resolved.
 	rows, err := db.Query(ctx, `SELECT i.tx_id, r.tx_id IS NOT NULL, s.data_collection, count(s.tx_id)
 		FROM (SELECT DISTINCT unnest($2::bigint[])) AS i(tx_id)
-		LEFT JOIN `+t.resolved+` r ON r.group_id = $1 AND r.tx_id = i.tx_id
-		LEFT JOIN `+t.staged+` s ON s.group_id = $1 AND s.tx_id = i.tx_id
+		LEFT JOIN (SELECT tx_id FROM `+t.resolved+` WHERE group_id = $1 AND tx_id = ANY($2::bigint[])) r ON r.tx_id = i.tx_id
+		LEFT JOIN (SELECT tx_id, data_collection FROM `+t.staged+` WHERE group_id = $1 AND tx_id = ANY($2::bigint[])) s ON s.tx_id = i.tx_id
 		GROUP BY i.tx_id, r.tx_id, s.data_collection`, group, txIDs)
 	if err != nil {
 		return nil, fmt.Errorf("dedup: read the progress of %d transactions: %w", len(txIDs), err)
