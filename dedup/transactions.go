@@ -140,13 +140,14 @@ type TxProgress struct {
 // may come more than once (an END Debezium re-emitted): each counts its
 // staged records once.
 func (t Transactions) Progress(ctx context.Context, db Querier, group string, txIDs []int64) (map[int64]TxProgress, error) {
-	// Both tables are read by their keys for the ids asked (= ANY): a
-	// plain join may be planned as a hash join over all of tx_resolved.
-	rows, err := db.Query(ctx, `SELECT i.tx_id, r.tx_id IS NOT NULL, s.data_collection, count(s.tx_id)
+	// Each id is looked up by the tables' keys (LATERAL): plain joins are
+	// planned, for a few thousand ids, as hash joins reading every staged
+	// row and every resolved transaction of the retention period.
+	rows, err := db.Query(ctx, `SELECT i.tx_id, r.done IS NOT NULL, s.data_collection, coalesce(s.n, 0)
 		FROM (SELECT DISTINCT unnest($2::bigint[])) AS i(tx_id)
-		LEFT JOIN (SELECT tx_id FROM `+t.resolved+` WHERE group_id = $1 AND tx_id = ANY($2::bigint[])) r ON r.tx_id = i.tx_id
-		LEFT JOIN (SELECT tx_id, data_collection FROM `+t.staged+` WHERE group_id = $1 AND tx_id = ANY($2::bigint[])) s ON s.tx_id = i.tx_id
-		GROUP BY i.tx_id, r.tx_id, s.data_collection`, group, txIDs)
+		LEFT JOIN LATERAL (SELECT true AS done FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = i.tx_id LIMIT 1) r ON true
+		LEFT JOIN LATERAL (SELECT s.data_collection, count(*) AS n FROM `+t.staged+` s WHERE s.group_id = $1 AND s.tx_id = i.tx_id
+		                   GROUP BY s.data_collection) s ON true`, group, txIDs)
 	if err != nil {
 		return nil, fmt.Errorf("dedup: read the progress of %d transactions: %w", len(txIDs), err)
 	}
