@@ -606,3 +606,27 @@ func TestIntegrationResolverRetriesAConflictingInsert(t *testing.T) {
 		t.Errorf("after resolving every transaction: %s", v)
 	}
 }
+
+// TestIntegrationResolverReadsAcrossTransactionsByBytes resolves every END
+// at once with a chunk of many records but few bytes: the resolver reads
+// the small transactions together, its reads are cut within a transaction
+// by apply.batch.max_bytes and go on from there, and every transaction is
+// applied whole, once, nothing left staged.
+func TestIntegrationResolverReadsAcrossTransactionsByBytes(t *testing.T) {
+	b := recordBank(t)
+	ctx := context.Background()
+	tg := newTarget(t, b, true)
+	claim := tg.stageAll(t, b, 100)
+	resolver := txapply.New(tg.pool, tg.writer, tg.router, txapply.Options{Schema: schema, Chunk: 1000, ChunkBytes: 3000})
+	res := resolve(t, resolver, &claim, ends(t, b))
+	if res.Applied != transfers+orders {
+		t.Errorf("applied %d transactions, want %d", res.Applied, transfers+orders)
+	}
+	if v := violation(t, tg.pool); v != "" {
+		t.Errorf("after resolving every transaction: %s", v)
+	}
+	var n, staged int
+	if err := tg.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM public.orders), (SELECT count(*) FROM pgsink.tx_staged)`).Scan(&n, &staged); err != nil || n != orders || staged != 0 {
+		t.Errorf("%d orders in the target, %d records left staged (%v); want %d and none", n, staged, err, orders)
+	}
+}
