@@ -1,10 +1,12 @@
 package dedup
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,7 +16,10 @@ import (
 // tx_staged, the records of source transactions not applied yet, and
 // tx_resolved, the transactions the resolver applied (docs/transactions.md).
 type Transactions struct {
-	staged, resolved, modes string // quoted, schema-qualified
+	staged, resolved, modes, schemas string // quoted, schema-qualified
+	// env splits staged JsonConverter records from their schemas and
+	// joins them back (see txenvelope.go).
+	env *envelopes
 }
 
 // NewTransactions returns the staging tables of pgsink's tables in schema.
@@ -23,6 +28,8 @@ func NewTransactions(schema string) Transactions {
 		staged:   pgx.Identifier{schema, "tx_staged"}.Sanitize(),
 		resolved: pgx.Identifier{schema, "tx_resolved"}.Sanitize(),
 		modes:    pgx.Identifier{schema, "consistency_modes"}.Sanitize(),
+		schemas:  pgx.Identifier{schema, "tx_schemas"}.Sanitize(),
+		env:      newEnvelopes(),
 	}
 }
 
@@ -59,6 +66,21 @@ func (t Transactions) QueueStage(b *pgx.Batch, group string, records []StagedRec
 	partitions := make([]int32, n)
 	stamps := make([]*time.Time, n)
 	keys, values := make([][]byte, n), make([][]byte, n)
+	keySchemas, valueSchemas := make([][]byte, n), make([][]byte, n)
+	var schemas []schemaPart
+	seen := map[string]bool{}
+	split := func(data []byte, digest *[]byte) []byte {
+		s, payload, ok := t.env.split(data)
+		if !ok {
+			return data
+		}
+		if !seen[string(s.digest)] {
+			seen[string(s.digest)] = true
+			schemas = append(schemas, s)
+		}
+		*digest = s.digest
+		return payload
+	}
 	dead := make([]bool, n)
 	for i, r := range records {
 		txIDs[i], orders[i], offsets[i] = r.TxID, r.TotalOrder, r.Offset
@@ -66,27 +88,37 @@ func (t Transactions) QueueStage(b *pgx.Batch, group string, records []StagedRec
 		if !r.Timestamp.IsZero() {
 			stamps[i] = &records[i].Timestamp
 		}
-		keys[i], values[i], dead[i] = r.Key, r.Value, r.Dead
-		hs := r.Headers
-		if hs == nil {
-			hs = []Header{}
+		keys[i], values[i], dead[i] = split(r.Key, &keySchemas[i]), split(r.Value, &valueSchemas[i]), r.Dead
+		if len(r.Headers) == 0 {
+			headers[i] = "[]"
+			continue
 		}
-		h, err := json.Marshal(hs)
+		h, err := json.Marshal(r.Headers)
 		if err != nil {
 			return fmt.Errorf("dedup: stage %s[%d]@%d: headers: %w", r.Topic, r.Partition, r.Offset, err)
 		}
 		headers[i] = string(h)
 	}
-	b.Queue(`INSERT INTO `+t.staged+` (group_id, tx_id, total_order, data_collection, topic, partition, kafka_offset,
-		record_ts, record_key, record_value, headers, dead)
+	if len(schemas) > 0 {
+		t.queueSchemas(b, schemas)
+	}
+	// done reads the batch's resolved transactions by the key of
+	// tx_resolved: a NOT EXISTS against the table itself is planned as an
+	// anti-join that reads every resolved transaction of the retention
+	// period per batch.
+	b.Queue(`WITH done AS (SELECT x.tx_id FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = ANY($2::bigint[]))
+INSERT INTO `+t.staged+` (group_id, tx_id, total_order, data_collection, topic, partition, kafka_offset,
+		record_ts, record_key, record_value, headers, dead, key_schema, value_schema)
 SELECT $1, r.tx_id, r.total_order, r.data_collection, r.topic, r.partition, r.kafka_offset,
-       r.record_ts, r.record_key, r.record_value, r.headers::jsonb, r.dead
+       r.record_ts, r.record_key, r.record_value, r.headers::jsonb, r.dead, r.key_schema, r.value_schema
   FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::integer[], $7::bigint[],
-              $8::timestamptz[], $9::bytea[], $10::bytea[], $11::text[], $12::boolean[])
-       AS r(tx_id, total_order, data_collection, topic, partition, kafka_offset, record_ts, record_key, record_value, headers, dead)
- WHERE NOT EXISTS (SELECT 1 FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = r.tx_id)
+              $8::timestamptz[], $9::bytea[], $10::bytea[], $11::text[], $12::boolean[], $13::bytea[], $14::bytea[])
+       AS r(tx_id, total_order, data_collection, topic, partition, kafka_offset, record_ts, record_key, record_value, headers, dead,
+            key_schema, value_schema)
+ WHERE NOT EXISTS (SELECT 1 FROM done WHERE done.tx_id = r.tx_id)
 ON CONFLICT (group_id, tx_id, total_order) DO NOTHING`,
-		group, txIDs, orders, collections, topics, partitions, offsets, stamps, keys, values, headers, dead).Fn = func(br pgx.BatchResults) error {
+		group, txIDs, orders, collections, topics, partitions, offsets, stamps, keys, values, headers, dead,
+		keySchemas, valueSchemas).Fn = func(br pgx.BatchResults) error {
 		if _, err := br.Exec(); err != nil {
 			return fmt.Errorf("dedup: stage %d records of transactions: %w", n, err)
 		}
@@ -108,11 +140,14 @@ type TxProgress struct {
 // may come more than once (an END Debezium re-emitted): each counts its
 // staged records once.
 func (t Transactions) Progress(ctx context.Context, db Querier, group string, txIDs []int64) (map[int64]TxProgress, error) {
-	rows, err := db.Query(ctx, `SELECT i.tx_id, r.tx_id IS NOT NULL, s.data_collection, count(s.tx_id)
+	// Each id is looked up by the tables' keys (LATERAL): plain joins are
+	// planned, for a few thousand ids, as hash joins reading every staged
+	// row and every resolved transaction of the retention period.
+	rows, err := db.Query(ctx, `SELECT i.tx_id, r.done IS NOT NULL, s.data_collection, coalesce(s.n, 0)
 		FROM (SELECT DISTINCT unnest($2::bigint[])) AS i(tx_id)
-		LEFT JOIN `+t.resolved+` r ON r.group_id = $1 AND r.tx_id = i.tx_id
-		LEFT JOIN `+t.staged+` s ON s.group_id = $1 AND s.tx_id = i.tx_id
-		GROUP BY i.tx_id, r.tx_id, s.data_collection`, group, txIDs)
+		LEFT JOIN LATERAL (SELECT true AS done FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = i.tx_id LIMIT 1) r ON true
+		LEFT JOIN LATERAL (SELECT s.data_collection, count(*) AS n FROM `+t.staged+` s WHERE s.group_id = $1 AND s.tx_id = i.tx_id
+		                   GROUP BY s.data_collection) s ON true`, group, txIDs)
 	if err != nil {
 		return nil, fmt.Errorf("dedup: read the progress of %d transactions: %w", len(txIDs), err)
 	}
@@ -157,39 +192,157 @@ func (t Transactions) Resolved(ctx context.Context, db Querier, group string, tx
 // keys and values to maxBytes (at least one record), so that a chunk of
 // large records stays within apply.batch.max_bytes as a batch does.
 func (t Transactions) ReadStaged(ctx context.Context, db Querier, group string, txID, after int64, limit int, maxBytes int64) ([]StagedRecord, error) {
-	rows, err := db.Query(ctx, `SELECT total_order, data_collection, topic, partition, kafka_offset, record_ts,
-		record_key, record_value, headers, dead
+	out, _, err := t.readStaged(ctx, db, maxBytes, `SELECT tx_id, total_order, data_collection, topic, partition, kafka_offset, record_ts,
+		record_key, record_value, headers, dead, key_schema, value_schema
 		FROM `+t.staged+` WHERE group_id = $1 AND tx_id = $2 AND total_order > $3
 		ORDER BY total_order LIMIT $4`, group, txID, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("dedup: read staged records of transaction %d: %w", txID, err)
 	}
+	return out, nil
+}
+
+// ReadStagedOf returns every staged record of the transactions txIDs, the
+// transactions in the order of txIDs and each one's records in its order,
+// in one query: the resolver reads many small transactions at once, and
+// bounds how many records that is by their ENDs' counts (a large one it
+// reads with ReadStaged, a chunk at a time). With maxBytes > 0 the reading
+// ends with the record that brings keys and values to maxBytes; cut then
+// reports that records may follow the last one returned.
+func (t Transactions) ReadStagedOf(ctx context.Context, db Querier, group string, txIDs []int64, maxBytes int64) (records []StagedRecord, cut bool, err error) {
+	out, cut, err := t.readStaged(ctx, db, maxBytes, `SELECT s.tx_id, s.total_order, s.data_collection, s.topic, s.partition,
+		s.kafka_offset, s.record_ts, s.record_key, s.record_value, s.headers, s.dead, s.key_schema, s.value_schema
+		FROM unnest($2::bigint[]) WITH ORDINALITY AS i(tx_id, n)
+		JOIN `+t.staged+` s ON s.group_id = $1 AND s.tx_id = i.tx_id
+		ORDER BY i.n, s.total_order`, group, txIDs)
+	if err != nil {
+		return nil, false, fmt.Errorf("dedup: read staged records of %d transactions: %w", len(txIDs), err)
+	}
+	return out, cut, nil
+}
+
+// readStaged runs a query of staged records, ending after the record that
+// brings them to maxBytes (cut), and joins what it read.
+func (t Transactions) readStaged(ctx context.Context, db Querier, maxBytes int64, sql string, args ...any) ([]StagedRecord, bool, error) {
+	rows, err := db.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, false, err
+	}
 	var out []StagedRecord
+	var digests [][2][]byte // per record of out: its key's and value's schema, when split
 	var r StagedRecord
-	var bytes int64
+	var size int64
 	var ts *time.Time
-	var headers []byte
-	_, err = pgx.ForEachRow(rows, []any{&r.TotalOrder, &r.DataCollection, &r.Topic, &r.Partition, &r.Offset, &ts,
-		&r.Key, &r.Value, &headers, &r.Dead}, func() error {
+	var headers, keySchema, valueSchema []byte
+	_, err = pgx.ForEachRow(rows, []any{&r.TxID, &r.TotalOrder, &r.DataCollection, &r.Topic, &r.Partition, &r.Offset, &ts,
+		&r.Key, &r.Value, &headers, &r.Dead, &keySchema, &valueSchema}, func() error {
 		rec := r
-		rec.TxID = txID
 		if ts != nil {
 			rec.Timestamp = *ts
 		}
-		if err := json.Unmarshal(headers, &rec.Headers); err != nil {
-			return fmt.Errorf("headers of %s[%d]@%d: %w", r.Topic, r.Partition, r.Offset, err)
+		// Most records have no headers: jsonb gives back '[]' as it was
+		// staged.
+		if string(headers) != "[]" {
+			if err := json.Unmarshal(headers, &rec.Headers); err != nil {
+				return fmt.Errorf("headers of %s[%d]@%d: %w", r.Topic, r.Partition, r.Offset, err)
+			}
 		}
 		out = append(out, rec)
-		r = StagedRecord{}
-		if bytes += int64(len(rec.Key) + len(rec.Value)); maxBytes > 0 && bytes >= maxBytes {
+		digests = append(digests, [2][]byte{keySchema, valueSchema})
+		// The bytes the record takes joined (a schema not read yet counts
+		// from the next chunk on).
+		size += int64(len(rec.Key) + len(rec.Value))
+		for _, d := range [2][]byte{keySchema, valueSchema} {
+			if schema, ok := t.env.schema(d); d != nil && ok {
+				size += int64(len(schema) + len(envelopeHead) + len(envelopeMid) + len(envelopeTail))
+			}
+		}
+		r, keySchema, valueSchema = StagedRecord{}, nil, nil
+		if maxBytes > 0 && size >= maxBytes {
 			return errChunkFull
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, errChunkFull) {
-		return nil, fmt.Errorf("dedup: read staged records of transaction %d: %w", txID, err)
+	cut := errors.Is(err, errChunkFull)
+	if err != nil && !cut {
+		return nil, false, err
 	}
-	return out, nil
+	if err := t.join(ctx, db, out, digests); err != nil {
+		return nil, false, err
+	}
+	return out, cut, nil
+}
+
+// queueSchemas queues the storing of the schemas records of a staging
+// batch were split from, before the records: in the same transaction, so
+// a staged row never names a schema that is not stored. In digest order,
+// so that two batches storing the same new schemas wait for each other
+// rather than deadlock.
+func (t Transactions) queueSchemas(b *pgx.Batch, schemas []schemaPart) {
+	slices.SortFunc(schemas, func(a, b schemaPart) int { return bytes.Compare(a.digest, b.digest) })
+	digests, raws := make([][]byte, len(schemas)), make([][]byte, len(schemas))
+	for i, s := range schemas {
+		digests[i], raws[i] = s.digest, s.raw
+	}
+	b.Queue(`INSERT INTO `+t.schemas+` (digest, schema) SELECT * FROM unnest($1::bytea[], $2::bytea[])
+		ON CONFLICT (digest) DO NOTHING`, digests, raws).Fn = func(br pgx.BatchResults) error {
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("dedup: store %d schemas of staged records: %w", len(digests), err)
+		}
+		return nil
+	}
+}
+
+// join puts the split keys and values of records back together from
+// their schemas (digests[i] are those of records[i], nil where the record
+// was staged whole), reading the schemas it does not know yet in one
+// query.
+func (t Transactions) join(ctx context.Context, db Querier, records []StagedRecord, digests [][2][]byte) error {
+	var missing [][]byte
+	for _, d := range digests {
+		for _, digest := range d {
+			if digest == nil {
+				continue
+			}
+			if _, ok := t.env.schema(digest); !ok && !slices.ContainsFunc(missing, func(m []byte) bool { return bytes.Equal(m, digest) }) {
+				missing = append(missing, digest)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		rows, err := db.Query(ctx, `SELECT digest, schema FROM `+t.schemas+` WHERE digest = ANY($1::bytea[])`, missing)
+		if err != nil {
+			return fmt.Errorf("read the schemas of staged records: %w", err)
+		}
+		var found []schemaPart
+		var s schemaPart
+		if _, err := pgx.ForEachRow(rows, []any{&s.digest, &s.raw}, func() error {
+			found = append(found, s)
+			s = schemaPart{}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("read the schemas of staged records: %w", err)
+		}
+		t.env.learn(found)
+	}
+	for i := range records {
+		for part, digest := range digests[i] {
+			if digest == nil {
+				continue
+			}
+			schema, ok := t.env.schema(digest)
+			if !ok {
+				r := records[i]
+				return fmt.Errorf("%s[%d]@%d was staged without its schema %x (tx_schemas lost a row)", r.Topic, r.Partition, r.Offset, digest)
+			}
+			if part == 0 {
+				records[i].Key = join(schema, records[i].Key)
+			} else {
+				records[i].Value = join(schema, records[i].Value)
+			}
+		}
+	}
+	return nil
 }
 
 // errChunkFull ends the reading of a chunk of staged records at its bytes.
@@ -200,16 +353,25 @@ var errChunkFull = errors.New("chunk full")
 // of its staged records. A transaction applied twice fails on the
 // primary key rather than apply twice.
 func (t Transactions) QueueResolve(b *pgx.Batch, group string, txID, eventCount int64) {
-	b.Queue(`INSERT INTO `+t.resolved+` (group_id, tx_id, event_count) VALUES ($1, $2, $3)`, group, txID, eventCount).Fn =
-		func(br pgx.BatchResults) error {
-			if _, err := br.Exec(); err != nil {
-				return fmt.Errorf("dedup: record transaction %d applied: %w", txID, err)
-			}
-			return nil
-		}
-	b.Queue(`DELETE FROM `+t.staged+` WHERE group_id = $1 AND tx_id = $2`, group, txID).Fn = func(br pgx.BatchResults) error {
+	t.QueueResolveAll(b, group, []int64{txID}, []int64{eventCount})
+}
+
+// QueueResolveAll is QueueResolve for the transactions txIDs, of
+// eventCounts events each, in two statements whatever their number.
+func (t Transactions) QueueResolveAll(b *pgx.Batch, group string, txIDs, eventCounts []int64) {
+	if len(txIDs) == 0 {
+		return
+	}
+	b.Queue(`INSERT INTO `+t.resolved+` (group_id, tx_id, event_count) SELECT $1, * FROM unnest($2::bigint[], $3::bigint[])`,
+		group, txIDs, eventCounts).Fn = func(br pgx.BatchResults) error {
 		if _, err := br.Exec(); err != nil {
-			return fmt.Errorf("dedup: delete staged records of transaction %d: %w", txID, err)
+			return fmt.Errorf("dedup: record %d transactions applied (%d to %d): %w", len(txIDs), txIDs[0], txIDs[len(txIDs)-1], err)
+		}
+		return nil
+	}
+	b.Queue(`DELETE FROM `+t.staged+` WHERE group_id = $1 AND tx_id = ANY($2::bigint[])`, group, txIDs).Fn = func(br pgx.BatchResults) error {
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("dedup: delete staged records of %d transactions (%d to %d): %w", len(txIDs), txIDs[0], txIDs[len(txIDs)-1], err)
 		}
 		return nil
 	}

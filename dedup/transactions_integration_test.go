@@ -3,8 +3,11 @@
 package dedup_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"maps"
+	"os"
 	"testing"
 	"time"
 
@@ -155,5 +158,95 @@ func TestIntegrationTransactionStaging(t *testing.T) {
 	}
 	if resolved, err := tx.Resolved(ctx, pool, "other group", 7); err != nil || resolved {
 		t.Fatalf("Resolved(7) of another group = %v, %v", resolved, err)
+	}
+}
+
+// TestIntegrationTransactionStagingSchemas: a JsonConverter key and value
+// are staged without their schema, stored once in tx_schemas, and read back
+// byte for byte (by another reader too, which has to read the schema);
+// rows staged whole, as before migration 0008, read back as they are;
+// several transactions read in one query come in their order, and a read
+// cut by its bytes says so. Migration 0008's down puts staged records back
+// together for the previous version.
+func TestIntegrationTransactionStagingSchemas(t *testing.T) {
+	ctx := context.Background()
+	pool := migrated(t)
+	tx := dedup.NewTransactions(schema)
+	valueSchema := `{"type":"struct","fields":[{"type":"int64","optional":false,"field":"id"},{"type":"string","optional":true,"field":"note"}],"optional":false,"name":"t.Value"}`
+	keySchema := `{"type":"struct","fields":[{"type":"int64","optional":false,"field":"id"}],"optional":false,"name":"t.Key"}`
+	envelope := func(schema, payload string) []byte {
+		return []byte(`{"schema":` + schema + `,"payload":` + payload + `}`)
+	}
+	rec := func(txID, order int64) dedup.StagedRecord {
+		return dedup.StagedRecord{TxID: txID, TotalOrder: order, DataCollection: "public.t", Topic: "t", Offset: txID*10 + order,
+			Key:   envelope(keySchema, fmt.Sprintf(`{"id":%d}`, order)),
+			Value: envelope(valueSchema, fmt.Sprintf(`{"id":%d,"note":"n%d"}`, order, txID))}
+	}
+	b := &pgx.Batch{}
+	if err := tx.QueueStage(b, "g", []dedup.StagedRecord{rec(1, 1), rec(1, 2), rec(2, 1), rec(3, 1), rec(3, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A row as the previous version staged it: the whole record.
+	old := dedup.StagedRecord{TxID: 4, TotalOrder: 1, Topic: "t", Offset: 41, Key: envelope(keySchema, `{"id":1}`), Value: envelope(valueSchema, `{"id":1,"note":"old"}`)}
+	if _, err := pool.Exec(ctx, `INSERT INTO pgsink.tx_staged (group_id, tx_id, total_order, data_collection, topic, partition, kafka_offset, record_key, record_value)
+		VALUES ('g', 4, 1, 'public.t', 't', 0, 41, $1, $2)`, old.Key, old.Value); err != nil {
+		t.Fatal(err)
+	}
+	var schemas int
+	var storedValue []byte
+	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM pgsink.tx_schemas), record_value FROM pgsink.tx_staged WHERE tx_id = 1 AND total_order = 2`).
+		Scan(&schemas, &storedValue); err != nil {
+		t.Fatal(err)
+	}
+	if schemas != 2 || string(storedValue) != `{"id":2,"note":"n1"}` {
+		t.Fatalf("staged %d schemas and the value %s; want 2 schemas and the payload alone", schemas, storedValue)
+	}
+	same := func(got []dedup.StagedRecord, want ...dedup.StagedRecord) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("read %d records, want %d", len(got), len(want))
+		}
+		for i := range want {
+			if got[i].TxID != want[i].TxID || got[i].TotalOrder != want[i].TotalOrder || !bytes.Equal(got[i].Key, want[i].Key) || !bytes.Equal(got[i].Value, want[i].Value) {
+				t.Fatalf("record %d read as %d/%d %s %s, want %d/%d %s %s", i, got[i].TxID, got[i].TotalOrder, got[i].Key, got[i].Value,
+					want[i].TxID, want[i].TotalOrder, want[i].Key, want[i].Value)
+			}
+		}
+	}
+	for _, reader := range []dedup.Transactions{tx, dedup.NewTransactions(schema)} { // the stager's cache, then none
+		got, err := reader.ReadStaged(ctx, pool, "g", 1, 0, 10, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		same(got, rec(1, 1), rec(1, 2))
+	}
+	got, cut, err := tx.ReadStagedOf(ctx, pool, "g", []int64{3, 4, 1, 99}, 0)
+	if err != nil || cut {
+		t.Fatalf("ReadStagedOf(3, 4, 1, 99): cut %v, %v", cut, err)
+	}
+	same(got, rec(3, 1), rec(3, 2), old, rec(1, 1), rec(1, 2))
+	one := rec(3, 1)
+	got, cut, err = tx.ReadStagedOf(ctx, pool, "g", []int64{3, 4, 1}, int64(len(one.Key)+len(one.Value))+1)
+	if err != nil || !cut {
+		t.Fatalf("ReadStagedOf bounded to two records' bytes: cut %v, %v; want cut", cut, err)
+	}
+	same(got, rec(3, 1), rec(3, 2))
+
+	down, err := os.ReadFile("migrations/0008_tx_staged_schemas.down.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `SET search_path = pgsink; `+string(down)); err != nil {
+		t.Fatal(err)
+	}
+	var key, value []byte
+	if err := pool.QueryRow(ctx, `SELECT record_key, record_value FROM pgsink.tx_staged WHERE tx_id = 1 AND total_order = 2`).Scan(&key, &value); err != nil {
+		t.Fatal(err)
+	}
+	if want := rec(1, 2); !bytes.Equal(key, want.Key) || !bytes.Equal(value, want.Value) {
+		t.Fatalf("after migration 0008's down the record is %s %s, want %s %s", key, value, want.Key, want.Value)
 	}
 }

@@ -2,9 +2,11 @@ package sink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgsink/pgsink/debezium"
 	"github.com/pgsink/pgsink/dedup"
 )
@@ -49,18 +51,40 @@ func (a *Applier) queueStaging(x *txn, group string, items []Item, lo, hi int) e
 // TxWriter writes items into a transaction its caller owns: the
 // resolver's, which moves the transaction topic's offset, records the
 // source transactions it applies and deletes their staged records around
-// the writes. Items are written with the guarded upserts only, never by
-// plain INSERT: a unique violation would abort the whole transaction.
+// the writes.
 type TxWriter struct {
 	a *Applier
 	x *txn
 }
 
-// WriteIn returns a TxWriter for the transaction open on conn.
-func (a *Applier) WriteIn(conn *pgx.Conn) *TxWriter {
-	x := newTxn(partition{}, false)
+// WriteIn returns a TxWriter for the transaction open on conn. With
+// optimistic, rows expected to create their key go in by plain INSERT (a
+// large run of them by COPY), as a batch's do: the guarded upsert's
+// speculative insertion is most of the target's work for fresh rows. When
+// one meets an existing key after all, the whole transaction fails with a
+// unique violation (Conflicted says so), and the caller runs it again
+// with a writer that is not optimistic. Without, items are written with
+// the guarded upserts only.
+func (a *Applier) WriteIn(conn *pgx.Conn, optimistic bool) *TxWriter {
+	x := newTxn(partition{}, optimistic)
 	x.conn, x.maxStages = conn, a.opts.StagingTablesPerConnection
 	return &TxWriter{a: a, x: x}
+}
+
+// Conflicted reports whether err, which aborted the writer's transaction,
+// is a plain INSERT of the writer meeting an existing key: the
+// transaction is to be run again with upserts only. The tables it
+// inserted into skip the plain INSERT for a while, as after a batch's
+// conflict.
+func (w *TxWriter) Conflicted(err error) bool {
+	var pg *pgconn.PgError
+	if len(w.x.inserted) == 0 || !errors.As(err, &pg) || pg.Code != uniqueViolation {
+		return false
+	}
+	for _, stmts := range w.x.inserted {
+		stmts.conflicted()
+	}
+	return true
 }
 
 // Write writes items in their order and sends them: on return they are

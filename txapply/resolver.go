@@ -1,7 +1,6 @@
 package txapply
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -143,10 +142,31 @@ func (r *Resolver) Resolve(ctx context.Context, claim *dedup.Claim, ends []End, 
 		return Result{}, nil
 	}
 	checking := time.Since(started)
-	res, err := r.apply(ctx, claim, ready, resolved, next)
+	var events int64
+	for i, end := range ready {
+		if !resolved[i] {
+			events += end.Marker.EventCount
+		}
+	}
+	optimistic := events <= int64(r.chunk)*optimisticChunks
+	res, err := r.apply(ctx, claim, ready, resolved, next, optimistic)
+	if errors.Is(err, errConflicted) {
+		res, err = r.apply(ctx, claim, ready, resolved, next, false)
+		res.Stats.InsertConflicts++
+	}
 	res.Checking = checking
 	return res, err
 }
+
+// optimisticChunks bounds, in chunks, the source transactions a resolve
+// writes with plain INSERTs for the rows they create (sink.WriteIn): a
+// key that exists after all makes the resolve run again with upserts only,
+// and that should not redo a large transaction.
+const optimisticChunks = 32
+
+// errConflicted is an optimistic apply whose plain INSERT met an existing
+// key: nothing was applied, and it is run again with upserts only.
+var errConflicted = errors.New("txapply: a plain INSERT met an existing key")
 
 // check reports whether end's transaction was applied already, or returns
 // an *IncompleteError or *OverstagedError when its staged events are not
@@ -183,7 +203,7 @@ func check(end End, progress dedup.TxProgress) (resolved bool, err error) {
 }
 
 // apply runs the target transaction of Resolve.
-func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, resolved []bool, next int64) (res Result, err error) {
+func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, resolved []bool, next int64, optimistic bool) (res Result, err error) {
 	var sourceTs time.Time
 	lastID := "none (BEGIN markers only)"
 	if len(ends) > 0 {
@@ -217,26 +237,35 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 		}
 		return Result{}, fmt.Errorf("txapply: begin: %w", err)
 	}
-	c := &chunk{w: r.applier.WriteIn(conn.Conn()), progress: r.progress}
+	c := &chunk{w: r.applier.WriteIn(conn.Conn(), optimistic), progress: r.progress}
 	w := c.w
+	defer func() {
+		if err != nil && w.Conflicted(err) {
+			err = fmt.Errorf("%w: %w", errConflicted, err)
+		}
+	}()
 	b = &pgx.Batch{}
 	writing := time.Now()
 	if r.progress != nil {
 		defer r.progress(0)
 	}
+	var apply []End
 	for i, end := range ends {
 		if resolved[i] {
 			res.Passed++
 			continue
 		}
-		first, err := r.writeStaged(ctx, conn, c, claim.Group, end)
-		if err != nil {
-			return Result{}, err
-		}
-		r.staging.QueueResolve(b, claim.Group, end.Marker.TxID, end.Marker.EventCount)
-		res.Applied++
-		res.FirstStaged = append(res.FirstStaged, first)
+		apply = append(apply, end)
 	}
+	if res.FirstStaged, err = r.writeAll(ctx, conn, c, claim.Group, apply); err != nil {
+		return Result{}, err
+	}
+	ids, counts := make([]int64, len(apply)), make([]int64, len(apply))
+	for i, end := range apply {
+		ids[i], counts[i] = end.Marker.TxID, end.Marker.EventCount
+	}
+	r.staging.QueueResolveAll(b, claim.Group, ids, counts)
+	res.Applied = len(apply)
 	if err := c.flush(ctx); err != nil {
 		return Result{}, err
 	}
@@ -281,51 +310,137 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 	return res, nil
 }
 
-// writeStaged adds end's transaction from staging, in its order, to the
-// chunk, which writes itself into the transaction open on conn whenever it
-// is full: the records of several small transactions are written together.
-// It returns the oldest Kafka timestamp among the transaction's records.
-func (r *Resolver) writeStaged(ctx context.Context, conn *pgxpool.Conn, c *chunk, group string, end End) (first time.Time, err error) {
-	after := int64(math.MinInt64)
+// writeAll adds the transactions of ends from staging, in their order, to
+// the chunk, and returns the oldest Kafka timestamp among each one's
+// records. Consecutive transactions whose ENDs count no more events than
+// the chunk has room for are read in one query; a larger one is read a
+// chunk at a time (writeStaged).
+func (r *Resolver) writeAll(ctx context.Context, conn *pgxpool.Conn, c *chunk, group string, ends []End) ([]time.Time, error) {
+	firsts := make([]time.Time, len(ends))
+	for i := 0; i < len(ends); {
+		j, room := i, int64(r.chunk-len(c.items))
+		for n := int64(0); j < len(ends) && n+ends[j].Marker.EventCount <= room; j++ {
+			n += ends[j].Marker.EventCount
+		}
+		if j-i < 2 {
+			var err error
+			if firsts[i], err = r.writeStaged(ctx, conn, c, group, ends[i], math.MinInt64); err != nil {
+				return nil, err
+			}
+			i++
+			continue
+		}
+		at := make(map[int64]int, j-i) // a transaction's place in ends
+		ids := make([]int64, 0, j-i)
+		for k := i; k < j; k++ {
+			at[ends[k].Marker.TxID] = k
+			ids = append(ids, ends[k].Marker.TxID)
+		}
+		staged, cut, err := r.staging.ReadStagedOf(ctx, conn, group, ids, r.roomBytes(c))
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range staged {
+			k := at[s.TxID]
+			if err := r.add(ctx, c, ends[k], s, &firsts[k]); err != nil {
+				return nil, err
+			}
+		}
+		next := j
+		if cut && len(staged) > 0 {
+			// The bytes ran out within the last transaction read: the
+			// rest of it, then of the group, is read anew.
+			last := staged[len(staged)-1]
+			k := at[last.TxID]
+			if err := r.flushFull(ctx, c); err != nil {
+				return nil, err
+			}
+			first, err := r.writeStaged(ctx, conn, c, group, ends[k], last.TotalOrder)
+			if err != nil {
+				return nil, err
+			}
+			if firsts[k].IsZero() || (!first.IsZero() && first.Before(firsts[k])) {
+				firsts[k] = first
+			}
+			next = k + 1
+		}
+		if err := r.flushFull(ctx, c); err != nil {
+			return nil, err
+		}
+		i = next
+	}
+	return firsts, nil
+}
+
+// roomBytes is the maxBytes of the next read into c: what is left of
+// apply.batch.max_bytes (at least one record), 0 for no bound.
+func (r *Resolver) roomBytes(c *chunk) int64 {
+	if r.bytes <= 0 {
+		return 0
+	}
+	return max(1, r.bytes-c.bytes)
+}
+
+// flushFull writes the chunk when it holds apply.batch.max_records or
+// max_bytes.
+func (r *Resolver) flushFull(ctx context.Context, c *chunk) error {
+	if len(c.items) >= r.chunk || (r.bytes > 0 && c.bytes >= r.bytes) {
+		return c.flush(ctx)
+	}
+	return nil
+}
+
+// writeStaged adds end's transaction from staging, from after its place
+// after, in its order, to the chunk, which writes itself into the
+// transaction open on conn whenever it is full: the records of several
+// small transactions are written together. It returns the oldest Kafka
+// timestamp among the records it read.
+func (r *Resolver) writeStaged(ctx context.Context, conn *pgxpool.Conn, c *chunk, group string, end End, after int64) (first time.Time, err error) {
 	for {
 		// The chunk never holds more than apply.batch.max_records records
 		// (and about max_bytes): what is read is what is left of it.
-		limit, maxBytes := r.chunk-len(c.items), int64(0)
-		if r.bytes > 0 {
-			maxBytes = max(1, r.bytes-c.bytes)
-		}
+		limit, maxBytes := r.chunk-len(c.items), r.roomBytes(c)
 		staged, err := r.staging.ReadStaged(ctx, conn, group, end.Marker.TxID, after, limit, maxBytes)
 		if err != nil {
 			return first, err
 		}
-		if len(staged) == 0 {
-			return first, nil
-		}
+		var size int64
 		for _, s := range staged {
 			after = s.TotalOrder
-			if !s.Timestamp.IsZero() && (first.IsZero() || s.Timestamp.Before(first)) {
-				first = s.Timestamp
-			}
-			c.read++
-			if s.Dead {
-				continue
-			}
-			it, ok, err := r.router.Item(ctx, r.decoder, record(s))
-			if err != nil {
-				return first, fmt.Errorf("txapply: transaction %s: %s[%d]@%d: %w", end.Marker.ID, s.Topic, s.Partition, s.Offset, err)
-			}
-			if ok {
-				if err := c.add(ctx, it, end.Marker.ID, int64(len(s.Key)+len(s.Value))); err != nil {
-					return first, err
-				}
-			}
-		}
-		if len(c.items) >= r.chunk || (r.bytes > 0 && c.bytes >= r.bytes) {
-			if err := c.flush(ctx); err != nil {
+			size += int64(len(s.Key) + len(s.Value))
+			if err := r.add(ctx, c, end, s, &first); err != nil {
 				return first, err
 			}
 		}
+		if err := r.flushFull(ctx, c); err != nil {
+			return first, err
+		}
+		// Fewer records than asked for, not stopped by the bytes: the
+		// transaction is read whole, no need to ask again.
+		if len(staged) < limit && (maxBytes == 0 || size < maxBytes) {
+			return first, nil
+		}
 	}
+}
+
+// add decodes a staged record of end's transaction into the chunk, and
+// keeps in first the oldest Kafka timestamp seen.
+func (r *Resolver) add(ctx context.Context, c *chunk, end End, s dedup.StagedRecord, first *time.Time) error {
+	if !s.Timestamp.IsZero() && (first.IsZero() || s.Timestamp.Before(*first)) {
+		*first = s.Timestamp
+	}
+	c.read++
+	if s.Dead {
+		return nil
+	}
+	it, ok, err := r.router.Item(ctx, r.decoder, record(s))
+	if err != nil {
+		return fmt.Errorf("txapply: transaction %s: %s[%d]@%d: %w", end.Marker.ID, s.Topic, s.Partition, s.Offset, err)
+	}
+	if !ok {
+		return nil
+	}
+	return c.add(ctx, it, end.Marker.ID, int64(len(s.Key)+len(s.Value)))
 }
 
 // chunk is the staged records read and not written yet, of one or more
@@ -402,14 +517,39 @@ func (c *chunk) wrote() {
 }
 
 // groupPartitions sorts each run of consecutive records of one topic by
-// partition, keeping each partition's records, and the runs, in order.
+// partition, keeping each partition's records, and the runs, in order. A
+// run is regrouped through a copy, each record moved twice: a stable sort
+// moves records of several hundred bytes many times over.
 func groupPartitions(items []sink.Item) {
+	var scratch []sink.Item
+	var parts []int32
 	for lo := 0; lo < len(items); {
-		hi := lo + 1
+		hi, grouped := lo+1, true
 		for hi < len(items) && items[hi].Record.Topic == items[lo].Record.Topic {
+			grouped = grouped && items[hi].Record.Partition >= items[hi-1].Record.Partition
 			hi++
 		}
-		slices.SortStableFunc(items[lo:hi], func(a, b sink.Item) int { return cmp.Compare(a.Record.Partition, b.Record.Partition) })
+		if !grouped {
+			run := items[lo:hi]
+			parts = parts[:0]
+			for _, it := range run {
+				if !slices.Contains(parts, it.Record.Partition) {
+					parts = append(parts, it.Record.Partition)
+				}
+			}
+			slices.Sort(parts)
+			scratch = append(scratch[:0], run...)
+			k := 0
+			for _, p := range parts {
+				for i := range scratch {
+					if scratch[i].Record.Partition == p {
+						run[k] = scratch[i]
+						k++
+					}
+				}
+			}
+			clear(scratch)
+		}
 		lo = hi
 	}
 }

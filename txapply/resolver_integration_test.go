@@ -578,3 +578,55 @@ func TestIntegrationResolverPassesARepeatedEnd(t *testing.T) {
 		t.Errorf("after resolving every transaction: %s", v)
 	}
 }
+
+// TestIntegrationResolverRetriesAConflictingInsert: the resolver writes the
+// rows its transactions create by plain INSERT, as a batch does; when one
+// meets a key the target holds already (a row written outside pgsink
+// here), the resolve runs again with upserts only, and every transaction
+// is applied once, the source's row replacing the stale one.
+func TestIntegrationResolverRetriesAConflictingInsert(t *testing.T) {
+	b := recordBank(t)
+	ctx := context.Background()
+	tg := newTarget(t, b, true)
+	claim := tg.stageAll(t, b, 100)
+	if _, err := tg.pool.Exec(ctx, `INSERT INTO public.orders (id, customer) VALUES (2, 'stale')`); err != nil {
+		t.Fatal(err)
+	}
+	resolver := txapply.New(tg.pool, tg.writer, tg.router, txapply.Options{Schema: schema, Chunk: 1000})
+	res := resolve(t, resolver, &claim, ends(t, b))
+	if res.Applied != transfers+orders || res.Stats.InsertConflicts != 1 {
+		t.Errorf("applied %d transactions with %d insert conflicts, want %d and 1", res.Applied, res.Stats.InsertConflicts, transfers+orders)
+	}
+	var n int
+	var customer string
+	if err := tg.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM public.orders), (SELECT customer FROM public.orders WHERE id = 2)`).Scan(&n, &customer); err != nil || n != orders || customer != "c2" {
+		t.Errorf("%d orders in the target, order 2's customer %q (%v); want %d and c2", n, customer, err, orders)
+	}
+	if v := violation(t, tg.pool); v != "" {
+		t.Errorf("after resolving every transaction: %s", v)
+	}
+}
+
+// TestIntegrationResolverReadsAcrossTransactionsByBytes resolves every END
+// at once with a chunk of many records but few bytes: the resolver reads
+// the small transactions together, its reads are cut within a transaction
+// by apply.batch.max_bytes and go on from there, and every transaction is
+// applied whole, once, nothing left staged.
+func TestIntegrationResolverReadsAcrossTransactionsByBytes(t *testing.T) {
+	b := recordBank(t)
+	ctx := context.Background()
+	tg := newTarget(t, b, true)
+	claim := tg.stageAll(t, b, 100)
+	resolver := txapply.New(tg.pool, tg.writer, tg.router, txapply.Options{Schema: schema, Chunk: 1000, ChunkBytes: 3000})
+	res := resolve(t, resolver, &claim, ends(t, b))
+	if res.Applied != transfers+orders {
+		t.Errorf("applied %d transactions, want %d", res.Applied, transfers+orders)
+	}
+	if v := violation(t, tg.pool); v != "" {
+		t.Errorf("after resolving every transaction: %s", v)
+	}
+	var n, staged int
+	if err := tg.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM public.orders), (SELECT count(*) FROM pgsink.tx_staged)`).Scan(&n, &staged); err != nil || n != orders || staged != 0 {
+		t.Errorf("%d orders in the target, %d records left staged (%v); want %d and none", n, staged, err, orders)
+	}
+}

@@ -40,6 +40,7 @@ func main() {
 	latencyWarmup := flag.Duration("latency-warmup", 10*time.Second, "the start of the latency run left out of its steady-state quantiles")
 	latencyRepeat := flag.Int("latency-repeat", 5, "how many rounds of the latency phase run: each round measures every setting once (the default, synchronous_commit: off, each of -latency-waits), interleaved, and the report gives each run and the median per setting (one 40-s run's p99 is at the mercy of the machine's phases)")
 	budgets := flag.String("budgets", "128MiB,256MiB", "comma-separated apply.max_buffered_bytes values drained besides the default: what a larger memory budget buys")
+	txBaseline := flag.String("tx-baseline", "", "with -only tx: the results-partial.json of an earlier run of the phase (another commit, the same stack), shown in the report beside this run, each with its own ratios")
 	reportOnly := flag.Bool("report-only", false, "rewrite the report from the last run's .stack/bench/results.json (after editing docs/benchmark-analysis.md); with -only, from results-partial.json")
 	flag.Parse()
 	if *reportOnly {
@@ -82,6 +83,13 @@ func main() {
 	case "tx":
 		// The transaction phase has its own workload and report.
 		res.Command, res.Phases = "make bench-tx", *only
+		if *txBaseline != "" {
+			b, err := os.ReadFile(*txBaseline)
+			check(err)
+			res.TxBaseline = &Results{}
+			check(json.Unmarshal(b, res.TxBaseline))
+			res.TxBaseline.TxBaseline = nil
+		}
 		res.Tx = measureTx(ctx, env, bin, *events, *latencyRate, *latencyFor, *latencyWarmup, res)
 		res.Finished = time.Now().UTC()
 		b, _ := json.MarshalIndent(res, "", "  ")

@@ -47,6 +47,9 @@ type Results struct {
 	// Tx is issue 26's phase: the same source transactions per partition
 	// and in transaction mode, and each mode's latency.
 	Tx *TxRuns `json:"transactions,omitempty"`
+	// TxBaseline is an earlier run of the transaction phase (-tx-baseline),
+	// on other code, which the report shows beside this one.
+	TxBaseline *Results `json:"transactions_baseline,omitempty"`
 	// Phases is -only when a run's report is the Avro phase alone.
 	Phases string   `json:"phases,omitempty"`
 	Errors []string `json:"errors,omitempty"`

@@ -15,6 +15,7 @@ func txReport(r *Results) string {
 	p("**Machine:** %s.\n\n", r.Machine)
 	p("**Reproduce:** `make bench-tx` (brings the stack up; reuses the workload topics while they match, `rm .stack/bench/workload-tx.json` forces new ones). Raw figures: `.stack/bench/results-partial.json`; logs, configurations and the CPU profiles: `.stack/bench/`.\n\n")
 	b.WriteString(txSection(r))
+	b.WriteString(txBaselineSection(r.TxBaseline))
 	b.WriteString(failedSection(r))
 	if x := r.Tx; x != nil {
 		b.WriteString(profileSection("transaction mode", x.Transaction))
@@ -44,6 +45,28 @@ func txSection(r *Results) string {
 		w.Events, w.Creates, w.Updates, w.Deletes, w.Records, float64(w.KVBytes)/1e6, w.ProducedIn, w.DebeziumPS)
 	p("Two drains of the same topics, one after the other, at default settings and each with the same 10-s CPU profile: `apply.consistency: partition` (the default; it ignores the transaction blocks) and `apply.consistency: transaction` (partitions stage their records in `pgsink.tx_staged`, the resolver applies each source transaction from there in commit order). ")
 	p("A drain ends when the positions cover the whole data topic and, in transaction mode, the resolver has applied every END. CPU is utime + stime from `/proc` over each run: pgsink's process, and the whole target PostgreSQL server. CPU-µs per event equals CPU-s per million events.\n\n")
+	b.WriteString(txDrains(x))
+	if len(x.Latency) > 0 {
+		p("### Latency at a steady rate\n\n")
+		p("A live source (`%s`, its own connector with transaction metadata, LogAppendTime topics) written by %d sessions with source transactions of the same shape at a steady rate for `-latency-for` (40 s by default) while pgsink runs in each mode from the topics' ends; the first `-latency-warmup` (10 s) of each run left out. ",
+			txLatencySource.db, liveDrivers)
+		p("Partition mode: per record, from its Kafka append time to the commit of its batch (`pgsink_record_commit_latency_seconds`). Transaction mode: per source transaction, from the append time of its **oldest** record to the resolver's commit that made the transaction visible (`pgsink_transaction_commit_latency_seconds`): the wait of the transaction's first event, the longest of its events.\n\n")
+		p("PostgreSQL's CPU here is the whole server's, the source's transactions and Debezium's WAL sender included (the same server holds source and target).\n\n")
+		p("| mode | events/s asked | achieved | measure | samples | p50 | p99 | pgsink CPU-µs per event | PostgreSQL CPU-µs per event | peak RSS |\n")
+		p("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|\n")
+		for _, l := range x.Latency {
+			p("| %s | %d | %.0f | `%s` | %.0f | %.1f ms | **%.1f ms** | %.2f | %.2f | %.0f MiB |\n",
+				l.Mode, l.Rate, l.AchievedPS, l.Measure, l.Samples, l.SteadyP50ms, l.SteadyP99ms, l.CPUPerM, l.PGCPUPerM, l.PeakRSSMiB)
+		}
+		p("\n")
+	}
+	return b.String()
+}
+
+// txDrains is the table of a run's two drains and their ratios.
+func txDrains(x *TxRuns) string {
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	p("| mode | events/s | time | pgsink CPU-µs per event | PostgreSQL CPU-µs per event | pgsink + PostgreSQL | peak RSS | records per batch | end state |\n")
 	p("|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	row := func(name string, d *Drain) {
@@ -67,19 +90,24 @@ func txSection(r *Results) string {
 			ratio(t.EventsPS, q.EventsPS), ratio(total(t), total(q)), ratio(t.CPUPerM, q.CPUPerM), t.CPUPerM, q.CPUPerM, ratio(t.PGCPUPerM, q.PGCPUPerM), t.PGCPUPerM, q.PGCPUPerM)
 		p("Issue 26's target, at most 2× the cost per event: %s\n\n", met(total(t) <= 2*total(q)))
 	}
-	if len(x.Latency) > 0 {
-		p("### Latency at a steady rate\n\n")
-		p("A live source (`%s`, its own connector with transaction metadata, LogAppendTime topics) written by %d sessions with source transactions of the same shape at a steady rate for `-latency-for` (40 s by default) while pgsink runs in each mode from the topics' ends; the first `-latency-warmup` (10 s) of each run left out. ",
-			txLatencySource.db, liveDrivers)
-		p("Partition mode: per record, from its Kafka append time to the commit of its batch (`pgsink_record_commit_latency_seconds`). Transaction mode: per source transaction, from the append time of its **oldest** record to the resolver's commit that made the transaction visible (`pgsink_transaction_commit_latency_seconds`): the wait of the transaction's first event, the longest of its events.\n\n")
-		p("PostgreSQL's CPU here is the whole server's, the source's transactions and Debezium's WAL sender included (the same server holds source and target).\n\n")
-		p("| mode | events/s asked | achieved | measure | samples | p50 | p99 | pgsink CPU-µs per event | PostgreSQL CPU-µs per event | peak RSS |\n")
-		p("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|\n")
-		for _, l := range x.Latency {
-			p("| %s | %d | %.0f | `%s` | %.0f | %.1f ms | **%.1f ms** | %.2f | %.2f | %.0f MiB |\n",
-				l.Mode, l.Rate, l.AchievedPS, l.Measure, l.Samples, l.SteadyP50ms, l.SteadyP99ms, l.CPUPerM, l.PGCPUPerM, l.PeakRSSMiB)
-		}
-		p("\n")
+	return b.String()
+}
+
+// txBaselineSection shows an earlier run of the phase (-tx-baseline): the
+// code before a change, measured on the same stack shortly before.
+func txBaselineSection(base *Results) string {
+	if base == nil || base.Tx == nil {
+		return ""
 	}
+	var b strings.Builder
+	b.WriteString("### The same drains on the code before (baseline)\n\n")
+	fmt.Fprintf(&b, "`make bench-tx` on the same stack, run %s–%s UTC%s, with the same workload topics: its own two drains and ratios, from its own run.\n\n",
+		base.Started.Format("15:04"), base.Finished.Format("15:04"), onCommit(base))
+	b.WriteString(txDrains(base.Tx))
+	for _, l := range base.Tx.Latency {
+		fmt.Fprintf(&b, "- Latency at %d events/s asked, %s mode: achieved %.0f, p50 %.1f ms, p99 %.1f ms; %.2f pgsink and %.2f PostgreSQL CPU-µs per event.\n",
+			l.Rate, l.Mode, l.AchievedPS, l.SteadyP50ms, l.SteadyP99ms, l.CPUPerM, l.PGCPUPerM)
+	}
+	b.WriteString("\n")
 	return b.String()
 }
