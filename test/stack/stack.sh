@@ -305,6 +305,9 @@ max_connections = 200
 shared_buffers = 512MB
 fsync = on
 log_min_messages = warning
+# Per-statement cost when a benchmark asks where PostgreSQL's time goes
+# (CREATE EXTENSION pg_stat_statements in the database measured).
+shared_preload_libraries = 'pg_stat_statements'
 EOF
   fi
   port_free "$PG_PORT" postgres PGSINK_PG_PORT
