@@ -31,7 +31,7 @@ func main() {
 	events := flag.Int("events", 1_000_000, "change events in the workload topic")
 	pgsinkBin := flag.String("pgsink", "bin/pgsink", "the pgsink binary to measure")
 	out := flag.String("out", "BENCHMARKS.md", "the report to write")
-	only := flag.String("only", "", "comma-separated phases to run (workload,copy,pgsink,alo,budgets,batch1,jdbc,latency,avro,tx); default all but tx (make bench-tx, which make bench runs after). Such a run writes .stack/bench/results-partial.json and, unless -out is given, .stack/bench/BENCHMARKS-partial.md")
+	only := flag.String("only", "", "comma-separated phases to run (workload,copy,pgsink,alo,budgets,batch1,jdbc,latency,avro,avro-compare,tx); default all but tx (make bench-tx, which make bench runs after). Such a run writes .stack/bench/results-partial.json and, unless -out is given, .stack/bench/BENCHMARKS-partial.md")
 	batch1Cap := flag.Duration("batch1-cap", 60*time.Second, "how long pgsink with batches of 1 runs (its rate is read from its progress)")
 	jdbcCap := flag.Duration("jdbc-cap", 15*time.Minute, "how long one Debezium JDBC sink run may take before its rate is read from its progress")
 	latencyRate := flag.Int("latency-rate", 5000, "events/s produced for the latency run")
@@ -40,6 +40,7 @@ func main() {
 	latencyWarmup := flag.Duration("latency-warmup", 10*time.Second, "the start of the latency run left out of its steady-state quantiles")
 	latencyRepeat := flag.Int("latency-repeat", 5, "how many rounds of the latency phase run: each round measures every setting once (the default, synchronous_commit: off, each of -latency-waits), interleaved, and the report gives each run and the median per setting (one 40-s run's p99 is at the mercy of the machine's phases)")
 	budgets := flag.String("budgets", "128MiB,256MiB", "comma-separated apply.max_buffered_bytes values drained besides the default: what a larger memory budget buys")
+	compare := flag.String("compare", "", "with -only avro-compare: the other pgsink binary, whose drains of the Avro topic alternate with -pgsink's")
 	reportOnly := flag.Bool("report-only", false, "rewrite the report from the last run's .stack/bench/results.json (after editing docs/benchmark-analysis.md); with -only, from results-partial.json")
 	flag.Parse()
 	if *reportOnly {
@@ -159,6 +160,10 @@ func main() {
 				}
 			}
 		}
+	}
+	if run("avro-compare") {
+		other, _ := filepath.Abs(*compare)
+		res.AvroCompare = measureAvroCompare(ctx, env, bin, other, *events, res)
 	}
 	if run("avro") {
 		res.Avro = measureAvro(ctx, env, bin, w, *events, *jdbcCap, res)
