@@ -17,7 +17,7 @@ INTEGRATION_TAGS := integration
 TEST_TIMEOUT ?= 25m
 
 .PHONY: help build test test-unit test-integration lint stack-up stack-down stack-env stack-status \
-        fixtures fixtures-upstream fidelity demo demo-clean bench bench-avro bench-tx bench-sink bench-verify clean docker-check faults fuzz
+        fixtures fixtures-upstream fidelity demo demo-clean bench bench-avro bench-avro-compare bench-tx bench-sink bench-verify clean docker-check faults fuzz
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -145,6 +145,13 @@ bench-sink: ## issue 4: the apply path (batches of 5,000 and others) against two
 bench-avro: stack-up build demo-clean ## issue 23: pgsink on Avro, pgsink on JSON and the Debezium JDBC sink on Avro in one run -> BENCHMARKS-avro.md
 	set -a && source $(STACK_ENV) && set +a && \
 	  $(GO) run ./test/bench -pgsink bin/pgsink -only avro -out BENCHMARKS-avro.md $(BENCH_FLAGS)
+
+# pgsink's own CPU per Avro event, this build against another pgsink binary
+# (BENCH_COMPARE), drained alternately in one run: the machine's drift
+# between runs is larger than most changes to it.
+bench-avro-compare: stack-up build ## this build's pgsink on the Avro topic against BENCH_COMPARE=<binary>, ABBA in one run -> .stack/bench/BENCHMARKS-partial.md
+	set -a && source $(STACK_ENV) && set +a && \
+	  $(GO) run ./test/bench -pgsink bin/pgsink -only avro-compare -compare $(BENCH_COMPARE) $(BENCH_FLAGS)
 
 # Issue 26's phase: the same source transactions per partition and in
 # transaction mode, and each mode's latency; make bench runs it too.

@@ -82,3 +82,17 @@ func avroCompareSection(c *AvroCompare) string {
 	p("\nMeans: new %.2f µs (PostgreSQL %.2f), old %.2f µs (PostgreSQL %.2f): pgsink's CPU per event new/old **%.2f**.\n", nc, npg, oc, opg, nc/max(oc, 1e-9))
 	return b.String()
 }
+
+// compareReport is the report of a run of the avro-compare phase alone.
+func compareReport(r *Results) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Benchmarks: pgsink on Avro, two binaries alternated\n\nWritten by `%s` (test/bench `-only avro-compare`) on %s, run %s–%s UTC%s.\n\n**Machine:** %s.\n\n",
+		r.Command, r.Finished.Format("2006-01-02"), r.Started.Format("15:04"), r.Finished.Format("15:04"), onCommit(r), r.Machine)
+	b.WriteString(avroCompareSection(r.AvroCompare))
+	b.WriteString(failedSection(r))
+	if c := r.AvroCompare; c != nil && len(c.New) > 0 && len(c.Old) > 0 {
+		b.WriteString(profileSection("this binary on Avro", c.New[0]))
+		b.WriteString(profileSection("the other binary on Avro", c.Old[0]))
+	}
+	return b.String()
+}

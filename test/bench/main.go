@@ -80,6 +80,8 @@ func main() {
 	switch *only {
 	case "avro":
 		res.Command, res.Phases = "make bench-avro", *only
+	case "avro-compare":
+		res.Command, res.Phases = "make bench-avro-compare", *only
 	case "tx":
 		// The transaction phase has its own workload and report.
 		res.Command, res.Phases = "make bench-tx", *only

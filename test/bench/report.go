@@ -115,6 +115,8 @@ func report(r *Results) string {
 	switch r.Phases {
 	case "avro":
 		return avroReport(r)
+	case "avro-compare":
+		return compareReport(r)
 	case "tx":
 		return txReport(r)
 	}
