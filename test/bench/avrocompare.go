@@ -22,18 +22,11 @@ type AvroCompare struct {
 
 // measureAvroCompare drains the Avro topic with bin and other in ABBA order.
 func measureAvroCompare(ctx context.Context, env stacktest.Env, bin, other string, events int, res *Results) *AvroCompare {
-	registry, err := env.Registry()
-	if err != nil {
-		res.soft("avro-compare", err)
-		return nil
-	}
-	w, err := ensureWorkload(ctx, env, events, avroSource)
-	if err != nil {
-		res.soft("avro workload", err)
+	reg, w, ok := avroTopic(ctx, env, events, res)
+	if !ok {
 		return nil
 	}
 	c := &AvroCompare{Workload: w, Other: other}
-	reg := stacktest.ConfluentAPI(registry)
 	for i, step := range []struct {
 		bin string
 		old bool
