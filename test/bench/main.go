@@ -40,8 +40,8 @@ func main() {
 	latencyWarmup := flag.Duration("latency-warmup", 10*time.Second, "the start of the latency run left out of its steady-state quantiles")
 	latencyRepeat := flag.Int("latency-repeat", 5, "how many rounds of the latency phase run: each round measures every setting once (the default, synchronous_commit: off, each of -latency-waits), interleaved, and the report gives each run and the median per setting (one 40-s run's p99 is at the mercy of the machine's phases)")
 	budgets := flag.String("budgets", "128MiB,256MiB", "comma-separated apply.max_buffered_bytes values drained besides the default: what a larger memory budget buys")
-	compare := flag.String("compare", "", "with -only avro-compare: the other pgsink binary, whose drains of the Avro topic alternate with -pgsink's")
 	reportOnly := flag.Bool("report-only", false, "rewrite the report from the last run's .stack/bench/results.json (after editing docs/benchmark-analysis.md); with -only, from results-partial.json")
+	compare := flag.String("compare", "", "with -only avro-compare: the other pgsink binary, whose drains of the Avro topic alternate with -pgsink's")
 	flag.Parse()
 	if *reportOnly {
 		var res Results
