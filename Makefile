@@ -10,14 +10,18 @@ STACK_ENV := $(or $(PGSINK_STACK_DIR),.stack)/env
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 # cgo is required: confluent-kafka-go links the librdkafka it bundles.
-LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+# cgocheck=0 is the runtime's default GODEBUG in the binary (GODEBUG in the
+# environment still overrides it): the check of every pointer handed to C,
+# a debugging aid for cgo code, was about 4% of a drain's CPU in the Kafka
+# client's per-message calls (docs/benchmark-analysis.md).
+LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X runtime.godebugDefault=cgocheck=0
 GOFLAGS_BUILD := -trimpath -ldflags '$(LDFLAGS)'
 # Integration and end-to-end tests carry this build tag and need the stack.
 INTEGRATION_TAGS := integration
 TEST_TIMEOUT ?= 25m
 
 .PHONY: help build test test-unit test-integration lint stack-up stack-down stack-env stack-status \
-        fixtures fixtures-upstream fidelity demo demo-clean bench bench-avro bench-tx bench-sink bench-verify clean docker-check faults fuzz
+        fixtures fixtures-upstream fidelity demo demo-clean bench bench-avro bench-avro-compare bench-tx bench-sink bench-verify clean docker-check faults fuzz
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -145,6 +149,13 @@ bench-sink: ## issue 4: the apply path (batches of 5,000 and others) against two
 bench-avro: stack-up build demo-clean ## issue 23: pgsink on Avro, pgsink on JSON and the Debezium JDBC sink on Avro in one run -> BENCHMARKS-avro.md
 	set -a && source $(STACK_ENV) && set +a && \
 	  $(GO) run ./test/bench -pgsink bin/pgsink -only avro -out BENCHMARKS-avro.md $(BENCH_FLAGS)
+
+# pgsink's own CPU per Avro event, this build against another pgsink binary
+# (BENCH_COMPARE), drained alternately in one run: the machine's drift
+# between runs is larger than most changes to it.
+bench-avro-compare: stack-up build ## this build's pgsink on the Avro topic against BENCH_COMPARE=<binary>, ABBA in one run -> .stack/bench/BENCHMARKS-partial.md
+	set -a && source $(STACK_ENV) && set +a && \
+	  $(GO) run ./test/bench -pgsink bin/pgsink -only avro-compare -compare $(BENCH_COMPARE) $(BENCH_FLAGS)
 
 # Issue 26's phase: the same source transactions per partition and in
 # transaction mode, and each mode's latency; make bench runs it too.

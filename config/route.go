@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Router resolves a Kafka topic to the table configuration that claims it.
@@ -24,7 +25,11 @@ type Router struct {
 
 	// resolved caches Resolve per topic: a templated route costs its
 	// regular expression and derivation once per topic, not per record.
-	resolved sync.Map // topic → resolution
+	resolved sync.Map // topic → *resolution
+	// last is the resolution Resolve returned last: every record asks for
+	// its topic's several times, and a partition's records share one
+	// topic, where sync.Map hashed the topic on each call.
+	last atomic.Pointer[resolution]
 
 	mu sync.Mutex
 	// owners is the table entry each target belongs to, fixed targets
@@ -33,6 +38,7 @@ type Router struct {
 }
 
 type resolution struct {
+	topic string
 	table *Table
 	err   error
 }
@@ -100,12 +106,20 @@ func (e *AmbiguousTargetError) Error() string {
 // ErrNoTable or is an *AmbiguousTopicError, *AmbiguousTargetError or
 // *TemplateError.
 func (r *Router) Resolve(topic string) (*Table, error) {
+	if res := r.last.Load(); res != nil && res.topic == topic {
+		return res.table, res.err
+	}
 	if v, ok := r.resolved.Load(topic); ok {
-		res := v.(resolution)
+		res := v.(*resolution)
+		r.last.Store(res)
 		return res.table, res.err
 	}
 	t, err := r.resolve(topic)
-	r.resolved.Store(topic, resolution{t, err})
+	res := &resolution{topic: topic, table: t, err: err}
+	// A concurrent first Resolve of the topic may have stored its own:
+	// the same answer, derived from the same configuration.
+	r.resolved.Store(topic, res)
+	r.last.Store(res)
 	return t, err
 }
 

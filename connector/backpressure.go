@@ -62,7 +62,11 @@ func (r *Runner) mayPoll(now time.Time) bool {
 // partition's next fetch came only when the broker thread next decided
 // what to fetch, with every core idle meanwhile (confluent-kafka-go#630
 // shows the same wait).
-func (r *Runner) dispatch(m *kafka.Message) {
+func (r *Runner) dispatch(m *kafka.Message) { r.dispatchAt(m, time.Now()) }
+
+// dispatchAt is dispatch with the poll loop's clock reading taken when
+// Poll returned m: the time its batch's max_wait counts from.
+func (r *Runner) dispatchAt(m *kafka.Message, now time.Time) {
 	id := dedup.PartitionID{Group: r.group(), Topic: *m.TopicPartition.Topic, Partition: m.TopicPartition.Partition}
 	p := r.workers[id]
 	if p == nil {
@@ -70,7 +74,7 @@ func (r *Runner) dispatch(m *kafka.Message) {
 		return
 	}
 	est := p.decoded.of(payloadBytes(m))
-	e := envelope{msg: m, gen: p.gen.Load(), at: time.Now(), cost: messageBytes(m) + est, estimate: est}
+	e := envelope{msg: m, gen: p.gen.Load(), at: now, cost: messageBytes(m) + est, estimate: est}
 	r.buffered.Add(e.cost)
 	if len(p.overflow) == 0 {
 		if p.in.offer(e) {
@@ -83,7 +87,7 @@ func (r *Runner) dispatch(m *kafka.Message) {
 			r.log.Warn("pause", zap.Error(err))
 		}
 		r.metrics.Pauses.WithLabelValues("queue_full").Inc()
-		p.paused = true
+		p.paused, r.anyPaused = true, true
 	}
 }
 
@@ -106,7 +110,7 @@ func (r *Runner) pauseAll() {
 			continue
 		}
 		r.metrics.Pauses.WithLabelValues("buffer_full").Inc()
-		p.paused = true
+		p.paused, r.anyPaused = true, true
 	}
 }
 
@@ -134,6 +138,10 @@ func (r *Runner) service() {
 		}
 		s.p.seeking.Store(false)
 	}
+	if !r.anyPaused {
+		return // service runs after every message: no walk over every partition then
+	}
+	r.anyPaused = false
 	for _, p := range r.workers {
 		if !p.paused {
 			continue
@@ -148,6 +156,7 @@ func (r *Runner) service() {
 			}
 			p.paused = false
 		}
+		r.anyPaused = r.anyPaused || p.paused
 	}
 }
 

@@ -25,7 +25,8 @@ func TestIdlePartitionAllocatesNoQueue(t *testing.T) {
 }
 
 // The queue keeps order across its ring's growth and wrap, refuses past
-// its limit, and gives its slots back once it drains.
+// its limit, keeps its slots while it drains and gives them back on
+// release (an idle partition).
 func TestRecordQueueGrowsKeepsOrderAndShrinks(t *testing.T) {
 	q := newRecordQueue(100)
 	next, taken := int64(0), int64(0)
@@ -71,8 +72,12 @@ func TestRecordQueueGrowsKeepsOrderAndShrinks(t *testing.T) {
 	if _, ok := q.take(); ok {
 		t.Fatal("take from an empty queue returned a record")
 	}
+	if got := q.slotsAllocated(); got == 0 {
+		t.Errorf("no slots after the queue drained: a busy partition's ring is kept until it is idle")
+	}
+	q.release()
 	if got := q.slotsAllocated(); got != 0 {
-		t.Errorf("%d slots after the queue drained, want 0: a large ring is given back", got)
+		t.Errorf("%d slots after release of the drained queue, want 0: a large ring is given back", got)
 	}
 }
 

@@ -58,6 +58,9 @@ type Runner struct {
 	// fullCounted how far that time is in pgsink_buffer_full_seconds_total.
 	// The poll loop's alone.
 	fullSince, fullCounted time.Time
+	// anyPaused is set when a partition is paused and recomputed by
+	// service's walk over them; owned by the poll loop.
+	anyPaused bool
 
 	mu    sync.Mutex
 	seeks []seekRequest
@@ -231,22 +234,29 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	// clientFailed: librdkafka raised a fatal error; the client is unusable.
 	clientFailed := false
-	rescan := time.NewTicker(30 * time.Second)
-	defer rescan.Stop()
+	// One clock reading per message, taken when Poll returns: it stamps
+	// the message's dispatch and is the next turn's "now" for the rescan
+	// and the budget. Reading the clock for each of them (a ticker's
+	// channel reads it too) was several percent of a drain's CPU.
+	now := time.Now()
+	rescan := now.Add(rescanEvery)
 	for ctx.Err() == nil && r.fatalErr() == nil {
-		select {
-		case <-rescan.C:
+		if !now.Before(rescan) {
 			topics = r.resubscribe(c, topics)
-		default:
+			now = time.Now()
+			rescan = now.Add(rescanEvery)
 		}
-		if !r.mayPoll(time.Now()) {
+		if !r.mayPoll(now) {
 			time.Sleep(time.Millisecond)
 			r.service()
+			now = time.Now()
 			continue
 		}
-		switch ev := c.Poll(100).(type) {
+		ev := c.Poll(100)
+		now = time.Now()
+		switch ev := ev.(type) {
 		case *kafka.Message:
-			r.dispatch(ev)
+			r.dispatchAt(ev, now)
 		case *kafka.Stats:
 			logKafkaStats(r.log, ev.String())
 		case kafka.Error:
@@ -269,6 +279,10 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	return r.fatalErr()
 }
+
+// rescanEvery is how often the poll loop looks for new topics a
+// topic_pattern matches.
+const rescanEvery = 30 * time.Second
 
 // close leaves the group and closes the client. confluent-kafka-go's Close
 // waits forever for a close librdkafka refuses to start after a fatal error

@@ -24,18 +24,13 @@ type AvroRuns struct {
 // leaves the Connect JVM with a heap to collect. A failed drain costs its
 // row, not the others'.
 func measureAvro(ctx context.Context, env stacktest.Env, bin string, jsonW Workload, events int, jdbcCap time.Duration, res *Results) *AvroRuns {
-	registry, err := env.Registry()
-	if err != nil {
-		res.soft("avro", err)
-		return nil
-	}
-	w, err := ensureWorkload(ctx, env, events, avroSource)
-	if err != nil {
-		res.soft("avro workload", err)
+	registry, w, ok := avroTopic(ctx, env, events, res)
+	if !ok {
 		return nil
 	}
 	a := &AvroRuns{Workload: w}
-	a.Pgsink, err = drainPgsink(ctx, env, bin, w, pgsinkRun{label: "avro", profile: true, registry: stacktest.ConfluentAPI(registry)})
+	var err error
+	a.Pgsink, err = drainPgsink(ctx, env, bin, w, pgsinkRun{label: "avro", profile: true, registry: registry})
 	res.soft("pgsink on Avro", err)
 	a.PgsinkJSON, err = drainPgsink(ctx, env, bin, jsonW, pgsinkRun{label: "json_beside_avro", profile: true})
 	res.soft("pgsink on JSON beside Avro", err)
@@ -45,4 +40,21 @@ func measureAvro(ctx context.Context, env stacktest.Env, bin string, jsonW Workl
 	a.JDBC, err = drainJDBC(ctx, env, w, true, jdbcCap)
 	res.soft("JDBC sink on Avro", err)
 	return a
+}
+
+// avroTopic is the Avro workload of events change events, produced unless
+// the topic holds it already, and the registry URL pgsink reads its
+// schemas from; ok is false (and res has why) when either is missing.
+func avroTopic(ctx context.Context, env stacktest.Env, events int, res *Results) (registry string, w Workload, ok bool) {
+	url, err := env.Registry()
+	if err != nil {
+		res.soft("avro", err)
+		return "", Workload{}, false
+	}
+	w, err = ensureWorkload(ctx, env, events, avroSource)
+	if err != nil {
+		res.soft("avro workload", err)
+		return "", Workload{}, false
+	}
+	return stacktest.ConfluentAPI(url), w, true
 }

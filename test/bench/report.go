@@ -44,6 +44,8 @@ type Results struct {
 	// Avro is issue 23's phase: pgsink on Avro and on JSON, the JDBC sink
 	// on Avro.
 	Avro *AvroRuns `json:"avro,omitempty"`
+	// AvroCompare is the avro-compare phase: two binaries on the Avro topic.
+	AvroCompare *AvroCompare `json:"avro_compare,omitempty"`
 	// Tx is issue 26's phase: the same source transactions per partition
 	// and in transaction mode, and each mode's latency.
 	Tx *TxRuns `json:"transactions,omitempty"`
@@ -116,6 +118,8 @@ func report(r *Results) string {
 	switch r.Phases {
 	case "avro":
 		return avroReport(r)
+	case "avro-compare":
+		return compareReport(r)
 	case "tx":
 		return txReport(r)
 	}
@@ -253,6 +257,7 @@ func report(r *Results) string {
 	if r.Avro != nil {
 		p("\n%s", avroSection(r))
 	}
+	b.WriteString(avroCompareSection(r.AvroCompare))
 	b.WriteString(failedSection(r))
 	b.WriteString(profileSection("pgsink, default settings", r.PgsinkDefault))
 	if notes, err := os.ReadFile(filepath.Join(repoRoot(), "docs", "benchmark-analysis.md")); err == nil {
