@@ -10,11 +10,7 @@ STACK_ENV := $(or $(PGSINK_STACK_DIR),.stack)/env
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 # cgo is required: confluent-kafka-go links the librdkafka it bundles.
-# cgocheck=0 is the runtime's default GODEBUG in the binary (GODEBUG in the
-# environment still overrides it): the check of every pointer handed to C,
-# a debugging aid for cgo code, was about 4% of a drain's CPU in the Kafka
-# client's per-message calls (docs/benchmark-analysis.md).
-LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X runtime.godebugDefault=cgocheck=0
+LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 GOFLAGS_BUILD := -trimpath -ldflags '$(LDFLAGS)'
 # Integration and end-to-end tests carry this build tag and need the stack.
 INTEGRATION_TAGS := integration

@@ -126,8 +126,7 @@ func TestDockerfile(t *testing.T) {
 }
 
 // TestMakeBuildFlags pins what the Dockerfile inherits by running `make
-// build`: cgo on, -trimpath, stripped, version and commit stamped, the
-// runtime's cgo pointer check off by default (docs/configuration.md).
+// build`: cgo on, -trimpath, stripped, version and commit stamped.
 func TestMakeBuildFlags(t *testing.T) {
 	data, err := os.ReadFile("../Makefile")
 	if err != nil {
@@ -135,7 +134,7 @@ func TestMakeBuildFlags(t *testing.T) {
 	}
 	makefile := string(data)
 	for _, want := range []string{
-		"LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X runtime.godebugDefault=cgocheck=0\n",
+		"LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)\n",
 		"GOFLAGS_BUILD := -trimpath -ldflags '$(LDFLAGS)'\n",
 		"build: ## build bin/pgsink (cgo, librdkafka bundled)\n\tCGO_ENABLED=1 $(GO) build $(GOFLAGS_BUILD) -o bin/pgsink ./cmd/pgsink\n",
 	} {
