@@ -298,13 +298,18 @@ func (t Transactions) queueSchemas(b *pgx.Batch, schemas []schemaPart) {
 // was staged whole), reading the schemas it does not know yet in one
 // query.
 func (t Transactions) join(ctx context.Context, db Querier, records []StagedRecord, digests [][2][]byte) error {
+	// The schemas of this read are held here, not looked up in the cache
+	// again: learning those it lacks may empty it (maxJoinSchemas).
+	schemas := map[string][]byte{}
 	var missing [][]byte
 	for _, d := range digests {
 		for _, digest := range d {
-			if digest == nil {
+			if _, ok := schemas[string(digest)]; digest == nil || ok {
 				continue
 			}
-			if _, ok := t.env.schema(digest); !ok && !slices.ContainsFunc(missing, func(m []byte) bool { return bytes.Equal(m, digest) }) {
+			if raw, ok := t.env.schema(digest); ok {
+				schemas[string(digest)] = raw
+			} else if !slices.ContainsFunc(missing, func(m []byte) bool { return bytes.Equal(m, digest) }) {
 				missing = append(missing, digest)
 			}
 		}
@@ -318,6 +323,7 @@ func (t Transactions) join(ctx context.Context, db Querier, records []StagedReco
 		var s schemaPart
 		if _, err := pgx.ForEachRow(rows, []any{&s.digest, &s.raw}, func() error {
 			found = append(found, s)
+			schemas[string(s.digest)] = s.raw
 			s = schemaPart{}
 			return nil
 		}); err != nil {
@@ -330,7 +336,7 @@ func (t Transactions) join(ctx context.Context, db Querier, records []StagedReco
 			if digest == nil {
 				continue
 			}
-			schema, ok := t.env.schema(digest)
+			schema, ok := schemas[string(digest)]
 			if !ok {
 				r := records[i]
 				return fmt.Errorf("%s[%d]@%d was staged without its schema %x (tx_schemas lost a row)", r.Topic, r.Partition, r.Offset, digest)

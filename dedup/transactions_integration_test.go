@@ -250,3 +250,43 @@ func TestIntegrationTransactionStagingSchemas(t *testing.T) {
 		t.Fatalf("after migration 0008's down the record is %s %s, want %s %s", key, value, want.Key, want.Value)
 	}
 }
+
+// TestIntegrationTransactionStagingSchemaCacheFull: a reader whose schema
+// cache fills while it learns the schemas of a read still joins every
+// record of that read, those whose schema it knew before included (the
+// cache was emptied under them: "tx_schemas lost a row", and the resolver
+// stopped on a transaction it could apply).
+func TestIntegrationTransactionStagingSchemaCacheFull(t *testing.T) {
+	ctx := context.Background()
+	pool := migrated(t)
+	n := dedup.MaxJoinSchemas + 1
+	records := make([]dedup.StagedRecord, n)
+	for i := range records {
+		records[i] = dedup.StagedRecord{TxID: 1, TotalOrder: int64(i + 1), DataCollection: "public.t", Topic: "t", Offset: int64(i),
+			Key: []byte(fmt.Sprintf(`{"schema":{"type":"int64","name":"k%d"},"payload":%d}`, i, i))}
+	}
+	b := &pgx.Batch{}
+	if err := dedup.NewTransactions(schema).QueueStage(b, "g", records); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	reader := dedup.NewTransactions(schema)
+	// The first record's schema is known to the reader from here on.
+	if got, err := reader.ReadStaged(ctx, pool, "g", 1, 0, 1, 0); err != nil || len(got) != 1 {
+		t.Fatalf("ReadStaged of the first record: %d records, %v", len(got), err)
+	}
+	got, err := reader.ReadStaged(ctx, pool, "g", 1, 0, n, 0)
+	if err != nil {
+		t.Fatalf("ReadStaged of %d records with as many schemas: %v", n, err)
+	}
+	if len(got) != n {
+		t.Fatalf("read %d records, want %d", len(got), n)
+	}
+	for i := range got {
+		if !bytes.Equal(got[i].Key, records[i].Key) {
+			t.Fatalf("record %d read as %s, want %s", i, got[i].Key, records[i].Key)
+		}
+	}
+}
