@@ -105,8 +105,9 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, noMigrate b
 	}
 	// The check only logs: it must not hold the start of the apply (a slow
 	// Connect, or the catalogs of hundreds of derived targets, would delay
-	// a restart's resume by as long).
-	go warnUpstream(ctx, cfg, pool, log)
+	// a restart's resume by as long). It ends before the pool closes.
+	stopUpstream := checkUpstreamBeside(ctx, cfg, pool, log)
+	defer stopUpstream()
 	metrics := connector.NewMetrics()
 	hooks, err := faults.FromEnv()
 	if err != nil {

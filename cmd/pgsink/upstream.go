@@ -80,6 +80,27 @@ func warnUpstream(ctx context.Context, cfg *config.Config, q catalog.Querier, lo
 	}
 }
 
+// checkUpstreamBeside runs warnUpstream on its own goroutine and returns
+// the function that cancels it and waits for it. A panic in the check is
+// logged as an error, not carried into the apply it runs beside.
+func checkUpstreamBeside(ctx context.Context, cfg *config.Config, q catalog.Querier, log *zap.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() {
+			if r := recover(); r != nil {
+				log.Error("upstream check failed: the Debezium connectors' settings are not checked", zap.Any("panic", r))
+			}
+		}()
+		warnUpstream(ctx, cfg, q, log)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
 // readDerivedTargets adds to targets the catalog of every target a template
 // derives from a topic that exists now, keyed as upstream.Check looks them
 // up, so that run's check covers their columns as validate's does. A

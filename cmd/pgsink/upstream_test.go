@@ -101,3 +101,37 @@ tables:
 		t.Errorf("with Connect down, want one warning that the check was not made, got %+v", all)
 	}
 }
+
+// panickingCatalog panics on every query, as a bug in a catalog read would.
+type panickingCatalog struct{ unreadableCatalog }
+
+func (panickingCatalog) QueryRow(context.Context, string, ...any) pgx.Row { panic("catalog bug") }
+func (panickingCatalog) Query(context.Context, string, ...any) (pgx.Rows, error) {
+	panic("catalog bug")
+}
+func (panickingCatalog) SendBatch(context.Context, *pgx.Batch) pgx.BatchResults { panic("catalog bug") }
+
+// TestUpstreamCheckBesideContainsPanic: the check run beside the apply
+// logs a panic as an error and ends; stop returns once it has.
+func TestUpstreamCheckBesideContainsPanic(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{}`)) }))
+	defer srv.Close()
+	t.Setenv("PGSINK_TEST_CONNECT_URL", srv.URL)
+	path := writeConfig(t, `kafka: { bootstrap.servers: 127.0.0.1:9092, group.id: sink }
+postgres: { url: postgres://pgsink@127.0.0.1:1/target }
+debezium: { connect_url: '${PGSINK_TEST_CONNECT_URL}' }
+tables:
+  - topic: shop.public.prices
+    target: public.prices
+`)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zapcore.ErrorLevel)
+	stop := checkUpstreamBeside(context.Background(), cfg, panickingCatalog{}, zap.New(core))
+	stop()
+	if all := logs.All(); len(all) != 1 || !strings.HasPrefix(all[0].Message, "upstream check failed") {
+		t.Errorf("want one error saying the check failed, got %+v", all)
+	}
+}
