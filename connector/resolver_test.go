@@ -13,6 +13,8 @@ import (
 	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/sink"
 	"github.com/pgsink/pgsink/txapply"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 )
 
@@ -211,5 +213,35 @@ func TestStagingPause(t *testing.T) {
 		if got := stagingPause(tc.took); got != tc.want {
 			t.Errorf("stagingPause(%s) = %s, want %s", tc.took, got, tc.want)
 		}
+	}
+}
+
+// conflictedResolver applies every END it is given after a second attempt
+// with upserts only, as txapply.Resolver reports it.
+type conflictedResolver struct{ fakeResolver }
+
+func (c *conflictedResolver) Resolve(ctx context.Context, claim *dedup.Claim, ends []txapply.End, next int64) (txapply.Result, error) {
+	res, err := c.fakeResolver.Resolve(ctx, claim, ends, next)
+	res.Stats.InsertConflicts = 1
+	return res, err
+}
+
+// TestResolverApplierCountsInsertConflicts: the resolver's second attempts
+// with upserts only reach pgsink_insert_conflicts_total, under the
+// transaction topic (its batches name no table, so the partition's report
+// of fallbacks passes them over).
+func TestResolverApplierCountsInsertConflicts(t *testing.T) {
+	conflicts := prometheus.NewCounter(prometheus.CounterOpts{Name: "conflicts"})
+	a := &resolverApplier{resolver: &conflictedResolver{}, maxWait: time.Hour, log: zap.NewNop(), conflicts: conflicts}
+	claim := &dedup.Claim{NextOffset: 10}
+	if _, err := a.Apply(context.Background(), endsBatch(claim, 10, 12)); err != nil {
+		t.Fatalf("Apply = %v", err)
+	}
+	var m dto.Metric
+	if err := conflicts.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.GetCounter().GetValue(); got != 1 {
+		t.Errorf("pgsink_insert_conflicts_total = %v, want 1", got)
 	}
 }

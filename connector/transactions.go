@@ -15,6 +15,7 @@ import (
 	"github.com/pgsink/pgsink/internal/backoff"
 	"github.com/pgsink/pgsink/sink"
 	"github.com/pgsink/pgsink/txapply"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
@@ -52,7 +53,8 @@ func (r *Runner) resolverDeps(sinkOpts sink.Options) *workerDeps {
 	deps := *r.deps
 	deps.router = &markerRouter{}
 	maxWait := r.cfg.Apply.Transaction.MaxWait.Std()
-	deps.applier = &resolverApplier{resolver: res, maxWait: maxWait, retry: r.cfg.Apply.Retry, log: r.log.Named("resolver"), metrics: tm}
+	deps.applier = &resolverApplier{resolver: res, maxWait: maxWait, retry: r.cfg.Apply.Retry, log: r.log.Named("resolver"), metrics: tm,
+		conflicts: r.deps.metrics.InsertConflicts.WithLabelValues(r.cfg.Apply.Transaction.Topic)}
 	deps.idle = resolverIdle(res, maxWait, func(topic string, partition int32) (int64, error) {
 		_, high, err := r.consumer.QueryWatermarkOffsets(topic, partition, 5000)
 		return high, err
@@ -141,6 +143,11 @@ type resolverApplier struct {
 	retry    config.Retry
 	log      *zap.Logger
 	metrics  *TxMetrics
+	// conflicts is pgsink_insert_conflicts_total for the resolver's
+	// second attempts with upserts only: its batches are of the
+	// transaction topic, whose items name no table, so the partition's
+	// report of fallbacks does not count them.
+	conflicts prometheus.Counter
 	// schemaRetryBase is the first wait for the schema registry (tests
 	// shorten it); zero is schemaRetryBase, as partitions wait.
 	schemaRetryBase time.Duration
@@ -276,6 +283,9 @@ func stoppingOf(ctx context.Context) <-chan struct{} {
 // report counts what one Resolve applied, and logs where the time of a
 // slow one went.
 func (a *resolverApplier) report(claim *dedup.Claim, res txapply.Result, took time.Duration) {
+	if a.conflicts != nil {
+		a.conflicts.Add(float64(res.Stats.InsertConflicts))
+	}
 	if a.metrics == nil {
 		return
 	}

@@ -57,6 +57,20 @@ type StagedRecord struct {
 // already (a replay) is not staged again, so no staged row waits for an
 // END that was consumed.
 func (t Transactions) QueueStage(b *pgx.Batch, group string, records []StagedRecord) error {
+	return t.queueStage(b, group, records, true)
+}
+
+// QueueStageNew is QueueStage for records expected not to be staged yet:
+// they go in by plain INSERT, without ON CONFLICT's speculative insertion
+// (a heavyweight lock, a pre-check of the key and a confirming WAL record
+// per row). A record staged already (a re-emission, a replay of a
+// transaction not resolved yet) fails the transaction with a unique
+// violation; its caller then runs it again with QueueStage.
+func (t Transactions) QueueStageNew(b *pgx.Batch, group string, records []StagedRecord) error {
+	return t.queueStage(b, group, records, false)
+}
+
+func (t Transactions) queueStage(b *pgx.Batch, group string, records []StagedRecord, dedupe bool) error {
 	if len(records) == 0 {
 		return nil
 	}
@@ -106,6 +120,11 @@ func (t Transactions) QueueStage(b *pgx.Batch, group string, records []StagedRec
 	// tx_resolved: a NOT EXISTS against the table itself is planned as an
 	// anti-join that reads every resolved transaction of the retention
 	// period per batch.
+	onConflict := ""
+	if dedupe {
+		onConflict = `
+ON CONFLICT (group_id, tx_id, total_order) DO NOTHING`
+	}
 	b.Queue(`WITH done AS (SELECT x.tx_id FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = ANY($2::bigint[]))
 INSERT INTO `+t.staged+` (group_id, tx_id, total_order, data_collection, topic, partition, kafka_offset,
 		record_ts, record_key, record_value, headers, dead, key_schema, value_schema)
@@ -115,8 +134,7 @@ SELECT $1, r.tx_id, r.total_order, r.data_collection, r.topic, r.partition, r.ka
               $8::timestamptz[], $9::bytea[], $10::bytea[], $11::text[], $12::boolean[], $13::bytea[], $14::bytea[])
        AS r(tx_id, total_order, data_collection, topic, partition, kafka_offset, record_ts, record_key, record_value, headers, dead,
             key_schema, value_schema)
- WHERE NOT EXISTS (SELECT 1 FROM done WHERE done.tx_id = r.tx_id)
-ON CONFLICT (group_id, tx_id, total_order) DO NOTHING`,
+ WHERE NOT EXISTS (SELECT 1 FROM done WHERE done.tx_id = r.tx_id)`+onConflict,
 		group, txIDs, orders, collections, topics, partitions, offsets, stamps, keys, values, headers, dead,
 		keySchemas, valueSchemas).Fn = func(br pgx.BatchResults) error {
 		if _, err := br.Exec(); err != nil {

@@ -184,6 +184,10 @@ type Applier struct {
 	snapshots dedup.Snapshots
 	// transactions stages records of source transactions (StageTransactions).
 	transactions dedup.Transactions
+	// staging pauses the plain INSERT of staged records after one met a
+	// record staged already, as a table's statements pause theirs; only
+	// its pause is used.
+	staging *statements
 
 	mu     sync.Mutex
 	stmts  *lru[*Table, *statements]
@@ -207,6 +211,7 @@ func NewApplier(pool *pgxpool.Pool, opts Options) *Applier {
 		stmts:        newLRU[*Table, *statements](statementSets),
 		outbox:       newLRU[*Table, *outboxStatements](statementSets),
 		transactions: dedup.NewTransactions(opts.Schema),
+		staging:      &statements{},
 	}
 }
 

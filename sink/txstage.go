@@ -41,7 +41,16 @@ func (a *Applier) queueStaging(x *txn, group string, items []Item, lo, hi int) e
 		}
 		staged = append(staged, s)
 	}
-	if err := a.transactions.QueueStage(x.queue, group, staged); err != nil {
+	queue := a.transactions.QueueStage
+	if len(staged) > 0 && x.optimistic && a.staging.optimistic() {
+		// Records are staged once but for Debezium's re-emissions and
+		// replays: plain INSERTs, and upon a unique violation the batch
+		// runs again deduplicating (Applier.applyOnce), as for a table's
+		// fresh rows.
+		queue = a.transactions.QueueStageNew
+		x.expectNew(a.staging)
+	}
+	if err := queue(x.queue, group, staged); err != nil {
 		return err
 	}
 	x.stats.Staged += int64(len(staged))

@@ -630,3 +630,65 @@ func TestIntegrationResolverReadsAcrossTransactionsByBytes(t *testing.T) {
 		t.Errorf("%d orders in the target, %d records left staged (%v); want %d and none", n, staged, err, orders)
 	}
 }
+
+// TestIntegrationStagingTakesARestagedRecordOnce: a partition stages its
+// records by plain INSERT; when Debezium re-emits some at new offsets (a
+// Connect restart) the batch meets records staged already, runs again
+// deduplicating, and each is staged once: the resolver applies every
+// transaction whole, once, nothing left staged.
+func TestIntegrationStagingTakesARestagedRecordOnce(t *testing.T) {
+	b := recordBank(t)
+	ctx := context.Background()
+	tg := newTarget(t, b, true)
+	claim := tg.stageAll(t, b, 100)
+	var staged int
+	if err := tg.pool.QueryRow(ctx, `SELECT count(*) FROM pgsink.tx_staged`).Scan(&staged); err != nil {
+		t.Fatal(err)
+	}
+	p := partitions(b)[0]
+	part, err := tg.offsets.Claim(ctx, tg.pool, p, 0, "again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := tg.router.NewDecoder()
+	var again []sink.Item
+	for _, r := range b.records {
+		if r.Topic != p.Topic || r.Partition != p.Partition {
+			continue
+		}
+		rec := toRecord(r)
+		rec.Offset = part.NextOffset + int64(len(again)) // re-emitted after the partition's end
+		it, ok, err := tg.router.Item(ctx, dec, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok && it.Change.Transaction != nil {
+			again = append(again, it)
+		}
+	}
+	if len(again) == 0 {
+		t.Fatalf("no record of a source transaction in %s[%d]", p.Topic, p.Partition)
+	}
+	st, err := tg.stager.Apply(ctx, &sink.Batch{Claim: &part, Items: again, Next: again[len(again)-1].Record.Offset + 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var after int
+	if err := tg.pool.QueryRow(ctx, `SELECT count(*) FROM pgsink.tx_staged`).Scan(&after); err != nil {
+		t.Fatal(err)
+	}
+	if st.InsertConflicts != 1 || after != staged {
+		t.Errorf("re-staging %d records: %d insert conflicts, %d records staged, want 1 and %d (as before)", len(again), st.InsertConflicts, after, staged)
+	}
+	resolver := txapply.New(tg.pool, tg.writer, tg.router, txapply.Options{Schema: schema, Chunk: 1000})
+	res := resolve(t, resolver, &claim, ends(t, b))
+	if res.Applied != transfers+orders {
+		t.Errorf("applied %d transactions, want %d", res.Applied, transfers+orders)
+	}
+	if v := violation(t, tg.pool); v != "" {
+		t.Errorf("after resolving every transaction: %s", v)
+	}
+	if err := tg.pool.QueryRow(ctx, `SELECT count(*) FROM pgsink.tx_staged`).Scan(&staged); err != nil || staged != 0 {
+		t.Errorf("%d records left staged (%v), want none", staged, err)
+	}
+}
