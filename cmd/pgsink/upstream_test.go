@@ -103,7 +103,7 @@ tables:
 }
 
 // panickingCatalog panics on every query, as a bug in a catalog read would.
-type panickingCatalog struct{ unreadableCatalog }
+type panickingCatalog struct{}
 
 func (panickingCatalog) QueryRow(context.Context, string, ...any) pgx.Row { panic("catalog bug") }
 func (panickingCatalog) Query(context.Context, string, ...any) (pgx.Rows, error) {
