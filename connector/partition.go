@@ -329,11 +329,10 @@ func (p *partition) park() {
 // every record already waiting (a group commit), but waits for no more.
 func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool, err error) {
 	cfg := p.batch
-	// Sized for what is already queued: an Item is large, and growing the
-	// slice by appends showed up in the drain's CPU profile as copies and
-	// write barriers.
-	batch = &sink.Batch{Claim: &p.claim, Next: p.claim.NextOffset,
-		Items: itemSlice(min(cfg.MaxRecords, max(p.in.len(), 16)))}
+	// Items is taken from the pool with the first item, not before: a
+	// partition waiting for a record would hold a slice sized for the
+	// largest batch any partition applied, for as long as it waits.
+	batch = &sink.Batch{Claim: &p.claim, Next: p.claim.NextOffset}
 	var bytes int64
 	var timer <-chan time.Time
 	var deadline time.Time
@@ -369,6 +368,12 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 		p.watchTombstones(m, ok)
 		weight := payloadBytes(m)
 		if ok {
+			if batch.Items == nil {
+				// Sized for what is already queued: an Item is large, and
+				// growing the slice by appends showed up in the drain's
+				// CPU profile as copies and write barriers.
+				batch.Items = itemSlice(min(cfg.MaxRecords, max(p.in.len()+1, 16)))
+			}
 			batch.Items = append(batch.Items, item)
 			decoded := decodedBytes(&item)
 			p.decoded.observe(weight, decoded)
