@@ -75,3 +75,26 @@ func TestIdlePartitionsKeepNoItemSlice(t *testing.T) {
 		w.stop()
 	}
 }
+
+// A partition whose records trickle in does not take a slice sized for
+// another partition's backlog from the pool for its batch of one: held for
+// max_wait by every such partition at once, those slices were memory no
+// budget counts, kept in use (and so never let go by the pool) for as long
+// as the trickle lasts.
+func TestTrickleBatchTakesNoBacklogSlice(t *testing.T) {
+	const backlog = config.DefaultBatchMaxRecords
+	// Many, so that the worker finds one on whichever processor it runs.
+	for range 64 {
+		recycleItems(make([]sink.Item, 0, backlog), 0)
+	}
+	w := newWorker(t, batchOf(backlog, 1<<30, time.Minute), 0, newFakeApplier())
+	w.queue(0, 0, "a")
+	w.start()
+	got := next(t, w.applies.calls, "apply")
+	if len(got.offsets) != 1 {
+		t.Fatalf("applied %v, want one record", got.offsets)
+	}
+	if got.room > 4*16 {
+		t.Errorf("a batch of one record held an item slice with room for %d, want at most %d", got.room, 4*16)
+	}
+}

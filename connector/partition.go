@@ -171,6 +171,9 @@ type partition struct {
 	// another key lost its delete event to log compaction
 	// (watchTombstones).
 	previousKey []byte
+	// lastItems is how many items the worker's last batch held: the room
+	// its next batch asks of the pool of item slices (itemSlice).
+	lastItems int
 	// decoded predicts the decoded size of this partition's records for
 	// the poll loop's charge at dispatch; its worker keeps it current.
 	decoded *decodedEstimate
@@ -263,6 +266,7 @@ func (p *partition) run() {
 		// Applied (or nothing to apply): no one refers to the items any
 		// more, their slice serves the next batch.
 		recycleItems(items, used)
+		p.lastItems = used
 		if !more {
 			return
 		}
@@ -372,7 +376,9 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 				// Sized for what is already queued: an Item is large, and
 				// growing the slice by appends showed up in the drain's
 				// CPU profile as copies and write barriers.
-				batch.Items = itemSlice(min(cfg.MaxRecords, max(p.in.len()+1, 16)))
+				// A busy partition's last batch says how large its next one
+				// will be when the queue does not yet.
+				batch.Items = itemSlice(min(cfg.MaxRecords, max(p.in.len()+1, p.lastItems, 16)))
 			}
 			batch.Items = append(batch.Items, item)
 			decoded := decodedBytes(&item)
