@@ -35,11 +35,11 @@ func TestRecycleItemsClearsWhatTheBatchUsed(t *testing.T) {
 }
 
 // A partition that applied a large batch and went idle holds no item
-// slice while it waits for its next record: the pool keeps its slice for
-// the next batch, and gives it back to the heap when no partition takes
-// it. A slice a waiting partition took from the pool is sized for the
-// largest batch anyone applied (max_records items of 480 bytes), held as
-// long as the partition idles, and in no budget.
+// slice once it has waited idleCheck for its next record: the pool keeps
+// its slice for the next batch, and gives it back to the heap when no
+// partition takes it. A slice a waiting partition took from the pool is
+// sized for the largest batch anyone applied (max_records items of 480
+// bytes), was held as long as the partition idled, and is in no budget.
 func TestIdlePartitionsKeepNoItemSlice(t *testing.T) {
 	const partitions, records = 16, config.DefaultBatchMaxRecords
 	values := slices.Repeat([]string{"a"}, records)
