@@ -19,7 +19,14 @@ var itemSlices sync.Pool
 // when a kept one has it.
 func itemSlice(want int) []sink.Item {
 	if kept, ok := itemSlices.Get().(*[]sink.Item); ok {
-		if cap(*kept) >= want {
+		switch {
+		case cap(*kept) > oversized*want:
+			// Sized for another partition's backlog: a batch of a few
+			// records holding it keeps it in use, and so from being let
+			// go, for as long as records trickle in. Left for a batch
+			// that needs it, or for the collector.
+			itemSlices.Put(kept)
+		case cap(*kept) >= want:
 			return (*kept)[:0]
 		}
 		// Too small for a backlog's batches: let it go, the new one is
@@ -27,6 +34,10 @@ func itemSlice(want int) []sink.Item {
 	}
 	return make([]sink.Item, 0, want)
 }
+
+// oversized is how many times the room a batch asks for a kept slice may
+// have before the batch makes a slice of its own instead.
+const oversized = 4
 
 // recycleItems keeps the slice of a batch that is done with, cleared up to
 // used (its length when collected: diverting dead letters shortens it in

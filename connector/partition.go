@@ -171,6 +171,9 @@ type partition struct {
 	// another key lost its delete event to log compaction
 	// (watchTombstones).
 	previousKey []byte
+	// lastItems is how many items the worker's last batch held: the room
+	// its next batch asks of the pool of item slices (itemSlice).
+	lastItems int
 	// decoded predicts the decoded size of this partition's records for
 	// the poll loop's charge at dispatch; its worker keeps it current.
 	decoded *decodedEstimate
@@ -263,6 +266,7 @@ func (p *partition) run() {
 		// Applied (or nothing to apply): no one refers to the items any
 		// more, their slice serves the next batch.
 		recycleItems(items, used)
+		p.lastItems = used
 		if !more {
 			return
 		}
@@ -329,11 +333,14 @@ func (p *partition) park() {
 // every record already waiting (a group commit), but waits for no more.
 func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool, err error) {
 	cfg := p.batch
-	// Sized for what is already queued: an Item is large, and growing the
-	// slice by appends showed up in the drain's CPU profile as copies and
-	// write barriers.
+	// Sized for what is already queued, or for the last batch when the
+	// queue is shorter: an Item is large, and growing the slice by
+	// appends showed up in the drain's CPU profile as copies and write
+	// barriers. Taken now, where the pool most likely still has the slice
+	// the last batch gave back on this processor; given back at the idle
+	// check if no record comes.
 	batch = &sink.Batch{Claim: &p.claim, Next: p.claim.NextOffset,
-		Items: itemSlice(min(cfg.MaxRecords, max(p.in.len(), 16)))}
+		Items: itemSlice(min(cfg.MaxRecords, max(p.in.len(), p.lastItems, 16)))}
 	var bytes int64
 	var timer <-chan time.Time
 	var deadline time.Time
@@ -369,6 +376,9 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 		p.watchTombstones(m, ok)
 		weight := payloadBytes(m)
 		if ok {
+			if batch.Items == nil { // given back while the partition was idle
+				batch.Items = itemSlice(min(cfg.MaxRecords, max(p.in.len()+1, p.lastItems, 16)))
+			}
 			batch.Items = append(batch.Items, item)
 			decoded := decodedBytes(&item)
 			p.decoded.observe(weight, decoded)
@@ -425,6 +435,10 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 				continue
 			}
 			p.in.release()
+			// Nor its item slice, which may be sized for a backlog: an
+			// idle partition holds none.
+			recycleItems(batch.Items, 0)
+			batch.Items = nil
 			if err := p.checkClaim(); err != nil {
 				return batch, nil, false, err
 			}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/sink"
@@ -446,5 +447,47 @@ func TestDecodedItemsChargedUntilApplied(t *testing.T) {
 	w.stop()
 	if n := w.unreleased(); n != 0 {
 		t.Errorf("%d bytes still counted against the buffer budget after the batch, want 0", n)
+	}
+}
+
+// blockedApplier holds each Apply until released, then fails it with err.
+type blockedApplier struct {
+	started, release chan struct{}
+	err              error
+}
+
+func (a *blockedApplier) Apply(context.Context, *sink.Batch) (sink.Stats, error) {
+	a.started <- struct{}{}
+	<-a.release
+	return sink.Stats{}, a.err
+}
+
+// A partition revoked while its last batch is in flight, whose batch then
+// stops it (a poison record under errors.tolerance none), does not leave
+// the instance unready: the partition is no longer its own, and no later
+// revocation would take it off the list.
+func TestRevokedPartitionStoppingLeavesTheInstanceReady(t *testing.T) {
+	r, _ := newTestRunner(1 << 20)
+	a := &blockedApplier{started: make(chan struct{}, 1), release: make(chan struct{}),
+		err: &sink.PoisonError{Topic: testTopic, Offset: 0, Err: errors.New("value too long")}}
+	w := newWorker(t, batchOf(1, 1<<20, time.Minute), 0, newFakeApplier(), func(d *workerDeps) {
+		d.applier, d.loop = a, r
+	})
+	r.workers[w.id] = w.partition
+	w.queue(0, 0, "a")
+	w.start()
+	next(t, a.started, "apply")
+	topic := testTopic
+	revoked := make(chan struct{})
+	go func() {
+		r.revoke([]kafka.TopicPartition{{Topic: &topic, Partition: w.id.Partition}}, false)
+		close(revoked)
+	}()
+	// The revocation waits for the batch in flight: let it fail then.
+	next(t, (<-chan struct{})(w.stopping), "the revocation's stop")
+	close(a.release)
+	next(t, revoked, "revocation")
+	if err := r.stops.err(); err != nil {
+		t.Errorf("not ready after the stopped partition was revoked: %v", err)
 	}
 }

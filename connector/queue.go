@@ -10,10 +10,10 @@ import (
 // recordQueue hands a partition's records from the poll loop to its worker,
 // in order. Unlike a buffered channel, whose ring is allocated in full when
 // it is made, its slots grow with the records queued and go once the
-// partition is idle (release): a partition that receives nothing holds no
-// slots, so the memory of many idle partitions is not theirs to keep, and
-// what the slots of the busy ones cost is in the buffer budget
-// (recordOverhead). A busy partition's worker empties the queue many times
+// partition is idle (release) or its records only trickle in (trim): a
+// partition that receives nothing holds no slots, so the memory of many
+// idle partitions is not theirs to keep, and what the slots of the busy
+// ones cost is in the buffer budget (recordOverhead). A busy partition's worker empties the queue many times
 // a second: giving the ring back each time it drains had it allocated again
 // right after, a twentieth of the bytes a drain allocated.
 //
@@ -28,6 +28,9 @@ type recordQueue struct {
 	// the partition's backpressure point, not an allocation.
 	limit int
 	ready chan struct{}
+	// peak is the most records queued, and drains how many times the
+	// queue emptied, since the ring was last looked at (trimAfterDrains).
+	peak, drains int
 }
 
 func newRecordQueue(limit int) *recordQueue {
@@ -38,6 +41,13 @@ func newRecordQueue(limit int) *recordQueue {
 // keeps: a partition with a trickle of records keeps a small ring instead
 // of allocating one per record.
 const minQueueSlots = 16
+
+// trimAfterDrains is how many times the queue empties between looks at
+// its ring: one that the records queued meanwhile never filled past a
+// quarter is given back. release waits for an idle partition, which one
+// with a steady trickle of records never is, and the ring a backlog grew
+// is in the buffer budget only while records fill it (recordOverhead).
+const trimAfterDrains = 64
 
 // recordOverhead is what one record in flight costs pgsink besides its key
 // and value bytes, counted in apply.max_buffered_bytes with them: its
@@ -56,6 +66,7 @@ func (q *recordQueue) offer(e envelope) bool {
 	}
 	q.slots[(q.head+q.count)%len(q.slots)] = e
 	q.count++
+	q.peak = max(q.peak, q.count)
 	q.mu.Unlock()
 	q.signal()
 	return true
@@ -81,11 +92,27 @@ func (q *recordQueue) take() (e envelope, ok bool) {
 	q.head = (q.head + 1) % len(q.slots)
 	q.count--
 	more := q.count > 0
+	if !more {
+		q.trim()
+	}
 	q.mu.Unlock()
 	if more {
 		q.signal()
 	}
 	return e, true
+}
+
+// trim runs, with mu held, each time the queue empties: every
+// trimAfterDrains times it gives back a ring larger than minQueueSlots that
+// four times the records queued meanwhile would not have filled.
+func (q *recordQueue) trim() {
+	if q.drains++; q.drains < trimAfterDrains {
+		return
+	}
+	if len(q.slots) > minQueueSlots && 4*q.peak < len(q.slots) {
+		q.slots, q.head = nil, 0
+	}
+	q.peak, q.drains = 0, 0
 }
 
 // release gives a ring larger than minQueueSlots back once the queue is

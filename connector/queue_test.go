@@ -133,3 +133,42 @@ func heapAlloc() uint64 {
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
 }
+
+// A ring a backlog grew is given back once the partition's records only
+// trickle in, though its worker never waits idleCheck for one (release):
+// the ring's slots are in the buffer budget only while records fill them,
+// so a kept one is memory outside apply.max_buffered_bytes. A partition
+// that is still busy keeps its ring.
+func TestRecordQueueTrickleGivesBackABacklogsRing(t *testing.T) {
+	const limit = 10000
+	q := newRecordQueue(limit)
+	cycle := func(n int) {
+		for range n {
+			if !q.offer(envelope{msg: &kafka.Message{}}) {
+				t.Fatalf("offer refused with %d queued", q.len())
+			}
+		}
+		for range n {
+			if _, ok := q.take(); !ok {
+				t.Fatal("take: empty queue")
+			}
+		}
+	}
+	cycle(limit) // the backlog
+	grown := q.slotsAllocated()
+	if grown < limit {
+		t.Fatalf("%d slots after a backlog of %d records", grown, limit)
+	}
+	for range 4 * trimAfterDrains {
+		cycle(grown / 2) // still busy: each drain cycle fills half the ring
+	}
+	if got := q.slotsAllocated(); got != grown {
+		t.Errorf("a busy queue's ring went from %d to %d slots: it is allocated again each time it drains", grown, got)
+	}
+	for range 4 * trimAfterDrains {
+		cycle(1) // a trickle: one record at a time, taken at once
+	}
+	if got := q.slotsAllocated(); got > minQueueSlots {
+		t.Errorf("%d slots kept for a trickle of single records, want at most %d: the backlog's ring is memory no budget counts", got, minQueueSlots)
+	}
+}

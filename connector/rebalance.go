@@ -180,6 +180,10 @@ func (r *Runner) wait(ps []*partition) {
 			<-p.done
 		}
 		p.cancel()
+		// Again now that the worker is done: its batch in flight may have
+		// stopped it after the revocation cleared it, and nothing would
+		// clear it again while the partition is another instance's.
+		r.stops.clear(p.id)
 		r.discard(p)
 		r.metrics.Lag.DeleteLabelValues(p.labels[0], p.labels[1])
 		r.metrics.SourceLag.DeleteLabelValues(p.labels[0], p.labels[1])
