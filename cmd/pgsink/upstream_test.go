@@ -42,15 +42,13 @@ func (errBatch) QueryRow() pgx.Row        { return errRow{} }
 func (errBatch) Close() error             { return errors.New("permission denied") }
 func (errBatch) Tx() pgx.Tx               { return nil }
 
-// TestRunWarnsUpstream: at run's start, every upstream finding is logged as
-// a warning, at its table's line, and Connect not answering is one warning.
-func TestRunWarnsUpstream(t *testing.T) {
-	body, err := os.ReadFile("../../upstream/testdata/connectors.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+// connectConfig serves body as Kafka Connect's connector listing for the
+// test's life and returns a configuration of one table pointing at it,
+// its file's path and the server (closing it is Connect going down).
+func connectConfig(t *testing.T, body []byte) (*config.Config, string, *httptest.Server) {
+	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(body) }))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	t.Setenv("PGSINK_TEST_CONNECT_URL", srv.URL)
 	path := writeConfig(t, `kafka: { bootstrap.servers: 127.0.0.1:9092, group.id: sink }
 postgres: { url: postgres://pgsink@127.0.0.1:1/target }
@@ -63,6 +61,17 @@ tables:
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cfg, path, srv
+}
+
+// TestRunWarnsUpstream: at run's start, every upstream finding is logged as
+// a warning, at its table's line, and Connect not answering is one warning.
+func TestRunWarnsUpstream(t *testing.T) {
+	body, err := os.ReadFile("../../upstream/testdata/connectors.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, path, srv := connectConfig(t, body)
 	core, logs := observer.New(zapcore.WarnLevel)
 	warnUpstream(context.Background(), cfg, unreadableCatalog{}, zap.New(core))
 	var got []string
@@ -114,20 +123,7 @@ func (panickingCatalog) SendBatch(context.Context, *pgx.Batch) pgx.BatchResults 
 // TestUpstreamCheckBesideContainsPanic: the check run beside the apply
 // logs a panic as an error and ends; stop returns once it has.
 func TestUpstreamCheckBesideContainsPanic(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{}`)) }))
-	defer srv.Close()
-	t.Setenv("PGSINK_TEST_CONNECT_URL", srv.URL)
-	path := writeConfig(t, `kafka: { bootstrap.servers: 127.0.0.1:9092, group.id: sink }
-postgres: { url: postgres://pgsink@127.0.0.1:1/target }
-debezium: { connect_url: '${PGSINK_TEST_CONNECT_URL}' }
-tables:
-  - topic: shop.public.prices
-    target: public.prices
-`)
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, _, _ := connectConfig(t, []byte(`{}`))
 	core, logs := observer.New(zapcore.ErrorLevel)
 	stop := checkUpstreamBeside(context.Background(), cfg, panickingCatalog{}, zap.New(core))
 	stop()
