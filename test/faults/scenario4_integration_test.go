@@ -71,7 +71,15 @@ func stormScenario(t *testing.T, aim phase, transaction bool) {
 		if len(live) > 0 {
 			victim := live[rng.IntN(len(live))]
 			s.scrape(victim)
-			if rng.IntN(2) == 0 {
+			// The first two ends are one of each kind, so that a short
+			// storm cannot lack either; the rest are drawn.
+			term := rng.IntN(2) == 0
+			if terms == 0 && kills > 0 {
+				term = true
+			} else if kills == 0 && terms > 0 {
+				term = false
+			}
+			if term {
 				victim.signal(syscall.SIGTERM)
 				terms++
 			} else {
