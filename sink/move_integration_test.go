@@ -217,6 +217,24 @@ func TestIntegrationApplyToastAcrossKeyMove(t *testing.T) {
 		f.applyCounting(create3, 0)
 		f.want("3:moved:large@12")
 	})
+	t.Run("moved twice, the middle key's own value in between", func(t *testing.T) {
+		// 1 → 2 → 3 with 1's partition behind: 2's create copies 1's stale
+		// value, then 2 is written a value of its own and moves on to 3,
+		// which copies that value. 1's delete corrects 2's copy only; 3
+		// holds no copy of 1's row and must keep 2's own value.
+		f := newFixture(t, sink.DeleteHard, false)
+		f.apply(ev{debezium.OpCreate, 1, "new", "stale", 9})
+		del1, create2 := f.pkMove(1, 2, 11)
+		del2, create3 := f.pkMove(2, 3, 13)
+		f.applyBatch(create2)
+		f.apply(ev{debezium.OpUpdate, 2, "paid", "own", 12})
+		f.applyBatch(del2)
+		f.applyBatch(create3)
+		f.want("1:new:stale@9 3:moved:own@13")
+		f.apply(ev{debezium.OpUpdate, 1, "paid", "large", 10})
+		f.applyBatch(del1)
+		f.want("3:moved:own@13")
+	})
 	t.Run("moved on in the batch that moved it in", func(t *testing.T) {
 		// 2's create and delete in one batch, with 1's partition behind:
 		// what 2's delete keeps is the copied value, corrected later.
