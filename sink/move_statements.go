@@ -67,16 +67,23 @@ func (st *statements) buildMoves() {
 	st.moves.resolveNames = names
 	// chain follows each move whose delete is staged (its kept row exact)
 	// to the moves onward from its new key that kept the new row while it
-	// still held a copied value (kept at the version the create wrote):
-	// in each, the columns copied are corrected in kept (kept_cols) and
-	// in the row the move wrote, as far as its create copied them too
-	// (cols). What a correction writes into a row becomes that move's
+	// still held a copied value (kept at or after the version the create
+	// wrote, and still holding what was copied: a value of the new key's
+	// own, written before it moved on, is no copy and stops the chain for
+	// that column): in each, the columns copied are corrected in kept
+	// (kept_cols) and in the row the move wrote, as far as its create
+	// copied them too (cols). What a correction writes into a row becomes that move's
 	// copied value (ledger_fixed): a later correction down the chain,
 	// from a delete further back, must recognise it as a copy, not as a
 	// value an event wrote (the last create of a chain applied first
-	// copies nothing, and its row is filled by the next delete).
-	st.moves.resolveMoved = "WITH RECURSIVE chain (key, commit_lsn, lsn, new_key, new_commit_lsn, new_lsn, kept_cols, kept_copied, cols, copied, source) AS (\n" +
-		"    SELECT m.key, m.commit_lsn, m.lsn, m.new_key, m.new_commit_lsn, m.new_lsn, NULL::text[], NULL::jsonb, m.awaiting, m.copied, m.kept\n" +
+	// copies nothing, and its row is filled by the next delete). When
+	// deletes of several moves of one chain are staged together, a move
+	// is reached from each of them; fixes keeps the correction from
+	// furthest back (the deepest): the rows the nearer deletes kept held
+	// copies that this correction replaces, and an UPDATE joined to two
+	// rows would take either.
+	st.moves.resolveMoved = "WITH RECURSIVE chain (key, commit_lsn, lsn, new_key, new_commit_lsn, new_lsn, kept_cols, kept_copied, cols, copied, source, depth) AS (\n" +
+		"    SELECT m.key, m.commit_lsn, m.lsn, m.new_key, m.new_commit_lsn, m.new_lsn, NULL::text[], NULL::jsonb, m.awaiting, m.copied, m.kept, 0\n" +
 		"      FROM " + st.stage + " AS s\n" +
 		"      JOIN " + ledger + " AS m ON m.target = $1 AND m.key = " + st.keyJSON("s") + "\n" +
 		"       AND m.commit_lsn = s." + q(stageCommit) + " AND m.lsn = s." + q(stageLSN) + "\n" +
@@ -84,11 +91,15 @@ func (st *statements) buildMoves() {
 		"       AND m.kept IS NOT NULL AND m.awaiting IS NOT NULL\n" +
 		"    UNION ALL\n" +
 		"    SELECT m.key, m.commit_lsn, m.lsn, m.new_key, m.new_commit_lsn, m.new_lsn, c.cols, c.copied,\n" +
-		"           ARRAY(SELECT unnest(c.cols) INTERSECT SELECT unnest(coalesce(m.awaiting, '{}'))), m.copied, c.source\n" +
+		"           ARRAY(SELECT a FROM unnest(c.cols) AS a\n" +
+		"                  WHERE a = ANY (coalesce(m.awaiting, '{}'))\n" +
+		"                    AND coalesce(m.kept -> a, 'null') = coalesce(c.copied -> a, 'null')), m.copied, c.source, c.depth + 1\n" +
 		"      FROM chain AS c\n" +
 		"      JOIN " + ledger + " AS m ON m.target = $1 AND m.key = c.new_key\n" +
 		"       AND (" + keptVersion + q(t.CommitColumn) + ", " + keptVersion + q(t.LSNColumn) + ") >= (c.new_commit_lsn, c.new_lsn)\n" +
 		"     WHERE cardinality(c.cols) > 0),\n" +
+		"fixes AS (\n" +
+		"    SELECT DISTINCT ON (key, commit_lsn, lsn) * FROM chain ORDER BY key, commit_lsn, lsn, depth DESC),\n" +
 		"ledger_fixed AS (\n" +
 		"    UPDATE " + ledger + " AS m\n" +
 		"       SET kept = CASE WHEN cardinality(c.kept_cols) > 0\n" +
@@ -97,7 +108,7 @@ func (st *statements) buildMoves() {
 		"                  ELSE m.kept END,\n" +
 		"           copied = coalesce(m.copied, '{}') || coalesce((SELECT jsonb_object_agg(a, c.source -> a) FROM unnest(c.cols) AS a\n" +
 		"                                           WHERE coalesce(r.cur -> a, 'null') = coalesce(c.copied -> a, 'null')), '{}')\n" +
-		"      FROM chain AS c\n" +
+		"      FROM fixes AS c\n" +
 		"      LEFT JOIN LATERAL (SELECT to_jsonb(n) AS cur FROM " + t.Ident() + " AS n\n" +
 		"                          WHERE " + strings.Join(newKey, " AND ") + "\n" +
 		"                            AND (n." + q(t.CommitColumn) + ", n." + q(t.LSNColumn) + ") >= (c.new_commit_lsn, c.new_lsn)) AS r ON true\n" +
@@ -106,7 +117,7 @@ func (st *statements) buildMoves() {
 		"    RETURNING 1)\n" +
 		"UPDATE " + t.Ident() + " AS n\n" +
 		"   SET " + strings.Join(sets, ",\n       ") + "\n" +
-		"  FROM chain AS c\n" +
+		"  FROM fixes AS c\n" +
 		" CROSS JOIN LATERAL jsonb_populate_record(NULL::" + t.Ident() + ", c.source) AS k\n" +
 		" WHERE cardinality(c.cols) > 0\n" +
 		"   AND " + strings.Join(newKey, " AND ") + "\n" +
