@@ -63,7 +63,10 @@ func (st *statements) buildMoves() {
 		return
 	}
 	newKey := st.newKeyMatch("c")
-	keptVersion := "(jsonb_populate_record(NULL::" + t.Ident() + ", m.kept))."
+	keptVersionOf := func(entry string) string {
+		return "(jsonb_populate_record(NULL::" + t.Ident() + ", " + entry + ".kept))."
+	}
+	keptVersion := keptVersionOf("m")
 	st.moves.resolveNames = names
 	// chain follows each move whose delete is staged (its kept row exact)
 	// to the moves onward from its new key that kept the new row while it
@@ -76,7 +79,10 @@ func (st *statements) buildMoves() {
 	// copied value (ledger_fixed): a later correction down the chain,
 	// from a delete further back, must recognise it as a copy, not as a
 	// value an event wrote (the last create of a chain applied first
-	// copies nothing, and its row is filled by the next delete). When
+	// copies nothing, and its row is filled by the next delete); once
+	// that row is gone, moved on, the row its delete kept stands for it,
+	// corrected in the same statement (kept_cols of the next chain row).
+	// When
 	// deletes of several moves of one chain are staged together, a move
 	// is reached from each of them; fixes keeps the correction from
 	// furthest back (the deepest): the rows the nearer deletes kept held
@@ -109,9 +115,14 @@ func (st *statements) buildMoves() {
 		"           copied = coalesce(m.copied, '{}') || coalesce((SELECT jsonb_object_agg(a, c.source -> a) FROM unnest(c.cols) AS a\n" +
 		"                                           WHERE coalesce(r.cur -> a, 'null') = coalesce(c.copied -> a, 'null')), '{}')\n" +
 		"      FROM fixes AS c\n" +
-		"      LEFT JOIN LATERAL (SELECT to_jsonb(n) AS cur FROM " + t.Ident() + " AS n\n" +
-		"                          WHERE " + strings.Join(newKey, " AND ") + "\n" +
-		"                            AND (n." + q(t.CommitColumn) + ", n." + q(t.LSNColumn) + ") >= (c.new_commit_lsn, c.new_lsn)) AS r ON true\n" +
+		"      LEFT JOIN LATERAL (SELECT coalesce(\n" +
+		"                          (SELECT to_jsonb(n) FROM " + t.Ident() + " AS n\n" +
+		"                            WHERE " + strings.Join(newKey, " AND ") + "\n" +
+		"                              AND (n." + q(t.CommitColumn) + ", n." + q(t.LSNColumn) + ") >= (c.new_commit_lsn, c.new_lsn)),\n" +
+		"                          (SELECT k.kept FROM " + ledger + " AS k\n" +
+		"                            WHERE k.target = $1 AND k.key = c.new_key\n" +
+		"                              AND (" + keptVersionOf("k") + q(t.CommitColumn) + ", " + keptVersionOf("k") + q(t.LSNColumn) + ") >= (c.new_commit_lsn, c.new_lsn)\n" +
+		"                            ORDER BY k.commit_lsn, k.lsn LIMIT 1)) AS cur) AS r ON true\n" +
 		"     WHERE (cardinality(c.kept_cols) > 0 OR (cardinality(c.cols) > 0 AND r.cur IS NOT NULL))\n" +
 		"       AND m.target = $1 AND m.key = c.key AND m.commit_lsn = c.commit_lsn AND m.lsn = c.lsn\n" +
 		"    RETURNING 1)\n" +

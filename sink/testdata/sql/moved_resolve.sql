@@ -25,9 +25,14 @@ ledger_fixed AS (
            copied = coalesce(m.copied, '{}') || coalesce((SELECT jsonb_object_agg(a, c.source -> a) FROM unnest(c.cols) AS a
                                            WHERE coalesce(r.cur -> a, 'null') = coalesce(c.copied -> a, 'null')), '{}')
       FROM fixes AS c
-      LEFT JOIN LATERAL (SELECT to_jsonb(n) AS cur FROM "App ""Prod"""."Order; DROP TABLE x" AS n
-                          WHERE n."Order Id" = (c.new_key ->> 0)::bigint AND n."region" = (c.new_key ->> 1)::text
-                            AND (n."_pgsink_commit_lsn", n."_pgsink_lsn") >= (c.new_commit_lsn, c.new_lsn)) AS r ON true
+      LEFT JOIN LATERAL (SELECT coalesce(
+                          (SELECT to_jsonb(n) FROM "App ""Prod"""."Order; DROP TABLE x" AS n
+                            WHERE n."Order Id" = (c.new_key ->> 0)::bigint AND n."region" = (c.new_key ->> 1)::text
+                              AND (n."_pgsink_commit_lsn", n."_pgsink_lsn") >= (c.new_commit_lsn, c.new_lsn)),
+                          (SELECT k.kept FROM "pgsink"."moved_rows" AS k
+                            WHERE k.target = $1 AND k.key = c.new_key
+                              AND ((jsonb_populate_record(NULL::"App ""Prod"""."Order; DROP TABLE x", k.kept))."_pgsink_commit_lsn", (jsonb_populate_record(NULL::"App ""Prod"""."Order; DROP TABLE x", k.kept))."_pgsink_lsn") >= (c.new_commit_lsn, c.new_lsn)
+                            ORDER BY k.commit_lsn, k.lsn LIMIT 1)) AS cur) AS r ON true
      WHERE (cardinality(c.kept_cols) > 0 OR (cardinality(c.cols) > 0 AND r.cur IS NOT NULL))
        AND m.target = $1 AND m.key = c.key AND m.commit_lsn = c.commit_lsn AND m.lsn = c.lsn
     RETURNING 1)
