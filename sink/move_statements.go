@@ -154,7 +154,10 @@ func (st *statements) newKeyMatch(entry string) []string {
 // delete applied later. Parameters: the target's name; the old key's
 // values; the move's version; the new key's values; the version the new
 // row was staged at; the unchanged columns' names. It returns whether a
-// value was found and whether the delete had come.
+// value was found and whether the delete had come. A create noted already
+// (sent again by Debezium) notes again only when it filled its row: one
+// whose row has moved on since filled nothing, and overwriting the copy
+// recorded would hide from the delete what the row really holds.
 func (st *statements) takeMoved(unchanged []bool) string {
 	return cachedText(&st.moves.takes, unchanged, func() string { return st.buildTakeMoved(unchanged) })
 }
@@ -191,7 +194,7 @@ func (st *statements) buildTakeMoved(unchanged []bool) string {
 	}
 	ledgerKey := "jsonb_build_array(" + strings.Join(oldKey, ", ") + ")"
 	return "WITH moved AS MATERIALIZED (\n" +
-		"    SELECT m.kept FROM " + st.movedLedger + " AS m\n" +
+		"    SELECT m.kept, m.new_key FROM " + st.movedLedger + " AS m\n" +
 		"     WHERE m.target = $1 AND m.key = " + ledgerKey + " AND m.commit_lsn = " + moveCommit + " AND m.lsn = " + moveLSN + "),\n" +
 		"source AS MATERIALIZED (\n" +
 		"    SELECT coalesce((SELECT kept FROM moved),\n" +
@@ -210,6 +213,7 @@ func (st *statements) buildTakeMoved(unchanged []bool) string {
 		"    SELECT $1, " + ledgerKey + ", " + moveCommit + ", " + moveLSN + ", jsonb_build_array(" + strings.Join(newKey, ", ") + "), " + rowCommit + ", " + rowLSN + ", " + awaiting + ",\n" +
 		"           (SELECT jsonb_object_agg(a, source.kept -> a) FROM unnest(" + awaiting + ") AS a)\n" +
 		"      FROM source\n" +
+		"     WHERE NOT EXISTS (SELECT FROM moved WHERE new_key IS NOT NULL) OR EXISTS (SELECT FROM filled)\n" +
 		"    ON CONFLICT (target, key, commit_lsn, lsn) DO UPDATE\n" +
 		"       SET new_key = excluded.new_key, new_commit_lsn = excluded.new_commit_lsn, new_lsn = excluded.new_lsn,\n" +
 		"           awaiting = excluded.awaiting, copied = excluded.copied\n" +
