@@ -29,8 +29,7 @@ type toastHistory struct {
 	live    map[int64]*toastRow
 	order   []int64 // live keys, in creation order
 	nextKey int64
-	version *int64
-	lo, hi  int64
+	lo      int64 // the round's first key
 	f       *fixture
 	log     []string
 }
