@@ -138,8 +138,11 @@ func (h *toastHistory) want() string {
 }
 
 func (h *toastHistory) got() string {
+	// Rows a soft delete marked are not compared: an update folded into
+	// its key's delete in one batch is not written to the marked row, and
+	// a key created and deleted in one batch leaves none.
 	rows, err := h.f.pool.Query(context.Background(), `SELECT "Order Id", status, coalesce(notes, '∅'), coalesce(_pgsink_lsn, -1)
-		FROM "App ""x"""."Orders; DROP TABLE y" WHERE "Order Id" >= $1 AND "Order Id" < $2 ORDER BY 1`, h.lo, h.nextKey)
+		FROM "App ""x"""."Orders; DROP TABLE y" WHERE NOT deleted AND "Order Id" >= $1 AND "Order Id" < $2 ORDER BY 1`, h.lo, h.nextKey)
 	if err != nil {
 		h.f.t.Fatal(err)
 	}
@@ -175,14 +178,15 @@ func TestIntegrationApplyToastRaces(t *testing.T) {
 			t.Fatalf("PGSINK_TOAST_RACE_FIRST: %v", err)
 		}
 	}
-	t.Run("in order", func(t *testing.T) { toastRaces(t, first, rounds, false) })
+	t.Run("in order", func(t *testing.T) { toastRaces(t, first, rounds, sink.DeleteHard, false) })
 	// Debezium re-sends the records after its last stored source offset
 	// when Connect restarts: a partition meets records it applied again.
-	t.Run("records sent again", func(t *testing.T) { toastRaces(t, first, rounds, true) })
+	t.Run("records sent again", func(t *testing.T) { toastRaces(t, first, rounds, sink.DeleteHard, true) })
+	t.Run("soft deletes", func(t *testing.T) { toastRaces(t, first, rounds, sink.DeleteSoft, true) })
 }
 
-func toastRaces(t *testing.T, first, rounds int, again bool) {
-	f := newFixture(t, sink.DeleteHard, false)
+func toastRaces(t *testing.T, first, rounds int, deletes sink.DeleteMode, again bool) {
+	f := newFixture(t, deletes, false)
 	version := int64(10)
 	for round := first; round < first+rounds; round++ {
 		seed := uint64(round)
