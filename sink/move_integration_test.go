@@ -217,6 +217,69 @@ func TestIntegrationApplyToastAcrossKeyMove(t *testing.T) {
 		f.applyCounting(create3, 0)
 		f.want("3:moved:large@12")
 	})
+	t.Run("moved twice, the middle key's own value in between", func(t *testing.T) {
+		// 1 → 2 → 3 with 1's partition behind: 2's create copies 1's stale
+		// value, then 2 is written a value of its own and moves on to 3,
+		// which copies that value. 1's delete corrects 2's copy only; 3
+		// holds no copy of 1's row and must keep 2's own value.
+		f := newFixture(t, sink.DeleteHard, false)
+		f.apply(ev{debezium.OpCreate, 1, "new", "stale", 9})
+		del1, create2 := f.pkMove(1, 2, 11)
+		del2, create3 := f.pkMove(2, 3, 13)
+		f.applyBatch(create2)
+		f.apply(ev{debezium.OpUpdate, 2, "paid", "own", 12})
+		f.applyBatch(del2)
+		f.applyBatch(create3)
+		f.want("1:new:stale@9 3:moved:own@13")
+		f.apply(ev{debezium.OpUpdate, 1, "paid", "large", 10})
+		f.applyBatch(del1)
+		f.want("3:moved:own@13")
+	})
+	t.Run("two deletes of one chain in one batch", func(t *testing.T) {
+		// 1 → 2 → 3 → 4 → 5: 3 and 5 created before their old keys'
+		// rows exist (they copy nothing), 3 moved on at once; then 2's
+		// and 4's deletes in one batch both correct down to 5, one from
+		// 2's exact row, one from what 4's delete kept (a copy of
+		// nothing): the one from furthest back must win. (Before the fix
+		// which row won depended on the plan: this order passed on an
+		// empty table and failed in TestIntegrationApplyToastRaces.)
+		f := newFixture(t, sink.DeleteHard, false)
+		del1, create2 := f.pkMove(1, 2, 10)
+		del2, create3 := f.pkMove(2, 3, 11)
+		del3, create4 := f.pkMove(3, 4, 12)
+		del4, create5 := f.pkMove(4, 5, 13)
+		b := f.batch()
+		b.Items = append(append(create3.Items, del3.Items...), create5.Items...)
+		f.applyBatch(b)
+		f.apply(ev{debezium.OpCreate, 1, "new", "large", 9})
+		b = f.batch()
+		b.Items = append(del1.Items, create2.Items...)
+		f.applyBatch(b)
+		b = f.batch()
+		b.Items = append(append(del2.Items, create4.Items...), del4.Items...)
+		f.applyBatch(b)
+		f.want("5:moved:large@13")
+	})
+	t.Run("a chain corrected past a key already moved on, then behind it", func(t *testing.T) {
+		// 1 → 2 → 3 → 4 with 1's partition behind: 3's create finds no
+		// row of 2 and 3 moves on at once; 2's create copies 1's stale
+		// value and 2's delete corrects what 3's delete kept, which must
+		// count as 2's move's copy although 3's row is gone: 1's delete
+		// corrects it again, and 4's create takes the exact value.
+		f := newFixture(t, sink.DeleteHard, false)
+		f.apply(ev{debezium.OpCreate, 1, "new", "stale", 9})
+		del1, create2 := f.pkMove(1, 2, 11)
+		del2, create3 := f.pkMove(2, 3, 12)
+		del3, create4 := f.pkMove(3, 4, 13)
+		f.applyBatch(create3)
+		f.applyBatch(del3)
+		f.applyBatch(create2)
+		f.applyBatch(del2)
+		f.apply(ev{debezium.OpUpdate, 1, "paid", "large", 10})
+		f.applyBatch(del1)
+		f.applyCounting(create4, 0)
+		f.want("4:moved:large@13")
+	})
 	t.Run("moved on in the batch that moved it in", func(t *testing.T) {
 		// 2's create and delete in one batch, with 1's partition behind:
 		// what 2's delete keeps is the copied value, corrected later.

@@ -63,20 +63,33 @@ func (st *statements) buildMoves() {
 		return
 	}
 	newKey := st.newKeyMatch("c")
-	keptVersion := "(jsonb_populate_record(NULL::" + t.Ident() + ", m.kept))."
+	keptVersionOf := func(entry string) string {
+		return "(jsonb_populate_record(NULL::" + t.Ident() + ", " + entry + ".kept))."
+	}
+	keptVersion := keptVersionOf("m")
 	st.moves.resolveNames = names
 	// chain follows each move whose delete is staged (its kept row exact)
 	// to the moves onward from its new key that kept the new row while it
-	// still held a copied value (kept at the version the create wrote):
-	// in each, the columns copied are corrected in kept (kept_cols) and
-	// in the row the move wrote, as far as its create copied them too
-	// (cols). What a correction writes into a row becomes that move's
+	// still held a copied value (kept at or after the version the create
+	// wrote, and still holding what was copied: a value of the new key's
+	// own, written before it moved on, is no copy and stops the chain for
+	// that column): in each, the columns copied are corrected in kept
+	// (kept_cols) and in the row the move wrote, as far as its create
+	// copied them too (cols). What a correction writes into a row becomes that move's
 	// copied value (ledger_fixed): a later correction down the chain,
 	// from a delete further back, must recognise it as a copy, not as a
 	// value an event wrote (the last create of a chain applied first
-	// copies nothing, and its row is filled by the next delete).
-	st.moves.resolveMoved = "WITH RECURSIVE chain (key, commit_lsn, lsn, new_key, new_commit_lsn, new_lsn, kept_cols, kept_copied, cols, copied, source) AS (\n" +
-		"    SELECT m.key, m.commit_lsn, m.lsn, m.new_key, m.new_commit_lsn, m.new_lsn, NULL::text[], NULL::jsonb, m.awaiting, m.copied, m.kept\n" +
+	// copies nothing, and its row is filled by the next delete); once
+	// that row is gone, moved on, the row its delete kept stands for it,
+	// corrected in the same statement (kept_cols of the next chain row).
+	// When
+	// deletes of several moves of one chain are staged together, a move
+	// is reached from each of them; fixes keeps the correction from
+	// furthest back (the deepest): the rows the nearer deletes kept held
+	// copies that this correction replaces, and an UPDATE joined to two
+	// rows would take either.
+	st.moves.resolveMoved = "WITH RECURSIVE chain (key, commit_lsn, lsn, new_key, new_commit_lsn, new_lsn, kept_cols, kept_copied, cols, copied, source, depth) AS (\n" +
+		"    SELECT m.key, m.commit_lsn, m.lsn, m.new_key, m.new_commit_lsn, m.new_lsn, NULL::text[], NULL::jsonb, m.awaiting, m.copied, m.kept, 0\n" +
 		"      FROM " + st.stage + " AS s\n" +
 		"      JOIN " + ledger + " AS m ON m.target = $1 AND m.key = " + st.keyJSON("s") + "\n" +
 		"       AND m.commit_lsn = s." + q(stageCommit) + " AND m.lsn = s." + q(stageLSN) + "\n" +
@@ -84,11 +97,15 @@ func (st *statements) buildMoves() {
 		"       AND m.kept IS NOT NULL AND m.awaiting IS NOT NULL\n" +
 		"    UNION ALL\n" +
 		"    SELECT m.key, m.commit_lsn, m.lsn, m.new_key, m.new_commit_lsn, m.new_lsn, c.cols, c.copied,\n" +
-		"           ARRAY(SELECT unnest(c.cols) INTERSECT SELECT unnest(coalesce(m.awaiting, '{}'))), m.copied, c.source\n" +
+		"           ARRAY(SELECT a FROM unnest(c.cols) AS a\n" +
+		"                  WHERE a = ANY (coalesce(m.awaiting, '{}'))\n" +
+		"                    AND coalesce(m.kept -> a, 'null') = coalesce(c.copied -> a, 'null')), m.copied, c.source, c.depth + 1\n" +
 		"      FROM chain AS c\n" +
 		"      JOIN " + ledger + " AS m ON m.target = $1 AND m.key = c.new_key\n" +
 		"       AND (" + keptVersion + q(t.CommitColumn) + ", " + keptVersion + q(t.LSNColumn) + ") >= (c.new_commit_lsn, c.new_lsn)\n" +
 		"     WHERE cardinality(c.cols) > 0),\n" +
+		"fixes AS (\n" +
+		"    SELECT DISTINCT ON (key, commit_lsn, lsn) * FROM chain ORDER BY key, commit_lsn, lsn, depth DESC),\n" +
 		"ledger_fixed AS (\n" +
 		"    UPDATE " + ledger + " AS m\n" +
 		"       SET kept = CASE WHEN cardinality(c.kept_cols) > 0\n" +
@@ -97,16 +114,21 @@ func (st *statements) buildMoves() {
 		"                  ELSE m.kept END,\n" +
 		"           copied = coalesce(m.copied, '{}') || coalesce((SELECT jsonb_object_agg(a, c.source -> a) FROM unnest(c.cols) AS a\n" +
 		"                                           WHERE coalesce(r.cur -> a, 'null') = coalesce(c.copied -> a, 'null')), '{}')\n" +
-		"      FROM chain AS c\n" +
-		"      LEFT JOIN LATERAL (SELECT to_jsonb(n) AS cur FROM " + t.Ident() + " AS n\n" +
-		"                          WHERE " + strings.Join(newKey, " AND ") + "\n" +
-		"                            AND (n." + q(t.CommitColumn) + ", n." + q(t.LSNColumn) + ") >= (c.new_commit_lsn, c.new_lsn)) AS r ON true\n" +
+		"      FROM fixes AS c\n" +
+		"      LEFT JOIN LATERAL (SELECT coalesce(\n" +
+		"                          (SELECT to_jsonb(n) FROM " + t.Ident() + " AS n\n" +
+		"                            WHERE " + strings.Join(newKey, " AND ") + "\n" +
+		"                              AND (n." + q(t.CommitColumn) + ", n." + q(t.LSNColumn) + ") >= (c.new_commit_lsn, c.new_lsn)),\n" +
+		"                          (SELECT k.kept FROM " + ledger + " AS k\n" +
+		"                            WHERE k.target = $1 AND k.key = c.new_key\n" +
+		"                              AND (" + keptVersionOf("k") + q(t.CommitColumn) + ", " + keptVersionOf("k") + q(t.LSNColumn) + ") >= (c.new_commit_lsn, c.new_lsn)\n" +
+		"                            ORDER BY k.commit_lsn, k.lsn LIMIT 1)) AS cur) AS r ON true\n" +
 		"     WHERE (cardinality(c.kept_cols) > 0 OR (cardinality(c.cols) > 0 AND r.cur IS NOT NULL))\n" +
 		"       AND m.target = $1 AND m.key = c.key AND m.commit_lsn = c.commit_lsn AND m.lsn = c.lsn\n" +
 		"    RETURNING 1)\n" +
 		"UPDATE " + t.Ident() + " AS n\n" +
 		"   SET " + strings.Join(sets, ",\n       ") + "\n" +
-		"  FROM chain AS c\n" +
+		"  FROM fixes AS c\n" +
 		" CROSS JOIN LATERAL jsonb_populate_record(NULL::" + t.Ident() + ", c.source) AS k\n" +
 		" WHERE cardinality(c.cols) > 0\n" +
 		"   AND " + strings.Join(newKey, " AND ") + "\n" +
@@ -132,7 +154,10 @@ func (st *statements) newKeyMatch(entry string) []string {
 // delete applied later. Parameters: the target's name; the old key's
 // values; the move's version; the new key's values; the version the new
 // row was staged at; the unchanged columns' names. It returns whether a
-// value was found and whether the delete had come.
+// value was found and whether the delete had come. A create noted already
+// (sent again by Debezium) notes again only when it filled its row: one
+// whose row has moved on since filled nothing, and overwriting the copy
+// recorded would hide from the delete what the row really holds.
 func (st *statements) takeMoved(unchanged []bool) string {
 	return cachedText(&st.moves.takes, unchanged, func() string { return st.buildTakeMoved(unchanged) })
 }
@@ -169,7 +194,7 @@ func (st *statements) buildTakeMoved(unchanged []bool) string {
 	}
 	ledgerKey := "jsonb_build_array(" + strings.Join(oldKey, ", ") + ")"
 	return "WITH moved AS MATERIALIZED (\n" +
-		"    SELECT m.kept FROM " + st.movedLedger + " AS m\n" +
+		"    SELECT m.kept, m.new_key FROM " + st.movedLedger + " AS m\n" +
 		"     WHERE m.target = $1 AND m.key = " + ledgerKey + " AND m.commit_lsn = " + moveCommit + " AND m.lsn = " + moveLSN + "),\n" +
 		"source AS MATERIALIZED (\n" +
 		"    SELECT coalesce((SELECT kept FROM moved),\n" +
@@ -188,6 +213,7 @@ func (st *statements) buildTakeMoved(unchanged []bool) string {
 		"    SELECT $1, " + ledgerKey + ", " + moveCommit + ", " + moveLSN + ", jsonb_build_array(" + strings.Join(newKey, ", ") + "), " + rowCommit + ", " + rowLSN + ", " + awaiting + ",\n" +
 		"           (SELECT jsonb_object_agg(a, source.kept -> a) FROM unnest(" + awaiting + ") AS a)\n" +
 		"      FROM source\n" +
+		"     WHERE NOT EXISTS (SELECT FROM moved WHERE new_key IS NOT NULL) OR EXISTS (SELECT FROM filled)\n" +
 		"    ON CONFLICT (target, key, commit_lsn, lsn) DO UPDATE\n" +
 		"       SET new_key = excluded.new_key, new_commit_lsn = excluded.new_commit_lsn, new_lsn = excluded.new_lsn,\n" +
 		"           awaiting = excluded.awaiting, copied = excluded.copied\n" +

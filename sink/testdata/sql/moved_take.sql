@@ -1,5 +1,5 @@
 WITH moved AS MATERIALIZED (
-    SELECT m.kept FROM "pgsink"."moved_rows" AS m
+    SELECT m.kept, m.new_key FROM "pgsink"."moved_rows" AS m
      WHERE m.target = $1 AND m.key = jsonb_build_array($2::bigint, $3::text) AND m.commit_lsn = $4::bigint AND m.lsn = $5::bigint),
 source AS MATERIALIZED (
     SELECT coalesce((SELECT kept FROM moved),
@@ -18,6 +18,7 @@ noted AS (
     SELECT $1, jsonb_build_array($2::bigint, $3::text), $4::bigint, $5::bigint, jsonb_build_array($6::bigint, $7::text), $8::bigint, $9::bigint, $10::text[],
            (SELECT jsonb_object_agg(a, source.kept -> a) FROM unnest($10::text[]) AS a)
       FROM source
+     WHERE NOT EXISTS (SELECT FROM moved WHERE new_key IS NOT NULL) OR EXISTS (SELECT FROM filled)
     ON CONFLICT (target, key, commit_lsn, lsn) DO UPDATE
        SET new_key = excluded.new_key, new_commit_lsn = excluded.new_commit_lsn, new_lsn = excluded.new_lsn,
            awaiting = excluded.awaiting, copied = excluded.copied
