@@ -109,11 +109,9 @@ func (st *statements) buildMoves() {
 		"ledger_fixed AS (\n" +
 		"    UPDATE " + ledger + " AS m\n" +
 		"       SET kept = CASE WHEN cardinality(c.kept_cols) > 0\n" +
-		"                  THEN m.kept || coalesce((SELECT jsonb_object_agg(a, c.source -> a) FROM unnest(c.kept_cols) AS a\n" +
-		"                                           WHERE coalesce(m.kept -> a, 'null') = coalesce(c.kept_copied -> a, 'null')), '{}')\n" +
+		"                  THEN m.kept || " + sourceWhereStill("c.kept_cols", "m.kept", "c.kept_copied") + "\n" +
 		"                  ELSE m.kept END,\n" +
-		"           copied = coalesce(m.copied, '{}') || coalesce((SELECT jsonb_object_agg(a, c.source -> a) FROM unnest(c.cols) AS a\n" +
-		"                                           WHERE coalesce(r.cur -> a, 'null') = coalesce(c.copied -> a, 'null')), '{}')\n" +
+		"           copied = coalesce(m.copied, '{}') || " + sourceWhereStill("c.cols", "r.cur", "c.copied") + "\n" +
 		"      FROM fixes AS c\n" +
 		"      LEFT JOIN LATERAL (SELECT coalesce(\n" +
 		"                          (SELECT to_jsonb(n) FROM " + t.Ident() + " AS n\n" +
@@ -238,4 +236,13 @@ func (st *statements) takeMovedArgs(r *row) []any {
 		}
 	}
 	return append(args, r.version.CommitLSN, r.version.LSN, names)
+}
+
+// sourceWhereStill is the SQL of a jsonb object holding the correction's
+// source value of each column in cols whose value in row is still what the
+// move copied: a column the row has since had a value of its own for is
+// left out. The three arguments are SQL expressions of the statement.
+func sourceWhereStill(cols, row, copied string) string {
+	return "coalesce((SELECT jsonb_object_agg(a, c.source -> a) FROM unnest(" + cols + ") AS a\n" +
+		"                                           WHERE coalesce(" + row + " -> a, 'null') = coalesce(" + copied + " -> a, 'null')), '{}')"
 }
