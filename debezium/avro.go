@@ -77,8 +77,6 @@ type avroState struct {
 	// fields and txs are the unused rest of the current slabs.
 	fields []Field
 	txs    []Transaction
-	// boxes hold the row images' values.
-	boxes boxes
 	// last is the last key's and value's schema (id and type).
 	last [2]avroPart
 }

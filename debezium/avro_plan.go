@@ -62,9 +62,8 @@ func compileAvroRow(n *avroNode, t *typ, ph string) (*avroRow, error) {
 	return p, nil
 }
 
-// read decodes one row image into out, of len(p.cols) zero Fields, its
-// values boxed in b.
-func (p *avroRow) read(r *avroReader, out Row, b *boxes) (Row, error) {
+// read decodes one row image into out, of len(p.cols) zero Fields.
+func (p *avroRow) read(r *avroReader, out Row) (Row, error) {
 	for i := range p.cols {
 		c := &p.cols[i]
 		out[i].Name = c.name
@@ -80,7 +79,7 @@ func (p *avroRow) read(r *avroReader, out Row, b *boxes) (Row, error) {
 				continue
 			}
 		}
-		v := b.scalar(r, c.node, c.t)
+		v := avroScalar(r, c.node, c.t)
 		if r.err != nil {
 			return nil, at(c.name, r.err)
 		}

@@ -71,7 +71,7 @@ func (d *Decoder) avroKeyRow(p avroPart) (Row, *typ, error) {
 		return nil, nil, avroFault(p.id, p.t.keyErr)
 	}
 	r := d.reader(p)
-	row, err := p.t.key.read(r, d.avro.row(len(p.t.key.cols)), &d.avro.boxes)
+	row, err := p.t.key.read(r, d.avro.row(len(p.t.key.cols)))
 	if err == nil {
 		err = r.done()
 	}
@@ -230,10 +230,10 @@ func (d *Decoder) avroEnvelope(r *avroReader, p *avroEnvelope, ch *Change) error
 		var err error
 		switch f.role {
 		case envBefore:
-			ch.Before, err = f.row.read(r, d.avro.row(len(f.row.cols)), &d.avro.boxes)
+			ch.Before, err = f.row.read(r, d.avro.row(len(f.row.cols)))
 			haveBefore = err == nil
 		case envAfter:
-			ch.After, err = f.row.read(r, d.avro.row(len(f.row.cols)), &d.avro.boxes)
+			ch.After, err = f.row.read(r, d.avro.row(len(f.row.cols)))
 			haveAfter = err == nil
 		case envSource:
 			err = d.avroSource(r, n, f.members, ch)
