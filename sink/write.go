@@ -283,23 +283,7 @@ func copyFresh(ctx context.Context, x *txn, stmts *statements, red *reduced) (re
 // the lock that keeps its definition until the COPY.
 func blockedFresh(ctx context.Context, x *txn, stmts *statements, candidates []*row) (blocked []bool, revision string, err error) {
 	t := stmts.table
-	versions := make([]pgtype.Int8, 2*len(candidates))
-	commits, lsns := versions[:len(candidates)], versions[len(candidates):]
-	for i, r := range candidates {
-		commits[i] = pgtype.Int8{Int64: r.version.CommitLSN, Valid: true}
-		lsns[i] = pgtype.Int8{Int64: r.version.LSN, Valid: true}
-	}
-	args := []any{valuerArray[pgtype.Int8]{commits}, valuerArray[pgtype.Int8]{lsns}}
-	if stmts.freshKeyCols != nil {
-		args = []any{t.Ref(), commits, lsns}
-	}
-	for _, c := range stmts.freshKeyCols {
-		keys := make([]any, len(candidates))
-		for i, r := range candidates {
-			keys[i] = r.values[c]
-		}
-		args = append(args, typedSlice(keys))
-	}
+	args := blockedFreshArgs(t, stmts.freshKeyCols, candidates)
 	// The COPY sends each value in its column's binary form, which must be
 	// the column's type now, not when this connection first described it:
 	// the lock keeps the table's definition from here to the COPY, and the
@@ -324,6 +308,30 @@ func blockedFresh(ctx context.Context, x *txn, stmts *statements, candidates []*
 		return nil, "", fmt.Errorf("ask which new rows a tombstone may block: %w", err)
 	}
 	return blocked, revision, nil
+}
+
+// blockedFreshArgs are statements.blockedFresh's arguments for the
+// candidates: the table (when keyed), their versions' halves and their key
+// columns' values, each array bound without an allocation per element.
+func blockedFreshArgs(t *Table, keyCols []int, candidates []*row) []any {
+	versions := make([]pgtype.Int8, 2*len(candidates))
+	commits, lsns := versions[:len(candidates)], versions[len(candidates):]
+	for i, r := range candidates {
+		commits[i] = pgtype.Int8{Int64: r.version.CommitLSN, Valid: true}
+		lsns[i] = pgtype.Int8{Int64: r.version.LSN, Valid: true}
+	}
+	args := []any{valuerArray[pgtype.Int8]{commits}, valuerArray[pgtype.Int8]{lsns}}
+	if keyCols != nil {
+		args = append([]any{t.Ref()}, args...)
+	}
+	for _, c := range keyCols {
+		keys := make([]any, len(candidates))
+		for i, r := range candidates {
+			keys[i] = r.values[c]
+		}
+		args = append(args, typedSlice(keys))
+	}
+	return args
 }
 
 // typedSlice returns values as an array of pgtype.Int8 or pgtype.Text when

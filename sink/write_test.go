@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/pgsink/pgsink/debezium"
 )
 
 func TestTypedSlice(t *testing.T) {
@@ -71,4 +73,50 @@ func anys[T any](v []T) []any {
 		out[i] = x
 	}
 	return out
+}
+
+// blockedFresh binds every array, keyed table or not, as a valuerArray
+// (never a plain slice, which pgx encodes through an interface per
+// element), with the candidates' values in order.
+func TestBlockedFreshArgsAreValuerArrays(t *testing.T) {
+	tbl := &Table{Schema: "public", Name: "orders"}
+	candidates := []*row{
+		{version: debeziumVersion(10, 11), values: []any{int64(1 << 40), "a"}},
+		{version: debeziumVersion(20, 21), values: []any{int64(2 << 40), "b"}},
+	}
+	for _, keyCols := range [][]int{nil, {0}, {0, 1}} {
+		args := blockedFreshArgs(tbl, keyCols, candidates)
+		if keyCols != nil {
+			if args[0] != "public.orders" {
+				t.Fatalf("keys %v: first argument %#v, want the table", keyCols, args[0])
+			}
+			args = args[1:]
+		}
+		if len(args) != 2+len(keyCols) {
+			t.Fatalf("keys %v: %d arrays, want %d", keyCols, len(args), 2+len(keyCols))
+		}
+		commits, ok1 := args[0].(valuerArray[pgtype.Int8])
+		lsns, ok2 := args[1].(valuerArray[pgtype.Int8])
+		if !ok1 || !ok2 || commits.elems[1].Int64 != 20 || lsns.elems[0].Int64 != 11 {
+			t.Fatalf("keys %v: versions bound as %T %T: %#v %#v", keyCols, args[0], args[1], args[0], args[1])
+		}
+		for k := range keyCols {
+			switch a := args[2+k].(type) {
+			case valuerArray[pgtype.Int8]:
+				if a.elems[1].Int64 != 2<<40 {
+					t.Errorf("keys %v: %#v", keyCols, a)
+				}
+			case valuerArray[pgtype.Text]:
+				if a.elems[1].String != "b" {
+					t.Errorf("keys %v: %#v", keyCols, a)
+				}
+			default:
+				t.Errorf("keys %v: key column %d bound as %T", keyCols, k, a)
+			}
+		}
+	}
+}
+
+func debeziumVersion(commit, lsn int64) debezium.Version {
+	return debezium.Version{CommitLSN: commit, LSN: lsn}
 }
