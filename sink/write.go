@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // write stages and applies items [lo, hi), table by table, in x.
@@ -249,6 +250,9 @@ func copyFresh(ctx context.Context, x *txn, stmts *statements, red *reduced) (re
 	width := len(stmts.insertCols)
 	slab := make([]any, 0, len(candidates)*width)
 	fresh := make([][]any, 0, len(candidates))
+	// The version columns as pointers into one slab, as the stage's
+	// (stageRows): an int64 in an interface is an allocation per value.
+	versions := make([]pgtype.Int8, 2*len(candidates))
 	for i, r := range candidates {
 		if blocked[i] {
 			rest.rows = append(rest.rows, r)
@@ -256,7 +260,9 @@ func copyFresh(ctx context.Context, x *txn, stmts *statements, red *reduced) (re
 		}
 		lo := len(slab)
 		slab = append(slab, r.values...)
-		slab = append(slab, r.version.CommitLSN, r.version.LSN)
+		commit, lsn := &versions[2*i], &versions[2*i+1]
+		*commit, *lsn = pgtype.Int8{Int64: r.version.CommitLSN, Valid: true}, pgtype.Int8{Int64: r.version.LSN, Valid: true}
+		slab = append(slab, commit, lsn)
 		if t.Deletes == DeleteSoft {
 			slab = append(slab, false)
 		}
@@ -277,22 +283,7 @@ func copyFresh(ctx context.Context, x *txn, stmts *statements, red *reduced) (re
 // the lock that keeps its definition until the COPY.
 func blockedFresh(ctx context.Context, x *txn, stmts *statements, candidates []*row) (blocked []bool, revision string, err error) {
 	t := stmts.table
-	commits := make([]int64, len(candidates))
-	lsns := make([]int64, len(candidates))
-	for i, r := range candidates {
-		commits[i], lsns[i] = r.version.CommitLSN, r.version.LSN
-	}
-	args := []any{commits, lsns}
-	if stmts.freshKeyCols != nil {
-		args = []any{t.Ref(), commits, lsns}
-	}
-	for _, c := range stmts.freshKeyCols {
-		keys := make([]any, len(candidates))
-		for i, r := range candidates {
-			keys[i] = r.values[c]
-		}
-		args = append(args, typedSlice(keys))
-	}
+	args := blockedFreshArgs(t, stmts.freshKeyCols, candidates)
 	// The COPY sends each value in its column's binary form, which must be
 	// the column's type now, not when this connection first described it:
 	// the lock keeps the table's definition from here to the COPY, and the
@@ -319,31 +310,76 @@ func blockedFresh(ctx context.Context, x *txn, stmts *statements, candidates []*
 	return blocked, revision, nil
 }
 
-// typedSlice returns values as a []int64 or []string when they all are of
-// that type, else as they are. pgx encodes a typed slice's elements with
-// one plan, and a []any's element by element through reflection, which on
-// a large batch's keys is a large share of the client's CPU.
-func typedSlice(values []any) any {
-	if out, ok := sliceOf[int64](values); ok {
-		return out
+// blockedFreshArgs are statements.blockedFresh's arguments for the
+// candidates: the table (when keyed), their versions' halves and their key
+// columns' values, each array bound without an allocation per element.
+func blockedFreshArgs(t *Table, keyCols []int, candidates []*row) []any {
+	versions := make([]pgtype.Int8, 2*len(candidates))
+	commits, lsns := versions[:len(candidates)], versions[len(candidates):]
+	for i, r := range candidates {
+		commits[i] = pgtype.Int8{Int64: r.version.CommitLSN, Valid: true}
+		lsns[i] = pgtype.Int8{Int64: r.version.LSN, Valid: true}
 	}
-	if out, ok := sliceOf[string](values); ok {
-		return out
+	args := []any{valuerArray[pgtype.Int8]{commits}, valuerArray[pgtype.Int8]{lsns}}
+	if keyCols != nil {
+		args = append([]any{t.Ref()}, args...)
+	}
+	for _, c := range keyCols {
+		keys := make([]any, len(candidates))
+		for i, r := range candidates {
+			keys[i] = r.values[c]
+		}
+		args = append(args, typedSlice(keys))
+	}
+	return args
+}
+
+// typedSlice returns values as an array of pgtype.Int8 or pgtype.Text when
+// they all are int64s or strings, else as they are. pgx encodes a typed
+// array's elements with one plan, and a []any's element by element through
+// reflection, which on a large batch's keys is a large share of the
+// client's CPU.
+func typedSlice(values []any) any {
+	if out, ok := sliceOf(values, func(v int64) pgtype.Int8 { return pgtype.Int8{Int64: v, Valid: true} }); ok {
+		return valuerArray[pgtype.Int8]{out}
+	}
+	if out, ok := sliceOf(values, func(v string) pgtype.Text { return pgtype.Text{String: v, Valid: true} }); ok {
+		return valuerArray[pgtype.Text]{out}
 	}
 	return values
 }
 
-func sliceOf[T any](values []any) ([]T, bool) {
-	out := make([]T, len(values))
+func sliceOf[T, E any](values []any, elem func(T) E) ([]E, bool) {
+	out := make([]E, len(values))
 	for i, v := range values {
 		x, ok := v.(T)
 		if !ok {
 			return nil, false
 		}
-		out[i] = x
+		out[i] = elem(x)
 	}
 	return out, true
 }
+
+// valuerArray binds a slice of pgtype values as a PostgreSQL array whose
+// elements pgx reads through pointers. A plain []int64 or []string goes
+// through pgtype.FlatArray, whose Index puts each element in an interface:
+// an allocation per element of every batch's arrays. A pointer in an
+// interface is not one, and pgx encodes a *pgtype.Int8 or *pgtype.Text
+// through its valuer interface, where a *int64 would be dereferenced by
+// reflection and boxed again.
+type valuerArray[E pgtype.Int8 | pgtype.Text] struct{ elems []E }
+
+func (a valuerArray[E]) Dimensions() []pgtype.ArrayDimension {
+	if a.elems == nil {
+		return nil
+	}
+	return []pgtype.ArrayDimension{{Length: int32(len(a.elems)), LowerBound: 1}}
+}
+
+func (a valuerArray[E]) Index(i int) any { return &a.elems[i] }
+
+func (a valuerArray[E]) IndexType() any { return new(E) }
 
 // applySettings is queued before the statements that read a staging table.
 const applySettings = "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), set_config('jit', 'off', true)"
