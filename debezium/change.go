@@ -1,8 +1,6 @@
 package debezium
 
-import (
-	"time"
-)
+import "time"
 
 // Record is one Kafka record as the decoder needs it. The connector fills it
 // from the consumer; tests fill it from test/recording. Key and Value are nil
@@ -15,6 +13,59 @@ type Record struct {
 	Key       []byte
 	Value     []byte
 	Headers   []Header
+	// KeySchema and ValueSchema, when set, are S of a JsonConverter key
+	// or value {"schema": S, "payload": P} kept apart from it, and Key or
+	// Value hold only P: transaction staging stores each schema once
+	// (dedup.Transactions), and the decoder decodes P against S without
+	// the record being put back together. Like Key and Value, their
+	// bytes must not change while the decoder may use them.
+	KeySchema, ValueSchema []byte
+}
+
+// joined returns rec with its split key and value put back together,
+// {"schema": S, "payload": P}, as JsonConverter wrote them.
+func (rec Record) joined() Record {
+	if rec.KeySchema != nil && rec.Key != nil {
+		rec.Key = joinEnvelope(rec.KeySchema, rec.Key)
+	}
+	if rec.ValueSchema != nil && rec.Value != nil {
+		rec.Value = joinEnvelope(rec.ValueSchema, rec.Value)
+	}
+	rec.KeySchema, rec.ValueSchema = nil, nil
+	return rec
+}
+
+// size is the bytes of rec's key and value, put back together if split.
+func (rec *Record) size() int {
+	n := len(rec.Key) + len(rec.Value)
+	for _, part := range [2][2][]byte{{rec.KeySchema, rec.Key}, {rec.ValueSchema, rec.Value}} {
+		if part[0] != nil && part[1] != nil {
+			n += len(envelopeHead) + len(part[0]) + len(envelopeMid) + len(envelopeTail)
+		}
+	}
+	return n
+}
+
+// split reports whether rec holds a key or value apart from its schema.
+func (rec *Record) split() bool { return rec.KeySchema != nil || rec.ValueSchema != nil }
+
+// The parts of a JsonConverter envelope as JsonConverter writes it: schema
+// first, no blanks between the members.
+var (
+	envelopeHead = []byte(`{"schema":`)
+	envelopeMid  = []byte(`,"payload":`)
+	envelopeTail = []byte(`}`)
+)
+
+// joinEnvelope puts a split JsonConverter key or value back together
+// (dedup splits them; it does not import this package).
+func joinEnvelope(schema, payload []byte) []byte {
+	out := make([]byte, 0, len(envelopeHead)+len(schema)+len(envelopeMid)+len(payload)+len(envelopeTail))
+	out = append(out, envelopeHead...)
+	out = append(out, schema...)
+	out = append(out, envelopeMid...)
+	out = append(out, payload...)
+	return append(out, envelopeTail...)
 }
 
 // Header is one Kafka record header.

@@ -210,10 +210,16 @@ func TestIntegrationTransactionStagingSchemas(t *testing.T) {
 			t.Fatalf("read %d records, want %d", len(got), len(want))
 		}
 		for i := range want {
-			if got[i].TxID != want[i].TxID || got[i].TotalOrder != want[i].TotalOrder || !bytes.Equal(got[i].Key, want[i].Key) || !bytes.Equal(got[i].Value, want[i].Value) {
-				t.Fatalf("record %d read as %d/%d %s %s, want %d/%d %s %s", i, got[i].TxID, got[i].TotalOrder, got[i].Key, got[i].Value,
+			key, value := got[i].Whole()
+			if got[i].TxID != want[i].TxID || got[i].TotalOrder != want[i].TotalOrder || !bytes.Equal(key, want[i].Key) || !bytes.Equal(value, want[i].Value) ||
+				got[i].Size() != int64(len(want[i].Key)+len(want[i].Value)) {
+				t.Fatalf("record %d read as %d/%d %s %s (%d bytes), want %d/%d %s %s", i, got[i].TxID, got[i].TotalOrder, key, value, got[i].Size(),
 					want[i].TxID, want[i].TotalOrder, want[i].Key, want[i].Value)
 			}
+		}
+		// Split records of one schema share its bytes.
+		if len(got) > 1 && got[0].ValueSchema != nil && &got[0].ValueSchema[0] != &got[1].ValueSchema[0] {
+			t.Fatal("two records of one value schema hold a copy each")
 		}
 	}
 	for _, reader := range []dedup.Transactions{tx, dedup.NewTransactions(schema)} { // the stager's cache, then none
@@ -285,8 +291,8 @@ func TestIntegrationTransactionStagingSchemaCacheFull(t *testing.T) {
 		t.Fatalf("read %d records, want %d", len(got), n)
 	}
 	for i := range got {
-		if !bytes.Equal(got[i].Key, records[i].Key) {
-			t.Fatalf("record %d read as %s, want %s", i, got[i].Key, records[i].Key)
+		if key, _ := got[i].Whole(); !bytes.Equal(key, records[i].Key) {
+			t.Fatalf("record %d read as %s, want %s", i, key, records[i].Key)
 		}
 	}
 }

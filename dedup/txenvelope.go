@@ -18,6 +18,9 @@ var (
 	envelopeTail = []byte(`}`)
 )
 
+// envelopeOverhead is what join adds to a schema and a payload.
+var envelopeOverhead = len(envelopeHead) + len(envelopeMid) + len(envelopeTail)
+
 // maxSplitSchemas bounds the schemas a stager compares a record against;
 // maxJoinSchemas those a reader keeps. Debezium sends one per table
 // version, key and value: a stream of ever new ones empties the cache.
