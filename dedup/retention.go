@@ -41,7 +41,7 @@ type Pruned struct {
 type Ledgers struct {
 	tombstones, outboxEvents, movedRows string // quoted, schema-qualified
 	snapshots                           string // quoted, schema-qualified
-	txResolved                          string // quoted, schema-qualified
+	txResolved, txStaged                string // quoted, schema-qualified
 }
 
 // NewLedgers returns the ledgers of pgsink's tables in schema.
@@ -52,6 +52,7 @@ func NewLedgers(schema string) Ledgers {
 		snapshots:    snapshotsTable(schema),
 		movedRows:    MovedRowsTable(schema),
 		txResolved:   NewTransactions(schema).resolved,
+		txStaged:     NewTransactions(schema).staged,
 	}
 }
 
@@ -68,25 +69,33 @@ func (l Ledgers) Prune(ctx context.Context, db DB, r Retention) (Pruned, error) 
 	var p Pruned
 	var err error
 	if r.Tombstones > 0 {
-		if p.Tombstones, err = l.prune(ctx, db, l.tombstones, "deleted_at", "target, key", r.Tombstones, chunk); err != nil {
+		if p.Tombstones, err = l.prune(ctx, db, l.tombstones, "deleted_at", "target, key", r.Tombstones, chunk, ""); err != nil {
 			return p, err
 		}
-		if p.MovedRows, err = l.prune(ctx, db, l.movedRows, "moved_at", "target, key, commit_lsn, lsn", r.Tombstones, chunk); err != nil {
+		if p.MovedRows, err = l.prune(ctx, db, l.movedRows, "moved_at", "target, key, commit_lsn, lsn", r.Tombstones, chunk, ""); err != nil {
 			return p, err
 		}
-		if p.TxResolved, err = l.prune(ctx, db, l.txResolved, "resolved_at", "group_id, tx_id", r.Tombstones, chunk); err != nil {
+		// A record of an applied transaction can be left staged (a
+		// re-emission staged while the resolver applied its transaction):
+		// it goes with the transaction's row, which until then marks it
+		// as applied, so that it is never taken for a transaction
+		// waiting for its END.
+		if p.TxResolved, err = l.prune(ctx, db, l.txResolved, "resolved_at", "group_id, tx_id", r.Tombstones, chunk, l.txStaged); err != nil {
 			return p, err
 		}
 	}
 	if r.OutboxEvents > 0 {
-		if p.OutboxEvents, err = l.prune(ctx, db, l.outboxEvents, "applied_at", "target, event_id", r.OutboxEvents, chunk); err != nil {
+		if p.OutboxEvents, err = l.prune(ctx, db, l.outboxEvents, "applied_at", "target, event_id", r.OutboxEvents, chunk, ""); err != nil {
 			return p, err
 		}
 	}
 	return p, nil
 }
 
-func (l Ledgers) prune(ctx context.Context, db DB, table, at, key string, retention time.Duration, chunk int) (int64, error) {
+// prune deletes table's entries older than retention by at, chunk by
+// chunk; with also set, the rows of that table with the same key go in the
+// same statement.
+func (l Ledgers) prune(ctx context.Context, db DB, table, at, key string, retention time.Duration, chunk int, also string) (int64, error) {
 	var cutoff time.Time
 	if err := db.QueryRow(ctx, `SELECT now() - make_interval(secs => $1)`, retention.Seconds()).Scan(&cutoff); err != nil {
 		return 0, fmt.Errorf("dedup: prune %s: read the clock: %w", table, err)
@@ -96,14 +105,25 @@ func (l Ledgers) prune(ctx context.Context, db DB, table, at, key string, retent
 	stmt := `DELETE FROM ` + table + ` WHERE (` + key + `) IN (
 		SELECT ` + key + ` FROM ` + table + ` WHERE ` + at + ` < $1
 		 ORDER BY ` + at + ` LIMIT $2 FOR UPDATE SKIP LOCKED)`
+	if also != "" {
+		stmt = `WITH gone AS (` + stmt + ` RETURNING ` + key + `),
+		also AS (DELETE FROM ` + also + ` a WHERE (` + key + `) IN (SELECT ` + key + ` FROM gone))
+		SELECT count(*) FROM gone`
+	}
 	var total int64
 	for {
-		tag, err := db.Exec(ctx, stmt, cutoff, chunk)
-		if err != nil {
-			return total, fmt.Errorf("dedup: prune %s: %w", table, err)
+		var n int64
+		if also == "" {
+			tag, err := db.Exec(ctx, stmt, cutoff, chunk)
+			if err != nil {
+				return total, fmt.Errorf("dedup: prune %s: %w", table, err)
+			}
+			n = tag.RowsAffected()
+		} else if err := db.QueryRow(ctx, stmt, cutoff, chunk).Scan(&n); err != nil {
+			return total, fmt.Errorf("dedup: prune %s and %s: %w", table, also, err)
 		}
-		total += tag.RowsAffected()
-		if tag.RowsAffected() < int64(chunk) {
+		total += n
+		if n < int64(chunk) {
 			return total, nil
 		}
 	}

@@ -87,3 +87,36 @@ func TestIntegrationPruneLedgers(t *testing.T) {
 		t.Fatalf("Prune with zero retention = %+v, %v; want nothing", got, err)
 	}
 }
+
+// A record of an applied transaction left staged (a re-emission staged
+// while the resolver applied the transaction) goes with the transaction's
+// tx_resolved row when it is pruned: kept, it would then look like a
+// transaction waiting for its END, and the resolver would stop on it.
+// Records of transactions not applied stay.
+func TestIntegrationPruneResolvedTakesLeftStagedRecords(t *testing.T) {
+	ctx := context.Background()
+	pool := migrated(t)
+	for _, q := range []string{
+		`INSERT INTO pgsink.tx_resolved (group_id, tx_id, event_count, resolved_at) VALUES ('g', 1, 2, now() - interval '2 hours'), ('g', 2, 1, now())`,
+		`INSERT INTO pgsink.tx_staged (group_id, tx_id, total_order, data_collection, topic, partition, kafka_offset)
+			VALUES ('g', 1, 2, 'public.t', 't', 0, 5), ('g', 2, 1, 'public.t', 't', 0, 6), ('g', 3, 1, 'public.t', 't', 0, 7), ('h', 1, 1, 'public.t', 't', 0, 8)`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := dedup.NewLedgers("pgsink").Prune(ctx, pool, dedup.Retention{Tombstones: time.Hour})
+	if err != nil || got.TxResolved != 1 {
+		t.Fatalf("Prune = %+v, %v; want transaction 1 of g pruned", got, err)
+	}
+	var left string
+	if err := pool.QueryRow(ctx, `SELECT string_agg(group_id || tx_id, ' ' ORDER BY group_id, tx_id) FROM pgsink.tx_staged`).Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if left != "g2 g3 h1" {
+		t.Fatalf("staged after pruning: %s; want g2 g3 h1 (g1's record pruned with its transaction)", left)
+	}
+	if oldest, ok, err := dedup.NewTransactions("pgsink").OldestStaged(ctx, pool, "g"); err != nil || !ok || oldest.TxID != 3 {
+		t.Fatalf("oldest staged of g: %+v, %v, %v; want transaction 3", oldest, ok, err)
+	}
+}
