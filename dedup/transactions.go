@@ -33,6 +33,10 @@ func NewTransactions(schema string) Transactions {
 	}
 }
 
+// StagedTable is the name of the staging table, unqualified and unquoted,
+// as PostgreSQL names it in an error.
+func (Transactions) StagedTable() string { return "tx_staged" }
+
 // StagedRecord is one Kafka record of a source transaction, staged by the
 // partition that consumed it.
 type StagedRecord struct {

@@ -33,6 +33,9 @@ func (a *Applier) applyOnce(ctx context.Context, s span) error {
 		stmts.conflicted()
 	}
 	s.stats.InsertConflicts++
+	if pg.TableName == a.transactions.StagedTable() && pg.SchemaName == a.opts.Schema {
+		s.stats.RestagedConflicts++
+	}
 	return a.transact(ctx, newTxn(s.partition(), false), s)
 }
 

@@ -708,8 +708,9 @@ func TestIntegrationStagingTakesARestagedRecordOnce(t *testing.T) {
 		if err := tg.pool.QueryRow(ctx, `SELECT count(*) FROM pgsink.tx_staged`).Scan(&after); err != nil {
 			t.Fatal(err)
 		}
-		if st.InsertConflicts != 1 || after != staged {
-			t.Errorf("re-staging %d records: %d insert conflicts, %d records staged, want 1 and %d (as before)", len(batch), st.InsertConflicts, after, staged)
+		if st.InsertConflicts != 1 || st.RestagedConflicts != 1 || after != staged {
+			t.Errorf("re-staging %d records: %d insert conflicts (%d of staging), %d records staged, want 1 (of staging) and %d (as before)",
+				len(batch), st.InsertConflicts, st.RestagedConflicts, after, staged)
 		}
 	}
 	resolver := txapply.New(tg.pool, tg.writer, tg.router, txapply.Options{Schema: schema, Chunk: 1000})
