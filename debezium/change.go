@@ -1,6 +1,10 @@
 package debezium
 
-import "time"
+import (
+	"time"
+
+	"github.com/pgsink/pgsink/internal/jsonenvelope"
+)
 
 // Record is one Kafka record as the decoder needs it. The connector fills it
 // from the consumer; tests fill it from test/recording. Key and Value are nil
@@ -26,10 +30,10 @@ type Record struct {
 // {"schema": S, "payload": P}, as JsonConverter wrote them.
 func (rec Record) joined() Record {
 	if rec.KeySchema != nil && rec.Key != nil {
-		rec.Key = joinEnvelope(rec.KeySchema, rec.Key)
+		rec.Key = jsonenvelope.Join(rec.KeySchema, rec.Key)
 	}
 	if rec.ValueSchema != nil && rec.Value != nil {
-		rec.Value = joinEnvelope(rec.ValueSchema, rec.Value)
+		rec.Value = jsonenvelope.Join(rec.ValueSchema, rec.Value)
 	}
 	rec.KeySchema, rec.ValueSchema = nil, nil
 	return rec
@@ -40,7 +44,7 @@ func (rec *Record) size() int {
 	n := len(rec.Key) + len(rec.Value)
 	for _, part := range [2][2][]byte{{rec.KeySchema, rec.Key}, {rec.ValueSchema, rec.Value}} {
 		if part[0] != nil && part[1] != nil {
-			n += len(envelopeHead) + len(part[0]) + len(envelopeMid) + len(envelopeTail)
+			n += jsonenvelope.Overhead + len(part[0])
 		}
 	}
 	return n
@@ -48,25 +52,6 @@ func (rec *Record) size() int {
 
 // split reports whether rec holds a key or value apart from its schema.
 func (rec *Record) split() bool { return rec.KeySchema != nil || rec.ValueSchema != nil }
-
-// The parts of a JsonConverter envelope as JsonConverter writes it: schema
-// first, no blanks between the members.
-var (
-	envelopeHead = []byte(`{"schema":`)
-	envelopeMid  = []byte(`,"payload":`)
-	envelopeTail = []byte(`}`)
-)
-
-// joinEnvelope puts a split JsonConverter key or value back together
-// (dedup splits them; it does not import this package).
-func joinEnvelope(schema, payload []byte) []byte {
-	out := make([]byte, 0, len(envelopeHead)+len(schema)+len(envelopeMid)+len(payload)+len(envelopeTail))
-	out = append(out, envelopeHead...)
-	out = append(out, schema...)
-	out = append(out, envelopeMid...)
-	out = append(out, payload...)
-	return append(out, envelopeTail...)
-}
 
 // Header is one Kafka record header.
 type Header struct {

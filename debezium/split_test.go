@@ -6,21 +6,23 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
+
+	"github.com/pgsink/pgsink/internal/jsonenvelope"
 )
 
 // splitPart splits a JsonConverter key or value into its schema and
 // payload as transaction staging does, or returns ok false.
 func splitPart(data []byte) (schema, payload []byte, ok bool) {
-	if !bytes.HasPrefix(data, envelopeHead) || !bytes.HasSuffix(data, envelopeTail) {
+	if !bytes.HasPrefix(data, jsonenvelope.Head) || !bytes.HasSuffix(data, jsonenvelope.Tail) {
 		return nil, nil, false
 	}
-	rest := data[len(envelopeHead) : len(data)-len(envelopeTail)]
+	rest := data[len(jsonenvelope.Head) : len(data)-len(jsonenvelope.Tail)]
 	s := scanner{data: rest}
-	if _, err := s.skip(); err != nil || !bytes.HasPrefix(rest[s.pos:], envelopeMid) {
+	if _, err := s.skip(); err != nil || !bytes.HasPrefix(rest[s.pos:], jsonenvelope.Mid) {
 		return nil, nil, false
 	}
 	// Copies, so that no byte is shared with the whole record.
-	return bytes.Clone(rest[:s.pos]), bytes.Clone(rest[s.pos+len(envelopeMid):]), true
+	return bytes.Clone(rest[:s.pos]), bytes.Clone(rest[s.pos+len(jsonenvelope.Mid):]), true
 }
 
 // TestDecodeSplit decodes every recorded record twice, whole and with its

@@ -135,16 +135,7 @@ func TestIntegrationPruneSchemas(t *testing.T) {
 			Key:   []byte(`{"schema":` + keySchema + `,"payload":1}`),
 			Value: []byte(`{"schema":` + valueSchema + `,"payload":{"v":1}}`)}
 	}
-	stage := func(records ...dedup.StagedRecord) {
-		t.Helper()
-		b := &pgx.Batch{}
-		if err := tx.QueueStage(b, "g", records); err != nil {
-			t.Fatal(err)
-		}
-		if err := pool.SendBatch(ctx, b).Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	stage := func(records ...dedup.StagedRecord) { t.Helper(); stageIn(t, pool, tx, records...) }
 	// Transaction 1 names k1 and v1, transaction 2 k2 and v2; 2 is
 	// applied (its records deleted); v3 is stored but recent.
 	stage(rec(1, `{"type":"int64","name":"k1"}`, `{"type":"struct","name":"v1"}`), rec(2, `{"type":"int64","name":"k2"}`, `{"type":"struct","name":"v2"}`))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgsink/pgsink/internal/jsonenvelope"
 )
 
 // Transactions stores the staging of apply.consistency: transaction:
@@ -65,10 +66,10 @@ type StagedRecord struct {
 func (r StagedRecord) Whole() (key, value []byte) {
 	key, value = r.Key, r.Value
 	if r.KeySchema != nil && key != nil {
-		key = join(r.KeySchema, key)
+		key = jsonenvelope.Join(r.KeySchema, key)
 	}
 	if r.ValueSchema != nil && value != nil {
-		value = join(r.ValueSchema, value)
+		value = jsonenvelope.Join(r.ValueSchema, value)
 	}
 	return key, value
 }
@@ -78,10 +79,10 @@ func (r StagedRecord) Whole() (key, value []byte) {
 func (r StagedRecord) Size() int64 {
 	n := int64(len(r.Key) + len(r.Value))
 	if r.KeySchema != nil && r.Key != nil {
-		n += int64(len(r.KeySchema) + envelopeOverhead)
+		n += int64(len(r.KeySchema) + jsonenvelope.Overhead)
 	}
 	if r.ValueSchema != nil && r.Value != nil {
-		n += int64(len(r.ValueSchema) + envelopeOverhead)
+		n += int64(len(r.ValueSchema) + jsonenvelope.Overhead)
 	}
 	return n
 }
@@ -331,7 +332,7 @@ func (t Transactions) readStaged(ctx context.Context, db Querier, maxBytes int64
 		size += int64(len(rec.Key) + len(rec.Value))
 		for _, d := range [2][]byte{keySchema, valueSchema} {
 			if schema, ok := t.env.schema(d); d != nil && ok {
-				size += int64(len(schema) + envelopeOverhead)
+				size += int64(len(schema) + jsonenvelope.Overhead)
 			}
 		}
 		r, keySchema, valueSchema = StagedRecord{}, nil, nil

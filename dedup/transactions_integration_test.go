@@ -12,8 +12,21 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsink/pgsink/dedup"
 )
+
+// stageIn stages records of group g, as a batch transaction would.
+func stageIn(t *testing.T, pool *pgxpool.Pool, tx dedup.Transactions, records ...dedup.StagedRecord) {
+	t.Helper()
+	b := &pgx.Batch{}
+	if err := tx.QueueStage(b, "g", records); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.SendBatch(context.Background(), b).Close(); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // TestIntegrationTransactionStaging: records are staged once per place in
 // their transaction (a re-emission at a new offset is kept once), counted
@@ -24,16 +37,7 @@ func TestIntegrationTransactionStaging(t *testing.T) {
 	ctx := context.Background()
 	pool := migrated(t)
 	tx := dedup.NewTransactions(schema)
-	stage := func(records ...dedup.StagedRecord) {
-		t.Helper()
-		b := &pgx.Batch{}
-		if err := tx.QueueStage(b, "g", records); err != nil {
-			t.Fatal(err)
-		}
-		if err := pool.SendBatch(ctx, b).Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	stage := func(records ...dedup.StagedRecord) { t.Helper(); stageIn(t, pool, tx, records...) }
 	at := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 	rec := func(txID, order int64, collection string, offset int64) dedup.StagedRecord {
 		return dedup.StagedRecord{TxID: txID, TotalOrder: order, DataCollection: collection, Topic: `app "x"`, Partition: int32(order % 2),
