@@ -60,8 +60,12 @@ func (c *StagingCopy) Copy(ctx context.Context, conn *pgx.Conn) error {
 // it staged of transactions the resolver applied already.
 func (c *StagingCopy) QueueUnstage(b *pgx.Batch) {
 	ids := distinct(c.rows.txIDs)
-	b.Queue(`DELETE FROM `+c.t.staged+` s WHERE s.group_id = $1 AND s.tx_id IN
-		(SELECT x.tx_id FROM `+c.t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = ANY($2::bigint[]))`, c.group, ids).Fn = func(br pgx.BatchResults) error {
+	// The resolved ids are gathered first (ARRAY(...), evaluated once):
+	// as a semi-join the statement may be planned as a merge join that
+	// reads the group's staged rows in key order up to the highest
+	// resolved id, most of the table when a replay meets an old one.
+	b.Queue(`DELETE FROM `+c.t.staged+` s WHERE s.group_id = $1 AND s.tx_id = ANY(ARRAY(
+		SELECT x.tx_id FROM `+c.t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = ANY($2::bigint[])))`, c.group, ids).Fn = func(br pgx.BatchResults) error {
 		if _, err := br.Exec(); err != nil {
 			return fmt.Errorf("dedup: unstage the records of %d applied transactions: %w", len(ids), err)
 		}
