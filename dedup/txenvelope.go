@@ -54,7 +54,10 @@ func (e *envelopes) split(data []byte) (schema schemaPart, payload []byte, ok bo
 	rest := data[len(jsonenvelope.Head) : len(data)-len(jsonenvelope.Tail)]
 	e.mu.Lock()
 	for i, s := range e.recent {
-		if bytes.HasPrefix(rest, s.raw) && bytes.HasPrefix(rest[len(s.raw):], jsonenvelope.Mid) {
+		// The payload's marker where this schema would end first: a
+		// record's key and value schemas share long prefixes, and the
+		// other one's is tried first every other record.
+		if len(rest) >= len(s.raw) && bytes.HasPrefix(rest[len(s.raw):], jsonenvelope.Mid) && bytes.Equal(rest[:len(s.raw)], s.raw) {
 			copy(e.recent[1:i+1], e.recent[:i])
 			e.recent[0] = s
 			e.mu.Unlock()
