@@ -675,8 +675,12 @@ func (p *partition) reportFallbacks(batch *sink.Batch, st sink.Stats) {
 	}
 	if st.InsertConflicts > 0 {
 		p.metrics.InsertConflicts.WithLabelValues(ref).Add(float64(st.InsertConflicts))
-		if p.warned.first("insert_conflict", ref) {
+		if st.RestagedConflicts < st.InsertConflicts && p.warned.first("insert_conflict", ref) {
 			p.log.Warn("a create met a key the target already held: the batch was applied again with upserts only (counted in pgsink_insert_conflicts_total, warned once per table)",
+				zap.String("table", ref), zap.Int64("next_offset", batch.Next))
+		}
+		if st.RestagedConflicts > 0 && p.warned.first("restaged", ref) {
+			p.log.Warn("a record of a source transaction was staged already (Debezium re-emitted it after a restart, or a replay): the batch was staged again keeping one of each (counted in pgsink_insert_conflicts_total, warned once per table)",
 				zap.String("table", ref), zap.Int64("next_offset", batch.Next))
 		}
 	}

@@ -224,8 +224,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	}, pruneInterval, func(p dedup.Pruned, err error) {
 		if err != nil {
 			r.log.Warn("pruning the ledgers", zap.Error(err))
-		} else if p.Tombstones+p.OutboxEvents+p.MovedRows > 0 {
-			r.log.Info("ledgers pruned", zap.Int64("tombstones", p.Tombstones), zap.Int64("outbox_events", p.OutboxEvents), zap.Int64("moved_rows", p.MovedRows))
+		} else if p.Tombstones+p.OutboxEvents+p.MovedRows+p.TxResolved+p.TxSchemas > 0 {
+			r.log.Info("ledgers pruned", zap.Int64("tombstones", p.Tombstones), zap.Int64("outbox_events", p.OutboxEvents), zap.Int64("moved_rows", p.MovedRows),
+				zap.Int64("tx_resolved", p.TxResolved), zap.Int64("tx_schemas", p.TxSchemas))
 		}
 	})
 	if err := r.startSweeper(pruneCtx); err != nil {

@@ -2,6 +2,8 @@ package debezium
 
 import (
 	"time"
+
+	"github.com/pgsink/pgsink/internal/jsonenvelope"
 )
 
 // Record is one Kafka record as the decoder needs it. The connector fills it
@@ -15,7 +17,41 @@ type Record struct {
 	Key       []byte
 	Value     []byte
 	Headers   []Header
+	// KeySchema and ValueSchema, when set, are S of a JsonConverter key
+	// or value {"schema": S, "payload": P} kept apart from it, and Key or
+	// Value hold only P: transaction staging stores each schema once
+	// (dedup.Transactions), and the decoder decodes P against S without
+	// the record being put back together. Like Key and Value, their
+	// bytes must not change while the decoder may use them.
+	KeySchema, ValueSchema []byte
 }
+
+// joined returns rec with its split key and value put back together,
+// {"schema": S, "payload": P}, as JsonConverter wrote them.
+func (rec Record) joined() Record {
+	if rec.KeySchema != nil && rec.Key != nil {
+		rec.Key = jsonenvelope.Join(rec.KeySchema, rec.Key)
+	}
+	if rec.ValueSchema != nil && rec.Value != nil {
+		rec.Value = jsonenvelope.Join(rec.ValueSchema, rec.Value)
+	}
+	rec.KeySchema, rec.ValueSchema = nil, nil
+	return rec
+}
+
+// size is the bytes of rec's key and value, put back together if split.
+func (rec *Record) size() int {
+	n := len(rec.Key) + len(rec.Value)
+	for _, part := range [2][2][]byte{{rec.KeySchema, rec.Key}, {rec.ValueSchema, rec.Value}} {
+		if part[0] != nil && part[1] != nil {
+			n += jsonenvelope.Overhead + len(part[0])
+		}
+	}
+	return n
+}
+
+// split reports whether rec holds a key or value apart from its schema.
+func (rec *Record) split() bool { return rec.KeySchema != nil || rec.ValueSchema != nil }
 
 // Header is one Kafka record header.
 type Header struct {

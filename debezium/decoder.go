@@ -37,6 +37,25 @@ type lastSchemas struct {
 type cached struct {
 	raw []byte
 	t   *typ
+	// src is the caller's schema raw was last matched with, when given
+	// apart from its payload (Record.KeySchema, ValueSchema): the same
+	// bytes again, at the same address, need no comparison.
+	src []byte
+}
+
+// matches reports whether c holds the schema raw, given apart.
+func (c *cached) matches(raw []byte) bool {
+	if c.t == nil || len(raw) != len(c.raw) {
+		return false
+	}
+	if len(c.src) == len(raw) && &c.src[0] == &raw[0] {
+		return true
+	}
+	if !bytes.Equal(c.raw, raw) {
+		return false
+	}
+	c.src = raw
+	return true
 }
 
 // maxCached bounds the schema and topic caches. Debezium sends few distinct
@@ -77,7 +96,7 @@ func (d *Decoder) Decode(rec Record) (Change, error) {
 		}
 		return Change{}, de
 	}
-	if n := len(rec.Key) + len(rec.Value); n > d.opts.MaxBytes {
+	if n := rec.size(); n > d.opts.MaxBytes {
 		return fail("value", fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, d.opts.MaxBytes))
 	}
 	format := d.opts.Format(rec.Topic)
@@ -90,6 +109,10 @@ func (d *Decoder) Decode(rec Record) (Change, error) {
 		if enc, err = detectEncoding(&rec); err != nil {
 			return fail("value", err)
 		}
+	}
+	if rec.split() && (enc != EncodingJSON || format != FormatTable || d.opts.Schemaless) {
+		// Only table change events are decoded from their parts.
+		rec = rec.joined()
 	}
 	if enc == EncodingAvro {
 		var err error
@@ -193,15 +216,15 @@ func (d *Decoder) keyHeaders(rec *Record, ch *Change, keyType *typ) (string, err
 // unwrap splits a JsonConverter value with schemas, {"schema": S,
 // "payload": P}, returning the compiled S (through the caches) and a
 // scanner positioned at P. key selects which per-topic schema slot to try.
-func (d *Decoder) unwrap(topic string, data []byte, key bool, compileSchema func(*connectSchema) (*typ, error)) (*typ, *scanner, error) {
+// With schema set, data is P alone and schema is S (a record staged in
+// parts, Record.KeySchema and ValueSchema): the scanner is at the start of
+// data, and its caller expects no '}' of an envelope after P.
+func (d *Decoder) unwrap(topic string, data, schema []byte, key bool, compileSchema func(*connectSchema) (*typ, error)) (*typ, *scanner, error) {
 	s := &d.valueScan
 	if key {
 		s = &d.keyScan
 	}
 	*s = scanner{data: data}
-	if err := s.objectStart(); err != nil {
-		return nil, nil, err
-	}
 	last := d.last[topic]
 	if last == nil {
 		if len(d.last) >= maxCached {
@@ -213,6 +236,20 @@ func (d *Decoder) unwrap(topic string, data []byte, key bool, compileSchema func
 	slot := &last.value
 	if key {
 		slot = &last.key
+	}
+	if schema != nil {
+		if slot.matches(schema) {
+			return slot.t, s, nil
+		}
+		t, err := d.compiled(slot, schema, compileSchema)
+		if err != nil {
+			return nil, nil, err
+		}
+		slot.src = schema
+		return t, s, nil
+	}
+	if err := s.objectStart(); err != nil {
+		return nil, nil, err
 	}
 	var t *typ
 	payload := -1
@@ -236,21 +273,9 @@ func (d *Decoder) unwrap(topic string, data []byte, key bool, compileSchema func
 			if err != nil {
 				return nil, nil, at("schema", err)
 			}
-			t = d.schemas[string(raw)]
-			if t == nil {
-				cs, err := parseSchema(raw)
-				if err != nil {
-					return nil, nil, at("schema", err)
-				}
-				if t, err = compileSchema(cs); err != nil {
-					return nil, nil, at("schema", err)
-				}
-				if len(d.schemas) >= maxCached {
-					clear(d.schemas)
-				}
-				d.schemas[string(raw)] = t
+			if t, err = d.compiled(slot, raw, compileSchema); err != nil {
+				return nil, nil, err
 			}
-			*slot = cached{raw: bytes.Clone(raw), t: t}
 		case "payload":
 			s.ws()
 			if t != nil {
@@ -271,6 +296,27 @@ func (d *Decoder) unwrap(topic string, data []byte, key bool, compileSchema func
 	}
 	s.pos = payload
 	return t, s, nil
+}
+
+// compiled returns the schema raw compiled, through the cache of compiled
+// schemas, and keeps it in slot, the topic's last key or value schema.
+func (d *Decoder) compiled(slot *cached, raw []byte, compileSchema func(*connectSchema) (*typ, error)) (*typ, error) {
+	t := d.schemas[string(raw)]
+	if t == nil {
+		cs, err := parseSchema(raw)
+		if err != nil {
+			return nil, at("schema", err)
+		}
+		if t, err = compileSchema(cs); err != nil {
+			return nil, at("schema", err)
+		}
+		if len(d.schemas) >= maxCached {
+			clear(d.schemas)
+		}
+		d.schemas[string(raw)] = t
+	}
+	*slot = cached{raw: bytes.Clone(raw), t: t}
+	return t, nil
 }
 
 // compileValue compiles a schema as a whole: used for keys, markers and
@@ -296,7 +342,7 @@ func (d *Decoder) key(rec *Record, schema, table string) (Row, error) {
 		}
 		return r, s.end()
 	}
-	t, s, err := d.unwrap(rec.Topic, rec.Key, true, d.compileValue)
+	t, s, err := d.unwrap(rec.Topic, rec.Key, rec.KeySchema, true, d.compileValue)
 	if err != nil {
 		return nil, err
 	}
@@ -307,8 +353,10 @@ func (d *Decoder) key(rec *Record, schema, table string) (Row, error) {
 	if err != nil {
 		return nil, at("payload", err)
 	}
-	if err := s.expect('}'); err != nil {
-		return nil, err
+	if rec.KeySchema == nil {
+		if err := s.expect('}'); err != nil {
+			return nil, err
+		}
 	}
 	return r, s.end()
 }

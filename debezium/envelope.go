@@ -58,7 +58,7 @@ func (d *Decoder) envelope(rec *Record, ch *Change) error {
 	if d.opts.Schemaless {
 		s = &scanner{data: rec.Value}
 	} else {
-		t, ps, err := d.unwrap(rec.Topic, rec.Value, false, d.compileEnvelope)
+		t, ps, err := d.unwrap(rec.Topic, rec.Value, rec.ValueSchema, false, d.compileEnvelope)
 		if err != nil {
 			return err
 		}
@@ -74,8 +74,10 @@ func (d *Decoder) envelope(rec *Record, ch *Change) error {
 		ch.Columns = env.columns
 	}
 	if !d.opts.Schemaless {
-		if err := s.expect('}'); err != nil {
-			return err
+		if rec.ValueSchema == nil {
+			if err := s.expect('}'); err != nil {
+				return err
+			}
 		}
 		if d.opts.DecimalHandling == "string" && d.opts.Catalog != nil && ch.Kind == KindChange {
 			if err := d.stringDecimals(ch); err != nil {

@@ -30,7 +30,7 @@ func (d *Decoder) outbox(rec *Record, ch *Change) (string, error) {
 	s := &scanner{data: rec.Value}
 	if !d.opts.Schemaless {
 		// The payload's schema only describes the JSON already in hand.
-		if _, s, err = d.unwrap(rec.Topic, rec.Value, false, d.compileValue); err != nil {
+		if _, s, err = d.unwrap(rec.Topic, rec.Value, nil, false, d.compileValue); err != nil {
 			return "value", err
 		}
 	}
@@ -54,7 +54,7 @@ func (d *Decoder) outboxKey(rec *Record) (string, error) {
 	s := &scanner{data: rec.Key}
 	if !d.opts.Schemaless {
 		var err error
-		if _, s, err = d.unwrap(rec.Topic, rec.Key, true, d.compileValue); err != nil {
+		if _, s, err = d.unwrap(rec.Topic, rec.Key, nil, true, d.compileValue); err != nil {
 			return "", err
 		}
 	}

@@ -8,7 +8,7 @@ func (d *Decoder) transactionMarker(rec *Record, ch *Change) error {
 	s := &scanner{data: rec.Value}
 	if !d.opts.Schemaless {
 		var err error
-		if _, s, err = d.unwrap(rec.Topic, rec.Value, false, d.compileValue); err != nil {
+		if _, s, err = d.unwrap(rec.Topic, rec.Value, nil, false, d.compileValue); err != nil {
 			return err
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // DefaultPruneChunk bounds the rows one pruning statement deletes: each
@@ -30,6 +32,9 @@ type Pruned struct {
 	// transaction), pruned with the tombstones: past the retention a
 	// replay of a data partition stages their records again.
 	TxResolved int64
+	// TxSchemas are schemas of staged records (tx_schemas) no staged
+	// record names, stored longer ago than the tombstones' retention.
+	TxSchemas int64
 }
 
 // Ledgers prunes the tombstone and outbox-event ledgers of a schema.
@@ -41,7 +46,7 @@ type Pruned struct {
 type Ledgers struct {
 	tombstones, outboxEvents, movedRows string // quoted, schema-qualified
 	snapshots                           string // quoted, schema-qualified
-	txResolved                          string // quoted, schema-qualified
+	txResolved, txStaged, txSchemas     string // quoted, schema-qualified
 }
 
 // NewLedgers returns the ledgers of pgsink's tables in schema.
@@ -52,6 +57,8 @@ func NewLedgers(schema string) Ledgers {
 		snapshots:    snapshotsTable(schema),
 		movedRows:    MovedRowsTable(schema),
 		txResolved:   NewTransactions(schema).resolved,
+		txStaged:     NewTransactions(schema).staged,
+		txSchemas:    NewTransactions(schema).schemas,
 	}
 }
 
@@ -68,25 +75,38 @@ func (l Ledgers) Prune(ctx context.Context, db DB, r Retention) (Pruned, error) 
 	var p Pruned
 	var err error
 	if r.Tombstones > 0 {
-		if p.Tombstones, err = l.prune(ctx, db, l.tombstones, "deleted_at", "target, key", r.Tombstones, chunk); err != nil {
+		if p.Tombstones, err = l.prune(ctx, db, l.tombstones, "deleted_at", "target, key", r.Tombstones, chunk, ""); err != nil {
 			return p, err
 		}
-		if p.MovedRows, err = l.prune(ctx, db, l.movedRows, "moved_at", "target, key, commit_lsn, lsn", r.Tombstones, chunk); err != nil {
+		if p.MovedRows, err = l.prune(ctx, db, l.movedRows, "moved_at", "target, key, commit_lsn, lsn", r.Tombstones, chunk, ""); err != nil {
 			return p, err
 		}
-		if p.TxResolved, err = l.prune(ctx, db, l.txResolved, "resolved_at", "group_id, tx_id", r.Tombstones, chunk); err != nil {
+		// A record of an applied transaction can be left staged (a
+		// re-emission staged while the resolver applied its transaction):
+		// it goes with the transaction's row, which until then marks it
+		// as applied, so that it is never taken for a transaction
+		// waiting for its END.
+		if p.TxResolved, err = l.prune(ctx, db, l.txResolved, "resolved_at", "group_id, tx_id", r.Tombstones, chunk, l.txStaged); err != nil {
+			return p, err
+		}
+	}
+	if b, ok := db.(beginner); ok && r.Tombstones > 0 {
+		if p.TxSchemas, err = l.pruneSchemas(ctx, b, r.Tombstones); err != nil {
 			return p, err
 		}
 	}
 	if r.OutboxEvents > 0 {
-		if p.OutboxEvents, err = l.prune(ctx, db, l.outboxEvents, "applied_at", "target, event_id", r.OutboxEvents, chunk); err != nil {
+		if p.OutboxEvents, err = l.prune(ctx, db, l.outboxEvents, "applied_at", "target, event_id", r.OutboxEvents, chunk, ""); err != nil {
 			return p, err
 		}
 	}
 	return p, nil
 }
 
-func (l Ledgers) prune(ctx context.Context, db DB, table, at, key string, retention time.Duration, chunk int) (int64, error) {
+// prune deletes table's entries older than retention by at, chunk by
+// chunk; with also set, the rows of that table with the same key go in the
+// same statement.
+func (l Ledgers) prune(ctx context.Context, db DB, table, at, key string, retention time.Duration, chunk int, also string) (int64, error) {
 	var cutoff time.Time
 	if err := db.QueryRow(ctx, `SELECT now() - make_interval(secs => $1)`, retention.Seconds()).Scan(&cutoff); err != nil {
 		return 0, fmt.Errorf("dedup: prune %s: read the clock: %w", table, err)
@@ -96,17 +116,74 @@ func (l Ledgers) prune(ctx context.Context, db DB, table, at, key string, retent
 	stmt := `DELETE FROM ` + table + ` WHERE (` + key + `) IN (
 		SELECT ` + key + ` FROM ` + table + ` WHERE ` + at + ` < $1
 		 ORDER BY ` + at + ` LIMIT $2 FOR UPDATE SKIP LOCKED)`
+	if also != "" {
+		stmt = `WITH gone AS (` + stmt + ` RETURNING ` + key + `),
+		also AS (DELETE FROM ` + also + ` a WHERE (` + key + `) IN (SELECT ` + key + ` FROM gone))
+		SELECT count(*) FROM gone`
+	}
 	var total int64
 	for {
-		tag, err := db.Exec(ctx, stmt, cutoff, chunk)
-		if err != nil {
-			return total, fmt.Errorf("dedup: prune %s: %w", table, err)
+		var n int64
+		if also == "" {
+			tag, err := db.Exec(ctx, stmt, cutoff, chunk)
+			if err != nil {
+				return total, fmt.Errorf("dedup: prune %s: %w", table, err)
+			}
+			n = tag.RowsAffected()
+		} else if err := db.QueryRow(ctx, stmt, cutoff, chunk).Scan(&n); err != nil {
+			return total, fmt.Errorf("dedup: prune %s and %s: %w", table, also, err)
 		}
-		total += tag.RowsAffected()
-		if tag.RowsAffected() < int64(chunk) {
+		total += n
+		if n < int64(chunk) {
 			return total, nil
 		}
 	}
+}
+
+// beginner is a pool or connection that opens transactions.
+type beginner interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// pruneSchemas deletes the schemas of tx_schemas that no staged record
+// names and that were stored longer than retention ago. A stager stores
+// its batch's schemas (ON CONFLICT DO NOTHING, no row lock: staging
+// partitions would wait for each other on a popular schema) and then
+// stages records naming them, in one transaction: a prune that saw
+// neither the stored row's use nor the records, not committed yet, would
+// delete a schema about to be named. So the deletion runs under a lock
+// that conflicts with the stagers' (SHARE ROW EXCLUSIVE against their ROW
+// EXCLUSIVE): it waits for the stagers storing schemas to commit, and
+// those that come after wait for it, then store their schemas anew. The
+// lock is taken only when a schema looks unused without it, so a
+// pipeline whose schemas are all in use never waits.
+func (l Ledgers) pruneSchemas(ctx context.Context, db beginner, retention time.Duration) (int64, error) {
+	unused := `FROM ` + l.txSchemas + ` sc WHERE sc.stored_at < now() - make_interval(secs => $1)
+		AND sc.digest NOT IN (SELECT s.key_schema FROM ` + l.txStaged + ` s WHERE s.key_schema IS NOT NULL
+		                      UNION ALL SELECT s.value_schema FROM ` + l.txStaged + ` s WHERE s.value_schema IS NOT NULL)`
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("dedup: prune %s: %w", l.txSchemas, err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	var any bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 `+unused+`)`, retention.Seconds()).Scan(&any); err != nil || !any {
+		if err != nil {
+			return 0, fmt.Errorf("dedup: prune %s: %w", l.txSchemas, err)
+		}
+		return 0, nil
+	}
+	if _, err := tx.Exec(ctx, `LOCK TABLE `+l.txSchemas+` IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+		return 0, fmt.Errorf("dedup: prune %s: lock: %w", l.txSchemas, err)
+	}
+	tag, err := tx.Exec(ctx, `DELETE FROM `+l.txSchemas+` WHERE digest IN (SELECT sc.digest `+unused+`)`, retention.Seconds())
+	if err != nil {
+		return 0, fmt.Errorf("dedup: prune %s: %w", l.txSchemas, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("dedup: prune %s: %w", l.txSchemas, err)
+	}
+	return tag.RowsAffected(), nil
 }
 
 // PruneEvery runs Prune every interval until ctx ends, handing each result

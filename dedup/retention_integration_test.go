@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/pgsink/pgsink/dedup"
 )
 
@@ -85,5 +86,95 @@ func TestIntegrationPruneLedgers(t *testing.T) {
 	}
 	if got, err := ledgers.Prune(ctx, pool, dedup.Retention{}); err != nil || got != (dedup.Pruned{}) {
 		t.Fatalf("Prune with zero retention = %+v, %v; want nothing", got, err)
+	}
+}
+
+// A record of an applied transaction left staged (a re-emission staged
+// while the resolver applied the transaction) goes with the transaction's
+// tx_resolved row when it is pruned: kept, it would then look like a
+// transaction waiting for its END, and the resolver would stop on it.
+// Records of transactions not applied stay.
+func TestIntegrationPruneResolvedTakesLeftStagedRecords(t *testing.T) {
+	ctx := context.Background()
+	pool := migrated(t)
+	for _, q := range []string{
+		`INSERT INTO pgsink.tx_resolved (group_id, tx_id, event_count, resolved_at) VALUES ('g', 1, 2, now() - interval '2 hours'), ('g', 2, 1, now())`,
+		`INSERT INTO pgsink.tx_staged (group_id, tx_id, total_order, data_collection, topic, partition, kafka_offset)
+			VALUES ('g', 1, 2, 'public.t', 't', 0, 5), ('g', 2, 1, 'public.t', 't', 0, 6), ('g', 3, 1, 'public.t', 't', 0, 7), ('h', 1, 1, 'public.t', 't', 0, 8)`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := dedup.NewLedgers("pgsink").Prune(ctx, pool, dedup.Retention{Tombstones: time.Hour})
+	if err != nil || got.TxResolved != 1 {
+		t.Fatalf("Prune = %+v, %v; want transaction 1 of g pruned", got, err)
+	}
+	var left string
+	if err := pool.QueryRow(ctx, `SELECT string_agg(group_id || tx_id, ' ' ORDER BY group_id, tx_id) FROM pgsink.tx_staged`).Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if left != "g2 g3 h1" {
+		t.Fatalf("staged after pruning: %s; want g2 g3 h1 (g1's record pruned with its transaction)", left)
+	}
+	if oldest, ok, err := dedup.NewTransactions("pgsink").OldestStaged(ctx, pool, "g"); err != nil || !ok || oldest.TxID != 3 {
+		t.Fatalf("oldest staged of g: %+v, %v, %v; want transaction 3", oldest, ok, err)
+	}
+}
+
+// Pruning takes the schemas of tx_schemas no staged record names and
+// stored longer ago than the tombstones' retention, keeps those a staged
+// record names (by its key or its value) and the recent ones; a schema
+// pruned is stored again by the next staging that needs it.
+func TestIntegrationPruneSchemas(t *testing.T) {
+	ctx := context.Background()
+	pool := migrated(t)
+	tx := dedup.NewTransactions("pgsink")
+	rec := func(txID int64, keySchema, valueSchema string) dedup.StagedRecord {
+		return dedup.StagedRecord{TxID: txID, TotalOrder: 1, DataCollection: "public.t", Topic: "t",
+			Key:   []byte(`{"schema":` + keySchema + `,"payload":1}`),
+			Value: []byte(`{"schema":` + valueSchema + `,"payload":{"v":1}}`)}
+	}
+	stage := func(records ...dedup.StagedRecord) { t.Helper(); stageIn(t, pool, tx, records...) }
+	// Transaction 1 names k1 and v1, transaction 2 k2 and v2; 2 is
+	// applied (its records deleted); v3 is stored but recent.
+	stage(rec(1, `{"type":"int64","name":"k1"}`, `{"type":"struct","name":"v1"}`), rec(2, `{"type":"int64","name":"k2"}`, `{"type":"struct","name":"v2"}`))
+	b := &pgx.Batch{}
+	tx.QueueResolve(b, "g", 2, 1)
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE pgsink.tx_schemas SET stored_at = now() - interval '2 hours'`); err != nil {
+		t.Fatal(err)
+	}
+	stage(rec(3, `{"type":"int64","name":"k1"}`, `{"type":"struct","name":"v3"}`))
+	if _, err := pool.Exec(ctx, `DELETE FROM pgsink.tx_staged WHERE tx_id = 3`); err != nil {
+		t.Fatal(err)
+	}
+	names := func() string {
+		t.Helper()
+		var s string
+		if err := pool.QueryRow(ctx, `SELECT string_agg(n, ' ' ORDER BY n) FROM (SELECT convert_from(schema, 'UTF8')::jsonb->>'name' AS n FROM pgsink.tx_schemas) s`).Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	got, err := dedup.NewLedgers("pgsink").Prune(ctx, pool, dedup.Retention{Tombstones: time.Hour})
+	if err != nil || got.TxSchemas != 2 {
+		t.Fatalf("Prune = %+v, %v; want the 2 schemas of transaction 2 pruned", got, err)
+	}
+	if s := names(); s != "k1 v1 v3" {
+		t.Fatalf("schemas after pruning: %s; want k1 v1 (named by transaction 1) and v3 (recent)", s)
+	}
+	stage(rec(4, `{"type":"int64","name":"k2"}`, `{"type":"struct","name":"v2"}`))
+	if s := names(); s != "k1 k2 v1 v2 v3" {
+		t.Fatalf("schemas after staging transaction 4 anew: %s; want k2 and v2 back", s)
+	}
+	read, err := dedup.NewTransactions("pgsink").ReadStaged(ctx, pool, "g", 4, 0, 10, 0)
+	if err != nil || len(read) != 1 {
+		t.Fatalf("transaction 4 read back as %+v, %v", read, err)
+	}
+	if key, _ := read[0].Whole(); string(key) != `{"schema":{"type":"int64","name":"k2"},"payload":1}` {
+		t.Fatalf("transaction 4's key read back as %s", key)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/pgsink/pgsink/internal/jsonenvelope"
 )
 
 // Transactions stores the staging of apply.consistency: transaction:
@@ -33,6 +34,10 @@ func NewTransactions(schema string) Transactions {
 	}
 }
 
+// StagedTable is the name of the staging table, unqualified and unquoted,
+// as PostgreSQL names it in an error.
+func (Transactions) StagedTable() string { return "tx_staged" }
+
 // StagedRecord is one Kafka record of a source transaction, staged by the
 // partition that consumed it.
 type StagedRecord struct {
@@ -44,10 +49,42 @@ type StagedRecord struct {
 	Offset         int64
 	Timestamp      time.Time
 	Key, Value     []byte
-	Headers        []Header
+	// KeySchema and ValueSchema, on a record read from staging, are the
+	// schema S of a JsonConverter key or value {"schema": S, "payload": P}
+	// whose Key or Value holds only P (see txenvelope.go): the decoder
+	// takes them apart (debezium.Record), and a schema is held once for
+	// every record of it. Whole puts them back together.
+	KeySchema, ValueSchema []byte
+	Headers                []Header
 	// Dead marks a record the stager dead-lettered: it counts towards its
 	// transaction's END, and is not applied.
 	Dead bool
+}
+
+// Whole returns the record's key and value as they were consumed, put
+// back together from their schemas when read split.
+func (r StagedRecord) Whole() (key, value []byte) {
+	key, value = r.Key, r.Value
+	if r.KeySchema != nil && key != nil {
+		key = jsonenvelope.Join(r.KeySchema, key)
+	}
+	if r.ValueSchema != nil && value != nil {
+		value = jsonenvelope.Join(r.ValueSchema, value)
+	}
+	return key, value
+}
+
+// Size is the bytes of the record's key and value as they were consumed:
+// what apply.batch.max_bytes counts of a record, staged or not.
+func (r StagedRecord) Size() int64 {
+	n := int64(len(r.Key) + len(r.Value))
+	if r.KeySchema != nil && r.Key != nil {
+		n += int64(len(r.KeySchema) + jsonenvelope.Overhead)
+	}
+	if r.ValueSchema != nil && r.Value != nil {
+		n += int64(len(r.ValueSchema) + jsonenvelope.Overhead)
+	}
+	return n
 }
 
 // QueueStage queues into b, a batch transaction after its offsets
@@ -74,47 +111,12 @@ func (t Transactions) queueStage(b *pgx.Batch, group string, records []StagedRec
 	if len(records) == 0 {
 		return nil
 	}
-	n := len(records)
-	txIDs, orders, offsets := make([]int64, n), make([]int64, n), make([]int64, n)
-	collections, topics, headers := make([]string, n), make([]string, n), make([]string, n)
-	partitions := make([]int32, n)
-	stamps := make([]*time.Time, n)
-	keys, values := make([][]byte, n), make([][]byte, n)
-	keySchemas, valueSchemas := make([][]byte, n), make([][]byte, n)
-	var schemas []schemaPart
-	seen := map[string]bool{}
-	split := func(data []byte, digest *[]byte) []byte {
-		s, payload, ok := t.env.split(data)
-		if !ok {
-			return data
-		}
-		if !seen[string(s.digest)] {
-			seen[string(s.digest)] = true
-			schemas = append(schemas, s)
-		}
-		*digest = s.digest
-		return payload
+	rows, err := t.stagedRows(records)
+	if err != nil {
+		return err
 	}
-	dead := make([]bool, n)
-	for i, r := range records {
-		txIDs[i], orders[i], offsets[i] = r.TxID, r.TotalOrder, r.Offset
-		collections[i], topics[i], partitions[i] = r.DataCollection, r.Topic, r.Partition
-		if !r.Timestamp.IsZero() {
-			stamps[i] = &records[i].Timestamp
-		}
-		keys[i], values[i], dead[i] = split(r.Key, &keySchemas[i]), split(r.Value, &valueSchemas[i]), r.Dead
-		if len(r.Headers) == 0 {
-			headers[i] = "[]"
-			continue
-		}
-		h, err := json.Marshal(r.Headers)
-		if err != nil {
-			return fmt.Errorf("dedup: stage %s[%d]@%d: headers: %w", r.Topic, r.Partition, r.Offset, err)
-		}
-		headers[i] = string(h)
-	}
-	if len(schemas) > 0 {
-		t.queueSchemas(b, schemas)
+	if len(rows.schemas) > 0 {
+		t.queueSchemas(b, rows.schemas)
 	}
 	// done reads the batch's resolved transactions by the key of
 	// tx_resolved: a NOT EXISTS against the table itself is planned as an
@@ -125,6 +127,7 @@ func (t Transactions) queueStage(b *pgx.Batch, group string, records []StagedRec
 		onConflict = `
 ON CONFLICT (group_id, tx_id, total_order) DO NOTHING`
 	}
+	n := len(records)
 	b.Queue(`WITH done AS (SELECT x.tx_id FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = ANY($2::bigint[]))
 INSERT INTO `+t.staged+` (group_id, tx_id, total_order, data_collection, topic, partition, kafka_offset,
 		record_ts, record_key, record_value, headers, dead, key_schema, value_schema)
@@ -135,14 +138,71 @@ SELECT $1, r.tx_id, r.total_order, r.data_collection, r.topic, r.partition, r.ka
        AS r(tx_id, total_order, data_collection, topic, partition, kafka_offset, record_ts, record_key, record_value, headers, dead,
             key_schema, value_schema)
  WHERE NOT EXISTS (SELECT 1 FROM done WHERE done.tx_id = r.tx_id)`+onConflict,
-		group, txIDs, orders, collections, topics, partitions, offsets, stamps, keys, values, headers, dead,
-		keySchemas, valueSchemas).Fn = func(br pgx.BatchResults) error {
+		group, rows.txIDs, rows.orders, rows.collections, rows.topics, rows.partitions, rows.offsets, rows.stamps, rows.keys, rows.values,
+		rows.headers, rows.dead, rows.keySchemas, rows.valueSchemas).Fn = func(br pgx.BatchResults) error {
 		if _, err := br.Exec(); err != nil {
 			return fmt.Errorf("dedup: stage %d records of transactions: %w", n, err)
 		}
 		return nil
 	}
 	return nil
+}
+
+// stagedRows are records as tx_staged stores them, column by column: keys
+// and values split from their schemas where they can be, headers as JSON.
+type stagedRows struct {
+	txIDs, orders, offsets       []int64
+	collections, topics, headers []string
+	partitions                   []int32
+	stamps                       []*time.Time
+	keys, values                 [][]byte
+	keySchemas, valueSchemas     [][]byte
+	dead                         []bool
+	// schemas are the distinct schemas split off, to be stored before
+	// the rows that name them.
+	schemas []schemaPart
+}
+
+func (t Transactions) stagedRows(records []StagedRecord) (*stagedRows, error) {
+	n := len(records)
+	rows := &stagedRows{
+		txIDs: make([]int64, n), orders: make([]int64, n), offsets: make([]int64, n),
+		collections: make([]string, n), topics: make([]string, n), headers: make([]string, n),
+		partitions: make([]int32, n), stamps: make([]*time.Time, n),
+		keys: make([][]byte, n), values: make([][]byte, n), keySchemas: make([][]byte, n), valueSchemas: make([][]byte, n),
+		dead: make([]bool, n),
+	}
+	seen := map[string]bool{}
+	split := func(data []byte, digest *[]byte) []byte {
+		s, payload, ok := t.env.split(data)
+		if !ok {
+			return data
+		}
+		if !seen[string(s.digest)] {
+			seen[string(s.digest)] = true
+			rows.schemas = append(rows.schemas, s)
+		}
+		*digest = s.digest
+		return payload
+	}
+	for i, r := range records {
+		rows.txIDs[i], rows.orders[i], rows.offsets[i] = r.TxID, r.TotalOrder, r.Offset
+		rows.collections[i], rows.topics[i], rows.partitions[i] = r.DataCollection, r.Topic, r.Partition
+		if !r.Timestamp.IsZero() {
+			rows.stamps[i] = &records[i].Timestamp
+		}
+		rows.keys[i], rows.values[i], rows.dead[i] = split(r.Key, &rows.keySchemas[i]), split(r.Value, &rows.valueSchemas[i]), r.Dead
+		if len(r.Headers) == 0 {
+			rows.headers[i] = "[]"
+			continue
+		}
+		h, err := json.Marshal(r.Headers)
+		if err != nil {
+			return nil, fmt.Errorf("dedup: stage %s[%d]@%d: headers: %w", r.Topic, r.Partition, r.Offset, err)
+		}
+		rows.headers[i] = string(h)
+	}
+	return rows, nil
 }
 
 // TxProgress is where one source transaction stands in staging: applied
@@ -272,7 +332,7 @@ func (t Transactions) readStaged(ctx context.Context, db Querier, maxBytes int64
 		size += int64(len(rec.Key) + len(rec.Value))
 		for _, d := range [2][]byte{keySchema, valueSchema} {
 			if schema, ok := t.env.schema(d); d != nil && ok {
-				size += int64(len(schema) + len(envelopeHead) + len(envelopeMid) + len(envelopeTail))
+				size += int64(len(schema) + jsonenvelope.Overhead)
 			}
 		}
 		r, keySchema, valueSchema = StagedRecord{}, nil, nil
@@ -311,10 +371,10 @@ func (t Transactions) queueSchemas(b *pgx.Batch, schemas []schemaPart) {
 	}
 }
 
-// join puts the split keys and values of records back together from
-// their schemas (digests[i] are those of records[i], nil where the record
-// was staged whole), reading the schemas it does not know yet in one
-// query.
+// join gives the split keys and values of records their schemas
+// (digests[i] are those of records[i], nil where the record was staged
+// whole), reading the schemas it does not know yet in one query. Every
+// record of a schema shares its bytes.
 func (t Transactions) join(ctx context.Context, db Querier, records []StagedRecord, digests [][2][]byte) error {
 	// The schemas of this read are held here, not looked up in the cache
 	// again: learning those it lacks may empty it (maxJoinSchemas).
@@ -359,10 +419,10 @@ func (t Transactions) join(ctx context.Context, db Querier, records []StagedReco
 				r := records[i]
 				return fmt.Errorf("%s[%d]@%d was staged without its schema %x (tx_schemas lost a row)", r.Topic, r.Partition, r.Offset, digest)
 			}
-			if part == 0 {
-				records[i].Key = join(schema, records[i].Key)
-			} else {
-				records[i].Value = join(schema, records[i].Value)
+			if part == 0 && records[i].Key != nil {
+				records[i].KeySchema = schema
+			} else if part == 1 && records[i].Value != nil {
+				records[i].ValueSchema = schema
 			}
 		}
 	}

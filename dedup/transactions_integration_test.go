@@ -12,8 +12,21 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsink/pgsink/dedup"
 )
+
+// stageIn stages records of group g, as a batch transaction would.
+func stageIn(t *testing.T, pool *pgxpool.Pool, tx dedup.Transactions, records ...dedup.StagedRecord) {
+	t.Helper()
+	b := &pgx.Batch{}
+	if err := tx.QueueStage(b, "g", records); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.SendBatch(context.Background(), b).Close(); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // TestIntegrationTransactionStaging: records are staged once per place in
 // their transaction (a re-emission at a new offset is kept once), counted
@@ -24,16 +37,7 @@ func TestIntegrationTransactionStaging(t *testing.T) {
 	ctx := context.Background()
 	pool := migrated(t)
 	tx := dedup.NewTransactions(schema)
-	stage := func(records ...dedup.StagedRecord) {
-		t.Helper()
-		b := &pgx.Batch{}
-		if err := tx.QueueStage(b, "g", records); err != nil {
-			t.Fatal(err)
-		}
-		if err := pool.SendBatch(ctx, b).Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	stage := func(records ...dedup.StagedRecord) { t.Helper(); stageIn(t, pool, tx, records...) }
 	at := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 	rec := func(txID, order int64, collection string, offset int64) dedup.StagedRecord {
 		return dedup.StagedRecord{TxID: txID, TotalOrder: order, DataCollection: collection, Topic: `app "x"`, Partition: int32(order % 2),
@@ -210,10 +214,16 @@ func TestIntegrationTransactionStagingSchemas(t *testing.T) {
 			t.Fatalf("read %d records, want %d", len(got), len(want))
 		}
 		for i := range want {
-			if got[i].TxID != want[i].TxID || got[i].TotalOrder != want[i].TotalOrder || !bytes.Equal(got[i].Key, want[i].Key) || !bytes.Equal(got[i].Value, want[i].Value) {
-				t.Fatalf("record %d read as %d/%d %s %s, want %d/%d %s %s", i, got[i].TxID, got[i].TotalOrder, got[i].Key, got[i].Value,
+			key, value := got[i].Whole()
+			if got[i].TxID != want[i].TxID || got[i].TotalOrder != want[i].TotalOrder || !bytes.Equal(key, want[i].Key) || !bytes.Equal(value, want[i].Value) ||
+				got[i].Size() != int64(len(want[i].Key)+len(want[i].Value)) {
+				t.Fatalf("record %d read as %d/%d %s %s (%d bytes), want %d/%d %s %s", i, got[i].TxID, got[i].TotalOrder, key, value, got[i].Size(),
 					want[i].TxID, want[i].TotalOrder, want[i].Key, want[i].Value)
 			}
+		}
+		// Split records of one schema share its bytes.
+		if len(got) > 1 && got[0].ValueSchema != nil && &got[0].ValueSchema[0] != &got[1].ValueSchema[0] {
+			t.Fatal("two records of one value schema hold a copy each")
 		}
 	}
 	for _, reader := range []dedup.Transactions{tx, dedup.NewTransactions(schema)} { // the stager's cache, then none
@@ -285,8 +295,8 @@ func TestIntegrationTransactionStagingSchemaCacheFull(t *testing.T) {
 		t.Fatalf("read %d records, want %d", len(got), n)
 	}
 	for i := range got {
-		if !bytes.Equal(got[i].Key, records[i].Key) {
-			t.Fatalf("record %d read as %s, want %s", i, got[i].Key, records[i].Key)
+		if key, _ := got[i].Whole(); !bytes.Equal(key, records[i].Key) {
+			t.Fatalf("record %d read as %s, want %s", i, key, records[i].Key)
 		}
 	}
 }

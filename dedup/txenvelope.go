@@ -5,18 +5,15 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"sync"
+
+	"github.com/pgsink/pgsink/internal/jsonenvelope"
 )
 
 // A JsonConverter key or value with schemas is {"schema": S, "payload": P},
 // S the same few kilobytes on every record of a table version. Staging
 // stores S once in tx_schemas and only P per record (see migration 0008):
 // staging the whole record wrote, WAL-logged, compressed, read back and
-// deleted S for every event.
-var (
-	envelopeHead = []byte(`{"schema":`)
-	envelopeMid  = []byte(`,"payload":`)
-	envelopeTail = []byte(`}`)
-)
+// deleted S for every event. The layout is jsonenvelope's.
 
 // maxSplitSchemas bounds the schemas a stager compares a record against;
 // maxJoinSchemas those a reader keeps. Debezium sends one per table
@@ -51,17 +48,20 @@ func newEnvelopes() *envelopes { return &envelopes{known: map[string][]byte{}} }
 // the decoder sees on reading what it would have seen. ok is false for
 // anything else (Avro, no schemas, another layout), which is staged whole.
 func (e *envelopes) split(data []byte) (schema schemaPart, payload []byte, ok bool) {
-	if !bytes.HasPrefix(data, envelopeHead) || !bytes.HasSuffix(data, envelopeTail) {
+	if !bytes.HasPrefix(data, jsonenvelope.Head) || !bytes.HasSuffix(data, jsonenvelope.Tail) {
 		return schemaPart{}, nil, false
 	}
-	rest := data[len(envelopeHead) : len(data)-len(envelopeTail)]
+	rest := data[len(jsonenvelope.Head) : len(data)-len(jsonenvelope.Tail)]
 	e.mu.Lock()
 	for i, s := range e.recent {
-		if bytes.HasPrefix(rest, s.raw) && bytes.HasPrefix(rest[len(s.raw):], envelopeMid) {
+		// The payload's marker where this schema would end first: a
+		// record's key and value schemas share long prefixes, and the
+		// other one's is tried first every other record.
+		if len(rest) >= len(s.raw) && bytes.HasPrefix(rest[len(s.raw):], jsonenvelope.Mid) && bytes.Equal(rest[:len(s.raw)], s.raw) {
 			copy(e.recent[1:i+1], e.recent[:i])
 			e.recent[0] = s
 			e.mu.Unlock()
-			return s, rest[len(s.raw)+len(envelopeMid):], true
+			return s, rest[len(s.raw)+len(jsonenvelope.Mid):], true
 		}
 	}
 	e.mu.Unlock()
@@ -72,7 +72,7 @@ func (e *envelopes) split(data []byte) (schema schemaPart, payload []byte, ok bo
 		return schemaPart{}, nil, false
 	}
 	end := int(dec.InputOffset())
-	if end <= 0 || end > len(rest) || !bytes.HasPrefix(rest[end:], envelopeMid) {
+	if end <= 0 || end > len(rest) || !bytes.HasPrefix(rest[end:], jsonenvelope.Mid) {
 		return schemaPart{}, nil, false
 	}
 	sum := sha256.Sum256(rest[:end])
@@ -85,7 +85,7 @@ func (e *envelopes) split(data []byte) (schema schemaPart, payload []byte, ok bo
 	e.recent[0] = s
 	e.remember(s)
 	e.mu.Unlock()
-	return s, rest[end+len(envelopeMid):], true
+	return s, rest[end+len(jsonenvelope.Mid):], true
 }
 
 // remember adds s to the schemas known for joining; e.mu is held.
@@ -114,14 +114,4 @@ func (e *envelopes) learn(schemas []schemaPart) {
 	for _, s := range schemas {
 		e.remember(s)
 	}
-}
-
-// join puts a split record back together.
-func join(schema, payload []byte) []byte {
-	out := make([]byte, 0, len(envelopeHead)+len(schema)+len(envelopeMid)+len(payload)+len(envelopeTail))
-	out = append(out, envelopeHead...)
-	out = append(out, schema...)
-	out = append(out, envelopeMid...)
-	out = append(out, payload...)
-	return append(out, envelopeTail...)
 }

@@ -3,6 +3,8 @@ package dedup
 import (
 	"bytes"
 	"testing"
+
+	"github.com/pgsink/pgsink/internal/jsonenvelope"
 )
 
 // TestEnvelopeSplitJoin: a JsonConverter record splits into its schema and
@@ -18,7 +20,7 @@ func TestEnvelopeSplitJoin(t *testing.T) {
 			if !ok {
 				t.Fatalf("round %d: %s not split", round, data)
 			}
-			if got := join(s.raw, payload); !bytes.Equal(got, data) {
+			if got := jsonenvelope.Join(s.raw, payload); !bytes.Equal(got, data) {
 				t.Fatalf("round %d: joined %s, want %s", round, got, data)
 			}
 			if raw, ok := e.schema(s.digest); !ok || !bytes.Equal(raw, s.raw) {
@@ -38,7 +40,7 @@ func TestEnvelopeSplitJoin(t *testing.T) {
 		`{"schema":{"type":"int64"},"payload":7,"x":1}`, // another member: joins as it was
 	} {
 		s, payload, ok := e.split([]byte(data))
-		if ok && !bytes.Equal(join(s.raw, payload), []byte(data)) {
+		if ok && !bytes.Equal(jsonenvelope.Join(s.raw, payload), []byte(data)) {
 			t.Errorf("%q split into %q and %q, which do not join back", data, s.raw, payload)
 		}
 		if !ok && data == `{"schema":{"type":"int64"},"payload":7,"x":1}` {

@@ -136,7 +136,11 @@ type Stats struct {
 	// upserts only, because a plain INSERT of rows expected to be new met
 	// an existing key.
 	InsertConflicts int
-	Transactions    int
+	// RestagedConflicts counts, of InsertConflicts, those met by the
+	// staging of a record of a source transaction staged already (a
+	// Debezium re-emission, a replay), not by a target table.
+	RestagedConflicts int
+	Transactions      int
 	// Staged counts records of source transactions staged for the
 	// resolver instead of written (StageTransactions).
 	Staged int64

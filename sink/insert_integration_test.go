@@ -31,7 +31,7 @@ func TestIntegrationApplyCreateOfExistingKey(t *testing.T) {
 	st := f.apply(ev{debezium.OpCreate, 1, "re-emitted", "old", 5}, ev{debezium.OpCreate, 3, "new", nil, 12},
 		ev{debezium.OpRead, 2, "snapshot", "newer", 13})
 	f.want("1:a:x@10 2:snapshot:newer@13 3:new:∅@12")
-	if st.InsertConflicts != 1 || st.Stale != 1 || st.Upserted != 3 || st.DeadLetters != 0 || st.Transactions != 1 {
+	if st.InsertConflicts != 1 || st.RestagedConflicts != 0 || st.Stale != 1 || st.Upserted != 3 || st.DeadLetters != 0 || st.Transactions != 1 {
 		t.Fatalf("stats %+v: want one insert conflict, key 1 stale, 3 upserted, no dead letter, one commit", st)
 	}
 	if got := f.storedOffset(); got != 5 {

@@ -33,6 +33,9 @@ func (a *Applier) applyOnce(ctx context.Context, s span) error {
 		stmts.conflicted()
 	}
 	s.stats.InsertConflicts++
+	if pg.TableName == a.transactions.StagedTable() && pg.SchemaName == a.opts.Schema {
+		s.stats.RestagedConflicts++
+	}
 	return a.transact(ctx, newTxn(s.partition(), false), s)
 }
 
@@ -140,7 +143,7 @@ func (a *Applier) queueSpan(ctx context.Context, x *txn, s span) error {
 		}
 	}
 	if x.stageTx = a.opts.StageTransactions; x.stageTx {
-		if err := a.queueStaging(x, s.batch.Claim.Group, s.batch.Items, s.lo, s.hi); err != nil {
+		if err := a.queueStaging(ctx, x, s.batch.Claim.Group, s.batch.Items, s.lo, s.hi); err != nil {
 			return err
 		}
 	}

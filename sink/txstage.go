@@ -25,7 +25,7 @@ func (x *txn) transactional(it *Item) bool {
 
 // queueStaging queues the staging of the transactional items of [lo, hi);
 // write passes over them and writes the others as usual.
-func (a *Applier) queueStaging(x *txn, group string, items []Item, lo, hi int) error {
+func (a *Applier) queueStaging(ctx context.Context, x *txn, group string, items []Item, lo, hi int) error {
 	var staged []dedup.StagedRecord
 	for i := lo; i < hi; i++ {
 		it := &items[i]
@@ -44,16 +44,46 @@ func (a *Applier) queueStaging(x *txn, group string, items []Item, lo, hi int) e
 	queue := a.transactions.QueueStage
 	if len(staged) > 0 && x.optimistic && a.staging.optimistic() {
 		// Records are staged once but for Debezium's re-emissions and
-		// replays: plain INSERTs, and upon a unique violation the batch
-		// runs again deduplicating (Applier.applyOnce), as for a table's
-		// fresh rows.
-		queue = a.transactions.QueueStageNew
+		// replays: plain INSERTs (COPY for many), and upon a unique
+		// violation the batch runs again deduplicating
+		// (Applier.applyOnce), as for a table's fresh rows.
 		x.expectNew(a.staging)
+		if len(staged) >= stageCopyMin {
+			if err := a.copyStaging(ctx, x, group, staged); err != nil {
+				return err
+			}
+			x.stats.Staged += int64(len(staged))
+			return nil
+		}
+		queue = a.transactions.QueueStageNew
 	}
 	if err := queue(x.queue, group, staged); err != nil {
 		return err
 	}
 	x.stats.Staged += int64(len(staged))
+	return nil
+}
+
+// stageCopyMin is the fewest records a batch stages by COPY: a COPY needs
+// the statements queued before it sent first, a round trip a small batch,
+// all of whose statements otherwise go in one, should not pay.
+const stageCopyMin = 64
+
+// copyStaging stages records by COPY (dedup.StagingCopy): what is queued
+// is sent, then the COPY, and the deletion of any record of a transaction
+// the resolver applied already is queued after it.
+func (a *Applier) copyStaging(ctx context.Context, x *txn, group string, staged []dedup.StagedRecord) error {
+	cp, err := a.transactions.PrepareCopy(x.queue, group, staged)
+	if err != nil {
+		return err
+	}
+	if err := x.flush(ctx); err != nil {
+		return err
+	}
+	if err := cp.Copy(ctx, x.conn); err != nil {
+		return err
+	}
+	cp.QueueUnstage(x.queue)
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -230,6 +231,9 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 	if err := r.offsets.QueueAdvance(b, before, next, sourceTs); err != nil {
 		return Result{}, err
 	}
+	if mem := r.sortMemory(); mem != "" {
+		b.Queue("SET LOCAL work_mem = '" + mem + "'")
+	}
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		if errors.Is(err, dedup.ErrNotAdvanced) {
 			_, _ = conn.Exec(ctx, "ROLLBACK")
@@ -309,6 +313,23 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 	res.Committing = time.Since(committing)
 	return res, nil
 }
+
+// sortMemory is the work_mem of the apply transaction, "" to keep the
+// server's: room to sort twice a chunk of apply.batch.max_bytes. Reading
+// staged records of many transactions in their END order sorts them (the
+// order of the ENDs is not the table's), and at the default work_mem a
+// chunk's sort went to disk. Bounded by the configuration, as the chunk is.
+func (r *Resolver) sortMemory() string {
+	const floor = 4 << 20 // PostgreSQL's default work_mem
+	if r.bytes <= 0 || 2*r.bytes <= floor {
+		return ""
+	}
+	return strconv.FormatInt(min(2*r.bytes, maxSortMemory)>>10, 10) + "kB"
+}
+
+// maxSortMemory caps sortMemory below work_mem's largest value on every
+// platform (2 GB less 1 kB).
+const maxSortMemory = 1 << 30
 
 // writeAll adds the transactions of ends from staging, in their order, to
 // the chunk, and returns the oldest Kafka timestamp among each one's
@@ -407,7 +428,7 @@ func (r *Resolver) writeStaged(ctx context.Context, conn *pgxpool.Conn, c *chunk
 		var size int64
 		for _, s := range staged {
 			after = s.TotalOrder
-			size += int64(len(s.Key) + len(s.Value))
+			size += s.Size()
 			if err := r.add(ctx, c, end, s, &first); err != nil {
 				return first, err
 			}
@@ -440,7 +461,7 @@ func (r *Resolver) add(ctx context.Context, c *chunk, end End, s dedup.StagedRec
 	if !ok {
 		return nil
 	}
-	return c.add(ctx, it, end.Marker.ID, int64(len(s.Key)+len(s.Value)))
+	return c.add(ctx, it, end.Marker.ID, s.Size())
 }
 
 // chunk is the staged records read and not written yet, of one or more
@@ -556,7 +577,8 @@ func groupPartitions(items []sink.Item) {
 
 // record is the Kafka record a staged row keeps.
 func record(s dedup.StagedRecord) debezium.Record {
-	rec := debezium.Record{Topic: s.Topic, Partition: s.Partition, Offset: s.Offset, Timestamp: s.Timestamp, Key: s.Key, Value: s.Value}
+	rec := debezium.Record{Topic: s.Topic, Partition: s.Partition, Offset: s.Offset, Timestamp: s.Timestamp, Key: s.Key, Value: s.Value,
+		KeySchema: s.KeySchema, ValueSchema: s.ValueSchema}
 	for _, h := range s.Headers {
 		rec.Headers = append(rec.Headers, debezium.Header{Key: h.Key, Value: []byte(h.Value)})
 	}

@@ -633,8 +633,9 @@ func TestIntegrationResolverReadsAcrossTransactionsByBytes(t *testing.T) {
 
 // TestIntegrationStagingTakesARestagedRecordOnce: a partition stages its
 // records by plain INSERT; when Debezium re-emits some at new offsets (a
-// Connect restart) the batch meets records staged already, runs again
-// deduplicating, and each is staged once: the resolver applies every
+// Connect restart) the batch meets records staged already (by COPY, and
+// by INSERT for a small batch), runs again deduplicating, and each is
+// staged once: the resolver applies every
 // transaction whole, once, nothing left staged.
 func TestIntegrationStagingTakesARestagedRecordOnce(t *testing.T) {
 	b := recordBank(t)
@@ -645,7 +646,19 @@ func TestIntegrationStagingTakesARestagedRecordOnce(t *testing.T) {
 	if err := tg.pool.QueryRow(ctx, `SELECT count(*) FROM pgsink.tx_staged`).Scan(&staged); err != nil {
 		t.Fatal(err)
 	}
-	p := partitions(b)[0]
+	// The partition with the most records.
+	p, most := partitions(b)[0], 0
+	for _, q := range partitions(b) {
+		n := 0
+		for _, r := range b.records {
+			if r.Topic == q.Topic && r.Partition == q.Partition {
+				n++
+			}
+		}
+		if n > most {
+			p, most = q, n
+		}
+	}
 	part, err := tg.offsets.Claim(ctx, tg.pool, p, 0, "again")
 	if err != nil {
 		t.Fatal(err)
@@ -666,19 +679,39 @@ func TestIntegrationStagingTakesARestagedRecordOnce(t *testing.T) {
 			again = append(again, it)
 		}
 	}
-	if len(again) == 0 {
-		t.Fatalf("no record of a source transaction in %s[%d]", p.Topic, p.Partition)
+	if len(again) < 10 {
+		t.Fatalf("%d records of source transactions in %s[%d], want 10 or more", len(again), p.Topic, p.Partition)
 	}
-	st, err := tg.stager.Apply(ctx, &sink.Batch{Claim: &part, Items: again, Next: again[len(again)-1].Record.Offset + 1})
-	if err != nil {
-		t.Fatal(err)
+	// A batch of them re-emitted several times over is staged by COPY
+	// (64 records or more), one of 10 by INSERT (a new stager: the first
+	// conflict pauses the plain statements).
+	var many []sink.Item
+	for len(many) < 64 {
+		for _, it := range again {
+			it.Record.Offset += int64(len(many))
+			many = append(many, it)
+		}
 	}
-	var after int
-	if err := tg.pool.QueryRow(ctx, `SELECT count(*) FROM pgsink.tx_staged`).Scan(&after); err != nil {
-		t.Fatal(err)
+	small := make([]sink.Item, 10)
+	for i := range small {
+		small[i] = again[i]
+		small[i].Record.Offset += int64(2 * len(many))
 	}
-	if st.InsertConflicts != 1 || after != staged {
-		t.Errorf("re-staging %d records: %d insert conflicts, %d records staged, want 1 and %d (as before)", len(again), st.InsertConflicts, after, staged)
+	again = many
+	stagers := []*sink.Applier{tg.stager, sink.NewApplier(tg.pool, sink.Options{Schema: schema, StopOnError: true, StageTransactions: true})}
+	for i, batch := range [][]sink.Item{again, small} {
+		st, err := stagers[i].Apply(ctx, &sink.Batch{Claim: &part, Items: batch, Next: batch[len(batch)-1].Record.Offset + 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var after int
+		if err := tg.pool.QueryRow(ctx, `SELECT count(*) FROM pgsink.tx_staged`).Scan(&after); err != nil {
+			t.Fatal(err)
+		}
+		if st.InsertConflicts != 1 || st.RestagedConflicts != 1 || after != staged {
+			t.Errorf("re-staging %d records: %d insert conflicts (%d of staging), %d records staged, want 1 (of staging) and %d (as before)",
+				len(batch), st.InsertConflicts, st.RestagedConflicts, after, staged)
+		}
 	}
 	resolver := txapply.New(tg.pool, tg.writer, tg.router, txapply.Options{Schema: schema, Chunk: 1000})
 	res := resolve(t, resolver, &claim, ends(t, b))

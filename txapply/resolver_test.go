@@ -29,3 +29,17 @@ func TestGroupPartitions(t *testing.T) {
 		t.Errorf("grouped %q, want %q", got, want)
 	}
 }
+
+// The resolver's transaction sorts staged records of a chunk of
+// apply.batch.max_bytes in memory: work_mem twice that, never below
+// PostgreSQL's default, capped below work_mem's largest value.
+func TestSortMemory(t *testing.T) {
+	for _, c := range []struct {
+		bytes int64
+		want  string
+	}{{0, ""}, {1 << 20, ""}, {2 << 20, ""}, {16 << 20, "32768kB"}, {1 << 40, "1048576kB"}} {
+		if got := (&Resolver{bytes: c.bytes}).sortMemory(); got != c.want {
+			t.Errorf("sortMemory at %d bytes a chunk = %q, want %q", c.bytes, got, c.want)
+		}
+	}
+}

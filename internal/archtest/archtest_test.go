@@ -11,20 +11,21 @@ const module = "github.com/pgsink/pgsink/"
 // allowed maps each production package (by path below the module) to the
 // module packages it may import. A package missing here may import none.
 var allowed = map[string][]string{
-	"cmd/pgsink":      {"config", "connector", "debezium", "dedup", "sink", "sink/catalog", "sink/pgcopy", "upstream", "verify", "internal/faults", "schemaregistry"},
-	"connector":       {"config", "debezium", "dedup", "sink", "sink/catalog", "internal/faults", "internal/backoff", "schemaregistry", "txapply"},
-	"sink":            {"config", "debezium", "dedup", "sink/catalog", "sink/pgcopy", "internal/backoff", "internal/decimal", "internal/sqltype"},
-	"sink/catalog":    {"config"},
-	"sink/pgcopy":     {"internal/decimal"},
-	"debezium":        {"internal/decimal", "internal/sqltype"},
-	"dedup":           {"config"},
-	"verify":          {"config", "debezium", "dedup", "sink", "sink/catalog"},
-	"txapply":         {"debezium", "dedup", "sink"},
-	"config":          {},
-	"upstream":        {"config", "sink/catalog", "internal/tlsca"},
-	"schemaregistry":  {"config", "debezium", "internal/tlsca"},
-	"internal/tlsca":  {},
-	"internal/faults": {"debezium"},
+	"cmd/pgsink":            {"config", "connector", "debezium", "dedup", "sink", "sink/catalog", "sink/pgcopy", "upstream", "verify", "internal/faults", "schemaregistry"},
+	"connector":             {"config", "debezium", "dedup", "sink", "sink/catalog", "internal/faults", "internal/backoff", "schemaregistry", "txapply"},
+	"sink":                  {"config", "debezium", "dedup", "sink/catalog", "sink/pgcopy", "internal/backoff", "internal/decimal", "internal/sqltype"},
+	"sink/catalog":          {"config"},
+	"sink/pgcopy":           {"internal/decimal"},
+	"debezium":              {"internal/decimal", "internal/sqltype", "internal/jsonenvelope"},
+	"dedup":                 {"config", "internal/jsonenvelope"},
+	"verify":                {"config", "debezium", "dedup", "sink", "sink/catalog"},
+	"txapply":               {"debezium", "dedup", "sink"},
+	"config":                {},
+	"upstream":              {"config", "sink/catalog", "internal/tlsca"},
+	"schemaregistry":        {"config", "debezium", "internal/tlsca"},
+	"internal/tlsca":        {},
+	"internal/jsonenvelope": {},
+	"internal/faults":       {"debezium"},
 }
 
 // forbidden are outside imports a package must never take, by prefix:

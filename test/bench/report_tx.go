@@ -15,7 +15,7 @@ func txReport(r *Results) string {
 	p("**Machine:** %s.\n\n", r.Machine)
 	p("**Reproduce:** `make bench-tx` (brings the stack up; reuses the workload topics while they match, `rm .stack/bench/workload-tx.json` forces new ones). Raw figures: `.stack/bench/results-partial.json`; logs, configurations and the CPU profiles: `.stack/bench/`.\n\n")
 	b.WriteString(txSection(r))
-	b.WriteString(txBaselineSection(r.TxBaseline))
+	b.WriteString(txBaselineSection(r.TxBaseline, r.Tx))
 	b.WriteString(failedSection(r))
 	if x := r.Tx; x != nil {
 		b.WriteString(profileSection("transaction mode", x.Transaction))
@@ -95,14 +95,18 @@ func txDrains(x *TxRuns) string {
 
 // txBaselineSection shows an earlier run of the phase (-tx-baseline): the
 // code before a change, measured on the same stack shortly before.
-func txBaselineSection(base *Results) string {
+func txBaselineSection(base *Results, this *TxRuns) string {
 	if base == nil || base.Tx == nil {
 		return ""
 	}
 	var b strings.Builder
 	b.WriteString("### The same drains on the code before (baseline)\n\n")
-	fmt.Fprintf(&b, "`make bench-tx` on the same stack, run %s–%s UTC%s, with the same workload topics: its own two drains and ratios, from its own run.\n\n",
-		base.Started.Format("15:04"), base.Finished.Format("15:04"), onCommit(base))
+	topics := "the same workload topics"
+	if this != nil && this.Workload.Events != base.Tx.Workload.Events {
+		topics = fmt.Sprintf("workload topics of %d events (this run's: %d)", base.Tx.Workload.Events, this.Workload.Events)
+	}
+	fmt.Fprintf(&b, "`make bench-tx` on the same stack, run %s–%s UTC%s, with %s: its own two drains and ratios, from its own run.\n\n",
+		base.Started.Format("15:04"), base.Finished.Format("15:04"), onCommit(base), topics)
 	b.WriteString(txDrains(base.Tx))
 	for _, l := range base.Tx.Latency {
 		fmt.Fprintf(&b, "- Latency at %d events/s asked, %s mode: achieved %.0f, p50 %.1f ms, p99 %.1f ms; %.2f pgsink and %.2f PostgreSQL CPU-µs per event.\n",

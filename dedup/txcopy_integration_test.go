@@ -1,0 +1,116 @@
+//go:build integration
+
+package dedup_test
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgsink/pgsink/dedup"
+)
+
+// TestIntegrationTransactionStagingCopy: records staged by COPY read back
+// exactly as those staged by INSERT (timestamps to the microsecond, none,
+// headers, dead placeholders, keys and values split from their schemas);
+// a record of a transaction the resolver applied is not left staged; a
+// record staged already fails the COPY with a unique violation, which is
+// how the stager learns to run its batch again deduplicating.
+func TestIntegrationTransactionStagingCopy(t *testing.T) {
+	ctx := context.Background()
+	pool := migrated(t)
+	tx := dedup.NewTransactions(schema)
+	at := time.Date(2026, 12, 6, 12, 0, 0, 123456000, time.FixedZone("x", 3600))
+	envelope := func(schema, payload string) []byte {
+		return []byte(`{"schema":` + schema + `,"payload":` + payload + `}`)
+	}
+	records := func(txID int64) []dedup.StagedRecord {
+		return []dedup.StagedRecord{
+			{TxID: txID, TotalOrder: 1, DataCollection: "public.t", Topic: `app "x"`, Partition: 3, Offset: 10, Timestamp: at,
+				Key:     envelope(`{"type":"int64","name":"k"}`, `1`),
+				Value:   envelope(`{"type":"struct","fields":[{"type":"string","optional":true,"field":"é"}],"name":"v"}`, `{"é":"ü\u0000"}`),
+				Headers: []dedup.Header{{Key: "__debezium.oldkey", Value: "\x00bin"}}},
+			{TxID: txID, TotalOrder: 2, DataCollection: "public.u", Topic: "t", Partition: 0, Offset: 11, Key: []byte{0, 1, 2}, Value: nil},
+			{TxID: txID, TotalOrder: 3, DataCollection: "public.u", Topic: "t", Dead: true},
+		}
+	}
+	stage := func(records []dedup.StagedRecord) error {
+		conn, err := pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Release()
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		cp, err := tx.PrepareCopy(b, "g", records)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.SendBatch(ctx, b).Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cp.Copy(ctx, conn.Conn()); err != nil {
+			_, _ = conn.Exec(ctx, "ROLLBACK")
+			return err
+		}
+		b = &pgx.Batch{}
+		cp.QueueUnstage(b)
+		b.Queue("COMMIT")
+		return conn.SendBatch(ctx, b).Close()
+	}
+	if err := stage(records(1)); err != nil {
+		t.Fatal(err)
+	}
+	b := &pgx.Batch{}
+	if err := tx.QueueStage(b, "g", records(2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	copied, err := tx.ReadStaged(ctx, pool, "g", 1, 0, 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inserted, err := tx.ReadStaged(ctx, pool, "g", 2, 0, 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(copied) != 3 || len(inserted) != 3 {
+		t.Fatalf("read %d records staged by COPY and %d by INSERT, want 3 each", len(copied), len(inserted))
+	}
+	for i := range copied {
+		c, in := copied[i], inserted[i]
+		c.TxID = in.TxID
+		if !reflect.DeepEqual(c, in) || !c.Timestamp.Equal(records(1)[i].Timestamp) {
+			t.Errorf("record %d staged by COPY read back as\n%+v\nby INSERT as\n%+v", i, c, in)
+		}
+	}
+
+	if err := stage(records(1)[:1]); err == nil {
+		t.Fatal("a record staged already was staged again by COPY")
+	} else if pg := (*pgconn.PgError)(nil); !errors.As(err, &pg) || pg.Code != "23505" {
+		t.Fatalf("a record staged already: %v, want a unique violation", err)
+	}
+
+	// Transaction 1 is applied; a replay stages its records again.
+	b = &pgx.Batch{}
+	tx.QueueResolve(b, "g", 1, 3)
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := stage(append(records(1), records(3)...)); err != nil {
+		t.Fatal(err)
+	}
+	progress, err := tx.Progress(ctx, pool, "g", []int64{1, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(progress[1].Staged) != 0 || progress[3].Staged["public.u"] != 2 {
+		t.Fatalf("after a replay by COPY of applied transaction 1 and new transaction 3: %+v; want nothing of 1 staged, 3 staged", progress)
+	}
+}
