@@ -102,6 +102,11 @@ type Apply struct {
 	// It exists to measure what exactly-once costs and for targets where
 	// replays are harmless; the version guard still refuses stale rows.
 	Offsets Offsets `yaml:"offsets"`
+	// Pipeline is how many transactions of one partition may be in flight
+	// at once: with 2, the next batch's transaction starts on a second
+	// connection while the previous one commits, chained to it by the
+	// offsets compare-and-set. 1 applies one batch at a time.
+	Pipeline int `yaml:"pipeline"`
 }
 
 // Batch bounds one partition's batch; whichever limit is reached first closes it.

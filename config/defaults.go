@@ -14,8 +14,12 @@ const (
 	// size limits at once and the wait never applies; when records trickle
 	// in, it is latency. A short wait means smaller batches at moderate
 	// rates, paid in pgsink CPU; docs/benchmarks.md has the trade measured.
-	DefaultBatchMaxWait      = 10 * time.Millisecond
-	DefaultMaxBufferedBytes  = 64 << 20
+	DefaultBatchMaxWait     = 10 * time.Millisecond
+	DefaultMaxBufferedBytes = 64 << 20
+	// DefaultPipeline: docs/benchmark-analysis.md has the measurement
+	// that chose it.
+	DefaultPipeline          = 2
+	maxPipeline              = 8
 	DefaultRetryMaxAttempts  = 10
 	DefaultRetryInitial      = 100 * time.Millisecond
 	DefaultRetryMax          = 10 * time.Second
@@ -51,6 +55,7 @@ func Default() Config {
 			Retry:            Retry{MaxAttempts: DefaultRetryMaxAttempts, InitialBackoff: Duration(DefaultRetryInitial), MaxBackoff: Duration(DefaultRetryMax)},
 			MaxBufferedBytes: DefaultMaxBufferedBytes,
 			Offsets:          OffsetsTable,
+			Pipeline:         DefaultPipeline,
 		},
 		Errors:          Errors{Tolerance: ToleranceAll, DeadLetter: DeadLetter{Destination: DestinationTable}},
 		Retention:       Retention{Tombstones: Duration(DefaultRetention), OutboxEvents: Duration(DefaultRetention)},

@@ -90,6 +90,12 @@ type workerDeps struct {
 	// panicOn is a test-only hook (internal/faults) run on every record
 	// before it is decoded; nil in production.
 	panicOn func(debezium.Record)
+	// pipeline is apply.pipeline: how many transactions of a partition may
+	// be in flight at once (pipeline.go).
+	pipeline int
+	// spareConnection reports whether the pool has an idle connection for
+	// a pipelined transaction; nil: always.
+	spareConnection func() bool
 }
 
 // partition applies one owned partition: it batches its records in offset
@@ -139,6 +145,10 @@ type partition struct {
 	// partition set: their series go when it is revoked, rather than
 	// keep a lag nobody here updates.
 	lagTables map[string]bool
+	// flight is the transactions sent and not yet settled, oldest first
+	// (pipeline.go); lastTables the tables of the batch sent last.
+	flight     []*inflight
+	lastTables map[*sink.Table]bool
 }
 
 // newPartition builds the worker of a claimed partition; run starts it.
@@ -167,6 +177,7 @@ func (p *partition) run() {
 		// the other partitions go on.
 		if v := recover(); v != nil {
 			p.metrics.Panics.WithLabelValues("worker").Inc()
+			p.abandonFlight()
 			p.fail("internal error (a bug in pgsink; please report it with this stack); the offset is not moved", sink.NewPanicError(v))
 			p.releaseHeld()
 			p.park()
@@ -175,6 +186,28 @@ func (p *partition) run() {
 	for {
 		p.releaseHeld() // the previous batch is done
 		batch, last, more, err := p.collect()
+		ok, clean := true, true
+		switch {
+		case errors.Is(err, errPipelineStopped):
+			ok = false
+		case errors.Is(err, errPipelineReset):
+			clean = false
+		case len(p.flight) > 0 && (err != nil || !more || !p.pipelines(batch)):
+			// Everything sent settles before a batch that goes alone, an
+			// error is acted on, or the worker returns.
+			ok, clean = p.drain()
+		}
+		if !ok {
+			p.releaseHeld()
+			if p.fenced && p.awaitFence() {
+				continue
+			}
+			p.park()
+			return
+		}
+		if !clean {
+			continue // the records were taken from a position since left
+		}
 		if errors.Is(err, errSchemaWaitStopped) {
 			// Revoked or shutting down while waiting for the registry:
 			// nothing of the batch is applied, its offset stays where it
@@ -199,8 +232,18 @@ func (p *partition) run() {
 			p.park()
 			return
 		}
-		if len(batch.Items) > 0 || batch.Next > p.claim.NextOffset {
-			if !p.apply(batch, last) {
+		if len(batch.Items) > 0 || batch.Next > batch.Claim.NextOffset {
+			ok := true
+			if p.pipelines(batch) {
+				ok, clean = p.sendPipelined(batch, last)
+			} else {
+				ok = p.apply(batch, last)
+				p.noteTables(batch)
+			}
+			if ok && !clean {
+				continue
+			}
+			if !ok {
 				p.releaseHeld()
 				if p.fenced && p.awaitFence() {
 					continue
@@ -210,6 +253,7 @@ func (p *partition) run() {
 			}
 		}
 		if !more {
+			p.drain() // revoked or stopping: what is in flight ends first
 			return
 		}
 	}
@@ -276,7 +320,8 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 	// Sized for what is already queued: an Item is large, and growing the
 	// slice by appends showed up in the drain's CPU profile as copies and
 	// write barriers.
-	batch = &sink.Batch{Claim: &p.claim, Next: p.claim.NextOffset,
+	claim := p.tail()
+	batch = &sink.Batch{Claim: &claim, Next: claim.NextOffset,
 		Items: make([]sink.Item, 0, min(cfg.MaxRecords, max(len(p.in), 16)))}
 	var bytes int64
 	var timer <-chan time.Time
@@ -339,13 +384,15 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 		select {
 		case <-idle.C:
 			// Nothing to apply: make sure the partition is still ours, so
-			// a replay's rewind is noticed on a quiet topic too.
-			if timer != nil {
+			// a replay's rewind is noticed on a quiet topic too. A
+			// transaction in flight will tell, if one is.
+			if timer != nil || len(p.flight) > 0 {
 				continue
 			}
 			if err := p.checkClaim(); err != nil {
 				return batch, nil, false, err
 			}
+			claim = p.claim
 			batch.Next = p.claim.NextOffset
 		case <-p.stopping:
 			return batch, last, false, nil
@@ -353,6 +400,15 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 			return &sink.Batch{Claim: &p.claim, Next: p.claim.NextOffset}, nil, false, nil
 		case <-timer:
 			return batch, last, true, nil
+		case <-p.oldestDone():
+			// A transaction sent earlier is done: its outcome is taken
+			// now, so that its records are reported when they commit.
+			switch ok, clean := p.settleOldest(); {
+			case !ok:
+				return batch, nil, false, errPipelineStopped
+			case !clean:
+				return batch, nil, true, errPipelineReset
+			}
 		case e := <-p.in:
 			if full, err := take(e); err != nil || full {
 				return batch, last, err == nil, err
@@ -487,6 +543,14 @@ func (p *partition) apply(batch *sink.Batch, last *kafka.Message) bool {
 	}
 	t0 := time.Now()
 	st, err := p.applier.Apply(p.ctx, batch)
+	p.claim = *batch.Claim
+	return p.settle(batch, last, st, err, time.Since(t0))
+}
+
+// settle takes the outcome of a batch's Apply, which took elapsed, and
+// reports whether the partition may go on. p.claim is already where the
+// batch's committed transactions left it.
+func (p *partition) settle(batch *sink.Batch, last *kafka.Message, st sink.Stats, err error, elapsed time.Duration) bool {
 	p.reportFallbacks(batch, st)
 	if st.Panics > 0 {
 		p.metrics.Panics.WithLabelValues("apply").Add(float64(st.Panics))
@@ -494,8 +558,13 @@ func (p *partition) apply(batch *sink.Batch, last *kafka.Message) bool {
 	var fenced *dedup.FencedError
 	var moved *dedup.PositionMovedError
 	var poison *sink.PoisonError
+	var panicked *workerPanicError
 	switch {
 	case err == nil:
+	case errors.As(err, &panicked):
+		p.metrics.Panics.WithLabelValues("worker").Inc()
+		p.fail("internal error (a bug in pgsink; please report it with this stack); the offset is not moved", panicked.PanicError)
+		return false
 	case errors.As(err, &fenced) && strings.HasPrefix(fenced.Owner, dedup.ReplayOwnerPrefix):
 		// `pgsink replay` rewound the partition under a new epoch: take it
 		// back (the replay is no instance) and continue from there.
@@ -520,7 +589,7 @@ func (p *partition) apply(batch *sink.Batch, last *kafka.Message) bool {
 		p.loop.fatalf(p.log, "apply failed", err)
 		return false
 	}
-	p.report(batch, st, last, time.Since(t0))
+	p.report(batch, st, last, elapsed)
 	p.loop.committed(p, batch.Next)
 	return true
 }

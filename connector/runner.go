@@ -145,6 +145,7 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 		batch: cfg.Apply.Batch, kafkaOffsets: cfg.Apply.Offsets == config.OffsetsKafka, fenceGrace: fenceGrace,
 		applier: r.applier, positions: r.positions, router: r.router,
 		deadLetters: r.deadLetters, metrics: opts.Metrics, loop: r, warned: &warnOnce{},
+		pipeline: cfg.Apply.Pipeline, spareConnection: r.applier.HasIdleConnection,
 	}
 	if hooks.PanicWhere == "decode" {
 		r.deps.panicOn = func(rec debezium.Record) {

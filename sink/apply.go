@@ -189,6 +189,13 @@ func NewApplier(pool *pgxpool.Pool, opts Options) *Applier {
 	}
 }
 
+// HasIdleConnection reports whether the pool holds a connection no
+// transaction uses now: a partition sends a pipelined transaction, which
+// holds its connection while it waits for its predecessor, only then.
+func (a *Applier) HasIdleConnection() bool {
+	return a.pool.Stat().IdleConns() > 0
+}
+
 // Apply applies b and moves its partition's offset to b.Next, all in one
 // transaction, or, when a record fails, in several: the records around it
 // are applied and it goes to the dead-letter table in the transaction that
