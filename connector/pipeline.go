@@ -115,6 +115,7 @@ func (p *partition) sendPipelined(batch *sink.Batch, last *kafka.Message) (ok, c
 	f := &inflight{batch: batch, last: last, start: batch.Claim.NextOffset, held: p.held,
 		follows: len(p.flight) > 0, started: time.Now(), done: make(chan struct{})}
 	p.held = 0
+	batch.Chained = f.follows
 	p.flight = append(p.flight, f)
 	p.noteTables(batch)
 	go func() {

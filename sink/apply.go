@@ -33,6 +33,11 @@ type Batch struct {
 	Claim *dedup.Claim
 	Items []Item // in offset order
 	Next  int64  // the offset after the batch's last record
+	// Chained is set on a batch sent while the partition's previous
+	// transaction may still be in flight (apply.pipeline): its
+	// compare-and-set waits for that one to end
+	// (dedup.Offsets.QueueLockBehind).
+	Chained bool
 }
 
 // Options configure an Applier.
