@@ -239,6 +239,8 @@ func (r *Runner) Run(ctx context.Context) error {
 		switch ev := c.Poll(100).(type) {
 		case *kafka.Message:
 			r.dispatch(ev)
+		case *kafka.Stats:
+			logKafkaStats(r.log, ev.String())
 		case kafka.Error:
 			clientFailed = clientFailed || ev.IsFatal()
 			if ev.Code() == kafka.ErrFencedInstanceID || ev.Code() == kafka.ErrUnreleasedInstanceID {

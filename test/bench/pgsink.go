@@ -178,10 +178,16 @@ func startPgsink(ctx context.Context, env stacktest.Env, bin string, r pgsinkRun
 	if r.syncOff {
 		pgExtra = "  synchronous_commit: \"off\"\n"
 	}
+	// PGSINK_BENCH_KAFKA_STATS=<ms> has pgsink log librdkafka's
+	// statistics (fetch round trips, queues) at that interval.
+	kafkaExtra := ""
+	if ms := os.Getenv("PGSINK_BENCH_KAFKA_STATS"); ms != "" {
+		kafkaExtra = "  statistics.interval.ms: " + ms + "\n"
+	}
 	cfg := fmt.Sprintf(`kafka:
   bootstrap.servers: %s
   group.id: %s
-postgres:
+%spostgres:
   url: %s
 %sapply:
   start: earliest
@@ -193,7 +199,7 @@ log:
 tables:
   - topic: %s
     target: public.orders
-`, env.KafkaBootstrap, group, url, pgExtra, extra.String(), port, r.topic)
+`, env.KafkaBootstrap, group, kafkaExtra, url, pgExtra, extra.String(), port, r.topic)
 	dir := benchDir()
 	cfgPath := filepath.Join(dir, "pgsink-"+r.label+".yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
