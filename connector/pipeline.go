@@ -116,6 +116,9 @@ func (p *partition) sendPipelined(batch *sink.Batch, last *kafka.Message) (ok, c
 		follows: len(p.flight) > 0, started: time.Now(), done: make(chan struct{})}
 	p.held = 0
 	batch.Chained = f.follows
+	if f.follows {
+		p.metrics.Pipelined.Inc()
+	}
 	p.flight = append(p.flight, f)
 	p.noteTables(batch)
 	go func() {

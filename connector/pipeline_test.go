@@ -154,6 +154,9 @@ func TestPipelineSendsTheNextBatchWhileTheFirstCommits(t *testing.T) {
 	if n := value(w.metrics.PipelineRetries); n != 0 {
 		t.Errorf("pipeline retries = %v, want 0", n)
 	}
+	if n := value(w.metrics.Pipelined); n != 1 {
+		t.Errorf("pipelined transactions = %v, want 1", n)
+	}
 	w.stop()
 	if w.claim.NextOffset != 4 {
 		t.Errorf("worker's claim at %d, want 4", w.claim.NextOffset)
