@@ -16,9 +16,9 @@ const (
 	// rates, paid in pgsink CPU; docs/benchmarks.md has the trade measured.
 	DefaultBatchMaxWait     = 10 * time.Millisecond
 	DefaultMaxBufferedBytes = 64 << 20
-	// DefaultPipeline: docs/benchmark-analysis.md has the measurement
-	// that chose it.
-	DefaultPipeline          = 2
+	// DefaultPipeline keeps one transaction per partition: pipelining
+	// showed no gain in the measurement docs/benchmark-analysis.md has.
+	DefaultPipeline          = 1
 	maxPipeline              = 8
 	DefaultRetryMaxAttempts  = 10
 	DefaultRetryInitial      = 100 * time.Millisecond
