@@ -198,11 +198,9 @@ func (p *partition) run() {
 			ok, clean = p.drain()
 		}
 		if !ok {
-			p.releaseHeld()
-			if p.fenced && p.awaitFence() {
+			if p.halt() {
 				continue
 			}
-			p.park()
 			return
 		}
 		if !clean {
@@ -244,11 +242,9 @@ func (p *partition) run() {
 				continue
 			}
 			if !ok {
-				p.releaseHeld()
-				if p.fenced && p.awaitFence() {
+				if p.halt() {
 					continue
 				}
-				p.park()
 				return
 			}
 		}
@@ -257,6 +253,18 @@ func (p *partition) run() {
 			return
 		}
 	}
+}
+
+// halt follows a batch the partition cannot go on from: a fenced partition
+// waits for the group and goes on (true) if it claimed the partition back;
+// any other stops it where it is until it is revoked.
+func (p *partition) halt() bool {
+	p.releaseHeld()
+	if p.fenced && p.awaitFence() {
+		return true
+	}
+	p.park()
+	return false
 }
 
 // fenceGrace is how long a fenced partition waits for the group to take it

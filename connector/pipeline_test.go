@@ -120,6 +120,21 @@ func newPipelinedWorker(t *testing.T, a *chainedApplier) *worker {
 	return w
 }
 
+// twoInFlight starts a pipelined worker on four records and waits until
+// both batches' transactions were sent, the first held before its commit
+// by the returned gate.
+func twoInFlight(t *testing.T) (*chainedApplier, *worker, chan error) {
+	t.Helper()
+	a := newChainedApplier(0)
+	first := a.holdCommit(0)
+	w := newPipelinedWorker(t, a)
+	w.queue(0, 0, "a", "b", "c", "d")
+	w.start()
+	next(t, a.started, "first transaction")
+	next(t, a.started, "second transaction")
+	return a, w, first
+}
+
 // The second batch's transaction is sent while the first still commits,
 // and the two commit in offset order, each reported once it committed.
 func TestPipelineSendsTheNextBatchWhileTheFirstCommits(t *testing.T) {
@@ -171,13 +186,7 @@ func TestPipelineSendsTheNextBatchWhileTheFirstCommits(t *testing.T) {
 // cannot commit: the partition stops at the first's position with nothing
 // of either applied (I1, I5).
 func TestPipelineFirstFailsSoTheSecondFails(t *testing.T) {
-	a := newChainedApplier(0)
-	first := a.holdCommit(0)
-	w := newPipelinedWorker(t, a)
-	w.queue(0, 0, "a", "b", "c", "d")
-	w.start()
-	next(t, a.started, "first transaction")
-	next(t, a.started, "second transaction")
+	a, w, first := twoInFlight(t)
 	first <- &sink.PoisonError{Topic: testTopic, Offset: 1, Err: errors.New("bad value")}
 	next(t, w.poll.stops, "the partition stopped")
 	w.stop()
@@ -201,13 +210,7 @@ func TestPipelineFirstFailsSoTheSecondFails(t *testing.T) {
 // row) takes the second with it; the worker seeks to the stored position
 // only once both ended, and applies from there.
 func TestPipelineFirstMovedSeeksAfterBoth(t *testing.T) {
-	a := newChainedApplier(0)
-	first := a.holdCommit(0)
-	w := newPipelinedWorker(t, a)
-	w.queue(0, 0, "a", "b", "c", "d")
-	w.start()
-	next(t, a.started, "first transaction")
-	next(t, a.started, "second transaction")
+	a, w, first := twoInFlight(t)
 	first <- &dedup.PositionMovedError{Expected: 0, Stored: 0}
 	if start := next(t, w.poll.seeks, "seek"); start != 0 {
 		t.Errorf("seek to %d, want 0", start)
