@@ -69,8 +69,9 @@ type Latency struct {
 // to target commit" histogram.
 // latencyVariant is what a latency run changes from the default settings.
 type latencyVariant struct {
-	maxWait string // apply.batch.max_wait; "" = default
-	syncOff bool   // postgres.synchronous_commit: off
+	maxWait  string // apply.batch.max_wait; "" = default
+	syncOff  bool   // postgres.synchronous_commit: off
+	pipeline string // apply.pipeline; "" = default
 }
 
 func (v latencyVariant) String() string {
@@ -79,6 +80,8 @@ func (v latencyVariant) String() string {
 		return "synchronous_commit off"
 	case v.maxWait != "":
 		return "max_wait " + v.maxWait
+	case v.pipeline != "":
+		return "pipeline " + v.pipeline
 	}
 	return "default settings"
 }
@@ -98,8 +101,11 @@ func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Worklo
 	if v.syncOff {
 		label += "_sync_off"
 	}
+	if v.pipeline != "" {
+		label += "_pipeline_" + v.pipeline
+	}
 	defer settle(ctx, env, "bench_pgsink_"+label) // after p.stop, deferred below
-	p, err := startPgsink(ctx, env, bin, pgsinkRun{label: label, topic: latencyTopic, maxWait: maxWait, syncOff: v.syncOff})
+	p, err := startPgsink(ctx, env, bin, pgsinkRun{label: label, topic: latencyTopic, maxWait: maxWait, syncOff: v.syncOff, pipeline: v.pipeline})
 	if err != nil {
 		return nil, err
 	}
@@ -178,6 +184,9 @@ func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Worklo
 		logf("latency: stages: %v", err)
 	}
 	l.Pauses = scrapeCounter(p.port, "pgsink_partition_pauses_total")
+	if v.pipeline != "" {
+		l.MaxWait = "pipeline " + v.pipeline
+	}
 	if l.MaxWait == "" {
 		l.MaxWait = config.DefaultBatchMaxWait.String() + " (default)"
 	}

@@ -30,6 +30,7 @@ type pgsinkRun struct {
 	topic        string        // default: the workload topic
 	buffered     string        // apply.max_buffered_bytes; "" = default
 	maxWait      string        // apply.batch.max_wait; "" = default
+	pipeline     string        // apply.pipeline; "" = default
 	syncOff      bool          // postgres.synchronous_commit: off
 	registry     string        // encoding: avro with this schema_registry.url; "" = JSON
 	// txTopic, when set, runs apply.consistency: transaction with this
@@ -173,6 +174,9 @@ func startPgsink(ctx context.Context, env stacktest.Env, bin string, r pgsinkRun
 		fmt.Fprintf(&extra, "  batch: { max_records: %d }\n", r.batch)
 	case r.maxWait != "":
 		fmt.Fprintf(&extra, "  batch: { max_wait: %s }\n", r.maxWait)
+	}
+	if r.pipeline != "" {
+		fmt.Fprintf(&extra, "  pipeline: %s\n", r.pipeline)
 	}
 	if r.buffered != "" {
 		fmt.Fprintf(&extra, "  max_buffered_bytes: %s\n", r.buffered)
