@@ -104,6 +104,11 @@ func settle(ctx context.Context, env stacktest.Env, db string) {
 	if err := stacktest.DropDatabase(ctx, env.AdminURL, db); err != nil {
 		logf("dropping %s: %v", db, err)
 	}
+	quiesce(ctx, env)
+}
+
+// quiesce checkpoints PostgreSQL and flushes the page cache to disk.
+func quiesce(ctx context.Context, env stacktest.Env) {
 	conn, err := pgx.Connect(ctx, env.AdminURL)
 	if err != nil {
 		logf("checkpoint: %v", err)
@@ -191,6 +196,17 @@ func startPgsink(ctx context.Context, env stacktest.Env, bin string, r pgsinkRun
 	pgExtra := ""
 	if r.syncOff {
 		pgExtra = "  synchronous_commit: \"off\"\n"
+	}
+	if r.pipeline != "" {
+		// A follower is sent only while the pool has an idle connection:
+		// with the default four for six partitions it seldom has one.
+		// docs/configuration.md asks for a connection per partition and
+		// transaction in flight; so does this run.
+		depth, err := strconv.Atoi(r.pipeline)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline %q: %w", r.pipeline, err)
+		}
+		pgExtra += fmt.Sprintf("  max_connections: %d\n", depth*partitions)
 	}
 	encoding := ""
 	if r.registry != "" {
