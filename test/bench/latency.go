@@ -49,10 +49,14 @@ type Latency struct {
 	QueuedP50ms   float64 `json:"steady_queued_p50_ms,omitempty"`
 	QueuedP99ms   float64 `json:"steady_queued_p99_ms,omitempty"`
 	Pauses        float64 `json:"pauses"`
-	Maxms         float64 `json:"max_bucket_ms"`
-	CPUPerM       float64 `json:"cpu_s_per_million_events"`
-	PeakRSSMiB    float64 `json:"peak_rss_mib"`
-	CommitCount   int64   `json:"samples"`
+	// Pipelined and PipelineRetries, in a pipelined run: transactions sent
+	// behind another of their partition, and followers applied again.
+	Pipelined       float64 `json:"pipelined,omitempty"`
+	PipelineRetries float64 `json:"pipeline_retries,omitempty"`
+	Maxms           float64 `json:"max_bucket_ms"`
+	CPUPerM         float64 `json:"cpu_s_per_million_events"`
+	PeakRSSMiB      float64 `json:"peak_rss_mib"`
+	CommitCount     int64   `json:"samples"`
 	// The apply transactions' own share: pgsink_apply_seconds per batch,
 	// and the mean batch size.
 	ApplyP50ms float64 `json:"apply_p50_ms"`
@@ -186,6 +190,9 @@ func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Worklo
 	l.Pauses = scrapeCounter(p.port, "pgsink_partition_pauses_total")
 	if v.pipeline != "" {
 		l.MaxWait = "pipeline " + v.pipeline
+		l.Pipelined = scrapeCounter(p.port, "pgsink_apply_pipelined_total")
+		l.PipelineRetries = scrapeCounter(p.port, "pgsink_apply_pipeline_retries_total")
+		logf("latency, pipeline %s: %.0f of %.0f transactions sent behind another, %.0f applied again", v.pipeline, l.Pipelined, ac, l.PipelineRetries)
 	}
 	if l.MaxWait == "" {
 		l.MaxWait = config.DefaultBatchMaxWait.String() + " (default)"
