@@ -33,7 +33,7 @@ FAULTS_PKG := ./test/faults
 # scenario as it starts and ends, and every failure in full. pipefail keeps
 # go test's exit code.
 PROGRESS := $(GO) run ./test/progress -scenarios '/test/(e2e|faults)$$'
-test: lint docker-check stack-up ## every test: lint, docker/ checks, unit, integration, end-to-end, then the short fault suite (scenarios 1, 3, 4t, 7, 9, 10)
+test: lint docker-check stack-up ## every test: lint, docker/ checks, unit, integration, end-to-end, then the short fault suite (scenarios 1, 3, 4t, 4p, 7, 9, 10)
 	set -o pipefail && set -a && source $(STACK_ENV) && set +a && \
 	  $(GO) test -json -race -count=1 -timeout $(TEST_TIMEOUT) -tags $(INTEGRATION_TAGS) $$($(GO) list ./... | grep -v /test/faults) | $(PROGRESS) && \
 	  $(GO) test -json -count=1 -timeout 15m -tags $(INTEGRATION_TAGS) $(FAULTS_PKG) | $(PROGRESS)

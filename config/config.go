@@ -112,6 +112,11 @@ type Apply struct {
 	Consistency Consistency `yaml:"consistency"`
 	// Transaction configures apply.consistency: transaction.
 	Transaction TransactionApply `yaml:"transaction"`
+	// Pipeline is how many transactions of one partition may be in flight
+	// at once: with 2, the next batch's transaction starts on a second
+	// connection while the previous one commits, chained to it by the
+	// offsets compare-and-set. 1 applies one batch at a time.
+	Pipeline int `yaml:"pipeline"`
 }
 
 // TransactionApply configures the transaction-consistent apply.

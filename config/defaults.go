@@ -21,6 +21,10 @@ const (
 	// rates, paid in pgsink CPU; docs/benchmarks.md has the trade measured.
 	DefaultBatchMaxWait     = 10 * time.Millisecond
 	DefaultMaxBufferedBytes = 64 << 20
+	// DefaultPipeline keeps one transaction per partition: pipelining
+	// showed no gain in the measurement docs/benchmark-analysis.md has.
+	DefaultPipeline         = 1
+	maxPipeline             = 8
 	DefaultRetryMaxAttempts = 10
 	DefaultRetryInitial     = 100 * time.Millisecond
 	DefaultRetryMax         = 10 * time.Second
@@ -64,6 +68,7 @@ func Default() Config {
 			Offsets:          OffsetsTable,
 			Consistency:      ConsistencyPartition,
 			Transaction:      TransactionApply{MaxWait: Duration(DefaultTransactionMaxWait)},
+			Pipeline:         DefaultPipeline,
 		},
 		Errors:          Errors{Tolerance: ToleranceAll, DeadLetter: DeadLetter{Destination: DestinationTable}},
 		Retention:       Retention{Tombstones: Duration(DefaultRetention), OutboxEvents: Duration(DefaultRetention)},

@@ -172,6 +172,7 @@ func (v *validator) apply(a Apply) {
 		v.fail("apply.max_buffered_bytes", "must be at least apply.batch.max_bytes (%s); got %s", a.Batch.MaxBytes, a.MaxBufferedBytes)
 	}
 	v.intRange("apply.retry.max_attempts", a.Retry.MaxAttempts, 1, 1000)
+	v.intRange("apply.pipeline", a.Pipeline, 1, maxPipeline)
 	v.positive("apply.retry.initial_backoff", a.Retry.InitialBackoff)
 	if a.Retry.MaxBackoff < a.Retry.InitialBackoff {
 		v.fail("apply.retry.max_backoff", "must not be shorter than apply.retry.initial_backoff (%s); got %s", a.Retry.InitialBackoff, a.Retry.MaxBackoff)

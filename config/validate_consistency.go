@@ -35,6 +35,9 @@ func (v *validator) consistency(c *Config) {
 			v.fail(t.Path+".encoding", avroTransactionTopic)
 		}
 	}
+	if c.Apply.Pipeline > 1 {
+		v.fail("apply.pipeline", "must be 1 with apply.consistency: transaction: partitions stage records and the resolver applies them one transaction at a time; got %d", c.Apply.Pipeline)
+	}
 	if c.Apply.Offsets != OffsetsTable {
 		v.fail("apply.offsets", "must be table with apply.consistency: transaction: staging and the resolver's fencing keep their positions in PostgreSQL; got %s", c.Apply.Offsets)
 	}

@@ -27,6 +27,8 @@ type Metrics struct {
 	Owned            prometheus.Gauge       // partitions this instance applies
 	Buffered         prometheus.Gauge       // fetched but unapplied records, decoded items included
 	Retries          prometheus.Counter     // transient errors retried
+	PipelineRetries  prometheus.Counter     // followers applied again after racing their predecessor
+	Pipelined        prometheus.Counter     // transactions sent while another of their partition was in flight
 	// Panics counts panics recovered, by where: decode (decoding or
 	// routing a record), apply (writing a span), worker (anywhere else in
 	// a partition's worker, which then stops).
@@ -120,6 +122,10 @@ func NewMetrics() *Metrics {
 			Help: "Bytes of the records fetched and not yet applied (queued, or in a batch): key and value, each record's message, envelope and queue slots, and the estimated decoded size of the records in a batch; bounded by apply.max_buffered_bytes."}),
 		Retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_apply_retries_total",
 			Help: "Transient apply errors retried with backoff."}),
+		Pipelined: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_apply_pipelined_total",
+			Help: "Transactions sent while another transaction of their partition was still in flight (apply.pipeline): how often pipelining engages."}),
+		PipelineRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_apply_pipeline_retries_total",
+			Help: "Pipelined transactions (apply.pipeline) whose offsets compare-and-set reached PostgreSQL before their predecessor's and found the position not yet there: applied again, alone, once the predecessor committed. Each costs a transaction; a steady rate means apply.pipeline gains little here."}),
 		Panics: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_panics_total",
 			Help: "Panics recovered (a bug met on some input), by where: decode and apply isolate the record into the dead letters (or stop its partition under errors.tolerance none); worker stops the partition. The process and the other partitions go on. Any growth is worth a bug report with the stack from the dead letter or the log."}, []string{"where"}),
 		InsertConflicts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_insert_conflicts_total",
@@ -168,7 +174,7 @@ func NewMetrics() *Metrics {
 		registry: r,
 	}
 	r.MustRegister(m.Consumed, m.Applied, m.DeadLetters, m.Skipped, m.Fenced, m.Unresolved, m.UndetectableMoves, m.CompactedDeletes, m.Rebalances, m.BatchRecords,
-		m.ApplySeconds, m.Lag, m.Owned, m.Buffered, m.Retries, m.Panics, m.InsertConflicts, m.Splits, m.Stopped, m.EndToEnd, m.RecordLatency, m.ReceiveLatency,
+		m.ApplySeconds, m.Lag, m.Owned, m.Buffered, m.Retries, m.Pipelined, m.PipelineRetries, m.Panics, m.InsertConflicts, m.Splits, m.Stopped, m.EndToEnd, m.RecordLatency, m.ReceiveLatency,
 		m.BufferFull, m.Pauses, m.SnapshotSwept, m.SnapshotsUnswept)
 	r.MustRegister(m.SchemaChanges, m.SchemaWaits, m.SchemaWaiting)
 	r.MustRegister(m.DispatchLatency, m.QueuedLatency, m.SourceLag, m.TableSourceLag, m.SourceApplied, m.SourceLagRecords)

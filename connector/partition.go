@@ -116,6 +116,12 @@ type workerDeps struct {
 	// decodedSeed is the last partition's decoded-size prediction, the
 	// starting point of a newly claimed one's.
 	decodedSeed *decodedEstimate
+	// pipeline is apply.pipeline: how many transactions of a partition may
+	// be in flight at once (pipeline.go).
+	pipeline int
+	// spareConnection reports whether the pool has an idle connection for
+	// a pipelined transaction; nil: always.
+	spareConnection func() bool
 }
 
 // partition applies one owned partition: it batches its records in offset
@@ -177,6 +183,10 @@ type partition struct {
 	// decoded predicts the decoded size of this partition's records for
 	// the poll loop's charge at dispatch; its worker keeps it current.
 	decoded *decodedEstimate
+	// flight is the transactions sent and not yet settled, oldest first
+	// (pipeline.go); lastTables the tables of the batch sent last.
+	flight     []*inflight
+	lastTables map[*sink.Table]bool
 }
 
 // newPartition builds the worker of a claimed partition; run starts it.
@@ -216,6 +226,7 @@ func (p *partition) run() {
 		// the other partitions go on.
 		if v := recover(); v != nil {
 			p.metrics.Panics.WithLabelValues("worker").Inc()
+			p.abandonFlight()
 			p.fail("internal error (a bug in pgsink; please report it with this stack); the offset is not moved", sink.NewPanicError(v))
 			p.releaseHeld()
 			p.park()
@@ -224,6 +235,26 @@ func (p *partition) run() {
 	for {
 		p.releaseHeld() // the previous batch is done
 		batch, last, more, err := p.collect()
+		ok, clean := true, true
+		switch {
+		case errors.Is(err, errPipelineStopped):
+			ok = false
+		case errors.Is(err, errPipelineReset):
+			clean = false
+		case len(p.flight) > 0 && (err != nil || !more || !p.pipelines(batch)):
+			// Everything sent settles before a batch that goes alone, an
+			// error is acted on, or the worker returns.
+			ok, clean = p.drain()
+		}
+		if !ok {
+			if p.halt() {
+				continue
+			}
+			return
+		}
+		if !clean {
+			continue // the records were taken from a position since left
+		}
 		if errors.Is(err, errSchemaWaitStopped) {
 			// Revoked or shutting down while waiting for the registry:
 			// nothing of the batch is applied, its offset stays where it
@@ -253,13 +284,23 @@ func (p *partition) run() {
 			return
 		}
 		items, used := batch.Items, len(batch.Items)
-		if len(batch.Items) > 0 || batch.Next > p.claim.NextOffset {
-			if !p.apply(batch, last) {
-				p.releaseHeld()
-				if p.fenced && p.awaitFence() {
+		if len(batch.Items) > 0 || batch.Next > batch.Claim.NextOffset {
+			ok := true
+			if p.pipelines(batch) {
+				ok, clean = p.sendPipelined(batch, last)
+				// In flight: its items are recycled once it settles.
+				items = nil
+			} else {
+				ok = p.apply(batch, last)
+				p.noteTables(batch)
+			}
+			if ok && !clean {
+				continue
+			}
+			if !ok {
+				if p.halt() {
 					continue
 				}
-				p.park()
 				return
 			}
 		}
@@ -268,9 +309,22 @@ func (p *partition) run() {
 		recycleItems(items, used)
 		p.lastItems = used
 		if !more {
+			p.drain() // revoked or stopping: what is in flight ends first
 			return
 		}
 	}
+}
+
+// halt follows a batch the partition cannot go on from: a fenced partition
+// waits for the group and goes on (true) if it claimed the partition back;
+// any other stops it where it is until it is revoked.
+func (p *partition) halt() bool {
+	p.releaseHeld()
+	if p.fenced && p.awaitFence() {
+		return true
+	}
+	p.park()
+	return false
 }
 
 // fenceGrace is how long a fenced partition waits for the group to take it
@@ -338,8 +392,10 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 	// appends showed up in the drain's CPU profile as copies and write
 	// barriers. Taken now, where the pool most likely still has the slice
 	// the last batch gave back on this processor; given back at the idle
-	// check if no record comes.
-	batch = &sink.Batch{Claim: &p.claim, Next: p.claim.NextOffset,
+	// check if no record comes. The claim is where the transactions in
+	// flight end (apply.pipeline), or the committed position.
+	claim := p.tail()
+	batch = &sink.Batch{Claim: &claim, Next: claim.NextOffset,
 		Items: itemSlice(min(cfg.MaxRecords, max(p.in.len(), p.lastItems, 16)))}
 	var bytes int64
 	var timer <-chan time.Time
@@ -363,7 +419,12 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 		}
 		p.held += e.cost
 		consumed.Inc()
+		// now may predate the record's dispatch: the fast paths below read
+		// the clock before they look at the queue.
 		taken := now
+		if taken.Before(e.at) {
+			taken = e.at
+		}
 		p.metrics.QueuedLatency.Observe(taken.Sub(e.at).Seconds())
 		if !m.Timestamp.IsZero() {
 			p.metrics.ReceiveLatency.Observe(taken.Sub(m.Timestamp).Seconds())
@@ -405,7 +466,15 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 	for n := 1; ; n++ {
 		now := time.Now()
 		if timer != nil && !now.Before(deadline) {
-			// The batch's time is up: take only what is already waiting.
+			// The batch's time is up: take only what is already waiting,
+			// looking for a stop once in fastTakes records, as below.
+			if n%fastTakes == 0 {
+				select {
+				case <-p.stopping:
+					return batch, last, false, nil
+				default:
+				}
+			}
 			e, ok := p.in.take()
 			if !ok {
 				return batch, last, true, nil
@@ -430,8 +499,9 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 		select {
 		case <-idle.C:
 			// Nothing to apply: make sure the partition is still ours, so
-			// a replay's rewind is noticed on a quiet topic too.
-			if timer != nil {
+			// a replay's rewind is noticed on a quiet topic too. A
+			// transaction in flight will tell, if one is.
+			if timer != nil || len(p.flight) > 0 {
 				continue
 			}
 			p.in.release()
@@ -447,6 +517,7 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 					return batch, nil, false, err
 				}
 			}
+			claim = p.claim
 			batch.Next = p.claim.NextOffset
 		case <-p.stopping:
 			return batch, last, false, nil
@@ -454,6 +525,15 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 			return &sink.Batch{Claim: &p.claim, Next: p.claim.NextOffset}, nil, false, nil
 		case <-timer:
 			return batch, last, true, nil
+		case <-p.oldestDone():
+			// A transaction sent earlier is done: its outcome is taken
+			// now, so that its records are reported when they commit.
+			switch ok, clean := p.settleOldest(); {
+			case !ok:
+				return batch, nil, false, errPipelineStopped
+			case !clean:
+				return batch, nil, true, errPipelineReset
+			}
 		case <-p.in.waiting():
 			e, ok := p.in.take()
 			if !ok {
@@ -599,6 +679,14 @@ func (p *partition) apply(batch *sink.Batch, last *kafka.Message) bool {
 	}
 	t0 := time.Now()
 	st, err := p.applier.Apply(withStopping(p.ctx, p.stopping), batch)
+	p.claim = *batch.Claim
+	return p.settle(batch, last, st, err, time.Since(t0))
+}
+
+// settle takes the outcome of a batch's Apply, which took elapsed, and
+// reports whether the partition may go on. p.claim is already where the
+// batch's committed transactions left it.
+func (p *partition) settle(batch *sink.Batch, last *kafka.Message, st sink.Stats, err error, elapsed time.Duration) bool {
 	p.reportFallbacks(batch, st)
 	if st.Panics > 0 {
 		p.metrics.Panics.WithLabelValues("apply").Add(float64(st.Panics))
@@ -607,8 +695,13 @@ func (p *partition) apply(batch *sink.Batch, last *kafka.Message) bool {
 	var moved *dedup.PositionMovedError
 	var poison *sink.PoisonError
 	var stop stopper
+	var panicked *workerPanicError
 	switch {
 	case err == nil:
+	case errors.As(err, &panicked):
+		p.metrics.Panics.WithLabelValues("worker").Inc()
+		p.fail("internal error (a bug in pgsink; please report it with this stack); the offset is not moved", panicked.PanicError)
+		return false
 	case errors.As(err, &fenced) && strings.HasPrefix(fenced.Owner, dedup.ReplayOwnerPrefix):
 		// `pgsink replay` rewound the partition under a new epoch: take it
 		// back (the replay is no instance) and continue from there.
@@ -636,7 +729,7 @@ func (p *partition) apply(batch *sink.Batch, last *kafka.Message) bool {
 		p.loop.fatalf(p.log, "apply failed", err)
 		return false
 	}
-	p.report(batch, st, last, time.Since(t0))
+	p.report(batch, st, last, elapsed)
 	p.loop.committed(p, batch.Next)
 	return true
 }

@@ -154,6 +154,7 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 		applier: r.applier, positions: r.positions, router: r.router,
 		deadLetters: r.deadLetters, metrics: opts.Metrics, loop: r, warned: &warnOnce{},
 		decodedSeed: newDecodedEstimate(nil),
+		pipeline:    cfg.Apply.Pipeline, spareConnection: r.applier.HasIdleConnection,
 	}
 	if sinkOpts.StageTransactions {
 		r.txDeps = r.resolverDeps(sinkOpts)

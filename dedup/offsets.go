@@ -171,6 +171,19 @@ SELECT CASE count(*) WHEN 1 THEN 1 ELSE ('`+advanceMismatch+` (' || count(*) || 
 	return nil
 }
 
+// QueueLockBehind queues, before QueueAdvance's compare-and-set, a lock
+// of the claim's row that waits for a transaction of the same partition
+// still in flight (apply.pipeline). The compare-and-set alone would not
+// wait: its row, as its snapshot shows it, is not yet at the position it
+// expects, so it matches nothing and fails at once. Behind this lock the
+// compare-and-set, a statement of its own and so with a snapshot taken
+// after the lock was granted, sees the row as the transaction before left
+// it: at its end if it committed, at its start if it rolled back.
+func (o Offsets) QueueLockBehind(b *pgx.Batch, c Claim) {
+	b.Queue(`SELECT 1 FROM `+o.table+` WHERE group_id = $1 AND topic = $2 AND partition = $3 FOR UPDATE`,
+		c.Group, c.Topic, c.Partition)
+}
+
 // Mismatch reads the stored row of a claim whose compare-and-set failed
 // (ErrNotAdvanced) and returns the *FencedError or *PositionMovedError that
 // describes it. Run it after the rollback.

@@ -34,6 +34,18 @@ type Batch struct {
 	Claim *dedup.Claim
 	Items []Item // in offset order
 	Next  int64  // the offset after the batch's last record
+	// Chained is set on a batch sent while the partition's previous
+	// transaction may still be in flight (apply.pipeline): its
+	// compare-and-set waits for that one to end
+	// (dedup.Offsets.QueueLockBehind).
+	Chained bool
+	// ClaimHeld, when set, is called once the batch's offsets
+	// compare-and-set has run in its transaction, which from then on holds
+	// the partition's offsets row until it ends. A follower sent after it
+	// waits for this transaction's end on the row lock; one sent before
+	// could take the lock first and fail. The transaction pays one more
+	// round trip for it, so only a pipelined batch sets it.
+	ClaimHeld func()
 }
 
 // Options configure an Applier.
@@ -217,6 +229,13 @@ func NewApplier(pool *pgxpool.Pool, opts Options) *Applier {
 		transactions: dedup.NewTransactions(opts.Schema),
 		staging:      &statements{},
 	}
+}
+
+// HasIdleConnection reports whether the pool holds a connection no
+// transaction uses now: a partition sends a pipelined transaction, which
+// holds its connection while it waits for its predecessor, only then.
+func (a *Applier) HasIdleConnection() bool {
+	return a.pool.Stat().IdleConns() > 0
 }
 
 // Apply applies b and moves its partition's offset to b.Next, all in one

@@ -125,8 +125,17 @@ func (a *Applier) queueSpan(ctx context.Context, x *txn, s span) error {
 	if !a.opts.KafkaOffsets {
 		// The first statement: its row lock serialises the partition's
 		// writers (see dedup.Offsets.Advance).
+		if s.batch.Chained {
+			a.offsets.QueueLockBehind(x.queue, *s.batch.Claim)
+		}
 		if err := a.offsets.QueueAdvance(x.queue, *s.batch.Claim, s.next, s.sourceTs()); err != nil {
 			return err
+		}
+		if s.batch.ClaimHeld != nil {
+			if err := x.flush(ctx); err != nil {
+				return err
+			}
+			s.batch.ClaimHeld()
 		}
 	}
 	if err := a.checkUniqueAtSource(ctx, x, s.batch.Items, s.lo, s.hi); err != nil {

@@ -49,10 +49,14 @@ type Latency struct {
 	QueuedP50ms   float64 `json:"steady_queued_p50_ms,omitempty"`
 	QueuedP99ms   float64 `json:"steady_queued_p99_ms,omitempty"`
 	Pauses        float64 `json:"pauses"`
-	Maxms         float64 `json:"max_bucket_ms"`
-	CPUPerM       float64 `json:"cpu_s_per_million_events"`
-	PeakRSSMiB    float64 `json:"peak_rss_mib"`
-	CommitCount   int64   `json:"samples"`
+	// Pipelined and PipelineRetries, in a pipelined run: transactions sent
+	// behind another of their partition, and followers applied again.
+	Pipelined       float64 `json:"pipelined,omitempty"`
+	PipelineRetries float64 `json:"pipeline_retries,omitempty"`
+	Maxms           float64 `json:"max_bucket_ms"`
+	CPUPerM         float64 `json:"cpu_s_per_million_events"`
+	PeakRSSMiB      float64 `json:"peak_rss_mib"`
+	CommitCount     int64   `json:"samples"`
 	// The apply transactions' own share: pgsink_apply_seconds per batch,
 	// and the mean batch size.
 	ApplyP50ms float64 `json:"apply_p50_ms"`
@@ -69,8 +73,9 @@ type Latency struct {
 // to target commit" histogram.
 // latencyVariant is what a latency run changes from the default settings.
 type latencyVariant struct {
-	maxWait string // apply.batch.max_wait; "" = default
-	syncOff bool   // postgres.synchronous_commit: off
+	maxWait  string // apply.batch.max_wait; "" = default
+	syncOff  bool   // postgres.synchronous_commit: off
+	pipeline string // apply.pipeline; "" = default
 }
 
 func (v latencyVariant) String() string {
@@ -79,6 +84,8 @@ func (v latencyVariant) String() string {
 		return "synchronous_commit off"
 	case v.maxWait != "":
 		return "max_wait " + v.maxWait
+	case v.pipeline != "":
+		return "pipeline " + v.pipeline
 	}
 	return "default settings"
 }
@@ -98,8 +105,11 @@ func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Worklo
 	if v.syncOff {
 		label += "_sync_off"
 	}
+	if v.pipeline != "" {
+		label += "_pipeline_" + v.pipeline
+	}
 	defer settle(ctx, env, "bench_pgsink_"+label) // after p.stop, deferred below
-	p, err := startPgsink(ctx, env, bin, pgsinkRun{label: label, topic: latencyTopic, maxWait: maxWait, syncOff: v.syncOff})
+	p, err := startPgsink(ctx, env, bin, pgsinkRun{label: label, topic: latencyTopic, maxWait: maxWait, syncOff: v.syncOff, pipeline: v.pipeline})
 	if err != nil {
 		return nil, err
 	}
@@ -178,6 +188,12 @@ func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Worklo
 		logf("latency: stages: %v", err)
 	}
 	l.Pauses = scrapeCounter(p.port, "pgsink_partition_pauses_total")
+	if v.pipeline != "" {
+		l.MaxWait = "pipeline " + v.pipeline
+		l.Pipelined = scrapeCounter(p.port, "pgsink_apply_pipelined_total")
+		l.PipelineRetries = scrapeCounter(p.port, "pgsink_apply_pipeline_retries_total")
+		logf("latency, pipeline %s: %.0f of %.0f transactions sent behind another, %.0f applied again", v.pipeline, l.Pipelined, ac, l.PipelineRetries)
+	}
 	if l.MaxWait == "" {
 		l.MaxWait = config.DefaultBatchMaxWait.String() + " (default)"
 	}

@@ -36,6 +36,8 @@ func main() {
 	jdbcCap := flag.Duration("jdbc-cap", 15*time.Minute, "how long one Debezium JDBC sink run may take before its rate is read from its progress")
 	latencyRate := flag.Int("latency-rate", 5000, "events/s produced for the latency run")
 	latencyFor := flag.Duration("latency-for", 40*time.Second, "how long the latency run produces")
+	latencyPipelines := flag.String("latency-pipelines", "", "comma-separated apply.pipeline values measured for latency besides the default (1: off)")
+	latencySyncOff := flag.Bool("latency-sync-off", true, "measure latency with synchronous_commit: off too")
 	latencyWaits := flag.String("latency-waits", "100ms", "comma-separated apply.batch.max_wait values measured for latency besides the default")
 	latencyWarmup := flag.Duration("latency-warmup", 10*time.Second, "the start of the latency run left out of its steady-state quantiles")
 	latencyRepeat := flag.Int("latency-repeat", 5, "how many rounds of the latency phase run: each round measures every setting once (the default, synchronous_commit: off, each of -latency-waits), interleaved, and the report gives each run and the median per setting (one 40-s run's p99 is at the mercy of the machine's phases)")
@@ -154,12 +156,24 @@ func main() {
 		// median. synchronous_commit: off keeps the exactly-once effect and
 		// takes the WAL flush out of the commit: its tail is the disk's
 		// (shared with Kafka here). Other batch waits trade latency for CPU.
-		variants := []latencyVariant{{}, {syncOff: true}}
+		variants := []latencyVariant{{}}
+		if *latencySyncOff {
+			variants = append(variants, latencyVariant{syncOff: true})
+		}
+		for _, depth := range strings.Split(*latencyPipelines, ",") {
+			if depth = strings.TrimSpace(depth); depth != "" {
+				variants = append(variants, latencyVariant{pipeline: depth})
+			}
+		}
 		for _, wait := range strings.Split(*latencyWaits, ",") {
 			if wait = strings.TrimSpace(wait); wait != "" {
 				variants = append(variants, latencyVariant{maxWait: wait})
 			}
 		}
+		// The workload phase just wrote the source tables and Kafka's
+		// log: the first round would otherwise meet its writeback, as
+		// the other phases' runs do not (they settle after each).
+		quiesce(ctx, env)
 		for round := 1; round <= max(1, *latencyRepeat); round++ {
 			for _, v := range variants {
 				l, err := measureLatency(ctx, env, bin, w, *latencyRate, *latencyFor, *latencyWarmup, v)

@@ -17,6 +17,7 @@ type counters struct {
 	duplicates float64 // {reason="duplicate"}: outbox events already in the ledger
 	dead       float64 // pgsink_dead_letters_total
 	conflicts  float64 // pgsink_insert_conflicts_total: batches applied again with upserts only
+	pipelined  float64 // pgsink_apply_pipelined_total: transactions sent behind another of their partition
 }
 
 // sample reads the counters of a live instance; it keeps the last reading
@@ -26,6 +27,7 @@ func (p *proc) sample() {
 	dups := p.metricWhere("pgsink_records_skipped_total", `reason="duplicate"`)
 	dead := p.metric("pgsink_dead_letters_total")
 	conflicts := p.metric("pgsink_insert_conflicts_total")
+	pipelined := p.metric("pgsink_apply_pipelined_total")
 	p.counters.mu.Lock()
 	defer p.counters.mu.Unlock()
 	if stale >= 0 {
@@ -40,6 +42,26 @@ func (p *proc) sample() {
 	if conflicts >= 0 {
 		p.counters.conflicts = max(p.counters.conflicts, conflicts)
 	}
+	if pipelined >= 0 {
+		p.counters.pipelined = max(p.counters.pipelined, pipelined)
+	}
+}
+
+// checkPipelined fails a scenario run with apply.pipeline above 1 in
+// which no instance ever sent a transaction behind another: it would have
+// tested one transaction at a time under another name.
+func (s *scenario) checkPipelined() {
+	s.t.Helper()
+	var sent float64
+	for _, p := range s.procs {
+		p.counters.mu.Lock()
+		sent += p.counters.pipelined
+		p.counters.mu.Unlock()
+	}
+	if sent == 0 {
+		s.t.Errorf("no transaction was sent behind another (pgsink_apply_pipelined_total 0 on every instance): the pipeline never engaged")
+	}
+	s.t.Logf("%.0f transactions sent behind another of their partition (a lower bound after a SIGKILL)", sent)
 }
 
 // sampleEvery reads the counters every interval until the instance exits,

@@ -25,16 +25,18 @@
 // REPEATABLE READ never sees part of a source transaction, each is
 // resolved once; 7t kills a pgsink instance while Connect is down. A
 // self-test corrupts the target under T as the other self-test does under
-// the rest.
+// the rest. 1p and 4p are 1 and 4 with apply.pipeline 2: two transactions
+// of a partition in flight when an instance dies, and a check that the
+// pipeline engaged.
 //
 // The tests carry the integration build tag and run against the local stack
 // (test/stack/stack.sh, addresses from $PGSINK_STACK_DIR/env). The short
-// form (scenarios 1, 3, 4t, 7, 9, 10, the static member zombie, the dead
+// form (scenarios 1, 3, 4t, 4p, 7, 9, 10, the static member zombie, the dead
 // owner in status, and the self-tests) runs by default;
 // PGSINK_FAULTS=long adds the long scenarios (1s, 2, 3s, 4, 4s, 5, 5s, 6,
 // 7s, 8, 11, 12, 13, 14, 15 — two instances over 500 tables with a
-// rebalance under load —, 1a, 7a, 9a on Avro, and 1t, 3t, 7t in
-// transaction mode), and
+// rebalance under load —, 1a, 7a, 9a on Avro, 1t, 3t, 7t in
+// transaction mode, and 1p), and
 // PGSINK_FAULTS_RESULTS=path writes the results table there.
 // BenchmarkIntegrationResumeAfterKill (make bench-restart) measures resume
 // after kill -9 per group membership; BenchmarkIntegrationFleet (make

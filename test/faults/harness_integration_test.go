@@ -130,6 +130,10 @@ type scenarioOptions struct {
 	// transaction runs the scenario under apply.consistency: transaction
 	// with the bank workload (the T invariant).
 	transaction bool
+	// pipeline is apply.pipeline (0: the default, one transaction of a
+	// partition at a time); the pool then has a connection per partition
+	// and transaction in flight.
+	pipeline int
 }
 
 func newScenario(t *testing.T, name string, o scenarioOptions) *scenario {
@@ -198,6 +202,11 @@ func newScenario(t *testing.T, name string, o scenarioOptions) *scenario {
 	if s.tx != nil {
 		tablesYAML, applyYAML = s.transactionTarget()
 	}
+	pool := poolSize(t)
+	if o.pipeline > 1 {
+		applyYAML += fmt.Sprintf("  pipeline: %d\n", o.pipeline)
+		pool = max(pool, o.pipeline*o.partitions)
+	}
 	evolve := ""
 	if o.evolve != "" {
 		evolve = "    schema: { evolve: " + o.evolve + " }\n"
@@ -224,7 +233,7 @@ metrics:
   - topic: %s
     target: public.accounts
     deletes: hard
-%s`, s.st.Env.KafkaBootstrap, s.st.ID, o.sessionMS, poolSize(t), applyYAML, verifyYAML, s.topic, evolve) + tablesYAML
+%s`, s.st.Env.KafkaBootstrap, s.st.ID, o.sessionMS, pool, applyYAML, verifyYAML, s.topic, evolve) + tablesYAML
 	if err := os.WriteFile(s.configPath, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

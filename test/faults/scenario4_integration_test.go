@@ -31,7 +31,7 @@ func stormDuration(t *testing.T) time.Duration {
 // workload runs. Then the storm stops and the survivors must converge.
 func TestFaults4RebalanceStorm(t *testing.T) {
 	long(t)
-	stormScenario(t, inStreaming, false)
+	stormScenario(t, inStreaming, scenarioOptions{})
 }
 
 // Scenario 4t: the storm under apply.consistency: transaction, with the
@@ -39,22 +39,36 @@ func TestFaults4RebalanceStorm(t *testing.T) {
 // and dies with them. A sixth of the storm's duration (30 s): the cheapest
 // of the transaction-mode scenarios, in the short suite.
 func TestFaults4tRebalanceStorm(t *testing.T) {
-	stormScenario(t, inStreaming, true)
+	stormScenario(t, inStreaming, scenarioOptions{transaction: true})
+}
+
+// Scenario 4p: the storm with apply.pipeline 2: instances die, and
+// partitions move, with two transactions of a partition in flight. A
+// sixth of the storm's duration, in the short suite.
+func TestFaults4pRebalanceStorm(t *testing.T) {
+	s := stormScenario(t, inStreaming, scenarioOptions{pipeline: 2})
+	s.checkPipelined()
 }
 
 // Scenario 4s: the storm breaks out while the instances apply the initial
 // snapshot, its first end at once.
 func TestFaults4RebalanceStormDuringSnapshot(t *testing.T) {
 	long(t)
-	stormScenario(t, inSnapshot, false)
+	stormScenario(t, inSnapshot, scenarioOptions{})
 }
 
-func stormScenario(t *testing.T, aim phase, transaction bool) {
+// stormScenario runs the storm with o's mode (transaction, pipeline) and
+// returns the scenario for the checks of that mode.
+func stormScenario(t *testing.T, aim phase, o scenarioOptions) *scenario {
 	name, storm := "4"+aim.suffix()+" rebalance storm", stormDuration(t)
-	if transaction {
+	switch {
+	case o.transaction:
 		name, storm = "4t rebalance storm (transaction mode)", storm/6
+	case o.pipeline > 1:
+		name, storm = fmt.Sprintf("4p rebalance storm (apply.pipeline %d)", o.pipeline), storm/6
 	}
-	s := newScenario(t, name, scenarioOptions{sessionMS: 6000, aim: aim, transaction: transaction})
+	o.sessionMS, o.aim = 6000, aim
+	s := newScenario(t, name, o)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 4))
 	for range 3 {
 		s.start(fmt.Sprintf("i%d", len(s.procs)+1))
@@ -104,4 +118,5 @@ func stormScenario(t *testing.T, aim phase, transaction bool) {
 	if terms == 0 || kills == 0 {
 		t.Errorf("the storm lacked a kind of end: %s", s.result.FaultKinds)
 	}
+	return s
 }

@@ -103,6 +103,17 @@ func TestFaults1tFailpoints(t *testing.T) {
 	s.killAtFailpoints("before-commit:0.03,after-commit:0.03,after-kafka-commit:0.03", 3*time.Minute, 6)
 }
 
+// Scenario 1p: scenario 1 with apply.pipeline 2, its three failpoints
+// armed at once in one run: a kill lands between a partition's
+// transactions in flight, before or after either commits.
+func TestFaults1pFailpoints(t *testing.T) {
+	long(t)
+	s := newScenario(t, "1p kill -9 at before-commit, after-commit, after-kafka-commit (apply.pipeline 2)", scenarioOptions{sessionMS: 6000, pipeline: 2})
+	s.result.FaultKinds = "SIGKILL at a failpoint"
+	s.killAtFailpoints("before-commit:0.03,after-commit:0.03,after-kafka-commit:0.03", 3*time.Minute, 6)
+	s.checkPipelined()
+}
+
 // killAtFailpoints runs one instance with the failpoints armed (a
 // PGSINK_FAILPOINTS value), restarting it whenever it kills itself, until
 // the workload, halted after minKills kills or 40 s, is applied; then
