@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+
+	"github.com/pgsink/pgsink/internal/jsonenvelope"
 )
 
 // Decoder turns Kafka records into Changes. It caches compiled schemas
@@ -238,6 +240,7 @@ func (d *Decoder) unwrap(topic string, data, schema []byte, key bool, compileSch
 		slot = &last.key
 	}
 	if schema != nil {
+		s.base = len(jsonenvelope.Head) + len(schema) + len(jsonenvelope.Mid)
 		if slot.matches(schema) {
 			return slot.t, s, nil
 		}

@@ -20,6 +20,10 @@ const maxDepth = 512
 type scanner struct {
 	data []byte
 	pos  int
+	// base is where data starts in the record as consumed: a payload
+	// decoded apart from its schema reports its errors at the offsets of
+	// the whole record.
+	base int
 }
 
 // syntaxError is a JSON syntax error at a byte offset of the scanned text.
@@ -33,7 +37,7 @@ func (e *syntaxError) Error() string {
 }
 
 func (s *scanner) fail(format string, args ...any) error {
-	return &syntaxError{Offset: s.pos, Msg: fmt.Sprintf(format, args...)}
+	return &syntaxError{Offset: s.base + s.pos, Msg: fmt.Sprintf(format, args...)}
 }
 
 func (s *scanner) ws() {

@@ -63,6 +63,47 @@ func TestDecodeSplit(t *testing.T) {
 	}
 }
 
+// TestDecodeSplitErrors breaks the payload of every recorded value that
+// splits, at its first and at its second byte, and decodes it whole and
+// split: both fail, with the same message, its byte offsets those of the
+// record as consumed.
+func TestDecodeSplitErrors(t *testing.T) {
+	breaks := map[string]func(payload []byte) []byte{
+		"a stray byte first":  func(p []byte) []byte { return append([]byte{'#'}, p...) },
+		"a stray byte second": func(p []byte) []byte { return append([]byte{p[0], '#'}, p[1:]...) },
+	}
+	failures := 0
+	for _, f := range loadFixtures(t) {
+		t.Run(f.name, func(t *testing.T) {
+			for _, r := range f.records {
+				rec := toRecord(r)
+				schema, payload, ok := splitPart(rec.Value)
+				if !ok || len(payload) < 2 {
+					continue
+				}
+				for name, broken := range breaks {
+					bad := broken(bytes.Clone(payload))
+					whole, split := rec, rec
+					whole.Value = jsonenvelope.Join(schema, bad)
+					split.ValueSchema, split.Value = schema, bad
+					_, werr := NewDecoder(f.options()).Decode(whole)
+					_, serr := NewDecoder(f.options()).Decode(split)
+					if werr == nil || serr == nil {
+						t.Fatalf("%s@%d, %s: whole %v, split %v; want both to fail", rec.Topic, rec.Offset, name, werr, serr)
+					}
+					if werr.Error() != serr.Error() {
+						t.Fatalf("%s@%d, %s: whole fails with %q, split with %q", rec.Topic, rec.Offset, name, werr, serr)
+					}
+					failures++
+				}
+			}
+		})
+	}
+	if failures == 0 {
+		t.Fatal("no recorded value to break")
+	}
+}
+
 // TestDecodeSplitLimit counts a split record's bytes as put back together
 // against MaxBytes, and decodes a value whose schema moved to another
 // address but is the same.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // DefaultPruneChunk bounds the rows one pruning statement deletes: each
@@ -90,8 +88,8 @@ func (l Ledgers) Prune(ctx context.Context, db DB, r Retention) (Pruned, error) 
 			return p, err
 		}
 	}
-	if b, ok := db.(beginner); ok && r.Tombstones > 0 {
-		if p.TxSchemas, err = l.pruneSchemas(ctx, b, r.Tombstones); err != nil {
+	if r.Tombstones > 0 {
+		if p.TxSchemas, err = l.pruneSchemas(ctx, db, r.Tombstones); err != nil {
 			return p, err
 		}
 	}
@@ -140,47 +138,29 @@ func (l Ledgers) prune(ctx context.Context, db DB, table, at, key string, retent
 	}
 }
 
-// beginner is a pool or connection that opens transactions.
-type beginner interface {
-	Begin(ctx context.Context) (pgx.Tx, error)
-}
-
-// pruneSchemas deletes the schemas of tx_schemas that no staged record
-// names and that were stored longer than retention ago. A stager stores
-// its batch's schemas (ON CONFLICT DO NOTHING, no row lock: staging
-// partitions would wait for each other on a popular schema) and then
-// stages records naming them, in one transaction: a prune that saw
-// neither the stored row's use nor the records, not committed yet, would
-// delete a schema about to be named. So the deletion runs under a lock
-// that conflicts with the stagers' (SHARE ROW EXCLUSIVE against their ROW
-// EXCLUSIVE): it waits for the stagers storing schemas to commit, and
-// those that come after wait for it, then store their schemas anew. The
-// lock is taken only when a schema looks unused without it, so a
-// pipeline whose schemas are all in use never waits.
-func (l Ledgers) pruneSchemas(ctx context.Context, db beginner, retention time.Duration) (int64, error) {
-	unused := `FROM ` + l.txSchemas + ` sc WHERE sc.stored_at < now() - make_interval(secs => $1)
-		AND sc.digest NOT IN (SELECT s.key_schema FROM ` + l.txStaged + ` s WHERE s.key_schema IS NOT NULL
-		                      UNION ALL SELECT s.value_schema FROM ` + l.txStaged + ` s WHERE s.value_schema IS NOT NULL)`
-	tx, err := db.Begin(ctx)
-	if err != nil {
+// pruneSchemas deletes the schemas of tx_schemas no staged record names,
+// stored longer ago than retention (at least minSchemaRetention). It takes
+// no lock a stager waits for: a stager marks a stale schema it names as in
+// use (Transactions.queueSchemas) under the schema row's lock, so the
+// DELETE, meeting that row, waits for the stager to commit and re-checks
+// the row's stored_at, now recent, and keeps it; a schema a stager found
+// recent is younger than minSchemaRetention until that stager commits.
+// The staged rows' schemas are gathered distinct first: few schemas name
+// many rows, and a NOT IN over every row's digest could not be hashed.
+func (l Ledgers) pruneSchemas(ctx context.Context, db DB, retention time.Duration) (int64, error) {
+	retention = max(retention, minSchemaRetention)
+	var stale bool
+	if err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+l.txSchemas+` WHERE stored_at < now() - make_interval(secs => $1))`,
+		retention.Seconds()).Scan(&stale); err != nil {
 		return 0, fmt.Errorf("dedup: prune %s: %w", l.txSchemas, err)
 	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	var any bool
-	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 `+unused+`)`, retention.Seconds()).Scan(&any); err != nil || !any {
-		if err != nil {
-			return 0, fmt.Errorf("dedup: prune %s: %w", l.txSchemas, err)
-		}
+	if !stale {
 		return 0, nil
 	}
-	if _, err := tx.Exec(ctx, `LOCK TABLE `+l.txSchemas+` IN SHARE ROW EXCLUSIVE MODE`); err != nil {
-		return 0, fmt.Errorf("dedup: prune %s: lock: %w", l.txSchemas, err)
-	}
-	tag, err := tx.Exec(ctx, `DELETE FROM `+l.txSchemas+` WHERE digest IN (SELECT sc.digest `+unused+`)`, retention.Seconds())
+	tag, err := db.Exec(ctx, `DELETE FROM `+l.txSchemas+` sc WHERE sc.stored_at < now() - make_interval(secs => $1)
+		AND sc.digest NOT IN (SELECT s.key_schema FROM `+l.txStaged+` s WHERE s.key_schema IS NOT NULL
+		                      UNION SELECT s.value_schema FROM `+l.txStaged+` s WHERE s.value_schema IS NOT NULL)`, retention.Seconds())
 	if err != nil {
-		return 0, fmt.Errorf("dedup: prune %s: %w", l.txSchemas, err)
-	}
-	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("dedup: prune %s: %w", l.txSchemas, err)
 	}
 	return tag.RowsAffected(), nil

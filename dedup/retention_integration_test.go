@@ -123,7 +123,7 @@ func TestIntegrationPruneResolvedTakesLeftStagedRecords(t *testing.T) {
 }
 
 // Pruning takes the schemas of tx_schemas no staged record names and
-// stored longer ago than the tombstones' retention, keeps those a staged
+// stored longer ago than the tombstones' retention (at least two hours), keeps those a staged
 // record names (by its key or its value) and the recent ones; a schema
 // pruned is stored again by the next staging that needs it.
 func TestIntegrationPruneSchemas(t *testing.T) {
@@ -144,7 +144,7 @@ func TestIntegrationPruneSchemas(t *testing.T) {
 	if err := pool.SendBatch(ctx, b).Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pool.Exec(ctx, `UPDATE pgsink.tx_schemas SET stored_at = now() - interval '2 hours'`); err != nil {
+	if _, err := pool.Exec(ctx, `UPDATE pgsink.tx_schemas SET stored_at = now() - interval '3 hours'`); err != nil {
 		t.Fatal(err)
 	}
 	stage(rec(3, `{"type":"int64","name":"k1"}`, `{"type":"struct","name":"v3"}`))
@@ -176,5 +176,67 @@ func TestIntegrationPruneSchemas(t *testing.T) {
 	}
 	if key, _ := read[0].Whole(); string(key) != `{"schema":{"type":"int64","name":"k2"},"payload":1}` {
 		t.Fatalf("transaction 4's key read back as %s", key)
+	}
+}
+
+// A staging transaction naming a schema stored long ago, not committed
+// yet, keeps it from a prune running meanwhile: the prune waits for it and
+// keeps the schema its records now name. Without the staging's mark the
+// prune, seeing no staged record name the schema, would delete it, and
+// the resolver would stop on records staged without their schema.
+func TestIntegrationPruneSchemasWaitsForAStaging(t *testing.T) {
+	ctx := context.Background()
+	pool := migrated(t)
+	tx := dedup.NewTransactions("pgsink")
+	rec := dedup.StagedRecord{TxID: 1, TotalOrder: 1, DataCollection: "public.t", Topic: "t",
+		Value: []byte(`{"schema":{"type":"struct","name":"v1"},"payload":{"v":1}}`)}
+	stageIn(t, pool, tx, rec)
+	if _, err := pool.Exec(ctx, `DELETE FROM pgsink.tx_staged`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE pgsink.tx_schemas SET stored_at = now() - interval '3 hours'`); err != nil {
+		t.Fatal(err)
+	}
+	staging, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = staging.Rollback(ctx) }()
+	b := &pgx.Batch{}
+	rec.TxID = 2
+	if err := tx.QueueStage(b, "g", []dedup.StagedRecord{rec}); err != nil {
+		t.Fatal(err)
+	}
+	if err := staging.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		p   dedup.Pruned
+		err error
+	}
+	pruned := make(chan result, 1)
+	go func() {
+		p, err := dedup.NewLedgers("pgsink").Prune(ctx, pool, dedup.Retention{Tombstones: time.Hour})
+		pruned <- result{p, err}
+	}()
+	select {
+	case r := <-pruned:
+		// A prune that did not wait must have kept the schema anyway.
+		if r.err != nil || r.p.TxSchemas != 0 {
+			t.Fatalf("Prune beside an uncommitted staging = %+v, %v; want the schema kept", r.p, r.err)
+		}
+	case <-time.After(500 * time.Millisecond):
+		// Waiting on the schema's row, as expected: let the staging commit.
+	}
+	if err := staging.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := <-pruned
+	if r.err != nil || r.p.TxSchemas != 0 {
+		t.Fatalf("Prune = %+v, %v; want the schema transaction 2 names kept", r.p, r.err)
+	}
+	read, err := tx.ReadStaged(ctx, pool, "g", 2, 0, 10, 0)
+	if err != nil || len(read) != 1 {
+		t.Fatalf("transaction 2 read back as %+v, %v; want its record with its schema", read, err)
 	}
 }

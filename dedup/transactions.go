@@ -356,11 +356,36 @@ func (t Transactions) readStaged(ctx context.Context, db Querier, maxBytes int64
 // a staged row never names a schema that is not stored. In digest order,
 // so that two batches storing the same new schemas wait for each other
 // rather than deadlock.
+// schemaRefresh is how old a stored schema's stored_at may grow before a
+// staging that names it sets it again; pruning keeps every schema stored
+// within twice that (minSchemaRetention), so a staging transaction that
+// found its schema recent cannot see it pruned before it commits.
+const schemaRefresh = time.Hour
+
+// minSchemaRetention is the least age at which a schema is pruned,
+// whatever retention.tombstones says.
+const minSchemaRetention = 2 * schemaRefresh
+
 func (t Transactions) queueSchemas(b *pgx.Batch, schemas []schemaPart) {
 	slices.SortFunc(schemas, func(a, b schemaPart) int { return bytes.Compare(a.digest, b.digest) })
 	digests, raws := make([][]byte, len(schemas)), make([][]byte, len(schemas))
 	for i, s := range schemas {
 		digests[i], raws[i] = s.digest, s.raw
+	}
+	// A schema stored longer ago than schemaRefresh is marked as in use
+	// again first: the UPDATE locks its row until this transaction ends,
+	// so a prune deleting it waits, then finds it recent and keeps it
+	// (see Ledgers.pruneSchemas). A recent schema is neither locked nor
+	// written, so partitions staging the same schemas do not wait for
+	// each other; an INSERT … ON CONFLICT DO UPDATE would lock every row.
+	// The UPDATE goes first: after the INSERT met a row, a prune could
+	// delete it before the UPDATE, which would then find nothing.
+	b.Queue(`UPDATE `+t.schemas+` SET stored_at = now() WHERE digest = ANY($1::bytea[]) AND stored_at < now() - make_interval(secs => $2)`,
+		digests, schemaRefresh.Seconds()).Fn = func(br pgx.BatchResults) error {
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("dedup: mark %d schemas of staged records as in use: %w", len(digests), err)
+		}
+		return nil
 	}
 	b.Queue(`INSERT INTO `+t.schemas+` (digest, schema) SELECT * FROM unnest($1::bytea[], $2::bytea[])
 		ON CONFLICT (digest) DO NOTHING`, digests, raws).Fn = func(br pgx.BatchResults) error {

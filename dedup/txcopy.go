@@ -67,7 +67,7 @@ func (c *StagingCopy) QueueUnstage(b *pgx.Batch) {
 	b.Queue(`DELETE FROM `+c.t.staged+` s WHERE s.group_id = $1 AND s.tx_id = ANY(ARRAY(
 		SELECT x.tx_id FROM `+c.t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = ANY($2::bigint[])))`, c.group, ids).Fn = func(br pgx.BatchResults) error {
 		if _, err := br.Exec(); err != nil {
-			return fmt.Errorf("dedup: unstage the records of %d applied transactions: %w", len(ids), err)
+			return fmt.Errorf("dedup: unstage the records of applied transactions among %d: %w", len(ids), err)
 		}
 		return nil
 	}

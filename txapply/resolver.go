@@ -232,7 +232,8 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 		return Result{}, err
 	}
 	if mem := r.sortMemory(); mem != "" {
-		b.Queue("SET LOCAL work_mem = '" + mem + "'")
+		// Raised only: a server or role that gives more keeps it.
+		b.Queue(`SELECT set_config('work_mem', $1, true) WHERE pg_size_bytes(current_setting('work_mem')) < pg_size_bytes($1)`, mem)
 	}
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		if errors.Is(err, dedup.ErrNotAdvanced) {
@@ -314,8 +315,8 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 	return res, nil
 }
 
-// sortMemory is the work_mem of the apply transaction, "" to keep the
-// server's: room to sort twice a chunk of apply.batch.max_bytes. Reading
+// sortMemory is the work_mem the apply transaction asks for at least, ""
+// to keep the server's: room to sort twice a chunk of apply.batch.max_bytes. Reading
 // staged records of many transactions in their END order sorts them (the
 // order of the ENDs is not the table's), and at the default work_mem a
 // chunk's sort went to disk. Bounded by the configuration, as the chunk is.
