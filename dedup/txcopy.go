@@ -15,13 +15,18 @@ import (
 // page rather than per row) and without an INSERT's per-row executor work,
 // for what is the largest statement of transaction mode. A COPY cannot
 // leave out the records of transactions the resolver applied already (a
-// replay, a re-emission), as the INSERT's NOT EXISTS does: QueueUnstage
-// deletes them again after it, in the same transaction, so that no staged
-// row is left that no END will consume.
+// replay, a re-emission), as the INSERT's NOT EXISTS does: those applied
+// when the batch began are read before it and left out of it (a replay
+// of applied transactions writes nothing), and QueueUnstage deletes after
+// it, in the same transaction, the records of any the resolver applied
+// meanwhile, so that no staged row is left that no END will consume.
 type StagingCopy struct {
 	t     Transactions
 	group string
 	rows  *stagedRows
+	// resolved are the batch's transactions applied already, read in
+	// the round trip before the COPY.
+	resolved map[int64]bool
 }
 
 // PrepareCopy queues into b, a batch transaction after its offsets
@@ -38,7 +43,21 @@ func (t Transactions) PrepareCopy(b *pgx.Batch, group string, records []StagedRe
 	if len(rows.schemas) > 0 {
 		t.queueSchemas(b, rows.schemas)
 	}
-	return &StagingCopy{t: t, group: group, rows: rows}, nil
+	c := &StagingCopy{t: t, group: group, rows: rows, resolved: map[int64]bool{}}
+	ids := distinct(rows.txIDs)
+	b.Queue(`SELECT x.tx_id FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = ANY($2::bigint[])`, group, ids).Fn = func(br pgx.BatchResults) error {
+		got, err := br.Query()
+		if err != nil {
+			return fmt.Errorf("dedup: read which of %d transactions are applied: %w", len(ids), err)
+		}
+		var id int64
+		_, err = pgx.ForEachRow(got, []any{&id}, func() error { c.resolved[id] = true; return nil })
+		if err != nil {
+			return fmt.Errorf("dedup: read which of %d transactions are applied: %w", len(ids), err)
+		}
+		return nil
+	}
+	return c, nil
 }
 
 // stagedColumns are the columns a COPY of staged records writes, in the
@@ -46,10 +65,19 @@ func (t Transactions) PrepareCopy(b *pgx.Batch, group string, records []StagedRe
 const stagedColumns = `group_id, tx_id, total_order, data_collection, topic, partition, kafka_offset,
 	record_ts, record_key, record_value, headers, dead, key_schema, value_schema`
 
-// Copy COPYs the records into tx_staged in the transaction open on conn.
+// Copy COPYs the records into tx_staged in the transaction open on conn,
+// but those of transactions applied already.
 func (c *StagingCopy) Copy(ctx context.Context, conn *pgx.Conn) error {
-	n := len(c.rows.txIDs)
-	if _, err := conn.PgConn().CopyFrom(ctx, bytes.NewReader(c.rows.copyData(c.group)),
+	n := 0
+	for _, id := range c.rows.txIDs {
+		if !c.resolved[id] {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	if _, err := conn.PgConn().CopyFrom(ctx, bytes.NewReader(c.rows.copyData(c.group, c.resolved)),
 		`COPY `+c.t.staged+` (`+stagedColumns+`) FROM STDIN BINARY`); err != nil {
 		return fmt.Errorf("dedup: stage %d records of transactions: %w", n, err)
 	}
@@ -87,10 +115,13 @@ func distinct(ids []int64) []int64 {
 }
 
 // copyData encodes the rows in COPY's binary format, the columns of
-// stagedColumns.
-func (r *stagedRows) copyData(group string) []byte {
+// stagedColumns, leaving out those of the transactions in skip.
+func (r *stagedRows) copyData(group string, skip map[int64]bool) []byte {
 	size := 19 + 2
 	for i := range r.txIDs {
+		if skip[r.txIDs[i]] {
+			continue
+		}
 		size += 2 + 14*4 + 8*4 + 4 + 8 + 1 + len(group) + len(r.collections[i]) + len(r.topics[i]) + len(r.keys[i]) + len(r.values[i]) +
 			1 + len(r.headers[i]) + len(r.keySchemas[i]) + len(r.valueSchemas[i])
 	}
@@ -99,6 +130,9 @@ func (r *stagedRows) copyData(group string) []byte {
 	buf = binary.BigEndian.AppendUint32(buf, 0) // flags
 	buf = binary.BigEndian.AppendUint32(buf, 0) // header extension
 	for i := range r.txIDs {
+		if skip[r.txIDs[i]] {
+			continue
+		}
 		buf = binary.BigEndian.AppendUint16(buf, 14)
 		buf = appendField(buf, []byte(group))
 		buf = appendInt64(buf, r.txIDs[i])

@@ -17,7 +17,8 @@ import (
 // TestIntegrationTransactionStagingCopy: records staged by COPY read back
 // exactly as those staged by INSERT (timestamps to the microsecond, none,
 // headers, dead placeholders, keys and values split from their schemas);
-// a record of a transaction the resolver applied is not left staged; a
+// a record of a transaction the resolver applied is neither written nor
+// left staged; a
 // record staged already fails the COPY with a unique violation, which is
 // how the stager learns to run its batch again deduplicating.
 func TestIntegrationTransactionStagingCopy(t *testing.T) {
@@ -38,6 +39,8 @@ func TestIntegrationTransactionStagingCopy(t *testing.T) {
 			{TxID: txID, TotalOrder: 3, DataCollection: "public.u", Topic: "t", Dead: true},
 		}
 	}
+	// written is how many rows the last stage wrote into tx_staged.
+	var written int64
 	stage := func(records []dedup.StagedRecord) error {
 		conn, err := pool.Acquire(ctx)
 		if err != nil {
@@ -56,6 +59,9 @@ func TestIntegrationTransactionStagingCopy(t *testing.T) {
 		if err := cp.Copy(ctx, conn.Conn()); err != nil {
 			_, _ = conn.Exec(ctx, "ROLLBACK")
 			return err
+		}
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM `+schema+`.tx_staged WHERE xmin = pg_current_xact_id()::xid`).Scan(&written); err != nil {
+			t.Fatal(err)
 		}
 		b = &pgx.Batch{}
 		cp.QueueUnstage(b)
@@ -112,5 +118,12 @@ func TestIntegrationTransactionStagingCopy(t *testing.T) {
 	}
 	if len(progress[1].Staged) != 0 || progress[3].Staged["public.u"] != 2 {
 		t.Fatalf("after a replay by COPY of applied transaction 1 and new transaction 3: %+v; want nothing of 1 staged, 3 staged", progress)
+	}
+	if written != int64(len(records(3))) {
+		t.Fatalf("the replay's COPY wrote %d rows, want %d: the records of applied transaction 1 left out, not written and deleted", written, len(records(3)))
+	}
+	// A batch of applied transactions only writes nothing.
+	if err := stage(records(1)); err != nil || written != 0 {
+		t.Fatalf("a replay of applied transaction 1 alone: %v, %d rows written; want none", err, written)
 	}
 }
