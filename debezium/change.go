@@ -21,8 +21,11 @@ type Record struct {
 	// or value {"schema": S, "payload": P} kept apart from it, and Key or
 	// Value hold only P: transaction staging stores each schema once
 	// (dedup.Transactions), and the decoder decodes P against S without
-	// the record being put back together. Like Key and Value, their
-	// bytes must not change while the decoder may use them.
+	// the record being put back together. Unlike Key and Value, their
+	// bytes must never change once given to a Decoder, even after Decode
+	// returns: the decoder remembers the last schema's address and takes
+	// the same address again for the same schema without comparing it
+	// (a caller reusing a buffer for schemas must copy them instead).
 	KeySchema, ValueSchema []byte
 }
 
