@@ -491,6 +491,11 @@ status.storage.topic=_connect-status
 status.storage.replication.factor=1
 status.storage.partitions=1
 offset.flush.interval.ms=1000
+# One worker: after it drops out of its group (the broker killed under it,
+# a poll timeout on a loaded machine) it joins again as a new member, and
+# the leader, itself, would hold its connectors unassigned for the default
+# five minutes, waiting for the member it was to come back.
+scheduled.rebalance.max.delay.ms=5000
 listeners=http://$HOST:$CONNECT_PORT
 rest.advertised.host.name=$HOST
 rest.advertised.port=$CONNECT_PORT
