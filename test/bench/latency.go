@@ -65,6 +65,9 @@ type Latency struct {
 	// Round is the run's place among the interleaved rounds of the
 	// latency phase, from 1.
 	Round int `json:"round,omitempty"`
+	// Background is what else ran on the stack from the first record
+	// produced to the last committed.
+	Background *Background `json:"background,omitempty"`
 }
 
 // measureLatency produces the workload's records (their keys and values as
@@ -126,6 +129,8 @@ func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Worklo
 		err  error
 	}
 	done := make(chan produced, 1)
+	background := watchBackground(ctx, env)
+	defer background.stop()
 	go func() {
 		sent, took, err := produceAtRate(env.KafkaBootstrap, w.Topic, latencyTopic, rate, n)
 		done <- produced{sent, took, err}
@@ -160,6 +165,7 @@ func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Worklo
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	bg := background.stop()
 	buckets, count, err := scrapeHistogram(p.port, "pgsink_record_commit_latency_seconds")
 	if err != nil {
 		return nil, err
@@ -188,6 +194,7 @@ func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Worklo
 		logf("latency: stages: %v", err)
 	}
 	l.Pauses = scrapeCounter(p.port, "pgsink_partition_pauses_total")
+	l.Background = &bg
 	if v.pipeline != "" {
 		l.MaxWait = "pipeline " + v.pipeline
 		l.Pipelined = scrapeCounter(p.port, "pgsink_apply_pipelined_total")
@@ -202,6 +209,8 @@ func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Worklo
 	}
 	logf("latency, max_wait %s, synchronous_commit %q: %d events at %.0f/s: p50 %.1f ms, p99 %.1f ms (from %d samples); after the first %.0f s: p50 %.1f ms, p99 %.1f ms (received: p50 %.1f ms, p99 %.1f ms; of which dispatched p99 %.1f ms, queued p99 %.1f ms; %.0f pauses); apply p50 %.1f ms, p99 %.1f ms, %.0f records per batch",
 		l.MaxWait, l.SynchronousCommit, sent, l.AchievedPS, l.P50ms, l.P99ms, l.CommitCount, l.WarmupSeconds, l.SteadyP50ms, l.SteadyP99ms, l.ReceiveP50ms, l.ReceiveP99ms, l.DispatchP99ms, l.QueuedP99ms, l.Pauses, l.ApplyP50ms, l.ApplyP99ms, l.MeanBatch)
+	logf("latency: meanwhile autovacuum ran %.1f s (%s), %d checkpoints, the broker used %.1f CPU-s (JIT compiler %.1f)",
+		bg.AutovacuumSeconds, strings.Join(bg.AutovacuumTables, "; "), bg.Checkpoints, bg.BrokerCPUSeconds, bg.BrokerJITSeconds)
 	return l, nil
 }
 
