@@ -112,13 +112,14 @@ func (w *watcher) stop() Background {
 }
 
 // autovacuumWorkers lists what PostgreSQL's autovacuum workers are doing,
-// as "database: VACUUM ANALYZE table"; nil when none runs or on error.
+// as "database: VACUUM ANALYZE table"; nil when none runs or on error. A
+// worker still choosing its table shows no query yet and is left out.
 func autovacuumWorkers(ctx context.Context, conn *pgx.Conn) []string {
 	if conn == nil {
 		return nil
 	}
 	rows, err := conn.Query(ctx, `SELECT coalesce(datname, ''), regexp_replace(coalesce(query, ''), '^autovacuum: ', '')
-		FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'`)
+		FROM pg_stat_activity WHERE backend_type = 'autovacuum worker' AND coalesce(query, '') <> ''`)
 	if err != nil {
 		return nil
 	}
