@@ -61,11 +61,11 @@ type Latency struct {
 	// and the mean batch size.
 	ApplyP50ms float64 `json:"apply_p50_ms"`
 	ApplyP99ms float64 `json:"apply_p99_ms"`
+	MeanBatch  float64 `json:"mean_batch_records"`
 	// ConnWait*: the share of each apply spent waiting for a pool
 	// connection (pgsink_apply_connection_wait_seconds).
 	ConnWaitP50ms float64 `json:"connection_wait_p50_ms,omitempty"`
 	ConnWaitP99ms float64 `json:"connection_wait_p99_ms,omitempty"`
-	MeanBatch  float64 `json:"mean_batch_records"`
 	// Round is the run's place among the interleaved rounds of the
 	// latency phase, from 1.
 	Round int `json:"round,omitempty"`
