@@ -23,6 +23,7 @@ type Metrics struct {
 	Rebalances       *prometheus.CounterVec // kind (assigned|revoked|lost)
 	BatchRecords     prometheus.Histogram   // records per applied batch
 	ApplySeconds     prometheus.Histogram   // duration of one Apply
+	ConnectionWait   prometheus.Histogram   // the wait for a pool connection in one Apply
 	Lag              *prometheus.GaugeVec   // topic, partition: high watermark - stored position
 	Owned            prometheus.Gauge       // partitions this instance applies
 	Buffered         prometheus.Gauge       // fetched but unapplied records, decoded items included
@@ -158,6 +159,9 @@ func NewMetrics() *Metrics {
 		DispatchLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgsink_record_dispatch_latency_seconds",
 			Help:    "From each record's Kafka timestamp to the poll loop handing it to its partition's queue: the broker, librdkafka's fetch and queue, and the poll loop. The first part of pgsink_record_receive_latency_seconds.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 1.25, 56)}),
+		ConnectionWait: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgsink_apply_connection_wait_seconds",
+			Help:    "Per applied batch, how long its transactions waited for a connection of the pool (postgres.max_connections): part of pgsink_apply_seconds. Near the apply's own time when more partitions have a batch ready than there are connections; raise postgres.max_connections towards the number of partitions then.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 1.25, 56)}),
 		QueuedLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgsink_record_queued_seconds",
 			Help:    "From the poll loop handing a record to its partition's queue to the worker taking it into a batch: mostly the wait for the partition's batch in flight to commit. The second part of pgsink_record_receive_latency_seconds.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 1.25, 56)}),
@@ -177,7 +181,7 @@ func NewMetrics() *Metrics {
 		m.ApplySeconds, m.Lag, m.Owned, m.Buffered, m.Retries, m.Pipelined, m.PipelineRetries, m.Panics, m.InsertConflicts, m.Splits, m.Stopped, m.EndToEnd, m.RecordLatency, m.ReceiveLatency,
 		m.BufferFull, m.Pauses, m.SnapshotSwept, m.SnapshotsUnswept)
 	r.MustRegister(m.SchemaChanges, m.SchemaWaits, m.SchemaWaiting)
-	r.MustRegister(m.DispatchLatency, m.QueuedLatency, m.SourceLag, m.TableSourceLag, m.SourceApplied, m.SourceLagRecords)
+	r.MustRegister(m.DispatchLatency, m.QueuedLatency, m.ConnectionWait, m.SourceLag, m.TableSourceLag, m.SourceApplied, m.SourceLagRecords)
 	m.Tx = newTxMetrics(r)
 	return m
 }

@@ -789,6 +789,7 @@ func (p *partition) reportFallbacks(batch *sink.Batch, st sink.Stats) {
 // report counts what an applied batch did.
 func (p *partition) report(batch *sink.Batch, st sink.Stats, last *kafka.Message, elapsed time.Duration) {
 	p.metrics.ApplySeconds.Observe(elapsed.Seconds())
+	p.metrics.ConnectionWait.Observe(st.ConnectionWait.Seconds())
 	p.metrics.BatchRecords.Observe(float64(len(batch.Items)))
 	if st.Stale > 0 {
 		p.metrics.Skipped.WithLabelValues(p.id.Topic, "stale").Add(float64(st.Stale))

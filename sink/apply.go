@@ -142,6 +142,10 @@ type Stats struct {
 	// stage takes bound parameters where a large one takes a COPY), which
 	// must not go unnoticed.
 	Splits int
+	// ConnectionWait is how long the batch's transactions waited for a
+	// connection of the pool (postgres.max_connections): part of the
+	// apply's time, and so of the wait of the records queued behind it.
+	ConnectionWait time.Duration
 	// SplitCause is the first error that split a transaction, for the log.
 	SplitCause error
 	// InsertConflicts counts transactions applied a second time, with
@@ -178,6 +182,7 @@ func (s *Stats) add(o Stats) {
 	s.Duplicates += o.Duplicates
 	s.DeadLetters += o.DeadLetters
 	s.Staged += o.Staged
+	s.ConnectionWait += o.ConnectionWait
 	for reason, n := range o.UnsweptSnapshots {
 		s.countUnswept(reason, n)
 	}

@@ -713,3 +713,37 @@ func TestIntegrationApplyDeadLetterBinaryHeaders(t *testing.T) {
 		t.Fatalf("headers %q, want the bytes %q and %q", h, globalID, notUTF8)
 	}
 }
+
+// An apply that finds every pooled connection taken counts its wait in
+// Stats.ConnectionWait (pgsink_apply_connection_wait_seconds): part of its
+// time that is the pool's size, not the target's work.
+func TestIntegrationApplyCountsConnectionWait(t *testing.T) {
+	f := newFixture(t, sink.DeleteHard, false)
+	one := f.onOneConnection()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	held, err := one.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const hold = 300 * time.Millisecond
+	go func() {
+		time.Sleep(hold)
+		held.Release()
+	}()
+	st, err := f.applier.Apply(ctx, f.batch(ev{debezium.OpCreate, 1, "ok", nil, 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ConnectionWait < hold*2/3 {
+		t.Errorf("ConnectionWait = %s with the only connection held for %s; want about %s", st.ConnectionWait, hold, hold)
+	}
+	// With the connection free, the next apply hardly waits.
+	st, err = f.applier.Apply(ctx, f.batch(ev{debezium.OpCreate, 2, "ok", nil, 2}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ConnectionWait >= hold*2/3 {
+		t.Errorf("ConnectionWait = %s with the connection free; want far less than %s", st.ConnectionWait, hold)
+	}
+}

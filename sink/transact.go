@@ -48,7 +48,9 @@ func (a *Applier) transact(ctx context.Context, x *txn, s span) error {
 	if err := s.undecodable(); err != nil {
 		return err
 	}
+	asked := time.Now()
 	conn, err := a.pool.Acquire(ctx)
+	s.stats.ConnectionWait += time.Since(asked)
 	if err != nil {
 		return fmt.Errorf("sink: acquire connection: %w", err)
 	}

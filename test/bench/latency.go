@@ -62,9 +62,16 @@ type Latency struct {
 	ApplyP50ms float64 `json:"apply_p50_ms"`
 	ApplyP99ms float64 `json:"apply_p99_ms"`
 	MeanBatch  float64 `json:"mean_batch_records"`
+	// ConnWait*: the share of each apply spent waiting for a pool
+	// connection (pgsink_apply_connection_wait_seconds).
+	ConnWaitP50ms float64 `json:"connection_wait_p50_ms,omitempty"`
+	ConnWaitP99ms float64 `json:"connection_wait_p99_ms,omitempty"`
 	// Round is the run's place among the interleaved rounds of the
 	// latency phase, from 1.
 	Round int `json:"round,omitempty"`
+	// Background is what else ran on the stack from the first record
+	// produced to the last committed.
+	Background *Background `json:"background,omitempty"`
 }
 
 // measureLatency produces the workload's records (their keys and values as
@@ -126,6 +133,8 @@ func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Worklo
 		err  error
 	}
 	done := make(chan produced, 1)
+	background := watchBackground(ctx, env)
+	defer background.stop()
 	go func() {
 		sent, took, err := produceAtRate(env.KafkaBootstrap, w.Topic, latencyTopic, rate, n)
 		done <- produced{sent, took, err}
@@ -160,6 +169,7 @@ func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Worklo
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	bg := background.stop()
 	buckets, count, err := scrapeHistogram(p.port, "pgsink_record_commit_latency_seconds")
 	if err != nil {
 		return nil, err
@@ -187,7 +197,11 @@ func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Worklo
 	} else {
 		logf("latency: stages: %v", err)
 	}
+	if cw, cc, err := scrapeHistogram(p.port, "pgsink_apply_connection_wait_seconds"); err == nil {
+		l.ConnWaitP50ms, l.ConnWaitP99ms = quantile(cw, cc, 0.5)*1000, quantile(cw, cc, 0.99)*1000
+	}
 	l.Pauses = scrapeCounter(p.port, "pgsink_partition_pauses_total")
+	l.Background = &bg
 	if v.pipeline != "" {
 		l.MaxWait = "pipeline " + v.pipeline
 		l.Pipelined = scrapeCounter(p.port, "pgsink_apply_pipelined_total")
@@ -202,6 +216,9 @@ func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Worklo
 	}
 	logf("latency, max_wait %s, synchronous_commit %q: %d events at %.0f/s: p50 %.1f ms, p99 %.1f ms (from %d samples); after the first %.0f s: p50 %.1f ms, p99 %.1f ms (received: p50 %.1f ms, p99 %.1f ms; of which dispatched p99 %.1f ms, queued p99 %.1f ms; %.0f pauses); apply p50 %.1f ms, p99 %.1f ms, %.0f records per batch",
 		l.MaxWait, l.SynchronousCommit, sent, l.AchievedPS, l.P50ms, l.P99ms, l.CommitCount, l.WarmupSeconds, l.SteadyP50ms, l.SteadyP99ms, l.ReceiveP50ms, l.ReceiveP99ms, l.DispatchP99ms, l.QueuedP99ms, l.Pauses, l.ApplyP50ms, l.ApplyP99ms, l.MeanBatch)
+	logf("latency: the applies waited for a pool connection p50 %.1f ms, p99 %.1f ms", l.ConnWaitP50ms, l.ConnWaitP99ms)
+	logf("latency: meanwhile autovacuum ran %.1f s (%s), %d checkpoints, the broker used %.1f CPU-s (JIT compiler %.1f)",
+		bg.AutovacuumSeconds, strings.Join(bg.AutovacuumTables, "; "), bg.Checkpoints, bg.BrokerCPUSeconds, bg.BrokerJITSeconds)
 	return l, nil
 }
 

@@ -41,3 +41,15 @@ func TestLatencySettingsAndMedians(t *testing.T) {
 		t.Errorf("report: a formatting error, or no median row, or no count of runs meeting the targets:\n%s", out)
 	}
 }
+
+func TestMeanwhile(t *testing.T) {
+	if got := meanwhile(nil); got != "–" {
+		t.Errorf("meanwhile(nil) = %q, want –", got)
+	}
+	b := &Background{AutovacuumSeconds: 1.5, AutovacuumTables: []string{"bench: VACUUM ANALYZE public.orders", "x: a|b"},
+		Checkpoints: 1, BrokerCPUSeconds: 12.25, BrokerJITSeconds: 3}
+	want := `autovacuum 1.5 s (bench: VACUUM ANALYZE public.orders; x: a\|b), 1 checkpoints, broker 12.2 CPU-s (JIT 3.0)`
+	if got := meanwhile(b); got != want {
+		t.Errorf("meanwhile = %q, want %q", got, want)
+	}
+}

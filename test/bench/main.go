@@ -40,6 +40,7 @@ func main() {
 	latencySyncOff := flag.Bool("latency-sync-off", true, "measure latency with synchronous_commit: off too")
 	latencyWaits := flag.String("latency-waits", "100ms", "comma-separated apply.batch.max_wait values measured for latency besides the default")
 	latencyWarmup := flag.Duration("latency-warmup", 10*time.Second, "the start of the latency run left out of its steady-state quantiles")
+	latencyPrime := flag.Duration("latency-prime", 20*time.Second, "before the latency rounds, one run of the default settings this long, reported apart from the rounds: a Kafka broker started minutes before spends its first minutes of this load compiling its request paths (docs/benchmark-analysis.md, issue 27); 0 leaves it out")
 	latencyRepeat := flag.Int("latency-repeat", 5, "how many rounds of the latency phase run: each round measures every setting once (the default, synchronous_commit: off, each of -latency-waits), interleaved, and the report gives each run and the median per setting (one 40-s run's p99 is at the mercy of the machine's phases)")
 	budgets := flag.String("budgets", "128MiB,256MiB", "comma-separated apply.max_buffered_bytes values drained besides the default: what a larger memory budget buys")
 	txBaseline := flag.String("tx-baseline", "", "with -only tx: the results-partial.json of an earlier run of the phase (another commit, the same stack), shown in the report beside this run, each with its own ratios")
@@ -172,8 +173,17 @@ func main() {
 		}
 		// The workload phase just wrote the source tables and Kafka's
 		// log: the first round would otherwise meet its writeback, as
-		// the other phases' runs do not (they settle after each).
+		// the other phases' runs do not (they settle after each), and
+		// the autovacuum of the source table Debezium read, which
+		// PostgreSQL starts within a minute of the writes: the first
+		// round then shares two cores with it. Vacuumed and analysed
+		// now, the table gives autovacuum nothing to do.
+		vacuumSource(ctx, env, w)
 		quiesce(ctx, env)
+		if *latencyPrime > 0 {
+			res.LatencyPrime, err = measureLatency(ctx, env, bin, w, *latencyRate, *latencyPrime, min(*latencyWarmup, *latencyPrime/2), latencyVariant{})
+			res.soft("Latency priming run", err)
+		}
 		for round := 1; round <= max(1, *latencyRepeat); round++ {
 			for _, v := range variants {
 				l, err := measureLatency(ctx, env, bin, w, *latencyRate, *latencyFor, *latencyWarmup, v)

@@ -107,8 +107,10 @@ func settle(ctx context.Context, env stacktest.Env, db string) {
 	quiesce(ctx, env)
 }
 
-// quiesce checkpoints PostgreSQL and flushes the page cache to disk.
+// quiesce waits for PostgreSQL's autovacuum workers, checkpoints and
+// flushes the page cache to disk.
 func quiesce(ctx context.Context, env stacktest.Env) {
+	awaitAutovacuum(ctx, env, time.Minute)
 	conn, err := pgx.Connect(ctx, env.AdminURL)
 	if err != nil {
 		logf("checkpoint: %v", err)

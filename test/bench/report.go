@@ -39,6 +39,9 @@ type Results struct {
 	// LatencySyncOff the runs with synchronous_commit: off between them.
 	LatencyRepeats []*Latency `json:"latency_repeats,omitempty"`
 	LatencySyncOff []*Latency `json:"latency_synchronous_commit_off,omitempty"`
+	// LatencyPrime is the run before the rounds that warms the stack
+	// (-latency-prime): reported, not a round.
+	LatencyPrime *Latency `json:"latency_prime,omitempty"`
 	// LatencyOtherWaits is the same with other apply.batch.max_wait values.
 	LatencyOtherWaits []*Latency `json:"latency_other_max_waits,omitempty"`
 	// Avro is issue 23's phase: pgsink on Avro and on JSON, the JDBC sink
@@ -190,20 +193,24 @@ func report(r *Results) string {
 		p("**Latency** at a steady %d events/s (%d Debezium records of the workload re-produced at that rate for %.0f s into a 6-partition `LogAppendTime` topic), from the Kafka append time to the commit in the target, per record (`pgsink_record_commit_latency_seconds`, buckets 25%% apart, interpolated). ", l.Rate, l.Events, l.Seconds)
 		p("*Steady* leaves out the first %.0f s (group join, connections, first plans); *whole run* keeps them. *Received* is the steady state's share before batching and the apply (`pgsink_record_receive_latency_seconds`), in two stages: *dispatched*, Kafka's delivery, librdkafka's fetch and the poll loop up to the partition's queue (`pgsink_record_dispatch_latency_seconds`), and *queued*, the wait in that queue until the worker takes the record, which includes the partition's batch in flight (`pgsink_record_queued_seconds`). *Pauses* are partition pauses over the whole run. The apply columns are the transactions alone.\n\n", l.WarmupSeconds)
 		p("The phase runs in rounds: each round measures every setting once, in the order listed, so a tail that comes and goes with the machine falls on every setting alike; each setting's runs are listed by round, then their **median** (of each column separately). ")
+		p("*Meanwhile* is what else ran on the stack from the first record produced to the last committed: PostgreSQL's autovacuum workers (seconds with one running, and their tables), checkpoints, and the Kafka broker's CPU with its JIT compiler's share (a broker started minutes before still compiles its request paths). Before the first round the bench vacuums and analyses the workload's source table, waits for autovacuum and runs the priming run below; before every round it checkpoints and syncs (docs/benchmark-analysis.md, issue 27).\n\n")
 		p("`postgres.synchronous_commit: off` keeps the exactly-once effect (rows and offsets are lost together in a crash, and Kafka redelivers them) and takes the WAL flush out of each commit's wait; it is refused with `apply.offsets: kafka`.\n\n")
-		p("| apply.batch.max_wait | synchronous_commit | run | steady p50 | steady p99 | whole run p50 | whole run p99 | received p50 | received p99 | dispatched p99 | queued p99 | pauses | apply p50 | apply p99 | records per batch | pgsink CPU-s per M events | peak RSS |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		p("| apply.batch.max_wait | synchronous_commit | run | steady p50 | steady p99 | whole run p50 | whole run p99 | received p50 | received p99 | dispatched p99 | queued p99 | pauses | apply p50 | apply p99 | records per batch | pgsink CPU-s per M events | peak RSS | meanwhile |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 		for _, runs := range r.latencySettings() {
 			for _, x := range runs {
 				run := "–"
 				if x.Round > 0 {
 					run = fmt.Sprint(x.Round)
 				}
-				p("| %s | %s | %s | **%.1f ms** | **%.1f ms** | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %.0f | %.1f ms | %.1f ms | %.0f | %.1f | %.0f MiB |\n", x.MaxWait, synchronousCommit(x), run, x.SteadyP50ms, x.SteadyP99ms, x.P50ms, x.P99ms, x.ReceiveP50ms, x.ReceiveP99ms, x.DispatchP99ms, x.QueuedP99ms, x.Pauses, x.ApplyP50ms, x.ApplyP99ms, x.MeanBatch, x.CPUPerM, x.PeakRSSMiB)
+				p("| %s | %s | %s | **%.1f ms** | **%.1f ms** | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %.0f | %.1f ms | %.1f ms | %.0f | %.1f | %.0f MiB | %s |\n", x.MaxWait, synchronousCommit(x), run, x.SteadyP50ms, x.SteadyP99ms, x.P50ms, x.P99ms, x.ReceiveP50ms, x.ReceiveP99ms, x.DispatchP99ms, x.QueuedP99ms, x.Pauses, x.ApplyP50ms, x.ApplyP99ms, x.MeanBatch, x.CPUPerM, x.PeakRSSMiB, meanwhile(x.Background))
 			}
 			if len(runs) > 1 {
 				m := medianLatency(runs)
-				p("| %s | %s | *median of %d* | ***%.1f ms*** | ***%.1f ms*** | *%.1f ms* | *%.1f ms* | *%.1f ms* | *%.1f ms* | *%.1f ms* | *%.1f ms* | *%.0f* | *%.1f ms* | *%.1f ms* | *%.0f* | *%.1f* | *%.0f MiB* |\n", m.MaxWait, synchronousCommit(m), len(runs), m.SteadyP50ms, m.SteadyP99ms, m.P50ms, m.P99ms, m.ReceiveP50ms, m.ReceiveP99ms, m.DispatchP99ms, m.QueuedP99ms, m.Pauses, m.ApplyP50ms, m.ApplyP99ms, m.MeanBatch, m.CPUPerM, m.PeakRSSMiB)
+				p("| %s | %s | *median of %d* | ***%.1f ms*** | ***%.1f ms*** | *%.1f ms* | *%.1f ms* | *%.1f ms* | *%.1f ms* | *%.1f ms* | *%.1f ms* | *%.0f* | *%.1f ms* | *%.1f ms* | *%.0f* | *%.1f* | *%.0f MiB* | |\n", m.MaxWait, synchronousCommit(m), len(runs), m.SteadyP50ms, m.SteadyP99ms, m.P50ms, m.P99ms, m.ReceiveP50ms, m.ReceiveP99ms, m.DispatchP99ms, m.QueuedP99ms, m.Pauses, m.ApplyP50ms, m.ApplyP99ms, m.MeanBatch, m.CPUPerM, m.PeakRSSMiB)
 			}
+		}
+		if x := r.LatencyPrime; x != nil {
+			p("\nBefore round 1, a priming run of the default settings (%.0f s at %d events/s, not a round, not in the medians or the targets): steady p99 %.1f ms, received p99 %.1f ms, apply p99 %.1f ms; meanwhile %s.\n", x.Seconds, x.Rate, x.SteadyP99ms, x.ReceiveP99ms, x.ApplyP99ms, meanwhile(x.Background))
 		}
 		p("\n")
 	}
@@ -330,4 +337,17 @@ func metCount(runs []*Latency, figure func(*Latency) float64, limit float64) int
 		}
 	}
 	return n
+}
+
+// meanwhile is a latency run's background in the report's last column.
+func meanwhile(b *Background) string {
+	if b == nil {
+		return "–"
+	}
+	s := fmt.Sprintf("autovacuum %.1f s", b.AutovacuumSeconds)
+	if len(b.AutovacuumTables) > 0 {
+		s += " (" + strings.Join(b.AutovacuumTables, "; ") + ")"
+	}
+	s += fmt.Sprintf(", %d checkpoints, broker %.1f CPU-s (JIT %.1f)", b.Checkpoints, b.BrokerCPUSeconds, b.BrokerJITSeconds)
+	return strings.ReplaceAll(s, "|", `\|`) // a table cell
 }
