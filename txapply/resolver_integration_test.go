@@ -511,7 +511,7 @@ func TestIntegrationNoEnd(t *testing.T) {
 	ctx := context.Background()
 	resolver := txapply.New(tg.pool, tg.writer, tg.router, txapply.Options{Schema: schema})
 	batch := &pgx.Batch{}
-	if err := dedup.NewTransactions(schema).QueueStage(batch, group, []dedup.StagedRecord{{TxID: 42, TotalOrder: 1, DataCollection: "public.accounts", Topic: b.topic("accounts")}}); err != nil {
+	if _, err := dedup.NewTransactions(schema).QueueStage(batch, group, []dedup.StagedRecord{{TxID: 42, TotalOrder: 1, DataCollection: "public.accounts", Topic: b.topic("accounts")}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := tg.pool.SendBatch(ctx, batch).Close(); err != nil {
