@@ -55,7 +55,7 @@ func (r *Runner) resolverDeps(sinkOpts sink.Options) *workerDeps {
 	deps.frontier = nil // the resolver stages nothing
 	maxWait := r.cfg.Apply.Transaction.MaxWait.Std()
 	deps.applier = &resolverApplier{resolver: res, maxWait: maxWait, retry: r.cfg.Apply.Retry, log: r.log.Named("resolver"), metrics: tm,
-		waits: resolverWaitMark{tx: dedup.NewTransactions(r.cfg.Postgres.Schema), db: r.pool},
+		waits:     resolverWaitMark{tx: dedup.NewTransactions(r.cfg.Postgres.Schema), db: r.pool},
 		conflicts: r.deps.metrics.InsertConflicts.WithLabelValues(r.cfg.Apply.Transaction.Topic)}
 	deps.idle = resolverIdle(res, maxWait, func(topic string, partition int32) (int64, error) {
 		_, high, err := r.consumer.QueryWatermarkOffsets(topic, partition, 5000)
@@ -165,11 +165,11 @@ type resolverApplier struct {
 	resolver resolving
 	// waits, when set, is told when the resolver waits for events not
 	// staged yet, and when it stops without applying.
-	waits waitMarker
-	maxWait  time.Duration
-	retry    config.Retry
-	log      *zap.Logger
-	metrics  *TxMetrics
+	waits   waitMarker
+	maxWait time.Duration
+	retry   config.Retry
+	log     *zap.Logger
+	metrics *TxMetrics
 	// conflicts is pgsink_insert_conflicts_total for the resolver's
 	// second attempts with upserts only: its batches are of the
 	// transaction topic, whose items name no table, so the partition's
