@@ -129,6 +129,14 @@ type TransactionApply struct {
 	// events, and staged events for their END, before the resolver stops
 	// with the reason.
 	MaxWait Duration `yaml:"max_wait"`
+	// MaxStagedBytes bounds, per data partition, the keys and values of
+	// records staged and not applied by the resolver yet: a partition at
+	// it waits before staging more (its offset unmoved, its consumption
+	// paused as by a full queue), so that staged rows are read and
+	// deleted while still in the database's memory, and tx_staged's size
+	// is bounded. A partition never waits while the resolver waits for
+	// events not staged yet (a transaction larger than the bound).
+	MaxStagedBytes ByteSize `yaml:"max_staged_bytes"`
 }
 
 // Batch bounds one partition's batch; whichever limit is reached first closes it.

@@ -33,22 +33,27 @@ const (
 	// behind a rebalance or a restart, short enough that a transaction that
 	// can never complete stops the resolver while someone still looks.
 	DefaultTransactionMaxWait = 5 * time.Minute
-	DefaultMetricsListen      = "127.0.0.1:9187"
-	DefaultShutdownTimeout    = 30 * time.Second
-	DefaultSoftDeleteColumn   = "__deleted"
-	DefaultCommitLSNColumn    = "_pgsink_commit_lsn"
-	DefaultLSNColumn          = "_pgsink_lsn"
-	DefaultVerifyChunkRows    = 10000
-	DefaultVerifyStatement    = 30 * time.Second
-	DefaultVerifySettle       = 60 * time.Second
-	maxVerifyChunkRows        = 1_000_000
-	deadLetterTopicSuffix     = ".dlq"
-	groupIDKey                = "group.id"
-	bootstrapServersKey       = "bootstrap.servers"
-	maxBatchRecords           = 1_000_000
-	maxBatchBytes             = 1 << 30
-	maxConnectionsUpperBound  = 256
-	maxStagingTables          = 100_000
+	// DefaultTransactionMaxStagedBytes keeps a partition a few resolver
+	// chunks ahead (apply.batch.max_records records of about 1 KB as
+	// staged), and the staging of a few partitions within a default
+	// shared_buffers' reach.
+	DefaultTransactionMaxStagedBytes = 16 << 20
+	DefaultMetricsListen             = "127.0.0.1:9187"
+	DefaultShutdownTimeout           = 30 * time.Second
+	DefaultSoftDeleteColumn          = "__deleted"
+	DefaultCommitLSNColumn           = "_pgsink_commit_lsn"
+	DefaultLSNColumn                 = "_pgsink_lsn"
+	DefaultVerifyChunkRows           = 10000
+	DefaultVerifyStatement           = 30 * time.Second
+	DefaultVerifySettle              = 60 * time.Second
+	maxVerifyChunkRows               = 1_000_000
+	deadLetterTopicSuffix            = ".dlq"
+	groupIDKey                       = "group.id"
+	bootstrapServersKey              = "bootstrap.servers"
+	maxBatchRecords                  = 1_000_000
+	maxBatchBytes                    = 1 << 30
+	maxConnectionsUpperBound         = 256
+	maxStagingTables                 = 100_000
 )
 
 // Default returns a configuration with every default set and no tables.
@@ -67,7 +72,7 @@ func Default() Config {
 			MaxBufferedBytes: DefaultMaxBufferedBytes,
 			Offsets:          OffsetsTable,
 			Consistency:      ConsistencyPartition,
-			Transaction:      TransactionApply{MaxWait: Duration(DefaultTransactionMaxWait)},
+			Transaction:      TransactionApply{MaxWait: Duration(DefaultTransactionMaxWait), MaxStagedBytes: DefaultTransactionMaxStagedBytes},
 			Pipeline:         DefaultPipeline,
 		},
 		Errors:          Errors{Tolerance: ToleranceAll, DeadLetter: DeadLetter{Destination: DestinationTable}},

@@ -13,6 +13,9 @@ func (v *validator) consistency(c *Config) {
 	}
 	tx := c.Apply.Transaction
 	v.positive("apply.transaction.max_wait", tx.MaxWait)
+	if tx.MaxStagedBytes <= 0 {
+		v.fail("apply.transaction.max_staged_bytes", "must be positive: it bounds what a partition stages ahead of the resolver; got %s", tx.MaxStagedBytes)
+	}
 	if tx.Topic == "" {
 		v.fail("apply.transaction.topic", "is required with apply.consistency: transaction: the connector's transaction metadata topic (<topic.prefix>.transaction, with provide.transaction.metadata=true)")
 	} else {

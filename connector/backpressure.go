@@ -98,10 +98,15 @@ func (r *Runner) dispatchAt(m *kafka.Message, now time.Time) {
 const budgetWait = 500 * time.Millisecond
 
 // pauseAll pauses every partition not paused yet; service resumes each
-// once the budget and its queue have room.
+// once the budget and its queue have room. The transaction topic's
+// partition is left to its own queue's bound: data partitions waiting at
+// apply.transaction.max_staged_bytes hold the budget until the resolver
+// applies, and it can only apply the ENDs it reads (stagebound.go). Its
+// markers are small, and its queue's overflow still pauses it.
 func (r *Runner) pauseAll() {
+	resolver := TransactionTopic(r.cfg)
 	for _, p := range r.workers {
-		if p.paused {
+		if p.paused || (resolver != "" && p.id.Topic == resolver) {
 			continue
 		}
 		topic := p.id.Topic
@@ -142,6 +147,7 @@ func (r *Runner) service() {
 		return // service runs after every message: no walk over every partition then
 	}
 	r.anyPaused = false
+	resolver := TransactionTopic(r.cfg)
 	for _, p := range r.workers {
 		if !p.paused {
 			continue
@@ -149,7 +155,9 @@ func (r *Runner) service() {
 		for len(p.overflow) > 0 && p.in.offer(p.overflow[0]) {
 			p.overflow = p.overflow[1:]
 		}
-		if len(p.overflow) == 0 && p.in.len() < p.in.limit/2 && r.buffered.Load() <= int64(r.cfg.Apply.MaxBufferedBytes)/2 {
+		// The resolver's partition is not held to the budget (pauseAll).
+		budget := r.buffered.Load() <= int64(r.cfg.Apply.MaxBufferedBytes)/2 || (resolver != "" && p.id.Topic == resolver)
+		if len(p.overflow) == 0 && p.in.len() < p.in.limit/2 && budget {
 			topic := p.id.Topic
 			if err := r.consumer.Resume([]kafka.TopicPartition{{Topic: &topic, Partition: p.id.Partition}}); err != nil {
 				r.log.Warn("resume", zap.Error(err))

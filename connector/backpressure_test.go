@@ -309,3 +309,33 @@ func TestChargesSpendTheBudget(t *testing.T) {
 		t.Fatal("no polling once the decoded items were released")
 	}
 }
+
+// Under apply.consistency: transaction the transaction topic's partition is
+// neither paused by a spent budget nor held paused by it: data partitions
+// at their staging bound hold the budget until the resolver applies, which
+// needs the ENDs it has not read yet (stagebound.go).
+func TestBudgetLeavesTheResolverFetching(t *testing.T) {
+	r, c := newTestRunner(1000)
+	r.cfg.Apply.Consistency = config.ConsistencyTransaction
+	r.cfg.Apply.Transaction.Topic = "pg.transaction"
+	data := r.own(0, 4)
+	resolverID := dedup.PartitionID{Group: "g", Topic: "pg.transaction", Partition: 0}
+	resolver := &partition{id: resolverID, in: newRecordQueue(2), log: zap.NewNop(), labels: [2]string{"pg.transaction", "0"}, decoded: &decodedEstimate{}}
+	r.workers[resolverID] = resolver
+	r.buffered.Store(1000)
+	t0 := time.Now()
+	r.mayPoll(t0)
+	if !r.mayPoll(t0.Add(budgetWait)) {
+		t.Fatal("no polling past budgetWait")
+	}
+	if !data.paused || resolver.paused || len(c.pauses()) != 1 {
+		t.Fatalf("data partition paused %v, resolver paused %v (consumer pauses %v): want only the data partition paused", data.paused, resolver.paused, c.pauses())
+	}
+	// The resolver's own queue overflowed and paused it: it resumes once
+	// its queue has room, the budget still spent.
+	resolver.paused, r.anyPaused = true, true
+	r.service()
+	if resolver.paused || !data.paused {
+		t.Errorf("resolver paused %v, data partition paused %v: want the resolver resumed and the data partition held to the budget", resolver.paused, data.paused)
+	}
+}

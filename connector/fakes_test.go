@@ -133,6 +133,12 @@ func (fakeRouter) Item(_ context.Context, _ *debezium.Decoder, rec debezium.Reco
 	if rec.Value == nil {
 		return sink.Item{}, false, nil // a tombstone writes nothing
 	}
+	if v, ok := strings.CutPrefix(string(rec.Value), "tx"); ok {
+		// A record of source transaction 1 (apply.consistency:
+		// transaction stages it).
+		order, _ := strconv.Atoi(strings.TrimPrefix(v, ":"))
+		return sink.Item{Record: rec, Table: testTable, Change: debezium.Change{Transaction: &debezium.Transaction{ID: "1:1", TxID: 1, TotalOrder: int64(order)}}}, true, nil
+	}
 	if string(rec.Value) == "delete" {
 		return sink.Item{Record: rec, Table: testTable, Change: debezium.Change{Kind: debezium.KindChange, Op: debezium.OpDelete}}, true, nil
 	}

@@ -122,6 +122,11 @@ type workerDeps struct {
 	// spareConnection reports whether the pool has an idle connection for
 	// a pipelined transaction; nil: always.
 	spareConnection func() bool
+	// frontier, set on data partitions under apply.consistency:
+	// transaction, is where they read how far the resolver applied their
+	// records, to stage at most maxStaged bytes ahead (stagebound.go).
+	frontier  frontierReader
+	maxStaged int64
 }
 
 // partition applies one owned partition: it batches its records in offset
@@ -187,12 +192,20 @@ type partition struct {
 	// (pipeline.go); lastTables the tables of the batch sent last.
 	flight     []*inflight
 	lastTables map[*sink.Table]bool
+	// staging counts what the partition staged ahead of the resolver;
+	// nil but on a data partition under apply.consistency: transaction.
+	staging *stagingBound
 }
 
 // newPartition builds the worker of a claimed partition; run starts it.
 func newPartition(deps *workerDeps, id dedup.PartitionID, claim dedup.Claim, dec *debezium.Decoder, log *zap.Logger) *partition {
 	ctx, cancel := context.WithCancel(context.Background())
+	var staging *stagingBound
+	if deps.frontier != nil {
+		staging = newStagingBound(deps.maxStaged)
+	}
 	return &partition{
+		staging:    staging,
 		workerDeps: deps, id: id, claim: claim, decoder: dec, log: log,
 		in:       newRecordQueue(max(2*deps.batch.MaxRecords, 64)),
 		decoded:  newDecodedEstimate(deps.decodedSeed),
@@ -284,6 +297,12 @@ func (p *partition) run() {
 			return
 		}
 		items, used := batch.Items, len(batch.Items)
+		if !p.awaitStagingRoom(batch) {
+			// Revoked or stopping while at the staging bound: nothing of
+			// the batch is applied, and the next owner reads it again.
+			p.drain()
+			return
+		}
 		if len(batch.Items) > 0 || batch.Next > batch.Claim.NextOffset {
 			ok := true
 			if p.pipelines(batch) {
@@ -680,7 +699,11 @@ func (p *partition) apply(batch *sink.Batch, last *kafka.Message) bool {
 	t0 := time.Now()
 	st, err := p.applier.Apply(withStopping(p.ctx, p.stopping), batch)
 	p.claim = *batch.Claim
-	return p.settle(batch, last, st, err, time.Since(t0))
+	ok := p.settle(batch, last, st, err, time.Since(t0))
+	if ok && err == nil && p.staging != nil {
+		p.staging.staged(st)
+	}
+	return ok
 }
 
 // settle takes the outcome of a batch's Apply, which took elapsed, and

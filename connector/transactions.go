@@ -52,8 +52,10 @@ func (r *Runner) resolverDeps(sinkOpts sink.Options) *workerDeps {
 			}})
 	deps := *r.deps
 	deps.router = &markerRouter{}
+	deps.frontier = nil // the resolver stages nothing
 	maxWait := r.cfg.Apply.Transaction.MaxWait.Std()
 	deps.applier = &resolverApplier{resolver: res, maxWait: maxWait, retry: r.cfg.Apply.Retry, log: r.log.Named("resolver"), metrics: tm,
+		waits:     resolverWaitMark{tx: dedup.NewTransactions(r.cfg.Postgres.Schema), db: r.pool},
 		conflicts: r.deps.metrics.InsertConflicts.WithLabelValues(r.cfg.Apply.Transaction.Topic)}
 	deps.idle = resolverIdle(res, maxWait, func(topic string, partition int32) (int64, error) {
 		_, high, err := r.consumer.QueryWatermarkOffsets(topic, partition, 5000)
@@ -135,14 +137,39 @@ type resolving interface {
 	CheckEnds(ctx context.Context, group string, maxWait time.Duration) error
 }
 
+// waitMarker publishes that the resolver waits for events not staged
+// yet, for the stagers at their bound (stagebound.go); the resolver's
+// next apply transaction ends the wait (dedup.QueueApplied).
+type waitMarker interface {
+	MarkWaiting(ctx context.Context, group string, endOffset int64) error
+	EndWaiting(ctx context.Context, group string) error
+}
+
+// resolverWaitMark is waitMarker on the target database.
+type resolverWaitMark struct {
+	tx dedup.Transactions
+	db dedup.DB
+}
+
+func (m resolverWaitMark) MarkWaiting(ctx context.Context, group string, endOffset int64) error {
+	return m.tx.MarkWaiting(ctx, m.db, group, endOffset)
+}
+
+func (m resolverWaitMark) EndWaiting(ctx context.Context, group string) error {
+	return m.tx.EndWaiting(ctx, m.db, group)
+}
+
 // resolverApplier applies a batch of the transaction topic: its END
 // markers, each once every event of its transaction is staged.
 type resolverApplier struct {
 	resolver resolving
-	maxWait  time.Duration
-	retry    config.Retry
-	log      *zap.Logger
-	metrics  *TxMetrics
+	// waits, when set, is told when the resolver waits for events not
+	// staged yet, and when it stops without applying.
+	waits   waitMarker
+	maxWait time.Duration
+	retry   config.Retry
+	log     *zap.Logger
+	metrics *TxMetrics
 	// conflicts is pgsink_insert_conflicts_total for the resolver's
 	// second attempts with upserts only: its batches are of the
 	// transaction topic, whose items name no table, so the partition's
@@ -175,12 +202,23 @@ func stagingPause(took time.Duration) time.Duration {
 	return min(max(stagingPoll, countPause*took), maxStagingPoll)
 }
 
-func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (sink.Stats, error) {
+func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (st sink.Stats, err error) {
+	// marked is set once this wait for events is published, cleared by
+	// an apply (whose transaction ended it in the database too).
+	marked := false
+	defer func() {
+		if marked && errors.As(err, new(*txapply.StoppedError)) && a.waits != nil {
+			// Stopped: nothing will be applied, and the stagers are to
+			// keep to their bound meanwhile.
+			if err := a.waits.EndWaiting(context.WithoutCancel(ctx), b.Claim.Group); err != nil {
+				a.log.Warn("ending the published wait for staged events", zap.Error(err))
+			}
+		}
+	}()
 	ends := make([]txapply.End, 0, len(b.Items))
 	for _, it := range b.Items {
 		ends = append(ends, txapply.End{Offset: it.Record.Offset, Marker: it.Change.TxMark, SourceTs: it.Change.EventTs})
 	}
-	var st sink.Stats
 	var waitingSince time.Time
 	waits := backoff.New(a.retry.InitialBackoff.Std(), a.retry.MaxBackoff.Std())
 	schemaWaits := backoff.New(cmp.Or(a.schemaRetryBase, schemaRetryBase), schemaRetryLimit)
@@ -196,7 +234,7 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (sink.Stats,
 		if one && len(ends) > 1 {
 			take, next = ends[:1], ends[0].Offset+1
 		}
-		started := time.Now()
+		started, position := time.Now(), b.Claim.NextOffset
 		res, err := a.resolver.Resolve(ctx, b.Claim, take, next)
 		a.report(b.Claim, res, time.Since(started))
 		st.Upserted += res.Stats.Upserted
@@ -220,6 +258,16 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (sink.Stats,
 				waitingSince = time.Now()
 			} else if time.Since(waitingSince) > a.maxWait {
 				return st, &txapply.StoppedError{Err: err}
+			} else if !marked && a.waits != nil {
+				// Still waiting at the second look (an END read just
+				// before its events were staged is no reason to write):
+				// the events may be held by a partition at its staging
+				// bound, which stages on once it sees this.
+				if merr := a.waits.MarkWaiting(ctx, b.Claim.Group, incomplete.Offset); merr != nil {
+					a.log.Warn("publishing that the resolver waits for staged events; trying again at the next look", zap.Error(merr))
+				} else {
+					marked = true
+				}
 			}
 			a.waiting(incomplete, time.Since(waitingSince))
 		case sink.Transient(err) && attempts+1 < a.retry.MaxAttempts:
@@ -244,6 +292,7 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (sink.Stats,
 		}
 		if res.Applied+res.Passed > 0 || err == nil {
 			waitingSince = time.Time{}
+			marked = marked && b.Claim.NextOffset == position // an apply transaction ended the wait
 			a.waiting(nil, 0)
 		}
 		select {

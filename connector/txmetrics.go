@@ -24,6 +24,7 @@ type TxMetrics struct {
 	// CommitLatency is, per applied source transaction, the time from its
 	// oldest staged record's Kafka timestamp to the resolver's commit.
 	CommitLatency prometheus.Histogram
+	stagingMetrics
 }
 
 func newTxMetrics(r *prometheus.Registry) *TxMetrics {
@@ -45,7 +46,16 @@ func newTxMetrics(r *prometheus.Registry) *TxMetrics {
 		CommitLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgsink_transaction_commit_latency_seconds",
 			Help:    "Per applied source transaction, from the Kafka timestamp of its oldest staged record to the commit of the resolver's transaction that made it visible.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 1.25, 56)}),
+		stagingMetrics: stagingMetrics{
+			StagedAhead: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgsink_transaction_staged_ahead_bytes",
+				Help: "Per data partition of this instance: the bytes of keys and values it staged that the resolver has not applied yet, as far as the partition knows (it reads the resolver's frontier once at apply.transaction.max_staged_bytes)."}, []string{"topic", "partition"}),
+			StagingWaiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgsink_transaction_staging_waiting",
+				Help: "1 while the data partition waits before staging more: its staged records the resolver has not applied reach apply.transaction.max_staged_bytes (its consumption pauses as its queue fills)."}, []string{"topic", "partition"}),
+			StagingWaitSeconds: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_transaction_staging_wait_seconds_total",
+				Help: "Time data partitions of the topic waited at apply.transaction.max_staged_bytes for the resolver."}, []string{"topic"}),
+		},
 	}
-	r.MustRegister(m.Staged, m.Resolved, m.Transactions, m.Position, m.Writing, m.Waiting, m.WaitSeconds, m.CommitLatency)
+	r.MustRegister(m.Staged, m.Resolved, m.Transactions, m.Position, m.Writing, m.Waiting, m.WaitSeconds, m.CommitLatency,
+		m.StagedAhead, m.StagingWaiting, m.StagingWaitSeconds)
 	return m
 }

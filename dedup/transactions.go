@@ -18,6 +18,7 @@ import (
 // tx_resolved, the transactions the resolver applied (docs/transactions.md).
 type Transactions struct {
 	staged, resolved, modes, schemas string // quoted, schema-qualified
+	frontier, waits                  string
 	// env splits staged JsonConverter records from their schemas and
 	// joins them back (see txenvelope.go).
 	env *envelopes
@@ -30,6 +31,8 @@ func NewTransactions(schema string) Transactions {
 		resolved: pgx.Identifier{schema, "tx_resolved"}.Sanitize(),
 		modes:    pgx.Identifier{schema, "consistency_modes"}.Sanitize(),
 		schemas:  pgx.Identifier{schema, "tx_schemas"}.Sanitize(),
+		frontier: pgx.Identifier{schema, "tx_frontier"}.Sanitize(),
+		waits:    pgx.Identifier{schema, "tx_resolver_waits"}.Sanitize(),
 		env:      newEnvelopes(),
 	}
 }
@@ -88,12 +91,13 @@ func (r StagedRecord) Size() int64 {
 }
 
 // QueueStage queues into b, a batch transaction after its offsets
-// compare-and-set, the staging of records. A record whose (transaction,
+// compare-and-set, the staging of records, and returns the bytes of keys
+// and values they take in tx_staged (StagedBytesAbove counts the same). A record whose (transaction,
 // place) is staged already (Debezium re-emits events at new offsets after
 // its restarts) is kept once; one of a transaction the resolver applied
 // already (a replay) is not staged again, so no staged row waits for an
 // END that was consumed.
-func (t Transactions) QueueStage(b *pgx.Batch, group string, records []StagedRecord) error {
+func (t Transactions) QueueStage(b *pgx.Batch, group string, records []StagedRecord) (int64, error) {
 	return t.queueStage(b, group, records, true)
 }
 
@@ -103,17 +107,17 @@ func (t Transactions) QueueStage(b *pgx.Batch, group string, records []StagedRec
 // per row). A record staged already (a re-emission, a replay of a
 // transaction not resolved yet) fails the transaction with a unique
 // violation; its caller then runs it again with QueueStage.
-func (t Transactions) QueueStageNew(b *pgx.Batch, group string, records []StagedRecord) error {
+func (t Transactions) QueueStageNew(b *pgx.Batch, group string, records []StagedRecord) (int64, error) {
 	return t.queueStage(b, group, records, false)
 }
 
-func (t Transactions) queueStage(b *pgx.Batch, group string, records []StagedRecord, dedupe bool) error {
+func (t Transactions) queueStage(b *pgx.Batch, group string, records []StagedRecord, dedupe bool) (int64, error) {
 	if len(records) == 0 {
-		return nil
+		return 0, nil
 	}
 	rows, err := t.stagedRows(records)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if len(rows.schemas) > 0 {
 		t.queueSchemas(b, rows.schemas)
@@ -145,7 +149,7 @@ SELECT $1, r.tx_id, r.total_order, r.data_collection, r.topic, r.partition, r.ka
 		}
 		return nil
 	}
-	return nil
+	return rows.bytes, nil
 }
 
 // stagedRows are records as tx_staged stores them, column by column: keys
@@ -158,6 +162,8 @@ type stagedRows struct {
 	keys, values                 [][]byte
 	keySchemas, valueSchemas     [][]byte
 	dead                         []bool
+	// bytes are the keys' and values' bytes as stored.
+	bytes int64
 	// schemas are the distinct schemas split off, to be stored before
 	// the rows that name them.
 	schemas []schemaPart
@@ -192,6 +198,7 @@ func (t Transactions) stagedRows(records []StagedRecord) (*stagedRows, error) {
 			rows.stamps[i] = &records[i].Timestamp
 		}
 		rows.keys[i], rows.values[i], rows.dead[i] = split(r.Key, &rows.keySchemas[i]), split(r.Value, &rows.valueSchemas[i]), r.Dead
+		rows.bytes += int64(len(rows.keys[i]) + len(rows.values[i]))
 		if len(r.Headers) == 0 {
 			rows.headers[i] = "[]"
 			continue

@@ -84,6 +84,10 @@ func (c *StagingCopy) Copy(ctx context.Context, conn *pgx.Conn) error {
 	return nil
 }
 
+// Bytes are the bytes of keys and values the records take in tx_staged,
+// as QueueStage returns them.
+func (c *StagingCopy) Bytes() int64 { return c.rows.bytes }
+
 // QueueUnstage queues into b, after the COPY, the deletion of the records
 // it staged of transactions the resolver applied already.
 func (c *StagingCopy) QueueUnstage(b *pgx.Batch) {

@@ -72,7 +72,7 @@ func TestIntegrationTransactionStagingCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := &pgx.Batch{}
-	if err := tx.QueueStage(b, "g", records(2)); err != nil {
+	if _, err := tx.QueueStage(b, "g", records(2)); err != nil {
 		t.Fatal(err)
 	}
 	if err := pool.SendBatch(ctx, b).Close(); err != nil {

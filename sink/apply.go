@@ -160,6 +160,12 @@ type Stats struct {
 	// Staged counts records of source transactions staged for the
 	// resolver instead of written (StageTransactions).
 	Staged int64
+	// StagedBytes are the bytes of keys and values the staged records
+	// take in pgsink.tx_staged, and StagedThrough the highest Kafka offset
+	// among them (when Staged > 0): what the partition counts against
+	// apply.transaction.max_staged_bytes until the resolver applies it.
+	StagedBytes   int64
+	StagedThrough int64
 	// Panics counts panics recovered while writing a span: each isolates
 	// a record (PanicError).
 	Panics int
@@ -183,6 +189,10 @@ func (s *Stats) add(o Stats) {
 	s.DeadLetters += o.DeadLetters
 	s.Staged += o.Staged
 	s.ConnectionWait += o.ConnectionWait
+	s.StagedBytes += o.StagedBytes
+	if o.Staged > 0 {
+		s.StagedThrough = max(s.StagedThrough, o.StagedThrough)
+	}
 	for reason, n := range o.UnsweptSnapshots {
 		s.countUnswept(reason, n)
 	}

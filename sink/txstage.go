@@ -23,10 +23,23 @@ func (x *txn) transactional(it *Item) bool {
 	return x.stageTx && it.Err == nil && it.Change.Transaction != nil
 }
 
+// Stages reports whether a batch of items would stage records under
+// Options.StageTransactions: whether it adds to what waits for the
+// resolver.
+func Stages(items []Item) bool {
+	for i := range items {
+		if items[i].Err == nil && items[i].Change.Transaction != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // queueStaging queues the staging of the transactional items of [lo, hi);
 // write passes over them and writes the others as usual.
 func (a *Applier) queueStaging(ctx context.Context, x *txn, group string, items []Item, lo, hi int) error {
 	var staged []dedup.StagedRecord
+	var through int64
 	for i := lo; i < hi; i++ {
 		it := &items[i]
 		if !x.transactional(it) {
@@ -40,6 +53,7 @@ func (a *Applier) queueStaging(ctx context.Context, x *txn, group string, items 
 			s.Headers = append(s.Headers, dedup.Header{Key: h.Key, Value: string(h.Value)})
 		}
 		staged = append(staged, s)
+		through = max(through, r.Offset)
 	}
 	queue := a.transactions.QueueStage
 	if len(staged) > 0 && x.optimistic && a.staging.optimistic() {
@@ -49,19 +63,34 @@ func (a *Applier) queueStaging(ctx context.Context, x *txn, group string, items 
 		// (Applier.applyOnce), as for a table's fresh rows.
 		x.expectNew(a.staging)
 		if len(staged) >= stageCopyMin {
-			if err := a.copyStaging(ctx, x, group, staged); err != nil {
+			n, err := a.copyStaging(ctx, x, group, staged)
+			if err != nil {
 				return err
 			}
-			x.stats.Staged += int64(len(staged))
+			x.countStaged(len(staged), n, through)
 			return nil
 		}
 		queue = a.transactions.QueueStageNew
 	}
-	if err := queue(x.queue, group, staged); err != nil {
+	n, err := queue(x.queue, group, staged)
+	if err != nil {
 		return err
 	}
-	x.stats.Staged += int64(len(staged))
+	x.countStaged(len(staged), n, through)
 	return nil
+}
+
+// countStaged counts records staged by the transaction: n of them, taking
+// bytes in tx_staged, the last at offset through.
+func (x *txn) countStaged(n int, bytes, through int64) {
+	if n == 0 {
+		return
+	}
+	if x.stats.Staged == 0 || through > x.stats.StagedThrough {
+		x.stats.StagedThrough = through
+	}
+	x.stats.Staged += int64(n)
+	x.stats.StagedBytes += bytes
 }
 
 // stageCopyMin is the fewest records a batch stages by COPY: a COPY needs
@@ -72,19 +101,19 @@ const stageCopyMin = 64
 // copyStaging stages records by COPY (dedup.StagingCopy): what is queued
 // is sent, then the COPY, and the deletion of any record of a transaction
 // the resolver applied already is queued after it.
-func (a *Applier) copyStaging(ctx context.Context, x *txn, group string, staged []dedup.StagedRecord) error {
+func (a *Applier) copyStaging(ctx context.Context, x *txn, group string, staged []dedup.StagedRecord) (int64, error) {
 	cp, err := a.transactions.PrepareCopy(x.queue, group, staged)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := x.flush(ctx); err != nil {
-		return err
+		return 0, err
 	}
 	if err := cp.Copy(ctx, x.conn); err != nil {
-		return err
+		return 0, err
 	}
 	cp.QueueUnstage(x.queue)
-	return nil
+	return cp.Bytes(), nil
 }
 
 // TxWriter writes items into a transaction its caller owns: the

@@ -270,6 +270,7 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 		ids[i], counts[i] = end.Marker.TxID, end.Marker.EventCount
 	}
 	r.staging.QueueResolveAll(b, claim.Group, ids, counts)
+	r.staging.QueueApplied(b, claim.Group, c.appliedOffsets())
 	res.Applied = len(apply)
 	if err := c.flush(ctx); err != nil {
 		return Result{}, err
@@ -452,6 +453,7 @@ func (r *Resolver) add(ctx context.Context, c *chunk, end End, s dedup.StagedRec
 		*first = s.Timestamp
 	}
 	c.read++
+	c.applied(s)
 	if s.Dead {
 		return nil
 	}
@@ -477,6 +479,36 @@ type chunk struct {
 	// written, those of every write so far, told to progress.
 	read, written int64
 	progress      func(int64)
+	// through is the highest offset read of each data partition: the
+	// frontier its stager counts its records ahead of
+	// (dedup.QueueApplied).
+	through map[dataPartition]int64
+}
+
+// dataPartition is a Kafka partition of a table's topic.
+type dataPartition struct {
+	topic     string
+	partition int32
+}
+
+// applied notes a staged record read into the transaction.
+func (c *chunk) applied(s dedup.StagedRecord) {
+	if c.through == nil {
+		c.through = map[dataPartition]int64{}
+	}
+	k := dataPartition{s.Topic, s.Partition}
+	if o, ok := c.through[k]; !ok || s.Offset > o {
+		c.through[k] = s.Offset
+	}
+}
+
+// appliedOffsets are the highest offsets read, per data partition.
+func (c *chunk) appliedOffsets() []dedup.PartitionOffset {
+	out := make([]dedup.PartitionOffset, 0, len(c.through))
+	for k, o := range c.through {
+		out = append(out, dedup.PartitionOffset{Topic: k.topic, Partition: k.partition, Offset: o})
+	}
+	return out
 }
 
 // add adds a record to the chunk. A record without a key (a truncate, a

@@ -451,6 +451,27 @@ func TestIntegrationTransactionConsistentApply(t *testing.T) {
 		if staged != 0 || resolvedN != transfers+orders {
 			t.Fatalf("after resolving: %d records still staged, %d transactions recorded; want 0 and %d", staged, resolvedN, transfers+orders)
 		}
+		// The frontier the stagers' bound reads: per data partition, its
+		// last record of a source transaction.
+		wantFrontier := map[dedup.PartitionID]int64{}
+		dec := debezium.NewDecoder(debezium.Options{})
+		for _, r := range b.records {
+			if r.Topic == b.txTopic() {
+				continue
+			}
+			if ch, err := dec.Decode(toRecord(r)); err == nil && ch.Transaction != nil {
+				wantFrontier[dedup.PartitionID{Group: group, Topic: r.Topic, Partition: r.Partition}] = r.Offset
+			}
+		}
+		for id, want := range wantFrontier {
+			f, err := dedup.NewTransactions(schema).FrontierOf(ctx, tg.pool, group, id.Topic, id.Partition)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Applied != want || f.ResolverWaiting {
+				t.Errorf("%s[%d]: the resolver published %+v, want its last transactional record %d and no wait", id.Topic, id.Partition, f, want)
+			}
+		}
 		snapshot := func() string {
 			var s string
 			if err := tg.pool.QueryRow(ctx, `SELECT (SELECT string_agg(id || ':' || balance, ',' ORDER BY id) FROM public.accounts) || '|' ||
@@ -511,7 +532,7 @@ func TestIntegrationNoEnd(t *testing.T) {
 	ctx := context.Background()
 	resolver := txapply.New(tg.pool, tg.writer, tg.router, txapply.Options{Schema: schema})
 	batch := &pgx.Batch{}
-	if err := dedup.NewTransactions(schema).QueueStage(batch, group, []dedup.StagedRecord{{TxID: 42, TotalOrder: 1, DataCollection: "public.accounts", Topic: b.topic("accounts")}}); err != nil {
+	if _, err := dedup.NewTransactions(schema).QueueStage(batch, group, []dedup.StagedRecord{{TxID: 42, TotalOrder: 1, DataCollection: "public.accounts", Topic: b.topic("accounts")}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := tg.pool.SendBatch(ctx, batch).Close(); err != nil {

@@ -86,7 +86,7 @@ func runBank(t *testing.T, consistency string) (snapshots int, violations []stri
 	st, topic, txTopic, targetURL := b.st, b.topic, b.txTopic, b.targetURL
 	cfg := strings.Replace(tablesConfig(st, fmt.Sprintf("  - topic: %s\n    target: public.accounts\n  - topic: %s\n    target: public.orders\n  - topic: %s\n    target: public.order_lines\n",
 		topic("accounts"), topic("orders"), topic("order_lines"))), "kafka:\n", "kafka:\n  session.timeout.ms: 6000\n", 1) +
-		fmt.Sprintf("apply:\n  consistency: %s\n  batch: { max_records: 50 }\n  transaction: { topic: %s, max_wait: 2m }\n", consistency, txTopic)
+		fmt.Sprintf("apply:\n  consistency: %s\n  batch: { max_records: 50 }\n  transaction: { topic: %s, max_wait: 2m, max_staged_bytes: 4KiB }\n", consistency, txTopic)
 	reader := stacktest.StartBankReader(t, targetURL, bank, 2*time.Millisecond)
 	first := startPgsink(t, cfg, "TARGET_URL="+targetURL)
 	var second *process
@@ -325,7 +325,7 @@ func TestE2ELargeTransaction(t *testing.T) {
 	ctx := context.Background()
 	b := newBankPipeline(t, map[string]int{"accounts": 4}, map[string]string{"table.include.list": "public.accounts"})
 	cfg := tableConfig(b.st, b.topic("accounts"), "public.accounts", "") +
-		fmt.Sprintf("apply:\n  consistency: transaction\n  max_buffered_bytes: 16MiB\n  batch: { max_bytes: 4MiB }\n  transaction: { topic: %s, max_wait: 10m }\n", b.txTopic)
+		fmt.Sprintf("apply:\n  consistency: transaction\n  max_buffered_bytes: 16MiB\n  batch: { max_bytes: 4MiB }\n  transaction: { topic: %s, max_wait: 10m, max_staged_bytes: 1MiB }\n", b.txTopic)
 	const budget = 256 << 20 // the Go heap's soft limit (2 × 16 MiB + 64 MiB) and librdkafka's queues, with room
 	p := startPgsinkBinary(t, plain, cfg, "TARGET_URL="+b.targetURL)
 
@@ -373,6 +373,12 @@ func TestE2ELargeTransaction(t *testing.T) {
 		rows, took.Round(time.Second), seen, peak>>20, budget>>20, cpu.Seconds(), applyPhases(t, p.Logs()))
 	if peak > budget {
 		t.Errorf("peak RSS %d MiB over the budget of %d MiB", peak>>20, budget>>20)
+	}
+	// The transaction is far larger than apply.transaction.max_staged_bytes:
+	// the partitions stopped at it, and staged on once the resolver, at
+	// the END, marked that it waits for them (stagebound.go).
+	if !strings.Contains(p.Logs(), "partition waits before staging more") {
+		t.Error("no partition waited at apply.transaction.max_staged_bytes: the test did not cross the bound")
 	}
 }
 

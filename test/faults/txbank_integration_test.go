@@ -108,8 +108,10 @@ func (s *scenario) transactionTarget() (tables, apply string) {
 	// max_wait longer than Connect is down in scenario 7t: a Connect
 	// killed with -9 loses data events in flight whose END got through,
 	// and they come back only with Debezium's re-emission once Connect
-	// has restarted and caught up (docs/transactions.md).
-	apply = fmt.Sprintf("  consistency: transaction\n  transaction: { topic: %s, max_wait: 10m }\n", s.tx.txTopic)
+	// has restarted and caught up (docs/transactions.md). A staging bound
+	// small enough that partitions reach it while the resolver is behind
+	// (a kill, a storm): the faults meet partitions waiting on it.
+	apply = fmt.Sprintf("  consistency: transaction\n  transaction: { topic: %s, max_wait: 10m, max_staged_bytes: 16KiB }\n", s.tx.txTopic)
 	return tables, apply
 }
 

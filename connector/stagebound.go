@@ -1,0 +1,210 @@
+package connector
+
+import (
+	"context"
+	"time"
+
+	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/sink"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// apply.transaction.max_staged_bytes (docs/transactions.md, "Staging
+// ahead"): a data partition stages at most that far ahead of the resolver.
+// Without a bound the partitions of a backlog stage the whole topic long
+// before the resolver reads it back, more than the database keeps in
+// memory and across checkpoints, so that the resolver's reads and deletes
+// of staged rows go to disk and write full-page images; and tx_staged
+// grows with the backlog.
+//
+// The resolver may run on another instance: it publishes in the target
+// database how far it applied each partition's records, and whether it
+// waits for events not staged yet (dedup.QueueApplied, MarkWaiting). A
+// stager keeps what it staged since it claimed the partition in memory and
+// reads the resolver's side only once that reaches the bound.
+//
+// Liveness: a stager at its bound holds a record of a source transaction
+// whose END comes to the resolver (Debezium writes END after the events).
+// Until the resolver reaches that END it applies transactions staged
+// already, which moves the frontier; at an END whose events are not all
+// staged (at the latest, that one) it marks that it waits, and every
+// stager stages past its bound until its next apply. So the resolver never
+// waits for a stager that waits for it, a transaction larger than the
+// bound included (TestStagingBoundLargeTransaction).
+
+// frontierReader is what a stager asks of the database (stagingFrontier:
+// dedup.Transactions on the pool).
+type frontierReader interface {
+	FrontierOf(ctx context.Context, id dedup.PartitionID) (dedup.Frontier, error)
+	StagedBytesAbove(ctx context.Context, id dedup.PartitionID, after int64) (int64, error)
+}
+
+// stagingFrontier reads the resolver's frontier from the target database.
+type stagingFrontier struct {
+	tx dedup.Transactions
+	db dedup.DB
+}
+
+func (s stagingFrontier) FrontierOf(ctx context.Context, id dedup.PartitionID) (dedup.Frontier, error) {
+	return s.tx.FrontierOf(ctx, s.db, id.Group, id.Topic, id.Partition)
+}
+
+func (s stagingFrontier) StagedBytesAbove(ctx context.Context, id dedup.PartitionID, after int64) (int64, error) {
+	return s.tx.StagedBytesAbove(ctx, s.db, id.Group, id.Topic, id.Partition, after)
+}
+
+// stagingBound is one data partition's account of what it staged and the
+// resolver has not applied yet. Owned by the partition's worker.
+type stagingBound struct {
+	limit int64
+	// loaded is set once the records staged before the claim were counted
+	// (inherited): until the resolver applies past inheritedThrough, the
+	// last offset before the claim, they count whole.
+	loaded           bool
+	inherited        int64
+	inheritedThrough int64
+	// batches are the partition's staged batches since its claim, oldest
+	// first, until the resolver applied them.
+	batches []stagedBatch
+	applied int64 // the resolver's frontier as last read
+	// loggedAt is when the partition last logged that it waits.
+	loggedAt time.Time
+}
+
+// stagedBatch is what one batch staged: bytes, its last record at through.
+type stagedBatch struct{ through, bytes int64 }
+
+func newStagingBound(limit int64) *stagingBound {
+	return &stagingBound{limit: limit, applied: -1, inheritedThrough: -1}
+}
+
+// ahead is the bytes staged and not applied, as far as the bound knows:
+// never less than the truth, since the frontier only moves forward.
+func (b *stagingBound) ahead() int64 {
+	var n int64
+	if b.applied < b.inheritedThrough {
+		n = b.inherited
+	}
+	for _, s := range b.batches {
+		n += s.bytes
+	}
+	return n
+}
+
+// advance takes the resolver's frontier in: batches all of whose records
+// are applied are no longer counted.
+func (b *stagingBound) advance(applied int64) {
+	b.applied = max(b.applied, applied)
+	i := 0
+	for i < len(b.batches) && b.batches[i].through <= b.applied {
+		i++
+	}
+	b.batches = b.batches[i:]
+}
+
+// staged counts a committed batch's staged records.
+func (b *stagingBound) staged(st sink.Stats) {
+	if st.Staged > 0 {
+		b.batches = append(b.batches, stagedBatch{through: st.StagedThrough, bytes: st.StagedBytes})
+	}
+}
+
+// stagingPollInterval is how often a partition at its bound looks at the
+// resolver's frontier again: two reads by key.
+const stagingPollInterval = 100 * time.Millisecond
+
+// stagingWaitLog is how often a partition that keeps reaching its bound
+// says so.
+const stagingWaitLog = time.Minute
+
+// awaitStagingRoom holds a batch that stages records while the partition's
+// staged records the resolver has not applied reach
+// apply.transaction.max_staged_bytes and the resolver does not wait for
+// events. The batch's offset is not moved; its records stay in memory, and
+// the records after them fill the partition's queue, whose overflow
+// pauses the partition (dispatch). It returns false when the partition is
+// revoked or stops meanwhile: the batch is then not applied, and the next
+// owner reads its records again.
+func (p *partition) awaitStagingRoom(batch *sink.Batch) bool {
+	b := p.staging
+	if b == nil || len(batch.Items) == 0 || !sink.Stages(batch.Items) {
+		return true
+	}
+	if !b.loaded {
+		// Before this claim stages anything: what the partition's previous
+		// owners staged, all below the claim's position, counts until the
+		// resolver applied past it.
+		f, err := p.frontier.FrontierOf(p.ctx, p.id)
+		var inherited int64
+		if err == nil {
+			inherited, err = p.frontier.StagedBytesAbove(p.ctx, p.id, f.Applied)
+		}
+		b.loaded = true
+		if err != nil {
+			// The batch's own transaction tells whether the database is
+			// there; the bound is counted from this claim on.
+			p.log.Warn("reading what the partition's previous owners staged ahead of the resolver; counting from this claim on", zap.Error(err))
+		} else {
+			b.inherited, b.inheritedThrough = inherited, batch.Claim.NextOffset-1
+			b.advance(f.Applied)
+		}
+	}
+	ahead := p.metrics.Tx.StagedAhead.WithLabelValues(p.labels[0], p.labels[1])
+	ahead.Set(float64(b.ahead()))
+	if b.ahead() < b.limit {
+		return true
+	}
+	waiting := p.metrics.Tx.StagingWaiting.WithLabelValues(p.labels[0], p.labels[1])
+	waitSeconds := p.metrics.Tx.StagingWaitSeconds.WithLabelValues(p.labels[0])
+	started, counted := time.Now(), time.Now()
+	defer func() {
+		waiting.Set(0)
+		waitSeconds.Add(time.Since(counted).Seconds())
+	}()
+	for n := 0; ; n++ {
+		f, err := p.frontier.FrontierOf(p.ctx, p.id)
+		switch {
+		case err != nil && p.ctx.Err() == nil:
+			p.log.Warn("reading the resolver's frontier; looking again", zap.Error(err))
+		case err == nil:
+			b.advance(f.Applied)
+			ahead.Set(float64(b.ahead()))
+			if b.ahead() < b.limit || f.ResolverWaiting {
+				if n > 0 {
+					p.log.Debug("partition stages again", zap.Duration("waited", time.Since(started)), zap.Bool("resolver_waiting", f.ResolverWaiting))
+				}
+				return true
+			}
+		}
+		if n == 0 {
+			waiting.Set(1)
+			if time.Since(b.loggedAt) >= stagingWaitLog {
+				b.loggedAt = time.Now()
+				p.log.Info("partition waits before staging more: its staged records the resolver has not applied reach apply.transaction.max_staged_bytes; the offset is not moved (logged once a minute; pgsink_transaction_staging_waiting)",
+					zap.Int64("staged_ahead_bytes", b.ahead()), zap.Int64("max_staged_bytes", b.limit),
+					zap.Int64("resolver_applied_offset", b.applied), zap.Int64("next_offset", batch.Claim.NextOffset))
+			}
+		}
+		select {
+		case <-p.stopping:
+			return false
+		case <-p.ctx.Done():
+			return false
+		case <-time.After(stagingPollInterval):
+		}
+		waitSeconds.Add(time.Since(counted).Seconds())
+		counted = time.Now()
+	}
+}
+
+// stagingMetrics are the TxMetrics series of the staging bound.
+type stagingMetrics struct {
+	// StagedAhead is, per data partition of this instance, the bytes it
+	// staged that the resolver has not applied, as far as it knows.
+	StagedAhead *prometheus.GaugeVec // topic, partition
+	// StagingWaiting is 1 while the partition waits at its bound.
+	StagingWaiting *prometheus.GaugeVec // topic, partition
+	// StagingWaitSeconds counts the time partitions waited at their bound.
+	StagingWaitSeconds *prometheus.CounterVec // topic
+}

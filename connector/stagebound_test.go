@@ -1,0 +1,309 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/sink"
+	"github.com/pgsink/pgsink/txapply"
+	"go.uber.org/zap"
+)
+
+// memStaging is the target database as the staging bound sees it: what
+// the stager staged, the resolver's frontier and its wait mark. It is the
+// stager's applier (staging each batch), its frontierReader, the
+// resolver's waitMarker, and, through memResolver, the resolver.
+type memStaging struct {
+	mu        sync.Mutex
+	staged    []int64 // offsets staged and not applied
+	applied   int64
+	waiting   bool
+	inherited int64 // bytes staged before the claim, StagedBytesAbove's answer
+	reads     chan dedup.Frontier
+	// stagedAtMark is how many records were staged when the resolver
+	// marked that it waits (-1: never).
+	stagedAtMark int
+	calls        chan applied
+}
+
+const recordBytes = 10 // what each staged record takes in tx_staged
+
+func newMemStaging() *memStaging {
+	return &memStaging{applied: -1, stagedAtMark: -1, reads: make(chan dedup.Frontier, 1024), calls: make(chan applied, 64)}
+}
+
+func (m *memStaging) FrontierOf(context.Context, dedup.PartitionID) (dedup.Frontier, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f := dedup.Frontier{Applied: m.applied, ResolverWaiting: m.waiting}
+	select {
+	case m.reads <- f:
+	default:
+	}
+	return f, nil
+}
+
+func (m *memStaging) StagedBytesAbove(context.Context, dedup.PartitionID, int64) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.inherited, nil
+}
+
+func (m *memStaging) MarkWaiting(context.Context, string, int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.waiting {
+		m.stagedAtMark = len(m.staged)
+	}
+	m.waiting = true
+	return nil
+}
+
+func (m *memStaging) EndWaiting(context.Context, string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.waiting = false
+	return nil
+}
+
+// Apply stages a batch, as sink does under StageTransactions.
+func (m *memStaging) Apply(_ context.Context, b *sink.Batch) (sink.Stats, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var st sink.Stats
+	got := applied{next: b.Next}
+	for _, it := range b.Items {
+		got.offsets = append(got.offsets, it.Record.Offset)
+		m.staged = append(m.staged, it.Record.Offset)
+		st.Staged++
+		st.StagedBytes += recordBytes
+		st.StagedThrough = it.Record.Offset
+	}
+	b.Claim.NextOffset = b.Next
+	m.calls <- got
+	return st, nil
+}
+
+// apply applies staged records up to offset through, as a resolver's
+// transaction does.
+func (m *memStaging) apply(through int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.staged = slices.DeleteFunc(m.staged, func(o int64) bool { return o <= through })
+	m.applied = max(m.applied, through)
+	m.waiting = false
+}
+
+// memResolver resolves one source transaction of events records from
+// memStaging: incomplete until all are staged.
+type memResolver struct {
+	m      *memStaging
+	events int
+}
+
+func (r *memResolver) Resolve(_ context.Context, claim *dedup.Claim, ends []txapply.End, next int64) (txapply.Result, error) {
+	r.m.mu.Lock()
+	n := len(r.m.staged)
+	var last int64 = -1
+	if n > 0 {
+		last = r.m.staged[n-1]
+	}
+	r.m.mu.Unlock()
+	if n < r.events {
+		return txapply.Result{}, &txapply.IncompleteError{ID: "1:1", Offset: ends[0].Offset, StagedTotal: int64(n), WantTotal: int64(r.events)}
+	}
+	r.m.apply(last)
+	claim.NextOffset = next
+	return txapply.Result{Applied: len(ends)}, nil
+}
+
+func (r *memResolver) CheckEnds(context.Context, string, time.Duration) error { return nil }
+
+// stagingWorker is a data partition staging into m with a bound of limit
+// bytes.
+func stagingWorker(t *testing.T, m *memStaging, batch config.Batch, limit int64) *worker {
+	t.Helper()
+	w := newWorker(t, batch, 0, newFakeApplier(), func(d *workerDeps) {
+		d.applier, d.frontier, d.maxStaged = m, m, limit
+	})
+	return w
+}
+
+// TestStagingBoundLargeTransaction: a source transaction larger than the
+// bound, whose records one partition holds. The partition stages up to
+// its bound and waits; the resolver, at the transaction's END with its
+// events not all staged, marks that it waits; the partition then stages
+// the rest and the resolver applies the transaction. Neither waits for
+// the other for ever. Without the resolver's mark (waits nil) the same
+// run is the deadlock: the resolver stops past max_wait with the
+// partition still at its bound.
+func TestStagingBoundLargeTransaction(t *testing.T) {
+	const events = 10
+	for _, tc := range []struct {
+		name string
+		mark bool
+	}{{"the resolver's mark lets the partition past its bound", true}, {"self-test: without the mark, a deadlock", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newMemStaging()
+			w := stagingWorker(t, m, batchOf(2, 1<<20, time.Minute), 3*recordBytes)
+			values := make([]string, events)
+			for i := range values {
+				values[i] = "tx:" + string(rune('0'+i))
+			}
+			w.queue(0, 0, values...)
+			w.start()
+			a := &resolverApplier{resolver: &memResolver{m: m, events: events}, maxWait: 2 * time.Second, log: zap.NewNop(),
+				retry: config.Retry{MaxAttempts: 5, InitialBackoff: config.Duration(time.Millisecond), MaxBackoff: config.Duration(time.Millisecond)}}
+			if tc.mark {
+				a.waits = m
+				a.maxWait = time.Minute
+			}
+			claim := &dedup.Claim{PartitionID: dedup.PartitionID{Group: "g"}, NextOffset: 10}
+			_, err := a.Apply(context.Background(), endsBatch(claim, 10))
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if !tc.mark {
+				if !errors.As(err, new(*txapply.StoppedError)) {
+					t.Fatalf("without the mark the resolver should have stopped waiting for the partition at its bound; Apply = %v", err)
+				}
+				if len(m.staged) != 4 {
+					t.Errorf("the partition staged %d records, want 4 (two batches of 2, then the bound of 3)", len(m.staged))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Apply = %v, want the transaction applied", err)
+			}
+			if m.stagedAtMark != 4 {
+				t.Errorf("when the resolver marked its wait the partition had staged %d records, want 4: the bound held it until then", m.stagedAtMark)
+			}
+			if m.applied != events-1 || len(m.staged) != 0 || claim.NextOffset != 12 {
+				t.Errorf("applied through %d with %d left staged and the resolver at %d, want through %d, none and 12", m.applied, len(m.staged), claim.NextOffset, events-1)
+			}
+			if m.waiting {
+				t.Error("the resolver's apply left its wait marked")
+			}
+		})
+	}
+}
+
+// TestStagingBoundWaits: a partition at its bound holds its batch, offset
+// unmoved, until the resolver applies past its records; a batch that
+// stages nothing never waits; what previous owners staged counts until
+// the resolver passes the claim's position; a partition stopped while
+// waiting applies nothing.
+func TestStagingBoundWaits(t *testing.T) {
+	t.Run("held until the frontier moves", func(t *testing.T) {
+		m := newMemStaging()
+		w := stagingWorker(t, m, batchOf(2, 1<<20, time.Minute), 3*recordBytes)
+		w.queue(0, 0, "tx:0", "tx:1", "tx:2", "tx:3", "tx:4", "tx:5")
+		w.start()
+		for _, want := range [][]int64{{0, 1}, {2, 3}} {
+			if got := next(t, m.calls, "staging"); !slices.Equal(got.offsets, want) {
+				t.Fatalf("staged %v, want %v", got.offsets, want)
+			}
+		}
+		awaitReads(t, m, 2) // at the bound: the partition looks at the frontier
+		none(t, m.calls, "staging past the bound")
+		m.apply(1) // the resolver applied the first batch: 2 records ahead
+		if got := next(t, m.calls, "staging"); !slices.Equal(got.offsets, []int64{4, 5}) {
+			t.Fatalf("staged %v, want [4 5]", got.offsets)
+		}
+	})
+	t.Run("a batch that stages nothing never waits", func(t *testing.T) {
+		m := newMemStaging()
+		w := stagingWorker(t, m, batchOf(2, 1<<20, time.Minute), recordBytes)
+		w.queue(0, 0, "tx:0", "tx:1", "a", "b")
+		w.start()
+		next(t, m.calls, "staging")
+		if got := next(t, m.calls, "apply"); !slices.Equal(got.offsets, []int64{2, 3}) {
+			t.Fatalf("applied %v, want [2 3]", got.offsets)
+		}
+	})
+	t.Run("previous owners' staging counts", func(t *testing.T) {
+		m := newMemStaging()
+		m.inherited = 5 * recordBytes
+		w := newWorker(t, batchOf(2, 1<<20, time.Minute), 100, newFakeApplier(), func(d *workerDeps) {
+			d.applier, d.frontier, d.maxStaged = m, m, 3*recordBytes
+		})
+		w.queue(0, 100, "tx:0", "tx:1")
+		w.start()
+		awaitReads(t, m, 3)
+		none(t, m.calls, "staging past the bound")
+		m.apply(98) // short of the claim's position (100): still ahead
+		awaitReads(t, m, 2)
+		none(t, m.calls, "staging past the bound")
+		m.apply(99)
+		if got := next(t, m.calls, "staging"); !slices.Equal(got.offsets, []int64{100, 101}) {
+			t.Fatalf("staged %v, want [100 101]", got.offsets)
+		}
+	})
+	t.Run("stopped while waiting: nothing applied", func(t *testing.T) {
+		m := newMemStaging()
+		w := stagingWorker(t, m, batchOf(2, 1<<20, time.Minute), recordBytes)
+		w.queue(0, 0, "tx:0", "tx:1", "tx:2", "tx:3")
+		w.start()
+		next(t, m.calls, "staging")
+		if got := next(t, w.poll.commits, "the first batch's commit report"); got != 2 {
+			t.Fatalf("committed up to %d, want 2", got)
+		}
+		awaitReads(t, m, 2)
+		w.stop()
+		none(t, m.calls, "staging after the stop")
+		none(t, w.poll.commits, "a commit report past the first batch's")
+	})
+}
+
+// awaitReads waits until the partition read the frontier n more times.
+func awaitReads(t *testing.T, m *memStaging, n int) {
+	t.Helper()
+	for range n {
+		next(t, m.reads, "a read of the resolver's frontier")
+	}
+}
+
+// recordedWaits is a waitMarker that counts what it is told.
+type recordedWaits struct{ marks, ends int }
+
+func (r *recordedWaits) MarkWaiting(context.Context, string, int64) error { r.marks++; return nil }
+func (r *recordedWaits) EndWaiting(context.Context, string) error         { r.ends++; return nil }
+
+// TestResolverPublishesItsWait: the resolver marks its wait for events at
+// its second look (an END read just before its events were staged writes
+// nothing), once per wait, and ends the mark when it stops without
+// applying, so that the stagers keep to their bound while it is stopped.
+func TestResolverPublishesItsWait(t *testing.T) {
+	incomplete := &txapply.IncompleteError{ID: "tx", Want: map[string]int64{"public.a": 1}, WantTotal: 1}
+	retry := config.Retry{MaxAttempts: 5, InitialBackoff: config.Duration(time.Millisecond), MaxBackoff: config.Duration(time.Millisecond)}
+	for _, tc := range []struct {
+		name                string
+		script              []error
+		maxWait             time.Duration
+		wantMarks, wantEnds int
+		wantStopped         bool
+	}{
+		{name: "complete at the first look: no mark", script: nil, maxWait: time.Minute},
+		{name: "complete at the second look: no mark", script: []error{incomplete}, maxWait: time.Minute},
+		{name: "a longer wait: marked once", script: []error{incomplete, incomplete, incomplete}, maxWait: time.Minute, wantMarks: 1},
+		{name: "stopped past max_wait: the mark ended", script: []error{incomplete, incomplete, incomplete, incomplete, incomplete, incomplete},
+			maxWait: 120 * time.Millisecond, wantMarks: 1, wantEnds: 1, wantStopped: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := &recordedWaits{}
+			a := &resolverApplier{resolver: &fakeResolver{script: tc.script}, waits: w, maxWait: tc.maxWait, log: zap.NewNop(), retry: retry}
+			_, err := a.Apply(context.Background(), endsBatch(&dedup.Claim{NextOffset: 10}, 10))
+			if stopped := errors.As(err, new(*txapply.StoppedError)); stopped != tc.wantStopped {
+				t.Fatalf("Apply = %v, want stopped %v", err, tc.wantStopped)
+			}
+			if w.marks != tc.wantMarks || w.ends != tc.wantEnds {
+				t.Errorf("marked %d times and ended %d, want %d and %d", w.marks, w.ends, tc.wantMarks, tc.wantEnds)
+			}
+		})
+	}
+}

@@ -1,0 +1,2 @@
+DROP TABLE tx_resolver_waits;
+DROP TABLE tx_frontier;
