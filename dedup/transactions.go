@@ -586,3 +586,20 @@ func (t Transactions) StagedByPartition(ctx context.Context, db Querier, group s
 	}
 	return out, nil
 }
+
+// ResolvedAmong returns which of the transactions txIDs the resolver of
+// group applied, in one round trip: an online rebuild's fill applies a
+// record of a source transaction only once its transaction is applied to
+// the live table, so that the swapped-in table never holds part of one.
+func (t Transactions) ResolvedAmong(ctx context.Context, db Querier, group string, txIDs []int64) (map[int64]bool, error) {
+	rows, err := db.Query(ctx, `SELECT DISTINCT x.tx_id FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = ANY($2::bigint[])`, group, txIDs)
+	if err != nil {
+		return nil, fmt.Errorf("dedup: read which of %d transactions are applied: %w", len(txIDs), err)
+	}
+	out := make(map[int64]bool, len(txIDs))
+	var id int64
+	if _, err := pgx.ForEachRow(rows, []any{&id}, func() error { out[id] = true; return nil }); err != nil {
+		return nil, fmt.Errorf("dedup: read which of %d transactions are applied: %w", len(txIDs), err)
+	}
+	return out, nil
+}
