@@ -425,24 +425,28 @@ func (f *Fill) keepTransactions(ctx context.Context, p *fillPart, b *sink.Batch)
 	if f.txGroup == "" {
 		return nil
 	}
-	var ids []int64
-	for _, it := range b.Items {
+	var ids, lsns []int64
+	var at []int // the items asked about
+	for i, it := range b.Items {
 		if tx := it.Change.Transaction; tx != nil && it.Err == nil {
-			ids = append(ids, tx.TxID)
+			ids, lsns, at = append(ids, tx.TxID), append(lsns, it.Change.Version.LSN), append(at, i)
 		}
 	}
 	if len(ids) == 0 {
 		return nil
 	}
-	resolved, err := f.staging.ResolvedAmong(ctx, f.pool, f.txGroup, ids)
+	resolved, err := f.staging.ResolvedAmong(ctx, f.pool, f.txGroup, ids, lsns)
 	if err != nil {
 		return err
 	}
-	for i, it := range b.Items {
-		tx := it.Change.Transaction
-		if tx == nil || it.Err != nil || resolved[tx.TxID] {
+	if len(resolved) != len(at) {
+		return fmt.Errorf("%s: %d answers for %d records of transactions", p.id, len(resolved), len(at))
+	}
+	for k, i := range at {
+		if resolved[k] {
 			continue
 		}
+		it := b.Items[i]
 		off := it.Record.Offset
 		clear(b.Items[i:])
 		b.Items, b.Next = b.Items[:i], off

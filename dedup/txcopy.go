@@ -63,9 +63,18 @@ func (c *StagingCopy) QueueUnstage(b *pgx.Batch) {
 	// The resolved ids are gathered first (ARRAY(...), evaluated once):
 	// as a semi-join the statement may be planned as a merge join that
 	// reads the group's staged rows in key order up to the highest
-	// resolved id, most of the table when a replay meets an old one.
-	b.Queue(`DELETE FROM `+c.t.staged+` s WHERE s.group_id = $1 AND s.tx_id = ANY(ARRAY(
-		SELECT x.tx_id FROM `+c.t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = ANY($2::bigint[])))`, c.group, ids).Fn = func(br pgx.BatchResults) error {
+	// resolved id, most of the table when a replay meets an old one. A
+	// record is of a resolved transaction when its LSN is below the
+	// transaction's commit position (QueueStage): the batch's records are
+	// matched one by one, so that the records of a transaction whose xid
+	// came round stay staged.
+	b.Queue(`DELETE FROM `+c.t.staged+` s USING unnest($3::bigint[], $4::bigint[], $5::bigint[]) AS r(tx_id, total_order, lsn)
+		WHERE s.group_id = $1 AND s.tx_id = ANY(ARRAY(
+		  SELECT x.tx_id FROM `+c.t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = ANY($2::bigint[])))
+		  AND s.tx_id = r.tx_id AND s.total_order = r.total_order
+		  AND EXISTS (SELECT 1 FROM `+c.t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = r.tx_id
+		              AND (x.commit_lsn = 0 OR r.lsn < x.commit_lsn))`,
+		c.group, ids, c.rows.txIDs, c.rows.orders, c.rows.lsns).Fn = func(br pgx.BatchResults) error {
 		if _, err := br.Exec(); err != nil {
 			return fmt.Errorf("dedup: unstage the records of %d applied transactions: %w", len(ids), err)
 		}

@@ -35,7 +35,7 @@ func (a *Applier) queueStaging(ctx context.Context, x *txn, group string, items 
 		r := it.Record
 		s := dedup.StagedRecord{TxID: it.Change.Transaction.TxID, TotalOrder: it.Change.Transaction.TotalOrder,
 			DataCollection: debezium.CollectionOf(&it.Change), Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
-			Timestamp: r.Timestamp, Key: r.Key, Value: r.Value}
+			Timestamp: r.Timestamp, Key: r.Key, Value: r.Value, LSN: it.Change.Version.LSN}
 		for _, h := range r.Headers {
 			s.Headers = append(s.Headers, dedup.Header{Key: h.Key, Value: string(h.Value)})
 		}

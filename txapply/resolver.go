@@ -108,11 +108,11 @@ func (r *Resolver) Resolve(ctx context.Context, claim *dedup.Claim, ends []End, 
 	var ready []End
 	var resolved []bool
 	started := time.Now()
-	ids := make([]int64, len(ends))
+	ids, lsns := make([]int64, len(ends)), make([]int64, len(ends))
 	for i, end := range ends {
-		ids[i] = end.Marker.TxID
+		ids[i], lsns[i] = end.Marker.TxID, end.Marker.CommitLSN
 	}
-	progress, err := r.staging.Progress(ctx, r.pool, claim.Group, ids)
+	progress, err := r.staging.ProgressAt(ctx, r.pool, claim.Group, ids, lsns)
 	if err != nil {
 		return Result{}, err
 	}
@@ -264,11 +264,11 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 	if res.FirstStaged, err = r.writeAll(ctx, conn, c, claim.Group, apply); err != nil {
 		return Result{}, err
 	}
-	ids, counts := make([]int64, len(apply)), make([]int64, len(apply))
+	ids, lsns, counts := make([]int64, len(apply)), make([]int64, len(apply)), make([]int64, len(apply))
 	for i, end := range apply {
-		ids[i], counts[i] = end.Marker.TxID, end.Marker.EventCount
+		ids[i], lsns[i], counts[i] = end.Marker.TxID, end.Marker.CommitLSN, end.Marker.EventCount
 	}
-	r.staging.QueueResolveAll(b, claim.Group, ids, counts)
+	r.staging.QueueResolveAll(b, claim.Group, ids, lsns, counts)
 	res.Applied = len(apply)
 	if err := c.flush(ctx); err != nil {
 		return Result{}, err
