@@ -148,6 +148,16 @@ func (w *TxWriter) Write(ctx context.Context, items []Item) error {
 			}
 		}
 		w.x.part = partition{items[lo].Record.Topic, items[lo].Record.Partition}
+		// A table without a key at the source: the check a batch runs
+		// (keyless.go), against the rows the transaction holds so far.
+		if err := w.a.checkUniqueAtSource(ctx, w.x, items, lo, hi, false); err != nil {
+			var re *RecordError
+			if errors.As(err, &re) {
+				r := items[re.Item].Record
+				return fmt.Errorf("sink: %s[%d]@%d of a source transaction cannot be applied, so its transaction is not: %w", r.Topic, r.Partition, r.Offset, re.Err)
+			}
+			return err
+		}
 		if err := w.a.write(ctx, w.x, items, lo, hi); err != nil {
 			return err
 		}
