@@ -219,6 +219,12 @@ func (t Transactions) stagedRows(records []StagedRecord) (*stagedRows, error) {
 type TxProgress struct {
 	Resolved bool
 	Staged   map[string]int64
+	// Earlier is, for ProgressAt, the highest commit position below the
+	// END's at which a transaction of the same xid was applied (0: none):
+	// the xid came round, and a staged record of that xid with an LSN
+	// below Earlier is a leftover of the earlier transaction, not of this
+	// one (see docs/transactions.md, Known limits).
+	Earlier int64
 }
 
 // Progress returns where each of the transactions txIDs stands, in one
@@ -242,24 +248,26 @@ func (t Transactions) ProgressAt(ctx context.Context, db Querier, group string, 
 	// Each id is looked up by the tables' keys (LATERAL): plain joins are
 	// planned, for a few thousand ids, as hash joins reading every staged
 	// row and every resolved transaction of the retention period.
-	rows, err := db.Query(ctx, `SELECT i.tx_id, r.done IS NOT NULL, s.data_collection, coalesce(s.n, 0)
-		FROM (SELECT i.tx_id, bool_or(i.lsn = 0) AS any_lsn, array_agg(i.lsn) AS lsns
+	rows, err := db.Query(ctx, `SELECT i.tx_id, r.done IS NOT NULL, coalesce(e.earlier, 0), s.data_collection, coalesce(s.n, 0)
+		FROM (SELECT i.tx_id, bool_or(i.lsn = 0) AS any_lsn, array_agg(i.lsn) AS lsns, max(i.lsn) AS max_lsn
 		        FROM unnest($2::bigint[], $3::bigint[]) AS i(tx_id, lsn) GROUP BY i.tx_id) AS i
 		LEFT JOIN LATERAL (SELECT true AS done FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = i.tx_id
 		                     AND (i.any_lsn OR x.commit_lsn = 0 OR x.commit_lsn = ANY(i.lsns)) LIMIT 1) r ON true
+		LEFT JOIN LATERAL (SELECT max(x.commit_lsn) AS earlier FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = i.tx_id
+		                     AND x.commit_lsn > 0 AND x.commit_lsn < i.max_lsn) e ON true
 		LEFT JOIN LATERAL (SELECT s.data_collection, count(*) AS n FROM `+t.staged+` s WHERE s.group_id = $1 AND s.tx_id = i.tx_id
 		                   GROUP BY s.data_collection) s ON true`, group, txIDs, commitLSNs)
 	if err != nil {
 		return nil, fmt.Errorf("dedup: read the progress of %d transactions: %w", len(txIDs), err)
 	}
 	out := make(map[int64]TxProgress, len(txIDs))
-	var id, n int64
+	var id, n, earlier int64
 	var resolved bool
 	var collection *string
-	_, err = pgx.ForEachRow(rows, []any{&id, &resolved, &collection, &n}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&id, &resolved, &earlier, &collection, &n}, func() error {
 		p, ok := out[id]
 		if !ok {
-			p = TxProgress{Resolved: resolved, Staged: map[string]int64{}}
+			p = TxProgress{Resolved: resolved, Staged: map[string]int64{}, Earlier: earlier}
 		}
 		if collection != nil {
 			p.Staged[*collection] = n
