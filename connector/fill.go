@@ -35,6 +35,11 @@ type Fill struct {
 	applier *sink.Applier
 	parts   map[fillKey]*fillPart
 	order   []*fillPart
+	// txGroup is FillOptions.TxGroup, staging its transactions' tables;
+	// endAtUnresolved is set by EndAtUnresolved.
+	txGroup         string
+	staging         dedup.Transactions
+	endAtUnresolved bool
 }
 
 // FillOptions are what a Fill needs besides the configuration.
@@ -53,6 +58,14 @@ type FillOptions struct {
 	Partitions []FillPartition
 	// Until stops each partition at its first record past the bound.
 	Until Bound
+	// TxGroup, set for an online rebuild under apply.consistency:
+	// transaction, is the instances' consumer group: a record of a source
+	// transaction is applied only once that group's resolver has applied
+	// the transaction to the live table, and a partition waits at the
+	// first record of one it has not (see EndAtUnresolved). The shadow then
+	// never holds part of a transaction; without it, the swap would show
+	// readers the staged part of one the resolver has not applied yet.
+	TxGroup string
 }
 
 // FillPartition is one partition of a fill and where it ends (-1: never).
@@ -66,6 +79,9 @@ type FillProgress struct {
 	ID   dedup.PartitionID
 	Next int64
 	Done bool
+	// Waiting: the record at Next is of a source transaction the
+	// instances' resolver has not applied yet (FillOptions.TxGroup).
+	Waiting bool
 }
 
 // Bound is the point in time of a fill: a source commit time
@@ -109,6 +125,11 @@ type fillPart struct {
 	dec     *debezium.Decoder
 	pending []*kafka.Message
 	done    bool
+	// waiting is set while the partition waits at a record of a
+	// transaction not applied yet; seek, when >= 0, is where its consumer
+	// must read from again (the records fetched after it were dropped).
+	waiting bool
+	seek    int64
 }
 
 // NewFill builds a fill of opts.Into from the rules of opts.Source.
@@ -145,7 +166,9 @@ func NewFill(cfg *config.Config, opts FillOptions) (*Fill, error) {
 			Retry: sink.Retry{MaxAttempts: cfg.Apply.Retry.MaxAttempts, InitialBackoff: cfg.Apply.Retry.InitialBackoff.Std(),
 				MaxBackoff: cfg.Apply.Retry.MaxBackoff.Std()},
 		}),
-		parts: map[fillKey]*fillPart{},
+		parts:   map[fillKey]*fillPart{},
+		txGroup: opts.TxGroup,
+		staging: dedup.NewTransactions(cfg.Postgres.Schema),
 	}
 	if err := useSchemaRegistry(&derived, f.router); err != nil {
 		return nil, err
@@ -154,7 +177,7 @@ func NewFill(cfg *config.Config, opts FillOptions) (*Fill, error) {
 		if p.ID.Group != opts.Group {
 			return nil, fmt.Errorf("partition %s is not of the fill's group %s", p.ID, opts.Group)
 		}
-		fp := &fillPart{id: p.ID, end: p.End, dec: f.router.NewDecoder()}
+		fp := &fillPart{id: p.ID, end: p.End, dec: f.router.NewDecoder(), seek: -1}
 		f.parts[fillKey{p.ID.Topic, p.ID.Partition}] = fp
 		f.order = append(f.order, fp)
 	}
@@ -171,11 +194,22 @@ func (f *Fill) EndAt(ends map[dedup.PartitionID]int64) {
 	}
 }
 
+// EndAtUnresolved makes the next Run end each partition at its first
+// record of a transaction the instances' resolver has not applied
+// (FillOptions.TxGroup) instead of waiting there. Only for an online
+// rebuild's last catch-up, run while its swap holds the instances'
+// positions and the resolver's: the swap moves the instances back to
+// where the fill ended, so that they read those records again (staged
+// already, they are kept once), and the resolver applies each such
+// transaction once whole to the table by its name, the shadow's once
+// swapped.
+func (f *Fill) EndAtUnresolved() { f.endAtUnresolved = true }
+
 // Progress returns each partition's position.
 func (f *Fill) Progress() []FillProgress {
 	out := make([]FillProgress, len(f.order))
 	for i, p := range f.order {
-		out[i] = FillProgress{ID: p.id, Next: p.claim.NextOffset, Done: p.done}
+		out[i] = FillProgress{ID: p.id, Next: p.claim.NextOffset, Done: p.done, Waiting: p.waiting}
 	}
 	return out
 }
@@ -300,6 +334,16 @@ func (f *Fill) flush(ctx context.Context, c *kafka.Consumer) error {
 		}()
 	}
 	wg.Wait()
+	for _, p := range f.order {
+		if p.seek < 0 {
+			continue
+		}
+		tp := kafka.TopicPartition{Topic: &p.id.Topic, Partition: p.id.Partition, Offset: kafka.Offset(p.seek)}
+		if err := c.Seek(tp, 0); err != nil {
+			errs = append(errs, fmt.Errorf("%s: read again from %d: %w", p.id, p.seek, err))
+		}
+		p.seek = -1
+	}
 	var done []kafka.TopicPartition
 	for _, p := range f.order {
 		if p.done && p.pending != nil {
@@ -348,7 +392,10 @@ func (f *Fill) apply(ctx context.Context, p *fillPart) error {
 		b.Next = off + 1
 	}
 	p.pending = p.pending[:0]
-	if p.end >= 0 && b.Next >= p.end {
+	if err := f.keepTransactions(ctx, p, b); err != nil {
+		return err
+	}
+	if p.end >= 0 && b.Next >= p.end && !p.waiting {
 		p.done = true
 	}
 	if len(b.Items) == 0 && b.Next == p.claim.NextOffset {
@@ -360,6 +407,55 @@ func (f *Fill) apply(ctx context.Context, p *fillPart) error {
 			return fmt.Errorf("another fill of the same table took over (%s): %w", fenced.Owner, err)
 		}
 		return err
+	}
+	return nil
+}
+
+// keepTransactions (FillOptions.TxGroup) ends b before its first record
+// of a source transaction the instances' resolver has not applied: the
+// partition waits there, reading it again until its transaction is
+// applied, or, after EndAtUnresolved, is done there. Transactions are
+// applied in commit order, and Debezium writes a partition's records in
+// that order, so the records a partition passes are those of applied
+// transactions (and records of no transaction): the shadow never holds
+// part of a transaction, and its position never passes a record of one it
+// lacks, whether the fill is killed, resumed or run again.
+func (f *Fill) keepTransactions(ctx context.Context, p *fillPart, b *sink.Batch) error {
+	p.waiting = false
+	if f.txGroup == "" {
+		return nil
+	}
+	var ids, lsns []int64
+	var at []int // the items asked about
+	for i, it := range b.Items {
+		if tx := it.Change.Transaction; tx != nil && it.Err == nil {
+			ids, lsns, at = append(ids, tx.TxID), append(lsns, it.Change.Version.LSN), append(at, i)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	resolved, err := f.staging.ResolvedAmong(ctx, f.pool, f.txGroup, ids, lsns)
+	if err != nil {
+		return err
+	}
+	if len(resolved) != len(at) {
+		return fmt.Errorf("%s: %d answers for %d records of transactions", p.id, len(resolved), len(at))
+	}
+	for k, i := range at {
+		if resolved[k] {
+			continue
+		}
+		it := b.Items[i]
+		off := it.Record.Offset
+		clear(b.Items[i:])
+		b.Items, b.Next = b.Items[:i], off
+		if f.endAtUnresolved {
+			p.done = true
+		} else {
+			p.done, p.waiting, p.seek = false, true, off
+		}
+		break
 	}
 	return nil
 }

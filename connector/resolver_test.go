@@ -245,3 +245,86 @@ func TestResolverApplierCountsInsertConflicts(t *testing.T) {
 		t.Errorf("pgsink_insert_conflicts_total = %v, want 1", got)
 	}
 }
+
+// TestEndWait holds when the resolver's wait at an END short of events
+// is over: max_wait counted from the last progress (more events staged),
+// and only once Debezium is seen writing after it. A Kafka Connect outage
+// writes nothing: the resolver waits through it however long, and the
+// events Debezium re-emits after it are staged.
+func TestEndWait(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	short := func(staged int64) *txapply.IncompleteError {
+		return &txapply.IncompleteError{ID: "7:100", StagedTotal: staged, WantTotal: 3}
+	}
+	const maxWait = time.Minute
+	var high int64 = 40
+	watermark := func() (int64, error) { return high, nil }
+	var w endWait
+	at := func(d time.Duration, staged int64) bool {
+		return w.look(t0.Add(d), short(staged), maxWait, time.Second, watermark)
+	}
+	if at(0, 1) || at(10*time.Minute, 1) || at(time.Hour, 1) {
+		t.Fatal("stopped while nothing was written to the transaction topic (a Connect outage): want waiting")
+	}
+	high = 44 // Connect is back: Debezium re-emits
+	if at(time.Hour+time.Second, 1) {
+		t.Fatal("stopped as soon as Debezium wrote again: want max_wait from then")
+	}
+	if at(time.Hour+30*time.Second, 2) || at(time.Hour+2*time.Minute, 2) {
+		t.Fatal("stopped although an event was staged (progress) and nothing written since")
+	}
+	high = 50
+	if at(time.Hour+2*time.Minute+time.Second, 2) || at(time.Hour+3*time.Minute, 2) {
+		t.Fatal("stopped within max_wait of Debezium writing again")
+	}
+	if !at(time.Hour+3*time.Minute+2*time.Second, 2) {
+		t.Fatal("did not stop once Debezium wrote and max_wait passed with the events still short")
+	}
+	// Another END starts a wait of its own.
+	if at(time.Hour+4*time.Minute, 0) {
+		t.Fatal("a new wait stopped at once")
+	}
+	w = endWait{}
+	if w.look(t0, short(1), maxWait, time.Second, func() (int64, error) { return 0, errors.New("broker down") }) ||
+		w.look(t0.Add(time.Hour), short(1), maxWait, time.Second, func() (int64, error) { return 0, errors.New("broker down") }) {
+		t.Fatal("stopped without knowing whether Debezium writes")
+	}
+}
+
+// TestResolverApplierWaitsThroughAnOutage: the resolver looks at an END
+// short of events past max_wait while the transaction topic's high
+// watermark stands still (Kafka Connect down): it goes on waiting, and
+// applies once the events are staged. With the watermark moving at every
+// look it stops, as before. (Before the fix it stopped in both.)
+func TestResolverApplierWaitsThroughAnOutage(t *testing.T) {
+	incomplete := &txapply.IncompleteError{ID: "tx", Want: map[string]int64{"public.a": 1}, WantTotal: 1}
+	for _, tc := range []struct {
+		name     string
+		moving   bool
+		wantStop bool
+	}{
+		{name: "nothing written: waits", moving: false},
+		{name: "Debezium writing: stops", moving: true, wantStop: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeResolver{script: []error{incomplete, incomplete, incomplete, incomplete, incomplete, nil}}
+			var high int64
+			a := &resolverApplier{resolver: f, maxWait: time.Millisecond, log: zap.NewNop(), highEvery: time.Nanosecond,
+				retry: config.Retry{MaxAttempts: 5, InitialBackoff: config.Duration(time.Millisecond), MaxBackoff: config.Duration(time.Millisecond)},
+				high: func() (int64, error) {
+					if tc.moving {
+						high++
+					}
+					return high, nil
+				}}
+			claim := &dedup.Claim{NextOffset: 10}
+			_, err := a.Apply(context.Background(), endsBatch(claim, 10, 12))
+			if stopped := errors.As(err, new(*txapply.StoppedError)); stopped != tc.wantStop {
+				t.Fatalf("Apply = %v after %d looks, want a stop: %v", err, len(f.calls), tc.wantStop)
+			}
+			if !tc.wantStop && claim.NextOffset != 14 {
+				t.Errorf("claim at %d, want 14 (applied once the events were staged)", claim.NextOffset)
+			}
+		})
+	}
+}

@@ -54,13 +54,16 @@ func (r *Runner) resolverDeps(sinkOpts sink.Options) *workerDeps {
 	deps.router = &markerRouter{}
 	deps.frontier = nil // the resolver stages nothing
 	maxWait := r.cfg.Apply.Transaction.MaxWait.Std()
-	deps.applier = &resolverApplier{resolver: res, maxWait: maxWait, retry: r.cfg.Apply.Retry, log: r.log.Named("resolver"), metrics: tm,
-		waits:     resolverWaitMark{tx: dedup.NewTransactions(r.cfg.Postgres.Schema), db: r.pool},
-		conflicts: r.deps.metrics.InsertConflicts.WithLabelValues(r.cfg.Apply.Transaction.Topic)}
-	deps.idle = resolverIdle(res, maxWait, func(topic string, partition int32) (int64, error) {
+	high := func(topic string, partition int32) (int64, error) {
 		_, high, err := r.consumer.QueryWatermarkOffsets(topic, partition, 5000)
 		return high, err
-	})
+	}
+	txTopic := r.cfg.Apply.Transaction.Topic
+	deps.applier = &resolverApplier{resolver: res, maxWait: maxWait, retry: r.cfg.Apply.Retry, log: r.log.Named("resolver"), metrics: tm,
+		waits:     resolverWaitMark{tx: dedup.NewTransactions(r.cfg.Postgres.Schema), db: r.pool},
+		conflicts: r.deps.metrics.InsertConflicts.WithLabelValues(txTopic),
+		high:      func() (int64, error) { return high(txTopic, 0) }}
+	deps.idle = resolverIdle(res, maxWait, high)
 	return &deps
 }
 
@@ -178,6 +181,59 @@ type resolverApplier struct {
 	// schemaRetryBase is the first wait for the schema registry (tests
 	// shorten it); zero is schemaRetryBase, as partitions wait.
 	schemaRetryBase time.Duration
+	// high returns the transaction topic's high watermark: an END waiting
+	// for its events stops only once Debezium has gone on writing
+	// (endWait). Nil: as if it always had.
+	high func() (int64, error)
+	// highEvery is how often a waiting END asks high (zero: highEvery).
+	highEvery time.Duration
+}
+
+// highEvery is how often the resolver waiting at an END asks the broker
+// for the transaction topic's high watermark.
+const highEvery = time.Second
+
+// endWait is the resolver's wait at an END whose events are not all
+// staged. Its clock restarts at each progress (more of the transaction's
+// events staged), and it runs only once Debezium is seen writing again
+// after it (the transaction topic's high watermark moves): events lost in
+// flight by a Kafka Connect crash come back only with Debezium's
+// re-emission after Connect restarts, so an outage of any length, during
+// which nothing is written, is no reason to stop. Once Debezium writes
+// and max_wait passes with the events still short, they are not coming (a
+// table not configured, a filtered one, a partition stopped): the
+// resolver stops with the reason. On a source that writes nothing more, a
+// resolver short of events waits until it does, visible in
+// pgsink_transaction_waiting_seconds.
+type endWait struct {
+	id       string    // the END waited at
+	staged   int64     // its staged events at the last progress
+	progress time.Time // the last progress; zero: not waiting
+	high     int64     // the transaction topic's high watermark then; -1: not known yet
+	asked    time.Time // when high was last asked
+	moved    time.Time // when Debezium was first seen writing since progress; zero: not yet
+}
+
+// look records a look at an incomplete END at now, and reports whether
+// the wait is over: max_wait since Debezium was first seen writing after
+// the last progress.
+func (w *endWait) look(now time.Time, inc *txapply.IncompleteError, maxWait, every time.Duration, high func() (int64, error)) (stop bool) {
+	if w.progress.IsZero() || inc.ID != w.id || inc.StagedTotal != w.staged {
+		*w = endWait{id: inc.ID, staged: inc.StagedTotal, progress: now, high: -1}
+		if high == nil {
+			w.moved = now
+		}
+	}
+	if w.moved.IsZero() && now.Sub(w.asked) >= every {
+		w.asked = now
+		if h, err := high(); err == nil {
+			if w.high >= 0 && h > w.high {
+				w.moved = now
+			}
+			w.high = max(w.high, h)
+		}
+	}
+	return !w.moved.IsZero() && now.Sub(w.moved) > maxWait
 }
 
 // slowResolve is the Resolve that is logged with where its time went: a
@@ -219,7 +275,8 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (st sink.Sta
 	for _, it := range b.Items {
 		ends = append(ends, txapply.End{Offset: it.Record.Offset, Marker: it.Change.TxMark, SourceTs: it.Change.EventTs})
 	}
-	var waitingSince time.Time
+	var wait endWait
+	every := cmp.Or(a.highEvery, highEvery)
 	waits := backoff.New(a.retry.InitialBackoff.Std(), a.retry.MaxBackoff.Std())
 	schemaWaits := backoff.New(cmp.Or(a.schemaRetryBase, schemaRetryBase), schemaRetryLimit)
 	attempts := 0
@@ -254,13 +311,13 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (st sink.Sta
 				zap.Uint32("schema_id", unavailable.ID), zap.Duration("retry_in", pause), zap.Error(err))
 		case errors.As(err, &incomplete):
 			pause = stagingPause(time.Since(started))
-			if waitingSince.IsZero() {
-				waitingSince = time.Now()
-			} else if time.Since(waitingSince) > a.maxWait {
+			now := time.Now()
+			if wait.look(now, incomplete, a.maxWait, every, a.high) {
 				return st, &txapply.StoppedError{Err: err}
-			} else if !marked && a.waits != nil {
-				// Still waiting at the second look (an END read just
-				// before its events were staged is no reason to write):
+			} else if !marked && a.waits != nil && wait.progress.Before(now) {
+				// Still waiting at a second look without progress (an END
+				// read just before its events were staged is no reason to
+				// write):
 				// the events may be held by a partition at its staging
 				// bound, which stages on once it sees this.
 				if merr := a.waits.MarkWaiting(ctx, b.Claim.Group, incomplete.Offset); merr != nil {
@@ -269,7 +326,7 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (st sink.Sta
 					marked = true
 				}
 			}
-			a.waiting(incomplete, time.Since(waitingSince))
+			a.waiting(incomplete, time.Since(wait.progress))
 		case sink.Transient(err) && attempts+1 < a.retry.MaxAttempts:
 			attempts++
 			st.Retries++
@@ -291,7 +348,7 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (st sink.Sta
 			return st, nil
 		}
 		if res.Applied+res.Passed > 0 || err == nil {
-			waitingSince = time.Time{}
+			wait = endWait{}
 			marked = marked && b.Claim.NextOffset == position // an apply transaction ended the wait
 			a.waiting(nil, 0)
 		}

@@ -42,7 +42,7 @@ func newTxMetrics(r *prometheus.Registry) *TxMetrics {
 		Waiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgsink_transaction_waiting_records",
 			Help: "For the END the resolver waits at (its events not all staged yet): of=staged, the events staged so far; of=expected, the events END counts. Both 0 when it does not wait."}, []string{"of"}),
 		WaitSeconds: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgsink_transaction_waiting_seconds",
-			Help: "How long the resolver has waited at an END for its events to be staged (0 when it does not wait); past apply.transaction.max_wait it stops."}),
+			Help: "How long the resolver has waited at an END for its events to be staged since the last of them was (0 when it does not wait); it stops once Debezium has written for apply.transaction.max_wait since without them."}),
 		CommitLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgsink_transaction_commit_latency_seconds",
 			Help:    "Per applied source transaction, from the Kafka timestamp of its oldest staged record to the commit of the resolver's transaction that made it visible.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 1.25, 56)}),

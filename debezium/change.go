@@ -216,9 +216,13 @@ type LogicalMessage struct {
 
 // TransactionMarker is a record of the transaction metadata topic.
 type TransactionMarker struct {
-	Status     string // BEGIN or END
-	ID         string
-	TxID       int64
+	Status string // BEGIN or END
+	ID     string
+	TxID   int64
+	// CommitLSN is the LSN part of an END's id, the transaction's commit
+	// position (0 when the id has none): TxID is PostgreSQL's 32-bit xid,
+	// which comes round, and the pair tells two transactions apart.
+	CommitLSN  int64
 	EventCount int64 // END only
 	// DataCollections are END's events per captured table, as Debezium
 	// names them ("public.orders").

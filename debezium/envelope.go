@@ -498,6 +498,20 @@ func txIDOf(id string) (int64, error) {
 	return n, nil
 }
 
+// lsnOf takes the LSN out of Debezium's "<txId>:<lsn>", 0 when there is
+// none.
+func lsnOf(id string) int64 {
+	_, tail, ok := strings.Cut(id, ":")
+	if !ok {
+		return 0
+	}
+	n, err := strconv.ParseInt(tail, 10, 64)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
 // message reads a logical decoding message, {prefix, content}.
 func message(s *scanner) (*LogicalMessage, error) {
 	if s.null() {

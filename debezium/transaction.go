@@ -42,6 +42,7 @@ func (d *Decoder) transactionMarker(rec *Record, ch *Change) error {
 		case string(key) == "id":
 			if m.ID, err = s.string(); err == nil {
 				m.TxID, err = txIDOf(m.ID)
+				m.CommitLSN = lsnOf(m.ID)
 			}
 		case string(key) == "event_count":
 			m.EventCount, err = s.int(64)

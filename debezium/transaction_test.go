@@ -60,3 +60,48 @@ func TestTransactionCountsMatchEvents(t *testing.T) {
 		})
 	}
 }
+
+// TestTransactionCommitLSN checks, on every recorded scenario, what keying
+// applied transactions by xid and commit position relies on
+// (dedup.Transactions.QueueResolveAll): an END's CommitLSN is the LSN part
+// of its id, and every event of its transaction has an LSN (source.lsn)
+// below it. (That a later transaction of the same xid has its events at
+// or past that commit follows from the WAL's order; no recording holds an
+// xid that came round.)
+func TestTransactionCommitLSN(t *testing.T) {
+	for _, f := range loadFixtures(t) {
+		t.Run(f.name, func(t *testing.T) {
+			dec := NewDecoder(f.options())
+			maxLSN := map[int64]int64{} // tx id → its events' highest LSN
+			var ends []*TransactionMarker
+			for _, r := range f.records {
+				ch, err := dec.Decode(toRecord(r))
+				if err != nil {
+					continue
+				}
+				switch {
+				case ch.Kind == KindTransaction && ch.TxMark.Status == "END":
+					ends = append(ends, ch.TxMark)
+				case ch.Transaction != nil && ch.Version.LSN > 0:
+					id := ch.Transaction.TxID
+					maxLSN[id] = max(maxLSN[id], ch.Version.LSN)
+				}
+			}
+			checked := 0
+			for _, end := range ends {
+				if end.CommitLSN <= 0 || itoa(end.TxID)+":"+itoa(end.CommitLSN) != end.ID {
+					t.Errorf("END %s: CommitLSN %d, want the LSN part of its id", end.ID, end.CommitLSN)
+				}
+				if hi, ok := maxLSN[end.TxID]; ok {
+					checked++
+					if hi >= end.CommitLSN {
+						t.Errorf("END %s: an event of its transaction at LSN %d, not below its commit %d", end.ID, hi, end.CommitLSN)
+					}
+				}
+			}
+			if checked == 0 {
+				t.Fatal("no END with events of its transaction recorded")
+			}
+		})
+	}
+}

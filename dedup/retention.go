@@ -73,18 +73,19 @@ func (l Ledgers) Prune(ctx context.Context, db DB, r Retention) (Pruned, error) 
 	var p Pruned
 	var err error
 	if r.Tombstones > 0 {
-		if p.Tombstones, err = l.prune(ctx, db, l.tombstones, "deleted_at", "target, key", r.Tombstones, chunk, ""); err != nil {
+		if p.Tombstones, err = l.prune(ctx, db, l.tombstones, "deleted_at", "target, key", r.Tombstones, chunk, "", ""); err != nil {
 			return p, err
 		}
-		if p.MovedRows, err = l.prune(ctx, db, l.movedRows, "moved_at", "target, key, commit_lsn, lsn", r.Tombstones, chunk, ""); err != nil {
+		if p.MovedRows, err = l.prune(ctx, db, l.movedRows, "moved_at", "target, key, commit_lsn, lsn", r.Tombstones, chunk, "", ""); err != nil {
 			return p, err
 		}
 		// A record of an applied transaction can be left staged (a
 		// re-emission staged while the resolver applied its transaction):
 		// it goes with the transaction's row, which until then marks it
 		// as applied, so that it is never taken for a transaction
-		// waiting for its END.
-		if p.TxResolved, err = l.prune(ctx, db, l.txResolved, "resolved_at", "group_id, tx_id", r.Tombstones, chunk, l.txStaged); err != nil {
+		// waiting for its END. Staged rows carry no commit position: those
+		// of the xid go (see docs/transactions.md, Known limits).
+		if p.TxResolved, err = l.prune(ctx, db, l.txResolved, "resolved_at", "group_id, tx_id, commit_lsn", r.Tombstones, chunk, l.txStaged, "group_id, tx_id"); err != nil {
 			return p, err
 		}
 	}
@@ -94,7 +95,7 @@ func (l Ledgers) Prune(ctx context.Context, db DB, r Retention) (Pruned, error) 
 		}
 	}
 	if r.OutboxEvents > 0 {
-		if p.OutboxEvents, err = l.prune(ctx, db, l.outboxEvents, "applied_at", "target, event_id", r.OutboxEvents, chunk, ""); err != nil {
+		if p.OutboxEvents, err = l.prune(ctx, db, l.outboxEvents, "applied_at", "target, event_id", r.OutboxEvents, chunk, "", ""); err != nil {
 			return p, err
 		}
 	}
@@ -102,9 +103,9 @@ func (l Ledgers) Prune(ctx context.Context, db DB, r Retention) (Pruned, error) 
 }
 
 // prune deletes table's entries older than retention by at, chunk by
-// chunk; with also set, the rows of that table with the same key go in the
-// same statement.
-func (l Ledgers) prune(ctx context.Context, db DB, table, at, key string, retention time.Duration, chunk int, also string) (int64, error) {
+// chunk; with also set, the rows of that table with the same alsoKey (a
+// prefix of key) go in the same statement.
+func (l Ledgers) prune(ctx context.Context, db DB, table, at, key string, retention time.Duration, chunk int, also, alsoKey string) (int64, error) {
 	var cutoff time.Time
 	if err := db.QueryRow(ctx, `SELECT now() - make_interval(secs => $1)`, retention.Seconds()).Scan(&cutoff); err != nil {
 		return 0, fmt.Errorf("dedup: prune %s: read the clock: %w", table, err)
@@ -116,7 +117,7 @@ func (l Ledgers) prune(ctx context.Context, db DB, table, at, key string, retent
 		 ORDER BY ` + at + ` LIMIT $2 FOR UPDATE SKIP LOCKED)`
 	if also != "" {
 		stmt = `WITH gone AS (` + stmt + ` RETURNING ` + key + `),
-		also AS (DELETE FROM ` + also + ` a WHERE (` + key + `) IN (SELECT ` + key + ` FROM gone))
+		also AS (DELETE FROM ` + also + ` a WHERE (` + alsoKey + `) IN (SELECT ` + alsoKey + ` FROM gone))
 		SELECT count(*) FROM gone`
 	}
 	var total int64

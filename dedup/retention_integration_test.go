@@ -140,7 +140,7 @@ func TestIntegrationPruneSchemas(t *testing.T) {
 	// applied (its records deleted); v3 is stored but recent.
 	stage(rec(1, `{"type":"int64","name":"k1"}`, `{"type":"struct","name":"v1"}`), rec(2, `{"type":"int64","name":"k2"}`, `{"type":"struct","name":"v2"}`))
 	b := &pgx.Batch{}
-	tx.QueueResolve(b, "g", 2, 1)
+	tx.QueueResolve(b, "g", 2, 0, 1)
 	if err := pool.SendBatch(ctx, b).Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestIntegrationPruneSchemasWaitsForAStaging(t *testing.T) {
 	defer func() { _ = staging.Rollback(ctx) }()
 	b := &pgx.Batch{}
 	rec.TxID = 2
-	if err := tx.QueueStage(b, "g", []dedup.StagedRecord{rec}); err != nil {
+	if _, err := tx.QueueStage(b, "g", []dedup.StagedRecord{rec}); err != nil {
 		t.Fatal(err)
 	}
 	if err := staging.SendBatch(ctx, b).Close(); err != nil {

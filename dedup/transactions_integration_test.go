@@ -135,7 +135,7 @@ func TestIntegrationTransactionStaging(t *testing.T) {
 	}
 
 	b := &pgx.Batch{}
-	tx.QueueResolve(b, "g", 7, 3)
+	tx.QueueResolve(b, "g", 7, 0, 3)
 	if err := pool.SendBatch(ctx, b).Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestIntegrationTransactionStaging(t *testing.T) {
 		t.Fatalf("a replayed record of resolved transaction 7 was staged again: %v, %v", counts, err)
 	}
 	b = &pgx.Batch{}
-	tx.QueueResolve(b, "g", 7, 3)
+	tx.QueueResolve(b, "g", 7, 0, 3)
 	if err := pool.SendBatch(ctx, b).Close(); err == nil {
 		t.Fatal("resolving transaction 7 a second time succeeded; it must fail on tx_resolved's key")
 	}

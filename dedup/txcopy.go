@@ -24,9 +24,10 @@ type StagingCopy struct {
 	t     Transactions
 	group string
 	rows  *stagedRows
-	// resolved are the batch's transactions applied already, read in
-	// the round trip before the COPY.
-	resolved map[int64]bool
+	// applied are the commit positions of the batch's transaction ids
+	// applied already (0: applied before positions were recorded), read
+	// in the round trip before the COPY.
+	applied map[int64][]int64
 }
 
 // PrepareCopy queues into b, a batch transaction after its offsets
@@ -43,15 +44,15 @@ func (t Transactions) PrepareCopy(b *pgx.Batch, group string, records []StagedRe
 	if len(rows.schemas) > 0 {
 		t.queueSchemas(b, rows.schemas)
 	}
-	c := &StagingCopy{t: t, group: group, rows: rows, resolved: map[int64]bool{}}
+	c := &StagingCopy{t: t, group: group, rows: rows, applied: map[int64][]int64{}}
 	ids := distinct(rows.txIDs)
-	b.Queue(`SELECT x.tx_id FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = ANY($2::bigint[])`, group, ids).Fn = func(br pgx.BatchResults) error {
+	b.Queue(`SELECT x.tx_id, x.commit_lsn FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = ANY($2::bigint[])`, group, ids).Fn = func(br pgx.BatchResults) error {
 		got, err := br.Query()
 		if err != nil {
 			return fmt.Errorf("dedup: read which of %d transactions are applied: %w", len(ids), err)
 		}
-		var id int64
-		_, err = pgx.ForEachRow(got, []any{&id}, func() error { c.resolved[id] = true; return nil })
+		var id, commit int64
+		_, err = pgx.ForEachRow(got, []any{&id, &commit}, func() error { c.applied[id] = append(c.applied[id], commit); return nil })
 		if err != nil {
 			return fmt.Errorf("dedup: read which of %d transactions are applied: %w", len(ids), err)
 		}
@@ -68,20 +69,34 @@ const stagedColumns = `group_id, tx_id, total_order, data_collection, topic, par
 // Copy COPYs the records into tx_staged in the transaction open on conn,
 // but those of transactions applied already.
 func (c *StagingCopy) Copy(ctx context.Context, conn *pgx.Conn) error {
+	skip := make([]bool, len(c.rows.txIDs))
 	n := 0
-	for _, id := range c.rows.txIDs {
-		if !c.resolved[id] {
+	for i, id := range c.rows.txIDs {
+		skip[i] = c.ofApplied(id, c.rows.lsns[i])
+		if !skip[i] {
 			n++
 		}
 	}
 	if n == 0 {
 		return nil
 	}
-	if _, err := conn.PgConn().CopyFrom(ctx, bytes.NewReader(c.rows.copyData(c.group, c.resolved)),
+	if _, err := conn.PgConn().CopyFrom(ctx, bytes.NewReader(c.rows.copyData(c.group, skip)),
 		`COPY `+c.t.staged+` (`+stagedColumns+`) FROM STDIN BINARY`); err != nil {
 		return fmt.Errorf("dedup: stage %d records of transactions: %w", n, err)
 	}
 	return nil
+}
+
+// ofApplied reports whether a record of transaction id at lsn belongs to
+// an applied transaction: one of that id whose commit position is past
+// the record's (or unknown), as QueueStage's NOT EXISTS decides.
+func (c *StagingCopy) ofApplied(id, lsn int64) bool {
+	for _, commit := range c.applied[id] {
+		if commit == 0 || lsn < commit {
+			return true
+		}
+	}
+	return false
 }
 
 // Bytes are the bytes of keys and values the records take in tx_staged,
@@ -95,9 +110,18 @@ func (c *StagingCopy) QueueUnstage(b *pgx.Batch) {
 	// The resolved ids are gathered first (ARRAY(...), evaluated once):
 	// as a semi-join the statement may be planned as a merge join that
 	// reads the group's staged rows in key order up to the highest
-	// resolved id, most of the table when a replay meets an old one.
-	b.Queue(`DELETE FROM `+c.t.staged+` s WHERE s.group_id = $1 AND s.tx_id = ANY(ARRAY(
-		SELECT x.tx_id FROM `+c.t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = ANY($2::bigint[])))`, c.group, ids).Fn = func(br pgx.BatchResults) error {
+	// resolved id, most of the table when a replay meets an old one. A
+	// record is of a resolved transaction when its LSN is below the
+	// transaction's commit position (QueueStage): the batch's records are
+	// matched one by one, so that the records of a transaction whose xid
+	// came round stay staged.
+	b.Queue(`DELETE FROM `+c.t.staged+` s USING unnest($3::bigint[], $4::bigint[], $5::bigint[]) AS r(tx_id, total_order, lsn)
+		WHERE s.group_id = $1 AND s.tx_id = ANY(ARRAY(
+		  SELECT x.tx_id FROM `+c.t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = ANY($2::bigint[])))
+		  AND s.tx_id = r.tx_id AND s.total_order = r.total_order
+		  AND EXISTS (SELECT 1 FROM `+c.t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = r.tx_id
+		              AND (x.commit_lsn = 0 OR r.lsn < x.commit_lsn))`,
+		c.group, ids, c.rows.txIDs, c.rows.orders, c.rows.lsns).Fn = func(br pgx.BatchResults) error {
 		if _, err := br.Exec(); err != nil {
 			return fmt.Errorf("dedup: unstage the records of applied transactions among %d: %w", len(ids), err)
 		}
@@ -119,11 +143,11 @@ func distinct(ids []int64) []int64 {
 }
 
 // copyData encodes the rows in COPY's binary format, the columns of
-// stagedColumns, leaving out those of the transactions in skip.
-func (r *stagedRows) copyData(group string, skip map[int64]bool) []byte {
+// stagedColumns, leaving out the rows skip marks (nil: none).
+func (r *stagedRows) copyData(group string, skip []bool) []byte {
 	size := 19 + 2
 	for i := range r.txIDs {
-		if skip[r.txIDs[i]] {
+		if skip != nil && skip[i] {
 			continue
 		}
 		size += 2 + 14*4 + 8*4 + 4 + 8 + 1 + len(group) + len(r.collections[i]) + len(r.topics[i]) + len(r.keys[i]) + len(r.values[i]) +
@@ -134,7 +158,7 @@ func (r *stagedRows) copyData(group string, skip map[int64]bool) []byte {
 	buf = binary.BigEndian.AppendUint32(buf, 0) // flags
 	buf = binary.BigEndian.AppendUint32(buf, 0) // header extension
 	for i := range r.txIDs {
-		if skip[r.txIDs[i]] {
+		if skip != nil && skip[i] {
 			continue
 		}
 		buf = binary.BigEndian.AppendUint16(buf, 14)

@@ -105,7 +105,7 @@ func TestIntegrationTransactionStagingCopy(t *testing.T) {
 
 	// Transaction 1 is applied; a replay stages its records again.
 	b = &pgx.Batch{}
-	tx.QueueResolve(b, "g", 1, 3)
+	tx.QueueResolve(b, "g", 1, 0, 3)
 	if err := pool.SendBatch(ctx, b).Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -51,9 +51,14 @@ type keyState struct {
 // at its stored version.
 //
 // It runs, only for such tables, before the writes of the transaction, and
-// reads the target rows of the keys in the transaction.
-func (a *Applier) checkUniqueAtSource(ctx context.Context, x *txn, items []Item, lo, hi int) error {
-	changes, creates := keylessChanges(items, lo, hi)
+// reads the target rows of the keys in the transaction. With staging (a
+// batch under apply.consistency: transaction) the records of source
+// transactions are left out: staged, they are not written now, and the
+// target does not hold yet the transactions staged before them (a delete of
+// the key, say); the resolver checks them when it writes them (TxWriter),
+// against the target its earlier transactions made.
+func (a *Applier) checkUniqueAtSource(ctx context.Context, x *txn, items []Item, lo, hi int, staging bool) error {
+	changes, creates := keylessChanges(items, lo, hi, staging)
 	if creates == 0 {
 		return nil
 	}
@@ -104,13 +109,15 @@ func (a *Applier) checkUniqueAtSource(ctx context.Context, x *txn, items []Item,
 // keylessChanges maps the changes of keyless tables in [lo, hi) onto their
 // keys, in offset order, and counts the creates and reads among them.
 // Tables whose deletes are ignored keep rows the source deleted, so a new
-// row of the same key is no sign of a duplicate there: they are left out.
-func keylessChanges(items []Item, lo, hi int) (out []keylessChange, creates int) {
+// row of the same key is no sign of a duplicate there: they are left out,
+// as are, with staging, the records of source transactions.
+func keylessChanges(items []Item, lo, hi int, staging bool) (out []keylessChange, creates int) {
 	makers := map[*Table]*rowMaker{}
 	for i := lo; i < hi; i++ {
 		it := &items[i]
 		t, ch := it.Table, &it.Change
-		if it.Err != nil || t == nil || t.Outbox != nil || t.Deletes == DeleteIgnore || ch.Kind != debezium.KindChange || len(ch.Key) > 0 {
+		if it.Err != nil || t == nil || t.Outbox != nil || t.Deletes == DeleteIgnore || ch.Kind != debezium.KindChange || len(ch.Key) > 0 ||
+			staging && ch.Transaction != nil {
 			continue
 		}
 		if ch.Op == debezium.OpTruncate {

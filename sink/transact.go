@@ -140,7 +140,7 @@ func (a *Applier) queueSpan(ctx context.Context, x *txn, s span) error {
 			s.batch.ClaimHeld()
 		}
 	}
-	if err := a.checkUniqueAtSource(ctx, x, s.batch.Items, s.lo, s.hi); err != nil {
+	if err := a.checkUniqueAtSource(ctx, x, s.batch.Items, s.lo, s.hi, a.opts.StageTransactions); err != nil {
 		return err
 	}
 	if a.opts.AsyncCommit {

@@ -48,7 +48,7 @@ func (a *Applier) queueStaging(ctx context.Context, x *txn, group string, items 
 		r := it.Record
 		s := dedup.StagedRecord{TxID: it.Change.Transaction.TxID, TotalOrder: it.Change.Transaction.TotalOrder,
 			DataCollection: debezium.CollectionOf(&it.Change), Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
-			Timestamp: r.Timestamp, Key: r.Key, Value: r.Value}
+			Timestamp: r.Timestamp, Key: r.Key, Value: r.Value, LSN: it.Change.Version.LSN}
 		for _, h := range r.Headers {
 			s.Headers = append(s.Headers, dedup.Header{Key: h.Key, Value: string(h.Value)})
 		}
@@ -177,6 +177,16 @@ func (w *TxWriter) Write(ctx context.Context, items []Item) error {
 			}
 		}
 		w.x.part = partition{items[lo].Record.Topic, items[lo].Record.Partition}
+		// A table without a key at the source: the check a batch runs
+		// (keyless.go), against the rows the transaction holds so far.
+		if err := w.a.checkUniqueAtSource(ctx, w.x, items, lo, hi, false); err != nil {
+			var re *RecordError
+			if errors.As(err, &re) {
+				r := items[re.Item].Record
+				return fmt.Errorf("sink: %s[%d]@%d of a source transaction cannot be applied, so its transaction is not: %w", r.Topic, r.Partition, r.Offset, re.Err)
+			}
+			return err
+		}
 		if err := w.a.write(ctx, w.x, items, lo, hi); err != nil {
 			return err
 		}

@@ -83,7 +83,7 @@ func (e *StoppedError) Unwrap() error { return e.Err }
 func (e *StoppedError) StopWhat() string {
 	switch StopReason(e.Err) {
 	case "incomplete":
-		return "the resolver waited apply.transaction.max_wait for a transaction's events (a topic not configured, a filtered table, or a partition stopped); nothing after it is applied"
+		return "the resolver waited apply.transaction.max_wait for a transaction's events while Debezium went on writing (a topic not configured, a filtered table, or a partition stopped); nothing after it is applied"
 	case "no_end":
 		return "a transaction's events were staged and its END never came within apply.transaction.max_wait; nothing after it is applied"
 	case "overstaged":

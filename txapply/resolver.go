@@ -24,6 +24,9 @@ type End struct {
 	// SourceTs is the transaction's commit time (the marker's ts_ms),
 	// stored with the resolver's position for the lag status shows.
 	SourceTs time.Time
+	// earlier is dedup.TxProgress.Earlier: a staged record of the xid
+	// below it is of an earlier transaction of that xid.
+	earlier int64
 }
 
 // Options configure a Resolver.
@@ -108,11 +111,11 @@ func (r *Resolver) Resolve(ctx context.Context, claim *dedup.Claim, ends []End, 
 	var ready []End
 	var resolved []bool
 	started := time.Now()
-	ids := make([]int64, len(ends))
+	ids, lsns := make([]int64, len(ends)), make([]int64, len(ends))
 	for i, end := range ends {
-		ids[i] = end.Marker.TxID
+		ids[i], lsns[i] = end.Marker.TxID, end.Marker.CommitLSN
 	}
-	progress, err := r.staging.Progress(ctx, r.pool, claim.Group, ids)
+	progress, err := r.staging.ProgressAt(ctx, r.pool, claim.Group, ids, lsns)
 	if err != nil {
 		return Result{}, err
 	}
@@ -135,6 +138,7 @@ func (r *Resolver) Resolve(ctx context.Context, claim *dedup.Claim, ends []End, 
 		if err != nil {
 			return Result{}, err
 		}
+		end.earlier = progress[end.Marker.TxID].Earlier
 		ready = append(ready, end)
 		resolved = append(resolved, done)
 		readyIDs[end.Marker.TxID] = true
@@ -265,11 +269,11 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 	if res.FirstStaged, err = r.writeAll(ctx, conn, c, claim.Group, apply); err != nil {
 		return Result{}, err
 	}
-	ids, counts := make([]int64, len(apply)), make([]int64, len(apply))
+	ids, lsns, counts := make([]int64, len(apply)), make([]int64, len(apply)), make([]int64, len(apply))
 	for i, end := range apply {
-		ids[i], counts[i] = end.Marker.TxID, end.Marker.EventCount
+		ids[i], lsns[i], counts[i] = end.Marker.TxID, end.Marker.CommitLSN, end.Marker.EventCount
 	}
-	r.staging.QueueResolveAll(b, claim.Group, ids, counts)
+	r.staging.QueueResolveAll(b, claim.Group, ids, lsns, counts)
 	r.staging.QueueApplied(b, claim.Group, c.appliedOffsets())
 	res.Applied = len(apply)
 	if err := c.flush(ctx); err != nil {
@@ -460,6 +464,14 @@ func (r *Resolver) add(ctx context.Context, c *chunk, end End, s dedup.StagedRec
 	it, ok, err := r.router.Item(ctx, r.decoder, record(s))
 	if err != nil {
 		return fmt.Errorf("txapply: transaction %s: %s[%d]@%d: %w", end.Marker.ID, s.Topic, s.Partition, s.Offset, err)
+	}
+	if lsn := it.Change.Version.LSN; end.earlier > 0 && lsn > 0 && lsn < end.earlier {
+		// Staged records are keyed by xid: a record left staged by an
+		// earlier transaction of this xid (applied, committed at
+		// end.earlier) took the place of one of this transaction's.
+		return fmt.Errorf("txapply: transaction %s: %s[%d]@%d staged at LSN %d is of an earlier transaction with the same xid (applied, committed at LSN %d), left staged: "+
+			"refusing to apply the transaction without its own record, which was not staged in its place (delete the row from tx_staged, then replay the data partitions from before this transaction with pgsink replay)",
+			end.Marker.ID, s.Topic, s.Partition, s.Offset, lsn, end.earlier)
 	}
 	if !ok {
 		return nil

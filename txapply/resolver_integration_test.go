@@ -746,3 +746,36 @@ func TestIntegrationStagingTakesARestagedRecordOnce(t *testing.T) {
 		t.Errorf("%d records left staged (%v), want none", staged, err)
 	}
 }
+
+// TestIntegrationResolverRefusesAnEarlierXIDsRecord: staged records are
+// keyed by xid, which comes round; a record left staged by an earlier
+// transaction of the same xid (applied, recorded at a lower commit
+// position) sits in the place of one of the later transaction's. The
+// resolver recognises it by its LSN, below that earlier commit, and stops
+// at the later transaction, applying nothing of it, instead of applying
+// the leftover in its own record's stead. Without the check the resolve
+// applied it.
+func TestIntegrationResolverRefusesAnEarlierXIDsRecord(t *testing.T) {
+	b := recordBank(t)
+	ctx := context.Background()
+	tg := newTarget(t, b, true)
+	claim := tg.stageAll(t, b, 100)
+	es := ends(t, b)
+	victim := es[len(es)-1].Marker
+	// An earlier transaction of the victim's xid, applied and committed
+	// just below the victim's commit: every staged record of the xid
+	// reads as its leftover.
+	if _, err := tg.pool.Exec(ctx, `INSERT INTO pgsink.tx_resolved (group_id, tx_id, commit_lsn, event_count) VALUES ($1, $2, $3, 1)`,
+		group, victim.TxID, victim.CommitLSN-1); err != nil {
+		t.Fatal(err)
+	}
+	resolver := txapply.New(tg.pool, tg.writer, tg.router, txapply.Options{Schema: schema, Chunk: 1000})
+	res, err := resolver.Resolve(ctx, &claim, es[len(es)-1:], es[len(es)-1].Offset+1)
+	if err == nil || !strings.Contains(err.Error(), "earlier transaction with the same xid") {
+		t.Fatalf("Resolve of %s with a record of an earlier transaction of its xid staged = %+v, %v; want refused", victim.ID, res, err)
+	}
+	var resolved int
+	if err := tg.pool.QueryRow(ctx, `SELECT count(*) FROM pgsink.tx_resolved WHERE tx_id = $1 AND commit_lsn = $2`, victim.TxID, victim.CommitLSN).Scan(&resolved); err != nil || resolved != 0 {
+		t.Fatalf("%s recorded applied %d times (%v), want none", victim.ID, resolved, err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -93,8 +94,14 @@ func replayOnline(ctx context.Context, cfg *config.Config, req replayRequest, ou
 		return err
 	}
 	defer pool.Close()
-	fill, err := connector.NewFill(cfg, connector.FillOptions{Pool: pool, Log: log, Owner: fillOwner(), Group: plan.group,
-		Source: target, Into: shadow, Partitions: plan.partitions(false)})
+	opts := connector.FillOptions{Pool: pool, Log: log, Owner: fillOwner(), Group: plan.group,
+		Source: target, Into: shadow, Partitions: plan.partitions(false)}
+	if cfg.Apply.Consistency == config.ConsistencyTransaction {
+		// The shadow takes a source transaction only once the resolver has
+		// applied it to the live table (docs/transactions.md, Replay).
+		opts.TxGroup = cfg.Kafka["group.id"]
+	}
+	fill, err := connector.NewFill(cfg, opts)
 	if err != nil {
 		return err
 	}
@@ -112,7 +119,17 @@ func replayOnline(ctx context.Context, cfg *config.Config, req replayRequest, ou
 			lagErr = err
 			return true
 		}
-		progress.print(p, fmt.Sprintf(", %d behind the live table", lag))
+		waiting := 0
+		for _, f := range p {
+			if f.Waiting {
+				waiting++
+			}
+		}
+		extra := fmt.Sprintf(", %d behind the live table", lag)
+		if waiting > 0 {
+			extra += fmt.Sprintf(" (%d partitions at a transaction the resolver has not applied)", waiting)
+		}
+		progress.print(p, extra)
 		return ready && lag <= req.maxLag
 	}
 	if err := fill.Run(ctx, caughtUp); err != nil {
@@ -143,6 +160,11 @@ func replayOnline(ctx context.Context, cfg *config.Config, req replayRequest, ou
 func shadowLag(ctx context.Context, db dedup.DB, offsets dedup.Offsets, cfg *config.Config, plan fillPlan, p []connector.FillProgress) (lag int64, ready bool, err error) {
 	ready = true
 	for _, f := range p {
+		if f.Waiting {
+			// At a transaction the resolver has not applied: as far as it
+			// can go before the swap, which ends it there (swapShadow).
+			continue
+		}
 		if f.Next < plan.high[f.ID] {
 			ready = false
 		}
@@ -176,7 +198,19 @@ func swapShadow(ctx context.Context, conn *pgx.Conn, cfg *config.Config, plan fi
 		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '5s'"); err != nil {
 			return err
 		}
-		if err := offsets.Lock(ctx, tx, group, plan.topics); err != nil {
+		locked := plan.topics
+		if cfg.Apply.Consistency == config.ConsistencyTransaction {
+			// The resolver's position too: its apply transaction starts by
+			// moving it, so this waits for an apply in flight and holds the
+			// next one off. Which transactions are applied then stays put
+			// while the shadow catches up, up to each partition's first
+			// record of one that is not (connector.Fill.EndAtUnresolved);
+			// the instances go back there, and the resolver applies such
+			// transactions, once whole, to the table by its name: the
+			// shadow's, once swapped.
+			locked = append(slices.Clone(plan.topics), cfg.Apply.Transaction.Topic)
+		}
+		if err := offsets.Lock(ctx, tx, group, locked); err != nil {
 			return err
 		}
 		ends := map[dedup.PartitionID]int64{}
@@ -192,6 +226,7 @@ func swapShadow(ctx context.Context, conn *pgx.Conn, cfg *config.Config, plan fi
 			ends[p.ID] = c.NextOffset
 		}
 		fill.EndAt(ends)
+		fill.EndAtUnresolved()
 		if err := fill.Run(ctx, nil); err != nil {
 			return fmt.Errorf("catch up with the live table: %w", err)
 		}

@@ -207,8 +207,34 @@ func TestE2ETransactionIncomplete(t *testing.T) {
 	st.Exec(`INSERT INTO public.accounts VALUES (1, 100), (2, 100)`)
 	st.Exec(`BEGIN; UPDATE public.accounts SET balance = 90 WHERE id = 1; INSERT INTO public.orders VALUES (1, 'not configured'); COMMIT`)
 	st.Exec(`UPDATE public.accounts SET balance = 110 WHERE id = 2`)
+	// The resolver stops only once Debezium goes on writing (a source
+	// that writes nothing, or a Connect outage, is waited through): the
+	// source keeps committing transactions of the table not configured.
+	writing, stopWriting := context.WithCancel(ctx)
+	defer stopWriting()
+	source, err := pgx.Connect(ctx, st.SourceURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	written := make(chan struct{})
+	defer func() { stopWriting(); <-written; source.Close(ctx) }()
+	go func() {
+		defer close(written)
+		for id := 100; writing.Err() == nil; id++ {
+			if _, err := source.Exec(writing, `INSERT INTO public.orders VALUES ($1, 'not configured')`, id); err != nil && writing.Err() == nil {
+				t.Errorf("source: %v", err)
+				return
+			}
+			select {
+			case <-writing.Done():
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}()
 
 	stopped := resolverStopped(t, cfg, targetURL, txTopic)
+	stopWriting()
+	<-written
 	if !strings.Contains(stopped, "apply.transaction.max_wait") || !strings.Contains(stopped, "public.orders: 0 of 1") {
 		t.Fatalf("stop reason %q does not say the resolver waited for public.orders", stopped)
 	}

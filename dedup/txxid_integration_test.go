@@ -1,0 +1,102 @@
+//go:build integration
+
+package dedup_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgsink/pgsink/dedup"
+)
+
+// TestIntegrationTransactionXIDComesRound: PostgreSQL's 32-bit xid comes
+// round, so a transaction may carry the id of one applied within
+// retention.tombstones. Keyed by xid and commit position, its END is not
+// taken for the applied one's and its records are staged (by INSERT and
+// by COPY), while the applied one's re-emitted END and records are still
+// recognised; a row recorded before migration 0009 (commit position 0)
+// matches every END and record of its xid, as before. Before 0009 the new
+// END read as applied and its records were not staged: the resolver passed
+// it over, its rows lost.
+func TestIntegrationTransactionXIDComesRound(t *testing.T) {
+	ctx := context.Background()
+	pool := migrated(t)
+	tx := dedup.NewTransactions(schema)
+	// Transaction 7 was applied, committed at LSN 1000; transaction 9
+	// was applied before the migration (commit position unknown).
+	b := &pgx.Batch{}
+	tx.QueueResolveAll(b, "g", []int64{7, 9}, []int64{1000, 0}, []int64{2, 1})
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	progress, err := tx.ProgressAt(ctx, pool, "g", []int64{7, 9}, []int64{5000, 7777})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if progress[7].Resolved || !progress[9].Resolved {
+		t.Fatalf("ENDs 7:5000 and 9:7777 read as applied %v and %v; want 7:5000 new (7 came round), 9 applied (recorded without position)",
+			progress[7].Resolved, progress[9].Resolved)
+	}
+	if progress, err = tx.ProgressAt(ctx, pool, "g", []int64{7}, []int64{1000}); err != nil || !progress[7].Resolved {
+		t.Fatalf("END 7:1000 again (a re-emission): applied %v (%v), want applied", progress[7].Resolved, err)
+	}
+
+	rec := func(txID, order, lsn int64) dedup.StagedRecord {
+		return dedup.StagedRecord{TxID: txID, TotalOrder: order, DataCollection: "public.a", Topic: "t", Offset: order, LSN: lsn,
+			Key: []byte(`{"id":1}`), Value: []byte(`{}`)}
+	}
+	// The applied 7's records re-emitted (LSN below its commit) and
+	// 9's: not staged. The new 7's (LSN past 1000): staged.
+	stageIn(t, pool, tx, rec(7, 1, 900), rec(9, 1, 90000), rec(7, 2, 1200))
+	if progress, err = tx.ProgressAt(ctx, pool, "g", []int64{7, 9}, []int64{5000, 0}); err != nil {
+		t.Fatal(err)
+	}
+	if progress[7].Staged["public.a"] != 1 || len(progress[9].Staged) != 0 {
+		t.Fatalf("staged by INSERT: 7 %v, 9 %v; want the new 7's one record (LSN 1200), none of 9", progress[7].Staged, progress[9].Staged)
+	}
+	// By COPY, which deletes what it staged of applied transactions.
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	b = &pgx.Batch{}
+	b.Queue("BEGIN")
+	cp, err := tx.PrepareCopy(b, "g", []dedup.StagedRecord{rec(7, 3, 1300), rec(7, 4, 950), rec(9, 2, 90001)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cp.Copy(ctx, conn.Conn()); err != nil {
+		t.Fatal(err)
+	}
+	b = &pgx.Batch{}
+	cp.QueueUnstage(b)
+	b.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if progress, err = tx.ProgressAt(ctx, pool, "g", []int64{7, 9}, []int64{5000, 0}); err != nil {
+		t.Fatal(err)
+	}
+	if progress[7].Staged["public.a"] != 2 || len(progress[9].Staged) != 0 {
+		t.Fatalf("staged by COPY: 7 %v, 9 %v; want the new 7's records (LSN 1200 and 1300, not 950), none of 9", progress[7].Staged, progress[9].Staged)
+	}
+	// The new 7 applied: recorded beside the old one, not refused by it.
+	b = &pgx.Batch{}
+	tx.QueueResolve(b, "g", 7, 5000, 2)
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatalf("recording 7:5000 applied beside 7:1000: %v", err)
+	}
+	// A fill asks about records by their own LSN.
+	done, err := tx.ResolvedAmong(ctx, pool, "g", []int64{7, 7, 7, 9}, []int64{900, 4000, 6000, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []bool{true, true, false, true}; len(done) != 4 || done[0] != want[0] || done[1] != want[1] || done[2] != want[2] || done[3] != want[3] {
+		t.Fatalf("ResolvedAmong = %v, want %v", done, want)
+	}
+}
