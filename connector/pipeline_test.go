@@ -136,6 +136,17 @@ func (a *chainedApplier) stored() int64 {
 	return a.position
 }
 
+// wantCommitReports reads the worker's next commit reports: one up to
+// each of offsets, in that (offset) order.
+func wantCommitReports(t *testing.T, w *worker, offsets ...int64) {
+	t.Helper()
+	for _, want := range offsets {
+		if c := next(t, w.poll.commits, "commit report"); c != want {
+			t.Errorf("reported a commit up to %d, want %d (offset order)", c, want)
+		}
+	}
+}
+
 // newPipelinedWorker is a worker with apply.pipeline 2 over a, batches of
 // two records.
 func newPipelinedWorker(t *testing.T, a *chainedApplier) *worker {
@@ -182,11 +193,7 @@ func TestPipelineSendsTheNextBatchWhileTheFirstCommits(t *testing.T) {
 	}
 	none(t, w.poll.commits, "commit reported before the first transaction committed")
 	first <- nil
-	for _, want := range []int64{2, 4} {
-		if c := next(t, w.poll.commits, "commit report"); c != want {
-			t.Errorf("reported a commit up to %d, want %d (offset order)", c, want)
-		}
-	}
+	wantCommitReports(t, w, 2, 4)
 	if got := next(t, a.committed, "first commit"); !slices.Equal(got.offsets, []int64{0, 1}) {
 		t.Errorf("first committed %v, want [0 1]", got.offsets)
 	}
@@ -267,11 +274,7 @@ func TestPipelineFollowerWaitsForThePredecessorsLock(t *testing.T) {
 	if got := next(t, a.started, "second transaction"); !slices.Equal(got.offsets, []int64{2, 3}) {
 		t.Fatalf("second transaction %v, want [2 3]", got.offsets)
 	}
-	for _, want := range []int64{2, 4} {
-		if c := next(t, w.poll.commits, "commit report"); c != want {
-			t.Errorf("reported a commit up to %d, want %d", c, want)
-		}
-	}
+	wantCommitReports(t, w, 2, 4)
 	none(t, a.mismatched, "a compare-and-set that matched no row")
 	if s := a.stored(); s != 4 {
 		t.Errorf("stored position %d, want 4", s)
@@ -300,11 +303,7 @@ func TestPipelineFollowerThatRacedIsAppliedAgain(t *testing.T) {
 	if got := next(t, a.started, "the second applied again"); !slices.Equal(got.offsets, []int64{2, 3}) {
 		t.Errorf("applied again %v, want [2 3]", got.offsets)
 	}
-	for _, want := range []int64{2, 4} {
-		if c := next(t, w.poll.commits, "commit report"); c != want {
-			t.Errorf("reported a commit up to %d, want %d", c, want)
-		}
-	}
+	wantCommitReports(t, w, 2, 4)
 	if s := a.stored(); s != 4 {
 		t.Errorf("stored position %d, want 4", s)
 	}
