@@ -83,6 +83,7 @@ type latencyVariant struct {
 	maxWait  string // apply.batch.max_wait; "" = default
 	syncOff  bool   // postgres.synchronous_commit: off
 	pipeline string // apply.pipeline; "" = default
+	conns    string // postgres.max_connections; "" = default
 }
 
 func (v latencyVariant) String() string {
@@ -93,6 +94,8 @@ func (v latencyVariant) String() string {
 		return "max_wait " + v.maxWait
 	case v.pipeline != "":
 		return "pipeline " + v.pipeline
+	case v.conns != "":
+		return "max_connections " + v.conns
 	}
 	return "default settings"
 }
@@ -115,8 +118,11 @@ func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Worklo
 	if v.pipeline != "" {
 		label += "_pipeline_" + v.pipeline
 	}
+	if v.conns != "" {
+		label += "_conns_" + v.conns
+	}
 	defer settle(ctx, env, "bench_pgsink_"+label) // after p.stop, deferred below
-	p, err := startPgsink(ctx, env, bin, pgsinkRun{label: label, topic: latencyTopic, maxWait: maxWait, syncOff: v.syncOff, pipeline: v.pipeline})
+	p, err := startPgsink(ctx, env, bin, pgsinkRun{label: label, topic: latencyTopic, maxWait: maxWait, syncOff: v.syncOff, pipeline: v.pipeline, connections: v.conns})
 	if err != nil {
 		return nil, err
 	}
@@ -208,6 +214,10 @@ func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Worklo
 		l.PipelineRetries = scrapeCounter(p.port, "pgsink_apply_pipeline_retries_total")
 		logf("latency, pipeline %s: %.0f of %.0f transactions sent behind another, %.0f applied again", v.pipeline, l.Pipelined, ac, l.PipelineRetries)
 	}
+	if v.conns != "" {
+		l.MaxWait = "max_connections " + v.conns
+	}
+	logf("latency, %s: connection wait p50 %.1f ms, p99 %.1f ms", v, l.ConnWaitP50ms, l.ConnWaitP99ms)
 	if l.MaxWait == "" {
 		l.MaxWait = config.DefaultBatchMaxWait.String() + " (default)"
 	}

@@ -37,6 +37,7 @@ func main() {
 	latencyRate := flag.Int("latency-rate", 5000, "events/s produced for the latency run")
 	latencyFor := flag.Duration("latency-for", 40*time.Second, "how long the latency run produces")
 	latencyPipelines := flag.String("latency-pipelines", "", "comma-separated apply.pipeline values measured for latency besides the default (1: off)")
+	latencyConns := flag.String("latency-conns", "", "comma-separated postgres.max_connections values measured for latency besides the default")
 	latencySyncOff := flag.Bool("latency-sync-off", true, "measure latency with synchronous_commit: off too")
 	latencyWaits := flag.String("latency-waits", "100ms", "comma-separated apply.batch.max_wait values measured for latency besides the default")
 	latencyWarmup := flag.Duration("latency-warmup", 10*time.Second, "the start of the latency run left out of its steady-state quantiles")
@@ -164,6 +165,11 @@ func main() {
 		for _, depth := range strings.Split(*latencyPipelines, ",") {
 			if depth = strings.TrimSpace(depth); depth != "" {
 				variants = append(variants, latencyVariant{pipeline: depth})
+			}
+		}
+		for _, conns := range strings.Split(*latencyConns, ",") {
+			if conns = strings.TrimSpace(conns); conns != "" {
+				variants = append(variants, latencyVariant{conns: conns})
 			}
 		}
 		for _, wait := range strings.Split(*latencyWaits, ",") {

@@ -31,6 +31,7 @@ type pgsinkRun struct {
 	buffered     string        // apply.max_buffered_bytes; "" = default
 	maxWait      string        // apply.batch.max_wait; "" = default
 	pipeline     string        // apply.pipeline; "" = default
+	connections  string        // postgres.max_connections; "" = default
 	syncOff      bool          // postgres.synchronous_commit: off
 	registry     string        // encoding: avro with this schema_registry.url; "" = JSON
 	// txTopic, when set, runs apply.consistency: transaction with this
@@ -209,6 +210,12 @@ func startPgsink(ctx context.Context, env stacktest.Env, bin string, r pgsinkRun
 			return nil, fmt.Errorf("pipeline %q: %w", r.pipeline, err)
 		}
 		pgExtra += fmt.Sprintf("  max_connections: %d\n", depth*partitions)
+	} else if r.connections != "" {
+		n, err := strconv.Atoi(r.connections)
+		if err != nil {
+			return nil, fmt.Errorf("connections %q: %w", r.connections, err)
+		}
+		pgExtra += fmt.Sprintf("  max_connections: %d\n", n)
 	}
 	encoding := ""
 	if r.registry != "" {
