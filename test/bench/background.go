@@ -34,6 +34,10 @@ type Background struct {
 
 const backgroundTick = 500 * time.Millisecond
 
+// primedJITSeconds: a priming run in which the broker's JIT compiler took
+// less CPU than this leaves a broker whose request paths are compiled.
+const primedJITSeconds = 1.0
+
 // watcher samples PostgreSQL's autovacuum workers while a run goes on.
 type watcher struct {
 	cancel     context.CancelFunc

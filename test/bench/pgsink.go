@@ -58,6 +58,9 @@ type Drain struct {
 	// into small batches, which cost PostgreSQL more per event.
 	MeanBatch float64 `json:"mean_batch_records,omitempty"`
 	Budget    string  `json:"max_buffered_bytes,omitempty"` // when not the default
+	// Connections is postgres.max_connections of a conns drain ("" the
+	// default).
+	Connections string `json:"max_connections,omitempty"`
 	// PGCPUPerM is the target PostgreSQL's CPU seconds per million events.
 	PGCPUPerM float64 `json:"postgres_cpu_s_per_million_events"`
 	Complete  bool    `json:"complete"` // drained to the end (not capped)

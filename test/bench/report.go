@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgsink/pgsink/config"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/pgsink/pgsink/test/stacktest"
 )
@@ -31,10 +33,13 @@ type Results struct {
 	PgsinkDefault2 *Drain `json:"pgsink_exactly_once_2,omitempty"`
 	// PgsinkBudgets are drains with other apply.max_buffered_bytes.
 	PgsinkBudgets []*Drain `json:"pgsink_budgets,omitempty"`
-	PgsinkBatch1  *Drain   `json:"pgsink_batch_1,omitempty"`
-	JDBCUnnest    *Drain   `json:"jdbc_unnest_on,omitempty"`
-	JDBCNoUnnest  *Drain   `json:"jdbc_unnest_off,omitempty"`
-	Latency       *Latency `json:"latency,omitempty"`
+	// PgsinkConns are the conns phase's drains, ABBA: the default
+	// postgres.max_connections, -drain-conns, -drain-conns, the default.
+	PgsinkConns  []*Drain `json:"pgsink_conns,omitempty"`
+	PgsinkBatch1 *Drain   `json:"pgsink_batch_1,omitempty"`
+	JDBCUnnest   *Drain   `json:"jdbc_unnest_on,omitempty"`
+	JDBCNoUnnest *Drain   `json:"jdbc_unnest_off,omitempty"`
+	Latency      *Latency `json:"latency,omitempty"`
 	// LatencyRepeats are the default settings' further runs, and
 	// LatencySyncOff the runs with synchronous_commit: off between them.
 	LatencyRepeats []*Latency `json:"latency_repeats,omitempty"`
@@ -42,6 +47,10 @@ type Results struct {
 	// LatencyPrime is the run before the rounds that warms the stack
 	// (-latency-prime): reported, not a round.
 	LatencyPrime *Latency `json:"latency_prime,omitempty"`
+	// LatencyPrimes are the priming runs, which repeat until the broker
+	// has compiled its request paths (-latency-prime-runs); LatencyPrime
+	// is the single priming run of results written before.
+	LatencyPrimes []*Latency `json:"latency_primes,omitempty"`
 	// LatencyOtherWaits is the same with other apply.batch.max_wait values.
 	LatencyOtherWaits []*Latency `json:"latency_other_max_waits,omitempty"`
 	// Avro is issue 23's phase: pgsink on Avro and on JSON, the JDBC sink
@@ -180,6 +189,13 @@ func report(r *Results) string {
 	for _, d := range r.PgsinkBudgets {
 		row(fmt.Sprintf("pgsink, `max_buffered_bytes: %s` (exactly once)", d.Budget), d)
 	}
+	for i, d := range r.PgsinkConns {
+		c := d.Connections
+		if c == "" {
+			c = fmt.Sprintf("%d (default)", config.DefaultMaxConnections)
+		}
+		row(fmt.Sprintf("pgsink, `postgres.max_connections: %s`, drain %d of the ABBA", c, i+1), d)
+	}
 	row("pgsink, batches of 1 (exactly once)", r.PgsinkBatch1)
 	row("Debezium JDBC sink, unnest insert ON", r.JDBCUnnest)
 	row("Debezium JDBC sink, unnest insert OFF", r.JDBCNoUnnest)
@@ -189,11 +205,12 @@ func report(r *Results) string {
 	p("\nTimes run from starting the sink (pgsink process start, or the JDBC connector's registration) to the moment its committed positions cover the whole topic, so they include start-up and group join. ")
 	p("PostgreSQL's CPU is the whole target server's (postmaster, backends, WAL writer, checkpointer) over the run. pgsink's CPU and RSS are the process's own (`/proc/PID/stat` utime+stime, `VmHWM`); the JDBC sink's CPU is the Kafka Connect JVM's during its run (the worker does nothing else then) — its RSS is not comparable (a JVM heap sized by -Xmx1g) and is left out. ")
 	p("End state: the target table compared with the source table (row count and a digest of every column).\n\n")
+	p("%s", connsSummary(r.PgsinkConns))
 	if l := r.Latency; l != nil {
 		p("**Latency** at a steady %d events/s (%d Debezium records of the workload re-produced at that rate for %.0f s into a 6-partition `LogAppendTime` topic), from the Kafka append time to the commit in the target, per record (`pgsink_record_commit_latency_seconds`, buckets 25%% apart, interpolated). ", l.Rate, l.Events, l.Seconds)
 		p("*Steady* leaves out the first %.0f s (group join, connections, first plans); *whole run* keeps them. *Received* is the steady state's share before batching and the apply (`pgsink_record_receive_latency_seconds`), in two stages: *dispatched*, Kafka's delivery, librdkafka's fetch and the poll loop up to the partition's queue (`pgsink_record_dispatch_latency_seconds`), and *queued*, the wait in that queue until the worker takes the record, which includes the partition's batch in flight (`pgsink_record_queued_seconds`). *Pauses* are partition pauses over the whole run. The apply columns are the transactions alone.\n\n", l.WarmupSeconds)
 		p("The phase runs in rounds: each round measures every setting once, in the order listed, so a tail that comes and goes with the machine falls on every setting alike; each setting's runs are listed by round, then their **median** (of each column separately). ")
-		p("*Meanwhile* is what else ran on the stack from the first record produced to the last committed: PostgreSQL's autovacuum workers (seconds with one running, and their tables), checkpoints, and the Kafka broker's CPU with its JIT compiler's share (a broker started minutes before still compiles its request paths). Before the first round the bench vacuums and analyses the workload's source table, waits for autovacuum and runs the priming run below; before every round it checkpoints and syncs (docs/benchmark-analysis.md, issue 27).\n\n")
+		p("*Meanwhile* is what else ran on the stack from the first record produced to the last committed: PostgreSQL's autovacuum workers (seconds with one running, and their tables), checkpoints, and the Kafka broker's CPU with its JIT compiler's share (a broker started minutes before still compiles its request paths). Before the first round the bench vacuums and analyses the workload's source table, waits for autovacuum and runs the priming runs below; before every round it checkpoints and syncs (docs/benchmark-analysis.md, issue 27).\n\n")
 		p("`postgres.synchronous_commit: off` keeps the exactly-once effect (rows and offsets are lost together in a crash, and Kafka redelivers them) and takes the WAL flush out of each commit's wait; it is refused with `apply.offsets: kafka`.\n\n")
 		p("| apply.batch.max_wait | synchronous_commit | run | steady p50 | steady p99 | whole run p50 | whole run p99 | received p50 | received p99 | dispatched p99 | queued p99 | pauses | apply p50 | apply p99 | records per batch | pgsink CPU-s per M events | peak RSS | meanwhile |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 		for _, runs := range r.latencySettings() {
@@ -209,8 +226,16 @@ func report(r *Results) string {
 				p("| %s | %s | *median of %d* | ***%.1f ms*** | ***%.1f ms*** | *%.1f ms* | *%.1f ms* | *%.1f ms* | *%.1f ms* | *%.1f ms* | *%.1f ms* | *%.0f* | *%.1f ms* | *%.1f ms* | *%.0f* | *%.1f* | *%.0f MiB* | |\n", m.MaxWait, synchronousCommit(m), len(runs), m.SteadyP50ms, m.SteadyP99ms, m.P50ms, m.P99ms, m.ReceiveP50ms, m.ReceiveP99ms, m.DispatchP99ms, m.QueuedP99ms, m.Pauses, m.ApplyP50ms, m.ApplyP99ms, m.MeanBatch, m.CPUPerM, m.PeakRSSMiB)
 			}
 		}
-		if x := r.LatencyPrime; x != nil {
-			p("\nBefore round 1, a priming run of the default settings (%.0f s at %d events/s, not a round, not in the medians or the targets): steady p99 %.1f ms, received p99 %.1f ms, apply p99 %.1f ms; meanwhile %s.\n", x.Seconds, x.Rate, x.SteadyP99ms, x.ReceiveP99ms, x.ApplyP99ms, meanwhile(x.Background))
+		primes := r.LatencyPrimes
+		if len(primes) == 0 && r.LatencyPrime != nil {
+			primes = []*Latency{r.LatencyPrime}
+		}
+		if len(primes) > 0 {
+			p("\nBefore round 1, %d priming run(s) of the default settings (%.0f s each at %d events/s; they repeat until the broker's JIT compiler takes under %.0f CPU-s in one; not rounds, not in the medians or the targets):", len(primes), primes[0].Seconds, primes[0].Rate, primedJITSeconds)
+			for i, x := range primes {
+				p(" %d. steady p99 %.1f ms, received p99 %.1f ms, apply p99 %.1f ms; meanwhile %s.", i+1, x.SteadyP99ms, x.ReceiveP99ms, x.ApplyP99ms, meanwhile(x.Background))
+			}
+			p("\n")
 		}
 		p("\n")
 	}
@@ -350,4 +375,20 @@ func meanwhile(b *Background) string {
 	}
 	s += fmt.Sprintf(", %d checkpoints, broker %.1f CPU-s (JIT %.1f)", b.Checkpoints, b.BrokerCPUSeconds, b.BrokerJITSeconds)
 	return strings.ReplaceAll(s, "|", `\|`) // a table cell
+}
+
+// connsSummary compares the conns phase's ABBA drains: events over time
+// and CPU per event summed over each value's pair.
+func connsSummary(ds []*Drain) string {
+	if len(ds) != 4 {
+		return ""
+	}
+	sum := func(a, b *Drain) (ps, cpu, pg float64) {
+		ev := float64(a.Events + b.Events)
+		return ev / (a.Seconds + b.Seconds), (a.CPUPerM*float64(a.Events) + b.CPUPerM*float64(b.Events)) / ev, (a.PGCPUPerM*float64(a.Events) + b.PGCPUPerM*float64(b.Events)) / ev
+	}
+	dps, dcpu, dpg := sum(ds[0], ds[3])
+	ops, ocpu, opg := sum(ds[1], ds[2])
+	return fmt.Sprintf("\n`postgres.max_connections: %s` against the default (%d), drained ABBA in this run: events/s **%.3f×** (%.0f vs %.0f), pgsink CPU per event %.3f× (%.2f vs %.2f µs), PostgreSQL's %.3f× (%.2f vs %.2f µs).\n\n",
+		ds[1].Connections, config.DefaultMaxConnections, ops/dps, ops, dps, ocpu/dcpu, ocpu, dcpu, opg/dpg, opg, dpg)
 }
