@@ -143,7 +143,37 @@ func CreateTopic(ctx context.Context, bootstrap, name string, partitions int, co
 			return fmt.Errorf("stacktest: create topic %s: %w", r.Topic, r.Error)
 		}
 	}
-	return nil
+	return awaitTopicMetadata(ctx, admin, name, partitions)
+}
+
+// awaitTopicMetadata waits until the broker's metadata shows the topic
+// with its partitions and their leaders. CreateTopics returns once the
+// controller created it; on a loaded machine the broker's metadata cache
+// has been seen to lag, and a client asking at once (pgsink validate, a
+// consumer's subscription) is told the topic does not exist.
+func awaitTopicMetadata(ctx context.Context, admin *kafka.AdminClient, name string, partitions int) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		md, err := admin.GetMetadata(&name, false, 5000)
+		if err == nil {
+			if t, ok := md.Topics[name]; ok && t.Error.Code() == kafka.ErrNoError && len(t.Partitions) == partitions && allLed(t.Partitions) {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("stacktest: topic %s created but not in the broker's metadata with %d partitions after 30 s (last error: %v)", name, partitions, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func allLed(ps []kafka.PartitionMetadata) bool {
+	for _, p := range ps {
+		if p.Leader < 0 || p.Error.Code() != kafka.ErrNoError {
+			return false
+		}
+	}
+	return true
 }
 
 // HighWatermark returns the next offset Kafka will write to a partition.
