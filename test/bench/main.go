@@ -201,9 +201,8 @@ func main() {
 		vacuumSource(ctx, env, w)
 		quiesce(ctx, env)
 		// A broker started a minute before compiles its request paths
-		// through more than one priming run: round 1 of a quiet run then
-		// still met a broker whose JIT compiler took 5 of its 15 CPU-s
-		// (docs/benchmark-analysis.md). So priming repeats, up to
+		// through more than one priming run, and round 1 then met its JIT
+		// compiler (docs/benchmark-analysis.md). So priming repeats, up to
 		// -latency-prime-runs, until a run sees the compiler settle.
 		for i := 1; *latencyPrime > 0 && i <= max(1, *latencyPrimeRuns); i++ {
 			l, err := measureLatency(ctx, env, bin, w, *latencyRate, *latencyPrime, min(*latencyWarmup, *latencyPrime/2), latencyVariant{})
