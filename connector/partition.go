@@ -612,6 +612,12 @@ func (p *partition) reclaim(why string) error {
 	}
 	p.log.Info(why+": re-claimed", zap.Int64("epoch", claim.Epoch), zap.Int64("next_offset", claim.NextOffset))
 	p.claim = claim
+	if p.staging != nil {
+		// The partition reads again from the stored position: what it
+		// staged before is counted anew from the database, as at a claim
+		// (a replay rewinding it would count its batches twice).
+		p.staging = newStagingBound(p.staging.limit)
+	}
 	p.seek(claim.NextOffset)
 	return nil
 }

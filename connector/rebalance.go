@@ -193,6 +193,12 @@ func (r *Runner) wait(ps []*partition) {
 		// a partition another instance now applies.
 		r.metrics.Stopped.DeleteLabelValues(p.labels[0], p.labels[1])
 		r.metrics.SchemaWaiting.DeleteLabelValues(p.labels[0], p.labels[1])
+		if r.metrics.Tx != nil {
+			// Nor does it stage here: what it staged ahead of the
+			// resolver is the next owner's to report.
+			r.metrics.Tx.StagedAhead.DeleteLabelValues(p.labels[0], p.labels[1])
+			r.metrics.Tx.StagingWaiting.DeleteLabelValues(p.labels[0], p.labels[1])
+		}
 		for table := range p.lagTables {
 			r.metrics.TableSourceLag.DeleteLabelValues(table)
 		}

@@ -169,32 +169,60 @@ func (n *noEnds) CheckEnds(context.Context, string, time.Duration) error {
 }
 
 // TestResolverIdle: an idle resolver stops for a transaction without END
-// only at the transaction topic's high watermark; one whose queue ran dry
-// with ENDs unread (its partition paused while the buffer budget is spent)
-// goes on waiting for them.
+// only at the transaction topic's high watermark, and only max_wait after
+// Debezium was seen writing again since it found the transaction: one whose
+// queue ran dry with ENDs unread (its partition paused while the buffer
+// budget is spent) goes on waiting for them, and so does one through a
+// Kafka Connect outage of any length, after which Debezium writes the lost
+// END again.
 func TestResolverIdle(t *testing.T) {
-	claim := dedup.Claim{PartitionID: dedup.PartitionID{Group: "g", Topic: "app.transaction"}, NextOffset: 40}
+	const maxWait = 20 * time.Millisecond
+	type look struct {
+		high    int64
+		highErr error
+		staged  int           // the newest staged record, in seconds from a fixed time
+		sleep   time.Duration // before the look
+	}
 	for _, tc := range []struct {
 		name     string
-		high     int64
-		highErr  error
-		wantStop bool
+		looks    []look
+		wantStop bool // at the last look, and not before
 	}{
-		{name: "ENDs unread", high: 90},
-		{name: "high watermark unknown", highErr: errors.New("broker down")},
-		{name: "every END read", high: 40, wantStop: true},
+		{name: "ENDs unread", looks: []look{{high: 90}, {high: 90, sleep: 2 * maxWait}, {high: 90, sleep: 2 * maxWait}}},
+		{name: "high watermark unknown", looks: []look{{highErr: errors.New("broker down")}, {highErr: errors.New("broker down"), sleep: 2 * maxWait}}},
+		{name: "Connect down: nothing written since", looks: []look{{high: 40}, {high: 40, sleep: 2 * maxWait}, {high: 40, sleep: 2 * maxWait}, {high: 40, sleep: 2 * maxWait}}},
+		{name: "Debezium writes again, max_wait not passed", looks: []look{{high: 40}, {high: 41}, {high: 41}}},
+		{name: "Debezium writes again, max_wait passed", looks: []look{{high: 40}, {high: 41}, {high: 41, sleep: 2 * maxWait}}, wantStop: true},
+		// Markers written to another topic: only the data topics tell
+		// that Debezium writes.
+		{name: "records staged since, max_wait passed", looks: []look{{high: 40, staged: 1}, {high: 40, staged: 2}, {high: 40, staged: 2, sleep: 2 * maxWait}}, wantStop: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := &noEnds{}
-			idle := resolverIdle(res, time.Minute, func(topic string, partition int32) (int64, error) {
-				if topic != claim.Topic || partition != claim.Partition {
-					t.Errorf("high watermark of %s[%d] asked, want %s[%d]", topic, partition, claim.Topic, claim.Partition)
+			var h int64
+			var herr error
+			var staged time.Time // the newest staged record's time
+			idle := resolverIdle(res, maxWait, func(topic string, partition int32) (int64, error) {
+				if topic != "app.transaction" || partition != 0 {
+					t.Errorf("high watermark of %s[%d] asked, want app.transaction[0]", topic, partition)
 				}
-				return tc.high, tc.highErr
-			})
-			err := idle(context.Background(), claim)
-			if stopped := errors.As(err, new(*txapply.StoppedError)); stopped != tc.wantStop {
-				t.Errorf("idle check = %v (%d staging checks), want a stop: %v", err, res.checks, tc.wantStop)
+				return h, herr
+			}, func(context.Context, string) (time.Time, error) { return staged, nil }, zap.NewNop())
+			for i, l := range tc.looks {
+				time.Sleep(l.sleep)
+				h, herr = l.high, l.highErr
+				staged = time.Unix(1_800_000_000+int64(l.staged), 0)
+				// The resolver has read every END up to what it is told
+				// is the watermark, or stands at 40 when it is not known.
+				claim := dedup.Claim{PartitionID: dedup.PartitionID{Group: "g", Topic: "app.transaction"}, NextOffset: 40}
+				if l.high > 0 && l.high < 90 {
+					claim.NextOffset = l.high
+				}
+				err := idle(context.Background(), claim)
+				last := i == len(tc.looks)-1
+				if stopped := errors.As(err, new(*txapply.StoppedError)); stopped != (last && tc.wantStop) {
+					t.Fatalf("look %d: idle check = %v (%d staging checks), want a stop: %v", i+1, err, res.checks, last && tc.wantStop)
+				}
 			}
 		})
 	}

@@ -103,6 +103,19 @@ func (b *stagingBound) advance(applied int64) {
 	b.batches = b.batches[i:]
 }
 
+// recount replaces the account by what the database holds: bytes staged
+// above the frontier, all at or below through (the position the partition
+// stands at). The account counts what a batch offered to staging, and a
+// batch of records of transactions applied already (Debezium's
+// re-emissions, a replay) stages nothing of them: counted all the same,
+// they would hold the partition at its bound with nothing staged for the
+// resolver to apply, and the frontier would never move.
+func (b *stagingBound) recount(staged, through int64) {
+	b.loaded = true
+	b.inherited, b.inheritedThrough = staged, through
+	b.batches = b.batches[:0]
+}
+
 // staged counts a committed batch's staged records.
 func (b *stagingBound) staged(st sink.Stats) {
 	if st.Staged > 0 {
@@ -113,6 +126,13 @@ func (b *stagingBound) staged(st sink.Stats) {
 // stagingPollInterval is how often a partition at its bound looks at the
 // resolver's frontier again: two reads by key.
 const stagingPollInterval = 100 * time.Millisecond
+
+// stagingRecount is how long a partition waits at its bound, the
+// resolver's frontier unmoved, before it counts again in the database what
+// it has staged ahead of the resolver (stagingBound.recount); and how often
+// it counts again while that goes on. The count reads the group's staged
+// rows.
+const stagingRecount = 2 * time.Second
 
 // stagingWaitLog is how often a partition that keeps reaching its bound
 // says so.
@@ -158,6 +178,9 @@ func (p *partition) awaitStagingRoom(batch *sink.Batch) bool {
 	waiting := p.metrics.Tx.StagingWaiting.WithLabelValues(p.labels[0], p.labels[1])
 	waitSeconds := p.metrics.Tx.StagingWaitSeconds.WithLabelValues(p.labels[0])
 	started, counted := time.Now(), time.Now()
+	// unmoved is since when the frontier has not moved (or the account
+	// was last recounted).
+	unmoved := started
 	defer func() {
 		waiting.Set(0)
 		waitSeconds.Add(time.Since(counted).Seconds())
@@ -168,7 +191,18 @@ func (p *partition) awaitStagingRoom(batch *sink.Batch) bool {
 		case err != nil && p.ctx.Err() == nil:
 			p.log.Warn("reading the resolver's frontier; looking again", zap.Error(err))
 		case err == nil:
+			if f.Applied > b.applied {
+				unmoved = time.Now()
+			}
 			b.advance(f.Applied)
+			if !f.ResolverWaiting && b.ahead() >= b.limit && time.Since(unmoved) >= stagingRecount {
+				unmoved = time.Now()
+				if staged, err := p.frontier.StagedBytesAbove(p.ctx, p.id, b.applied); err != nil {
+					p.log.Warn("counting again what the partition staged ahead of the resolver; looking again", zap.Error(err))
+				} else {
+					b.recount(staged, batch.Claim.NextOffset-1)
+				}
+			}
 			ahead.Set(float64(b.ahead()))
 			if b.ahead() < b.limit || f.ResolverWaiting {
 				if n > 0 {

@@ -49,10 +49,16 @@ func (m *memStaging) FrontierOf(context.Context, dedup.PartitionID) (dedup.Front
 	return f, nil
 }
 
-func (m *memStaging) StagedBytesAbove(context.Context, dedup.PartitionID, int64) (int64, error) {
+func (m *memStaging) StagedBytesAbove(_ context.Context, _ dedup.PartitionID, after int64) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.inherited, nil
+	n := m.inherited
+	for _, o := range m.staged {
+		if o > after {
+			n += recordBytes
+		}
+	}
+	return n, nil
 }
 
 func (m *memStaging) MarkWaiting(context.Context, string, int64) error {
@@ -305,5 +311,103 @@ func TestResolverPublishesItsWait(t *testing.T) {
 				t.Errorf("marked %d times and ended %d, want %d and %d", w.marks, w.ends, tc.wantMarks, tc.wantEnds)
 			}
 		})
+	}
+}
+
+// reemitted is memStaging whose batches are records of transactions the
+// resolver applied already (a Debezium re-emission at new offsets, or a
+// replay): dedup's QueueStage/StagingCopy leave them out of tx_staged but
+// still return their bytes, and sink counts them in Stats.StagedBytes.
+type reemitted struct{ *memStaging }
+
+func (r reemitted) Apply(_ context.Context, b *sink.Batch) (sink.Stats, error) {
+	m := r.memStaging
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var st sink.Stats
+	got := applied{next: b.Next}
+	for _, it := range b.Items {
+		got.offsets = append(got.offsets, it.Record.Offset)
+		st.Staged++ // sink counts the records it offered to staging
+		st.StagedBytes += recordBytes
+		st.StagedThrough = it.Record.Offset
+	}
+	b.Claim.NextOffset = b.Next
+	m.calls <- got
+	return st, nil
+}
+
+// TestStagingBoundRecountsReemissions: a partition whose batches were
+// counted at the bound but staged nothing (records of transactions the
+// resolver applied already) must not wait for ever: nothing of it is
+// staged, and the resolver, idle, neither moves its frontier nor marks a
+// wait. Held with the frontier unmoved, it counts again in the database
+// and goes on. Without the recount it waited for ever (review of txcost4).
+func TestStagingBoundRecountsReemissions(t *testing.T) {
+	m := newMemStaging()
+	m.applied = -1
+	w := newWorker(t, batchOf(2, 1<<20, time.Minute), 0, newFakeApplier(), func(d *workerDeps) {
+		d.applier, d.frontier, d.maxStaged = reemitted{m}, m, 3*recordBytes
+	})
+	w.queue(0, 0, "tx:0", "tx:1", "tx:2", "tx:3", "tx:4", "tx:5")
+	w.start()
+	next(t, m.calls, "staging")
+	next(t, m.calls, "staging")
+	select {
+	case <-m.calls:
+	case <-time.After(10 * time.Second):
+		t.Fatal("partition held at its bound for 10 s with nothing in tx_staged and an idle resolver: nothing will release it")
+	}
+}
+
+// TestStagingBoundZombieEndsTheMark: a zombie resolver that stops deletes
+// the group's wait mark its successor set. The successor writes it again
+// while it waits, so the partition at its bound stages the rest of the
+// transaction and the successor applies it. Without the re-mark the
+// successor stopped, its events held at the bound (review of txcost4).
+func TestStagingBoundZombieEndsTheMark(t *testing.T) {
+	const events = 10
+	m := newMemStaging()
+	w := stagingWorker(t, m, batchOf(2, 1<<20, time.Minute), 3*recordBytes)
+	w.queue(0, 0, "tx:0", "tx:1", "tx:2", "tx:3")
+	w.start()
+	next(t, m.calls, "staging")
+	next(t, m.calls, "staging")
+	retry := config.Retry{MaxAttempts: 5, InitialBackoff: config.Duration(time.Millisecond), MaxBackoff: config.Duration(time.Millisecond)}
+	successor := &resolverApplier{resolver: &memResolver{m: m, events: events}, waits: m, maxWait: 3 * time.Second, log: zap.NewNop(), retry: retry}
+	done := make(chan error, 1)
+	go func() {
+		_, err := successor.Apply(context.Background(), endsBatch(&dedup.Claim{PartitionID: dedup.PartitionID{Group: "g"}, NextOffset: 10}, 10))
+		done <- err
+	}()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		m.mu.Lock()
+		marked := m.waiting
+		m.mu.Unlock()
+		if marked {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("successor never marked")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// The zombie: paused past its session while it waited at the same END,
+	// it resumes past max_wait before it sees its revocation.
+	incomplete := &txapply.IncompleteError{ID: "1:1", Want: map[string]int64{"public.a": 1}, WantTotal: 1}
+	zombie := &resolverApplier{resolver: &fakeResolver{script: []error{incomplete, incomplete, incomplete, incomplete, incomplete, incomplete, incomplete, incomplete}},
+		waits: m, maxWait: 60 * time.Millisecond, log: zap.NewNop(), retry: retry}
+	if _, err := zombie.Apply(context.Background(), endsBatch(&dedup.Claim{PartitionID: dedup.PartitionID{Group: "g"}, NextOffset: 10}, 10)); !errors.As(err, new(*txapply.StoppedError)) {
+		t.Fatalf("zombie Apply = %v", err)
+	}
+	w.queue(0, 4, "tx:4", "tx:5", "tx:6", "tx:7", "tx:8", "tx:9")
+	err := <-done
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err != nil {
+		t.Fatalf("successor: %v with %d of %d events staged, the rest held by the partition at its bound: the zombie deleted its mark", err, len(m.staged), events)
+	}
+	if m.applied != events-1 {
+		t.Errorf("applied through %d, want %d", m.applied, events-1)
 	}
 }

@@ -63,7 +63,11 @@ func (r *Runner) resolverDeps(sinkOpts sink.Options) *workerDeps {
 		waits:     resolverWaitMark{tx: dedup.NewTransactions(r.cfg.Postgres.Schema), db: r.pool},
 		conflicts: r.deps.metrics.InsertConflicts.WithLabelValues(txTopic),
 		high:      func() (int64, error) { return high(txTopic, 0) }}
-	deps.idle = resolverIdle(res, maxWait, high)
+	staging := dedup.NewTransactions(r.cfg.Postgres.Schema)
+	lastStaged := func(ctx context.Context, group string) (time.Time, error) {
+		return staging.LastStaged(ctx, r.pool, group)
+	}
+	deps.idle = resolverIdle(res, maxWait, high, lastStaged, r.log.Named("resolver"))
 	return &deps
 }
 
@@ -75,15 +79,52 @@ func (r *Runner) resolverDeps(sinkOpts sink.Options) *workerDeps {
 // partitions' staging (it writes every transaction itself) sees its queue
 // run dry under such a pause with ENDs still unread. So the check runs only
 // at the topic's high watermark, asked of the broker.
-func resolverIdle(res resolving, maxWait time.Duration, high func(topic string, partition int32) (int64, error)) func(context.Context, dedup.Claim) error {
+//
+// Nor does a staged record's age alone: a Kafka Connect crash loses the
+// END with the records in flight, and Debezium writes it again only after
+// Connect restarts, however long the outage. So, as at an END short of its
+// events (endWait), the resolver stops only once Debezium is seen writing
+// again after it found the transaction without END — the transaction
+// topic's high watermark moved, or records were staged since — and
+// max_wait has passed since. Until then it says once that it waits.
+func resolverIdle(res resolving, maxWait time.Duration, high func(topic string, partition int32) (int64, error), lastStaged func(ctx context.Context, group string) (time.Time, error), log *zap.Logger) func(context.Context, dedup.Claim) error {
+	var orphan struct {
+		sync.Mutex           // a revoked worker's last check may overlap the next's
+		txID       int64     // the transaction found without END; 0: none
+		high       int64     // the topic's high watermark when it was found
+		staged     time.Time // the newest staged record's time then
+		moved      time.Time // when Debezium was first seen writing since; zero: not yet
+	}
 	return func(ctx context.Context, claim dedup.Claim) error {
-		if h, err := high(claim.Topic, claim.Partition); err != nil || claim.NextOffset < h {
+		h, err := high(claim.Topic, claim.Partition)
+		if err != nil || claim.NextOffset < h {
 			return nil // ENDs unread, or not known: looked at again at the next idle check
 		}
-		if err := res.CheckEnds(ctx, claim.Group, maxWait); errors.As(err, new(*txapply.NoEndError)) {
-			return &txapply.StoppedError{Err: err}
+		orphan.Lock()
+		defer orphan.Unlock()
+		var noEnd *txapply.NoEndError
+		if err := res.CheckEnds(ctx, claim.Group, maxWait); !errors.As(err, &noEnd) {
+			if err == nil {
+				orphan.txID = 0
+			}
+			return nil // a failed look is tried again at the next idle check
 		}
-		return nil // a failed look is tried again at the next idle check
+		last, err := lastStaged(ctx, claim.Group)
+		if err != nil {
+			return nil // looked at again at the next idle check
+		}
+		now := time.Now()
+		switch {
+		case orphan.txID != noEnd.TxID:
+			orphan.txID, orphan.high, orphan.staged, orphan.moved = noEnd.TxID, h, last, time.Time{}
+			log.Warn("a staged transaction has had no END for apply.transaction.max_wait; the resolver stops once Debezium writes again and max_wait passes without it (after a Kafka Connect outage Debezium writes the lost END again)",
+				zap.Int64("tx_id", noEnd.TxID), zap.Int64("staged_records", noEnd.Records), zap.Time("first_staged", noEnd.FirstStaged))
+		case orphan.moved.IsZero() && (h > orphan.high || last.After(orphan.staged)):
+			orphan.moved = now
+		case !orphan.moved.IsZero() && now.Sub(orphan.moved) > maxWait:
+			return &txapply.StoppedError{Err: noEnd}
+		}
+		return nil
 	}
 }
 
@@ -236,6 +277,10 @@ func (w *endWait) look(now time.Time, inc *txapply.IncompleteError, maxWait, eve
 	return !w.moved.IsZero() && now.Sub(w.moved) > maxWait
 }
 
+// remarkEvery is how often a resolver waiting for staged events writes
+// its mark again (resolverApplier.Apply).
+const remarkEvery = time.Second
+
 // slowResolve is the Resolve that is logged with where its time went: a
 // large source transaction, or a resolver falling behind.
 const slowResolve = time.Second
@@ -262,6 +307,7 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (st sink.Sta
 	// marked is set once this wait for events is published, cleared by
 	// an apply (whose transaction ended it in the database too).
 	marked := false
+	var markedAt time.Time
 	defer func() {
 		if marked && errors.As(err, new(*txapply.StoppedError)) && a.waits != nil {
 			// Stopped: nothing will be applied, and the stagers are to
@@ -314,16 +360,20 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (st sink.Sta
 			now := time.Now()
 			if wait.look(now, incomplete, a.maxWait, every, a.high) {
 				return st, &txapply.StoppedError{Err: err}
-			} else if !marked && a.waits != nil && wait.progress.Before(now) {
+			} else if a.waits != nil && wait.progress.Before(now) && (!marked || now.Sub(markedAt) >= remarkEvery) {
 				// Still waiting at a second look without progress (an END
 				// read just before its events were staged is no reason to
 				// write):
 				// the events may be held by a partition at its staging
-				// bound, which stages on once it sees this.
+				// bound, which stages on once it sees this. Written again
+				// now and then while the wait goes on: the mark is the
+				// group's, and a former resolver of the group (a zombie
+				// that stops before it learns it lost the partition) ends
+				// it on its way out.
 				if merr := a.waits.MarkWaiting(ctx, b.Claim.Group, incomplete.Offset); merr != nil {
 					a.log.Warn("publishing that the resolver waits for staged events; trying again at the next look", zap.Error(merr))
 				} else {
-					marked = true
+					marked, markedAt = true, now
 				}
 			}
 			a.waiting(incomplete, time.Since(wait.progress))

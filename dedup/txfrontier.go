@@ -120,7 +120,8 @@ func (t Transactions) FrontierOf(ctx context.Context, db DB, group, topic string
 // staged above offset after: what a stager that claims the partition
 // finds staged ahead of the resolver by the partition's previous owners.
 // It reads the group's staged rows (no index leads with the partition),
-// once per claim; the bound keeps them few.
+// once per claim and every few seconds while a partition at its bound sees
+// the frontier unmoved; the bound keeps them few.
 func (t Transactions) StagedBytesAbove(ctx context.Context, db DB, group, topic string, partition int32, after int64) (int64, error) {
 	var n int64
 	err := db.QueryRow(ctx, `SELECT coalesce(sum(coalesce(octet_length(record_key), 0) + coalesce(octet_length(record_value), 0)), 0)::bigint

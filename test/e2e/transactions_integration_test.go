@@ -306,8 +306,10 @@ func resolverStopped(t *testing.T, cfg, targetURL, txTopic string) string {
 // TestE2ETransactionWithoutEnd: data of source transactions whose END
 // never reaches the configured transaction topic (the connector writes its
 // markers to another one) is staged, never applied, and once it waited
-// apply.transaction.max_wait the idle resolver stops naming the
-// transaction in pgsink status.
+// apply.transaction.max_wait, and Debezium went on writing (the resolver
+// waits through a Kafka Connect outage, after which Debezium writes a lost
+// END again), the idle resolver stops naming the transaction in pgsink
+// status.
 func TestE2ETransactionWithoutEnd(t *testing.T) {
 	ctx := context.Background()
 	b := newBankPipeline(t, map[string]int{"accounts": 2}, map[string]string{"topic.transaction": "elsewhere", "table.include.list": "public.accounts"})
@@ -316,7 +318,35 @@ func TestE2ETransactionWithoutEnd(t *testing.T) {
 		fmt.Sprintf("apply:\n  consistency: transaction\n  transaction: { topic: %s, max_wait: 2s }\n", txTopic)
 	p := startPgsink(t, cfg, "TARGET_URL="+targetURL)
 	st.Exec(`INSERT INTO public.accounts VALUES (1, 100), (2, 100)`)
+	// Debezium goes on writing: a later transaction, staged after the
+	// resolver found the first without END.
+	writes, stopWrites := context.WithCancel(ctx)
+	defer stopWrites()
+	source, err := pgx.Connect(ctx, st.SourceURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer source.Close(ctx)
+	wrote := make(chan error, 1)
+	go func() {
+		for id := 3; ; id++ {
+			select {
+			case <-writes.Done():
+				wrote <- nil
+				return
+			case <-time.After(3 * time.Second):
+				if _, err := source.Exec(writes, `INSERT INTO public.accounts VALUES ($1, 100)`, id); err != nil && writes.Err() == nil {
+					wrote <- err
+					return
+				}
+			}
+		}
+	}()
 	stopped := resolverStopped(t, cfg, targetURL, txTopic)
+	stopWrites()
+	if err := <-wrote; err != nil {
+		t.Fatalf("writing to the source meanwhile: %v", err)
+	}
 	if !strings.Contains(stopped, "its END never came") || !strings.Contains(stopped, "2 events staged since") {
 		t.Fatalf("stop reason %q does not name the transaction staged without an END", stopped)
 	}
