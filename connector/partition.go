@@ -536,6 +536,7 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 					return batch, nil, false, err
 				}
 			}
+			p.refreshStagedAhead()
 			claim = p.claim
 			batch.Next = p.claim.NextOffset
 		case <-p.stopping:

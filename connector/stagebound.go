@@ -232,6 +232,24 @@ func (p *partition) awaitStagingRoom(batch *sink.Batch) bool {
 	}
 }
 
+// refreshStagedAhead brings an idle partition's
+// pgsink_transaction_staged_ahead_bytes up to the resolver's frontier:
+// otherwise set only before a staging batch, the series would go on
+// reporting, for a partition no longer written, what the resolver has
+// applied since. Read only while the account holds something.
+func (p *partition) refreshStagedAhead() {
+	b := p.staging
+	if b == nil || !b.loaded || b.ahead() == 0 {
+		return
+	}
+	f, err := p.frontier.FrontierOf(p.ctx, p.id)
+	if err != nil {
+		return // looked at again at the next idle check
+	}
+	b.advance(f.Applied)
+	p.metrics.Tx.StagedAhead.WithLabelValues(p.labels[0], p.labels[1]).Set(float64(b.ahead()))
+}
+
 // stagingMetrics are the TxMetrics series of the staging bound.
 type stagingMetrics struct {
 	// StagedAhead is, per data partition of this instance, the bytes it

@@ -411,3 +411,33 @@ func TestStagingBoundZombieEndsTheMark(t *testing.T) {
 		t.Errorf("applied through %d, want %d", m.applied, events-1)
 	}
 }
+
+// TestStagedAheadFollowsTheResolverWhileIdle: a partition that staged and
+// then receives nothing reports, once the resolver applied its records,
+// nothing staged ahead: the gauge is brought up to the frontier at the
+// idle check, not only before a staging batch (review of txcost4: the
+// series went on reporting what the resolver had applied).
+func TestStagedAheadFollowsTheResolverWhileIdle(t *testing.T) {
+	m := newMemStaging()
+	metrics := NewMetrics()
+	w := newWorker(t, batchOf(2, 1<<20, time.Minute), 0, newFakeApplier(), func(d *workerDeps) {
+		d.applier, d.frontier, d.maxStaged, d.metrics = m, m, 100*recordBytes, metrics
+	})
+	w.queue(0, 0, "tx:0", "tx:1", "tx:2", "tx:3")
+	w.start()
+	next(t, m.calls, "staging")
+	next(t, m.calls, "staging")
+	gauge := metrics.Tx.StagedAhead.WithLabelValues(testTopic, "0")
+	// Set before the second batch: the first batch's bytes.
+	if got := value(gauge); got != 2*recordBytes {
+		t.Fatalf("staged ahead %v before the resolver applied, want %d", got, 2*recordBytes)
+	}
+	m.apply(3)
+	deadline := time.Now().Add(3 * idleCheck)
+	for value(gauge) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("staged ahead still %v %s after the resolver applied every staged record", value(gauge), 3*idleCheck)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
