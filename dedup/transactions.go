@@ -653,22 +653,60 @@ func (t Transactions) StagedByPartition(ctx context.Context, db Querier, group s
 	return out, nil
 }
 
-// ResolvedAmong reports, for records of the transactions txIDs at their
-// own LSNs lsns (source.lsn), which are of a transaction the resolver of
-// group applied, in one round trip: an online rebuild's fill applies a
-// record of a source transaction only once its transaction is applied to
-// the live table, so that the swapped-in table never holds part of one.
-func (t Transactions) ResolvedAmong(ctx context.Context, db Querier, group string, txIDs, lsns []int64) ([]bool, error) {
-	rows, err := db.Query(ctx, `SELECT EXISTS (SELECT 1 FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = r.tx_id
-		                 AND (x.commit_lsn = 0 OR r.lsn < x.commit_lsn))
+// ResolvedCommits reports, for records of the transactions txIDs at their
+// own LSNs lsns (source.lsn), the commit LSN of their transaction if the
+// resolver of group applied it, 0 if it was recorded without one (before
+// migration 0009: such rows are older than every row with one), -1 if it
+// is not applied, in one round trip: a fill applies a record of a source
+// transaction only once its transaction is applied to the live table (an
+// online rebuild), or was when the fill began (TxCut, `replay --into`), so
+// that the table it fills never holds part of one. Of two applied
+// transactions of one xid, a record is of the first to commit after it.
+func (t Transactions) ResolvedCommits(ctx context.Context, db Querier, group string, txIDs, lsns []int64) ([]int64, error) {
+	rows, err := db.Query(ctx, `SELECT coalesce((SELECT x.commit_lsn FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = r.tx_id
+		                 AND (x.commit_lsn = 0 OR r.lsn < x.commit_lsn) ORDER BY x.commit_lsn = 0, x.commit_lsn LIMIT 1), -1)
 		FROM unnest($2::bigint[], $3::bigint[]) WITH ORDINALITY AS r(tx_id, lsn, n) ORDER BY r.n`, group, txIDs, lsns)
 	if err != nil {
 		return nil, fmt.Errorf("dedup: read which of %d transactions are applied: %w", len(txIDs), err)
 	}
-	out := make([]bool, 0, len(txIDs))
-	var done bool
-	if _, err := pgx.ForEachRow(rows, []any{&done}, func() error { out = append(out, done); return nil }); err != nil {
+	out := make([]int64, 0, len(txIDs))
+	var commit int64
+	if _, err := pgx.ForEachRow(rows, []any{&commit}, func() error { out = append(out, commit); return nil }); err != nil {
 		return nil, fmt.Errorf("dedup: read which of %d transactions are applied: %w", len(txIDs), err)
 	}
 	return out, nil
+}
+
+// TxCut is the set of source transactions a group's resolver had applied
+// at one moment. It applies them in commit order, so they are those
+// recorded with a commit position at or below CommitLSN (and those
+// recorded without one, before migration 0009): a transaction applied
+// later commits after it. A fill that takes only these transactions, in
+// every partition, holds each source transaction whole or not at all,
+// however long it runs; "applied now", asked partition by partition as
+// the fill reaches them, would let one partition take a transaction that
+// another passed over a moment before.
+type TxCut struct {
+	CommitLSN int64
+	// OldestCommitLSN is the lowest commit position still recorded (0 when
+	// none is): a transaction recorded without one (or pruned) committed
+	// before it.
+	OldestCommitLSN int64
+}
+
+// Holds reports whether the transaction of a record, whose commit
+// ResolvedCommits returned, is in the cut.
+func (c TxCut) Holds(commit int64) bool { return commit == 0 || (commit > 0 && commit <= c.CommitLSN) }
+
+// CutNow reads the cut of what the resolver of group has applied now. It
+// reads every transaction the group records (no index leads with the
+// commit position): once per fill.
+func (t Transactions) CutNow(ctx context.Context, db DB, group string) (TxCut, error) {
+	var c TxCut
+	err := db.QueryRow(ctx, `SELECT coalesce(max(commit_lsn), 0), coalesce(min(commit_lsn) FILTER (WHERE commit_lsn > 0), 0)
+		FROM `+t.resolved+` WHERE group_id = $1`, group).Scan(&c.CommitLSN, &c.OldestCommitLSN)
+	if err != nil {
+		return TxCut{}, fmt.Errorf("dedup: read the transactions group %s has applied: %w", group, err)
+	}
+	return c, nil
 }

@@ -4,6 +4,7 @@ package dedup_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -85,18 +86,40 @@ func TestIntegrationTransactionXIDComesRound(t *testing.T) {
 	if progress[7].Staged["public.a"] != 2 || len(progress[9].Staged) != 0 {
 		t.Fatalf("staged by COPY: 7 %v, 9 %v; want the new 7's records (LSN 1200 and 1300, not 950), none of 9", progress[7].Staged, progress[9].Staged)
 	}
+	before, err := tx.CutNow(ctx, pool, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before != (dedup.TxCut{CommitLSN: 1000, OldestCommitLSN: 1000}) {
+		t.Fatalf("cut before the new 7 = %+v, want commit 1000, oldest 1000 (9's row has none)", before)
+	}
 	// The new 7 applied: recorded beside the old one, not refused by it.
 	b = &pgx.Batch{}
 	tx.QueueResolve(b, "g", 7, 5000, 2)
 	if err := pool.SendBatch(ctx, b).Close(); err != nil {
 		t.Fatalf("recording 7:5000 applied beside 7:1000: %v", err)
 	}
-	// A fill asks about records by their own LSN.
-	done, err := tx.ResolvedAmong(ctx, pool, "g", []int64{7, 7, 7, 9}, []int64{900, 4000, 6000, 1})
+	// A fill asks about records by their own LSN: each is of the first
+	// transaction of its xid to commit after it.
+	commits, err := tx.ResolvedCommits(ctx, pool, "g", []int64{7, 7, 7, 9}, []int64{900, 4000, 6000, 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []bool{true, true, false, true}; len(done) != 4 || done[0] != want[0] || done[1] != want[1] || done[2] != want[2] || done[3] != want[3] {
-		t.Fatalf("ResolvedAmong = %v, want %v", done, want)
+	if want := []int64{1000, 5000, -1, 0}; !slices.Equal(commits, want) {
+		t.Fatalf("ResolvedCommits = %v, want %v", commits, want)
+	}
+	// A cut taken before the new 7 was applied holds the old 7 and 9 and
+	// not the new 7; one taken after holds it.
+	after, err := tx.CutNow(ctx, pool, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range commits {
+		if got, want := before.Holds(c), i == 0 || i == 3; got != want {
+			t.Errorf("the cut before the new 7 holds record %d (commit %d): %v, want %v", i, c, got, want)
+		}
+		if got, want := after.Holds(c), i != 2; got != want {
+			t.Errorf("the cut after the new 7 holds record %d (commit %d): %v, want %v", i, c, got, want)
+		}
 	}
 }

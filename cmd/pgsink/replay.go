@@ -40,6 +40,11 @@ or partial. Killed, it resumes when run again.
 as of --until: every change committed at or before that source commit
 time, or every change before that WAL position. Refused when Kafka no
 longer holds the beginning of T's topics. Killed, it resumes when run again.
+Under apply.consistency: transaction the copy holds the source transactions
+the running instances' resolver had applied when it began, each whole (an
+lsn: bound places a transaction by its commit), and none after: each
+partition ends at its first record of another, and the report says how
+many did.
 
 Flags:
 `
