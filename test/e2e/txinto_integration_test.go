@@ -22,7 +22,7 @@ import (
 // (1:90,2:100).
 func TestE2EReplayIntoTransactionConsistent(t *testing.T) {
 	ctx := context.Background()
-	tp := newTransferPipeline(t)
+	tp := newTransferPipeline(t, "", 0)
 	st, targetURL, cfg := tp.st, tp.targetURL, tp.cfg
 	balances := func(table string) string { return tp.balances(t, table) }
 	// A transfer with a WAL position read between its two updates.

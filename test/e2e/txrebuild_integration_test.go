@@ -24,7 +24,7 @@ import (
 // readers the staged half of a transfer.
 func TestE2EOnlineRebuildTransactionConsistent(t *testing.T) {
 	ctx := context.Background()
-	tp := newTransferPipeline(t)
+	tp := newTransferPipeline(t, "", 0)
 	targetURL, cfg, p := tp.targetURL, tp.cfg, tp.p
 	balances := func() string { return tp.balances(t, "public.accounts") }
 	staged := func() int64 { return tp.staged(t) }
@@ -75,19 +75,23 @@ func TestE2EOnlineRebuildTransactionConsistent(t *testing.T) {
 // apply.consistency: transaction: public.accounts on two partitions (3:50
 // from the snapshot, then 1:100 and 2:100 in a transaction, applied), and
 // public.orders captured but not configured, so that a transaction writing
-// it never completes.
+// it never completes. txOptions are added to apply.transaction's, and
+// pgsink's metrics listen on metricsPort (0: any).
 type transferPipeline struct {
 	*bankPipeline
 	cfg string
 	p   *process
 }
 
-func newTransferPipeline(t *testing.T) *transferPipeline {
+func newTransferPipeline(t *testing.T, txOptions string, metricsPort int) *transferPipeline {
 	t.Helper()
 	b := newBankPipeline(t, map[string]int{"accounts": 2, "orders": 1}, map[string]string{"table.include.list": "public.accounts,public.orders"},
 		`INSERT INTO public.accounts VALUES (3, 50)`)
-	tp := &transferPipeline{bankPipeline: b, cfg: tableConfig(b.st, b.topic("accounts"), "public.accounts", "") +
-		fmt.Sprintf("apply:\n  consistency: transaction\n  transaction: { topic: %s, max_wait: 10m }\n", b.txTopic)}
+	cfg := strings.Replace(tableConfig(b.st, b.topic("accounts"), "public.accounts", ""), "listen: 127.0.0.1:0", fmt.Sprintf("listen: 127.0.0.1:%d", metricsPort), 1)
+	if txOptions == "" {
+		txOptions = "max_wait: 10m"
+	}
+	tp := &transferPipeline{bankPipeline: b, cfg: cfg + fmt.Sprintf("apply:\n  consistency: transaction\n  transaction: { topic: %s, %s }\n", b.txTopic, txOptions)}
 	tp.p = startPgsink(t, tp.cfg, "TARGET_URL="+b.targetURL)
 	b.st.Exec(`INSERT INTO public.accounts VALUES (1, 100), (2, 100)`)
 	tp.waitBalances(t, "1:100,2:100,3:50", "the first transaction applied")
