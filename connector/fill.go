@@ -439,17 +439,19 @@ func (f *Fill) keepTransactions(ctx context.Context, p *fillPart, b *sink.Batch)
 	if f.txGroup == "" {
 		return nil
 	}
-	var ids, lsns []int64
+	// By topic and partition, the instances' partition is the fill's.
+	recs := dedup.TxRecords{Topic: p.id.Topic, Partition: p.id.Partition}
 	var at []int // the items asked about
 	for i, it := range b.Items {
 		if tx := it.Change.Transaction; tx != nil && it.Err == nil {
-			ids, lsns, at = append(ids, tx.TxID), append(lsns, it.Change.Version.LSN), append(at, i)
+			recs.TxIDs, recs.LSNs, recs.Offsets = append(recs.TxIDs, tx.TxID), append(recs.LSNs, it.Change.Version.LSN), append(recs.Offsets, it.Record.Offset)
+			at = append(at, i)
 		}
 	}
-	if len(ids) == 0 {
+	if len(at) == 0 {
 		return nil
 	}
-	commits, err := f.staging.ResolvedCommits(ctx, f.pool, f.txGroup, ids, lsns)
+	commits, err := f.staging.ResolvedCommits(ctx, f.pool, f.txGroup, recs)
 	if err != nil {
 		return err
 	}
@@ -492,8 +494,8 @@ func (f *Fill) keepTransactions(ctx context.Context, p *fillPart, b *sink.Batch)
 // bound would be split by it (Bound.past, which runs first, ends the
 // partition at the first record whose own LSN is past). A transaction
 // recorded without its commit position (before migration 0009) committed
-// before every one recorded with it: placed only if the bound is above
-// the oldest of those.
+// before every one recorded with it (a pruned one too): placed only if the
+// bound is above the oldest of those.
 func (f *Fill) pastByCommit(ch *debezium.Change, commit int64) (bool, error) {
 	if commit > 0 {
 		return commit >= f.until.LSN, nil
@@ -501,7 +503,7 @@ func (f *Fill) pastByCommit(ch *debezium.Change, commit int64) (bool, error) {
 	if f.txCut != nil && f.txCut.OldestCommitLSN > 0 && f.txCut.OldestCommitLSN <= f.until.LSN {
 		return false, nil
 	}
-	return false, fmt.Errorf("%s[%d]@%d: its transaction %d was recorded applied before migration 0009, without its commit position, "+
+	return false, fmt.Errorf("%s[%d]@%d: its transaction %d was applied without its commit position recorded (before migration 0009, or pruned after retention.tombstones), "+
 		"and the LSN bound is not past every transaction recorded with one: it cannot place the transaction whole; give --until as a time", ch.Topic, ch.Partition, ch.Offset, ch.Transaction.TxID)
 }
 

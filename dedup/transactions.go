@@ -653,26 +653,47 @@ func (t Transactions) StagedByPartition(ctx context.Context, db Querier, group s
 	return out, nil
 }
 
-// ResolvedCommits reports, for records of the transactions txIDs at their
-// own LSNs lsns (source.lsn), the commit LSN of their transaction if the
-// resolver of group applied it, 0 if it was recorded without one (before
-// migration 0009: such rows are older than every row with one), -1 if it
-// is not applied, in one round trip: a fill applies a record of a source
-// transaction only once its transaction is applied to the live table (an
-// online rebuild), or was when the fill began (TxCut, `replay --into`), so
-// that the table it fills never holds part of one. Of two applied
-// transactions of one xid, a record is of the first to commit after it.
-func (t Transactions) ResolvedCommits(ctx context.Context, db Querier, group string, txIDs, lsns []int64) ([]int64, error) {
-	rows, err := db.Query(ctx, `SELECT coalesce((SELECT x.commit_lsn FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = r.tx_id
-		                 AND (x.commit_lsn = 0 OR r.lsn < x.commit_lsn) ORDER BY x.commit_lsn = 0, x.commit_lsn LIMIT 1), -1)
-		FROM unnest($2::bigint[], $3::bigint[]) WITH ORDINALITY AS r(tx_id, lsn, n) ORDER BY r.n`, group, txIDs, lsns)
+// TxRecords are records of source transactions of one data partition: at
+// Offsets, of the transactions TxIDs, at their own LSNs (source.lsn).
+type TxRecords struct {
+	Topic                string
+	Partition            int32
+	TxIDs, LSNs, Offsets []int64
+}
+
+// ResolvedCommits reports, for each of recs, the commit LSN of its
+// transaction if the resolver of group applied it, 0 if it applied it and
+// the commit position is not recorded, -1 if it did not, in one round
+// trip: a fill applies a record of a source transaction only once its
+// transaction is applied to the live table (an online rebuild), or was
+// when the fill began (TxCut, `replay --into`), so that the table it fills
+// never holds part of one. Of two applied transactions of one xid, a
+// record is of the first to commit after it.
+//
+// The commit position is not recorded for a transaction recorded before
+// migration 0009, and for one whose row retention.tombstones pruned:
+// a record at or below the partition's frontier (tx_frontier: records are
+// resolved in their partition's order) whose transaction is neither
+// recorded nor staged was applied and forgotten. Both are older than every
+// transaction recorded with its commit. Without that, a fill of a topic
+// older than the retention would take its first transaction's record for
+// one not applied yet.
+func (t Transactions) ResolvedCommits(ctx context.Context, db Querier, group string, recs TxRecords) ([]int64, error) {
+	rows, err := db.Query(ctx, `SELECT coalesce(
+		  (SELECT x.commit_lsn FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = r.tx_id
+		     AND (x.commit_lsn = 0 OR r.lsn < x.commit_lsn) ORDER BY x.commit_lsn = 0, x.commit_lsn LIMIT 1),
+		  CASE WHEN r.off <= (SELECT f.kafka_offset FROM `+t.frontier+` f WHERE f.group_id = $1 AND f.topic = $2 AND f.partition = $3)
+		        AND NOT EXISTS (SELECT 1 FROM `+t.staged+` s WHERE s.group_id = $1 AND s.tx_id = r.tx_id) THEN 0 END,
+		  -1)
+		FROM unnest($4::bigint[], $5::bigint[], $6::bigint[]) WITH ORDINALITY AS r(tx_id, lsn, off, n) ORDER BY r.n`,
+		group, recs.Topic, recs.Partition, recs.TxIDs, recs.LSNs, recs.Offsets)
 	if err != nil {
-		return nil, fmt.Errorf("dedup: read which of %d transactions are applied: %w", len(txIDs), err)
+		return nil, fmt.Errorf("dedup: read which of %d transactions are applied: %w", len(recs.TxIDs), err)
 	}
-	out := make([]int64, 0, len(txIDs))
+	out := make([]int64, 0, len(recs.TxIDs))
 	var commit int64
 	if _, err := pgx.ForEachRow(rows, []any{&commit}, func() error { out = append(out, commit); return nil }); err != nil {
-		return nil, fmt.Errorf("dedup: read which of %d transactions are applied: %w", len(txIDs), err)
+		return nil, fmt.Errorf("dedup: read which of %d transactions are applied: %w", len(recs.TxIDs), err)
 	}
 	return out, nil
 }
@@ -689,8 +710,8 @@ func (t Transactions) ResolvedCommits(ctx context.Context, db Querier, group str
 type TxCut struct {
 	CommitLSN int64
 	// OldestCommitLSN is the lowest commit position still recorded (0 when
-	// none is): a transaction recorded without one (or pruned) committed
-	// before it.
+	// none is): a transaction applied without one recorded (before
+	// migration 0009, or pruned) committed before it.
 	OldestCommitLSN int64
 }
 

@@ -101,7 +101,7 @@ func TestIntegrationTransactionXIDComesRound(t *testing.T) {
 	}
 	// A fill asks about records by their own LSN: each is of the first
 	// transaction of its xid to commit after it.
-	commits, err := tx.ResolvedCommits(ctx, pool, "g", []int64{7, 7, 7, 9}, []int64{900, 4000, 6000, 1})
+	commits, err := tx.ResolvedCommits(ctx, pool, "g", dedup.TxRecords{Topic: "t", TxIDs: []int64{7, 7, 7, 9}, LSNs: []int64{900, 4000, 6000, 1}, Offsets: []int64{1, 2, 3, 4}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +120,47 @@ func TestIntegrationTransactionXIDComesRound(t *testing.T) {
 		}
 		if got, want := after.Holds(c), i != 2; got != want {
 			t.Errorf("the cut after the new 7 holds record %d (commit %d): %v, want %v", i, c, got, want)
+		}
+	}
+}
+
+// TestIntegrationResolvedCommitsPruned: a transaction whose tx_resolved row
+// retention.tombstones pruned (with its staged records) is neither recorded
+// nor staged; a record of it at or below its partition's frontier is of an
+// applied transaction (commit unknown, 0), so that a fill of a topic older
+// than the retention takes it. A record below the frontier whose
+// transaction is staged (a later transaction's record written before an
+// earlier one's re-emission, as after a Connect crash) is not applied; nor
+// is one above the frontier, nor one of a partition without one. Before,
+// every pruned transaction's record read as not applied: an online rebuild
+// waited at the topic's first one, and its swap ended the shadow there.
+func TestIntegrationResolvedCommitsPruned(t *testing.T) {
+	ctx := context.Background()
+	pool := migrated(t)
+	tx := dedup.NewTransactions(schema)
+	b := &pgx.Batch{}
+	tx.QueueResolve(b, "g", 5, 500, 1)
+	tx.QueueApplied(b, "g", []dedup.PartitionOffset{{Topic: "t", Partition: 0, Offset: 10}})
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	stageIn(t, pool, tx, dedup.StagedRecord{TxID: 8, TotalOrder: 1, DataCollection: "public.a", Topic: "t", Partition: 0, Offset: 6, Key: []byte("k"), Value: []byte("v")})
+	for _, tc := range []struct {
+		partition int32
+		recs      dedup.TxRecords
+		want      []int64
+	}{
+		// pruned (3), recorded (5), staged below the frontier (8), above it (11)
+		{0, dedup.TxRecords{TxIDs: []int64{3, 5, 8, 11}, LSNs: []int64{100, 400, 600, 900}, Offsets: []int64{2, 4, 6, 12}}, []int64{0, 500, -1, -1}},
+		{1, dedup.TxRecords{TxIDs: []int64{3}, LSNs: []int64{100}, Offsets: []int64{2}}, []int64{-1}}, // no frontier
+	} {
+		tc.recs.Topic, tc.recs.Partition = "t", tc.partition
+		commits, err := tx.ResolvedCommits(ctx, pool, "g", tc.recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(commits, tc.want) {
+			t.Errorf("partition %d: ResolvedCommits(%v) = %v, want %v", tc.partition, tc.recs.TxIDs, commits, tc.want)
 		}
 	}
 }

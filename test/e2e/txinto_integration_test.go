@@ -68,3 +68,45 @@ func TestE2EReplayIntoTransactionConsistent(t *testing.T) {
 		t.Errorf("pgsink exited with %d", code)
 	}
 }
+
+// TestE2EFillAfterPruning: fills under apply.consistency: transaction of
+// topics older than retention.tombstones, whose transactions' tx_resolved
+// rows were pruned (here deleted by hand, as the pruning does): `replay
+// --into` and `replay --rebuild --online` take the records of those
+// transactions as applied (they are at or below their partition's
+// frontier, and neither recorded nor staged). Before, the copy ended at
+// each partition's first such record (3:50 for 1:90,2:110,3:50), and the
+// online rebuild swapped in a shadow ended there: the live table lost the
+// rows.
+func TestE2EFillAfterPruning(t *testing.T) {
+	ctx := context.Background()
+	tp := newTransferPipeline(t, "", 0)
+	tp.st.Exec(`BEGIN; UPDATE public.accounts SET balance = 90 WHERE id = 1; UPDATE public.accounts SET balance = 110 WHERE id = 2; COMMIT`)
+	tp.waitBalances(t, "1:90,2:110,3:50", "the transfer applied")
+	eventually(t, 30*time.Second, "both transactions recorded applied", func() (bool, string) {
+		var n int64
+		if err := tp.target.QueryRow(ctx, `SELECT count(*) FROM pgsink.tx_resolved`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 2, ""
+	})
+	if _, err := tp.target.Exec(ctx, `DELETE FROM pgsink.tx_resolved`); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"TARGET_URL=" + tp.targetURL}
+	out := string(pgsinkOutput(t, tp.cfg, env, "replay", "--table", "public.accounts", "--into", "public.accounts_copy"))
+	t.Logf("replay --into:\n%s", out)
+	if got := tp.balances(t, "public.accounts_copy"); got != "1:90,2:110,3:50" {
+		t.Errorf("the copy holds %s, want the transactions applied and forgotten (1:90,2:110,3:50)", got)
+	}
+	out = string(pgsinkOutput(t, tp.cfg, env, "replay", "--table", "public.accounts", "--rebuild", "--online"))
+	t.Logf("replay --rebuild --online:\n%s", out)
+	if got := tp.balances(t, "public.accounts"); got != "1:90,2:110,3:50" {
+		t.Errorf("after the online rebuild the table holds %s, want 1:90,2:110,3:50", got)
+	}
+	tp.st.Exec(`BEGIN; UPDATE public.accounts SET balance = 80 WHERE id = 1; UPDATE public.accounts SET balance = 120 WHERE id = 2; COMMIT`)
+	tp.waitBalances(t, "1:80,2:120,3:50", "a transfer after the rebuild applied")
+	if code, _ := tp.p.stop(30 * time.Second); code != 0 {
+		t.Errorf("pgsink exited with %d", code)
+	}
+}
