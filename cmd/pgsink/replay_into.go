@@ -82,8 +82,11 @@ func replayInto(ctx context.Context, cfg *config.Config, req replayRequest, out 
 		Source: plan.source, Into: plan.into, Partitions: plan.partitions(true), Until: req.until}
 	followResolver(cfg, &opts, cut)
 	if cut != nil {
-		fmt.Fprintf(out, "apply.consistency is transaction: the copy takes the source transactions the resolver has applied (committed up to lsn:%s), each whole, and none after\n",
-			formatLSN(cut.CommitLSN))
+		upTo := "none recorded with its commit position yet"
+		if cut.CommitLSN > 0 {
+			upTo = "committed up to lsn:" + formatLSN(cut.CommitLSN)
+		}
+		fmt.Fprintf(out, "apply.consistency is transaction: the copy takes the source transactions the resolver has applied (%s), each whole, and none after\n", upTo)
 	}
 	fill, err := connector.NewFill(cfg, opts)
 	if err != nil {

@@ -5,9 +5,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -41,15 +38,9 @@ func TestE2EReplayTransactionTopic(t *testing.T) {
 		// BEGIN and END of each of the two transactions.
 		return position == 4 && resolved == 2, fmt.Sprintf("at %d, %d transactions recorded applied", position, resolved)
 	})
+	env := []string{"TARGET_URL=" + tp.targetURL}
 	replay := func(config string, args ...string) (string, error) {
-		path := filepath.Join(t.TempDir(), "pgsink.yaml")
-		if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(binary, append([]string{"replay", "--config", path, "--topic", tp.txTopic}, args...)...)
-		cmd.Env = append(os.Environ(), "TARGET_URL="+tp.targetURL)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
+		return pgsinkRun(t, config, env, "replay", append([]string{"--topic", tp.txTopic}, args...)...)
 	}
 
 	out, err := replay(tp.cfg, "--from", "earliest", "--wait", "--wait-timeout", "2m")
