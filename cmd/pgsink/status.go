@@ -407,7 +407,11 @@ func resolver(ctx context.Context, cfg *config.Config, conn *pgx.Conn, in *conne
 		r.Waiting = fmt.Sprintf("(its END could not be read: %v)", err)
 		return r, nil
 	}
-	switch err := txapply.Staged(ctx, conn, cfg.Postgres.Schema, group, end); {
+	switch applied, err := txapply.Staged(ctx, conn, cfg.Postgres.Schema, group, end); {
+	case err == nil && applied:
+		// A mark left by a resolver that lost its partition: the next
+		// apply transaction deletes it.
+		r.Waiting = fmt.Sprintf("transaction %s: applied already; the mark is a former resolver's, and the next apply ends it", end.Marker.ID)
 	case err == nil:
 		r.Waiting = fmt.Sprintf("transaction %s: its events are all staged now; it applies at its next look", end.Marker.ID)
 	case errors.As(err, new(*txapply.IncompleteError)), errors.As(err, new(*txapply.OverstagedError)):
