@@ -35,9 +35,10 @@ type Fill struct {
 	applier *sink.Applier
 	parts   map[fillKey]*fillPart
 	order   []*fillPart
-	// txGroup is FillOptions.TxGroup, staging its transactions' tables;
-	// endAtUnresolved is set by EndAtUnresolved.
+	// txGroup and txCut are FillOptions', staging its transactions'
+	// tables; endAtUnresolved is set by EndAtUnresolved.
 	txGroup         string
+	txCut           *dedup.TxCut
 	staging         dedup.Transactions
 	endAtUnresolved bool
 }
@@ -66,6 +67,14 @@ type FillOptions struct {
 	// never holds part of a transaction; without it, the swap would show
 	// readers the staged part of one the resolver has not applied yet.
 	TxGroup string
+	// TxCut, with TxGroup, is for a copy (`replay --into`): a record of a
+	// source transaction is applied only if the transaction is in the cut
+	// (what the resolver had applied when the copy began), and a partition
+	// ends, rather than waits, at its first record of one that is not.
+	// With an LSN bound, a record of a transaction in the cut is placed by
+	// its transaction's commit position, not its own: the bound never
+	// splits a transaction.
+	TxCut *dedup.TxCut
 }
 
 // FillPartition is one partition of a fill and where it ends (-1: never).
@@ -79,9 +88,11 @@ type FillProgress struct {
 	ID   dedup.PartitionID
 	Next int64
 	Done bool
-	// Waiting: the record at Next is of a source transaction the
-	// instances' resolver has not applied yet (FillOptions.TxGroup).
-	Waiting bool
+	// Unapplied: the record at Next is of a source transaction the
+	// instances' resolver has not applied (FillOptions.TxGroup; with TxCut,
+	// had not when the fill began). The partition waits there, or, Done,
+	// ended there.
+	Unapplied bool
 }
 
 // Bound is the point in time of a fill: a source commit time
@@ -125,11 +136,12 @@ type fillPart struct {
 	dec     *debezium.Decoder
 	pending []*kafka.Message
 	done    bool
-	// waiting is set while the partition waits at a record of a
-	// transaction not applied yet; seek, when >= 0, is where its consumer
-	// must read from again (the records fetched after it were dropped).
-	waiting bool
-	seek    int64
+	// unapplied is set while the partition stands at a record of a
+	// transaction not applied (FillProgress.Unapplied); seek, when >= 0,
+	// is where its consumer must read from again (the records fetched
+	// after it were dropped).
+	unapplied bool
+	seek      int64
 }
 
 // NewFill builds a fill of opts.Into from the rules of opts.Source.
@@ -168,6 +180,7 @@ func NewFill(cfg *config.Config, opts FillOptions) (*Fill, error) {
 		}),
 		parts:   map[fillKey]*fillPart{},
 		txGroup: opts.TxGroup,
+		txCut:   opts.TxCut,
 		staging: dedup.NewTransactions(cfg.Postgres.Schema),
 	}
 	if err := useSchemaRegistry(&derived, f.router); err != nil {
@@ -209,7 +222,7 @@ func (f *Fill) EndAtUnresolved() { f.endAtUnresolved = true }
 func (f *Fill) Progress() []FillProgress {
 	out := make([]FillProgress, len(f.order))
 	for i, p := range f.order {
-		out[i] = FillProgress{ID: p.id, Next: p.claim.NextOffset, Done: p.done, Waiting: p.waiting}
+		out[i] = FillProgress{ID: p.id, Next: p.claim.NextOffset, Done: p.done, Unapplied: p.unapplied}
 	}
 	return out
 }
@@ -395,7 +408,7 @@ func (f *Fill) apply(ctx context.Context, p *fillPart) error {
 	if err := f.keepTransactions(ctx, p, b); err != nil {
 		return err
 	}
-	if p.end >= 0 && b.Next >= p.end && !p.waiting {
+	if p.end >= 0 && b.Next >= p.end && !p.unapplied {
 		p.done = true
 	}
 	if len(b.Items) == 0 && b.Next == p.claim.NextOffset {
@@ -412,52 +425,86 @@ func (f *Fill) apply(ctx context.Context, p *fillPart) error {
 }
 
 // keepTransactions (FillOptions.TxGroup) ends b before its first record
-// of a source transaction the instances' resolver has not applied: the
-// partition waits there, reading it again until its transaction is
-// applied, or, after EndAtUnresolved, is done there. Transactions are
-// applied in commit order, and Debezium writes a partition's records in
-// that order, so the records a partition passes are those of applied
-// transactions (and records of no transaction): the shadow never holds
-// part of a transaction, and its position never passes a record of one it
-// lacks, whether the fill is killed, resumed or run again.
+// of a source transaction the instances' resolver has not applied (with
+// TxCut: that was not in the cut): the partition waits there, reading it
+// again until its transaction is applied, or, after EndAtUnresolved or
+// with a cut, is done there. Transactions are applied in commit order,
+// and Debezium writes a partition's records in that order, so the records
+// a partition passes are those of applied transactions (and records of no
+// transaction): the filled table never holds part of a transaction, and
+// its position never passes a record of one it lacks, whether the fill is
+// killed, resumed or run again.
 func (f *Fill) keepTransactions(ctx context.Context, p *fillPart, b *sink.Batch) error {
-	p.waiting = false
+	p.unapplied = false
 	if f.txGroup == "" {
 		return nil
 	}
-	var ids, lsns []int64
+	// By topic and partition, the instances' partition is the fill's.
+	recs := dedup.TxRecords{Topic: p.id.Topic, Partition: p.id.Partition}
 	var at []int // the items asked about
 	for i, it := range b.Items {
 		if tx := it.Change.Transaction; tx != nil && it.Err == nil {
-			ids, lsns, at = append(ids, tx.TxID), append(lsns, it.Change.Version.LSN), append(at, i)
+			recs.TxIDs, recs.LSNs, recs.Offsets = append(recs.TxIDs, tx.TxID), append(recs.LSNs, it.Change.Version.LSN), append(recs.Offsets, it.Record.Offset)
+			at = append(at, i)
 		}
 	}
-	if len(ids) == 0 {
+	if len(at) == 0 {
 		return nil
 	}
-	resolved, err := f.staging.ResolvedAmong(ctx, f.pool, f.txGroup, ids, lsns)
+	commits, err := f.staging.ResolvedCommits(ctx, f.pool, f.txGroup, recs)
 	if err != nil {
 		return err
 	}
-	if len(resolved) != len(at) {
-		return fmt.Errorf("%s: %d answers for %d records of transactions", p.id, len(resolved), len(at))
+	if len(commits) != len(at) {
+		return fmt.Errorf("%s: %d answers for %d records of transactions", p.id, len(commits), len(at))
 	}
 	for k, i := range at {
-		if resolved[k] {
+		applied := commits[k] >= 0
+		if f.txCut != nil {
+			applied = f.txCut.Holds(commits[k])
+		}
+		past := false
+		if applied && f.until.LSN > 0 {
+			if past, err = f.pastByCommit(&b.Items[i].Change, commits[k]); err != nil {
+				return err
+			}
+		}
+		if applied && !past {
 			continue
 		}
-		it := b.Items[i]
-		off := it.Record.Offset
+		off := b.Items[i].Record.Offset
 		clear(b.Items[i:])
 		b.Items, b.Next = b.Items[:i], off
-		if f.endAtUnresolved {
+		switch {
+		case past:
 			p.done = true
-		} else {
-			p.done, p.waiting, p.seek = false, true, off
+		case f.endAtUnresolved || f.txCut != nil:
+			p.done, p.unapplied = true, true
+		default:
+			p.done, p.unapplied, p.seek = false, true, off
 		}
 		break
 	}
 	return nil
+}
+
+// pastByCommit places a record of an applied transaction against an LSN
+// bound by the transaction's commit position, which ResolvedCommits read:
+// its own LSN is below its commit's, and a transaction in flight at the
+// bound would be split by it (Bound.past, which runs first, ends the
+// partition at the first record whose own LSN is past). A transaction
+// recorded without its commit position (before migration 0009) committed
+// before every one recorded with it (a pruned one too): placed only if the
+// bound is above the oldest of those.
+func (f *Fill) pastByCommit(ch *debezium.Change, commit int64) (bool, error) {
+	if commit > 0 {
+		return commit >= f.until.LSN, nil
+	}
+	if f.txCut != nil && f.txCut.OldestCommitLSN > 0 && f.txCut.OldestCommitLSN <= f.until.LSN {
+		return false, nil
+	}
+	return false, fmt.Errorf("%s[%d]@%d: its transaction %d was applied without its commit position recorded (before migration 0009, or pruned after retention.tombstones), "+
+		"and the LSN bound is not past every transaction recorded with one: it cannot place the transaction whole; give --until as a time", ch.Topic, ch.Partition, ch.Offset, ch.Transaction.TxID)
 }
 
 // toRecord is a fetched message as the decoder reads it.

@@ -9,6 +9,8 @@ import (
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/txapply"
 )
 
 // Inspector reads topic metadata and offsets from Kafka without joining the
@@ -90,25 +92,56 @@ func (in *Inspector) OffsetAt(topic string, partition int32, t time.Time) (int64
 // assigns the partition to the inspector's client without joining the
 // group and stores no offset, so it commits nothing.
 func (in *Inspector) TimestampAt(topic string, partition int32, offset int64, timeout time.Duration) (time.Time, error) {
+	m, err := in.recordAt(topic, partition, offset, timeout)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return m.Timestamp, nil
+}
+
+// TransactionEnd reads the END marker at offset of the transaction topic:
+// `pgsink status` shows the transaction the resolver waits at. Like
+// TimestampAt, it joins no group and commits nothing.
+func (in *Inspector) TransactionEnd(topic string, offset int64, timeout time.Duration) (txapply.End, error) {
+	m, err := in.recordAt(topic, 0, offset, timeout)
+	if err != nil {
+		return txapply.End{}, err
+	}
+	if int64(m.TopicPartition.Offset) != offset {
+		return txapply.End{}, fmt.Errorf("read %s[0]@%d: the next record is at %d", topic, offset, m.TopicPartition.Offset)
+	}
+	it, ok, err := (&markerRouter{}).Item(context.Background(), nil, toRecord(dedup.PartitionID{Topic: topic}, m))
+	if err != nil {
+		return txapply.End{}, err
+	}
+	if !ok {
+		return txapply.End{}, fmt.Errorf("%s[0]@%d is no END marker", topic, offset)
+	}
+	return txapply.End{Offset: offset, Marker: it.Change.TxMark, SourceTs: it.Change.EventTs}, nil
+}
+
+// recordAt reads the first record at or after offset, waiting up to
+// timeout for it.
+func (in *Inspector) recordAt(topic string, partition int32, offset int64, timeout time.Duration) (*kafka.Message, error) {
 	tp := kafka.TopicPartition{Topic: &topic, Partition: partition, Offset: kafka.Offset(offset)}
 	if err := in.c.Assign([]kafka.TopicPartition{tp}); err != nil {
-		return time.Time{}, fmt.Errorf("read %s[%d]@%d: %w", topic, partition, offset, err)
+		return nil, fmt.Errorf("read %s[%d]@%d: %w", topic, partition, offset, err)
 	}
 	defer func() { _ = in.c.Unassign() }()
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); {
 		switch e := in.c.Poll(100).(type) {
 		case *kafka.Message:
 			if e.TopicPartition.Error != nil {
-				return time.Time{}, fmt.Errorf("read %s[%d]@%d: %w", topic, partition, offset, e.TopicPartition.Error)
+				return nil, fmt.Errorf("read %s[%d]@%d: %w", topic, partition, offset, e.TopicPartition.Error)
 			}
 			if e.TopicPartition.Partition == partition && int64(e.TopicPartition.Offset) >= offset {
-				return e.Timestamp, nil
+				return e, nil
 			}
 		case kafka.Error:
-			return time.Time{}, fmt.Errorf("read %s[%d]@%d: %w", topic, partition, offset, e)
+			return nil, fmt.Errorf("read %s[%d]@%d: %w", topic, partition, offset, e)
 		}
 	}
-	return time.Time{}, fmt.Errorf("read %s[%d]@%d: no record within %s", topic, partition, offset, timeout)
+	return nil, fmt.Errorf("read %s[%d]@%d: no record within %s", topic, partition, offset, timeout)
 }
 
 // configuredTopics lists the topics of md the configuration claims: named

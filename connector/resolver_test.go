@@ -24,6 +24,8 @@ import (
 type fakeResolver struct {
 	script []error
 	calls  [][]int64 // the END offsets of each call
+	// observe, when set, is called at each call.
+	observe func()
 }
 
 func (f *fakeResolver) Resolve(_ context.Context, claim *dedup.Claim, ends []txapply.End, next int64) (txapply.Result, error) {
@@ -32,6 +34,9 @@ func (f *fakeResolver) Resolve(_ context.Context, claim *dedup.Claim, ends []txa
 		offsets = append(offsets, e.Offset)
 	}
 	f.calls = append(f.calls, offsets)
+	if f.observe != nil {
+		f.observe()
+	}
 	var err error
 	if len(f.script) > 0 {
 		err, f.script = f.script[0], f.script[1:]

@@ -12,6 +12,7 @@ import (
 	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/sink"
 	"github.com/pgsink/pgsink/txapply"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
@@ -284,6 +285,8 @@ func (r *recordedWaits) EndWaiting(context.Context, string) error         { r.en
 // its second look (an END read just before its events were staged writes
 // nothing), once per wait, and ends the mark when it stops without
 // applying, so that the stagers keep to their bound while it is stopped.
+// pgsink_transaction_resolver_wait_published is 1 while the mark is its,
+// 0 once Apply returns.
 func TestResolverPublishesItsWait(t *testing.T) {
 	incomplete := &txapply.IncompleteError{ID: "tx", Want: map[string]int64{"public.a": 1}, WantTotal: 1}
 	retry := config.Retry{MaxAttempts: 5, InitialBackoff: config.Duration(time.Millisecond), MaxBackoff: config.Duration(time.Millisecond)}
@@ -302,13 +305,22 @@ func TestResolverPublishesItsWait(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := &recordedWaits{}
-			a := &resolverApplier{resolver: &fakeResolver{script: tc.script}, waits: w, maxWait: tc.maxWait, log: zap.NewNop(), retry: retry}
+			metrics := newTxMetrics(prometheus.NewRegistry())
+			published := 0.0 // the gauge's highest value seen at a look
+			f := &fakeResolver{script: tc.script, observe: func() { published = max(published, value(metrics.WaitPublished)) }}
+			a := &resolverApplier{resolver: f, waits: w, maxWait: tc.maxWait, log: zap.NewNop(), retry: retry, metrics: metrics}
 			_, err := a.Apply(context.Background(), endsBatch(&dedup.Claim{NextOffset: 10}, 10))
 			if stopped := errors.As(err, new(*txapply.StoppedError)); stopped != tc.wantStopped {
 				t.Fatalf("Apply = %v, want stopped %v", err, tc.wantStopped)
 			}
 			if w.marks != tc.wantMarks || w.ends != tc.wantEnds {
 				t.Errorf("marked %d times and ended %d, want %d and %d", w.marks, w.ends, tc.wantMarks, tc.wantEnds)
+			}
+			if want := float64(min(tc.wantMarks, 1)); published != want {
+				t.Errorf("pgsink_transaction_resolver_wait_published was at most %v while the resolver looked, want %v", published, want)
+			}
+			if v := value(metrics.WaitPublished); v != 0 {
+				t.Errorf("pgsink_transaction_resolver_wait_published = %v after Apply returned, want 0", v)
 			}
 		})
 	}

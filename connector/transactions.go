@@ -309,6 +309,7 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (st sink.Sta
 	marked := false
 	var markedAt time.Time
 	defer func() {
+		a.published(false)
 		if marked && errors.As(err, new(*txapply.StoppedError)) && a.waits != nil {
 			// Stopped: nothing will be applied, and the stagers are to
 			// keep to their bound meanwhile.
@@ -374,6 +375,7 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (st sink.Sta
 					a.log.Warn("publishing that the resolver waits for staged events; trying again at the next look", zap.Error(merr))
 				} else {
 					marked, markedAt = true, now
+					a.published(true)
 				}
 			}
 			a.waiting(incomplete, time.Since(wait.progress))
@@ -400,6 +402,7 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (st sink.Sta
 		if res.Applied+res.Passed > 0 || err == nil {
 			wait = endWait{}
 			marked = marked && b.Claim.NextOffset == position // an apply transaction ended the wait
+			a.published(marked)
 			a.waiting(nil, 0)
 		}
 		select {
@@ -476,6 +479,18 @@ func (a *resolverApplier) waiting(inc *txapply.IncompleteError, since time.Durat
 	a.metrics.Waiting.WithLabelValues("staged").Set(float64(staged))
 	a.metrics.Waiting.WithLabelValues("expected").Set(float64(expected))
 	a.metrics.WaitSeconds.Set(since.Seconds())
+}
+
+// published sets whether the resolver's wait is published.
+func (a *resolverApplier) published(marked bool) {
+	if a.metrics == nil {
+		return
+	}
+	if marked {
+		a.metrics.WaitPublished.Set(1)
+	} else {
+		a.metrics.WaitPublished.Set(0)
+	}
 }
 
 // checkTransactionTopic returns why the transaction topic cannot order the

@@ -21,6 +21,10 @@ type TxMetrics struct {
 	// how long it has waited (it stops past apply.transaction.max_wait).
 	Waiting     *prometheus.GaugeVec // of (staged|expected)
 	WaitSeconds prometheus.Gauge
+	// WaitPublished is 1 while the resolver waits with its wait published
+	// (pgsink.tx_resolver_waits), which lets every data partition stage
+	// past its bound.
+	WaitPublished prometheus.Gauge
 	// CommitLatency is, per applied source transaction, the time from its
 	// oldest staged record's Kafka timestamp to the resolver's commit.
 	CommitLatency prometheus.Histogram
@@ -43,6 +47,8 @@ func newTxMetrics(r *prometheus.Registry) *TxMetrics {
 			Help: "For the END the resolver waits at (its events not all staged yet): of=staged, the events staged so far; of=expected, the events END counts. Both 0 when it does not wait."}, []string{"of"}),
 		WaitSeconds: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgsink_transaction_waiting_seconds",
 			Help: "How long the resolver has waited at an END for its events to be staged since the last of them was (0 when it does not wait); it stops once Debezium has written for apply.transaction.max_wait since without them."}),
+		WaitPublished: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgsink_transaction_resolver_wait_published",
+			Help: "1 while this instance's resolver waits at an END for events not all staged and has published the wait (pgsink.tx_resolver_waits): every data partition then stages past apply.transaction.max_staged_bytes until the resolver's next apply."}),
 		CommitLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgsink_transaction_commit_latency_seconds",
 			Help:    "Per applied source transaction, from the Kafka timestamp of its oldest staged record to the commit of the resolver's transaction that made it visible.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 1.25, 56)}),
@@ -55,7 +61,7 @@ func newTxMetrics(r *prometheus.Registry) *TxMetrics {
 				Help: "Time data partitions of the topic waited at apply.transaction.max_staged_bytes for the resolver."}, []string{"topic"}),
 		},
 	}
-	r.MustRegister(m.Staged, m.Resolved, m.Transactions, m.Position, m.Writing, m.Waiting, m.WaitSeconds, m.CommitLatency,
+	r.MustRegister(m.Staged, m.Resolved, m.Transactions, m.Position, m.Writing, m.Waiting, m.WaitSeconds, m.WaitPublished, m.CommitLatency,
 		m.StagedAhead, m.StagingWaiting, m.StagingWaitSeconds)
 	return m
 }

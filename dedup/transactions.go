@@ -667,22 +667,81 @@ func (t Transactions) StagedByPartition(ctx context.Context, db Querier, group s
 	return out, nil
 }
 
-// ResolvedAmong reports, for records of the transactions txIDs at their
-// own LSNs lsns (source.lsn), which are of a transaction the resolver of
-// group applied, in one round trip: an online rebuild's fill applies a
-// record of a source transaction only once its transaction is applied to
-// the live table, so that the swapped-in table never holds part of one.
-func (t Transactions) ResolvedAmong(ctx context.Context, db Querier, group string, txIDs, lsns []int64) ([]bool, error) {
-	rows, err := db.Query(ctx, `SELECT EXISTS (SELECT 1 FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = r.tx_id
-		                 AND (x.commit_lsn = 0 OR r.lsn < x.commit_lsn))
-		FROM unnest($2::bigint[], $3::bigint[]) WITH ORDINALITY AS r(tx_id, lsn, n) ORDER BY r.n`, group, txIDs, lsns)
+// TxRecords are records of source transactions of one data partition: at
+// Offsets, of the transactions TxIDs, at their own LSNs (source.lsn).
+type TxRecords struct {
+	Topic                string
+	Partition            int32
+	TxIDs, LSNs, Offsets []int64
+}
+
+// ResolvedCommits reports, for each of recs, the commit LSN of its
+// transaction if the resolver of group applied it, 0 if it applied it and
+// the commit position is not recorded, -1 if it did not, in one round
+// trip: a fill applies a record of a source transaction only once its
+// transaction is applied to the live table (an online rebuild), or was
+// when the fill began (TxCut, `replay --into`), so that the table it fills
+// never holds part of one. Of two applied transactions of one xid, a
+// record is of the first to commit after it.
+//
+// The commit position is not recorded for a transaction recorded before
+// migration 0009, and for one whose row retention.tombstones pruned:
+// a record at or below the partition's frontier (tx_frontier: records are
+// resolved in their partition's order) whose transaction is neither
+// recorded nor staged was applied and forgotten. Both are older than every
+// transaction recorded with its commit. Without that, a fill of a topic
+// older than the retention would take its first transaction's record for
+// one not applied yet.
+func (t Transactions) ResolvedCommits(ctx context.Context, db Querier, group string, recs TxRecords) ([]int64, error) {
+	rows, err := db.Query(ctx, `SELECT coalesce(
+		  (SELECT x.commit_lsn FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = r.tx_id
+		     AND (x.commit_lsn = 0 OR r.lsn < x.commit_lsn) ORDER BY x.commit_lsn = 0, x.commit_lsn LIMIT 1),
+		  CASE WHEN r.off <= (SELECT f.kafka_offset FROM `+t.frontier+` f WHERE f.group_id = $1 AND f.topic = $2 AND f.partition = $3)
+		        AND NOT EXISTS (SELECT 1 FROM `+t.staged+` s WHERE s.group_id = $1 AND s.tx_id = r.tx_id) THEN 0 END,
+		  -1)
+		FROM unnest($4::bigint[], $5::bigint[], $6::bigint[]) WITH ORDINALITY AS r(tx_id, lsn, off, n) ORDER BY r.n`,
+		group, recs.Topic, recs.Partition, recs.TxIDs, recs.LSNs, recs.Offsets)
 	if err != nil {
-		return nil, fmt.Errorf("dedup: read which of %d transactions are applied: %w", len(txIDs), err)
+		return nil, fmt.Errorf("dedup: read which of %d transactions are applied: %w", len(recs.TxIDs), err)
 	}
-	out := make([]bool, 0, len(txIDs))
-	var done bool
-	if _, err := pgx.ForEachRow(rows, []any{&done}, func() error { out = append(out, done); return nil }); err != nil {
-		return nil, fmt.Errorf("dedup: read which of %d transactions are applied: %w", len(txIDs), err)
+	out := make([]int64, 0, len(recs.TxIDs))
+	var commit int64
+	if _, err := pgx.ForEachRow(rows, []any{&commit}, func() error { out = append(out, commit); return nil }); err != nil {
+		return nil, fmt.Errorf("dedup: read which of %d transactions are applied: %w", len(recs.TxIDs), err)
 	}
 	return out, nil
+}
+
+// TxCut is the set of source transactions a group's resolver had applied
+// at one moment. It applies them in commit order, so they are those
+// recorded with a commit position at or below CommitLSN (and those
+// recorded without one, before migration 0009): a transaction applied
+// later commits after it. A fill that takes only these transactions, in
+// every partition, holds each source transaction whole or not at all,
+// however long it runs; "applied now", asked partition by partition as
+// the fill reaches them, would let one partition take a transaction that
+// another passed over a moment before.
+type TxCut struct {
+	CommitLSN int64
+	// OldestCommitLSN is the lowest commit position still recorded (0 when
+	// none is): a transaction applied without one recorded (before
+	// migration 0009, or pruned) committed before it.
+	OldestCommitLSN int64
+}
+
+// Holds reports whether the transaction of a record, whose commit
+// ResolvedCommits returned, is in the cut.
+func (c TxCut) Holds(commit int64) bool { return commit == 0 || (commit > 0 && commit <= c.CommitLSN) }
+
+// CutNow reads the cut of what the resolver of group has applied now. It
+// reads every transaction the group records (no index leads with the
+// commit position): once per fill.
+func (t Transactions) CutNow(ctx context.Context, db DB, group string) (TxCut, error) {
+	var c TxCut
+	err := db.QueryRow(ctx, `SELECT coalesce(max(commit_lsn), 0), coalesce(min(commit_lsn) FILTER (WHERE commit_lsn > 0), 0)
+		FROM `+t.resolved+` WHERE group_id = $1`, group).Scan(&c.CommitLSN, &c.OldestCommitLSN)
+	if err != nil {
+		return TxCut{}, fmt.Errorf("dedup: read the transactions group %s has applied: %w", group, err)
+	}
+	return c, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -130,4 +131,63 @@ func (t Transactions) StagedBytesAbove(ctx context.Context, db DB, group, topic 
 		return 0, fmt.Errorf("dedup: read the bytes staged by %s[%d] above offset %d: %w", topic, partition, after, err)
 	}
 	return n, nil
+}
+
+// StagedAhead is what a data partition staged above the resolver's
+// frontier: what its stager counts against
+// apply.transaction.max_staged_bytes.
+type StagedAhead struct {
+	Topic     string
+	Partition int32
+	// Frontier is the highest offset of the partition's records the
+	// resolver applied, -1 when none.
+	Frontier int64
+	// Bytes are the keys and values, as stored, of its Records staged
+	// above Frontier.
+	Bytes, Records int64
+}
+
+// StagedAheadByPartition returns, per data partition of group with records
+// staged above the resolver's frontier, what they are, for `pgsink
+// status`. It reads the group's staged rows: a status command's cost (the
+// bound keeps them few), not a stager's, which counts as it stages.
+func (t Transactions) StagedAheadByPartition(ctx context.Context, db Querier, group string) ([]StagedAhead, error) {
+	rows, err := db.Query(ctx, `SELECT s.topic, s.partition, coalesce(f.kafka_offset, -1), count(*),
+		coalesce(sum(coalesce(octet_length(s.record_key), 0) + coalesce(octet_length(s.record_value), 0)), 0)::bigint
+		FROM `+t.staged+` s LEFT JOIN `+t.frontier+` f ON f.group_id = s.group_id AND f.topic = s.topic AND f.partition = s.partition
+		WHERE s.group_id = $1 AND s.kafka_offset > coalesce(f.kafka_offset, -1)
+		GROUP BY s.topic, s.partition, f.kafka_offset ORDER BY s.topic, s.partition`, group)
+	if err != nil {
+		return nil, fmt.Errorf("dedup: read what the data partitions staged ahead of the resolver: %w", err)
+	}
+	var out []StagedAhead
+	var a StagedAhead
+	if _, err := pgx.ForEachRow(rows, []any{&a.Topic, &a.Partition, &a.Frontier, &a.Records, &a.Bytes}, func() error {
+		out = append(out, a)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("dedup: read what the data partitions staged ahead of the resolver: %w", err)
+	}
+	return out, nil
+}
+
+// ResolverWait is the resolver's published wait (MarkWaiting): it waits at
+// the END at EndOffset, since Since, for events not all staged yet.
+type ResolverWait struct {
+	EndOffset int64
+	Since     time.Time
+}
+
+// ResolverWaitOf returns the resolver's published wait, ok false when it
+// publishes none (it applies, is idle, waits without having published yet,
+// or stopped).
+func (t Transactions) ResolverWaitOf(ctx context.Context, db DB, group string) (w ResolverWait, ok bool, err error) {
+	err = db.QueryRow(ctx, `SELECT end_offset, since FROM `+t.waits+` WHERE group_id = $1`, group).Scan(&w.EndOffset, &w.Since)
+	if err == pgx.ErrNoRows {
+		return ResolverWait{}, false, nil
+	}
+	if err != nil {
+		return ResolverWait{}, false, fmt.Errorf("dedup: read the resolver's wait for staged events: %w", err)
+	}
+	return w, true, nil
 }

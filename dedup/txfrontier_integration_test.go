@@ -4,6 +4,7 @@ package dedup_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -62,6 +63,9 @@ func TestIntegrationTransactionFrontier(t *testing.T) {
 	if !frontier("g", 3).ResolverWaiting || frontier("other", 0).ResolverWaiting {
 		t.Error("the wait mark is not the group's alone")
 	}
+	if w, ok, err := tx.ResolverWaitOf(ctx, pool, "g"); err != nil || !ok || w.EndOffset != 40 || w.Since.IsZero() {
+		t.Errorf("ResolverWaitOf while marked = %+v, %v, %v; want the END at 40 and when", w, ok, err)
+	}
 	apply("g") // an apply transaction, whatever it applied, ends the wait
 	if frontier("g", 0).ResolverWaiting {
 		t.Error("the resolver's apply left its wait marked")
@@ -74,6 +78,9 @@ func TestIntegrationTransactionFrontier(t *testing.T) {
 	}
 	if frontier("g", 0).ResolverWaiting {
 		t.Error("EndWaiting left the wait marked")
+	}
+	if w, ok, err := tx.ResolverWaitOf(ctx, pool, "g"); err != nil || ok {
+		t.Errorf("ResolverWaitOf after EndWaiting = %+v, %v, %v; want none", w, ok, err)
 	}
 
 	records := []dedup.StagedRecord{
@@ -101,5 +108,21 @@ func TestIntegrationTransactionFrontier(t *testing.T) {
 	}
 	if want := int64(2 + len(`{"a":1}`) + 2); above != want {
 		t.Errorf("bytes staged above offset 12 of partition 0 = %d, want %d", above, want)
+	}
+	// What status shows: per partition, what is staged above its frontier
+	// (12 and 7): offsets 13 and 14 of partition 0, 20 of partition 1.
+	ahead, err := tx.StagedAheadByPartition(ctx, pool, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []dedup.StagedAhead{
+		{Topic: topic, Partition: 0, Frontier: 12, Records: 2, Bytes: int64(2 + len(`{"a":1}`) + 2)},
+		{Topic: topic, Partition: 1, Frontier: 7, Records: 1, Bytes: 3},
+	}
+	if !slices.Equal(ahead, want) {
+		t.Errorf("StagedAheadByPartition = %+v, want %+v", ahead, want)
+	}
+	if other, err := tx.StagedAheadByPartition(ctx, pool, "other"); err != nil || len(other) != 0 {
+		t.Errorf("another group's staged ahead = %+v, %v; want none", other, err)
 	}
 }

@@ -4,6 +4,7 @@ package dedup_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -85,18 +86,81 @@ func TestIntegrationTransactionXIDComesRound(t *testing.T) {
 	if progress[7].Staged["public.a"] != 2 || len(progress[9].Staged) != 0 {
 		t.Fatalf("staged by COPY: 7 %v, 9 %v; want the new 7's records (LSN 1200 and 1300, not 950), none of 9", progress[7].Staged, progress[9].Staged)
 	}
+	before, err := tx.CutNow(ctx, pool, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before != (dedup.TxCut{CommitLSN: 1000, OldestCommitLSN: 1000}) {
+		t.Fatalf("cut before the new 7 = %+v, want commit 1000, oldest 1000 (9's row has none)", before)
+	}
 	// The new 7 applied: recorded beside the old one, not refused by it.
 	b = &pgx.Batch{}
 	tx.QueueResolve(b, "g", 7, 5000, 2)
 	if err := pool.SendBatch(ctx, b).Close(); err != nil {
 		t.Fatalf("recording 7:5000 applied beside 7:1000: %v", err)
 	}
-	// A fill asks about records by their own LSN.
-	done, err := tx.ResolvedAmong(ctx, pool, "g", []int64{7, 7, 7, 9}, []int64{900, 4000, 6000, 1})
+	// A fill asks about records by their own LSN: each is of the first
+	// transaction of its xid to commit after it.
+	commits, err := tx.ResolvedCommits(ctx, pool, "g", dedup.TxRecords{Topic: "t", TxIDs: []int64{7, 7, 7, 9}, LSNs: []int64{900, 4000, 6000, 1}, Offsets: []int64{1, 2, 3, 4}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []bool{true, true, false, true}; len(done) != 4 || done[0] != want[0] || done[1] != want[1] || done[2] != want[2] || done[3] != want[3] {
-		t.Fatalf("ResolvedAmong = %v, want %v", done, want)
+	if want := []int64{1000, 5000, -1, 0}; !slices.Equal(commits, want) {
+		t.Fatalf("ResolvedCommits = %v, want %v", commits, want)
+	}
+	// A cut taken before the new 7 was applied holds the old 7 and 9 and
+	// not the new 7; one taken after holds it.
+	after, err := tx.CutNow(ctx, pool, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range commits {
+		if got, want := before.Holds(c), i == 0 || i == 3; got != want {
+			t.Errorf("the cut before the new 7 holds record %d (commit %d): %v, want %v", i, c, got, want)
+		}
+		if got, want := after.Holds(c), i != 2; got != want {
+			t.Errorf("the cut after the new 7 holds record %d (commit %d): %v, want %v", i, c, got, want)
+		}
+	}
+}
+
+// TestIntegrationResolvedCommitsPruned: a transaction whose tx_resolved row
+// retention.tombstones pruned (with its staged records) is neither recorded
+// nor staged; a record of it at or below its partition's frontier is of an
+// applied transaction (commit unknown, 0), so that a fill of a topic older
+// than the retention takes it. A record below the frontier whose
+// transaction is staged (a later transaction's record written before an
+// earlier one's re-emission, as after a Connect crash) is not applied; nor
+// is one above the frontier, nor one of a partition without one. Before,
+// every pruned transaction's record read as not applied: an online rebuild
+// waited at the topic's first one, and its swap ended the shadow there.
+func TestIntegrationResolvedCommitsPruned(t *testing.T) {
+	ctx := context.Background()
+	pool := migrated(t)
+	tx := dedup.NewTransactions(schema)
+	b := &pgx.Batch{}
+	tx.QueueResolve(b, "g", 5, 500, 1)
+	tx.QueueApplied(b, "g", []dedup.PartitionOffset{{Topic: "t", Partition: 0, Offset: 10}})
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	stageIn(t, pool, tx, dedup.StagedRecord{TxID: 8, TotalOrder: 1, DataCollection: "public.a", Topic: "t", Partition: 0, Offset: 6, Key: []byte("k"), Value: []byte("v")})
+	for _, tc := range []struct {
+		partition int32
+		recs      dedup.TxRecords
+		want      []int64
+	}{
+		// pruned (3), recorded (5), staged below the frontier (8), above it (11)
+		{0, dedup.TxRecords{TxIDs: []int64{3, 5, 8, 11}, LSNs: []int64{100, 400, 600, 900}, Offsets: []int64{2, 4, 6, 12}}, []int64{0, 500, -1, -1}},
+		{1, dedup.TxRecords{TxIDs: []int64{3}, LSNs: []int64{100}, Offsets: []int64{2}}, []int64{-1}}, // no frontier
+	} {
+		tc.recs.Topic, tc.recs.Partition = "t", tc.partition
+		commits, err := tx.ResolvedCommits(ctx, pool, "g", tc.recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(commits, tc.want) {
+			t.Errorf("partition %d: ResolvedCommits(%v) = %v, want %v", tc.partition, tc.recs.TxIDs, commits, tc.want)
+		}
 	}
 }

@@ -173,6 +173,20 @@ const optimisticChunks = 32
 // key: nothing was applied, and it is run again with upserts only.
 var errConflicted = errors.New("txapply: a plain INSERT met an existing key")
 
+// Staged returns what a resolver at end waits for: an *IncompleteError
+// naming each collection short of its count (or an *OverstagedError), nil
+// when every event of end's transaction is staged; applied is set when the
+// transaction is applied already. For `pgsink status`, which shows the END
+// the resolver waits at.
+func Staged(ctx context.Context, db dedup.Querier, schema, group string, end End) (applied bool, err error) {
+	m := end.Marker
+	progress, err := dedup.NewTransactions(schema).ProgressAt(ctx, db, group, []int64{m.TxID}, []int64{m.CommitLSN})
+	if err != nil {
+		return false, err
+	}
+	return check(end, progress[m.TxID])
+}
+
 // check reports whether end's transaction was applied already, or returns
 // an *IncompleteError or *OverstagedError when its staged events are not
 // exactly those its END counts. Logical decoding messages are not counted:

@@ -779,3 +779,29 @@ func TestIntegrationResolverRefusesAnEarlierXIDsRecord(t *testing.T) {
 		t.Fatalf("%s recorded applied %d times (%v), want none", victim.ID, resolved, err)
 	}
 }
+
+// TestIntegrationStaged: what `pgsink status` says of the END the resolver
+// waits at: before its events are staged, an *IncompleteError naming each
+// collection short of its count; once they are, nothing to wait for; once
+// applied, applied.
+func TestIntegrationStaged(t *testing.T) {
+	ctx := context.Background()
+	b := recordBank(t)
+	tg := newTarget(t, b, true)
+	es := ends(t, b)
+	first := es[0]
+	applied, err := txapply.Staged(ctx, tg.pool, schema, group, first)
+	var incomplete *txapply.IncompleteError
+	if applied || !errors.As(err, &incomplete) || incomplete.StagedTotal != 0 || incomplete.WantTotal != first.Marker.EventCount {
+		t.Fatalf("Staged before staging = %v, %v; want an IncompleteError of 0 of %d events", applied, err, first.Marker.EventCount)
+	}
+	claim := tg.stageAll(t, b, 100)
+	if applied, err := txapply.Staged(ctx, tg.pool, schema, group, first); applied || err != nil {
+		t.Fatalf("Staged with every event staged = %v, %v; want not applied, nothing to wait for", applied, err)
+	}
+	resolver := txapply.New(tg.pool, tg.writer, tg.router, txapply.Options{Schema: schema, Chunk: 1000})
+	resolve(t, resolver, &claim, es[:1])
+	if applied, err := txapply.Staged(ctx, tg.pool, schema, group, first); !applied || err != nil {
+		t.Fatalf("Staged once applied = %v, %v; want applied", applied, err)
+	}
+}

@@ -160,7 +160,8 @@ func fillOwner() string {
 }
 
 // fillProgress prints a fill's progress line: records applied against the
-// high watermarks read at its start.
+// high watermarks read at its start, and how many partitions stand at a
+// source transaction the resolver has not applied.
 type fillProgress struct {
 	out   io.Writer
 	plan  fillPlan
@@ -193,8 +194,57 @@ func (p *fillProgress) print(progress []connector.FillProgress, extra string) {
 		p.base, p.counted = done, true
 	}
 	rate := float64(done-p.base) / max(time.Since(p.start).Seconds(), 0.001)
+	if n := unapplied(progress); n > 0 {
+		// Waiting there (an online rebuild) or ended there (a copy).
+		extra += fmt.Sprintf(" (%d partitions at a transaction the resolver has not applied)", n)
+	}
 	fmt.Fprintf(p.out, "\rfilled %d/%d records (%.0f%%), %.0f records/s%s   ", done, total, 100*float64(done)/float64(max(total, 1)), rate, extra)
 }
+
+// followResolver makes a fill keep source transactions whole under
+// apply.consistency: transaction (docs/transactions.md, Replay): it takes a
+// record of a source transaction only once the instances' resolver has
+// applied the transaction. An online rebuild follows the resolver as it
+// goes (cut nil: its partitions wait for it, and its swap ends them where
+// it stands); a copy takes what the resolver had applied at cut, read
+// before the copy's high watermarks, so that every record of those
+// transactions lies below them.
+func followResolver(cfg *config.Config, opts *connector.FillOptions, cut *dedup.TxCut) {
+	if cfg.Apply.Consistency != config.ConsistencyTransaction {
+		return
+	}
+	opts.TxGroup = cfg.Kafka["group.id"]
+	opts.TxCut = cut
+}
+
+// readTxCut reads what the instances' resolver has applied now, for a copy
+// under apply.consistency: transaction; nil in partition mode.
+func readTxCut(ctx context.Context, conn *pgx.Conn, cfg *config.Config) (*dedup.TxCut, error) {
+	if cfg.Apply.Consistency != config.ConsistencyTransaction {
+		return nil, nil
+	}
+	cut, err := dedup.NewTransactions(cfg.Postgres.Schema).CutNow(ctx, conn, cfg.Kafka["group.id"])
+	if err != nil {
+		return nil, err
+	}
+	return &cut, nil
+}
+
+// unapplied counts the fill's partitions that stand at a record of a
+// source transaction the resolver has not applied (waiting there, or, for
+// a copy, ended there).
+func unapplied(progress []connector.FillProgress) int {
+	n := 0
+	for _, f := range progress {
+		if f.Unapplied {
+			n++
+		}
+	}
+	return n
+}
+
+// formatLSN prints an LSN as PostgreSQL does, and as --until lsn: reads it.
+func formatLSN(lsn int64) string { return fmt.Sprintf("%X/%X", uint64(lsn)>>32, uint32(lsn)) }
 
 // reportFillDeadLetters says how many records the fill could not apply:
 // they are in the dead-letter table under the fill's group.

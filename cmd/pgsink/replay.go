@@ -27,6 +27,12 @@ fencing as running instances: they see the new epoch, re-claim the partition
 and continue from the rewound position, so it is safe while they run. Writes
 are version-guarded, so replaying over a live table never regresses a row.
 
+Under apply.consistency: transaction, --topic may be the transaction topic
+(apply.transaction.topic): the resolver's position moves back, and it
+passes over the ENDs of transactions it applied already. Refused past its
+position (ENDs would be skipped) and before retention.tombstones (their
+transactions may no longer be recorded as applied).
+
 --rebuild empties the target table and its tombstone and outbox-event ledger
 entries first, in the same transaction, to rebuild it from a compacted topic.
 A position Kafka no longer holds is refused.
@@ -40,6 +46,11 @@ or partial. Killed, it resumes when run again.
 as of --until: every change committed at or before that source commit
 time, or every change before that WAL position. Refused when Kafka no
 longer holds the beginning of T's topics. Killed, it resumes when run again.
+Under apply.consistency: transaction the copy holds the source transactions
+the running instances' resolver had applied when it began, each whole (an
+lsn: bound places a transaction by its commit), and none after: each
+partition ends at its first record of another, and the report says how
+many did.
 
 Flags:
 `
@@ -247,6 +258,13 @@ func replay(ctx context.Context, cfg *config.Config, req replayRequest, out io.W
 		return fmt.Errorf("postgres: %w", err)
 	}
 	defer conn.Close(ctx)
+	for _, r := range plan {
+		if isResolverTopic(cfg, r.id.Topic) {
+			if err := checkResolverRewind(ctx, cfg, in, conn, r); err != nil {
+				return err
+			}
+		}
+	}
 	host, _ := os.Hostname()
 	offsets := dedup.NewOffsets(cfg.Postgres.Schema)
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
@@ -273,7 +291,11 @@ func replay(ctx context.Context, cfg *config.Config, req replayRequest, out io.W
 		fmt.Fprintf(out, "%s[%d]: next offset %d (%d records to apply)\n", r.id.Topic, r.id.Partition, r.from, r.to-r.from)
 		total += r.to - r.from
 	}
-	fmt.Fprintf(out, "rewound %d partition(s); running instances re-claim them and apply %d records\n", len(plan), total)
+	if isResolverTopic(cfg, req.topic) {
+		fmt.Fprintf(out, "rewound the resolver; it re-reads %d transaction markers, passes over the ENDs of transactions it applied already and applies those it has not\n", total)
+	} else {
+		fmt.Fprintf(out, "rewound %d partition(s); running instances re-claim them and apply %d records\n", len(plan), total)
+	}
 	if !req.wait {
 		return nil
 	}
@@ -283,6 +305,9 @@ func replay(ctx context.Context, cfg *config.Config, req replayRequest, out io.W
 // replayTopics resolves --table or --topic to topics and target tables.
 func replayTopics(cfg *config.Config, in *connector.Inspector, req replayRequest) (topics []string, targets []config.TableName, err error) {
 	router := cfg.Router()
+	if isResolverTopic(cfg, req.topic) {
+		return []string{req.topic}, nil, nil // the resolver's: no table of its own
+	}
 	if req.topic != "" {
 		t, err := router.Resolve(req.topic)
 		if err != nil {

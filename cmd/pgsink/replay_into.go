@@ -46,15 +46,21 @@ func replayInto(ctx context.Context, cfg *config.Config, req replayRequest, out 
 		return err
 	}
 	defer in.Close()
-	plan, err := planFill(ctx, cfg, in, req.table, req.into, true)
-	if err != nil {
-		return err
-	}
 	conn, err := pgx.Connect(ctx, cfg.Postgres.URL)
 	if err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}
 	defer conn.Close(ctx)
+	// Before the high watermarks (planFill): every record of a transaction
+	// the resolver has applied is then below them.
+	cut, err := readTxCut(ctx, conn, cfg)
+	if err != nil {
+		return err
+	}
+	plan, err := planFill(ctx, cfg, in, req.table, req.into, true)
+	if err != nil {
+		return err
+	}
 	resumed, err := prepareFill(ctx, conn, cfg, plan, false)
 	if err != nil {
 		return err
@@ -72,8 +78,17 @@ func replayInto(ctx context.Context, cfg *config.Config, req replayRequest, out 
 	// Each partition ends at the first record past the bound, or at the
 	// high watermark read now: records appended later are newer than the
 	// bound unless Debezium lags behind it (see docs/operations.md).
-	fill, err := connector.NewFill(cfg, connector.FillOptions{Pool: pool, Log: log, Owner: fillOwner(), Group: plan.group,
-		Source: plan.source, Into: plan.into, Partitions: plan.partitions(true), Until: req.until})
+	opts := connector.FillOptions{Pool: pool, Log: log, Owner: fillOwner(), Group: plan.group,
+		Source: plan.source, Into: plan.into, Partitions: plan.partitions(true), Until: req.until}
+	followResolver(cfg, &opts, cut)
+	if cut != nil {
+		upTo := "none recorded with its commit position yet"
+		if cut.CommitLSN > 0 {
+			upTo = "committed up to lsn:" + formatLSN(cut.CommitLSN)
+		}
+		fmt.Fprintf(out, "apply.consistency is transaction: the copy takes the source transactions the resolver has applied (%s), each whole, and none after\n", upTo)
+	}
+	fill, err := connector.NewFill(cfg, opts)
 	if err != nil {
 		return err
 	}
@@ -97,7 +112,15 @@ func replayInto(ctx context.Context, cfg *config.Config, req replayRequest, out 
 		return err
 	}
 	for _, s := range stops {
-		fmt.Fprintf(out, "%s[%d]: applied up to offset %d\n", s.ID.Topic, s.ID.Partition, s.Next)
+		at := ""
+		if s.Unapplied {
+			at = ", where a source transaction the resolver had not applied begins"
+		}
+		fmt.Fprintf(out, "%s[%d]: applied up to offset %d%s\n", s.ID.Topic, s.ID.Partition, s.Next, at)
+	}
+	if n := unapplied(stops); n > 0 {
+		fmt.Fprintf(out, "%d of %d partitions ended at a source transaction the resolver had not applied when the copy began: "+
+			"the copy holds no part of such a transaction, nor the records after it in those partitions; rerun later for a copy that holds them\n", n, len(stops))
 	}
 	reportFillDeadLetters(ctx, conn, cfg, plan, out)
 	fmt.Fprintf(out, "filled %s with %s as of %s\n", plan.into, plan.source, req.untilText)

@@ -96,11 +96,7 @@ func replayOnline(ctx context.Context, cfg *config.Config, req replayRequest, ou
 	defer pool.Close()
 	opts := connector.FillOptions{Pool: pool, Log: log, Owner: fillOwner(), Group: plan.group,
 		Source: target, Into: shadow, Partitions: plan.partitions(false)}
-	if cfg.Apply.Consistency == config.ConsistencyTransaction {
-		// The shadow takes a source transaction only once the resolver has
-		// applied it to the live table (docs/transactions.md, Replay).
-		opts.TxGroup = cfg.Kafka["group.id"]
-	}
+	followResolver(cfg, &opts, nil)
 	fill, err := connector.NewFill(cfg, opts)
 	if err != nil {
 		return err
@@ -119,17 +115,7 @@ func replayOnline(ctx context.Context, cfg *config.Config, req replayRequest, ou
 			lagErr = err
 			return true
 		}
-		waiting := 0
-		for _, f := range p {
-			if f.Waiting {
-				waiting++
-			}
-		}
-		extra := fmt.Sprintf(", %d behind the live table", lag)
-		if waiting > 0 {
-			extra += fmt.Sprintf(" (%d partitions at a transaction the resolver has not applied)", waiting)
-		}
-		progress.print(p, extra)
+		progress.print(p, fmt.Sprintf(", %d behind the live table", lag))
 		return ready && lag <= req.maxLag
 	}
 	if err := fill.Run(ctx, caughtUp); err != nil {
@@ -160,7 +146,7 @@ func replayOnline(ctx context.Context, cfg *config.Config, req replayRequest, ou
 func shadowLag(ctx context.Context, db dedup.DB, offsets dedup.Offsets, cfg *config.Config, plan fillPlan, p []connector.FillProgress) (lag int64, ready bool, err error) {
 	ready = true
 	for _, f := range p {
-		if f.Waiting {
+		if f.Unapplied {
 			// At a transaction the resolver has not applied: as far as it
 			// can go before the swap, which ends it there (swapShadow).
 			continue

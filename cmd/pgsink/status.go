@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/connector"
 	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/txapply"
 )
 
 const statusUsage = `Usage: pgsink status --config FILE [--json]
@@ -26,7 +28,9 @@ the source (from Debezium's source commit time: with records waiting,
 the time since the oldest of them reached Kafka; caught up, the lag the
 newest applied change had when it was applied). Under apply.consistency:
 transaction, LAG also shows the records past the position still staged for
-their transaction ("+N staged"): the target does not show them yet. Then the progress of fills
+their transaction ("+N staged"): the target does not show them yet; then
+where the resolver stands and what it waits for, and the data partitions
+waiting at apply.transaction.max_staged_bytes. Then the progress of fills
 (replay --into, replay --rebuild --online), running or killed; then the dead
 letters per table and topic.
 
@@ -63,6 +67,35 @@ type partitionStatus struct {
 	// applied whole: the target does not show them yet, so a partition
 	// with any is not caught up, whatever its lag.
 	Staged int64 `json:"staged,omitempty"`
+	// StagedAheadBytes, under apply.consistency: transaction, is what the
+	// data partition staged above the resolver's frontier
+	// (ResolverFrontier: the highest offset of its records the resolver
+	// applied, -1 when none), which it counts against
+	// apply.transaction.max_staged_bytes. AtStagingBound: it waits there
+	// (it has records to stage, has reached the bound, and the resolver
+	// publishes no wait that would let it stage on).
+	StagedAheadBytes int64  `json:"staged_ahead_bytes,omitempty"`
+	ResolverFrontier *int64 `json:"resolver_frontier,omitempty"`
+	AtStagingBound   bool   `json:"waiting_at_staging_bound,omitempty"`
+}
+
+// resolverStatus is where the resolver of apply.consistency: transaction
+// stands and what it waits for.
+type resolverStatus struct {
+	Topic         string `json:"topic"`
+	NextOffset    *int64 `json:"next_offset"` // nil: never claimed
+	HighWatermark int64  `json:"high_watermark"`
+	Stopped       bool   `json:"stopped,omitempty"` // the reason is its partition's
+	// MaxStagedBytes is apply.transaction.max_staged_bytes.
+	MaxStagedBytes int64 `json:"max_staged_bytes"`
+	// WaitingAt is the offset of the END the resolver waits at with its
+	// wait published (pgsink.tx_resolver_waits) since WaitingSince: its
+	// events are not all staged, and every data partition stages past its
+	// bound meanwhile. Waiting says what it waits for (the staged counts
+	// short of END's), or why that could not be read.
+	WaitingAt    *int64     `json:"waiting_at,omitempty"`
+	WaitingSince *time.Time `json:"waiting_since,omitempty"`
+	Waiting      string     `json:"waiting,omitempty"`
 }
 
 type deadLetterStatus struct {
@@ -80,6 +113,8 @@ type statusReport struct {
 	Partitions   []partitionStatus  `json:"partitions"`
 	DeadLetters  []deadLetterStatus `json:"dead_letters"`
 	Fills        []fillStatus       `json:"fills"`
+	// Resolver, under apply.consistency: transaction.
+	Resolver *resolverStatus `json:"resolver,omitempty"`
 }
 
 func runStatus(args []string, stdout, stderr io.Writer) int {
@@ -166,6 +201,13 @@ func status(ctx context.Context, cfg *config.Config) (*statusReport, error) {
 	if err != nil {
 		return nil, err
 	}
+	ahead, err := stagedAhead(ctx, cfg, conn, group)
+	if err != nil {
+		return nil, err
+	}
+	if report.Resolver, err = resolver(ctx, cfg, conn, in); err != nil {
+		return nil, err
+	}
 	for _, topic := range topics {
 		parts, err := in.Partitions(topic)
 		if err != nil {
@@ -198,6 +240,15 @@ func status(ctx context.Context, cfg *config.Config) (*statusReport, error) {
 					secs := behind.Seconds()
 					line.SourceTs, line.BehindSource = s.SourceTs, &secs
 				}
+				if r := report.Resolver; r != nil && topic != r.Topic {
+					a, ok := ahead[dedup.PartitionID{Group: group, Topic: topic, Partition: p}]
+					if !ok {
+						// Nothing staged above it: its frontier is not read.
+						a.Frontier = -1
+					}
+					line.StagedAheadBytes, line.ResolverFrontier = a.Bytes, &a.Frontier
+					line.AtStagingBound = lag > 0 && s.StoppedReason == "" && r.WaitingAt == nil && a.Bytes >= r.MaxStagedBytes
+				}
 				if st.Records > 0 && !st.Oldest.IsZero() {
 					// The stored source time is the newest change staged,
 					// not applied: the target is behind by at least the
@@ -208,6 +259,9 @@ func status(ctx context.Context, cfg *config.Config) (*statusReport, error) {
 				}
 			}
 			report.Partitions = append(report.Partitions, line)
+			if r := report.Resolver; r != nil && topic == r.Topic {
+				r.NextOffset, r.HighWatermark, r.Stopped = line.NextOffset, high, line.Stopped != ""
+			}
 		}
 	}
 	counts, err := dedup.NewDeadLetters(cfg.Postgres.Schema).Count(ctx, conn, group)
@@ -246,6 +300,7 @@ func printStatus(w io.Writer, r *statusReport) {
 	if r.MembersError != "" {
 		fmt.Fprintf(w, "\nowners not checked against the group's members: %s\n", r.MembersError)
 	}
+	printResolver(w, r)
 	printStopped(w, r.Partitions)
 	printFills(w, r.Fills)
 	if len(r.DeadLetters) == 0 {
@@ -313,4 +368,112 @@ func printStopped(w io.Writer, parts []partitionStatus) {
 		}
 		fmt.Fprintf(w, "  %s[%d] at offset %d%s: stopped: %s\n", p.Topic, p.Partition, *p.NextOffset, since, p.Stopped)
 	}
+}
+
+// stagedAhead reads, under apply.consistency: transaction, what each data
+// partition staged above the resolver's frontier; nil otherwise.
+func stagedAhead(ctx context.Context, cfg *config.Config, conn *pgx.Conn, group string) (map[dedup.PartitionID]dedup.StagedAhead, error) {
+	if cfg.Apply.Consistency != config.ConsistencyTransaction {
+		return nil, nil
+	}
+	list, err := dedup.NewTransactions(cfg.Postgres.Schema).StagedAheadByPartition(ctx, conn, group)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[dedup.PartitionID]dedup.StagedAhead, len(list))
+	for _, a := range list {
+		out[dedup.PartitionID{Group: group, Topic: a.Topic, Partition: a.Partition}] = a
+	}
+	return out, nil
+}
+
+// resolver reads, under apply.consistency: transaction, the resolver's
+// published wait and what it waits for (the END it waits at, read from the
+// transaction topic, against the staged counts); nil otherwise. Its
+// position is filled in with its partition's line.
+func resolver(ctx context.Context, cfg *config.Config, conn *pgx.Conn, in *connector.Inspector) (*resolverStatus, error) {
+	if cfg.Apply.Consistency != config.ConsistencyTransaction {
+		return nil, nil
+	}
+	group, topic := cfg.Kafka["group.id"], cfg.Apply.Transaction.Topic
+	r := &resolverStatus{Topic: topic, MaxStagedBytes: int64(cfg.Apply.Transaction.MaxStagedBytes)}
+	w, ok, err := dedup.NewTransactions(cfg.Postgres.Schema).ResolverWaitOf(ctx, conn, group)
+	if err != nil || !ok {
+		return r, err
+	}
+	r.WaitingAt, r.WaitingSince = &w.EndOffset, &w.Since
+	end, err := in.TransactionEnd(topic, w.EndOffset, waitingReadTimeout)
+	if err != nil {
+		r.Waiting = fmt.Sprintf("(its END could not be read: %v)", err)
+		return r, nil
+	}
+	switch applied, err := txapply.Staged(ctx, conn, cfg.Postgres.Schema, group, end); {
+	case err == nil && applied:
+		// A mark left by a resolver that lost its partition: the next
+		// apply transaction deletes it.
+		r.Waiting = fmt.Sprintf("transaction %s: applied already; the mark is a former resolver's, and the next apply ends it", end.Marker.ID)
+	case err == nil:
+		r.Waiting = fmt.Sprintf("transaction %s: its events are all staged now; it applies at its next look", end.Marker.ID)
+	case errors.As(err, new(*txapply.IncompleteError)), errors.As(err, new(*txapply.OverstagedError)):
+		r.Waiting = err.Error()
+	default:
+		return nil, err
+	}
+	return r, nil
+}
+
+// printResolver prints where the resolver stands and what it waits for,
+// and the data partitions waiting at apply.transaction.max_staged_bytes.
+func printResolver(w io.Writer, r *statusReport) {
+	res := r.Resolver
+	if res == nil {
+		return
+	}
+	fmt.Fprintln(w)
+	switch {
+	case res.NextOffset == nil:
+		fmt.Fprintf(w, "resolver: %s[0] never claimed (high watermark %d)\n", res.Topic, res.HighWatermark)
+	default:
+		state := "caught up"
+		if n := res.HighWatermark - *res.NextOffset; n > 0 {
+			state = fmt.Sprintf("%d markers to read", n)
+		}
+		fmt.Fprintf(w, "resolver: %s[0] at offset %d (high watermark %d, %s)", res.Topic, *res.NextOffset, res.HighWatermark, state)
+		if res.Stopped {
+			fmt.Fprint(w, ", stopped (see the stopped partitions below)")
+		}
+		fmt.Fprintln(w)
+	}
+	if res.WaitingAt != nil {
+		fmt.Fprintf(w, "  waits since %s at the END at offset %d for events not all staged: %s; meanwhile every data partition stages past apply.transaction.max_staged_bytes\n",
+			res.WaitingSince.Format(time.RFC3339), *res.WaitingAt, res.Waiting)
+	}
+	header := false
+	for _, p := range r.Partitions {
+		if !p.AtStagingBound {
+			continue
+		}
+		if !header {
+			fmt.Fprintf(w, "data partitions waiting at the staging bound (apply.transaction.max_staged_bytes %s) for the resolver to apply what they staged:\n", config.ByteSize(res.MaxStagedBytes))
+			header = true
+		}
+		frontier := "none of its records applied yet"
+		if p.ResolverFrontier != nil && *p.ResolverFrontier >= 0 {
+			frontier = fmt.Sprintf("offset %d", *p.ResolverFrontier)
+		}
+		fmt.Fprintf(w, "  %s[%d]: waiting at the staging bound: %s staged ahead of the resolver's frontier (%s)\n", p.Topic, p.Partition, humanBytes(p.StagedAheadBytes), frontier)
+	}
+}
+
+// humanBytes prints a size in the largest binary unit it reaches.
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }

@@ -185,10 +185,9 @@ func checksumOrMissing(t *testing.T, url, query string) string {
 	return *sum
 }
 
-// pgsinkOutput runs `pgsink COMMAND --config FILE ARGS…` on the
-// configuration yaml with env added, and returns its standard output; a
-// non-zero exit fails t with both outputs.
-func pgsinkOutput(t *testing.T, yaml string, env []string, command string, args ...string) []byte {
+// pgsinkCommand is `pgsink COMMAND --config FILE ARGS…` on the
+// configuration yaml with env added.
+func pgsinkCommand(t *testing.T, yaml string, env []string, command string, args ...string) *exec.Cmd {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "pgsink.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
@@ -196,6 +195,22 @@ func pgsinkOutput(t *testing.T, yaml string, env []string, command string, args 
 	}
 	cmd := exec.Command(binary, append([]string{command, "--config", path}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
+	return cmd
+}
+
+// pgsinkRun runs pgsinkCommand and returns its combined output and error:
+// for a command expected to be refused.
+func pgsinkRun(t *testing.T, yaml string, env []string, command string, args ...string) (string, error) {
+	t.Helper()
+	out, err := pgsinkCommand(t, yaml, env, command, args...).CombinedOutput()
+	return string(out), err
+}
+
+// pgsinkOutput runs pgsinkCommand and returns its standard output; a
+// non-zero exit fails t with both outputs.
+func pgsinkOutput(t *testing.T, yaml string, env []string, command string, args ...string) []byte {
+	t.Helper()
+	cmd := pgsinkCommand(t, yaml, env, command, args...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -24,41 +24,12 @@ import (
 // readers the staged half of a transfer.
 func TestE2EOnlineRebuildTransactionConsistent(t *testing.T) {
 	ctx := context.Background()
-	b := newBankPipeline(t, map[string]int{"accounts": 2, "orders": 1}, map[string]string{"table.include.list": "public.accounts,public.orders"},
-		`INSERT INTO public.accounts VALUES (3, 50)`)
-	st, targetURL, target := b.st, b.targetURL, b.target
-	cfg := tableConfig(st, b.topic("accounts"), "public.accounts", "") +
-		fmt.Sprintf("apply:\n  consistency: transaction\n  transaction: { topic: %s, max_wait: 10m }\n", b.txTopic)
-	p := startPgsink(t, cfg, "TARGET_URL="+targetURL)
-	balances := func() string {
-		t.Helper()
-		var s string
-		if err := target.QueryRow(ctx, `SELECT coalesce(string_agg(id || ':' || balance, ',' ORDER BY id), '') FROM public.accounts`).Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	st.Exec(`INSERT INTO public.accounts VALUES (1, 100), (2, 100)`)
-	eventually(t, 90*time.Second, "the first transaction applied", func() (bool, string) {
-		s := balances()
-		return s == "1:100,2:100,3:50", s
-	})
+	tp := newTransferPipeline(t, "", 0)
+	targetURL, cfg, p := tp.targetURL, tp.cfg, tp.p
+	balances := func() string { return tp.balances(t, "public.accounts") }
+	staged := func() int64 { return tp.staged(t) }
 	// A transfer whose END waits for public.orders, and one after it.
-	st.Exec(`BEGIN; UPDATE public.accounts SET balance = 90 WHERE id = 1; UPDATE public.accounts SET balance = 110 WHERE id = 2;
-		INSERT INTO public.orders VALUES (1, 'not configured'); COMMIT`)
-	st.Exec(`UPDATE public.accounts SET balance = 40 WHERE id = 3`)
-	staged := func() int64 {
-		t.Helper()
-		var n int64
-		if err := target.QueryRow(ctx, `SELECT count(*) FROM pgsink.tx_staged`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	eventually(t, 90*time.Second, "the transfer and the update after it staged", func() (bool, string) {
-		n := staged()
-		return n == 3, fmt.Sprintf("%d staged", n)
-	})
+	tp.stageUnapplied(t, 90, 110, 40)
 
 	cfgPath := filepath.Join(t.TempDir(), "pgsink.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
@@ -98,4 +69,73 @@ func TestE2EOnlineRebuildTransactionConsistent(t *testing.T) {
 	if code, _ := p.stop(30 * time.Second); code != 0 {
 		t.Errorf("pgsink exited with %d", code)
 	}
+}
+
+// transferPipeline is the pipeline of the rebuild and copy tests under
+// apply.consistency: transaction: public.accounts on two partitions (3:50
+// from the snapshot, then 1:100 and 2:100 in a transaction, applied), and
+// public.orders captured but not configured, so that a transaction writing
+// it never completes. txOptions are added to apply.transaction's, and
+// pgsink's metrics listen on metricsPort (0: any).
+type transferPipeline struct {
+	*bankPipeline
+	cfg string
+	p   *process
+}
+
+func newTransferPipeline(t *testing.T, txOptions string, metricsPort int) *transferPipeline {
+	t.Helper()
+	b := newBankPipeline(t, map[string]int{"accounts": 2, "orders": 1}, map[string]string{"table.include.list": "public.accounts,public.orders"},
+		`INSERT INTO public.accounts VALUES (3, 50)`)
+	cfg := strings.Replace(tableConfig(b.st, b.topic("accounts"), "public.accounts", ""), "listen: 127.0.0.1:0", fmt.Sprintf("listen: 127.0.0.1:%d", metricsPort), 1)
+	if txOptions == "" {
+		txOptions = "max_wait: 10m"
+	}
+	tp := &transferPipeline{bankPipeline: b, cfg: cfg + fmt.Sprintf("apply:\n  consistency: transaction\n  transaction: { topic: %s, %s }\n", b.txTopic, txOptions)}
+	tp.p = startPgsink(t, tp.cfg, "TARGET_URL="+b.targetURL)
+	b.st.Exec(`INSERT INTO public.accounts VALUES (1, 100), (2, 100)`)
+	tp.waitBalances(t, "1:100,2:100,3:50", "the first transaction applied")
+	return tp
+}
+
+// balances reads a table of accounts as id:balance,…
+func (tp *transferPipeline) balances(t *testing.T, table string) string {
+	t.Helper()
+	var s string
+	if err := tp.target.QueryRow(context.Background(), `SELECT coalesce(string_agg(id || ':' || balance, ',' ORDER BY id), '') FROM `+table).Scan(&s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (tp *transferPipeline) waitBalances(t *testing.T, want, what string) {
+	t.Helper()
+	eventually(t, 90*time.Second, what, func() (bool, string) {
+		s := tp.balances(t, "public.accounts")
+		return s == want, s
+	})
+}
+
+// staged counts the records in pgsink.tx_staged.
+func (tp *transferPipeline) staged(t *testing.T) int64 {
+	t.Helper()
+	var n int64
+	if err := tp.target.QueryRow(context.Background(), `SELECT count(*) FROM pgsink.tx_staged`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// stageUnapplied commits a transfer that sets accounts 1 and 2 to one and
+// two and writes public.orders (its END never completes), then an update
+// of account 3 to three, and waits until the three records are staged.
+func (tp *transferPipeline) stageUnapplied(t *testing.T, one, two, three int) {
+	t.Helper()
+	tp.st.Exec(fmt.Sprintf(`BEGIN; UPDATE public.accounts SET balance = %d WHERE id = 1; UPDATE public.accounts SET balance = %d WHERE id = 2;
+		INSERT INTO public.orders VALUES (1, 'not configured'); COMMIT`, one, two))
+	tp.st.Exec(fmt.Sprintf(`UPDATE public.accounts SET balance = %d WHERE id = 3`, three))
+	eventually(t, 90*time.Second, "a transfer not applied and the update after it staged", func() (bool, string) {
+		n := tp.staged(t)
+		return n == 3, fmt.Sprintf("%d staged", n)
+	})
 }
