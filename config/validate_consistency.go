@@ -26,16 +26,16 @@ func (v *validator) consistency(c *Config) {
 			}
 		}
 	}
-	// The resolver decodes the transaction topic as JSON only
-	// (connector.markerRouter), and a connector writes all its topics,
-	// the transaction topic too, with its one value converter. A table
-	// that inherits the file's encoding is reported once, at encoding.
-	if c.Encoding == EncodingAvro {
-		v.fail("encoding", avroTransactionTopic)
-	}
-	for _, t := range c.Tables {
-		if t.Encoding == EncodingAvro && c.Encoding != EncodingAvro {
-			v.fail(t.Path+".encoding", avroTransactionTopic)
+	// The resolver reads the transaction topic in the file's encoding (no
+	// table claims the topic), and a connector writes all its topics, the
+	// transaction topic too, with its one value converter: a table in
+	// Avro under a file in JSON would have its connector's markers read as
+	// JSON.
+	if c.Encoding == EncodingJSON {
+		for _, t := range c.Tables {
+			if t.Encoding == EncodingAvro {
+				v.fail(t.Path+".encoding", avroTransactionTopic)
+			}
 		}
 	}
 	if c.Apply.Pipeline > 1 {
@@ -46,4 +46,4 @@ func (v *validator) consistency(c *Config) {
 	}
 }
 
-const avroTransactionTopic = "avro cannot be used with apply.consistency: transaction: the resolver reads the transaction topic's markers as JSON only, and a connector writing Avro writes them in Avro; use encoding: json (or auto, with the connector's value.converter JSON)"
+const avroTransactionTopic = "avro under the file's encoding: json cannot be used with apply.consistency: transaction: the resolver reads apply.transaction.topic in the file's encoding, and a connector writing this table in Avro writes its transaction markers in Avro too; set encoding: avro (or auto) at the top of the file"

@@ -49,8 +49,8 @@ tables:
 				`so the resolver would never see this table's transactions end; fix: set apply.transaction.topic: shop.txs`,
 		}},
 		{name: "transaction topic in Avro", settings: map[string]string{"provide.transaction.metadata": "true", "value.converter": confluentConverter}, want: []string{
-			`apply.transaction.topic: error: connector "lossless" value.converter=` + confluentConverter + `: the connector writes its transaction topic in Avro, and the resolver reads transaction markers as JSON only: it stops at the first; ` +
-				`fix: set value.converter=` + jsonConverter + ` on the connector (encoding: json or auto), or use apply.consistency: partition`,
+			`apply.transaction.topic: error: connector "lossless" value.converter=` + confluentConverter + `: the connector writes its transaction topic in Avro, and the resolver reads apply.transaction.topic in the file's encoding, json: it stops at the first marker; ` +
+				`fix: set encoding: avro (or auto) at the top of the file, with schema_registry.url, or value.converter=` + jsonConverter + ` on the connector`,
 		}},
 		{name: "a captured table no table routes", settings: map[string]string{"provide.transaction.metadata": "true", "table.include.list": "public.prices,public.orders"}, want: []string{
 			`apply.transaction.topic: error: connector "lossless" table.include.list=public.prices,public.orders: the connector captures public.orders (topic shop.public.orders), which no table routes: ` +
@@ -64,6 +64,63 @@ tables:
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := txFindings(with(tc.settings)); !slices.Equal(got, tc.want) {
+				t.Errorf("findings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			}
+		})
+	}
+}
+
+// TestTransactionTopicEncoding: the resolver reads the transaction topic in
+// the file's encoding, and the connector writes it with its value
+// converter: a mismatch is an error on apply.transaction.topic, auto reads
+// either.
+func TestTransactionTopicEncoding(t *testing.T) {
+	base := connectors(t, "lossless")[0]
+	apicurio := map[string]string{"provide.transaction.metadata": "true", "value.converter": apicurioConverter, "key.converter": apicurioConverter}
+	for _, side := range []string{"key", "value"} {
+		for _, s := range apicurioWireFormat {
+			apicurio[side+".converter."+s.key] = s.want
+		}
+	}
+	jsonConverters := map[string]string{"provide.transaction.metadata": "true", "value.converter": jsonConverter, "key.converter": jsonConverter}
+	tests := []struct {
+		encoding string
+		settings map[string]string
+		want     []string
+	}{
+		{encoding: "avro", settings: apicurio},
+		{encoding: "auto", settings: apicurio},
+		{encoding: "auto", settings: jsonConverters},
+		{encoding: "json", settings: jsonConverters},
+		{encoding: "avro", settings: jsonConverters, want: []string{
+			`apply.transaction.topic: error: connector "lossless" value.converter=` + jsonConverter + `: the connector writes its transaction topic in JSON, and the resolver reads apply.transaction.topic in the file's encoding, avro: it stops at the first marker (no magic byte); ` +
+				`fix: set encoding: json (or auto) at the top of the file, or an Avro converter in the Confluent wire format (` + apicurioConverter + ` or ` + confluentConverter + `) on the connector`,
+		}},
+		{encoding: "json", settings: apicurio, want: []string{
+			`apply.transaction.topic: error: connector "lossless" value.converter=` + apicurioConverter + `: the connector writes its transaction topic in Avro, and the resolver reads apply.transaction.topic in the file's encoding, json: it stops at the first marker; ` +
+				`fix: set encoding: avro (or auto) at the top of the file, with schema_registry.url, or value.converter=` + jsonConverter + ` on the connector`,
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.encoding+" "+tc.settings["value.converter"], func(t *testing.T) {
+			cfg := parseConfig(t, `kafka: { bootstrap.servers: k, group.id: g }
+postgres: { url: u }
+encoding: `+tc.encoding+`
+schema_registry: { url: 'http://registry:8081' }
+apply: { consistency: transaction, transaction: { topic: shop.transaction } }
+tables:
+  - topic: shop.public.prices
+    target: public.prices
+`)
+			c := Connector{Name: base.Name, Config: maps.Clone(base.Config)}
+			maps.Copy(c.Config, tc.settings)
+			var got []string
+			for _, m := range messages(Check(cfg, []Connector{c}, nil)) {
+				if strings.HasPrefix(m, "apply.transaction.topic") {
+					got = append(got, m)
+				}
+			}
+			if !slices.Equal(got, tc.want) {
 				t.Errorf("findings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
 			}
 		})
