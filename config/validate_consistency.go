@@ -5,8 +5,10 @@ import "slices"
 // consistency checks apply.consistency and, for transaction, what the
 // resolver needs that can be checked without Kafka: its topic named, not
 // also a table's, and positions kept in PostgreSQL, where the staging and
-// the resolver's fencing live. validate checks the topic's partitions and
-// the connector's provide.transaction.metadata against the running system.
+// the resolver's fencing live; and it refuses outbox tables, whose events
+// the Outbox Event Router cuts from their transaction. validate checks the
+// topic's partitions and the connector's provide.transaction.metadata
+// against the running system.
 func (v *validator) consistency(c *Config) {
 	if c.Apply.Consistency != ConsistencyTransaction {
 		return
@@ -38,6 +40,11 @@ func (v *validator) consistency(c *Config) {
 			}
 		}
 	}
+	for _, t := range c.Tables {
+		if t.Format == FormatOutbox {
+			v.fail(t.Path+".format", outboxTransaction)
+		}
+	}
 	if c.Apply.Pipeline > 1 {
 		v.fail("apply.pipeline", "must be 1 with apply.consistency: transaction: partitions stage records and the resolver applies them one transaction at a time; got %d", c.Apply.Pipeline)
 	}
@@ -47,3 +54,7 @@ func (v *validator) consistency(c *Config) {
 }
 
 const avroTransactionTopic = "avro under the file's encoding: json cannot be used with apply.consistency: transaction: the resolver reads apply.transaction.topic in the file's encoding, and a connector writing this table in Avro writes its transaction markers in Avro too; set encoding: avro (or auto) at the top of the file"
+
+const outboxTransaction = "outbox cannot be used with apply.consistency: transaction: Debezium's Outbox Event Router keeps only the outbox row's columns, not the event's transaction block (no router option carries it over), " +
+	"and drops the outbox table's updates and deletes, which the transaction's END counts all the same, so pgsink can neither stage these events with their transaction nor see its END complete (docs/transactions.md, Outbox tables); " +
+	"read the outbox topics with a second pgsink under another group.id with apply.consistency: partition"

@@ -68,8 +68,8 @@ func transactionCoverage(cfg *config.Config, connectors []Connector) []Finding {
 		}
 		routes := c.routes()
 		if slices.ContainsFunc(routes, func(r route) bool { return r.outbox }) {
-			add(Error, "the connector's Outbox Event Router drops each event's transaction block, so the transactions that write the outbox table never complete and the resolver stops",
-				"use apply.consistency: partition for outbox tables (transaction mode does not support them yet)")
+			add(Error, "the connector's Outbox Event Router drops each event's transaction block and the outbox table's updates and deletes, which END counts, so the transactions that write the outbox table never complete and the resolver stops",
+				"leave the outbox table out of this connector and read its router's topics with a second pgsink under another group.id with apply.consistency: partition")
 			continue
 		}
 		literal := literalTables(c.Config["table.include.list"])
