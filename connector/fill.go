@@ -183,7 +183,7 @@ func NewFill(cfg *config.Config, opts FillOptions) (*Fill, error) {
 		txCut:   opts.TxCut,
 		staging: dedup.NewTransactions(cfg.Postgres.Schema),
 	}
-	if err := useSchemaRegistry(&derived, f.router); err != nil {
+	if _, err := useSchemaRegistry(&derived, f.router); err != nil {
 		return nil, err
 	}
 	for _, p := range opts.Partitions {

@@ -25,11 +25,14 @@ import (
 // Runner is one pgsink instance: a consumer group member that applies the
 // partitions it is assigned.
 type Runner struct {
-	cfg         *config.Config
-	pool        *pgxpool.Pool
-	log         *zap.Logger
-	metrics     *Metrics
-	router      *sink.Router
+	cfg     *config.Config
+	pool    *pgxpool.Pool
+	log     *zap.Logger
+	metrics *Metrics
+	router  *sink.Router
+	// schemas is the schema registry (nil without schema_registry.url),
+	// shared by the partitions' decoders and the resolver's markers.
+	schemas     debezium.SchemaSource
 	applier     *sink.Applier
 	positions   storedPositions
 	deadLetters *deadLetterTopic
@@ -132,9 +135,11 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 		workers:     map[dedup.PartitionID]*partition{},
 	}
 	r.router.OnSchemaChange(func(c sink.SchemaChange) { reportSchemaChange(opts.Log, opts.Metrics, c) })
-	if err := useSchemaRegistry(cfg, r.router); err != nil {
+	schemas, err := useSchemaRegistry(cfg, r.router)
+	if err != nil {
 		return nil, err
 	}
+	r.schemas = schemas
 	if cfg.Errors.DeadLetter.Destination == config.DestinationTopic && cfg.Errors.Tolerance == config.ToleranceAll {
 		pc := producerConfig(cfg)
 		logs := logsToChannel(pc)

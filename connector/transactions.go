@@ -51,7 +51,7 @@ func (r *Runner) resolverDeps(sinkOpts sink.Options) *workerDeps {
 				}
 			}})
 	deps := *r.deps
-	deps.router = &markerRouter{}
+	deps.router = &markerRouter{encoding: r.router.Encoding(r.cfg.Apply.Transaction.Topic), schemas: r.schemas}
 	deps.frontier = nil // the resolver stages nothing
 	maxWait := r.cfg.Apply.Transaction.MaxWait.Std()
 	high := func(topic string, partition int32) (int64, error) {
@@ -137,10 +137,18 @@ func (r *Runner) depsFor(id dedup.PartitionID) *workerDeps {
 }
 
 // markerRouter decodes the transaction topic: an END marker is an Item for
-// the resolver, a BEGIN writes nothing. The topic is JSON (the Avro
-// transaction topic is not read yet). One worker uses it at a time, but a
-// revoked worker may still finish while the next starts: hence the lock.
+// the resolver, a BEGIN writes nothing. The topic is in the file's encoding
+// (a connector writes all its topics with one value converter); Avro
+// markers are read through the same registry client as the data
+// partitions. One worker uses it at a time, but a revoked worker may still
+// finish while the next starts: hence the lock.
 type markerRouter struct {
+	// encoding is the transaction topic's (sink.Router.Encoding: the
+	// file's, no table claims the topic); schemas the registry of Avro
+	// markers, nil without one.
+	encoding debezium.Encoding
+	schemas  debezium.SchemaSource
+
 	mu  sync.Mutex
 	dec *debezium.Decoder
 }
@@ -148,21 +156,37 @@ type markerRouter struct {
 // DeletesApplied is false: the transaction topic holds no table's deletes.
 func (m *markerRouter) DeletesApplied(string) bool { return false }
 
+// Item decodes one marker. A marker whose Avro schema the registry cannot
+// serve now returns the *debezium.SchemaUnavailableError itself: the
+// partition worker waits for the registry with the offset unmoved
+// (partition.item), as a data partition does. Any other failure is a
+// *txapply.MarkerError, which stops the resolver at that offset.
 func (m *markerRouter) Item(_ context.Context, _ *debezium.Decoder, rec debezium.Record) (sink.Item, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.dec == nil {
-		m.dec = debezium.NewDecoder(debezium.Options{Format: func(string) debezium.Format { return debezium.FormatTransaction }})
+		enc := m.encoding
+		m.dec = debezium.NewDecoder(debezium.Options{
+			Format:   func(string) debezium.Format { return debezium.FormatTransaction },
+			Encoding: func(string) debezium.Encoding { return enc },
+			Schemas:  m.schemas,
+		})
 	}
-	if len(rec.Value) > 0 && rec.Value[0] == 0 {
-		// The Confluent wire format's magic byte (encoding: auto lets
-		// such a connector through config validation).
+	if m.encoding == debezium.EncodingJSON && len(rec.Value) > 0 && rec.Value[0] == 0 {
+		// The Confluent wire format's magic byte: the JSON decoder would
+		// only say the value is no JSON.
 		return sink.Item{}, false, &txapply.MarkerError{Topic: rec.Topic, Offset: rec.Offset, Err: errAvroMarker}
 	}
 	ch, err := m.dec.Decode(rec)
 	if err != nil {
+		if unavailable := (*debezium.SchemaUnavailableError)(nil); errors.As(err, &unavailable) {
+			return sink.Item{}, false, err
+		}
 		// Not dead-lettered: a transaction boundary cannot be skipped.
 		return sink.Item{}, false, &txapply.MarkerError{Topic: rec.Topic, Offset: rec.Offset, Err: err}
+	}
+	if ch.TxMark == nil {
+		return sink.Item{}, false, &txapply.MarkerError{Topic: rec.Topic, Offset: rec.Offset, Err: errNullMarker}
 	}
 	if ch.TxMark.Status != "END" {
 		return sink.Item{}, false, nil
@@ -170,9 +194,14 @@ func (m *markerRouter) Item(_ context.Context, _ *debezium.Decoder, rec debezium
 	return sink.Item{Record: rec, Change: ch}, true, nil
 }
 
-// errAvroMarker is why a transaction marker in Avro stops the resolver.
-var errAvroMarker = errors.New("the transaction topic is in Avro (magic byte 0), and transaction markers are read as JSON only: " +
-	"set the connector's value.converter to org.apache.kafka.connect.json.JsonConverter, or use apply.consistency: partition")
+// errNullMarker is a record of the transaction topic without a value,
+// which Debezium never writes there.
+var errNullMarker = errors.New("a record without a value (a tombstone), not a BEGIN or END")
+
+// errAvroMarker is why a transaction marker in Avro stops a resolver that
+// reads the topic as JSON.
+var errAvroMarker = errors.New("the transaction topic is in Avro (magic byte 0) and encoding is json: " +
+	"set encoding: avro (or auto) with schema_registry.url, as the connector's value.converter writes")
 
 // resolving is what the resolver's worker asks of the resolver
 // (*txapply.Resolver).

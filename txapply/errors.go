@@ -92,8 +92,10 @@ func (e *StoppedError) StopWhat() string {
 	return "the resolver stopped; nothing after it is applied"
 }
 
-// MarkerError is a record of the transaction topic that is no transaction
-// marker: it cannot be passed over, since it may be a transaction's END.
+// MarkerError is a record of the transaction topic that cannot be read as
+// a transaction marker (no marker, or its Avro body refused: no magic byte,
+// a schema id the registry does not have, a body that does not match its
+// schema): it cannot be passed over, since it may be a transaction's END.
 type MarkerError struct {
 	Topic  string
 	Offset int64
@@ -101,7 +103,7 @@ type MarkerError struct {
 }
 
 func (e *MarkerError) Error() string {
-	return fmt.Sprintf("%s@%d is no transaction marker: %v", e.Topic, e.Offset, e.Err)
+	return fmt.Sprintf("%s@%d cannot be read as a transaction marker: %v", e.Topic, e.Offset, e.Err)
 }
 func (e *MarkerError) Unwrap() error { return e.Err }
 

@@ -46,7 +46,7 @@ func Check(cfg *config.Config, connectors []Connector, targets map[string]*catal
 			c := &checker{t: t, feed: f}
 			c.operations()
 			c.encoding()
-			c.transactionMetadata(cfg.Apply)
+			c.transactionMetadata(cfg.Apply, cfg.Encoding)
 			if !f.outbox {
 				c.partialSnapshot()
 				c.converters()

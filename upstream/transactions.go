@@ -13,8 +13,9 @@ import (
 // the connector feeding the table marks its events with their transaction
 // and writes the transaction topic the resolver reads. Without the
 // metadata every event would be applied as a record of no transaction, so
-// the guarantee would be gone without a sign.
-func (c *checker) transactionMetadata(a config.Apply) {
+// the guarantee would be gone without a sign. encoding is the file's, which
+// the resolver reads the transaction topic in.
+func (c *checker) transactionMetadata(a config.Apply, encoding config.Encoding) {
 	if a.Consistency != config.ConsistencyTransaction {
 		return
 	}
@@ -24,10 +25,17 @@ func (c *checker) transactionMetadata(a config.Apply) {
 			"set provide.transaction.metadata=true on the connector")
 		return
 	}
-	if class := c.converterClass("value"); class == confluentConverter || class == apicurioConverter {
+	// The resolver reads the transaction topic in the file's encoding, and
+	// the connector writes it with its value converter.
+	switch class := c.converterClass("value"); {
+	case (class == confluentConverter || class == apicurioConverter) && encoding == config.EncodingJSON:
 		c.addAt("apply.transaction.topic", Error, "value.converter", nil,
-			"the connector writes its transaction topic in Avro, and the resolver reads transaction markers as JSON only: it stops at the first",
-			"set value.converter="+jsonConverter+" on the connector (encoding: json or auto), or use apply.consistency: partition")
+			"the connector writes its transaction topic in Avro, and the resolver reads apply.transaction.topic in the file's encoding, json: it stops at the first marker",
+			"set encoding: avro (or auto) at the top of the file, with schema_registry.url, or value.converter="+jsonConverter+" on the connector")
+	case class == jsonConverter && encoding == config.EncodingAvro:
+		c.addAt("apply.transaction.topic", Error, "value.converter", nil,
+			"the connector writes its transaction topic in JSON, and the resolver reads apply.transaction.topic in the file's encoding, avro: it stops at the first marker (no magic byte)",
+			"set encoding: json (or auto) at the top of the file, or an Avro converter in the Confluent wire format ("+apicurioConverter+" or "+confluentConverter+") on the connector")
 	}
 	suffix, _ := c.feed.connector.setting("topic.transaction")
 	if want := c.feed.connector.Config["topic.prefix"] + "." + suffix; want != a.Transaction.Topic {
@@ -60,8 +68,8 @@ func transactionCoverage(cfg *config.Config, connectors []Connector) []Finding {
 		}
 		routes := c.routes()
 		if slices.ContainsFunc(routes, func(r route) bool { return r.outbox }) {
-			add(Error, "the connector's Outbox Event Router drops each event's transaction block, so the transactions that write the outbox table never complete and the resolver stops",
-				"use apply.consistency: partition for outbox tables (transaction mode does not support them yet)")
+			add(Error, "the connector's Outbox Event Router drops each event's transaction block and the outbox table's updates and deletes, which END counts, so the transactions that write the outbox table never complete and the resolver stops",
+				"leave the outbox table out of this connector and read its router's topics with a second pgsink under another group.id with apply.consistency: partition")
 			continue
 		}
 		literal := literalTables(c.Config["table.include.list"])

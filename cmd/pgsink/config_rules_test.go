@@ -18,6 +18,8 @@ func TestValidateAgreesWithRun(t *testing.T) {
 			":7: tables[0].version.guard: false is not supported: the guard is what makes replays safe"},
 		{"dead-letter table", header + "errors:\n  dead_letter:\n    table: audit.failures\ntables:\n  - topic: app.public.t\n    target: public.t\n",
 			":5: errors.dead_letter.table: is no longer a setting (it was never honoured): dead letters always go to <postgres.schema>.dead_letters"},
+		{"outbox in transaction mode", header + "apply: { consistency: transaction, transaction: { topic: app.transaction } }\ntables:\n  - topic: outbox.event.Order\n    format: outbox\n    target: public.orders\n    key: [id]\n",
+			":6: tables[0].format: outbox cannot be used with apply.consistency: transaction: Debezium's Outbox Event Router keeps only the outbox row's columns"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

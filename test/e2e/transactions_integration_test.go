@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgsink/pgsink/test/recording"
 	"github.com/pgsink/pgsink/test/stacktest"
 )
 
@@ -77,16 +79,33 @@ func newBankPipeline(t *testing.T, partitions map[string]int, connector map[stri
 func (b *bankPipeline) topic(table string) string { return b.st.TopicPrefix + ".public." + table }
 
 // runBank streams the bank workload through `pgsink run` in the given
-// apply.consistency and returns what the reader saw.
-func runBank(t *testing.T, consistency string) (snapshots int, violations []string) {
+// apply.consistency and returns what the reader saw. With avro, Debezium
+// writes every topic, the transaction topic too, through Apicurio's Avro
+// converter in the Confluent wire format, and pgsink reads them with
+// encoding: avro from the stack's registry.
+func runBank(t *testing.T, consistency string, avro bool) (snapshots int, violations []string) {
 	ctx := context.Background()
-	b := newBankPipeline(t, map[string]int{"accounts": 4, "orders": 2, "order_lines": 3},
-		map[string]string{"table.include.list": "public.accounts,public.orders,public.order_lines"},
+	connector := map[string]string{"table.include.list": "public.accounts,public.orders,public.order_lines"}
+	var registry string
+	if avro {
+		env, err := stacktest.LoadEnv()
+		if err == nil {
+			registry, err = env.Registry()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		maps.Copy(connector, stacktest.AvroConverter(registry))
+	}
+	b := newBankPipeline(t, map[string]int{"accounts": 4, "orders": 2, "order_lines": 3}, connector,
 		fmt.Sprintf(`INSERT INTO public.accounts SELECT i, %d FROM generate_series(1, %d) i`, bankBalance, bankAccounts))
 	st, topic, txTopic, targetURL := b.st, b.topic, b.txTopic, b.targetURL
 	cfg := strings.Replace(tablesConfig(st, fmt.Sprintf("  - topic: %s\n    target: public.accounts\n  - topic: %s\n    target: public.orders\n  - topic: %s\n    target: public.order_lines\n",
 		topic("accounts"), topic("orders"), topic("order_lines"))), "kafka:\n", "kafka:\n  session.timeout.ms: 6000\n", 1) +
 		fmt.Sprintf("apply:\n  consistency: %s\n  batch: { max_records: 50 }\n  transaction: { topic: %s, max_wait: 2m, max_staged_bytes: 4KiB }\n", consistency, txTopic)
+	if avro {
+		cfg += fmt.Sprintf("encoding: avro\nschema_registry:\n  url: %s\n", stacktest.ConfluentAPI(registry))
+	}
 	reader := stacktest.StartBankReader(t, targetURL, bank, 2*time.Millisecond)
 	first := startPgsink(t, cfg, "TARGET_URL="+targetURL)
 	var second *process
@@ -159,6 +178,31 @@ func runBank(t *testing.T, consistency string) (snapshots int, violations []stri
 			t.Errorf("%d records left staged and %d source transactions resolved; want none and %d", staged, resolved, bankTransfers)
 		}
 	}
+	if avro {
+		// The run read Avro, markers included: every record of the
+		// transaction topic and of the tables' topics is in the Confluent
+		// wire format.
+		records := st.ReadUntil(60*time.Second, func(rs []recording.Record) bool {
+			markers := 0
+			for _, r := range rs {
+				if r.Topic == txTopic {
+					markers++
+				}
+			}
+			// A BEGIN and an END per transfer, and its two updates.
+			return markers >= 2*bankTransfers && len(rs)-markers >= 2*bankTransfers
+		})
+		markers := 0
+		for _, r := range records {
+			if r.Topic == txTopic {
+				markers++
+			}
+			if r.Value != nil && (len(r.Value) < 5 || r.Value[0] != 0) {
+				t.Fatalf("%s[%d]@%d is not in the Confluent wire format: %q", r.Topic, r.Partition, r.Offset, r.Value)
+			}
+		}
+		t.Logf("%d records read back, %d of them BEGIN and END markers, all in the Confluent wire format", len(records), markers)
+	}
 	if code, _ := second.stop(30 * time.Second); code != 0 {
 		t.Errorf("pgsink exited with %d", code)
 	}
@@ -172,7 +216,21 @@ func runBank(t *testing.T, consistency string) (snapshots int, violations []stri
 // rebalance), the first killed with -9 and a replay of the accounts from
 // the beginning; every record applied once.
 func TestE2ETransactionConsistency(t *testing.T) {
-	snapshots, violations := runBank(t, "transaction")
+	checkBank(t, "transaction", false)
+}
+
+// TestE2ETransactionConsistencyAvro is TestE2ETransactionConsistency with
+// Debezium on Apicurio's Avro converter (provide.transaction.metadata=true,
+// so the transaction topic's BEGIN and END markers are Avro too) and pgsink
+// on encoding: avro: the resolver reads the markers through the registry.
+func TestE2ETransactionConsistencyAvro(t *testing.T) {
+	checkBank(t, "transaction", true)
+}
+
+// checkBank runs the bank workload and fails on any violation the reader
+// saw, or when it saw nothing.
+func checkBank(t *testing.T, consistency string, avro bool) {
+	snapshots, violations := runBank(t, consistency, avro)
 	if len(violations) > 0 {
 		t.Fatalf("the reader saw %d violations in %d snapshots, the first: %s", len(violations), snapshots, violations[0])
 	}
@@ -185,7 +243,7 @@ func TestE2ETransactionConsistency(t *testing.T) {
 // TestE2EPartitionConsistencySelfTest: the same workload per partition
 // shows the reader half-applied transactions, so the checker can fail.
 func TestE2EPartitionConsistencySelfTest(t *testing.T) {
-	snapshots, violations := runBank(t, "partition")
+	snapshots, violations := runBank(t, "partition", false)
 	if len(violations) == 0 {
 		t.Fatalf("per partition, the reader saw no violation in %d snapshots: the checker cannot fail, or the workload does not cross partitions", snapshots)
 	}

@@ -222,3 +222,152 @@ func runScript(env []string, script string, args ...string) (string, error) {
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
+
+// TestAvroRegistryOutageTransactionTopic is TestAvroRegistryOutage for the
+// resolver of apply.consistency: transaction on Avro: a BEGIN/END marker
+// whose schema id pgsink never fetched, read while the registry is down,
+// makes the transaction topic's partition wait — offset unmoved, the
+// resolver not stopped, nothing dead-lettered — while the data partitions
+// stage the transaction behind it; once the registry is back the resolver
+// goes on and applies that transaction.
+//
+// It stops and starts the registry of the stack in $PGSINK_STACK_DIR: run it
+// against your own stack.
+func TestAvroRegistryOutageTransactionTopic(t *testing.T) {
+	st := stacktest.New(t)
+	registry, err := st.Env.Registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Exec(`CREATE TABLE public.items (id integer PRIMARY KEY, name text NOT NULL)`)
+	topic, txTopic := st.TopicPrefix+".public.items", st.TopicPrefix+".transaction"
+	for name, n := range map[string]int{topic: 2, txTopic: 1} {
+		if err := stacktest.CreateTopic(context.Background(), st.Env.KafkaBootstrap, name, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	overrides := stacktest.AvroConverter(registry)
+	overrides["table.include.list"] = "public.items"
+	overrides["provide.transaction.metadata"] = "true"
+	st.RegisterDebezium("items", overrides)
+
+	targetURL := stacktest.OwnedTargetDatabase(t)
+	target, err := pgx.Connect(context.Background(), targetURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close(context.Background())
+	if _, err := target.Exec(context.Background(), `CREATE TABLE public.items (id integer PRIMARY KEY, name text NOT NULL, _pgsink_commit_lsn bigint, _pgsink_lsn bigint)`); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	cfgPath := filepath.Join(t.TempDir(), "pgsink.yaml")
+	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
+kafka:
+  bootstrap.servers: %s
+  group.id: %s
+postgres:
+  url: ${TARGET_URL}
+metrics:
+  listen: 127.0.0.1:%d
+encoding: avro
+schema_registry:
+  url: %s/apis/ccompat/v7
+apply:
+  consistency: transaction
+  transaction: { topic: %s, max_wait: 5m }
+tables:
+  - topic: %s
+    target: public.items
+`, st.Env.KafkaBootstrap, st.ID, port, registry, txTopic, topic)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startProc(t, "avro-tx", cfgPath, "TARGET_URL="+targetURL)
+	p.port = port
+	defer p.stop(30 * time.Second)
+	defer func() {
+		if t.Failed() {
+			t.Logf("pgsink logs:\n%s", tail(p.Logs(), 60))
+		}
+	}()
+	query := func(sql string) int {
+		var n int
+		if err := target.QueryRow(context.Background(), sql).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	count := func() int { return query(`SELECT count(*) FROM public.items`) }
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(90 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+
+	st.Exec(`INSERT INTO public.items SELECT i, 'before ' || i FROM generate_series(1, 10) AS i`)
+	waitFor("the first transaction's 10 rows", func() bool { return count() == 10 })
+
+	// A BEGIN of the transaction topic, to be sent again under a schema id
+	// the registry serves and pgsink has never asked for (the marker
+	// schema with a doc, whose bodies read the same): a repeated BEGIN
+	// writes nothing, so only the wait is seen.
+	var begin recording.Record
+	st.ReadUntil(30*time.Second, func(rs []recording.Record) bool {
+		for _, r := range rs {
+			if r.Topic == txTopic && len(r.Value) > 5 && bytes.Contains(r.Value[5:], []byte("BEGIN")) {
+				begin = r
+				return true
+			}
+		}
+		return false
+	})
+	if begin.Value[0] != 0 {
+		t.Fatalf("the transaction topic is not in the Confluent wire format: % x", begin.Value[:5])
+	}
+	fresh := registerVariant(t, registry, be.BigEndian.Uint32(begin.Value[1:5]), st.ID+"-marker")
+
+	stack(t, registry, "registry-down")
+	registryUp := false
+	defer func() {
+		if !registryUp {
+			stack(t, registry, "registry-up")
+		}
+	}()
+	value := append(append([]byte{0}, be.BigEndian.AppendUint32(nil, fresh)...), begin.Value[5:]...)
+	produce(t, st.Env.KafkaBootstrap, txTopic, begin.Key, value)
+	// A transaction behind it, in schema ids the connector and pgsink have
+	// cached: staged by the data partitions, its END behind the waiting
+	// marker.
+	st.Exec(`INSERT INTO public.items SELECT i, 'behind the unknown id ' || i FROM generate_series(11, 15) AS i`)
+	txLabel := `topic="` + txTopic + `"`
+	waitFor("the transaction topic to wait for the registry, the transaction behind it staged", func() bool {
+		return p.metricWhere("pgsink_schema_registry_unavailable_total", txLabel) >= 2 &&
+			p.metricWhere("pgsink_partition_waiting_schema", txLabel) == 1 &&
+			query(`SELECT count(*) FROM pgsink.tx_staged`) == 5
+	})
+	if n := count(); n != 10 {
+		t.Fatalf("%d rows while the resolver waits, want 10: nothing past the waiting marker is applied", n)
+	}
+	if logs := p.Logs(); !strings.Contains(logs, "partition waits for the schema registry") || strings.Contains(logs, "partition stopped") {
+		t.Error("want a log line saying the partition waits for the schema registry, and no partition stopped")
+	}
+	if n := p.metric("pgsink_dead_letters_total"); n != 0 {
+		t.Errorf("%v dead letters during a registry outage, want 0", n)
+	}
+
+	stack(t, registry, "registry-up")
+	registryUp = true
+	waitFor("the transaction behind the marker after the registry came back", func() bool { return count() == 15 })
+	if n := p.metric("pgsink_partition_waiting_schema"); n != 0 {
+		t.Errorf("pgsink_partition_waiting_schema = %v after the registry came back, want 0", n)
+	}
+	if n := p.metric("pgsink_dead_letters_total"); n != 0 {
+		t.Errorf("%v dead letters, want 0", n)
+	}
+	waitFor("nothing left staged", func() bool { return query(`SELECT count(*) FROM pgsink.tx_staged`) == 0 })
+}

@@ -23,7 +23,8 @@
 // (txbank_integration_test.go): Debezium with transaction metadata, a bank
 // workload in every source transaction, and the T invariant — a reader in
 // REPEATABLE READ never sees part of a source transaction, each is
-// resolved once; 7t kills a pgsink instance while Connect is down. A
+// resolved once; 7t kills a pgsink instance while Connect is down; 1ta is
+// 1t over Avro, the transaction topic's markers included. A
 // self-test corrupts the target under T as the other self-test does under
 // the rest. 1p and 4p are 1 and 4 with apply.pipeline 2: two transactions
 // of a partition in flight when an instance dies, and a check that the
@@ -36,7 +37,7 @@
 // PGSINK_FAULTS=long adds the long scenarios (1s, 2, 3s, 4, 4s, 5, 5s, 6,
 // 7s, 8, 11, 12, 13, 14, 15 — two instances over 500 tables with a
 // rebalance under load —, 1a, 7a, 9a on Avro, 1t, 3t, 7t in
-// transaction mode, and 1p), and
+// transaction mode, 1ta in transaction mode on Avro, and 1p), and
 // PGSINK_FAULTS_RESULTS=path writes the results table there.
 // BenchmarkIntegrationResumeAfterKill (make bench-restart) measures resume
 // after kill -9 per group membership; BenchmarkIntegrationFleet (make
