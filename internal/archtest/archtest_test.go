@@ -11,7 +11,7 @@ const module = "github.com/pgsink/pgsink/"
 // allowed maps each production package (by path below the module) to the
 // module packages it may import. A package missing here may import none.
 var allowed = map[string][]string{
-	"cmd/pgsink":            {"config", "connector", "debezium", "dedup", "sink", "sink/catalog", "sink/pgcopy", "upstream", "verify", "internal/faults", "schemaregistry"},
+	"cmd/pgsink":            {"config", "connector", "debezium", "dedup", "sink", "sink/catalog", "sink/pgcopy", "upstream", "verify", "internal/faults", "schemaregistry", "txapply"},
 	"connector":             {"config", "debezium", "dedup", "sink", "sink/catalog", "internal/faults", "internal/backoff", "schemaregistry", "txapply"},
 	"sink":                  {"config", "debezium", "dedup", "sink/catalog", "sink/pgcopy", "internal/backoff", "internal/decimal", "internal/sqltype"},
 	"sink/catalog":          {"config"},
