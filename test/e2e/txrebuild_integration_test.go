@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgsink/pgsink/test/stacktest"
 )
 
 // TestE2EOnlineRebuildTransactionConsistent: `replay --rebuild --online`
@@ -58,8 +60,27 @@ func TestE2EOnlineRebuildTransactionConsistent(t *testing.T) {
 		t.Fatalf("after the swap the table holds %s: want the applied transactions and the snapshot (1:100,2:100,3:50), no part of the staged transfer nor of the update after it", got)
 	}
 	// The instances read the staged records again from where the shadow
-	// ended: they are kept once, for the resolver.
-	time.Sleep(3 * time.Second)
+	// ended, and go on to the end of each partition (their positions show
+	// it: an instance that never resumed would leave the count of staged
+	// records right too): the records are kept once, for the resolver.
+	topic := tp.topic("accounts")
+	eventually(t, 60*time.Second, "the instances at the end of public.accounts' partitions after the swap", func() (bool, string) {
+		var behind []string
+		for part := int32(0); part < 2; part++ {
+			high, err := stacktest.HighWatermark(tp.st.Env.KafkaBootstrap, topic, part)
+			if err != nil {
+				return false, err.Error()
+			}
+			var next int64
+			if err := tp.target.QueryRow(ctx, `SELECT next_offset FROM pgsink.offsets WHERE topic = $1 AND partition = $2`, topic, part).Scan(&next); err != nil {
+				return false, err.Error()
+			}
+			if next < high {
+				behind = append(behind, fmt.Sprintf("partition %d at %d of %d", part, next, high))
+			}
+		}
+		return len(behind) == 0, strings.Join(behind, ", ")
+	})
 	if n := staged(); n != 3 {
 		t.Errorf("%d records staged after the rebuild, want the same 3", n)
 	}
