@@ -14,6 +14,7 @@ import (
 	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/internal/backoff"
 	"github.com/pgsink/pgsink/sink"
+	"github.com/pgsink/pgsink/txapply"
 	"go.uber.org/zap"
 )
 
@@ -682,11 +683,18 @@ var errSchemaWaitStopped = errors.New("stopped while waiting for the schema regi
 
 // routeRecovered is router.Item with a panic turned into an undecodable
 // item, so that the record goes to the dead letters (or stops the
-// partition under errors.tolerance none) and nothing else is lost.
+// partition under errors.tolerance none) and nothing else is lost. A
+// record no dead letter may stand for (a transaction marker: a boundary
+// cannot be skipped) stops the partition instead, its offset unmoved.
 func (p *partition) routeRecovered(rec debezium.Record) (it sink.Item, ok bool, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			p.metrics.Panics.WithLabelValues("decode").Inc()
+			if _, boundary := p.router.(boundaryRouter); boundary {
+				p.log.Error("panic decoding a transaction marker: the partition stops at it", zap.Int64("offset", rec.Offset), zap.Any("panic", v))
+				it, ok, err = sink.Item{}, false, &txapply.MarkerError{Topic: rec.Topic, Offset: rec.Offset, Err: sink.NewPanicError(v)}
+				return
+			}
 			p.log.Error("panic decoding or routing a record: it goes to the dead letters", zap.Int64("offset", rec.Offset), zap.Any("panic", v))
 			it, ok, err = sink.Item{Record: rec, Err: sink.NewPanicError(v)}, true, nil
 		}

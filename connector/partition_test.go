@@ -407,6 +407,40 @@ func TestDecodePanicBecomesADeadLetter(t *testing.T) {
 	}
 }
 
+// markerFakeRouter routes like fakeRouter but is a boundaryRouter, as the
+// transaction topic's markerRouter is.
+type markerFakeRouter struct{ fakeRouter }
+
+func (markerFakeRouter) boundaries() {}
+
+// A panic decoding a transaction marker stops the partition at it, offset
+// unmoved: a dead letter would have the resolver pass over a transaction
+// boundary (review of txavro: under errors.tolerance all the marker went to
+// the dead letters and the resolver moved past its END).
+func TestMarkerPanicStopsThePartition(t *testing.T) {
+	w := newWorker(t, batchOf(3, 1<<20, time.Minute), 0, newFakeApplier(), func(d *workerDeps) { d.router = markerFakeRouter{} })
+	w.queue(0, 0, "a", "panics", "c")
+	w.start()
+	deadline := time.Now().Add(10 * time.Second)
+	for !w.stopped.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("the partition did not stop at a marker whose decoding panicked")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case got := <-w.applies.calls:
+		t.Fatalf("applied %v (errors %v): nothing may be applied past or for the marker", got.offsets, got.errs)
+	default:
+	}
+	if w.claim.NextOffset != 0 {
+		t.Errorf("position %d, want 0 (unmoved)", w.claim.NextOffset)
+	}
+	if n := value(w.metrics.Panics.WithLabelValues("decode")); n != 1 {
+		t.Errorf("pgsink_panics_total{where=decode} = %v, want 1", n)
+	}
+}
+
 // A panic anywhere else in the worker stops only its partition, with the
 // offset unmoved; the process goes on.
 func TestWorkerPanicStopsOnlyItsPartition(t *testing.T) {

@@ -185,7 +185,7 @@ func TestResolverIdle(t *testing.T) {
 	type look struct {
 		high    int64
 		highErr error
-		staged  int           // the newest staged record, in seconds from a fixed time
+		written int64         // the data partitions' sum of high watermarks
 		sleep   time.Duration // before the look
 	}
 	for _, tc := range []struct {
@@ -199,24 +199,26 @@ func TestResolverIdle(t *testing.T) {
 		{name: "Debezium writes again, max_wait not passed", looks: []look{{high: 40}, {high: 41}, {high: 41}}},
 		{name: "Debezium writes again, max_wait passed", looks: []look{{high: 40}, {high: 41}, {high: 41, sleep: 2 * maxWait}}, wantStop: true},
 		// Markers written to another topic: only the data topics tell
-		// that Debezium writes.
-		{name: "records staged since, max_wait passed", looks: []look{{high: 40, staged: 1}, {high: 40, staged: 2}, {high: 40, staged: 2, sleep: 2 * maxWait}}, wantStop: true},
+		// that Debezium writes, whether their partitions stage what it
+		// writes or wait at their staging bound (review of the fix).
+		{name: "data topics written since, max_wait passed", looks: []look{{high: 40, written: 100}, {high: 40, written: 101}, {high: 40, written: 101, sleep: 2 * maxWait}}, wantStop: true},
+		{name: "data topics not written since", looks: []look{{high: 40, written: 100}, {high: 40, written: 100, sleep: 2 * maxWait}, {high: 40, written: 100, sleep: 2 * maxWait}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := &noEnds{}
 			var h int64
 			var herr error
-			var staged time.Time // the newest staged record's time
+			var written int64 // the data partitions' sum of high watermarks
 			idle := resolverIdle(res, maxWait, func(topic string, partition int32) (int64, error) {
 				if topic != "app.transaction" || partition != 0 {
 					t.Errorf("high watermark of %s[%d] asked, want app.transaction[0]", topic, partition)
 				}
 				return h, herr
-			}, func(context.Context, string) (time.Time, error) { return staged, nil }, zap.NewNop())
+			}, func(context.Context, string) (int64, error) { return written, nil }, zap.NewNop())
 			for i, l := range tc.looks {
 				time.Sleep(l.sleep)
 				h, herr = l.high, l.highErr
-				staged = time.Unix(1_800_000_000+int64(l.staged), 0)
+				written = l.written
 				// The resolver has read every END up to what it is told
 				// is the watermark, or stands at 40 when it is not known.
 				claim := dedup.Claim{PartitionID: dedup.PartitionID{Group: "g", Topic: "app.transaction"}, NextOffset: 40}

@@ -134,6 +134,10 @@ const stagingPollInterval = 100 * time.Millisecond
 // rows.
 const stagingRecount = 2 * time.Second
 
+// maxStagingRecount is the longest wait between recounts that keep finding
+// the same bytes.
+const maxStagingRecount = time.Minute
+
 // stagingWaitLog is how often a partition that keeps reaching its bound
 // says so.
 const stagingWaitLog = time.Minute
@@ -179,8 +183,10 @@ func (p *partition) awaitStagingRoom(batch *sink.Batch) bool {
 	waitSeconds := p.metrics.Tx.StagingWaitSeconds.WithLabelValues(p.labels[0])
 	started, counted := time.Now(), time.Now()
 	// unmoved is since when the frontier has not moved (or the account
-	// was last recounted).
-	unmoved := started
+	// was last recounted); recountAfter how long that must last for a
+	// recount, doubled while a recount finds what the one before found
+	// (a stopped resolver: each recount reads the group's staged rows).
+	unmoved, recountAfter, recounted := started, stagingRecount, int64(-1)
 	defer func() {
 		waiting.Set(0)
 		waitSeconds.Add(time.Since(counted).Seconds())
@@ -192,14 +198,18 @@ func (p *partition) awaitStagingRoom(batch *sink.Batch) bool {
 			p.log.Warn("reading the resolver's frontier; looking again", zap.Error(err))
 		case err == nil:
 			if f.Applied > b.applied {
-				unmoved = time.Now()
+				unmoved, recountAfter = time.Now(), stagingRecount
 			}
 			b.advance(f.Applied)
-			if !f.ResolverWaiting && b.ahead() >= b.limit && time.Since(unmoved) >= stagingRecount {
+			if !f.ResolverWaiting && b.ahead() >= b.limit && time.Since(unmoved) >= recountAfter {
 				unmoved = time.Now()
 				if staged, err := p.frontier.StagedBytesAbove(p.ctx, p.id, b.applied); err != nil {
 					p.log.Warn("counting again what the partition staged ahead of the resolver; looking again", zap.Error(err))
 				} else {
+					if staged == recounted {
+						recountAfter = min(2*recountAfter, maxStagingRecount)
+					}
+					recounted = staged
 					b.recount(staged, batch.Claim.NextOffset-1)
 				}
 			}

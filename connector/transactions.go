@@ -64,10 +64,25 @@ func (r *Runner) resolverDeps(sinkOpts sink.Options) *workerDeps {
 		conflicts: r.deps.metrics.InsertConflicts.WithLabelValues(txTopic),
 		high:      func() (int64, error) { return high(txTopic, 0) }}
 	staging := dedup.NewTransactions(r.cfg.Postgres.Schema)
-	lastStaged := func(ctx context.Context, group string) (time.Time, error) {
-		return staging.LastStaged(ctx, r.pool, group)
+	// written sums the high watermarks of the data partitions holding
+	// staged records: it grows when Debezium writes any of them, staged
+	// or not (a partition at its staging bound stages nothing more).
+	written := func(ctx context.Context, group string) (int64, error) {
+		parts, err := staging.StagedByPartition(ctx, r.pool, group)
+		if err != nil {
+			return 0, err
+		}
+		var sum int64
+		for _, p := range parts {
+			h, err := high(p.Topic, p.Partition)
+			if err != nil {
+				return 0, err
+			}
+			sum += h
+		}
+		return sum, nil
 	}
-	deps.idle = resolverIdle(res, maxWait, high, lastStaged, r.log.Named("resolver"))
+	deps.idle = resolverIdle(res, maxWait, high, written, r.log.Named("resolver"))
 	return &deps
 }
 
@@ -85,14 +100,15 @@ func (r *Runner) resolverDeps(sinkOpts sink.Options) *workerDeps {
 // Connect restarts, however long the outage. So, as at an END short of its
 // events (endWait), the resolver stops only once Debezium is seen writing
 // again after it found the transaction without END — the transaction
-// topic's high watermark moved, or records were staged since — and
-// max_wait has passed since. Until then it says once that it waits.
-func resolverIdle(res resolving, maxWait time.Duration, high func(topic string, partition int32) (int64, error), lastStaged func(ctx context.Context, group string) (time.Time, error), log *zap.Logger) func(context.Context, dedup.Claim) error {
+// topic's high watermark moved, or those of the data partitions holding
+// staged records (written: their sum) — and max_wait has passed since.
+// Until then it says once that it waits.
+func resolverIdle(res resolving, maxWait time.Duration, high func(topic string, partition int32) (int64, error), written func(ctx context.Context, group string) (int64, error), log *zap.Logger) func(context.Context, dedup.Claim) error {
 	var orphan struct {
 		sync.Mutex           // a revoked worker's last check may overlap the next's
 		txID       int64     // the transaction found without END; 0: none
 		high       int64     // the topic's high watermark when it was found
-		staged     time.Time // the newest staged record's time then
+		written    int64     // the data partitions' sum of high watermarks then
 		moved      time.Time // when Debezium was first seen writing since; zero: not yet
 	}
 	return func(ctx context.Context, claim dedup.Claim) error {
@@ -109,17 +125,17 @@ func resolverIdle(res resolving, maxWait time.Duration, high func(topic string, 
 			}
 			return nil // a failed look is tried again at the next idle check
 		}
-		last, err := lastStaged(ctx, claim.Group)
+		w, err := written(ctx, claim.Group)
 		if err != nil {
 			return nil // looked at again at the next idle check
 		}
 		now := time.Now()
 		switch {
 		case orphan.txID != noEnd.TxID:
-			orphan.txID, orphan.high, orphan.staged, orphan.moved = noEnd.TxID, h, last, time.Time{}
+			orphan.txID, orphan.high, orphan.written, orphan.moved = noEnd.TxID, h, w, time.Time{}
 			log.Warn("a staged transaction has had no END for apply.transaction.max_wait; the resolver stops once Debezium writes again and max_wait passes without it (after a Kafka Connect outage Debezium writes the lost END again)",
 				zap.Int64("tx_id", noEnd.TxID), zap.Int64("staged_records", noEnd.Records), zap.Time("first_staged", noEnd.FirstStaged))
-		case orphan.moved.IsZero() && (h > orphan.high || last.After(orphan.staged)):
+		case orphan.moved.IsZero() && (h > orphan.high || w > orphan.written):
 			orphan.moved = now
 		case !orphan.moved.IsZero() && now.Sub(orphan.moved) > maxWait:
 			return &txapply.StoppedError{Err: noEnd}
@@ -155,6 +171,13 @@ type markerRouter struct {
 
 // DeletesApplied is false: the transaction topic holds no table's deletes.
 func (m *markerRouter) DeletesApplied(string) bool { return false }
+
+func (m *markerRouter) boundaries() {}
+
+// boundaryRouter is a router of records that no dead letter may stand for:
+// the transaction topic's markers (markerRouter). A panic decoding one
+// stops the partition (partition.routeRecovered).
+type boundaryRouter interface{ boundaries() }
 
 // Item decodes one marker. A marker whose Avro schema the registry cannot
 // serve now returns the *debezium.SchemaUnavailableError itself: the

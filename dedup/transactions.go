@@ -584,20 +584,6 @@ func (t Transactions) OldestStaged(ctx context.Context, db DB, group string) (ol
 	return oldest, true, nil
 }
 
-// LastStaged returns when the group's newest staged record was staged (the
-// zero time when none is): a resolver that found a transaction without END
-// tells from it whether Debezium has written since (tx_staged_at's index).
-func (t Transactions) LastStaged(ctx context.Context, db DB, group string) (time.Time, error) {
-	var at *time.Time
-	if err := db.QueryRow(ctx, `SELECT max(staged_at) FROM `+t.staged+` WHERE group_id = $1`, group).Scan(&at); err != nil {
-		return time.Time{}, fmt.Errorf("dedup: read when the newest record was staged: %w", err)
-	}
-	if at == nil {
-		return time.Time{}, nil
-	}
-	return *at, nil
-}
-
 // Mode returns the apply.consistency group's positions were made under, ""
 // when no run recorded one (a new group, or one older than the record).
 func (t Transactions) Mode(ctx context.Context, db DB, group string) (string, error) {

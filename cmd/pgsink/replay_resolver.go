@@ -38,7 +38,18 @@ func isResolverTopic(cfg *config.Config, topic string) bool {
 func checkResolverRewind(ctx context.Context, cfg *config.Config, in *connector.Inspector, conn *pgx.Conn, r rewind) error {
 	stored, err := dedup.NewOffsets(cfg.Postgres.Schema).Read(ctx, conn, r.id)
 	if errors.Is(err, dedup.ErrNotClaimed) {
-		return nil // no resolver ran yet: there is nothing to skip or pass over
+		// No resolver ran yet: it would start at --from, and every END
+		// before it would be skipped while the data partitions stage
+		// those transactions from the beginning.
+		low, _, err := in.Watermarks(r.id.Topic, r.id.Partition)
+		if err != nil {
+			return fmt.Errorf("the transaction topic's earliest offset: %w", err)
+		}
+		if r.from > low {
+			return fmt.Errorf("%s[%d]: no resolver has claimed the transaction topic yet, so it would start at offset %d and skip the ENDs from %d on: "+
+				"their transactions would never be applied, or later ones applied before them; a replay of the transaction topic only moves a resolver back", r.id.Topic, r.id.Partition, r.from, low)
+		}
+		return nil
 	}
 	if err != nil {
 		return err

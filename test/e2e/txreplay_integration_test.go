@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +72,17 @@ func TestE2EReplayTransactionTopic(t *testing.T) {
 	})
 	if p, _ := resolver(); p >= 8 {
 		t.Errorf("the resolver at %d after a refused replay, want it before the incomplete END", p)
+	}
+	// A group whose resolver never claimed the topic would start at
+	// --from: past the topic's earliest offset, the ENDs before it would
+	// be skipped. Refused.
+	unclaimed := regexp.MustCompile(`(?m)^(  group\.id: \S+)$`).ReplaceAllString(tp.cfg, "${1}-unclaimed")
+	if unclaimed == tp.cfg {
+		t.Fatalf("no group.id line to change in the configuration:\n%s", tp.cfg)
+	}
+	out, err = replay(unclaimed, "--from", "offset:2")
+	if err == nil || !strings.Contains(out, "no resolver has claimed the transaction topic yet") {
+		t.Errorf("replay --from offset:2 for a group whose resolver never ran: %v, want a refusal (review of txinto):\n%s", err, out)
 	}
 	if code, _ := tp.p.stop(30 * time.Second); code != 0 {
 		t.Errorf("pgsink exited with %d", code)
