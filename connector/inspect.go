@@ -9,7 +9,9 @@ import (
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/debezium"
 	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/schemaregistry"
 	"github.com/pgsink/pgsink/txapply"
 )
 
@@ -17,6 +19,9 @@ import (
 // consumer group, for `replay` and `status`.
 type Inspector struct {
 	c *kafka.Consumer
+	// markers decodes the transaction topic's END markers
+	// (TransactionEnd), in the file's encoding.
+	markers *markerRouter
 }
 
 // NewInspector connects with the configured Kafka settings.
@@ -25,7 +30,30 @@ func NewInspector(cfg *config.Config) (*Inspector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka: %w", err)
 	}
-	return &Inspector{c: c}, nil
+	in := &Inspector{c: c, markers: &markerRouter{encoding: markerEncoding(cfg)}}
+	if cfg.SchemaRegistry.URL != "" {
+		// An END in Avro is read through the registry, as the resolver
+		// reads it.
+		client, err := schemaregistry.New(cfg.SchemaRegistry)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		in.markers.schemas = client
+	}
+	return in, nil
+}
+
+// markerEncoding is the file's encoding as the resolver reads the
+// transaction topic in it (a topic no table claims: sink.Router.Encoding).
+func markerEncoding(cfg *config.Config) debezium.Encoding {
+	switch cfg.Encoding {
+	case config.EncodingAvro:
+		return debezium.EncodingAvro
+	case config.EncodingAuto:
+		return debezium.EncodingAuto
+	}
+	return debezium.EncodingJSON
 }
 
 // Close releases the client.
@@ -110,7 +138,7 @@ func (in *Inspector) TransactionEnd(topic string, offset int64, timeout time.Dur
 	if int64(m.TopicPartition.Offset) != offset {
 		return txapply.End{}, fmt.Errorf("read %s[0]@%d: the next record is at %d", topic, offset, m.TopicPartition.Offset)
 	}
-	it, ok, err := (&markerRouter{}).Item(context.Background(), nil, toRecord(dedup.PartitionID{Topic: topic}, m))
+	it, ok, err := in.markers.Item(context.Background(), nil, toRecord(dedup.PartitionID{Topic: topic}, m))
 	if err != nil {
 		return txapply.End{}, err
 	}

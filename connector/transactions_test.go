@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/debezium"
 	"github.com/pgsink/pgsink/test/recording"
 	"github.com/pgsink/pgsink/txapply"
@@ -286,4 +287,31 @@ func TestResolverWorkerStopsAtAnUnknownSchemaID(t *testing.T) {
 	w.awaitReleased(t)
 	none(t, w.applies.calls, "apply")
 	none(t, w.poll.commits, "commit report")
+}
+
+// TestInspectorReadsMarkersInTheFilesEncoding: pgsink status reads the END
+// the resolver waits at as the resolver reads it, in the file's encoding
+// and through the registry (review of txavro: it read every END as JSON,
+// and under encoding: avro told the operator to set encoding: avro).
+func TestInspectorReadsMarkersInTheFilesEncoding(t *testing.T) {
+	for _, tc := range []struct {
+		encoding config.Encoding
+		registry string
+		want     debezium.Encoding
+	}{
+		{encoding: config.EncodingJSON, want: debezium.EncodingJSON},
+		{encoding: config.EncodingAvro, registry: "http://127.0.0.1:1", want: debezium.EncodingAvro},
+		{encoding: config.EncodingAuto, registry: "http://127.0.0.1:1", want: debezium.EncodingAuto},
+	} {
+		cfg := &config.Config{Kafka: map[string]string{"bootstrap.servers": "127.0.0.1:1", "group.id": "g"}, Encoding: tc.encoding}
+		cfg.SchemaRegistry.URL = tc.registry
+		in, err := NewInspector(cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.encoding, err)
+		}
+		if in.markers.encoding != tc.want || (tc.registry != "") != (in.markers.schemas != nil) {
+			t.Errorf("encoding %s: markers read as %v with a registry: %v, want %v and %v", tc.encoding, in.markers.encoding, in.markers.schemas != nil, tc.want, tc.registry != "")
+		}
+		in.Close()
+	}
 }
