@@ -458,6 +458,7 @@ func (f *Fill) keepTransactions(ctx context.Context, p *fillPart, b *sink.Batch)
 	if len(commits) != len(at) {
 		return fmt.Errorf("%s: %d answers for %d records of transactions", p.id, len(commits), len(at))
 	}
+	oldestNow := int64(-1) // read by pastByCommit once a batch, if at all
 	for k, i := range at {
 		applied := commits[k] >= 0
 		if f.txCut != nil {
@@ -465,7 +466,7 @@ func (f *Fill) keepTransactions(ctx context.Context, p *fillPart, b *sink.Batch)
 		}
 		past := false
 		if applied && f.until.LSN > 0 {
-			if past, err = f.pastByCommit(&b.Items[i].Change, commits[k]); err != nil {
+			if past, err = f.pastByCommit(ctx, &b.Items[i].Change, commits[k], &oldestNow); err != nil {
 				return err
 			}
 		}
@@ -495,13 +496,25 @@ func (f *Fill) keepTransactions(ctx context.Context, p *fillPart, b *sink.Batch)
 // partition at the first record whose own LSN is past). A transaction
 // recorded without its commit position (before migration 0009) committed
 // before every one recorded with it (a pruned one too): placed only if the
-// bound is above the oldest of those.
-func (f *Fill) pastByCommit(ch *debezium.Change, commit int64) (bool, error) {
+// bound is above the oldest of those — the oldest now, read after
+// ResolvedCommits: a transaction recorded at the cut and pruned while the
+// fill ran committed after the cut's oldest, and pruning only raises it.
+// oldestNow caches that read for the batch (-1: not read yet).
+func (f *Fill) pastByCommit(ctx context.Context, ch *debezium.Change, commit int64, oldestNow *int64) (bool, error) {
 	if commit > 0 {
 		return commit >= f.until.LSN, nil
 	}
 	if f.txCut != nil && f.txCut.OldestCommitLSN > 0 && f.txCut.OldestCommitLSN <= f.until.LSN {
-		return false, nil
+		if *oldestNow < 0 {
+			now, err := f.staging.CutNow(ctx, f.pool, f.txGroup)
+			if err != nil {
+				return false, err
+			}
+			*oldestNow = now.OldestCommitLSN
+		}
+		if *oldestNow > 0 && *oldestNow <= f.until.LSN {
+			return false, nil
+		}
 	}
 	return false, fmt.Errorf("%s[%d]@%d: its transaction %d was applied without its commit position recorded (before migration 0009, or pruned after retention.tombstones), "+
 		"and the LSN bound is not past every transaction recorded with one: it cannot place the transaction whole; give --until as a time", ch.Topic, ch.Partition, ch.Offset, ch.Transaction.TxID)

@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -68,5 +69,30 @@ tables:
 	if len(got) != 1 || got[0].Topic != "app.public.orders" || got[0].Target.TableName != (config.TableName{Schema: "public", Name: "orders_new"}) ||
 		got[0].Target.Template != nil || !got[0].TopicPattern.IsZero() || got[0].Deletes != config.DeletesSoft || got[0].Schema.Create {
 		t.Fatalf("got %+v; want one entry of app.public.orders into public.orders_new, deletes soft, not created", got)
+	}
+}
+
+// TestPastByCommitPrunedDuringCopy: a transaction T recorded with commit
+// 600 when the copy's cut was read (oldest recorded commit 100) and pruned
+// by retention.tombstones while the copy runs reads as commit 0. Placed by
+// the cut's oldest commit it went before --until lsn:500 although it
+// committed after: one partition that read T before the prune ended at it,
+// another copied it (review of txinto). Placed by the oldest commit read
+// after ResolvedCommits (past 600 once T is pruned) it cannot be placed,
+// and the copy refuses; without a prune it is placed as before.
+func TestPastByCommitPrunedDuringCopy(t *testing.T) {
+	f := &Fill{until: Bound{LSN: 500}, txCut: &dedup.TxCut{CommitLSN: 1000, OldestCommitLSN: 100}}
+	ch := &debezium.Change{Topic: "t", Partition: 0, Offset: 7, Transaction: &debezium.Transaction{TxID: 42}}
+	noRead := int64(-2) // any read would be a bug: the commit is known
+	if past, err := f.pastByCommit(context.Background(), ch, 600, &noRead); err != nil || !past {
+		t.Fatalf("T's commit 600 known: past = %v, %v; want true", past, err)
+	}
+	pruned := int64(700) // the oldest recorded commit after T's prune
+	if past, err := f.pastByCommit(context.Background(), ch, 0, &pruned); err == nil {
+		t.Errorf("T pruned during the copy: past = %v and no error; want a refusal, not a place before the bound", past)
+	}
+	kept := int64(100) // nothing pruned: a commit-less transaction predates 100
+	if past, err := f.pastByCommit(context.Background(), ch, 0, &kept); err != nil || past {
+		t.Errorf("a transaction recorded without its commit, nothing pruned: past = %v, %v; want false, nil", past, err)
 	}
 }
