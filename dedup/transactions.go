@@ -539,7 +539,9 @@ type Unresolved struct {
 
 // OldestUnresolved returns the transaction staged longest ago and not
 // applied, and the number of staged records of the group; ok is false
-// when nothing is staged. A record of an applied transaction can be left
+// when nothing is staged. It reads the whole staging table (the
+// staged_at index holds first records only, see OldestStaged): for the
+// check at start, not for a loop. A record of an applied transaction can be left
 // staged when a duplicate of it (a Debezium re-emission, a replay) was
 // staged while the resolver applied the transaction; it is never applied
 // and passed over here. The resolver stops on one older than
@@ -567,11 +569,16 @@ func (t Transactions) OldestUnresolved(ctx context.Context, db DB, group string)
 // OldestStaged is OldestUnresolved without its counts (Records is 0):
 // the resolver's idle check runs it every few seconds, and counting the
 // staged records there would scan the whole staging table, a large
-// transaction's million rows included, each time.
+// transaction's million rows included, each time. A transaction is found
+// by its first record (total_order 1; the staged_at index holds those
+// only, an index entry per source transaction rather than per record):
+// one whose first event is not staged (a logical decoding message, which
+// pgsink does not stage) is not found, and its staged_at is that of its
+// first record, not of its earliest staged one.
 func (t Transactions) OldestStaged(ctx context.Context, db DB, group string) (oldest Unresolved, ok bool, err error) {
 	var ageMicros int64
 	err = db.QueryRow(ctx, `SELECT s.tx_id, s.staged_at, (extract(epoch FROM now() - s.staged_at) * 1e6)::bigint
-		FROM `+t.staged+` s WHERE group_id = $1
+		FROM `+t.staged+` s WHERE group_id = $1 AND total_order = 1
 		 AND NOT EXISTS (SELECT 1 FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = s.tx_id)
 		ORDER BY staged_at LIMIT 1`, group).Scan(&oldest.TxID, &oldest.FirstStaged, &ageMicros)
 	if err == pgx.ErrNoRows {
