@@ -324,12 +324,16 @@ func (t Transactions) ReadStaged(ctx context.Context, db Querier, group string, 
 // bounds how many records that is by their ENDs' counts (a large one it
 // reads with ReadStaged, a chunk at a time). With maxBytes > 0 the reading
 // ends with the record that brings keys and values to maxBytes; cut then
-// reports that records may follow the last one returned.
+// reports that records may follow the last one returned. Each
+// transaction's records are read by the primary key (a lateral join): as a
+// plain join, the planner, misled by statistics taken while tx_staged was
+// small (it fills and empties as the resolver goes), scanned the group's
+// whole staging for every transaction asked (docs/transactions.md, Cost).
 func (t Transactions) ReadStagedOf(ctx context.Context, db Querier, group string, txIDs []int64, maxBytes int64) (records []StagedRecord, cut bool, err error) {
 	out, cut, err := t.readStaged(ctx, db, maxBytes, `SELECT s.tx_id, s.total_order, s.data_collection, s.topic, s.partition,
 		s.kafka_offset, s.record_ts, s.record_key, s.record_value, s.headers, s.dead, s.key_schema, s.value_schema
 		FROM unnest($2::bigint[]) WITH ORDINALITY AS i(tx_id, n)
-		JOIN `+t.staged+` s ON s.group_id = $1 AND s.tx_id = i.tx_id
+		CROSS JOIN LATERAL (SELECT * FROM `+t.staged+` s WHERE s.group_id = $1 AND s.tx_id = i.tx_id ORDER BY s.total_order) s
 		ORDER BY i.n, s.total_order`, group, txIDs)
 	if err != nil {
 		return nil, false, fmt.Errorf("dedup: read staged records of %d transactions: %w", len(txIDs), err)
