@@ -204,6 +204,12 @@ func newPartition(deps *workerDeps, id dedup.PartitionID, claim dedup.Claim, dec
 	var staging *stagingBound
 	if deps.frontier != nil {
 		staging = newStagingBound(deps.maxStaged)
+		if dec != nil {
+			// The records of source transactions are staged raw and
+			// decoded by the resolver: their row images need not be
+			// decoded here too.
+			dec.SkipTransactionalImages()
+		}
 	}
 	return &partition{
 		staging:    staging,

@@ -183,6 +183,9 @@ type Change struct {
 	EventTs      time.Time // the envelope's ts_us (ts_ms when absent)
 
 	Transaction *Transaction // nil unless provide.transaction.metadata
+	// ImagesSkipped: the event's row images were left undecoded, Before
+	// and After are nil (Decoder.SkipTransactionalImages).
+	ImagesSkipped bool
 
 	// OldKey and NewKey are set on the two halves of a primary-key change,
 	// from the __debezium.oldkey / __debezium.newkey headers: the create of

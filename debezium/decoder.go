@@ -28,6 +28,8 @@ type Decoder struct {
 	// allocations per record.
 	keyScan, valueScan scanner
 	avro               avroState
+	// skipTxImages: see SkipTransactionalImages.
+	skipTxImages bool
 }
 
 type tableName struct{ schema, table string }
@@ -74,6 +76,16 @@ func NewDecoder(opts Options) *Decoder {
 		tables:  map[tableName]*typ{},
 	}
 }
+
+// SkipTransactionalImages makes d leave the row images of a JSON change
+// event that carries a transaction block undecoded (Change.ImagesSkipped):
+// checked to be well-formed JSON, not typed. For a partition that stages
+// such events raw (apply.consistency: transaction), whose resolver decodes
+// them again to write them: decoding the images twice was the largest
+// part of the mode's extra pgsink CPU (docs/transactions.md, Cost). Events
+// without a transaction block (snapshot reads) are decoded whole, as are
+// Avro records.
+func (d *Decoder) SkipTransactionalImages() { d.skipTxImages = true }
 
 // Forget drops a table's cached catalog columns, after the caller saw its
 // target table change.

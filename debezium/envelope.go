@@ -148,7 +148,7 @@ func (d *Decoder) payload(s *scanner, env *envelopeType, ch *Change) error {
 			if s.null() {
 				break
 			}
-			if env == nil {
+			if env == nil || d.skipTxImages {
 				if string(key) == "before" {
 					beforePos = s.pos
 				} else {
@@ -197,25 +197,39 @@ func (d *Decoder) payload(s *scanner, env *envelopeType, ch *Change) error {
 		}
 	}
 	ch.EventTs = micros(tsUs, tsMs)
-	if env == nil {
+	if d.skipTxImages && ch.Transaction != nil {
+		// Staged raw, decoded by the resolver (SkipTransactionalImages):
+		// the images need only be there for the op.
+		err := finishEvent(ch, op, beforePos >= 0, afterPos >= 0)
+		ch.ImagesSkipped = ch.Kind == KindChange
+		return err
+	}
+	if env == nil || d.skipTxImages {
 		// Schemaless: type the images from the catalog now that source
-		// named the table.
+		// named the table. Skipped for a transaction block that did not
+		// come: decoded now.
 		if beforePos >= 0 || afterPos >= 0 {
-			t, err := d.catalogTable(ch.Schema, ch.Table)
+			tb, ta, err := d.imageTypes(env, ch)
 			if err != nil {
 				return err
 			}
 			// Plain statements, not a loop over pointers: those would move
 			// ch to the heap for every record.
 			if beforePos >= 0 {
-				r, err := row(&scanner{data: s.data, pos: beforePos}, t)
+				if tb == nil {
+					return at("before", mismatch("image without a schema"))
+				}
+				r, err := row(&scanner{data: s.data, pos: beforePos, base: s.base}, tb)
 				if err != nil {
 					return at("before", err)
 				}
 				ch.Before, haveBefore = r, true
 			}
 			if afterPos >= 0 {
-				r, err := row(&scanner{data: s.data, pos: afterPos}, t)
+				if ta == nil {
+					return at("after", mismatch("image without a schema"))
+				}
+				r, err := row(&scanner{data: s.data, pos: afterPos, base: s.base}, ta)
 				if err != nil {
 					return at("after", err)
 				}
@@ -224,6 +238,17 @@ func (d *Decoder) payload(s *scanner, env *envelopeType, ch *Change) error {
 		}
 	}
 	return finishEvent(ch, op, haveBefore, haveAfter)
+}
+
+// imageTypes are the types of an event's before and after images: from
+// its schema, or without one (schemaless) from the catalog's table that
+// source named.
+func (d *Decoder) imageTypes(env *envelopeType, ch *Change) (before, after *typ, err error) {
+	if env != nil {
+		return env.before, env.after, nil
+	}
+	t, err := d.catalogTable(ch.Schema, ch.Table)
+	return t, t, err
 }
 
 // finishEvent checks a decoded event's op against its row images, the

@@ -324,12 +324,16 @@ func (t Transactions) ReadStaged(ctx context.Context, db Querier, group string, 
 // bounds how many records that is by their ENDs' counts (a large one it
 // reads with ReadStaged, a chunk at a time). With maxBytes > 0 the reading
 // ends with the record that brings keys and values to maxBytes; cut then
-// reports that records may follow the last one returned.
+// reports that records may follow the last one returned. Each
+// transaction's records are read by the primary key (a lateral join): as a
+// plain join, the planner, misled by statistics taken while tx_staged was
+// small (it fills and empties as the resolver goes), scanned the group's
+// whole staging for every transaction asked (docs/transactions.md, Cost).
 func (t Transactions) ReadStagedOf(ctx context.Context, db Querier, group string, txIDs []int64, maxBytes int64) (records []StagedRecord, cut bool, err error) {
 	out, cut, err := t.readStaged(ctx, db, maxBytes, `SELECT s.tx_id, s.total_order, s.data_collection, s.topic, s.partition,
 		s.kafka_offset, s.record_ts, s.record_key, s.record_value, s.headers, s.dead, s.key_schema, s.value_schema
 		FROM unnest($2::bigint[]) WITH ORDINALITY AS i(tx_id, n)
-		JOIN `+t.staged+` s ON s.group_id = $1 AND s.tx_id = i.tx_id
+		CROSS JOIN LATERAL (SELECT * FROM `+t.staged+` s WHERE s.group_id = $1 AND s.tx_id = i.tx_id ORDER BY s.total_order) s
 		ORDER BY i.n, s.total_order`, group, txIDs)
 	if err != nil {
 		return nil, false, fmt.Errorf("dedup: read staged records of %d transactions: %w", len(txIDs), err)
@@ -539,7 +543,9 @@ type Unresolved struct {
 
 // OldestUnresolved returns the transaction staged longest ago and not
 // applied, and the number of staged records of the group; ok is false
-// when nothing is staged. A record of an applied transaction can be left
+// when nothing is staged. It reads the whole staging table (the
+// staged_at index holds first records only, see OldestStaged): for the
+// check at start, not for a loop. A record of an applied transaction can be left
 // staged when a duplicate of it (a Debezium re-emission, a replay) was
 // staged while the resolver applied the transaction; it is never applied
 // and passed over here. The resolver stops on one older than
@@ -567,11 +573,16 @@ func (t Transactions) OldestUnresolved(ctx context.Context, db DB, group string)
 // OldestStaged is OldestUnresolved without its counts (Records is 0):
 // the resolver's idle check runs it every few seconds, and counting the
 // staged records there would scan the whole staging table, a large
-// transaction's million rows included, each time.
+// transaction's million rows included, each time. A transaction is found
+// by its first record (total_order 1; the staged_at index holds those
+// only, an index entry per source transaction rather than per record):
+// one whose first event is not staged (a logical decoding message, which
+// pgsink does not stage) is not found, and its staged_at is that of its
+// first record, not of its earliest staged one.
 func (t Transactions) OldestStaged(ctx context.Context, db DB, group string) (oldest Unresolved, ok bool, err error) {
 	var ageMicros int64
 	err = db.QueryRow(ctx, `SELECT s.tx_id, s.staged_at, (extract(epoch FROM now() - s.staged_at) * 1e6)::bigint
-		FROM `+t.staged+` s WHERE group_id = $1
+		FROM `+t.staged+` s WHERE group_id = $1 AND total_order = 1
 		 AND NOT EXISTS (SELECT 1 FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = s.tx_id)
 		ORDER BY staged_at LIMIT 1`, group).Scan(&oldest.TxID, &oldest.FirstStaged, &ageMicros)
 	if err == pgx.ErrNoRows {

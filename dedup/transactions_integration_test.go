@@ -151,6 +151,25 @@ func TestIntegrationTransactionStaging(t *testing.T) {
 	if got, want := byPartition(), map[int32]int64{1: 1}; !maps.Equal(got, want) {
 		t.Fatalf("staged records per partition after transaction 7 was applied: %v, want %v", got, want)
 	}
+	// The idle check finds a transaction by its first record (the
+	// staged_at index holds those only): one whose record at total_order
+	// 1 is not staged (a logical decoding message) is found by
+	// OldestUnresolved, which reads the whole table, and not by it.
+	stage(rec(9, 2, "public.accounts", 14))
+	if first, ok, err := tx.OldestStaged(ctx, pool, "g"); err != nil || !ok || first.TxID != 8 {
+		t.Fatalf("OldestStaged with transactions 8 and 9 staged = %+v, %v, %v; want 8", first, ok, err)
+	}
+	b = &pgx.Batch{}
+	tx.QueueResolve(b, "g", 8, 0, 2)
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if first, ok, err := tx.OldestStaged(ctx, pool, "g"); err != nil || ok {
+		t.Fatalf("OldestStaged with only transaction 9's second record staged = %+v, %v, %v; want none (no first record)", first, ok, err)
+	}
+	if oldest, staged, ok, err := tx.OldestUnresolved(ctx, pool, "g"); err != nil || !ok || oldest.TxID != 9 || staged != 1 {
+		t.Fatalf("OldestUnresolved with transaction 9's second record staged = %+v, %d staged, %v, %v; want 9, its one record staged", oldest, staged, ok, err)
+	}
 	stage(rec(7, 1, "public.accounts", 10)) // a replay of its partition
 	if counts, err := tx.StagedCounts(ctx, pool, "g", 7); err != nil || len(counts) != 0 {
 		t.Fatalf("a replayed record of resolved transaction 7 was staged again: %v, %v", counts, err)

@@ -366,6 +366,12 @@ func (r *Router) Item(ctx context.Context, dec *debezium.Decoder, rec debezium.R
 	if ch.Kind != debezium.KindChange && ch.Kind != debezium.KindOutbox {
 		return Item{}, false, nil
 	}
+	if ch.ImagesSkipped {
+		// A record of a source transaction that its partition stages raw
+		// (debezium.Decoder.SkipTransactionalImages): the resolver routes
+		// it when it decodes it again, to write it.
+		return Item{Record: rec, Change: ch}, true, nil
+	}
 	t, err := r.resolve(ctx, &ch, rec.Headers)
 	if err != nil {
 		if typeErr := (*TypeError)(nil); errors.As(err, &typeErr) {

@@ -63,6 +63,16 @@ type Resolver struct {
 	// beforeCommit is Options.BeforeCommit; progress Options.Progress.
 	beforeCommit func()
 	progress     func(int64)
+	// recordBytes is the mean bytes of the staged records read last, as
+	// apply.batch.max_bytes counts them (dedup.StagedRecord.Size): a read
+	// of many transactions at once is sized by it as well as by their
+	// ENDs' counts, so that it ends within the chunk's bytes instead of
+	// being cut there. The server sorts and sends a cut read whole, and
+	// the transactions after the cut are read again: with JsonConverter
+	// records, whose schema counts in every record's bytes, a chunk of
+	// apply.batch.max_records (5,000) was cut by the bytes (16 MiB) at
+	// every read.
+	recordBytes int64
 }
 
 // New returns a Resolver writing through applier's statements (its
@@ -359,8 +369,9 @@ const maxSortMemory = 1 << 30
 func (r *Resolver) writeAll(ctx context.Context, conn *pgxpool.Conn, c *chunk, group string, ends []End) ([]time.Time, error) {
 	firsts := make([]time.Time, len(ends))
 	for i := 0; i < len(ends); {
-		j, room := i, int64(r.chunk-len(c.items))
-		for n := int64(0); j < len(ends) && n+ends[j].Marker.EventCount <= room; j++ {
+		j, room, roomBytes := i, int64(r.chunk-len(c.items)), r.roomBytes(c)
+		for n := int64(0); j < len(ends) && n+ends[j].Marker.EventCount <= room &&
+			(roomBytes == 0 || (n+ends[j].Marker.EventCount)*r.recordBytes <= roomBytes); j++ {
 			n += ends[j].Marker.EventCount
 		}
 		if j-i < 2 {
@@ -381,6 +392,7 @@ func (r *Resolver) writeAll(ctx context.Context, conn *pgxpool.Conn, c *chunk, g
 		if err != nil {
 			return nil, err
 		}
+		r.noteBytes(staged)
 		for _, s := range staged {
 			k := at[s.TxID]
 			if err := r.add(ctx, c, ends[k], s, &firsts[k]); err != nil {
@@ -423,12 +435,26 @@ func (r *Resolver) roomBytes(c *chunk) int64 {
 }
 
 // flushFull writes the chunk when it holds apply.batch.max_records or
-// max_bytes.
+// max_bytes, or has no room left for a record of recordBytes: a read of
+// one record before the chunk is written is a round trip (and a query)
+// for nothing.
 func (r *Resolver) flushFull(ctx context.Context, c *chunk) error {
-	if len(c.items) >= r.chunk || (r.bytes > 0 && c.bytes >= r.bytes) {
+	if len(c.items) >= r.chunk || (r.bytes > 0 && c.bytes+r.recordBytes > r.bytes) {
 		return c.flush(ctx)
 	}
 	return nil
+}
+
+// noteBytes keeps in recordBytes the mean bytes of the records just read.
+func (r *Resolver) noteBytes(staged []dedup.StagedRecord) {
+	if len(staged) == 0 {
+		return
+	}
+	var size int64
+	for _, s := range staged {
+		size += s.Size()
+	}
+	r.recordBytes = size / int64(len(staged))
 }
 
 // writeStaged adds end's transaction from staging, from after its place
@@ -445,6 +471,7 @@ func (r *Resolver) writeStaged(ctx context.Context, conn *pgxpool.Conn, c *chunk
 		if err != nil {
 			return first, err
 		}
+		r.noteBytes(staged)
 		var size int64
 		for _, s := range staged {
 			after = s.TotalOrder
