@@ -453,3 +453,40 @@ func TestStagedAheadFollowsTheResolverWhileIdle(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestStagingBoundMarkEndsOnRevocation: a resolver revoked (or stopping)
+// while it waits with its mark published ends the mark: the stagers keep
+// to their bound until the next owner waits and marks again (review of
+// txinto/txavro: only a stop ended it, and after a revocation the stagers
+// ran past their bound while the published-wait gauge read 0).
+func TestStagingBoundMarkEndsOnRevocation(t *testing.T) {
+	m := newMemStaging()
+	stopping := make(chan struct{})
+	a := &resolverApplier{resolver: &memResolver{m: m, events: 10}, waits: m, maxWait: time.Minute, log: zap.NewNop(),
+		retry: config.Retry{MaxAttempts: 5, InitialBackoff: config.Duration(time.Millisecond), MaxBackoff: config.Duration(time.Millisecond)}}
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.Apply(withStopping(context.Background(), stopping), endsBatch(&dedup.Claim{PartitionID: dedup.PartitionID{Group: "g"}, NextOffset: 10}, 10))
+		done <- err
+	}()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		m.mu.Lock()
+		marked := m.waiting
+		m.mu.Unlock()
+		if marked {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the resolver never published its wait")
+		}
+	}
+	close(stopping)
+	if err := <-done; !errors.Is(err, errResolverStopping) {
+		t.Fatalf("Apply = %v, want errResolverStopping", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.waiting {
+		t.Error("the revoked resolver left its wait published")
+	}
+}

@@ -362,9 +362,11 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (st sink.Sta
 	var markedAt time.Time
 	defer func() {
 		a.published(false)
-		if marked && errors.As(err, new(*txapply.StoppedError)) && a.waits != nil {
-			// Stopped: nothing will be applied, and the stagers are to
-			// keep to their bound meanwhile.
+		if marked && err != nil && a.waits != nil {
+			// Stopped, revoked, stopping or failed: nothing will be
+			// applied by this wait, and the stagers are to keep to their
+			// bound meanwhile (a successor waiting too writes its own
+			// mark again within remarkEvery).
 			if err := a.waits.EndWaiting(context.WithoutCancel(ctx), b.Claim.Group); err != nil {
 				a.log.Warn("ending the published wait for staged events", zap.Error(err))
 			}
