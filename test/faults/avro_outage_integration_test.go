@@ -44,42 +44,7 @@ func TestAvroRegistryOutage(t *testing.T) {
 	st.RegisterDebezium("items", overrides)
 	topic := st.TopicPrefix + ".public.items"
 
-	targetURL := stacktest.OwnedTargetDatabase(t)
-	target, err := pgx.Connect(context.Background(), targetURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer target.Close(context.Background())
-	if _, err := target.Exec(context.Background(), `CREATE TABLE public.items (id integer PRIMARY KEY, name text NOT NULL, _pgsink_commit_lsn bigint, _pgsink_lsn bigint)`); err != nil {
-		t.Fatal(err)
-	}
-	port := freePort(t)
-	cfgPath := filepath.Join(t.TempDir(), "pgsink.yaml")
-	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
-kafka:
-  bootstrap.servers: %s
-  group.id: %s
-postgres:
-  url: ${TARGET_URL}
-metrics:
-  listen: 127.0.0.1:%d
-encoding: avro
-schema_registry:
-  url: %s/apis/ccompat/v7
-tables:
-  - topic: %s
-    target: public.items
-`, st.Env.KafkaBootstrap, st.ID, port, registry, topic)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p := startProc(t, "avro", cfgPath, "TARGET_URL="+targetURL)
-	p.port = port
-	defer p.stop(30 * time.Second)
-	defer func() {
-		if t.Failed() {
-			t.Logf("pgsink logs:\n%s", tail(p.Logs(), 60))
-		}
-	}()
+	p, target := startAvroItems(t, st, "avro", registry, "", topic)
 	count := func() int {
 		var n int
 		if err := target.QueryRow(context.Background(), `SELECT count(*) FROM public.items`).Scan(&n); err != nil {
@@ -251,45 +216,7 @@ func TestAvroRegistryOutageTransactionTopic(t *testing.T) {
 	overrides["provide.transaction.metadata"] = "true"
 	st.RegisterDebezium("items", overrides)
 
-	targetURL := stacktest.OwnedTargetDatabase(t)
-	target, err := pgx.Connect(context.Background(), targetURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer target.Close(context.Background())
-	if _, err := target.Exec(context.Background(), `CREATE TABLE public.items (id integer PRIMARY KEY, name text NOT NULL, _pgsink_commit_lsn bigint, _pgsink_lsn bigint)`); err != nil {
-		t.Fatal(err)
-	}
-	port := freePort(t)
-	cfgPath := filepath.Join(t.TempDir(), "pgsink.yaml")
-	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
-kafka:
-  bootstrap.servers: %s
-  group.id: %s
-postgres:
-  url: ${TARGET_URL}
-metrics:
-  listen: 127.0.0.1:%d
-encoding: avro
-schema_registry:
-  url: %s/apis/ccompat/v7
-apply:
-  consistency: transaction
-  transaction: { topic: %s, max_wait: 5m }
-tables:
-  - topic: %s
-    target: public.items
-`, st.Env.KafkaBootstrap, st.ID, port, registry, txTopic, topic)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p := startProc(t, "avro-tx", cfgPath, "TARGET_URL="+targetURL)
-	p.port = port
-	defer p.stop(30 * time.Second)
-	defer func() {
-		if t.Failed() {
-			t.Logf("pgsink logs:\n%s", tail(p.Logs(), 60))
-		}
-	}()
+	p, target := startAvroItems(t, st, "avro-tx", registry, fmt.Sprintf("apply:\n  consistency: transaction\n  transaction: { topic: %s, max_wait: 5m }\n", txTopic), topic)
 	query := func(sql string) int {
 		var n int
 		if err := target.QueryRow(context.Background(), sql).Scan(&n); err != nil {
@@ -370,4 +297,50 @@ tables:
 		t.Errorf("%v dead letters, want 0", n)
 	}
 	waitFor("nothing left staged", func() bool { return query(`SELECT count(*) FROM pgsink.tx_staged`) == 0 })
+}
+
+// startAvroItems starts pgsink (named name) on encoding: avro through the
+// stack's registry, applying topic to public.items of a target database of
+// its own (created here with pgsink's version columns), with apply, when
+// not empty, as the configuration's apply: block. The process is stopped,
+// and its log's tail shown on failure, when the test ends.
+func startAvroItems(t *testing.T, st *stacktest.T, name, registry, apply, topic string) (*proc, *pgx.Conn) {
+	t.Helper()
+	targetURL := stacktest.OwnedTargetDatabase(t)
+	target, err := pgx.Connect(context.Background(), targetURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { target.Close(context.Background()) })
+	if _, err := target.Exec(context.Background(), `CREATE TABLE public.items (id integer PRIMARY KEY, name text NOT NULL, _pgsink_commit_lsn bigint, _pgsink_lsn bigint)`); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	cfgPath := filepath.Join(t.TempDir(), "pgsink.yaml")
+	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
+kafka:
+  bootstrap.servers: %s
+  group.id: %s
+postgres:
+  url: ${TARGET_URL}
+metrics:
+  listen: 127.0.0.1:%d
+encoding: avro
+schema_registry:
+  url: %s/apis/ccompat/v7
+%stables:
+  - topic: %s
+    target: public.items
+`, st.Env.KafkaBootstrap, st.ID, port, registry, apply, topic)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startProc(t, name, cfgPath, "TARGET_URL="+targetURL)
+	p.port = port
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("pgsink logs:\n%s", tail(p.Logs(), 60))
+		}
+		p.stop(30 * time.Second)
+	})
+	return p, target
 }
