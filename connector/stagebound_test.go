@@ -392,18 +392,7 @@ func TestStagingBoundZombieEndsTheMark(t *testing.T) {
 		_, err := successor.Apply(context.Background(), endsBatch(&dedup.Claim{PartitionID: dedup.PartitionID{Group: "g"}, NextOffset: 10}, 10))
 		done <- err
 	}()
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		m.mu.Lock()
-		marked := m.waiting
-		m.mu.Unlock()
-		if marked {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("successor never marked")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	m.awaitMarked(t, "the successor")
 	// The zombie: paused past its session while it waited at the same END,
 	// it resumes past max_wait before it sees its revocation.
 	incomplete := &txapply.IncompleteError{ID: "1:1", Want: map[string]int64{"public.a": 1}, WantTotal: 1}
@@ -469,17 +458,7 @@ func TestStagingBoundMarkEndsOnRevocation(t *testing.T) {
 		_, err := a.Apply(withStopping(context.Background(), stopping), endsBatch(&dedup.Claim{PartitionID: dedup.PartitionID{Group: "g"}, NextOffset: 10}, 10))
 		done <- err
 	}()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		m.mu.Lock()
-		marked := m.waiting
-		m.mu.Unlock()
-		if marked {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the resolver never published its wait")
-		}
-	}
+	m.awaitMarked(t, "the resolver")
 	close(stopping)
 	if err := <-done; !errors.Is(err, errResolverStopping) {
 		t.Fatalf("Apply = %v, want errResolverStopping", err)
@@ -488,5 +467,21 @@ func TestStagingBoundMarkEndsOnRevocation(t *testing.T) {
 	defer m.mu.Unlock()
 	if m.waiting {
 		t.Error("the revoked resolver left its wait published")
+	}
+}
+
+// awaitMarked waits until a resolver (who) published that it waits.
+func (m *memStaging) awaitMarked(t *testing.T, who string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		m.mu.Lock()
+		marked := m.waiting
+		m.mu.Unlock()
+		if marked {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never published its wait", who)
+		}
 	}
 }
