@@ -366,12 +366,12 @@ func (r *Router) Item(ctx context.Context, dec *debezium.Decoder, rec debezium.R
 	if ch.Kind != debezium.KindChange && ch.Kind != debezium.KindOutbox {
 		return Item{}, false, nil
 	}
-	if ch.ImagesSkipped {
-		// A record of a source transaction that its partition stages raw
-		// (debezium.Decoder.SkipTransactionalImages): the resolver routes
-		// it when it decodes it again, to write it.
-		return Item{Record: rec, Change: ch}, true, nil
-	}
+	// A record of a source transaction that its partition stages raw
+	// (debezium.Decoder.SkipTransactionalImages, Change.ImagesSkipped) is
+	// routed all the same, from its schema: its target is created, evolved
+	// or refused here, by the partition with its offset unmoved, and not
+	// first by the resolver inside its open apply transaction, where an
+	// ALTER TABLE of a table that transaction wrote would wait for it.
 	t, err := r.resolve(ctx, &ch, rec.Headers)
 	if err != nil {
 		if typeErr := (*TypeError)(nil); errors.As(err, &typeErr) {
