@@ -502,7 +502,7 @@ func (r *Resolver) add(ctx context.Context, c *chunk, end End, s dedup.StagedRec
 	if s.Dead {
 		return nil
 	}
-	it, ok, err := r.router.Item(ctx, r.decoder, record(s))
+	it, ok, err := r.route(ctx, record(s))
 	if err != nil {
 		return fmt.Errorf("txapply: transaction %s: %s[%d]@%d: %w", end.Marker.ID, s.Topic, s.Partition, s.Offset, err)
 	}
@@ -518,6 +518,19 @@ func (r *Resolver) add(ctx context.Context, c *chunk, end End, s dedup.StagedRec
 		return nil
 	}
 	return c.add(ctx, it, end.Marker.ID, s.Size())
+}
+
+// route decodes and routes a staged record, a panic turned into an error:
+// the resolver then stops at the transaction naming the record (a staged
+// record is decoded whole only here, its partition having checked its row
+// images' syntax alone), instead of the worker's generic internal error.
+func (r *Resolver) route(ctx context.Context, rec debezium.Record) (it sink.Item, ok bool, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			it, ok, err = sink.Item{}, false, fmt.Errorf("decoding or routing the staged record panicked: %w", sink.NewPanicError(v))
+		}
+	}()
+	return r.router.Item(ctx, r.decoder, rec)
 }
 
 // chunk is the staged records read and not written yet, of one or more
