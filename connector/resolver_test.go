@@ -185,7 +185,8 @@ func TestResolverIdle(t *testing.T) {
 	type look struct {
 		high    int64
 		highErr error
-		written int64         // the data partitions' sum of high watermarks
+		data    int64         // app.public.t[0]'s high watermark (it holds staged records from the first look)
+		late    int64         // app.public.t[1]'s, a partition that holds staged records only from the second look
 		sleep   time.Duration // before the look
 	}
 	for _, tc := range []struct {
@@ -201,24 +202,41 @@ func TestResolverIdle(t *testing.T) {
 		// Markers written to another topic: only the data topics tell
 		// that Debezium writes, whether their partitions stage what it
 		// writes or wait at their staging bound (review of the fix).
-		{name: "data topics written since, max_wait passed", looks: []look{{high: 40, written: 100}, {high: 40, written: 101}, {high: 40, written: 101, sleep: 2 * maxWait}}, wantStop: true},
-		{name: "data topics not written since", looks: []look{{high: 40, written: 100}, {high: 40, written: 100, sleep: 2 * maxWait}, {high: 40, written: 100, sleep: 2 * maxWait}}},
+		{name: "data topics written since, max_wait passed", looks: []look{{high: 40, data: 100}, {high: 40, data: 101}, {high: 40, data: 101, sleep: 2 * maxWait}}, wantStop: true},
+		{name: "data topics not written since", looks: []look{{high: 40, data: 100}, {high: 40, data: 100, sleep: 2 * maxWait}, {high: 40, data: 100, sleep: 2 * maxWait}}},
+		// A partition another instance caught up during the outage joins
+		// the staged ones: its watermark is no sign of Debezium writing.
+		{name: "a partition staged later is not watched", looks: []look{{high: 40, data: 100, late: 7}, {high: 40, data: 100, late: 9, sleep: 2 * maxWait}, {high: 40, data: 100, late: 11, sleep: 2 * maxWait}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := &noEnds{}
 			var h int64
 			var herr error
-			var written int64 // the data partitions' sum of high watermarks
+			var data, late int64
+			looks := 0
 			idle := resolverIdle(res, maxWait, func(topic string, partition int32) (int64, error) {
-				if topic != "app.transaction" || partition != 0 {
-					t.Errorf("high watermark of %s[%d] asked, want app.transaction[0]", topic, partition)
+				switch {
+				case topic == "app.transaction" && partition == 0:
+					return h, herr
+				case topic == "app.public.t" && partition == 0:
+					return data, nil
+				case topic == "app.public.t" && partition == 1:
+					return late, nil
 				}
-				return h, herr
-			}, func(context.Context, string) (int64, error) { return written, nil }, zap.NewNop())
+				t.Errorf("high watermark of %s[%d] asked", topic, partition)
+				return 0, nil
+			}, func(context.Context, string) ([]topicPartition, error) {
+				staged := []topicPartition{{"app.public.t", 0}}
+				if looks > 1 {
+					staged = append(staged, topicPartition{"app.public.t", 1})
+				}
+				return staged, nil
+			}, zap.NewNop())
 			for i, l := range tc.looks {
 				time.Sleep(l.sleep)
 				h, herr = l.high, l.highErr
-				written = l.written
+				data, late = l.data, l.late
+				looks = i + 1
 				// The resolver has read every END up to what it is told
 				// is the watermark, or stands at 40 when it is not known.
 				claim := dedup.Claim{PartitionID: dedup.PartitionID{Group: "g", Topic: "app.transaction"}, NextOffset: 40}

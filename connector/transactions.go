@@ -64,25 +64,20 @@ func (r *Runner) resolverDeps(sinkOpts sink.Options) *workerDeps {
 		conflicts: r.deps.metrics.InsertConflicts.WithLabelValues(txTopic),
 		high:      func() (int64, error) { return high(txTopic, 0) }}
 	staging := dedup.NewTransactions(r.cfg.Postgres.Schema)
-	// written sums the high watermarks of the data partitions holding
-	// staged records: it grows when Debezium writes any of them, staged
-	// or not (a partition at its staging bound stages nothing more).
-	written := func(ctx context.Context, group string) (int64, error) {
+	// stagedIn lists the data partitions holding staged records: the
+	// idle check watches their high watermarks for Debezium writing.
+	stagedIn := func(ctx context.Context, group string) ([]topicPartition, error) {
 		parts, err := staging.StagedByPartition(ctx, r.pool, group)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		var sum int64
-		for _, p := range parts {
-			h, err := high(p.Topic, p.Partition)
-			if err != nil {
-				return 0, err
-			}
-			sum += h
+		out := make([]topicPartition, len(parts))
+		for i, p := range parts {
+			out[i] = topicPartition{p.Topic, p.Partition}
 		}
-		return sum, nil
+		return out, nil
 	}
-	deps.idle = resolverIdle(res, maxWait, high, written, r.log.Named("resolver"))
+	deps.idle = resolverIdle(res, maxWait, high, stagedIn, r.log.Named("resolver"))
 	return &deps
 }
 
@@ -100,16 +95,29 @@ func (r *Runner) resolverDeps(sinkOpts sink.Options) *workerDeps {
 // Connect restarts, however long the outage. So, as at an END short of its
 // events (endWait), the resolver stops only once Debezium is seen writing
 // again after it found the transaction without END — the transaction
-// topic's high watermark moved, or those of the data partitions holding
-// staged records (written: their sum) — and max_wait has passed since.
-// Until then it says once that it waits.
-func resolverIdle(res resolving, maxWait time.Duration, high func(topic string, partition int32) (int64, error), written func(ctx context.Context, group string) (int64, error), log *zap.Logger) func(context.Context, dedup.Claim) error {
+// topic's high watermark moved, or that of a data partition that held
+// staged records then (stagedIn; a partition at its staging bound stages
+// nothing more, but Debezium still writes it) — and max_wait has passed
+// since. The partitions are those of the moment it found the transaction:
+// one that enters the set later (caught up by another instance during a
+// Connect outage) is no sign of Debezium writing. Until then it says once
+// that it waits.
+func resolverIdle(res resolving, maxWait time.Duration, high func(topic string, partition int32) (int64, error), stagedIn func(ctx context.Context, group string) ([]topicPartition, error), log *zap.Logger) func(context.Context, dedup.Claim) error {
 	var orphan struct {
-		sync.Mutex           // a revoked worker's last check may overlap the next's
-		txID       int64     // the transaction found without END; 0: none
-		high       int64     // the topic's high watermark when it was found
-		written    int64     // the data partitions' sum of high watermarks then
-		moved      time.Time // when Debezium was first seen writing since; zero: not yet
+		sync.Mutex                          // a revoked worker's last check may overlap the next's
+		txID       int64                    // the transaction found without END; 0: none
+		high       int64                    // the topic's high watermark when it was found
+		marks      map[topicPartition]int64 // the data partitions holding staged records then, and their high watermarks
+		moved      time.Time                // when Debezium was first seen writing since; zero: not yet
+	}
+	// wrote reports whether any watched data partition was written since.
+	wrote := func() bool {
+		for tp, mark := range orphan.marks {
+			if h, err := high(tp.topic, tp.partition); err == nil && h > mark {
+				return true
+			}
+		}
+		return false
 	}
 	return func(ctx context.Context, claim dedup.Claim) error {
 		h, err := high(claim.Topic, claim.Partition)
@@ -125,23 +133,37 @@ func resolverIdle(res resolving, maxWait time.Duration, high func(topic string, 
 			}
 			return nil // a failed look is tried again at the next idle check
 		}
-		w, err := written(ctx, claim.Group)
-		if err != nil {
-			return nil // looked at again at the next idle check
-		}
 		now := time.Now()
 		switch {
 		case orphan.txID != noEnd.TxID:
-			orphan.txID, orphan.high, orphan.written, orphan.moved = noEnd.TxID, h, w, time.Time{}
+			parts, err := stagedIn(ctx, claim.Group)
+			if err != nil {
+				return nil // looked at again at the next idle check
+			}
+			marks := make(map[topicPartition]int64, len(parts))
+			for _, tp := range parts {
+				if marks[tp], err = high(tp.topic, tp.partition); err != nil {
+					return nil
+				}
+			}
+			orphan.txID, orphan.high, orphan.marks, orphan.moved = noEnd.TxID, h, marks, time.Time{}
 			log.Warn("a staged transaction has had no END for apply.transaction.max_wait; the resolver stops once Debezium writes again and max_wait passes without it (after a Kafka Connect outage Debezium writes the lost END again)",
 				zap.Int64("tx_id", noEnd.TxID), zap.Int64("staged_records", noEnd.Records), zap.Time("first_staged", noEnd.FirstStaged))
-		case orphan.moved.IsZero() && (h > orphan.high || w > orphan.written):
-			orphan.moved = now
-		case !orphan.moved.IsZero() && now.Sub(orphan.moved) > maxWait:
+		case orphan.moved.IsZero():
+			if h > orphan.high || wrote() {
+				orphan.moved = now
+			}
+		case now.Sub(orphan.moved) > maxWait:
 			return &txapply.StoppedError{Err: noEnd}
 		}
 		return nil
 	}
+}
+
+// topicPartition names a data partition.
+type topicPartition struct {
+	topic     string
+	partition int32
 }
 
 // depsFor returns the collaborators of a partition's worker.
