@@ -107,12 +107,7 @@ func TestAvroRegistryOutage(t *testing.T) {
 	stack(t, registry, "registry-up")
 	registryUp = true
 	waitFor("row 21 after the registry came back", func() bool { return count() == 21 })
-	if n := p.metric("pgsink_partition_waiting_schema"); n != 0 {
-		t.Errorf("pgsink_partition_waiting_schema = %v after the registry came back, want 0", n)
-	}
-	if n := p.metric("pgsink_dead_letters_total"); n != 0 {
-		t.Errorf("%v dead letters, want 0", n)
-	}
+	checkRegistryRecovered(t, p)
 }
 
 // registerVariant registers, under subject, the schema of id with a doc
@@ -290,12 +285,7 @@ func TestAvroRegistryOutageTransactionTopic(t *testing.T) {
 	stack(t, registry, "registry-up")
 	registryUp = true
 	waitFor("the transaction behind the marker after the registry came back", func() bool { return count() == 15 })
-	if n := p.metric("pgsink_partition_waiting_schema"); n != 0 {
-		t.Errorf("pgsink_partition_waiting_schema = %v after the registry came back, want 0", n)
-	}
-	if n := p.metric("pgsink_dead_letters_total"); n != 0 {
-		t.Errorf("%v dead letters, want 0", n)
-	}
+	checkRegistryRecovered(t, p)
 	waitFor("nothing left staged", func() bool { return query(`SELECT count(*) FROM pgsink.tx_staged`) == 0 })
 }
 
@@ -343,4 +333,16 @@ schema_registry:
 		p.stop(30 * time.Second)
 	})
 	return p, target
+}
+
+// checkRegistryRecovered checks a pgsink after the registry came back: no
+// partition waits for it any more, and nothing was dead-lettered for it.
+func checkRegistryRecovered(t *testing.T, p *proc) {
+	t.Helper()
+	if n := p.metric("pgsink_partition_waiting_schema"); n != 0 {
+		t.Errorf("pgsink_partition_waiting_schema = %v after the registry came back, want 0", n)
+	}
+	if n := p.metric("pgsink_dead_letters_total"); n != 0 {
+		t.Errorf("%v dead letters, want 0", n)
+	}
 }
