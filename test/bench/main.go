@@ -31,7 +31,7 @@ func main() {
 	events := flag.Int("events", 1_000_000, "change events in the workload topic")
 	pgsinkBin := flag.String("pgsink", "bin/pgsink", "the pgsink binary to measure")
 	out := flag.String("out", "BENCHMARKS.md", "the report to write")
-	only := flag.String("only", "", "comma-separated phases to run (workload,copy,pgsink,alo,budgets,conns,batch1,jdbc,latency,avro,avro-compare,tx); default all but tx (make bench-tx, which make bench runs after). Such a run writes .stack/bench/results-partial.json and, unless -out is given, .stack/bench/BENCHMARKS-partial.md")
+	only := flag.String("only", "", "comma-separated phases to run (workload,copy,pgsink,alo,budgets,conns,batch1,jdbc,latency,avro,compare,avro-compare,tx); default all but tx (make bench-tx, which make bench runs after). Such a run writes .stack/bench/results-partial.json and, unless -out is given, .stack/bench/BENCHMARKS-partial.md")
 	batch1Cap := flag.Duration("batch1-cap", 60*time.Second, "how long pgsink with batches of 1 runs (its rate is read from its progress)")
 	jdbcCap := flag.Duration("jdbc-cap", 15*time.Minute, "how long one Debezium JDBC sink run may take before its rate is read from its progress")
 	latencyRate := flag.Int("latency-rate", 5000, "events/s produced for the latency run")
@@ -48,7 +48,7 @@ func main() {
 	budgets := flag.String("budgets", "128MiB,256MiB", "comma-separated apply.max_buffered_bytes values drained besides the default: what a larger memory budget buys")
 	txBaseline := flag.String("tx-baseline", "", "with -only tx: the results-partial.json of an earlier run of the phase (another commit, the same stack), shown in the report beside this run, each with its own ratios")
 	reportOnly := flag.Bool("report-only", false, "rewrite the report from the last run's .stack/bench/results.json (after editing docs/benchmark-analysis.md); with -only, from results-partial.json")
-	compare := flag.String("compare", "", "with -only avro-compare: the other pgsink binary, whose drains of the Avro topic alternate with -pgsink's")
+	compare := flag.String("compare", "", "with -only compare or avro-compare: the other pgsink binary, whose drains of the JSON or the Avro topic alternate with -pgsink's")
 	flag.Parse()
 	if *reportOnly {
 		var res Results
@@ -80,6 +80,9 @@ func main() {
 		}
 		return false
 	}
+	if (*only == "compare" || *only == "avro-compare") && *compare == "" {
+		check(fmt.Errorf("-only %s needs -compare <the other pgsink binary>", *only))
+	}
 	ctx := context.Background()
 	res := &Results{Started: time.Now().UTC(), Machine: describeMachine(ctx, env), Commit: describeCommit()}
 	bin, _ := filepath.Abs(*pgsinkBin)
@@ -89,6 +92,8 @@ func main() {
 		res.Command, res.Phases = "make bench-avro", *only
 	case "avro-compare":
 		res.Command, res.Phases = "make bench-avro-compare", *only
+	case "compare":
+		res.Command, res.Phases = "make bench-compare", *only
 	case "tx":
 		// The transaction phase has its own workload and report.
 		res.Command, res.Phases = "make bench-tx", *only
@@ -226,7 +231,12 @@ func main() {
 			}
 		}
 	}
-	if run("avro-compare") {
+	if run("compare") && *compare != "" {
+		other, _ := filepath.Abs(*compare)
+		res.Compare = measureCompare(ctx, env, bin, other, w, "", res)
+	}
+	// A full run (no -only) has no other binary to compare with.
+	if run("avro-compare") && *compare != "" {
 		other, _ := filepath.Abs(*compare)
 		res.AvroCompare = measureAvroCompare(ctx, env, bin, other, *events, res)
 	}

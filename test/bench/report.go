@@ -57,7 +57,9 @@ type Results struct {
 	// on Avro.
 	Avro *AvroRuns `json:"avro,omitempty"`
 	// AvroCompare is the avro-compare phase: two binaries on the Avro topic.
-	AvroCompare *AvroCompare `json:"avro_compare,omitempty"`
+	AvroCompare *BinaryCompare `json:"avro_compare,omitempty"`
+	// Compare is the compare phase: two binaries on the JSON topic.
+	Compare *BinaryCompare `json:"compare,omitempty"`
 	// Tx is issue 26's phase: the same source transactions per partition
 	// and in transaction mode, and each mode's latency.
 	Tx *TxRuns `json:"transactions,omitempty"`
@@ -131,7 +133,9 @@ func report(r *Results) string {
 	case "avro":
 		return avroReport(r)
 	case "avro-compare":
-		return compareReport(r)
+		return compareReport(r, r.AvroCompare)
+	case "compare":
+		return compareReport(r, r.Compare)
 	case "tx":
 		return txReport(r)
 	}
@@ -289,7 +293,8 @@ func report(r *Results) string {
 	if r.Avro != nil {
 		p("\n%s", avroSection(r))
 	}
-	b.WriteString(avroCompareSection(r.AvroCompare))
+	b.WriteString(compareSection(r.Compare))
+	b.WriteString(compareSection(r.AvroCompare))
 	b.WriteString(failedSection(r))
 	b.WriteString(profileSection("pgsink, default settings", r.PgsinkDefault))
 	if notes, err := os.ReadFile(filepath.Join(repoRoot(), "docs", "benchmark-analysis.md")); err == nil {
