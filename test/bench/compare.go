@@ -23,39 +23,47 @@ type BinaryCompare struct {
 }
 
 // measureAvroCompare drains the Avro topic with bin and other in ABBA order.
-func measureAvroCompare(ctx context.Context, env stacktest.Env, bin, other string, events int, res *Results) *BinaryCompare {
+func measureAvroCompare(ctx context.Context, env stacktest.Env, bin, other string, events, rounds int, res *Results) *BinaryCompare {
 	reg, w, ok := avroTopic(ctx, env, events, res)
 	if !ok {
 		return nil
 	}
-	return measureCompare(ctx, env, bin, other, w, reg, res)
+	return measureCompare(ctx, env, bin, other, w, reg, rounds, res)
 }
 
-// measureCompare drains w's topic with bin and other in ABBA order, reading
-// Avro through registry when it is set and JSON otherwise.
-func measureCompare(ctx context.Context, env stacktest.Env, bin, other string, w Workload, registry string, res *Results) *BinaryCompare {
+// measureCompare drains w's topic with bin and other in ABBA order, rounds
+// times, reading Avro through registry when it is set and JSON otherwise.
+// A first drain, of the other binary and left out of the figures, warms
+// the machine: in the runs before it, the first drain of a run was the
+// dearest in most runs whichever binary it ran (docs/benchmark-analysis.md),
+// which ABBA does not cancel.
+func measureCompare(ctx context.Context, env stacktest.Env, bin, other string, w Workload, registry string, rounds int, res *Results) *BinaryCompare {
 	format, prefix := "JSON", "json"
 	if registry != "" {
 		format, prefix = "Avro", "avro"
 	}
 	c := &BinaryCompare{Format: format, Workload: w, Other: other}
-	for i, step := range []struct {
-		bin string
-		old bool
-	}{{bin, false}, {other, true}, {other, true}, {bin, false}} {
-		label := fmt.Sprintf("%s_new_%d", prefix, i)
-		if step.old {
-			label = fmt.Sprintf("%s_old_%d", prefix, i)
-		}
-		d, err := drainPgsink(ctx, env, step.bin, w, pgsinkRun{label: label, profile: i == 0 || i == 1, registry: registry})
-		res.soft("pgsink "+label, err)
-		if d == nil {
-			continue
-		}
-		if step.old {
-			c.Old = append(c.Old, d)
-		} else {
-			c.New = append(c.New, d)
+	if _, err := drainPgsink(ctx, env, other, w, pgsinkRun{label: prefix + "_warmup", registry: registry}); err != nil {
+		res.soft("pgsink "+prefix+"_warmup", err)
+	}
+	i := 0
+	for round := 0; round < max(rounds, 1); round++ {
+		for _, old := range []bool{false, true, true, false} {
+			step, label := bin, fmt.Sprintf("%s_new_%d", prefix, i)
+			if old {
+				step, label = other, fmt.Sprintf("%s_old_%d", prefix, i)
+			}
+			d, err := drainPgsink(ctx, env, step, w, pgsinkRun{label: label, profile: i == 0 || i == 1, registry: registry})
+			res.soft("pgsink "+label, err)
+			i++
+			if d == nil {
+				continue
+			}
+			if old {
+				c.Old = append(c.Old, d)
+			} else {
+				c.New = append(c.New, d)
+			}
 		}
 	}
 	return c
@@ -74,7 +82,7 @@ func compareSection(c *BinaryCompare) string {
 		format = "Avro" // results written before the JSON compare phase
 	}
 	p("## pgsink on %s: this binary against `%s`, alternated\n\n", format, c.Other)
-	p("Drains of the %s topic (%d events) in the order new, old, old, new, each at default settings.\n\n", format, c.Workload.Events)
+	p("Drains of the %s topic (%d events) in the order new, old, old, new (repeated with `-compare-rounds`), after one drain of the old binary left out, each at default settings.\n\n", format, c.Workload.Events)
 	p("| run | events/s | pgsink CPU-µs per event | PostgreSQL CPU-µs per event | peak RSS | end state |\n|---|---:|---:|---:|---:|---|\n")
 	sum := func(ds []*Drain) (cpu, pg, rate float64) {
 		for _, d := range ds {

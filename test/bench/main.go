@@ -48,6 +48,7 @@ func main() {
 	budgets := flag.String("budgets", "128MiB,256MiB", "comma-separated apply.max_buffered_bytes values drained besides the default: what a larger memory budget buys")
 	txBaseline := flag.String("tx-baseline", "", "with -only tx: the results-partial.json of an earlier run of the phase (another commit, the same stack), shown in the report beside this run, each with its own ratios")
 	reportOnly := flag.Bool("report-only", false, "rewrite the report from the last run's .stack/bench/results.json (after editing docs/benchmark-analysis.md); with -only, from results-partial.json")
+	compareRounds := flag.Int("compare-rounds", 1, "with -only compare or avro-compare: how many times the new, old, old, new drains repeat")
 	compare := flag.String("compare", "", "with -only compare or avro-compare: the other pgsink binary, whose drains of the JSON or the Avro topic alternate with -pgsink's")
 	flag.Parse()
 	if *reportOnly {
@@ -233,12 +234,12 @@ func main() {
 	}
 	if run("compare") && *compare != "" {
 		other, _ := filepath.Abs(*compare)
-		res.Compare = measureCompare(ctx, env, bin, other, w, "", res)
+		res.Compare = measureCompare(ctx, env, bin, other, w, "", *compareRounds, res)
 	}
 	// A full run (no -only) has no other binary to compare with.
 	if run("avro-compare") && *compare != "" {
 		other, _ := filepath.Abs(*compare)
-		res.AvroCompare = measureAvroCompare(ctx, env, bin, other, *events, res)
+		res.AvroCompare = measureAvroCompare(ctx, env, bin, other, *events, *compareRounds, res)
 	}
 	if run("avro") {
 		res.Avro = measureAvro(ctx, env, bin, w, *events, *jdbcCap, res)
