@@ -543,9 +543,9 @@ type Unresolved struct {
 
 // OldestUnresolved returns the transaction staged longest ago and not
 // applied, and the number of staged records of the group; ok is false
-// when nothing is staged. It reads the whole staging table (the
-// staged_at index holds first records only, see OldestStaged): for the
-// check at start, not for a loop. A record of an applied transaction can be left
+// when nothing is staged. It reads the whole staging table (no index
+// leads with staged_at, see StagedLongerThan): for the check at start, not
+// for a loop. A record of an applied transaction can be left
 // staged when a duplicate of it (a Debezium re-emission, a replay) was
 // staged while the resolver applied the transaction; it is never applied
 // and passed over here. The resolver stops on one older than
@@ -570,26 +570,43 @@ func (t Transactions) OldestUnresolved(ctx context.Context, db DB, group string)
 	return oldest, staged, true, nil
 }
 
-// OldestStaged is OldestUnresolved without its counts (Records is 0):
-// the resolver's idle check runs it every few seconds, and counting the
-// staged records there would scan the whole staging table, a large
-// transaction's million rows included, each time. A transaction is found
-// by its first record (total_order 1; the staged_at index holds those
-// only, an index entry per source transaction rather than per record):
-// one whose first event is not staged (a logical decoding message, which
-// pgsink does not stage) is not found, and its staged_at is that of its
-// first record, not of its earliest staged one.
-func (t Transactions) OldestStaged(ctx context.Context, db DB, group string) (oldest Unresolved, ok bool, err error) {
+// StagedLongerThan returns a transaction with records staged and not
+// applied whose first staged record was staged more than age ago (of
+// several, the lowest xid), without its counts (Records is 0); ok is false
+// when there is none. The resolver's idle check (data whose END never
+// comes) runs it every few seconds, so it must not read every staged
+// record, a large transaction's million included.
+//
+// A transaction is found by its first staged record, whatever its
+// total_order: an application that emits a logical decoding message
+// (pg_logical_emit_message) at the start of every transaction makes the
+// first data event's total_order 2, and pgsink stages no message, so a
+// search for total_order 1 (the partial index of migration 0011) found no
+// such transaction. The search skips through the primary key (group_id,
+// tx_id, total_order), one index probe per staged transaction and none per
+// record, and stops at the first old enough: when such a transaction
+// exists the lowest xids are the oldest, so it is found at once; when none
+// does, it probes every staged transaction, which an idle resolver (every
+// END read) has few of unless no END comes at all (docs/transactions.md,
+// Tables, has the cost). FirstStaged is the found record's staged_at.
+func (t Transactions) StagedLongerThan(ctx context.Context, db DB, group string, age time.Duration) (oldest Unresolved, ok bool, err error) {
 	var ageMicros int64
-	err = db.QueryRow(ctx, `SELECT s.tx_id, s.staged_at, (extract(epoch FROM now() - s.staged_at) * 1e6)::bigint
-		FROM `+t.staged+` s WHERE group_id = $1 AND total_order = 1
-		 AND NOT EXISTS (SELECT 1 FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = s.tx_id)
-		ORDER BY staged_at LIMIT 1`, group).Scan(&oldest.TxID, &oldest.FirstStaged, &ageMicros)
+	err = db.QueryRow(ctx, `WITH RECURSIVE firsts AS (
+		  (SELECT tx_id, staged_at FROM `+t.staged+` WHERE group_id = $1 ORDER BY tx_id, total_order LIMIT 1)
+		  UNION ALL
+		  SELECT n.tx_id, n.staged_at FROM firsts f CROSS JOIN LATERAL
+		    (SELECT tx_id, staged_at FROM `+t.staged+` WHERE group_id = $1 AND tx_id > f.tx_id
+		     ORDER BY tx_id, total_order LIMIT 1) n)
+		SELECT f.tx_id, f.staged_at, (extract(epoch FROM now() - f.staged_at) * 1e6)::bigint
+		FROM firsts f
+		WHERE f.staged_at < now() - $2::interval
+		  AND NOT EXISTS (SELECT 1 FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = f.tx_id)
+		LIMIT 1`, group, age).Scan(&oldest.TxID, &oldest.FirstStaged, &ageMicros)
 	if err == pgx.ErrNoRows {
 		return Unresolved{}, false, nil
 	}
 	if err != nil {
-		return Unresolved{}, false, fmt.Errorf("dedup: read the oldest staged transaction: %w", err)
+		return Unresolved{}, false, fmt.Errorf("dedup: read a transaction staged longer than %s ago: %w", age, err)
 	}
 	oldest.Age = time.Duration(ageMicros) * time.Microsecond
 	return oldest, true, nil
