@@ -451,7 +451,7 @@ func (f *Fill) keepTransactions(ctx context.Context, p *fillPart, b *sink.Batch)
 	if len(at) == 0 {
 		return nil
 	}
-	commits, err := f.staging.ResolvedCommits(ctx, f.pool, f.txGroup, recs)
+	commits, err := f.staging.ResolvedCommits(ctx, f.pool, f.txGroup, recs, f.txCut)
 	if err != nil {
 		return err
 	}
@@ -506,11 +506,11 @@ func (f *Fill) pastByCommit(ctx context.Context, ch *debezium.Change, commit int
 	}
 	if f.txCut != nil && f.txCut.OldestCommitLSN > 0 && f.txCut.OldestCommitLSN <= f.until.LSN {
 		if *oldestNow < 0 {
-			now, err := f.staging.CutNow(ctx, f.pool, f.txGroup)
+			now, err := f.staging.OldestCommitNow(ctx, f.pool, f.txGroup)
 			if err != nil {
 				return false, err
 			}
-			*oldestNow = now.OldestCommitLSN
+			*oldestNow = now
 		}
 		if *oldestNow > 0 && *oldestNow <= f.until.LSN {
 			return false, nil

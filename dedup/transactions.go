@@ -693,10 +693,10 @@ type TxRecords struct {
 // transaction if the resolver of group applied it, 0 if it applied it and
 // the commit position is not recorded, -1 if it did not, in one round
 // trip: a fill applies a record of a source transaction only once its
-// transaction is applied to the live table (an online rebuild), or was
-// when the fill began (TxCut, `replay --into`), so that the table it fills
-// never holds part of one. Of two applied transactions of one xid, a
-// record is of the first to commit after it.
+// transaction is applied to the live table (an online rebuild, cut nil),
+// or was at cut (TxCut, `replay --into`), so that the table it fills never
+// holds part of one. Of two applied transactions of one xid, a record is
+// of the first to commit after it.
 //
 // The commit position is not recorded for a transaction recorded before
 // migration 0009, and for one whose row retention.tombstones pruned:
@@ -706,15 +706,32 @@ type TxRecords struct {
 // transaction recorded with its commit. Without that, a fill of a topic
 // older than the retention would take its first transaction's record for
 // one not applied yet.
-func (t Transactions) ResolvedCommits(ctx context.Context, db Querier, group string, recs TxRecords) ([]int64, error) {
+//
+// With a cut, "applied and forgotten" is decided as of the cut, not now:
+// the partition's frontier is the cut's, and a transaction staged and not
+// applied at the cut is not forgotten before it. A copy longer than
+// retention.tombstones otherwise met a transaction applied after its cut
+// and pruned meanwhile as one applied before it (below today's frontier,
+// neither recorded nor staged): a partition reaching it after the prune
+// copied it, while one that reached it before, still recorded with its
+// commit past the cut, had ended there.
+func (t Transactions) ResolvedCommits(ctx context.Context, db Querier, group string, recs TxRecords, cut *TxCut) ([]int64, error) {
+	asOfCut := cut != nil
+	var cutFrontier *int64
+	if asOfCut {
+		if off, ok := cut.frontierOf(recs.Topic, recs.Partition); ok {
+			cutFrontier = &off
+		}
+	}
 	rows, err := db.Query(ctx, `SELECT coalesce(
 		  (SELECT x.commit_lsn FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = r.tx_id
 		     AND (x.commit_lsn = 0 OR r.lsn < x.commit_lsn) ORDER BY x.commit_lsn = 0, x.commit_lsn LIMIT 1),
-		  CASE WHEN r.off <= (SELECT f.kafka_offset FROM `+t.frontier+` f WHERE f.group_id = $1 AND f.topic = $2 AND f.partition = $3)
+		  CASE WHEN r.off <= CASE WHEN $7::boolean THEN $8::bigint
+		                     ELSE (SELECT f.kafka_offset FROM `+t.frontier+` f WHERE f.group_id = $1 AND f.topic = $2 AND f.partition = $3) END
 		        AND NOT EXISTS (SELECT 1 FROM `+t.staged+` s WHERE s.group_id = $1 AND s.tx_id = r.tx_id) THEN 0 END,
 		  -1)
 		FROM unnest($4::bigint[], $5::bigint[], $6::bigint[]) WITH ORDINALITY AS r(tx_id, lsn, off, n) ORDER BY r.n`,
-		group, recs.Topic, recs.Partition, recs.TxIDs, recs.LSNs, recs.Offsets)
+		group, recs.Topic, recs.Partition, recs.TxIDs, recs.LSNs, recs.Offsets, asOfCut, cutFrontier)
 	if err != nil {
 		return nil, fmt.Errorf("dedup: read which of %d transactions are applied: %w", len(recs.TxIDs), err)
 	}
@@ -723,39 +740,103 @@ func (t Transactions) ResolvedCommits(ctx context.Context, db Querier, group str
 	if _, err := pgx.ForEachRow(rows, []any{&commit}, func() error { out = append(out, commit); return nil }); err != nil {
 		return nil, fmt.Errorf("dedup: read which of %d transactions are applied: %w", len(recs.TxIDs), err)
 	}
+	if asOfCut && len(out) == len(recs.TxIDs) {
+		for i, c := range out {
+			// Recorded without a commit now, staged and unapplied at the
+			// cut: applied after it, and pruned since.
+			if _, staged := slices.BinarySearch(cut.Staged, recs.TxIDs[i]); c == 0 && staged {
+				out[i] = -1
+			}
+		}
+	}
 	return out, nil
 }
 
 // TxCut is the set of source transactions a group's resolver had applied
 // at one moment. It applies them in commit order, so they are those
 // recorded with a commit position at or below CommitLSN (and those
-// recorded without one, before migration 0009): a transaction applied
-// later commits after it. A fill that takes only these transactions, in
-// every partition, holds each source transaction whole or not at all,
-// however long it runs; "applied now", asked partition by partition as
-// the fill reaches them, would let one partition take a transaction that
-// another passed over a moment before.
+// recorded without one, before migration 0009), and, of those whose
+// tx_resolved row retention.tombstones prunes while a fill runs, those
+// whose records lie at or below the cut's Frontier and were not Staged at
+// it: a transaction applied later commits after it. A fill that takes only
+// these transactions, in every partition, holds each source transaction
+// whole or not at all, however long it runs; "applied now", asked
+// partition by partition as the fill reaches them, would let one
+// partition take a transaction that another passed over a moment before.
 type TxCut struct {
 	CommitLSN int64
 	// OldestCommitLSN is the lowest commit position still recorded (0 when
 	// none is): a transaction applied without one recorded (before
 	// migration 0009, or pruned) committed before it.
 	OldestCommitLSN int64
+	// Frontier is tx_frontier at the cut: per data partition, the highest
+	// offset of its records the resolver had applied.
+	Frontier []PartitionOffset
+	// Staged are the transactions with records staged at the cut, in
+	// ascending order: not applied then, but for a record left staged of
+	// an applied one (a re-emission staged while the resolver applied it,
+	// or of an xid come round), which only makes a partition end sooner
+	// at its transaction once it is pruned, never split it.
+	Staged []int64
+}
+
+// frontierOf returns the cut's frontier of a data partition; ok is false
+// when the resolver had applied none of its records (or none since
+// migration 0010).
+func (c *TxCut) frontierOf(topic string, partition int32) (int64, bool) {
+	for _, f := range c.Frontier {
+		if f.Topic == topic && f.Partition == partition {
+			return f.Offset, true
+		}
+	}
+	return 0, false
 }
 
 // Holds reports whether the transaction of a record, whose commit
 // ResolvedCommits returned, is in the cut.
 func (c TxCut) Holds(commit int64) bool { return commit == 0 || (commit > 0 && commit <= c.CommitLSN) }
 
-// CutNow reads the cut of what the resolver of group has applied now. It
+// CutNow reads the cut of what the resolver of group has applied now, in
+// one statement (one snapshot: the resolver records a transaction, moves
+// the frontier and deletes its staged records in one transaction). It
 // reads every transaction the group records (no index leads with the
-// commit position): once per fill.
+// commit position), its frontier, and the first staged record of each
+// staged transaction: once per fill.
 func (t Transactions) CutNow(ctx context.Context, db DB, group string) (TxCut, error) {
 	var c TxCut
-	err := db.QueryRow(ctx, `SELECT coalesce(max(commit_lsn), 0), coalesce(min(commit_lsn) FILTER (WHERE commit_lsn > 0), 0)
-		FROM `+t.resolved+` WHERE group_id = $1`, group).Scan(&c.CommitLSN, &c.OldestCommitLSN)
+	var topics []string
+	var partitions []int32
+	var offsets []int64
+	err := db.QueryRow(ctx, `WITH RECURSIVE firsts AS (
+		  (SELECT tx_id FROM `+t.staged+` WHERE group_id = $1 ORDER BY tx_id, total_order LIMIT 1)
+		  UNION ALL
+		  SELECT n.tx_id FROM firsts f CROSS JOIN LATERAL
+		    (SELECT tx_id FROM `+t.staged+` WHERE group_id = $1 AND tx_id > f.tx_id ORDER BY tx_id, total_order LIMIT 1) n)
+		SELECT r.max, r.min, f.topics, f.partitions, f.offsets, s.staged
+		FROM (SELECT coalesce(max(commit_lsn), 0) AS max, coalesce(min(commit_lsn) FILTER (WHERE commit_lsn > 0), 0) AS min
+		      FROM `+t.resolved+` WHERE group_id = $1) r,
+		     (SELECT coalesce(array_agg(topic), '{}') AS topics, coalesce(array_agg(partition), '{}') AS partitions,
+		             coalesce(array_agg(kafka_offset), '{}') AS offsets
+		      FROM `+t.frontier+` WHERE group_id = $1) f,
+		     (SELECT coalesce(array_agg(tx_id ORDER BY tx_id), '{}') AS staged FROM firsts) s`, group).
+		Scan(&c.CommitLSN, &c.OldestCommitLSN, &topics, &partitions, &offsets, &c.Staged)
 	if err != nil {
 		return TxCut{}, fmt.Errorf("dedup: read the transactions group %s has applied: %w", group, err)
 	}
+	for i := range topics {
+		c.Frontier = append(c.Frontier, PartitionOffset{Topic: topics[i], Partition: partitions[i], Offset: offsets[i]})
+	}
 	return c, nil
+}
+
+// OldestCommitNow reads the lowest commit position group records now (0
+// when none is): see TxCut.OldestCommitLSN.
+func (t Transactions) OldestCommitNow(ctx context.Context, db DB, group string) (int64, error) {
+	var oldest int64
+	err := db.QueryRow(ctx, `SELECT coalesce(min(commit_lsn) FILTER (WHERE commit_lsn > 0), 0)
+		FROM `+t.resolved+` WHERE group_id = $1`, group).Scan(&oldest)
+	if err != nil {
+		return 0, fmt.Errorf("dedup: read the oldest commit group %s records: %w", group, err)
+	}
+	return oldest, nil
 }
