@@ -707,6 +707,13 @@ type TxRecords struct {
 // older than the retention would take its first transaction's record for
 // one not applied yet.
 //
+// With a cut, a transaction recorded without its commit position is in
+// it only if it was recorded at the cut (resolved_at at or before the
+// cut's ResolvedAt): an END whose id carries no LSN (Debezium before 2.1
+// wrote "<txId>" alone) is recorded with 0, and Holds takes 0 for "before
+// every recorded commit"; one recorded after the cut would be taken by a
+// partition reaching it then, and not by one that reached it before.
+//
 // With a cut, "applied and forgotten" is decided as of the cut, not now:
 // the partition's frontier is the cut's, and a transaction staged and not
 // applied at the cut is not forgotten before it. A copy longer than
@@ -723,15 +730,20 @@ func (t Transactions) ResolvedCommits(ctx context.Context, db Querier, group str
 			cutFrontier = &off
 		}
 	}
+	var cutResolvedAt *time.Time
+	if asOfCut && !cut.ResolvedAt.IsZero() {
+		cutResolvedAt = &cut.ResolvedAt
+	}
 	rows, err := db.Query(ctx, `SELECT coalesce(
-		  (SELECT x.commit_lsn FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = r.tx_id
+		  (SELECT CASE WHEN x.commit_lsn = 0 AND $7::boolean AND x.resolved_at > coalesce($9::timestamptz, '-infinity') THEN -1 ELSE x.commit_lsn END
+		     FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = r.tx_id
 		     AND (x.commit_lsn = 0 OR r.lsn < x.commit_lsn) ORDER BY x.commit_lsn = 0, x.commit_lsn LIMIT 1),
 		  CASE WHEN r.off <= CASE WHEN $7::boolean THEN $8::bigint
 		                     ELSE (SELECT f.kafka_offset FROM `+t.frontier+` f WHERE f.group_id = $1 AND f.topic = $2 AND f.partition = $3) END
 		        AND NOT EXISTS (SELECT 1 FROM `+t.staged+` s WHERE s.group_id = $1 AND s.tx_id = r.tx_id) THEN 0 END,
 		  -1)
 		FROM unnest($4::bigint[], $5::bigint[], $6::bigint[]) WITH ORDINALITY AS r(tx_id, lsn, off, n) ORDER BY r.n`,
-		group, recs.Topic, recs.Partition, recs.TxIDs, recs.LSNs, recs.Offsets, asOfCut, cutFrontier)
+		group, recs.Topic, recs.Partition, recs.TxIDs, recs.LSNs, recs.Offsets, asOfCut, cutFrontier, cutResolvedAt)
 	if err != nil {
 		return nil, fmt.Errorf("dedup: read which of %d transactions are applied: %w", len(recs.TxIDs), err)
 	}
@@ -755,7 +767,8 @@ func (t Transactions) ResolvedCommits(ctx context.Context, db Querier, group str
 // TxCut is the set of source transactions a group's resolver had applied
 // at one moment. It applies them in commit order, so they are those
 // recorded with a commit position at or below CommitLSN (and those
-// recorded without one, before migration 0009), and, of those whose
+// recorded without one by then: before migration 0009, or from an END
+// whose id has no LSN), and, of those whose
 // tx_resolved row retention.tombstones prunes while a fill runs, those
 // whose records lie at or below the cut's Frontier and were not Staged at
 // it: a transaction applied later commits after it. A fill that takes only
@@ -772,6 +785,13 @@ type TxCut struct {
 	// Frontier is tx_frontier at the cut: per data partition, the highest
 	// offset of its records the resolver had applied.
 	Frontier []PartitionOffset
+	// ResolvedAt is the latest resolved_at recorded at the cut (zero when
+	// none is). The resolver's apply transactions run one after the other
+	// (fenced by the offsets row, whose lock a new owner's claim waits
+	// for) and resolved_at is each one's start time, so a row recorded
+	// after the cut has a later one, as long as the target's clock does
+	// not go back.
+	ResolvedAt time.Time
 	// Staged are the transactions with records staged at the cut, in
 	// ascending order: not applied then, but for a record left staged of
 	// an applied one (a re-emission staged while the resolver applied it,
@@ -807,21 +827,26 @@ func (t Transactions) CutNow(ctx context.Context, db DB, group string) (TxCut, e
 	var topics []string
 	var partitions []int32
 	var offsets []int64
+	var resolvedAt *time.Time
 	err := db.QueryRow(ctx, `WITH RECURSIVE firsts AS (
 		  (SELECT tx_id FROM `+t.staged+` WHERE group_id = $1 ORDER BY tx_id, total_order LIMIT 1)
 		  UNION ALL
 		  SELECT n.tx_id FROM firsts f CROSS JOIN LATERAL
 		    (SELECT tx_id FROM `+t.staged+` WHERE group_id = $1 AND tx_id > f.tx_id ORDER BY tx_id, total_order LIMIT 1) n)
-		SELECT r.max, r.min, f.topics, f.partitions, f.offsets, s.staged
-		FROM (SELECT coalesce(max(commit_lsn), 0) AS max, coalesce(min(commit_lsn) FILTER (WHERE commit_lsn > 0), 0) AS min
+		SELECT r.max, r.min, r.at, f.topics, f.partitions, f.offsets, s.staged
+		FROM (SELECT coalesce(max(commit_lsn), 0) AS max, coalesce(min(commit_lsn) FILTER (WHERE commit_lsn > 0), 0) AS min,
+		             max(resolved_at) AS at
 		      FROM `+t.resolved+` WHERE group_id = $1) r,
 		     (SELECT coalesce(array_agg(topic), '{}') AS topics, coalesce(array_agg(partition), '{}') AS partitions,
 		             coalesce(array_agg(kafka_offset), '{}') AS offsets
 		      FROM `+t.frontier+` WHERE group_id = $1) f,
 		     (SELECT coalesce(array_agg(tx_id ORDER BY tx_id), '{}') AS staged FROM firsts) s`, group).
-		Scan(&c.CommitLSN, &c.OldestCommitLSN, &topics, &partitions, &offsets, &c.Staged)
+		Scan(&c.CommitLSN, &c.OldestCommitLSN, &resolvedAt, &topics, &partitions, &offsets, &c.Staged)
 	if err != nil {
 		return TxCut{}, fmt.Errorf("dedup: read the transactions group %s has applied: %w", group, err)
+	}
+	if resolvedAt != nil {
+		c.ResolvedAt = *resolvedAt
 	}
 	for i := range topics {
 		c.Frontier = append(c.Frontier, PartitionOffset{Topic: topics[i], Partition: partitions[i], Offset: offsets[i]})

@@ -239,3 +239,58 @@ func TestIntegrationCutPrunedDuringCopy(t *testing.T) {
 	}
 	held("5, 8 and 11 pruned during the copy")
 }
+
+// TestIntegrationCutCommitZero: an END whose id carries no LSN (Debezium
+// before 2.1 wrote "<txId>" alone) is recorded with commit position 0,
+// which the cut takes for a transaction applied before every recorded
+// commit. One recorded so at the cut is in it; one recorded so after the
+// cut is not, before it is pruned and after. Before, the second read as
+// in the cut: a partition reaching it after its apply copied it, while one
+// that reached it before (not applied, -1) had ended there.
+func TestIntegrationCutCommitZero(t *testing.T) {
+	ctx := context.Background()
+	pool := migrated(t)
+	tx := dedup.NewTransactions(schema)
+	apply := func(txID, offset int64) {
+		t.Helper()
+		b := &pgx.Batch{}
+		tx.QueueResolve(b, "g", txID, 0, 1)
+		tx.QueueApplied(b, "g", []dedup.PartitionOffset{{Topic: "t", Partition: 0, Offset: offset}})
+		if err := pool.SendBatch(ctx, b).Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs := dedup.TxRecords{Topic: "t", Partition: 0, TxIDs: []int64{5, 8}, LSNs: []int64{450, 750}, Offsets: []int64{3, 4}}
+	held := func(cut dedup.TxCut, when string, want ...bool) {
+		t.Helper()
+		commits, err := tx.ResolvedCommits(ctx, pool, "g", recs, &cut)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []bool
+		for _, c := range commits {
+			got = append(got, cut.Holds(c))
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: the cut holds transactions 5, 8: %v (commits %v), want %v", when, got, commits, want)
+		}
+	}
+	empty, err := tx.CutNow(ctx, pool, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(5, 3)
+	cut, err := tx.CutNow(ctx, pool, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held(empty, "a cut before anything was applied, 5 applied since", false, false)
+	held(cut, "at the cut, 5 applied", true, false)
+	apply(8, 4)
+	held(cut, "8 applied after the cut", true, false)
+	held(empty, "a cut before anything was applied, 5 and 8 applied since", false, false)
+	if _, err := pool.Exec(ctx, `DELETE FROM `+schema+`.tx_resolved`); err != nil { // as the pruning does
+		t.Fatal(err)
+	}
+	held(cut, "5 and 8 pruned during the copy", true, false)
+}
