@@ -754,8 +754,10 @@ func (t Transactions) ResolvedCommits(ctx context.Context, db Querier, group str
 	}
 	if asOfCut && len(out) == len(recs.TxIDs) {
 		for i, c := range out {
-			// Recorded without a commit now, staged and unapplied at the
-			// cut: applied after it, and pruned since.
+			// Applied without a commit position known, and staged at the
+			// cut: applied after it and pruned since (or an applied
+			// transaction's leftover, which only ends the partition
+			// sooner).
 			if _, staged := slices.BinarySearch(cut.Staged, recs.TxIDs[i]); c == 0 && staged {
 				out[i] = -1
 			}
@@ -813,7 +815,7 @@ func (c *TxCut) frontierOf(topic string, partition int32) (int64, bool) {
 }
 
 // Holds reports whether the transaction of a record, whose commit
-// ResolvedCommits returned, is in the cut.
+// ResolvedCommits returned when asked with this cut, is in the cut.
 func (c TxCut) Holds(commit int64) bool { return commit == 0 || (commit > 0 && commit <= c.CommitLSN) }
 
 // CutNow reads the cut of what the resolver of group has applied now, in
