@@ -139,9 +139,36 @@ type fillPart struct {
 	// unapplied is set while the partition stands at a record of a
 	// transaction not applied (FillProgress.Unapplied); seek, when >= 0,
 	// is where its consumer must read from again (the records fetched
-	// after it were dropped).
+	// after it were dropped), at retry: the partition waits there, paused,
+	// for backoff, which doubles while it finds the transaction still not
+	// applied.
 	unapplied bool
 	seek      int64
+	retry     time.Time
+	backoff   time.Duration
+	paused    bool
+}
+
+// A partition waiting at a transaction the resolver has not applied looks
+// again after fillWaitMin, then after twice as long each time, up to
+// fillWaitMax: looking again means fetching its records anew from Kafka
+// and asking the target about them, which, at every round of the fill's
+// loop (apply.batch.max_wait), each waiting partition did while the others
+// filled. The wait until the resolver applies a transaction is that of a
+// source transaction to become visible; a second added to it is little
+// beside a partition of a backlog being filled.
+const (
+	fillWaitMin = 50 * time.Millisecond
+	fillWaitMax = time.Second
+)
+
+// fillConsumer is what a fill asks of its Kafka consumer besides polling
+// (*kafka.Consumer).
+type fillConsumer interface {
+	Seek(kafka.TopicPartition, int) error
+	Pause([]kafka.TopicPartition) error
+	Resume([]kafka.TopicPartition) error
+	Position([]kafka.TopicPartition) ([]kafka.TopicPartition, error)
 }
 
 // NewFill builds a fill of opts.Into from the rules of opts.Source.
@@ -236,6 +263,10 @@ func (f *Fill) Progress() []FillProgress {
 func (f *Fill) Run(ctx context.Context, stop func([]FillProgress) bool) error {
 	var assign []kafka.TopicPartition
 	for _, p := range f.order {
+		// A new consumer reads from the stored position, which is where a
+		// partition left waiting by the last Run waits: it looks at once
+		// (the swap's catch-up runs under locks).
+		p.seek, p.paused, p.retry = -1, false, time.Time{}
 		stored, err := f.offsets.Read(ctx, f.pool, p.id)
 		if err != nil {
 			return err
@@ -273,7 +304,9 @@ func (f *Fill) Run(ctx context.Context, stop func([]FillProgress) bool) error {
 		switch ev := c.Poll(50).(type) {
 		case *kafka.Message:
 			p := f.parts[fillKey{*ev.TopicPartition.Topic, ev.TopicPartition.Partition}]
-			if p != nil && !p.done {
+			// A waiting partition's records (fetched before it was paused)
+			// are dropped: it reads them again from seek.
+			if p != nil && !p.done && p.seek < 0 {
 				p.pending = append(p.pending, ev)
 				full = len(p.pending) >= batch.MaxRecords
 			}
@@ -289,6 +322,9 @@ func (f *Fill) Run(ctx context.Context, stop func([]FillProgress) bool) error {
 		if err := f.flush(ctx, c); err != nil {
 			return err
 		}
+		if err := f.lookAgain(c, time.Now()); err != nil {
+			return err
+		}
 		f.passedEnds(c)
 		last = time.Now()
 		if f.allDone() || (stop != nil && stop(f.Progress())) {
@@ -300,10 +336,12 @@ func (f *Fill) Run(ctx context.Context, stop func([]FillProgress) bool) error {
 // passedEnds marks done the partitions whose consumer has fetched past
 // their end with nothing left to apply: the last offsets below a high
 // watermark can be transaction markers, which are never delivered.
-func (f *Fill) passedEnds(c *kafka.Consumer) {
+func (f *Fill) passedEnds(c fillConsumer) {
 	var ask []kafka.TopicPartition
 	for _, p := range f.order {
-		if !p.done && p.end >= 0 && len(p.pending) == 0 {
+		// A waiting partition's consumer may have fetched past its end:
+		// those records were dropped, it reads them again from seek.
+		if !p.done && p.end >= 0 && len(p.pending) == 0 && p.seek < 0 {
 			ask = append(ask, kafka.TopicPartition{Topic: &p.id.Topic, Partition: p.id.Partition})
 		}
 	}
@@ -333,7 +371,7 @@ func (f *Fill) allDone() bool {
 // flush applies every partition's pending records, the partitions in
 // parallel as the instances apply them, and stops fetching the partitions
 // that are done.
-func (f *Fill) flush(ctx context.Context, c *kafka.Consumer) error {
+func (f *Fill) flush(ctx context.Context, c fillConsumer) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(f.order))
 	for i, p := range f.order {
@@ -347,15 +385,17 @@ func (f *Fill) flush(ctx context.Context, c *kafka.Consumer) error {
 		}()
 	}
 	wg.Wait()
+	var wait []kafka.TopicPartition
 	for _, p := range f.order {
-		if p.seek < 0 {
-			continue
+		if p.seek >= 0 && !p.paused {
+			p.paused = true
+			wait = append(wait, kafka.TopicPartition{Topic: &p.id.Topic, Partition: p.id.Partition})
 		}
-		tp := kafka.TopicPartition{Topic: &p.id.Topic, Partition: p.id.Partition, Offset: kafka.Offset(p.seek)}
-		if err := c.Seek(tp, 0); err != nil {
-			errs = append(errs, fmt.Errorf("%s: read again from %d: %w", p.id, p.seek, err))
+	}
+	if len(wait) > 0 {
+		if err := c.Pause(wait); err != nil {
+			errs = append(errs, fmt.Errorf("pause %d partitions waiting for the resolver: %w", len(wait), err))
 		}
-		p.seek = -1
 	}
 	var done []kafka.TopicPartition
 	for _, p := range f.order {
@@ -370,6 +410,41 @@ func (f *Fill) flush(ctx context.Context, c *kafka.Consumer) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// lookAgain resumes the waiting partitions whose retry is due, reading
+// again from where they wait. Resume comes before Seek, with no poll in
+// between: the seek discards whatever the consumer fetched from before it.
+func (f *Fill) lookAgain(c fillConsumer, now time.Time) error {
+	var errs []error
+	for _, p := range f.order {
+		if p.seek < 0 || now.Before(p.retry) {
+			continue
+		}
+		tp := kafka.TopicPartition{Topic: &p.id.Topic, Partition: p.id.Partition, Offset: kafka.Offset(p.seek)}
+		if p.paused {
+			if err := c.Resume([]kafka.TopicPartition{{Topic: &p.id.Topic, Partition: p.id.Partition}}); err != nil {
+				errs = append(errs, fmt.Errorf("%s: resume: %w", p.id, err))
+				continue
+			}
+			p.paused = false
+		}
+		if err := c.Seek(tp, 0); err != nil {
+			errs = append(errs, fmt.Errorf("%s: read again from %d: %w", p.id, p.seek, err))
+			continue
+		}
+		p.seek = -1
+	}
+	return errors.Join(errs...)
+}
+
+// waitAt makes p wait at off, a record of a transaction not applied, and
+// look again after its backoff, which doubles from fillWaitMin up to
+// fillWaitMax while it keeps finding one there.
+func (p *fillPart) waitAt(off int64, now time.Time) {
+	p.done, p.unapplied, p.seek = false, true, off
+	p.backoff = min(max(2*p.backoff, fillWaitMin), fillWaitMax)
+	p.retry = now.Add(p.backoff)
 }
 
 // apply applies a partition's pending records up to its end or its first
@@ -407,6 +482,9 @@ func (f *Fill) apply(ctx context.Context, p *fillPart) error {
 	p.pending = p.pending[:0]
 	if err := f.keepTransactions(ctx, p, b); err != nil {
 		return err
+	}
+	if !p.unapplied {
+		p.backoff = 0 // past the transaction it waited for, if any
 	}
 	if p.end >= 0 && b.Next >= p.end && !p.unapplied {
 		p.done = true
@@ -451,7 +529,7 @@ func (f *Fill) keepTransactions(ctx context.Context, p *fillPart, b *sink.Batch)
 	if len(at) == 0 {
 		return nil
 	}
-	commits, err := f.staging.ResolvedCommits(ctx, f.pool, f.txGroup, recs)
+	commits, err := f.staging.ResolvedCommits(ctx, f.pool, f.txGroup, recs, f.txCut)
 	if err != nil {
 		return err
 	}
@@ -482,7 +560,7 @@ func (f *Fill) keepTransactions(ctx context.Context, p *fillPart, b *sink.Batch)
 		case f.endAtUnresolved || f.txCut != nil:
 			p.done, p.unapplied = true, true
 		default:
-			p.done, p.unapplied, p.seek = false, true, off
+			p.waitAt(off, time.Now())
 		}
 		break
 	}
@@ -506,11 +584,11 @@ func (f *Fill) pastByCommit(ctx context.Context, ch *debezium.Change, commit int
 	}
 	if f.txCut != nil && f.txCut.OldestCommitLSN > 0 && f.txCut.OldestCommitLSN <= f.until.LSN {
 		if *oldestNow < 0 {
-			now, err := f.staging.CutNow(ctx, f.pool, f.txGroup)
+			now, err := f.staging.OldestCommitNow(ctx, f.pool, f.txGroup)
 			if err != nil {
 				return false, err
 			}
-			*oldestNow = now.OldestCommitLSN
+			*oldestNow = now
 		}
 		if *oldestNow > 0 && *oldestNow <= f.until.LSN {
 			return false, nil

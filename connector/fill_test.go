@@ -2,10 +2,13 @@ package connector
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/debezium"
 	"github.com/pgsink/pgsink/dedup"
@@ -94,5 +97,83 @@ func TestPastByCommitPrunedDuringCopy(t *testing.T) {
 	kept := int64(100) // nothing pruned: a commit-less transaction predates 100
 	if past, err := f.pastByCommit(context.Background(), ch, 0, &kept); err != nil || past {
 		t.Errorf("a transaction recorded without its commit, nothing pruned: past = %v, %v; want false, nil", past, err)
+	}
+}
+
+// fakeFillConsumer records what a fill asks of its consumer, in order.
+type fakeFillConsumer struct {
+	calls    []string
+	position int64
+}
+
+func (c *fakeFillConsumer) Seek(tp kafka.TopicPartition, _ int) error {
+	c.calls = append(c.calls, fmt.Sprintf("seek %s[%d]@%d", *tp.Topic, tp.Partition, tp.Offset))
+	return nil
+}
+
+func (c *fakeFillConsumer) Pause(tps []kafka.TopicPartition) error {
+	for _, tp := range tps {
+		c.calls = append(c.calls, fmt.Sprintf("pause %s[%d]", *tp.Topic, tp.Partition))
+	}
+	return nil
+}
+
+func (c *fakeFillConsumer) Resume(tps []kafka.TopicPartition) error {
+	for _, tp := range tps {
+		c.calls = append(c.calls, fmt.Sprintf("resume %s[%d]", *tp.Topic, tp.Partition))
+	}
+	return nil
+}
+
+func (c *fakeFillConsumer) Position(tps []kafka.TopicPartition) ([]kafka.TopicPartition, error) {
+	out := slices.Clone(tps)
+	for i := range out {
+		out[i].Offset = kafka.Offset(c.position)
+	}
+	return out, nil
+}
+
+// TestFillWaitingPartitionBacksOff: a partition of an online rebuild that
+// stands at a transaction the resolver has not applied is paused, and
+// reads its records again (resume, then seek: the seek drops what was
+// fetched before it) only once its backoff has passed, which doubles from
+// fillWaitMin to fillWaitMax while it keeps waiting. Before, every round
+// of the fill's loop (apply.batch.max_wait) sought it back at once, so it
+// fetched its records anew and asked the target about them every few
+// milliseconds for as long as the other partitions filled. A waiting
+// partition is not taken for done because its consumer fetched past its
+// end (those records were dropped).
+func TestFillWaitingPartitionBacksOff(t *testing.T) {
+	p := &fillPart{id: dedup.PartitionID{Topic: "t", Partition: 1}, end: 20, seek: -1}
+	f := &Fill{order: []*fillPart{p}, parts: map[fillKey]*fillPart{{"t", 1}: p}}
+	c := &fakeFillConsumer{position: 30}
+	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	p.waitAt(5, t0)
+	if err := f.flush(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	f.passedEnds(c)
+	if p.done {
+		t.Fatal("a partition waiting at offset 5 was marked done because its consumer fetched past its end (20)")
+	}
+	if err := f.lookAgain(c, t0.Add(fillWaitMin-time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"pause t[1]"}; !slices.Equal(c.calls, want) {
+		t.Fatalf("before its backoff passed, the fill asked %v of the consumer, want %v (paused, not read again)", c.calls, want)
+	}
+	if err := f.lookAgain(c, t0.Add(fillWaitMin)); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"pause t[1]", "resume t[1]", "seek t[1]@5"}; !slices.Equal(c.calls, want) {
+		t.Fatalf("once its backoff passed, the fill asked %v of the consumer, want %v", c.calls, want)
+	}
+	var waits []time.Duration
+	for range 6 {
+		p.waitAt(5, t0)
+		waits = append(waits, p.retry.Sub(t0))
+	}
+	if want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, time.Second, time.Second}; !slices.Equal(waits, want) {
+		t.Errorf("waiting again and again: backoffs %v, want %v", waits, want)
 	}
 }

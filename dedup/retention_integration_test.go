@@ -117,7 +117,7 @@ func TestIntegrationPruneResolvedTakesLeftStagedRecords(t *testing.T) {
 	if left != "g2 g3 h1" {
 		t.Fatalf("staged after pruning: %s; want g2 g3 h1 (g1's record pruned with its transaction)", left)
 	}
-	if oldest, ok, err := dedup.NewTransactions("pgsink").OldestStaged(ctx, pool, "g"); err != nil || !ok || oldest.TxID != 3 {
+	if oldest, ok, err := dedup.NewTransactions("pgsink").StagedLongerThan(ctx, pool, "g", 0); err != nil || !ok || oldest.TxID != 3 {
 		t.Fatalf("oldest staged of g: %+v, %v, %v; want transaction 3", oldest, ok, err)
 	}
 }

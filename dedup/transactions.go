@@ -543,9 +543,9 @@ type Unresolved struct {
 
 // OldestUnresolved returns the transaction staged longest ago and not
 // applied, and the number of staged records of the group; ok is false
-// when nothing is staged. It reads the whole staging table (the
-// staged_at index holds first records only, see OldestStaged): for the
-// check at start, not for a loop. A record of an applied transaction can be left
+// when nothing is staged. It reads the whole staging table (no index
+// leads with staged_at, see StagedLongerThan): for the check at start, not
+// for a loop. A record of an applied transaction can be left
 // staged when a duplicate of it (a Debezium re-emission, a replay) was
 // staged while the resolver applied the transaction; it is never applied
 // and passed over here. The resolver stops on one older than
@@ -570,26 +570,43 @@ func (t Transactions) OldestUnresolved(ctx context.Context, db DB, group string)
 	return oldest, staged, true, nil
 }
 
-// OldestStaged is OldestUnresolved without its counts (Records is 0):
-// the resolver's idle check runs it every few seconds, and counting the
-// staged records there would scan the whole staging table, a large
-// transaction's million rows included, each time. A transaction is found
-// by its first record (total_order 1; the staged_at index holds those
-// only, an index entry per source transaction rather than per record):
-// one whose first event is not staged (a logical decoding message, which
-// pgsink does not stage) is not found, and its staged_at is that of its
-// first record, not of its earliest staged one.
-func (t Transactions) OldestStaged(ctx context.Context, db DB, group string) (oldest Unresolved, ok bool, err error) {
+// StagedLongerThan returns a transaction with records staged and not
+// applied whose first staged record was staged more than age ago (of
+// several, the lowest xid), without its counts (Records is 0); ok is false
+// when there is none. The resolver's idle check (data whose END never
+// comes) runs it every few seconds, so it must not read every staged
+// record, a large transaction's million included.
+//
+// A transaction is found by its first staged record, whatever its
+// total_order: an application that emits a logical decoding message
+// (pg_logical_emit_message) at the start of every transaction makes the
+// first data event's total_order 2, and pgsink stages no message, so a
+// search for total_order 1 (the partial index of migration 0011) found no
+// such transaction. The search skips through the primary key (group_id,
+// tx_id, total_order), one index probe per staged transaction and none per
+// record, and stops at the first old enough: when such a transaction
+// exists the lowest xids are the oldest, so it is found at once; when none
+// does, it probes every staged transaction, which an idle resolver (every
+// END read) has few of unless no END comes at all (docs/transactions.md,
+// Tables, has the cost). FirstStaged is the found record's staged_at.
+func (t Transactions) StagedLongerThan(ctx context.Context, db DB, group string, age time.Duration) (oldest Unresolved, ok bool, err error) {
 	var ageMicros int64
-	err = db.QueryRow(ctx, `SELECT s.tx_id, s.staged_at, (extract(epoch FROM now() - s.staged_at) * 1e6)::bigint
-		FROM `+t.staged+` s WHERE group_id = $1 AND total_order = 1
-		 AND NOT EXISTS (SELECT 1 FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = s.tx_id)
-		ORDER BY staged_at LIMIT 1`, group).Scan(&oldest.TxID, &oldest.FirstStaged, &ageMicros)
+	err = db.QueryRow(ctx, `WITH RECURSIVE firsts AS (
+		  (SELECT tx_id, staged_at FROM `+t.staged+` WHERE group_id = $1 ORDER BY tx_id, total_order LIMIT 1)
+		  UNION ALL
+		  SELECT n.tx_id, n.staged_at FROM firsts f CROSS JOIN LATERAL
+		    (SELECT tx_id, staged_at FROM `+t.staged+` WHERE group_id = $1 AND tx_id > f.tx_id
+		     ORDER BY tx_id, total_order LIMIT 1) n)
+		SELECT f.tx_id, f.staged_at, (extract(epoch FROM now() - f.staged_at) * 1e6)::bigint
+		FROM firsts f
+		WHERE f.staged_at < now() - $2::interval
+		  AND NOT EXISTS (SELECT 1 FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = f.tx_id)
+		LIMIT 1`, group, age).Scan(&oldest.TxID, &oldest.FirstStaged, &ageMicros)
 	if err == pgx.ErrNoRows {
 		return Unresolved{}, false, nil
 	}
 	if err != nil {
-		return Unresolved{}, false, fmt.Errorf("dedup: read the oldest staged transaction: %w", err)
+		return Unresolved{}, false, fmt.Errorf("dedup: read a transaction staged longer than %s ago: %w", age, err)
 	}
 	oldest.Age = time.Duration(ageMicros) * time.Microsecond
 	return oldest, true, nil
@@ -676,10 +693,10 @@ type TxRecords struct {
 // transaction if the resolver of group applied it, 0 if it applied it and
 // the commit position is not recorded, -1 if it did not, in one round
 // trip: a fill applies a record of a source transaction only once its
-// transaction is applied to the live table (an online rebuild), or was
-// when the fill began (TxCut, `replay --into`), so that the table it fills
-// never holds part of one. Of two applied transactions of one xid, a
-// record is of the first to commit after it.
+// transaction is applied to the live table (an online rebuild, cut nil),
+// or was at cut (TxCut, `replay --into`), so that the table it fills never
+// holds part of one. Of two applied transactions of one xid, a record is
+// of the first to commit after it.
 //
 // The commit position is not recorded for a transaction recorded before
 // migration 0009, and for one whose row retention.tombstones pruned:
@@ -689,15 +706,44 @@ type TxRecords struct {
 // transaction recorded with its commit. Without that, a fill of a topic
 // older than the retention would take its first transaction's record for
 // one not applied yet.
-func (t Transactions) ResolvedCommits(ctx context.Context, db Querier, group string, recs TxRecords) ([]int64, error) {
+//
+// With a cut, a transaction recorded without its commit position is in
+// it only if it was recorded at the cut (resolved_at at or before the
+// cut's ResolvedAt): an END whose id carries no LSN (Debezium before 2.1
+// wrote "<txId>" alone) is recorded with 0, and Holds takes 0 for "before
+// every recorded commit"; one recorded after the cut would be taken by a
+// partition reaching it then, and not by one that reached it before.
+//
+// With a cut, "applied and forgotten" is decided as of the cut, not now:
+// the partition's frontier is the cut's, and a transaction staged and not
+// applied at the cut is not forgotten before it. A copy longer than
+// retention.tombstones otherwise met a transaction applied after its cut
+// and pruned meanwhile as one applied before it (below today's frontier,
+// neither recorded nor staged): a partition reaching it after the prune
+// copied it, while one that reached it before, still recorded with its
+// commit past the cut, had ended there.
+func (t Transactions) ResolvedCommits(ctx context.Context, db Querier, group string, recs TxRecords, cut *TxCut) ([]int64, error) {
+	asOfCut := cut != nil
+	var cutFrontier *int64
+	if asOfCut {
+		if off, ok := cut.frontierOf(recs.Topic, recs.Partition); ok {
+			cutFrontier = &off
+		}
+	}
+	var cutResolvedAt *time.Time
+	if asOfCut && !cut.ResolvedAt.IsZero() {
+		cutResolvedAt = &cut.ResolvedAt
+	}
 	rows, err := db.Query(ctx, `SELECT coalesce(
-		  (SELECT x.commit_lsn FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = r.tx_id
+		  (SELECT CASE WHEN x.commit_lsn = 0 AND $7::boolean AND x.resolved_at > coalesce($9::timestamptz, '-infinity') THEN -1 ELSE x.commit_lsn END
+		     FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = r.tx_id
 		     AND (x.commit_lsn = 0 OR r.lsn < x.commit_lsn) ORDER BY x.commit_lsn = 0, x.commit_lsn LIMIT 1),
-		  CASE WHEN r.off <= (SELECT f.kafka_offset FROM `+t.frontier+` f WHERE f.group_id = $1 AND f.topic = $2 AND f.partition = $3)
+		  CASE WHEN r.off <= CASE WHEN $7::boolean THEN $8::bigint
+		                     ELSE (SELECT f.kafka_offset FROM `+t.frontier+` f WHERE f.group_id = $1 AND f.topic = $2 AND f.partition = $3) END
 		        AND NOT EXISTS (SELECT 1 FROM `+t.staged+` s WHERE s.group_id = $1 AND s.tx_id = r.tx_id) THEN 0 END,
 		  -1)
 		FROM unnest($4::bigint[], $5::bigint[], $6::bigint[]) WITH ORDINALITY AS r(tx_id, lsn, off, n) ORDER BY r.n`,
-		group, recs.Topic, recs.Partition, recs.TxIDs, recs.LSNs, recs.Offsets)
+		group, recs.Topic, recs.Partition, recs.TxIDs, recs.LSNs, recs.Offsets, asOfCut, cutFrontier, cutResolvedAt)
 	if err != nil {
 		return nil, fmt.Errorf("dedup: read which of %d transactions are applied: %w", len(recs.TxIDs), err)
 	}
@@ -706,39 +752,118 @@ func (t Transactions) ResolvedCommits(ctx context.Context, db Querier, group str
 	if _, err := pgx.ForEachRow(rows, []any{&commit}, func() error { out = append(out, commit); return nil }); err != nil {
 		return nil, fmt.Errorf("dedup: read which of %d transactions are applied: %w", len(recs.TxIDs), err)
 	}
+	if asOfCut && len(out) == len(recs.TxIDs) {
+		for i, c := range out {
+			// Applied without a commit position known, and staged at the
+			// cut: applied after it and pruned since (or an applied
+			// transaction's leftover, which only ends the partition
+			// sooner).
+			if _, staged := slices.BinarySearch(cut.Staged, recs.TxIDs[i]); c == 0 && staged {
+				out[i] = -1
+			}
+		}
+	}
 	return out, nil
 }
 
 // TxCut is the set of source transactions a group's resolver had applied
 // at one moment. It applies them in commit order, so they are those
 // recorded with a commit position at or below CommitLSN (and those
-// recorded without one, before migration 0009): a transaction applied
-// later commits after it. A fill that takes only these transactions, in
-// every partition, holds each source transaction whole or not at all,
-// however long it runs; "applied now", asked partition by partition as
-// the fill reaches them, would let one partition take a transaction that
-// another passed over a moment before.
+// recorded without one by then: before migration 0009, or from an END
+// whose id has no LSN), and, of those whose
+// tx_resolved row retention.tombstones prunes while a fill runs, those
+// whose records lie at or below the cut's Frontier and were not Staged at
+// it: a transaction applied later commits after it. A fill that takes only
+// these transactions, in every partition, holds each source transaction
+// whole or not at all, however long it runs; "applied now", asked
+// partition by partition as the fill reaches them, would let one
+// partition take a transaction that another passed over a moment before.
 type TxCut struct {
 	CommitLSN int64
 	// OldestCommitLSN is the lowest commit position still recorded (0 when
 	// none is): a transaction applied without one recorded (before
 	// migration 0009, or pruned) committed before it.
 	OldestCommitLSN int64
+	// Frontier is tx_frontier at the cut: per data partition, the highest
+	// offset of its records the resolver had applied.
+	Frontier []PartitionOffset
+	// ResolvedAt is the latest resolved_at recorded at the cut (zero when
+	// none is). The resolver's apply transactions run one after the other
+	// (fenced by the offsets row, whose lock a new owner's claim waits
+	// for) and resolved_at is each one's start time, so a row recorded
+	// after the cut has a later one, as long as the target's clock does
+	// not go back.
+	ResolvedAt time.Time
+	// Staged are the transactions with records staged at the cut, in
+	// ascending order: not applied then, but for a record left staged of
+	// an applied one (a re-emission staged while the resolver applied it,
+	// or of an xid come round), which only makes a partition end sooner
+	// at its transaction once it is pruned, never split it.
+	Staged []int64
+}
+
+// frontierOf returns the cut's frontier of a data partition; ok is false
+// when the resolver had applied none of its records (or none since
+// migration 0010).
+func (c *TxCut) frontierOf(topic string, partition int32) (int64, bool) {
+	for _, f := range c.Frontier {
+		if f.Topic == topic && f.Partition == partition {
+			return f.Offset, true
+		}
+	}
+	return 0, false
 }
 
 // Holds reports whether the transaction of a record, whose commit
-// ResolvedCommits returned, is in the cut.
+// ResolvedCommits returned when asked with this cut, is in the cut.
 func (c TxCut) Holds(commit int64) bool { return commit == 0 || (commit > 0 && commit <= c.CommitLSN) }
 
-// CutNow reads the cut of what the resolver of group has applied now. It
+// CutNow reads the cut of what the resolver of group has applied now, in
+// one statement (one snapshot: the resolver records a transaction, moves
+// the frontier and deletes its staged records in one transaction). It
 // reads every transaction the group records (no index leads with the
-// commit position): once per fill.
+// commit position), its frontier, and the first staged record of each
+// staged transaction: once per fill.
 func (t Transactions) CutNow(ctx context.Context, db DB, group string) (TxCut, error) {
 	var c TxCut
-	err := db.QueryRow(ctx, `SELECT coalesce(max(commit_lsn), 0), coalesce(min(commit_lsn) FILTER (WHERE commit_lsn > 0), 0)
-		FROM `+t.resolved+` WHERE group_id = $1`, group).Scan(&c.CommitLSN, &c.OldestCommitLSN)
+	var topics []string
+	var partitions []int32
+	var offsets []int64
+	var resolvedAt *time.Time
+	err := db.QueryRow(ctx, `WITH RECURSIVE firsts AS (
+		  (SELECT tx_id FROM `+t.staged+` WHERE group_id = $1 ORDER BY tx_id, total_order LIMIT 1)
+		  UNION ALL
+		  SELECT n.tx_id FROM firsts f CROSS JOIN LATERAL
+		    (SELECT tx_id FROM `+t.staged+` WHERE group_id = $1 AND tx_id > f.tx_id ORDER BY tx_id, total_order LIMIT 1) n)
+		SELECT r.max, r.min, r.at, f.topics, f.partitions, f.offsets, s.staged
+		FROM (SELECT coalesce(max(commit_lsn), 0) AS max, coalesce(min(commit_lsn) FILTER (WHERE commit_lsn > 0), 0) AS min,
+		             max(resolved_at) AS at
+		      FROM `+t.resolved+` WHERE group_id = $1) r,
+		     (SELECT coalesce(array_agg(topic), '{}') AS topics, coalesce(array_agg(partition), '{}') AS partitions,
+		             coalesce(array_agg(kafka_offset), '{}') AS offsets
+		      FROM `+t.frontier+` WHERE group_id = $1) f,
+		     (SELECT coalesce(array_agg(tx_id ORDER BY tx_id), '{}') AS staged FROM firsts) s`, group).
+		Scan(&c.CommitLSN, &c.OldestCommitLSN, &resolvedAt, &topics, &partitions, &offsets, &c.Staged)
 	if err != nil {
 		return TxCut{}, fmt.Errorf("dedup: read the transactions group %s has applied: %w", group, err)
 	}
+	if resolvedAt != nil {
+		c.ResolvedAt = *resolvedAt
+	}
+	for i := range topics {
+		c.Frontier = append(c.Frontier, PartitionOffset{Topic: topics[i], Partition: partitions[i], Offset: offsets[i]})
+	}
 	return c, nil
+}
+
+// OldestCommitNow reads the lowest commit position group records now (0
+// when none is): see TxCut.OldestCommitLSN.
+func (t Transactions) OldestCommitNow(ctx context.Context, db DB, group string) (int64, error) {
+	var oldest int64
+	err := db.QueryRow(ctx, `SELECT coalesce(min(commit_lsn) FILTER (WHERE commit_lsn > 0), 0)
+		FROM `+t.resolved+` WHERE group_id = $1`, group).Scan(&oldest)
+	if err != nil {
+		return 0, fmt.Errorf("dedup: read the oldest commit group %s records: %w", group, err)
+	}
+	return oldest, nil
 }

@@ -111,8 +111,8 @@ func TestIntegrationTransactionStaging(t *testing.T) {
 	if err != nil || !ok || oldest.TxID != 7 || oldest.Records != 3 || staged != 5 || oldest.Age < 0 || oldest.Age > time.Hour {
 		t.Fatalf("OldestUnresolved = %+v, %d staged, %v, %v; want transaction 7 with 3 records, 5 staged", oldest, staged, ok, err)
 	}
-	if first, ok, err := tx.OldestStaged(ctx, pool, "g"); err != nil || !ok || first.TxID != 7 || !first.FirstStaged.Equal(oldest.FirstStaged) || first.Age < 0 {
-		t.Fatalf("OldestStaged = %+v, %v, %v; want transaction 7 first staged at %s, as OldestUnresolved says", first, ok, err, oldest.FirstStaged)
+	if first, ok, err := tx.StagedLongerThan(ctx, pool, "g", 0); err != nil || !ok || first.TxID != 7 || !first.FirstStaged.Equal(oldest.FirstStaged) || first.Age < 0 {
+		t.Fatalf("StagedLongerThan = %+v, %v, %v; want transaction 7 first staged at %s, as OldestUnresolved says", first, ok, err, oldest.FirstStaged)
 	}
 
 	byPartition := func() map[int32]int64 {
@@ -151,24 +151,34 @@ func TestIntegrationTransactionStaging(t *testing.T) {
 	if got, want := byPartition(), map[int32]int64{1: 1}; !maps.Equal(got, want) {
 		t.Fatalf("staged records per partition after transaction 7 was applied: %v, want %v", got, want)
 	}
-	// The idle check finds a transaction by its first record (the
-	// staged_at index holds those only): one whose record at total_order
-	// 1 is not staged (a logical decoding message) is found by
-	// OldestUnresolved, which reads the whole table, and not by it.
+	// The idle check finds a transaction by its first staged record,
+	// whatever its total_order: transaction 9's record at total_order 1
+	// is not staged (a logical decoding message, which pgsink does not
+	// stage), and 9 is found once 8, staged before it, is applied.
 	stage(rec(9, 2, "public.accounts", 14))
-	if first, ok, err := tx.OldestStaged(ctx, pool, "g"); err != nil || !ok || first.TxID != 8 {
-		t.Fatalf("OldestStaged with transactions 8 and 9 staged = %+v, %v, %v; want 8", first, ok, err)
+	if first, ok, err := tx.StagedLongerThan(ctx, pool, "g", 0); err != nil || !ok || first.TxID != 8 {
+		t.Fatalf("StagedLongerThan with transactions 8 and 9 staged = %+v, %v, %v; want 8", first, ok, err)
 	}
 	b = &pgx.Batch{}
 	tx.QueueResolve(b, "g", 8, 0, 2)
 	if err := pool.SendBatch(ctx, b).Close(); err != nil {
 		t.Fatal(err)
 	}
-	if first, ok, err := tx.OldestStaged(ctx, pool, "g"); err != nil || ok {
-		t.Fatalf("OldestStaged with only transaction 9's second record staged = %+v, %v, %v; want none (no first record)", first, ok, err)
-	}
-	if oldest, staged, ok, err := tx.OldestUnresolved(ctx, pool, "g"); err != nil || !ok || oldest.TxID != 9 || staged != 1 {
+	oldest, staged, ok, err = tx.OldestUnresolved(ctx, pool, "g")
+	if err != nil || !ok || oldest.TxID != 9 || staged != 1 {
 		t.Fatalf("OldestUnresolved with transaction 9's second record staged = %+v, %d staged, %v, %v; want 9, its one record staged", oldest, staged, ok, err)
+	}
+	if first, ok, err := tx.StagedLongerThan(ctx, pool, "g", 0); err != nil || !ok || first.TxID != 9 || !first.FirstStaged.Equal(oldest.FirstStaged) {
+		t.Fatalf("StagedLongerThan with only transaction 9's second record staged = %+v, %v, %v; want 9 first staged at %s (a transaction that began with a message)", first, ok, err, oldest.FirstStaged)
+	}
+	if first, ok, err := tx.StagedLongerThan(ctx, pool, "g", time.Hour); err != nil || ok {
+		t.Fatalf("StagedLongerThan 1h with transaction 9 staged just now = %+v, %v, %v; want none", first, ok, err)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE `+schema+`.tx_staged SET staged_at = now() - interval '2 hours' WHERE tx_id = 9`); err != nil {
+		t.Fatal(err)
+	}
+	if first, ok, err := tx.StagedLongerThan(ctx, pool, "g", time.Hour); err != nil || !ok || first.TxID != 9 || first.Age < time.Hour {
+		t.Fatalf("StagedLongerThan 1h with transaction 9 staged 2h ago = %+v, %v, %v; want 9", first, ok, err)
 	}
 	stage(rec(7, 1, "public.accounts", 10)) // a replay of its partition
 	if counts, err := tx.StagedCounts(ctx, pool, "g", 7); err != nil || len(counts) != 0 {

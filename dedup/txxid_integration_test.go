@@ -6,6 +6,7 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgsink/pgsink/dedup"
@@ -90,8 +91,8 @@ func TestIntegrationTransactionXIDComesRound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if before != (dedup.TxCut{CommitLSN: 1000, OldestCommitLSN: 1000}) {
-		t.Fatalf("cut before the new 7 = %+v, want commit 1000, oldest 1000 (9's row has none)", before)
+	if before.CommitLSN != 1000 || before.OldestCommitLSN != 1000 || !slices.Equal(before.Staged, []int64{7}) {
+		t.Fatalf("cut before the new 7 = %+v, want commit 1000, oldest 1000 (9's row has none), 7 staged", before)
 	}
 	// The new 7 applied: recorded beside the old one, not refused by it.
 	b = &pgx.Batch{}
@@ -101,7 +102,7 @@ func TestIntegrationTransactionXIDComesRound(t *testing.T) {
 	}
 	// A fill asks about records by their own LSN: each is of the first
 	// transaction of its xid to commit after it.
-	commits, err := tx.ResolvedCommits(ctx, pool, "g", dedup.TxRecords{Topic: "t", TxIDs: []int64{7, 7, 7, 9}, LSNs: []int64{900, 4000, 6000, 1}, Offsets: []int64{1, 2, 3, 4}})
+	commits, err := tx.ResolvedCommits(ctx, pool, "g", dedup.TxRecords{Topic: "t", TxIDs: []int64{7, 7, 7, 9}, LSNs: []int64{900, 4000, 6000, 1}, Offsets: []int64{1, 2, 3, 4}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +156,7 @@ func TestIntegrationResolvedCommitsPruned(t *testing.T) {
 		{1, dedup.TxRecords{TxIDs: []int64{3}, LSNs: []int64{100}, Offsets: []int64{2}}, []int64{-1}}, // no frontier
 	} {
 		tc.recs.Topic, tc.recs.Partition = "t", tc.partition
-		commits, err := tx.ResolvedCommits(ctx, pool, "g", tc.recs)
+		commits, err := tx.ResolvedCommits(ctx, pool, "g", tc.recs, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,4 +164,133 @@ func TestIntegrationResolvedCommitsPruned(t *testing.T) {
 			t.Errorf("partition %d: ResolvedCommits(%v) = %v, want %v", tc.partition, tc.recs.TxIDs, commits, tc.want)
 		}
 	}
+}
+
+// TestIntegrationCutPrunedDuringCopy: a copy (`replay --into`) takes the
+// transactions its cut holds; one applied after the cut whose tx_resolved
+// row retention.tombstones prunes while the copy runs (with its staged
+// records) is neither recorded nor staged any more, and lies below the
+// partition's frontier of now. Decided against the frontier of now, it
+// read as applied before the cut: a partition reaching it after the prune
+// copied it while one that reached it before (recorded, its commit past
+// the cut) ended there. Decided against the cut's frontier, and the
+// transactions staged at the cut, it is out of the cut in every
+// partition, before the prune and after; one pruned that was applied
+// before the cut stays in it.
+func TestIntegrationCutPrunedDuringCopy(t *testing.T) {
+	ctx := context.Background()
+	pool := migrated(t)
+	tx := dedup.NewTransactions(schema)
+	led := dedup.NewLedgers(schema)
+	stage := func(txID, offset int64) {
+		stageIn(t, pool, tx, dedup.StagedRecord{TxID: txID, TotalOrder: 1, DataCollection: "public.a", Topic: "t", Partition: 0,
+			Offset: offset, LSN: txID * 100, Key: []byte("k"), Value: []byte("v")})
+	}
+	apply := func(txID, commit, offset int64) {
+		t.Helper()
+		b := &pgx.Batch{}
+		tx.QueueResolve(b, "g", txID, commit, 1)
+		tx.QueueApplied(b, "g", []dedup.PartitionOffset{{Topic: "t", Partition: 0, Offset: offset}})
+		if err := pool.SendBatch(ctx, b).Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Before the cut: 5 applied (offset 10). 8's record at offset 6 was
+	// staged before 5's (re-emitted at offset 10 after a Connect crash),
+	// and 8 is not applied yet.
+	stage(5, 10)
+	stage(8, 6)
+	apply(5, 500, 10)
+	cut, err := tx.CutNow(ctx, pool, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cut.CommitLSN != 500 || !slices.Equal(cut.Frontier, []dedup.PartitionOffset{{Topic: "t", Partition: 0, Offset: 10}}) || !slices.Equal(cut.Staged, []int64{8}) {
+		t.Fatalf("cut = %+v; want commit 500, frontier t[0] at 10, 8 staged", cut)
+	}
+	recs := dedup.TxRecords{Topic: "t", Partition: 0, TxIDs: []int64{5, 8, 11}, LSNs: []int64{450, 750, 1050}, Offsets: []int64{10, 6, 12}}
+	held := func(when string) {
+		t.Helper()
+		commits, err := tx.ResolvedCommits(ctx, pool, "g", recs, &cut)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []bool
+		for _, c := range commits {
+			got = append(got, cut.Holds(c))
+		}
+		if want := []bool{true, false, false}; !slices.Equal(got, want) {
+			t.Errorf("%s: the cut holds transactions 5, 8, 11: %v (commits %v), want %v (5 applied before the cut, 8 and 11 after)", when, got, commits, want)
+		}
+	}
+	held("at the cut")
+	// The copy runs; meanwhile 8 and 11 are applied (the frontier moves to
+	// 12)...
+	apply(8, 800, 6)
+	stage(11, 12)
+	apply(11, 1100, 12)
+	held("8 and 11 applied after the cut")
+	// ... and the retention passes over all three.
+	if _, err := pool.Exec(ctx, `UPDATE `+schema+`.tx_resolved SET resolved_at = now() - interval '2 hours'`); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := led.Prune(ctx, pool, dedup.Retention{Tombstones: time.Hour}); err != nil || got.TxResolved != 3 {
+		t.Fatalf("Prune = %+v, %v; want transactions 5, 8 and 11 pruned", got, err)
+	}
+	held("5, 8 and 11 pruned during the copy")
+}
+
+// TestIntegrationCutCommitZero: an END whose id carries no LSN (Debezium
+// before 2.1 wrote "<txId>" alone) is recorded with commit position 0,
+// which the cut takes for a transaction applied before every recorded
+// commit. One recorded so at the cut is in it; one recorded so after the
+// cut is not, before it is pruned and after. Before, the second read as
+// in the cut: a partition reaching it after its apply copied it, while one
+// that reached it before (not applied, -1) had ended there.
+func TestIntegrationCutCommitZero(t *testing.T) {
+	ctx := context.Background()
+	pool := migrated(t)
+	tx := dedup.NewTransactions(schema)
+	apply := func(txID, offset int64) {
+		t.Helper()
+		b := &pgx.Batch{}
+		tx.QueueResolve(b, "g", txID, 0, 1)
+		tx.QueueApplied(b, "g", []dedup.PartitionOffset{{Topic: "t", Partition: 0, Offset: offset}})
+		if err := pool.SendBatch(ctx, b).Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs := dedup.TxRecords{Topic: "t", Partition: 0, TxIDs: []int64{5, 8}, LSNs: []int64{450, 750}, Offsets: []int64{3, 4}}
+	held := func(cut dedup.TxCut, when string, want ...bool) {
+		t.Helper()
+		commits, err := tx.ResolvedCommits(ctx, pool, "g", recs, &cut)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []bool
+		for _, c := range commits {
+			got = append(got, cut.Holds(c))
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: the cut holds transactions 5, 8: %v (commits %v), want %v", when, got, commits, want)
+		}
+	}
+	empty, err := tx.CutNow(ctx, pool, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(5, 3)
+	cut, err := tx.CutNow(ctx, pool, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held(empty, "a cut before anything was applied, 5 applied since", false, false)
+	held(cut, "at the cut, 5 applied", true, false)
+	apply(8, 4)
+	held(cut, "8 applied after the cut", true, false)
+	held(empty, "a cut before anything was applied, 5 and 8 applied since", false, false)
+	if _, err := pool.Exec(ctx, `DELETE FROM `+schema+`.tx_resolved`); err != nil { // as the pruning does
+		t.Fatal(err)
+	}
+	held(cut, "5 and 8 pruned during the copy", true, false)
 }

@@ -684,13 +684,13 @@ func record(s dedup.StagedRecord) debezium.Record {
 	return rec
 }
 
-// CheckEnds returns a *NoEndError when a staged transaction's first record
-// is older than maxWait. Call it only once the resolver has read every END
+// CheckEnds returns a *NoEndError when a staged transaction's first staged
+// record is older than maxWait. Call it only once the resolver has read every END
 // of the transaction topic (its position at the high watermark): a lagging
 // resolver has not read the END yet, and its transactions wait for that.
 func (r *Resolver) CheckEnds(ctx context.Context, group string, maxWait time.Duration) error {
-	oldest, ok, err := r.staging.OldestStaged(ctx, r.pool, group)
-	if err != nil || !ok || oldest.Age <= maxWait {
+	oldest, ok, err := r.staging.StagedLongerThan(ctx, r.pool, group, maxWait)
+	if err != nil || !ok {
 		return err
 	}
 	counts, err := r.staging.StagedCounts(ctx, r.pool, group, oldest.TxID)

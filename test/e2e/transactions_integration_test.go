@@ -369,13 +369,34 @@ func resolverStopped(t *testing.T, cfg, targetURL, txTopic string) string {
 // END again), the idle resolver stops naming the transaction in pgsink
 // status.
 func TestE2ETransactionWithoutEnd(t *testing.T) {
+	t.Run("data first", func(t *testing.T) { transactionWithoutEnd(t, "") })
+	// An application that emits a logical decoding message at the start
+	// of every transaction (audit metadata): the message takes the
+	// transaction's total_order 1 and pgsink does not stage it, so the
+	// first staged record is at total_order 2. Before the idle check
+	// found a transaction by its first staged record, whatever its
+	// total_order, it found none of these and the resolver waited.
+	t.Run("message first", func(t *testing.T) {
+		transactionWithoutEnd(t, `SELECT pg_logical_emit_message(true, 'audit', 'user=alice')`)
+	})
+}
+
+// transactionWithoutEnd runs TestE2ETransactionWithoutEnd's scenario, each
+// source transaction starting with first when it is not empty.
+func transactionWithoutEnd(t *testing.T, first string) {
 	ctx := context.Background()
 	b := newBankPipeline(t, map[string]int{"accounts": 2}, map[string]string{"topic.transaction": "elsewhere", "table.include.list": "public.accounts"})
 	st, txTopic, targetURL, target := b.st, b.txTopic, b.targetURL, b.target
 	cfg := tableConfig(st, b.topic("accounts"), "public.accounts", "") +
 		fmt.Sprintf("apply:\n  consistency: transaction\n  transaction: { topic: %s, max_wait: 2s }\n", txTopic)
 	p := startPgsink(t, cfg, "TARGET_URL="+targetURL)
-	st.Exec(`INSERT INTO public.accounts VALUES (1, 100), (2, 100)`)
+	insert := func(values string) string {
+		if first == "" {
+			return "INSERT INTO public.accounts VALUES " + values
+		}
+		return "BEGIN; " + first + "; INSERT INTO public.accounts VALUES " + values + "; COMMIT"
+	}
+	st.Exec(insert("(1, 100), (2, 100)"))
 	// Debezium goes on writing: a later transaction, staged after the
 	// resolver found the first without END.
 	writes, stopWrites := context.WithCancel(ctx)
@@ -393,7 +414,7 @@ func TestE2ETransactionWithoutEnd(t *testing.T) {
 				wrote <- nil
 				return
 			case <-time.After(3 * time.Second):
-				if _, err := source.Exec(writes, `INSERT INTO public.accounts VALUES ($1, 100)`, id); err != nil && writes.Err() == nil {
+				if _, err := source.Exec(writes, insert(fmt.Sprintf("(%d, 100)", id))); err != nil && writes.Err() == nil {
 					wrote <- err
 					return
 				}
@@ -411,6 +432,21 @@ func TestE2ETransactionWithoutEnd(t *testing.T) {
 	var rows int
 	if err := target.QueryRow(ctx, `SELECT count(*) FROM public.accounts`).Scan(&rows); err != nil || rows != 0 {
 		t.Fatalf("%d rows applied of a transaction without END (%v); want none", rows, err)
+	}
+	// What Debezium put in the staged records' transaction blocks: the
+	// scenario's premise, checked on the stack's Debezium.
+	var firstOrder, firstCollectionOrder int64
+	if err := target.QueryRow(ctx, `SELECT total_order, (convert_from(record_value, 'UTF8')::jsonb #>> '{transaction,data_collection_order}')::bigint
+		FROM pgsink.tx_staged ORDER BY tx_id, total_order LIMIT 1`).Scan(&firstOrder, &firstCollectionOrder); err != nil {
+		t.Fatalf("reading the first staged record's transaction block: %v", err)
+	}
+	wantOrder := int64(1)
+	if first != "" {
+		wantOrder = 2
+	}
+	t.Logf("the first staged record of the first transaction: total_order %d, data_collection_order %d", firstOrder, firstCollectionOrder)
+	if firstOrder != wantOrder || firstCollectionOrder != 1 {
+		t.Errorf("the first transaction's first staged record has total_order %d and data_collection_order %d, want %d and 1", firstOrder, firstCollectionOrder, wantOrder)
 	}
 	if code, _ := p.stop(30 * time.Second); code != 0 {
 		t.Errorf("pgsink exited with %d", code)
