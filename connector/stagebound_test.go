@@ -31,6 +31,7 @@ type memStaging struct {
 	// marked that it waits (-1: never).
 	stagedAtMark int
 	calls        chan applied
+	recounts     int // StagedBytesAbove's calls
 }
 
 const recordBytes = 10 // what each staged record takes in tx_staged
@@ -53,6 +54,7 @@ func (m *memStaging) FrontierOf(context.Context, dedup.PartitionID) (dedup.Front
 func (m *memStaging) StagedBytesAbove(_ context.Context, _ dedup.PartitionID, after int64) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.recounts++
 	n := m.inherited
 	for _, o := range m.staged {
 		if o > after {
@@ -329,7 +331,8 @@ func TestResolverPublishesItsWait(t *testing.T) {
 // reemitted is memStaging whose batches are records of transactions the
 // resolver applied already (a Debezium re-emission at new offsets, or a
 // replay): dedup's QueueStage/StagingCopy leave them out of tx_staged but
-// still return their bytes, and sink counts them in Stats.StagedBytes.
+// still return their bytes, and sink counts them in Stats.StagedBytes,
+// with Stats.StagedShort set.
 type reemitted struct{ *memStaging }
 
 func (r reemitted) Apply(_ context.Context, b *sink.Batch) (sink.Stats, error) {
@@ -343,6 +346,7 @@ func (r reemitted) Apply(_ context.Context, b *sink.Batch) (sink.Stats, error) {
 		st.Staged++ // sink counts the records it offered to staging
 		st.StagedBytes += recordBytes
 		st.StagedThrough = it.Record.Offset
+		st.StagedShort = true
 	}
 	b.Claim.NextOffset = b.Next
 	m.calls <- got
@@ -351,7 +355,8 @@ func (r reemitted) Apply(_ context.Context, b *sink.Batch) (sink.Stats, error) {
 
 // TestStagingBoundRecountsReemissions: a partition whose batches were
 // counted at the bound but staged nothing (records of transactions the
-// resolver applied already) must not wait for ever: nothing of it is
+// resolver applied already; sink says so with Stats.StagedShort, so the
+// partition recounts after stagingRecount) must not wait for ever: nothing of it is
 // staged, and the resolver, idle, neither moves its frontier nor marks a
 // wait. Held with the frontier unmoved, it counts again in the database
 // and goes on. Without the recount it waited for ever (review of txcost4).
@@ -369,6 +374,38 @@ func TestStagingBoundRecountsReemissions(t *testing.T) {
 	case <-m.calls:
 	case <-time.After(10 * time.Second):
 		t.Fatal("partition held at its bound for 10 s with nothing in tx_staged and an idle resolver: nothing will release it")
+	}
+}
+
+// TestStagingBoundExactAccountDoesNotRecount: a partition at its bound
+// whose batches staged every record they counted waits for the resolver
+// without counting again in the database while the frontier stays
+// unmoved (a resolver applying a backlog in one transaction holds it for
+// several seconds), and goes on once it moves. Each recount reads the
+// group's staging table: before, every partition at its bound recounted
+// 2 s into each such apply (docs/transactions.md, Cost).
+func TestStagingBoundExactAccountDoesNotRecount(t *testing.T) {
+	m := newMemStaging()
+	w := stagingWorker(t, m, batchOf(2, 1<<20, time.Minute), 3*recordBytes)
+	w.queue(0, 0, "tx:0", "tx:1", "tx:2", "tx:3", "tx:4", "tx:5")
+	w.start()
+	next(t, m.calls, "staging")
+	next(t, m.calls, "staging")
+	select { // the resolver applying: the frontier unmoved for 3 s
+	case got := <-m.calls:
+		t.Fatalf("staged %v past the bound", got.offsets)
+	case <-time.After(3 * time.Second):
+	}
+	m.mu.Lock()
+	recounts := m.recounts
+	m.mu.Unlock()
+	// The claim's count of what previous owners staged is the one read.
+	if recounts > 1 {
+		t.Fatalf("the partition counted its staged bytes %d times while the resolver held its frontier, want once (at the claim): its account was exact", recounts)
+	}
+	m.apply(1)
+	if got := next(t, m.calls, "staging"); !slices.Equal(got.offsets, []int64{4, 5}) {
+		t.Fatalf("staged %v, want [4 5]", got.offsets)
 	}
 }
 

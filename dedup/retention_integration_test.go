@@ -204,7 +204,7 @@ func TestIntegrationPruneSchemasWaitsForAStaging(t *testing.T) {
 	defer func() { _ = staging.Rollback(ctx) }()
 	b := &pgx.Batch{}
 	rec.TxID = 2
-	if _, err := tx.QueueStage(b, "g", []dedup.StagedRecord{rec}); err != nil {
+	if _, err := tx.QueueStage(b, "g", []dedup.StagedRecord{rec}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := staging.SendBatch(ctx, b).Close(); err != nil {

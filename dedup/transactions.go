@@ -102,9 +102,11 @@ func (r StagedRecord) Size() int64 {
 // place) is staged already (Debezium re-emits events at new offsets after
 // its restarts) is kept once; one of a transaction the resolver applied
 // already (a replay) is not staged again, so no staged row waits for an
-// END that was consumed.
-func (t Transactions) QueueStage(b *pgx.Batch, group string, records []StagedRecord) (int64, error) {
-	return t.queueStage(b, group, records, true)
+// END that was consumed. The bytes are those of all the records given;
+// short, unless nil, is called when the statement's result is read if it
+// staged fewer of them (the bytes then count more than tx_staged holds).
+func (t Transactions) QueueStage(b *pgx.Batch, group string, records []StagedRecord, short func()) (int64, error) {
+	return t.queueStage(b, group, records, true, short)
 }
 
 // QueueStageNew is QueueStage for records expected not to be staged yet:
@@ -113,11 +115,11 @@ func (t Transactions) QueueStage(b *pgx.Batch, group string, records []StagedRec
 // per row). A record staged already (a re-emission, a replay of a
 // transaction not resolved yet) fails the transaction with a unique
 // violation; its caller then runs it again with QueueStage.
-func (t Transactions) QueueStageNew(b *pgx.Batch, group string, records []StagedRecord) (int64, error) {
-	return t.queueStage(b, group, records, false)
+func (t Transactions) QueueStageNew(b *pgx.Batch, group string, records []StagedRecord, short func()) (int64, error) {
+	return t.queueStage(b, group, records, false, short)
 }
 
-func (t Transactions) queueStage(b *pgx.Batch, group string, records []StagedRecord, dedupe bool) (int64, error) {
+func (t Transactions) queueStage(b *pgx.Batch, group string, records []StagedRecord, dedupe bool, short func()) (int64, error) {
 	if len(records) == 0 {
 		return 0, nil
 	}
@@ -152,8 +154,12 @@ SELECT $1, r.tx_id, r.total_order, r.data_collection, r.topic, r.partition, r.ka
  WHERE NOT EXISTS (SELECT 1 FROM done WHERE done.tx_id = r.tx_id AND (done.commit_lsn = 0 OR r.lsn < done.commit_lsn))`+onConflict,
 		group, rows.txIDs, rows.orders, rows.collections, rows.topics, rows.partitions, rows.offsets, rows.stamps, rows.keys, rows.values,
 		rows.headers, rows.dead, rows.keySchemas, rows.valueSchemas, rows.lsns).Fn = func(br pgx.BatchResults) error {
-		if _, err := br.Exec(); err != nil {
+		tag, err := br.Exec()
+		if err != nil {
 			return fmt.Errorf("dedup: stage %d records of transactions: %w", n, err)
+		}
+		if short != nil && tag.RowsAffected() < int64(n) {
+			short()
 		}
 		return nil
 	}

@@ -20,7 +20,7 @@ import (
 func stageIn(t *testing.T, pool *pgxpool.Pool, tx dedup.Transactions, records ...dedup.StagedRecord) {
 	t.Helper()
 	b := &pgx.Batch{}
-	if _, err := tx.QueueStage(b, "g", records); err != nil {
+	if _, err := tx.QueueStage(b, "g", records, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := pool.SendBatch(context.Background(), b).Close(); err != nil {
@@ -216,7 +216,7 @@ func TestIntegrationTransactionStagingSchemas(t *testing.T) {
 			Value: envelope(valueSchema, fmt.Sprintf(`{"id":%d,"note":"n%d"}`, order, txID))}
 	}
 	b := &pgx.Batch{}
-	if _, err := tx.QueueStage(b, "g", []dedup.StagedRecord{rec(1, 1), rec(1, 2), rec(2, 1), rec(3, 1), rec(3, 2)}); err != nil {
+	if _, err := tx.QueueStage(b, "g", []dedup.StagedRecord{rec(1, 1), rec(1, 2), rec(2, 1), rec(3, 1), rec(3, 2)}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := pool.SendBatch(ctx, b).Close(); err != nil {
@@ -305,7 +305,7 @@ func TestIntegrationTransactionStagingSchemaCacheFull(t *testing.T) {
 			Key: []byte(fmt.Sprintf(`{"schema":{"type":"int64","name":"k%d"},"payload":%d}`, i, i))}
 	}
 	b := &pgx.Batch{}
-	if _, err := dedup.NewTransactions(schema).QueueStage(b, "g", records); err != nil {
+	if _, err := dedup.NewTransactions(schema).QueueStage(b, "g", records, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := pool.SendBatch(ctx, b).Close(); err != nil {

@@ -28,6 +28,8 @@ type StagingCopy struct {
 	// applied already (0: applied before positions were recorded), read
 	// in the round trip before the COPY.
 	applied map[int64][]int64
+	// skipped is set when Copy left records out.
+	skipped bool
 }
 
 // PrepareCopy queues into b, a batch transaction after its offsets
@@ -77,6 +79,7 @@ func (c *StagingCopy) Copy(ctx context.Context, conn *pgx.Conn) error {
 			n++
 		}
 	}
+	c.skipped = n < len(skip)
 	if n == 0 {
 		return nil
 	}
@@ -104,8 +107,10 @@ func (c *StagingCopy) ofApplied(id, lsn int64) bool {
 func (c *StagingCopy) Bytes() int64 { return c.rows.bytes }
 
 // QueueUnstage queues into b, after the COPY, the deletion of the records
-// it staged of transactions the resolver applied already.
-func (c *StagingCopy) QueueUnstage(b *pgx.Batch) {
+// it staged of transactions the resolver applied already. short, unless
+// nil, is called when the result is read if tx_staged holds fewer of the
+// records than Bytes counts: Copy left some out, or this deleted some.
+func (c *StagingCopy) QueueUnstage(b *pgx.Batch, short func()) {
 	ids := distinct(c.rows.txIDs)
 	// The resolved ids are gathered first (ARRAY(...), evaluated once):
 	// as a semi-join the statement may be planned as a merge join that
@@ -122,8 +127,12 @@ func (c *StagingCopy) QueueUnstage(b *pgx.Batch) {
 		  AND EXISTS (SELECT 1 FROM `+c.t.resolved+` x WHERE x.group_id = $1 AND x.tx_id = r.tx_id
 		              AND (x.commit_lsn = 0 OR r.lsn < x.commit_lsn))`,
 		c.group, ids, c.rows.txIDs, c.rows.orders, c.rows.lsns).Fn = func(br pgx.BatchResults) error {
-		if _, err := br.Exec(); err != nil {
+		tag, err := br.Exec()
+		if err != nil {
 			return fmt.Errorf("dedup: unstage the records of applied transactions among %d: %w", len(ids), err)
+		}
+		if short != nil && (c.skipped || tag.RowsAffected() > 0) {
+			short()
 		}
 		return nil
 	}

@@ -39,8 +39,10 @@ func TestIntegrationTransactionStagingCopy(t *testing.T) {
 			{TxID: txID, TotalOrder: 3, DataCollection: "public.u", Topic: "t", Dead: true},
 		}
 	}
-	// written is how many rows the last stage wrote into tx_staged.
+	// written is how many rows the last stage wrote into tx_staged, short
+	// whether it reported staging fewer records than given.
 	var written int64
+	var short bool
 	stage := func(records []dedup.StagedRecord) error {
 		conn, err := pool.Acquire(ctx)
 		if err != nil {
@@ -64,19 +66,27 @@ func TestIntegrationTransactionStagingCopy(t *testing.T) {
 			t.Fatal(err)
 		}
 		b = &pgx.Batch{}
-		cp.QueueUnstage(b)
+		short = false
+		cp.QueueUnstage(b, func() { short = true })
 		b.Queue("COMMIT")
 		return conn.SendBatch(ctx, b).Close()
 	}
 	if err := stage(records(1)); err != nil {
 		t.Fatal(err)
 	}
+	if short {
+		t.Fatal("a COPY that staged every record reported staging fewer")
+	}
 	b := &pgx.Batch{}
-	if _, err := tx.QueueStage(b, "g", records(2)); err != nil {
+	insertShort := false
+	if _, err := tx.QueueStage(b, "g", records(2), func() { insertShort = true }); err != nil {
 		t.Fatal(err)
 	}
 	if err := pool.SendBatch(ctx, b).Close(); err != nil {
 		t.Fatal(err)
+	}
+	if insertShort {
+		t.Fatal("an INSERT that staged every record reported staging fewer")
 	}
 	copied, err := tx.ReadStaged(ctx, pool, "g", 1, 0, 10, 0)
 	if err != nil {
@@ -122,8 +132,26 @@ func TestIntegrationTransactionStagingCopy(t *testing.T) {
 	if written != int64(len(records(3))) {
 		t.Fatalf("the replay's COPY wrote %d rows, want %d: the records of applied transaction 1 left out, not written and deleted", written, len(records(3)))
 	}
+	if !short {
+		t.Fatal("the replay's COPY left out the records of applied transaction 1 but did not report staging fewer than given")
+	}
 	// A batch of applied transactions only writes nothing.
 	if err := stage(records(1)); err != nil || written != 0 {
 		t.Fatalf("a replay of applied transaction 1 alone: %v, %d rows written; want none", err, written)
+	}
+	if !short {
+		t.Fatal("a replay of applied transaction 1 alone staged nothing but did not report staging fewer than given")
+	}
+	// The same by INSERT, with the records of transaction 2, staged and
+	// not applied, offered again (a re-emission): neither is staged again.
+	b = &pgx.Batch{}
+	if _, err := tx.QueueStage(b, "g", append(records(1), records(2)...), func() { insertShort = true }); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !insertShort {
+		t.Fatal("an INSERT of records applied or staged already did not report staging fewer than given")
 	}
 }

@@ -91,7 +91,7 @@ func TestIntegrationTransactionFrontier(t *testing.T) {
 		{TxID: 1, TotalOrder: 4, DataCollection: "public.t", Topic: topic, Partition: 1, Offset: 20, Key: []byte("k4"), Value: []byte("v")},
 	}
 	b := &pgx.Batch{}
-	bytes, err := tx.QueueStage(b, "g", records)
+	bytes, err := tx.QueueStage(b, "g", records, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

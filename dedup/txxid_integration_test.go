@@ -76,7 +76,7 @@ func TestIntegrationTransactionXIDComesRound(t *testing.T) {
 		t.Fatal(err)
 	}
 	b = &pgx.Batch{}
-	cp.QueueUnstage(b)
+	cp.QueueUnstage(b, nil)
 	b.Queue("COMMIT")
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		t.Fatal(err)

@@ -166,6 +166,11 @@ type Stats struct {
 	// apply.transaction.max_staged_bytes until the resolver applies it.
 	StagedBytes   int64
 	StagedThrough int64
+	// StagedShort is set when some of the records counted in StagedBytes
+	// were not staged after all (of transactions the resolver applied
+	// already, or staged already): StagedBytes then counts more than the
+	// transaction added to tx_staged.
+	StagedShort bool
 	// Panics counts panics recovered while writing a span: each isolates
 	// a record (PanicError).
 	Panics int
@@ -190,6 +195,7 @@ func (s *Stats) add(o Stats) {
 	s.Staged += o.Staged
 	s.ConnectionWait += o.ConnectionWait
 	s.StagedBytes += o.StagedBytes
+	s.StagedShort = s.StagedShort || o.StagedShort
 	if o.Staged > 0 {
 		s.StagedThrough = max(s.StagedThrough, o.StagedThrough)
 	}

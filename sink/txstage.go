@@ -55,6 +55,9 @@ func (a *Applier) queueStaging(ctx context.Context, x *txn, group string, items 
 		staged = append(staged, s)
 		through = max(through, r.Offset)
 	}
+	// short marks the account of the partition's staging bound as
+	// counting records the batch did not stage (connector/stagebound.go).
+	short := func() { x.stats.StagedShort = true }
 	queue := a.transactions.QueueStage
 	if len(staged) > 0 && x.optimistic && a.staging.optimistic() {
 		// Records are staged once but for Debezium's re-emissions and
@@ -63,7 +66,7 @@ func (a *Applier) queueStaging(ctx context.Context, x *txn, group string, items 
 		// (Applier.applyOnce), as for a table's fresh rows.
 		x.expectNew(a.staging)
 		if len(staged) >= stageCopyMin {
-			n, err := a.copyStaging(ctx, x, group, staged)
+			n, err := a.copyStaging(ctx, x, group, staged, short)
 			if err != nil {
 				return err
 			}
@@ -72,7 +75,7 @@ func (a *Applier) queueStaging(ctx context.Context, x *txn, group string, items 
 		}
 		queue = a.transactions.QueueStageNew
 	}
-	n, err := queue(x.queue, group, staged)
+	n, err := queue(x.queue, group, staged, short)
 	if err != nil {
 		return err
 	}
@@ -101,7 +104,7 @@ const stageCopyMin = 64
 // copyStaging stages records by COPY (dedup.StagingCopy): what is queued
 // is sent, then the COPY, and the deletion of any record of a transaction
 // the resolver applied already is queued after it.
-func (a *Applier) copyStaging(ctx context.Context, x *txn, group string, staged []dedup.StagedRecord) (int64, error) {
+func (a *Applier) copyStaging(ctx context.Context, x *txn, group string, staged []dedup.StagedRecord, short func()) (int64, error) {
 	cp, err := a.transactions.PrepareCopy(x.queue, group, staged)
 	if err != nil {
 		return 0, err
@@ -112,7 +115,7 @@ func (a *Applier) copyStaging(ctx context.Context, x *txn, group string, staged 
 	if err := cp.Copy(ctx, x.conn); err != nil {
 		return 0, err
 	}
-	cp.QueueUnstage(x.queue)
+	cp.QueueUnstage(x.queue, short)
 	return cp.Bytes(), nil
 }
 

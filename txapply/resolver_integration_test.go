@@ -532,7 +532,7 @@ func TestIntegrationNoEnd(t *testing.T) {
 	ctx := context.Background()
 	resolver := txapply.New(tg.pool, tg.writer, tg.router, txapply.Options{Schema: schema})
 	batch := &pgx.Batch{}
-	if _, err := dedup.NewTransactions(schema).QueueStage(batch, group, []dedup.StagedRecord{{TxID: 42, TotalOrder: 1, DataCollection: "public.accounts", Topic: b.topic("accounts")}}); err != nil {
+	if _, err := dedup.NewTransactions(schema).QueueStage(batch, group, []dedup.StagedRecord{{TxID: 42, TotalOrder: 1, DataCollection: "public.accounts", Topic: b.topic("accounts")}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := tg.pool.SendBatch(ctx, batch).Close(); err != nil {
@@ -732,6 +732,9 @@ func TestIntegrationStagingTakesARestagedRecordOnce(t *testing.T) {
 		if st.InsertConflicts != 1 || st.RestagedConflicts != 1 || after != staged {
 			t.Errorf("re-staging %d records: %d insert conflicts (%d of staging), %d records staged, want 1 (of staging) and %d (as before)",
 				len(batch), st.InsertConflicts, st.RestagedConflicts, after, staged)
+		}
+		if !st.StagedShort {
+			t.Errorf("re-staging %d records staged none of them, counted %d bytes, and did not set Stats.StagedShort: the staging bound would take them for staged", len(batch), st.StagedBytes)
 		}
 	}
 	resolver := txapply.New(tg.pool, tg.writer, tg.router, txapply.Options{Schema: schema, Chunk: 1000})

@@ -61,7 +61,7 @@ tables:
 		t.Fatalf("a second instance of a pipeline in transaction mode: %v", err)
 	}
 	b := &pgx.Batch{}
-	if _, err := dedup.NewTransactions("pgsink").QueueStage(b, "g", []dedup.StagedRecord{{TxID: 1, TotalOrder: 1, DataCollection: "public.t", Topic: "app.public.t"}}); err != nil {
+	if _, err := dedup.NewTransactions("pgsink").QueueStage(b, "g", []dedup.StagedRecord{{TxID: 1, TotalOrder: 1, DataCollection: "public.t", Topic: "app.public.t"}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := pool.SendBatch(ctx, b).Close(); err != nil {
