@@ -109,6 +109,11 @@ func main() {
 		res.Finished = time.Now().UTC()
 		b, _ := json.MarshalIndent(res, "", "  ")
 		_ = os.WriteFile(filepath.Join(benchDir(), "results-partial.json"), b, 0o644)
+		// As for any -only run: BENCHMARKS.md is the last full run's,
+		// and make bench-tx names its report with -out.
+		if !outGiven() {
+			*out = filepath.Join(benchDir(), "BENCHMARKS-partial.md")
+		}
 		check(os.WriteFile(*out, []byte(report(res)), 0o644))
 		logf("wrote %s", *out)
 		return
@@ -259,9 +264,7 @@ func main() {
 	results, reportPath := "results.json", *out
 	if *only != "" {
 		results = "results-partial.json"
-		explicit := false
-		flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "out" })
-		if !explicit {
+		if !outGiven() {
 			reportPath = filepath.Join(benchDir(), "BENCHMARKS-partial.md")
 		}
 	}
@@ -285,4 +288,12 @@ func check(err error) {
 		logf("FAILED: %v", err)
 		os.Exit(1)
 	}
+}
+
+// outGiven reports whether -out was on the command line: a run of some
+// phases (-only) writes its report beside its results unless told where.
+func outGiven() bool {
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "out" })
+	return given
 }
