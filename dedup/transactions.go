@@ -716,7 +716,12 @@ type TxRecords struct {
 //
 // With a cut, "applied and forgotten" is decided as of the cut, not now:
 // the partition's frontier is the cut's, and a transaction staged and not
-// applied at the cut is not forgotten before it. A copy longer than
+// applied at the cut is not forgotten before it. What is staged now does
+// not count: a partition stages its records in offset order, so every
+// record at or below the cut's frontier was staged, or refused as
+// applied, by the cut; one staged since is a re-emission of a transaction
+// applied before the cut and pruned since, which a partition that reached
+// it before the prune took. A copy longer than
 // retention.tombstones otherwise met a transaction applied after its cut
 // and pruned meanwhile as one applied before it (below today's frontier,
 // neither recorded nor staged): a partition reaching it after the prune
@@ -740,7 +745,7 @@ func (t Transactions) ResolvedCommits(ctx context.Context, db Querier, group str
 		     AND (x.commit_lsn = 0 OR r.lsn < x.commit_lsn) ORDER BY x.commit_lsn = 0, x.commit_lsn LIMIT 1),
 		  CASE WHEN r.off <= CASE WHEN $7::boolean THEN $8::bigint
 		                     ELSE (SELECT f.kafka_offset FROM `+t.frontier+` f WHERE f.group_id = $1 AND f.topic = $2 AND f.partition = $3) END
-		        AND NOT EXISTS (SELECT 1 FROM `+t.staged+` s WHERE s.group_id = $1 AND s.tx_id = r.tx_id) THEN 0 END,
+		        AND ($7::boolean OR NOT EXISTS (SELECT 1 FROM `+t.staged+` s WHERE s.group_id = $1 AND s.tx_id = r.tx_id)) THEN 0 END,
 		  -1)
 		FROM unnest($4::bigint[], $5::bigint[], $6::bigint[]) WITH ORDINALITY AS r(tx_id, lsn, off, n) ORDER BY r.n`,
 		group, recs.Topic, recs.Partition, recs.TxIDs, recs.LSNs, recs.Offsets, asOfCut, cutFrontier, cutResolvedAt)
