@@ -585,8 +585,11 @@ func (t Transactions) OldestUnresolved(ctx context.Context, db DB, group string)
 // such transaction. The search skips through the primary key (group_id,
 // tx_id, total_order), one index probe per staged transaction and none per
 // record, and stops at the first old enough: when such a transaction
-// exists the lowest xids are the oldest, so it is found at once; when none
-// does, it probes every staged transaction, which an idle resolver (every
+// exists it is usually among the lowest xids (assigned as transactions
+// begin), so it is found after few probes; a long transaction (a low xid
+// staged late) or the 32-bit xid coming round (the newest sort first) puts
+// younger ones before it, probed first, never more than one probe per
+// staged transaction; when none does, it probes every staged transaction, which an idle resolver (every
 // END read) has few of unless no END comes at all (docs/transactions.md,
 // Tables, has the cost). FirstStaged is the found record's staged_at.
 func (t Transactions) StagedLongerThan(ctx context.Context, db DB, group string, age time.Duration) (oldest Unresolved, ok bool, err error) {
