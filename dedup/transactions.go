@@ -591,8 +591,11 @@ func (t Transactions) OldestUnresolved(ctx context.Context, db DB, group string)
 // such transaction. The search skips through the primary key (group_id,
 // tx_id, total_order), one index probe per staged transaction and none per
 // record, and stops at the first old enough: when such a transaction
-// exists the lowest xids are the oldest, so it is found at once; when none
-// does, it probes every staged transaction, which an idle resolver (every
+// exists it is usually among the lowest xids (assigned as transactions
+// begin), so it is found after few probes; a long transaction (a low xid
+// staged late) or the 32-bit xid coming round (the newest sort first) puts
+// younger ones before it, probed first, never more than one probe per
+// staged transaction; when none does, it probes every staged transaction, which an idle resolver (every
 // END read) has few of unless no END comes at all (docs/transactions.md,
 // Tables, has the cost). FirstStaged is the found record's staged_at.
 func (t Transactions) StagedLongerThan(ctx context.Context, db DB, group string, age time.Duration) (oldest Unresolved, ok bool, err error) {
@@ -722,7 +725,12 @@ type TxRecords struct {
 //
 // With a cut, "applied and forgotten" is decided as of the cut, not now:
 // the partition's frontier is the cut's, and a transaction staged and not
-// applied at the cut is not forgotten before it. A copy longer than
+// applied at the cut is not forgotten before it. What is staged now does
+// not count: a partition stages its records in offset order, so every
+// record at or below the cut's frontier was staged, or refused as
+// applied, by the cut; one staged since is a re-emission of a transaction
+// applied before the cut and pruned since, which a partition that reached
+// it before the prune took. A copy longer than
 // retention.tombstones otherwise met a transaction applied after its cut
 // and pruned meanwhile as one applied before it (below today's frontier,
 // neither recorded nor staged): a partition reaching it after the prune
@@ -746,7 +754,7 @@ func (t Transactions) ResolvedCommits(ctx context.Context, db Querier, group str
 		     AND (x.commit_lsn = 0 OR r.lsn < x.commit_lsn) ORDER BY x.commit_lsn = 0, x.commit_lsn LIMIT 1),
 		  CASE WHEN r.off <= CASE WHEN $7::boolean THEN $8::bigint
 		                     ELSE (SELECT f.kafka_offset FROM `+t.frontier+` f WHERE f.group_id = $1 AND f.topic = $2 AND f.partition = $3) END
-		        AND NOT EXISTS (SELECT 1 FROM `+t.staged+` s WHERE s.group_id = $1 AND s.tx_id = r.tx_id) THEN 0 END,
+		        AND ($7::boolean OR NOT EXISTS (SELECT 1 FROM `+t.staged+` s WHERE s.group_id = $1 AND s.tx_id = r.tx_id)) THEN 0 END,
 		  -1)
 		FROM unnest($4::bigint[], $5::bigint[], $6::bigint[]) WITH ORDINALITY AS r(tx_id, lsn, off, n) ORDER BY r.n`,
 		group, recs.Topic, recs.Partition, recs.TxIDs, recs.LSNs, recs.Offsets, asOfCut, cutFrontier, cutResolvedAt)
@@ -760,16 +768,41 @@ func (t Transactions) ResolvedCommits(ctx context.Context, db Querier, group str
 	}
 	if asOfCut && len(out) == len(recs.TxIDs) {
 		for i, c := range out {
-			// Applied without a commit position known, and staged at the
-			// cut: applied after it and pruned since (or an applied
-			// transaction's leftover, which only ends the partition
-			// sooner).
+			// Applied without a commit position known now, and staged at
+			// the cut: applied after the cut and pruned since, unless the
+			// cut recorded it applied too (a record left staged of an
+			// applied transaction): then the cut's answer is the one a
+			// partition got before the prune.
 			if _, staged := slices.BinarySearch(cut.Staged, recs.TxIDs[i]); c == 0 && staged {
-				out[i] = -1
+				out[i] = cut.stagedCommit(recs.TxIDs[i], recs.LSNs[i])
 			}
 		}
 	}
 	return out, nil
+}
+
+// TxCommit is a transaction recorded applied, with its commit position (0
+// when not recorded).
+type TxCommit struct {
+	TxID, CommitLSN int64
+}
+
+// stagedCommit answers, for a record at lsn of a transaction staged at the
+// cut, as ResolvedCommits' first clause did at the cut: the first commit
+// of the xid after the record, else one recorded without its position
+// (0), else -1 (not applied at the cut).
+func (c *TxCut) stagedCommit(txID, lsn int64) int64 {
+	answer := int64(-1)
+	for _, a := range c.StagedApplied {
+		switch {
+		case a.TxID != txID:
+		case a.CommitLSN > lsn && (answer <= 0 || a.CommitLSN < answer):
+			answer = a.CommitLSN
+		case a.CommitLSN == 0 && answer < 0:
+			answer = 0
+		}
+	}
+	return answer
 }
 
 // TxCut is the set of source transactions a group's resolver had applied
@@ -779,7 +812,8 @@ func (t Transactions) ResolvedCommits(ctx context.Context, db Querier, group str
 // whose id has no LSN), and, of those whose
 // tx_resolved row retention.tombstones prunes while a fill runs, those
 // whose records lie at or below the cut's Frontier and were not Staged at
-// it: a transaction applied later commits after it. A fill that takes only
+// it (or were, and recorded applied at it: StagedApplied): a transaction
+// applied later commits after it. A fill that takes only
 // these transactions, in every partition, holds each source transaction
 // whole or not at all, however long it runs; "applied now", asked
 // partition by partition as the fill reaches them, would let one
@@ -803,9 +837,14 @@ type TxCut struct {
 	// Staged are the transactions with records staged at the cut, in
 	// ascending order: not applied then, but for a record left staged of
 	// an applied one (a re-emission staged while the resolver applied it,
-	// or of an xid come round), which only makes a partition end sooner
-	// at its transaction once it is pruned, never split it.
+	// or of an xid come round), whose rows at the cut are StagedApplied.
 	Staged []int64
+	// StagedApplied are the tx_resolved rows at the cut of the Staged
+	// transactions, by xid and commit position: a transaction applied
+	// before the cut with a record left staged is in the cut after its
+	// row is pruned as before, or a partition reaching it after the prune
+	// would end there while one that reached it before took it (split).
+	StagedApplied []TxCommit
 }
 
 // frontierOf returns the cut's frontier of a data partition; ok is false
@@ -836,20 +875,24 @@ func (t Transactions) CutNow(ctx context.Context, db DB, group string) (TxCut, e
 	var partitions []int32
 	var offsets []int64
 	var resolvedAt *time.Time
+	var appliedIDs, appliedCommits []int64
 	err := db.QueryRow(ctx, `WITH RECURSIVE firsts AS (
 		  (SELECT tx_id FROM `+t.staged+` WHERE group_id = $1 ORDER BY tx_id, total_order LIMIT 1)
 		  UNION ALL
 		  SELECT n.tx_id FROM firsts f CROSS JOIN LATERAL
 		    (SELECT tx_id FROM `+t.staged+` WHERE group_id = $1 AND tx_id > f.tx_id ORDER BY tx_id, total_order LIMIT 1) n)
-		SELECT r.max, r.min, r.at, f.topics, f.partitions, f.offsets, s.staged
+		SELECT r.max, r.min, r.at, f.topics, f.partitions, f.offsets, s.staged, a.tx_ids, a.commits
 		FROM (SELECT coalesce(max(commit_lsn), 0) AS max, coalesce(min(commit_lsn) FILTER (WHERE commit_lsn > 0), 0) AS min,
 		             max(resolved_at) AS at
 		      FROM `+t.resolved+` WHERE group_id = $1) r,
 		     (SELECT coalesce(array_agg(topic), '{}') AS topics, coalesce(array_agg(partition), '{}') AS partitions,
 		             coalesce(array_agg(kafka_offset), '{}') AS offsets
 		      FROM `+t.frontier+` WHERE group_id = $1) f,
-		     (SELECT coalesce(array_agg(tx_id ORDER BY tx_id), '{}') AS staged FROM firsts) s`, group).
-		Scan(&c.CommitLSN, &c.OldestCommitLSN, &resolvedAt, &topics, &partitions, &offsets, &c.Staged)
+		     (SELECT coalesce(array_agg(tx_id ORDER BY tx_id), '{}') AS staged FROM firsts) s,
+		     (SELECT coalesce(array_agg(x.tx_id ORDER BY x.tx_id, x.commit_lsn), '{}') AS tx_ids,
+		             coalesce(array_agg(x.commit_lsn ORDER BY x.tx_id, x.commit_lsn), '{}') AS commits
+		      FROM `+t.resolved+` x WHERE x.group_id = $1 AND x.tx_id IN (SELECT tx_id FROM firsts)) a`, group).
+		Scan(&c.CommitLSN, &c.OldestCommitLSN, &resolvedAt, &topics, &partitions, &offsets, &c.Staged, &appliedIDs, &appliedCommits)
 	if err != nil {
 		return TxCut{}, fmt.Errorf("dedup: read the transactions group %s has applied: %w", group, err)
 	}
@@ -858,6 +901,9 @@ func (t Transactions) CutNow(ctx context.Context, db DB, group string) (TxCut, e
 	}
 	for i := range topics {
 		c.Frontier = append(c.Frontier, PartitionOffset{Topic: topics[i], Partition: partitions[i], Offset: offsets[i]})
+	}
+	for i := range appliedIDs {
+		c.StagedApplied = append(c.StagedApplied, TxCommit{TxID: appliedIDs[i], CommitLSN: appliedCommits[i]})
 	}
 	return c, nil
 }

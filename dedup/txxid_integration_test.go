@@ -294,3 +294,102 @@ func TestIntegrationCutCommitZero(t *testing.T) {
 	}
 	held(cut, "5 and 8 pruned during the copy", true, false)
 }
+
+// TestIntegrationCutAppliedWithLeftover: a transaction applied before the
+// cut may have a record left staged (a re-emission staged while the
+// resolver applied it), so it is among the transactions staged at the
+// cut. It is in the cut all the same, before its row is pruned during
+// the copy and after: a partition reaching it before the prune takes it
+// (its commit is recorded), so one reaching it after must too, or the
+// transaction is split between them.
+func TestIntegrationCutAppliedWithLeftover(t *testing.T) {
+	ctx := context.Background()
+	pool := migrated(t)
+	tx := dedup.NewTransactions(schema)
+	led := dedup.NewLedgers(schema)
+	// Transaction 5, one record in t[0]@10 and one in t[1]@20, applied
+	// at commit 500; then a duplicate of its t[1] record, staged while
+	// the resolver applied it, is left staged.
+	b := &pgx.Batch{}
+	tx.QueueResolve(b, "g", 5, 500, 2)
+	tx.QueueApplied(b, "g", []dedup.PartitionOffset{{Topic: "t", Partition: 0, Offset: 10}, {Topic: "t", Partition: 1, Offset: 20}})
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO `+schema+`.tx_staged (group_id, tx_id, total_order, data_collection, topic, partition, kafka_offset)
+		VALUES ('g', 5, 2, 'public.a', 't', 1, 25)`); err != nil {
+		t.Fatal(err)
+	}
+	cut, err := tx.CutNow(ctx, pool, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := func(partition int32, offset int64, when string) {
+		t.Helper()
+		recs := dedup.TxRecords{Topic: "t", Partition: partition, TxIDs: []int64{5}, LSNs: []int64{450}, Offsets: []int64{offset}}
+		commits, err := tx.ResolvedCommits(ctx, pool, "g", recs, &cut)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(commits) != 1 || !cut.Holds(commits[0]) {
+			t.Errorf("%s: the cut holds transaction 5 at t[%d]@%d: commits %v, want held (applied before the cut)", when, partition, offset, commits)
+		}
+	}
+	held(1, 20, "before the prune")
+	held(0, 10, "before the prune")
+	if _, err := pool.Exec(ctx, `UPDATE `+schema+`.tx_resolved SET resolved_at = now() - interval '2 hours'`); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := led.Prune(ctx, pool, dedup.Retention{Tombstones: time.Hour}); err != nil || got.TxResolved != 1 {
+		t.Fatalf("Prune = %+v, %v; want transaction 5 pruned", got, err)
+	}
+	held(0, 10, "pruned during the copy")
+	held(1, 20, "pruned during the copy")
+}
+
+// TestIntegrationCutPrunedThenReemitted: a transaction applied before the
+// cut, not staged at it, whose row is pruned during the copy and whose
+// records Debezium then emits again (a Kafka Connect restart) is staged
+// again, no longer recorded as applied. The cut decides as of itself: it
+// stays in the cut in every partition, or one reaching it after the new
+// staging would end there while one that reached it before took it.
+func TestIntegrationCutPrunedThenReemitted(t *testing.T) {
+	ctx := context.Background()
+	pool := migrated(t)
+	tx := dedup.NewTransactions(schema)
+	led := dedup.NewLedgers(schema)
+	b := &pgx.Batch{}
+	tx.QueueResolve(b, "g", 5, 500, 2)
+	tx.QueueApplied(b, "g", []dedup.PartitionOffset{{Topic: "t", Partition: 0, Offset: 10}, {Topic: "t", Partition: 1, Offset: 20}})
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	cut, err := tx.CutNow(ctx, pool, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := func(partition int32, offset int64, when string) {
+		t.Helper()
+		recs := dedup.TxRecords{Topic: "t", Partition: partition, TxIDs: []int64{5}, LSNs: []int64{450}, Offsets: []int64{offset}}
+		commits, err := tx.ResolvedCommits(ctx, pool, "g", recs, &cut)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(commits) != 1 || !cut.Holds(commits[0]) {
+			t.Errorf("%s: the cut holds transaction 5 at t[%d]@%d: commits %v, want held (applied before the cut)", when, partition, offset, commits)
+		}
+	}
+	held(1, 20, "before the prune")
+	if _, err := pool.Exec(ctx, `UPDATE `+schema+`.tx_resolved SET resolved_at = now() - interval '2 hours'`); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := led.Prune(ctx, pool, dedup.Retention{Tombstones: time.Hour}); err != nil || got.TxResolved != 1 {
+		t.Fatalf("Prune = %+v, %v; want transaction 5 pruned", got, err)
+	}
+	stageIn(t, pool, tx, dedup.StagedRecord{TxID: 5, TotalOrder: 2, DataCollection: "public.a", Topic: "t", Partition: 1,
+		Offset: 30, LSN: 450, Key: []byte("k"), Value: []byte("v")})
+	if counts, err := tx.StagedCounts(ctx, pool, "g", 5); err != nil || counts["public.a"] != 1 {
+		t.Fatalf("the re-emission of pruned transaction 5: staged %v, %v; the test wants it staged", counts, err)
+	}
+	held(0, 10, "pruned, then staged again")
+}

@@ -4,6 +4,12 @@
 -- does not stage, has no such record, and an application emitting one at
 -- the start of every transaction turned the check off. It now finds each
 -- transaction's first staged record by skipping through the primary key
--- (dedup.Transactions.OldestStaged), and nothing else reads this index, so
--- staging no longer writes it (docs/transactions.md, Tables).
-DROP INDEX tx_staged_first_at;
+-- (dedup.Transactions.StagedLongerThan), and nothing else reads this
+-- index, so staging no longer writes it (docs/transactions.md, Tables).
+--
+-- CONCURRENTLY, alone in its file (it cannot run in a transaction block):
+-- on a running fleet a plain DROP INDEX queues for an ACCESS EXCLUSIVE
+-- lock behind a resolver applying a large transaction, and every
+-- partition's staging queues behind it. IF EXISTS: a run that failed
+-- half-way is run again.
+DROP INDEX CONCURRENTLY IF EXISTS tx_staged_first_at;
