@@ -166,9 +166,8 @@ const stagingRecount = 2 * time.Second
 // backlog, several seconds in one transaction, and partitions at their
 // bound that recounted every 2 s meanwhile read the whole staging table
 // for nothing (docs/transactions.md, Cost). It is left for what the
-// row counts cannot see: a batch whose COMMIT went unanswered and was found
-// committed (its row counts never read), staged rows deleted without the
-// resolver applying them (retention). Not for a record left behind (staged
+// row counts cannot see: staged rows deleted without the resolver
+// applying them (retention). Not for a record left behind (staged
 // while the resolver applied its transaction): a recount counts it too.
 const exactRecount = 30 * time.Second
 
