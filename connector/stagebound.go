@@ -210,8 +210,11 @@ func (p *partition) awaitStagingRoom(batch *sink.Batch) bool {
 			// Not until it passes the claim's position: the records
 			// before the position may stage nothing (a tombstone, a
 			// record of an applied transaction), and the frontier would
-			// then stop short of it with all of them applied.
-			b.inherited, b.inheritedThrough = inherited, through
+			// then stop short of it with all of them applied. Records
+			// above the position (a replay rewound the partition: they
+			// are staged again as it gets there) count as before, not
+			// at all.
+			b.inherited, b.inheritedThrough = inherited, min(through, batch.Claim.NextOffset-1)
 			b.advance(f.Applied)
 		}
 	}
@@ -253,7 +256,7 @@ func (p *partition) awaitStagingRoom(batch *sink.Batch) bool {
 						recountAfter = min(2*recountAfter, maxStagingRecount)
 					}
 					recounted = staged
-					b.recount(staged, through)
+					b.recount(staged, min(through, batch.Claim.NextOffset-1))
 				}
 			}
 			ahead.Set(float64(b.ahead()))
