@@ -37,7 +37,7 @@ import (
 // dedup.Transactions on the pool).
 type frontierReader interface {
 	FrontierOf(ctx context.Context, id dedup.PartitionID) (dedup.Frontier, error)
-	StagedBytesAbove(ctx context.Context, id dedup.PartitionID, after int64) (int64, error)
+	StagedBytesAbove(ctx context.Context, id dedup.PartitionID, after int64) (bytes, through int64, err error)
 }
 
 // stagingFrontier reads the resolver's frontier from the target database.
@@ -50,7 +50,7 @@ func (s stagingFrontier) FrontierOf(ctx context.Context, id dedup.PartitionID) (
 	return s.tx.FrontierOf(ctx, s.db, id.Group, id.Topic, id.Partition)
 }
 
-func (s stagingFrontier) StagedBytesAbove(ctx context.Context, id dedup.PartitionID, after int64) (int64, error) {
+func (s stagingFrontier) StagedBytesAbove(ctx context.Context, id dedup.PartitionID, after int64) (int64, int64, error) {
 	return s.tx.StagedBytesAbove(ctx, s.db, id.Group, id.Topic, id.Partition, after)
 }
 
@@ -60,7 +60,7 @@ type stagingBound struct {
 	limit int64
 	// loaded is set once the records staged before the claim were counted
 	// (inherited): until the resolver applies past inheritedThrough, the
-	// last offset before the claim, they count whole.
+	// highest offset among them, they count whole.
 	loaded           bool
 	inherited        int64
 	inheritedThrough int64
@@ -131,8 +131,7 @@ func (b *stagingBound) advance(applied int64) {
 }
 
 // recount replaces the account by what the database holds: bytes staged
-// above the frontier, all at or below through (the position the partition
-// stands at). The account counts what a batch offered to staging, and a
+// above the frontier, the highest of them at offset through. The account counts what a batch offered to staging, and a
 // batch of records of transactions applied already (Debezium's
 // re-emissions, a replay) stages nothing of them: counted all the same,
 // they would hold the partition at its bound with nothing staged for the
@@ -167,8 +166,9 @@ const stagingRecount = 2 * time.Second
 // backlog, several seconds in one transaction, and partitions at their
 // bound that recounted every 2 s meanwhile read the whole staging table
 // for nothing (docs/transactions.md, Cost). It is left for what the
-// account cannot see: a record staged while the resolver applied its
-// transaction, which it then never applies (Tables, tx_resolved).
+// row counts cannot see: staged rows deleted without the resolver
+// applying them (retention). Not for a record left behind (staged
+// while the resolver applied its transaction): a recount counts it too.
 const exactRecount = 30 * time.Second
 
 // maxStagingRecount is the longest wait between recounts that keep finding
@@ -195,11 +195,11 @@ func (p *partition) awaitStagingRoom(batch *sink.Batch) bool {
 	if !b.loaded {
 		// Before this claim stages anything: what the partition's previous
 		// owners staged, all below the claim's position, counts until the
-		// resolver applied past it.
+		// resolver applied the last of it.
 		f, err := p.frontier.FrontierOf(p.ctx, p.id)
-		var inherited int64
+		var inherited, through int64
 		if err == nil {
-			inherited, err = p.frontier.StagedBytesAbove(p.ctx, p.id, f.Applied)
+			inherited, through, err = p.frontier.StagedBytesAbove(p.ctx, p.id, f.Applied)
 		}
 		b.loaded = true
 		if err != nil {
@@ -207,7 +207,14 @@ func (p *partition) awaitStagingRoom(batch *sink.Batch) bool {
 			// there; the bound is counted from this claim on.
 			p.log.Warn("reading what the partition's previous owners staged ahead of the resolver; counting from this claim on", zap.Error(err))
 		} else {
-			b.inherited, b.inheritedThrough = inherited, batch.Claim.NextOffset-1
+			// Not until it passes the claim's position: the records
+			// before the position may stage nothing (a tombstone, a
+			// record of an applied transaction), and the frontier would
+			// then stop short of it with all of them applied. Records
+			// above the position (a replay rewound the partition: they
+			// are staged again as it gets there) count as before, not
+			// at all.
+			b.inherited, b.inheritedThrough = inherited, min(through, batch.Claim.NextOffset-1)
 			b.advance(f.Applied)
 		}
 	}
@@ -242,14 +249,14 @@ func (p *partition) awaitStagingRoom(batch *sink.Batch) bool {
 			}
 			if !f.ResolverWaiting && b.ahead() >= b.limit && time.Since(unmoved) >= recountAfter {
 				unmoved = time.Now()
-				if staged, err := p.frontier.StagedBytesAbove(p.ctx, p.id, b.applied); err != nil {
+				if staged, through, err := p.frontier.StagedBytesAbove(p.ctx, p.id, b.applied); err != nil {
 					p.log.Warn("counting again what the partition staged ahead of the resolver; looking again", zap.Error(err))
 				} else {
 					if staged == recounted {
 						recountAfter = min(2*recountAfter, maxStagingRecount)
 					}
 					recounted = staged
-					b.recount(staged, batch.Claim.NextOffset-1)
+					b.recount(staged, min(through, batch.Claim.NextOffset-1))
 				}
 			}
 			ahead.Set(float64(b.ahead()))

@@ -21,12 +21,11 @@ import (
 // stager's applier (staging each batch), its frontierReader, the
 // resolver's waitMarker, and, through memResolver, the resolver.
 type memStaging struct {
-	mu        sync.Mutex
-	staged    []int64 // offsets staged and not applied
-	applied   int64
-	waiting   bool
-	inherited int64 // bytes staged before the claim, StagedBytesAbove's answer
-	reads     chan dedup.Frontier
+	mu      sync.Mutex
+	staged  []int64 // offsets staged and not applied
+	applied int64
+	waiting bool
+	reads   chan dedup.Frontier
 	// stagedAtMark is how many records were staged when the resolver
 	// marked that it waits (-1: never).
 	stagedAtMark int
@@ -51,17 +50,19 @@ func (m *memStaging) FrontierOf(context.Context, dedup.PartitionID) (dedup.Front
 	return f, nil
 }
 
-func (m *memStaging) StagedBytesAbove(_ context.Context, _ dedup.PartitionID, after int64) (int64, error) {
+func (m *memStaging) StagedBytesAbove(_ context.Context, _ dedup.PartitionID, after int64) (int64, int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.recounts++
-	n := m.inherited
+	var n int64
+	through := int64(-1)
 	for _, o := range m.staged {
 		if o > after {
 			n += recordBytes
+			through = max(through, o)
 		}
 	}
-	return n, nil
+	return n, through, nil
 }
 
 func (m *memStaging) MarkWaiting(context.Context, string, int64) error {
@@ -205,8 +206,9 @@ func TestStagingBoundLargeTransaction(t *testing.T) {
 // TestStagingBoundWaits: a partition at its bound holds its batch, offset
 // unmoved, until the resolver applies past its records; a batch that
 // stages nothing never waits; what previous owners staged counts until
-// the resolver passes the claim's position; a partition stopped while
-// waiting applies nothing.
+// the resolver applies the last of it, even when the records before the
+// claim's position staged nothing; a partition stopped while waiting
+// applies nothing.
 func TestStagingBoundWaits(t *testing.T) {
 	t.Run("held until the frontier moves", func(t *testing.T) {
 		m := newMemStaging()
@@ -237,7 +239,7 @@ func TestStagingBoundWaits(t *testing.T) {
 	})
 	t.Run("previous owners' staging counts", func(t *testing.T) {
 		m := newMemStaging()
-		m.inherited = 5 * recordBytes
+		m.staged = []int64{95, 96, 97, 98, 99}
 		w := newWorker(t, batchOf(2, 1<<20, time.Minute), 100, newFakeApplier(), func(d *workerDeps) {
 			d.applier, d.frontier, d.maxStaged = m, m, 3*recordBytes
 		})
@@ -245,12 +247,41 @@ func TestStagingBoundWaits(t *testing.T) {
 		w.start()
 		awaitReads(t, m, 3)
 		none(t, m.calls, "staging past the bound")
-		m.apply(98) // short of the claim's position (100): still ahead
+		m.apply(98) // short of the last of them (99): counted whole
 		awaitReads(t, m, 2)
 		none(t, m.calls, "staging past the bound")
 		m.apply(99)
 		if got := next(t, m.calls, "staging"); !slices.Equal(got.offsets, []int64{100, 101}) {
 			t.Fatalf("staged %v, want [100 101]", got.offsets)
+		}
+	})
+	t.Run("previous owners' staging applied, the record before the claim unstaged", func(t *testing.T) {
+		// Offset 99, the last before the claim's position, staged nothing
+		// (a delete's tombstone, a record of an applied transaction): the
+		// frontier stops at 98 with everything the previous owners staged
+		// applied. The resolver, idle, marks no wait. The partition's
+		// account, all of it read from the database at the claim and none
+		// of it short, used to count it until the frontier passed 99,
+		// which only the records it holds could move: it waited for a
+		// recount, 30 s for an account without a short batch (2 s
+		// before that).
+		m := newMemStaging()
+		m.staged = []int64{95, 96, 97, 98}
+		w := newWorker(t, batchOf(2, 1<<20, time.Minute), 100, newFakeApplier(), func(d *workerDeps) {
+			d.applier, d.frontier, d.maxStaged = m, m, 3*recordBytes
+		})
+		w.queue(0, 100, "tx:0", "tx:1")
+		w.start()
+		awaitReads(t, m, 3)
+		none(t, m.calls, "staging past the bound")
+		m.apply(98)
+		select {
+		case got := <-m.calls:
+			if !slices.Equal(got.offsets, []int64{100, 101}) {
+				t.Fatalf("staged %v, want [100 101]", got.offsets)
+			}
+		case <-time.After(time.Second):
+			t.Fatal("the partition still waits at its bound a second after the resolver applied everything staged before its claim")
 		}
 	})
 	t.Run("stopped while waiting: nothing applied", func(t *testing.T) {
@@ -374,6 +405,79 @@ func TestStagingBoundRecountsReemissions(t *testing.T) {
 	case <-m.calls:
 	case <-time.After(10 * time.Second):
 		t.Fatal("partition held at its bound for 10 s with nothing in tx_staged and an idle resolver: nothing will release it")
+	}
+}
+
+// reemittedFrom is memStaging whose records from offset from on are
+// re-emissions of transactions the resolver applied already, counted and
+// not staged, as reemitted's.
+type reemittedFrom struct {
+	*memStaging
+	from int64
+}
+
+func (r reemittedFrom) Apply(_ context.Context, b *sink.Batch) (sink.Stats, error) {
+	m := r.memStaging
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var st sink.Stats
+	got := applied{next: b.Next}
+	for _, it := range b.Items {
+		got.offsets = append(got.offsets, it.Record.Offset)
+		st.Staged++
+		st.StagedBytes += recordBytes
+		st.StagedThrough = it.Record.Offset
+		if it.Record.Offset >= r.from {
+			st.StagedShort = true
+		} else {
+			m.staged = append(m.staged, it.Record.Offset)
+		}
+	}
+	b.Claim.NextOffset = b.Next
+	m.calls <- got
+	return st, nil
+}
+
+// TestStagingBoundRecountThenApplied: a partition at its bound recounts
+// (a batch of it was short) and finds records staged below its position
+// but not up to it, the last records it took being re-emissions that
+// staged nothing. Once the resolver applied those records, the frontier
+// stands at the last of them, short of the position, and the resolver,
+// idle, marks no wait: the recounted bytes are applied, and the partition
+// goes on. It used to count them until the frontier passed its position,
+// which only the records it holds could move, and waited for the next
+// recount: 30 s, the account being exact once recounted (2 s before that).
+func TestStagingBoundRecountThenApplied(t *testing.T) {
+	m := newMemStaging()
+	w := newWorker(t, batchOf(2, 1<<20, time.Minute), 0, newFakeApplier(), func(d *workerDeps) {
+		d.applier, d.frontier, d.maxStaged = reemittedFrom{m, 3}, m, 3*recordBytes
+	})
+	w.queue(0, 0, "tx:0", "tx:1", "tx:2", "tx:3", "tx:4", "tx:5")
+	w.start()
+	next(t, m.calls, "staging") // 0 and 1 staged
+	next(t, m.calls, "staging") // 2 staged, 3 a re-emission: short
+	deadline := time.Now().Add(testWait)
+	for { // the claim's count, then the recount 2 s later
+		m.mu.Lock()
+		recounts := m.recounts
+		m.mu.Unlock()
+		if recounts >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the partition at its bound with a short batch counted %d times in %s, want a recount", recounts, testWait)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	none(t, m.calls, "staging past the bound: 0, 1 and 2 are staged and not applied")
+	m.apply(2)
+	select {
+	case got := <-m.calls:
+		if !slices.Equal(got.offsets, []int64{4, 5}) {
+			t.Fatalf("staged %v, want [4 5]", got.offsets)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("the partition still waits at its bound a second after the resolver applied everything it recounted")
 	}
 }
 

@@ -118,19 +118,24 @@ func (t Transactions) FrontierOf(ctx context.Context, db DB, group, topic string
 
 // StagedBytesAbove returns the bytes of keys and values (as stored: a
 // JsonConverter record without its schema) of a data partition's records
-// staged above offset after: what a stager that claims the partition
-// finds staged ahead of the resolver by the partition's previous owners.
-// It reads the group's staged rows (no index leads with the partition),
-// once per claim and every few seconds while a partition at its bound sees
-// the frontier unmoved; the bound keeps them few.
-func (t Transactions) StagedBytesAbove(ctx context.Context, db DB, group, topic string, partition int32, after int64) (int64, error) {
-	var n int64
-	err := db.QueryRow(ctx, `SELECT coalesce(sum(coalesce(octet_length(record_key), 0) + coalesce(octet_length(record_value), 0)), 0)::bigint
-		FROM `+t.staged+` WHERE group_id = $1 AND topic = $2 AND partition = $3 AND kafka_offset > $4`, group, topic, partition, after).Scan(&n)
+// staged above offset after, and the highest offset among them (-1 when
+// none): what a stager that claims the partition finds staged ahead of
+// the resolver by the partition's previous owners. Those bytes count until
+// the resolver applies past that offset, not past the claim's position:
+// the records just before it may stage nothing (a tombstone, a record of
+// an applied transaction), and a frontier held short of the position by
+// them would count records applied long ago. It reads the group's staged
+// rows (no index leads with the partition), once per claim and now and
+// then while a partition at its bound sees the frontier unmoved; the bound
+// keeps them few.
+func (t Transactions) StagedBytesAbove(ctx context.Context, db DB, group, topic string, partition int32, after int64) (bytes, through int64, err error) {
+	err = db.QueryRow(ctx, `SELECT coalesce(sum(coalesce(octet_length(record_key), 0) + coalesce(octet_length(record_value), 0)), 0)::bigint,
+		coalesce(max(kafka_offset), -1)
+		FROM `+t.staged+` WHERE group_id = $1 AND topic = $2 AND partition = $3 AND kafka_offset > $4`, group, topic, partition, after).Scan(&bytes, &through)
 	if err != nil {
-		return 0, fmt.Errorf("dedup: read the bytes staged by %s[%d] above offset %d: %w", topic, partition, after, err)
+		return 0, 0, fmt.Errorf("dedup: read the bytes staged by %s[%d] above offset %d: %w", topic, partition, after, err)
 	}
-	return n, nil
+	return bytes, through, nil
 }
 
 // StagedAhead is what a data partition staged above the resolver's

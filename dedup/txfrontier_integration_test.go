@@ -17,7 +17,7 @@ import (
 // is per group; the resolver's wait mark is set by MarkWaiting and ended by
 // an apply transaction or EndWaiting; StagedBytesAbove counts the bytes as
 // stored of one partition's records above an offset, the bytes QueueStage
-// returns.
+// returns, and the highest offset among them.
 func TestIntegrationTransactionFrontier(t *testing.T) {
 	ctx := context.Background()
 	pool := migrated(t)
@@ -102,12 +102,15 @@ func TestIntegrationTransactionFrontier(t *testing.T) {
 	if want := int64(2 + 7 + 2 + len(`{"a":1}`) + 2 + 2 + 1); bytes != want {
 		t.Errorf("QueueStage returned %d bytes, want %d", bytes, want)
 	}
-	above, err := tx.StagedBytesAbove(ctx, pool, "g", topic, 0, 12)
+	above, through, err := tx.StagedBytesAbove(ctx, pool, "g", topic, 0, 12)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := int64(2 + len(`{"a":1}`) + 2); above != want {
-		t.Errorf("bytes staged above offset 12 of partition 0 = %d, want %d", above, want)
+	if want := int64(2 + len(`{"a":1}`) + 2); above != want || through != 14 {
+		t.Errorf("bytes staged above offset 12 of partition 0 = %d through offset %d, want %d through 14", above, through, want)
+	}
+	if above, through, err := tx.StagedBytesAbove(ctx, pool, "g", topic, 0, 14); err != nil || above != 0 || through != -1 {
+		t.Errorf("bytes staged above offset 14 of partition 0 = %d through offset %d (%v), want 0 through -1", above, through, err)
 	}
 	// What status shows: per partition, what is staged above its frontier
 	// (12 and 7): offsets 13 and 14 of partition 0, 20 of partition 1.

@@ -169,7 +169,9 @@ type Stats struct {
 	// StagedShort is set when some of the records counted in StagedBytes
 	// were not staged after all (of transactions the resolver applied
 	// already, or staged already): StagedBytes then counts more than the
-	// transaction added to tx_staged.
+	// transaction added to tx_staged. Also when it is not known: a COMMIT
+	// that went unanswered, found committed by reading the offsets row
+	// again, without the staging statements' row counts read.
 	StagedShort bool
 	// Panics counts panics recovered while writing a span: each isolates
 	// a record (PanicError).

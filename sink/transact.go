@@ -92,6 +92,13 @@ func (a *Applier) transact(ctx context.Context, x *txn, s span) error {
 		if rerr := a.resolveCommit(ctx, before, s.next, err); rerr != nil {
 			return rerr
 		}
+		if x.stats.Staged > 0 {
+			// Committed, but the staging statements' row counts may not
+			// have been read: what they staged is not known, and the
+			// staging bound must not take every byte for a staged row
+			// (Stats.StagedShort).
+			x.stats.StagedShort = true
+		}
 	}
 	if !released {
 		if err != nil {
