@@ -249,6 +249,7 @@ func (p *partition) awaitStagingRoom(batch *sink.Batch) bool {
 			}
 			if !f.ResolverWaiting && b.ahead() >= b.limit && time.Since(unmoved) >= recountAfter {
 				unmoved = time.Now()
+				p.metrics.Tx.StagingRecounts.WithLabelValues(p.labels[0], accountState(b.exact())).Inc()
 				if staged, through, err := p.frontier.StagedBytesAbove(p.ctx, p.id, b.applied); err != nil {
 					p.log.Warn("counting again what the partition staged ahead of the resolver; looking again", zap.Error(err))
 				} else {
@@ -273,7 +274,8 @@ func (p *partition) awaitStagingRoom(batch *sink.Batch) bool {
 				b.loggedAt = time.Now()
 				p.log.Info("partition waits before staging more: its staged records the resolver has not applied reach apply.transaction.max_staged_bytes; the offset is not moved (logged once a minute; pgsink_transaction_staging_waiting)",
 					zap.Int64("staged_ahead_bytes", b.ahead()), zap.Int64("max_staged_bytes", b.limit),
-					zap.Int64("resolver_applied_offset", b.applied), zap.Int64("next_offset", batch.Claim.NextOffset))
+					zap.Int64("resolver_applied_offset", b.applied), zap.Int64("next_offset", batch.Claim.NextOffset),
+					zap.String("account", accountState(b.exact())), zap.Duration("recount_after_unmoved", recountAfter))
 			}
 		}
 		select {
@@ -315,4 +317,17 @@ type stagingMetrics struct {
 	StagingWaiting *prometheus.GaugeVec // topic, partition
 	// StagingWaitSeconds counts the time partitions waited at their bound.
 	StagingWaitSeconds *prometheus.CounterVec // topic
+	// StagingRecounts counts the recounts of partitions at their bound, by
+	// the account's state (exact or short) when it was recounted: the one
+	// sign of an account that keeps counting what the resolver will never
+	// apply.
+	StagingRecounts *prometheus.CounterVec // topic, account
+}
+
+// accountState names an account's state for the recount metric and log.
+func accountState(exact bool) string {
+	if exact {
+		return "exact"
+	}
+	return "short"
 }

@@ -470,6 +470,9 @@ func TestStagingBoundRecountThenApplied(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	none(t, m.calls, "staging past the bound: 0, 1 and 2 are staged and not applied")
+	if short, exact := recountsOf(w, "short"), recountsOf(w, "exact"); short < 1 || exact != 0 {
+		t.Fatalf("pgsink_transaction_staging_recounts_total: short %v, exact %v; want the recount counted as short", short, exact)
+	}
 	m.apply(2)
 	select {
 	case got := <-m.calls:
@@ -506,6 +509,9 @@ func TestStagingBoundExactAccountDoesNotRecount(t *testing.T) {
 	// The claim's count of what previous owners staged is the one read.
 	if recounts > 1 {
 		t.Fatalf("the partition counted its staged bytes %d times while the resolver held its frontier, want once (at the claim): its account was exact", recounts)
+	}
+	if n := recountsOf(w, "exact") + recountsOf(w, "short"); n != 0 {
+		t.Fatalf("pgsink_transaction_staging_recounts_total: %v, want 0 (the claim's count is not a recount)", n)
 	}
 	m.apply(1)
 	if got := next(t, m.calls, "staging"); !slices.Equal(got.offsets, []int64{4, 5}) {
@@ -625,4 +631,10 @@ func (m *memStaging) awaitMarked(t *testing.T, who string) {
 			t.Fatalf("%s never published its wait", who)
 		}
 	}
+}
+
+// recountsOf reads the worker's pgsink_transaction_staging_recounts_total
+// for its topic and account state.
+func recountsOf(w *worker, account string) float64 {
+	return value(w.metrics.Tx.StagingRecounts.WithLabelValues(testTopic, account))
 }

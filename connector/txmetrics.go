@@ -59,9 +59,11 @@ func newTxMetrics(r *prometheus.Registry) *TxMetrics {
 				Help: "1 while the data partition waits before staging more: its staged records the resolver has not applied reach apply.transaction.max_staged_bytes (its consumption pauses as its queue fills)."}, []string{"topic", "partition"}),
 			StagingWaitSeconds: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_transaction_staging_wait_seconds_total",
 				Help: "Time data partitions of the topic waited at apply.transaction.max_staged_bytes for the resolver."}, []string{"topic"}),
+			StagingRecounts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_transaction_staging_recounts_total",
+				Help: "Times a data partition at apply.transaction.max_staged_bytes counted again in the database what it staged ahead of the resolver, the frontier unmoved; account=short when a counted batch staged fewer records than it counted (re-emissions, a replay), exact otherwise. Each reads the group's staged rows."}, []string{"topic", "account"}),
 		},
 	}
 	r.MustRegister(m.Staged, m.Resolved, m.Transactions, m.Position, m.Writing, m.Waiting, m.WaitSeconds, m.WaitPublished, m.CommitLatency,
-		m.StagedAhead, m.StagingWaiting, m.StagingWaitSeconds)
+		m.StagedAhead, m.StagingWaiting, m.StagingWaitSeconds, m.StagingRecounts)
 	return m
 }
