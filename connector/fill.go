@@ -203,7 +203,7 @@ func NewFill(cfg *config.Config, opts FillOptions) (*Fill, error) {
 			AsyncCommit:                cfg.Postgres.SynchronousCommit == config.SynchronousCommitOff,
 			StagingTablesPerConnection: cfg.Postgres.StagingTablesPerConnection,
 			Retry: sink.Retry{MaxAttempts: cfg.Apply.Retry.MaxAttempts, InitialBackoff: cfg.Apply.Retry.InitialBackoff.Std(),
-				MaxBackoff: cfg.Apply.Retry.MaxBackoff.Std()},
+				MaxBackoff: cfg.Apply.Retry.MaxBackoff.Std(), OnUnavailable: newUnavailableReporter(opts.Log, nil).report},
 		}),
 		parts:   map[fillKey]*fillPart{},
 		txGroup: opts.TxGroup,

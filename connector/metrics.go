@@ -28,8 +28,10 @@ type Metrics struct {
 	Owned            prometheus.Gauge       // partitions this instance applies
 	Buffered         prometheus.Gauge       // fetched but unapplied records, decoded items included
 	Retries          prometheus.Counter     // transient errors retried
-	PipelineRetries  prometheus.Counter     // followers applied again after racing their predecessor
-	Pipelined        prometheus.Counter     // transactions sent while another of their partition was in flight
+	// UnavailableRetries counts attempts that found the target down, live.
+	UnavailableRetries prometheus.Counter
+	PipelineRetries    prometheus.Counter // followers applied again after racing their predecessor
+	Pipelined          prometheus.Counter // transactions sent while another of their partition was in flight
 	// Panics counts panics recovered, by where: decode (decoding or
 	// routing a record), apply (writing a span), worker (anywhere else in
 	// a partition's worker, which then stops).
@@ -123,6 +125,8 @@ func NewMetrics() *Metrics {
 			Help: "Bytes of the records fetched and not yet applied (queued, or in a batch): key and value, each record's message, envelope and queue slots, and the estimated decoded size of the records in a batch; bounded by apply.max_buffered_bytes."}),
 		Retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_apply_retries_total",
 			Help: "Transient apply errors retried with backoff."}),
+		UnavailableRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_apply_unavailable_retries_total",
+			Help: "Apply and resolver attempts that found the target PostgreSQL unavailable (connection lost or refused, shutting down, recovering), counted as they happen: such attempts are retried until the target is back, apply.retry.max_attempts counting only conflicts."}),
 		Pipelined: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_apply_pipelined_total",
 			Help: "Transactions sent while another transaction of their partition was still in flight (apply.pipeline): how often pipelining engages."}),
 		PipelineRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_apply_pipeline_retries_total",
@@ -178,7 +182,7 @@ func NewMetrics() *Metrics {
 		registry: r,
 	}
 	r.MustRegister(m.Consumed, m.Applied, m.DeadLetters, m.Skipped, m.Fenced, m.Unresolved, m.UndetectableMoves, m.CompactedDeletes, m.Rebalances, m.BatchRecords,
-		m.ApplySeconds, m.Lag, m.Owned, m.Buffered, m.Retries, m.Pipelined, m.PipelineRetries, m.Panics, m.InsertConflicts, m.Splits, m.Stopped, m.EndToEnd, m.RecordLatency, m.ReceiveLatency,
+		m.ApplySeconds, m.Lag, m.Owned, m.Buffered, m.Retries, m.UnavailableRetries, m.Pipelined, m.PipelineRetries, m.Panics, m.InsertConflicts, m.Splits, m.Stopped, m.EndToEnd, m.RecordLatency, m.ReceiveLatency,
 		m.BufferFull, m.Pauses, m.SnapshotSwept, m.SnapshotsUnswept)
 	r.MustRegister(m.SchemaChanges, m.SchemaWaits, m.SchemaWaiting)
 	r.MustRegister(m.DispatchLatency, m.QueuedLatency, m.ConnectionWait, m.SourceLag, m.TableSourceLag, m.SourceApplied, m.SourceLagRecords)

@@ -67,6 +67,7 @@ func endsBatch(claim *dedup.Claim, offsets ...int64) *sink.Batch {
 func TestResolverApplier(t *testing.T) {
 	incomplete := &txapply.IncompleteError{ID: "tx", Want: map[string]int64{"public.a": 1}, WantTotal: 1}
 	deadlock := &pgconn.PgError{Code: "40P01", Severity: "ERROR"}
+	down := &pgconn.PgError{Code: "57P03", Severity: "FATAL", Message: "the database system is not yet accepting connections"}
 	refused := &pgconn.PgError{Code: "23514", Severity: "ERROR"}
 	fenced := &dedup.FencedError{Epoch: 1, Current: 2}
 	// As txapply wraps it: a staged record's decode.
@@ -89,6 +90,15 @@ func TestResolverApplier(t *testing.T) {
 			wantCalls: [][]int64{{10, 12}, {10, 12}}, wantNext: 10},
 		{name: "transient errors retried", maxWait: time.Minute, script: []error{deadlock, deadlock, nil},
 			wantCalls: [][]int64{{10, 12}, {10, 12}, {10, 12}}, wantNext: 14},
+		{name: "target down past max_attempts: waits until it is back", maxWait: time.Minute,
+			script:    []error{down, down, down, down, down, down, down, nil},
+			wantCalls: [][]int64{{10, 12}, {10, 12}, {10, 12}, {10, 12}, {10, 12}, {10, 12}, {10, 12}, {10, 12}}, wantNext: 14},
+		{name: "conflicts past max_attempts: the worker's", maxWait: time.Minute,
+			script: []error{deadlock, down, deadlock, deadlock, down, deadlock, deadlock},
+			wantErr: func(err error) bool {
+				return errors.As(err, new(*pgconn.PgError)) && !errors.As(err, new(*txapply.StoppedError))
+			},
+			wantCalls: [][]int64{{10, 12}, {10, 12}, {10, 12}, {10, 12}, {10, 12}, {10, 12}, {10, 12}}, wantNext: 10},
 		{name: "a refused record: one by one, stop at it", script: []error{refused, nil, refused},
 			wantErr: func(err error) bool {
 				return errors.As(err, new(*txapply.StoppedError)) && errors.As(err, new(*pgconn.PgError))

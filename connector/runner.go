@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pgsink/pgsink/internal/faults"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/jackc/pgx/v5"
@@ -25,11 +26,14 @@ import (
 // Runner is one pgsink instance: a consumer group member that applies the
 // partitions it is assigned.
 type Runner struct {
-	cfg     *config.Config
-	pool    *pgxpool.Pool
-	log     *zap.Logger
-	metrics *Metrics
-	router  *sink.Router
+	// unavailable says, while partitions and the resolver retry a target
+	// that is down, that they do.
+	unavailable *unavailableReporter
+	cfg         *config.Config
+	pool        *pgxpool.Pool
+	log         *zap.Logger
+	metrics     *Metrics
+	router      *sink.Router
 	// schemas is the schema registry (nil without schema_registry.url),
 	// shared by the partitions' decoders and the resolver's markers.
 	schemas     debezium.SchemaSource
@@ -106,6 +110,12 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 		Retry: sink.Retry{MaxAttempts: cfg.Apply.Retry.MaxAttempts, InitialBackoff: cfg.Apply.Retry.InitialBackoff.Std(),
 			MaxBackoff: cfg.Apply.Retry.MaxBackoff.Std()},
 	}
+	var unavailableAttempts prometheus.Counter
+	if opts.Metrics != nil {
+		unavailableAttempts = opts.Metrics.UnavailableRetries
+	}
+	unavailable := newUnavailableReporter(opts.Log, unavailableAttempts)
+	sinkOpts.Retry.OnUnavailable = unavailable.report
 	hooks := opts.Faults
 	sinkOpts.TestNoVersionGuard = hooks.NoVersionGuard()
 	var auditHook func(b *pgx.Batch, records []debezium.Record)
@@ -128,7 +138,8 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 		}
 	}
 	r := &Runner{
-		cfg: cfg, pool: opts.Pool, log: opts.Log, metrics: opts.Metrics, owner: owner, faults: hooks,
+		unavailable: unavailable,
+		cfg:         cfg, pool: opts.Pool, log: opts.Log, metrics: opts.Metrics, owner: owner, faults: hooks,
 		positions:   storedPositions{offsets: dedup.NewOffsets(cfg.Postgres.Schema), db: opts.Pool, owner: owner},
 		router:      sink.NewRouter(cfg, opts.Pool),
 		deadLetters: &deadLetterTopic{group: cfg.Kafka["group.id"], owner: owner, metrics: opts.Metrics},

@@ -59,7 +59,7 @@ func (r *Runner) resolverDeps(sinkOpts sink.Options) *workerDeps {
 		return high, err
 	}
 	txTopic := r.cfg.Apply.Transaction.Topic
-	deps.applier = &resolverApplier{resolver: res, maxWait: maxWait, retry: r.cfg.Apply.Retry, log: r.log.Named("resolver"), metrics: tm,
+	deps.applier = &resolverApplier{resolver: res, maxWait: maxWait, retry: r.cfg.Apply.Retry, unavailable: r.unavailable, log: r.log.Named("resolver"), metrics: tm,
 		waits:     resolverWaitMark{tx: dedup.NewTransactions(r.cfg.Postgres.Schema), db: r.pool},
 		conflicts: r.deps.metrics.InsertConflicts.WithLabelValues(txTopic),
 		high:      func() (int64, error) { return high(txTopic, 0) }}
@@ -286,8 +286,12 @@ type resolverApplier struct {
 	waits   waitMarker
 	maxWait time.Duration
 	retry   config.Retry
-	log     *zap.Logger
-	metrics *TxMetrics
+	// unavailable is told of each attempt that found the target down,
+	// which the resolver retries until it is back, as partitions do
+	// (sink.Retry).
+	unavailable *unavailableReporter
+	log         *zap.Logger
+	metrics     *TxMetrics
 	// conflicts is pgsink_insert_conflicts_total for the resolver's
 	// second attempts with upserts only: its batches are of the
 	// transaction topic, whose items name no table, so the partition's
@@ -403,6 +407,7 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (st sink.Sta
 	waits := backoff.New(a.retry.InitialBackoff.Std(), a.retry.MaxBackoff.Std())
 	schemaWaits := backoff.New(cmp.Or(a.schemaRetryBase, schemaRetryBase), schemaRetryLimit)
 	attempts := 0
+	var unavailableSince time.Time
 	// one is set once a target transaction of several source transactions
 	// failed for a record: they are then applied one by one, so that those
 	// before the failing one are applied and the resolver stops exactly at
@@ -455,8 +460,18 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (st sink.Sta
 				}
 			}
 			a.waiting(incomplete, time.Since(wait.progress))
+		case sink.Unavailable(err) && ctx.Err() == nil:
+			// A restart or a failover: retried for as long as it lasts,
+			// not counted against apply.retry.max_attempts.
+			if unavailableSince.IsZero() {
+				unavailableSince = time.Now()
+			}
+			st.Retries++
+			pause = waits.Next()
+			a.unavailable.report(err, time.Since(unavailableSince))
 		case sink.Transient(err) && attempts+1 < a.retry.MaxAttempts:
 			attempts++
+			unavailableSince = time.Time{}
 			st.Retries++
 			pause = waits.Next()
 			a.log.Warn("resolver transaction failed; retrying", zap.Int("attempt", attempts), zap.Duration("retry_in", pause), zap.Error(err))

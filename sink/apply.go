@@ -94,11 +94,19 @@ type Options struct {
 	TestPanicOn func(debezium.Record) bool
 }
 
-// Retry bounds the retries of transient errors.
+// Retry bounds the retries of transient errors. MaxAttempts counts the
+// attempts that met a conflict (a serialization failure, a deadlock, a
+// lock timeout); an attempt that found the target unavailable (see
+// Unavailable) is not counted: a restart or a failover of PostgreSQL lasts
+// as long as it lasts, and a partition that gave up during it stopped its
+// instance, which only a supervisor brought back. OnUnavailable, when set,
+// is told of each such attempt, with how long the target has been found
+// unavailable, so that the wait is seen while it lasts.
 type Retry struct {
 	MaxAttempts    int
 	InitialBackoff time.Duration
 	MaxBackoff     time.Duration
+	OnUnavailable  func(err error, since time.Duration)
 }
 
 // Stats counts what one Apply did.
@@ -323,10 +331,25 @@ func (a *Applier) retry(ctx context.Context, st *Stats, fn func() error) error {
 	// Jittered: after a PostgreSQL restart every partition of every
 	// instance fails at once, and must not come back at once.
 	waits := backoff.New(a.opts.Retry.InitialBackoff, a.opts.Retry.MaxBackoff)
-	for attempt := 1; ; attempt++ {
+	var unavailableSince time.Time
+	for attempt := 1; ; {
 		err := fn()
-		if err == nil || classify(err) != classTransient || attempt >= a.opts.Retry.MaxAttempts {
+		if err == nil || classify(err) != classTransient {
 			return err
+		}
+		if Unavailable(err) {
+			if unavailableSince.IsZero() {
+				unavailableSince = time.Now()
+			}
+			if f := a.opts.Retry.OnUnavailable; f != nil {
+				f(err, time.Since(unavailableSince))
+			}
+		} else {
+			if attempt >= a.opts.Retry.MaxAttempts {
+				return err
+			}
+			attempt++
+			unavailableSince = time.Time{}
 		}
 		st.Retries++
 		if st.RetryCause == nil {

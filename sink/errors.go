@@ -122,6 +122,29 @@ func classify(err error) class {
 	return classFatal
 }
 
+// Unavailable reports whether err says the target could not be reached or
+// took no work at all — a lost or refused connection, a server shutting
+// down, restarting or still recovering (SQLSTATE classes 08 and 57P01–
+// 57P03), a COMMIT whose answer was lost with the connection — rather
+// than that this transaction met a conflict another attempt may not meet.
+// Such an error is retried for as long as it lasts (Retry).
+func Unavailable(err error) bool {
+	if classify(err) != classTransient {
+		return false
+	}
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		switch pg.Code {
+		case "57P01", "57P02", "57P03": // admin shutdown, crash shutdown, cannot connect now
+			return true
+		}
+		return strings.HasPrefix(pg.Code, "08")
+	}
+	// Every other transient error is the connection's: refused, reset,
+	// timed out, or a COMMIT without its answer.
+	return true
+}
+
 // inputContext matches the context PostgreSQL adds to an error raised while
 // a type's input (or binary receive) function reads one value: of a bound
 // parameter ("unnamed portal parameter $3 = '…'", or `portal "p" parameter
