@@ -18,12 +18,14 @@
 // scenario aimed at the snapshot fails if none of its faults fell in it.
 // Scenarios run on JSON; 1a, 7a and 9a are 1, 7 and 9 over Avro
 // (encoding_integration_test.go): Debezium on Apicurio's Avro converter,
-// pgsink on encoding: avro through the stack's registry. 1t, 3t, 4t and 7t
-// are 1, 3, 4 and 7 under apply.consistency: transaction
+// pgsink on encoding: avro through the stack's registry. 1t, 3t, 4t, 6t and
+// 7t are 1, 3, 4, 6 and 7 under apply.consistency: transaction
 // (txbank_integration_test.go): Debezium with transaction metadata, a bank
 // workload in every source transaction, and the T invariant — a reader in
 // REPEATABLE READ never sees part of a source transaction, each is
-// resolved once; 7t kills a pgsink instance while Connect is down; 1ta is
+// resolved once; 6t's reader reconnects after PostgreSQL's restart and must
+// check snapshots after it; 7t kills a pgsink instance while Connect is
+// down; 1ta is
 // 1t over Avro, the transaction topic's markers included. A
 // self-test corrupts the target under T as the other self-test does under
 // the rest. 1p and 4p are 1 and 4 with apply.pipeline 2: two transactions
@@ -36,7 +38,7 @@
 // owner in status, and the self-tests) runs by default;
 // PGSINK_FAULTS=long adds the long scenarios (1s, 2, 3s, 4, 4s, 5, 5s, 6,
 // 7s, 8, 11, 12, 13, 14, 15 — two instances over 500 tables with a
-// rebalance under load —, 1a, 7a, 9a on Avro, 1t, 3t, 7t in
+// rebalance under load —, 1a, 7a, 9a on Avro, 1t, 3t, 6t, 7t in
 // transaction mode, 1ta in transaction mode on Avro, and 1p), and
 // PGSINK_FAULTS_RESULTS=path writes the results table there.
 // BenchmarkIntegrationResumeAfterKill (make bench-restart) measures resume

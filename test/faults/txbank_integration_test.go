@@ -5,6 +5,7 @@ package faults
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgsink/pgsink/test/stacktest"
 )
 
@@ -150,6 +152,9 @@ type bankLoad struct {
 	orders int
 	events int
 	xids   map[int64]bool // the source transactions committed
+	// uncertain is a transaction whose COMMIT failed with the server
+	// (scenario 6t): it may have committed; settle asks the server.
+	uncertain *bankTx
 }
 
 // bankTx is what one transaction wrote, counted once it commits.
@@ -157,6 +162,9 @@ type bankTx struct {
 	order  bool
 	events int
 	xid    int64
+	xid8   int64 // the full transaction id, for pg_xact_status
+	// accountEvents are the accounts' row changes of the same transaction.
+	accountEvents int
 }
 
 func (b *bankLoad) write(ctx context.Context, tx pgx.Tx, rng *rand.Rand) (bankTx, error) {
@@ -183,8 +191,52 @@ func (b *bankLoad) write(ctx context.Context, tx pgx.Tx, rng *rand.Rand) (bankTx
 		w.order, w.events = true, w.events+1+stacktest.OrderLines(id)
 	}
 	// Debezium's transaction id is the 32-bit xid.
-	err := tx.QueryRow(ctx, `SELECT pg_current_xact_id()::text::bigint % 4294967296`).Scan(&w.xid)
+	err := tx.QueryRow(ctx, `SELECT pg_current_xact_id()::text::bigint`).Scan(&w.xid8)
+	w.xid = w.xid8 % 4294967296
 	return w, err
+}
+
+// settle resolves the transaction whose COMMIT failed with the server:
+// counted if the server committed it, forgotten if not. The workload must be
+// stopped (it holds the workload's lock, like a transaction).
+func (w *workload) settle(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	u := w.bank.uncertain
+	if u == nil {
+		return nil
+	}
+	conn, err := pgx.Connect(ctx, w.url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	var status *string
+	err = conn.QueryRow(ctx, `SELECT pg_xact_status($1::text::xid8)`, fmt.Sprint(u.xid8)).Scan(&status)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "22023" && strings.Contains(pgErr.Message, "in the future") {
+		// Past the next xid recovery restored: nothing of it reached the
+		// WAL, its commit record least of all.
+		future := "not in the WAL (in the future)"
+		status, err = &future, nil
+	}
+	if err != nil {
+		return err
+	}
+	w.t.Logf("workload: the transaction whose COMMIT failed with the server (xid %d) is %v", u.xid8, deref(status))
+	if status != nil && *status == "committed" {
+		w.events += u.accountEvents
+		w.bank.committed(*u)
+	}
+	w.bank.uncertain = nil
+	return nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "unknown"
+	}
+	return *s
 }
 
 func (b *bankLoad) committed(w bankTx) {

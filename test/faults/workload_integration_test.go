@@ -265,6 +265,11 @@ func (w *workload) transaction(ctx context.Context, conn *pgx.Conn) error {
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
+		if w.bank != nil {
+			// An error on COMMIT is ambiguous: settle asks the server.
+			bank.accountEvents = events
+			w.bank.uncertain = &bank
+		}
 		return err
 	}
 	w.events += events

@@ -40,8 +40,14 @@ type BankReader struct {
 	mu         sync.Mutex
 	snapshots  int // with every account present
 	violations []string
-	stop       chan struct{}
-	done       chan struct{}
+	// outage is set while the target server is down on purpose (a
+	// restart): the reader's errors then are the outage's, counted in
+	// outageErrors, not violations, until a look succeeds after
+	// EndOutage.
+	outage, ending bool
+	outageErrors   int
+	stop           chan struct{}
+	done           chan struct{}
 }
 
 // StartBankReader starts a reader of the target at url polling every
@@ -64,8 +70,13 @@ func StartBankReader(t testing.TB, url string, bank Bank, interval time.Duration
 			}
 			full, v, err := r.look(context.Background())
 			r.mu.Lock()
-			if err != nil {
+			switch {
+			case err != nil && r.outage:
+				r.outageErrors++
+			case err != nil:
 				r.violations = append(r.violations, "reader: "+err.Error())
+			case r.ending:
+				r.outage, r.ending = false, false
 			}
 			if full {
 				r.snapshots++
@@ -119,6 +130,33 @@ func (r *BankReader) Seen() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.snapshots
+}
+
+// Outage tells the reader the target server is about to go down: its
+// errors are expected until EndOutage. The pool reconnects by itself.
+func (r *BankReader) Outage() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.outage, r.ending = true, false
+}
+
+// EndOutage tells the reader the server is back: its first look that
+// succeeds ends the outage (a connection the crash broke may fail once
+// more), and errors are violations again from then on.
+func (r *BankReader) EndOutage() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.outage {
+		r.ending = true
+	}
+}
+
+// OutageErrors returns how many looks failed during outages, and whether
+// one is still going on (no look succeeded since EndOutage).
+func (r *BankReader) OutageErrors() (n int, ongoing bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.outageErrors, r.outage
 }
 
 // Finish stops the reader and returns the snapshots it saw with every
