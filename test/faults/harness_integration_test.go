@@ -130,11 +130,6 @@ type scenarioOptions struct {
 	// transaction runs the scenario under apply.consistency: transaction
 	// with the bank workload (the T invariant).
 	transaction bool
-	// outlastRestart gives the partitions' retries of a transient error
-	// (apply.retry) a budget longer than PostgreSQL's crash recovery: the
-	// default's ten attempts, each wait drawn from 100ms up, may all be
-	// spent in a second, and an instance stops once they are (scenario 6).
-	outlastRestart bool
 	// pipeline is apply.pipeline (0: the default, one transaction of a
 	// partition at a time); the pool then has a connection per partition
 	// and transaction in flight.
@@ -208,10 +203,6 @@ func newScenario(t *testing.T, name string, o scenarioOptions) *scenario {
 		tablesYAML, applyYAML = s.transactionTarget()
 	}
 	pool := poolSize(t)
-	if o.outlastRestart {
-		// At least 1000 waits of 100ms: over 100 s whatever the draws.
-		applyYAML += "  retry: { max_attempts: 1000, max_backoff: 2s }\n"
-	}
 	if o.pipeline > 1 {
 		applyYAML += fmt.Sprintf("  pipeline: %d\n", o.pipeline)
 		pool = max(pool, o.pipeline*o.partitions)

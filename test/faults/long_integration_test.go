@@ -107,7 +107,7 @@ func postgresRestartScenario(t *testing.T, transaction bool) {
 	if transaction {
 		name = "6t PostgreSQL immediate restart (transaction mode)"
 	}
-	s := newScenario(t, name, scenarioOptions{transaction: transaction, outlastRestart: true})
+	s := newScenario(t, name, scenarioOptions{transaction: transaction})
 	s.result.FaultKinds = "pg_ctl -m immediate restart"
 	s.start("a")
 	s.start("b")
