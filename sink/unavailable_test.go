@@ -179,3 +179,29 @@ func TestUnavailableCallerCaused(t *testing.T) {
 		t.Fatalf("a protocol violation every attempt: %v after %d calls, want it back after MaxAttempts (3)", err, calls)
 	}
 }
+
+// TestRetryGivesUpAnUnavailableTargetWhenStopping: a partition revoked or
+// stopping while its target is down gives its batch up at once (nothing
+// was applied) instead of holding the rebalance or the shutdown until
+// shutdown_timeout.
+func TestRetryGivesUpAnUnavailableTargetWhenStopping(t *testing.T) {
+	a := &Applier{opts: Options{Retry: Retry{MaxAttempts: 3, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond}}}
+	down := &pgconn.PgError{Code: "57P03"}
+	stopping := make(chan struct{})
+	ctx, cancel := context.WithTimeout(WithStopping(context.Background(), stopping), 5*time.Second)
+	defer cancel()
+	calls := 0
+	err := a.retry(ctx, &Stats{}, func() error {
+		calls++
+		if calls == 5 {
+			close(stopping)
+		}
+		return down
+	})
+	if !errors.Is(err, ErrStopping) || ctx.Err() != nil {
+		t.Fatalf("stopping while the target is down: %v after %d calls (ctx %v), want ErrStopping before the deadline", err, calls, ctx.Err())
+	}
+	if calls > 6 {
+		t.Fatalf("%d attempts after stopping, want at most one more", calls-5)
+	}
+}
