@@ -13,6 +13,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,6 +51,9 @@ func connectErr(t *testing.T, addr, params string) error {
 	if err == nil {
 		conn.Close(ctx)
 		t.Fatal("connect succeeded against a fake server")
+	}
+	if strings.Contains(err.Error(), "secret-pw") {
+		t.Fatalf("the connect error, logged while the target is unavailable, shows the password: %v", err)
 	}
 	if !errors.As(err, new(*pgconn.ConnectError)) {
 		t.Fatalf("connect failed with %T (%v), want a *pgconn.ConnectError", err, err)
