@@ -110,6 +110,15 @@ func classify(err error) class {
 		}
 		return classFatal
 	}
+	// A connect attempt that outlasted the URL's connect_timeout: a target
+	// that accepts no connection in time (a failover moving its address, a
+	// host not answering) is as unavailable as one that refuses them. The
+	// caller's own deadline or cancellation still ends its retry loop,
+	// which watches its ctx.
+	var connect *pgconn.ConnectError
+	if errors.As(err, &connect) && errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		return classTransient
+	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return classFatal
 	}
@@ -117,7 +126,6 @@ func classify(err error) class {
 	if pgconn.SafeToRetry(err) || pgconn.Timeout(err) || errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return classTransient
 	}
-	var connect *pgconn.ConnectError
 	if errors.As(err, &connect) {
 		return classTransient
 	}

@@ -109,6 +109,7 @@ func TestUnavailableConnectErrors(t *testing.T) {
 	}{
 		{"connection refused", refusedAddr, "sslmode=disable", true},
 		{"connection closed at once", closed, "sslmode=disable", true},
+		{"connect_timeout expired (a server that does not answer)", fakeServer(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) }), "sslmode=disable connect_timeout=1", true},
 		{"server refused TLS (sslmode=require)", fakeServer(t, func(c net.Conn) { answerSSLRequest(c, 'N') }), "sslmode=require", false},
 		{"server certificate not trusted (verify-full)", fakeServer(t, func(c net.Conn) {
 			if answerSSLRequest(c, 'S') {
