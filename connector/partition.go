@@ -767,7 +767,7 @@ func (p *partition) settle(batch *sink.Batch, last *kafka.Message, st sink.Stats
 	case errors.As(err, &stop):
 		p.fail(stop.StopWhat(), err)
 		return false
-	case p.ctx.Err() != nil, errors.Is(err, errResolverStopping):
+	case p.ctx.Err() != nil, errors.Is(err, errResolverStopping), errors.Is(err, sink.ErrStopping):
 		return false
 	default:
 		p.loop.fatalf(p.log, "apply failed", err)

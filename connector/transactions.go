@@ -514,21 +514,11 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (st sink.Sta
 // than hold the rebalance up to shutdown_timeout.
 var errResolverStopping = errors.New("revoked or stopping while waiting for a transaction's events")
 
-// stoppingKey carries a partition worker's stopping channel to its
-// applier: the resolver waits between its transactions, and gives up the
-// wait when the partition is revoked.
-type stoppingKey struct{}
-
 func withStopping(ctx context.Context, stopping <-chan struct{}) context.Context {
-	return context.WithValue(ctx, stoppingKey{}, stopping)
+	return sink.WithStopping(ctx, stopping)
 }
 
-// stoppingOf returns the channel withStopping put in ctx, or nil (which
-// never fires).
-func stoppingOf(ctx context.Context) <-chan struct{} {
-	ch, _ := ctx.Value(stoppingKey{}).(<-chan struct{})
-	return ch
-}
+func stoppingOf(ctx context.Context) <-chan struct{} { return sink.Stopping(ctx) }
 
 // report counts what one Resolve applied, and logs where the time of a
 // slow one went.

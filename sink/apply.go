@@ -344,6 +344,14 @@ func (a *Applier) retry(ctx context.Context, st *Stats, fn func() error) error {
 			if f := a.opts.Retry.OnUnavailable; f != nil {
 				f(err, time.Since(unavailableSince))
 			}
+			// Nothing applies while the target is down: a revoked or
+			// stopping partition gives its batch up now rather than hold
+			// the rebalance or the shutdown to shutdown_timeout.
+			select {
+			case <-Stopping(ctx):
+				return errors.Join(ErrStopping, err)
+			default:
+			}
 		} else {
 			if attempt >= a.opts.Retry.MaxAttempts {
 				return err
@@ -358,9 +366,40 @@ func (a *Applier) retry(ctx context.Context, st *Stats, fn func() error) error {
 		select {
 		case <-ctx.Done():
 			return errors.Join(ctx.Err(), err)
+		case <-stoppingIf(ctx, Unavailable(err)):
+			return errors.Join(ErrStopping, err)
 		case <-time.After(waits.Next()):
 		}
 	}
+}
+
+// ErrStopping ends an Apply whose partition was revoked or stopped while
+// the target was unavailable: nothing of the attempt was applied, and the
+// position is where the next owner reads from.
+var ErrStopping = errors.New("revoked or stopping while the target is unavailable")
+
+type stoppingKey struct{}
+
+// WithStopping carries a partition worker's stopping channel (closed at
+// revocation or shutdown) to Apply, which gives up waiting for a target
+// that is down when it closes.
+func WithStopping(ctx context.Context, stopping <-chan struct{}) context.Context {
+	return context.WithValue(ctx, stoppingKey{}, stopping)
+}
+
+// Stopping returns the channel WithStopping put in ctx, or nil (which
+// never fires).
+func Stopping(ctx context.Context) <-chan struct{} {
+	ch, _ := ctx.Value(stoppingKey{}).(<-chan struct{})
+	return ch
+}
+
+// stoppingIf is Stopping(ctx) when cond holds, else nil.
+func stoppingIf(ctx context.Context, cond bool) <-chan struct{} {
+	if !cond {
+		return nil
+	}
+	return Stopping(ctx)
 }
 
 func (a *Applier) deadLetter(x *txn, group string, it Item, cause error) {

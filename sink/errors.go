@@ -2,6 +2,8 @@ package sink
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -108,6 +110,15 @@ func classify(err error) class {
 		}
 		return classFatal
 	}
+	// A connect attempt that outlasted the URL's connect_timeout: a target
+	// that accepts no connection in time (a failover moving its address, a
+	// host not answering) is as unavailable as one that refuses them. The
+	// caller's own deadline or cancellation still ends its retry loop,
+	// which watches its ctx.
+	var connect *pgconn.ConnectError
+	if errors.As(err, &connect) && errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		return classTransient
+	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return classFatal
 	}
@@ -115,7 +126,6 @@ func classify(err error) class {
 	if pgconn.SafeToRetry(err) || pgconn.Timeout(err) || errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return classTransient
 	}
-	var connect *pgconn.ConnectError
 	if errors.As(err, &connect) {
 		return classTransient
 	}
@@ -127,7 +137,12 @@ func classify(err error) class {
 // down, restarting or still recovering (SQLSTATE classes 08 and 57P01–
 // 57P03), a COMMIT whose answer was lost with the connection — rather
 // than that this transaction met a conflict another attempt may not meet.
-// Such an error is retried for as long as it lasts (Retry).
+// Such an error is retried for as long as it lasts (Retry), so the set is
+// an allow-list: a transient error not named here (a protocol violation,
+// "conn busy", a TLS or certificate failure, anything else a connect
+// attempt fails with) is counted against Retry.MaxAttempts and stops the
+// partition loudly, as every transient error did before, rather than
+// retry without end for a cause that no restart of the target removes.
 func Unavailable(err error) bool {
 	if classify(err) != classTransient {
 		return false
@@ -137,12 +152,51 @@ func Unavailable(err error) bool {
 		switch pg.Code {
 		case "57P01", "57P02", "57P03": // admin shutdown, crash shutdown, cannot connect now
 			return true
+		case "08P01":
+			// protocol_violation: the server read a message it did not
+			// expect (a Bind with the wrong number of parameters): the
+			// client's bug, as wrong at every attempt.
+			return false
 		}
 		return strings.HasPrefix(pg.Code, "08")
 	}
-	// Every other transient error is the connection's: refused, reset,
-	// timed out, or a COMMIT without its answer.
-	return true
+	var unknown *UnknownCommitError
+	if errors.As(err, &unknown) {
+		return true
+	}
+	if connBusy(err) || tlsRefused(err) {
+		return false
+	}
+	var netErr net.Error
+	return errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, pgconn.ErrConnClosed) || errors.As(err, new(*pgconn.NotPreferredError))
+}
+
+// connBusy reports pgx's "conn busy": a connection used by two callers at
+// once, which pgx says "only should be possible in case of an application
+// bug". pgx exports no value for it, only its text.
+func connBusy(err error) bool {
+	var lock interface {
+		error
+		SafeToRetry() bool
+	}
+	return errors.As(err, &lock) && lock.SafeToRetry() && lock.Error() == "conn busy"
+}
+
+// tlsRefused reports a connection attempt that failed at TLS: a
+// certificate not trusted or expired, a name that does not match, the
+// server's refusal of this client's certificate (a remote alert, which Go
+// reports as a net.OpError with Op "remote error"). An operator's to fix,
+// not a restart's to outlast.
+func tlsRefused(err error) bool {
+	var verify *tls.CertificateVerificationError
+	var unknownAuthority x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	var hostname x509.HostnameError
+	var header tls.RecordHeaderError
+	var op *net.OpError
+	return errors.As(err, &verify) || errors.As(err, &unknownAuthority) || errors.As(err, &invalid) ||
+		errors.As(err, &hostname) || errors.As(err, &header) || (errors.As(err, &op) && op.Op == "remote error")
 }
 
 // inputContext matches the context PostgreSQL adds to an error raised while

@@ -1,0 +1,212 @@
+package sink
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// fakeServer accepts connections on a local port and hands each to serve,
+// standing in for a target whose connect attempts fail a given way.
+func fakeServer(t *testing.T, serve func(net.Conn)) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); serve(c) }()
+		}
+	}()
+	return l.Addr().String()
+}
+
+// connectErr is the error pgconn returns for a connection to addr.
+func connectErr(t *testing.T, addr, params string) error {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgconn.Connect(ctx, fmt.Sprintf("host=%s port=%s user=u dbname=d password=secret-pw %s", host, port, params))
+	if err == nil {
+		conn.Close(ctx)
+		t.Fatal("connect succeeded against a fake server")
+	}
+	if strings.Contains(err.Error(), "secret-pw") {
+		t.Fatalf("the connect error, logged while the target is unavailable, shows the password: %v", err)
+	}
+	if !errors.As(err, new(*pgconn.ConnectError)) {
+		t.Fatalf("connect failed with %T (%v), want a *pgconn.ConnectError", err, err)
+	}
+	return err
+}
+
+// answerSSLRequest reads the client's SSLRequest and answers it with b.
+func answerSSLRequest(c net.Conn, b byte) bool {
+	if _, err := io.ReadFull(c, make([]byte, 8)); err != nil {
+		return false
+	}
+	_, err := c.Write([]byte{b})
+	return err == nil
+}
+
+func selfSigned(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// TestUnavailableConnectErrors: of the errors a connect attempt fails with
+// (each a *pgconn.ConnectError, all transient), only those of a target
+// that is down are retried without end; one that only an operator can fix
+// — TLS refused, a certificate not trusted, the client's certificate
+// refused — still counts against MaxAttempts, so the partition stops
+// loudly rather than wait forever. The errors are pgconn's own, from
+// connect attempts against local fake servers.
+func TestUnavailableConnectErrors(t *testing.T) {
+	cert := selfSigned(t)
+	closed := fakeServer(t, func(net.Conn) {})
+	refusedPort, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusedAddr := refusedPort.Addr().String()
+	refusedPort.Close()
+	for _, c := range []struct {
+		name   string
+		addr   string
+		params string
+		want   bool
+	}{
+		{"connection refused", refusedAddr, "sslmode=disable", true},
+		{"connection closed at once", closed, "sslmode=disable", true},
+		{"connect_timeout expired (a server that does not answer)", fakeServer(t, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) }), "sslmode=disable connect_timeout=1", true},
+		{"server refused TLS (sslmode=require)", fakeServer(t, func(c net.Conn) { answerSSLRequest(c, 'N') }), "sslmode=require", false},
+		{"server certificate not trusted (verify-full)", fakeServer(t, func(c net.Conn) {
+			if answerSSLRequest(c, 'S') {
+				_ = tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}}).Handshake()
+			}
+		}), "sslmode=verify-full", false},
+		{"client certificate refused by the server", fakeServer(t, func(c net.Conn) {
+			if answerSSLRequest(c, 'S') {
+				s := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAnyClientCert})
+				if s.Handshake() == nil {
+					_, _ = io.Copy(io.Discard, s)
+				}
+			}
+		}), "sslmode=require", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := connectErr(t, c.addr, c.params)
+			if !Transient(err) {
+				t.Fatalf("%v: not transient", err)
+			}
+			t.Logf("%v", err)
+			if got := Unavailable(err); got != c.want {
+				t.Errorf("Unavailable(%v) = %v, want %v", err, got, c.want)
+			}
+		})
+	}
+}
+
+// busyConn mirrors pgconn's unexported connLockError for "conn busy",
+// which pgx returns when a connection is used by two callers at once.
+type busyConn struct{}
+
+func (busyConn) Error() string     { return "conn busy" }
+func (busyConn) SafeToRetry() bool { return true }
+
+// closedConn mirrors connLockError for "conn closed": a pooled connection
+// lost with the target, which the pool replaces at the next attempt.
+type closedConn struct{}
+
+func (closedConn) Error() string     { return "conn closed" }
+func (closedConn) SafeToRetry() bool { return true }
+func (closedConn) Unwrap() error     { return pgconn.ErrConnClosed }
+
+// TestUnavailableCallerCaused: transient errors that are pgsink's own
+// doing count against MaxAttempts rather than wait forever.
+func TestUnavailableCallerCaused(t *testing.T) {
+	for name, c := range map[string]struct {
+		err  error
+		want bool
+	}{
+		"protocol violation (08P01)": {&pgconn.PgError{Code: "08P01", Message: "bind message supplies 2 parameters, but prepared statement \"\" requires 3"}, false},
+		"conn busy":                  {fmt.Errorf("apply: %w", busyConn{}), false},
+		"conn closed":                {fmt.Errorf("apply: %w", closedConn{}), true},
+		"database dropped (57P04)":   {&pgconn.PgError{Code: "57P04"}, false},
+	} {
+		if !Transient(c.err) {
+			t.Errorf("%s: not transient", name)
+			continue
+		}
+		if got := Unavailable(c.err); got != c.want {
+			t.Errorf("%s: Unavailable = %v, want %v", name, got, c.want)
+		}
+	}
+	// Retried as a conflict is: given up after MaxAttempts (bounded by a
+	// deadline so that a loop that never gives up fails, not hangs).
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	a := &Applier{opts: Options{Retry: Retry{MaxAttempts: 3, InitialBackoff: time.Microsecond, MaxBackoff: time.Microsecond}}}
+	calls := 0
+	violation := &pgconn.PgError{Code: "08P01"}
+	if err := a.retry(ctx, &Stats{}, func() error { calls++; return violation }); !errors.Is(err, violation) || calls != 3 {
+		t.Fatalf("a protocol violation every attempt: %v after %d calls, want it back after MaxAttempts (3)", err, calls)
+	}
+}
+
+// TestRetryGivesUpAnUnavailableTargetWhenStopping: a partition revoked or
+// stopping while its target is down gives its batch up at once (nothing
+// was applied) instead of holding the rebalance or the shutdown until
+// shutdown_timeout.
+func TestRetryGivesUpAnUnavailableTargetWhenStopping(t *testing.T) {
+	a := &Applier{opts: Options{Retry: Retry{MaxAttempts: 3, InitialBackoff: time.Millisecond, MaxBackoff: time.Millisecond}}}
+	down := &pgconn.PgError{Code: "57P03"}
+	stopping := make(chan struct{})
+	ctx, cancel := context.WithTimeout(WithStopping(context.Background(), stopping), 5*time.Second)
+	defer cancel()
+	calls := 0
+	err := a.retry(ctx, &Stats{}, func() error {
+		calls++
+		if calls == 5 {
+			close(stopping)
+		}
+		return down
+	})
+	if !errors.Is(err, ErrStopping) || ctx.Err() != nil {
+		t.Fatalf("stopping while the target is down: %v after %d calls (ctx %v), want ErrStopping before the deadline", err, calls, ctx.Err())
+	}
+	if calls > 6 {
+		t.Fatalf("%d attempts after stopping, want at most one more", calls-5)
+	}
+}
