@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsink/pgsink/dedup"
 )
 
@@ -326,14 +327,7 @@ func TestIntegrationCutAppliedWithLeftover(t *testing.T) {
 	}
 	held := func(partition int32, offset int64, when string) {
 		t.Helper()
-		recs := dedup.TxRecords{Topic: "t", Partition: partition, TxIDs: []int64{5}, LSNs: []int64{450}, Offsets: []int64{offset}}
-		commits, err := tx.ResolvedCommits(ctx, pool, "g", recs, &cut)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(commits) != 1 || !cut.Holds(commits[0]) {
-			t.Errorf("%s: the cut holds transaction 5 at t[%d]@%d: commits %v, want held (applied before the cut)", when, partition, offset, commits)
-		}
+		checkCutHoldsTx5(t, ctx, pool, tx, &cut, partition, offset, when)
 	}
 	held(1, 20, "before the prune")
 	held(0, 10, "before the prune")
@@ -370,14 +364,7 @@ func TestIntegrationCutPrunedThenReemitted(t *testing.T) {
 	}
 	held := func(partition int32, offset int64, when string) {
 		t.Helper()
-		recs := dedup.TxRecords{Topic: "t", Partition: partition, TxIDs: []int64{5}, LSNs: []int64{450}, Offsets: []int64{offset}}
-		commits, err := tx.ResolvedCommits(ctx, pool, "g", recs, &cut)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(commits) != 1 || !cut.Holds(commits[0]) {
-			t.Errorf("%s: the cut holds transaction 5 at t[%d]@%d: commits %v, want held (applied before the cut)", when, partition, offset, commits)
-		}
+		checkCutHoldsTx5(t, ctx, pool, tx, &cut, partition, offset, when)
 	}
 	held(1, 20, "before the prune")
 	if _, err := pool.Exec(ctx, `UPDATE `+schema+`.tx_resolved SET resolved_at = now() - interval '2 hours'`); err != nil {
@@ -392,4 +379,18 @@ func TestIntegrationCutPrunedThenReemitted(t *testing.T) {
 		t.Fatalf("the re-emission of pruned transaction 5: staged %v, %v; the test wants it staged", counts, err)
 	}
 	held(0, 10, "pruned, then staged again")
+}
+
+// checkCutHoldsTx5 checks that cut holds transaction 5 (its record at
+// LSN 450) at t[partition]@offset: applied before the cut.
+func checkCutHoldsTx5(t *testing.T, ctx context.Context, pool *pgxpool.Pool, tx dedup.Transactions, cut *dedup.TxCut, partition int32, offset int64, when string) {
+	t.Helper()
+	recs := dedup.TxRecords{Topic: "t", Partition: partition, TxIDs: []int64{5}, LSNs: []int64{450}, Offsets: []int64{offset}}
+	commits, err := tx.ResolvedCommits(ctx, pool, "g", recs, cut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(commits) != 1 || !cut.Holds(commits[0]) {
+		t.Errorf("%s: the cut holds transaction 5 at t[%d]@%d: commits %v, want held (applied before the cut)", when, partition, offset, commits)
+	}
 }
