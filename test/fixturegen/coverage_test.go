@@ -67,23 +67,29 @@ func (l loaded) events(t *testing.T, suffix string) []event {
 		if !strings.HasSuffix(r.Topic, suffix) || r.Value == nil {
 			continue
 		}
-		var v map[string]any
-		if err := json.Unmarshal(r.Value, &v); err != nil {
-			t.Fatalf("%s %s@%d: value is not a JSON object: %v", l.scenario.name, r.Topic, r.Offset, err)
-		}
-		e := event{record: r, payload: v}
-		if l.scenario.schemas {
-			e.schema, _ = v["schema"].(map[string]any)
-			e.payload, _ = v["payload"].(map[string]any)
-			if e.schema == nil {
-				t.Fatalf("%s %s@%d: schemas are enabled but the value has no schema", l.scenario.name, r.Topic, r.Offset)
-			}
-		} else if _, ok := v["schema"]; ok {
-			t.Fatalf("%s %s@%d: schemas are disabled but the value has a schema", l.scenario.name, r.Topic, r.Offset)
-		}
-		out = append(out, e)
+		out = append(out, l.event(t, r))
 	}
 	return out
+}
+
+// event parses the value of r, a record that is not a tombstone.
+func (l loaded) event(t *testing.T, r recording.Record) event {
+	t.Helper()
+	var v map[string]any
+	if err := json.Unmarshal(r.Value, &v); err != nil {
+		t.Fatalf("%s %s@%d: value is not a JSON object: %v", l.scenario.name, r.Topic, r.Offset, err)
+	}
+	e := event{record: r, payload: v}
+	if l.scenario.schemas {
+		e.schema, _ = v["schema"].(map[string]any)
+		e.payload, _ = v["payload"].(map[string]any)
+		if e.schema == nil {
+			t.Fatalf("%s %s@%d: schemas are enabled but the value has no schema", l.scenario.name, r.Topic, r.Offset)
+		}
+	} else if _, ok := v["schema"]; ok {
+		t.Fatalf("%s %s@%d: schemas are disabled but the value has a schema", l.scenario.name, r.Topic, r.Offset)
+	}
+	return e
 }
 
 func ops(events []event) map[string]int {
@@ -213,6 +219,72 @@ func TestFixturesCoverTransactions(t *testing.T) {
 			}
 			if !interleaved {
 				t.Error("no pair of interleaved transactions (began first, committed last)")
+			}
+		})
+	}
+}
+
+// TestFixturesTransactionsWholeInCommitOrder checks, on the real Debezium's
+// records, what a resolver taking a partition's records straight from its
+// queue would rely on (docs/transactions.md, "Towards the 2× target"):
+// within one partition, the events of a source transaction are
+// contiguous, and transactions follow the order of their ENDs on the
+// transaction topic (commit order), also a transaction that began before
+// another and committed after it.
+func TestFixturesTransactionsWholeInCommitOrder(t *testing.T) {
+	for _, sc := range jsonScenarios() {
+		t.Run(sc.name, func(t *testing.T) {
+			l := load(t, sc)
+			commitOrder := map[string]int{} // txId -> place of its END
+			for _, e := range l.events(t, ".transaction") {
+				if status, _ := e.payload["status"].(string); status == "END" {
+					id, _ := e.payload["id"].(string)
+					txID, _, _ := strings.Cut(id, ":")
+					commitOrder[txID] = len(commitOrder)
+				}
+			}
+			type place struct {
+				topic     string
+				partition int32
+			}
+			last := map[place]string{}         // the transaction of the partition's last event
+			done := map[place]map[string]bool{} // transactions the partition has moved past
+			checked := 0
+			for _, r := range l.records {
+				if r.Value == nil || strings.HasSuffix(r.Topic, ".transaction") {
+					continue
+				}
+				e := l.event(t, r)
+				tx, _ := e.payload["transaction"].(map[string]any)
+				id, _ := tx["id"].(string)
+				if id == "" {
+					continue // a snapshot read or a message without a transaction block
+				}
+				txID, _, _ := strings.Cut(id, ":")
+				at, ok := commitOrder[txID]
+				if !ok {
+					t.Errorf("%s@%d: transaction %s has no END on the transaction topic", r.Topic, r.Offset, txID)
+					continue
+				}
+				p := place{r.Topic, r.Partition}
+				prev, seen := last[p]
+				switch {
+				case done[p][txID]:
+					t.Errorf("%s[%d]@%d: transaction %s again after another transaction's events", r.Topic, r.Partition, r.Offset, txID)
+				case seen && prev != txID && commitOrder[prev] > at:
+					t.Errorf("%s[%d]@%d: transaction %s (END %d) after %s (END %d)", r.Topic, r.Partition, r.Offset, txID, at, prev, commitOrder[prev])
+				}
+				if seen && prev != txID {
+					if done[p] == nil {
+						done[p] = map[string]bool{}
+					}
+					done[p][prev] = true
+				}
+				last[p] = txID
+				checked++
+			}
+			if checked == 0 || len(commitOrder) < 2 {
+				t.Fatalf("%d events with a transaction block, %d ENDs: nothing to check", checked, len(commitOrder))
 			}
 		})
 	}
