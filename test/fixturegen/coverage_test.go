@@ -247,7 +247,7 @@ func TestFixturesTransactionsWholeInCommitOrder(t *testing.T) {
 				topic     string
 				partition int32
 			}
-			last := map[place]string{}         // the transaction of the partition's last event
+			last := map[place]string{}          // the transaction of the partition's last event
 			done := map[place]map[string]bool{} // transactions the partition has moved past
 			checked := 0
 			for _, r := range l.records {
