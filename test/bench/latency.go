@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -84,6 +85,10 @@ type latencyVariant struct {
 	syncOff  bool   // postgres.synchronous_commit: off
 	pipeline string // apply.pipeline; "" = default
 	conns    string // postgres.max_connections; "" = default
+	// bin, when set, is another pgsink binary run at default settings
+	// (-latency-compare): the code before a change, measured in the same
+	// rounds as this one.
+	bin string
 }
 
 func (v latencyVariant) String() string {
@@ -96,6 +101,8 @@ func (v latencyVariant) String() string {
 		return "pipeline " + v.pipeline
 	case v.conns != "":
 		return "max_connections " + v.conns
+	case v.bin != "":
+		return "binary " + filepath.Base(filepath.Dir(filepath.Dir(v.bin)))
 	}
 	return "default settings"
 }
@@ -120,6 +127,10 @@ func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Worklo
 	}
 	if v.conns != "" {
 		label += "_conns_" + v.conns
+	}
+	if v.bin != "" {
+		label += "_compare"
+		bin = v.bin
 	}
 	defer settle(ctx, env, "bench_pgsink_"+label) // after p.stop, deferred below
 	p, err := startPgsink(ctx, env, bin, pgsinkRun{label: label, topic: latencyTopic, maxWait: maxWait, syncOff: v.syncOff, pipeline: v.pipeline, connections: v.conns})
@@ -216,6 +227,9 @@ func measureLatency(ctx context.Context, env stacktest.Env, bin string, w Worklo
 	}
 	if v.conns != "" {
 		l.MaxWait = "max_connections " + v.conns
+	}
+	if v.bin != "" {
+		l.MaxWait = v.String()
 	}
 	logf("latency, %s: connection wait p50 %.1f ms, p99 %.1f ms", v, l.ConnWaitP50ms, l.ConnWaitP99ms)
 	if l.MaxWait == "" {

@@ -13,7 +13,7 @@ func (r *Results) addLatency(v latencyVariant, l *Latency) {
 	switch {
 	case v.syncOff:
 		r.LatencySyncOff = append(r.LatencySyncOff, l)
-	case v.maxWait != "", v.pipeline != "", v.conns != "":
+	case v.maxWait != "", v.pipeline != "", v.conns != "", v.bin != "":
 		r.LatencyOtherWaits = append(r.LatencyOtherWaits, l)
 	case r.Latency == nil:
 		r.Latency = l

@@ -36,6 +36,7 @@ func main() {
 	jdbcCap := flag.Duration("jdbc-cap", 15*time.Minute, "how long one Debezium JDBC sink run may take before its rate is read from its progress")
 	latencyRate := flag.Int("latency-rate", 5000, "events/s produced for the latency run")
 	latencyFor := flag.Duration("latency-for", 40*time.Second, "how long the latency run produces")
+	latencyCompare := flag.String("latency-compare", "", "another pgsink binary measured for latency at default settings in every round, beside -pgsink (the code before a change)")
 	latencyPipelines := flag.String("latency-pipelines", "", "comma-separated apply.pipeline values measured for latency besides the default (1: off)")
 	latencyConns := flag.String("latency-conns", "", "comma-separated postgres.max_connections values measured for latency besides the default")
 	latencySyncOff := flag.Bool("latency-sync-off", true, "measure latency with synchronous_commit: off too")
@@ -191,6 +192,10 @@ func main() {
 			if depth = strings.TrimSpace(depth); depth != "" {
 				variants = append(variants, latencyVariant{pipeline: depth})
 			}
+		}
+		if *latencyCompare != "" {
+			other, _ := filepath.Abs(*latencyCompare)
+			variants = append(variants, latencyVariant{bin: other})
 		}
 		for _, conns := range strings.Split(*latencyConns, ",") {
 			if conns = strings.TrimSpace(conns); conns != "" {
