@@ -120,14 +120,6 @@ type workerDeps struct {
 	// pipeline is apply.pipeline: how many transactions of a partition may
 	// be in flight at once (pipeline.go).
 	pipeline int
-	// collectAhead, with a pipeline of 1, sends a batch's transaction from
-	// its own goroutine, so that the worker takes the records that arrive
-	// while it commits into the next batch (decoding them meanwhile)
-	// instead of leaving them in its queue; the next batch is sent only
-	// once it committed (pipeline.go). Not with offsets: kafka, which
-	// commits to Kafka after the transaction, nor for stagers and the
-	// resolver, whose batches wait on the staging bound.
-	collectAhead bool
 	// spareConnection reports whether the pool has an idle connection for
 	// a pipelined transaction; nil: always.
 	spareConnection func() bool
@@ -320,7 +312,7 @@ func (p *partition) run() {
 		}
 		if len(batch.Items) > 0 || batch.Next > batch.Claim.NextOffset {
 			ok := true
-			if p.pipelines(batch) || p.sendsAhead(batch) {
+			if p.pipelines(batch) {
 				ok, clean = p.sendPipelined(batch, last)
 				// In flight: its items are recycled once it settles.
 				items = nil
@@ -499,7 +491,7 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 	defer idle.Stop()
 	for n := 1; ; n++ {
 		now := time.Now()
-		if timer != nil && !now.Before(deadline) && !p.awaitsFlight() {
+		if timer != nil && !now.Before(deadline) {
 			// The batch's time is up: take only what is already waiting,
 			// looking for a stop once in fastTakes records, as below.
 			if n%fastTakes == 0 {
@@ -559,14 +551,6 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 		case <-p.ctx.Done():
 			return &sink.Batch{Claim: &p.claim, Next: p.claim.NextOffset}, nil, false, nil
 		case <-timer:
-			if p.awaitsFlight() {
-				// The batch's time is up while the transaction before it
-				// commits: it goes once that one settled, with whatever
-				// arrives until then, as it would have had it been
-				// collected after the commit.
-				timer = neverFires
-				continue
-			}
 			return batch, last, true, nil
 		case <-p.oldestDone():
 			// A transaction sent earlier is done: its outcome is taken

@@ -96,36 +96,6 @@ func (p *partition) pipelines(batch *sink.Batch) bool {
 	return same || len(p.flight) == 0
 }
 
-// sendsAhead reports whether batch, under apply.pipeline 1, is sent from
-// its own goroutine while the worker collects the next (collectAhead).
-// Batches that pipelining sends alone (dead letters, which go to their
-// topic before the transaction; snapshot ends) are applied by the worker
-// itself.
-func (p *partition) sendsAhead(batch *sink.Batch) bool {
-	if !p.collectAhead || p.pipeline != 1 || p.kafkaOffsets || p.staging != nil {
-		return false
-	}
-	for i := range batch.Items {
-		if it := &batch.Items[i]; it.Err != nil || it.Change.SnapshotMark.EndsTable() {
-			return false
-		}
-	}
-	return true
-}
-
-// awaitsFlight reports whether the batch being collected waits for the
-// transaction in flight before it goes, whatever its max_wait: under
-// collectAhead, where only one transaction of the partition is in flight
-// at once.
-func (p *partition) awaitsFlight() bool {
-	return p.collectAhead && p.pipeline == 1 && len(p.flight) > 0
-}
-
-// neverFires stands for a batch timer that has expired while the
-// transaction before the batch is in flight (collect): not nil, since a
-// batch with a timer has started, and never ready.
-var neverFires = make(<-chan time.Time)
-
 // noteTables remembers the tables of the batch just sent, against which
 // the next batch is checked for a change of shape.
 func (p *partition) noteTables(batch *sink.Batch) {

@@ -171,8 +171,6 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 		deadLetters: r.deadLetters, metrics: opts.Metrics, loop: r, warned: &warnOnce{},
 		decodedSeed: newDecodedEstimate(nil),
 		pipeline:    cfg.Apply.Pipeline, spareConnection: r.applier.HasIdleConnection,
-		collectAhead: cfg.Apply.Pipeline == 1 && cfg.Apply.Offsets != config.OffsetsKafka &&
-			!sinkOpts.StageTransactions,
 	}
 	if sinkOpts.StageTransactions {
 		r.txDeps = r.resolverDeps(sinkOpts)
