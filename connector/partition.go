@@ -128,6 +128,9 @@ type workerDeps struct {
 	// records, to stage at most maxStaged bytes ahead (stagebound.go).
 	frontier  frontierReader
 	maxStaged int64
+	// outage waits out a target that is down where the worker touches it
+	// outside an apply (a re-claim, a catalog read while routing).
+	outage outageWait
 }
 
 // partition applies one owned partition: it batches its records in offset
@@ -612,10 +615,24 @@ func (p *partition) checkClaim() error {
 // reclaim takes the partition back under a new epoch and seeks to its
 // stored position: after a replay rewound it, or after a stale claimant
 // fenced it while the group still assigns it here.
+//
+// A target that is down meanwhile is waited for (outageWait), as an apply
+// waits for it: the claim that the replay or the fencing calls for is no
+// reason to stop the instance during a restart of PostgreSQL. The partition
+// takes nothing meanwhile: its records wait in its queue, whose overflow
+// pauses it, and its position is the stored one. Revoked or stopping, it
+// gives up at once, its row left to the next owner's claim. Any other
+// error stops the instance as before.
 func (p *partition) reclaim(why string) error {
-	claim, err := p.positions.Claim(p.ctx, p.id, 0)
+	var claim dedup.Claim
+	err := p.outage.do(p.ctx, p.stopping, func() (err error) {
+		claim, err = p.positions.Claim(p.ctx, p.id, 0)
+		return err
+	})
 	if err != nil {
-		p.loop.fatalf(p.log, "re-claim after a replay", err)
+		if !errors.Is(err, sink.ErrStopping) && p.ctx.Err() == nil {
+			p.loop.fatalf(p.log, "re-claim after a replay", err)
+		}
 		return errFenced
 	}
 	p.log.Info(why+": re-claimed", zap.Int64("epoch", claim.Epoch), zap.Int64("next_offset", claim.NextOffset))

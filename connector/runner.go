@@ -171,6 +171,7 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 		deadLetters: r.deadLetters, metrics: opts.Metrics, loop: r, warned: &warnOnce{},
 		decodedSeed: newDecodedEstimate(nil),
 		pipeline:    cfg.Apply.Pipeline, spareConnection: r.applier.HasIdleConnection,
+		outage: r.outage(),
 	}
 	if sinkOpts.StageTransactions {
 		r.txDeps = r.resolverDeps(sinkOpts)
@@ -403,5 +404,12 @@ func (r *Runner) fatalf(log *zap.Logger, what string, err error) {
 // idempotent and skips rows other transactions hold, so instances need not
 // coordinate.
 const pruneInterval = 10 * time.Minute
+
+// outage is how the instance waits out a target that is down outside an
+// apply: on the schedule of apply.retry's backoff, told to the instance's
+// reporter.
+func (r *Runner) outage() outageWait {
+	return outageWait{report: r.unavailable, initial: r.cfg.Apply.Retry.InitialBackoff.Std(), maximum: r.cfg.Apply.Retry.MaxBackoff.Std()}
+}
 
 func (r *Runner) group() string { return r.cfg.Kafka["group.id"] }
