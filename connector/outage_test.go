@@ -1,13 +1,18 @@
 package connector
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgsink/pgsink/debezium"
 	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/sink"
 	"go.uber.org/zap"
 )
 
@@ -89,4 +94,66 @@ func TestReclaimGivesUpOnRevocationOrARealError(t *testing.T) {
 			t.Errorf("pgsink_apply_unavailable_retries_total = %v, want 0: the error is no outage", got)
 		}
 	})
+}
+
+// downRouter is fakeRouter behind a target that is down: its next fails
+// routings fail as the real router's catalog read does then.
+type downRouter struct {
+	fakeRouter
+	mu    sync.Mutex
+	fails int // -1: always
+	tries chan struct{}
+}
+
+func (r *downRouter) Item(ctx context.Context, dec *debezium.Decoder, rec debezium.Record) (sink.Item, bool, error) {
+	select {
+	case r.tries <- struct{}{}:
+	default:
+	}
+	r.mu.Lock()
+	fail := r.fails != 0
+	if r.fails > 0 {
+		r.fails--
+	}
+	r.mu.Unlock()
+	if fail {
+		return sink.Item{}, false, fmt.Errorf("read target catalog of public.t: catalog: read schema \"public\": %w", targetDown)
+	}
+	return r.fakeRouter.Item(ctx, dec, rec)
+}
+
+// A record whose target's catalog cannot be read because PostgreSQL is
+// down (a table's first record, a schema change) waits for the target as
+// an apply does: counted, then routed and applied once it is back; the
+// partition does not stop and nothing is dead-lettered.
+func TestRoutingWaitsOutAnUnavailableTarget(t *testing.T) {
+	router := &downRouter{fails: 4, tries: make(chan struct{}, 64)}
+	w := newWorker(t, batchOf(2, 1<<20, time.Minute), 0, newFakeApplier(), withOutage, func(d *workerDeps) { d.router = router })
+	w.queue(0, 0, "a", "b")
+	w.start()
+	got := next(t, w.applies.calls, "apply")
+	if !slices.Equal(got.offsets, []int64{0, 1}) || got.errs[0] != nil {
+		t.Errorf("applied %v (errors %v), want [0 1] routed", got.offsets, got.errs)
+	}
+	none(t, w.poll.stops, "stopped partition")
+	none(t, w.poll.fatals, "fatal error")
+	if got := value(w.metrics.UnavailableRetries); got != 4 {
+		t.Errorf("pgsink_apply_unavailable_retries_total = %v, want 4", got)
+	}
+}
+
+// Revoked while it waits for the target to route a record, the partition
+// ends without applying or stopping: the next owner reads the record again.
+func TestRoutingWaitEndsAtRevocation(t *testing.T) {
+	router := &downRouter{fails: -1, tries: make(chan struct{}, 64)}
+	w := newWorker(t, batchOf(2, 1<<20, time.Minute), 0, newFakeApplier(), withOutage, func(d *workerDeps) { d.router = router })
+	w.queue(0, 0, "a", "b")
+	w.start()
+	next(t, router.tries, "routing")
+	next(t, router.tries, "routing again")
+	close(w.stopping)
+	next(t, (<-chan struct{})(w.done), "the worker's end")
+	none(t, w.applies.calls, "apply")
+	none(t, w.poll.stops, "stopped partition")
+	none(t, w.poll.fatals, "fatal error")
 }

@@ -278,10 +278,11 @@ func (p *partition) run() {
 		if !clean {
 			continue // the records were taken from a position since left
 		}
-		if errors.Is(err, errSchemaWaitStopped) {
-			// Revoked or shutting down while waiting for the registry:
-			// nothing of the batch is applied, its offset stays where it
-			// was, and the next owner reads those records again.
+		if errors.Is(err, errRouteWaitStopped) {
+			// Revoked or shutting down while waiting for the registry or
+			// the target: nothing of the batch is applied, its offset
+			// stays where it was, and the next owner reads those records
+			// again.
 			return
 		}
 		if errors.Is(err, errFenced) {
@@ -654,10 +655,14 @@ func (p *partition) seek(offset int64) {
 	p.loop.requestSeek(p, offset)
 }
 
-// item decodes and routes one record (sink.Router.Item). A record whose
-// Avro schema the registry cannot serve now is retried here, with backoff,
-// until it can or the partition stops: the partition waits with its offset
-// unmoved, and nothing is dead-lettered for the registry's sake.
+// item decodes and routes one record (sink.Router.Item). A record that
+// cannot be routed now for a cause that passes is retried here, with
+// backoff, until it can or the partition stops: its Avro schema that the
+// registry cannot serve, or the target's catalog (read for a table's first
+// record, or at a schema change, with its DDL) while PostgreSQL is down
+// (sink.Unavailable, waited for as an apply waits for it: outageWait). The
+// partition waits with its offset unmoved, and nothing is dead-lettered
+// or stopped for the registry's or the target's sake.
 func (p *partition) item(m *kafka.Message) (sink.Item, bool, error) {
 	rec := toRecord(p.id, m)
 	it, ok, err := p.routeRecovered(rec)
@@ -665,31 +670,46 @@ func (p *partition) item(m *kafka.Message) (sink.Item, bool, error) {
 		return it, ok, nil // before errors.As, whose target escapes: no allocation per record
 	}
 	var unavailable *debezium.SchemaUnavailableError
-	if !errors.As(err, &unavailable) {
-		return it, ok, err
-	}
-	waiting := p.metrics.SchemaWaiting.WithLabelValues(p.labels[0], p.labels[1])
-	waiting.Set(1)
-	defer waiting.Set(0)
-	wait := backoff.New(schemaRetryBase, schemaRetryLimit)
-	for errors.As(err, &unavailable) {
-		p.metrics.SchemaWaits.WithLabelValues(p.id.Topic).Inc()
-		d := wait.Next()
-		p.log.Warn("partition waits for the schema registry: the record's schema cannot be fetched; the offset is not moved",
-			zap.Int64("offset", rec.Offset), zap.Uint32("schema_id", unavailable.ID), zap.Duration("retry_in", d), zap.Error(unavailable.Err))
+	var registryWaits, targetWaits *backoff.Jittered
+	var down time.Time // since when the target is found unavailable
+	for {
+		var d time.Duration
+		switch {
+		case sink.Unavailable(err):
+			if targetWaits == nil {
+				targetWaits, down = p.outage.schedule(), time.Now()
+			}
+			p.outage.report.report(err, time.Since(down))
+			d = targetWaits.Next()
+		case errors.As(err, &unavailable):
+			if registryWaits == nil {
+				registryWaits = backoff.New(schemaRetryBase, schemaRetryLimit)
+				waiting := p.metrics.SchemaWaiting.WithLabelValues(p.labels[0], p.labels[1])
+				waiting.Set(1)
+				defer waiting.Set(0)
+			}
+			p.metrics.SchemaWaits.WithLabelValues(p.id.Topic).Inc()
+			d = registryWaits.Next()
+			p.log.Warn("partition waits for the schema registry: the record's schema cannot be fetched; the offset is not moved",
+				zap.Int64("offset", rec.Offset), zap.Uint32("schema_id", unavailable.ID), zap.Duration("retry_in", d), zap.Error(unavailable.Err))
+		default:
+			return it, ok, err
+		}
 		select {
 		case <-time.After(d):
 		case <-p.stopping:
-			return sink.Item{}, false, errSchemaWaitStopped
+			return sink.Item{}, false, errRouteWaitStopped
 		case <-p.ctx.Done():
-			return sink.Item{}, false, errSchemaWaitStopped
+			return sink.Item{}, false, errRouteWaitStopped
 		}
 		it, ok, err = p.routeRecovered(rec)
+		if err == nil {
+			if registryWaits != nil {
+				p.log.Info("schema registry answered again: the partition goes on", zap.Int64("offset", rec.Offset))
+			}
+			return it, ok, nil
+		}
 	}
-	if err == nil {
-		p.log.Info("schema registry answered again: the partition goes on", zap.Int64("offset", rec.Offset))
-	}
-	return it, ok, err
 }
 
 // The schema registry's retry schedule: a short outage is bridged quickly,
@@ -699,10 +719,11 @@ const (
 	schemaRetryLimit = 30 * time.Second
 )
 
-// errSchemaWaitStopped ends a batch whose next record waited for the schema
-// registry when the partition was revoked or the process stops: the record
-// is not taken, and the next owner reads it again.
-var errSchemaWaitStopped = errors.New("stopped while waiting for the schema registry")
+// errRouteWaitStopped ends a batch whose next record waited for the schema
+// registry or for the target's catalog when the partition was revoked or
+// the process stops: the record is not taken, and the next owner reads it
+// again.
+var errRouteWaitStopped = errors.New("stopped while waiting for the schema registry or the target to route a record")
 
 // routeRecovered is router.Item with a panic turned into an undecodable
 // item, so that the record goes to the dead letters (or stops the

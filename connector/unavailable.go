@@ -71,9 +71,7 @@ type outageWait struct {
 // do runs fn until it returns nil or an error that is not Unavailable, ctx
 // ends, or stop closes (then the error wraps sink.ErrStopping).
 func (o outageWait) do(ctx context.Context, stop <-chan struct{}, fn func() error) error {
-	// Jittered as the applier's: after a restart every partition of every
-	// instance waits at once, and must not come back at once.
-	waits := backoff.New(cmp.Or(o.initial, time.Second), cmp.Or(o.maximum, 30*time.Second))
+	waits := o.schedule()
 	var since time.Time
 	for {
 		err := fn()
@@ -92,4 +90,11 @@ func (o outageWait) do(ctx context.Context, stop <-chan struct{}, fn func() erro
 		case <-time.After(waits.Next()):
 		}
 	}
+}
+
+// schedule is the waits between two attempts. Jittered as the applier's:
+// after a restart every partition of every instance waits at once, and
+// must not come back at once.
+func (o outageWait) schedule() *backoff.Jittered {
+	return backoff.New(cmp.Or(o.initial, time.Second), cmp.Or(o.maximum, 30*time.Second))
 }
