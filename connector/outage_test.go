@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -156,4 +157,81 @@ func TestRoutingWaitEndsAtRevocation(t *testing.T) {
 	none(t, w.applies.calls, "apply")
 	none(t, w.poll.stops, "stopped partition")
 	none(t, w.poll.fatals, "fatal error")
+}
+
+// outageClaimer is testClaimer waiting out a target that is down on a
+// schedule of milliseconds, its attempts counted in m.
+func outageClaimer(store bulkPositions, m *Metrics) claimer {
+	c := testClaimer(store)
+	c.outage = outageWait{report: newUnavailableReporter(zap.NewNop(), m.UnavailableRetries), initial: time.Millisecond, maximum: time.Millisecond}
+	return c
+}
+
+// A rebalance that meets the target down claims its partitions once it is
+// back, however long that takes: the attempts that found it down are
+// counted, not held against claimAttempts or claimFor.
+func TestClaimAllWaitsOutAnUnavailableTarget(t *testing.T) {
+	m := NewMetrics()
+	store := &fakeBulkPositions{errs: repeated(targetDown, 3*claimAttempts)}
+	got := outageClaimer(store, m).claimAll(&fakeOffsetsClient{}, partitionIDs(3))
+	if len(store.calls) != 3*claimAttempts+1 {
+		t.Fatalf("%d claim statements; want %d (every refused one retried)", len(store.calls), 3*claimAttempts+1)
+	}
+	for _, cl := range got {
+		if cl.err != nil || cl.claim.Epoch != 1 {
+			t.Fatalf("claim %+v; want epoch 1 once the target is back", cl)
+		}
+	}
+	if got := value(m.UnavailableRetries); got != 3*claimAttempts {
+		t.Errorf("pgsink_apply_unavailable_retries_total = %v, want %d", got, 3*claimAttempts)
+	}
+}
+
+// A real error still gives up after claimAttempts, an outage before it
+// notwithstanding: only the target being down is waited for without end.
+func TestClaimAllGivesUpOnARealErrorAfterAnOutage(t *testing.T) {
+	m := NewMetrics()
+	store := &fakeBulkPositions{errs: repeated(targetDown, 3), fails: -1}
+	got := outageClaimer(store, m).claimAll(&fakeOffsetsClient{}, partitionIDs(2))
+	if len(store.calls) != 3+claimAttempts {
+		t.Fatalf("%d claim statements; want %d", len(store.calls), 3+claimAttempts)
+	}
+	for _, cl := range got {
+		if cl.err == nil || errors.Is(cl.err, sink.ErrStopping) {
+			t.Fatalf("claim %+v; want the real error, which stops the instance", cl)
+		}
+	}
+}
+
+// The wait for a target that is down ends when the instance stops or the
+// group takes the assignment away: not claimed, with sink.ErrStopping,
+// which assign does not treat as a reason to stop the instance.
+func TestClaimAllOutageEndsAtShutdownOrLoss(t *testing.T) {
+	for _, name := range []string{"shutdown", "assignment lost"} {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var lost atomic.Bool
+			store := &fakeBulkPositions{errs: repeated(targetDown, 1000), called: func(n int) {
+				if n == 5 {
+					if name == "shutdown" {
+						cancel()
+					} else {
+						lost.Store(true)
+					}
+				}
+			}}
+			c := outageClaimer(store, NewMetrics())
+			c.ctx, c.lost = ctx, lost.Load
+			got := c.claimAll(&fakeOffsetsClient{}, partitionIDs(2))
+			if len(store.calls) != 5 {
+				t.Errorf("%d claim statements; want 5: none after the stop", len(store.calls))
+			}
+			for _, cl := range got {
+				if !errors.Is(cl.err, sink.ErrStopping) || cl.claim != (dedup.Claim{}) {
+					t.Fatalf("claim %+v; want none, with sink.ErrStopping", cl)
+				}
+			}
+		})
+	}
 }

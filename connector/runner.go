@@ -49,6 +49,9 @@ type Runner struct {
 	txDeps *workerDeps
 
 	consumer consumer
+	// runCtx is Run's: it ends at shutdown, and with it a claim that
+	// waits for a target that is down (claimer).
+	runCtx context.Context
 	// workers is touched only by the poll goroutine (Run and the rebalance
 	// callback it drives).
 	workers map[dedup.PartitionID]*partition
@@ -226,7 +229,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	if logs {
 		go forwardClientLogs(c.Logs(), r.log.Named("librdkafka"))
 	}
-	r.consumer = c
+	r.consumer, r.runCtx = c, ctx
 	topics, err := r.topics(c)
 	if err != nil {
 		c.Close()
