@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/sink"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // targetDown is what PostgreSQL answers while it recovers from a restart:
@@ -233,5 +235,51 @@ func TestClaimAllOutageEndsAtShutdownOrLoss(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The outage warning names a host DNS no longer knows: an outage still
+// (the target was reached before), but one a renamed or removed host also
+// explains, which the operator is to tell apart.
+func TestUnavailableWarningNamesAHostNotFound(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	u := newUnavailableReporter(zap.New(core), nil)
+	u.report(fmt.Errorf("connect: %w", &net.DNSError{Err: "no such host", Name: "pg.internal", IsNotFound: true}), time.Second)
+	entries := logs.All()
+	if len(entries) != 1 {
+		t.Fatalf("%d warnings, want 1", len(entries))
+	}
+	if got := entries[0].ContextMap()["host_not_found"]; got != "pg.internal" {
+		t.Errorf("host_not_found = %v, want pg.internal", got)
+	}
+	u = newUnavailableReporter(zap.New(core), nil)
+	u.report(targetDown, time.Second)
+	if _, ok := logs.All()[1].ContextMap()["host_not_found"]; ok {
+		t.Error("host_not_found on a warning for a target in recovery")
+	}
+}
+
+// An idle partition re-reads its row every idleCheck: with the target
+// down, each look is counted and left to the instance's rate-limited
+// warning, not warned by every partition every two seconds, and is no
+// fencing.
+func TestIdleCheckOfATargetThatIsDown(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	w := newWorker(t, batchOf(1, 1, time.Minute), 0, newFakeApplier(), withOutage)
+	w.log = zap.New(core)
+	w.store.readErr = targetDown
+	for range 3 {
+		if err := w.checkClaim(); err != nil {
+			t.Fatalf("checkClaim: %v, want nil: the target being down is no fencing", err)
+		}
+	}
+	if got := value(w.metrics.UnavailableRetries); got != 3 {
+		t.Errorf("pgsink_apply_unavailable_retries_total = %v, want 3", got)
+	}
+	if logs.Len() != 0 {
+		t.Errorf("the partition warned %d times itself: %v", logs.Len(), logs.All()[0].Message)
+	}
+	if w.fenced {
+		t.Error("fenced by a read that failed")
 	}
 }

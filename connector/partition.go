@@ -199,6 +199,10 @@ type partition struct {
 	// staging counts what the partition staged ahead of the resolver;
 	// nil but on a data partition under apply.consistency: transaction.
 	staging *stagingBound
+	// downSince is since when the worker's looks at the target outside
+	// a retry loop (reportDown) find it unavailable; zero once one found
+	// it there.
+	downSince time.Time
 }
 
 // newPartition builds the worker of a claimed partition; run starts it.
@@ -598,9 +602,16 @@ func (p *partition) checkClaim() error {
 		if p.ctx.Err() != nil {
 			return errFenced
 		}
+		if sink.Unavailable(err) {
+			// Every idle partition looks every idleCheck: the instance's
+			// reporter counts it and warns every 10 s at most.
+			p.reportDown(err)
+			return nil
+		}
 		p.log.Warn("checking the partition's stored position", zap.Error(err))
 		return nil
 	}
+	p.downSince = time.Time{}
 	if stored.Epoch == p.claim.Epoch {
 		return nil
 	}
@@ -611,6 +622,17 @@ func (p *partition) checkClaim() error {
 	p.fenced = true
 	p.log.Warn("partition claimed by another instance; waiting for the group to move it", zap.String("owner", stored.Owner), zap.Int64("epoch", stored.Epoch))
 	return errFenced
+}
+
+// reportDown tells the instance's reporter of a look at the target that
+// found it unavailable outside a retry loop of its own (an idle check, a
+// staging bound's look at the frontier), with how long the partition has
+// found it so.
+func (p *partition) reportDown(err error) {
+	if p.downSince.IsZero() {
+		p.downSince = time.Now()
+	}
+	p.outage.report.report(err, time.Since(p.downSince))
 }
 
 // reclaim takes the partition back under a new epoch and seeks to its

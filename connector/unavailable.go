@@ -50,8 +50,13 @@ func (u *unavailableReporter) report(err error, since time.Duration) {
 	}
 	u.mu.Unlock()
 	if due && u.log != nil {
-		u.log.Warn("target PostgreSQL unavailable: retrying until it is back, offsets unmoved (pgsink_apply_unavailable_retries_total; logged every 10 s at most)",
-			zap.Duration("unavailable_for", since), zap.Error(err))
+		fields := []zap.Field{zap.Duration("unavailable_for", since), zap.Error(err)}
+		if host, ok := sink.HostNotFound(err); ok {
+			// An outage too (the target was reached before), but one
+			// that a renamed or removed host would also explain.
+			fields = append(fields, zap.String("host_not_found", host))
+		}
+		u.log.Warn("target PostgreSQL unavailable: retrying until it is back, offsets unmoved (pgsink_apply_unavailable_retries_total; logged every 10 s at most)", fields...)
 	}
 }
 

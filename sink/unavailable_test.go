@@ -269,3 +269,43 @@ tables:
 	}
 	t.Logf("%v", err)
 }
+
+// TestHostNotFound: a connect attempt whose host DNS does not know is
+// named as such (the start's clear error, the outage warning's hint), and
+// stays Unavailable; any other connect error is not. The errors are
+// pgconn's own, its lookup answering as a resolver does for a name it
+// does not know.
+func TestHostNotFound(t *testing.T) {
+	connect := func(lookup pgconn.LookupFunc, port int) error {
+		cfg, err := pgconn.ParseConfig("host=pg.example.invalid port=5432 user=u dbname=d sslmode=disable connect_timeout=2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.LookupFunc, cfg.Port = lookup, uint16(port)
+		conn, err := pgconn.ConnectConfig(context.Background(), cfg)
+		if err == nil {
+			conn.Close(context.Background())
+			t.Fatal("connected to a host that does not exist")
+		}
+		return err
+	}
+	notFound := connect(func(_ context.Context, host string) ([]string, error) {
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	}, 5432)
+	if host, ok := HostNotFound(notFound); !ok || host != "pg.example.invalid" {
+		t.Errorf("HostNotFound(%v) = %q, %v; want the host", notFound, host, ok)
+	}
+	if !Unavailable(notFound) {
+		t.Errorf("Unavailable(%v) = false: after the target was reached, a vanished name is an outage", notFound)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().(*net.TCPAddr)
+	l.Close()
+	refused := connect(func(context.Context, string) ([]string, error) { return []string{addr.IP.String()}, nil }, addr.Port)
+	if host, ok := HostNotFound(refused); ok {
+		t.Errorf("HostNotFound(%v) = %q: a refused connection is no DNS failure", refused, host)
+	}
+}
