@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -281,5 +282,59 @@ func TestIdleCheckOfATargetThatIsDown(t *testing.T) {
 	}
 	if w.fenced {
 		t.Error("fenced by a read that failed")
+	}
+}
+
+// downFrontier is memStaging's frontier behind a target that goes down:
+// after skip good reads, its next fails reads fail as PostgreSQL in
+// recovery answers.
+type downFrontier struct {
+	*memStaging
+	mu          sync.Mutex
+	skip, fails int
+}
+
+func (d *downFrontier) FrontierOf(ctx context.Context, id dedup.PartitionID) (dedup.Frontier, error) {
+	d.mu.Lock()
+	switch {
+	case d.skip > 0:
+		d.skip--
+	case d.fails > 0:
+		d.fails--
+		d.mu.Unlock()
+		return dedup.Frontier{}, targetDown
+	}
+	d.mu.Unlock()
+	return d.memStaging.FrontierOf(ctx, id)
+}
+
+// A partition at its staging bound looks at the resolver's frontier every
+// stagingPollInterval: with the target down, each look is counted and left
+// to the instance's rate-limited warning, not warned ten times a second by
+// every waiting partition; it stages on once the frontier moves.
+func TestStagingBoundLooksOfATargetThatIsDown(t *testing.T) {
+	m := newMemStaging()
+	down := &downFrontier{memStaging: m, skip: 1, fails: 5} // the claim's first read passes
+	core, logs := observer.New(zap.WarnLevel)
+	w := stagingWorker(t, m, batchOf(2, 1<<20, time.Minute), 3*recordBytes)
+	w.frontier = down
+	withOutage(w.workerDeps)
+	w.log = zap.New(core)
+	w.queue(0, 0, "tx:0", "tx:1", "tx:2", "tx:3", "tx:4", "tx:5")
+	w.start()
+	next(t, m.calls, "staging")
+	next(t, m.calls, "staging")
+	awaitReads(t, m, 1) // past the failed looks: the frontier read again
+	m.apply(1)
+	if got := next(t, m.calls, "staging"); !slices.Equal(got.offsets, []int64{4, 5}) {
+		t.Fatalf("staged %v, want [4 5]", got.offsets)
+	}
+	if got := value(w.metrics.UnavailableRetries); got != 5 {
+		t.Errorf("pgsink_apply_unavailable_retries_total = %v, want 5", got)
+	}
+	for _, e := range logs.All() {
+		if strings.Contains(e.Message, "frontier") {
+			t.Errorf("the partition warned itself: %s", e.Message)
+		}
 	}
 }
