@@ -14,15 +14,26 @@ import (
 	"github.com/pgsink/pgsink/test/stacktest"
 )
 
-// TestE2ERebalanceDuringATargetOutage stops the target PostgreSQL (pg_ctl
-// stop -m fast), then makes the group assign this instance a partition —
-// a new topic its topic_pattern matches, found at the next rescan — so
-// that the claim meets the outage inside the rebalance. The outage lasts
-// longer than the minute after which claims used to give up and stop the
-// instance; the process must still run, then claim and apply the new
-// topic once PostgreSQL is back, and stop cleanly. It takes the stack's
-// PostgreSQL down: run it alone.
-func TestE2ERebalanceDuringATargetOutage(t *testing.T) {
+// outageRebalance is the setup of the tests of a rebalance during a target
+// outage: pgsink applies a first topic its topic_pattern matches; then the
+// stack's PostgreSQL is stopped (pg_ctl stop -m fast; started again at the
+// test's end if the test did not), a second matching topic created and
+// written, and the rescan (every 30 s) subscribes to it, so that the
+// rebalance that follows claims its partition with PostgreSQL down. It
+// returns once that rebalance began. It takes the stack's PostgreSQL
+// down: run such tests alone.
+type outageRebalance struct {
+	p         *process
+	rows      func(table string) (bool, string)
+	stoppedAt time.Time
+	// rebalanced is when the new topic's assignment began: its claim
+	// waits for PostgreSQL from then on.
+	rebalanced time.Time
+	// start starts PostgreSQL again.
+	start func()
+}
+
+func newOutageRebalance(t *testing.T) *outageRebalance {
 	st := stacktest.New(t)
 	ctx := context.Background()
 	targetURL := stacktest.OwnedTargetDatabase(t)
@@ -36,8 +47,11 @@ func TestE2ERebalanceDuringATargetOutage(t *testing.T) {
 	}
 	cfg := tablesConfig(st, fmt.Sprintf("  - topic_pattern: '%s\\.outage\\.(?P<t>[ab])'\n    target: 'public.outage_${t}'\n    schema: { create: true }\n",
 		regexp.QuoteMeta(st.TopicPrefix))) + "apply:\n  batch: { max_wait: 20ms }\n"
-	p := startPgsink(t, cfg, "TARGET_URL="+targetURL)
-	rows := func(table string) (bool, string) {
+	port := freePort(t)
+	cfg = strings.Replace(cfg, "listen: 127.0.0.1:0", fmt.Sprintf("listen: 127.0.0.1:%d", port), 1)
+	o := &outageRebalance{p: startPgsink(t, cfg, "TARGET_URL="+targetURL)}
+	assigned := func() float64 { v, _ := metricValue(port, `pgsink_rebalances_total{kind="assigned"}`); return v }
+	o.rows = func(table string) (bool, string) {
 		conn, err := pgx.Connect(ctx, targetURL)
 		if err != nil {
 			return false, err.Error()
@@ -49,50 +63,59 @@ func TestE2ERebalanceDuringATargetOutage(t *testing.T) {
 		}
 		return n == len(events), fmt.Sprintf("%d rows", n)
 	}
-	eventually(t, 90*time.Second, "the first topic applied", func() (bool, string) { return rows("outage_a") })
+	eventually(t, 90*time.Second, "the first topic applied", func() (bool, string) { return o.rows("outage_a") })
 
 	if out, err := stacktest.PgCtl(ctx, "stop", "-m", "fast"); err != nil {
 		t.Fatalf("pg_ctl stop: %v\n%s", err, out)
 	}
-	running := true
-	t.Cleanup(func() {
-		if !running {
+	o.stoppedAt = time.Now()
+	down := true
+	o.start = func() {
+		if !down {
 			return
 		}
+		down = false
 		if out, err := stacktest.PgCtl(context.Background(), "start"); err != nil {
-			t.Errorf("pg_ctl start: %v\n%s", err, out)
+			t.Fatalf("pg_ctl start: %v\n%s", err, out)
 		}
-	})
-	stoppedAt := time.Now()
+	}
+	t.Cleanup(o.start)
+	before := assigned()
 	if err := stacktest.CreateTopic(ctx, st.Env.KafkaBootstrap, second, 1); err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range events {
 		produce(t, st.Env.KafkaBootstrap, second, []byte(e.Key), []byte(e.Value))
 	}
-	// The rescan (every 30 s) subscribes to the new topic; the rebalance
-	// that follows claims its partition, with PostgreSQL down.
-	eventually(t, 60*time.Second, "the new topic subscribed", func() (bool, string) {
-		return strings.Contains(p.Logs(), "subscription changed"), "not yet"
+	// The metric is served while the rebalance callback claims, which
+	// holds the poll loop: it counts the assignment as it begins.
+	eventually(t, 60*time.Second, "the new topic assigned", func() (bool, string) {
+		return assigned() > before, fmt.Sprintf("%v assignments", assigned())
 	})
-	subscribed := time.Now()
+	o.rebalanced = time.Now()
+	return o
+}
+
+// TestE2ERebalanceDuringATargetOutage keeps PostgreSQL down longer than
+// the minute after which claims used to give up and stop the instance;
+// the process must still run, then claim and apply the new topic once
+// PostgreSQL is back, and stop cleanly.
+func TestE2ERebalanceDuringATargetOutage(t *testing.T) {
+	o := newOutageRebalance(t)
 	// Longer than claimRetryFor (a minute), after which a claim used to
 	// give up and stop the instance.
-	for time.Since(subscribed) < 75*time.Second {
+	for time.Since(o.rebalanced) < 75*time.Second {
 		select {
-		case err := <-p.done:
+		case err := <-o.p.done:
 			t.Fatalf("pgsink exited during the outage (%v)", err)
 		case <-time.After(time.Second):
 		}
 	}
-	if out, err := stacktest.PgCtl(ctx, "start"); err != nil {
-		t.Fatalf("pg_ctl start: %v\n%s", err, out)
-	}
-	running = false
-	t.Logf("PostgreSQL down for %s, %s of it after the new topic's subscription", time.Since(stoppedAt).Round(time.Second), time.Since(subscribed).Round(time.Second))
-	eventually(t, 90*time.Second, "the new topic applied once PostgreSQL is back", func() (bool, string) { return rows("outage_b") })
-	logs := p.Logs()
-	if code, _ := p.stop(30 * time.Second); code != 0 {
+	o.start()
+	t.Logf("PostgreSQL down for %s, %s of it after the new topic's assignment began", time.Since(o.stoppedAt).Round(time.Second), time.Since(o.rebalanced).Round(time.Second))
+	eventually(t, 90*time.Second, "the new topic applied once PostgreSQL is back", func() (bool, string) { return o.rows("outage_b") })
+	logs := o.p.Logs()
+	if code, _ := o.p.stop(30 * time.Second); code != 0 {
 		t.Fatalf("pgsink exited %d after SIGTERM, want 0", code)
 	}
 	if !strings.Contains(logs, "target PostgreSQL unavailable") {
@@ -101,4 +124,27 @@ func TestE2ERebalanceDuringATargetOutage(t *testing.T) {
 	if strings.Contains(logs, "stopping the instance") {
 		t.Error("the instance was told to stop during the outage")
 	}
+}
+
+// TestE2EShutdownDuringAClaimThatWaitsForTheTarget: SIGTERM while the
+// rebalance's claim waits for PostgreSQL ends the wait at once: the
+// process exits 0, within seconds, without claiming the partition or
+// calling the stop a failure.
+func TestE2EShutdownDuringAClaimThatWaitsForTheTarget(t *testing.T) {
+	o := newOutageRebalance(t)
+	code, took := o.p.stop(30 * time.Second)
+	logs := o.p.Logs()
+	if code != 0 {
+		t.Errorf("pgsink exited %d after SIGTERM during the claim's wait, want 0", code)
+	}
+	if took > 15*time.Second {
+		t.Errorf("took %s to exit after SIGTERM: the claim's wait held the shutdown", took)
+	}
+	if !strings.Contains(logs, "partition not claimed: the instance is stopping") {
+		t.Error("no 'partition not claimed' warning: the claim did not end by the shutdown")
+	}
+	if strings.Contains(logs, "stopping the instance") {
+		t.Error("the shutdown was taken for a failure ('stopping the instance')")
+	}
+	t.Logf("exited %d in %s", code, took.Round(time.Millisecond))
 }
