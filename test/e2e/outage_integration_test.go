@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -15,21 +16,22 @@ import (
 )
 
 // outageRebalance is the setup of the tests of a rebalance during a target
-// outage: pgsink applies a first topic its topic_pattern matches; then the
-// stack's PostgreSQL is stopped (pg_ctl stop -m fast; started again at the
-// test's end if the test did not), a second matching topic created and
-// written, and the rescan (every 30 s) subscribes to it, so that the
-// rebalance that follows claims its partition with PostgreSQL down. It
-// returns once that rebalance began. It takes the stack's PostgreSQL
-// down: run such tests alone.
+// outage: pgsink applies a first topic its topic_pattern matches, its
+// target reached through a proxy (stacktest.Proxy) to the stack's
+// PostgreSQL; then the proxy goes down (connections refused, pgsink's
+// open ones lost; up again at the test's end if the test did not bring it
+// up), a second matching topic is created and written, and the rescan
+// (every 30 s) subscribes to it, so that the rebalance that follows claims
+// its partition with the target down. It returns once that rebalance
+// began.
 type outageRebalance struct {
 	p         *process
 	rows      func(table string) (bool, string)
 	stoppedAt time.Time
 	// rebalanced is when the new topic's assignment began: its claim
-	// waits for PostgreSQL from then on.
+	// waits for the target from then on.
 	rebalanced time.Time
-	// start starts PostgreSQL again.
+	// start brings the target back.
 	start func()
 }
 
@@ -49,7 +51,16 @@ func newOutageRebalance(t *testing.T) *outageRebalance {
 		regexp.QuoteMeta(st.TopicPrefix))) + "apply:\n  batch: { max_wait: 20ms }\n"
 	port := freePort(t)
 	cfg = strings.Replace(cfg, "listen: 127.0.0.1:0", fmt.Sprintf("listen: 127.0.0.1:%d", port), 1)
-	o := &outageRebalance{p: startPgsink(t, cfg, "TARGET_URL="+targetURL)}
+	u, err := url.Parse(targetURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := stacktest.NewProxy(t, u.Host)
+	through, err := proxy.URL(targetURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &outageRebalance{p: startPgsink(t, cfg, "TARGET_URL="+through)}
 	assigned := func() float64 { v, _ := metricValue(port, `pgsink_rebalances_total{kind="assigned"}`); return v }
 	o.rows = func(table string) (bool, string) {
 		conn, err := pgx.Connect(ctx, targetURL)
@@ -65,18 +76,11 @@ func newOutageRebalance(t *testing.T) *outageRebalance {
 	}
 	eventually(t, 90*time.Second, "the first topic applied", func() (bool, string) { return o.rows("outage_a") })
 
-	if out, err := stacktest.PgCtl(ctx, "stop", "-m", "fast"); err != nil {
-		t.Fatalf("pg_ctl stop: %v\n%s", err, out)
-	}
+	proxy.Down()
 	o.stoppedAt = time.Now()
-	down := true
 	o.start = func() {
-		if !down {
-			return
-		}
-		down = false
-		if out, err := stacktest.PgCtl(context.Background(), "start"); err != nil {
-			t.Fatalf("pg_ctl start: %v\n%s", err, out)
+		if err := proxy.Up(); err != nil {
+			t.Fatal(err)
 		}
 	}
 	t.Cleanup(o.start)
@@ -96,10 +100,10 @@ func newOutageRebalance(t *testing.T) *outageRebalance {
 	return o
 }
 
-// TestE2ERebalanceDuringATargetOutage keeps PostgreSQL down longer than
+// TestE2ERebalanceDuringATargetOutage keeps the target down longer than
 // the minute after which claims used to give up and stop the instance;
-// the process must still run, then claim and apply the new topic once
-// PostgreSQL is back, and stop cleanly.
+// the process must still run, then claim and apply the new topic once the
+// target is back, and stop cleanly.
 func TestE2ERebalanceDuringATargetOutage(t *testing.T) {
 	o := newOutageRebalance(t)
 	// Longer than claimRetryFor (a minute), after which a claim used to
@@ -112,8 +116,8 @@ func TestE2ERebalanceDuringATargetOutage(t *testing.T) {
 		}
 	}
 	o.start()
-	t.Logf("PostgreSQL down for %s, %s of it after the new topic's assignment began", time.Since(o.stoppedAt).Round(time.Second), time.Since(o.rebalanced).Round(time.Second))
-	eventually(t, 90*time.Second, "the new topic applied once PostgreSQL is back", func() (bool, string) { return o.rows("outage_b") })
+	t.Logf("target down for %s, %s of it after the new topic's assignment began", time.Since(o.stoppedAt).Round(time.Second), time.Since(o.rebalanced).Round(time.Second))
+	eventually(t, 90*time.Second, "the new topic applied once the target is back", func() (bool, string) { return o.rows("outage_b") })
 	logs := o.p.Logs()
 	if code, _ := o.p.stop(30 * time.Second); code != 0 {
 		t.Fatalf("pgsink exited %d after SIGTERM, want 0", code)
@@ -127,7 +131,7 @@ func TestE2ERebalanceDuringATargetOutage(t *testing.T) {
 }
 
 // TestE2EShutdownDuringAClaimThatWaitsForTheTarget: SIGTERM while the
-// rebalance's claim waits for PostgreSQL ends the wait at once: the
+// rebalance's claim waits for the target ends the wait at once: the
 // process exits 0, within seconds, without claiming the partition or
 // calling the stop a failure.
 func TestE2EShutdownDuringAClaimThatWaitsForTheTarget(t *testing.T) {
