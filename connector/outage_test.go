@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/debezium"
 	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/sink"
@@ -336,5 +337,40 @@ func TestStagingBoundLooksOfATargetThatIsDown(t *testing.T) {
 		if strings.Contains(e.Message, "frontier") {
 			t.Errorf("the partition warned itself: %s", e.Message)
 		}
+	}
+}
+
+// hangingEnd is memStaging's wait mark behind a target that does not
+// answer: ending a wait blocks until its context ends.
+type hangingEnd struct{ *memStaging }
+
+func (h hangingEnd) EndWaiting(ctx context.Context, _ string) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// A resolver revoked while its wait is published ends the wait on its way
+// out, not cancelled with the worker; a target that does not answer must
+// not hold that return (and the revocation or the shutdown behind it)
+// beyond the bound.
+func TestResolverEndsItsWaitWithinABound(t *testing.T) {
+	m := newMemStaging()
+	stopping := make(chan struct{})
+	a := &resolverApplier{resolver: &memResolver{m: m, events: 10}, waits: hangingEnd{m}, maxWait: time.Minute, log: zap.NewNop(), endTimeout: 50 * time.Millisecond,
+		retry: config.Retry{MaxAttempts: 5, InitialBackoff: config.Duration(time.Millisecond), MaxBackoff: config.Duration(time.Millisecond)}}
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.Apply(withStopping(context.Background(), stopping), endsBatch(&dedup.Claim{PartitionID: dedup.PartitionID{Group: "g"}, NextOffset: 10}, 10))
+		done <- err
+	}()
+	m.awaitMarked(t, "the resolver")
+	close(stopping)
+	select {
+	case err := <-done:
+		if !errors.Is(err, errResolverStopping) {
+			t.Fatalf("Apply = %v, want errResolverStopping", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the revoked resolver's return waited for a target that does not answer")
 	}
 }
