@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/internal/backoff"
+	"github.com/pgsink/pgsink/sink"
 	"go.uber.org/zap"
 )
 
@@ -51,6 +53,14 @@ type claimer struct {
 	// claimFor is how long a claim statement is retried against
 	// PostgreSQL errors, at least claimAttempts times.
 	claimFor time.Duration
+	// outage waits out a target that is down: a claim retries it for as
+	// long as it lasts, not counted against claimAttempts or claimFor.
+	outage outageWait
+	// ctx ends the claims when the instance stops (nil: never); lost
+	// reports that the group took the assignment away meanwhile (nil:
+	// never): either ends a wait for a target that is down.
+	ctx  context.Context
+	lost func() bool
 }
 
 // watermarkParallelism bounds the watermark requests in flight at once:
@@ -63,11 +73,11 @@ const watermarkParallelism = 16
 const claimChunk = 1000
 
 // claimAttempts is the fewest tries of one claim statement against
-// PostgreSQL errors, and claimRetryFor the least time they span, after
-// which the partitions it holds are not claimed and the instance stops: a
-// PostgreSQL restart or failover takes seconds (its recovery refuses
-// connections meanwhile), and five quick tries gave up within two, stopping
-// an instance that a rebalance had met with the target restarting.
+// PostgreSQL errors other than the target being unavailable, and
+// claimRetryFor the least time they span, after which the partitions it
+// holds are not claimed and the instance stops. A target that is down (a
+// restart, a failover: sink.Unavailable) counts against neither: it is
+// waited for as long as it lasts (claimStored).
 const (
 	claimAttempts = 5
 	claimRetryFor = time.Minute
@@ -156,17 +166,42 @@ func (c claimer) watermarksOf(client offsetsClient, id dedup.PartitionID) (low, 
 }
 
 // claimStored claims ps in the offsets table in one statement, retrying
-// it on PostgreSQL errors; when every attempt failed, none is claimed.
+// it on PostgreSQL errors; when it gives up, none is claimed.
+//
+// A target that is unavailable is waited for without end, as an apply
+// waits for it (outageWait's schedule and reporter): a rebalance that
+// meets a restart or a failover of PostgreSQL must not stop the instance.
+// The claim runs in the rebalance callback, before the partitions are
+// assigned: none of them is fetched, applied or moved meanwhile, and the
+// partitions this instance applied before go on (their workers wait for
+// the target themselves). Only two things end the wait: the instance
+// stopping (ctx), and the group taking the assignment away (lost) — which
+// is how a revocation shows inside the callback: past
+// max.poll.interval.ms without a Poll, the client leaves the group and
+// marks the assignment lost, and the revocation follows at the next Poll.
+// Then the error wraps sink.ErrStopping: not claimed, and no reason to
+// stop the instance. Any other error is retried claimAttempts times and
+// for claimFor, then gives up as before.
 func (c claimer) claimStored(ps []*claimed) {
 	starts := make([]dedup.Start, len(ps))
 	for i, p := range ps {
 		starts[i] = dedup.Start{PartitionID: p.id, Offset: c.startOf(p)}
 	}
+	ctx := c.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	waits := backoff.New(c.firstWait/5, 5*c.firstWait)
-	deadline := time.Now().Add(c.claimFor)
-	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		claims, err := c.store.ClaimAll(ctx, starts)
+	var outageWaits *backoff.Jittered
+	var deadline, down time.Time
+	giveUp := func(err error) {
+		for _, p := range ps {
+			p.err = err
+		}
+	}
+	for attempt := 0; ; {
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		claims, err := c.store.ClaimAll(actx, starts)
 		cancel()
 		if err == nil {
 			for i, p := range ps {
@@ -174,14 +209,33 @@ func (c claimer) claimStored(ps []*claimed) {
 			}
 			return
 		}
-		if attempt >= claimAttempts && !time.Now().Before(deadline) {
-			for _, p := range ps {
-				p.err = err
-			}
+		if ctx.Err() != nil || (c.lost != nil && c.lost()) {
+			giveUp(errors.Join(sink.ErrStopping, err))
 			return
 		}
-		c.log.Warn("claim failed, retrying", zap.Int("partitions", len(ps)), zap.Error(err))
-		time.Sleep(waits.Next())
+		var wait time.Duration
+		if sink.Unavailable(err) {
+			if outageWaits == nil {
+				outageWaits, down = c.outage.schedule(), time.Now()
+			}
+			c.outage.report.report(err, time.Since(down))
+			wait = outageWaits.Next()
+		} else {
+			attempt++
+			if attempt == 1 {
+				deadline = time.Now().Add(c.claimFor)
+			}
+			if attempt >= claimAttempts && !time.Now().Before(deadline) {
+				giveUp(err)
+				return
+			}
+			c.log.Warn("claim failed, retrying", zap.Int("partitions", len(ps)), zap.Error(err))
+			wait = waits.Next()
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
 	}
 }
 

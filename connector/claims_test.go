@@ -77,12 +77,25 @@ type fakeBulkPositions struct {
 	fails  int // -1: always
 	epochs map[dedup.PartitionID]int64
 	calls  [][]dedup.Start
+	// errs are what the next ClaimAlls fail with, one each, before fails
+	// is looked at.
+	errs []error
+	// called, when set, is told of each call.
+	called func(n int)
 }
 
 func (f *fakeBulkPositions) ClaimAll(_ context.Context, starts []dedup.Start) ([]dedup.Claim, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, starts)
+	if f.called != nil {
+		f.called(len(f.calls))
+	}
+	if len(f.errs) > 0 {
+		err := f.errs[0]
+		f.errs = f.errs[1:]
+		return nil, err
+	}
 	if f.fails != 0 {
 		f.fails--
 		return nil, errors.New("connection refused")

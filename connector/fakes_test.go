@@ -91,6 +91,11 @@ type fakePositions struct {
 	readErr error
 	claimed dedup.Claim
 	claims  chan int64
+	// claimErrs are what the next Claims fail with, one each, before a
+	// Claim succeeds again; while claimErr is set, every Claim fails with
+	// it.
+	claimErrs []error
+	claimErr  error
 	// stopReasons are the reasons MarkStopped noted.
 	stopReasons []string
 }
@@ -109,9 +114,20 @@ func (f *fakePositions) Read(context.Context, dedup.PartitionID) (dedup.Claim, e
 }
 
 func (f *fakePositions) Claim(_ context.Context, _ dedup.PartitionID, start int64) (dedup.Claim, error) {
-	f.claims <- start
+	select {
+	case f.claims <- start:
+	default: // a test that retries many claims reads only the first
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.claimErr != nil {
+		return dedup.Claim{}, f.claimErr
+	}
+	if len(f.claimErrs) > 0 {
+		err := f.claimErrs[0]
+		f.claimErrs = f.claimErrs[1:]
+		return dedup.Claim{}, err
+	}
 	f.stored = f.claimed
 	return f.claimed, nil
 }

@@ -126,7 +126,7 @@ func NewMetrics() *Metrics {
 		Retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_apply_retries_total",
 			Help: "Transient apply errors retried with backoff."}),
 		UnavailableRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_apply_unavailable_retries_total",
-			Help: "Apply and resolver attempts that found the target PostgreSQL unavailable (connection lost or refused, shutting down, recovering), counted as they happen: such attempts are retried until the target is back, apply.retry.max_attempts counting only conflicts."}),
+			Help: "Attempts that found the target PostgreSQL unavailable (connection lost or refused, shutting down, recovering), counted as they happen: applies, the resolver's transactions, claims at a rebalance or after a replay, catalog reads while routing, idle partitions' checks of their rows. Each is retried until the target is back, apply.retry.max_attempts counting only conflicts."}),
 		Pipelined: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_apply_pipelined_total",
 			Help: "Transactions sent while another transaction of their partition was still in flight (apply.pipeline): how often pipelining engages."}),
 		PipelineRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_apply_pipeline_retries_total",

@@ -128,6 +128,9 @@ type workerDeps struct {
 	// records, to stage at most maxStaged bytes ahead (stagebound.go).
 	frontier  frontierReader
 	maxStaged int64
+	// outage waits out a target that is down where the worker touches it
+	// outside an apply (a re-claim, a catalog read while routing).
+	outage outageWait
 }
 
 // partition applies one owned partition: it batches its records in offset
@@ -196,6 +199,10 @@ type partition struct {
 	// staging counts what the partition staged ahead of the resolver;
 	// nil but on a data partition under apply.consistency: transaction.
 	staging *stagingBound
+	// downSince is since when the worker's looks at the target outside
+	// a retry loop (reportDown) find it unavailable; zero once one found
+	// it there.
+	downSince time.Time
 }
 
 // newPartition builds the worker of a claimed partition; run starts it.
@@ -275,10 +282,11 @@ func (p *partition) run() {
 		if !clean {
 			continue // the records were taken from a position since left
 		}
-		if errors.Is(err, errSchemaWaitStopped) {
-			// Revoked or shutting down while waiting for the registry:
-			// nothing of the batch is applied, its offset stays where it
-			// was, and the next owner reads those records again.
+		if errors.Is(err, errRouteWaitStopped) {
+			// Revoked or shutting down while waiting for the registry or
+			// the target: nothing of the batch is applied, its offset
+			// stays where it was, and the next owner reads those records
+			// again.
 			return
 		}
 		if errors.Is(err, errFenced) {
@@ -594,9 +602,16 @@ func (p *partition) checkClaim() error {
 		if p.ctx.Err() != nil {
 			return errFenced
 		}
+		if sink.Unavailable(err) {
+			// Every idle partition looks every idleCheck: the instance's
+			// reporter counts it and warns every 10 s at most.
+			p.reportDown(err)
+			return nil
+		}
 		p.log.Warn("checking the partition's stored position", zap.Error(err))
 		return nil
 	}
+	p.downSince = time.Time{}
 	if stored.Epoch == p.claim.Epoch {
 		return nil
 	}
@@ -609,13 +624,38 @@ func (p *partition) checkClaim() error {
 	return errFenced
 }
 
+// reportDown tells the instance's reporter of a look at the target that
+// found it unavailable outside a retry loop of its own (an idle check, a
+// staging bound's look at the frontier), with how long the partition has
+// found it so.
+func (p *partition) reportDown(err error) {
+	if p.downSince.IsZero() {
+		p.downSince = time.Now()
+	}
+	p.outage.report.report(err, time.Since(p.downSince))
+}
+
 // reclaim takes the partition back under a new epoch and seeks to its
 // stored position: after a replay rewound it, or after a stale claimant
 // fenced it while the group still assigns it here.
+//
+// A target that is down meanwhile is waited for (outageWait), as an apply
+// waits for it: the claim that the replay or the fencing calls for is no
+// reason to stop the instance during a restart of PostgreSQL. The partition
+// takes nothing meanwhile: its records wait in its queue, whose overflow
+// pauses it, and its position is the stored one. Revoked or stopping, it
+// gives up at once, its row left to the next owner's claim. Any other
+// error stops the instance as before.
 func (p *partition) reclaim(why string) error {
-	claim, err := p.positions.Claim(p.ctx, p.id, 0)
+	var claim dedup.Claim
+	err := p.outage.do(p.ctx, p.stopping, func() (err error) {
+		claim, err = p.positions.Claim(p.ctx, p.id, 0)
+		return err
+	})
 	if err != nil {
-		p.loop.fatalf(p.log, "re-claim after a replay", err)
+		if !errors.Is(err, sink.ErrStopping) && p.ctx.Err() == nil {
+			p.loop.fatalf(p.log, "re-claim after a replay", err)
+		}
 		return errFenced
 	}
 	p.log.Info(why+": re-claimed", zap.Int64("epoch", claim.Epoch), zap.Int64("next_offset", claim.NextOffset))
@@ -637,10 +677,14 @@ func (p *partition) seek(offset int64) {
 	p.loop.requestSeek(p, offset)
 }
 
-// item decodes and routes one record (sink.Router.Item). A record whose
-// Avro schema the registry cannot serve now is retried here, with backoff,
-// until it can or the partition stops: the partition waits with its offset
-// unmoved, and nothing is dead-lettered for the registry's sake.
+// item decodes and routes one record (sink.Router.Item). A record that
+// cannot be routed now for a cause that passes is retried here, with
+// backoff, until it can or the partition stops: its Avro schema that the
+// registry cannot serve, or the target's catalog (read for a table's first
+// record, or at a schema change, with its DDL) while PostgreSQL is down
+// (sink.Unavailable, waited for as an apply waits for it: outageWait). The
+// partition waits with its offset unmoved, and nothing is dead-lettered
+// or stopped for the registry's or the target's sake.
 func (p *partition) item(m *kafka.Message) (sink.Item, bool, error) {
 	rec := toRecord(p.id, m)
 	it, ok, err := p.routeRecovered(rec)
@@ -648,31 +692,46 @@ func (p *partition) item(m *kafka.Message) (sink.Item, bool, error) {
 		return it, ok, nil // before errors.As, whose target escapes: no allocation per record
 	}
 	var unavailable *debezium.SchemaUnavailableError
-	if !errors.As(err, &unavailable) {
-		return it, ok, err
-	}
-	waiting := p.metrics.SchemaWaiting.WithLabelValues(p.labels[0], p.labels[1])
-	waiting.Set(1)
-	defer waiting.Set(0)
-	wait := backoff.New(schemaRetryBase, schemaRetryLimit)
-	for errors.As(err, &unavailable) {
-		p.metrics.SchemaWaits.WithLabelValues(p.id.Topic).Inc()
-		d := wait.Next()
-		p.log.Warn("partition waits for the schema registry: the record's schema cannot be fetched; the offset is not moved",
-			zap.Int64("offset", rec.Offset), zap.Uint32("schema_id", unavailable.ID), zap.Duration("retry_in", d), zap.Error(unavailable.Err))
+	var registryWaits, targetWaits *backoff.Jittered
+	var down time.Time // since when the target is found unavailable
+	for {
+		var d time.Duration
+		switch {
+		case sink.Unavailable(err):
+			if targetWaits == nil {
+				targetWaits, down = p.outage.schedule(), time.Now()
+			}
+			p.outage.report.report(err, time.Since(down))
+			d = targetWaits.Next()
+		case errors.As(err, &unavailable):
+			if registryWaits == nil {
+				registryWaits = backoff.New(schemaRetryBase, schemaRetryLimit)
+				waiting := p.metrics.SchemaWaiting.WithLabelValues(p.labels[0], p.labels[1])
+				waiting.Set(1)
+				defer waiting.Set(0)
+			}
+			p.metrics.SchemaWaits.WithLabelValues(p.id.Topic).Inc()
+			d = registryWaits.Next()
+			p.log.Warn("partition waits for the schema registry: the record's schema cannot be fetched; the offset is not moved",
+				zap.Int64("offset", rec.Offset), zap.Uint32("schema_id", unavailable.ID), zap.Duration("retry_in", d), zap.Error(unavailable.Err))
+		default:
+			return it, ok, err
+		}
 		select {
 		case <-time.After(d):
 		case <-p.stopping:
-			return sink.Item{}, false, errSchemaWaitStopped
+			return sink.Item{}, false, errRouteWaitStopped
 		case <-p.ctx.Done():
-			return sink.Item{}, false, errSchemaWaitStopped
+			return sink.Item{}, false, errRouteWaitStopped
 		}
 		it, ok, err = p.routeRecovered(rec)
+		if err == nil {
+			if registryWaits != nil {
+				p.log.Info("schema registry answered again: the partition goes on", zap.Int64("offset", rec.Offset))
+			}
+			return it, ok, nil
+		}
 	}
-	if err == nil {
-		p.log.Info("schema registry answered again: the partition goes on", zap.Int64("offset", rec.Offset))
-	}
-	return it, ok, err
 }
 
 // The schema registry's retry schedule: a short outage is bridged quickly,
@@ -682,10 +741,11 @@ const (
 	schemaRetryLimit = 30 * time.Second
 )
 
-// errSchemaWaitStopped ends a batch whose next record waited for the schema
-// registry when the partition was revoked or the process stops: the record
-// is not taken, and the next owner reads it again.
-var errSchemaWaitStopped = errors.New("stopped while waiting for the schema registry")
+// errRouteWaitStopped ends a batch whose next record waited for the schema
+// registry or for the target's catalog when the partition was revoked or
+// the process stops: the record is not taken, and the next owner reads it
+// again.
+var errRouteWaitStopped = errors.New("stopped while waiting for the schema registry or the target to route a record")
 
 // routeRecovered is router.Item with a panic turned into an undecodable
 // item, so that the record goes to the dead letters (or stops the

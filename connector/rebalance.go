@@ -9,6 +9,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/sink"
 	"go.uber.org/zap"
 )
 
@@ -76,20 +77,30 @@ func (r *Runner) rebalance(c *kafka.Consumer, ev kafka.Event) error {
 // them at their stored positions. It always assigns, even when a claim
 // fails: returning without assigning would make the client fall back to
 // Kafka's committed offsets. A partition that cannot be claimed is assigned
-// paused and the instance stops.
+// paused and the instance stops; one whose claim waited for a target that
+// is down until the instance stopped or the group took the assignment
+// away is assigned paused, without a worker, and left to the shutdown or
+// the revocation that follows.
 func (r *Runner) assign(c *kafka.Consumer, tps []kafka.TopicPartition) {
 	ids := make([]dedup.PartitionID, len(tps))
 	for i, tp := range tps {
 		ids[i] = dedup.PartitionID{Group: r.group(), Topic: *tp.Topic, Partition: tp.Partition}
 	}
 	began := time.Now()
-	claims := r.claimer().claimAll(c, ids)
+	claims := r.claimer(c.AssignmentLost).claimAll(c, ids)
 	r.log.Info("partitions claimed", zap.Int("partitions", len(ids)), zap.Duration("took", time.Since(began)))
 	assign := make([]kafka.TopicPartition, 0, len(tps))
 	var pause []kafka.TopicPartition
 	for i, tp := range tps {
 		cl := claims[i]
 		log := r.log.With(zap.String("topic", cl.id.Topic), zap.Int32("partition", cl.id.Partition))
+		if errors.Is(cl.err, sink.ErrStopping) {
+			log.Warn("partition not claimed: the instance is stopping, or the group took the assignment away, while the target was unavailable; assigned paused until it is revoked", zap.Error(cl.err))
+			tp.Offset = kafka.OffsetEnd
+			assign = append(assign, tp)
+			pause = append(pause, tp)
+			continue
+		}
 		if cl.err != nil {
 			r.fatalf(log, "claim partition", cl.err)
 			tp.Offset = kafka.OffsetEnd
@@ -127,11 +138,13 @@ func (r *Runner) assign(c *kafka.Consumer, tps []kafka.TopicPartition) {
 	r.metrics.Owned.Set(float64(len(r.workers)))
 }
 
-// claimer claims this instance's assignments.
-func (r *Runner) claimer() claimer {
+// claimer claims this instance's assignments; lost reports that the group
+// took the assignment being claimed away.
+func (r *Runner) claimer(lost func() bool) claimer {
 	return claimer{
 		start: r.cfg.Apply.Start, kafkaOffsets: r.cfg.Apply.Offsets == config.OffsetsKafka, owner: r.owner,
 		store: r.positions, log: r.log, firstWait: time.Second, claimFor: claimRetryFor,
+		outage: r.outage(), ctx: r.runCtx, lost: lost,
 	}
 }
 

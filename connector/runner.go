@@ -49,6 +49,9 @@ type Runner struct {
 	txDeps *workerDeps
 
 	consumer consumer
+	// runCtx is Run's: it ends at shutdown, and with it a claim that
+	// waits for a target that is down (claimer).
+	runCtx context.Context
 	// workers is touched only by the poll goroutine (Run and the rebalance
 	// callback it drives).
 	workers map[dedup.PartitionID]*partition
@@ -171,6 +174,7 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 		deadLetters: r.deadLetters, metrics: opts.Metrics, loop: r, warned: &warnOnce{},
 		decodedSeed: newDecodedEstimate(nil),
 		pipeline:    cfg.Apply.Pipeline, spareConnection: r.applier.HasIdleConnection,
+		outage: r.outage(),
 	}
 	if sinkOpts.StageTransactions {
 		r.txDeps = r.resolverDeps(sinkOpts)
@@ -225,7 +229,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	if logs {
 		go forwardClientLogs(c.Logs(), r.log.Named("librdkafka"))
 	}
-	r.consumer = c
+	r.consumer, r.runCtx = c, ctx
 	topics, err := r.topics(c)
 	if err != nil {
 		c.Close()
@@ -403,5 +407,12 @@ func (r *Runner) fatalf(log *zap.Logger, what string, err error) {
 // idempotent and skips rows other transactions hold, so instances need not
 // coordinate.
 const pruneInterval = 10 * time.Minute
+
+// outage is how the instance waits out a target that is down outside an
+// apply: on the schedule of apply.retry's backoff, told to the instance's
+// reporter.
+func (r *Runner) outage() outageWait {
+	return outageWait{report: r.unavailable, initial: r.cfg.Apply.Retry.InitialBackoff.Std(), maximum: r.cfg.Apply.Retry.MaxBackoff.Std()}
+}
 
 func (r *Runner) group() string { return r.cfg.Kafka["group.id"] }

@@ -238,9 +238,15 @@ func (p *partition) awaitStagingRoom(batch *sink.Batch) bool {
 	for n := 0; ; n++ {
 		f, err := p.frontier.FrontierOf(p.ctx, p.id)
 		switch {
+		case err != nil && p.ctx.Err() == nil && sink.Unavailable(err):
+			// Looked at every stagingPollInterval by every waiting
+			// partition: the instance's reporter counts it and warns
+			// every 10 s at most, as for any wait for the target.
+			p.reportDown(err)
 		case err != nil && p.ctx.Err() == nil:
 			p.log.Warn("reading the resolver's frontier; looking again", zap.Error(err))
 		case err == nil:
+			p.downSince = time.Time{}
 			moved := f.Applied > b.applied
 			b.advance(f.Applied)
 			if moved {

@@ -306,6 +306,9 @@ type resolverApplier struct {
 	high func() (int64, error)
 	// highEvery is how often a waiting END asks high (zero: highEvery).
 	highEvery time.Duration
+	// endTimeout bounds ending a published wait on the way out (zero:
+	// markStoppedTimeout).
+	endTimeout time.Duration
 }
 
 // highEvery is how often the resolver waiting at an END asks the broker
@@ -393,7 +396,12 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (st sink.Sta
 			// applied by this wait, and the stagers are to keep to their
 			// bound meanwhile (a successor waiting too writes its own
 			// mark again within remarkEvery).
-			if err := a.waits.EndWaiting(context.WithoutCancel(ctx), b.Claim.Group); err != nil {
+			// Bounded, not cancelled with the worker: the target may be
+			// why the batch ended (down, or not answering at all), and
+			// this return holds a revocation or the shutdown.
+			ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp.Or(a.endTimeout, markStoppedTimeout))
+			defer cancel()
+			if err := a.waits.EndWaiting(ectx, b.Claim.Group); err != nil {
 				a.log.Warn("ending the published wait for staged events", zap.Error(err))
 			}
 		}

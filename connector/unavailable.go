@@ -1,9 +1,14 @@
 package connector
 
 import (
+	"cmp"
+	"context"
+	"errors"
 	"sync"
 	"time"
 
+	"github.com/pgsink/pgsink/internal/backoff"
+	"github.com/pgsink/pgsink/sink"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
@@ -45,7 +50,56 @@ func (u *unavailableReporter) report(err error, since time.Duration) {
 	}
 	u.mu.Unlock()
 	if due && u.log != nil {
-		u.log.Warn("target PostgreSQL unavailable: retrying until it is back, offsets unmoved (pgsink_apply_unavailable_retries_total; logged every 10 s at most)",
-			zap.Duration("unavailable_for", since), zap.Error(err))
+		fields := []zap.Field{zap.Duration("unavailable_for", since), zap.Error(err)}
+		if host, ok := sink.HostNotFound(err); ok {
+			// An outage too (the target was reached before), but one
+			// that a renamed or removed host would also explain.
+			fields = append(fields, zap.String("host_not_found", host))
+		}
+		u.log.Warn("target PostgreSQL unavailable: retrying until it is back, offsets unmoved (pgsink_apply_unavailable_retries_total; logged every 10 s at most)", fields...)
 	}
+}
+
+// outageWait waits out a target that is unavailable (sink.Unavailable)
+// where the instance touches it outside an apply — a re-claim, a claim at
+// a rebalance, a catalog read while routing — as sink.Applier's retry does
+// inside one: for as long as the outage lasts, reported to the same
+// counter and rate-limited warning, given up at once when the partition is
+// revoked or the instance stops. Any other error is returned at once, to
+// stop what it stops as before: only a restart or a failover is worth
+// waiting for without end.
+type outageWait struct {
+	report           *unavailableReporter
+	initial, maximum time.Duration
+}
+
+// do runs fn until it returns nil or an error that is not Unavailable, ctx
+// ends, or stop closes (then the error wraps sink.ErrStopping).
+func (o outageWait) do(ctx context.Context, stop <-chan struct{}, fn func() error) error {
+	waits := o.schedule()
+	var since time.Time
+	for {
+		err := fn()
+		if err == nil || !sink.Unavailable(err) || ctx.Err() != nil {
+			return err
+		}
+		if since.IsZero() {
+			since = time.Now()
+		}
+		o.report.report(err, time.Since(since))
+		select {
+		case <-stop:
+			return errors.Join(sink.ErrStopping, err)
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), err)
+		case <-time.After(waits.Next()):
+		}
+	}
+}
+
+// schedule is the waits between two attempts. Jittered as the applier's:
+// after a restart every partition of every instance waits at once, and
+// must not come back at once.
+func (o outageWait) schedule() *backoff.Jittered {
+	return backoff.New(cmp.Or(o.initial, time.Second), cmp.Or(o.maximum, 30*time.Second))
 }

@@ -172,6 +172,21 @@ func Unavailable(err error) bool {
 		errors.Is(err, pgconn.ErrConnClosed) || errors.As(err, new(*pgconn.NotPreferredError))
 }
 
+// HostNotFound reports a connection attempt whose host name DNS does not
+// know (NXDOMAIN), and that name. It stays Unavailable: once the target was
+// reached, a name that vanishes is a failover moving it, or a Kubernetes
+// headless Service whose only pod restarts, and comes back. At a process's
+// first connection it is far more likely a misspelt postgres.url, which the
+// commands report at once (cmd/pgsink: a start fails on any connection
+// error) and name with this.
+func HostNotFound(err error) (host string, ok bool) {
+	var dns *net.DNSError
+	if errors.As(err, &dns) && dns.IsNotFound {
+		return dns.Name, true
+	}
+	return "", false
+}
+
 // connBusy reports pgx's "conn busy": a connection used by two callers at
 // once, which pgx says "only should be possible in case of an application
 // bug". pgx exports no value for it, only its text.

@@ -54,14 +54,19 @@ func TestUnavailable(t *testing.T) {
 		"connection refused":            {fmt.Errorf("apply: %w", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}), true},
 		"lost connection":               {fmt.Errorf("apply: %w", io.ErrUnexpectedEOF), true},
 		"commit without answer":         {&UnknownCommitError{Commit: io.EOF, Resolve: io.EOF}, true},
-		"serialization failure":         {&pgconn.PgError{Code: "40001"}, false},
-		"deadlock":                      {&pgconn.PgError{Code: "40P01"}, false},
-		"lock timeout":                  {&pgconn.PgError{Code: "55P03"}, false},
-		"statement timeout":             {&pgconn.PgError{Code: "57014"}, false},
-		"too many connections":          {&pgconn.PgError{Code: "53300"}, false},
-		"bad password":                  {&pgconn.PgError{Code: "28P01"}, false},
-		"a record's data":               {&pgconn.PgError{Code: "22P02"}, false},
-		"cancelled":                     {context.Canceled, false},
+		// After the target was reached, a name DNS no longer knows is an
+		// outage (a failover moving it, a headless Service's pod
+		// restarting); the start reports it instead (cmd/pgsink).
+		"DNS: no such host":     {fmt.Errorf("connect: %w", &net.DNSError{Err: "no such host", Name: "pg", IsNotFound: true}), true},
+		"DNS: server failure":   {fmt.Errorf("connect: %w", &net.DNSError{Err: "server misbehaving", Name: "pg", IsTemporary: true}), true},
+		"serialization failure": {&pgconn.PgError{Code: "40001"}, false},
+		"deadlock":              {&pgconn.PgError{Code: "40P01"}, false},
+		"lock timeout":          {&pgconn.PgError{Code: "55P03"}, false},
+		"statement timeout":     {&pgconn.PgError{Code: "57014"}, false},
+		"too many connections":  {&pgconn.PgError{Code: "53300"}, false},
+		"bad password":          {&pgconn.PgError{Code: "28P01"}, false},
+		"a record's data":       {&pgconn.PgError{Code: "22P02"}, false},
+		"cancelled":             {context.Canceled, false},
 	} {
 		if got := Unavailable(c.err); got != c.want {
 			t.Errorf("%s: Unavailable = %v, want %v", name, got, c.want)

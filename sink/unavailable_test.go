@@ -18,6 +18,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/debezium"
+	"github.com/pgsink/pgsink/test/recording"
 )
 
 // fakeServer accepts connections on a local port and hands each to serve,
@@ -208,5 +212,100 @@ func TestRetryGivesUpAnUnavailableTargetWhenStopping(t *testing.T) {
 	}
 	if calls > 6 {
 		t.Fatalf("%d attempts after stopping, want at most one more", calls-5)
+	}
+}
+
+// TestRouterCatalogReadOfATargetThatIsDown: routing a table's first record
+// reads the target's catalog; with PostgreSQL down that read fails, and
+// the error must say the target is unavailable, so that the partition
+// waits for it (connector's partition.item) instead of stopping as for a
+// table that does not exist. The record is one Debezium recorded; the
+// target is a port nothing listens on.
+func TestRouterCatalogReadOfATargetThatIsDown(t *testing.T) {
+	records, err := recording.ReadFile("../testdata/debezium/identity_default/records.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const topic = "fixture_identity_default.public.CamelCase"
+	var rec debezium.Record
+	for _, r := range records {
+		if r.Topic == topic && r.Value != nil {
+			rec = debezium.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value}
+			break
+		}
+	}
+	if rec.Value == nil {
+		t.Fatalf("no record of %s in the fixture", topic)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cfg, err := config.Parse("test.yaml", []byte(`kafka: { bootstrap.servers: k, group.id: g }
+postgres: { url: u }
+tables:
+  - topic: `+topic+`
+    target: public.camel
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pool, err := pgxpool.New(ctx, fmt.Sprintf("postgres://u@127.0.0.1:%d/d?sslmode=disable&connect_timeout=2", refused))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	r := NewRouter(cfg, pool)
+	_, _, err = r.Item(ctx, r.NewDecoder(), rec)
+	if err == nil {
+		t.Fatal("routed a record whose target's catalog cannot be read")
+	}
+	if !Unavailable(err) {
+		t.Fatalf("routing with the target down failed with %v, which Unavailable does not report: the partition would stop", err)
+	}
+	t.Logf("%v", err)
+}
+
+// TestHostNotFound: a connect attempt whose host DNS does not know is
+// named as such (the start's clear error, the outage warning's hint), and
+// stays Unavailable; any other connect error is not. The errors are
+// pgconn's own, its lookup answering as a resolver does for a name it
+// does not know.
+func TestHostNotFound(t *testing.T) {
+	connect := func(lookup pgconn.LookupFunc, port int) error {
+		cfg, err := pgconn.ParseConfig("host=pg.example.invalid port=5432 user=u dbname=d sslmode=disable connect_timeout=2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.LookupFunc, cfg.Port = lookup, uint16(port)
+		conn, err := pgconn.ConnectConfig(context.Background(), cfg)
+		if err == nil {
+			conn.Close(context.Background())
+			t.Fatal("connected to a host that does not exist")
+		}
+		return err
+	}
+	notFound := connect(func(_ context.Context, host string) ([]string, error) {
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	}, 5432)
+	if host, ok := HostNotFound(notFound); !ok || host != "pg.example.invalid" {
+		t.Errorf("HostNotFound(%v) = %q, %v; want the host", notFound, host, ok)
+	}
+	if !Unavailable(notFound) {
+		t.Errorf("Unavailable(%v) = false: after the target was reached, a vanished name is an outage", notFound)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().(*net.TCPAddr)
+	l.Close()
+	refused := connect(func(context.Context, string) ([]string, error) { return []string{addr.IP.String()}, nil }, addr.Port)
+	if host, ok := HostNotFound(refused); ok {
+		t.Errorf("HostNotFound(%v) = %q: a refused connection is no DNS failure", refused, host)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/connector"
 	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/sink"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -92,12 +93,12 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, noMigrate bool) error {
 	if !noMigrate {
 		if err := dedup.NewMigrator(cfg.Postgres.URL, cfg.Postgres.Schema).Up(ctx); err != nil {
-			return err
+			return startError(err)
 		}
 	}
 	pool, err := newPool(ctx, cfg)
 	if err != nil {
-		return err
+		return startError(err)
 	}
 	defer pool.Close()
 	if err := checkModeSwitch(ctx, pool, cfg); err != nil {
@@ -131,6 +132,20 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, noMigrate b
 		zap.String("metrics", cfg.Metrics.Listen), zap.String("postgres", config.RedactURL(cfg.Postgres.URL)),
 		zap.String("memory_limit", config.ByteSize(limit).String()), zap.String("memory_limit_from", source))
 	return runner.Run(ctx)
+}
+
+// startError is an error of the first connections to the target, which
+// stops pgsink: nothing is applied yet, and a target never reached is far
+// more likely a wrong postgres.url than an outage (as a Kafka Connect
+// task with a wrong connection URL fails at its start). Only once it was
+// reached is a lost target waited for (apply.retry). A host DNS does not
+// know is said in so many words, since the retries after the start treat
+// it as an outage.
+func startError(err error) error {
+	if host, ok := sink.HostNotFound(err); ok {
+		return fmt.Errorf("postgres.url: host %q not found in DNS (misspelt, or not published yet): pgsink starts only once it reaches the target: %w", host, err)
+	}
+	return err
 }
 
 // newPool opens the target pool. Session settings bound how long a zombie
