@@ -175,6 +175,7 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 	if sinkOpts.StageTransactions {
 		r.txDeps = r.resolverDeps(sinkOpts)
 		r.deps.frontier = stagingFrontier{tx: dedup.NewTransactions(cfg.Postgres.Schema), db: opts.Pool}
+		r.deps.resets = stagingGenerations{tx: dedup.NewTransactions(cfg.Postgres.Schema), pool: opts.Pool}
 		r.deps.maxStaged = int64(cfg.Apply.Transaction.MaxStagedBytes)
 	}
 	if hooks.PanicWhere == "decode" {

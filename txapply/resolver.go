@@ -270,6 +270,9 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 	if err := r.offsets.QueueAdvance(b, before, next, sourceTs); err != nil {
 		return Result{}, err
 	}
+	// Not against a staging table reset since the stagers synced
+	// (dedup/txgeneration.go).
+	r.staging.QueueMarkerCheck(b)
 	if mem := r.sortMemory(); mem != "" {
 		// Raised only: a server or role that gives more keeps it.
 		b.Queue(`SELECT set_config('work_mem', $1, true) WHERE pg_size_bytes(current_setting('work_mem')) < pg_size_bytes($1)`, mem)
@@ -278,6 +281,9 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 		if errors.Is(err, dedup.ErrNotAdvanced) {
 			_, _ = conn.Exec(ctx, "ROLLBACK")
 			return Result{}, r.offsets.Mismatch(ctx, conn, before)
+		}
+		if errors.Is(err, dedup.ErrStagingReset) {
+			return Result{}, fmt.Errorf("txapply: %w", err)
 		}
 		return Result{}, fmt.Errorf("txapply: begin: %w", err)
 	}
