@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsink/pgsink/dedup"
 	"go.uber.org/zap"
@@ -34,6 +35,9 @@ type stagingResets interface {
 type stagingGenerations struct {
 	tx   dedup.Transactions
 	pool *pgxpool.Pool
+	// within is dedup.RewindStaging's: the fault suite's apply audit
+	// (internal/faults), nil otherwise.
+	within func(id dedup.PartitionID) func(ctx context.Context, tx pgx.Tx, from, to int64) error
 }
 
 func (s stagingGenerations) Sync(ctx context.Context) (int64, bool, error) {
@@ -45,7 +49,11 @@ func (s stagingGenerations) StagingOf(ctx context.Context, id dedup.PartitionID)
 }
 
 func (s stagingGenerations) Rewind(ctx context.Context, c *dedup.Claim, gen, to int64) (bool, error) {
-	return s.tx.RewindStaging(ctx, s.pool, c, gen, to)
+	var within func(context.Context, pgx.Tx, int64, int64) error
+	if s.within != nil {
+		within = s.within(c.PartitionID)
+	}
+	return s.tx.RewindStaging(ctx, s.pool, c, gen, to, within)
 }
 
 // syncStaging brings the partition to the current staging generation,

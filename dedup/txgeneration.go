@@ -101,27 +101,41 @@ func (t Transactions) StagingOf(ctx context.Context, db DB, id PartitionID) (Par
 // RewindStaging moves a data partition that staged under an older
 // generation to gen: its position back to to when it is past it, through
 // the claim's compare-and-set (its epoch and position: a *FencedError or
-// *PositionMovedError when the row is not the claim's), in the transaction
+// *PositionMovedError when the row is not the claim's), which raises the
+// epoch as a replay's rewind does, in the transaction
 // that records gen for it, so that a crash in between rewinds it again
 // rather than not at all. It reports whether the position moved; on
-// success c.NextOffset is where the partition reads from.
-func (t Transactions) RewindStaging(ctx context.Context, db Beginner, c *Claim, gen, to int64) (moved bool, err error) {
+// success c holds the new position and epoch.
+//
+// within, when set, runs in that transaction once the position moved
+// (from c.NextOffset before to to): the fault suite's apply audit forgets
+// there the records the partition will read again.
+func (t Transactions) RewindStaging(ctx context.Context, db Beginner, c *Claim, gen, to int64, within func(ctx context.Context, tx pgx.Tx, from, to int64) error) (moved bool, err error) {
+	epoch := c.Epoch
 	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		if to < c.NextOffset {
-			tag, err := tx.Exec(ctx, `UPDATE `+t.offsets.table+` SET next_offset = $1, updated_at = now()
-				WHERE group_id = $2 AND topic = $3 AND partition = $4 AND epoch = $5 AND next_offset = $6`,
-				to, c.Group, c.Topic, c.Partition, c.Epoch, c.NextOffset)
-			if err != nil {
-				return err
-			}
-			if tag.RowsAffected() != 1 {
+			// Under a new epoch, as a replay's rewind: a position goes back
+			// only with the epoch forward, so that a transaction of the old
+			// one still in flight cannot commit past it (I2).
+			err := tx.QueryRow(ctx, `UPDATE `+t.offsets.table+` SET next_offset = $1, epoch = epoch + 1, updated_at = now()
+				WHERE group_id = $2 AND topic = $3 AND partition = $4 AND epoch = $5 AND next_offset = $6 RETURNING epoch`,
+				to, c.Group, c.Topic, c.Partition, c.Epoch, c.NextOffset).Scan(&epoch)
+			if errors.Is(err, pgx.ErrNoRows) {
 				stored, err := t.offsets.Read(ctx, tx, c.PartitionID)
 				if err != nil {
 					return err
 				}
 				return t.offsets.mismatch(*c, stored)
 			}
+			if err != nil {
+				return err
+			}
 			moved = true
+			if within != nil {
+				if err := within(ctx, tx, c.NextOffset, to); err != nil {
+					return err
+				}
+			}
 		}
 		_, err := tx.Exec(ctx, `UPDATE `+t.partitions+` SET generation = $4
 			WHERE group_id = $1 AND topic = $2 AND partition = $3 AND generation < $4`, c.Group, c.Topic, c.Partition, gen)
@@ -131,7 +145,7 @@ func (t Transactions) RewindStaging(ctx context.Context, db Beginner, c *Claim, 
 		return false, fmt.Errorf("partition %s: rewind to offset %d after a reset of the staging table: %w", c.PartitionID, to, err)
 	}
 	if moved {
-		c.NextOffset = to
+		c.NextOffset, c.Epoch = to, epoch
 	}
 	return moved, nil
 }

@@ -62,9 +62,9 @@ func TestIntegrationStagingReset(t *testing.T) {
 		t.Fatal(err)
 	}
 	for id, want := range map[dedup.PartitionID]dedup.PartitionStaging{
-		applied: {Generation: 1, RewindTo: 26}, // its frontier + 1
-		pending: {Generation: 1, RewindTo: 35}, // the lowest offset it staged
-		{Group: "other", Topic: topic}: {},     // never staged
+		applied:                        {Generation: 1, RewindTo: 26}, // its frontier + 1
+		pending:                        {Generation: 1, RewindTo: 35}, // the lowest offset it staged
+		{Group: "other", Topic: topic}: {},                            // never staged
 	} {
 		if got, err := tx.StagingOf(ctx, pool, id); err != nil || got != want {
 			t.Errorf("StagingOf(%s) = %+v, %v; want %+v", id, got, err, want)
@@ -129,14 +129,15 @@ func TestIntegrationStagingReset(t *testing.T) {
 	}
 	stale := claim
 	stale.Epoch--
-	if _, err := tx.RewindStaging(ctx, pool, &stale, 2, 26); !errors.As(err, new(*dedup.FencedError)) {
+	if _, err := tx.RewindStaging(ctx, pool, &stale, 2, 26, nil); !errors.As(err, new(*dedup.FencedError)) {
 		t.Errorf("RewindStaging with a superseded epoch: %v; want a FencedError", err)
 	}
 	if got, _ := tx.StagingOf(ctx, pool, applied); got.Generation != 1 {
 		t.Errorf("a refused rewind recorded generation %d; want 1 still", got.Generation)
 	}
-	if m, err := tx.RewindStaging(ctx, pool, &claim, 2, 26); err != nil || !m || claim.NextOffset != 26 {
-		t.Fatalf("RewindStaging = %v, %v, claim at %d; want moved to 26", m, err, claim.NextOffset)
+	epoch := claim.Epoch
+	if m, err := tx.RewindStaging(ctx, pool, &claim, 2, 26, nil); err != nil || !m || claim.NextOffset != 26 || claim.Epoch != epoch+1 {
+		t.Fatalf("RewindStaging = %v, %v, claim at %d epoch %d; want moved to 26 under epoch %d", m, err, claim.NextOffset, claim.Epoch, epoch+1)
 	}
 	if stored, err := offsets.Read(ctx, pool, applied); err != nil || stored.NextOffset != 26 || stored.Epoch != claim.Epoch {
 		t.Errorf("offsets row after the rewind = %+v, %v; want next offset 26 under epoch %d", stored, err, claim.Epoch)
@@ -150,7 +151,7 @@ func TestIntegrationStagingReset(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m, err := tx.RewindStaging(ctx, pool, &low, 2, 35); err != nil || m || low.NextOffset != 30 {
+	if m, err := tx.RewindStaging(ctx, pool, &low, 2, 35, nil); err != nil || m || low.NextOffset != 30 {
 		t.Errorf("RewindStaging below the rewind point = %v, %v, claim at %d; want unmoved at 30", m, err, low.NextOffset)
 	}
 	if err := stage(applied, 2, 26); err != nil {
