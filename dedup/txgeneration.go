@@ -43,7 +43,19 @@ type Beginner interface {
 // under an older one must then rewind (StagingOf, RewindStaging). Under the
 // generation's row lock, so that several callers that see one reset at once
 // move it on once.
-func (t Transactions) SyncGeneration(ctx context.Context, db Beginner) (gen int64, reset bool, err error) {
+func (t Transactions) SyncGeneration(ctx context.Context, db interface {
+	DB
+	Beginner
+}) (gen int64, reset bool, err error) {
+	// Read first without the lock: what every idle partition does every
+	// few seconds must not lock (and write) the one row they share.
+	var marker *int64
+	if err := db.QueryRow(ctx, `SELECT g.generation, m.generation FROM `+t.generation+` g LEFT JOIN `+t.marker+` m ON true`).Scan(&gen, &marker); err != nil {
+		return 0, false, fmt.Errorf("dedup: check the staging marker: %w", err)
+	}
+	if marker != nil && *marker == gen {
+		return gen, false, nil
+	}
 	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `SELECT generation FROM `+t.generation+` FOR UPDATE`).Scan(&gen); err != nil {
 			return err
@@ -54,7 +66,7 @@ func (t Transactions) SyncGeneration(ctx context.Context, db Beginner) (gen int6
 		if err := tx.QueryRow(ctx, `SELECT generation FROM `+t.marker).Scan(&marker); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
-		if marker == gen {
+		if marker == gen { // moved on by the caller that held the lock before
 			return nil
 		}
 		gen, reset = gen+1, true
