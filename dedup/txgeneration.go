@@ -126,20 +126,8 @@ func (t Transactions) RewindStaging(ctx context.Context, db Beginner, c *Claim, 
 	epoch := c.Epoch
 	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		if to < c.NextOffset {
-			// Under a new epoch, as a replay's rewind: a position goes back
-			// only with the epoch forward, so that a transaction of the old
-			// one still in flight cannot commit past it (I2).
-			err := tx.QueryRow(ctx, `UPDATE `+t.offsets.table+` SET next_offset = $1, epoch = epoch + 1, updated_at = now()
-				WHERE group_id = $2 AND topic = $3 AND partition = $4 AND epoch = $5 AND next_offset = $6 RETURNING epoch`,
-				to, c.Group, c.Topic, c.Partition, c.Epoch, c.NextOffset).Scan(&epoch)
-			if errors.Is(err, pgx.ErrNoRows) {
-				stored, err := t.offsets.Read(ctx, tx, c.PartitionID)
-				if err != nil {
-					return err
-				}
-				return t.offsets.mismatch(*c, stored)
-			}
-			if err != nil {
+			var err error
+			if epoch, err = t.offsets.rewind(ctx, tx, *c, to); err != nil {
 				return err
 			}
 			moved = true
