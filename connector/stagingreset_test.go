@@ -67,15 +67,16 @@ func (r *memResets) crash() {
 }
 
 // Apply stages as memStaging does behind the marker check of
-// dedup.QueueStagingCheck.
+// dedup.QueueStagingCheck (QueueGenerationCheck for a batch that stages
+// nothing).
 func (r *memResets) Apply(ctx context.Context, b *sink.Batch) (sink.Stats, error) {
 	r.mu.Lock()
+	if b.StagingGeneration == 0 || b.StagingGeneration != r.marker {
+		r.stagingFails++
+		r.mu.Unlock()
+		return sink.Stats{}, dedup.ErrStagingReset
+	}
 	if sink.Stages(b.Items) {
-		if b.StagingGeneration == 0 || b.StagingGeneration != r.marker {
-			r.stagingFails++
-			r.mu.Unlock()
-			return sink.Stats{}, dedup.ErrStagingReset
-		}
 		r.parts = b.StagingGeneration
 	}
 	r.mu.Unlock()
@@ -118,6 +119,21 @@ func TestStagingResetRewinds(t *testing.T) {
 		defer r.mu.Unlock()
 		if r.stagingFails != 1 || r.gen != 2 || r.parts != 2 {
 			t.Errorf("%d staging transactions failed the check, generation %d, the partition's %d; want 1, 2, 2", r.stagingFails, r.gen, r.parts)
+		}
+	})
+	t.Run("found busy with records that stage nothing", func(t *testing.T) {
+		// An incremental snapshot's rows carry no transaction block: the
+		// partition stages nothing and is never idle, and must still
+		// rewind for what it staged before the crash.
+		r := newMemResets(newMemStaging())
+		w := resetWorker(t, r)
+		w.queue(0, 0, "tx:0", "tx:1")
+		w.start()
+		next(t, r.m.calls, "staging")
+		r.crash()
+		w.queue(0, 2, "a", "b")
+		if got := next(t, r.rewinds, "a rewind"); got != 0 {
+			t.Fatalf("rewound to %d, want 0", got)
 		}
 	})
 	t.Run("found idle", func(t *testing.T) {

@@ -169,6 +169,16 @@ SELECT CASE count(*) WHEN 1 THEN 1 ELSE ('`+stagingResetText+` (' || count(*) ||
 		id.Group, id.Topic, id.Partition, gen, first).Fn = resetCheck
 }
 
+// QueueGenerationCheck queues into b, a transaction of a data partition
+// that stages nothing, the check that the marker is at gen: a partition
+// busy with records outside source transactions (an incremental snapshot)
+// runs no idle check, and must still see a reset that took what it staged
+// before. It fails like QueueStagingCheck's.
+func (t Transactions) QueueGenerationCheck(b *pgx.Batch, gen int64) {
+	b.Queue(`SELECT CASE count(*) WHEN 1 THEN 1 ELSE ('`+stagingResetText+` (' || count(*) || ')')::integer END
+		FROM `+t.marker+` WHERE generation = $1`, gen).Fn = resetCheck
+}
+
 // QueueMarkerCheck queues into b, the resolver's apply transaction, the
 // check that the marker matches the generation: a resolver does not commit
 // against a staging table emptied since the stagers last synced (the

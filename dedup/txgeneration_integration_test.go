@@ -82,14 +82,19 @@ func TestIntegrationStagingReset(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM pgsink.tx_frontier WHERE group_id = 'witness' AND kafka_offset = 30`).Scan(&witnessed); err != nil || witnessed != 0 {
 		t.Errorf("a staging transaction that failed its check committed its writes (%d rows, %v)", witnessed, err)
 	}
-	b = &pgx.Batch{}
-	b.Queue("BEGIN")
-	tx.QueueMarkerCheck(b)
-	b.Queue("COMMIT")
-	if err := pool.SendBatch(ctx, b).Close(); !errors.Is(err, dedup.ErrStagingReset) {
-		t.Errorf("the resolver's check after the reset: %v; want ErrStagingReset", err)
+	for what, queue := range map[string]func(*pgx.Batch){
+		"the resolver's check":                  tx.QueueMarkerCheck,
+		"the check of a batch that stages none": func(b *pgx.Batch) { tx.QueueGenerationCheck(b, gen) },
+	} {
+		b = &pgx.Batch{}
+		b.Queue("BEGIN")
+		queue(b)
+		b.Queue("COMMIT")
+		if err := pool.SendBatch(ctx, b).Close(); !errors.Is(err, dedup.ErrStagingReset) {
+			t.Errorf("%s after the reset: %v; want ErrStagingReset", what, err)
+		}
+		_, _ = pool.Exec(ctx, "ROLLBACK")
 	}
-	_, _ = pool.Exec(ctx, "ROLLBACK")
 
 	// Several partitions see the reset at once: one moves the generation.
 	var wg sync.WaitGroup
@@ -156,5 +161,11 @@ func TestIntegrationStagingReset(t *testing.T) {
 	}
 	if err := stage(applied, 2, 26); err != nil {
 		t.Errorf("staging at the new generation: %v", err)
+	}
+	b = &pgx.Batch{}
+	tx.QueueGenerationCheck(b, 2)
+	tx.QueueMarkerCheck(b)
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		t.Errorf("the checks at the new generation: %v", err)
 	}
 }

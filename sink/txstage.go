@@ -56,8 +56,12 @@ func (a *Applier) queueStaging(ctx context.Context, x *txn, batch *Batch, lo, hi
 		staged = append(staged, s)
 		through = max(through, r.Offset)
 	}
-	if len(staged) > 0 && batch.StagingGeneration != 0 {
+	switch {
+	case batch.StagingGeneration == 0:
+	case len(staged) > 0:
 		a.transactions.QueueStagingCheck(x.queue, batch.Claim.PartitionID, batch.StagingGeneration, staged[0].Offset)
+	default:
+		a.transactions.QueueGenerationCheck(x.queue, batch.StagingGeneration)
 	}
 	// short marks the account of the partition's staging bound as
 	// counting records the batch did not stage (connector/stagebound.go).
