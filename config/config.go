@@ -137,6 +137,11 @@ type TransactionApply struct {
 	// is bounded. A partition never waits while the resolver waits for
 	// events not staged yet (a transaction larger than the bound).
 	MaxStagedBytes ByteSize `yaml:"max_staged_bytes"`
+	// Staging is the persistence of tx_staged, which every group of the
+	// schema shares: logged, or unlogged (no WAL for staged records; a
+	// crash of the target or a failover empties the table, and each
+	// partition reads again what it staged above the resolver's frontier).
+	Staging Staging `yaml:"staging"`
 }
 
 // Batch bounds one partition's batch; whichever limit is reached first closes it.

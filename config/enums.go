@@ -5,6 +5,21 @@ import (
 	"strings"
 )
 
+// Staging is apply.transaction.staging: the persistence of the staging
+// table, pgsink.tx_staged.
+type Staging string
+
+// Staging values.
+const (
+	// StagingLogged writes staged records to the WAL, as any table.
+	StagingLogged Staging = "logged"
+	// StagingUnlogged makes tx_staged UNLOGGED: no WAL for staging and
+	// its deletion; a crash of the target or a failover empties it, and
+	// the partitions read again from Kafka what they had staged
+	// (docs/transactions.md, "Unlogged staging").
+	StagingUnlogged Staging = "unlogged"
+)
+
 // Start is where a partition with no stored offset begins.
 type Start string
 
@@ -150,6 +165,9 @@ const (
 )
 
 func (v *Start) parseScalar(s string) error { return parseEnum(v, s, StartEarliest, StartLatest) }
+func (v *Staging) parseScalar(s string) error {
+	return parseEnum(v, s, StagingLogged, StagingUnlogged)
+}
 func (v *SynchronousCommit) parseScalar(s string) error {
 	return parseEnum(v, s, SynchronousCommitOn, SynchronousCommitOff)
 }

@@ -131,6 +131,9 @@ type workerDeps struct {
 	// outage waits out a target that is down where the worker touches it
 	// outside an apply (a re-claim, a catalog read while routing).
 	outage outageWait
+	// resets, set with frontier, tells a reset of the staging table
+	// (stagingreset.go).
+	resets stagingResets
 }
 
 // partition applies one owned partition: it batches its records in offset
@@ -203,6 +206,11 @@ type partition struct {
 	// a retry loop (reportDown) find it unavailable; zero once one found
 	// it there.
 	downSince time.Time
+	// stagingGen is the staging generation the partition synced to, which
+	// its staging transactions check; stagingStale is set until it syncs
+	// (at its start, and after a transaction failed that check).
+	stagingGen   int64
+	stagingStale bool
 }
 
 // newPartition builds the worker of a claimed partition; run starts it.
@@ -219,8 +227,9 @@ func newPartition(deps *workerDeps, id dedup.PartitionID, claim dedup.Claim, dec
 		}
 	}
 	return &partition{
-		staging:    staging,
-		workerDeps: deps, id: id, claim: claim, decoder: dec, log: log,
+		staging:      staging,
+		stagingStale: deps.resets != nil,
+		workerDeps:   deps, id: id, claim: claim, decoder: dec, log: log,
 		in:       newRecordQueue(max(2*deps.batch.MaxRecords, 64)),
 		decoded:  newDecodedEstimate(deps.decodedSeed),
 		labels:   [2]string{id.Topic, partitionLabel(id.Partition)},
@@ -261,6 +270,15 @@ func (p *partition) run() {
 	}()
 	for {
 		p.releaseHeld() // the previous batch is done
+		if p.stagingStale && len(p.flight) == 0 {
+			if err := p.awaitStagingSync(); err != nil {
+				if errors.Is(err, errFenced) && p.awaitFence() {
+					continue
+				}
+				return
+			}
+			continue
+		}
 		batch, last, more, err := p.collect()
 		ok, clean := true, true
 		switch {
@@ -429,7 +447,7 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 	// check if no record comes. The claim is where the transactions in
 	// flight end (apply.pipeline), or the committed position.
 	claim := p.tail()
-	batch = &sink.Batch{Claim: &claim, Next: claim.NextOffset,
+	batch = &sink.Batch{Claim: &claim, Next: claim.NextOffset, StagingGeneration: p.stagingGen,
 		Items: itemSlice(min(cfg.MaxRecords, max(p.in.len(), p.lastItems, 16)))}
 	var bytes int64
 	var timer <-chan time.Time
@@ -550,6 +568,12 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 				if err := p.idle(p.ctx, p.claim); err != nil {
 					return batch, nil, false, err
 				}
+			}
+			if p.resets != nil {
+				if err := p.idleStagingSync(); err != nil {
+					return batch, nil, false, err
+				}
+				batch.StagingGeneration = p.stagingGen
 			}
 			p.refreshStagedAhead()
 			claim = p.claim
@@ -815,6 +839,13 @@ func (p *partition) settle(batch *sink.Batch, last *kafka.Message, st sink.Stats
 		p.fenced = true
 		p.log.Warn("partition fenced: another instance claimed it; waiting for the group to move it", zap.Error(err))
 		return false
+	case errors.Is(err, dedup.ErrStagingReset):
+		// Nothing of the batch is applied: the partition syncs (and may
+		// rewind) before it stages again, then reads from its position.
+		p.log.Warn("a staging transaction found the staging marker changed (the target crashed or failed over, or another partition saw it first): checking the generation", zap.Error(err))
+		p.stagingStale = true
+		p.seek(p.claim.NextOffset)
+		return true
 	case errors.As(err, &moved):
 		// A replay rewound the position under our epoch: seek there.
 		p.log.Info("stored position moved (replay): seeking", zap.Int64("from", moved.Expected), zap.Int64("to", moved.Stored))

@@ -179,6 +179,15 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 	if sinkOpts.StageTransactions {
 		r.txDeps = r.resolverDeps(sinkOpts)
 		r.deps.frontier = stagingFrontier{tx: dedup.NewTransactions(cfg.Postgres.Schema), db: opts.Pool}
+		resets := stagingGenerations{tx: dedup.NewTransactions(cfg.Postgres.Schema), pool: opts.Pool}
+		if hooks.Audit {
+			resets.within = func(id dedup.PartitionID) func(context.Context, pgx.Tx, int64, int64) error {
+				return func(ctx context.Context, tx pgx.Tx, from, to int64) error {
+					return faults.AuditRewound(ctx, tx, cfg.Postgres.Schema, id.Topic, id.Partition, from, to)
+				}
+			}
+		}
+		r.deps.resets = resets
 		r.deps.maxStaged = int64(cfg.Apply.Transaction.MaxStagedBytes)
 	}
 	if hooks.PanicWhere == "decode" {

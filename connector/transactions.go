@@ -52,7 +52,7 @@ func (r *Runner) resolverDeps(sinkOpts sink.Options) *workerDeps {
 			}})
 	deps := *r.deps
 	deps.router = &markerRouter{encoding: r.router.Encoding(r.cfg.Apply.Transaction.Topic), schemas: r.schemas}
-	deps.frontier = nil // the resolver stages nothing
+	deps.frontier, deps.resets = nil, nil // the resolver stages nothing
 	maxWait := r.cfg.Apply.Transaction.MaxWait.Std()
 	high := func(topic string, partition int32) (int64, error) {
 		_, high, err := r.consumer.QueryWatermarkOffsets(topic, partition, 5000)
@@ -468,6 +468,14 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (st sink.Sta
 				}
 			}
 			a.waiting(incomplete, time.Since(wait.progress))
+		case errors.Is(err, dedup.ErrStagingReset):
+			// The staging table was reset since the partitions synced:
+			// nothing is applied until they have (and rewound and staged
+			// again what was lost), which a partition does within its idle
+			// check or its next staging transaction.
+			pause = waits.Next()
+			a.log.Warn("resolver waits: the staging marker does not match its generation (the target crashed or failed over); the data partitions stage again what was lost",
+				zap.Duration("retry_in", pause), zap.Error(err))
 		case sink.Unavailable(err) && ctx.Err() == nil:
 			// A restart or a failover: retried for as long as it lasts,
 			// not counted against apply.retry.max_attempts.

@@ -211,6 +211,29 @@ func (o Offsets) advanceSQL() string {
      WHERE group_id = $2 AND topic = $3 AND partition = $4 AND epoch = $5 AND next_offset = $6`
 }
 
+// rewind moves the claim's position back to to inside tx, under a new
+// epoch, as a replay's rewind does: a position goes back only with the
+// epoch forward, so that a transaction of the old one still in flight
+// cannot commit past it (I2). It returns the new epoch, or the
+// *FencedError or *PositionMovedError of a row that is not the claim's.
+// For a rewind after a reset of the staging table (RewindStaging).
+func (o Offsets) rewind(ctx context.Context, tx DB, c Claim, to int64) (epoch int64, err error) {
+	err = tx.QueryRow(ctx, `UPDATE `+o.table+` SET next_offset = $1, epoch = epoch + 1, updated_at = now()
+		WHERE group_id = $2 AND topic = $3 AND partition = $4 AND epoch = $5 AND next_offset = $6 RETURNING epoch`,
+		to, c.Group, c.Topic, c.Partition, c.Epoch, c.NextOffset).Scan(&epoch)
+	if errors.Is(err, pgx.ErrNoRows) {
+		stored, err := o.Read(ctx, tx, c.PartitionID)
+		if err != nil {
+			return 0, err
+		}
+		return 0, o.mismatch(c, stored)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("partition %s: rewind to offset %d: %w", c.PartitionID, to, err)
+	}
+	return epoch, nil
+}
+
 // nullTime is t, or NULL for the zero time.
 func nullTime(t time.Time) *time.Time {
 	if t.IsZero() {

@@ -19,6 +19,11 @@ import (
 type Transactions struct {
 	staged, resolved, modes, schemas string // quoted, schema-qualified
 	frontier, waits                  string
+	// generation, marker and partitions tell a reset of tx_staged
+	// (txgeneration.go); offsets is the partitions' positions, which a
+	// rewind after one moves.
+	generation, marker, partitions string
+	offsets                        Offsets
 	// env splits staged JsonConverter records from their schemas and
 	// joins them back (see txenvelope.go).
 	env *envelopes
@@ -27,13 +32,17 @@ type Transactions struct {
 // NewTransactions returns the staging tables of pgsink's tables in schema.
 func NewTransactions(schema string) Transactions {
 	return Transactions{
-		staged:   pgx.Identifier{schema, "tx_staged"}.Sanitize(),
-		resolved: pgx.Identifier{schema, "tx_resolved"}.Sanitize(),
-		modes:    pgx.Identifier{schema, "consistency_modes"}.Sanitize(),
-		schemas:  pgx.Identifier{schema, "tx_schemas"}.Sanitize(),
-		frontier: pgx.Identifier{schema, "tx_frontier"}.Sanitize(),
-		waits:    pgx.Identifier{schema, "tx_resolver_waits"}.Sanitize(),
-		env:      newEnvelopes(),
+		staged:     pgx.Identifier{schema, "tx_staged"}.Sanitize(),
+		resolved:   pgx.Identifier{schema, "tx_resolved"}.Sanitize(),
+		modes:      pgx.Identifier{schema, "consistency_modes"}.Sanitize(),
+		schemas:    pgx.Identifier{schema, "tx_schemas"}.Sanitize(),
+		frontier:   pgx.Identifier{schema, "tx_frontier"}.Sanitize(),
+		waits:      pgx.Identifier{schema, "tx_resolver_waits"}.Sanitize(),
+		generation: pgx.Identifier{schema, "tx_staging_generation"}.Sanitize(),
+		marker:     pgx.Identifier{schema, "tx_staging_marker"}.Sanitize(),
+		partitions: pgx.Identifier{schema, "tx_staging_partitions"}.Sanitize(),
+		offsets:    NewOffsets(schema),
+		env:        newEnvelopes(),
 	}
 }
 

@@ -46,6 +46,11 @@ type Batch struct {
 	// could take the lock first and fail. The transaction pays one more
 	// round trip for it, so only a pipelined batch sets it.
 	ClaimHeld func()
+	// StagingGeneration, when not 0, is the staging generation the
+	// partition synced to (dedup.SyncGeneration): a transaction that
+	// stages records checks the marker against it, and fails with
+	// dedup.ErrStagingReset when tx_staged was reset since.
+	StagingGeneration int64
 }
 
 // Options configure an Applier.

@@ -161,7 +161,7 @@ func (a *Applier) queueSpan(ctx context.Context, x *txn, s span) error {
 		}
 	}
 	if x.stageTx = a.opts.StageTransactions; x.stageTx {
-		if err := a.queueStaging(ctx, x, s.batch.Claim.Group, s.batch.Items, s.lo, s.hi); err != nil {
+		if err := a.queueStaging(ctx, x, s.batch, s.lo, s.hi); err != nil {
 			return err
 		}
 	}

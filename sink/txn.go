@@ -138,7 +138,7 @@ func (x *txn) commit(ctx context.Context) (commitOutcome, error) {
 		return committed, err
 	case err == nil:
 		return unknown, errors.New("COMMIT sent, but no result read for it")
-	case isStatementError(err), errors.Is(err, dedup.ErrNotAdvanced):
+	case isStatementError(err), errors.Is(err, dedup.ErrNotAdvanced), errors.Is(err, dedup.ErrStagingReset):
 		return notCommitted, err
 	default:
 		return unknown, err

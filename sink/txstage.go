@@ -37,7 +37,8 @@ func Stages(items []Item) bool {
 
 // queueStaging queues the staging of the transactional items of [lo, hi);
 // write passes over them and writes the others as usual.
-func (a *Applier) queueStaging(ctx context.Context, x *txn, group string, items []Item, lo, hi int) error {
+func (a *Applier) queueStaging(ctx context.Context, x *txn, batch *Batch, lo, hi int) error {
+	group, items := batch.Claim.Group, batch.Items
 	var staged []dedup.StagedRecord
 	var through int64
 	for i := lo; i < hi; i++ {
@@ -54,6 +55,13 @@ func (a *Applier) queueStaging(ctx context.Context, x *txn, group string, items 
 		}
 		staged = append(staged, s)
 		through = max(through, r.Offset)
+	}
+	switch {
+	case batch.StagingGeneration == 0:
+	case len(staged) > 0:
+		a.transactions.QueueStagingCheck(x.queue, batch.Claim.PartitionID, batch.StagingGeneration, staged[0].Offset)
+	default:
+		a.transactions.QueueGenerationCheck(x.queue, batch.StagingGeneration)
 	}
 	// short marks the account of the partition's staging bound as
 	// counting records the batch did not stage (connector/stagebound.go).

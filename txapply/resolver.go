@@ -199,25 +199,36 @@ func Staged(ctx context.Context, db dedup.Querier, schema, group string, end End
 
 // check reports whether end's transaction was applied already, or returns
 // an *IncompleteError or *OverstagedError when its staged events are not
-// exactly those its END counts. Logical decoding messages are not counted:
-// pgsink applies none, so none is staged.
+// exactly those its END counts.
 func check(end End, progress dedup.TxProgress) (resolved bool, err error) {
-	m := end.Marker
 	if progress.Resolved {
 		return true, nil
 	}
-	staged := progress.Staged
+	return false, compare(end, progress.Staged)
+}
+
+// wanted is what an END counts per collection, logical decoding messages
+// left out: pgsink applies none, so none is staged.
+func wanted(m *debezium.TransactionMarker) map[string]int64 {
 	want := map[string]int64{}
 	for _, c := range m.DataCollections {
 		if name := c.Collection(); name != debezium.MessageCollection {
 			want[name] += c.EventCount
 		}
 	}
+	return want
+}
+
+// compare returns an *IncompleteError or *OverstagedError when staged, per
+// collection, is not exactly what end's END counts, nil when it is.
+func compare(end End, staged map[string]int64) error {
+	m := end.Marker
+	want := wanted(m)
 	inc := &IncompleteError{ID: m.ID, Offset: end.Offset, Staged: staged, Want: want}
 	for c, n := range staged {
 		inc.StagedTotal += n
 		if n > want[c] {
-			return false, &OverstagedError{ID: m.ID, Collection: c, Staged: n, Want: want[c]}
+			return &OverstagedError{ID: m.ID, Collection: c, Staged: n, Want: want[c]}
 		}
 	}
 	complete := true
@@ -226,9 +237,9 @@ func check(end End, progress dedup.TxProgress) (resolved bool, err error) {
 		complete = complete && staged[c] == n
 	}
 	if !complete {
-		return false, inc
+		return inc
 	}
-	return false, nil
+	return nil
 }
 
 // apply runs the target transaction of Resolve.
@@ -259,6 +270,9 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 	if err := r.offsets.QueueAdvance(b, before, next, sourceTs); err != nil {
 		return Result{}, err
 	}
+	// Not against a staging table reset since the stagers synced
+	// (dedup/txgeneration.go).
+	r.staging.QueueMarkerCheck(b)
 	if mem := r.sortMemory(); mem != "" {
 		// Raised only: a server or role that gives more keeps it.
 		b.Queue(`SELECT set_config('work_mem', $1, true) WHERE pg_size_bytes(current_setting('work_mem')) < pg_size_bytes($1)`, mem)
@@ -267,6 +281,9 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 		if errors.Is(err, dedup.ErrNotAdvanced) {
 			_, _ = conn.Exec(ctx, "ROLLBACK")
 			return Result{}, r.offsets.Mismatch(ctx, conn, before)
+		}
+		if errors.Is(err, dedup.ErrStagingReset) {
+			return Result{}, fmt.Errorf("txapply: %w", err)
 		}
 		return Result{}, fmt.Errorf("txapply: begin: %w", err)
 	}
@@ -292,6 +309,17 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 	}
 	if res.FirstStaged, err = r.writeAll(ctx, conn, c, claim.Group, apply); err != nil {
 		return Result{}, err
+	}
+	// The counts were checked in another transaction (Resolve's
+	// ProgressAt): what this one read must be exactly what each END
+	// counts, or a transaction would be applied in part and recorded as
+	// resolved. Staged rows that vanished in between (an UNLOGGED tx_staged
+	// emptied by a crash of the target or a failover, rows deleted by
+	// hand) make it roll back and wait again for the partitions.
+	for _, end := range apply {
+		if err := compare(end, c.counted[end.Marker.TxID]); err != nil {
+			return Result{}, fmt.Errorf("txapply: staged records changed after their counts were checked: %w", err)
+		}
 	}
 	ids, lsns, counts := make([]int64, len(apply)), make([]int64, len(apply)), make([]int64, len(apply))
 	for i, end := range apply {
@@ -549,6 +577,9 @@ type chunk struct {
 	// frontier its stager counts its records ahead of
 	// (dedup.QueueApplied).
 	through map[dataPartition]int64
+	// counted is the staged records read, per source transaction and
+	// collection: checked against the ENDs before the COMMIT.
+	counted map[int64]map[string]int64
 }
 
 // dataPartition is a Kafka partition of a table's topic.
@@ -560,8 +591,12 @@ type dataPartition struct {
 // applied notes a staged record read into the transaction.
 func (c *chunk) applied(s dedup.StagedRecord) {
 	if c.through == nil {
-		c.through = map[dataPartition]int64{}
+		c.through, c.counted = map[dataPartition]int64{}, map[int64]map[string]int64{}
 	}
+	if c.counted[s.TxID] == nil {
+		c.counted[s.TxID] = map[string]int64{}
+	}
+	c.counted[s.TxID][s.DataCollection]++
 	k := dataPartition{s.Topic, s.Partition}
 	if o, ok := c.through[k]; !ok || s.Offset > o {
 		c.through[k] = s.Offset

@@ -808,3 +808,79 @@ func TestIntegrationStaged(t *testing.T) {
 		t.Fatalf("Staged once applied = %v, %v; want applied", applied, err)
 	}
 }
+
+// TestIntegrationResolverVerifiesWhatItReads: the resolver checks the
+// staged counts in one transaction and reads and applies the records in
+// another; a staged record that vanishes in between (an UNLOGGED tx_staged
+// emptied by a crash of the target, a row deleted by hand) must make the
+// apply roll back and wait, not apply the transaction without it and
+// record it resolved. The test holds the resolver's offsets row so that
+// its apply transaction waits right after the check, deletes a staged line
+// of the last order meanwhile, then lets it go. Without the verification
+// the resolve succeeds and the order is visible without that line.
+func TestIntegrationResolverVerifiesWhatItReads(t *testing.T) {
+	b := recordBank(t)
+	ctx := context.Background()
+	tg := newTarget(t, b, true)
+	claim := tg.stageAll(t, b, 100)
+	es := ends(t, b)
+	last := es[len(es)-1].Marker
+	hold, err := tg.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = hold.Rollback(ctx) }()
+	if _, err := hold.Exec(ctx, `SELECT 1 FROM pgsink.offsets WHERE group_id = $1 AND topic = $2 AND partition = 0 FOR UPDATE`, group, b.txTopic()); err != nil {
+		t.Fatal(err)
+	}
+	resolver := txapply.New(tg.pool, tg.writer, tg.router, txapply.Options{Schema: schema, Chunk: 1000})
+	type outcome struct {
+		res txapply.Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := resolver.Resolve(ctx, &claim, es, es[len(es)-1].Offset+1)
+		done <- outcome{res, err}
+	}()
+	// The counts are checked before the apply transaction's first
+	// statement, the offsets compare-and-set, which now waits for hold.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var waiting bool
+		if err := tg.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
+			AND wait_event_type = 'Lock' AND query LIKE '%offsets%')`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the resolver's apply transaction never waited for the held offsets row")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	tag, err := hold.Exec(ctx, `DELETE FROM pgsink.tx_staged WHERE ctid = (SELECT ctid FROM pgsink.tx_staged
+		WHERE group_id = $1 AND tx_id = $2 AND data_collection LIKE '%order_lines' LIMIT 1)`, group, last.TxID)
+	if err != nil || tag.RowsAffected() != 1 {
+		t.Fatalf("deleting a staged line of transaction %s: %v (%d rows)", last.ID, err, tag.RowsAffected())
+	}
+	if err := hold.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	out := <-done
+	var incomplete *txapply.IncompleteError
+	if !errors.As(out.err, &incomplete) || incomplete.ID != last.ID {
+		t.Fatalf("Resolve after a staged record of %s vanished: applied %d, err %v; want an *IncompleteError naming it", last.ID, out.res.Applied, out.err)
+	}
+	var resolved int
+	if err := tg.pool.QueryRow(ctx, `SELECT count(*) FROM pgsink.tx_resolved WHERE group_id = $1`, group).Scan(&resolved); err != nil {
+		t.Fatal(err)
+	}
+	if resolved != 0 || claim.NextOffset != 0 {
+		t.Errorf("%d transactions recorded resolved and the resolver's position at %d; want none and 0 (the apply rolled back)", resolved, claim.NextOffset)
+	}
+	if v := violation(t, tg.pool); v != "" {
+		t.Errorf("after the refused apply: %s", v)
+	}
+}

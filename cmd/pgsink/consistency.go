@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/connector"
 	"github.com/pgsink/pgsink/dedup"
+	"go.uber.org/zap"
 )
 
 // checkModeSwitch refuses to start a pipeline whose stored state belongs to
@@ -50,6 +52,50 @@ func checkModeSwitch(ctx context.Context, pool *pgxpool.Pool, cfg *config.Config
 	}
 	return tx.SetMode(ctx, pool, group, want)
 }
+
+// applyStaging makes tx_staged as apply.transaction.staging says, in
+// transaction mode, before anything stages. The table is the schema's, one
+// for every group: it is altered only when no other group ran in
+// transaction mode; otherwise a group whose setting differs from the table
+// is refused, rather than the groups turning it back and forth at each
+// start. Either persistence is safe for every group, whatever its own
+// setting (each checks the staging marker, dedup/txgeneration.go): the
+// refusal is about the cost the operator chose, not correctness.
+func applyStaging(ctx context.Context, pool *pgxpool.Pool, cfg *config.Config, log *zap.Logger) error {
+	if cfg.Apply.Consistency != config.ConsistencyTransaction {
+		return nil
+	}
+	tx := dedup.NewTransactions(cfg.Postgres.Schema)
+	unlogged, err := tx.StagingPersistence(ctx, pool)
+	if err != nil {
+		return err
+	}
+	want := cfg.Apply.Transaction.Staging == config.StagingUnlogged
+	if unlogged == want {
+		return nil
+	}
+	group := cfg.Kafka["group.id"]
+	others, err := tx.OtherTransactionGroups(ctx, pool, group)
+	if err != nil {
+		return err
+	}
+	is := map[bool]string{true: "unlogged", false: "logged"}
+	if len(others) > 0 {
+		return fmt.Errorf("apply.transaction.staging is %s, but %s.tx_staged is %s and shared with the groups %v, which ran in transaction mode: "+
+			"set the same apply.transaction.staging in every group of the schema, or, with every group stopped, run ALTER TABLE %s.tx_staged SET %s and set it in every group",
+			is[want], cfg.Postgres.Schema, is[unlogged], others, cfg.Postgres.Schema, strings.ToUpper(is[want]))
+	}
+	log.Warn("making the staging table "+is[want]+" (apply.transaction.staging): ALTER TABLE rewrites it under an exclusive lock",
+		zap.String("table", cfg.Postgres.Schema+".tx_staged"), zap.String("from", is[unlogged]), zap.String("to", is[want]))
+	if err := tx.SetStagingPersistence(ctx, pool, want, stagingLockTimeout); err != nil {
+		return fmt.Errorf("%w (another session holds tx_staged; try again once it ends)", err)
+	}
+	log.Warn("staging table is now "+is[want], zap.String("table", cfg.Postgres.Schema+".tx_staged"))
+	return nil
+}
+
+// stagingLockTimeout bounds applyStaging's wait for tx_staged's lock.
+const stagingLockTimeout = "10s"
 
 // checkTransactionTopic is validate's check of apply.transaction.topic in
 // Kafka: it exists with one partition.

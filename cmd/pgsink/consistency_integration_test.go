@@ -14,6 +14,7 @@ import (
 	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/test/stacktest"
+	"go.uber.org/zap"
 )
 
 // TestIntegrationModeSwitchRefused: a pipeline's stored state of one
@@ -115,5 +116,79 @@ tables:
 	}
 	if out := validate(); !strings.Contains(out, "has 2 partitions; it needs exactly one") {
 		t.Fatalf("validate with a transaction topic of 2 partitions:\n%s", out)
+	}
+}
+
+// TestIntegrationStagingPersistence: run makes tx_staged as
+// apply.transaction.staging says while its group is the schema's only one
+// in transaction mode, keeps the staged rows through the change, and
+// refuses a group whose setting differs from the table once another group
+// of the schema ran in transaction mode, naming it, rather than turn the
+// shared table back and forth.
+func TestIntegrationStagingPersistence(t *testing.T) {
+	ctx := context.Background()
+	url := stacktest.OwnedTargetDatabase(t)
+	if err := dedup.NewMigrator(url, "pgsink").Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	parse := func(group, staging string) *config.Config {
+		cfg, err := config.Parse("pgsink.yaml", []byte(fmt.Sprintf(`kafka: { bootstrap.servers: k, group.id: %s }
+postgres: { url: u }
+apply: { consistency: transaction, transaction: { topic: app.transaction, staging: %s } }
+tables:
+  - topic: app.public.t
+    target: public.t
+`, group, staging)), func(string) (string, bool) { return "", false })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	tx := dedup.NewTransactions("pgsink")
+	start := func(cfg *config.Config) error {
+		t.Helper()
+		if err := checkModeSwitch(ctx, pool, cfg); err != nil {
+			t.Fatal(err)
+		}
+		return applyStaging(ctx, pool, cfg, zap.NewNop())
+	}
+	persistence := func() bool {
+		t.Helper()
+		unlogged, err := tx.StagingPersistence(ctx, pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return unlogged
+	}
+	b := &pgx.Batch{}
+	if _, err := tx.QueueStage(b, "g", []dedup.StagedRecord{{TxID: 1, TotalOrder: 1, DataCollection: "public.t", Topic: "app.public.t"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := start(parse("g", "unlogged")); err != nil || !persistence() {
+		t.Fatalf("group g alone with staging: unlogged: %v, tx_staged unlogged %v; want it altered", err, persistence())
+	}
+	var staged int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM pgsink.tx_staged`).Scan(&staged); err != nil || staged != 1 {
+		t.Errorf("staged rows after the ALTER: %d (%v), want the 1 staged before", staged, err)
+	}
+	if err := start(parse("g", "unlogged")); err != nil || !persistence() {
+		t.Fatalf("group g again: %v", err)
+	}
+	if err := start(parse("h", "logged")); err == nil || !strings.Contains(err.Error(), "[g]") || !persistence() {
+		t.Fatalf("group h with staging: logged beside g: %v, tx_staged unlogged %v; want a refusal naming g and the table unchanged", err, persistence())
+	}
+	if err := start(parse("h", "unlogged")); err != nil {
+		t.Fatalf("group h with the table's setting: %v", err)
+	}
+	if err := start(parse("g", "logged")); err == nil || !strings.Contains(err.Error(), "[h]") || !persistence() {
+		t.Fatalf("group g back to logged beside h: %v; want a refusal naming h", err)
 	}
 }

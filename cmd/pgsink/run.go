@@ -104,6 +104,9 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, noMigrate b
 	if err := checkModeSwitch(ctx, pool, cfg); err != nil {
 		return err
 	}
+	if err := applyStaging(ctx, pool, cfg, log); err != nil {
+		return err
+	}
 	// The check only logs: it must not hold the start of the apply (a slow
 	// Connect, or the catalogs of hundreds of derived targets, would delay
 	// a restart's resume by as long). It ends before the pool closes.

@@ -81,3 +81,15 @@ func AuditHook(schema string) func(b *pgx.Batch, records []debezium.Record) {
 		}
 	}
 }
+
+// AuditRewound forgets, in tx, the audit rows of a partition's records in
+// [to, from): a rewind after a reset of the staging table reads them again
+// (dedup.RewindStaging), as a replay does, and the audit must not take
+// that for a double apply.
+func AuditRewound(ctx context.Context, tx pgx.Tx, schema, topic string, partition int32, from, to int64) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM `+AuditTable(schema)+` WHERE topic = $1 AND partition = $2 AND "offset" >= $3 AND "offset" < $4`,
+		topic, partition, to, from); err != nil {
+		return fmt.Errorf("apply audit: forget the rewound records: %w", err)
+	}
+	return nil
+}

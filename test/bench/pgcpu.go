@@ -71,3 +71,19 @@ func statFields(pid string) []string {
 	}
 	return strings.Fields(s[i+2:])
 }
+
+// walBytes is the whole server's WAL written so far (pg_stat_wal): the
+// difference over a drain is what it logged, the source being idle then.
+// 0 when it cannot be read.
+func walBytes(ctx context.Context, env stacktest.Env) float64 {
+	conn, err := pgx.Connect(ctx, env.AdminURL)
+	if err != nil {
+		return 0
+	}
+	defer conn.Close(ctx)
+	var n float64
+	if err := conn.QueryRow(ctx, `SELECT wal_bytes::float8 FROM pg_stat_wal`).Scan(&n); err != nil {
+		return 0
+	}
+	return n
+}

@@ -39,7 +39,9 @@ type pgsinkRun struct {
 	// must reach for a drain to be complete.
 	txTopic string
 	txHigh  int64
-	start   string // apply.start; "" = earliest
+	// txStaging is apply.transaction.staging; "" = default (logged).
+	txStaging string
+	start     string // apply.start; "" = earliest
 }
 
 // Drain is one sink's drain of the workload topic.
@@ -58,6 +60,8 @@ type Drain struct {
 	// into small batches, which cost PostgreSQL more per event.
 	MeanBatch float64 `json:"mean_batch_records,omitempty"`
 	Budget    string  `json:"max_buffered_bytes,omitempty"` // when not the default
+	// WALMB is the WAL the whole server wrote during the drain (pg_stat_wal).
+	WALMB float64 `json:"wal_mb,omitempty"`
 	// Connections is postgres.max_connections of a conns drain ("" the
 	// default).
 	Connections string `json:"max_connections,omitempty"`
@@ -193,7 +197,11 @@ func startPgsink(ctx context.Context, env stacktest.Env, bin string, r pgsinkRun
 		fmt.Fprintf(&extra, "  max_buffered_bytes: %s\n", r.buffered)
 	}
 	if r.txTopic != "" {
-		fmt.Fprintf(&extra, "  consistency: transaction\n  transaction: { topic: %s }\n", r.txTopic)
+		staging := ""
+		if r.txStaging != "" {
+			staging = ", staging: " + r.txStaging
+		}
+		fmt.Fprintf(&extra, "  consistency: transaction\n  transaction: { topic: %s%s }\n", r.txTopic, staging)
 	}
 	start := "earliest"
 	if r.start != "" {
@@ -281,7 +289,7 @@ func drainPgsink(ctx context.Context, env stacktest.Env, bin string, w Workload,
 		total += h
 	}
 	logf("pgsink %s: draining %d records of %s", r.label, total, r.topic)
-	pg0 := postgresCPU(ctx, env)
+	pg0, wal0 := postgresCPU(ctx, env), walBytes(ctx, env)
 	p, err := startPgsink(ctx, env, bin, r)
 	if err != nil {
 		return nil, err
@@ -314,8 +322,11 @@ func drainPgsink(ctx context.Context, env stacktest.Env, bin string, w Workload,
 	}
 	elapsed := time.Since(t0)
 	cpu, rss := procStats(p.pid)
-	pg1 := postgresCPU(ctx, env)
+	pg1, wal1 := postgresCPU(ctx, env), walBytes(ctx, env)
 	d := &Drain{Label: r.label, Records: done, Seconds: elapsed.Seconds(), CPUSeconds: cpu, PeakRSSMiB: rss, Complete: complete}
+	if wal0 > 0 && wal1 >= wal0 {
+		d.WALMB = (wal1 - wal0) / 1e6
+	}
 	if _, batches, err := scrapeHistogram(p.port, "pgsink_batch_records"); err == nil {
 		if records, err := scrapeSum(p.port, "pgsink_batch_records"); err == nil {
 			d.MeanBatch = records / batches

@@ -88,6 +88,13 @@ func txDrains(x *TxRuns) string {
 		total := func(d *Drain) float64 { return d.CPUPerM + d.PGCPUPerM }
 		p("- Transaction mode against partition mode: **%s** the events/s; cost per event (pgsink + PostgreSQL) **%s** — pgsink's own %s (%.2f vs %.2f µs), PostgreSQL's %s (%.2f vs %.2f µs). ",
 			ratio(t.EventsPS, q.EventsPS), ratio(total(t), total(q)), ratio(t.CPUPerM, q.CPUPerM), t.CPUPerM, q.CPUPerM, ratio(t.PGCPUPerM, q.PGCPUPerM), t.PGCPUPerM, q.PGCPUPerM)
+		if t.WALMB > 0 && q.WALMB > 0 {
+			staging := x.Staging
+			if staging == "" {
+				staging = "logged"
+			}
+			p("WAL written during each drain (the whole server's, `pg_stat_wal`): %.1f MB in transaction mode (`apply.transaction.staging: %s`), %.1f MB in partition mode. ", t.WALMB, staging, q.WALMB)
+		}
 		p("Issue 26's target, at most 2× the cost per event: %s\n\n", met(total(t) <= 2*total(q)))
 	}
 	return b.String()

@@ -22,6 +22,9 @@ type TxRuns struct {
 	Partition   *Drain     `json:"partition,omitempty"`
 	Transaction *Drain     `json:"transaction,omitempty"`
 	Latency     []*TxDelay `json:"latency,omitempty"`
+	// Staging is apply.transaction.staging in transaction mode ("":
+	// pgsink's default, logged).
+	Staging string `json:"staging,omitempty"`
 }
 
 // TxDelay is one mode's latency at a steady rate of source transactions
@@ -46,13 +49,13 @@ type TxDelay struct {
 // measureTx produces (or reuses) the workload of source transactions and
 // drains it per partition, then in transaction mode, both profiled alike;
 // then measures each mode's latency at rate events/s.
-func measureTx(ctx context.Context, env stacktest.Env, bin string, events, rate int, dur, warmup time.Duration, res *Results) *TxRuns {
+func measureTx(ctx context.Context, env stacktest.Env, bin string, events, rate int, dur, warmup time.Duration, staging string, res *Results) *TxRuns {
 	w, err := ensureWorkload(ctx, env, events, txSource)
 	if err != nil {
 		res.soft("transaction workload", err)
 		return nil
 	}
-	x := &TxRuns{Workload: w}
+	x := &TxRuns{Workload: w, Staging: staging}
 	x.Partition, err = drainPgsink(ctx, env, bin, w, pgsinkRun{label: "tx_workload_partition", profile: true})
 	res.soft("pgsink per partition on the transaction workload", err)
 	txTopic := txTopicOf(txSource)
@@ -61,7 +64,7 @@ func measureTx(ctx context.Context, env stacktest.Env, bin string, events, rate 
 		res.soft("transaction topic", err)
 		return x
 	}
-	x.Transaction, err = drainPgsink(ctx, env, bin, w, pgsinkRun{label: "tx_workload_transaction", profile: true, txTopic: txTopic, txHigh: high})
+	x.Transaction, err = drainPgsink(ctx, env, bin, w, pgsinkRun{label: "tx_workload_transaction", profile: true, txTopic: txTopic, txHigh: high, txStaging: staging})
 	res.soft("pgsink in transaction mode", err)
 	live, err := newLiveSource(ctx, env)
 	if err != nil {
@@ -70,7 +73,7 @@ func measureTx(ctx context.Context, env stacktest.Env, bin string, events, rate 
 	}
 	defer live.close()
 	for _, mode := range []string{"partition", "transaction"} {
-		l, err := live.measure(ctx, env, bin, mode, rate, dur, warmup)
+		l, err := live.measure(ctx, env, bin, mode, staging, rate, dur, warmup)
 		res.soft("latency in "+mode+" mode", err)
 		if l != nil {
 			x.Latency = append(x.Latency, l)
@@ -191,11 +194,11 @@ func (l *liveSource) close() {
 // measure starts pgsink in mode at the topics' ends, writes source
 // transactions of txMix's shape at rate events/s for dur, waits until
 // pgsink has applied them, and reads the latency after warmup.
-func (l *liveSource) measure(ctx context.Context, env stacktest.Env, bin, mode string, rate int, dur, warmup time.Duration) (*TxDelay, error) {
+func (l *liveSource) measure(ctx context.Context, env stacktest.Env, bin, mode, staging string, rate int, dur, warmup time.Duration) (*TxDelay, error) {
 	r := pgsinkRun{label: "tx_latency_" + mode, topic: l.s.topic, start: "latest"}
 	metric := "pgsink_record_commit_latency_seconds"
 	if mode == "transaction" {
-		r.txTopic = txTopicOf(l.s)
+		r.txTopic, r.txStaging = txTopicOf(l.s), staging
 		metric = "pgsink_transaction_commit_latency_seconds"
 	}
 	pg0 := postgresCPU(ctx, env)

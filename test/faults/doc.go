@@ -24,7 +24,10 @@
 // workload in every source transaction, and the T invariant — a reader in
 // REPEATABLE READ never sees part of a source transaction, each is
 // resolved once; 6t's reader reconnects after PostgreSQL's restart and must
-// check snapshots after it; 7t kills a pgsink instance while Connect is
+// check snapshots after it; 6tu is 6t with apply.transaction.staging:
+// unlogged, whose crash empties tx_staged (the partitions see the reset
+// and stage again from past what the resolver applied);
+// 7t kills a pgsink instance while Connect is
 // down; 1ta is
 // 1t over Avro, the transaction topic's markers included. A
 // self-test corrupts the target under T as the other self-test does under
@@ -38,7 +41,7 @@
 // owner in status, and the self-tests) runs by default;
 // PGSINK_FAULTS=long adds the long scenarios (1s, 2, 3s, 4, 4s, 5, 5s, 6,
 // 7s, 8, 11, 12, 13, 14, 15 — two instances over 500 tables with a
-// rebalance under load —, 1a, 7a, 9a on Avro, 1t, 3t, 6t, 7t in
+// rebalance under load —, 1a, 7a, 9a on Avro, 1t, 3t, 6t, 6tu, 7t in
 // transaction mode, 1ta in transaction mode on Avro, and 1p), and
 // PGSINK_FAULTS_RESULTS=path writes the results table there.
 // BenchmarkIntegrationResumeAfterKill (make bench-restart) measures resume

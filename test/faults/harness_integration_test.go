@@ -80,10 +80,12 @@ CREATE TRIGGER faults_offsets_guard BEFORE UPDATE ON pgsink.offsets
 // Debezium connector (a stacktest sandbox), a topic, a target database with
 // the invariant triggers, and the pgsink processes started on it.
 type scenario struct {
-	t     *testing.T
-	st    *stacktest.T
-	name  string
-	topic string
+	// unlogged is scenarioOptions.unlogged.
+	unlogged bool
+	t        *testing.T
+	st       *stacktest.T
+	name     string
+	topic    string
 	// outboxTopic carries the workload's outbox events (Event Router).
 	outboxTopic string
 	// columns are source columns added mid-stream (scenario 11) that C
@@ -134,6 +136,8 @@ type scenarioOptions struct {
 	// partition at a time); the pool then has a connection per partition
 	// and transaction in flight.
 	pipeline int
+	// unlogged sets apply.transaction.staging: unlogged (with transaction).
+	unlogged bool
 }
 
 func newScenario(t *testing.T, name string, o scenarioOptions) *scenario {
@@ -151,7 +155,7 @@ func newScenario(t *testing.T, name string, o scenarioOptions) *scenario {
 	if o.sessionMS == 0 {
 		o.sessionMS = 10000
 	}
-	s := &scenario{t: t, name: name, st: stacktest.New(t), started: time.Now(), aim: o.aim,
+	s := &scenario{t: t, name: name, st: stacktest.New(t), started: time.Now(), aim: o.aim, unlogged: o.unlogged,
 		result: &result{Scenario: name, Started: time.Now()}}
 	s.st.Exec(sourceDDL)
 	if o.extraSourceDDL != "" {

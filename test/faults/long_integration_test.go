@@ -90,7 +90,7 @@ func pgData(t *testing.T) string {
 // mode — a crash and recovery — mid-stream.
 func TestFaults6PostgresRestart(t *testing.T) {
 	long(t)
-	postgresRestartScenario(t, false)
+	postgresRestartScenario(t, false, false)
 }
 
 // Scenario 6t: scenario 6 under apply.consistency: transaction, with the
@@ -99,15 +99,29 @@ func TestFaults6PostgresRestart(t *testing.T) {
 // reconnects and must keep checking snapshots after the restart.
 func TestFaults6tPostgresRestart(t *testing.T) {
 	long(t)
-	postgresRestartScenario(t, true)
+	postgresRestartScenario(t, true, false)
 }
 
-func postgresRestartScenario(t *testing.T, transaction bool) {
+// Scenario 6tu: scenario 6t with apply.transaction.staging: unlogged. The
+// crash empties tx_staged while the stagers' offsets say their records are
+// staged: the partitions must see the reset (the staging marker) and stage
+// again from past what the resolver applied, and the resolver must apply
+// no transaction in part; beside 6t's invariants, tx_staged is unlogged and
+// the staging generation moved on.
+func TestFaults6tuPostgresRestart(t *testing.T) {
+	long(t)
+	postgresRestartScenario(t, true, true)
+}
+
+func postgresRestartScenario(t *testing.T, transaction, unlogged bool) {
 	name := "6 PostgreSQL immediate restart"
 	if transaction {
 		name = "6t PostgreSQL immediate restart (transaction mode)"
 	}
-	s := newScenario(t, name, scenarioOptions{transaction: transaction})
+	if unlogged {
+		name = "6tu PostgreSQL immediate restart (transaction mode, unlogged staging)"
+	}
+	s := newScenario(t, name, scenarioOptions{transaction: transaction, unlogged: unlogged})
 	s.result.FaultKinds = "pg_ctl -m immediate restart"
 	s.start("a")
 	s.start("b")
@@ -166,6 +180,25 @@ func postgresRestartScenario(t *testing.T, transaction bool) {
 		t.Logf("reader: %d snapshots before the restart, %d during it, %d after; %d reads failed during it", before, restarted-before, after, failed)
 		if after == 0 || ongoing {
 			t.Errorf("%s: the reader checked %d snapshots after the restart (outage still on: %v): it did not reconnect", s.name, after, ongoing)
+		}
+	}
+	if transaction {
+		// The crash empties the staging marker (unlogged) whatever
+		// tx_staged's persistence: the partitions moved the generation on.
+		var persistence string
+		var generation int64
+		if err := s.target.QueryRow(ctx, `SELECT (SELECT relpersistence::text FROM pg_class WHERE oid = 'pgsink.tx_staged'::regclass),
+			(SELECT generation FROM pgsink.tx_staging_generation)`).Scan(&persistence, &generation); err != nil {
+			t.Fatal(err)
+		}
+		rewound := s.logsContaining("rewound to stage its records again")
+		s.result.FaultKinds += fmt.Sprintf("; tx_staged persistence %s, staging generation %d, rewound in %v", persistence, generation, rewound)
+		t.Logf("tx_staged persistence %s, staging generation %d after the restart; instances that rewound a partition: %v", persistence, generation, rewound)
+		if want := map[bool]string{true: "u", false: "p"}[unlogged]; persistence != want {
+			t.Errorf("%s: tx_staged persistence %q, want %q", s.name, persistence, want)
+		}
+		if generation < 2 {
+			t.Errorf("%s: staging generation %d after a crash; want it moved on (the marker is unlogged)", s.name, generation)
 		}
 	}
 	s.stopAll()

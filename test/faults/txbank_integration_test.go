@@ -113,7 +113,11 @@ func (s *scenario) transactionTarget() (tables, apply string) {
 	// has restarted and caught up (docs/transactions.md). A staging bound
 	// small enough that partitions reach it while the resolver is behind
 	// (a kill, a storm): the faults meet partitions waiting on it.
-	apply = fmt.Sprintf("  consistency: transaction\n  transaction: { topic: %s, max_wait: 10m, max_staged_bytes: 16KiB }\n", s.tx.txTopic)
+	staging := "logged"
+	if s.unlogged {
+		staging = "unlogged"
+	}
+	apply = fmt.Sprintf("  consistency: transaction\n  transaction: { topic: %s, max_wait: 10m, max_staged_bytes: 16KiB, staging: %s }\n", s.tx.txTopic, staging)
 	return tables, apply
 }
 

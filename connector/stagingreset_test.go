@@ -1,0 +1,174 @@
+package connector
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/sink"
+)
+
+// memResets is the staging generation as dedup keeps it, for one data
+// partition: the generation, the unlogged marker (0 once a crash emptied
+// it), the generation the partition last staged under and its rewind point.
+type memResets struct {
+	mu                  sync.Mutex
+	gen, marker, parts  int64
+	rewindTo            int64
+	rewinds             chan int64
+	m                   *memStaging
+	syncs, stagingFails int
+}
+
+func newMemResets(m *memStaging) *memResets {
+	return &memResets{gen: 1, marker: 1, rewinds: make(chan int64, 16), m: m}
+}
+
+func (r *memResets) Sync(context.Context) (int64, bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.syncs++
+	if r.marker == r.gen {
+		return r.gen, false, nil
+	}
+	r.gen++
+	r.marker = r.gen
+	return r.gen, true, nil
+}
+
+func (r *memResets) StagingOf(context.Context, dedup.PartitionID) (dedup.PartitionStaging, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return dedup.PartitionStaging{Generation: r.parts, RewindTo: r.rewindTo}, nil
+}
+
+func (r *memResets) Rewind(_ context.Context, c *dedup.Claim, gen, to int64) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.parts = gen
+	moved := to < c.NextOffset
+	if moved {
+		c.NextOffset, c.Epoch = to, c.Epoch+1
+	}
+	r.rewinds <- to
+	return moved, nil
+}
+
+// crash empties the unlogged tables: the marker and what was staged.
+func (r *memResets) crash() {
+	r.mu.Lock()
+	r.marker = 0
+	r.mu.Unlock()
+	r.m.mu.Lock()
+	r.m.staged = nil
+	r.m.mu.Unlock()
+}
+
+// Apply stages as memStaging does behind the marker check of
+// dedup.QueueStagingCheck (QueueGenerationCheck for a batch that stages
+// nothing).
+func (r *memResets) Apply(ctx context.Context, b *sink.Batch) (sink.Stats, error) {
+	r.mu.Lock()
+	if b.StagingGeneration == 0 || b.StagingGeneration != r.marker {
+		r.stagingFails++
+		r.mu.Unlock()
+		return sink.Stats{}, dedup.ErrStagingReset
+	}
+	if sink.Stages(b.Items) {
+		r.parts = b.StagingGeneration
+	}
+	r.mu.Unlock()
+	return r.m.Apply(ctx, b)
+}
+
+func resetWorker(t *testing.T, r *memResets) *worker {
+	t.Helper()
+	return newWorker(t, batchOf(2, 1<<20, time.Minute), 0, newFakeApplier(), func(d *workerDeps) {
+		d.applier, d.frontier, d.maxStaged, d.resets = r, r.m, 1<<20, r
+	})
+}
+
+// TestStagingResetRewinds: a data partition whose staged records a crash
+// emptied rewinds to its rewind point through its claim, whether it finds
+// out staging (its transaction fails the marker check) or idle (it would
+// never stage again otherwise, and the resolver would wait for ever). Its
+// staging account is counted anew.
+func TestStagingResetRewinds(t *testing.T) {
+	t.Run("found staging", func(t *testing.T) {
+		r := newMemResets(newMemStaging())
+		w := resetWorker(t, r)
+		w.queue(0, 0, "tx:0", "tx:1")
+		w.start()
+		next(t, r.m.calls, "staging")
+		if got := next(t, w.poll.commits, "the first batch's commit"); got != 2 {
+			t.Fatalf("committed up to %d, want 2", got)
+		}
+		r.crash()
+		w.queue(0, 2, "tx:2", "tx:3")
+		if got := next(t, r.rewinds, "a rewind"); got != 0 {
+			t.Fatalf("rewound to %d, want 0 (nothing of the partition applied)", got)
+		}
+		for seek := range 2 {
+			if got := next(t, w.poll.seeks, "a seek"); got != []int64{2, 0}[seek] {
+				t.Fatalf("seek %d to %d, want %d (the failed batch's start, then the rewind)", seek, got, []int64{2, 0}[seek])
+			}
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.stagingFails != 1 || r.gen != 2 || r.parts != 2 {
+			t.Errorf("%d staging transactions failed the check, generation %d, the partition's %d; want 1, 2, 2", r.stagingFails, r.gen, r.parts)
+		}
+	})
+	t.Run("found busy with records that stage nothing", func(t *testing.T) {
+		// An incremental snapshot's rows carry no transaction block: the
+		// partition stages nothing and is never idle, and must still
+		// rewind for what it staged before the crash.
+		r := newMemResets(newMemStaging())
+		w := resetWorker(t, r)
+		w.queue(0, 0, "tx:0", "tx:1")
+		w.start()
+		next(t, r.m.calls, "staging")
+		r.crash()
+		w.queue(0, 2, "a", "b")
+		if got := next(t, r.rewinds, "a rewind"); got != 0 {
+			t.Fatalf("rewound to %d, want 0", got)
+		}
+	})
+	t.Run("found idle", func(t *testing.T) {
+		r := newMemResets(newMemStaging())
+		r.rewindTo = 1 // the resolver applied offset 0
+		w := resetWorker(t, r)
+		w.queue(0, 0, "tx:0", "tx:1")
+		w.start()
+		next(t, r.m.calls, "staging")
+		r.crash()
+		select {
+		case got := <-r.rewinds:
+			if got != 1 {
+				t.Fatalf("rewound to %d, want 1 (its frontier + 1)", got)
+			}
+		case <-time.After(3 * idleCheck):
+			t.Fatal("an idle partition whose staged records were lost never rewound")
+		}
+		w.stop()
+		if fresh := len(w.staging.batches) == 0 && !w.staging.loaded; w.claim.NextOffset != 1 || w.claim.Epoch != 2 || !fresh {
+			t.Errorf("after the rewind: claim at %d epoch %d, staging account counted anew %v; want 1, 2, true", w.claim.NextOffset, w.claim.Epoch, fresh)
+		}
+	})
+	t.Run("no reset, no rewind", func(t *testing.T) {
+		r := newMemResets(newMemStaging())
+		w := resetWorker(t, r)
+		w.queue(0, 0, "tx:0", "tx:1")
+		w.start()
+		next(t, r.m.calls, "staging")
+		time.Sleep(idleCheck + idleCheck/2)
+		none(t, r.rewinds, "a rewind without a reset")
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.syncs < 2 {
+			t.Errorf("%d syncs; want one at the start and one at the idle check", r.syncs)
+		}
+	})
+}

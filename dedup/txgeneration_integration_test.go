@@ -1,0 +1,171 @@
+//go:build integration
+
+package dedup_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgsink/pgsink/dedup"
+)
+
+// TestIntegrationStagingReset: a staging transaction checks the staging
+// marker against the generation its partition synced to and records it;
+// once the unlogged tables are emptied (as crash recovery does) the check
+// fails with ErrStagingReset and nothing of the transaction commits, as
+// does the resolver's check; SyncGeneration moves the generation on once
+// however many partitions call it at the same time; a partition that staged
+// under the old generation rewinds, through its claim's compare-and-set,
+// to past its frontier, or to the lowest offset it staged when the
+// resolver applied nothing of it yet.
+func TestIntegrationStagingReset(t *testing.T) {
+	ctx := context.Background()
+	pool := migrated(t)
+	tx := dedup.NewTransactions(schema)
+	offsets := dedup.NewOffsets(schema)
+	const topic = `app "x"; DROP`
+	applied := dedup.PartitionID{Group: "g", Topic: topic, Partition: 0} // the resolver applied some of it
+	pending := dedup.PartitionID{Group: "g", Topic: topic, Partition: 1} // staged, nothing applied
+	stage := func(id dedup.PartitionID, gen, first int64) error {
+		t.Helper()
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		tx.QueueStagingCheck(b, id, gen, first)
+		// Something the transaction writes after the check: it must not
+		// commit when the check fails.
+		tx.QueueApplied(b, "witness", []dedup.PartitionOffset{{Topic: id.Topic, Partition: id.Partition, Offset: first}})
+		b.Queue("COMMIT")
+		err := pool.SendBatch(ctx, b).Close()
+		if err != nil {
+			_, _ = pool.Exec(ctx, "ROLLBACK")
+		}
+		return err
+	}
+	gen, wasReset, err := tx.SyncGeneration(ctx, pool)
+	if err != nil || gen != 1 || wasReset {
+		t.Fatalf("SyncGeneration on a fresh schema = %d, %v, %v; want 1, no reset", gen, wasReset, err)
+	}
+	for _, s := range []struct {
+		id    dedup.PartitionID
+		first int64
+	}{{applied, 20}, {applied, 10}, {pending, 40}, {pending, 35}, {pending, 50}} {
+		if err := stage(s.id, gen, s.first); err != nil {
+			t.Fatalf("staging %s from %d at generation %d: %v", s.id, s.first, gen, err)
+		}
+	}
+	b := &pgx.Batch{}
+	tx.QueueApplied(b, "g", []dedup.PartitionOffset{{Topic: topic, Partition: 0, Offset: 25}})
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[dedup.PartitionID]dedup.PartitionStaging{
+		applied:                        {Generation: 1, RewindTo: 26}, // its frontier + 1
+		pending:                        {Generation: 1, RewindTo: 35}, // the lowest offset it staged
+		{Group: "other", Topic: topic}: {},                            // never staged
+	} {
+		if got, err := tx.StagingOf(ctx, pool, id); err != nil || got != want {
+			t.Errorf("StagingOf(%s) = %+v, %v; want %+v", id, got, err, want)
+		}
+	}
+
+	// Crash recovery empties the unlogged tables.
+	if _, err := pool.Exec(ctx, `TRUNCATE pgsink.tx_staged, pgsink.tx_staging_marker`); err != nil {
+		t.Fatal(err)
+	}
+	if err := stage(applied, gen, 30); !errors.Is(err, dedup.ErrStagingReset) {
+		t.Fatalf("staging after the reset at generation %d: %v; want ErrStagingReset", gen, err)
+	}
+	var witnessed int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM pgsink.tx_frontier WHERE group_id = 'witness' AND kafka_offset = 30`).Scan(&witnessed); err != nil || witnessed != 0 {
+		t.Errorf("a staging transaction that failed its check committed its writes (%d rows, %v)", witnessed, err)
+	}
+	for what, queue := range map[string]func(*pgx.Batch){
+		"the resolver's check":                  tx.QueueMarkerCheck,
+		"the check of a batch that stages none": func(b *pgx.Batch) { tx.QueueGenerationCheck(b, gen) },
+	} {
+		b = &pgx.Batch{}
+		b.Queue("BEGIN")
+		queue(b)
+		b.Queue("COMMIT")
+		if err := pool.SendBatch(ctx, b).Close(); !errors.Is(err, dedup.ErrStagingReset) {
+			t.Errorf("%s after the reset: %v; want ErrStagingReset", what, err)
+		}
+		_, _ = pool.Exec(ctx, "ROLLBACK")
+	}
+
+	// Several partitions see the reset at once: one moves the generation.
+	var wg sync.WaitGroup
+	gens, resets := make([]int64, 8), make([]bool, 8)
+	errs := make([]error, 8)
+	for i := range gens {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			gens[i], resets[i], errs[i] = tx.SyncGeneration(ctx, pool)
+		}()
+	}
+	wg.Wait()
+	moved := 0
+	for i := range gens {
+		if errs[i] != nil || gens[i] != 2 {
+			t.Errorf("concurrent SyncGeneration %d = %d, %v; want generation 2", i, gens[i], errs[i])
+		}
+		if resets[i] {
+			moved++
+		}
+	}
+	if moved != 1 {
+		t.Errorf("%d of 8 concurrent SyncGeneration moved the generation on; want exactly 1", moved)
+	}
+	if err := stage(pending, 1, 60); !errors.Is(err, dedup.ErrStagingReset) {
+		t.Errorf("staging at the old generation after the sync: %v; want ErrStagingReset", err)
+	}
+
+	// The partition rewinds through its claim.
+	claim, err := offsets.Claim(ctx, pool, applied, 0, "me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := offsets.Advance(ctx, pool, &claim, 31); err != nil {
+		t.Fatal(err)
+	}
+	stale := claim
+	stale.Epoch--
+	if _, err := tx.RewindStaging(ctx, pool, &stale, 2, 26, nil); !errors.As(err, new(*dedup.FencedError)) {
+		t.Errorf("RewindStaging with a superseded epoch: %v; want a FencedError", err)
+	}
+	if got, _ := tx.StagingOf(ctx, pool, applied); got.Generation != 1 {
+		t.Errorf("a refused rewind recorded generation %d; want 1 still", got.Generation)
+	}
+	epoch := claim.Epoch
+	if m, err := tx.RewindStaging(ctx, pool, &claim, 2, 26, nil); err != nil || !m || claim.NextOffset != 26 || claim.Epoch != epoch+1 {
+		t.Fatalf("RewindStaging = %v, %v, claim at %d epoch %d; want moved to 26 under epoch %d", m, err, claim.NextOffset, claim.Epoch, epoch+1)
+	}
+	if stored, err := offsets.Read(ctx, pool, applied); err != nil || stored.NextOffset != 26 || stored.Epoch != claim.Epoch {
+		t.Errorf("offsets row after the rewind = %+v, %v; want next offset 26 under epoch %d", stored, err, claim.Epoch)
+	}
+	if got, _ := tx.StagingOf(ctx, pool, applied); got.Generation != 2 {
+		t.Errorf("generation after the rewind = %d; want 2", got.Generation)
+	}
+	// A partition whose position is below its rewind point only records
+	// the generation.
+	low, err := offsets.Claim(ctx, pool, pending, 30, "me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := tx.RewindStaging(ctx, pool, &low, 2, 35, nil); err != nil || m || low.NextOffset != 30 {
+		t.Errorf("RewindStaging below the rewind point = %v, %v, claim at %d; want unmoved at 30", m, err, low.NextOffset)
+	}
+	if err := stage(applied, 2, 26); err != nil {
+		t.Errorf("staging at the new generation: %v", err)
+	}
+	b = &pgx.Batch{}
+	tx.QueueGenerationCheck(b, 2)
+	tx.QueueMarkerCheck(b)
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		t.Errorf("the checks at the new generation: %v", err)
+	}
+}
