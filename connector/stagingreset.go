@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/sink"
 	"go.uber.org/zap"
 )
 
@@ -118,7 +119,13 @@ func (p *partition) awaitStagingSync() error {
 			p.seek(moved.Stored)
 			continue
 		}
-		p.log.Warn("checking the staging generation; trying again", zap.Duration("retry_in", wait), zap.Error(err))
+		if sink.Unavailable(err) {
+			// A restart or a failover: counted and warned about by the
+			// instance's reporter, every 10 s at most.
+			p.reportDown(err)
+		} else {
+			p.log.Warn("checking the staging generation; trying again", zap.Duration("retry_in", wait), zap.Error(err))
+		}
 		select {
 		case <-time.After(wait):
 		case <-p.stopping:

@@ -20,6 +20,8 @@ type memResets struct {
 	rewinds             chan int64
 	m                   *memStaging
 	syncs, stagingFails int
+	// syncErrs are what the next Syncs fail with, in order.
+	syncErrs []error
 }
 
 func newMemResets(m *memStaging) *memResets {
@@ -30,6 +32,11 @@ func (r *memResets) Sync(context.Context) (int64, bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.syncs++
+	if len(r.syncErrs) > 0 {
+		err := r.syncErrs[0]
+		r.syncErrs = r.syncErrs[1:]
+		return 0, false, err
+	}
 	if r.marker == r.gen {
 		return r.gen, false, nil
 	}
@@ -171,4 +178,31 @@ func TestStagingResetRewinds(t *testing.T) {
 			t.Errorf("%d syncs; want one at the start and one at the idle check", r.syncs)
 		}
 	})
+}
+
+// A partition that must sync before it stages again while the target is
+// down (its restart emptied the marker) waits for it as every look at a
+// target that is down does: counted in pgsink_apply_unavailable_retries_total
+// and warned about by the instance's reporter, not once per attempt; then
+// it syncs and rewinds.
+func TestStagingSyncWaitsOutAnUnavailableTarget(t *testing.T) {
+	r := newMemResets(newMemStaging())
+	w := newWorker(t, batchOf(2, 1<<20, time.Minute), 2, newFakeApplier(), func(d *workerDeps) {
+		d.applier, d.frontier, d.maxStaged, d.resets = r, r.m, 1<<20, r
+		withOutage(d)
+	})
+	r.parts, r.marker = 1, 0 // staged under generation 1, then the target crashed
+	r.syncErrs = repeated(targetDown, 3)
+	if err := w.awaitStagingSync(); err != nil {
+		t.Fatalf("awaitStagingSync: %v", err)
+	}
+	if n := value(w.metrics.UnavailableRetries); n != 3 {
+		t.Errorf("pgsink_apply_unavailable_retries_total = %v, want 3", n)
+	}
+	if got := next(t, r.rewinds, "a rewind once the target is back"); got != 0 {
+		t.Errorf("rewound to %d, want 0", got)
+	}
+	if w.stagingGen != 2 || w.stagingStale {
+		t.Errorf("synced to generation %d (stale %v), want 2", w.stagingGen, w.stagingStale)
+	}
 }
