@@ -429,3 +429,46 @@ func TestRegistryRefusedIsNoTargetOutage(t *testing.T) {
 		t.Error("no warning names the schema registry")
 	}
 }
+
+// hangingRouter is a router behind a target that goes down and then stops
+// answering (a host that vanished, whose connects hang): its first routing
+// fails as a refused catalog read, every later one blocks until its
+// context ends and fails with that, as pgx does when a connect or a query
+// is cancelled.
+type hangingRouter struct {
+	fakeRouter
+	tries chan struct{}
+	n     atomic.Int32
+}
+
+func (r *hangingRouter) Item(ctx context.Context, _ *debezium.Decoder, _ debezium.Record) (sink.Item, bool, error) {
+	r.tries <- struct{}{}
+	if r.n.Add(1) == 1 {
+		return sink.Item{}, false, fmt.Errorf("read target catalog of public.t: %w", targetDown)
+	}
+	<-ctx.Done()
+	return sink.Item{}, false, fmt.Errorf("read target catalog of public.t: failed to connect: %w", ctx.Err())
+}
+
+// A partition whose wait for the target to route a record is abandoned
+// while an attempt is in flight (its assignment lost, or the shutdown's
+// timeout) ends as a revocation during the wait does: the attempt's
+// cancellation is no fault of the record or the configuration, so the
+// partition is not stopped (no 'partition stopped' error, no stop noted on
+// its offsets row for the next owner to find).
+func TestRoutingWaitCancelledMidAttempt(t *testing.T) {
+	router := &hangingRouter{tries: make(chan struct{}, 64)}
+	w := newWorker(t, batchOf(2, 1<<20, time.Minute), 0, newFakeApplier(), withOutage, func(d *workerDeps) { d.router = router })
+	w.queue(0, 0, "a", "b")
+	w.start()
+	next(t, router.tries, "routing")
+	next(t, router.tries, "routing again, which hangs")
+	w.cancel() // the assignment is lost
+	next(t, (<-chan struct{})(w.done), "the worker's end")
+	none(t, w.poll.stops, "stopped partition")
+	none(t, w.poll.fatals, "fatal error")
+	none(t, w.applies.calls, "apply")
+	if len(w.store.stopReasons) != 0 {
+		t.Errorf("stop noted on the offsets row: %q", w.store.stopReasons)
+	}
+}

@@ -716,6 +716,13 @@ func (p *partition) item(m *kafka.Message) (sink.Item, bool, error) {
 			}
 			p.outage.report.report(err, time.Since(down))
 			d = targetWaits.Next()
+		case p.ctx.Err() != nil:
+			// Abandoned during the attempt (the assignment lost, the
+			// shutdown's timeout): the attempt met the cancellation,
+			// which is no fault of the record or the configuration, and
+			// stopping the partition for it would note a stop on a row
+			// that is the next owner's.
+			return sink.Item{}, false, errRouteWaitStopped
 		default:
 			return it, ok, err
 		}
