@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -372,5 +374,101 @@ func TestResolverEndsItsWaitWithinABound(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the revoked resolver's return waited for a target that does not answer")
+	}
+}
+
+// netRegistry is a schema registry that cannot be reached while down is
+// set, failing as schemaregistry.Client does when its HTTP request is
+// refused: a SchemaUnavailableError around the *url.Error, which is a
+// net.Error (and so what sink.Unavailable calls a target outage).
+type netRegistry struct {
+	outageRegistry
+}
+
+func (r *netRegistry) Schema(id uint32) (string, error) {
+	text, err := r.outageRegistry.Schema(id)
+	if err == nil {
+		return text, nil
+	}
+	refused := &url.Error{Op: "Get", URL: "http://registry:8081/schemas/ids/1",
+		Err: &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}}
+	return "", &debezium.SchemaUnavailableError{ID: id, Err: refused}
+}
+
+// A schema registry that refuses connections is the registry's outage, not
+// the target's: the partition waits for it on the registry's schedule,
+// counted and warned as a registry wait, and the target's outage counter
+// (which an operator reads as "PostgreSQL is down") stays at zero.
+func TestRegistryRefusedIsNoTargetOutage(t *testing.T) {
+	avroRecords, schemas := fixtureMarkers(t, "shipped_avro")
+	reg := &netRegistry{outageRegistry{schemas: schemas, calls: make(chan uint32, 64)}}
+	reg.down.Store(true)
+	core, logs := observer.New(zap.WarnLevel)
+	w := newWorker(t, batchOf(2, 1<<20, time.Minute), 0, newFakeApplier(), func(d *workerDeps) {
+		d.router = &markerRouter{encoding: debezium.EncodingAvro, schemas: reg}
+		withOutage(d)
+	})
+	w.log = zap.New(core)
+	w.queueMarkers(0, avroRecords[:2])
+	w.start()
+	next(t, reg.calls, "a schema request")
+	next(t, reg.calls, "a second schema request after the first failed")
+	reg.down.Store(false)
+	next(t, w.applies.calls, "apply once the registry answers")
+	if waits := value(w.metrics.SchemaWaits.WithLabelValues(testTopic)); waits < 1 {
+		t.Errorf("pgsink_schema_registry_unavailable_total %v; want the registry's waits counted", waits)
+	}
+	if got := value(w.metrics.UnavailableRetries); got != 0 {
+		t.Errorf("pgsink_apply_unavailable_retries_total = %v, want 0: the target was never down", got)
+	}
+	registryWarned := false
+	for _, e := range logs.All() {
+		registryWarned = registryWarned || strings.Contains(e.Message, "schema registry")
+	}
+	if !registryWarned {
+		t.Error("no warning names the schema registry")
+	}
+}
+
+// hangingRouter is a router behind a target that goes down and then stops
+// answering (a host that vanished, whose connects hang): its first routing
+// fails as a refused catalog read, every later one blocks until its
+// context ends and fails with that, as pgx does when a connect or a query
+// is cancelled.
+type hangingRouter struct {
+	fakeRouter
+	tries chan struct{}
+	n     atomic.Int32
+}
+
+func (r *hangingRouter) Item(ctx context.Context, _ *debezium.Decoder, _ debezium.Record) (sink.Item, bool, error) {
+	r.tries <- struct{}{}
+	if r.n.Add(1) == 1 {
+		return sink.Item{}, false, fmt.Errorf("read target catalog of public.t: %w", targetDown)
+	}
+	<-ctx.Done()
+	return sink.Item{}, false, fmt.Errorf("read target catalog of public.t: failed to connect: %w", ctx.Err())
+}
+
+// A partition whose wait for the target to route a record is abandoned
+// while an attempt is in flight (its assignment lost, or the shutdown's
+// timeout) ends as a revocation during the wait does: the attempt's
+// cancellation is no fault of the record or the configuration, so the
+// partition is not stopped (no 'partition stopped' error, no stop noted on
+// its offsets row for the next owner to find).
+func TestRoutingWaitCancelledMidAttempt(t *testing.T) {
+	router := &hangingRouter{tries: make(chan struct{}, 64)}
+	w := newWorker(t, batchOf(2, 1<<20, time.Minute), 0, newFakeApplier(), withOutage, func(d *workerDeps) { d.router = router })
+	w.queue(0, 0, "a", "b")
+	w.start()
+	next(t, router.tries, "routing")
+	next(t, router.tries, "routing again, which hangs")
+	w.cancel() // the assignment is lost
+	next(t, (<-chan struct{})(w.done), "the worker's end")
+	none(t, w.poll.stops, "stopped partition")
+	none(t, w.poll.fatals, "fatal error")
+	none(t, w.applies.calls, "apply")
+	if len(w.store.stopReasons) != 0 {
+		t.Errorf("stop noted on the offsets row: %q", w.store.stopReasons)
 	}
 }

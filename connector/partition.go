@@ -721,12 +721,8 @@ func (p *partition) item(m *kafka.Message) (sink.Item, bool, error) {
 	for {
 		var d time.Duration
 		switch {
-		case sink.Unavailable(err):
-			if targetWaits == nil {
-				targetWaits, down = p.outage.schedule(), time.Now()
-			}
-			p.outage.report.report(err, time.Since(down))
-			d = targetWaits.Next()
+		// The registry first: its client's error wraps the HTTP one, a
+		// net.Error that sink.Unavailable would take for the target's.
 		case errors.As(err, &unavailable):
 			if registryWaits == nil {
 				registryWaits = backoff.New(schemaRetryBase, schemaRetryLimit)
@@ -738,6 +734,19 @@ func (p *partition) item(m *kafka.Message) (sink.Item, bool, error) {
 			d = registryWaits.Next()
 			p.log.Warn("partition waits for the schema registry: the record's schema cannot be fetched; the offset is not moved",
 				zap.Int64("offset", rec.Offset), zap.Uint32("schema_id", unavailable.ID), zap.Duration("retry_in", d), zap.Error(unavailable.Err))
+		case sink.Unavailable(err):
+			if targetWaits == nil {
+				targetWaits, down = p.outage.schedule(), time.Now()
+			}
+			p.outage.report.report(err, time.Since(down))
+			d = targetWaits.Next()
+		case p.ctx.Err() != nil:
+			// Abandoned during the attempt (the assignment lost, the
+			// shutdown's timeout): the attempt met the cancellation,
+			// which is no fault of the record or the configuration, and
+			// stopping the partition for it would note a stop on a row
+			// that is the next owner's.
+			return sink.Item{}, false, errRouteWaitStopped
 		default:
 			return it, ok, err
 		}
