@@ -177,10 +177,8 @@ func (c claimer) watermarksOf(client offsetsClient, id dedup.PartitionID) (low, 
 // the target themselves). Only two things end the wait: the instance
 // stopping (ctx), and the group taking the assignment away (lost) — which
 // is how a revocation shows inside the callback: past
-// max.poll.interval.ms without a Poll, the client leaves the group (lost
-// tells it by the clock too: librdkafka does not mark the assignment lost
-// while a rebalance waits for this callback), and the revocation follows
-// at the next Poll.
+// max.poll.interval.ms without a Poll, the client leaves the group and
+// marks the assignment lost, and the revocation follows at the next Poll.
 // Then the error wraps sink.ErrStopping: not claimed, and no reason to
 // stop the instance. Any other error is retried claimAttempts times and
 // for claimFor, then gives up as before.

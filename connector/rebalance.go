@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -88,14 +87,7 @@ func (r *Runner) assign(c *kafka.Consumer, tps []kafka.TopicPartition) {
 		ids[i] = dedup.PartitionID{Group: r.group(), Topic: *tp.Topic, Partition: tp.Partition}
 	}
 	began := time.Now()
-	// librdkafka leaves the group once max.poll.interval.ms passes without
-	// a Poll, but inside this callback (a rebalance in progress) it does
-	// not mark the assignment lost: a claim that waits for the target that
-	// long must end by the clock too, or it waits past the group's end of
-	// the assignment until the target is back.
-	maxPoll := r.maxPollInterval()
-	lost := func() bool { return c.AssignmentLost() || time.Since(began) >= maxPoll }
-	claims := r.claimer(lost).claimAll(c, ids)
+	claims := r.claimer(c.AssignmentLost).claimAll(c, ids)
 	r.log.Info("partitions claimed", zap.Int("partitions", len(ids)), zap.Duration("took", time.Since(began)))
 	assign := make([]kafka.TopicPartition, 0, len(tps))
 	var pause []kafka.TopicPartition
@@ -246,13 +238,4 @@ func (r *Runner) shutdown() {
 	}
 	r.wait(all)
 	r.log.Info("workers stopped", zap.Int("partitions", len(all)))
-}
-
-// maxPollInterval is the consumer's max.poll.interval.ms (librdkafka's
-// default, 300000, when unset or unreadable).
-func (r *Runner) maxPollInterval() time.Duration {
-	if ms, err := strconv.Atoi(r.cfg.Kafka["max.poll.interval.ms"]); err == nil && ms > 0 {
-		return time.Duration(ms) * time.Millisecond
-	}
-	return 300 * time.Second
 }

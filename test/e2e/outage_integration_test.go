@@ -35,7 +35,7 @@ type outageRebalance struct {
 	start func()
 }
 
-func newOutageRebalance(t *testing.T, kafkaProps ...string) *outageRebalance {
+func newOutageRebalance(t *testing.T) *outageRebalance {
 	st := stacktest.New(t)
 	ctx := context.Background()
 	targetURL := stacktest.OwnedTargetDatabase(t)
@@ -49,9 +49,6 @@ func newOutageRebalance(t *testing.T, kafkaProps ...string) *outageRebalance {
 	}
 	cfg := tablesConfig(st, fmt.Sprintf("  - topic_pattern: '%s\\.outage\\.(?P<t>[ab])'\n    target: 'public.outage_${t}'\n    schema: { create: true }\n",
 		regexp.QuoteMeta(st.TopicPrefix))) + "apply:\n  batch: { max_wait: 20ms }\n"
-	for _, prop := range kafkaProps {
-		cfg = strings.Replace(cfg, "postgres:\n", "  "+prop+"\npostgres:\n", 1)
-	}
 	port := freePort(t)
 	cfg = strings.Replace(cfg, "listen: 127.0.0.1:0", fmt.Sprintf("listen: 127.0.0.1:%d", port), 1)
 	u, err := url.Parse(targetURL)
@@ -154,30 +151,4 @@ func TestE2EShutdownDuringAClaimThatWaitsForTheTarget(t *testing.T) {
 		t.Error("the shutdown was taken for a failure ('stopping the instance')")
 	}
 	t.Logf("exited %d in %s", code, took.Round(time.Millisecond))
-}
-
-// TestE2EClaimWaitEndsWhenTheGroupDropsTheMember: a rebalance's claim that
-// waits for the target past max.poll.interval.ms (shortened here) is ended
-// by the group dropping the member (AssignmentLost): the partitions are
-// assigned paused and revoked as lost, the instance does not stop, rejoins,
-// and claims and applies the new topic once the target is back.
-func TestE2EClaimWaitEndsWhenTheGroupDropsTheMember(t *testing.T) {
-	o := newOutageRebalance(t, "max.poll.interval.ms: 8000", "session.timeout.ms: 6000")
-	eventually(t, 90*time.Second, "the claim's wait ended by the group dropping the member", func() (bool, string) {
-		select {
-		case err := <-o.p.done:
-			t.Fatalf("pgsink exited during the outage (%v)", err)
-		default:
-		}
-		return strings.Contains(o.p.Logs(), "partition not claimed"), "no 'partition not claimed' yet"
-	})
-	o.start()
-	eventually(t, 120*time.Second, "the new topic applied once the target is back", func() (bool, string) { return o.rows("outage_b") })
-	logs := o.p.Logs()
-	if code, _ := o.p.stop(30 * time.Second); code != 0 {
-		t.Fatalf("pgsink exited %d after SIGTERM, want 0", code)
-	}
-	if strings.Contains(logs, "stopping the instance") {
-		t.Error("the instance was told to stop during the outage")
-	}
 }
