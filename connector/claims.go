@@ -174,14 +174,21 @@ func (c claimer) watermarksOf(client offsetsClient, id dedup.PartitionID) (low, 
 // The claim runs in the rebalance callback, before the partitions are
 // assigned: none of them is fetched, applied or moved meanwhile, and the
 // partitions this instance applied before go on (their workers wait for
-// the target themselves). Only two things end the wait: the instance
-// stopping (ctx), and the group taking the assignment away (lost) — which
-// is how a revocation shows inside the callback: past
-// max.poll.interval.ms without a Poll, the client leaves the group and
-// marks the assignment lost, and the revocation follows at the next Poll.
-// Then the error wraps sink.ErrStopping: not claimed, and no reason to
-// stop the instance. Any other error is retried claimAttempts times and
-// for claimFor, then gives up as before.
+// the target themselves). What ends the wait: the instance stopping
+// (ctx), or the client reporting the assignment lost (lost); the error
+// then wraps sink.ErrStopping: not claimed, and no reason to stop the
+// instance. librdkafka does not mark the assignment lost while a
+// rebalance waits for this callback, although past max.poll.interval.ms
+// it leaves the group: a wait that long claims, once the target is back,
+// partitions the group may have given to another member. That is safe
+// (the claim raises the epoch, the other member's transactions are
+// fenced, and its worker claims the partition back after its fencing's
+// grace while the group assigns it there; this instance's worker stops at
+// the revocation of the next Poll) and live; ending the wait by the clock
+// instead left the partitions assigned paused without a worker when the
+// member had not left after all (seen in CI), so it was taken out. Any
+// other error is retried claimAttempts times and for claimFor, then gives
+// up as before.
 func (c claimer) claimStored(ps []*claimed) {
 	starts := make([]dedup.Start, len(ps))
 	for i, p := range ps {
