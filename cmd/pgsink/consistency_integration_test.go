@@ -22,15 +22,7 @@ import (
 // stall data, and only there.
 func TestIntegrationModeSwitchRefused(t *testing.T) {
 	ctx := context.Background()
-	url := stacktest.OwnedTargetDatabase(t)
-	if err := dedup.NewMigrator(url, "pgsink").Up(ctx); err != nil {
-		t.Fatal(err)
-	}
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := migratedTarget(t)
 	parse := func(consistency string) *config.Config {
 		cfg, err := config.Parse("pgsink.yaml", []byte(fmt.Sprintf(`kafka: { bootstrap.servers: k, group.id: g }
 postgres: { url: u }
@@ -127,15 +119,7 @@ tables:
 // shared table back and forth.
 func TestIntegrationStagingPersistence(t *testing.T) {
 	ctx := context.Background()
-	url := stacktest.OwnedTargetDatabase(t)
-	if err := dedup.NewMigrator(url, "pgsink").Up(ctx); err != nil {
-		t.Fatal(err)
-	}
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := migratedTarget(t)
 	parse := func(group, staging string) *config.Config {
 		cfg, err := config.Parse("pgsink.yaml", []byte(fmt.Sprintf(`kafka: { bootstrap.servers: k, group.id: %s }
 postgres: { url: u }
@@ -191,4 +175,20 @@ tables:
 	if err := start(parse("g", "logged")); err == nil || !strings.Contains(err.Error(), "[h]") || !persistence() {
 		t.Fatalf("group g back to logged beside h: %v; want a refusal naming h", err)
 	}
+}
+
+// migratedTarget is a pool on a target database of the test's own with
+// pgsink's tables migrated, closed at the test's end.
+func migratedTarget(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	url := stacktest.OwnedTargetDatabase(t)
+	if err := dedup.NewMigrator(url, "pgsink").Up(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }
