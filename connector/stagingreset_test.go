@@ -97,6 +97,20 @@ func resetWorker(t *testing.T, r *memResets) *worker {
 	})
 }
 
+// stagedResetWorker is a resetWorker started on two records of a source
+// transaction, returned once it staged them; a reset rewinds it to
+// rewindTo.
+func stagedResetWorker(t *testing.T, rewindTo int64) (*memResets, *worker) {
+	t.Helper()
+	r := newMemResets(newMemStaging())
+	r.rewindTo = rewindTo
+	w := resetWorker(t, r)
+	w.queue(0, 0, "tx:0", "tx:1")
+	w.start()
+	next(t, r.m.calls, "staging")
+	return r, w
+}
+
 // TestStagingResetRewinds: a data partition whose staged records a crash
 // emptied rewinds to its rewind point through its claim, whether it finds
 // out staging (its transaction fails the marker check) or idle (it would
@@ -104,11 +118,7 @@ func resetWorker(t *testing.T, r *memResets) *worker {
 // staging account is counted anew.
 func TestStagingResetRewinds(t *testing.T) {
 	t.Run("found staging", func(t *testing.T) {
-		r := newMemResets(newMemStaging())
-		w := resetWorker(t, r)
-		w.queue(0, 0, "tx:0", "tx:1")
-		w.start()
-		next(t, r.m.calls, "staging")
+		r, w := stagedResetWorker(t, 0)
 		if got := next(t, w.poll.commits, "the first batch's commit"); got != 2 {
 			t.Fatalf("committed up to %d, want 2", got)
 		}
@@ -132,11 +142,7 @@ func TestStagingResetRewinds(t *testing.T) {
 		// An incremental snapshot's rows carry no transaction block: the
 		// partition stages nothing and is never idle, and must still
 		// rewind for what it staged before the crash.
-		r := newMemResets(newMemStaging())
-		w := resetWorker(t, r)
-		w.queue(0, 0, "tx:0", "tx:1")
-		w.start()
-		next(t, r.m.calls, "staging")
+		r, w := stagedResetWorker(t, 0)
 		r.crash()
 		w.queue(0, 2, "a", "b")
 		if got := next(t, r.rewinds, "a rewind"); got != 0 {
@@ -144,12 +150,7 @@ func TestStagingResetRewinds(t *testing.T) {
 		}
 	})
 	t.Run("found idle", func(t *testing.T) {
-		r := newMemResets(newMemStaging())
-		r.rewindTo = 1 // the resolver applied offset 0
-		w := resetWorker(t, r)
-		w.queue(0, 0, "tx:0", "tx:1")
-		w.start()
-		next(t, r.m.calls, "staging")
+		r, w := stagedResetWorker(t, 1) // the resolver applied offset 0
 		r.crash()
 		select {
 		case got := <-r.rewinds:
@@ -165,11 +166,7 @@ func TestStagingResetRewinds(t *testing.T) {
 		}
 	})
 	t.Run("no reset, no rewind", func(t *testing.T) {
-		r := newMemResets(newMemStaging())
-		w := resetWorker(t, r)
-		w.queue(0, 0, "tx:0", "tx:1")
-		w.start()
-		next(t, r.m.calls, "staging")
+		r, _ := stagedResetWorker(t, 0)
 		time.Sleep(idleCheck + idleCheck/2)
 		none(t, r.rewinds, "a rewind without a reset")
 		r.mu.Lock()
