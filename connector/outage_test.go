@@ -19,6 +19,7 @@ import (
 	"github.com/pgsink/pgsink/debezium"
 	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/sink"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 )
@@ -470,5 +471,42 @@ func TestRoutingWaitCancelledMidAttempt(t *testing.T) {
 	none(t, w.applies.calls, "apply")
 	if len(w.store.stopReasons) != 0 {
 		t.Errorf("stop noted on the offsets row: %q", w.store.stopReasons)
+	}
+}
+
+// The snapshot sweeper looks at the target every sweepInterval: with the
+// target down, each look goes to the instance's counter and rate-limited
+// warning, and only what else it found wrong is its own warning.
+func TestSweeperLookAtATargetThatIsDown(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	reporterCore, reporterLogs := observer.New(zap.WarnLevel)
+	attempts := prometheus.NewCounter(prometheus.CounterOpts{Name: "attempts"})
+	s := &sweeper{log: zap.New(core), unavailable: newUnavailableReporter(zap.New(reporterCore), attempts)}
+	for range 3 {
+		s.logResult(targetDown)
+	}
+	if logs.Len() != 0 {
+		t.Fatalf("the sweeper warned %d times itself of an outage: %v", logs.Len(), logs.All()[0].ContextMap())
+	}
+	kafkaErr := errors.New("partitions of app.public.t: broker transport failure")
+	s.logResult(errors.Join(targetDown, kafkaErr))
+	if got := value(attempts); got != 4 {
+		t.Errorf("outage attempts counted = %v, want 4", got)
+	}
+	if reporterLogs.Len() != 1 {
+		t.Errorf("%d outage warnings within %v, want 1", reporterLogs.Len(), unavailableLogEvery)
+	}
+	if logs.Len() != 1 {
+		t.Fatalf("%d sweeper warnings, want 1: the error that is no outage", logs.Len())
+	}
+	if got := logs.All()[0].ContextMap()["error"]; got != kafkaErr.Error() {
+		t.Errorf("sweeper warning's error = %q, want only %q", got, kafkaErr)
+	}
+	if s.downSince.IsZero() {
+		t.Error("downSince reset while the target is still down")
+	}
+	s.logResult(nil)
+	if !s.downSince.IsZero() {
+		t.Error("downSince kept after a look that found the target up")
 	}
 }

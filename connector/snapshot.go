@@ -29,6 +29,12 @@ type sweeper struct {
 	kafka   *Inspector
 	metrics *Metrics
 	log     *zap.Logger
+	// unavailable takes a look that found the target down: the instance's
+	// partitions report the same outage, so the sweeper's looks every
+	// sweepInterval add to its counter and rate-limited warning rather than
+	// a warning of their own at each look.
+	unavailable *unavailableReporter
+	downSince   time.Time
 }
 
 // run sweeps every sweepInterval until ctx ends.
@@ -36,8 +42,8 @@ func (s *sweeper) run(ctx context.Context) {
 	t := time.NewTicker(sweepInterval)
 	defer t.Stop()
 	for {
-		if err := s.once(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("snapshot reconciliation", zap.Error(err))
+		if err := s.once(ctx); ctx.Err() == nil {
+			s.logResult(err)
 		}
 		select {
 		case <-ctx.Done():
@@ -45,6 +51,44 @@ func (s *sweeper) run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// logResult says what one look found wrong: an unavailable target through
+// the instance's outage reporter, anything else as a warning at each look.
+func (s *sweeper) logResult(err error) {
+	var other []error
+	for _, e := range joined(err) {
+		if sink.Unavailable(e) {
+			if s.downSince.IsZero() {
+				s.downSince = time.Now()
+			}
+			s.unavailable.report(e, time.Since(s.downSince))
+			continue
+		}
+		other = append(other, e)
+	}
+	if len(other) == len(joined(err)) {
+		s.downSince = time.Time{}
+	}
+	if len(other) > 0 {
+		s.log.Warn("snapshot reconciliation", zap.Error(errors.Join(other...)))
+	}
+}
+
+// joined lists the errors err joins (errors.Join), or err alone; nil for
+// nil.
+func joined(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, joined(e)...)
+		}
+		return out
+	}
+	return []error{err}
 }
 
 // once looks at every pending snapshot end once.
@@ -116,7 +160,7 @@ func (r *Runner) startSweeper(ctx context.Context) error {
 		return err
 	}
 	s := &sweeper{group: r.group(), pool: r.pool, db: r.pool, applier: r.applier, router: r.router,
-		kafka: in, metrics: r.metrics, log: r.log}
+		kafka: in, metrics: r.metrics, log: r.log, unavailable: r.unavailable}
 	go func() {
 		defer in.Close()
 		s.run(ctx)
