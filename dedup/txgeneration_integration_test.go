@@ -7,6 +7,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgsink/pgsink/dedup"
@@ -167,5 +168,66 @@ func TestIntegrationStagingReset(t *testing.T) {
 	tx.QueueMarkerCheck(b)
 	if err := pool.SendBatch(ctx, b).Close(); err != nil {
 		t.Errorf("the checks at the new generation: %v", err)
+	}
+}
+
+// TestIntegrationStagingRewindBelowItsPointIsFenced: a former owner whose
+// stale claim is below the partition's rewind point records nothing. The
+// partition's current owner staged past that point under the old
+// generation, and those records are what the reset lost: had the former
+// owner's sync recorded the new generation for the partition, the owner
+// would find it synced and never stage them again (the resolver waiting for
+// them until it stops).
+func TestIntegrationStagingRewindBelowItsPointIsFenced(t *testing.T) {
+	ctx := context.Background()
+	pool := migrated(t)
+	tx := dedup.NewTransactions(schema)
+	offsets := dedup.NewOffsets(schema)
+	id := dedup.PartitionID{Group: "g", Topic: "app.public.t", Partition: 0}
+	gen, _, err := tx.SyncGeneration(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	former, err := offsets.Claim(ctx, pool, id, 30, "former")
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, err := offsets.Claim(ctx, pool, id, 30, "owner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The owner stages offsets 40 to 59 (the former owner's claim still
+	// says 30).
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	if err := offsets.QueueAdvance(b, owner, 60, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	tx.QueueStagingCheck(b, id, gen, 40)
+	b.Queue("COMMIT")
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	owner.NextOffset = 60
+	// Crash recovery empties the unlogged tables.
+	if _, err := pool.Exec(ctx, `TRUNCATE pgsink.tx_staged, pgsink.tx_staging_marker`); err != nil {
+		t.Fatal(err)
+	}
+	gen, reset, err := tx.SyncGeneration(ctx, pool)
+	if err != nil || !reset {
+		t.Fatalf("SyncGeneration after the reset = %d, %v, %v; want a reset", gen, reset, err)
+	}
+	st, err := tx.StagingOf(ctx, pool, id)
+	if err != nil || st.Generation != gen-1 || st.RewindTo != 40 {
+		t.Fatalf("StagingOf = %+v, %v; want generation %d, rewind to 40", st, err, gen-1)
+	}
+	if moved, err := tx.RewindStaging(ctx, pool, &former, gen, st.RewindTo, nil); !errors.As(err, new(*dedup.FencedError)) {
+		t.Errorf("RewindStaging with the former owner's claim (at 30, below the rewind point 40) = %v, %v; want a FencedError", moved, err)
+	}
+	if got, err := tx.StagingOf(ctx, pool, id); err != nil || got.Generation != gen-1 {
+		t.Fatalf("after the former owner's sync the partition is recorded at generation %d (%v); want %d still, so that its owner rewinds", got.Generation, err, gen-1)
+	}
+	if moved, err := tx.RewindStaging(ctx, pool, &owner, gen, st.RewindTo, nil); err != nil || !moved || owner.NextOffset != 40 {
+		t.Errorf("the owner's RewindStaging = %v, %v, claim at %d; want moved to 40", moved, err, owner.NextOffset)
 	}
 }
