@@ -145,8 +145,9 @@ const stagingSyncRetry = 100 * time.Millisecond
 var errStagingSyncStopped = errors.New("revoked or stopping while checking the staging generation")
 
 // idleStagingSync is the idle partition's sync: a reset seen while it
-// has nothing to stage still rewinds it. A failure (the target down)
-// leaves it to sync before its next batch.
+// has nothing to stage still rewinds it. A failure leaves it to sync
+// before its next batch, and is told as the idle check's are (checkClaim):
+// a partition that cannot sync must not stay idle in silence.
 func (p *partition) idleStagingSync() error {
 	err := p.syncStaging()
 	var moved *dedup.PositionMovedError
@@ -161,6 +162,13 @@ func (p *partition) idleStagingSync() error {
 		p.stagingStale = true
 	default:
 		p.stagingStale = true
+		switch {
+		case p.ctx.Err() != nil:
+		case sink.Unavailable(err):
+			p.reportDown(err)
+		default:
+			p.log.Warn("checking the staging generation at the idle check; the partition syncs before it stages again", zap.Error(err))
+		}
 	}
 	return nil
 }

@@ -6,8 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/sink"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // memResets is the staging generation as dedup keeps it, for one data
@@ -201,5 +205,37 @@ func TestStagingSyncWaitsOutAnUnavailableTarget(t *testing.T) {
 	}
 	if w.stagingGen != 2 || w.stagingStale {
 		t.Errorf("synced to generation %d (stale %v), want 2", w.stagingGen, w.stagingStale)
+	}
+}
+
+// TestIdleStagingSyncTellsItsFailure: an idle partition whose sync fails
+// says so (a target that is down through the instance's reporter, any
+// other error as a warning) and syncs before it stages again; before, the
+// idle path dropped the error, and a partition that could not sync (a role
+// without privileges on the staging generation's tables) logged nothing
+// for as long as it stayed idle.
+func TestIdleStagingSyncTellsItsFailure(t *testing.T) {
+	r := newMemResets(newMemStaging())
+	w := newWorker(t, batchOf(2, 1<<20, time.Minute), 2, newFakeApplier(), func(d *workerDeps) {
+		d.applier, d.frontier, d.maxStaged, d.resets = r, r.m, 1<<20, r
+		withOutage(d)
+	})
+	core, logs := observer.New(zapcore.WarnLevel)
+	w.log = zap.New(core)
+	denied := &pgconn.PgError{Severity: "ERROR", Code: "42501", Message: "permission denied for table tx_staging_generation"}
+	r.syncErrs = []error{denied, targetDown}
+	for range 2 {
+		if err := w.idleStagingSync(); err != nil {
+			t.Fatalf("idleStagingSync: %v", err)
+		}
+		if !w.stagingStale {
+			t.Fatal("a partition whose idle sync failed is not marked to sync before it stages")
+		}
+	}
+	if n := logs.FilterMessageSnippet("staging generation").FilterField(zap.Error(denied)).Len(); n != 1 {
+		t.Errorf("%d warnings about the failed sync (permission denied); want 1; logged: %v", n, logs.All())
+	}
+	if n := value(w.metrics.UnavailableRetries); n != 1 {
+		t.Errorf("pgsink_apply_unavailable_retries_total = %v after an idle sync met a target that is down; want 1", n)
 	}
 }
