@@ -231,3 +231,78 @@ func TestIntegrationStagingRewindBelowItsPointIsFenced(t *testing.T) {
 		t.Errorf("the owner's RewindStaging = %v, %v, claim at %d; want moved to 40", moved, err, owner.NextOffset)
 	}
 }
+
+// TestIntegrationStagingRewindRacesAClaim: a partition revoked while it
+// rewinds. The next owner's claim waits for the rewind's transaction (the
+// offsets row it locked) and resumes from the rewind point under an epoch
+// above the rewind's, and finds the generation recorded: it neither reads
+// from the position before the rewind nor rewinds again.
+func TestIntegrationStagingRewindRacesAClaim(t *testing.T) {
+	ctx := context.Background()
+	pool := migrated(t)
+	tx := dedup.NewTransactions(schema)
+	offsets := dedup.NewOffsets(schema)
+	id := dedup.PartitionID{Group: "g", Topic: "app.public.t", Partition: 0}
+	gen, _, err := tx.SyncGeneration(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, err := offsets.Claim(ctx, pool, id, 40, "owner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	if err := offsets.QueueAdvance(b, owner, 60, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	tx.QueueStagingCheck(b, id, gen, 40)
+	b.Queue("COMMIT")
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	owner.NextOffset = 60
+	if _, err := pool.Exec(ctx, `TRUNCATE pgsink.tx_staged, pgsink.tx_staging_marker`); err != nil {
+		t.Fatal(err)
+	}
+	if gen, _, err = tx.SyncGeneration(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	inRewind, release := make(chan struct{}), make(chan struct{})
+	claimed := make(chan dedup.Claim, 1)
+	claimErr := make(chan error, 1)
+	go func() {
+		<-inRewind
+		c, err := offsets.Claim(ctx, pool, id, 0, "next")
+		claimed <- c
+		claimErr <- err
+	}()
+	done := make(chan error, 1)
+	go func() {
+		_, err := tx.RewindStaging(ctx, pool, &owner, gen, 40, func(context.Context, pgx.Tx, int64, int64) error {
+			close(inRewind)
+			<-release
+			return nil
+		})
+		done <- err
+	}()
+	select {
+	case c := <-claimed:
+		t.Fatalf("the next owner's claim did not wait for the rewind in progress: %+v, %v", c, <-claimErr)
+	case <-time.After(500 * time.Millisecond):
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("RewindStaging: %v", err)
+	}
+	next, err := <-claimed, <-claimErr
+	if err != nil || next.NextOffset != 40 || next.Epoch != owner.Epoch+1 {
+		t.Errorf("the next owner's claim = %+v, %v; want the rewind point 40 under epoch %d (above the rewind's %d)", next, err, owner.Epoch+1, owner.Epoch)
+	}
+	if st, err := tx.StagingOf(ctx, pool, id); err != nil || st.Generation != gen {
+		t.Errorf("StagingOf after the rewind = %+v, %v; want generation %d recorded", st, err, gen)
+	}
+	if _, err := tx.RewindStaging(ctx, pool, &owner, gen, 40, nil); !errors.As(err, new(*dedup.FencedError)) {
+		t.Errorf("the revoked owner's next rewind: %v; want a FencedError", err)
+	}
+}
