@@ -211,6 +211,10 @@ type partition struct {
 	// (at its start, and after a transaction failed that check).
 	stagingGen   int64
 	stagingStale bool
+	// unsureRewind is the claim a staging rewind whose outcome is unknown
+	// (its COMMIT went unanswered) left if it committed; nil otherwise
+	// (adoptRewind).
+	unsureRewind *dedup.Claim
 }
 
 // newPartition builds the worker of a claimed partition; run starts it.
@@ -636,7 +640,7 @@ func (p *partition) checkClaim() error {
 		return nil
 	}
 	p.downSince = time.Time{}
-	if stored.Epoch == p.claim.Epoch {
+	if stored.Epoch == p.claim.Epoch || p.adoptRewind(stored) {
 		return nil
 	}
 	if strings.HasPrefix(stored.Owner, dedup.ReplayOwnerPrefix) {
@@ -684,6 +688,7 @@ func (p *partition) reclaim(why string) error {
 	}
 	p.log.Info(why+": re-claimed", zap.Int64("epoch", claim.Epoch), zap.Int64("next_offset", claim.NextOffset))
 	p.claim = claim
+	p.unsureRewind = nil // the claim says where the partition is
 	if p.staging != nil {
 		// The partition reads again from the stored position: what it
 		// staged before is counted anew from the database, as at a claim
@@ -843,6 +848,11 @@ func (p *partition) settle(batch *sink.Batch, last *kafka.Message, st sink.Stats
 		// `pgsink replay` rewound the partition under a new epoch: take it
 		// back (the replay is no instance) and continue from there.
 		return p.reclaim("partition rewound by a replay") == nil
+	case errors.As(err, &fenced) && p.adoptStoredRewind():
+		// The epoch that fenced the batch is the partition's own staging
+		// rewind's, whose COMMIT went unanswered: nothing of the batch
+		// is applied, and the partition reads again from the rewind.
+		return true
 	case errors.As(err, &fenced):
 		p.metrics.Fenced.Inc()
 		p.fenced = true

@@ -65,6 +65,13 @@ func (s stagingGenerations) Rewind(ctx context.Context, c *dedup.Claim, gen, to 
 // partition unsynced (its staging transactions fail their check) and are
 // retried by the caller.
 func (p *partition) syncStaging() error {
+	if p.unsureRewind != nil {
+		stored, err := p.positions.Read(p.ctx, p.id)
+		if err != nil {
+			return err
+		}
+		p.adoptRewind(stored)
+	}
 	gen, reset, err := p.resets.Sync(p.ctx)
 	if err != nil {
 		return err
@@ -82,21 +89,71 @@ func (p *partition) syncStaging() error {
 		claim := p.claim
 		from := claim.NextOffset
 		moved, err := p.resets.Rewind(p.ctx, &claim, gen, st.RewindTo)
+		var fenced *dedup.FencedError
+		var positionMoved *dedup.PositionMovedError
+		if err != nil && st.RewindTo < claim.NextOffset && !errors.As(err, &fenced) && !errors.As(err, &positionMoved) {
+			// The rewind may have committed all the same: its epoch is
+			// then the claim's + 1, which the next look at the row must
+			// not take for another instance's claim.
+			p.unsureRewind = &dedup.Claim{PartitionID: claim.PartitionID, Owner: claim.Owner, Epoch: claim.Epoch + 1, NextOffset: st.RewindTo}
+		}
 		if err != nil {
 			return err
 		}
 		if moved {
 			p.log.Warn("partition staged under an earlier generation of the staging table: rewound to stage its records again",
 				zap.Int64("from", from), zap.Int64("to", claim.NextOffset), zap.Int64("generation", gen))
-			p.claim = claim
-			// What it counted as staged is gone: counted anew from the
-			// database, as at a claim.
-			p.staging = newStagingBound(p.staging.limit)
-			p.seek(claim.NextOffset)
+			p.rewound(claim)
 		}
 	}
 	p.stagingGen = gen
 	return nil
+}
+
+// rewound takes the claim a staging rewind left: the partition reads
+// again from its position, and what it counted as staged is gone, counted
+// anew from the database, as at a claim.
+func (p *partition) rewound(claim dedup.Claim) {
+	p.claim = claim
+	p.staging = newStagingBound(p.staging.limit)
+	p.seek(claim.NextOffset)
+}
+
+// adoptStoredRewind reads the partition's row to settle unsureRewind
+// (adoptRewind), for a compare-and-set that found another epoch; false
+// when there is no doubt to settle or the row cannot be read.
+func (p *partition) adoptStoredRewind() bool {
+	if p.unsureRewind == nil {
+		return false
+	}
+	stored, err := p.positions.Read(p.ctx, p.id)
+	if err != nil {
+		return false
+	}
+	return p.adoptRewind(stored)
+}
+
+// adoptRewind settles unsureRewind against the partition's stored row and
+// reports whether the row is that rewind's, taken as the partition's
+// claim. Only the rewind raises the epoch to exactly the claim's + 1 with
+// this owner and that position: a claim by another instance changes the
+// owner, one by this instance (after a revocation) is another worker's,
+// and a replay's owner is the replay's. Any other row ends the doubt: the
+// rewind did not commit, or something since moved the row, which the
+// caller's own comparison then judges.
+func (p *partition) adoptRewind(stored dedup.Claim) bool {
+	u := p.unsureRewind
+	if u == nil {
+		return false
+	}
+	p.unsureRewind = nil
+	if stored.Epoch != u.Epoch || stored.Owner != u.Owner || stored.NextOffset != u.NextOffset {
+		return false
+	}
+	p.log.Warn("a staging rewind whose COMMIT went unanswered took effect: reading again from its position",
+		zap.Int64("to", u.NextOffset), zap.Int64("epoch", u.Epoch))
+	p.rewound(stored)
+	return true
 }
 
 // awaitStagingSync syncs the partition before it stages again: at its
@@ -145,8 +202,9 @@ const stagingSyncRetry = 100 * time.Millisecond
 var errStagingSyncStopped = errors.New("revoked or stopping while checking the staging generation")
 
 // idleStagingSync is the idle partition's sync: a reset seen while it
-// has nothing to stage still rewinds it. A failure (the target down)
-// leaves it to sync before its next batch.
+// has nothing to stage still rewinds it. A failure leaves it to sync
+// before its next batch, and is told as the idle check's are (checkClaim):
+// a partition that cannot sync must not stay idle in silence.
 func (p *partition) idleStagingSync() error {
 	err := p.syncStaging()
 	var moved *dedup.PositionMovedError
@@ -161,6 +219,13 @@ func (p *partition) idleStagingSync() error {
 		p.stagingStale = true
 	default:
 		p.stagingStale = true
+		switch {
+		case p.ctx.Err() != nil:
+		case sink.Unavailable(err):
+			p.reportDown(err)
+		default:
+			p.log.Warn("checking the staging generation at the idle check; the partition syncs before it stages again", zap.Error(err))
+		}
 	}
 	return nil
 }

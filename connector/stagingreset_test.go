@@ -6,8 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/sink"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // memResets is the staging generation as dedup keeps it, for one data
@@ -22,6 +26,12 @@ type memResets struct {
 	syncs, stagingFails int
 	// syncErrs are what the next Syncs fail with, in order.
 	syncErrs []error
+	// store, when set, is the offsets row a Rewind compares its claim's
+	// epoch with (a *dedup.FencedError when it differs) and moves; with
+	// lostCommit, the next Rewind that moves commits and fails as a
+	// COMMIT without answer does.
+	store      *fakePositions
+	lostCommit bool
 }
 
 func newMemResets(m *memStaging) *memResets {
@@ -54,13 +64,28 @@ func (r *memResets) StagingOf(context.Context, dedup.PartitionID) (dedup.Partiti
 func (r *memResets) Rewind(_ context.Context, c *dedup.Claim, gen, to int64) (bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.store != nil {
+		r.store.mu.Lock()
+		defer r.store.mu.Unlock()
+		if stored := r.store.stored; stored.Epoch != c.Epoch {
+			return false, &dedup.FencedError{Partition: c.PartitionID, Epoch: c.Epoch, Current: stored.Epoch, Owner: stored.Owner}
+		}
+	}
 	r.parts = gen
 	moved := to < c.NextOffset
-	if moved {
-		c.NextOffset, c.Epoch = to, c.Epoch+1
-	}
 	r.rewinds <- to
-	return moved, nil
+	if !moved {
+		return false, nil
+	}
+	if r.store != nil {
+		r.store.stored = dedup.Claim{PartitionID: c.PartitionID, Epoch: c.Epoch + 1, NextOffset: to, Owner: c.Owner}
+		if r.lostCommit {
+			r.lostCommit = false
+			return false, targetDown
+		}
+	}
+	c.NextOffset, c.Epoch = to, c.Epoch+1
+	return true, nil
 }
 
 // crash empties the unlogged tables: the marker and what was staged.
@@ -77,6 +102,14 @@ func (r *memResets) crash() {
 // dedup.QueueStagingCheck (QueueGenerationCheck for a batch that stages
 // nothing).
 func (r *memResets) Apply(ctx context.Context, b *sink.Batch) (sink.Stats, error) {
+	if r.store != nil {
+		r.store.mu.Lock()
+		stored := r.store.stored
+		r.store.mu.Unlock()
+		if stored.Epoch != b.Claim.Epoch {
+			return sink.Stats{}, &dedup.FencedError{Partition: b.Claim.PartitionID, Epoch: b.Claim.Epoch, Current: stored.Epoch, Owner: stored.Owner}
+		}
+	}
 	r.mu.Lock()
 	if b.StagingGeneration == 0 || b.StagingGeneration != r.marker {
 		r.stagingFails++
@@ -201,5 +234,97 @@ func TestStagingSyncWaitsOutAnUnavailableTarget(t *testing.T) {
 	}
 	if w.stagingGen != 2 || w.stagingStale {
 		t.Errorf("synced to generation %d (stale %v), want 2", w.stagingGen, w.stagingStale)
+	}
+}
+
+// TestIdleStagingSyncTellsItsFailure: an idle partition whose sync fails
+// says so (a target that is down through the instance's reporter, any
+// other error as a warning) and syncs before it stages again; before, the
+// idle path dropped the error, and a partition that could not sync (a role
+// without privileges on the staging generation's tables) logged nothing
+// for as long as it stayed idle.
+func TestIdleStagingSyncTellsItsFailure(t *testing.T) {
+	r := newMemResets(newMemStaging())
+	w := newWorker(t, batchOf(2, 1<<20, time.Minute), 2, newFakeApplier(), func(d *workerDeps) {
+		d.applier, d.frontier, d.maxStaged, d.resets = r, r.m, 1<<20, r
+		withOutage(d)
+	})
+	core, logs := observer.New(zapcore.WarnLevel)
+	w.log = zap.New(core)
+	denied := &pgconn.PgError{Severity: "ERROR", Code: "42501", Message: "permission denied for table tx_staging_generation"}
+	r.syncErrs = []error{denied, targetDown}
+	for range 2 {
+		if err := w.idleStagingSync(); err != nil {
+			t.Fatalf("idleStagingSync: %v", err)
+		}
+		if !w.stagingStale {
+			t.Fatal("a partition whose idle sync failed is not marked to sync before it stages")
+		}
+	}
+	if n := logs.FilterMessageSnippet("staging generation").FilterField(zap.Error(denied)).Len(); n != 1 {
+		t.Errorf("%d warnings about the failed sync (permission denied); want 1; logged: %v", n, logs.All())
+	}
+	if n := value(w.metrics.UnavailableRetries); n != 1 {
+		t.Errorf("pgsink_apply_unavailable_retries_total = %v after an idle sync met a target that is down; want 1", n)
+	}
+}
+
+// TestStagingRewindCommitWithoutAnswer: a rewind whose COMMIT went
+// unanswered (the target crashing again) and took effect raised the
+// partition's epoch under the worker's feet. The worker takes it as its
+// own rewind once it can read the row, instead of as another instance's
+// claim: before, it warned that another instance had the partition,
+// counted a fenced batch, and stood still for fence_grace before claiming
+// it back.
+func TestStagingRewindCommitWithoutAnswer(t *testing.T) {
+	for _, found := range []string{"idle", "by a batch"} {
+		t.Run("found "+found, func(t *testing.T) {
+			r := newMemResets(newMemStaging())
+			w := newWorker(t, batchOf(2, 1<<20, time.Minute), 0, newFakeApplier(), func(d *workerDeps) {
+				d.applier, d.frontier, d.maxStaged, d.resets = r, r.m, 1<<20, r
+				withOutage(d)
+			})
+			r.store = w.store
+			w.queue(0, 0, "tx:0", "tx:1")
+			w.start()
+			next(t, r.m.calls, "staging")
+			if got := next(t, w.poll.commits, "the first batch's commit"); got != 2 {
+				t.Fatalf("committed up to %d, want 2", got)
+			}
+			r.mu.Lock()
+			r.lostCommit = true
+			r.mu.Unlock()
+			r.crash()
+			if got := next(t, r.rewinds, "a rewind"); got != 0 {
+				t.Fatalf("rewound to %d, want 0", got)
+			}
+			if found == "by a batch" {
+				// Records come before the next idle check: the batch's
+				// compare-and-set meets the rewind's epoch.
+				w.queue(0, 2, "tx:2")
+			}
+			select {
+			case got := <-w.poll.seeks:
+				if got != 0 {
+					t.Fatalf("seek to %d, want 0 (the rewind's point)", got)
+				}
+			case <-time.After(3 * idleCheck):
+				t.Fatal("the partition never took its rewind whose COMMIT went unanswered")
+			}
+			// The poll loop seeks and fetches from there.
+			w.gen.Add(1)
+			w.seeking.Store(false)
+			w.queue(1, 0, "tx:0")
+			if got := next(t, w.poll.commits, "a commit after the rewind"); got != 1 {
+				t.Errorf("committed up to %d after the rewind, want 1", got)
+			}
+			w.stop()
+			if n := value(w.metrics.Fenced); n != 0 || w.fenced {
+				t.Errorf("pgsink_fenced_batches_total = %v, fenced %v: the worker took its own rewind for another instance's claim", n, w.fenced)
+			}
+			if w.claim.Epoch != 2 || w.claim.NextOffset != 1 {
+				t.Errorf("claim at %d epoch %d, want 1 epoch 2", w.claim.NextOffset, w.claim.Epoch)
+			}
+		})
 	}
 }

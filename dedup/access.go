@@ -13,7 +13,8 @@ import (
 
 // Tables are pgsink's own tables in its schema, those a running instance
 // reads and writes.
-var Tables = []string{"offsets", "tombstones", "moved_rows", "outbox_events", "dead_letters", "snapshots", "tx_staged", "tx_resolved", "tx_schemas", "consistency_modes", "tx_frontier", "tx_resolver_waits"}
+var Tables = []string{"offsets", "tombstones", "moved_rows", "outbox_events", "dead_letters", "snapshots", "tx_staged", "tx_resolved", "tx_schemas", "consistency_modes", "tx_frontier", "tx_resolver_waits",
+	"tx_staging_generation", "tx_staging_marker", "tx_staging_partitions"}
 
 // LatestVersion is the newest embedded migration: the version this pgsink
 // needs its tables at.

@@ -234,6 +234,28 @@ func (o Offsets) rewind(ctx context.Context, tx DB, c Claim, to int64) (epoch in
 	return epoch, nil
 }
 
+// hold locks the claim's row inside tx, unchanged, when it is still the
+// claim's (its epoch and position), and returns the *FencedError or
+// *PositionMovedError of a row that is not: a write that speaks for the
+// partition without moving its position (RewindStaging's record of the
+// generation) is then the owner's alone, as a compare-and-set makes a
+// batch's, and a claim that waits for the lock sees it done.
+func (o Offsets) hold(ctx context.Context, tx DB, c Claim) error {
+	stored := Claim{PartitionID: c.PartitionID}
+	err := tx.QueryRow(ctx, `SELECT next_offset, epoch, owner FROM `+o.table+`
+		WHERE group_id = $1 AND topic = $2 AND partition = $3 FOR UPDATE`, c.Group, c.Topic, c.Partition).Scan(&stored.NextOffset, &stored.Epoch, &stored.Owner)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("partition %s: %w", c.PartitionID, ErrNotClaimed)
+	}
+	if err != nil {
+		return fmt.Errorf("partition %s: lock its offsets row: %w", c.PartitionID, err)
+	}
+	if stored.Epoch != c.Epoch || stored.NextOffset != c.NextOffset {
+		return o.mismatch(c, stored)
+	}
+	return nil
+}
+
 // nullTime is t, or NULL for the zero time.
 func nullTime(t time.Time) *time.Time {
 	if t.IsZero() {

@@ -61,6 +61,17 @@ func TestIntegrationMigrations(t *testing.T) {
 	if tables != len(dedup.Tables) {
 		t.Fatalf("%d of pgsink's %d tables in the quoted schema after Up", tables, len(dedup.Tables))
 	}
+	// Every table the migrations create is one a running instance uses:
+	// validate checks the role's privileges on dedup.Tables, and a table
+	// left out of it is found missing only by the running instance.
+	var unlisted []string
+	if err := conn.QueryRow(ctx, `SELECT coalesce(array_agg(table_name::text ORDER BY table_name), '{}') FROM information_schema.tables
+		WHERE table_schema = 'My Schema; DROP' AND table_name <> 'schema_migrations' AND NOT table_name = ANY($1)`, dedup.Tables).Scan(&unlisted); err != nil {
+		t.Fatal(err)
+	}
+	if len(unlisted) > 0 {
+		t.Errorf("tables the migrations create that dedup.Tables does not list: %v", unlisted)
+	}
 	if err := m.Down(ctx); err != nil {
 		t.Fatal(err)
 	}

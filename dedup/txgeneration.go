@@ -116,8 +116,12 @@ func (t Transactions) StagingOf(ctx context.Context, db DB, id PartitionID) (Par
 // *PositionMovedError when the row is not the claim's), which raises the
 // epoch as a replay's rewind does, in the transaction
 // that records gen for it, so that a crash in between rewinds it again
-// rather than not at all. It reports whether the position moved; on
-// success c holds the new position and epoch.
+// rather than not at all. A position at or below to is checked against
+// the row all the same: a former owner's stale claim below to must not
+// record gen for a partition whose owner staged past to what the reset
+// lost, or the owner would find it synced and never stage those records
+// again. It reports whether the position moved; on success c holds the
+// new position and epoch.
 //
 // within, when set, runs in that transaction once the position moved
 // (from c.NextOffset before to to): the fault suite's apply audit forgets
@@ -125,7 +129,11 @@ func (t Transactions) StagingOf(ctx context.Context, db DB, id PartitionID) (Par
 func (t Transactions) RewindStaging(ctx context.Context, db Beginner, c *Claim, gen, to int64, within func(ctx context.Context, tx pgx.Tx, from, to int64) error) (moved bool, err error) {
 	epoch := c.Epoch
 	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		if to < c.NextOffset {
+		if to >= c.NextOffset {
+			if err := t.offsets.hold(ctx, tx, *c); err != nil {
+				return err
+			}
+		} else {
 			var err error
 			if epoch, err = t.offsets.rewind(ctx, tx, *c, to); err != nil {
 				return err

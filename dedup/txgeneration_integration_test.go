@@ -7,6 +7,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgsink/pgsink/dedup"
@@ -167,5 +168,141 @@ func TestIntegrationStagingReset(t *testing.T) {
 	tx.QueueMarkerCheck(b)
 	if err := pool.SendBatch(ctx, b).Close(); err != nil {
 		t.Errorf("the checks at the new generation: %v", err)
+	}
+}
+
+// TestIntegrationStagingRewindBelowItsPointIsFenced: a former owner whose
+// stale claim is below the partition's rewind point records nothing. The
+// partition's current owner staged past that point under the old
+// generation, and those records are what the reset lost: had the former
+// owner's sync recorded the new generation for the partition, the owner
+// would find it synced and never stage them again (the resolver waiting for
+// them until it stops).
+func TestIntegrationStagingRewindBelowItsPointIsFenced(t *testing.T) {
+	ctx := context.Background()
+	pool := migrated(t)
+	tx := dedup.NewTransactions(schema)
+	offsets := dedup.NewOffsets(schema)
+	id := dedup.PartitionID{Group: "g", Topic: "app.public.t", Partition: 0}
+	gen, _, err := tx.SyncGeneration(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	former, err := offsets.Claim(ctx, pool, id, 30, "former")
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, err := offsets.Claim(ctx, pool, id, 30, "owner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The owner stages offsets 40 to 59 (the former owner's claim still
+	// says 30).
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	if err := offsets.QueueAdvance(b, owner, 60, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	tx.QueueStagingCheck(b, id, gen, 40)
+	b.Queue("COMMIT")
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	owner.NextOffset = 60
+	// Crash recovery empties the unlogged tables.
+	if _, err := pool.Exec(ctx, `TRUNCATE pgsink.tx_staged, pgsink.tx_staging_marker`); err != nil {
+		t.Fatal(err)
+	}
+	gen, reset, err := tx.SyncGeneration(ctx, pool)
+	if err != nil || !reset {
+		t.Fatalf("SyncGeneration after the reset = %d, %v, %v; want a reset", gen, reset, err)
+	}
+	st, err := tx.StagingOf(ctx, pool, id)
+	if err != nil || st.Generation != gen-1 || st.RewindTo != 40 {
+		t.Fatalf("StagingOf = %+v, %v; want generation %d, rewind to 40", st, err, gen-1)
+	}
+	if moved, err := tx.RewindStaging(ctx, pool, &former, gen, st.RewindTo, nil); !errors.As(err, new(*dedup.FencedError)) {
+		t.Errorf("RewindStaging with the former owner's claim (at 30, below the rewind point 40) = %v, %v; want a FencedError", moved, err)
+	}
+	if got, err := tx.StagingOf(ctx, pool, id); err != nil || got.Generation != gen-1 {
+		t.Fatalf("after the former owner's sync the partition is recorded at generation %d (%v); want %d still, so that its owner rewinds", got.Generation, err, gen-1)
+	}
+	if moved, err := tx.RewindStaging(ctx, pool, &owner, gen, st.RewindTo, nil); err != nil || !moved || owner.NextOffset != 40 {
+		t.Errorf("the owner's RewindStaging = %v, %v, claim at %d; want moved to 40", moved, err, owner.NextOffset)
+	}
+}
+
+// TestIntegrationStagingRewindRacesAClaim: a partition revoked while it
+// rewinds. The next owner's claim waits for the rewind's transaction (the
+// offsets row it locked) and resumes from the rewind point under an epoch
+// above the rewind's, and finds the generation recorded: it neither reads
+// from the position before the rewind nor rewinds again.
+func TestIntegrationStagingRewindRacesAClaim(t *testing.T) {
+	ctx := context.Background()
+	pool := migrated(t)
+	tx := dedup.NewTransactions(schema)
+	offsets := dedup.NewOffsets(schema)
+	id := dedup.PartitionID{Group: "g", Topic: "app.public.t", Partition: 0}
+	gen, _, err := tx.SyncGeneration(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, err := offsets.Claim(ctx, pool, id, 40, "owner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	if err := offsets.QueueAdvance(b, owner, 60, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	tx.QueueStagingCheck(b, id, gen, 40)
+	b.Queue("COMMIT")
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	owner.NextOffset = 60
+	if _, err := pool.Exec(ctx, `TRUNCATE pgsink.tx_staged, pgsink.tx_staging_marker`); err != nil {
+		t.Fatal(err)
+	}
+	if gen, _, err = tx.SyncGeneration(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	inRewind, release := make(chan struct{}), make(chan struct{})
+	claimed := make(chan dedup.Claim, 1)
+	claimErr := make(chan error, 1)
+	go func() {
+		<-inRewind
+		c, err := offsets.Claim(ctx, pool, id, 0, "next")
+		claimed <- c
+		claimErr <- err
+	}()
+	done := make(chan error, 1)
+	go func() {
+		_, err := tx.RewindStaging(ctx, pool, &owner, gen, 40, func(context.Context, pgx.Tx, int64, int64) error {
+			close(inRewind)
+			<-release
+			return nil
+		})
+		done <- err
+	}()
+	select {
+	case c := <-claimed:
+		t.Fatalf("the next owner's claim did not wait for the rewind in progress: %+v, %v", c, <-claimErr)
+	case <-time.After(500 * time.Millisecond):
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("RewindStaging: %v", err)
+	}
+	next, err := <-claimed, <-claimErr
+	if err != nil || next.NextOffset != 40 || next.Epoch != owner.Epoch+1 {
+		t.Errorf("the next owner's claim = %+v, %v; want the rewind point 40 under epoch %d (above the rewind's %d)", next, err, owner.Epoch+1, owner.Epoch)
+	}
+	if st, err := tx.StagingOf(ctx, pool, id); err != nil || st.Generation != gen {
+		t.Errorf("StagingOf after the rewind = %+v, %v; want generation %d recorded", st, err, gen)
+	}
+	if _, err := tx.RewindStaging(ctx, pool, &owner, gen, 40, nil); !errors.As(err, new(*dedup.FencedError)) {
+		t.Errorf("the revoked owner's next rewind: %v; want a FencedError", err)
 	}
 }

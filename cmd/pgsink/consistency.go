@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/connector"
@@ -81,9 +82,10 @@ func applyStaging(ctx context.Context, pool *pgxpool.Pool, cfg *config.Config, l
 	}
 	is := map[bool]string{true: "unlogged", false: "logged"}
 	if len(others) > 0 {
+		// The statement is quoted as pgsink quotes it: an operator pastes it.
 		return fmt.Errorf("apply.transaction.staging is %s, but %s.tx_staged is %s and shared with the groups %v, which ran in transaction mode: "+
-			"set the same apply.transaction.staging in every group of the schema, or, with every group stopped, run ALTER TABLE %s.tx_staged SET %s and set it in every group",
-			is[want], cfg.Postgres.Schema, is[unlogged], others, cfg.Postgres.Schema, strings.ToUpper(is[want]))
+			"set the same apply.transaction.staging in every group of the schema, or, with every group stopped, run ALTER TABLE %s SET %s and set it in every group",
+			is[want], cfg.Postgres.Schema, is[unlogged], others, pgx.Identifier{cfg.Postgres.Schema, "tx_staged"}.Sanitize(), strings.ToUpper(is[want]))
 	}
 	log.Warn("making the staging table "+is[want]+" (apply.transaction.staging): ALTER TABLE rewrites it under an exclusive lock",
 		zap.String("table", cfg.Postgres.Schema+".tx_staged"), zap.String("from", is[unlogged]), zap.String("to", is[want]))

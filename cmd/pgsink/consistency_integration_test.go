@@ -168,6 +168,8 @@ tables:
 	}
 	if err := start(parse("h", "logged")); err == nil || !strings.Contains(err.Error(), "[g]") || !persistence() {
 		t.Fatalf("group h with staging: logged beside g: %v, tx_staged unlogged %v; want a refusal naming g and the table unchanged", err, persistence())
+	} else if want := `ALTER TABLE "pgsink"."tx_staged" SET LOGGED`; !strings.Contains(err.Error(), want) {
+		t.Errorf("the refusal's statement to run by hand is not quoted as pgsink quotes identifiers (want %s): %v", want, err)
 	}
 	if err := start(parse("h", "unlogged")); err != nil {
 		t.Fatalf("group h with the table's setting: %v", err)
