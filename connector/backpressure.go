@@ -75,20 +75,30 @@ func (r *Runner) dispatchAt(m *kafka.Message, now time.Time) {
 	}
 	est := p.decoded.of(payloadBytes(m))
 	e := envelope{msg: m, gen: p.gen.Load(), at: now, cost: messageBytes(m) + est, estimate: est}
-	r.buffered.Add(e.cost)
+	budget := r.budgetOf(p)
+	held := budget.Add(e.cost)
 	if len(p.overflow) == 0 {
 		if p.in.offer(e) {
+			if budget == &r.markerBytes && held >= markerBudget(r.cfg) {
+				r.pause(p, m.TopicPartition, "marker_budget")
+			}
 			return
 		}
 	}
 	p.overflow = append(p.overflow, e)
-	if !p.paused {
-		if err := r.consumer.Pause([]kafka.TopicPartition{m.TopicPartition}); err != nil {
-			r.log.Warn("pause", zap.Error(err))
-		}
-		r.metrics.Pauses.WithLabelValues("queue_full").Inc()
-		p.paused, r.anyPaused = true, true
+	r.pause(p, m.TopicPartition, "queue_full")
+}
+
+// pause pauses p's partition unless it is paused already, counting why.
+func (r *Runner) pause(p *partition, tp kafka.TopicPartition, why string) {
+	if p.paused {
+		return
 	}
+	if err := r.consumer.Pause([]kafka.TopicPartition{tp}); err != nil {
+		r.log.Warn("pause", zap.Error(err))
+	}
+	r.metrics.Pauses.WithLabelValues(why).Inc()
+	p.paused, r.anyPaused = true, true
 }
 
 // budgetWait is how long the poll loop stops polling while the buffer
@@ -99,10 +109,10 @@ const budgetWait = 500 * time.Millisecond
 
 // pauseAll pauses every partition not paused yet; service resumes each
 // once the budget and its queue have room. The transaction topic's
-// partition is left to its own queue's bound: data partitions waiting at
-// apply.transaction.max_staged_bytes hold the budget until the resolver
-// applies, and it can only apply the ENDs it reads (stagebound.go). Its
-// markers are small, and its queue's overflow still pauses it.
+// partition is left to its own budget (markerBudget) and queue bound:
+// data partitions waiting at apply.transaction.max_staged_bytes hold the
+// budget until the resolver applies, and it can only apply the ENDs it
+// reads (stagebound.go).
 func (r *Runner) pauseAll() {
 	resolver := TransactionTopic(r.cfg)
 	for _, p := range r.workers {
@@ -122,7 +132,7 @@ func (r *Runner) pauseAll() {
 // service runs the poll loop's periodic duties: seeks the workers asked
 // for, and resuming partitions whose queue drained.
 func (r *Runner) service() {
-	r.metrics.Buffered.Set(float64(r.buffered.Load()))
+	r.metrics.Buffered.Set(float64(r.buffered.Load() + r.markerBytes.Load()))
 	r.mu.Lock()
 	seeks := r.seeks
 	r.seeks = nil
@@ -133,7 +143,7 @@ func (r *Runner) service() {
 		}
 		s.p.gen.Add(1)
 		for _, e := range s.p.overflow {
-			r.release(e.cost)
+			r.budgetOf(s.p).Add(-e.cost)
 		}
 		s.p.overflow = nil
 		topic := s.p.id.Topic
@@ -155,8 +165,12 @@ func (r *Runner) service() {
 		for len(p.overflow) > 0 && p.in.offer(p.overflow[0]) {
 			p.overflow = p.overflow[1:]
 		}
-		// The resolver's partition is not held to the budget (pauseAll).
-		budget := r.buffered.Load() <= int64(r.cfg.Apply.MaxBufferedBytes)/2 || (resolver != "" && p.id.Topic == resolver)
+		// The resolver's partition is held to its own budget, not to the
+		// data partitions' (pauseAll).
+		budget := r.buffered.Load() <= int64(r.cfg.Apply.MaxBufferedBytes)/2
+		if resolver != "" && p.id.Topic == resolver {
+			budget = r.markerBytes.Load() <= markerBudget(r.cfg)/2
+		}
 		if len(p.overflow) == 0 && p.in.len() < p.in.limit/2 && budget {
 			topic := p.id.Topic
 			if err := r.consumer.Resume([]kafka.TopicPartition{{Topic: &topic, Partition: p.id.Partition}}); err != nil {

@@ -339,3 +339,57 @@ func TestBudgetLeavesTheResolverFetching(t *testing.T) {
 		t.Errorf("resolver paused %v, data partition paused %v: want the resolver resumed and the data partition held to the budget", resolver.paused, data.paused)
 	}
 }
+
+// The transaction topic's markers wait in its queue while the resolver
+// waits at an END for the data partitions' records. Counted in the data
+// partitions' budget, they kept it spent with every data partition paused
+// and nothing fetched to stage: nothing could end that. They count in a
+// budget of their own, which pauses the transaction topic instead.
+func TestMarkersDoNotHoldTheDataPartitionsBudget(t *testing.T) {
+	r, c := newTestRunner(8 * 1024)
+	r.cfg.Apply.Consistency = config.ConsistencyTransaction
+	r.cfg.Apply.Transaction.Topic = "pg.transaction"
+	data := r.own(1, 4)
+	resolverID := dedup.PartitionID{Group: "g", Topic: "pg.transaction", Partition: 0}
+	resolver := &partition{id: resolverID, in: newRecordQueue(100), log: zap.NewNop(), labels: [2]string{"pg.transaction", "0"}, decoded: &decodedEstimate{}}
+	r.workers[resolverID] = resolver
+	marker := func(offset int64) *kafka.Message {
+		m := hundredBytes(0, offset)
+		topic := "pg.transaction"
+		m.TopicPartition.Topic = &topic
+		return m
+	}
+	// Markers queued past half the whole budget (the resolver waiting),
+	// the data partition paused by the budget with nothing queued.
+	var markers int64
+	for i := int64(0); markers <= int64(r.cfg.Apply.MaxBufferedBytes)/2; i++ {
+		r.dispatch(marker(i))
+		markers += messageBytes(marker(i))
+	}
+	if got := r.markerBytes.Load(); got != markers {
+		t.Fatalf("markerBytes = %d, want %d", got, markers)
+	}
+	if !resolver.paused || value(r.metrics.Pauses.WithLabelValues("marker_budget")) != 1 {
+		t.Errorf("transaction topic paused %v (marker_budget pauses %v): want it paused once at markerBudget", resolver.paused, value(r.metrics.Pauses.WithLabelValues("marker_budget")))
+	}
+	data.paused, r.anyPaused = true, true
+	r.service()
+	if data.paused {
+		t.Fatalf("data partition still paused with its budget empty (buffered %d, markers %d)", r.buffered.Load(), r.markerBytes.Load())
+	}
+	if !slices.Contains(c.resumes(), 1) {
+		t.Errorf("consumer resumes %v, want partition 1", c.resumes())
+	}
+	if !resolver.paused {
+		t.Error("transaction topic resumed with its markers over their budget")
+	}
+	// The resolver takes its markers: below half its budget, resumed.
+	for resolver.in.len() > 0 {
+		e, _ := resolver.in.take()
+		markerLoop{r}.release(e.cost)
+	}
+	r.service()
+	if resolver.paused || r.markerBytes.Load() != 0 {
+		t.Errorf("transaction topic paused %v, markerBytes %d after the resolver took every marker", resolver.paused, r.markerBytes.Load())
+	}
+}

@@ -220,9 +220,10 @@ func (r *Runner) wait(ps []*partition) {
 
 // discard returns the buffer budget of a stopped worker's unread records.
 func (r *Runner) discard(p *partition) {
-	p.in.drain(func(e envelope) { r.release(e.cost) })
+	budget := r.budgetOf(p)
+	p.in.drain(func(e envelope) { budget.Add(-e.cost) })
 	for _, e := range p.overflow {
-		r.release(e.cost)
+		budget.Add(-e.cost)
 	}
 	p.overflow = nil
 }

@@ -64,6 +64,12 @@ type Runner struct {
 	// (queued for a worker, or in its batch), across partitions, against
 	// apply.max_buffered_bytes.
 	buffered atomic.Int64
+	// markerBytes counts the same for the transaction topic's partition,
+	// apart: its markers wait in its queue while the resolver waits at an
+	// END for the data partitions' records, and counted in buffered they
+	// kept the budget spent with every data partition paused and nothing
+	// to apply, which nothing could end (markerBudget bounds them instead).
+	markerBytes atomic.Int64
 	// fullSince is since when the budget is spent (zero while it is not),
 	// fullCounted how far that time is in pgsink_buffer_full_seconds_total.
 	// The poll loop's alone.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -51,6 +52,7 @@ func (r *Runner) resolverDeps(sinkOpts sink.Options) *workerDeps {
 				}
 			}})
 	deps := *r.deps
+	deps.loop = markerLoop{r}
 	deps.router = &markerRouter{encoding: r.router.Encoding(r.cfg.Apply.Transaction.Topic), schemas: r.schemas}
 	deps.frontier, deps.resets = nil, nil // the resolver stages nothing
 	maxWait := r.cfg.Apply.Transaction.MaxWait.Std()
@@ -173,6 +175,29 @@ func (r *Runner) depsFor(id dedup.PartitionID) *workerDeps {
 	}
 	return r.deps
 }
+
+// markerLoop is the poll loop as the transaction topic's worker sees it:
+// the bytes it holds count in Runner.markerBytes, not in the data
+// partitions' budget.
+type markerLoop struct{ *Runner }
+
+func (m markerLoop) charge(bytes int64)  { m.markerBytes.Add(bytes) }
+func (m markerLoop) release(bytes int64) { m.markerBytes.Add(-bytes) }
+
+// budgetOf is the counter p's fetched bytes count in: markerBytes for the
+// transaction topic's partition, buffered for every other.
+func (r *Runner) budgetOf(p *partition) *atomic.Int64 {
+	if t := TransactionTopic(r.cfg); t != "" && p.id.Topic == t {
+		return &r.markerBytes
+	}
+	return &r.buffered
+}
+
+// markerBudget is what the transaction topic's queued markers may hold
+// before its partition is paused: an eighth of apply.max_buffered_bytes,
+// on top of it. The resolver needs only the END it waits at; what it
+// fetches beyond is read again once it catches up.
+func markerBudget(cfg *config.Config) int64 { return int64(cfg.Apply.MaxBufferedBytes) / 8 }
 
 // markerRouter decodes the transaction topic: an END marker is an Item for
 // the resolver, a BEGIN writes nothing. The topic is in the file's encoding
