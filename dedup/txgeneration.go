@@ -307,8 +307,9 @@ const (
 )
 
 // MatchMarkerPersistence makes the marker's persistence tx_staged's, under
-// a lock on tx_staged that keeps it from changing meanwhile (a lock that
-// staging does not wait for).
+// a lock on tx_staged that keeps it from changing meanwhile (one staging
+// does not wait for; the marker's ALTER, which staging does wait for, waits
+// at most lockTimeout itself).
 func (t Transactions) MatchMarkerPersistence(ctx context.Context, db Beginner, lockTimeout string) (MarkerChange, error) {
 	change := MarkerMatched
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
