@@ -14,14 +14,15 @@ import (
 // docs/transactions.md "Unlogged staging"). PostgreSQL empties an UNLOGGED
 // tx_staged at crash recovery, and a promoted standby holds none of its
 // rows, while the stagers' offsets, logged, say their records are staged.
-// tx_staging_marker, UNLOGGED too, is emptied with it; its generation
-// against tx_staging_generation (logged) tells a reset. A partition records
-// in tx_staging_partitions the generation each staging transaction checked;
+// tx_staging_marker has tx_staged's persistence (SetStagingPersistence
+// alters both in one transaction, MatchMarkerPersistence repairs a marker
+// that differs): unlogged, it is emptied with tx_staged, and its generation
+// against tx_staging_generation (logged) tells a reset; logged, a crash
+// keeps both, and no partition rewinds for it. A partition records in
+// tx_staging_partitions the generation each staging transaction checked;
 // one recorded under an older generation than the current may have lost
 // staged records, and is rewound to its frontier. The checks run whatever
-// the table's persistence: a group that stages into a table another group
-// made unlogged is then safe too, and a logged table's marker, emptied by a
-// crash all the same, only costs an unneeded rewind.
+// the persistence: a marker emptied by hand is a reset too.
 
 // ErrStagingReset is the error of a staging or resolver transaction whose
 // check of the staging marker failed: tx_staged was emptied (a crash of the
@@ -209,13 +210,24 @@ func resetCheck(br pgx.BatchResults) error {
 	return nil
 }
 
-// StagingPersistence reports whether tx_staged is UNLOGGED.
-func (t Transactions) StagingPersistence(ctx context.Context, db DB) (unlogged bool, err error) {
-	var p string
-	if err := db.QueryRow(ctx, `SELECT relpersistence::text FROM pg_class WHERE oid = $1::regclass`, t.staged).Scan(&p); err != nil {
-		return false, fmt.Errorf("dedup: read the persistence of tx_staged: %w", err)
+// Persistence is whether tx_staged and tx_staging_marker are UNLOGGED.
+type Persistence struct {
+	StagedUnlogged, MarkerUnlogged bool
+}
+
+// Safe reports whether a crash that empties tx_staged empties the marker
+// too: an unlogged tx_staged with a logged marker loses staged records
+// where no partition sees it.
+func (p Persistence) Safe() bool { return p.MarkerUnlogged || !p.StagedUnlogged }
+
+// StagingPersistence reads the persistence of tx_staged and of the marker.
+func (t Transactions) StagingPersistence(ctx context.Context, db DB) (Persistence, error) {
+	var p Persistence
+	if err := db.QueryRow(ctx, `SELECT (SELECT relpersistence = 'u' FROM pg_class WHERE oid = $1::regclass),
+		(SELECT relpersistence = 'u' FROM pg_class WHERE oid = $2::regclass)`, t.staged, t.marker).Scan(&p.StagedUnlogged, &p.MarkerUnlogged); err != nil {
+		return Persistence{}, fmt.Errorf("dedup: read the persistence of tx_staged and tx_staging_marker: %w", err)
 	}
-	return p == "u", nil
+	return p, nil
 }
 
 // OtherTransactionGroups lists the groups other than group that last ran
@@ -232,25 +244,101 @@ func (t Transactions) OtherTransactionGroups(ctx context.Context, db Querier, gr
 	return groups, nil
 }
 
-// SetStagingPersistence makes tx_staged UNLOGGED or LOGGED. ALTER TABLE
-// rewrites the table under an ACCESS EXCLUSIVE lock, which waits behind
-// every stager's and the resolver's transaction and stops them meanwhile:
-// lockTimeout bounds the wait, and the call fails rather than queue the
-// whole group behind it.
+// SetStagingPersistence makes tx_staged and the marker UNLOGGED or LOGGED,
+// in one transaction: the marker must be emptied by whatever empties
+// tx_staged, and need not be otherwise (a logged marker in a crash is not a
+// reset). ALTER TABLE rewrites the table under an ACCESS EXCLUSIVE lock,
+// which waits behind every stager's and the resolver's transaction and
+// stops them meanwhile: lockTimeout bounds the wait, and the call fails
+// rather than queue the whole group behind it. Both tables are locked
+// first, tx_staged then the marker, the order MatchMarkerPersistence takes
+// them in.
 func (t Transactions) SetStagingPersistence(ctx context.Context, db Beginner, unlogged bool, lockTimeout string) error {
-	to := "LOGGED"
-	if unlogged {
-		to = "UNLOGGED"
-	}
+	to := persistenceWord(unlogged)
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true)`, lockTimeout); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `ALTER TABLE `+t.staged+` SET `+to)
+		for _, stmt := range []string{
+			`LOCK TABLE ` + t.staged + `, ` + t.marker + ` IN ACCESS EXCLUSIVE MODE`,
+			`ALTER TABLE ` + t.staged + ` SET ` + to,
+			`ALTER TABLE ` + t.marker + ` SET ` + to,
+		} {
+			if _, err := tx.Exec(ctx, stmt); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("dedup: make tx_staged and tx_staging_marker %s: %w", strings.ToLower(to), err)
+	}
+	return nil
+}
+
+// SetPersistenceStatement is SetStagingPersistence's change as an operator
+// runs it by hand, quoted as pgsink quotes it.
+func (t Transactions) SetPersistenceStatement(unlogged bool) string {
+	to := persistenceWord(unlogged)
+	return `BEGIN; ALTER TABLE ` + t.staged + ` SET ` + to + `; ALTER TABLE ` + t.marker + ` SET ` + to + `; COMMIT;`
+}
+
+func persistenceWord(unlogged bool) string {
+	if unlogged {
+		return "UNLOGGED"
+	}
+	return "LOGGED"
+}
+
+// MarkerChange is what MatchMarkerPersistence did.
+type MarkerChange int
+
+const (
+	// MarkerMatched: the marker was as tx_staged already.
+	MarkerMatched MarkerChange = iota
+	// MarkerLogged: tx_staged is logged and the marker was not; a crash
+	// no longer counts as a reset.
+	MarkerLogged
+	// MarkerReset: tx_staged is unlogged and the marker was logged (an
+	// ALTER of tx_staged alone): a crash meanwhile may have emptied
+	// tx_staged and kept the marker, so the marker is made unlogged and
+	// emptied, a reset every partition that staged sees and rewinds for.
+	MarkerReset
+)
+
+// MatchMarkerPersistence makes the marker's persistence tx_staged's, under
+// a lock on tx_staged that keeps it from changing meanwhile (one staging
+// does not wait for; the marker's ALTER, which staging does wait for, waits
+// at most lockTimeout itself).
+func (t Transactions) MatchMarkerPersistence(ctx context.Context, db Beginner, lockTimeout string) (MarkerChange, error) {
+	change := MarkerMatched
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true)`, lockTimeout); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `LOCK TABLE `+t.staged+` IN ACCESS SHARE MODE`); err != nil {
+			return err
+		}
+		p, err := t.StagingPersistence(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if p.MarkerUnlogged == p.StagedUnlogged {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `ALTER TABLE `+t.marker+` SET `+persistenceWord(p.StagedUnlogged)); err != nil {
+			return err
+		}
+		if p.Safe() {
+			change = MarkerLogged
+			return nil
+		}
+		change = MarkerReset
+		_, err = tx.Exec(ctx, `DELETE FROM `+t.marker)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("dedup: make tx_staged %s: %w", strings.ToLower(to), err)
+		return MarkerMatched, fmt.Errorf("dedup: make tx_staging_marker as tx_staged: %w", err)
 	}
-	return nil
+	return change, nil
 }

@@ -5,12 +5,15 @@ package dedup_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/test/stacktest"
 )
 
 // TestIntegrationStagingReset: a staging transaction checks the staging
@@ -304,5 +307,155 @@ func TestIntegrationStagingRewindRacesAClaim(t *testing.T) {
 	}
 	if _, err := tx.RewindStaging(ctx, pool, &owner, gen, 40, nil); !errors.As(err, new(*dedup.FencedError)) {
 		t.Errorf("the revoked owner's next rewind: %v; want a FencedError", err)
+	}
+}
+
+// TestIntegrationStagingCrashFollowsPersistence: what crash recovery does
+// to the staging, emptying exactly the schema's unlogged tables, is a reset
+// in unlogged mode and none in logged mode, where tx_staged keeps every
+// row and the marker, altered with it, keeps its generation: no partition
+// rewinds for a crash that lost nothing.
+func TestIntegrationStagingCrashFollowsPersistence(t *testing.T) {
+	for _, unlogged := range []bool{false, true} {
+		t.Run(map[bool]string{false: "logged", true: "unlogged"}[unlogged], func(t *testing.T) {
+			ctx := context.Background()
+			pool := migrated(t)
+			tx := dedup.NewTransactions(schema)
+			if err := tx.SetStagingPersistence(ctx, pool, unlogged, "5s"); err != nil {
+				t.Fatal(err)
+			}
+			if p, err := tx.StagingPersistence(ctx, pool); err != nil || p.StagedUnlogged != unlogged || p.MarkerUnlogged != unlogged {
+				t.Errorf("persistence after SetStagingPersistence(unlogged %v) = %+v, %v; want tx_staged and the marker both so", unlogged, p, err)
+			}
+			gen, _, err := tx.SyncGeneration(ctx, pool)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := dedup.PartitionID{Group: "g", Topic: "app.public.t", Partition: 0}
+			b := &pgx.Batch{}
+			b.Queue("BEGIN")
+			tx.QueueStagingCheck(b, id, gen, 10)
+			if _, err := tx.QueueStage(b, "g", []dedup.StagedRecord{{TxID: 1, TotalOrder: 1, DataCollection: "public.t", Topic: id.Topic, Offset: 10}}, nil); err != nil {
+				t.Fatal(err)
+			}
+			b.Queue("COMMIT")
+			if err := pool.SendBatch(ctx, b).Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			// Crash recovery resets every unlogged relation to its empty
+			// init fork; the logged ones keep their rows.
+			var emptied []string
+			if err := pool.QueryRow(ctx, `SELECT coalesce(array_agg(format('%I.%I', n.nspname, c.relname) ORDER BY c.relname), '{}')
+				FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+				WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relpersistence = 'u'`, schema).Scan(&emptied); err != nil {
+				t.Fatal(err)
+			}
+			if len(emptied) > 0 {
+				if _, err := pool.Exec(ctx, `TRUNCATE `+strings.Join(emptied, ", ")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var staged int
+			if err := pool.QueryRow(ctx, `SELECT count(*) FROM pgsink.tx_staged`).Scan(&staged); err != nil {
+				t.Fatal(err)
+			}
+			after, reset, err := tx.SyncGeneration(ctx, pool)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := tx.StagingOf(ctx, pool, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rewinds := st.Generation < after
+			if unlogged {
+				if staged != 0 || !reset || !rewinds {
+					t.Errorf("unlogged, after the crash (emptied %v): %d rows staged, reset %v, partition at generation %d of %d; want the rows gone, a reset and the partition rewinding",
+						emptied, staged, reset, st.Generation, after)
+				}
+				return
+			}
+			if staged != 1 || reset || rewinds || len(emptied) > 0 {
+				t.Errorf("logged, after the crash (emptied %v): %d rows staged, reset %v, partition at generation %d of %d; want the row kept, no reset and no rewind",
+					emptied, staged, reset, st.Generation, after)
+			}
+		})
+	}
+}
+
+// TestIntegrationMigration14Down: migration 0014's down makes the marker
+// unlogged again, as a pgsink that knows only 0013 needs it whatever
+// tx_staged is (it alters tx_staged alone), and keeps the generation.
+func TestIntegrationMigration14Down(t *testing.T) {
+	ctx := context.Background()
+	url := stacktest.OwnedTargetDatabase(t)
+	m := dedup.NewMigrator(url, schema)
+	if err := m.UpTo(ctx, 14); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	tx := dedup.NewTransactions(schema)
+	if err := tx.SetStagingPersistence(ctx, pool, false, "5s"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.UpTo(ctx, 13); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := tx.StagingPersistence(ctx, pool); err != nil || p.StagedUnlogged || !p.MarkerUnlogged {
+		t.Fatalf("after migrating down to 13 = %+v, %v; want tx_staged logged and the marker unlogged", p, err)
+	}
+	if gen, reset, err := tx.SyncGeneration(ctx, pool); err != nil || reset || gen != 1 {
+		t.Fatalf("SyncGeneration after migrating down to 13 = %d, %v, %v; want generation 1, no reset", gen, reset, err)
+	}
+}
+
+// TestIntegrationMigration14KeepsStaging: migration 0014 runs on a live
+// fleet (a rolling upgrade) beside a resolver's long apply, which reads
+// the marker and deletes from tx_staged, and stagers: it must not queue
+// behind them (its comments take no lock they hold a conflicting one of).
+func TestIntegrationMigration14KeepsStaging(t *testing.T) {
+	ctx := context.Background()
+	url := stacktest.OwnedTargetDatabase(t)
+	m := dedup.NewMigrator(url, schema)
+	if err := m.UpTo(ctx, 13); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	apply, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer apply.Rollback(ctx)
+	for _, stmt := range []string{
+		`SELECT count(*) FROM pgsink.tx_staging_marker m JOIN pgsink.tx_staging_generation g USING (generation)`,
+		`INSERT INTO pgsink.tx_staged (group_id, tx_id, total_order, data_collection, topic, partition, kafka_offset) VALUES ('g', 1, 1, 'public.t', 't', 0, 1)`,
+		`DELETE FROM pgsink.tx_staged WHERE group_id = 'g'`,
+		`UPDATE pgsink.tx_staging_marker SET generation = generation`,
+	} {
+		if _, err := apply.Exec(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	migrated := make(chan error, 1)
+	go func() { migrated <- m.UpTo(ctx, 14) }()
+	select {
+	case err := <-migrated:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(15 * time.Second):
+		// Let it finish before the database is dropped.
+		_ = apply.Rollback(ctx)
+		<-migrated
+		t.Fatal("migration 0014 waited 15 s for an open transaction that reads the marker and writes tx_staged; want it done without waiting for it")
 	}
 }

@@ -111,9 +111,10 @@ tables:
 	}
 }
 
-// TestIntegrationStagingPersistence: run makes tx_staged as
-// apply.transaction.staging says while its group is the schema's only one
-// in transaction mode, keeps the staged rows through the change, and
+// TestIntegrationStagingPersistence: run makes tx_staged, and the staging
+// marker with it, as apply.transaction.staging says while its group is the
+// schema's only one in transaction mode, keeps the staged rows through the
+// change, and
 // refuses a group whose setting differs from the table once another group
 // of the schema ran in transaction mode, naming it, rather than turn the
 // shared table back and forth.
@@ -141,13 +142,18 @@ tables:
 		}
 		return applyStaging(ctx, pool, cfg, zap.NewNop())
 	}
+	// tx_staged's persistence, checked against the marker's: a start
+	// that leaves them different fails the test.
 	persistence := func() bool {
 		t.Helper()
-		unlogged, err := tx.StagingPersistence(ctx, pool)
+		p, err := tx.StagingPersistence(ctx, pool)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return unlogged
+		if p.MarkerUnlogged != p.StagedUnlogged {
+			t.Fatalf("after a start, tx_staged unlogged %v and tx_staging_marker unlogged %v; want the marker as the table", p.StagedUnlogged, p.MarkerUnlogged)
+		}
+		return p.StagedUnlogged
 	}
 	b := &pgx.Batch{}
 	if _, err := tx.QueueStage(b, "g", []dedup.StagedRecord{{TxID: 1, TotalOrder: 1, DataCollection: "public.t", Topic: "app.public.t"}}, nil); err != nil {
@@ -155,6 +161,11 @@ tables:
 	}
 	if err := pool.SendBatch(ctx, b).Close(); err != nil {
 		t.Fatal(err)
+	}
+	// A new schema's marker is logged after the first start, as tx_staged
+	// is (migration 0013 made it unlogged).
+	if err := start(parse("g", "logged")); err != nil || persistence() {
+		t.Fatalf("group g alone with staging: logged: %v, tx_staged unlogged %v; want it logged", err, persistence())
 	}
 	if err := start(parse("g", "unlogged")); err != nil || !persistence() {
 		t.Fatalf("group g alone with staging: unlogged: %v, tx_staged unlogged %v; want it altered", err, persistence())
@@ -168,7 +179,7 @@ tables:
 	}
 	if err := start(parse("h", "logged")); err == nil || !strings.Contains(err.Error(), "[g]") || !persistence() {
 		t.Fatalf("group h with staging: logged beside g: %v, tx_staged unlogged %v; want a refusal naming g and the table unchanged", err, persistence())
-	} else if want := `ALTER TABLE "pgsink"."tx_staged" SET LOGGED`; !strings.Contains(err.Error(), want) {
+	} else if want := `BEGIN; ALTER TABLE "pgsink"."tx_staged" SET LOGGED; ALTER TABLE "pgsink"."tx_staging_marker" SET LOGGED; COMMIT;`; !strings.Contains(err.Error(), want) {
 		t.Errorf("the refusal's statement to run by hand is not quoted as pgsink quotes identifiers (want %s): %v", want, err)
 	}
 	if err := start(parse("h", "unlogged")); err != nil {
@@ -176,6 +187,84 @@ tables:
 	}
 	if err := start(parse("g", "logged")); err == nil || !strings.Contains(err.Error(), "[h]") || !persistence() {
 		t.Fatalf("group g back to logged beside h: %v; want a refusal naming h", err)
+	}
+}
+
+// TestIntegrationStagingMarkerMatched: run makes the staging marker as
+// tx_staged whatever other groups share the schema: logged beside a logged
+// table (no rewind at a crash that keeps it), and unlogged beside an
+// unlogged one; a logged marker found beside an unlogged table (altered
+// alone, by hand) may have outlived a crash that emptied the table, so the
+// start also empties it, a reset every partition that staged then sees.
+func TestIntegrationStagingMarkerMatched(t *testing.T) {
+	ctx := context.Background()
+	pool := migratedTarget(t)
+	parse := func(group, staging string) *config.Config {
+		cfg, err := config.Parse("pgsink.yaml", []byte(fmt.Sprintf(`kafka: { bootstrap.servers: k, group.id: %s }
+postgres: { url: u }
+apply: { consistency: transaction, transaction: { topic: app.transaction, staging: %s } }
+tables:
+  - topic: app.public.t
+    target: public.t
+`, group, staging)), func(string) (string, bool) { return "", false })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	tx := dedup.NewTransactions("pgsink")
+	start := func(cfg *config.Config) {
+		t.Helper()
+		if err := checkModeSwitch(ctx, pool, cfg); err != nil {
+			t.Fatal(err)
+		}
+		if err := applyStaging(ctx, pool, cfg, zap.NewNop()); err != nil {
+			t.Fatalf("start of group %s: %v", cfg.Kafka["group.id"], err)
+		}
+	}
+	persistence := func() dedup.Persistence {
+		t.Helper()
+		p, err := tx.StagingPersistence(ctx, pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if p := persistence(); p.StagedUnlogged || !p.MarkerUnlogged {
+		t.Fatalf("after the migrations: %+v; want tx_staged logged and the marker unlogged, as 0013 makes them", p)
+	}
+	// Another group ran in transaction mode: the table is not altered for
+	// g, the marker is.
+	if err := checkModeSwitch(ctx, pool, parse("h", "logged")); err != nil {
+		t.Fatal(err)
+	}
+	start(parse("g", "logged"))
+	if p := persistence(); p.StagedUnlogged || p.MarkerUnlogged {
+		t.Fatalf("after a start in logged mode beside group h: %+v; want both logged", p)
+	}
+	gen, reset, err := tx.SyncGeneration(ctx, pool)
+	if err != nil || reset || gen != 1 {
+		t.Fatalf("SyncGeneration after the marker was made logged = %d, %v, %v; want generation 1 and no reset (the ALTER keeps the row)", gen, reset, err)
+	}
+
+	// tx_staged altered alone, as pgsink told operators to before.
+	if _, err := pool.Exec(ctx, `ALTER TABLE pgsink.tx_staged SET UNLOGGED`); err != nil {
+		t.Fatal(err)
+	}
+	if p := persistence(); p.Safe() {
+		t.Fatalf("tx_staged altered alone: %+v; the test wants the unsafe state", p)
+	}
+	start(parse("g", "unlogged"))
+	if p := persistence(); !p.StagedUnlogged || !p.MarkerUnlogged {
+		t.Fatalf("after a start that found the marker logged beside an unlogged table: %+v; want both unlogged", p)
+	}
+	if gen, reset, err := tx.SyncGeneration(ctx, pool); err != nil || !reset || gen != 2 {
+		t.Fatalf("SyncGeneration after the start found the marker logged beside an unlogged table = %d, %v, %v; want a reset to generation 2", gen, reset, err)
+	}
+	// Matched now: a start changes nothing more.
+	start(parse("g", "unlogged"))
+	if gen, reset, err := tx.SyncGeneration(ctx, pool); err != nil || reset || gen != 2 {
+		t.Fatalf("SyncGeneration after a start with both unlogged = %d, %v, %v; want generation 2, no reset", gen, reset, err)
 	}
 }
 

@@ -24,9 +24,11 @@
 // workload in every source transaction, and the T invariant — a reader in
 // REPEATABLE READ never sees part of a source transaction, each is
 // resolved once; 6t's reader reconnects after PostgreSQL's restart and must
-// check snapshots after it; 6tu is 6t with apply.transaction.staging:
-// unlogged, whose crash empties tx_staged (the partitions see the reset
-// and stage again from past what the resolver applied);
+// check snapshots after it, and, its tx_staged and staging marker logged,
+// no partition may rewind for the crash; 6tu is 6t with
+// apply.transaction.staging: unlogged, whose crash empties tx_staged and
+// the marker (the partitions see the reset and stage again from past what
+// the resolver applied);
 // 7t kills a pgsink instance while Connect is
 // down; 1ta is
 // 1t over Avro, the transaction topic's markers included. A

@@ -183,22 +183,30 @@ func postgresRestartScenario(t *testing.T, transaction, unlogged bool) {
 		}
 	}
 	if transaction {
-		// The crash empties the staging marker (unlogged) whatever
-		// tx_staged's persistence: the partitions moved the generation on.
-		var persistence string
+		// The staging marker has tx_staged's persistence: unlogged, the
+		// crash empties both and the partitions move the generation on
+		// and rewind; logged, it keeps both, and nothing rewinds.
+		var persistence, marker string
 		var generation int64
 		if err := s.target.QueryRow(ctx, `SELECT (SELECT relpersistence::text FROM pg_class WHERE oid = 'pgsink.tx_staged'::regclass),
-			(SELECT generation FROM pgsink.tx_staging_generation)`).Scan(&persistence, &generation); err != nil {
+			(SELECT relpersistence::text FROM pg_class WHERE oid = 'pgsink.tx_staging_marker'::regclass),
+			(SELECT generation FROM pgsink.tx_staging_generation)`).Scan(&persistence, &marker, &generation); err != nil {
 			t.Fatal(err)
 		}
 		rewound := s.logsContaining("rewound to stage its records again")
-		s.result.FaultKinds += fmt.Sprintf("; tx_staged persistence %s, staging generation %d, rewound in %v", persistence, generation, rewound)
-		t.Logf("tx_staged persistence %s, staging generation %d after the restart; instances that rewound a partition: %v", persistence, generation, rewound)
-		if want := map[bool]string{true: "u", false: "p"}[unlogged]; persistence != want {
-			t.Errorf("%s: tx_staged persistence %q, want %q", s.name, persistence, want)
+		reset := s.logsContaining("the staging table was reset")
+		s.result.FaultKinds += fmt.Sprintf("; tx_staged persistence %s, marker %s, staging generation %d, reset seen in %v, rewound in %v", persistence, marker, generation, reset, rewound)
+		t.Logf("tx_staged persistence %s, marker %s, staging generation %d after the restart; instances that saw a reset: %v; that rewound a partition: %v",
+			persistence, marker, generation, reset, rewound)
+		if want := map[bool]string{true: "u", false: "p"}[unlogged]; persistence != want || marker != want {
+			t.Errorf("%s: tx_staged persistence %q and the marker's %q, want both %q", s.name, persistence, marker, want)
 		}
-		if generation < 2 {
-			t.Errorf("%s: staging generation %d after a crash; want it moved on (the marker is unlogged)", s.name, generation)
+		switch {
+		case unlogged && generation < 2:
+			t.Errorf("%s: staging generation %d after a crash; want it moved on (the crash empties the unlogged marker)", s.name, generation)
+		case !unlogged && (generation != 1 || len(reset) > 0 || len(rewound) > 0):
+			t.Errorf("%s: staging generation %d after a crash, a reset seen in %v, partitions rewound in %v; want generation 1, none (a logged tx_staged keeps every row)",
+				s.name, generation, reset, rewound)
 		}
 	}
 	s.stopAll()
