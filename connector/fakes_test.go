@@ -385,6 +385,12 @@ func (c *fakeConsumer) QueryWatermarkOffsets(topic string, partition int32, _ in
 	return c.GetWatermarkOffsets(topic, partition)
 }
 
+// Committed answers no committed offset (apply.offsets: postgres never
+// asks).
+func (c *fakeConsumer) Committed(tps []kafka.TopicPartition, _ int) ([]kafka.TopicPartition, error) {
+	return tps, nil
+}
+
 // value reads a counter or gauge.
 func value(m prometheus.Metric) float64 {
 	var d dto.Metric
