@@ -33,6 +33,8 @@ type outageRebalance struct {
 	rebalanced time.Time
 	// start brings the target back.
 	start func()
+	// awaiting reads pgsink_partitions_awaiting_claim.
+	awaiting func() float64
 }
 
 func newOutageRebalance(t *testing.T) *outageRebalance {
@@ -61,6 +63,7 @@ func newOutageRebalance(t *testing.T) *outageRebalance {
 		t.Fatal(err)
 	}
 	o := &outageRebalance{p: startPgsink(t, cfg, "TARGET_URL="+through)}
+	o.awaiting = func() float64 { v, _ := metricValue(port, "pgsink_partitions_awaiting_claim"); return v }
 	assigned := func() float64 { v, _ := metricValue(port, `pgsink_rebalances_total{kind="assigned"}`); return v }
 	o.rows = func(table string) (bool, string) {
 		conn, err := pgx.Connect(ctx, targetURL)
@@ -140,6 +143,11 @@ func TestE2ERebalanceDuringATargetOutage(t *testing.T) {
 // failure.
 func TestE2EShutdownDuringAClaimThatWaitsForTheTarget(t *testing.T) {
 	o := newOutageRebalance(t)
+	// The assignment's first claim, in the rebalance, has met the target
+	// down: the partition awaits its claim in the poll loop.
+	eventually(t, 30*time.Second, "the new topic's partition awaits its claim", func() (bool, string) {
+		return o.awaiting() == 1, fmt.Sprintf("pgsink_partitions_awaiting_claim %v", o.awaiting())
+	})
 	code, took := o.p.stop(30 * time.Second)
 	logs := o.p.Logs()
 	if code != 0 {
