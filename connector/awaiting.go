@@ -118,7 +118,7 @@ func (r *Runner) claimAwaiting(c awaitingClient, now time.Time) {
 		// Assigned at the end of the partition as a placeholder: the claim
 		// decides where it starts. Seek waits for the client's answer, so
 		// a partition it could not move is never resumed.
-		if err := c.Seek(tp, 0); err != nil {
+		if err := seekAssigned(c, tp); err != nil {
 			r.fatalf(log, "move a partition claimed after an outage to its stored position", err)
 			continue
 		}
@@ -135,4 +135,30 @@ func (r *Runner) claimAwaiting(c awaitingClient, now time.Time) {
 	}
 	r.metrics.AwaitingClaim.Set(float64(len(a.since)))
 	r.metrics.Owned.Set(float64(len(r.workers)))
+}
+
+// seekAssignedTries bounds how often seekAssigned asks again, a
+// seekAssignedPause apart, while the client has not started fetching a
+// partition it was just assigned.
+const (
+	seekAssignedTries = 20
+	seekAssignedPause = 50 * time.Millisecond
+)
+
+// seekAssigned moves an assigned partition to tp.Offset. The client
+// refuses a seek (ErrState) until it has started the partition's fetcher,
+// which it does shortly after the assignment: a claim that went through
+// right after its rebalance may come first, so that answer is asked again
+// for a moment before it counts as a failure.
+func seekAssigned(c awaitingClient, tp kafka.TopicPartition) error {
+	var err error
+	for range seekAssignedTries {
+		err = c.Seek(tp, 0)
+		var kerr kafka.Error
+		if err == nil || !errors.As(err, &kerr) || kerr.Code() != kafka.ErrState {
+			return err
+		}
+		time.Sleep(seekAssignedPause)
+	}
+	return err
 }

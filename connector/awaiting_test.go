@@ -109,3 +109,38 @@ func TestAwaitingPartitionDroppedAtRevocation(t *testing.T) {
 		t.Errorf("%d claim statements once nothing awaits; want 1", len(store.calls))
 	}
 }
+
+// A partition claimed right after its rebalance may be sought before the
+// client started fetching it, which it refuses (ErrState) for a moment:
+// the seek is asked again, and the partition resumed only once it moved.
+// Any other refusal stops the instance, the partition left paused.
+func TestAwaitingClaimSeeksAgainUntilTheFetcherStarted(t *testing.T) {
+	notStarted := kafka.NewError(kafka.ErrState, "Local: Erroneous state", false)
+	for _, tc := range []struct {
+		name  string
+		errs  []error
+		fatal bool
+	}{
+		{"fetcher starting", []error{notStarted, notStarted}, false},
+		{"another refusal", []error{kafka.NewError(kafka.ErrUnknownPartition, "Local: Unknown partition", false)}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, c := awaitingRunner(&fakeBulkPositions{})
+			c.seekErrs = tc.errs
+			id := partitionIDs(1)[0]
+			r.await(id, time.Now())
+			r.claimAwaiting(c, later())
+			if fatal := r.fatalErr() != nil; fatal != tc.fatal {
+				t.Fatalf("fatal error %v; want one: %v", r.fatalErr(), tc.fatal)
+			}
+			resumed := c.noted(&c.resumed)
+			if tc.fatal && (len(resumed) != 0 || len(c.seeks) != 0) {
+				t.Errorf("resumed %v after seeks %v; want the partition left paused", resumed, c.seeks)
+			}
+			if !tc.fatal && (len(c.seeks) != 1 || len(resumed) != 1) {
+				t.Errorf("seeks %v, resumed %v; want one seek that went through, then the resume", c.seeks, resumed)
+			}
+			r.revoke([]kafka.TopicPartition{tpOf(0)}, true)
+		})
+	}
+}

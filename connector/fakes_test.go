@@ -329,8 +329,10 @@ type fakeConsumer struct {
 	paused  []int32
 	resumed []int32
 	seeks   []kafka.TopicPartition
-	stored  chan kafka.TopicPartition
-	high    int64
+	// seekErrs are what the next Seeks fail with, one each.
+	seekErrs []error
+	stored   chan kafka.TopicPartition
+	high     int64
 }
 
 func newFakeConsumer() *fakeConsumer {
@@ -360,6 +362,11 @@ func (c *fakeConsumer) noted(calls *[]int32) []int32 {
 func (c *fakeConsumer) Seek(tp kafka.TopicPartition, _ int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if len(c.seekErrs) > 0 {
+		err := c.seekErrs[0]
+		c.seekErrs = c.seekErrs[1:]
+		return err
+	}
 	c.seeks = append(c.seeks, tp)
 	return nil
 }
