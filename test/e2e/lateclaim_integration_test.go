@@ -35,8 +35,8 @@ type applyWatch struct {
 	// not).
 	last       map[int32]offsetSample
 	stillSince map[int32]time.Time
-	// stalls are the stills that ended (or were cut by a phase), longest
-	// per partition; log is the owner changes, in order.
+	// longest is each partition's longest still in the current phase
+	// (restart begins the next); log is the epoch changes, in order.
 	longest map[int32]stall
 	log     []string
 	stop    chan struct{}
