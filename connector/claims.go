@@ -53,15 +53,22 @@ type claimer struct {
 	// claimFor is how long a claim statement is retried against
 	// PostgreSQL errors, at least claimAttempts times.
 	claimFor time.Duration
-	// outage waits out a target that is down: a claim retries it for as
-	// long as it lasts, not counted against claimAttempts or claimFor.
-	outage outageWait
+	// outage reports an attempt that found the target down (its counter
+	// and rate-limited warning); downSince is since when the partitions
+	// being claimed have found it so (zero: not before this attempt).
+	outage    outageWait
+	downSince time.Time
 	// ctx ends the claims when the instance stops (nil: never); lost
 	// reports that the group took the assignment away meanwhile (nil:
-	// never): either ends a wait for a target that is down.
+	// never): either ends the retries of a claim that failed.
 	ctx  context.Context
 	lost func() bool
 }
+
+// errAwaitingTarget marks a partition whose claim found the target
+// unavailable: it is not claimed, and the caller claims it again later
+// (Runner.claimAwaiting), for as long as the outage lasts.
+var errAwaitingTarget = errors.New("not claimed yet: the target is unavailable")
 
 // watermarkParallelism bounds the watermark requests in flight at once:
 // enough to overlap the round trips of a large assignment, few enough not
@@ -76,8 +83,9 @@ const claimChunk = 1000
 // PostgreSQL errors other than the target being unavailable, and
 // claimRetryFor the least time they span, after which the partitions it
 // holds are not claimed and the instance stops. A target that is down (a
-// restart, a failover: sink.Unavailable) counts against neither: it is
-// waited for as long as it lasts (claimStored).
+// restart, a failover: sink.Unavailable) counts against neither: the claim
+// ends at once with errAwaitingTarget and is tried again later, for as
+// long as the outage lasts (claimStored).
 const (
 	claimAttempts = 5
 	claimRetryFor = time.Minute
@@ -168,27 +176,23 @@ func (c claimer) watermarksOf(client offsetsClient, id dedup.PartitionID) (low, 
 // claimStored claims ps in the offsets table in one statement, retrying
 // it on PostgreSQL errors; when it gives up, none is claimed.
 //
-// A target that is unavailable is waited for without end, as an apply
-// waits for it (outageWait's schedule and reporter): a rebalance that
-// meets a restart or a failover of PostgreSQL must not stop the instance.
-// The claim runs in the rebalance callback, before the partitions are
-// assigned: none of them is fetched, applied or moved meanwhile, and the
-// partitions this instance applied before go on (their workers wait for
-// the target themselves). What ends the wait: the instance stopping
-// (ctx), or the client reporting the assignment lost (lost); the error
-// then wraps sink.ErrStopping: not claimed, and no reason to stop the
-// instance. librdkafka does not mark the assignment lost while a
-// rebalance waits for this callback, although past max.poll.interval.ms
-// it leaves the group: a wait that long claims, once the target is back,
-// partitions the group may have given to another member. That is safe
-// (the claim raises the epoch, the other member's transactions are
-// fenced, and its worker claims the partition back after its fencing's
-// grace while the group assigns it there; this instance's worker stops at
-// the revocation of the next Poll) and live; ending the wait by the clock
-// instead left the partitions assigned paused without a worker when the
-// member had not left after all (seen in CI), so it was taken out. Any
-// other error is retried claimAttempts times and for claimFor, then gives
-// up as before.
+// A target that is unavailable is not waited for here: the attempt is
+// reported (outageWait's counter and warning) and every partition of ps
+// ends with errAwaitingTarget, at once. The claim of a rebalance runs in
+// the rebalance callback, and a callback that waits for an outage keeps
+// the member from its group: past max.poll.interval.ms the group drops it
+// and gives its partitions to another member, while the client, inside
+// the callback, does not tell it the assignment is lost — the wait went
+// on and, once the target was back, claimed partitions another member
+// applied by then, fencing it for its fenceGrace (60 s without an applying
+// owner, TestE2ELateClaimAfterTheGroupDroppedTheMember). So the caller
+// assigns such partitions paused and claims them from the poll loop
+// (Runner.claimAwaiting), where Poll keeps the member in its group and a
+// revocation can reach them. What ends the retries of any other error:
+// the instance stopping (ctx), or the client reporting the assignment lost
+// (lost); the error then wraps sink.ErrStopping: not claimed, and no
+// reason to stop the instance. Otherwise it is retried claimAttempts times
+// and for claimFor, then gives up.
 func (c claimer) claimStored(ps []*claimed) {
 	starts := make([]dedup.Start, len(ps))
 	for i, p := range ps {
@@ -199,8 +203,7 @@ func (c claimer) claimStored(ps []*claimed) {
 		ctx = context.Background()
 	}
 	waits := backoff.New(c.firstWait/5, 5*c.firstWait)
-	var outageWaits *backoff.Jittered
-	var deadline, down time.Time
+	var deadline time.Time
 	giveUp := func(err error) {
 		for _, p := range ps {
 			p.err = err
@@ -220,28 +223,27 @@ func (c claimer) claimStored(ps []*claimed) {
 			giveUp(errors.Join(sink.ErrStopping, err))
 			return
 		}
-		var wait time.Duration
 		if sink.Unavailable(err) {
-			if outageWaits == nil {
-				outageWaits, down = c.outage.schedule(), time.Now()
+			var since time.Duration
+			if !c.downSince.IsZero() {
+				since = time.Since(c.downSince)
 			}
-			c.outage.report.report(err, time.Since(down))
-			wait = outageWaits.Next()
-		} else {
-			attempt++
-			if attempt == 1 {
-				deadline = time.Now().Add(c.claimFor)
-			}
-			if attempt >= claimAttempts && !time.Now().Before(deadline) {
-				giveUp(err)
-				return
-			}
-			c.log.Warn("claim failed, retrying", zap.Int("partitions", len(ps)), zap.Error(err))
-			wait = waits.Next()
+			c.outage.report.report(err, since)
+			giveUp(errors.Join(errAwaitingTarget, err))
+			return
 		}
+		attempt++
+		if attempt == 1 {
+			deadline = time.Now().Add(c.claimFor)
+		}
+		if attempt >= claimAttempts && !time.Now().Before(deadline) {
+			giveUp(err)
+			return
+		}
+		c.log.Warn("claim failed, retrying", zap.Int("partitions", len(ps)), zap.Error(err))
 		select {
 		case <-ctx.Done():
-		case <-time.After(wait):
+		case <-time.After(waits.Next()):
 		}
 	}
 }

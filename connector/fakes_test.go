@@ -329,8 +329,10 @@ type fakeConsumer struct {
 	paused  []int32
 	resumed []int32
 	seeks   []kafka.TopicPartition
-	stored  chan kafka.TopicPartition
-	high    int64
+	// seekErrs are what the next Seeks fail with, one each.
+	seekErrs []error
+	stored   chan kafka.TopicPartition
+	high     int64
 }
 
 func newFakeConsumer() *fakeConsumer {
@@ -360,6 +362,11 @@ func (c *fakeConsumer) noted(calls *[]int32) []int32 {
 func (c *fakeConsumer) Seek(tp kafka.TopicPartition, _ int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if len(c.seekErrs) > 0 {
+		err := c.seekErrs[0]
+		c.seekErrs = c.seekErrs[1:]
+		return err
+	}
 	c.seeks = append(c.seeks, tp)
 	return nil
 }
@@ -383,6 +390,12 @@ func (c *fakeConsumer) GetWatermarkOffsets(string, int32) (int64, int64, error) 
 
 func (c *fakeConsumer) QueryWatermarkOffsets(topic string, partition int32, _ int) (int64, int64, error) {
 	return c.GetWatermarkOffsets(topic, partition)
+}
+
+// Committed answers no committed offset (apply.offsets: postgres never
+// asks).
+func (c *fakeConsumer) Committed(tps []kafka.TopicPartition, _ int) ([]kafka.TopicPartition, error) {
+	return tps, nil
 }
 
 // value reads a counter or gauge.

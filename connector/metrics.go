@@ -26,8 +26,11 @@ type Metrics struct {
 	ConnectionWait   prometheus.Histogram   // the wait for a pool connection in one Apply
 	Lag              *prometheus.GaugeVec   // topic, partition: high watermark - stored position
 	Owned            prometheus.Gauge       // partitions this instance applies
-	Buffered         prometheus.Gauge       // fetched but unapplied records, decoded items included
-	Retries          prometheus.Counter     // transient errors retried
+	// AwaitingClaim counts the partitions assigned to this instance whose
+	// claim waits for the target to be back (awaitingClaims).
+	AwaitingClaim prometheus.Gauge
+	Buffered      prometheus.Gauge   // fetched but unapplied records, decoded items included
+	Retries       prometheus.Counter // transient errors retried
 	// UnavailableRetries counts attempts that found the target down, live.
 	UnavailableRetries prometheus.Counter
 	PipelineRetries    prometheus.Counter // followers applied again after racing their predecessor
@@ -121,6 +124,8 @@ func NewMetrics() *Metrics {
 			Help: "High watermark minus the stored position, per owned partition."}, []string{"topic", "partition"}),
 		Owned: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgsink_partitions_owned",
 			Help: "Partitions this instance holds the epoch of."}),
+		AwaitingClaim: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgsink_partitions_awaiting_claim",
+			Help: "Partitions assigned to this instance whose claim waits for the target PostgreSQL to be back: assigned paused, applied by nobody meanwhile."}),
 		Buffered: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgsink_buffered_bytes",
 			Help: "Bytes of the records fetched and not yet applied (queued, or in a batch): key and value, each record's message, envelope and queue slots, and the estimated decoded size of the records in a batch; bounded by apply.max_buffered_bytes."}),
 		Retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_apply_retries_total",
@@ -182,7 +187,7 @@ func NewMetrics() *Metrics {
 		registry: r,
 	}
 	r.MustRegister(m.Consumed, m.Applied, m.DeadLetters, m.Skipped, m.Fenced, m.Unresolved, m.UndetectableMoves, m.CompactedDeletes, m.Rebalances, m.BatchRecords,
-		m.ApplySeconds, m.Lag, m.Owned, m.Buffered, m.Retries, m.UnavailableRetries, m.Pipelined, m.PipelineRetries, m.Panics, m.InsertConflicts, m.Splits, m.Stopped, m.EndToEnd, m.RecordLatency, m.ReceiveLatency,
+		m.ApplySeconds, m.Lag, m.Owned, m.AwaitingClaim, m.Buffered, m.Retries, m.UnavailableRetries, m.Pipelined, m.PipelineRetries, m.Panics, m.InsertConflicts, m.Splits, m.Stopped, m.EndToEnd, m.RecordLatency, m.ReceiveLatency,
 		m.BufferFull, m.Pauses, m.SnapshotSwept, m.SnapshotsUnswept)
 	r.MustRegister(m.SchemaChanges, m.SchemaWaits, m.SchemaWaiting)
 	r.MustRegister(m.DispatchLatency, m.QueuedLatency, m.ConnectionWait, m.SourceLag, m.TableSourceLag, m.SourceApplied, m.SourceLagRecords)

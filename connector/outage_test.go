@@ -174,53 +174,60 @@ func outageClaimer(store bulkPositions, m *Metrics) claimer {
 	return c
 }
 
-// A rebalance that meets the target down claims its partitions once it is
-// back, however long that takes: the attempts that found it down are
-// counted, not held against claimAttempts or claimFor.
-func TestClaimAllWaitsOutAnUnavailableTarget(t *testing.T) {
+// A claim that meets the target down does not wait for it: every
+// partition ends at once with errAwaitingTarget, not claimed, the attempt
+// counted, for the caller to try again later (Runner.claimAwaiting) — a
+// wait inside the rebalance callback kept the member from its group.
+func TestClaimAllDefersAtAnUnavailableTarget(t *testing.T) {
 	m := NewMetrics()
 	store := &fakeBulkPositions{errs: repeated(targetDown, 3*claimAttempts)}
 	got := outageClaimer(store, m).claimAll(&fakeOffsetsClient{}, partitionIDs(3))
-	if len(store.calls) != 3*claimAttempts+1 {
-		t.Fatalf("%d claim statements; want %d (every refused one retried)", len(store.calls), 3*claimAttempts+1)
+	if len(store.calls) != 1 {
+		t.Fatalf("%d claim statements; want 1: a target that is down is not retried here", len(store.calls))
 	}
 	for _, cl := range got {
-		if cl.err != nil || cl.claim.Epoch != 1 {
-			t.Fatalf("claim %+v; want epoch 1 once the target is back", cl)
+		if !errors.Is(cl.err, errAwaitingTarget) || cl.claim != (dedup.Claim{}) {
+			t.Fatalf("claim %+v; want none, with errAwaitingTarget", cl)
 		}
 	}
-	if got := value(m.UnavailableRetries); got != 3*claimAttempts {
-		t.Errorf("pgsink_apply_unavailable_retries_total = %v, want %d", got, 3*claimAttempts)
+	if got := value(m.UnavailableRetries); got != 1 {
+		t.Errorf("pgsink_apply_unavailable_retries_total = %v, want 1", got)
 	}
 }
 
-// A real error still gives up after claimAttempts, an outage before it
-// notwithstanding: only the target being down is waited for without end.
+// A real error still gives up after claimAttempts, an outage met by an
+// earlier try notwithstanding: only the target being down is tried again
+// without end.
 func TestClaimAllGivesUpOnARealErrorAfterAnOutage(t *testing.T) {
-	m := NewMetrics()
-	store := &fakeBulkPositions{errs: repeated(targetDown, 3), fails: -1}
-	got := outageClaimer(store, m).claimAll(&fakeOffsetsClient{}, partitionIDs(2))
-	if len(store.calls) != 3+claimAttempts {
-		t.Fatalf("%d claim statements; want %d", len(store.calls), 3+claimAttempts)
+	store := &fakeBulkPositions{errs: repeated(targetDown, 1), fails: -1}
+	c := outageClaimer(store, NewMetrics())
+	for _, cl := range c.claimAll(&fakeOffsetsClient{}, partitionIDs(2)) {
+		if !errors.Is(cl.err, errAwaitingTarget) {
+			t.Fatalf("first try: claim %+v; want errAwaitingTarget", cl)
+		}
+	}
+	got := c.claimAll(&fakeOffsetsClient{}, partitionIDs(2))
+	if len(store.calls) != 1+claimAttempts {
+		t.Fatalf("%d claim statements; want %d", len(store.calls), 1+claimAttempts)
 	}
 	for _, cl := range got {
-		if cl.err == nil || errors.Is(cl.err, sink.ErrStopping) {
+		if cl.err == nil || errors.Is(cl.err, sink.ErrStopping) || errors.Is(cl.err, errAwaitingTarget) {
 			t.Fatalf("claim %+v; want the real error, which stops the instance", cl)
 		}
 	}
 }
 
-// The wait for a target that is down ends when the instance stops or the
+// The retries of a claim that failed end when the instance stops or the
 // group takes the assignment away: not claimed, with sink.ErrStopping,
 // which assign does not treat as a reason to stop the instance.
-func TestClaimAllOutageEndsAtShutdownOrLoss(t *testing.T) {
+func TestClaimAllRetriesEndAtShutdownOrLoss(t *testing.T) {
 	for _, name := range []string{"shutdown", "assignment lost"} {
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			var lost atomic.Bool
-			store := &fakeBulkPositions{errs: repeated(targetDown, 1000), called: func(n int) {
-				if n == 5 {
+			store := &fakeBulkPositions{fails: -1, called: func(n int) {
+				if n == 2 {
 					if name == "shutdown" {
 						cancel()
 					} else {
@@ -229,10 +236,10 @@ func TestClaimAllOutageEndsAtShutdownOrLoss(t *testing.T) {
 				}
 			}}
 			c := outageClaimer(store, NewMetrics())
-			c.ctx, c.lost = ctx, lost.Load
+			c.ctx, c.lost, c.claimFor = ctx, lost.Load, time.Hour
 			got := c.claimAll(&fakeOffsetsClient{}, partitionIDs(2))
-			if len(store.calls) != 5 {
-				t.Errorf("%d claim statements; want 5: none after the stop", len(store.calls))
+			if len(store.calls) != 2 {
+				t.Errorf("%d claim statements; want 2: none after the stop", len(store.calls))
 			}
 			for _, cl := range got {
 				if !errors.Is(cl.err, sink.ErrStopping) || cl.claim != (dedup.Claim{}) {

@@ -77,10 +77,13 @@ func (r *Runner) rebalance(c *kafka.Consumer, ev kafka.Event) error {
 // them at their stored positions. It always assigns, even when a claim
 // fails: returning without assigning would make the client fall back to
 // Kafka's committed offsets. A partition that cannot be claimed is assigned
-// paused and the instance stops; one whose claim waited for a target that
-// is down until the instance stopped or the group took the assignment
-// away is assigned paused, without a worker, and left to the shutdown or
-// the revocation that follows.
+// paused and the instance stops; one whose claim was ended by the instance
+// stopping or the group taking the assignment away is assigned paused,
+// without a worker, and left to the shutdown or the revocation that
+// follows. One whose claim found the target unavailable is assigned
+// paused and awaits its claim in the poll loop (claimAwaiting): the
+// callback does not wait for the outage, so Poll keeps the member in its
+// group meanwhile.
 func (r *Runner) assign(c *kafka.Consumer, tps []kafka.TopicPartition) {
 	ids := make([]dedup.PartitionID, len(tps))
 	for i, tp := range tps {
@@ -88,14 +91,28 @@ func (r *Runner) assign(c *kafka.Consumer, tps []kafka.TopicPartition) {
 	}
 	began := time.Now()
 	claims := r.claimer(c.AssignmentLost).claimAll(c, ids)
-	r.log.Info("partitions claimed", zap.Int("partitions", len(ids)), zap.Duration("took", time.Since(began)))
+	awaiting := 0
+	for _, cl := range claims {
+		if errors.Is(cl.err, errAwaitingTarget) {
+			awaiting++
+		}
+	}
+	r.log.Info("partitions claimed", zap.Int("partitions", len(ids)-awaiting), zap.Int("awaiting_target", awaiting), zap.Duration("took", time.Since(began)))
 	assign := make([]kafka.TopicPartition, 0, len(tps))
 	var pause []kafka.TopicPartition
 	for i, tp := range tps {
 		cl := claims[i]
 		log := r.log.With(zap.String("topic", cl.id.Topic), zap.Int32("partition", cl.id.Partition))
+		if errors.Is(cl.err, errAwaitingTarget) {
+			log.Warn("partition not claimed yet: the target is unavailable; assigned paused, claimed once the target is back (pgsink_partitions_awaiting_claim)")
+			tp.Offset = kafka.OffsetEnd
+			assign = append(assign, tp)
+			pause = append(pause, tp)
+			r.await(cl.id, began)
+			continue
+		}
 		if errors.Is(cl.err, sink.ErrStopping) {
-			log.Warn("partition not claimed: the instance is stopping, or the group took the assignment away, while the target was unavailable; assigned paused until it is revoked", zap.Error(cl.err))
+			log.Warn("partition not claimed: the instance is stopping, or the group took the assignment away, while its claim was retried; assigned paused until it is revoked", zap.Error(cl.err))
 			tp.Offset = kafka.OffsetEnd
 			assign = append(assign, tp)
 			pause = append(pause, tp)
@@ -108,17 +125,11 @@ func (r *Runner) assign(c *kafka.Consumer, tps []kafka.TopicPartition) {
 			pause = append(pause, tp)
 			continue
 		}
-		claim := cl.claim
-		tp.Offset = kafka.Offset(claim.NextOffset)
+		tp.Offset = kafka.Offset(cl.claim.NextOffset)
 		assign = append(assign, tp)
-		p := r.startPartition(cl.id, claim, log)
-		if claim.NextOffset < cl.low || claim.NextOffset > cl.high {
-			p.fail("the stored offset is outside what Kafka holds", fmt.Errorf(
-				"stored next offset %d, Kafka has [%d, %d): the records in between were deleted (retention) or the topic was recreated; replay the table (pgsink replay --from earliest) to rebuild it",
-				claim.NextOffset, cl.low, cl.high))
+		if !r.begin(cl, log) {
 			pause = append(pause, tp)
 		}
-		log.Info("partition claimed", zap.Int64("epoch", claim.Epoch), zap.Int64("next_offset", claim.NextOffset))
 	}
 	if err := c.IncrementalAssign(assign); err != nil {
 		r.setFatal(fmt.Errorf("incremental assign: %w", err))
@@ -138,14 +149,39 @@ func (r *Runner) assign(c *kafka.Consumer, tps []kafka.TopicPartition) {
 	r.metrics.Owned.Set(float64(len(r.workers)))
 }
 
+// begin starts the worker of a claimed partition, or stops it at once when
+// its stored position lies outside what Kafka holds (then false: the
+// partition must stay paused).
+func (r *Runner) begin(cl claimed, log *zap.Logger) bool {
+	claim := cl.claim
+	p := r.startPartition(cl.id, claim, log)
+	if claim.NextOffset < cl.low || claim.NextOffset > cl.high {
+		p.fail("the stored offset is outside what Kafka holds", fmt.Errorf(
+			"stored next offset %d, Kafka has [%d, %d): the records in between were deleted (retention) or the topic was recreated; replay the table (pgsink replay --from earliest) to rebuild it",
+			claim.NextOffset, cl.low, cl.high))
+		return false
+	}
+	log.Info("partition claimed", zap.Int64("epoch", claim.Epoch), zap.Int64("next_offset", claim.NextOffset))
+	return true
+}
+
 // claimer claims this instance's assignments; lost reports that the group
 // took the assignment being claimed away.
 func (r *Runner) claimer(lost func() bool) claimer {
 	return claimer{
 		start: r.cfg.Apply.Start, kafkaOffsets: r.cfg.Apply.Offsets == config.OffsetsKafka, owner: r.owner,
-		store: r.positions, log: r.log, firstWait: time.Second, claimFor: claimRetryFor,
+		store: r.claims(), log: r.log, firstWait: time.Second, claimFor: claimRetryFor,
 		outage: r.outage(), ctx: r.runCtx, lost: lost,
 	}
+}
+
+// claims is where the instance claims partitions: the offsets table, or a
+// test's fake.
+func (r *Runner) claims() bulkPositions {
+	if r.claimStore != nil {
+		return r.claimStore
+	}
+	return r.positions
 }
 
 func (r *Runner) startPartition(id dedup.PartitionID, claim dedup.Claim, log *zap.Logger) *partition {
@@ -164,6 +200,7 @@ func (r *Runner) revoke(tps []kafka.TopicPartition, lost bool) {
 	var stopping []*partition
 	for _, tp := range tps {
 		id := dedup.PartitionID{Group: r.group(), Topic: *tp.Topic, Partition: tp.Partition}
+		r.unawait(id)
 		p := r.workers[id]
 		if p == nil {
 			continue

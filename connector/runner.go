@@ -49,12 +49,20 @@ type Runner struct {
 	txDeps *workerDeps
 
 	consumer consumer
-	// runCtx is Run's: it ends at shutdown, and with it a claim that
-	// waits for a target that is down (claimer).
+	// runCtx is Run's: it ends at shutdown, and with it the retries of a
+	// claim that failed (claimer).
 	runCtx context.Context
 	// workers is touched only by the poll goroutine (Run and the rebalance
 	// callback it drives).
 	workers map[dedup.PartitionID]*partition
+	// awaiting are the assigned partitions whose claim found the target
+	// unavailable, held paused without a worker until claimAwaiting claims
+	// them or a revocation drops them; the poll goroutine's alone, as
+	// workers.
+	awaiting awaitingClaims
+	// claimStore, when set, is where claims go instead of the offsets
+	// table (tests).
+	claimStore bulkPositions
 	// stops are the owned partitions stopped on an error, read by Ready
 	// from the HTTP server's goroutines.
 	stops stoppedPartitions
@@ -309,6 +317,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 		}
 		r.service()
+		r.claimAwaiting(c, now)
 	}
 	r.shutdown()
 	r.close(c, clientFailed)

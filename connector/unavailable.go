@@ -61,8 +61,9 @@ func (u *unavailableReporter) report(err error, since time.Duration) {
 }
 
 // outageWait waits out a target that is unavailable (sink.Unavailable)
-// where the instance touches it outside an apply — a re-claim, a claim at
-// a rebalance, a catalog read while routing — as sink.Applier's retry does
+// where the instance touches it outside an apply — a re-claim, a catalog
+// read while routing, and (on its schedule, from the poll loop: see
+// awaitingClaims) a claim at a rebalance — as sink.Applier's retry does
 // inside one: for as long as the outage lasts, reported to the same
 // counter and rate-limited warning, given up at once when the partition is
 // revoked or the instance stops. Any other error is returned at once, to

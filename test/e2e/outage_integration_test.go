@@ -33,6 +33,8 @@ type outageRebalance struct {
 	rebalanced time.Time
 	// start brings the target back.
 	start func()
+	// awaiting reads pgsink_partitions_awaiting_claim.
+	awaiting func() float64
 }
 
 func newOutageRebalance(t *testing.T) *outageRebalance {
@@ -61,6 +63,7 @@ func newOutageRebalance(t *testing.T) *outageRebalance {
 		t.Fatal(err)
 	}
 	o := &outageRebalance{p: startPgsink(t, cfg, "TARGET_URL="+through)}
+	o.awaiting = func() float64 { v, _ := metricValue(port, "pgsink_partitions_awaiting_claim"); return v }
 	assigned := func() float64 { v, _ := metricValue(port, `pgsink_rebalances_total{kind="assigned"}`); return v }
 	o.rows = func(table string) (bool, string) {
 		conn, err := pgx.Connect(ctx, targetURL)
@@ -91,8 +94,8 @@ func newOutageRebalance(t *testing.T) *outageRebalance {
 	for _, e := range events {
 		produce(t, st.Env.KafkaBootstrap, second, []byte(e.Key), []byte(e.Value))
 	}
-	// The metric is served while the rebalance callback claims, which
-	// holds the poll loop: it counts the assignment as it begins.
+	// The metric counts the assignment as it begins: whether its claim
+	// goes through or awaits the target.
 	eventually(t, 60*time.Second, "the new topic assigned", func() (bool, string) {
 		return assigned() > before, fmt.Sprintf("%v assignments", assigned())
 	})
@@ -125,17 +128,26 @@ func TestE2ERebalanceDuringATargetOutage(t *testing.T) {
 	if !strings.Contains(logs, "target PostgreSQL unavailable") {
 		t.Error("no 'target PostgreSQL unavailable' warning during the outage")
 	}
+	if !strings.Contains(logs, "partition claimed once the target was back") {
+		t.Error("the new topic's partition was not claimed from the poll loop once the target was back")
+	}
 	if strings.Contains(logs, "stopping the instance") {
 		t.Error("the instance was told to stop during the outage")
 	}
 }
 
-// TestE2EShutdownDuringAClaimThatWaitsForTheTarget: SIGTERM while the
-// rebalance's claim waits for the target ends the wait at once: the
-// process exits 0, within seconds, without claiming the partition or
-// calling the stop a failure.
+// TestE2EShutdownDuringAClaimThatWaitsForTheTarget: SIGTERM while a
+// rebalance's partition awaits its claim (the target down, the partition
+// assigned paused) stops the instance at once: the process exits 0,
+// within seconds, without claiming the partition or calling the stop a
+// failure.
 func TestE2EShutdownDuringAClaimThatWaitsForTheTarget(t *testing.T) {
 	o := newOutageRebalance(t)
+	// The assignment's first claim, in the rebalance, has met the target
+	// down: the partition awaits its claim in the poll loop.
+	eventually(t, 30*time.Second, "the new topic's partition awaits its claim", func() (bool, string) {
+		return o.awaiting() == 1, fmt.Sprintf("pgsink_partitions_awaiting_claim %v", o.awaiting())
+	})
 	code, took := o.p.stop(30 * time.Second)
 	logs := o.p.Logs()
 	if code != 0 {
@@ -144,8 +156,11 @@ func TestE2EShutdownDuringAClaimThatWaitsForTheTarget(t *testing.T) {
 	if took > 15*time.Second {
 		t.Errorf("took %s to exit after SIGTERM: the claim's wait held the shutdown", took)
 	}
-	if !strings.Contains(logs, "partition not claimed: the instance is stopping") {
-		t.Error("no 'partition not claimed' warning: the claim did not end by the shutdown")
+	if !strings.Contains(logs, "partition not claimed yet: the target is unavailable") {
+		t.Error("no 'partition not claimed yet' warning: the claim did not meet the outage")
+	}
+	if strings.Contains(logs, "partition claimed once the target was back") {
+		t.Error("the partition was claimed although the target stayed down")
 	}
 	if strings.Contains(logs, "stopping the instance") {
 		t.Error("the shutdown was taken for a failure ('stopping the instance')")

@@ -1,0 +1,146 @@
+package connector
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/sink"
+	"go.uber.org/zap"
+)
+
+// awaitingRunner is a Runner whose claims go to store and whose outage
+// schedule is in milliseconds, with workers built on fakes.
+func awaitingRunner(store bulkPositions) (*Runner, *fakeConsumer) {
+	r, c := newTestRunner(1 << 20)
+	c.high = 5
+	r.cfg.Apply.Retry.InitialBackoff = config.Duration(time.Millisecond)
+	r.cfg.Apply.Retry.MaxBackoff = config.Duration(time.Millisecond)
+	r.unavailable = newUnavailableReporter(zap.NewNop(), r.metrics.UnavailableRetries)
+	r.claimStore = store
+	r.router = sink.NewRouter(&config.Config{}, nil)
+	r.deps = &workerDeps{batch: batchOf(3, 1<<20, time.Minute), fenceGrace: time.Hour, applier: newFakeApplier(),
+		positions: &fakePositions{}, router: fakeRouter{}, deadLetters: fakeDiverter{}, metrics: r.metrics, loop: r}
+	return r, c
+}
+
+// later is a poll loop's clock past any try's time.
+func later() time.Time { return time.Now().Add(time.Hour) }
+
+func tpOf(n int32) kafka.TopicPartition {
+	topic := testTopic
+	return kafka.TopicPartition{Topic: &topic, Partition: n}
+}
+
+// Partitions whose claim found the target down at the rebalance are
+// claimed by the poll loop once it is back: while it is down they stay
+// without a worker (counted in pgsink_partitions_awaiting_claim, each try
+// in pgsink_apply_unavailable_retries_total); then each gets its worker,
+// is moved to its stored position and resumed.
+func TestAwaitingPartitionsClaimedFromThePollLoop(t *testing.T) {
+	store := &fakeBulkPositions{errs: repeated(targetDown, 2)}
+	r, c := awaitingRunner(store)
+	ids := partitionIDs(2)
+	for _, id := range ids {
+		r.await(id, time.Now())
+	}
+	if got := value(r.metrics.AwaitingClaim); got != 2 {
+		t.Fatalf("pgsink_partitions_awaiting_claim = %v, want 2", got)
+	}
+	r.claimAwaiting(c, time.Now().Add(-time.Hour))
+	if len(store.calls) != 0 {
+		t.Fatalf("%d claim statements before the try's time; want none", len(store.calls))
+	}
+	for range 2 {
+		r.claimAwaiting(c, later())
+	}
+	if len(r.workers) != 0 || len(r.awaiting.since) != 2 || len(c.seeks) != 0 {
+		t.Fatalf("target down: %d workers, %d awaiting, seeks %v; want 0, 2, none", len(r.workers), len(r.awaiting.since), c.seeks)
+	}
+	if got := value(r.metrics.UnavailableRetries); got != 2 {
+		t.Errorf("pgsink_apply_unavailable_retries_total = %v, want 2", got)
+	}
+	r.claimAwaiting(c, later())
+	if len(r.workers) != 2 || len(r.awaiting.since) != 0 {
+		t.Fatalf("target back: %d workers, %d awaiting; want 2, 0", len(r.workers), len(r.awaiting.since))
+	}
+	for i, id := range ids {
+		if p := r.workers[id]; p == nil || p.claim.Epoch != 1 {
+			t.Errorf("partition %d: worker %v; want one under epoch 1", id.Partition, p)
+		}
+		if s := c.seeks[i]; s.Partition != id.Partition || s.Offset != 0 {
+			t.Errorf("seek %v; want partition %d at its stored position 0", s, id.Partition)
+		}
+	}
+	if got := c.noted(&c.resumed); !slices.Equal(got, []int32{0, 1}) {
+		t.Errorf("resumed %v; want [0 1], after their seeks", got)
+	}
+	if value(r.metrics.AwaitingClaim) != 0 || value(r.metrics.Owned) != 2 {
+		t.Errorf("awaiting gauge %v, owned gauge %v; want 0 and 2", value(r.metrics.AwaitingClaim), value(r.metrics.Owned))
+	}
+	r.revoke([]kafka.TopicPartition{tpOf(0), tpOf(1)}, false)
+}
+
+// A partition revoked while its claim awaits the target is dropped: the
+// poll loop never claims it (its epoch is the next owner's to raise), and
+// goes on with the others.
+func TestAwaitingPartitionDroppedAtRevocation(t *testing.T) {
+	store := &fakeBulkPositions{}
+	r, c := awaitingRunner(store)
+	for _, id := range partitionIDs(2) {
+		r.await(id, time.Now())
+	}
+	r.revoke([]kafka.TopicPartition{tpOf(0)}, true)
+	if len(r.awaiting.since) != 1 || value(r.metrics.AwaitingClaim) != 1 {
+		t.Fatalf("after revoking partition 0: %d awaiting, gauge %v; want 1", len(r.awaiting.since), value(r.metrics.AwaitingClaim))
+	}
+	r.claimAwaiting(c, later())
+	if len(store.calls) != 1 || len(store.calls[0]) != 1 || store.calls[0][0].Partition != 1 {
+		t.Fatalf("claim statements %v; want one, of partition 1 alone", store.calls)
+	}
+	if r.workers[partitionIDs(2)[0]] != nil || r.workers[partitionIDs(2)[1]] == nil {
+		t.Errorf("workers %v; want partition 1's alone", r.workers)
+	}
+	r.revoke([]kafka.TopicPartition{tpOf(1)}, false)
+	r.claimAwaiting(c, later())
+	if len(store.calls) != 1 {
+		t.Errorf("%d claim statements once nothing awaits; want 1", len(store.calls))
+	}
+}
+
+// A partition claimed right after its rebalance may be sought before the
+// client started fetching it, which it refuses (ErrState) for a moment:
+// the seek is asked again, and the partition resumed only once it moved.
+// Any other refusal stops the instance, the partition left paused.
+func TestAwaitingClaimSeeksAgainUntilTheFetcherStarted(t *testing.T) {
+	notStarted := kafka.NewError(kafka.ErrState, "Local: Erroneous state", false)
+	for _, tc := range []struct {
+		name  string
+		errs  []error
+		fatal bool
+	}{
+		{"fetcher starting", []error{notStarted, notStarted}, false},
+		{"another refusal", []error{kafka.NewError(kafka.ErrUnknownPartition, "Local: Unknown partition", false)}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, c := awaitingRunner(&fakeBulkPositions{})
+			c.seekErrs = tc.errs
+			id := partitionIDs(1)[0]
+			r.await(id, time.Now())
+			r.claimAwaiting(c, later())
+			if fatal := r.fatalErr() != nil; fatal != tc.fatal {
+				t.Fatalf("fatal error %v; want one: %v", r.fatalErr(), tc.fatal)
+			}
+			resumed := c.noted(&c.resumed)
+			if tc.fatal && (len(resumed) != 0 || len(c.seeks) != 0) {
+				t.Errorf("resumed %v after seeks %v; want the partition left paused", resumed, c.seeks)
+			}
+			if !tc.fatal && (len(c.seeks) != 1 || len(resumed) != 1) {
+				t.Errorf("seeks %v, resumed %v; want one seek that went through, then the resume", c.seeks, resumed)
+			}
+			r.revoke([]kafka.TopicPartition{tpOf(0)}, true)
+		})
+	}
+}
