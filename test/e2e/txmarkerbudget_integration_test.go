@@ -16,8 +16,9 @@ import (
 )
 
 // markerBudgetTransactions is the backlog of TestE2ETransactionMarkerBudget:
-// enough BEGIN and END markers that the transaction topic's queue fills
-// (2 × apply.batch.max_records) many times over.
+// BEGIN and END markers enough to fill the transaction topic's queue
+// (2 × apply.batch.max_records) three times over, so that it stays full
+// while the resolver waits at an END of the backlog's first third.
 const markerBudgetTransactions = 1500
 
 // TestE2ETransactionMarkerBudget: pgsink starts in apply.consistency:
@@ -55,20 +56,25 @@ END $$`, markerBudgetTransactions, bankAccounts))
 		return err == nil && n >= 2*markerBudgetTransactions, fmt.Sprintf("%d markers (%v)", n, err)
 	})
 
-	// The transaction topic's queue holds 2 × 200 markers of about a
-	// kilobyte and a half each with their schema, and their predicted
-	// decoded size: far more than half of the 1 MiB budget.
+	// The transaction topic's queue holds 2 × 500 markers of a few
+	// kilobytes each, their schema and predicted decoded size counted:
+	// more than the whole 1 MiB budget. Refilled whenever it is half
+	// empty, it alone kept the budget over the half under which a data
+	// partition paused at the budget resumes, so that once the resolver
+	// waited for records not fetched yet the stall did not depend on how
+	// the first fetches interleaved.
 	port := freePort(t)
 	cfg := strings.Replace(tablesConfig(b.st, fmt.Sprintf("  - topic: %s\n    target: public.accounts\n  - topic: %s\n    target: public.orders\n  - topic: %s\n    target: public.order_lines\n",
 		b.topic("accounts"), b.topic("orders"), b.topic("order_lines"))), "listen: 127.0.0.1:0", fmt.Sprintf("listen: 127.0.0.1:%d", port), 1) +
-		fmt.Sprintf("apply:\n  consistency: transaction\n  max_buffered_bytes: 1MiB\n  batch: { max_records: 200, max_bytes: 256KiB }\n  transaction: { topic: %s, max_wait: 5m, max_staged_bytes: 16KiB }\n", b.txTopic)
+		fmt.Sprintf("apply:\n  consistency: transaction\n  max_buffered_bytes: 1MiB\n  batch: { max_records: 500, max_bytes: 256KiB }\n  transaction: { topic: %s, max_wait: 5m, max_staged_bytes: 16KiB }\n", b.txTopic)
 	reader := stacktest.StartBankReader(t, b.targetURL, bank, 5*time.Millisecond)
 	p := startPgsink(t, cfg, "TARGET_URL="+b.targetURL)
+	started := time.Now()
 
 	query := `SELECT (SELECT string_agg(id || ':' || balance, ',' ORDER BY id) FROM public.accounts) AS a,
 		(SELECT count(*) FROM public.orders) AS o, (SELECT count(*) FROM public.order_lines) AS l`
 	var resolved int
-	eventually(t, 90*time.Second, "every source transaction resolved and the target equal to the source", func() (bool, string) {
+	eventually(t, 120*time.Second, "every source transaction resolved and the target equal to the source", func() (bool, string) {
 		if err := reader.Pool.QueryRow(ctx, `SELECT count(*) FROM pgsink.tx_resolved`).Scan(&resolved); err != nil {
 			return false, err.Error()
 		}
@@ -92,7 +98,7 @@ END $$`, markerBudgetTransactions, bankAccounts))
 		t.Error("the reader never saw every account: it checked nothing")
 	}
 	state := budgetState(port)
-	t.Logf("converged; %d snapshots with every account, none broken; %s", snapshots, state)
+	t.Logf("converged %s after pgsink started; %d snapshots with every account, none broken; %s", time.Since(started).Round(time.Second), snapshots, state)
 	if pauses, ok := metricValue(port, `pgsink_partition_pauses_total{reason="marker_budget"}`); !ok || pauses == 0 {
 		t.Errorf("the transaction topic was never paused on its markers' budget (%s): the markers did not run ahead of the resolver, the test did not cross the condition", state)
 	}
