@@ -81,7 +81,7 @@ type Metrics struct {
 	// BufferFull is the time the poll loop took no records because the
 	// buffer budget was spent; Pauses counts partition pauses by reason.
 	BufferFull prometheus.Counter
-	Pauses     *prometheus.CounterVec // reason (queue_full|buffer_full)
+	Pauses     *prometheus.CounterVec // reason (queue_full|buffer_full|marker_budget)
 	// SnapshotSwept counts the target rows deleted by snapshot
 	// reconciliation: rows a completed snapshot did not read.
 	SnapshotSwept *prometheus.CounterVec // table
@@ -177,7 +177,7 @@ func NewMetrics() *Metrics {
 		BufferFull: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_buffer_full_seconds_total",
 			Help: "Seconds the poll loop took no records because apply.max_buffered_bytes was spent. While it grows as fast as the clock, the apply, not Kafka, sets the pace; a larger budget buys larger batches and a little throughput."}),
 		Pauses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_partition_pauses_total",
-			Help: "Partitions paused, by reason: queue_full (a partition's worker is behind), buffer_full (the budget stayed spent for half a second, so every partition is paused to keep serving the group). librdkafka drops a paused partition's prefetched records and fetches them again after the resume."}, []string{"reason"}),
+			Help: "Partitions paused, by reason: queue_full (a partition's worker is behind), buffer_full (the budget stayed spent for half a second, so every partition is paused to keep serving the group), marker_budget (the transaction topic's markers hold an eighth of apply.max_buffered_bytes while the resolver waits). librdkafka drops a paused partition's prefetched records and fetches them again after the resume."}, []string{"reason"}),
 		SchemaChanges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_schema_changes_total",
 			Help: "Source schema differences seen (once per table and column: new_field, missing_field, likely_rename) and changes pgsink made to a target for them (add_column, drop_not_null)."}, []string{"table", "change"}),
 		SnapshotSwept: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_snapshot_swept_rows_total",
