@@ -200,25 +200,10 @@ func TestIntegrationStagingRewindBelowItsPointIsFenced(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The owner stages offsets 40 to 59 (the former owner's claim still
-	// says 30).
-	b := &pgx.Batch{}
-	b.Queue("BEGIN")
-	if err := offsets.QueueAdvance(b, owner, 60, time.Time{}); err != nil {
-		t.Fatal(err)
-	}
-	tx.QueueStagingCheck(b, id, gen, 40)
-	b.Queue("COMMIT")
-	if err := pool.SendBatch(ctx, b).Close(); err != nil {
-		t.Fatal(err)
-	}
-	owner.NextOffset = 60
-	// Crash recovery empties the unlogged tables.
-	if _, err := pool.Exec(ctx, `TRUNCATE pgsink.tx_staged, pgsink.tx_staging_marker`); err != nil {
-		t.Fatal(err)
-	}
-	gen, reset, err := tx.SyncGeneration(ctx, pool)
-	if err != nil || !reset {
-		t.Fatalf("SyncGeneration after the reset = %d, %v, %v; want a reset", gen, reset, err)
+	// says 30), and the reset loses them.
+	gen, reset := stageThenReset(t, pool, &owner, gen)
+	if !reset {
+		t.Fatalf("SyncGeneration after the reset = %d, no reset; want a reset", gen)
 	}
 	st, err := tx.StagingOf(ctx, pool, id)
 	if err != nil || st.Generation != gen-1 || st.RewindTo != 40 {
@@ -254,23 +239,7 @@ func TestIntegrationStagingRewindRacesAClaim(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &pgx.Batch{}
-	b.Queue("BEGIN")
-	if err := offsets.QueueAdvance(b, owner, 60, time.Time{}); err != nil {
-		t.Fatal(err)
-	}
-	tx.QueueStagingCheck(b, id, gen, 40)
-	b.Queue("COMMIT")
-	if err := pool.SendBatch(ctx, b).Close(); err != nil {
-		t.Fatal(err)
-	}
-	owner.NextOffset = 60
-	if _, err := pool.Exec(ctx, `TRUNCATE pgsink.tx_staged, pgsink.tx_staging_marker`); err != nil {
-		t.Fatal(err)
-	}
-	if gen, _, err = tx.SyncGeneration(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
+	gen, _ = stageThenReset(t, pool, &owner, gen)
 	inRewind, release := make(chan struct{}), make(chan struct{})
 	claimed := make(chan dedup.Claim, 1)
 	claimErr := make(chan error, 1)
@@ -458,4 +427,34 @@ func TestIntegrationMigration14KeepsStaging(t *testing.T) {
 		<-migrated
 		t.Fatal("migration 0014 waited 15 s for an open transaction that reads the marker and writes tx_staged; want it done without waiting for it")
 	}
+}
+
+// stageThenReset stages offsets 40 to 59 under owner's claim (its position
+// moved to 60, the staging check recording gen and 40 as the first offset
+// staged), then empties the unlogged tables as crash recovery does and
+// syncs the generation: it returns the generation after and whether the
+// sync saw a reset.
+func stageThenReset(t *testing.T, pool *pgxpool.Pool, owner *dedup.Claim, gen int64) (int64, bool) {
+	t.Helper()
+	ctx := context.Background()
+	tx := dedup.NewTransactions(schema)
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	if err := dedup.NewOffsets(schema).QueueAdvance(b, *owner, 60, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	tx.QueueStagingCheck(b, owner.PartitionID, gen, 40)
+	b.Queue("COMMIT")
+	if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		t.Fatal(err)
+	}
+	owner.NextOffset = 60
+	if _, err := pool.Exec(ctx, `TRUNCATE pgsink.tx_staged, pgsink.tx_staging_marker`); err != nil {
+		t.Fatal(err)
+	}
+	gen, reset, err := tx.SyncGeneration(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gen, reset
 }
