@@ -88,15 +88,7 @@ func (r *Runner) claimAwaiting(c awaitingClient, now time.Time) {
 			down = since
 		}
 	}
-	slices.SortFunc(ids, func(x, y dedup.PartitionID) int {
-		if x.Topic != y.Topic {
-			if x.Topic < y.Topic {
-				return -1
-			}
-			return 1
-		}
-		return int(x.Partition - y.Partition)
-	})
+	slices.SortFunc(ids, dedup.PartitionID.Compare)
 	claimer := r.claimer(nil)
 	claimer.downSince = down
 	for _, cl := range claimer.claimAll(c, ids) {

@@ -27,14 +27,14 @@ func (o Offsets) ClaimAll(ctx context.Context, db Querier, starts []Start, owner
 		return nil, nil
 	}
 	sorted := slices.Clone(starts)
-	slices.SortFunc(sorted, func(a, b Start) int { return comparePartitions(a.PartitionID, b.PartitionID) })
+	slices.SortFunc(sorted, func(a, b Start) int { return a.PartitionID.Compare(b.PartitionID) })
 	n := len(sorted)
 	groups, topics, partitions, offsets := make([]string, n), make([]string, n), make([]int32, n), make([]int64, n)
 	for i, s := range sorted {
 		if s.Offset < 0 {
 			return nil, fmt.Errorf("partition %s: start offset %d must be a real offset (resolve earliest/latest first)", s.PartitionID, s.Offset)
 		}
-		if i > 0 && comparePartitions(sorted[i-1].PartitionID, s.PartitionID) == 0 {
+		if i > 0 && sorted[i-1].PartitionID.Compare(s.PartitionID) == 0 {
 			// ON CONFLICT cannot touch one row twice in a statement.
 			return nil, fmt.Errorf("partition %s: asked to claim twice at once", s.PartitionID)
 		}
@@ -74,6 +74,8 @@ func (o Offsets) ClaimAll(ctx context.Context, db Querier, starts []Start, owner
 	return out, nil
 }
 
-func comparePartitions(a, b PartitionID) int {
-	return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+// Compare orders partitions by group, topic and number: the order claims
+// lock offsets rows in, and a stable order for a set held in a map.
+func (p PartitionID) Compare(q PartitionID) int {
+	return cmp.Or(cmp.Compare(p.Group, q.Group), cmp.Compare(p.Topic, q.Topic), cmp.Compare(p.Partition, q.Partition))
 }
