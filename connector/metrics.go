@@ -13,7 +13,10 @@ type Metrics struct {
 	DeadLetters *prometheus.CounterVec // topic, destination
 	Skipped     *prometheus.CounterVec // topic, reason (no_table|not_owned|below_position|no_write)
 	Fenced      prometheus.Counter     // batches rejected because another owner holds the epoch
-	Unresolved  *prometheus.CounterVec // table: rows created with unchanged-TOAST columns nobody holds
+	// TargetWentBack, per topic: a partition's stored claim or position
+	// found behind what this instance committed (the target lost commits).
+	TargetWentBack *prometheus.CounterVec
+	Unresolved     *prometheus.CounterVec // table: rows created with unchanged-TOAST columns nobody holds
 	// UndetectableMoves, per table: updates whose before image lacks the
 	// configured key, so a key change would go unseen.
 	UndetectableMoves *prometheus.CounterVec
@@ -114,6 +117,8 @@ func NewMetrics() *Metrics {
 			Help: "Updates of a table keyed on other columns than the source's primary key whose before image does not carry the key: a change of a key column would leave the old key's row in the target. Set REPLICA IDENTITY FULL on the source table."}, []string{"table"}),
 		Fenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgsink_fenced_batches_total",
 			Help: "Batches rejected because another instance claimed the partition (a zombie write stopped)."}),
+		TargetWentBack: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_target_went_back_total",
+			Help: "Times a partition found its stored claim or position behind what this instance had committed: the target lost committed transactions (a failover to a standby that was behind, a restore from a backup). The partition reads again from what the target holds; readers of the target saw its rows go back meanwhile (docs/operations.md, Target failover)."}, []string{"topic"}),
 		Rebalances: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_rebalances_total",
 			Help: "Consumer group rebalance events."}, []string{"kind"}),
 		BatchRecords: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pgsink_batch_records",
@@ -186,7 +191,7 @@ func NewMetrics() *Metrics {
 			Help: "Completed Debezium snapshots of a table (its last snapshot record applied) after which nothing is swept, by reason: reconcile_off (snapshot.reconcile: false, a table whose snapshots may be partial), kafka_offsets (apply.offsets: kafka). Rows deleted in the source while nothing streamed may remain in the target."}, []string{"table", "reason"}),
 		registry: r,
 	}
-	r.MustRegister(m.Consumed, m.Applied, m.DeadLetters, m.Skipped, m.Fenced, m.Unresolved, m.UndetectableMoves, m.CompactedDeletes, m.Rebalances, m.BatchRecords,
+	r.MustRegister(m.Consumed, m.Applied, m.DeadLetters, m.Skipped, m.Fenced, m.TargetWentBack, m.Unresolved, m.UndetectableMoves, m.CompactedDeletes, m.Rebalances, m.BatchRecords,
 		m.ApplySeconds, m.Lag, m.Owned, m.AwaitingClaim, m.Buffered, m.Retries, m.UnavailableRetries, m.Pipelined, m.PipelineRetries, m.Panics, m.InsertConflicts, m.Splits, m.Stopped, m.EndToEnd, m.RecordLatency, m.ReceiveLatency,
 		m.BufferFull, m.Pauses, m.SnapshotSwept, m.SnapshotsUnswept)
 	r.MustRegister(m.SchemaChanges, m.SchemaWaits, m.SchemaWaiting)

@@ -643,6 +643,9 @@ func (p *partition) checkClaim() error {
 	if stored.Epoch == p.claim.Epoch || p.adoptRewind(stored) {
 		return nil
 	}
+	if stored.Epoch < p.claim.Epoch {
+		return p.claimLost(p.claim.Epoch, stored.Epoch)
+	}
 	if strings.HasPrefix(stored.Owner, dedup.ReplayOwnerPrefix) {
 		return p.reclaim("partition rewound by a replay")
 	}
@@ -661,6 +664,18 @@ func (p *partition) reportDown(err error) {
 		p.downSince = time.Now()
 	}
 	p.outage.report.report(err, time.Since(p.downSince))
+}
+
+// claimLost takes the partition back at once when its stored epoch is below
+// the claim's: no claim lowers an epoch, so the target lost this instance's
+// claim and what it committed under it (a failover to a standby that was
+// behind, a restore), and no other instance holds the partition by the row.
+// Waiting for the group to move it, as for a fencing, would only stall it.
+func (p *partition) claimLost(held, stored int64) error {
+	p.metrics.TargetWentBack.WithLabelValues(p.id.Topic).Inc()
+	p.log.Warn("the target lost this instance's claim on the partition (its stored epoch went back: a failover to a standby that was behind, or a restore); claiming it again and reading from the position the target holds",
+		zap.Int64("held_epoch", held), zap.Int64("stored_epoch", stored))
+	return p.reclaim("claim lost by the target")
 }
 
 // reclaim takes the partition back under a new epoch and seeks to its
@@ -848,6 +863,8 @@ func (p *partition) settle(batch *sink.Batch, last *kafka.Message, st sink.Stats
 		// `pgsink replay` rewound the partition under a new epoch: take it
 		// back (the replay is no instance) and continue from there.
 		return p.reclaim("partition rewound by a replay") == nil
+	case errors.As(err, &fenced) && fenced.Lost():
+		return p.claimLost(fenced.Epoch, fenced.Current) == nil
 	case errors.As(err, &fenced) && p.adoptStoredRewind():
 		// The epoch that fenced the batch is the partition's own staging
 		// rewind's, whose COMMIT went unanswered: nothing of the batch
@@ -866,8 +883,14 @@ func (p *partition) settle(batch *sink.Batch, last *kafka.Message, st sink.Stats
 		p.seek(p.claim.NextOffset)
 		return true
 	case errors.As(err, &moved):
-		// A replay rewound the position under our epoch: seek there.
-		p.log.Info("stored position moved (replay): seeking", zap.Int64("from", moved.Expected), zap.Int64("to", moved.Stored))
+		// The row is what the target holds: read from there.
+		if moved.Stored < moved.Expected {
+			p.metrics.TargetWentBack.WithLabelValues(p.id.Topic).Inc()
+			p.log.Warn("the partition's stored position went back under this instance's claim: the target lost commits (a failover to a standby that was behind, or a restore); reading again from the position it holds",
+				zap.Int64("from", moved.Expected), zap.Int64("to", moved.Stored))
+		} else {
+			p.log.Info("stored position moved under this instance's claim: seeking", zap.Int64("from", moved.Expected), zap.Int64("to", moved.Stored))
+		}
 		p.claim.NextOffset = moved.Stored
 		p.seek(moved.Stored)
 		return true

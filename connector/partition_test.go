@@ -252,20 +252,24 @@ func TestFencedWorkerStopsApplying(t *testing.T) {
 }
 
 // A worker re-claims its partition and goes on where a fencing came from
-// no competing instance: at once for a replay's rewind, after the grace
-// period for a claimant the group does not assign the partition to.
+// no competing instance: at once for a replay's rewind and for a claim the
+// target lost (its epoch went back: a failover to a standby that was
+// behind), after the grace period for a claimant the group does not assign
+// the partition to.
 func TestFencedWorkerReclaims(t *testing.T) {
 	for _, tt := range []struct {
-		name   string
-		owner  string
-		grace  time.Duration
-		fenced float64
+		name            string
+		owner           string
+		held, current   int64
+		grace           time.Duration
+		fenced, wentBak float64
 	}{
-		{name: "replay rewound the partition", owner: dedup.ReplayOwnerPrefix + "ops", grace: time.Hour},
-		{name: "still assigned after the grace period", owner: "other:1", grace: time.Millisecond, fenced: 1},
+		{name: "replay rewound the partition", owner: dedup.ReplayOwnerPrefix + "ops", held: 1, current: 2, grace: time.Hour},
+		{name: "still assigned after the grace period", owner: "other:1", held: 1, current: 2, grace: time.Millisecond, fenced: 1},
+		{name: "the target lost the claim", owner: "me", held: 2, current: 1, grace: time.Hour, wentBak: 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			fenced := &dedup.FencedError{Epoch: 1, Current: 2, Owner: tt.owner}
+			fenced := &dedup.FencedError{Epoch: tt.held, Current: tt.current, Owner: tt.owner}
 			w := newWorker(t, batchOf(2, 1<<20, time.Minute), 4, newFakeApplier(applyResult{err: fenced}),
 				func(d *workerDeps) { d.fenceGrace = tt.grace })
 			w.store.claimed = dedup.Claim{PartitionID: w.id, Epoch: 3, NextOffset: 2, Owner: "me"}
@@ -293,12 +297,16 @@ func TestFencedWorkerReclaims(t *testing.T) {
 			if got := value(w.metrics.Fenced); got != tt.fenced {
 				t.Errorf("fenced batches = %v, want %v", got, tt.fenced)
 			}
+			if got := value(w.metrics.TargetWentBack.WithLabelValues(testTopic)); got != tt.wentBak {
+				t.Errorf("pgsink_target_went_back_total = %v, want %v", got, tt.wentBak)
+			}
 		})
 	}
 }
 
-// A replay that rewound the position under this worker's epoch makes it
-// seek there and go on.
+// A stored position behind the worker's under its own epoch (the target
+// lost commits: a failover to a standby that was behind) makes it seek
+// there and go on.
 func TestMovedPositionSeeks(t *testing.T) {
 	moved := &dedup.PositionMovedError{Expected: 3, Stored: 1}
 	w := newWorker(t, batchOf(3, 1<<20, time.Minute), 3, newFakeApplier(applyResult{err: moved}))
@@ -316,6 +324,10 @@ func TestMovedPositionSeeks(t *testing.T) {
 		t.Errorf("applied %v, want [1 2 3]", got.offsets)
 	}
 	none(t, w.poll.fatals, "fatal error")
+	// Behind what the worker committed: the target lost commits.
+	if got := value(w.metrics.TargetWentBack.WithLabelValues(testTopic)); got != 1 {
+		t.Errorf("pgsink_target_went_back_total = %v, want 1", got)
+	}
 }
 
 // checkClaim is what an idle worker runs to notice a replay or another
@@ -335,6 +347,7 @@ func TestCheckClaim(t *testing.T) {
 		{name: "still ours", stored: dedup.Claim{Epoch: 1, Owner: "me"}},
 		{name: "another owner fences", stored: other, wantErr: errFenced},
 		{name: "a replay is taken over", stored: replay, wantSeek: true},
+		{name: "a claim the target lost is taken back", stored: dedup.Claim{Epoch: 0, Owner: "me", NextOffset: 1}, wantSeek: true},
 		{name: "apply.offsets kafka has no row to check", stored: other, kafkaOffsets: true},
 		{name: "a read error is no fencing", readErr: errors.New("connection refused")},
 		{name: "a read error on a revoked partition ends it", readErr: context.Canceled, cancelled: true, wantErr: errFenced},

@@ -49,13 +49,21 @@ type FencedError struct {
 	Owner     string
 }
 
+// Lost reports whether the stored epoch is below the one the caller held.
+// No claim lowers an epoch: the target lost the caller's claim and what it
+// committed under it (a failover to a standby that was behind, a restore
+// from a backup), and no other instance holds the partition by this row.
+func (e *FencedError) Lost() bool { return e.Current < e.Epoch }
+
 func (e *FencedError) Error() string {
 	return fmt.Sprintf("partition %s: fenced: epoch %d was superseded by epoch %d of %q", e.Partition, e.Epoch, e.Current, e.Owner)
 }
 
 // PositionMovedError reports that the stored position is not the one the
-// caller expected although it still holds the epoch: a replay rewound it, or
-// the caller's view is stale. The caller seeks to Stored and continues.
+// caller expected although it still holds the epoch: the caller's view is
+// stale, or, behind it, the target lost commits the caller made (a failover
+// to a standby that was behind, a restore). The caller seeks to Stored and
+// continues: the row is what the target holds.
 type PositionMovedError struct {
 	Partition PartitionID
 	Expected  int64

@@ -28,7 +28,11 @@
 // no partition may rewind for the crash; 6tu is 6t with
 // apply.transaction.staging: unlogged, whose crash empties tx_staged and
 // the marker (the partitions see the reset and stage again from past what
-// the resolver applied);
+// the resolver applied); 6f, 6tf and 6tfu fail the target over to an
+// asynchronous standby of a server of the test's own, promoted while pgsink
+// commits on the primary (and a third instance claims), so that positions
+// and claims go back, in partition mode, transaction mode and transaction
+// mode with unlogged staging (failover_integration_test.go);
 // 7t kills a pgsink instance while Connect is
 // down; 1ta is
 // 1t over Avro, the transaction topic's markers included. A
@@ -43,8 +47,8 @@
 // owner in status, and the self-tests) runs by default;
 // PGSINK_FAULTS=long adds the long scenarios (1s, 2, 3s, 4, 4s, 5, 5s, 6,
 // 7s, 8, 11, 12, 13, 14, 15 — two instances over 500 tables with a
-// rebalance under load —, 1a, 7a, 9a on Avro, 1t, 3t, 6t, 6tu, 7t in
-// transaction mode, 1ta in transaction mode on Avro, and 1p), and
+// rebalance under load —, 6f, 1a, 7a, 9a on Avro, 1t, 3t, 6t, 6tu, 6tf,
+// 6tfu, 7t in transaction mode, 1ta in transaction mode on Avro, and 1p), and
 // PGSINK_FAULTS_RESULTS=path writes the results table there.
 // BenchmarkIntegrationResumeAfterKill (make bench-restart) measures resume
 // after kill -9 per group membership; BenchmarkIntegrationFleet (make

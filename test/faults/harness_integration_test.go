@@ -138,6 +138,9 @@ type scenarioOptions struct {
 	pipeline int
 	// unlogged sets apply.transaction.staging: unlogged (with transaction).
 	unlogged bool
+	// targetURL is the target database ("": a fresh one on the stack's
+	// server): scenario 6f's, on a server of its own with a standby.
+	targetURL string
 }
 
 func newScenario(t *testing.T, name string, o scenarioOptions) *scenario {
@@ -189,7 +192,10 @@ func newScenario(t *testing.T, name string, o scenarioOptions) *scenario {
 		verifyYAML = fmt.Sprintf("verify:\n  source_url: %s\n  slot: %s\n  signal_table: public.debezium_signal\n", s.st.SourceURL, s.connector)
 	}
 
-	s.targetURL = stacktest.OwnedTargetDatabase(t)
+	s.targetURL = o.targetURL
+	if s.targetURL == "" {
+		s.targetURL = stacktest.OwnedTargetDatabase(t)
+	}
 	target, err := pgx.Connect(ctx, s.targetURL)
 	if err != nil {
 		t.Fatal(err)

@@ -73,13 +73,30 @@ func (p *Proxy) Down() {
 	clear(p.conns)
 }
 
+// Retarget sends new connections to target (host:port) from now on and
+// closes every connection open through the proxy, as a failover that moves
+// a service address to a promoted standby does: clients reconnect to the
+// same address and reach the new server.
+func (p *Proxy) Retarget(target string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.target = target
+	for c := range p.conns {
+		c.Close()
+	}
+	clear(p.conns)
+}
+
 func (p *Proxy) accept(l net.Listener) {
 	for {
 		client, err := l.Accept()
 		if err != nil {
 			return
 		}
-		server, err := net.Dial("tcp", p.target)
+		p.mu.Lock()
+		target := p.target
+		p.mu.Unlock()
+		server, err := net.Dial("tcp", target)
 		if err != nil {
 			client.Close()
 			continue
