@@ -68,9 +68,20 @@ func (m *Migrator) open(ctx context.Context) (*migrate.Migrate, *sql.DB, error) 
 }
 
 // Up applies every migration not applied yet. It is a no-op when the schema
-// is current.
+// is current. Tables a newer pgsink migrated, or a migration that failed
+// half-way, it refuses with a *VersionError (golang-migrate's own errors
+// for them name no version this pgsink needs, nor a fix).
 func (m *Migrator) Up(ctx context.Context) error {
-	return m.run(ctx, func(mg *migrate.Migrate) error { return mg.Up() })
+	return m.run(ctx, func(mg *migrate.Migrate) error {
+		version, dirty, err := mg.Version()
+		if err != nil && !errors.Is(err, migrate.ErrNilVersion) {
+			return err
+		}
+		if dirty || version > LatestVersion() {
+			return &VersionError{Schema: m.schema, Found: version, Needed: LatestVersion(), Dirty: dirty}
+		}
+		return mg.Up()
+	})
 }
 
 // Down reverts every migration: it drops pgsink's tables, offsets included.
