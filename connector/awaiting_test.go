@@ -1,12 +1,14 @@
 package connector
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/sink"
 	"go.uber.org/zap"
 )
@@ -139,6 +141,70 @@ func TestAwaitingClaimSeeksAgainUntilTheFetcherStarted(t *testing.T) {
 			}
 			if !tc.fatal && (len(c.seeks) != 1 || len(resumed) != 1) {
 				t.Errorf("seeks %v, resumed %v; want one seek that went through, then the resume", c.seeks, resumed)
+			}
+			r.revoke([]kafka.TopicPartition{tpOf(0)}, true)
+		})
+	}
+}
+
+// movedPositions is an offsets table whose rows another owner moved to
+// next while the claim was on its way: the previous owner of a partition,
+// still applying until the claim fences it, applied records produced after
+// the claim read the watermarks. moved is told of each claim.
+type movedPositions struct {
+	next  int64
+	moved func()
+}
+
+func (m movedPositions) ClaimAll(_ context.Context, starts []dedup.Start) ([]dedup.Claim, error) {
+	m.moved()
+	out := make([]dedup.Claim, len(starts))
+	for i, s := range starts {
+		out[i] = dedup.Claim{PartitionID: s.PartitionID, Epoch: 2, NextOffset: m.next, Owner: "me"}
+	}
+	return out, nil
+}
+
+// A stored position past the high watermark read before the claim stops
+// the partition ("the stored offset is outside what Kafka holds … replay
+// the table") only when a read after the claim finds it outside too: the
+// previous owner may have applied records produced after the first read,
+// and the high watermark read then is behind the position it stored.
+func TestClaimStopsOutsideWhatKafkaHoldsOnlyOnAFreshRead(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		next, highBefore int64
+		highAfter        int64
+		stopped          bool
+	}{
+		{"moved past a high watermark read before the claim", 8, 5, 10, false},
+		{"past the high watermark read after the claim too", 12, 5, 10, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c *fakeConsumer
+			r, c := awaitingRunner(movedPositions{next: tc.next, moved: func() {
+				c.mu.Lock()
+				c.high = tc.highAfter
+				c.mu.Unlock()
+			}})
+			c.high = tc.highBefore
+			id := partitionIDs(1)[0]
+			r.await(id, time.Now())
+			r.claimAwaiting(c, later())
+			p := r.workers[id]
+			if p == nil {
+				t.Fatalf("no worker after the claim (fatal: %v)", r.fatalErr())
+			}
+			if got := p.stopped.Load(); got != tc.stopped {
+				t.Fatalf("stored next offset %d, high watermark %d before the claim and %d after: stopped %v, want %v",
+					tc.next, tc.highBefore, tc.highAfter, got, tc.stopped)
+			}
+			resumed := c.noted(&c.resumed)
+			if !tc.stopped && (len(c.seeks) != 1 || c.seeks[0].Offset != kafka.Offset(tc.next) || len(resumed) != 1) {
+				t.Errorf("seeks %v, resumed %v; want the partition moved to %d and resumed", c.seeks, resumed, tc.next)
+			}
+			if tc.stopped && len(resumed) != 0 {
+				t.Errorf("resumed %v; want the stopped partition left paused", resumed)
 			}
 			r.revoke([]kafka.TopicPartition{tpOf(0)}, true)
 		})

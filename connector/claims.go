@@ -92,9 +92,12 @@ const (
 )
 
 // watermarkAttempts bounds how long a claim waits for Kafka to answer
-// (10 s each, with growing pauses between): long enough to ride out a
-// broker restart, after which giving up stops the instance.
-const watermarkAttempts = 6
+// (watermarkTimeoutMs each, with growing pauses between): long enough to
+// ride out a broker restart, after which giving up stops the instance.
+const (
+	watermarkAttempts  = 6
+	watermarkTimeoutMs = 10000
+)
 
 // claimAll resolves the start of every partition in ids (its watermarks,
 // fetched concurrently) and claims them: under apply.offsets: postgres in
@@ -163,7 +166,7 @@ func (c claimer) watermarks(client offsetsClient, ps []claimed) {
 func (c claimer) watermarksOf(client offsetsClient, id dedup.PartitionID) (low, high int64, err error) {
 	wait := c.firstWait
 	for attempt := 1; ; attempt++ {
-		low, high, err = client.QueryWatermarkOffsets(id.Topic, id.Partition, 10000)
+		low, high, err = client.QueryWatermarkOffsets(id.Topic, id.Partition, watermarkTimeoutMs)
 		if err == nil || attempt == watermarkAttempts {
 			return low, high, err
 		}
