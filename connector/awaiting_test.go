@@ -2,7 +2,9 @@ package connector
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -209,4 +211,74 @@ func TestClaimStopsOutsideWhatKafkaHoldsOnlyOnAFreshRead(t *testing.T) {
 			r.revoke([]kafka.TopicPartition{tpOf(0)}, true)
 		})
 	}
+}
+
+// unansweredPositions is a target that drops packets: a claim gets no
+// answer and ends only with its context, with the error pgx gives then
+// (which is no sink.Unavailable one).
+type unansweredPositions struct{ calls *atomic.Int32 }
+
+func (u unansweredPositions) ClaimAll(ctx context.Context, _ []dedup.Start) ([]dedup.Claim, error) {
+	u.calls.Add(1)
+	<-ctx.Done()
+	return nil, fmt.Errorf("timeout: %w", ctx.Err())
+}
+
+// A claim whose target answers nothing (it drops packets) holds the poll
+// loop for claimAttemptTimeout at most, as one that finds it down holds it
+// for a round trip: the partition awaits the target (counted as an
+// outage's attempt, tried again on its schedule), the instance goes on,
+// and the loop, back to Poll, feeds the partitions it owns, whose records
+// are applied meanwhile. Before, the claim waited its 30 s statement
+// deadline claimAttempts times, which is no outage to it, and then stopped
+// the instance.
+func TestAwaitingClaimOfAnUnansweringTargetHoldsThePollLoopBriefly(t *testing.T) {
+	r, c := awaitingRunner(&fakeBulkPositions{})
+	owned := dedup.PartitionID{Group: "g", Topic: testTopic, Partition: 1}
+	r.await(owned, time.Now())
+	r.claimAwaiting(c, later())
+	if r.workers[owned] == nil {
+		t.Fatalf("partition 1 not claimed while the target answered (fatal: %v)", r.fatalErr())
+	}
+	// Its row, as the idle worker's check reads it.
+	stored := r.deps.positions.(*fakePositions)
+	stored.mu.Lock()
+	stored.stored = r.workers[owned].claim
+	stored.mu.Unlock()
+
+	calls := &atomic.Int32{}
+	r.claimStore = unansweredPositions{calls: calls}
+	waiting := dedup.PartitionID{Group: "g", Topic: testTopic, Partition: 0}
+	r.await(waiting, time.Now())
+	returned := make(chan time.Duration, 1)
+	go func() {
+		began := time.Now()
+		r.claimAwaiting(c, later())
+		returned <- time.Since(began)
+	}()
+	bound := claimAttemptTimeout + 2*time.Second
+	select {
+	case took := <-returned:
+		t.Logf("the claim held the poll loop %s", took.Round(time.Millisecond))
+	case <-time.After(bound):
+		t.Fatalf("the claim of a partition whose target answers nothing held the poll loop over %s", bound)
+	}
+	if err := r.fatalErr(); err != nil {
+		t.Fatalf("the instance stopped: %v; want the partition awaiting the target", err)
+	}
+	if _, ok := r.awaiting.since[waiting]; !ok || r.workers[waiting] != nil || calls.Load() != 1 {
+		t.Fatalf("partition 0: awaiting %v, worker %v, %d claim statements; want awaiting, none, one", ok, r.workers[waiting], calls.Load())
+	}
+	if got := value(r.metrics.UnavailableRetries); got != 1 {
+		t.Errorf("pgsink_apply_unavailable_retries_total = %v, want 1", got)
+	}
+
+	applier := r.deps.applier.(*fakeApplier)
+	for off := range int64(3) {
+		r.dispatch(hundredBytes(1, off))
+	}
+	if got := next(t, applier.calls, "batch of partition 1"); !slices.Equal(got.offsets, []int64{0, 1, 2}) {
+		t.Errorf("partition 1 applied %v; want [0 1 2]", got.offsets)
+	}
+	r.revoke([]kafka.TopicPartition{tpOf(0), tpOf(1)}, false)
 }

@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -53,6 +54,8 @@ type claimer struct {
 	// claimFor is how long a claim statement is retried against
 	// PostgreSQL errors, at least claimAttempts times.
 	claimFor time.Duration
+	// attemptFor bounds one claim statement (zero: claimAttemptTimeout).
+	attemptFor time.Duration
 	// outage reports an attempt that found the target down (its counter
 	// and rate-limited warning); downSince is since when the partitions
 	// being claimed have found it so (zero: not before this attempt).
@@ -91,6 +94,21 @@ const (
 	claimRetryFor = time.Minute
 )
 
+// claimAttemptTimeout bounds one claim statement, connecting included. A
+// claim runs in the rebalance callback or in the poll loop, and either
+// holds Poll, which feeds every other partition, for as long as it takes.
+// A target that drops packets rather than refuse them answers nothing: the
+// pool has no connect timeout unless postgres.url sets one, TCP keepalives
+// notice no dead peer while a request waits for its answer, and the
+// kernel's retransmissions go on for minutes. So a claim that gets no
+// answer within it is taken for an outage, as a refused one is: its
+// partitions await the target and the poll loop tries again on the
+// outage's schedule. Far above what a claim of a whole assignment takes
+// (docs/benchmarks.md); below any max.poll.interval.ms the client takes
+// (at least session.timeout.ms, which brokers keep at 6 s or more by
+// default).
+const claimAttemptTimeout = 5 * time.Second
+
 // watermarkAttempts bounds how long a claim waits for Kafka to answer
 // (watermarkTimeoutMs each, with growing pauses between): long enough to
 // ride out a broker restart, after which giving up stops the instance.
@@ -123,7 +141,15 @@ func (c claimer) claimAll(client offsetsClient, ids []dedup.PartitionID) []claim
 	for len(ready) > 0 {
 		n := min(len(ready), claimChunk)
 		c.claimStored(ready[:n])
+		chunk := ready[:n]
 		ready = ready[n:]
+		if err := chunk[0].err; errors.Is(err, errAwaitingTarget) {
+			// The next chunks would wait for the target as long each.
+			for _, p := range ready {
+				p.err = err
+			}
+			break
+		}
 	}
 	return out
 }
@@ -179,9 +205,10 @@ func (c claimer) watermarksOf(client offsetsClient, id dedup.PartitionID) (low, 
 // claimStored claims ps in the offsets table in one statement, retrying
 // it on PostgreSQL errors; when it gives up, none is claimed.
 //
-// A target that is unavailable is not waited for here: the attempt is
-// reported (outageWait's counter and warning) and every partition of ps
-// ends with errAwaitingTarget, at once. The claim of a rebalance runs in
+// A target that is unavailable, or does not answer an attempt within
+// claimAttemptTimeout (one that drops packets), is not waited for here:
+// the attempt is reported (outageWait's counter and warning) and every
+// partition of ps ends with errAwaitingTarget. The claim of a rebalance runs in
 // the rebalance callback, and a callback that waits for an outage keeps
 // the member from its group: past max.poll.interval.ms the group drops it
 // and gives its partitions to another member, while the client, inside
@@ -212,9 +239,11 @@ func (c claimer) claimStored(ps []*claimed) {
 			p.err = err
 		}
 	}
+	attemptFor := cmp.Or(c.attemptFor, claimAttemptTimeout)
 	for attempt := 0; ; {
-		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		actx, cancel := context.WithTimeout(ctx, attemptFor)
 		claims, err := c.store.ClaimAll(actx, starts)
+		unanswered := errors.Is(actx.Err(), context.DeadlineExceeded)
 		cancel()
 		if err == nil {
 			for i, p := range ps {
@@ -226,7 +255,13 @@ func (c claimer) claimStored(ps []*claimed) {
 			giveUp(errors.Join(sink.ErrStopping, err))
 			return
 		}
-		if sink.Unavailable(err) {
+		if unanswered {
+			// An attempt that timed out may yet be applied by the server
+			// (a wait for a former owner's lock): it only raised the
+			// epoch, which the next claim raises again.
+			err = fmt.Errorf("the target did not answer within %s: %w", attemptFor, err)
+		}
+		if unanswered || sink.Unavailable(err) {
 			var since time.Duration
 			if !c.downSince.IsZero() {
 				since = time.Since(c.downSince)
