@@ -1,7 +1,6 @@
 package connector
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -54,8 +53,6 @@ type claimer struct {
 	// claimFor is how long a claim statement is retried against
 	// PostgreSQL errors, at least claimAttempts times.
 	claimFor time.Duration
-	// attemptFor bounds one claim statement (zero: claimAttemptTimeout).
-	attemptFor time.Duration
 	// outage reports an attempt that found the target down (its counter
 	// and rate-limited warning); downSince is since when the partitions
 	// being claimed have found it so (zero: not before this attempt).
@@ -239,9 +236,8 @@ func (c claimer) claimStored(ps []*claimed) {
 			p.err = err
 		}
 	}
-	attemptFor := cmp.Or(c.attemptFor, claimAttemptTimeout)
 	for attempt := 0; ; {
-		actx, cancel := context.WithTimeout(ctx, attemptFor)
+		actx, cancel := context.WithTimeout(ctx, claimAttemptTimeout)
 		claims, err := c.store.ClaimAll(actx, starts)
 		unanswered := errors.Is(actx.Err(), context.DeadlineExceeded)
 		cancel()
@@ -259,7 +255,7 @@ func (c claimer) claimStored(ps []*claimed) {
 			// An attempt that timed out may yet be applied by the server
 			// (a wait for a former owner's lock): it only raised the
 			// epoch, which the next claim raises again.
-			err = fmt.Errorf("the target did not answer within %s: %w", attemptFor, err)
+			err = fmt.Errorf("the target did not answer within %s: %w", claimAttemptTimeout, err)
 		}
 		if unanswered || sink.Unavailable(err) {
 			var since time.Duration

@@ -114,7 +114,8 @@ func CheckVersion(ctx context.Context, db DB, schema string) error {
 
 // VersionError is pgsink's tables in Schema at a version this pgsink cannot
 // run on: an older one (not migrated yet), a newer one (migrated by a newer
-// pgsink), or one whose migration failed half-way (Dirty).
+// pgsink), or one whose migration failed half-way or is being applied
+// (Dirty).
 type VersionError struct {
 	Schema string
 	// Found is the version the tables are at (0: none applied), Needed
@@ -127,7 +128,7 @@ func (e *VersionError) Error() string {
 	quoted := pgx.Identifier{e.Schema}.Sanitize()
 	switch {
 	case e.Dirty:
-		return fmt.Sprintf("migration %d of pgsink's tables in %s failed half-way (dirty), and this pgsink needs version %d: fix what it left by hand, set the version row to the last migration that completed (UPDATE %s.schema_migrations SET version = ..., dirty = false), then run pgsink migrate up", e.Found, quoted, e.Needed, quoted)
+		return fmt.Sprintf("migration %d of pgsink's tables in %s is dirty (being applied at this moment, or failed half-way), and this pgsink needs version %d: if no migration runs, fix what it left by hand, set the version row to the last migration that completed (UPDATE %s.schema_migrations SET version = ..., dirty = false), then run pgsink migrate up", e.Found, quoted, e.Needed, quoted)
 	case e.Found > e.Needed:
 		return fmt.Sprintf("pgsink's tables in %s are at version %d, newer than this pgsink knows (it needs %d): a newer pgsink migrated them; run that pgsink (every instance of a schema at one version)", quoted, e.Found, e.Needed)
 	default:

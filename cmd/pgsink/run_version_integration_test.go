@@ -56,7 +56,7 @@ tables:
 	}{
 		{"older", latest - 1, false, fmt.Sprintf(`pgsink's tables in "pgsink" are at version %d and this pgsink needs %d: run pgsink migrate up`, latest-1, latest)},
 		{"newer", latest + 1, false, fmt.Sprintf(`pgsink's tables in "pgsink" are at version %d, newer than this pgsink knows (it needs %d)`, latest+1, latest)},
-		{"dirty", latest, true, fmt.Sprintf(`migration %d of pgsink's tables in "pgsink" failed half-way (dirty), and this pgsink needs version %d`, latest, latest)},
+		{"dirty", latest, true, fmt.Sprintf(`migration %d of pgsink's tables in "pgsink" is dirty (being applied at this moment, or failed half-way), and this pgsink needs version %d`, latest, latest)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := conn.Exec(ctx, `UPDATE pgsink.schema_migrations SET version = $1, dirty = $2`, int64(tc.version), tc.dirty); err != nil {
@@ -84,7 +84,7 @@ tables:
 	go func() { exited <- run([]string{"run", "--no-migrate", "--config", path}, &stdout, &stderr) }()
 	select {
 	case code := <-exited:
-		if code != 1 || !strings.Contains(stderr.String(), "failed half-way (dirty)") {
+		if code != 1 || !strings.Contains(stderr.String(), "is dirty (being applied at this moment, or failed half-way)") {
 			t.Fatalf("pgsink run --no-migrate on a dirty schema: exit %d, stderr %s; want 1 and the reason", code, stderr.String())
 		}
 	case <-time.After(20 * time.Second):
