@@ -102,7 +102,7 @@ func (r *Runner) claimAwaiting(c awaitingClient, now time.Time) {
 			r.fatalf(log, "claim partition", cl.err)
 			continue
 		}
-		if !r.begin(cl, log) {
+		if !r.begin(c, cl, log) {
 			continue // stopped, and paused as assigned
 		}
 		topic := cl.id.Topic

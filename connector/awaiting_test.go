@@ -1,12 +1,16 @@
 package connector
 
 import (
+	"context"
+	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/sink"
 	"go.uber.org/zap"
 )
@@ -143,4 +147,138 @@ func TestAwaitingClaimSeeksAgainUntilTheFetcherStarted(t *testing.T) {
 			r.revoke([]kafka.TopicPartition{tpOf(0)}, true)
 		})
 	}
+}
+
+// movedPositions is an offsets table whose rows another owner moved to
+// next while the claim was on its way: the previous owner of a partition,
+// still applying until the claim fences it, applied records produced after
+// the claim read the watermarks. moved is told of each claim.
+type movedPositions struct {
+	next  int64
+	moved func()
+}
+
+func (m movedPositions) ClaimAll(_ context.Context, starts []dedup.Start) ([]dedup.Claim, error) {
+	m.moved()
+	out := make([]dedup.Claim, len(starts))
+	for i, s := range starts {
+		out[i] = dedup.Claim{PartitionID: s.PartitionID, Epoch: 2, NextOffset: m.next, Owner: "me"}
+	}
+	return out, nil
+}
+
+// A stored position past the high watermark read before the claim stops
+// the partition ("the stored offset is outside what Kafka holds … replay
+// the table") only when a read after the claim finds it outside too: the
+// previous owner may have applied records produced after the first read,
+// and the high watermark read then is behind the position it stored.
+func TestClaimStopsOutsideWhatKafkaHoldsOnlyOnAFreshRead(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		next, highBefore int64
+		highAfter        int64
+		stopped          bool
+	}{
+		{"moved past a high watermark read before the claim", 8, 5, 10, false},
+		{"past the high watermark read after the claim too", 12, 5, 10, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c *fakeConsumer
+			r, c := awaitingRunner(movedPositions{next: tc.next, moved: func() {
+				c.mu.Lock()
+				c.high = tc.highAfter
+				c.mu.Unlock()
+			}})
+			c.high = tc.highBefore
+			id := partitionIDs(1)[0]
+			r.await(id, time.Now())
+			r.claimAwaiting(c, later())
+			p := r.workers[id]
+			if p == nil {
+				t.Fatalf("no worker after the claim (fatal: %v)", r.fatalErr())
+			}
+			if got := p.stopped.Load(); got != tc.stopped {
+				t.Fatalf("stored next offset %d, high watermark %d before the claim and %d after: stopped %v, want %v",
+					tc.next, tc.highBefore, tc.highAfter, got, tc.stopped)
+			}
+			resumed := c.noted(&c.resumed)
+			if !tc.stopped && (len(c.seeks) != 1 || c.seeks[0].Offset != kafka.Offset(tc.next) || len(resumed) != 1) {
+				t.Errorf("seeks %v, resumed %v; want the partition moved to %d and resumed", c.seeks, resumed, tc.next)
+			}
+			if tc.stopped && len(resumed) != 0 {
+				t.Errorf("resumed %v; want the stopped partition left paused", resumed)
+			}
+			r.revoke([]kafka.TopicPartition{tpOf(0)}, true)
+		})
+	}
+}
+
+// unansweredPositions is a target that drops packets: a claim gets no
+// answer and ends only with its context, with the error pgx gives then
+// (which is no sink.Unavailable one).
+type unansweredPositions struct{ calls *atomic.Int32 }
+
+func (u unansweredPositions) ClaimAll(ctx context.Context, _ []dedup.Start) ([]dedup.Claim, error) {
+	u.calls.Add(1)
+	<-ctx.Done()
+	return nil, fmt.Errorf("timeout: %w", ctx.Err())
+}
+
+// A claim whose target answers nothing (it drops packets) holds the poll
+// loop for claimAttemptTimeout at most, as one that finds it down holds it
+// for a round trip: the partition awaits the target (counted as an
+// outage's attempt, tried again on its schedule), the instance goes on,
+// and the loop, back to Poll, feeds the partitions it owns, whose records
+// are applied meanwhile. Before, the claim waited its 30 s statement
+// deadline claimAttempts times, which is no outage to it, and then stopped
+// the instance.
+func TestAwaitingClaimOfAnUnansweringTargetHoldsThePollLoopBriefly(t *testing.T) {
+	r, c := awaitingRunner(&fakeBulkPositions{})
+	owned := dedup.PartitionID{Group: "g", Topic: testTopic, Partition: 1}
+	r.await(owned, time.Now())
+	r.claimAwaiting(c, later())
+	if r.workers[owned] == nil {
+		t.Fatalf("partition 1 not claimed while the target answered (fatal: %v)", r.fatalErr())
+	}
+	// Its row, as the idle worker's check reads it.
+	stored := r.deps.positions.(*fakePositions)
+	stored.mu.Lock()
+	stored.stored = r.workers[owned].claim
+	stored.mu.Unlock()
+
+	calls := &atomic.Int32{}
+	r.claimStore = unansweredPositions{calls: calls}
+	waiting := dedup.PartitionID{Group: "g", Topic: testTopic, Partition: 0}
+	r.await(waiting, time.Now())
+	returned := make(chan time.Duration, 1)
+	go func() {
+		began := time.Now()
+		r.claimAwaiting(c, later())
+		returned <- time.Since(began)
+	}()
+	bound := claimAttemptTimeout + 2*time.Second
+	select {
+	case took := <-returned:
+		t.Logf("the claim held the poll loop %s", took.Round(time.Millisecond))
+	case <-time.After(bound):
+		t.Fatalf("the claim of a partition whose target answers nothing held the poll loop over %s", bound)
+	}
+	if err := r.fatalErr(); err != nil {
+		t.Fatalf("the instance stopped: %v; want the partition awaiting the target", err)
+	}
+	if _, ok := r.awaiting.since[waiting]; !ok || r.workers[waiting] != nil || calls.Load() != 1 {
+		t.Fatalf("partition 0: awaiting %v, worker %v, %d claim statements; want awaiting, none, one", ok, r.workers[waiting], calls.Load())
+	}
+	if got := value(r.metrics.UnavailableRetries); got != 1 {
+		t.Errorf("pgsink_apply_unavailable_retries_total = %v, want 1", got)
+	}
+
+	applier := r.deps.applier.(*fakeApplier)
+	for off := range int64(3) {
+		r.dispatch(hundredBytes(1, off))
+	}
+	if got := next(t, applier.calls, "batch of partition 1"); !slices.Equal(got.offsets, []int64{0, 1, 2}) {
+		t.Errorf("partition 1 applied %v; want [0 1 2]", got.offsets)
+	}
+	r.revoke([]kafka.TopicPartition{tpOf(0), tpOf(1)}, false)
 }

@@ -91,10 +91,28 @@ const (
 	claimRetryFor = time.Minute
 )
 
+// claimAttemptTimeout bounds one claim statement, connecting included. A
+// claim runs in the rebalance callback or in the poll loop, and either
+// holds Poll, which feeds every other partition, for as long as it takes.
+// A target that drops packets rather than refuse them answers nothing: the
+// pool has no connect timeout unless postgres.url sets one, TCP keepalives
+// notice no dead peer while a request waits for its answer, and the
+// kernel's retransmissions go on for minutes. So a claim that gets no
+// answer within it is taken for an outage, as a refused one is: its
+// partitions await the target and the poll loop tries again on the
+// outage's schedule. Far above what a claim of a whole assignment takes
+// (docs/benchmarks.md); below any max.poll.interval.ms the client takes
+// (at least session.timeout.ms, which brokers keep at 6 s or more by
+// default).
+const claimAttemptTimeout = 5 * time.Second
+
 // watermarkAttempts bounds how long a claim waits for Kafka to answer
-// (10 s each, with growing pauses between): long enough to ride out a
-// broker restart, after which giving up stops the instance.
-const watermarkAttempts = 6
+// (watermarkTimeoutMs each, with growing pauses between): long enough to
+// ride out a broker restart, after which giving up stops the instance.
+const (
+	watermarkAttempts  = 6
+	watermarkTimeoutMs = 10000
+)
 
 // claimAll resolves the start of every partition in ids (its watermarks,
 // fetched concurrently) and claims them: under apply.offsets: postgres in
@@ -120,7 +138,15 @@ func (c claimer) claimAll(client offsetsClient, ids []dedup.PartitionID) []claim
 	for len(ready) > 0 {
 		n := min(len(ready), claimChunk)
 		c.claimStored(ready[:n])
+		chunk := ready[:n]
 		ready = ready[n:]
+		if err := chunk[0].err; errors.Is(err, errAwaitingTarget) {
+			// The next chunks would wait for the target as long each.
+			for _, p := range ready {
+				p.err = err
+			}
+			break
+		}
 	}
 	return out
 }
@@ -163,7 +189,7 @@ func (c claimer) watermarks(client offsetsClient, ps []claimed) {
 func (c claimer) watermarksOf(client offsetsClient, id dedup.PartitionID) (low, high int64, err error) {
 	wait := c.firstWait
 	for attempt := 1; ; attempt++ {
-		low, high, err = client.QueryWatermarkOffsets(id.Topic, id.Partition, 10000)
+		low, high, err = client.QueryWatermarkOffsets(id.Topic, id.Partition, watermarkTimeoutMs)
 		if err == nil || attempt == watermarkAttempts {
 			return low, high, err
 		}
@@ -176,9 +202,10 @@ func (c claimer) watermarksOf(client offsetsClient, id dedup.PartitionID) (low, 
 // claimStored claims ps in the offsets table in one statement, retrying
 // it on PostgreSQL errors; when it gives up, none is claimed.
 //
-// A target that is unavailable is not waited for here: the attempt is
-// reported (outageWait's counter and warning) and every partition of ps
-// ends with errAwaitingTarget, at once. The claim of a rebalance runs in
+// A target that is unavailable, or does not answer an attempt within
+// claimAttemptTimeout (one that drops packets), is not waited for here:
+// the attempt is reported (outageWait's counter and warning) and every
+// partition of ps ends with errAwaitingTarget. The claim of a rebalance runs in
 // the rebalance callback, and a callback that waits for an outage keeps
 // the member from its group: past max.poll.interval.ms the group drops it
 // and gives its partitions to another member, while the client, inside
@@ -210,8 +237,9 @@ func (c claimer) claimStored(ps []*claimed) {
 		}
 	}
 	for attempt := 0; ; {
-		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		actx, cancel := context.WithTimeout(ctx, claimAttemptTimeout)
 		claims, err := c.store.ClaimAll(actx, starts)
+		unanswered := errors.Is(actx.Err(), context.DeadlineExceeded)
 		cancel()
 		if err == nil {
 			for i, p := range ps {
@@ -223,7 +251,13 @@ func (c claimer) claimStored(ps []*claimed) {
 			giveUp(errors.Join(sink.ErrStopping, err))
 			return
 		}
-		if sink.Unavailable(err) {
+		if unanswered {
+			// An attempt that timed out may yet be applied by the server
+			// (a wait for a former owner's lock): it only raised the
+			// epoch, which the next claim raises again.
+			err = fmt.Errorf("the target did not answer within %s: %w", claimAttemptTimeout, err)
+		}
+		if unanswered || sink.Unavailable(err) {
 			var since time.Duration
 			if !c.downSince.IsZero() {
 				since = time.Since(c.downSince)

@@ -96,3 +96,97 @@ func TestIntegrationClaimDefersWhileTheTargetIsDown(t *testing.T) {
 		}
 	}
 }
+
+// TestIntegrationClaimDefersWhileTheTargetDropsPackets claims partitions,
+// as a rebalance or the poll loop does, through a proxy to the real
+// PostgreSQL that drops every packet (stacktest.Proxy.Blackhole: nothing
+// refused, nothing answered), over a connection the pool held from before
+// and over a new one. Either claim ends within claimAttemptTimeout, as for
+// a target that is down: errAwaitingTarget, the attempt counted, nothing
+// claimed; so the rebalance callback or the poll loop that runs it is back
+// to Poll, and to the other partitions, that soon. Before, a claim waited
+// for its 30 s statement deadline, and over a pooled connection that
+// deadline was not taken for an outage: retried claimAttempts times, then
+// the instance stopped. Once the target answers again, the next try claims.
+func TestIntegrationClaimDefersWhileTheTargetDropsPackets(t *testing.T) {
+	for _, pooled := range []bool{true, false} {
+		name := "a new connection"
+		if pooled {
+			name = "a connection the pool held"
+		}
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			direct := stacktest.OwnedTargetDatabase(t)
+			if err := dedup.NewMigrator(direct, "pgsink").Up(ctx); err != nil {
+				t.Fatal(err)
+			}
+			u, err := url.Parse(direct)
+			if err != nil {
+				t.Fatal(err)
+			}
+			proxy := stacktest.NewProxy(t, u.Host)
+			through, err := proxy.URL(direct)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pool, err := pgxpool.New(ctx, through)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(pool.Close)
+			if pooled {
+				if err := pool.Ping(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			offsets := dedup.NewOffsets("pgsink")
+			m := NewMetrics()
+			c := claimer{start: config.StartEarliest, owner: "new", store: storedPositions{offsets: offsets, db: pool, owner: "new"}, log: zap.NewNop(),
+				firstWait: 100 * time.Millisecond, claimFor: time.Second,
+				outage: outageWait{report: newUnavailableReporter(zap.NewNop(), m.UnavailableRetries), initial: 50 * time.Millisecond, maximum: 300 * time.Millisecond}}
+			ps := make([]*claimed, 2)
+			for i := range ps {
+				ps[i] = &claimed{id: dedup.PartitionID{Group: "g", Topic: "blackhole", Partition: int32(i)}, low: 7, high: 9}
+			}
+
+			proxy.Blackhole()
+			began := time.Now()
+			c.claimStored(ps)
+			if took, bound := time.Since(began), claimAttemptTimeout+2*time.Second; took > bound {
+				t.Errorf("the claim took %s to end while the target dropped packets; want at most %s", took.Round(time.Millisecond), bound)
+			}
+			for _, p := range ps {
+				if !errors.Is(p.err, errAwaitingTarget) || p.claim != (dedup.Claim{}) {
+					t.Fatalf("partition %d: %+v, %v; want not claimed, errAwaitingTarget", p.id.Partition, p.claim, p.err)
+				}
+				p.err = nil
+			}
+			if got := value(m.UnavailableRetries); got != 1 {
+				t.Errorf("pgsink_apply_unavailable_retries_total = %v, want 1", got)
+			}
+
+			if err := proxy.Up(); err != nil {
+				t.Fatal(err)
+			}
+			for try := 0; try < 20; try++ {
+				c.claimStored(ps)
+				if !errors.Is(ps[0].err, errAwaitingTarget) {
+					break
+				}
+				for _, p := range ps {
+					p.err = nil
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			for _, p := range ps {
+				if p.err != nil || p.claim.NextOffset != 7 || p.claim.Epoch < 1 {
+					t.Fatalf("partition %d once the target answers: %+v, %v; want claimed at 7", p.id.Partition, p.claim, p.err)
+				}
+				stored, err := offsets.Read(ctx, pool, p.id)
+				if err != nil || stored != p.claim {
+					t.Fatalf("partition %d stored %+v, %v; want %+v", p.id.Partition, stored, err, p.claim)
+				}
+			}
+		})
+	}
+}

@@ -195,6 +195,24 @@ func TestClaimAllDefersAtAnUnavailableTarget(t *testing.T) {
 	}
 }
 
+// An assignment claimed in several statements (claimChunk partitions
+// each) stops at the first that finds the target down: the others would
+// hold the rebalance callback or the poll loop as long each (up to
+// claimAttemptTimeout against a target that drops packets), and all
+// await the target together.
+func TestClaimAllStopsAtTheFirstChunkThatAwaits(t *testing.T) {
+	store := &fakeBulkPositions{errs: repeated(targetDown, 1)}
+	got := outageClaimer(store, NewMetrics()).claimAll(&fakeOffsetsClient{}, partitionIDs(claimChunk+5))
+	if len(store.calls) != 1 {
+		t.Fatalf("%d claim statements; want 1, the first chunk's", len(store.calls))
+	}
+	for _, cl := range got {
+		if !errors.Is(cl.err, errAwaitingTarget) || cl.claim != (dedup.Claim{}) {
+			t.Fatalf("claim %+v; want none, with errAwaitingTarget", cl)
+		}
+	}
+}
+
 // A real error still gives up after claimAttempts, an outage met by an
 // earlier try notwithstanding: only the target being down is tried again
 // without end.

@@ -127,7 +127,7 @@ func (r *Runner) assign(c *kafka.Consumer, tps []kafka.TopicPartition) {
 		}
 		tp.Offset = kafka.Offset(cl.claim.NextOffset)
 		assign = append(assign, tp)
-		if !r.begin(cl, log) {
+		if !r.begin(c, cl, log) {
 			pause = append(pause, tp)
 		}
 	}
@@ -152,10 +152,30 @@ func (r *Runner) assign(c *kafka.Consumer, tps []kafka.TopicPartition) {
 // begin starts the worker of a claimed partition, or stops it at once when
 // its stored position lies outside what Kafka holds (then false: the
 // partition must stay paused).
-func (r *Runner) begin(cl claimed, log *zap.Logger) bool {
+//
+// The watermarks in cl were read before the claim, so a position that the
+// previous owner moved in between (a zombie the group dropped, still
+// applying until the claim fences it; an owner that finished its batch
+// after they were read) may lie past a high watermark read too early, and
+// the low one only grows: what decides is a read after the claim.
+// Positions only grow and a record is applied only once Kafka holds it, so
+// a position inside the fresh watermarks was never outside what Kafka
+// holds. A fresh read that fails stops the instance instead: the restart
+// claims again, where stopping the partition would tell the operator to
+// replay a table on a reading nothing confirmed.
+func (r *Runner) begin(client offsetsClient, cl claimed, log *zap.Logger) bool {
 	claim := cl.claim
+	if outside(claim.NextOffset, cl.low, cl.high) {
+		low, high, err := client.QueryWatermarkOffsets(cl.id.Topic, cl.id.Partition, watermarkTimeoutMs)
+		if err != nil {
+			r.fatalf(log, "read the watermarks again", fmt.Errorf("stored next offset %d lies outside [%d, %d) read before the claim, and reading them again failed: %w",
+				claim.NextOffset, cl.low, cl.high, err))
+			return false
+		}
+		cl.low, cl.high = low, high
+	}
 	p := r.startPartition(cl.id, claim, log)
-	if claim.NextOffset < cl.low || claim.NextOffset > cl.high {
+	if outside(claim.NextOffset, cl.low, cl.high) {
 		p.fail("the stored offset is outside what Kafka holds", fmt.Errorf(
 			"stored next offset %d, Kafka has [%d, %d): the records in between were deleted (retention) or the topic was recreated; replay the table (pgsink replay --from earliest) to rebuild it",
 			claim.NextOffset, cl.low, cl.high))
@@ -164,6 +184,10 @@ func (r *Runner) begin(cl claimed, log *zap.Logger) bool {
 	log.Info("partition claimed", zap.Int64("epoch", claim.Epoch), zap.Int64("next_offset", claim.NextOffset))
 	return true
 }
+
+// outside reports a next offset Kafka cannot serve: below the low
+// watermark (deleted), or past the high one (never written).
+func outside(next, low, high int64) bool { return next < low || next > high }
 
 // claimer claims this instance's assignments; lost reports that the group
 // took the assignment being claimed away.

@@ -35,57 +35,42 @@ func LatestVersion() uint {
 // `pgsink run` does; without (run --no-migrate), from using tables an owner
 // migrated. Each problem is one sentence with the fix. It changes nothing.
 func AccessProblems(ctx context.Context, db DB, schema string, migrate bool) ([]string, error) {
-	var role, database string
-	var createDB, exists, usage, createSchema bool
-	err := db.QueryRow(ctx, `SELECT current_user::text, current_database()::text,
-		       has_database_privilege(current_database(), 'CREATE'),
-		       n.oid IS NOT NULL,
-		       coalesce(has_schema_privilege(n.oid, 'USAGE'), false),
-		       coalesce(has_schema_privilege(n.oid, 'CREATE'), false)
-		  FROM (SELECT 1) AS one LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = $1`, schema).
-		Scan(&role, &database, &createDB, &exists, &usage, &createSchema)
-	if err != nil {
-		return nil, fmt.Errorf("dedup: read the privileges of the current role: %w", err)
-	}
-	quoted := pgx.Identifier{schema}.Sanitize()
-	latest := LatestVersion()
-	if !exists {
-		if !migrate {
-			return []string{fmt.Sprintf("schema %s does not exist: run pgsink migrate up as a role that may create it, before pgsink run --no-migrate", quoted)}, nil
-		}
-		if !createDB {
-			return []string{fmt.Sprintf("role %q lacks CREATE on database %q, needed to create schema %s at start: create the schema for it, or run pgsink migrate up as another role and pgsink run --no-migrate", role, database, quoted)}, nil
-		}
-		return nil, nil
-	}
-	if !usage {
-		return []string{fmt.Sprintf("role %q lacks USAGE on schema %s", role, quoted)}, nil
-	}
-	version, dirty, readable, err := storedVersion(ctx, db, schema)
+	st, err := readAccess(ctx, db, schema)
 	if err != nil {
 		return nil, err
 	}
-	if !readable {
-		return []string{fmt.Sprintf("role %q lacks SELECT on %s.schema_migrations, so the version of pgsink's tables cannot be checked: grant it (the role recipe in docs/operations.md does)", role, quoted)}, nil
+	quoted := pgx.Identifier{schema}.Sanitize()
+	latest := LatestVersion()
+	if !st.exists {
+		if !migrate {
+			return []string{st.schemaMissing()}, nil
+		}
+		if !st.createDB {
+			return []string{fmt.Sprintf("role %q lacks CREATE on database %q, needed to create schema %s at start: create the schema for it, or run pgsink migrate up as another role and pgsink run --no-migrate", st.role, st.database, quoted)}, nil
+		}
+		return nil, nil
 	}
+	if !st.usage {
+		return []string{st.noUsage()}, nil
+	}
+	if !st.readable {
+		return []string{st.unreadable()}, nil
+	}
+	version := st.version
 	var problems []string
 	switch {
-	case dirty:
-		problems = append(problems, fmt.Sprintf("migration %d of schema %s failed half-way (dirty): fix what it left, then pgsink migrate force", version, quoted))
-	case version > latest:
-		problems = append(problems, fmt.Sprintf("pgsink's tables in %s are at version %d, newer than this pgsink knows (%d): run the newer pgsink", quoted, version, latest))
-	case version < latest && !migrate:
-		problems = append(problems, fmt.Sprintf("pgsink's tables in %s are at version %d and this pgsink needs %d: run pgsink migrate up as their owner", quoted, version, latest))
+	case st.dirty, version > latest, version < latest && !migrate:
+		problems = append(problems, st.versionError().Error())
 	case version < latest:
-		if !createSchema {
-			problems = append(problems, fmt.Sprintf("role %q lacks CREATE on schema %s, needed to migrate pgsink's tables at start from version %d to %d", role, quoted, version, latest))
+		if !st.createSchema {
+			problems = append(problems, fmt.Sprintf("role %q lacks CREATE on schema %s, needed to migrate pgsink's tables at start from version %d to %d", st.role, quoted, version, latest))
 		}
 		notOwned, err := tablesNotOwned(ctx, db, schema)
 		if err != nil {
 			return nil, err
 		}
 		for _, t := range notOwned {
-			problems = append(problems, fmt.Sprintf("role %q does not own %s.%s, which the migrations from version %d to %d alter: run pgsink migrate up as its owner, then pgsink run --no-migrate", role, quoted, pgx.Identifier{t}.Sanitize(), version, latest))
+			problems = append(problems, fmt.Sprintf("role %q does not own %s.%s, which the migrations from version %d to %d alter: run pgsink migrate up as its owner, then pgsink run --no-migrate", st.role, quoted, pgx.Identifier{t}.Sanitize(), version, latest))
 		}
 	}
 	if version < latest {
@@ -96,9 +81,102 @@ func AccessProblems(ctx context.Context, db DB, schema string, migrate bool) ([]
 		return nil, err
 	}
 	for _, m := range missing {
-		problems = append(problems, fmt.Sprintf("role %q lacks %s", role, m))
+		problems = append(problems, fmt.Sprintf("role %q lacks %s", st.role, m))
 	}
 	return problems, nil
+}
+
+// CheckVersion refuses, with the fix in its message, pgsink's tables in
+// schema that this pgsink cannot run on without migrating them: the schema
+// missing, its version unreadable by the role, or its version not
+// LatestVersion or dirty (a *VersionError). It changes nothing. A start
+// that leaves the migrations to an owner (run --no-migrate) calls it
+// first, so that it stops there, naming both versions, rather than later
+// on a table or column it does not find, or, on tables a newer pgsink
+// migrated, by writing them as the older one did.
+func CheckVersion(ctx context.Context, db DB, schema string) error {
+	st, err := readAccess(ctx, db, schema)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !st.exists:
+		return errors.New(st.schemaMissing())
+	case !st.usage:
+		return errors.New(st.noUsage())
+	case !st.readable:
+		return errors.New(st.unreadable())
+	case st.dirty || st.version != LatestVersion():
+		return st.versionError()
+	}
+	return nil
+}
+
+// VersionError is pgsink's tables in Schema at a version this pgsink cannot
+// run on: an older one (not migrated yet), a newer one (migrated by a newer
+// pgsink), or one whose migration failed half-way or is being applied
+// (Dirty).
+type VersionError struct {
+	Schema string
+	// Found is the version the tables are at (0: none applied), Needed
+	// this pgsink's (LatestVersion).
+	Found, Needed uint
+	Dirty         bool
+}
+
+func (e *VersionError) Error() string {
+	quoted := pgx.Identifier{e.Schema}.Sanitize()
+	switch {
+	case e.Dirty:
+		return fmt.Sprintf("migration %d of pgsink's tables in %s is dirty (being applied at this moment, or failed half-way), and this pgsink needs version %d: if no migration runs, fix what it left by hand, set the version row to the last migration that completed (UPDATE %s.schema_migrations SET version = ..., dirty = false), then run pgsink migrate up", e.Found, quoted, e.Needed, quoted)
+	case e.Found > e.Needed:
+		return fmt.Sprintf("pgsink's tables in %s are at version %d, newer than this pgsink knows (it needs %d): a newer pgsink migrated them; run that pgsink (every instance of a schema at one version)", quoted, e.Found, e.Needed)
+	default:
+		return fmt.Sprintf("pgsink's tables in %s are at version %d and this pgsink needs %d: run pgsink migrate up as their owner (or pgsink run without --no-migrate), or run the pgsink that migrated them", quoted, e.Found, e.Needed)
+	}
+}
+
+// access is what the connection's role finds of pgsink's schema.
+type access struct {
+	schema, role, database                string
+	createDB, exists, usage, createSchema bool
+	readable                              bool // the version row, when exists and usage
+	version                               uint
+	dirty                                 bool
+}
+
+func readAccess(ctx context.Context, db DB, schema string) (access, error) {
+	st := access{schema: schema}
+	err := db.QueryRow(ctx, `SELECT current_user::text, current_database()::text,
+		       has_database_privilege(current_database(), 'CREATE'),
+		       n.oid IS NOT NULL,
+		       coalesce(has_schema_privilege(n.oid, 'USAGE'), false),
+		       coalesce(has_schema_privilege(n.oid, 'CREATE'), false)
+		  FROM (SELECT 1) AS one LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = $1`, schema).
+		Scan(&st.role, &st.database, &st.createDB, &st.exists, &st.usage, &st.createSchema)
+	if err != nil {
+		return st, fmt.Errorf("dedup: read the privileges of the current role: %w", err)
+	}
+	if st.exists && st.usage {
+		st.version, st.dirty, st.readable, err = storedVersion(ctx, db, schema)
+	}
+	return st, err
+}
+
+func (st access) schemaMissing() string {
+	return fmt.Sprintf("schema %s does not exist: run pgsink migrate up as a role that may create it, before pgsink run --no-migrate", pgx.Identifier{st.schema}.Sanitize())
+}
+
+func (st access) noUsage() string {
+	return fmt.Sprintf("role %q lacks USAGE on schema %s", st.role, pgx.Identifier{st.schema}.Sanitize())
+}
+
+func (st access) unreadable() string {
+	return fmt.Sprintf("role %q lacks SELECT on %s.schema_migrations, so the version of pgsink's tables cannot be checked: grant it (the role recipe in docs/operations.md does)", st.role, pgx.Identifier{st.schema}.Sanitize())
+}
+
+func (st access) versionError() *VersionError {
+	return &VersionError{Schema: st.schema, Found: st.version, Needed: LatestVersion(), Dirty: st.dirty}
 }
 
 // storedVersion reads golang-migrate's version row; 0 when none. readable

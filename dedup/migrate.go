@@ -68,9 +68,28 @@ func (m *Migrator) open(ctx context.Context) (*migrate.Migrate, *sql.DB, error) 
 }
 
 // Up applies every migration not applied yet. It is a no-op when the schema
-// is current.
+// is current. Tables a newer pgsink migrated, or a migration that failed
+// half-way, it refuses with a *VersionError (golang-migrate's own errors
+// for them name no version this pgsink needs, nor a fix). Only the newer
+// version is looked at before golang-migrate's lock: a peer migrating at
+// this moment leaves the version dirty until it is done, which Up, behind
+// the lock, no longer sees.
 func (m *Migrator) Up(ctx context.Context) error {
-	return m.run(ctx, func(mg *migrate.Migrate) error { return mg.Up() })
+	return m.run(ctx, func(mg *migrate.Migrate) error {
+		version, _, err := mg.Version()
+		if err != nil && !errors.Is(err, migrate.ErrNilVersion) {
+			return err
+		}
+		if version > LatestVersion() {
+			return &VersionError{Schema: m.schema, Found: version, Needed: LatestVersion()}
+		}
+		err = mg.Up()
+		var dirty migrate.ErrDirty
+		if errors.As(err, &dirty) {
+			return &VersionError{Schema: m.schema, Found: uint(dirty.Version), Needed: LatestVersion(), Dirty: true}
+		}
+		return err
+	})
 }
 
 // Down reverts every migration: it drops pgsink's tables, offsets included.

@@ -46,7 +46,7 @@ func runRun(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "the configuration `file` (required)")
 	logFormat := fs.String("log-format", "", "json or console (default: log.format of the configuration)")
-	noMigrate := fs.Bool("no-migrate", false, "do not apply pgsink's migrations at start (then run pgsink migrate up yourself)")
+	noMigrate := fs.Bool("no-migrate", false, "do not apply pgsink's migrations at start (run pgsink migrate up yourself): refuse to start unless pgsink's tables are at this pgsink's version")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), runUsage)
 		fs.PrintDefaults()
@@ -101,6 +101,14 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, noMigrate b
 		return startError(err)
 	}
 	defer pool.Close()
+	if noMigrate {
+		// What validate --no-migrate checks of the version, checked here
+		// too: tables at another version fail later and less clearly, or,
+		// migrated by a newer pgsink, are written as this one knows them.
+		if err := dedup.CheckVersion(ctx, pool, cfg.Postgres.Schema); err != nil {
+			return fmt.Errorf("postgres.schema: %w", err)
+		}
+	}
 	if err := checkModeSwitch(ctx, pool, cfg); err != nil {
 		return err
 	}
