@@ -115,10 +115,7 @@ func (p *Proxy) Retarget(target string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.target = target
-	for c := range p.conns {
-		c.Close()
-	}
-	clear(p.conns)
+	p.closeAll()
 }
 
 func (p *Proxy) accept(l net.Listener) {
