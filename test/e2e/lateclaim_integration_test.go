@@ -219,6 +219,10 @@ func TestE2ELateClaimAfterTheGroupDroppedTheMember(t *testing.T) {
 		// schedule (apply.retry.max_backoff, 10 s by default) and a
 		// rebalance, well short of fenceGrace (60 s).
 		stallBound = 25 * time.Second
+		// postOutageLoad is how long the workload goes on once A's
+		// target is back: past a late claim's moment with room to spare
+		// (see its use).
+		postOutageLoad = 35 * time.Second
 	)
 	ctx := context.Background()
 	st := stacktest.New(t)
@@ -379,10 +383,14 @@ tables:
 	}
 	back := time.Now()
 	t.Logf("%.1fs: a's target is back", back.Sub(watch.began).Seconds())
-	// The workload goes on past the fencing's grace (60 s), so that a
-	// partition fenced and left without an applying owner shows as a
-	// still.
-	time.Sleep(75 * time.Second)
+	// The workload goes on past the moment a late claim of A's would go
+	// through (within apply.retry.max_backoff, 10 s, of the target's
+	// return), so that a partition it fenced has records past its
+	// position from then on: left without an applying owner for its
+	// fenceGrace (60 s), it stands still until then, and the watch, which
+	// samples until the target equals the source, measures that still
+	// against stallBound whether or not the workload still runs.
+	time.Sleep(postOutageLoad)
 	stopWorkload()
 	t.Logf("%.1fs: workload stopped after %d statements; %s", time.Since(watch.began).Seconds(), statements, owned(a, b2))
 	query := `SELECT ` + itemsColumns + ` FROM public.items ORDER BY id`
