@@ -41,6 +41,20 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// waitsInParallel marks a test that spends most of its time waiting on the
+// clock (an outage held past a retry deadline, a session timeout, a
+// workload kept running), not on the machine's two cores: it runs beside
+// the package's other such tests once the sequential ones are done, which
+// shortens `make test` by the overlap. Such a test must own everything it
+// touches (its sandbox's topics, group, databases and proxy), must not
+// stop, kill or reconfigure a shared service, and at most one of them may
+// register a Debezium connector, so that Kafka Connect's worker never
+// rebalances two tests' connectors against each other.
+func waitsInParallel(t *testing.T) {
+	t.Helper()
+	t.Parallel()
+}
+
 // process is one running `pgsink run`.
 type process struct {
 	t    *testing.T
