@@ -33,9 +33,14 @@ FAULTS_PKG := ./test/faults
 # scenario as it starts and ends, and every failure in full. pipefail keeps
 # go test's exit code.
 PROGRESS := $(GO) run ./test/progress -scenarios '/test/(e2e|faults)$$'
+# go test starts packages in the order it is given them, as many at once as
+# -p (the cores). The end-to-end package takes most of the suite's time:
+# listed first, it starts as soon as it is built and the other packages run
+# beside it, rather than it waiting for the first of them to finish.
+TEST_PKGS := $$($(GO) list ./test/e2e; $(GO) list ./... | grep -v -e /test/faults -e /test/e2e)
 test: lint docker-check stack-up ## every test: lint, docker/ checks, unit, integration, end-to-end, then the short fault suite (scenarios 1, 3, 4t, 4p, 7, 9, 10)
 	set -o pipefail && set -a && source $(STACK_ENV) && set +a && \
-	  $(GO) test -json -race -count=1 -timeout $(TEST_TIMEOUT) -tags $(INTEGRATION_TAGS) $$($(GO) list ./... | grep -v /test/faults) | $(PROGRESS) && \
+	  $(GO) test -json -race -count=1 -timeout $(TEST_TIMEOUT) -tags $(INTEGRATION_TAGS) $(TEST_PKGS) | $(PROGRESS) && \
 	  $(GO) test -json -count=1 -timeout 15m -tags $(INTEGRATION_TAGS) $(FAULTS_PKG) | $(PROGRESS)
 
 faults: stack-up ## the long fault-injection suite; writes test/faults/RESULTS.md
