@@ -38,9 +38,13 @@ PROGRESS := $(GO) run ./test/progress -scenarios '/test/(e2e|faults)$$'
 # listed first, it starts as soon as it is built and the other packages run
 # beside it, rather than it waiting for the first of them to finish.
 TEST_PKGS := $$($(GO) list ./test/e2e; $(GO) list ./... | grep -v -e /test/faults -e /test/e2e)
+# How many of the end-to-end tests that mostly wait on the clock
+# (waitsInParallel in test/e2e) run at once; no other package's tests call
+# t.Parallel.
+TEST_PARALLEL ?= 4
 test: lint docker-check stack-up ## every test: lint, docker/ checks, unit, integration, end-to-end, then the short fault suite (scenarios 1, 3, 4t, 4p, 7, 9, 10)
 	set -o pipefail && set -a && source $(STACK_ENV) && set +a && \
-	  $(GO) test -json -race -count=1 -timeout $(TEST_TIMEOUT) -tags $(INTEGRATION_TAGS) $(TEST_PKGS) | $(PROGRESS) && \
+	  $(GO) test -json -race -count=1 -parallel $(TEST_PARALLEL) -timeout $(TEST_TIMEOUT) -tags $(INTEGRATION_TAGS) $(TEST_PKGS) | $(PROGRESS) && \
 	  $(GO) test -json -count=1 -timeout 15m -tags $(INTEGRATION_TAGS) $(FAULTS_PKG) | $(PROGRESS)
 
 faults: stack-up ## the long fault-injection suite; writes test/faults/RESULTS.md

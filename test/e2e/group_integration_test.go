@@ -28,6 +28,7 @@ import (
 // source and the apply audit (UNIQUE topic, partition, offset, written in
 // each apply transaction) shows no record was applied twice.
 func TestE2EGroupOfThree(t *testing.T) {
+	waitsInParallel(t)
 	ctx := context.Background()
 	st := stacktest.New(t)
 	st.Exec(`CREATE TABLE public.items ` + itemsDDL)

@@ -210,7 +210,6 @@ var lateClaimLines = regexp.MustCompile(`(?m)^.*(partition claimed|partitions cl
 // target equals the source once the workload stops, no record applied
 // twice (the audit's UNIQUE), no dead letter, neither instance stopped.
 func TestE2ELateClaimAfterTheGroupDroppedTheMember(t *testing.T) {
-	// The only test waiting in parallel that registers a connector.
 	waitsInParallel(t)
 	const (
 		partitions = 3

@@ -43,13 +43,15 @@ func TestMain(m *testing.M) {
 
 // waitsInParallel marks a test that spends most of its time waiting on the
 // clock (an outage held past a retry deadline, a session timeout, a
-// workload kept running), not on the machine's two cores: it runs beside
-// the package's other such tests once the sequential ones are done, which
-// shortens `make test` by the overlap. Such a test must own everything it
-// touches (its sandbox's topics, group, databases and proxy), must not
-// stop, kill or reconfigure a shared service, and at most one of them may
-// register a Debezium connector, so that Kafka Connect's worker never
-// rebalances two tests' connectors against each other.
+// resolver's max_wait, a membership left to settle), not on the machine's
+// cores: it runs beside the package's other such tests once the
+// sequential ones are done (as many at once as go test's -parallel, which
+// `make test` sets), which shortens the suite by the overlap. Such a test
+// must own everything it touches (its sandbox's topics, group, source
+// database and connector, its target database and proxy) and must not
+// stop, kill or reconfigure a shared service. Registering its own
+// connector is fine: the stack's Connect worker rebalances incrementally,
+// so another test's running connector keeps its task.
 func waitsInParallel(t *testing.T) {
 	t.Helper()
 	t.Parallel()
