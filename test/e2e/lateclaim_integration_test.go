@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"net/url"
 	"regexp"
 	"strings"
@@ -245,48 +244,7 @@ func TestE2ELateClaimAfterTheGroupDroppedTheMember(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = proxy.Up() })
 
-	stopLoad := make(chan struct{})
-	var loadWG sync.WaitGroup
-	loadWG.Add(1)
-	var statements int
-	go func() {
-		defer loadWG.Done()
-		conn, err := pgx.Connect(ctx, st.SourceURL)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close(ctx)
-		rng := rand.New(rand.NewPCG(11, 11))
-		for {
-			select {
-			case <-stopLoad:
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-			id := rng.IntN(600) + 1
-			sql := fmt.Sprintf(`INSERT INTO public.items VALUES (%d, 'v%d', %d.25, now(), '{"n": %d}', NULL)
-				ON CONFLICT (id) DO UPDATE SET name = excluded.name, amount = items.amount + 1, doc = excluded.doc, updated_at = now()`,
-				id, rng.IntN(1000), rng.IntN(10000), rng.IntN(100))
-			if rng.IntN(10) == 0 {
-				sql = fmt.Sprintf(`DELETE FROM public.items WHERE id = %d`, id)
-			}
-			if _, err := conn.Exec(ctx, sql); err != nil {
-				t.Error(err)
-				return
-			}
-			statements++
-		}
-	}()
-	stopWorkload := func() {
-		select {
-		case <-stopLoad:
-		default:
-			close(stopLoad)
-		}
-		loadWG.Wait()
-	}
-	t.Cleanup(stopWorkload)
+	load := startItemsLoad(t, st.SourceURL, itemsLoadShape{seed: 11, keys: 600, every: 10 * time.Millisecond, deletesInTen: 1})
 
 	type instance struct {
 		p    *process
@@ -392,7 +350,7 @@ tables:
 	// samples until the target equals the source, measures that still
 	// against stallBound whether or not the workload still runs.
 	time.Sleep(postOutageLoad)
-	stopWorkload()
+	statements := load.stop()
 	t.Logf("%.1fs: workload stopped after %d statements; %s", time.Since(watch.began).Seconds(), statements, owned(a, b2))
 	query := `SELECT ` + itemsColumns + ` FROM public.items ORDER BY id`
 	eventually(t, 60*time.Second, "target equals source", func() (bool, string) {
