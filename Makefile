@@ -42,7 +42,12 @@ TEST_PKGS := $$($(GO) list ./test/e2e; $(GO) list ./... | grep -v -e /test/fault
 # (waitsInParallel in test/e2e) run at once; no other package's tests call
 # t.Parallel.
 TEST_PARALLEL ?= 4
-test: lint docker-check stack-up ## every test: lint, docker/ checks, unit, integration, end-to-end, then the short fault suite (scenarios 1, 3, 4t, 4p, 7, 9, 10)
+# lint, docker-check and stack-up share no state and run at once: the
+# stack's start is mostly JVMs coming up, the checks mostly Go on the cores,
+# so lint no longer waits for the stack nor the stack for lint. Each
+# target's output is printed whole when it ends (--output-sync).
+test: ## every test: lint, docker/ checks, unit, integration, end-to-end, then the short fault suite (scenarios 1, 3, 4t, 4p, 7, 9, 10)
+	$(MAKE) --no-print-directory -j3 --output-sync=target lint docker-check stack-up
 	set -o pipefail && set -a && source $(STACK_ENV) && set +a && \
 	  $(GO) test -json -race -count=1 -parallel $(TEST_PARALLEL) -timeout $(TEST_TIMEOUT) -tags $(INTEGRATION_TAGS) $(TEST_PKGS) | $(PROGRESS) && \
 	  $(GO) test -json -count=1 -timeout 15m -tags $(INTEGRATION_TAGS) $(FAULTS_PKG) | $(PROGRESS)
