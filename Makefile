@@ -33,9 +33,23 @@ FAULTS_PKG := ./test/faults
 # scenario as it starts and ends, and every failure in full. pipefail keeps
 # go test's exit code.
 PROGRESS := $(GO) run ./test/progress -scenarios '/test/(e2e|faults)$$'
-test: lint docker-check stack-up ## every test: lint, docker/ checks, unit, integration, end-to-end, then the short fault suite (scenarios 1, 3, 4t, 4p, 7, 9, 10)
+# go test starts packages in the order it is given them, as many at once as
+# -p (the cores). The end-to-end package takes most of the suite's time:
+# listed first, it starts as soon as it is built and the other packages run
+# beside it, rather than it waiting for the first of them to finish.
+TEST_PKGS := $$($(GO) list ./test/e2e; $(GO) list ./... | grep -v -e /test/faults -e /test/e2e)
+# How many of the end-to-end tests that mostly wait on the clock
+# (waitsInParallel in test/e2e) run at once; no other package's tests call
+# t.Parallel.
+TEST_PARALLEL ?= 4
+# lint, docker-check and stack-up share no state and run at once: the
+# stack's start is mostly JVMs coming up, the checks mostly Go on the cores,
+# so lint no longer waits for the stack nor the stack for lint. Each
+# target's output is printed whole when it ends (--output-sync).
+test: ## every test: lint, docker/ checks, unit, integration, end-to-end, then the short fault suite (scenarios 1, 3, 4t, 4p, 7, 9, 10)
+	$(MAKE) --no-print-directory -j3 --output-sync=target lint docker-check stack-up
 	set -o pipefail && set -a && source $(STACK_ENV) && set +a && \
-	  $(GO) test -json -race -count=1 -timeout $(TEST_TIMEOUT) -tags $(INTEGRATION_TAGS) $$($(GO) list ./... | grep -v /test/faults) | $(PROGRESS) && \
+	  $(GO) test -json -race -count=1 -parallel $(TEST_PARALLEL) -timeout $(TEST_TIMEOUT) -tags $(INTEGRATION_TAGS) $(TEST_PKGS) | $(PROGRESS) && \
 	  $(GO) test -json -count=1 -timeout 15m -tags $(INTEGRATION_TAGS) $(FAULTS_PKG) | $(PROGRESS)
 
 faults: stack-up ## the long fault-injection suite; writes test/faults/RESULTS.md

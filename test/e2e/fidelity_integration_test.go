@@ -38,6 +38,7 @@ const (
 // PGSINK_FIDELITY_WRITE=1 it writes docs/fidelity.md and the expectations
 // instead of checking them.
 func TestE2EFidelity(t *testing.T) {
+	waitsInParallel(t)
 	write := os.Getenv("PGSINK_FIDELITY_WRITE") == "1"
 	var exp fidelity.Expectations
 	if !write {

@@ -28,6 +28,7 @@ import (
 // source and the apply audit (UNIQUE topic, partition, offset, written in
 // each apply transaction) shows no record was applied twice.
 func TestE2EGroupOfThree(t *testing.T) {
+	waitsInParallel(t)
 	ctx := context.Background()
 	st := stacktest.New(t)
 	st.Exec(`CREATE TABLE public.items ` + itemsDDL)
@@ -41,42 +42,7 @@ func TestE2EGroupOfThree(t *testing.T) {
 
 	// A steady workload: small transactions of inserts, updates and deletes
 	// over 2,000 keys, until stopped.
-	stopLoad := make(chan struct{})
-	var loadWG sync.WaitGroup
-	loadWG.Add(1)
-	var statements int
-	go func() {
-		defer loadWG.Done()
-		conn, err := pgx.Connect(ctx, st.SourceURL)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close(ctx)
-		rng := rand.New(rand.NewPCG(7, 7))
-		for {
-			select {
-			case <-stopLoad:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-			id := rng.IntN(2000) + 1
-			var sql string
-			switch rng.IntN(10) {
-			case 0, 1:
-				sql = fmt.Sprintf(`DELETE FROM public.items WHERE id = %d`, id)
-			default:
-				sql = fmt.Sprintf(`INSERT INTO public.items VALUES (%d, 'v%d', %d.25, now(), '{"n": %d}', NULL)
-					ON CONFLICT (id) DO UPDATE SET name = excluded.name, amount = items.amount + 1, doc = excluded.doc, updated_at = now()`,
-					id, rng.IntN(1000), rng.IntN(10000), rng.IntN(100))
-			}
-			if _, err := conn.Exec(ctx, sql); err != nil {
-				t.Error(err)
-				return
-			}
-			statements++
-		}
-	}()
+	load := startItemsLoad(t, st.SourceURL, itemsLoadShape{seed: 7, keys: 2000, every: 5 * time.Millisecond, deletesInTen: 2})
 
 	type instance struct {
 		p    *process
@@ -150,9 +116,7 @@ tables:
 	stop("b")
 	settle("a and c")
 
-	close(stopLoad)
-	loadWG.Wait()
-	t.Logf("workload: %d statements", statements)
+	t.Logf("workload: %d statements", load.stop())
 	query := `SELECT ` + itemsColumns + ` FROM public.items ORDER BY id`
 	eventually(t, 90*time.Second, "target equals source", func() (bool, string) {
 		src, dst := checksum(t, st.SourceURL, query), checksum(t, targetURL, query)
@@ -216,4 +180,72 @@ func partitionOwners(t *testing.T, url string) map[int]string {
 		return owners
 	}
 	return owners
+}
+
+// itemsLoadShape is the shape of startItemsLoad's workload: every "every",
+// one statement on a key drawn from 1..keys by a generator seeded with
+// seed, a delete deletesInTen times in ten, else an upsert.
+type itemsLoadShape struct {
+	seed         uint64
+	keys         int
+	every        time.Duration
+	deletesInTen int
+}
+
+// itemsLoad is a running startItemsLoad.
+type itemsLoad struct {
+	halt       chan struct{}
+	wg         sync.WaitGroup
+	statements int
+}
+
+// startItemsLoad writes public.items on the source, one autocommitted
+// statement at a time, until stop (also called at the test's cleanup).
+func startItemsLoad(t *testing.T, sourceURL string, shape itemsLoadShape) *itemsLoad {
+	ctx := context.Background()
+	l := &itemsLoad{halt: make(chan struct{})}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		conn, err := pgx.Connect(ctx, sourceURL)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close(ctx)
+		rng := rand.New(rand.NewPCG(shape.seed, shape.seed))
+		for {
+			select {
+			case <-l.halt:
+				return
+			case <-time.After(shape.every):
+			}
+			id := rng.IntN(shape.keys) + 1
+			sql := fmt.Sprintf(`DELETE FROM public.items WHERE id = %d`, id)
+			if rng.IntN(10) >= shape.deletesInTen {
+				sql = fmt.Sprintf(`INSERT INTO public.items VALUES (%d, 'v%d', %d.25, now(), '{"n": %d}', NULL)
+					ON CONFLICT (id) DO UPDATE SET name = excluded.name, amount = items.amount + 1, doc = excluded.doc, updated_at = now()`,
+					id, rng.IntN(1000), rng.IntN(10000), rng.IntN(100))
+			}
+			if _, err := conn.Exec(ctx, sql); err != nil {
+				t.Error(err)
+				return
+			}
+			l.statements++
+		}
+	}()
+	t.Cleanup(func() { l.stop() })
+	return l
+}
+
+// stop ends the workload, waits for its last statement, and returns how
+// many statements it ran.
+func (l *itemsLoad) stop() int {
+	select {
+	case <-l.halt:
+	default:
+		close(l.halt)
+	}
+	l.wg.Wait()
+	return l.statements
 }

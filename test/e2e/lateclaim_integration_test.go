@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"net/url"
 	"regexp"
 	"strings"
@@ -210,6 +209,7 @@ var lateClaimLines = regexp.MustCompile(`(?m)^.*(partition claimed|partitions cl
 // target equals the source once the workload stops, no record applied
 // twice (the audit's UNIQUE), no dead letter, neither instance stopped.
 func TestE2ELateClaimAfterTheGroupDroppedTheMember(t *testing.T) {
+	waitsInParallel(t)
 	const (
 		partitions = 3
 		maxPoll    = 10 * time.Second
@@ -219,6 +219,10 @@ func TestE2ELateClaimAfterTheGroupDroppedTheMember(t *testing.T) {
 		// schedule (apply.retry.max_backoff, 10 s by default) and a
 		// rebalance, well short of fenceGrace (60 s).
 		stallBound = 25 * time.Second
+		// postOutageLoad is how long the workload goes on once A's
+		// target is back: past a late claim's moment with room to spare
+		// (see its use).
+		postOutageLoad = 35 * time.Second
 	)
 	ctx := context.Background()
 	st := stacktest.New(t)
@@ -240,48 +244,7 @@ func TestE2ELateClaimAfterTheGroupDroppedTheMember(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = proxy.Up() })
 
-	stopLoad := make(chan struct{})
-	var loadWG sync.WaitGroup
-	loadWG.Add(1)
-	var statements int
-	go func() {
-		defer loadWG.Done()
-		conn, err := pgx.Connect(ctx, st.SourceURL)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close(ctx)
-		rng := rand.New(rand.NewPCG(11, 11))
-		for {
-			select {
-			case <-stopLoad:
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-			id := rng.IntN(600) + 1
-			sql := fmt.Sprintf(`INSERT INTO public.items VALUES (%d, 'v%d', %d.25, now(), '{"n": %d}', NULL)
-				ON CONFLICT (id) DO UPDATE SET name = excluded.name, amount = items.amount + 1, doc = excluded.doc, updated_at = now()`,
-				id, rng.IntN(1000), rng.IntN(10000), rng.IntN(100))
-			if rng.IntN(10) == 0 {
-				sql = fmt.Sprintf(`DELETE FROM public.items WHERE id = %d`, id)
-			}
-			if _, err := conn.Exec(ctx, sql); err != nil {
-				t.Error(err)
-				return
-			}
-			statements++
-		}
-	}()
-	stopWorkload := func() {
-		select {
-		case <-stopLoad:
-		default:
-			close(stopLoad)
-		}
-		loadWG.Wait()
-	}
-	t.Cleanup(stopWorkload)
+	load := startItemsLoad(t, st.SourceURL, itemsLoadShape{seed: 11, keys: 600, every: 10 * time.Millisecond, deletesInTen: 1})
 
 	type instance struct {
 		p    *process
@@ -379,11 +342,15 @@ tables:
 	}
 	back := time.Now()
 	t.Logf("%.1fs: a's target is back", back.Sub(watch.began).Seconds())
-	// The workload goes on past the fencing's grace (60 s), so that a
-	// partition fenced and left without an applying owner shows as a
-	// still.
-	time.Sleep(75 * time.Second)
-	stopWorkload()
+	// The workload goes on past the moment a late claim of A's would go
+	// through (within apply.retry.max_backoff, 10 s, of the target's
+	// return), so that a partition it fenced has records past its
+	// position from then on: left without an applying owner for its
+	// fenceGrace (60 s), it stands still until then, and the watch, which
+	// samples until the target equals the source, measures that still
+	// against stallBound whether or not the workload still runs.
+	time.Sleep(postOutageLoad)
+	statements := load.stop()
 	t.Logf("%.1fs: workload stopped after %d statements; %s", time.Since(watch.began).Seconds(), statements, owned(a, b2))
 	query := `SELECT ` + itemsColumns + ` FROM public.items ORDER BY id`
 	eventually(t, 60*time.Second, "target equals source", func() (bool, string) {

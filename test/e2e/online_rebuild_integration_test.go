@@ -102,6 +102,7 @@ func pollAccounts(ctx context.Context, url string) (polls int, violations []stri
 // state older than one it saw; the target ends equal to the source, with no
 // shadow, replaced table or fill positions left.
 func TestE2EOnlineRebuild(t *testing.T) {
+	waitsInParallel(t)
 	ctx := context.Background()
 	st := stacktest.New(t)
 	st.Exec(`CREATE TABLE public.accounts (id integer PRIMARY KEY, seq bigint NOT NULL, balance bigint NOT NULL, note text)`)

@@ -108,6 +108,7 @@ func newOutageRebalance(t *testing.T) *outageRebalance {
 // the process must still run, then claim and apply the new topic once the
 // target is back, and stop cleanly.
 func TestE2ERebalanceDuringATargetOutage(t *testing.T) {
+	waitsInParallel(t)
 	o := newOutageRebalance(t)
 	// Longer than claimRetryFor (a minute), after which a claim used to
 	// give up and stop the instance.
@@ -142,6 +143,7 @@ func TestE2ERebalanceDuringATargetOutage(t *testing.T) {
 // within seconds, without claiming the partition or calling the stop a
 // failure.
 func TestE2EShutdownDuringAClaimThatWaitsForTheTarget(t *testing.T) {
+	waitsInParallel(t)
 	o := newOutageRebalance(t)
 	// The assignment's first claim, in the rebalance, has met the target
 	// down: the partition awaits its claim in the poll loop.

@@ -41,6 +41,23 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// waitsInParallel marks a test that runs beside the package's other such
+// tests once the sequential ones are done (as many at once as go test's
+// -parallel, which `make test` sets), which shortens the suite by the
+// overlap. Those that mostly wait on the clock (an outage held past a
+// retry deadline, session timeouts, a resolver's max_wait) gain the most;
+// one that works the cores may join only if it asserts nothing about
+// time or throughput, since it runs slower there. Any such test must own
+// everything it touches (its sandbox's topics, group, source database and
+// connector, its target database and proxy) and must not stop, kill or
+// reconfigure a shared service. Registering its own connector is fine:
+// the stack's Connect worker rebalances incrementally, so another test's
+// running connector keeps its task.
+func waitsInParallel(t *testing.T) {
+	t.Helper()
+	t.Parallel()
+}
+
 // process is one running `pgsink run`.
 type process struct {
 	t    *testing.T

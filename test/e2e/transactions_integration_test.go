@@ -369,6 +369,7 @@ func resolverStopped(t *testing.T, cfg, targetURL, txTopic string) string {
 // END again), the idle resolver stops naming the transaction in pgsink
 // status.
 func TestE2ETransactionWithoutEnd(t *testing.T) {
+	waitsInParallel(t)
 	t.Run("data first", func(t *testing.T) { transactionWithoutEnd(t, "") })
 	// An application that emits a logical decoding message at the start
 	// of every transaction (audit metadata): the message takes the

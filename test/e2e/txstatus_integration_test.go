@@ -23,6 +23,7 @@ import (
 // each that waits there with what it staged ahead of the resolver's
 // frontier.
 func TestE2EStatusStagingBound(t *testing.T) {
+	waitsInParallel(t)
 	ctx := context.Background()
 	port := freePort(t)
 	tp := newTransferPipeline(t, "max_wait: 40s, max_staged_bytes: 1KiB", port)
