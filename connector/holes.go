@@ -69,7 +69,7 @@ func (r *Runner) suspectHole(ev kafka.Error) {
 // partition without a position (nothing fetched since its assignment or
 // seek) is sent the mark too; its worker compares the low watermark with
 // its own position, so a partition that is not behind ignores it. A failed
-// read is looked at again later.
+// read ends the look, and the next one, holeLookEvery later, reads again.
 func (r *Runner) lookForHoles(c holeClient, now time.Time) {
 	if !r.holes.suspect || now.Before(r.holes.next) {
 		return
@@ -95,9 +95,11 @@ func (r *Runner) lookForHoles(c holeClient, now time.Time) {
 	for i, p := range ps {
 		low, _, err := c.QueryWatermarkOffsets(p.id.Topic, p.id.Partition, watermarkTimeoutMs)
 		if err != nil {
+			// Kafka is slow or away: the other partitions wait for the
+			// next look rather than hold the poll loop a timeout each.
 			p.log.Warn("reading the low watermark after ErrAutoOffsetReset; looking again later", zap.Error(err))
 			r.holes.suspect = true
-			continue
+			return
 		}
 		if positions != nil && positions[i].Offset >= 0 && int64(positions[i].Offset) >= low {
 			continue
