@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -102,6 +103,8 @@ type holeFake struct {
 	position map[int32]kafka.Offset
 	low      map[int32]int64
 	queries  int
+	// fail, while set, fails every watermark read.
+	fail error
 }
 
 func (f *holeFake) Position(tps []kafka.TopicPartition) ([]kafka.TopicPartition, error) {
@@ -114,6 +117,9 @@ func (f *holeFake) Position(tps []kafka.TopicPartition) ([]kafka.TopicPartition,
 
 func (f *holeFake) QueryWatermarkOffsets(_ string, partition int32, _ int) (int64, int64, error) {
 	f.queries++
+	if f.fail != nil {
+		return 0, 0, f.fail
+	}
 	return f.low[partition], f.low[partition] + 10, nil
 }
 
@@ -179,5 +185,24 @@ func TestLookForHolesMarksPartitionsBelowTheLowWatermark(t *testing.T) {
 	}
 	if r.buffered.Load() != 0 {
 		t.Errorf("%d bytes left in the buffer budget, want 0", r.buffered.Load())
+	}
+}
+
+// A watermark read that fails sends no mark and is tried again at the next
+// look, holeLookEvery later, without another error.
+func TestLookForHolesReadsAgainAfterAFailedRead(t *testing.T) {
+	r, _ := newTestRunner(1 << 20)
+	p := r.own(0, 8)
+	c := &holeFake{position: map[int32]kafka.Offset{0: 40}, low: map[int32]int64{0: 50}, fail: errors.New("broker away")}
+	now := time.Now()
+	r.suspectHole(kafka.NewError(kafka.ErrAutoOffsetReset, "offset out of range", false))
+	r.lookForHoles(c, now)
+	if got := holeMarks(r, p); c.queries != 1 || got != nil {
+		t.Fatalf("%d reads, marks %v; want 1 read and no mark", c.queries, got)
+	}
+	c.fail = nil
+	r.lookForHoles(c, now.Add(holeLookEvery))
+	if got := holeMarks(r, p); c.queries != 2 || !slices.Equal(got, []int64{50}) {
+		t.Errorf("%d reads, marks %v; want a second read and the mark", c.queries, got)
 	}
 }
