@@ -282,3 +282,51 @@ func TestAwaitingClaimOfAnUnansweringTargetHoldsThePollLoopBriefly(t *testing.T)
 	}
 	r.revoke([]kafka.TopicPartition{tpOf(0), tpOf(1)}, false)
 }
+
+// syncWatch is a staging table whose generation checks are reported on
+// calls: a worker that runs makes one at its start.
+type syncWatch struct{ calls chan struct{} }
+
+func (s syncWatch) Sync(context.Context) (int64, bool, error) {
+	select {
+	case s.calls <- struct{}{}:
+	default:
+	}
+	return 1, false, nil
+}
+
+func (syncWatch) StagingOf(context.Context, dedup.PartitionID) (dedup.PartitionStaging, error) {
+	return dedup.PartitionStaging{}, nil
+}
+
+func (syncWatch) Rewind(context.Context, *dedup.Claim, int64, int64) (bool, error) { return false, nil }
+
+// A partition stopped at its claim (outside what Kafka holds) gets no
+// running worker, only a goroutine that parks until the revocation: a
+// worker started before the stop owned the claim that the stop reads and
+// went on with its own checks (a staging generation check at its start,
+// which may rewind the claim, under apply.consistency: transaction).
+func TestClaimOutsideWhatKafkaHoldsStartsNoWorker(t *testing.T) {
+	r, c := awaitingRunner(movedPositions{next: 12, moved: func() {}})
+	c.high = 5
+	watch := syncWatch{calls: make(chan struct{}, 1)}
+	r.deps.resets = watch
+	id := partitionIDs(1)[0]
+	r.await(id, time.Now())
+	r.claimAwaiting(c, later())
+	p := r.workers[id]
+	if p == nil || !p.stopped.Load() {
+		t.Fatalf("worker %v; want the partition stopped at its claim (fatal: %v)", p, r.fatalErr())
+	}
+	select {
+	case <-watch.calls:
+		t.Error("the stopped partition's worker ran (it checked the staging generation)")
+	case <-time.After(200 * time.Millisecond):
+	}
+	r.revoke([]kafka.TopicPartition{tpOf(0)}, false)
+	select {
+	case <-p.done:
+	default:
+		t.Error("the stopped partition's goroutine did not end at the revocation")
+	}
+}

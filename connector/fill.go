@@ -314,7 +314,7 @@ func (f *Fill) Run(ctx context.Context, stop func([]FillProgress) bool) error {
 				continue
 			}
 		case kafka.Error:
-			if ev.IsFatal() || ev.Code() == kafka.ErrOffsetOutOfRange {
+			if ev.IsFatal() || ev.Code() == kafka.ErrOffsetOutOfRange || ev.Code() == kafka.ErrAutoOffsetReset {
 				return fmt.Errorf("kafka: %w", ev)
 			}
 			f.log.Warn("kafka error", zap.Error(ev))

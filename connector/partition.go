@@ -215,6 +215,8 @@ type partition struct {
 	// (its COMMIT went unanswered) left if it committed; nil otherwise
 	// (adoptRewind).
 	unsureRewind *dedup.Claim
+	// hole is the hole mark collect took (holes.go), nil without one.
+	hole *holeError
 }
 
 // newPartition builds the worker of a claimed partition; run starts it.
@@ -451,6 +453,9 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 	// check if no record comes. The claim is where the transactions in
 	// flight end (apply.pipeline), or the committed position.
 	claim := p.tail()
+	if err := p.holeReached(claim.NextOffset); err != nil {
+		return &sink.Batch{Claim: &p.claim, Next: p.claim.NextOffset}, nil, false, err
+	}
 	batch = &sink.Batch{Claim: &claim, Next: claim.NextOffset, StagingGeneration: p.stagingGen,
 		Items: itemSlice(min(cfg.MaxRecords, max(p.in.len(), p.lastItems, 16)))}
 	var bytes int64
@@ -465,6 +470,9 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 		if p.seeking.Load() || e.gen != p.gen.Load() {
 			p.loop.release(e.cost)
 			return false, nil // fetched before a seek
+		}
+		if p.takeHole(e) {
+			return true, nil // the batch ends at the hole
 		}
 		m := e.msg
 		off := int64(m.TopicPartition.Offset)

@@ -174,15 +174,28 @@ func (r *Runner) begin(client offsetsClient, cl claimed, log *zap.Logger) bool {
 		}
 		cl.low, cl.high = low, high
 	}
-	p := r.startPartition(cl.id, claim, log)
 	if outside(claim.NextOffset, cl.low, cl.high) {
+		// Stopped before its worker runs, which then only parks: a
+		// running worker owns the claim that fail reads (a staging
+		// rewind at its start moves it) and would go on with its checks.
+		p := r.addPartition(cl.id, claim, log)
 		p.fail("the stored offset is outside what Kafka holds", fmt.Errorf(
 			"stored next offset %d, Kafka has [%d, %d): the records in between were deleted (retention) or the topic was recreated; replay the table (pgsink replay --from earliest) to rebuild it",
 			claim.NextOffset, cl.low, cl.high))
+		go p.parked()
 		return false
 	}
+	r.startPartition(cl.id, claim, log)
 	log.Info("partition claimed", zap.Int64("epoch", claim.Epoch), zap.Int64("next_offset", claim.NextOffset))
 	return true
+}
+
+// parked is the goroutine of a partition stopped before its worker ran
+// (begin): it drains the partition's input until it is revoked, as a
+// stopped worker does.
+func (p *partition) parked() {
+	defer close(p.done)
+	p.park()
 }
 
 // outside reports a next offset Kafka cannot serve: below the low
@@ -209,10 +222,16 @@ func (r *Runner) claims() bulkPositions {
 }
 
 func (r *Runner) startPartition(id dedup.PartitionID, claim dedup.Claim, log *zap.Logger) *partition {
+	p := r.addPartition(id, claim, log)
+	go p.run()
+	return p
+}
+
+// addPartition registers a claimed partition's worker without starting it.
+func (r *Runner) addPartition(id dedup.PartitionID, claim dedup.Claim, log *zap.Logger) *partition {
 	p := newPartition(r.depsFor(id), id, claim, r.router.NewDecoder(), log)
 	r.workers[id] = p
 	r.metrics.Stopped.WithLabelValues(p.labels[0], p.labels[1]).Set(0)
-	go p.run()
 	return p
 }
 

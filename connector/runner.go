@@ -85,6 +85,9 @@ type Runner struct {
 	// anyPaused is set when a partition is paused and recomputed by
 	// service's walk over them; owned by the poll loop.
 	anyPaused bool
+	// holes is the poll loop's watch for partitions whose next offset
+	// Kafka deleted (holes.go).
+	holes holeWatch
 
 	mu    sync.Mutex
 	seeks []seekRequest
@@ -312,12 +315,15 @@ func (r *Runner) Run(ctx context.Context) error {
 				r.setFatal(r.nameTaken(ev))
 			} else if ev.IsFatal() {
 				r.setFatal(fmt.Errorf("kafka: %w", ev))
+			} else if ev.Code() == kafka.ErrAutoOffsetReset {
+				r.suspectHole(ev)
 			} else {
 				r.log.Warn("kafka error", zap.Error(ev))
 			}
 		}
 		r.service()
 		r.claimAwaiting(c, now)
+		r.lookForHoles(c, now)
 	}
 	r.shutdown()
 	r.close(c, clientFailed)
