@@ -50,7 +50,13 @@ func consumerConfig(cfg *config.Config) *kafka.ConfigMap {
 		// applied. As in Kafka Connect, a crash re-applies what the last
 		// commits did not cover (here at most a second); a synchronous
 		// commit after every batch would cost a broker round trip each.
-		m["auto.offset.reset"] = string(cfg.Apply.Start)
+		// Every assignment names its offset (the committed one, or
+		// apply.start resolved to a watermark at the claim), so librdkafka
+		// never needs to pick one; left to pick, it would jump over
+		// records that retention deleted under a committed offset, in
+		// silence. With "error" such a hole stops the partition instead,
+		// at its claim (begin) or while it runs (holes.go).
+		m["auto.offset.reset"] = "error"
 		m["enable.auto.offset.store"] = false
 		m["enable.auto.commit"] = true
 		if _, set := m["auto.commit.interval.ms"]; !set {

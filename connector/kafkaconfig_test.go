@@ -37,13 +37,14 @@ func TestConsumerConfigForcesTheProtocol(t *testing.T) {
 // With apply.offsets: kafka the group's offsets are the positions: the
 // workers store them after each PostgreSQL commit (never librdkafka on its
 // own), librdkafka commits what is stored every second, and apply.start
-// decides where a new group begins.
+// decides where a new group begins, resolved at the claim: librdkafka never
+// resets an offset itself, which would jump over deleted records silently.
 func TestConsumerConfigOffsetsInKafka(t *testing.T) {
 	cfg := &config.Config{Kafka: map[string]string{"bootstrap.servers": "b", "group.id": "g"}}
 	cfg.Apply.Offsets = config.OffsetsKafka
 	cfg.Apply.Start = config.StartEarliest
 	m := *consumerConfig(cfg)
-	want := map[string]any{"partition.assignment.strategy": "cooperative-sticky", "auto.offset.reset": "earliest",
+	want := map[string]any{"partition.assignment.strategy": "cooperative-sticky", "auto.offset.reset": "error",
 		"enable.auto.offset.store": false, "enable.auto.commit": true, "auto.commit.interval.ms": 1000}
 	for k, v := range want {
 		if m[k] != v {

@@ -25,6 +25,20 @@ import (
 // client's ErrAutoOffsetReset was only logged and the partition stalled
 // with nothing to say so.
 func TestE2EOffsetDeletedWhileRunning(t *testing.T) {
+	offsetDeletedWhileRunning(t, false)
+}
+
+// TestE2EOffsetDeletedWhileRunningOffsetsInKafka is the same hole under
+// apply.offsets: kafka, where the positions are the group's committed
+// offsets. librdkafka was left to reset an offset there (to apply.start)
+// and jumped over the deleted records in silence; now the partition stops
+// as under the offsets table (no row to note the reason in: the log and
+// pgsink_partition_stopped say it).
+func TestE2EOffsetDeletedWhileRunningOffsetsInKafka(t *testing.T) {
+	offsetDeletedWhileRunning(t, true)
+}
+
+func offsetDeletedWhileRunning(t *testing.T, kafkaOffsets bool) {
 	st := stacktest.New(t)
 	ctx := context.Background()
 	targetURL := stacktest.OwnedTargetDatabase(t)
@@ -37,6 +51,9 @@ func TestE2EOffsetDeletedWhileRunning(t *testing.T) {
 	port := freePort(t)
 	cfg := tablesConfig(st, fmt.Sprintf("  - topic: %s\n    target: public.holes\n    schema: { create: true }\n", topic)) +
 		"apply:\n  batch: { max_records: 1, max_wait: 10ms }\n  retry: { initial_backoff: 100ms, max_backoff: 500ms }\n"
+	if kafkaOffsets {
+		cfg += "  offsets: kafka\n"
+	}
 	cfg = strings.Replace(cfg, "listen: 127.0.0.1:0", fmt.Sprintf("listen: 127.0.0.1:%d", port), 1)
 	u, err := url.Parse(targetURL)
 	if err != nil {
@@ -63,7 +80,12 @@ func TestE2EOffsetDeletedWhileRunning(t *testing.T) {
 		return next, reason
 	}
 	p := startPgsink(t, cfg, "TARGET_URL="+through)
+	lag := fmt.Sprintf(`pgsink_partition_lag_records{partition="0",topic="%s"}`, topic)
 	eventually(t, 90*time.Second, "the first records applied", func() (bool, string) {
+		if kafkaOffsets {
+			v, ok := metricValue(port, lag)
+			return ok && v == 0, fmt.Sprintf("%s %v", lag, v)
+		}
 		next, _ := stored()
 		return next == int64(len(events)), fmt.Sprintf("next_offset %d", next)
 	})
@@ -96,6 +118,19 @@ func TestE2EOffsetDeletedWhileRunning(t *testing.T) {
 	}
 
 	stoppedMetric := fmt.Sprintf(`pgsink_partition_stopped{partition="0",topic="%s"}`, topic)
+	if kafkaOffsets {
+		eventually(t, 90*time.Second, "the partition stops at the hole", func() (bool, string) {
+			v, _ := metricValue(port, stoppedMetric)
+			return v == 1, fmt.Sprintf("%s %v", stoppedMetric, v)
+		})
+		if !strings.Contains(p.Logs(), "partition stopped: the stored offset is outside what Kafka holds") {
+			t.Errorf("no stop logged:\n%s", p.Logs())
+		}
+		if code, _ := p.stop(30 * time.Second); code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+		return
+	}
 	eventually(t, 90*time.Second, "the partition stops at the hole with the reason", func() (bool, string) {
 		next, reason := stored()
 		v, _ := metricValue(port, stoppedMetric)
