@@ -68,7 +68,7 @@ func (tg *target) localPartition(t *testing.T, store *txlocal.Store, records []r
 func localTarget(t *testing.T, b bank, staged func(i int) bool) (*target, *txlocal.Store, dedup.Claim, map[dedup.PartitionID][]sink.Item) {
 	t.Helper()
 	tg := newTarget(t, b, true)
-	store := txlocal.New(1 << 30)
+	store := txlocal.New(1<<30, 1<<30)
 	store.SetResolver(true)
 	local := map[dedup.PartitionID][]sink.Item{}
 	for i, p := range partitions(b) {
@@ -318,7 +318,7 @@ func TestIntegrationLocalPathReemission(t *testing.T) {
 	// One accounts partition direct, the others staged: its records are
 	// handed over with copies at new offsets.
 	p := dedup.PartitionID{Group: group, Topic: b.topic("accounts"), Partition: 0}
-	tg, store := newTarget(t, b, true), txlocal.New(1<<30)
+	tg, store := newTarget(t, b, true), txlocal.New(1<<30, 1<<30)
 	store.SetResolver(true)
 	for _, q := range partitions(b) {
 		if q != p {

@@ -59,6 +59,10 @@ type Options struct {
 	// committed them (before the store drops them): the fault suite's
 	// failpoints of the local path.
 	AfterTake, AfterCommit func()
+	// AuditLocal, when set, queues into the apply transaction the records
+	// of the local path it moves offsets rows past: the fault suite's
+	// apply audit (a staged record is audited by the batch that staged it).
+	AuditLocal func(b *pgx.Batch, records []debezium.Record)
 }
 
 // Resolver applies whole source transactions from staging.
@@ -76,6 +80,7 @@ type Resolver struct {
 	progress               func(int64)
 	local                  *txlocal.Store
 	afterTake, afterCommit func()
+	auditLocal             func(*pgx.Batch, []debezium.Record)
 	// recordBytes is the mean bytes of the staged records read last, as
 	// apply.batch.max_bytes counts them (dedup.StagedRecord.Size): a read
 	// of many transactions at once is sized by it as well as by their
@@ -97,7 +102,7 @@ func New(pool *pgxpool.Pool, applier *sink.Applier, router *sink.Router, opts Op
 	}
 	return &Resolver{pool: pool, applier: applier, router: router, decoder: router.NewDecoder(),
 		offsets: dedup.NewOffsets(opts.Schema), staging: dedup.NewTransactions(opts.Schema), chunk: opts.Chunk, bytes: opts.ChunkBytes,
-		beforeCommit: opts.BeforeCommit, progress: opts.Progress, local: opts.Local, afterTake: opts.AfterTake, afterCommit: opts.AfterCommit}
+		beforeCommit: opts.BeforeCommit, progress: opts.Progress, local: opts.Local, afterTake: opts.AfterTake, afterCommit: opts.AfterCommit, auditLocal: opts.AuditLocal}
 }
 
 // Result counts what one Resolve did.
@@ -408,6 +413,15 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 	ids, lsns, counts := make([]int64, len(apply)), make([]int64, len(apply)), make([]int64, len(apply))
 	for i, end := range apply {
 		ids[i], lsns[i], counts[i] = end.Marker.TxID, end.Marker.CommitLSN, end.Marker.EventCount
+	}
+	if r.auditLocal != nil && len(applying) > 0 {
+		var recs []debezium.Record
+		for _, p := range applying {
+			for i := range p.Items {
+				recs = append(recs, p.Items[i].Record)
+			}
+		}
+		r.auditLocal(b, recs)
 	}
 	r.staging.QueueResolveAll(b, claim.Group, ids, lsns, counts)
 	r.staging.QueueApplied(b, claim.Group, c.appliedOffsets())

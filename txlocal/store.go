@@ -17,13 +17,18 @@ type Store struct {
 	// changed is broadcast when an apply releases the records it held and
 	// when a partition is told to leave: Leave waits on it.
 	changed *sync.Cond
-	// maxBytes bounds what one partition holds; a transaction that does
-	// not fit makes it leave the direct state.
-	maxBytes int64
+	// maxBytes bounds what one partition holds, maxTotal what they all
+	// hold (held); a transaction that does not fit makes its partition
+	// leave the direct state.
+	maxBytes, maxTotal, held int64
 	// resolver is set while this process's resolver owns the transaction
 	// topic's partition: only then may a partition enter the direct state.
-	resolver bool
-	parts    map[dedup.PartitionID]*part
+	// resolvers counts this process's resolver workers (a revoked one may
+	// end after its successor started): the resolver is local while it
+	// is above 0.
+	resolvers int
+	resolver  bool
+	parts     map[dedup.PartitionID]*part
 }
 
 // part is one direct partition.
@@ -51,21 +56,28 @@ type part struct {
 	release func(int64)
 }
 
-// New returns a store bounding each partition at maxBytes of records.
-func New(maxBytes int64) *Store {
-	s := &Store{maxBytes: maxBytes, parts: map[dedup.PartitionID]*part{}}
+// New returns a store bounding each partition at maxBytes of records, and
+// all of them at maxTotal.
+func New(maxBytes, maxTotal int64) *Store {
+	s := &Store{maxBytes: maxBytes, maxTotal: maxTotal, parts: map[dedup.PartitionID]*part{}}
 	s.changed = sync.NewCond(&s.mu)
 	return s
 }
 
-// SetResolver tells whether this process's resolver owns the transaction
-// topic's partition. When it stops owning it, every direct partition is told
-// to leave: another process's resolver reads only staged records.
+// SetResolver tells that a resolver worker of this process started (on) or
+// ended: the transaction topic's partition is this process's while one
+// runs. When none does, every direct partition is told to leave: another
+// process's resolver reads only staged records.
 func (s *Store) SetResolver(on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.resolver = on
-	if !on {
+	if on {
+		s.resolvers++
+	} else {
+		s.resolvers--
+	}
+	s.resolver = s.resolvers > 0
+	if !s.resolver {
 		for _, p := range s.parts {
 			if p.leave == "" {
 				p.leave = "the transaction topic's partition is no longer this instance's"
@@ -73,6 +85,14 @@ func (s *Store) SetResolver(on bool) {
 		}
 		s.changed.Broadcast()
 	}
+}
+
+// ResolverLocal reports whether this process's resolver owns the
+// transaction topic's partition.
+func (s *Store) ResolverLocal() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.resolver
 }
 
 // Enter puts a partition in the direct state from claim, its offsets row as
@@ -146,8 +166,8 @@ func (s *Store) Hold(id dedup.PartitionID, items []sink.Item, sizes []int64) err
 	for _, n := range sizes {
 		bytes += n
 	}
-	if p.bytes+bytes > s.maxBytes {
-		p.leave = fmt.Sprintf("a transaction's records exceed the %d bytes a partition may hold for the resolver", s.maxBytes)
+	if p.bytes+bytes > s.maxBytes || s.held+bytes > s.maxTotal {
+		p.leave = fmt.Sprintf("the records held for the resolver would exceed the bound (%d bytes a partition, %d in all)", s.maxBytes, s.maxTotal)
 		return &LeaveError{Partition: id, Reason: p.leave}
 	}
 	closed, last := p.closed, p.lastTx
@@ -180,7 +200,20 @@ func (s *Store) Hold(id dedup.PartitionID, items []sink.Item, sizes []int64) err
 	p.items = append(p.items, items...)
 	p.sizes = append(p.sizes, sizes...)
 	p.bytes += bytes
+	s.held += bytes
 	return nil
+}
+
+// LeaveAll tells every direct partition to leave the direct state, for why.
+func (s *Store) LeaveAll(why string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.parts {
+		if p.leave == "" {
+			p.leave = why
+		}
+	}
+	s.changed.Broadcast()
 }
 
 // MustLeave returns why the partition must leave the direct state, "" if it
@@ -213,6 +246,7 @@ func (s *Store) Leave(id dedup.PartitionID) (claim dedup.Claim, items []sink.Ite
 		s.changed.Wait()
 	}
 	delete(s.parts, id)
+	s.held -= p.bytes
 	s.mu.Unlock()
 	if p.release != nil && p.bytes > 0 {
 		p.release(p.bytes)
@@ -351,6 +385,7 @@ func (t *Taken) Done(committed bool) {
 		p.claim.NextOffset = tp.Next()
 		clear(p.items[:n])
 		p.items, p.sizes, p.bytes = p.items[n:], p.sizes[n:], p.bytes-bytes
+		s.held -= bytes
 		if len(p.items) == 0 {
 			p.items, p.sizes, p.lastTx = nil, nil, 0
 			clear(p.closed)

@@ -26,7 +26,7 @@ func items(from int64, txs ...int64) ([]sink.Item, []int64) {
 
 func direct(t *testing.T, max int64) (*Store, *int64) {
 	t.Helper()
-	s := New(max)
+	s := New(max, max)
 	s.SetResolver(true)
 	var released int64
 	if !s.Enter(dedup.Claim{PartitionID: part0, Epoch: 3, NextOffset: 100}, func(n int64) { released += n }) {
@@ -44,7 +44,7 @@ func mustLeave(t *testing.T, err error, what string) {
 }
 
 func TestEnterNeedsTheResolver(t *testing.T) {
-	s := New(1 << 20)
+	s := New(1<<20, 1<<20)
 	if s.Enter(dedup.Claim{PartitionID: part0}, nil) {
 		t.Fatal("a partition entered the direct state with no local resolver")
 	}
