@@ -248,7 +248,8 @@ func newPartition(deps *workerDeps, id dedup.PartitionID, claim dedup.Claim, dec
 	return &partition{
 		staging:      staging,
 		stagingStale: deps.resets != nil,
-		workerDeps:   deps, id: id, claim: claim, decoder: dec, log: log,
+		leftAt:       -1, lastDirect: -1,
+		workerDeps: deps, id: id, claim: claim, decoder: dec, log: log,
 		in:       newRecordQueue(max(2*deps.batch.MaxRecords, 64)),
 		decoded:  newDecodedEstimate(deps.decodedSeed),
 		labels:   [2]string{id.Topic, partitionLabel(id.Partition)},
