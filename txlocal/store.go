@@ -344,8 +344,10 @@ func (t *Taken) Applying() []Part {
 	return out
 }
 
-// Doubt tells every part that keeps records to leave the direct state: the
-// apply found its offsets row not where the store had it.
+// Doubt tells every partition taken from to leave the direct state, those
+// Keep left nothing of too: the apply found an offsets row not where the
+// store had it, or a partition's records in an order it cannot apply
+// (which may be one whose prefix Keep emptied).
 func (t *Taken) Doubt(why string) {
 	if t == nil {
 		return
@@ -353,10 +355,11 @@ func (t *Taken) Doubt(why string) {
 	t.s.mu.Lock()
 	defer t.s.mu.Unlock()
 	for _, p := range t.Parts {
-		if len(p.Items) > 0 && p.p.leave == "" {
+		if p.p.leave == "" {
 			p.p.leave = why
 		}
 	}
+	t.s.changed.Broadcast()
 }
 
 // Done ends the apply: committed, the records kept are dropped from the

@@ -179,3 +179,28 @@ func TestLeaveWaitsForTheApply(t *testing.T) {
 		t.Fatalf("Leave after the commit: claim at %d, want 101", claim.NextOffset)
 	}
 }
+
+// Doubt tells every partition taken from to leave, one whose records Keep
+// left nothing of included: a ready transaction's records behind a later
+// one's in it (the resolver's LocalOrderError) must not be retried for
+// ever.
+func TestDoubtReachesEmptiedParts(t *testing.T) {
+	s, _ := direct(t, 1<<20)
+	its, sizes := items(100, 2, 1)
+	if err := s.Hold(part0, its, sizes); err != nil {
+		t.Fatal(err)
+	}
+	tk := s.Take(map[int64]bool{1: true, 2: true})
+	if tk == nil {
+		t.Fatal("nothing taken")
+	}
+	tk.Keep(map[int64]bool{1: true})
+	if len(tk.Applying()) != 0 {
+		t.Fatalf("Keep kept %+v behind transaction 2's record", tk.Applying())
+	}
+	tk.Doubt("order")
+	tk.Done(false)
+	if s.MustLeave(part0) == "" {
+		t.Fatal("the partition whose prefix Keep emptied was not told to leave")
+	}
+}
