@@ -100,7 +100,29 @@ func (p *partition) directBatch(batch *sink.Batch) (handled, ok bool) {
 		sizes[len(sizes)-1] += p.held - sum
 		bytes = p.held
 	}
-	if err := p.local.Hold(p.id, held, sizes); err != nil {
+	err := p.local.Hold(p.id, held, sizes)
+	for errors.Is(err, txlocal.ErrFull) {
+		// At the bound: the batch waits, its offset unmoved, its records
+		// in the budget and the queue filling behind it, as a partition
+		// at its staging bound does, until the resolver applies what the
+		// store holds. A transaction too large for the bound makes the
+		// resolver wait for the rest, and then tell the partition to
+		// leave (resolverApplier, localWait).
+		select {
+		case <-p.stopping:
+			return true, false
+		case <-p.ctx.Done():
+			return true, false
+		default:
+		}
+		if why := p.local.MustLeave(p.id); why != "" {
+			p.leaveDirect(why)
+			return true, true
+		}
+		p.local.WaitRoom(holdPoll)
+		err = p.local.Hold(p.id, held, sizes)
+	}
+	if err != nil {
 		var leave *txlocal.LeaveError
 		if errors.As(err, &leave) {
 			p.leaveDirect(leave.Reason)
@@ -115,6 +137,10 @@ func (p *partition) directBatch(batch *sink.Batch) (handled, ok bool) {
 	p.lastDirect = held[len(held)-1].Record.Offset
 	return true, true
 }
+
+// holdPoll bounds a wait for room in the store between two looks at the
+// partition's stop and leave signals.
+const holdPoll = 50 * time.Millisecond
 
 // transactional reports whether an item goes to the resolver: a decoded
 // record with Debezium's transaction block.

@@ -1,8 +1,10 @@
 package txlocal
 
 import (
+	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/pgsink/pgsink/debezium"
 	"github.com/pgsink/pgsink/dedup"
@@ -147,11 +149,32 @@ func (e *LeaveError) Error() string {
 	return fmt.Sprintf("partition %s leaves the local path for staging: %s", e.Partition, e.Reason)
 }
 
+// ErrFull is Hold's answer when the records do not fit beside what the
+// store holds: nothing was taken; the caller waits for the resolver to apply
+// (WaitRoom) and hands them again, or leaves.
+var ErrFull = errors.New("txlocal: the records held for the resolver are at their bound")
+
+// WaitRoom waits until an apply released records or a partition was told to
+// leave, at most d.
+func (s *Store) WaitRoom(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := time.AfterFunc(d, func() {
+		s.mu.Lock()
+		s.changed.Broadcast()
+		s.mu.Unlock()
+	})
+	defer t.Stop()
+	s.changed.Wait()
+}
+
 // Hold hands items, records of source transactions in the partition's order
 // after everything it held before, to the resolver; sizes are what each
 // counts in the buffer budget, which the worker charged and the store
 // releases. A *LeaveError means nothing was taken: the partition must leave
-// (Leave) and stage what the store holds, then these.
+// (Leave); ErrFull that they do not fit now (a transaction larger than the
+// bound makes the resolver wait for the rest, and it then tells the
+// partition to leave).
 func (s *Store) Hold(id dedup.PartitionID, items []sink.Item, sizes []int64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -167,8 +190,12 @@ func (s *Store) Hold(id dedup.PartitionID, items []sink.Item, sizes []int64) err
 		bytes += n
 	}
 	if p.bytes+bytes > s.maxBytes || s.held+bytes > s.maxTotal {
-		p.leave = fmt.Sprintf("the records held for the resolver would exceed the bound (%d bytes a partition, %d in all)", s.maxBytes, s.maxTotal)
-		return &LeaveError{Partition: id, Reason: p.leave}
+		if p.bytes == 0 && (bytes > s.maxBytes || bytes > s.maxTotal) {
+			// Nothing held and still too much: it never fits.
+			p.leave = fmt.Sprintf("the records to hold for the resolver exceed the bound (%d bytes a partition, %d in all)", s.maxBytes, s.maxTotal)
+			return &LeaveError{Partition: id, Reason: p.leave}
+		}
+		return ErrFull
 	}
 	closed, last := p.closed, p.lastTx
 	var added map[int64]bool

@@ -61,16 +61,25 @@ func TestEnterNeedsTheResolver(t *testing.T) {
 	}
 }
 
-// A transaction that does not fit makes the partition leave; nothing of it
-// is held, and Leave returns what was held before, in order, with the claim.
-func TestHoldOversizeLeaves(t *testing.T) {
+// Records that do not fit beside those held wait (ErrFull); what can never
+// fit makes the partition leave; nothing of it is held, and Leave returns
+// what was held before, in order, with the claim.
+func TestHoldOversize(t *testing.T) {
 	s, released := direct(t, 35)
 	its, sizes := items(100, 1, 1)
 	if err := s.Hold(part0, its, sizes); err != nil {
 		t.Fatal(err)
 	}
 	its2, sizes2 := items(102, 2, 2)
-	mustLeave(t, s.Hold(part0, its2, sizes2), "over the bound")
+	if err := s.Hold(part0, its2, sizes2); !errors.Is(err, ErrFull) {
+		t.Fatalf("Hold over the bound beside held records: %v, want ErrFull", err)
+	}
+	if s.MustLeave(part0) != "" {
+		t.Fatal("told to leave for records that fit once the resolver applies")
+	}
+	big, bigSizes := items(102, 2, 2, 2, 2)
+	s2, _ := direct(t, 35)
+	mustLeave(t, s2.Hold(part0, big, bigSizes), "more than the bound with nothing held")
 	claim, held, ok := s.Leave(part0)
 	if !ok || len(held) != 2 || held[0].Record.Offset != 100 || held[1].Record.Offset != 101 {
 		t.Fatalf("Leave returned %d records (ok %v), want the 2 held at 100 and 101", len(held), ok)
