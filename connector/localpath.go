@@ -36,7 +36,7 @@ func (p *partition) directBatch(batch *sink.Batch) (handled, ok bool) {
 	if !p.direct && !p.enterDirect(batch) {
 		return false, true
 	}
-	if why := p.local.MustLeave(p.id); why != "" {
+	if why := p.mustLeave(); why != "" {
 		p.leaveDirect(why)
 		return true, true
 	}
@@ -48,7 +48,20 @@ func (p *partition) directBatch(batch *sink.Batch) (handled, ok bool) {
 	items := batch.Items
 	if len(items) == 0 {
 		// Records that write nothing (tombstones): the row moves past
-		// them with the next batch or apply that moves it.
+		// them now if the worker is its writer, else with the apply
+		// that takes the records held before them (Store.Passed).
+		if batch.Next <= claim.NextOffset {
+			return true, true
+		}
+		if !empty {
+			p.local.Passed(p.id, batch.Next)
+			return true, true
+		}
+		p.claim = claim
+		if !p.apply(&sink.Batch{Claim: &p.claim, Next: batch.Next, StagingGeneration: batch.StagingGeneration}, nil) {
+			return true, false
+		}
+		p.local.Moved(p.claim)
 		return true, true
 	}
 	k := 0
@@ -115,7 +128,7 @@ func (p *partition) directBatch(batch *sink.Batch) (handled, ok bool) {
 			return true, false
 		default:
 		}
-		if why := p.local.MustLeave(p.id); why != "" {
+		if why := p.mustLeave(); why != "" {
 			p.leaveDirect(why)
 			return true, true
 		}
@@ -131,12 +144,35 @@ func (p *partition) directBatch(batch *sink.Batch) (handled, ok bool) {
 		p.fail("handing records to the resolver", err)
 		return true, false
 	}
+	if last := held[len(held)-1].Record.Offset; batch.Next > last+1 {
+		p.local.Passed(p.id, batch.Next) // tombstones after them
+	}
 	// They stay in the buffer budget until the store drops them (its
 	// release), not until this batch is done.
 	p.held -= bytes
 	p.lastDirect = held[len(held)-1].Record.Offset
 	return true, true
 }
+
+// mustLeave returns why a direct partition must leave, "" if it need not:
+// told to, or its oldest record held longer than staleHeld with no apply
+// taking it. Records of transactions applied before, re-read by a replay
+// or re-emitted by Debezium without their ENDs, would otherwise wait for
+// ever, the partition's row before them; staging passes over them.
+func (p *partition) mustLeave() string {
+	if why := p.local.MustLeave(p.id); why != "" {
+		return why
+	}
+	if p.local.Stale(p.id, staleHeld) {
+		return "records held longer than " + staleHeld.String() + " without the resolver taking them (a replay or a re-emission of transactions applied before, or a transaction without END)"
+	}
+	return ""
+}
+
+// staleHeld is how long a direct partition's oldest record may wait for
+// the resolver to take it. Longer than an apply of a backlog's chunk, so
+// that a partition does not leave while the resolver works towards it.
+const staleHeld = 10 * time.Second
 
 // holdPoll bounds a wait for room in the store between two looks at the
 // partition's stop and leave signals.

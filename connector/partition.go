@@ -610,7 +610,7 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 			// idle partition holds none.
 			recycleItems(batch.Items, 0)
 			batch.Items = nil
-			if p.direct && p.local.MustLeave(p.id) != "" {
+			if p.direct && p.mustLeave() != "" {
 				// Told to leave while idle (the resolver moved to another
 				// instance, or waits): run leaves with this empty batch.
 				return batch, nil, true, nil

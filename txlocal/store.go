@@ -20,8 +20,7 @@ type Store struct {
 	// when a partition is told to leave: Leave waits on it.
 	changed *sync.Cond
 	// maxBytes bounds what one partition holds, maxTotal what they all
-	// hold (held); a transaction that does not fit makes its partition
-	// leave the direct state.
+	// hold (held), each an equal share of it at most.
 	maxBytes, maxTotal, held int64
 	// resolver is set while this process's resolver owns the transaction
 	// topic's partition: only then may a partition enter the direct state.
@@ -40,6 +39,8 @@ type part struct {
 	claim dedup.Claim
 	items []sink.Item
 	sizes []int64
+	// at is when each record was handed over.
+	at    []time.Time
 	bytes int64
 	// taking is set while a resolver apply holds a prefix of items; the
 	// partition does not leave until it ends.
@@ -53,6 +54,12 @@ type part struct {
 	// records of two transactions interleave, or a re-emission.
 	closed map[int64]bool
 	lastTx int64
+	// after is the offset just past records that write nothing
+	// (tombstones) the worker read after the last record held, 0 if none:
+	// an apply that takes every record held moves the row past them too,
+	// or a partition whose last records are tombstones would never show
+	// its position at the topic's end.
+	after int64
 	// release gives bytes dropped from the store back to the buffer
 	// budget the worker charged them to.
 	release func(int64)
@@ -189,8 +196,15 @@ func (s *Store) Hold(id dedup.PartitionID, items []sink.Item, sizes []int64) err
 	for _, n := range sizes {
 		bytes += n
 	}
-	if p.bytes+bytes > s.maxBytes || s.held+bytes > s.maxTotal {
-		if p.bytes == 0 && (bytes > s.maxBytes || bytes > s.maxTotal) {
+	// A partition's share: the whole bound split between the direct
+	// partitions, at most maxBytes. The resolver needs the oldest
+	// unapplied transaction's records of every partition, which are at
+	// the head of each: a partition that ran ahead must not take the
+	// room of one that lags (it held later transactions while the one
+	// the resolver waited for could hold nothing).
+	limit := min(s.maxBytes, s.maxTotal/int64(len(s.parts)))
+	if p.bytes+bytes > limit || s.held+bytes > s.maxTotal {
+		if p.bytes == 0 && (bytes > limit || bytes > s.maxTotal) {
 			// Nothing held and still too much: it never fits.
 			p.leave = fmt.Sprintf("the records to hold for the resolver exceed the bound (%d bytes a partition, %d in all)", s.maxBytes, s.maxTotal)
 			return &LeaveError{Partition: id, Reason: p.leave}
@@ -223,9 +237,13 @@ func (s *Store) Hold(id dedup.PartitionID, items []sink.Item, sizes []int64) err
 	for tx := range added {
 		closed[tx] = true
 	}
-	p.lastTx = last
+	p.lastTx, p.after = last, 0
 	p.items = append(p.items, items...)
 	p.sizes = append(p.sizes, sizes...)
+	now := time.Now()
+	for range items {
+		p.at = append(p.at, now)
+	}
 	p.bytes += bytes
 	s.held += bytes
 	return nil
@@ -241,6 +259,29 @@ func (s *Store) LeaveAll(why string) {
 		}
 	}
 	s.changed.Broadcast()
+}
+
+// Passed records that the partition's worker read records that write
+// nothing up to next, after the records it holds: the apply that takes
+// them all moves the row past those too. Nothing when it holds none (the
+// worker moves its row itself then).
+func (s *Store) Passed(id dedup.PartitionID, next int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.parts[id]; p != nil && len(p.items) > 0 && next > p.after {
+		p.after = next
+	}
+}
+
+// Stale reports whether the oldest record the partition holds was handed
+// over more than d ago and no apply holds it: no END took it (a replay or
+// a re-emission of transactions applied before, whose ENDs do not come
+// again; a transaction whose END never comes).
+func (s *Store) Stale(id dedup.PartitionID, d time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.parts[id]
+	return p != nil && len(p.items) > 0 && !p.taking && time.Since(p.at[0]) > d
 }
 
 // MustLeave returns why the partition must leave the direct state, "" if it
@@ -295,11 +336,15 @@ type Part struct {
 	Claim dedup.Claim
 	Items []sink.Item
 	p     *part
+	// after is the part's after when it took every record held (and
+	// Keep kept them all), else 0.
+	after int64
 }
 
 // Next is the position the partition's offsets row moves to with the
-// records taken: just past the last one.
-func (p Part) Next() int64 { return p.Items[len(p.Items)-1].Record.Offset + 1 }
+// records taken: just past the last one, and past the records that write
+// nothing read after it when it is the last held.
+func (p Part) Next() int64 { return max(p.Items[len(p.Items)-1].Record.Offset+1, p.after) }
 
 // Take holds, of every direct partition not held by another apply, the
 // longest prefix of its records whose transactions are in txIDs. A
@@ -333,7 +378,11 @@ func (s *Store) Take(txIDs map[int64]bool) *Taken {
 			continue
 		}
 		p.taking = true
-		t.Parts = append(t.Parts, Part{Claim: p.claim, Items: p.items[:n:n], p: p})
+		part := Part{Claim: p.claim, Items: p.items[:n:n], p: p}
+		if n == len(p.items) {
+			part.after = p.after
+		}
+		t.Parts = append(t.Parts, part)
 	}
 	if len(t.Parts) == 0 {
 		return nil
@@ -352,6 +401,9 @@ func (t *Taken) Keep(ready map[int64]bool) {
 		n := 0
 		for n < len(items) && ready[items[n].Change.Transaction.TxID] {
 			n++
+		}
+		if n < len(items) {
+			t.Parts[i].after = 0
 		}
 		t.Parts[i].Items = items[:n]
 	}
@@ -414,10 +466,10 @@ func (t *Taken) Done(committed bool) {
 		}
 		p.claim.NextOffset = tp.Next()
 		clear(p.items[:n])
-		p.items, p.sizes, p.bytes = p.items[n:], p.sizes[n:], p.bytes-bytes
+		p.items, p.sizes, p.at, p.bytes = p.items[n:], p.sizes[n:], p.at[n:], p.bytes-bytes
 		s.held -= bytes
 		if len(p.items) == 0 {
-			p.items, p.sizes, p.lastTx = nil, nil, 0
+			p.items, p.sizes, p.at, p.lastTx, p.after = nil, nil, nil, 0, 0
 			clear(p.closed)
 		}
 		if rel := p.release; rel != nil && bytes > 0 {

@@ -213,3 +213,76 @@ func TestDoubtReachesEmptiedParts(t *testing.T) {
 		t.Fatal("the partition whose prefix Keep emptied was not told to leave")
 	}
 }
+
+// Each direct partition may hold its share of the whole bound: one that
+// ran ahead does not take the room of another that the resolver waits for.
+func TestHoldShares(t *testing.T) {
+	s := New(1<<20, 40)
+	s.SetResolver(true)
+	part1 := dedup.PartitionID{Group: "g", Topic: "t", Partition: 1}
+	for _, id := range []dedup.PartitionID{part0, part1} {
+		if !s.Enter(dedup.Claim{PartitionID: id}, nil) {
+			t.Fatal("Enter refused")
+		}
+	}
+	its, sizes := items(100, 1, 2)
+	if err := s.Hold(part0, its, sizes); err != nil {
+		t.Fatal(err)
+	}
+	more, moreSizes := items(102, 3)
+	if err := s.Hold(part0, more, moreSizes); !errors.Is(err, ErrFull) {
+		t.Fatalf("partition 0 held %v past its share of 20 bytes", err)
+	}
+	lag, lagSizes := items(0, 1, 2)
+	if err := s.Hold(part1, lag, lagSizes); err != nil {
+		t.Fatalf("partition 1 refused its share: %v", err)
+	}
+}
+
+// Records that write nothing after the last held record: a take of every
+// record held moves the row past them; one that keeps fewer does not.
+func TestPassed(t *testing.T) {
+	s, _ := direct(t, 1<<20)
+	its, sizes := items(100, 1, 2)
+	if err := s.Hold(part0, its, sizes); err != nil {
+		t.Fatal(err)
+	}
+	s.Passed(part0, 105)
+	tk := s.Take(map[int64]bool{1: true, 2: true})
+	if n := tk.Parts[0].Next(); n != 105 {
+		t.Fatalf("a take of everything held moves to %d, want 105", n)
+	}
+	tk.Keep(map[int64]bool{1: true})
+	if n := tk.Parts[0].Next(); n != 101 {
+		t.Fatalf("a take of a prefix moves to %d, want 101", n)
+	}
+	tk.Done(false)
+}
+
+// Stale: the oldest record held waited longer than asked and no apply holds
+// it.
+func TestStale(t *testing.T) {
+	s, _ := direct(t, 1<<20)
+	if s.Stale(part0, 0) {
+		t.Fatal("stale with nothing held")
+	}
+	its, sizes := items(100, 1)
+	if err := s.Hold(part0, its, sizes); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Millisecond)
+	if !s.Stale(part0, time.Millisecond) {
+		t.Fatal("a record held 2 ms is not stale after 1 ms")
+	}
+	if s.Stale(part0, time.Hour) {
+		t.Fatal("stale after an hour already")
+	}
+	tk := s.Take(map[int64]bool{1: true})
+	if s.Stale(part0, time.Millisecond) {
+		t.Fatal("stale while an apply holds it")
+	}
+	tk.Done(true)
+	if s.Stale(part0, 0) {
+		t.Fatal("stale once applied")
+	}
+}
