@@ -111,11 +111,30 @@ func (p *partition) directBatch(batch *sink.Batch) (handled, ok bool) {
 			sum += sizes[i]
 		}
 		sizes[len(sizes)-1] += p.held - sum
-		bytes = p.held
 	}
-	err := p.local.Hold(p.id, held, sizes)
-	for errors.Is(err, txlocal.ErrFull) {
-		// At the bound: the batch waits, its offset unmoved, its records
+	for rest, restSizes := held, sizes; len(rest) > 0; {
+		n, err := p.local.Hold(p.id, rest, restSizes)
+		var moved int64
+		for _, b := range restSizes[:n] {
+			moved += b
+		}
+		// They stay in the buffer budget until the store drops them (its
+		// release), not until this batch is done.
+		p.held -= moved
+		rest, restSizes = rest[n:], restSizes[n:]
+		if err == nil {
+			break
+		}
+		var leave *txlocal.LeaveError
+		switch {
+		case errors.As(err, &leave):
+			p.leaveDirect(leave.Reason)
+			return true, true
+		case !errors.Is(err, txlocal.ErrFull):
+			p.fail("handing records to the resolver", err)
+			return true, false
+		}
+		// At the bound: the rest waits, its offset unmoved, its records
 		// in the budget and the queue filling behind it, as a partition
 		// at its staging bound does, until the resolver applies what the
 		// store holds. A transaction too large for the bound makes the
@@ -133,23 +152,10 @@ func (p *partition) directBatch(batch *sink.Batch) (handled, ok bool) {
 			return true, true
 		}
 		p.local.WaitRoom(holdPoll)
-		err = p.local.Hold(p.id, held, sizes)
-	}
-	if err != nil {
-		var leave *txlocal.LeaveError
-		if errors.As(err, &leave) {
-			p.leaveDirect(leave.Reason)
-			return true, true
-		}
-		p.fail("handing records to the resolver", err)
-		return true, false
 	}
 	if last := held[len(held)-1].Record.Offset; batch.Next > last+1 {
 		p.local.Passed(p.id, batch.Next) // tombstones after them
 	}
-	// They stay in the buffer budget until the store drops them (its
-	// release), not until this batch is done.
-	p.held -= bytes
 	p.lastDirect = held[len(held)-1].Record.Offset
 	return true, true
 }

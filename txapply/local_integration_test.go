@@ -57,7 +57,7 @@ func (tg *target) localPartition(t *testing.T, store *txlocal.Store, records []r
 	if !store.Enter(claim, nil) {
 		t.Fatal("Enter refused with the resolver local")
 	}
-	if err := store.Hold(p, held, make([]int64, len(held))); err != nil {
+	if _, err := store.Hold(p, held, make([]int64, len(held))); err != nil {
 		t.Fatal(err)
 	}
 	return held
@@ -365,7 +365,7 @@ func TestIntegrationLocalPathReemission(t *testing.T) {
 	if !store.Enter(claimP, nil) {
 		t.Fatal("Enter refused")
 	}
-	if err := store.Hold(p, reordered, make([]int64, len(reordered))); err != nil {
+	if _, err := store.Hold(p, reordered, make([]int64, len(reordered))); err != nil {
 		t.Fatal(err)
 	}
 	claim, err := tg.offsets.Claim(ctx, tg.pool, dedup.PartitionID{Group: group, Topic: b.txTopic(), Partition: 0}, 0, "resolver")
@@ -389,7 +389,7 @@ func TestIntegrationLocalPathReemission(t *testing.T) {
 		next++
 		again = append(again, c)
 	}
-	if err := store.Hold(p, again, make([]int64, len(again))); err != nil {
+	if _, err := store.Hold(p, again, make([]int64, len(again))); err != nil {
 		t.Fatal(err)
 	}
 	claim2 := claim

@@ -178,53 +178,59 @@ func (s *Store) WaitRoom(d time.Duration) {
 // Hold hands items, records of source transactions in the partition's order
 // after everything it held before, to the resolver; sizes are what each
 // counts in the buffer budget, which the worker charged and the store
-// releases. A *LeaveError means nothing was taken: the partition must leave
-// (Leave); ErrFull that they do not fit now (a transaction larger than the
-// bound makes the resolver wait for the rest, and it then tells the
-// partition to leave).
-func (s *Store) Hold(id dedup.PartitionID, items []sink.Item, sizes []int64) error {
+// releases. It returns how many it took, a prefix. A *LeaveError means
+// nothing was taken: the partition must leave (Leave); ErrFull that the
+// rest does not fit now (a transaction larger than the bound makes the
+// resolver wait for the rest, and it then tells the partition to leave).
+func (s *Store) Hold(id dedup.PartitionID, items []sink.Item, sizes []int64) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.parts[id]
 	if p == nil {
-		return &LeaveError{Partition: id, Reason: "not in the direct state"}
+		return 0, &LeaveError{Partition: id, Reason: "not in the direct state"}
 	}
 	if p.leave != "" {
-		return &LeaveError{Partition: id, Reason: p.leave}
-	}
-	var bytes int64
-	for _, n := range sizes {
-		bytes += n
+		return 0, &LeaveError{Partition: id, Reason: p.leave}
 	}
 	// A partition's share: the whole bound split between the direct
 	// partitions, at most maxBytes. The resolver needs the oldest
 	// unapplied transaction's records of every partition, which are at
 	// the head of each: a partition that ran ahead must not take the
 	// room of one that lags (it held later transactions while the one
-	// the resolver waited for could hold nothing).
+	// the resolver waited for could hold nothing). What fits of items is
+	// taken, the rest waits: a batch larger than the share (apply.batch
+	// may be) must not wait whole for an empty store while the resolver
+	// waits for its first records.
 	limit := min(s.maxBytes, s.maxTotal/int64(len(s.parts)))
-	if p.bytes+bytes > limit || s.held+bytes > s.maxTotal {
-		if p.bytes == 0 && (bytes > limit || bytes > s.maxTotal) {
+	m, bytes := 0, int64(0)
+	for m < len(items) && p.bytes+bytes+sizes[m] <= limit && s.held+bytes+sizes[m] <= s.maxTotal {
+		bytes += sizes[m]
+		m++
+	}
+	if m == 0 {
+		if p.bytes == 0 && len(items) > 0 && sizes[0] > limit {
 			// Nothing held and still too much: it never fits.
-			p.leave = fmt.Sprintf("the records to hold for the resolver exceed the bound (%d bytes a partition, %d in all)", s.maxBytes, s.maxTotal)
-			return &LeaveError{Partition: id, Reason: p.leave}
+			p.leave = fmt.Sprintf("a record to hold for the resolver exceeds the bound (%d bytes a partition, %d in all)", limit, s.maxTotal)
+			return 0, &LeaveError{Partition: id, Reason: p.leave}
 		}
-		return ErrFull
+		if len(items) > 0 {
+			return 0, ErrFull
+		}
 	}
 	closed, last := p.closed, p.lastTx
 	var added map[int64]bool
-	for i := range items {
+	for i := range items[:m] {
 		t := items[i].Change.Transaction
 		if items[i].Err != nil || t == nil {
 			p.leave = "a record without transaction metadata"
-			return &LeaveError{Partition: id, Reason: p.leave}
+			return 0, &LeaveError{Partition: id, Reason: p.leave}
 		}
 		if t.TxID == last {
 			continue
 		}
 		if closed[t.TxID] || added[t.TxID] {
 			p.leave = fmt.Sprintf("records of transaction %d interleave with another's (a re-emission or a merged replay)", t.TxID)
-			return &LeaveError{Partition: id, Reason: p.leave}
+			return 0, &LeaveError{Partition: id, Reason: p.leave}
 		}
 		if last != 0 {
 			if added == nil {
@@ -238,15 +244,18 @@ func (s *Store) Hold(id dedup.PartitionID, items []sink.Item, sizes []int64) err
 		closed[tx] = true
 	}
 	p.lastTx, p.after = last, 0
-	p.items = append(p.items, items...)
-	p.sizes = append(p.sizes, sizes...)
+	p.items = append(p.items, items[:m]...)
+	p.sizes = append(p.sizes, sizes[:m]...)
 	now := time.Now()
-	for range items {
+	for range m {
 		p.at = append(p.at, now)
 	}
 	p.bytes += bytes
 	s.held += bytes
-	return nil
+	if m < len(items) {
+		return m, ErrFull
+	}
+	return m, nil
 }
 
 // LeaveAll tells every direct partition to leave the direct state, for why.

@@ -35,6 +35,12 @@ func direct(t *testing.T, max int64) (*Store, *int64) {
 	return s, &released
 }
 
+// hold is Store.Hold's error.
+func hold(s *Store, id dedup.PartitionID, its []sink.Item, sizes []int64) error {
+	_, err := s.Hold(id, its, sizes)
+	return err
+}
+
 func mustLeave(t *testing.T, err error, what string) {
 	t.Helper()
 	var leave *LeaveError
@@ -61,34 +67,36 @@ func TestEnterNeedsTheResolver(t *testing.T) {
 	}
 }
 
-// Records that do not fit beside those held wait (ErrFull); what can never
-// fit makes the partition leave; nothing of it is held, and Leave returns
-// what was held before, in order, with the claim.
+// Of records that do not all fit beside those held, the prefix that fits
+// is taken and the rest waits (ErrFull); a record that can never fit makes
+// the partition leave; Leave returns what was held, in order, with the
+// claim.
 func TestHoldOversize(t *testing.T) {
 	s, released := direct(t, 35)
 	its, sizes := items(100, 1, 1)
-	if err := s.Hold(part0, its, sizes); err != nil {
+	if _, err := s.Hold(part0, its, sizes); err != nil {
 		t.Fatal(err)
 	}
 	its2, sizes2 := items(102, 2, 2)
-	if err := s.Hold(part0, its2, sizes2); !errors.Is(err, ErrFull) {
-		t.Fatalf("Hold over the bound beside held records: %v, want ErrFull", err)
+	if n, err := s.Hold(part0, its2, sizes2); !errors.Is(err, ErrFull) || n != 1 {
+		t.Fatalf("Hold over the bound beside held records: took %d, %v; want 1 taken and ErrFull", n, err)
 	}
 	if s.MustLeave(part0) != "" {
 		t.Fatal("told to leave for records that fit once the resolver applies")
 	}
-	big, bigSizes := items(102, 2, 2, 2, 2)
+	big, bigSizes := items(102, 2)
+	bigSizes[0] = 40
 	s2, _ := direct(t, 35)
-	mustLeave(t, s2.Hold(part0, big, bigSizes), "more than the bound with nothing held")
+	mustLeave(t, hold(s2, part0, big, bigSizes), "a record larger than the bound with nothing held")
 	claim, held, ok := s.Leave(part0)
-	if !ok || len(held) != 2 || held[0].Record.Offset != 100 || held[1].Record.Offset != 101 {
-		t.Fatalf("Leave returned %d records (ok %v), want the 2 held at 100 and 101", len(held), ok)
+	if !ok || len(held) != 3 || held[0].Record.Offset != 100 || held[2].Record.Offset != 102 {
+		t.Fatalf("Leave returned %d records (ok %v), want the 3 held from 100 to 102", len(held), ok)
 	}
 	if claim.NextOffset != 100 || claim.Epoch != 3 {
 		t.Fatalf("Leave's claim at %d epoch %d, want the row's 100 epoch 3", claim.NextOffset, claim.Epoch)
 	}
-	if *released != 20 {
-		t.Fatalf("released %d bytes, want the 20 held", *released)
+	if *released != 30 {
+		t.Fatalf("released %d bytes, want the 30 held", *released)
 	}
 }
 
@@ -97,19 +105,19 @@ func TestHoldOversize(t *testing.T) {
 func TestHoldRefusesInterleaving(t *testing.T) {
 	s, _ := direct(t, 1<<20)
 	its, sizes := items(100, 1, 1, 2)
-	if err := s.Hold(part0, its, sizes); err != nil {
+	if _, err := s.Hold(part0, its, sizes); err != nil {
 		t.Fatal(err)
 	}
 	again, sizes := items(103, 1)
-	mustLeave(t, s.Hold(part0, again, sizes), "transaction 1 after 2")
+	mustLeave(t, hold(s, part0, again, sizes), "transaction 1 after 2")
 
 	s, _ = direct(t, 1<<20)
 	within, sizes := items(100, 1, 2, 1)
-	mustLeave(t, s.Hold(part0, within, sizes), "1, 2, 1 in one hand-over")
+	mustLeave(t, hold(s, part0, within, sizes), "1, 2, 1 in one hand-over")
 
 	s, _ = direct(t, 1<<20)
 	plain := []sink.Item{{Record: debezium.Record{Offset: 100}}}
-	mustLeave(t, s.Hold(part0, plain, []int64{1}), "no transaction block")
+	mustLeave(t, hold(s, part0, plain, []int64{1}), "no transaction block")
 }
 
 // Take holds the prefix of the wanted transactions; Done without a commit
@@ -117,7 +125,7 @@ func TestHoldRefusesInterleaving(t *testing.T) {
 func TestTakeDone(t *testing.T) {
 	s, released := direct(t, 1<<20)
 	its, sizes := items(100, 1, 1, 2, 3)
-	if err := s.Hold(part0, its, sizes); err != nil {
+	if _, err := s.Hold(part0, its, sizes); err != nil {
 		t.Fatal(err)
 	}
 	tk := s.Take(map[int64]bool{1: true, 2: true})
@@ -154,7 +162,7 @@ func TestTakeDone(t *testing.T) {
 func TestTakeRefusesOutOfOrder(t *testing.T) {
 	s, _ := direct(t, 1<<20)
 	its, sizes := items(100, 5, 6)
-	if err := s.Hold(part0, its, sizes); err != nil {
+	if _, err := s.Hold(part0, its, sizes); err != nil {
 		t.Fatal(err)
 	}
 	if tk := s.Take(map[int64]bool{6: true}); tk != nil {
@@ -169,7 +177,7 @@ func TestTakeRefusesOutOfOrder(t *testing.T) {
 func TestLeaveWaitsForTheApply(t *testing.T) {
 	s, _ := direct(t, 1<<20)
 	its, sizes := items(100, 1)
-	if err := s.Hold(part0, its, sizes); err != nil {
+	if _, err := s.Hold(part0, its, sizes); err != nil {
 		t.Fatal(err)
 	}
 	tk := s.Take(map[int64]bool{1: true})
@@ -196,7 +204,7 @@ func TestLeaveWaitsForTheApply(t *testing.T) {
 func TestDoubtReachesEmptiedParts(t *testing.T) {
 	s, _ := direct(t, 1<<20)
 	its, sizes := items(100, 2, 1)
-	if err := s.Hold(part0, its, sizes); err != nil {
+	if _, err := s.Hold(part0, its, sizes); err != nil {
 		t.Fatal(err)
 	}
 	tk := s.Take(map[int64]bool{1: true, 2: true})
@@ -226,15 +234,15 @@ func TestHoldShares(t *testing.T) {
 		}
 	}
 	its, sizes := items(100, 1, 2)
-	if err := s.Hold(part0, its, sizes); err != nil {
+	if _, err := s.Hold(part0, its, sizes); err != nil {
 		t.Fatal(err)
 	}
 	more, moreSizes := items(102, 3)
-	if err := s.Hold(part0, more, moreSizes); !errors.Is(err, ErrFull) {
+	if _, err := s.Hold(part0, more, moreSizes); !errors.Is(err, ErrFull) {
 		t.Fatalf("partition 0 held %v past its share of 20 bytes", err)
 	}
 	lag, lagSizes := items(0, 1, 2)
-	if err := s.Hold(part1, lag, lagSizes); err != nil {
+	if _, err := s.Hold(part1, lag, lagSizes); err != nil {
 		t.Fatalf("partition 1 refused its share: %v", err)
 	}
 }
@@ -244,7 +252,7 @@ func TestHoldShares(t *testing.T) {
 func TestPassed(t *testing.T) {
 	s, _ := direct(t, 1<<20)
 	its, sizes := items(100, 1, 2)
-	if err := s.Hold(part0, its, sizes); err != nil {
+	if _, err := s.Hold(part0, its, sizes); err != nil {
 		t.Fatal(err)
 	}
 	s.Passed(part0, 105)
@@ -267,7 +275,7 @@ func TestStale(t *testing.T) {
 		t.Fatal("stale with nothing held")
 	}
 	its, sizes := items(100, 1)
-	if err := s.Hold(part0, its, sizes); err != nil {
+	if _, err := s.Hold(part0, its, sizes); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Millisecond)
