@@ -142,6 +142,12 @@ type TransactionApply struct {
 	// crash of the target or a failover empties the table, and each
 	// partition reads again what it staged above the resolver's frontier).
 	Staging Staging `yaml:"staging"`
+	// DirectLocalPartitions turns the local path on: a data partition owned
+	// by the instance whose resolver owns the transaction topic hands its
+	// transactions' records to that resolver in memory instead of staging
+	// them, and the resolver moves its offsets row in the transaction that
+	// applies them (docs/transactions.md). Off by default while it is new.
+	DirectLocalPartitions bool `yaml:"direct_local_partitions"`
 }
 
 // Batch bounds one partition's batch; whichever limit is reached first closes it.

@@ -40,6 +40,7 @@ type applied struct {
 	errs    []error // of the batch's items
 	next    int64
 	epoch   int64 // of the batch's claim
+	from    int64 // the batch's claim's position
 	room    int   // the capacity of the batch's item slice
 }
 
@@ -65,7 +66,7 @@ func newFakeApplier(results ...applyResult) *fakeApplier {
 }
 
 func (a *fakeApplier) Apply(_ context.Context, b *sink.Batch) (sink.Stats, error) {
-	got := applied{next: b.Next, epoch: b.Claim.Epoch, room: cap(b.Items)}
+	got := applied{next: b.Next, epoch: b.Claim.Epoch, from: b.Claim.NextOffset, room: cap(b.Items)}
 	for _, it := range b.Items {
 		got.offsets = append(got.offsets, it.Record.Offset)
 		got.values = append(got.values, string(it.Record.Value))

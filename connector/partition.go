@@ -15,6 +15,7 @@ import (
 	"github.com/pgsink/pgsink/internal/backoff"
 	"github.com/pgsink/pgsink/sink"
 	"github.com/pgsink/pgsink/txapply"
+	"github.com/pgsink/pgsink/txlocal"
 	"go.uber.org/zap"
 )
 
@@ -134,6 +135,12 @@ type workerDeps struct {
 	// resets, set with frontier, tells a reset of the staging table
 	// (stagingreset.go).
 	resets stagingResets
+	// local, set on data partitions under
+	// apply.transaction.direct_local_partitions, is the store their
+	// records go to in the direct state (localpath.go); resolverOf, set on
+	// the transaction topic's worker, is the store it tells that this
+	// instance's resolver runs.
+	local, resolverOf *txlocal.Store
 }
 
 // partition applies one owned partition: it batches its records in offset
@@ -217,6 +224,14 @@ type partition struct {
 	unsureRewind *dedup.Claim
 	// hole is the hole mark collect took (holes.go), nil without one.
 	hole *holeError
+	// direct is set while the partition is in the local path's direct
+	// state (localpath.go); directTried is when it last looked whether it
+	// may enter it; lastDirect is the offset of the last record it handed
+	// over, and leftAt that of the last it handed over before it left:
+	// it does not enter again before it is past it.
+	direct             bool
+	directTried        time.Time
+	lastDirect, leftAt int64
 }
 
 // newPartition builds the worker of a claimed partition; run starts it.
@@ -235,7 +250,8 @@ func newPartition(deps *workerDeps, id dedup.PartitionID, claim dedup.Claim, dec
 	return &partition{
 		staging:      staging,
 		stagingStale: deps.resets != nil,
-		workerDeps:   deps, id: id, claim: claim, decoder: dec, log: log,
+		leftAt:       -1, lastDirect: -1,
+		workerDeps: deps, id: id, claim: claim, decoder: dec, log: log,
 		in:       newRecordQueue(max(2*deps.batch.MaxRecords, 64)),
 		decoded:  newDecodedEstimate(deps.decodedSeed),
 		labels:   [2]string{id.Topic, partitionLabel(id.Partition)},
@@ -262,6 +278,14 @@ func (p *partition) releaseHeld() {
 func (p *partition) run() {
 	defer close(p.done)
 	defer p.releaseHeld()
+	// Revoked or stopping: what the store holds of the partition is
+	// dropped (once no apply holds it); the next owner reads it again
+	// from the row.
+	defer p.dropDirect()
+	if p.resolverOf != nil {
+		p.resolverOf.SetResolver(true)
+		defer p.resolverOf.SetResolver(false)
+	}
 	defer func() {
 		// A bug outside decoding and applying (those recover per record):
 		// this partition stops with its offset unmoved, the process and
@@ -336,6 +360,27 @@ func (p *partition) run() {
 			return
 		}
 		items, used := batch.Items, len(batch.Items)
+		if p.local != nil {
+			handled, ok := p.directBatch(batch)
+			if !ok {
+				if p.halt() {
+					continue
+				}
+				return
+			}
+			if handled {
+				if p.direct {
+					// Held by the store: the items are its now.
+					items = nil
+				}
+				recycleItems(items, used)
+				p.lastItems = used
+				if !more {
+					return
+				}
+				continue
+			}
+		}
 		if !p.awaitStagingRoom(batch) {
 			// Revoked or stopping while at the staging bound: nothing of
 			// the batch is applied, and the next owner reads it again.
@@ -573,6 +618,11 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 			// idle partition holds none.
 			recycleItems(batch.Items, 0)
 			batch.Items = nil
+			if p.direct && p.mustLeave() != "" {
+				// Told to leave while idle (the resolver moved to another
+				// instance, or waits): run leaves with this empty batch.
+				return batch, nil, true, nil
+			}
 			if err := p.checkClaim(); err != nil {
 				return batch, nil, false, err
 			}
@@ -698,6 +748,7 @@ func (p *partition) claimLost(held, stored int64) error {
 // gives up at once, its row left to the next owner's claim. Any other
 // error stops the instance as before.
 func (p *partition) reclaim(why string) error {
+	p.dropDirect() // it reads again from the stored position anyway
 	var claim dedup.Claim
 	err := p.outage.do(p.ctx, p.stopping, func() (err error) {
 		claim, err = p.positions.Claim(p.ctx, p.id, 0)

@@ -20,6 +20,7 @@ import (
 	"github.com/pgsink/pgsink/debezium"
 	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/sink"
+	"github.com/pgsink/pgsink/txlocal"
 	"go.uber.org/zap"
 )
 
@@ -47,6 +48,9 @@ type Runner struct {
 	// txDeps are the resolver's, for the transaction topic's partition
 	// (apply.consistency: transaction); nil otherwise.
 	txDeps *workerDeps
+	// local is the local path's store (apply.transaction.
+	// direct_local_partitions); nil when it is off.
+	local *txlocal.Store
 
 	consumer consumer
 	// runCtx is Run's: it ends at shutdown, and with it the retries of a
@@ -194,6 +198,14 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 		outage: r.outage(),
 	}
 	if sinkOpts.StageTransactions {
+		if cfg.Apply.Transaction.DirectLocalPartitions {
+			// A partition may hold an eighth of the buffer budget for the
+			// resolver, all of them half of it: the rest keeps fetching
+			// what the resolver waits for.
+			budget := int64(cfg.Apply.MaxBufferedBytes)
+			r.local = txlocal.New(budget/8, budget/2)
+			r.deps.local = r.local
+		}
 		r.txDeps = r.resolverDeps(sinkOpts)
 		r.deps.frontier = stagingFrontier{tx: dedup.NewTransactions(cfg.Postgres.Schema), db: opts.Pool}
 		resets := stagingGenerations{tx: dedup.NewTransactions(cfg.Postgres.Schema), pool: opts.Pool}

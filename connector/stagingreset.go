@@ -86,6 +86,9 @@ func (p *partition) syncStaging() error {
 		return err
 	}
 	if st.Generation != 0 && st.Generation < gen {
+		// The rewind moves the row under a new epoch: a direct partition
+		// gives its row back first (rewound, it reads again anyway).
+		p.dropDirect()
 		claim := p.claim
 		from := claim.NextOffset
 		moved, err := p.resets.Rewind(p.ctx, &claim, gen, st.RewindTo)

@@ -10,12 +10,15 @@ import (
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/jackc/pgx/v5"
 	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/debezium"
 	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/internal/backoff"
+	"github.com/pgsink/pgsink/internal/faults"
 	"github.com/pgsink/pgsink/sink"
 	"github.com/pgsink/pgsink/txapply"
+	"github.com/pgsink/pgsink/txlocal"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
@@ -41,9 +44,17 @@ func (r *Runner) resolverDeps(sinkOpts sink.Options) *workerDeps {
 	sinkOpts.StageTransactions = false // the resolver writes what was staged
 	sinkOpts.StopOnError = true        // a transaction is applied whole or not at all
 	tm := r.deps.metrics.Tx
+	var auditLocal func(*pgx.Batch, []debezium.Record)
+	if r.faults.Audit {
+		auditLocal = faults.AuditHook(r.cfg.Postgres.Schema)
+	}
 	res := txapply.New(r.pool, sink.NewApplier(r.pool, sinkOpts), r.router,
 		txapply.Options{Schema: r.cfg.Postgres.Schema, Chunk: r.cfg.Apply.Batch.MaxRecords, ChunkBytes: int64(r.cfg.Apply.Batch.MaxBytes),
 			BeforeCommit: func() { r.faults.Failpoints.Hit("before-commit") },
+			Local:        r.local,
+			AfterTake:    func() { r.faults.Failpoints.Hit("local-after-take") },
+			AfterCommit:  func() { r.faults.Failpoints.Hit("local-after-commit") },
+			AuditLocal:   auditLocal,
 			Progress: func(written int64) {
 				tm.Writing.Set(float64(written))
 				if written > 0 { // writing: the END waited at is complete
@@ -55,13 +66,14 @@ func (r *Runner) resolverDeps(sinkOpts sink.Options) *workerDeps {
 	deps.loop = markerLoop{r}
 	deps.router = &markerRouter{encoding: r.router.Encoding(r.cfg.Apply.Transaction.Topic), schemas: r.schemas}
 	deps.frontier, deps.resets = nil, nil // the resolver stages nothing
+	deps.local, deps.resolverOf = nil, r.local
 	maxWait := r.cfg.Apply.Transaction.MaxWait.Std()
 	high := func(topic string, partition int32) (int64, error) {
 		_, high, err := r.consumer.QueryWatermarkOffsets(topic, partition, 5000)
 		return high, err
 	}
 	txTopic := r.cfg.Apply.Transaction.Topic
-	deps.applier = &resolverApplier{resolver: res, maxWait: maxWait, retry: r.cfg.Apply.Retry, unavailable: r.unavailable, log: r.log.Named("resolver"), metrics: tm,
+	deps.applier = &resolverApplier{resolver: res, local: r.local, maxWait: maxWait, retry: r.cfg.Apply.Retry, unavailable: r.unavailable, log: r.log.Named("resolver"), metrics: tm,
 		waits:     resolverWaitMark{tx: dedup.NewTransactions(r.cfg.Postgres.Schema), db: r.pool},
 		conflicts: r.deps.metrics.InsertConflicts.WithLabelValues(txTopic),
 		high:      func() (int64, error) { return high(txTopic, 0) }}
@@ -306,6 +318,10 @@ func (m resolverWaitMark) EndWaiting(ctx context.Context, group string) error {
 // markers, each once every event of its transaction is staged.
 type resolverApplier struct {
 	resolver resolving
+	// local is the local path's store, nil when it is off: a resolver
+	// that waits for events longer than localWait tells its partitions to
+	// leave the direct state.
+	local *txlocal.Store
 	// waits, when set, is told when the resolver waits for events not
 	// staged yet, and when it stops without applying.
 	waits   waitMarker
@@ -446,6 +462,9 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (st sink.Sta
 	// before the failing one are applied and the resolver stops exactly at
 	// it.
 	one := false
+	// incompleteSince is since when the resolver has found an END short
+	// of its events, without applying anything.
+	var incompleteSince time.Time
 	for {
 		pause := stagingPoll
 		take, next := ends, b.Next
@@ -473,6 +492,15 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (st sink.Sta
 		case errors.As(err, &incomplete):
 			pause = stagingPause(time.Since(started))
 			now := time.Now()
+			if incompleteSince.IsZero() {
+				incompleteSince = now
+			}
+			if a.local != nil && now.Sub(incompleteSince) > localWait {
+				// The events waited for may be behind records the direct
+				// partitions hold, in a buffer budget they fill: staged,
+				// those leave memory, and the partitions fetch on.
+				a.local.LeaveAll("the resolver waits for a transaction's events")
+			}
 			if wait.look(now, incomplete, a.maxWait, every, a.high) {
 				return st, &txapply.StoppedError{Err: err}
 			} else if a.waits != nil && wait.progress.Before(now) && (!marked || now.Sub(markedAt) >= remarkEvery) {
@@ -516,6 +544,11 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (st sink.Sta
 			st.Retries++
 			pause = waits.Next()
 			a.log.Warn("resolver transaction failed; retrying", zap.Int("attempt", attempts), zap.Duration("retry_in", pause), zap.Error(err))
+		case errors.As(err, new(*txapply.LocalMovedError)), errors.As(err, new(*txapply.LocalOrderError)):
+			// Nothing applied; the partitions concerned stage from now
+			// on, and the apply reads their records from staging.
+			pause = waits.Next()
+			a.log.Warn("resolver transaction: a partition leaves the local path; retrying", zap.Duration("retry_in", pause), zap.Error(err))
 		case errors.As(err, new(*dedup.FencedError)), errors.As(err, new(*dedup.PositionMovedError)),
 			ctx.Err() != nil, sink.Transient(err):
 			return st, err // the partition worker's to handle, as for a batch
@@ -532,6 +565,7 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (st sink.Sta
 			return st, nil
 		}
 		if res.Applied+res.Passed > 0 || err == nil {
+			incompleteSince = time.Time{}
 			wait = endWait{}
 			marked = marked && b.Claim.NextOffset == position // an apply transaction ended the wait
 			a.published(marked)
@@ -549,6 +583,12 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (st sink.Sta
 		}
 	}
 }
+
+// localWait is how long the resolver waits for an END's events before it
+// tells the direct partitions to leave the local path. Longer than an END
+// usually waits for its partitions' records to be fetched, so that a
+// partition does not leave for that.
+const localWait = 2 * time.Second
 
 // errResolverStopping ends the resolver's batch when its partition is
 // revoked (or the instance stops) while it waits for staged events, rather

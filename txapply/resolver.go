@@ -15,6 +15,7 @@ import (
 	"github.com/pgsink/pgsink/debezium"
 	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/sink"
+	"github.com/pgsink/pgsink/txlocal"
 )
 
 // End is an END marker of the transaction topic, at Offset.
@@ -48,6 +49,20 @@ type Options struct {
 	// ends: a transaction of a million rows is one long apply, and this is
 	// how an operator sees it move.
 	Progress func(written int64)
+	// Local, when set, is this process's store of the records its direct
+	// partitions hand over instead of staging them (the local path,
+	// apply.transaction.local_partitions): a transaction's records are
+	// then those staged and those the store holds.
+	Local *txlocal.Store
+	// AfterTake and AfterCommit, when set, run once a Resolve holds records
+	// taken from Local (before its apply transaction begins) and once it
+	// committed them (before the store drops them): the fault suite's
+	// failpoints of the local path.
+	AfterTake, AfterCommit func()
+	// AuditLocal, when set, queues into the apply transaction the records
+	// of the local path it moves offsets rows past: the fault suite's
+	// apply audit (a staged record is audited by the batch that staged it).
+	AuditLocal func(b *pgx.Batch, records []debezium.Record)
 }
 
 // Resolver applies whole source transactions from staging.
@@ -61,8 +76,11 @@ type Resolver struct {
 	chunk   int
 	bytes   int64
 	// beforeCommit is Options.BeforeCommit; progress Options.Progress.
-	beforeCommit func()
-	progress     func(int64)
+	beforeCommit           func()
+	progress               func(int64)
+	local                  *txlocal.Store
+	afterTake, afterCommit func()
+	auditLocal             func(*pgx.Batch, []debezium.Record)
 	// recordBytes is the mean bytes of the staged records read last, as
 	// apply.batch.max_bytes counts them (dedup.StagedRecord.Size): a read
 	// of many transactions at once is sized by it as well as by their
@@ -84,7 +102,7 @@ func New(pool *pgxpool.Pool, applier *sink.Applier, router *sink.Router, opts Op
 	}
 	return &Resolver{pool: pool, applier: applier, router: router, decoder: router.NewDecoder(),
 		offsets: dedup.NewOffsets(opts.Schema), staging: dedup.NewTransactions(opts.Schema), chunk: opts.Chunk, bytes: opts.ChunkBytes,
-		beforeCommit: opts.BeforeCommit, progress: opts.Progress}
+		beforeCommit: opts.BeforeCommit, progress: opts.Progress, local: opts.Local, afterTake: opts.AfterTake, afterCommit: opts.AfterCommit, auditLocal: opts.AuditLocal}
 }
 
 // Result counts what one Resolve did.
@@ -129,13 +147,30 @@ func (r *Resolver) Resolve(ctx context.Context, claim *dedup.Claim, ends []End, 
 	if err != nil {
 		return Result{}, err
 	}
+	// The local path: the direct partitions' records of these transactions,
+	// held from here until the apply ends (committed, the store drops
+	// them; otherwise they stay for the next try).
+	var taken *txlocal.Taken
+	if r.local != nil {
+		want := make(map[int64]bool, len(ends))
+		for _, end := range ends {
+			want[end.Marker.TxID] = true
+		}
+		taken = r.local.Take(want)
+		if taken != nil && r.afterTake != nil {
+			r.afterTake()
+		}
+	}
+	committed := false
+	defer func() { taken.Done(committed) }()
+	local := localRecords(taken)
 	// A transaction's END may come twice (Debezium re-emits after a
 	// Connect restart): the second is passed over like an END of a
 	// transaction applied before, not applied again in the same target
 	// transaction, where its tx_resolved row would fail on the first's.
 	readyIDs := make(map[int64]bool, len(ends))
 	for _, end := range ends {
-		done, err := check(end, progress[end.Marker.TxID])
+		done, err := check(end, local.with(progress[end.Marker.TxID], end.Marker.TxID))
 		if readyIDs[end.Marker.TxID] {
 			done, err = true, nil
 		}
@@ -157,6 +192,24 @@ func (r *Resolver) Resolve(ctx context.Context, claim *dedup.Claim, ends []End, 
 		return Result{}, nil
 	}
 	checking := time.Since(started)
+	if taken != nil {
+		readySet := make(map[int64]bool, len(ready))
+		for _, end := range ready {
+			readySet[end.Marker.TxID] = true
+		}
+		taken.Keep(readySet)
+		kept := localRecords(taken)
+		for _, end := range ready {
+			if id := end.Marker.TxID; len(kept.of[id]) != len(local.of[id]) {
+				// A ready transaction's records in a direct partition come
+				// after those of one not ready: not the order the
+				// resolver applies in.
+				taken.Doubt("records of a transaction follow those of a later one")
+				return Result{}, &LocalOrderError{TxID: id}
+			}
+		}
+		local = kept
+	}
 	var events int64
 	for i, end := range ready {
 		if !resolved[i] {
@@ -164,10 +217,14 @@ func (r *Resolver) Resolve(ctx context.Context, claim *dedup.Claim, ends []End, 
 		}
 	}
 	optimistic := events <= int64(r.chunk)*optimisticChunks
-	res, err := r.apply(ctx, claim, ready, resolved, next, optimistic)
+	res, err := r.apply(ctx, claim, ready, resolved, next, optimistic, taken, local)
 	if errors.Is(err, errConflicted) {
-		res, err = r.apply(ctx, claim, ready, resolved, next, false)
+		res, err = r.apply(ctx, claim, ready, resolved, next, false, taken, local)
 		res.Stats.InsertConflicts++
+	}
+	committed = err == nil
+	if committed && r.afterCommit != nil && len(taken.Applying()) > 0 {
+		r.afterCommit()
 	}
 	res.Checking = checking
 	return res, err
@@ -243,7 +300,7 @@ func compare(end End, staged map[string]int64) error {
 }
 
 // apply runs the target transaction of Resolve.
-func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, resolved []bool, next int64, optimistic bool) (res Result, err error) {
+func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, resolved []bool, next int64, optimistic bool, taken *txlocal.Taken, local localSet) (res Result, err error) {
 	var sourceTs time.Time
 	lastID := "none (BEGIN markers only)"
 	if len(ends) > 0 {
@@ -270,6 +327,17 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 	if err := r.offsets.QueueAdvance(b, before, next, sourceTs); err != nil {
 		return Result{}, err
 	}
+	// Each direct partition's offsets row moves past the records taken of
+	// it, in this transaction that applies them (I1), by the same
+	// compare-and-set as its own batches: its epoch (a revoked partition's
+	// new owner fences this apply, I2) and the position the store has for
+	// it (a second writer of the row in this process fails it too).
+	applying := taken.Applying()
+	for _, p := range applying {
+		if err := r.offsets.QueueAdvance(b, p.Claim, p.Next(), time.Time{}); err != nil {
+			return Result{}, err
+		}
+	}
 	// Not against a staging table reset since the stagers synced
 	// (dedup/txgeneration.go).
 	r.staging.QueueMarkerCheck(b)
@@ -280,6 +348,21 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		if errors.Is(err, dedup.ErrNotAdvanced) {
 			_, _ = conn.Exec(ctx, "ROLLBACK")
+			if len(applying) > 0 {
+				stored, rerr := r.offsets.Read(ctx, conn, before.PartitionID)
+				if rerr != nil {
+					return Result{}, rerr
+				}
+				if stored.Epoch == before.Epoch && stored.NextOffset == before.NextOffset {
+					// The resolver's row is as it held it: a direct
+					// partition's did not match (revoked and claimed by
+					// another owner, or moved by a second writer). Those
+					// partitions stage from now on; the apply is tried
+					// again and reads their records from staging.
+					taken.Doubt("its offsets row was not where the local path had it")
+					return Result{}, &LocalMovedError{Err: err}
+				}
+			}
 			return Result{}, r.offsets.Mismatch(ctx, conn, before)
 		}
 		if errors.Is(err, dedup.ErrStagingReset) {
@@ -307,8 +390,14 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 		}
 		apply = append(apply, end)
 	}
-	if res.FirstStaged, err = r.writeAll(ctx, conn, c, claim.Group, apply); err != nil {
+	if res.FirstStaged, err = r.writeAll(ctx, conn, c, claim.Group, apply, local); err != nil {
 		return Result{}, err
+	}
+	for _, p := range applying {
+		// Records taken of passed transactions (re-emitted, applied
+		// before) are passed over as staging passes over them, and the
+		// partition's frontier moves past them with its offsets row.
+		c.passed(p.Claim.Topic, p.Claim.Partition, p.Next()-1)
 	}
 	// The counts were checked in another transaction (Resolve's
 	// ProgressAt): what this one read must be exactly what each END
@@ -324,6 +413,15 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 	ids, lsns, counts := make([]int64, len(apply)), make([]int64, len(apply)), make([]int64, len(apply))
 	for i, end := range apply {
 		ids[i], lsns[i], counts[i] = end.Marker.TxID, end.Marker.CommitLSN, end.Marker.EventCount
+	}
+	if r.auditLocal != nil && len(applying) > 0 {
+		var recs []debezium.Record
+		for _, p := range applying {
+			for i := range p.Items {
+				recs = append(recs, p.Items[i].Record)
+			}
+		}
+		r.auditLocal(b, recs)
 	}
 	r.staging.QueueResolveAll(b, claim.Group, ids, lsns, counts)
 	r.staging.QueueApplied(b, claim.Group, c.appliedOffsets())
@@ -394,17 +492,25 @@ const maxSortMemory = 1 << 30
 // records. Consecutive transactions whose ENDs count no more events than
 // the chunk has room for are read in one query; a larger one is read a
 // chunk at a time (writeStaged).
-func (r *Resolver) writeAll(ctx context.Context, conn *pgxpool.Conn, c *chunk, group string, ends []End) ([]time.Time, error) {
+func (r *Resolver) writeAll(ctx context.Context, conn *pgxpool.Conn, c *chunk, group string, ends []End, local localSet) ([]time.Time, error) {
 	firsts := make([]time.Time, len(ends))
 	for i := 0; i < len(ends); {
+		if recs := local.of[ends[i].Marker.TxID]; len(recs) > 0 {
+			var err error
+			if firsts[i], err = r.writeMixed(ctx, conn, c, group, ends[i], recs); err != nil {
+				return nil, err
+			}
+			i++
+			continue
+		}
 		j, room, roomBytes := i, int64(r.chunk-len(c.items)), r.roomBytes(c)
-		for n := int64(0); j < len(ends) && n+ends[j].Marker.EventCount <= room &&
+		for n := int64(0); j < len(ends) && len(local.of[ends[j].Marker.TxID]) == 0 && n+ends[j].Marker.EventCount <= room &&
 			(roomBytes == 0 || (n+ends[j].Marker.EventCount)*r.recordBytes <= roomBytes); j++ {
 			n += ends[j].Marker.EventCount
 		}
 		if j-i < 2 {
 			var err error
-			if firsts[i], err = r.writeStaged(ctx, conn, c, group, ends[i], math.MinInt64); err != nil {
+			if firsts[i], err = r.writeStaged(ctx, conn, c, group, ends[i], math.MinInt64, nil); err != nil {
 				return nil, err
 			}
 			i++
@@ -436,7 +542,7 @@ func (r *Resolver) writeAll(ctx context.Context, conn *pgxpool.Conn, c *chunk, g
 			if err := r.flushFull(ctx, c); err != nil {
 				return nil, err
 			}
-			first, err := r.writeStaged(ctx, conn, c, group, ends[k], last.TotalOrder)
+			first, err := r.writeStaged(ctx, conn, c, group, ends[k], last.TotalOrder, nil)
 			if err != nil {
 				return nil, err
 			}
@@ -490,7 +596,7 @@ func (r *Resolver) noteBytes(staged []dedup.StagedRecord) {
 // transaction open on conn whenever it is full: the records of several
 // small transactions are written together. It returns the oldest Kafka
 // timestamp among the records it read.
-func (r *Resolver) writeStaged(ctx context.Context, conn *pgxpool.Conn, c *chunk, group string, end End, after int64) (first time.Time, err error) {
+func (r *Resolver) writeStaged(ctx context.Context, conn *pgxpool.Conn, c *chunk, group string, end End, after int64, local *localCursor) (first time.Time, err error) {
 	for {
 		// The chunk never holds more than apply.batch.max_records records
 		// (and about max_bytes): what is read is what is left of it.
@@ -504,6 +610,9 @@ func (r *Resolver) writeStaged(ctx context.Context, conn *pgxpool.Conn, c *chunk
 		for _, s := range staged {
 			after = s.TotalOrder
 			size += s.Size()
+			if err := r.addLocalBefore(ctx, c, end, local, s.TotalOrder, &first); err != nil {
+				return first, err
+			}
 			if err := r.add(ctx, c, end, s, &first); err != nil {
 				return first, err
 			}
@@ -522,6 +631,12 @@ func (r *Resolver) writeStaged(ctx context.Context, conn *pgxpool.Conn, c *chunk
 // add decodes a staged record of end's transaction into the chunk, and
 // keeps in first the oldest Kafka timestamp seen.
 func (r *Resolver) add(ctx context.Context, c *chunk, end End, s dedup.StagedRecord, first *time.Time) error {
+	return r.addRecord(ctx, c, end, s, record(s), first)
+}
+
+// addRecord is add of a record rec whose staging row is s (for a record of
+// the local path, one built from it: localCursor).
+func (r *Resolver) addRecord(ctx context.Context, c *chunk, end End, s dedup.StagedRecord, rec debezium.Record, first *time.Time) error {
 	if !s.Timestamp.IsZero() && (first.IsZero() || s.Timestamp.Before(*first)) {
 		*first = s.Timestamp
 	}
@@ -530,7 +645,7 @@ func (r *Resolver) add(ctx context.Context, c *chunk, end End, s dedup.StagedRec
 	if s.Dead {
 		return nil
 	}
-	it, ok, err := r.route(ctx, record(s))
+	it, ok, err := r.route(ctx, rec)
 	if err != nil {
 		return fmt.Errorf("txapply: transaction %s: %s[%d]@%d: %w", end.Marker.ID, s.Topic, s.Partition, s.Offset, err)
 	}
@@ -600,6 +715,18 @@ func (c *chunk) applied(s dedup.StagedRecord) {
 	k := dataPartition{s.Topic, s.Partition}
 	if o, ok := c.through[k]; !ok || s.Offset > o {
 		c.through[k] = s.Offset
+	}
+}
+
+// passed notes a data partition's records up to offset as passed by the
+// transaction, applied or passed over.
+func (c *chunk) passed(topic string, partition int32, offset int64) {
+	if c.through == nil {
+		c.through, c.counted = map[dataPartition]int64{}, map[int64]map[string]int64{}
+	}
+	k := dataPartition{topic, partition}
+	if o, ok := c.through[k]; !ok || offset > o {
+		c.through[k] = offset
 	}
 }
 

@@ -19,14 +19,17 @@ import (
 // after-commit (the transaction committed, nothing else done yet),
 // after-kafka-commit (the offset also stored for Kafka's lag commit);
 // swap-before-commit and swap-after-commit (an online rebuild's swap
-// transaction, just before and just after its COMMIT).
+// transaction, just before and just after its COMMIT); local-after-take and
+// local-after-commit (the resolver holds records of the local path taken
+// from their partitions' store, its apply not begun; it committed them, the
+// store not yet told).
 const FailpointEnv = "PGSINK_FAILPOINTS"
 
 // Failpoints are the armed points and their probabilities.
 type Failpoints map[string]float64
 
 var knownFailpoints = map[string]bool{"before-commit": true, "after-commit": true, "after-kafka-commit": true,
-	"swap-before-commit": true, "swap-after-commit": true}
+	"swap-before-commit": true, "swap-after-commit": true, "local-after-take": true, "local-after-commit": true}
 
 func ParseFailpoints(spec string) (Failpoints, error) {
 	fp := Failpoints{}
@@ -37,7 +40,7 @@ func ParseFailpoints(spec string) (Failpoints, error) {
 		name, prob, ok := strings.Cut(strings.TrimSpace(part), ":")
 		p, err := strconv.ParseFloat(prob, 64)
 		if !ok || err != nil || p < 0 || p > 1 || !knownFailpoints[name] {
-			return nil, fmt.Errorf("%s: %q: want point:probability with a point among before-commit, after-commit, after-kafka-commit, swap-before-commit, swap-after-commit and 0 <= probability <= 1", FailpointEnv, part)
+			return nil, fmt.Errorf("%s: %q: want point:probability with a point among before-commit, after-commit, after-kafka-commit, swap-before-commit, swap-after-commit, local-after-take, local-after-commit and 0 <= probability <= 1", FailpointEnv, part)
 		}
 		fp[name] = p
 	}

@@ -41,7 +41,9 @@ type pgsinkRun struct {
 	txHigh  int64
 	// txStaging is apply.transaction.staging; "" = default (logged).
 	txStaging string
-	start     string // apply.start; "" = earliest
+	// txLocal is apply.transaction.direct_local_partitions.
+	txLocal bool
+	start   string // apply.start; "" = earliest
 }
 
 // Drain is one sink's drain of the workload topic.
@@ -200,6 +202,9 @@ func startPgsink(ctx context.Context, env stacktest.Env, bin string, r pgsinkRun
 		staging := ""
 		if r.txStaging != "" {
 			staging = ", staging: " + r.txStaging
+		}
+		if r.txLocal {
+			staging += ", direct_local_partitions: true"
 		}
 		fmt.Fprintf(&extra, "  consistency: transaction\n  transaction: { topic: %s%s }\n", r.txTopic, staging)
 	}

@@ -93,6 +93,9 @@ func txDrains(x *TxRuns) string {
 			if staging == "" {
 				staging = "logged"
 			}
+			if x.Local {
+				staging += "`, `direct_local_partitions: true"
+			}
 			p("WAL written during each drain (the whole server's, `pg_stat_wal`): %.1f MB in transaction mode (`apply.transaction.staging: %s`), %.1f MB in partition mode. ", t.WALMB, staging, q.WALMB)
 		}
 		p("Issue 26's target, at most 2× the cost per event: %s\n\n", met(total(t) <= 2*total(q)))

@@ -25,6 +25,9 @@ type TxRuns struct {
 	// Staging is apply.transaction.staging in transaction mode ("":
 	// pgsink's default, logged).
 	Staging string `json:"staging,omitempty"`
+	// Local is apply.transaction.direct_local_partitions in transaction
+	// mode (the local path).
+	Local bool `json:"local,omitempty"`
 }
 
 // TxDelay is one mode's latency at a steady rate of source transactions
@@ -46,16 +49,24 @@ type TxDelay struct {
 	PeakRSSMiB  float64 `json:"peak_rss_mib"`
 }
 
+// txSettings are the transaction mode's settings under measure: its
+// apply.transaction.staging ("": pgsink's default) and
+// direct_local_partitions.
+type txSettings struct {
+	staging string
+	local   bool
+}
+
 // measureTx produces (or reuses) the workload of source transactions and
 // drains it per partition, then in transaction mode, both profiled alike;
 // then measures each mode's latency at rate events/s.
-func measureTx(ctx context.Context, env stacktest.Env, bin string, events, rate int, dur, warmup time.Duration, staging string, res *Results) *TxRuns {
+func measureTx(ctx context.Context, env stacktest.Env, bin string, events, rate int, dur, warmup time.Duration, tx txSettings, res *Results) *TxRuns {
 	w, err := ensureWorkload(ctx, env, events, txSource)
 	if err != nil {
 		res.soft("transaction workload", err)
 		return nil
 	}
-	x := &TxRuns{Workload: w, Staging: staging}
+	x := &TxRuns{Workload: w, Staging: tx.staging, Local: tx.local}
 	x.Partition, err = drainPgsink(ctx, env, bin, w, pgsinkRun{label: "tx_workload_partition", profile: true})
 	res.soft("pgsink per partition on the transaction workload", err)
 	txTopic := txTopicOf(txSource)
@@ -64,7 +75,7 @@ func measureTx(ctx context.Context, env stacktest.Env, bin string, events, rate 
 		res.soft("transaction topic", err)
 		return x
 	}
-	x.Transaction, err = drainPgsink(ctx, env, bin, w, pgsinkRun{label: "tx_workload_transaction", profile: true, txTopic: txTopic, txHigh: high, txStaging: staging})
+	x.Transaction, err = drainPgsink(ctx, env, bin, w, pgsinkRun{label: "tx_workload_transaction", profile: true, txTopic: txTopic, txHigh: high, txStaging: tx.staging, txLocal: tx.local})
 	res.soft("pgsink in transaction mode", err)
 	live, err := newLiveSource(ctx, env)
 	if err != nil {
@@ -73,7 +84,7 @@ func measureTx(ctx context.Context, env stacktest.Env, bin string, events, rate 
 	}
 	defer live.close()
 	for _, mode := range []string{"partition", "transaction"} {
-		l, err := live.measure(ctx, env, bin, mode, staging, rate, dur, warmup)
+		l, err := live.measure(ctx, env, bin, mode, tx, rate, dur, warmup)
 		res.soft("latency in "+mode+" mode", err)
 		if l != nil {
 			x.Latency = append(x.Latency, l)
@@ -194,11 +205,11 @@ func (l *liveSource) close() {
 // measure starts pgsink in mode at the topics' ends, writes source
 // transactions of txMix's shape at rate events/s for dur, waits until
 // pgsink has applied them, and reads the latency after warmup.
-func (l *liveSource) measure(ctx context.Context, env stacktest.Env, bin, mode, staging string, rate int, dur, warmup time.Duration) (*TxDelay, error) {
+func (l *liveSource) measure(ctx context.Context, env stacktest.Env, bin, mode string, tx txSettings, rate int, dur, warmup time.Duration) (*TxDelay, error) {
 	r := pgsinkRun{label: "tx_latency_" + mode, topic: l.s.topic, start: "latest"}
 	metric := "pgsink_record_commit_latency_seconds"
 	if mode == "transaction" {
-		r.txTopic, r.txStaging = txTopicOf(l.s), staging
+		r.txTopic, r.txStaging, r.txLocal = txTopicOf(l.s), tx.staging, tx.local
 		metric = "pgsink_transaction_commit_latency_seconds"
 	}
 	pg0 := postgresCPU(ctx, env)

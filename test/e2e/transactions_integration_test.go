@@ -83,7 +83,7 @@ func (b *bankPipeline) topic(table string) string { return b.st.TopicPrefix + ".
 // writes every topic, the transaction topic too, through Apicurio's Avro
 // converter in the Confluent wire format, and pgsink reads them with
 // encoding: avro from the stack's registry.
-func runBank(t *testing.T, consistency string, avro bool) (snapshots int, violations []string) {
+func runBank(t *testing.T, consistency string, avro, local bool) (snapshots int, violations []string) {
 	ctx := context.Background()
 	connector := map[string]string{"table.include.list": "public.accounts,public.orders,public.order_lines"}
 	var registry string
@@ -105,6 +105,9 @@ func runBank(t *testing.T, consistency string, avro bool) (snapshots int, violat
 		fmt.Sprintf("apply:\n  consistency: %s\n  batch: { max_records: 50 }\n  transaction: { topic: %s, max_wait: 2m, max_staged_bytes: 4KiB }\n", consistency, txTopic)
 	if avro {
 		cfg += fmt.Sprintf("encoding: avro\nschema_registry:\n  url: %s\n", stacktest.ConfluentAPI(registry))
+	}
+	if local {
+		cfg = strings.Replace(cfg, "max_staged_bytes: 4KiB }", "max_staged_bytes: 4KiB, direct_local_partitions: true }", 1)
 	}
 	reader := stacktest.StartBankReader(t, targetURL, bank, 2*time.Millisecond)
 	first := startPgsink(t, cfg, "TARGET_URL="+targetURL)
@@ -203,6 +206,9 @@ func runBank(t *testing.T, consistency string, avro bool) (snapshots int, violat
 		}
 		t.Logf("%d records read back, %d of them BEGIN and END markers, all in the Confluent wire format", len(records), markers)
 	}
+	if local && !strings.Contains(first.Logs()+second.Logs(), "partition takes the local path") {
+		t.Error("no partition took the local path: the test did not exercise it")
+	}
 	if code, _ := second.stop(30 * time.Second); code != 0 {
 		t.Errorf("pgsink exited with %d", code)
 	}
@@ -216,7 +222,15 @@ func runBank(t *testing.T, consistency string, avro bool) (snapshots int, violat
 // rebalance), the first killed with -9 and a replay of the accounts from
 // the beginning; every record applied once.
 func TestE2ETransactionConsistency(t *testing.T) {
-	checkBank(t, "transaction", false)
+	checkBank(t, "transaction", false, false)
+}
+
+// TestE2ETransactionConsistencyLocal is TestE2ETransactionConsistency with
+// apply.transaction.direct_local_partitions: the partitions of the
+// resolver's instance hand it their records unstaged, through the same
+// rebalance, kill -9 and replay.
+func TestE2ETransactionConsistencyLocal(t *testing.T) {
+	checkBank(t, "transaction", false, true)
 }
 
 // TestE2ETransactionConsistencyAvro is TestE2ETransactionConsistency with
@@ -224,13 +238,13 @@ func TestE2ETransactionConsistency(t *testing.T) {
 // so the transaction topic's BEGIN and END markers are Avro too) and pgsink
 // on encoding: avro: the resolver reads the markers through the registry.
 func TestE2ETransactionConsistencyAvro(t *testing.T) {
-	checkBank(t, "transaction", true)
+	checkBank(t, "transaction", true, false)
 }
 
 // checkBank runs the bank workload and fails on any violation the reader
 // saw, or when it saw nothing.
-func checkBank(t *testing.T, consistency string, avro bool) {
-	snapshots, violations := runBank(t, consistency, avro)
+func checkBank(t *testing.T, consistency string, avro, local bool) {
+	snapshots, violations := runBank(t, consistency, avro, local)
 	if len(violations) > 0 {
 		t.Fatalf("the reader saw %d violations in %d snapshots, the first: %s", len(violations), snapshots, violations[0])
 	}
@@ -243,7 +257,7 @@ func checkBank(t *testing.T, consistency string, avro bool) {
 // TestE2EPartitionConsistencySelfTest: the same workload per partition
 // shows the reader half-applied transactions, so the checker can fail.
 func TestE2EPartitionConsistencySelfTest(t *testing.T) {
-	snapshots, violations := runBank(t, "partition", false)
+	snapshots, violations := runBank(t, "partition", false, false)
 	if len(violations) == 0 {
 		t.Fatalf("per partition, the reader saw no violation in %d snapshots: the checker cannot fail, or the workload does not cross partitions", snapshots)
 	}

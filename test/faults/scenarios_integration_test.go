@@ -100,7 +100,14 @@ func TestFaults1tFailpoints(t *testing.T) {
 	long(t)
 	s := newScenario(t, "1t kill -9 at before-commit, after-commit, after-kafka-commit (transaction mode)", scenarioOptions{sessionMS: 6000, transaction: true})
 	s.result.FaultKinds = "SIGKILL at a failpoint"
-	s.killAtFailpoints("before-commit:0.03,after-commit:0.03,after-kafka-commit:0.03", 3*time.Minute, 6)
+	points := "before-commit:0.03,after-commit:0.03,after-kafka-commit:0.03"
+	if localPath() {
+		points += ",local-after-take:0.06,local-after-commit:0.06"
+	}
+	s.killAtFailpoints(points, 3*time.Minute, 6)
+	if localPath() {
+		s.checkLocalPath("local-after-take", "local-after-commit")
+	}
 }
 
 // Scenario 1ta: scenario 1t over Avro: the connector on Apicurio's Avro
@@ -141,6 +148,32 @@ func (s *scenario) killAtFailpoints(failpoints string, timeout time.Duration, mi
 		s.t.Errorf("no failpoint fired: the scenario tested nothing")
 	}
 	s.checkAimed()
+}
+
+// checkLocalPath, under PGSINK_FAULTS_TX_LOCAL=1, fails the scenario when
+// no instance took the local path, or, with points (failpoints of it), when
+// none of them fired: it would then have tested the staging path only.
+// Which of them fires is chance (a run stops after a few kills of any
+// point): each is logged with its count.
+func (s *scenario) checkLocalPath(points ...string) {
+	var logs strings.Builder
+	for _, p := range s.procs {
+		logs.WriteString(p.Logs())
+	}
+	all := logs.String()
+	s.t.Logf("%s: local path taken %d times, left %d times", s.name, strings.Count(all, "partition takes the local path"), strings.Count(all, "partition leaves the local path"))
+	if !strings.Contains(all, "partition takes the local path") {
+		s.t.Errorf("%s: no partition took the local path", s.name)
+	}
+	fired := 0
+	for _, point := range points {
+		n := strings.Count(all, "failpoint "+point+": SIGKILL")
+		s.t.Logf("%s: failpoint %s fired %d times", s.name, point, n)
+		fired += n
+	}
+	if len(points) > 0 && fired == 0 {
+		s.t.Errorf("%s: none of the failpoints %v fired", s.name, points)
+	}
 }
 
 // waitOwned waits until the live instances own every partition between them,

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"time"
 
@@ -117,9 +118,22 @@ func (s *scenario) transactionTarget() (tables, apply string) {
 	if s.unlogged {
 		staging = "unlogged"
 	}
-	apply = fmt.Sprintf("  consistency: transaction\n  transaction: { topic: %s, max_wait: 10m, max_staged_bytes: 16KiB, staging: %s }\n", s.tx.txTopic, staging)
+	local := ""
+	if localPath() {
+		local = ", direct_local_partitions: true"
+	}
+	apply = fmt.Sprintf("  consistency: transaction\n  transaction: { topic: %s, max_wait: 10m, max_staged_bytes: 16KiB, staging: %s%s }\n", s.tx.txTopic, staging, local)
 	return tables, apply
 }
+
+// localPathEnv runs the transaction-mode scenarios with
+// apply.transaction.direct_local_partitions on when set to 1: the data
+// partitions of the resolver's instance hand it their records unstaged
+// (docs/transactions.md, The local path), and scenario 1t arms its two
+// failpoints too.
+const localPathEnv = "PGSINK_FAULTS_TX_LOCAL"
+
+func localPath() bool { return os.Getenv(localPathEnv) == "1" }
 
 // partitions is how many partitions the instances share between them:
 // the accounts' and the outbox's, or, in the transaction-consistent form,

@@ -1,0 +1,248 @@
+package connector
+
+import (
+	"errors"
+	"time"
+
+	"github.com/pgsink/pgsink/sink"
+	"github.com/pgsink/pgsink/txlocal"
+	"go.uber.org/zap"
+)
+
+// The local path (apply.transaction.direct_local_partitions,
+// docs/transactions.md): a data partition of the instance whose resolver
+// owns the transaction topic hands its transactions' records to that
+// resolver (txlocal) instead of staging them, and the resolver moves the
+// partition's offsets row in the transaction that applies them.
+//
+// While a partition is direct its worker moves its offsets row only when
+// the store holds none of its records and no apply holds any (a batch
+// without transaction records, from the row as the resolver left it); else
+// only the resolver does: one writer at a time. Leaving is always the same
+// move: the held records are dropped, and the partition reads again from
+// its row's position, which no apply moved past anything unapplied; it
+// then stages as usual. No record is ever both held and staged.
+
+// directRetry is how soon a partition that could not enter the direct
+// state (records staged and not applied) looks again: each look reads the
+// partition's frontier and staged bytes.
+const directRetry = 5 * time.Second
+
+// directBatch runs a data partition's batch on the local path when the
+// partition is (or may enter) the direct state, and reports whether it
+// did (handled) and whether the partition may go on (ok). Not handled, the
+// batch goes the usual way (staging).
+func (p *partition) directBatch(batch *sink.Batch) (handled, ok bool) {
+	if !p.direct && !p.enterDirect(batch) {
+		return false, true
+	}
+	if why := p.mustLeave(); why != "" {
+		p.leaveDirect(why)
+		return true, true
+	}
+	claim, empty, in := p.local.Direct(p.id)
+	if !in {
+		p.leaveDirect("no longer in the direct state")
+		return true, true
+	}
+	items := batch.Items
+	if len(items) == 0 {
+		// Records that write nothing (tombstones): the row moves past
+		// them now if the worker is its writer, else with the apply
+		// that takes the records held before them (Store.Passed).
+		if batch.Next <= claim.NextOffset {
+			return true, true
+		}
+		if !empty {
+			p.local.Passed(p.id, batch.Next)
+			return true, true
+		}
+		p.claim = claim
+		if !p.apply(&sink.Batch{Claim: &p.claim, Next: batch.Next, StagingGeneration: batch.StagingGeneration}, nil) {
+			return true, false
+		}
+		p.local.Moved(p.claim)
+		return true, true
+	}
+	k := 0
+	for k < len(items) && !transactional(&items[k]) {
+		k++
+	}
+	if k > 0 {
+		if !empty {
+			// Records without transaction metadata after records held
+			// for the resolver: the worker cannot apply them before those,
+			// and the resolver applies whole transactions only.
+			p.leaveDirect("a record without transaction metadata after records held for the resolver")
+			return true, true
+		}
+		// The worker's own batch, from the row as the resolver left it:
+		// the records before the first of a transaction (snapshot rows,
+		// tombstones), or all of them.
+		p.claim = claim
+		own := &sink.Batch{Claim: &p.claim, Items: items[:k], Next: batch.Next, StagingGeneration: batch.StagingGeneration}
+		if k < len(items) {
+			own.Next = items[k].Record.Offset
+		}
+		if own.Next > p.claim.NextOffset || len(own.Items) > 0 {
+			if !p.apply(own, nil) {
+				return true, false
+			}
+			p.local.Moved(p.claim)
+		}
+		if k == len(items) {
+			return true, true
+		}
+	}
+	held := items[k:]
+	sizes := make([]int64, len(held))
+	var bytes int64
+	for i := range held {
+		sizes[i] = int64(len(held[i].Record.Key)+len(held[i].Record.Value)) + decodedBytes(&held[i])
+		bytes += sizes[i]
+	}
+	if bytes > p.held {
+		// The store releases exactly what leaves the batch's charge:
+		// scaled down to what the batch holds, the last record taking
+		// the rounding.
+		var sum int64
+		for i := range sizes {
+			sizes[i] = sizes[i] * p.held / bytes
+			sum += sizes[i]
+		}
+		sizes[len(sizes)-1] += p.held - sum
+	}
+	for rest, restSizes := held, sizes; len(rest) > 0; {
+		n, err := p.local.Hold(p.id, rest, restSizes)
+		var moved int64
+		for _, b := range restSizes[:n] {
+			moved += b
+		}
+		// They stay in the buffer budget until the store drops them (its
+		// release), not until this batch is done.
+		p.held -= moved
+		rest, restSizes = rest[n:], restSizes[n:]
+		if err == nil {
+			break
+		}
+		var leave *txlocal.LeaveError
+		switch {
+		case errors.As(err, &leave):
+			p.leaveDirect(leave.Reason)
+			return true, true
+		case !errors.Is(err, txlocal.ErrFull):
+			p.fail("handing records to the resolver", err)
+			return true, false
+		}
+		// At the bound: the rest waits, its offset unmoved, its records
+		// in the budget and the queue filling behind it, as a partition
+		// at its staging bound does, until the resolver applies what the
+		// store holds. A transaction too large for the bound makes the
+		// resolver wait for the rest, and then tell the partition to
+		// leave (resolverApplier, localWait).
+		select {
+		case <-p.stopping:
+			return true, false
+		case <-p.ctx.Done():
+			return true, false
+		default:
+		}
+		if why := p.mustLeave(); why != "" {
+			p.leaveDirect(why)
+			return true, true
+		}
+		p.local.WaitRoom(holdPoll)
+	}
+	if last := held[len(held)-1].Record.Offset; batch.Next > last+1 {
+		p.local.Passed(p.id, batch.Next) // tombstones after them
+	}
+	p.lastDirect = held[len(held)-1].Record.Offset
+	return true, true
+}
+
+// mustLeave returns why a direct partition must leave, "" if it need not:
+// told to, or its oldest record held longer than staleHeld with no apply
+// taking it. Records of transactions applied before, re-read by a replay
+// or re-emitted by Debezium without their ENDs, would otherwise wait for
+// ever, the partition's row before them; staging passes over them.
+func (p *partition) mustLeave() string {
+	if why := p.local.MustLeave(p.id); why != "" {
+		return why
+	}
+	if p.local.Stale(p.id, staleHeld) {
+		return "records held longer than " + staleHeld.String() + " without the resolver taking them (a replay or a re-emission of transactions applied before, or a transaction without END)"
+	}
+	return ""
+}
+
+// staleHeld is how long a direct partition's oldest record may wait for
+// the resolver to take it. Longer than an apply of a backlog's chunk, so
+// that a partition does not leave while the resolver works towards it.
+const staleHeld = 10 * time.Second
+
+// holdPoll bounds a wait for room in the store between two looks at the
+// partition's stop and leave signals.
+const holdPoll = 50 * time.Millisecond
+
+// transactional reports whether an item goes to the resolver: a decoded
+// record with Debezium's transaction block.
+func transactional(it *sink.Item) bool { return it.Err == nil && it.Change.Transaction != nil }
+
+// enterDirect puts the partition in the direct state if it may: the
+// resolver is this instance's, nothing of the partition is in flight or
+// staged and not applied (the resolver would apply its records out of
+// order), and it is past the records it left the state for last time (the
+// same transaction would make it leave again).
+func (p *partition) enterDirect(batch *sink.Batch) bool {
+	if len(batch.Items) == 0 || len(p.flight) > 0 || p.stagingStale || p.fenced || p.staging == nil {
+		return false
+	}
+	if batch.Items[0].Record.Offset <= p.leftAt || time.Since(p.directTried) < directRetry {
+		return false
+	}
+	if !p.local.ResolverLocal() {
+		return false
+	}
+	p.directTried = time.Now()
+	f, err := p.frontier.FrontierOf(p.ctx, p.id)
+	if err != nil {
+		return false
+	}
+	staged, _, err := p.frontier.StagedBytesAbove(p.ctx, p.id, f.Applied)
+	if err != nil || staged > 0 {
+		return false
+	}
+	loop := p.loop
+	if !p.local.Enter(p.claim, func(n int64) { loop.release(n) }) {
+		return false
+	}
+	p.direct = true
+	p.log.Info("partition takes the local path: its transactions' records go to this instance's resolver unstaged", zap.Int64("from", p.claim.NextOffset))
+	return true
+}
+
+// leaveDirect takes the partition out of the direct state (once no apply
+// holds its records), drops what the store held of it, and reads again
+// from its offsets row's position: everything from there stages as usual.
+func (p *partition) leaveDirect(why string) {
+	if !p.dropDirect() {
+		return
+	}
+	p.leftAt = max(p.leftAt, p.lastDirect)
+	p.log.Info("partition leaves the local path and stages: "+why, zap.Int64("reads_again_from", p.claim.NextOffset))
+	p.seek(p.claim.NextOffset)
+}
+
+// dropDirect leaves the direct state without reading again (revoked,
+// stopping, re-claimed): the partition's claim is its row as it stands.
+// It reports whether the partition was direct.
+func (p *partition) dropDirect() bool {
+	if !p.direct {
+		return false
+	}
+	p.direct = false
+	if claim, _, ok := p.local.Leave(p.id); ok {
+		p.claim = claim
+	}
+	return true
+}

@@ -1,0 +1,177 @@
+package connector
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/sink"
+	"github.com/pgsink/pgsink/txlocal"
+)
+
+// nothingStaged is a frontierReader of a partition with nothing staged.
+type nothingStaged struct{}
+
+func (nothingStaged) FrontierOf(context.Context, dedup.PartitionID) (dedup.Frontier, error) {
+	return dedup.Frontier{Applied: -1}, nil
+}
+
+func (nothingStaged) StagedBytesAbove(context.Context, dedup.PartitionID, int64) (int64, int64, error) {
+	return 0, 0, nil
+}
+
+// advancing is a fakeApplier whose successful batches move their claim,
+// as a committed one does.
+type advancing struct{ *fakeApplier }
+
+func (a advancing) Apply(ctx context.Context, b *sink.Batch) (sink.Stats, error) {
+	st, err := a.fakeApplier.Apply(ctx, b)
+	if err == nil {
+		b.Claim.NextOffset = b.Next
+	}
+	return st, err
+}
+
+// directWorker is a data partition under the local path, its resolver local.
+func directWorker(t *testing.T, a *fakeApplier) (*worker, *txlocal.Store) {
+	t.Helper()
+	store := txlocal.New(1<<20, 1<<20)
+	store.SetResolver(true)
+	w := newWorker(t, config.Batch{MaxRecords: 10, MaxWait: config.Duration(time.Millisecond)}, 0, a, func(d *workerDeps) {
+		d.applier, d.frontier, d.maxStaged, d.local = advancing{a}, nothingStaged{}, 1<<20, store
+	})
+	return w, store
+}
+
+// held waits until the store holds n records of the worker's partition for
+// transaction 1, takes them as the resolver does, and returns them.
+func held(t *testing.T, store *txlocal.Store, n int) *txlocal.Taken {
+	t.Helper()
+	deadline := time.Now().Add(testWait)
+	for time.Now().Before(deadline) {
+		if tk := store.Take(map[int64]bool{1: true}); tk != nil {
+			if len(tk.Parts[0].Items) == n {
+				return tk
+			}
+			tk.Done(false)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("the store never held %d records of the partition", n)
+	return nil
+}
+
+// TestDirectPartitionHandsOver: a direct partition's records of a source
+// transaction go to the store, not to its applier, and its offsets row is
+// not moved for them; once the resolver committed them, its own batch of a
+// record without transaction metadata starts from the row as the resolver
+// left it; such a record after records held makes it leave: it reads again
+// from the row's position (a seek), and applies nothing meanwhile. Fails
+// without the local path (the records are applied by the worker).
+func TestDirectPartitionHandsOver(t *testing.T) {
+	a := newFakeApplier()
+	w, store := directWorker(t, a)
+	w.start()
+	w.queue(0, 0, "tx:1", "tx:2")
+	tk := held(t, store, 2)
+	none(t, a.calls, "an apply of records handed to the resolver")
+	if p := tk.Applying(); p[0].Claim.NextOffset != 0 || p[0].Next() != 2 {
+		t.Fatalf("taken from %d to %d, want from 0 (the row) to 2", p[0].Claim.NextOffset, p[0].Next())
+	}
+	tk.Done(true) // the resolver committed them and moved the row to 2
+
+	w.queue(0, 2, "plain")
+	got := next(t, a.calls, "the worker's own batch")
+	if got.from != 2 || got.next != 3 || len(got.offsets) != 1 {
+		t.Fatalf("own batch from %d to %d with %v, want from 2 (the row as the resolver left it) to 3", got.from, got.next, got.offsets)
+	}
+
+	w.queue(0, 3, "tx:3", "plain")
+	if seek := next(t, w.poll.seeks, "a seek after leaving"); seek != 3 {
+		t.Fatalf("left and read again from %d, want 3: the row's position, past nothing unapplied", seek)
+	}
+	none(t, a.calls, "an apply when leaving")
+	if _, _, ok := store.Direct(w.id); ok {
+		t.Fatal("still direct after leaving")
+	}
+}
+
+// TestDirectPartitionRevoked: revoked with records held, the partition
+// drops them from the store (once no apply holds them) and gives their
+// bytes back to the buffer budget; its row stays where it was, for the
+// next owner to read them again.
+func TestDirectPartitionRevoked(t *testing.T) {
+	a := newFakeApplier()
+	w, store := directWorker(t, a)
+	w.start()
+	w.queue(0, 0, "tx:1", "tx:2")
+	tk := held(t, store, 2)
+	stopped := make(chan struct{})
+	go func() { w.stop(); close(stopped) }()
+	select {
+	case <-stopped:
+		t.Fatal("the revoked worker returned while an apply held its records")
+	case <-time.After(100 * time.Millisecond):
+	}
+	tk.Done(false)
+	<-stopped
+	if _, _, ok := store.Direct(w.id); ok {
+		t.Fatal("the revoked partition is still in the store")
+	}
+	none(t, a.calls, "an apply")
+	if n := w.unreleased(); n != 0 {
+		t.Fatalf("%d bytes of the buffer budget not given back", n)
+	}
+}
+
+// queueTombstone hands the worker a tombstone (a record that writes nothing)
+// at offset.
+func queueTombstone(w *worker, offset int64) {
+	m := message(offset, "")
+	m.Value = nil
+	w.queued += messageBytes(m)
+	if !w.in.offer(envelope{msg: m, gen: 0, at: w.at, cost: messageBytes(m)}) {
+		panic("queue full")
+	}
+}
+
+// TestDirectPartitionPassesTombstones: a direct partition's last records
+// are tombstones (a delete's, after its transaction's records). Held behind
+// records of a transaction, the resolver's apply that takes those moves the
+// row past the tombstones too; with nothing held, the worker moves its row
+// past them itself. Either way the position reaches the topic's end. Fails
+// without Store.Passed and the worker's empty batch (the row stays before
+// the tombstones, and the bench's latency run never saw its end).
+func TestDirectPartitionPassesTombstones(t *testing.T) {
+	a := newFakeApplier()
+	w, store := directWorker(t, a)
+	w.start()
+	w.queue(0, 0, "tx:1", "tx:2")
+	queueTombstone(w, 2)
+	deadline := time.Now().Add(testWait)
+	var tk *txlocal.Taken
+	for time.Now().Before(deadline) {
+		if tk = store.Take(map[int64]bool{1: true}); tk != nil && tk.Parts[0].Next() == 3 {
+			break
+		}
+		if tk != nil {
+			tk.Done(false)
+			tk = nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if tk == nil {
+		t.Fatal("the resolver's take never covered the tombstone at 2")
+	}
+	tk.Done(true)
+	if claim, _, _ := store.Direct(w.id); claim.NextOffset != 3 {
+		t.Fatalf("row at %d after the apply, want 3: past the tombstone", claim.NextOffset)
+	}
+	queueTombstone(w, 3)
+	got := next(t, a.calls, "the worker's batch past a tombstone with nothing held")
+	if got.from != 3 || got.next != 4 || len(got.offsets) != 0 {
+		t.Fatalf("batch from %d to %d with %v, want an empty one from 3 to 4", got.from, got.next, got.offsets)
+	}
+}
