@@ -62,30 +62,11 @@ func TestIntegrationClaimDefersWhileTheTargetIsDown(t *testing.T) {
 	if took := time.Since(began); took > 30*time.Second {
 		t.Errorf("the claim took %s to end while the target was down", took)
 	}
-	for _, p := range ps {
-		if !errors.Is(p.err, errAwaitingTarget) || p.claim != (dedup.Claim{}) {
-			t.Fatalf("partition %d: %+v, %v; want not claimed, errAwaitingTarget", p.id.Partition, p.claim, p.err)
-		}
-		p.err = nil
-	}
-	if got := value(m.UnavailableRetries); got != 1 {
-		t.Errorf("pgsink_apply_unavailable_retries_total = %v, want 1", got)
-	}
+	awaitingTarget(t, ps, m)
 	if err := proxy.Up(); err != nil {
 		t.Fatal(err)
 	}
-	// As the poll loop does, try again while the target still seems down
-	// (a connection the pool held across the outage).
-	for try := 0; try < 20; try++ {
-		c.claimStored(ps)
-		if !errors.Is(ps[0].err, errAwaitingTarget) {
-			break
-		}
-		for _, p := range ps {
-			p.err = nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	claimOnceAnswered(c, ps)
 	for _, p := range ps {
 		want := dedup.Claim{PartitionID: p.id, Epoch: 1, NextOffset: 7, Owner: "new"}
 		if p.err != nil || p.claim != want {
@@ -155,29 +136,11 @@ func TestIntegrationClaimDefersWhileTheTargetDropsPackets(t *testing.T) {
 			if took, bound := time.Since(began), claimAttemptTimeout+2*time.Second; took > bound {
 				t.Errorf("the claim took %s to end while the target dropped packets; want at most %s", took.Round(time.Millisecond), bound)
 			}
-			for _, p := range ps {
-				if !errors.Is(p.err, errAwaitingTarget) || p.claim != (dedup.Claim{}) {
-					t.Fatalf("partition %d: %+v, %v; want not claimed, errAwaitingTarget", p.id.Partition, p.claim, p.err)
-				}
-				p.err = nil
-			}
-			if got := value(m.UnavailableRetries); got != 1 {
-				t.Errorf("pgsink_apply_unavailable_retries_total = %v, want 1", got)
-			}
-
+			awaitingTarget(t, ps, m)
 			if err := proxy.Up(); err != nil {
 				t.Fatal(err)
 			}
-			for try := 0; try < 20; try++ {
-				c.claimStored(ps)
-				if !errors.Is(ps[0].err, errAwaitingTarget) {
-					break
-				}
-				for _, p := range ps {
-					p.err = nil
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+			claimOnceAnswered(c, ps)
 			for _, p := range ps {
 				if p.err != nil || p.claim.NextOffset != 7 || p.claim.Epoch < 1 {
 					t.Fatalf("partition %d once the target answers: %+v, %v; want claimed at 7", p.id.Partition, p.claim, p.err)
@@ -188,5 +151,36 @@ func TestIntegrationClaimDefersWhileTheTargetDropsPackets(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// awaitingTarget checks that a claim of ps against a target that did not
+// answer claimed none of them, each awaiting the target, after one attempt
+// counted as an outage; it clears their errors for the next claim.
+func awaitingTarget(t *testing.T, ps []*claimed, m *Metrics) {
+	t.Helper()
+	for _, p := range ps {
+		if !errors.Is(p.err, errAwaitingTarget) || p.claim != (dedup.Claim{}) {
+			t.Fatalf("partition %d: %+v, %v; want not claimed, errAwaitingTarget", p.id.Partition, p.claim, p.err)
+		}
+		p.err = nil
+	}
+	if got := value(m.UnavailableRetries); got != 1 {
+		t.Errorf("pgsink_apply_unavailable_retries_total = %v, want 1", got)
+	}
+}
+
+// claimOnceAnswered claims ps again, as the poll loop does, while the
+// target still seems down (a connection the pool held across the outage).
+func claimOnceAnswered(c claimer, ps []*claimed) {
+	for try := 0; try < 20; try++ {
+		c.claimStored(ps)
+		if !errors.Is(ps[0].err, errAwaitingTarget) {
+			return
+		}
+		for _, p := range ps {
+			p.err = nil
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
