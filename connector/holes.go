@@ -126,7 +126,7 @@ func (p *partition) takeHole(e envelope) bool {
 // it are applied (or sent, with apply.pipeline: the error settles them
 // first): next is the position they leave. A mark that a seek overtook, or
 // whose low watermark the partition is not below, is dropped.
-func (p *partition) holeReached(next int64) error {
+func (p *partition) holeReached(next int64) *holeError {
 	h := p.hole
 	p.hole = nil
 	if h == nil || p.seeking.Load() || h.gen != p.gen.Load() || next >= h.low {

@@ -246,3 +246,19 @@ func (p *partition) dropDirect() bool {
 	}
 	return true
 }
+
+// neededNext is the next offset the partition needs from Kafka, from its
+// claim's position next: a direct partition's own claim lags behind the
+// records it handed over and the row the resolver moved past them, so a
+// hole is judged from those (a hole mark would otherwise stop a partition
+// that needs nothing below the low watermark).
+func (p *partition) neededNext(next int64) int64 {
+	if !p.direct {
+		return next
+	}
+	next = max(next, p.lastDirect+1)
+	if claim, _, ok := p.local.Direct(p.id); ok {
+		next = max(next, claim.NextOffset)
+	}
+	return next
+}

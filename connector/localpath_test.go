@@ -2,12 +2,12 @@ package connector
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/pgsink/pgsink/config"
 	"github.com/pgsink/pgsink/dedup"
-	"github.com/pgsink/pgsink/sink"
 	"github.com/pgsink/pgsink/txlocal"
 )
 
@@ -22,25 +22,13 @@ func (nothingStaged) StagedBytesAbove(context.Context, dedup.PartitionID, int64)
 	return 0, 0, nil
 }
 
-// advancing is a fakeApplier whose successful batches move their claim,
-// as a committed one does.
-type advancing struct{ *fakeApplier }
-
-func (a advancing) Apply(ctx context.Context, b *sink.Batch) (sink.Stats, error) {
-	st, err := a.fakeApplier.Apply(ctx, b)
-	if err == nil {
-		b.Claim.NextOffset = b.Next
-	}
-	return st, err
-}
-
 // directWorker is a data partition under the local path, its resolver local.
 func directWorker(t *testing.T, a *fakeApplier) (*worker, *txlocal.Store) {
 	t.Helper()
 	store := txlocal.New(1<<20, 1<<20)
 	store.SetResolver(true)
 	w := newWorker(t, config.Batch{MaxRecords: 10, MaxWait: config.Duration(time.Millisecond)}, 0, a, func(d *workerDeps) {
-		d.applier, d.frontier, d.maxStaged, d.local = advancing{a}, nothingStaged{}, 1<<20, store
+		d.applier, d.frontier, d.maxStaged, d.local = advancingApplier{a}, nothingStaged{}, 1<<20, store
 	})
 	return w, store
 }
@@ -173,5 +161,31 @@ func TestDirectPartitionPassesTombstones(t *testing.T) {
 	got := next(t, a.calls, "the worker's batch past a tombstone with nothing held")
 	if got.from != 3 || got.next != 4 || len(got.offsets) != 0 {
 		t.Fatalf("batch from %d to %d with %v, want an empty one from 3 to 4", got.from, got.next, got.offsets)
+	}
+}
+
+// TestDirectPartitionHoleJudgedFromWhatItHandedOver: a direct partition's
+// own claim stays where it entered while the resolver moves its row past
+// the records it handed over; a hole mark whose low watermark is that row
+// (the partition needs nothing below it) must not stop it, and one above
+// it stops it where its row stands, out of the direct state.
+func TestDirectPartitionHoleJudgedFromWhatItHandedOver(t *testing.T) {
+	a := newFakeApplier()
+	w, store := directWorker(t, a)
+	w.start()
+	w.queue(0, 0, "tx:1", "tx:2")
+	held(t, store, 2).Done(true) // the row moved to 2 with them
+	w.queueHole(0, 2)
+	w.queue(0, 2, "tx:3")
+	held(t, store, 1).Done(false)
+	none(t, w.poll.stops, "a stop of a partition not behind the low watermark")
+
+	w.queueHole(0, 10)
+	reason := next(t, w.poll.stops, "the stop at a real hole")
+	if !strings.Contains(reason, "next offset 2, Kafka now holds from 10") {
+		t.Errorf("stopped with %q, want it at offset 2, where its row stands (the record it held dropped)", reason)
+	}
+	if _, _, ok := store.Direct(w.id); ok {
+		t.Error("the stopped partition is still direct: the resolver could move its row past the stop")
 	}
 }

@@ -498,7 +498,12 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 	// check if no record comes. The claim is where the transactions in
 	// flight end (apply.pipeline), or the committed position.
 	claim := p.tail()
-	if err := p.holeReached(claim.NextOffset); err != nil {
+	if err := p.holeReached(p.neededNext(claim.NextOffset)); err != nil {
+		if p.dropDirect() {
+			// Stopped where its row stands (the records it held are
+			// dropped), which no apply moves any more.
+			err.next = p.claim.NextOffset
+		}
 		return &sink.Batch{Claim: &p.claim, Next: p.claim.NextOffset}, nil, false, err
 	}
 	batch = &sink.Batch{Claim: &claim, Next: claim.NextOffset, StagingGeneration: p.stagingGen,
