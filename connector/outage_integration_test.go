@@ -25,24 +25,7 @@ import (
 // next try, once the proxy is up again, claims them.
 func TestIntegrationClaimDefersWhileTheTargetIsDown(t *testing.T) {
 	ctx := context.Background()
-	direct := stacktest.OwnedTargetDatabase(t)
-	if err := dedup.NewMigrator(direct, "pgsink").Up(ctx); err != nil {
-		t.Fatal(err)
-	}
-	u, err := url.Parse(direct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := stacktest.NewProxy(t, u.Host)
-	through, err := proxy.URL(direct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := pgxpool.New(ctx, through)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	proxy, pool := migratedBehindProxy(t)
 	if err := pool.Ping(ctx); err != nil { // a connection in the pool, lost at the outage
 		t.Fatal(err)
 	}
@@ -97,24 +80,7 @@ func TestIntegrationClaimDefersWhileTheTargetDropsPackets(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			direct := stacktest.OwnedTargetDatabase(t)
-			if err := dedup.NewMigrator(direct, "pgsink").Up(ctx); err != nil {
-				t.Fatal(err)
-			}
-			u, err := url.Parse(direct)
-			if err != nil {
-				t.Fatal(err)
-			}
-			proxy := stacktest.NewProxy(t, u.Host)
-			through, err := proxy.URL(direct)
-			if err != nil {
-				t.Fatal(err)
-			}
-			pool, err := pgxpool.New(ctx, through)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(pool.Close)
+			proxy, pool := migratedBehindProxy(t)
 			if pooled {
 				if err := pool.Ping(ctx); err != nil {
 					t.Fatal(err)
@@ -183,4 +149,29 @@ func claimOnceAnswered(c claimer, ps []*claimed) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// migratedBehindProxy is a fresh target database with pgsink's tables,
+// and a pool that reaches it through a proxy the test can take down.
+func migratedBehindProxy(t *testing.T) (*stacktest.Proxy, *pgxpool.Pool) {
+	t.Helper()
+	direct := stacktest.OwnedTargetDatabase(t)
+	if err := dedup.NewMigrator(direct, "pgsink").Up(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := stacktest.NewProxy(t, u.Host)
+	through, err := proxy.URL(direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(context.Background(), through)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return proxy, pool
 }
