@@ -108,6 +108,24 @@ func (f *fakePositions) MarkStopped(_ context.Context, _ dedup.Claim, reason str
 	return nil
 }
 
+// awaitStopReasons waits until MarkStopped noted n reasons and returns
+// them. The worker reports a stop to the poll loop before it writes the
+// row (so /readyz knows at once even while PostgreSQL is what failed), so
+// a test that saw the report must still wait for the row.
+func (f *fakePositions) awaitStopReasons(t *testing.T, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(testWait)
+	for {
+		f.mu.Lock()
+		got := slices.Clone(f.stopReasons)
+		f.mu.Unlock()
+		if len(got) >= n || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func (f *fakePositions) Read(context.Context, dedup.PartitionID) (dedup.Claim, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -51,9 +51,7 @@ func TestHoleStopsThePartitionAfterTheRecordsBeforeIt(t *testing.T) {
 	if w.claim.NextOffset != 8 {
 		t.Errorf("stopped at offset %d, want 8", w.claim.NextOffset)
 	}
-	w.store.mu.Lock()
-	marked := slices.Clone(w.store.stopReasons)
-	w.store.mu.Unlock()
+	marked := w.store.awaitStopReasons(t, 1)
 	if len(marked) != 1 || marked[0] != reason {
 		t.Errorf("offsets row marked %q, want the reason reported", marked)
 	}

@@ -177,9 +177,7 @@ func TestPoisonRecordStopsThePartition(t *testing.T) {
 	if reason := next(t, w.poll.stops, "stop report"); !strings.Contains(reason, "value too long") {
 		t.Errorf("stop reported as %q, want the record's error in it", reason)
 	}
-	w.store.mu.Lock()
-	marked := slices.Clone(w.store.stopReasons)
-	w.store.mu.Unlock()
+	marked := w.store.awaitStopReasons(t, 1)
 	if len(marked) != 1 || !strings.Contains(marked[0], "errors.tolerance is none") {
 		t.Errorf("offsets row marked %q, want one reason naming errors.tolerance", marked)
 	}
