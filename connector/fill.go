@@ -41,6 +41,8 @@ type Fill struct {
 	txCut           *dedup.TxCut
 	staging         dedup.Transactions
 	endAtUnresolved bool
+	// into is the filled table, named in errors that tell how to recover.
+	into config.TableName
 }
 
 // FillOptions are what a Fill needs besides the configuration.
@@ -194,7 +196,7 @@ func NewFill(cfg *config.Config, opts FillOptions) (*Fill, error) {
 	}
 	derived.Kafka["group.id"] = opts.Group
 	f := &Fill{
-		cfg: &derived, pool: opts.Pool, log: opts.Log, owner: opts.Owner, group: opts.Group, until: opts.Until,
+		cfg: &derived, pool: opts.Pool, log: opts.Log, owner: opts.Owner, group: opts.Group, until: opts.Until, into: opts.Into,
 		offsets: dedup.NewOffsets(cfg.Postgres.Schema),
 		router:  sink.NewRouter(&derived, opts.Pool),
 		applier: sink.NewApplier(opts.Pool, sink.Options{
@@ -314,7 +316,10 @@ func (f *Fill) Run(ctx context.Context, stop func([]FillProgress) bool) error {
 				continue
 			}
 		case kafka.Error:
-			if ev.IsFatal() || ev.Code() == kafka.ErrOffsetOutOfRange || ev.Code() == kafka.ErrAutoOffsetReset {
+			if ev.Code() == kafka.ErrOffsetOutOfRange || ev.Code() == kafka.ErrAutoOffsetReset {
+				return f.deletedWhileFilling(ev)
+			}
+			if ev.IsFatal() {
 				return fmt.Errorf("kafka: %w", ev)
 			}
 			f.log.Warn("kafka error", zap.Error(ev))
@@ -635,4 +640,12 @@ func templatedFillTables(cfg *config.Config, opts FillOptions) []config.Table {
 		out = append(out, entry)
 	}
 	return out
+}
+
+// deletedWhileFilling is the error of a fill whose next records Kafka
+// deleted (retention) before it read them: what it filled lacks them, and
+// a fill run again resumes from the same position, so it can only start
+// over (prepareFill refuses to resume it and says the same).
+func (f *Fill) deletedWhileFilling(err error) error {
+	return fmt.Errorf("kafka deleted records this fill had not read yet (retention shorter than the fill): %s cannot be completed from what Kafka holds; drop it and run the replay again, with a longer retention.ms on the topics while it runs: %w", f.into, err)
 }
