@@ -693,6 +693,9 @@ func (p *partition) checkClaim() error {
 		if p.ctx.Err() != nil {
 			return errFenced
 		}
+		if errors.Is(err, dedup.ErrNotClaimed) {
+			return p.claimLost(p.claim.Epoch, 0)
+		}
 		if sink.Unavailable(err) {
 			// Every idle partition looks every idleCheck: the instance's
 			// reporter counts it and warns every 10 s at most.
@@ -730,13 +733,18 @@ func (p *partition) reportDown(err error) {
 }
 
 // claimLost takes the partition back at once when its stored epoch is below
-// the claim's: no claim lowers an epoch, so the target lost this instance's
-// claim and what it committed under it (a failover to a standby that was
-// behind, a restore), and no other instance holds the partition by the row.
-// Waiting for the group to move it, as for a fencing, would only stall it.
+// the claim's, or its row is gone (stored 0): no claim lowers an epoch nor
+// deletes a row, so the target lost this instance's claim and what it
+// committed under it (a failover to a standby that was behind, a restore),
+// and no other instance holds the partition by the row. Waiting for the
+// group to move it, as for a fencing, would only stall it; stopping the
+// instance, as for an unknown error, would stop every partition. A row gone
+// is claimed anew from offset 0: what the target lost is everything this
+// group applied of the partition, and Kafka's low watermark above 0 then
+// stops the partition loudly at the gap (holes.go) rather than skip it.
 func (p *partition) claimLost(held, stored int64) error {
 	p.metrics.TargetWentBack.WithLabelValues(p.id.Topic).Inc()
-	p.log.Warn("the target lost this instance's claim on the partition (its stored epoch went back: a failover to a standby that was behind, or a restore); claiming it again and reading from the position the target holds",
+	p.log.Warn("the target lost this instance's claim on the partition (its stored epoch went back, or its row is gone: a failover to a standby that was behind, or a restore); claiming it again and reading from the position the target holds",
 		zap.Int64("held_epoch", held), zap.Int64("stored_epoch", stored))
 	return p.reclaim("claim lost by the target")
 }
@@ -929,6 +937,8 @@ func (p *partition) settle(batch *sink.Batch, last *kafka.Message, st sink.Stats
 		return p.reclaim("partition rewound by a replay") == nil
 	case errors.As(err, &fenced) && fenced.Lost():
 		return p.claimLost(fenced.Epoch, fenced.Current) == nil
+	case errors.Is(err, dedup.ErrNotClaimed):
+		return p.claimLost(p.claim.Epoch, 0) == nil
 	case errors.As(err, &fenced) && p.adoptStoredRewind():
 		// The epoch that fenced the batch is the partition's own staging
 		// rewind's, whose COMMIT went unanswered: nothing of the batch

@@ -3,6 +3,7 @@ package connector
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"slices"
 	"strings"
@@ -261,14 +262,21 @@ func TestFencedWorkerReclaims(t *testing.T) {
 		held, current   int64
 		grace           time.Duration
 		fenced, wentBak float64
+		// lostRow: the apply finds no row (dedup.ErrNotClaimed) instead
+		// of a *dedup.FencedError.
+		lostRow bool
 	}{
 		{name: "replay rewound the partition", owner: dedup.ReplayOwnerPrefix + "ops", held: 1, current: 2, grace: time.Hour},
 		{name: "still assigned after the grace period", owner: "other:1", held: 1, current: 2, grace: time.Millisecond, fenced: 1},
 		{name: "the target lost the claim", owner: "me", held: 2, current: 1, grace: time.Hour, wentBak: 1},
+		{name: "the target lost the row", lostRow: true, grace: time.Hour, wentBak: 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			fenced := &dedup.FencedError{Epoch: tt.held, Current: tt.current, Owner: tt.owner}
-			w := newWorker(t, batchOf(2, 1<<20, time.Minute), 4, newFakeApplier(applyResult{err: fenced}),
+			var err error = &dedup.FencedError{Epoch: tt.held, Current: tt.current, Owner: tt.owner}
+			if tt.lostRow {
+				err = fmt.Errorf("partition x: %w", dedup.ErrNotClaimed)
+			}
+			w := newWorker(t, batchOf(2, 1<<20, time.Minute), 4, newFakeApplier(applyResult{err: err}),
 				func(d *workerDeps) { d.fenceGrace = tt.grace })
 			w.store.claimed = dedup.Claim{PartitionID: w.id, Epoch: 3, NextOffset: 2, Owner: "me"}
 			w.queue(0, 4, "a", "b")
@@ -346,6 +354,7 @@ func TestCheckClaim(t *testing.T) {
 		{name: "another owner fences", stored: other, wantErr: errFenced},
 		{name: "a replay is taken over", stored: replay, wantSeek: true},
 		{name: "a claim the target lost is taken back", stored: dedup.Claim{Epoch: 0, Owner: "me", NextOffset: 1}, wantSeek: true},
+		{name: "a row the target lost is claimed anew", readErr: fmt.Errorf("partition x: %w", dedup.ErrNotClaimed), wantSeek: true},
 		{name: "apply.offsets kafka has no row to check", stored: other, kafkaOffsets: true},
 		{name: "a read error is no fencing", readErr: errors.New("connection refused")},
 		{name: "a read error on a revoked partition ends it", readErr: context.Canceled, cancelled: true, wantErr: errFenced},

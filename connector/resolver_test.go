@@ -111,6 +111,11 @@ func TestResolverApplier(t *testing.T) {
 				return errors.As(err, new(*dedup.FencedError)) && !errors.As(err, new(*txapply.StoppedError))
 			},
 			wantCalls: [][]int64{{10, 12}}, wantNext: 10},
+		{name: "its row lost by the target: the worker's to claim again", script: []error{fmt.Errorf("partition x: %w", dedup.ErrNotClaimed)},
+			wantErr: func(err error) bool {
+				return errors.Is(err, dedup.ErrNotClaimed) && !errors.As(err, new(*txapply.StoppedError))
+			},
+			wantCalls: [][]int64{{10, 12}}, wantNext: 10},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -172,7 +172,7 @@ func (p *partition) awaitStagingSync() error {
 		case err == nil:
 			p.stagingStale = false
 			return nil
-		case errors.As(err, new(*dedup.FencedError)):
+		case errors.As(err, new(*dedup.FencedError)), errors.Is(err, dedup.ErrNotClaimed):
 			return p.checkClaim()
 		case errors.As(err, &moved):
 			p.claim.NextOffset = moved.Stored
@@ -214,7 +214,7 @@ func (p *partition) idleStagingSync() error {
 	switch {
 	case err == nil:
 		p.stagingStale = false
-	case errors.As(err, new(*dedup.FencedError)):
+	case errors.As(err, new(*dedup.FencedError)), errors.Is(err, dedup.ErrNotClaimed):
 		return p.checkClaim()
 	case errors.As(err, &moved):
 		p.claim.NextOffset = moved.Stored

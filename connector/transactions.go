@@ -549,7 +549,7 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (st sink.Sta
 			// on, and the apply reads their records from staging.
 			pause = waits.Next()
 			a.log.Warn("resolver transaction: a partition leaves the local path; retrying", zap.Duration("retry_in", pause), zap.Error(err))
-		case errors.As(err, new(*dedup.FencedError)), errors.As(err, new(*dedup.PositionMovedError)),
+		case errors.As(err, new(*dedup.FencedError)), errors.As(err, new(*dedup.PositionMovedError)), errors.Is(err, dedup.ErrNotClaimed),
 			ctx.Err() != nil, sink.Transient(err):
 			return st, err // the partition worker's to handle, as for a batch
 		case !one && len(ends) > 1:
