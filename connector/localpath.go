@@ -12,7 +12,7 @@ import (
 )
 
 // localMetrics are the local path's series: which partitions are direct,
-// why they leave, and what the store holds. Zero without the path.
+// why they leave, and what the store holds. Absent or 0 without the path.
 type localMetrics struct {
 	// Direct is 1 while the data partition is in the direct state, 0
 	// while it stages (set on the partitions of an instance with the
@@ -21,9 +21,9 @@ type localMetrics struct {
 	// DirectLeaves counts leaves of the direct state by their cause
 	// (txlocal.Cause), a fixed set: the log line says the rest.
 	DirectLeaves *prometheus.CounterVec // topic, reason
-	// heldRecords and heldBytes read the store at each scrape: it keeps
-	// those counts under its lock already, and a scrape is rarer than a
-	// hand-over.
+	// heldRecords and heldBytes read the store at each scrape (under its
+	// lock, a sum over the direct partitions): a hand-over pays nothing
+	// for them, and a scrape is far rarer.
 	heldRecords, heldBytes prometheus.GaugeFunc
 	// store is the process's store once the runner made it.
 	store *atomic.Pointer[txlocal.Store]

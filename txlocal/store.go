@@ -115,7 +115,7 @@ const (
 	CauseRevoked Cause = "revoked"
 )
 
-// Causes are every Cause, for those who list them.
+// Causes are every Cause, in the order docs/transactions.md lists them.
 var Causes = []Cause{CauseBound, CauseInterleaved, CauseOrder, CauseNoTransaction, CauseResolverGone,
 	CauseResolverWait, CauseRowMoved, CauseStale, CauseReclaim, CauseStopped, CauseRevoked}
 
