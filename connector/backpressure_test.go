@@ -265,7 +265,8 @@ func series(c prometheus.Collector) int {
 
 // A revoked partition's per-partition series go with it: a stopped
 // partition handed to another instance must not keep
-// pgsink_partition_stopped at 1 on this one.
+// pgsink_partition_stopped at 1 on this one, nor a direct one
+// pgsink_transaction_direct_partition.
 func TestRevokedPartitionLeavesNoStoppedSeries(t *testing.T) {
 	r, _ := newTestRunner(1 << 20)
 	p := r.own(4, 1)
@@ -274,10 +275,12 @@ func TestRevokedPartitionLeavesNoStoppedSeries(t *testing.T) {
 	p.cancel = func() {}
 	r.metrics.Stopped.WithLabelValues(p.labels[0], p.labels[1]).Set(1)
 	r.metrics.SchemaWaiting.WithLabelValues(p.labels[0], p.labels[1]).Set(1)
+	r.metrics.Tx.Direct.WithLabelValues(p.labels[0], p.labels[1]).Set(1)
 	r.wait([]*partition{p})
-	for name, vec := range map[string]*prometheus.GaugeVec{"stopped": r.metrics.Stopped, "waiting_schema": r.metrics.SchemaWaiting} {
+	for name, vec := range map[string]*prometheus.GaugeVec{"pgsink_partition_stopped": r.metrics.Stopped, "pgsink_partition_waiting_schema": r.metrics.SchemaWaiting,
+		"pgsink_transaction_direct_partition": r.metrics.Tx.Direct} {
 		if n := seriesOf(vec); n != 0 {
-			t.Errorf("pgsink_partition_%s has %d series after the revoke, want 0", name, n)
+			t.Errorf("%s has %d series after the revoke, want 0", name, n)
 		}
 	}
 }

@@ -24,6 +24,9 @@ import (
 // topic is logged, and `pgsink verify --repair` removes the rows the
 // source no longer has. The count errs on the loud side: a partition
 // claimed right between a delete and its tombstone counts that tombstone.
+// A partition leaving the local path's direct state reads again from where
+// the resolver's last apply left its row, often such a tombstone: it
+// starts with the key of the record that apply took last (leaveDirect).
 //
 // Any record of the tombstone's key right before it is taken for its
 // delete event, whatever it decoded to: a delete that went to the dead

@@ -169,10 +169,15 @@ func (fakeRouter) Item(_ context.Context, _ *debezium.Decoder, rec debezium.Reco
 		return sink.Item{}, false, nil // a tombstone writes nothing
 	}
 	if v, ok := strings.CutPrefix(string(rec.Value), "tx"); ok {
-		// A record of source transaction 1 (apply.consistency:
-		// transaction stages it).
-		order, _ := strconv.Atoi(strings.TrimPrefix(v, ":"))
-		return sink.Item{Record: rec, Table: testTable, Change: debezium.Change{Transaction: &debezium.Transaction{ID: "1:1", TxID: 1, TotalOrder: int64(order)}}}, true, nil
+		// A record of source transaction 1, "tx:order", or of another,
+		// "txN:order" (apply.consistency: transaction stages it).
+		txPart, orderPart, _ := strings.Cut(v, ":")
+		tx := int64(1)
+		if n, err := strconv.ParseInt(txPart, 10, 64); err == nil {
+			tx = n
+		}
+		order, _ := strconv.Atoi(orderPart)
+		return sink.Item{Record: rec, Table: testTable, Change: debezium.Change{Transaction: &debezium.Transaction{ID: strconv.FormatInt(tx, 10) + ":1", TxID: tx, TotalOrder: int64(order)}}}, true, nil
 	}
 	if string(rec.Value) == "delete" {
 		return sink.Item{Record: rec, Table: testTable, Change: debezium.Change{Kind: debezium.KindChange, Op: debezium.OpDelete}}, true, nil

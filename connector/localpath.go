@@ -2,12 +2,58 @@ package connector
 
 import (
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/pgsink/pgsink/sink"
 	"github.com/pgsink/pgsink/txlocal"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
+
+// localMetrics are the local path's series: which partitions are direct,
+// why they leave, and what the store holds. Absent or 0 without the path.
+type localMetrics struct {
+	// Direct is 1 while the data partition is in the direct state, 0
+	// while it stages (set on the partitions of an instance with the
+	// path on; gone when the partition is revoked).
+	Direct *prometheus.GaugeVec // topic, partition
+	// DirectLeaves counts leaves of the direct state by their cause
+	// (txlocal.Cause), a fixed set: the log line says the rest.
+	DirectLeaves *prometheus.CounterVec // topic, reason
+	// heldRecords and heldBytes read the store at each scrape (under its
+	// lock, a sum over the direct partitions): a hand-over pays nothing
+	// for them, and a scrape is far rarer.
+	heldRecords, heldBytes prometheus.GaugeFunc
+	// store is the process's store once the runner made it.
+	store *atomic.Pointer[txlocal.Store]
+}
+
+func newLocalMetrics() localMetrics {
+	m := localMetrics{store: new(atomic.Pointer[txlocal.Store])}
+	held := func(bytes bool) func() float64 {
+		return func() float64 {
+			s := m.store.Load()
+			if s == nil {
+				return 0
+			}
+			records, n := s.Held()
+			if bytes {
+				return float64(n)
+			}
+			return float64(records)
+		}
+	}
+	m.Direct = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pgsink_transaction_direct_partition",
+		Help: "apply.transaction.direct_local_partitions: 1 while this instance's data partition is in the direct state (its transactions' records go to this instance's resolver in memory, unstaged), 0 while it stages."}, []string{"topic", "partition"})
+	m.DirectLeaves = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgsink_transaction_direct_leaves_total",
+		Help: "Data partitions that left the direct state, by reason: bound, interleaved, order, no_transaction, resolver_gone, resolver_wait, row_moved, stale, reclaim, stopped, revoked (docs/transactions.md, The local path). Each leave drops what the store held of the partition and reads it again from its offsets row to stage it."}, []string{"topic", "reason"})
+	m.heldRecords = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pgsink_transaction_direct_held_records",
+		Help: "Records the direct partitions handed to this instance's resolver in memory and it has not applied yet."}, held(false))
+	m.heldBytes = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pgsink_transaction_direct_held_bytes",
+		Help: "What those records count in apply.max_buffered_bytes (part of pgsink_buffered_bytes): at most half of the budget, an eighth per partition."}, held(true))
+	return m
+}
 
 // The local path (apply.transaction.direct_local_partitions,
 // docs/transactions.md): a data partition of the instance whose resolver
@@ -36,13 +82,18 @@ func (p *partition) directBatch(batch *sink.Batch) (handled, ok bool) {
 	if !p.direct && !p.enterDirect(batch) {
 		return false, true
 	}
-	if why := p.mustLeave(); why != "" {
+	if why := p.mustLeave(); why.Cause != "" {
 		p.leaveDirect(why)
 		return true, true
 	}
 	claim, empty, in := p.local.Direct(p.id)
 	if !in {
-		p.leaveDirect("no longer in the direct state")
+		why := p.mustLeave() // told to leave since
+		if why.Cause == "" {
+			// Dropped from the store by another's Leave: as if revoked.
+			why = txlocal.Leaving{Cause: txlocal.CauseRevoked, Why: "no longer in the direct state"}
+		}
+		p.leaveDirect(why)
 		return true, true
 	}
 	items := batch.Items
@@ -73,7 +124,7 @@ func (p *partition) directBatch(batch *sink.Batch) (handled, ok bool) {
 			// Records without transaction metadata after records held
 			// for the resolver: the worker cannot apply them before those,
 			// and the resolver applies whole transactions only.
-			p.leaveDirect("a record without transaction metadata after records held for the resolver")
+			p.leaveDirect(txlocal.Leaving{Cause: txlocal.CauseNoTransaction, Why: "a record without transaction metadata after records held for the resolver"})
 			return true, true
 		}
 		// The worker's own batch, from the row as the resolver left it:
@@ -128,7 +179,7 @@ func (p *partition) directBatch(batch *sink.Batch) (handled, ok bool) {
 		var leave *txlocal.LeaveError
 		switch {
 		case errors.As(err, &leave):
-			p.leaveDirect(leave.Reason)
+			p.leaveDirect(leave.Leaving)
 			return true, true
 		case !errors.Is(err, txlocal.ErrFull):
 			p.fail("handing records to the resolver", err)
@@ -147,7 +198,7 @@ func (p *partition) directBatch(batch *sink.Batch) (handled, ok bool) {
 			return true, false
 		default:
 		}
-		if why := p.mustLeave(); why != "" {
+		if why := p.mustLeave(); why.Cause != "" {
 			p.leaveDirect(why)
 			return true, true
 		}
@@ -160,19 +211,21 @@ func (p *partition) directBatch(batch *sink.Batch) (handled, ok bool) {
 	return true, true
 }
 
-// mustLeave returns why a direct partition must leave, "" if it need not:
-// told to, or its oldest record held longer than staleHeld with no apply
-// taking it. Records of transactions applied before, re-read by a replay
-// or re-emitted by Debezium without their ENDs, would otherwise wait for
-// ever, the partition's row before them; staging passes over them.
-func (p *partition) mustLeave() string {
-	if why := p.local.MustLeave(p.id); why != "" {
+// mustLeave returns why a direct partition must leave, the zero Leaving if
+// it need not: told to, or its oldest record held longer than staleHeld
+// with no apply taking it. Records of transactions applied before, re-read
+// by a replay or re-emitted by Debezium without their ENDs, would
+// otherwise wait for ever, the partition's row before them; staging
+// passes over them.
+func (p *partition) mustLeave() txlocal.Leaving {
+	if why := p.local.MustLeave(p.id); why.Cause != "" {
 		return why
 	}
 	if p.local.Stale(p.id, staleHeld) {
-		return "records held longer than " + staleHeld.String() + " without the resolver taking them (a replay or a re-emission of transactions applied before, or a transaction without END)"
+		return txlocal.Leaving{Cause: txlocal.CauseStale,
+			Why: "records held longer than " + staleHeld.String() + " without the resolver taking them (a replay or a re-emission of transactions applied before, or a transaction without END)"}
 	}
-	return ""
+	return txlocal.Leaving{}
 }
 
 // staleHeld is how long a direct partition's oldest record may wait for
@@ -217,6 +270,7 @@ func (p *partition) enterDirect(batch *sink.Batch) bool {
 		return false
 	}
 	p.direct = true
+	p.metrics.Tx.Direct.WithLabelValues(p.labels[0], p.labels[1]).Set(1)
 	p.log.Info("partition takes the local path: its transactions' records go to this instance's resolver unstaged", zap.Int64("from", p.claim.NextOffset))
 	return true
 }
@@ -224,27 +278,38 @@ func (p *partition) enterDirect(batch *sink.Batch) bool {
 // leaveDirect takes the partition out of the direct state (once no apply
 // holds its records), drops what the store held of it, and reads again
 // from its offsets row's position: everything from there stages as usual.
-func (p *partition) leaveDirect(why string) {
-	if !p.dropDirect() {
+func (p *partition) leaveDirect(why txlocal.Leaving) {
+	left, ok := p.dropDirect(why.Cause)
+	if !ok {
 		return
 	}
 	p.leftAt = max(p.leftAt, p.lastDirect)
-	p.log.Info("partition leaves the local path and stages: "+why, zap.Int64("reads_again_from", p.claim.NextOffset))
+	// The record before the row's position is the last one an apply took
+	// (or unknown): what the worker read last is further on. The row
+	// often stands at the tombstone of a delete the resolver applied,
+	// which must not count as one whose delete compaction removed.
+	p.previousKey = left.Before
+	p.log.Info("partition leaves the local path and stages: "+why.Why, zap.Int64("reads_again_from", p.claim.NextOffset),
+		zap.String("reason", string(why.Cause)))
 	p.seek(p.claim.NextOffset)
 }
 
 // dropDirect leaves the direct state without reading again (revoked,
-// stopping, re-claimed): the partition's claim is its row as it stands.
-// It reports whether the partition was direct.
-func (p *partition) dropDirect() bool {
+// stopping, re-claimed) for cause: the partition's claim is its row as it
+// stands. It reports whether the partition was direct, and what the store
+// returned of it.
+func (p *partition) dropDirect(cause txlocal.Cause) (txlocal.Left, bool) {
 	if !p.direct {
-		return false
+		return txlocal.Left{}, false
 	}
 	p.direct = false
-	if claim, _, ok := p.local.Leave(p.id); ok {
-		p.claim = claim
+	p.metrics.Tx.Direct.WithLabelValues(p.labels[0], p.labels[1]).Set(0)
+	p.metrics.Tx.DirectLeaves.WithLabelValues(p.labels[0], string(cause)).Inc()
+	left, ok := p.local.Leave(p.id)
+	if ok {
+		p.claim = left.Claim
 	}
-	return true
+	return left, true
 }
 
 // neededNext is the next offset the partition needs from Kafka, from its

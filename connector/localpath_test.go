@@ -29,6 +29,7 @@ func directWorker(t *testing.T, a *fakeApplier) (*worker, *txlocal.Store) {
 	store.SetResolver(true)
 	w := newWorker(t, config.Batch{MaxRecords: 10, MaxWait: config.Duration(time.Millisecond)}, 0, a, func(d *workerDeps) {
 		d.applier, d.frontier, d.maxStaged, d.local = advancingApplier{a}, nothingStaged{}, 1<<20, store
+		d.metrics.Tx.store.Store(store) // as the runner does
 	})
 	return w, store
 }
@@ -187,5 +188,149 @@ func TestDirectPartitionHoleJudgedFromWhatItHandedOver(t *testing.T) {
 	}
 	if _, _, ok := store.Direct(w.id); ok {
 		t.Error("the stopped partition is still direct: the resolver could move its row past the stop")
+	}
+}
+
+// queueKeyed hands the worker a record of key at offset; an empty value is
+// a tombstone.
+func queueKeyed(w *worker, offset int64, key, value string) {
+	m := message(offset, value)
+	m.Key = []byte(key)
+	if value == "" {
+		m.Value = nil
+	}
+	w.queued += messageBytes(m)
+	if !w.in.offer(envelope{msg: m, gen: w.gen.Load(), at: w.at, cost: messageBytes(m)}) {
+		panic("queue full")
+	}
+}
+
+// awaitDirect waits until the worker's partition is direct (or not) by its
+// gauge, pgsink_transaction_direct_partition.
+func awaitDirect(t *testing.T, w *worker, want float64) {
+	t.Helper()
+	g := w.metrics.Tx.Direct.WithLabelValues(w.labels[0], w.labels[1])
+	deadline := time.Now().Add(testWait)
+	for value(g) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("pgsink_transaction_direct_partition = %v, want %v", value(g), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestDirectPartitionMetrics: pgsink_transaction_direct_partition is 0
+// while the partition stages, 1 once it entered the direct state, 0 again
+// when it leaves; each leave counts once in
+// pgsink_transaction_direct_leaves_total under its cause, and no other;
+// pgsink_transaction_direct_held_records and _bytes show the records held,
+// and 0 once the leave dropped them.
+func TestDirectPartitionMetrics(t *testing.T) {
+	for _, tc := range []struct {
+		cause txlocal.Cause
+		leave func(*worker, *txlocal.Store)
+	}{
+		{txlocal.CauseNoTransaction, func(w *worker, _ *txlocal.Store) { w.queue(0, 2, "plain") }},
+		{txlocal.CauseInterleaved, func(w *worker, _ *txlocal.Store) { w.queue(0, 2, "tx2:1", "tx:3") }},
+		{txlocal.CauseResolverWait, func(w *worker, s *txlocal.Store) {
+			s.LeaveAll(txlocal.Leaving{Cause: txlocal.CauseResolverWait, Why: "test"})
+			w.queue(0, 2, "tx:3")
+		}},
+		{txlocal.CauseResolverGone, func(w *worker, s *txlocal.Store) {
+			s.SetResolver(false)
+			w.queue(0, 2, "tx:3")
+		}},
+		{txlocal.CauseRevoked, func(w *worker, _ *txlocal.Store) { w.stop() }},
+	} {
+		t.Run(string(tc.cause), func(t *testing.T) {
+			a := newFakeApplier()
+			w, store := directWorker(t, a)
+			w.start()
+			awaitDirect(t, w, 0)
+			w.queue(0, 0, "tx:1", "tx:2")
+			held(t, store, 2).Done(false)
+			awaitDirect(t, w, 1)
+			if n, b := value(w.metrics.Tx.heldRecords), value(w.metrics.Tx.heldBytes); n != 2 || b <= 0 {
+				t.Errorf("pgsink_transaction_direct_held_records = %v, _bytes = %v; want the 2 records held and their bytes", n, b)
+			}
+			tc.leave(w, store)
+			if tc.cause != txlocal.CauseRevoked {
+				next(t, w.poll.seeks, "a seek after leaving")
+			}
+			awaitDirect(t, w, 0)
+			if n, b := value(w.metrics.Tx.heldRecords), value(w.metrics.Tx.heldBytes); n != 0 || b != 0 {
+				t.Errorf("after the leave: pgsink_transaction_direct_held_records = %v, _bytes = %v; want 0: dropped", n, b)
+			}
+			for _, c := range txlocal.Causes {
+				want := 0.0
+				if c == tc.cause {
+					want = 1
+				}
+				if n := value(w.metrics.Tx.DirectLeaves.WithLabelValues(testTopic, string(c))); n != want {
+					t.Errorf("pgsink_transaction_direct_leaves_total{reason=%q} = %v, want %v", c, n, want)
+				}
+			}
+		})
+	}
+}
+
+// TestDirectLeaveAtAnAppliedDeletesTombstone: the resolver applied records
+// up to a delete (key b) and moved the row just past it, onto its
+// tombstone; the partition held a later transaction's record and leaves.
+// It reads again from the tombstone, which follows the delete the resolver
+// applied: no compacted delete is counted. A tombstone there of another
+// key (its delete removed by log compaction) still counts. The first case
+// fails without Left.Before (the worker compared the tombstone with the
+// last record it read, c, and counted it).
+func TestDirectLeaveAtAnAppliedDeletesTombstone(t *testing.T) {
+	for _, tc := range []struct {
+		tombstoneKey string
+		want         float64 // counted when read again
+	}{{"b", 0}, {"x", 1}} {
+		t.Run(tc.tombstoneKey, func(t *testing.T) {
+			a := newFakeApplier()
+			w, store := directWorker(t, a)
+			w.start()
+			queueKeyed(w, 0, "a", "tx:1")
+			queueKeyed(w, 1, "b", "tx:2") // the delete of b
+			queueKeyed(w, 2, tc.tombstoneKey, "")
+			queueKeyed(w, 3, "c", "tx2:1")
+			var tk *txlocal.Taken
+			for deadline := time.Now().Add(testWait); tk == nil || len(tk.Parts[0].Items) < 3; time.Sleep(5 * time.Millisecond) {
+				if tk != nil {
+					tk.Done(false)
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the store never held the 3 records")
+				}
+				tk = store.Take(map[int64]bool{1: true, 2: true})
+			}
+			tk.Keep(map[int64]bool{1: true}) // transaction 2's END not read yet
+			if p := tk.Applying(); len(p) != 1 || p[0].Next() != 2 {
+				t.Fatalf("the resolver's apply takes %+v, want transaction 1's records, the row to 2", p)
+			}
+			tk.Done(true)
+			compacted := w.metrics.CompactedDeletes.WithLabelValues(testTopic)
+			before := value(compacted) // the first read of the tombstone counted as it stood
+			store.LeaveAll(txlocal.Leaving{Cause: txlocal.CauseResolverWait, Why: "test"})
+			queueKeyed(w, 4, "d", "tx2:2")
+			if seek := next(t, w.poll.seeks, "a seek after leaving"); seek != 2 {
+				t.Fatalf("reads again from %d, want 2 (the row, at the tombstone)", seek)
+			}
+			w.gen.Add(1)
+			w.seeking.Store(false)
+			queueKeyed(w, 2, tc.tombstoneKey, "")
+			queueKeyed(w, 3, "c", "tx2:1")
+			queueKeyed(w, 4, "d", "tx2:2")
+			if got := next(t, a.calls, "the staged batch read again"); got.from != 2 {
+				t.Fatalf("batch from %d, want from 2", got.from)
+			}
+			for got := (applied{}); got.next != 5; {
+				got = next(t, a.calls, "the batches read again, up to 5")
+			}
+			if n := value(compacted) - before; n != tc.want {
+				t.Errorf("pgsink_compacted_deletes_total rose by %v reading again, want %v (the tombstone at 2 of key %s after the applied record of key b)", n, tc.want, tc.tombstoneKey)
+			}
+		})
 	}
 }

@@ -281,10 +281,15 @@ func (p *partition) run() {
 	// Revoked or stopping: what the store holds of the partition is
 	// dropped (once no apply holds it); the next owner reads it again
 	// from the row.
-	defer p.dropDirect()
+	defer p.dropDirect(txlocal.CauseRevoked)
 	if p.resolverOf != nil {
 		p.resolverOf.SetResolver(true)
 		defer p.resolverOf.SetResolver(false)
+	}
+	if p.local != nil {
+		// Staging until it enters: the series says which of the
+		// instance's partitions stage, not only which do not.
+		p.metrics.Tx.Direct.WithLabelValues(p.labels[0], p.labels[1]).Set(0)
 	}
 	defer func() {
 		// A bug outside decoding and applying (those recover per record):
@@ -499,7 +504,7 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 	// flight end (apply.pipeline), or the committed position.
 	claim := p.tail()
 	if err := p.holeReached(p.neededNext(claim.NextOffset)); err != nil {
-		if p.dropDirect() {
+		if _, ok := p.dropDirect(txlocal.CauseStopped); ok {
 			// Stopped where its row stands (the records it held are
 			// dropped), which no apply moves any more.
 			err.next = p.claim.NextOffset
@@ -623,7 +628,7 @@ func (p *partition) collect() (batch *sink.Batch, last *kafka.Message, more bool
 			// idle partition holds none.
 			recycleItems(batch.Items, 0)
 			batch.Items = nil
-			if p.direct && p.mustLeave() != "" {
+			if p.direct && p.mustLeave().Cause != "" {
 				// Told to leave while idle (the resolver moved to another
 				// instance, or waits): run leaves with this empty batch.
 				return batch, nil, true, nil
@@ -761,7 +766,7 @@ func (p *partition) claimLost(held, stored int64) error {
 // gives up at once, its row left to the next owner's claim. Any other
 // error stops the instance as before.
 func (p *partition) reclaim(why string) error {
-	p.dropDirect() // it reads again from the stored position anyway
+	p.dropDirect(txlocal.CauseReclaim) // it reads again from the stored position anyway
 	var claim dedup.Claim
 	err := p.outage.do(p.ctx, p.stopping, func() (err error) {
 		claim, err = p.positions.Claim(p.ctx, p.id, 0)

@@ -291,6 +291,7 @@ func (r *Runner) wait(ps []*partition) {
 			// resolver is the next owner's to report.
 			r.metrics.Tx.StagedAhead.DeleteLabelValues(p.labels[0], p.labels[1])
 			r.metrics.Tx.StagingWaiting.DeleteLabelValues(p.labels[0], p.labels[1])
+			r.metrics.Tx.Direct.DeleteLabelValues(p.labels[0], p.labels[1])
 		}
 		for table := range p.lagTables {
 			r.metrics.TableSourceLag.DeleteLabelValues(table)

@@ -205,6 +205,7 @@ func New(cfg *config.Config, opts Options) (*Runner, error) {
 			budget := int64(cfg.Apply.MaxBufferedBytes)
 			r.local = txlocal.New(budget/8, budget/2)
 			r.deps.local = r.local
+			opts.Metrics.Tx.store.Store(r.local)
 		}
 		r.txDeps = r.resolverDeps(sinkOpts)
 		r.deps.frontier = stagingFrontier{tx: dedup.NewTransactions(cfg.Postgres.Schema), db: opts.Pool}

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/sink"
+	"github.com/pgsink/pgsink/txlocal"
 	"go.uber.org/zap"
 )
 
@@ -88,7 +89,7 @@ func (p *partition) syncStaging() error {
 	if st.Generation != 0 && st.Generation < gen {
 		// The rewind moves the row under a new epoch: a direct partition
 		// gives its row back first (rewound, it reads again anyway).
-		p.dropDirect()
+		p.dropDirect(txlocal.CauseReclaim)
 		claim := p.claim
 		from := claim.NextOffset
 		moved, err := p.resets.Rewind(p.ctx, &claim, gen, st.RewindTo)

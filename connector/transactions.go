@@ -499,7 +499,7 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (st sink.Sta
 				// The events waited for may be behind records the direct
 				// partitions hold, in a buffer budget they fill: staged,
 				// those leave memory, and the partitions fetch on.
-				a.local.LeaveAll("the resolver waits for a transaction's events")
+				a.local.LeaveAll(txlocal.Leaving{Cause: txlocal.CauseResolverWait, Why: "the resolver waits for a transaction's events"})
 			}
 			if wait.look(now, incomplete, a.maxWait, every, a.high) {
 				return st, &txapply.StoppedError{Err: err}

@@ -29,6 +29,7 @@ type TxMetrics struct {
 	// oldest staged record's Kafka timestamp to the resolver's commit.
 	CommitLatency prometheus.Histogram
 	stagingMetrics
+	localMetrics
 }
 
 func newTxMetrics(r *prometheus.Registry) *TxMetrics {
@@ -63,7 +64,9 @@ func newTxMetrics(r *prometheus.Registry) *TxMetrics {
 				Help: "Times a data partition at apply.transaction.max_staged_bytes counted again in the database what it staged ahead of the resolver, the frontier unmoved; account=short when a counted batch staged fewer records than it counted (re-emissions, a replay), exact otherwise. Each reads the group's staged rows."}, []string{"topic", "account"}),
 		},
 	}
+	m.localMetrics = newLocalMetrics()
 	r.MustRegister(m.Staged, m.Resolved, m.Transactions, m.Position, m.Writing, m.Waiting, m.WaitSeconds, m.WaitPublished, m.CommitLatency,
-		m.StagedAhead, m.StagingWaiting, m.StagingWaitSeconds, m.StagingRecounts)
+		m.StagedAhead, m.StagingWaiting, m.StagingWaitSeconds, m.StagingRecounts,
+		m.Direct, m.DirectLeaves, m.heldRecords, m.heldBytes)
 	return m
 }

@@ -239,13 +239,13 @@ func TestIntegrationLocalPathRowMoved(t *testing.T) {
 			if applied != 0 {
 				t.Fatalf("%d transactions resolved by a failed apply", applied)
 			}
-			if why := store.MustLeave(victim); why == "" {
-				t.Fatal("the partition whose row moved was not told to leave")
+			if why := store.MustLeave(victim); why.Cause != txlocal.CauseRowMoved {
+				t.Fatalf("the partition whose row moved was told to leave for %q, want %q", why.Cause, txlocal.CauseRowMoved)
 			}
 			// Its worker leaves (waiting for no apply now) and the
 			// partition's records are staged again by its owner, from
 			// the row as it stands.
-			_, _, ok := store.Leave(victim)
+			_, ok := store.Leave(victim)
 			if !ok {
 				t.Fatal("Leave: not direct")
 			}
@@ -256,7 +256,7 @@ func TestIntegrationLocalPathRowMoved(t *testing.T) {
 			// Other partitions told to leave too (the apply cannot tell
 			// whose row did not match) stage as well.
 			for p := range local {
-				if p != victim && store.MustLeave(p) != "" {
+				if p != victim && store.MustLeave(p).Cause != "" {
 					store.Leave(p)
 					stage(t, tg, b, p)
 				}

@@ -204,7 +204,7 @@ func (r *Resolver) Resolve(ctx context.Context, claim *dedup.Claim, ends []End, 
 				// A ready transaction's records in a direct partition come
 				// after those of one not ready: not the order the
 				// resolver applies in.
-				taken.Doubt("records of a transaction follow those of a later one")
+				taken.Doubt(txlocal.Leaving{Cause: txlocal.CauseOrder, Why: "records of a transaction follow those of a later one"})
 				return Result{}, &LocalOrderError{TxID: id}
 			}
 		}
@@ -359,7 +359,7 @@ func (r *Resolver) apply(ctx context.Context, claim *dedup.Claim, ends []End, re
 					// another owner, or moved by a second writer). Those
 					// partitions stage from now on; the apply is tried
 					// again and reads their records from staging.
-					taken.Doubt("its offsets row was not where the local path had it")
+					taken.Doubt(txlocal.Leaving{Cause: txlocal.CauseRowMoved, Why: "its offsets row was not where the local path had it"})
 					return Result{}, &LocalMovedError{Err: err}
 				}
 			}

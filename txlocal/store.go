@@ -3,6 +3,7 @@ package txlocal
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -48,7 +49,7 @@ type part struct {
 	// leave, when set, is why the partition must leave the direct state:
 	// the resolver takes nothing more from it, and its worker stages what
 	// it holds.
-	leave string
+	leave Leaving
 	// closed holds the transactions the partition holds records of that
 	// were followed by another's: a record of one of them again means
 	// records of two transactions interleave, or a re-emission.
@@ -63,6 +64,66 @@ type part struct {
 	// release gives bytes dropped from the store back to the buffer
 	// budget the worker charged them to.
 	release func(int64)
+	// lastKey and lastOffset are the Kafka key and offset of the last
+	// record an apply of the store committed (lastKey nil when the
+	// worker moved the row itself since): when the row stands right
+	// after it, a leave reads again from the record that follows it,
+	// often that delete's tombstone, which the worker must not take for
+	// one whose delete log compaction removed (Left.Before).
+	lastKey    []byte
+	lastOffset int64
+}
+
+// Cause is why a partition leaves the direct state: one of a fixed set,
+// what pgsink counts leaves by (the reason logged says more).
+type Cause string
+
+// The causes of a leave.
+const (
+	// CauseBound: a record larger than the partition's share of the
+	// store with nothing held.
+	CauseBound Cause = "bound"
+	// CauseInterleaved: records of a transaction the partition holds
+	// come again after another's (a re-emission, a merged replay).
+	CauseInterleaved Cause = "interleaved"
+	// CauseOrder: records of a transaction the resolver applies come
+	// after those of one it does not apply yet.
+	CauseOrder Cause = "order"
+	// CauseNoTransaction: a record without transaction metadata after
+	// records held.
+	CauseNoTransaction Cause = "no_transaction"
+	// CauseResolverGone: the transaction topic's partition is no longer
+	// this process's.
+	CauseResolverGone Cause = "resolver_gone"
+	// CauseResolverWait: the resolver waited for an END's events (the
+	// liveness rule).
+	CauseResolverWait Cause = "resolver_wait"
+	// CauseRowMoved: an apply found the partition's offsets row not
+	// where the store had it.
+	CauseRowMoved Cause = "row_moved"
+	// CauseStale: the oldest record held waited too long with no apply
+	// taking it (transactions applied before, read again; a transaction
+	// without END).
+	CauseStale Cause = "stale"
+	// CauseReclaim: the partition was claimed again (a replay's rewind,
+	// a fencing, a claim the target lost) or rewound by a reset of the
+	// staging table.
+	CauseReclaim Cause = "reclaim"
+	// CauseStopped: the partition stopped (at a hole in the topic).
+	CauseStopped Cause = "stopped"
+	// CauseRevoked: revoked, or the instance stops.
+	CauseRevoked Cause = "revoked"
+)
+
+// Causes are every Cause, in the order docs/transactions.md lists them.
+var Causes = []Cause{CauseBound, CauseInterleaved, CauseOrder, CauseNoTransaction, CauseResolverGone,
+	CauseResolverWait, CauseRowMoved, CauseStale, CauseReclaim, CauseStopped, CauseRevoked}
+
+// Leaving is why a partition leaves the direct state: its Cause, and Why
+// in words for the log. The zero value: it need not.
+type Leaving struct {
+	Cause Cause
+	Why   string
 }
 
 // New returns a store bounding each partition at maxBytes of records, and
@@ -88,12 +149,23 @@ func (s *Store) SetResolver(on bool) {
 	s.resolver = s.resolvers > 0
 	if !s.resolver {
 		for _, p := range s.parts {
-			if p.leave == "" {
-				p.leave = "the transaction topic's partition is no longer this instance's"
+			if p.leave.Cause == "" {
+				p.leave = Leaving{CauseResolverGone, "the transaction topic's partition is no longer this instance's"}
 			}
 		}
 		s.changed.Broadcast()
 	}
+}
+
+// Held returns how many records the store holds, and what they count in
+// the buffer budget.
+func (s *Store) Held() (records int, bytes int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.parts {
+		records += len(p.items)
+	}
+	return records, s.held
 }
 
 // ResolverLocal reports whether this process's resolver owns the
@@ -129,7 +201,7 @@ func (s *Store) Direct(id dedup.PartitionID) (claim dedup.Claim, empty, ok bool)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.parts[id]
-	if p == nil || p.leave != "" {
+	if p == nil || p.leave.Cause != "" {
 		return dedup.Claim{}, false, false
 	}
 	return p.claim, len(p.items) == 0 && !p.taking, true
@@ -143,17 +215,18 @@ func (s *Store) Moved(claim dedup.Claim) {
 	defer s.mu.Unlock()
 	if p := s.parts[claim.PartitionID]; p != nil && len(p.items) == 0 && !p.taking {
 		p.claim = claim
+		p.lastKey = nil
 	}
 }
 
 // LeaveError says that a partition must leave the direct state, and why.
 type LeaveError struct {
 	Partition dedup.PartitionID
-	Reason    string
+	Leaving
 }
 
 func (e *LeaveError) Error() string {
-	return fmt.Sprintf("partition %s leaves the local path for staging: %s", e.Partition, e.Reason)
+	return fmt.Sprintf("partition %s leaves the local path for staging: %s", e.Partition, e.Why)
 }
 
 // ErrFull is Hold's answer when the records do not fit beside what the
@@ -187,10 +260,11 @@ func (s *Store) Hold(id dedup.PartitionID, items []sink.Item, sizes []int64) (in
 	defer s.mu.Unlock()
 	p := s.parts[id]
 	if p == nil {
-		return 0, &LeaveError{Partition: id, Reason: "not in the direct state"}
+		// Dropped from the store by another's Leave: as if revoked.
+		return 0, &LeaveError{Partition: id, Leaving: Leaving{CauseRevoked, "not in the direct state"}}
 	}
-	if p.leave != "" {
-		return 0, &LeaveError{Partition: id, Reason: p.leave}
+	if p.leave.Cause != "" {
+		return 0, &LeaveError{Partition: id, Leaving: p.leave}
 	}
 	// A partition's share: the whole bound split between the direct
 	// partitions, at most maxBytes. The resolver needs the oldest
@@ -210,8 +284,8 @@ func (s *Store) Hold(id dedup.PartitionID, items []sink.Item, sizes []int64) (in
 	if m == 0 {
 		if p.bytes == 0 && len(items) > 0 && sizes[0] > limit {
 			// Nothing held and still too much: it never fits.
-			p.leave = fmt.Sprintf("a record to hold for the resolver exceeds the bound (%d bytes a partition, %d in all)", limit, s.maxTotal)
-			return 0, &LeaveError{Partition: id, Reason: p.leave}
+			p.leave = Leaving{CauseBound, fmt.Sprintf("a record to hold for the resolver exceeds the bound (%d bytes a partition, %d in all)", limit, s.maxTotal)}
+			return 0, &LeaveError{Partition: id, Leaving: p.leave}
 		}
 		if len(items) > 0 {
 			return 0, ErrFull
@@ -222,15 +296,15 @@ func (s *Store) Hold(id dedup.PartitionID, items []sink.Item, sizes []int64) (in
 	for i := range items[:m] {
 		t := items[i].Change.Transaction
 		if items[i].Err != nil || t == nil {
-			p.leave = "a record without transaction metadata"
-			return 0, &LeaveError{Partition: id, Reason: p.leave}
+			p.leave = Leaving{CauseNoTransaction, "a record without transaction metadata"}
+			return 0, &LeaveError{Partition: id, Leaving: p.leave}
 		}
 		if t.TxID == last {
 			continue
 		}
 		if closed[t.TxID] || added[t.TxID] {
-			p.leave = fmt.Sprintf("records of transaction %d interleave with another's (a re-emission or a merged replay)", t.TxID)
-			return 0, &LeaveError{Partition: id, Reason: p.leave}
+			p.leave = Leaving{CauseInterleaved, fmt.Sprintf("records of transaction %d interleave with another's (a re-emission or a merged replay)", t.TxID)}
+			return 0, &LeaveError{Partition: id, Leaving: p.leave}
 		}
 		if last != 0 {
 			if added == nil {
@@ -259,11 +333,11 @@ func (s *Store) Hold(id dedup.PartitionID, items []sink.Item, sizes []int64) (in
 }
 
 // LeaveAll tells every direct partition to leave the direct state, for why.
-func (s *Store) LeaveAll(why string) {
+func (s *Store) LeaveAll(why Leaving) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, p := range s.parts {
-		if p.leave == "" {
+		if p.leave.Cause == "" {
 			p.leave = why
 		}
 	}
@@ -293,31 +367,45 @@ func (s *Store) Stale(id dedup.PartitionID, d time.Duration) bool {
 	return p != nil && len(p.items) > 0 && !p.taking && time.Since(p.at[0]) > d
 }
 
-// MustLeave returns why the partition must leave the direct state, "" if it
-// need not (or is not in it).
-func (s *Store) MustLeave(id dedup.PartitionID) string {
+// MustLeave returns why the partition must leave the direct state, the zero
+// Leaving if it need not (or is not in it).
+func (s *Store) MustLeave(id dedup.PartitionID) Leaving {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if p := s.parts[id]; p != nil {
 		return p.leave
 	}
-	return ""
+	return Leaving{}
+}
+
+// Left is what Leave returns of a partition.
+type Left struct {
+	// Claim is the partition's claim as its offsets row stands.
+	Claim dedup.Claim
+	// Items are the records it held, in order, which the caller drops:
+	// it reads them again from the claim's position.
+	Items []sink.Item
+	// Before is the Kafka key of the record right before the claim's
+	// position when an apply of the store moved the row just past it,
+	// nil otherwise (the row moved past tombstones, or by the worker):
+	// the worker's "previous record" when it reads again from there.
+	Before []byte
 }
 
 // Leave takes the partition out of the direct state once no resolver apply
-// holds its records, and returns its claim as its offsets row stands and the
-// records it held, in order, which the caller stages first (or, revoked,
-// drops: the next owner reads them again from that position). ok is false
-// when the partition was not in the direct state.
-func (s *Store) Leave(id dedup.PartitionID) (claim dedup.Claim, items []sink.Item, ok bool) {
+// holds its records, and returns its claim as its offsets row stands and
+// the records it held (the caller reads them again from that position, or,
+// revoked, leaves them to the next owner). ok is false when the partition
+// was not in the direct state.
+func (s *Store) Leave(id dedup.PartitionID) (left Left, ok bool) {
 	s.mu.Lock()
 	p := s.parts[id]
 	if p == nil {
 		s.mu.Unlock()
-		return dedup.Claim{}, nil, false
+		return Left{}, false
 	}
-	if p.leave == "" {
-		p.leave = "leaving"
+	if p.leave.Cause == "" {
+		p.leave = Leaving{CauseRevoked, "leaving"}
 	}
 	for p.taking {
 		s.changed.Wait()
@@ -328,7 +416,11 @@ func (s *Store) Leave(id dedup.PartitionID) (claim dedup.Claim, items []sink.Ite
 	if p.release != nil && p.bytes > 0 {
 		p.release(p.bytes)
 	}
-	return p.claim, p.items, true
+	left = Left{Claim: p.claim, Items: p.items}
+	if p.lastKey != nil && p.lastOffset+1 == p.claim.NextOffset {
+		left.Before = p.lastKey
+	}
+	return left, true
 }
 
 // Taken is what one resolver apply took from the store: a prefix of each
@@ -368,7 +460,7 @@ func (s *Store) Take(txIDs map[int64]bool) *Taken {
 	}
 	t := &Taken{s: s}
 	for _, p := range s.parts {
-		if p.taking || p.leave != "" || len(p.items) == 0 {
+		if p.taking || p.leave.Cause != "" || len(p.items) == 0 {
 			continue
 		}
 		n := 0
@@ -377,7 +469,7 @@ func (s *Store) Take(txIDs map[int64]bool) *Taken {
 		}
 		for _, it := range p.items[n:] {
 			if txIDs[it.Change.Transaction.TxID] {
-				p.leave = fmt.Sprintf("records of transaction %d come after another transaction's", it.Change.Transaction.TxID)
+				p.leave = Leaving{CauseOrder, fmt.Sprintf("records of transaction %d come after another transaction's", it.Change.Transaction.TxID)}
 				n = 0
 				s.changed.Broadcast()
 				break
@@ -436,14 +528,14 @@ func (t *Taken) Applying() []Part {
 // Keep left nothing of too: the apply found an offsets row not where the
 // store had it, or a partition's records in an order it cannot apply
 // (which may be one whose prefix Keep emptied).
-func (t *Taken) Doubt(why string) {
+func (t *Taken) Doubt(why Leaving) {
 	if t == nil {
 		return
 	}
 	t.s.mu.Lock()
 	defer t.s.mu.Unlock()
 	for _, p := range t.Parts {
-		if p.p.leave == "" {
+		if p.p.leave.Cause == "" {
 			p.p.leave = why
 		}
 	}
@@ -474,6 +566,8 @@ func (t *Taken) Done(committed bool) {
 			bytes += b
 		}
 		p.claim.NextOffset = tp.Next()
+		last := &tp.Items[n-1].Record
+		p.lastKey, p.lastOffset = slices.Clone(last.Key), last.Offset
 		clear(p.items[:n])
 		p.items, p.sizes, p.at, p.bytes = p.items[n:], p.sizes[n:], p.at[n:], p.bytes-bytes
 		s.held -= bytes

@@ -41,11 +41,15 @@ func hold(s *Store, id dedup.PartitionID, its []sink.Item, sizes []int64) error 
 	return err
 }
 
-func mustLeave(t *testing.T, err error, what string) {
+// mustLeave checks that err is a *LeaveError for cause.
+func mustLeave(t *testing.T, err error, cause Cause, what string) {
 	t.Helper()
 	var leave *LeaveError
 	if !errors.As(err, &leave) {
 		t.Fatalf("%s: Hold returned %v, want a *LeaveError", what, err)
+	}
+	if leave.Cause != cause {
+		t.Fatalf("%s: leaves for %q (%s), want %q", what, leave.Cause, leave.Why, cause)
 	}
 }
 
@@ -59,7 +63,7 @@ func TestEnterNeedsTheResolver(t *testing.T) {
 		t.Fatal("Enter refused with the resolver local")
 	}
 	s.SetResolver(false)
-	if why := s.MustLeave(part0); why == "" {
+	if why := s.MustLeave(part0); why.Cause != CauseResolverGone {
 		t.Fatal("the resolver left and the direct partition was not told to leave")
 	}
 	if _, _, ok := s.Direct(part0); ok {
@@ -81,14 +85,15 @@ func TestHoldOversize(t *testing.T) {
 	if n, err := s.Hold(part0, its2, sizes2); !errors.Is(err, ErrFull) || n != 1 {
 		t.Fatalf("Hold over the bound beside held records: took %d, %v; want 1 taken and ErrFull", n, err)
 	}
-	if s.MustLeave(part0) != "" {
-		t.Fatal("told to leave for records that fit once the resolver applies")
+	if why := s.MustLeave(part0); why.Cause != "" {
+		t.Fatalf("told to leave (%s) for records that fit once the resolver applies", why.Why)
 	}
 	big, bigSizes := items(102, 2)
 	bigSizes[0] = 40
 	s2, _ := direct(t, 35)
-	mustLeave(t, hold(s2, part0, big, bigSizes), "a record larger than the bound with nothing held")
-	claim, held, ok := s.Leave(part0)
+	mustLeave(t, hold(s2, part0, big, bigSizes), CauseBound, "a record larger than the bound with nothing held")
+	left, ok := s.Leave(part0)
+	claim, held := left.Claim, left.Items
 	if !ok || len(held) != 3 || held[0].Record.Offset != 100 || held[2].Record.Offset != 102 {
 		t.Fatalf("Leave returned %d records (ok %v), want the 3 held from 100 to 102", len(held), ok)
 	}
@@ -109,15 +114,15 @@ func TestHoldRefusesInterleaving(t *testing.T) {
 		t.Fatal(err)
 	}
 	again, sizes := items(103, 1)
-	mustLeave(t, hold(s, part0, again, sizes), "transaction 1 after 2")
+	mustLeave(t, hold(s, part0, again, sizes), CauseInterleaved, "transaction 1 after 2")
 
 	s, _ = direct(t, 1<<20)
 	within, sizes := items(100, 1, 2, 1)
-	mustLeave(t, hold(s, part0, within, sizes), "1, 2, 1 in one hand-over")
+	mustLeave(t, hold(s, part0, within, sizes), CauseInterleaved, "1, 2, 1 in one hand-over")
 
 	s, _ = direct(t, 1<<20)
 	plain := []sink.Item{{Record: debezium.Record{Offset: 100}}}
-	mustLeave(t, hold(s, part0, plain, []int64{1}), "no transaction block")
+	mustLeave(t, hold(s, part0, plain, []int64{1}), CauseNoTransaction, "no transaction block")
 }
 
 // Take holds the prefix of the wanted transactions; Done without a commit
@@ -151,9 +156,9 @@ func TestTakeDone(t *testing.T) {
 	if *released != 20 {
 		t.Fatalf("released %d bytes, want the 20 of the 2 records applied", *released)
 	}
-	_, held, _ := s.Leave(part0)
-	if len(held) != 2 || held[0].Record.Offset != 102 {
-		t.Fatalf("left with %d records, want 2 from 102", len(held))
+	left, _ := s.Leave(part0)
+	if held := left.Items; len(held) != 2 || held[0].Record.Offset != 102 {
+		t.Fatalf("left with %d records, want 2 from 102", len(left.Items))
 	}
 }
 
@@ -168,8 +173,8 @@ func TestTakeRefusesOutOfOrder(t *testing.T) {
 	if tk := s.Take(map[int64]bool{6: true}); tk != nil {
 		t.Fatalf("Take held %+v behind a record of transaction 5", tk.Parts)
 	}
-	if s.MustLeave(part0) == "" {
-		t.Fatal("the partition was not told to leave")
+	if why := s.MustLeave(part0); why.Cause != CauseOrder {
+		t.Fatalf("the partition was told to leave for %q, want %q", why.Cause, CauseOrder)
 	}
 }
 
@@ -183,8 +188,8 @@ func TestLeaveWaitsForTheApply(t *testing.T) {
 	tk := s.Take(map[int64]bool{1: true})
 	left := make(chan dedup.Claim)
 	go func() {
-		claim, _, _ := s.Leave(part0)
-		left <- claim
+		l, _ := s.Leave(part0)
+		left <- l.Claim
 	}()
 	select {
 	case <-left:
@@ -215,9 +220,9 @@ func TestDoubtReachesEmptiedParts(t *testing.T) {
 	if len(tk.Applying()) != 0 {
 		t.Fatalf("Keep kept %+v behind transaction 2's record", tk.Applying())
 	}
-	tk.Doubt("order")
+	tk.Doubt(Leaving{CauseOrder, "order"})
 	tk.Done(false)
-	if s.MustLeave(part0) == "" {
+	if s.MustLeave(part0).Cause != CauseOrder {
 		t.Fatal("the partition whose prefix Keep emptied was not told to leave")
 	}
 }
@@ -292,5 +297,45 @@ func TestStale(t *testing.T) {
 	tk.Done(true)
 	if s.Stale(part0, 0) {
 		t.Fatal("stale once applied")
+	}
+}
+
+// Leave names the key of the record right before the row's position when
+// an apply of the store moved the row just past it: the partition reads
+// again from there, often from that delete's tombstone. Not when the row
+// moved past tombstones read after it, nor when the worker moved the row
+// itself since.
+func TestLeaveNamesTheRecordBeforeTheRow(t *testing.T) {
+	keyed := func(s *Store, from int64, keys string, txs ...int64) {
+		t.Helper()
+		its, sizes := items(from, txs...)
+		for i := range its {
+			its[i].Record.Key = []byte{keys[i]}
+		}
+		if _, err := s.Hold(part0, its, sizes); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, _ := direct(t, 1<<20)
+	keyed(s, 100, "abc", 1, 1, 2)
+	s.Take(map[int64]bool{1: true}).Done(true)
+	if left, _ := s.Leave(part0); left.Claim.NextOffset != 102 || string(left.Before) != "b" {
+		t.Errorf("row at %d, before it %q; want 102 and the key of the record at 101, b", left.Claim.NextOffset, left.Before)
+	}
+
+	s, _ = direct(t, 1<<20)
+	keyed(s, 100, "ab", 1, 1)
+	s.Passed(part0, 103) // tombstones at 102
+	s.Take(map[int64]bool{1: true}).Done(true)
+	if left, _ := s.Leave(part0); left.Claim.NextOffset != 103 || left.Before != nil {
+		t.Errorf("row at %d, before it %q; want 103 and none (a tombstone is right before it)", left.Claim.NextOffset, left.Before)
+	}
+
+	s, _ = direct(t, 1<<20)
+	keyed(s, 100, "ab", 1, 1)
+	s.Take(map[int64]bool{1: true}).Done(true)
+	s.Moved(dedup.Claim{PartitionID: part0, Epoch: 3, NextOffset: 105})
+	if left, _ := s.Leave(part0); left.Claim.NextOffset != 105 || left.Before != nil {
+		t.Errorf("row at %d, before it %q; want 105 and none (the worker moved the row)", left.Claim.NextOffset, left.Before)
 	}
 }

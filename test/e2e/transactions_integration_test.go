@@ -6,11 +6,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -112,6 +116,7 @@ func runBank(t *testing.T, consistency string, avro, local bool) (snapshots int,
 	reader := stacktest.StartBankReader(t, targetURL, bank, 2*time.Millisecond)
 	first := startPgsink(t, cfg, "TARGET_URL="+targetURL)
 	var second *process
+	var secondPort int
 
 	src := st.Source()
 	rnd := rand.New(rand.NewPCG(7, 11))
@@ -125,7 +130,8 @@ func runBank(t *testing.T, consistency string, avro, local bool) (snapshots int,
 		case bankTransfers / 3:
 			// A second instance joins: the group rebalances, partitions
 			// (maybe the transaction topic's) move while data streams.
-			second = startPgsink(t, cfg, "TARGET_URL="+targetURL)
+			secondPort = freePort(t)
+			second = startPgsink(t, strings.Replace(cfg, "listen: 127.0.0.1:0", fmt.Sprintf("listen: 127.0.0.1:%d", secondPort), 1), "TARGET_URL="+targetURL)
 		case 2 * bankTransfers / 3:
 			// The first is killed with its batches and resolver in flight.
 			_ = first.cmd.Process.Kill()
@@ -208,6 +214,9 @@ func runBank(t *testing.T, consistency string, avro, local bool) (snapshots int,
 	}
 	if local && !strings.Contains(first.Logs()+second.Logs(), "partition takes the local path") {
 		t.Error("no partition took the local path: the test did not exercise it")
+	}
+	if local {
+		checkDirectMetrics(t, second, secondPort, 4+2+3)
 	}
 	if code, _ := second.stop(30 * time.Second); code != 0 {
 		t.Errorf("pgsink exited with %d", code)
@@ -707,4 +716,48 @@ func statusPartitions(t *testing.T, cfg, targetURL string) []statusPartition {
 		t.Fatalf("status --json: %v\n%s", err, out)
 	}
 	return report.Partitions
+}
+
+// checkDirectMetrics checks the local path's series on a running instance
+// that owns every data partition (dataPartitions of them) and is quiet:
+// one pgsink_transaction_direct_partition series per data partition, and
+// as many leaves counted under the reasons its worker logs
+// (`partition leaves the local path and stages`) as such log lines; the
+// others (reclaim, stopped, revoked) are dropped without that line.
+func checkDirectMetrics(t *testing.T, p *process, port, dataPartitions int) {
+	t.Helper()
+	logged := regexp.MustCompile(`partition leaves the local path and stages`)
+	gauge := regexp.MustCompile(`(?m)^pgsink_transaction_direct_partition\{[^}]*\} (\S+)$`)
+	leaves := regexp.MustCompile(`(?m)^pgsink_transaction_direct_leaves_total\{reason="([a-z_]+)",topic="[^"]*"\} (\S+)$`)
+	var last string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		before := len(logged.FindAllStringIndex(p.Logs(), -1))
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		after := len(logged.FindAllStringIndex(p.Logs(), -1))
+		series := len(gauge.FindAllSubmatch(body, -1))
+		counted := map[string]float64{}
+		var withLine float64
+		for _, m := range leaves.FindAllSubmatch(body, -1) {
+			v, _ := strconv.ParseFloat(string(m[2]), 64)
+			counted[string(m[1])] += v
+			switch string(m[1]) {
+			case "reclaim", "stopped", "revoked":
+			default:
+				withLine += v
+			}
+		}
+		last = fmt.Sprintf("%d pgsink_transaction_direct_partition series (want %d); leaves counted %v, %v of them with a log line, %d..%d such lines logged",
+			series, dataPartitions, counted, withLine, before, after)
+		if series == dataPartitions && before == after && withLine == float64(after) {
+			t.Logf("local path metrics: %s", last)
+			return
+		}
+	}
+	t.Errorf("the local path's metrics disagree with the instance: %s", last)
 }
