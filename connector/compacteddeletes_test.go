@@ -3,6 +3,8 @@ package connector
 import (
 	"testing"
 	"time"
+
+	"github.com/pgsink/pgsink/dedup"
 )
 
 // A tombstone right behind its key's delete event is what Debezium always
@@ -61,5 +63,32 @@ func TestTombstoneBehindADeadLetteredDeleteIsNotCounted(t *testing.T) {
 	next(t, w.poll.commits, "commit report")
 	if n := value(w.metrics.CompactedDeletes.WithLabelValues(testTopic)); n != 1 {
 		t.Errorf("pgsink_compacted_deletes_total = %v, want 1 (offset 2 only; offset 1 follows its dead-lettered delete)", n)
+	}
+}
+
+// After a seek the record before the new position is unknown: a tombstone
+// read first there counts, even when the record the worker read last, on
+// the other side of the jump, was of its key (here the target lost
+// commits and the worker reads again from further back).
+func TestTombstoneAfterASeekIsNotPairedAcrossIt(t *testing.T) {
+	moved := &dedup.PositionMovedError{Expected: 3, Stored: 1}
+	w := newWorker(t, batchOf(1, 1<<20, time.Minute), 3, newFakeApplier(applyResult{err: moved}))
+	w.queue(0, 3, "upsert") // key "k"
+	w.start()
+	w.at = time.Now()
+	next(t, w.applies.calls, "apply")
+	next(t, w.poll.seeks, "seek")
+	w.gen.Add(1)
+	w.seeking.Store(false)
+	tombstone := message(1, "")
+	tombstone.Value = nil // of key "k", as the record read last
+	w.queued += messageBytes(tombstone)
+	if !w.in.offer(envelope{msg: tombstone, gen: 1, at: w.at, cost: messageBytes(tombstone)}) {
+		t.Fatal("queue full")
+	}
+	w.queue(1, 2, "upsert") // closes the batch: a tombstone is no item
+	next(t, w.applies.calls, "apply after the seek")
+	if n := value(w.metrics.CompactedDeletes.WithLabelValues(testTopic)); n != 1 {
+		t.Errorf("pgsink_compacted_deletes_total = %v, want 1: the tombstone at 1 follows an unknown record, not the one read at 3", n)
 	}
 }

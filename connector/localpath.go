@@ -288,10 +288,10 @@ func (p *partition) leaveDirect(why txlocal.Leaving) {
 	// (or unknown): what the worker read last is further on. The row
 	// often stands at the tombstone of a delete the resolver applied,
 	// which must not count as one whose delete compaction removed.
-	p.previousKey = left.Before
 	p.log.Info("partition leaves the local path and stages: "+why.Why, zap.Int64("reads_again_from", p.claim.NextOffset),
 		zap.String("reason", string(why.Cause)))
 	p.seek(p.claim.NextOffset)
+	p.previousKey = left.Before // after seek, which forgets it
 }
 
 // dropDirect leaves the direct state without reading again (revoked,

@@ -793,7 +793,12 @@ func (p *partition) reclaim(why string) error {
 
 // seek has the poll loop fetch the partition again from offset; until it
 // has, every record taken was fetched before the seek and is dropped.
+//
+// The record before offset is unknown from there (a replay, a fencing, a
+// rewind or a lost claim jumped over or back): watchTombstones must not
+// pair the first tombstone read with whatever the worker read last.
 func (p *partition) seek(offset int64) {
+	p.previousKey = nil
 	p.seeking.Store(true)
 	p.loop.requestSeek(p, offset)
 }
