@@ -152,6 +152,16 @@ func (r *Runner) service() {
 			r.fatalf(s.p.log, "seek after a moved position", err)
 		}
 		s.p.seeking.Store(false)
+		if s.p.pausedAtClaim {
+			// Stopped at its claim, it was assigned paused: the seek is
+			// its re-claim after a replay's rewind, from where it fetches
+			// now. Resumed after the seek, so that the client never
+			// fetches from the position outside what Kafka holds.
+			if err := r.consumer.Resume([]kafka.TopicPartition{tp}); err != nil {
+				r.fatalf(s.p.log, "resume a partition a replay un-stopped", err)
+			}
+			s.p.pausedAtClaim = false
+		}
 	}
 	if !r.anyPaused {
 		return // service runs after every message: no walk over every partition then
