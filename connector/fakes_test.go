@@ -379,6 +379,10 @@ type fakeConsumer struct {
 	paused  []int32
 	resumed []int32
 	seeks   []kafka.TopicPartition
+	// assigned and unassigned are the IncrementalAssign and
+	// IncrementalUnassign calls outside a rebalance (reassign).
+	assigned   []kafka.TopicPartition
+	unassigned []int32
 	// seekErrs are what the next Seeks fail with, one each.
 	seekErrs []error
 	stored   chan kafka.TopicPartition
@@ -407,6 +411,17 @@ func (c *fakeConsumer) noted(calls *[]int32) []int32 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return slices.Clone(*calls)
+}
+
+func (c *fakeConsumer) IncrementalAssign(tps []kafka.TopicPartition) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.assigned = append(c.assigned, tps...)
+	return nil
+}
+
+func (c *fakeConsumer) IncrementalUnassign(tps []kafka.TopicPartition) error {
+	return c.note(&c.unassigned, tps)
 }
 
 func (c *fakeConsumer) Seek(tp kafka.TopicPartition, _ int) error {

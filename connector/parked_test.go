@@ -240,3 +240,48 @@ func TestPartitionStoppedAtItsClaimResumedByAReplay(t *testing.T) {
 		t.Errorf("fatal error: %v", err)
 	}
 }
+
+// A partition whose fetcher stopped on offset out of range (a hole, or a
+// position outside Kafka at its claim) cannot be sought: the client
+// answers ErrState. The seek of its re-claim after a replay's rewind
+// assigns it again at the rewound position, resumed; any other refusal
+// stops the instance as before.
+func TestSeekOfAStoppedFetcherAssignsThePartitionAgain(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		err      error
+		reassign bool
+	}{
+		{"fetcher stopped", kafka.NewError(kafka.ErrState, "Local: Erroneous state", false), true},
+		{"another refusal", kafka.NewError(kafka.ErrUnknownPartition, "Local: Unknown partition", false), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, c := newTestRunner(1 << 20)
+			p := r.own(0, 8)
+			p.pausedAtClaim = true
+			c.seekErrs = []error{tc.err}
+			p.seeking.Store(true)
+			r.requestSeek(p, 7)
+			r.service()
+			if got := r.fatalErr() != nil; got == tc.reassign {
+				t.Fatalf("fatal error %v, want one: %v", r.fatalErr(), !tc.reassign)
+			}
+			if p.seeking.Load() || p.gen.Load() != 1 {
+				t.Errorf("seeking %v, generation %d after the seek; want false and 1", p.seeking.Load(), p.gen.Load())
+			}
+			if !tc.reassign {
+				if len(c.assigned) != 0 || len(c.unassigned) != 0 {
+					t.Errorf("assigned %v, unassigned %v after a refusal that stops the instance; want none", c.assigned, c.unassigned)
+				}
+				return
+			}
+			if !slices.Equal(c.noted(&c.unassigned), []int32{0}) || len(c.assigned) != 1 ||
+				c.assigned[0].Partition != 0 || c.assigned[0].Offset != 7 {
+				t.Errorf("unassigned %v, assigned %v; want partition 0 unassigned and assigned again at offset 7", c.unassigned, c.assigned)
+			}
+			if got := c.resumes(); !slices.Equal(got, []int32{0}) || p.pausedAtClaim || p.paused {
+				t.Errorf("resumed %v (pausedAtClaim %v, paused %v); want partition 0 resumed once", got, p.pausedAtClaim, p.paused)
+			}
+		})
+	}
+}

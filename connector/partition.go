@@ -540,7 +540,7 @@ func (p *partition) rewoundWhileStopped() bool {
 			// Every stopped partition looks every idleCheck: warned at
 			// the pace of the instance's unavailable reporter at most.
 			p.parkWarned = time.Now()
-			p.log.Warn("a stopped partition reading its offsets row for a replay's rewind; trying again", zap.Error(err))
+			p.log.Warn("a stopped partition cannot read its offsets row to look for a replay's rewind; it looks again every idle check (warned every 10 s at most)", zap.Error(err))
 		}
 		return false
 	}
