@@ -285,3 +285,40 @@ func TestSeekOfAStoppedFetcherAssignsThePartitionAgain(t *testing.T) {
 		})
 	}
 }
+
+// Under apply.consistency: transaction a data partition that was stopped
+// did not follow the staging generation meanwhile: un-stopped by a
+// replay, it syncs before it stages again, as at a claim, rather than
+// have its first staging transaction fail the marker check.
+func TestStoppedDataPartitionSyncsStagingOnTheRewind(t *testing.T) {
+	r := newMemResets(newMemStaging())
+	w := newWorker(t, batchOf(2, 1<<20, time.Minute), 0, newFakeApplier(), looking, func(d *workerDeps) {
+		d.applier, d.frontier, d.maxStaged, d.resets = r, r.m, 1<<20, r
+	})
+	w.queue(0, 0, "unroutable")
+	w.start()
+	next(t, w.poll.stops, "stop report")
+	r.crash() // the target restarted while the partition was stopped
+	r.mu.Lock()
+	syncs := r.syncs
+	r.mu.Unlock()
+	w.store.set(dedup.Claim{Epoch: 2, NextOffset: 0, Owner: dedup.ReplayOwnerPrefix + "ops:1"}, dedup.Claim{PartitionID: w.id, Epoch: 3, NextOffset: 0, Owner: "me"}, nil)
+	next(t, w.store.claims, "re-claim")
+	if start := next(t, w.poll.seeks, "seek"); start != 0 {
+		t.Fatalf("seek to %d, want 0", start)
+	}
+	w.gen.Add(1)
+	w.seeking.Store(false)
+	w.queue(1, 0, "tx:0", "tx:1")
+	// Without the sync its staging transaction fails the marker check,
+	// and the partition seeks again: nothing comes.
+	if got := next(t, r.m.calls, "staging after the rewind"); !slices.Equal(got.offsets, []int64{0, 1}) {
+		t.Errorf("staged %v, want [0 1]", got.offsets)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.syncs == syncs || r.stagingFails != 0 || r.gen != 2 {
+		t.Errorf("syncs %d (before the rewind %d), staging transactions that failed the marker check %d, generation %d; want a sync, no failure, generation 2",
+			r.syncs, syncs, r.stagingFails, r.gen)
+	}
+}
