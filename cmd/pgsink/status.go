@@ -359,7 +359,7 @@ func printStopped(w io.Writer, parts []partitionStatus) {
 			continue
 		}
 		if !header {
-			fmt.Fprintln(w, "\nstopped partitions (fix the cause, then `pgsink replay` them from the offset shown, which the running owner takes, or restart the owner):")
+			fmt.Fprintln(w, "\nstopped partitions (fix the cause as each reason says, then `pgsink replay` them, which the running owner takes, or restart the owner):")
 			header = true
 		}
 		since := ""
