@@ -169,3 +169,56 @@ func TestE2EStoppedPartitionTakesAReplay(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 }
+
+// TestE2EReplayResumesAPartitionStoppedOnARecord: under errors.tolerance
+// none a row the target refuses (a CHECK constraint the source does not
+// have) stops its partition, offset unmoved. The operator fixes the target
+// and rewinds the partition to the stopped offset with `pgsink replay
+// --from offset:N --wait`: the running instance takes it, applies the
+// refused row and what followed, and the target converges with the source,
+// nothing lost and no restart.
+func TestE2EReplayResumesAPartitionStoppedOnARecord(t *testing.T) {
+	ctx := context.Background()
+	st := stacktest.New(t)
+	st.Exec(`CREATE TABLE public.items ` + itemsDDL)
+	st.RegisterDebezium("items", map[string]string{"table.include.list": "public.items"})
+	targetURL, target := itemsTarget(t)
+	if _, err := target.Exec(ctx, `ALTER TABLE public.items ADD CONSTRAINT small CHECK (amount < 100)`); err != nil {
+		t.Fatal(err)
+	}
+	topic := st.TopicPrefix + ".public.items"
+	port := freePort(t)
+	cfg := itemsConfig(st, topic, "") + "errors:\n  tolerance: none\n"
+	cfg = strings.Replace(cfg, "listen: 127.0.0.1:0", fmt.Sprintf("listen: 127.0.0.1:%d", port), 1)
+	p := startPgsink(t, cfg, "TARGET_URL="+targetURL)
+	st.Exec(`INSERT INTO public.items VALUES (1, 'fits', 1, now(), '{}', NULL)`)
+	st.Exec(`INSERT INTO public.items VALUES (2, 'refused by the target', 500, now(), '{}', NULL)`)
+	st.Exec(`INSERT INTO public.items VALUES (3, 'after it', 3, now(), '{}', NULL)`)
+	stoppedMetric := fmt.Sprintf(`pgsink_partition_stopped{partition="0",topic="%s"}`, topic)
+	var next int64
+	eventually(t, 90*time.Second, "the partition stops at the refused row", func() (bool, string) {
+		var reason *string
+		if err := target.QueryRow(ctx, `SELECT next_offset, stopped_reason FROM pgsink.offsets WHERE topic = $1`, topic).Scan(&next, &reason); err != nil {
+			return false, err.Error()
+		}
+		v, _ := metricValue(port, stoppedMetric)
+		return reason != nil && v == 1, fmt.Sprintf("next_offset %d, stopped_reason %v, %s %v", next, reason, stoppedMetric, v)
+	})
+	if _, err := target.Exec(ctx, `ALTER TABLE public.items DROP CONSTRAINT small`); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	out, err := pgsinkRun(t, cfg, []string{"TARGET_URL=" + targetURL}, "replay",
+		"--topic", topic, "--partition", "0", "--from", fmt.Sprintf("offset:%d", next), "--wait", "--wait-timeout", "60s")
+	if err != nil || !strings.Contains(out, "replay applied") {
+		t.Fatalf("replay --wait: %v after %s\n%s", err, time.Since(began).Round(time.Millisecond), out)
+	}
+	t.Logf("replay --wait from offset %d returned after %s", next, time.Since(began).Round(time.Millisecond))
+	itemsConverge(t, st, targetURL, 30*time.Second)("after the replay")
+	if v, _ := metricValue(port, stoppedMetric); v != 0 {
+		t.Errorf("%s = %v after the replay, want 0", stoppedMetric, v)
+	}
+	if code, _ := p.stop(30 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
