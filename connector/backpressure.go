@@ -1,6 +1,8 @@
 package connector
 
 import (
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -14,6 +16,8 @@ type consumer interface {
 	Pause(partitions []kafka.TopicPartition) error
 	Resume(partitions []kafka.TopicPartition) error
 	Seek(partition kafka.TopicPartition, ignoredTimeoutMs int) error
+	IncrementalAssign(partitions []kafka.TopicPartition) error
+	IncrementalUnassign(partitions []kafka.TopicPartition) error
 	StoreOffsets(offsets []kafka.TopicPartition) ([]kafka.TopicPartition, error)
 	CommitOffsets(offsets []kafka.TopicPartition) ([]kafka.TopicPartition, error)
 	GetWatermarkOffsets(topic string, partition int32) (low, high int64, err error)
@@ -148,10 +152,25 @@ func (r *Runner) service() {
 		s.p.overflow = nil
 		topic := s.p.id.Topic
 		tp := kafka.TopicPartition{Topic: &topic, Partition: s.p.id.Partition, Offset: kafka.Offset(s.offset)}
-		if err := r.consumer.Seek(tp, 0); err != nil {
+		err := r.consumer.Seek(tp, 0)
+		var kerr kafka.Error
+		if errors.As(err, &kerr) && kerr.Code() == kafka.ErrState {
+			err = r.reassign(s.p, tp)
+		}
+		if err != nil {
 			r.fatalf(s.p.log, "seek after a moved position", err)
 		}
 		s.p.seeking.Store(false)
+		if s.p.pausedAtClaim {
+			// Stopped at its claim, it was assigned paused: the seek is
+			// its re-claim after a replay's rewind, from where it fetches
+			// now. Resumed after the seek, so that the client never
+			// fetches from the position outside what Kafka holds.
+			if err := r.consumer.Resume([]kafka.TopicPartition{tp}); err != nil {
+				r.fatalf(s.p.log, "resume a partition a replay un-stopped", err)
+			}
+			s.p.pausedAtClaim = false
+		}
 	}
 	if !r.anyPaused {
 		return // service runs after every message: no walk over every partition then
@@ -180,6 +199,29 @@ func (r *Runner) service() {
 		}
 		r.anyPaused = r.anyPaused || p.paused
 	}
+}
+
+// reassign moves a partition whose fetcher stopped to tp.Offset: once
+// Kafka answered a fetch of it with offset out of range (a hole, or a
+// position outside what Kafka holds at its claim) under
+// auto.offset.reset=error, the client refuses to seek it (ErrState) and
+// only a new assignment starts it again (librdkafka#2961). That is what a
+// stopped partition's re-claim after a replay's rewind meets. It is taken
+// out of the assignment and put back at the offset, resumed.
+func (r *Runner) reassign(p *partition, tp kafka.TopicPartition) error {
+	tps := []kafka.TopicPartition{tp}
+	if err := r.consumer.IncrementalUnassign(tps); err != nil {
+		return fmt.Errorf("seek refused (the fetcher stopped), unassign to assign again: %w", err)
+	}
+	if err := r.consumer.IncrementalAssign(tps); err != nil {
+		return fmt.Errorf("seek refused (the fetcher stopped), assign again: %w", err)
+	}
+	if err := r.consumer.Resume(tps); err != nil {
+		return fmt.Errorf("resume the partition assigned again: %w", err)
+	}
+	p.paused, p.pausedAtClaim = false, false
+	p.log.Info("partition assigned again at its position: its fetcher had stopped (offset out of range)", zap.Int64("offset", int64(tp.Offset)))
+	return nil
 }
 
 // requestSeek queues a worker's seek for the poll loop (service).

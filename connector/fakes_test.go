@@ -99,6 +99,33 @@ type fakePositions struct {
 	claimErr  error
 	// stopReasons are the reasons MarkStopped noted.
 	stopReasons []string
+	// reads counts the Reads.
+	reads int
+}
+
+// awaitReads waits until the row was read n times.
+func (f *fakePositions) awaitReads(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(testWait)
+	for {
+		f.mu.Lock()
+		got := f.reads
+		f.mu.Unlock()
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the offsets row read %d times within %s, want %d", got, testWait, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// set replaces the stored row, and what the next Claim stores.
+func (f *fakePositions) set(stored, claimed dedup.Claim, readErr error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stored, f.claimed, f.readErr = stored, claimed, readErr
 }
 
 func (f *fakePositions) MarkStopped(_ context.Context, _ dedup.Claim, reason string) error {
@@ -129,6 +156,7 @@ func (f *fakePositions) awaitStopReasons(t *testing.T, n int) []string {
 func (f *fakePositions) Read(context.Context, dedup.PartitionID) (dedup.Claim, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.reads++
 	return f.stored, f.readErr
 }
 
@@ -206,17 +234,20 @@ type fakeLoop struct {
 	fatals   chan string
 	released chan int64 // each non-empty release
 	stops    chan string
+	resumes  chan struct{}
 	charged  atomic.Int64 // every charge, summed
 }
 
 func newFakeLoop() *fakeLoop {
-	return &fakeLoop{seeks: make(chan int64, 64), commits: make(chan int64, 64), fatals: make(chan string, 64), released: make(chan int64, 256), stops: make(chan string, 64)}
+	return &fakeLoop{seeks: make(chan int64, 64), commits: make(chan int64, 64), fatals: make(chan string, 64), released: make(chan int64, 256), stops: make(chan string, 64),
+		resumes: make(chan struct{}, 64)}
 }
 
 func (l *fakeLoop) requestSeek(_ *partition, offset int64)     { l.seeks <- offset }
 func (l *fakeLoop) committed(_ *partition, next int64)         { l.commits <- next }
 func (l *fakeLoop) fatalf(_ *zap.Logger, what string, _ error) { l.fatals <- what }
 func (l *fakeLoop) stopped(_ *partition, reason string)        { l.stops <- reason }
+func (l *fakeLoop) resumed(*partition)                         { l.resumes <- struct{}{} }
 func (l *fakeLoop) charge(bytes int64)                         { l.charged.Add(bytes) }
 func (l *fakeLoop) release(bytes int64) {
 	if bytes != 0 {
@@ -353,6 +384,10 @@ type fakeConsumer struct {
 	paused  []int32
 	resumed []int32
 	seeks   []kafka.TopicPartition
+	// assigned and unassigned are the IncrementalAssign and
+	// IncrementalUnassign calls outside a rebalance (reassign).
+	assigned   []kafka.TopicPartition
+	unassigned []int32
 	// seekErrs are what the next Seeks fail with, one each.
 	seekErrs []error
 	stored   chan kafka.TopicPartition
@@ -381,6 +416,17 @@ func (c *fakeConsumer) noted(calls *[]int32) []int32 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return slices.Clone(*calls)
+}
+
+func (c *fakeConsumer) IncrementalAssign(tps []kafka.TopicPartition) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.assigned = append(c.assigned, tps...)
+	return nil
+}
+
+func (c *fakeConsumer) IncrementalUnassign(tps []kafka.TopicPartition) error {
+	return c.note(&c.unassigned, tps)
 }
 
 func (c *fakeConsumer) Seek(tp kafka.TopicPartition, _ int) error {

@@ -1,8 +1,10 @@
 package connector
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -89,6 +91,9 @@ type pollLoop interface {
 	// stopped reports that the partition stopped on an error that needs an
 	// operator: the instance is then not ready (/readyz).
 	stopped(p *partition, reason string)
+	// resumed reports that a stopped partition took a replay's rewind and
+	// applies again.
+	resumed(p *partition)
 }
 
 // workerDeps are a partition worker's collaborators, shared by every
@@ -99,12 +104,15 @@ type workerDeps struct {
 	// check, Kafka's group protocol alone assigns.
 	kafkaOffsets bool
 	fenceGrace   time.Duration
-	applier      applier
-	positions    positions
-	router       router
-	deadLetters  diverter
-	metrics      *Metrics
-	loop         pollLoop
+	// stoppedLook is how often a stopped partition re-reads its row for a
+	// replay's rewind (park); zero is idleCheck (tests shorten it).
+	stoppedLook time.Duration
+	applier     applier
+	positions   positions
+	router      router
+	deadLetters diverter
+	metrics     *Metrics
+	loop        pollLoop
 	// warned is shared by every partition: retries and fallbacks are
 	// logged once per table, not once per partition.
 	warned *warnOnce
@@ -171,9 +179,16 @@ type partition struct {
 	paused   bool
 
 	// stopped is set once the partition stopped on an error that needs an
-	// operator; it then holds its position until revoked.
-	stopped atomic.Bool
-	decoder *debezium.Decoder
+	// operator; it then holds its position until revoked or rewound by a
+	// replay (park). parkWarned is when a stopped partition last warned
+	// that it could not read its row.
+	stopped    atomic.Bool
+	parkWarned time.Time
+	// pausedAtClaim is the poll loop's: the partition stopped at its
+	// claim (begin) and was assigned paused; the seek of the re-claim a
+	// replay's rewind brings resumes it.
+	pausedAtClaim bool
+	decoder       *debezium.Decoder
 	// fenced is set (by the worker) when another owner's epoch rejected a
 	// batch: the worker waits for the group to revoke the partition.
 	fenced bool
@@ -291,6 +306,14 @@ func (p *partition) run() {
 		// instance's partitions stage, not only which do not.
 		p.metrics.Tx.Direct.WithLabelValues(p.labels[0], p.labels[1]).Set(0)
 	}
+	for p.work() {
+	}
+}
+
+// work applies the partition's records until it is revoked or stopping
+// (false), or until it stopped and a replay's rewind un-stopped it (true:
+// it goes on from the position the re-claim read).
+func (p *partition) work() (again bool) {
 	defer func() {
 		// A bug outside decoding and applying (those recover per record):
 		// this partition stops with its offset unmoved, the process and
@@ -300,7 +323,7 @@ func (p *partition) run() {
 			p.abandonFlight()
 			p.fail("internal error (a bug in pgsink; please report it with this stack); the offset is not moved", sink.NewPanicError(v))
 			p.releaseHeld()
-			p.park()
+			again = p.park()
 		}
 	}()
 	for {
@@ -310,7 +333,7 @@ func (p *partition) run() {
 				if errors.Is(err, errFenced) && p.awaitFence() {
 					continue
 				}
-				return
+				return false
 			}
 			continue
 		}
@@ -330,7 +353,7 @@ func (p *partition) run() {
 			if p.halt() {
 				continue
 			}
-			return
+			return false
 		}
 		if !clean {
 			continue // the records were taken from a position since left
@@ -340,14 +363,14 @@ func (p *partition) run() {
 			// the target: nothing of the batch is applied, its offset
 			// stays where it was, and the next owner reads those records
 			// again.
-			return
+			return false
 		}
 		if errors.Is(err, errFenced) {
 			p.releaseHeld()
 			if p.awaitFence() {
 				continue
 			}
-			return
+			return false
 		}
 		if err != nil {
 			what := "cannot resolve the topic's target table; the offset is not moved"
@@ -361,8 +384,10 @@ func (p *partition) run() {
 			}
 			p.fail(what, err)
 			p.releaseHeld()
-			p.park()
-			return
+			if p.park() {
+				continue
+			}
+			return false
 		}
 		items, used := batch.Items, len(batch.Items)
 		if p.local != nil {
@@ -371,7 +396,7 @@ func (p *partition) run() {
 				if p.halt() {
 					continue
 				}
-				return
+				return false
 			}
 			if handled {
 				if p.direct {
@@ -381,7 +406,7 @@ func (p *partition) run() {
 				recycleItems(items, used)
 				p.lastItems = used
 				if !more {
-					return
+					return false
 				}
 				continue
 			}
@@ -390,7 +415,7 @@ func (p *partition) run() {
 			// Revoked or stopping while at the staging bound: nothing of
 			// the batch is applied, and the next owner reads it again.
 			p.drain()
-			return
+			return false
 		}
 		if len(batch.Items) > 0 || batch.Next > batch.Claim.NextOffset {
 			ok := true
@@ -409,7 +434,7 @@ func (p *partition) run() {
 				if p.halt() {
 					continue
 				}
-				return
+				return false
 			}
 		}
 		// Applied (or nothing to apply): no one refers to the items any
@@ -418,21 +443,21 @@ func (p *partition) run() {
 		p.lastItems = used
 		if !more {
 			p.drain() // revoked or stopping: what is in flight ends first
-			return
+			return false
 		}
 	}
 }
 
 // halt follows a batch the partition cannot go on from: a fenced partition
 // waits for the group and goes on (true) if it claimed the partition back;
-// any other stops it where it is until it is revoked.
+// any other stops it where it is until it is revoked, or until a replay
+// rewinds it (park: true, go on).
 func (p *partition) halt() bool {
 	p.releaseHeld()
 	if p.fenced && p.awaitFence() {
 		return true
 	}
-	p.park()
-	return false
+	return p.park()
 }
 
 // fenceGrace is how long a fenced partition waits for the group to take it
@@ -467,20 +492,79 @@ func (p *partition) awaitFence() bool {
 	}
 }
 
-// park keeps a stopped partition's goroutine until it is revoked, draining
-// its input so the poll loop never blocks on it.
-func (p *partition) park() {
+// park keeps a stopped partition's goroutine, draining its input so the
+// poll loop never blocks on it, until it is revoked (false) or a replay
+// rewinds it (true: re-claimed, it goes on from the rewound position).
+//
+// A stopped partition re-reads its offsets row every idleCheck, as an idle
+// running one does (checkClaim), so that `pgsink replay` un-stops it
+// without a restart of the instance: the operator's fix for what stopped
+// it (records Kafka deleted, a record the target refused) is a rewind.
+// Nothing else clears the stop (I5): an unchanged row, or another
+// instance's claim, leaves it stopped with its offset unmoved. Under
+// apply.offsets: kafka there is no row, and a stop lasts until the
+// partition is revoked. A partition parked for another reason than a stop
+// (an apply error that stops the instance) looks at nothing.
+func (p *partition) park() bool {
+	var look <-chan time.Time
+	if p.stopped.Load() && !p.kafkaOffsets {
+		t := time.NewTicker(cmp.Or(p.stoppedLook, idleCheck))
+		defer t.Stop()
+		look = t.C
+	}
 	for {
 		select {
 		case <-p.in.waiting():
 			p.in.drain(func(e envelope) { p.loop.release(e.cost) })
 			p.in.release()
 		case <-p.stopping:
-			return
+			return false
 		case <-p.ctx.Done():
-			return
+			return false
+		case <-look:
+			if p.rewoundWhileStopped() {
+				return true
+			}
 		}
 	}
+}
+
+// rewoundWhileStopped reads a stopped partition's row and, if a replay
+// rewound it since the partition's claim, re-claims the partition under a
+// new epoch (which clears the stop noted on the row), seeks to the stored
+// position and clears the stop here: true, the worker goes on. Any other
+// row, or a read that fails, leaves it stopped (false) until the next look.
+func (p *partition) rewoundWhileStopped() bool {
+	stored, err := p.positions.Read(p.ctx, p.id)
+	if err != nil {
+		switch {
+		case p.ctx.Err() != nil:
+		case sink.Unavailable(err):
+			p.reportDown(err)
+		case time.Since(p.parkWarned) >= unavailableLogEvery:
+			// Every stopped partition looks every idleCheck: warned at
+			// the pace of the instance's unavailable reporter at most.
+			p.parkWarned = time.Now()
+			p.log.Warn("a stopped partition cannot read its offsets row to look for a replay's rewind; it looks again every idle check (warned every 10 s at most)", zap.Error(err))
+		}
+		return false
+	}
+	p.downSince = time.Time{}
+	if stored.Epoch <= p.claim.Epoch || !strings.HasPrefix(stored.Owner, dedup.ReplayOwnerPrefix) {
+		// Unchanged, or another instance's claim: the group moves the
+		// partition there, and this one does not fight it for the row.
+		return false
+	}
+	if p.reclaim("stopped partition rewound by a replay") != nil {
+		return false // revoked or stopping meanwhile, or the instance stops
+	}
+	p.stopped.Store(false)
+	p.metrics.Stopped.WithLabelValues(p.labels[0], p.labels[1]).Set(0)
+	p.loop.resumed(p)
+	// Not synced with the staging generation while it was stopped: it
+	// syncs before it stages again, as at a claim.
+	p.stagingStale = p.resets != nil
+	return true
 }
 
 // collect gathers the next batch: it waits for a first record, then takes
@@ -979,7 +1063,8 @@ func (p *partition) settle(batch *sink.Batch, last *kafka.Message, st sink.Stats
 		p.seek(moved.Stored)
 		return true
 	case errors.As(err, &poison):
-		p.fail("record cannot be applied and errors.tolerance is none: fix it or the target, then restart", err)
+		p.fail(fmt.Sprintf("record cannot be applied and errors.tolerance is none: fix it or the target, then rewind the partition to it (pgsink replay --topic %s --partition %d --from offset:%d) or restart",
+			p.id.Topic, p.id.Partition, p.claim.NextOffset), err)
 		return false
 	case errors.As(err, &stop):
 		p.fail(stop.StopWhat(), err)

@@ -182,6 +182,7 @@ func (r *Runner) begin(client offsetsClient, cl claimed, log *zap.Logger) bool {
 		p.fail("the stored offset is outside what Kafka holds", fmt.Errorf(
 			"stored next offset %d, Kafka has [%d, %d): the records in between were deleted (retention) or the topic was recreated; replay the table (pgsink replay --from earliest) to rebuild it",
 			claim.NextOffset, cl.low, cl.high))
+		p.pausedAtClaim = true
 		go p.parked()
 		return false
 	}
@@ -192,10 +193,15 @@ func (r *Runner) begin(client offsetsClient, cl claimed, log *zap.Logger) bool {
 
 // parked is the goroutine of a partition stopped before its worker ran
 // (begin): it drains the partition's input until it is revoked, as a
-// stopped worker does.
+// stopped worker does, or until a replay rewinds it: re-claimed, it then
+// runs the worker from the rewound position (the poll loop resumes the
+// partition with the seek: pausedAtClaim).
 func (p *partition) parked() {
-	defer close(p.done)
-	p.park()
+	if p.park() {
+		p.run()
+		return
+	}
+	close(p.done)
 }
 
 // outside reports a next offset Kafka cannot serve: below the low

@@ -244,6 +244,9 @@ func (r *Runner) Ready(ctx context.Context) error {
 // stopped notes a stopped partition for Ready (pollLoop).
 func (r *Runner) stopped(p *partition, reason string) { r.stops.add(p.id, p.claim.NextOffset, reason) }
 
+// resumed forgets the stop of a partition a replay un-stopped (pollLoop).
+func (r *Runner) resumed(p *partition) { r.stops.clear(p.id) }
+
 // Run consumes until ctx ends (a graceful shutdown: batches in flight are
 // finished, the group is left) or a fatal error.
 func (r *Runner) Run(ctx context.Context) error {

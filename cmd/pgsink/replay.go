@@ -24,8 +24,11 @@ const replayUsage = `Usage: pgsink replay --config FILE (--table T | --topic X) 
 Rewinds the stored positions of a table's topics (or of one topic) so the
 records from --from on are applied again. It goes through the same epoch
 fencing as running instances: they see the new epoch, re-claim the partition
-and continue from the rewound position, so it is safe while they run. Writes
-are version-guarded, so replaying over a live table never regresses a row.
+and continue from the rewound position, so it is safe while they run. A
+partition stopped on an error (a record under errors.tolerance none, a
+position Kafka no longer holds) takes the rewind too, and applies again
+without a restart. Writes are version-guarded, so replaying over a live
+table never regresses a row.
 
 Under apply.consistency: transaction, --topic may be the transaction topic
 (apply.transaction.topic): the resolver's position moves back, and it

@@ -359,7 +359,7 @@ func printStopped(w io.Writer, parts []partitionStatus) {
 			continue
 		}
 		if !header {
-			fmt.Fprintln(w, "\nstopped partitions (fix the cause, then restart the owner or let the group move them):")
+			fmt.Fprintln(w, "\nstopped partitions (fix the cause as each reason says, then `pgsink replay` them, which the running owner takes, or restart the owner):")
 			header = true
 		}
 		since := ""
