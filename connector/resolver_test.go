@@ -13,6 +13,7 @@ import (
 	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/sink"
 	"github.com/pgsink/pgsink/txapply"
+	"github.com/pgsink/pgsink/txlocal"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
@@ -392,6 +393,71 @@ func TestResolverApplierWaitsThroughAnOutage(t *testing.T) {
 			}
 			if !tc.wantStop && claim.NextOffset != 14 {
 				t.Errorf("claim at %d, want 14 (applied once the events were staged)", claim.NextOffset)
+			}
+		})
+	}
+}
+
+// TestResolverLeaveRule: a resolver that waits for a transaction's events
+// tells the direct partitions to leave only once no record has reached
+// the store for localWait: while records still arrive, the events may be
+// among the next ones, and a partition that leaves during a backlog stages
+// to its end.
+func TestResolverLeaveRule(t *testing.T) {
+	const wait = 100 * time.Millisecond
+	for _, tc := range []struct {
+		name      string
+		arriving  bool
+		wantLeave bool
+	}{
+		{name: "nothing arrives: leave", wantLeave: true},
+		{name: "records still arrive: wait", arriving: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := txlocal.New(1<<30, 1<<30)
+			store.SetResolver(true)
+			id := dedup.PartitionID{Group: "g", Topic: "t", Partition: 0}
+			if !store.Enter(dedup.Claim{PartitionID: id}, nil) {
+				t.Fatal("the partition did not enter")
+			}
+			stopFeeding := make(chan struct{})
+			fed := make(chan struct{})
+			go func() {
+				defer close(fed)
+				for o := int64(0); tc.arriving; o++ {
+					it := sink.Item{Record: debezium.Record{Offset: o}, Change: debezium.Change{Transaction: &debezium.Transaction{ID: "7:1", TxID: 7}}}
+					if _, err := store.Hold(id, []sink.Item{it}, []int64{1}); err != nil {
+						t.Errorf("Hold: %v", err)
+						return
+					}
+					select {
+					case <-stopFeeding:
+						return
+					case <-time.After(wait / 10):
+					}
+				}
+			}()
+			incomplete := &txapply.IncompleteError{ID: "tx", Want: map[string]int64{"public.a": 1}, WantTotal: 1}
+			waitUntil := time.Now().Add(5 * wait)
+			f := &fakeResolver{script: make([]error, 1_000_000)}
+			for i := range f.script {
+				f.script[i] = incomplete
+			}
+			f.observe = func() {
+				if time.Now().After(waitUntil) {
+					f.script = nil // the events are there: applied
+				}
+			}
+			a := &resolverApplier{resolver: f, local: store, localWait: wait, maxWait: time.Hour, log: zap.NewNop(),
+				retry: config.Retry{MaxAttempts: 5, InitialBackoff: config.Duration(time.Millisecond), MaxBackoff: config.Duration(time.Millisecond)}}
+			if _, err := a.Apply(context.Background(), endsBatch(&dedup.Claim{NextOffset: 10}, 10)); err != nil {
+				t.Fatalf("Apply = %v", err)
+			}
+			close(stopFeeding)
+			<-fed
+			got := store.MustLeave(id).Cause
+			if tc.wantLeave && got != txlocal.CauseResolverWait || !tc.wantLeave && got != "" {
+				t.Errorf("after waiting %s (localWait %s, records arriving: %v): told to leave for %q", 5*wait, wait, tc.arriving, got)
 			}
 		})
 	}

@@ -319,9 +319,11 @@ func (m resolverWaitMark) EndWaiting(ctx context.Context, group string) error {
 type resolverApplier struct {
 	resolver resolving
 	// local is the local path's store, nil when it is off: a resolver
-	// that waits for events longer than localWait tells its partitions to
-	// leave the direct state.
+	// that waits for events longer than localWait, none handed to the
+	// store meanwhile, tells its partitions to leave the direct state.
 	local *txlocal.Store
+	// localWait is localWait unless a test sets it.
+	localWait time.Duration
 	// waits, when set, is told when the resolver waits for events not
 	// staged yet, and when it stops without applying.
 	waits   waitMarker
@@ -495,11 +497,15 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (st sink.Sta
 			if incompleteSince.IsZero() {
 				incompleteSince = now
 			}
-			if a.local != nil && now.Sub(incompleteSince) > localWait {
+			if lw := cmp.Or(a.localWait, localWait); a.local != nil && now.Sub(incompleteSince) > lw && !a.local.HandedSince(now.Add(-lw)) {
 				// The events waited for may be behind records the direct
 				// partitions hold, in a buffer budget they fill: staged,
-				// those leave memory, and the partitions fetch on.
-				a.local.LeaveAll(txlocal.Leaving{Cause: txlocal.CauseResolverWait, Why: "the resolver waits for a transaction's events"})
+				// those leave memory, and the partitions fetch on. Not
+				// while records still reach the store: the events may be
+				// among the next, and a partition that leaves stages
+				// until the resolver has caught up with it, which during
+				// a backlog is its end.
+				a.local.LeaveAll(txlocal.Leaving{Cause: txlocal.CauseResolverWait, Why: "the resolver waits for a transaction's events and no record reached the local path's store meanwhile"})
 			}
 			if wait.look(now, incomplete, a.maxWait, every, a.high) {
 				return st, &txapply.StoppedError{Err: err}
@@ -584,8 +590,9 @@ func (a *resolverApplier) Apply(ctx context.Context, b *sink.Batch) (st sink.Sta
 	}
 }
 
-// localWait is how long the resolver waits for an END's events before it
-// tells the direct partitions to leave the local path. Longer than an END
+// localWait is how long the resolver waits for an END's events, with no
+// record handed to the local path's store meanwhile, before it tells the
+// direct partitions to leave the local path. Longer than an END
 // usually waits for its partitions' records to be fetched, so that a
 // partition does not leave for that.
 const localWait = 2 * time.Second

@@ -31,6 +31,10 @@ type Store struct {
 	resolvers int
 	resolver  bool
 	parts     map[dedup.PartitionID]*part
+	// handed is when a partition last handed the store a record: the
+	// resolver's liveness rule tells a wait for events that are on
+	// their way from one that nothing can end (HandedSince).
+	handed time.Time
 }
 
 // part is one direct partition.
@@ -326,10 +330,27 @@ func (s *Store) Hold(id dedup.PartitionID, items []sink.Item, sizes []int64) (in
 	}
 	p.bytes += bytes
 	s.held += bytes
+	if m > 0 {
+		s.handed = now
+	}
 	if m < len(items) {
 		return m, ErrFull
 	}
 	return m, nil
+}
+
+// HandedSince reports whether a partition handed the store a record after
+// t. A resolver that waits for a transaction's events while records still
+// arrive may be waiting for records on their way (a slow fetch, a machine
+// busy elsewhere); one that waits while none arrive may wait for records
+// that cannot come: behind a partition at its share with the waited
+// transaction alone (larger than the share), or behind a buffer budget the
+// held records and the queues behind them spend, which stops the poll
+// loop. Only that second wait is ended by telling the partitions to leave.
+func (s *Store) HandedSince(t time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.handed.After(t)
 }
 
 // LeaveAll tells every direct partition to leave the direct state, for why.
