@@ -478,10 +478,10 @@ func TestDecodedItemsChargedUntilApplied(t *testing.T) {
 	w := newWorker(t, batchOf(100, 1<<20, time.Minute), 0, applies)
 	w.queue(0, 0, slices.Repeat([]string{"wide:1000"}, 3)...)
 	w.start()
-	// Every item charged: the worker is then in Apply (which waits for the
-	// test) and charges nothing more. Waiting only for more than two
-	// items' worth let the third item's charge land between the two reads
-	// below.
+	// Every item charged, exactly: the worker is then in Apply (which
+	// waits for the test) and charges nothing more. A lower bound would
+	// let the test go on while the worker still takes an item, whose
+	// charge could land between the two reads below.
 	one, _, err := fakeRouter{}.Item(context.Background(), nil, debezium.Record{Value: []byte("wide:1000")})
 	if err != nil {
 		t.Fatal(err)
