@@ -12,6 +12,7 @@ import (
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/debezium"
 	"github.com/pgsink/pgsink/dedup"
 	"github.com/pgsink/pgsink/sink"
 	"go.uber.org/zap"
@@ -486,10 +487,21 @@ func TestDecodedItemsChargedUntilApplied(t *testing.T) {
 	w := newWorker(t, batchOf(100, 1<<20, time.Minute), 0, applies)
 	w.queue(0, 0, slices.Repeat([]string{"wide:1000"}, 3)...)
 	w.start()
-	for w.poll.charged.Load() < 3*1000 {
-		runtime.Gosched()
+	// Every item charged, exactly: the worker is then in Apply (which
+	// waits for the test) and charges nothing more. A lower bound would
+	// let the test go on while the worker still takes an item, whose
+	// charge could land between the two reads below.
+	one, _, err := fakeRouter{}.Item(context.Background(), nil, debezium.Record{Value: []byte("wide:1000")})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got, want := w.unreleased(), w.queued+w.poll.charged.Load(); got != want {
+	charged := 3 * decodedBytes(&one)
+	for deadline := time.Now().Add(testWait); w.poll.charged.Load() != charged; runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker charged %d bytes for its batch's decoded items, want %d: three items'", w.poll.charged.Load(), charged)
+		}
+	}
+	if got, want := w.unreleased(), w.queued+charged; got != want {
 		t.Errorf("%d bytes counted while the batch is applied, want %d: its records and decoded items", got, want)
 	}
 	got := next(t, applies.calls, "apply")

@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -36,9 +37,12 @@ func TestE2EStatusStagingBound(t *testing.T) {
 		return strings.Contains(out, "for events not all staged: transaction ") && strings.Contains(out, "(public.orders: 0 of 1)"), out
 	})
 	t.Logf("status while the resolver waits:\n%s", out)
-	if v, ok := metricValue(port, "pgsink_transaction_resolver_wait_published"); !ok || v != 1 {
-		t.Errorf("pgsink_transaction_resolver_wait_published = %v (exported %v) while the resolver's wait is published, want 1", v, ok)
-	}
+	// Status reads the wait from its row, which the resolver commits before
+	// it sets the gauge: the gauge is waited for, not expected at once.
+	eventually(t, 30*time.Second, "pgsink_transaction_resolver_wait_published 1 while the resolver's wait is published", func() (bool, string) {
+		v, ok := metricValue(port, "pgsink_transaction_resolver_wait_published")
+		return ok && v == 1, fmt.Sprintf("%v (exported %v)", v, ok)
+	})
 	if strings.Contains(out, "waiting at the staging bound:") {
 		t.Errorf("status shows a partition waiting at its bound while the resolver's published wait lets it stage:\n%s", out)
 	}
