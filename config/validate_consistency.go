@@ -11,10 +11,7 @@ import "slices"
 // against the running system.
 func (v *validator) consistency(c *Config) {
 	if c.Apply.Consistency != ConsistencyTransaction {
-		if c.Apply.Transaction.DirectLocalPartitions {
-			v.fail("apply.transaction.direct_local_partitions", "is for apply.consistency: transaction only (its resolver takes the local partitions' records); this file's consistency is %s", c.Apply.Consistency)
-		}
-		return
+		return // apply.transaction is not read, as apply.transaction.topic
 	}
 	tx := c.Apply.Transaction
 	v.positive("apply.transaction.max_wait", tx.MaxWait)
