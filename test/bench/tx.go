@@ -153,7 +153,7 @@ func newLiveSource(ctx context.Context, env stacktest.Env) (*liveSource, error) 
 		d, err := pgx.Connect(ctx, sourceURL(env, s))
 		if err == nil {
 			l.drivers = append(l.drivers, d)
-			_, err = d.Exec(ctx, `SET synchronous_commit = off`)
+			_, err = d.Exec(ctx, roundsSession)
 		}
 		if err != nil {
 			l.close()
