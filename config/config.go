@@ -146,9 +146,7 @@ type TransactionApply struct {
 	// by the instance whose resolver owns the transaction topic hands its
 	// transactions' records to that resolver in memory instead of staging
 	// them, and the resolver moves its offsets row in the transaction that
-	// applies them (docs/transactions.md). On by default: it halves
-	// PostgreSQL's work per event on the partitions it covers; false
-	// stages every partition's records. Ignored in partition mode.
+	// applies them (docs/transactions.md). Off by default while it is new.
 	DirectLocalPartitions bool `yaml:"direct_local_partitions"`
 }
 

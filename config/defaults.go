@@ -72,7 +72,7 @@ func Default() Config {
 			MaxBufferedBytes: DefaultMaxBufferedBytes,
 			Offsets:          OffsetsTable,
 			Consistency:      ConsistencyPartition,
-			Transaction:      TransactionApply{MaxWait: Duration(DefaultTransactionMaxWait), MaxStagedBytes: DefaultTransactionMaxStagedBytes, Staging: StagingLogged, DirectLocalPartitions: true},
+			Transaction:      TransactionApply{MaxWait: Duration(DefaultTransactionMaxWait), MaxStagedBytes: DefaultTransactionMaxStagedBytes, Staging: StagingLogged},
 			Pipeline:         DefaultPipeline,
 		},
 		Errors:          Errors{Tolerance: ToleranceAll, DeadLetter: DeadLetter{Destination: DestinationTable}},

@@ -48,7 +48,6 @@ func TestDefaults(t *testing.T) {
 		{"commit column", tbl.Version.CommitColumn, DefaultCommitLSNColumn},
 		{"evolve", tbl.Schema.Evolve, EvolveNone},
 		{"path", tbl.Path, "tables[0]"},
-		{"local path", cfg.Apply.Transaction.DirectLocalPartitions, true},
 	}
 	for _, c := range checks {
 		if c.got != c.want {

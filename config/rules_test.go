@@ -48,7 +48,7 @@ func TestRules(t *testing.T) {
 		{name: "consistency", body: table + "apply: { consistency: serial }\n", want: []string{`apply.consistency: must be one of partition, transaction; got "serial"`}},
 		{name: "consistency transaction", body: table + "apply: { consistency: transaction, transaction: { topic: app.transaction } }\n"},
 		{name: "local partitions", body: table + "apply: { consistency: transaction, transaction: { topic: app.transaction, direct_local_partitions: true } }\n"},
-		{name: "staged partitions", body: table + "apply: { consistency: transaction, transaction: { topic: app.transaction, direct_local_partitions: false } }\n"},
+		{name: "local partitions in partition mode", body: table + "apply: { transaction: { direct_local_partitions: true } }\n", want: []string{"apply.transaction.direct_local_partitions: is for apply.consistency: transaction only (its resolver takes the local partitions' records); this file's consistency is partition"}},
 		{name: "consistency transaction without topic", body: table + "apply: { consistency: transaction }\n", want: []string{"apply.transaction.topic: is required with apply.consistency: transaction: the connector's transaction metadata topic (<topic.prefix>.transaction, with provide.transaction.metadata=true)"}},
 		{name: "consistency transaction topic routed", body: "tables:\n  - topic_pattern: 'app\\..*'\n    target: public.t\napply: { consistency: transaction, transaction: { topic: app.transaction, max_wait: 0s } }\n", want: []string{
 			"apply.transaction.max_wait: must be longer than 0",

@@ -11,7 +11,10 @@ import "slices"
 // against the running system.
 func (v *validator) consistency(c *Config) {
 	if c.Apply.Consistency != ConsistencyTransaction {
-		return // apply.transaction is not read, as apply.transaction.topic
+		if c.Apply.Transaction.DirectLocalPartitions {
+			v.fail("apply.transaction.direct_local_partitions", "is for apply.consistency: transaction only (its resolver takes the local partitions' records); this file's consistency is %s", c.Apply.Consistency)
+		}
+		return
 	}
 	tx := c.Apply.Transaction
 	v.positive("apply.transaction.max_wait", tx.MaxWait)

@@ -49,7 +49,7 @@ func main() {
 	budgets := flag.String("budgets", "128MiB,256MiB", "comma-separated apply.max_buffered_bytes values drained besides the default: what a larger memory budget buys")
 	txBaseline := flag.String("tx-baseline", "", "with -only tx: the results-partial.json of an earlier run of the phase (another commit, the same stack), shown in the report beside this run, each with its own ratios")
 	txStaging := flag.String("tx-staging", "", "with -only tx: apply.transaction.staging of the transaction-mode drain and latency run (logged or unlogged; default: pgsink's, logged)")
-	txLocal := flag.Bool("tx-local", true, "with -only tx: apply.transaction.direct_local_partitions in the transaction-mode drain and latency run (the local path, pgsink's default: the single instance's partitions hand the resolver their records unstaged); -tx-local=false stages every record")
+	txLocal := flag.Bool("tx-local", false, "with -only tx: apply.transaction.direct_local_partitions in the transaction-mode drain and latency run (the local path: the single instance's partitions hand the resolver their records unstaged)")
 	reportOnly := flag.Bool("report-only", false, "rewrite the report from the last run's .stack/bench/results.json (after editing docs/benchmark-analysis.md); with -only, from results-partial.json")
 	compareRounds := flag.Int("compare-rounds", 1, "with -only compare or avro-compare: how many times the new, old, old, new drains repeat")
 	compare := flag.String("compare", "", "with -only compare or avro-compare: the other pgsink binary, whose drains of the JSON or the Avro topic alternate with -pgsink's")

@@ -203,9 +203,9 @@ func startPgsink(ctx context.Context, env stacktest.Env, bin string, r pgsinkRun
 		if r.txStaging != "" {
 			staging = ", staging: " + r.txStaging
 		}
-		// Always written: the local path is pgsink's default, and the
-		// staged drain must say it is not taking it.
-		staging += fmt.Sprintf(", direct_local_partitions: %t", r.txLocal)
+		if r.txLocal {
+			staging += ", direct_local_partitions: true"
+		}
 		fmt.Fprintf(&extra, "  consistency: transaction\n  transaction: { topic: %s%s }\n", r.txTopic, staging)
 	}
 	start := "earliest"

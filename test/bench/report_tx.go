@@ -43,11 +43,7 @@ func txSection(r *Results) string {
 		partitions, w.Topic, txTopicOf(txSource))
 	p("%d change events (%d creates, %d updates, %d deletes), %d Kafka records, %.0f MB of keys and values. Debezium took %s (≈ %d events/s).\n\n",
 		w.Events, w.Creates, w.Updates, w.Deletes, w.Records, float64(w.KVBytes)/1e6, w.ProducedIn, w.DebeziumPS)
-	path := "the local path, pgsink's default: the single instance's partitions hand their records to the resolver in memory, which applies each source transaction in commit order and moves their offsets rows in the same transaction"
-	if !x.Local {
-		path = "`direct_local_partitions: false`: partitions stage their records in `pgsink.tx_staged`, the resolver applies each source transaction from there in commit order"
-	}
-	p("Two drains of the same topics, one after the other, at default settings and each with the same 10-s CPU profile: `apply.consistency: partition` (the default; it ignores the transaction blocks) and `apply.consistency: transaction` (%s). ", path)
+	p("Two drains of the same topics, one after the other, at default settings and each with the same 10-s CPU profile: `apply.consistency: partition` (the default; it ignores the transaction blocks) and `apply.consistency: transaction` (partitions stage their records in `pgsink.tx_staged`, the resolver applies each source transaction from there in commit order). ")
 	p("A drain ends when the positions cover the whole data topic and, in transaction mode, the resolver has applied every END. CPU is utime + stime from `/proc` over each run: pgsink's process, and the whole target PostgreSQL server. CPU-µs per event equals CPU-s per million events.\n\n")
 	b.WriteString(txDrains(x))
 	if len(x.Latency) > 0 {
@@ -97,7 +93,9 @@ func txDrains(x *TxRuns) string {
 			if staging == "" {
 				staging = "logged"
 			}
-			staging += fmt.Sprintf("`, `direct_local_partitions: %t", x.Local)
+			if x.Local {
+				staging += "`, `direct_local_partitions: true"
+			}
 			p("WAL written during each drain (the whole server's, `pg_stat_wal`): %.1f MB in transaction mode (`apply.transaction.staging: %s`), %.1f MB in partition mode. ", t.WALMB, staging, q.WALMB)
 		}
 		p("Issue 26's target, at most 2× the cost per event: %s\n\n", met(total(t) <= 2*total(q)))

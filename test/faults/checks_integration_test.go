@@ -35,7 +35,7 @@ func (s *scenario) checkAll(quiet bool, injected int) {
 			s.t.Logf("%s: invariant %s ok: %s", s.name, name, v.Detail)
 		}
 	}
-	if s.tx != nil && localPathRequired() {
+	if s.tx != nil && localPath() {
 		// Under PGSINK_FAULTS_TX_LOCAL=1 a scenario that never took the
 		// local path tested the staging path only.
 		s.checkLocalPath()

@@ -158,8 +158,8 @@ func newScenario(t *testing.T, name string, o scenarioOptions) *scenario {
 	if o.sessionMS == 0 {
 		o.sessionMS = 10000
 	}
-	if o.transaction && !localPath() {
-		name += " (" + stagedPathEnv + "=1: every record staged)"
+	if o.transaction && localPath() {
+		name += " (" + localPathEnv + "=1: the local path)"
 	}
 	s := &scenario{t: t, name: name, st: stacktest.New(t), started: time.Now(), aim: o.aim, unlogged: o.unlogged,
 		result: &result{Scenario: name, Started: time.Now()}}

@@ -101,11 +101,11 @@ func TestFaults1tFailpoints(t *testing.T) {
 	s := newScenario(t, "1t kill -9 at before-commit, after-commit, after-kafka-commit (transaction mode)", scenarioOptions{sessionMS: 6000, transaction: true})
 	s.result.FaultKinds = "SIGKILL at a failpoint"
 	points := "before-commit:0.03,after-commit:0.03,after-kafka-commit:0.03"
-	if localPathRequired() {
+	if localPath() {
 		points += ",local-after-take:0.06,local-after-commit:0.06"
 	}
 	s.killAtFailpoints(points, 3*time.Minute, 6)
-	if localPathRequired() {
+	if localPath() {
 		s.checkLocalPath("local-after-take", "local-after-commit")
 	}
 }

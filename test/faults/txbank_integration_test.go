@@ -118,26 +118,22 @@ func (s *scenario) transactionTarget() (tables, apply string) {
 	if s.unlogged {
 		staging = "unlogged"
 	}
-	apply = fmt.Sprintf("  consistency: transaction\n  transaction: { topic: %s, max_wait: 10m, max_staged_bytes: 16KiB, staging: %s, direct_local_partitions: %t }\n", s.tx.txTopic, staging, localPath())
+	local := ""
+	if localPath() {
+		local = ", direct_local_partitions: true"
+	}
+	apply = fmt.Sprintf("  consistency: transaction\n  transaction: { topic: %s, max_wait: 10m, max_staged_bytes: 16KiB, staging: %s%s }\n", s.tx.txTopic, staging, local)
 	return tables, apply
 }
 
-// The transaction-mode scenarios run pgsink's default, the local path
-// (apply.transaction.direct_local_partitions: the data partitions of the
-// resolver's instance hand it their records unstaged; docs/transactions.md,
-// The local path). stagedPathEnv=1 runs them with it off, every record
-// staged. localPathEnv=1 also fails a scenario in which no partition took
-// the local path, and arms scenario 1t's two failpoints of it: whether
-// they fire in a run is chance, so the default runs do not require it.
-const (
-	stagedPathEnv = "PGSINK_FAULTS_TX_STAGED"
-	localPathEnv  = "PGSINK_FAULTS_TX_LOCAL"
-)
+// localPathEnv runs the transaction-mode scenarios with
+// apply.transaction.direct_local_partitions on when set to 1: the data
+// partitions of the resolver's instance hand it their records unstaged
+// (docs/transactions.md, The local path), and scenario 1t arms its two
+// failpoints too.
+const localPathEnv = "PGSINK_FAULTS_TX_LOCAL"
 
-func localPath() bool { return os.Getenv(stagedPathEnv) != "1" }
-
-// localPathRequired: the scenario must show the local path taken.
-func localPathRequired() bool { return localPath() && os.Getenv(localPathEnv) == "1" }
+func localPath() bool { return os.Getenv(localPathEnv) == "1" }
 
 // partitions is how many partitions the instances share between them:
 // the accounts' and the outbox's, or, in the transaction-consistent form,
