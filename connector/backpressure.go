@@ -177,6 +177,7 @@ func (r *Runner) service() {
 	}
 	r.anyPaused = false
 	resolver := TransactionTopic(r.cfg)
+	dataBudget := r.buffered.Load()-r.localHeld() <= int64(r.cfg.Apply.MaxBufferedBytes)/2
 	for _, p := range r.workers {
 		if !p.paused {
 			continue
@@ -186,7 +187,7 @@ func (r *Runner) service() {
 		}
 		// The resolver's partition is held to its own budget, not to the
 		// data partitions' (pauseAll).
-		budget := r.buffered.Load() <= int64(r.cfg.Apply.MaxBufferedBytes)/2
+		budget := dataBudget
 		if resolver != "" && p.id.Topic == resolver {
 			budget = r.markerBytes.Load() <= markerBudget(r.cfg)/2
 		}
@@ -234,6 +235,22 @@ func (r *Runner) requestSeek(p *partition, offset int64) {
 // charge counts bytes a worker holds besides its fetched records in the
 // buffer budget.
 func (r *Runner) charge(bytes int64) { r.buffered.Add(bytes) }
+
+// localHeld is what the local path's store holds of the buffer budget (0
+// without it). A paused partition resumes once the rest of the budget is
+// half spent, not the whole of it: the store may hold half the budget by
+// itself (its bound) with records of transactions the resolver cannot
+// apply before one whose events the paused partition has yet to fetch,
+// and counting them would keep that partition paused until the resolver's
+// liveness rule emptied the store (every partition then stages to the end
+// of a backlog). The store stays within its own bound, and the poll loop
+// still stops at the whole budget (mayPoll), so memory stays within it.
+func (r *Runner) localHeld() int64 {
+	if r.local == nil {
+		return 0
+	}
+	return r.local.HeldBytes()
+}
 
 // release gives bytes of fetched records back to the buffer budget.
 func (r *Runner) release(bytes int64) { r.buffered.Add(-bytes) }

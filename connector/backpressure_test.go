@@ -8,7 +8,10 @@ import (
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/pgsink/pgsink/config"
+	"github.com/pgsink/pgsink/debezium"
 	"github.com/pgsink/pgsink/dedup"
+	"github.com/pgsink/pgsink/sink"
+	"github.com/pgsink/pgsink/txlocal"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
@@ -394,5 +397,42 @@ func TestMarkersDoNotHoldTheDataPartitionsBudget(t *testing.T) {
 	r.service()
 	if resolver.paused || r.markerBytes.Load() != 0 {
 		t.Errorf("transaction topic paused %v, markerBytes %d after the resolver took every marker", resolver.paused, r.markerBytes.Load())
+	}
+}
+
+// The records the local path's store holds do not keep a paused partition
+// paused: the store may hold half the budget by itself, with transactions
+// the resolver applies only once the paused partition fetched the rest of
+// an older one. The rest of the budget half spent is what resumes it.
+func TestServiceResumesBesideTheLocalStore(t *testing.T) {
+	unit := messageBytes(hundredBytes(0, 0))
+	r, c := newTestRunner(10 * unit)
+	p := r.own(0, 4)
+	for off := range int64(5) {
+		r.dispatch(hundredBytes(0, off)) // the fifth goes aside: paused
+	}
+	take(r, p, 4)
+	if !p.paused {
+		t.Fatal("partition not paused by its full queue")
+	}
+	// Another direct partition's records, held for the resolver: charged
+	// to the budget by its worker, then handed to the store.
+	store := txlocal.New(1<<20, 1<<20)
+	store.SetResolver(true)
+	other := dedup.PartitionID{Group: "g", Topic: testTopic, Partition: 9}
+	store.Enter(dedup.Claim{PartitionID: other}, nil)
+	it := sink.Item{Record: debezium.Record{Offset: 0}, Change: debezium.Change{Transaction: &debezium.Transaction{ID: "7:1", TxID: 7}}}
+	if _, err := store.Hold(other, []sink.Item{it}, []int64{6 * unit}); err != nil {
+		t.Fatal(err)
+	}
+	r.buffered.Add(6 * unit)
+	r.service()
+	if !p.paused {
+		t.Fatal("resumed with more than half the budget spent, no store to account for it")
+	}
+	r.local = store
+	r.service()
+	if p.paused || !slices.Equal(c.resumes(), []int32{0}) {
+		t.Errorf("paused %v, consumer resumes %v: want partition 0 resumed, the budget's rest (%d of %d bytes) at most half spent", p.paused, c.resumes(), r.buffered.Load()-6*unit, 10*unit)
 	}
 }

@@ -172,6 +172,13 @@ func (s *Store) Held() (records int, bytes int64) {
 	return records, s.held
 }
 
+// HeldBytes is what the records held count in the buffer budget.
+func (s *Store) HeldBytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held
+}
+
 // ResolverLocal reports whether this process's resolver owns the
 // transaction topic's partition.
 func (s *Store) ResolverLocal() bool {
