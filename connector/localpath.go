@@ -163,6 +163,7 @@ func (p *partition) directBatch(batch *sink.Batch) (handled, ok bool) {
 		}
 		sizes[len(sizes)-1] += p.held - sum
 	}
+	defer p.in.narrow(false)
 	for rest, restSizes := held, sizes; len(rest) > 0; {
 		n, err := p.local.Hold(p.id, rest, restSizes)
 		var moved int64
@@ -186,9 +187,8 @@ func (p *partition) directBatch(batch *sink.Batch) (handled, ok bool) {
 			return true, false
 		}
 		// At the bound: the rest waits, its offset unmoved, its records
-		// in the budget and the queue filling behind it, as a partition
-		// at its staging bound does, until the resolver applies what the
-		// store holds. A transaction too large for the bound makes the
+		// in the budget and a few more queued behind it (narrow), until
+		// the resolver applies what the store holds. A transaction too large for the bound makes the
 		// resolver wait for the rest, and then tell the partition to
 		// leave (resolverApplier, localWait).
 		select {
@@ -202,6 +202,7 @@ func (p *partition) directBatch(batch *sink.Batch) (handled, ok bool) {
 			p.leaveDirect(why)
 			return true, true
 		}
+		p.in.narrow(true)
 		p.local.WaitRoom(holdPoll)
 	}
 	if last := held[len(held)-1].Record.Offset; batch.Next > last+1 {

@@ -27,7 +27,10 @@ type recordQueue struct {
 	// limit is how many records the queue takes before offer refuses:
 	// the partition's backpressure point, not an allocation.
 	limit int
-	ready chan struct{}
+	// narrowed, while set, makes offer refuse past narrowedLimit records:
+	// the worker waits for room in the local path's store (narrow).
+	narrowed bool
+	ready    chan struct{}
 	// peak is the most records queued, and drains how many times the
 	// queue emptied, since the ring was last looked at (trimAfterDrains).
 	peak, drains int
@@ -54,10 +57,29 @@ const trimAfterDrains = 64
 // message, its envelope, and up to two queue slots (the ring doubles).
 const recordOverhead = int64(unsafe.Sizeof(kafka.Message{}) + 3*unsafe.Sizeof(envelope{}))
 
-// offer queues e unless the queue holds limit records already.
+// narrowedLimit is the queue's limit while its worker waits for room in
+// the local path's store.
+const narrowedLimit = 64
+
+// narrow sets whether the worker waits for room in the local path's
+// store. A worker that cannot hand records over takes none from its queue,
+// which would otherwise fill to limit and, with every such partition's,
+// spend the buffer budget: the poll loop then pauses every partition, the
+// one whose records the resolver waits for too, and nothing moves until
+// the resolver's liveness rule sends every partition back to staging.
+// Narrowed, the queue pauses its partition after a few records instead,
+// leaving the budget to the partitions that can take records.
+func (q *recordQueue) narrow(on bool) {
+	q.mu.Lock()
+	q.narrowed = on
+	q.mu.Unlock()
+}
+
+// offer queues e unless the queue holds limit records already, or
+// narrowedLimit while narrowed.
 func (q *recordQueue) offer(e envelope) bool {
 	q.mu.Lock()
-	if q.count >= q.limit {
+	if q.count >= q.limit || q.narrowed && q.count >= narrowedLimit {
 		q.mu.Unlock()
 		return false
 	}

@@ -172,3 +172,25 @@ func TestRecordQueueTrickleGivesBackABacklogsRing(t *testing.T) {
 		t.Errorf("%d slots kept for a trickle of single records, want at most %d: the backlog's ring is memory no budget counts", got, minQueueSlots)
 	}
 }
+
+// Narrowed (its worker waits for room in the local path's store), the
+// queue takes narrowedLimit records, not limit: its partition pauses
+// after a few instead of spending the buffer budget.
+func TestQueueNarrowed(t *testing.T) {
+	q := newRecordQueue(10 * narrowedLimit)
+	q.narrow(true)
+	n := 0
+	for q.offer(envelope{}) {
+		n++
+	}
+	if n != narrowedLimit {
+		t.Fatalf("narrowed queue took %d records, want %d", n, narrowedLimit)
+	}
+	q.narrow(false)
+	for q.offer(envelope{}) {
+		n++
+	}
+	if n != 10*narrowedLimit {
+		t.Errorf("queue took %d records once widened, want its limit %d", n, 10*narrowedLimit)
+	}
+}
