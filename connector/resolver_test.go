@@ -408,9 +408,10 @@ func TestResolverApplierWaitsThroughAnOutage(t *testing.T) {
 // tells the direct partitions to leave only once no record has reached
 // the store for localWait: while records still arrive, the events may be
 // among the next ones, and a partition that leaves during a backlog stages
-// to its end.
+// to its end. Records "arrive" at each of the resolver's looks (observe),
+// so the outcome does not depend on how the machine schedules the test.
 func TestResolverLeaveRule(t *testing.T) {
-	const wait = 100 * time.Millisecond
+	const wait = 50 * time.Millisecond
 	for _, tc := range []struct {
 		name      string
 		arriving  bool
@@ -426,32 +427,29 @@ func TestResolverLeaveRule(t *testing.T) {
 			if !store.Enter(dedup.Claim{PartitionID: id}, nil) {
 				t.Fatal("the partition did not enter")
 			}
-			stopFeeding := make(chan struct{})
-			fed := make(chan struct{})
-			go func() {
-				defer close(fed)
-				for o := int64(0); tc.arriving; o++ {
-					it := sink.Item{Record: debezium.Record{Offset: o}, Change: debezium.Change{Transaction: &debezium.Transaction{ID: "7:1", TxID: 7}}}
-					if _, err := store.Hold(id, []sink.Item{it}, []int64{1}); err != nil {
-						t.Errorf("Hold: %v", err)
-						return
-					}
-					select {
-					case <-stopFeeding:
-						return
-					case <-time.After(wait / 10):
-					}
-				}
-			}()
 			incomplete := &txapply.IncompleteError{ID: "tx", Want: map[string]int64{"public.a": 1}, WantTotal: 1}
-			waitUntil := time.Now().Add(5 * wait)
 			f := &fakeResolver{script: make([]error, 1_000_000)}
 			for i := range f.script {
 				f.script[i] = incomplete
 			}
+			var first time.Time
+			offset := int64(0)
 			f.observe = func() {
-				if time.Now().After(waitUntil) {
-					f.script = nil // the events are there: applied
+				if first.IsZero() {
+					first = time.Now()
+				}
+				if tc.arriving {
+					it := sink.Item{Record: debezium.Record{Offset: offset}, Change: debezium.Change{Transaction: &debezium.Transaction{ID: "7:1", TxID: 7}}}
+					offset++
+					if _, err := store.Hold(id, []sink.Item{it}, []int64{1}); err != nil {
+						t.Errorf("Hold: %v", err)
+					}
+				}
+				told := store.MustLeave(id).Cause != ""
+				// Waited well past localWait (or told to leave, or given
+				// up): the events are there, applied.
+				if told || time.Since(first) > 6*wait && len(f.calls) > 3 || time.Since(first) > testWait {
+					f.script = nil
 				}
 			}
 			a := &resolverApplier{resolver: f, local: store, localWait: wait, maxWait: time.Hour, log: zap.NewNop(),
@@ -459,11 +457,9 @@ func TestResolverLeaveRule(t *testing.T) {
 			if _, err := a.Apply(context.Background(), endsBatch(&dedup.Claim{NextOffset: 10}, 10)); err != nil {
 				t.Fatalf("Apply = %v", err)
 			}
-			close(stopFeeding)
-			<-fed
 			got := store.MustLeave(id).Cause
 			if tc.wantLeave && got != txlocal.CauseResolverWait || !tc.wantLeave && got != "" {
-				t.Errorf("after waiting %s (localWait %s, records arriving: %v): told to leave for %q", 5*wait, wait, tc.arriving, got)
+				t.Errorf("after waiting %s (localWait %s, records arriving: %v): told to leave for %q", time.Since(first), wait, tc.arriving, got)
 			}
 		})
 	}
