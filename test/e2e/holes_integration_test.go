@@ -48,37 +48,11 @@ func offsetDeletedWhileRunning(t *testing.T, kafkaOffsets bool) {
 	}
 	events := recordedAllTypes(t, 2)
 	produceCycling(t, st.Env.KafkaBootstrap, topic, events, len(events))
-	port := freePort(t)
-	cfg := tablesConfig(st, fmt.Sprintf("  - topic: %s\n    target: public.holes\n    schema: { create: true }\n", topic)) +
-		"apply:\n  batch: { max_records: 1, max_wait: 10ms }\n  retry: { initial_backoff: 100ms, max_backoff: 500ms }\n"
+	extra := ""
 	if kafkaOffsets {
-		cfg += "  offsets: kafka\n"
+		extra = "  offsets: kafka\n"
 	}
-	cfg = strings.Replace(cfg, "listen: 127.0.0.1:0", fmt.Sprintf("listen: 127.0.0.1:%d", port), 1)
-	u, err := url.Parse(targetURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := stacktest.NewProxy(t, u.Host)
-	through, err := proxy.URL(targetURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := pgx.Connect(ctx, targetURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	stored := func() (next int64, reason string) {
-		var r *string
-		if err := conn.QueryRow(ctx, `SELECT next_offset, stopped_reason FROM pgsink.offsets WHERE topic = $1`, topic).Scan(&next, &r); err != nil {
-			return -1, err.Error()
-		}
-		if r != nil {
-			reason = *r
-		}
-		return next, reason
-	}
+	cfg, port, proxy, through, stored := oneRecordBatches(ctx, t, st, targetURL, topic, "public.holes", extra)
 	p := startPgsink(t, cfg, "TARGET_URL="+through)
 	lag := fmt.Sprintf(`pgsink_partition_lag_records{partition="0",topic="%s"}`, topic)
 	eventually(t, 90*time.Second, "the first records applied", func() (bool, string) {
@@ -154,6 +128,44 @@ func offsetDeletedWhileRunning(t *testing.T, kafkaOffsets bool) {
 		t.Fatalf("exit %d", code)
 	}
 	t.Logf("stopped at next_offset %d, low watermark %d: %s", next, low, reason)
+}
+
+// oneRecordBatches is the set-up of the tests that delete records under a
+// running partition: a configuration applying topic to table (created) in
+// batches of one record, apply lines appended from extra, its metrics on a
+// fixed port; a proxy to the target for the instance (through); and
+// stored, which reads the partition's offsets row (its next offset and
+// stop reason) on a connection of the test's own.
+func oneRecordBatches(ctx context.Context, t *testing.T, st *stacktest.T, targetURL, topic, table, extra string) (cfg string, port int, proxy *stacktest.Proxy, through string, stored func() (int64, string)) {
+	t.Helper()
+	port = freePort(t)
+	cfg = tablesConfig(st, fmt.Sprintf("  - topic: %s\n    target: %s\n    schema: { create: true }\n", topic, table)) +
+		"apply:\n  batch: { max_records: 1, max_wait: 10ms }\n  retry: { initial_backoff: 100ms, max_backoff: 500ms }\n" + extra
+	cfg = strings.Replace(cfg, "listen: 127.0.0.1:0", fmt.Sprintf("listen: 127.0.0.1:%d", port), 1)
+	u, err := url.Parse(targetURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy = stacktest.NewProxy(t, u.Host)
+	if through, err = proxy.URL(targetURL); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, targetURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	stored = func() (next int64, reason string) {
+		var r *string
+		if err := conn.QueryRow(ctx, `SELECT next_offset, stopped_reason FROM pgsink.offsets WHERE topic = $1`, topic).Scan(&next, &r); err != nil {
+			return -1, err.Error()
+		}
+		if r != nil {
+			reason = *r
+		}
+		return next, reason
+	}
+	return cfg, port, proxy, through, stored
 }
 
 // produceCycling writes n records to partition 0 of topic, cycling through

@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/pgsink/pgsink/test/stacktest"
 )
 
@@ -37,34 +35,7 @@ func TestE2EStoppedPartitionTakesAReplay(t *testing.T) {
 	// cycles through them leaves the same two rows.
 	events := recordedAllTypes(t, 2)
 	produceCycling(t, st.Env.KafkaBootstrap, topic, events, len(events))
-	port := freePort(t)
-	cfg := tablesConfig(st, fmt.Sprintf("  - topic: %s\n    target: public.parked\n    schema: { create: true }\n", topic)) +
-		"apply:\n  batch: { max_records: 1, max_wait: 10ms }\n  retry: { initial_backoff: 100ms, max_backoff: 500ms }\n"
-	cfg = strings.Replace(cfg, "listen: 127.0.0.1:0", fmt.Sprintf("listen: 127.0.0.1:%d", port), 1)
-	u, err := url.Parse(targetURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := stacktest.NewProxy(t, u.Host)
-	through, err := proxy.URL(targetURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := pgx.Connect(ctx, targetURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	stored := func() (next int64, reason string) {
-		var r *string
-		if err := conn.QueryRow(ctx, `SELECT next_offset, stopped_reason FROM pgsink.offsets WHERE topic = $1`, topic).Scan(&next, &r); err != nil {
-			return -1, err.Error()
-		}
-		if r != nil {
-			reason = *r
-		}
-		return next, reason
-	}
+	cfg, port, proxy, through, stored := oneRecordBatches(ctx, t, st, targetURL, topic, "public.parked", "")
 	const rows = `SELECT * FROM public.parked ORDER BY 1`
 	stoppedMetric := fmt.Sprintf(`pgsink_partition_stopped{partition="0",topic="%s"}`, topic)
 	readyz := func() int {
